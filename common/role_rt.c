@@ -1,1 +1,390 @@
-/* placeholder: being written */
+/*
+ * role_rt - what every role process shares: attach, register, loop, rings, signals, heartbeat
+ */
+#include "role_rt.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+#include "mem.h"
+
+#define ROLE_RT_PING_NS 1000000000u /* one probe per peer per second */
+#define ROLE_RT_DRAIN_BUDGET 256     /* records per ring per pass, so one busy ring cannot starve others */
+
+static void arm_bell(struct role_rt *rt);
+static void arm_signal(struct role_rt *rt);
+
+static void load_config(struct role_rt *rt, struct cfg *out)
+{
+    char *err = NULL;
+
+    cfg_default(out);
+    if (rt->config_path && cfg_load_file(out, rt->config_path, &err) < 0) {
+        fprintf(stderr, "%s", err ? err : "configuration error\n");
+        free(err);
+        fatal("configuration %s is not valid", rt->config_path);
+    }
+    if (rt->data_dir) {
+        free(out->data_dir);
+        out->data_dir = xstrdup(rt->data_dir);
+    }
+}
+
+static void parse_args(struct role_rt *rt, int argc, char **argv, int *shm_fd, int *instance)
+{
+    static const struct option opts[] = {
+        {"shm-fd", required_argument, NULL, 'f'},
+        {"instance", required_argument, NULL, 'i'},
+        {"config", required_argument, NULL, 'c'},
+        {"data-dir", required_argument, NULL, 'd'},
+        {"listen-fds", required_argument, NULL, 'l'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+
+    *shm_fd = -1;
+    *instance = -1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'f':
+            *shm_fd = atoi(optarg);
+            break;
+        case 'i':
+            *instance = atoi(optarg);
+            break;
+        case 'c':
+            rt->config_path = optarg[0] ? optarg : NULL;
+            break;
+        case 'd':
+            rt->data_dir = optarg;
+            break;
+        case 'l':
+            rt->listen_fds = optarg;
+            break;
+        default:
+            fatal("usage: %s --shm-fd FD --instance N [--config FILE] [--data-dir DIR] (started by ringmaild)",
+                  argv[0]);
+        }
+    }
+    if (*shm_fd < 0 || *instance < 0)
+        fatal("%s is started by ringmaild, not by hand (missing --shm-fd/--instance)", argv[0]);
+}
+
+static void find_peers(struct role_rt *rt)
+{
+    struct shm_header *h = rt->seg.hdr;
+
+    rt->n_in = rt->n_out = 0;
+    for (unsigned i = 0; i < h->n_instances; i++) {
+        struct shm_ring *r;
+        if ((r = shm_segment_ring(&rt->seg, i, rt->self_idx)) != NULL)
+            rt->in[rt->n_in++] = (struct role_rt_peer){i, r};
+        if ((r = shm_segment_ring(&rt->seg, rt->self_idx, i)) != NULL)
+            rt->out[rt->n_out++] = (struct role_rt_peer){i, r};
+    }
+}
+
+static struct shm_ring *out_ring(struct role_rt *rt, unsigned to)
+{
+    for (unsigned i = 0; i < rt->n_out; i++)
+        if (rt->out[i].instance == to)
+            return rt->out[i].ring;
+    return NULL;
+}
+
+int role_rt_send(struct role_rt *rt, unsigned to, struct proto_rec *rec)
+{
+    struct shm_ring *r = out_ring(rt, to);
+    int rc;
+
+    if (!r)
+        return -ENOENT;
+    rec->version = PROTO_RING_VERSION;
+    rec->src = (uint16_t)rt->self_idx;
+    rec->src_gen = rt->gen;
+    rc = shm_ring_push(r, rec);
+    if (rc < 0) {
+        shm_counter_add(rt->self, SHM_CTR_RING_FULL, 1);
+        return rc;
+    }
+    shm_counter_add(rt->self, SHM_CTR_RING_PUSHED, 1);
+    shm_bell_ring(&rt->seg.inst[to].bell);
+    return 0;
+}
+
+static void handle_builtin(struct role_rt *rt, unsigned from, const struct proto_rec *rec)
+{
+    switch (rec->type) {
+    case MSG_ROLE_PING: {
+        struct proto_rec pong = {.type = MSG_ROLE_PONG, .dst_gen = rec->src_gen};
+        pong.body.ping = rec->body.ping;
+        (void)role_rt_send(rt, from, &pong);
+        break;
+    }
+    case MSG_ROLE_PONG: {
+        uint64_t now = clock_mono_ns();
+        if (rec->body.ping.sent_ns <= now)
+            atomic_store_explicit(&rt->self->ping_rtt_ns, now - rec->body.ping.sent_ns, memory_order_relaxed);
+        shm_counter_add(rt->self, SHM_CTR_PONGS_RECEIVED, 1);
+        break;
+    }
+    default:
+        if (rt->hooks.on_record)
+            rt->hooks.on_record(rt, from, rec);
+        break;
+    }
+}
+
+/* drain_rings - returns the number of records consumed */
+static unsigned drain_rings(struct role_rt *rt)
+{
+    struct proto_rec rec;
+    unsigned total = 0;
+
+    for (unsigned i = 0; i < rt->n_in; i++) {
+        for (unsigned k = 0; k < ROLE_RT_DRAIN_BUDGET; k++) {
+            int rc = shm_ring_pop(rt->in[i].ring, &rec);
+            if (rc == -EAGAIN)
+                break;
+            total++;
+            if (rc == -EPROTO) {
+                /* a corrupt ring header is our own bug or memory damage: never trust that ring again */
+                log_error("ring from instance %u has a corrupt header; ignoring it", rt->in[i].instance);
+                rt->in[i] = rt->in[--rt->n_in];
+                i--;
+                break;
+            }
+            if (rc < 0 || rec.src != rt->in[i].instance) {
+                shm_counter_add(rt->self, SHM_CTR_RING_BAD, 1);
+                continue;
+            }
+            shm_counter_add(rt->self, SHM_CTR_RING_POPPED, 1);
+            if (rec.dst_gen != 0 && rec.dst_gen != rt->gen) {
+                /* meant for the instance we replaced; its requester is gone */
+                shm_counter_add(rt->self, SHM_CTR_RING_STALE, 1);
+                continue;
+            }
+            handle_builtin(rt, rt->in[i].instance, &rec);
+        }
+    }
+    return total;
+}
+
+static void send_pings(struct role_rt *rt, uint64_t now)
+{
+    for (unsigned i = 0; i < rt->n_out; i++) {
+        unsigned peer = rt->out[i].instance;
+        /* only ready peers: a dead one's ring would fill with probes nobody answers */
+        if (atomic_load(&rt->seg.inst[peer].state) != SHM_INST_READY)
+            continue;
+        struct proto_rec rec = {.type = MSG_ROLE_PING};
+        rec.body.ping.token = ++rt->ping_token;
+        rec.body.ping.sent_ns = now;
+        if (role_rt_send(rt, peer, &rec) == 0)
+            shm_counter_add(rt->self, SHM_CTR_PINGS_SENT, 1);
+    }
+}
+
+static void begin_drain(struct role_rt *rt, const char *why)
+{
+    if (rt->draining)
+        return;
+    log_info("%s: draining", why);
+    rt->draining = true;
+    atomic_store(&rt->self->state, SHM_INST_DRAINING);
+}
+
+static void on_tick(struct evl *l, struct evl_op *op, int res, unsigned flags)
+{
+    struct role_rt *rt = op->owner;
+    uint64_t now = clock_mono_ns();
+
+    rt->tick.armed = false;
+    atomic_store_explicit(&rt->self->heartbeat_ns, now, memory_order_relaxed);
+    if (getppid() != atomic_load(&rt->seg.hdr->supervisor_pid))
+        begin_drain(rt, "supervisor is gone");
+    if (!rt->draining && now - rt->last_ping_ns >= ROLE_RT_PING_NS) {
+        rt->last_ping_ns = now;
+        send_pings(rt, now);
+    }
+    if (rt->hooks.on_tick)
+        rt->hooks.on_tick(rt, now);
+    if (rt->draining && (!rt->hooks.on_drain || rt->hooks.on_drain(rt))) {
+        rt->done = true;
+        return;
+    }
+    evl_timer_arm(l, &rt->tick, ROLE_RT_TICK_NS);
+}
+
+static void do_reload(struct role_rt *rt)
+{
+    struct cfg fresh;
+
+    /* the supervisor validated the file before signalling; a file changed since then fails here */
+    cfg_default(&fresh);
+    if (rt->config_path) {
+        char *err = NULL;
+        if (cfg_load_file(&fresh, rt->config_path, &err) < 0) {
+            log_error("reload: %s is not valid, keeping the running configuration: %s", rt->config_path,
+                      err ? err : "");
+            free(err);
+            cfg_fini(&fresh);
+            return;
+        }
+    }
+    if (rt->data_dir) {
+        free(fresh.data_dir);
+        fresh.data_dir = xstrdup(rt->data_dir);
+    }
+    cfg_fini(&rt->cfg);
+    rt->cfg = fresh;
+    log_set_level(rt->cfg.log_level);
+    if (rt->hooks.on_reload)
+        rt->hooks.on_reload(rt);
+    shm_counter_add(rt->self, SHM_CTR_RELOADS, 1);
+    atomic_store(&rt->self->reload_seen, atomic_load(&rt->seg.hdr->reload_gen));
+    log_info("configuration reloaded (generation %u)", atomic_load(&rt->seg.hdr->reload_gen));
+}
+
+static void on_signal(struct evl *l, struct evl_op *op, int res, unsigned flags)
+{
+    struct role_rt *rt = op->owner;
+
+    if (res == (int)sizeof(rt->sig_buf)) {
+        switch (rt->sig_buf.ssi_signo) {
+        case SIGHUP:
+            do_reload(rt);
+            break;
+        case SIGTERM:
+        case SIGINT:
+            begin_drain(rt, "stop requested");
+            break;
+        default:
+            break;
+        }
+    } else if (res < 0 && res != -EINTR && res != -EAGAIN) {
+        panic("signalfd read failed: %s", strerror(-res));
+    }
+    arm_signal(rt);
+}
+
+static void on_bell(struct evl *l, struct evl_op *op, int res, unsigned flags)
+{
+    struct role_rt *rt = op->owner;
+
+    if (res < 0 && res != -EINTR && res != -EAGAIN)
+        panic("doorbell read failed: %s", strerror(-res));
+    shm_bell_woke(&rt->self->bell);
+    shm_counter_add(rt->self, SHM_CTR_LOOP_WAKEUPS, 1);
+    arm_bell(rt);
+}
+
+static void arm_bell(struct role_rt *rt)
+{
+    /* a poll, not a read: the eventfd is non-blocking (shared by every process) and shm_bell_woke()
+     * drains it */
+    struct io_uring_sqe *sqe = evl_sqe(&rt->evl, &rt->bell_op);
+    io_uring_prep_poll_add(sqe, rt->self->bell.efd, POLLIN);
+}
+
+static void arm_signal(struct role_rt *rt)
+{
+    struct io_uring_sqe *sqe = evl_sqe(&rt->evl, &rt->sig_op);
+    io_uring_prep_read(sqe, rt->sig_fd, &rt->sig_buf, sizeof(rt->sig_buf), 0);
+}
+
+void role_rt_init(struct role_rt *rt, enum shm_role role, int argc, char **argv)
+{
+    int shm_fd, instance;
+    char *err = NULL;
+    sigset_t mask;
+
+    memset(rt, 0, sizeof(*rt));
+    rt->role = role;
+    log_init(shm_role_name(role), -1);
+    parse_args(rt, argc, argv, &shm_fd, &instance);
+    load_config(rt, &rt->cfg);
+    log_set_level(rt->cfg.log_level);
+
+    if (shm_segment_attach(&rt->seg, shm_fd, &err) < 0)
+        fatal("%s", err);
+    if ((unsigned)instance >= rt->seg.hdr->n_instances || rt->seg.inst[instance].role != role)
+        fatal("instance %d is not a %s instance", instance, shm_role_name(role));
+    rt->self_idx = (unsigned)instance;
+    rt->self = &rt->seg.inst[instance];
+    log_init(shm_role_name(role), rt->self->index);
+    if (atomic_load(&rt->self->pid) != (int32_t)getpid())
+        fatal("instance %d belongs to pid %d, not to this process", instance, atomic_load(&rt->self->pid));
+    rt->gen = atomic_load(&rt->self->generation);
+
+    /* exit when the supervisor goes, and catch the race where it went before this line */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    rt->sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
+    if (rt->sig_fd < 0)
+        fatal("signalfd: %s", strerror(errno));
+
+    if (evl_init(&rt->evl, 4096, &err) < 0)
+        fatal("%s", err);
+    find_peers(rt);
+    rt->bell_op = (struct evl_op){on_bell, rt};
+    rt->sig_op = (struct evl_op){on_signal, rt};
+    rt->tick.op = (struct evl_op){on_tick, rt};
+    atomic_store(&rt->self->heartbeat_ns, clock_mono_ns());
+    atomic_store(&rt->self->reload_seen, atomic_load(&rt->seg.hdr->reload_gen));
+    arm_bell(rt);
+    arm_signal(rt);
+    evl_timer_arm(&rt->evl, &rt->tick, ROLE_RT_TICK_NS);
+}
+
+void role_rt_ready(struct role_rt *rt)
+{
+    atomic_store(&rt->self->ready_ns, clock_mono_ns());
+    atomic_store(&rt->self->state, SHM_INST_READY);
+    log_info("ready (pid %d, generation %u, %u inbound and %u outbound rings)", getpid(), rt->gen, rt->n_in,
+             rt->n_out);
+}
+
+int role_rt_run(struct role_rt *rt)
+{
+    while (!rt->done) {
+        if (drain_rings(rt) > 0) {
+            /* more may be waiting: look at completions without blocking, then drain again */
+            if (evl_run_once(&rt->evl, false) < 0)
+                fatal("event loop failed");
+            continue;
+        }
+        shm_bell_prepare_sleep(&rt->self->bell);
+        if (drain_rings(rt) > 0) {
+            shm_bell_woke(&rt->self->bell);
+            continue;
+        }
+        int rc = evl_run_once(&rt->evl, true);
+        if (rc < 0)
+            fatal("event loop failed: %s", strerror(-rc));
+    }
+    atomic_store(&rt->self->state, SHM_INST_STOPPED);
+    log_info("stopped");
+    return rt->exit_code;
+}
+
+void role_rt_fini(struct role_rt *rt)
+{
+    evl_fini(&rt->evl);
+    shm_segment_close(&rt->seg);
+    cfg_fini(&rt->cfg);
+}

@@ -1,1 +1,264 @@
-/* placeholder: being written */
+/*
+ * shm_segment - the node's one shared-memory segment: header, role table, rings, arena
+ *
+ * Layout (offsets from the base, each 4 KiB aligned):
+ *   header | instance table | ring 0 | ring 1 | ... | arena (metadata + data)
+ * The header holds every offset; shm_segment_attach() re-checks them against the mapped
+ * size so that a corrupt or foreign header cannot send a role outside the mapping.
+ */
+#include "shm_segment.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../common/clock.h"
+#include "../common/log.h"
+#include "../common/mem.h"
+
+#define ALIGN_UP(x, a) (((x) + ((a)-1)) & ~((uint64_t)(a)-1))
+
+static const char *const role_names[SHM_ROLE__MAX] = {"spool", "scheduler", "ingress", "egress"};
+static const char *const state_names[] = {"empty", "starting", "ready", "draining", "dead", "held", "stopped"};
+static const char *const counter_names[SHM_CTR__MAX] = {
+    "ring_pushed",     "ring_popped",      "ring_full",         "ring_bad_records", "ring_stale_records",
+    "pings_sent",      "pongs_received",   "loop_wakeups",      "reloads",          "smtp_connections",
+    "smtp_commands",
+};
+
+const char *shm_role_name(enum shm_role r)
+{
+    return (unsigned)r < SHM_ROLE__MAX ? role_names[r] : "unknown";
+}
+
+bool shm_role_parse(const char *text, enum shm_role *out)
+{
+    for (unsigned i = 0; i < SHM_ROLE__MAX; i++) {
+        if (strcasecmp(text, role_names[i]) == 0) {
+            *out = (enum shm_role)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+const char *shm_inst_state_name(enum shm_inst_state s)
+{
+    return (unsigned)s < sizeof(state_names) / sizeof(state_names[0]) ? state_names[s] : "unknown";
+}
+
+const char *shm_counter_name(enum shm_counter c)
+{
+    return (unsigned)c < SHM_CTR__MAX ? counter_names[c] : "unknown";
+}
+
+int shm_segment_instance_of(const struct shm_segment *seg, enum shm_role role, unsigned index)
+{
+    const struct shm_header *h = seg->hdr;
+
+    switch (role) {
+    case SHM_ROLE_SPOOL:
+        return index == 0 ? 0 : -1;
+    case SHM_ROLE_SCHEDULER:
+        return index == 0 ? 1 : -1;
+    case SHM_ROLE_INGRESS:
+        return index < h->n_ingress ? (int)(2 + index) : -1;
+    case SHM_ROLE_EGRESS:
+        return index < h->n_egress ? (int)(2 + h->n_ingress + index) : -1;
+    default:
+        return -1;
+    }
+}
+
+static void add_ring(struct shm_header *h, unsigned from, unsigned to)
+{
+    unsigned i = h->n_rings++;
+
+    h->rings[i].producer = (uint16_t)from;
+    h->rings[i].consumer = (uint16_t)to;
+    h->ring_index[from][to] = (uint16_t)i;
+}
+
+/* build_topology - the directed pairs of DESIGN.md section 1 */
+static void build_topology(struct shm_header *h)
+{
+    unsigned spool = 0, sched = 1;
+
+    memset(h->ring_index, 0xff, sizeof(h->ring_index));
+    h->n_rings = 0;
+    add_ring(h, spool, sched);
+    add_ring(h, sched, spool);
+    for (unsigned i = 0; i < h->n_ingress; i++) {
+        add_ring(h, 2 + i, spool);
+        add_ring(h, spool, 2 + i);
+    }
+    for (unsigned j = 0; j < h->n_egress; j++) {
+        unsigned e = 2 + h->n_ingress + j;
+        add_ring(h, sched, e);
+        add_ring(h, e, sched);
+        add_ring(h, e, spool);
+        add_ring(h, spool, e);
+    }
+}
+
+static void bind_pointers(struct shm_segment *seg)
+{
+    char *base = seg->pages.base;
+
+    seg->hdr = (struct shm_header *)base;
+    seg->inst = (struct shm_instance *)(base + seg->hdr->off_instances);
+    seg->arena = shm_arena_get(base + seg->hdr->off_arena, seg->hdr->arena_region);
+}
+
+int shm_segment_create(struct shm_segment *seg, const struct shm_segment_params *p, char **err)
+{
+    uint64_t off, ring_bytes, arena_region, total;
+    struct shm_header *h;
+    int rc;
+
+    memset(seg, 0, sizeof(*seg));
+    seg->pages.fd = -1;
+    if (p->n_ingress < 1 || p->n_ingress > SHM_MAX_WORKERS || p->n_egress < 1 || p->n_egress > SHM_MAX_WORKERS) {
+        *err = xasprintf("worker counts must be 1..%d", SHM_MAX_WORKERS);
+        return -EINVAL;
+    }
+    ring_bytes = ALIGN_UP(shm_ring_bytes(p->ring_slots), 4096);
+    if (ring_bytes == 0 || shm_ring_bytes(p->ring_slots) == 0) {
+        *err = xasprintf("ring_slots %u is not a power of two in range", p->ring_slots);
+        return -EINVAL;
+    }
+    unsigned n_inst = 2 + p->n_ingress + p->n_egress;
+    off = ALIGN_UP(sizeof(struct shm_header), 4096);
+    uint64_t off_instances = off;
+    off = ALIGN_UP(off + (uint64_t)n_inst * sizeof(struct shm_instance), 4096);
+    uint64_t off_rings = off;
+    unsigned n_rings = 2 + 2 * p->n_ingress + 4 * p->n_egress;
+    off += (uint64_t)n_rings * ring_bytes;
+    uint64_t off_arena = ALIGN_UP(off, 4096);
+    arena_region = ALIGN_UP(shm_arena_bytes(p->arena_bytes), 4096);
+    total = off_arena + arena_region;
+
+    rc = shm_pages_alloc(total, p->huge, &seg->pages, err);
+    if (rc < 0)
+        return rc;
+
+    h = (struct shm_header *)seg->pages.base;
+    memset(h, 0, sizeof(*h));
+    h->layout_version = SHM_LAYOUT_VERSION;
+    h->page_source = seg->pages.source;
+    h->total_size = seg->pages.size;
+    h->created_real_ns = clock_real_ns();
+    h->n_ingress = p->n_ingress;
+    h->n_egress = p->n_egress;
+    h->n_instances = n_inst;
+    h->ring_slots = p->ring_slots;
+    h->ring_bytes = ring_bytes;
+    h->off_instances = off_instances;
+    h->off_arena = off_arena;
+    h->arena_region = arena_region;
+    build_topology(h);
+    ASSERT(h->n_rings == n_rings);
+
+    for (unsigned i = 0; i < h->n_rings; i++) {
+        h->rings[i].off = off_rings + (uint64_t)i * ring_bytes;
+        rc = shm_ring_init((char *)seg->pages.base + h->rings[i].off, p->ring_slots, h->rings[i].producer,
+                           h->rings[i].consumer);
+        ASSERT(rc == 0);
+    }
+    rc = shm_arena_init((char *)seg->pages.base + off_arena, arena_region);
+    if (rc < 0) {
+        *err = xasprintf("arena of %llu bytes cannot be formatted", (unsigned long long)arena_region);
+        shm_pages_unmap(&seg->pages);
+        return rc;
+    }
+
+    struct shm_instance *inst = (struct shm_instance *)((char *)seg->pages.base + off_instances);
+    for (unsigned i = 0; i < n_inst; i++) {
+        memset(&inst[i], 0, sizeof(inst[i]));
+        if (i == 0) {
+            inst[i].role = SHM_ROLE_SPOOL;
+        } else if (i == 1) {
+            inst[i].role = SHM_ROLE_SCHEDULER;
+        } else if (i < 2 + p->n_ingress) {
+            inst[i].role = SHM_ROLE_INGRESS;
+            inst[i].index = (uint16_t)(i - 2);
+        } else {
+            inst[i].role = SHM_ROLE_EGRESS;
+            inst[i].index = (uint16_t)(i - 2 - p->n_ingress);
+        }
+        atomic_store(&inst[i].last_status, -1);
+        shm_bell_init(&inst[i].bell, -1);
+    }
+    /* the magic goes last: a half-built segment is never taken for a valid one */
+    atomic_thread_fence(memory_order_release);
+    h->magic = SHM_MAGIC;
+    bind_pointers(seg);
+    return 0;
+}
+
+int shm_segment_attach(struct shm_segment *seg, int fd, char **err)
+{
+    struct shm_header *h;
+    int rc;
+
+    memset(seg, 0, sizeof(*seg));
+    rc = shm_pages_map(fd, &seg->pages, err);
+    if (rc < 0)
+        return rc;
+    h = (struct shm_header *)seg->pages.base;
+    const char *why = NULL;
+    uint64_t size = seg->pages.size;
+    if (size < sizeof(*h))
+        why = "segment smaller than its header";
+    else if (h->magic != SHM_MAGIC)
+        why = "bad magic";
+    else if (h->layout_version != SHM_LAYOUT_VERSION)
+        why = "layout version differs from this binary's";
+    else if (h->n_ingress < 1 || h->n_ingress > SHM_MAX_WORKERS || h->n_egress < 1 ||
+             h->n_egress > SHM_MAX_WORKERS || h->n_instances != 2 + h->n_ingress + h->n_egress)
+        why = "bad instance counts";
+    else if (h->off_instances + (uint64_t)h->n_instances * sizeof(struct shm_instance) > size)
+        why = "instance table outside the segment";
+    else if (h->off_arena > size || h->arena_region > size - h->off_arena)
+        why = "arena outside the segment";
+    else if (h->n_rings != 2 + 2 * h->n_ingress + 4 * h->n_egress)
+        why = "bad ring count";
+    for (unsigned i = 0; !why && i < h->n_rings; i++) {
+        if (h->rings[i].off > size || h->ring_bytes > size - h->rings[i].off ||
+            h->rings[i].producer >= h->n_instances || h->rings[i].consumer >= h->n_instances)
+            why = "ring outside the segment";
+    }
+    if (why) {
+        *err = xasprintf("shared memory segment rejected: %s", why);
+        shm_pages_unmap(&seg->pages);
+        return -EPROTO;
+    }
+    bind_pointers(seg);
+    if (!seg->arena) {
+        *err = xasprintf("shared memory segment rejected: arena header invalid");
+        shm_pages_unmap(&seg->pages);
+        return -EPROTO;
+    }
+    return 0;
+}
+
+void shm_segment_close(struct shm_segment *seg)
+{
+    shm_pages_unmap(&seg->pages);
+    seg->hdr = NULL;
+    seg->inst = NULL;
+    seg->arena = NULL;
+}
+
+struct shm_ring *shm_segment_ring(struct shm_segment *seg, unsigned from, unsigned to)
+{
+    struct shm_header *h = seg->hdr;
+
+    if (from >= h->n_instances || to >= h->n_instances)
+        return NULL;
+    uint16_t i = h->ring_index[from][to];
+    if (i == SHM_NO_RING || i >= h->n_rings)
+        return NULL;
+    return (struct shm_ring *)((char *)seg->pages.base + h->rings[i].off);
+}

@@ -1,0 +1,108 @@
+/*
+ * supervisor - ringmaild's internal interfaces (one process; files cut by concern)
+ *
+ * supervisor_main.c    arguments, start-up, the main loop, signals, reload, stop
+ * supervisor_spawn.c   fork/exec of role instances, reaping, restart backoff and crash-loop hold
+ * supervisor_listen.c  the SMTP listening sockets the ingress workers inherit
+ * supervisor_admin.c   the admin HTTP API (libmicrohttpd, own thread) that ringctl talks to
+ *
+ * Threads: the main thread owns everything; the admin thread only reads the shared-memory role
+ * table and the immutable start-up facts, and hands restart/reload requests to the main thread
+ * through supervisor_request() (a mutex, a condition variable and an eventfd that wakes the loop).
+ */
+#ifndef RINGMAIL_SUPERVISOR_H
+#define RINGMAIL_SUPERVISOR_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../common/cfg.h"
+#include "../shm/shm_segment.h"
+
+struct MHD_Daemon;
+
+enum sup_req_kind {
+    SUP_REQ_NONE = 0,
+    SUP_REQ_RESTART = 1, /* arg: role; index -1 = every worker of the role */
+    SUP_REQ_RELOAD = 2,
+};
+
+struct sup_request {
+    enum sup_req_kind kind;
+    enum shm_role role;
+    int index;
+    /* filled by the main thread */
+    bool done;
+    int status;   /* 0 ok, -errno */
+    char *detail; /* heap; message for the client */
+};
+
+/* supervisor's private view of one instance (the shared part is in shm) */
+struct sup_instance {
+    pid_t pid;
+    uint64_t restart_at_ns;  /* 0: none scheduled */
+    uint64_t backoff_ns;
+    uint64_t deaths[16];     /* ring of recent quick-death times for the crash-loop window */
+    unsigned n_deaths;
+    bool restart_requested;  /* operator restart: the exit is not a crash */
+    uint64_t term_sent_ns;   /* SIGTERM sent at; SIGKILL after the drain timeout */
+};
+
+struct supervisor {
+    struct cfg cfg;
+    const char *config_path;   /* NULL: embedded default */
+    const char *data_dir_arg;  /* --data-dir, or NULL */
+    char *bin_dir;
+    char *exe_path;
+    uid_t run_uid;
+    gid_t run_gid;
+    bool drop_privileges;
+    uint64_t started_ns;
+
+    struct shm_segment seg;
+    struct sup_instance inst[SHM_MAX_INSTANCES];
+    int listen_fds[CFG_MAX_LISTENERS];
+    unsigned n_listen_fds;
+
+    bool stopping;
+    uint64_t stop_deadline_ns;
+
+    /* reload bookkeeping, read by the admin thread under req_lock */
+    uint32_t reload_gen;
+    int last_reload_status;
+    char *last_reload_detail;
+
+    /* admin thread <-> main thread */
+    struct MHD_Daemon *admin;
+    pthread_mutex_t req_lock;
+    pthread_cond_t req_cond;
+    struct sup_request *pending; /* at most one at a time */
+    bool requests_closed;        /* the main loop has ended: answer new requests at once */
+    int req_efd;
+};
+
+/* supervisor_spawn.c */
+void supervisor_spawn_all(struct supervisor *s);
+void supervisor_spawn_reap(struct supervisor *s);
+void supervisor_spawn_tick(struct supervisor *s, uint64_t now);
+int supervisor_spawn_restart(struct supervisor *s, enum shm_role role, int index, char **detail);
+void supervisor_spawn_signal_all(struct supervisor *s, int sig);
+unsigned supervisor_spawn_alive(struct supervisor *s);
+
+/* supervisor_listen.c */
+int supervisor_listen_open(struct supervisor *s, char **err);
+/* supervisor_listen_split - "host:port" or "[v6]:port" into its parts; false when malformed */
+bool supervisor_listen_split(const char *addr, char *host, size_t host_len, unsigned *port);
+
+/* supervisor_admin.c */
+int supervisor_admin_start(struct supervisor *s, char **err);
+void supervisor_admin_stop(struct supervisor *s);
+/* supervisor_request - called by the admin thread; blocks until the main thread answered */
+void supervisor_request(struct supervisor *s, struct sup_request *req);
+
+/* supervisor_main.c */
+int supervisor_reload(struct supervisor *s, char **detail);
+
+#endif

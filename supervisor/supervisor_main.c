@@ -1,0 +1,412 @@
+/*
+ * ringmaild - the supervisor: sockets, shared memory, role processes, reload, stop
+ *
+ * ringmaild [--config FILE] [--data-dir DIR] [--bin-dir DIR] [--check-config]
+ *
+ * Start-up: load and validate the configuration (every error with file:line, then exit 1),
+ * create the data directory, the shared-memory segment and one doorbell eventfd per role
+ * instance, open the SMTP listeners, start the admin HTTP API, then fork/exec every role.
+ * Started as root, the roles run as [node] user; the supervisor keeps root to restart them.
+ * SIGHUP (or `ringctl reload`): validate the file again; if it is good, apply it and signal
+ * every role to reload; if not, keep running on the old one and report why.
+ * SIGTERM/SIGINT: stop ingress first, then the others; SIGKILL whatever is left after
+ * [supervisor] drain_timeout; exit 0.
+ */
+#include "supervisor.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../common/clock.h"
+#include "../common/log.h"
+#include "../common/mem.h"
+
+#define SUP_TICK_MS 50
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: ringmaild [--config FILE] [--data-dir DIR] [--bin-dir DIR] [--check-config]\n"
+               "  --config FILE   ringmail.toml (default: the embedded default configuration)\n"
+               "  --data-dir DIR  overrides [node] data_dir\n"
+               "  --bin-dir DIR   where ringmail-ROLE executables are (default: next to ringmaild)\n"
+               "  --check-config  validate the configuration and exit (0 valid, 1 not)\n");
+}
+
+static int load_config(const char *path, const char *data_dir, struct cfg *out, char **err)
+{
+    cfg_default(out);
+    if (path) {
+        int rc = cfg_load_file(out, path, err);
+        if (rc < 0)
+            return rc;
+    }
+    if (data_dir) {
+        free(out->data_dir);
+        out->data_dir = xstrdup(data_dir);
+    }
+    return 0;
+}
+
+/* describe_static_changes - keys that changed but take effect only at a node restart */
+static void describe_static_changes(const struct cfg *a, const struct cfg *b, char *buf, size_t len)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+#define CHANGED(cond, name)                                                                                    \
+    do {                                                                                                       \
+        if ((cond) && off < len)                                                                               \
+            off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? ", " : "", name);                      \
+    } while (0)
+    CHANGED(a->ingress_workers != b->ingress_workers, "ingress.workers");
+    CHANGED(a->egress_workers != b->egress_workers, "egress.workers");
+    CHANGED(a->arena_bytes != b->arena_bytes, "shm.arena_size");
+    CHANGED(a->ring_slots != b->ring_slots, "shm.ring_slots");
+    CHANGED(a->hugepages != b->hugepages, "shm.hugepages");
+    CHANGED(strcmp(a->data_dir, b->data_dir) != 0, "node.data_dir");
+    CHANGED(strcmp(a->admin_listen, b->admin_listen) != 0, "admin.listen");
+    bool listeners = a->n_listeners != b->n_listeners;
+    for (size_t i = 0; !listeners && i < a->n_listeners; i++)
+        listeners = strcmp(a->listeners[i].address, b->listeners[i].address) != 0;
+    CHANGED(listeners, "listener");
+#undef CHANGED
+}
+
+int supervisor_reload(struct supervisor *s, char **detail)
+{
+    struct cfg fresh;
+    char *err = NULL;
+    char statics[512];
+
+    if (load_config(s->config_path, s->data_dir_arg, &fresh, &err) < 0) {
+        log_error("reload refused: %s is not valid; still running on the previous configuration:\n%s",
+                  s->config_path, err ? err : "");
+        *detail = xasprintf("configuration not valid, still running on the previous one:\n%s", err ? err : "");
+        free(err);
+        cfg_fini(&fresh);
+        return -EINVAL;
+    }
+    if (fresh.data_dir[0] != '/') {
+        /* compare like with like: the running one was made absolute at start */
+        char *abs = realpath(fresh.data_dir, NULL);
+        if (abs) {
+            free(fresh.data_dir);
+            fresh.data_dir = abs;
+        }
+    }
+    describe_static_changes(&s->cfg, &fresh, statics, sizeof(statics));
+    /* what the supervisor itself uses and can change while running; roles reload their own part */
+    s->cfg.log_level = fresh.log_level;
+    s->cfg.restart_backoff_ms = fresh.restart_backoff_ms;
+    s->cfg.restart_backoff_max_ms = fresh.restart_backoff_max_ms;
+    s->cfg.crash_loop_limit = fresh.crash_loop_limit;
+    s->cfg.crash_loop_window_ms = fresh.crash_loop_window_ms;
+    s->cfg.crash_loop_hold_ms = fresh.crash_loop_hold_ms;
+    s->cfg.ready_timeout_ms = fresh.ready_timeout_ms;
+    s->cfg.heartbeat_timeout_ms = fresh.heartbeat_timeout_ms;
+    s->cfg.drain_timeout_ms = fresh.drain_timeout_ms;
+    cfg_fini(&fresh);
+
+    log_set_level(s->cfg.log_level);
+    s->reload_gen++;
+    atomic_store(&s->seg.hdr->reload_gen, s->reload_gen);
+    supervisor_spawn_signal_all(s, SIGHUP);
+    if (statics[0]) {
+        log_warn("reload %u applied; these changed but take effect only after a node restart: %s", s->reload_gen,
+                 statics);
+        *detail = xasprintf("reloaded (generation %u); needs a node restart to change: %s", s->reload_gen, statics);
+    } else {
+        log_info("reload %u applied", s->reload_gen);
+        *detail = xasprintf("reloaded (generation %u)", s->reload_gen);
+    }
+    return 0;
+}
+
+static void handle_request(struct supervisor *s)
+{
+    uint64_t v;
+    ssize_t r = read(s->req_efd, &v, sizeof(v));
+    (void)r;
+
+    pthread_mutex_lock(&s->req_lock);
+    struct sup_request *req = s->pending;
+    if (req && !req->done) {
+        switch (req->kind) {
+        case SUP_REQ_RESTART:
+            req->status = s->stopping ? -ESHUTDOWN : supervisor_spawn_restart(s, req->role, req->index, &req->detail);
+            if (s->stopping)
+                req->detail = xstrdup("the node is stopping");
+            break;
+        case SUP_REQ_RELOAD:
+            req->status = supervisor_reload(s, &req->detail);
+            s->last_reload_status = req->status;
+            free(s->last_reload_detail);
+            s->last_reload_detail = xstrdup(req->detail);
+            break;
+        default:
+            req->status = -EINVAL;
+            break;
+        }
+        req->done = true;
+        s->pending = NULL;
+        pthread_cond_broadcast(&s->req_cond);
+    }
+    pthread_mutex_unlock(&s->req_lock);
+}
+
+void supervisor_request(struct supervisor *s, struct sup_request *req)
+{
+    uint64_t one = 1;
+
+    pthread_mutex_lock(&s->req_lock);
+    while (s->pending && !s->requests_closed)
+        pthread_cond_wait(&s->req_cond, &s->req_lock);
+    if (s->requests_closed) {
+        req->status = -ESHUTDOWN;
+        req->detail = xstrdup("the node is stopping");
+        req->done = true;
+        pthread_mutex_unlock(&s->req_lock);
+        return;
+    }
+    s->pending = req;
+    ssize_t w = write(s->req_efd, &one, sizeof(one));
+    (void)w;
+    while (!req->done)
+        pthread_cond_wait(&s->req_cond, &s->req_lock);
+    pthread_mutex_unlock(&s->req_lock);
+}
+
+static void begin_stop(struct supervisor *s, const char *why)
+{
+    if (s->stopping)
+        return;
+    log_info("%s: stopping the node (drain timeout %llu ms)", why, (unsigned long long)s->cfg.drain_timeout_ms);
+    s->stopping = true;
+    s->stop_deadline_ns = clock_mono_ns() + CLOCK_MS(s->cfg.drain_timeout_ms);
+    atomic_store(&s->seg.hdr->stopping, 1);
+    for (unsigned i = 0; i < s->seg.hdr->n_instances; i++) {
+        uint32_t st = atomic_load(&s->seg.inst[i].state);
+        if (s->inst[i].pid <= 0)
+            atomic_store(&s->seg.inst[i].state, SHM_INST_STOPPED);
+        else if (st != SHM_INST_STOPPED)
+            atomic_store(&s->seg.inst[i].state, SHM_INST_DRAINING);
+    }
+    supervisor_spawn_signal_all(s, SIGTERM);
+}
+
+static void setup_user(struct supervisor *s)
+{
+    if (geteuid() != 0)
+        return;
+    struct passwd *pw = getpwnam(s->cfg.user);
+    if (!pw)
+        fatal("[node] user \"%s\" does not exist (roles never run as root)", s->cfg.user);
+    if (pw->pw_uid == 0)
+        fatal("[node] user \"%s\" is root; choose an unprivileged user", s->cfg.user);
+    s->run_uid = pw->pw_uid;
+    s->run_gid = pw->pw_gid;
+    s->drop_privileges = true;
+}
+
+static void setup_data_dir(struct supervisor *s)
+{
+    char *abs;
+
+    if (mkdir(s->cfg.data_dir, 0750) < 0 && errno != EEXIST)
+        fatal("cannot create data directory %s: %s", s->cfg.data_dir, strerror(errno));
+    abs = realpath(s->cfg.data_dir, NULL);
+    if (!abs)
+        fatal("data directory %s: %s", s->cfg.data_dir, strerror(errno));
+    free(s->cfg.data_dir);
+    s->cfg.data_dir = xstrdup(abs);
+    free(abs);
+    if (s->drop_privileges && chown(s->cfg.data_dir, s->run_uid, s->run_gid) < 0)
+        fatal("cannot hand data directory %s to user %s: %s", s->cfg.data_dir, s->cfg.user, strerror(errno));
+}
+
+static char *default_bin_dir(void)
+{
+    char buf[4096];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+    if (n <= 0)
+        fatal("cannot find my own executable (/proc/self/exe): %s", strerror(errno));
+    buf[n] = '\0';
+    return xstrdup(dirname(buf));
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"data-dir", required_argument, NULL, 'd'},
+        {"bin-dir", required_argument, NULL, 'b'}, {"check-config", no_argument, NULL, 'k'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+    };
+    struct supervisor sup, *s = &sup;
+    const char *bin_dir = NULL;
+    bool check_only = false;
+    char *err = NULL;
+    int c;
+
+    memset(s, 0, sizeof(*s));
+    log_init("ringmaild", -1);
+    while ((c = getopt_long(argc, argv, "c:d:b:kh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            s->config_path = optarg;
+            break;
+        case 'd':
+            s->data_dir_arg = optarg;
+            break;
+        case 'b':
+            bin_dir = optarg;
+            break;
+        case 'k':
+            check_only = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (s->config_path) {
+        /* roles and reloads must find the file whatever their working directory */
+        char *abs = realpath(s->config_path, NULL);
+        if (abs)
+            s->config_path = abs;
+    }
+    if (load_config(s->config_path, s->data_dir_arg, &s->cfg, &err) < 0) {
+        fprintf(stderr, "%s", err ? err : "");
+        if (err && err[0] && err[strlen(err) - 1] != '\n')
+            fputc('\n', stderr);
+        fprintf(stderr, "ringmaild: configuration %s is not valid\n", s->config_path);
+        return 1;
+    }
+    if (check_only) {
+        printf("configuration %s is valid\n", s->config_path ? s->config_path : "(embedded default)");
+        return 0;
+    }
+    log_set_level(s->cfg.log_level);
+    s->started_ns = clock_mono_ns();
+    s->bin_dir = bin_dir ? xstrdup(bin_dir) : (s->cfg.bin_dir ? xstrdup(s->cfg.bin_dir) : default_bin_dir());
+    setup_user(s);
+    setup_data_dir(s);
+
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sig_fd < 0)
+        fatal("signalfd: %s", strerror(errno));
+
+    struct shm_segment_params sp = {
+        .n_ingress = s->cfg.ingress_workers,
+        .n_egress = s->cfg.egress_workers,
+        .ring_slots = s->cfg.ring_slots,
+        .arena_bytes = s->cfg.arena_bytes,
+        .huge = (enum shm_huge_mode)s->cfg.hugepages,
+    };
+    if (shm_segment_create(&s->seg, &sp, &err) < 0)
+        fatal("shared memory: %s", err);
+    log_info("shared memory: %llu MiB on %s pages (%u instances, %u rings of %u slots, arena %llu MiB)%s",
+             (unsigned long long)(s->seg.pages.size >> 20), shm_page_source_name(s->seg.pages.source),
+             s->seg.hdr->n_instances, s->seg.hdr->n_rings, s->seg.hdr->ring_slots,
+             (unsigned long long)(s->cfg.arena_bytes >> 20),
+             s->seg.pages.source == SHM_PAGES_SMALL ? "; `ringctl doctor` explains how to reserve hugepages" : "");
+    atomic_store(&s->seg.hdr->supervisor_pid, (int32_t)getpid());
+    for (unsigned i = 0; i < s->seg.hdr->n_instances; i++) {
+        /* doorbells are inherited by every role (no close-on-exec), so the number is valid everywhere */
+        int efd = eventfd(0, EFD_NONBLOCK);
+        if (efd < 0)
+            fatal("eventfd: %s", strerror(errno));
+        shm_bell_init(&s->seg.inst[i].bell, efd);
+    }
+    if (supervisor_listen_open(s, &err) < 0)
+        fatal("%s", err);
+
+    pthread_mutex_init(&s->req_lock, NULL);
+    pthread_cond_init(&s->req_cond, NULL);
+    s->req_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->req_efd < 0)
+        fatal("eventfd: %s", strerror(errno));
+    if (supervisor_admin_start(s, &err) < 0)
+        fatal("admin API: %s", err);
+
+    log_info("node %s starting from %s (data %s, roles from %s%s%s)", s->cfg.node_id,
+             s->config_path ? s->config_path : "the embedded default configuration", s->cfg.data_dir, s->bin_dir,
+             s->drop_privileges ? ", running as " : "", s->drop_privileges ? s->cfg.user : "");
+    supervisor_spawn_all(s);
+
+    for (;;) {
+        struct pollfd pfd[2] = {{.fd = sig_fd, .events = POLLIN}, {.fd = s->req_efd, .events = POLLIN}};
+        int n = poll(pfd, 2, SUP_TICK_MS);
+        if (n < 0 && errno != EINTR)
+            fatal("poll: %s", strerror(errno));
+        if (n > 0 && (pfd[0].revents & POLLIN)) {
+            struct signalfd_siginfo si;
+            while (read(sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+                switch (si.ssi_signo) {
+                case SIGCHLD:
+                    break; /* reaped below, every time round */
+                case SIGHUP: {
+                    char *detail = NULL;
+                    pthread_mutex_lock(&s->req_lock);
+                    s->last_reload_status = supervisor_reload(s, &detail);
+                    free(s->last_reload_detail);
+                    s->last_reload_detail = detail;
+                    pthread_mutex_unlock(&s->req_lock);
+                    break;
+                }
+                default:
+                    begin_stop(s, si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+                    break;
+                }
+            }
+        }
+        if (n > 0 && (pfd[1].revents & POLLIN))
+            handle_request(s);
+        supervisor_spawn_reap(s);
+        supervisor_spawn_tick(s, clock_mono_ns());
+        if (s->stopping && supervisor_spawn_alive(s) == 0)
+            break;
+    }
+    handle_request(s);
+    pthread_mutex_lock(&s->req_lock);
+    s->requests_closed = true;
+    if (s->pending) {
+        s->pending->status = -ESHUTDOWN;
+        s->pending->detail = xstrdup("the node is stopping");
+        s->pending->done = true;
+        s->pending = NULL;
+    }
+    pthread_cond_broadcast(&s->req_cond);
+    pthread_mutex_unlock(&s->req_lock);
+    supervisor_admin_stop(s);
+    log_info("node stopped");
+    shm_segment_close(&s->seg);
+    cfg_fini(&s->cfg);
+    free(s->bin_dir);
+    free(s->last_reload_detail);
+    return 0;
+}

@@ -1,0 +1,351 @@
+/*
+ * ringctl - the operator's command line client of a node's admin HTTP API
+ *
+ *   ringctl [--endpoint HOST:PORT] [--json] status
+ *   ringctl [--endpoint HOST:PORT] restart ROLE[/INDEX]
+ *   ringctl [--endpoint HOST:PORT] reload
+ *   ringctl [--endpoint HOST:PORT] metrics
+ *
+ * Exit status: 0 done, 1 the node refused or failed the request, 2 usage, 3 the node cannot be
+ * reached. HTTP/1.0 over a plain socket: the admin API listens on loopback by default and the
+ * client needs nothing more.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../common/mem.h"
+
+#define RINGCTL_MAX_RESPONSE (16u << 20)
+#define RINGCTL_TIMEOUT_MS 15000
+
+struct http_resp {
+    int status;
+    char *body;
+    size_t body_len;
+};
+
+static int split_endpoint(const char *ep, char *host, size_t hl, char *port, size_t pl)
+{
+    const char *colon;
+    const char *hs = ep;
+    size_t n;
+
+    if (ep[0] == '[') {
+        const char *close = strchr(ep, ']');
+        if (!close || close[1] != ':')
+            return -1;
+        hs = ep + 1;
+        n = (size_t)(close - hs);
+        colon = close + 1;
+    } else {
+        colon = strrchr(ep, ':');
+        if (!colon)
+            return -1;
+        n = (size_t)(colon - ep);
+    }
+    if (n == 0 || n >= hl || strlen(colon + 1) == 0 || strlen(colon + 1) >= pl)
+        return -1;
+    memcpy(host, hs, n);
+    host[n] = '\0';
+    strcpy(port, colon + 1);
+    return 0;
+}
+
+static int wait_fd(int fd, short ev)
+{
+    struct pollfd p = {.fd = fd, .events = ev};
+    int n = poll(&p, 1, RINGCTL_TIMEOUT_MS);
+    return n == 1 ? 0 : -ETIMEDOUT;
+}
+
+static int http_call(const char *endpoint, const char *method, const char *path, struct http_resp *out)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL, *ai;
+    char host[256], port[16], req[1024];
+    int fd = -1;
+
+    memset(out, 0, sizeof(*out));
+    if (split_endpoint(endpoint, host, sizeof(host), port, sizeof(port)) < 0) {
+        fprintf(stderr, "ringctl: bad endpoint %s (want HOST:PORT)\n", endpoint);
+        return -EINVAL;
+    }
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc) {
+        fprintf(stderr, "ringctl: %s: %s\n", endpoint, gai_strerror(rc));
+        return -EHOSTUNREACH;
+    }
+    for (ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+            break;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        fprintf(stderr, "ringctl: cannot reach the node at %s: %s (is ringmaild running? --endpoint)\n", endpoint,
+                strerror(errno));
+        return -ECONNREFUSED;
+    }
+    int n = snprintf(req, sizeof(req), "%s %s HTTP/1.0\r\nHost: %s\r\nContent-Length: 0\r\nUser-Agent: ringctl\r\n\r\n",
+                     method, path, host);
+    for (int off = 0; off < n;) {
+        ssize_t w = send(fd, req + off, (size_t)(n - off), MSG_NOSIGNAL);
+        if (w <= 0) {
+            fprintf(stderr, "ringctl: send to %s: %s\n", endpoint, strerror(errno));
+            close(fd);
+            return -EIO;
+        }
+        off += (int)w;
+    }
+    size_t cap = 65536, len = 0;
+    char *buf = xmalloc(cap + 1);
+    for (;;) {
+        if (wait_fd(fd, POLLIN) < 0) {
+            fprintf(stderr, "ringctl: %s did not answer within %d s\n", endpoint, RINGCTL_TIMEOUT_MS / 1000);
+            free(buf);
+            close(fd);
+            return -ETIMEDOUT;
+        }
+        if (len == cap) {
+            if (cap >= RINGCTL_MAX_RESPONSE) {
+                fprintf(stderr, "ringctl: response from %s too large\n", endpoint);
+                free(buf);
+                close(fd);
+                return -EFBIG;
+            }
+            cap *= 2;
+            buf = xrealloc(buf, cap + 1);
+        }
+        ssize_t r = recv(fd, buf + len, cap - len, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            fprintf(stderr, "ringctl: recv from %s: %s\n", endpoint, strerror(errno));
+            free(buf);
+            close(fd);
+            return -EIO;
+        }
+        if (r == 0)
+            break;
+        len += (size_t)r;
+    }
+    close(fd);
+    buf[len] = '\0';
+    char *hdr_end = strstr(buf, "\r\n\r\n");
+    if (strncmp(buf, "HTTP/1.", 7) != 0 || len < 12 || !hdr_end) {
+        fprintf(stderr, "ringctl: %s did not answer HTTP\n", endpoint);
+        free(buf);
+        return -EPROTO;
+    }
+    out->status = atoi(buf + 9);
+    out->body_len = len - (size_t)(hdr_end + 4 - buf);
+    out->body = xmalloc(out->body_len + 1);
+    memcpy(out->body, hdr_end + 4, out->body_len);
+    out->body[out->body_len] = '\0';
+    free(buf);
+    return 0;
+}
+
+static void fmt_ms(char *buf, size_t len, json_t *v)
+{
+    if (!json_is_integer(v)) {
+        snprintf(buf, len, "-");
+        return;
+    }
+    long long ms = json_integer_value(v);
+    if (ms < 1000)
+        snprintf(buf, len, "%lldms", ms);
+    else if (ms < 60000)
+        snprintf(buf, len, "%lld.%llds", ms / 1000, (ms % 1000) / 100);
+    else if (ms < 3600000)
+        snprintf(buf, len, "%lldm%02llds", ms / 60000, (ms / 1000) % 60);
+    else
+        snprintf(buf, len, "%lldh%02lldm", ms / 3600000, (ms / 60000) % 60);
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_string(v) ? json_string_value(v) : "-";
+}
+
+static long long jint(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_integer(v) ? json_integer_value(v) : 0;
+}
+
+static int print_status(json_t *j)
+{
+    char up[32], hb[32], rtt[32], name[32], upn[32];
+    json_t *shm = json_object_get(j, "shm"), *arena = json_object_get(shm, "arena");
+    json_t *roles = json_object_get(j, "roles"), *reload = json_object_get(j, "reload");
+    size_t i;
+    json_t *r;
+    unsigned not_ready = 0;
+
+    fmt_ms(upn, sizeof(upn), json_object_get(j, "uptime_ms"));
+    printf("node %s, up %s%s\n", jstr(j, "node_id"), upn, json_is_true(json_object_get(j, "stopping")) ? ", STOPPING" : "");
+    printf("config %s, data %s\n", jstr(j, "config"), jstr(j, "data_dir"));
+    printf("shared memory %lld MiB on %s pages, %lld rings of %lld slots, arena %lld/%lld blocks of %lld KiB in use\n",
+           jint(shm, "bytes") >> 20, jstr(shm, "page_source"), jint(shm, "rings"), jint(shm, "ring_slots"),
+           jint(arena, "blocks_used"), jint(arena, "blocks_total"), jint(arena, "block_bytes") >> 10);
+    if (jint(reload, "generation") > 0 || json_is_string(json_object_get(reload, "last_detail")))
+        printf("reload generation %lld: %s\n", jint(reload, "generation"), jstr(reload, "last_detail"));
+    printf("\n%-14s %-8s %-9s %-5s %-9s %-9s %-10s %-9s %s\n", "ROLE", "PID", "STATE", "GEN", "UPTIME", "RESTARTS",
+           "HEARTBEAT", "RING-RTT", "LAST EXIT");
+    json_array_foreach(roles, i, r)
+    {
+        snprintf(name, sizeof(name), "%s[%lld]", jstr(r, "role"), jint(r, "index"));
+        fmt_ms(up, sizeof(up), json_object_get(r, "uptime_ms"));
+        fmt_ms(hb, sizeof(hb), json_object_get(r, "heartbeat_age_ms"));
+        long long us = jint(r, "ring_rtt_us");
+        if (us)
+            snprintf(rtt, sizeof(rtt), "%lldus", us);
+        else
+            snprintf(rtt, sizeof(rtt), "-");
+        const char *state = jstr(r, "state");
+        char pid[16];
+        if (jint(r, "pid") > 0)
+            snprintf(pid, sizeof(pid), "%lld", jint(r, "pid"));
+        else
+            snprintf(pid, sizeof(pid), "-");
+        char last[96];
+        json_t *le = json_object_get(r, "last_exit");
+        if (json_is_string(le)) {
+            char ago[32];
+            fmt_ms(ago, sizeof(ago), json_object_get(r, "last_exit_ago_ms"));
+            snprintf(last, sizeof(last), "%s, %s ago", json_string_value(le), ago);
+        } else {
+            snprintf(last, sizeof(last), "-");
+        }
+        printf("%-14s %-8s %-9s %-5lld %-9s %-9lld %-10s %-9s %s", name, pid, state, jint(r, "generation"), up,
+               jint(r, "restarts"), hb, rtt, last);
+        if (strcmp(state, "held") == 0) {
+            char held[32];
+            fmt_ms(held, sizeof(held), json_object_get(r, "held_for_ms"));
+            printf(" (crash loop: held for %s more; `ringctl restart %s` retries now)", held, jstr(r, "role"));
+        }
+        printf("\n");
+        not_ready += strcmp(state, "ready") != 0;
+    }
+    if (not_ready)
+        printf("\n%u role instance(s) not ready\n", not_ready);
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: ringctl [--endpoint HOST:PORT] [--json] COMMAND\n"
+               "commands:\n"
+               "  status              every role instance: pid, state, uptime, restarts, heartbeat; shared memory\n"
+               "  restart ROLE[/N]    restart a role (spool, scheduler, ingress, egress), or worker N of it\n"
+               "  reload              validate and reload the configuration (like SIGHUP to ringmaild)\n"
+               "  metrics             the Prometheus metrics text\n"
+               "--endpoint defaults to 127.0.0.1:8025 (env RINGCTL_ENDPOINT)\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"endpoint", required_argument, NULL, 'e'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *endpoint = getenv("RINGCTL_ENDPOINT");
+    bool raw_json = false;
+    struct http_resp resp;
+    char path[256];
+    const char *method = "GET";
+    int c;
+
+    if (!endpoint || !endpoint[0])
+        endpoint = "127.0.0.1:8025";
+    while ((c = getopt_long(argc, argv, "e:jh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'e':
+            endpoint = optarg;
+            break;
+        case 'j':
+            raw_json = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[optind];
+    int nargs = argc - optind - 1;
+    if (strcmp(cmd, "status") == 0 && nargs == 0) {
+        snprintf(path, sizeof(path), "/api/v1/status");
+    } else if (strcmp(cmd, "reload") == 0 && nargs == 0) {
+        method = "POST";
+        snprintf(path, sizeof(path), "/api/v1/reload");
+    } else if (strcmp(cmd, "metrics") == 0 && nargs == 0) {
+        snprintf(path, sizeof(path), "/metrics");
+    } else if (strcmp(cmd, "restart") == 0 && nargs == 1) {
+        const char *role = argv[optind + 1];
+        char r[64];
+        /* accept ingress/1, ingress.1 and ingress[1] */
+        size_t k = 0;
+        for (const char *p = role; *p && k < sizeof(r) - 1; p++)
+            r[k++] = (*p == '.' || *p == '[') ? '/' : (*p == ']' ? '\0' : *p);
+        r[k] = '\0';
+        for (size_t q = 0; q < k; q++)
+            if (!(r[q] == '/' || (r[q] >= 'a' && r[q] <= 'z') || (r[q] >= '0' && r[q] <= '9'))) {
+                fprintf(stderr, "ringctl: bad role %s\n", role);
+                return 2;
+            }
+        method = "POST";
+        snprintf(path, sizeof(path), "/api/v1/restart/%s", r);
+    } else {
+        usage(stderr);
+        return 2;
+    }
+    if (http_call(endpoint, method, path, &resp) < 0)
+        return 3;
+    int rc = resp.status >= 200 && resp.status < 300 ? 0 : 1;
+    if (raw_json || strcmp(cmd, "metrics") == 0) {
+        fwrite(resp.body, 1, resp.body_len, stdout);
+        free(resp.body);
+        return rc;
+    }
+    json_error_t jerr;
+    json_t *j = json_loadb(resp.body, resp.body_len, 0, &jerr);
+    if (!j) {
+        fprintf(stderr, "ringctl: the node answered HTTP %d with something that is not JSON: %s\n", resp.status,
+                jerr.text);
+        free(resp.body);
+        return 1;
+    }
+    if (strcmp(cmd, "status") == 0 && rc == 0) {
+        print_status(j);
+    } else {
+        const char *detail = json_string_value(json_object_get(j, "detail"));
+        const char *error = json_string_value(json_object_get(j, "error"));
+        printf("%s\n", detail ? detail : (error ? error : resp.body));
+    }
+    json_decref(j);
+    free(resp.body);
+    return rc;
+}
