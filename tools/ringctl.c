@@ -5,6 +5,7 @@
  *   ringctl [--endpoint HOST:PORT] restart ROLE[/INDEX]
  *   ringctl [--endpoint HOST:PORT] reload
  *   ringctl [--endpoint HOST:PORT] metrics
+ *   ringctl [--endpoint HOST:PORT] doctor
  *
  * Exit status: 0 done, 1 the node refused or failed the request, 2 usage, 3 the node cannot be
  * reached. HTTP/1.0 over a plain socket: the admin API listens on loopback by default and the
@@ -16,6 +17,7 @@
 #include <jansson.h>
 #include <netdb.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,6 +248,101 @@ static int print_status(json_t *j)
     return 0;
 }
 
+static long read_long_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    long v = -1;
+    if (f) {
+        if (fscanf(f, "%ld", &v) != 1)
+            v = -1;
+        fclose(f);
+    }
+    return v;
+}
+
+static long meminfo(const char *key)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    long v = -1;
+    size_t kl = strlen(key);
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, key, kl) == 0 && line[kl] == ':')
+            v = strtol(line + kl + 1, NULL, 10);
+    fclose(f);
+    return v;
+}
+
+/* doctor - host settings that matter for a park node, checked on this machine */
+static int doctor(const char *endpoint)
+{
+    struct http_resp resp;
+    long shm_bytes = -1;
+    char source[32] = "unknown";
+    unsigned warnings = 0;
+
+    if (http_call(endpoint, "GET", "/api/v1/status", &resp) == 0 && resp.status == 200) {
+        json_t *j = json_loadb(resp.body, resp.body_len, 0, NULL);
+        json_t *shm = json_object_get(j, "shm");
+        shm_bytes = (long)jint(shm, "bytes");
+        snprintf(source, sizeof(source), "%s", jstr(shm, "page_source"));
+        json_decref(j);
+        free(resp.body);
+    } else {
+        printf("(node at %s not reachable: checking the host only)\n", endpoint);
+    }
+    long hp_total = read_long_file("/proc/sys/vm/nr_hugepages"), hp_free = meminfo("HugePages_Free");
+    long hp_size_kb = meminfo("Hugepagesize");
+    printf("hugepages: %ld reserved, %ld free, %ld KiB each; node segment: %ld MiB on %s pages\n", hp_total, hp_free,
+           hp_size_kb, shm_bytes >= 0 ? shm_bytes >> 20 : -1, source);
+    if (shm_bytes > 0 && strcmp(source, "hugetlb") != 0 && hp_size_kb > 0) {
+        long need = (shm_bytes + hp_size_kb * 1024 - 1) / (hp_size_kb * 1024);
+        printf("  advice: reserve hugepages for the segment, then restart the node:\n"
+               "    sysctl -w vm.nr_hugepages=%ld   (and vm.nr_hugepages=%ld in /etc/sysctl.d/ringmail.conf)\n",
+               hp_total + need, hp_total + need);
+        warnings++;
+    }
+    static const struct {
+        const char *path, *name;
+        long min;
+        const char *why;
+    } knobs[] = {
+        {"/proc/sys/net/core/somaxconn", "net.core.somaxconn", 4096, "accept backlog for bursts of SMTP clients"},
+        {"/proc/sys/fs/file-max", "fs.file-max", 1000000, "every SMTP session is a descriptor"},
+        {"/proc/sys/net/ipv4/tcp_tw_reuse", "net.ipv4.tcp_tw_reuse", 1, "reuse TIME_WAIT ports for outbound connections"},
+        {"/proc/sys/net/core/rmem_max", "net.core.rmem_max", 16777216, "socket buffers for 100 KB bodies"},
+        {"/proc/sys/net/core/wmem_max", "net.core.wmem_max", 16777216, "socket buffers for 100 KB bodies"},
+    };
+    for (size_t i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++) {
+        long v = read_long_file(knobs[i].path);
+        /* tcp_tw_reuse 2 means loopback only: outbound delivery needs 1 */
+        bool ok = knobs[i].min == 1 ? v == 1 : v >= knobs[i].min;
+        printf("%-24s %-10ld %s", knobs[i].name, v, ok ? "ok" : "LOW");
+        if (!ok) {
+            printf(": sysctl -w %s=%ld (%s)", knobs[i].name, knobs[i].min, knobs[i].why);
+            warnings++;
+        }
+        printf("\n");
+    }
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    long lo = 0, hi = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &lo, &hi) != 2)
+            lo = hi = 0;
+        fclose(f);
+    }
+    bool range_ok = hi - lo >= 50000;
+    printf("%-24s %ld-%ld %s", "net.ipv4.ip_local_port_range", lo, hi, range_ok ? "ok" : "NARROW");
+    if (!range_ok) {
+        printf(": sysctl -w net.ipv4.ip_local_port_range=\"1024 65535\" (outbound connections per source address)");
+        warnings++;
+    }
+    printf("\n%u recommendation(s)\n", warnings);
+    return 0;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: ringctl [--endpoint HOST:PORT] [--json] COMMAND\n"
@@ -254,6 +351,7 @@ static void usage(FILE *f)
                "  restart ROLE[/N]    restart a role (spool, scheduler, ingress, egress), or worker N of it\n"
                "  reload              validate and reload the configuration (like SIGHUP to ringmaild)\n"
                "  metrics             the Prometheus metrics text\n"
+               "  doctor              host settings for a park node (hugepages, sysctls) with advice\n"
                "--endpoint defaults to 127.0.0.1:8025 (env RINGCTL_ENDPOINT)\n");
 }
 
@@ -301,6 +399,8 @@ int main(int argc, char **argv)
     } else if (strcmp(cmd, "reload") == 0 && nargs == 0) {
         method = "POST";
         snprintf(path, sizeof(path), "/api/v1/reload");
+    } else if (strcmp(cmd, "doctor") == 0 && nargs == 0) {
+        return doctor(endpoint);
     } else if (strcmp(cmd, "metrics") == 0 && nargs == 0) {
         snprintf(path, sizeof(path), "/metrics");
     } else if (strcmp(cmd, "restart") == 0 && nargs == 1) {

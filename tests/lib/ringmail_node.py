@@ -1,0 +1,204 @@
+"""ringmail_node - start a real ringmaild in a temporary directory on loopback ports, for tests.
+
+Every process started here is stopped by pid in stop(); temporary directories are removed.
+Ports are picked at run time by binding port 0 on 127.0.0.1.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+BUILD_DIR = os.environ.get("RINGMAIL_BUILD_DIR") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "build")
+ROLES = ("spool", "scheduler", "ingress", "egress")
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout, step=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = pred()
+            if last:
+                return last
+        except (OSError, ValueError, KeyError) as e:
+            last = e
+        time.sleep(step)
+    raise AssertionError("timed out after %.1fs waiting for %s (last: %r)" % (timeout, what, last))
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie is dead for our purposes
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+class Node:
+    def __init__(self, config_extra="", ingress_workers=1, egress_workers=1, bin_dir=None, hugepages="auto",
+                 supervisor="", name="node"):
+        self.tmp = tempfile.mkdtemp(prefix="ringmail-test-")
+        os.chmod(self.tmp, 0o755)  # the roles run as an unprivileged user when the test runs as root
+        self.smtp_port = free_port()
+        self.admin_port = free_port()
+        self.data_dir = os.path.join(self.tmp, "data")
+        self.config_path = os.path.join(self.tmp, "ringmail.toml")
+        self.log_path = os.path.join(self.tmp, "ringmaild.log")
+        self.bin_dir = bin_dir
+        self.proc = None
+        self.base_config = """
+[node]
+data_dir = "%s"
+log_level = "info"
+
+[[listener]]
+address = "127.0.0.1:%d"
+
+[admin]
+listen = "127.0.0.1:%d"
+
+[ingress]
+workers = %d
+
+[egress]
+workers = %d
+
+[shm]
+arena_size = "8MiB"
+ring_slots = 1024
+hugepages = "%s"
+
+[supervisor]
+restart_backoff = "100ms"
+drain_timeout = "5s"
+%s
+""" % (self.data_dir, self.smtp_port, self.admin_port, ingress_workers, egress_workers, hugepages, supervisor)
+        self.write_config(self.base_config + config_extra)
+
+    def write_config(self, text):
+        with open(self.config_path, "w") as f:
+            f.write(text)
+
+    @property
+    def endpoint(self):
+        return "127.0.0.1:%d" % self.admin_port
+
+    def start(self, wait_ready=True):
+        args = [os.path.join(BUILD_DIR, "ringmaild"), "--config", self.config_path]
+        if self.bin_dir:
+            args += ["--bin-dir", self.bin_dir]
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        if wait_ready:
+            self.wait_all_ready()
+        return self
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def http(self, method, path, timeout=10):
+        req = urllib.request.Request("http://%s%s" % (self.endpoint, path), method=method,
+                                     data=b"" if method == "POST" else None)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def status(self):
+        code, body = self.http("GET", "/api/v1/status")
+        if code != 200:
+            raise ValueError("status HTTP %d" % code)
+        return json.loads(body)
+
+    def instances(self):
+        return {"%s[%d]" % (r["role"], r["index"]): r for r in self.status()["roles"]}
+
+    def wait_all_ready(self, timeout=10):
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError("ringmaild exited with %s:\n%s" % (self.proc.returncode, self.log()))
+            inst = self.instances()
+            return inst if all(r["state"] == "ready" for r in inst.values()) else None
+        return wait_for(ready, timeout, what="every role ready")
+
+    def ringctl(self, *args, check=False, timeout=30):
+        p = subprocess.run([os.path.join(BUILD_DIR, "ringctl"), "--endpoint", self.endpoint] + list(args),
+                           capture_output=True, text=True, timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError("ringctl %s failed (%d): %s %s" % (args, p.returncode, p.stdout, p.stderr))
+        return p
+
+    def role_pids(self):
+        return [r["pid"] for r in self.status()["roles"] if r["pid"] > 0]
+
+    def stop(self, timeout=15):
+        """SIGTERM the node and wait; then make sure no process of ours is left, by pid."""
+        pids = []
+        if self.proc and self.proc.poll() is None:
+            try:
+                pids = self.role_pids()
+            except Exception:
+                pids = []
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        for pid in pids:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if getattr(self, "logf", None):
+            self.logf.close()
+        return pids
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def smtp_dialogue(port, lines, host="127.0.0.1", timeout=5):
+    """Connect, read the banner, send each line and read one reply per line. Returns the replies."""
+    out = []
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        f = s.makefile("rb")
+        out.append(read_reply(f))
+        for line in lines:
+            s.sendall(line if isinstance(line, bytes) else line.encode() + b"\r\n")
+            out.append(read_reply(f))
+    return out
+
+
+def read_reply(f):
+    lines = []
+    while True:
+        line = f.readline(4096)
+        if not line:
+            raise ConnectionError("connection closed; got %r" % lines)
+        lines.append(line.decode("latin-1").rstrip("\r\n"))
+        if len(line) < 4 or line[3:4] != b"-":
+            return "\n".join(lines)

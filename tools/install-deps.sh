@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# install-deps.sh - install ringmail's build and test dependencies from Debian 12's archive.
+# Idempotent; set RINGMAIL_SKIP_APT=1 to skip when you know they are there.
+set -euo pipefail
+
+PKGS=(
+  # build
+  gcc g++ clang meson ninja-build pkg-config
+  liburing-dev libssl-dev librocksdb-dev liblua5.4-dev libzstd-dev libc-ares-dev libbpf-dev
+  libtomlplusplus-dev libjansson-dev libmicrohttpd-dev libpcre2-dev libhiredis-dev
+  # fuzzing runtime for clang's -fsanitize=fuzzer
+  libclang-rt-14-dev
+  # tests: real tools and peers
+  python3 zstd jq swaks procps
+)
+
+if [ "${RINGMAIL_SKIP_APT:-0}" = 1 ]; then
+  exit 0
+fi
+SUDO=()
+if [ "$(id -u)" != 0 ]; then
+  SUDO=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null
+"${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "${PKGS[@]}" >/dev/null
+echo "install-deps: ${#PKGS[@]} packages present"
