@@ -1,0 +1,715 @@
+/*
+ * spool_db - the spool's durable store on RocksDB (contract in spool_db.h)
+ *
+ * Everything the spool promises rests on one call: rocksdb_write() with sync=true, made
+ * once per group commit. Envelope and body of a message always travel in the same write
+ * batch, so a crash or a failed write never leaves one without the other.
+ * Bytes read back from disk are untrusted: envelopes go through spool_rec_decode(), and
+ * quarantine records are parsed with explicit bounds.
+ */
+#include "spool/spool_db.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include <rocksdb/c.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/mem.h"
+
+enum spool_db_cf {
+    CF_DEFAULT = 0, /* RocksDB insists on it; unused */
+    CF_ENVELOPES = 1,
+    CF_BODIES = 2,
+    CF_QUARANTINE = 3,
+    CF__COUNT = 4,
+};
+
+static const char *const cf_names[CF__COUNT] = {
+    "default", SPOOL_DB_CF_ENVELOPES, SPOOL_DB_CF_BODIES, SPOOL_DB_CF_QUARANTINE,
+};
+
+#define QREC_MAGIC 'Q'
+#define QREC_VERSION 1
+#define QREC_HEAD 12 /* magic, version, u64 when_ms, u16 reason_len */
+#define QREASON_MAX 200
+
+struct spool_db {
+    char *dir;
+    struct spool_db_opts opts;
+    rocksdb_options_t *dbopt;
+    rocksdb_options_t *cfopt[CF__COUNT];
+    rocksdb_t *rdb; /* NULL after a failed spool_db_recover() */
+    rocksdb_column_family_handle_t *cf[CF__COUNT];
+    rocksdb_writeoptions_t *wsync;
+    rocksdb_readoptions_t *ropt;
+    rocksdb_readoptions_t *rwalk;
+    char *errtext;
+    bool needs_recover;
+    int write_errno; /* errno of the failed write that set needs_recover */
+    struct spool_db_stats stats;
+};
+
+struct spool_db_batch {
+    struct spool_db *db;
+    rocksdb_writebatch_t *wb;
+    size_t stores, updates, deletes;
+    struct spool_rec_buf enc;
+};
+
+/* ---- errors ---- */
+
+/* RocksDB's Status text is all the C API gives; map the causes we act on to errno */
+static int db_errno(const char *text)
+{
+    static const struct {
+        const char *needle;
+        int err;
+    } map[] = {
+        { "No space left on device", ENOSPC },
+        { "While lock file", EBUSY },       /* another process holds the LOCK file */
+        { "lock hold by current process", EBUSY },
+        { "Permission denied", EACCES },
+        { "Read-only file system", EROFS },
+        { "Corruption", EBADMSG },
+        { "Invalid argument", EINVAL },
+        { "does not exist", ENOENT },
+        { "Not found", ENOENT },
+    };
+    if (text == NULL)
+        return EIO;
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (strstr(text, map[i].needle) != NULL)
+            return map[i].err;
+    return EIO;
+}
+
+/* takes RocksDB's malloc'd error string; returns -errno */
+static int db_fail(struct spool_db *db, char *rerr, const char *what)
+{
+    int e = db_errno(rerr);
+    free(db->errtext);
+    db->errtext = xasprintf("%s: %s", what, rerr ? rerr : "unknown error");
+    rocksdb_free(rerr);
+    return -e;
+}
+
+static int db_closed(struct spool_db *db)
+{
+    free(db->errtext);
+    db->errtext = xstrdup("database is closed after a failed recover");
+    return -EIO;
+}
+
+const char *spool_db_error(const struct spool_db *db)
+{
+    return db->errtext ? db->errtext : "";
+}
+
+const char *spool_db_dir(const struct spool_db *db)
+{
+    return db->dir;
+}
+
+bool spool_db_needs_recover(const struct spool_db *db)
+{
+    return db->needs_recover || db->rdb == NULL;
+}
+
+void spool_db_stats_get(const struct spool_db *db, struct spool_db_stats *out)
+{
+    *out = db->stats;
+}
+
+/* ---- open / close ---- */
+
+static void db_build_options(struct spool_db *db)
+{
+    rocksdb_options_t *o = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(o, 1);
+    rocksdb_options_set_create_missing_column_families(o, 1);
+    rocksdb_options_set_paranoid_checks(o, 1);
+    /* a torn last WAL record (crash or failed write mid-append) is dropped, never half-applied */
+    rocksdb_options_set_wal_recovery_mode(o, 2 /* kPointInTimeRecovery */);
+    /* why the LOG is quiet by default: see struct spool_db_opts */
+    rocksdb_options_set_info_log_level(o, db->opts.rocksdb_info_log ? 1 /* INFO */ : 4 /* FATAL */);
+    if (db->opts.rocksdb_log_dir != NULL)
+        rocksdb_options_set_db_log_dir(o, db->opts.rocksdb_log_dir);
+    rocksdb_options_set_keep_log_file_num(o, 5);
+    rocksdb_options_set_max_log_file_size(o, 16u << 20);
+    rocksdb_options_set_write_buffer_size(o, db->opts.write_buffer_bytes);
+    /* for spool_db_wal_syncs(); tickers cost little next to an fsync per commit */
+    rocksdb_options_enable_statistics(o);
+    db->dbopt = o;
+
+    for (int i = 0; i < CF__COUNT; i++)
+        db->cfopt[i] = rocksdb_options_create_copy(o);
+    if (!db->opts.no_blob_files) {
+        rocksdb_options_t *b = db->cfopt[CF_BODIES];
+        rocksdb_options_set_enable_blob_files(b, 1);
+        rocksdb_options_set_min_blob_size(b, db->opts.min_blob_bytes);
+        /* bodies are deleted soon after delivery: let compaction reclaim their blob files */
+        rocksdb_options_set_enable_blob_gc(b, 1);
+        /* compressed in background flushes, off the commit path; LZ4 is cheap on 2 cores */
+        rocksdb_options_set_blob_compression_type(b, rocksdb_lz4_compression);
+    }
+
+    db->wsync = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(db->wsync, 1);
+    db->ropt = rocksdb_readoptions_create();
+    db->rwalk = rocksdb_readoptions_create();
+    /* one pass over every envelope at start must not evict the hot blocks */
+    rocksdb_readoptions_set_fill_cache(db->rwalk, 0);
+}
+
+static int db_open_rocks(struct spool_db *db)
+{
+    char *rerr = NULL;
+    db->rdb = rocksdb_open_column_families(db->dbopt, db->dir, CF__COUNT, cf_names,
+        (const rocksdb_options_t *const *)db->cfopt, db->cf, &rerr);
+    if (rerr != NULL) {
+        db->rdb = NULL;
+        memset(db->cf, 0, sizeof(db->cf));
+        return db_fail(db, rerr, "open");
+    }
+    db->needs_recover = false;
+    db->write_errno = 0;
+    return 0;
+}
+
+static void db_close_rocks(struct spool_db *db)
+{
+    if (db->rdb == NULL)
+        return;
+    for (int i = 0; i < CF__COUNT; i++) {
+        if (db->cf[i] != NULL)
+            rocksdb_column_family_handle_destroy(db->cf[i]);
+        db->cf[i] = NULL;
+    }
+    rocksdb_close(db->rdb);
+    db->rdb = NULL;
+}
+
+static void db_free(struct spool_db *db)
+{
+    db_close_rocks(db);
+    for (int i = 0; i < CF__COUNT; i++)
+        if (db->cfopt[i] != NULL)
+            rocksdb_options_destroy(db->cfopt[i]);
+    if (db->dbopt != NULL)
+        rocksdb_options_destroy(db->dbopt);
+    if (db->wsync != NULL)
+        rocksdb_writeoptions_destroy(db->wsync);
+    if (db->ropt != NULL)
+        rocksdb_readoptions_destroy(db->ropt);
+    if (db->rwalk != NULL)
+        rocksdb_readoptions_destroy(db->rwalk);
+    free(db->errtext);
+    free(db->dir);
+    free(db);
+}
+
+int spool_db_open(const char *dir, const struct spool_db_opts *opts, struct spool_db **out, char **err)
+{
+    struct spool_db *db = xcalloc(1, sizeof(*db));
+    db->dir = xstrdup(dir);
+    if (opts != NULL)
+        db->opts = *opts;
+    if (db->opts.write_buffer_bytes == 0)
+        db->opts.write_buffer_bytes = 64u << 20;
+    if (db->opts.min_blob_bytes == 0)
+        db->opts.min_blob_bytes = 4096;
+    db_build_options(db);
+
+    int rc = db_open_rocks(db);
+    if (rc < 0) {
+        if (err != NULL)
+            *err = xasprintf("spool %s: %s", dir, db->errtext);
+        db_free(db);
+        *out = NULL;
+        return rc;
+    }
+    log_info("spool: opened %s (bodies in %s, min blob %" PRIu64 " bytes)", dir,
+        db->opts.no_blob_files ? "SST files" : "blob files", db->opts.min_blob_bytes);
+    *out = db;
+    return 0;
+}
+
+void spool_db_close(struct spool_db *db)
+{
+    if (db == NULL)
+        return;
+    db_free(db);
+}
+
+int spool_db_recover(struct spool_db *db)
+{
+    db_close_rocks(db);
+    int rc = db_open_rocks(db);
+    if (rc < 0) {
+        log_error("spool: reopen of %s failed: %s", db->dir, db->errtext);
+        return rc;
+    }
+    db->stats.reopens++;
+    log_info("spool: reopened %s", db->dir);
+    return 0;
+}
+
+int64_t spool_db_wal_syncs(struct spool_db *db)
+{
+    char *s = rocksdb_options_statistics_get_string(db->dbopt);
+    if (s == NULL)
+        return -1;
+    int64_t n = -1;
+    const char *p = strstr(s, "rocksdb.wal.synced COUNT : ");
+    if (p != NULL)
+        n = strtoll(p + strlen("rocksdb.wal.synced COUNT : "), NULL, 10);
+    rocksdb_free(s);
+    return n;
+}
+
+/* ---- batches and commit ---- */
+
+struct spool_db_batch *spool_db_batch_new(struct spool_db *db)
+{
+    struct spool_db_batch *b = xcalloc(1, sizeof(*b));
+    b->db = db;
+    b->wb = rocksdb_writebatch_create();
+    spool_rec_buf_init(&b->enc);
+    return b;
+}
+
+void spool_db_batch_free(struct spool_db_batch *b)
+{
+    if (b == NULL)
+        return;
+    rocksdb_writebatch_destroy(b->wb);
+    spool_rec_buf_fini(&b->enc);
+    free(b);
+}
+
+void spool_db_batch_reset(struct spool_db_batch *b)
+{
+    rocksdb_writebatch_clear(b->wb);
+    b->stores = b->updates = b->deletes = 0;
+}
+
+size_t spool_db_batch_count(const struct spool_db_batch *b)
+{
+    return b->stores + b->updates + b->deletes;
+}
+
+int spool_db_batch_store(struct spool_db_batch *b, struct msgid id, const struct spool_rec *rec,
+    const void *body, size_t body_len)
+{
+    struct spool_db *db = b->db;
+    if (db->rdb == NULL)
+        return db_closed(db);
+    int rc = spool_rec_encode(rec, &b->enc);
+    if (rc < 0)
+        return rc;
+    uint8_t key[MSGID_BYTES];
+    msgid_to_bytes(id, key);
+    rocksdb_writebatch_put_cf(b->wb, db->cf[CF_ENVELOPES], (const char *)key, sizeof(key),
+        (const char *)b->enc.data, b->enc.len);
+    rocksdb_writebatch_put_cf(b->wb, db->cf[CF_BODIES], (const char *)key, sizeof(key),
+        body_len ? (const char *)body : "", body_len);
+    b->stores++;
+    return 0;
+}
+
+int spool_db_batch_update(struct spool_db_batch *b, struct msgid id, const struct spool_rec *rec)
+{
+    struct spool_db *db = b->db;
+    if (db->rdb == NULL)
+        return db_closed(db);
+    int rc = spool_rec_encode(rec, &b->enc);
+    if (rc < 0)
+        return rc;
+    uint8_t key[MSGID_BYTES];
+    msgid_to_bytes(id, key);
+    rocksdb_writebatch_put_cf(b->wb, db->cf[CF_ENVELOPES], (const char *)key, sizeof(key),
+        (const char *)b->enc.data, b->enc.len);
+    b->updates++;
+    return 0;
+}
+
+int spool_db_batch_delete(struct spool_db_batch *b, struct msgid id)
+{
+    struct spool_db *db = b->db;
+    if (db->rdb == NULL)
+        return db_closed(db);
+    uint8_t key[MSGID_BYTES];
+    msgid_to_bytes(id, key);
+    rocksdb_writebatch_delete_cf(b->wb, db->cf[CF_ENVELOPES], (const char *)key, sizeof(key));
+    rocksdb_writebatch_delete_cf(b->wb, db->cf[CF_BODIES], (const char *)key, sizeof(key));
+    b->deletes++;
+    return 0;
+}
+
+static int db_write(struct spool_db *db, rocksdb_writebatch_t *wb, const char *what)
+{
+    /* the failed WAL writer must not be touched again before a reopen */
+    if (db->needs_recover)
+        return -db->write_errno;
+    char *rerr = NULL;
+    rocksdb_write(db->rdb, db->wsync, wb, &rerr);
+    if (rerr != NULL) {
+        int rc = db_fail(db, rerr, what);
+        /*
+         * RocksDB turns a failed WAL write into a background error and refuses writes until
+         * resumed; the C API cannot resume, so the owner must spool_db_recover().
+         */
+        if (rc != -EINVAL) {
+            db->needs_recover = true;
+            db->write_errno = -rc;
+        }
+        return rc;
+    }
+    return 0;
+}
+
+int spool_db_commit(struct spool_db *db, struct spool_db_batch *b)
+{
+    ASSERT(b->db == db);
+    if (spool_db_batch_count(b) == 0)
+        return 0;
+    if (db->rdb == NULL)
+        return db_closed(db);
+    int rc = db_write(db, b->wb, "commit");
+    if (rc < 0) {
+        db->stats.commit_failures++;
+        log_warn("spool: commit of %zu messages failed (%s): %s", spool_db_batch_count(b),
+            strerror(-rc), db->errtext);
+        return rc;
+    }
+    db->stats.commits++;
+    db->stats.stored += b->stores;
+    db->stats.updated += b->updates;
+    db->stats.deleted += b->deletes;
+    return 0;
+}
+
+int spool_db_store(struct spool_db *db, struct msgid id, const struct spool_rec *rec,
+    const void *body, size_t body_len)
+{
+    struct spool_db_batch *b = spool_db_batch_new(db);
+    int rc = spool_db_batch_store(b, id, rec, body, body_len);
+    if (rc == 0)
+        rc = spool_db_commit(db, b);
+    spool_db_batch_free(b);
+    return rc;
+}
+
+static int db_get(struct spool_db *db, int cf, struct msgid id, rocksdb_pinnableslice_t **out)
+{
+    if (db->rdb == NULL)
+        return db_closed(db);
+    uint8_t key[MSGID_BYTES];
+    msgid_to_bytes(id, key);
+    char *rerr = NULL;
+    *out = rocksdb_get_pinned_cf(db->rdb, db->ropt, db->cf[cf], (const char *)key, sizeof(key), &rerr);
+    if (rerr != NULL) {
+        *out = NULL;
+        return db_fail(db, rerr, "get");
+    }
+    return *out == NULL ? -ENOENT : 0;
+}
+
+int spool_db_update(struct spool_db *db, struct msgid id, const struct spool_rec *rec)
+{
+    rocksdb_pinnableslice_t *ps;
+    int rc = db_get(db, CF_ENVELOPES, id, &ps);
+    if (rc < 0)
+        return rc;
+    rocksdb_pinnableslice_destroy(ps);
+    struct spool_db_batch *b = spool_db_batch_new(db);
+    rc = spool_db_batch_update(b, id, rec);
+    if (rc == 0)
+        rc = spool_db_commit(db, b);
+    spool_db_batch_free(b);
+    return rc;
+}
+
+int spool_db_delete(struct spool_db *db, struct msgid id)
+{
+    struct spool_db_batch *b = spool_db_batch_new(db);
+    int rc = spool_db_batch_delete(b, id);
+    if (rc == 0)
+        rc = spool_db_commit(db, b);
+    spool_db_batch_free(b);
+    return rc;
+}
+
+/* ---- reads ---- */
+
+int spool_db_get_envelope(struct spool_db *db, struct msgid id, struct spool_rec *out)
+{
+    memset(out, 0, sizeof(*out));
+    rocksdb_pinnableslice_t *ps;
+    int rc = db_get(db, CF_ENVELOPES, id, &ps);
+    if (rc < 0)
+        return rc;
+    size_t len;
+    const char *v = rocksdb_pinnableslice_value(ps, &len);
+    const char *why = NULL;
+    rc = spool_rec_decode(v, len, out, &why);
+    rocksdb_pinnableslice_destroy(ps);
+    if (rc < 0) {
+        char text[MSGID_TEXT_SIZE];
+        msgid_format(id, text);
+        free(db->errtext);
+        db->errtext = xasprintf("envelope %s: %s", text, why);
+    }
+    return rc;
+}
+
+int spool_db_get_body(struct spool_db *db, struct msgid id, struct spool_rec_buf *out)
+{
+    rocksdb_pinnableslice_t *ps;
+    int rc = db_get(db, CF_BODIES, id, &ps);
+    if (rc < 0)
+        return rc;
+    size_t len;
+    const char *v = rocksdb_pinnableslice_value(ps, &len);
+    out->len = 0;
+    spool_rec_buf_reserve(out, len ? len : 1);
+    spool_rec_buf_append(out, v, len);
+    rocksdb_pinnableslice_destroy(ps);
+    return 0;
+}
+
+int spool_db_read_body(struct spool_db *db, struct msgid id, void *dst, size_t cap, size_t *len)
+{
+    rocksdb_pinnableslice_t *ps;
+    int rc = db_get(db, CF_BODIES, id, &ps);
+    if (rc < 0)
+        return rc;
+    size_t n;
+    const char *v = rocksdb_pinnableslice_value(ps, &n);
+    *len = n;
+    if (n > cap)
+        rc = -ENOBUFS;
+    else if (n > 0)
+        memcpy(dst, v, n);
+    rocksdb_pinnableslice_destroy(ps);
+    return rc;
+}
+
+/* ---- walk and quarantine ---- */
+
+void spool_db_walk_init(struct spool_db_walk *w)
+{
+    memset(w, 0, sizeof(*w));
+}
+
+/* printable form of any key for log lines: hex of up to 32 bytes */
+static void key_hex(const uint8_t *k, size_t n, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 3 < cap && i < 32; i++) {
+        out[o++] = hex[k[i] >> 4];
+        out[o++] = hex[k[i] & 0xf];
+    }
+    out[o] = '\0';
+}
+
+static void quarantine_add(struct spool_db *db, rocksdb_writebatch_t *wb, const uint8_t *key,
+    size_t klen, const uint8_t *val, size_t vlen, const char *reason)
+{
+    /* the quarantine key is the original key plus the time, so no record ever overwrites another */
+    uint64_t now_ns = clock_real_ns();
+    struct spool_rec_buf qk, qv;
+    spool_rec_buf_init(&qk);
+    spool_rec_buf_init(&qv);
+    spool_rec_buf_append(&qk, key, klen);
+    for (int i = 7; i >= 0; i--) {
+        uint8_t c = (uint8_t)(now_ns >> (8 * i));
+        spool_rec_buf_append(&qk, &c, 1);
+    }
+    size_t rlen = strlen(reason);
+    if (rlen > QREASON_MAX)
+        rlen = QREASON_MAX;
+    uint8_t head[QREC_HEAD];
+    uint64_t now_ms = now_ns / 1000000u;
+    head[0] = QREC_MAGIC;
+    head[1] = QREC_VERSION;
+    for (int i = 0; i < 8; i++)
+        head[2 + i] = (uint8_t)(now_ms >> (8 * i));
+    head[10] = (uint8_t)rlen;
+    head[11] = (uint8_t)(rlen >> 8);
+    spool_rec_buf_append(&qv, head, sizeof(head));
+    spool_rec_buf_append(&qv, reason, rlen);
+    spool_rec_buf_append(&qv, val, vlen);
+
+    rocksdb_writebatch_put_cf(wb, db->cf[CF_QUARANTINE], (const char *)qk.data, qk.len,
+        (const char *)qv.data, qv.len);
+    rocksdb_writebatch_delete_cf(wb, db->cf[CF_ENVELOPES], (const char *)key, klen);
+    spool_rec_buf_fini(&qk);
+    spool_rec_buf_fini(&qv);
+}
+
+int spool_db_walk_step(struct spool_db *db, struct spool_db_walk *w, size_t max,
+    spool_db_walk_fn fn, void *arg)
+{
+    if (db->rdb == NULL)
+        return db_closed(db);
+    if (w->done)
+        return 0;
+    if (max > INT_MAX)
+        max = INT_MAX; /* the count is returned as an int */
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(db->rdb, db->rwalk, db->cf[CF_ENVELOPES]);
+    if (w->started) {
+        rocksdb_iter_seek(it, (const char *)w->cursor, w->cursor_len);
+        size_t klen;
+        const char *k;
+        /* the cursor's own key was handled in the previous step */
+        if (rocksdb_iter_valid(it) && (k = rocksdb_iter_key(it, &klen)) != NULL &&
+            klen == w->cursor_len && memcmp(k, w->cursor, klen) == 0)
+            rocksdb_iter_next(it);
+    } else {
+        rocksdb_iter_seek_to_first(it);
+    }
+
+    rocksdb_writebatch_t *qb = rocksdb_writebatch_create();
+    size_t examined = 0, bad = 0;
+    int cb_rc = 0;
+    while (examined < max && rocksdb_iter_valid(it)) {
+        size_t klen, vlen;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
+        examined++;
+        /*
+         * A key longer than the cursor is corrupt anyway: the cursor keeps its prefix, which
+         * sorts before it, and the quarantine move below deletes it before the next step.
+         */
+        w->cursor_len = klen < sizeof(w->cursor) ? klen : sizeof(w->cursor);
+        memcpy(w->cursor, k, w->cursor_len);
+        w->started = true;
+
+        const char *why = NULL;
+        struct spool_rec rec;
+        if (klen != MSGID_BYTES) {
+            why = "envelope key is not a 16-byte message id";
+        } else if (spool_rec_decode(v, vlen, &rec, &why) == 0) {
+            w->walked++;
+            cb_rc = fn(arg, msgid_from_bytes(k), &rec);
+            spool_rec_fini(&rec);
+            if (cb_rc != 0)
+                break;
+            rocksdb_iter_next(it);
+            continue;
+        }
+        char kh[72];
+        key_hex(k, klen, kh, sizeof(kh));
+        log_warn("spool: quarantining envelope %s (%zu bytes): %s", kh, vlen, why);
+        quarantine_add(db, qb, k, klen, v, vlen, why);
+        bad++;
+        rocksdb_iter_next(it);
+    }
+
+    int rc = 0;
+    if (cb_rc == 0 && examined < max) {
+        char *rerr = NULL;
+        rocksdb_iter_get_error(it, &rerr);
+        if (rerr != NULL)
+            rc = db_fail(db, rerr, "walk");
+        else
+            w->done = true;
+    }
+    rocksdb_iter_destroy(it);
+
+    if (bad > 0) {
+        int qrc = db_write(db, qb, "quarantine");
+        if (qrc < 0) {
+            /* left in place: the next walk (or start) finds and moves them again */
+            log_error("spool: quarantine of %zu records failed: %s", bad, db->errtext);
+            if (rc == 0)
+                rc = qrc;
+        } else {
+            w->quarantined += bad;
+            db->stats.quarantined += bad;
+        }
+    }
+    rocksdb_writebatch_destroy(qb);
+    if (rc < 0)
+        return rc;
+    if (cb_rc != 0)
+        return cb_rc;
+    return (int)examined;
+}
+
+int spool_db_quarantine_list(struct spool_db *db, spool_db_quarantine_fn fn, void *arg)
+{
+    if (db->rdb == NULL)
+        return db_closed(db);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(db->rdb, db->rwalk, db->cf[CF_QUARANTINE]);
+    int count = 0, rc = 0;
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
+        struct spool_db_quarantined q = { .key = k, .key_len = klen >= 8 ? klen - 8 : klen };
+        char reason[QREASON_MAX + 1];
+        size_t rlen = 0;
+        if (vlen >= QREC_HEAD && v[0] == QREC_MAGIC && v[1] == QREC_VERSION)
+            rlen = (size_t)v[10] | (size_t)v[11] << 8;
+        if (vlen >= QREC_HEAD && v[0] == QREC_MAGIC && v[1] == QREC_VERSION &&
+            rlen <= QREASON_MAX && rlen <= vlen - QREC_HEAD) {
+            for (int i = 7; i >= 0; i--)
+                q.when_ms = (q.when_ms << 8) | v[2 + i];
+            memcpy(reason, v + QREC_HEAD, rlen);
+            reason[rlen] = '\0';
+            q.value = v + QREC_HEAD + rlen;
+            q.value_len = vlen - QREC_HEAD - rlen;
+        } else {
+            /* the quarantine's own record is damaged: show all of it rather than hide it */
+            snprintf(reason, sizeof(reason), "unreadable quarantine record");
+            q.value = v;
+            q.value_len = vlen;
+        }
+        q.reason = reason;
+        count++;
+        rc = fn(arg, &q);
+        if (rc != 0)
+            break;
+    }
+    if (rc == 0) {
+        char *rerr = NULL;
+        rocksdb_iter_get_error(it, &rerr);
+        if (rerr != NULL)
+            rc = db_fail(db, rerr, "quarantine list");
+    }
+    rocksdb_iter_destroy(it);
+    return rc < 0 ? rc : count;
+}
+
+/* ---- free space ---- */
+
+int spool_db_free_bytes(const char *dir, uint64_t *out)
+{
+    struct statvfs sv;
+    if (statvfs(dir, &sv) < 0)
+        return -errno;
+    *out = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
+    return 0;
+}
+
+bool spool_db_space_low(const char *dir, uint64_t min_free)
+{
+    uint64_t avail = 0;
+    int rc = spool_db_free_bytes(dir, &avail);
+    if (rc < 0) {
+        /* fail closed: refusing mail for a while is better than accepting what cannot be kept */
+        log_warn("spool: cannot read free space of %s: %s", dir, strerror(-rc));
+        return true;
+    }
+    return avail < min_free;
+}

@@ -1,0 +1,184 @@
+/*
+ * spool_db - the spool's durable store: RocksDB with group commit, start-up walk, quarantine
+ *
+ * spool_db_open() opens or creates the database in a directory with three column families:
+ * "envelopes" (key: 16-byte msgid, value: spool_rec), "bodies" (key: msgid, value: the raw
+ * message; RocksDB blob files keep large values out of the LSM tree) and "quarantine"
+ * (records that failed to decode, with the reason; never silently deleted).
+ * Group commit: add any number of stores, updates and deletes to a spool_db_batch, then
+ * spool_db_commit() writes them as ONE RocksDB write batch with sync=true: one WAL fsync
+ * covers all of them, and either all of them are visible afterwards or none is.
+ * The walk reads envelopes in key order (= creation order) in bounded steps with a resume
+ * cursor and moves each undecodable record into quarantine (one atomic batch per step).
+ *
+ * Errors: functions return 0 or -errno. RocksDB reports failures only as text; the text of
+ * the last failure is kept (spool_db_error()) and mapped to an errno (ENOSPC, EIO, EBADMSG
+ * for corruption, EBUSY when another process holds the lock, ...).
+ * After a failed write RocksDB stops accepting writes (a "background error") and its file
+ * writers must not be used again (Debian's build asserts). The 7.8 C API has no
+ * rocksdb_resume(), so: after a failed commit every write is refused with the same -errno,
+ * without calling RocksDB, until spool_db_recover() closes and reopens the database. The
+ * reopen replays the WAL, in which a torn last record is dropped, so the failed batch stays
+ * absent. Reads keep working meanwhile. spool_db_needs_recover() says when it is due; a
+ * reopen needs some free space (RocksDB flushes the replayed WAL), so call it when
+ * spool_db_space_low() turns false.
+ * Threading: one thread uses a spool_db at a time (the spool is single-threaded).
+ */
+#ifndef RINGMAIL_SPOOL_DB_H
+#define RINGMAIL_SPOOL_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/msgid.h"
+#include "spool/spool_rec.h"
+
+#define SPOOL_DB_CF_ENVELOPES "envelopes"
+#define SPOOL_DB_CF_BODIES "bodies"
+#define SPOOL_DB_CF_QUARANTINE "quarantine"
+
+struct spool_db;
+struct spool_db_batch;
+
+/* options; a zeroed struct (or NULL) gives the defaults shown */
+struct spool_db_opts {
+    uint64_t write_buffer_bytes; /* memtable size per column family; 0 = 64 MiB */
+    uint64_t min_blob_bytes;     /* bodies at least this big go to blob files; 0 = 4 KiB */
+    bool no_blob_files;          /* keep bodies in SST files */
+    /*
+     * RocksDB's own LOG file. Debian's librocksdb 7.8 is built with assertions on, and its
+     * LOG writer aborts the process on the first line after a failed write (ENOSPC on the
+     * spool disk, found by spool_db_test enospc). So by default the LOG gets only its header
+     * and fatal lines, and our own log carries the errors. Turn it up for debugging, and then
+     * put it on another filesystem with rocksdb_log_dir.
+     */
+    bool rocksdb_info_log;       /* INFO level instead of FATAL */
+    const char *rocksdb_log_dir; /* NULL = the spool directory */
+};
+
+struct spool_db_stats {
+    uint64_t commits;         /* successful spool_db_commit() calls = synced WAL writes */
+    uint64_t commit_failures;
+    uint64_t stored;          /* messages stored by successful commits */
+    uint64_t updated;
+    uint64_t deleted;
+    uint64_t quarantined;     /* records moved into quarantine by walks */
+    uint64_t reopens;         /* spool_db_recover() calls that succeeded */
+};
+
+/* spool_db_open - open or create at dir; on failure *err (if not NULL) gets a heap message */
+int spool_db_open(const char *dir, const struct spool_db_opts *opts, struct spool_db **out, char **err);
+/* spool_db_close - flushes nothing extra: every commit is already in the fsynced WAL */
+void spool_db_close(struct spool_db *db);
+/* spool_db_recover - close and reopen (after a failed write, e.g. ENOSPC); 0 or -errno */
+int spool_db_recover(struct spool_db *db);
+bool spool_db_needs_recover(const struct spool_db *db);
+/* spool_db_error - RocksDB's text for the last failure, or "" */
+const char *spool_db_error(const struct spool_db *db);
+const char *spool_db_dir(const struct spool_db *db);
+void spool_db_stats_get(const struct spool_db *db, struct spool_db_stats *out);
+/*
+ * spool_db_wal_syncs - RocksDB's own count of WAL syncs ("rocksdb.wal.synced") since open,
+ * read from its statistics, so tests can check one fsync per group commit independently
+ * of our counters; -1 if unavailable.
+ */
+int64_t spool_db_wal_syncs(struct spool_db *db);
+
+/* ---- group commit ---- */
+
+/*
+ * A batch belongs to one db (it records column family ids, which survive spool_db_recover()).
+ * Operations are applied in the order added. Nothing is visible before spool_db_commit().
+ */
+struct spool_db_batch *spool_db_batch_new(struct spool_db *db);
+void spool_db_batch_free(struct spool_db_batch *b);
+void spool_db_batch_reset(struct spool_db_batch *b);
+/* number of messages in the batch (stores + updates + deletes) */
+size_t spool_db_batch_count(const struct spool_db_batch *b);
+/* spool_db_batch_store - envelope and body of a new message; -EINVAL if rec does not encode */
+int spool_db_batch_store(struct spool_db_batch *b, struct msgid id, const struct spool_rec *rec,
+    const void *body, size_t body_len);
+/* spool_db_batch_update - replace the envelope (recipient states, attempts); body untouched */
+int spool_db_batch_update(struct spool_db_batch *b, struct msgid id, const struct spool_rec *rec);
+/* spool_db_batch_delete - envelope and body */
+int spool_db_batch_delete(struct spool_db_batch *b, struct msgid id);
+/*
+ * spool_db_commit - one write batch, sync=true (one WAL fsync for everything in it).
+ * Returns 0 when all of it is durable, else -errno with nothing of it applied. The batch
+ * is left as it was either way: reset it before reuse (or commit it again after
+ * spool_db_recover()). An empty batch is a no-op.
+ */
+int spool_db_commit(struct spool_db *db, struct spool_db_batch *b);
+
+/* one-operation conveniences: each is a batch of one and a commit */
+int spool_db_store(struct spool_db *db, struct msgid id, const struct spool_rec *rec,
+    const void *body, size_t body_len);
+/* spool_db_update - -ENOENT if the message is not stored */
+int spool_db_update(struct spool_db *db, struct msgid id, const struct spool_rec *rec);
+int spool_db_delete(struct spool_db *db, struct msgid id);
+
+/* ---- reads ---- */
+
+/* spool_db_get_envelope - 0, -ENOENT, -EBADMSG/-EPROTONOSUPPORT (undecodable) or -EIO... */
+int spool_db_get_envelope(struct spool_db *db, struct msgid id, struct spool_rec *out);
+/* spool_db_get_body - replaces out's content with the body; 0 or -ENOENT or -errno */
+int spool_db_get_body(struct spool_db *db, struct msgid id, struct spool_rec_buf *out);
+/*
+ * spool_db_read_body - copies the body into dst (e.g. an arena block); *len gets its size.
+ * -ENOBUFS (with *len set) when cap is too small.
+ */
+int spool_db_read_body(struct spool_db *db, struct msgid id, void *dst, size_t cap, size_t *len);
+
+/* ---- start-up walk ---- */
+
+/* return 0 to go on; anything else stops the walk step and is returned by it */
+typedef int (*spool_db_walk_fn)(void *arg, struct msgid id, const struct spool_rec *rec);
+
+#define SPOOL_DB_CURSOR_MAX 64
+
+struct spool_db_walk {
+    uint8_t cursor[SPOOL_DB_CURSOR_MAX]; /* last envelope key examined (a longer one: its prefix) */
+    size_t cursor_len;
+    bool started;
+    bool done;                   /* the end of the envelopes was reached */
+    uint64_t walked;             /* records handed to the callback */
+    uint64_t quarantined;        /* records moved to quarantine */
+};
+
+void spool_db_walk_init(struct spool_db_walk *w);
+/*
+ * spool_db_walk_step - examine up to max envelopes after the cursor. Each decodable one is
+ * handed to fn; the others (bad key or value) are moved into quarantine with the reason,
+ * counted and logged, in one atomic synced batch at the end of the step. Returns the
+ * number of records examined (0 with w->done at the end), fn's non-zero value, or -errno.
+ * Safe to interleave with commits: the cursor is a key, not an iterator.
+ */
+int spool_db_walk_step(struct spool_db *db, struct spool_db_walk *w, size_t max,
+    spool_db_walk_fn fn, void *arg);
+
+/* ---- quarantine ---- */
+
+struct spool_db_quarantined {
+    const uint8_t *key; /* the original envelope key (normally a msgid, maybe not) */
+    size_t key_len;
+    uint64_t when_ms;   /* when it was quarantined */
+    const char *reason; /* NUL-terminated */
+    const uint8_t *value; /* the original envelope bytes, unchanged */
+    size_t value_len;
+};
+typedef int (*spool_db_quarantine_fn)(void *arg, const struct spool_db_quarantined *q);
+/*
+ * spool_db_quarantine_list - hands every quarantined record to fn in key order (q is valid
+ * during the call only); fn returning non-zero stops early. Returns the count or -errno.
+ */
+int spool_db_quarantine_list(struct spool_db *db, spool_db_quarantine_fn fn, void *arg);
+
+/* ---- free space (DISK-01/02) ---- */
+
+/* spool_db_free_bytes - bytes available to unprivileged writers on dir's filesystem */
+int spool_db_free_bytes(const char *dir, uint64_t *out);
+/* spool_db_space_low - below min_free bytes; also true when the space cannot be read */
+bool spool_db_space_low(const char *dir, uint64_t min_free);
+
+#endif
