@@ -1,1 +1,861 @@
-/* placeholder: being written */
+/*
+ * cfg - ringmail.toml, the node's static configuration
+ *
+ * cfg_default() fills the embedded default; cfg_load_file() / cfg_load_text() apply a file on top
+ * of what the struct holds (normally the default) through the toml++ bridge (cfg_toml.h).
+ * The schema is a table of sections and keys below; every key is optional. Every unknown table or
+ * key, wrong type and bad value is collected as "FILE:LINE: dotted.key: message\n" and the load fails
+ * with -EINVAL after the whole file has been checked. A failed load leaves the struct unchanged.
+ * Values that end up in SMTP banners, file names or argv (hostname, node_id, user, paths) are
+ * checked for characters that would break them, so a config string cannot inject CR/LF or NUL.
+ * Ownership: a struct cfg owns all its strings; cfg_fini() frees them.
+ */
+#include "cfg.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "cfg_toml.h"
+#include "mem.h"
+
+#define CFG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define CFG_MIB (UINT64_C(1) << 20)
+#define CFG_GIB (UINT64_C(1) << 30)
+#define CFG_ARENA_MIN CFG_MIB
+#define CFG_ARENA_MAX (UINT64_C(64) * CFG_GIB)
+#define CFG_RING_SLOTS_MIN 64u
+#define CFG_RING_SLOTS_MAX 1048576u
+#define CFG_CRASH_LOOP_LIMIT_MAX 1000u
+#define CFG_DURATION_MAX_MS (UINT64_C(365) * 86400000u) /* consumers turn ms into ns; keep far from overflow */
+#define CFG_FILE_MAX (16u << 20)                        /* a config file larger than this is a mistake */
+#define CFG_MAX_ERRORS 100                              /* then one summary line, so hostile files stay small */
+#define CFG_IDENT_MAX 64
+#define CFG_USER_MAX 32
+
+enum cfg_kind {
+    CFG_KIND_IDENT = 0, /* node_id: [A-Za-z0-9._-] */
+    CFG_KIND_PATH,      /* data_dir, bin_dir */
+    CFG_KIND_USER,
+    CFG_KIND_HOST,      /* hostname */
+    CFG_KIND_LOG_LEVEL,
+    CFG_KIND_ADDRESS,   /* host:port */
+    CFG_KIND_WORKERS,
+    CFG_KIND_SIZE,
+    CFG_KIND_SLOTS,
+    CFG_KIND_HUGE,
+    CFG_KIND_DURATION,
+    CFG_KIND_LIMIT,
+};
+
+struct cfg_key {
+    const char *name;
+    enum cfg_kind kind;
+    size_t off; /* of the field in struct cfg */
+};
+
+struct cfg_section {
+    const char *name;
+    const struct cfg_key *keys;
+    size_t n_keys;
+};
+
+static const struct cfg_key cfg_node_keys[] = {
+    {"node_id", CFG_KIND_IDENT, offsetof(struct cfg, node_id)},
+    {"data_dir", CFG_KIND_PATH, offsetof(struct cfg, data_dir)},
+    {"user", CFG_KIND_USER, offsetof(struct cfg, user)},
+    {"hostname", CFG_KIND_HOST, offsetof(struct cfg, hostname)},
+    {"log_level", CFG_KIND_LOG_LEVEL, offsetof(struct cfg, log_level)},
+};
+static const struct cfg_key cfg_admin_keys[] = {
+    {"listen", CFG_KIND_ADDRESS, offsetof(struct cfg, admin_listen)},
+};
+static const struct cfg_key cfg_ingress_keys[] = {
+    {"workers", CFG_KIND_WORKERS, offsetof(struct cfg, ingress_workers)},
+};
+static const struct cfg_key cfg_egress_keys[] = {
+    {"workers", CFG_KIND_WORKERS, offsetof(struct cfg, egress_workers)},
+};
+static const struct cfg_key cfg_shm_keys[] = {
+    {"arena_size", CFG_KIND_SIZE, offsetof(struct cfg, arena_bytes)},
+    {"ring_slots", CFG_KIND_SLOTS, offsetof(struct cfg, ring_slots)},
+    {"hugepages", CFG_KIND_HUGE, offsetof(struct cfg, hugepages)},
+};
+static const struct cfg_key cfg_supervisor_keys[] = {
+    {"restart_backoff", CFG_KIND_DURATION, offsetof(struct cfg, restart_backoff_ms)},
+    {"restart_backoff_max", CFG_KIND_DURATION, offsetof(struct cfg, restart_backoff_max_ms)},
+    {"crash_loop_limit", CFG_KIND_LIMIT, offsetof(struct cfg, crash_loop_limit)},
+    {"crash_loop_window", CFG_KIND_DURATION, offsetof(struct cfg, crash_loop_window_ms)},
+    {"crash_loop_hold", CFG_KIND_DURATION, offsetof(struct cfg, crash_loop_hold_ms)},
+    {"ready_timeout", CFG_KIND_DURATION, offsetof(struct cfg, ready_timeout_ms)},
+    {"heartbeat_timeout", CFG_KIND_DURATION, offsetof(struct cfg, heartbeat_timeout_ms)},
+    {"drain_timeout", CFG_KIND_DURATION, offsetof(struct cfg, drain_timeout_ms)},
+    {"bin_dir", CFG_KIND_PATH, offsetof(struct cfg, bin_dir)},
+};
+
+static const struct cfg_section cfg_sections[] = {
+    {"node", cfg_node_keys, CFG_ARRAY_SIZE(cfg_node_keys)},
+    {"admin", cfg_admin_keys, CFG_ARRAY_SIZE(cfg_admin_keys)},
+    {"ingress", cfg_ingress_keys, CFG_ARRAY_SIZE(cfg_ingress_keys)},
+    {"egress", cfg_egress_keys, CFG_ARRAY_SIZE(cfg_egress_keys)},
+    {"shm", cfg_shm_keys, CFG_ARRAY_SIZE(cfg_shm_keys)},
+    {"supervisor", cfg_supervisor_keys, CFG_ARRAY_SIZE(cfg_supervisor_keys)},
+};
+
+/* the error list of one load */
+struct cfg_errs {
+    const char *name;
+    char *buf;
+    size_t len;
+    size_t cap;
+    unsigned count;
+};
+
+static void cfg_errs_append(struct cfg_errs *e, const char *s, size_t n)
+{
+    if (e->len + n + 1 > e->cap) {
+        size_t cap = e->cap ? e->cap : 256;
+        while (cap < e->len + n + 1)
+            cap *= 2;
+        e->buf = xrealloc(e->buf, cap);
+        e->cap = cap;
+    }
+    memcpy(e->buf + e->len, s, n);
+    e->len += n;
+    e->buf[e->len] = '\0';
+}
+
+__attribute__((format(printf, 3, 4))) static void cfg_errf(struct cfg_errs *e, unsigned line, const char *fmt, ...)
+{
+    char msg[512];
+    char head[64];
+    va_list ap;
+    int n;
+
+    e->count++;
+    if (e->count > CFG_MAX_ERRORS)
+        return;
+    va_start(ap, fmt);
+    n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        msg[0] = '\0';
+    cfg_errs_append(e, e->name, strlen(e->name));
+    n = snprintf(head, sizeof(head), ":%u: ", line);
+    cfg_errs_append(e, head, (size_t)n);
+    cfg_errs_append(e, msg, strlen(msg));
+    cfg_errs_append(e, "\n", 1);
+}
+
+/* cfg_quote - a value echoed into an error message, quoted, control bytes escaped, truncated */
+static const char *cfg_quote(char *buf, size_t size, const char *s)
+{
+    size_t o = 0;
+    buf[o++] = '"';
+    for (; *s && o + 8 < size; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\')
+            o += (size_t)snprintf(buf + o, size - o, "\\x%02x", ch);
+        else
+            buf[o++] = (char)ch;
+    }
+    if (*s) {
+        memcpy(buf + o, "...", 3);
+        o += 3;
+    }
+    buf[o++] = '"';
+    buf[o] = '\0';
+    return buf;
+}
+
+static bool cfg_valid_ident(const char *s, size_t max, bool is_user)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max || (is_user && s[0] == '-'))
+        return false;
+    for (; *s; s++) {
+        if (!isalnum((unsigned char)*s) && *s != '.' && *s != '_' && *s != '-')
+            return false;
+    }
+    return true;
+}
+
+static bool cfg_valid_path(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= PATH_MAX)
+        return false;
+    for (; *s; s++) {
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+/* strict dotted quad: four decimal octets, no leading zeros (inet_aton would read 010 as octal) */
+static bool cfg_valid_ipv4(const char *s, size_t n)
+{
+    size_t i = 0;
+    for (int part = 0; part < 4; part++) {
+        size_t start = i;
+        unsigned v = 0;
+        if (part > 0) {
+            if (i >= n || s[i] != '.')
+                return false;
+            start = ++i;
+        }
+        while (i < n && isdigit((unsigned char)s[i]) && i - start < 3)
+            v = v * 10 + (unsigned)(s[i++] - '0');
+        if (i == start || v > 255 || (s[start] == '0' && i - start > 1))
+            return false;
+    }
+    return i == n;
+}
+
+/* a DNS host name (RFC 1123 labels); a final all-numeric label is refused so 1.2.3.999 is not a name */
+static bool cfg_valid_hostname(const char *s, size_t n)
+{
+    size_t label = 0;
+    bool numeric = true;
+
+    if (n == 0 || n > 253)
+        return false;
+    for (size_t i = 0; i <= n; i++) {
+        char ch = i < n ? s[i] : '.';
+        if (ch == '.') {
+            if (label == 0 || label > 63 || s[i - 1] == '-')
+                return false;
+            if (i == n && numeric)
+                return false;
+            label = 0;
+            numeric = true;
+            continue;
+        }
+        if (!isalnum((unsigned char)ch) && ch != '-')
+            return false;
+        if (ch == '-' && label == 0)
+            return false;
+        if (!isdigit((unsigned char)ch))
+            numeric = false;
+        label++;
+    }
+    return true;
+}
+
+/* cfg_check_address - NULL when s is "host:port", else why not */
+static const char *cfg_check_address(const char *s)
+{
+    const char *host, *colon, *p;
+    size_t host_len;
+    unsigned long port = 0;
+
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        char inner[INET6_ADDRSTRLEN];
+        struct in6_addr a6;
+        if (!close || close[1] != ':')
+            return "is not \"[IPv6]:port\"";
+        host_len = (size_t)(close - s - 1);
+        if (host_len == 0 || host_len >= sizeof(inner))
+            return "has a bad IPv6 address";
+        memcpy(inner, s + 1, host_len);
+        inner[host_len] = '\0';
+        if (inet_pton(AF_INET6, inner, &a6) != 1)
+            return "has a bad IPv6 address";
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return "is missing \":port\"";
+        host = s;
+        host_len = (size_t)(colon - s);
+        if (host_len == 0)
+            return "has no host (use 0.0.0.0 or [::] for every address)";
+        if (memchr(host, ':', host_len))
+            return "is IPv6 without brackets (write \"[::1]:25\")";
+        if (strspn(host, "0123456789.") >= host_len) {
+            if (!cfg_valid_ipv4(host, host_len))
+                return "has a bad IPv4 address";
+        } else if (!cfg_valid_hostname(host, host_len)) {
+            return "has a bad host name";
+        }
+    }
+    p = colon + 1;
+    if (*p == '\0')
+        return "has no port";
+    for (size_t i = 0; p[i]; i++) {
+        if (!isdigit((unsigned char)p[i]) || i >= 5)
+            return "has a bad port (1..65535)";
+        port = port * 10 + (unsigned long)(p[i] - '0');
+    }
+    if (port < 1 || port > 65535)
+        return "has a bad port (1..65535)";
+    return NULL;
+}
+
+static bool cfg_parse_number(const char **pp, uint64_t *out)
+{
+    const char *p = *pp;
+    uint64_t v = 0;
+
+    if (!isdigit((unsigned char)*p))
+        return false;
+    for (; isdigit((unsigned char)*p); p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *pp = p;
+    *out = v;
+    return true;
+}
+
+struct cfg_unit {
+    const char *name;
+    uint64_t mult;
+};
+
+/* number, optional spaces, unit from the table; "" in the table allows a bare number */
+static bool cfg_parse_scaled(const char *text, const struct cfg_unit *units, size_t n_units, uint64_t *out)
+{
+    const char *p = text;
+    uint64_t v;
+
+    if (!text || !cfg_parse_number(&p, &v))
+        return false;
+    while (*p == ' ')
+        p++;
+    if (p > text && p[-1] == ' ' && *p == '\0')
+        return false;
+    for (size_t i = 0; i < n_units; i++) {
+        if (strcasecmp(p, units[i].name) == 0) {
+            if (v > UINT64_MAX / units[i].mult)
+                return false;
+            *out = v * units[i].mult;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool cfg_parse_size(const char *text, uint64_t *out)
+{
+    static const struct cfg_unit units[] = {
+        {"", 1},          {"b", 1},
+        {"k", 1u << 10},  {"kb", 1u << 10},  {"kib", 1u << 10},
+        {"m", 1u << 20},  {"mb", 1u << 20},  {"mib", 1u << 20},
+        {"g", 1u << 30},  {"gb", 1u << 30},  {"gib", 1u << 30},
+    };
+    return cfg_parse_scaled(text, units, CFG_ARRAY_SIZE(units), out);
+}
+
+bool cfg_parse_duration(const char *text, uint64_t *out_ms)
+{
+    /* a unit is required: a bare "10" in a string is ambiguous (the integer form means milliseconds) */
+    static const struct cfg_unit units[] = {
+        {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000},
+    };
+    return cfg_parse_scaled(text, units, CFG_ARRAY_SIZE(units), out_ms);
+}
+
+static char *cfg_host_name(void)
+{
+    char buf[256];
+
+    if (gethostname(buf, sizeof(buf)) != 0 || buf[0] == '\0')
+        return xstrdup("localhost");
+    buf[sizeof(buf) - 1] = '\0';
+    return xstrdup(buf);
+}
+
+void cfg_default(struct cfg *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->source = xstrdup("(embedded default)");
+    c->node_id = cfg_host_name();
+    c->data_dir = xstrdup("./ringmail-data");
+    c->user = xstrdup("nobody");
+    c->hostname = cfg_host_name();
+    c->log_level = LOG_LEVEL_INFO;
+    c->n_listeners = 1;
+    c->listeners[0].address = xstrdup("127.0.0.1:2525");
+    c->listeners[0].name = xstrdup("smtp");
+    c->admin_listen = xstrdup("127.0.0.1:8025");
+    c->ingress_workers = 1;
+    c->egress_workers = 1;
+    c->arena_bytes = 64 * CFG_MIB;
+    c->ring_slots = 4096;
+    c->hugepages = 0; /* SHM_HUGE_AUTO */
+    c->restart_backoff_ms = 100;
+    c->restart_backoff_max_ms = 5000;
+    c->crash_loop_limit = 5;
+    c->crash_loop_window_ms = 30000;
+    c->crash_loop_hold_ms = 60000;
+    c->ready_timeout_ms = 10000;
+    c->heartbeat_timeout_ms = 10000;
+    c->drain_timeout_ms = 10000;
+    c->bin_dir = NULL; /* the supervisor looks next to its own executable */
+}
+
+void cfg_fini(struct cfg *c)
+{
+    free(c->source);
+    free(c->node_id);
+    free(c->data_dir);
+    free(c->user);
+    free(c->hostname);
+    for (size_t i = 0; i < c->n_listeners && i < CFG_MAX_LISTENERS; i++) {
+        free(c->listeners[i].address);
+        free(c->listeners[i].name);
+    }
+    free(c->admin_listen);
+    free(c->bin_dir);
+    memset(c, 0, sizeof(*c));
+}
+
+static char *cfg_dup_or_null(const char *s)
+{
+    return s ? xstrdup(s) : NULL;
+}
+
+/* a deep copy, so that a failed load can be thrown away without touching the caller's struct */
+static void cfg_copy(struct cfg *dst, const struct cfg *src)
+{
+    *dst = *src;
+    dst->source = cfg_dup_or_null(src->source);
+    dst->node_id = cfg_dup_or_null(src->node_id);
+    dst->data_dir = cfg_dup_or_null(src->data_dir);
+    dst->user = cfg_dup_or_null(src->user);
+    dst->hostname = cfg_dup_or_null(src->hostname);
+    for (size_t i = 0; i < src->n_listeners && i < CFG_MAX_LISTENERS; i++) {
+        dst->listeners[i].address = cfg_dup_or_null(src->listeners[i].address);
+        dst->listeners[i].name = cfg_dup_or_null(src->listeners[i].name);
+    }
+    dst->admin_listen = cfg_dup_or_null(src->admin_listen);
+    dst->bin_dir = cfg_dup_or_null(src->bin_dir);
+}
+
+static void cfg_set_str(char **slot, const char *s)
+{
+    free(*slot);
+    *slot = xstrdup(s);
+}
+
+static bool cfg_expect(struct cfg_errs *e, const struct cfg_toml_node *v, enum cfg_toml_type t, const char *key,
+                       const char *what)
+{
+    if (v->type == t)
+        return true;
+    cfg_errf(e, v->line, "%s: expected %s, got %s", key, what, cfg_toml_type_name(v->type));
+    return false;
+}
+
+/* cfg_int_in - an integer value within [lo, hi] */
+static bool cfg_int_in(struct cfg_errs *e, const struct cfg_toml_node *v, const char *key, int64_t lo, int64_t hi)
+{
+    if (!cfg_expect(e, v, CFG_TOML_INT, key, "an integer"))
+        return false;
+    if (v->i < lo || v->i > hi) {
+        cfg_errf(e, v->line, "%s: %lld is out of range (%lld..%lld)", key, (long long)v->i, (long long)lo,
+                 (long long)hi);
+        return false;
+    }
+    return true;
+}
+
+static void cfg_apply_string(struct cfg_errs *e, struct cfg *c, const struct cfg_key *k, const char *key,
+                             const struct cfg_toml_node *v)
+{
+    char **slot = (char **)((char *)c + k->off);
+    char q[96];
+    const char *why = NULL;
+
+    if (!cfg_expect(e, v, CFG_TOML_STRING, key, "a string"))
+        return;
+    switch (k->kind) {
+    case CFG_KIND_IDENT:
+        if (!cfg_valid_ident(v->str, CFG_IDENT_MAX, false))
+            why = "must be 1..64 characters of letters, digits, '.', '_' and '-'";
+        break;
+    case CFG_KIND_USER:
+        if (!cfg_valid_ident(v->str, CFG_USER_MAX, true))
+            why = "is not a valid user name (1..32 of letters, digits, '.', '_', '-'; not starting with '-')";
+        break;
+    case CFG_KIND_HOST:
+        if (!cfg_valid_hostname(v->str, strlen(v->str)))
+            why = "is not a valid host name";
+        break;
+    case CFG_KIND_PATH:
+        if (!cfg_valid_path(v->str))
+            why = "must be a non-empty path without control characters";
+        break;
+    case CFG_KIND_ADDRESS:
+        why = cfg_check_address(v->str);
+        break;
+    default:
+        break;
+    }
+    if (why) {
+        cfg_errf(e, v->line, "%s: %s %s", key, cfg_quote(q, sizeof(q), v->str), why);
+        return;
+    }
+    cfg_set_str(slot, v->str);
+}
+
+static void cfg_apply_key(struct cfg_errs *e, struct cfg *c, const struct cfg_key *k, const char *key,
+                          const struct cfg_toml_node *v)
+{
+    void *field = (char *)c + k->off;
+    char q[96];
+    uint64_t u = 0;
+
+    switch (k->kind) {
+    case CFG_KIND_IDENT:
+    case CFG_KIND_PATH:
+    case CFG_KIND_USER:
+    case CFG_KIND_HOST:
+    case CFG_KIND_ADDRESS:
+        cfg_apply_string(e, c, k, key, v);
+        return;
+    case CFG_KIND_LOG_LEVEL: {
+        enum log_level level;
+        if (!cfg_expect(e, v, CFG_TOML_STRING, key, "a string"))
+            return;
+        if (!log_level_parse(v->str, &level)) {
+            cfg_errf(e, v->line, "%s: %s is not one of \"debug\", \"info\", \"warn\", \"error\"", key,
+                     cfg_quote(q, sizeof(q), v->str));
+            return;
+        }
+        *(enum log_level *)field = level;
+        return;
+    }
+    case CFG_KIND_HUGE: {
+        static const char *const modes[] = {"auto", "require", "off"};
+        if (!cfg_expect(e, v, CFG_TOML_STRING, key, "a string"))
+            return;
+        for (int i = 0; i < 3; i++) {
+            if (strcmp(v->str, modes[i]) == 0) {
+                *(int *)field = i;
+                return;
+            }
+        }
+        cfg_errf(e, v->line, "%s: %s is not one of \"auto\", \"require\", \"off\"", key,
+                 cfg_quote(q, sizeof(q), v->str));
+        return;
+    }
+    case CFG_KIND_WORKERS:
+        if (cfg_int_in(e, v, key, 1, CFG_MAX_WORKERS))
+            *(uint32_t *)field = (uint32_t)v->i;
+        return;
+    case CFG_KIND_LIMIT:
+        if (cfg_int_in(e, v, key, 1, CFG_CRASH_LOOP_LIMIT_MAX))
+            *(uint32_t *)field = (uint32_t)v->i;
+        return;
+    case CFG_KIND_SLOTS:
+        if (!cfg_int_in(e, v, key, CFG_RING_SLOTS_MIN, CFG_RING_SLOTS_MAX))
+            return;
+        if ((v->i & (v->i - 1)) != 0) {
+            cfg_errf(e, v->line, "%s: %lld is not a power of two", key, (long long)v->i);
+            return;
+        }
+        *(uint32_t *)field = (uint32_t)v->i;
+        return;
+    case CFG_KIND_SIZE:
+        if (v->type == CFG_TOML_STRING) {
+            if (!cfg_parse_size(v->str, &u)) {
+                cfg_errf(e, v->line, "%s: %s is not a size (a number with B, KiB, MiB or GiB)", key,
+                         cfg_quote(q, sizeof(q), v->str));
+                return;
+            }
+        } else if (v->type == CFG_TOML_INT && v->i >= 0) {
+            u = (uint64_t)v->i;
+        } else if (v->type == CFG_TOML_INT) {
+            cfg_errf(e, v->line, "%s: %lld is negative", key, (long long)v->i);
+            return;
+        } else {
+            cfg_errf(e, v->line, "%s: expected a size (string like \"64MiB\" or an integer of bytes), got %s", key,
+                     cfg_toml_type_name(v->type));
+            return;
+        }
+        if (u < CFG_ARENA_MIN || u > CFG_ARENA_MAX) {
+            cfg_errf(e, v->line, "%s: %llu bytes is out of range (1MiB..64GiB)", key, (unsigned long long)u);
+            return;
+        }
+        *(uint64_t *)field = u;
+        return;
+    case CFG_KIND_DURATION:
+        if (v->type == CFG_TOML_STRING) {
+            if (!cfg_parse_duration(v->str, &u)) {
+                cfg_errf(e, v->line, "%s: %s is not a duration (a number with ms, s, m, h or d)", key,
+                         cfg_quote(q, sizeof(q), v->str));
+                return;
+            }
+        } else if (v->type == CFG_TOML_INT && v->i > 0) {
+            u = (uint64_t)v->i;
+        } else if (v->type != CFG_TOML_INT) {
+            cfg_errf(e, v->line, "%s: expected a duration (string like \"10s\" or an integer of milliseconds), got %s",
+                     key, cfg_toml_type_name(v->type));
+            return;
+        }
+        if (u == 0) {
+            cfg_errf(e, v->line, "%s: must be greater than 0", key);
+            return;
+        }
+        if (u > CFG_DURATION_MAX_MS) {
+            cfg_errf(e, v->line, "%s: %llu ms is longer than the maximum of 365 days", key, (unsigned long long)u);
+            return;
+        }
+        *(uint64_t *)field = u;
+        return;
+    }
+}
+
+static void cfg_apply_section(struct cfg_errs *e, struct cfg *c, const struct cfg_section *s,
+                              const struct cfg_toml_node *t)
+{
+    char key[128];
+
+    if (!cfg_expect(e, t, CFG_TOML_TABLE, s->name, "a table"))
+        return;
+    for (size_t i = 0; i < t->n_children; i++) {
+        const struct cfg_toml_node *v = t->children[i];
+        const struct cfg_key *k = NULL;
+        for (size_t j = 0; j < s->n_keys && !k; j++) {
+            if (strcmp(v->key, s->keys[j].name) == 0)
+                k = &s->keys[j];
+        }
+        snprintf(key, sizeof(key), "%s.%s", s->name, v->key);
+        if (!k) {
+            char q[96];
+            cfg_errf(e, v->line, "unknown key %s", cfg_quote(q, sizeof(q), key));
+            continue;
+        }
+        cfg_apply_key(e, c, k, key, v);
+    }
+}
+
+/* [[listener]]: when present, the file's list replaces the current one as a whole */
+static void cfg_apply_listeners(struct cfg_errs *e, struct cfg *c, const struct cfg_toml_node *a)
+{
+    struct cfg_listener l[CFG_MAX_LISTENERS] = {{0}};
+    unsigned before = e->count;
+    size_t n = 0;
+    char key[64];
+    char q[96];
+
+    if (a->type != CFG_TOML_ARRAY) {
+        cfg_errf(e, a->line, "listener: expected an array of tables ([[listener]]), got %s",
+                 cfg_toml_type_name(a->type));
+        return;
+    }
+    if (a->n_children == 0) {
+        cfg_errf(e, a->line, "listener: at least one listener is needed");
+        return;
+    }
+    if (a->n_children > CFG_MAX_LISTENERS)
+        cfg_errf(e, a->children[CFG_MAX_LISTENERS]->line, "listener: at most %d listeners are allowed, found %zu",
+                 CFG_MAX_LISTENERS, a->n_children);
+    for (size_t i = 0; i < a->n_children && i < CFG_MAX_LISTENERS; i++) {
+        const struct cfg_toml_node *t = a->children[i];
+        const char *address = NULL, *name = "smtp";
+        snprintf(key, sizeof(key), "listener[%zu]", i);
+        if (!cfg_expect(e, t, CFG_TOML_TABLE, key, "a table"))
+            continue;
+        for (size_t j = 0; j < t->n_children; j++) {
+            const struct cfg_toml_node *v = t->children[j];
+            const char *why = NULL;
+            snprintf(key, sizeof(key), "listener[%zu].%.32s", i, v->key);
+            if (strcmp(v->key, "address") == 0) {
+                if (!cfg_expect(e, v, CFG_TOML_STRING, key, "a string"))
+                    continue;
+                why = cfg_check_address(v->str);
+                if (!why)
+                    address = v->str;
+            } else if (strcmp(v->key, "name") == 0) {
+                if (!cfg_expect(e, v, CFG_TOML_STRING, key, "a string"))
+                    continue;
+                if (!cfg_valid_ident(v->str, CFG_IDENT_MAX, false))
+                    why = "must be 1..64 characters of letters, digits, '.', '_' and '-'";
+                else
+                    name = v->str;
+            } else {
+                cfg_errf(e, v->line, "unknown key %s", cfg_quote(q, sizeof(q), key));
+                continue;
+            }
+            if (why)
+                cfg_errf(e, v->line, "%s: %s %s", key, cfg_quote(q, sizeof(q), v->str), why);
+        }
+        if (!address) {
+            if (!cfg_toml_find(t, "address"))
+                cfg_errf(e, t->line, "listener[%zu]: missing address", i);
+            continue;
+        }
+        for (size_t j = 0; j < n; j++) {
+            if (strcmp(l[j].address, address) == 0)
+                cfg_errf(e, cfg_toml_find(t, "address")->line, "listener[%zu].address: %s is already used by listener[%zu]",
+                         i, cfg_quote(q, sizeof(q), address), j);
+        }
+        l[n].address = xstrdup(address);
+        l[n].name = xstrdup(name);
+        n++;
+    }
+    if (e->count == before) {
+        for (size_t i = 0; i < c->n_listeners; i++) {
+            free(c->listeners[i].address);
+            free(c->listeners[i].name);
+        }
+        memcpy(c->listeners, l, sizeof(l));
+        c->n_listeners = n;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(l[i].address);
+        free(l[i].name);
+    }
+}
+
+static void cfg_apply_root(struct cfg_errs *e, struct cfg *c, const struct cfg_toml_node *root)
+{
+    char q[96];
+
+    for (size_t i = 0; i < root->n_children; i++) {
+        const struct cfg_toml_node *t = root->children[i];
+        const struct cfg_section *s = NULL;
+        if (strcmp(t->key, "listener") == 0) {
+            cfg_apply_listeners(e, c, t);
+            continue;
+        }
+        for (size_t j = 0; j < CFG_ARRAY_SIZE(cfg_sections) && !s; j++) {
+            if (strcmp(t->key, cfg_sections[j].name) == 0)
+                s = &cfg_sections[j];
+        }
+        if (s)
+            cfg_apply_section(e, c, s, t);
+        else if (t->type == CFG_TOML_TABLE)
+            cfg_errf(e, t->line, "unknown table %s", cfg_quote(q, sizeof(q), t->key));
+        else
+            cfg_errf(e, t->line, "unknown key %s", cfg_quote(q, sizeof(q), t->key));
+    }
+
+    /* checks across keys, reported where the operator wrote the key that makes the pair wrong */
+    if (c->restart_backoff_ms > c->restart_backoff_max_ms) {
+        const struct cfg_toml_node *sv = cfg_toml_find(root, "supervisor");
+        const struct cfg_toml_node *k = cfg_toml_find(sv, "restart_backoff");
+        if (!k)
+            k = cfg_toml_find(sv, "restart_backoff_max");
+        cfg_errf(e, k ? k->line : 0, "supervisor.restart_backoff: %llu ms is longer than restart_backoff_max (%llu ms)",
+                 (unsigned long long)c->restart_backoff_ms, (unsigned long long)c->restart_backoff_max_ms);
+    }
+    for (size_t i = 0; i < c->n_listeners; i++) {
+        if (c->admin_listen && strcmp(c->admin_listen, c->listeners[i].address) == 0) {
+            const struct cfg_toml_node *k = cfg_toml_find(cfg_toml_find(root, "admin"), "listen");
+            cfg_errf(e, k ? k->line : 0, "admin.listen: %s is also an SMTP listener address",
+                     cfg_quote(q, sizeof(q), c->admin_listen));
+        }
+    }
+}
+
+int cfg_load_text(struct cfg *c, const char *text, size_t len, const char *name, char **err)
+{
+    struct cfg_errs e = {.name = name ? name : "(text)"};
+    struct cfg_toml_node *root;
+    struct cfg fresh;
+    char *perr = NULL;
+
+    if (err)
+        *err = NULL;
+    root = cfg_toml_parse(text, len, e.name, &perr);
+    if (!root) {
+        if (err)
+            *err = xasprintf("%s\n", perr ? perr : "parse error");
+        free(perr);
+        return -EINVAL;
+    }
+    cfg_copy(&fresh, c);
+    cfg_apply_root(&e, &fresh, root);
+    cfg_toml_free(root);
+    if (e.count > 0) {
+        if (e.count > CFG_MAX_ERRORS) {
+            char line[96];
+            int n = snprintf(line, sizeof(line), "%s: %u more errors not shown\n", e.name, e.count - CFG_MAX_ERRORS);
+            cfg_errs_append(&e, line, (size_t)n);
+        }
+        cfg_fini(&fresh);
+        if (err)
+            *err = e.buf;
+        else
+            free(e.buf);
+        return -EINVAL;
+    }
+    cfg_set_str(&fresh.source, e.name);
+    cfg_fini(c);
+    *c = fresh;
+    return 0;
+}
+
+static int cfg_read_all(const char *path, char **out, size_t *out_len)
+{
+    size_t cap = 4096, len = 0;
+    char *buf;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return -errno;
+    buf = xmalloc(cap);
+    for (;;) {
+        ssize_t r;
+        if (len == cap) {
+            if (cap >= CFG_FILE_MAX) {
+                free(buf);
+                close(fd);
+                return -EFBIG;
+            }
+            cap *= 2;
+            buf = xrealloc(buf, cap);
+        }
+        r = read(fd, buf + len, cap - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int rc = -errno;
+            free(buf);
+            close(fd);
+            return rc;
+        }
+        if (r == 0)
+            break;
+        len += (size_t)r;
+    }
+    close(fd);
+    *out = buf;
+    *out_len = len;
+    return 0;
+}
+
+int cfg_load_file(struct cfg *c, const char *path, char **err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc;
+
+    if (err)
+        *err = NULL;
+    rc = cfg_read_all(path, &text, &len);
+    if (rc < 0) {
+        if (err)
+            *err = xasprintf("%s: cannot read: %s\n", path, strerror(-rc));
+        return rc;
+    }
+    rc = cfg_load_text(c, text, len, path, err);
+    free(text);
+    return rc;
+}
