@@ -45,6 +45,7 @@ bool log_level_parse(const char *text, enum log_level *out)
     return false;
 }
 
+static void log_vemit(const char *level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void log_vemit(const char *level, const char *fmt, va_list ap)
 {
     char line[2048];

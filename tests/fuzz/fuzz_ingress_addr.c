@@ -1,0 +1,87 @@
+/*
+ * fuzz_ingress_addr - ingress_parse_path() and ingress_parse_domain() on any bytes
+ *
+ * Input: 1 flag octet, then the candidate path (exact-size heap copy). An accepted path must end at
+ * a '>' inside the input, give the same answer when more bytes follow it, keep its outputs clean and
+ * within limits, refuse UTF-8 unless allowed, and agree with ingress_parse_domain() about its domain.
+ */
+#include "ingress/ingress_parse.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(x)                                                                                             \
+    do {                                                                                                     \
+        if (!(x))                                                                                            \
+            __builtin_trap();                                                                                \
+    } while (0)
+
+static bool clean(const char *s, size_t cap, size_t len, bool ascii)
+{
+    if (strnlen(s, cap) != len || len >= cap)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 32 || c == 127 || (ascii && c >= 128))
+            return false;
+    }
+    return true;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    unsigned flags = data[0] & (INGRESS_PARSE_UTF8 | INGRESS_PARSE_NULL_OK | INGRESS_PARSE_POSTMASTER_OK);
+    size_t len = size - 1;
+    char *s = malloc(len ? len : 1);
+    memcpy(s, data + 1, len);
+    struct ingress_addr a, b;
+    size_t used = 0, used2 = 0;
+    enum ingress_perr e, e2;
+    bool ascii = !(flags & INGRESS_PARSE_UTF8);
+
+    int rc = ingress_parse_path(s, len, flags, &a, &used, &e);
+
+    /* the same bytes followed by more input: same verdict, same result */
+    char *t = malloc(len + 8);
+    memcpy(t, s, len);
+    memcpy(t + len, " SIZE=1>", 8);
+    int rc2 = ingress_parse_path(t, len + 8, flags, &b, &used2, &e2);
+    if (rc == 0) {
+        CHECK(e == INGRESS_PERR_NONE && used >= 2 && used <= len && used <= INGRESS_PATH_MAX);
+        CHECK(s[0] == '<' && s[used - 1] == '>');
+        CHECK(rc2 == 0 && used2 == used && memcmp(&a, &b, sizeof(a)) == 0);
+        CHECK(clean(a.local, sizeof(a.local), a.local_len, ascii));
+        CHECK(clean(a.domain, sizeof(a.domain), a.domain_len, ascii));
+        CHECK(clean(a.mailbox, sizeof(a.mailbox), a.mailbox_len, ascii));
+        CHECK(!ascii || !(a.flags & INGRESS_ADDR_UTF8));
+        CHECK((flags & INGRESS_PARSE_NULL_OK) || !(a.flags & INGRESS_ADDR_NULL));
+        CHECK((flags & INGRESS_PARSE_POSTMASTER_OK) || !(a.flags & INGRESS_ADDR_POSTMASTER));
+        if (a.domain_len > 0 && !(a.flags & INGRESS_ADDR_UTF8)) {
+            bool lit;
+            CHECK(ingress_parse_domain(a.domain, a.domain_len, &lit) == 0);
+            CHECK(lit == ((a.flags & INGRESS_ADDR_LITERAL) != 0));
+        }
+    } else {
+        CHECK(e != INGRESS_PERR_NONE && used == 0);
+        CHECK(e == INGRESS_PERR_ADDR_SYNTAX || e == INGRESS_PERR_ADDR_TOO_LONG ||
+              e == INGRESS_PERR_ADDR_UTF8);
+    }
+
+    /* the domain checker on the raw bytes */
+    bool lit = true;
+    if (ingress_parse_domain(s, len, &lit) == 0) {
+        CHECK(len > 0 && len <= INGRESS_DOMAIN_MAX);
+        CHECK(lit == (s[0] == '['));
+        for (size_t i = 0; i < len; i++)
+            CHECK((unsigned char)s[i] > 32 && (unsigned char)s[i] < 127);
+    } else {
+        CHECK(!lit);
+    }
+    free(t);
+    free(s);
+    return 0;
+}
