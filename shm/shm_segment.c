@@ -188,7 +188,7 @@ int shm_segment_create(struct shm_segment *seg, const struct shm_segment_params 
             inst[i].index = (uint16_t)(i - 2 - p->n_ingress);
         }
         atomic_store(&inst[i].last_status, -1);
-        shm_bell_init(&inst[i].bell, -1);
+        inst[i].bell.efd = -1; /* the supervisor gives each bell its eventfd */
     }
     /* the magic goes last: a half-built segment is never taken for a valid one */
     atomic_thread_fence(memory_order_release);

@@ -108,6 +108,21 @@ static json_t *instance_json(struct supervisor *s, unsigned i, uint64_t now)
     return j;
 }
 
+/* page_source_key - a stable token for scripts; the human name goes beside it */
+static const char *page_source_key(enum shm_page_source src)
+{
+    switch (src) {
+    case SHM_PAGES_HUGETLB:
+        return "hugetlb";
+    case SHM_PAGES_THP:
+        return "thp";
+    case SHM_PAGES_SMALL:
+        return "small";
+    default:
+        return "none";
+    }
+}
+
 static json_t *status_json(struct supervisor *s)
 {
     uint64_t now = clock_mono_ns();
@@ -124,10 +139,11 @@ static json_t *status_json(struct supervisor *s)
                                "last_detail", s->last_reload_detail ? json_string(s->last_reload_detail) : json_null());
     pthread_mutex_unlock(&s->req_lock);
 
-    return json_pack("{s:b, s:s, s:I, s:s, s:s, s:{s:I, s:s, s:i, s:i, s:{s:I, s:I, s:I, s:I}}, s:o, s:o, s:b}",
+    return json_pack("{s:b, s:s, s:I, s:s, s:s, s:{s:I, s:s, s:s, s:i, s:i, s:{s:I, s:I, s:I, s:I}}, s:o, s:o, s:b}",
                      "ok", 1, "node_id", s->cfg.node_id, "uptime_ms", (json_int_t)((now - s->started_ns) / 1000000u),
                      "config", s->config_path ? s->config_path : "(embedded default)", "data_dir", s->cfg.data_dir,
                      "shm", "bytes", (json_int_t)s->seg.pages.size, "page_source",
+                     page_source_key(s->seg.pages.source), "page_source_name",
                      shm_page_source_name(s->seg.pages.source), "rings", (int)s->seg.hdr->n_rings, "ring_slots",
                      (int)s->seg.hdr->ring_slots, "arena", "block_bytes", (json_int_t)SHM_ARENA_BLOCK, "blocks_total",
                      (json_int_t)as.blocks_total, "blocks_used", (json_int_t)as.blocks_used, "runs",

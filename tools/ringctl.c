@@ -202,7 +202,7 @@ static int print_status(json_t *j)
     printf("node %s, up %s%s\n", jstr(j, "node_id"), upn, json_is_true(json_object_get(j, "stopping")) ? ", STOPPING" : "");
     printf("config %s, data %s\n", jstr(j, "config"), jstr(j, "data_dir"));
     printf("shared memory %lld MiB on %s pages, %lld rings of %lld slots, arena %lld/%lld blocks of %lld KiB in use\n",
-           jint(shm, "bytes") >> 20, jstr(shm, "page_source"), jint(shm, "rings"), jint(shm, "ring_slots"),
+           jint(shm, "bytes") >> 20, jstr(shm, "page_source_name"), jint(shm, "rings"), jint(shm, "ring_slots"),
            jint(arena, "blocks_used"), jint(arena, "blocks_total"), jint(arena, "block_bytes") >> 10);
     if (jint(reload, "generation") > 0 || json_is_string(json_object_get(reload, "last_detail")))
         printf("reload generation %lld: %s\n", jint(reload, "generation"), jstr(reload, "last_detail"));

@@ -88,11 +88,20 @@ ring_slots = 1024
 hugepages = "%s"
 
 [supervisor]
-restart_backoff = "100ms"
-drain_timeout = "5s"
 %s
-""" % (self.data_dir, self.smtp_port, self.admin_port, ingress_workers, egress_workers, hugepages, supervisor)
+""" % (self.data_dir, self.smtp_port, self.admin_port, ingress_workers, egress_workers, hugepages,
+       self.supervisor_section(supervisor))
         self.write_config(self.base_config + config_extra)
+
+    @staticmethod
+    def supervisor_section(extra):
+        """Test defaults (fast restarts, short drain) unless the test sets the key itself."""
+        lines = [l for l in extra.splitlines() if l.strip()]
+        keys = {l.split("=")[0].strip() for l in lines}
+        for key, value in (("restart_backoff", '"100ms"'), ("drain_timeout", '"5s"')):
+            if key not in keys:
+                lines.append("%s = %s" % (key, value))
+        return "\n".join(lines)
 
     def write_config(self, text):
         with open(self.config_path, "w") as f:
