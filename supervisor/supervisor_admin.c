@@ -184,11 +184,13 @@ static char *metrics_text(struct supervisor *s)
     }
     for (unsigned k = 0; k < SHM_CTR__MAX; k++) {
         const char *name = shm_counter_name((enum shm_counter)k);
-        EMIT("# HELP ringmail_%s_total Per role instance counter %s.\n# TYPE ringmail_%s_total counter\n", name, name,
-             name);
+        bool gauge = shm_counter_is_gauge((enum shm_counter)k);
+        const char *suffix = gauge ? "" : "_total";
+        EMIT("# HELP ringmail_%s%s Per role instance: %s.\n# TYPE ringmail_%s%s %s\n", name, suffix, name, name, suffix,
+             gauge ? "gauge" : "counter");
         for (unsigned i = 0; i < s->seg.hdr->n_instances; i++) {
             struct shm_instance *in = &s->seg.inst[i];
-            EMIT("ringmail_%s_total{role=\"%s\",index=\"%u\"} %llu\n", name, shm_role_name((enum shm_role)in->role),
+            EMIT("ringmail_%s%s{role=\"%s\",index=\"%u\"} %llu\n", name, suffix, shm_role_name((enum shm_role)in->role),
                  in->index, (unsigned long long)atomic_load_explicit(&in->counters[k], memory_order_relaxed));
         }
     }

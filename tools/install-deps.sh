@@ -12,6 +12,10 @@ PKGS=(
   libclang-rt-14-dev
   # tests: real tools and peers
   python3 zstd jq swaks procps
+  # Postfix for its smtp-source/smtp-sink test tools only ("No configuration": no MTA is started)
+  postfix
+  # promtool checks the /metrics format
+  prometheus
 )
 
 if [ "${RINGMAIL_SKIP_APT:-0}" = 1 ]; then
@@ -22,6 +26,7 @@ if [ "$(id -u)" != 0 ]; then
   SUDO=(sudo)
 fi
 export DEBIAN_FRONTEND=noninteractive
+echo "postfix postfix/main_mailer_type select No configuration" | "${SUDO[@]}" debconf-set-selections
 "${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null
 "${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "${PKGS[@]}" >/dev/null
 echo "install-deps: ${#PKGS[@]} packages present"

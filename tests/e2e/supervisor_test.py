@@ -5,6 +5,7 @@ ports picked at run time, and stops it by pid at the end. Run one with:
     /usr/bin/python3 tests/e2e/supervisor_test.py -k kill9
 """
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -71,6 +72,11 @@ class StatusTest(NodeCase):
         p = node.ringctl("metrics", check=True)
         self.assertIn('ringmail_role_up{role="spool",index="0"} 1', p.stdout)
         self.assertIn("# TYPE ringmail_role_restarts_total counter", p.stdout)
+        if not shutil.which("promtool"):
+            self.skipTest("promtool (prometheus) not installed")
+        chk = subprocess.run(["promtool", "check", "metrics"], input=p.stdout, capture_output=True, text=True,
+                             timeout=30)
+        self.assertEqual(chk.returncode, 0, chk.stdout + chk.stderr)
 
     def test_smtp_skeleton_dialogue(self):
         node = self.start_node()
