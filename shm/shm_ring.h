@@ -9,8 +9,9 @@
  * shm_ring_init() formats `mem` (shm_ring_bytes(capacity) bytes, 64-byte aligned); capacity is a
  * power of two between 2 and 1<<24; returns 0 or -EINVAL.
  * shm_ring_push() copies `rec` into the next slot, stamps rec->seq with the slot's position and
- * publishes it with a release store of head. Returns 0, or -EAGAIN when full. A producer that dies
- * before that store never publishes a partial record.
+ * publishes it with a release store of head. Returns 0, -EAGAIN when full, or -EPROTO when the ring
+ * header is corrupt (nothing written). A producer that dies before that store never publishes a
+ * partial record.
  * shm_ring_pop() copies the next published record out (acquire load of head), then releases the slot
  * (release store of tail). Returns 0, -EAGAIN when empty, -EBADMSG when the record failed
  * validation (seq, version or type wrong: the slot is consumed and skipped), -EPROTO when the ring
