@@ -29,7 +29,9 @@ enum proto_msg {
     MSG_SPOOL_MESSAGE_ANNOUNCE = 5,
     /* spool -> scheduler: the start-up walk finished; body.count = messages announced */
     MSG_SPOOL_WALK_DONE = 6,
-    MSG__MAX = 7,
+    /* scheduler -> spool: announce every queued message again (the scheduler started empty) */
+    MSG_SCHEDULER_WALK_REQUEST = 7,
+    MSG__MAX = 8,
 };
 
 struct proto_ping {
@@ -54,6 +56,15 @@ struct proto_stored {
     uint64_t reserved;
 };
 
+struct proto_announce {
+    uint64_t msg_id_hi;
+    uint64_t msg_id_lo;
+    uint64_t created_ms;
+    uint64_t size;
+    uint32_t rcpt_count; /* recipients not yet final */
+    uint32_t reserved;
+};
+
 struct proto_count {
     uint64_t count;
     uint64_t reserved[4];
@@ -73,6 +84,7 @@ struct proto_rec {
         struct proto_store store;
         struct proto_stored stored;
         struct proto_count count;
+        struct proto_announce announce;
     } body;
 };
 
@@ -80,6 +92,7 @@ _Static_assert(sizeof(struct proto_ping) == PROTO_BODY_SIZE, "proto_ping size");
 _Static_assert(sizeof(struct proto_store) == PROTO_BODY_SIZE, "proto_store size");
 _Static_assert(sizeof(struct proto_stored) == PROTO_BODY_SIZE, "proto_stored size");
 _Static_assert(sizeof(struct proto_count) == PROTO_BODY_SIZE, "proto_count size");
+_Static_assert(sizeof(struct proto_announce) == PROTO_BODY_SIZE, "proto_announce size");
 _Static_assert(sizeof(struct proto_rec) == PROTO_REC_SIZE, "proto_rec is one cache line");
 
 #endif

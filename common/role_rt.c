@@ -349,6 +349,10 @@ void role_rt_init(struct role_rt *rt, enum shm_role role, int argc, char **argv)
     arm_bell(rt);
     arm_signal(rt);
     evl_timer_arm(&rt->evl, &rt->tick, ROLE_RT_TICK_NS);
+    /* a predecessor killed between a push and its doorbell would leave a peer asleep on a
+     * non-empty ring: ring every peer once (shm_bell.c) */
+    for (unsigned i = 0; i < rt->n_out; i++)
+        shm_bell_ring(&rt->seg.inst[rt->out[i].instance].bell);
 }
 
 void role_rt_ready(struct role_rt *rt)
@@ -363,7 +367,14 @@ int role_rt_run(struct role_rt *rt)
 {
     while (!rt->done) {
         if (drain_rings(rt) > 0) {
+            if (rt->hooks.after_drain)
+                rt->hooks.after_drain(rt);
             /* more may be waiting: look at completions without blocking, then drain again */
+            if (evl_run_once(&rt->evl, false) < 0)
+                fatal("event loop failed");
+            continue;
+        }
+        if (rt->hooks.on_idle && rt->hooks.on_idle(rt)) {
             if (evl_run_once(&rt->evl, false) < 0)
                 fatal("event loop failed");
             continue;
@@ -371,6 +382,8 @@ int role_rt_run(struct role_rt *rt)
         shm_bell_prepare_sleep(&rt->self->bell);
         if (drain_rings(rt) > 0) {
             shm_bell_woke(&rt->self->bell);
+            if (rt->hooks.after_drain)
+                rt->hooks.after_drain(rt);
             continue;
         }
         int rc = evl_run_once(&rt->evl, true);

@@ -34,6 +34,11 @@ struct role_rt;
 struct role_rt_hooks {
     /* a record of a type the runtime does not handle itself */
     void (*on_record)(struct role_rt *rt, unsigned from, const struct proto_rec *rec);
+    /* after a pass over the inbound rings that consumed records (the spool's group commit point) */
+    void (*after_drain)(struct role_rt *rt);
+    /* before the loop sleeps: background work in bounded steps; return true to be called again
+     * before sleeping (more to do), false when idle */
+    bool (*on_idle)(struct role_rt *rt);
     /* each tick, after the heartbeat */
     void (*on_tick)(struct role_rt *rt, uint64_t now_ns);
     /* configuration reloaded (rt->cfg is the new one) */

@@ -24,7 +24,8 @@ static const char *const state_names[] = {"empty", "starting", "ready", "drainin
 static const char *const counter_names[SHM_CTR__MAX] = {
     "ring_pushed",     "ring_popped",      "ring_full",         "ring_bad_records", "ring_stale_records",
     "pings_sent",      "pongs_received",   "loop_wakeups",      "reloads",          "smtp_connections",
-    "smtp_commands",
+    "smtp_commands",   "messages_accepted", "messages_stored",   "spool_commits",    "spool_commit_failures",
+    "store_rejected",  "messages_queued",   "quarantined",
 };
 
 const char *shm_role_name(enum shm_role r)
@@ -51,6 +52,11 @@ const char *shm_inst_state_name(enum shm_inst_state s)
 const char *shm_counter_name(enum shm_counter c)
 {
     return (unsigned)c < SHM_CTR__MAX ? counter_names[c] : "unknown";
+}
+
+bool shm_counter_is_gauge(enum shm_counter c)
+{
+    return c == SHM_CTR_MESSAGES_QUEUED;
 }
 
 int shm_segment_instance_of(const struct shm_segment *seg, enum shm_role role, unsigned index)

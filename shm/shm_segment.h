@@ -63,6 +63,13 @@ enum shm_counter {
     SHM_CTR_RELOADS,
     SHM_CTR_SMTP_CONNECTIONS,
     SHM_CTR_SMTP_COMMANDS,
+    SHM_CTR_MESSAGES_ACCEPTED, /* ingress: 250 after DATA/BDAT */
+    SHM_CTR_MESSAGES_STORED,   /* spool: messages made durable */
+    SHM_CTR_SPOOL_COMMITS,     /* spool: write batches synced (one WAL fsync each) */
+    SHM_CTR_SPOOL_COMMIT_FAILURES,
+    SHM_CTR_STORE_REJECTED,    /* spool: store requests that failed validation */
+    SHM_CTR_MESSAGES_QUEUED,   /* scheduler: gauge, messages announced by the spool and not yet done */
+    SHM_CTR_QUARANTINED,       /* spool: records moved aside at the start-up walk */
     SHM_CTR__MAX,
 };
 
@@ -111,7 +118,7 @@ struct shm_header {
     _Atomic int32_t supervisor_pid;
     _Atomic uint32_t reload_gen; /* bumped by the supervisor at each successful reload */
     _Atomic uint32_t stopping;   /* the node is draining */
-    uint32_t reserved1;
+    _Atomic uint32_t spool_space_low; /* set by the spool: ingress answers 452 at MAIL (DISK-01) */
     uint16_t ring_index[SHM_MAX_INSTANCES][SHM_MAX_INSTANCES]; /* [producer][consumer] -> ring or SHM_NO_RING */
     struct shm_ring_desc rings[4 * SHM_MAX_WORKERS + 2];
 };
@@ -141,7 +148,14 @@ int shm_segment_instance_of(const struct shm_segment *seg, enum shm_role role, u
 const char *shm_role_name(enum shm_role r);
 const char *shm_inst_state_name(enum shm_inst_state s);
 const char *shm_counter_name(enum shm_counter c);
+/* shm_counter_is_gauge - a value that goes up and down (set, not added) */
+bool shm_counter_is_gauge(enum shm_counter c);
 bool shm_role_parse(const char *text, enum shm_role *out);
+
+static inline void shm_counter_set(struct shm_instance *self, enum shm_counter c, uint64_t v)
+{
+    atomic_store_explicit(&self->counters[c], v, memory_order_relaxed);
+}
 
 static inline void shm_counter_add(struct shm_instance *self, enum shm_counter c, uint64_t n)
 {
