@@ -285,21 +285,27 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    char *config_abs = NULL;
     if (s->config_path) {
         /* roles and reloads must find the file whatever their working directory */
-        char *abs = realpath(s->config_path, NULL);
-        if (abs)
-            s->config_path = abs;
+        config_abs = realpath(s->config_path, NULL);
+        if (config_abs)
+            s->config_path = config_abs;
     }
     if (load_config(s->config_path, s->data_dir_arg, &s->cfg, &err) < 0) {
         fprintf(stderr, "%s", err ? err : "");
         if (err && err[0] && err[strlen(err) - 1] != '\n')
             fputc('\n', stderr);
         fprintf(stderr, "ringmaild: configuration %s is not valid\n", s->config_path);
+        free(err);
+        cfg_fini(&s->cfg);
+        free(config_abs);
         return 1;
     }
     if (check_only) {
         printf("configuration %s is valid\n", s->config_path ? s->config_path : "(embedded default)");
+        cfg_fini(&s->cfg);
+        free(config_abs);
         return 0;
     }
     log_set_level(s->cfg.log_level);
@@ -408,5 +414,6 @@ int main(int argc, char **argv)
     cfg_fini(&s->cfg);
     free(s->bin_dir);
     free(s->last_reload_detail);
+    free(config_abs);
     return 0;
 }

@@ -40,11 +40,12 @@ run_build() { # $1: build dir, rest: meson setup options
   if [ ! -f "$dir/build.ninja" ]; then
     meson setup "$dir" "$@" >"$ROOT/$dir.setup.log" 2>&1 || { cat "$ROOT/$dir.setup.log"; broken=$((broken + 1)); return 1; }
   fi
-  if ! ninja -C "$dir" >"$ROOT/$dir.ninja.log" 2>&1; then
+  # shellcheck disable=SC2086 # BUILD_TARGETS is a list of words
+  if ! ninja -C "$dir" ${BUILD_TARGETS:-} >"$ROOT/$dir.ninja.log" 2>&1; then
     tail -50 "$ROOT/$dir.ninja.log"; broken=$((broken + 1)); return 1
   fi
   rm -f "$dir/meson-logs/testlog.json"
-  meson test -C "$dir" --print-errorlogs --num-processes 2 "${MESON_TEST_ARGS[@]}" || true
+  meson test -C "$dir" --no-rebuild --print-errorlogs --num-processes 2 "${MESON_TEST_ARGS[@]}" || true
   count_results "$dir"
 }
 
@@ -55,8 +56,10 @@ MESON_TEST_ARGS=(--no-suite fuzz)
 run_build build
 MESON_TEST_ARGS=(--no-suite fuzz --timeout-multiplier 3)
 run_build build-asan -Dsanitize=true
+# the fuzz build compiles only the fuzz targets (with clang); warnings are the gcc builds' job
 MESON_TEST_ARGS=(--suite fuzz)
-CC=clang CXX=clang++ run_build build-fuzz -Dfuzz=true
+BUILD_TARGETS="tests/fuzz/fuzz_ingress_cmd tests/fuzz/fuzz_ingress_addr tests/fuzz/fuzz_ingress_data" \
+  CC=clang CXX=clang++ run_build build-fuzz -Dfuzz=true -Dwerror=false
 
 failed=$((failed + broken))
 echo "$passed passed, $failed failed, $skipped skipped"
