@@ -22,16 +22,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "cfg_toml.h"
 #include "mem.h"
 
 #define CFG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define CFG_KIB (UINT64_C(1) << 10)
 #define CFG_MIB (UINT64_C(1) << 20)
 #define CFG_GIB (UINT64_C(1) << 30)
-#define CFG_ARENA_MIN CFG_MIB
-#define CFG_ARENA_MAX (UINT64_C(64) * CFG_GIB)
 #define CFG_RING_SLOTS_MIN 64u
 #define CFG_RING_SLOTS_MAX 1048576u
 #define CFG_CRASH_LOOP_LIMIT_MAX 1000u
@@ -44,23 +44,33 @@
 enum cfg_kind {
     CFG_KIND_IDENT = 0, /* node_id: [A-Za-z0-9._-] */
     CFG_KIND_PATH,      /* data_dir, bin_dir */
+    CFG_KIND_OPT_PATH,  /* a path where "" means "the default place" (tls, policy, spool, log) */
     CFG_KIND_USER,
     CFG_KIND_HOST,      /* hostname */
     CFG_KIND_LOG_LEVEL,
     CFG_KIND_ADDRESS,   /* host:port */
     CFG_KIND_WORKERS,
-    CFG_KIND_SIZE,
+    CFG_KIND_SIZE,      /* uint64_t bytes within [lo, hi] */
     CFG_KIND_SLOTS,
     CFG_KIND_HUGE,
     CFG_KIND_DURATION,
     CFG_KIND_LIMIT,
+    CFG_KIND_U32,       /* integer within [lo, hi] */
+    CFG_KIND_U64,
+    CFG_KIND_BOOL,
+    CFG_KIND_CIDRS,     /* relay_networks */
+    CFG_KIND_DOMAINS,   /* relay_domains */
 };
 
 struct cfg_key {
     const char *name;
     enum cfg_kind kind;
     size_t off; /* of the field in struct cfg */
+    uint64_t lo, hi; /* range of SIZE, U32 and U64 keys */
 };
+
+#define CFG_KEY(name, kind, field) {name, kind, offsetof(struct cfg, field), 0, 0}
+#define CFG_KEY_IN(name, kind, field, lo, hi) {name, kind, offsetof(struct cfg, field), lo, hi}
 
 struct cfg_section {
     const char *name;
@@ -69,36 +79,67 @@ struct cfg_section {
 };
 
 static const struct cfg_key cfg_node_keys[] = {
-    {"node_id", CFG_KIND_IDENT, offsetof(struct cfg, node_id)},
-    {"data_dir", CFG_KIND_PATH, offsetof(struct cfg, data_dir)},
-    {"user", CFG_KIND_USER, offsetof(struct cfg, user)},
-    {"hostname", CFG_KIND_HOST, offsetof(struct cfg, hostname)},
-    {"log_level", CFG_KIND_LOG_LEVEL, offsetof(struct cfg, log_level)},
+    CFG_KEY("node_id", CFG_KIND_IDENT, node_id),
+    CFG_KEY("data_dir", CFG_KIND_PATH, data_dir),
+    CFG_KEY("user", CFG_KIND_USER, user),
+    CFG_KEY("hostname", CFG_KIND_HOST, hostname),
+    CFG_KEY("log_level", CFG_KIND_LOG_LEVEL, log_level),
 };
 static const struct cfg_key cfg_admin_keys[] = {
-    {"listen", CFG_KIND_ADDRESS, offsetof(struct cfg, admin_listen)},
+    CFG_KEY("listen", CFG_KIND_ADDRESS, admin_listen),
 };
 static const struct cfg_key cfg_ingress_keys[] = {
-    {"workers", CFG_KIND_WORKERS, offsetof(struct cfg, ingress_workers)},
+    CFG_KEY("workers", CFG_KIND_WORKERS, ingress_workers),
+    CFG_KEY_IN("max_message_size", CFG_KIND_SIZE, ingress_max_message_size, CFG_KIB, 2 * CFG_GIB),
+    CFG_KEY_IN("max_recipients", CFG_KIND_U32, ingress_max_recipients, 1, 100000),
+    CFG_KEY_IN("max_connections", CFG_KIND_U32, ingress_max_connections, 1, 1000000),
+    CFG_KEY_IN("max_connections_per_ip", CFG_KIND_U32, ingress_max_conn_per_ip, 1, 1000000),
+    CFG_KEY("idle_timeout", CFG_KIND_DURATION, ingress_idle_timeout_ms),
+    CFG_KEY("data_timeout", CFG_KIND_DURATION, ingress_data_timeout_ms),
+    CFG_KEY_IN("min_data_rate", CFG_KIND_U64, ingress_min_data_rate, 0, 1000000000),
+    CFG_KEY_IN("max_received_headers", CFG_KIND_U32, ingress_max_received, 1, 1000),
+    CFG_KEY("spool_timeout", CFG_KIND_DURATION, ingress_spool_timeout_ms),
+    CFG_KEY("relay_networks", CFG_KIND_CIDRS, relay_networks),
+    CFG_KEY("relay_domains", CFG_KIND_DOMAINS, relay_domains),
 };
 static const struct cfg_key cfg_egress_keys[] = {
-    {"workers", CFG_KIND_WORKERS, offsetof(struct cfg, egress_workers)},
+    CFG_KEY("workers", CFG_KIND_WORKERS, egress_workers),
 };
 static const struct cfg_key cfg_shm_keys[] = {
-    {"arena_size", CFG_KIND_SIZE, offsetof(struct cfg, arena_bytes)},
-    {"ring_slots", CFG_KIND_SLOTS, offsetof(struct cfg, ring_slots)},
-    {"hugepages", CFG_KIND_HUGE, offsetof(struct cfg, hugepages)},
+    CFG_KEY_IN("arena_size", CFG_KIND_SIZE, arena_bytes, CFG_MIB, 64 * CFG_GIB),
+    CFG_KEY("ring_slots", CFG_KIND_SLOTS, ring_slots),
+    CFG_KEY("hugepages", CFG_KIND_HUGE, hugepages),
 };
 static const struct cfg_key cfg_supervisor_keys[] = {
-    {"restart_backoff", CFG_KIND_DURATION, offsetof(struct cfg, restart_backoff_ms)},
-    {"restart_backoff_max", CFG_KIND_DURATION, offsetof(struct cfg, restart_backoff_max_ms)},
-    {"crash_loop_limit", CFG_KIND_LIMIT, offsetof(struct cfg, crash_loop_limit)},
-    {"crash_loop_window", CFG_KIND_DURATION, offsetof(struct cfg, crash_loop_window_ms)},
-    {"crash_loop_hold", CFG_KIND_DURATION, offsetof(struct cfg, crash_loop_hold_ms)},
-    {"ready_timeout", CFG_KIND_DURATION, offsetof(struct cfg, ready_timeout_ms)},
-    {"heartbeat_timeout", CFG_KIND_DURATION, offsetof(struct cfg, heartbeat_timeout_ms)},
-    {"drain_timeout", CFG_KIND_DURATION, offsetof(struct cfg, drain_timeout_ms)},
-    {"bin_dir", CFG_KIND_PATH, offsetof(struct cfg, bin_dir)},
+    CFG_KEY("restart_backoff", CFG_KIND_DURATION, restart_backoff_ms),
+    CFG_KEY("restart_backoff_max", CFG_KIND_DURATION, restart_backoff_max_ms),
+    CFG_KEY("crash_loop_limit", CFG_KIND_LIMIT, crash_loop_limit),
+    CFG_KEY("crash_loop_window", CFG_KIND_DURATION, crash_loop_window_ms),
+    CFG_KEY("crash_loop_hold", CFG_KIND_DURATION, crash_loop_hold_ms),
+    CFG_KEY("ready_timeout", CFG_KIND_DURATION, ready_timeout_ms),
+    CFG_KEY("heartbeat_timeout", CFG_KIND_DURATION, heartbeat_timeout_ms),
+    CFG_KEY("drain_timeout", CFG_KIND_DURATION, drain_timeout_ms),
+    CFG_KEY("bin_dir", CFG_KIND_PATH, bin_dir),
+};
+static const struct cfg_key cfg_tls_keys[] = {
+    CFG_KEY("enabled", CFG_KIND_BOOL, tls_enabled),
+    CFG_KEY("certificate", CFG_KIND_OPT_PATH, tls_certificate),
+    CFG_KEY("private_key", CFG_KIND_OPT_PATH, tls_private_key),
+};
+static const struct cfg_key cfg_policy_keys[] = {
+    CFG_KEY("file", CFG_KIND_OPT_PATH, policy_file),
+    CFG_KEY_IN("instruction_budget", CFG_KIND_U64, policy_instruction_budget, 1000, UINT64_C(10000000000)),
+    CFG_KEY_IN("memory_limit", CFG_KIND_SIZE, policy_memory_limit, CFG_MIB, 4 * CFG_GIB),
+};
+static const struct cfg_key cfg_spool_keys[] = {
+    CFG_KEY_IN("free_space_min", CFG_KIND_SIZE, spool_free_space_min, 0, 1024 * CFG_GIB),
+    CFG_KEY("dir", CFG_KIND_OPT_PATH, spool_dir),
+};
+static const struct cfg_key cfg_log_keys[] = {
+    CFG_KEY("dir", CFG_KIND_OPT_PATH, log_dir),
+    CFG_KEY_IN("segment_size", CFG_KIND_SIZE, log_segment_size, 64 * CFG_KIB, 64 * CFG_GIB),
+    CFG_KEY("segment_age", CFG_KIND_DURATION, log_segment_age_ms),
+    CFG_KEY("flush_interval", CFG_KIND_DURATION, log_flush_interval_ms),
 };
 
 static const struct cfg_section cfg_sections[] = {
@@ -108,6 +149,10 @@ static const struct cfg_section cfg_sections[] = {
     {"egress", cfg_egress_keys, CFG_ARRAY_SIZE(cfg_egress_keys)},
     {"shm", cfg_shm_keys, CFG_ARRAY_SIZE(cfg_shm_keys)},
     {"supervisor", cfg_supervisor_keys, CFG_ARRAY_SIZE(cfg_supervisor_keys)},
+    {"tls", cfg_tls_keys, CFG_ARRAY_SIZE(cfg_tls_keys)},
+    {"policy", cfg_policy_keys, CFG_ARRAY_SIZE(cfg_policy_keys)},
+    {"spool", cfg_spool_keys, CFG_ARRAY_SIZE(cfg_spool_keys)},
+    {"log", cfg_log_keys, CFG_ARRAY_SIZE(cfg_log_keys)},
 };
 
 /* the error list of one load */
@@ -301,6 +346,112 @@ static const char *cfg_check_address(const char *s)
     return NULL;
 }
 
+/* cfg_cidr_parse - "10.0.0.0/8", "2001:db8::/32" or a bare address (a /32 or /128); false with *why */
+static bool cfg_cidr_parse(const char *s, struct cfg_cidr *out, char *why, size_t why_size)
+{
+    const char *slash = strchr(s, '/');
+    size_t alen = slash ? (size_t)(slash - s) : strlen(s);
+    char host[INET6_ADDRSTRLEN];
+    unsigned max, prefix;
+
+    memset(out, 0, sizeof(*out));
+    out->family = memchr(s, ':', alen) ? AF_INET6 : AF_INET;
+    max = out->family == AF_INET6 ? 128 : 32;
+    if (alen == 0 || alen >= sizeof(host)) {
+        snprintf(why, why_size, "is not an IPv4 or IPv6 network (like \"10.0.0.0/8\" or \"2001:db8::/32\")");
+        return false;
+    }
+    memcpy(host, s, alen);
+    host[alen] = '\0';
+    if (inet_pton(out->family, host, out->addr) != 1) {
+        snprintf(why, why_size, "is not an IPv4 or IPv6 network (like \"10.0.0.0/8\" or \"2001:db8::/32\")");
+        return false;
+    }
+    prefix = max;
+    if (slash) {
+        const char *p = slash + 1;
+        size_t n = strlen(p);
+        bool digits = n > 0 && n <= 3 && strspn(p, "0123456789") == n && (p[0] != '0' || n == 1);
+        prefix = digits ? (unsigned)atoi(p) : max + 1;
+        if (prefix > max) {
+            snprintf(why, why_size, "has a bad prefix length (0..%u)", max);
+            return false;
+        }
+    }
+    out->prefix = (uint8_t)prefix;
+    /* host bits set is almost always a typo for another network; say which network it would be */
+    for (unsigned bit = prefix; bit < max; bit++) {
+        if (out->addr[bit / 8] & (0x80u >> (bit % 8))) {
+            char net[INET6_ADDRSTRLEN];
+            for (unsigned b = prefix; b < max; b++)
+                out->addr[b / 8] &= (uint8_t)~(0x80u >> (b % 8));
+            inet_ntop(out->family, out->addr, net, sizeof(net));
+            snprintf(why, why_size, "has bits set after the prefix (the network is \"%s/%u\")", net, prefix);
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool cfg_cidr_contains(const struct cfg_cidr *net, const uint8_t *a)
+{
+    unsigned full = net->prefix / 8u, rest = net->prefix % 8u;
+    uint8_t mask;
+
+    if (memcmp(net->addr, a, full) != 0)
+        return false;
+    if (rest == 0)
+        return true;
+    mask = (uint8_t)(0xffu << (8u - rest));
+    return (net->addr[full] & mask) == (a[full] & mask);
+}
+
+bool cfg_cidr_match(const struct cfg_cidr *nets, size_t n, int family, const void *addr)
+{
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    uint8_t v6[16];
+    const uint8_t *v4 = NULL;
+
+    if (!nets || !addr)
+        return false;
+    if (family == AF_INET) {
+        memcpy(v6, mapped, 12);
+        memcpy(v6 + 12, addr, 4);
+        v4 = v6 + 12;
+    } else if (family == AF_INET6) {
+        memcpy(v6, addr, 16);
+        if (memcmp(v6, mapped, 12) == 0)
+            v4 = v6 + 12;
+    } else {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (nets[i].family == AF_INET && v4 && nets[i].prefix <= 32 && cfg_cidr_contains(&nets[i], v4))
+            return true;
+        if (nets[i].family == AF_INET6 && nets[i].prefix <= 128 && cfg_cidr_contains(&nets[i], v6))
+            return true;
+    }
+    return false;
+}
+
+/* "0", "64KiB", "2GiB": a size for messages, in the largest unit that divides it (no TiB: not accepted) */
+static const char *cfg_size_text(char *buf, size_t size, uint64_t u)
+{
+    static const struct {
+        const char *unit;
+        uint64_t mult;
+    } units[] = {{"GiB", CFG_GIB}, {"MiB", CFG_MIB}, {"KiB", CFG_KIB}};
+
+    for (size_t i = 0; i < CFG_ARRAY_SIZE(units); i++) {
+        if (u >= units[i].mult && u % units[i].mult == 0) {
+            snprintf(buf, size, "%llu%s", (unsigned long long)(u / units[i].mult), units[i].unit);
+            return buf;
+        }
+    }
+    snprintf(buf, size, "%llu", (unsigned long long)u);
+    return buf;
+}
+
 static bool cfg_parse_number(const char **pp, uint64_t *out)
 {
     const char *p = *pp;
@@ -404,6 +555,39 @@ void cfg_default(struct cfg *c)
     c->heartbeat_timeout_ms = 10000;
     c->drain_timeout_ms = 10000;
     c->bin_dir = NULL; /* the supervisor looks next to its own executable */
+    c->ingress_max_message_size = 50 * CFG_MIB;
+    c->ingress_max_recipients = 100;
+    c->ingress_max_connections = 5000;
+    c->ingress_max_conn_per_ip = 100;
+    c->ingress_idle_timeout_ms = 300000; /* RFC 5321 4.5.3.2.7 */
+    c->ingress_data_timeout_ms = 600000;
+    c->ingress_min_data_rate = 1024;
+    c->ingress_max_received = 50;
+    c->ingress_spool_timeout_ms = 30000;
+    c->n_relay_networks = 2;
+    c->relay_networks[0] = (struct cfg_cidr){.family = AF_INET, .addr = {127}, .prefix = 8};
+    c->relay_networks[1] = (struct cfg_cidr){.family = AF_INET6, .addr = {[15] = 1}, .prefix = 128};
+    c->n_relay_domains = 0;
+    c->relay_domains = NULL;
+    c->tls_enabled = true;
+    c->tls_certificate = xstrdup("");
+    c->tls_private_key = xstrdup("");
+    c->policy_file = xstrdup("");
+    c->policy_instruction_budget = 1000000;
+    c->policy_memory_limit = 64 * CFG_MIB;
+    c->spool_free_space_min = CFG_GIB;
+    c->spool_dir = xstrdup("");
+    c->log_dir = xstrdup("");
+    c->log_segment_size = 256 * CFG_MIB;
+    c->log_segment_age_ms = 3600000;
+    c->log_flush_interval_ms = 1000;
+}
+
+static void cfg_free_domains(char **domains, size_t n)
+{
+    for (size_t i = 0; domains && i < n; i++)
+        free(domains[i]);
+    free(domains);
 }
 
 void cfg_fini(struct cfg *c)
@@ -419,6 +603,12 @@ void cfg_fini(struct cfg *c)
     }
     free(c->admin_listen);
     free(c->bin_dir);
+    cfg_free_domains(c->relay_domains, c->n_relay_domains);
+    free(c->tls_certificate);
+    free(c->tls_private_key);
+    free(c->policy_file);
+    free(c->spool_dir);
+    free(c->log_dir);
     memset(c, 0, sizeof(*c));
 }
 
@@ -442,6 +632,17 @@ static void cfg_copy(struct cfg *dst, const struct cfg *src)
     }
     dst->admin_listen = cfg_dup_or_null(src->admin_listen);
     dst->bin_dir = cfg_dup_or_null(src->bin_dir);
+    dst->relay_domains = NULL;
+    if (src->relay_domains && src->n_relay_domains > 0) {
+        dst->relay_domains = xcalloc(src->n_relay_domains, sizeof(char *));
+        for (size_t i = 0; i < src->n_relay_domains; i++)
+            dst->relay_domains[i] = cfg_dup_or_null(src->relay_domains[i]);
+    }
+    dst->tls_certificate = cfg_dup_or_null(src->tls_certificate);
+    dst->tls_private_key = cfg_dup_or_null(src->tls_private_key);
+    dst->policy_file = cfg_dup_or_null(src->policy_file);
+    dst->spool_dir = cfg_dup_or_null(src->spool_dir);
+    dst->log_dir = cfg_dup_or_null(src->log_dir);
 }
 
 static void cfg_set_str(char **slot, const char *s)
@@ -498,6 +699,10 @@ static void cfg_apply_string(struct cfg_errs *e, struct cfg *c, const struct cfg
         if (!cfg_valid_path(v->str))
             why = "must be a non-empty path without control characters";
         break;
+    case CFG_KIND_OPT_PATH:
+        if (v->str[0] != '\0' && !cfg_valid_path(v->str))
+            why = "must be a path without control characters (or \"\" for the default)";
+        break;
     case CFG_KIND_ADDRESS:
         why = cfg_check_address(v->str);
         break;
@@ -511,6 +716,79 @@ static void cfg_apply_string(struct cfg_errs *e, struct cfg *c, const struct cfg
     cfg_set_str(slot, v->str);
 }
 
+/* ingress.relay_networks: the file's list replaces the current one as a whole; [] is allowed (no relay clients) */
+static void cfg_apply_cidrs(struct cfg_errs *e, struct cfg *c, const char *key, const struct cfg_toml_node *a)
+{
+    struct cfg_cidr nets[CFG_MAX_CIDRS];
+    unsigned before = e->count;
+    size_t n = 0;
+    char ekey[160], q[96], why[160];
+
+    if (!cfg_expect(e, a, CFG_TOML_ARRAY, key, "an array of strings"))
+        return;
+    if (a->n_children > CFG_MAX_CIDRS)
+        cfg_errf(e, a->children[CFG_MAX_CIDRS]->line, "%s: at most %d networks are allowed, found %zu", key,
+                 CFG_MAX_CIDRS, a->n_children);
+    for (size_t i = 0; i < a->n_children && i < CFG_MAX_CIDRS; i++) {
+        const struct cfg_toml_node *v = a->children[i];
+        snprintf(ekey, sizeof(ekey), "%s[%zu]", key, i);
+        if (!cfg_expect(e, v, CFG_TOML_STRING, ekey, "a string"))
+            continue;
+        if (!cfg_cidr_parse(v->str, &nets[n], why, sizeof(why))) {
+            cfg_errf(e, v->line, "%s: %s %s", ekey, cfg_quote(q, sizeof(q), v->str), why);
+            continue;
+        }
+        n++;
+    }
+    if (e->count != before)
+        return;
+    memcpy(c->relay_networks, nets, n * sizeof(nets[0]));
+    c->n_relay_networks = n;
+}
+
+/* ingress.relay_domains: host names, kept in lower case; replaces the current list as a whole */
+static void cfg_apply_domains(struct cfg_errs *e, struct cfg *c, const char *key, const struct cfg_toml_node *a)
+{
+    unsigned before = e->count;
+    char **list;
+    size_t n = 0;
+    char ekey[160], q[96];
+
+    if (!cfg_expect(e, a, CFG_TOML_ARRAY, key, "an array of strings"))
+        return;
+    list = a->n_children ? xcalloc(a->n_children, sizeof(char *)) : NULL;
+    for (size_t i = 0; i < a->n_children; i++) {
+        const struct cfg_toml_node *v = a->children[i];
+        size_t len;
+        snprintf(ekey, sizeof(ekey), "%s[%zu]", key, i);
+        if (!cfg_expect(e, v, CFG_TOML_STRING, ekey, "a string"))
+            continue;
+        len = strlen(v->str);
+        /* a trailing dot would never equal the domain of an address; refuse it instead of never matching */
+        if (len > 1 && v->str[len - 1] == '.' && cfg_valid_hostname(v->str, len - 1)) {
+            cfg_errf(e, v->line, "%s: %s ends with a dot (write it without)", ekey, cfg_quote(q, sizeof(q), v->str));
+            continue;
+        }
+        if (!cfg_valid_hostname(v->str, len)) {
+            cfg_errf(e, v->line, "%s: %s is not a valid domain name", ekey, cfg_quote(q, sizeof(q), v->str));
+            continue;
+        }
+        list[n] = xstrdup(v->str);
+        for (char *p = list[n]; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        n++;
+    }
+    if (e->count != before) {
+        cfg_free_domains(list, n);
+        return;
+    }
+    cfg_free_domains(c->relay_domains, c->n_relay_domains);
+    c->relay_domains = n ? list : NULL;
+    c->n_relay_domains = n;
+    if (!n)
+        free(list);
+}
+
 static void cfg_apply_key(struct cfg_errs *e, struct cfg *c, const struct cfg_key *k, const char *key,
                           const struct cfg_toml_node *v)
 {
@@ -521,10 +799,29 @@ static void cfg_apply_key(struct cfg_errs *e, struct cfg *c, const struct cfg_ke
     switch (k->kind) {
     case CFG_KIND_IDENT:
     case CFG_KIND_PATH:
+    case CFG_KIND_OPT_PATH:
     case CFG_KIND_USER:
     case CFG_KIND_HOST:
     case CFG_KIND_ADDRESS:
         cfg_apply_string(e, c, k, key, v);
+        return;
+    case CFG_KIND_CIDRS:
+        cfg_apply_cidrs(e, c, key, v);
+        return;
+    case CFG_KIND_DOMAINS:
+        cfg_apply_domains(e, c, key, v);
+        return;
+    case CFG_KIND_BOOL:
+        if (cfg_expect(e, v, CFG_TOML_BOOL, key, "a boolean"))
+            *(bool *)field = v->b;
+        return;
+    case CFG_KIND_U32:
+        if (cfg_int_in(e, v, key, (int64_t)k->lo, (int64_t)k->hi))
+            *(uint32_t *)field = (uint32_t)v->i;
+        return;
+    case CFG_KIND_U64:
+        if (cfg_int_in(e, v, key, (int64_t)k->lo, (int64_t)k->hi))
+            *(uint64_t *)field = (uint64_t)v->i;
         return;
     case CFG_KIND_LOG_LEVEL: {
         enum log_level level;
@@ -586,8 +883,10 @@ static void cfg_apply_key(struct cfg_errs *e, struct cfg *c, const struct cfg_ke
                      cfg_toml_type_name(v->type));
             return;
         }
-        if (u < CFG_ARENA_MIN || u > CFG_ARENA_MAX) {
-            cfg_errf(e, v->line, "%s: %llu bytes is out of range (1MiB..64GiB)", key, (unsigned long long)u);
+        if (u < k->lo || u > k->hi) {
+            char lo[32], hi[32];
+            cfg_errf(e, v->line, "%s: %llu bytes is out of range (%s..%s)", key, (unsigned long long)u,
+                     cfg_size_text(lo, sizeof(lo), k->lo), cfg_size_text(hi, sizeof(hi), k->hi));
             return;
         }
         *(uint64_t *)field = u;
@@ -761,6 +1060,22 @@ static void cfg_apply_root(struct cfg_errs *e, struct cfg *c, const struct cfg_t
             cfg_errf(e, k ? k->line : 0, "admin.listen: %s is also an SMTP listener address",
                      cfg_quote(q, sizeof(q), c->admin_listen));
         }
+    }
+    bool has_cert = c->tls_certificate && c->tls_certificate[0];
+    bool has_key = c->tls_private_key && c->tls_private_key[0];
+    if (has_cert != has_key) {
+        /* at the key of the pair this file wrote, preferring the one that is set */
+        const struct cfg_toml_node *tls = cfg_toml_find(root, "tls");
+        const char *name = has_cert ? "certificate" : "private_key";
+        const struct cfg_toml_node *k = cfg_toml_find(tls, name);
+        if (!k) {
+            name = has_cert ? "private_key" : "certificate";
+            k = cfg_toml_find(tls, name);
+        }
+        cfg_errf(e, k ? k->line : tls ? tls->line : 0,
+                 "tls.%s: certificate and private_key must be set together (or both left empty for a generated "
+                 "self-signed certificate)",
+                 k ? name : has_cert ? "certificate" : "private_key");
     }
 }
 

@@ -7,7 +7,8 @@
  * unknown key, wrong type and bad value is reported as "FILE:LINE: message", one per line in
  * *err (heap, caller frees); the function returns -EINVAL after collecting all of them, -errno when
  * the file cannot be read, 0 on success.
- * cfg_fini() frees what a struct cfg owns.
+ * cfg_fini() frees what a struct cfg owns. Optional paths (tls_*, policy_file, spool_dir, log_dir)
+ * are "" when unset, never NULL after cfg_default().
  *
  * Every key is documented in docs/configuration.md.
  */
@@ -22,6 +23,14 @@
 
 #define CFG_MAX_LISTENERS 16
 #define CFG_MAX_WORKERS 32
+#define CFG_MAX_CIDRS 64
+
+/* one network of [ingress] relay_networks; addr holds the network in network byte order, host bits zero */
+struct cfg_cidr {
+    int family;       /* AF_INET or AF_INET6 */
+    uint8_t addr[16]; /* 4 bytes used for AF_INET */
+    uint8_t prefix;   /* 0..32 or 0..128 */
+};
 
 struct cfg_listener {
     char *address; /* "host:port" as written; IPv6 as "[::1]:25" */
@@ -48,6 +57,39 @@ struct cfg {
     /* [ingress], [egress] */
     uint32_t ingress_workers; /* 1..CFG_MAX_WORKERS, default 1 */
     uint32_t egress_workers;  /* 1..CFG_MAX_WORKERS, default 1 */
+    uint64_t ingress_max_message_size; /* bytes, SIZE in EHLO; default 50 MiB */
+    uint32_t ingress_max_recipients;   /* per transaction, default 100 */
+    uint32_t ingress_max_connections;  /* per ingress worker, default 5000 */
+    uint32_t ingress_max_conn_per_ip;  /* per worker and client address, default 100 */
+    uint64_t ingress_idle_timeout_ms;  /* wait for the next command, default 5 min */
+    uint64_t ingress_data_timeout_ms;  /* whole DATA/BDAT phase, default 10 min */
+    uint64_t ingress_min_data_rate;    /* bytes/s during DATA, 0 = no check; default 1024 */
+    uint32_t ingress_max_received;     /* Received: headers before 554 5.4.6; default 50 */
+    uint64_t ingress_spool_timeout_ms; /* wait for the spool's durable ack before 451; default 30 s */
+    size_t n_relay_networks;           /* clients that may relay; default 127.0.0.0/8, ::1/128 */
+    struct cfg_cidr relay_networks[CFG_MAX_CIDRS];
+    size_t n_relay_domains;            /* domains anyone may send to; lower case, no trailing dot */
+    char **relay_domains;              /* NULL when n_relay_domains is 0 */
+
+    /* [tls] (ingress STARTTLS) */
+    bool tls_enabled;       /* advertise STARTTLS, default true */
+    char *tls_certificate;  /* PEM path; "" (default): a self-signed certificate is generated at start */
+    char *tls_private_key;  /* PEM path; set together with tls_certificate, or both "" */
+
+    /* [policy] */
+    char *policy_file;                  /* Lua file; "" (default): no policy */
+    uint64_t policy_instruction_budget; /* per hook call, default 1000000 */
+    uint64_t policy_memory_limit;       /* bytes per Lua state, default 64 MiB */
+
+    /* [spool] */
+    uint64_t spool_free_space_min; /* bytes; below it MAIL gets 452; default 1 GiB, 0 = no check */
+    char *spool_dir;               /* "" (default): <data_dir>/spool */
+
+    /* [log] (message log segments) */
+    char *log_dir;                  /* "" (default): <data_dir>/logs */
+    uint64_t log_segment_size;      /* bytes before a new segment, default 256 MiB */
+    uint64_t log_segment_age_ms;    /* age before a new segment, default 1 h */
+    uint64_t log_flush_interval_ms; /* buffered records are written at least this often, default 1 s */
 
     /* [shm] */
     uint64_t arena_bytes;   /* body arena, default 64 MiB */
@@ -75,5 +117,13 @@ void cfg_fini(struct cfg *c);
 bool cfg_parse_size(const char *text, uint64_t *out);
 /* cfg_parse_duration - "10s", "250ms", "5m", "1h", "2d" -> milliseconds; false when malformed */
 bool cfg_parse_duration(const char *text, uint64_t *out_ms);
+
+/*
+ * cfg_cidr_match - is addr inside one of nets[0..n)?
+ * family is AF_INET (addr points to a struct in_addr) or AF_INET6 (struct in6_addr). An address is
+ * compared in both its IPv4 and IPv4-mapped IPv6 forms, so ::ffff:127.0.0.1 from a dual-stack socket
+ * matches 127.0.0.0/8. Any other family, or a NULL addr, matches nothing.
+ */
+bool cfg_cidr_match(const struct cfg_cidr *nets, size_t n, int family, const void *addr);
 
 #endif

@@ -1,258 +1,86 @@
 /*
- * ringmail-ingress - SMTP server worker (foundation skeleton)
+ * ringmail-ingress - SMTP server worker
  *
  * Accepts on the listeners the supervisor opened (multishot accept on io_uring; several workers
- * share them) and runs a minimal SMTP dialogue: banner, EHLO/HELO, NOOP, RSET, QUIT, HELP.
- * Mail transactions answer 451 4.3.2 until the ingress/spool issue wires DATA to the spool, so a
- * client is told to retry, never told its mail was taken. On SIGTERM it stops accepting, says 421
- * to open sessions and exits.
+ * share them and the kernel spreads new connections), enforces the connection limits (per worker
+ * and per client address, 421 to the excess while the others are served), runs one
+ * ingress_session per connection, and routes the spool's durable acks back to their sessions.
+ * On SIGTERM it stops accepting, says 421 to idle sessions, lets sessions waiting for a spool ack
+ * get it, and exits when none is left.
  */
+#include "ingress.h"
+
+#include <arpa/inet.h>
 #include <errno.h>
-#include <stdarg.h>
-#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "../common/clock.h"
 #include "../common/log.h"
 #include "../common/mem.h"
-#include "../common/role_rt.h"
 
-#define INGRESS_LINE_MAX 512
-#define INGRESS_MAX_LISTENERS 16
-
-struct ingress;
-
-struct conn {
-    struct ingress *ig;
-    int fd;
-    unsigned inflight;
-    bool closing;
-    bool discarding; /* inside an over-long line: drop bytes up to the next LF */
-    bool sending;
-    struct evl_op recv_op, send_op, close_op;
-    char in[INGRESS_LINE_MAX + 2];
-    size_t in_len;
-    char *out;
-    size_t out_len, out_cap, out_sent;
-    struct conn *next, *prev;
-};
-
-struct listener {
-    struct ingress *ig;
-    int fd;
-    struct evl_op op;
-    bool armed;
-};
-
-struct ingress {
-    struct role_rt *rt;
-    struct listener ls[INGRESS_MAX_LISTENERS];
-    unsigned n_ls;
-    struct conn *conns;
-    unsigned n_conns;
-};
-
-static void conn_recv(struct conn *c);
-static void conn_flush(struct conn *c);
-
-static void conn_maybe_free(struct conn *c)
+static unsigned ip_hash(int family, const uint8_t *a)
 {
-    if (c->inflight || !c->closing)
+    size_t n = family == AF_INET ? 4 : 16;
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ a[i]) * 16777619u;
+    return h % INGRESS_IP_BUCKETS;
+}
+
+static struct ingress_ipcount **ip_find(struct ingress *ig, int family, const uint8_t *a)
+{
+    struct ingress_ipcount **pp = &ig->ip_buckets[ip_hash(family, a)];
+    size_t n = family == AF_INET ? 4 : 16;
+    for (; *pp; pp = &(*pp)->next)
+        if ((*pp)->family == family && memcmp((*pp)->addr, a, n) == 0)
+            return pp;
+    return pp;
+}
+
+void ingress_ip_release(struct ingress *ig, struct ingress_session *s)
+{
+    struct ingress_ipcount **pp = ip_find(ig, s->family, s->peer_addr);
+    if (!*pp)
         return;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        c->ig->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->ig->n_conns--;
-    free(c->out);
-    free(c);
-}
-
-static void on_close(struct evl *l, struct evl_op *op, int res, unsigned flags)
-{
-    struct conn *c = op->owner;
-    c->inflight--;
-    conn_maybe_free(c);
-}
-
-static void conn_close(struct conn *c)
-{
-    if (c->fd < 0)
-        return;
-    c->closing = true;
-    /* completes any recv still queued on the socket, so the in-flight count can reach zero */
-    shutdown(c->fd, SHUT_RDWR);
-    struct io_uring_sqe *sqe = evl_sqe(&c->ig->rt->evl, &c->close_op);
-    io_uring_prep_close(sqe, c->fd);
-    c->fd = -1;
-    c->inflight++;
-}
-
-static void conn_reply(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void conn_reply(struct conn *c, const char *fmt, ...)
-{
-    va_list ap;
-    char line[600];
-
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n > sizeof(line) - 3)
-        n = (int)sizeof(line) - 3;
-    line[n++] = '\r';
-    line[n++] = '\n';
-    if (c->out_len + (size_t)n > c->out_cap) {
-        c->out_cap = (c->out_len + (size_t)n) * 2;
-        c->out = xrealloc(c->out, c->out_cap);
+    if (--(*pp)->count == 0) {
+        struct ingress_ipcount *e = *pp;
+        *pp = e->next;
+        free(e);
     }
-    memcpy(c->out + c->out_len, line, (size_t)n);
-    c->out_len += (size_t)n;
 }
 
-static void on_send(struct evl *l, struct evl_op *op, int res, unsigned flags)
-{
-    struct conn *c = op->owner;
-
-    c->inflight--;
-    c->sending = false;
-    if (res <= 0 || c->fd < 0) {
-        conn_close(c);
-        conn_maybe_free(c);
-        return;
-    }
-    c->out_sent += (size_t)res;
-    conn_flush(c);
-}
-
-static void conn_flush(struct conn *c)
-{
-    if (c->sending || c->fd < 0)
-        return;
-    if (c->out_sent == c->out_len) {
-        c->out_sent = c->out_len = 0;
-        return;
-    }
-    struct io_uring_sqe *sqe = evl_sqe(&c->ig->rt->evl, &c->send_op);
-    io_uring_prep_send(sqe, c->fd, c->out + c->out_sent, c->out_len - c->out_sent, MSG_NOSIGNAL);
-    c->sending = true;
-    c->inflight++;
-}
-
-static bool verb_is(const char *line, size_t len, const char *verb)
-{
-    size_t n = strlen(verb);
-    return len >= n && strncasecmp(line, verb, n) == 0 && (len == n || line[n] == ' ');
-}
-
-/* handle_line - one command line without its CRLF; returns false when the session ends */
-static bool handle_line(struct conn *c, const char *line, size_t len)
-{
-    struct role_rt *rt = c->ig->rt;
-
-    shm_counter_add(rt->self, SHM_CTR_SMTP_COMMANDS, 1);
-    if (memchr(line, '\0', len) || memchr(line, '\r', len)) {
-        conn_reply(c, "501 5.5.2 NUL or bare CR in command line");
-        return true;
-    }
-    if (verb_is(line, len, "EHLO")) {
-        conn_reply(c, "250-%s", rt->cfg.hostname);
-        conn_reply(c, "250-PIPELINING");
-        conn_reply(c, "250 ENHANCEDSTATUSCODES");
-    } else if (verb_is(line, len, "HELO")) {
-        conn_reply(c, "250 %s", rt->cfg.hostname);
-    } else if (verb_is(line, len, "NOOP") || verb_is(line, len, "RSET")) {
-        conn_reply(c, "250 2.0.0 OK");
-    } else if (verb_is(line, len, "QUIT")) {
-        conn_reply(c, "221 2.0.0 %s closing connection", rt->cfg.hostname);
-        return false;
-    } else if (verb_is(line, len, "HELP")) {
-        conn_reply(c, "214 2.0.0 ringmail: EHLO HELO NOOP RSET QUIT HELP");
-    } else if (verb_is(line, len, "MAIL") || verb_is(line, len, "RCPT") || verb_is(line, len, "DATA")) {
-        conn_reply(c, "451 4.3.2 this node does not accept mail yet; try again later");
-    } else {
-        conn_reply(c, "502 5.5.1 command not recognized");
-    }
-    return true;
-}
-
-static void on_recv(struct evl *l, struct evl_op *op, int res, unsigned flags)
-{
-    struct conn *c = op->owner;
-    bool keep = true;
-
-    c->inflight--;
-    if (res <= 0 || c->fd < 0) {
-        conn_close(c);
-        conn_maybe_free(c);
-        return;
-    }
-    c->in_len += (size_t)res;
-    size_t start = 0;
-    for (size_t i = 0; i < c->in_len && keep; i++) {
-        if (c->in[i] != '\n')
-            continue;
-        if (c->discarding) {
-            c->discarding = false;
-        } else {
-            size_t len = i - start;
-            if (len > 0 && c->in[start + len - 1] == '\r')
-                len--;
-            keep = handle_line(c, c->in + start, len);
-        }
-        start = i + 1;
-    }
-    memmove(c->in, c->in + start, c->in_len - start);
-    c->in_len -= start;
-    if (c->in_len >= INGRESS_LINE_MAX) {
-        /* RFC 5321 4.5.3.1.4: 512 octets with CRLF; say so once, then skip to the end of the line */
-        if (!c->discarding)
-            conn_reply(c, "500 5.5.2 line too long");
-        c->discarding = true;
-        c->in_len = 0;
-    }
-    conn_flush(c);
-    if (!keep) {
-        c->closing = true;
-        if (!c->sending)
-            conn_close(c);
-    } else {
-        conn_recv(c);
-    }
-    conn_maybe_free(c);
-}
-
-static void conn_recv(struct conn *c)
-{
-    if (c->fd < 0)
-        return;
-    struct io_uring_sqe *sqe = evl_sqe(&c->ig->rt->evl, &c->recv_op);
-    io_uring_prep_recv(sqe, c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, 0);
-    c->inflight++;
-}
-
-static void listener_arm(struct listener *ls)
+static void listener_arm(struct ingress_listener *ls)
 {
     struct io_uring_sqe *sqe = evl_sqe(&ls->ig->rt->evl, &ls->op);
     io_uring_prep_multishot_accept(sqe, ls->fd, NULL, NULL, SOCK_CLOEXEC);
     ls->armed = true;
 }
 
+/* refuse - 421 on a connection we will not serve, without a session (best effort, non-blocking) */
+static void refuse(int fd, const char *host, const char *why)
+{
+    char line[256];
+    int n = snprintf(line, sizeof(line), "421 4.7.0 %s %s, try again later\r\n", host, why);
+    ssize_t w = send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)w;
+    close(fd);
+}
+
 static void on_accept(struct evl *l, struct evl_op *op, int res, unsigned flags)
 {
-    struct listener *ls = op->owner;
+    struct ingress_listener *ls = op->owner;
     struct ingress *ig = ls->ig;
+    struct role_rt *rt = ig->rt;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
 
     if (!(flags & IORING_CQE_F_MORE)) {
         ls->armed = false;
-        if (!ig->rt->draining)
+        if (!rt->draining)
             listener_arm(ls);
     }
     if (res < 0) {
@@ -260,25 +88,76 @@ static void on_accept(struct evl *l, struct evl_op *op, int res, unsigned flags)
             log_warn("accept: %s", strerror(-res));
         return;
     }
-    if (ig->rt->draining) {
-        close(res);
+    int fd = res;
+    if (rt->draining) {
+        refuse(fd, rt->cfg.hostname, "shutting down");
         return;
     }
-    struct conn *c = xcalloc(1, sizeof(*c));
-    c->ig = ig;
-    c->fd = res;
-    c->recv_op = (struct evl_op){on_recv, c};
-    c->send_op = (struct evl_op){on_send, c};
-    c->close_op = (struct evl_op){on_close, c};
-    c->next = ig->conns;
-    if (ig->conns)
-        ig->conns->prev = c;
-    ig->conns = c;
-    ig->n_conns++;
-    shm_counter_add(ig->rt->self, SHM_CTR_SMTP_CONNECTIONS, 1);
-    conn_reply(c, "220 %s ESMTP ringmail", ig->rt->cfg.hostname);
-    conn_flush(c);
-    conn_recv(c);
+    shm_counter_add(rt->self, SHM_CTR_SMTP_CONNECTIONS, 1);
+    if (ig->n_sessions >= rt->cfg.ingress_max_connections || ig->n_free == 0) {
+        refuse(fd, rt->cfg.hostname, "too many connections");
+        return;
+    }
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0) {
+        close(fd);
+        return;
+    }
+    uint8_t addr[16] = {0};
+    int family = ss.ss_family;
+    uint16_t port = 0;
+    if (family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+        memcpy(addr, &sin->sin_addr, 4);
+        port = ntohs(sin->sin_port);
+    } else if (family == AF_INET6) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+        memcpy(addr, &sin6->sin6_addr, 16);
+        port = ntohs(sin6->sin6_port);
+    } else {
+        close(fd);
+        return;
+    }
+    struct ingress_ipcount **pp = ip_find(ig, family, addr);
+    if (*pp && (*pp)->count >= rt->cfg.ingress_max_conn_per_ip) {
+        refuse(fd, rt->cfg.hostname, "too many connections from your address");
+        return;
+    }
+    if (!*pp) {
+        *pp = xcalloc(1, sizeof(**pp));
+        (*pp)->family = family;
+        memcpy((*pp)->addr, addr, 16);
+    }
+    (*pp)->count++;
+
+    struct ingress_session *s = ingress_session_new(ig, fd);
+    s->family = family;
+    memcpy(s->peer_addr, addr, 16);
+    s->peer_port = port;
+    inet_ntop(family, addr, s->peer_ip, sizeof(s->peer_ip));
+    s->relay_client = cfg_cidr_match(rt->cfg.relay_networks, rt->cfg.n_relay_networks, family, addr);
+    ingress_session_reply(s, "220 %s ESMTP ringmail", rt->cfg.hostname);
+    ingress_session_resume(s);
+}
+
+static void on_record(struct role_rt *rt, unsigned from, const struct proto_rec *rec)
+{
+    struct ingress *ig = rt->ctx;
+
+    if (rec->type == MSG_SPOOL_MESSAGE_STORED && from == 0)
+        ingress_xfer_on_stored(ig, rec);
+    else
+        shm_counter_add(rt->self, SHM_CTR_RING_BAD, 1);
+}
+
+static void on_tick(struct role_rt *rt, uint64_t now)
+{
+    struct ingress *ig = rt->ctx;
+    struct ingress_session *s = ig->sessions, *next;
+
+    for (; s; s = next) {
+        next = s->next;
+        ingress_session_tick(s, now);
+    }
 }
 
 static bool on_drain(struct role_rt *rt)
@@ -292,16 +171,14 @@ static bool on_drain(struct role_rt *rt)
             ig->ls[i].armed = false;
         }
     }
-    for (struct conn *c = ig->conns; c; c = c->next) {
-        if (!c->closing) {
-            conn_reply(c, "421 4.3.2 %s shutting down", rt->cfg.hostname);
-            conn_flush(c);
-            c->closing = true;
-        }
-        if (!c->sending && c->fd >= 0)
-            conn_close(c);
+    struct ingress_session *s = ig->sessions, *next;
+    for (; s; s = next) {
+        next = s->next;
+        /* a message waiting for its durable ack gets its answer first (or the spool timeout) */
+        if (s->state != INGRESS_S_STORING)
+            ingress_session_shutdown(s, "421 4.3.2 Service shutting down, closing connection");
     }
-    return ig->n_conns == 0;
+    return ig->n_sessions == 0;
 }
 
 int main(int argc, char **argv)
@@ -312,7 +189,17 @@ int main(int argc, char **argv)
     role_rt_init(&rt, SHM_ROLE_INGRESS, argc, argv);
     ig.rt = &rt;
     rt.ctx = &ig;
+    rt.hooks.on_record = on_record;
+    rt.hooks.on_tick = on_tick;
     rt.hooks.on_drain = on_drain;
+    msgid_init((uint16_t)rt.self_idx);
+
+    ig.n_slots = rt.cfg.ingress_max_connections;
+    ig.slots = xcalloc(ig.n_slots, sizeof(*ig.slots));
+    ig.free_slots = xcalloc(ig.n_slots, sizeof(*ig.free_slots));
+    for (uint32_t i = 0; i < ig.n_slots; i++)
+        ig.free_slots[ig.n_free++] = ig.n_slots - 1 - i;
+
     if (!rt.listen_fds || !rt.listen_fds[0])
         fatal("no listening sockets were handed over (--listen-fds)");
     for (const char *p = rt.listen_fds; *p && ig.n_ls < INGRESS_MAX_LISTENERS;) {
@@ -320,7 +207,7 @@ int main(int argc, char **argv)
         long fd = strtol(p, &end, 10);
         if (end == p || fd < 0)
             fatal("bad --listen-fds %s", rt.listen_fds);
-        ig.ls[ig.n_ls] = (struct listener){.ig = &ig, .fd = (int)fd};
+        ig.ls[ig.n_ls] = (struct ingress_listener){.ig = &ig, .fd = (int)fd};
         ig.ls[ig.n_ls].op = (struct evl_op){on_accept, &ig.ls[ig.n_ls]};
         listener_arm(&ig.ls[ig.n_ls]);
         ig.n_ls++;
@@ -329,5 +216,7 @@ int main(int argc, char **argv)
     role_rt_ready(&rt);
     int rc = role_rt_run(&rt);
     role_rt_fini(&rt);
+    free(ig.slots);
+    free(ig.free_slots);
     return rc;
 }

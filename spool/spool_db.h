@@ -32,7 +32,7 @@
 #include <stdint.h>
 
 #include "common/msgid.h"
-#include "spool/spool_rec.h"
+#include "common/spool_rec.h"
 
 #define SPOOL_DB_CF_ENVELOPES "envelopes"
 #define SPOOL_DB_CF_BODIES "bodies"

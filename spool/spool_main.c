@@ -1,19 +1,157 @@
 /*
- * ringmail-spool - the spool role (foundation skeleton)
+ * ringmail-spool - the only process that touches the spool disk
  *
- * Attaches to the node's shared memory, registers, and runs the role loop: heartbeat, ring
- * probes to its peers, reload on SIGHUP, drain on SIGTERM. The role's own work arrives with
- * the issues that build it (see docs/architecture.md).
+ * Opens the RocksDB store ([spool] dir, default DATA_DIR/spool) and the log segments ([log] dir,
+ * default DATA_DIR/logs), then serves: store requests from ingress (group commit, spool_store.c),
+ * walk requests from the scheduler (spool_walk.c). Each second it checks free space: below
+ * [spool] free_space_min it raises the flag that makes ingress answer 452 at MAIL (DISK-01); after a
+ * failed write (ENOSPC) it reopens the database once space is back (DISK-02).
+ * A database that cannot be opened is fatal: the supervisor restarts the spool with backoff and
+ * reports a crash loop, while ingress answers 451 to DATA (no durable ack) and nothing is lost.
  */
-#include "../common/role_rt.h"
+#include "spool.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../common/clock.h"
+#include "../common/log.h"
+#include "../common/mem.h"
+
+static void on_record(struct role_rt *rt, unsigned from, const struct proto_rec *rec)
+{
+    struct spool *sp = rt->ctx;
+
+    switch (rec->type) {
+    case MSG_INGRESS_MESSAGE_STORE:
+        spool_store_request(sp, from, rec);
+        break;
+    case MSG_SCHEDULER_WALK_REQUEST:
+        if (from == 1)
+            spool_walk_start(sp);
+        break;
+    default:
+        shm_counter_add(rt->self, SHM_CTR_RING_BAD, 1);
+        break;
+    }
+}
+
+static void after_drain(struct role_rt *rt)
+{
+    struct spool *sp = rt->ctx;
+
+    spool_outbox_flush(sp);
+    spool_store_commit(sp);
+}
+
+static bool on_idle(struct role_rt *rt)
+{
+    struct spool *sp = rt->ctx;
+
+    spool_outbox_flush(sp);
+    return spool_walk_step(sp);
+}
+
+static void check_space(struct spool *sp, uint64_t now)
+{
+    struct role_rt *rt = sp->rt;
+
+    if (now - sp->last_space_check_ns < CLOCK_SEC(1))
+        return;
+    sp->last_space_check_ns = now;
+    bool low = spool_db_space_low(sp->db_dir, rt->cfg.spool_free_space_min);
+    if (low != sp->space_low) {
+        if (low)
+            log_error("spool filesystem below [spool] free_space_min (%llu bytes): ingress answers 452 at MAIL",
+                      (unsigned long long)rt->cfg.spool_free_space_min);
+        else
+            log_info("spool free space is back above the minimum: accepting mail again");
+        sp->space_low = low;
+        atomic_store(&rt->seg.hdr->spool_space_low, low ? 1u : 0u);
+    }
+    if (!low && spool_db_needs_recover(sp->db)) {
+        int rc = spool_db_recover(sp->db);
+        if (rc == 0)
+            log_info("spool database reopened after a write error; accepting mail again");
+        else
+            log_error("spool database reopen failed: %s (%s); retrying", strerror(-rc), spool_db_error(sp->db));
+    }
+}
+
+static void on_tick(struct role_rt *rt, uint64_t now)
+{
+    struct spool *sp = rt->ctx;
+
+    check_space(sp, now);
+    spool_outbox_flush(sp);
+    int rc = spool_log_tick(sp->log, clock_real_ns());
+    if (rc < 0)
+        log_warn("log segment write failed: %s (records kept in memory, retrying)", strerror(-rc));
+}
+
+static bool on_drain(struct role_rt *rt)
+{
+    struct spool *sp = rt->ctx;
+
+    spool_store_commit(sp);
+    /* acks still queued for a full ring get a few ticks; the supervisor's drain timeout bounds it */
+    return spool_outbox_flush(sp);
+}
+
+static char *sub_dir(const char *configured, const char *data_dir, const char *name)
+{
+    char *d = configured && configured[0] ? xstrdup(configured) : xasprintf("%s/%s", data_dir, name);
+    if (mkdir(d, 0750) < 0 && errno != EEXIST)
+        fatal("cannot create %s: %s", d, strerror(errno));
+    return d;
+}
 
 int main(int argc, char **argv)
 {
     static struct role_rt rt;
+    static struct spool sp;
+    char *err = NULL;
 
     role_rt_init(&rt, SHM_ROLE_SPOOL, argc, argv);
+    sp.rt = &rt;
+    rt.ctx = &sp;
+    rt.hooks.on_record = on_record;
+    rt.hooks.after_drain = after_drain;
+    rt.hooks.on_idle = on_idle;
+    rt.hooks.on_tick = on_tick;
+    rt.hooks.on_drain = on_drain;
+
+    sp.db_dir = sub_dir(rt.cfg.spool_dir, rt.cfg.data_dir, "spool");
+    sp.log_dir = sub_dir(rt.cfg.log_dir, rt.cfg.data_dir, "logs");
+    if (spool_db_open(sp.db_dir, NULL, &sp.db, &err) < 0)
+        fatal("cannot open the spool database in %s: %s", sp.db_dir, err ? err : "");
+    sp.batch = spool_db_batch_new(sp.db);
+    struct spool_log_opts lo = {
+        .dir = sp.log_dir,
+        .max_segment_bytes = rt.cfg.log_segment_size,
+        .max_segment_age_ns = CLOCK_MS(rt.cfg.log_segment_age_ms),
+        .flush_interval_ns = CLOCK_MS(rt.cfg.log_flush_interval_ms),
+        .node_id = rt.cfg.node_id,
+    };
+    int rc = spool_log_open(&lo, clock_real_ns(), &sp.log);
+    if (rc < 0)
+        fatal("cannot open the log directory %s: %s", sp.log_dir, strerror(-rc));
+    sp.space_low = false;
+    check_space(&sp, clock_mono_ns() + CLOCK_SEC(2));
+    log_info("spool database %s, logs %s", sp.db_dir, sp.log_dir);
+
     role_rt_ready(&rt);
-    int rc = role_rt_run(&rt);
+    rc = role_rt_run(&rt);
+    spool_store_commit(&sp);
+    spool_log_close(sp.log);
+    spool_db_batch_free(sp.batch);
+    spool_db_close(sp.db);
+    free(sp.pend);
+    free(sp.outbox);
+    free(sp.db_dir);
+    free(sp.log_dir);
     role_rt_fini(&rt);
     return rc;
 }

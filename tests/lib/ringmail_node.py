@@ -55,7 +55,7 @@ def pid_alive(pid):
 
 class Node:
     def __init__(self, config_extra="", ingress_workers=1, egress_workers=1, bin_dir=None, hugepages="auto",
-                 supervisor="", name="node"):
+                 supervisor="", ingress="", spool="", name="node"):
         self.tmp = tempfile.mkdtemp(prefix="ringmail-test-")
         os.chmod(self.tmp, 0o755)  # the roles run as an unprivileged user when the test runs as root
         self.smtp_port = free_port()
@@ -78,6 +78,10 @@ listen = "127.0.0.1:%d"
 
 [ingress]
 workers = %d
+%s
+
+[spool]
+%s
 
 [egress]
 workers = %d
@@ -89,7 +93,7 @@ hugepages = "%s"
 
 [supervisor]
 %s
-""" % (self.data_dir, self.smtp_port, self.admin_port, ingress_workers, egress_workers, hugepages,
+""" % (self.data_dir, self.smtp_port, self.admin_port, ingress_workers, ingress, spool, egress_workers, hugepages,
        self.supervisor_section(supervisor))
         self.write_config(self.base_config + config_extra)
 
@@ -160,6 +164,37 @@ hugepages = "%s"
         if check and p.returncode != 0:
             raise AssertionError("ringctl %s failed (%d): %s %s" % (args, p.returncode, p.stdout, p.stderr))
         return p
+
+    def counter(self, role, name, index=None):
+        """Sum of a counter over the instances of a role (or one instance)."""
+        total = 0
+        for r in self.status()["roles"]:
+            if r["role"] == role and (index is None or r["index"] == index):
+                total += r["counters"][name]
+        return total
+
+    def log_records(self):
+        """Every JSON record of every log segment, read with the real zstdcat (also the active one)."""
+        import glob
+        import json as _json
+        out = []
+        logs = os.path.join(self.data_dir, "logs")
+        for seg in sorted(glob.glob(os.path.join(logs, "*.zst*"))):
+            p = subprocess.run(["zstdcat", seg], capture_output=True)
+            for line in p.stdout.splitlines():
+                if line.strip():
+                    out.append(_json.loads(line))
+        return out
+
+    def kill_all(self):
+        """kill -9 of the supervisor and every role, by pid (a crash of the whole node)."""
+        pids = self.role_pids()
+        self.proc.kill()
+        self.proc.wait(5)
+        for pid in pids:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not any(pid_alive(p) for p in pids), 5, what="all roles dead")
 
     def role_pids(self):
         return [r["pid"] for r in self.status()["roles"] if r["pid"] > 0]

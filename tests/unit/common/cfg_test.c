@@ -4,15 +4,18 @@
  * Table-driven: sizes and durations, single-error snippets with their exact message, whole files
  * (every key, many errors at once with their lines, a syntax error with line:col), unreadable
  * files, the bridge's tree (order, positions, types, hostile input), KumoMTA's shaping files and
- * docs/ringmail.example.toml. Environment: RINGMAIL_TEST_DATA (tests/unit/common/data),
+ * docs/ringmail.example.toml (which must spell out the defaults). relay_networks parsing and
+ * cfg_cidr_match() (v4, v6, IPv4-mapped, /0, /32, /128), relay_domains and the tls key pair. Environment: RINGMAIL_TEST_DATA (tests/unit/common/data),
  * RINGMAIL_SHARED_DATA (default <source root>/../shared/data), RINGMAIL_EXAMPLE_CONFIG.
  * Exit 0 pass, 1 fail.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -65,6 +68,11 @@ static char *read_file(const char *path, size_t *len)
     buf[*len] = '\0';
     fclose(f);
     return buf;
+}
+
+static int load_str(struct cfg *c, const char *text, const char *name, char **err)
+{
+    return cfg_load_text(c, text, strlen(text), name, err);
 }
 
 static const char *nz(const char *s)
@@ -201,6 +209,38 @@ static void test_defaults(void)
     CHECK(c.heartbeat_timeout_ms == 10000, "heartbeat_timeout %" PRIu64, c.heartbeat_timeout_ms);
     CHECK(c.drain_timeout_ms == 10000, "drain_timeout %" PRIu64, c.drain_timeout_ms);
     CHECK(c.bin_dir == NULL, "bin_dir %s", nz(c.bin_dir));
+    CHECK(c.ingress_max_message_size == 50ull << 20, "max_message_size %" PRIu64, c.ingress_max_message_size);
+    CHECK(c.ingress_max_recipients == 100, "max_recipients %u", c.ingress_max_recipients);
+    CHECK(c.ingress_max_connections == 5000, "max_connections %u", c.ingress_max_connections);
+    CHECK(c.ingress_max_conn_per_ip == 100, "max_connections_per_ip %u", c.ingress_max_conn_per_ip);
+    CHECK(c.ingress_idle_timeout_ms == 300000, "idle_timeout %" PRIu64, c.ingress_idle_timeout_ms);
+    CHECK(c.ingress_data_timeout_ms == 600000, "data_timeout %" PRIu64, c.ingress_data_timeout_ms);
+    CHECK(c.ingress_min_data_rate == 1024, "min_data_rate %" PRIu64, c.ingress_min_data_rate);
+    CHECK(c.ingress_max_received == 50, "max_received_headers %u", c.ingress_max_received);
+    CHECK(c.ingress_spool_timeout_ms == 30000, "spool_timeout %" PRIu64, c.ingress_spool_timeout_ms);
+    CHECK(c.n_relay_networks == 2, "n_relay_networks %zu", c.n_relay_networks);
+    if (c.n_relay_networks == 2) {
+        static const uint8_t v6_loop[16] = {[15] = 1};
+        CHECK(c.relay_networks[0].family == AF_INET && c.relay_networks[0].prefix == 8 &&
+                  memcmp(c.relay_networks[0].addr, "\x7f\0\0\0", 4) == 0,
+              "relay_networks[0] is not 127.0.0.0/8");
+        CHECK(c.relay_networks[1].family == AF_INET6 && c.relay_networks[1].prefix == 128 &&
+                  memcmp(c.relay_networks[1].addr, v6_loop, 16) == 0,
+              "relay_networks[1] is not ::1/128");
+    }
+    CHECK(c.n_relay_domains == 0 && c.relay_domains == NULL, "relay_domains %zu", c.n_relay_domains);
+    CHECK(c.tls_enabled, "tls.enabled false");
+    CHECK(c.tls_certificate && !c.tls_certificate[0], "tls.certificate %s", nz(c.tls_certificate));
+    CHECK(c.tls_private_key && !c.tls_private_key[0], "tls.private_key %s", nz(c.tls_private_key));
+    CHECK(c.policy_file && !c.policy_file[0], "policy.file %s", nz(c.policy_file));
+    CHECK(c.policy_instruction_budget == 1000000, "instruction_budget %" PRIu64, c.policy_instruction_budget);
+    CHECK(c.policy_memory_limit == 64ull << 20, "memory_limit %" PRIu64, c.policy_memory_limit);
+    CHECK(c.spool_free_space_min == 1ull << 30, "free_space_min %" PRIu64, c.spool_free_space_min);
+    CHECK(c.spool_dir && !c.spool_dir[0], "spool.dir %s", nz(c.spool_dir));
+    CHECK(c.log_dir && !c.log_dir[0], "log.dir %s", nz(c.log_dir));
+    CHECK(c.log_segment_size == 256ull << 20, "segment_size %" PRIu64, c.log_segment_size);
+    CHECK(c.log_segment_age_ms == 3600000, "segment_age %" PRIu64, c.log_segment_age_ms);
+    CHECK(c.log_flush_interval_ms == 1000, "flush_interval %" PRIu64, c.log_flush_interval_ms);
     cfg_fini(&c);
     cfg_fini(&c); /* a second fini is harmless */
 
@@ -245,6 +285,54 @@ static void check_good_all(const struct cfg *c, const char *what)
     CHECK(c->heartbeat_timeout_ms == 20000, "%s: heartbeat_timeout %" PRIu64, what, c->heartbeat_timeout_ms);
     CHECK(c->drain_timeout_ms == 172800000, "%s: drain_timeout %" PRIu64, what, c->drain_timeout_ms);
     CHECK(strcmp(nz(c->bin_dir), "/usr/lib/ringmail") == 0, "%s: bin_dir %s", what, nz(c->bin_dir));
+    CHECK(c->ingress_max_message_size == 20ull << 20, "%s: max_message_size %" PRIu64, what,
+          c->ingress_max_message_size);
+    CHECK(c->ingress_max_recipients == 1000, "%s: max_recipients %u", what, c->ingress_max_recipients);
+    CHECK(c->ingress_max_connections == 20000, "%s: max_connections %u", what, c->ingress_max_connections);
+    CHECK(c->ingress_max_conn_per_ip == 7, "%s: max_connections_per_ip %u", what, c->ingress_max_conn_per_ip);
+    CHECK(c->ingress_idle_timeout_ms == 120000, "%s: idle_timeout %" PRIu64, what, c->ingress_idle_timeout_ms);
+    CHECK(c->ingress_data_timeout_ms == 900000, "%s: data_timeout %" PRIu64, what, c->ingress_data_timeout_ms);
+    CHECK(c->ingress_min_data_rate == 0, "%s: min_data_rate %" PRIu64, what, c->ingress_min_data_rate);
+    CHECK(c->ingress_max_received == 30, "%s: max_received_headers %u", what, c->ingress_max_received);
+    CHECK(c->ingress_spool_timeout_ms == 5000, "%s: spool_timeout %" PRIu64, what, c->ingress_spool_timeout_ms);
+    CHECK(c->n_relay_networks == 5, "%s: n_relay_networks %zu", what, c->n_relay_networks);
+    if (c->n_relay_networks == 5) {
+        static const uint8_t db8[16] = {0x20, 0x01, 0x0d, 0xb8};
+        static const uint8_t one[16] = {[15] = 1};
+        CHECK(c->relay_networks[0].family == AF_INET && c->relay_networks[0].prefix == 8 &&
+                  memcmp(c->relay_networks[0].addr, "\x0a\0\0\0", 4) == 0,
+              "%s: relay_networks[0]", what);
+        CHECK(c->relay_networks[1].family == AF_INET && c->relay_networks[1].prefix == 32 &&
+                  memcmp(c->relay_networks[1].addr, "\xc0\x00\x02\x07", 4) == 0,
+              "%s: relay_networks[1]", what);
+        CHECK(c->relay_networks[2].family == AF_INET6 && c->relay_networks[2].prefix == 32 &&
+                  memcmp(c->relay_networks[2].addr, db8, 16) == 0,
+              "%s: relay_networks[2]", what);
+        CHECK(c->relay_networks[3].family == AF_INET6 && c->relay_networks[3].prefix == 128 &&
+                  memcmp(c->relay_networks[3].addr, one, 16) == 0,
+              "%s: relay_networks[3]", what);
+        CHECK(c->relay_networks[4].family == AF_INET && c->relay_networks[4].prefix == 0, "%s: relay_networks[4]",
+              what);
+    }
+    CHECK(c->n_relay_domains == 2 && c->relay_domains && strcmp(nz(c->relay_domains[0]), "example.com") == 0 &&
+              strcmp(nz(c->relay_domains[1]), "lists.example.org") == 0,
+          "%s: relay_domains (%zu)", what, c->n_relay_domains);
+    CHECK(!c->tls_enabled, "%s: tls.enabled", what);
+    CHECK(strcmp(nz(c->tls_certificate), "/etc/ringmail/tls/cert.pem") == 0, "%s: tls.certificate %s", what,
+          nz(c->tls_certificate));
+    CHECK(strcmp(nz(c->tls_private_key), "/etc/ringmail/tls/key.pem") == 0, "%s: tls.private_key %s", what,
+          nz(c->tls_private_key));
+    CHECK(strcmp(nz(c->policy_file), "/etc/ringmail/policy.lua") == 0, "%s: policy.file %s", what,
+          nz(c->policy_file));
+    CHECK(c->policy_instruction_budget == 10000000000ull, "%s: instruction_budget %" PRIu64, what,
+          c->policy_instruction_budget);
+    CHECK(c->policy_memory_limit == 128ull << 20, "%s: memory_limit %" PRIu64, what, c->policy_memory_limit);
+    CHECK(c->spool_free_space_min == 0, "%s: free_space_min %" PRIu64, what, c->spool_free_space_min);
+    CHECK(strcmp(nz(c->spool_dir), "/srv/spool") == 0, "%s: spool.dir %s", what, nz(c->spool_dir));
+    CHECK(strcmp(nz(c->log_dir), "/srv/logs") == 0, "%s: log.dir %s", what, nz(c->log_dir));
+    CHECK(c->log_segment_size == 64ull << 10, "%s: segment_size %" PRIu64, what, c->log_segment_size);
+    CHECK(c->log_segment_age_ms == 1800000, "%s: segment_age %" PRIu64, what, c->log_segment_age_ms);
+    CHECK(c->log_flush_interval_ms == 250, "%s: flush_interval %" PRIu64, what, c->log_flush_interval_ms);
 }
 
 static void test_good_file(void)
@@ -295,15 +383,44 @@ static void test_bad_file(void)
         "12: unknown key \"listener[1].nmae\"",
         "15: admin.listen: \"999.1.1.1:8025\" has a bad IPv4 address",
         "18: ingress.workers: 0 is out of range (1..32)",
-        "21: egress.workers: expected an integer, got string",
-        "24: shm.arena_size: \"12 parsecs\" is not a size (a number with B, KiB, MiB or GiB)",
-        "25: shm.ring_slots: 1000 is not a power of two",
-        "26: shm.hugepages: \"maybe\" is not one of \"auto\", \"require\", \"off\"",
-        "29: supervisor.restart_backoff: must be greater than 0",
-        "30: supervisor.crash_loop_limit: 1001 is out of range (1..1000)",
-        "31: supervisor.drain_timeout: expected a duration (string like \"10s\" or an integer of milliseconds), got "
+        "19: ingress.max_message_size: 3221225472 bytes is out of range (1KiB..2GiB)",
+        "20: ingress.max_recipients: 0 is out of range (1..100000)",
+        "21: ingress.max_connections: 1000001 is out of range (1..1000000)",
+        "22: ingress.max_connections_per_ip: expected an integer, got string",
+        "23: ingress.idle_timeout: \"forever\" is not a duration (a number with ms, s, m, h or d)",
+        "24: ingress.data_timeout: must be greater than 0",
+        "25: ingress.min_data_rate: -1 is out of range (0..1000000000)",
+        "26: ingress.max_received_headers: 1001 is out of range (1..1000)",
+        "27: ingress.spool_timeout: expected a duration (string like \"10s\" or an integer of milliseconds), got "
+        "boolean",
+        "30: ingress.relay_networks[1]: \"10.0.0.0/33\" has a bad prefix length (0..32)",
+        "31: ingress.relay_networks[2]: \"fe80::1%eth0\" is not an IPv4 or IPv6 network (like \"10.0.0.0/8\" or "
+        "\"2001:db8::/32\")",
+        "32: ingress.relay_networks[3]: expected a string, got integer",
+        "34: ingress.relay_domains[0]: \"example.com.\" ends with a dot (write it without)",
+        "34: ingress.relay_domains[1]: \"-bad.example\" is not a valid domain name",
+        "37: egress.workers: expected an integer, got string",
+        "40: shm.arena_size: \"12 parsecs\" is not a size (a number with B, KiB, MiB or GiB)",
+        "41: shm.ring_slots: 1000 is not a power of two",
+        "42: shm.hugepages: \"maybe\" is not one of \"auto\", \"require\", \"off\"",
+        "45: supervisor.restart_backoff: must be greater than 0",
+        "46: supervisor.crash_loop_limit: 1001 is out of range (1..1000)",
+        "47: supervisor.drain_timeout: expected a duration (string like \"10s\" or an integer of milliseconds), got "
         "float",
-        "33: unknown table \"spool\"",
+        "50: tls.enabled: expected a boolean, got string",
+        "54: policy.file: \"/etc/ringmail/pol\\x07icy.lua\" must be a path without control characters (or \"\" for "
+        "the default)",
+        "55: policy.instruction_budget: 999 is out of range (1000..10000000000)",
+        "56: policy.memory_limit: 5368709120 bytes is out of range (1MiB..4GiB)",
+        "59: spool.free_space_min: 1100585369600 bytes is out of range (0..1024GiB)",
+        "60: spool.dir: expected a string, got integer",
+        "63: log.segment_size: 32768 bytes is out of range (64KiB..64GiB)",
+        "64: log.segment_age: \"1y\" is not a duration (a number with ms, s, m, h or d)",
+        "65: log.flush_interval: must be greater than 0",
+        "67: unknown table \"queue\"",
+        /* checks across keys come after the file's own order */
+        "51: tls.certificate: certificate and private_key must be set together (or both left empty for a generated "
+        "self-signed certificate)",
     };
     char *path = data_path("bad_many.toml");
     char *expect = xstrdup("");
@@ -390,6 +507,9 @@ static void test_unreadable(void)
 
 /* ---- one snippet, one exact outcome ---- */
 
+#define TLS_PAIR                                                                                             \
+    "certificate and private_key must be set together (or both left empty for a generated self-signed certificate)"
+
 struct text_case {
     const char *text;
     const char *err; /* NULL: must load */
@@ -456,6 +576,78 @@ static void test_text_cases(void)
          "t.toml:2: supervisor.bin_dir: \"/opt/rm\\x09bin\" must be a non-empty path without control characters\n"},
         {"[supervisor]\nbin_dir = [\"/a\"]\n", "t.toml:2: supervisor.bin_dir: expected a string, got array\n"},
         {"[supervisor]\ndrain_timeout = \"1h\"\nheartbeat_timeout = 3000\n", NULL},
+        /* [ingress] limits */
+        {"[ingress]\nmax_message_size = \"1KiB\"\n", NULL},
+        {"[ingress]\nmax_message_size = \"2GiB\"\n", NULL},
+        {"[ingress]\nmax_message_size = 1023\n",
+         "t.toml:2: ingress.max_message_size: 1023 bytes is out of range (1KiB..2GiB)\n"},
+        {"[ingress]\nmax_message_size = 2147483649\n",
+         "t.toml:2: ingress.max_message_size: 2147483649 bytes is out of range (1KiB..2GiB)\n"},
+        {"[ingress]\nmax_message_size = \"50MiBs\"\n",
+         "t.toml:2: ingress.max_message_size: \"50MiBs\" is not a size (a number with B, KiB, MiB or GiB)\n"},
+        {"[ingress]\nmax_recipients = 100000\nmax_connections = 1000000\nmax_connections_per_ip = 1000000\n", NULL},
+        {"[ingress]\nmax_recipients = 1\nmax_connections = 1\nmax_connections_per_ip = 1\n", NULL},
+        {"[ingress]\nmax_recipients = 100001\n",
+         "t.toml:2: ingress.max_recipients: 100001 is out of range (1..100000)\n"},
+        {"[ingress]\nmax_recipients = 1.5\n", "t.toml:2: ingress.max_recipients: expected an integer, got float\n"},
+        {"[ingress]\nmax_connections = 0\n", "t.toml:2: ingress.max_connections: 0 is out of range (1..1000000)\n"},
+        {"[ingress]\nmax_connections_per_ip = 1000001\n",
+         "t.toml:2: ingress.max_connections_per_ip: 1000001 is out of range (1..1000000)\n"},
+        {"[ingress]\nidle_timeout = \"30s\"\ndata_timeout = 1000\nspool_timeout = \"1h\"\n", NULL},
+        {"[ingress]\nidle_timeout = \"0s\"\n", "t.toml:2: ingress.idle_timeout: must be greater than 0\n"},
+        {"[ingress]\ndata_timeout = \"400d\"\n",
+         "t.toml:2: ingress.data_timeout: 34560000000 ms is longer than the maximum of 365 days\n"},
+        {"[ingress]\nspool_timeout = \"10\"\n",
+         "t.toml:2: ingress.spool_timeout: \"10\" is not a duration (a number with ms, s, m, h or d)\n"},
+        {"[ingress]\nmin_data_rate = 0\n", NULL},
+        {"[ingress]\nmin_data_rate = 1000000000\n", NULL},
+        {"[ingress]\nmin_data_rate = 1000000001\n",
+         "t.toml:2: ingress.min_data_rate: 1000000001 is out of range (0..1000000000)\n"},
+        {"[ingress]\nmin_data_rate = \"1KiB\"\n", "t.toml:2: ingress.min_data_rate: expected an integer, got string\n"},
+        {"[ingress]\nmax_received_headers = 1000\n", NULL},
+        {"[ingress]\nmax_received_headers = 0\n",
+         "t.toml:2: ingress.max_received_headers: 0 is out of range (1..1000)\n"},
+        {"[ingress]\nrelay_networks = \"127.0.0.1\"\n",
+         "t.toml:2: ingress.relay_networks: expected an array of strings, got string\n"},
+        {"[ingress]\nrelay_domains = \"example.com\"\n",
+         "t.toml:2: ingress.relay_domains: expected an array of strings, got string\n"},
+        {"[ingress]\nbanner_hostname = \"mx\"\n", "t.toml:2: unknown key \"ingress.banner_hostname\"\n"},
+        /* [tls]: certificate and key both or neither */
+        {"[tls]\nenabled = false\n", NULL},
+        {"[tls]\nenabled = 1\n", "t.toml:2: tls.enabled: expected a boolean, got integer\n"},
+        {"[tls]\ncertificate = \"/c.pem\"\nprivate_key = \"/k.pem\"\n", NULL},
+        {"[tls]\ncertificate = \"\"\nprivate_key = \"\"\n", NULL},
+        {"[tls]\ncertificate = \"/c.pem\"\n", "t.toml:2: tls.certificate: " TLS_PAIR "\n"},
+        {"[tls]\nenabled = true\nprivate_key = \"/k.pem\"\n", "t.toml:3: tls.private_key: " TLS_PAIR "\n"},
+        {"[tls]\ncertificate = \"\"\nprivate_key = \"/k.pem\"\n", "t.toml:3: tls.private_key: " TLS_PAIR "\n"},
+        {"tls.certificate = \"/c\\nx\"\n",
+         "t.toml:1: tls.certificate: \"/c\\x0ax\" must be a path without control characters (or \"\" for the "
+         "default)\n"},
+        {"[tls]\nciphers = \"HIGH\"\n", "t.toml:2: unknown key \"tls.ciphers\"\n"},
+        /* [policy] */
+        {"[policy]\nfile = \"\"\ninstruction_budget = 1000\nmemory_limit = \"1MiB\"\n", NULL},
+        {"[policy]\nfile = \"p.lua\"\ninstruction_budget = 10000000000\nmemory_limit = \"4GiB\"\n", NULL},
+        {"[policy]\ninstruction_budget = 10000000001\n",
+         "t.toml:2: policy.instruction_budget: 10000000001 is out of range (1000..10000000000)\n"},
+        {"[policy]\nmemory_limit = \"1023KiB\"\n",
+         "t.toml:2: policy.memory_limit: 1047552 bytes is out of range (1MiB..4GiB)\n"},
+        {"[policy]\nmemory_limit = -5\n", "t.toml:2: policy.memory_limit: -5 is negative\n"},
+        {"[policy]\nfile = 1\n", "t.toml:2: policy.file: expected a string, got integer\n"},
+        /* [spool] */
+        {"[spool]\nfree_space_min = \"0\"\ndir = \"\"\n", NULL},
+        {"[spool]\nfree_space_min = \"1024GiB\"\ndir = \"/srv/spool\"\n", NULL},
+        {"[spool]\nfree_space_min = 1099511627777\n",
+         "t.toml:2: spool.free_space_min: 1099511627777 bytes is out of range (0..1024GiB)\n"},
+        {"[spool]\npath = \"/x\"\n", "t.toml:2: unknown key \"spool.path\"\n"},
+        /* [log] */
+        {"[log]\ndir = \"/l\"\nsegment_size = \"64GiB\"\nsegment_age = 1\nflush_interval = \"2d\"\n", NULL},
+        {"[log]\nsegment_size = \"65GiB\"\n",
+         "t.toml:2: log.segment_size: 69793218560 bytes is out of range (64KiB..64GiB)\n"},
+        {"[log]\nsegment_size = 65535\n", "t.toml:2: log.segment_size: 65535 bytes is out of range (64KiB..64GiB)\n"},
+        {"[log]\nsegment_age = \"0s\"\n", "t.toml:2: log.segment_age: must be greater than 0\n"},
+        {"[log]\nflush_interval = 1.0\n", "t.toml:2: log.flush_interval: expected a duration (string like \"10s\" or "
+                                           "an integer of milliseconds), got float\n"},
+        {"log = 5\n", "t.toml:1: log: expected a table, got integer\n"},
         /* several errors from one snippet, in document order */
         {"[ingress]\nworkers = 0\n[egress]\nworkers = 0\nextra = 1\n",
          "t.toml:2: ingress.workers: 0 is out of range (1..32)\n"
@@ -537,6 +729,345 @@ static void test_addresses(void)
         free(err);
         free(text);
     }
+}
+
+/* ---- relay_networks: parsing through a load, then matching ---- */
+
+struct cidr_case {
+    const char *text;
+    const char *why; /* NULL: valid */
+    int family;
+    const char *addr; /* expected network after parsing (inet_pton form) */
+    unsigned prefix;
+};
+
+static void test_cidr_parse(void)
+{
+    static const char bad_net[] = "is not an IPv4 or IPv6 network (like \"10.0.0.0/8\" or \"2001:db8::/32\")";
+    static const struct cidr_case cases[] = {
+        {"127.0.0.0/8", NULL, AF_INET, "127.0.0.0", 8},
+        {"10.1.2.3", NULL, AF_INET, "10.1.2.3", 32},
+        {"10.1.2.3/32", NULL, AF_INET, "10.1.2.3", 32},
+        {"0.0.0.0/0", NULL, AF_INET, "0.0.0.0", 0},
+        {"192.168.128.0/17", NULL, AF_INET, "192.168.128.0", 17},
+        {"::1", NULL, AF_INET6, "::1", 128},
+        {"::1/128", NULL, AF_INET6, "::1", 128},
+        {"::/0", NULL, AF_INET6, "::", 0},
+        {"2001:DB8::/32", NULL, AF_INET6, "2001:db8::", 32},
+        {"fe80::/10", NULL, AF_INET6, "fe80::", 10},
+        {"::ffff:10.0.0.0/104", NULL, AF_INET6, "::ffff:10.0.0.0", 104},
+        {"10.0.0.0/33", "has a bad prefix length (0..32)", 0, NULL, 0},
+        {"::1/129", "has a bad prefix length (0..128)", 0, NULL, 0},
+        {"10.0.0.0/", "has a bad prefix length (0..32)", 0, NULL, 0},
+        {"10.0.0.0/-1", "has a bad prefix length (0..32)", 0, NULL, 0},
+        {"10.0.0.0/+8", "has a bad prefix length (0..32)", 0, NULL, 0},
+        {"10.0.0.0/08", "has a bad prefix length (0..32)", 0, NULL, 0},
+        {"10.0.0.0/8/8", "has a bad prefix length (0..32)", 0, NULL, 0},
+        {"10.0.0.0/8 ", "has a bad prefix length (0..32)", 0, NULL, 0},
+        {"10.0.0.0/1000", "has a bad prefix length (0..32)", 0, NULL, 0},
+        {"::/00", "has a bad prefix length (0..128)", 0, NULL, 0},
+        {"10.1.0.0/8", "has bits set after the prefix (the network is \"10.0.0.0/8\")", 0, NULL, 0},
+        {"2001:db8::1/32", "has bits set after the prefix (the network is \"2001:db8::/32\")", 0, NULL, 0},
+        {"0.0.0.1/0", "has bits set after the prefix (the network is \"0.0.0.0/0\")", 0, NULL, 0},
+        {"", bad_net, 0, NULL, 0},
+        {"/8", bad_net, 0, NULL, 0},
+        {"garbage", bad_net, 0, NULL, 0},
+        {"localhost", bad_net, 0, NULL, 0},
+        {"256.0.0.0/8", bad_net, 0, NULL, 0},
+        {"10.0.0/8", bad_net, 0, NULL, 0},
+        {"010.0.0.0/8", bad_net, 0, NULL, 0},
+        {" 10.0.0.0/8", bad_net, 0, NULL, 0},
+        {"fe80::1%eth0", bad_net, 0, NULL, 0},
+        {"[::1]/128", bad_net, 0, NULL, 0},
+        {"1:2:3:4:5:6:7:8:9/64", bad_net, 0, NULL, 0},
+        {"::1::2", bad_net, 0, NULL, 0},
+        {"ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255:1/1", bad_net, 0, NULL, 0},
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        struct cfg c;
+        char *err = NULL, *want = NULL;
+        char *text = xasprintf("[ingress]\nrelay_networks = [\"%s\"]\n", cases[i].text);
+        cfg_default(&c);
+        int rc = cfg_load_text(&c, text, strlen(text), "n.toml", &err);
+        if (!cases[i].why) {
+            uint8_t want_addr[16] = {0};
+            inet_pton(cases[i].family, cases[i].addr, want_addr);
+            CHECK(rc == 0 && c.n_relay_networks == 1, "network \"%s\" refused: %s", cases[i].text, nz(err));
+            if (rc == 0 && c.n_relay_networks == 1)
+                CHECK(c.relay_networks[0].family == cases[i].family &&
+                          c.relay_networks[0].prefix == cases[i].prefix &&
+                          memcmp(c.relay_networks[0].addr, want_addr, 16) == 0,
+                      "network \"%s\": family %d prefix %u", cases[i].text, c.relay_networks[0].family,
+                      c.relay_networks[0].prefix);
+        } else {
+            want = xasprintf("n.toml:2: ingress.relay_networks[0]: \"%s\" %s\n", cases[i].text, cases[i].why);
+            CHECK(rc == -EINVAL && err && strcmp(err, want) == 0, "network \"%s\":\n--- got\n%s--- want\n%s",
+                  cases[i].text, nz(err), want);
+            CHECK(c.n_relay_networks == 2, "network \"%s\": failed load changed the default", cases[i].text);
+        }
+        cfg_fini(&c);
+        free(want);
+        free(err);
+        free(text);
+    }
+
+    /* an empty list is allowed and replaces the default; 64 is the most, reported at the 65th */
+    struct cfg c;
+    char *err = NULL;
+    cfg_default(&c);
+    CHECK(load_str(&c, "[ingress]\nrelay_networks = []\n", "n.toml", &err) == 0 && c.n_relay_networks == 0,
+          "empty relay_networks: %s, n %zu", nz(err), c.n_relay_networks);
+    free(err);
+    err = NULL;
+    size_t cap = 64 * 24 + 64, len = 0;
+    char *text = xmalloc(cap);
+    len += (size_t)snprintf(text + len, cap - len, "[ingress]\nrelay_networks = [\n");
+    for (int i = 0; i < 65; i++)
+        len += (size_t)snprintf(text + len, cap - len, "\"10.0.%d.0/24\",\n", i);
+    len += (size_t)snprintf(text + len, cap - len, "]\n");
+    int rc = cfg_load_text(&c, text, len, "n.toml", &err);
+    CHECK(rc == -EINVAL && err && strcmp(err, "n.toml:67: ingress.relay_networks: at most 64 networks are allowed, "
+                                               "found 65\n") == 0,
+          "65 networks: rc %d err %s", rc, nz(err));
+    CHECK(c.n_relay_networks == 0, "65 networks: failed load changed the list");
+    free(err);
+    err = NULL;
+    /* 64 load, and a later file's list replaces the earlier one as a whole */
+    char *end = strstr(text, "\"10.0.64.0/24\",\n");
+    memcpy(end, "]\n", 3);
+    rc = cfg_load_text(&c, text, strlen(text), "n.toml", &err);
+    CHECK(rc == 0 && c.n_relay_networks == 64 && c.relay_networks[63].addr[2] == 63, "64 networks: rc %d err %s",
+          rc, nz(err));
+    free(err);
+    err = NULL;
+    rc = load_str(&c, "[ingress]\nrelay_networks = [\"::1\"]\n", "n.toml", &err);
+    CHECK(rc == 0 && c.n_relay_networks == 1 && c.relay_networks[0].family == AF_INET6, "replace: rc %d n %zu", rc,
+          c.n_relay_networks);
+    free(err);
+    free(text);
+    cfg_fini(&c);
+}
+
+struct match_case {
+    const char *addr;
+    bool want;
+};
+
+static bool match_text(const struct cfg *c, const char *text)
+{
+    uint8_t a[16];
+    if (inet_pton(AF_INET, text, a) == 1)
+        return cfg_cidr_match(c->relay_networks, c->n_relay_networks, AF_INET, a);
+    if (inet_pton(AF_INET6, text, a) == 1)
+        return cfg_cidr_match(c->relay_networks, c->n_relay_networks, AF_INET6, a);
+    printf("FAIL: test address %s does not parse\n", text);
+    failures++;
+    return false;
+}
+
+static void test_cidr_match(void)
+{
+    static const char nets[] = "[ingress]\nrelay_networks = [\"10.0.0.0/8\", \"192.168.1.7\", \"172.16.0.0/12\","
+                               " \"2001:db8::/32\", \"::1/128\", \"fe80::/10\", \"100.64.0.0/10\"]\n";
+    static const struct match_case cases[] = {
+        {"10.0.0.0", true},
+        {"10.255.255.255", true},
+        {"11.0.0.0", false},
+        {"9.255.255.255", false},
+        {"192.168.1.7", true},       /* a bare address is a /32 */
+        {"192.168.1.6", false},
+        {"192.168.1.8", false},
+        {"172.31.255.255", true},    /* /12 ends inside a byte */
+        {"172.32.0.0", false},
+        {"172.15.255.255", false},
+        {"100.127.0.1", true},       /* /10 */
+        {"100.128.0.1", false},
+        {"127.0.0.1", false},        /* the default was replaced */
+        {"::ffff:10.1.2.3", true},   /* IPv4-mapped matches IPv4 networks */
+        {"::ffff:192.168.1.7", true},
+        {"::ffff:192.168.1.8", false},
+        {"::ffff:11.0.0.1", false},
+        {"::10.1.2.3", false},       /* IPv4-compatible is not mapped */
+        {"::ffff:0:10.1.2.3", false}, /* nor is the SIIT form */
+        {"2001:db8::1", true},
+        {"2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", true},
+        {"2001:db9::", false},
+        {"2001:db7:ffff::", false},
+        {"::1", true},
+        {"::2", false},
+        {"::", false},
+        {"fe80::1", true},
+        {"febf:ffff::1", true},
+        {"fec0::1", false},
+    };
+    struct cfg c;
+    char *err = NULL;
+
+    cfg_default(&c);
+    /* the default: loopback of both families, also as an IPv4-mapped address */
+    CHECK(match_text(&c, "127.0.0.1") && match_text(&c, "127.255.0.9") && match_text(&c, "::1") &&
+              match_text(&c, "::ffff:127.0.0.1"),
+          "default relay_networks miss loopback");
+    CHECK(!match_text(&c, "128.0.0.1") && !match_text(&c, "::2") && !match_text(&c, "10.0.0.1"),
+          "default relay_networks match too much");
+    int rc = cfg_load_text(&c, nets, strlen(nets), "m.toml", &err);
+    CHECK(rc == 0 && c.n_relay_networks == 7, "match networks: rc %d err %s", rc, nz(err));
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+        CHECK(match_text(&c, cases[i].addr) == cases[i].want, "match %s: want %d", cases[i].addr, cases[i].want);
+
+    /* /0 of each family; an IPv4 client is also compared as ::ffff:a.b.c.d with IPv6 networks */
+    struct cfg_cidr any4 = {.family = AF_INET, .prefix = 0};
+    struct cfg_cidr any6 = {.family = AF_INET6, .prefix = 0};
+    struct cfg_cidr mapped96 = {.family = AF_INET6, .addr = {[10] = 0xff, [11] = 0xff}, .prefix = 96};
+    struct cfg_cidr host4 = {.family = AF_INET, .addr = {203, 0, 113, 5}, .prefix = 32};
+    struct cfg_cidr host6 = {.family = AF_INET6, .addr = {0x20, 0x01, 0x0d, 0xb8, [15] = 5}, .prefix = 128};
+    uint8_t v4[4] = {203, 0, 113, 5}, v4b[4] = {203, 0, 113, 4};
+    uint8_t v6[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 5}, v6b[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 4};
+    uint8_t m4[16] = {[10] = 0xff, [11] = 0xff, [12] = 203, [13] = 0, [14] = 113, [15] = 5};
+    CHECK(cfg_cidr_match(&any4, 1, AF_INET, v4) && cfg_cidr_match(&any4, 1, AF_INET, v4b), "0.0.0.0/0 v4");
+    CHECK(!cfg_cidr_match(&any4, 1, AF_INET6, v6), "0.0.0.0/0 matches an IPv6 address");
+    CHECK(cfg_cidr_match(&any4, 1, AF_INET6, m4), "0.0.0.0/0 misses a mapped address");
+    CHECK(cfg_cidr_match(&any6, 1, AF_INET6, v6) && cfg_cidr_match(&any6, 1, AF_INET, v4), "::/0");
+    CHECK(cfg_cidr_match(&mapped96, 1, AF_INET, v4) && !cfg_cidr_match(&mapped96, 1, AF_INET6, v6),
+          "::ffff:0:0/96");
+    CHECK(cfg_cidr_match(&host4, 1, AF_INET, v4) && !cfg_cidr_match(&host4, 1, AF_INET, v4b), "/32");
+    CHECK(cfg_cidr_match(&host4, 1, AF_INET6, m4), "/32 with a mapped address");
+    CHECK(cfg_cidr_match(&host6, 1, AF_INET6, v6) && !cfg_cidr_match(&host6, 1, AF_INET6, v6b), "/128");
+    CHECK(!cfg_cidr_match(&host6, 1, AF_INET, v4), "/128 matches an IPv4 address");
+    /* what matches nothing */
+    CHECK(!cfg_cidr_match(&any4, 0, AF_INET, v4), "n = 0 matched");
+    CHECK(!cfg_cidr_match(NULL, 3, AF_INET, v4), "NULL nets matched");
+    CHECK(!cfg_cidr_match(&any4, 1, AF_INET, NULL), "NULL addr matched");
+    CHECK(!cfg_cidr_match(&any4, 1, AF_UNIX, v4) && !cfg_cidr_match(&any6, 1, AF_UNSPEC, v6), "other family matched");
+    struct cfg_cidr broken[2] = {{.family = AF_INET, .prefix = 200}, {.family = AF_INET6, .prefix = 255}};
+    CHECK(!cfg_cidr_match(broken, 2, AF_INET, v4) && !cfg_cidr_match(broken, 2, AF_INET6, v6),
+          "an out-of-range prefix matched");
+    cfg_fini(&c);
+    free(err);
+}
+
+struct domain_case {
+    const char *text;
+    const char *want; /* stored form, or the error after the quoted value */
+    bool ok;
+};
+
+static void test_relay_domains(void)
+{
+    static const struct domain_case cases[] = {
+        {"example.com", "example.com", true},
+        {"Example.COM", "example.com", true},
+        {"localhost", "localhost", true},
+        {"xn--bcher-kva.example", "xn--bcher-kva.example", true},
+        {"a-b.c-d.example", "a-b.c-d.example", true},
+        {"example.com.", "ends with a dot (write it without)", false},
+        {"EXAMPLE.com.", "ends with a dot (write it without)", false},
+        {".", "is not a valid domain name", false},
+        {"", "is not a valid domain name", false},
+        {"example..com", "is not a valid domain name", false},
+        {"example.com..", "is not a valid domain name", false},
+        {".example.com", "is not a valid domain name", false},
+        {"*.example.com", "is not a valid domain name", false},
+        {"-a.example", "is not a valid domain name", false},
+        {"a-.example", "is not a valid domain name", false},
+        {"ex_ample.com", "is not a valid domain name", false},
+        {"exa mple.com", "is not a valid domain name", false},
+        {"[192.0.2.1]", "is not a valid domain name", false},
+        {"192.0.2.1", "is not a valid domain name", false},
+        {"user@example.com", "is not a valid domain name", false},
+        {"example.com\\r\\n", "is not a valid domain name", false},
+        {"b\\u00fccher.example", "is not a valid domain name", false},
+        {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example", "is not a valid domain name",
+         false},
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        struct cfg c;
+        char *err = NULL, *want = NULL;
+        char *text = xasprintf("[ingress]\nrelay_domains = [\"%s\"]\n", cases[i].text);
+        cfg_default(&c);
+        int rc = cfg_load_text(&c, text, strlen(text), "d.toml", &err);
+        if (cases[i].ok) {
+            CHECK(rc == 0 && c.n_relay_domains == 1 && strcmp(nz(c.relay_domains[0]), cases[i].want) == 0,
+                  "domain \"%s\": rc %d stored %s err %s", cases[i].text, rc,
+                  c.n_relay_domains ? nz(c.relay_domains[0]) : "-", nz(err));
+        } else {
+            CHECK(rc == -EINVAL && err && strncmp(err, "d.toml:2: ingress.relay_domains[0]: \"", 37) == 0 &&
+                      strstr(err, cases[i].want) && strchr(err, '\n') == err + strlen(err) - 1,
+                  "domain \"%s\": rc %d err %s", cases[i].text, rc, nz(err));
+            CHECK(c.n_relay_domains == 0 && c.relay_domains == NULL, "domain \"%s\": failed load stored it",
+                  cases[i].text);
+        }
+        cfg_fini(&c);
+        free(want);
+        free(err);
+        free(text);
+    }
+
+    /* exact text with the value echoed; several at once; a later list replaces the earlier one */
+    static const char many[] =
+        "[ingress]\nrelay_domains = [\n  \"a.example\",\n  \"b.example.\",\n  7,\n  \"c d\",\n]\n";
+    static const char want[] = "d.toml:4: ingress.relay_domains[1]: \"b.example.\" ends with a dot (write it without)\n"
+                               "d.toml:5: ingress.relay_domains[2]: expected a string, got integer\n"
+                               "d.toml:6: ingress.relay_domains[3]: \"c d\" is not a valid domain name\n";
+    struct cfg c;
+    char *err = NULL;
+    cfg_default(&c);
+    int rc = cfg_load_text(&c, many, strlen(many), "d.toml", &err);
+    CHECK(rc == -EINVAL && err && strcmp(err, want) == 0, "domains:\n--- got\n%s--- want\n%s", nz(err), want);
+    free(err);
+    err = NULL;
+    static const char two[] = "[ingress]\nrelay_domains = [\"A.example\", \"b.EXAMPLE\"]\n";
+    rc = cfg_load_text(&c, two, strlen(two), "d.toml", &err);
+    CHECK(rc == 0 && c.n_relay_domains == 2 && strcmp(nz(c.relay_domains[0]), "a.example") == 0 &&
+              strcmp(nz(c.relay_domains[1]), "b.example") == 0,
+          "two domains: rc %d err %s", rc, nz(err));
+    free(err);
+    err = NULL;
+    /* a load that does not mention the key keeps the list; a failed load too */
+    rc = load_str(&c, "[ingress]\nworkers = 2\n", "d.toml", &err);
+    CHECK(rc == 0 && c.n_relay_domains == 2, "unrelated load dropped relay_domains");
+    rc = load_str(&c, "[ingress]\nrelay_domains = [\"x.example\"]\nworkers = 0\n", "d.toml", &err);
+    CHECK(rc == -EINVAL && c.n_relay_domains == 2 && strcmp(nz(c.relay_domains[1]), "b.example") == 0,
+          "failed load changed relay_domains");
+    free(err);
+    err = NULL;
+    rc = load_str(&c, "[ingress]\nrelay_domains = []\n", "d.toml", &err);
+    CHECK(rc == 0 && c.n_relay_domains == 0 && c.relay_domains == NULL, "empty list: rc %d n %zu", rc,
+          c.n_relay_domains);
+    free(err);
+    cfg_fini(&c);
+}
+
+/* tls.certificate / private_key across loads: the pair is checked on the result, at a key this file wrote */
+static void test_tls_pair(void)
+{
+    static const char both[] = "[tls]\ncertificate = \"/c.pem\"\nprivate_key = \"/k.pem\"\n";
+    static const char clear[] = "[tls]\n\ncertificate = \"\"\n";
+    static const char other[] = "[tls]\nenabled = false\n";
+    struct cfg c;
+    char *err = NULL;
+
+    cfg_default(&c);
+    int rc = cfg_load_text(&c, both, strlen(both), "a.toml", &err);
+    CHECK(rc == 0 && strcmp(nz(c.tls_certificate), "/c.pem") == 0 && strcmp(nz(c.tls_private_key), "/k.pem") == 0,
+          "tls pair: rc %d err %s", rc, nz(err));
+    free(err);
+    err = NULL;
+    rc = cfg_load_text(&c, clear, strlen(clear), "b.toml", &err);
+    CHECK(rc == -EINVAL && err && strcmp(err, "b.toml:3: tls.certificate: certificate and private_key must be set "
+                                               "together (or both left empty for a generated self-signed "
+                                               "certificate)\n") == 0,
+          "clearing one of the pair: rc %d err %s", rc, nz(err));
+    CHECK(strcmp(nz(c.tls_certificate), "/c.pem") == 0, "failed load cleared the certificate");
+    free(err);
+    err = NULL;
+    rc = cfg_load_text(&c, other, strlen(other), "c.toml", &err);
+    CHECK(rc == 0 && !c.tls_enabled && strcmp(nz(c.tls_private_key), "/k.pem") == 0, "tls.enabled load: %s",
+          nz(err));
+    free(err);
+    cfg_fini(&c);
 }
 
 static void test_error_cap(void)
@@ -826,6 +1357,30 @@ static void test_example_config(void)
     cfg_default(&c);
     int rc = cfg_load_file(&c, path, &err);
     CHECK(rc == 0 && err == NULL, "example config %s does not load (rc %d):\n%s", path, rc, nz(err));
+    /* the example writes the defaults out; a drift between file and code shows here */
+    struct cfg d;
+    cfg_default(&d);
+    CHECK(c.ingress_max_message_size == d.ingress_max_message_size &&
+              c.ingress_max_recipients == d.ingress_max_recipients &&
+              c.ingress_max_connections == d.ingress_max_connections &&
+              c.ingress_max_conn_per_ip == d.ingress_max_conn_per_ip &&
+              c.ingress_idle_timeout_ms == d.ingress_idle_timeout_ms &&
+              c.ingress_data_timeout_ms == d.ingress_data_timeout_ms &&
+              c.ingress_min_data_rate == d.ingress_min_data_rate && c.ingress_max_received == d.ingress_max_received &&
+              c.ingress_spool_timeout_ms == d.ingress_spool_timeout_ms,
+          "example config: [ingress] limits differ from the defaults");
+    CHECK(c.n_relay_networks == d.n_relay_networks &&
+              memcmp(c.relay_networks, d.relay_networks, d.n_relay_networks * sizeof(d.relay_networks[0])) == 0 &&
+              c.n_relay_domains == 0,
+          "example config: relay lists differ from the defaults");
+    CHECK(c.tls_enabled == d.tls_enabled && strcmp(nz(c.tls_certificate), "") == 0 &&
+              c.policy_instruction_budget == d.policy_instruction_budget &&
+              c.policy_memory_limit == d.policy_memory_limit && c.spool_free_space_min == d.spool_free_space_min &&
+              strcmp(nz(c.spool_dir), "") == 0 && strcmp(nz(c.log_dir), "") == 0 &&
+              c.log_segment_size == d.log_segment_size && c.log_segment_age_ms == d.log_segment_age_ms &&
+              c.log_flush_interval_ms == d.log_flush_interval_ms,
+          "example config: [tls], [policy], [spool] or [log] differ from the defaults");
+    cfg_fini(&d);
     cfg_fini(&c);
     free(err);
 }
@@ -841,6 +1396,10 @@ int main(void)
     test_unreadable();
     test_text_cases();
     test_addresses();
+    test_cidr_parse();
+    test_cidr_match();
+    test_relay_domains();
+    test_tls_pair();
     test_error_cap();
     test_mutations();
     test_bridge_tree();

@@ -17,7 +17,7 @@
 
 #include "common/clock.h"
 #include "common/msgid.h"
-#include "spool/spool_rec.h"
+#include "common/spool_rec.h"
 
 static int failures;
 

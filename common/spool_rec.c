@@ -5,7 +5,7 @@
  * allocation, the second fills it. Only the first pass makes decisions, so the second can
  * never see anything the first did not accept.
  */
-#include "spool/spool_rec.h"
+#include "common/spool_rec.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,0 +1,151 @@
+/*
+ * ingress - the SMTP server worker's internal interfaces
+ *
+ * ingress_main.c     listeners, accept, connection limits, timeouts, drain, spool acks
+ * ingress_session.c  one session: I/O, command dispatch, replies (RFC 5321 state machine)
+ * ingress_xfer.c     DATA/BDAT: body staging, checks, Received header, store request to the spool
+ * ingress_relay.c    who may send to which domain (RELAY-01/02)
+ *
+ * Ownership: the worker owns its sessions; a session owns its fd, buffers and transaction. A session
+ * is freed only when no io_uring operation of it is in flight (inflight == 0) and it is closing.
+ * Errors from the peer become SMTP replies; nothing the peer sends can end the worker.
+ */
+#ifndef RINGMAIL_INGRESS_H
+#define RINGMAIL_INGRESS_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../common/msgid.h"
+#include "../common/role_rt.h"
+#include "ingress_data.h"
+#include "ingress_parse.h"
+
+#define INGRESS_MAX_LISTENERS 16
+#define INGRESS_IN_BUF (64 * 1024)
+#define INGRESS_IP_BUCKETS 4096
+
+struct ingress;
+
+enum ingress_state {
+    INGRESS_S_GREETING = 0, /* banner sent, no EHLO/HELO yet */
+    INGRESS_S_READY = 1,    /* greeted, no transaction */
+    INGRESS_S_MAIL = 2,     /* MAIL accepted */
+    INGRESS_S_RCPT = 3,     /* at least one RCPT accepted */
+    INGRESS_S_DATA = 4,     /* reading the DATA body */
+    INGRESS_S_BDAT = 5,     /* reading a BDAT chunk */
+    INGRESS_S_STORING = 6,  /* waiting for the spool's durable ack; input is held */
+    INGRESS_S_CLOSING = 7,
+};
+
+struct ingress_session {
+    struct ingress *ig;
+    uint32_t slot;
+    uint32_t store_seq;
+    int fd;
+    unsigned inflight;
+    bool closing;
+    bool sending;
+    bool recv_armed;
+    bool discarding; /* inside an over-long command line: drop through the next LF */
+    struct evl_op recv_op, send_op, close_op;
+
+    /* peer */
+    int family;
+    uint8_t peer_addr[16];
+    char peer_ip[INET6_ADDRSTRLEN];
+    uint16_t peer_port;
+    bool relay_client;
+
+    /* input: received, not yet consumed */
+    char *in;
+    size_t in_len;
+    /* output: replies not yet sent */
+    char *out;
+    size_t out_len, out_cap, out_sent;
+
+    uint64_t last_activity_ns;
+    enum ingress_state state;
+    bool esmtp;
+    char helo[INGRESS_DOMAIN_MAX + 1];
+
+    /* transaction */
+    char sender[INGRESS_MAILBOX_MAX + 1];
+    bool null_sender;
+    struct ingress_params mail_params;
+    char **rcpts;
+    uint32_t n_rcpts, rcpt_cap;
+
+    /* DATA / BDAT */
+    struct ingress_data scan;
+    char *body;
+    size_t body_len, body_cap;
+    uint64_t data_started_ns;
+    uint64_t bdat_remaining;
+    bool bdat_last;
+    bool bdat_started; /* a BDAT transfer is under way: DATA is refused, chunks append */
+    bool bdat_failed; /* a BDAT transfer was refused: later chunks are read and dropped */
+
+    /* STORING */
+    uint64_t store_token;
+    uint64_t store_deadline_ns;
+    struct msgid msg_id;
+
+    struct ingress_session *next, *prev;
+};
+
+struct ingress_ipcount {
+    uint8_t addr[16];
+    int family;
+    uint32_t count;
+    struct ingress_ipcount *next;
+};
+
+struct ingress_listener {
+    struct ingress *ig;
+    int fd;
+    struct evl_op op;
+    bool armed;
+};
+
+struct ingress {
+    struct role_rt *rt;
+    struct ingress_listener ls[INGRESS_MAX_LISTENERS];
+    unsigned n_ls;
+    struct ingress_session *sessions;
+    unsigned n_sessions;
+    struct ingress_session **slots; /* slot -> session, for store acks */
+    uint32_t n_slots;
+    uint32_t *free_slots;
+    uint32_t n_free;
+    struct ingress_ipcount *ip_buckets[INGRESS_IP_BUCKETS];
+};
+
+/* ingress_session.c */
+struct ingress_session *ingress_session_new(struct ingress *ig, int fd);
+void ingress_session_reply(struct ingress_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ingress_session_flush(struct ingress_session *s);
+void ingress_session_close(struct ingress_session *s);
+/* ingress_session_resume - consume buffered input (after an ack ended STORING) and read on */
+void ingress_session_resume(struct ingress_session *s);
+void ingress_session_reset_txn(struct ingress_session *s);
+void ingress_session_tick(struct ingress_session *s, uint64_t now);
+/* ingress_session_shutdown - 421 and close (drain, timeouts) */
+void ingress_session_shutdown(struct ingress_session *s, const char *reply);
+
+/* ingress_xfer.c */
+void ingress_xfer_begin_data(struct ingress_session *s);
+void ingress_xfer_begin_bdat(struct ingress_session *s, uint64_t size, bool last);
+/* ingress_xfer_consume - feed buffered input to DATA/BDAT; returns bytes consumed */
+size_t ingress_xfer_consume(struct ingress_session *s, const char *in, size_t len);
+void ingress_xfer_on_stored(struct ingress *ig, const struct proto_rec *rec);
+
+/* ingress_relay.c */
+/* ingress_relay_allowed - 0 when the session may send to addr, else the reply text is in *why */
+bool ingress_relay_allowed(const struct ingress_session *s, const struct ingress_addr *addr, const char **why);
+
+/* ingress_main.c */
+void ingress_ip_release(struct ingress *ig, struct ingress_session *s);
+
+#endif

@@ -1,0 +1,497 @@
+/*
+ * ingress_session - one SMTP server session (RFC 5321 state machine)
+ *
+ * ingress_session_new() takes ownership of an accepted socket, sends the banner and starts reading.
+ * Input is consumed in order: command lines are parsed by ingress_parse; in DATA/BDAT the bytes go to
+ * ingress_xfer. Pipelined commands (RFC 2920) are answered in order because input is processed
+ * strictly in sequence and held while a message waits for the spool's durable ack (STORING).
+ * Replies are buffered and sent with one send per batch.
+ * Errors: peer protocol errors become SMTP replies; 20 of them in one session end it with 421.
+ */
+#include "ingress.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../common/clock.h"
+#include "../common/log.h"
+#include "../common/mem.h"
+
+#define INGRESS_MAX_ERRORS 20
+
+static void process_input(struct ingress_session *s);
+static void arm_recv(struct ingress_session *s);
+
+static void session_maybe_free(struct ingress_session *s)
+{
+    struct ingress *ig = s->ig;
+
+    if (s->inflight || !s->closing || s->fd >= 0)
+        return;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        ig->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    ig->n_sessions--;
+    ig->slots[s->slot] = NULL;
+    ig->free_slots[ig->n_free++] = s->slot;
+    ingress_ip_release(ig, s);
+    ingress_session_reset_txn(s);
+    free(s->rcpts);
+    free(s->body);
+    free(s->in);
+    free(s->out);
+    free(s);
+}
+
+static void on_close(struct evl *l, struct evl_op *op, int res, unsigned flags)
+{
+    struct ingress_session *s = op->owner;
+    s->inflight--;
+    session_maybe_free(s);
+}
+
+void ingress_session_close(struct ingress_session *s)
+{
+    s->closing = true;
+    s->state = INGRESS_S_CLOSING;
+    if (s->fd < 0)
+        return;
+    /* completes any recv still queued on the socket, so the in-flight count can reach zero */
+    shutdown(s->fd, SHUT_RDWR);
+    struct io_uring_sqe *sqe = evl_sqe(&s->ig->rt->evl, &s->close_op);
+    io_uring_prep_close(sqe, s->fd);
+    s->fd = -1;
+    s->inflight++;
+}
+
+void ingress_session_reply(struct ingress_session *s, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof(line) - 3)
+        n = (int)sizeof(line) - 3;
+    line[n++] = '\r';
+    line[n++] = '\n';
+    if (s->out_len + (size_t)n > s->out_cap) {
+        s->out_cap = (s->out_len + (size_t)n) * 2;
+        s->out = xrealloc(s->out, s->out_cap);
+    }
+    memcpy(s->out + s->out_len, line, (size_t)n);
+    s->out_len += (size_t)n;
+}
+
+static void on_send(struct evl *l, struct evl_op *op, int res, unsigned flags)
+{
+    struct ingress_session *s = op->owner;
+
+    s->inflight--;
+    s->sending = false;
+    if (res <= 0 || s->fd < 0) {
+        ingress_session_close(s);
+        session_maybe_free(s);
+        return;
+    }
+    s->out_sent += (size_t)res;
+    ingress_session_flush(s);
+    if (s->closing && !s->sending && s->fd >= 0)
+        ingress_session_close(s);
+    session_maybe_free(s);
+}
+
+void ingress_session_flush(struct ingress_session *s)
+{
+    if (s->sending || s->fd < 0)
+        return;
+    if (s->out_sent == s->out_len) {
+        s->out_sent = s->out_len = 0;
+        return;
+    }
+    struct io_uring_sqe *sqe = evl_sqe(&s->ig->rt->evl, &s->send_op);
+    io_uring_prep_send(sqe, s->fd, s->out + s->out_sent, s->out_len - s->out_sent, MSG_NOSIGNAL);
+    s->sending = true;
+    s->inflight++;
+}
+
+/* ingress_session_shutdown - last words, then close once they are sent */
+void ingress_session_shutdown(struct ingress_session *s, const char *reply)
+{
+    if (s->closing)
+        return;
+    ingress_session_reply(s, "%s", reply);
+    s->closing = true;
+    s->state = INGRESS_S_CLOSING;
+    ingress_session_flush(s);
+    if (!s->sending)
+        ingress_session_close(s);
+}
+
+void ingress_session_reset_txn(struct ingress_session *s)
+{
+    for (uint32_t i = 0; i < s->n_rcpts; i++)
+        free(s->rcpts[i]);
+    s->n_rcpts = 0;
+    s->sender[0] = '\0';
+    s->null_sender = false;
+    memset(&s->mail_params, 0, sizeof(s->mail_params));
+    s->body_len = 0;
+    if (s->body_cap > 1024 * 1024) {
+        /* do not keep a large message's buffer for the life of the session (MEM-01) */
+        free(s->body);
+        s->body = NULL;
+        s->body_cap = 0;
+    }
+    s->bdat_remaining = 0;
+    s->bdat_last = false;
+    s->bdat_started = false;
+    s->bdat_failed = false;
+    if (s->state != INGRESS_S_CLOSING)
+        s->state = s->helo[0] ? INGRESS_S_READY : INGRESS_S_GREETING;
+}
+
+static void reply_parse_error(struct ingress_session *s, const struct ingress_cmd *cmd)
+{
+    const struct ingress_reply *r = ingress_parse_reply(cmd->err, cmd->verb);
+    ingress_session_reply(s, "%d %s %s", r->code, r->status, r->text);
+}
+
+static void cmd_ehlo(struct ingress_session *s, const struct ingress_cmd *cmd, bool esmtp)
+{
+    const struct cfg *c = &s->ig->rt->cfg;
+
+    ingress_session_reset_txn(s);
+    snprintf(s->helo, sizeof(s->helo), "%s", cmd->helo);
+    s->esmtp = esmtp;
+    s->state = INGRESS_S_READY;
+    if (!esmtp) {
+        ingress_session_reply(s, "250 %s", c->hostname);
+        return;
+    }
+    ingress_session_reply(s, "250-%s Hello [%s]", c->hostname, s->peer_ip);
+    ingress_session_reply(s, "250-PIPELINING");
+    ingress_session_reply(s, "250-SIZE %llu", (unsigned long long)c->ingress_max_message_size);
+    ingress_session_reply(s, "250-8BITMIME");
+    ingress_session_reply(s, "250-SMTPUTF8");
+    ingress_session_reply(s, "250-CHUNKING");
+    ingress_session_reply(s, "250 ENHANCEDSTATUSCODES");
+}
+
+static void cmd_mail(struct ingress_session *s, const struct ingress_cmd *cmd)
+{
+    const struct cfg *c = &s->ig->rt->cfg;
+
+    if (s->state == INGRESS_S_GREETING) {
+        ingress_session_reply(s, "503 5.5.1 Send EHLO or HELO first");
+        return;
+    }
+    if (s->state != INGRESS_S_READY) {
+        ingress_session_reply(s, "503 5.5.1 Nested MAIL command");
+        return;
+    }
+    if (atomic_load(&s->ig->rt->seg.hdr->spool_space_low)) {
+        ingress_session_reply(s, "452 4.3.1 Insufficient system storage, try again later");
+        return;
+    }
+    if ((cmd->params.seen & INGRESS_PARAM_SIZE) && cmd->params.size > c->ingress_max_message_size) {
+        ingress_session_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size (%llu)",
+                              (unsigned long long)c->ingress_max_message_size);
+        return;
+    }
+    if (!s->esmtp && cmd->params.seen) {
+        ingress_session_reply(s, "555 5.5.4 MAIL parameters need EHLO");
+        return;
+    }
+    snprintf(s->sender, sizeof(s->sender), "%s", cmd->addr.mailbox);
+    s->null_sender = (cmd->addr.flags & INGRESS_ADDR_NULL) != 0;
+    s->mail_params = cmd->params;
+    s->state = INGRESS_S_MAIL;
+    ingress_session_reply(s, "250 2.1.0 Sender <%s> OK", s->sender);
+}
+
+static void cmd_rcpt(struct ingress_session *s, const struct ingress_cmd *cmd)
+{
+    const struct cfg *c = &s->ig->rt->cfg;
+    const char *why = NULL;
+
+    if (s->state != INGRESS_S_MAIL && s->state != INGRESS_S_RCPT) {
+        ingress_session_reply(s, "503 5.5.1 Need MAIL before RCPT");
+        return;
+    }
+    if (s->n_rcpts >= c->ingress_max_recipients) {
+        ingress_session_reply(s, "452 4.5.3 Too many recipients");
+        return;
+    }
+    if (!ingress_relay_allowed(s, &cmd->addr, &why)) {
+        ingress_session_reply(s, "550 5.7.1 <%s>: %s", cmd->addr.mailbox, why);
+        return;
+    }
+    if (s->n_rcpts == s->rcpt_cap) {
+        s->rcpt_cap = s->rcpt_cap ? s->rcpt_cap * 2 : 8;
+        s->rcpts = xrealloc(s->rcpts, s->rcpt_cap * sizeof(*s->rcpts));
+    }
+    /* Postmaster without a domain is ours: route it to the node's own host name */
+    if (cmd->addr.flags & INGRESS_ADDR_POSTMASTER)
+        s->rcpts[s->n_rcpts++] = xasprintf("postmaster@%s", c->hostname);
+    else
+        s->rcpts[s->n_rcpts++] = xstrdup(cmd->addr.mailbox);
+    s->state = INGRESS_S_RCPT;
+    ingress_session_reply(s, "250 2.1.5 Recipient <%s> OK", cmd->addr.mailbox);
+}
+
+/*
+ * data_refused - DATA was refused. A client may not pipeline past DATA (RFC 2920 3.1); if it did, what
+ * follows is a message body that we would read as commands, and it could hold a whole transaction
+ * (PIPE-02). So when more input is already waiting, the session ends instead.
+ */
+static bool data_refused(struct ingress_session *s, const char *reply, size_t pending)
+{
+    ingress_session_reply(s, "%s", reply);
+    if (pending == 0)
+        return true;
+    ingress_session_reply(s, "421 4.5.0 Commands pipelined after a refused DATA, closing connection");
+    return false;
+}
+
+static bool cmd_data(struct ingress_session *s, size_t pending)
+{
+    if (s->state == INGRESS_S_MAIL)
+        return data_refused(s, "554 5.5.1 No valid recipients", pending);
+    if (s->state != INGRESS_S_RCPT)
+        return data_refused(s, "503 5.5.1 Need MAIL and RCPT before DATA", pending);
+    if (s->bdat_started)
+        return data_refused(s, "503 5.5.1 DATA after BDAT is not allowed (RFC 3030)", pending);
+    if (s->mail_params.body == INGRESS_BODY_BINARYMIME)
+        return data_refused(s, "503 5.5.1 BODY=BINARYMIME needs BDAT, not DATA", pending);
+    ingress_session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+    ingress_xfer_begin_data(s);
+    return true;
+}
+
+/*
+ * handle_line - one command line without its line end; `pending` is how many input bytes follow it.
+ * Returns false once the session ends.
+ */
+static bool handle_line(struct ingress_session *s, const char *line, size_t len, size_t pending, unsigned *errors)
+{
+    struct ingress_cmd cmd;
+    unsigned flags = 0;
+
+    shm_counter_add(s->ig->rt->self, SHM_CTR_SMTP_COMMANDS, 1);
+    if (s->state == INGRESS_S_MAIL || s->state == INGRESS_S_RCPT)
+        flags |= (s->mail_params.seen & INGRESS_PARAM_SMTPUTF8) ? INGRESS_PARSE_UTF8 : 0;
+    if (ingress_parse_command(line, len, flags, &cmd) < 0) {
+        reply_parse_error(s, &cmd);
+        (*errors)++;
+        return true;
+    }
+    switch (cmd.verb) {
+    case INGRESS_VERB_EHLO:
+        cmd_ehlo(s, &cmd, true);
+        break;
+    case INGRESS_VERB_HELO:
+        cmd_ehlo(s, &cmd, false);
+        break;
+    case INGRESS_VERB_MAIL:
+        cmd_mail(s, &cmd);
+        break;
+    case INGRESS_VERB_RCPT:
+        cmd_rcpt(s, &cmd);
+        break;
+    case INGRESS_VERB_DATA:
+        return cmd_data(s, pending);
+    case INGRESS_VERB_BDAT:
+        ingress_xfer_begin_bdat(s, cmd.bdat_size, cmd.bdat_last);
+        break;
+    case INGRESS_VERB_RSET:
+        ingress_session_reset_txn(s);
+        ingress_session_reply(s, "250 2.0.0 OK");
+        break;
+    case INGRESS_VERB_NOOP:
+        ingress_session_reply(s, "250 2.0.0 OK");
+        break;
+    case INGRESS_VERB_QUIT:
+        ingress_session_reply(s, "221 2.0.0 %s closing connection", s->ig->rt->cfg.hostname);
+        return false;
+    case INGRESS_VERB_VRFY:
+        ingress_session_reply(s, "252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery");
+        break;
+    case INGRESS_VERB_HELP:
+        ingress_session_reply(s, "214 2.0.0 ringmail: see RFC 5321");
+        break;
+    case INGRESS_VERB_STARTTLS:
+    case INGRESS_VERB_AUTH:
+        ingress_session_reply(s, "502 5.5.1 Command not implemented");
+        break;
+    default:
+        ingress_session_reply(s, "500 5.5.1 Command unrecognized");
+        (*errors)++;
+        break;
+    }
+    return true;
+}
+
+static void consume(struct ingress_session *s, size_t n)
+{
+    memmove(s->in, s->in + n, s->in_len - n);
+    s->in_len -= n;
+}
+
+static void process_input(struct ingress_session *s)
+{
+    unsigned errors = 0;
+
+    while (s->in_len > 0 && !s->closing && s->state != INGRESS_S_STORING) {
+        if (s->state == INGRESS_S_DATA || s->state == INGRESS_S_BDAT) {
+            size_t n = ingress_xfer_consume(s, s->in, s->in_len);
+            if (n == 0)
+                break;
+            consume(s, n);
+            continue;
+        }
+        char *lf = memchr(s->in, '\n', s->in_len);
+        if (!lf) {
+            if (s->in_len >= INGRESS_CMD_LINE_MAX) {
+                /* RFC 5321 4.5.3.1.4: say so once, then skip to the end of the line (LIM-01) */
+                if (!s->discarding)
+                    ingress_session_reply(s, "500 5.5.2 Line too long");
+                s->discarding = true;
+                s->in_len = 0;
+            }
+            break;
+        }
+        size_t n = (size_t)(lf - s->in) + 1;
+        if (s->discarding) {
+            s->discarding = false;
+            consume(s, n);
+            continue;
+        }
+        size_t len = n - 1;
+        if (len > 0 && s->in[len - 1] == '\r')
+            len--;
+        /* the parser measures the line with its CRLF; a longer one gets 500 */
+        bool keep = handle_line(s, s->in, len, s->in_len - n, &errors);
+        consume(s, n);
+        if (!keep) {
+            s->closing = true;
+            s->state = INGRESS_S_CLOSING;
+            break;
+        }
+        if (errors >= INGRESS_MAX_ERRORS) {
+            ingress_session_shutdown(s, "421 4.7.0 Too many errors, closing connection");
+            return;
+        }
+    }
+    ingress_session_flush(s);
+    if (s->closing) {
+        if (!s->sending)
+            ingress_session_close(s);
+        return;
+    }
+    if (s->state != INGRESS_S_STORING)
+        arm_recv(s);
+}
+
+void ingress_session_resume(struct ingress_session *s)
+{
+    process_input(s);
+    session_maybe_free(s);
+}
+
+static void on_recv(struct evl *l, struct evl_op *op, int res, unsigned flags)
+{
+    struct ingress_session *s = op->owner;
+
+    s->inflight--;
+    s->recv_armed = false;
+    if (res <= 0 || s->fd < 0) {
+        if (s->fd >= 0)
+            ingress_session_close(s);
+        s->closing = true;
+        session_maybe_free(s);
+        return;
+    }
+    s->in_len += (size_t)res;
+    s->last_activity_ns = clock_mono_ns();
+    process_input(s);
+    session_maybe_free(s);
+}
+
+static void arm_recv(struct ingress_session *s)
+{
+    if (s->recv_armed || s->fd < 0 || s->in_len >= INGRESS_IN_BUF)
+        return;
+    struct io_uring_sqe *sqe = evl_sqe(&s->ig->rt->evl, &s->recv_op);
+    io_uring_prep_recv(sqe, s->fd, s->in + s->in_len, INGRESS_IN_BUF - s->in_len, 0);
+    s->recv_armed = true;
+    s->inflight++;
+}
+
+void ingress_session_tick(struct ingress_session *s, uint64_t now)
+{
+    const struct cfg *c = &s->ig->rt->cfg;
+
+    if (s->closing)
+        return;
+    if (s->state == INGRESS_S_STORING) {
+        if (now > s->store_deadline_ns) {
+            /* the spool may still commit it: at least once, the client's retry is the duplicate */
+            log_warn("no durable ack from the spool within %llu ms for %s; answering 451",
+                     (unsigned long long)c->ingress_spool_timeout_ms, s->peer_ip);
+            s->store_token = 0;
+            ingress_session_reply(s, "451 4.3.0 Spool did not confirm the message in time, try again later");
+            ingress_session_reset_txn(s);
+            ingress_session_resume(s);
+        }
+        return;
+    }
+    if (s->state == INGRESS_S_DATA || s->state == INGRESS_S_BDAT) {
+        uint64_t elapsed = now - s->data_started_ns;
+        if (elapsed > CLOCK_MS(c->ingress_data_timeout_ms)) {
+            ingress_session_shutdown(s, "421 4.4.2 Data timeout, closing connection");
+            return;
+        }
+        /* a trickle slower than min_data_rate is cut, after a grace of 10 s (TMO-02) */
+        if (c->ingress_min_data_rate && elapsed > CLOCK_SEC(10) &&
+            s->scan.size < c->ingress_min_data_rate * (elapsed / 1000000000u)) {
+            ingress_session_shutdown(s, "421 4.4.2 Data rate too low, closing connection");
+            return;
+        }
+    }
+    if (now - s->last_activity_ns > CLOCK_MS(c->ingress_idle_timeout_ms))
+        ingress_session_shutdown(s, "421 4.4.2 Idle timeout, closing connection");
+}
+
+struct ingress_session *ingress_session_new(struct ingress *ig, int fd)
+{
+    struct ingress_session *s = xcalloc(1, sizeof(*s));
+
+    s->ig = ig;
+    s->fd = fd;
+    s->in = xmalloc(INGRESS_IN_BUF);
+    s->recv_op = (struct evl_op){on_recv, s};
+    s->send_op = (struct evl_op){on_send, s};
+    s->close_op = (struct evl_op){on_close, s};
+    s->last_activity_ns = clock_mono_ns();
+    s->state = INGRESS_S_GREETING;
+    s->slot = ig->free_slots[--ig->n_free];
+    ig->slots[s->slot] = s;
+    s->next = ig->sessions;
+    if (ig->sessions)
+        ig->sessions->prev = s;
+    ig->sessions = s;
+    ig->n_sessions++;
+    return s;
+}

@@ -1,0 +1,177 @@
+/*
+ * spool_store - store requests from ingress, group commit, durable acks
+ *
+ * Every MSG_INGRESS_MESSAGE_STORE that arrives in one pass over the rings goes into one RocksDB
+ * write batch; spool_store_commit() (after the pass) writes it with one WAL fsync and only then
+ * answers MSG_SPOOL_MESSAGE_STORED to each requester. Requests that arrive while that fsync runs
+ * wait in the rings and form the next batch: group commit without a timer.
+ * The arena run is validated (bounds, header, exact length, strict envelope decode) before anything
+ * is stored; a bad request is answered with an error status, never stored, and counted. The run is
+ * freed as soon as RocksDB has copied it into the batch.
+ */
+#include "spool.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "../common/clock.h"
+#include "../common/log.h"
+#include "../common/mem.h"
+#include "../common/proto_msg.h"
+
+void spool_send(struct spool *sp, unsigned to, struct proto_rec *rec)
+{
+    if (sp->n_out == 0 && role_rt_send(sp->rt, to, rec) == 0)
+        return;
+    if (sp->n_out == sp->out_cap) {
+        sp->out_cap = sp->out_cap ? sp->out_cap * 2 : 256;
+        sp->outbox = xrealloc(sp->outbox, sp->out_cap * sizeof(*sp->outbox));
+    }
+    sp->outbox[sp->n_out++] = (struct spool_outbox_item){to, *rec};
+}
+
+bool spool_outbox_flush(struct spool *sp)
+{
+    size_t i = 0;
+
+    /* in order: a later record to the same peer must not overtake an earlier one */
+    for (; i < sp->n_out; i++)
+        if (role_rt_send(sp->rt, sp->outbox[i].to, &sp->outbox[i].rec) < 0)
+            break;
+    memmove(sp->outbox, sp->outbox + i, (sp->n_out - i) * sizeof(*sp->outbox));
+    sp->n_out -= i;
+    return sp->n_out == 0;
+}
+
+static void answer(struct spool *sp, unsigned to, uint32_t gen, uint64_t token, struct msgid id, int status)
+{
+    struct proto_rec r = {.type = MSG_SPOOL_MESSAGE_STORED, .dst_gen = gen};
+    r.body.stored.token = token;
+    r.body.stored.status = status;
+    r.body.stored.msg_id_hi = id.hi;
+    r.body.stored.msg_id_lo = id.lo;
+    spool_send(sp, to, &r);
+}
+
+void spool_store_request(struct spool *sp, unsigned from, const struct proto_rec *rec)
+{
+    struct role_rt *rt = sp->rt;
+    const struct proto_store *st = &rec->body.store;
+    struct msgid id = {st->msg_id_hi, st->msg_id_lo};
+    struct proto_msg_hdr h;
+    const char *why = NULL;
+    int status = -EINVAL;
+
+    if (rt->seg.inst[from].role != SHM_ROLE_INGRESS) {
+        shm_counter_add(rt->self, SHM_CTR_STORE_REJECTED, 1);
+        log_warn("store request from instance %u, which is not an ingress; ignored", from);
+        return;
+    }
+    char *p = shm_arena_ptr(rt->seg.arena, st->arena_off, st->len);
+    if (!p || st->len < sizeof(h)) {
+        why = "arena range invalid";
+        goto reject;
+    }
+    memcpy(&h, p, sizeof(h));
+    if (h.magic != PROTO_MSG_MAGIC || h.version != PROTO_MSG_VERSION) {
+        why = "bad message header";
+        goto reject;
+    }
+    if (h.env_len > st->len - sizeof(h) || h.msg_len != st->len - sizeof(h) - h.env_len) {
+        why = "lengths do not add up";
+        goto reject;
+    }
+    if (sp->db && spool_db_needs_recover(sp->db)) {
+        why = "spool database is recovering from a write error";
+        status = -EIO;
+        goto reject;
+    }
+    if (sp->n_pend == sp->pend_cap) {
+        sp->pend_cap = sp->pend_cap ? sp->pend_cap * 2 : 64;
+        sp->pend = xrealloc(sp->pend, sp->pend_cap * sizeof(*sp->pend));
+    }
+    struct spool_pending *pd = &sp->pend[sp->n_pend];
+    memset(pd, 0, sizeof(*pd));
+    if (spool_rec_decode(p + sizeof(h), h.env_len, &pd->rec, &why) < 0)
+        goto reject;
+    if (pd->rec.body_size != h.msg_len) {
+        spool_rec_fini(&pd->rec);
+        why = "envelope size differs from the message";
+        goto reject;
+    }
+    status = spool_db_batch_store(sp->batch, id, &pd->rec, p + sizeof(h) + h.env_len, h.msg_len);
+    if (status < 0) {
+        spool_rec_fini(&pd->rec);
+        why = "envelope refused by the store";
+        goto reject;
+    }
+    /* RocksDB copied it into the batch: the run is no longer needed */
+    shm_arena_free(rt->seg.arena, st->arena_off);
+    pd->from = from;
+    pd->from_gen = rec->src_gen;
+    pd->token = st->token;
+    pd->id = id;
+    sp->n_pend++;
+    return;
+
+reject:
+    shm_counter_add(rt->self, SHM_CTR_STORE_REJECTED, 1);
+    log_warn("store request from ingress instance %u refused: %s", from, why ? why : "invalid");
+    if (p)
+        shm_arena_free(rt->seg.arena, st->arena_off);
+    answer(sp, from, rec->src_gen, st->token, id, status);
+}
+
+static void log_reception(struct spool *sp, const struct spool_pending *pd)
+{
+    char idtext[MSGID_TEXT_SIZE];
+    struct spool_log_event ev = {0};
+
+    msgid_format(pd->id, idtext);
+    ev.id = idtext;
+    ev.sender = pd->rec.sender;
+    ev.size = pd->rec.body_size;
+    ev.created = (int64_t)(pd->rec.created_ms / 1000u);
+    ev.queue = spool_rec_meta_get(&pd->rec, SPOOL_META_QUEUE);
+    /* one record per recipient, as KumoMTA does, so each can be followed to its outcome */
+    for (uint32_t i = 0; i < pd->rec.rcpt_count; i++) {
+        ev.recipient = pd->rec.rcpts[i].addr;
+        if (spool_log_reception(sp->log, &ev) < 0)
+            log_warn("log buffer full: Reception record for %s dropped", idtext);
+    }
+}
+
+void spool_store_commit(struct spool *sp)
+{
+    struct role_rt *rt = sp->rt;
+
+    if (sp->n_pend == 0)
+        return;
+    int rc = spool_db_commit(sp->db, sp->batch);
+    if (rc == 0) {
+        shm_counter_add(rt->self, SHM_CTR_SPOOL_COMMITS, 1);
+        shm_counter_add(rt->self, SHM_CTR_MESSAGES_STORED, sp->n_pend);
+    } else {
+        shm_counter_add(rt->self, SHM_CTR_SPOOL_COMMIT_FAILURES, 1);
+        log_error("spool commit of %zu messages failed: %s (%s); each gets 451", sp->n_pend, strerror(-rc),
+                  spool_db_error(sp->db));
+    }
+    for (size_t i = 0; i < sp->n_pend; i++) {
+        struct spool_pending *pd = &sp->pend[i];
+        /* the fsync covering this message has returned: only now may the 250 be sent (DUR-01) */
+        answer(sp, pd->from, pd->from_gen, pd->token, pd->id, rc);
+        if (rc == 0) {
+            log_reception(sp, pd);
+            struct proto_rec a = {.type = MSG_SPOOL_MESSAGE_ANNOUNCE};
+            a.body.announce.msg_id_hi = pd->id.hi;
+            a.body.announce.msg_id_lo = pd->id.lo;
+            a.body.announce.created_ms = pd->rec.created_ms;
+            a.body.announce.size = pd->rec.body_size;
+            a.body.announce.rcpt_count = pd->rec.rcpt_count;
+            spool_send(sp, 1, &a);
+        }
+        spool_rec_fini(&pd->rec);
+    }
+    sp->n_pend = 0;
+    spool_db_batch_reset(sp->batch);
+}

@@ -1,0 +1,393 @@
+"""End-to-end tests of accepting mail: real clients (swaks, smtp-source, smtplib, raw sockets) against a
+real node; each asserts on the replies, the spool's counters, the log records read with zstdcat, and
+what survives a restart. TESTING.md ids in the test names' docstrings.
+
+    /usr/bin/python3 tests/e2e/ingress_test.py -k smuggling
+"""
+import os
+import re
+import shutil
+import smtplib
+import socket
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ringmail_node import Node, read_reply, wait_for  # noqa: E402
+
+ID_RE = re.compile(r"^250 2\.0\.0 OK id=([0-9a-f]{32})$")
+
+
+class Session:
+    """A raw SMTP client: send exact bytes, read replies one at a time."""
+
+    def __init__(self, port, timeout=10):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.f = self.sock.makefile("rb")
+        self.banner = read_reply(self.f)
+
+    def send(self, data):
+        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
+
+    def cmd(self, line):
+        self.send(line + "\r\n")
+        return self.reply()
+
+    def reply(self):
+        return read_reply(self.f)
+
+    def closed(self, timeout=5):
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+    def close(self):
+        self.sock.close()
+
+
+class IngressCase(unittest.TestCase):
+    node = None
+    node_kw = {}
+
+    def setUp(self):
+        self.node = Node(**self.node_kw)
+        self.addCleanup(self.node.cleanup)
+        self.node.start()
+
+    def run(self, result=None):
+        res = super().run(result)
+        if result is not None and (result.failures or result.errors) and self.node:
+            sys.stderr.write("---- ringmaild log ----\n%s\n" % self.node.log()[-6000:])
+        return res
+
+    def session(self, ehlo=True):
+        s = Session(self.node.smtp_port)
+        self.addCleanup(s.close)
+        self.assertTrue(s.banner.startswith("220 "), s.banner)
+        if ehlo:
+            self.assertTrue(s.cmd("EHLO client.test").startswith("250"))
+        return s
+
+    def stored(self):
+        return self.node.counter("spool", "messages_stored")
+
+    def wait_stored(self, n, timeout=10):
+        wait_for(lambda: self.stored() >= n, timeout, what="%d messages stored" % n)
+        time.sleep(0.2)
+        self.assertEqual(self.stored(), n)
+
+    def send_one(self, s, body=b"Subject: t\r\n\r\nhello\r\n", rcpts=("r@example.test",), mail="MAIL FROM:<s@example.test>"):
+        self.assertTrue(s.cmd(mail).startswith("250"))
+        for r in rcpts:
+            self.assertTrue(s.cmd("RCPT TO:<%s>" % r).startswith("250"))
+        self.assertTrue(s.cmd("DATA").startswith("354"))
+        s.send(body + b".\r\n")
+        return s.reply()
+
+
+class AcceptTest(IngressCase):
+    def test_swaks_message_is_stored_logged_and_survives_restart(self):
+        p = subprocess.run(["swaks", "--server", "127.0.0.1:%d" % self.node.smtp_port, "--from", "alice@example.test",
+                            "--to", "bob@example.test,carol@example.test", "--header", "Subject: swaks test",
+                            "--body", "first line\n.leading dot\nlast"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        m = re.search(r"<[-~]  250 2\.0\.0 OK id=([0-9a-f]{32})", p.stdout)
+        self.assertIsNotNone(m, p.stdout)
+        msg_id = m.group(1)
+        self.wait_stored(1)
+
+        def reception():
+            recs = [r for r in self.node.log_records() if r["type"] == "Reception" and r["id"] == msg_id]
+            return recs if len(recs) == 2 else None
+        recs = wait_for(reception, 5, what="Reception records in the log")
+        self.assertEqual(sorted(r["recipient"] for r in recs), ["bob@example.test", "carol@example.test"])
+        self.assertEqual(recs[0]["sender"], "alice@example.test")
+        self.assertGreater(recs[0]["size"], 0)
+        wait_for(lambda: self.node.counter("scheduler", "messages_queued") == 1, 5, what="scheduler counted it")
+
+        # a clean stop and start: the spool walk announces it again
+        self.node.stop()
+        self.node.start()
+        wait_for(lambda: self.node.counter("scheduler", "messages_queued") == 1, 10, what="queued after restart")
+
+    def test_smtp_source_100_messages_each_stored_and_logged_once(self):
+        if not shutil.which("smtp-source"):
+            self.skipTest("smtp-source (postfix) not installed")
+        p = subprocess.run(["smtp-source", "-m", "100", "-s", "5", "-l", "2000", "-f", "src@example.test",
+                            "-t", "dst@example.test", "127.0.0.1:%d" % self.node.smtp_port],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.wait_stored(100)
+        self.assertEqual(self.node.counter("ingress", "messages_accepted"), 100)
+        recs = wait_for(lambda: (lambda r: r if len(r) >= 100 else None)(
+            [x for x in self.node.log_records() if x["type"] == "Reception"]), 5, what="100 Reception records")
+        self.assertEqual(len(recs), 100)
+        self.assertEqual(len({r["id"] for r in recs}), 100)
+        # group commit: fewer fsyncs than messages is allowed, more is not
+        self.assertLessEqual(self.node.counter("spool", "spool_commits"), 100)
+
+    def test_smtplib_multi_recipient_and_kill9_of_every_process_loses_nothing(self):
+        """DUR-03: what got 250 survives kill -9 of every process."""
+        ids = []
+        with smtplib.SMTP("127.0.0.1", self.node.smtp_port, timeout=10) as c:
+            for i in range(20):
+                code, resp = c.sendmail("s@example.test", ["a@example.test", "b@example.test"],
+                                        "Subject: %d\r\n\r\nbody %d\r\n" % (i, i)) or (250, b"")
+                ids.append(i)
+        self.wait_stored(20)
+        self.node.kill_all()
+        self.node.start()
+        wait_for(lambda: self.node.counter("scheduler", "messages_queued") == 20, 10, what="20 queued after kill -9")
+
+    def test_pipelined_transaction_answered_in_order(self):
+        """PIPE-01"""
+        s = self.session()
+        s.send("MAIL FROM:<s@example.test>\r\nRCPT TO:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nDATA\r\n")
+        replies = [s.reply() for _ in range(4)]
+        self.assertEqual([r[:3] for r in replies], ["250", "250", "250", "354"], replies)
+        s.send("Subject: p\r\n\r\nx\r\n.\r\nMAIL FROM:<t@example.test>\r\nRCPT TO:<c@example.test>\r\nDATA\r\n")
+        self.assertRegex(s.reply(), ID_RE)
+        self.assertEqual([s.reply()[:3] for _ in range(3)], ["250", "250", "354"])
+        s.send("y\r\n.\r\nQUIT\r\n")
+        self.assertRegex(s.reply(), ID_RE)
+        self.assertTrue(s.reply().startswith("221"))
+        self.wait_stored(2)
+
+    def test_rejected_rcpt_then_data_and_body_in_one_write_builds_no_transaction(self):
+        """PIPE-02"""
+        s = self.session()
+        s.send("MAIL FROM:<s@example.test>\r\nRCPT TO:<bad address>\r\nDATA\r\nMAIL FROM:<x@example.test>\r\n"
+               "RCPT TO:<y@example.test>\r\nDATA\r\nsmuggled\r\n.\r\n")
+        r = [s.reply() for _ in range(3)]
+        self.assertTrue(r[0].startswith("250"), r)
+        self.assertTrue(r[1].startswith("501"), r)
+        self.assertTrue(r[2].startswith("554 5.5.1"), r)
+        # input pipelined after a refused DATA would be read as commands (RFC 2920 forbids sending
+        # it): the session ends instead, so the "body" can never become a transaction
+        self.assertTrue(s.reply().startswith("421 4.5.0"))
+        self.assertTrue(s.closed())
+        s.close()
+        time.sleep(0.5)
+        self.assertEqual(self.stored(), 0)
+
+    def test_bdat_chunking(self):
+        s = self.session()
+        self.assertTrue(s.cmd("MAIL FROM:<s@example.test> BODY=8BITMIME").startswith("250"))
+        self.assertTrue(s.cmd("RCPT TO:<a@example.test>").startswith("250"))
+        s.send(b"BDAT 12\r\nSubject: b\r\n")
+        self.assertTrue(s.reply().startswith("250 2.0.0 12 octets"))
+        s.send(b"BDAT 6 LAST\r\n\r\nhi\r\n")
+        self.assertRegex(s.reply(), ID_RE)
+        self.assertTrue(s.cmd("BDAT 3 LAST\r\nabc").startswith("503"))
+        self.wait_stored(1)
+
+
+class SmugglingTest(IngressCase):
+    """SMUG-01: a non-standard end of data never ends the data and never starts a smuggled transaction."""
+
+    SEQUENCES = [b"\n.\n", b"\n.\r\n", b"\r\n.\n", b"\r.\r", b"\r.\n", b"\n.\r", b"\r.\r\n", b"\r\n\x00.\r\n"]
+
+    def test_every_fake_end_of_data_is_refused_and_nothing_is_smuggled(self):
+        for seq in self.SEQUENCES:
+            with self.subTest(seq=seq):
+                s = self.session()
+                self.assertTrue(s.cmd("MAIL FROM:<s@example.test>").startswith("250"))
+                self.assertTrue(s.cmd("RCPT TO:<a@example.test>").startswith("250"))
+                self.assertTrue(s.cmd("DATA").startswith("354"))
+                s.send(b"Subject: smuggle\r\n\r\nbody line" + seq +
+                       b"MAIL FROM:<evil@example.test>\r\nRCPT TO:<victim@example.test>\r\nDATA\r\nsmuggled\r\n.\r\n")
+                r = s.reply()
+                self.assertTrue(r.startswith("550 5.6.0"), (seq, r))
+                # the session is usable afterwards and nothing was stored
+                self.assertTrue(s.cmd("NOOP").startswith("250"))
+                s.close()
+        time.sleep(0.5)
+        self.assertEqual(self.stored(), 0)
+
+
+class LimitsTest(IngressCase):
+    node_kw = {"ingress": 'max_message_size = "64KiB"\nmax_recipients = 100\nmax_received_headers = 50'}
+
+    def test_line_length_limits(self):
+        """LIM-01/02"""
+        s = self.session()
+        ok = "NOOP " + "x" * (512 - 2 - 5)  # 512 octets with CRLF
+        self.assertTrue(s.cmd(ok).startswith("250"), "a 512-octet command line is accepted")
+        self.assertTrue(s.cmd(ok + "x").startswith("500"), "513 octets is refused")
+        s.send("NOOP " + "y" * 100000 + "\r\n")
+        self.assertTrue(s.reply().startswith("500 5.5.2"))
+        self.assertTrue(s.cmd("NOOP").startswith("250"), "clean next command after an over-long line")
+        line = b"z" * 998
+        self.assertRegex(self.send_one(s, b"Subject: l\r\n\r\n" + line + b"\r\n"), ID_RE)
+        r = self.send_one(s, b"Subject: l\r\n\r\n" + line + b"z\r\n")
+        self.assertTrue(r.startswith("550 5.6.0"), r)
+
+    def test_recipient_limit(self):
+        """LIM-03: 100 recipients accepted, the 101st gets 452 and the earlier ones stay."""
+        s = self.session()
+        self.assertTrue(s.cmd("MAIL FROM:<s@example.test>").startswith("250"))
+        for i in range(100):
+            self.assertTrue(s.cmd("RCPT TO:<r%d@example.test>" % i).startswith("250"))
+        self.assertTrue(s.cmd("RCPT TO:<over@example.test>").startswith("452 4.5.3"))
+        self.assertTrue(s.cmd("DATA").startswith("354"))
+        s.send(b"Subject: many\r\n\r\nx\r\n.\r\n")
+        self.assertRegex(s.reply(), ID_RE)
+        self.wait_stored(1)
+        recs = wait_for(lambda: (lambda r: r if len(r) == 100 else None)(
+            [x for x in self.node.log_records() if x["type"] == "Reception"]), 5, what="100 Reception records")
+        self.assertNotIn("over@example.test", {r["recipient"] for r in recs})
+
+    def test_size_limits(self):
+        """LIM-04/05/06"""
+        s = self.session()
+        self.assertIn("SIZE 65536", s.cmd("EHLO again.test"))
+        self.assertTrue(s.cmd("MAIL FROM:<s@example.test> SIZE=70000").startswith("552 5.3.4"))
+        body = b"Subject: big\r\n\r\n" + (b"a" * 76 + b"\r\n") * 2000  # ~156 KB
+        r = self.send_one(s, body)
+        self.assertTrue(r.startswith("552 5.3.4"), r)
+        self.assertTrue(s.cmd("NOOP").startswith("250"))
+        self.assertRegex(self.send_one(s), ID_RE)
+        self.wait_stored(1)
+
+    def test_hop_count(self):
+        """LOOP-01"""
+        s = self.session()
+        body = b"".join(b"Received: from hop%d by x; Mon, 1 Jan 2026 00:00:00 +0000\r\n" % i for i in range(51))
+        r = self.send_one(s, body + b"Subject: loop\r\n\r\nx\r\n")
+        self.assertTrue(r.startswith("554 5.4.6"), r)
+        body = b"".join(b"Received: from hop%d by x; Mon, 1 Jan 2026 00:00:00 +0000\r\n" % i for i in range(50))
+        self.assertRegex(self.send_one(s, body + b"Subject: ok\r\n\r\nx\r\n"), ID_RE)
+
+    def test_8bit_and_nul(self):
+        """EBIT-01, NUL-01"""
+        s = self.session()
+        r = self.send_one(s, "Subject: é\r\n\r\ncafé\r\n".encode())
+        self.assertTrue(r.startswith("550 5.6.0"), r)
+        self.assertRegex(self.send_one(s, "Subject: é\r\n\r\ncafé\r\n".encode(),
+                                       mail="MAIL FROM:<s@example.test> BODY=8BITMIME"), ID_RE)
+        r = self.send_one(s, b"Subject: n\r\n\r\nnul\x00here\r\n")
+        self.assertTrue(r.startswith("550 5.6.0"), r)
+        self.wait_stored(1)
+
+    def test_injection_in_commands(self):
+        """INJ-01: CR, LF, NUL in EHLO, MAIL/RCPT parameters and addresses give 501."""
+        s = self.session()
+        for line in [b"EHLO bad\x00host\r\n", b"EHLO bad\rhost\r\n", b"MAIL FROM:<a\x00b@example.test>\r\n",
+                     b"MAIL FROM:<s@example.test> ENVID=a\rb\r\n"]:
+            s.send(line)
+            r = s.reply()
+            self.assertTrue(r.startswith("501"), (line, r))
+        self.assertTrue(s.cmd("MAIL FROM:<s@example.test>").startswith("250"))
+        s.send(b"RCPT TO:<x\ry@example.test>\r\n")
+        self.assertTrue(s.reply().startswith("501"))
+
+    def test_sequence_errors(self):
+        s = self.session(ehlo=False)
+        self.assertTrue(s.cmd("MAIL FROM:<s@example.test>").startswith("503"))
+        self.assertTrue(s.cmd("HELO client.test").startswith("250"))
+        self.assertTrue(s.cmd("RCPT TO:<a@example.test>").startswith("503"))
+        self.assertTrue(s.cmd("DATA").startswith("503"))
+        self.assertTrue(s.cmd("MAIL FROM:<s@example.test>").startswith("250"))
+        self.assertTrue(s.cmd("MAIL FROM:<s@example.test>").startswith("503"))
+        self.assertTrue(s.cmd("DATA").startswith("554"))
+        self.assertTrue(s.cmd("RSET").startswith("250"))
+        self.assertTrue(s.cmd("VRFY someone").startswith("252"))
+        self.assertTrue(s.cmd("FOO").startswith("500"))
+
+
+class RelayTest(IngressCase):
+    """RELAY-01/02: 127.0.0.1 is outside relay_networks here, so it may only send to relay_domains."""
+    node_kw = {"ingress": 'relay_networks = ["10.99.0.0/16"]\nrelay_domains = ["local.test"]'}
+
+    def test_unauthorised_client_cannot_relay(self):
+        s = self.session()
+        self.assertTrue(s.cmd("MAIL FROM:<s@example.test>").startswith("250"))
+        for rcpt in ["user@other.test", "user%other.test@local.test", "other.test!user@local.test",
+                     '"user@other.test"@local.test', "<@local.test:user@other.test>", "user@[127.0.0.1]",
+                     "user@other.test."]:
+            arg = rcpt if rcpt.startswith("<") else "<%s>" % rcpt
+            r = s.cmd("RCPT TO:%s" % arg)
+            self.assertTrue(r.startswith("550 5.7.1") or r.startswith("501"), (rcpt, r))
+        for rcpt in ["user@local.test", "user@LOCAL.test.", "Postmaster"]:
+            r = s.cmd("RCPT TO:<%s>" % rcpt)
+            self.assertTrue(r.startswith("250"), (rcpt, r))
+
+
+class TimeoutTest(IngressCase):
+    node_kw = {"ingress": 'idle_timeout = "1s"\ndata_timeout = "2s"\nmax_connections_per_ip = 3'}
+
+    def test_idle_session_gets_421(self):
+        """TMO-01"""
+        s = self.session()
+        t0 = time.monotonic()
+        r = s.reply()
+        self.assertTrue(r.startswith("421 4.4.2"), r)
+        self.assertLess(time.monotonic() - t0, 3)
+        self.assertTrue(s.closed())
+
+    def test_trickle_in_data_is_cut_at_the_deadline(self):
+        """TMO-02"""
+        s = self.session()
+        self.assertTrue(s.cmd("MAIL FROM:<s@example.test>").startswith("250"))
+        self.assertTrue(s.cmd("RCPT TO:<a@example.test>").startswith("250"))
+        self.assertTrue(s.cmd("DATA").startswith("354"))
+        t0 = time.monotonic()
+        s.sock.settimeout(0.3)
+        got = b""
+        while time.monotonic() - t0 < 6 and b"\n" not in got:
+            try:
+                s.send(b"x")
+                got += s.sock.recv(512)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+        self.assertTrue(got.startswith(b"421 4.4.2"), got)
+        self.assertLess(time.monotonic() - t0, 5)
+
+    def test_connections_over_the_per_ip_limit_get_421_others_served(self):
+        """TMO-03 / LIM: the excess connection gets 421 while the others are still served."""
+        held = [self.session(ehlo=False) for _ in range(3)]
+        extra = Session(self.node.smtp_port)
+        self.addCleanup(extra.close)
+        self.assertTrue(extra.banner.startswith("421 4.7.0"), extra.banner)
+        self.assertTrue(held[0].cmd("NOOP").startswith("250"))
+
+
+class SpoolFaultTest(IngressCase):
+    node_kw = {"ingress": 'spool_timeout = "1s"'}
+
+    def test_spool_not_answering_gives_451_and_recovers(self):
+        s = self.session()
+        spool = self.node.instances()["spool[0]"]["pid"]
+        os.kill(spool, 19)  # SIGSTOP
+        try:
+            r = self.send_one(s)
+            self.assertTrue(r.startswith("451 4.3.0"), r)
+        finally:
+            os.kill(spool, 18)  # SIGCONT
+        self.assertTrue(s.cmd("RSET").startswith("250"))
+        self.assertRegex(self.send_one(s), ID_RE)
+
+
+class DiskTest(IngressCase):
+    """DISK-01: below the free-space minimum, MAIL gets 452."""
+    node_kw = {"spool": 'free_space_min = "1000GiB"'}
+
+    def test_mail_refused_when_spool_disk_is_low(self):
+        wait_for(lambda: "free_space_min" in self.node.log(), 5, what="low-space log line")
+        s = self.session()
+        r = s.cmd("MAIL FROM:<s@example.test>")
+        self.assertTrue(r.startswith("452 4.3.1"), r)
+
+
+if __name__ == "__main__":
+    result = unittest.main(verbosity=2, exit=False).result
+    if not result.wasSuccessful():
+        sys.exit(1)
+    sys.exit(77 if result.testsRun and len(result.skipped) == result.testsRun else 0)
