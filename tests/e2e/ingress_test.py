@@ -386,6 +386,97 @@ class DiskTest(IngressCase):
         self.assertTrue(r.startswith("452 4.3.1"), r)
 
 
+def traced_by(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("TracerPid:"):
+                return int(line.split()[1]) != 0
+    return False
+
+
+class DurabilityTest(IngressCase):
+    node_kw = {"ingress": 'spool_timeout = "5s"'}
+    DELAY_S = 0.8
+
+    def strace_spool(self, delay_s):
+        """Delay the return of every fsync/fdatasync in the spool with strace's fault injection."""
+        if not shutil.which("strace"):
+            self.skipTest("strace not installed")
+        pid = self.node.instances()["spool[0]"]["pid"]
+        out = os.path.join(self.node.tmp, "strace.out")
+        tr = subprocess.Popen(["strace", "-f", "-p", str(pid), "-o", out, "-e", "trace=fsync,fdatasync",
+                               "-e", "inject=fsync,fdatasync:delay_exit=%d" % int(delay_s * 1e6)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: (tr.poll() is None and tr.kill(), tr.wait()))
+        try:
+            wait_for(lambda: traced_by(pid), 5, what="strace attached")
+        except AssertionError:
+            self.skipTest("cannot ptrace the spool here")
+        return tr, out
+
+    def timed_message(self, s):
+        self.assertTrue(s.cmd("MAIL FROM:<s@example.test>").startswith("250"))
+        self.assertTrue(s.cmd("RCPT TO:<a@example.test>").startswith("250"))
+        self.assertTrue(s.cmd("DATA").startswith("354"))
+        t0 = time.monotonic()
+        s.send(b"Subject: d\r\n\r\nx\r\n.\r\n")
+        r = s.reply()
+        return r, time.monotonic() - t0
+
+    def test_250_follows_the_fsync_that_covers_the_message(self):
+        """DUR-01: every fsync in the spool is held for 0.8 s by strace; each 250 waits for it."""
+        s = self.session()
+        tr, out = self.strace_spool(self.DELAY_S)
+        for _ in range(3):
+            r, took = self.timed_message(s)
+            self.assertRegex(r, ID_RE)
+            self.assertGreaterEqual(took, self.DELAY_S, "250 came before the fsync returned")
+        tr.terminate()
+        tr.wait(10)
+        with open(out) as f:
+            syncs = [l for l in f if "fdatasync(" in l or "fsync(" in l]
+        self.assertGreaterEqual(len(syncs), 3, "expected a WAL sync per message")
+        # without the delay the same path is fast: the wait above was the fsync
+        wait_for(lambda: not traced_by(self.node.instances()["spool[0]"]["pid"]), 5, what="strace detached")
+        r, took = self.timed_message(s)
+        self.assertRegex(r, ID_RE)
+        self.assertLess(took, self.DELAY_S)
+
+    def test_kill9_spool_before_its_fsync_returns_gives_no_250(self):
+        """CRASH-02: the spool dies while the commit's fsync is in progress: the client never sees 250."""
+        s = self.session()
+        tr, _ = self.strace_spool(3.0)
+        self.assertTrue(s.cmd("MAIL FROM:<s@example.test>").startswith("250"))
+        self.assertTrue(s.cmd("RCPT TO:<a@example.test>").startswith("250"))
+        self.assertTrue(s.cmd("DATA").startswith("354"))
+        s.send(b"Subject: k\r\n\r\nx\r\n.\r\n")
+        time.sleep(1.0)  # the store request is in the fsync now
+        os.kill(self.node.instances()["spool[0]"]["pid"], 9)
+        r = s.reply()
+        self.assertTrue(r.startswith("451"), r)
+        tr.wait(10)
+        # the node recovers: a new spool, and mail is accepted again
+        self.node.wait_all_ready()
+        self.assertTrue(s.cmd("RSET").startswith("250"))
+        r, _ = self.timed_message(s)
+        self.assertRegex(r, ID_RE)
+
+    def test_kill9_ingress_mid_data_stores_nothing_and_node_recovers(self):
+        """CRASH-01: an ingress killed in the middle of DATA: no 250, nothing half-stored, served again."""
+        s = self.session()
+        self.assertTrue(s.cmd("MAIL FROM:<s@example.test>").startswith("250"))
+        self.assertTrue(s.cmd("RCPT TO:<a@example.test>").startswith("250"))
+        self.assertTrue(s.cmd("DATA").startswith("354"))
+        s.send(b"Subject: half\r\n\r\nfirst half of the body\r\n")
+        time.sleep(0.2)
+        os.kill(self.node.instances()["ingress[0]"]["pid"], 9)
+        self.assertTrue(s.closed())
+        self.node.wait_all_ready()
+        s2 = self.session()
+        self.assertRegex(self.send_one(s2), ID_RE)
+        self.wait_stored(1)
+
+
 if __name__ == "__main__":
     result = unittest.main(verbosity=2, exit=False).result
     if not result.wasSuccessful():
