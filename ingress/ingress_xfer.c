@@ -153,7 +153,8 @@ static void store_message(struct ingress_session *s)
     memcpy(p, &h, sizeof(h));
     memcpy(p + sizeof(h), env.data, env.len);
     memcpy(p + sizeof(h) + env.len, received, (size_t)rlen);
-    memcpy(p + sizeof(h) + env.len + (size_t)rlen, s->body, s->body_len);
+    if (s->body_len)
+        memcpy(p + sizeof(h) + env.len + (size_t)rlen, s->body, s->body_len);
     spool_rec_buf_fini(&env);
 
     /* the run is the spool's from now on: if we give up waiting we must not free it under it */

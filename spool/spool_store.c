@@ -38,8 +38,10 @@ bool spool_outbox_flush(struct spool *sp)
     for (; i < sp->n_out; i++)
         if (role_rt_send(sp->rt, sp->outbox[i].to, &sp->outbox[i].rec) < 0)
             break;
-    memmove(sp->outbox, sp->outbox + i, (sp->n_out - i) * sizeof(*sp->outbox));
-    sp->n_out -= i;
+    if (i > 0) {
+        memmove(sp->outbox, sp->outbox + i, (sp->n_out - i) * sizeof(*sp->outbox));
+        sp->n_out -= i;
+    }
     return sp->n_out == 0;
 }
 
