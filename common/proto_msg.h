@@ -25,4 +25,25 @@ struct proto_msg_hdr {
 
 _Static_assert(sizeof(struct proto_msg_hdr) == 24, "proto_msg_hdr size");
 
+/*
+ * A Rejection record handed from ingress to spool: struct proto_rej_hdr, then the strings in this
+ * order, each exactly len[i] bytes, not NUL-terminated: peer address, EHLO name, command, sender,
+ * recipient, reply line. The spool checks that the lengths add up to the run's length and that no
+ * string holds a NUL before it logs anything.
+ */
+#define PROTO_REJ_MAGIC 0x4a45524du /* "MREJ" */
+#define PROTO_REJ_STRINGS 6
+#define PROTO_REJ_STRING_MAX 1024
+
+struct proto_rej_hdr {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t code; /* the SMTP reply code we sent */
+    int64_t timestamp; /* unix seconds */
+    uint16_t len[PROTO_REJ_STRINGS];
+    uint32_t reserved;
+};
+
+_Static_assert(sizeof(struct proto_rej_hdr) == 32, "proto_rej_hdr size");
+
 #endif

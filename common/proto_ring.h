@@ -31,7 +31,9 @@ enum proto_msg {
     MSG_SPOOL_WALK_DONE = 6,
     /* scheduler -> spool: announce every queued message again (the scheduler started empty) */
     MSG_SCHEDULER_WALK_REQUEST = 7,
-    MSG__MAX = 8,
+    /* ingress -> spool: write a Rejection log record; body.store.arena_off/len hold a proto_rej run */
+    MSG_INGRESS_LOG_REJECTION = 8,
+    MSG__MAX = 9,
 };
 
 struct proto_ping {

@@ -87,6 +87,10 @@ struct ingress_session {
     bool bdat_started; /* a BDAT transfer is under way: DATA is refused, chunks append */
     bool bdat_failed; /* a BDAT transfer was refused: later chunks are read and dropped */
 
+    /* what the current command is about, for Rejection records */
+    enum ingress_verb cur_verb;
+    char cur_rcpt[INGRESS_MAILBOX_MAX + 1];
+
     /* STORING */
     uint64_t store_token;
     uint64_t store_deadline_ns;
@@ -140,6 +144,10 @@ void ingress_xfer_begin_bdat(struct ingress_session *s, uint64_t size, bool last
 /* ingress_xfer_consume - feed buffered input to DATA/BDAT; returns bytes consumed */
 size_t ingress_xfer_consume(struct ingress_session *s, const char *in, size_t len);
 void ingress_xfer_on_stored(struct ingress *ig, const struct proto_rec *rec);
+
+/* ingress_log.c */
+/* ingress_log_rejection - hand a Rejection record for `reply` (our 4xx/5xx line) to the spool */
+void ingress_log_rejection(struct ingress_session *s, const char *reply, size_t len);
 
 /* ingress_relay.c */
 /* ingress_relay_allowed - 0 when the session may send to addr, else the reply text is in *why */

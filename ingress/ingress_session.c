@@ -92,6 +92,9 @@ void ingress_session_reply(struct ingress_session *s, const char *fmt, ...)
     }
     memcpy(s->out + s->out_len, line, (size_t)n);
     s->out_len += (size_t)n;
+    /* every refusal we send is a Rejection record: one place, so none is missed */
+    if ((line[0] == '4' || line[0] == '5') && n > 4 && line[3] == ' ')
+        ingress_log_rejection(s, line, (size_t)n - 2);
 }
 
 static void on_send(struct evl *l, struct evl_op *op, int res, unsigned flags)
@@ -292,7 +295,12 @@ static bool handle_line(struct ingress_session *s, const char *line, size_t len,
     shm_counter_add(s->ig->rt->self, SHM_CTR_SMTP_COMMANDS, 1);
     if (s->state == INGRESS_S_MAIL || s->state == INGRESS_S_RCPT)
         flags |= (s->mail_params.seen & INGRESS_PARAM_SMTPUTF8) ? INGRESS_PARSE_UTF8 : 0;
-    if (ingress_parse_command(line, len, flags, &cmd) < 0) {
+    int prc = ingress_parse_command(line, len, flags, &cmd);
+    s->cur_verb = cmd.verb;
+    s->cur_rcpt[0] = '\0';
+    if (cmd.verb == INGRESS_VERB_RCPT && prc == 0)
+        snprintf(s->cur_rcpt, sizeof(s->cur_rcpt), "%s", cmd.addr.mailbox);
+    if (prc < 0) {
         reply_parse_error(s, &cmd);
         (*errors)++;
         return true;

@@ -25,7 +25,7 @@ static const char *const counter_names[SHM_CTR__MAX] = {
     "ring_pushed",     "ring_popped",      "ring_full",         "ring_bad_records", "ring_stale_records",
     "pings_sent",      "pongs_received",   "loop_wakeups",      "reloads",          "smtp_connections",
     "smtp_commands",   "messages_accepted", "messages_stored",   "spool_commits",    "spool_commit_failures",
-    "store_rejected",  "messages_queued",   "quarantined",
+    "store_rejected",  "messages_queued",   "quarantined",       "log_records_dropped",
 };
 
 const char *shm_role_name(enum shm_role r)

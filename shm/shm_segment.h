@@ -70,6 +70,7 @@ enum shm_counter {
     SHM_CTR_STORE_REJECTED,    /* spool: store requests that failed validation */
     SHM_CTR_MESSAGES_QUEUED,   /* scheduler: gauge, messages announced by the spool and not yet done */
     SHM_CTR_QUARANTINED,       /* spool: records moved aside at the start-up walk */
+    SHM_CTR_LOG_DROPPED,       /* log records dropped (arena or ring full, or invalid) */
     SHM_CTR__MAX,
 };
 

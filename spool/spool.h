@@ -56,6 +56,8 @@ struct spool {
 /* spool_store.c */
 void spool_store_request(struct spool *sp, unsigned from, const struct proto_rec *rec);
 void spool_store_commit(struct spool *sp);
+/* spool_store_rejection - write the Rejection record an ingress handed over */
+void spool_store_rejection(struct spool *sp, unsigned from, const struct proto_rec *rec);
 /* spool_send - push to `to`, or keep it in the outbox for the next pass */
 void spool_send(struct spool *sp, unsigned to, struct proto_rec *rec);
 /* spool_outbox_flush - true when the outbox is empty afterwards */

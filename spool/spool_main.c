@@ -28,6 +28,9 @@ static void on_record(struct role_rt *rt, unsigned from, const struct proto_rec 
     case MSG_INGRESS_MESSAGE_STORE:
         spool_store_request(sp, from, rec);
         break;
+    case MSG_INGRESS_LOG_REJECTION:
+        spool_store_rejection(sp, from, rec);
+        break;
     case MSG_SCHEDULER_WALK_REQUEST:
         if (from == 1)
             spool_walk_start(sp);

@@ -12,6 +12,8 @@
 #include "spool.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../common/clock.h"
@@ -176,4 +178,74 @@ void spool_store_commit(struct spool *sp)
     }
     sp->n_pend = 0;
     spool_db_batch_reset(sp->batch);
+}
+
+/* parse_enhanced - "5.7.1 text" -> class/subject/detail and the text after it */
+static const char *parse_enhanced(const char *t, struct spool_log_response *r)
+{
+    unsigned a, b, c;
+    int used = 0;
+
+    if (sscanf(t, "%1u.%3u.%3u %n", &a, &b, &c, &used) == 3 && used > 0 && (a == 2 || a == 4 || a == 5)) {
+        r->enh_class = (uint8_t)a;
+        r->enh_subject = (uint16_t)b;
+        r->enh_detail = (uint16_t)c;
+        return t + used;
+    }
+    return t;
+}
+
+void spool_store_rejection(struct spool *sp, unsigned from, const struct proto_rec *rec)
+{
+    struct role_rt *rt = sp->rt;
+    const struct proto_store *st = &rec->body.store;
+    struct proto_rej_hdr h;
+    char *str[PROTO_REJ_STRINGS] = {0};
+    const char *why = NULL;
+
+    if (rt->seg.inst[from].role != SHM_ROLE_INGRESS)
+        return;
+    char *p = shm_arena_ptr(rt->seg.arena, st->arena_off, st->len);
+    if (!p || st->len < sizeof(h)) {
+        why = "arena range invalid";
+        goto out;
+    }
+    memcpy(&h, p, sizeof(h));
+    size_t total = sizeof(h);
+    for (int i = 0; i < PROTO_REJ_STRINGS; i++)
+        total += h.len[i] <= PROTO_REJ_STRING_MAX ? h.len[i] : (size_t)1 << 40;
+    if (h.magic != PROTO_REJ_MAGIC || h.version != 1 || total != st->len) {
+        why = "bad header or lengths";
+        goto out;
+    }
+    const char *q = p + sizeof(h);
+    for (int i = 0; i < PROTO_REJ_STRINGS; i++) {
+        if (memchr(q, '\0', h.len[i])) {
+            why = "NUL in a string";
+            goto out;
+        }
+        str[i] = xstrndup(q, h.len[i]);
+        q += h.len[i];
+    }
+    /* str: peer, ehlo, command, sender, recipient, reply ("550 5.7.1 text") */
+    struct spool_log_event ev = {0};
+    ev.sender = str[3];
+    ev.recipient = str[4];
+    ev.peer_addr = str[0];
+    ev.peer_name = str[1][0] ? str[1] : NULL;
+    ev.timestamp = h.timestamp;
+    ev.response.code = h.code;
+    ev.response.command = str[2][0] ? str[2] : NULL;
+    ev.response.content = strlen(str[5]) > 4 ? parse_enhanced(str[5] + 4, &ev.response) : "";
+    if (spool_log_rejection(sp->log, &ev) < 0)
+        shm_counter_add(rt->self, SHM_CTR_LOG_DROPPED, 1);
+out:
+    if (why) {
+        shm_counter_add(rt->self, SHM_CTR_LOG_DROPPED, 1);
+        log_warn("rejection record from ingress instance %u dropped: %s", from, why);
+    }
+    for (int i = 0; i < PROTO_REJ_STRINGS; i++)
+        free(str[i]);
+    if (p)
+        shm_arena_free(rt->seg.arena, st->arena_off);
 }

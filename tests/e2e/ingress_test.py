@@ -317,6 +317,19 @@ class RelayTest(IngressCase):
             r = s.cmd("RCPT TO:<%s>" % rcpt)
             self.assertTrue(r.startswith("250"), (rcpt, r))
 
+        # each refusal is a Rejection record in the log, with our reply and the client's facts
+        def rejections():
+            recs = [r for r in self.node.log_records() if r["type"] == "Rejection" and r["response"]["code"] == 550]
+            return recs if len(recs) >= 5 else None
+        recs = wait_for(rejections, 5, what="Rejection records")
+        first = [r for r in recs if r["response"]["content"] == "<user@other.test>: Relay access denied"]
+        self.assertEqual(len(first), 1, recs)
+        self.assertEqual(first[0]["response"]["enhanced_code"], {"class": 5, "subject": 7, "detail": 1})
+        self.assertEqual(first[0]["response"]["command"], "RCPT")
+        self.assertEqual(first[0]["sender"], "s@example.test")
+        self.assertEqual(first[0]["peer_address"]["addr"], "127.0.0.1")
+        self.assertEqual(first[0]["recipient"], "user@other.test")
+
 
 class TimeoutTest(IngressCase):
     node_kw = {"ingress": 'idle_timeout = "1s"\ndata_timeout = "2s"\nmax_connections_per_ip = 3'}
