@@ -286,6 +286,22 @@ class LimitsTest(IngressCase):
         s.send(b"RCPT TO:<x\ry@example.test>\r\n")
         self.assertTrue(s.reply().startswith("501"))
 
+    def test_hostile_local_parts_are_data_only(self):
+        """INJ-02: shell metacharacters and quoting in addresses are stored and logged as data."""
+        marker = os.path.join(self.node.tmp, "pwned")
+        s = self.session()
+        self.assertTrue(s.cmd("MAIL FROM:<\"$(touch %s)\"@example.test>" % marker).startswith("250"))
+        for local in ['"`touch %s`"' % marker, "a|b$c{d}`id`", '"; rm -rf / #"']:
+            r = s.cmd("RCPT TO:<%s@example.test>" % local)
+            self.assertTrue(r.startswith("250"), (local, r))
+        self.assertTrue(s.cmd("DATA").startswith("354"))
+        s.send(b"Subject: $(id)\r\n\r\n`id`\r\n.\r\n")
+        self.assertRegex(s.reply(), ID_RE)
+        recs = wait_for(lambda: (lambda r: r if len(r) == 3 else None)(
+            [x for x in self.node.log_records() if x["type"] == "Reception"]), 5, what="3 Reception records")
+        self.assertIn('"`touch %s`"@example.test' % marker, {r["recipient"] for r in recs})
+        self.assertFalse(os.path.exists(marker))
+
     def test_sequence_errors(self):
         s = self.session(ehlo=False)
         self.assertTrue(s.cmd("MAIL FROM:<s@example.test>").startswith("503"))
@@ -488,6 +504,74 @@ class DurabilityTest(IngressCase):
         s2 = self.session()
         self.assertRegex(self.send_one(s2), ID_RE)
         self.wait_stored(1)
+
+
+class DiskFullTest(unittest.TestCase):
+    """DUR-02/DISK-02: ENOSPC in the middle of a commit gives 4xx and no partial state; the spool recovers
+    when space returns. The spool directory is a small tmpfs (root only)."""
+
+    def test_enospc_during_commit_gives_4xx_and_recovers(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to mount a tmpfs")
+        node = Node(spool='free_space_min = "0"')
+        self.addCleanup(node.cleanup)
+        mnt = os.path.join(node.tmp, "spoolfs")
+        os.mkdir(mnt)
+        node.base_config = node.base_config.replace('free_space_min = "0"', 'free_space_min = "0"\ndir = "%s"' % mnt)
+        node.write_config(node.base_config)
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m,mode=0777", "tmpfs", mnt]).returncode != 0:
+            self.skipTest("cannot mount tmpfs here")
+        self.addCleanup(lambda: subprocess.run(["umount", "-l", mnt]))
+        filler = os.path.join(mnt, "filler")
+        with open(filler, "wb") as f:
+            f.write(b"\0" * (8 << 20))
+        node.start()
+        body = b"Subject: fill\r\n\r\n" + (b"f" * 998 + b"\r\n") * 300  # ~300 KB
+        accepted, refused = 0, None
+        s = Session(node.smtp_port)
+        self.addCleanup(s.close)
+        self.assertTrue(s.cmd("EHLO client.test").startswith("250"))
+        for _ in range(200):
+            self.assertTrue(s.cmd("MAIL FROM:<s@example.test>").startswith(("250", "452")))
+            r = s.cmd("RCPT TO:<a@example.test>")
+            if not r.startswith("250"):
+                refused = r
+                break
+            self.assertTrue(s.cmd("DATA").startswith("354"))
+            s.send(body + b".\r\n")
+            r = s.reply()
+            if r.startswith("250"):
+                accepted += 1
+                continue
+            refused = r
+            break
+        sys.stderr.write("accepted %d, then: %s\n" % (accepted, refused))
+        self.assertIsNotNone(refused, "the 24 MB spool never filled")
+        self.assertTrue(refused.startswith("4"), refused)
+        self.assertGreater(accepted, 0)
+        self.assertEqual(node.counter("spool", "messages_stored"), accepted)
+        # space returns: the spool reopens its database and mail is accepted again
+        os.unlink(filler)
+        s.cmd("RSET")
+
+        def accepts_again():
+            r = s.cmd("MAIL FROM:<s@example.test>")
+            if not r.startswith("250"):
+                return False
+            s.cmd("RCPT TO:<a@example.test>")
+            if not s.cmd("DATA").startswith("354"):
+                return False
+            s.send(b"Subject: again\r\n\r\nx\r\n.\r\n")
+            r = s.reply()
+            if not r.startswith("250"):
+                s.cmd("RSET")
+            return r.startswith("250")
+        wait_for(accepts_again, 20, step=1.0, what="mail accepted after space returned")
+        # everything that got 250 is still there after a restart (nothing partial, nothing lost)
+        node.stop()
+        node.start()
+        wait_for(lambda: node.counter("scheduler", "messages_queued") == accepted + 1, 10,
+                 what="%d queued after restart" % (accepted + 1))
 
 
 if __name__ == "__main__":

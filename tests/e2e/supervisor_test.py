@@ -44,6 +44,11 @@ class StatusTest(NodeCase):
             self.assertGreater(r["pid"], 0, name)
             self.assertTrue(pid_alive(r["pid"]), name)
             self.assertEqual(r["restarts"], 0, name)
+            if os.geteuid() == 0:
+                # started as root, every role runs as the unprivileged [node] user
+                with open("/proc/%d/status" % r["pid"]) as f:
+                    uids = [l.split()[1:] for l in f if l.startswith("Uid:")][0]
+                self.assertTrue(all(u != "0" for u in uids), (name, uids))
 
         # every instance probes each peer over its ring once a second and counts the answers
         def all_ponged():
