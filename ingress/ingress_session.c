@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -434,6 +436,14 @@ static void on_recv(struct evl *l, struct evl_op *op, int res, unsigned flags)
     s->in_len += (size_t)res;
     s->last_activity_ns = clock_mono_ns();
     process_input(s);
+    if (s->fd >= 0 && (s->state == INGRESS_S_DATA || s->state == INGRESS_S_BDAT || s->state == INGRESS_S_STORING)) {
+        /* A client that writes the body and then the final "." CRLF as a small second write waits,
+         * under Nagle, for our ACK of the body, and Linux delays that ACK by up to 40 ms because we
+         * have nothing to say until the spool answers: one stalled round trip per message. Ask for
+         * an immediate ACK while a body is arriving (the flag does not stick; set it per read). */
+        int one = 1;
+        setsockopt(s->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+    }
     session_maybe_free(s);
 }
 
