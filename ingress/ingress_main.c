@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -129,6 +130,9 @@ static void on_accept(struct evl *l, struct evl_op *op, int res, unsigned flags)
     }
     (*pp)->count++;
 
+    /* every reply batch goes out in one send: Nagle would only hold it for the peer's delayed ACK */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     struct ingress_session *s = ingress_session_new(ig, fd);
     s->family = family;
     memcpy(s->peer_addr, addr, 16);

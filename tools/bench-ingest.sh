@@ -38,14 +38,10 @@ TOML
   pid=$!
   for _ in $(seq 50); do "$BUILD/ringctl" --endpoint "127.0.0.1:$admin" status >/dev/null 2>&1 && break; sleep 0.1; done
   sleep 0.5
-  local reuse_flags=(-m "$2")
-  [ "$3" = 1 ] && reuse_flags+=(-N) || true
+  local reuse=()
+  [ "$3" = 1 ] && reuse=(-d)   # smtp-source -d: keep the connection for the next message
   t0=$(date +%s.%N)
-  if [ "$3" = 1 ]; then
-    smtp-source -s 50 -m "$2" -r $(( $2 / 50 )) -l "$1" -f bench@example.test -t sink@example.test "127.0.0.1:$smtp"
-  else
-    smtp-source -s 50 -m "$2" -l "$1" -f bench@example.test -t sink@example.test "127.0.0.1:$smtp"
-  fi
+  smtp-source -s 50 -m "$2" "${reuse[@]}" -l "$1" -f bench@example.test -t sink@example.test "127.0.0.1:$smtp"
   t1=$(date +%s.%N)
   stored=$(counter "127.0.0.1:$admin" spool messages_stored)
   commits=$(counter "127.0.0.1:$admin" spool spool_commits)
