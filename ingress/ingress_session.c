@@ -42,6 +42,7 @@ static void session_maybe_free(struct ingress_session *s)
     if (s->next)
         s->next->prev = s->prev;
     ig->n_sessions--;
+    shm_counter_set(ig->rt->self, SHM_CTR_SMTP_SESSIONS, ig->n_sessions);
     ig->slots[s->slot] = NULL;
     ig->free_slots[ig->n_free++] = s->slot;
     ingress_ip_release(ig, s);
@@ -511,5 +512,6 @@ struct ingress_session *ingress_session_new(struct ingress *ig, int fd)
         ig->sessions->prev = s;
     ig->sessions = s;
     ig->n_sessions++;
+    shm_counter_set(ig->rt->self, SHM_CTR_SMTP_SESSIONS, ig->n_sessions);
     return s;
 }

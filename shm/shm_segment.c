@@ -26,6 +26,7 @@ static const char *const counter_names[SHM_CTR__MAX] = {
     "pings_sent",      "pongs_received",   "loop_wakeups",      "reloads",          "smtp_connections",
     "smtp_commands",   "messages_accepted", "messages_stored",   "spool_commits",    "spool_commit_failures",
     "store_rejected",  "messages_queued",   "quarantined",       "log_records_dropped",
+    "smtp_sessions",
 };
 
 const char *shm_role_name(enum shm_role r)
@@ -56,7 +57,7 @@ const char *shm_counter_name(enum shm_counter c)
 
 bool shm_counter_is_gauge(enum shm_counter c)
 {
-    return c == SHM_CTR_MESSAGES_QUEUED;
+    return c == SHM_CTR_MESSAGES_QUEUED || c == SHM_CTR_SMTP_SESSIONS;
 }
 
 int shm_segment_instance_of(const struct shm_segment *seg, enum shm_role role, unsigned index)

@@ -71,6 +71,7 @@ enum shm_counter {
     SHM_CTR_MESSAGES_QUEUED,   /* scheduler: gauge, messages announced by the spool and not yet done */
     SHM_CTR_QUARANTINED,       /* spool: records moved aside at the start-up walk */
     SHM_CTR_LOG_DROPPED,       /* log records dropped (arena or ring full, or invalid) */
+    SHM_CTR_SMTP_SESSIONS,     /* ingress: gauge, open SMTP sessions (the BPF steering load) */
     SHM_CTR__MAX,
 };
 

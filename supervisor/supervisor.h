@@ -63,8 +63,14 @@ struct supervisor {
 
     struct shm_segment seg;
     struct sup_instance inst[SHM_MAX_INSTANCES];
+    /* SMTP listeners. Steered: one SO_REUSEPORT socket per ingress worker and listener, chosen by the
+     * BPF program (worker_fds). Not steered: one socket per listener shared by every worker. */
     int listen_fds[CFG_MAX_LISTENERS];
     unsigned n_listen_fds;
+    bool steering;
+    char *steering_note; /* why there is no BPF steering, for status */
+    int worker_fds[CFG_MAX_LISTENERS][SHM_MAX_WORKERS];
+    struct supervisor_bpf *bpf[CFG_MAX_LISTENERS];
 
     bool stopping;
     uint64_t stop_deadline_ns;
@@ -93,6 +99,11 @@ unsigned supervisor_spawn_alive(struct supervisor *s);
 
 /* supervisor_listen.c */
 int supervisor_listen_open(struct supervisor *s, char **err);
+/* supervisor_listen_fds - the comma-separated listener fds ingress worker `index` inherits */
+void supervisor_listen_fds(const struct supervisor *s, unsigned index, char *buf, size_t len);
+/* supervisor_listen_balance - feed the ingress workers' loads to the steering program */
+void supervisor_listen_balance(struct supervisor *s);
+void supervisor_listen_close(struct supervisor *s);
 /* supervisor_listen_split - "host:port" or "[v6]:port" into its parts; false when malformed */
 bool supervisor_listen_split(const char *addr, char *host, size_t host_len, unsigned *port);
 

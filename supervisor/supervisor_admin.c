@@ -139,7 +139,7 @@ static json_t *status_json(struct supervisor *s)
                                "last_detail", s->last_reload_detail ? json_string(s->last_reload_detail) : json_null());
     pthread_mutex_unlock(&s->req_lock);
 
-    return json_pack("{s:b, s:s, s:I, s:s, s:s, s:{s:I, s:s, s:s, s:i, s:i, s:{s:I, s:I, s:I, s:I}}, s:o, s:o, s:b}",
+    return json_pack("{s:b, s:s, s:I, s:s, s:s, s:{s:I, s:s, s:s, s:i, s:i, s:{s:I, s:I, s:I, s:I}}, s:o, s:o, s:b, s:s, s:s}",
                      "ok", 1, "node_id", s->cfg.node_id, "uptime_ms", (json_int_t)((now - s->started_ns) / 1000000u),
                      "config", s->config_path ? s->config_path : "(embedded default)", "data_dir", s->cfg.data_dir,
                      "shm", "bytes", (json_int_t)s->seg.pages.size, "page_source",
@@ -147,7 +147,9 @@ static json_t *status_json(struct supervisor *s)
                      shm_page_source_name(s->seg.pages.source), "rings", (int)s->seg.hdr->n_rings, "ring_slots",
                      (int)s->seg.hdr->ring_slots, "arena", "block_bytes", (json_int_t)SHM_ARENA_BLOCK, "blocks_total",
                      (json_int_t)as.blocks_total, "blocks_used", (json_int_t)as.blocks_used, "runs",
-                     (json_int_t)as.runs, "reload", reload, "roles", roles, "stopping", s->stopping);
+                     (json_int_t)as.runs, "reload", reload, "roles", roles, "stopping", s->stopping,
+                     "connection_steering", s->steering ? "bpf" : "none", "connection_steering_note",
+                     s->steering_note ? s->steering_note : "");
 }
 
 static char *metrics_text(struct supervisor *s)

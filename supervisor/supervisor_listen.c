@@ -20,6 +20,7 @@
 
 #include "../common/log.h"
 #include "../common/mem.h"
+#include "supervisor_bpf.h"
 
 #define LISTEN_BACKLOG 4096
 
@@ -54,7 +55,7 @@ bool supervisor_listen_split(const char *addr, char *host, size_t host_len, unsi
     return true;
 }
 
-static int open_one(const char *address, char **err)
+static int open_one(const char *address, bool reuseport, char **err)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *res = NULL;
@@ -80,6 +81,13 @@ static int open_one(const char *address, char **err)
         return rc;
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+        rc = -errno;
+        *err = xasprintf("listener %s: SO_REUSEPORT: %s", address, strerror(errno));
+        close(fd);
+        freeaddrinfo(res);
+        return rc;
+    }
     if (res->ai_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
@@ -93,15 +101,118 @@ static int open_one(const char *address, char **err)
     return fd;
 }
 
+/*
+ * open_steered - one SO_REUSEPORT socket per ingress worker for every listener, with the BPF program
+ * choosing the least-loaded ready worker. Any failure undoes everything and says why once.
+ */
+static int open_steered(struct supervisor *s, char **why)
+{
+    unsigned n = s->cfg.ingress_workers;
+    char *obj = xasprintf("%s/bpf/reuseport_select.bpf.o", s->bin_dir);
+    int rc = 0;
+
+    for (size_t l = 0; l < s->cfg.n_listeners && rc == 0; l++) {
+        rc = supervisor_bpf_open(obj, n, &s->bpf[l], why);
+        for (unsigned w = 0; rc == 0 && w < n; w++) {
+            int fd = open_one(s->cfg.listeners[l].address, true, why);
+            if (fd < 0) {
+                rc = fd;
+                break;
+            }
+            s->worker_fds[l][w] = fd;
+            if (w == 0)
+                rc = supervisor_bpf_attach(s->bpf[l], fd, why);
+            if (rc == 0)
+                rc = supervisor_bpf_set_socket(s->bpf[l], w, fd, why);
+        }
+    }
+    free(obj);
+    if (rc == 0)
+        return 0;
+    supervisor_listen_close(s);
+    return rc;
+}
+
 int supervisor_listen_open(struct supervisor *s, char **err)
 {
+    char *why = NULL;
+
     s->n_listen_fds = 0;
+    s->steering = false;
+    for (size_t l = 0; l < CFG_MAX_LISTENERS; l++)
+        for (unsigned w = 0; w < SHM_MAX_WORKERS; w++)
+            s->worker_fds[l][w] = -1;
+    if (s->cfg.ingress_workers > 1 && open_steered(s, &why) == 0) {
+        s->steering = true;
+        s->n_listen_fds = (unsigned)s->cfg.n_listeners;
+        for (size_t i = 0; i < s->cfg.n_listeners; i++)
+            log_info("listening for SMTP on %s (%u sockets, BPF steering to the least-loaded ingress worker)",
+                     s->cfg.listeners[i].address, s->cfg.ingress_workers);
+        return 0;
+    }
+    if (s->cfg.ingress_workers > 1) {
+        s->steering_note = xasprintf("BPF steering unavailable (%s): ingress workers share each listener",
+                                     why ? why : "unknown reason");
+        log_warn("%s", s->steering_note);
+    } else {
+        s->steering_note = xstrdup("one ingress worker: no steering needed");
+    }
+    free(why);
     for (size_t i = 0; i < s->cfg.n_listeners; i++) {
-        int fd = open_one(s->cfg.listeners[i].address, err);
+        int fd = open_one(s->cfg.listeners[i].address, false, err);
         if (fd < 0)
             return fd;
         s->listen_fds[s->n_listen_fds++] = fd;
         log_info("listening for SMTP on %s", s->cfg.listeners[i].address);
     }
     return 0;
+}
+
+void supervisor_listen_fds(const struct supervisor *s, unsigned index, char *buf, size_t len)
+{
+    size_t off = 0;
+
+    buf[0] = '\0';
+    for (unsigned k = 0; k < s->n_listen_fds && off + 12 < len; k++) {
+        int fd = s->steering ? s->worker_fds[k][index] : s->listen_fds[k];
+        off += (size_t)snprintf(buf + off, len - off, "%s%d", k ? "," : "", fd);
+    }
+}
+
+void supervisor_listen_balance(struct supervisor *s)
+{
+    uint32_t loads[SHM_MAX_WORKERS];
+    unsigned n = s->cfg.ingress_workers;
+
+    if (!s->steering)
+        return;
+    for (unsigned w = 0; w < n; w++) {
+        int i = shm_segment_instance_of(&s->seg, SHM_ROLE_INGRESS, w);
+        struct shm_instance *in = &s->seg.inst[i];
+        uint64_t sessions = atomic_load_explicit(&in->counters[SHM_CTR_SMTP_SESSIONS], memory_order_relaxed);
+        bool ready = atomic_load(&in->state) == SHM_INST_READY && !s->stopping;
+        loads[w] = ready ? (uint32_t)(sessions < SUPERVISOR_BPF_NOT_READY - 1 ? sessions : SUPERVISOR_BPF_NOT_READY - 1)
+                         : SUPERVISOR_BPF_NOT_READY;
+    }
+    for (size_t l = 0; l < s->cfg.n_listeners; l++)
+        if (s->bpf[l])
+            supervisor_bpf_set_loads(s->bpf[l], loads, n);
+}
+
+void supervisor_listen_close(struct supervisor *s)
+{
+    for (size_t l = 0; l < s->cfg.n_listeners; l++) {
+        if (s->bpf[l]) {
+            if (s->worker_fds[l][0] >= 0)
+                supervisor_bpf_detach(s->bpf[l], s->worker_fds[l][0], NULL);
+            supervisor_bpf_free(s->bpf[l]);
+            s->bpf[l] = NULL;
+        }
+        for (unsigned w = 0; w < s->cfg.ingress_workers; w++) {
+            if (s->worker_fds[l][w] >= 0)
+                close(s->worker_fds[l][w]);
+            s->worker_fds[l][w] = -1;
+        }
+    }
+    s->steering = false;
 }

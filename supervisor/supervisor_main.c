@@ -394,6 +394,7 @@ int main(int argc, char **argv)
             handle_request(s);
         supervisor_spawn_reap(s);
         supervisor_spawn_tick(s, clock_mono_ns());
+        supervisor_listen_balance(s);
         if (s->stopping && supervisor_spawn_alive(s) == 0)
             break;
     }
@@ -409,6 +410,8 @@ int main(int argc, char **argv)
     pthread_cond_broadcast(&s->req_cond);
     pthread_mutex_unlock(&s->req_lock);
     supervisor_admin_stop(s);
+    supervisor_listen_close(s);
+    free(s->steering_note);
     log_info("node stopped");
     shm_segment_close(&s->seg);
     cfg_fini(&s->cfg);

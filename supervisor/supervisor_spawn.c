@@ -63,10 +63,7 @@ static void spawn_one(struct supervisor *s, unsigned i)
     argv[n++] = "--data-dir";
     argv[n++] = s->cfg.data_dir;
     if (in->role == SHM_ROLE_INGRESS) {
-        size_t off = 0;
-        listen_s[0] = '\0';
-        for (unsigned k = 0; k < s->n_listen_fds && off < sizeof(listen_s) - 12; k++)
-            off += (size_t)snprintf(listen_s + off, sizeof(listen_s) - off, "%s%d", k ? "," : "", s->listen_fds[k]);
+        supervisor_listen_fds(s, in->index, listen_s, sizeof(listen_s));
         argv[n++] = "--listen-fds";
         argv[n++] = listen_s;
     }

@@ -217,6 +217,41 @@ class ListenerTest(NodeCase):
         self.assertNotEqual(node.instances()["ingress[0]"]["pid"], ing["pid"])
 
 
+class SteeringTest(NodeCase):
+    def test_new_connections_go_to_the_least_loaded_ready_ingress(self):
+        node = self.start_node(ingress_workers=2, supervisor='restart_backoff = "1s"')
+        st = node.status()
+        if st["connection_steering"] != "bpf":
+            self.skipTest(st["connection_steering_note"])
+        socks = []
+        self.addCleanup(lambda: [x.close() for x in socks])
+
+        def connect(n):
+            for _ in range(n):
+                c = socket.create_connection(("127.0.0.1", node.smtp_port), timeout=5)
+                socks.append(c)
+                self.assertTrue(read_reply(c.makefile("rb")).startswith("220 "))
+                time.sleep(0.12)  # the supervisor refreshes the loads every 50 ms
+
+        def sessions():
+            inst = node.instances()
+            return [inst["ingress[%d]" % i]["counters"]["smtp_sessions"] for i in (0, 1)]
+        connect(10)
+        self.assertEqual(sessions(), [5, 5])
+        # a worker that is down gets no new connection
+        before = node.instances()["ingress[1]"]["counters"]["smtp_connections"]
+        os.kill(node.instances()["ingress[0]"]["pid"], signal.SIGKILL)
+        wait_for(lambda: node.instances()["ingress[0]"]["state"] != "ready", 2, step=0.01, what="ingress[0] down")
+        time.sleep(0.15)
+        connect(3)
+        self.assertEqual(node.instances()["ingress[1]"]["counters"]["smtp_connections"], before + 3)
+        # back, with no sessions: it is the least loaded and gets the next ones
+        node.wait_all_ready()
+        time.sleep(0.15)
+        connect(2)
+        self.assertEqual(sessions()[0], 2)
+
+
 class StopTest(NodeCase):
     def test_sigterm_stops_everything_within_bounded_time(self):
         node = self.start_node(ingress_workers=2, egress_workers=2)
