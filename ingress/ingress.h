@@ -19,6 +19,7 @@
 
 #include "../common/msgid.h"
 #include "../common/role_rt.h"
+#include "../policy/policy_lua.h"
 #include "ingress_data.h"
 #include "ingress_parse.h"
 
@@ -57,6 +58,11 @@ struct ingress_session {
     char peer_ip[INET6_ADDRSTRLEN];
     uint16_t peer_port;
     bool relay_client;
+    char local_ip[INET6_ADDRSTRLEN];
+    uint16_t local_port;
+    struct policy_lua_conn pconn;      /* borrowed strings of this session, for the hooks */
+    struct policy_lua_meta conn_meta;  /* set by connection/EHLO hooks; copied into each transaction */
+    struct policy_lua_meta meta;       /* this transaction's metadata (queue, tenant, ...) */
 
     /* input: received, not yet consumed */
     char *in;
@@ -124,6 +130,7 @@ struct ingress {
     uint32_t *free_slots;
     uint32_t n_free;
     struct ingress_ipcount *ip_buckets[INGRESS_IP_BUCKETS];
+    struct policy_lua *policy; /* NULL: no [policy] file */
 };
 
 /* ingress_session.c */
@@ -148,6 +155,16 @@ void ingress_xfer_on_stored(struct ingress *ig, const struct proto_rec *rec);
 /* ingress_log.c */
 /* ingress_log_rejection - hand a Rejection record for `reply` (our 4xx/5xx line) to the spool */
 void ingress_log_rejection(struct ingress_session *s, const char *reply, size_t len);
+
+/* ingress_policy.c */
+void ingress_policy_load(struct ingress *ig);
+void ingress_policy_reload(struct ingress *ig);
+/* ingress_policy_* - run a hook; true to go on, false when it answered (reject or failure) */
+bool ingress_policy_connection(struct ingress_session *s);
+bool ingress_policy_ehlo(struct ingress_session *s, const char *domain);
+bool ingress_policy_mail(struct ingress_session *s, const struct ingress_cmd *cmd);
+bool ingress_policy_rcpt(struct ingress_session *s, const struct ingress_cmd *cmd);
+bool ingress_policy_message(struct ingress_session *s);
 
 /* ingress_relay.c */
 /* ingress_relay_allowed - 0 when the session may send to addr, else the reply text is in *why */

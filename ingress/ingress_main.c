@@ -139,6 +139,25 @@ static void on_accept(struct evl *l, struct evl_op *op, int res, unsigned flags)
     s->peer_port = port;
     inet_ntop(family, addr, s->peer_ip, sizeof(s->peer_ip));
     s->relay_client = cfg_cidr_match(rt->cfg.relay_networks, rt->cfg.n_relay_networks, family, addr);
+    struct sockaddr_storage ls_addr;
+    socklen_t ls_len = sizeof(ls_addr);
+    if (getsockname(fd, (struct sockaddr *)&ls_addr, &ls_len) == 0) {
+        if (ls_addr.ss_family == AF_INET) {
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&ls_addr)->sin_addr, s->local_ip, sizeof(s->local_ip));
+            s->local_port = ntohs(((struct sockaddr_in *)&ls_addr)->sin_port);
+        } else if (ls_addr.ss_family == AF_INET6) {
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ls_addr)->sin6_addr, s->local_ip, sizeof(s->local_ip));
+            s->local_port = ntohs(((struct sockaddr_in6 *)&ls_addr)->sin6_port);
+        }
+    }
+    s->pconn = (struct policy_lua_conn){s->peer_ip, s->peer_port, s->local_ip, s->local_port};
+    if (!ingress_policy_connection(s)) {
+        /* the hook's refusal is the banner; then the session ends */
+        s->closing = true;
+        s->state = INGRESS_S_CLOSING;
+        ingress_session_resume(s);
+        return;
+    }
     ingress_session_reply(s, "220 %s ESMTP ringmail", rt->cfg.hostname);
     ingress_session_resume(s);
 }
@@ -162,6 +181,11 @@ static void on_tick(struct role_rt *rt, uint64_t now)
         next = s->next;
         ingress_session_tick(s, now);
     }
+}
+
+static void on_reload(struct role_rt *rt)
+{
+    ingress_policy_reload(rt->ctx);
 }
 
 static bool on_drain(struct role_rt *rt)
@@ -197,6 +221,8 @@ int main(int argc, char **argv)
     rt.hooks.on_tick = on_tick;
     rt.hooks.on_drain = on_drain;
     msgid_init((uint16_t)rt.self_idx);
+    ingress_policy_load(&ig);
+    rt.hooks.on_reload = on_reload;
 
     ig.n_slots = rt.cfg.ingress_max_connections;
     ig.slots = xcalloc(ig.n_slots, sizeof(*ig.slots));
@@ -220,6 +246,7 @@ int main(int argc, char **argv)
     role_rt_ready(&rt);
     int rc = role_rt_run(&rt);
     role_rt_fini(&rt);
+    policy_lua_free(ig.policy);
     free(ig.slots);
     free(ig.free_slots);
     return rc;

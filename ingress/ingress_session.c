@@ -47,6 +47,7 @@ static void session_maybe_free(struct ingress_session *s)
     ig->free_slots[ig->n_free++] = s->slot;
     ingress_ip_release(ig, s);
     ingress_session_reset_txn(s);
+    policy_lua_meta_fini(&s->conn_meta);
     free(s->rcpts);
     free(s->body);
     free(s->in);
@@ -152,6 +153,7 @@ void ingress_session_reset_txn(struct ingress_session *s)
     s->n_rcpts = 0;
     s->sender[0] = '\0';
     s->null_sender = false;
+    policy_lua_meta_fini(&s->meta);
     memset(&s->mail_params, 0, sizeof(s->mail_params));
     s->body_len = 0;
     if (s->body_cap > 1024 * 1024) {
@@ -178,6 +180,8 @@ static void cmd_ehlo(struct ingress_session *s, const struct ingress_cmd *cmd, b
 {
     const struct cfg *c = &s->ig->rt->cfg;
 
+    if (!ingress_policy_ehlo(s, cmd->helo))
+        return;
     ingress_session_reset_txn(s);
     snprintf(s->helo, sizeof(s->helo), "%s", cmd->helo);
     s->esmtp = esmtp;
@@ -220,6 +224,10 @@ static void cmd_mail(struct ingress_session *s, const struct ingress_cmd *cmd)
         ingress_session_reply(s, "555 5.5.4 MAIL parameters need EHLO");
         return;
     }
+    if (!ingress_policy_mail(s, cmd)) {
+        policy_lua_meta_fini(&s->meta);
+        return;
+    }
     snprintf(s->sender, sizeof(s->sender), "%s", cmd->addr.mailbox);
     s->null_sender = (cmd->addr.flags & INGRESS_ADDR_NULL) != 0;
     s->mail_params = cmd->params;
@@ -244,6 +252,8 @@ static void cmd_rcpt(struct ingress_session *s, const struct ingress_cmd *cmd)
         ingress_session_reply(s, "550 5.7.1 <%s>: %s", cmd->addr.mailbox, why);
         return;
     }
+    if (!ingress_policy_rcpt(s, cmd))
+        return;
     if (s->n_rcpts == s->rcpt_cap) {
         s->rcpt_cap = s->rcpt_cap ? s->rcpt_cap * 2 : 8;
         s->rcpts = xrealloc(s->rcpts, s->rcpt_cap * sizeof(*s->rcpts));

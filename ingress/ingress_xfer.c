@@ -126,6 +126,17 @@ static void store_message(struct ingress_session *s)
         rec.flags |= SPOOL_REC_F_8BITMIME;
     if (s->mail_params.seen & INGRESS_PARAM_SMTPUTF8)
         rec.flags |= SPOOL_REC_F_SMTPUTF8;
+    /* policy metadata: keys are case-insensitive, the envelope keeps them lowercase */
+    struct spool_meta meta[POLICY_LUA_META_MAX];
+    char keys[POLICY_LUA_META_MAX][POLICY_LUA_META_KEY_MAX + 1];
+    for (unsigned i = 0; i < s->meta.count && i < POLICY_LUA_META_MAX; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "%s", s->meta.items[i].key);
+        for (char *k = keys[i]; *k; k++)
+            *k = (char)((*k >= 'A' && *k <= 'Z') ? *k + 32 : *k);
+        meta[i] = (struct spool_meta){keys[i], s->meta.items[i].value};
+    }
+    rec.meta_count = s->meta.count;
+    rec.meta = meta;
     rc = spool_rec_encode(&rec, &env);
     free(rcpts);
     if (rc < 0) {
@@ -203,6 +214,8 @@ static void finish(struct ingress_session *s)
         fail_txn(s, "550 5.6.0 Line longer than 1000 octets (RFC 5321 4.5.3.1.6)");
     else if (d->received > c->ingress_max_received)
         fail_txn(s, "554 5.4.6 Too many hops (Received headers): mail loop?");
+    else if (!ingress_policy_message(s))
+        ingress_session_reset_txn(s);
     else
         store_message(s);
 }

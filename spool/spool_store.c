@@ -137,6 +137,11 @@ static void log_reception(struct spool *sp, const struct spool_pending *pd)
     ev.size = pd->rec.body_size;
     ev.created = (int64_t)(pd->rec.created_ms / 1000u);
     ev.queue = spool_rec_meta_get(&pd->rec, SPOOL_META_QUEUE);
+    struct spool_log_kv kv[SPOOL_REC_META_MAX];
+    for (uint32_t i = 0; i < pd->rec.meta_count && i < SPOOL_REC_META_MAX; i++)
+        kv[i] = (struct spool_log_kv){pd->rec.meta[i].key, pd->rec.meta[i].value};
+    ev.meta = kv;
+    ev.meta_count = pd->rec.meta_count < SPOOL_REC_META_MAX ? pd->rec.meta_count : SPOOL_REC_META_MAX;
     /* one record per recipient, as KumoMTA does, so each can be followed to its outcome */
     for (uint32_t i = 0; i < pd->rec.rcpt_count; i++) {
         ev.recipient = pd->rec.rcpts[i].addr;

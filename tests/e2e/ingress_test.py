@@ -506,6 +506,80 @@ class DurabilityTest(IngressCase):
         self.wait_stored(1)
 
 
+POLICY = r"""
+kumo.on("smtp_server_ehlo", function(domain, conn_meta)
+  if domain == "io.test" then io.open("/etc/passwd") end
+end)
+kumo.on("smtp_server_mail_from", function(sender, conn_meta, params)
+  if sender.email == "blocked@example.test" then kumo.reject(550, "5.7.1 sender blocked by policy") end
+  if sender.email == "load@example.test" then load("return 1")() end
+end)
+kumo.on("smtp_server_rcpt_to", function(rcpt, conn_meta)
+  if rcpt.user == "loop" then while true do end end
+  if rcpt.user == "bomb" then local t = {} ; local s = "x" ; while true do s = s .. s ; t[#t + 1] = s end end
+end)
+kumo.on("smtp_server_message_received", function(msg, conn_meta)
+  msg:set_meta("queue", "campaign7:" .. msg:recipient_list()[1].domain)
+  msg:set_meta("tenant", "acme")
+  if msg:get_first_named_header_value("Subject") == "reject me" then kumo.reject(554, "5.7.0 content refused") end
+end)
+"""
+
+
+class PolicyTest(IngressCase):
+    """LUA-01: hooks that loop, bomb memory or use io/load give 451 and the worker keeps serving."""
+
+    def setUp(self):
+        self.node = Node()
+        self.addCleanup(self.node.cleanup)
+        path = os.path.join(self.node.tmp, "policy.lua")
+        with open(path, "w") as f:
+            f.write(POLICY)
+        os.chmod(path, 0o644)
+        self.node.base_config += '\n[policy]\nfile = "%s"\ninstruction_budget = 2000000\nmemory_limit = "16MiB"\n' % path
+        self.node.write_config(self.node.base_config)
+        self.node.start()
+
+    def test_policy_hooks_reject_fail_safely_and_set_metadata(self):
+        pid = self.node.instances()["ingress[0]"]["pid"]
+        s = self.session(ehlo=False)
+        r = s.cmd("EHLO io.test")
+        self.assertTrue(r.startswith("451 4.3.0"), r)
+        self.assertTrue(s.cmd("EHLO client.test").startswith("250"))
+        r = s.cmd("MAIL FROM:<blocked@example.test>")
+        self.assertEqual(r, "550 5.7.1 sender blocked by policy")
+        self.assertTrue(s.cmd("MAIL FROM:<load@example.test>").startswith("451 4.3.0"))
+        self.assertTrue(s.cmd("MAIL FROM:<s@example.test>").startswith("250"))
+        t0 = time.monotonic()
+        self.assertTrue(s.cmd("RCPT TO:<loop@example.test>").startswith("451 4.3.0"))
+        self.assertLess(time.monotonic() - t0, 5)
+        self.assertTrue(s.cmd("RCPT TO:<bomb@example.test>").startswith("451 4.3.0"))
+        self.assertTrue(s.cmd("RCPT TO:<ok@dest.test>").startswith("250"))
+        self.assertTrue(s.cmd("DATA").startswith("354"))
+        s.send(b"Subject: fine\r\n\r\nbody\r\n.\r\n")
+        r = s.reply()
+        self.assertRegex(r, ID_RE)
+        msg_id = ID_RE.match(r).group(1)
+        r = self.send_one(s, b"Subject: reject me\r\n\r\nx\r\n", rcpts=("ok@dest.test",))
+        self.assertEqual(r, "554 5.7.0 content refused")
+        # the same worker process served all of it
+        self.assertEqual(self.node.instances()["ingress[0]"]["pid"], pid)
+        recs = wait_for(lambda: [x for x in self.node.log_records() if x["type"] == "Reception" and x["id"] == msg_id],
+                        5, what="Reception record")
+        self.assertEqual(recs[0]["queue"], "campaign7:dest.test")
+        self.assertEqual(recs[0]["meta"].get("tenant"), "acme")
+        self.assertIn("failed", self.node.log())
+
+    def test_broken_policy_on_reload_keeps_the_running_one(self):
+        path = os.path.join(self.node.tmp, "policy.lua")
+        with open(path, "w") as f:
+            f.write("kumo.on(\"smtp_server_ehlo\", function(\n")
+        self.node.ringctl("reload", check=True)
+        wait_for(lambda: "keeping the running one" in self.node.log(), 5, what="reload refused in the log")
+        s = self.session()
+        self.assertEqual(s.cmd("MAIL FROM:<blocked@example.test>"), "550 5.7.1 sender blocked by policy")
+
+
 class DiskFullTest(unittest.TestCase):
     """DUR-02/DISK-02: ENOSPC in the middle of a commit gives 4xx and no partial state; the spool recovers
     when space returns. The spool directory is a small tmpfs (root only)."""
