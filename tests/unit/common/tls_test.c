@@ -415,6 +415,8 @@ static struct tls_ctx *test_files(void)
     struct ctx_err_case bad[] = {
         {"certificate without key", chain, NULL, NULL, -EINVAL, "set together"},
         {"key without certificate", NULL, key, NULL, -EINVAL, "set together"},
+        {"key with an empty certificate", "", key, NULL, -EINVAL, "set together"},
+        {"both empty, no host for self-signed", "", "", NULL, -EINVAL, "host name"},
         {"missing certificate", missing, key, NULL, -ENOENT, "missing.pem"},
         {"missing key", chain, missing, NULL, -ENOENT, "missing.pem"},
         {"garbage certificate", garbage, key, NULL, -EINVAL, "garbage.pem"},
