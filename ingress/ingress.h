@@ -19,6 +19,7 @@
 
 #include "../common/msgid.h"
 #include "../common/role_rt.h"
+#include "../common/tls.h"
 #include "../policy/policy_lua.h"
 #include "ingress_data.h"
 #include "ingress_parse.h"
@@ -38,6 +39,7 @@ enum ingress_state {
     INGRESS_S_BDAT = 5,     /* reading a BDAT chunk */
     INGRESS_S_STORING = 6,  /* waiting for the spool's durable ack; input is held */
     INGRESS_S_CLOSING = 7,
+    INGRESS_S_TLS_START = 8, /* 220 to STARTTLS queued: nothing is read until it is sent */
 };
 
 struct ingress_session {
@@ -63,6 +65,13 @@ struct ingress_session {
     struct policy_lua_conn pconn;      /* borrowed strings of this session, for the hooks */
     struct policy_lua_meta conn_meta;  /* set by connection/EHLO hooks; copied into each transaction */
     struct policy_lua_meta meta;       /* this transaction's metadata (queue, tenant, ...) */
+
+    /* TLS: after STARTTLS every byte on the socket goes through `tls` (common/tls.c) */
+    struct tls_conn *tls;
+    char *cin;  /* ciphertext received, handed to tls_feed_cipher */
+    char *cout; /* ciphertext to send */
+    size_t cout_len, cout_sent;
+    bool tls_shut;
 
     /* input: received, not yet consumed */
     char *in;
@@ -131,6 +140,7 @@ struct ingress {
     uint32_t n_free;
     struct ingress_ipcount *ip_buckets[INGRESS_IP_BUCKETS];
     struct policy_lua *policy; /* NULL: no [policy] file */
+    struct tls_ctx *tls;       /* NULL: [tls] enabled = false */
 };
 
 /* ingress_session.c */

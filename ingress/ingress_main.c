@@ -222,6 +222,13 @@ int main(int argc, char **argv)
     rt.hooks.on_drain = on_drain;
     msgid_init((uint16_t)rt.self_idx);
     ingress_policy_load(&ig);
+    if (rt.cfg.tls_enabled) {
+        char *err = NULL;
+        if (tls_server_ctx_new(rt.cfg.tls_certificate[0] ? rt.cfg.tls_certificate : NULL,
+                               rt.cfg.tls_private_key[0] ? rt.cfg.tls_private_key : NULL, rt.cfg.hostname, &ig.tls,
+                               &err) < 0)
+            fatal("TLS: %s", err ? err : "cannot set up the server context");
+    }
     rt.hooks.on_reload = on_reload;
 
     ig.n_slots = rt.cfg.ingress_max_connections;
@@ -247,6 +254,7 @@ int main(int argc, char **argv)
     int rc = role_rt_run(&rt);
     role_rt_fini(&rt);
     policy_lua_free(ig.policy);
+    tls_ctx_free(ig.tls);
     free(ig.slots);
     free(ig.free_slots);
     return rc;

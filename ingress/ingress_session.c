@@ -28,6 +28,7 @@
 
 static void process_input(struct ingress_session *s);
 static void arm_recv(struct ingress_session *s);
+static void start_tls(struct ingress_session *s);
 
 static void session_maybe_free(struct ingress_session *s)
 {
@@ -48,6 +49,9 @@ static void session_maybe_free(struct ingress_session *s)
     ingress_ip_release(ig, s);
     ingress_session_reset_txn(s);
     policy_lua_meta_fini(&s->conn_meta);
+    tls_conn_free(s->tls);
+    free(s->cin);
+    free(s->cout);
     free(s->rcpts);
     free(s->body);
     free(s->in);
@@ -101,6 +105,22 @@ void ingress_session_reply(struct ingress_session *s, const char *fmt, ...)
         ingress_log_rejection(s, line, (size_t)n - 2);
 }
 
+/*
+ * start_tls - the 220 to STARTTLS is on the wire: from now on the socket speaks TLS. The SMTP state
+ * of the plaintext phase is forgotten (RFC 3207 4.2): the client must EHLO again.
+ */
+static void start_tls(struct ingress_session *s)
+{
+    s->tls = tls_conn_new(s->ig->tls, TLS_ROLE_SERVER, NULL);
+    s->cin = xmalloc(INGRESS_IN_BUF);
+    ingress_session_reset_txn(s);
+    s->helo[0] = '\0';
+    s->esmtp = false;
+    policy_lua_meta_fini(&s->conn_meta);
+    s->state = INGRESS_S_GREETING;
+    arm_recv(s);
+}
+
 static void on_send(struct evl *l, struct evl_op *op, int res, unsigned flags)
 {
     struct ingress_session *s = op->owner;
@@ -112,25 +132,67 @@ static void on_send(struct evl *l, struct evl_op *op, int res, unsigned flags)
         session_maybe_free(s);
         return;
     }
-    s->out_sent += (size_t)res;
+    if (s->tls)
+        s->cout_sent += (size_t)res;
+    else
+        s->out_sent += (size_t)res;
     ingress_session_flush(s);
+    if (s->state == INGRESS_S_TLS_START && !s->sending && s->out_len == 0)
+        start_tls(s);
     if (s->closing && !s->sending && s->fd >= 0)
         ingress_session_close(s);
     session_maybe_free(s);
+}
+
+static void send_buf(struct ingress_session *s, const char *p, size_t len)
+{
+    struct io_uring_sqe *sqe = evl_sqe(&s->ig->rt->evl, &s->send_op);
+    io_uring_prep_send(sqe, s->fd, p, len, MSG_NOSIGNAL);
+    s->sending = true;
+    s->inflight++;
+}
+
+/* tls_flush - plaintext replies into TLS, TLS output to the socket */
+static void tls_flush(struct ingress_session *s)
+{
+    if (s->cout_sent == s->cout_len)
+        s->cout_sent = s->cout_len = 0;
+    while (s->out_sent < s->out_len) {
+        ssize_t n = tls_write_plain(s->tls, s->out + s->out_sent, s->out_len - s->out_sent);
+        if (n <= 0)
+            break;
+        s->out_sent += (size_t)n;
+    }
+    if (s->out_sent == s->out_len) {
+        s->out_sent = s->out_len = 0;
+        /* last words said: close the TLS session properly (close_notify) before the socket */
+        if (s->closing && !s->tls_shut) {
+            tls_shutdown(s->tls);
+            s->tls_shut = true;
+        }
+    }
+    size_t pend = tls_pending_cipher(s->tls);
+    if (pend) {
+        s->cout = xrealloc(s->cout, s->cout_len + pend);
+        s->cout_len += tls_take_cipher(s->tls, s->cout + s->cout_len, pend);
+    }
+    if (s->cout_sent < s->cout_len)
+        send_buf(s, s->cout + s->cout_sent, s->cout_len - s->cout_sent);
 }
 
 void ingress_session_flush(struct ingress_session *s)
 {
     if (s->sending || s->fd < 0)
         return;
+    if (s->tls) {
+        tls_flush(s);
+        return;
+    }
     if (s->out_sent == s->out_len) {
         s->out_sent = s->out_len = 0;
         return;
     }
-    struct io_uring_sqe *sqe = evl_sqe(&s->ig->rt->evl, &s->send_op);
-    io_uring_prep_send(sqe, s->fd, s->out + s->out_sent, s->out_len - s->out_sent, MSG_NOSIGNAL);
-    s->sending = true;
-    s->inflight++;
+    send_buf(s, s->out + s->out_sent, s->out_len - s->out_sent);
 }
 
 /* ingress_session_shutdown - last words, then close once they are sent */
@@ -196,6 +258,8 @@ static void cmd_ehlo(struct ingress_session *s, const struct ingress_cmd *cmd, b
     ingress_session_reply(s, "250-8BITMIME");
     ingress_session_reply(s, "250-SMTPUTF8");
     ingress_session_reply(s, "250-CHUNKING");
+    if (s->ig->tls && !s->tls)
+        ingress_session_reply(s, "250-STARTTLS");
     ingress_session_reply(s, "250 ENHANCEDSTATUSCODES");
 }
 
@@ -353,6 +417,20 @@ static bool handle_line(struct ingress_session *s, const char *line, size_t len,
         ingress_session_reply(s, "214 2.0.0 ringmail: see RFC 5321");
         break;
     case INGRESS_VERB_STARTTLS:
+        if (!s->ig->tls) {
+            ingress_session_reply(s, "502 5.5.1 STARTTLS not available");
+        } else if (s->tls) {
+            ingress_session_reply(s, "503 5.5.1 TLS already active");
+        } else if (s->state != INGRESS_S_GREETING && s->state != INGRESS_S_READY) {
+            ingress_session_reply(s, "503 5.5.1 STARTTLS not allowed inside a transaction");
+        } else {
+            ingress_session_reply(s, "220 2.0.0 Ready to start TLS");
+            /* TLS-01: anything the client sent after STARTTLS in plaintext is dropped, never read */
+            s->in_len = 0;
+            s->state = INGRESS_S_TLS_START;
+            return true;
+        }
+        break;
     case INGRESS_VERB_AUTH:
         ingress_session_reply(s, "502 5.5.1 Command not implemented");
         break;
@@ -374,7 +452,7 @@ static void process_input(struct ingress_session *s)
 {
     unsigned errors = 0;
 
-    while (s->in_len > 0 && !s->closing && s->state != INGRESS_S_STORING) {
+    while (s->in_len > 0 && !s->closing && s->state != INGRESS_S_STORING && s->state != INGRESS_S_TLS_START) {
         if (s->state == INGRESS_S_DATA || s->state == INGRESS_S_BDAT) {
             size_t n = ingress_xfer_consume(s, s->in, s->in_len);
             if (n == 0)
@@ -404,6 +482,8 @@ static void process_input(struct ingress_session *s)
             len--;
         /* the parser measures the line with its CRLF; a longer one gets 500 */
         bool keep = handle_line(s, s->in, len, s->in_len - n, &errors);
+        if (s->state == INGRESS_S_TLS_START)
+            break; /* the input buffer was emptied: nothing after STARTTLS is a command */
         consume(s, n);
         if (!keep) {
             s->closing = true;
@@ -421,6 +501,11 @@ static void process_input(struct ingress_session *s)
             ingress_session_close(s);
         return;
     }
+    if (s->state == INGRESS_S_TLS_START) {
+        if (!s->sending && s->out_len == 0)
+            start_tls(s);
+        return;
+    }
     if (s->state != INGRESS_S_STORING)
         arm_recv(s);
 }
@@ -429,6 +514,25 @@ void ingress_session_resume(struct ingress_session *s)
 {
     process_input(s);
     session_maybe_free(s);
+}
+
+/* tls_input - ciphertext in, plaintext into s->in; false when the TLS session failed or closed */
+static bool tls_input(struct ingress_session *s, size_t n)
+{
+    if (tls_feed_cipher(s->tls, s->cin, n) < 0)
+        return false;
+    for (;;) {
+        if (s->in_len >= INGRESS_IN_BUF)
+            break;
+        ssize_t r = tls_read_plain(s->tls, s->in + s->in_len, INGRESS_IN_BUF - s->in_len);
+        if (r <= 0)
+            break;
+        s->in_len += (size_t)r;
+    }
+    enum tls_state st = tls_conn_state(s->tls);
+    if (st == TLS_STATE_FAILED)
+        log_info("TLS with [%s] failed: %s", s->peer_ip, tls_conn_error(s->tls));
+    return st != TLS_STATE_FAILED && st != TLS_STATE_CLOSED;
 }
 
 static void on_recv(struct evl *l, struct evl_op *op, int res, unsigned flags)
@@ -444,8 +548,21 @@ static void on_recv(struct evl *l, struct evl_op *op, int res, unsigned flags)
         session_maybe_free(s);
         return;
     }
-    s->in_len += (size_t)res;
     s->last_activity_ns = clock_mono_ns();
+    if (s->tls) {
+        if (!tls_input(s, (size_t)res)) {
+            /* send the alert that says why, then close */
+            s->closing = true;
+            s->state = INGRESS_S_CLOSING;
+            ingress_session_flush(s);
+            if (!s->sending)
+                ingress_session_close(s);
+            session_maybe_free(s);
+            return;
+        }
+    } else {
+        s->in_len += (size_t)res;
+    }
     process_input(s);
     if (s->fd >= 0 && (s->state == INGRESS_S_DATA || s->state == INGRESS_S_BDAT || s->state == INGRESS_S_STORING)) {
         /* A client that writes the body and then the final "." CRLF as a small second write waits,
@@ -463,7 +580,10 @@ static void arm_recv(struct ingress_session *s)
     if (s->recv_armed || s->fd < 0 || s->in_len >= INGRESS_IN_BUF)
         return;
     struct io_uring_sqe *sqe = evl_sqe(&s->ig->rt->evl, &s->recv_op);
-    io_uring_prep_recv(sqe, s->fd, s->in + s->in_len, INGRESS_IN_BUF - s->in_len, 0);
+    if (s->tls)
+        io_uring_prep_recv(sqe, s->fd, s->cin, INGRESS_IN_BUF, 0);
+    else
+        io_uring_prep_recv(sqe, s->fd, s->in + s->in_len, INGRESS_IN_BUF - s->in_len, 0);
     s->recv_armed = true;
     s->inflight++;
 }

@@ -90,7 +90,7 @@ static int build_received(struct ingress_session *s, char *buf, size_t len, cons
     if (s->mail_params.seen & INGRESS_PARAM_SMTPUTF8)
         proto = "UTF8SMTP";
     else
-        proto = s->esmtp ? "ESMTP" : "SMTP";
+        proto = s->esmtp ? (s->tls ? "ESMTPS" : "ESMTP") : "SMTP";
     /* every field here was validated by the parser: no CR, LF or NUL can reach the header (INJ-01) */
     if (s->n_rcpts == 1)
         return snprintf(buf, len, "Received: from %s ([%s])\r\n\tby %s (ringmail) with %s id %s\r\n\tfor <%s>; %s\r\n",

@@ -39,11 +39,18 @@ class Session:
         return read_reply(self.f)
 
     def closed(self, timeout=5):
+        """True when the server closes the connection (whatever it sends first, e.g. a TLS alert)."""
         self.sock.settimeout(timeout)
+        deadline = time.monotonic() + timeout
         try:
-            return self.sock.recv(1) == b""
+            while time.monotonic() < deadline:
+                if self.sock.recv(4096) == b"":
+                    return True
         except ConnectionResetError:
             return True
+        except socket.timeout:
+            return False
+        return False
 
     def close(self):
         self.sock.close()
@@ -578,6 +585,60 @@ class PolicyTest(IngressCase):
         wait_for(lambda: "keeping the running one" in self.node.log(), 5, what="reload refused in the log")
         s = self.session()
         self.assertEqual(s.cmd("MAIL FROM:<blocked@example.test>"), "550 5.7.1 sender blocked by policy")
+
+
+class TlsTest(IngressCase):
+    def tls_context(self):
+        import ssl
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+    def test_starttls_with_smtplib_and_openssl_s_client(self):
+        with smtplib.SMTP("127.0.0.1", self.node.smtp_port, timeout=10) as c:
+            c.ehlo()
+            self.assertIn("starttls", c.esmtp_features)
+            code, _ = c.starttls(context=self.tls_context())
+            self.assertEqual(code, 220)
+            c.ehlo()
+            self.assertNotIn("starttls", c.esmtp_features)
+            self.assertEqual(c.sendmail("s@example.test", ["a@example.test"], "Subject: tls\r\n\r\nx\r\n"), {})
+            self.assertIn(c.sock.version(), ("TLSv1.2", "TLSv1.3"))
+        self.wait_stored(1)
+        if shutil.which("openssl"):
+            p = subprocess.run(["openssl", "s_client", "-starttls", "smtp", "-quiet", "-connect",
+                                "127.0.0.1:%d" % self.node.smtp_port], input=b"EHLO x\r\nQUIT\r\n",
+                               capture_output=True, timeout=20)
+            self.assertIn(b"221 2.0.0", p.stdout, p.stdout + p.stderr)
+        self.assertIn("SELF-SIGNED", self.node.log())
+
+    def test_plaintext_pipelined_after_starttls_is_discarded_and_state_reset(self):
+        """TLS-01: STARTTLS and NOOP in one write: only the 220 is answered; after the handshake
+        the session starts afresh (MAIL before EHLO is refused)."""
+        import ssl
+        s = self.session()
+        s.send(b"STARTTLS\r\nNOOP\r\nMAIL FROM:<evil@example.test>\r\n")
+        self.assertTrue(s.reply().startswith("220 2.0.0"))
+        t = self.tls_context().wrap_socket(s.sock, server_hostname=None)
+        f = t.makefile("rb")
+        t.sendall(b"MAIL FROM:<s@example.test>\r\n")
+        # the first reply over TLS answers this MAIL, not the injected NOOP or MAIL
+        self.assertTrue(read_reply(f).startswith("503 5.5.1"), "state was not reset by STARTTLS")
+        t.sendall(b"EHLO client.test\r\n")
+        self.assertTrue(read_reply(f).startswith("250-"))
+        t.sendall(b"STARTTLS\r\n")
+        self.assertTrue(read_reply(f).startswith("503"))
+        t.sendall(b"QUIT\r\n")
+        self.assertTrue(read_reply(f).startswith("221"))
+
+    def test_garbage_instead_of_a_handshake_closes_the_session_only(self):
+        s = self.session()
+        self.assertTrue(s.cmd("STARTTLS").startswith("220"))
+        s.send(b"\x16\x03\x01\x00\x05hello this is not TLS at all\r\n" * 10)
+        self.assertTrue(s.closed())
+        s2 = self.session()
+        self.assertRegex(self.send_one(s2), ID_RE)
 
 
 class DiskFullTest(unittest.TestCase):
