@@ -572,10 +572,13 @@ static void test_garbage(struct tls_ctx *srv, struct tls_ctx *cli)
     for (int i = 0; i < 40; i++) {
         size_t len = rnd_range(5, sizeof(junk));
         rnd_fill(junk, len);
-        junk[0] = (unsigned char)(rnd() % 0x14); /* not a TLS content type, so it cannot just wait */
+        junk[0] = (unsigned char)(rnd() % 0x14); /* not a TLS content type */
+        /* OpenSSL checks the type once the whole record is in: a plausible header may still wait */
+        size_t rec_len = 5 + ((size_t)junk[3] << 8 | junk[4]);
+        bool may_wait = junk[1] == 0x03 && rec_len > len;
         struct tls_conn *s = tls_conn_new(srv, TLS_ROLE_SERVER, NULL);
         feed_chunks(s, junk, len);
-        CHECK(state_sane(s, true, "random bytes"), "random case %d, %zu bytes", i, len);
+        CHECK(state_sane(s, !may_wait, "random bytes"), "random case %d, %zu bytes", i, len);
         tls_conn_free(s);
     }
 
