@@ -12,6 +12,8 @@ PKGS=(
   libclang-rt-14-dev
   # tests: real tools and peers
   python3 zstd jq swaks procps
+  # a real DNS server for test zones, and a recording SMTP server for delivery tests
+  unbound python3-aiosmtpd
   # Postfix for its smtp-source/smtp-sink test tools only ("No configuration": no MTA is started)
   postfix
   # promtool checks the /metrics format
