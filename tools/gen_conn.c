@@ -1,0 +1,748 @@
+/*
+ * gen_conn - one SMTP client slot of ringmail-gen (RFC 5321, RFC 2920 pipelining, RFC 3207 STARTTLS)
+ *
+ * A slot owns at most one socket at a time, one recv and one send in flight, and (TLS) one
+ * tls_conn. When the server advertises PIPELINING, MAIL, every RCPT and DATA leave in one write
+ * and their replies are matched in order; otherwise one command waits for each reply.
+ * Any reply that is malformed (not three digits, mixed codes, longer than GEN_LINE_MAX, more than
+ * GEN_REPLY_LINES_MAX lines), unexpected, or a closed connection is an error event and ends the
+ * session; the peer's bytes never reach anything but the line parser, so they cannot crash us.
+ * Ownership: gen_conn_abort() shuts the socket down and cancels a pending connect; the fd is
+ * closed, the tls_conn and queued segments freed only once no op is in flight (finish()).
+ */
+#include "gen.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "../common/clock.h"
+#include "../common/log.h"
+#include "../common/mem.h"
+#include "../common/tls.h"
+
+static const char dot_crlf[] = ".\r\n";
+static struct evl_op cancel_op; /* completions of cancel requests need no handling */
+
+static void on_connect(struct evl *l, struct evl_op *op, int res, unsigned flags);
+static void on_recv(struct evl *l, struct evl_op *op, int res, unsigned flags);
+static void on_send(struct evl *l, struct evl_op *op, int res, unsigned flags);
+static void next_message(struct gen_conn *c, uint64_t now);
+
+void gen_conn_init(struct gen *g, struct gen_conn *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->g = g;
+    c->fd = -1;
+    c->op_connect = (struct evl_op){.cb = on_connect, .owner = c};
+    c->op_recv = (struct evl_op){.cb = on_recv, .owner = c};
+    c->op_send = (struct evl_op){.cb = on_send, .owner = c};
+    c->rcpt_dom = xcalloc(g->o.recipients, sizeof(unsigned));
+    if (g->tls)
+        c->cout = xmalloc(GEN_CBUF_SIZE);
+}
+
+void gen_conn_fini(struct gen_conn *c)
+{
+    free(c->rcpt_dom);
+    free(c->cout);
+}
+
+bool gen_conn_idle(const struct gen_conn *c)
+{
+    return c->state == GEN_STATE_IDLE && c->inflight == 0;
+}
+
+static void touch(struct gen_conn *c)
+{
+    c->deadline = clock_mono_ns() + c->g->timeout_ns;
+}
+
+/* finish - every op is back: release the session's resources; the slot may start again */
+static void finish(struct gen_conn *c)
+{
+    if (c->inflight)
+        return;
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    tls_conn_free(c->tls);
+    c->tls = NULL;
+    while (c->seg_n) {
+        free(c->segs[c->seg_head].owned);
+        c->seg_head = (c->seg_head + 1) % GEN_SEG_MAX;
+        c->seg_n--;
+    }
+    c->seg_head = 0;
+    c->cout_len = c->cout_off = 0;
+    c->line_len = 0;
+    c->reply_lines = 0;
+    c->state = GEN_STATE_IDLE;
+    c->deadline = 0;
+    c->in_tx = c->waiting_rate = false;
+    /* the main loop restarts idle slots: starting here would reuse the slot under our caller */
+    c->g->kick = true;
+}
+
+void gen_conn_abort(struct gen_conn *c)
+{
+    if (c->state == GEN_STATE_IDLE || c->state == GEN_STATE_CLOSING) {
+        if (c->state == GEN_STATE_IDLE)
+            c->claimed = false;
+        return;
+    }
+    if (c->state == GEN_STATE_CONNECTING) {
+        struct io_uring_sqe *sqe = evl_sqe(&c->g->evl, &cancel_op);
+        io_uring_prep_cancel(sqe, &c->op_connect, 0);
+    } else if (c->fd >= 0) {
+        /* wakes the pending recv (0) and send (EPIPE) so that their ops come back */
+        shutdown(c->fd, SHUT_RDWR);
+    }
+    c->state = GEN_STATE_CLOSING;
+    c->deadline = 0;
+    finish(c);
+}
+
+static bool dead(const struct gen_conn *c)
+{
+    return c->state == GEN_STATE_CLOSING || c->state == GEN_STATE_IDLE;
+}
+
+/* account_fail - an error event; a message the slot held fails with it */
+static void account_fail(struct gen_conn *c, int code, enum gen_err named, const char *text)
+{
+    struct gen *g = c->g;
+
+    if (c->in_tx) {
+        g->st.failed++;
+    } else if (c->claimed) {
+        g->st.attempted++;
+        g->st.failed++;
+    }
+    c->claimed = false;
+    c->in_tx = false;
+    gen_error(g, code, named, text);
+}
+
+/* fail - the session ends with an error */
+static void fail(struct gen_conn *c, int code, enum gen_err named, const char *text)
+{
+    account_fail(c, code, named, text);
+    gen_conn_abort(c);
+}
+
+static bool seg_push(struct gen_conn *c, const char *p, size_t len, char *owned)
+{
+    struct gen_seg *s;
+
+    if (len == 0) {
+        free(owned);
+        return true;
+    }
+    if (c->seg_n == GEN_SEG_MAX) {
+        /* only a server that answers without reading gets here */
+        free(owned);
+        fail(c, 0, GEN_ERR_PROTOCOL, "server replies faster than it reads");
+        return false;
+    }
+    s = &c->segs[(c->seg_head + c->seg_n) % GEN_SEG_MAX];
+    *s = (struct gen_seg){.p = p, .len = len, .owned = owned};
+    c->seg_n++;
+    return true;
+}
+
+static void seg_advance(struct gen_conn *c, size_t n)
+{
+    while (c->seg_n && n) {
+        struct gen_seg *s = &c->segs[c->seg_head];
+        size_t take = n < s->len ? n : s->len;
+        s->p += take;
+        s->len -= take;
+        n -= take;
+        if (s->len == 0) {
+            free(s->owned);
+            s->owned = NULL;
+            c->seg_head = (c->seg_head + 1) % GEN_SEG_MAX;
+            c->seg_n--;
+        }
+    }
+}
+
+static void recv_arm(struct gen_conn *c)
+{
+    struct io_uring_sqe *sqe = evl_sqe(&c->g->evl, &c->op_recv);
+    io_uring_prep_recv(sqe, c->fd, c->rbuf, sizeof(c->rbuf), 0);
+    c->inflight++;
+}
+
+/* pump - one send in flight: plaintext segments directly, or through TLS into the cipher buffer */
+static void pump(struct gen_conn *c)
+{
+    struct io_uring_sqe *sqe;
+
+    if (c->send_busy || c->fd < 0 || c->state == GEN_STATE_CLOSING || c->state == GEN_STATE_CONNECTING)
+        return;
+    if (!c->tls) {
+        unsigned n = 0;
+        if (!c->seg_n)
+            return;
+        for (; n < c->seg_n; n++) {
+            const struct gen_seg *s = &c->segs[(c->seg_head + n) % GEN_SEG_MAX];
+            c->iov[n] = (struct iovec){.iov_base = (void *)s->p, .iov_len = s->len};
+        }
+        memset(&c->msg, 0, sizeof(c->msg));
+        c->msg.msg_iov = c->iov;
+        c->msg.msg_iovlen = n;
+        sqe = evl_sqe(&c->g->evl, &c->op_send);
+        io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+    } else {
+        while (c->seg_n && tls_conn_state(c->tls) == TLS_STATE_ESTABLISHED) {
+            struct gen_seg *s = &c->segs[c->seg_head];
+            ssize_t w = tls_write_plain(c->tls, s->p, s->len);
+            if (w <= 0)
+                break;
+            seg_advance(c, (size_t)w);
+        }
+        if (c->cout_off == c->cout_len) {
+            c->cout_off = 0;
+            c->cout_len = tls_take_cipher(c->tls, c->cout, GEN_CBUF_SIZE);
+        }
+        if (c->cout_off == c->cout_len)
+            return;
+        sqe = evl_sqe(&c->g->evl, &c->op_send);
+        io_uring_prep_send(sqe, c->fd, c->cout + c->cout_off, c->cout_len - c->cout_off, MSG_NOSIGNAL);
+    }
+    c->send_busy = true;
+    c->inflight++;
+}
+
+static void send_cmd(struct gen_conn *c, char *owned)
+{
+    if (seg_push(c, owned, strlen(owned), owned))
+        pump(c);
+}
+
+static void quit(struct gen_conn *c)
+{
+    c->claimed = false;
+    c->state = GEN_STATE_QUIT;
+    touch(c);
+    send_cmd(c, xstrdup("QUIT\r\n"));
+}
+
+/* rcpt_cmd - the buffers are sized for the longest domain (253) and a 20-digit sequence number */
+static void rcpt_cmd(struct gen_conn *c, unsigned i, char *buf, size_t cap, size_t *n)
+{
+    int w = snprintf(buf + *n, cap - *n, "RCPT TO:<u%llur%u@%s>\r\n", (unsigned long long)c->seq, i,
+                     c->g->o.domains[c->rcpt_dom[i]].name);
+    ASSERT(w > 0 && (size_t)w < cap - *n);
+    *n += (size_t)w;
+}
+
+static void start_tx(struct gen_conn *c, uint64_t now)
+{
+    struct gen *g = c->g;
+    size_t cap = 64 + strlen(g->o.sender) + (size_t)g->o.recipients * 300;
+    char *buf = xmalloc(cap);
+    size_t n;
+
+    c->seq = ++g->seq;
+    for (unsigned i = 0; i < g->o.recipients; i++)
+        c->rcpt_dom[i] = gen_msg_pick_domain(&g->o);
+    c->in_tx = true;
+    c->mail_failed = c->tx_failed = c->rcpt_ok = false;
+    c->step = 0;
+    g->st.attempted++;
+    n = (size_t)snprintf(buf, cap, "MAIL FROM:<%s>\r\n", g->o.sender);
+    if (c->pipelining) {
+        for (unsigned i = 0; i < g->o.recipients; i++)
+            rcpt_cmd(c, i, buf, cap, &n);
+        n += (size_t)snprintf(buf + n, cap - n, "DATA\r\n");
+    }
+    c->state = GEN_STATE_TX;
+    c->t_mail = now;
+    touch(c);
+    if (seg_push(c, buf, n, buf))
+        pump(c);
+}
+
+/* tx_reply - a failed reply inside a transaction; what follows a failed MAIL is not counted again */
+static void tx_error(struct gen_conn *c, int code, const char *text, bool count)
+{
+    c->tx_failed = true;
+    if (count)
+        gen_error(c->g, code, GEN_ERR_N, text);
+}
+
+static void end_tx(struct gen_conn *c, bool ok, uint64_t now)
+{
+    struct gen *g = c->g;
+
+    if (ok) {
+        g->st.sent++;
+        gen_stats_latency(&g->st, (now - c->t_mail) / 1000u);
+    } else {
+        g->st.failed++;
+    }
+    c->in_tx = false;
+    c->claimed = false;
+    c->msgs_on_conn++;
+}
+
+static void rset(struct gen_conn *c)
+{
+    c->state = GEN_STATE_RSET;
+    touch(c);
+    send_cmd(c, xstrdup("RSET\r\n"));
+}
+
+static void after_message(struct gen_conn *c, uint64_t now)
+{
+    if (c->g->o.per_conn && c->msgs_on_conn >= c->g->o.per_conn)
+        quit(c);
+    else
+        next_message(c, now);
+}
+
+static void next_message(struct gen_conn *c, uint64_t now)
+{
+    struct gen *g = c->g;
+
+    c->state = GEN_STATE_READY;
+    c->waiting_rate = false;
+    c->deadline = 0;
+    if (g->stopping || (g->end_ns && now >= g->end_ns)) {
+        quit(c);
+        return;
+    }
+    if (!c->claimed) {
+        if (!gen_claim(g, now)) {
+            quit(c);
+            return;
+        }
+        c->claimed = true;
+    }
+    if (!gen_rate_take(g, now)) {
+        c->waiting_rate = true;
+        return;
+    }
+    start_tx(c, now);
+}
+
+static void start_tls(struct gen_conn *c)
+{
+    struct in6_addr a;
+    /* RFC 6066 section 3: no address literal in SNI */
+    bool literal = inet_pton(AF_INET, c->g->host, &a) == 1 || inet_pton(AF_INET6, c->g->host, &a) == 1;
+
+    c->tls = tls_conn_new(c->g->tls, TLS_ROLE_CLIENT, literal ? NULL : c->g->host);
+    if (tls_conn_state(c->tls) == TLS_STATE_FAILED) {
+        fail(c, 0, GEN_ERR_TLS, tls_conn_error(c->tls));
+        return;
+    }
+    c->state = GEN_STATE_HANDSHAKE;
+    c->switched = true;
+    touch(c);
+    pump(c);
+}
+
+static void send_ehlo(struct gen_conn *c)
+{
+    c->state = GEN_STATE_EHLO;
+    c->pipelining = c->has_starttls = false;
+    send_cmd(c, xasprintf("EHLO %s\r\n", c->g->o.ehlo));
+}
+
+static void tx_reply(struct gen_conn *c, int code, const char *text, uint64_t now)
+{
+    unsigned nr = c->g->o.recipients;
+    bool ok = code / 100 == 2;
+
+    if (c->step == 0) {
+        if (!ok) {
+            c->mail_failed = true;
+            tx_error(c, code, text, true);
+        }
+        c->step++;
+        if (!c->pipelining) {
+            if (!ok) {
+                end_tx(c, false, now);
+                rset(c);
+            } else {
+                char buf[400];
+                size_t n = 0;
+                rcpt_cmd(c, 0, buf, sizeof(buf), &n);
+                send_cmd(c, xstrdup(buf));
+            }
+        }
+        return;
+    }
+    if (c->step <= nr) {
+        if (ok)
+            c->rcpt_ok = true;
+        else
+            tx_error(c, code, text, !c->mail_failed);
+        c->step++;
+        if (!c->pipelining) {
+            if (c->step <= nr) {
+                char buf[400];
+                size_t n = 0;
+                rcpt_cmd(c, c->step - 1, buf, sizeof(buf), &n);
+                send_cmd(c, xstrdup(buf));
+            } else if (c->rcpt_ok) {
+                send_cmd(c, xstrdup("DATA\r\n"));
+            } else {
+                end_tx(c, false, now);
+                rset(c);
+            }
+        }
+        return;
+    }
+    /* the reply to DATA */
+    if (code == 354) {
+        struct gen *g = c->g;
+        if (g->synthetic) {
+            char *h = gen_msg_headers(g, c->seq, g->o.domains[c->rcpt_dom[0]].name);
+            if (!seg_push(c, h, strlen(h), h))
+                return;
+        }
+        if (!seg_push(c, g->body, g->body_len, NULL) || !seg_push(c, dot_crlf, 3, NULL))
+            return;
+        c->state = GEN_STATE_BODY;
+        touch(c);
+        pump(c);
+        return;
+    }
+    /* after a failed MAIL or with no recipient left, DATA's refusal is a consequence, not news */
+    tx_error(c, code, text, !c->mail_failed && c->rcpt_ok);
+    end_tx(c, false, now);
+    rset(c);
+}
+
+/* on_reply - one complete reply (the code and the text of its last line) */
+static void on_reply(struct gen_conn *c, int code, const char *text)
+{
+    struct gen *g = c->g;
+    uint64_t now = clock_mono_ns();
+
+    if (code == 421 && c->state != GEN_STATE_QUIT) {
+        fail(c, code, GEN_ERR_N, text); /* the server is closing the session */
+        return;
+    }
+    switch (c->state) {
+    case GEN_STATE_BANNER:
+        if (code != 220) {
+            fail(c, code, GEN_ERR_N, text);
+            return;
+        }
+        send_ehlo(c);
+        return;
+    case GEN_STATE_EHLO:
+        if (code / 100 != 2) {
+            fail(c, code, GEN_ERR_N, text);
+            return;
+        }
+        if (g->o.starttls && !c->tls) {
+            if (!c->has_starttls) {
+                fail(c, 0, GEN_ERR_TLS, "the server does not offer STARTTLS");
+                return;
+            }
+            c->state = GEN_STATE_STARTTLS;
+            send_cmd(c, xstrdup("STARTTLS\r\n"));
+            return;
+        }
+        next_message(c, now);
+        return;
+    case GEN_STATE_STARTTLS:
+        if (code != 220) {
+            fail(c, code, GEN_ERR_N, text);
+            return;
+        }
+        start_tls(c);
+        return;
+    case GEN_STATE_TX:
+        tx_reply(c, code, text, now);
+        return;
+    case GEN_STATE_BODY: {
+        bool ok = code / 100 == 2 && !c->mail_failed;
+        if (!ok)
+            tx_error(c, code, text, code / 100 != 2);
+        end_tx(c, ok, now);
+        after_message(c, now);
+        return;
+    }
+    case GEN_STATE_RSET:
+        if (code / 100 != 2) {
+            fail(c, code, GEN_ERR_N, text);
+            return;
+        }
+        after_message(c, now);
+        return;
+    case GEN_STATE_QUIT:
+        gen_conn_abort(c);
+        return;
+    default:
+        fail(c, 0, GEN_ERR_PROTOCOL, "reply when none was expected");
+        return;
+    }
+}
+
+static bool has_keyword(const char *text, size_t len, const char *kw)
+{
+    size_t kl = strlen(kw);
+    return len >= kl && strncasecmp(text, kw, kl) == 0 && (len == kl || text[kl] == ' ');
+}
+
+/* reply_line - one line without its CRLF; false when the session ended */
+static bool reply_line(struct gen_conn *c, char *line, size_t len)
+{
+    int code;
+    bool last;
+
+    if (len && line[len - 1] == '\r')
+        len--;
+    line[len] = '\0';
+    if (len < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '9' || line[2] < '0' ||
+        line[2] > '9' || (len > 3 && line[3] != ' ' && line[3] != '-')) {
+        fail(c, 0, GEN_ERR_PROTOCOL, "malformed reply line");
+        return false;
+    }
+    code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+    if (c->reply_lines && code != c->reply_code) {
+        fail(c, 0, GEN_ERR_PROTOCOL, "reply lines with different codes");
+        return false;
+    }
+    c->reply_code = code;
+    if (++c->reply_lines > GEN_REPLY_LINES_MAX) {
+        fail(c, 0, GEN_ERR_PROTOCOL, "reply with too many lines");
+        return false;
+    }
+    if (c->state == GEN_STATE_EHLO && len > 4) {
+        if (has_keyword(line + 4, len - 4, "PIPELINING"))
+            c->pipelining = true;
+        if (has_keyword(line + 4, len - 4, "STARTTLS"))
+            c->has_starttls = true;
+    }
+    last = len == 3 || line[3] == ' ';
+    if (!last)
+        return true;
+    c->reply_lines = 0;
+    on_reply(c, code, len > 4 ? line + 4 : "");
+    return !dead(c);
+}
+
+/* input - plaintext from the server, split into reply lines; false when the session ended */
+static bool input(struct gen_conn *c, const char *p, size_t len)
+{
+    while (len) {
+        const char *lf = memchr(p, '\n', len);
+        size_t take = lf ? (size_t)(lf - p) : len;
+        if (c->switched) {
+            /* RFC 3207 section 5, TLS-01: nothing may follow the 220 in the clear */
+            fail(c, 0, GEN_ERR_TLS, "plaintext after the 220 to STARTTLS");
+            return false;
+        }
+        if (c->line_len + take >= GEN_LINE_MAX) {
+            fail(c, 0, GEN_ERR_PROTOCOL, "reply line too long");
+            return false;
+        }
+        memcpy(c->line + c->line_len, p, take);
+        c->line_len += take;
+        if (!lf)
+            return true;
+        p += take + 1;
+        len -= take + 1;
+        take = c->line_len;
+        c->line_len = 0;
+        if (!reply_line(c, c->line, take))
+            return false;
+    }
+    return true;
+}
+
+static bool tls_input(struct gen_conn *c, const char *p, size_t len)
+{
+    while (len || tls_conn_state(c->tls) == TLS_STATE_ESTABLISHED) {
+        size_t room = tls_feed_room(c->tls);
+        size_t n = len < room ? len : room;
+        bool progress = false;
+
+        if (n && tls_feed_cipher(c->tls, p, n) < 0) {
+            fail(c, 0, GEN_ERR_TLS, tls_conn_error(c->tls) ? tls_conn_error(c->tls) : "TLS failed");
+            return false;
+        }
+        p += n;
+        len -= n;
+        for (;;) {
+            ssize_t r = tls_read_plain(c->tls, c->g->scratch, sizeof(c->g->scratch));
+            if (r == -EAGAIN)
+                break;
+            if (r == 0) {
+                fail(c, 0, GEN_ERR_CLOSED, "TLS close_notify");
+                return false;
+            }
+            if (r < 0) {
+                fail(c, 0, GEN_ERR_TLS, tls_conn_error(c->tls) ? tls_conn_error(c->tls) : "TLS failed");
+                return false;
+            }
+            progress = true;
+            if (!input(c, c->g->scratch, (size_t)r))
+                return false;
+        }
+        if (c->state == GEN_STATE_HANDSHAKE && tls_conn_state(c->tls) == TLS_STATE_ESTABLISHED) {
+            c->tls_done = true;
+            c->g->st.tls_sessions++;
+            send_ehlo(c);
+            if (dead(c))
+                return false;
+        }
+        if (tls_conn_state(c->tls) == TLS_STATE_FAILED) {
+            pump(c);
+            fail(c, 0, GEN_ERR_TLS, tls_conn_error(c->tls));
+            return false;
+        }
+        if (!n && !progress) {
+            if (len) {
+                fail(c, 0, GEN_ERR_TLS, "TLS input does not drain");
+                return false;
+            }
+            break;
+        }
+    }
+    return true;
+}
+
+static void on_recv(struct evl *l, struct evl_op *op, int res, unsigned flags)
+{
+    struct gen_conn *c = op->owner;
+    bool alive;
+
+    c->inflight--;
+    if (c->state == GEN_STATE_CLOSING) {
+        finish(c);
+        return;
+    }
+    if (res <= 0) {
+        if (c->state == GEN_STATE_QUIT)
+            gen_conn_abort(c);
+        else
+            fail(c, 0, GEN_ERR_CLOSED, res == 0 ? "connection closed by the server" : strerror(-res));
+        return;
+    }
+    touch(c);
+    c->switched = false;
+    if (c->tls) {
+        alive = tls_input(c, c->rbuf, (size_t)res);
+    } else {
+        alive = input(c, c->rbuf, (size_t)res);
+        c->switched = false;
+    }
+    if (!alive)
+        return;
+    if (c->waiting_rate)
+        c->deadline = 0;
+    recv_arm(c);
+    pump(c);
+}
+
+static void on_send(struct evl *l, struct evl_op *op, int res, unsigned flags)
+{
+    struct gen_conn *c = op->owner;
+
+    c->inflight--;
+    c->send_busy = false;
+    if (c->state == GEN_STATE_CLOSING) {
+        finish(c);
+        return;
+    }
+    if (res < 0) {
+        fail(c, 0, GEN_ERR_CLOSED, strerror(-res));
+        return;
+    }
+    if (c->tls)
+        c->cout_off += (size_t)res;
+    else
+        seg_advance(c, (size_t)res);
+    if (!c->waiting_rate)
+        touch(c);
+    pump(c);
+}
+
+static void on_connect(struct evl *l, struct evl_op *op, int res, unsigned flags)
+{
+    struct gen_conn *c = op->owner;
+    int one = 1;
+
+    c->inflight--;
+    if (c->state == GEN_STATE_CLOSING) {
+        finish(c);
+        return;
+    }
+    if (res < 0) {
+        /* a short pause, or a refused port would spin through the whole budget at once */
+        c->retry_at = clock_mono_ns() + CLOCK_MS(100);
+        fail(c, 0, GEN_ERR_CONNECT, strerror(-res));
+        return;
+    }
+    c->g->st.connections++;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->state = GEN_STATE_BANNER;
+    c->msgs_on_conn = 0;
+    c->tls_done = false;
+    touch(c);
+    recv_arm(c);
+}
+
+/* start - an idle slot connects when there is a message for it */
+static void start(struct gen_conn *c, uint64_t now)
+{
+    struct gen *g = c->g;
+    struct io_uring_sqe *sqe;
+
+    if (c->state != GEN_STATE_IDLE || c->inflight || g->stopping || now < c->retry_at)
+        return;
+    if (!c->claimed) {
+        if (!gen_claim(g, now))
+            return;
+        c->claimed = true;
+    }
+    c->fd = socket(g->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) {
+        int e = errno;
+        c->retry_at = now + CLOCK_MS(100);
+        account_fail(c, 0, GEN_ERR_CONNECT, strerror(e));
+        return;
+    }
+    c->state = GEN_STATE_CONNECTING;
+    touch(c);
+    sqe = evl_sqe(&g->evl, &c->op_connect);
+    io_uring_prep_connect(sqe, c->fd, (struct sockaddr *)&g->addr, g->addrlen);
+    c->inflight++;
+}
+
+void gen_conn_tick(struct gen_conn *c, uint64_t now)
+{
+    struct gen *g = c->g;
+
+    if (c->state == GEN_STATE_IDLE) {
+        start(c, now);
+        return;
+    }
+    if (c->state == GEN_STATE_READY && c->waiting_rate) {
+        next_message(c, now);
+        return;
+    }
+    if (c->deadline && now >= c->deadline && c->state != GEN_STATE_CLOSING) {
+        if (c->state == GEN_STATE_QUIT)
+            gen_conn_abort(c);
+        else
+            fail(c, 0, GEN_ERR_TIMEOUT, "no reply in time");
+    }
+    (void)g;
+}
