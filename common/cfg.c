@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cfg_dlv.h"
 #include "cfg_toml.h"
 #include "mem.h"
 
@@ -581,6 +582,7 @@ void cfg_default(struct cfg *c)
     c->log_segment_size = 256 * CFG_MIB;
     c->log_segment_age_ms = 3600000;
     c->log_flush_interval_ms = 1000;
+    cfg_dlv_default(c);
 }
 
 static void cfg_free_domains(char **domains, size_t n)
@@ -609,6 +611,7 @@ void cfg_fini(struct cfg *c)
     free(c->policy_file);
     free(c->spool_dir);
     free(c->log_dir);
+    cfg_dlv_fini(c);
     memset(c, 0, sizeof(*c));
 }
 
@@ -643,6 +646,7 @@ static void cfg_copy(struct cfg *dst, const struct cfg *src)
     dst->policy_file = cfg_dup_or_null(src->policy_file);
     dst->spool_dir = cfg_dup_or_null(src->spool_dir);
     dst->log_dir = cfg_dup_or_null(src->log_dir);
+    cfg_dlv_copy(dst, src);
 }
 
 static void cfg_set_str(char **slot, const char *s)

@@ -37,6 +37,50 @@ struct cfg_listener {
     char *name;    /* optional label, "smtp" by default */
 };
 
+#define CFG_MAX_SOURCES 64
+#define CFG_MAX_POOLS 32
+#define CFG_MAX_QUEUES 1024
+#define CFG_MAX_ROUTES 1024
+#define CFG_MAX_ROUTE_HOSTS 8
+
+/* [[egress_source]]: a local identity mail leaves from */
+struct cfg_source {
+    char *name;
+    char *bind_address; /* local IP to bind before connecting; "" = any */
+    char *ehlo_name;    /* "" = [node] hostname */
+};
+
+/* [egress_pool.NAME]: sources with weights; pool 0 is "default" (every source, weight 1, unless written) */
+struct cfg_pool {
+    char *name;
+    uint32_t n;
+    uint32_t source[CFG_MAX_SOURCES]; /* index into cfg.sources */
+    uint32_t weight[CFG_MAX_SOURCES]; /* >= 1 */
+};
+
+/* [queue.NAME]: retry policy of the scheduled queues it matches (by queue name, else by domain);
+ * queues[0] is [queue.default] */
+struct cfg_queue {
+    char *name;
+    uint64_t retry_interval_ms;     /* first retry delay, doubled per attempt; default 20 min */
+    uint64_t max_retry_interval_ms; /* cap of the doubling; default 8 h */
+    uint64_t max_age_ms;            /* expiry, counted from reception; default 7 d */
+    uint32_t pool;                  /* index into cfg.pools */
+};
+
+/* [route."DOMAIN"]: deliver the domain (or queue name) to fixed hosts instead of its MX ("*" = any) */
+struct cfg_route_host {
+    char *host; /* host name or IP literal without brackets */
+    uint16_t port;
+    bool literal; /* written as [IP]: no MX lookup, no A lookup */
+};
+
+struct cfg_route {
+    char *domain; /* lower case; "*" matches every domain without its own route */
+    uint32_t n_hosts;
+    struct cfg_route_host hosts[CFG_MAX_ROUTE_HOSTS];
+};
+
 struct cfg {
     char *source; /* file name, or "(embedded default)" */
 
@@ -70,6 +114,33 @@ struct cfg {
     struct cfg_cidr relay_networks[CFG_MAX_CIDRS];
     size_t n_relay_domains;            /* domains anyone may send to; lower case, no trailing dot */
     char **relay_domains;              /* NULL when n_relay_domains is 0 */
+
+    /* [egress] delivery (durations in ms) */
+    char *egress_resolver;              /* "127.0.0.1:5353,..." ; "" (default) = /etc/resolv.conf */
+    uint64_t egress_dns_timeout_ms;     /* per DNS try, default 5 s */
+    uint32_t egress_connection_limit;   /* connections per path (source, site), default 32 */
+    uint32_t egress_max_deliveries_per_connection; /* default 100 */
+    uint32_t egress_max_ready;          /* messages in one ready queue, default 1024 */
+    uint64_t egress_connect_timeout_ms; /* default 60 s */
+    uint64_t egress_banner_timeout_ms;  /* default 60 s */
+    uint64_t egress_command_timeout_ms; /* EHLO, MAIL, RCPT, DATA, RSET; default 5 min */
+    uint64_t egress_data_timeout_ms;    /* the reply after the body; default 10 min */
+    uint64_t egress_idle_timeout_ms;    /* an idle connection is closed after it; default 60 s */
+    uint32_t egress_port;               /* MX port, default 25 */
+    size_t n_sources;                   /* [[egress_source]]; default one "default" source, any address */
+    struct cfg_source *sources;
+    size_t n_pools;                     /* [egress_pool.NAME]; pools[0] is "default" */
+    struct cfg_pool *pools;
+    size_t n_queues;                    /* [queue.NAME]; queues[0] is "default" */
+    struct cfg_queue *queues;
+    size_t n_routes;                    /* [route."DOMAIN"] */
+    struct cfg_route *routes;
+
+    /* [bounce], [dsn] */
+    size_t n_bounce_rules_files;        /* KumoMTA bounce classifier files, loaded before the built-ins */
+    char **bounce_rules_files;
+    bool dsn_enabled;                   /* DSNs for bounces and expirations; default true */
+    char *dsn_postmaster;               /* From: of DSNs; default "MAILER-DAEMON@<hostname>" */
 
     /* [tls] (ingress STARTTLS) */
     bool tls_enabled;       /* advertise STARTTLS, default true */
@@ -124,6 +195,13 @@ bool cfg_parse_duration(const char *text, uint64_t *out_ms);
  * compared in both its IPv4 and IPv4-mapped IPv6 forms, so ::ffff:127.0.0.1 from a dual-stack socket
  * matches 127.0.0.0/8. Any other family, or a NULL addr, matches nothing.
  */
+/* cfg_queue_for - the [queue.*] entry for a queue name and its domain (never NULL: falls back to default) */
+const struct cfg_queue *cfg_queue_for(const struct cfg *c, const char *queue_name, const char *domain);
+/* cfg_route_for - the [route.*] entry for a domain, "*" when only that matches, NULL when none */
+const struct cfg_route *cfg_route_for(const struct cfg *c, const char *domain);
+/* cfg_source_find - index of the named source, -1 when none */
+int cfg_source_find(const struct cfg *c, const char *name);
+
 bool cfg_cidr_match(const struct cfg_cidr *nets, size_t n, int family, const void *addr);
 
 #endif

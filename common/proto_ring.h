@@ -33,7 +33,27 @@ enum proto_msg {
     MSG_SCHEDULER_WALK_REQUEST = 7,
     /* ingress -> spool: write a Rejection log record; body.store.arena_off/len hold a proto_rej run */
     MSG_INGRESS_LOG_REJECTION = 8,
-    MSG__MAX = 9,
+    /* spool -> scheduler: queued messages with their queues and recipient domains; body.batch holds an
+     * arena run of proto_ann (common/proto_dlv.h). Sent after each commit and during the walk. */
+    MSG_SPOOL_MESSAGE_ANNOUNCE_BATCH = 9,
+    /* scheduler -> egress: deliver the queued recipients of one domain of a message on a lease */
+    MSG_SCHEDULER_MESSAGE_DELIVER = 10,
+    /* egress -> spool: load a message (envelope + body) into the arena for delivery */
+    MSG_EGRESS_MESSAGE_LOAD = 11,
+    /* spool -> egress: the load `token` is done: body.loaded.arena_off/len hold a proto_msg run, or status < 0 */
+    MSG_SPOOL_MESSAGE_LOADED = 12,
+    /* egress -> spool: the outcome of one delivery attempt; body.batch holds a proto_attempt run */
+    MSG_EGRESS_ATTEMPT_RESULT = 13,
+    /* egress -> scheduler: the attempt of a DELIVER finished (its results went to the spool) */
+    MSG_EGRESS_DELIVERY_DONE = 14,
+    /* egress -> scheduler: the connection of a lease is closed; the lease is free */
+    MSG_EGRESS_LEASE_CLOSED = 15,
+    /* spool -> scheduler: a message's recipients of one domain were updated durably after an attempt,
+     * an expiry or a bounce; body.updated.pending = still queued in that domain */
+    MSG_SPOOL_MESSAGE_UPDATED = 16,
+    /* scheduler -> spool: expire, or bounce (permanent DNS failure), the queued recipients of a domain */
+    MSG_SCHEDULER_MESSAGE_FAIL = 17,
+    MSG__MAX = 18,
 };
 
 struct proto_ping {
@@ -67,6 +87,88 @@ struct proto_announce {
     uint32_t reserved;
 };
 
+/* a run in the arena: MSG_SPOOL_MESSAGE_ANNOUNCE_BATCH, MSG_EGRESS_ATTEMPT_RESULT */
+struct proto_batch {
+    uint64_t arena_off;
+    uint64_t len;
+    uint32_t count; /* entries in the run (announce batches) */
+    uint32_t reserved;
+    uint64_t reserved2[2];
+};
+
+#define PROTO_DELIVER_F_LAST 1u /* close the lease's connection after this message */
+
+struct proto_deliver {
+    uint64_t msg_id_hi;
+    uint64_t msg_id_lo;
+    uint32_t lease;      /* connection slot; one DELIVER at a time per lease */
+    uint32_t rcpt_first; /* index of the first recipient of the domain to deliver */
+    uint32_t attempt;    /* attempts so far + 1 */
+    uint16_t source;     /* index of the egress source in the configuration */
+    uint16_t flags;      /* PROTO_DELIVER_F_* */
+    uint64_t reserved;
+};
+
+struct proto_load {
+    uint64_t token; /* chosen by the egress, echoed in MSG_SPOOL_MESSAGE_LOADED */
+    uint64_t msg_id_hi;
+    uint64_t msg_id_lo;
+    uint64_t reserved[2];
+};
+
+struct proto_loaded {
+    uint64_t token;
+    int32_t status; /* 0, or -ENOENT (not in the spool), -ENOMEM (arena full: retry), -EIO */
+    uint32_t reserved;
+    uint64_t arena_off; /* a proto_msg run: header, envelope (spool_rec), message; the egress frees it */
+    uint64_t len;
+    uint64_t reserved2;
+};
+
+#define PROTO_DONE_F_LEASE_CLOSED 1u /* the connection closed with this attempt: the lease is free */
+
+struct proto_done {
+    uint64_t msg_id_hi;
+    uint64_t msg_id_lo;
+    uint32_t lease;
+    uint32_t rcpt_first;
+    uint16_t delivered, transient, bounced; /* recipients by outcome in this attempt */
+    uint16_t flags;                         /* PROTO_DONE_F_* */
+    uint64_t reserved;
+};
+
+struct proto_lease {
+    uint32_t lease;
+    uint32_t reason; /* 0 idle or last, 1 error */
+    uint64_t reserved[4];
+};
+
+#define PROTO_UPDATED_F_GONE 1u /* every recipient of the message is final: it left the spool */
+
+struct proto_updated {
+    uint64_t msg_id_hi;
+    uint64_t msg_id_lo;
+    uint32_t rcpt_first;
+    uint32_t pending;  /* recipients of that domain still queued */
+    uint32_t attempts; /* attempts recorded for those recipients (max) */
+    uint32_t flags;    /* PROTO_UPDATED_F_* */
+    uint64_t reserved;
+};
+
+enum proto_fail_kind {
+    PROTO_FAIL_EXPIRE = 1,     /* past the queue's max_age: Expiration records */
+    PROTO_FAIL_DNS_BOUNCE = 2, /* permanent DNS failure: Bounce records; reason = enum dns_status */
+};
+
+struct proto_fail {
+    uint64_t msg_id_hi;
+    uint64_t msg_id_lo;
+    uint32_t rcpt_first;
+    uint16_t kind;   /* enum proto_fail_kind */
+    uint16_t reason; /* for DNS bounces: enum dns_status */
+    uint64_t reserved[2];
+};
+
 struct proto_count {
     uint64_t count;
     uint64_t reserved[4];
@@ -87,6 +189,14 @@ struct proto_rec {
         struct proto_stored stored;
         struct proto_count count;
         struct proto_announce announce;
+        struct proto_batch batch;
+        struct proto_deliver deliver;
+        struct proto_load load;
+        struct proto_loaded loaded;
+        struct proto_done done;
+        struct proto_lease lease;
+        struct proto_updated updated;
+        struct proto_fail fail;
     } body;
 };
 
@@ -95,6 +205,14 @@ _Static_assert(sizeof(struct proto_store) == PROTO_BODY_SIZE, "proto_store size"
 _Static_assert(sizeof(struct proto_stored) == PROTO_BODY_SIZE, "proto_stored size");
 _Static_assert(sizeof(struct proto_count) == PROTO_BODY_SIZE, "proto_count size");
 _Static_assert(sizeof(struct proto_announce) == PROTO_BODY_SIZE, "proto_announce size");
+_Static_assert(sizeof(struct proto_batch) == PROTO_BODY_SIZE, "proto_batch size");
+_Static_assert(sizeof(struct proto_deliver) == PROTO_BODY_SIZE, "proto_deliver size");
+_Static_assert(sizeof(struct proto_load) == PROTO_BODY_SIZE, "proto_load size");
+_Static_assert(sizeof(struct proto_loaded) == PROTO_BODY_SIZE, "proto_loaded size");
+_Static_assert(sizeof(struct proto_done) == PROTO_BODY_SIZE, "proto_done size");
+_Static_assert(sizeof(struct proto_lease) == PROTO_BODY_SIZE, "proto_lease size");
+_Static_assert(sizeof(struct proto_updated) == PROTO_BODY_SIZE, "proto_updated size");
+_Static_assert(sizeof(struct proto_fail) == PROTO_BODY_SIZE, "proto_fail size");
 _Static_assert(sizeof(struct proto_rec) == PROTO_REC_SIZE, "proto_rec is one cache line");
 
 #endif
