@@ -50,6 +50,7 @@ enum cfg_kind {
     CFG_KIND_HOST,      /* hostname */
     CFG_KIND_LOG_LEVEL,
     CFG_KIND_ADDRESS,   /* host:port */
+    CFG_KIND_ADDR_LIST, /* "host:port,host:port", "" allowed */
     CFG_KIND_WORKERS,
     CFG_KIND_SIZE,      /* uint64_t bytes within [lo, hi] */
     CFG_KIND_SLOTS,
@@ -105,6 +106,17 @@ static const struct cfg_key cfg_ingress_keys[] = {
 };
 static const struct cfg_key cfg_egress_keys[] = {
     CFG_KEY("workers", CFG_KIND_WORKERS, egress_workers),
+    CFG_KEY("resolver", CFG_KIND_ADDR_LIST, egress_resolver),
+    CFG_KEY("dns_timeout", CFG_KIND_DURATION, egress_dns_timeout_ms),
+    CFG_KEY_IN("connection_limit", CFG_KIND_U32, egress_connection_limit, 1, 100000),
+    CFG_KEY_IN("max_deliveries_per_connection", CFG_KIND_U32, egress_max_deliveries_per_connection, 1, 1000000),
+    CFG_KEY_IN("max_ready", CFG_KIND_U32, egress_max_ready, 1, 10000000),
+    CFG_KEY("connect_timeout", CFG_KIND_DURATION, egress_connect_timeout_ms),
+    CFG_KEY("banner_timeout", CFG_KIND_DURATION, egress_banner_timeout_ms),
+    CFG_KEY("command_timeout", CFG_KIND_DURATION, egress_command_timeout_ms),
+    CFG_KEY("data_timeout", CFG_KIND_DURATION, egress_data_timeout_ms),
+    CFG_KEY("idle_timeout", CFG_KIND_DURATION, egress_idle_timeout_ms),
+    CFG_KEY_IN("port", CFG_KIND_U32, egress_port, 1, 65535),
 };
 static const struct cfg_key cfg_shm_keys[] = {
     CFG_KEY_IN("arena_size", CFG_KIND_SIZE, arena_bytes, CFG_MIB, 64 * CFG_GIB),
@@ -179,7 +191,7 @@ static void cfg_errs_append(struct cfg_errs *e, const char *s, size_t n)
     e->buf[e->len] = '\0';
 }
 
-__attribute__((format(printf, 3, 4))) static void cfg_errf(struct cfg_errs *e, unsigned line, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) void cfg_errf(struct cfg_errs *e, unsigned line, const char *fmt, ...)
 {
     char msg[512];
     char head[64];
@@ -202,7 +214,7 @@ __attribute__((format(printf, 3, 4))) static void cfg_errf(struct cfg_errs *e, u
 }
 
 /* cfg_quote - a value echoed into an error message, quoted, control bytes escaped, truncated */
-static const char *cfg_quote(char *buf, size_t size, const char *s)
+const char *cfg_quote(char *buf, size_t size, const char *s)
 {
     size_t o = 0;
     buf[o++] = '"';
@@ -234,7 +246,7 @@ static bool cfg_valid_ident(const char *s, size_t max, bool is_user)
     return true;
 }
 
-static bool cfg_valid_path(const char *s)
+bool cfg_valid_path(const char *s)
 {
     size_t n = strlen(s);
     if (n == 0 || n >= PATH_MAX)
@@ -267,7 +279,7 @@ static bool cfg_valid_ipv4(const char *s, size_t n)
 }
 
 /* a DNS host name (RFC 1123 labels); a final all-numeric label is refused so 1.2.3.999 is not a name */
-static bool cfg_valid_hostname(const char *s, size_t n)
+bool cfg_valid_hostname(const char *s, size_t n)
 {
     size_t label = 0;
     bool numeric = true;
@@ -297,7 +309,7 @@ static bool cfg_valid_hostname(const char *s, size_t n)
 }
 
 /* cfg_check_address - NULL when s is "host:port", else why not */
-static const char *cfg_check_address(const char *s)
+const char *cfg_check_address(const char *s)
 {
     const char *host, *colon, *p;
     size_t host_len;
@@ -655,7 +667,7 @@ static void cfg_set_str(char **slot, const char *s)
     *slot = xstrdup(s);
 }
 
-static bool cfg_expect(struct cfg_errs *e, const struct cfg_toml_node *v, enum cfg_toml_type t, const char *key,
+bool cfg_expect(struct cfg_errs *e, const struct cfg_toml_node *v, enum cfg_toml_type t, const char *key,
                        const char *what)
 {
     if (v->type == t)
@@ -665,7 +677,7 @@ static bool cfg_expect(struct cfg_errs *e, const struct cfg_toml_node *v, enum c
 }
 
 /* cfg_int_in - an integer value within [lo, hi] */
-static bool cfg_int_in(struct cfg_errs *e, const struct cfg_toml_node *v, const char *key, int64_t lo, int64_t hi)
+bool cfg_int_in(struct cfg_errs *e, const struct cfg_toml_node *v, const char *key, int64_t lo, int64_t hi)
 {
     if (!cfg_expect(e, v, CFG_TOML_INT, key, "an integer"))
         return false;
@@ -710,6 +722,13 @@ static void cfg_apply_string(struct cfg_errs *e, struct cfg *c, const struct cfg
     case CFG_KIND_ADDRESS:
         why = cfg_check_address(v->str);
         break;
+    case CFG_KIND_ADDR_LIST: {
+        char *list = xstrdup(v->str), *save = NULL;
+        for (char *a = strtok_r(list, ",", &save); a && !why; a = strtok_r(NULL, ",", &save))
+            why = cfg_check_address(a);
+        free(list);
+        break;
+    }
     default:
         break;
     }
@@ -807,6 +826,7 @@ static void cfg_apply_key(struct cfg_errs *e, struct cfg *c, const struct cfg_ke
     case CFG_KIND_USER:
     case CFG_KIND_HOST:
     case CFG_KIND_ADDRESS:
+    case CFG_KIND_ADDR_LIST:
         cfg_apply_string(e, c, k, key, v);
         return;
     case CFG_KIND_CIDRS:
@@ -1037,6 +1057,8 @@ static void cfg_apply_root(struct cfg_errs *e, struct cfg *c, const struct cfg_t
             cfg_apply_listeners(e, c, t);
             continue;
         }
+        if (cfg_dlv_owns(t->key))
+            continue; /* read by cfg_dlv_apply() below, in dependency order */
         for (size_t j = 0; j < CFG_ARRAY_SIZE(cfg_sections) && !s; j++) {
             if (strcmp(t->key, cfg_sections[j].name) == 0)
                 s = &cfg_sections[j];
@@ -1048,6 +1070,8 @@ static void cfg_apply_root(struct cfg_errs *e, struct cfg *c, const struct cfg_t
         else
             cfg_errf(e, t->line, "unknown key %s", cfg_quote(q, sizeof(q), t->key));
     }
+
+    cfg_dlv_apply(e, c, root);
 
     /* checks across keys, reported where the operator wrote the key that makes the pair wrong */
     if (c->restart_backoff_ms > c->restart_backoff_max_ms) {

@@ -9,10 +9,15 @@
  */
 #include "cfg_dlv.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
+#include "cfg_toml.h"
 #include "mem.h"
 
 static char *dup_or_null(const char *s)
@@ -142,4 +147,504 @@ int cfg_source_find(const struct cfg *c, const char *name)
         if (strcmp(c->sources[i].name, name) == 0)
             return (int)i;
     return -1;
+}
+
+/* ---- reading the tables ---- */
+
+static bool dlv_duration(struct cfg_errs *e, const struct cfg_toml_node *v, const char *key, uint64_t *out)
+{
+    char q[96];
+    uint64_t u = 0;
+
+    if (v->type == CFG_TOML_STRING && cfg_parse_duration(v->str, &u) && u > 0) {
+        *out = u;
+        return true;
+    }
+    if (v->type == CFG_TOML_INT && v->i > 0) {
+        *out = (uint64_t)v->i;
+        return true;
+    }
+    cfg_errf(e, v->line, "%s: %s is not a duration (a number with ms, s, m, h or d, above zero)", key,
+             v->type == CFG_TOML_STRING ? cfg_quote(q, sizeof(q), v->str) : cfg_toml_type_name(v->type));
+    return false;
+}
+
+static bool dlv_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
+            return false;
+    return true;
+}
+
+static bool dlv_ip_literal(const char *s)
+{
+    unsigned char buf[16];
+    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+static void dlv_sources(struct cfg_errs *e, struct cfg *c, const struct cfg_toml_node *a)
+{
+    char q[96];
+
+    if (!cfg_expect(e, a, CFG_TOML_ARRAY, "egress_source", "an array of tables ([[egress_source]])"))
+        return;
+    if (a->n_children == 0 || a->n_children > CFG_MAX_SOURCES) {
+        cfg_errf(e, a->line, "egress_source: between 1 and %d sources", CFG_MAX_SOURCES);
+        return;
+    }
+    struct cfg_source *src = xcalloc(a->n_children, sizeof(*src));
+    size_t n = 0;
+    for (size_t i = 0; i < a->n_children; i++) {
+        const struct cfg_toml_node *t = a->children[i];
+        if (!cfg_expect(e, t, CFG_TOML_TABLE, "egress_source", "a table"))
+            continue;
+        struct cfg_source s = {NULL, xstrdup(""), xstrdup("")};
+        for (size_t j = 0; j < t->n_children; j++) {
+            const struct cfg_toml_node *v = t->children[j];
+            if (strcmp(v->key, "name") == 0) {
+                if (!cfg_expect(e, v, CFG_TOML_STRING, "egress_source.name", "a string"))
+                    continue;
+                if (!dlv_name_ok(v->str)) {
+                    cfg_errf(e, v->line, "egress_source.name: %s must be 1..64 of letters, digits, '.', '_', '-'",
+                             cfg_quote(q, sizeof(q), v->str));
+                    continue;
+                }
+                for (size_t k = 0; k < n; k++)
+                    if (strcmp(src[k].name, v->str) == 0)
+                        cfg_errf(e, v->line, "egress_source.name: %s is defined twice", cfg_quote(q, sizeof(q), v->str));
+                free(s.name);
+                s.name = xstrdup(v->str);
+            } else if (strcmp(v->key, "bind_address") == 0) {
+                if (!cfg_expect(e, v, CFG_TOML_STRING, "egress_source.bind_address", "a string"))
+                    continue;
+                if (v->str[0] && !dlv_ip_literal(v->str)) {
+                    cfg_errf(e, v->line, "egress_source.bind_address: %s is not an IPv4 or IPv6 address",
+                             cfg_quote(q, sizeof(q), v->str));
+                    continue;
+                }
+                free(s.bind_address);
+                s.bind_address = xstrdup(v->str);
+            } else if (strcmp(v->key, "ehlo_name") == 0) {
+                if (!cfg_expect(e, v, CFG_TOML_STRING, "egress_source.ehlo_name", "a string"))
+                    continue;
+                if (v->str[0] && !cfg_valid_hostname(v->str, strlen(v->str))) {
+                    cfg_errf(e, v->line, "egress_source.ehlo_name: %s is not a valid host name",
+                             cfg_quote(q, sizeof(q), v->str));
+                    continue;
+                }
+                free(s.ehlo_name);
+                s.ehlo_name = xstrdup(v->str);
+            } else {
+                char key[96];
+                snprintf(key, sizeof(key), "egress_source.%s", v->key);
+                cfg_errf(e, v->line, "unknown key %s", cfg_quote(q, sizeof(q), key));
+            }
+        }
+        if (!s.name) {
+            cfg_errf(e, t->line, "egress_source: every source needs a name");
+            free(s.bind_address);
+            free(s.ehlo_name);
+            continue;
+        }
+        src[n++] = s;
+    }
+    for (size_t i = 0; i < c->n_sources; i++) {
+        free(c->sources[i].name);
+        free(c->sources[i].bind_address);
+        free(c->sources[i].ehlo_name);
+    }
+    free(c->sources);
+    c->sources = src;
+    c->n_sources = n;
+}
+
+/* pool 0 "default": every source with weight 1 until [egress_pool.default] says otherwise */
+static void dlv_default_pool(struct cfg *c)
+{
+    struct cfg_pool *p = &c->pools[0];
+    p->n = 0;
+    for (size_t i = 0; i < c->n_sources && i < CFG_MAX_SOURCES; i++) {
+        p->source[p->n] = (uint32_t)i;
+        p->weight[p->n++] = 1;
+    }
+}
+
+static void dlv_pool_member(struct cfg_errs *e, const struct cfg *c, struct cfg_pool *p, const char *key,
+                            const struct cfg_toml_node *m)
+{
+    char q[96];
+    const char *name = NULL;
+    int64_t weight = 1;
+    unsigned line = m->line;
+
+    if (m->type == CFG_TOML_STRING) {
+        name = m->str;
+    } else if (m->type == CFG_TOML_TABLE) {
+        for (size_t k = 0; k < m->n_children; k++) {
+            const struct cfg_toml_node *v = m->children[k];
+            if (strcmp(v->key, "name") == 0 && cfg_expect(e, v, CFG_TOML_STRING, key, "a source name"))
+                name = v->str;
+            else if (strcmp(v->key, "weight") == 0 && cfg_int_in(e, v, key, 1, 1000))
+                weight = v->i;
+            else if (strcmp(v->key, "name") != 0 && strcmp(v->key, "weight") != 0)
+                cfg_errf(e, v->line, "%s: unknown key %s (name, weight)", key, cfg_quote(q, sizeof(q), v->key));
+        }
+    } else {
+        cfg_errf(e, line, "%s: expected a source name or { name = ..., weight = ... }, got %s", key,
+                 cfg_toml_type_name(m->type));
+        return;
+    }
+    if (!name) {
+        cfg_errf(e, line, "%s: a member without a source name", key);
+        return;
+    }
+    int idx = cfg_source_find(c, name);
+    if (idx < 0) {
+        cfg_errf(e, line, "%s: no [[egress_source]] named %s", key, cfg_quote(q, sizeof(q), name));
+        return;
+    }
+    for (uint32_t k = 0; k < p->n; k++)
+        if (p->source[k] == (uint32_t)idx) {
+            cfg_errf(e, line, "%s: source %s is listed twice", key, cfg_quote(q, sizeof(q), name));
+            return;
+        }
+    p->source[p->n] = (uint32_t)idx;
+    p->weight[p->n++] = (uint32_t)weight;
+}
+
+static void dlv_pools(struct cfg_errs *e, struct cfg *c, const struct cfg_toml_node *t)
+{
+    char q[96], key[128];
+
+    if (!cfg_expect(e, t, CFG_TOML_TABLE, "egress_pool", "a table of pools ([egress_pool.NAME])"))
+        return;
+    for (size_t i = 0; i < t->n_children; i++) {
+        const struct cfg_toml_node *pt = t->children[i];
+        snprintf(key, sizeof(key), "egress_pool.%s", pt->key);
+        if (!cfg_expect(e, pt, CFG_TOML_TABLE, key, "a table"))
+            continue;
+        if (!dlv_name_ok(pt->key)) {
+            cfg_errf(e, pt->line, "%s: a pool name is 1..64 of letters, digits, '.', '_', '-'", key);
+            continue;
+        }
+        struct cfg_pool p = {0};
+        bool has_sources = false;
+        for (size_t j = 0; j < pt->n_children; j++) {
+            const struct cfg_toml_node *v = pt->children[j];
+            char k2[160];
+            snprintf(k2, sizeof(k2), "%s.%s", key, v->key);
+            if (strcmp(v->key, "sources") != 0) {
+                cfg_errf(e, v->line, "unknown key %s", cfg_quote(q, sizeof(q), k2));
+                continue;
+            }
+            if (!cfg_expect(e, v, CFG_TOML_ARRAY, k2, "an array"))
+                continue;
+            has_sources = v->n_children > 0;
+            for (size_t m = 0; m < v->n_children && p.n < CFG_MAX_SOURCES; m++)
+                dlv_pool_member(e, c, &p, k2, v->children[m]);
+        }
+        if (!has_sources) {
+            cfg_errf(e, pt->line, "%s: a pool needs at least one source (sources = [...])", key);
+            continue;
+        }
+        if (p.n == 0)
+            continue; /* every member was wrong, and said so */
+        size_t slot = 0;
+        if (strcmp(pt->key, "default") != 0) {
+            if (c->n_pools >= CFG_MAX_POOLS) {
+                cfg_errf(e, pt->line, "%s: at most %d pools", key, CFG_MAX_POOLS);
+                continue;
+            }
+            c->pools = xrealloc(c->pools, (c->n_pools + 1) * sizeof(*c->pools));
+            slot = c->n_pools++;
+            c->pools[slot].name = NULL;
+        }
+        free(c->pools[slot].name);
+        p.name = xstrdup(pt->key);
+        c->pools[slot] = p;
+    }
+}
+
+static int dlv_pool_find(const struct cfg *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_pools; i++)
+        if (strcmp(c->pools[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static void dlv_queues(struct cfg_errs *e, struct cfg *c, const struct cfg_toml_node *t)
+{
+    char q[96], key[160];
+
+    if (!cfg_expect(e, t, CFG_TOML_TABLE, "queue", "a table of queues ([queue.NAME])"))
+        return;
+    for (size_t i = 0; i < t->n_children; i++) {
+        const struct cfg_toml_node *qt = t->children[i];
+        snprintf(key, sizeof(key), "queue.%s", qt->key);
+        if (!cfg_expect(e, qt, CFG_TOML_TABLE, key, "a table"))
+            continue;
+        if (!qt->key[0] || strlen(qt->key) > 255 || strpbrk(qt->key, " \t\r\n")) {
+            cfg_errf(e, qt->line, "%s: a queue name or domain without spaces, up to 255 characters", key);
+            continue;
+        }
+        struct cfg_queue nq = c->queues[0];
+        nq.name = NULL;
+        for (size_t j = 0; j < qt->n_children; j++) {
+            const struct cfg_toml_node *v = qt->children[j];
+            char k2[200];
+            snprintf(k2, sizeof(k2), "%s.%s", key, v->key);
+            if (strcmp(v->key, "retry_interval") == 0) {
+                dlv_duration(e, v, k2, &nq.retry_interval_ms);
+            } else if (strcmp(v->key, "max_retry_interval") == 0) {
+                dlv_duration(e, v, k2, &nq.max_retry_interval_ms);
+            } else if (strcmp(v->key, "max_age") == 0) {
+                dlv_duration(e, v, k2, &nq.max_age_ms);
+            } else if (strcmp(v->key, "egress_pool") == 0) {
+                if (!cfg_expect(e, v, CFG_TOML_STRING, k2, "a pool name"))
+                    continue;
+                int p = dlv_pool_find(c, v->str);
+                if (p < 0)
+                    cfg_errf(e, v->line, "%s: no [egress_pool.%s]", k2, cfg_quote(q, sizeof(q), v->str));
+                else
+                    nq.pool = (uint32_t)p;
+            } else {
+                cfg_errf(e, v->line, "unknown key %s", cfg_quote(q, sizeof(q), k2));
+            }
+        }
+        if (nq.retry_interval_ms > nq.max_retry_interval_ms)
+            cfg_errf(e, qt->line, "%s: retry_interval is longer than max_retry_interval", key);
+        size_t slot = 0;
+        if (strcmp(qt->key, "default") != 0) {
+            for (slot = 1; slot < c->n_queues; slot++)
+                if (strcasecmp(c->queues[slot].name, qt->key) == 0)
+                    break;
+            if (slot == c->n_queues) {
+                if (c->n_queues >= CFG_MAX_QUEUES) {
+                    cfg_errf(e, qt->line, "%s: at most %d queue entries", key, CFG_MAX_QUEUES);
+                    continue;
+                }
+                c->queues = xrealloc(c->queues, (c->n_queues + 1) * sizeof(*c->queues));
+                c->queues[c->n_queues++].name = NULL;
+            }
+        }
+        free(c->queues[slot].name);
+        nq.name = xstrdup(qt->key);
+        c->queues[slot] = nq;
+    }
+}
+
+/* "[127.0.0.1]:2600", "[::1]", "mx.example.test:25", "mx.example.test" */
+static const char *dlv_route_host(const char *s, uint32_t default_port, struct cfg_route_host *h)
+{
+    char host[256];
+    const char *port = NULL;
+
+    memset(h, 0, sizeof(*h));
+    if (s[0] == '[') {
+        const char *end = strchr(s, ']');
+        if (!end || (size_t)(end - s - 1) >= sizeof(host))
+            return "an address literal needs a closing ']'";
+        memcpy(host, s + 1, (size_t)(end - s - 1));
+        host[end - s - 1] = '\0';
+        if (!dlv_ip_literal(host))
+            return "is not an IP address inside [ ]";
+        h->literal = true;
+        if (end[1] == ':')
+            port = end + 2;
+        else if (end[1])
+            return "unexpected text after ']'";
+    } else {
+        const char *colon = strrchr(s, ':');
+        size_t n = colon ? (size_t)(colon - s) : strlen(s);
+        if (n == 0 || n >= sizeof(host))
+            return "empty or overlong host";
+        memcpy(host, s, n);
+        host[n] = '\0';
+        if (!cfg_valid_hostname(host, n))
+            return "is not a host name (IP addresses go in [ ])";
+        if (colon)
+            port = colon + 1;
+    }
+    uint32_t p = default_port;
+    if (port) {
+        char *end = NULL;
+        unsigned long v = strtoul(port, &end, 10);
+        if (!*port || *end || v == 0 || v > 65535)
+            return "has a bad port";
+        p = (uint32_t)v;
+    }
+    h->host = xstrdup(host);
+    h->port = (uint16_t)p;
+    return NULL;
+}
+
+static void dlv_routes(struct cfg_errs *e, struct cfg *c, const struct cfg_toml_node *t)
+{
+    char q[96], key[300];
+
+    if (!cfg_expect(e, t, CFG_TOML_TABLE, "route", "a table of routes ([route.\"DOMAIN\"])"))
+        return;
+    for (size_t i = 0; i < t->n_children; i++) {
+        const struct cfg_toml_node *rt = t->children[i];
+        snprintf(key, sizeof(key), "route.%s", rt->key);
+        if (!cfg_expect(e, rt, CFG_TOML_TABLE, key, "a table"))
+            continue;
+        bool any = strcmp(rt->key, "*") == 0;
+        if (!any && !cfg_valid_hostname(rt->key, strlen(rt->key))) {
+            cfg_errf(e, rt->line, "%s: the route key is a domain (or \"*\")", key);
+            continue;
+        }
+        struct cfg_route r = {0};
+        bool listed = false;
+        for (size_t j = 0; j < rt->n_children; j++) {
+            const struct cfg_toml_node *v = rt->children[j];
+            char k2[320];
+            snprintf(k2, sizeof(k2), "%s.%s", key, v->key);
+            if (strcmp(v->key, "hosts") != 0) {
+                cfg_errf(e, v->line, "unknown key %s", cfg_quote(q, sizeof(q), k2));
+                continue;
+            }
+            if (!cfg_expect(e, v, CFG_TOML_ARRAY, k2, "an array of hosts"))
+                continue;
+            listed = v->n_children > 0;
+            for (size_t m = 0; m < v->n_children; m++) {
+                const struct cfg_toml_node *hv = v->children[m];
+                if (!cfg_expect(e, hv, CFG_TOML_STRING, k2, "a host string"))
+                    continue;
+                if (r.n_hosts >= CFG_MAX_ROUTE_HOSTS) {
+                    cfg_errf(e, hv->line, "%s: at most %d hosts", k2, CFG_MAX_ROUTE_HOSTS);
+                    break;
+                }
+                const char *why = dlv_route_host(hv->str, c->egress_port, &r.hosts[r.n_hosts]);
+                if (why)
+                    cfg_errf(e, hv->line, "%s: %s %s", k2, cfg_quote(q, sizeof(q), hv->str), why);
+                else
+                    r.n_hosts++;
+            }
+        }
+        if (r.n_hosts == 0) {
+            if (!listed)
+                cfg_errf(e, rt->line, "%s: a route needs hosts = [...]", key);
+            continue;
+        }
+        if (c->n_routes >= CFG_MAX_ROUTES) {
+            cfg_errf(e, rt->line, "%s: at most %d routes", key, CFG_MAX_ROUTES);
+            for (uint32_t k = 0; k < r.n_hosts; k++)
+                free(r.hosts[k].host);
+            continue;
+        }
+        r.domain = xstrdup(rt->key);
+        for (char *p = r.domain; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        size_t n = strlen(r.domain);
+        if (n > 1 && r.domain[n - 1] == '.')
+            r.domain[n - 1] = '\0';
+        c->routes = xrealloc(c->routes, (c->n_routes + 1) * sizeof(*c->routes));
+        c->routes[c->n_routes++] = r;
+    }
+}
+
+static void dlv_bounce(struct cfg_errs *e, struct cfg *c, const struct cfg_toml_node *t)
+{
+    char q[96];
+
+    if (!cfg_expect(e, t, CFG_TOML_TABLE, "bounce", "a table"))
+        return;
+    for (size_t i = 0; i < t->n_children; i++) {
+        const struct cfg_toml_node *v = t->children[i];
+        if (strcmp(v->key, "rules_files") != 0) {
+            char key[96];
+            snprintf(key, sizeof(key), "bounce.%s", v->key);
+            cfg_errf(e, v->line, "unknown key %s", cfg_quote(q, sizeof(q), key));
+            continue;
+        }
+        if (!cfg_expect(e, v, CFG_TOML_ARRAY, "bounce.rules_files", "an array of paths"))
+            continue;
+        for (size_t j = 0; j < c->n_bounce_rules_files; j++)
+            free(c->bounce_rules_files[j]);
+        free(c->bounce_rules_files);
+        c->bounce_rules_files = v->n_children ? xcalloc(v->n_children, sizeof(char *)) : NULL;
+        c->n_bounce_rules_files = 0;
+        for (size_t j = 0; j < v->n_children; j++) {
+            const struct cfg_toml_node *p = v->children[j];
+            if (!cfg_expect(e, p, CFG_TOML_STRING, "bounce.rules_files", "a path"))
+                continue;
+            if (!cfg_valid_path(p->str)) {
+                cfg_errf(e, p->line, "bounce.rules_files: %s is not a path", cfg_quote(q, sizeof(q), p->str));
+                continue;
+            }
+            c->bounce_rules_files[c->n_bounce_rules_files++] = xstrdup(p->str);
+        }
+    }
+}
+
+static void dlv_dsn(struct cfg_errs *e, struct cfg *c, const struct cfg_toml_node *t)
+{
+    char q[96];
+
+    if (!cfg_expect(e, t, CFG_TOML_TABLE, "dsn", "a table"))
+        return;
+    for (size_t i = 0; i < t->n_children; i++) {
+        const struct cfg_toml_node *v = t->children[i];
+        if (strcmp(v->key, "enabled") == 0) {
+            if (cfg_expect(e, v, CFG_TOML_BOOL, "dsn.enabled", "a boolean"))
+                c->dsn_enabled = v->b;
+        } else if (strcmp(v->key, "postmaster") == 0) {
+            if (!cfg_expect(e, v, CFG_TOML_STRING, "dsn.postmaster", "an address"))
+                continue;
+            const char *at = strchr(v->str, '@');
+            bool ok = v->str[0] == '\0' || (at && at != v->str && cfg_valid_hostname(at + 1, strlen(at + 1)));
+            for (const char *p = v->str; ok && *p; p++)
+                ok = (unsigned char)*p > 0x20 && *p != 0x7f && *p != '<' && *p != '>';
+            if (!ok) {
+                cfg_errf(e, v->line, "dsn.postmaster: %s is not an address local@domain",
+                         cfg_quote(q, sizeof(q), v->str));
+                continue;
+            }
+            free(c->dsn_postmaster);
+            c->dsn_postmaster = xstrdup(v->str);
+        } else {
+            char key[96];
+            snprintf(key, sizeof(key), "dsn.%s", v->key);
+            cfg_errf(e, v->line, "unknown key %s", cfg_quote(q, sizeof(q), key));
+        }
+    }
+}
+
+bool cfg_dlv_owns(const char *key)
+{
+    static const char *const keys[] = {"egress_source", "egress_pool", "queue", "route", "bounce", "dsn"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (strcmp(key, keys[i]) == 0)
+            return true;
+    return false;
+}
+
+void cfg_dlv_apply(struct cfg_errs *e, struct cfg *c, const struct cfg_toml_node *root)
+{
+    /* in dependency order, whatever the order in the file: sources, pools, queues */
+    const struct cfg_toml_node *t = cfg_toml_find(root, "egress_source");
+    if (t) {
+        dlv_sources(e, c, t);
+        /* pools name sources by index: a new source list starts the pools again */
+        for (size_t i = 1; i < c->n_pools; i++)
+            free(c->pools[i].name);
+        c->n_pools = 1;
+        dlv_default_pool(c);
+    }
+    if ((t = cfg_toml_find(root, "egress_pool")))
+        dlv_pools(e, c, t);
+    if ((t = cfg_toml_find(root, "queue")))
+        dlv_queues(e, c, t);
+    if ((t = cfg_toml_find(root, "route")))
+        dlv_routes(e, c, t);
+    if ((t = cfg_toml_find(root, "bounce")))
+        dlv_bounce(e, c, t);
+    if ((t = cfg_toml_find(root, "dsn")))
+        dlv_dsn(e, c, t);
 }
