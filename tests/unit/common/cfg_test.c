@@ -417,7 +417,7 @@ static void test_bad_file(void)
         "63: log.segment_size: 32768 bytes is out of range (64KiB..64GiB)",
         "64: log.segment_age: \"1y\" is not a duration (a number with ms, s, m, h or d)",
         "65: log.flush_interval: must be greater than 0",
-        "67: unknown table \"queue\"",
+        "67: unknown table \"queues\"",
         /* checks across keys come after the file's own order */
         "51: tls.certificate: certificate and private_key must be set together (or both left empty for a generated "
         "self-signed certificate)",
