@@ -106,7 +106,8 @@ struct proto_deliver {
     uint32_t attempt;    /* attempts so far + 1 */
     uint16_t source;     /* index of the egress source in the configuration */
     uint16_t flags;      /* PROTO_DELIVER_F_* */
-    uint64_t reserved;
+    uint32_t lease_gen;  /* with lease: names the lease; echoed in MSG_EGRESS_LEASE_CLOSED */
+    uint32_t reserved;
 };
 
 struct proto_load {
@@ -139,8 +140,10 @@ struct proto_done {
 
 struct proto_lease {
     uint32_t lease;
-    uint32_t reason; /* 0 idle or last, 1 error */
-    uint64_t reserved[4];
+    uint32_t reason;    /* 0 idle or last, 1 error */
+    uint32_t lease_gen; /* as received in the DELIVER */
+    uint32_t reserved;
+    uint64_t reserved2[3];
 };
 
 #define PROTO_UPDATED_F_GONE 1u /* every recipient of the message is final: it left the spool */

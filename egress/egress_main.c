@@ -1,19 +1,56 @@
 /*
- * ringmail-egress - the egress role (foundation skeleton)
+ * ringmail-egress - the egress role: delivery workers
  *
- * Attaches to the node's shared memory, registers, and runs the role loop: heartbeat, ring
- * probes to its peers, reload on SIGHUP, drain on SIGTERM. The role's own work arrives with
- * the issues that build it (see docs/architecture.md).
+ * Attaches to the node's shared memory, registers, and runs the role loop. Each DELIVER from the
+ * scheduler becomes an attempt (egress_deliver.c): load from the spool, resolve, connect or reuse
+ * the lease's connection, SMTP, report. SIGTERM drains: attempts in flight finish (bounded by the
+ * supervisor's drain timeout), idle connections QUIT.
  */
+#include "../common/log.h"
 #include "../common/role_rt.h"
+#include "egress.h"
+
+static void on_record(struct role_rt *rt, unsigned from, const struct proto_rec *rec)
+{
+    struct egress *eg = rt->ctx;
+
+    switch (rec->type) {
+    case MSG_SCHEDULER_MESSAGE_DELIVER:
+        egress_deliver_start(eg, from, rec);
+        break;
+    case MSG_SPOOL_MESSAGE_LOADED:
+        egress_deliver_loaded(eg, from, rec);
+        break;
+    default:
+        log_debug("record type %u from instance %u ignored", rec->type, from);
+        break;
+    }
+}
+
+static void on_tick(struct role_rt *rt, uint64_t now_ns)
+{
+    egress_deliver_tick(rt->ctx, now_ns);
+}
+
+static bool on_drain(struct role_rt *rt)
+{
+    return egress_deliver_drain(rt->ctx);
+}
 
 int main(int argc, char **argv)
 {
     static struct role_rt rt;
+    static struct egress eg;
 
     role_rt_init(&rt, SHM_ROLE_EGRESS, argc, argv);
+    egress_init(&eg, &rt);
+    rt.ctx = &eg;
+    rt.hooks.on_record = on_record;
+    rt.hooks.on_tick = on_tick;
+    rt.hooks.on_drain = on_drain;
     role_rt_ready(&rt);
     int rc = role_rt_run(&rt);
+    egress_fini(&eg);
     role_rt_fini(&rt);
     return rc;
 }

@@ -1,102 +1,445 @@
 /*
- * ringmail-scheduler - queue state (foundation of the scheduler role)
+ * ringmail-scheduler - every queued message's place and time, in memory
  *
- * Holds nothing durable: at start it asks the spool to announce every queued message
- * (MSG_SCHEDULER_WALK_REQUEST) and counts what is queued, so `ringctl status` shows it
- * (messages_queued). Queues, retries and delivery arrive with the scheduler/egress issue.
+ * Holds nothing durable: at start (and whenever the spool restarts) it asks the spool to announce
+ * every queued message, and rebuilds its queues from the announce batches. The core
+ * (sched_queue.h, sched_path.h) decides what is due, where it goes and on which connection lease;
+ * this file turns its hooks into ring records and the records of the egress and spool into core
+ * events:
+ *   spool  ANNOUNCE_BATCH  -> sched_msg_add (one entry per message and recipient domain)
+ *   hooks.deliver          -> egress DELIVER (lease, attempt, source)
+ *   egress DELIVERY_DONE   -> sched_msg_result: any transient recipient retries with backoff,
+ *                             otherwise the entry is final and leaves the scheduler
+ *   spool  UPDATED         -> the durable verdict: pending 0 removes an entry still waiting;
+ *                             pending recipients without an entry make the spool announce again
+ *   hooks.expire/.bounce   -> spool FAIL (Expiration, or Bounce for a permanent DNS failure)
+ *   egress LEASE_CLOSED    -> sched_lease_released
+ * An egress worker that dies or restarts (its generation changes) loses its leases: its in-flight
+ * messages go back to their queues due now (sched_worker_dead). Ring records a full ring refused
+ * wait in an outbox, in order, and go first at the next chance.
  */
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
-#include "../common/log.h"
-#include "../common/mem.h"
-#include "../common/msgid.h"
-#include "../common/role_rt.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/proto_dlv.h"
+#include "scheduler/scheduler.h"
 
-/*
- * The set of queued message ids (open addressing, linear probing, grows at 1/2 load). A message is
- * announced twice when a store's announce and a start-up walk cross; the set makes that harmless.
- */
-struct idset {
-    struct msgid *slots; /* {0,0} = empty: ids always carry a non-zero timestamp */
-    size_t cap, n;
-};
+#define SCHED_DISPATCH_BATCH 4096
 
-static size_t idset_hash(struct msgid id, size_t cap)
+uint64_t scheduler_now_ms(void)
 {
-    uint64_t h = (id.hi ^ (id.lo * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
-    return (size_t)(h ^ (h >> 33)) & (cap - 1);
+    return clock_real_ns() / 1000000u;
 }
 
-static bool idset_add(struct idset *s, struct msgid id);
-
-static void idset_grow(struct idset *s)
+static bool flush_outbox(struct scheduler *sc)
 {
-    struct idset bigger = {.cap = s->cap ? s->cap * 2 : 1024};
-    bigger.slots = xcalloc(bigger.cap, sizeof(*bigger.slots));
-    for (size_t i = 0; i < s->cap; i++)
-        if (s->slots[i].hi || s->slots[i].lo)
-            idset_add(&bigger, s->slots[i]);
-    free(s->slots);
-    *s = bigger;
+    uint32_t i = 0;
+    while (i < sc->n_out) {
+        if (role_rt_send(sc->rt, sc->outbox[i].to, &sc->outbox[i].rec) < 0)
+            break;
+        i++;
+    }
+    if (i) {
+        memmove(sc->outbox, sc->outbox + i, (sc->n_out - i) * sizeof(*sc->outbox));
+        sc->n_out -= i;
+    }
+    return sc->n_out == 0;
 }
 
-/* idset_add - true when the id was not there yet */
-static bool idset_add(struct idset *s, struct msgid id)
+void scheduler_send(struct scheduler *sc, unsigned to, struct proto_rec *rec)
 {
-    if ((s->n + 1) * 2 > s->cap)
-        idset_grow(s);
-    for (size_t i = idset_hash(id, s->cap);; i = (i + 1) & (s->cap - 1)) {
-        struct msgid *e = &s->slots[i];
-        if (!e->hi && !e->lo) {
-            *e = id;
-            s->n++;
-            return true;
-        }
-        if (e->hi == id.hi && e->lo == id.lo)
+    if (sc->n_out == 0 && role_rt_send(sc->rt, to, rec) == 0)
+        return;
+    if (sc->n_out == sc->cap_out) {
+        sc->cap_out = sc->cap_out ? sc->cap_out * 2 : 256;
+        sc->outbox = xrealloc(sc->outbox, sc->cap_out * sizeof(*sc->outbox));
+    }
+    sc->outbox[sc->n_out].to = to;
+    sc->outbox[sc->n_out].rec = *rec;
+    sc->n_out++;
+}
+
+/* ---- hooks of the core ---- */
+
+static uint32_t ms_to_s(uint64_t ms)
+{
+    uint64_t s = (ms + 999) / 1000;
+    return s > UINT32_MAX ? UINT32_MAX : (uint32_t)(s ? s : 1);
+}
+
+static uint32_t pool_map[CFG_MAX_POOLS];           /* configuration pool -> core pool */
+static uint32_t source_map[CFG_MAX_SOURCES];       /* configuration source -> core source */
+static uint16_t source_of_core[CFG_MAX_SOURCES + 1]; /* core source -> configuration source */
+
+static void hook_queue_config(void *arg, const char *queue, const char *domain, struct sched_queue_config *qc)
+{
+    struct scheduler *sc = arg;
+    const struct cfg_queue *q = cfg_queue_for(&sc->rt->cfg, queue, domain);
+    qc->retry_interval_s = ms_to_s(q->retry_interval_ms);
+    qc->max_retry_interval_s = ms_to_s(q->max_retry_interval_ms);
+    qc->max_age_s = ms_to_s(q->max_age_ms);
+    qc->pool = q->pool < CFG_MAX_POOLS ? pool_map[q->pool] : pool_map[0];
+}
+
+static void hook_path_config(void *arg, const char *source, const char *site, struct sched_path_options *opt)
+{
+    struct scheduler *sc = arg;
+    opt->connection_limit = sc->rt->cfg.egress_connection_limit;
+    opt->max_deliveries_per_connection = sc->rt->cfg.egress_max_deliveries_per_connection;
+    opt->max_ready = sc->rt->cfg.egress_max_ready;
+}
+
+static void send_fail(struct scheduler *sc, const struct sched_msg *msg, uint16_t kind, uint16_t reason)
+{
+    struct proto_rec r = {.type = MSG_SCHEDULER_MESSAGE_FAIL};
+    struct msgid id;
+    uint32_t rcpt_first;
+
+    sched_keys_real(&sc->keys, msg->id, &id, &rcpt_first);
+    r.body.fail.msg_id_hi = id.hi;
+    r.body.fail.msg_id_lo = id.lo;
+    r.body.fail.rcpt_first = rcpt_first;
+    r.body.fail.kind = kind;
+    r.body.fail.reason = reason;
+    scheduler_send(sc, 0, &r);
+    sc->fails++;
+    sched_keys_forget(&sc->keys, msg->id);
+}
+
+static void hook_expire(void *arg, const struct sched_msg *msg)
+{
+    send_fail(arg, msg, PROTO_FAIL_EXPIRE, 0);
+}
+
+static void hook_bounce(void *arg, const struct sched_msg *msg, const char *reason)
+{
+    struct scheduler *sc = arg;
+    send_fail(sc, msg, PROTO_FAIL_DNS_BOUNCE, (uint16_t)(sc->fail_status ? sc->fail_status : DNS_NXDOMAIN));
+}
+
+static void hook_deliver(void *arg, struct sched_msg *msg, struct sched_lease *lease, bool last)
+{
+    struct scheduler *sc = arg;
+    struct proto_rec r = {.type = MSG_SCHEDULER_MESSAGE_DELIVER};
+    struct msgid id;
+    uint32_t rcpt_first;
+
+    sched_keys_real(&sc->keys, msg->id, &id, &rcpt_first);
+    r.dst_gen = lease->worker < SHM_MAX_INSTANCES ? sc->egress_gen[lease->worker] : 0;
+    r.body.deliver.msg_id_hi = id.hi;
+    r.body.deliver.msg_id_lo = id.lo;
+    r.body.deliver.lease = lease->id;
+    r.body.deliver.rcpt_first = rcpt_first;
+    r.body.deliver.attempt = (uint32_t)msg->attempts + 1;
+    r.body.deliver.source = lease->path->source <= CFG_MAX_SOURCES ? source_of_core[lease->path->source] : 0;
+    r.body.deliver.flags = last ? PROTO_DELIVER_F_LAST : 0;
+    r.body.deliver.lease_gen = lease->gen;
+    scheduler_send(sc, lease->worker, &r);
+    sc->deliveries++;
+}
+
+/* ---- records ---- */
+
+static bool str_clean(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x21 || s[i] == 0x7f)
             return false;
+    return n > 0;
+}
+
+/* on_announce_batch - a run of proto_ann entries; validated whole before any is used */
+static void on_announce_batch(struct scheduler *sc, const struct proto_rec *rec)
+{
+    struct role_rt *rt = sc->rt;
+    const struct proto_batch *b = &rec->body.batch;
+    const char *p = shm_arena_ptr(rt->seg.arena, b->arena_off, b->len);
+    uint64_t now = scheduler_now_ms();
+    struct proto_ann_hdr h;
+    const char *why = NULL;
+    size_t added = 0;
+
+    if (!p || b->len < sizeof(h)) {
+        why = "arena range invalid";
+        goto out;
+    }
+    memcpy(&h, p, sizeof(h));
+    if (h.magic != PROTO_ANN_MAGIC || h.version != PROTO_DLV_VERSION || h.count != b->count) {
+        why = "bad header";
+        goto out;
+    }
+    /* pass 0 validates, pass 1 adds */
+    for (int pass = 0; pass < 2; pass++) {
+        size_t off = sizeof(h);
+        for (uint32_t i = 0; i < h.count; i++) {
+            struct proto_ann a;
+            if (b->len - off < sizeof(a)) {
+                why = "truncated entry";
+                goto out;
+            }
+            memcpy(&a, p + off, sizeof(a));
+            off += sizeof(a);
+            if (a.n_dom == 0 || a.n_dom > PROTO_ANN_MAX_DOMAINS || (b->len - off) / sizeof(struct proto_ann_dom) < a.n_dom) {
+                why = "bad domain count";
+                goto out;
+            }
+            const char *doms = p + off;
+            off += (size_t)a.n_dom * sizeof(struct proto_ann_dom);
+            for (uint16_t d = 0; d < a.n_dom; d++) {
+                struct proto_ann_dom ad;
+                memcpy(&ad, doms + (size_t)d * sizeof(ad), sizeof(ad));
+                if (ad.queue_len == 0 || ad.queue_len > PROTO_DLV_STRING_MAX || ad.domain_len == 0 ||
+                    ad.domain_len > PROTO_DLV_STRING_MAX || b->len - off < (size_t)ad.queue_len + ad.domain_len) {
+                    why = "bad string lengths";
+                    goto out;
+                }
+                const char *qn = p + off, *dn = qn + ad.queue_len;
+                off += (size_t)ad.queue_len + ad.domain_len;
+                if (!str_clean(qn, ad.queue_len) || !str_clean(dn, ad.domain_len)) {
+                    why = "control characters in a name";
+                    goto out;
+                }
+                if (pass == 0 || ad.pending == 0)
+                    continue;
+                char queue[PROTO_DLV_STRING_MAX + 1], domain[PROTO_DLV_STRING_MAX + 1];
+                memcpy(queue, qn, ad.queue_len);
+                queue[ad.queue_len] = '\0';
+                memcpy(domain, dn, ad.domain_len);
+                domain[ad.domain_len] = '\0';
+                struct msgid id = {a.msg_id_hi, a.msg_id_lo}, key;
+                sched_keys_key(&sc->keys, id, ad.rcpt_first, true, &key);
+                if (sched_msg_find(sc->core, key))
+                    continue; /* announced twice: a commit's batch and a walk crossed */
+                uint16_t attempts = a.attempts > UINT16_MAX ? UINT16_MAX : (uint16_t)a.attempts;
+                int rc = sched_msg_add(sc->core, key, a.created_ms, attempts, queue, domain, now, NULL);
+                if (rc < 0) {
+                    log_warn("message %016llx%016llx to %s not queued: %s", (unsigned long long)id.hi,
+                             (unsigned long long)id.lo, domain, strerror(-rc));
+                    sched_keys_forget(&sc->keys, key);
+                    continue;
+                }
+                added++;
+            }
+            off = (off + 7) & ~(size_t)7;
+            if (off > b->len) {
+                why = "padding past the end";
+                goto out;
+            }
+        }
+        if (off != b->len) {
+            why = "length does not add up";
+            goto out;
+        }
+    }
+out:
+    if (why) {
+        shm_counter_add(rt->self, SHM_CTR_RING_BAD, 1);
+        log_warn("announce batch from the spool refused: %s", why);
+    }
+    if (p)
+        shm_arena_free(rt->seg.arena, b->arena_off);
+    if (added)
+        log_debug("%zu entries queued from an announce batch", added);
+}
+
+static void on_done(struct scheduler *sc, unsigned from, const struct proto_rec *rec)
+{
+    const struct proto_done *d = &rec->body.done;
+    struct msgid id = {d->msg_id_hi, d->msg_id_lo}, key;
+    struct sched_msg *m = NULL;
+
+    if (sched_keys_key(&sc->keys, id, d->rcpt_first, false, &key))
+        m = sched_msg_find(sc->core, key);
+    struct sched_lease *lease = m ? sched_msg_lease(m) : NULL;
+    if (!lease || lease->id != d->lease || lease->worker != from) {
+        log_warn("delivery result from egress instance %u for lease %u does not match an attempt in flight", from,
+                 d->lease);
+        shm_counter_add(sc->rt->self, SHM_CTR_RING_BAD, 1);
+        return;
+    }
+    uint32_t lid = lease->id, lgen = lease->gen;
+    enum sched_outcome out = d->transient ? SCHED_OUTCOME_TRANSIENT
+                             : d->bounced && !d->delivered ? SCHED_OUTCOME_BOUNCED
+                                                           : SCHED_OUTCOME_DELIVERED;
+    (void)sched_msg_result(sc->core, m, out, scheduler_now_ms());
+    if (out != SCHED_OUTCOME_TRANSIENT)
+        sched_keys_forget(&sc->keys, key);
+    if (d->flags & PROTO_DONE_F_LEASE_CLOSED) {
+        struct sched_lease *l = sched_lease_get(sc->core, lid, lgen);
+        if (l)
+            sched_lease_released(sc->core, l, scheduler_now_ms());
     }
 }
 
-struct scheduler {
-    struct idset queued;
-    bool walk_requested;
-};
+static void on_lease_closed(struct scheduler *sc, unsigned from, const struct proto_rec *rec)
+{
+    struct sched_lease *l = sched_lease_get(sc->core, rec->body.lease.lease, rec->body.lease.lease_gen);
+    if (l && l->worker == from)
+        sched_lease_released(sc->core, l, scheduler_now_ms());
+}
+
+static void on_updated(struct scheduler *sc, const struct proto_rec *rec)
+{
+    const struct proto_updated *u = &rec->body.updated;
+    struct msgid id = {u->msg_id_hi, u->msg_id_lo}, key;
+    struct sched_msg *m = NULL;
+
+    if (sched_keys_key(&sc->keys, id, u->rcpt_first, false, &key))
+        m = sched_msg_find(sc->core, key);
+    if (m && u->pending == 0 && m->state != SCHED_MSG_IN_FLIGHT) {
+        (void)sched_msg_remove(sc->core, key);
+        sched_keys_forget(&sc->keys, key);
+    } else if (!m && u->pending > 0 && !(u->flags & PROTO_UPDATED_F_GONE)) {
+        /* the spool still holds recipients we let go of: have it announce again (rare) */
+        log_info("spool holds %u queued recipients of a message the scheduler had finished; re-announcing",
+                 u->pending);
+        sc->walk_requested = false;
+    }
+}
 
 static void on_record(struct role_rt *rt, unsigned from, const struct proto_rec *rec)
 {
     struct scheduler *sc = rt->ctx;
+    enum shm_role role = (enum shm_role)rt->seg.inst[from].role;
 
-    if (from != 0) {
+    switch (rec->type) {
+    case MSG_SPOOL_MESSAGE_ANNOUNCE_BATCH:
+        if (role == SHM_ROLE_SPOOL)
+            on_announce_batch(sc, rec);
+        return;
+    case MSG_SPOOL_WALK_DONE:
+        if (role == SHM_ROLE_SPOOL)
+            log_info("spool walk done: %llu messages announced", (unsigned long long)rec->body.count.count);
+        return;
+    case MSG_SPOOL_MESSAGE_UPDATED:
+        if (role == SHM_ROLE_SPOOL)
+            on_updated(sc, rec);
+        return;
+    case MSG_EGRESS_DELIVERY_DONE:
+        if (role == SHM_ROLE_EGRESS)
+            on_done(sc, from, rec);
+        return;
+    case MSG_EGRESS_LEASE_CLOSED:
+        if (role == SHM_ROLE_EGRESS)
+            on_lease_closed(sc, from, rec);
+        return;
+    default:
         shm_counter_add(rt->self, SHM_CTR_RING_BAD, 1);
         return;
     }
-    switch (rec->type) {
-    case MSG_SPOOL_MESSAGE_ANNOUNCE: {
-        struct msgid id = {rec->body.announce.msg_id_hi, rec->body.announce.msg_id_lo};
-        if (rec->body.announce.rcpt_count > 0 && (id.hi || id.lo))
-            idset_add(&sc->queued, id);
-        shm_counter_set(rt->self, SHM_CTR_MESSAGES_QUEUED, sc->queued.n);
-        break;
-    }
-    case MSG_SPOOL_WALK_DONE:
-        log_info("spool walk done: %llu messages announced; %zu queued", (unsigned long long)rec->body.count.count,
-                 sc->queued.n);
-        break;
-    default:
-        shm_counter_add(rt->self, SHM_CTR_RING_BAD, 1);
-        break;
+}
+
+/* ---- the loop ---- */
+
+/* track_peers - egress workers that started, died or restarted; a spool that restarted */
+static void track_peers(struct scheduler *sc)
+{
+    struct role_rt *rt = sc->rt;
+    uint64_t now = scheduler_now_ms();
+
+    for (unsigned i = 0; i < rt->seg.hdr->n_instances && i < SHM_MAX_INSTANCES; i++) {
+        struct shm_instance *in = &rt->seg.inst[i];
+        if (in->role == SHM_ROLE_SPOOL) {
+            uint32_t g = atomic_load(&in->generation);
+            if (atomic_load(&in->state) == SHM_INST_READY && g != sc->spool_gen) {
+                if (sc->spool_gen)
+                    log_info("spool restarted (generation %u): asking it to announce the queue again", g);
+                sc->spool_gen = g;
+                sc->walk_requested = false;
+            }
+            continue;
+        }
+        if (in->role != SHM_ROLE_EGRESS)
+            continue;
+        uint32_t g = atomic_load(&in->generation);
+        bool ready = atomic_load(&in->state) == SHM_INST_READY;
+        if (sc->egress_gen[i] && (!ready || g != sc->egress_gen[i])) {
+            log_info("egress instance %u went away: its leases end, its messages go back to their queues", i);
+            (void)sched_worker_dead(sc->core, i, now);
+            sc->egress_gen[i] = 0;
+        }
+        if (ready && !sc->egress_gen[i]) {
+            sched_worker_add(sc->core, i);
+            sc->egress_gen[i] = g;
+        }
     }
 }
 
-static void on_tick(struct role_rt *rt, uint64_t now)
+static void work(struct scheduler *sc)
 {
-    struct scheduler *sc = rt->ctx;
+    struct role_rt *rt = sc->rt;
 
-    /* ask once the ring is there; a full ring (spool not reading) is retried next tick */
-    if (!sc->walk_requested) {
+    track_peers(sc);
+    if (!sc->walk_requested && sc->spool_gen) {
         struct proto_rec r = {.type = MSG_SCHEDULER_WALK_REQUEST};
         if (role_rt_send(rt, 0, &r) == 0)
             sc->walk_requested = true;
+    }
+    if (!flush_outbox(sc))
+        return; /* the rings are full: let the peers catch up first */
+    (void)sched_core_advance(sc->core, scheduler_now_ms());
+    if (!rt->draining)
+        (void)sched_core_dispatch(sc->core, SCHED_DISPATCH_BATCH);
+    struct sched_stats st;
+    sched_core_stats(sc->core, &st);
+    shm_counter_set(rt->self, SHM_CTR_MESSAGES_QUEUED, st.messages);
+}
+
+static void after_drain(struct role_rt *rt)
+{
+    work(rt->ctx);
+}
+
+static void on_tick(struct role_rt *rt, uint64_t now_ns)
+{
+    work(rt->ctx);
+}
+
+static bool on_idle(struct role_rt *rt)
+{
+    (void)flush_outbox(rt->ctx);
+    return false; /* a full ring is retried at the next tick or wake-up */
+}
+
+static bool on_drain(struct role_rt *rt)
+{
+    /* nothing durable here: stop handing out work, and go once the outbox is flushed */
+    return flush_outbox(rt->ctx);
+}
+
+static void core_setup(struct scheduler *sc)
+{
+    const struct cfg *c = &sc->rt->cfg;
+    struct sched_core_options opt;
+    struct sched_hooks hooks = {
+        .arg = sc,
+        .queue_config = hook_queue_config,
+        .path_config = hook_path_config,
+        .resolve = sched_route_resolve,
+        .expire = hook_expire,
+        .bounce = hook_bounce,
+        .deliver = hook_deliver,
+    };
+
+    sched_core_options_default(&opt);
+    opt.seed = clock_mono_ns() | 1;
+    sc->core = sched_core_new(&opt, &hooks, scheduler_now_ms());
+    /* the core keeps source 0 and pool 0 as "unspecified": map our indexes onto its own */
+    for (size_t i = 0; i < c->n_sources && i < CFG_MAX_SOURCES; i++) {
+        source_map[i] = sched_core_source_add(sc->core, c->sources[i].name);
+        if (source_map[i] > CFG_MAX_SOURCES)
+            panic("egress source %zu got core index %u", i, source_map[i]);
+        source_of_core[source_map[i]] = (uint16_t)i;
+    }
+    for (size_t i = 0; i < c->n_pools && i < CFG_MAX_POOLS; i++) {
+        pool_map[i] = sched_core_pool_add(sc->core, c->pools[i].name);
+        for (uint32_t m = 0; m < c->pools[i].n; m++)
+            (void)sched_core_pool_weight(sc->core, pool_map[i], source_map[c->pools[i].source[m]],
+                                         c->pools[i].weight[m]);
     }
 }
 
@@ -106,12 +449,23 @@ int main(int argc, char **argv)
     static struct scheduler sc;
 
     role_rt_init(&rt, SHM_ROLE_SCHEDULER, argc, argv);
+    sc.rt = &rt;
     rt.ctx = &sc;
     rt.hooks.on_record = on_record;
+    rt.hooks.after_drain = after_drain;
     rt.hooks.on_tick = on_tick;
+    rt.hooks.on_idle = on_idle;
+    rt.hooks.on_drain = on_drain;
+    core_setup(&sc);
+    sched_route_init(&sc);
     role_rt_ready(&rt);
     int rc = role_rt_run(&rt);
+    sched_route_fini(&sc);
+    for (int i = 0; i < 8; i++)
+        (void)evl_run_once(&rt.evl, false);
+    sched_core_free(sc.core);
+    sched_keys_fini(&sc.keys);
+    free(sc.outbox);
     role_rt_fini(&rt);
-    free(sc.queued.slots);
     return rc;
 }

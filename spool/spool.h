@@ -4,9 +4,14 @@
  * spool_main.c   setup, the role hooks, free-space guard, recovery after a write error
  * spool_store.c  store requests from ingress: validate, batch, one synced commit per pass, acks
  * spool_walk.c   announce every queued message to the scheduler, in bounded steps, on request
+ * spool_ann.c    announce batches (proto_ann runs in the arena) with a backlog while the arena is full
+ * spool_load.c   loads of messages into the arena for egress
+ * spool_upd.c    attempt results and scheduler fails: envelope updates in the group commit, log
+ *                records, DSNs, MSG_SPOOL_MESSAGE_UPDATED after the commit
+ * spool_dlv.c    the rules those apply (queue names, run checks, state changes), without a process
  *
  * The outbox holds ring records that could not be pushed (a full ring) and is retried first on every
- * pass, so an ack is delayed, never dropped.
+ * pass, so an ack is delayed, never dropped. The announce backlog does the same for arena runs.
  */
 #ifndef RINGMAIL_SPOOL_H
 #define RINGMAIL_SPOOL_H
@@ -19,6 +24,7 @@
 #include "spool_db.h"
 #include "spool_log.h"
 #include "../common/spool_rec.h"
+#include "../policy/bounce_class.h"
 
 struct spool_pending {
     unsigned from;     /* ingress instance */
@@ -31,6 +37,35 @@ struct spool_pending {
 struct spool_outbox_item {
     unsigned to;
     struct proto_rec rec;
+};
+
+/* announce entries waiting for an arena run; sent in order */
+struct spool_ann_batch {
+    struct spool_rec_buf buf; /* proto_ann entries, without the proto_ann_hdr */
+    uint32_t count;
+    uint64_t seq;
+};
+
+/* an envelope changed in the open write batch; later changes in the same pass build on it */
+struct spool_env {
+    struct msgid id;
+    struct spool_rec rec; /* decoded, owned */
+    bool gone;            /* deleted in the batch (every recipient final) */
+};
+
+/* one MSG_SPOOL_MESSAGE_UPDATED owed after the commit */
+struct spool_upd {
+    struct msgid id;
+    uint32_t rcpt_first;
+    long env; /* index into envs, -1: the message was not in the spool */
+};
+
+/* a DSN stored in the open batch: Reception record and announcement after the commit */
+struct spool_dsn_msg {
+    struct msgid id;
+    struct spool_rec rec;
+    struct spool_rcpt rcpt;
+    char *addr;
 };
 
 struct spool {
@@ -47,8 +82,27 @@ struct spool {
     struct spool_outbox_item *outbox;
     size_t n_out, out_cap;
 
+    struct spool_env *envs;
+    size_t n_envs, envs_cap;
+    struct spool_upd *upds;
+    size_t n_upds, upds_cap;
+    struct spool_dsn_msg **dsns;
+    size_t n_dsns, dsns_cap;
+    json_t **logq; /* records of the open batch, written once it is durable */
+    size_t n_logq, logq_cap;
+    struct bounce_class *bc;
+
+    struct spool_ann_batch *ann;
+    size_t n_ann, ann_cap;
+    uint64_t ann_seq;      /* seq of the newest batch */
+    uint64_t ann_sent_seq; /* every batch up to it was sent */
+    uint64_t ann_stalls;   /* arena full when a batch was due */
+
     struct spool_db_walk walk;
     bool walking;
+    bool walk_done_pending; /* WALK_DONE follows batch walk_done_seq */
+    uint64_t walk_done_seq;
+    uint64_t walk_announced;
     bool space_low;
     uint64_t last_space_check_ns;
 };
@@ -62,6 +116,29 @@ void spool_store_rejection(struct spool *sp, unsigned from, const struct proto_r
 void spool_send(struct spool *sp, unsigned to, struct proto_rec *rec);
 /* spool_outbox_flush - true when the outbox is empty afterwards */
 bool spool_outbox_flush(struct spool *sp);
+
+/* spool_ann.c */
+/* spool_ann_add - queue the announcement of a message's queued recipients; false when none is queued */
+bool spool_ann_add(struct spool *sp, struct msgid id, const struct spool_rec *rec);
+/* spool_ann_flush - send queued batches while the arena has room; true when none is left */
+bool spool_ann_flush(struct spool *sp);
+/* spool_ann_backlog - batches waiting */
+size_t spool_ann_backlog(const struct spool *sp);
+void spool_ann_fini(struct spool *sp);
+
+/* spool_load.c */
+void spool_load_request(struct spool *sp, unsigned from, const struct proto_rec *rec);
+
+/* spool_upd.c */
+void spool_upd_attempt(struct spool *sp, unsigned from, const struct proto_rec *rec);
+void spool_upd_fail(struct spool *sp, unsigned from, const struct proto_rec *rec);
+/* spool_upd_pending - updates wait for the commit */
+bool spool_upd_pending(const struct spool *sp);
+/* spool_upd_committed - after the commit (rc 0 or -errno): logs, UPDATED records, DSN announcements */
+void spool_upd_committed(struct spool *sp, int rc);
+/* spool_upd_classifier - (re)build the bounce classifier from the configuration */
+void spool_upd_classifier(struct spool *sp);
+void spool_upd_fini(struct spool *sp);
 
 /* spool_walk.c */
 void spool_walk_start(struct spool *sp);

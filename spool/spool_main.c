@@ -3,7 +3,8 @@
  *
  * Opens the RocksDB store ([spool] dir, default DATA_DIR/spool) and the log segments ([log] dir,
  * default DATA_DIR/logs), then serves: store requests from ingress (group commit, spool_store.c),
- * walk requests from the scheduler (spool_walk.c). Each second it checks free space: below
+ * walk requests from the scheduler (spool_walk.c), loads for egress (spool_load.c), attempt results and
+ * fails (spool_upd.c) in the same group commit. Each second it checks free space: below
  * [spool] free_space_min it raises the flag that makes ingress answer 452 at MAIL (DISK-01); after a
  * failed write (ENOSPC) it reopens the database once space is back (DISK-02).
  * A database that cannot be opened is fatal: the supervisor restarts the spool with backoff and
@@ -32,8 +33,17 @@ static void on_record(struct role_rt *rt, unsigned from, const struct proto_rec 
         spool_store_rejection(sp, from, rec);
         break;
     case MSG_SCHEDULER_WALK_REQUEST:
-        if (from == 1)
+        if (rt->seg.inst[from].role == SHM_ROLE_SCHEDULER)
             spool_walk_start(sp);
+        break;
+    case MSG_EGRESS_MESSAGE_LOAD:
+        spool_load_request(sp, from, rec);
+        break;
+    case MSG_EGRESS_ATTEMPT_RESULT:
+        spool_upd_attempt(sp, from, rec);
+        break;
+    case MSG_SCHEDULER_MESSAGE_FAIL:
+        spool_upd_fail(sp, from, rec);
         break;
     default:
         shm_counter_add(rt->self, SHM_CTR_RING_BAD, 1);
@@ -54,6 +64,7 @@ static bool on_idle(struct role_rt *rt)
     struct spool *sp = rt->ctx;
 
     spool_outbox_flush(sp);
+    spool_ann_flush(sp);
     return spool_walk_step(sp);
 }
 
@@ -89,6 +100,7 @@ static void on_tick(struct role_rt *rt, uint64_t now)
 
     check_space(sp, now);
     spool_outbox_flush(sp);
+    spool_ann_flush(sp);
     int rc = spool_log_tick(sp->log, clock_real_ns());
     if (rc < 0)
         log_warn("log segment write failed: %s (records kept in memory, retrying)", strerror(-rc));
@@ -99,8 +111,14 @@ static bool on_drain(struct role_rt *rt)
     struct spool *sp = rt->ctx;
 
     spool_store_commit(sp);
+    spool_ann_flush(sp);
     /* acks still queued for a full ring get a few ticks; the supervisor's drain timeout bounds it */
     return spool_outbox_flush(sp);
+}
+
+static void on_reload(struct role_rt *rt)
+{
+    spool_upd_classifier(rt->ctx);
 }
 
 static char *sub_dir(const char *configured, const char *data_dir, const char *name)
@@ -125,6 +143,9 @@ int main(int argc, char **argv)
     rt.hooks.on_idle = on_idle;
     rt.hooks.on_tick = on_tick;
     rt.hooks.on_drain = on_drain;
+    rt.hooks.on_reload = on_reload;
+    msgid_init((uint16_t)rt.self_idx); /* ids of the DSNs the spool makes */
+    spool_upd_classifier(&sp);
 
     sp.db_dir = sub_dir(rt.cfg.spool_dir, rt.cfg.data_dir, "spool");
     sp.log_dir = sub_dir(rt.cfg.log_dir, rt.cfg.data_dir, "logs");
@@ -148,6 +169,8 @@ int main(int argc, char **argv)
     role_rt_ready(&rt);
     rc = role_rt_run(&rt);
     spool_store_commit(&sp);
+    spool_upd_fini(&sp);
+    spool_ann_fini(&sp);
     spool_log_close(sp.log);
     spool_db_batch_free(sp.batch);
     spool_db_close(sp.db);

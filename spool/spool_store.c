@@ -7,7 +7,9 @@
  * wait in the rings and form the next batch: group commit without a timer.
  * The arena run is validated (bounds, header, exact length, strict envelope decode) before anything
  * is stored; a bad request is answered with an error status, never stored, and counted. The run is
- * freed as soon as RocksDB has copied it into the batch.
+ * freed as soon as RocksDB has copied it into the batch. The same batch carries the envelope updates
+ * of attempt results and fails (spool_upd.c); after the acks the new messages are announced in
+ * batches (spool_ann.c).
  */
 #include "spool.h"
 
@@ -20,6 +22,7 @@
 #include "../common/log.h"
 #include "../common/mem.h"
 #include "../common/proto_msg.h"
+#include "spool_dlv.h"
 
 void spool_send(struct spool *sp, unsigned to, struct proto_rec *rec)
 {
@@ -136,7 +139,6 @@ static void log_reception(struct spool *sp, const struct spool_pending *pd)
     ev.sender = pd->rec.sender;
     ev.size = pd->rec.body_size;
     ev.created = (int64_t)(pd->rec.created_ms / 1000u);
-    ev.queue = spool_rec_meta_get(&pd->rec, SPOOL_META_QUEUE);
     struct spool_log_kv kv[SPOOL_REC_META_MAX];
     for (uint32_t i = 0; i < pd->rec.meta_count && i < SPOOL_REC_META_MAX; i++)
         kv[i] = (struct spool_log_kv){pd->rec.meta[i].key, pd->rec.meta[i].value};
@@ -144,9 +146,15 @@ static void log_reception(struct spool *sp, const struct spool_pending *pd)
     ev.meta_count = pd->rec.meta_count < SPOOL_REC_META_MAX ? pd->rec.meta_count : SPOOL_REC_META_MAX;
     /* one record per recipient, as KumoMTA does, so each can be followed to its outcome */
     for (uint32_t i = 0; i < pd->rec.rcpt_count; i++) {
+        char dom[SPOOL_REC_ADDR_MAX + 1];
         ev.recipient = pd->rec.rcpts[i].addr;
+        /* the scheduled queue the recipient goes to, as its delivery records will name it */
+        spool_dlv_domain(ev.recipient, dom, sizeof(dom));
+        char *queue = spool_dlv_queue_name(&pd->rec, dom);
+        ev.queue = queue;
         if (spool_log_reception(sp->log, &ev) < 0)
             log_warn("log buffer full: Reception record for %s dropped", idtext);
+        free(queue);
     }
 }
 
@@ -154,35 +162,37 @@ void spool_store_commit(struct spool *sp)
 {
     struct role_rt *rt = sp->rt;
 
-    if (sp->n_pend == 0)
+    if (sp->n_pend == 0 && !spool_upd_pending(sp) && spool_db_batch_count(sp->batch) == 0)
         return;
+    /* stores, envelope updates, deletes and DSNs of this pass: one write batch, one fsync */
     int rc = spool_db_commit(sp->db, sp->batch);
     if (rc == 0) {
-        shm_counter_add(rt->self, SHM_CTR_SPOOL_COMMITS, 1);
+        if (spool_db_batch_count(sp->batch) > 0)
+            shm_counter_add(rt->self, SHM_CTR_SPOOL_COMMITS, 1);
         shm_counter_add(rt->self, SHM_CTR_MESSAGES_STORED, sp->n_pend);
     } else {
         shm_counter_add(rt->self, SHM_CTR_SPOOL_COMMIT_FAILURES, 1);
-        log_error("spool commit of %zu messages failed: %s (%s); each gets 451", sp->n_pend, strerror(-rc),
-                  spool_db_error(sp->db));
+        log_error("spool commit of %zu messages and %zu updates failed: %s (%s); each store gets 451", sp->n_pend,
+                  sp->n_upds, strerror(-rc), spool_db_error(sp->db));
     }
     for (size_t i = 0; i < sp->n_pend; i++) {
         struct spool_pending *pd = &sp->pend[i];
         /* the fsync covering this message has returned: only now may the 250 be sent (DUR-01) */
         answer(sp, pd->from, pd->from_gen, pd->token, pd->id, rc);
-        if (rc == 0) {
+        if (rc == 0)
             log_reception(sp, pd);
-            struct proto_rec a = {.type = MSG_SPOOL_MESSAGE_ANNOUNCE};
-            a.body.announce.msg_id_hi = pd->id.hi;
-            a.body.announce.msg_id_lo = pd->id.lo;
-            a.body.announce.created_ms = pd->rec.created_ms;
-            a.body.announce.size = pd->rec.body_size;
-            a.body.announce.rcpt_count = pd->rec.rcpt_count;
-            spool_send(sp, 1, &a);
-        }
+    }
+    spool_upd_committed(sp, rc);
+    /* announcements follow the acks: the messages just made durable, then DSNs stored by updates */
+    for (size_t i = 0; i < sp->n_pend; i++) {
+        struct spool_pending *pd = &sp->pend[i];
+        if (rc == 0)
+            spool_ann_add(sp, pd->id, &pd->rec);
         spool_rec_fini(&pd->rec);
     }
     sp->n_pend = 0;
     spool_db_batch_reset(sp->batch);
+    spool_ann_flush(sp);
 }
 
 /* parse_enhanced - "5.7.1 text" -> class/subject/detail and the text after it */

@@ -3,36 +3,33 @@
  *
  * The scheduler holds nothing durable: when it starts it asks (MSG_SCHEDULER_WALK_REQUEST) and the
  * spool walks the envelopes in key (= creation) order, a step at a time between other work, so stores
- * keep flowing during a long walk. A step runs only when the ring to the scheduler has room for all
- * of it. Undecodable records are moved to quarantine by spool_db_walk_step and counted.
+ * keep flowing during a long walk. A step runs only when the outbox is empty and few announce batches
+ * wait for the arena. Entries go into announce batches (spool_ann.c); MSG_SPOOL_WALK_DONE follows the
+ * last batch the walk filled, with the number of messages announced. Undecodable records are moved to
+ * quarantine by spool_db_walk_step and counted.
  */
 #include "spool.h"
 
 #include "../common/log.h"
 
 #define SPOOL_WALK_STEP 256
+#define SPOOL_WALK_BACKLOG 4 /* announce batches waiting for the arena */
 
 void spool_walk_start(struct spool *sp)
 {
     spool_db_walk_init(&sp->walk);
     sp->walking = true;
+    sp->walk_done_pending = false;
+    sp->walk_announced = 0;
     log_info("start-up walk: announcing queued messages to the scheduler");
 }
 
 static int announce(void *arg, struct msgid id, const struct spool_rec *rec)
 {
     struct spool *sp = arg;
-    struct proto_rec a = {.type = MSG_SPOOL_MESSAGE_ANNOUNCE};
-    uint32_t open = 0;
 
-    for (uint32_t i = 0; i < rec->rcpt_count; i++)
-        open += !spool_rec_state_final(rec->rcpts[i].state);
-    a.body.announce.msg_id_hi = id.hi;
-    a.body.announce.msg_id_lo = id.lo;
-    a.body.announce.created_ms = rec->created_ms;
-    a.body.announce.size = rec->body_size;
-    a.body.announce.rcpt_count = open;
-    spool_send(sp, 1, &a);
+    if (spool_ann_add(sp, id, rec))
+        sp->walk_announced++;
     return 0;
 }
 
@@ -40,11 +37,16 @@ bool spool_walk_step(struct spool *sp)
 {
     struct role_rt *rt = sp->rt;
 
-    if (!sp->walking || sp->n_out > 0)
+    if (!sp->walking)
+        return false;
+    /* a scheduler or an arena that is behind holds the walk back: the backlog stays bounded */
+    if (!spool_ann_flush(sp) && spool_ann_backlog(sp) > SPOOL_WALK_BACKLOG)
+        return false;
+    if (sp->n_out > 0)
         return false;
     struct shm_ring *r = shm_segment_ring(&rt->seg, rt->self_idx, 1);
-    if (!r || r->capacity - shm_ring_count(r) < SPOOL_WALK_STEP + 64)
-        return false; /* the scheduler is behind: the next tick tries again */
+    if (!r || r->capacity - shm_ring_count(r) < 64)
+        return false; /* the next tick tries again */
     uint64_t before = sp->walk.quarantined;
     int rc = spool_db_walk_step(sp->db, &sp->walk, SPOOL_WALK_STEP, announce, sp);
     if (sp->walk.quarantined > before) {
@@ -55,16 +57,16 @@ bool spool_walk_step(struct spool *sp)
     if (rc < 0) {
         log_error("start-up walk failed: %d (%s); will retry on the next request", rc, spool_db_error(sp->db));
         sp->walking = false;
+        spool_ann_flush(sp);
         return false;
     }
     if (sp->walk.done) {
-        struct proto_rec d = {.type = MSG_SPOOL_WALK_DONE};
-        d.body.count.count = sp->walk.walked;
-        spool_send(sp, 1, &d);
         sp->walking = false;
-        log_info("start-up walk done: %llu queued messages announced, %llu quarantined",
-                 (unsigned long long)sp->walk.walked, (unsigned long long)sp->walk.quarantined);
+        sp->walk_done_pending = true;
+        sp->walk_done_seq = sp->ann_seq;
+        spool_ann_flush(sp); /* sends WALK_DONE once every batch up to here is out */
         return false;
     }
+    spool_ann_flush(sp);
     return true;
 }

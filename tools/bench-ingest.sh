@@ -1,67 +1,376 @@
 #!/usr/bin/env bash
-# bench-ingest.sh - injection into a durable spool: Postfix's smtp-source -> ringmail.
+# bench-ingest.sh - injection into a durable queue: ringmail (ingress + spool) against Postfix (smtpd + cleanup).
 #
-#   tools/bench-ingest.sh [BUILD_DIR] [RUNS]
+#   tools/bench-ingest.sh [BUILD_DIR] [RUNS]          (default: build, 3)
 #
-# For 10 KB and 100 KB messages, 50 sessions, with and without connection reuse, it starts a fresh node
-# in a temporary directory on loopback ports, sends N messages with smtp-source, and reports msgs/s
-# (wall clock of smtp-source, which waits for every reply) and WAL fsyncs per message (the spool's
-# commit counter). Medians over RUNS runs (default 3). Nothing here is asserted; numbers go to
-# docs/benchmarks.md with the machine they came from.
+# For 10 KB and 100 KB bodies, 50 sessions, with connection reuse and with one message per connection,
+# every run injects the same N messages with ringmail-gen (same client, same options) into
+#   - a fresh ringmail node in a temporary directory (RocksDB spool; a 250 only after the WAL fsync), and
+#   - a fresh private Postfix instance in a temporary directory: smtpd + cleanup + trivial-rewrite +
+#     postlogd only, no qmgr/pickup, so each message stays in queue/incoming (cleanup fsyncs the queue
+#     file before smtpd answers 250).
+# The two systems alternate within a run (order flipped each run) so drift on the machine hits both.
+# Reported: msgs/s and time-to-250 p50/p99 (ringmail-gen --json), fsyncs per message, medians over RUNS
+# with min..max, and ringmail/Postfix msgs/s per run. fsyncs/msg: ringmail's spool_commits over
+# messages_stored; Postfix's fsync+fdatasync calls counted by strace in a separate short untimed run
+# (both systems get such a run, so the syscall counts can also be compared like for like).
+# Exit 1 if any run stored fewer messages than it answered 250 for, or had any client-side error.
+#
+# Environment: BENCH_N_10K, BENCH_N_100K (messages per timed run), BENCH_N_STRACE (strace runs),
+# BENCH_SESSIONS (default 50). Needs ringmaild, ringctl, tools/ringmail-gen in BUILD_DIR, postfix
+# ("No configuration" install is enough), jq, python3, ss, script; strace is optional. Run as root.
 set -euo pipefail
 BUILD=${1:-build}
 RUNS=${2:-3}
-command -v smtp-source >/dev/null || { echo "needs smtp-source (apt-get install postfix, 'No configuration')"; exit 2; }
+N_10K=${BENCH_N_10K:-40000}
+N_100K=${BENCH_N_100K:-8000}
+N_STRACE=${BENCH_N_STRACE:-1000}
+SESSIONS=${BENCH_SESSIONS:-50}
+GEN=$BUILD/tools/ringmail-gen
 
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-counter() { # $1 admin endpoint, $2 role, $3 counter
-  "$BUILD/ringctl" --endpoint "$1" --json status | jq "[.roles[] | select(.role==\"$2\") | .counters.$3] | add"
+for b in "$BUILD/ringmaild" "$BUILD/ringctl" "$GEN"; do
+  [ -x "$b" ] || { echo "missing $b (ninja -C $BUILD)" >&2; exit 2; }
+done
+for c in postfix jq python3 ss script; do
+  command -v "$c" >/dev/null || { echo "needs $c" >&2; exit 2; }
+done
+[ "$(id -u)" = 0 ] || { echo "run as root (a private Postfix instance needs it)" >&2; exit 2; }
+[ -d /etc/postfix ] || { echo "no /etc/postfix (apt-get install postfix, 'No configuration')" >&2; exit 2; }
+HAVE_STRACE=1
+command -v strace >/dev/null || HAVE_STRACE=0
+
+# --- cleanup: everything started here is tracked by pid or directory ---------------------------------
+PIDS=()      # ringmaild, its roles, strace
+PF_DIRS=()   # Postfix instances that may be running
+TMPS=()
+cleanup() {
+  local d p m
+  for d in "${PF_DIRS[@]}"; do pf_stop "$d"; done
+  PF_DIRS=()
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do
+    for _ in $(seq 50); do alive "$p" || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+  PIDS=()
+  for m in "${TMPS[@]}"; do rm -rf "$m"; done
+  TMPS=()
 }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+trap 'cleanup' EXIT
+trap 'echo "interrupted" >&2; cleanup; exit 130' INT TERM
 
-run_one() { # $1 size bytes, $2 messages, $3 reuse (1) or one message per session (0)
-  local tmp smtp admin pid t0 t1 stored commits
-  tmp=$(mktemp -d); chmod 755 "$tmp"
-  smtp=$(free_port); admin=$(free_port)
-  cat >"$tmp/ringmail.toml" <<TOML
+alive() { # $1 pid: running (a zombie counts as gone)
+  local st
+  st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+  [ -n "$st" ] && [ "${st:0:1}" != Z ]
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+listening() { [ -n "$(ss -Hltn "sport = :$1")" ]; }
+NEWTMP=
+newtmp() { NEWTMP=$(mktemp -d "${TMPDIR:-/tmp}/bench-ingest.XXXXXX"); chmod 755 "$NEWTMP"; TMPS+=("$NEWTMP"); }
+forget_pid() { local p out=(); for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || out+=("$p"); done; PIDS=("${out[@]}"); }
+stop_pid() { # $1 pid: TERM, wait up to 20 s, then KILL
+  kill -TERM "$1" 2>/dev/null || true
+  for _ in $(seq 200); do alive "$1" || break; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+  forget_pid "$1"
+}
+
+# --- ringmail ------------------------------------------------------------------------------------------
+RM_DIR='' RM_PID='' RM_ADMIN='' RM_SMTP='' RM_ROLES=()
+rm_counter() { # $1 role, $2 counter
+  "$BUILD/ringctl" --endpoint "127.0.0.1:$RM_ADMIN" --json status | jq "[.roles[] | select(.role==\"$1\") | .counters.$2] | add"
+}
+rm_start() {
+  newtmp; RM_DIR=$NEWTMP
+  RM_SMTP=$(free_port); RM_ADMIN=$(free_port)
+  cat >"$RM_DIR/ringmail.toml" <<TOML
 [node]
-data_dir = "$tmp/data"
+data_dir = "$RM_DIR/data"
 log_level = "warn"
 [[listener]]
-address = "127.0.0.1:$smtp"
+address = "127.0.0.1:$RM_SMTP"
 [admin]
-listen = "127.0.0.1:$admin"
+listen = "127.0.0.1:$RM_ADMIN"
 [ingress]
 workers = $(nproc)
 TOML
-  "$BUILD/ringmaild" --config "$tmp/ringmail.toml" >"$tmp/log" 2>&1 &
-  pid=$!
-  for _ in $(seq 50); do "$BUILD/ringctl" --endpoint "127.0.0.1:$admin" status >/dev/null 2>&1 && break; sleep 0.1; done
+  "$BUILD/ringmaild" --config "$RM_DIR/ringmail.toml" >"$RM_DIR/log" 2>&1 &
+  RM_PID=$!
+  PIDS+=("$RM_PID")
+  for _ in $(seq 100); do
+    "$BUILD/ringctl" --endpoint "127.0.0.1:$RM_ADMIN" status >/dev/null 2>&1 && break
+    alive "$RM_PID" || break
+    sleep 0.1
+  done
+  if ! "$BUILD/ringctl" --endpoint "127.0.0.1:$RM_ADMIN" status >/dev/null 2>&1 || ! listening "$RM_SMTP"; then
+    echo "ringmaild did not come up:" >&2; tail -20 "$RM_DIR/log" >&2; exit 1
+  fi
+  mapfile -t RM_ROLES < <(pgrep -P "$RM_PID" || true)
+  PIDS+=("${RM_ROLES[@]}")   # so that a KILLed supervisor cannot leave roles behind
   sleep 0.5
-  local reuse=()
-  [ "$3" = 1 ] && reuse=(-d)   # smtp-source -d: keep the connection for the next message
-  t0=$(date +%s.%N)
-  smtp-source -s 50 -m "$2" "${reuse[@]}" -l "$1" -f bench@example.test -t sink@example.test "127.0.0.1:$smtp"
-  t1=$(date +%s.%N)
-  stored=$(counter "127.0.0.1:$admin" spool messages_stored)
-  commits=$(counter "127.0.0.1:$admin" spool spool_commits)
-  kill -TERM "$pid"; wait "$pid" || true
-  rm -rf "$tmp"
-  awk -v n="$stored" -v a="$t0" -v b="$t1" -v c="$commits" 'BEGIN {printf "%.0f %.3f\n", n/(b-a), c/n}'
+}
+rm_stop() {
+  local p
+  stop_pid "$RM_PID"
+  for p in "${RM_ROLES[@]}"; do stop_pid "$p"; done
+  rm -rf "$RM_DIR"
 }
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -r)"
-echo "| body | sessions | reuse | messages | msgs/s (median of $RUNS) | fsyncs/msg |"
-echo "|---|---|---|---|---|---|"
+# --- Postfix -------------------------------------------------------------------------------------------
+PF_DIR='' PF_PORT='' PF_MASTER=''
+pf_start() {
+  newtmp; PF_DIR=$NEWTMP
+  PF_PORT=$(free_port)
+  mkdir -p "$PF_DIR/conf" "$PF_DIR/queue" "$PF_DIR/data"
+  cp -r /etc/postfix/postfix-files /etc/postfix/postfix-files.d /etc/postfix/dynamicmaps.cf "$PF_DIR/conf/"
+  chown postfix "$PF_DIR/data"
+  # in_flow_delay = 0: the default 1 s makes smtpd wait for a flow token that only qmgr puts back;
+  # with no qmgr here every message after the first few would pause 1 s (measured: p50 = 1.0 s).
+  cat >"$PF_DIR/conf/main.cf" <<EOF
+queue_directory = $PF_DIR/queue
+data_directory = $PF_DIR/data
+mail_owner = postfix
+setgid_group = postdrop
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = bench.example.test
+mydestination =
+local_recipient_maps =
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject
+maillog_file = $PF_DIR/maillog
+maillog_file_prefixes = $PF_DIR
+compatibility_level = 3.6
+default_process_limit = $((SESSIONS > 100 ? SESSIONS : 100))
+in_flow_delay = 0
+EOF
+  cat >"$PF_DIR/conf/master.cf" <<EOF
+127.0.0.1:$PF_PORT inet n - n - - smtpd
+cleanup   unix n - n - 0 cleanup
+rewrite   unix - - n - - trivial-rewrite
+proxymap  unix - - n - - proxymap
+postlog   unix-dgram n - n - 1 postlogd
+EOF
+  postfix -c "$PF_DIR/conf" set-permissions >"$PF_DIR/start.out" 2>&1 || true
+  PF_DIRS+=("$PF_DIR")
+  script -qc "postfix -c $PF_DIR/conf start" /dev/null >>"$PF_DIR/start.out" 2>&1 || true
+  for _ in $(seq 100); do
+    [ -s "$PF_DIR/queue/pid/master.pid" ] && listening "$PF_PORT" && break
+    sleep 0.1
+  done
+  PF_MASTER=$(tr -d ' \n' <"$PF_DIR/queue/pid/master.pid" 2>/dev/null || true)
+  if [ -z "$PF_MASTER" ] || ! alive "$PF_MASTER" || ! listening "$PF_PORT"; then
+    echo "postfix did not come up:" >&2; cat "$PF_DIR/start.out" >&2; tail -20 "$PF_DIR/maillog" >&2 2>/dev/null; exit 1
+  fi
+  sleep 0.5
+}
+pf_stop() { # $1 instance dir; stops master and every child by pid
+  local d=$1 m kids=() k out=()
+  m=$(tr -d ' \n' <"$d/queue/pid/master.pid" 2>/dev/null || true)
+  [ -n "$m" ] && mapfile -t kids < <(pgrep -P "$m" || true)
+  postfix -c "$d/conf" stop >/dev/null 2>&1 || true
+  if [ -n "$m" ]; then
+    for _ in $(seq 100); do alive "$m" || break; sleep 0.1; done
+    kill -KILL "$m" 2>/dev/null || true
+  fi
+  for k in "${kids[@]}"; do
+    for _ in $(seq 50); do alive "$k" || break; sleep 0.1; done
+    kill -KILL "$k" 2>/dev/null || true
+  done
+  for k in "${PF_DIRS[@]}"; do [ "$k" = "$d" ] || out+=("$k"); done
+  PF_DIRS=("${out[@]}")
+  rm -rf "$d"
+}
+pf_stored() { # complete queue files: cleanup sets the owner x bit once the file is final
+  find "$PF_DIR/queue/incoming" -type f -perm -u+x | wc -l
+}
+
+# --- one client run ------------------------------------------------------------------------------------
+GEN_JSON=
+gen_run() { # $1 port, $2 size bytes, $3 messages, $4 reuse (1/0), $5 out file
+  local rc=0
+  "$GEN" --target "127.0.0.1:$1" --concurrency "$SESSIONS" --message-count "$3" --body-size "$2" \
+    --messages-per-connection "$([ "$4" = 1 ] && echo 0 || echo 1)" --keep-going --json >"$5" 2>"$5.err" || rc=$?
+  GEN_JSON=$(cat "$5")
+  if [ "$rc" != 0 ] || [ -z "$GEN_JSON" ]; then
+    echo "ringmail-gen failed (exit $rc):" >&2; cat "$5.err" >&2; exit 1
+  fi
+}
+
+FAIL=0
+RES_FILE=
+record() { # system size reuse stored fsyncs/msg; takes the rest from GEN_JSON; checks stored vs 250s
+  local sys=$1 size=$2 reuse=$3 stored=$4 fs=$5 sent failed errs
+  sent=$(jq .sent <<<"$GEN_JSON"); failed=$(jq .failed <<<"$GEN_JSON"); errs=$(jq -c .errors <<<"$GEN_JSON")
+  if ! [[ "$stored" =~ ^[0-9]+$ && "$sent" =~ ^[0-9]+$ ]]; then
+    echo "UNKNOWN: $sys $size reuse=$reuse: stored '$stored', 250s '$sent'" >&2; FAIL=1; stored=0
+  elif [ "$stored" -lt "$sent" ]; then
+    echo "LOST: $sys $size reuse=$reuse: $sent answered 250, only $stored stored" >&2; FAIL=1
+  elif [ "$stored" -gt "$sent" ]; then
+    echo "note: $sys $size reuse=$reuse: $stored stored for $sent 250s (replies lost or late)" >&2
+  fi
+  if [ "$failed" != 0 ]; then echo "ERRORS: $sys $size reuse=$reuse: $failed failed, $errs" >&2; FAIL=1; fi
+  jq -r --arg s "$sys" --arg z "$size" --arg r "$reuse" --arg f "$fs" \
+    '[$s, $z, $r, .msgs_per_s, .latency_us.p50, .latency_us.p99, ($f|tonumber), .elapsed_s] | @tsv' \
+    <<<"$GEN_JSON" >>"$RES_FILE"
+  printf '  %-8s %6s reuse=%s  %8.1f msgs/s  p50 %7.1f ms  p99 %7.1f ms  %6.2f s  fsyncs/msg %s  errors %s\n' \
+    "$sys" "$size" "$reuse" "$(jq .msgs_per_s <<<"$GEN_JSON")" "$(jq '.latency_us.p50/1000' <<<"$GEN_JSON")" \
+    "$(jq '.latency_us.p99/1000' <<<"$GEN_JSON")" "$(jq .elapsed_s <<<"$GEN_JSON")" "${fs/#-1/(strace run)}" "$errs" >&2
+}
+
+timed_ringmail() { # size n reuse
+  local stored commits
+  rm_start
+  gen_run "$RM_SMTP" "$1" "$2" "$3" "$RM_DIR/gen.json"
+  alive "$RM_PID" || { echo "ringmaild died during the run" >&2; tail -20 "$RM_DIR/log" >&2; FAIL=1; }
+  stored=$(rm_counter spool messages_stored); commits=$(rm_counter spool spool_commits)
+  rm_stop
+  record ringmail "$1" "$3" "$stored" "$(awk -v c="$commits" -v n="$stored" 'BEGIN {printf "%.3f", n ? c/n : 0}')"
+}
+timed_postfix() { # size n reuse
+  local stored
+  pf_start
+  gen_run "$PF_PORT" "$1" "$2" "$3" "$PF_DIR/gen.json"
+  stored=$(pf_stored)
+  pf_stop "$PF_DIR"
+  record postfix "$1" "$3" "$stored" -1
+}
+
+# --- strace runs: fsync/fdatasync calls of every process of the system, short and untimed -------------
+STRACE_CALLS=
+strace_attach() { # $1 output file, pids...; leaves the strace pid in STRACE_PID
+  local ofile=$1 args=() p
+  shift
+  for p in "$@"; do args+=(-p "$p"); done
+  strace -f -c -e trace=fsync,fdatasync -o "$ofile" "${args[@]}" 2>"$ofile.err" &
+  STRACE_PID=$!
+  PIDS+=("$STRACE_PID")
+  # attached once it has announced every given pid (threads are announced too)
+  for _ in $(seq 100); do
+    [ "$(grep -c 'attached' "$ofile.err" 2>/dev/null || true)" -ge $# ] && break
+    alive "$STRACE_PID" || break
+    sleep 0.1
+  done
+  sleep 0.3
+}
+strace_detach() { # $1 output file; sets STRACE_CALLS (empty if strace could not attach)
+  kill -INT "$STRACE_PID" 2>/dev/null || true
+  for _ in $(seq 100); do alive "$STRACE_PID" || break; sleep 0.1; done
+  wait "$STRACE_PID" 2>/dev/null || true
+  forget_pid "$STRACE_PID"
+  if grep -q 'attached' "$1.err" && [ -s "$1" ]; then
+    STRACE_CALLS=$(awk '$NF=="fsync" || $NF=="fdatasync" {s += $4} END {print s+0}' "$1")
+  else
+    STRACE_CALLS=
+    echo "strace could not attach: $(head -3 "$1.err" | tr '\n' ' ')" >&2
+  fi
+}
+declare -A SYS_FS RM_COMMITS_STRACE
+strace_ringmail() { # size n reuse
+  local stored commits kids=() p
+  rm_start
+  for p in "${RM_ROLES[@]}"; do kids+=("$p"); done
+  strace_attach "$RM_DIR/strace" "$RM_PID" "${kids[@]}"
+  gen_run "$RM_SMTP" "$1" "$2" "$3" "$RM_DIR/gen.json"
+  sleep 1.5   # the message log flushes every 1 s: let its fdatasync fall inside the window
+  strace_detach "$RM_DIR/strace"
+  stored=$(rm_counter spool messages_stored); commits=$(rm_counter spool spool_commits)
+  rm_stop
+  [ "$stored" -lt "$(jq .sent <<<"$GEN_JSON")" ] && { echo "LOST in strace run (ringmail)" >&2; FAIL=1; }
+  SYS_FS[ringmail,$1,$3]=$([ -n "$STRACE_CALLS" ] && awk -v c="$STRACE_CALLS" -v n="$stored" 'BEGIN {printf "%.3f", c/n}' || echo "n/a")
+  RM_COMMITS_STRACE[$1,$3]=$(awk -v c="$commits" -v n="$stored" 'BEGIN {printf "%.3f", c/n}')
+}
+strace_postfix() { # size n reuse
+  local stored kids=()
+  pf_start
+  mapfile -t kids < <(pgrep -P "$PF_MASTER" || true)   # postlogd etc. started before the attach
+  strace_attach "$PF_DIR/strace" "$PF_MASTER" "${kids[@]}"
+  gen_run "$PF_PORT" "$1" "$2" "$3" "$PF_DIR/gen.json"
+  sleep 1.5
+  strace_detach "$PF_DIR/strace"
+  stored=$(pf_stored)
+  pf_stop "$PF_DIR"
+  [ "$stored" -lt "$(jq .sent <<<"$GEN_JSON")" ] && { echo "LOST in strace run (postfix)" >&2; FAIL=1; }
+  SYS_FS[postfix,$1,$3]=$([ -n "$STRACE_CALLS" ] && awk -v c="$STRACE_CALLS" -v n="$stored" 'BEGIN {printf "%.3f", c/n}' || echo "n/a")
+}
+
+# --- statistics ----------------------------------------------------------------------------------------
+stat3() { # numbers on stdin -> "median (min..max)" with printf format $1
+  sort -g | awk -v f="$1" '{a[NR]=$1} END {
+    m = NR % 2 ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2
+    if (NR == 1) printf f, m; else printf f " (" f ".." f ")", m, a[1], a[NR] }'
+}
+col() { # system size reuse column -> values, one a line
+  awk -F'\t' -v s="$1" -v z="$2" -v r="$3" -v c="$4" '$1==s && $2==z && $3==r {print $c}' "$RES_FILE"
+}
+
+# --- main ----------------------------------------------------------------------------------------------
+newtmp; WORK=$NEWTMP
+RES_FILE=$WORK/results.tsv
+: >"$RES_FILE"
+declare -A RATIOS
+MACHINE="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), Linux $(uname -r), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+echo "machine: $MACHINE" >&2
+echo "start: $(date -u '+%F %T') UTC, load average $(cut -d' ' -f1-3 /proc/loadavg); N 10 KB = $N_10K, N 100 KB = $N_100K, sessions $SESSIONS, runs $RUNS" >&2
+
 for size in 10240 102400; do
+  n=$([ "$size" = 10240 ] && echo "$N_10K" || echo "$N_100K")
   for reuse in 1 0; do
-    n=$([ "$size" = 10240 ] && echo 5000 || echo 2000)
-    rates=() fs=()
-    for _ in $(seq "$RUNS"); do
-      read -r r f < <(run_one "$size" "$n" "$reuse")
-      rates+=("$r"); fs+=("$f")
+    for run in $(seq "$RUNS"); do
+      echo "run $run/$RUNS: $((size / 1024)) KB, reuse=$reuse, $n messages" >&2
+      if [ $((run % 2)) = 1 ]; then timed_ringmail "$size" "$n" "$reuse"; timed_postfix "$size" "$n" "$reuse"
+      else timed_postfix "$size" "$n" "$reuse"; timed_ringmail "$size" "$n" "$reuse"; fi
+      r=$(tail -2 "$RES_FILE" | awk -F'\t' '{v[$1]=$4} END {printf "%.3f", v["ringmail"]/v["postfix"]}')
+      RATIOS[$size,$reuse]+="$r "
     done
-    printf '| %d KB | 50 | %s | %d | %s | %s |\n' $((size / 1024)) "$([ "$reuse" = 1 ] && echo yes || echo no)" "$n" \
-      "$(printf '%s\n' "${rates[@]}" | median)" "$(printf '%s\n' "${fs[@]}" | median)"
+    if [ "$HAVE_STRACE" = 1 ]; then
+      ns=$((N_STRACE < n ? N_STRACE : n))
+      echo "strace run: $((size / 1024)) KB, reuse=$reuse, $ns messages (untimed)" >&2
+      strace_ringmail "$size" "$ns" "$reuse"
+      strace_postfix "$size" "$ns" "$reuse"
+    fi
   done
 done
+echo "end: $(date -u '+%F %T') UTC, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+
+echo
+echo "machine: $MACHINE"
+echo "runs: $RUNS per row; values: median (min..max); $SESSIONS sessions"
+echo
+echo "| body | reuse | messages | system | msgs/s | time-to-250 p50 ms | time-to-250 p99 ms | fsyncs/msg | fsync+fdatasync calls/msg (strace) |"
+echo "|---|---|---|---|---|---|---|---|---|"
+for size in 10240 102400; do
+  n=$([ "$size" = 10240 ] && echo "$N_10K" || echo "$N_100K")
+  for reuse in 1 0; do
+    for sys in ringmail postfix; do
+      if [ "$sys" = ringmail ]; then fs=$(col ringmail "$size" "$reuse" 7 | stat3 '%.3f')
+      else fs="${SYS_FS[postfix,$size,$reuse]:-n/a}"; fi
+      printf '| %d KB | %s | %d | %s | %s | %s | %s | %s | %s |\n' $((size / 1024)) \
+        "$([ "$reuse" = 1 ] && echo yes || echo no)" "$n" "$([ "$sys" = ringmail ] && echo ringmail || echo Postfix)" \
+        "$(col "$sys" "$size" "$reuse" 4 | stat3 '%.0f')" \
+        "$(col "$sys" "$size" "$reuse" 5 | awk '{print $1/1000}' | stat3 '%.1f')" \
+        "$(col "$sys" "$size" "$reuse" 6 | awk '{print $1/1000}' | stat3 '%.1f')" \
+        "$fs" "${SYS_FS[$sys,$size,$reuse]:-n/a}"
+    done
+  done
+done
+echo
+echo "| body | reuse | ringmail/Postfix msgs/s (per run) |"
+echo "|---|---|---|"
+for size in 10240 102400; do
+  for reuse in 1 0; do
+    printf '| %d KB | %s | %s |\n' $((size / 1024)) "$([ "$reuse" = 1 ] && echo yes || echo no)" \
+      "$(tr ' ' '\n' <<<"${RATIOS[$size,$reuse]}" | grep . | stat3 '%.2f')"
+  done
+done
+if [ "$HAVE_STRACE" = 1 ]; then
+  echo
+  echo "strace runs ($N_STRACE messages or N, fresh instances): ringmail spool_commits/msg in them:"
+  for k in "${!RM_COMMITS_STRACE[@]}"; do echo "  ${k/,/ B reuse=}: ${RM_COMMITS_STRACE[$k]}"; done
+else
+  echo "strace not installed: Postfix fsyncs/msg not measured"
+fi
+if [ "$FAIL" != 0 ]; then echo "FAILED: a run lost messages or had errors (see above)" >&2; exit 1; fi

@@ -18,10 +18,20 @@ BUILD_DIR = os.environ.get("RINGMAIL_BUILD_DIR") or os.path.join(
 ROLES = ("spool", "scheduler", "ingress", "egress")
 
 
+_given_ports = set()
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nobody listens on now, and not handed out before by this process (two calls in a row
+    could otherwise get the same port back from the kernel)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _given_ports:
+            _given_ports.add(port)
+            return port
+    raise RuntimeError("no free port")
 
 
 def wait_for(pred, timeout, step=0.05, what="condition"):
@@ -55,7 +65,7 @@ def pid_alive(pid):
 
 class Node:
     def __init__(self, config_extra="", ingress_workers=1, egress_workers=1, bin_dir=None, hugepages="auto",
-                 supervisor="", ingress="", spool="", name="node"):
+                 supervisor="", ingress="", spool="", egress="", name="node", park_delivery=True):
         self.tmp = tempfile.mkdtemp(prefix="ringmail-test-")
         os.chmod(self.tmp, 0o755)  # the roles run as an unprivileged user when the test runs as root
         self.smtp_port = free_port()
@@ -85,6 +95,7 @@ workers = %d
 
 [egress]
 workers = %d
+%s
 
 [shm]
 arena_size = "8MiB"
@@ -93,8 +104,22 @@ hugepages = "%s"
 
 [supervisor]
 %s
-""" % (self.data_dir, self.smtp_port, self.admin_port, ingress_workers, ingress, spool, egress_workers, hugepages,
+""" % (self.data_dir, self.smtp_port, self.admin_port, ingress_workers, ingress, spool, egress_workers, egress,
+       hugepages,
        self.supervisor_section(supervisor))
+        if park_delivery:
+            # tests that are not about delivery keep their mail queued and their spool quiet: MX
+            # lookups go to a loopback port nobody answers, fail as temporary, and retry an hour later
+            # (no attempt is made, so nothing is written back to the spool)
+            self.base_config = self.base_config.replace(
+                "[egress]\nworkers = %d\n" % egress_workers,
+                "[egress]\nworkers = %d\nresolver = \"127.0.0.1:%d\"\ndns_timeout = \"100ms\"\n" %
+                (egress_workers, free_port()), 1)
+            self.base_config += """
+[queue.default]
+retry_interval = "1h"
+max_retry_interval = "2h"
+"""
         self.write_config(self.base_config + config_extra)
 
     @staticmethod

@@ -1,0 +1,58 @@
+/*
+ * egress - the egress worker's state and the DELIVER flow (egress_deliver.c)
+ *
+ * egress_deliver_start() takes a MSG_SCHEDULER_MESSAGE_DELIVER; egress_deliver_loaded() the spool's
+ * MSG_SPOOL_MESSAGE_LOADED. A job then loads the message, picks its recipients, finds the
+ * destination (route or MX, then addresses), reuses the lease's connection or opens one, runs the
+ * transactions, and reports: one MSG_EGRESS_ATTEMPT_RESULT to the spool, then
+ * MSG_EGRESS_DELIVERY_DONE to the scheduler. Sends that find a ring or the arena full are retried
+ * from egress_deliver_tick(); a result is never dropped.
+ * Leases: one connection per lease id, kept idle between DELIVERs, closed after the idle timeout
+ * (MSG_EGRESS_LEASE_CLOSED) or with PROTO_DELIVER_F_LAST / an error (PROTO_DONE_F_LEASE_CLOSED).
+ * egress_deliver_drain() (SIGTERM): no new work, in-flight attempts finish within a bound, idle
+ * connections QUIT; true once nothing is left.
+ */
+#ifndef RINGMAIL_EGRESS_H
+#define RINGMAIL_EGRESS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../common/dns.h"
+#include "../common/role_rt.h"
+#include "egress_conn.h"
+
+#define EGRESS_MAX_JOBS 4096
+
+struct egress_job;
+struct egress_lease;
+
+struct egress_closed {
+    unsigned sched;
+    uint32_t lease, gen, reason;
+};
+
+struct egress {
+    struct role_rt *rt;
+    struct dns_resolver *dns;
+    struct egress_conn_set conns;
+    struct egress_lease *leases;
+    struct egress_job *jobs;
+    struct egress_job *zombies; /* finished, a DNS callback still due */
+    unsigned n_jobs;
+    uint64_t next_token;
+    /* LEASE_CLOSED records that found the ring full */
+    struct egress_closed *closed_pending; /* LEASE_CLOSED records a full ring refused, in order */
+    unsigned n_closed_pending, cap_closed_pending;
+    bool draining;
+    uint64_t drain_soft_ns, drain_hard_ns; /* abort in-flight work at soft, give up at hard */
+};
+
+void egress_init(struct egress *eg, struct role_rt *rt);
+void egress_fini(struct egress *eg);
+void egress_deliver_start(struct egress *eg, unsigned from, const struct proto_rec *rec);
+void egress_deliver_loaded(struct egress *eg, unsigned from, const struct proto_rec *rec);
+void egress_deliver_tick(struct egress *eg, uint64_t now_ns);
+bool egress_deliver_drain(struct egress *eg);
+
+#endif

@@ -1,0 +1,541 @@
+/*
+ * egress_conn - one outbound SMTP connection on the io_uring loop (see egress_conn.h)
+ */
+#include "egress_conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../common/clock.h"
+#include "../common/log.h"
+#include "../common/mem.h"
+
+#define EGRESS_CONN_IN_BUF 4096
+#define EGRESS_CONN_PEER_MAX 64
+
+enum conn_state {
+    CONN_CONNECTING = 0,
+    CONN_SMTP = 1,
+    CONN_CLOSING = 2,
+};
+
+struct egress_conn {
+    struct egress_conn_set *set;
+    struct egress_conn *prev, *next;
+    int fd;
+    enum conn_state state;
+    unsigned inflight;
+    struct egress_smtp *smtp;
+    struct egress_conn_params p;
+    char ehlo[256];
+    char peer[EGRESS_CONN_PEER_MAX];
+
+    egress_conn_event_cb on_event;
+    egress_conn_closed_cb on_closed;
+    void *arg;
+
+    struct evl_op connect_op, cancel_op, recv_op, send_op, close_op, kick_op;
+    bool recv_armed, sending, in_pump, kick_armed;
+    bool flush_then_close; /* session over: write what is queued (QUIT), then close */
+    enum egress_smtp_wait last_wait;
+    uint64_t deadline_ns; /* 0: none */
+    char in[EGRESS_CONN_IN_BUF];
+};
+
+static void conn_close(struct egress_conn *c);
+static void pump(struct egress_conn *c);
+
+void egress_conn_addr_format(const struct sockaddr_storage *a, char *out, size_t len)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)a;
+        inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+        snprintf(out, len, "%s:%u", ip, ntohs(s4->sin_port));
+    } else if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)a;
+        inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+        snprintf(out, len, "[%s]:%u", ip, ntohs(s6->sin6_port));
+    } else {
+        snprintf(out, len, "?");
+    }
+}
+
+void egress_conn_set_init(struct egress_conn_set *set, struct evl *l)
+{
+    memset(set, 0, sizeof(*set));
+    set->evl = l;
+}
+
+static void maybe_free(struct egress_conn *c)
+{
+    if (c->state != CONN_CLOSING || c->inflight || c->fd >= 0)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->set->head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->set->n--;
+    egress_smtp_free(c->smtp);
+    free(c);
+}
+
+static void deliver(struct egress_conn *c, const struct egress_smtp_event *ev)
+{
+    if (c->on_event)
+        c->on_event(c->arg, c, ev);
+}
+
+/* fail_local - a failure with no SMTP session to report it (connect): a CONN_FAILED of our own */
+static void fail_local(struct egress_conn *c, const char *detail)
+{
+    struct egress_smtp_event ev = {.type = EGRESS_SMTP_EV_CONN_FAILED, .result = EGRESS_SMTP_TEMPFAIL, .local = true};
+    snprintf(ev.text, sizeof(ev.text), "connect to %s: %s", c->peer, detail);
+    deliver(c, &ev);
+    conn_close(c);
+}
+
+static void on_close_done(struct evl *l, struct evl_op *op, int res, unsigned flags)
+{
+    struct egress_conn *c = op->owner;
+    c->inflight--;
+    maybe_free(c);
+}
+
+static void on_op_done(struct evl *l, struct evl_op *op, int res, unsigned flags)
+{
+    struct egress_conn *c = op->owner;
+    c->inflight--;
+    maybe_free(c);
+}
+
+static void on_kick(struct evl *l, struct evl_op *op, int res, unsigned flags)
+{
+    struct egress_conn *c = op->owner;
+    c->inflight--;
+    c->kick_armed = false;
+    pump(c);
+    maybe_free(c);
+}
+
+static const char *wait_name(enum egress_smtp_wait w)
+{
+    static const char *const names[] = {"nothing", "the banner", "the EHLO reply", "the HELO reply",
+                                        "the STARTTLS reply", "the RSET reply", "the MAIL reply", "a RCPT reply",
+                                        "the DATA reply", "the reply after the message", "the QUIT reply",
+                                        "the TLS handshake"};
+    return (unsigned)w < sizeof(names) / sizeof(names[0]) ? names[w] : "a reply";
+}
+
+static void conn_close(struct egress_conn *c)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    bool connecting = c->state == CONN_CONNECTING;
+    c->state = CONN_CLOSING;
+    c->deadline_ns = 0;
+    if (c->on_closed) {
+        egress_conn_closed_cb cb = c->on_closed;
+        c->on_closed = NULL;
+        c->on_event = NULL;
+        cb(c->arg, c);
+    }
+    c->on_event = NULL;
+    if (c->fd < 0)
+        return;
+    if (connecting) {
+        /* a connect in flight is not ended by close or shutdown on every kernel: cancel it */
+        struct io_uring_sqe *sqe = evl_sqe(c->set->evl, &c->cancel_op);
+        io_uring_prep_cancel(sqe, &c->connect_op, 0);
+        c->inflight++;
+    }
+    /* completes a recv still queued on the socket, so the in-flight count can reach zero */
+    shutdown(c->fd, SHUT_RDWR);
+    struct io_uring_sqe *sqe = evl_sqe(c->set->evl, &c->close_op);
+    io_uring_prep_close(sqe, c->fd);
+    c->fd = -1;
+    c->inflight++;
+}
+
+static uint64_t wait_timeout(const struct egress_conn *c, enum egress_smtp_wait w)
+{
+    switch (w) {
+    case EGRESS_SMTP_WAIT_NONE:
+        return 0;
+    case EGRESS_SMTP_WAIT_BANNER:
+        return c->p.banner_timeout_ns;
+    case EGRESS_SMTP_WAIT_DOT:
+        return c->p.data_timeout_ns;
+    default:
+        return c->p.command_timeout_ns;
+    }
+}
+
+/* rearm - the deadline counts from progress: a new reply awaited, or our bytes written */
+static void rearm(struct egress_conn *c, bool progress)
+{
+    enum egress_smtp_wait w = egress_smtp_waiting(c->smtp);
+    if (w == c->last_wait && !progress)
+        return;
+    c->last_wait = w;
+    uint64_t t = wait_timeout(c, w);
+    if (c->flush_then_close)
+        t = c->p.command_timeout_ns;
+    c->deadline_ns = t ? clock_mono_ns() + t : 0;
+}
+
+static void on_send(struct evl *l, struct evl_op *op, int res, unsigned flags)
+{
+    struct egress_conn *c = op->owner;
+
+    c->inflight--;
+    c->sending = false;
+    if (c->state != CONN_SMTP) {
+        maybe_free(c);
+        return;
+    }
+    if (res <= 0) {
+        if (c->flush_then_close) {
+            conn_close(c);
+        } else {
+            char why[96];
+            snprintf(why, sizeof(why), "write to the server failed: %s", res ? strerror(-res) : "nothing written");
+            egress_smtp_abort(c->smtp, why);
+            pump(c);
+        }
+        maybe_free(c);
+        return;
+    }
+    egress_smtp_consumed(c->smtp, (size_t)res);
+    rearm(c, true);
+    pump(c);
+    maybe_free(c);
+}
+
+static void flush(struct egress_conn *c)
+{
+    size_t len;
+    const char *p;
+
+    if (c->sending || c->state != CONN_SMTP)
+        return;
+    p = egress_smtp_output(c->smtp, &len);
+    if (!p || len == 0) {
+        if (c->flush_then_close)
+            conn_close(c);
+        return;
+    }
+    struct io_uring_sqe *sqe = evl_sqe(c->set->evl, &c->send_op);
+    io_uring_prep_send(sqe, c->fd, p, len, MSG_NOSIGNAL);
+    c->sending = true;
+    c->inflight++;
+}
+
+static void arm_recv(struct egress_conn *c)
+{
+    if (c->recv_armed || c->state != CONN_SMTP || c->flush_then_close)
+        return;
+    struct io_uring_sqe *sqe = evl_sqe(c->set->evl, &c->recv_op);
+    io_uring_prep_recv(sqe, c->fd, c->in, sizeof(c->in), 0);
+    c->recv_armed = true;
+    c->inflight++;
+}
+
+/* pump - hand every pending event to the owner, then write what the machine queued */
+static void pump(struct egress_conn *c)
+{
+    struct egress_smtp_event ev;
+    bool over = false, quit_pending = false;
+
+    if (c->in_pump || c->state != CONN_SMTP)
+        return;
+    c->in_pump = true;
+    while (c->state == CONN_SMTP && egress_smtp_next_event(c->smtp, &ev)) {
+        if (ev.type == EGRESS_SMTP_EV_TLS_START) {
+            /* STARTTLS is not requested (tls NONE): a machine that asks anyway is out of step */
+            egress_smtp_abort(c->smtp, "unexpected TLS start");
+            continue;
+        }
+        if (ev.type == EGRESS_SMTP_EV_CONN_FAILED)
+            quit_pending = true;
+        if (ev.type == EGRESS_SMTP_EV_CONN_FAILED || ev.type == EGRESS_SMTP_EV_PROTOCOL_ERROR ||
+            ev.type == EGRESS_SMTP_EV_CLOSED)
+            over = true;
+        deliver(c, &ev);
+    }
+    c->in_pump = false;
+    if (c->state != CONN_SMTP)
+        return;
+    if (over) {
+        if (!quit_pending) {
+            conn_close(c);
+            return;
+        }
+        /* CONN_FAILED may have queued a QUIT: send it, its reply is not needed */
+        c->flush_then_close = true;
+        rearm(c, true);
+    } else {
+        rearm(c, false);
+    }
+    flush(c);
+    arm_recv(c);
+}
+
+static void on_recv(struct evl *l, struct evl_op *op, int res, unsigned flags)
+{
+    struct egress_conn *c = op->owner;
+
+    c->inflight--;
+    c->recv_armed = false;
+    if (c->state != CONN_SMTP || c->flush_then_close) {
+        maybe_free(c);
+        return;
+    }
+    if (res <= 0) {
+        char why[96];
+        if (res == 0)
+            snprintf(why, sizeof(why), "connection closed by the server");
+        else
+            snprintf(why, sizeof(why), "read from the server failed: %s", strerror(-res));
+        egress_smtp_abort(c->smtp, why);
+        pump(c);
+        conn_close(c);
+        maybe_free(c);
+        return;
+    }
+    if (egress_smtp_feed(c->smtp, c->in, (size_t)res) < 0) {
+        pump(c);
+        conn_close(c);
+        maybe_free(c);
+        return;
+    }
+    pump(c);
+    maybe_free(c);
+}
+
+static void on_connect(struct evl *l, struct evl_op *op, int res, unsigned flags)
+{
+    struct egress_conn *c = op->owner;
+
+    c->inflight--;
+    if (c->state != CONN_CONNECTING) {
+        maybe_free(c);
+        return;
+    }
+    if (res < 0) {
+        fail_local(c, strerror(-res));
+        maybe_free(c);
+        return;
+    }
+    struct egress_smtp_params sp = {.ehlo_name = c->ehlo, .pipelining = true, .tls = EGRESS_SMTP_TLS_NONE};
+    c->smtp = egress_smtp_new(&sp);
+    if (!c->smtp) {
+        fail_local(c, "the EHLO name is not valid");
+        maybe_free(c);
+        return;
+    }
+    c->state = CONN_SMTP;
+    c->last_wait = EGRESS_SMTP_WAIT_NONE;
+    rearm(c, true);
+    pump(c);
+    maybe_free(c);
+}
+
+static int bind_source(int fd, int family, const char *bind_address, char *err, size_t err_len)
+{
+    struct sockaddr_storage ss = {0};
+    socklen_t sl;
+
+    if (!bind_address || !bind_address[0])
+        return 0;
+    if (family == AF_INET) {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        s4->sin_family = AF_INET;
+        if (inet_pton(AF_INET, bind_address, &s4->sin_addr) != 1) {
+            snprintf(err, err_len, "source address %s is not an IPv4 address", bind_address);
+            return -EAFNOSUPPORT;
+        }
+        sl = sizeof(*s4);
+    } else {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        s6->sin6_family = AF_INET6;
+        if (inet_pton(AF_INET6, bind_address, &s6->sin6_addr) != 1) {
+            snprintf(err, err_len, "source address %s is not an IPv6 address", bind_address);
+            return -EAFNOSUPPORT;
+        }
+        sl = sizeof(*s6);
+    }
+    if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
+        int e = errno;
+        snprintf(err, err_len, "bind to source address %s: %s", bind_address, strerror(e));
+        return -e;
+    }
+    return 0;
+}
+
+int egress_conn_open(struct egress_conn_set *set, const struct egress_conn_params *p, egress_conn_event_cb on_event,
+                     egress_conn_closed_cb on_closed, void *arg, struct egress_conn **out, char *err,
+                     size_t err_len)
+{
+    int family = p->addr.ss_family;
+    int fd, rc;
+
+    *out = NULL;
+    if (family != AF_INET && family != AF_INET6) {
+        snprintf(err, err_len, "address family %d is not supported", family);
+        return -EAFNOSUPPORT;
+    }
+    fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(err, err_len, "socket: %s", strerror(e));
+        return -e;
+    }
+    if ((rc = bind_source(fd, family, p->bind_address, err, err_len)) < 0) {
+        close(fd);
+        return rc;
+    }
+    struct egress_conn *c = xcalloc(1, sizeof(*c));
+    c->set = set;
+    c->fd = fd;
+    c->p = *p;
+    c->p.bind_address = NULL; /* borrowed; not needed after bind */
+    c->p.ehlo_name = NULL;
+    snprintf(c->ehlo, sizeof(c->ehlo), "%s", p->ehlo_name ? p->ehlo_name : "localhost");
+    egress_conn_addr_format(&p->addr, c->peer, sizeof(c->peer));
+    c->on_event = on_event;
+    c->on_closed = on_closed;
+    c->arg = arg;
+    c->connect_op = (struct evl_op){on_connect, c};
+    c->cancel_op = (struct evl_op){on_op_done, c};
+    c->recv_op = (struct evl_op){on_recv, c};
+    c->send_op = (struct evl_op){on_send, c};
+    c->close_op = (struct evl_op){on_close_done, c};
+    c->kick_op = (struct evl_op){on_kick, c};
+    c->state = CONN_CONNECTING;
+    c->deadline_ns = clock_mono_ns() + (p->connect_timeout_ns ? p->connect_timeout_ns : CLOCK_SEC(60));
+    c->next = set->head;
+    if (set->head)
+        set->head->prev = c;
+    set->head = c;
+    set->n++;
+
+    struct io_uring_sqe *sqe = evl_sqe(set->evl, &c->connect_op);
+    io_uring_prep_connect(sqe, fd, (struct sockaddr *)&c->p.addr,
+                          family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+    c->inflight++;
+    *out = c;
+    return 0;
+}
+
+void egress_conn_owner_set(struct egress_conn *c, egress_conn_event_cb on_event, egress_conn_closed_cb on_closed,
+                           void *arg)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    c->on_event = on_event;
+    c->on_closed = on_closed;
+    c->arg = arg;
+}
+
+int egress_conn_send(struct egress_conn *c, const char *sender, const char *const *rcpts, size_t n_rcpts,
+                     const char *body, size_t body_len, unsigned flags)
+{
+    if (c->state != CONN_SMTP || c->flush_then_close)
+        return -EPIPE;
+    int rc = egress_smtp_send_message(c->smtp, sender, rcpts, n_rcpts, body, body_len, flags);
+    if (rc < 0)
+        return rc;
+    rearm(c, true);
+    flush(c);
+    /* a local refusal is an event already, with nothing to write: deliver it from the loop, never
+     * inside the caller (outside a pump, a no-op wakes us) */
+    if (!c->in_pump && !c->kick_armed) {
+        struct io_uring_sqe *sqe = evl_sqe(c->set->evl, &c->kick_op);
+        io_uring_prep_nop(sqe);
+        c->kick_armed = true;
+        c->inflight++;
+    }
+    return 0;
+}
+
+bool egress_conn_idle(const struct egress_conn *c)
+{
+    return c->state == CONN_SMTP && !c->flush_then_close && c->smtp &&
+           egress_smtp_waiting(c->smtp) == EGRESS_SMTP_WAIT_NONE;
+}
+
+void egress_conn_quit(struct egress_conn *c)
+{
+    if (c->state == CONN_CONNECTING) {
+        conn_close(c);
+        return;
+    }
+    if (c->state != CONN_SMTP || c->flush_then_close)
+        return;
+    if (egress_smtp_quit(c->smtp) < 0) {
+        egress_smtp_abort(c->smtp, "closing");
+        pump(c);
+        conn_close(c);
+        return;
+    }
+    rearm(c, true);
+    flush(c);
+}
+
+void egress_conn_abort(struct egress_conn *c, const char *why)
+{
+    if (c->state == CONN_SMTP) {
+        egress_smtp_abort(c->smtp, why);
+        pump(c);
+    } else if (c->state == CONN_CONNECTING) {
+        fail_local(c, why);
+        return;
+    }
+    conn_close(c);
+}
+
+void egress_conn_tick(struct egress_conn_set *set, uint64_t now_ns)
+{
+    struct egress_conn *c = set->head, *next;
+
+    for (; c; c = next) {
+        next = c->next;
+        if (c->state == CONN_CLOSING || !c->deadline_ns || now_ns < c->deadline_ns)
+            continue;
+        if (c->state == CONN_CONNECTING) {
+            fail_local(c, "timed out");
+        } else if (c->flush_then_close) {
+            conn_close(c);
+        } else {
+            char why[96];
+            snprintf(why, sizeof(why), "timeout waiting for %s", wait_name(egress_smtp_waiting(c->smtp)));
+            egress_smtp_abort(c->smtp, why);
+            pump(c);
+            conn_close(c);
+        }
+    }
+}
+
+const char *egress_conn_peer(const struct egress_conn *c)
+{
+    return c->peer;
+}
+
+void egress_conn_close_all(struct egress_conn_set *set)
+{
+    for (struct egress_conn *c = set->head, *next; c; c = next) {
+        next = c->next;
+        c->on_event = NULL;
+        c->on_closed = NULL;
+        conn_close(c);
+    }
+}

@@ -1,0 +1,79 @@
+/*
+ * egress_conn - one outbound SMTP connection on the io_uring loop
+ *
+ * egress_conn_open() creates a nonblocking socket (bound to the source address when given) and
+ * starts the connect; an error before any I/O (bad bind address, socket limit) is returned at once
+ * with *err. From then on everything arrives through the owner's callbacks:
+ *   on_event   every egress_smtp event, in order; a connect failure or connect timeout comes as a
+ *              CONN_FAILED with code 0 and the reason as text.
+ *   on_closed  once, when the connection starts closing for any reason (CONN_FAILED,
+ *              PROTOCOL_ERROR, CLOSED, a timeout, egress_conn_close()); the owner forgets the pointer.
+ * Timeouts (egress_conn_tick, called by the worker's tick): connect, banner, each command, the
+ * reply after the body; each counts from the last progress (a command written, a reply awaited).
+ * An awaited reply past its timeout aborts the session: unfinished recipients get TEMPFAIL.
+ *
+ * Ownership: the set owns its connections; a connection frees itself once closed and its last
+ * io_uring operation completed. Callbacks may call any function here on any connection, including
+ * closing this one.
+ */
+#ifndef RINGMAIL_EGRESS_CONN_H
+#define RINGMAIL_EGRESS_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "../common/evl.h"
+#include "egress_smtp.h"
+
+struct egress_conn;
+
+typedef void (*egress_conn_event_cb)(void *arg, struct egress_conn *c, const struct egress_smtp_event *ev);
+typedef void (*egress_conn_closed_cb)(void *arg, struct egress_conn *c);
+
+struct egress_conn_set {
+    struct evl *evl;
+    struct egress_conn *head;
+    unsigned n; /* connections not yet freed */
+};
+
+struct egress_conn_params {
+    struct sockaddr_storage addr; /* with the port */
+    const char *bind_address;     /* local IP or "" / NULL for any */
+    const char *ehlo_name;
+    uint64_t connect_timeout_ns;
+    uint64_t banner_timeout_ns;
+    uint64_t command_timeout_ns;
+    uint64_t data_timeout_ns;
+};
+
+void egress_conn_set_init(struct egress_conn_set *set, struct evl *l);
+
+/* egress_conn_open - 0 with *out, or -errno with a reason in err */
+int egress_conn_open(struct egress_conn_set *set, const struct egress_conn_params *p, egress_conn_event_cb on_event,
+                     egress_conn_closed_cb on_closed, void *arg, struct egress_conn **out, char *err,
+                     size_t err_len);
+/* egress_conn_owner_set - new callbacks (NULL: nobody is told) */
+void egress_conn_owner_set(struct egress_conn *c, egress_conn_event_cb on_event, egress_conn_closed_cb on_closed,
+                           void *arg);
+
+/* egress_conn_send - start a transaction (egress_smtp_send_message rules); 0 or -errno */
+int egress_conn_send(struct egress_conn *c, const char *sender, const char *const *rcpts, size_t n_rcpts,
+                     const char *body, size_t body_len, unsigned flags);
+/* egress_conn_idle - session established and no transaction in flight */
+bool egress_conn_idle(const struct egress_conn *c);
+/* egress_conn_quit - polite close: QUIT, then close on its reply or a timeout */
+void egress_conn_quit(struct egress_conn *c);
+/* egress_conn_abort - close now; an unfinished transaction gets TEMPFAIL events with `why` */
+void egress_conn_abort(struct egress_conn *c, const char *why);
+/* egress_conn_close_all - at exit: every connection closed, no callbacks */
+void egress_conn_close_all(struct egress_conn_set *set);
+void egress_conn_tick(struct egress_conn_set *set, uint64_t now_ns);
+
+/* egress_conn_peer - "ip:port" ("[ip6]:port") of the peer */
+const char *egress_conn_peer(const struct egress_conn *c);
+
+/* egress_conn_addr_format - the same text for any address */
+void egress_conn_addr_format(const struct sockaddr_storage *a, char *out, size_t len);
+
+#endif

@@ -1,0 +1,74 @@
+/*
+ * scheduler - the scheduler role's own state, shared by its files
+ *
+ * scheduler_main.c: the role runtime glue, ring records in and out, the outbox, egress liveness.
+ * sched_route.c: the resolve hook (routes from the configuration, else MX lookups -> site names).
+ * sched_keys.c: the core knows one entry per (message, recipient domain); a message whose
+ * recipients span several domains gets a synthesized key per extra domain, mapped here.
+ */
+#ifndef RINGMAIL_SCHEDULER_H
+#define RINGMAIL_SCHEDULER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/dns.h"
+#include "common/msgid.h"
+#include "common/role_rt.h"
+#include "scheduler/sched_path.h"
+#include "scheduler/sched_queue.h"
+
+/* (message id, first recipient of a domain) <-> the core's key */
+struct sched_xkey {
+    struct msgid id;
+    uint32_t rcpt_first;
+    bool used;
+};
+
+struct sched_keys {
+    struct sched_xkey *v; /* key {hi = SCHED_KEYS_HI, lo = index} */
+    uint32_t n, cap, free_head;
+    uint32_t *free_next;
+    uint32_t *index; /* open addressing by (id, rcpt_first) -> index + 1; 0 empty, UINT32_MAX deleted */
+    uint32_t index_cap, index_used;
+};
+
+/* real ids carry a millisecond timestamp above bit 16 of hi: hi == 1 is never a real id */
+#define SCHED_KEYS_HI 1u
+
+struct sched_out {
+    unsigned to;
+    struct proto_rec rec;
+};
+
+struct scheduler {
+    struct role_rt *rt;
+    struct sched_core *core;
+    struct dns_resolver *dns;
+    struct sched_keys keys;
+    struct sched_out *outbox; /* records a full ring refused, sent in order later */
+    uint32_t n_out, cap_out;
+    uint32_t egress_gen[SHM_MAX_INSTANCES]; /* generation we gave leases to; 0 = not a worker now */
+    uint32_t spool_gen;
+    bool walk_requested;
+    enum dns_status fail_status; /* the DNS answer behind the bounce hook being called */
+    uint64_t deliveries, fails;
+};
+
+uint64_t scheduler_now_ms(void);
+/* scheduler_send - send now, or queue behind earlier refused records to the same role */
+void scheduler_send(struct scheduler *sc, unsigned to, struct proto_rec *rec);
+
+void sched_route_resolve(void *arg, const char *domain);
+void sched_route_init(struct scheduler *sc);
+void sched_route_fini(struct scheduler *sc);
+
+/* sched_keys_key - the core's key for (id, rcpt_first), made when `create` */
+bool sched_keys_key(struct sched_keys *k, struct msgid id, uint32_t rcpt_first, bool create, struct msgid *out);
+/* sched_keys_real - (id, rcpt_first) of a core key */
+void sched_keys_real(const struct sched_keys *k, struct msgid key, struct msgid *id, uint32_t *rcpt_first);
+/* sched_keys_forget - the core dropped the entry: free a synthesized key */
+void sched_keys_forget(struct sched_keys *k, struct msgid key);
+void sched_keys_fini(struct sched_keys *k);
+
+#endif

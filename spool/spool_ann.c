@@ -1,0 +1,131 @@
+/*
+ * spool_ann - announce batches: queued messages to the scheduler as proto_ann runs in the arena
+ *
+ * spool_ann_add() encodes a message's entry (spool_dlv_ann_append) into the newest open batch;
+ * a batch closes at SPOOL_ANN_BATCH_MAX entries or SPOOL_ANN_BATCH_BYTES bytes, so one run stays
+ * small next to message bodies. spool_ann_flush() sends batches oldest first: it allocates the
+ * run, writes the proto_ann_hdr and the entries, gives the run to the scheduler's current
+ * generation (the scheduler frees it; if that scheduler dies the supervisor reclaims it) and
+ * pushes MSG_SPOOL_MESSAGE_ANNOUNCE_BATCH through the outbox. An arena without room keeps the
+ * batch for the next pass, tick or idle call: an announcement is delayed, never dropped.
+ * The walk's MSG_SPOOL_WALK_DONE is sent here, right after the last batch the walk filled.
+ */
+#include "spool.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/log.h"
+#include "../common/mem.h"
+#include "../common/proto_dlv.h"
+#include "spool_dlv.h"
+
+#define SPOOL_ANN_BATCH_MAX 256
+#define SPOOL_ANN_BATCH_BYTES (64u * 1024u)
+#define SCHEDULER 1 /* the scheduler's instance index in the role table */
+
+static struct spool_ann_batch *open_batch(struct spool *sp)
+{
+    if (sp->n_ann > 0) {
+        struct spool_ann_batch *b = &sp->ann[sp->n_ann - 1];
+        if (b->count < SPOOL_ANN_BATCH_MAX && b->buf.len < SPOOL_ANN_BATCH_BYTES)
+            return b;
+    }
+    if (sp->n_ann == sp->ann_cap) {
+        sp->ann_cap = sp->ann_cap ? sp->ann_cap * 2 : 16;
+        sp->ann = xrealloc(sp->ann, sp->ann_cap * sizeof(*sp->ann));
+    }
+    struct spool_ann_batch *b = &sp->ann[sp->n_ann++];
+    memset(b, 0, sizeof(*b));
+    b->seq = ++sp->ann_seq;
+    return b;
+}
+
+bool spool_ann_add(struct spool *sp, struct msgid id, const struct spool_rec *rec)
+{
+    bool any = false;
+
+    for (uint32_t i = 0; i < rec->rcpt_count && !any; i++)
+        any = rec->rcpts[i].state == SPOOL_RCPT_QUEUED;
+    if (!any)
+        return false;
+    struct spool_ann_batch *b = open_batch(sp);
+    b->count += (uint32_t)spool_dlv_ann_append(&b->buf, id, rec);
+    return true;
+}
+
+size_t spool_ann_backlog(const struct spool *sp)
+{
+    return sp->n_ann;
+}
+
+static void walk_done_check(struct spool *sp)
+{
+    if (!sp->walk_done_pending || sp->ann_sent_seq < sp->walk_done_seq)
+        return;
+    struct proto_rec d = {.type = MSG_SPOOL_WALK_DONE};
+    d.body.count.count = sp->walk_announced;
+    spool_send(sp, SCHEDULER, &d);
+    sp->walk_done_pending = false;
+    log_info("start-up walk done: %llu queued messages announced, %llu quarantined",
+             (unsigned long long)sp->walk_announced, (unsigned long long)sp->walk.quarantined);
+}
+
+/* send_one - 0 sent, -ENOSPC no room now */
+static int send_one(struct spool *sp, struct spool_ann_batch *b)
+{
+    struct role_rt *rt = sp->rt;
+    struct proto_ann_hdr h = {.magic = PROTO_ANN_MAGIC, .version = PROTO_DLV_VERSION, .count = b->count};
+    size_t len = sizeof(h) + b->buf.len;
+    uint64_t off;
+
+    int rc = shm_arena_alloc(rt->seg.arena, len, (uint16_t)rt->self_idx, rt->gen, &off);
+    if (rc < 0) {
+        if (rc != -ENOSPC)
+            log_error("announce batch of %zu bytes does not fit the arena at all (%d)", len, rc);
+        return -ENOSPC;
+    }
+    char *p = shm_arena_ptr(rt->seg.arena, off, len);
+    memcpy(p, &h, sizeof(h));
+    memcpy(p + sizeof(h), b->buf.data, b->buf.len);
+    uint32_t gen = atomic_load(&rt->seg.inst[SCHEDULER].generation);
+    shm_arena_give(rt->seg.arena, off, SCHEDULER, gen);
+    struct proto_rec r = {.type = MSG_SPOOL_MESSAGE_ANNOUNCE_BATCH, .dst_gen = gen};
+    r.body.batch.arena_off = off;
+    r.body.batch.len = len;
+    r.body.batch.count = b->count;
+    spool_send(sp, SCHEDULER, &r);
+    return 0;
+}
+
+bool spool_ann_flush(struct spool *sp)
+{
+    size_t i = 0;
+
+    for (; i < sp->n_ann; i++) {
+        struct spool_ann_batch *b = &sp->ann[i];
+        if (b->count > 0 && send_one(sp, b) < 0) {
+            if (sp->ann_stalls++ % 1000 == 0)
+                log_warn("arena full: %zu announce batch(es) wait for room", sp->n_ann - i);
+            break;
+        }
+        sp->ann_sent_seq = b->seq;
+        spool_rec_buf_fini(&b->buf);
+    }
+    if (i > 0) {
+        memmove(sp->ann, sp->ann + i, (sp->n_ann - i) * sizeof(*sp->ann));
+        sp->n_ann -= i;
+    }
+    walk_done_check(sp);
+    return sp->n_ann == 0;
+}
+
+void spool_ann_fini(struct spool *sp)
+{
+    for (size_t i = 0; i < sp->n_ann; i++)
+        spool_rec_buf_fini(&sp->ann[i].buf);
+    free(sp->ann);
+    sp->ann = NULL;
+    sp->n_ann = sp->ann_cap = 0;
+}

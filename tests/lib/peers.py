@@ -1,0 +1,183 @@
+"""peers - real receiving peers for delivery tests: a DNS server (unbound) serving a test zone and
+recording SMTP servers (aiosmtpd) with scripted answers, all on loopback, all stopped by the test.
+
+DnsServer(records) runs /usr/sbin/unbound in the foreground on 127.0.0.1:<free port> with a static
+zone built from `records` (unbound local-data lines such as "a.test. 60 IN MX 10 mx1.a.test.").
+Every name outside the zones gets REFUSED, so nothing leaves the machine.
+
+Sink(host, port) is an aiosmtpd server in a thread that records every message it accepts
+(envelope sender, recipients, data) and answers per recipient local part:
+  tempfail*@  -> 451 4.3.0 at RCPT          permfail*@ -> 550 5.1.1 at RCPT
+  flaky*@     -> 451 the first time each recipient is seen, 250 after
+  quota*@     -> 552 5.2.2 at RCPT (mailbox full)
+and `data_reply` / `banner_reply` override the reply after DATA / the connection banner.
+"""
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+from ringmail_node import wait_for
+
+UNBOUND = shutil.which("unbound") or "/usr/sbin/unbound"
+
+
+def free_udp_tcp_port(host="127.0.0.1"):
+    for _ in range(50):
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        t.bind((host, 0))
+        port = t.getsockname()[1]
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            u.bind((host, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            u.close()
+            t.close()
+    raise RuntimeError("no free port")
+
+
+def dns_query_ok(port, name="ns.test."):
+    """A minimal A query over UDP; True when any answer comes back."""
+    qid = os.urandom(2)
+    q = qid + b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+    for label in name.rstrip(".").split("."):
+        q += bytes([len(label)]) + label.encode()
+    q += b"\x00\x00\x01\x00\x01"
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(0.3)
+    try:
+        s.sendto(q, ("127.0.0.1", port))
+        data, _ = s.recvfrom(4096)
+        return data[:2] == qid
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+class DnsServer:
+    def __init__(self, records, zones=("test.",)):
+        if not os.path.exists(UNBOUND):
+            raise FileNotFoundError("unbound is not installed")
+        self.tmp = tempfile.mkdtemp(prefix="ringmail-dns-")
+        os.chmod(self.tmp, 0o755)
+        self.port = free_udp_tcp_port()
+        conf = os.path.join(self.tmp, "unbound.conf")
+        lines = ["server:", "  do-daemonize: no", '  username: ""', '  chroot: ""',
+                 '  directory: "%s"' % self.tmp, '  pidfile: "%s/unbound.pid"' % self.tmp,
+                 '  logfile: "%s/unbound.log"' % self.tmp, "  use-syslog: no", "  verbosity: 1",
+                 "  interface: 127.0.0.1@%d" % self.port, "  do-ip6: no", "  num-threads: 1",
+                 "  so-reuseport: no", "  do-not-query-localhost: no", '  module-config: "iterator"',
+                 "  access-control: 127.0.0.0/8 allow", '  local-zone: "." refuse']
+        for z in zones:
+            lines.append('  local-zone: "%s" static' % z)
+        lines.append('  local-data: "ns.test. 60 IN A 127.0.0.1"')
+        for r in records:
+            lines.append('  local-data: "%s"' % r.replace('"', '\\"'))
+        with open(conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self.proc = subprocess.Popen([UNBOUND, "-d", "-c", conf], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: dns_query_ok(self.port), 10, what="unbound answering")
+        except AssertionError:
+            self.stop()
+            raise
+
+    @property
+    def address(self):
+        return "127.0.0.1:%d" % self.port
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class Sink:
+    """A recording SMTP server on (host, port) in a background thread."""
+
+    def __init__(self, host="127.0.0.1", port=None, data_reply=None, banner_reply=None):
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import SMTP
+        self.host = host
+        self.port = port or free_udp_tcp_port(host)
+        self.messages = []  # (mail_from, [rcpts], data bytes)
+        self.rcpt_log = []  # (rcpt, reply code)
+        self.connections = 0
+        self.data_reply = data_reply
+        self.lock = threading.Lock()
+        self.seen = set()
+        sink = self
+
+        class Handler:
+            async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+                local = address.split("@")[0].lower()
+                code = "250 2.1.5 OK"
+                if local.startswith("tempfail"):
+                    code = "451 4.3.0 try again later"
+                elif local.startswith("permfail"):
+                    code = "550 5.1.1 user unknown"
+                elif local.startswith("quota"):
+                    code = "552 5.2.2 mailbox full"
+                elif local.startswith("flaky"):
+                    with sink.lock:
+                        first = address not in sink.seen
+                        sink.seen.add(address)
+                    if first:
+                        code = "451 4.7.1 greylisted, come back later"
+                with sink.lock:
+                    sink.rcpt_log.append((address, int(code[:3])))
+                if code.startswith("250"):
+                    envelope.rcpt_tos.append(address)
+                return code
+
+            async def handle_DATA(self, server, session, envelope):
+                if sink.data_reply:
+                    return sink.data_reply
+                with sink.lock:
+                    sink.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+                return "250 2.0.0 queued as sink-%d" % len(sink.messages)
+
+        class CountingSMTP(SMTP):
+            def connection_made(self, transport):
+                with sink.lock:
+                    sink.connections += 1
+                super().connection_made(transport)
+
+        class CountingController(Controller):
+            def factory(self):
+                return CountingSMTP(self.handler, **self.SMTP_kwargs)
+
+        kw = {"hostname": host, "port": self.port}
+        self.controller = CountingController(Handler(), ident="sink", **kw)
+        self.controller.start()
+        with self.lock:
+            self.connections = 0  # the controller's own start-up probe is not a client
+
+    def delivered_to(self, rcpt):
+        with self.lock:
+            return sum(1 for m in self.messages for r in m[1] if r.lower() == rcpt.lower())
+
+    def count(self):
+        with self.lock:
+            return len(self.messages)
+
+    def stop(self):
+        try:
+            self.controller.stop()
+        except Exception:
+            pass

@@ -1,0 +1,371 @@
+/*
+ * spool_dlv_test - the spool's delivery rules: queue names, announce runs, attempt-run checks,
+ * recipient state changes, fails, synthesised replies, DSN trigger
+ *
+ * Announce runs are built by spool_dlv_ann_append() and read back field by field here (not with the
+ * module's own parser only), so a layout slip shows. Attempt runs are built by a local encoder and
+ * then broken one way at a time; every broken run must be refused.
+ */
+#include "spool/spool_dlv.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/dns.h"
+
+static int failures;
+
+#define CHECK(cond, ...)                                                                                     \
+    do {                                                                                                     \
+        if (!(cond)) {                                                                                       \
+            failures++;                                                                                      \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                  \
+            fprintf(stderr, __VA_ARGS__);                                                                    \
+            fputc('\n', stderr);                                                                             \
+        }                                                                                                    \
+    } while (0)
+
+static struct spool_rec mkrec(struct spool_rcpt *r, uint32_t n, struct spool_meta *m, uint32_t nm)
+{
+    return (struct spool_rec){.created_ms = 1700000000123ull, .body_size = 1234, .sender = "s@x.example",
+                              .rcpt_count = n, .rcpts = r, .meta_count = nm, .meta = m};
+}
+
+static void test_queue_names(void)
+{
+    static const struct {
+        const char *campaign, *tenant, *routing, *queue, *domain, *want;
+    } t[] = {
+        {"c", "t", NULL, NULL, "d", "c:t@d"},
+        {NULL, "t", NULL, NULL, "d", "t@d"},
+        {"c", NULL, NULL, NULL, "d", "c:@d"},
+        {NULL, NULL, NULL, NULL, "d", "d"},
+        {"c", "t", "r.example", NULL, "d", "c:t@d!r.example"},
+        {NULL, NULL, "R.Example", NULL, "d", "d!r.example"},
+        {"", "", NULL, NULL, "Mixed.Example", "mixed.example"},
+        {"c", "t", NULL, "policy-q", "d", "policy-q"},
+        {"Camp\r\nX", NULL, NULL, NULL, "d", "Camp  X:@d"},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        struct spool_meta m[4];
+        uint32_t nm = 0;
+        if (t[i].campaign)
+            m[nm++] = (struct spool_meta){SPOOL_META_CAMPAIGN, t[i].campaign};
+        if (t[i].tenant)
+            m[nm++] = (struct spool_meta){SPOOL_META_TENANT, t[i].tenant};
+        if (t[i].routing)
+            m[nm++] = (struct spool_meta){SPOOL_META_ROUTING_DOMAIN, t[i].routing};
+        if (t[i].queue)
+            m[nm++] = (struct spool_meta){SPOOL_META_QUEUE, t[i].queue};
+        struct spool_rcpt r = {"a@d", SPOOL_RCPT_QUEUED, 0};
+        struct spool_rec rec = mkrec(&r, 1, m, nm);
+        char *q = spool_dlv_queue_name(&rec, t[i].domain);
+        CHECK(strcmp(q, t[i].want) == 0, "case %zu: got '%s' want '%s'", i, q, t[i].want);
+        free(q);
+        char *rd = spool_dlv_routing_domain(&rec, t[i].domain);
+        if (t[i].routing)
+            CHECK(strcasecmp(rd, t[i].routing) == 0 && strcmp(rd, "r.example") == 0, "case %zu: routing '%s'", i, rd);
+        else
+            CHECK(strcasecmp(rd, t[i].domain) == 0, "case %zu: routing '%s'", i, rd);
+        free(rd);
+    }
+    /* a long campaign is cut to the proto_dlv string limit */
+    char *big = malloc(5000);
+    memset(big, 'c', 4999);
+    big[4999] = '\0';
+    struct spool_meta m = {SPOOL_META_CAMPAIGN, big};
+    struct spool_rcpt r = {"a@d", SPOOL_RCPT_QUEUED, 0};
+    struct spool_rec rec = mkrec(&r, 1, &m, 1);
+    char *q = spool_dlv_queue_name(&rec, "d");
+    CHECK(strlen(q) == PROTO_DLV_STRING_MAX, "long name is %zu bytes", strlen(q));
+    free(q);
+    free(big);
+
+    char dom[64];
+    spool_dlv_domain("\"a@b\"@Ex.AMPLE", dom, sizeof(dom));
+    CHECK(strcmp(dom, "ex.ample") == 0, "domain '%s'", dom);
+    spool_dlv_domain("postmaster", dom, sizeof(dom));
+    CHECK(strcmp(dom, "") == 0, "no domain '%s'", dom);
+}
+
+/* read one announce entry at *off; returns n_dom or -1 */
+static int read_entry(const uint8_t *p, size_t len, size_t *off, struct proto_ann *a, struct proto_ann_dom *d,
+                      char q[][1100], char dm[][1100], int max)
+{
+    if (len - *off < sizeof(*a))
+        return -1;
+    memcpy(a, p + *off, sizeof(*a));
+    *off += sizeof(*a);
+    if (a->n_dom > max)
+        return -1;
+    for (int k = 0; k < a->n_dom; k++) {
+        memcpy(&d[k], p + *off, sizeof(d[k]));
+        *off += sizeof(d[k]);
+    }
+    for (int k = 0; k < a->n_dom; k++) {
+        memcpy(q[k], p + *off, d[k].queue_len);
+        q[k][d[k].queue_len] = '\0';
+        *off += d[k].queue_len;
+        memcpy(dm[k], p + *off, d[k].domain_len);
+        dm[k][d[k].domain_len] = '\0';
+        *off += d[k].domain_len;
+    }
+    *off = (*off + 7) / 8 * 8;
+    return a->n_dom;
+}
+
+static void test_announce(void)
+{
+    struct spool_rcpt r[] = {
+        {"a@one.example", SPOOL_RCPT_DELIVERED, 1}, {"b@Two.example", SPOOL_RCPT_QUEUED, 2},
+        {"c@ONE.example", SPOOL_RCPT_QUEUED, 3},    {"d@two.example", SPOOL_RCPT_QUEUED, 5},
+        {"e@one.example", SPOOL_RCPT_QUEUED, 0},    {"f@three.example", SPOOL_RCPT_BOUNCED, 9},
+    };
+    struct spool_meta m[] = {{SPOOL_META_TENANT, "acme"}};
+    struct spool_rec rec = mkrec(r, 6, m, 1);
+    struct msgid id = {0x1122, 0x3344};
+    struct spool_rec_buf b = {0};
+    struct proto_ann_hdr h = {.magic = PROTO_ANN_MAGIC, .version = PROTO_DLV_VERSION};
+
+    spool_rec_buf_append(&b, &h, sizeof(h));
+    size_t n = spool_dlv_ann_append(&b, id, &rec);
+    CHECK(n == 1, "entries %zu", n);
+    h.count = (uint32_t)n;
+    memcpy(b.data, &h, sizeof(h));
+    CHECK(b.len % 8 == 0, "run length %zu not padded", b.len);
+    CHECK(spool_dlv_ann_check(b.data, b.len) == 1, "check refused a good run");
+
+    struct proto_ann a;
+    struct proto_ann_dom d[4];
+    char q[4][1100], dm[4][1100];
+    size_t off = sizeof(h);
+    int nd = read_entry(b.data, b.len, &off, &a, d, q, dm, 4);
+    CHECK(nd == 2, "n_dom %d", nd);
+    CHECK(off == b.len, "entry ends at %zu of %zu", off, b.len);
+    CHECK(a.msg_id_hi == 0x1122 && a.msg_id_lo == 0x3344 && a.created_ms == rec.created_ms && a.size == 1234,
+          "entry header");
+    CHECK(a.attempts == 5, "attempts %u (max over queued only)", a.attempts);
+    if (nd == 2) {
+        /* groups in order of their first queued recipient: two (index 1), then one (index 2) */
+        CHECK(d[0].rcpt_first == 1 && d[0].pending == 2, "dom0 first %u pending %u", d[0].rcpt_first, d[0].pending);
+        CHECK(strcmp(q[0], "acme@two.example") == 0 && strcmp(dm[0], "two.example") == 0, "dom0 '%s' '%s'", q[0],
+              dm[0]);
+        CHECK(d[1].rcpt_first == 2 && d[1].pending == 2, "dom1 first %u pending %u", d[1].rcpt_first, d[1].pending);
+        CHECK(strcmp(q[1], "acme@one.example") == 0 && strcmp(dm[1], "one.example") == 0, "dom1 '%s' '%s'", q[1],
+              dm[1]);
+    }
+    /* broken runs are refused by the reader */
+    for (size_t cut = 1; cut < 8; cut++)
+        CHECK(spool_dlv_ann_check(b.data, b.len - cut) < 0, "short run by %zu accepted", cut);
+    spool_rec_buf_fini(&b);
+
+    /* nothing queued: no entry */
+    for (int i = 0; i < 6; i++)
+        r[i].state = SPOOL_RCPT_DELIVERED;
+    struct spool_rec_buf e = {0};
+    CHECK(spool_dlv_ann_append(&e, id, &rec) == 0 && e.len == 0, "entry for a finished message");
+    spool_rec_buf_fini(&e);
+
+    /* more groups than the contract allows in one entry: several entries, every group once */
+    uint32_t nr = PROTO_ANN_MAX_DOMAINS + 10;
+    struct spool_rcpt *many = calloc(nr, sizeof(*many));
+    char (*addr)[32] = calloc(nr, 32);
+    for (uint32_t i = 0; i < nr; i++) {
+        snprintf(addr[i], 32, "u@d%u.example", i);
+        many[i] = (struct spool_rcpt){addr[i], SPOOL_RCPT_QUEUED, 0};
+    }
+    struct spool_rec big = mkrec(many, nr, NULL, 0);
+    struct spool_rec_buf bb = {0};
+    h.count = 0;
+    spool_rec_buf_append(&bb, &h, sizeof(h));
+    n = spool_dlv_ann_append(&bb, id, &big);
+    CHECK(n == 2, "entries for %u domains: %zu", nr, n);
+    h.count = (uint32_t)n;
+    memcpy(bb.data, &h, sizeof(h));
+    CHECK(spool_dlv_ann_check(bb.data, bb.len) == 2, "big run refused");
+    spool_rec_buf_fini(&bb);
+    free(many);
+    free(addr);
+}
+
+/* a test attempt run */
+struct att_rcpt {
+    uint32_t index;
+    uint8_t outcome;
+    uint16_t code;
+    const char *text;
+};
+
+static void build_attempt(struct spool_rec_buf *b, const struct att_rcpt *r, uint16_t n, const char *const s[5])
+{
+    struct proto_attempt_hdr h = {.magic = PROTO_ATT_MAGIC, .version = PROTO_DLV_VERSION, .n_rcpt = n,
+                                  .msg_id_hi = 7, .msg_id_lo = 8, .timestamp_ms = 1700000100000, .rcpt_first = 0};
+    for (int i = 0; i < PROTO_ATT_STRINGS; i++)
+        h.len[i] = (uint16_t)strlen(s[i]);
+    b->len = 0;
+    spool_rec_buf_append(b, &h, sizeof(h));
+    for (uint16_t i = 0; i < n; i++) {
+        struct proto_attempt_rcpt pr = {.index = r[i].index, .outcome = r[i].outcome, .code = r[i].code,
+                                        .enh_class = (uint8_t)(r[i].code / 100), .enh_subject = 1, .enh_detail = 1,
+                                        .text_len = (uint16_t)strlen(r[i].text), .command = PROTO_CMD_RCPT};
+        if (r[i].code == 0)
+            pr.enh_class = 0;
+        spool_rec_buf_append(b, &pr, sizeof(pr));
+    }
+    for (int i = 0; i < PROTO_ATT_STRINGS; i++)
+        spool_rec_buf_append(b, s[i], strlen(s[i]));
+    for (uint16_t i = 0; i < n; i++)
+        spool_rec_buf_append(b, r[i].text, strlen(r[i].text));
+}
+
+static void test_attempt_check(void)
+{
+    static const char *const s[5] = {"127.0.0.2:25", "site-a", "src1", "pool1", "mx.example"};
+    const struct att_rcpt good[] = {
+        {0, PROTO_OUT_DELIVERED, 250, "ok"},
+        {2, PROTO_OUT_BOUNCE, 550, "no such user"},
+        {1, PROTO_OUT_TRANSIENT, 451, "later"},
+    };
+    struct spool_rec_buf b = {0};
+    struct spool_dlv_attempt a;
+    const char *why = NULL;
+
+    build_attempt(&b, good, 3, s);
+    CHECK(spool_dlv_attempt_check(b.data, b.len, &a, &why) == 0, "good run refused: %s", why ? why : "");
+    CHECK(a.hdr.n_rcpt == 3 && memcmp(a.str[PROTO_ATT_SITE], "site-a", 6) == 0, "strings");
+    struct proto_attempt_rcpt r;
+    const char *text;
+    spool_dlv_attempt_rcpt(&a, 1, &r, &text);
+    CHECK(r.index == 2 && r.code == 550 && r.text_len == 12 && memcmp(text, "no such user", 12) == 0, "rcpt 1");
+    spool_dlv_attempt_rcpt(&a, 2, &r, &text);
+    CHECK(memcmp(text, "later", 5) == 0, "rcpt 2 text");
+    CHECK(spool_dlv_attempt_indexes(&a, 3) == 0, "indexes < 3 refused");
+    CHECK(spool_dlv_attempt_indexes(&a, 2) == -ERANGE, "index 2 of 2 accepted");
+
+    /* one change at a time; each must be refused */
+    size_t glen = b.len;
+    uint8_t *copy = malloc(glen + 8);
+    memcpy(copy, b.data, glen);
+    copy[glen] = 'x';
+    CHECK(spool_dlv_attempt_check(copy, glen + 1, &a, &why) < 0, "trailing byte accepted");
+    CHECK(spool_dlv_attempt_check(copy, glen - 1, &a, &why) < 0, "short run accepted");
+    CHECK(spool_dlv_attempt_check(copy, 10, &a, &why) < 0, "header cut accepted");
+    struct proto_attempt_hdr h;
+    struct {
+        const char *name;
+        size_t off;
+        uint8_t byte;
+    } flips[] = {
+        {"magic", 0, 0x00},
+        {"version", 4, 9},
+        {"outcome", sizeof(h) + 4, 7},
+        {"outcome 0", sizeof(h) + 16 + 4, 0},
+        {"command", sizeof(h) + 14, 9},
+        {"enh class", sizeof(h) + 5, 3},
+        {"NUL in peer", sizeof(h) + 3 * 16 + 3, '\0'},
+        {"LF in mx", sizeof(h) + 3 * 16 + 12 + 6 + 4 + 5 + 2, '\n'},
+        {"CR in text", glen - 2, '\r'},
+        {"repeated index", sizeof(h) + 16, 0},
+    };
+    for (size_t i = 0; i < sizeof(flips) / sizeof(flips[0]); i++) {
+        memcpy(copy, b.data, glen);
+        copy[flips[i].off] = flips[i].byte;
+        why = NULL;
+        CHECK(spool_dlv_attempt_check(copy, glen, &a, &why) < 0, "%s accepted", flips[i].name);
+    }
+    /* a text length that points past the run */
+    memcpy(copy, b.data, glen);
+    uint16_t big = 900;
+    memcpy(copy + sizeof(h) + 12, &big, 2);
+    CHECK(spool_dlv_attempt_check(copy, glen, &a, &why) < 0, "text_len past the run accepted");
+    memcpy(copy, b.data, glen);
+    uint16_t zero = 0;
+    memcpy(copy + 6, &zero, 2); /* n_rcpt */
+    CHECK(spool_dlv_attempt_check(copy, glen, &a, &why) < 0, "n_rcpt 0 accepted");
+    free(copy);
+    spool_rec_buf_fini(&b);
+}
+
+static void test_apply_and_fail(void)
+{
+    struct spool_rcpt r[] = {
+        {"a@one.example", SPOOL_RCPT_QUEUED, 0}, {"b@two.example", SPOOL_RCPT_QUEUED, 1},
+        {"c@One.Example", SPOOL_RCPT_QUEUED, 2}, {"d@one.example", SPOOL_RCPT_DELIVERED, 1},
+    };
+    struct spool_rec rec = mkrec(r, 4, NULL, 0);
+    uint32_t att;
+
+    CHECK(spool_dlv_group(&rec, 0, &att) == 2 && att == 2, "group of 0: att %u", att);
+    CHECK(spool_dlv_apply(&rec, 0, PROTO_OUT_TRANSIENT) == 1 && r[0].state == SPOOL_RCPT_QUEUED && r[0].attempts == 1,
+          "transient");
+    CHECK(spool_dlv_apply(&rec, 0, PROTO_OUT_DELIVERED) == 1 && r[0].state == SPOOL_RCPT_DELIVERED &&
+              r[0].attempts == 2,
+          "delivered");
+    /* final stays final: a duplicate changes nothing, not even the attempts */
+    CHECK(spool_dlv_apply(&rec, 0, PROTO_OUT_BOUNCE) == 0 && r[0].state == SPOOL_RCPT_DELIVERED && r[0].attempts == 2,
+          "duplicate changed a final recipient");
+    CHECK(spool_dlv_apply(&rec, 3, PROTO_OUT_TRANSIENT) == 0 && r[3].attempts == 1, "delivered one re-opened");
+    CHECK(spool_dlv_apply(&rec, 4, PROTO_OUT_DELIVERED) == -EINVAL, "index out of range");
+    CHECK(spool_dlv_apply(&rec, 1, 9) == -EINVAL, "unknown outcome");
+    CHECK(spool_dlv_apply(&rec, 1, PROTO_OUT_BOUNCE) == 1 && r[1].state == SPOOL_RCPT_BOUNCED && r[1].attempts == 2,
+          "bounce");
+    CHECK(!spool_rec_all_final(&rec), "not all final yet");
+
+    /* the group of index 0 (delivered now) still names one.example: c is its only queued member */
+    uint8_t mark[4] = {0};
+    CHECK(spool_dlv_fail(&rec, 0, SPOOL_RCPT_EXPIRED, mark) == 1, "fail count");
+    CHECK(mark[2] == 1 && mark[0] == 0 && mark[1] == 0 && mark[3] == 0, "marks");
+    CHECK(r[2].state == SPOOL_RCPT_EXPIRED && r[2].attempts == 2, "expired without an attempt");
+    CHECK(spool_dlv_fail(&rec, 0, SPOOL_RCPT_EXPIRED, NULL) == 0, "second fail changed something");
+    CHECK(spool_dlv_fail(&rec, 9, SPOOL_RCPT_EXPIRED, NULL) == 0, "out of range");
+    CHECK(spool_dlv_fail(&rec, 1, SPOOL_RCPT_QUEUED, NULL) == 0, "fail to a non-final state");
+    CHECK(spool_rec_all_final(&rec), "all final");
+    CHECK(spool_dlv_group(&rec, 0, NULL) == 0, "nothing pending");
+}
+
+static void test_replies(void)
+{
+    struct spool_dlv_reply r;
+
+    spool_dlv_dns_reply(DNS_NXDOMAIN, &r);
+    CHECK(r.code == 550 && r.enh_class == 5 && r.enh_subject == 1 && r.enh_detail == 2, "nxdomain");
+    CHECK(strstr(r.text, "does not exist") != NULL, "nxdomain text");
+    spool_dlv_dns_reply(DNS_NULL_MX, &r);
+    CHECK(r.code == 556 && r.enh_class == 5 && r.enh_subject == 1 && r.enh_detail == 10, "null mx");
+    spool_dlv_dns_reply(DNS_NO_DATA, &r);
+    CHECK(r.code >= 500 && r.enh_class == 5, "no data");
+    spool_dlv_dns_reply(DNS_BAD_NAME, &r);
+    CHECK(r.code >= 500 && r.enh_class == 5, "bad name");
+    spool_dlv_dns_reply(999, &r);
+    CHECK(r.code >= 500 && r.enh_class == 5 && r.text[0], "unknown reason");
+    spool_dlv_expire_reply(&r);
+    CHECK(r.code >= 500 && r.enh_class == 5 && r.enh_subject == 4 && r.enh_detail == 7, "expire");
+
+    CHECK(spool_dlv_wants_dsn(true, "a@b"), "dsn to a sender");
+    CHECK(!spool_dlv_wants_dsn(true, ""), "dsn to the null sender");
+    CHECK(!spool_dlv_wants_dsn(true, "<>"), "dsn to <>");
+    CHECK(!spool_dlv_wants_dsn(true, NULL), "dsn to NULL");
+    CHECK(!spool_dlv_wants_dsn(false, "a@b"), "dsn when disabled");
+
+    CHECK(strcmp(spool_dlv_command_name(PROTO_CMD_RCPT), "RCPT TO") == 0, "rcpt");
+    CHECK(strcmp(spool_dlv_command_name(PROTO_CMD_DATA), ".") == 0, "data");
+    CHECK(spool_dlv_command_name(PROTO_CMD_CONNECT) == NULL, "connect");
+}
+
+int main(void)
+{
+    test_queue_names();
+    test_announce();
+    test_attempt_check();
+    test_apply_and_fail();
+    test_replies();
+    if (failures) {
+        fprintf(stderr, "%d check(s) failed\n", failures);
+        return 1;
+    }
+    printf("spool_dlv_test: all checks passed\n");
+    return 0;
+}
