@@ -53,9 +53,12 @@ struct scheduler {
     bool walk_requested;
     enum dns_status fail_status; /* the DNS answer behind the bounce hook being called */
     uint64_t deliveries, fails;
+    uint64_t status_at_ns; /* last status publication */
 };
 
 uint64_t scheduler_now_ms(void);
+/* sched_status_publish - the status page: totals, largest queues, paths (sched_status.c) */
+void sched_status_publish(struct scheduler *sc);
 /* scheduler_send - send now, or queue behind earlier refused records to the same role */
 void scheduler_send(struct scheduler *sc, unsigned to, struct proto_rec *rec);
 

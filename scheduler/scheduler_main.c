@@ -396,7 +396,12 @@ static void after_drain(struct role_rt *rt)
 
 static void on_tick(struct role_rt *rt, uint64_t now_ns)
 {
-    work(rt->ctx);
+    struct scheduler *sc = rt->ctx;
+    work(sc);
+    if (now_ns - sc->status_at_ns >= 1000000000u) {
+        sc->status_at_ns = now_ns;
+        sched_status_publish(sc);
+    }
 }
 
 static bool on_idle(struct role_rt *rt)

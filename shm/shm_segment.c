@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -116,6 +117,53 @@ static void bind_pointers(struct shm_segment *seg)
     seg->hdr = (struct shm_header *)base;
     seg->inst = (struct shm_instance *)(base + seg->hdr->off_instances);
     seg->arena = shm_arena_get(base + seg->hdr->off_arena, seg->hdr->arena_region);
+    seg->status = (struct shm_status *)(base + seg->hdr->off_status);
+}
+
+int shm_status_publish(struct shm_segment *seg, const char *json, size_t len)
+{
+    struct shm_status *st = seg->status;
+    if (len > SHM_STATUS_BYTES - sizeof(*st) - 1)
+        return -E2BIG;
+    uint64_t s = atomic_load_explicit(&st->seq, memory_order_relaxed);
+    atomic_store_explicit(&st->seq, s + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    memcpy(st->data, json, len);
+    st->data[len] = '\0';
+    atomic_store_explicit(&st->len, (uint32_t)len, memory_order_relaxed);
+    atomic_store_explicit(&st->updated_ns, clock_real_ns(), memory_order_relaxed);
+    atomic_store_explicit(&st->seq, s + 2, memory_order_release);
+    return 0;
+}
+
+char *shm_status_read(struct shm_segment *seg, size_t *len, uint64_t *updated_ns)
+{
+    struct shm_status *st = seg->status;
+    char *buf = NULL;
+    for (int tries = 0; tries < 1000; tries++) {
+        uint64_t s1 = atomic_load_explicit(&st->seq, memory_order_acquire);
+        if (s1 == 0)
+            break; /* never published */
+        if (s1 & 1)
+            continue;
+        uint32_t n = atomic_load_explicit(&st->len, memory_order_relaxed);
+        if (n > SHM_STATUS_BYTES - sizeof(*st) - 1)
+            continue;
+        buf = xrealloc(buf, (size_t)n + 1);
+        memcpy(buf, st->data, n);
+        uint64_t when = atomic_load_explicit(&st->updated_ns, memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&st->seq, memory_order_relaxed) != s1)
+            continue;
+        buf[n] = '\0';
+        if (len)
+            *len = n;
+        if (updated_ns)
+            *updated_ns = when;
+        return buf;
+    }
+    free(buf);
+    return NULL;
 }
 
 int shm_segment_create(struct shm_segment *seg, const struct shm_segment_params *p, char **err)
@@ -144,7 +192,8 @@ int shm_segment_create(struct shm_segment *seg, const struct shm_segment_params 
     off += (uint64_t)n_rings * ring_bytes;
     uint64_t off_arena = ALIGN_UP(off, 4096);
     arena_region = ALIGN_UP(shm_arena_bytes(p->arena_bytes), 4096);
-    total = off_arena + arena_region;
+    uint64_t off_status = off_arena + arena_region;
+    total = off_status + SHM_STATUS_BYTES;
 
     rc = shm_pages_alloc(total, p->huge, &seg->pages, err);
     if (rc < 0)
@@ -164,6 +213,8 @@ int shm_segment_create(struct shm_segment *seg, const struct shm_segment_params 
     h->off_instances = off_instances;
     h->off_arena = off_arena;
     h->arena_region = arena_region;
+    h->off_status = off_status;
+    memset((char *)seg->pages.base + off_status, 0, sizeof(struct shm_status));
     build_topology(h);
     ASSERT(h->n_rings == n_rings);
 
@@ -229,6 +280,8 @@ int shm_segment_attach(struct shm_segment *seg, int fd, char **err)
         why = "instance table outside the segment";
     else if (h->off_arena > size || h->arena_region > size - h->off_arena)
         why = "arena outside the segment";
+    else if (h->off_status > size || SHM_STATUS_BYTES > size - h->off_status || h->off_status % 64)
+        why = "status page outside the segment";
     else if (h->n_rings != 2 + 2 * h->n_ingress + 4 * h->n_egress)
         why = "bad ring count";
     for (unsigned i = 0; !why && i < h->n_rings; i++) {

@@ -27,7 +27,8 @@
 #include "shm_ring.h"
 
 #define SHM_MAGIC 0x52494e474d41494cull /* "RINGMAIL" */
-#define SHM_LAYOUT_VERSION 1
+#define SHM_LAYOUT_VERSION 2
+#define SHM_STATUS_BYTES (1u << 20) /* the scheduler's status page (JSON), read by the admin API */
 #define SHM_MAX_WORKERS 32
 #define SHM_MAX_INSTANCES (2 + 2 * SHM_MAX_WORKERS)
 #define SHM_NO_RING 0xffffu
@@ -117,6 +118,7 @@ struct shm_header {
     uint64_t off_instances;
     uint64_t off_arena;
     uint64_t arena_region;   /* bytes of the arena region (metadata + data) */
+    uint64_t off_status;     /* the status page: struct shm_status, SHM_STATUS_BYTES in all */
     _Atomic int32_t supervisor_pid;
     _Atomic uint32_t reload_gen; /* bumped by the supervisor at each successful reload */
     _Atomic uint32_t stopping;   /* the node is draining */
@@ -125,11 +127,24 @@ struct shm_header {
     struct shm_ring_desc rings[4 * SHM_MAX_WORKERS + 2];
 };
 
+/*
+ * The status page: one writer (the scheduler) publishes a JSON document of its queues and paths; any
+ * process reads a consistent copy. A sequence lock: seq is odd while the writer copies.
+ */
+struct shm_status {
+    _Atomic uint64_t seq;
+    _Atomic uint64_t updated_ns; /* CLOCK_REALTIME of the last publication */
+    _Atomic uint32_t len;
+    uint32_t reserved;
+    char data[];
+};
+
 struct shm_segment {
     struct shm_pages pages;
     struct shm_header *hdr;
     struct shm_instance *inst; /* hdr->n_instances entries */
     struct shm_arena *arena;
+    struct shm_status *status;
 };
 
 struct shm_segment_params {
@@ -163,5 +178,11 @@ static inline void shm_counter_add(struct shm_instance *self, enum shm_counter c
 {
     atomic_fetch_add_explicit(&self->counters[c], n, memory_order_relaxed);
 }
+
+/* shm_status_publish - replace the status document (single writer); -E2BIG when it does not fit */
+int shm_status_publish(struct shm_segment *seg, const char *json, size_t len);
+/* shm_status_read - a consistent copy of the document (heap, NUL-terminated), or NULL when none
+ * was published or the writer kept it busy */
+char *shm_status_read(struct shm_segment *seg, size_t *len, uint64_t *updated_ns);
 
 #endif

@@ -2,6 +2,7 @@
  * supervisor_admin - the admin HTTP API (JSON) that ringctl talks to
  *
  *   GET  /api/v1/status                  node, shared memory and every role instance
+ *   GET  /api/v1/queues                  the scheduler's queues and egress paths (its status page)
  *   POST /api/v1/restart/ROLE[/INDEX]    restart one role's workers without touching the others
  *   POST /api/v1/reload                  validate and reload the configuration (as SIGHUP)
  *   GET  /metrics                        Prometheus text from the shared-memory counters
@@ -230,6 +231,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (get && strcmp(url, "/api/v1/status") == 0)
         return respond_json(c, MHD_HTTP_OK, status_json(s));
+    if (get && strcmp(url, "/api/v1/queues") == 0) {
+        size_t n = 0;
+        uint64_t at = 0;
+        char *doc = shm_status_read(&s->seg, &n, &at);
+        if (!doc)
+            return respond_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "the scheduler has not published its queues yet");
+        json_error_t jerr;
+        json_t *j = json_loadb(doc, n, 0, &jerr);
+        free(doc);
+        if (!j || !json_is_object(j)) {
+            json_decref(j);
+            return respond_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "the scheduler's status page is not JSON");
+        }
+        uint64_t now = clock_real_ns();
+        json_object_set_new(j, "age_ms", json_integer((json_int_t)(now > at ? (now - at) / 1000000u : 0)));
+        return respond_json(c, MHD_HTTP_OK, j);
+    }
     if (get && strcmp(url, "/metrics") == 0)
         return respond(c, MHD_HTTP_OK, "text/plain; version=0.0.4", metrics_text(s));
     if (post && strcmp(url, "/api/v1/reload") == 0) {

@@ -343,11 +343,43 @@ static int doctor(const char *endpoint)
     return 0;
 }
 
+/* print_queues - the scheduler's status page as tables */
+static void print_queues(json_t *j)
+{
+    json_t *t = json_object_get(j, "totals"), *v;
+    size_t i;
+
+    printf("queued %lld (scheduled %lld, resolving %lld, ready %lld, in flight %lld) in %lld queues, %lld sites, "
+           "%lld paths; as of %lld ms ago\n",
+           (long long)jint(t, "messages"), (long long)jint(t, "scheduled"), (long long)jint(t, "resolving"),
+           (long long)jint(t, "ready"), (long long)jint(t, "in_flight"), (long long)jint(t, "queues"),
+           (long long)jint(t, "sites"), (long long)jint(t, "paths"), (long long)jint(j, "age_ms"));
+    json_t *q = json_object_get(j, "queues");
+    if (json_array_size(q)) {
+        printf("\n%-48s %10s %10s\n", "QUEUE", "MESSAGES", "SCHEDULED");
+        json_array_foreach(q, i, v)
+            printf("%-48s %10lld %10lld\n", json_string_value(json_object_get(v, "name")), (long long)jint(v, "messages"),
+                   (long long)jint(v, "scheduled"));
+    }
+    json_t *p = json_object_get(j, "paths");
+    if (json_array_size(p)) {
+        printf("\n%-16s %-40s %8s %9s %11s %10s %10s %8s\n", "SOURCE", "SITE", "READY", "IN_FLIGHT", "CONNECTIONS",
+               "DELIVERED", "TRANSIENT", "BOUNCED");
+        json_array_foreach(p, i, v)
+            printf("%-16s %-40s %8lld %9lld %5lld/%-5lld %10lld %10lld %8lld\n",
+                   json_string_value(json_object_get(v, "source")), json_string_value(json_object_get(v, "site")),
+                   (long long)jint(v, "ready"), (long long)jint(v, "in_flight"), (long long)jint(v, "connections"),
+                   (long long)jint(v, "connection_limit"), (long long)jint(v, "delivered"),
+                   (long long)jint(v, "transient"), (long long)jint(v, "bounced"));
+    }
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: ringctl [--endpoint HOST:PORT] [--json] COMMAND\n"
                "commands:\n"
                "  status              every role instance: pid, state, uptime, restarts, heartbeat; shared memory\n"
+               "  queues              totals, the largest scheduled queues, and every egress path\n"
                "  restart ROLE[/N]    restart a role (spool, scheduler, ingress, egress), or worker N of it\n"
                "  reload              validate and reload the configuration (like SIGHUP to ringmaild)\n"
                "  metrics             the Prometheus metrics text\n"
@@ -396,6 +428,8 @@ int main(int argc, char **argv)
     int nargs = argc - optind - 1;
     if (strcmp(cmd, "status") == 0 && nargs == 0) {
         snprintf(path, sizeof(path), "/api/v1/status");
+    } else if (strcmp(cmd, "queues") == 0 && nargs == 0) {
+        snprintf(path, sizeof(path), "/api/v1/queues");
     } else if (strcmp(cmd, "reload") == 0 && nargs == 0) {
         method = "POST";
         snprintf(path, sizeof(path), "/api/v1/reload");
@@ -440,6 +474,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "status") == 0 && rc == 0) {
         print_status(j);
+    } else if (strcmp(cmd, "queues") == 0 && rc == 0) {
+        print_queues(j);
     } else {
         const char *detail = json_string_value(json_object_get(j, "detail"));
         const char *error = json_string_value(json_object_get(j, "error"));

@@ -6,6 +6,7 @@ invariant of TESTING.md over the client's own list of 250s).
     /usr/bin/python3 tests/e2e/delivery_test.py -k mixed
 """
 import email
+import json
 import os
 import re
 import signal
@@ -107,6 +108,11 @@ class SmartHostTest(DeliveryCase):
             self.send("s@client.test", ["again%d@example.test" % i])
             wait_for(lambda: sink.delivered_to("again%d@example.test" % i) == 1, 10, what="delivered")
         self.assertEqual(sink.connections, before, "no new connection for messages to the same site")
+        # the path's counters as the operator sees them
+        def delivered_on_path():
+            j = json.loads(self.node.ringctl("--json", "queues", check=True).stdout)
+            return sum(p["delivered"] for p in j["paths"] if p["site"] == "route:[127.0.0.1]:%d" % sink.port) == 8
+        wait_for(delivered_on_path, 5, what="8 deliveries on the route's path in ringctl queues")
 
 
 class MxTest(DeliveryCase):
@@ -171,6 +177,12 @@ class MxTest(DeliveryCase):
         time.sleep(4)
         self.assertEqual(self.records_of("Bounce", msg_id), [])
         self.assertEqual(self.node.counter("scheduler", "messages_queued"), 1)
+        # still queued and visible to the operator: ringctl queues names the queue
+        p = self.node.ringctl("queues", check=True)
+        self.assertRegex(p.stdout, r"(?m)^mx\.test\s+1\s+1$")
+        j = json.loads(self.node.ringctl("--json", "queues", check=True).stdout)
+        self.assertEqual(j["totals"]["messages"], 1)
+        self.assertEqual([(q["name"], q["messages"]) for q in j["queues"]], [("mx.test", 1)])
 
 
 class OutcomeTest(DeliveryCase):
