@@ -53,9 +53,10 @@ class Sink:
                 wait_for(self.listening, 5, what="ringmail-sink listening")
                 return
             except AssertionError:
-                self.kill()
                 self.err.seek(0)
-                if "Address already in use" not in self.err.read():
+                in_use = "Address already in use" in self.err.read()
+                self.kill()
+                if not in_use:
                     raise
         raise AssertionError("no free port for ringmail-sink")
 
@@ -87,6 +88,8 @@ class Sink:
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait(5)
+        self.out.close()
+        self.err.close()
 
     def records(self):
         if not os.path.exists(self.record):
@@ -105,7 +108,10 @@ class Client:
     def reply(self):
         text = []
         while True:
-            line = self.f.readline(4096)
+            try:
+                line = self.f.readline(4096)
+            except ConnectionResetError:
+                line = b""
             if not line:
                 return None, "closed"
             text.append(line.rstrip(b"\r\n").decode("utf-8", "replace"))
@@ -159,7 +165,8 @@ class ThroughputTest(SinkCase):
         path = os.path.join(self.tmp, "message.txt")
         with open(path, "w") as f:
             f.write("\n".join(lines) + "\n")
-        size = sum(len(line) + 2 for line in lines)  # as delivered: CRLF line ends, un-stuffed
+        # as delivered: CRLF line ends, un-stuffed, plus the empty line smtp-source puts before the dot
+        size = sum(len(line) + 2 for line in lines) + 2
         sink = self.sink()
         rc, out, err = self.run_tool([SMTP_SOURCE, "-s", "20", "-m", "500", "-F", path, "-M", "src.test",
                                       "-f", "source@src.test", "-t", "sink@dst.test", "127.0.0.1:%d" % sink.port])
@@ -219,9 +226,9 @@ class FaultTest(SinkCase):
         rc, out, _ = self.swaks(sink.port, "421@dst.test")
         self.assertIn("<** 421 4.7.0", out)
         self.assertNotIn("221", out, "the session closed after the 421")
-        rc, out, _ = self.swaks(sink.port, "disconnect-in-data@dst.test")
+        rc, out, err = self.swaks(sink.port, "disconnect-in-data@dst.test")
         self.assertIn("354 ", out)
-        self.assertIn("closed connection unexpectedly", out)
+        self.assertIn("closed connection unexpectedly", out + err)
         self.assertNotIn("250 2.0.0", out)
         self.assertNotEqual(rc, 0)
         # a message to a good and two scripted recipients goes through for the good one only
@@ -274,7 +281,7 @@ class FaultTest(SinkCase):
             self.assertTrue(60 <= len(fails) <= 140, len(fails))
             for code, text in fails:
                 self.assertIn(text, expect)
-            self.assertTrue(all(code == 250 and text == "2.1.5 Ok" for code, text in replies if code == 250))
+            self.assertTrue(all(text == "250 2.1.5 Ok" for code, text in replies if code == 250))
             self.assertEqual(s["tempfail"], len(fails), s)
             self.assertEqual(s["421"], sum(1 for r in fails if r[0] == 421), s)
             self.assertGreater(s["421"], 0)
