@@ -10,7 +10,7 @@ Sink(host, port) is an aiosmtpd server in a thread that records every message it
   tempfail*@  -> 451 4.3.0 at RCPT          permfail*@ -> 550 5.1.1 at RCPT
   flaky*@     -> 451 the first time each recipient is seen, 250 after
   quota*@     -> 552 5.2.2 at RCPT (mailbox full)
-and `data_reply` / `banner_reply` override the reply after DATA / the connection banner.
+and `data_reply` overrides the reply after DATA; `data_delay` seconds pass before that reply.
 """
 import asyncio
 import os
@@ -110,7 +110,7 @@ class DnsServer:
 class Sink:
     """A recording SMTP server on (host, port) in a background thread."""
 
-    def __init__(self, host="127.0.0.1", port=None, data_reply=None, banner_reply=None):
+    def __init__(self, host="127.0.0.1", port=None, data_reply=None, banner_reply=None, data_delay=0.0):
         from aiosmtpd.controller import Controller
         from aiosmtpd.smtp import SMTP
         self.host = host
@@ -146,6 +146,8 @@ class Sink:
                 return code
 
             async def handle_DATA(self, server, session, envelope):
+                if data_delay:
+                    await asyncio.sleep(data_delay)  # a slow receiver: deliveries stay in flight a while
                 if sink.data_reply:
                     return sink.data_reply
                 with sink.lock:
