@@ -398,6 +398,28 @@ class BoundsTest(SinkCase):
         s = sink.stop(signal.SIGINT)
         self.assertEqual(s["messages"], 1, s)
 
+    def test_idle_timeout_and_duration_end_the_run_with_a_summary(self):
+        sink = self.sink("--timeout", 1, "--duration", 3)
+        c = Client(sink.port)
+        t0 = time.monotonic()
+        self.assertEqual(c.reply()[0], 220)
+        code, text = c.reply()
+        waited = time.monotonic() - t0
+        self.assertEqual(code, 421, text)
+        self.assertIn("4.4.2", text)
+        self.assertTrue(0.8 < waited < 2.5, waited)
+        self.assertEqual(c.reply(), (None, "closed"))
+        c.close()
+        try:
+            sink.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("--duration 3 did not end the run")
+        self.assertEqual(sink.proc.returncode, 0)
+        sink.out.seek(0)
+        s = json.loads(sink.out.read().splitlines()[-1])
+        self.assertTrue(2.9 < s["elapsed_s"] < 4.5, s)
+        self.assertEqual((s["timeouts"], s["connections"]), (1, 2), s)
+
 
 if __name__ == "__main__":
     result = unittest.main(verbosity=2, exit=False).result
