@@ -115,6 +115,45 @@ class SmartHostTest(DeliveryCase):
         wait_for(delivered_on_path, 5, what="8 deliveries on the route's path in ringctl queues")
 
 
+class PathTest(DeliveryCase):
+    """Egress sources, pools and the per-path options, seen from the receiving side."""
+
+    def test_sources_bind_their_address_and_pools_weigh_them(self):
+        sink = self.sink()
+        self.start('[[egress_source]]\nname = "a"\nbind_address = "127.0.0.5"\n'
+                   '[[egress_source]]\nname = "b"\nbind_address = "127.0.0.6"\n'
+                   '[egress_pool.default]\nsources = [{ name = "a", weight = 3 }, { name = "b", weight = 1 }]\n'
+                   '[route."*"]\nhosts = ["[127.0.0.1]:%d"]\n' % sink.port)
+        for i in range(40):
+            self.send("s@client.test", ["w%d@example.test" % i])
+        wait_for(lambda: sink.count() == 40, 20, what="40 delivered")
+        a, b = sink.peers.count("127.0.0.5"), sink.peers.count("127.0.0.6")
+        self.assertEqual(a + b, 40, sink.peers)
+        self.assertEqual((a, b), (30, 10), "weights 3:1 over 40 messages")
+        recs = wait_for(lambda: len(self.records_of("Delivery")) == 40 and self.records_of("Delivery"), 5,
+                        what="40 Delivery records")
+        self.assertEqual(sorted({r["egress_source"] for r in recs}), ["a", "b"])
+
+    def test_connection_limit_and_deliveries_per_connection(self):
+        sink = self.sink(data_delay=0.1)
+        self.start('[route."*"]\nhosts = ["[127.0.0.1]:%d"]\n' % sink.port,
+                   egress="connection_limit = 2\nmax_deliveries_per_connection = 3")
+        for i in range(12):
+            self.send("s@client.test", ["c%d@example.test" % i])
+        wait_for(lambda: sink.count() == 12, 30, what="12 delivered")
+        self.wait_spool_empty()
+        self.assertLessEqual(sink.max_open, 2, "more connections at once than connection_limit")
+        self.assertGreaterEqual(sink.connections, 4, "a connection carried more than 3 messages")
+
+    def test_idle_connection_is_closed_after_the_idle_timeout(self):
+        sink = self.sink()
+        self.start('[route."*"]\nhosts = ["[127.0.0.1]:%d"]\n' % sink.port)
+        self.send("s@client.test", ["idle@example.test"])
+        wait_for(lambda: sink.count() == 1, 10, what="delivered")
+        self.assertEqual(sink.open, 1, "the connection stays open for the next message")
+        wait_for(lambda: sink.open == 0, 6, what="the idle connection closed (idle_timeout 2s)")
+
+
 class MxTest(DeliveryCase):
     records = [
         "mx.test. 60 IN MX 10 mx1.mx.test.",

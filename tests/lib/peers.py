@@ -116,6 +116,9 @@ class Sink:
         self.host = host
         self.port = port or free_udp_tcp_port(host)
         self.messages = []  # (mail_from, [rcpts], data bytes)
+        self.peers = []     # client address of each accepted message
+        self.open = 0       # connections open now
+        self.max_open = 0   # most connections open at once
         self.rcpt_log = []  # (rcpt, reply code)
         self.connections = 0
         self.data_reply = data_reply
@@ -152,13 +155,21 @@ class Sink:
                     return sink.data_reply
                 with sink.lock:
                     sink.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+                    sink.peers.append(session.peer[0] if session.peer else "")
                 return "250 2.0.0 queued as sink-%d" % len(sink.messages)
 
         class CountingSMTP(SMTP):
             def connection_made(self, transport):
                 with sink.lock:
                     sink.connections += 1
+                    sink.open += 1
+                    sink.max_open = max(sink.max_open, sink.open)
                 super().connection_made(transport)
+
+            def connection_lost(self, exc):
+                with sink.lock:
+                    sink.open -= 1
+                super().connection_lost(exc)
 
         class CountingController(Controller):
             def factory(self):
@@ -167,8 +178,10 @@ class Sink:
         kw = {"hostname": host, "port": self.port}
         self.controller = CountingController(Handler(), ident="sink", **kw)
         self.controller.start()
+        wait_for(lambda: self.open == 0, 5, what="the controller's probe connection closed")
         with self.lock:
             self.connections = 0  # the controller's own start-up probe is not a client
+            self.max_open = 0
 
     def delivered_to(self, rcpt):
         with self.lock:
