@@ -127,6 +127,9 @@ struct proto_loaded {
 };
 
 #define PROTO_DONE_F_LEASE_CLOSED 1u /* the connection closed with this attempt: the lease is free */
+#define PROTO_DONE_F_REFUSED 2u      /* not attempted (lease busy, worker draining or full): try again now */
+#define PROTO_DONE_F_LOCAL_ERROR 4u  /* not attempted: the message could not be loaded or read; retry later */
+/* all counts 0 and neither flag: the spool holds no queued recipient of that domain any more */
 
 struct proto_done {
     uint64_t msg_id_hi;

@@ -230,12 +230,12 @@ void egress_deliver_start(struct egress *eg, unsigned from, const struct proto_r
     l = lease_find(eg, d->lease);
     if (l && l->job) {
         log_warn("DELIVER on lease %u while an attempt runs on it: refused", d->lease);
-        send_done_simple(eg, from, d, 0);
+        send_done_simple(eg, from, d, PROTO_DONE_F_REFUSED);
         return;
     }
     if (eg->draining || eg->n_jobs >= EGRESS_MAX_JOBS) {
         log_warn("DELIVER on lease %u refused: %s", d->lease, eg->draining ? "draining" : "too many attempts");
-        send_done_simple(eg, from, d, l && l->conn ? 0 : PROTO_DONE_F_LEASE_CLOSED);
+        send_done_simple(eg, from, d, PROTO_DONE_F_REFUSED | (l && l->conn ? 0 : PROTO_DONE_F_LEASE_CLOSED));
         if (l && !l->conn)
             egress_lease_remove(l);
         return;

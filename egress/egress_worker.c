@@ -42,8 +42,10 @@ void egress_deliver_loaded(struct egress *eg, unsigned from, const struct proto_
         return;
     }
     if (ld->status != 0 || !run) {
-        if (ld->status != -ENOENT)
+        if (ld->status != -ENOENT) {
             log_warn("message load failed (status %d, run %s)", ld->status, run ? "valid" : "invalid");
+            j->done_flags |= PROTO_DONE_F_LOCAL_ERROR;
+        }
         egress_job_finish(j);
         return;
     }
@@ -51,6 +53,7 @@ void egress_deliver_loaded(struct egress *eg, unsigned from, const struct proto_
     j->run_off = ld->arena_off;
     if (egress_msg_decode(run, ld->len, &j->msg, &why) < 0) {
         log_error("loaded message refused: %s", why);
+        j->done_flags |= PROTO_DONE_F_LOCAL_ERROR;
         egress_job_finish(j);
         return;
     }

@@ -262,7 +262,12 @@ static void on_done(struct scheduler *sc, unsigned from, const struct proto_rec 
         return;
     }
     uint32_t lid = lease->id, lgen = lease->gen;
-    enum sched_outcome out = d->transient ? SCHED_OUTCOME_TRANSIENT
+    if (d->flags & PROTO_DONE_F_REFUSED) {
+        /* not attempted: the lease ends and the entry is due again now, no attempt counted */
+        sched_lease_released(sc->core, lease, scheduler_now_ms());
+        return;
+    }
+    enum sched_outcome out = d->transient || (d->flags & PROTO_DONE_F_LOCAL_ERROR) ? SCHED_OUTCOME_TRANSIENT
                              : d->bounced && !d->delivered ? SCHED_OUTCOME_BOUNCED
                                                            : SCHED_OUTCOME_DELIVERED;
     (void)sched_msg_result(sc->core, m, out, scheduler_now_ms());
