@@ -74,7 +74,8 @@ void sched_route_resolve(void *arg, const char *domain)
 
     if (r) {
         char *site = route_site(r);
-        (void)sched_site_resolved(sc->core, domain, site, 3600, scheduler_now_ms());
+        /* a route costs no lookup: a short life lets a reload that changes routes act within seconds */
+        (void)sched_site_resolved(sc->core, domain, site, 5, scheduler_now_ms());
         free(site);
         return;
     }

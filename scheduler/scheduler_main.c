@@ -421,9 +421,57 @@ static bool on_drain(struct role_rt *rt)
     return flush_outbox(rt->ctx);
 }
 
-static void core_setup(struct scheduler *sc)
+/* apply_sources_pools - the configuration's sources and pools onto the core, matched by name (a
+ * reload may add, drop or reorder them; the core never forgets a source, it only loses its weight) */
+static void apply_sources_pools(struct scheduler *sc)
 {
     const struct cfg *c = &sc->rt->cfg;
+
+    for (size_t i = 0; i < c->n_sources && i < CFG_MAX_SOURCES; i++) {
+        source_map[i] = sched_core_source_add(sc->core, c->sources[i].name);
+        if (source_map[i] > CFG_MAX_SOURCES)
+            panic("egress source %zu got core index %u", i, source_map[i]);
+        source_of_core[source_map[i]] = (uint16_t)i;
+    }
+    for (size_t i = 0; i < c->n_pools && i < CFG_MAX_POOLS; i++) {
+        pool_map[i] = sched_core_pool_add(sc->core, c->pools[i].name);
+        for (uint32_t s = 1; s < sc->core->nsources; s++) {
+            uint32_t w = 0;
+            for (uint32_t m = 0; m < c->pools[i].n; m++)
+                if (source_map[c->pools[i].source[m]] == s)
+                    w = c->pools[i].weight[m];
+            (void)sched_core_pool_weight(sc->core, pool_map[i], s, w); /* 0 removes; -ENOENT when absent */
+        }
+    }
+}
+
+static void reload_queue(void *arg, const struct sched_queue *cq)
+{
+    struct scheduler *sc = arg;
+    struct sched_queue *q = sched_queue_find(sc->core, cq->n.name);
+    if (q)
+        hook_queue_config(sc, q->n.name, q->domain ? q->domain->n.name : NULL, &q->cfg);
+}
+
+/* on_reload - new retry policies for live queues, new path options, new pools; routes and MX answers
+ * are looked up again as their cached sites expire (routes: within seconds, MX: their TTL) */
+static void on_reload(struct role_rt *rt)
+{
+    struct scheduler *sc = rt->ctx;
+
+    apply_sources_pools(sc);
+    sched_queue_foreach(sc->core, reload_queue, sc);
+    for (uint32_t i = 0; i < sc->core->npaths; i++) {
+        struct sched_path_options opt = sc->core->paths[i]->opt;
+        hook_path_config(sc, NULL, NULL, &opt);
+        sched_path_options_set(sc->core, sc->core->paths[i], &opt);
+    }
+    log_info("configuration reloaded: %zu sources, %zu pools, %zu queue entries, %zu routes", rt->cfg.n_sources,
+             rt->cfg.n_pools, rt->cfg.n_queues, rt->cfg.n_routes);
+}
+
+static void core_setup(struct scheduler *sc)
+{
     struct sched_core_options opt;
     struct sched_hooks hooks = {
         .arg = sc,
@@ -438,19 +486,7 @@ static void core_setup(struct scheduler *sc)
     sched_core_options_default(&opt);
     opt.seed = clock_mono_ns() | 1;
     sc->core = sched_core_new(&opt, &hooks, scheduler_now_ms());
-    /* the core keeps source 0 and pool 0 as "unspecified": map our indexes onto its own */
-    for (size_t i = 0; i < c->n_sources && i < CFG_MAX_SOURCES; i++) {
-        source_map[i] = sched_core_source_add(sc->core, c->sources[i].name);
-        if (source_map[i] > CFG_MAX_SOURCES)
-            panic("egress source %zu got core index %u", i, source_map[i]);
-        source_of_core[source_map[i]] = (uint16_t)i;
-    }
-    for (size_t i = 0; i < c->n_pools && i < CFG_MAX_POOLS; i++) {
-        pool_map[i] = sched_core_pool_add(sc->core, c->pools[i].name);
-        for (uint32_t m = 0; m < c->pools[i].n; m++)
-            (void)sched_core_pool_weight(sc->core, pool_map[i], source_map[c->pools[i].source[m]],
-                                         c->pools[i].weight[m]);
-    }
+    apply_sources_pools(sc);
 }
 
 int main(int argc, char **argv)
@@ -466,6 +502,7 @@ int main(int argc, char **argv)
     rt.hooks.on_tick = on_tick;
     rt.hooks.on_idle = on_idle;
     rt.hooks.on_drain = on_drain;
+    rt.hooks.on_reload = on_reload;
     core_setup(&sc);
     sched_route_init(&sc);
     role_rt_ready(&rt);

@@ -154,6 +154,24 @@ class PathTest(DeliveryCase):
         wait_for(lambda: sink.open == 0, 6, what="the idle connection closed (idle_timeout 2s)")
 
 
+class ReloadTest(DeliveryCase):
+    def test_reload_moves_a_route_and_keeps_the_queue(self):
+        """SIGHUP: a route changed to another host takes the next messages there; nothing is lost."""
+        a, b = self.sink(), self.sink()
+        node = self.start('[route."*"]\nhosts = ["[127.0.0.1]:%d"]\n' % a.port)
+        self.send("s@client.test", ["one@example.test"])
+        wait_for(lambda: a.delivered_to("one@example.test") == 1, 10, what="delivered to the first host")
+        with open(node.config_path) as f:
+            text = f.read()
+        node.write_config(text.replace("[127.0.0.1]:%d" % a.port, "[127.0.0.1]:%d" % b.port))
+        self.assertEqual(node.ringctl("reload").returncode, 0)
+        time.sleep(6)  # the route's site is cached for 5 s
+        self.send("s@client.test", ["two@example.test"])
+        wait_for(lambda: b.delivered_to("two@example.test") == 1, 15, what="delivered to the new host")
+        self.assertEqual(a.delivered_to("two@example.test"), 0)
+        self.wait_spool_empty()
+
+
 class MxTest(DeliveryCase):
     records = [
         "mx.test. 60 IN MX 10 mx1.mx.test.",
