@@ -469,7 +469,9 @@ int egress_conn_send(struct egress_conn *c, const char *sender, const char *cons
 
 bool egress_conn_idle(const struct egress_conn *c)
 {
-    return c->state == CONN_SMTP && !c->flush_then_close && c->smtp &&
+    /* a session that just ended (421 or EOF mid-transaction) has its MESSAGE_DONE delivered before its
+     * CLOSED: it waits for nothing, yet a lease kept on it would be closed right after its DONE */
+    return c->state == CONN_SMTP && !c->flush_then_close && c->smtp && !egress_smtp_over(c->smtp) &&
            egress_smtp_waiting(c->smtp) == EGRESS_SMTP_WAIT_NONE;
 }
 

@@ -573,10 +573,9 @@ static void on_message_done(struct egress_job *j, const struct egress_smtp_event
                           : ev->result == EGRESS_SMTP_PERMFAIL ? PROTO_OUT_BOUNCE
                                                                : PROTO_OUT_TRANSIENT;
             egress_rcpt_set(r, out, PROTO_CMD_DATA, ev->code, ev->enhanced, ev->text);
-        } else if (r->outcome && ev->n_accepted == 0 && ev->code != 0 &&
-                   (ev->result == EGRESS_SMTP_TEMPFAIL || ev->result == EGRESS_SMTP_PERMFAIL) &&
-                   r->code == ev->code && strcmp(r->text, ev->text) == 0) {
-            /* the transaction failed at MAIL: every recipient carries MAIL's reply */
+        } else if (r->outcome && ev->at_mail && r->code == ev->code && strcmp(r->text, ev->text) == 0) {
+            /* the transaction failed at MAIL: every recipient carries MAIL's reply (a 421 to a RCPT
+             * carries the same reply to every recipient too, yet it is not MAIL's) */
             r->command = PROTO_CMD_MAIL;
         } else if (!r->outcome && j->retry[i]) {
             retry_left = true;

@@ -180,6 +180,7 @@ static void txn_finish(struct egress_smtp *s, enum egress_smtp_result res, enum 
     struct egress_smtp_event *e = emit(s, EGRESS_SMTP_EV_MESSAGE_DONE);
     e->result = res;
     e->n_accepted = s->t.n_accepted;
+    e->at_mail = s->t.mail_failed;
     ev_reply(e, r);
     e->local = local;
     txn_clear(s);
@@ -478,6 +479,11 @@ static void on_reply(struct egress_smtp *s, const struct egress_reply *r)
         return;
     }
     if (r->code == 421) {
+        if (x.kind == EGRESS_SMTP_WAIT_MAIL && s->t.active) {
+            /* the transaction ends at MAIL, whatever the pipelined RCPTs would have got */
+            s->t.mail_failed = true;
+            s->t.mail_reply = *r;
+        }
         session_over(s, EGRESS_SMTP_EV_CONN_FAILED, r, false, false);
         return;
     }
@@ -754,6 +760,7 @@ int egress_smtp_send_message(struct egress_smtp *s, const char *sender, const ch
         code = 552, enh = "5.3.4", why = "message larger than the server's SIZE";
     if (code) {
         struct egress_reply r = local_reply(code, enh, why);
+        t->mail_failed = true; /* refused as a whole, as if at MAIL */
         txn_finish(s, classify(code), classify(code), &r, true);
         return 0;
     }
@@ -835,6 +842,11 @@ enum egress_smtp_wait egress_smtp_waiting(const struct egress_smtp *s)
     if (s->state == ST_OVER || s->ex_head == s->ex_len)
         return EGRESS_SMTP_WAIT_NONE;
     return s->expect[s->ex_head].kind;
+}
+
+bool egress_smtp_over(const struct egress_smtp *s)
+{
+    return s->state == ST_OVER;
 }
 
 bool egress_smtp_tls_active(const struct egress_smtp *s)

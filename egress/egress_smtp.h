@@ -124,6 +124,7 @@ struct egress_smtp_event {
     enum egress_smtp_result result;
     size_t rcpt;       /* RCPT: index into rcpts[] */
     size_t n_accepted; /* MESSAGE_DONE */
+    bool at_mail;      /* MESSAGE_DONE: the transaction ended at MAIL (refused, or 421 to it) */
     bool local;        /* decided here, nothing sent for it */
     int code;          /* server reply code, or the code a local refusal stands for; 0: none */
     char enhanced[EGRESS_REPLY_ENH_MAX];
@@ -185,6 +186,9 @@ void egress_smtp_abort(struct egress_smtp *s, const char *reason);
 
 const struct egress_smtp_caps *egress_smtp_caps_get(const struct egress_smtp *s);
 enum egress_smtp_wait egress_smtp_waiting(const struct egress_smtp *s);
+/* egress_smtp_over - the session ended (its CONN_FAILED, PROTOCOL_ERROR or CLOSED is queued or popped):
+ * waiting() then says NONE too, but the connection must not be taken for an idle one */
+bool egress_smtp_over(const struct egress_smtp *s);
 /* egress_smtp_tls_active - tls_done() was called on this connection */
 bool egress_smtp_tls_active(const struct egress_smtp *s);
 

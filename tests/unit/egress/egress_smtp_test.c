@@ -570,6 +570,102 @@ static void test_limits(void)
     egress_smtp_free(NULL);
 }
 
+/* a session ended mid-transaction (421, abort) delivers MESSAGE_DONE before its end event: it then
+ * waits for nothing, and only egress_smtp_over() tells it from an idle one */
+static void test_over(void)
+{
+    struct egress_smtp_params p = {.ehlo_name = "client.example", .pipelining = false};
+    static const char *const rc[] = {"b@y", "c@y"};
+    static const char *const ends[] = {"421 4.3.2 going down\r\n", NULL};
+    struct egress_smtp_event e;
+    size_t len;
+
+    for (size_t k = 0; k < 2; k++) {
+        struct egress_smtp *s = egress_smtp_new(&p);
+        egress_smtp_feed(s, "220 hi\r\n", 8);
+        egress_smtp_feed(s, "250 hello\r\n", 11);
+        while (egress_smtp_next_event(s, &e))
+            ;
+        if (egress_smtp_over(s) || egress_smtp_waiting(s) != EGRESS_SMTP_WAIT_NONE)
+            FAIL("a READY session is over or busy");
+        egress_smtp_send_message(s, "a@x", rc, 2, "x\r\n", 3, 0);
+        egress_smtp_consumed(s, egress_smtp_output(s, &len) ? len : 0);
+        egress_smtp_feed(s, "250 ok\r\n", 8);
+        if (ends[k])
+            egress_smtp_feed(s, ends[k], strlen(ends[k]));
+        else
+            egress_smtp_abort(s, "connection closed by the server");
+        bool done = false, end = false;
+        while (egress_smtp_next_event(s, &e)) {
+            if (e.type == EGRESS_SMTP_EV_MESSAGE_DONE) {
+                done = e.result == EGRESS_SMTP_TEMPFAIL;
+                if (!egress_smtp_over(s) || egress_smtp_waiting(s) != EGRESS_SMTP_WAIT_NONE)
+                    FAIL("case %zu: not over at MESSAGE_DONE", k);
+            }
+            end |= e.type == EGRESS_SMTP_EV_CONN_FAILED || e.type == EGRESS_SMTP_EV_CLOSED;
+        }
+        if (!done || !end || !egress_smtp_over(s))
+            FAIL("case %zu: done %d end %d", k, done, end);
+        egress_smtp_free(s);
+    }
+}
+
+/* MESSAGE_DONE.at_mail: the recipients' failure is MAIL's (refused, or 421 to it), not a RCPT's */
+struct at_mail_case {
+    const char *ehlo, *replies;
+    bool at_mail;
+    enum egress_smtp_result result;
+};
+
+static const struct at_mail_case at_mail_cases[] = {
+    {"250 hello\r\n", "451 4.3.0 later\r\n", true, EGRESS_SMTP_TEMPFAIL},
+    {"250 hello\r\n", "550 5.7.1 no\r\n", true, EGRESS_SMTP_PERMFAIL},
+    {"250-hello\r\n250 PIPELINING\r\n", "451 4.3.0 later\r\n503 5.5.1 no\r\n503 5.5.1 no\r\n503 5.5.1 no\r\n",
+     true, EGRESS_SMTP_TEMPFAIL},
+    {"250 hello\r\n", "421 4.3.2 bye\r\n", true, EGRESS_SMTP_TEMPFAIL},
+    {"250-hello\r\n250 PIPELINING\r\n", "421 4.3.2 bye\r\n", true, EGRESS_SMTP_TEMPFAIL},
+    {"250 hello\r\n", "250 ok\r\n421 4.3.2 bye\r\n", false, EGRESS_SMTP_TEMPFAIL},
+    {"250-hello\r\n250 PIPELINING\r\n", "250 ok\r\n421 4.3.2 bye\r\n", false, EGRESS_SMTP_TEMPFAIL},
+    {"250 hello\r\n", "250 ok\r\n250 ok\r\n452 4.5.3 full\r\n354 go\r\n451 4.3.0 later\r\n", false,
+     EGRESS_SMTP_TEMPFAIL},
+};
+
+static void test_at_mail(void)
+{
+    static const char *const rc[] = {"b@y", "c@y"};
+    struct egress_smtp_event e;
+    size_t len;
+    const char *o;
+
+    for (size_t k = 0; k < sizeof(at_mail_cases) / sizeof(at_mail_cases[0]); k++) {
+        const struct at_mail_case *c = &at_mail_cases[k];
+        struct egress_smtp *s = egress_smtp_new(&(struct egress_smtp_params){.ehlo_name = "client.example",
+                                                                            .pipelining = true});
+        egress_smtp_feed(s, "220 hi\r\n", 8);
+        egress_smtp_feed(s, c->ehlo, strlen(c->ehlo));
+        egress_smtp_send_message(s, "a@x", rc, 2, "x\r\n", 3, 0);
+        /* replies one at a time, the output written in between, the body included */
+        const char *r = c->replies;
+        while (*r) {
+            while ((o = egress_smtp_output(s, &len)) != NULL)
+                egress_smtp_consumed(s, len);
+            const char *end = strstr(r, "\r\n") + 2;
+            egress_smtp_feed(s, r, (size_t)(end - r));
+            r = end;
+        }
+        bool seen = false;
+        while (egress_smtp_next_event(s, &e))
+            if (e.type == EGRESS_SMTP_EV_MESSAGE_DONE) {
+                seen = true;
+                if (e.at_mail != c->at_mail || e.result != c->result)
+                    FAIL("at_mail case %zu: at_mail %d result %s", k, e.at_mail, egress_smtp_result_name(e.result));
+            }
+        if (!seen)
+            FAIL("at_mail case %zu: no MESSAGE_DONE", k);
+        egress_smtp_free(s);
+    }
+}
+
 /* ---- against Postfix's smtp-sink ---- */
 
 static int free_port(void)
@@ -736,6 +832,8 @@ int main(void)
     test_body();
     test_reply();
     test_limits();
+    test_over();
+    test_at_mail();
     test_smtp_sink();
     if (failures) {
         printf("%d failure(s)\n", failures);
