@@ -273,12 +273,23 @@ void sched_lease_released(struct sched_core *c, struct sched_lease *l, uint64_t 
 
 int sched_worker_dead(struct sched_core *c, uint32_t w, uint64_t now_ms)
 {
+    if (w >= c->nworkers || (!c->workers[w].alive && !c->workers[w].leases))
+        return -ENOENT;
+    if (c->workers[w].alive) {
+        c->workers[w].alive = false;
+        c->workers_alive--;
+    }
+    while (c->workers[w].leases)
+        lease_end(c, c->workers[w].leases, now_ms);
+    return 0;
+}
+
+int sched_worker_drain(struct sched_core *c, uint32_t w)
+{
     if (w >= c->nworkers || !c->workers[w].alive)
         return -ENOENT;
     c->workers[w].alive = false;
     c->workers_alive--;
-    while (c->workers[w].leases)
-        lease_end(c, c->workers[w].leases, now_ms);
     return 0;
 }
 

@@ -58,6 +58,10 @@ void sched_worker_add(struct sched_core *core, uint32_t worker);
 /* sched_worker_dead - its leases end, its in-flight messages are due now; -ENOENT if unknown */
 int sched_worker_dead(struct sched_core *core, uint32_t worker, uint64_t now_ms);
 
+/* sched_worker_drain - the worker is stopping: no new leases for it; the ones it holds finish (their
+ * results still count) until sched_worker_dead(); -ENOENT if unknown or not alive */
+int sched_worker_drain(struct sched_core *core, uint32_t worker);
+
 /* sched_core_dispatch - hand up to max READY messages to leases; returns how many */
 size_t sched_core_dispatch(struct sched_core *core, size_t max);
 struct sched_lease *sched_lease_get(const struct sched_core *core, uint32_t id, uint32_t gen);

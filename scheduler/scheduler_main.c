@@ -361,7 +361,14 @@ static void track_peers(struct scheduler *sc)
         if (in->role != SHM_ROLE_EGRESS)
             continue;
         uint32_t g = atomic_load(&in->generation);
-        bool ready = atomic_load(&in->state) == SHM_INST_READY;
+        uint32_t state = atomic_load(&in->state);
+        bool ready = state == SHM_INST_READY;
+        if (sc->egress_gen[i] && state == SHM_INST_DRAINING && g == sc->egress_gen[i]) {
+            /* stopping: it finishes what it holds (its results still count), it gets nothing new */
+            if (sched_worker_drain(sc->core, i) == 0)
+                log_info("egress instance %u is draining: no new deliveries for it", i);
+            continue;
+        }
         if (sc->egress_gen[i] && (!ready || g != sc->egress_gen[i])) {
             log_info("egress instance %u went away: its leases end, its messages go back to their queues", i);
             (void)sched_worker_dead(sc->core, i, now);
@@ -387,7 +394,7 @@ static void work(struct scheduler *sc)
     if (!flush_outbox(sc))
         return; /* the rings are full: let the peers catch up first */
     (void)sched_core_advance(sc->core, scheduler_now_ms());
-    if (!rt->draining)
+    if (!rt->draining && !atomic_load(&rt->seg.hdr->stopping))
         (void)sched_core_dispatch(sc->core, SCHED_DISPATCH_BATCH);
     struct sched_stats st;
     sched_core_stats(sc->core, &st);

@@ -74,6 +74,10 @@ struct supervisor {
 
     bool stopping;
     uint64_t stop_deadline_ns;
+    /* stop in two steps: ingress and egress first (no new mail, in-flight deliveries finish and report),
+     * then the spool and scheduler, once those are gone or at half the drain time */
+    bool stop_core_sent;
+    uint64_t stop_core_at_ns;
 
     /* reload bookkeeping, read by the admin thread under req_lock */
     uint32_t reload_gen;
@@ -95,6 +99,10 @@ void supervisor_spawn_reap(struct supervisor *s);
 void supervisor_spawn_tick(struct supervisor *s, uint64_t now);
 int supervisor_spawn_restart(struct supervisor *s, enum shm_role role, int index, char **detail);
 void supervisor_spawn_signal_all(struct supervisor *s, int sig);
+/* supervisor_spawn_signal_roles - signal the running instances of the roles in `mask` (1 << role) */
+void supervisor_spawn_signal_roles(struct supervisor *s, unsigned mask, int sig);
+/* supervisor_spawn_alive_roles - running instances of the roles in `mask` */
+unsigned supervisor_spawn_alive_roles(struct supervisor *s, unsigned mask);
 unsigned supervisor_spawn_alive(struct supervisor *s);
 
 /* supervisor_listen.c */

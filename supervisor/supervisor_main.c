@@ -186,22 +186,50 @@ void supervisor_request(struct supervisor *s, struct sup_request *req)
     pthread_mutex_unlock(&s->req_lock);
 }
 
-static void begin_stop(struct supervisor *s, const char *why)
+#define STOP_EDGE ((1u << SHM_ROLE_INGRESS) | (1u << SHM_ROLE_EGRESS))
+#define STOP_CORE ((1u << SHM_ROLE_SPOOL) | (1u << SHM_ROLE_SCHEDULER))
+
+/* drain_roles - mark the running instances of `mask` draining (or stopped when not running) and SIGTERM them */
+static void drain_roles(struct supervisor *s, unsigned mask)
 {
-    if (s->stopping)
-        return;
-    log_info("%s: stopping the node (drain timeout %llu ms)", why, (unsigned long long)s->cfg.drain_timeout_ms);
-    s->stopping = true;
-    s->stop_deadline_ns = clock_mono_ns() + CLOCK_MS(s->cfg.drain_timeout_ms);
-    atomic_store(&s->seg.hdr->stopping, 1);
     for (unsigned i = 0; i < s->seg.hdr->n_instances; i++) {
+        if (!(mask & (1u << s->seg.inst[i].role)))
+            continue;
         uint32_t st = atomic_load(&s->seg.inst[i].state);
         if (s->inst[i].pid <= 0)
             atomic_store(&s->seg.inst[i].state, SHM_INST_STOPPED);
         else if (st != SHM_INST_STOPPED)
             atomic_store(&s->seg.inst[i].state, SHM_INST_DRAINING);
     }
-    supervisor_spawn_signal_all(s, SIGTERM);
+    supervisor_spawn_signal_roles(s, mask, SIGTERM);
+}
+
+/*
+ * begin_stop - the node drains in two steps: ingress and egress first, so no new mail comes in and the
+ * deliveries in flight finish and report to a spool and scheduler that still listen; then the spool
+ * and scheduler, once the others are gone or half the drain time has passed.
+ */
+static void begin_stop(struct supervisor *s, const char *why)
+{
+    if (s->stopping)
+        return;
+    log_info("%s: stopping the node (drain timeout %llu ms)", why, (unsigned long long)s->cfg.drain_timeout_ms);
+    uint64_t now = clock_mono_ns();
+    s->stopping = true;
+    s->stop_deadline_ns = now + CLOCK_MS(s->cfg.drain_timeout_ms);
+    s->stop_core_at_ns = now + CLOCK_MS(s->cfg.drain_timeout_ms) / 2;
+    atomic_store(&s->seg.hdr->stopping, 1);
+    drain_roles(s, STOP_EDGE);
+}
+
+static void stop_tick(struct supervisor *s)
+{
+    if (!s->stopping || s->stop_core_sent)
+        return;
+    if (supervisor_spawn_alive_roles(s, STOP_EDGE) == 0 || clock_mono_ns() >= s->stop_core_at_ns) {
+        s->stop_core_sent = true;
+        drain_roles(s, STOP_CORE);
+    }
 }
 
 static void setup_user(struct supervisor *s)
@@ -394,6 +422,7 @@ int main(int argc, char **argv)
             handle_request(s);
         supervisor_spawn_reap(s);
         supervisor_spawn_tick(s, clock_mono_ns());
+        stop_tick(s);
         supervisor_listen_balance(s);
         if (s->stopping && supervisor_spawn_alive(s) == 0)
             break;

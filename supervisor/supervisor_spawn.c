@@ -306,6 +306,21 @@ void supervisor_spawn_signal_all(struct supervisor *s, int sig)
     }
 }
 
+void supervisor_spawn_signal_roles(struct supervisor *s, unsigned mask, int sig)
+{
+    for (unsigned i = 0; i < s->seg.hdr->n_instances; i++)
+        if ((mask & (1u << s->seg.inst[i].role)) && s->inst[i].pid > 0)
+            kill(s->inst[i].pid, sig);
+}
+
+unsigned supervisor_spawn_alive_roles(struct supervisor *s, unsigned mask)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < s->seg.hdr->n_instances; i++)
+        n += (mask & (1u << s->seg.inst[i].role)) && s->inst[i].pid > 0;
+    return n;
+}
+
 unsigned supervisor_spawn_alive(struct supervisor *s)
 {
     unsigned n = 0;
