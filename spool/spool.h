@@ -9,6 +9,7 @@
  * spool_upd.c    attempt results and scheduler fails: envelope updates in the group commit, log
  *                records, DSNs, MSG_SPOOL_MESSAGE_UPDATED after the commit
  * spool_dlv.c    the rules those apply (queue names, run checks, state changes), without a process
+ * spool_wal.c    the write-ahead of log records in the write batch, log sync, range delete, replay
  *
  * The outbox holds ring records that could not be pushed (a full ring) and is retried first on every
  * pass, so an ack is delayed, never dropped. The announce backlog does the same for arena runs.
@@ -60,6 +61,13 @@ struct spool_upd {
     long env; /* index into envs, -1: the message was not in the spool */
 };
 
+/* a log record of the open batch: its write-ahead sequence number (0: none) and JSON line */
+struct spool_wal_rec {
+    uint64_t seq;
+    char *line;
+    size_t len;
+};
+
 /* a DSN stored in the open batch: Reception record and announcement after the commit */
 struct spool_dsn_msg {
     struct msgid id;
@@ -88,8 +96,14 @@ struct spool {
     size_t n_upds, upds_cap;
     struct spool_dsn_msg **dsns;
     size_t n_dsns, dsns_cap;
-    json_t **logq; /* records of the open batch, written once it is durable */
-    size_t n_logq, logq_cap;
+    struct spool_wal_rec *walq; /* records of the open batch, written to the log once it is durable */
+    size_t n_walq, walq_cap;
+    uint64_t wal_logged;       /* every write-ahead record up to it is in the log writer */
+    uint64_t wal_synced;       /* ... and up to it fsynced in the log and range-deleted */
+    uint64_t wal_flushes_seen; /* the log writer's flush count at the last sync */
+    uint64_t wal_replayed;     /* records read back from RocksDB in the current catch-up */
+    bool wal_behind;           /* records after wal_logged wait in RocksDB only (the log was full) */
+    bool wal_failing;          /* a log sync or range delete failed (logged once per streak) */
     struct bounce_class *bc;
 
     struct spool_ann_batch *ann;
@@ -139,6 +153,20 @@ void spool_upd_committed(struct spool *sp, int rc);
 /* spool_upd_classifier - (re)build the bounce classifier from the configuration */
 void spool_upd_classifier(struct spool *sp);
 void spool_upd_fini(struct spool *sp);
+
+/* spool_wal.c */
+/* spool_wal_add - a record (reference taken) into the open batch's write-ahead and the after-commit list */
+void spool_wal_add(struct spool *sp, json_t *rec);
+/* spool_wal_event - build the record of one event and spool_wal_add() it */
+void spool_wal_event(struct spool *sp, enum spool_log_type type, const struct spool_log_event *ev);
+/* spool_wal_committed - after the commit (rc 0 or -errno): the records to the log writer, or dropped */
+void spool_wal_committed(struct spool *sp, int rc);
+/* spool_wal_tick - catch up from RocksDB when behind, the log's tick, sync and range delete */
+void spool_wal_tick(struct spool *sp, uint64_t now_real_ns);
+/* spool_wal_replay - at start, before the walk: what the last run left, to the log; 0 or -errno */
+int spool_wal_replay(struct spool *sp);
+/* spool_wal_fini - at stop, after the last commit: sync the log and delete every copy */
+void spool_wal_fini(struct spool *sp);
 
 /* spool_walk.c */
 void spool_walk_start(struct spool *sp);

@@ -28,12 +28,16 @@ enum spool_db_cf {
     CF_ENVELOPES = 1,
     CF_BODIES = 2,
     CF_QUARANTINE = 3,
-    CF__COUNT = 4,
+    CF_LOGAHEAD = 4,
+    CF__COUNT = 5,
 };
 
 static const char *const cf_names[CF__COUNT] = {
     "default", SPOOL_DB_CF_ENVELOPES, SPOOL_DB_CF_BODIES, SPOOL_DB_CF_QUARANTINE,
+    SPOOL_DB_CF_LOGAHEAD,
 };
+
+#define LOGREC_KEY 8
 
 #define QREC_MAGIC 'Q'
 #define QREC_VERSION 1
@@ -48,18 +52,20 @@ struct spool_db {
     rocksdb_t *rdb; /* NULL after a failed spool_db_recover() */
     rocksdb_column_family_handle_t *cf[CF__COUNT];
     rocksdb_writeoptions_t *wsync;
+    rocksdb_writeoptions_t *wnosync;
     rocksdb_readoptions_t *ropt;
     rocksdb_readoptions_t *rwalk;
     char *errtext;
     bool needs_recover;
     int write_errno; /* errno of the failed write that set needs_recover */
+    uint64_t logrec_next; /* sequence number of the next log record */
     struct spool_db_stats stats;
 };
 
 struct spool_db_batch {
     struct spool_db *db;
     rocksdb_writebatch_t *wb;
-    size_t stores, updates, deletes;
+    size_t stores, updates, deletes, logrecs;
     struct spool_rec_buf enc;
 };
 
@@ -162,10 +168,41 @@ static void db_build_options(struct spool_db *db)
 
     db->wsync = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(db->wsync, 1);
+    db->wnosync = rocksdb_writeoptions_create();
     db->ropt = rocksdb_readoptions_create();
     db->rwalk = rocksdb_readoptions_create();
     /* one pass over every envelope at start must not evict the hot blocks */
     rocksdb_readoptions_set_fill_cache(db->rwalk, 0);
+}
+
+static void key_be64(uint64_t v, uint8_t k[LOGREC_KEY])
+{
+    for (int i = 0; i < LOGREC_KEY; i++)
+        k[i] = (uint8_t)(v >> (8 * (LOGREC_KEY - 1 - i)));
+}
+
+static uint64_t be64_key(const uint8_t *k)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < LOGREC_KEY; i++)
+        v = (v << 8) | k[i];
+    return v;
+}
+
+/* after open: continue after the newest record left (never reuse a number a record still has) */
+static void logrec_find_next(struct spool_db *db)
+{
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(db->rdb, db->rwalk, db->cf[CF_LOGAHEAD]);
+    rocksdb_iter_seek_to_last(it);
+    uint64_t next = 1;
+    size_t klen;
+    const char *k;
+    if (rocksdb_iter_valid(it) && (k = rocksdb_iter_key(it, &klen)) != NULL && klen == LOGREC_KEY)
+        next = be64_key((const uint8_t *)k) + 1;
+    rocksdb_iter_destroy(it);
+    /* a reopen after a failed write keeps counting up: the failed batch's numbers stay unused */
+    if (next > db->logrec_next)
+        db->logrec_next = next;
 }
 
 static int db_open_rocks(struct spool_db *db)
@@ -180,6 +217,7 @@ static int db_open_rocks(struct spool_db *db)
     }
     db->needs_recover = false;
     db->write_errno = 0;
+    logrec_find_next(db);
     return 0;
 }
 
@@ -206,6 +244,8 @@ static void db_free(struct spool_db *db)
         rocksdb_options_destroy(db->dbopt);
     if (db->wsync != NULL)
         rocksdb_writeoptions_destroy(db->wsync);
+    if (db->wnosync != NULL)
+        rocksdb_writeoptions_destroy(db->wnosync);
     if (db->ropt != NULL)
         rocksdb_readoptions_destroy(db->ropt);
     if (db->rwalk != NULL)
@@ -297,7 +337,7 @@ void spool_db_batch_free(struct spool_db_batch *b)
 void spool_db_batch_reset(struct spool_db_batch *b)
 {
     rocksdb_writebatch_clear(b->wb);
-    b->stores = b->updates = b->deletes = 0;
+    b->stores = b->updates = b->deletes = b->logrecs = 0;
 }
 
 size_t spool_db_batch_count(const struct spool_db_batch *b)
@@ -353,13 +393,13 @@ int spool_db_batch_delete(struct spool_db_batch *b, struct msgid id)
     return 0;
 }
 
-static int db_write(struct spool_db *db, rocksdb_writebatch_t *wb, const char *what)
+static int db_write_opt(struct spool_db *db, rocksdb_writebatch_t *wb, bool sync, const char *what)
 {
     /* the failed WAL writer must not be touched again before a reopen */
     if (db->needs_recover)
         return -db->write_errno;
     char *rerr = NULL;
-    rocksdb_write(db->rdb, db->wsync, wb, &rerr);
+    rocksdb_write(db->rdb, sync ? db->wsync : db->wnosync, wb, &rerr);
     if (rerr != NULL) {
         int rc = db_fail(db, rerr, what);
         /*
@@ -375,10 +415,15 @@ static int db_write(struct spool_db *db, rocksdb_writebatch_t *wb, const char *w
     return 0;
 }
 
+static int db_write(struct spool_db *db, rocksdb_writebatch_t *wb, const char *what)
+{
+    return db_write_opt(db, wb, true, what);
+}
+
 int spool_db_commit(struct spool_db *db, struct spool_db_batch *b)
 {
     ASSERT(b->db == db);
-    if (spool_db_batch_count(b) == 0)
+    if (spool_db_batch_count(b) == 0 && b->logrecs == 0)
         return 0;
     if (db->rdb == NULL)
         return db_closed(db);
@@ -393,6 +438,7 @@ int spool_db_commit(struct spool_db *db, struct spool_db_batch *b)
     db->stats.stored += b->stores;
     db->stats.updated += b->updates;
     db->stats.deleted += b->deletes;
+    db->stats.logrecs += b->logrecs;
     return 0;
 }
 
@@ -444,6 +490,89 @@ int spool_db_delete(struct spool_db *db, struct msgid id)
     if (rc == 0)
         rc = spool_db_commit(db, b);
     spool_db_batch_free(b);
+    return rc;
+}
+
+/* ---- log write-ahead ---- */
+
+int spool_db_batch_logrec(struct spool_db_batch *b, const char *line, size_t len, uint64_t *seq)
+{
+    struct spool_db *db = b->db;
+    if (db->rdb == NULL)
+        return db_closed(db);
+    if (len == 0 || memchr(line, '\n', len) != NULL)
+        return -EINVAL; /* one record is one line */
+    uint8_t key[LOGREC_KEY];
+    uint64_t s = db->logrec_next++;
+    key_be64(s, key);
+    rocksdb_writebatch_put_cf(b->wb, db->cf[CF_LOGAHEAD], (const char *)key, sizeof(key), line, len);
+    b->logrecs++;
+    if (seq != NULL)
+        *seq = s;
+    return 0;
+}
+
+size_t spool_db_batch_logrecs(const struct spool_db_batch *b)
+{
+    return b->logrecs;
+}
+
+uint64_t spool_db_logrec_next(const struct spool_db *db)
+{
+    return db->logrec_next;
+}
+
+int spool_db_logrec_scan(struct spool_db *db, uint64_t from, size_t max, spool_db_logrec_fn fn, void *arg)
+{
+    if (db->rdb == NULL)
+        return db_closed(db);
+    if (max > INT_MAX)
+        max = INT_MAX;
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(db->rdb, db->rwalk, db->cf[CF_LOGAHEAD]);
+    uint8_t key[LOGREC_KEY];
+    key_be64(from, key);
+    size_t n = 0;
+    int rc = 0;
+    for (rocksdb_iter_seek(it, (const char *)key, sizeof(key)); n < max && rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        const char *v = rocksdb_iter_value(it, &vlen);
+        if (klen != LOGREC_KEY) {
+            log_warn("spool: log write-ahead key of %zu bytes skipped", klen);
+            continue;
+        }
+        n++;
+        rc = fn(arg, be64_key((const uint8_t *)k), v, vlen);
+        if (rc != 0)
+            break;
+    }
+    if (rc == 0) {
+        char *rerr = NULL;
+        rocksdb_iter_get_error(it, &rerr);
+        if (rerr != NULL)
+            rc = db_fail(db, rerr, "log write-ahead scan");
+    }
+    rocksdb_iter_destroy(it);
+    return rc != 0 ? rc : (int)n;
+}
+
+int spool_db_logrec_trim(struct spool_db *db, uint64_t upto, bool sync)
+{
+    if (db->rdb == NULL)
+        return db_closed(db);
+    if (upto == UINT64_MAX)
+        return -EINVAL;
+    uint8_t lo[LOGREC_KEY], hi[LOGREC_KEY];
+    key_be64(0, lo);
+    key_be64(upto + 1, hi); /* the end of a range delete is exclusive */
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    rocksdb_writebatch_delete_range_cf(wb, db->cf[CF_LOGAHEAD], (const char *)lo, sizeof(lo),
+        (const char *)hi, sizeof(hi));
+    int rc = db_write_opt(db, wb, sync, "log write-ahead trim");
+    rocksdb_writebatch_destroy(wb);
+    if (rc == 0)
+        db->stats.logrec_trims++;
     return rc;
 }
 

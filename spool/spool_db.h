@@ -8,6 +8,8 @@
  * Group commit: add any number of stores, updates and deletes to a spool_db_batch, then
  * spool_db_commit() writes them as ONE RocksDB write batch with sync=true: one WAL fsync
  * covers all of them, and either all of them are visible afterwards or none is.
+ * A fourth family, "logahead", holds the write-ahead of log records (see "log write-ahead"
+ * below); the walk never reads it.
  * The walk reads envelopes in key order (= creation order) in bounded steps with a resume
  * cursor and moves each undecodable record into quarantine (one atomic batch per step).
  *
@@ -37,6 +39,7 @@
 #define SPOOL_DB_CF_ENVELOPES "envelopes"
 #define SPOOL_DB_CF_BODIES "bodies"
 #define SPOOL_DB_CF_QUARANTINE "quarantine"
+#define SPOOL_DB_CF_LOGAHEAD "logahead"
 
 struct spool_db;
 struct spool_db_batch;
@@ -65,6 +68,8 @@ struct spool_db_stats {
     uint64_t deleted;
     uint64_t quarantined;     /* records moved into quarantine by walks */
     uint64_t reopens;         /* spool_db_recover() calls that succeeded */
+    uint64_t logrecs;         /* write-ahead log records committed */
+    uint64_t logrec_trims;    /* successful spool_db_logrec_trim() writes */
 };
 
 /* spool_db_open - open or create at dir; on failure *err (if not NULL) gets a heap message */
@@ -94,7 +99,7 @@ int64_t spool_db_wal_syncs(struct spool_db *db);
 struct spool_db_batch *spool_db_batch_new(struct spool_db *db);
 void spool_db_batch_free(struct spool_db_batch *b);
 void spool_db_batch_reset(struct spool_db_batch *b);
-/* number of messages in the batch (stores + updates + deletes) */
+/* number of messages in the batch (stores + updates + deletes); log records do not count */
 size_t spool_db_batch_count(const struct spool_db_batch *b);
 /* spool_db_batch_store - envelope and body of a new message; -EINVAL if rec does not encode */
 int spool_db_batch_store(struct spool_db_batch *b, struct msgid id, const struct spool_rec *rec,
@@ -107,7 +112,7 @@ int spool_db_batch_delete(struct spool_db_batch *b, struct msgid id);
  * spool_db_commit - one write batch, sync=true (one WAL fsync for everything in it).
  * Returns 0 when all of it is durable, else -errno with nothing of it applied. The batch
  * is left as it was either way: reset it before reuse (or commit it again after
- * spool_db_recover()). An empty batch is a no-op.
+ * spool_db_recover()). A batch without messages and log records is a no-op.
  */
 int spool_db_commit(struct spool_db *db, struct spool_db_batch *b);
 
@@ -117,6 +122,40 @@ int spool_db_store(struct spool_db *db, struct msgid id, const struct spool_rec 
 /* spool_db_update - -ENOENT if the message is not stored */
 int spool_db_update(struct spool_db *db, struct msgid id, const struct spool_rec *rec);
 int spool_db_delete(struct spool_db *db, struct msgid id);
+
+/* ---- log write-ahead ---- */
+
+/*
+ * The log writer buffers records for up to a second; a kill in that second would lose the
+ * records of state that is already committed. So each record that describes a state change
+ * travels in the write batch of that change (family "logahead", key: 8-byte big-endian
+ * sequence number, value: the record's JSON line without '\n') and is deleted only once the
+ * log file holding it is fsynced. Sequence numbers increase for the life of the database
+ * (the next one is found again at open), so key order is write order; a failed commit
+ * leaves a gap, which readers skip.
+ */
+
+/* spool_db_batch_logrec - add one record; *seq (if not NULL) gets its sequence number */
+int spool_db_batch_logrec(struct spool_db_batch *b, const char *line, size_t len, uint64_t *seq);
+/* number of log records in the batch */
+size_t spool_db_batch_logrecs(const struct spool_db_batch *b);
+/* spool_db_logrec_next - the sequence number the next record will get (>= 1) */
+uint64_t spool_db_logrec_next(const struct spool_db *db);
+
+/* return 0 to go on; anything else stops the scan and is returned by it */
+typedef int (*spool_db_logrec_fn)(void *arg, uint64_t seq, const char *line, size_t len);
+/*
+ * spool_db_logrec_scan - hands the committed records with seq >= from to fn, in sequence
+ * order, at most max of them (line is valid during the call only). Returns the number
+ * handed over, fn's non-zero value, or -errno.
+ */
+int spool_db_logrec_scan(struct spool_db *db, uint64_t from, size_t max, spool_db_logrec_fn fn, void *arg);
+/*
+ * spool_db_logrec_trim - delete every record with seq <= upto (one range delete). sync=false
+ * costs no fsync: after a power loss the deletion may be lost and the records written to the
+ * log again (at-least-once), never the other way round. 0 or -errno.
+ */
+int spool_db_logrec_trim(struct spool_db *db, uint64_t upto, bool sync);
 
 /* ---- reads ---- */
 

@@ -640,13 +640,9 @@ int spool_log_flush(struct spool_log *lg)
     return 0;
 }
 
-int spool_log_write(struct spool_log *lg, const json_t *rec)
+/* room for need more bytes (and the '\n'); -ENOBUFS past the cap */
+static int pend_reserve(struct spool_log *lg, size_t need)
 {
-    if (!json_is_object(rec))
-        return -EINVAL;
-    size_t need = json_dumpb(rec, NULL, 0, JSON_COMPACT);
-    if (need == 0)
-        return -EINVAL; /* jansson refuses to dump it (invalid UTF-8 put in with _nocheck) */
     if (lg->pend_len + need + 1 > lg->max_pending) {
         lg->st.dropped++;
         return -ENOBUFS;
@@ -658,8 +654,12 @@ int spool_log_write(struct spool_log *lg, const json_t *rec)
         lg->pend = xrealloc(lg->pend, cap);
         lg->pend_cap = cap;
     }
-    if (json_dumpb(rec, lg->pend + lg->pend_len, need, JSON_COMPACT) != need)
-        return -ENOMEM;
+    return 0;
+}
+
+/* the record of need bytes is in place at pend + pend_len: end the line, count, maybe flush */
+static void pend_commit(struct spool_log *lg, size_t need)
+{
     if (lg->pend_len == 0)
         lg->pend_since_ns = lg->now_ns;
     lg->pend_len += need;
@@ -668,6 +668,33 @@ int spool_log_write(struct spool_log *lg, const json_t *rec)
     /* while the disk fails only tick retries: recompressing a growing buffer per record is waste */
     if (lg->pend_len >= lg->flush_bytes && !lg->failing)
         (void)spool_log_flush(lg); /* a failure keeps the records; tick retries and reports */
+}
+
+int spool_log_write(struct spool_log *lg, const json_t *rec)
+{
+    if (!json_is_object(rec))
+        return -EINVAL;
+    size_t need = json_dumpb(rec, NULL, 0, JSON_COMPACT);
+    if (need == 0)
+        return -EINVAL; /* jansson refuses to dump it (invalid UTF-8 put in with _nocheck) */
+    int r = pend_reserve(lg, need);
+    if (r < 0)
+        return r;
+    if (json_dumpb(rec, lg->pend + lg->pend_len, need, JSON_COMPACT) != need)
+        return -ENOMEM;
+    pend_commit(lg, need);
+    return 0;
+}
+
+int spool_log_write_line(struct spool_log *lg, const char *line, size_t len)
+{
+    if (len == 0 || line[0] != '{' || memchr(line, '\n', len) != NULL)
+        return -EINVAL;
+    int r = pend_reserve(lg, len);
+    if (r < 0)
+        return r;
+    memcpy(lg->pend + lg->pend_len, line, len);
+    pend_commit(lg, len);
     return 0;
 }
 

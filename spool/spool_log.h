@@ -162,6 +162,12 @@ int spool_log_rejection(struct spool_log *lg, const struct spool_log_event *ev);
  * is returned by the next tick/flush. 0, -EINVAL (not an object), -ENOMEM, -ENOBUFS.
  */
 int spool_log_write(struct spool_log *lg, const json_t *rec);
+/*
+ * spool_log_write_line - buffer one record already serialized (one compact JSON object, no
+ * '\n'; the spool's write-ahead copy). Only the shape is checked, not the JSON.
+ * 0, -EINVAL, -ENOBUFS.
+ */
+int spool_log_write_line(struct spool_log *lg, const char *line, size_t len);
 
 /* spool_log_tick - flush when the interval passed, finish the segment when it is too old */
 int spool_log_tick(struct spool_log *lg, uint64_t now_ns);

@@ -101,9 +101,7 @@ static void on_tick(struct role_rt *rt, uint64_t now)
     check_space(sp, now);
     spool_outbox_flush(sp);
     spool_ann_flush(sp);
-    int rc = spool_log_tick(sp->log, clock_real_ns());
-    if (rc < 0)
-        log_warn("log segment write failed: %s (records kept in memory, retrying)", strerror(-rc));
+    spool_wal_tick(sp, clock_real_ns());
 }
 
 static bool on_drain(struct role_rt *rt)
@@ -162,6 +160,10 @@ int main(int argc, char **argv)
     int rc = spool_log_open(&lo, clock_real_ns(), &sp.log);
     if (rc < 0)
         fatal("cannot open the log directory %s: %s", sp.log_dir, strerror(-rc));
+    /* records of committed state that the last run had not made durable in the log, before anything new */
+    rc = spool_wal_replay(&sp);
+    if (rc < 0)
+        log_error("log write-ahead replay incomplete: %s; retried every tick", strerror(-rc));
     sp.space_low = false;
     check_space(&sp, clock_mono_ns() + CLOCK_SEC(2));
     log_info("spool database %s, logs %s", sp.db_dir, sp.log_dir);
@@ -171,6 +173,7 @@ int main(int argc, char **argv)
     spool_store_commit(&sp);
     spool_upd_fini(&sp);
     spool_ann_fini(&sp);
+    spool_wal_fini(&sp);
     spool_log_close(sp.log);
     spool_db_batch_free(sp.batch);
     spool_db_close(sp.db);

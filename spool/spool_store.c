@@ -7,9 +7,9 @@
  * wait in the rings and form the next batch: group commit without a timer.
  * The arena run is validated (bounds, header, exact length, strict envelope decode) before anything
  * is stored; a bad request is answered with an error status, never stored, and counted. The run is
- * freed as soon as RocksDB has copied it into the batch. The same batch carries the envelope updates
- * of attempt results and fails (spool_upd.c); after the acks the new messages are announced in
- * batches (spool_ann.c).
+ * freed as soon as RocksDB has copied it into the batch, with the write-ahead of its Reception
+ * records (spool_wal.c). The same batch carries the envelope updates of attempt results and fails
+ * (spool_upd.c); after the acks the new messages are announced in batches (spool_ann.c).
  */
 #include "spool.h"
 
@@ -58,6 +58,35 @@ static void answer(struct spool *sp, unsigned to, uint32_t gen, uint64_t token, 
     r.body.stored.msg_id_hi = id.hi;
     r.body.stored.msg_id_lo = id.lo;
     spool_send(sp, to, &r);
+}
+
+/* log_reception - the Reception records of a store, in the batch that stores it */
+static void log_reception(struct spool *sp, const struct spool_pending *pd)
+{
+    char idtext[MSGID_TEXT_SIZE];
+    struct spool_log_event ev = {0};
+
+    msgid_format(pd->id, idtext);
+    ev.id = idtext;
+    ev.sender = pd->rec.sender;
+    ev.size = pd->rec.body_size;
+    ev.created = (int64_t)(pd->rec.created_ms / 1000u);
+    struct spool_log_kv kv[SPOOL_REC_META_MAX];
+    for (uint32_t i = 0; i < pd->rec.meta_count && i < SPOOL_REC_META_MAX; i++)
+        kv[i] = (struct spool_log_kv){pd->rec.meta[i].key, pd->rec.meta[i].value};
+    ev.meta = kv;
+    ev.meta_count = pd->rec.meta_count < SPOOL_REC_META_MAX ? pd->rec.meta_count : SPOOL_REC_META_MAX;
+    /* one record per recipient, as KumoMTA does, so each can be followed to its outcome */
+    for (uint32_t i = 0; i < pd->rec.rcpt_count; i++) {
+        char dom[SPOOL_REC_ADDR_MAX + 1];
+        ev.recipient = pd->rec.rcpts[i].addr;
+        /* the scheduled queue the recipient goes to, as its delivery records will name it */
+        spool_dlv_domain(ev.recipient, dom, sizeof(dom));
+        char *queue = spool_dlv_queue_name(&pd->rec, dom);
+        ev.queue = queue;
+        spool_wal_event(sp, SPOOL_LOG_RECEPTION, &ev);
+        free(queue);
+    }
 }
 
 void spool_store_request(struct spool *sp, unsigned from, const struct proto_rec *rec)
@@ -119,6 +148,7 @@ void spool_store_request(struct spool *sp, unsigned from, const struct proto_rec
     pd->token = st->token;
     pd->id = id;
     sp->n_pend++;
+    log_reception(sp, pd);
     return;
 
 reject:
@@ -129,40 +159,12 @@ reject:
     answer(sp, from, rec->src_gen, st->token, id, status);
 }
 
-static void log_reception(struct spool *sp, const struct spool_pending *pd)
-{
-    char idtext[MSGID_TEXT_SIZE];
-    struct spool_log_event ev = {0};
-
-    msgid_format(pd->id, idtext);
-    ev.id = idtext;
-    ev.sender = pd->rec.sender;
-    ev.size = pd->rec.body_size;
-    ev.created = (int64_t)(pd->rec.created_ms / 1000u);
-    struct spool_log_kv kv[SPOOL_REC_META_MAX];
-    for (uint32_t i = 0; i < pd->rec.meta_count && i < SPOOL_REC_META_MAX; i++)
-        kv[i] = (struct spool_log_kv){pd->rec.meta[i].key, pd->rec.meta[i].value};
-    ev.meta = kv;
-    ev.meta_count = pd->rec.meta_count < SPOOL_REC_META_MAX ? pd->rec.meta_count : SPOOL_REC_META_MAX;
-    /* one record per recipient, as KumoMTA does, so each can be followed to its outcome */
-    for (uint32_t i = 0; i < pd->rec.rcpt_count; i++) {
-        char dom[SPOOL_REC_ADDR_MAX + 1];
-        ev.recipient = pd->rec.rcpts[i].addr;
-        /* the scheduled queue the recipient goes to, as its delivery records will name it */
-        spool_dlv_domain(ev.recipient, dom, sizeof(dom));
-        char *queue = spool_dlv_queue_name(&pd->rec, dom);
-        ev.queue = queue;
-        if (spool_log_reception(sp->log, &ev) < 0)
-            log_warn("log buffer full: Reception record for %s dropped", idtext);
-        free(queue);
-    }
-}
-
 void spool_store_commit(struct spool *sp)
 {
     struct role_rt *rt = sp->rt;
 
-    if (sp->n_pend == 0 && !spool_upd_pending(sp) && spool_db_batch_count(sp->batch) == 0)
+    if (sp->n_pend == 0 && !spool_upd_pending(sp) && spool_db_batch_count(sp->batch) == 0 &&
+        spool_db_batch_logrecs(sp->batch) == 0)
         return;
     /* stores, envelope updates, deletes and DSNs of this pass: one write batch, one fsync */
     int rc = spool_db_commit(sp->db, sp->batch);
@@ -179,9 +181,9 @@ void spool_store_commit(struct spool *sp)
         struct spool_pending *pd = &sp->pend[i];
         /* the fsync covering this message has returned: only now may the 250 be sent (DUR-01) */
         answer(sp, pd->from, pd->from_gen, pd->token, pd->id, rc);
-        if (rc == 0)
-            log_reception(sp, pd);
     }
+    /* the records of this batch (Receptions, results, DSN Receptions) in the order they were added */
+    spool_wal_committed(sp, rc);
     spool_upd_committed(sp, rc);
     /* announcements follow the acks: the messages just made durable, then DSNs stored by updates */
     for (size_t i = 0; i < sp->n_pend; i++) {

@@ -2,9 +2,10 @@
  * spool_upd - attempt results (egress) and fails (scheduler): recipient states in the group commit
  *
  * Each result or fail changes the message's envelope in the open write batch (or deletes the
- * message once every recipient is final) and keeps three things for after the commit: the log
- * records it caused (built now, written only when durable, so a log never claims a state the spool
- * lost), the DSN it caused (stored as a new message in the same batch, so the failure and its
+ * message once every recipient is final). The log records it caused go into the same batch as a
+ * write-ahead (spool_wal.c): written to the log only when durable, so a log never claims a state
+ * the spool lost, and never lost once the state is committed. It keeps for after the commit the DSN
+ * it caused (stored as a new message in the same batch, so the failure and its
  * notice are durable together), and the MSG_SPOOL_MESSAGE_UPDATED owed to the scheduler.
  * Envelopes changed in the open batch are kept decoded (struct spool_env), so a second result for
  * the same message in one pass builds on the first instead of on the committed copy.
@@ -90,15 +91,6 @@ static void upd_push(struct spool *sp, struct msgid id, uint32_t rcpt_first, lon
     sp->upds[sp->n_upds++] = (struct spool_upd){id, rcpt_first, env};
 }
 
-static void logq_push(struct spool *sp, json_t *j)
-{
-    if (sp->n_logq == sp->logq_cap) {
-        sp->logq_cap = sp->logq_cap ? sp->logq_cap * 2 : 64;
-        sp->logq = xrealloc(sp->logq, sp->logq_cap * sizeof(*sp->logq));
-    }
-    sp->logq[sp->n_logq++] = j;
-}
-
 /* log_rcpt - build the record of one recipient's event and keep it for after the commit */
 static void log_rcpt(struct spool *sp, const struct event_ctx *ev, enum spool_log_type type, uint32_t index,
                      const struct spool_log_response *resp)
@@ -141,11 +133,7 @@ static void log_rcpt(struct spool *sp, const struct event_ctx *ev, enum spool_lo
         kv[i] = (struct spool_log_kv){rec->meta[i].key, rec->meta[i].value};
     e.meta = kv;
     e.meta_count = rec->meta_count < SPOOL_REC_META_MAX ? rec->meta_count : SPOOL_REC_META_MAX;
-    json_t *j = NULL;
-    if (spool_log_build(sp->log, type, &e, &j) == 0)
-        logq_push(sp, j);
-    else
-        shm_counter_add(sp->rt->self, SHM_CTR_LOG_DROPPED, 1);
+    spool_wal_event(sp, type, &e);
     free(queue);
     for (int i = 0; i < PROTO_ATT_STRINGS; i++)
         free(str[i]);
@@ -200,6 +188,23 @@ static char *header_value(const char *msg, size_t len, const char *name)
         i += ll + 1;
     }
     return NULL;
+}
+
+/* dsn_reception - the DSN's Reception record, in the batch that stores the DSN */
+static void dsn_reception(struct spool *sp, const struct spool_dsn_msg *dm)
+{
+    char idtext[MSGID_TEXT_SIZE], dom[SPOOL_REC_ADDR_MAX + 1];
+    struct spool_log_event e = {0};
+
+    msgid_format(dm->id, idtext);
+    spool_dlv_domain(dm->addr, dom, sizeof(dom));
+    e.id = idtext;
+    e.sender = "";
+    e.recipient = dm->addr;
+    e.queue = dom;
+    e.size = dm->rec.body_size;
+    e.created = (int64_t)(dm->rec.created_ms / 1000u);
+    spool_wal_event(sp, SPOOL_LOG_RECEPTION, &e);
 }
 
 /* make_dsn - one DSN for the failed recipients of one event, stored as a new message in the batch */
@@ -260,6 +265,7 @@ static void make_dsn(struct spool *sp, struct msgid id, const struct spool_rec *
         free(dm);
         return;
     }
+    dsn_reception(sp, dm);
     if (sp->n_dsns == sp->dsns_cap) {
         sp->dsns_cap = sp->dsns_cap ? sp->dsns_cap * 2 : 16;
         sp->dsns = xrealloc(sp->dsns, sp->dsns_cap * sizeof(*sp->dsns));
@@ -477,35 +483,11 @@ static void send_updated(struct spool *sp, const struct spool_upd *u, const stru
     spool_send(sp, SCHEDULER, &r);
 }
 
-static void dsn_committed(struct spool *sp, struct spool_dsn_msg *dm)
-{
-    char idtext[MSGID_TEXT_SIZE], dom[SPOOL_REC_ADDR_MAX + 1];
-    struct spool_log_event e = {0};
-
-    msgid_format(dm->id, idtext);
-    spool_dlv_domain(dm->addr, dom, sizeof(dom));
-    e.id = idtext;
-    e.sender = "";
-    e.recipient = dm->addr;
-    e.queue = dom;
-    e.size = dm->rec.body_size;
-    e.created = (int64_t)(dm->rec.created_ms / 1000u);
-    if (spool_log_reception(sp->log, &e) < 0)
-        shm_counter_add(sp->rt->self, SHM_CTR_LOG_DROPPED, 1);
-    spool_ann_add(sp, dm->id, &dm->rec);
-}
-
 void spool_upd_committed(struct spool *sp, int rc)
 {
-    for (size_t i = 0; i < sp->n_logq; i++) {
-        if (rc == 0 && spool_log_write(sp->log, sp->logq[i]) < 0)
-            shm_counter_add(sp->rt->self, SHM_CTR_LOG_DROPPED, 1);
-        json_decref(sp->logq[i]);
-    }
-    sp->n_logq = 0;
     for (size_t i = 0; i < sp->n_dsns; i++) {
         if (rc == 0)
-            dsn_committed(sp, sp->dsns[i]);
+            spool_ann_add(sp, sp->dsns[i]->id, &sp->dsns[i]->rec);
         free(sp->dsns[i]->addr);
         free(sp->dsns[i]);
     }
@@ -538,7 +520,6 @@ void spool_upd_committed(struct spool *sp, int rc)
 void spool_upd_fini(struct spool *sp)
 {
     spool_upd_committed(sp, -ECANCELED);
-    free(sp->logq);
     free(sp->dsns);
     free(sp->upds);
     free(sp->envs);

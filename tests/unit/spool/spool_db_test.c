@@ -554,12 +554,14 @@ static int on_quarantined(void *arg, const struct spool_db_quarantined *q)
 static void raw_put_envelopes(const char *dir, const uint8_t *const *keys, const size_t *klens,
     const uint8_t *const *vals, const size_t *vlens, int n)
 {
-    const char *names[4] = { "default", SPOOL_DB_CF_ENVELOPES, SPOOL_DB_CF_BODIES, SPOOL_DB_CF_QUARANTINE };
+    /* RocksDB refuses an open that leaves out an existing family: name every one */
+    const char *names[5] = { "default", SPOOL_DB_CF_ENVELOPES, SPOOL_DB_CF_BODIES, SPOOL_DB_CF_QUARANTINE,
+        SPOOL_DB_CF_LOGAHEAD };
     rocksdb_options_t *o = rocksdb_options_create();
-    const rocksdb_options_t *co[4] = { o, o, o, o };
-    rocksdb_column_family_handle_t *h[4] = {0};
+    const rocksdb_options_t *co[5] = { o, o, o, o, o };
+    rocksdb_column_family_handle_t *h[5] = {0};
     char *err = NULL;
-    rocksdb_t *db = rocksdb_open_column_families(o, dir, 4, names, co, h, &err);
+    rocksdb_t *db = rocksdb_open_column_families(o, dir, 5, names, co, h, &err);
     if (err != NULL) {
         CHECK(0, "raw open: %s", err);
         rocksdb_free(err);
@@ -577,7 +579,7 @@ static void raw_put_envelopes(const char *dir, const uint8_t *const *keys, const
         }
     }
     rocksdb_writeoptions_destroy(wo);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         rocksdb_column_family_handle_destroy(h[i]);
     rocksdb_close(db);
     rocksdb_options_destroy(o);
