@@ -404,6 +404,32 @@ class FaultCase(unittest.TestCase):
         return recs
 
 
+# ---- real peers end to end: Postfix's smtp-source -> ringmail -> Postfix's smtp-sink --------------
+
+class RealPeersTest(FaultCase):
+    def test_smtp_source_through_ringmail_to_smtp_sink(self):
+        """200 messages from smtp-source (10 sessions) arrive at smtp-sink exactly once each; all logged."""
+        source = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
+        if not os.path.exists(source):
+            self.skipTest("smtp-source is not installed")
+        sink = self.smtp_sink()
+        node = self.start(hosts=[sink.port])
+        p = subprocess.run([source, "-s", "10", "-m", "200", "-l", "2048", "-f", "src@client.test",
+                            "-t", "rcpt@far.test", "127.0.0.1:%d" % node.smtp_port],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        wait_for(lambda: len(sink.transactions()) >= 200, 30, what="200 transactions at smtp-sink")
+        self.wait_queue(0)
+        time.sleep(0.5)
+        tx = sink.transactions()
+        self.assertEqual(len(tx), 200, "each message exactly once")
+        self.assertTrue(all(t == ("src@client.test", ["rcpt@far.test"]) for t in tx), tx[:3])
+        recs = wait_for(lambda: (lambda r: r if len(r) == 200 else None)(
+            [r for r in node.log_records() if r["type"] == "Delivery"]), 10, what="200 Delivery records")
+        self.assertEqual(len({r["id"] for r in recs}), 200)
+        self.assertEqual(len([r for r in node.log_records() if r["type"] == "Reception"]), 200)
+
+
 # ---- EGR-01: faulty receivers ---------------------------------------------------------------------
 
 class SilentSession(Session):
