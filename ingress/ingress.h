@@ -141,7 +141,11 @@ struct ingress {
     struct ingress_ipcount *ip_buckets[INGRESS_IP_BUCKETS];
     struct policy_lua *policy; /* NULL: no [policy] file */
     struct tls_ctx *tls;       /* NULL: [tls] enabled = false */
+    uint64_t refusal_refill_ns; /* Rejection records of refused connections: token bucket */
+    uint32_t refusal_tokens;
 };
+
+#define INGRESS_REFUSAL_LOGS_PER_S 100
 
 /* ingress_session.c */
 struct ingress_session *ingress_session_new(struct ingress *ig, int fd);
@@ -165,6 +169,9 @@ void ingress_xfer_on_stored(struct ingress *ig, const struct proto_rec *rec);
 /* ingress_log.c */
 /* ingress_log_rejection - hand a Rejection record for `reply` (our 4xx/5xx line) to the spool */
 void ingress_log_rejection(struct ingress_session *s, const char *reply, size_t len);
+/* ingress_log_refusal - a Rejection record for a connection refused before any session (limits,
+ * shutdown); at most INGRESS_REFUSAL_LOGS_PER_S per worker, the rest counted as dropped */
+void ingress_log_refusal(struct ingress *ig, const char *peer_ip, const char *reply);
 
 /* ingress_policy.c */
 void ingress_policy_load(struct ingress *ig);

@@ -11,23 +11,21 @@
 #include <string.h>
 #include <time.h>
 
+#include "../common/clock.h"
 #include "../common/proto_msg.h"
 
-void ingress_log_rejection(struct ingress_session *s, const char *reply, size_t len)
+/* log_send - a Rejection record through the arena to the spool (best effort: counted when dropped) */
+static void log_send(struct role_rt *rt, const char *const str[PROTO_REJ_STRINGS], const size_t in_lens[PROTO_REJ_STRINGS])
 {
-    struct role_rt *rt = s->ig->rt;
-    const char *cmd = s->cur_verb ? ingress_parse_verb_name(s->cur_verb) : "";
-    const char *str[PROTO_REJ_STRINGS] = {s->peer_ip, s->helo, cmd, s->sender, s->cur_rcpt, reply};
-    size_t lens[PROTO_REJ_STRINGS] = {strlen(s->peer_ip), strlen(s->helo), strlen(cmd), strlen(s->sender),
-                                      strlen(s->cur_rcpt), len};
+    const char *reply = str[PROTO_REJ_STRINGS - 1];
     struct proto_rej_hdr h = {.magic = PROTO_REJ_MAGIC, .version = 1, .timestamp = (int64_t)time(NULL)};
+    size_t lens[PROTO_REJ_STRINGS];
     size_t total = sizeof(h);
     uint64_t off;
 
     h.code = (uint16_t)((reply[0] - '0') * 100 + (reply[1] - '0') * 10 + (reply[2] - '0'));
     for (int i = 0; i < PROTO_REJ_STRINGS; i++) {
-        if (lens[i] > PROTO_REJ_STRING_MAX)
-            lens[i] = PROTO_REJ_STRING_MAX;
+        lens[i] = in_lens[i] > PROTO_REJ_STRING_MAX ? PROTO_REJ_STRING_MAX : in_lens[i];
         h.len[i] = (uint16_t)lens[i];
         total += lens[i];
     }
@@ -51,4 +49,32 @@ void ingress_log_rejection(struct ingress_session *s, const char *reply, size_t 
         shm_arena_free(rt->seg.arena, off);
         shm_counter_add(rt->self, SHM_CTR_LOG_DROPPED, 1);
     }
+}
+
+void ingress_log_rejection(struct ingress_session *s, const char *reply, size_t len)
+{
+    const char *cmd = s->cur_verb ? ingress_parse_verb_name(s->cur_verb) : "";
+    const char *str[PROTO_REJ_STRINGS] = {s->peer_ip, s->helo, cmd, s->sender, s->cur_rcpt, reply};
+    size_t lens[PROTO_REJ_STRINGS] = {strlen(s->peer_ip), strlen(s->helo), strlen(cmd), strlen(s->sender),
+                                      strlen(s->cur_rcpt), len};
+    log_send(s->ig->rt, str, lens);
+}
+
+void ingress_log_refusal(struct ingress *ig, const char *peer_ip, const char *reply)
+{
+    /* a connection flood must not fill the arena with log records: a token bucket per worker, the
+     * excess only counted (log_records_dropped) */
+    uint64_t now = clock_mono_ns();
+    if (now - ig->refusal_refill_ns >= 1000000000u) {
+        ig->refusal_refill_ns = now;
+        ig->refusal_tokens = INGRESS_REFUSAL_LOGS_PER_S;
+    }
+    if (ig->refusal_tokens == 0) {
+        shm_counter_add(ig->rt->self, SHM_CTR_LOG_DROPPED, 1);
+        return;
+    }
+    ig->refusal_tokens--;
+    const char *str[PROTO_REJ_STRINGS] = {peer_ip, "", "connect", "", "", reply};
+    size_t lens[PROTO_REJ_STRINGS] = {strlen(peer_ip), 0, 7, 0, 0, strlen(reply)};
+    log_send(ig->rt, str, lens);
 }

@@ -61,14 +61,25 @@ static void listener_arm(struct ingress_listener *ls)
     ls->armed = true;
 }
 
-/* refuse - 421 on a connection we will not serve, without a session (best effort, non-blocking) */
-static void refuse(int fd, const char *host, const char *why)
+/* refuse - 421 on a connection we will not serve, without a session (best effort, non-blocking), and
+ * its Rejection record */
+static void refuse(struct ingress *ig, int fd, const char *why)
 {
-    char line[256];
-    int n = snprintf(line, sizeof(line), "421 4.7.0 %s %s, try again later\r\n", host, why);
+    char line[256], ip[INET6_ADDRSTRLEN + 8] = "";
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    int n = snprintf(line, sizeof(line), "421 4.7.0 %s %s, try again later\r\n", ig->rt->cfg.hostname, why);
     ssize_t w = send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)w;
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET)
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof(ip));
+        else if (ss.ss_family == AF_INET6)
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip, sizeof(ip));
+    }
     close(fd);
+    line[n - 2] = '\0';
+    ingress_log_refusal(ig, ip, line);
 }
 
 static void on_accept(struct evl *l, struct evl_op *op, int res, unsigned flags)
@@ -91,12 +102,12 @@ static void on_accept(struct evl *l, struct evl_op *op, int res, unsigned flags)
     }
     int fd = res;
     if (rt->draining) {
-        refuse(fd, rt->cfg.hostname, "shutting down");
+        refuse(ig, fd, "shutting down");
         return;
     }
     shm_counter_add(rt->self, SHM_CTR_SMTP_CONNECTIONS, 1);
     if (ig->n_sessions >= rt->cfg.ingress_max_connections || ig->n_free == 0) {
-        refuse(fd, rt->cfg.hostname, "too many connections");
+        refuse(ig, fd, "too many connections");
         return;
     }
     if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0) {
@@ -120,7 +131,7 @@ static void on_accept(struct evl *l, struct evl_op *op, int res, unsigned flags)
     }
     struct ingress_ipcount **pp = ip_find(ig, family, addr);
     if (*pp && (*pp)->count >= rt->cfg.ingress_max_conn_per_ip) {
-        refuse(fd, rt->cfg.hostname, "too many connections from your address");
+        refuse(ig, fd, "too many connections from your address");
         return;
     }
     if (!*pp) {

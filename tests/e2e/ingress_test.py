@@ -4,6 +4,7 @@ what survives a restart. TESTING.md ids in the test names' docstrings.
 
     /usr/bin/python3 tests/e2e/ingress_test.py -k smuggling
 """
+import json
 import os
 import re
 import shutil
@@ -393,6 +394,12 @@ class TimeoutTest(IngressCase):
         self.addCleanup(extra.close)
         self.assertTrue(extra.banner.startswith("421 4.7.0"), extra.banner)
         self.assertTrue(held[0].cmd("NOOP").startswith("250"))
+        # the refusal is logged like any other: a Rejection record with the peer and the 421
+        recs = wait_for(lambda: [r for r in self.node.log_records()
+                                 if r["type"] == "Rejection" and r["response"]["code"] == 421], 5,
+                        what="a Rejection record for the refused connection")
+        self.assertEqual(recs[0]["response"]["command"], "connect")
+        self.assertIn("127.0.0.1", json.dumps(recs[0]["peer_address"]))
 
 
 class SpoolFaultTest(IngressCase):
