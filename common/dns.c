@@ -160,6 +160,19 @@ static uint32_t get32(const unsigned char *p)
  * the negative TTL of an authority SOA, min(SOA TTL, SOA minimum) per RFC 2308 (*neg_ttl,
  * UINT32_MAX when none). Stops quietly at the first malformed byte.
  */
+/*
+ * negative_proven - c-ares said "no data" (ENODATA) or "no such name" (ENOTFOUND): believe it only when a
+ * server's reply says so itself (QR set, RCODE NOERROR resp. NXDOMAIN). A permanent answer bounces mail,
+ * so anything less (no packet, another RCODE) is treated as a temporary failure.
+ */
+static bool negative_proven(int status, const unsigned char *buf, int len)
+{
+    if (!buf || len < 12 || !(buf[2] & 0x80))
+        return false;
+    unsigned rcode = buf[3] & 0x0f;
+    return status == ARES_ENOTFOUND ? rcode == 3 : rcode == 0;
+}
+
 static void pkt_scan(const unsigned char *buf, int ilen, int type, uint32_t *ans_ttl, uint32_t *neg_ttl)
 {
     size_t len = ilen > 0 ? (size_t)ilen : 0, pos = 12;
@@ -311,7 +324,7 @@ static void on_addr_answer(void *arg, int status, int timeouts, unsigned char *a
     rc = status == ARES_SUCCESS ? fam_take(f, abuf, alen) : status;
     if (rc == ARES_SUCCESS)
         f->status = DNS_OK;
-    else if (rc == ARES_ENODATA || rc == ARES_ENOTFOUND)
+    else if ((rc == ARES_ENODATA || rc == ARES_ENOTFOUND) && negative_proven(rc, abuf, alen))
         f->status = rc == ARES_ENODATA ? DNS_NO_DATA : DNS_NXDOMAIN;
     else if (status == ARES_SUCCESS)
         f->reason = xasprintf("%s lookup for %s: malformed answer (%s)", what, e->name, ares_strerror(rc));
@@ -474,17 +487,21 @@ static void on_mx_answer(void *arg, int status, int timeouts, unsigned char *abu
         dns_cache_complete(r, e, st, ans_ttl);
         return;
     case ARES_ENODATA:
+        if (!negative_proven(status, abuf, alen))
+            break;
         mx_no_mx(r, e, neg_ttl);
         return;
     case ARES_ENOTFOUND:
+        if (!negative_proven(status, abuf, alen))
+            break;
         e->reason = xasprintf("domain %s does not exist (NXDOMAIN)", e->name);
         dns_cache_complete(r, e, DNS_NXDOMAIN, dns_cache_clamp_neg(r, neg_ttl));
         return;
     default:
-        e->reason = ares_reason("MX", e->name, status);
-        dns_cache_complete(r, e, DNS_TEMPFAIL, 0);
-        return;
+        break;
     }
+    e->reason = ares_reason("MX", e->name, status);
+    dns_cache_complete(r, e, DNS_TEMPFAIL, 0);
 }
 
 static void mx_start(struct dns_resolver *r, struct dns_entry *e)

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -403,6 +404,11 @@ int egress_conn_open(struct egress_conn_set *set, const struct egress_conn_param
         close(fd);
         return rc;
     }
+    /* SMTP is request/response: without this, Nagle holds each small command until the peer's
+     * delayed ACK (tens of ms per message on a reused connection) */
+    int one = 1;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+        log_warn("TCP_NODELAY: %s", strerror(errno));
     struct egress_conn *c = xcalloc(1, sizeof(*c));
     c->set = set;
     c->fd = fd;
