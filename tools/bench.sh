@@ -1,0 +1,494 @@
+#!/usr/bin/env bash
+# bench.sh - the side-by-side bench: the ceiling (ringmail-gen -> ringmail-sink), ringmail end to end
+# (ringmail-gen -> ringmaild -> ringmail-sink) and Postfix relaying to the same sink, several rounds each,
+# for 10 KB and 100 KB bodies; writes a markdown table and an SVG chart.
+#
+#   tools/bench.sh [--rounds N] [--quick] [--out DIR]
+#
+#   --rounds N   rounds per row (default 3)
+#   --quick      a few seconds in all for CI: tiny counts, 1 round, the Postfix row skipped when
+#                Postfix (or root) is missing
+#   --out DIR    where bench-latest.md and bench-latest.svg go (default docs/benchmarks/)
+#
+# Build: $RINGMAIL_BUILD_DIR, else the first of build/, build-*/ under the checkout holding ringmaild,
+# ringctl, tools/ringmail-gen and tools/ringmail-sink. Environment: BENCH_N_10K, BENCH_N_100K (messages
+# per run), BENCH_SESSIONS (client sessions), BENCH_TIMEOUT (seconds a run may take).
+#
+# Every run starts a fresh ringmail-sink (and a fresh node or Postfix instance). The run's driver (Python,
+# below) first opens one probe connection to the sink and then starts ringmail-gen; the sink's summary
+# counts `messages` over `active_s`, from its first connection (the probe, i.e. the start of injection)
+# to its last accepted message, so delivered msgs/s = messages / active_s covers first injection to last
+# arrival for all three rows alike. Worker counts follow `nproc` so the same command is the capacity test
+# on a big box. Nothing here asserts a speed: exit 1 only when a run lost messages, had client errors or
+# timed out; exit 2 for bad usage or a missing tool.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROUNDS=3 QUICK=0 OUT=$ROOT/docs/benchmarks
+usage() { sed -n '6,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+while [ $# -gt 0 ]; do
+  case $1 in
+    --rounds) [ $# -ge 2 ] || usage; ROUNDS=$2; shift 2 ;;
+    --rounds=*) ROUNDS=${1#*=}; shift ;;
+    --quick) QUICK=1; shift ;;
+    --out) [ $# -ge 2 ] || usage; OUT=$2; shift 2 ;;
+    --out=*) OUT=${1#*=}; shift ;;
+    -h|--help) usage ;;
+    *) echo "unknown argument: $1" >&2; usage ;;
+  esac
+done
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "--rounds wants a positive integer" >&2; exit 2; }
+
+BUILD=${RINGMAIL_BUILD_DIR:-}
+if [ -z "$BUILD" ]; then
+  for d in "$ROOT"/build "$ROOT"/build-*; do
+    [ -x "$d/ringmaild" ] && [ -x "$d/tools/ringmail-gen" ] && [ -x "$d/tools/ringmail-sink" ] && { BUILD=$d; break; }
+  done
+fi
+[ -n "$BUILD" ] || { echo "no build found: set RINGMAIL_BUILD_DIR (meson setup build && ninja -C build)" >&2; exit 2; }
+GEN=$BUILD/tools/ringmail-gen SINK=$BUILD/tools/ringmail-sink
+for b in "$BUILD/ringmaild" "$BUILD/ringctl" "$GEN" "$SINK"; do
+  [ -x "$b" ] || { echo "missing $b (ninja -C $BUILD)" >&2; exit 2; }
+done
+for c in jq python3 ss; do command -v "$c" >/dev/null || { echo "needs $c" >&2; exit 2; }; done
+
+# --- sizing from the machine ---------------------------------------------------------------------------
+CORES=$(nproc)
+clamp() { local v=$1; [ "$v" -lt "$2" ] && v=$2; [ "$v" -gt "$3" ] && v=$3; echo "$v"; }
+INGRESS_WORKERS=$(clamp "$CORES" 1 32)           # one per core is what the configuration doc advises
+EGRESS_WORKERS=$(clamp $((CORES / 4)) 1 32)      # one delivery process keeps 50 sessions busy on 2 cores
+SINK_WORKERS=$(clamp $((CORES / 4)) 1 64)
+SESSIONS=${BENCH_SESSIONS:-$(clamp $((CORES * 25)) 50 2000)}
+if [ "$QUICK" = 1 ]; then
+  ROUNDS=1; SESSIONS=${BENCH_SESSIONS:-10}
+  N_10K=${BENCH_N_10K:-200} N_100K=${BENCH_N_100K:-50} TIMEOUT=${BENCH_TIMEOUT:-60}
+else
+  N_10K=${BENCH_N_10K:-$(clamp $((CORES * 10000)) 20000 1000000)}
+  N_100K=${BENCH_N_100K:-$(clamp $((CORES * 2500)) 5000 250000)}
+  TIMEOUT=${BENCH_TIMEOUT:-600}
+fi
+
+POSTFIX=1 PF_WHY=''
+if [ "$(id -u)" != 0 ]; then PF_WHY='not root (a private Postfix instance needs it)'
+elif ! command -v postfix >/dev/null || [ ! -d /etc/postfix ]; then PF_WHY='Postfix is not installed'
+elif ! command -v script >/dev/null; then PF_WHY='needs script(1) to start Postfix'
+fi
+if [ -n "$PF_WHY" ]; then
+  [ "$QUICK" = 1 ] || { echo "$PF_WHY: the Postfix row needs it (--quick skips it)" >&2; exit 2; }
+  POSTFIX=0; echo "Postfix row skipped: $PF_WHY" >&2
+fi
+
+# --- cleanup: every process by pid, every directory by name, also on Ctrl-C -----------------------------
+PIDS=() PF_DIRS=() TMPS=()
+alive() { local st; st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1; [ -n "$st" ] && [ "${st:0:1}" != Z ]; }
+forget_pid() { local p out=(); for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || out+=("$p"); done; PIDS=("${out[@]}"); }
+stop_pid() { # $1 pid: TERM, up to 20 s, then KILL
+  kill -TERM "$1" 2>/dev/null || true
+  for _ in $(seq 200); do alive "$1" || break; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+  forget_pid "$1"
+}
+cleanup() {
+  local d p
+  trap - INT TERM
+  for d in "${PF_DIRS[@]}"; do pf_stop "$d"; done
+  for d in "${TMPS[@]}"; do   # the driver writes the client's pid here: Ctrl-C may have hit it mid-run
+    if [ -s "$d/gen.pid" ]; then PIDS+=("$(cat "$d/gen.pid")"); fi
+  done
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do
+    for _ in $(seq 50); do alive "$p" || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+  PIDS=()
+  for d in "${TMPS[@]}"; do rm -rf "$d"; done
+  TMPS=()
+}
+trap cleanup EXIT
+trap 'echo "interrupted" >&2; exit 130' INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+listening() { [ -n "$(ss -Hltn "sport = :$1")" ]; }
+NEWTMP=
+newtmp() { NEWTMP=$(mktemp -d "${TMPDIR:-/tmp}/ringmail-bench.XXXXXX"); chmod 755 "$NEWTMP"; TMPS+=("$NEWTMP"); }
+# ringmail's roles run as nobody and Postfix as postfix: they must be able to reach the run directories
+python3 - "${TMPDIR:-/tmp}" <<'CHK' || exit 2
+import os, sys
+d = os.path.realpath(sys.argv[1])
+while True:
+    if not os.stat(d).st_mode & 0o001:
+        sys.exit("TMPDIR: %s is not searchable by other users (chmod o+x), the node's roles could not reach it" % d)
+    if d == "/":
+        break
+    d = os.path.dirname(d)
+CHK
+rmtmp() { local d out=(); rm -rf "$1"; for d in "${TMPS[@]}"; do [ "$d" = "$1" ] || out+=("$d"); done; TMPS=("${out[@]}"); }
+
+# --- host settings: printed with the values a park node wants (as `ringctl doctor` checks them) --------
+sysctl_report() { # -> "name<TAB>value<TAB>recommended<TAB>ok|DIFFERS" lines
+  local v lo hi
+  r() { cat "/proc/sys/$1" 2>/dev/null | tr -s ' \t' ' ' || echo '?'; }
+  v=$(r net/core/somaxconn); printf 'net.core.somaxconn\t%s\t>= 4096\t%s\n' "$v" "$([ "${v:-0}" -ge 4096 ] 2>/dev/null && echo ok || echo DIFFERS)"
+  read -r lo hi < <(r net/ipv4/ip_local_port_range) || true
+  printf 'net.ipv4.ip_local_port_range\t%s %s\t1024 65535\t%s\n' "$lo" "$hi" "$([ $((${hi:-0} - ${lo:-0})) -ge 50000 ] && echo ok || echo DIFFERS)"
+  v=$(r net/ipv4/tcp_tw_reuse); printf 'net.ipv4.tcp_tw_reuse\t%s\t1\t%s\n' "$v" "$([ "$v" = 1 ] && echo ok || echo DIFFERS)"
+  v=$(r fs/file-max); printf 'fs.file-max\t%s\t>= 1000000\t%s\n' "$v" "$([ "${v:-0}" -ge 1000000 ] 2>/dev/null && echo ok || echo DIFFERS)"
+  v=$(r net/core/rmem_max); printf 'net.core.rmem_max\t%s\t>= 16777216\t%s\n' "$v" "$([ "${v:-0}" -ge 16777216 ] 2>/dev/null && echo ok || echo DIFFERS)"
+  v=$(r net/core/wmem_max); printf 'net.core.wmem_max\t%s\t>= 16777216\t%s\n' "$v" "$([ "${v:-0}" -ge 16777216 ] 2>/dev/null && echo ok || echo DIFFERS)"
+  v=$(r vm/nr_hugepages)
+  printf 'vm.nr_hugepages\t%s\t>= %s\t%s\n' "$v" "$HP_NEED" "$([ "${v:-0}" -ge "$HP_NEED" ] 2>/dev/null && echo ok || echo DIFFERS)"
+}
+HP_NEED=0   # hugepages the node's shared segment needs; known once a node ran (status shm.bytes)
+
+# --- ringmail-sink, fresh for every run ----------------------------------------------------------------
+SINK_PID='' SINK_PORT=''
+sink_start() { # $1 run directory
+  for _ in 1 2 3 4 5; do   # a port picked free may be taken by the time the sink binds it
+    SINK_PORT=$(free_port)
+    "$SINK" --listen "127.0.0.1:$SINK_PORT" --workers "$SINK_WORKERS" --json >"$1/sink.json" 2>"$1/sink.err" &
+    SINK_PID=$!; PIDS+=("$SINK_PID")
+    for _ in $(seq 100); do listening "$SINK_PORT" && return 0; alive "$SINK_PID" || break; sleep 0.05; done
+    stop_pid "$SINK_PID"
+  done
+  echo "ringmail-sink did not come up:" >&2; cat "$1/sink.err" >&2; exit 1
+}
+
+# --- ringmail ------------------------------------------------------------------------------------------
+RM_PID='' RM_ADMIN='' RM_SMTP='' RM_ROLES=()
+rm_start() { # $1 run directory
+  local d=$1
+  RM_SMTP=$(free_port); RM_ADMIN=$(free_port)
+  cat >"$d/ringmail.toml" <<TOML
+[node]
+data_dir = "$d/data"
+log_level = "warn"
+[[listener]]
+address = "127.0.0.1:$RM_SMTP"
+[admin]
+listen = "127.0.0.1:$RM_ADMIN"
+[ingress]
+workers = $INGRESS_WORKERS
+[egress]
+workers = $EGRESS_WORKERS
+connection_limit = $SESSIONS
+[route."*"]
+hosts = ["[127.0.0.1]:$SINK_PORT"]
+TOML
+  "$BUILD/ringmaild" --config "$d/ringmail.toml" >"$d/ringmaild.log" 2>&1 &
+  RM_PID=$!; PIDS+=("$RM_PID")
+  for _ in $(seq 100); do
+    "$BUILD/ringctl" --endpoint "127.0.0.1:$RM_ADMIN" status >/dev/null 2>&1 && listening "$RM_SMTP" && break
+    alive "$RM_PID" || break
+    sleep 0.1
+  done
+  if ! "$BUILD/ringctl" --endpoint "127.0.0.1:$RM_ADMIN" status >/dev/null 2>&1 || ! listening "$RM_SMTP"; then
+    echo "ringmaild did not come up:" >&2; tail -20 "$d/ringmaild.log" >&2; exit 1
+  fi
+  mapfile -t RM_ROLES < <(pgrep -P "$RM_PID" || true)
+  PIDS+=("${RM_ROLES[@]}")   # a KILLed supervisor must not leave its roles behind
+  if [ "$HP_NEED" = 0 ]; then
+    local bytes hp_kb
+    bytes=$("$BUILD/ringctl" --endpoint "127.0.0.1:$RM_ADMIN" --json status | jq '.shm.bytes // 0')
+    hp_kb=$(awk '/Hugepagesize/ {print $2}' /proc/meminfo)
+    [ -n "$hp_kb" ] && [ "$hp_kb" -gt 0 ] && HP_NEED=$(((bytes + hp_kb * 1024 - 1) / (hp_kb * 1024)))
+  fi
+  sleep 0.3
+}
+rm_stop() {
+  local p
+  stop_pid "$RM_PID"
+  for p in "${RM_ROLES[@]}"; do stop_pid "$p"; done
+  RM_ROLES=()
+}
+
+# --- Postfix: a private instance with qmgr, relaying to the sink (recipe of tools/bench-delivery.sh) ----
+PF_PORT='' PF_MASTER=''
+pf_start() { # $1 run directory
+  local d=$1
+  PF_PORT=$(free_port)
+  mkdir -p "$d/conf" "$d/queue" "$d/data"
+  cp -r /etc/postfix/postfix-files /etc/postfix/postfix-files.d /etc/postfix/dynamicmaps.cf "$d/conf/" 2>/dev/null || true
+  chown postfix "$d/data"
+  # Tuned as for bulk relaying to one smart host: as many connections to it as client sessions from
+  # the start (no slow start), cached connections, enough processes for every smtpd and smtp.
+  cat >"$d/conf/main.cf" <<EOF
+queue_directory = $d/queue
+data_directory = $d/data
+mail_owner = postfix
+setgid_group = postdrop
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = bench.example.test
+mydestination =
+local_recipient_maps =
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject
+maillog_file = $d/maillog
+maillog_file_prefixes = $d
+compatibility_level = 3.6
+default_process_limit = $((SESSIONS * 2 + 20))
+relayhost = [127.0.0.1]:$SINK_PORT
+default_destination_concurrency_limit = $SESSIONS
+smtp_destination_concurrency_limit = $SESSIONS
+initial_destination_concurrency = $SESSIONS
+smtp_connection_cache_on_demand = yes
+smtp_connection_cache_destinations = [127.0.0.1]:$SINK_PORT
+smtp_tls_security_level = none
+EOF
+  cat >"$d/conf/master.cf" <<EOF
+127.0.0.1:$PF_PORT inet n - n - - smtpd
+cleanup   unix n - n - 0 cleanup
+qmgr      unix n - n 300 1 qmgr
+rewrite   unix - - n - - trivial-rewrite
+bounce    unix - - n - 0 bounce
+defer     unix - - n - 0 bounce
+trace     unix - - n - 0 bounce
+flush     unix n - n 1000? 0 flush
+proxymap  unix - - n - - proxymap
+smtp      unix - - n - - smtp
+relay     unix - - n - - smtp
+error     unix - - n - - error
+retry     unix - - n - - error
+scache    unix - - n - 1 scache
+anvil     unix - - n - 1 anvil
+postlog   unix-dgram n - n - 1 postlogd
+EOF
+  postfix -c "$d/conf" set-permissions >"$d/start.out" 2>&1 || true
+  PF_DIRS+=("$d")
+  # postfix start wants a terminal for its messages; script(1) gives it one
+  script -qc "postfix -c $d/conf start" /dev/null >>"$d/start.out" 2>&1 || true
+  for _ in $(seq 100); do [ -s "$d/queue/pid/master.pid" ] && listening "$PF_PORT" && break; sleep 0.1; done
+  PF_MASTER=$(tr -d ' \n' <"$d/queue/pid/master.pid" 2>/dev/null || true)
+  if [ -z "$PF_MASTER" ] || ! alive "$PF_MASTER" || ! listening "$PF_PORT"; then
+    echo "postfix did not come up:" >&2; cat "$d/start.out" >&2; tail -20 "$d/maillog" >&2 2>/dev/null; exit 1
+  fi
+  sleep 0.3
+}
+pf_stop() { # $1 instance directory: master and each child by pid
+  local d=$1 m kids=() k out=()
+  m=$(tr -d ' \n' <"$d/queue/pid/master.pid" 2>/dev/null || true)
+  [ -n "$m" ] && mapfile -t kids < <(pgrep -P "$m" || true)
+  postfix -c "$d/conf" stop >/dev/null 2>&1 || true
+  if [ -n "$m" ]; then
+    for _ in $(seq 100); do alive "$m" || break; sleep 0.1; done
+    kill -KILL "$m" 2>/dev/null || true
+  fi
+  for k in "${kids[@]}"; do
+    for _ in $(seq 50); do alive "$k" || break; sleep 0.1; done
+    kill -KILL "$k" 2>/dev/null || true
+  done
+  for k in "${PF_DIRS[@]}"; do [ "$k" = "$d" ] || out+=("$k"); done
+  PF_DIRS=("${out[@]}")
+}
+
+# --- the driver of one run -----------------------------------------------------------------------------
+DRIVER=
+write_driver() { # $1 path
+  cat >"$1" <<'PY'
+"""driver MODE ROOTPID SINKPID SINKPORT DONEARG TIMEOUT RUNDIR -- ringmail-gen args...
+MODE ceiling|ringmail|postfix. Opens a probe connection to the sink (its first connection marks the
+start of the window), starts the client, waits for it (rusage), then waits until the system is idle:
+ringmail's spool stored every 250 and the scheduler holds nothing (DONEARG = admin endpoint), Postfix's
+queue directories are empty (DONEARG = queue directory); twice in a row, 100 ms apart. CPU seconds of
+every process under ROOTPID by program name between the start and that moment; children that exited
+meanwhile via ROOTPID's cutime+cstime ("exited"). One JSON object on stdout."""
+import json, os, signal, socket, subprocess, sys, time
+mode, root, sinkpid, sinkport = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+donearg, timeout, rundir, gen = sys.argv[5], float(sys.argv[6]), sys.argv[7], sys.argv[9:]
+HZ = os.sysconf("SC_CLK_TCK")
+signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+def die_of_sigint(t, v, tb):
+    """bash acts on a Ctrl-C only when its foreground child was killed by it, not when it exited"""
+    if issubclass(t, KeyboardInterrupt):
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    sys.__excepthook__(t, v, tb)
+sys.excepthook = die_of_sigint
+
+def stat(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            s = f.read()
+        rest = s[s.rindex(")") + 2:].split()
+        return int(rest[1]), [int(x) for x in rest[11:15]]   # ppid; utime stime cutime cstime
+    except (OSError, ValueError):
+        return None
+
+def name(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return os.path.basename(f.read().split(b"\0")[0].decode(errors="replace")) or "?"
+    except OSError:
+        return "?"
+
+def snapshot():
+    if root <= 0:
+        return {}
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            st = stat(int(d))
+            if st:
+                kids.setdefault(st[0], []).append(int(d))
+    res, todo = {}, [root]
+    while todo:
+        p = todo.pop()
+        st = stat(p)
+        if st:
+            res[p] = (name(p), st[1])
+        todo.extend(kids.get(p, []))
+    return res
+
+def idle():
+    if mode == "ringmail":
+        try:
+            j = json.loads(subprocess.run(gen_ctl + ["status"], capture_output=True, timeout=5).stdout)
+        except (ValueError, subprocess.TimeoutExpired):
+            return False
+        c = lambda role, k: sum(r["counters"].get(k, 0) for r in j.get("roles", []) if r.get("role") == role)
+        return c("spool", "messages_stored") >= want and c("scheduler", "messages_queued") == 0
+    if mode == "postfix":
+        for q in ("maildrop", "incoming", "active", "deferred", "hold"):
+            for _, _, files in os.walk(os.path.join(donearg, q)):
+                if files:
+                    return False
+        return True
+    return True
+
+gen_ctl = [os.path.join(os.path.dirname(gen[0]), "..", "ringctl"), "--endpoint", donearg, "--json"]
+s0, k0 = snapshot(), stat(sinkpid)[1]
+t0 = time.monotonic()
+probe = socket.create_connection(("127.0.0.1", sinkport), timeout=5)
+probe.recv(512)                       # the banner: the sink has seen its first connection
+g = subprocess.Popen(gen, stdout=open(os.path.join(rundir, "gen.json"), "w"),
+                     stderr=open(os.path.join(rundir, "gen.err"), "w"))
+with open(os.path.join(rundir, "gen.pid"), "w") as f:
+    f.write(str(g.pid))
+probe.sendall(b"QUIT\r\n")
+probe.close()
+rc, ru = None, None
+try:
+    while time.monotonic() - t0 < timeout:
+        pid, status, r = os.wait4(g.pid, os.WNOHANG)
+        if pid:
+            rc, ru = os.waitstatus_to_exitcode(status), r
+            break
+        time.sleep(0.01)
+    if rc is None:
+        g.kill(); _, status, ru = os.wait4(g.pid, 0); rc = "timeout"
+except KeyboardInterrupt:
+    if rc is None:
+        g.kill(); os.wait4(g.pid, 0)
+    os.unlink(os.path.join(rundir, "gen.pid"))
+    raise
+os.unlink(os.path.join(rundir, "gen.pid"))
+try:
+    summary = json.load(open(os.path.join(rundir, "gen.json")))
+except ValueError:
+    summary = None
+want = (summary or {}).get("sent", 0)
+done, streak = False, 0
+while time.monotonic() - t0 < timeout:
+    streak = streak + 1 if idle() else 0
+    if streak >= 2:
+        done = True
+        break
+    time.sleep(0.1)
+t1 = time.monotonic()
+s1, k1 = snapshot(), stat(sinkpid)[1]
+cpu = {}
+for p, (nm, v) in s1.items():
+    b = s0.get(p, (nm, [0, 0, 0, 0]))[1]
+    cpu[nm] = cpu.get(nm, 0) + (v[0] + v[1] - b[0] - b[1]) / HZ
+    if p == root:
+        cpu["exited"] = (v[2] + v[3] - b[2] - b[3]) / HZ
+cpu["ringmail-gen"] = ru.ru_utime + ru.ru_stime if ru else 0
+cpu["ringmail-sink"] = (k1[0] + k1[1] - k0[0] - k0[1]) / HZ
+print(json.dumps({"gen_rc": rc, "idle": done, "wait_s": t1 - t0, "gen": summary, "cpu": cpu}))
+PY
+}
+
+# --- one run -------------------------------------------------------------------------------------------
+FAIL=0 RESULTS=''
+run_one() { # $1 system, $2 body bytes, $3 messages, $4 round
+  local sys=$1 size=$2 n=$3 d root port donearg drv sinkj
+  newtmp; d=$NEWTMP
+  sink_start "$d"
+  case $sys in
+    ceiling)  root=0; port=$SINK_PORT; donearg=- ;;
+    ringmail) rm_start "$d"; root=$RM_PID; port=$RM_SMTP; donearg=127.0.0.1:$RM_ADMIN ;;
+    postfix)  pf_start "$d"; root=$PF_MASTER; port=$PF_PORT; donearg=$d/queue ;;
+  esac
+  drv=$(python3 "$DRIVER" "$sys" "$root" "$SINK_PID" "$SINK_PORT" "$donearg" "$TIMEOUT" "$d" -- \
+        "$GEN" --target "127.0.0.1:$port" --concurrency "$SESSIONS" --message-count "$n" --body-size "$size" \
+        --messages-per-connection 0 --keep-going --json) || drv='{}'
+  case $sys in
+    ringmail) alive "$RM_PID" || { echo "ringmaild died during the run:" >&2; tail -20 "$d/ringmaild.log" >&2; FAIL=1; }
+              rm_stop ;;
+    postfix)  pf_stop "$d" ;;
+  esac
+  stop_pid "$SINK_PID"   # SIGTERM: the sink prints its summary
+  sinkj=$(cat "$d/sink.json"); [ -n "$sinkj" ] || sinkj='{}'
+  jq -cn --arg sys "$sys" --argjson size "$size" --argjson n "$n" --argjson round "$4" \
+     --argjson drv "$drv" --argjson sink "$sinkj" \
+     '{system: $sys, size: $size, n: $n, round: $round, sent: ($drv.gen.sent // 0),
+       failed: ($drv.gen.failed // -1), errors: ($drv.gen.errors // {}), delivered: ($sink.messages // 0),
+       window_s: ($sink.active_s // 0), inject_msgs_per_s: ($drv.gen.msgs_per_s // 0),
+       lat_p50_us: ($drv.gen.latency_us.p50 // 0), lat_p99_us: ($drv.gen.latency_us.p99 // 0),
+       idle: ($drv.idle // false), gen_rc: ($drv.gen_rc // null), cpu: ($drv.cpu // {})}' >>"$RESULTS"
+  local line; line=$(tail -1 "$RESULTS")
+  printf '  %-8s %3d KB round %d: delivered %s of %s in %s s (%s msgs/s), time-to-250 p50 %s us p99 %s us\n' \
+    "$sys" $((size / 1024)) "$4" "$(jq .delivered <<<"$line")" "$n" "$(jq .window_s <<<"$line")" \
+    "$(jq 'if .window_s > 0 then .delivered / .window_s | round else 0 end' <<<"$line")" \
+    "$(jq .lat_p50_us <<<"$line")" "$(jq .lat_p99_us <<<"$line")" >&2
+  if [ "$(jq '.sent == .n and .failed == 0 and .delivered == .n and .idle' <<<"$line")" != true ]; then
+    echo "  ERROR: $sys $((size / 1024)) KB: sent $(jq .sent <<<"$line"), failed $(jq .failed <<<"$line")" \
+         "$(jq -c .errors <<<"$line"), delivered $(jq .delivered <<<"$line") of $n, idle $(jq .idle <<<"$line")," \
+         "client exit $(jq .gen_rc <<<"$line")" >&2
+    FAIL=1
+  fi
+  rmtmp "$d"
+}
+
+# --- main ----------------------------------------------------------------------------------------------
+newtmp; WORK=$NEWTMP
+DRIVER=$WORK/driver.py RESULTS=$WORK/results.jsonl
+write_driver "$DRIVER"; : >"$RESULTS"
+SYSTEMS=(ceiling ringmail); [ "$POSTFIX" = 1 ] && SYSTEMS+=(postfix)
+MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //' || true)
+echo "machine: $CORES cores, ${MODEL:-unknown CPU}, Linux $(uname -r); $(uptime)" >&2
+echo "build: $BUILD; rounds $ROUNDS; 10 KB x $N_10K, 100 KB x $N_100K messages; client sessions $SESSIONS;" \
+     "ingress workers $INGRESS_WORKERS, egress workers $EGRESS_WORKERS, sink workers $SINK_WORKERS" >&2
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+for size in 10240 102400; do
+  n=$([ "$size" = 10240 ] && echo "$N_10K" || echo "$N_100K")
+  for round in $(seq "$ROUNDS"); do
+    order=("${SYSTEMS[@]}")
+    if [ $((round % 2)) = 0 ]; then   # alternate the order so that no system always runs on a warm cache
+      order=(); for ((i = ${#SYSTEMS[@]} - 1; i >= 0; i--)); do order+=("${SYSTEMS[i]}"); done
+    fi
+    for sys in "${order[@]}"; do run_one "$sys" "$size" "$n" "$round"; done
+  done
+done
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+
+echo
+echo "host settings (value, recommended for a park node):"
+sysctl_report | tee "$WORK/sysctl.tsv" | awk -F'\t' '{printf "  %-30s %-22s %-14s %s\n", $1, $2, $3, $4}'
+echo
+jq -n --arg machine "$CORES cores, ${MODEL:-unknown CPU}, Linux $(uname -r)" --arg uptime "$(uptime)" \
+   --arg load "start $LOAD_START, end $LOAD_END" --arg date "$(date -u '+%F %T UTC')" \
+   --argjson rounds "$ROUNDS" --argjson quick "$QUICK" --argjson sessions "$SESSIONS" \
+   --argjson ingress "$INGRESS_WORKERS" --argjson egress "$EGRESS_WORKERS" --argjson sink "$SINK_WORKERS" \
+   --arg postfix "${PF_WHY:-}" --arg postfix_version "$( [ "$POSTFIX" = 1 ] && postconf -d -h mail_version 2>/dev/null || true)" \
+   '{machine: $machine, uptime: $uptime, load: $load, date: $date, rounds: $rounds, quick: ($quick == 1),
+     sessions: $sessions, ingress_workers: $ingress, egress_workers: $egress, sink_workers: $sink,
+     postfix_skipped: $postfix, postfix_version: $postfix_version}' >"$WORK/meta.json"
+mkdir -p "$OUT"
+python3 "$ROOT/tools/bench_chart.py" --results "$RESULTS" --meta "$WORK/meta.json" --sysctl "$WORK/sysctl.tsv" \
+  --md "$OUT/bench-latest.md" --svg "$OUT/bench-latest.svg"
+echo
+echo "wrote $OUT/bench-latest.md and $OUT/bench-latest.svg"
+if [ "$FAIL" != 0 ]; then echo "FAILED: a run lost messages, had client errors or timed out (see above)" >&2; exit 1; fi

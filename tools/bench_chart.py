@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""bench_chart.py - the report of tools/bench.sh: a markdown table and an SVG bar chart, stdlib only.
+
+    bench_chart.py --results RESULTS.jsonl --meta META.json --sysctl SYSCTL.tsv --md OUT.md --svg OUT.svg
+
+RESULTS holds one JSON object per run (system, size, n, round, delivered, window_s, lat_p50_us, lat_p99_us,
+inject_msgs_per_s, cpu {process name: seconds}); delivered msgs/s of a run = delivered / window_s. Every
+row shows the median over its rounds and the spread (min..max). The markdown table, the ratios and the
+host settings are also printed on stdout.
+"""
+import argparse
+import json
+import statistics
+import sys
+from xml.sax.saxutils import escape
+
+SYSTEMS = [("ceiling", "ceiling (gen → sink)", "#8c8c8c"),
+           ("ringmail", "ringmail (gen → ringmaild → sink)", "#2b6cb0"),
+           ("postfix", "Postfix (gen → Postfix → sink)", "#c05621")]
+LABEL = {s: lab for s, lab, _ in SYSTEMS}
+COLOUR = {s: c for s, _, c in SYSTEMS}
+
+
+def rate(r):
+    return r["delivered"] / r["window_s"] if r["window_s"] > 0 else 0.0
+
+
+def spread(values, fmt):
+    """median (min..max), or just the value for a single round"""
+    if not values:
+        return "n/a"
+    m = statistics.median(values)
+    if len(values) == 1:
+        return fmt(m)
+    return "%s (%s..%s)" % (fmt(m), fmt(min(values)), fmt(max(values)))
+
+
+def f0(v):
+    return "%.0f" % v
+
+
+def f2(v):
+    return "%.2f" % v
+
+
+def ms(v):
+    return "%.1f" % (v / 1000.0)
+
+
+def cpu_medians(runs):
+    """process name -> median CPU seconds over the runs (0 where a run did not have it)"""
+    names = sorted({k for r in runs for k in r["cpu"]})
+    return {n: statistics.median([r["cpu"].get(n, 0.0) for r in runs]) for n in names}
+
+
+def rows_of(results):
+    """(size, system) -> runs, in report order"""
+    out = {}
+    for size in sorted({r["size"] for r in results}):
+        for s, _, _ in SYSTEMS:
+            runs = [r for r in results if r["size"] == size and r["system"] == s]
+            if runs:
+                out[(size, s)] = runs
+    return out
+
+
+def ratios(rows):
+    """size -> (ringmail/Postfix, ringmail/ceiling) of the median delivered msgs/s, None where missing"""
+    res = {}
+    for size in sorted({k[0] for k in rows}):
+        med = {s: statistics.median([rate(r) for r in rows[(size, s)]]) for s, _, _ in SYSTEMS if (size, s) in rows}
+        rm = med.get("ringmail")
+        res[size] = tuple(rm / med[o] if rm is not None and med.get(o) else None for o in ("postfix", "ceiling"))
+    return res
+
+
+def markdown(results, meta, sysctl):
+    rows = rows_of(results)
+    out = ["# Side-by-side bench: latest run", "",
+           "Produced by `tools/bench.sh%s` on %s." % (" --quick" if meta["quick"] else "", meta["date"]), "",
+           "- Machine: %s." % meta["machine"],
+           "- Load: `%s` (load average %s)." % (meta["uptime"].strip(), meta["load"]),
+           "- %d round(s) per row; values are the median and, in brackets, min..max over the rounds." % meta["rounds"],
+           "- Client: ringmail-gen, %d sessions, connections reused. ringmail: %d ingress, %d egress worker(s); "
+           "ringmail-sink: %d worker(s)." % (meta["sessions"], meta["ingress_workers"], meta["egress_workers"],
+                                             meta["sink_workers"])]
+    if meta.get("postfix_version"):
+        out.append("- Postfix %s, a private instance with qmgr relaying to the sink." % meta["postfix_version"])
+    if meta.get("postfix_skipped"):
+        out.append("- Postfix row skipped: %s." % meta["postfix_skipped"])
+    out += ["- delivered msgs/s = messages counted by the sink / time from the first injection to the last arrival; "
+            "MMH = millions of messages per hour. time-to-250 = ringmail-gen's latency from MAIL FROM to the 250 "
+            "after the data (injection only). Injection-to-delivery latency is not measured: ringmail-gen puts no "
+            "per-message send time into the message and ringmail-sink's --record lines carry no arrival time.",
+            "", "| body | row | messages | delivered msgs/s | MMH | injection msgs/s (client) "
+            "| time-to-250 p50 ms | time-to-250 p99 ms | CPU s, total of the MTA | CPU s, gen | CPU s, sink |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (size, s), runs in rows.items():
+        mta = [sum(v for k, v in r["cpu"].items() if k not in ("ringmail-gen", "ringmail-sink")) for r in runs]
+        out.append("| %d KB | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            size // 1024, LABEL[s], runs[0]["n"], spread([rate(r) for r in runs], f0),
+            spread([rate(r) * 3600 / 1e6 for r in runs], f2), spread([r["inject_msgs_per_s"] for r in runs], f0),
+            spread([r["lat_p50_us"] for r in runs], ms), spread([r["lat_p99_us"] for r in runs], ms),
+            "—" if s == "ceiling" else spread(mta, lambda v: "%.1f" % v),
+            spread([r["cpu"].get("ringmail-gen", 0) for r in runs], lambda v: "%.1f" % v),
+            spread([r["cpu"].get("ringmail-sink", 0) for r in runs], lambda v: "%.1f" % v)))
+    out += ["", "| body | ringmail / Postfix | ringmail / ceiling |", "|---|---|---|"]
+    for size, (rp, rc) in ratios(rows).items():
+        out.append("| %d KB | %s | %s |" % (size // 1024, "n/a" if rp is None else "%.2f" % rp,
+                                            "n/a" if rc is None else "%.2f" % rc))
+    out += ["", "CPU seconds per process (median over the rounds, from /proc/PID/stat between the first injection "
+            "and the moment the system was idle again; `exited` = children that ended meanwhile):", ""]
+    for (size, s), runs in rows.items():
+        med = cpu_medians(runs)
+        out.append("- %d KB %s: %s" % (size // 1024, s, ", ".join(
+            "%s %.2f" % (k, v) for k, v in sorted(med.items(), key=lambda kv: -kv[1]) if v >= 0.005) or "—"))
+    out += ["", "Host settings in force (recommended for a park node, as `ringctl doctor` checks them):", "",
+            "| setting | value | recommended | |", "|---|---|---|---|"]
+    for name, value, rec, ok in sysctl:
+        out.append("| `%s` | %s | %s | %s |" % (name, value, rec, "ok" if ok == "ok" else "**differs**"))
+    return "\n".join(out) + "\n"
+
+
+def svg(results, meta):
+    rows = rows_of(results)
+    sizes = sorted({k[0] for k in rows})
+    pw, ph, top, left, gap = 360, 260, 70, 70, 40
+    width = left + len(sizes) * (pw + gap)
+    height = top + ph + 90
+    e = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" '
+         'font-family="sans-serif" font-size="12">' % (width, height, width, height),
+         '<rect x="0" y="0" width="%d" height="%d" fill="white"/>' % (width, height),
+         '<text x="%d" y="22" font-size="16" font-weight="bold">%s</text>' % (
+             left, escape("Delivered msgs/s: median, whisker min..max over %d round(s)" % meta["rounds"])),
+         '<text x="%d" y="42" fill="#555">%s</text>' % (left, escape(meta["machine"] + "; " + meta["date"]))]
+    for i, size in enumerate(sizes):
+        x0 = left + i * (pw + gap)
+        present = [s for s, _, _ in SYSTEMS if (size, s) in rows]
+        vals = {s: [rate(r) for r in rows[(size, s)]] for s in present}
+        top_v = max([max(v) for v in vals.values()] + [1.0]) * 1.15
+        e.append('<text x="%d" y="%d" font-weight="bold">%d KB bodies</text>' % (x0, top - 12, size // 1024))
+        e.append('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#333"/>' % (x0, top + ph, x0 + pw, top + ph))
+        e.append('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#333"/>' % (x0, top, x0, top + ph))
+        for t in range(5):
+            v = top_v * t / 4
+            y = top + ph - ph * t / 4
+            e.append('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>' % (x0, y, x0 + pw, y))
+            e.append('<text x="%d" y="%.1f" text-anchor="end" fill="#555">%s</text>' % (x0 - 4, y + 4, f0(v)))
+        bw = pw / max(len(present), 1)
+        for j, s in enumerate(present):
+            v = vals[s]
+            m, lo, hi = statistics.median(v), min(v), max(v)
+            bx = x0 + j * bw + bw * 0.2
+            h = ph * m / top_v
+            e.append('<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s</title></rect>' % (
+                bx, top + ph - h, bw * 0.6, h, COLOUR[s], escape("%s: %s msgs/s" % (LABEL[s], spread(v, f0)))))
+            cx, ylo, yhi = bx + bw * 0.3, top + ph - ph * lo / top_v, top + ph - ph * hi / top_v
+            e.append('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="black"/>' % (cx, ylo, cx, yhi))
+            for yy in (ylo, yhi):
+                e.append('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="black"/>' % (cx - 5, yy, cx + 5, yy))
+            e.append('<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>' % (cx, yhi - 6, f0(m)))
+            e.append('<text x="%.1f" y="%d" text-anchor="middle">%s</text>' % (cx, top + ph + 16, escape(s)))
+    ly = top + ph + 45
+    for k, (s, lab, c) in enumerate(SYSTEMS):
+        lx = left + k * 230
+        e.append('<rect x="%d" y="%d" width="12" height="12" fill="%s"/>' % (lx, ly - 10, c))
+        e.append('<text x="%d" y="%d">%s</text>' % (lx + 16, ly, escape(lab)))
+    e.append('<text x="%d" y="%d" fill="#555">%s</text>' % (left, ly + 24, escape(
+        "MMH = msgs/s × 3600 / 10⁶. Window: first injection to last arrival at ringmail-sink.")))
+    e.append("</svg>")
+    return "\n".join(e) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    for a in ("--results", "--meta", "--sysctl", "--md", "--svg"):
+        ap.add_argument(a, required=True)
+    a = ap.parse_args()
+    with open(a.results) as f:
+        results = [json.loads(line) for line in f if line.strip()]
+    with open(a.meta) as f:
+        meta = json.load(f)
+    with open(a.sysctl) as f:
+        sysctl = [line.rstrip("\n").split("\t") for line in f if line.strip()]
+    if not results:
+        print("bench_chart: no results", file=sys.stderr)
+        return 1
+    md = markdown(results, meta, sysctl)
+    with open(a.md, "w") as f:
+        f.write(md)
+    with open(a.svg, "w") as f:
+        f.write(svg(results, meta))
+    print(md)
+    for size, (rp, rc) in ratios(rows_of(results)).items():
+        print("ratio %d KB: ringmail/Postfix %s, ringmail/ceiling %s" % (
+            size // 1024, "n/a" if rp is None else "%.2f" % rp, "n/a" if rc is None else "%.2f" % rc))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
