@@ -144,6 +144,7 @@ struct gen_conn {
     unsigned step;
     uint64_t seq;
     uint64_t t_mail;
+    uint64_t sent_us; /* CLOCK_REALTIME when MAIL FROM was queued: the X-Gen-Sent value */
     unsigned *rcpt_dom; /* domain index of each recipient of the current transaction */
 };
 
@@ -198,8 +199,13 @@ int gen_msg_file_body(const char *path, char **out, size_t *out_len, char **err)
 /* gen_msg_stuff - CRLF-normalise and dot-stuff len bytes into a new buffer */
 void gen_msg_stuff(const char *in, size_t len, char **out, size_t *out_len);
 unsigned gen_msg_pick_domain(const struct gen_opts *o);
-/* gen_msg_headers - the RFC 5322 header block (with the blank line) of message seq */
-char *gen_msg_headers(const struct gen *g, uint64_t seq, const char *rcpt_domain);
+/*
+ * gen_msg_headers - the RFC 5322 header block (with the blank line) of message seq, X-Gen-Sent
+ * (sent_us, microseconds since the epoch) first
+ */
+char *gen_msg_headers(const struct gen *g, uint64_t seq, const char *rcpt_domain, uint64_t sent_us);
+/* gen_msg_stamp - the lone "X-Gen-Sent: <sent_us>" CRLF line put on top of a --body-file message */
+char *gen_msg_stamp(uint64_t sent_us);
 /* gen_msg_add_domain - "name" or "name:weight"; -EINVAL on a bad weight or too many domains */
 int gen_msg_add_domain(struct gen_opts *o, const char *arg);
 

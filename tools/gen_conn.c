@@ -267,6 +267,7 @@ static void start_tx(struct gen_conn *c, uint64_t now)
     }
     c->state = GEN_STATE_TX;
     c->t_mail = now;
+    c->sent_us = clock_real_ns() / 1000u;
     touch(c);
     if (seg_push(c, buf, n, buf))
         pump(c);
@@ -407,11 +408,11 @@ static void tx_reply(struct gen_conn *c, int code, const char *text, uint64_t no
     /* the reply to DATA */
     if (code == 354) {
         struct gen *g = c->g;
-        if (g->synthetic) {
-            char *h = gen_msg_headers(g, c->seq, g->o.domains[c->rcpt_dom[0]].name);
-            if (!seg_push(c, h, strlen(h), h))
-                return;
-        }
+        /* stamped at MAIL FROM, sent now: the header block is built when the body goes out */
+        char *h = g->synthetic ? gen_msg_headers(g, c->seq, g->o.domains[c->rcpt_dom[0]].name, c->sent_us)
+                               : gen_msg_stamp(c->sent_us);
+        if (!seg_push(c, h, strlen(h), h))
+            return;
         if (!seg_push(c, g->body, g->body_len, NULL) || !seg_push(c, dot_crlf, 3, NULL))
             return;
         c->state = GEN_STATE_BODY;

@@ -14,7 +14,8 @@
  * the ones that got 250 to RCPT in that transaction.
  * Bounds: per connection one SINK_RBUF_SIZE receive buffer, one command line of SINK_LINE_MAX bytes,
  * SINK_OUT_SIZE bytes of pending replies (input is not parsed while they are full), at most
- * --max-rcpts recipients and, with --record only, SINK_HDR_MAX bytes of headers during DATA. A command
+ * --max-rcpts recipients and, with --record only, SINK_HDR_MAX bytes of headers during DATA (with
+ * --latency alone, SINK_LAT_HDR_MAX: only X-Gen-Sent is looked for, near the top). A command
  * line longer than SINK_LINE_CUT without an end, or a message past --max-size, closes the session.
  */
 #ifndef RINGMAIL_SINK_H
@@ -38,9 +39,18 @@
 #define SINK_OUT_SIZE 8192
 #define SINK_REPLY_MAX 1024 /* room kept free in the output buffer before a command is parsed */
 #define SINK_HDR_MAX (64u * 1024u)
+/* room for X-Gen-Sent below the trace fields (Received:, DKIM-Signature:) an MTA puts on top */
+#define SINK_LAT_HDR_MAX (8u * 1024u)
+#define SINK_HIST_BUCKETS 640 /* log-linear, 16 per power of two: covers any uint64 microseconds */
 #define SINK_ERRORS_MAX 20 /* error replies in one session before 421 */
 #define SINK_RESPONSES_MAX 256
 #define SINK_TEXT_MAX 500 /* one reply line from --responses, without CRLF */
+
+struct sink_hist {
+    uint64_t buckets[SINK_HIST_BUCKETS];
+    uint64_t count;
+    uint64_t max;
+};
 
 struct sink_stats {
     uint64_t connections;
@@ -56,6 +66,9 @@ struct sink_stats {
     uint64_t timeouts;    /* sessions idle past --timeout */
     uint64_t refused;     /* connections over --max-connections */
     uint64_t first_conn_ns, last_msg_ns;
+    /* --latency: CLOCK_REALTIME at the 250 minus X-Gen-Sent, microseconds (0 when the clock went back) */
+    struct sink_hist latency;
+    uint64_t latency_missing; /* accepted messages without a readable X-Gen-Sent in the first headers */
 };
 
 struct sink_listen {
@@ -81,6 +94,7 @@ struct sink_opts {
     uint64_t seed;
     uint64_t slow_reader; /* bytes per second in DATA, 0 = full speed */
     const char *record_file;
+    bool latency; /* keep the delivery latency histogram (X-Gen-Sent to the 250) */
     uint64_t max_size;
     unsigned max_rcpts;
     unsigned max_conns; /* per worker */
@@ -153,9 +167,13 @@ struct sink_conn {
     char **rcpts; /* with --record only */
     unsigned n_rcpts;
     struct ingress_data data;
-    char *hdr; /* with --record only */
-    size_t hdr_len;
+    char *hdr; /* with --record or --latency only */
+    size_t hdr_len, hdr_cap;
     bool hdr_done;
+    /* the accepted message, for --record and --latency */
+    uint64_t arrived_us; /* CLOCK_REALTIME when the 250 after the data was decided */
+    uint64_t gen_sent_us;
+    bool has_gen_sent;
 };
 
 struct sink_worker {
@@ -202,6 +220,14 @@ uint64_t sink_fault_rand(uint64_t *state);
 void sink_record_write(struct sink_conn *c);
 /* sink_record_json_str - append s[0..len) as a JSON string; invalid UTF-8 bytes become \u00XX */
 void sink_record_json_str(char **buf, size_t *len, size_t *cap, const char *s, size_t n);
+/* sink_record_gen_sent - the value of an unfolded "X-Gen-Sent: DIGITS" line in h[0..len); -ENOENT if none */
+int sink_record_gen_sent(const char *h, size_t len, uint64_t *out);
+/* sink_record_latency - one delivery latency into the histogram */
+void sink_record_latency(struct sink_stats *st, uint64_t us);
+/* sink_record_hist_add - sum histogram a into t (the workers' into the total) */
+void sink_record_hist_add(struct sink_hist *t, const struct sink_hist *a);
+/* sink_record_percentile - upper bound of the bucket holding percentile p (0..100), capped at the max */
+uint64_t sink_record_percentile(const struct sink_hist *h, double p);
 /* sink_record_summary - the summed counters (st), with the connections of each worker (per[n]) */
 void sink_record_summary(const struct sink *s, const struct sink_stats *st, const struct sink_stats *per, unsigned n,
                          double elapsed_s);

@@ -45,6 +45,7 @@ static void usage(FILE *f)
             "  --seed N                 seed of the random faults (default 1)\n"
             "  --slow-reader BYTES_PER_S  read DATA at this rate\n"
             "  --record FILE            append one JSON line per accepted message\n"
+            "  --latency                delivery latency from ringmail-gen's X-Gen-Sent, in the summary\n"
             "  --max-size SIZE          SIZE limit: 100k, 10m (default 64m)\n"
             "  --max-rcpts N            recipients per message (default 1000)\n"
             "  --max-connections N      sessions per worker (default 1000)\n"
@@ -168,7 +169,7 @@ static int resolve(struct sink_listen *l, const char *text, char **err)
 static void parse_args(struct sink *s, int argc, char **argv)
 {
     enum { O_LISTEN = 256, O_WORKERS, O_DUR, O_JSON, O_TEMP, O_PERM, O_RESP, O_SEED, O_SLOW, O_RECORD, O_MAXSIZE,
-           O_MAXRCPT, O_MAXCONN, O_TIMEOUT, O_HOST, O_HELP };
+           O_MAXRCPT, O_MAXCONN, O_TIMEOUT, O_HOST, O_HELP, O_LATENCY };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, O_LISTEN}, {"workers", required_argument, NULL, O_WORKERS},
         {"duration", required_argument, NULL, O_DUR}, {"json", no_argument, NULL, O_JSON},
@@ -178,6 +179,7 @@ static void parse_args(struct sink *s, int argc, char **argv)
         {"max-size", required_argument, NULL, O_MAXSIZE}, {"max-rcpts", required_argument, NULL, O_MAXRCPT},
         {"max-connections", required_argument, NULL, O_MAXCONN}, {"timeout", required_argument, NULL, O_TIMEOUT},
         {"hostname", required_argument, NULL, O_HOST}, {"help", no_argument, NULL, O_HELP},
+        {"latency", no_argument, NULL, O_LATENCY},
         {NULL, 0, NULL, 0},
     };
     struct sink_opts *o = &s->o;
@@ -221,6 +223,7 @@ static void parse_args(struct sink *s, int argc, char **argv)
             rc = rc ? rc : (v ? 0 : -EINVAL);
             break;
         case O_RECORD: o->record_file = optarg; break;
+        case O_LATENCY: o->latency = true; break;
         case O_MAXSIZE: rc = parse_size(optarg, &o->max_size); break;
         case O_MAXRCPT:
             rc = parse_uint(optarg, 100000, &v);
@@ -392,6 +395,8 @@ static void sum(struct sink_stats *t, const struct sink_stats *a)
     t->errors += a->errors;
     t->timeouts += a->timeouts;
     t->refused += a->refused;
+    t->latency_missing += a->latency_missing;
+    sink_record_hist_add(&t->latency, &a->latency);
     if (a->first_conn_ns && (!t->first_conn_ns || a->first_conn_ns < t->first_conn_ns))
         t->first_conn_ns = a->first_conn_ns;
     if (a->last_msg_ns > t->last_msg_ns)

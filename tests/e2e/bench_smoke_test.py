@@ -1,6 +1,7 @@
 """Smoke test of the side-by-side bench: `tools/bench.sh --quick --out TMPDIR` (RINGMAIL_BUILD_DIR
 honoured) must exit 0, write a markdown table with the ceiling, ringmail and (when Postfix can run
-here) Postfix rows for 10 KB and 100 KB with a delivered rate above zero in each, write a well-formed
+here) Postfix rows for 10 KB and 100 KB with a delivered rate above zero and an injection-to-delivery
+p50 <= p99, p99 above zero (from ringmail-sink --latency) in each, write a well-formed
 SVG chart, print the host settings and the ratios, and leave no process and no temporary directory
 behind. Speed is not asserted.
 
@@ -78,6 +79,22 @@ class BenchSmokeTest(unittest.TestCase):
                 self.assertIsNotNone(m, "no row %s %s in\n%s" % (size, s, md))
                 self.assertGreater(int(m.group(1)), 0)
                 self.assertGreater(float(m.group(2)), 0.0, "nothing delivered: %s %s" % (size, s))
+        # the injection-to-delivery columns: next to time-to-250, measured for every row, p50 <= p99
+        header = [c.strip() for c in next(line for line in md.splitlines() if line.startswith("| body | row |"))
+                  .strip("|").split("|")]
+        i50, i99 = header.index("delivery p50 ms"), header.index("delivery p99 ms")
+        self.assertEqual(header[i50 - 2:i50], ["time-to-250 p50 ms", "time-to-250 p99 ms"])
+        for size in ("10 KB", "100 KB"):
+            for s in systems:
+                row = next((line for line in md.splitlines() if re.match(r"\| %s \| %s " % (re.escape(size), s), line)))
+                cells = [c.strip() for c in row.strip("|").split("|")]
+                self.assertEqual(len(cells), len(header), row)
+                p50, p99 = float(cells[i50]), float(cells[i99])   # "n/a" would fail here: nothing measured
+                self.assertGreater(p99, 0.0, row)   # p50 may round to 0.0 ms for the ceiling on a fast box
+                self.assertLessEqual(p50, p99, row)
+                self.assertLess(p99, 60 * 1000.0, row)
+        self.assertIn("injection-to-delivery p50", stderr)
+        self.assertNotIn("without a readable X-Gen-Sent", stderr)
         if not postfix_usable():
             self.assertIn("Postfix row skipped", md)
         self.assertRegex(md, r"\| 10 KB \| [0-9.n/a]+ \| [0-9.]+ \|")   # the ratios table

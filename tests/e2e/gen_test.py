@@ -183,6 +183,42 @@ class SinkTest(GenCase):
             # smtp-sink un-stuffs: the original lines come back, a lone "." included
             self.assertIn(b"Subject: from a file\n\n.leading dot\nbare cr\nend.\n.\nlast\n", m)
 
+    def test_each_message_stamped_with_its_send_time(self):
+        sink = self.sink()
+        tmp = tempfile.mkdtemp(prefix="ringmail-gen-body-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        path = os.path.join(tmp, "body.eml")
+        with open(path, "wb") as f:
+            f.write(b"Subject: from a file\n\nbody line\n")
+        t0 = time.time_ns() // 1000
+        rc, s, err, _, _ = run_gen("--target", "127.0.0.1:%d" % sink.port, "--concurrency", 2, "--message-count", 20,
+                                   "--rate", "40/s", "--body-size", "1k")
+        self.assertEqual(rc, 0, err)
+        rc2, s2, err2, _, _ = run_gen("--target", "127.0.0.1:%d" % sink.port, "--message-count", 3, "--body-file", path)
+        t1 = time.time_ns() // 1000
+        self.assertEqual(rc2, 0, err2)
+        self.assertEqual((s["sent"], s2["sent"]), (20, 3))
+        wait_for(lambda: len(sink.messages()) >= 23, 10, what="23 dumps")
+        time.sleep(0.2)
+        synth, files = [], []
+        for m in sink.messages():
+            stamps = [line for line in m.split(b"\n") if line.startswith(b"X-Gen-Sent:")]
+            self.assertEqual(len(stamps), 1, m[:400])
+            value = stamps[0].split(b":", 1)[1].strip()
+            self.assertTrue(value.isdigit(), stamps[0])
+            self.assertTrue(t0 <= int(value) <= t1, (t0, int(value), t1))
+            if b"Subject: from a file" in m:
+                # on top of the file's own header, the rest of the file untouched
+                self.assertIn(stamps[0] + b"\nSubject: from a file\n\nbody line\n", m)
+                files.append(int(value))
+            else:
+                # first of the generated fields (smtp-sink puts its own X- and Received: fields above)
+                self.assertIn(stamps[0] + b"\nFrom: <gen@ringmail-gen.test>\nTo: <", m)
+                synth.append(int(value))
+        self.assertEqual((len(synth), len(files)), (20, 3))
+        # stamped per message: 20 messages paced at 40/s span about half a second
+        self.assertGreater(max(synth) - min(synth), 300 * 1000, sorted(synth))
+
     def test_rate_paces_the_run(self):
         sink = self.sink()
         rc, s, err, wall, _ = run_gen("--target", "127.0.0.1:%d" % sink.port, "--concurrency", 4,

@@ -39,15 +39,16 @@ def proc_status(pid, key):
 class Sink:
     """ringmail-sink on a loopback port; stop() sends SIGTERM and returns the JSON summary."""
 
-    def __init__(self, tmp, *options, workers=1):
+    def __init__(self, tmp, *options, workers=1, record=True):
         self.record = os.path.join(tmp, "record-%d.jsonl" % time.monotonic_ns())
+        rec_opt = ["--record", self.record] if record else []
         for _ in range(5):
             self.port = free_port()
             self.err = open(os.path.join(tmp, "sink-%d.err" % self.port), "w+")
             self.out = open(os.path.join(tmp, "sink-%d.out" % self.port), "w+")
             self.proc = subprocess.Popen(
-                [SINK, "--listen", "127.0.0.1:%d" % self.port, "--workers", str(workers), "--json",
-                 "--record", self.record] + [str(o) for o in options],
+                [SINK, "--listen", "127.0.0.1:%d" % self.port, "--workers", str(workers), "--json"]
+                + rec_opt + [str(o) for o in options],
                 stdin=subprocess.DEVNULL, stdout=self.out, stderr=self.err)
             try:
                 wait_for(self.listening, 5, what="ringmail-sink listening")
@@ -134,8 +135,8 @@ class SinkCase(unittest.TestCase):
         self.tmp = tempfile.mkdtemp(prefix="ringmail-sink-test-")
         self.addCleanup(shutil.rmtree, self.tmp, True)
 
-    def sink(self, *options, workers=1):
-        s = Sink(self.tmp, *options, workers=workers)
+    def sink(self, *options, workers=1, record=True):
+        s = Sink(self.tmp, *options, workers=workers, record=record)
         self.addCleanup(s.kill)
         return s
 
@@ -419,6 +420,69 @@ class BoundsTest(SinkCase):
         s = json.loads(sink.out.read().splitlines()[-1])
         self.assertTrue(2.9 < s["elapsed_s"] < 4.5, s)
         self.assertEqual((s["timeouts"], s["connections"]), (1, 2), s)
+
+
+class LatencyTest(SinkCase):
+    """ringmail-gen's X-Gen-Sent stamp against the sink's arrival clock, in --record and in --latency."""
+
+    def gen(self, port, *args):
+        if not os.access(GEN, os.X_OK):
+            self.fail("%s not built" % GEN)
+        rc, out, err = self.run_tool([GEN, "--json", "--target", "127.0.0.1:%d" % port] + [str(a) for a in args])
+        self.assertEqual(rc, 0, err)
+        return json.loads(out.strip().splitlines()[-1])
+
+    def send_raw(self, port, message):
+        c = Client(port)
+        c.reply()
+        for line, code in (("EHLO client.test", 250), ("MAIL FROM:<s@src.test>", 250), ("RCPT TO:<r@dst.test>", 250),
+                           ("DATA", 354), (message + "\r\n.", 250), ("QUIT", 221)):
+            self.assertEqual(c.cmd(line)[0], code, line)
+        c.close()
+
+    def test_gen_to_record_has_send_stamp_before_arrival(self):
+        sink = self.sink(workers=2)
+        t0 = time.time_ns() // 1000
+        g = self.gen(sink.port, "--concurrency", 8, "--message-count", 300, "--body-size", "2k", "--rate", "600/s")
+        t1 = time.time_ns() // 1000
+        self.send_raw(sink.port, "Subject: no stamp\r\n\r\nbody")
+        s = sink.stop()
+        recs = sink.records()
+        self.assert_invariant(s, recs)
+        self.assertEqual((g["sent"], s["messages"]), (300, 301), (g, s))
+        self.assertIsNone(s["delivery_latency_us"], "no histogram without --latency")
+        stamped = [r for r in recs if r["gen_sent_us"] is not None]
+        self.assertEqual(len(stamped), 300)
+        self.assertEqual([r["subject"] for r in recs if r["gen_sent_us"] is None], ["no stamp"])
+        for r in recs:
+            self.assertIsInstance(r["arrived_us"], int, r)
+            self.assertTrue(t0 <= r["arrived_us"], r)
+        for r in stamped:
+            self.assertTrue(r["headers"].startswith("X-Gen-Sent: %d\r\n" % r["gen_sent_us"]), r["headers"])
+            # sent within the client's run, arrived after it was sent and before the client ended
+            self.assertTrue(t0 <= r["gen_sent_us"] <= r["arrived_us"] <= t1, (t0, t1, r))
+            self.assertLess(r["arrived_us"] - r["gen_sent_us"], 10 * 1000 * 1000, r)
+        # a stamp per message, not per run: 300 messages paced at 600/s span about half a second
+        sent = sorted(r["gen_sent_us"] for r in stamped)
+        self.assertGreater(sent[-1] - sent[0], 300 * 1000, "stamps span %d us" % (sent[-1] - sent[0]))
+
+    def test_latency_histogram_without_record(self):
+        sink = self.sink("--latency", workers=2, record=False)
+        g = self.gen(sink.port, "--concurrency", 8, "--message-count", 400, "--body-size", "4k")
+        # one message with no stamp, one whose stamp says it was sent 2 s ago: the maximum must show it
+        self.send_raw(sink.port, "Subject: no stamp\r\n\r\nbody")
+        self.send_raw(sink.port, "Received: from a by b; Sat, 28 Nov 2026 07:37:19 +0000\r\n"
+                                 "X-Gen-Sent: %d\r\nSubject: old\r\n\r\nbody" % (time.time_ns() // 1000 - 2000000))
+        s = sink.stop()
+        self.assertFalse(os.path.exists(sink.record), "--latency alone writes no file")
+        self.assertEqual((g["sent"], s["messages"]), (400, 402), (g, s))
+        lat = s["delivery_latency_us"]
+        self.assertEqual((lat["count"], lat["missing"]), (401, 1), lat)
+        self.assertTrue(0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"], lat)
+        self.assertTrue(2000000 <= lat["max"] < 2000000 + 5000000, lat)
+        # gen -> sink directly: the delivery p99 cannot be far from the client's own time-to-250 p99
+        self.assertLess(lat["p99"], 2000000, lat)
+        self.assertLessEqual(lat["p50"], g["latency_us"]["max"] * 2 + 1000, (lat, g["latency_us"]))
 
 
 if __name__ == "__main__":
