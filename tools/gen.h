@@ -25,6 +25,7 @@
 #include <sys/uio.h>
 
 #include "../common/evl.h"
+#include "lat_hist.h"
 
 #define GEN_LINE_MAX 2048
 #define GEN_REPLY_LINES_MAX 200
@@ -33,7 +34,6 @@
 #define GEN_CBUF_SIZE 65536
 #define GEN_DOMAINS_MAX 64
 #define GEN_RCPTS_MAX 1000
-#define GEN_HIST_BUCKETS 640
 #define GEN_BODY_MAX (256u * 1024u * 1024u)
 
 enum gen_err {
@@ -45,12 +45,6 @@ enum gen_err {
     GEN_ERR_N = 5,
 };
 
-struct gen_hist {
-    uint64_t buckets[GEN_HIST_BUCKETS];
-    uint64_t count;
-    uint64_t max;
-};
-
 struct gen_stats {
     uint64_t sent;
     uint64_t failed;
@@ -59,7 +53,7 @@ struct gen_stats {
     uint64_t tls_sessions; /* STARTTLS handshakes completed */
     uint64_t codes[1000];
     uint64_t named[GEN_ERR_N];
-    struct gen_hist latency; /* microseconds, first byte of MAIL FROM to the 250 after the data */
+    struct lat_hist latency; /* microseconds, first byte of MAIL FROM to the 250 after the data */
 };
 
 struct gen_domain {
@@ -210,8 +204,6 @@ char *gen_msg_stamp(uint64_t sent_us);
 int gen_msg_add_domain(struct gen_opts *o, const char *arg);
 
 /* gen_stats.c */
-void gen_stats_latency(struct gen_stats *st, uint64_t us);
-uint64_t gen_stats_percentile(const struct gen_hist *h, double p);
 uint64_t gen_stats_errors(const struct gen_stats *st);
 void gen_stats_print(const struct gen *g, double elapsed_s, bool json);
 void gen_stats_progress(const struct gen *g, double elapsed_s, bool final);

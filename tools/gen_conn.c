@@ -287,7 +287,7 @@ static void end_tx(struct gen_conn *c, bool ok, uint64_t now)
 
     if (ok) {
         g->st.sent++;
-        gen_stats_latency(&g->st, (now - c->t_mail) / 1000u);
+        lat_hist_add(&g->st.latency, (now - c->t_mail) / 1000u);
     } else {
         g->st.failed++;
     }

@@ -1,9 +1,7 @@
 /*
  * gen_stats - ringmail-gen's counters, latency histogram and summary
  *
- * The histogram is log-linear: exact below 16 us, then 16 buckets per power of two, so a
- * percentile is reported as its bucket's upper bound (at most 1/16 = 6 % high, never above the
- * true maximum, which is kept exactly). Memory is fixed whatever the run length.
+ * The latency histogram is lat_hist.h's, shared with ringmail-sink.
  */
 #include "gen.h"
 
@@ -12,54 +10,6 @@
 
 static const char *const err_names[GEN_ERR_N] = {"connect", "timeout", "closed", "protocol", "tls"};
 
-static unsigned bucket_of(uint64_t v)
-{
-    unsigned e, idx;
-
-    if (v < 16)
-        return (unsigned)v;
-    e = 63u - (unsigned)__builtin_clzll(v);
-    idx = 16u + (e - 4u) * 16u + (unsigned)((v >> (e - 4u)) & 15u);
-    return idx < GEN_HIST_BUCKETS ? idx : GEN_HIST_BUCKETS - 1;
-}
-
-static uint64_t bucket_upper(unsigned idx)
-{
-    unsigned e, sub;
-
-    if (idx < 16)
-        return idx;
-    e = (idx - 16u) / 16u + 4u;
-    sub = (idx - 16u) % 16u;
-    return ((uint64_t)(16u + sub) << (e - 4u)) + ((uint64_t)1 << (e - 4u)) - 1u;
-}
-
-void gen_stats_latency(struct gen_stats *st, uint64_t us)
-{
-    st->latency.buckets[bucket_of(us)]++;
-    st->latency.count++;
-    if (us > st->latency.max)
-        st->latency.max = us;
-}
-
-uint64_t gen_stats_percentile(const struct gen_hist *h, double p)
-{
-    uint64_t rank, seen = 0;
-
-    if (h->count == 0)
-        return 0;
-    rank = (uint64_t)(p / 100.0 * (double)h->count + 0.999999);
-    if (rank == 0)
-        rank = 1;
-    for (unsigned i = 0; i < GEN_HIST_BUCKETS; i++) {
-        seen += h->buckets[i];
-        if (seen >= rank) {
-            uint64_t up = bucket_upper(i);
-            return up < h->max ? up : h->max;
-        }
-    }
-    return h->max;
-}
 
 uint64_t gen_stats_errors(const struct gen_stats *st)
 {
@@ -100,7 +50,7 @@ void gen_stats_print(const struct gen *g, double elapsed_s, bool json)
 {
     const struct gen_stats *st = &g->st;
     double rate = elapsed_s > 0 ? (double)st->sent / elapsed_s : 0.0;
-    const struct gen_hist *h = &st->latency;
+    const struct lat_hist *h = &st->latency;
 
     if (json) {
         printf("{\"target\": \"%s\", \"concurrency\": %u, \"sent\": %llu, \"failed\": %llu, \"attempted\": %llu, "
@@ -112,8 +62,8 @@ void gen_stats_print(const struct gen *g, double elapsed_s, bool json)
                rate * 3600.0);
         print_errors(st, true);
         printf("}, \"latency_us\": {\"count\": %llu, \"p50\": %llu, \"p90\": %llu, \"p99\": %llu, \"max\": %llu}}\n",
-               (unsigned long long)h->count, (unsigned long long)gen_stats_percentile(h, 50),
-               (unsigned long long)gen_stats_percentile(h, 90), (unsigned long long)gen_stats_percentile(h, 99),
+               (unsigned long long)h->count, (unsigned long long)lat_hist_percentile(h, 50),
+               (unsigned long long)lat_hist_percentile(h, 90), (unsigned long long)lat_hist_percentile(h, 99),
                (unsigned long long)h->max);
     } else {
         printf("target        %s\n", g->o.target);
@@ -125,8 +75,8 @@ void gen_stats_print(const struct gen *g, double elapsed_s, bool json)
         printf("elapsed       %.3f s\n", elapsed_s);
         printf("rate          %.1f msgs/s, %.0f msgs/h\n", rate, rate * 3600.0);
         printf("latency (us)  p50 %llu  p90 %llu  p99 %llu  max %llu  (n=%llu)\n",
-               (unsigned long long)gen_stats_percentile(h, 50), (unsigned long long)gen_stats_percentile(h, 90),
-               (unsigned long long)gen_stats_percentile(h, 99), (unsigned long long)h->max,
+               (unsigned long long)lat_hist_percentile(h, 50), (unsigned long long)lat_hist_percentile(h, 90),
+               (unsigned long long)lat_hist_percentile(h, 99), (unsigned long long)h->max,
                (unsigned long long)h->count);
         printf("errors        %llu\n", (unsigned long long)gen_stats_errors(st));
         print_errors(st, false);

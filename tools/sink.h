@@ -30,6 +30,7 @@
 #include "../common/evl.h"
 #include "../ingress/ingress_data.h"
 #include "../ingress/ingress_parse.h"
+#include "lat_hist.h"
 
 #define SINK_LISTEN_MAX 16
 #define SINK_WORKERS_MAX 64
@@ -41,16 +42,9 @@
 #define SINK_HDR_MAX (64u * 1024u)
 /* room for X-Gen-Sent below the trace fields (Received:, DKIM-Signature:) an MTA puts on top */
 #define SINK_LAT_HDR_MAX (8u * 1024u)
-#define SINK_HIST_BUCKETS 640 /* log-linear, 16 per power of two: covers any uint64 microseconds */
 #define SINK_ERRORS_MAX 20 /* error replies in one session before 421 */
 #define SINK_RESPONSES_MAX 256
 #define SINK_TEXT_MAX 500 /* one reply line from --responses, without CRLF */
-
-struct sink_hist {
-    uint64_t buckets[SINK_HIST_BUCKETS];
-    uint64_t count;
-    uint64_t max;
-};
 
 struct sink_stats {
     uint64_t connections;
@@ -67,7 +61,7 @@ struct sink_stats {
     uint64_t refused;     /* connections over --max-connections */
     uint64_t first_conn_ns, last_msg_ns;
     /* --latency: CLOCK_REALTIME at the 250 minus X-Gen-Sent, microseconds (0 when the clock went back) */
-    struct sink_hist latency;
+    struct lat_hist latency;
     uint64_t latency_missing; /* accepted messages without a readable X-Gen-Sent in the first headers */
 };
 
@@ -222,12 +216,6 @@ void sink_record_write(struct sink_conn *c);
 void sink_record_json_str(char **buf, size_t *len, size_t *cap, const char *s, size_t n);
 /* sink_record_gen_sent - the value of an unfolded "X-Gen-Sent: DIGITS" line in h[0..len); -ENOENT if none */
 int sink_record_gen_sent(const char *h, size_t len, uint64_t *out);
-/* sink_record_latency - one delivery latency into the histogram */
-void sink_record_latency(struct sink_stats *st, uint64_t us);
-/* sink_record_hist_add - sum histogram a into t (the workers' into the total) */
-void sink_record_hist_add(struct sink_hist *t, const struct sink_hist *a);
-/* sink_record_percentile - upper bound of the bucket holding percentile p (0..100), capped at the max */
-uint64_t sink_record_percentile(const struct sink_hist *h, double p);
 /* sink_record_summary - the summed counters (st), with the connections of each worker (per[n]) */
 void sink_record_summary(const struct sink *s, const struct sink_stats *st, const struct sink_stats *per, unsigned n,
                          double elapsed_s);

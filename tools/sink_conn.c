@@ -239,7 +239,7 @@ static void end_of_data(struct sink_conn *c)
             c->has_gen_sent = sink_record_gen_sent(c->hdr, c->hdr_len, &c->gen_sent_us) == 0;
             /* one host, one clock: a negative span only comes from a step of the wall clock */
             if (w->s->o.latency && c->has_gen_sent)
-                sink_record_latency(&w->st, c->arrived_us > c->gen_sent_us ? c->arrived_us - c->gen_sent_us : 0);
+                lat_hist_add(&w->st.latency, c->arrived_us > c->gen_sent_us ? c->arrived_us - c->gen_sent_us : 0);
             else if (w->s->o.latency)
                 w->st.latency_missing++;
         }

@@ -396,7 +396,7 @@ static void sum(struct sink_stats *t, const struct sink_stats *a)
     t->timeouts += a->timeouts;
     t->refused += a->refused;
     t->latency_missing += a->latency_missing;
-    sink_record_hist_add(&t->latency, &a->latency);
+    lat_hist_merge(&t->latency, &a->latency);
     if (a->first_conn_ns && (!t->first_conn_ns || a->first_conn_ns < t->first_conn_ns))
         t->first_conn_ns = a->first_conn_ns;
     if (a->last_msg_ns > t->last_msg_ns)

@@ -206,63 +206,6 @@ int sink_record_gen_sent(const char *h, size_t len, uint64_t *out)
     return -ENOENT;
 }
 
-static unsigned bucket_of(uint64_t v)
-{
-    unsigned e, idx;
-
-    if (v < 16)
-        return (unsigned)v;
-    e = 63u - (unsigned)__builtin_clzll(v);
-    idx = 16u + (e - 4u) * 16u + (unsigned)((v >> (e - 4u)) & 15u);
-    return idx < SINK_HIST_BUCKETS ? idx : SINK_HIST_BUCKETS - 1;
-}
-
-static uint64_t bucket_upper(unsigned idx)
-{
-    unsigned e, sub;
-
-    if (idx < 16)
-        return idx;
-    e = (idx - 16u) / 16u + 4u;
-    sub = (idx - 16u) % 16u;
-    return ((uint64_t)(16u + sub) << (e - 4u)) + ((uint64_t)1 << (e - 4u)) - 1u;
-}
-
-void sink_record_latency(struct sink_stats *st, uint64_t us)
-{
-    st->latency.buckets[bucket_of(us)]++;
-    st->latency.count++;
-    if (us > st->latency.max)
-        st->latency.max = us;
-}
-
-void sink_record_hist_add(struct sink_hist *t, const struct sink_hist *a)
-{
-    for (unsigned i = 0; i < SINK_HIST_BUCKETS; i++)
-        t->buckets[i] += a->buckets[i];
-    t->count += a->count;
-    if (a->max > t->max)
-        t->max = a->max;
-}
-
-uint64_t sink_record_percentile(const struct sink_hist *h, double p)
-{
-    uint64_t rank, seen = 0;
-
-    if (h->count == 0)
-        return 0;
-    rank = (uint64_t)(p / 100.0 * (double)h->count + 0.999999);
-    if (rank == 0)
-        rank = 1;
-    for (unsigned i = 0; i < SINK_HIST_BUCKETS; i++) {
-        seen += h->buckets[i];
-        if (seen >= rank) {
-            uint64_t up = bucket_upper(i);
-            return up < h->max ? up : h->max;
-        }
-    }
-    return h->max;
-}
 
 static void put_opt(char **buf, size_t *len, size_t *cap, char *v)
 {
@@ -352,9 +295,9 @@ void sink_record_summary(const struct sink *s, const struct sink_stats *st, cons
             printf("{\"count\": %llu, \"missing\": %llu, \"p50\": %llu, \"p90\": %llu, \"p99\": %llu, "
                    "\"max\": %llu}",
                    (unsigned long long)st->latency.count, (unsigned long long)st->latency_missing,
-                   (unsigned long long)sink_record_percentile(&st->latency, 50),
-                   (unsigned long long)sink_record_percentile(&st->latency, 90),
-                   (unsigned long long)sink_record_percentile(&st->latency, 99),
+                   (unsigned long long)lat_hist_percentile(&st->latency, 50),
+                   (unsigned long long)lat_hist_percentile(&st->latency, 90),
+                   (unsigned long long)lat_hist_percentile(&st->latency, 99),
                    (unsigned long long)st->latency.max);
         else
             printf("null");
@@ -380,9 +323,9 @@ void sink_record_summary(const struct sink *s, const struct sink_stats *st, cons
         printf(" connections\n");
         if (s->o.latency)
             printf("delivery      p50 %llu us, p90 %llu us, p99 %llu us, max %llu us (%llu stamped, %llu not)\n",
-                   (unsigned long long)sink_record_percentile(&st->latency, 50),
-                   (unsigned long long)sink_record_percentile(&st->latency, 90),
-                   (unsigned long long)sink_record_percentile(&st->latency, 99),
+                   (unsigned long long)lat_hist_percentile(&st->latency, 50),
+                   (unsigned long long)lat_hist_percentile(&st->latency, 90),
+                   (unsigned long long)lat_hist_percentile(&st->latency, 99),
                    (unsigned long long)st->latency.max, (unsigned long long)st->latency.count,
                    (unsigned long long)st->latency_missing);
     }
