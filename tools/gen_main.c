@@ -10,6 +10,7 @@
  * See docs/tools.md.
  */
 #include "gen.h"
+#include "tool_addr.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -103,44 +104,6 @@ static int parse_per(const char *s, bool duration, double *out)
             return -EINVAL;
     }
     *out = v;
-    return 0;
-}
-
-static int resolve(struct gen *g, const char *target, char **err)
-{
-    char *host, *port;
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *res;
-    int rc;
-
-    if (target[0] == '[') {
-        const char *close = strchr(target, ']');
-        if (!close || close[1] != ':') {
-            *err = xasprintf("bad target %s (want [address]:port)", target);
-            return -EINVAL;
-        }
-        host = xstrndup(target + 1, (size_t)(close - target - 1));
-        port = xstrdup(close + 2);
-    } else {
-        const char *colon = strrchr(target, ':');
-        if (!colon || colon == target) {
-            *err = xasprintf("bad target %s (want host:port)", target);
-            return -EINVAL;
-        }
-        host = xstrndup(target, (size_t)(colon - target));
-        port = xstrdup(colon + 1);
-    }
-    rc = getaddrinfo(host, port, &hints, &res);
-    if (rc != 0) {
-        *err = xasprintf("%s: %s", target, gai_strerror(rc));
-        free(host);
-        free(port);
-        return -EINVAL;
-    }
-    memcpy(&g->addr, res->ai_addr, res->ai_addrlen);
-    g->addrlen = res->ai_addrlen;
-    freeaddrinfo(res);
-    g->host = host;
-    free(port);
     return 0;
 }
 
@@ -314,7 +277,7 @@ static void setup(struct gen *g)
     char *err = NULL;
     struct rlimit rl;
 
-    if (resolve(g, g->o.target, &err) < 0)
+    if (tool_addr_resolve(g->o.target, false, "target", &g->addr, &g->addrlen, &g->host, &err) < 0)
         fatal("%s", err);
     if (g->o.body_file) {
         if (gen_msg_file_body(g->o.body_file, &g->body, &g->body_len, &err) < 0)

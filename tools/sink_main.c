@@ -10,6 +10,7 @@
  * See docs/tools.md.
  */
 #include "sink.h"
+#include "tool_addr.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -129,41 +130,13 @@ static int parse_size(const char *s, uint64_t *out)
     return 0;
 }
 
+/* resolve - a --listen address */
 static int resolve(struct sink_listen *l, const char *text, char **err)
 {
-    char *host, *port;
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV | AI_PASSIVE}, *res;
-    int rc;
-
-    if (text[0] == '[') {
-        const char *close = strchr(text, ']');
-        if (!close || close[1] != ':') {
-            *err = xasprintf("bad listen address %s (want [address]:port)", text);
-            return -EINVAL;
-        }
-        host = xstrndup(text + 1, (size_t)(close - text - 1));
-        port = xstrdup(close + 2);
-    } else {
-        const char *colon = strrchr(text, ':');
-        if (!colon || colon == text) {
-            *err = xasprintf("bad listen address %s (want host:port)", text);
-            return -EINVAL;
-        }
-        host = xstrndup(text, (size_t)(colon - text));
-        port = xstrdup(colon + 1);
-    }
-    rc = getaddrinfo(host, port, &hints, &res);
-    free(host);
-    free(port);
-    if (rc != 0) {
-        *err = xasprintf("%s: %s", text, gai_strerror(rc));
-        return -EINVAL;
-    }
-    memcpy(&l->addr, res->ai_addr, res->ai_addrlen);
-    l->addrlen = res->ai_addrlen;
-    l->text = xstrdup(text);
-    freeaddrinfo(res);
-    return 0;
+    int rc = tool_addr_resolve(text, true, "listen address", &l->addr, &l->addrlen, NULL, err);
+    if (rc == 0)
+        l->text = xstrdup(text);
+    return rc;
 }
 
 static void parse_args(struct sink *s, int argc, char **argv)
