@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/mem.h"
+#include "base/mem.h"
 
 #define REC_MAGIC0 'R'
 #define REC_MAGIC1 'M'

@@ -18,9 +18,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../common/dns.h"
-#include "../common/role_rt.h"
-#include "egress_conn.h"
+#include "dns/dns.h"
+#include "rt/role_rt.h"
+#include "egress/egress_conn.h"
 
 #define EGRESS_MAX_JOBS 4096
 

@@ -1,15 +1,15 @@
 /*
  * egress_attempt - pure helpers of one delivery attempt (see egress_attempt.h)
  */
-#include "egress_attempt.h"
+#include "egress/egress_attempt.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
-#include "../common/mem.h"
-#include "../common/proto_msg.h"
+#include "base/mem.h"
+#include "common/proto_msg.h"
 
 int egress_msg_decode(const void *run, size_t len, struct egress_msg *out, const char **why)
 {

@@ -23,9 +23,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../common/proto_dlv.h"
-#include "../common/spool_rec.h"
-#include "egress_reply.h"
+#include "common/proto_dlv.h"
+#include "common/spool_rec.h"
+#include "egress/egress_reply.h"
 
 #define EGRESS_RCPT_MAX 10000 /* recipients of one attempt; proto_attempt_hdr.n_rcpt is 16 bits */
 

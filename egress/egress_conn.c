@@ -1,7 +1,7 @@
 /*
  * egress_conn - one outbound SMTP connection on the io_uring loop (see egress_conn.h)
  */
-#include "egress_conn.h"
+#include "egress/egress_conn.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -12,9 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../common/clock.h"
-#include "../common/log.h"
-#include "../common/mem.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/mem.h"
 
 #define EGRESS_CONN_IN_BUF 4096
 #define EGRESS_CONN_PEER_MAX 64

@@ -23,8 +23,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "../common/evl.h"
-#include "egress_smtp.h"
+#include "rt/evl.h"
+#include "egress/egress_smtp.h"
 
 struct egress_conn;
 

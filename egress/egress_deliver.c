@@ -7,7 +7,7 @@
  * (`zombie`) until it ran: the resolver has no per-lookup cancel.
  * The connection of a lease belongs to the lease; the lease forwards its events to its job.
  */
-#include "egress_job.h"
+#include "egress/egress_job.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,10 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/clock.h"
-#include "../common/log.h"
-#include "../common/mem.h"
-#include "egress_attempt.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "egress/egress_attempt.h"
 
 
 static void job_try_next(struct egress_job *j);

@@ -5,9 +5,9 @@
 #ifndef RINGMAIL_EGRESS_JOB_H
 #define RINGMAIL_EGRESS_JOB_H
 
-#include "../common/clock.h"
-#include "egress.h"
-#include "egress_attempt.h"
+#include "base/clock.h"
+#include "egress/egress.h"
+#include "egress/egress_attempt.h"
 
 #define EGRESS_RETRY_NS CLOCK_MS(100)        /* ring or arena full: try again */
 #define EGRESS_LOAD_RETRY_NS CLOCK_MS(250)   /* the spool's arena was full */

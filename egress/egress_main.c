@@ -6,9 +6,9 @@
  * the lease's connection, SMTP, report. SIGTERM drains: attempts in flight finish (bounded by the
  * supervisor's drain timeout), idle connections QUIT.
  */
-#include "../common/log.h"
-#include "../common/role_rt.h"
-#include "egress.h"
+#include "base/log.h"
+#include "rt/role_rt.h"
+#include "egress/egress.h"
 
 static void on_record(struct role_rt *rt, unsigned from, const struct proto_rec *rec)
 {

@@ -14,8 +14,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "common/log.h"
-#include "common/mem.h"
+#include "base/log.h"
+#include "base/mem.h"
 
 enum smtp_state {
     ST_BANNER = 0,

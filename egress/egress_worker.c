@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/log.h"
-#include "../common/mem.h"
-#include "egress_job.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "egress/egress_job.h"
 
 /* ---- the spool's answer ---- */
 

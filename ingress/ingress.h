@@ -17,12 +17,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../common/msgid.h"
-#include "../common/role_rt.h"
-#include "../common/tls.h"
-#include "../policy/policy_lua.h"
-#include "ingress_data.h"
-#include "ingress_parse.h"
+#include "common/msgid.h"
+#include "rt/role_rt.h"
+#include "tls/tls.h"
+#include "policy/policy_lua.h"
+#include "ingress/ingress_data.h"
+#include "ingress/ingress_parse.h"
 
 #define INGRESS_MAX_LISTENERS 16
 #define INGRESS_IN_BUF (64 * 1024)

@@ -6,13 +6,13 @@
  * Logging never blocks or fails a session: when the arena or the ring is full the record is dropped
  * and counted (log_records_dropped), the reply goes out regardless.
  */
-#include "ingress.h"
+#include "ingress/ingress.h"
 
 #include <string.h>
 #include <time.h>
 
-#include "../common/clock.h"
-#include "../common/proto_msg.h"
+#include "base/clock.h"
+#include "common/proto_msg.h"
 
 /* log_send - a Rejection record through the arena to the spool (best effort: counted when dropped) */
 static void log_send(struct role_rt *rt, const char *const str[PROTO_REJ_STRINGS], const size_t in_lens[PROTO_REJ_STRINGS])

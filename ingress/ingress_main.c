@@ -8,7 +8,7 @@
  * On SIGTERM it stops accepting, says 421 to idle sessions, lets sessions waiting for a spool ack
  * get it, and exits when none is left.
  */
-#include "ingress.h"
+#include "ingress/ingress.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,9 +19,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../common/clock.h"
-#include "../common/log.h"
-#include "../common/mem.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/mem.h"
 
 static unsigned ip_hash(int family, const uint8_t *a)
 {

@@ -8,14 +8,14 @@
  * transaction at MAIL; MAIL, RCPT and message hooks add to the transaction's, which the envelope
  * keeps (queue, tenant, campaign, routing_domain and free-form keys).
  */
-#include "ingress.h"
+#include "ingress/ingress.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/log.h"
-#include "../common/mem.h"
+#include "base/log.h"
+#include "base/mem.h"
 
 static void limits(const struct cfg *c, struct policy_lua_limits *lim)
 {

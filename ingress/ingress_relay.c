@@ -8,7 +8,7 @@
  * third domain. Domains are compared after the parser lowercased them and removed a trailing dot,
  * so "Example.COM." cannot slip past the list.
  */
-#include "ingress.h"
+#include "ingress/ingress.h"
 
 #include <string.h>
 

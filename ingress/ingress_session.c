@@ -8,7 +8,7 @@
  * Replies are buffered and sent with one send per batch.
  * Errors: peer protocol errors become SMTP replies; 20 of them in one session end it with 421.
  */
-#include "ingress.h"
+#include "ingress/ingress.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -20,9 +20,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../common/clock.h"
-#include "../common/log.h"
-#include "../common/mem.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/mem.h"
 
 #define INGRESS_MAX_ERRORS 20
 

@@ -15,7 +15,7 @@
  * Arena run layout (read by the spool, which validates every field):
  *   struct proto_msg_hdr | envelope (spool_rec encoding) | message (Received header + body)
  */
-#include "ingress.h"
+#include "ingress/ingress.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -23,11 +23,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "../common/clock.h"
-#include "../common/log.h"
-#include "../common/mem.h"
-#include "../common/proto_msg.h"
-#include "../common/spool_rec.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "common/proto_msg.h"
+#include "common/spool_rec.h"
 
 #define XFER_CHUNK (64 * 1024)
 

@@ -39,9 +39,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "common/cfg_toml.h"
-#include "common/log.h"
-#include "common/mem.h"
+#include "cfg/cfg_toml.h"
+#include "base/log.h"
+#include "base/mem.h"
 
 /* a rules file larger than this is a mistake, not a rule set */
 #define BOUNCE_CLASS_MAX_FILE (16u << 20)

@@ -10,9 +10,9 @@
  */
 #include "policy/policy_lua.h"
 
-#include "common/clock.h"
-#include "common/log.h"
-#include "common/mem.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/mem.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -7,7 +7,7 @@
  */
 #include <stdlib.h>
 
-#include "common/mem.h"
+#include "base/mem.h"
 #include "scheduler/scheduler.h"
 
 #define DELETED UINT32_MAX

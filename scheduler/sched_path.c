@@ -10,8 +10,8 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "common/log.h"
-#include "common/mem.h"
+#include "base/log.h"
+#include "base/mem.h"
 
 void sched_path_options_default(struct sched_path_options *opt)
 {

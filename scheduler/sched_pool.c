@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "common/mem.h"
+#include "base/mem.h"
 
 void sched_pool_init(struct sched_pool *p, const char *name)
 {

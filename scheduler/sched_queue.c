@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/log.h"
-#include "common/mem.h"
+#include "base/log.h"
+#include "base/mem.h"
 #include "scheduler/sched_path.h"
 
 /* a million queued messages: every byte here is a megabyte (malloc rounds 88 to 96) */

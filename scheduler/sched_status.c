@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/log.h"
-#include "common/mem.h"
+#include "base/log.h"
+#include "base/mem.h"
 #include "scheduler/scheduler.h"
 
 #define SCHED_STATUS_QUEUES 200

@@ -11,7 +11,7 @@
  */
 #include "scheduler/sched_timer.h"
 
-#include "common/log.h"
+#include "base/log.h"
 
 #define SLOT_MASK (SCHED_TIMER_SLOTS - 1u)
 #define WHEEL_SPAN_BITS (8u * SCHED_TIMER_LEVELS)

@@ -12,9 +12,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "common/dns.h"
+#include "dns/dns.h"
 #include "common/msgid.h"
-#include "common/role_rt.h"
+#include "rt/role_rt.h"
 #include "scheduler/sched_path.h"
 #include "scheduler/sched_queue.h"
 

@@ -19,7 +19,7 @@
  * reads, every index it derives is bounded by the block count, so a racing writer can make it
  * answer NULL but never point outside the data region.
  */
-#include "shm_arena.h"
+#include "shm/shm_arena.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -28,7 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../common/log.h"
+#include "base/log.h"
 
 #define ARENA_MAGIC 0x4152454e41524d31ull /* "ARENARM1" */
 #define ARENA_VERSION 1

@@ -29,7 +29,7 @@
  * shm_bell_init() switches the eventfd to O_NONBLOCK (the flag belongs to the open file, so every
  * process that inherits it sees it) because the drains must never block on an empty counter.
  */
-#include "shm_bell.h"
+#include "shm/shm_bell.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,7 +38,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../common/log.h"
+#include "base/log.h"
 
 void shm_bell_init(struct shm_bell *b, int efd)
 {

@@ -12,7 +12,7 @@
  * role cannot ftruncate the segment under the others.
  * Errors: 0 or -errno; *err (heap) says what was tried and why it failed.
  */
-#include "shm_pages.h"
+#include "shm/shm_pages.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,8 +27,8 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-#include "../common/log.h"
-#include "../common/mem.h"
+#include "base/log.h"
+#include "base/mem.h"
 
 #define SHM_PAGES_HUGE_SIZE ((size_t)2 << 20)
 #define SHM_PAGES_SMALL_SIZE ((size_t)4096)

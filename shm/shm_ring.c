@@ -21,7 +21,7 @@
  * conservative), and any re-format, re-mapping at the same address, or other writer of our index
  * changes it and drops the entry.
  */
-#include "shm_ring.h"
+#include "shm/shm_ring.h"
 
 #include <errno.h>
 #include <string.h>

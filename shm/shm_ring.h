@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../common/proto_ring.h"
+#include "common/proto_ring.h"
 
 #define SHM_RING_MAGIC 0x52494e47u /* "RING" */
 #define SHM_RING_MAX_CAPACITY (1u << 24)

@@ -6,7 +6,7 @@
  * The header holds every offset; shm_segment_attach() re-checks them against the mapped
  * size so that a corrupt or foreign header cannot send a role outside the mapping.
  */
-#include "shm_segment.h"
+#include "shm/shm_segment.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -14,9 +14,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../common/clock.h"
-#include "../common/log.h"
-#include "../common/mem.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/mem.h"
 
 #define ALIGN_UP(x, a) (((x) + ((a)-1)) & ~((uint64_t)(a)-1))
 

@@ -21,10 +21,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "shm_arena.h"
-#include "shm_bell.h"
-#include "shm_pages.h"
-#include "shm_ring.h"
+#include "shm/shm_arena.h"
+#include "shm/shm_bell.h"
+#include "shm/shm_pages.h"
+#include "shm/shm_ring.h"
 
 #define SHM_MAGIC 0x52494e474d41494cull /* "RINGMAIL" */
 #define SHM_LAYOUT_VERSION 2

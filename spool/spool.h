@@ -20,12 +20,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../common/msgid.h"
-#include "../common/role_rt.h"
-#include "spool_db.h"
-#include "spool_log.h"
-#include "../common/spool_rec.h"
-#include "../policy/bounce_class.h"
+#include "common/msgid.h"
+#include "rt/role_rt.h"
+#include "spool/spool_db.h"
+#include "spool/spool_log.h"
+#include "common/spool_rec.h"
+#include "policy/bounce_class.h"
 
 struct spool_pending {
     unsigned from;     /* ingress instance */

@@ -10,16 +10,16 @@
  * batch for the next pass, tick or idle call: an announcement is delayed, never dropped.
  * The walk's MSG_SPOOL_WALK_DONE is sent here, right after the last batch the walk filled.
  */
-#include "spool.h"
+#include "spool/spool.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/log.h"
-#include "../common/mem.h"
-#include "../common/proto_dlv.h"
-#include "spool_dlv.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "common/proto_dlv.h"
+#include "spool/spool_dlv.h"
 
 #define SPOOL_ANN_BATCH_MAX 256
 #define SPOOL_ANN_BATCH_BYTES (64u * 1024u)

@@ -19,9 +19,9 @@
 
 #include <rocksdb/c.h>
 
-#include "common/clock.h"
-#include "common/log.h"
-#include "common/mem.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/mem.h"
 
 enum spool_db_cf {
     CF_DEFAULT = 0, /* RocksDB insists on it; unused */

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/dns.h"
-#include "common/mem.h"
+#include "dns/dns.h"
+#include "base/mem.h"
 
 void spool_dlv_domain(const char *addr, char *out, size_t cap)
 {

@@ -18,8 +18,8 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "common/clock.h"
-#include "common/mem.h"
+#include "base/clock.h"
+#include "base/mem.h"
 
 /* preferred line length for what we write ourselves; hard limit is SPOOL_DSN_LINE_MAX */
 #define DSN_SOFT_COLS 76u

@@ -10,13 +10,13 @@
  * Loads read what is committed: a result in the open write batch is not visible yet, which only
  * means a recipient finished in this pass can be offered once more (the update ignores it then).
  */
-#include "spool.h"
+#include "spool/spool.h"
 
 #include <errno.h>
 #include <string.h>
 
-#include "../common/log.h"
-#include "../common/proto_msg.h"
+#include "base/log.h"
+#include "common/proto_msg.h"
 
 static void answer(struct spool *sp, unsigned to, uint32_t gen, uint64_t token, int status, uint64_t off,
                    uint64_t len)

@@ -24,8 +24,8 @@
 
 #include <zstd.h>
 
-#include "common/log.h"
-#include "common/mem.h"
+#include "base/log.h"
+#include "base/mem.h"
 
 #define STEM_LEN 22 /* YYYYMMDD-HHMMSS.ffffff */
 #define NAME_MAX_LEN 80

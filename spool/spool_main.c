@@ -10,16 +10,16 @@
  * A database that cannot be opened is fatal: the supervisor restarts the spool with backoff and
  * reports a crash loop, while ingress answers 451 to DATA (no durable ack) and nothing is lost.
  */
-#include "spool.h"
+#include "spool/spool.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../common/clock.h"
-#include "../common/log.h"
-#include "../common/mem.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/mem.h"
 
 static void on_record(struct role_rt *rt, unsigned from, const struct proto_rec *rec)
 {

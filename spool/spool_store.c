@@ -11,18 +11,18 @@
  * records (spool_wal.c). The same batch carries the envelope updates of attempt results and fails
  * (spool_upd.c); after the acks the new messages are announced in batches (spool_ann.c).
  */
-#include "spool.h"
+#include "spool/spool.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/clock.h"
-#include "../common/log.h"
-#include "../common/mem.h"
-#include "../common/proto_msg.h"
-#include "spool_dlv.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "common/proto_msg.h"
+#include "spool/spool_dlv.h"
 
 void spool_send(struct spool *sp, unsigned to, struct proto_rec *rec)
 {

@@ -11,7 +11,7 @@
  * the same message in one pass builds on the first instead of on the committed copy.
  * A recipient already final is never changed again: a repeated result is logged and ignored.
  */
-#include "spool.h"
+#include "spool/spool.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -19,11 +19,11 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../common/clock.h"
-#include "../common/log.h"
-#include "../common/mem.h"
-#include "spool_dlv.h"
-#include "spool_dsn.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "spool/spool_dlv.h"
+#include "spool/spool_dsn.h"
 
 #define SCHEDULER 1
 

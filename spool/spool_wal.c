@@ -18,14 +18,14 @@
  * power loss that takes the (unsynced) range delete, writes some records twice (docs/logs.md).
  * Rejection records change no state and stay best-effort (spool_store_rejection).
  */
-#include "spool.h"
+#include "spool/spool.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/log.h"
-#include "../common/mem.h"
+#include "base/log.h"
+#include "base/mem.h"
 
 /* records read back from RocksDB per tick while behind; the log writer flushes as they pile up */
 #define WAL_CATCHUP_STEP 16384

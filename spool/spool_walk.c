@@ -8,9 +8,9 @@
  * last batch the walk filled, with the number of messages announced. Undecodable records are moved to
  * quarantine by spool_db_walk_step and counted.
  */
-#include "spool.h"
+#include "spool/spool.h"
 
-#include "../common/log.h"
+#include "base/log.h"
 
 #define SPOOL_WALK_STEP 256
 #define SPOOL_WALK_BACKLOG 4 /* announce batches waiting for the arena */

@@ -18,8 +18,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "../common/cfg.h"
-#include "../shm/shm_segment.h"
+#include "cfg/cfg.h"
+#include "shm/shm_segment.h"
 
 struct MHD_Daemon;
 

@@ -12,7 +12,7 @@
  * through supervisor_request(). The API is served by the supervisor, not by the scheduler, so
  * that it answers while any role is down or crash-looping: that is when an operator needs it.
  */
-#include "supervisor.h"
+#include "supervisor/supervisor.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,9 +25,9 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
-#include "../common/clock.h"
-#include "../common/log.h"
-#include "../common/mem.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/mem.h"
 
 static int post_marker;
 

@@ -6,7 +6,7 @@
  * ingress runs wait in the kernel's accept queue and are served by the next instance.
  * The descriptors are not close-on-exec; ringmaild passes their numbers to ingress on its argv.
  */
-#include "supervisor.h"
+#include "supervisor/supervisor.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,9 +18,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../common/log.h"
-#include "../common/mem.h"
-#include "supervisor_bpf.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "supervisor/supervisor_bpf.h"
 
 #define LISTEN_BACKLOG 4096
 

@@ -12,7 +12,7 @@
  * SIGTERM/SIGINT: stop ingress first, then the others; SIGKILL whatever is left after
  * [supervisor] drain_timeout; exit 0.
  */
-#include "supervisor.h"
+#include "supervisor/supervisor.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -28,9 +28,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../common/clock.h"
-#include "../common/log.h"
-#include "../common/mem.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/mem.h"
 
 #define SUP_TICK_MS 50
 

@@ -12,7 +12,7 @@
  * - A ready instance whose heartbeat is older than heartbeat_timeout, or one not ready within
  *   ready_timeout, is killed (SIGKILL) and handled as a death.
  */
-#include "supervisor.h"
+#include "supervisor/supervisor.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,9 +24,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../common/clock.h"
-#include "../common/log.h"
-#include "../common/mem.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/mem.h"
 
 static void describe_status(int status, char *buf, size_t len)
 {

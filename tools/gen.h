@@ -24,8 +24,8 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#include "../common/evl.h"
-#include "lat_hist.h"
+#include "rt/evl.h"
+#include "tools/lat_hist.h"
 
 #define GEN_LINE_MAX 2048
 #define GEN_REPLY_LINES_MAX 200

@@ -10,7 +10,7 @@
  * Ownership: gen_conn_abort() shuts the socket down and cancels a pending connect; the fd is
  * closed, the tls_conn and queued segments freed only once no op is in flight (finish()).
  */
-#include "gen.h"
+#include "tools/gen.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,10 +22,10 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "../common/clock.h"
-#include "../common/log.h"
-#include "../common/mem.h"
-#include "../common/tls.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "tls/tls.h"
 
 static const char dot_crlf[] = ".\r\n";
 static struct evl_op cancel_op; /* completions of cancel requests need no handling */

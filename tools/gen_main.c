@@ -9,8 +9,8 @@
  * 1 otherwise (an error without --keep-going stops the run at once), 2 on bad usage.
  * See docs/tools.md.
  */
-#include "gen.h"
-#include "tool_addr.h"
+#include "tools/gen.h"
+#include "tools/tool_addr.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -23,10 +23,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "../common/clock.h"
-#include "../common/log.h"
-#include "../common/mem.h"
-#include "../common/tls.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "tls/tls.h"
 
 #define GEN_CONCURRENCY_MAX 8000
 

@@ -11,7 +11,7 @@
  * subtracts it from its arrival time to get injection-to-delivery latency, and placing it on top
  * keeps it inside the first few KiB that a sink scans even after an MTA prepends its trace fields.
  */
-#include "gen.h"
+#include "tools/gen.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../common/mem.h"
+#include "base/mem.h"
 
 int gen_msg_parse_size(const char *text, size_t *out)
 {

@@ -3,7 +3,7 @@
  *
  * The latency histogram is lat_hist.h's, shared with ringmail-sink.
  */
-#include "gen.h"
+#include "tools/gen.h"
 
 #include <stdio.h>
 #include <unistd.h>

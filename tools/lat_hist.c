@@ -1,7 +1,7 @@
 /*
  * lat_hist - the latency histogram shared by ringmail-gen and ringmail-sink (see lat_hist.h)
  */
-#include "lat_hist.h"
+#include "tools/lat_hist.h"
 
 static unsigned bucket_of(uint64_t v)
 {

@@ -24,7 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../common/mem.h"
+#include "base/mem.h"
 
 #define RINGCTL_MAX_RESPONSE (16u << 20)
 #define RINGCTL_TIMEOUT_MS 15000

@@ -27,10 +27,10 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "../common/evl.h"
-#include "../ingress/ingress_data.h"
-#include "../ingress/ingress_parse.h"
-#include "lat_hist.h"
+#include "rt/evl.h"
+#include "ingress/ingress_data.h"
+#include "ingress/ingress_parse.h"
+#include "tools/lat_hist.h"
 
 #define SINK_LISTEN_MAX 16
 #define SINK_WORKERS_MAX 64

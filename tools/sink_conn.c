@@ -16,7 +16,7 @@
  * Ownership: the connection owns its fd, its transaction strings and header buffer; it is freed
  * once sink_conn_abort() ran and no op is in flight.
  */
-#include "sink.h"
+#include "tools/sink.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,9 +29,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../common/clock.h"
-#include "../common/log.h"
-#include "../common/mem.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/mem.h"
 
 #define SINK_LINGER_NS CLOCK_SEC(2) /* CLOSING: how long the peer gets to read our last reply and hang up */
 

@@ -9,7 +9,7 @@
  * picked from the 4xx or 5xx pool: the --responses file, or the built-in provider-like set.
  * A reply line that says "x.x.x.x" gets the client's address there, as the providers' do.
  */
-#include "sink.h"
+#include "tools/sink.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -17,8 +17,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../common/log.h"
-#include "../common/mem.h"
+#include "base/log.h"
+#include "base/mem.h"
 
 /* written for this tool in the manner of large providers' deferrals and refusals */
 static const char *const builtin[] = {

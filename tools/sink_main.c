@@ -9,8 +9,8 @@
  * Exit: 0 after a clean stop, 1 when the environment is unusable (bind, io_uring), 2 on bad usage.
  * See docs/tools.md.
  */
-#include "sink.h"
-#include "tool_addr.h"
+#include "tools/sink.h"
+#include "tools/tool_addr.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,9 +24,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "../common/clock.h"
-#include "../common/log.h"
-#include "../common/mem.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/mem.h"
 
 #define SINK_TICK_NS CLOCK_MS(100)
 

@@ -18,7 +18,7 @@
  * never above the exact maximum), summed into the summary's "delivery_latency_us". Fixed memory and
  * no I/O per message, unlike --record.
  */
-#include "sink.h"
+#include "tools/sink.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -27,8 +27,8 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "../common/log.h"
-#include "../common/mem.h"
+#include "base/log.h"
+#include "base/mem.h"
 
 static void put(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
 {

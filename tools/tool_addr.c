@@ -1,14 +1,14 @@
 /*
  * tool_addr - "host:port" parsing and resolution shared by the load tools (see tool_addr.h)
  */
-#include "tool_addr.h"
+#include "tools/tool_addr.h"
 
 #include <errno.h>
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/mem.h"
+#include "base/mem.h"
 
 int tool_addr_resolve(const char *text, bool passive, const char *what, struct sockaddr_storage *addr,
                       socklen_t *len, char **host_out, char **err)

@@ -19,6 +19,9 @@ import xml.etree.ElementTree as ET
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from ringmail_node import BUILD_DIR  # noqa: E402
 
+# meson: see discover.py
+MESON = {"suite": "bench", "timeout": 300, "tools": ["gen", "sink"]}
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 BENCH = os.path.join(ROOT, "tools", "bench.sh")
 SYSCTLS = ["net.core.somaxconn", "net.ipv4.ip_local_port_range", "net.ipv4.tcp_tw_reuse", "fs.file-max",

@@ -26,6 +26,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from ringmail_node import Node, pid_alive, wait_for  # noqa: E402
 from peers import free_udp_tcp_port  # noqa: E402
 
+# meson: see discover.py
+MESON = {"suite": "crash", "timeout": 180}
+
 ID_RE = re.compile(r"id=([0-9a-f]{32})")
 
 

@@ -26,6 +26,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from ringmail_node import Node, free_port, wait_for  # noqa: E402
 from peers import DnsServer, Sink  # noqa: E402
 
+# meson: see discover.py
+MESON = {"suite": "delivery"}
+
 ID_RE = re.compile(r"id=([0-9a-f]{32})")
 SMTP_SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
 SENDER = "s@good.test"

@@ -19,6 +19,9 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from ringmail_node import BUILD_DIR, Node, free_port, pid_alive, wait_for  # noqa: E402
 
+# meson: see discover.py
+MESON = {"tools": ["gen"]}
+
 GEN = os.path.join(BUILD_DIR, "tools", "ringmail-gen")
 
 

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../../common/proto_msg.h"
-#include "../../../egress/egress_attempt.h"
+#include "common/proto_msg.h"
+#include "egress/egress_attempt.h"
 
 static int failures;
 

@@ -8,8 +8,8 @@
  */
 #include "policy/policy_lua.h"
 
-#include "common/clock.h"
-#include "common/log.h"
+#include "base/clock.h"
+#include "base/log.h"
 
 #include <errno.h>
 #include <stdio.h>

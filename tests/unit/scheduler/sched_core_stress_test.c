@@ -20,7 +20,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/mem.h"
+#include "base/mem.h"
 #include "scheduler/sched_path.h"
 #include "scheduler/sched_queue.h"
 

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/mem.h"
+#include "base/mem.h"
 #include "scheduler/sched_path.h"
 #include "scheduler/sched_queue.h"
 

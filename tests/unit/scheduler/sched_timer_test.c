@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/mem.h"
+#include "base/mem.h"
 #include "scheduler/sched_timer.h"
 
 static int failures;

@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/log.h"
+#include "base/log.h"
 #include "shm/shm_arena.h"
 #include "shm/shm_pages.h"
 

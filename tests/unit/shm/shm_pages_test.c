@@ -16,7 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "common/log.h"
+#include "base/log.h"
 #include "shm/shm_pages.h"
 
 #define NR_HUGEPAGES "/proc/sys/vm/nr_hugepages"

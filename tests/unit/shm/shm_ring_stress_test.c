@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/clock.h"
+#include "base/clock.h"
 #include "shm/shm_bell.h"
 #include "shm/shm_ring.h"
 

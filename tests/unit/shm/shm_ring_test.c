@@ -17,8 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/clock.h"
-#include "common/mem.h"
+#include "base/clock.h"
+#include "base/mem.h"
 #include "shm/shm_bell.h"
 #include "shm/shm_ring.h"
 

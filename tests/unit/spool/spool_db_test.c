@@ -22,7 +22,7 @@
 
 #include <rocksdb/c.h>
 
-#include "common/log.h"
+#include "base/log.h"
 #include "common/msgid.h"
 #include "spool/spool_db.h"
 

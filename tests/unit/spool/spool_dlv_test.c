@@ -14,7 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "common/dns.h"
+#include "dns/dns.h"
 
 static int failures;
 

@@ -16,7 +16,7 @@
 
 #include <zstd.h>
 
-#include "common/log.h"
+#include "base/log.h"
 #include "common/msgid.h"
 #include "spool/spool_db.h"
 #include "spool/spool_log.h"

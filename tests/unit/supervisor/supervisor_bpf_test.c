@@ -18,7 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "common/log.h"
+#include "base/log.h"
 #include "supervisor/supervisor_bpf.h"
 
 #define NSOCK 3

@@ -5,7 +5,7 @@
  * (every key, many errors at once with their lines, a syntax error with line:col), unreadable
  * files, the bridge's tree (order, positions, types, hostile input), KumoMTA's shaping files and
  * docs/ringmail.example.toml (which must spell out the defaults). relay_networks parsing and
- * cfg_cidr_match() (v4, v6, IPv4-mapped, /0, /32, /128), relay_domains and the tls key pair. Environment: RINGMAIL_TEST_DATA (tests/unit/common/data),
+ * cfg_cidr_match() (v4, v6, IPv4-mapped, /0, /32, /128), relay_domains and the tls key pair. Environment: RINGMAIL_TEST_DATA (tests/unit/cfg/data),
  * RINGMAIL_SHARED_DATA (default <source root>/../shared/data), RINGMAIL_EXAMPLE_CONFIG.
  * Exit 0 pass, 1 fail.
  */
@@ -19,9 +19,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common/cfg.h"
-#include "common/cfg_toml.h"
-#include "common/mem.h"
+#include "cfg/cfg.h"
+#include "cfg/cfg_toml.h"
+#include "base/mem.h"
 
 #ifndef RINGMAIL_SOURCE_ROOT
 #define RINGMAIL_SOURCE_ROOT "."
@@ -49,7 +49,7 @@ static const char *env_or(const char *name, const char *fallback)
 
 static char *data_path(const char *file)
 {
-    return xasprintf("%s/%s", env_or("RINGMAIL_TEST_DATA", RINGMAIL_SOURCE_ROOT "/tests/unit/common/data"), file);
+    return xasprintf("%s/%s", env_or("RINGMAIL_TEST_DATA", RINGMAIL_SOURCE_ROOT "/tests/unit/cfg/data"), file);
 }
 
 static char *read_file(const char *path, size_t *len)

@@ -1,8 +1,8 @@
 /*
  * mem - allocation that never returns NULL
  */
-#include "mem.h"
-#include "log.h"
+#include "base/mem.h"
+#include "base/log.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -9,7 +9,7 @@
  * (so alive) until the answer is in.
  * Errors: nothing in a DNS answer panics; it becomes a status with a reason.
  */
-#include "dns.h"
+#include "dns/dns.h"
 
 #include <arpa/inet.h>
 #include <ares.h>
@@ -18,10 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
-#include "dns_int.h"
-#include "log.h"
-#include "mem.h"
+#include "base/clock.h"
+#include "dns/dns_int.h"
+#include "base/log.h"
+#include "base/mem.h"
 
 /* ---- names ---- */
 

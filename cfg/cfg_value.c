@@ -14,7 +14,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#include "cfg_dlv.h"
+#include "cfg/cfg_dlv.h"
 
 #define CFG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define CFG_KIB (UINT64_C(1) << 10)

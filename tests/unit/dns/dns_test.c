@@ -25,11 +25,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "common/clock.h"
-#include "common/dns.h"
-#include "common/evl.h"
-#include "common/log.h"
-#include "common/mem.h"
+#include "base/clock.h"
+#include "dns/dns.h"
+#include "rt/evl.h"
+#include "base/log.h"
+#include "base/mem.h"
 
 static int failures;
 

@@ -1,7 +1,7 @@
 /*
  * role_rt - what every role process shares: attach, register, loop, rings, signals, heartbeat
  */
-#include "role_rt.h"
+#include "rt/role_rt.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -13,9 +13,9 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#include "clock.h"
-#include "log.h"
-#include "mem.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/mem.h"
 
 #define ROLE_RT_PING_NS 1000000000u /* one probe per peer per second */
 #define ROLE_RT_DRAIN_BUDGET 256     /* records per ring per pass, so one busy ring cannot starve others */

@@ -32,10 +32,10 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "common/clock.h"
-#include "common/log.h"
-#include "common/mem.h"
-#include "common/tls.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "tls/tls.h"
 
 static int failures;
 static bool cli_skipped;

@@ -14,10 +14,10 @@
 #include <poll.h>
 #include <stdlib.h>
 
-#include "clock.h"
-#include "dns_int.h"
-#include "log.h"
-#include "mem.h"
+#include "base/clock.h"
+#include "dns/dns_int.h"
+#include "base/log.h"
+#include "base/mem.h"
 
 static void on_kick(struct evl *l, struct evl_op *op, int res, unsigned flags);
 

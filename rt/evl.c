@@ -1,13 +1,13 @@
 /*
  * evl - the io_uring event loop every role runs
  */
-#include "evl.h"
+#include "rt/evl.h"
 
 #include <errno.h>
 #include <string.h>
 
-#include "log.h"
-#include "mem.h"
+#include "base/log.h"
+#include "base/mem.h"
 
 int evl_init(struct evl *l, unsigned entries, char **err)
 {

@@ -7,7 +7,7 @@
  * [egress_pool.NAME], [queue.NAME], [route."DOMAIN"], [bounce] and [dsn] with the same error rules as
  * the rest of the file (every problem reported as FILE:LINE). The lookups answer the roles' questions.
  */
-#include "cfg_dlv.h"
+#include "cfg/cfg_dlv.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -17,8 +17,8 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#include "cfg_toml.h"
-#include "mem.h"
+#include "cfg/cfg_toml.h"
+#include "base/mem.h"
 
 static char *dup_or_null(const char *s)
 {

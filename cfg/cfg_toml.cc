@@ -10,7 +10,7 @@
  * Errors: a syntax error becomes "NAME:LINE:COL: message" in *err; no C++ exception leaves this
  * file (everything is caught at the C boundary).
  */
-#include "cfg_toml.h"
+#include "cfg/cfg_toml.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -25,7 +25,7 @@
 #include <toml++/toml.h>
 
 extern "C" {
-#include "mem.h"
+#include "base/mem.h"
 }
 
 namespace {

@@ -1,7 +1,7 @@
 /*
  * dns_int - what the parts of the resolver share: dns.c, dns_cache.c, dns_ring.c
  *
- * Internal to common/dns*.c; no other module includes it. The public interface is dns.h.
+ * Internal to dns/dns*.c; no other module includes it. The public interface is dns.h.
  * dns_cache_*() keep answers: the hash table, the LRU and the negative TTL clamp.
  * dns_ring_*() are the io_uring side: c-ares sockets, the ares_timeout() timer, and the
  * ready list whose NOP completion delivers answers outside c-ares and the caller's stack.
@@ -13,7 +13,7 @@
 
 #include <ares.h>
 
-#include "dns.h"
+#include "dns/dns.h"
 
 #define DNS_T_A 1
 #define DNS_T_CNAME 5

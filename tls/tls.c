@@ -1,7 +1,7 @@
 /*
  * tls - STARTTLS on memory buffers (OpenSSL 3); contract in tls.h
  */
-#include "common/tls.h"
+#include "tls/tls.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -19,8 +19,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "common/log.h"
-#include "common/mem.h"
+#include "base/log.h"
+#include "base/mem.h"
 
 #define TLS_SELF_SIGNED_DAYS 365
 #define TLS_HOST_MAX 253

@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
-#include "dns_int.h"
-#include "log.h"
-#include "mem.h"
+#include "base/clock.h"
+#include "dns/dns_int.h"
+#include "base/log.h"
+#include "base/mem.h"
 
 static uint32_t name_hash(enum dns_kind kind, const char *s)
 {

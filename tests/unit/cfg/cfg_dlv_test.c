@@ -5,7 +5,7 @@
  * use, which must still work); each bad case must give exactly its FILE:LINE message; reloading onto
  * a loaded configuration replaces the tables; copies made by a failed reload leak nothing (ASan).
  */
-#include "common/cfg.h"
+#include "cfg/cfg.h"
 
 #include <stdio.h>
 #include <stdlib.h>

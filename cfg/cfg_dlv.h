@@ -4,8 +4,8 @@
 #ifndef RINGMAIL_CFG_DLV_H
 #define RINGMAIL_CFG_DLV_H
 
-#include "cfg.h"
-#include "cfg_toml.h"
+#include "cfg/cfg.h"
+#include "cfg/cfg_toml.h"
 
 /* cfg.c's error list and checks, shared with the delivery tables */
 struct cfg_errs;

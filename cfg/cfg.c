@@ -10,7 +10,7 @@
  * checked for characters that would break them, so a config string cannot inject CR/LF or NUL.
  * Ownership: a struct cfg owns all its strings; cfg_fini() frees them.
  */
-#include "cfg.h"
+#include "cfg/cfg.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -25,9 +25,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "cfg_dlv.h"
-#include "cfg_toml.h"
-#include "mem.h"
+#include "cfg/cfg_dlv.h"
+#include "cfg/cfg_toml.h"
+#include "base/mem.h"
 
 #define CFG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define CFG_KIB (UINT64_C(1) << 10)

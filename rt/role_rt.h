@@ -22,9 +22,9 @@
 #include <stdint.h>
 #include <sys/signalfd.h>
 
-#include "../shm/shm_segment.h"
-#include "cfg.h"
-#include "evl.h"
+#include "shm/shm_segment.h"
+#include "cfg/cfg.h"
+#include "rt/evl.h"
 
 #define ROLE_RT_MAX_PEERS (SHM_MAX_INSTANCES)
 #define ROLE_RT_TICK_NS 200000000u /* 200 ms */

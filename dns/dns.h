@@ -36,7 +36,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "evl.h"
+#include "rt/evl.h"
 
 #define DNS_NAME_MAX 253     /* a name in text form, without the trailing dot (RFC 1035 2.3.4) */
 #define DNS_TTL_MAX_S 86400u /* positive answers are not trusted for longer than this */

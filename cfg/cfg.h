@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "log.h"
+#include "base/log.h"
 
 #define CFG_MAX_LISTENERS 16
 #define CFG_MAX_WORKERS 32

@@ -1,7 +1,7 @@
 /*
  * log - process-wide logging, fatal() and panic()
  */
-#include "log.h"
+#include "base/log.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
