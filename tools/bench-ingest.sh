@@ -20,6 +20,9 @@
 # BENCH_SESSIONS (default 50). Needs ringmaild, ringctl, tools/ringmail-gen in BUILD_DIR, postfix
 # ("No configuration" install is enough), jq, python3, ss, script; strace is optional. Run as root.
 set -euo pipefail
+# shellcheck source=SCRIPTDIR/bench-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
+TMP_PREFIX=bench-ingest
 BUILD=${1:-build}
 RUNS=${2:-3}
 N_10K=${BENCH_N_10K:-40000}
@@ -28,162 +31,43 @@ N_STRACE=${BENCH_N_STRACE:-1000}
 SESSIONS=${BENCH_SESSIONS:-50}
 GEN=$BUILD/tools/ringmail-gen
 
-for b in "$BUILD/ringmaild" "$BUILD/ringctl" "$GEN"; do
-  [ -x "$b" ] || { echo "missing $b (ninja -C $BUILD)" >&2; exit 2; }
-done
-for c in postfix jq python3 ss script; do
-  command -v "$c" >/dev/null || { echo "needs $c" >&2; exit 2; }
-done
-[ "$(id -u)" = 0 ] || { echo "run as root (a private Postfix instance needs it)" >&2; exit 2; }
-[ -d /etc/postfix ] || { echo "no /etc/postfix (apt-get install postfix, 'No configuration')" >&2; exit 2; }
+need_exec " (ninja -C $BUILD)" "$BUILD/ringmaild" "$BUILD/ringctl" "$GEN"
+need_cmds postfix jq python3 ss script
+need_pf_root
 HAVE_STRACE=1
 command -v strace >/dev/null || HAVE_STRACE=0
 
-# --- cleanup: everything started here is tracked by pid or directory ---------------------------------
-PIDS=()      # ringmaild, its roles, strace
-PF_DIRS=()   # Postfix instances that may be running
-TMPS=()
-cleanup() {
-  local d p m
-  for d in "${PF_DIRS[@]}"; do pf_stop "$d"; done
-  PF_DIRS=()
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do
-    for _ in $(seq 50); do alive "$p" || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-  done
-  PIDS=()
-  for m in "${TMPS[@]}"; do rm -rf "$m"; done
-  TMPS=()
-}
-trap 'cleanup' EXIT
-trap 'echo "interrupted" >&2; cleanup; exit 130' INT TERM
-
-alive() { # $1 pid: running (a zombie counts as gone)
-  local st
-  st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-  [ -n "$st" ] && [ "${st:0:1}" != Z ]
-}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-listening() { [ -n "$(ss -Hltn "sport = :$1")" ]; }
-NEWTMP=
-newtmp() { NEWTMP=$(mktemp -d "${TMPDIR:-/tmp}/bench-ingest.XXXXXX"); chmod 755 "$NEWTMP"; TMPS+=("$NEWTMP"); }
-forget_pid() { local p out=(); for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || out+=("$p"); done; PIDS=("${out[@]}"); }
-stop_pid() { # $1 pid: TERM, wait up to 20 s, then KILL
-  kill -TERM "$1" 2>/dev/null || true
-  for _ in $(seq 200); do alive "$1" || break; sleep 0.1; done
-  kill -KILL "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-  forget_pid "$1"
-}
+# --- cleanup (tools/bench-lib.sh): node, roles, strace by pid; Postfix by directory --------------------
+cleanup_traps
 
 # --- ringmail ------------------------------------------------------------------------------------------
-RM_DIR='' RM_PID='' RM_ADMIN='' RM_SMTP='' RM_ROLES=()
-rm_counter() { # $1 role, $2 counter
-  "$BUILD/ringctl" --endpoint "127.0.0.1:$RM_ADMIN" --json status | jq "[.roles[] | select(.role==\"$1\") | .counters.$2] | add"
-}
+RM_DIR=''
 rm_start() {
   newtmp; RM_DIR=$NEWTMP
-  RM_SMTP=$(free_port); RM_ADMIN=$(free_port)
-  cat >"$RM_DIR/ringmail.toml" <<TOML
-[node]
-data_dir = "$RM_DIR/data"
-log_level = "warn"
-[[listener]]
-address = "127.0.0.1:$RM_SMTP"
-[admin]
-listen = "127.0.0.1:$RM_ADMIN"
-[ingress]
-workers = $(nproc)
-TOML
-  "$BUILD/ringmaild" --config "$RM_DIR/ringmail.toml" >"$RM_DIR/log" 2>&1 &
-  RM_PID=$!
-  PIDS+=("$RM_PID")
-  for _ in $(seq 100); do
-    "$BUILD/ringctl" --endpoint "127.0.0.1:$RM_ADMIN" status >/dev/null 2>&1 && break
-    alive "$RM_PID" || break
-    sleep 0.1
-  done
-  if ! "$BUILD/ringctl" --endpoint "127.0.0.1:$RM_ADMIN" status >/dev/null 2>&1 || ! listening "$RM_SMTP"; then
-    echo "ringmaild did not come up:" >&2; tail -20 "$RM_DIR/log" >&2; exit 1
-  fi
-  mapfile -t RM_ROLES < <(pgrep -P "$RM_PID" || true)
-  PIDS+=("${RM_ROLES[@]}")   # so that a KILLed supervisor cannot leave roles behind
+  rm_conf "$RM_DIR" "$(nproc)"
+  rm_run "$RM_DIR" "$RM_DIR/log" 0
   sleep 0.5
-}
-rm_stop() {
-  local p
-  stop_pid "$RM_PID"
-  for p in "${RM_ROLES[@]}"; do stop_pid "$p"; done
-  rm -rf "$RM_DIR"
 }
 
 # --- Postfix -------------------------------------------------------------------------------------------
-PF_DIR='' PF_PORT='' PF_MASTER=''
+PF_DIR=''
 pf_start() {
   newtmp; PF_DIR=$NEWTMP
-  PF_PORT=$(free_port)
-  mkdir -p "$PF_DIR/conf" "$PF_DIR/queue" "$PF_DIR/data"
-  cp -r /etc/postfix/postfix-files /etc/postfix/postfix-files.d /etc/postfix/dynamicmaps.cf "$PF_DIR/conf/"
-  chown postfix "$PF_DIR/data"
+  # smtpd + cleanup only (no qmgr/pickup): each message stays in queue/incoming.
   # in_flow_delay = 0: the default 1 s makes smtpd wait for a flow token that only qmgr puts back;
   # with no qmgr here every message after the first few would pause 1 s (measured: p50 = 1.0 s).
-  cat >"$PF_DIR/conf/main.cf" <<EOF
-queue_directory = $PF_DIR/queue
-data_directory = $PF_DIR/data
-mail_owner = postfix
-setgid_group = postdrop
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = bench.example.test
-mydestination =
-local_recipient_maps =
-mynetworks = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, reject
-maillog_file = $PF_DIR/maillog
-maillog_file_prefixes = $PF_DIR
-compatibility_level = 3.6
-default_process_limit = $((SESSIONS > 100 ? SESSIONS : 100))
-in_flow_delay = 0
-EOF
-  cat >"$PF_DIR/conf/master.cf" <<EOF
-127.0.0.1:$PF_PORT inet n - n - - smtpd
+  pf_conf "$PF_DIR" $((SESSIONS > 100 ? SESSIONS : 100))
+  echo 'in_flow_delay = 0' >>"$PF_DIR/conf/main.cf"
+  cat >>"$PF_DIR/conf/master.cf" <<EOF
 cleanup   unix n - n - 0 cleanup
 rewrite   unix - - n - - trivial-rewrite
 proxymap  unix - - n - - proxymap
 postlog   unix-dgram n - n - 1 postlogd
 EOF
-  postfix -c "$PF_DIR/conf" set-permissions >"$PF_DIR/start.out" 2>&1 || true
-  PF_DIRS+=("$PF_DIR")
-  script -qc "postfix -c $PF_DIR/conf start" /dev/null >>"$PF_DIR/start.out" 2>&1 || true
-  for _ in $(seq 100); do
-    [ -s "$PF_DIR/queue/pid/master.pid" ] && listening "$PF_PORT" && break
-    sleep 0.1
-  done
-  PF_MASTER=$(tr -d ' \n' <"$PF_DIR/queue/pid/master.pid" 2>/dev/null || true)
-  if [ -z "$PF_MASTER" ] || ! alive "$PF_MASTER" || ! listening "$PF_PORT"; then
-    echo "postfix did not come up:" >&2; cat "$PF_DIR/start.out" >&2; tail -20 "$PF_DIR/maillog" >&2 2>/dev/null; exit 1
-  fi
+  pf_run "$PF_DIR"
   sleep 0.5
 }
-pf_stop() { # $1 instance dir; stops master and every child by pid
-  local d=$1 m kids=() k out=()
-  m=$(tr -d ' \n' <"$d/queue/pid/master.pid" 2>/dev/null || true)
-  [ -n "$m" ] && mapfile -t kids < <(pgrep -P "$m" || true)
-  postfix -c "$d/conf" stop >/dev/null 2>&1 || true
-  if [ -n "$m" ]; then
-    for _ in $(seq 100); do alive "$m" || break; sleep 0.1; done
-    kill -KILL "$m" 2>/dev/null || true
-  fi
-  for k in "${kids[@]}"; do
-    for _ in $(seq 50); do alive "$k" || break; sleep 0.1; done
-    kill -KILL "$k" 2>/dev/null || true
-  done
-  for k in "${PF_DIRS[@]}"; do [ "$k" = "$d" ] || out+=("$k"); done
-  PF_DIRS=("${out[@]}")
-  rm -rf "$d"
-}
+pf_stop() { pf_halt "$1"; rmtmp "$1"; }   # and its directory (cleanup calls it too)
 pf_stored() { # complete queue files: cleanup sets the owner x bit once the file is final
   find "$PF_DIR/queue/incoming" -type f -perm -u+x | wc -l
 }
@@ -227,7 +111,7 @@ timed_ringmail() { # size n reuse
   gen_run "$RM_SMTP" "$1" "$2" "$3" "$RM_DIR/gen.json"
   alive "$RM_PID" || { echo "ringmaild died during the run" >&2; tail -20 "$RM_DIR/log" >&2; FAIL=1; }
   stored=$(rm_counter spool messages_stored); commits=$(rm_counter spool spool_commits)
-  rm_stop
+  rm_stop; rmtmp "$RM_DIR"
   record ringmail "$1" "$3" "$stored" "$(awk -v c="$commits" -v n="$stored" 'BEGIN {printf "%.3f", n ? c/n : 0}')"
 }
 timed_postfix() { # size n reuse
@@ -278,7 +162,7 @@ strace_ringmail() { # size n reuse
   sleep 1.5   # the message log flushes every 1 s: let its fdatasync fall inside the window
   strace_detach "$RM_DIR/strace"
   stored=$(rm_counter spool messages_stored); commits=$(rm_counter spool spool_commits)
-  rm_stop
+  rm_stop; rmtmp "$RM_DIR"
   [ "$stored" -lt "$(jq .sent <<<"$GEN_JSON")" ] && { echo "LOST in strace run (ringmail)" >&2; FAIL=1; }
   SYS_FS[ringmail,$1,$3]=$([ -n "$STRACE_CALLS" ] && awk -v c="$STRACE_CALLS" -v n="$stored" 'BEGIN {printf "%.3f", c/n}' || echo "n/a")
   RM_COMMITS_STRACE[$1,$3]=$(awk -v c="$commits" -v n="$stored" 'BEGIN {printf "%.3f", c/n}')
@@ -297,24 +181,12 @@ strace_postfix() { # size n reuse
   SYS_FS[postfix,$1,$3]=$([ -n "$STRACE_CALLS" ] && awk -v c="$STRACE_CALLS" -v n="$stored" 'BEGIN {printf "%.3f", c/n}' || echo "n/a")
 }
 
-# --- statistics ----------------------------------------------------------------------------------------
-stat3() { # numbers on stdin -> "median (min..max)" with printf format $1
-  sort -g | awk -v f="$1" '{a[NR]=$1} END {
-    m = NR % 2 ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2
-    if (NR == 1) printf f, m; else printf f " (" f ".." f ")", m, a[1], a[NR] }'
-}
-col() { # system size reuse column -> values, one a line
-  awk -F'\t' -v s="$1" -v z="$2" -v r="$3" -v c="$4" '$1==s && $2==z && $3==r {print $c}' "$RES_FILE"
-}
-
 # --- main ----------------------------------------------------------------------------------------------
 newtmp; WORK=$NEWTMP
 RES_FILE=$WORK/results.tsv
 : >"$RES_FILE"
 declare -A RATIOS
-MACHINE="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), Linux $(uname -r), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
-echo "machine: $MACHINE" >&2
-echo "start: $(date -u '+%F %T') UTC, load average $(cut -d' ' -f1-3 /proc/loadavg); N 10 KB = $N_10K, N 100 KB = $N_100K, sessions $SESSIONS, runs $RUNS" >&2
+start_banner "N 10 KB = $N_10K, N 100 KB = $N_100K, sessions $SESSIONS, runs $RUNS"
 
 for size in 10240 102400; do
   n=$([ "$size" = 10240 ] && echo "$N_10K" || echo "$N_100K")
@@ -334,7 +206,7 @@ for size in 10240 102400; do
     fi
   done
 done
-echo "end: $(date -u '+%F %T') UTC, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "end: $(load_stamp)" >&2
 
 echo
 echo "machine: $MACHINE"

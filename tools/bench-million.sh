@@ -25,6 +25,10 @@
 # existing directory that receives the status JSON of a stall). Needs ringmaild, ringctl,
 # tools/ringmail-gen in BUILD_DIR, jq, python3, ss. The spool needs about 2.5 KB per message on disk.
 set -euo pipefail
+# shellcheck source=SCRIPTDIR/bench-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
+TMP_PREFIX=bench-million
+CLEANUP_TICKS=300   # cleanup: up to 30 s per process between TERM and KILL
 BUILD=${1:-build}
 N=${BENCH_N:-1000000}
 SESSIONS=${BENCH_SESSIONS:-100}
@@ -33,51 +37,17 @@ STALL=${BENCH_STALL:-30}
 KEEP=${BENCH_KEEP_DIR:-}
 GEN=$BUILD/tools/ringmail-gen
 
-for b in "$BUILD/ringmaild" "$BUILD/ringctl" "$GEN"; do
-  [ -x "$b" ] || { echo "missing $b (ninja -C $BUILD)" >&2; exit 2; }
-done
-for c in jq python3 ss du; do
-  command -v "$c" >/dev/null || { echo "needs $c" >&2; exit 2; }
-done
+need_exec " (ninja -C $BUILD)" "$BUILD/ringmaild" "$BUILD/ringctl" "$GEN"
+need_cmds jq python3 ss du
 
-PIDS=()
-TMPS=()
-alive() { # $1 pid: running (a zombie counts as gone)
-  local st
-  st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-  [ -n "$st" ] && [ "${st:0:1}" != Z ]
-}
-cleanup() {
-  local p m
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do
-    for _ in $(seq 300); do alive "$p" || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-  done
-  PIDS=()
-  for m in "${TMPS[@]}"; do rm -rf "$m"; done
-  TMPS=()
-}
-trap 'cleanup' EXIT
-trap 'echo "interrupted" >&2; cleanup; exit 130' INT TERM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-listening() { [ -n "$(ss -Hltn "sport = :$1")" ]; }
+cleanup_traps   # tools/bench-lib.sh: the node and its roles by pid (PIDS), the directory (TMPS)
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.2f", b - a}'; }
 
-DIR=$(mktemp -d "${TMPDIR:-/tmp}/bench-million.XXXXXX"); chmod 755 "$DIR"; TMPS+=("$DIR")
-SMTP=$(free_port); ADMIN=$(free_port); DEAD_PORT=$(free_port)
-cat >"$DIR/ringmail.toml" <<TOML
-[node]
-data_dir = "$DIR/data"
-log_level = "warn"
-[[listener]]
-address = "127.0.0.1:$SMTP"
-[admin]
-listen = "127.0.0.1:$ADMIN"
-[ingress]
-workers = $(nproc)
+newtmp; DIR=$NEWTMP
+rm_conf "$DIR" "$(nproc)"   # RM_SMTP, RM_ADMIN
+DEAD_PORT=$(free_port)
+cat >>"$DIR/ringmail.toml" <<TOML
 max_connections_per_ip = $SESSIONS
 [route."*"]
 hosts = ["[127.0.0.1]:$DEAD_PORT"]
@@ -89,11 +59,8 @@ drain_timeout = "60s"
 ready_timeout = "120s"
 TOML
 
-ctl() { "$BUILD/ringctl" --endpoint "127.0.0.1:$ADMIN" "$@"; }
-counter() { # $1 role, $2 counter (sum over instances); empty when the admin API does not answer
-  ctl --json status 2>/dev/null | jq "[.roles[] | select(.role==\"$1\") | .counters.$2] | add" 2>/dev/null || true
-}
-all_ready() { ctl --json status 2>/dev/null | jq -e '[.roles[] | .state == "ready"] | all' >/dev/null 2>&1; }
+counter() { rm_counter "$@" 2>/dev/null || true; }   # empty when the admin API does not answer
+all_ready() { rm_ctl --json status 2>/dev/null | jq -e '[.roles[] | .state == "ready"] | all' >/dev/null 2>&1; }
 role_pid() { pgrep -P "$NODE" -f "ringmail-$1 " | head -1; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 anon_kb() { awk '/^RssAnon/ {print $2}' "/proc/$1/status"; }
@@ -109,14 +76,14 @@ wait_ready() { # $1 timeout seconds
   local t0; t0=$(now)
   while ! all_ready; do
     alive "$NODE" || { echo "ringmaild exited:" >&2; tail -20 "$DIR/log" >&2; exit 1; }
-    [ "$(awk -v a="$t0" -v b="$(now)" -v t="$1" 'BEGIN {print (b - a > t)}')" = 1 ] && { echo "node not ready after $1 s" >&2; ctl status >&2 || true; exit 1; }
+    [ "$(awk -v a="$t0" -v b="$(now)" -v t="$1" 'BEGIN {print (b - a > t)}')" = 1 ] && { echo "node not ready after $1 s" >&2; rm_ctl status >&2 || true; exit 1; }
     sleep 0.05
   done
-  listening "$SMTP" || { echo "no SMTP listener" >&2; exit 1; }
+  listening "$RM_SMTP" || { echo "no SMTP listener" >&2; exit 1; }
 }
 
-MACHINE="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), Linux $(uname -r), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
-echo "machine: $MACHINE; start $(date -u '+%F %T') UTC, load average $(cut -d' ' -f1-3 /proc/loadavg); N = $N" >&2
+MACHINE=$(machine_desc)
+echo "machine: $MACHINE; start $(load_stamp); N = $N" >&2
 echo "disk: $(df -h "$DIR" | tail -1)" >&2
 
 # 1. empty queue
@@ -131,7 +98,7 @@ echo "injecting $N messages with $SESSIONS sessions ..." >&2
 T_INJ=$(now)
 # in the background and waited for: a trapped INT/TERM then runs the cleanup at once, which stops
 # the client by its pid (bash runs traps only between foreground commands)
-"$GEN" --target "127.0.0.1:$SMTP" --concurrency "$SESSIONS" --message-count "$N" --body-size 1k \
+"$GEN" --target "127.0.0.1:$RM_SMTP" --concurrency "$SESSIONS" --message-count "$N" --body-size 1k \
   --messages-per-connection 0 --keep-going --json >"$DIR/gen.json" 2>"$DIR/gen.err" &
 GEN_PID=$!
 PIDS+=("$GEN_PID")
@@ -154,7 +121,7 @@ while :; do
   if [ "$(awk -v s="$(since "$T_MOVE")" -v t="$STALL" 'BEGIN {print (s > t)}')" = 1 ]; then
     STALLED=$q
     echo "STALLED: messages_queued stayed at $q of $SENT stored for $STALL s; spool messages_stored = $(counter spool messages_stored)" >&2
-    ctl --json status >"$DIR/stalled-status.json" 2>/dev/null || true
+    rm_ctl --json status >"$DIR/stalled-status.json" 2>/dev/null || true
     [ -n "$KEEP" ] && cp "$DIR/stalled-status.json" "$KEEP/" 2>/dev/null || true
     FAIL=1
     break
@@ -202,7 +169,7 @@ SCHED2=$(role_pid scheduler)
 sleep 5
 RSS2_SCHED=$(rss_kb "$SCHED2"); Q2=$(counter scheduler messages_queued)
 echo "restart: stop took $STOP_S s; all roles ready after $T_READY s; messages_queued = $q after $RESCHED_S s; scheduler VmRSS $RSS2_SCHED kB ($Q2 queued)" >&2
-echo "end $(date -u '+%F %T') UTC, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "end $(load_stamp)" >&2
 
 echo
 echo "machine: $MACHINE"

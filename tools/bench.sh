@@ -26,6 +26,9 @@
 # on a big box. Nothing here asserts a speed: exit 1 only when a run lost messages, had client errors or
 # timed out; exit 2 for bad usage or a missing tool.
 set -euo pipefail
+# shellcheck source=SCRIPTDIR/bench-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
+TMP_PREFIX=ringmail-bench TMP_PIDFILE=gen.pid PF_COPY_STRICT=0
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ROUNDS=3 QUICK=0 OUT=$ROOT/docs/benchmarks
 usage() { sed -n '6,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
@@ -50,10 +53,8 @@ if [ -z "$BUILD" ]; then
 fi
 [ -n "$BUILD" ] || { echo "no build found: set RINGMAIL_BUILD_DIR (meson setup build && ninja -C build)" >&2; exit 2; }
 GEN=$BUILD/tools/ringmail-gen SINK=$BUILD/tools/ringmail-sink
-for b in "$BUILD/ringmaild" "$BUILD/ringctl" "$GEN" "$SINK"; do
-  [ -x "$b" ] || { echo "missing $b (ninja -C $BUILD)" >&2; exit 2; }
-done
-for c in jq python3 ss; do command -v "$c" >/dev/null || { echo "needs $c" >&2; exit 2; }; done
+need_exec " (ninja -C $BUILD)" "$BUILD/ringmaild" "$BUILD/ringctl" "$GEN" "$SINK"
+need_cmds jq python3 ss
 
 # --- sizing from the machine ---------------------------------------------------------------------------
 CORES=$(nproc)
@@ -81,41 +82,10 @@ if [ -n "$PF_WHY" ]; then
   POSTFIX=0; echo "Postfix row skipped: $PF_WHY" >&2
 fi
 
-# --- cleanup: every process by pid, every directory by name, also on Ctrl-C -----------------------------
-PIDS=() PF_DIRS=() TMPS=()
-alive() { local st; st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1; [ -n "$st" ] && [ "${st:0:1}" != Z ]; }
-forget_pid() { local p out=(); for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || out+=("$p"); done; PIDS=("${out[@]}"); }
-stop_pid() { # $1 pid: TERM, up to 20 s, then KILL
-  kill -TERM "$1" 2>/dev/null || true
-  for _ in $(seq 200); do alive "$1" || break; sleep 0.1; done
-  kill -KILL "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-  forget_pid "$1"
-}
-cleanup() {
-  local d p
-  trap - INT TERM
-  for d in "${PF_DIRS[@]}"; do pf_stop "$d"; done
-  for d in "${TMPS[@]}"; do   # the driver writes the client's pid here: Ctrl-C may have hit it mid-run
-    if [ -s "$d/gen.pid" ]; then PIDS+=("$(cat "$d/gen.pid")"); fi
-  done
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do
-    for _ in $(seq 50); do alive "$p" || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-  done
-  PIDS=()
-  for d in "${TMPS[@]}"; do rm -rf "$d"; done
-  TMPS=()
-}
-trap cleanup EXIT
+# --- cleanup (tools/bench-lib.sh): every process by pid, every directory by name, also on Ctrl-C --------
+trap 'trap - INT TERM; cleanup' EXIT
 trap 'echo "interrupted" >&2; exit 130' INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-listening() { [ -n "$(ss -Hltn "sport = :$1")" ]; }
-NEWTMP=
-newtmp() { NEWTMP=$(mktemp -d "${TMPDIR:-/tmp}/ringmail-bench.XXXXXX"); chmod 755 "$NEWTMP"; TMPS+=("$NEWTMP"); }
 # ringmail's roles run as nobody and Postfix as postfix: they must be able to reach the run directories
 python3 - "${TMPDIR:-/tmp}" <<'CHK' || exit 2
 import os, sys
@@ -127,7 +97,6 @@ while True:
         break
     d = os.path.dirname(d)
 CHK
-rmtmp() { local d out=(); rm -rf "$1"; for d in "${TMPS[@]}"; do [ "$d" = "$1" ] || out+=("$d"); done; TMPS=("${out[@]}"); }
 
 # --- host settings: printed with the values a park node wants (as `ringctl doctor` checks them) --------
 sysctl_report() { # -> "name<TAB>value<TAB>recommended<TAB>ok|DIFFERS" lines
@@ -160,137 +129,34 @@ sink_start() { # $1 run directory
 }
 
 # --- ringmail ------------------------------------------------------------------------------------------
-RM_PID='' RM_ADMIN='' RM_SMTP='' RM_ROLES=()
 rm_start() { # $1 run directory
   local d=$1
-  RM_SMTP=$(free_port); RM_ADMIN=$(free_port)
-  cat >"$d/ringmail.toml" <<TOML
-[node]
-data_dir = "$d/data"
-log_level = "warn"
-[[listener]]
-address = "127.0.0.1:$RM_SMTP"
-[admin]
-listen = "127.0.0.1:$RM_ADMIN"
-[ingress]
-workers = $INGRESS_WORKERS
-[egress]
-workers = $EGRESS_WORKERS
-connection_limit = $SESSIONS
-[route."*"]
-hosts = ["[127.0.0.1]:$SINK_PORT"]
-TOML
-  "$BUILD/ringmaild" --config "$d/ringmail.toml" >"$d/ringmaild.log" 2>&1 &
-  RM_PID=$!; PIDS+=("$RM_PID")
-  for _ in $(seq 100); do
-    "$BUILD/ringctl" --endpoint "127.0.0.1:$RM_ADMIN" status >/dev/null 2>&1 && listening "$RM_SMTP" && break
-    alive "$RM_PID" || break
-    sleep 0.1
-  done
-  if ! "$BUILD/ringctl" --endpoint "127.0.0.1:$RM_ADMIN" status >/dev/null 2>&1 || ! listening "$RM_SMTP"; then
-    echo "ringmaild did not come up:" >&2; tail -20 "$d/ringmaild.log" >&2; exit 1
-  fi
-  mapfile -t RM_ROLES < <(pgrep -P "$RM_PID" || true)
-  PIDS+=("${RM_ROLES[@]}")   # a KILLed supervisor must not leave its roles behind
+  rm_conf "$d" "$INGRESS_WORKERS"
+  rm_relay_conf "$d" "$EGRESS_WORKERS" "$SESSIONS" "$SINK_PORT"
+  rm_run "$d" "$d/ringmaild.log" 1
   if [ "$HP_NEED" = 0 ]; then
     local bytes hp_kb
-    bytes=$("$BUILD/ringctl" --endpoint "127.0.0.1:$RM_ADMIN" --json status | jq '.shm.bytes // 0')
+    bytes=$(rm_ctl --json status | jq '.shm.bytes // 0')
     hp_kb=$(awk '/Hugepagesize/ {print $2}' /proc/meminfo)
     [ -n "$hp_kb" ] && [ "$hp_kb" -gt 0 ] && HP_NEED=$(((bytes + hp_kb * 1024 - 1) / (hp_kb * 1024)))
   fi
   sleep 0.3
 }
-rm_stop() {
-  local p
-  stop_pid "$RM_PID"
-  for p in "${RM_ROLES[@]}"; do stop_pid "$p"; done
-  RM_ROLES=()
-}
 
 # --- Postfix: a private instance with qmgr, relaying to the sink (recipe of tools/bench-delivery.sh) ----
-PF_PORT='' PF_MASTER=''
 pf_start() { # $1 run directory
-  local d=$1
-  PF_PORT=$(free_port)
-  mkdir -p "$d/conf" "$d/queue" "$d/data"
-  cp -r /etc/postfix/postfix-files /etc/postfix/postfix-files.d /etc/postfix/dynamicmaps.cf "$d/conf/" 2>/dev/null || true
-  chown postfix "$d/data"
   # Tuned as for bulk relaying to one smart host: as many connections to it as client sessions from
   # the start (no slow start), cached connections, enough processes for every smtpd and smtp.
-  cat >"$d/conf/main.cf" <<EOF
-queue_directory = $d/queue
-data_directory = $d/data
-mail_owner = postfix
-setgid_group = postdrop
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = bench.example.test
-mydestination =
-local_recipient_maps =
-mynetworks = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, reject
-maillog_file = $d/maillog
-maillog_file_prefixes = $d
-compatibility_level = 3.6
-default_process_limit = $((SESSIONS * 2 + 20))
-relayhost = [127.0.0.1]:$SINK_PORT
-default_destination_concurrency_limit = $SESSIONS
-smtp_destination_concurrency_limit = $SESSIONS
-initial_destination_concurrency = $SESSIONS
-smtp_connection_cache_on_demand = yes
-smtp_connection_cache_destinations = [127.0.0.1]:$SINK_PORT
-smtp_tls_security_level = none
-EOF
-  cat >"$d/conf/master.cf" <<EOF
-127.0.0.1:$PF_PORT inet n - n - - smtpd
-cleanup   unix n - n - 0 cleanup
-qmgr      unix n - n 300 1 qmgr
-rewrite   unix - - n - - trivial-rewrite
-bounce    unix - - n - 0 bounce
-defer     unix - - n - 0 bounce
-trace     unix - - n - 0 bounce
-flush     unix n - n 1000? 0 flush
-proxymap  unix - - n - - proxymap
-smtp      unix - - n - - smtp
-relay     unix - - n - - smtp
-error     unix - - n - - error
-retry     unix - - n - - error
-scache    unix - - n - 1 scache
-anvil     unix - - n - 1 anvil
-postlog   unix-dgram n - n - 1 postlogd
-EOF
-  postfix -c "$d/conf" set-permissions >"$d/start.out" 2>&1 || true
-  PF_DIRS+=("$d")
-  # postfix start wants a terminal for its messages; script(1) gives it one
-  script -qc "postfix -c $d/conf start" /dev/null >>"$d/start.out" 2>&1 || true
-  for _ in $(seq 100); do [ -s "$d/queue/pid/master.pid" ] && listening "$PF_PORT" && break; sleep 0.1; done
-  PF_MASTER=$(tr -d ' \n' <"$d/queue/pid/master.pid" 2>/dev/null || true)
-  if [ -z "$PF_MASTER" ] || ! alive "$PF_MASTER" || ! listening "$PF_PORT"; then
-    echo "postfix did not come up:" >&2; cat "$d/start.out" >&2; tail -20 "$d/maillog" >&2 2>/dev/null; exit 1
-  fi
+  pf_conf "$1" $((SESSIONS * 2 + 20))
+  pf_relay_conf "$1" "$SINK_PORT" "$SESSIONS"
+  pf_run "$1"
   sleep 0.3
-}
-pf_stop() { # $1 instance directory: master and each child by pid
-  local d=$1 m kids=() k out=()
-  m=$(tr -d ' \n' <"$d/queue/pid/master.pid" 2>/dev/null || true)
-  [ -n "$m" ] && mapfile -t kids < <(pgrep -P "$m" || true)
-  postfix -c "$d/conf" stop >/dev/null 2>&1 || true
-  if [ -n "$m" ]; then
-    for _ in $(seq 100); do alive "$m" || break; sleep 0.1; done
-    kill -KILL "$m" 2>/dev/null || true
-  fi
-  for k in "${kids[@]}"; do
-    for _ in $(seq 50); do alive "$k" || break; sleep 0.1; done
-    kill -KILL "$k" 2>/dev/null || true
-  done
-  for k in "${PF_DIRS[@]}"; do [ "$k" = "$d" ] || out+=("$k"); done
-  PF_DIRS=("${out[@]}")
 }
 
 # --- the driver of one run -----------------------------------------------------------------------------
 DRIVER=
 write_driver() { # $1 path
-  cat >"$1" <<'PY'
+  { cat <<'PY'
 """driver MODE ROOTPID SINKPID SINKPORT DONEARG TIMEOUT RUNDIR -- ringmail-gen args...
 MODE ceiling|ringmail|postfix. Opens a probe connection to the sink (its first connection marks the
 start of the window), starts the client, waits for it (rusage), then waits until the system is idle:
@@ -301,7 +167,6 @@ meanwhile via ROOTPID's cutime+cstime ("exited"). One JSON object on stdout."""
 import json, os, signal, socket, subprocess, sys, time
 mode, root, sinkpid, sinkport = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 donearg, timeout, rundir, gen = sys.argv[5], float(sys.argv[6]), sys.argv[7], sys.argv[9:]
-HZ = os.sysconf("SC_CLK_TCK")
 signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 def die_of_sigint(t, v, tb):
@@ -311,40 +176,9 @@ def die_of_sigint(t, v, tb):
         os.kill(os.getpid(), signal.SIGINT)
     sys.__excepthook__(t, v, tb)
 sys.excepthook = die_of_sigint
-
-def stat(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            s = f.read()
-        rest = s[s.rindex(")") + 2:].split()
-        return int(rest[1]), [int(x) for x in rest[11:15]]   # ppid; utime stime cutime cstime
-    except (OSError, ValueError):
-        return None
-
-def name(pid):
-    try:
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            return os.path.basename(f.read().split(b"\0")[0].decode(errors="replace")) or "?"
-    except OSError:
-        return "?"
-
-def snapshot():
-    if root <= 0:
-        return {}
-    kids = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            st = stat(int(d))
-            if st:
-                kids.setdefault(st[0], []).append(int(d))
-    res, todo = {}, [root]
-    while todo:
-        p = todo.pop()
-        st = stat(p)
-        if st:
-            res[p] = (name(p), st[1])
-        todo.extend(kids.get(p, []))
-    return res
+PY
+  proc_cpu_py
+  cat <<'PY'
 
 def idle():
     if mode == "ringmail":
@@ -403,16 +237,12 @@ while time.monotonic() - t0 < timeout:
     time.sleep(0.1)
 t1 = time.monotonic()
 s1, k1 = snapshot(), stat(sinkpid)[1]
-cpu = {}
-for p, (nm, v) in s1.items():
-    b = s0.get(p, (nm, [0, 0, 0, 0]))[1]
-    cpu[nm] = cpu.get(nm, 0) + (v[0] + v[1] - b[0] - b[1]) / HZ
-    if p == root:
-        cpu["exited"] = (v[2] + v[3] - b[2] - b[3]) / HZ
+cpu = cpu_delta(s0, s1)
 cpu["ringmail-gen"] = ru.ru_utime + ru.ru_stime if ru else 0
 cpu["ringmail-sink"] = (k1[0] + k1[1] - k0[0] - k0[1]) / HZ
 print(json.dumps({"gen_rc": rc, "idle": done, "wait_s": t1 - t0, "gen": summary, "cpu": cpu}))
 PY
+  } >"$1"
 }
 
 # --- one run -------------------------------------------------------------------------------------------
