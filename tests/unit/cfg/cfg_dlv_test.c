@@ -6,22 +6,11 @@
  * a loaded configuration replaces the tables; copies made by a failed reload leak nothing (ASan).
  */
 #include "cfg/cfg.h"
+#include "tests/lib/check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                                       \
-    do {                                                                                                       \
-        if (!(cond)) {                                                                                         \
-            failures++;                                                                                        \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                        \
-            printf(__VA_ARGS__);                                                                               \
-            printf("\n");                                                                                      \
-        }                                                                                                      \
-    } while (0)
 
 static int load(struct cfg *c, const char *text, char **err)
 {
@@ -180,10 +169,5 @@ int main(void)
     test_defaults();
     test_good();
     test_bad();
-    if (failures) {
-        printf("%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("cfg_dlv_test: all checks passed\n");
-    return 0;
+    CHECK_EXIT();
 }

@@ -22,22 +22,11 @@
 #include "cfg/cfg.h"
 #include "cfg/cfg_toml.h"
 #include "base/mem.h"
+#include "tests/lib/check.h"
 
 #ifndef RINGMAIL_SOURCE_ROOT
 #define RINGMAIL_SOURCE_ROOT "."
 #endif
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                                       \
-    do {                                                                                                       \
-        if (!(cond)) {                                                                                         \
-            failures++;                                                                                        \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                        \
-            printf(__VA_ARGS__);                                                                               \
-            printf("\n");                                                                                      \
-        }                                                                                                      \
-    } while (0)
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -861,8 +850,7 @@ static bool match_text(const struct cfg *c, const char *text)
         return cfg_cidr_match(c->relay_networks, c->n_relay_networks, AF_INET, a);
     if (inet_pton(AF_INET6, text, a) == 1)
         return cfg_cidr_match(c->relay_networks, c->n_relay_networks, AF_INET6, a);
-    printf("FAIL: test address %s does not parse\n", text);
-    failures++;
+    FAIL("test address %s does not parse", text);
     return false;
 }
 
@@ -1406,10 +1394,5 @@ int main(void)
     test_bridge_errors();
     test_shaping_files();
     test_example_config();
-    if (failures) {
-        printf("%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("cfg_test: all checks passed\n");
-    return 0;
+    CHECK_EXIT();
 }

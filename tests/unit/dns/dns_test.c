@@ -30,19 +30,7 @@
 #include "rt/evl.h"
 #include "base/log.h"
 #include "base/mem.h"
-
-static int failures;
-
-/* clang-format off */
-#define CHECK(cond, ...) do { \
-    if (!(cond)) { \
-        failures++; \
-        fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-        fprintf(stderr, __VA_ARGS__); \
-        fputc('\n', stderr); \
-    } \
-} while (0)
-/* clang-format on */
+#include "tests/lib/check.h"
 
 static struct evl L;
 static char tmpdir[64];
@@ -805,10 +793,5 @@ int main(void)
     test_hostile();
     evl_fini(&L);
 
-    if (failures) {
-        fprintf(stderr, "dns_test: %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("dns_test: ok\n");
-    return 0;
+    CHECK_EXIT();
 }

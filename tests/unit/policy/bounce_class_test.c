@@ -9,6 +9,7 @@
  * match limit instead of taking seconds.
  */
 #include "policy/bounce_class.h"
+#include "tests/lib/check.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -16,16 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-static int failures;
 static const char *data_dir;
-
-#define FAIL(...)                                                                                            \
-    do {                                                                                                     \
-        printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                          \
-        printf(__VA_ARGS__);                                                                                 \
-        printf("\n");                                                                                        \
-        failures++;                                                                                          \
-    } while (0)
 
 struct row {
     int code;
@@ -323,10 +315,5 @@ int main(void)
     test_override();
     test_errors();
     test_catastrophic();
-    if (failures) {
-        printf("%d failure(s)\n", failures);
-        return 1;
-    }
-    printf("bounce_class_test: all passed\n");
-    return 0;
+    CHECK_EXIT();
 }

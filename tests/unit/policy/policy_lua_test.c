@@ -10,6 +10,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "tests/lib/check.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -17,16 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static int failures;
 static const char *data_dir;
-
-#define FAIL(...)                                                                                            \
-    do {                                                                                                     \
-        printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                          \
-        printf(__VA_ARGS__);                                                                                 \
-        printf("\n");                                                                                        \
-        failures++;                                                                                          \
-    } while (0)
 
 static const struct policy_lua_conn conn4 = {"127.0.0.1", 40000, "127.0.0.1", 25};
 
@@ -656,10 +648,5 @@ int main(void)
     test_kumo_compat();
     test_reload();
     test_limits();
-    if (failures) {
-        printf("%d failure(s)\n", failures);
-        return 1;
-    }
-    printf("policy_lua_test: all passed\n");
-    return 0;
+    CHECK_EXIT();
 }

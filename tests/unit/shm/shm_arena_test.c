@@ -20,23 +20,12 @@
 #include "base/log.h"
 #include "shm/shm_arena.h"
 #include "shm/shm_pages.h"
+#include "tests/lib/check.h"
 
 /* test-only hook defined in shm_arena.c (kept out of the public header) */
 void shm_arena_test_lock_and_die(struct shm_arena *a);
 
 #define BLK ((uint64_t)SHM_ARENA_BLOCK)
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                                     \
-    do {                                                                                                     \
-        if (!(cond)) {                                                                                       \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                           \
-            printf(__VA_ARGS__);                                                                             \
-            printf("\n");                                                                                    \
-            failures++;                                                                                      \
-        }                                                                                                    \
-    } while (0)
 
 struct fixture {
     struct shm_pages pages;
@@ -49,9 +38,8 @@ static bool fixture_init(struct fixture *f, uint64_t blocks)
     size_t bytes = shm_arena_bytes(blocks * BLK);
 
     if (shm_pages_alloc(bytes, SHM_HUGE_OFF, &f->pages, &err) < 0) {
-        printf("FAIL: shared memory for the arena: %s\n", err);
+        FAIL("shared memory for the arena: %s", err);
         free(err);
-        failures++;
         return false;
     }
     int rc = shm_arena_init(f->pages.base, f->pages.size);
@@ -525,10 +513,5 @@ int main(void)
     test_die_holding_lock();
     test_two_processes();
 
-    if (failures) {
-        printf("%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("all shm_arena checks passed\n");
-    return 0;
+    CHECK_EXIT();
 }

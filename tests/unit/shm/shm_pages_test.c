@@ -18,23 +18,12 @@
 
 #include "base/log.h"
 #include "shm/shm_pages.h"
+#include "tests/lib/check.h"
 
 #define NR_HUGEPAGES "/proc/sys/vm/nr_hugepages"
 #define THP_SHMEM "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
 #define THP_SHMEM_2M "/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/shmem_enabled"
 #define MIB ((size_t)1 << 20)
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                                     \
-    do {                                                                                                     \
-        if (!(cond)) {                                                                                       \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                           \
-            printf(__VA_ARGS__);                                                                             \
-            printf("\n");                                                                                    \
-            failures++;                                                                                      \
-        }                                                                                                    \
-    } while (0)
 
 /* ---- saved host settings, restored whatever happens ---- */
 
@@ -459,10 +448,5 @@ int main(int argc, char **argv)
     test_thp();
     test_hugetlb();
 
-    if (failures) {
-        printf("%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("all shm_pages checks passed\n");
-    return 0;
+    CHECK_EXIT();
 }

@@ -30,6 +30,7 @@
 #include "base/clock.h"
 #include "shm/shm_bell.h"
 #include "shm/shm_ring.h"
+#include "tests/lib/check.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define STRESS_ASAN 1
@@ -350,22 +351,22 @@ static int report_consumer(const char *name, struct stress_region *g, int cst, u
            (unsigned long)atomic_load(&ctl->timeouts), (unsigned long)atomic_load(&ctl->bell.rings),
            (unsigned long)atomic_load(&ctl->gens_seen));
     if (cst != 0) {
-        printf("FAIL %s: consumer %s %d\n", name, cst < 0 ? "missed the deadline" : "exit status", cst);
+        FAIL("%s: consumer %s %d", name, cst < 0 ? "missed the deadline" : "exit status", cst);
         return 1;
     }
     if (got != total || atomic_load(&g->ring->head) != total || shm_ring_count(g->ring) != 0) {
-        printf("FAIL %s: received %lu, head %lu, left %lu, want %lu\n", name, (unsigned long)got,
+        FAIL("%s: received %lu, head %lu, left %lu, want %lu", name, (unsigned long)got,
                (unsigned long)atomic_load(&g->ring->head), (unsigned long)shm_ring_count(g->ring),
                (unsigned long)total);
         return 1;
     }
     if (atomic_load(&ctl->lost_wakeups) != 0) {
-        printf("FAIL %s: %lu bell waits timed out with records waiting (lost wake-up)\n", name,
+        FAIL("%s: %lu bell waits timed out with records waiting (lost wake-up)", name,
                (unsigned long)atomic_load(&ctl->lost_wakeups));
         return 1;
     }
     if (atomic_load(&ctl->bell.wakeups) == 0) {
-        printf("FAIL %s: the consumer was never woken by the bell\n", name);
+        FAIL("%s: the consumer was never woken by the bell", name);
         return 1;
     }
     return 0;
@@ -386,7 +387,7 @@ static int test_stream(uint64_t total)
         return 1;
     }
     if (wait_consumer_asleep(&g, deadline) != 0) {
-        printf("FAIL stream: consumer never went to sleep on an empty ring\n");
+        FAIL("stream: consumer never went to sleep on an empty ring");
         kill(cons, SIGKILL);
         waitpid(cons, NULL, 0);
         region_free(&g);
@@ -396,7 +397,7 @@ static int test_stream(uint64_t total)
     pst = prod < 0 ? 1 : wait_child(prod, deadline);
     cst = wait_child(cons, prod < 0 ? clock_mono_ns() : deadline);
     if (pst != 0) {
-        printf("FAIL stream: producer %s %d\n", pst < 0 ? "missed the deadline" : "exit status", pst);
+        FAIL("stream: producer %s %d", pst < 0 ? "missed the deadline" : "exit status", pst);
         fails++;
     }
     fails += report_consumer("stream", &g, cst, total, t0);
@@ -417,7 +418,7 @@ static int test_kill(uint64_t total, unsigned seed)
         return 1;
     cons = spawn(consumer_entry, &g, total, 0);
     if (cons < 0 || wait_consumer_asleep(&g, deadline) != 0) {
-        printf("FAIL kill: consumer did not start\n");
+        FAIL("kill: consumer did not start");
         if (cons > 0) {
             kill(cons, SIGKILL);
             waitpid(cons, NULL, 0);
@@ -443,7 +444,7 @@ static int test_kill(uint64_t total, unsigned seed)
             early_exits++; /* finished before the kill: the total is too small for this machine */
             break;
         } else {
-            printf("FAIL kill: producer generation %u status %d\n", gen, st);
+            FAIL("kill: producer generation %u status %d", gen, st);
             fails++;
             break;
         }
@@ -454,7 +455,7 @@ static int test_kill(uint64_t total, unsigned seed)
         prod = spawn(producer_entry, &g, total, gen);
         st = prod < 0 ? 1 : wait_child(prod, deadline);
         if (st != 0) {
-            printf("FAIL kill: final producer status %d\n", st);
+            FAIL("kill: final producer status %d", st);
             fails++;
         }
     }
@@ -463,7 +464,7 @@ static int test_kill(uint64_t total, unsigned seed)
            early_exits ? ", producer finished before its kill: raise RINGMAIL_STRESS_RECORDS" : "");
     fails += report_consumer("kill", &g, cst, total, t0);
     if (kills < STRESS_KILLS / 2) {
-        printf("FAIL kill: only %d kills landed while pushing\n", kills);
+        FAIL("kill: only %d kills landed while pushing", kills);
         fails++;
     }
     region_free(&g);
@@ -474,16 +475,10 @@ int main(void)
 {
     uint64_t total = env_u64("RINGMAIL_STRESS_RECORDS", STRESS_ASAN ? 10000000 : 20000000);
     unsigned seed = (unsigned)env_u64("RINGMAIL_STRESS_SEED", 20251123);
-    int fails = 0;
 
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("shm_ring_stress_test: %lu records%s\n", (unsigned long)total, STRESS_ASAN ? " (ASan build)" : "");
-    fails += test_stream(total);
-    fails += test_kill(total / 4 < 100000 ? 100000 : total / 4, seed);
-    if (fails) {
-        printf("shm_ring_stress_test: %d case(s) failed\n", fails);
-        return 1;
-    }
-    printf("shm_ring_stress_test: all passed\n");
-    return 0;
+    CHECK(test_stream(total) == 0, "stream case failed");
+    CHECK(test_kill(total / 4 < 100000 ? 100000 : total / 4, seed) == 0, "kill case failed");
+    CHECK_EXIT();
 }

@@ -21,18 +21,15 @@
 #include "base/mem.h"
 #include "shm/shm_bell.h"
 #include "shm/shm_ring.h"
+#include "tests/lib/check.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                                     \
+/* REQUIRE - CHECK that ends the test function: its later steps rely on the ring state or thread it checked */
+#define REQUIRE(cond, ...)                                                                                   \
     do {                                                                                                     \
-        if (!(cond)) {                                                                                       \
-            printf("FAIL %s:%d: %s: ", __func__, __LINE__, #cond);                                           \
-            printf(__VA_ARGS__);                                                                             \
-            printf("\n");                                                                                    \
-            failures++;                                                                                      \
+        int failed_before_ = check_failures;                                                                 \
+        CHECK(cond, __VA_ARGS__);                                                                            \
+        if (check_failures != failed_before_)                                                                \
             return;                                                                                          \
-        }                                                                                                    \
     } while (0)
 
 static struct shm_ring *ring_new(uint32_t cap)
@@ -73,12 +70,10 @@ static void test_init_capacity(void)
         struct shm_ring *r = mem;
 
         if (rc != cases[i].want) {
-            printf("FAIL test_init_capacity: capacity %u: got %d, want %d\n", cases[i].cap, rc, cases[i].want);
-            failures++;
+            FAIL("test_init_capacity: capacity %u: got %d, want %d", cases[i].cap, rc, cases[i].want);
         } else if (rc == 0 && (r->magic != SHM_RING_MAGIC || r->capacity != cases[i].cap
                                || r->mask != cases[i].cap - 1 || shm_ring_count(r) != 0)) {
-            printf("FAIL test_init_capacity: capacity %u: header not formatted\n", cases[i].cap);
-            failures++;
+            FAIL("test_init_capacity: capacity %u: header not formatted", cases[i].cap);
         }
         free(mem);
     }
@@ -88,9 +83,9 @@ static void test_init_capacity(void)
         int rc = shm_ring_init(mem + 8, 4, 0, 0);
 
         free(mem);
-        CHECK(rc == -EINVAL, "misaligned init gave %d", rc);
+        REQUIRE(rc == -EINVAL, "misaligned init gave %d", rc);
     }
-    CHECK(shm_ring_bytes(4) == 192 + 4 * 64, "shm_ring_bytes(4) = %zu", shm_ring_bytes(4));
+    REQUIRE(shm_ring_bytes(4) == 192 + 4 * 64, "shm_ring_bytes(4) = %zu", shm_ring_bytes(4));
 }
 
 static void test_order_full_empty(void)
@@ -100,32 +95,32 @@ static void test_order_full_empty(void)
     int rc;
 
     rc = shm_ring_pop(r, &out);
-    CHECK(rc == -EAGAIN, "pop on a new ring gave %d", rc);
+    REQUIRE(rc == -EAGAIN, "pop on a new ring gave %d", rc);
     for (uint64_t i = 0; i < 8; i++) {
         rec_make(&rec, 100 + i);
         rc = shm_ring_push(r, &rec);
-        CHECK(rc == 0, "push %lu gave %d", (unsigned long)i, rc);
-        CHECK(rec.seq == i, "push stamped seq %lu, want %lu", (unsigned long)rec.seq, (unsigned long)i);
-        CHECK(shm_ring_count(r) == i + 1, "count %lu", (unsigned long)shm_ring_count(r));
+        REQUIRE(rc == 0, "push %lu gave %d", (unsigned long)i, rc);
+        REQUIRE(rec.seq == i, "push stamped seq %lu, want %lu", (unsigned long)rec.seq, (unsigned long)i);
+        REQUIRE(shm_ring_count(r) == i + 1, "count %lu", (unsigned long)shm_ring_count(r));
     }
     rec_make(&rec, 999);
     rc = shm_ring_push(r, &rec);
-    CHECK(rc == -EAGAIN, "push on a full ring gave %d", rc);
-    CHECK(r->pushed_full == 1, "pushed_full %lu", (unsigned long)r->pushed_full);
+    REQUIRE(rc == -EAGAIN, "push on a full ring gave %d", rc);
+    REQUIRE(r->pushed_full == 1, "pushed_full %lu", (unsigned long)r->pushed_full);
     for (uint64_t i = 0; i < 8; i++) {
         rc = shm_ring_pop(r, &out);
-        CHECK(rc == 0, "pop %lu gave %d", (unsigned long)i, rc);
-        CHECK(out.body.ping.token == 100 + i && out.seq == i && out.body.ping.sent_ns == ~(100 + i),
+        REQUIRE(rc == 0, "pop %lu gave %d", (unsigned long)i, rc);
+        REQUIRE(out.body.ping.token == 100 + i && out.seq == i && out.body.ping.sent_ns == ~(100 + i),
               "pop %lu got token %lu seq %lu", (unsigned long)i, (unsigned long)out.body.ping.token,
               (unsigned long)out.seq);
-        CHECK(shm_ring_count(r) == 7 - i, "count after pop %lu", (unsigned long)shm_ring_count(r));
+        REQUIRE(shm_ring_count(r) == 7 - i, "count after pop %lu", (unsigned long)shm_ring_count(r));
     }
     rc = shm_ring_pop(r, &out);
-    CHECK(rc == -EAGAIN, "pop on a drained ring gave %d", rc);
+    REQUIRE(rc == -EAGAIN, "pop on a drained ring gave %d", rc);
     /* room again after draining: the producer's cached tail must not keep it "full" */
     rec_make(&rec, 7);
     rc = shm_ring_push(r, &rec);
-    CHECK(rc == 0, "push after drain gave %d", rc);
+    REQUIRE(rc == 0, "push after drain gave %d", rc);
     free(r);
 }
 
@@ -146,9 +141,9 @@ static void test_wrap_around(void)
             rec_make(&rec, next_push);
             rc = shm_ring_push(r, &rec);
             if (next_push - next_pop == 4) {
-                CHECK(rc == -EAGAIN, "push into full ring gave %d", rc);
+                REQUIRE(rc == -EAGAIN, "push into full ring gave %d", rc);
             } else {
-                CHECK(rc == 0, "push %lu gave %d", (unsigned long)next_push, rc);
+                REQUIRE(rc == 0, "push %lu gave %d", (unsigned long)next_push, rc);
                 next_push++;
             }
         }
@@ -156,18 +151,18 @@ static void test_wrap_around(void)
             int rc = shm_ring_pop(r, &out);
 
             if (next_pop == next_push) {
-                CHECK(rc == -EAGAIN, "pop from empty ring gave %d", rc);
+                REQUIRE(rc == -EAGAIN, "pop from empty ring gave %d", rc);
             } else {
-                CHECK(rc == 0, "pop %lu gave %d", (unsigned long)next_pop, rc);
-                CHECK(out.body.ping.token == next_pop && out.seq == next_pop, "pop %lu got token %lu",
+                REQUIRE(rc == 0, "pop %lu gave %d", (unsigned long)next_pop, rc);
+                REQUIRE(out.body.ping.token == next_pop && out.seq == next_pop, "pop %lu got token %lu",
                       (unsigned long)next_pop, (unsigned long)out.body.ping.token);
                 next_pop++;
             }
         }
-        CHECK(shm_ring_count(r) == next_push - next_pop, "count %lu want %lu", (unsigned long)shm_ring_count(r),
+        REQUIRE(shm_ring_count(r) == next_push - next_pop, "count %lu want %lu", (unsigned long)shm_ring_count(r),
               (unsigned long)(next_push - next_pop));
     }
-    CHECK(atomic_load(&r->head) > 4 * 20000, "only %lu pushes", (unsigned long)atomic_load(&r->head));
+    REQUIRE(atomic_load(&r->head) > 4 * 20000, "only %lu pushes", (unsigned long)atomic_load(&r->head));
     free(r);
 }
 
@@ -198,8 +193,7 @@ static void test_corrupt_slot(void)
             rec_make(&rec, n);
             rc = shm_ring_push(r, &rec);
             if (rc != 0) {
-                printf("FAIL test_corrupt_slot %s: push gave %d\n", cases[i].name, rc);
-                failures++;
+                FAIL("test_corrupt_slot %s: push gave %d", cases[i].name, rc);
             }
         }
         slot = &r->slots[6 & r->mask]; /* the middle record */
@@ -212,28 +206,24 @@ static void test_corrupt_slot(void)
         }
         rc = shm_ring_pop(r, &out);
         if (rc != 0 || out.body.ping.token != 5) {
-            printf("FAIL test_corrupt_slot %s: first pop gave %d token %lu\n", cases[i].name, rc,
+            FAIL("test_corrupt_slot %s: first pop gave %d token %lu", cases[i].name, rc,
                    (unsigned long)out.body.ping.token);
-            failures++;
         }
         rc = shm_ring_pop(r, &out);
         if (rc != -EBADMSG || r->bad_records != 1) {
-            printf("FAIL test_corrupt_slot %s: corrupt pop gave %d (bad_records %lu), want -EBADMSG\n",
+            FAIL("test_corrupt_slot %s: corrupt pop gave %d (bad_records %lu), want -EBADMSG",
                    cases[i].name, rc, (unsigned long)r->bad_records);
-            failures++;
         }
         rc = shm_ring_pop(r, &out);
         if (rc != 0 || out.body.ping.token != 7) {
-            printf("FAIL test_corrupt_slot %s: ring did not continue: %d token %lu\n", cases[i].name, rc,
+            FAIL("test_corrupt_slot %s: ring did not continue: %d token %lu", cases[i].name, rc,
                    (unsigned long)out.body.ping.token);
-            failures++;
         }
         /* and the producer can still use the skipped slot */
         rec_make(&rec, 8);
         rc = shm_ring_push(r, &rec);
         if (rc != 0 || shm_ring_pop(r, &out) != 0 || out.body.ping.token != 8 || shm_ring_count(r) != 0) {
-            printf("FAIL test_corrupt_slot %s: push/pop after the skip\n", cases[i].name);
-            failures++;
+            FAIL("test_corrupt_slot %s: push/pop after the skip", cases[i].name);
         }
         free(r);
     }
@@ -289,13 +279,11 @@ static void test_corrupt_header(void)
             rc_pop = shm_ring_pop(r, &out);
         }
         if (rc_pop != -EPROTO || rc_push != -EPROTO || atomic_load(&r->tail) != tail_before) {
-            printf("FAIL test_corrupt_header %s: pop %d push %d (want -EPROTO, nothing consumed)\n", cases[i].name,
+            FAIL("test_corrupt_header %s: pop %d push %d (want -EPROTO, nothing consumed)", cases[i].name,
                    rc_pop, rc_push);
-            failures++;
         }
         if (shm_ring_count(r) > 8) {
-            printf("FAIL test_corrupt_header %s: count %lu\n", cases[i].name, (unsigned long)shm_ring_count(r));
-            failures++;
+            FAIL("test_corrupt_header %s: count %lu", cases[i].name, (unsigned long)shm_ring_count(r));
         }
         free(r);
     }
@@ -314,27 +302,27 @@ static void test_reinit_same_memory(void)
         shm_ring_pop(r, &out);
     }
     rc = shm_ring_init(r, 4, 1, 2);
-    CHECK(rc == 0, "re-init gave %d", rc);
+    REQUIRE(rc == 0, "re-init gave %d", rc);
     for (uint64_t n = 0; n < 4; n++) {
         rec_make(&rec, n);
         rc = shm_ring_push(r, &rec);
-        CHECK(rc == 0, "push %lu after re-init gave %d", (unsigned long)n, rc);
+        REQUIRE(rc == 0, "push %lu after re-init gave %d", (unsigned long)n, rc);
     }
     rec_make(&rec, 4);
     rc = shm_ring_push(r, &rec);
-    CHECK(rc == -EAGAIN, "fifth push into a re-formatted 4-slot ring gave %d", rc);
+    REQUIRE(rc == -EAGAIN, "fifth push into a re-formatted 4-slot ring gave %d", rc);
     /* an outside reset of the indexes (no init call in this thread) drops the caches as well */
     atomic_store(&r->head, 0);
     atomic_store(&r->tail, 0);
     rc = shm_ring_pop(r, &out);
-    CHECK(rc == -EAGAIN, "pop after index reset gave %d", rc);
+    REQUIRE(rc == -EAGAIN, "pop after index reset gave %d", rc);
     for (uint64_t n = 0; n < 4; n++) {
         rec_make(&rec, n);
         rc = shm_ring_push(r, &rec);
-        CHECK(rc == 0, "push %lu after index reset gave %d", (unsigned long)n, rc);
+        REQUIRE(rc == 0, "push %lu after index reset gave %d", (unsigned long)n, rc);
     }
     rc = shm_ring_push(r, &rec);
-    CHECK(rc == -EAGAIN, "push into a full ring after index reset gave %d", rc);
+    REQUIRE(rc == -EAGAIN, "push into a full ring after index reset gave %d", rc);
     free(r);
 }
 
@@ -350,42 +338,42 @@ static void test_bell_basic(void)
     uint64_t t0, dt;
     int rc;
 
-    CHECK(efd >= 0, "eventfd: %s", strerror(errno));
+    REQUIRE(efd >= 0, "eventfd: %s", strerror(errno));
     shm_bell_init(&b, efd);
     /* consumer awake: ringing costs no write */
     rc = shm_bell_ring(&b);
-    CHECK(rc == 0 && atomic_load(&b.rings) == 0 && bell_readable(&b) == 0, "ring while awake wrote (rc %d)", rc);
+    REQUIRE(rc == 0 && atomic_load(&b.rings) == 0 && bell_readable(&b) == 0, "ring while awake wrote (rc %d)", rc);
     /* ring before wait is not lost */
     shm_bell_prepare_sleep(&b);
-    CHECK((atomic_load(&b.sleeping) & 1) == 1, "prepare_sleep did not set the flag");
+    REQUIRE((atomic_load(&b.sleeping) & 1) == 1, "prepare_sleep did not set the flag");
     rc = shm_bell_ring(&b);
-    CHECK(rc == 0 && atomic_load(&b.rings) == 1, "ring while sleeping: rc %d rings %lu", rc,
+    REQUIRE(rc == 0 && atomic_load(&b.rings) == 1, "ring while sleeping: rc %d rings %lu", rc,
           (unsigned long)atomic_load(&b.rings));
     /* a second producer in the same cycle skips the write: the first one's write completed */
     rc = shm_bell_ring(&b);
-    CHECK(rc == 0 && atomic_load(&b.rings) == 1, "second ring in one cycle wrote again");
+    REQUIRE(rc == 0 && atomic_load(&b.rings) == 1, "second ring in one cycle wrote again");
     t0 = clock_mono_ns();
     rc = shm_bell_wait(&b, 5000);
     dt = clock_mono_ns() - t0;
-    CHECK(rc == 1 && dt < CLOCK_MS(1000), "wait after ring gave %d after %lu ns", rc, (unsigned long)dt);
+    REQUIRE(rc == 1 && dt < CLOCK_MS(1000), "wait after ring gave %d after %lu ns", rc, (unsigned long)dt);
     shm_bell_woke(&b);
-    CHECK(atomic_load(&b.wakeups) == 1 && (atomic_load(&b.sleeping) & 1) == 0, "woke: wakeups %lu",
+    REQUIRE(atomic_load(&b.wakeups) == 1 && (atomic_load(&b.sleeping) & 1) == 0, "woke: wakeups %lu",
           (unsigned long)atomic_load(&b.wakeups));
-    CHECK(bell_readable(&b) == 0, "the eventfd was not drained");
+    REQUIRE(bell_readable(&b) == 0, "the eventfd was not drained");
     /* woke on an empty counter must not block, and a timed-out sleep is no wake-up */
     shm_bell_prepare_sleep(&b);
     t0 = clock_mono_ns();
     rc = shm_bell_wait(&b, 50);
     dt = clock_mono_ns() - t0;
-    CHECK(rc == 0 && dt >= CLOCK_MS(45), "timeout wait gave %d after %lu ns", rc, (unsigned long)dt);
+    REQUIRE(rc == 0 && dt >= CLOCK_MS(45), "timeout wait gave %d after %lu ns", rc, (unsigned long)dt);
     shm_bell_woke(&b);
-    CHECK(atomic_load(&b.wakeups) == 1 && (atomic_load(&b.sleeping) & 1) == 0, "timeout counted as wake-up");
+    REQUIRE(atomic_load(&b.wakeups) == 1 && (atomic_load(&b.sleeping) & 1) == 0, "timeout counted as wake-up");
     /* the next cycle rings again (a new cycle re-arms the flag) */
     shm_bell_prepare_sleep(&b);
     rc = shm_bell_ring(&b);
-    CHECK(rc == 0 && atomic_load(&b.rings) == 2 && shm_bell_wait(&b, 1000) == 1, "second cycle not rung");
+    REQUIRE(rc == 0 && atomic_load(&b.rings) == 2 && shm_bell_wait(&b, 1000) == 1, "second cycle not rung");
     shm_bell_woke(&b);
-    CHECK(atomic_load(&b.wakeups) == 2, "wakeups %lu", (unsigned long)atomic_load(&b.wakeups));
+    REQUIRE(atomic_load(&b.wakeups) == 2, "wakeups %lu", (unsigned long)atomic_load(&b.wakeups));
     close(efd);
 }
 
@@ -402,19 +390,19 @@ static void test_bell_interrupted_ring(void)
     uint32_t old;
     int rc;
 
-    CHECK(efd >= 0, "eventfd: %s", strerror(errno));
+    REQUIRE(efd >= 0, "eventfd: %s", strerror(errno));
     shm_bell_init(&b, efd);
     /* a producer wrote and was killed before clearing the flag; the consumer woke on a timeout */
     shm_bell_prepare_sleep(&b);
-    CHECK(write(efd, &one, sizeof(one)) == sizeof(one), "write");
+    REQUIRE(write(efd, &one, sizeof(one)) == sizeof(one), "write");
     shm_bell_woke(&b);
     shm_bell_prepare_sleep(&b);
     rc = shm_bell_wait(&b, 1000);
-    CHECK(rc == 1, "stale count did not wake (%d)", rc);
+    REQUIRE(rc == 1, "stale count did not wake (%d)", rc);
     shm_bell_woke(&b);
     shm_bell_prepare_sleep(&b);
     rc = shm_bell_wait(&b, 20);
-    CHECK(rc == 0, "stale count woke twice (%d): a consumer would spin", rc);
+    REQUIRE(rc == 0, "stale count woke twice (%d): a consumer would spin", rc);
     shm_bell_woke(&b);
     /* a producer saw cycle N asleep, stalled, and clears the bit only after cycle N+1 began */
     shm_bell_prepare_sleep(&b);
@@ -427,7 +415,7 @@ static void test_bell_interrupted_ring(void)
         atomic_compare_exchange_strong(&b.sleeping, &expect, old & ~1u);
     }
     rc = shm_bell_ring(&b);
-    CHECK(rc == 0 && shm_bell_wait(&b, 1000) == 1, "a late flag update from the previous cycle lost a ring");
+    REQUIRE(rc == 0 && shm_bell_wait(&b, 1000) == 1, "a late flag update from the previous cycle lost a ring");
     shm_bell_woke(&b);
     close(efd);
 }
@@ -463,10 +451,10 @@ static void test_bell_cross_thread(void)
     int got = 0, rounds = 0;
     uint64_t t0 = clock_mono_ns();
 
-    CHECK(efd >= 0, "eventfd: %s", strerror(errno));
+    REQUIRE(efd >= 0, "eventfd: %s", strerror(errno));
     shm_bell_init(&b, efd);
     arg.b = &b;
-    CHECK(pthread_create(&th, NULL, bell_producer, &arg) == 0, "pthread_create");
+    REQUIRE(pthread_create(&th, NULL, bell_producer, &arg) == 0, "pthread_create");
     while (!got && rounds++ < 100) {
         if (shm_ring_pop(r, &out) == 0) {
             got = 1;
@@ -482,9 +470,9 @@ static void test_bell_cross_thread(void)
         shm_bell_woke(&b);
     }
     pthread_join(th, NULL);
-    CHECK(got && out.body.ping.token == 42, "record not received (rounds %d)", rounds);
-    CHECK(clock_mono_ns() - t0 < CLOCK_SEC(4), "consumer slept through the ring");
-    CHECK(atomic_load(&b.rings) >= 1 && atomic_load(&b.wakeups) >= 1, "rings %lu wakeups %lu",
+    REQUIRE(got && out.body.ping.token == 42, "record not received (rounds %d)", rounds);
+    REQUIRE(clock_mono_ns() - t0 < CLOCK_SEC(4), "consumer slept through the ring");
+    REQUIRE(atomic_load(&b.rings) >= 1 && atomic_load(&b.wakeups) >= 1, "rings %lu wakeups %lu",
           (unsigned long)atomic_load(&b.rings), (unsigned long)atomic_load(&b.wakeups));
     close(efd);
     free(r);
@@ -496,14 +484,14 @@ static void test_bell_bad_fd(void)
     int efd = eventfd(0, EFD_NONBLOCK);
     int rc;
 
-    CHECK(efd >= 0, "eventfd");
+    REQUIRE(efd >= 0, "eventfd");
     shm_bell_init(&b, efd);
     close(efd);
     shm_bell_prepare_sleep(&b);
     rc = shm_bell_ring(&b);
-    CHECK(rc == -EBADF, "ring on a closed fd gave %d", rc);
+    REQUIRE(rc == -EBADF, "ring on a closed fd gave %d", rc);
     rc = shm_bell_wait(&b, 10);
-    CHECK(rc < 0, "wait on a closed fd gave %d", rc);
+    REQUIRE(rc < 0, "wait on a closed fd gave %d", rc);
 }
 
 int main(void)
@@ -518,10 +506,5 @@ int main(void)
     test_bell_interrupted_ring();
     test_bell_cross_thread();
     test_bell_bad_fd();
-    if (failures) {
-        printf("shm_ring_test: %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("shm_ring_test: all passed\n");
-    return 0;
+    CHECK_EXIT();
 }

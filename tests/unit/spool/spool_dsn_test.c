@@ -8,6 +8,7 @@
  * takes longer than 30 s. Everything lives under one /tmp directory removed at the end.
  */
 #include "spool/spool_dsn.h"
+#include "tests/lib/check.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,18 +21,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                                     \
-    do {                                                                                                     \
-        if (!(cond)) {                                                                                       \
-            failures++;                                                                                      \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                  \
-            fprintf(stderr, __VA_ARGS__);                                                                    \
-            fputc('\n', stderr);                                                                             \
-        }                                                                                                    \
-    } while (0)
 
 #define T0 1700000000ull /* Tue, 14 Nov 2023 22:13:20 UTC */
 #define NS 1000000000ull
@@ -606,10 +595,5 @@ int main(void)
     snprintf(path, sizeof(path), "%s/check.py", tmpdir);
     unlink(path);
     rmdir(tmpdir);
-    if (failures) {
-        printf("%d failure(s)\n", failures);
-        return 1;
-    }
-    printf("spool_dsn_test: all passed\n");
-    return 0;
+    CHECK_EXIT();
 }

@@ -28,17 +28,7 @@
 #include <zstd.h>
 
 #include "spool/spool_log.h"
-
-static int failures;
-
-#define CHECK(cond, ...) do { \
-    if (!(cond)) { \
-        failures++; \
-        fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-        fprintf(stderr, __VA_ARGS__); \
-        fputc('\n', stderr); \
-    } \
-} while (0)
+#include "tests/lib/check.h"
 
 #define SEC 1000000000ull
 #define T0 (1700000000ull * SEC) /* 2023-11-14 22:13:20 UTC */
@@ -914,10 +904,5 @@ int main(void)
     test_partial_frame();
 
     nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    if (failures) {
-        fprintf(stderr, "spool_log_test: %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("spool_log_test: ok\n");
-    return 0;
+    CHECK_EXIT();
 }

@@ -20,20 +20,10 @@
 
 #include "base/log.h"
 #include "supervisor/supervisor_bpf.h"
+#include "tests/lib/check.h"
 
 #define NSOCK 3
 #define NR SUPERVISOR_BPF_NOT_READY
-
-static int failures;
-
-#define CHECK(cond, ...) do { \
-        if (!(cond)) { \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-            printf(__VA_ARGS__); \
-            printf("\n"); \
-            failures++; \
-        } \
-    } while (0)
 
 /* ---- refusals of bad object files (no privilege needed) ---- */
 
@@ -215,8 +205,7 @@ static void run_case(const char *name, uint16_t port, const int *lfd, int conns,
     }
     printf("%s %s: %d/%d accepted, per socket {%d, %d, %d}\n", ok ? "ok  " : "FAIL", name,
            total, conns, counts[0], counts[1], counts[2]);
-    if (!ok)
-        failures++;
+    CHECK(ok, "%s: connections not steered as expected", name);
 }
 
 static int test_steering(const char *obj_path)
@@ -343,7 +332,7 @@ static int test_steering(const char *obj_path)
     supervisor_bpf_free(NULL);
     for (i = 0; i < NSOCK; i++)
         close(lfd[i]);
-    return failures ? 1 : 0;
+    return check_failures ? 1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -364,15 +353,12 @@ int main(int argc, char **argv)
         CHECK(rc < 0 && err, "probe as non-root: rc %d", rc);
         printf("SKIP steering: needs root to load BPF (probe: %s)\n", err ? err : "?");
         free(err);
-        return failures ? 1 : 77;
+        return check_failures ? 1 : 77;
     }
     rc = test_steering(argv[1]);
     if (rc == 77)
-        return failures ? 1 : 77;
-    if (rc != 0 || failures) {
-        printf("%d failures\n", failures);
+        return check_failures ? 1 : 77;
+    if (rc != 0)
         return 1;
-    }
-    printf("all passed\n");
-    return 0;
+    CHECK_EXIT();
 }

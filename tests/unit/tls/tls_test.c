@@ -36,20 +36,9 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "tls/tls.h"
+#include "tests/lib/check.h"
 
-static int failures;
 static bool cli_skipped;
-
-/* clang-format off */
-#define CHECK(cond, ...) do { \
-    if (!(cond)) { \
-        failures++; \
-        fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-        fprintf(stderr, __VA_ARGS__); \
-        fputc('\n', stderr); \
-    } \
-} while (0)
-/* clang-format on */
 
 /* ---- random ---- */
 
@@ -978,14 +967,9 @@ int main(void)
     tls_ctx_free(files);
     remove_tmp();
 
-    if (failures) {
-        fprintf(stderr, "tls_test: %d failure(s)\n", failures);
-        return 1;
-    }
-    if (cli_skipped) {
+    if (!check_failures && cli_skipped) {
         fprintf(stderr, "tls_test: passed, openssl CLI cases skipped\n");
         return 77;
     }
-    fprintf(stderr, "tls_test: all passed\n");
-    return 0;
+    CHECK_EXIT();
 }
