@@ -1,16 +1,14 @@
 /*
- * tls_test - the memory-BIO TLS layer: handshakes, bulk data, certificates, hostile input, bounds
+ * tls_session_test - the memory-BIO TLS layer in process: handshakes, bulk data, certificates,
+ * hostile input, bounds
  *
- * In-process: a server conn and a client conn shuttle ciphertext through the API in random chunk
- * sizes; 1 MB each way must arrive byte-exact, then close_notify both ways. Contexts: the
- * self-signed one (and its warning log line), one from chain+key files that this test generates
- * with the OpenSSL API (a CA and an RSA leaf), verification by CA file and host name, refusal by
- * name, by the system store, and every setup error. Hostile input: garbage, protocol confusion,
- * mutated ClientHellos and garbage inside an established session must give TLS_STATE_FAILED with
- * a reason. Bounds: input and output caps. External peer: `openssl s_client` against a loopback
- * server that drives this API on a blocking socket (TLS 1.3, TLS 1.2, and TLS 1.1 refused).
- * Exit 0 pass, 1 fail, 77 when only the openssl CLI parts could not run.
- * TLS_TEST_SEED=n repeats a run's random choices.
+ * A server conn and a client conn shuttle ciphertext through the API in random chunk sizes; 1 MB
+ * each way must arrive byte-exact, then close_notify both ways. Contexts: the self-signed one (and
+ * its warning log line), one from chain+key files that this test generates with the OpenSSL API (a
+ * CA and an RSA leaf), verification by CA file and host name, refusal by name, by the system store,
+ * and every setup error. Hostile input: garbage, protocol confusion, mutated ClientHellos and
+ * garbage inside an established session must give TLS_STATE_FAILED with a reason. Bounds: input
+ * and output caps. Exit 0 pass, 1 fail. TLS_TEST_SEED=n repeats a run's random choices.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -37,8 +35,7 @@
 #include "base/mem.h"
 #include "tls/tls.h"
 #include "tests/lib/check.h"
-
-static bool cli_skipped;
+#include "tests/unit/tls/tls_test.h"
 
 /* ---- random ---- */
 
@@ -99,12 +96,6 @@ static bool handshake(struct tls_conn *s, struct tls_conn *c)
             return false;
     }
     return false;
-}
-
-static const char *err_or(const struct tls_conn *c)
-{
-    const char *e = tls_conn_error(c);
-    return e ? e : "(no error)";
 }
 
 struct side {
@@ -198,106 +189,6 @@ static void close_both(struct tls_conn *first, struct tls_conn *second)
     CHECK(tls_pending_cipher(second) > 0, "no close_notify in answer");
     CHECK(shuttle(second, first) == 0, "answer not delivered");
     CHECK(tls_read_plain(first, tmp, sizeof(tmp)) == 0, "closed conn reads data");
-}
-
-/* ---- certificate files made for the test ---- */
-
-static char tmpdir[64];
-
-static char *tmp_path(const char *name)
-{
-    return xasprintf("%s/%s", tmpdir, name);
-}
-
-static bool add_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-    X509V3_CTX v3;
-    X509V3_set_ctx(&v3, issuer, x, NULL, NULL, 0);
-    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &v3, nid, value);
-    if (ext == NULL)
-        return false;
-    bool ok = X509_add_ext(x, ext, -1) == 1;
-    X509_EXTENSION_free(ext);
-    return ok;
-}
-
-static X509 *make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key, long serial,
-                       const char *san)
-{
-    X509 *x = X509_new();
-    bool ok = x && X509_set_version(x, X509_VERSION_3) == 1 &&
-              ASN1_INTEGER_set(X509_get_serialNumber(x), serial) == 1 &&
-              X509_gmtime_adj(X509_getm_notBefore(x), -60) && X509_gmtime_adj(X509_getm_notAfter(x), 86400) &&
-              X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-                                         (const unsigned char *)cn, -1, -1, 0) == 1 &&
-              X509_set_issuer_name(x, X509_get_subject_name(issuer ? issuer : x)) == 1 &&
-              X509_set_pubkey(x, key) == 1;
-    if (ok && issuer == NULL)
-        ok = add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE") &&
-             add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign");
-    if (ok && san != NULL)
-        ok = add_ext(x, issuer, NID_subject_alt_name, san);
-    if (ok)
-        ok = X509_sign(x, issuer_key, EVP_sha256()) > 0;
-    if (!ok) {
-        X509_free(x);
-        return NULL;
-    }
-    return x;
-}
-
-static bool write_pem(const char *name, X509 *c1, X509 *c2, EVP_PKEY *key)
-{
-    char *path = tmp_path(name);
-    FILE *f = fopen(path, "w");
-    free(path);
-    if (f == NULL)
-        return false;
-    bool ok = true;
-    if (c1)
-        ok = ok && PEM_write_X509(f, c1) == 1;
-    if (c2)
-        ok = ok && PEM_write_X509(f, c2) == 1;
-    if (key)
-        ok = ok && PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) == 1;
-    return fclose(f) == 0 && ok;
-}
-
-static const char *const tmp_files[] = {"chain.pem", "key.pem",     "ca.pem",
-                                        "cakey.pem", "garbage.pem", "log.txt"};
-
-static bool make_cert_files(void)
-{
-    EVP_PKEY *ca_key = EVP_EC_gen("P-256");
-    EVP_PKEY *leaf_key = EVP_RSA_gen(2048);
-    X509 *ca = ca_key ? make_cert(ca_key, "ringmail test CA", NULL, ca_key, 1, NULL) : NULL;
-    X509 *leaf = ca && leaf_key ? make_cert(leaf_key, "mx.test", ca, ca_key, 2, "DNS:mx.test") : NULL;
-    bool ok = leaf && write_pem("chain.pem", leaf, ca, NULL) && write_pem("key.pem", NULL, NULL, leaf_key) &&
-              write_pem("ca.pem", ca, NULL, NULL) && write_pem("cakey.pem", NULL, NULL, ca_key);
-    char *g = tmp_path("garbage.pem");
-    FILE *f = fopen(g, "w");
-    if (f) {
-        fputs("-----BEGIN CERTIFICATE-----\nnot base64 at all \x01\x02\n-----END CERTIFICATE-----\n", f);
-        ok = fclose(f) == 0 && ok;
-    } else {
-        ok = false;
-    }
-    free(g);
-    X509_free(leaf);
-    X509_free(ca);
-    EVP_PKEY_free(leaf_key);
-    EVP_PKEY_free(ca_key);
-    return ok;
-}
-
-static void remove_tmp(void)
-{
-    for (size_t i = 0; i < sizeof(tmp_files) / sizeof(tmp_files[0]); i++) {
-        char *p = tmp_path(tmp_files[i]);
-        unlink(p);
-        free(p);
-    }
-    rmdir(tmpdir);
 }
 
 /* ---- tests: contexts and in-process sessions ---- */
@@ -708,252 +599,18 @@ out:
     tls_conn_free(c);
 }
 
-/* ---- tests: openssl s_client as the peer ---- */
-
-static const char *openssl_cli(void)
-{
-    const char *p = getenv("RINGMAIL_OPENSSL");
-    if (p == NULL || p[0] == '\0')
-        p = "/usr/bin/openssl";
-    return access(p, X_OK) == 0 ? p : NULL;
-}
-
-static bool cli_has_option(const char *cli, const char *opt)
-{
-    int out[2];
-    if (pipe2(out, O_CLOEXEC) != 0)
-        return false;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(out[1], STDOUT_FILENO);
-        dup2(out[1], STDERR_FILENO);
-        execl(cli, cli, "s_client", "-help", (char *)NULL);
-        _exit(127);
-    }
-    close(out[1]);
-    char text[32768];
-    size_t n = 0;
-    ssize_t r;
-    while (n < sizeof(text) - 1 && (r = read(out[0], text + n, sizeof(text) - 1 - n)) > 0)
-        n += (size_t)r;
-    text[n] = '\0';
-    close(out[0]);
-    if (pid > 0)
-        waitpid(pid, NULL, 0);
-    char want[64];
-    snprintf(want, sizeof(want), " %s ", opt);
-    return strstr(text, want) != NULL;
-}
-
-static bool send_all(int fd, struct tls_conn *c)
-{
-    unsigned char buf[16384];
-    size_t n;
-    while ((n = tls_take_cipher(c, buf, sizeof(buf))) > 0) {
-        size_t off = 0;
-        while (off < n) {
-            ssize_t w = send(fd, buf + off, n - off, MSG_NOSIGNAL);
-            if (w <= 0)
-                return false;
-            off += (size_t)w;
-        }
-    }
-    return true;
-}
-
-static size_t read_all(int fd, char *buf, size_t cap)
-{
-    size_t n = 0;
-    ssize_t r;
-    while (n < cap - 1 && (r = read(fd, buf + n, cap - 1 - n)) > 0)
-        n += (size_t)r;
-    buf[n] = '\0';
-    return n;
-}
-
-struct peer_case {
-    const char *name;
-    struct tls_ctx *srv;
-    const char *args[8]; /* extra s_client arguments */
-    const char *version; /* expected, NULL = refused */
-    const char *reason;  /* part of the server's reason for refusing */
-};
-
-/* one s_client run: it sends a line; the loopback server echoes it, sends close_notify and closes */
-static void s_client_case(const char *cli, const struct peer_case *pc)
-{
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof(sa);
-    if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(lfd, 1) != 0 ||
-        getsockname(lfd, (struct sockaddr *)&sa, &sl) != 0) {
-        CHECK(false, "%s: listen: %s", pc->name, strerror(errno));
-        if (lfd >= 0)
-            close(lfd);
-        return;
-    }
-    char connect_to[32];
-    snprintf(connect_to, sizeof(connect_to), "127.0.0.1:%u", ntohs(sa.sin_port));
-    const char *argv[24] = {cli, "s_client", "-connect", connect_to, "-quiet", "-servername", "mx.test"};
-    size_t ac = 7;
-    for (size_t i = 0; i < 8 && pc->args[i]; i++)
-        argv[ac++] = pc->args[i];
-    argv[ac] = NULL;
-
-    int in[2], out[2], errp[2];
-    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0) {
-        CHECK(false, "pipes: %s", strerror(errno));
-        close(lfd);
-        return;
-    }
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(in[0], STDIN_FILENO);
-        dup2(out[1], STDOUT_FILENO);
-        dup2(errp[1], STDERR_FILENO);
-        execv(cli, (char *const *)argv);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    close(errp[1]);
-    const char line[] = "PING ringmail tls\n";
-    ssize_t wr = write(in[1], line, sizeof(line) - 1);
-    (void)wr;
-    close(in[1]); /* -quiet implies -ign_eof: s_client keeps reading from the server */
-
-    uint64_t deadline = clock_mono_ns() + CLOCK_SEC(15);
-    struct pollfd lp = {.fd = lfd, .events = POLLIN};
-    int fd = -1;
-    if (pid > 0 && poll(&lp, 1, 10000) == 1)
-        fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-    close(lfd);
-    struct tls_conn *c = tls_conn_new(pc->srv, TLS_ROLE_SERVER, NULL);
-    char got[512];
-    size_t got_len = 0;
-    bool echoed = false, sock_ok = fd >= 0;
-    while (sock_ok && !echoed && clock_mono_ns() < deadline) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, 200) <= 0)
-            continue;
-        unsigned char buf[16384];
-        ssize_t n = recv(fd, buf, sizeof(buf), 0);
-        if (n <= 0)
-            break;
-        if (tls_feed_cipher(c, buf, (size_t)n) != 0) {
-            send_all(fd, c); /* the alert */
-            break;
-        }
-        for (;;) {
-            ssize_t r = tls_read_plain(c, got + got_len, sizeof(got) - 1 - got_len);
-            if (r <= 0)
-                break;
-            got_len += (size_t)r;
-        }
-        got[got_len] = '\0';
-        if (strchr(got, '\n')) {
-            char reply[600];
-            int rl = snprintf(reply, sizeof(reply), "ECHO %s", got);
-            CHECK(tls_write_plain(c, reply, (size_t)rl) == rl, "%s: echo write", pc->name);
-            tls_shutdown(c);
-            echoed = true;
-        }
-        sock_ok = send_all(fd, c);
-        if (tls_conn_state(c) == TLS_STATE_FAILED)
-            break;
-    }
-    if (fd >= 0)
-        close(fd);
-
-    int status = -1;
-    for (int i = 0; pid > 0 && i < 200; i++) {
-        if (waitpid(pid, &status, WNOHANG) == pid)
-            break;
-        if (i == 199) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-        }
-        usleep(50000);
-    }
-    char cout[4096], cerr[8192];
-    read_all(out[0], cout, sizeof(cout));
-    read_all(errp[0], cerr, sizeof(cerr));
-    close(out[0]);
-    close(errp[0]);
-
-    if (pc->version) {
-        CHECK(echoed && tls_conn_version(c) && strcmp(tls_conn_version(c), pc->version) == 0,
-              "%s: echoed %d, version %s, server %s, s_client stderr: %s", pc->name, echoed,
-              tls_conn_version(c) ? tls_conn_version(c) : "NULL", err_or(c), cerr);
-        CHECK(strcmp(got, line) == 0, "%s: server got [%s]", pc->name, got);
-        CHECK(strstr(cout, "ECHO PING ringmail tls\n") != NULL, "%s: s_client printed [%s], stderr %s",
-              pc->name, cout, cerr);
-        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: s_client status %d: %s", pc->name, status,
-              cerr);
-    } else {
-        CHECK(tls_conn_state(c) == TLS_STATE_FAILED && !echoed && strstr(err_or(c), pc->reason),
-              "%s: server state %d (%s), s_client: %s", pc->name, tls_conn_state(c), err_or(c), cerr);
-        CHECK(strstr(cout, "ECHO") == NULL, "%s: data crossed a refused session", pc->name);
-        CHECK(!(WIFEXITED(status) && WEXITSTATUS(status) == 0), "%s: s_client exited 0", pc->name);
-        fprintf(stderr, "%s: server reason: %s\n", pc->name, err_or(c));
-    }
-    tls_conn_free(c);
-}
-
-static void test_s_client(struct tls_ctx *self_signed, struct tls_ctx *files)
-{
-    const char *cli = openssl_cli();
-    if (cli == NULL) {
-        fprintf(stderr, "SKIP s_client cases: no openssl CLI\n");
-        cli_skipped = true;
-        return;
-    }
-    char *ca = tmp_path("ca.pem");
-    struct peer_case cases[] = {
-        {"s_client verifying the chain file",
-         files,
-         {"-CAfile", ca, "-verify_return_error", "-verify_hostname", "mx.test"},
-         "TLSv1.3"},
-        {"s_client TLS 1.2 to the self-signed context", self_signed, {"-tls1_2"}, "TLSv1.2"},
-        {"s_client TLS 1.1 refused",
-         self_signed,
-         {"-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"},
-         NULL,
-         "unsupported protocol"},
-    };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        if (cases[i].srv == NULL)
-            continue;
-        if (cases[i].version == NULL && !cli_has_option(cli, "-tls1_1")) {
-            fprintf(stderr, "SKIP %s: s_client has no -tls1_1\n", cases[i].name);
-            cli_skipped = true;
-            continue;
-        }
-        s_client_case(cli, &cases[i]);
-    }
-    free(ca);
-}
-
 int main(void)
 {
     const char *seed = getenv("TLS_TEST_SEED");
     rng = seed ? strtoull(seed, NULL, 10) : clock_real_ns();
     if (rng == 0)
         rng = 1;
-    fprintf(stderr, "tls_test: TLS_TEST_SEED=%llu\n", (unsigned long long)rng);
-    log_init("tls_test", -1);
+    fprintf(stderr, "tls_session_test: TLS_TEST_SEED=%llu\n", (unsigned long long)rng);
+    log_init("tls_session_test", -1);
     signal(SIGPIPE, SIG_IGN);
 
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/tls_test.XXXXXX");
-    if (mkdtemp(tmpdir) == NULL) {
-        fprintf(stderr, "mkdtemp: %s\n", strerror(errno));
+    if (!cert_dir_make())
         return 1;
-    }
-    if (!make_cert_files()) {
-        fprintf(stderr, "FAIL: cannot generate the test certificates\n");
-        remove_tmp();
-        return 1;
-    }
     struct tls_ctx *self_signed = test_self_signed();
     struct tls_ctx *files = test_files();
     struct tls_ctx *cli = client_ctx(TLS_VERIFY_NONE, NULL);
@@ -961,15 +618,9 @@ int main(void)
         test_garbage(self_signed, cli);
         test_flood(self_signed, cli);
     }
-    test_s_client(self_signed, files);
     tls_ctx_free(cli);
     tls_ctx_free(self_signed);
     tls_ctx_free(files);
     remove_tmp();
-
-    if (!check_failures && cli_skipped) {
-        fprintf(stderr, "tls_test: passed, openssl CLI cases skipped\n");
-        return 77;
-    }
     CHECK_EXIT();
 }
