@@ -29,7 +29,7 @@ static void lease_on_closed(void *arg, struct egress_conn *c);
 
 int egress_spool_instance(struct egress *eg)
 {
-    return shm_segment_instance_of(&eg->rt->seg, SHM_ROLE_SPOOL, 0);
+    return shm_segment_instance_of(&eg->rt->seg, PROTO_NODE_ROLE_SPOOL, 0);
 }
 
 static uint32_t instance_gen(struct egress *eg, int inst)
@@ -223,7 +223,7 @@ void egress_deliver_start(struct egress *eg, unsigned from, const struct proto_r
     const struct proto_deliver *d = &rec->body.deliver;
     struct egress_lease *l;
 
-    if (eg->rt->seg.inst[from].role != SHM_ROLE_SCHEDULER) {
+    if (eg->rt->seg.inst[from].role != PROTO_NODE_ROLE_SCHEDULER) {
         log_warn("DELIVER from instance %u, which is not a scheduler: ignored", from);
         return;
     }

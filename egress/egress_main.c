@@ -42,7 +42,7 @@ int main(int argc, char **argv)
     static struct role_rt rt;
     static struct egress eg;
 
-    role_rt_init(&rt, SHM_ROLE_EGRESS, argc, argv);
+    role_rt_init(&rt, PROTO_NODE_ROLE_EGRESS, argc, argv);
     egress_init(&eg, &rt);
     rt.ctx = &eg;
     rt.hooks.on_record = on_record;

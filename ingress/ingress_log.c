@@ -30,7 +30,7 @@ static void log_send(struct role_rt *rt, const char *const str[PROTO_REJ_STRINGS
         total += lens[i];
     }
     if (shm_arena_alloc(rt->seg.arena, total, (uint16_t)rt->self_idx, rt->gen, &off) < 0) {
-        shm_counter_add(rt->self, SHM_CTR_LOG_DROPPED, 1);
+        proto_node_counter_add(rt->self, PROTO_NODE_CTR_LOG_DROPPED, 1);
         return;
     }
     char *p = shm_arena_ptr(rt->seg.arena, off, total);
@@ -47,7 +47,7 @@ static void log_send(struct role_rt *rt, const char *const str[PROTO_REJ_STRINGS
     r.body.store.len = total;
     if (role_rt_send(rt, 0, &r) < 0) {
         shm_arena_free(rt->seg.arena, off);
-        shm_counter_add(rt->self, SHM_CTR_LOG_DROPPED, 1);
+        proto_node_counter_add(rt->self, PROTO_NODE_CTR_LOG_DROPPED, 1);
     }
 }
 
@@ -70,7 +70,7 @@ void ingress_log_refusal(struct ingress *ig, const char *peer_ip, const char *re
         ig->refusal_tokens = INGRESS_REFUSAL_LOGS_PER_S;
     }
     if (ig->refusal_tokens == 0) {
-        shm_counter_add(ig->rt->self, SHM_CTR_LOG_DROPPED, 1);
+        proto_node_counter_add(ig->rt->self, PROTO_NODE_CTR_LOG_DROPPED, 1);
         return;
     }
     ig->refusal_tokens--;

@@ -105,7 +105,7 @@ static void on_accept(struct evl *l, struct evl_op *op, int res, unsigned flags)
         refuse(ig, fd, "shutting down");
         return;
     }
-    shm_counter_add(rt->self, SHM_CTR_SMTP_CONNECTIONS, 1);
+    proto_node_counter_add(rt->self, PROTO_NODE_CTR_SMTP_CONNECTIONS, 1);
     if (ig->n_sessions >= rt->cfg.ingress_max_connections || ig->n_free == 0) {
         refuse(ig, fd, "too many connections");
         return;
@@ -180,7 +180,7 @@ static void on_record(struct role_rt *rt, unsigned from, const struct proto_rec 
     if (rec->type == MSG_SPOOL_MESSAGE_STORED && from == 0)
         ingress_xfer_on_stored(ig, rec);
     else
-        shm_counter_add(rt->self, SHM_CTR_RING_BAD, 1);
+        proto_node_counter_add(rt->self, PROTO_NODE_CTR_RING_BAD, 1);
 }
 
 static void on_tick(struct role_rt *rt, uint64_t now)
@@ -225,7 +225,7 @@ int main(int argc, char **argv)
     static struct role_rt rt;
     static struct ingress ig;
 
-    role_rt_init(&rt, SHM_ROLE_INGRESS, argc, argv);
+    role_rt_init(&rt, PROTO_NODE_ROLE_INGRESS, argc, argv);
     ig.rt = &rt;
     rt.ctx = &ig;
     rt.hooks.on_record = on_record;

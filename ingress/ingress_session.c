@@ -43,7 +43,7 @@ static void session_maybe_free(struct ingress_session *s)
     if (s->next)
         s->next->prev = s->prev;
     ig->n_sessions--;
-    shm_counter_set(ig->rt->self, SHM_CTR_SMTP_SESSIONS, ig->n_sessions);
+    proto_node_counter_set(ig->rt->self, PROTO_NODE_CTR_SMTP_SESSIONS, ig->n_sessions);
     ig->slots[s->slot] = NULL;
     ig->free_slots[ig->n_free++] = s->slot;
     ingress_ip_release(ig, s);
@@ -369,7 +369,7 @@ static bool handle_line(struct ingress_session *s, const char *line, size_t len,
     struct ingress_cmd cmd;
     unsigned flags = 0;
 
-    shm_counter_add(s->ig->rt->self, SHM_CTR_SMTP_COMMANDS, 1);
+    proto_node_counter_add(s->ig->rt->self, PROTO_NODE_CTR_SMTP_COMMANDS, 1);
     if (s->state == INGRESS_S_MAIL || s->state == INGRESS_S_RCPT)
         flags |= (s->mail_params.seen & INGRESS_PARAM_SMTPUTF8) ? INGRESS_PARSE_UTF8 : 0;
     int prc = ingress_parse_command(line, len, flags, &cmd);
@@ -642,6 +642,6 @@ struct ingress_session *ingress_session_new(struct ingress *ig, int fd)
         ig->sessions->prev = s;
     ig->sessions = s;
     ig->n_sessions++;
-    shm_counter_set(ig->rt->self, SHM_CTR_SMTP_SESSIONS, ig->n_sessions);
+    proto_node_counter_set(ig->rt->self, PROTO_NODE_CTR_SMTP_SESSIONS, ig->n_sessions);
     return s;
 }

@@ -290,7 +290,7 @@ void ingress_xfer_on_stored(struct ingress *ig, const struct proto_rec *rec)
     if (rec->body.stored.status == 0) {
         char idtext[MSGID_TEXT_LEN + 1];
         msgid_format(s->msg_id, idtext);
-        shm_counter_add(ig->rt->self, SHM_CTR_MESSAGES_ACCEPTED, 1);
+        proto_node_counter_add(ig->rt->self, PROTO_NODE_CTR_MESSAGES_ACCEPTED, 1);
         ingress_session_reply(s, "250 2.0.0 OK id=%s", idtext);
     } else {
         ingress_session_reply(s, "451 4.3.0 Message could not be stored (%s), try again later",

@@ -113,11 +113,11 @@ int role_rt_send(struct role_rt *rt, unsigned to, struct proto_rec *rec)
     rec->src_gen = rt->gen;
     rc = shm_ring_push(r, rec);
     if (rc < 0) {
-        shm_counter_add(rt->self, SHM_CTR_RING_FULL, 1);
+        proto_node_counter_add(rt->self, PROTO_NODE_CTR_RING_FULL, 1);
         return rc;
     }
-    shm_counter_add(rt->self, SHM_CTR_RING_PUSHED, 1);
-    shm_bell_ring(&rt->seg.inst[to].bell);
+    proto_node_counter_add(rt->self, PROTO_NODE_CTR_RING_PUSHED, 1);
+    shm_bell_ring(shm_segment_bell(&rt->seg.inst[to]));
     return 0;
 }
 
@@ -134,7 +134,7 @@ static void handle_builtin(struct role_rt *rt, unsigned from, const struct proto
         uint64_t now = clock_mono_ns();
         if (rec->body.ping.sent_ns <= now)
             atomic_store_explicit(&rt->self->ping_rtt_ns, now - rec->body.ping.sent_ns, memory_order_relaxed);
-        shm_counter_add(rt->self, SHM_CTR_PONGS_RECEIVED, 1);
+        proto_node_counter_add(rt->self, PROTO_NODE_CTR_PONGS_RECEIVED, 1);
         break;
     }
     default:
@@ -164,13 +164,13 @@ static unsigned drain_rings(struct role_rt *rt)
                 break;
             }
             if (rc < 0 || rec.src != rt->in[i].instance) {
-                shm_counter_add(rt->self, SHM_CTR_RING_BAD, 1);
+                proto_node_counter_add(rt->self, PROTO_NODE_CTR_RING_BAD, 1);
                 continue;
             }
-            shm_counter_add(rt->self, SHM_CTR_RING_POPPED, 1);
+            proto_node_counter_add(rt->self, PROTO_NODE_CTR_RING_POPPED, 1);
             if (rec.dst_gen != 0 && rec.dst_gen != rt->gen) {
                 /* meant for the instance we replaced; its requester is gone */
-                shm_counter_add(rt->self, SHM_CTR_RING_STALE, 1);
+                proto_node_counter_add(rt->self, PROTO_NODE_CTR_RING_STALE, 1);
                 continue;
             }
             handle_builtin(rt, rt->in[i].instance, &rec);
@@ -184,13 +184,13 @@ static void send_pings(struct role_rt *rt, uint64_t now)
     for (unsigned i = 0; i < rt->n_out; i++) {
         unsigned peer = rt->out[i].instance;
         /* only ready peers: a dead one's ring would fill with probes nobody answers */
-        if (atomic_load(&rt->seg.inst[peer].state) != SHM_INST_READY)
+        if (atomic_load(&rt->seg.inst[peer].state) != PROTO_NODE_INST_READY)
             continue;
         struct proto_rec rec = {.type = MSG_ROLE_PING};
         rec.body.ping.token = ++rt->ping_token;
         rec.body.ping.sent_ns = now;
         if (role_rt_send(rt, peer, &rec) == 0)
-            shm_counter_add(rt->self, SHM_CTR_PINGS_SENT, 1);
+            proto_node_counter_add(rt->self, PROTO_NODE_CTR_PINGS_SENT, 1);
     }
 }
 
@@ -200,7 +200,7 @@ static void begin_drain(struct role_rt *rt, const char *why)
         return;
     log_info("%s: draining", why);
     rt->draining = true;
-    atomic_store(&rt->self->state, SHM_INST_DRAINING);
+    atomic_store(&rt->self->state, PROTO_NODE_INST_DRAINING);
 }
 
 static void on_tick(struct evl *l, struct evl_op *op, int res, unsigned flags)
@@ -250,7 +250,7 @@ static void do_reload(struct role_rt *rt)
     log_set_level(rt->cfg.log_level);
     if (rt->hooks.on_reload)
         rt->hooks.on_reload(rt);
-    shm_counter_add(rt->self, SHM_CTR_RELOADS, 1);
+    proto_node_counter_add(rt->self, PROTO_NODE_CTR_RELOADS, 1);
     atomic_store(&rt->self->reload_seen, atomic_load(&rt->seg.hdr->reload_gen));
     log_info("configuration reloaded (generation %u)", atomic_load(&rt->seg.hdr->reload_gen));
 }
@@ -283,8 +283,8 @@ static void on_bell(struct evl *l, struct evl_op *op, int res, unsigned flags)
 
     if (res < 0 && res != -EINTR && res != -EAGAIN)
         panic("doorbell read failed: %s", strerror(-res));
-    shm_bell_woke(&rt->self->bell);
-    shm_counter_add(rt->self, SHM_CTR_LOOP_WAKEUPS, 1);
+    shm_bell_woke(shm_segment_bell(rt->self));
+    proto_node_counter_add(rt->self, PROTO_NODE_CTR_LOOP_WAKEUPS, 1);
     arm_bell(rt);
 }
 
@@ -293,7 +293,7 @@ static void arm_bell(struct role_rt *rt)
     /* a poll, not a read: the eventfd is non-blocking (shared by every process) and shm_bell_woke()
      * drains it */
     struct io_uring_sqe *sqe = evl_sqe(&rt->evl, &rt->bell_op);
-    io_uring_prep_poll_add(sqe, rt->self->bell.efd, POLLIN);
+    io_uring_prep_poll_add(sqe, shm_segment_bell(rt->self)->efd, POLLIN);
 }
 
 static void arm_signal(struct role_rt *rt)
@@ -302,7 +302,7 @@ static void arm_signal(struct role_rt *rt)
     io_uring_prep_read(sqe, rt->sig_fd, &rt->sig_buf, sizeof(rt->sig_buf), 0);
 }
 
-void role_rt_init(struct role_rt *rt, enum shm_role role, int argc, char **argv)
+void role_rt_init(struct role_rt *rt, enum proto_node_role role, int argc, char **argv)
 {
     int shm_fd, instance;
     char *err = NULL;
@@ -310,7 +310,7 @@ void role_rt_init(struct role_rt *rt, enum shm_role role, int argc, char **argv)
 
     memset(rt, 0, sizeof(*rt));
     rt->role = role;
-    log_init(shm_role_name(role), -1);
+    log_init(proto_node_role_name(role), -1);
     parse_args(rt, argc, argv, &shm_fd, &instance);
     load_config(rt, &rt->cfg);
     log_set_level(rt->cfg.log_level);
@@ -318,10 +318,10 @@ void role_rt_init(struct role_rt *rt, enum shm_role role, int argc, char **argv)
     if (shm_segment_attach(&rt->seg, shm_fd, &err) < 0)
         fatal("%s", err);
     if ((unsigned)instance >= rt->seg.hdr->n_instances || rt->seg.inst[instance].role != role)
-        fatal("instance %d is not a %s instance", instance, shm_role_name(role));
+        fatal("instance %d is not a %s instance", instance, proto_node_role_name(role));
     rt->self_idx = (unsigned)instance;
     rt->self = &rt->seg.inst[instance];
-    log_init(shm_role_name(role), rt->self->index);
+    log_init(proto_node_role_name(role), rt->self->index);
     if (atomic_load(&rt->self->pid) != (int32_t)getpid())
         fatal("instance %d belongs to pid %d, not to this process", instance, atomic_load(&rt->self->pid));
     rt->gen = atomic_load(&rt->self->generation);
@@ -352,13 +352,13 @@ void role_rt_init(struct role_rt *rt, enum shm_role role, int argc, char **argv)
     /* a predecessor killed between a push and its doorbell would leave a peer asleep on a
      * non-empty ring: ring every peer once (shm_bell.c) */
     for (unsigned i = 0; i < rt->n_out; i++)
-        shm_bell_ring(&rt->seg.inst[rt->out[i].instance].bell);
+        shm_bell_ring(shm_segment_bell(&rt->seg.inst[rt->out[i].instance]));
 }
 
 void role_rt_ready(struct role_rt *rt)
 {
     atomic_store(&rt->self->ready_ns, clock_mono_ns());
-    atomic_store(&rt->self->state, SHM_INST_READY);
+    atomic_store(&rt->self->state, PROTO_NODE_INST_READY);
     log_info("ready (pid %d, generation %u, %u inbound and %u outbound rings)", getpid(), rt->gen, rt->n_in,
              rt->n_out);
 }
@@ -379,9 +379,9 @@ int role_rt_run(struct role_rt *rt)
                 fatal("event loop failed");
             continue;
         }
-        shm_bell_prepare_sleep(&rt->self->bell);
+        shm_bell_prepare_sleep(shm_segment_bell(rt->self));
         if (drain_rings(rt) > 0) {
-            shm_bell_woke(&rt->self->bell);
+            shm_bell_woke(shm_segment_bell(rt->self));
             if (rt->hooks.after_drain)
                 rt->hooks.after_drain(rt);
             continue;
@@ -390,7 +390,7 @@ int role_rt_run(struct role_rt *rt)
         if (rc < 0)
             fatal("event loop failed: %s", strerror(-rc));
     }
-    atomic_store(&rt->self->state, SHM_INST_STOPPED);
+    atomic_store(&rt->self->state, PROTO_NODE_INST_STOPPED);
     log_info("stopped");
     return rt->exit_code;
 }

@@ -26,7 +26,7 @@
 #include "cfg/cfg.h"
 #include "rt/evl.h"
 
-#define ROLE_RT_MAX_PEERS (SHM_MAX_INSTANCES)
+#define ROLE_RT_MAX_PEERS (PROTO_NODE_MAX_INSTANCES)
 #define ROLE_RT_TICK_NS 200000000u /* 200 ms */
 
 struct role_rt;
@@ -53,10 +53,10 @@ struct role_rt_peer {
 };
 
 struct role_rt {
-    enum shm_role role;
+    enum proto_node_role role;
     unsigned self_idx;
     uint32_t gen;
-    struct shm_instance *self;
+    struct proto_node_instance *self;
     struct shm_segment seg;
     struct cfg cfg;
     const char *config_path; /* NULL: embedded default */
@@ -83,7 +83,7 @@ struct role_rt {
     struct evl_timer tick;
 };
 
-void role_rt_init(struct role_rt *rt, enum shm_role role, int argc, char **argv);
+void role_rt_init(struct role_rt *rt, enum proto_node_role role, int argc, char **argv);
 void role_rt_ready(struct role_rt *rt);
 int role_rt_send(struct role_rt *rt, unsigned to, struct proto_rec *rec);
 int role_rt_run(struct role_rt *rt);

@@ -48,7 +48,7 @@ struct scheduler {
     struct sched_keys keys;
     struct sched_out *outbox; /* records a full ring refused, sent in order later */
     uint32_t n_out, cap_out;
-    uint32_t egress_gen[SHM_MAX_INSTANCES]; /* generation we gave leases to; 0 = not a worker now */
+    uint32_t egress_gen[PROTO_NODE_MAX_INSTANCES]; /* generation we gave leases to; 0 = not a worker now */
     uint32_t spool_gen;
     bool walk_requested;
     enum dns_status fail_status; /* the DNS answer behind the bounce hook being called */

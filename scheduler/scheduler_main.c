@@ -129,7 +129,7 @@ static void hook_deliver(void *arg, struct sched_msg *msg, struct sched_lease *l
     uint32_t rcpt_first;
 
     sched_keys_real(&sc->keys, msg->id, &id, &rcpt_first);
-    r.dst_gen = lease->worker < SHM_MAX_INSTANCES ? sc->egress_gen[lease->worker] : 0;
+    r.dst_gen = lease->worker < PROTO_NODE_MAX_INSTANCES ? sc->egress_gen[lease->worker] : 0;
     r.body.deliver.msg_id_hi = id.hi;
     r.body.deliver.msg_id_lo = id.lo;
     r.body.deliver.lease = lease->id;
@@ -237,7 +237,7 @@ static void on_announce_batch(struct scheduler *sc, const struct proto_rec *rec)
     }
 out:
     if (why) {
-        shm_counter_add(rt->self, SHM_CTR_RING_BAD, 1);
+        proto_node_counter_add(rt->self, PROTO_NODE_CTR_RING_BAD, 1);
         log_warn("announce batch from the spool refused: %s", why);
     }
     if (p)
@@ -258,7 +258,7 @@ static void on_done(struct scheduler *sc, unsigned from, const struct proto_rec 
     if (!lease || lease->id != d->lease || lease->worker != from) {
         log_warn("delivery result from egress instance %u for lease %u does not match an attempt in flight", from,
                  d->lease);
-        shm_counter_add(sc->rt->self, SHM_CTR_RING_BAD, 1);
+        proto_node_counter_add(sc->rt->self, PROTO_NODE_CTR_RING_BAD, 1);
         return;
     }
     uint32_t lid = lease->id, lgen = lease->gen;
@@ -309,31 +309,31 @@ static void on_updated(struct scheduler *sc, const struct proto_rec *rec)
 static void on_record(struct role_rt *rt, unsigned from, const struct proto_rec *rec)
 {
     struct scheduler *sc = rt->ctx;
-    enum shm_role role = (enum shm_role)rt->seg.inst[from].role;
+    enum proto_node_role role = (enum proto_node_role)rt->seg.inst[from].role;
 
     switch (rec->type) {
     case MSG_SPOOL_MESSAGE_ANNOUNCE_BATCH:
-        if (role == SHM_ROLE_SPOOL)
+        if (role == PROTO_NODE_ROLE_SPOOL)
             on_announce_batch(sc, rec);
         return;
     case MSG_SPOOL_WALK_DONE:
-        if (role == SHM_ROLE_SPOOL)
+        if (role == PROTO_NODE_ROLE_SPOOL)
             log_info("spool walk done: %llu messages announced", (unsigned long long)rec->body.count.count);
         return;
     case MSG_SPOOL_MESSAGE_UPDATED:
-        if (role == SHM_ROLE_SPOOL)
+        if (role == PROTO_NODE_ROLE_SPOOL)
             on_updated(sc, rec);
         return;
     case MSG_EGRESS_DELIVERY_DONE:
-        if (role == SHM_ROLE_EGRESS)
+        if (role == PROTO_NODE_ROLE_EGRESS)
             on_done(sc, from, rec);
         return;
     case MSG_EGRESS_LEASE_CLOSED:
-        if (role == SHM_ROLE_EGRESS)
+        if (role == PROTO_NODE_ROLE_EGRESS)
             on_lease_closed(sc, from, rec);
         return;
     default:
-        shm_counter_add(rt->self, SHM_CTR_RING_BAD, 1);
+        proto_node_counter_add(rt->self, PROTO_NODE_CTR_RING_BAD, 1);
         return;
     }
 }
@@ -346,11 +346,11 @@ static void track_peers(struct scheduler *sc)
     struct role_rt *rt = sc->rt;
     uint64_t now = scheduler_now_ms();
 
-    for (unsigned i = 0; i < rt->seg.hdr->n_instances && i < SHM_MAX_INSTANCES; i++) {
-        struct shm_instance *in = &rt->seg.inst[i];
-        if (in->role == SHM_ROLE_SPOOL) {
+    for (unsigned i = 0; i < rt->seg.hdr->n_instances && i < PROTO_NODE_MAX_INSTANCES; i++) {
+        struct proto_node_instance *in = &rt->seg.inst[i];
+        if (in->role == PROTO_NODE_ROLE_SPOOL) {
             uint32_t g = atomic_load(&in->generation);
-            if (atomic_load(&in->state) == SHM_INST_READY && g != sc->spool_gen) {
+            if (atomic_load(&in->state) == PROTO_NODE_INST_READY && g != sc->spool_gen) {
                 if (sc->spool_gen)
                     log_info("spool restarted (generation %u): asking it to announce the queue again", g);
                 sc->spool_gen = g;
@@ -358,12 +358,12 @@ static void track_peers(struct scheduler *sc)
             }
             continue;
         }
-        if (in->role != SHM_ROLE_EGRESS)
+        if (in->role != PROTO_NODE_ROLE_EGRESS)
             continue;
         uint32_t g = atomic_load(&in->generation);
         uint32_t state = atomic_load(&in->state);
-        bool ready = state == SHM_INST_READY;
-        if (sc->egress_gen[i] && state == SHM_INST_DRAINING && g == sc->egress_gen[i]) {
+        bool ready = state == PROTO_NODE_INST_READY;
+        if (sc->egress_gen[i] && state == PROTO_NODE_INST_DRAINING && g == sc->egress_gen[i]) {
             /* stopping: it finishes what it holds (its results still count), it gets nothing new */
             if (sched_worker_drain(sc->core, i) == 0)
                 log_info("egress instance %u is draining: no new deliveries for it", i);
@@ -398,7 +398,7 @@ static void work(struct scheduler *sc)
         (void)sched_core_dispatch(sc->core, SCHED_DISPATCH_BATCH);
     struct sched_stats st;
     sched_core_stats(sc->core, &st);
-    shm_counter_set(rt->self, SHM_CTR_MESSAGES_QUEUED, st.messages);
+    proto_node_counter_set(rt->self, PROTO_NODE_CTR_MESSAGES_QUEUED, st.messages);
 }
 
 static void after_drain(struct role_rt *rt)
@@ -501,7 +501,7 @@ int main(int argc, char **argv)
     static struct role_rt rt;
     static struct scheduler sc;
 
-    role_rt_init(&rt, SHM_ROLE_SCHEDULER, argc, argv);
+    role_rt_init(&rt, PROTO_NODE_ROLE_SCHEDULER, argc, argv);
     sc.rt = &rt;
     rt.ctx = &sc;
     rt.hooks.on_record = on_record;

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "base/clock.h"
 #include "base/log.h"
@@ -20,63 +19,9 @@
 
 #define ALIGN_UP(x, a) (((x) + ((a)-1)) & ~((uint64_t)(a)-1))
 
-static const char *const role_names[SHM_ROLE__MAX] = {"spool", "scheduler", "ingress", "egress"};
-static const char *const state_names[] = {"empty", "starting", "ready", "draining", "dead", "held", "stopped"};
-static const char *const counter_names[SHM_CTR__MAX] = {
-    "ring_pushed",     "ring_popped",      "ring_full",         "ring_bad_records", "ring_stale_records",
-    "pings_sent",      "pongs_received",   "loop_wakeups",      "reloads",          "smtp_connections",
-    "smtp_commands",   "messages_accepted", "messages_stored",   "spool_commits",    "spool_commit_failures",
-    "store_rejected",  "messages_queued",   "quarantined",       "log_records_dropped",
-    "smtp_sessions",
-};
-
-const char *shm_role_name(enum shm_role r)
+int shm_segment_instance_of(const struct shm_segment *seg, enum proto_node_role role, unsigned index)
 {
-    return (unsigned)r < SHM_ROLE__MAX ? role_names[r] : "unknown";
-}
-
-bool shm_role_parse(const char *text, enum shm_role *out)
-{
-    for (unsigned i = 0; i < SHM_ROLE__MAX; i++) {
-        if (strcasecmp(text, role_names[i]) == 0) {
-            *out = (enum shm_role)i;
-            return true;
-        }
-    }
-    return false;
-}
-
-const char *shm_inst_state_name(enum shm_inst_state s)
-{
-    return (unsigned)s < sizeof(state_names) / sizeof(state_names[0]) ? state_names[s] : "unknown";
-}
-
-const char *shm_counter_name(enum shm_counter c)
-{
-    return (unsigned)c < SHM_CTR__MAX ? counter_names[c] : "unknown";
-}
-
-bool shm_counter_is_gauge(enum shm_counter c)
-{
-    return c == SHM_CTR_MESSAGES_QUEUED || c == SHM_CTR_SMTP_SESSIONS;
-}
-
-int shm_segment_instance_of(const struct shm_segment *seg, enum shm_role role, unsigned index)
-{
-    const struct shm_header *h = seg->hdr;
-
-    switch (role) {
-    case SHM_ROLE_SPOOL:
-        return index == 0 ? 0 : -1;
-    case SHM_ROLE_SCHEDULER:
-        return index == 0 ? 1 : -1;
-    case SHM_ROLE_INGRESS:
-        return index < h->n_ingress ? (int)(2 + index) : -1;
-    case SHM_ROLE_EGRESS:
-        return index < h->n_egress ? (int)(2 + h->n_ingress + index) : -1;
-    default:
-        return -1;
-    }
+    return proto_node_instance_of(seg->hdr->n_ingress, seg->hdr->n_egress, role, index);
 }
 
 static void add_ring(struct shm_header *h, unsigned from, unsigned to)
@@ -115,15 +60,15 @@ static void bind_pointers(struct shm_segment *seg)
     char *base = seg->pages.base;
 
     seg->hdr = (struct shm_header *)base;
-    seg->inst = (struct shm_instance *)(base + seg->hdr->off_instances);
+    seg->inst = (struct proto_node_instance *)(base + seg->hdr->off_instances);
     seg->arena = shm_arena_get(base + seg->hdr->off_arena, seg->hdr->arena_region);
-    seg->status = (struct shm_status *)(base + seg->hdr->off_status);
+    seg->status = (struct proto_node_status *)(base + seg->hdr->off_status);
 }
 
 int shm_status_publish(struct shm_segment *seg, const char *json, size_t len)
 {
-    struct shm_status *st = seg->status;
-    if (len > SHM_STATUS_BYTES - sizeof(*st) - 1)
+    struct proto_node_status *st = seg->status;
+    if (len > PROTO_NODE_STATUS_BYTES - sizeof(*st) - 1)
         return -E2BIG;
     uint64_t s = atomic_load_explicit(&st->seq, memory_order_relaxed);
     atomic_store_explicit(&st->seq, s + 1, memory_order_relaxed);
@@ -138,7 +83,7 @@ int shm_status_publish(struct shm_segment *seg, const char *json, size_t len)
 
 char *shm_status_read(struct shm_segment *seg, size_t *len, uint64_t *updated_ns)
 {
-    struct shm_status *st = seg->status;
+    struct proto_node_status *st = seg->status;
     char *buf = NULL;
     for (int tries = 0; tries < 1000; tries++) {
         uint64_t s1 = atomic_load_explicit(&st->seq, memory_order_acquire);
@@ -147,7 +92,7 @@ char *shm_status_read(struct shm_segment *seg, size_t *len, uint64_t *updated_ns
         if (s1 & 1)
             continue;
         uint32_t n = atomic_load_explicit(&st->len, memory_order_relaxed);
-        if (n > SHM_STATUS_BYTES - sizeof(*st) - 1)
+        if (n > PROTO_NODE_STATUS_BYTES - sizeof(*st) - 1)
             continue;
         buf = xrealloc(buf, (size_t)n + 1);
         memcpy(buf, st->data, n);
@@ -174,8 +119,8 @@ int shm_segment_create(struct shm_segment *seg, const struct shm_segment_params 
 
     memset(seg, 0, sizeof(*seg));
     seg->pages.fd = -1;
-    if (p->n_ingress < 1 || p->n_ingress > SHM_MAX_WORKERS || p->n_egress < 1 || p->n_egress > SHM_MAX_WORKERS) {
-        *err = xasprintf("worker counts must be 1..%d", SHM_MAX_WORKERS);
+    if (p->n_ingress < 1 || p->n_ingress > PROTO_NODE_MAX_WORKERS || p->n_egress < 1 || p->n_egress > PROTO_NODE_MAX_WORKERS) {
+        *err = xasprintf("worker counts must be 1..%d", PROTO_NODE_MAX_WORKERS);
         return -EINVAL;
     }
     ring_bytes = ALIGN_UP(shm_ring_bytes(p->ring_slots), 4096);
@@ -186,14 +131,14 @@ int shm_segment_create(struct shm_segment *seg, const struct shm_segment_params 
     unsigned n_inst = 2 + p->n_ingress + p->n_egress;
     off = ALIGN_UP(sizeof(struct shm_header), 4096);
     uint64_t off_instances = off;
-    off = ALIGN_UP(off + (uint64_t)n_inst * sizeof(struct shm_instance), 4096);
+    off = ALIGN_UP(off + (uint64_t)n_inst * sizeof(struct proto_node_instance), 4096);
     uint64_t off_rings = off;
     unsigned n_rings = 2 + 2 * p->n_ingress + 4 * p->n_egress;
     off += (uint64_t)n_rings * ring_bytes;
     uint64_t off_arena = ALIGN_UP(off, 4096);
     arena_region = ALIGN_UP(shm_arena_bytes(p->arena_bytes), 4096);
     uint64_t off_status = off_arena + arena_region;
-    total = off_status + SHM_STATUS_BYTES;
+    total = off_status + PROTO_NODE_STATUS_BYTES;
 
     rc = shm_pages_alloc(total, p->huge, &seg->pages, err);
     if (rc < 0)
@@ -214,7 +159,7 @@ int shm_segment_create(struct shm_segment *seg, const struct shm_segment_params 
     h->off_arena = off_arena;
     h->arena_region = arena_region;
     h->off_status = off_status;
-    memset((char *)seg->pages.base + off_status, 0, sizeof(struct shm_status));
+    memset((char *)seg->pages.base + off_status, 0, sizeof(struct proto_node_status));
     build_topology(h);
     ASSERT(h->n_rings == n_rings);
 
@@ -231,22 +176,22 @@ int shm_segment_create(struct shm_segment *seg, const struct shm_segment_params 
         return rc;
     }
 
-    struct shm_instance *inst = (struct shm_instance *)((char *)seg->pages.base + off_instances);
+    struct proto_node_instance *inst = (struct proto_node_instance *)((char *)seg->pages.base + off_instances);
     for (unsigned i = 0; i < n_inst; i++) {
         memset(&inst[i], 0, sizeof(inst[i]));
         if (i == 0) {
-            inst[i].role = SHM_ROLE_SPOOL;
+            inst[i].role = PROTO_NODE_ROLE_SPOOL;
         } else if (i == 1) {
-            inst[i].role = SHM_ROLE_SCHEDULER;
+            inst[i].role = PROTO_NODE_ROLE_SCHEDULER;
         } else if (i < 2 + p->n_ingress) {
-            inst[i].role = SHM_ROLE_INGRESS;
+            inst[i].role = PROTO_NODE_ROLE_INGRESS;
             inst[i].index = (uint16_t)(i - 2);
         } else {
-            inst[i].role = SHM_ROLE_EGRESS;
+            inst[i].role = PROTO_NODE_ROLE_EGRESS;
             inst[i].index = (uint16_t)(i - 2 - p->n_ingress);
         }
         atomic_store(&inst[i].last_status, -1);
-        inst[i].bell.efd = -1; /* the supervisor gives each bell its eventfd */
+        shm_segment_bell(&inst[i])->efd = -1; /* the supervisor gives each bell its eventfd */
     }
     /* the magic goes last: a half-built segment is never taken for a valid one */
     atomic_thread_fence(memory_order_release);
@@ -273,14 +218,14 @@ int shm_segment_attach(struct shm_segment *seg, int fd, char **err)
         why = "bad magic";
     else if (h->layout_version != SHM_LAYOUT_VERSION)
         why = "layout version differs from this binary's";
-    else if (h->n_ingress < 1 || h->n_ingress > SHM_MAX_WORKERS || h->n_egress < 1 ||
-             h->n_egress > SHM_MAX_WORKERS || h->n_instances != 2 + h->n_ingress + h->n_egress)
+    else if (h->n_ingress < 1 || h->n_ingress > PROTO_NODE_MAX_WORKERS || h->n_egress < 1 ||
+             h->n_egress > PROTO_NODE_MAX_WORKERS || h->n_instances != 2 + h->n_ingress + h->n_egress)
         why = "bad instance counts";
-    else if (h->off_instances + (uint64_t)h->n_instances * sizeof(struct shm_instance) > size)
+    else if (h->off_instances + (uint64_t)h->n_instances * sizeof(struct proto_node_instance) > size)
         why = "instance table outside the segment";
     else if (h->off_arena > size || h->arena_region > size - h->off_arena)
         why = "arena outside the segment";
-    else if (h->off_status > size || SHM_STATUS_BYTES > size - h->off_status || h->off_status % 64)
+    else if (h->off_status > size || PROTO_NODE_STATUS_BYTES > size - h->off_status || h->off_status % 64)
         why = "status page outside the segment";
     else if (h->n_rings != 2 + 2 * h->n_ingress + 4 * h->n_egress)
         why = "bad ring count";

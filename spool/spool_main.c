@@ -33,7 +33,7 @@ static void on_record(struct role_rt *rt, unsigned from, const struct proto_rec 
         spool_store_rejection(sp, from, rec);
         break;
     case MSG_SCHEDULER_WALK_REQUEST:
-        if (rt->seg.inst[from].role == SHM_ROLE_SCHEDULER)
+        if (rt->seg.inst[from].role == PROTO_NODE_ROLE_SCHEDULER)
             spool_walk_start(sp);
         break;
     case MSG_EGRESS_MESSAGE_LOAD:
@@ -46,7 +46,7 @@ static void on_record(struct role_rt *rt, unsigned from, const struct proto_rec 
         spool_upd_fail(sp, from, rec);
         break;
     default:
-        shm_counter_add(rt->self, SHM_CTR_RING_BAD, 1);
+        proto_node_counter_add(rt->self, PROTO_NODE_CTR_RING_BAD, 1);
         break;
     }
 }
@@ -133,7 +133,7 @@ int main(int argc, char **argv)
     static struct spool sp;
     char *err = NULL;
 
-    role_rt_init(&rt, SHM_ROLE_SPOOL, argc, argv);
+    role_rt_init(&rt, PROTO_NODE_ROLE_SPOOL, argc, argv);
     sp.rt = &rt;
     rt.ctx = &sp;
     rt.hooks.on_record = on_record;

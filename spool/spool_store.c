@@ -98,8 +98,8 @@ void spool_store_request(struct spool *sp, unsigned from, const struct proto_rec
     const char *why = NULL;
     int status = -EINVAL;
 
-    if (rt->seg.inst[from].role != SHM_ROLE_INGRESS) {
-        shm_counter_add(rt->self, SHM_CTR_STORE_REJECTED, 1);
+    if (rt->seg.inst[from].role != PROTO_NODE_ROLE_INGRESS) {
+        proto_node_counter_add(rt->self, PROTO_NODE_CTR_STORE_REJECTED, 1);
         log_warn("store request from instance %u, which is not an ingress; ignored", from);
         return;
     }
@@ -152,7 +152,7 @@ void spool_store_request(struct spool *sp, unsigned from, const struct proto_rec
     return;
 
 reject:
-    shm_counter_add(rt->self, SHM_CTR_STORE_REJECTED, 1);
+    proto_node_counter_add(rt->self, PROTO_NODE_CTR_STORE_REJECTED, 1);
     log_warn("store request from ingress instance %u refused: %s", from, why ? why : "invalid");
     if (p)
         shm_arena_free(rt->seg.arena, st->arena_off);
@@ -170,10 +170,10 @@ void spool_store_commit(struct spool *sp)
     int rc = spool_db_commit(sp->db, sp->batch);
     if (rc == 0) {
         if (spool_db_batch_count(sp->batch) > 0)
-            shm_counter_add(rt->self, SHM_CTR_SPOOL_COMMITS, 1);
-        shm_counter_add(rt->self, SHM_CTR_MESSAGES_STORED, sp->n_pend);
+            proto_node_counter_add(rt->self, PROTO_NODE_CTR_SPOOL_COMMITS, 1);
+        proto_node_counter_add(rt->self, PROTO_NODE_CTR_MESSAGES_STORED, sp->n_pend);
     } else {
-        shm_counter_add(rt->self, SHM_CTR_SPOOL_COMMIT_FAILURES, 1);
+        proto_node_counter_add(rt->self, PROTO_NODE_CTR_SPOOL_COMMIT_FAILURES, 1);
         log_error("spool commit of %zu messages and %zu updates failed: %s (%s); each store gets 451", sp->n_pend,
                   sp->n_upds, strerror(-rc), spool_db_error(sp->db));
     }
@@ -220,7 +220,7 @@ void spool_store_rejection(struct spool *sp, unsigned from, const struct proto_r
     char *str[PROTO_REJ_STRINGS] = {0};
     const char *why = NULL;
 
-    if (rt->seg.inst[from].role != SHM_ROLE_INGRESS)
+    if (rt->seg.inst[from].role != PROTO_NODE_ROLE_INGRESS)
         return;
     char *p = shm_arena_ptr(rt->seg.arena, st->arena_off, st->len);
     if (!p || st->len < sizeof(h)) {
@@ -255,10 +255,10 @@ void spool_store_rejection(struct spool *sp, unsigned from, const struct proto_r
     ev.response.command = str[2][0] ? str[2] : NULL;
     ev.response.content = strlen(str[5]) > 4 ? parse_enhanced(str[5] + 4, &ev.response) : "";
     if (spool_log_rejection(sp->log, &ev) < 0)
-        shm_counter_add(rt->self, SHM_CTR_LOG_DROPPED, 1);
+        proto_node_counter_add(rt->self, PROTO_NODE_CTR_LOG_DROPPED, 1);
 out:
     if (why) {
-        shm_counter_add(rt->self, SHM_CTR_LOG_DROPPED, 1);
+        proto_node_counter_add(rt->self, PROTO_NODE_CTR_LOG_DROPPED, 1);
         log_warn("rejection record from ingress instance %u dropped: %s", from, why);
     }
     for (int i = 0; i < PROTO_REJ_STRINGS; i++)

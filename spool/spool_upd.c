@@ -319,14 +319,14 @@ void spool_upd_attempt(struct spool *sp, unsigned from, const struct proto_rec *
     const char *why = NULL;
     char idtext[MSGID_TEXT_SIZE];
 
-    if (rt->seg.inst[from].role != SHM_ROLE_EGRESS) {
-        shm_counter_add(rt->self, SHM_CTR_RING_BAD, 1);
+    if (rt->seg.inst[from].role != PROTO_NODE_ROLE_EGRESS) {
+        proto_node_counter_add(rt->self, PROTO_NODE_CTR_RING_BAD, 1);
         log_warn("attempt result from instance %u, which is not an egress; ignored", from);
         return;
     }
     char *p = shm_arena_ptr(rt->seg.arena, b->arena_off, b->len);
     if (!p) {
-        shm_counter_add(rt->self, SHM_CTR_RING_BAD, 1);
+        proto_node_counter_add(rt->self, PROTO_NODE_CTR_RING_BAD, 1);
         log_warn("attempt result from egress %u: arena range invalid; ignored", from);
         return;
     }
@@ -335,7 +335,7 @@ void spool_upd_attempt(struct spool *sp, unsigned from, const struct proto_rec *
     memcpy(run, p, b->len);
     shm_arena_free(rt->seg.arena, b->arena_off);
     if (spool_dlv_attempt_check(run, b->len, &a, &why) < 0) {
-        shm_counter_add(rt->self, SHM_CTR_RING_BAD, 1);
+        proto_node_counter_add(rt->self, PROTO_NODE_CTR_RING_BAD, 1);
         log_warn("attempt result from egress %u refused: %s", from, why);
         free(run);
         return;
@@ -357,7 +357,7 @@ void spool_upd_attempt(struct spool *sp, unsigned from, const struct proto_rec *
     }
     struct spool_env *e = &sp->envs[ei];
     if (spool_dlv_attempt_indexes(&a, e->rec.rcpt_count) < 0) {
-        shm_counter_add(rt->self, SHM_CTR_RING_BAD, 1);
+        proto_node_counter_add(rt->self, PROTO_NODE_CTR_RING_BAD, 1);
         log_warn("attempt result for %s refused: recipient index out of range", idtext);
         free(run);
         return;
@@ -404,9 +404,9 @@ void spool_upd_fail(struct spool *sp, unsigned from, const struct proto_rec *rec
     struct msgid id = {f->msg_id_hi, f->msg_id_lo};
     char idtext[MSGID_TEXT_SIZE];
 
-    if (rt->seg.inst[from].role != SHM_ROLE_SCHEDULER ||
+    if (rt->seg.inst[from].role != PROTO_NODE_ROLE_SCHEDULER ||
         (f->kind != PROTO_FAIL_EXPIRE && f->kind != PROTO_FAIL_DNS_BOUNCE)) {
-        shm_counter_add(rt->self, SHM_CTR_RING_BAD, 1);
+        proto_node_counter_add(rt->self, PROTO_NODE_CTR_RING_BAD, 1);
         log_warn("fail request from instance %u of kind %u refused", from, f->kind);
         return;
     }
@@ -422,7 +422,7 @@ void spool_upd_fail(struct spool *sp, unsigned from, const struct proto_rec *rec
     }
     struct spool_env *e = &sp->envs[ei];
     if (f->rcpt_first >= e->rec.rcpt_count) {
-        shm_counter_add(rt->self, SHM_CTR_RING_BAD, 1);
+        proto_node_counter_add(rt->self, PROTO_NODE_CTR_RING_BAD, 1);
         log_warn("fail of %s refused: recipient index %u out of range", idtext, f->rcpt_first);
         return;
     }

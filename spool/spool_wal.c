@@ -50,7 +50,7 @@ void spool_wal_add(struct spool *sp, json_t *rec)
     char *line = json_dumps(rec, JSON_COMPACT);
     json_decref(rec);
     if (line == NULL) {
-        shm_counter_add(sp->rt->self, SHM_CTR_LOG_DROPPED, 1);
+        proto_node_counter_add(sp->rt->self, PROTO_NODE_CTR_LOG_DROPPED, 1);
         log_warn("log record not serializable: dropped");
         return;
     }
@@ -73,7 +73,7 @@ void spool_wal_event(struct spool *sp, enum spool_log_type type, const struct sp
 {
     json_t *j = NULL;
     if (spool_log_build(sp->log, type, ev, &j) < 0) {
-        shm_counter_add(sp->rt->self, SHM_CTR_LOG_DROPPED, 1);
+        proto_node_counter_add(sp->rt->self, PROTO_NODE_CTR_LOG_DROPPED, 1);
         return;
     }
     spool_wal_add(sp, j);
@@ -150,7 +150,7 @@ void spool_wal_committed(struct spool *sp, int rc)
         struct spool_wal_rec *w = &sp->walq[i];
         if (rc == 0 && w->seq == 0) {
             if (wal_write(sp, w->line, w->len) < 0)
-                shm_counter_add(sp->rt->self, SHM_CTR_LOG_DROPPED, 1);
+                proto_node_counter_add(sp->rt->self, PROTO_NODE_CTR_LOG_DROPPED, 1);
         } else if (rc == 0 && !sp->wal_behind) {
             if (wal_write(sp, w->line, w->len) == 0) {
                 sp->wal_logged = w->seq;

@@ -50,7 +50,7 @@ bool spool_walk_step(struct spool *sp)
     uint64_t before = sp->walk.quarantined;
     int rc = spool_db_walk_step(sp->db, &sp->walk, SPOOL_WALK_STEP, announce, sp);
     if (sp->walk.quarantined > before) {
-        shm_counter_add(rt->self, SHM_CTR_QUARANTINED, sp->walk.quarantined - before);
+        proto_node_counter_add(rt->self, PROTO_NODE_CTR_QUARANTINED, sp->walk.quarantined - before);
         log_error("start-up walk: %llu undecodable record(s) moved to quarantine (kept, not deleted)",
                   (unsigned long long)(sp->walk.quarantined - before));
     }

@@ -31,7 +31,7 @@ enum sup_req_kind {
 
 struct sup_request {
     enum sup_req_kind kind;
-    enum shm_role role;
+    enum proto_node_role role;
     int index;
     /* filled by the main thread */
     bool done;
@@ -62,14 +62,14 @@ struct supervisor {
     uint64_t started_ns;
 
     struct shm_segment seg;
-    struct sup_instance inst[SHM_MAX_INSTANCES];
+    struct sup_instance inst[PROTO_NODE_MAX_INSTANCES];
     /* SMTP listeners. Steered: one SO_REUSEPORT socket per ingress worker and listener, chosen by the
      * BPF program (worker_fds). Not steered: one socket per listener shared by every worker. */
     int listen_fds[CFG_MAX_LISTENERS];
     unsigned n_listen_fds;
     bool steering;
     char *steering_note; /* why there is no BPF steering, for status */
-    int worker_fds[CFG_MAX_LISTENERS][SHM_MAX_WORKERS];
+    int worker_fds[CFG_MAX_LISTENERS][PROTO_NODE_MAX_WORKERS];
     struct supervisor_bpf *bpf[CFG_MAX_LISTENERS];
 
     bool stopping;
@@ -97,7 +97,7 @@ struct supervisor {
 void supervisor_spawn_all(struct supervisor *s);
 void supervisor_spawn_reap(struct supervisor *s);
 void supervisor_spawn_tick(struct supervisor *s, uint64_t now);
-int supervisor_spawn_restart(struct supervisor *s, enum shm_role role, int index, char **detail);
+int supervisor_spawn_restart(struct supervisor *s, enum proto_node_role role, int index, char **detail);
 void supervisor_spawn_signal_all(struct supervisor *s, int sig);
 /* supervisor_spawn_signal_roles - signal the running instances of the roles in `mask` (1 << role) */
 void supervisor_spawn_signal_roles(struct supervisor *s, unsigned mask, int sig);

@@ -64,21 +64,21 @@ static enum MHD_Result respond_error(struct MHD_Connection *c, unsigned code, co
 
 static json_t *instance_json(struct supervisor *s, unsigned i, uint64_t now)
 {
-    struct shm_instance *in = &s->seg.inst[i];
+    struct proto_node_instance *in = &s->seg.inst[i];
     uint32_t state = atomic_load(&in->state);
     uint64_t started = atomic_load(&in->started_ns), hb = atomic_load(&in->heartbeat_ns);
     int32_t status = atomic_load(&in->last_status);
     json_t *j = json_object();
     json_t *ctr = json_object();
 
-    json_object_set_new(j, "role", json_string(shm_role_name((enum shm_role)in->role)));
+    json_object_set_new(j, "role", json_string(proto_node_role_name((enum proto_node_role)in->role)));
     json_object_set_new(j, "index", json_integer(in->index));
     json_object_set_new(j, "instance", json_integer(i));
     json_object_set_new(j, "pid", json_integer(atomic_load(&in->pid)));
-    json_object_set_new(j, "state", json_string(shm_inst_state_name((enum shm_inst_state)state)));
+    json_object_set_new(j, "state", json_string(proto_node_inst_state_name((enum proto_node_inst_state)state)));
     json_object_set_new(j, "generation", json_integer(atomic_load(&in->generation)));
     json_object_set_new(j, "restarts", json_integer(atomic_load(&in->restarts)));
-    bool running = state == SHM_INST_STARTING || state == SHM_INST_READY || state == SHM_INST_DRAINING;
+    bool running = state == PROTO_NODE_INST_STARTING || state == PROTO_NODE_INST_READY || state == PROTO_NODE_INST_DRAINING;
     json_object_set_new(j, "uptime_ms", running && started && now > started ? json_integer((json_int_t)((now - started) / 1000000u)) : json_null());
     json_object_set_new(j, "heartbeat_age_ms",
                         running && hb && now >= hb ? json_integer((json_int_t)((now - hb) / 1000000u)) : json_null());
@@ -97,13 +97,13 @@ static json_t *instance_json(struct supervisor *s, unsigned i, uint64_t now)
     } else {
         json_object_set_new(j, "last_exit", json_null());
     }
-    if (state == SHM_INST_HELD) {
+    if (state == PROTO_NODE_INST_HELD) {
         uint64_t until = atomic_load(&in->held_until_ns);
         json_object_set_new(j, "held_for_ms", json_integer((json_int_t)(until > now ? (until - now) / 1000000u : 0)));
     }
     json_object_set_new(j, "reload_generation", json_integer(atomic_load(&in->reload_seen)));
-    for (unsigned k = 0; k < SHM_CTR__MAX; k++)
-        json_object_set_new(ctr, shm_counter_name((enum shm_counter)k),
+    for (unsigned k = 0; k < PROTO_NODE_CTR__MAX; k++)
+        json_object_set_new(ctr, proto_node_counter_name((enum proto_node_counter)k),
                             json_integer((json_int_t)atomic_load_explicit(&in->counters[k], memory_order_relaxed)));
     json_object_set_new(j, "counters", ctr);
     return j;
@@ -174,26 +174,26 @@ static char *metrics_text(struct supervisor *s)
 
     EMIT("# HELP ringmail_role_up 1 when the role instance is ready.\n# TYPE ringmail_role_up gauge\n");
     for (unsigned i = 0; i < s->seg.hdr->n_instances; i++) {
-        struct shm_instance *in = &s->seg.inst[i];
-        EMIT("ringmail_role_up{role=\"%s\",index=\"%u\"} %d\n", shm_role_name((enum shm_role)in->role), in->index,
-             atomic_load(&in->state) == SHM_INST_READY);
+        struct proto_node_instance *in = &s->seg.inst[i];
+        EMIT("ringmail_role_up{role=\"%s\",index=\"%u\"} %d\n", proto_node_role_name((enum proto_node_role)in->role), in->index,
+             atomic_load(&in->state) == PROTO_NODE_INST_READY);
     }
     EMIT("# HELP ringmail_role_restarts_total Restarts of the role instance since the node started.\n"
          "# TYPE ringmail_role_restarts_total counter\n");
     for (unsigned i = 0; i < s->seg.hdr->n_instances; i++) {
-        struct shm_instance *in = &s->seg.inst[i];
-        EMIT("ringmail_role_restarts_total{role=\"%s\",index=\"%u\"} %u\n", shm_role_name((enum shm_role)in->role),
+        struct proto_node_instance *in = &s->seg.inst[i];
+        EMIT("ringmail_role_restarts_total{role=\"%s\",index=\"%u\"} %u\n", proto_node_role_name((enum proto_node_role)in->role),
              in->index, atomic_load(&in->restarts));
     }
-    for (unsigned k = 0; k < SHM_CTR__MAX; k++) {
-        const char *name = shm_counter_name((enum shm_counter)k);
-        bool gauge = shm_counter_is_gauge((enum shm_counter)k);
+    for (unsigned k = 0; k < PROTO_NODE_CTR__MAX; k++) {
+        const char *name = proto_node_counter_name((enum proto_node_counter)k);
+        bool gauge = proto_node_counter_is_gauge((enum proto_node_counter)k);
         const char *suffix = gauge ? "" : "_total";
         EMIT("# HELP ringmail_%s%s Per role instance: %s.\n# TYPE ringmail_%s%s %s\n", name, suffix, name, name, suffix,
              gauge ? "gauge" : "counter");
         for (unsigned i = 0; i < s->seg.hdr->n_instances; i++) {
-            struct shm_instance *in = &s->seg.inst[i];
-            EMIT("ringmail_%s%s{role=\"%s\",index=\"%u\"} %llu\n", name, suffix, shm_role_name((enum shm_role)in->role),
+            struct proto_node_instance *in = &s->seg.inst[i];
+            EMIT("ringmail_%s%s{role=\"%s\",index=\"%u\"} %llu\n", name, suffix, proto_node_role_name((enum proto_node_role)in->role),
                  in->index, (unsigned long long)atomic_load_explicit(&in->counters[k], memory_order_relaxed));
         }
     }
@@ -266,12 +266,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return respond_error(c, MHD_HTTP_NOT_FOUND, "unknown role");
         memcpy(role_s, rest, rl);
         role_s[rl] = '\0';
-        if (!shm_role_parse(role_s, &req.role))
+        if (!proto_node_role_parse(role_s, &req.role))
             return respond_error(c, MHD_HTTP_NOT_FOUND, "unknown role (spool, scheduler, ingress, egress)");
         if (slash) {
             char *end;
             long idx = strtol(slash + 1, &end, 10);
-            if (end == slash + 1 || *end || idx < 0 || idx >= SHM_MAX_WORKERS)
+            if (end == slash + 1 || *end || idx < 0 || idx >= PROTO_NODE_MAX_WORKERS)
                 return respond_error(c, MHD_HTTP_NOT_FOUND, "bad instance index");
             req.index = (int)idx;
         }

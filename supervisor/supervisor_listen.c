@@ -140,7 +140,7 @@ int supervisor_listen_open(struct supervisor *s, char **err)
     s->n_listen_fds = 0;
     s->steering = false;
     for (size_t l = 0; l < CFG_MAX_LISTENERS; l++)
-        for (unsigned w = 0; w < SHM_MAX_WORKERS; w++)
+        for (unsigned w = 0; w < PROTO_NODE_MAX_WORKERS; w++)
             s->worker_fds[l][w] = -1;
     if (s->cfg.ingress_workers > 1 && open_steered(s, &why) == 0) {
         s->steering = true;
@@ -181,16 +181,16 @@ void supervisor_listen_fds(const struct supervisor *s, unsigned index, char *buf
 
 void supervisor_listen_balance(struct supervisor *s)
 {
-    uint32_t loads[SHM_MAX_WORKERS];
+    uint32_t loads[PROTO_NODE_MAX_WORKERS];
     unsigned n = s->cfg.ingress_workers;
 
     if (!s->steering)
         return;
     for (unsigned w = 0; w < n; w++) {
-        int i = shm_segment_instance_of(&s->seg, SHM_ROLE_INGRESS, w);
-        struct shm_instance *in = &s->seg.inst[i];
-        uint64_t sessions = atomic_load_explicit(&in->counters[SHM_CTR_SMTP_SESSIONS], memory_order_relaxed);
-        bool ready = atomic_load(&in->state) == SHM_INST_READY && !s->stopping;
+        int i = shm_segment_instance_of(&s->seg, PROTO_NODE_ROLE_INGRESS, w);
+        struct proto_node_instance *in = &s->seg.inst[i];
+        uint64_t sessions = atomic_load_explicit(&in->counters[PROTO_NODE_CTR_SMTP_SESSIONS], memory_order_relaxed);
+        bool ready = atomic_load(&in->state) == PROTO_NODE_INST_READY && !s->stopping;
         loads[w] = ready ? (uint32_t)(sessions < SUPERVISOR_BPF_NOT_READY - 1 ? sessions : SUPERVISOR_BPF_NOT_READY - 1)
                          : SUPERVISOR_BPF_NOT_READY;
     }

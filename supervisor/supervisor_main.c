@@ -186,8 +186,8 @@ void supervisor_request(struct supervisor *s, struct sup_request *req)
     pthread_mutex_unlock(&s->req_lock);
 }
 
-#define STOP_EDGE ((1u << SHM_ROLE_INGRESS) | (1u << SHM_ROLE_EGRESS))
-#define STOP_CORE ((1u << SHM_ROLE_SPOOL) | (1u << SHM_ROLE_SCHEDULER))
+#define STOP_EDGE ((1u << PROTO_NODE_ROLE_INGRESS) | (1u << PROTO_NODE_ROLE_EGRESS))
+#define STOP_CORE ((1u << PROTO_NODE_ROLE_SPOOL) | (1u << PROTO_NODE_ROLE_SCHEDULER))
 
 /* drain_roles - mark the running instances of `mask` draining (or stopped when not running) and SIGTERM them */
 static void drain_roles(struct supervisor *s, unsigned mask)
@@ -197,9 +197,9 @@ static void drain_roles(struct supervisor *s, unsigned mask)
             continue;
         uint32_t st = atomic_load(&s->seg.inst[i].state);
         if (s->inst[i].pid <= 0)
-            atomic_store(&s->seg.inst[i].state, SHM_INST_STOPPED);
-        else if (st != SHM_INST_STOPPED)
-            atomic_store(&s->seg.inst[i].state, SHM_INST_DRAINING);
+            atomic_store(&s->seg.inst[i].state, PROTO_NODE_INST_STOPPED);
+        else if (st != PROTO_NODE_INST_STOPPED)
+            atomic_store(&s->seg.inst[i].state, PROTO_NODE_INST_DRAINING);
     }
     supervisor_spawn_signal_roles(s, mask, SIGTERM);
 }
@@ -374,7 +374,7 @@ int main(int argc, char **argv)
         int efd = eventfd(0, EFD_NONBLOCK);
         if (efd < 0)
             fatal("eventfd: %s", strerror(errno));
-        shm_bell_init(&s->seg.inst[i].bell, efd);
+        shm_bell_init(shm_segment_bell(&s->seg.inst[i]), efd);
     }
     if (supervisor_listen_open(s, &err) < 0)
         fatal("%s", err);

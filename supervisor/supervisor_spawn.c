@@ -41,8 +41,8 @@ static void describe_status(int status, char *buf, size_t len)
 
 static void spawn_one(struct supervisor *s, unsigned i)
 {
-    struct shm_instance *in = &s->seg.inst[i];
-    const char *role = shm_role_name((enum shm_role)in->role);
+    struct proto_node_instance *in = &s->seg.inst[i];
+    const char *role = proto_node_role_name((enum proto_node_role)in->role);
     char path[4096], fd_s[16], inst_s[16], listen_s[256];
     const char *argv[16];
     unsigned n = 0;
@@ -62,7 +62,7 @@ static void spawn_one(struct supervisor *s, unsigned i)
     }
     argv[n++] = "--data-dir";
     argv[n++] = s->cfg.data_dir;
-    if (in->role == SHM_ROLE_INGRESS) {
+    if (in->role == PROTO_NODE_ROLE_INGRESS) {
         supervisor_listen_fds(s, in->index, listen_s, sizeof(listen_s));
         argv[n++] = "--listen-fds";
         argv[n++] = listen_s;
@@ -72,7 +72,7 @@ static void spawn_one(struct supervisor *s, unsigned i)
     /* generations start at 1 (0 in a record means "any"); on_death() bumps it to fence */
     if (atomic_load(&in->generation) == 0)
         atomic_store(&in->generation, 1);
-    atomic_store(&in->state, SHM_INST_STARTING);
+    atomic_store(&in->state, PROTO_NODE_INST_STARTING);
     atomic_store(&in->started_ns, clock_mono_ns());
     atomic_store(&in->ready_ns, 0);
     atomic_store(&in->heartbeat_ns, 0);
@@ -82,7 +82,7 @@ static void spawn_one(struct supervisor *s, unsigned i)
     pid = fork();
     if (pid < 0) {
         log_error("cannot fork %s[%u]: %s; retrying", role, in->index, strerror(errno));
-        atomic_store(&in->state, SHM_INST_DEAD);
+        atomic_store(&in->state, PROTO_NODE_INST_DEAD);
         s->inst[i].restart_at_ns = clock_mono_ns() + CLOCK_MS(s->cfg.restart_backoff_ms);
         return;
     }
@@ -135,9 +135,9 @@ static unsigned recent_deaths(struct sup_instance *si, uint64_t now, uint64_t wi
 
 static void on_death(struct supervisor *s, unsigned i, int status)
 {
-    struct shm_instance *in = &s->seg.inst[i];
+    struct proto_node_instance *in = &s->seg.inst[i];
     struct sup_instance *si = &s->inst[i];
-    const char *role = shm_role_name((enum shm_role)in->role);
+    const char *role = proto_node_role_name((enum proto_node_role)in->role);
     uint64_t now = clock_mono_ns();
     uint32_t old_gen = atomic_load(&in->generation);
     char why[128];
@@ -152,11 +152,11 @@ static void on_death(struct supervisor *s, unsigned i, int status)
     size_t freed = shm_arena_reclaim(s->seg.arena, (uint16_t)i, old_gen);
 
     if (s->stopping) {
-        atomic_store(&in->state, SHM_INST_STOPPED);
+        atomic_store(&in->state, PROTO_NODE_INST_STOPPED);
         log_info("%s[%u] stopped (%s)", role, in->index, why);
         return;
     }
-    atomic_store(&in->state, SHM_INST_DEAD);
+    atomic_store(&in->state, PROTO_NODE_INST_DEAD);
     atomic_fetch_add(&in->restarts, 1);
     if (si->restart_requested) {
         si->restart_requested = false;
@@ -172,7 +172,7 @@ static void on_death(struct supervisor *s, unsigned i, int status)
     deaths++;
     if (deaths >= s->cfg.crash_loop_limit) {
         uint64_t hold = CLOCK_MS(s->cfg.crash_loop_hold_ms);
-        atomic_store(&in->state, SHM_INST_HELD);
+        atomic_store(&in->state, PROTO_NODE_INST_HELD);
         atomic_store(&in->held_until_ns, now + hold);
         si->restart_at_ns = now + hold;
         si->n_deaths = 0;
@@ -214,10 +214,10 @@ void supervisor_spawn_reap(struct supervisor *s)
 void supervisor_spawn_tick(struct supervisor *s, uint64_t now)
 {
     for (unsigned i = 0; i < s->seg.hdr->n_instances; i++) {
-        struct shm_instance *in = &s->seg.inst[i];
+        struct proto_node_instance *in = &s->seg.inst[i];
         struct sup_instance *si = &s->inst[i];
         uint32_t state = atomic_load(&in->state);
-        const char *role = shm_role_name((enum shm_role)in->role);
+        const char *role = proto_node_role_name((enum proto_node_role)in->role);
 
         if (s->stopping) {
             if (si->pid > 0 && now >= s->stop_deadline_ns) {
@@ -227,8 +227,8 @@ void supervisor_spawn_tick(struct supervisor *s, uint64_t now)
             continue;
         }
         if (si->pid == 0) {
-            if ((state == SHM_INST_DEAD || state == SHM_INST_HELD) && si->restart_at_ns && now >= si->restart_at_ns) {
-                if (state == SHM_INST_HELD)
+            if ((state == PROTO_NODE_INST_DEAD || state == PROTO_NODE_INST_HELD) && si->restart_at_ns && now >= si->restart_at_ns) {
+                if (state == PROTO_NODE_INST_HELD)
                     log_info("%s[%u] hold expired; starting it again", role, in->index);
                 spawn_one(s, i);
             }
@@ -240,12 +240,12 @@ void supervisor_spawn_tick(struct supervisor *s, uint64_t now)
             si->term_sent_ns = now; /* once per timeout */
             continue;
         }
-        if (state == SHM_INST_STARTING && now - atomic_load(&in->started_ns) > CLOCK_MS(s->cfg.ready_timeout_ms)) {
+        if (state == PROTO_NODE_INST_STARTING && now - atomic_load(&in->started_ns) > CLOCK_MS(s->cfg.ready_timeout_ms)) {
             log_error("%s[%u] pid %d not ready within %llu ms; killing it", role, in->index, si->pid,
                       (unsigned long long)s->cfg.ready_timeout_ms);
             kill(si->pid, SIGKILL);
             si->term_sent_ns = now;
-        } else if (state == SHM_INST_READY) {
+        } else if (state == PROTO_NODE_INST_READY) {
             uint64_t hb = atomic_load(&in->heartbeat_ns);
             if (hb && now > hb && now - hb > CLOCK_MS(s->cfg.heartbeat_timeout_ms)) {
                 log_error("%s[%u] pid %d heartbeat is %llu ms old; killing it", role, in->index, si->pid,
@@ -257,7 +257,7 @@ void supervisor_spawn_tick(struct supervisor *s, uint64_t now)
     }
 }
 
-int supervisor_spawn_restart(struct supervisor *s, enum shm_role role, int index, char **detail)
+int supervisor_spawn_restart(struct supervisor *s, enum proto_node_role role, int index, char **detail)
 {
     unsigned matched = 0;
     size_t off = 0;
@@ -265,7 +265,7 @@ int supervisor_spawn_restart(struct supervisor *s, enum shm_role role, int index
 
     buf[0] = '\0';
     for (unsigned i = 0; i < s->seg.hdr->n_instances; i++) {
-        struct shm_instance *in = &s->seg.inst[i];
+        struct proto_node_instance *in = &s->seg.inst[i];
         if (in->role != role || (index >= 0 && in->index != (unsigned)index))
             continue;
         matched++;
@@ -278,14 +278,14 @@ int supervisor_spawn_restart(struct supervisor *s, enum shm_role role, int index
             /* dead or held: start it now */
             si->n_deaths = 0;
             si->restart_at_ns = clock_mono_ns();
-            atomic_store(&in->state, SHM_INST_DEAD);
+            atomic_store(&in->state, PROTO_NODE_INST_DEAD);
         }
         if (off < sizeof(buf))
             off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%s[%u]", matched > 1 ? " " : "",
-                                    shm_role_name(role), in->index);
+                                    proto_node_role_name(role), in->index);
     }
     if (!matched) {
-        *detail = xasprintf("no %s instance %d", shm_role_name(role), index);
+        *detail = xasprintf("no %s instance %d", proto_node_role_name(role), index);
         return -ENOENT;
     }
     log_info("operator restart of %s", buf);
@@ -298,7 +298,7 @@ void supervisor_spawn_signal_all(struct supervisor *s, int sig)
     /* ingress first, so no new mail arrives while the others drain */
     for (int pass = 0; pass < 2; pass++) {
         for (unsigned i = 0; i < s->seg.hdr->n_instances; i++) {
-            bool ingress = s->seg.inst[i].role == SHM_ROLE_INGRESS;
+            bool ingress = s->seg.inst[i].role == PROTO_NODE_ROLE_INGRESS;
             if ((pass == 0) != ingress || s->inst[i].pid <= 0)
                 continue;
             kill(s->inst[i].pid, sig);

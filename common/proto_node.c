@@ -1,0 +1,67 @@
+/*
+ * proto_node - names of the node's roles, instance states and counters; instance numbering
+ *
+ * The names are the ones operators see (admin API, /metrics, `ringctl restart ROLE`): changing one
+ * changes the admin API (docs/admin-api.md).
+ */
+#include "common/proto_node.h"
+
+#include <strings.h>
+
+static const char *const role_names[PROTO_NODE_ROLE__MAX] = {"spool", "scheduler", "ingress", "egress"};
+static const char *const state_names[PROTO_NODE_INST__MAX] = {"empty", "starting", "ready", "draining",
+                                                              "dead",  "held",     "stopped"};
+static const char *const counter_names[PROTO_NODE_CTR__MAX] = {
+    "ring_pushed",     "ring_popped",      "ring_full",         "ring_bad_records", "ring_stale_records",
+    "pings_sent",      "pongs_received",   "loop_wakeups",      "reloads",          "smtp_connections",
+    "smtp_commands",   "messages_accepted", "messages_stored",   "spool_commits",    "spool_commit_failures",
+    "store_rejected",  "messages_queued",   "quarantined",       "log_records_dropped",
+    "smtp_sessions",
+};
+
+int proto_node_instance_of(unsigned n_ingress, unsigned n_egress, enum proto_node_role role, unsigned index)
+{
+    switch (role) {
+    case PROTO_NODE_ROLE_SPOOL:
+        return index == 0 ? 0 : -1;
+    case PROTO_NODE_ROLE_SCHEDULER:
+        return index == 0 ? 1 : -1;
+    case PROTO_NODE_ROLE_INGRESS:
+        return index < n_ingress ? (int)(2 + index) : -1;
+    case PROTO_NODE_ROLE_EGRESS:
+        return index < n_egress ? (int)(2 + n_ingress + index) : -1;
+    default:
+        return -1;
+    }
+}
+
+const char *proto_node_role_name(enum proto_node_role r)
+{
+    return (unsigned)r < PROTO_NODE_ROLE__MAX ? role_names[r] : "unknown";
+}
+
+bool proto_node_role_parse(const char *text, enum proto_node_role *out)
+{
+    for (unsigned i = 0; i < PROTO_NODE_ROLE__MAX; i++) {
+        if (strcasecmp(text, role_names[i]) == 0) {
+            *out = (enum proto_node_role)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+const char *proto_node_inst_state_name(enum proto_node_inst_state s)
+{
+    return (unsigned)s < PROTO_NODE_INST__MAX ? state_names[s] : "unknown";
+}
+
+const char *proto_node_counter_name(enum proto_node_counter c)
+{
+    return (unsigned)c < PROTO_NODE_CTR__MAX ? counter_names[c] : "unknown";
+}
+
+bool proto_node_counter_is_gauge(enum proto_node_counter c)
+{
+    return c == PROTO_NODE_CTR_MESSAGES_QUEUED || c == PROTO_NODE_CTR_SMTP_SESSIONS;
+}
