@@ -3,20 +3,18 @@
  *
  * Once a second the scheduler writes one JSON document into the segment's status page (a sequence
  * lock: readers in other processes always get a whole document): totals, the largest scheduled
- * queues (at most SCHED_STATUS_QUEUES, by message count) and every egress path with its ready queue,
+ * queues (at most PROTO_STATUS_QUEUES_MAX, by message count) and every egress path with its ready queue,
  * messages in flight, open connections and outcome counters. Bounded: a document that would not fit
- * the page is cut to fewer queues and paths.
+ * the page is cut to fewer queues and paths. The document is common/proto_status.h's queues document
+ * (schema: docs/admin-api.md), written by its encoder.
  */
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "common/proto_status.h"
 #include "scheduler/scheduler.h"
-
-#define SCHED_STATUS_QUEUES 200
-#define SCHED_STATUS_PATHS 500
 
 struct top {
     const struct sched_queue **v;
@@ -65,7 +63,7 @@ static int by_count_desc(const void *a, const void *b)
 
 struct paths_ctx {
     const struct sched_core *core;
-    json_t *arr;
+    struct proto_status_path *v;
     size_t n, limit;
 };
 
@@ -74,54 +72,62 @@ static void path_push(void *arg, const struct sched_path *p)
     struct paths_ctx *c = arg;
     if (c->n >= c->limit)
         return;
-    c->n++;
-    json_array_append_new(c->arr,
-        json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "source", sched_path_source_name(c->core, p),
-                  "site", p->site->n.name, "ready", (json_int_t)p->ready.count, "in_flight", (json_int_t)p->in_flight,
-                  "connections", (json_int_t)p->connections, "connection_limit", (json_int_t)p->opt.connection_limit,
-                  "delivered", (json_int_t)p->delivered, "transient", (json_int_t)p->transient, "bounced",
-                  (json_int_t)p->bounced));
+    c->v[c->n++] = (struct proto_status_path){
+        .source = sched_path_source_name(c->core, p),
+        .site = p->site->n.name,
+        .ready = p->ready.count,
+        .in_flight = p->in_flight,
+        .connections = p->connections,
+        .connection_limit = p->opt.connection_limit,
+        .delivered = p->delivered,
+        .transient = p->transient,
+        .bounced = p->bounced,
+    };
 }
 
 static char *build(const struct scheduler *sc, size_t max_queues, size_t max_paths)
 {
     struct sched_stats st;
     sched_core_stats(sc->core, &st);
+    struct proto_status_queues doc = {
+        .totals = {st.messages, st.scheduled, st.resolving, st.ready, st.in_flight, st.queues, st.domains,
+                   st.sites, st.paths},
+        .since_start = {.added = st.added, .delivered = st.delivered, .bounced = st.bounced, .expired = st.expired,
+                        .transient = st.transient, .requeued = st.requeued, .ready_full = st.ready_full},
+        .age_ms = -1,
+    };
 
     struct top t = {.cap = max_queues};
     t.v = xcalloc(max_queues ? max_queues : 1, sizeof(*t.v));
     sched_queue_foreach(sc->core, top_push, &t);
     qsort(t.v, t.n, sizeof(*t.v), by_count_desc);
-    json_t *queues = json_array();
+    doc.queues = xcalloc(t.n ? t.n : 1, sizeof(*doc.queues));
     for (size_t i = 0; i < t.n; i++)
-        json_array_append_new(queues, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "name", t.v[i]->n.name, "domain",
-                                                t.v[i]->domain ? t.v[i]->domain->n.name : "", "messages",
-                                                (json_int_t)t.v[i]->count, "scheduled", (json_int_t)t.v[i]->scheduled,
-                                                "retry_interval_s", (json_int_t)t.v[i]->cfg.retry_interval_s,
-                                                "max_age_s", (json_int_t)t.v[i]->cfg.max_age_s));
+        doc.queues[i] = (struct proto_status_queue){
+            .name = t.v[i]->n.name,
+            .domain = t.v[i]->domain ? t.v[i]->domain->n.name : "",
+            .messages = t.v[i]->count,
+            .scheduled = t.v[i]->scheduled,
+            .retry_interval_s = t.v[i]->cfg.retry_interval_s,
+            .max_age_s = t.v[i]->cfg.max_age_s,
+        };
+    doc.n_queues = t.n;
     free(t.v);
 
-    struct paths_ctx pc = {sc->core, json_array(), 0, max_paths};
+    struct paths_ctx pc = {sc->core, xcalloc(max_paths ? max_paths : 1, sizeof(*pc.v)), 0, max_paths};
     sched_path_foreach(sc->core, path_push, &pc);
+    doc.paths = pc.v;
+    doc.n_paths = pc.n;
 
-    json_t *doc = json_pack(
-        "{s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o, s:o}",
-        "totals", "messages", (json_int_t)st.messages, "scheduled", (json_int_t)st.scheduled, "resolving",
-        (json_int_t)st.resolving, "ready", (json_int_t)st.ready, "in_flight", (json_int_t)st.in_flight, "queues",
-        (json_int_t)st.queues, "domains", (json_int_t)st.domains, "sites", (json_int_t)st.sites, "paths",
-        (json_int_t)st.paths,
-        "since_start", "added", (json_int_t)st.added, "delivered", (json_int_t)st.delivered, "bounced",
-        (json_int_t)st.bounced, "expired", (json_int_t)st.expired, "transient", (json_int_t)st.transient,
-        "requeued", (json_int_t)st.requeued, "ready_full", (json_int_t)st.ready_full,
-        "queues", queues, "paths", pc.arr);
-    char *s = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-    json_decref(doc);
+    char *s = proto_status_queues_encode(&doc, false);
+    free(doc.queues);
+    free(doc.paths);
     return s;
 }
 
 void sched_status_publish(struct scheduler *sc)
 {
-    size_t q = SCHED_STATUS_QUEUES, p = SCHED_STATUS_PATHS;
+    size_t q = PROTO_STATUS_QUEUES_MAX, p = PROTO_STATUS_PATHS_MAX;
     for (int tries = 0; tries < 6; tries++) {
         char *s = build(sc, q, p);
         if (!s)

@@ -16,7 +16,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <jansson.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -25,9 +24,11 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include "base/buf.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "common/proto_status.h"
 
 static int post_marker;
 
@@ -41,12 +42,11 @@ static enum MHD_Result respond(struct MHD_Connection *c, unsigned code, const ch
     return ret;
 }
 
-static enum MHD_Result respond_json(struct MHD_Connection *c, unsigned code, json_t *j)
+/* respond_doc - an encoded admin document (proto_status), newline-terminated */
+static enum MHD_Result respond_doc(struct MHD_Connection *c, unsigned code, char *text)
 {
-    char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    json_decref(j);
     if (!text)
-        panic("json_dumps failed");
+        panic("an admin document is not encodable (a string that is not UTF-8)");
     /* MHD frees with free(); jansson's default allocator is malloc */
     size_t n = strlen(text);
     char *body = xmalloc(n + 2);
@@ -57,56 +57,65 @@ static enum MHD_Result respond_json(struct MHD_Connection *c, unsigned code, jso
     return respond(c, code, "application/json", body);
 }
 
-static enum MHD_Result respond_error(struct MHD_Connection *c, unsigned code, const char *msg)
+static enum MHD_Result respond_reply(struct MHD_Connection *c, unsigned code, bool ok, const char *detail)
 {
-    return respond_json(c, code, json_pack("{s:b, s:s}", "ok", 0, "error", msg));
+    struct proto_status_reply r = {.ok = ok, .detail = detail ? detail : ""};
+    return respond_doc(c, code, proto_status_reply_encode(&r));
 }
 
-static json_t *instance_json(struct supervisor *s, unsigned i, uint64_t now)
+static enum MHD_Result respond_error(struct MHD_Connection *c, unsigned code, const char *msg)
+{
+    struct proto_status_reply r = {.ok = false, .error = msg};
+    return respond_doc(c, code, proto_status_reply_encode(&r));
+}
+
+/* instance_doc - one role table slot as the status document shows it; last_exit goes to `exit_buf` */
+static void instance_doc(struct supervisor *s, unsigned i, uint64_t now, struct proto_status_role *r,
+                         char *exit_buf, size_t exit_len)
 {
     struct proto_node_instance *in = &s->seg.inst[i];
     uint32_t state = atomic_load(&in->state);
     uint64_t started = atomic_load(&in->started_ns), hb = atomic_load(&in->heartbeat_ns);
     int32_t status = atomic_load(&in->last_status);
-    json_t *j = json_object();
-    json_t *ctr = json_object();
 
-    json_object_set_new(j, "role", json_string(proto_node_role_name((enum proto_node_role)in->role)));
-    json_object_set_new(j, "index", json_integer(in->index));
-    json_object_set_new(j, "instance", json_integer(i));
-    json_object_set_new(j, "pid", json_integer(atomic_load(&in->pid)));
-    json_object_set_new(j, "state", json_string(proto_node_inst_state_name((enum proto_node_inst_state)state)));
-    json_object_set_new(j, "generation", json_integer(atomic_load(&in->generation)));
-    json_object_set_new(j, "restarts", json_integer(atomic_load(&in->restarts)));
-    bool running = state == PROTO_NODE_INST_STARTING || state == PROTO_NODE_INST_READY || state == PROTO_NODE_INST_DRAINING;
-    json_object_set_new(j, "uptime_ms", running && started && now > started ? json_integer((json_int_t)((now - started) / 1000000u)) : json_null());
-    json_object_set_new(j, "heartbeat_age_ms",
-                        running && hb && now >= hb ? json_integer((json_int_t)((now - hb) / 1000000u)) : json_null());
-    json_object_set_new(j, "ring_rtt_us", json_integer((json_int_t)(atomic_load(&in->ping_rtt_ns) / 1000u)));
+    *r = (struct proto_status_role){
+        .role = (enum proto_node_role)in->role,
+        .index = in->index,
+        .instance = i,
+        .pid = (uint64_t)atomic_load(&in->pid),
+        .state = (enum proto_node_inst_state)state,
+        .generation = atomic_load(&in->generation),
+        .restarts = atomic_load(&in->restarts),
+        .uptime_ms = -1,
+        .heartbeat_age_ms = -1,
+        .ring_rtt_us = atomic_load(&in->ping_rtt_ns) / 1000u,
+        .last_exit_ago_ms = -1,
+        .held_for_ms = -1,
+        .reload_generation = atomic_load(&in->reload_seen),
+    };
+    bool running = state == PROTO_NODE_INST_STARTING || state == PROTO_NODE_INST_READY ||
+                   state == PROTO_NODE_INST_DRAINING;
+    if (running && started && now > started)
+        r->uptime_ms = (int64_t)((now - started) / 1000000u);
+    if (running && hb && now >= hb)
+        r->heartbeat_age_ms = (int64_t)((now - hb) / 1000000u);
     if (status >= 0) {
-        char buf[96];
         if (WIFEXITED(status))
-            snprintf(buf, sizeof(buf), "exit %d", WEXITSTATUS(status));
+            snprintf(exit_buf, exit_len, "exit %d", WEXITSTATUS(status));
         else if (WIFSIGNALED(status))
-            snprintf(buf, sizeof(buf), "signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+            snprintf(exit_buf, exit_len, "signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
         else
-            snprintf(buf, sizeof(buf), "status 0x%x", (unsigned)status);
-        json_object_set_new(j, "last_exit", json_string(buf));
+            snprintf(exit_buf, exit_len, "status 0x%x", (unsigned)status);
+        r->last_exit = exit_buf;
         uint64_t at = atomic_load(&in->last_exit_ns);
-        json_object_set_new(j, "last_exit_ago_ms", json_integer((json_int_t)(now > at ? (now - at) / 1000000u : 0)));
-    } else {
-        json_object_set_new(j, "last_exit", json_null());
+        r->last_exit_ago_ms = (int64_t)(now > at ? (now - at) / 1000000u : 0);
     }
     if (state == PROTO_NODE_INST_HELD) {
         uint64_t until = atomic_load(&in->held_until_ns);
-        json_object_set_new(j, "held_for_ms", json_integer((json_int_t)(until > now ? (until - now) / 1000000u : 0)));
+        r->held_for_ms = (int64_t)(until > now ? (until - now) / 1000000u : 0);
     }
-    json_object_set_new(j, "reload_generation", json_integer(atomic_load(&in->reload_seen)));
     for (unsigned k = 0; k < PROTO_NODE_CTR__MAX; k++)
-        json_object_set_new(ctr, proto_node_counter_name((enum proto_node_counter)k),
-                            json_integer((json_int_t)atomic_load_explicit(&in->counters[k], memory_order_relaxed)));
-    json_object_set_new(j, "counters", ctr);
-    return j;
+        r->counters[k] = atomic_load_explicit(&in->counters[k], memory_order_relaxed);
 }
 
 /* page_source_key - a stable token for scripts; the human name goes beside it */
@@ -124,91 +133,85 @@ static const char *page_source_key(enum shm_page_source src)
     }
 }
 
-static json_t *status_json(struct supervisor *s)
+static char *status_doc(struct supervisor *s)
 {
     uint64_t now = clock_mono_ns();
     struct shm_arena_stats as;
-    json_t *roles = json_array();
+    unsigned n = s->seg.hdr->n_instances;
+    struct proto_status_role roles[PROTO_NODE_MAX_INSTANCES];
+    char exits[PROTO_NODE_MAX_INSTANCES][96];
 
-    for (unsigned i = 0; i < s->seg.hdr->n_instances; i++)
-        json_array_append_new(roles, instance_json(s, i, now));
+    for (unsigned i = 0; i < n; i++)
+        instance_doc(s, i, now, &roles[i], exits[i], sizeof(exits[i]));
     shm_arena_stats(s->seg.arena, &as);
+    struct proto_status_node doc = {
+        .node_id = s->cfg.node_id,
+        .uptime_ms = (now - s->started_ns) / 1000000u,
+        .config = s->config_path ? s->config_path : "(embedded default)",
+        .data_dir = s->cfg.data_dir,
+        .shm = {.bytes = s->seg.pages.size,
+                .page_source = page_source_key(s->seg.pages.source),
+                .page_source_name = shm_page_source_name(s->seg.pages.source),
+                .rings = s->seg.hdr->n_rings,
+                .ring_slots = s->seg.hdr->ring_slots,
+                .arena = {SHM_ARENA_BLOCK, as.blocks_total, as.blocks_used, as.runs}},
+        .roles = roles,
+        .n_roles = n,
+        .stopping = s->stopping,
+        .connection_steering = s->steering ? "bpf" : "none",
+        .connection_steering_note = s->steering_note ? s->steering_note : "",
+    };
 
     pthread_mutex_lock(&s->req_lock);
-    json_t *reload = json_pack("{s:i, s:o, s:o}", "generation", (json_int_t)s->reload_gen, "last_ok",
-                               s->reload_gen == 0 && !s->last_reload_detail ? json_null() : json_boolean(s->last_reload_status == 0),
-                               "last_detail", s->last_reload_detail ? json_string(s->last_reload_detail) : json_null());
+    doc.reload.generation = s->reload_gen;
+    doc.reload.last_ok = s->reload_gen == 0 && !s->last_reload_detail ? -1 : s->last_reload_status == 0;
+    doc.reload.last_detail = s->last_reload_detail;
+    char *text = proto_status_node_encode(&doc);
     pthread_mutex_unlock(&s->req_lock);
-
-    return json_pack("{s:b, s:s, s:I, s:s, s:s, s:{s:I, s:s, s:s, s:i, s:i, s:{s:I, s:I, s:I, s:I}}, s:o, s:o, s:b, s:s, s:s}",
-                     "ok", 1, "node_id", s->cfg.node_id, "uptime_ms", (json_int_t)((now - s->started_ns) / 1000000u),
-                     "config", s->config_path ? s->config_path : "(embedded default)", "data_dir", s->cfg.data_dir,
-                     "shm", "bytes", (json_int_t)s->seg.pages.size, "page_source",
-                     page_source_key(s->seg.pages.source), "page_source_name",
-                     shm_page_source_name(s->seg.pages.source), "rings", (int)s->seg.hdr->n_rings, "ring_slots",
-                     (int)s->seg.hdr->ring_slots, "arena", "block_bytes", (json_int_t)SHM_ARENA_BLOCK, "blocks_total",
-                     (json_int_t)as.blocks_total, "blocks_used", (json_int_t)as.blocks_used, "runs",
-                     (json_int_t)as.runs, "reload", reload, "roles", roles, "stopping", s->stopping,
-                     "connection_steering", s->steering ? "bpf" : "none", "connection_steering_note",
-                     s->steering_note ? s->steering_note : "");
+    return text;
 }
 
 static char *metrics_text(struct supervisor *s)
 {
-    size_t cap = 65536, off = 0;
-    char *buf = xmalloc(cap);
+    struct buf out = {0};
     struct shm_arena_stats as;
 
-#define EMIT(...)                                                                                              \
-    do {                                                                                                       \
-        int n_ = snprintf(buf + off, cap - off, __VA_ARGS__);                                                  \
-        if (n_ < 0)                                                                                            \
-            panic("snprintf");                                                                                 \
-        while ((size_t)n_ >= cap - off) {                                                                      \
-            cap *= 2;                                                                                          \
-            buf = xrealloc(buf, cap);                                                                          \
-            n_ = snprintf(buf + off, cap - off, __VA_ARGS__);                                                  \
-        }                                                                                                      \
-        off += (size_t)n_;                                                                                     \
-    } while (0)
-
-    EMIT("# HELP ringmail_role_up 1 when the role instance is ready.\n# TYPE ringmail_role_up gauge\n");
+    buf_printf(&out, "# HELP ringmail_role_up 1 when the role instance is ready.\n# TYPE ringmail_role_up gauge\n");
     for (unsigned i = 0; i < s->seg.hdr->n_instances; i++) {
         struct proto_node_instance *in = &s->seg.inst[i];
-        EMIT("ringmail_role_up{role=\"%s\",index=\"%u\"} %d\n", proto_node_role_name((enum proto_node_role)in->role), in->index,
+        buf_printf(&out, "ringmail_role_up{role=\"%s\",index=\"%u\"} %d\n", proto_node_role_name((enum proto_node_role)in->role), in->index,
              atomic_load(&in->state) == PROTO_NODE_INST_READY);
     }
-    EMIT("# HELP ringmail_role_restarts_total Restarts of the role instance since the node started.\n"
+    buf_printf(&out, "# HELP ringmail_role_restarts_total Restarts of the role instance since the node started.\n"
          "# TYPE ringmail_role_restarts_total counter\n");
     for (unsigned i = 0; i < s->seg.hdr->n_instances; i++) {
         struct proto_node_instance *in = &s->seg.inst[i];
-        EMIT("ringmail_role_restarts_total{role=\"%s\",index=\"%u\"} %u\n", proto_node_role_name((enum proto_node_role)in->role),
+        buf_printf(&out, "ringmail_role_restarts_total{role=\"%s\",index=\"%u\"} %u\n", proto_node_role_name((enum proto_node_role)in->role),
              in->index, atomic_load(&in->restarts));
     }
     for (unsigned k = 0; k < PROTO_NODE_CTR__MAX; k++) {
         const char *name = proto_node_counter_name((enum proto_node_counter)k);
         bool gauge = proto_node_counter_is_gauge((enum proto_node_counter)k);
         const char *suffix = gauge ? "" : "_total";
-        EMIT("# HELP ringmail_%s%s Per role instance: %s.\n# TYPE ringmail_%s%s %s\n", name, suffix, name, name, suffix,
+        buf_printf(&out, "# HELP ringmail_%s%s Per role instance: %s.\n# TYPE ringmail_%s%s %s\n", name, suffix, name, name, suffix,
              gauge ? "gauge" : "counter");
         for (unsigned i = 0; i < s->seg.hdr->n_instances; i++) {
             struct proto_node_instance *in = &s->seg.inst[i];
-            EMIT("ringmail_%s%s{role=\"%s\",index=\"%u\"} %llu\n", name, suffix, proto_node_role_name((enum proto_node_role)in->role),
+            buf_printf(&out, "ringmail_%s%s{role=\"%s\",index=\"%u\"} %llu\n", name, suffix, proto_node_role_name((enum proto_node_role)in->role),
                  in->index, (unsigned long long)atomic_load_explicit(&in->counters[k], memory_order_relaxed));
         }
     }
     shm_arena_stats(s->seg.arena, &as);
-    EMIT("# HELP ringmail_arena_blocks_used Body arena blocks in use.\n# TYPE ringmail_arena_blocks_used gauge\n"
+    buf_printf(&out, "# HELP ringmail_arena_blocks_used Body arena blocks in use.\n# TYPE ringmail_arena_blocks_used gauge\n"
          "ringmail_arena_blocks_used %llu\n",
          (unsigned long long)as.blocks_used);
-    EMIT("# HELP ringmail_arena_blocks Body arena blocks in all.\n# TYPE ringmail_arena_blocks gauge\n"
+    buf_printf(&out, "# HELP ringmail_arena_blocks Body arena blocks in all.\n# TYPE ringmail_arena_blocks gauge\n"
          "ringmail_arena_blocks %llu\n",
          (unsigned long long)as.blocks_total);
-    EMIT("# HELP ringmail_shm_bytes Size of the shared memory segment.\n# TYPE ringmail_shm_bytes gauge\n"
+    buf_printf(&out, "# HELP ringmail_shm_bytes Size of the shared memory segment.\n# TYPE ringmail_shm_bytes gauge\n"
          "ringmail_shm_bytes %llu\n",
          (unsigned long long)s->seg.pages.size);
-#undef EMIT
-    return buf;
+    return buf_take(&out);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -230,32 +233,37 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         }
     }
     if (get && strcmp(url, "/api/v1/status") == 0)
-        return respond_json(c, MHD_HTTP_OK, status_json(s));
+        return respond_doc(c, MHD_HTTP_OK, status_doc(s));
     if (get && strcmp(url, "/api/v1/queues") == 0) {
         size_t n = 0;
         uint64_t at = 0;
         char *doc = shm_status_read(&s->seg, &n, &at);
         if (!doc)
             return respond_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "the scheduler has not published its queues yet");
-        json_error_t jerr;
-        json_t *j = json_loadb(doc, n, 0, &jerr);
+        struct proto_status_queues q;
+        char *why = NULL;
+        int rc = proto_status_queues_decode(doc, n, false, &q, &why);
         free(doc);
-        if (!j || !json_is_object(j)) {
-            json_decref(j);
+        if (rc < 0) {
+            log_warn("the scheduler's status page breaks its schema: %s", why);
+            free(why);
             return respond_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "the scheduler's status page is not JSON");
         }
         uint64_t now = clock_real_ns();
-        json_object_set_new(j, "age_ms", json_integer((json_int_t)(now > at ? (now - at) / 1000000u : 0)));
-        return respond_json(c, MHD_HTTP_OK, j);
+        q.age_ms = (int64_t)(now > at ? (now - at) / 1000000u : 0);
+        char *text = proto_status_queues_encode(&q, true);
+        proto_status_queues_fini(&q);
+        return respond_doc(c, MHD_HTTP_OK, text);
     }
     if (get && strcmp(url, "/metrics") == 0)
         return respond(c, MHD_HTTP_OK, "text/plain; version=0.0.4", metrics_text(s));
     if (post && strcmp(url, "/api/v1/reload") == 0) {
         struct sup_request req = {.kind = SUP_REQ_RELOAD};
         supervisor_request(s, &req);
-        json_t *j = json_pack("{s:b, s:s}", "ok", req.status == 0, "detail", req.detail ? req.detail : "");
+        enum MHD_Result ret = respond_reply(c, req.status == 0 ? MHD_HTTP_OK : MHD_HTTP_UNPROCESSABLE_CONTENT,
+                                            req.status == 0, req.detail);
         free(req.detail);
-        return respond_json(c, req.status == 0 ? MHD_HTTP_OK : MHD_HTTP_UNPROCESSABLE_CONTENT, j);
+        return ret;
     }
     if (post && strncmp(url, "/api/v1/restart/", 16) == 0) {
         char role_s[32];
@@ -276,9 +284,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             req.index = (int)idx;
         }
         supervisor_request(s, &req);
-        json_t *j = json_pack("{s:b, s:s}", "ok", req.status == 0, "detail", req.detail ? req.detail : "");
+        unsigned code = req.status == 0 ? MHD_HTTP_OK : (req.status == -ENOENT ? MHD_HTTP_NOT_FOUND : MHD_HTTP_CONFLICT);
+        enum MHD_Result ret = respond_reply(c, code, req.status == 0, req.detail);
         free(req.detail);
-        return respond_json(c, req.status == 0 ? MHD_HTTP_OK : (req.status == -ENOENT ? MHD_HTTP_NOT_FOUND : MHD_HTTP_CONFLICT), j);
+        return ret;
     }
     if (!get && !post)
         return respond_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");

@@ -14,7 +14,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
-#include <jansson.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdbool.h>
@@ -25,6 +24,7 @@
 #include <unistd.h>
 
 #include "base/mem.h"
+#include "common/proto_status.h"
 
 #define RINGCTL_MAX_RESPONSE (16u << 20)
 #define RINGCTL_TIMEOUT_MS 15000
@@ -160,88 +160,70 @@ static int http_call(const char *endpoint, const char *method, const char *path,
     return 0;
 }
 
-static void fmt_ms(char *buf, size_t len, json_t *v)
+/* fmt_ms - a duration for people; ms < 0 (null or absent in the document) is "-" */
+static void fmt_ms(char *buf, size_t len, int64_t ms)
 {
-    if (!json_is_integer(v)) {
+    if (ms < 0)
         snprintf(buf, len, "-");
-        return;
-    }
-    long long ms = json_integer_value(v);
-    if (ms < 1000)
-        snprintf(buf, len, "%lldms", ms);
+    else if (ms < 1000)
+        snprintf(buf, len, "%lldms", (long long)ms);
     else if (ms < 60000)
-        snprintf(buf, len, "%lld.%llds", ms / 1000, (ms % 1000) / 100);
+        snprintf(buf, len, "%lld.%llds", (long long)ms / 1000, ((long long)ms % 1000) / 100);
     else if (ms < 3600000)
-        snprintf(buf, len, "%lldm%02llds", ms / 60000, (ms / 1000) % 60);
+        snprintf(buf, len, "%lldm%02llds", (long long)ms / 60000, ((long long)ms / 1000) % 60);
     else
-        snprintf(buf, len, "%lldh%02lldm", ms / 3600000, (ms / 60000) % 60);
+        snprintf(buf, len, "%lldh%02lldm", (long long)ms / 3600000, ((long long)ms / 60000) % 60);
 }
 
-static const char *jstr(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-    return json_is_string(v) ? json_string_value(v) : "-";
-}
-
-static long long jint(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-    return json_is_integer(v) ? json_integer_value(v) : 0;
-}
-
-static int print_status(json_t *j)
+static int print_status(const struct proto_status_node *n)
 {
     char up[32], hb[32], rtt[32], name[32], upn[32];
-    json_t *shm = json_object_get(j, "shm"), *arena = json_object_get(shm, "arena");
-    json_t *roles = json_object_get(j, "roles"), *reload = json_object_get(j, "reload");
-    size_t i;
-    json_t *r;
     unsigned not_ready = 0;
 
-    fmt_ms(upn, sizeof(upn), json_object_get(j, "uptime_ms"));
-    printf("node %s, up %s%s\n", jstr(j, "node_id"), upn, json_is_true(json_object_get(j, "stopping")) ? ", STOPPING" : "");
-    printf("config %s, data %s\n", jstr(j, "config"), jstr(j, "data_dir"));
-    printf("shared memory %lld MiB on %s pages, %lld rings of %lld slots, arena %lld/%lld blocks of %lld KiB in use\n",
-           jint(shm, "bytes") >> 20, jstr(shm, "page_source_name"), jint(shm, "rings"), jint(shm, "ring_slots"),
-           jint(arena, "blocks_used"), jint(arena, "blocks_total"), jint(arena, "block_bytes") >> 10);
-    if (jint(reload, "generation") > 0 || json_is_string(json_object_get(reload, "last_detail")))
-        printf("reload generation %lld: %s\n", jint(reload, "generation"), jstr(reload, "last_detail"));
+    fmt_ms(upn, sizeof(upn), (int64_t)n->uptime_ms);
+    printf("node %s, up %s%s\n", n->node_id, upn, n->stopping ? ", STOPPING" : "");
+    printf("config %s, data %s\n", n->config, n->data_dir);
+    printf("shared memory %llu MiB on %s pages, %llu rings of %llu slots, arena %llu/%llu blocks of %llu KiB in use\n",
+           (unsigned long long)n->shm.bytes >> 20, n->shm.page_source_name, (unsigned long long)n->shm.rings,
+           (unsigned long long)n->shm.ring_slots, (unsigned long long)n->shm.arena.blocks_used,
+           (unsigned long long)n->shm.arena.blocks_total, (unsigned long long)n->shm.arena.block_bytes >> 10);
+    if (n->reload.generation > 0 || n->reload.last_detail)
+        printf("reload generation %llu: %s\n", (unsigned long long)n->reload.generation,
+               n->reload.last_detail ? n->reload.last_detail : "-");
     printf("\n%-14s %-8s %-9s %-5s %-9s %-9s %-10s %-9s %s\n", "ROLE", "PID", "STATE", "GEN", "UPTIME", "RESTARTS",
            "HEARTBEAT", "RING-RTT", "LAST EXIT");
-    json_array_foreach(roles, i, r)
-    {
-        snprintf(name, sizeof(name), "%s[%lld]", jstr(r, "role"), jint(r, "index"));
-        fmt_ms(up, sizeof(up), json_object_get(r, "uptime_ms"));
-        fmt_ms(hb, sizeof(hb), json_object_get(r, "heartbeat_age_ms"));
-        long long us = jint(r, "ring_rtt_us");
-        if (us)
-            snprintf(rtt, sizeof(rtt), "%lldus", us);
+    for (size_t i = 0; i < n->n_roles; i++) {
+        const struct proto_status_role *r = &n->roles[i];
+        const char *role = proto_node_role_name(r->role), *state = proto_node_inst_state_name(r->state);
+        snprintf(name, sizeof(name), "%s[%llu]", role, (unsigned long long)r->index);
+        fmt_ms(up, sizeof(up), r->uptime_ms);
+        fmt_ms(hb, sizeof(hb), r->heartbeat_age_ms);
+        if (r->ring_rtt_us)
+            snprintf(rtt, sizeof(rtt), "%lluus", (unsigned long long)r->ring_rtt_us);
         else
             snprintf(rtt, sizeof(rtt), "-");
-        const char *state = jstr(r, "state");
-        char pid[16];
-        if (jint(r, "pid") > 0)
-            snprintf(pid, sizeof(pid), "%lld", jint(r, "pid"));
+        char pid[24];
+        if (r->pid > 0)
+            snprintf(pid, sizeof(pid), "%llu", (unsigned long long)r->pid);
         else
             snprintf(pid, sizeof(pid), "-");
         char last[96];
-        json_t *le = json_object_get(r, "last_exit");
-        if (json_is_string(le)) {
+        if (r->last_exit) {
             char ago[32];
-            fmt_ms(ago, sizeof(ago), json_object_get(r, "last_exit_ago_ms"));
-            snprintf(last, sizeof(last), "%s, %s ago", json_string_value(le), ago);
+            fmt_ms(ago, sizeof(ago), r->last_exit_ago_ms);
+            snprintf(last, sizeof(last), "%s, %s ago", r->last_exit, ago);
         } else {
             snprintf(last, sizeof(last), "-");
         }
-        printf("%-14s %-8s %-9s %-5lld %-9s %-9lld %-10s %-9s %s", name, pid, state, jint(r, "generation"), up,
-               jint(r, "restarts"), hb, rtt, last);
-        if (strcmp(state, "held") == 0) {
+        printf("%-14s %-8s %-9s %-5llu %-9s %-9llu %-10s %-9s %s", name, pid, state, (unsigned long long)r->generation,
+               up, (unsigned long long)r->restarts, hb, rtt, last);
+        if (r->state == PROTO_NODE_INST_HELD) {
             char held[32];
-            fmt_ms(held, sizeof(held), json_object_get(r, "held_for_ms"));
-            printf(" (crash loop: held for %s more; `ringctl restart %s` retries now)", held, jstr(r, "role"));
+            fmt_ms(held, sizeof(held), r->held_for_ms);
+            printf(" (crash loop: held for %s more; `ringctl restart %s` retries now)", held, role);
         }
         printf("\n");
-        not_ready += strcmp(state, "ready") != 0;
+        not_ready += r->state != PROTO_NODE_INST_READY;
     }
     if (not_ready)
         printf("\n%u role instance(s) not ready\n", not_ready);
@@ -284,11 +266,16 @@ static int doctor(const char *endpoint)
     unsigned warnings = 0;
 
     if (http_call(endpoint, "GET", "/api/v1/status", &resp) == 0 && resp.status == 200) {
-        json_t *j = json_loadb(resp.body, resp.body_len, 0, NULL);
-        json_t *shm = json_object_get(j, "shm");
-        shm_bytes = (long)jint(shm, "bytes");
-        snprintf(source, sizeof(source), "%s", jstr(shm, "page_source"));
-        json_decref(j);
+        struct proto_status_node n;
+        char *why = NULL;
+        if (proto_status_node_decode(resp.body, resp.body_len, &n, &why) == 0) {
+            shm_bytes = (long)n.shm.bytes;
+            snprintf(source, sizeof(source), "%s", n.shm.page_source);
+            proto_status_node_fini(&n);
+        } else {
+            printf("(the node's status breaks its schema: %s; checking the host only)\n", why);
+            free(why);
+        }
         free(resp.body);
     } else {
         printf("(node at %s not reachable: checking the host only)\n", endpoint);
@@ -344,33 +331,30 @@ static int doctor(const char *endpoint)
 }
 
 /* print_queues - the scheduler's status page as tables */
-static void print_queues(json_t *j)
+static void print_queues(const struct proto_status_queues *q)
 {
-    json_t *t = json_object_get(j, "totals"), *v;
-    size_t i;
-
-    printf("queued %lld (scheduled %lld, resolving %lld, ready %lld, in flight %lld) in %lld queues, %lld sites, "
-           "%lld paths; as of %lld ms ago\n",
-           (long long)jint(t, "messages"), (long long)jint(t, "scheduled"), (long long)jint(t, "resolving"),
-           (long long)jint(t, "ready"), (long long)jint(t, "in_flight"), (long long)jint(t, "queues"),
-           (long long)jint(t, "sites"), (long long)jint(t, "paths"), (long long)jint(j, "age_ms"));
-    json_t *q = json_object_get(j, "queues");
-    if (json_array_size(q)) {
+    printf("queued %llu (scheduled %llu, resolving %llu, ready %llu, in flight %llu) in %llu queues, %llu sites, "
+           "%llu paths; as of %lld ms ago\n",
+           (unsigned long long)q->totals.messages, (unsigned long long)q->totals.scheduled,
+           (unsigned long long)q->totals.resolving, (unsigned long long)q->totals.ready,
+           (unsigned long long)q->totals.in_flight, (unsigned long long)q->totals.queues,
+           (unsigned long long)q->totals.sites, (unsigned long long)q->totals.paths, (long long)q->age_ms);
+    if (q->n_queues) {
         printf("\n%-48s %10s %10s\n", "QUEUE", "MESSAGES", "SCHEDULED");
-        json_array_foreach(q, i, v)
-            printf("%-48s %10lld %10lld\n", json_string_value(json_object_get(v, "name")), (long long)jint(v, "messages"),
-                   (long long)jint(v, "scheduled"));
+        for (size_t i = 0; i < q->n_queues; i++)
+            printf("%-48s %10llu %10llu\n", q->queues[i].name, (unsigned long long)q->queues[i].messages,
+                   (unsigned long long)q->queues[i].scheduled);
     }
-    json_t *p = json_object_get(j, "paths");
-    if (json_array_size(p)) {
+    if (q->n_paths) {
         printf("\n%-16s %-40s %8s %9s %11s %10s %10s %8s\n", "SOURCE", "SITE", "READY", "IN_FLIGHT", "CONNECTIONS",
                "DELIVERED", "TRANSIENT", "BOUNCED");
-        json_array_foreach(p, i, v)
-            printf("%-16s %-40s %8lld %9lld %5lld/%-5lld %10lld %10lld %8lld\n",
-                   json_string_value(json_object_get(v, "source")), json_string_value(json_object_get(v, "site")),
-                   (long long)jint(v, "ready"), (long long)jint(v, "in_flight"), (long long)jint(v, "connections"),
-                   (long long)jint(v, "connection_limit"), (long long)jint(v, "delivered"),
-                   (long long)jint(v, "transient"), (long long)jint(v, "bounced"));
+        for (size_t i = 0; i < q->n_paths; i++) {
+            const struct proto_status_path *p = &q->paths[i];
+            printf("%-16s %-40s %8llu %9llu %5llu/%-5llu %10llu %10llu %8llu\n", p->source, p->site,
+                   (unsigned long long)p->ready, (unsigned long long)p->in_flight, (unsigned long long)p->connections,
+                   (unsigned long long)p->connection_limit, (unsigned long long)p->delivered,
+                   (unsigned long long)p->transient, (unsigned long long)p->bounced);
+        }
     }
 }
 
@@ -464,24 +448,34 @@ int main(int argc, char **argv)
         free(resp.body);
         return rc;
     }
-    json_error_t jerr;
-    json_t *j = json_loadb(resp.body, resp.body_len, 0, &jerr);
-    if (!j) {
-        fprintf(stderr, "ringctl: the node answered HTTP %d with something that is not JSON: %s\n", resp.status,
-                jerr.text);
-        free(resp.body);
-        return 1;
-    }
+    /* each answer is decoded by the codec its producer encodes with (common/proto_status.h) */
+    char *why = NULL;
+    int dec;
     if (strcmp(cmd, "status") == 0 && rc == 0) {
-        print_status(j);
+        struct proto_status_node n;
+        if ((dec = proto_status_node_decode(resp.body, resp.body_len, &n, &why)) == 0) {
+            print_status(&n);
+            proto_status_node_fini(&n);
+        }
     } else if (strcmp(cmd, "queues") == 0 && rc == 0) {
-        print_queues(j);
+        struct proto_status_queues q;
+        if ((dec = proto_status_queues_decode(resp.body, resp.body_len, true, &q, &why)) == 0) {
+            print_queues(&q);
+            proto_status_queues_fini(&q);
+        }
     } else {
-        const char *detail = json_string_value(json_object_get(j, "detail"));
-        const char *error = json_string_value(json_object_get(j, "error"));
-        printf("%s\n", detail ? detail : (error ? error : resp.body));
+        struct proto_status_reply r;
+        if ((dec = proto_status_reply_decode(resp.body, resp.body_len, &r, &why)) == 0) {
+            printf("%s\n", r.error ? r.error : r.detail);
+            proto_status_reply_fini(&r);
+        }
     }
-    json_decref(j);
+    if (dec < 0) {
+        fprintf(stderr, "ringctl: the node answered HTTP %d with a document that breaks the admin API's schema: %s\n",
+                resp.status, why);
+        free(why);
+        rc = 1;
+    }
     free(resp.body);
     return rc;
 }
