@@ -9,14 +9,16 @@
 #include <strings.h>
 
 static const char *const role_names[PROTO_NODE_ROLE__MAX] = {"spool", "scheduler", "ingress", "egress"};
-static const char *const state_names[PROTO_NODE_INST__MAX] = {"empty", "starting", "ready", "draining",
+static const char *const state_names[PROTO_NODE_INST__MAX] = {"empty", "starting", "ready",  "draining",
                                                               "dead",  "held",     "stopped"};
 static const char *const counter_names[PROTO_NODE_CTR__MAX] = {
-    "ring_pushed",     "ring_popped",      "ring_full",         "ring_bad_records", "ring_stale_records",
-    "pings_sent",      "pongs_received",   "loop_wakeups",      "reloads",          "smtp_connections",
-    "smtp_commands",   "messages_accepted", "messages_stored",   "spool_commits",    "spool_commit_failures",
-    "store_rejected",  "messages_queued",   "quarantined",       "log_records_dropped",
-    "smtp_sessions",
+    "ring_pushed",         "ring_popped",        "ring_full",
+    "ring_bad_records",    "ring_stale_records", "pings_sent",
+    "pongs_received",      "loop_wakeups",       "reloads",
+    "smtp_connections",    "smtp_commands",      "messages_accepted",
+    "messages_stored",     "spool_commits",      "spool_commit_failures",
+    "store_rejected",      "messages_queued",    "quarantined",
+    "log_records_dropped", "smtp_sessions",
 };
 
 int proto_node_instance_of(unsigned n_ingress, unsigned n_egress, enum proto_node_role role, unsigned index)

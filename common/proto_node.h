@@ -70,30 +70,30 @@ enum proto_node_counter {
     PROTO_NODE_CTR_MESSAGES_STORED,   /* spool: messages made durable */
     PROTO_NODE_CTR_SPOOL_COMMITS,     /* spool: write batches synced (one WAL fsync each) */
     PROTO_NODE_CTR_SPOOL_COMMIT_FAILURES,
-    PROTO_NODE_CTR_STORE_REJECTED,    /* spool: store requests that failed validation */
-    PROTO_NODE_CTR_MESSAGES_QUEUED,   /* scheduler: gauge, messages announced by the spool and not yet done */
-    PROTO_NODE_CTR_QUARANTINED,       /* spool: records moved aside at the start-up walk */
-    PROTO_NODE_CTR_LOG_DROPPED,       /* log records dropped (arena or ring full, or invalid) */
-    PROTO_NODE_CTR_SMTP_SESSIONS,     /* ingress: gauge, open SMTP sessions (the BPF steering load) */
+    PROTO_NODE_CTR_STORE_REJECTED,  /* spool: store requests that failed validation */
+    PROTO_NODE_CTR_MESSAGES_QUEUED, /* scheduler: gauge, messages announced by the spool and not yet done */
+    PROTO_NODE_CTR_QUARANTINED,     /* spool: records moved aside at the start-up walk */
+    PROTO_NODE_CTR_LOG_DROPPED,     /* log records dropped (arena or ring full, or invalid) */
+    PROTO_NODE_CTR_SMTP_SESSIONS,   /* ingress: gauge, open SMTP sessions (the BPF steering load) */
     PROTO_NODE_CTR__MAX,
 };
 
 /* one slot of the role table */
 struct proto_node_instance {
-    _Alignas(64) uint16_t role;   /* enum proto_node_role */
-    uint16_t index;               /* worker number within its role */
-    _Atomic uint32_t state;       /* enum proto_node_inst_state */
-    _Atomic uint32_t generation;  /* bumped by the supervisor at each start (fencing) */
+    _Alignas(64) uint16_t role;  /* enum proto_node_role */
+    uint16_t index;              /* worker number within its role */
+    _Atomic uint32_t state;      /* enum proto_node_inst_state */
+    _Atomic uint32_t generation; /* bumped by the supervisor at each start (fencing) */
     _Atomic int32_t pid;
-    _Atomic uint64_t started_ns;   /* CLOCK_MONOTONIC of the current start */
+    _Atomic uint64_t started_ns; /* CLOCK_MONOTONIC of the current start */
     _Atomic uint64_t ready_ns;
     _Atomic uint64_t heartbeat_ns;
-    _Atomic uint32_t restarts;     /* restarts since the node started */
-    _Atomic int32_t last_status;   /* wait(2) status of the last exit; -1 none */
+    _Atomic uint32_t restarts;   /* restarts since the node started */
+    _Atomic int32_t last_status; /* wait(2) status of the last exit; -1 none */
     _Atomic uint64_t last_exit_ns;
     _Atomic uint64_t held_until_ns;
-    _Atomic uint64_t ping_rtt_ns;  /* last ring round trip measured by this instance */
-    _Atomic uint32_t reload_seen;  /* last reload generation this instance applied */
+    _Atomic uint64_t ping_rtt_ns; /* last ring round trip measured by this instance */
+    _Atomic uint32_t reload_seen; /* last reload generation this instance applied */
     _Alignas(64) unsigned char bell[PROTO_NODE_BELL_BYTES]; /* struct shm_bell: shm_segment_bell() */
     _Atomic uint64_t counters[PROTO_NODE_CTR__MAX];
 };
@@ -107,7 +107,8 @@ struct proto_node_status {
     char data[];
 };
 
-_Static_assert(sizeof(struct proto_node_instance) == 384, "role table slot layout changed: bump SHM_LAYOUT_VERSION");
+_Static_assert(sizeof(struct proto_node_instance) == 384,
+               "role table slot layout changed: bump SHM_LAYOUT_VERSION");
 _Static_assert(sizeof(struct proto_node_status) == 24, "status page header layout changed");
 
 /* proto_node_instance_of - instance number of worker `index` of `role` in a node of that shape, or -1 */
@@ -120,12 +121,14 @@ const char *proto_node_counter_name(enum proto_node_counter c);
 /* proto_node_counter_is_gauge - a value that goes up and down (set, not added) */
 bool proto_node_counter_is_gauge(enum proto_node_counter c);
 
-static inline void proto_node_counter_set(struct proto_node_instance *self, enum proto_node_counter c, uint64_t v)
+static inline void proto_node_counter_set(struct proto_node_instance *self, enum proto_node_counter c,
+                                          uint64_t v)
 {
     atomic_store_explicit(&self->counters[c], v, memory_order_relaxed);
 }
 
-static inline void proto_node_counter_add(struct proto_node_instance *self, enum proto_node_counter c, uint64_t n)
+static inline void proto_node_counter_add(struct proto_node_instance *self, enum proto_node_counter c,
+                                          uint64_t n)
 {
     atomic_fetch_add_explicit(&self->counters[c], n, memory_order_relaxed);
 }

@@ -53,7 +53,8 @@ struct spec {
 
 #define FLD(key, kind, T, member, max) {key, kind, offsetof(T, member), max, NULL, 0, 0}
 #define OBJ(key, sub) {key, K_OBJ, 0, 0, &(sub), 0, 0}
-#define ARR(key, T, member, count, E, max, sub) {key, K_ARR, offsetof(T, member), max, &(sub), offsetof(T, count), sizeof(E)}
+#define ARR(key, T, member, count, E, max, sub)                                                           \
+    {key, K_ARR, offsetof(T, member), max, &(sub), offsetof(T, count), sizeof(E)}
 #define SPEC(table, check) {table, sizeof(table) / sizeof(table[0]), check}
 #define AT(base, off, type) ((type *)(void *)((char *)(base) + (off)))
 
@@ -477,7 +478,8 @@ static int decode(const struct spec *s, const char *text, size_t len, void *base
     return 0;
 }
 
-int proto_status_queues_decode(const char *text, size_t len, bool served, struct proto_status_queues *q, char **err)
+int proto_status_queues_decode(const char *text, size_t len, bool served, struct proto_status_queues *q,
+                               char **err)
 {
     int rc = decode(served ? &queues_served_s : &queues_page_s, text, len, q, sizeof(*q), &q->tree, err);
     if (rc == 0 && !served)

@@ -104,9 +104,10 @@ struct proto_status_reply {
     void *tree;
 };
 
-/* proto_status_queues_encode - served: the admin API's form (indented, with age_ms); else the page's (compact) */
+/* proto_status_queues_encode - served: the admin API's form (indented, age_ms); else the page's (compact) */
 char *proto_status_queues_encode(const struct proto_status_queues *q, bool served);
-int proto_status_queues_decode(const char *text, size_t len, bool served, struct proto_status_queues *q, char **err);
+int proto_status_queues_decode(const char *text, size_t len, bool served, struct proto_status_queues *q,
+                               char **err);
 void proto_status_queues_fini(struct proto_status_queues *q);
 
 char *proto_status_node_encode(const struct proto_status_node *n);

@@ -92,8 +92,13 @@ static char *build(const struct scheduler *sc, size_t max_queues, size_t max_pat
     struct proto_status_queues doc = {
         .totals = {st.messages, st.scheduled, st.resolving, st.ready, st.in_flight, st.queues, st.domains,
                    st.sites, st.paths},
-        .since_start = {.added = st.added, .delivered = st.delivered, .bounced = st.bounced, .expired = st.expired,
-                        .transient = st.transient, .requeued = st.requeued, .ready_full = st.ready_full},
+        .since_start = {.added = st.added,
+                        .delivered = st.delivered,
+                        .bounced = st.bounced,
+                        .expired = st.expired,
+                        .transient = st.transient,
+                        .requeued = st.requeued,
+                        .ready_full = st.ready_full},
         .age_ms = -1,
     };
 

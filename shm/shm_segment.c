@@ -119,7 +119,8 @@ int shm_segment_create(struct shm_segment *seg, const struct shm_segment_params 
 
     memset(seg, 0, sizeof(*seg));
     seg->pages.fd = -1;
-    if (p->n_ingress < 1 || p->n_ingress > PROTO_NODE_MAX_WORKERS || p->n_egress < 1 || p->n_egress > PROTO_NODE_MAX_WORKERS) {
+    if (p->n_ingress < 1 || p->n_ingress > PROTO_NODE_MAX_WORKERS || p->n_egress < 1 ||
+        p->n_egress > PROTO_NODE_MAX_WORKERS) {
         *err = xasprintf("worker counts must be 1..%d", PROTO_NODE_MAX_WORKERS);
         return -EINVAL;
     }
@@ -176,7 +177,8 @@ int shm_segment_create(struct shm_segment *seg, const struct shm_segment_params 
         return rc;
     }
 
-    struct proto_node_instance *inst = (struct proto_node_instance *)((char *)seg->pages.base + off_instances);
+    struct proto_node_instance *inst =
+        (struct proto_node_instance *)((char *)seg->pages.base + off_instances);
     for (unsigned i = 0; i < n_inst; i++) {
         memset(&inst[i], 0, sizeof(inst[i]));
         if (i == 0) {

@@ -55,7 +55,8 @@ struct shm_header {
     _Atomic uint32_t reload_gen; /* bumped by the supervisor at each successful reload */
     _Atomic uint32_t stopping;   /* the node is draining */
     _Atomic uint32_t spool_space_low; /* set by the spool: ingress answers 452 at MAIL (DISK-01) */
-    uint16_t ring_index[PROTO_NODE_MAX_INSTANCES][PROTO_NODE_MAX_INSTANCES]; /* [producer][consumer] -> ring or SHM_NO_RING */
+    uint16_t ring_index[PROTO_NODE_MAX_INSTANCES]
+                       [PROTO_NODE_MAX_INSTANCES]; /* [producer][consumer] -> ring or SHM_NO_RING */
     struct shm_ring_desc rings[4 * PROTO_NODE_MAX_WORKERS + 2];
 };
 

@@ -176,41 +176,51 @@ static char *metrics_text(struct supervisor *s)
     struct buf out = {0};
     struct shm_arena_stats as;
 
-    buf_printf(&out, "# HELP ringmail_role_up 1 when the role instance is ready.\n# TYPE ringmail_role_up gauge\n");
+    buf_printf(&out,
+               "# HELP ringmail_role_up 1 when the role instance is ready.\n# TYPE ringmail_role_up gauge\n");
     for (unsigned i = 0; i < s->seg.hdr->n_instances; i++) {
         struct proto_node_instance *in = &s->seg.inst[i];
-        buf_printf(&out, "ringmail_role_up{role=\"%s\",index=\"%u\"} %d\n", proto_node_role_name((enum proto_node_role)in->role), in->index,
-             atomic_load(&in->state) == PROTO_NODE_INST_READY);
+        buf_printf(&out, "ringmail_role_up{role=\"%s\",index=\"%u\"} %d\n",
+                   proto_node_role_name((enum proto_node_role)in->role), in->index,
+                   atomic_load(&in->state) == PROTO_NODE_INST_READY);
     }
-    buf_printf(&out, "# HELP ringmail_role_restarts_total Restarts of the role instance since the node started.\n"
-         "# TYPE ringmail_role_restarts_total counter\n");
+    buf_printf(&out,
+               "# HELP ringmail_role_restarts_total Restarts of the role instance since the node started.\n"
+               "# TYPE ringmail_role_restarts_total counter\n");
     for (unsigned i = 0; i < s->seg.hdr->n_instances; i++) {
         struct proto_node_instance *in = &s->seg.inst[i];
-        buf_printf(&out, "ringmail_role_restarts_total{role=\"%s\",index=\"%u\"} %u\n", proto_node_role_name((enum proto_node_role)in->role),
-             in->index, atomic_load(&in->restarts));
+        buf_printf(&out, "ringmail_role_restarts_total{role=\"%s\",index=\"%u\"} %u\n",
+                   proto_node_role_name((enum proto_node_role)in->role), in->index,
+                   atomic_load(&in->restarts));
     }
     for (unsigned k = 0; k < PROTO_NODE_CTR__MAX; k++) {
         const char *name = proto_node_counter_name((enum proto_node_counter)k);
         bool gauge = proto_node_counter_is_gauge((enum proto_node_counter)k);
         const char *suffix = gauge ? "" : "_total";
-        buf_printf(&out, "# HELP ringmail_%s%s Per role instance: %s.\n# TYPE ringmail_%s%s %s\n", name, suffix, name, name, suffix,
-             gauge ? "gauge" : "counter");
+        buf_printf(&out, "# HELP ringmail_%s%s Per role instance: %s.\n# TYPE ringmail_%s%s %s\n", name,
+                   suffix, name, name, suffix, gauge ? "gauge" : "counter");
         for (unsigned i = 0; i < s->seg.hdr->n_instances; i++) {
             struct proto_node_instance *in = &s->seg.inst[i];
-            buf_printf(&out, "ringmail_%s%s{role=\"%s\",index=\"%u\"} %llu\n", name, suffix, proto_node_role_name((enum proto_node_role)in->role),
-                 in->index, (unsigned long long)atomic_load_explicit(&in->counters[k], memory_order_relaxed));
+            buf_printf(&out, "ringmail_%s%s{role=\"%s\",index=\"%u\"} %llu\n", name, suffix,
+                       proto_node_role_name((enum proto_node_role)in->role), in->index,
+                       (unsigned long long)atomic_load_explicit(&in->counters[k], memory_order_relaxed));
         }
     }
     shm_arena_stats(s->seg.arena, &as);
-    buf_printf(&out, "# HELP ringmail_arena_blocks_used Body arena blocks in use.\n# TYPE ringmail_arena_blocks_used gauge\n"
-         "ringmail_arena_blocks_used %llu\n",
-         (unsigned long long)as.blocks_used);
-    buf_printf(&out, "# HELP ringmail_arena_blocks Body arena blocks in all.\n# TYPE ringmail_arena_blocks gauge\n"
-         "ringmail_arena_blocks %llu\n",
-         (unsigned long long)as.blocks_total);
-    buf_printf(&out, "# HELP ringmail_shm_bytes Size of the shared memory segment.\n# TYPE ringmail_shm_bytes gauge\n"
-         "ringmail_shm_bytes %llu\n",
-         (unsigned long long)s->seg.pages.size);
+    buf_printf(&out,
+               "# HELP ringmail_arena_blocks_used Body arena blocks in use.\n# TYPE "
+               "ringmail_arena_blocks_used gauge\n"
+               "ringmail_arena_blocks_used %llu\n",
+               (unsigned long long)as.blocks_used);
+    buf_printf(&out,
+               "# HELP ringmail_arena_blocks Body arena blocks in all.\n# TYPE ringmail_arena_blocks gauge\n"
+               "ringmail_arena_blocks %llu\n",
+               (unsigned long long)as.blocks_total);
+    buf_printf(
+        &out,
+        "# HELP ringmail_shm_bytes Size of the shared memory segment.\n# TYPE ringmail_shm_bytes gauge\n"
+        "ringmail_shm_bytes %llu\n",
+        (unsigned long long)s->seg.pages.size);
     return buf_take(&out);
 }
 
@@ -284,7 +294,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             req.index = (int)idx;
         }
         supervisor_request(s, &req);
-        unsigned code = req.status == 0 ? MHD_HTTP_OK : (req.status == -ENOENT ? MHD_HTTP_NOT_FOUND : MHD_HTTP_CONFLICT);
+        unsigned code =
+            req.status == 0 ? MHD_HTTP_OK : (req.status == -ENOENT ? MHD_HTTP_NOT_FOUND : MHD_HTTP_CONFLICT);
         enum MHD_Result ret = respond_reply(c, code, req.status == 0, req.detail);
         free(req.detail);
         return ret;

@@ -183,7 +183,8 @@ static int print_status(const struct proto_status_node *n)
     fmt_ms(upn, sizeof(upn), (int64_t)n->uptime_ms);
     printf("node %s, up %s%s\n", n->node_id, upn, n->stopping ? ", STOPPING" : "");
     printf("config %s, data %s\n", n->config, n->data_dir);
-    printf("shared memory %llu MiB on %s pages, %llu rings of %llu slots, arena %llu/%llu blocks of %llu KiB in use\n",
+    printf("shared memory %llu MiB on %s pages, %llu rings of %llu slots, arena %llu/%llu blocks of %llu KiB "
+           "in use\n",
            (unsigned long long)n->shm.bytes >> 20, n->shm.page_source_name, (unsigned long long)n->shm.rings,
            (unsigned long long)n->shm.ring_slots, (unsigned long long)n->shm.arena.blocks_used,
            (unsigned long long)n->shm.arena.blocks_total, (unsigned long long)n->shm.arena.block_bytes >> 10);
@@ -215,8 +216,8 @@ static int print_status(const struct proto_status_node *n)
         } else {
             snprintf(last, sizeof(last), "-");
         }
-        printf("%-14s %-8s %-9s %-5llu %-9s %-9llu %-10s %-9s %s", name, pid, state, (unsigned long long)r->generation,
-               up, (unsigned long long)r->restarts, hb, rtt, last);
+        printf("%-14s %-8s %-9s %-5llu %-9s %-9llu %-10s %-9s %s", name, pid, state,
+               (unsigned long long)r->generation, up, (unsigned long long)r->restarts, hb, rtt, last);
         if (r->state == PROTO_NODE_INST_HELD) {
             char held[32];
             fmt_ms(held, sizeof(held), r->held_for_ms);
@@ -333,7 +334,8 @@ static int doctor(const char *endpoint)
 /* print_queues - the scheduler's status page as tables */
 static void print_queues(const struct proto_status_queues *q)
 {
-    printf("queued %llu (scheduled %llu, resolving %llu, ready %llu, in flight %llu) in %llu queues, %llu sites, "
+    printf("queued %llu (scheduled %llu, resolving %llu, ready %llu, in flight %llu) in %llu queues, %llu "
+           "sites, "
            "%llu paths; as of %lld ms ago\n",
            (unsigned long long)q->totals.messages, (unsigned long long)q->totals.scheduled,
            (unsigned long long)q->totals.resolving, (unsigned long long)q->totals.ready,
@@ -351,9 +353,10 @@ static void print_queues(const struct proto_status_queues *q)
         for (size_t i = 0; i < q->n_paths; i++) {
             const struct proto_status_path *p = &q->paths[i];
             printf("%-16s %-40s %8llu %9llu %5llu/%-5llu %10llu %10llu %8llu\n", p->source, p->site,
-                   (unsigned long long)p->ready, (unsigned long long)p->in_flight, (unsigned long long)p->connections,
-                   (unsigned long long)p->connection_limit, (unsigned long long)p->delivered,
-                   (unsigned long long)p->transient, (unsigned long long)p->bounced);
+                   (unsigned long long)p->ready, (unsigned long long)p->in_flight,
+                   (unsigned long long)p->connections, (unsigned long long)p->connection_limit,
+                   (unsigned long long)p->delivered, (unsigned long long)p->transient,
+                   (unsigned long long)p->bounced);
         }
     }
 }
@@ -471,7 +474,8 @@ int main(int argc, char **argv)
         }
     }
     if (dec < 0) {
-        fprintf(stderr, "ringctl: the node answered HTTP %d with a document that breaks the admin API's schema: %s\n",
+        fprintf(stderr,
+                "ringctl: the node answered HTTP %d with a document that breaks the admin API's schema: %s\n",
                 resp.status, why);
         free(why);
         rc = 1;

@@ -37,22 +37,51 @@ static struct proto_status_role role_v[2];
 static struct proto_status_node node_doc(void)
 {
     role_v[0] = (struct proto_status_role){
-        .role = PROTO_NODE_ROLE_SPOOL, .index = 0, .instance = 0, .pid = 4242, .state = PROTO_NODE_INST_READY,
-        .generation = 3, .restarts = 2, .uptime_ms = 1500, .heartbeat_age_ms = 12, .ring_rtt_us = 40,
-        .last_exit = "signal 9 (Killed)", .last_exit_ago_ms = 2000, .held_for_ms = -1, .reload_generation = 1,
+        .role = PROTO_NODE_ROLE_SPOOL,
+        .index = 0,
+        .instance = 0,
+        .pid = 4242,
+        .state = PROTO_NODE_INST_READY,
+        .generation = 3,
+        .restarts = 2,
+        .uptime_ms = 1500,
+        .heartbeat_age_ms = 12,
+        .ring_rtt_us = 40,
+        .last_exit = "signal 9 (Killed)",
+        .last_exit_ago_ms = 2000,
+        .held_for_ms = -1,
+        .reload_generation = 1,
     };
     for (unsigned k = 0; k < PROTO_NODE_CTR__MAX; k++)
         role_v[0].counters[k] = 100 + k;
     role_v[1] = (struct proto_status_role){
-        .role = PROTO_NODE_ROLE_EGRESS, .index = 1, .instance = 5, .pid = 0, .state = PROTO_NODE_INST_HELD,
-        .uptime_ms = -1, .heartbeat_age_ms = -1, .last_exit = "exit 1", .last_exit_ago_ms = 10, .held_for_ms = 900,
+        .role = PROTO_NODE_ROLE_EGRESS,
+        .index = 1,
+        .instance = 5,
+        .pid = 0,
+        .state = PROTO_NODE_INST_HELD,
+        .uptime_ms = -1,
+        .heartbeat_age_ms = -1,
+        .last_exit = "exit 1",
+        .last_exit_ago_ms = 10,
+        .held_for_ms = 900,
     };
     return (struct proto_status_node){
-        .node_id = "node-1", .uptime_ms = 123456, .config = "/etc/ringmail.toml", .data_dir = "/var/lib/ringmail",
-        .shm = {.bytes = 1u << 26, .page_source = "thp", .page_source_name = "transparent huge pages", .rings = 14,
-                .ring_slots = 4096, .arena = {65536, 512, 3, 2}},
+        .node_id = "node-1",
+        .uptime_ms = 123456,
+        .config = "/etc/ringmail.toml",
+        .data_dir = "/var/lib/ringmail",
+        .shm = {.bytes = 1u << 26,
+                .page_source = "thp",
+                .page_source_name = "transparent huge pages",
+                .rings = 14,
+                .ring_slots = 4096,
+                .arena = {65536, 512, 3, 2}},
         .reload = {.generation = 0, .last_ok = -1, .last_detail = NULL},
-        .roles = role_v, .n_roles = 2, .stopping = false, .connection_steering = "none",
+        .roles = role_v,
+        .n_roles = 2,
+        .stopping = false,
+        .connection_steering = "none",
         .connection_steering_note = "",
     };
 }
@@ -64,11 +93,15 @@ static void test_queues_page_text(void)
     q.n_queues = 1;
     char *text = proto_status_queues_encode(&q, false);
     const char *want =
-        "{\"totals\":{\"messages\":9,\"scheduled\":5,\"resolving\":1,\"ready\":2,\"in_flight\":1,\"queues\":2,"
+        "{\"totals\":{\"messages\":9,\"scheduled\":5,\"resolving\":1,\"ready\":2,\"in_flight\":1,\"queues\":"
+        "2,"
         "\"domains\":1,\"sites\":1,\"paths\":1},\"since_start\":{\"added\":20,\"delivered\":10,\"bounced\":1,"
-        "\"expired\":0,\"transient\":4,\"requeued\":2,\"ready_full\":0},\"queues\":[{\"name\":\"example.com\","
-        "\"domain\":\"example.com\",\"messages\":7,\"scheduled\":5,\"retry_interval_s\":300,\"max_age_s\":432000}],"
-        "\"paths\":[{\"source\":\"default\",\"site\":\"mx.example.com\",\"ready\":3,\"in_flight\":1,\"connections\":2,"
+        "\"expired\":0,\"transient\":4,\"requeued\":2,\"ready_full\":0},\"queues\":[{\"name\":\"example."
+        "com\","
+        "\"domain\":\"example.com\",\"messages\":7,\"scheduled\":5,\"retry_interval_s\":300,\"max_age_s\":"
+        "432000}],"
+        "\"paths\":[{\"source\":\"default\",\"site\":\"mx.example.com\",\"ready\":3,\"in_flight\":1,"
+        "\"connections\":2,"
         "\"connection_limit\":32,\"delivered\":10,\"transient\":4,\"bounced\":1}]}";
     CHECK(text && strcmp(text, want) == 0, "page text:\n%s\nwant:\n%s", text ? text : "(null)", want);
     free(text);
@@ -100,10 +133,11 @@ static void test_queues_round_trip(void)
                       "queue %zu", i);
             }
             const struct proto_status_path *a = &in.paths[0], *b = &out.paths[0];
-            CHECK(strcmp(a->source, b->source) == 0 && strcmp(a->site, b->site) == 0 && a->ready == b->ready &&
-                      a->in_flight == b->in_flight && a->connections == b->connections &&
-                      a->connection_limit == b->connection_limit && a->delivered == b->delivered &&
-                      a->transient == b->transient && a->bounced == b->bounced,
+            CHECK(strcmp(a->source, b->source) == 0 && strcmp(a->site, b->site) == 0 &&
+                      a->ready == b->ready && a->in_flight == b->in_flight &&
+                      a->connections == b->connections && a->connection_limit == b->connection_limit &&
+                      a->delivered == b->delivered && a->transient == b->transient &&
+                      a->bounced == b->bounced,
                   "path");
             char *again = proto_status_queues_encode(&out, served);
             CHECK(again && strcmp(again, text) == 0, "decode then encode gives the same text");
@@ -120,7 +154,8 @@ static void test_node_round_trip(void)
     struct proto_status_node in = node_doc(), out;
     char *err = NULL;
     char *text = proto_status_node_encode(&in);
-    CHECK(text && strncmp(text, "{\n  \"ok\": true,\n  \"node_id\": \"node-1\",\n  \"uptime_ms\": 123456,", 60) == 0,
+    CHECK(text && strncmp(text, "{\n  \"ok\": true,\n  \"node_id\": \"node-1\",\n  \"uptime_ms\": 123456,",
+                          60) == 0,
           "node text starts with ok, node_id, uptime_ms: %s", text ? text : "(null)");
     CHECK(text && strstr(text, "\"uptime_ms\": null") && strstr(text, "\"last_ok\": null") &&
               strstr(text, "\"last_detail\": null"),
@@ -137,19 +172,20 @@ static void test_node_round_trip(void)
                   out.shm.ring_slots == 4096 &&
                   memcmp(&out.shm.arena, &in.shm.arena, sizeof(in.shm.arena)) == 0,
               "shm");
-        CHECK(out.reload.generation == 0 && out.reload.last_ok == -1 && out.reload.last_detail == NULL, "reload");
+        CHECK(out.reload.generation == 0 && out.reload.last_ok == -1 && out.reload.last_detail == NULL,
+              "reload");
         CHECK(!out.stopping && strcmp(out.connection_steering, "none") == 0 &&
                   strcmp(out.connection_steering_note, "") == 0,
               "steering");
         CHECK(out.n_roles == 2, "roles %zu", out.n_roles);
         for (size_t i = 0; i < out.n_roles && i < 2; i++) {
             const struct proto_status_role *a = &in.roles[i], *b = &out.roles[i];
-            CHECK(a->role == b->role && a->index == b->index && a->instance == b->instance && a->pid == b->pid &&
-                      a->state == b->state && a->generation == b->generation && a->restarts == b->restarts &&
-                      a->uptime_ms == b->uptime_ms && a->heartbeat_age_ms == b->heartbeat_age_ms &&
-                      a->ring_rtt_us == b->ring_rtt_us && strcmp(a->last_exit, b->last_exit) == 0 &&
-                      a->last_exit_ago_ms == b->last_exit_ago_ms && a->held_for_ms == b->held_for_ms &&
-                      a->reload_generation == b->reload_generation &&
+            CHECK(a->role == b->role && a->index == b->index && a->instance == b->instance &&
+                      a->pid == b->pid && a->state == b->state && a->generation == b->generation &&
+                      a->restarts == b->restarts && a->uptime_ms == b->uptime_ms &&
+                      a->heartbeat_age_ms == b->heartbeat_age_ms && a->ring_rtt_us == b->ring_rtt_us &&
+                      strcmp(a->last_exit, b->last_exit) == 0 && a->last_exit_ago_ms == b->last_exit_ago_ms &&
+                      a->held_for_ms == b->held_for_ms && a->reload_generation == b->reload_generation &&
                       memcmp(a->counters, b->counters, sizeof(a->counters)) == 0,
                   "role %zu", i);
         }
@@ -182,7 +218,8 @@ static void test_reply(void)
     struct proto_status_reply bad = {.ok = false, .error = "unknown role"};
     char *err = NULL;
     char *t1 = proto_status_reply_encode(&ok), *t2 = proto_status_reply_encode(&bad);
-    CHECK(t1 && strcmp(t1, "{\n  \"ok\": true,\n  \"detail\": \"restarting egress[0] egress[1]\"\n}") == 0, "%s", t1);
+    CHECK(t1 && strcmp(t1, "{\n  \"ok\": true,\n  \"detail\": \"restarting egress[0] egress[1]\"\n}") == 0,
+          "%s", t1);
     CHECK(t2 && strcmp(t2, "{\n  \"ok\": false,\n  \"error\": \"unknown role\"\n}") == 0, "%s", t2);
     CHECK(proto_status_reply_decode(t1, strlen(t1), &out, &err) == 0 && out.ok && out.error == NULL &&
               strcmp(out.detail, ok.detail) == 0,
@@ -203,7 +240,7 @@ enum doc { DOC_PAGE, DOC_SERVED, DOC_NODE, DOC_REPLY };
 
 struct bad_case {
     enum doc doc;
-    const char *path; /* dot-separated; array entries by number */
+    const char *path;  /* dot-separated; array entries by number */
     const char *value; /* JSON for the member; NULL deletes it */
     const char *why;
 };
@@ -256,10 +293,10 @@ static json_t *doc_tree(enum doc d)
     struct proto_status_queues q = queues_doc();
     struct proto_status_node n = node_doc();
     struct proto_status_reply r = {.ok = true, .detail = "done"};
-    char *text = d == DOC_PAGE ? proto_status_queues_encode(&q, false)
-               : d == DOC_SERVED ? proto_status_queues_encode(&q, true)
-               : d == DOC_NODE ? proto_status_node_encode(&n)
-                               : proto_status_reply_encode(&r);
+    char *text = d == DOC_PAGE     ? proto_status_queues_encode(&q, false)
+                 : d == DOC_SERVED ? proto_status_queues_encode(&q, true)
+                 : d == DOC_NODE   ? proto_status_node_encode(&n)
+                                   : proto_status_reply_encode(&r);
     json_t *j = text ? json_loads(text, 0, NULL) : NULL;
     free(text);
     return j;
@@ -303,7 +340,8 @@ static bool set_path(json_t *root, const char *path, json_t *v)
     char *key = buf, *dot;
     while ((dot = strchr(key, '.'))) {
         *dot = '\0';
-        parent = json_is_array(parent) ? json_array_get(parent, strtoul(key, NULL, 10)) : json_object_get(parent, key);
+        parent = json_is_array(parent) ? json_array_get(parent, strtoul(key, NULL, 10))
+                                       : json_object_get(parent, key);
         key = dot + 1;
     }
     if (json_is_array(parent))
@@ -353,8 +391,8 @@ static void test_oversized(void)
     free(text);
     name[PROTO_STATUS_NAME_MAX] = '\0'; /* exactly at the bound: accepted */
     text = proto_status_queues_encode(&q, false);
-    CHECK(text && proto_status_queues_decode(text, strlen(text), false, &out, &err) == 0, "name at the bound: %s",
-          err ? err : "");
+    CHECK(text && proto_status_queues_decode(text, strlen(text), false, &out, &err) == 0,
+          "name at the bound: %s", err ? err : "");
     if (!err)
         proto_status_queues_fini(&out);
     free(err);
@@ -380,8 +418,8 @@ static void test_oversized(void)
     struct proto_status_node n = node_doc(), nout;
     struct proto_status_role *roles = calloc(PROTO_NODE_MAX_INSTANCES + 1, sizeof(*roles));
     for (size_t i = 0; i <= PROTO_NODE_MAX_INSTANCES; i++)
-        roles[i] = (struct proto_status_role){.uptime_ms = -1, .heartbeat_age_ms = -1, .last_exit_ago_ms = -1,
-                                              .held_for_ms = -1};
+        roles[i] = (struct proto_status_role){
+            .uptime_ms = -1, .heartbeat_age_ms = -1, .last_exit_ago_ms = -1, .held_for_ms = -1};
     n.roles = roles;
     n.n_roles = PROTO_NODE_MAX_INSTANCES + 1;
     text = proto_status_node_encode(&n);
@@ -407,18 +445,24 @@ static void test_oversized(void)
 static void test_not_documents(void)
 {
     static const char *const texts[] = {
-        "", "not json", "[]", "{\"ok\": true, \"detail\": \"a\"", "{\"ok\": true, \"ok\": true, \"detail\": \"a\"}",
+        "",
+        "not json",
+        "[]",
+        "{\"ok\": true, \"detail\": \"a\"",
+        "{\"ok\": true, \"ok\": true, \"detail\": \"a\"}",
         "{\"ok\": true, \"detail\": \"a\\u0000b\"}",
     };
     for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
         char *err = NULL;
-        CHECK(decode_doc(DOC_REPLY, texts[i], strlen(texts[i]), &err) == -EPROTO && err, "accepted: %s", texts[i]);
+        CHECK(decode_doc(DOC_REPLY, texts[i], strlen(texts[i]), &err) == -EPROTO && err, "accepted: %s",
+              texts[i]);
         free(err);
     }
     /* members the schema does not name are ignored: a newer node's additions do not break older clients */
     const char *extra = "{\"ok\": true, \"detail\": \"a\", \"since\": 3}";
     char *err = NULL;
-    CHECK(decode_doc(DOC_REPLY, extra, strlen(extra), &err) == 0, "unknown member refused: %s", err ? err : "");
+    CHECK(decode_doc(DOC_REPLY, extra, strlen(extra), &err) == 0, "unknown member refused: %s",
+          err ? err : "");
     free(err);
 }
 
