@@ -1,213 +1,13 @@
 /*
- * sched_queue - the scheduler's in-memory core: messages, scheduled queues, domains and sites
+ * sched_queue - the core's scheduled queues: their names, creation with the queue_config hook, lookups
  *
- * No I/O and no rings: the role's loop (scheduler_main.c) feeds events in and acts on hooks.
- * Flow of one message (each step O(1), or O(pool size) / O(workers) for the two picks):
- *   sched_msg_add()        -> SCHEDULED in the timing wheel, due at `due_ms`
- *   sched_core_advance()   -> past created + max_age: hooks.expire, freed;
- *                             domain's site cached and fresh: READY on the path (source picked by
- *                             the queue's pool, site); otherwise RESOLVING on the domain's
- *                             waiting list and hooks.resolve(domain) once per domain
- *   sched_site_resolved()  -> the domain's waiting messages go READY (site cached for ttl)
- *   sched_site_failed()    -> permanent: hooks.bounce, freed; temporary: retry with backoff
- *   sched_core_dispatch()  -> IN_FLIGHT on a lease: hooks.deliver (sched_path.h)
- *   sched_msg_result()     -> delivered / bounced: freed; transient: SCHEDULED after backoff
- * A ready queue holds at most max_ready messages: a message that finds it full goes back to
- * the wheel, due after options.ready_full_delay_ms (default 1000 ms) plus up to 10% jitter,
- * without counting an attempt; so messages beyond max_ready wait in their scheduled queue.
- * Expiry is checked whenever a message leaves the wheel, and a retry is never scheduled past
- * the expiry moment, so an expiry is reported at created + max_age (to timer resolution).
- * Backoff for attempt n >= 1: base = min(retry_interval * 2^(n-1), max_retry_interval)
- * (max_retry_interval 0 = no cap), then +-10% uniform jitter from the core's seeded xorshift
- * generator, then clamped to max_retry_interval again, so the cap is never exceeded.
- * Every hooks.resolve must be answered, sooner or later, by sched_site_resolved() or
- * sched_site_failed() (a DNS timeout is a temporary failure): until then the domain's
- * messages wait and no second resolve is asked for that domain. A READY message is not
- * checked for expiry again: it leaves on its next attempt (ready queues are short).
- * Hooks are called synchronously; the message a hook gets is borrowed and, for expire and
- * bounce, freed right after the hook returns. hooks.resolve may call sched_site_resolved()
- * or sched_site_failed() before it returns; hooks.deliver may call sched_msg_result().
- * Queues, domains and their names are freed when their last message leaves; sites, paths,
- * sources and pools live until sched_core_free().
- * Queue names are used as given (policy may set any name); domains are compared lowercased.
- * Not thread-safe: one loop owns the core.
+ * A scheduled queue is the set of its messages in the wheel plus its counters (struct sched_queue
+ * in sched_core.h); it routes to one domain and is freed with its last message.
  */
 #ifndef RINGMAIL_SCHED_QUEUE_H
 #define RINGMAIL_SCHED_QUEUE_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include "common/msgid.h"
-#include "scheduler/sched_pool.h"
-#include "scheduler/sched_timer.h"
-
-enum sched_msg_state {
-    SCHED_MSG_SCHEDULED = 0,
-    SCHED_MSG_RESOLVING = 1,
-    SCHED_MSG_READY = 2,
-    SCHED_MSG_IN_FLIGHT = 3,
-};
-
-enum sched_outcome {
-    SCHED_OUTCOME_DELIVERED = 0, /* 2xx */
-    SCHED_OUTCOME_TRANSIENT = 1, /* 4xx: back to the scheduled queue with backoff */
-    SCHED_OUTCOME_BOUNCED = 2,   /* 5xx */
-};
-
-#define SCHED_RETRY_INTERVAL_DEFAULT_S 1200u  /* KumoMTA's default, 20 minutes */
-#define SCHED_MAX_RETRY_INTERVAL_DEFAULT_S 0u /* no cap, as KumoMTA */
-#define SCHED_MAX_AGE_DEFAULT_S 604800u       /* 7 days */
-#define SCHED_CONNECTION_LIMIT_DEFAULT 32u
-#define SCHED_MAX_DELIVERIES_DEFAULT 1024u
-#define SCHED_MAX_READY_DEFAULT 1024u
-#define SCHED_READY_FULL_DELAY_DEFAULT_MS 1000u
-#define SCHED_QUEUE_NAME_MAX 1024
-
-struct sched_queue_config {
-    uint32_t retry_interval_s;
-    uint32_t max_retry_interval_s; /* 0 = no cap */
-    uint32_t max_age_s;
-    uint32_t pool; /* index from sched_core_pool_add(); 0 is the built-in "unspecified" pool */
-};
-
-/* per egress path (source + site); rate limits (max_message_rate, max_connection_rate, named
- * shared limits) will join these fields and be checked where dispatch opens a lease */
-struct sched_path_options {
-    uint32_t connection_limit;              /* leases open at once on the path */
-    uint32_t max_deliveries_per_connection; /* messages one lease carries, one at a time */
-    uint32_t max_ready;                     /* bound of the path's ready queue */
-};
-
-struct sched_msg;
-struct sched_lease;
-struct sched_path;
-struct sched_site;
-
-/* FIFO of messages linked through sched_msg.link */
-struct sched_mlist {
-    struct sched_msg *head, *tail;
-    uint32_t count;
-};
-
-/* a message: 88 bytes (malloc rounds 80 up to the same 96); fields are read-only for callers */
-struct sched_msg {
-    struct msgid id;
-    struct sched_timer_node timer; /* armed exactly while SCHEDULED */
-    struct {
-        struct sched_msg *next, *prev;
-    } link; /* RESOLVING: domain waiting list; READY: path ready queue */
-    union {
-        struct sched_domain *domain; /* RESOLVING */
-        struct sched_path *path;     /* READY */
-        struct sched_lease *lease;   /* IN_FLIGHT */
-    } at;
-    struct sched_queue *queue;
-    uint64_t created_ms;
-    uint16_t attempts;
-    uint8_t state;
-};
-
-/* the hash tables' key: embedded first in every named object */
-struct sched_name {
-    char *name;
-    uint64_t hash;
-};
-
-struct sched_domain {
-    struct sched_name n; /* lowercase */
-    struct sched_site *site;
-    uint64_t site_expires_ms;
-    struct sched_mlist waiting;
-    uint32_t queues; /* queues routing to this domain; freed at 0 */
-    bool resolving;  /* hooks.resolve was called and has not been answered */
-};
-
-struct sched_queue {
-    struct sched_name n;
-    struct sched_domain *domain;
-    struct sched_queue_config cfg;
-    uint32_t count;     /* messages of this queue in any state */
-    uint32_t scheduled; /* of which waiting in the wheel */
-};
-
-struct sched_site {
-    struct sched_name n;
-    struct sched_path **paths; /* indexed by source */
-    uint32_t npaths;
-};
-
-struct sched_name_table {
-    struct sched_name **slots;
-    size_t cap, count;
-};
-
-struct sched_hooks {
-    void *arg;
-    /* queue_config - adjust cfg (pre-filled with the defaults) for a queue being created */
-    void (*queue_config)(void *arg, const char *queue, const char *domain, struct sched_queue_config *cfg);
-    /* path_config - adjust opt (pre-filled with the defaults) for a path being created */
-    void (*path_config)(void *arg, const char *source, const char *site, struct sched_path_options *opt);
-    void (*resolve)(void *arg, const char *domain);
-    void (*expire)(void *arg, const struct sched_msg *msg);
-    void (*bounce)(void *arg, const struct sched_msg *msg, const char *reason);
-    /* deliver - msg goes out on lease; `last`: the lease ends with this message's result */
-    void (*deliver)(void *arg, struct sched_msg *msg, struct sched_lease *lease, bool last);
-};
-
-struct sched_core_options {
-    uint64_t seed;                 /* jitter generator; 0 picks a fixed default */
-    uint32_t ready_full_delay_ms;  /* delay of a message that found its ready queue full */
-    struct sched_queue_config queue_defaults;
-    struct sched_path_options path_defaults;
-};
-
-struct sched_stats {
-    uint64_t messages, scheduled, resolving, ready, in_flight;
-    uint64_t queues, domains, sites, paths, leases, workers_alive;
-    /* counters since start */
-    uint64_t added, delivered, bounced, expired, transient, removed;
-    uint64_t ready_full;  /* placements refused by a full ready queue */
-    uint64_t requeued;    /* in-flight messages returned by a dead worker or released lease */
-    uint64_t no_source;   /* placements delayed because the queue's pool has no source */
-};
-
-struct sched_core {
-    struct sched_hooks hooks;
-    struct sched_core_options opt;
-    uint64_t rng;
-    uint64_t now; /* latest time the loop told us */
-    struct sched_timer_wheel wheel;
-    struct sched_msg **msgs; /* open addressing by id, linear probing */
-    size_t msgs_cap, msgs_count;
-    struct sched_name_table queues, domains, sites;
-    char **sources;
-    uint32_t nsources;
-    struct sched_pool *pools;
-    uint32_t npools;
-    struct sched_path **paths; /* every path, for stats */
-    uint32_t npaths, paths_cap;
-    struct sched_path *active_head, *active_tail; /* paths dispatch can make progress on */
-    struct sched_lease **leases; /* by lease id */
-    uint32_t nleases, leases_cap, leases_live, lease_free;
-    struct sched_worker *workers;
-    uint32_t nworkers, workers_alive, worker_rr;
-    struct sched_stats st; /* counters part; gauges are filled by sched_core_stats() */
-};
-
-void sched_core_options_default(struct sched_core_options *opt);
-/* sched_core_new - opt NULL = defaults; hooks are copied; now_ms starts the wheel */
-struct sched_core *sched_core_new(const struct sched_core_options *opt, const struct sched_hooks *hooks,
-                                  uint64_t now_ms);
-void sched_core_free(struct sched_core *core);
-
-/* sched_core_source_add - index of the named egress source (created once) */
-uint32_t sched_core_source_add(struct sched_core *core, const char *name);
-/* sched_core_pool_add - index of the named pool (created once, empty); "unspecified" is 0 */
-uint32_t sched_core_pool_add(struct sched_core *core, const char *name);
-/* sched_core_pool_weight - set a source's weight in a pool (0 removes); 0 or -EINVAL/-ENOENT */
-int sched_core_pool_weight(struct sched_core *core, uint32_t pool, uint32_t source, uint32_t weight);
+#include "scheduler/sched_core.h"
 
 /*
  * sched_queue_name - "campaign:tenant@domain" with missing (NULL or empty) parts left out,
@@ -218,55 +18,17 @@ int sched_core_pool_weight(struct sched_core *core, uint32_t pool, uint32_t sour
 int sched_queue_name(char *out, size_t size, const char *campaign, const char *tenant, const char *domain);
 int sched_queue_name_routed(char *out, size_t size, const char *campaign, const char *tenant,
                             const char *domain, const char *routing_domain);
-/* sched_site_name - the MX rollup name: hosts lowercased, trailing dots dropped, sorted, deduplicated, joined by ',' */
-int sched_site_name(char *out, size_t size, const char *const *hosts, size_t count);
-
-/* sched_backoff_ms - retry delay before attempt `attempts` + 1 (attempts >= 1), jittered from *rng */
-uint64_t sched_backoff_ms(const struct sched_queue_config *cfg, uint32_t attempts, uint64_t *rng);
-
-/*
- * sched_msg_add - queue a message, due at due_ms (the past = at the next advance); `domain`
- * routes the queue when this call creates it, and must match the queue's domain otherwise.
- * 0 (*out set when out is not NULL), -EEXIST for a known id, -EINVAL for an empty queue name
- * or domain or a domain that differs from the existing queue's.
- */
-int sched_msg_add(struct sched_core *core, struct msgid id, uint64_t created_ms, uint16_t attempts,
-                  const char *queue_name, const char *domain, uint64_t due_ms, struct sched_msg **out);
-struct sched_msg *sched_msg_find(const struct sched_core *core, struct msgid id);
 /* sched_queue_find - a live queue by name; its cfg may be changed in place (reload) */
 struct sched_queue *sched_queue_find(const struct sched_core *core, const char *name);
-/* sched_msg_remove - administrative removal; -ENOENT, -EBUSY while in flight (wait for its result) */
-int sched_msg_remove(struct sched_core *core, struct msgid id);
-/*
- * sched_msg_result - the outcome of an in-flight message; -EINVAL when it is not in flight.
- * Callers check that the result comes from the lease holding the message (sched_msg_lease()).
- */
-int sched_msg_result(struct sched_core *core, struct sched_msg *msg, enum sched_outcome outcome, uint64_t now_ms);
-static inline struct sched_lease *sched_msg_lease(const struct sched_msg *msg)
-{
-    return msg->state == SCHED_MSG_IN_FLIGHT ? msg->at.lease : NULL;
-}
-
-/* sched_core_advance - handle every message due by now_ms; returns how many left the wheel */
-size_t sched_core_advance(struct sched_core *core, uint64_t now_ms);
-/* sched_core_next_due - when to call advance next (lower bound), SCHED_TIMER_NEVER when idle */
-uint64_t sched_core_next_due(const struct sched_core *core);
-
-/* sched_site_resolved - the domain's MX set rolls up to site_name; -ENOENT for an unknown domain */
-int sched_site_resolved(struct sched_core *core, const char *domain, const char *site_name, uint32_t ttl_s,
-                        uint64_t now_ms);
-/* sched_site_failed - resolution failed: permanent bounces the waiting messages, else backoff */
-int sched_site_failed(struct sched_core *core, const char *domain, bool permanent, const char *reason,
-                      uint64_t now_ms);
-
-/* sched_core_stats - gauges and counters */
-void sched_core_stats(const struct sched_core *core, struct sched_stats *out);
 /* sched_queue_foreach - every live queue (ringctl queue-summary) */
 void sched_queue_foreach(const struct sched_core *core, void (*cb)(void *arg, const struct sched_queue *q),
                          void *arg);
-/* sched_msg_foreach - every message (administrative walks); cb must not change the core */
-void sched_msg_foreach(const struct sched_core *core, void (*cb)(void *arg, const struct sched_msg *m), void *arg);
-/* sched_core_check - O(n) walk proving every message is in exactly one place; 0 or -EINVAL (logged) */
-int sched_core_check(const struct sched_core *core);
+
+/* ---- between the core's files only ---- */
+
+/* sched_queue_get - the named queue, created routing to domain_lc; NULL when it routes elsewhere */
+struct sched_queue *sched_queue_get(struct sched_core *core, const char *name, const char *domain_lc);
+/* sched_queue_put - free the queue when it has no message left */
+void sched_queue_put(struct sched_core *core, struct sched_queue *q);
 
 #endif

@@ -15,8 +15,13 @@
 #include "dns/dns.h"
 #include "common/msgid.h"
 #include "rt/role_rt.h"
+#include "scheduler/sched_core.h"
+#include "scheduler/sched_lease.h"
+#include "scheduler/sched_msg.h"
 #include "scheduler/sched_path.h"
 #include "scheduler/sched_queue.h"
+#include "scheduler/sched_site.h"
+#include "scheduler/sched_worker.h"
 
 /* (message id, first recipient of a domain) <-> the core's key */
 struct sched_xkey {

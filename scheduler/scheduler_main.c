@@ -3,7 +3,7 @@
  *
  * Holds nothing durable: at start (and whenever the spool restarts) it asks the spool to announce
  * every queued message, and rebuilds its queues from the announce batches. The core
- * (sched_queue.h, sched_path.h) decides what is due, where it goes and on which connection lease;
+ * (sched_core.h and its files) decides what is due, where it goes and on which connection lease;
  * this file turns its hooks into ring records and the records of the egress and spool into core
  * events:
  *   spool  ANNOUNCE_BATCH  -> sched_msg_add (one entry per message and recipient domain)

@@ -21,20 +21,14 @@
 #include <time.h>
 
 #include "base/mem.h"
+#include "scheduler/sched_core.h"
+#include "scheduler/sched_lease.h"
+#include "scheduler/sched_msg.h"
 #include "scheduler/sched_path.h"
 #include "scheduler/sched_queue.h"
-
-static int failures;
-
-#define CHECK(cond, ...) do { \
-    if (!(cond)) { \
-        failures++; \
-        fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-        fprintf(stderr, __VA_ARGS__); \
-        fputc('\n', stderr); \
-        if (failures > 20) exit(1); \
-    } \
-} while (0)
+#include "scheduler/sched_site.h"
+#include "scheduler/sched_worker.h"
+#include "tests/lib/check.h"
 
 #define T0 UINT64_C(1700000000000)
 #define NDOMAINS 1000u
@@ -349,10 +343,7 @@ int main(int argc, char **argv)
     sched_core_free(c);
     free(fate);
     free(flights);
-    if (failures) {
-        fprintf(stderr, "%d failures\n", failures);
-        return 1;
-    }
-    printf("ok\n");
-    return 0;
+    if (!check_failures)
+        printf("ok\n");
+    CHECK_EXIT();
 }

@@ -17,18 +17,7 @@
 
 #include "base/mem.h"
 #include "scheduler/sched_timer.h"
-
-static int failures;
-
-#define CHECK(cond, ...) do { \
-    if (!(cond)) { \
-        failures++; \
-        fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-        fprintf(stderr, __VA_ARGS__); \
-        fputc('\n', stderr); \
-        if (failures > 20) exit(1); \
-    } \
-} while (0)
+#include "tests/lib/check.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
@@ -345,10 +334,7 @@ int main(int argc, char **argv)
     test_idle_jump();
     if (n)
         test_random(n);
-    if (failures) {
-        fprintf(stderr, "%d failures\n", failures);
-        return 1;
-    }
-    printf("ok\n");
-    return 0;
+    if (!check_failures)
+        printf("ok\n");
+    CHECK_EXIT();
 }

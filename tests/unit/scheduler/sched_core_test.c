@@ -1,5 +1,5 @@
 /*
- * sched_queue_test - the scheduler core's policy, case by case
+ * sched_core_test - the scheduler core's policy, case by case
  *
  * Queue and site names, backoff bounds, smooth weighted round robin shares and order,
  * max_ready overflow, connection_limit, lease reuse and max_deliveries_per_connection,
@@ -13,19 +13,14 @@
 #include <string.h>
 
 #include "base/mem.h"
+#include "scheduler/sched_core.h"
+#include "scheduler/sched_lease.h"
+#include "scheduler/sched_msg.h"
 #include "scheduler/sched_path.h"
 #include "scheduler/sched_queue.h"
-
-static int failures;
-
-#define CHECK(cond, ...) do { \
-    if (!(cond)) { \
-        failures++; \
-        fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-        fprintf(stderr, __VA_ARGS__); \
-        fputc('\n', stderr); \
-    } \
-} while (0)
+#include "scheduler/sched_site.h"
+#include "scheduler/sched_worker.h"
+#include "tests/lib/check.h"
 
 #define T0 UINT64_C(1700000000000)
 
@@ -211,7 +206,7 @@ static void test_backoff(void)
             hi = cap;
         uint64_t seen_lo = UINT64_MAX, seen_hi = 0;
         for (int k = 0; k < 2000; k++) {
-            uint64_t d = sched_backoff_ms(&cfg, bc->attempts, &rng);
+            uint64_t d = sched_msg_backoff_ms(&cfg, bc->attempts, &rng);
             CHECK(d >= lo && d <= hi, "case %zu: %llu outside [%llu, %llu]", i, (unsigned long long)d,
                   (unsigned long long)lo, (unsigned long long)hi);
             if (d < seen_lo)
@@ -592,10 +587,7 @@ int main(void)
     test_expiry();
     test_resolution();
     test_sync_resolve();
-    if (failures) {
-        fprintf(stderr, "%d failures\n", failures);
-        return 1;
-    }
-    printf("ok\n");
-    return 0;
+    if (!check_failures)
+        printf("ok\n");
+    CHECK_EXIT();
 }
