@@ -1,16 +1,20 @@
 /*
- * egress - the egress worker's state and the DELIVER flow (egress_deliver.c)
+ * egress - the egress worker's state and the DELIVER flow
  *
  * egress_deliver_start() takes a MSG_SCHEDULER_MESSAGE_DELIVER; egress_deliver_loaded() the spool's
  * MSG_SPOOL_MESSAGE_LOADED. A job then loads the message, picks its recipients, finds the
  * destination (route or MX, then addresses), reuses the lease's connection or opens one, runs the
  * transactions, and reports: one MSG_EGRESS_ATTEMPT_RESULT to the spool, then
  * MSG_EGRESS_DELIVERY_DONE to the scheduler. Sends that find a ring or the arena full are retried
- * from egress_deliver_tick(); a result is never dropped.
+ * from egress_worker_tick(); a result is never dropped.
  * Leases: one connection per lease id, kept idle between DELIVERs, closed after the idle timeout
  * (MSG_EGRESS_LEASE_CLOSED) or with PROTO_DELIVER_F_LAST / an error (PROTO_DONE_F_LEASE_CLOSED).
- * egress_deliver_drain() (SIGTERM): no new work, in-flight attempts finish within a bound, idle
+ * egress_worker_drain() (SIGTERM): no new work, in-flight attempts finish within a bound, idle
  * connections QUIT; true once nothing is left.
+ * Files: egress_worker.c (set-up, time, drain), egress_deliver.c (the DELIVER and LOADED records),
+ * egress_job.c (an attempt's life, transactions, report), egress_route.c (route or MX, addresses,
+ * connecting), egress_lease.c (leases and their connections), egress_conn.c and egress_smtp.c (the
+ * SMTP client), egress_attempt.c (the attempt result's payload).
  */
 #ifndef RINGMAIL_EGRESS_H
 #define RINGMAIL_EGRESS_H
@@ -48,11 +52,13 @@ struct egress {
     uint64_t drain_soft_ns, drain_hard_ns; /* abort in-flight work at soft, give up at hard */
 };
 
-void egress_init(struct egress *eg, struct role_rt *rt);
-void egress_fini(struct egress *eg);
+void egress_worker_init(struct egress *eg, struct role_rt *rt);
+void egress_worker_fini(struct egress *eg);
+void egress_worker_tick(struct egress *eg, uint64_t now_ns);
+bool egress_worker_drain(struct egress *eg);
+/* egress_worker_spool_instance - the spool's instance index, -1 while there is none */
+int egress_worker_spool_instance(struct egress *eg);
 void egress_deliver_start(struct egress *eg, unsigned from, const struct proto_rec *rec);
 void egress_deliver_loaded(struct egress *eg, unsigned from, const struct proto_rec *rec);
-void egress_deliver_tick(struct egress *eg, uint64_t now_ns);
-bool egress_deliver_drain(struct egress *eg);
 
 #endif

@@ -1,6 +1,13 @@
 /*
- * egress_job - internals shared by egress_deliver.c (the attempt flow) and egress_worker.c (the
- * spool's answers, time, drain, set-up); not for other modules
+ * egress_job - one delivery attempt: the job a DELIVER starts, from LOAD to the DONE record
+ *
+ * One job per DELIVER: LOAD -> LOADING -> (route | MX lookup) -> per host: address lookup, connect
+ * -> SENDING (one or more transactions) -> REPORT (attempt result to the spool) -> DONE_SEND
+ * (delivery done to the scheduler) -> freed. egress_deliver.c starts jobs and hands them the
+ * loaded message, egress_route.c finds and connects the destination, the lease's connection
+ * events (egress_lease.c) drive the transactions here. A job whose DNS callback is still due is
+ * kept (`zombie`) until it ran: the resolver has no per-lookup cancel.
+ * Internal to the egress library.
  */
 #ifndef RINGMAIL_EGRESS_JOB_H
 #define RINGMAIL_EGRESS_JOB_H
@@ -8,6 +15,8 @@
 #include "base/clock.h"
 #include "egress/egress.h"
 #include "egress/egress_attempt.h"
+#include "egress/egress_lease.h"
+#include "egress/egress_route.h"
 
 #define EGRESS_RETRY_NS CLOCK_MS(100)        /* ring or arena full: try again */
 #define EGRESS_LOAD_RETRY_NS CLOCK_MS(250)   /* the spool's arena was full */
@@ -22,29 +31,6 @@ enum job_state {
     JOB_SENDING = 4,
     JOB_REPORT = 5,
     JOB_DONE_SEND = 6,
-};
-
-struct egress_target {
-    char *host;
-    uint16_t port;
-    bool literal;
-    bool resolved;
-    size_t n_addr;
-    struct sockaddr_storage *addr;
-};
-
-struct egress_lease {
-    struct egress_lease *next;
-    struct egress *eg;
-    uint32_t id;
-    uint32_t gen; /* lease generation of the last DELIVER: names the lease in LEASE_CLOSED */
-    unsigned sched;
-    struct egress_conn *conn;
-    char *site; /* of the open connection */
-    uint16_t source;
-    char mx[DNS_NAME_MAX + 1];
-    struct egress_job *job;
-    uint64_t idle_since_ns;
 };
 
 struct egress_job {
@@ -88,14 +74,22 @@ struct egress_job {
 int egress_spool_instance(struct egress *eg);
 void egress_job_load(struct egress_job *j);
 void egress_job_route(struct egress_job *j);
+void egress_job_load(struct egress_job *j);
+/* egress_job_dns_back - a DNS callback arrived: false when the job is gone and the callback must do nothing */
+bool egress_job_dns_back(struct egress_job *j);
+/* egress_job_set_all - every recipient without an outcome gets this one */
+void egress_job_set_all(struct egress_job *j, uint8_t outcome, uint8_t cmd, int code, const char *enh,
+                        const char *text);
+/* egress_job_last_error - remember the latest failure, the reason given when no host works */
+void egress_job_last_error(struct egress_job *j, int code, const char *enh, const char *text);
+/* egress_job_txn - one transaction for the recipients still undecided (the connection is ready) */
+void egress_job_txn(struct egress_job *j);
+void egress_job_on_rcpt(struct egress_job *j, const struct egress_smtp_event *ev);
+void egress_job_on_message_done(struct egress_job *j, const struct egress_smtp_event *ev);
 void egress_job_finish(struct egress_job *j);
 void egress_job_report(struct egress_job *j);
 void egress_job_send_done(struct egress_job *j);
 void egress_job_free(struct egress_job *j);
 void egress_job_free_now(struct egress_job *j);
-void egress_lease_drop_conn(struct egress_lease *l);
-void egress_lease_remove(struct egress_lease *l);
-void egress_lease_closed_send(struct egress *eg, unsigned sched, uint32_t lease, uint32_t gen, uint32_t reason);
-void egress_lease_closed_flush(struct egress *eg);
 
 #endif

@@ -2,7 +2,7 @@
  * ringmail-egress - the egress role: delivery workers
  *
  * Attaches to the node's shared memory, registers, and runs the role loop. Each DELIVER from the
- * scheduler becomes an attempt (egress_deliver.c): load from the spool, resolve, connect or reuse
+ * scheduler becomes an attempt (egress_deliver.c, egress_job.c): load from the spool, resolve, connect or reuse
  * the lease's connection, SMTP, report. SIGTERM drains: attempts in flight finish (bounded by the
  * supervisor's drain timeout), idle connections QUIT.
  */
@@ -29,12 +29,12 @@ static void on_record(struct role_rt *rt, unsigned from, const struct proto_rec 
 
 static void on_tick(struct role_rt *rt, uint64_t now_ns)
 {
-    egress_deliver_tick(rt->ctx, now_ns);
+    egress_worker_tick(rt->ctx, now_ns);
 }
 
 static bool on_drain(struct role_rt *rt)
 {
-    return egress_deliver_drain(rt->ctx);
+    return egress_worker_drain(rt->ctx);
 }
 
 int main(int argc, char **argv)
@@ -43,14 +43,14 @@ int main(int argc, char **argv)
     static struct egress eg;
 
     role_rt_init(&rt, PROTO_NODE_ROLE_EGRESS, argc, argv);
-    egress_init(&eg, &rt);
+    egress_worker_init(&eg, &rt);
     rt.ctx = &eg;
     rt.hooks.on_record = on_record;
     rt.hooks.on_tick = on_tick;
     rt.hooks.on_drain = on_drain;
     role_rt_ready(&rt);
     int rc = role_rt_run(&rt);
-    egress_fini(&eg);
+    egress_worker_fini(&eg);
     role_rt_fini(&rt);
     return rc;
 }

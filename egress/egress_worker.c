@@ -1,7 +1,6 @@
 /*
- * egress_worker - the spool's answers, time, drain and set-up of the egress worker (see egress.h)
+ * egress_worker - the egress worker's set-up, time and drain (see egress.h)
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,76 +8,14 @@
 #include "base/mem.h"
 #include "egress/egress_job.h"
 
-/* ---- the spool's answer ---- */
-
-static struct egress_job *job_by_token(struct egress *eg, uint64_t token)
+int egress_worker_spool_instance(struct egress *eg)
 {
-    for (struct egress_job *j = eg->jobs; j; j = j->next)
-        if (j->state == JOB_LOADING && j->token == token)
-            return j;
-    return NULL;
-}
-
-void egress_deliver_loaded(struct egress *eg, unsigned from, const struct proto_rec *rec)
-{
-    const struct proto_loaded *ld = &rec->body.loaded;
-    struct shm_arena *arena = eg->rt->seg.arena;
-    const char *why = NULL;
-    int spool = egress_spool_instance(eg);
-
-    if (spool < 0 || from != (unsigned)spool)
-        return;
-    void *run = ld->status == 0 ? shm_arena_ptr(arena, ld->arena_off, ld->len) : NULL;
-    struct egress_job *j = job_by_token(eg, ld->token);
-    if (!j) {
-        /* an answer we stopped waiting for: its run is ours to free all the same */
-        if (run)
-            shm_arena_free(arena, ld->arena_off);
-        return;
-    }
-    if (ld->status == -ENOMEM) {
-        j->state = JOB_LOAD;
-        j->retry_at_ns = clock_mono_ns() + EGRESS_LOAD_RETRY_NS;
-        return;
-    }
-    if (ld->status != 0 || !run) {
-        if (ld->status != -ENOENT) {
-            log_warn("message load failed (status %d, run %s)", ld->status, run ? "valid" : "invalid");
-            j->done_flags |= PROTO_DONE_F_LOCAL_ERROR;
-        }
-        egress_job_finish(j);
-        return;
-    }
-    j->have_run = true;
-    j->run_off = ld->arena_off;
-    if (egress_msg_decode(run, ld->len, &j->msg, &why) < 0) {
-        log_error("loaded message refused: %s", why);
-        j->done_flags |= PROTO_DONE_F_LOCAL_ERROR;
-        egress_job_finish(j);
-        return;
-    }
-    j->have_msg = true;
-    int n = egress_rcpt_select(&j->msg.env, j->d.rcpt_first, &j->idx, &j->domain);
-    if (n <= 0) {
-        if (n < 0)
-            log_warn("DELIVER names recipient %u of a message with %u", j->d.rcpt_first, j->msg.env.rcpt_count);
-        egress_job_finish(j);
-        return;
-    }
-    j->n = (size_t)n;
-    j->res = xcalloc(j->n, sizeof(*j->res));
-    j->accepted = xcalloc(j->n, 1);
-    j->retry = xcalloc(j->n, 1);
-    j->txn_map = xcalloc(j->n, sizeof(*j->txn_map));
-    j->txn_addrs = xcalloc(j->n, sizeof(*j->txn_addrs));
-    for (size_t i = 0; i < j->n; i++)
-        j->res[i].index = j->idx[i];
-    egress_job_route(j);
+    return shm_segment_instance_of(&eg->rt->seg, PROTO_NODE_ROLE_SPOOL, 0);
 }
 
 /* ---- time ---- */
 
-void egress_deliver_tick(struct egress *eg, uint64_t now)
+void egress_worker_tick(struct egress *eg, uint64_t now)
 {
     const struct cfg *cfg = &eg->rt->cfg;
     struct egress_job *j, *jn;
@@ -120,7 +57,7 @@ void egress_deliver_tick(struct egress *eg, uint64_t now)
     }
 }
 
-bool egress_deliver_drain(struct egress *eg)
+bool egress_worker_drain(struct egress *eg)
 {
     uint64_t now = clock_mono_ns();
 
@@ -129,7 +66,7 @@ bool egress_deliver_drain(struct egress *eg)
         eg->draining = true;
         eg->drain_soft_ns = now + t / 2;
         eg->drain_hard_ns = now + t * 3 / 4;
-        egress_deliver_tick(eg, now);
+        egress_worker_tick(eg, now);
     }
     if (eg->n_jobs == 0 && eg->conns.n == 0 && eg->n_closed_pending == 0)
         return true;
@@ -142,7 +79,7 @@ bool egress_deliver_drain(struct egress *eg)
 
 /* ---- set-up ---- */
 
-void egress_init(struct egress *eg, struct role_rt *rt)
+void egress_worker_init(struct egress *eg, struct role_rt *rt)
 {
     char *err = NULL;
     const struct cfg *cfg = &rt->cfg;
@@ -159,7 +96,7 @@ void egress_init(struct egress *eg, struct role_rt *rt)
         fatal("DNS resolver: %s", err ? err : "could not be created");
 }
 
-void egress_fini(struct egress *eg)
+void egress_worker_fini(struct egress *eg)
 {
     struct egress_job *j, *jn;
 

@@ -1,0 +1,236 @@
+/*
+ * egress_route - routes, MX and address lookups, connection attempts (contract in egress_route.h)
+ *
+ * A job whose DNS callback is still due is kept (`zombie`, egress_job.c) until the callback ran:
+ * the resolver has no per-lookup cancel, so every callback starts with egress_job_dns_back().
+ */
+#include "egress/egress_route.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/mem.h"
+#include "egress/egress_job.h"
+#include "egress/egress_lease.h"
+
+static void fail_all_transient_last(struct egress_job *j)
+{
+    /* a 5xx banner or EHLO refusal on every host is still a reason to try later, not to bounce */
+    int code = j->last_code / 100 == 4 ? j->last_code : 0;
+    egress_job_set_all(j, PROTO_OUT_TRANSIENT, PROTO_CMD_CONNECT, code, code ? j->last_enh : "",
+                       j->last_text[0] ? j->last_text : "no host could be reached");
+}
+
+static void add_target(struct egress_job *j, const char *host, uint16_t port, bool literal)
+{
+    j->targets = xrealloc(j->targets, (j->n_targets + 1) * sizeof(*j->targets));
+    j->targets[j->n_targets++] = (struct egress_target){.host = xstrdup(host), .port = port, .literal = literal};
+}
+
+static void connect_or_reuse(struct egress_job *j)
+{
+    struct egress_lease *l = j->lease;
+
+    if (l && l->conn && egress_conn_idle(l->conn) && l->site && strcmp(l->site, j->site) == 0 &&
+        l->source == j->d.source) {
+        snprintf(j->mx, sizeof(j->mx), "%s", l->mx);
+        snprintf(j->peer, sizeof(j->peer), "%s", egress_conn_peer(l->conn));
+        j->state = JOB_SENDING;
+        egress_job_txn(j);
+        return;
+    }
+    if (l)
+        egress_lease_drop_conn(l);
+    j->cur_target = j->cur_addr = 0;
+    j->state = JOB_CONNECTING;
+    egress_route_next(j);
+}
+
+static void on_mx(void *arg, const struct dns_mx_result *res)
+{
+    struct egress_job *j = arg;
+    struct egress *eg = j->eg;
+    char text[EGRESS_REPLY_TEXT_MAX];
+
+    if (!egress_job_dns_back(j))
+        return;
+    if (res->status == DNS_OK && res->n_mx > 0) {
+        for (size_t i = 0; i < res->n_mx; i++)
+            add_target(j, res->mx[i].host, (uint16_t)eg->rt->cfg.egress_port, false);
+        j->site = dns_site_name(res);
+        if (!j->site)
+            j->site = xstrdup(j->domain);
+        connect_or_reuse(j);
+        return;
+    }
+    if (res->status == DNS_OK || res->status == DNS_TEMPFAIL) {
+        snprintf(text, sizeof(text), "MX lookup for %s failed: %s", j->domain, res->reason);
+        egress_job_set_all(j, PROTO_OUT_TRANSIENT, PROTO_CMD_CONNECT, 451, "4.4.3", text);
+    } else if (res->status == DNS_NULL_MX) {
+        snprintf(text, sizeof(text), "domain %s does not accept mail (null MX)", j->domain);
+        egress_job_set_all(j, PROTO_OUT_BOUNCE, PROTO_CMD_CONNECT, 556, "5.1.10", text);
+    } else {
+        snprintf(text, sizeof(text), "no mail host for %s: %s (%s)", j->domain, dns_status_name(res->status),
+                 res->reason);
+        egress_job_set_all(j, PROTO_OUT_BOUNCE, PROTO_CMD_CONNECT, 550, "5.1.2", text);
+    }
+    egress_job_finish(j);
+}
+
+void egress_route_start(struct egress_job *j)
+{
+    struct egress *eg = j->eg;
+    const struct cfg_route *rt = cfg_route_for(&eg->rt->cfg, j->domain);
+
+    if (rt && rt->n_hosts > 0) {
+        size_t len = 7;
+        for (uint32_t i = 0; i < rt->n_hosts; i++) {
+            add_target(j, rt->hosts[i].host, rt->hosts[i].port ? rt->hosts[i].port : (uint16_t)eg->rt->cfg.egress_port,
+                       rt->hosts[i].literal);
+            len += strlen(rt->hosts[i].host) + 1;
+        }
+        j->site = xmalloc(len + 1);
+        strcpy(j->site, "route:");
+        for (uint32_t i = 0; i < rt->n_hosts; i++) {
+            if (i)
+                strcat(j->site, ",");
+            strcat(j->site, rt->hosts[i].host);
+        }
+        connect_or_reuse(j);
+        return;
+    }
+    j->state = JOB_RESOLVING;
+    j->dns_pending++;
+    if (dns_resolve_mx(eg->dns, j->domain, on_mx, j) < 0) {
+        j->dns_pending--;
+        egress_job_set_all(j, PROTO_OUT_TRANSIENT, PROTO_CMD_CONNECT, 451, "4.4.3", "resolver refused the lookup");
+        egress_job_finish(j);
+    }
+}
+
+static void on_host(void *arg, const struct dns_host_result *res)
+{
+    struct egress_job *j = arg;
+    struct egress_target *t;
+
+    if (!egress_job_dns_back(j))
+        return;
+    t = &j->targets[j->cur_target];
+    t->resolved = true;
+    if (res->status == DNS_OK && res->n_addr > 0) {
+        t->addr = xcalloc(res->n_addr, sizeof(*t->addr));
+        memcpy(t->addr, res->addr, res->n_addr * sizeof(*t->addr));
+        t->n_addr = res->n_addr;
+    } else {
+        char text[EGRESS_REPLY_TEXT_MAX];
+        snprintf(text, sizeof(text), "address lookup for %s failed: %s", t->host, res->reason);
+        egress_job_last_error(j, 0, "", text);
+    }
+    j->state = JOB_CONNECTING;
+    egress_route_next(j);
+}
+
+static bool literal_addr(const char *host, uint16_t port, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof(*ss));
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(port);
+        return true;
+    }
+    if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(port);
+        return true;
+    }
+    return false;
+}
+
+static void set_port(struct sockaddr_storage *ss, uint16_t port)
+{
+    if (ss->ss_family == AF_INET)
+        ((struct sockaddr_in *)ss)->sin_port = htons(port);
+    else if (ss->ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+}
+
+void egress_route_next(struct egress_job *j)
+{
+    struct egress *eg = j->eg;
+    const struct cfg *cfg = &eg->rt->cfg;
+
+    if (eg->draining && clock_mono_ns() >= eg->drain_soft_ns) {
+        egress_job_last_error(j, 0, "", "shutting down");
+        j->cur_target = j->n_targets;
+    }
+    while (j->cur_target < j->n_targets) {
+        struct egress_target *t = &j->targets[j->cur_target];
+        if (!t->resolved) {
+            if (t->literal) {
+                t->resolved = true;
+                t->addr = xcalloc(1, sizeof(*t->addr));
+                if (literal_addr(t->host, t->port, t->addr))
+                    t->n_addr = 1;
+                else
+                    egress_job_last_error(j, 0, "", "route host is not an IP address");
+                continue;
+            }
+            struct sockaddr_storage ss;
+            if (literal_addr(t->host, t->port, &ss)) {
+                /* a route host written as a bare IP: no lookup either */
+                t->resolved = true;
+                t->addr = xmalloc(sizeof(ss));
+                *t->addr = ss;
+                t->n_addr = 1;
+                continue;
+            }
+            j->state = JOB_RESOLVING;
+            j->dns_pending++;
+            if (dns_resolve_host(eg->dns, t->host, on_host, j) == 0)
+                return;
+            j->dns_pending--;
+            t->resolved = true;
+            continue;
+        }
+        if (j->cur_addr >= t->n_addr) {
+            j->cur_target++;
+            j->cur_addr = 0;
+            continue;
+        }
+        struct egress_conn_params p = {
+            .addr = t->addr[j->cur_addr],
+            .connect_timeout_ns = CLOCK_MS(cfg->egress_connect_timeout_ms),
+            .banner_timeout_ns = CLOCK_MS(cfg->egress_banner_timeout_ms),
+            .command_timeout_ns = CLOCK_MS(cfg->egress_command_timeout_ms),
+            .data_timeout_ns = CLOCK_MS(cfg->egress_data_timeout_ms),
+            .ehlo_name = cfg->hostname,
+        };
+        set_port(&p.addr, t->port);
+        if (j->d.source < cfg->n_sources) {
+            const struct cfg_source *src = &cfg->sources[j->d.source];
+            p.bind_address = src->bind_address;
+            if (src->ehlo_name && src->ehlo_name[0])
+                p.ehlo_name = src->ehlo_name;
+        }
+        char err[EGRESS_REPLY_TEXT_MAX];
+        struct egress_conn *c;
+        egress_conn_addr_format(&p.addr, j->peer, sizeof(j->peer));
+        snprintf(j->mx, sizeof(j->mx), "%s", t->host);
+        j->state = JOB_CONNECTING;
+        if (egress_conn_open(&eg->conns, &p, egress_lease_on_event, egress_lease_on_closed, j->lease, &c, err,
+                             sizeof(err)) == 0) {
+            j->lease->conn = c;
+            return;
+        }
+        egress_job_last_error(j, 0, "", err);
+        j->cur_addr++;
+    }
+    fail_all_transient_last(j);
+    egress_job_finish(j);
+}
