@@ -3,6 +3,7 @@
  *
  * spool_main.c   setup, the role hooks, free-space guard, recovery after a write error
  * spool_store.c  store requests from ingress: validate, batch, one synced commit per pass, acks
+ * spool_out.c    outgoing ring records: sent in order, kept in the outbox while a ring is full
  * spool_walk.c   announce every queued message to the scheduler, in bounded steps, on request
  * spool_ann.c    announce batches (proto_ann runs in the arena) with a backlog while the arena is full
  * spool_load.c   loads of messages into the arena for egress
@@ -126,10 +127,12 @@ void spool_store_request(struct spool *sp, unsigned from, const struct proto_rec
 void spool_store_commit(struct spool *sp);
 /* spool_store_rejection - write the Rejection record an ingress handed over */
 void spool_store_rejection(struct spool *sp, unsigned from, const struct proto_rec *rec);
-/* spool_send - push to `to`, or keep it in the outbox for the next pass */
-void spool_send(struct spool *sp, unsigned to, struct proto_rec *rec);
-/* spool_outbox_flush - true when the outbox is empty afterwards */
-bool spool_outbox_flush(struct spool *sp);
+
+/* spool_out.c */
+/* spool_out_send - push to `to`, or keep it in the outbox for the next pass */
+void spool_out_send(struct spool *sp, unsigned to, struct proto_rec *rec);
+/* spool_out_flush - true when the outbox is empty afterwards */
+bool spool_out_flush(struct spool *sp);
 
 /* spool_ann.c */
 /* spool_ann_add - queue the announcement of a message's queued recipients; false when none is queued */

@@ -66,7 +66,7 @@ static void walk_done_check(struct spool *sp)
         return;
     struct proto_rec d = {.type = MSG_SPOOL_WALK_DONE};
     d.body.count.count = sp->walk_announced;
-    spool_send(sp, SCHEDULER, &d);
+    spool_out_send(sp, SCHEDULER, &d);
     sp->walk_done_pending = false;
     log_info("start-up walk done: %llu queued messages announced, %llu quarantined",
              (unsigned long long)sp->walk_announced, (unsigned long long)sp->walk.quarantined);
@@ -95,7 +95,7 @@ static int send_one(struct spool *sp, struct spool_ann_batch *b)
     r.body.batch.arena_off = off;
     r.body.batch.len = len;
     r.body.batch.count = b->count;
-    spool_send(sp, SCHEDULER, &r);
+    spool_out_send(sp, SCHEDULER, &r);
     return 0;
 }
 

@@ -4,69 +4,26 @@
  * Everything the spool promises rests on one call: rocksdb_write() with sync=true, made
  * once per group commit. Envelope and body of a message always travel in the same write
  * batch, so a crash or a failed write never leaves one without the other.
- * Bytes read back from disk are untrusted: envelopes go through spool_rec_decode(), and
- * quarantine records are parsed with explicit bounds.
+ * Bytes read back from disk are untrusted: envelopes go through spool_rec_decode().
+ * This file: errors, open/close/recover, batches and commit, reads, free space; the log
+ * write-ahead is in spool_db_logrec.c, the walk in spool_db_walk.c, quarantine records in
+ * spool_db_quarantine.c.
  */
-#include "spool/spool_db.h"
+#include "spool/spool_db_internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
 
-#include <rocksdb/c.h>
-
-#include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
-
-enum spool_db_cf {
-    CF_DEFAULT = 0, /* RocksDB insists on it; unused */
-    CF_ENVELOPES = 1,
-    CF_BODIES = 2,
-    CF_QUARANTINE = 3,
-    CF_LOGAHEAD = 4,
-    CF__COUNT = 5,
-};
 
 static const char *const cf_names[CF__COUNT] = {
     "default", SPOOL_DB_CF_ENVELOPES, SPOOL_DB_CF_BODIES, SPOOL_DB_CF_QUARANTINE,
     SPOOL_DB_CF_LOGAHEAD,
-};
-
-#define LOGREC_KEY 8
-
-#define QREC_MAGIC 'Q'
-#define QREC_VERSION 1
-#define QREC_HEAD 12 /* magic, version, u64 when_ms, u16 reason_len */
-#define QREASON_MAX 200
-
-struct spool_db {
-    char *dir;
-    struct spool_db_opts opts;
-    rocksdb_options_t *dbopt;
-    rocksdb_options_t *cfopt[CF__COUNT];
-    rocksdb_t *rdb; /* NULL after a failed spool_db_recover() */
-    rocksdb_column_family_handle_t *cf[CF__COUNT];
-    rocksdb_writeoptions_t *wsync;
-    rocksdb_writeoptions_t *wnosync;
-    rocksdb_readoptions_t *ropt;
-    rocksdb_readoptions_t *rwalk;
-    char *errtext;
-    bool needs_recover;
-    int write_errno; /* errno of the failed write that set needs_recover */
-    uint64_t logrec_next; /* sequence number of the next log record */
-    struct spool_db_stats stats;
-};
-
-struct spool_db_batch {
-    struct spool_db *db;
-    rocksdb_writebatch_t *wb;
-    size_t stores, updates, deletes, logrecs;
-    struct spool_rec_buf enc;
 };
 
 /* ---- errors ---- */
@@ -96,8 +53,7 @@ static int db_errno(const char *text)
     return EIO;
 }
 
-/* takes RocksDB's malloc'd error string; returns -errno */
-static int db_fail(struct spool_db *db, char *rerr, const char *what)
+int spool_db_fail(struct spool_db *db, char *rerr, const char *what)
 {
     int e = db_errno(rerr);
     free(db->errtext);
@@ -106,7 +62,7 @@ static int db_fail(struct spool_db *db, char *rerr, const char *what)
     return -e;
 }
 
-static int db_closed(struct spool_db *db)
+int spool_db_closed(struct spool_db *db)
 {
     free(db->errtext);
     db->errtext = xstrdup("database is closed after a failed recover");
@@ -175,36 +131,6 @@ static void db_build_options(struct spool_db *db)
     rocksdb_readoptions_set_fill_cache(db->rwalk, 0);
 }
 
-static void key_be64(uint64_t v, uint8_t k[LOGREC_KEY])
-{
-    for (int i = 0; i < LOGREC_KEY; i++)
-        k[i] = (uint8_t)(v >> (8 * (LOGREC_KEY - 1 - i)));
-}
-
-static uint64_t be64_key(const uint8_t *k)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < LOGREC_KEY; i++)
-        v = (v << 8) | k[i];
-    return v;
-}
-
-/* after open: continue after the newest record left (never reuse a number a record still has) */
-static void logrec_find_next(struct spool_db *db)
-{
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(db->rdb, db->rwalk, db->cf[CF_LOGAHEAD]);
-    rocksdb_iter_seek_to_last(it);
-    uint64_t next = 1;
-    size_t klen;
-    const char *k;
-    if (rocksdb_iter_valid(it) && (k = rocksdb_iter_key(it, &klen)) != NULL && klen == LOGREC_KEY)
-        next = be64_key((const uint8_t *)k) + 1;
-    rocksdb_iter_destroy(it);
-    /* a reopen after a failed write keeps counting up: the failed batch's numbers stay unused */
-    if (next > db->logrec_next)
-        db->logrec_next = next;
-}
-
 static int db_open_rocks(struct spool_db *db)
 {
     char *rerr = NULL;
@@ -213,11 +139,11 @@ static int db_open_rocks(struct spool_db *db)
     if (rerr != NULL) {
         db->rdb = NULL;
         memset(db->cf, 0, sizeof(db->cf));
-        return db_fail(db, rerr, "open");
+        return spool_db_fail(db, rerr, "open");
     }
     db->needs_recover = false;
     db->write_errno = 0;
-    logrec_find_next(db);
+    spool_db_logrec_find_next(db);
     return 0;
 }
 
@@ -350,7 +276,7 @@ int spool_db_batch_store(struct spool_db_batch *b, struct msgid id, const struct
 {
     struct spool_db *db = b->db;
     if (db->rdb == NULL)
-        return db_closed(db);
+        return spool_db_closed(db);
     int rc = spool_rec_encode(rec, &b->enc);
     if (rc < 0)
         return rc;
@@ -368,7 +294,7 @@ int spool_db_batch_update(struct spool_db_batch *b, struct msgid id, const struc
 {
     struct spool_db *db = b->db;
     if (db->rdb == NULL)
-        return db_closed(db);
+        return spool_db_closed(db);
     int rc = spool_rec_encode(rec, &b->enc);
     if (rc < 0)
         return rc;
@@ -384,7 +310,7 @@ int spool_db_batch_delete(struct spool_db_batch *b, struct msgid id)
 {
     struct spool_db *db = b->db;
     if (db->rdb == NULL)
-        return db_closed(db);
+        return spool_db_closed(db);
     uint8_t key[MSGID_BYTES];
     msgid_to_bytes(id, key);
     rocksdb_writebatch_delete_cf(b->wb, db->cf[CF_ENVELOPES], (const char *)key, sizeof(key));
@@ -393,7 +319,7 @@ int spool_db_batch_delete(struct spool_db_batch *b, struct msgid id)
     return 0;
 }
 
-static int db_write_opt(struct spool_db *db, rocksdb_writebatch_t *wb, bool sync, const char *what)
+int spool_db_write(struct spool_db *db, rocksdb_writebatch_t *wb, bool sync, const char *what)
 {
     /* the failed WAL writer must not be touched again before a reopen */
     if (db->needs_recover)
@@ -401,7 +327,7 @@ static int db_write_opt(struct spool_db *db, rocksdb_writebatch_t *wb, bool sync
     char *rerr = NULL;
     rocksdb_write(db->rdb, sync ? db->wsync : db->wnosync, wb, &rerr);
     if (rerr != NULL) {
-        int rc = db_fail(db, rerr, what);
+        int rc = spool_db_fail(db, rerr, what);
         /*
          * RocksDB turns a failed WAL write into a background error and refuses writes until
          * resumed; the C API cannot resume, so the owner must spool_db_recover().
@@ -415,19 +341,14 @@ static int db_write_opt(struct spool_db *db, rocksdb_writebatch_t *wb, bool sync
     return 0;
 }
 
-static int db_write(struct spool_db *db, rocksdb_writebatch_t *wb, const char *what)
-{
-    return db_write_opt(db, wb, true, what);
-}
-
 int spool_db_commit(struct spool_db *db, struct spool_db_batch *b)
 {
     ASSERT(b->db == db);
     if (spool_db_batch_count(b) == 0 && b->logrecs == 0)
         return 0;
     if (db->rdb == NULL)
-        return db_closed(db);
-    int rc = db_write(db, b->wb, "commit");
+        return spool_db_closed(db);
+    int rc = spool_db_write(db, b->wb, true, "commit");
     if (rc < 0) {
         db->stats.commit_failures++;
         log_warn("spool: commit of %zu messages failed (%s): %s", spool_db_batch_count(b),
@@ -456,14 +377,14 @@ int spool_db_store(struct spool_db *db, struct msgid id, const struct spool_rec 
 static int db_get(struct spool_db *db, int cf, struct msgid id, rocksdb_pinnableslice_t **out)
 {
     if (db->rdb == NULL)
-        return db_closed(db);
+        return spool_db_closed(db);
     uint8_t key[MSGID_BYTES];
     msgid_to_bytes(id, key);
     char *rerr = NULL;
     *out = rocksdb_get_pinned_cf(db->rdb, db->ropt, db->cf[cf], (const char *)key, sizeof(key), &rerr);
     if (rerr != NULL) {
         *out = NULL;
-        return db_fail(db, rerr, "get");
+        return spool_db_fail(db, rerr, "get");
     }
     return *out == NULL ? -ENOENT : 0;
 }
@@ -490,89 +411,6 @@ int spool_db_delete(struct spool_db *db, struct msgid id)
     if (rc == 0)
         rc = spool_db_commit(db, b);
     spool_db_batch_free(b);
-    return rc;
-}
-
-/* ---- log write-ahead ---- */
-
-int spool_db_batch_logrec(struct spool_db_batch *b, const char *line, size_t len, uint64_t *seq)
-{
-    struct spool_db *db = b->db;
-    if (db->rdb == NULL)
-        return db_closed(db);
-    if (len == 0 || memchr(line, '\n', len) != NULL)
-        return -EINVAL; /* one record is one line */
-    uint8_t key[LOGREC_KEY];
-    uint64_t s = db->logrec_next++;
-    key_be64(s, key);
-    rocksdb_writebatch_put_cf(b->wb, db->cf[CF_LOGAHEAD], (const char *)key, sizeof(key), line, len);
-    b->logrecs++;
-    if (seq != NULL)
-        *seq = s;
-    return 0;
-}
-
-size_t spool_db_batch_logrecs(const struct spool_db_batch *b)
-{
-    return b->logrecs;
-}
-
-uint64_t spool_db_logrec_next(const struct spool_db *db)
-{
-    return db->logrec_next;
-}
-
-int spool_db_logrec_scan(struct spool_db *db, uint64_t from, size_t max, spool_db_logrec_fn fn, void *arg)
-{
-    if (db->rdb == NULL)
-        return db_closed(db);
-    if (max > INT_MAX)
-        max = INT_MAX;
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(db->rdb, db->rwalk, db->cf[CF_LOGAHEAD]);
-    uint8_t key[LOGREC_KEY];
-    key_be64(from, key);
-    size_t n = 0;
-    int rc = 0;
-    for (rocksdb_iter_seek(it, (const char *)key, sizeof(key)); n < max && rocksdb_iter_valid(it);
-         rocksdb_iter_next(it)) {
-        size_t klen, vlen;
-        const char *k = rocksdb_iter_key(it, &klen);
-        const char *v = rocksdb_iter_value(it, &vlen);
-        if (klen != LOGREC_KEY) {
-            log_warn("spool: log write-ahead key of %zu bytes skipped", klen);
-            continue;
-        }
-        n++;
-        rc = fn(arg, be64_key((const uint8_t *)k), v, vlen);
-        if (rc != 0)
-            break;
-    }
-    if (rc == 0) {
-        char *rerr = NULL;
-        rocksdb_iter_get_error(it, &rerr);
-        if (rerr != NULL)
-            rc = db_fail(db, rerr, "log write-ahead scan");
-    }
-    rocksdb_iter_destroy(it);
-    return rc != 0 ? rc : (int)n;
-}
-
-int spool_db_logrec_trim(struct spool_db *db, uint64_t upto, bool sync)
-{
-    if (db->rdb == NULL)
-        return db_closed(db);
-    if (upto == UINT64_MAX)
-        return -EINVAL;
-    uint8_t lo[LOGREC_KEY], hi[LOGREC_KEY];
-    key_be64(0, lo);
-    key_be64(upto + 1, hi); /* the end of a range delete is exclusive */
-    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
-    rocksdb_writebatch_delete_range_cf(wb, db->cf[CF_LOGAHEAD], (const char *)lo, sizeof(lo),
-        (const char *)hi, sizeof(hi));
-    int rc = db_write_opt(db, wb, sync, "log write-ahead trim");
-    rocksdb_writebatch_destroy(wb);
-    if (rc == 0)
-        db->stats.logrec_trims++;
     return rc;
 }
 
@@ -629,195 +467,6 @@ int spool_db_read_body(struct spool_db *db, struct msgid id, void *dst, size_t c
         memcpy(dst, v, n);
     rocksdb_pinnableslice_destroy(ps);
     return rc;
-}
-
-/* ---- walk and quarantine ---- */
-
-void spool_db_walk_init(struct spool_db_walk *w)
-{
-    memset(w, 0, sizeof(*w));
-}
-
-/* printable form of any key for log lines: hex of up to 32 bytes */
-static void key_hex(const uint8_t *k, size_t n, char *out, size_t cap)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (size_t i = 0; i < n && o + 3 < cap && i < 32; i++) {
-        out[o++] = hex[k[i] >> 4];
-        out[o++] = hex[k[i] & 0xf];
-    }
-    out[o] = '\0';
-}
-
-static void quarantine_add(struct spool_db *db, rocksdb_writebatch_t *wb, const uint8_t *key,
-    size_t klen, const uint8_t *val, size_t vlen, const char *reason)
-{
-    /* the quarantine key is the original key plus the time, so no record ever overwrites another */
-    uint64_t now_ns = clock_real_ns();
-    struct spool_rec_buf qk, qv;
-    spool_rec_buf_init(&qk);
-    spool_rec_buf_init(&qv);
-    spool_rec_buf_append(&qk, key, klen);
-    for (int i = 7; i >= 0; i--) {
-        uint8_t c = (uint8_t)(now_ns >> (8 * i));
-        spool_rec_buf_append(&qk, &c, 1);
-    }
-    size_t rlen = strlen(reason);
-    if (rlen > QREASON_MAX)
-        rlen = QREASON_MAX;
-    uint8_t head[QREC_HEAD];
-    uint64_t now_ms = now_ns / 1000000u;
-    head[0] = QREC_MAGIC;
-    head[1] = QREC_VERSION;
-    for (int i = 0; i < 8; i++)
-        head[2 + i] = (uint8_t)(now_ms >> (8 * i));
-    head[10] = (uint8_t)rlen;
-    head[11] = (uint8_t)(rlen >> 8);
-    spool_rec_buf_append(&qv, head, sizeof(head));
-    spool_rec_buf_append(&qv, reason, rlen);
-    spool_rec_buf_append(&qv, val, vlen);
-
-    rocksdb_writebatch_put_cf(wb, db->cf[CF_QUARANTINE], (const char *)qk.data, qk.len,
-        (const char *)qv.data, qv.len);
-    rocksdb_writebatch_delete_cf(wb, db->cf[CF_ENVELOPES], (const char *)key, klen);
-    spool_rec_buf_fini(&qk);
-    spool_rec_buf_fini(&qv);
-}
-
-int spool_db_walk_step(struct spool_db *db, struct spool_db_walk *w, size_t max,
-    spool_db_walk_fn fn, void *arg)
-{
-    if (db->rdb == NULL)
-        return db_closed(db);
-    if (w->done)
-        return 0;
-    if (max > INT_MAX)
-        max = INT_MAX; /* the count is returned as an int */
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(db->rdb, db->rwalk, db->cf[CF_ENVELOPES]);
-    if (w->started) {
-        rocksdb_iter_seek(it, (const char *)w->cursor, w->cursor_len);
-        size_t klen;
-        const char *k;
-        /* the cursor's own key was handled in the previous step */
-        if (rocksdb_iter_valid(it) && (k = rocksdb_iter_key(it, &klen)) != NULL &&
-            klen == w->cursor_len && memcmp(k, w->cursor, klen) == 0)
-            rocksdb_iter_next(it);
-    } else {
-        rocksdb_iter_seek_to_first(it);
-    }
-
-    rocksdb_writebatch_t *qb = rocksdb_writebatch_create();
-    size_t examined = 0, bad = 0;
-    int cb_rc = 0;
-    while (examined < max && rocksdb_iter_valid(it)) {
-        size_t klen, vlen;
-        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
-        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
-        examined++;
-        /*
-         * A key longer than the cursor is corrupt anyway: the cursor keeps its prefix, which
-         * sorts before it, and the quarantine move below deletes it before the next step.
-         */
-        w->cursor_len = klen < sizeof(w->cursor) ? klen : sizeof(w->cursor);
-        memcpy(w->cursor, k, w->cursor_len);
-        w->started = true;
-
-        const char *why = NULL;
-        struct spool_rec rec;
-        if (klen != MSGID_BYTES) {
-            why = "envelope key is not a 16-byte message id";
-        } else if (spool_rec_decode(v, vlen, &rec, &why) == 0) {
-            w->walked++;
-            cb_rc = fn(arg, msgid_from_bytes(k), &rec);
-            spool_rec_fini(&rec);
-            if (cb_rc != 0)
-                break;
-            rocksdb_iter_next(it);
-            continue;
-        }
-        char kh[72];
-        key_hex(k, klen, kh, sizeof(kh));
-        log_warn("spool: quarantining envelope %s (%zu bytes): %s", kh, vlen, why);
-        quarantine_add(db, qb, k, klen, v, vlen, why);
-        bad++;
-        rocksdb_iter_next(it);
-    }
-
-    int rc = 0;
-    if (cb_rc == 0 && examined < max) {
-        char *rerr = NULL;
-        rocksdb_iter_get_error(it, &rerr);
-        if (rerr != NULL)
-            rc = db_fail(db, rerr, "walk");
-        else
-            w->done = true;
-    }
-    rocksdb_iter_destroy(it);
-
-    if (bad > 0) {
-        int qrc = db_write(db, qb, "quarantine");
-        if (qrc < 0) {
-            /* left in place: the next walk (or start) finds and moves them again */
-            log_error("spool: quarantine of %zu records failed: %s", bad, db->errtext);
-            if (rc == 0)
-                rc = qrc;
-        } else {
-            w->quarantined += bad;
-            db->stats.quarantined += bad;
-        }
-    }
-    rocksdb_writebatch_destroy(qb);
-    if (rc < 0)
-        return rc;
-    if (cb_rc != 0)
-        return cb_rc;
-    return (int)examined;
-}
-
-int spool_db_quarantine_list(struct spool_db *db, spool_db_quarantine_fn fn, void *arg)
-{
-    if (db->rdb == NULL)
-        return db_closed(db);
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(db->rdb, db->rwalk, db->cf[CF_QUARANTINE]);
-    int count = 0, rc = 0;
-    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t klen, vlen;
-        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
-        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
-        struct spool_db_quarantined q = { .key = k, .key_len = klen >= 8 ? klen - 8 : klen };
-        char reason[QREASON_MAX + 1];
-        size_t rlen = 0;
-        if (vlen >= QREC_HEAD && v[0] == QREC_MAGIC && v[1] == QREC_VERSION)
-            rlen = (size_t)v[10] | (size_t)v[11] << 8;
-        if (vlen >= QREC_HEAD && v[0] == QREC_MAGIC && v[1] == QREC_VERSION &&
-            rlen <= QREASON_MAX && rlen <= vlen - QREC_HEAD) {
-            for (int i = 7; i >= 0; i--)
-                q.when_ms = (q.when_ms << 8) | v[2 + i];
-            memcpy(reason, v + QREC_HEAD, rlen);
-            reason[rlen] = '\0';
-            q.value = v + QREC_HEAD + rlen;
-            q.value_len = vlen - QREC_HEAD - rlen;
-        } else {
-            /* the quarantine's own record is damaged: show all of it rather than hide it */
-            snprintf(reason, sizeof(reason), "unreadable quarantine record");
-            q.value = v;
-            q.value_len = vlen;
-        }
-        q.reason = reason;
-        count++;
-        rc = fn(arg, &q);
-        if (rc != 0)
-            break;
-    }
-    if (rc == 0) {
-        char *rerr = NULL;
-        rocksdb_iter_get_error(it, &rerr);
-        if (rerr != NULL)
-            rc = db_fail(db, rerr, "quarantine list");
-    }
-    rocksdb_iter_destroy(it);
-    return rc < 0 ? rc : count;
 }
 
 /* ---- free space ---- */

@@ -12,6 +12,8 @@
  * below); the walk never reads it.
  * The walk reads envelopes in key order (= creation order) in bounded steps with a resume
  * cursor and moves each undecodable record into quarantine (one atomic batch per step).
+ * Files: spool_db.c (open, errors, batches and commit, reads, free space), spool_db_logrec.c
+ * (log write-ahead), spool_db_walk.c (the walk), spool_db_quarantine.c (quarantine records).
  *
  * Errors: functions return 0 or -errno. RocksDB reports failures only as text; the text of
  * the last failure is kept (spool_db_error()) and mapped to an errno (ENOSPC, EIO, EBADMSG
@@ -123,7 +125,7 @@ int spool_db_store(struct spool_db *db, struct msgid id, const struct spool_rec 
 int spool_db_update(struct spool_db *db, struct msgid id, const struct spool_rec *rec);
 int spool_db_delete(struct spool_db *db, struct msgid id);
 
-/* ---- log write-ahead ---- */
+/* ---- log write-ahead (spool_db_logrec.c) ---- */
 
 /*
  * The log writer buffers records for up to a second; a kill in that second would lose the
@@ -135,10 +137,10 @@ int spool_db_delete(struct spool_db *db, struct msgid id);
  * leaves a gap, which readers skip.
  */
 
-/* spool_db_batch_logrec - add one record; *seq (if not NULL) gets its sequence number */
-int spool_db_batch_logrec(struct spool_db_batch *b, const char *line, size_t len, uint64_t *seq);
-/* number of log records in the batch */
-size_t spool_db_batch_logrecs(const struct spool_db_batch *b);
+/* spool_db_logrec_add - add one record to the batch; *seq (if not NULL) gets its sequence number */
+int spool_db_logrec_add(struct spool_db_batch *b, const char *line, size_t len, uint64_t *seq);
+/* spool_db_logrec_count - number of log records in the batch */
+size_t spool_db_logrec_count(const struct spool_db_batch *b);
 /* spool_db_logrec_next - the sequence number the next record will get (>= 1) */
 uint64_t spool_db_logrec_next(const struct spool_db *db);
 
@@ -169,7 +171,7 @@ int spool_db_get_body(struct spool_db *db, struct msgid id, struct spool_rec_buf
  */
 int spool_db_read_body(struct spool_db *db, struct msgid id, void *dst, size_t cap, size_t *len);
 
-/* ---- start-up walk ---- */
+/* ---- start-up walk (spool_db_walk.c) ---- */
 
 /* return 0 to go on; anything else stops the walk step and is returned by it */
 typedef int (*spool_db_walk_fn)(void *arg, struct msgid id, const struct spool_rec *rec);
@@ -196,7 +198,7 @@ void spool_db_walk_init(struct spool_db_walk *w);
 int spool_db_walk_step(struct spool_db *db, struct spool_db_walk *w, size_t max,
     spool_db_walk_fn fn, void *arg);
 
-/* ---- quarantine ---- */
+/* ---- quarantine (spool_db_quarantine.c) ---- */
 
 struct spool_db_quarantined {
     const uint8_t *key; /* the original envelope key (normally a msgid, maybe not) */

@@ -26,7 +26,7 @@ static void answer(struct spool *sp, unsigned to, uint32_t gen, uint64_t token, 
     r.body.loaded.status = status;
     r.body.loaded.arena_off = off;
     r.body.loaded.len = len;
-    spool_send(sp, to, &r);
+    spool_out_send(sp, to, &r);
 }
 
 void spool_load_request(struct spool *sp, unsigned from, const struct proto_rec *rec)

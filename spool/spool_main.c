@@ -55,7 +55,7 @@ static void after_drain(struct role_rt *rt)
 {
     struct spool *sp = rt->ctx;
 
-    spool_outbox_flush(sp);
+    spool_out_flush(sp);
     spool_store_commit(sp);
 }
 
@@ -63,7 +63,7 @@ static bool on_idle(struct role_rt *rt)
 {
     struct spool *sp = rt->ctx;
 
-    spool_outbox_flush(sp);
+    spool_out_flush(sp);
     spool_ann_flush(sp);
     return spool_walk_step(sp);
 }
@@ -99,7 +99,7 @@ static void on_tick(struct role_rt *rt, uint64_t now)
     struct spool *sp = rt->ctx;
 
     check_space(sp, now);
-    spool_outbox_flush(sp);
+    spool_out_flush(sp);
     spool_ann_flush(sp);
     spool_wal_tick(sp, clock_real_ns());
 }
@@ -111,7 +111,7 @@ static bool on_drain(struct role_rt *rt)
     spool_store_commit(sp);
     spool_ann_flush(sp);
     /* acks still queued for a full ring get a few ticks; the supervisor's drain timeout bounds it */
-    return spool_outbox_flush(sp);
+    return spool_out_flush(sp);
 }
 
 static void on_reload(struct role_rt *rt)

@@ -24,32 +24,6 @@
 #include "common/proto_msg.h"
 #include "spool/spool_dlv.h"
 
-void spool_send(struct spool *sp, unsigned to, struct proto_rec *rec)
-{
-    if (sp->n_out == 0 && role_rt_send(sp->rt, to, rec) == 0)
-        return;
-    if (sp->n_out == sp->out_cap) {
-        sp->out_cap = sp->out_cap ? sp->out_cap * 2 : 256;
-        sp->outbox = xrealloc(sp->outbox, sp->out_cap * sizeof(*sp->outbox));
-    }
-    sp->outbox[sp->n_out++] = (struct spool_outbox_item){to, *rec};
-}
-
-bool spool_outbox_flush(struct spool *sp)
-{
-    size_t i = 0;
-
-    /* in order: a later record to the same peer must not overtake an earlier one */
-    for (; i < sp->n_out; i++)
-        if (role_rt_send(sp->rt, sp->outbox[i].to, &sp->outbox[i].rec) < 0)
-            break;
-    if (i > 0) {
-        memmove(sp->outbox, sp->outbox + i, (sp->n_out - i) * sizeof(*sp->outbox));
-        sp->n_out -= i;
-    }
-    return sp->n_out == 0;
-}
-
 static void answer(struct spool *sp, unsigned to, uint32_t gen, uint64_t token, struct msgid id, int status)
 {
     struct proto_rec r = {.type = MSG_SPOOL_MESSAGE_STORED, .dst_gen = gen};
@@ -57,7 +31,7 @@ static void answer(struct spool *sp, unsigned to, uint32_t gen, uint64_t token, 
     r.body.stored.status = status;
     r.body.stored.msg_id_hi = id.hi;
     r.body.stored.msg_id_lo = id.lo;
-    spool_send(sp, to, &r);
+    spool_out_send(sp, to, &r);
 }
 
 /* log_reception - the Reception records of a store, in the batch that stores it */
@@ -164,7 +138,7 @@ void spool_store_commit(struct spool *sp)
     struct role_rt *rt = sp->rt;
 
     if (sp->n_pend == 0 && !spool_upd_pending(sp) && spool_db_batch_count(sp->batch) == 0 &&
-        spool_db_batch_logrecs(sp->batch) == 0)
+        spool_db_logrec_count(sp->batch) == 0)
         return;
     /* stores, envelope updates, deletes and DSNs of this pass: one write batch, one fsync */
     int rc = spool_db_commit(sp->db, sp->batch);

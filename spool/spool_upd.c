@@ -480,7 +480,7 @@ static void send_updated(struct spool *sp, const struct spool_upd *u, const stru
     r.body.updated.pending = gone ? 0 : pending;
     r.body.updated.attempts = att;
     r.body.updated.flags = gone ? PROTO_UPDATED_F_GONE : 0;
-    spool_send(sp, SCHEDULER, &r);
+    spool_out_send(sp, SCHEDULER, &r);
 }
 
 void spool_upd_committed(struct spool *sp, int rc)

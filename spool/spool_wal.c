@@ -5,7 +5,7 @@
  * commit used to lose the records of committed state: a message bounced and deleted with no Bounce
  * record. Now every record that describes a state change (Reception of a store or of a DSN, and
  * the per-recipient Delivery, TransientFailure, Bounce, Expiration records) is serialized once, put
- * into the same RocksDB write batch as the change (spool_db_batch_logrec) and, after the commit,
+ * into the same RocksDB write batch as the change (spool_db_logrec_add) and, after the commit,
  * handed to the log writer as the same bytes. Once the log file is fdatasynced past a record, its
  * write-ahead copy is deleted with one range delete that needs no fsync of its own. At start-up
  * whatever is left is written to the log again, before anything else happens (spool_wal_replay).
@@ -56,7 +56,7 @@ void spool_wal_add(struct spool *sp, json_t *rec)
     }
     size_t len = strlen(line);
     uint64_t seq = 0;
-    int rc = spool_db_batch_logrec(sp->batch, line, len, &seq);
+    int rc = spool_db_logrec_add(sp->batch, line, len, &seq);
     if (rc < 0) {
         /* the commit of this batch fails too (closed database); kept only for that case's symmetry */
         log_warn("log record not put into the write batch (%s): written after the commit only", strerror(-rc));

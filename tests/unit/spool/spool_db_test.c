@@ -1,7 +1,7 @@
 /*
  * spool_db_test - the spool's RocksDB store: round trips, group commit, reopen, crash, walk,
- * quarantine (DUR-04), free space (DISK-01) and, as `spool_db_test enospc`, a commit that
- * fails with ENOSPC on a tiny tmpfs (DUR-02, DISK-02; root only, else exit 77).
+ * quarantine (DUR-04) and free space (DISK-01); a commit that fails with ENOSPC is
+ * spool_db_enospc_test.
  *
  * The crash child is this program re-executed (`crash-child DIR FD MODE`), so it starts
  * without the parent's RocksDB threads. It reports each message id on a pipe only after
@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,17 +24,8 @@
 #include "base/log.h"
 #include "common/msgid.h"
 #include "spool/spool_db.h"
-
-static int failures;
-
-#define CHECK(cond, ...) do { \
-    if (!(cond)) { \
-        failures++; \
-        fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-        fprintf(stderr, __VA_ARGS__); \
-        fputc('\n', stderr); \
-    } \
-} while (0)
+#include "tests/lib/check.h"
+#include "tests/unit/spool/spool_db_fixture.h"
 
 static char self_exe[4096];
 
@@ -53,172 +43,6 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 static void rm_rf(const char *dir)
 {
     nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static char *temp_dir(void)
-{
-    char *t = strdup("/tmp/spool_db_test.XXXXXX");
-    if (t == NULL || mkdtemp(t) == NULL) {
-        fprintf(stderr, "mkdtemp: %s\n", strerror(errno));
-        exit(1);
-    }
-    return t;
-}
-
-static char *path_join(const char *a, const char *b)
-{
-    size_t n = strlen(a) + strlen(b) + 2;
-    char *p = malloc(n);
-    snprintf(p, n, "%s/%s", a, b);
-    return p;
-}
-
-static struct spool_rcpt test_rcpts[3] = {
-    { "one@gmail.com", SPOOL_RCPT_QUEUED, 0 },
-    { "two@outlook.com", SPOOL_RCPT_QUEUED, 0 },
-    { "three@yahoo.com", SPOOL_RCPT_QUEUED, 0 },
-};
-static struct spool_meta test_meta[] = {
-    { SPOOL_META_QUEUE, "gmail.com" },
-    { SPOOL_META_TENANT, "acme" },
-};
-
-static struct spool_rec make_rec(struct msgid id, uint32_t nrcpt, size_t body_len)
-{
-    struct spool_rec r = {
-        .flags = SPOOL_REC_F_8BITMIME,
-        .created_ms = msgid_time_ms(id),
-        .body_size = body_len,
-        .sender = "bounce@sender.example",
-        .rcpt_count = nrcpt,
-        .rcpts = test_rcpts,
-        .meta_count = 2,
-        .meta = test_meta,
-    };
-    return r;
-}
-
-/* deterministic body for an id, so a reader can check every byte without keeping a copy */
-static size_t body_len_for(struct msgid id)
-{
-    return 100 + (size_t)(id.lo % 9000);
-}
-
-static void body_fill(struct msgid id, uint8_t *buf, size_t len)
-{
-    uint64_t x = id.hi ^ id.lo;
-    for (size_t i = 0; i < len; i++) {
-        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-        buf[i] = (uint8_t)(x >> 56);
-    }
-}
-
-static int batch_add(struct spool_db_batch *b, struct msgid id, uint32_t nrcpt)
-{
-    size_t len = body_len_for(id);
-    uint8_t *body = malloc(len);
-    body_fill(id, body, len);
-    struct spool_rec r = make_rec(id, nrcpt, len);
-    int rc = spool_db_batch_store(b, id, &r, body, len);
-    free(body);
-    return rc;
-}
-
-/* the stored message is exactly what batch_add() wrote */
-static bool message_ok(struct spool_db *db, struct msgid id, uint32_t nrcpt, const char **why)
-{
-    struct spool_rec r;
-    int rc = spool_db_get_envelope(db, id, &r);
-    if (rc < 0) {
-        *why = rc == -ENOENT ? "envelope missing" : "envelope unreadable";
-        return false;
-    }
-    size_t len = body_len_for(id);
-    bool ok = r.rcpt_count == nrcpt && r.body_size == len && strcmp(r.sender, "bounce@sender.example") == 0 &&
-        r.created_ms == msgid_time_ms(id);
-    spool_rec_fini(&r);
-    if (!ok) {
-        *why = "envelope fields differ";
-        return false;
-    }
-    struct spool_rec_buf b = {0};
-    rc = spool_db_get_body(db, id, &b);
-    if (rc < 0) {
-        *why = "body missing";
-        return false;
-    }
-    uint8_t *want = malloc(len);
-    body_fill(id, want, len);
-    ok = b.len == len && memcmp(b.data, want, len) == 0;
-    free(want);
-    spool_rec_buf_fini(&b);
-    if (!ok)
-        *why = "body differs";
-    return ok;
-}
-
-static bool message_absent(struct spool_db *db, struct msgid id)
-{
-    struct spool_rec r;
-    struct spool_rec_buf b = {0};
-    int e = spool_db_get_envelope(db, id, &r);
-    int g = spool_db_get_body(db, id, &b);
-    if (e == 0)
-        spool_rec_fini(&r);
-    spool_rec_buf_fini(&b);
-    return e == -ENOENT && g == -ENOENT;
-}
-
-static struct spool_db *open_or_die(const char *dir, const struct spool_db_opts *o)
-{
-    struct spool_db *db = NULL;
-    char *err = NULL;
-    int rc = spool_db_open(dir, o, &db, &err);
-    if (rc < 0) {
-        fprintf(stderr, "FAIL open %s: %d %s\n", dir, rc, err ? err : "");
-        free(err);
-        exit(1);
-    }
-    return db;
-}
-
-/* walk collector */
-struct seen {
-    struct msgid *ids;
-    size_t n, cap;
-    bool ordered;
-};
-
-static int on_walk(void *arg, struct msgid id, const struct spool_rec *rec)
-{
-    struct seen *s = arg;
-    if (s->n > 0 && msgid_cmp(s->ids[s->n - 1], id) >= 0)
-        s->ordered = false;
-    if (s->n == s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 64;
-        s->ids = realloc(s->ids, s->cap * sizeof(*s->ids));
-    }
-    s->ids[s->n++] = id;
-    (void)rec;
-    return 0;
-}
-
-static size_t walk_all(struct spool_db *db, size_t step, struct seen *s, struct spool_db_walk *w)
-{
-    spool_db_walk_init(w);
-    s->n = 0;
-    s->ordered = true;
-    int steps = 0;
-    while (!w->done && steps < 100000) {
-        int rc = spool_db_walk_step(db, w, step, on_walk, s);
-        if (rc < 0) {
-            CHECK(0, "walk step rc %d: %s", rc, spool_db_error(db));
-            break;
-        }
-        CHECK((size_t)rc <= step, "walk step examined %d > %zu", rc, step);
-        steps++;
-    }
-    return s->n;
 }
 
 static bool seen_has(const struct seen *s, struct msgid id)
@@ -674,164 +498,6 @@ static void test_free_space(void)
     CHECK(spool_db_space_low("/tmp", UINT64_MAX), "/tmp not below UINT64_MAX");
     CHECK(spool_db_space_low("/nonexistent/spool", 1), "missing dir not reported low");
 }
-
-/* ---- DUR-02 / DISK-02: ENOSPC in the middle of group commits (root: tmpfs) ---- */
-
-static int enospc_body(const char *mnt)
-{
-    char *dbdir = path_join(mnt, "spool");
-    char *filler = path_join(mnt, "filler");
-    struct spool_db *db = open_or_die(dbdir, NULL);
-
-    enum { EARLY = 10, PER = 8, MAXB = 64 };
-    struct msgid early[EARLY];
-    struct spool_db_batch *b = spool_db_batch_new(db);
-    for (int i = 0; i < EARLY; i++) {
-        early[i] = msgid_generate();
-        CHECK(batch_add(b, early[i], 3) == 0, "add");
-    }
-    CHECK(spool_db_commit(db, b) == 0, "early commit: %s", spool_db_error(db));
-
-    /* fill the filesystem, then give back a little so a few commits still fit */
-    int fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    CHECK(fd >= 0, "filler: %s", strerror(errno));
-    static uint8_t chunk[1 << 16];
-    memset(chunk, 0x5a, sizeof(chunk));
-    off_t size = 0;
-    for (;;) {
-        ssize_t w = write(fd, chunk, sizeof(chunk));
-        if (w <= 0)
-            break;
-        size += w;
-    }
-    CHECK(ftruncate(fd, size > (256 << 10) ? size - (256 << 10) : 0) == 0, "ftruncate");
-    close(fd);
-    CHECK(spool_db_space_low(mnt, 1u << 20), "full tmpfs not reported low");
-
-    /* commit groups of 8 multi-recipient messages until one fails */
-    struct msgid acked[MAXB * PER], failed[PER];
-    int nacked = 0, rc = 0;
-    for (int round = 0; round < MAXB; round++) {
-        spool_db_batch_reset(b);
-        struct msgid ids[PER];
-        for (int i = 0; i < PER; i++) {
-            ids[i] = msgid_generate();
-            CHECK(batch_add(b, ids[i], 3) == 0, "add");
-        }
-        rc = spool_db_commit(db, b);
-        if (rc < 0) {
-            memcpy(failed, ids, sizeof(failed));
-            break;
-        }
-        memcpy(acked + nacked, ids, sizeof(ids));
-        nacked += PER;
-    }
-    CHECK(rc == -ENOSPC, "commit on a full disk: rc %d (%s)", rc, spool_db_error(db));
-    CHECK(strstr(spool_db_error(db), "No space") != NULL, "error text: %s", spool_db_error(db));
-    CHECK(spool_db_needs_recover(db), "needs_recover not set after ENOSPC");
-    if (rc != -ENOSPC)
-        goto out;
-    printf("enospc: %d messages acknowledged before the failed commit: %s\n", nacked, spool_db_error(db));
-
-    /* in this process: the failed group is absent, every earlier one intact */
-    for (int i = 0; i < PER; i++)
-        CHECK(message_absent(db, failed[i]), "failed message %d visible", i);
-    for (int i = 0; i < nacked; i++) {
-        const char *why = "";
-        CHECK(message_ok(db, acked[i], 3, &why), "acked %d: %s", i, why);
-    }
-    /* until recovered, writes are refused with the same error, without touching RocksDB */
-    rc = spool_db_commit(db, b);
-    CHECK(rc == -ENOSPC, "second commit on a full disk: rc %d", rc);
-    CHECK(spool_db_delete(db, acked[0]) == -ENOSPC, "delete while broken");
-    /* a reopen while the disk is still full may fail; it must not lose anything either */
-    rc = spool_db_recover(db);
-    printf("enospc: recover on a still-full disk: %d %s\n", rc, rc ? spool_db_error(db) : "");
-    if (rc == 0) {
-        const char *why = "";
-        CHECK(message_ok(db, acked[nacked - 1], 3, &why), "last acked after full-disk reopen: %s", why);
-        CHECK(message_absent(db, failed[0]), "failed message after full-disk reopen");
-    }
-
-    /* space returns (DISK-02): reopen, check, and the same group commits now */
-    CHECK(unlink(filler) == 0, "unlink filler");
-    CHECK(!spool_db_space_low(mnt, 1u << 20), "space still low after freeing");
-    rc = spool_db_recover(db);
-    CHECK(rc == 0, "recover: %d %s", rc, spool_db_error(db));
-    if (rc != 0)
-        goto out;
-    CHECK(!spool_db_needs_recover(db), "needs_recover after recover");
-    for (int i = 0; i < PER; i++)
-        CHECK(message_absent(db, failed[i]), "failed message %d present after reopen", i);
-    for (int i = 0; i < EARLY; i++) {
-        const char *why = "";
-        CHECK(message_ok(db, early[i], 3, &why), "early %d after reopen: %s", i, why);
-    }
-    for (int i = 0; i < nacked; i++) {
-        const char *why = "";
-        CHECK(message_ok(db, acked[i], 3, &why), "acked %d after reopen: %s", i, why);
-    }
-    rc = spool_db_commit(db, b);
-    CHECK(rc == 0, "commit after space returned: %d %s", rc, spool_db_error(db));
-    spool_db_batch_free(b);
-    b = NULL;
-    spool_db_close(db);
-    db = open_or_die(dbdir, NULL);
-    for (int i = 0; i < PER; i++) {
-        const char *why = "";
-        CHECK(message_ok(db, failed[i], 3, &why), "recommitted %d after reopen: %s", i, why);
-    }
-    struct seen s = { .ordered = true };
-    struct spool_db_walk w;
-    size_t n = walk_all(db, 50, &s, &w);
-    CHECK(n == (size_t)(EARLY + nacked + PER), "walk %zu, want %d", n, EARLY + nacked + PER);
-    free(s.ids);
-out:
-    spool_db_batch_free(b);
-    spool_db_close(db);
-    free(dbdir);
-    free(filler);
-    return 0;
-}
-
-static int test_enospc(void)
-{
-    if (geteuid() != 0) {
-        printf("SKIP enospc: needs root to mount a tmpfs\n");
-        return 77;
-    }
-    char *mnt = temp_dir();
-    if (mount("spool_db_test", mnt, "tmpfs", MS_NOSUID | MS_NODEV, "size=6m,mode=0700") < 0) {
-        printf("SKIP enospc: mount tmpfs: %s\n", strerror(errno));
-        rmdir(mnt);
-        free(mnt);
-        return 77;
-    }
-    /*
-     * A child does the work, so that whatever RocksDB does on a full disk (even abort) cannot
-     * keep the parent from unmounting. This process has not touched RocksDB before the fork.
-     */
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        alarm(60);
-        enospc_body(mnt);
-        fflush(NULL);
-        _exit(failures ? 1 : 0);
-    }
-    int st = 0;
-    if (pid < 0)
-        CHECK(0, "fork: %s", strerror(errno));
-    else
-        waitpid(pid, &st, 0);
-    CHECK(pid > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "enospc child failed, status 0x%x", st);
-    if (umount2(mnt, MNT_DETACH) < 0)
-        CHECK(0, "umount %s: %s", mnt, strerror(errno));
-    rmdir(mnt);
-    free(mnt);
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     ssize_t n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
@@ -846,27 +512,12 @@ int main(int argc, char **argv)
     log_init("spool_db_test", 0);
     log_set_level(LOG_LEVEL_WARN);
     msgid_init(7);
-    if (argc == 2 && strcmp(argv[1], "enospc") == 0) {
-        int rc = test_enospc();
-        if (failures) {
-            fprintf(stderr, "spool_db_test enospc: %d failure(s)\n", failures);
-            return 1;
-        }
-        if (rc == 77)
-            return 77;
-        printf("spool_db_test enospc: ok\n");
-        return 0;
-    }
-
     test_round_trip();
     test_group_commit();
     test_crash();
     test_quarantine();
     test_free_space();
-    if (failures) {
-        fprintf(stderr, "spool_db_test: %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("spool_db_test: ok\n");
-    return 0;
+    if (!check_failures)
+        printf("spool_db_test: ok\n");
+    CHECK_EXIT();
 }

@@ -20,17 +20,7 @@
 #include "common/msgid.h"
 #include "spool/spool_db.h"
 #include "spool/spool_log.h"
-
-static int failures;
-
-#define CHECK(cond, ...) do { \
-    if (!(cond)) { \
-        failures++; \
-        fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-        fprintf(stderr, __VA_ARGS__); \
-        fputc('\n', stderr); \
-    } \
-} while (0)
+#include "tests/lib/check.h"
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -139,11 +129,11 @@ static void test_db_logahead(void)
     CHECK(add_store(b, m1) == 0, "store");
     CHECK(add_store(b, m2) == 0, "store");
     for (int i = 0; i < 3; i++)
-        CHECK(spool_db_batch_logrec(b, lines[i], strlen(lines[i]), &s[i]) == 0, "logrec %d", i);
+        CHECK(spool_db_logrec_add(b, lines[i], strlen(lines[i]), &s[i]) == 0, "logrec %d", i);
     CHECK(s[0] == 1 && s[1] == 2 && s[2] == 3, "sequence %llu %llu %llu", (unsigned long long)s[0],
           (unsigned long long)s[1], (unsigned long long)s[2]);
-    CHECK(spool_db_batch_count(b) == 2 && spool_db_batch_logrecs(b) == 3, "counts %zu %zu",
-          spool_db_batch_count(b), spool_db_batch_logrecs(b));
+    CHECK(spool_db_batch_count(b) == 2 && spool_db_logrec_count(b) == 3, "counts %zu %zu",
+          spool_db_batch_count(b), spool_db_logrec_count(b));
     int64_t syncs0 = spool_db_wal_syncs(db);
     CHECK(spool_db_commit(db, b) == 0, "commit: %s", spool_db_error(db));
     int64_t syncs1 = spool_db_wal_syncs(db);
@@ -152,9 +142,9 @@ static void test_db_logahead(void)
     spool_db_batch_reset(b);
 
     /* refused shapes: a record is one non-empty line */
-    CHECK(spool_db_batch_logrec(b, "{\"a\":1}\n{}", 10, NULL) == -EINVAL, "a newline is refused");
-    CHECK(spool_db_batch_logrec(b, "", 0, NULL) == -EINVAL, "an empty line is refused");
-    CHECK(spool_db_batch_logrecs(b) == 0, "refused records are not in the batch");
+    CHECK(spool_db_logrec_add(b, "{\"a\":1}\n{}", 10, NULL) == -EINVAL, "a newline is refused");
+    CHECK(spool_db_logrec_add(b, "", 0, NULL) == -EINVAL, "an empty line is refused");
+    CHECK(spool_db_logrec_count(b) == 0, "refused records are not in the batch");
 
     /* the walk sees the two messages only, and quarantines nothing */
     uint64_t bad = 99;
@@ -169,12 +159,12 @@ static void test_db_logahead(void)
               (unsigned long long)g.seq[i], g.line[i]);
 
     /* a batch that is thrown away leaves a gap in the numbers; a scan steps over it */
-    CHECK(spool_db_batch_logrec(b, lines[3], strlen(lines[3]), &s[3]) == 0 && s[3] == 4, "seq %llu",
+    CHECK(spool_db_logrec_add(b, lines[3], strlen(lines[3]), &s[3]) == 0 && s[3] == 4, "seq %llu",
           (unsigned long long)s[3]);
     spool_db_batch_reset(b);
     /* a batch of records alone is committed (it is not "empty") */
     uint64_t s5 = 0;
-    CHECK(spool_db_batch_logrec(b, lines[3], strlen(lines[3]), &s5) == 0 && s5 == 5, "seq %llu",
+    CHECK(spool_db_logrec_add(b, lines[3], strlen(lines[3]), &s5) == 0 && s5 == 5, "seq %llu",
           (unsigned long long)s5);
     CHECK(spool_db_commit(db, b) == 0, "commit of records alone: %s", spool_db_error(db));
     spool_db_batch_reset(b);
@@ -229,7 +219,7 @@ static void test_db_logahead(void)
         exit(1);
     b = spool_db_batch_new(db);
     uint64_t s6 = 0;
-    CHECK(spool_db_batch_logrec(b, lines[0], strlen(lines[0]), &s6) == 0, "logrec");
+    CHECK(spool_db_logrec_add(b, lines[0], strlen(lines[0]), &s6) == 0, "logrec");
     CHECK(spool_db_commit(db, b) == 0, "commit");
     scan_all(db, 0, &g);
     CHECK(g.n == 1 && g.seq[0] == s6, "a record after a range delete over its number is visible: %zu (seq %llu)",
@@ -322,10 +312,7 @@ int main(void)
     msgid_init(9);
     test_db_logahead();
     test_write_line();
-    if (failures) {
-        fprintf(stderr, "spool_wal_test: %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("spool_wal_test: ok\n");
-    return 0;
+    if (!check_failures)
+        printf("spool_wal_test: ok\n");
+    CHECK_EXIT();
 }

@@ -1,0 +1,63 @@
+/*
+ * spool_db_internal - what the files of the spool_db library share; not for its users
+ *
+ * spool_db.c (open, batches, commit, reads, free space), spool_db_logrec.c (the log write-ahead),
+ * spool_db_walk.c (the start-up walk) and spool_db_quarantine.c (quarantine records) all work on
+ * the same handle; every write goes through spool_db_write(), which keeps the rule that a failed
+ * write stops all writes until spool_db_recover().
+ */
+#ifndef RINGMAIL_SPOOL_DB_INTERNAL_H
+#define RINGMAIL_SPOOL_DB_INTERNAL_H
+
+#include <rocksdb/c.h>
+
+#include "spool/spool_db.h"
+
+enum spool_db_cf {
+    CF_DEFAULT = 0, /* RocksDB insists on it; unused */
+    CF_ENVELOPES = 1,
+    CF_BODIES = 2,
+    CF_QUARANTINE = 3,
+    CF_LOGAHEAD = 4,
+    CF__COUNT = 5,
+};
+
+struct spool_db {
+    char *dir;
+    struct spool_db_opts opts;
+    rocksdb_options_t *dbopt;
+    rocksdb_options_t *cfopt[CF__COUNT];
+    rocksdb_t *rdb; /* NULL after a failed spool_db_recover() */
+    rocksdb_column_family_handle_t *cf[CF__COUNT];
+    rocksdb_writeoptions_t *wsync;
+    rocksdb_writeoptions_t *wnosync;
+    rocksdb_readoptions_t *ropt;
+    rocksdb_readoptions_t *rwalk;
+    char *errtext;
+    bool needs_recover;
+    int write_errno; /* errno of the failed write that set needs_recover */
+    uint64_t logrec_next; /* sequence number of the next log record */
+    struct spool_db_stats stats;
+};
+
+struct spool_db_batch {
+    struct spool_db *db;
+    rocksdb_writebatch_t *wb;
+    size_t stores, updates, deletes, logrecs;
+    struct spool_rec_buf enc;
+};
+
+/* spool_db_fail - takes RocksDB's malloc'd error string; returns -errno */
+int spool_db_fail(struct spool_db *db, char *rerr, const char *what);
+/* spool_db_closed - the error of every call on a database a failed recover left closed */
+int spool_db_closed(struct spool_db *db);
+/* spool_db_write - write wb (synced or not); after a failed write every write is refused until a recover */
+int spool_db_write(struct spool_db *db, rocksdb_writebatch_t *wb, bool sync, const char *what);
+
+/* spool_db_logrec_find_next - after open: continue after the newest record left */
+void spool_db_logrec_find_next(struct spool_db *db);
+/* spool_db_quarantine_add - move one envelope (key and value as read) into quarantine, in wb */
+void spool_db_quarantine_add(struct spool_db *db, rocksdb_writebatch_t *wb, const uint8_t *key, size_t klen,
+                             const uint8_t *val, size_t vlen, const char *reason);
+
+#endif
