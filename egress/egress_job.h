@@ -75,7 +75,8 @@ int egress_spool_instance(struct egress *eg);
 void egress_job_load(struct egress_job *j);
 void egress_job_route(struct egress_job *j);
 void egress_job_load(struct egress_job *j);
-/* egress_job_dns_back - a DNS callback arrived: false when the job is gone and the callback must do nothing */
+/* egress_job_dns_back - a DNS callback arrived: false when the job is gone and the callback must do
+ * nothing */
 bool egress_job_dns_back(struct egress_job *j);
 /* egress_job_set_all - every recipient without an outcome gets this one */
 void egress_job_set_all(struct egress_job *j, uint8_t outcome, uint8_t cmd, int code, const char *enh,

@@ -26,14 +26,16 @@ int sched_queue_name_routed(char *out, size_t size, const char *campaign, const 
     bool ok = true;
     out[0] = '\0';
     if (sched_name_given(campaign))
-        ok = sched_name_append(out, size, &pos, campaign, false) && sched_name_append(out, size, &pos, ":", false);
+        ok = sched_name_append(out, size, &pos, campaign, false) &&
+             sched_name_append(out, size, &pos, ":", false);
     if (ok && sched_name_given(tenant))
         ok = sched_name_append(out, size, &pos, tenant, false);
     if (ok && (sched_name_given(campaign) || sched_name_given(tenant)))
         ok = sched_name_append(out, size, &pos, "@", false);
     ok = ok && sched_name_append(out, size, &pos, domain, true);
     if (ok && sched_name_given(routing_domain))
-        ok = sched_name_append(out, size, &pos, "!", false) && sched_name_append(out, size, &pos, routing_domain, true);
+        ok = sched_name_append(out, size, &pos, "!", false) &&
+             sched_name_append(out, size, &pos, routing_domain, true);
     return ok ? 0 : -ENAMETOOLONG;
 }
 
