@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "base/log.h"
 #include "base/mem.h"
 #include "scheduler/sched_lease.h"
 #include "scheduler/sched_path.h"

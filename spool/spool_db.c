@@ -69,6 +69,18 @@ int spool_db_closed(struct spool_db *db)
     return -EIO;
 }
 
+int spool_db_iter_done(struct spool_db *db, rocksdb_iterator_t *it, int rc, const char *what)
+{
+    if (rc == 0) {
+        char *rerr = NULL;
+        rocksdb_iter_get_error(it, &rerr);
+        if (rerr != NULL)
+            rc = spool_db_fail(db, rerr, what);
+    }
+    rocksdb_iter_destroy(it);
+    return rc;
+}
+
 const char *spool_db_error(const struct spool_db *db)
 {
     return db->errtext ? db->errtext : "";

@@ -51,6 +51,8 @@ struct spool_db_batch {
 int spool_db_fail(struct spool_db *db, char *rerr, const char *what);
 /* spool_db_closed - the error of every call on a database a failed recover left closed */
 int spool_db_closed(struct spool_db *db);
+/* spool_db_iter_done - end a scan: while rc is 0 the iterator's error becomes the result; destroys it */
+int spool_db_iter_done(struct spool_db *db, rocksdb_iterator_t *it, int rc, const char *what);
 /* spool_db_write - write wb (synced or not); after a failed write every write is refused until a recover */
 int spool_db_write(struct spool_db *db, rocksdb_writebatch_t *wb, bool sync, const char *what);
 

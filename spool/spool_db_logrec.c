@@ -96,13 +96,7 @@ int spool_db_logrec_scan(struct spool_db *db, uint64_t from, size_t max, spool_d
         if (rc != 0)
             break;
     }
-    if (rc == 0) {
-        char *rerr = NULL;
-        rocksdb_iter_get_error(it, &rerr);
-        if (rerr != NULL)
-            rc = spool_db_fail(db, rerr, "log write-ahead scan");
-    }
-    rocksdb_iter_destroy(it);
+    rc = spool_db_iter_done(db, it, rc, "log write-ahead scan");
     return rc != 0 ? rc : (int)n;
 }
 

@@ -88,12 +88,6 @@ int spool_db_quarantine_list(struct spool_db *db, spool_db_quarantine_fn fn, voi
         if (rc != 0)
             break;
     }
-    if (rc == 0) {
-        char *rerr = NULL;
-        rocksdb_iter_get_error(it, &rerr);
-        if (rerr != NULL)
-            rc = spool_db_fail(db, rerr, "quarantine list");
-    }
-    rocksdb_iter_destroy(it);
+    rc = spool_db_iter_done(db, it, rc, "quarantine list");
     return rc < 0 ? rc : count;
 }
