@@ -71,9 +71,6 @@ struct egress_job {
     uint16_t done_flags;
 };
 
-int egress_spool_instance(struct egress *eg);
-void egress_job_load(struct egress_job *j);
-void egress_job_route(struct egress_job *j);
 void egress_job_load(struct egress_job *j);
 /* egress_job_dns_back - a DNS callback arrived: false when the job is gone and the callback must do
  * nothing */
