@@ -25,7 +25,7 @@
 
 #include "common/proto_dlv.h"
 #include "common/spool_rec.h"
-#include "egress/egress_reply.h"
+#include "smtp/smtp_reply.h"
 
 #define EGRESS_RCPT_MAX 10000 /* recipients of one attempt; proto_attempt_hdr.n_rcpt is 16 bits */
 
@@ -41,8 +41,8 @@ struct egress_rcpt_res {
     uint8_t outcome; /* enum proto_outcome, 0 = undecided */
     uint8_t command; /* enum proto_attempt_cmd */
     uint16_t code;
-    char enhanced[EGRESS_REPLY_ENH_MAX];
-    char text[EGRESS_REPLY_TEXT_MAX];
+    char enhanced[SMTP_REPLY_ENH_MAX];
+    char text[SMTP_REPLY_TEXT_MAX];
 };
 
 struct egress_attempt {

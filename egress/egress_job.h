@@ -66,8 +66,8 @@ struct egress_job {
     char mx[DNS_NAME_MAX + 1];
     char peer[64];
     int last_code;
-    char last_enh[EGRESS_REPLY_ENH_MAX];
-    char last_text[EGRESS_REPLY_TEXT_MAX];
+    char last_enh[SMTP_REPLY_ENH_MAX];
+    char last_text[SMTP_REPLY_TEXT_MAX];
     uint16_t done_flags;
 };
 

@@ -54,7 +54,7 @@ static void on_mx(void *arg, const struct dns_mx_result *res)
 {
     struct egress_job *j = arg;
     struct egress *eg = j->eg;
-    char text[EGRESS_REPLY_TEXT_MAX];
+    char text[SMTP_REPLY_TEXT_MAX];
 
     if (!egress_job_dns_back(j))
         return;
@@ -126,7 +126,7 @@ static void on_host(void *arg, const struct dns_host_result *res)
         memcpy(t->addr, res->addr, res->n_addr * sizeof(*t->addr));
         t->n_addr = res->n_addr;
     } else {
-        char text[EGRESS_REPLY_TEXT_MAX];
+        char text[SMTP_REPLY_TEXT_MAX];
         snprintf(text, sizeof(text), "address lookup for %s failed: %s", t->host, res->reason);
         egress_job_last_error(j, 0, "", text);
     }
@@ -218,7 +218,7 @@ void egress_route_next(struct egress_job *j)
             if (src->ehlo_name && src->ehlo_name[0])
                 p.ehlo_name = src->ehlo_name;
         }
-        char err[EGRESS_REPLY_TEXT_MAX];
+        char err[SMTP_REPLY_TEXT_MAX];
         struct egress_conn *c;
         egress_conn_addr_format(&p.addr, j->peer, sizeof(j->peer));
         snprintf(j->mx, sizeof(j->mx), "%s", t->host);

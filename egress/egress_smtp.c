@@ -12,10 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "smtp/smtp_addr.h"
+#include "smtp/smtp_stuff.h"
 
 enum smtp_state {
     ST_BANNER = 0,
@@ -51,11 +52,10 @@ struct txn {
     size_t next_rcpt; /* lock-step: next index to consider sending */
     size_t n_accepted;
     bool mail_ok, mail_failed, saw_452, dot_discard;
-    struct egress_reply mail_reply;
+    struct smtp_reply mail_reply;
     /* body streaming */
     bool streaming;
-    size_t bpos;
-    bool bol;
+    struct smtp_stuff stuff;
     int bstage; /* 0 body, 1 terminator exposed, 2 all exposed */
     const char *piece;
     size_t piece_len;
@@ -68,7 +68,7 @@ struct egress_smtp {
     enum egress_smtp_tls tls;
     bool tls_active;
     bool need_rset;
-    struct egress_reply_parser rp;
+    struct smtp_reply_parser rp;
     struct egress_smtp_caps caps, ehlo_caps;
     struct obuf out, next;
     bool last_from_body; /* the piece output() returned last came from the body */
@@ -125,7 +125,7 @@ static struct egress_smtp_event *emit(struct egress_smtp *s, enum egress_smtp_ev
     return e;
 }
 
-static void ev_reply(struct egress_smtp_event *e, const struct egress_reply *r)
+static void ev_reply(struct egress_smtp_event *e, const struct smtp_reply *r)
 {
     e->code = r->code;
     memcpy(e->enhanced, r->enhanced, sizeof(e->enhanced));
@@ -133,9 +133,9 @@ static void ev_reply(struct egress_smtp_event *e, const struct egress_reply *r)
 }
 
 /* a local reply, so local refusals and aborts flow through the same paths as server replies */
-static struct egress_reply local_reply(int code, const char *enh, const char *text)
+static struct smtp_reply local_reply(int code, const char *enh, const char *text)
 {
-    struct egress_reply r;
+    struct smtp_reply r;
     memset(&r, 0, sizeof(r));
     r.code = code;
     snprintf(r.enhanced, sizeof(r.enhanced), "%s", enh);
@@ -150,7 +150,7 @@ static enum egress_smtp_result classify(int code)
 
 /* ---- transaction end ---- */
 
-static void rcpt_event(struct egress_smtp *s, size_t i, enum egress_smtp_result res, const struct egress_reply *r,
+static void rcpt_event(struct egress_smtp *s, size_t i, enum egress_smtp_result res, const struct smtp_reply *r,
                        bool local)
 {
     struct egress_smtp_event *e = emit(s, EGRESS_SMTP_EV_RCPT);
@@ -170,7 +170,7 @@ static void txn_clear(struct egress_smtp *s)
 
 /* txn_finish - every recipient still without an event gets `rres`, then MESSAGE_DONE */
 static void txn_finish(struct egress_smtp *s, enum egress_smtp_result res, enum egress_smtp_result rres,
-                       const struct egress_reply *r, bool local)
+                       const struct smtp_reply *r, bool local)
 {
     if (!s->t.active)
         return;
@@ -188,7 +188,7 @@ static void txn_finish(struct egress_smtp *s, enum egress_smtp_result res, enum 
         s->state = ST_READY;
 }
 
-static void session_over(struct egress_smtp *s, enum egress_smtp_event_type type, const struct egress_reply *r,
+static void session_over(struct egress_smtp *s, enum egress_smtp_event_type type, const struct smtp_reply *r,
                          bool local, bool send_quit)
 {
     txn_finish(s, EGRESS_SMTP_TEMPFAIL, EGRESS_SMTP_TEMPFAIL, r, local);
@@ -202,7 +202,7 @@ static void session_over(struct egress_smtp *s, enum egress_smtp_event_type type
 
 static void protocol_error(struct egress_smtp *s, const char *why)
 {
-    struct egress_reply r = local_reply(0, "", why);
+    struct smtp_reply r = local_reply(0, "", why);
     session_over(s, EGRESS_SMTP_EV_PROTOCOL_ERROR, &r, true, false);
 }
 
@@ -216,10 +216,10 @@ static void send_ehlo(struct egress_smtp *s)
     s->state = ST_EHLO;
 }
 
-static void session_ready(struct egress_smtp *s, const struct egress_reply *r)
+static void session_ready(struct egress_smtp *s, const struct smtp_reply *r)
 {
     if (s->tls == EGRESS_SMTP_TLS_REQUIRE && !s->tls_active) {
-        struct egress_reply lr = local_reply(0, "4.7.10", "STARTTLS required and not available");
+        struct smtp_reply lr = local_reply(0, "4.7.10", "STARTTLS required and not available");
         session_over(s, EGRESS_SMTP_EV_CONN_FAILED, &lr, true, true);
         return;
     }
@@ -261,98 +261,36 @@ static void start_mail(struct egress_smtp *s)
     send_data(s);
 }
 
-/* ---- body encoding: runs of the caller's body, fix-ups from static storage ---- */
+/* ---- body encoding: smtp_stuff hands out runs of the caller's body and fix-ups from static storage ---- */
 
 static void body_next_piece(struct txn *t)
 {
-    const char *b = t->body;
-    size_t n = t->body_len;
-
     if (t->piece_len > 0 || t->bstage == 2)
         return;
-    if (t->bpos >= n) {
-        t->piece = t->bol ? ".\r\n" : "\r\n.\r\n";
-        t->piece_len = strlen(t->piece);
+    t->piece = smtp_stuff_next(&t->stuff, &t->piece_len);
+    if (t->stuff.done)
         t->bstage = 1;
-        return;
-    }
-    if (t->bol && b[t->bpos] == '.') {
-        t->piece = ".";
-        t->piece_len = 1;
-        t->bol = false; /* the body's own dot follows as ordinary text */
-        return;
-    }
-    size_t j = t->bpos;
-    bool bol = t->bol;
-    while (j < n) {
-        char c = b[j];
-        bool bare = (c == '\n' && (j == 0 || b[j - 1] != '\r')) || (c == '\r' && (j + 1 >= n || b[j + 1] != '\n'));
-        if (bare) {
-            if (j == t->bpos) {
-                t->piece = "\r\n";
-                t->piece_len = 2;
-                t->bpos++;
-                t->bol = true;
-                return;
-            }
-            break;
-        }
-        j++;
-        bol = c == '\n';
-        if (bol && j < n && b[j] == '.')
-            break;
-    }
-    t->piece = b + t->bpos;
-    t->piece_len = j - t->bpos;
-    t->bpos = j;
-    t->bol = bol;
-}
-
-/* body_scan - 8-bit octets, and the RFC 1870 size: octets after CRLF normalisation, before stuffing */
-static void body_scan(const char *b, size_t n, bool *eightbit, uint64_t *size)
-{
-    uint64_t sz = n;
-    bool hi = false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)b[i];
-        hi |= c >= 0x80;
-        if ((c == '\n' && (i == 0 || b[i - 1] != '\r')) || (c == '\r' && (i + 1 >= n || b[i + 1] != '\n')))
-            sz++;
-    }
-    if (n > 0 && b[n - 1] != '\n' && b[n - 1] != '\r')
-        sz += 2;
-    *eightbit = hi;
-    *size = sz;
 }
 
 /* ---- replies ---- */
-
-static bool word_is(const char *t, size_t n, const char *kw, size_t *after)
-{
-    size_t k = strlen(kw);
-    if (n < k || strncasecmp(t, kw, k) != 0 || (n > k && t[k] != ' '))
-        return false;
-    *after = k;
-    return true;
-}
 
 static void ehlo_line(struct egress_smtp *s, const char *t, size_t n)
 {
     struct egress_smtp_caps *c = &s->ehlo_caps;
     size_t k;
-    if (word_is(t, n, "PIPELINING", &k))
+    if (smtp_reply_keyword(t, n, "PIPELINING"))
         c->pipelining = true;
-    else if (word_is(t, n, "8BITMIME", &k))
+    else if (smtp_reply_keyword(t, n, "8BITMIME"))
         c->eightbitmime = true;
-    else if (word_is(t, n, "SMTPUTF8", &k))
+    else if (smtp_reply_keyword(t, n, "SMTPUTF8"))
         c->smtputf8 = true;
-    else if (word_is(t, n, "STARTTLS", &k))
+    else if (smtp_reply_keyword(t, n, "STARTTLS"))
         c->starttls = true;
-    else if (word_is(t, n, "CHUNKING", &k))
+    else if (smtp_reply_keyword(t, n, "CHUNKING"))
         c->chunking = true;
-    else if (word_is(t, n, "ENHANCEDSTATUSCODES", &k))
+    else if (smtp_reply_keyword(t, n, "ENHANCEDSTATUSCODES"))
         c->enhancedstatuscodes = true;
-    else if (word_is(t, n, "SIZE", &k)) {
+    else if ((k = smtp_reply_keyword(t, n, "SIZE")) != 0) {
         uint64_t v = 0;
         c->size = true;
         for (k++; k < n && t[k] >= '0' && t[k] <= '9'; k++)
@@ -361,7 +299,7 @@ static void ehlo_line(struct egress_smtp *s, const char *t, size_t n)
     }
 }
 
-static void on_rcpt(struct egress_smtp *s, size_t i, const struct egress_reply *r)
+static void on_rcpt(struct egress_smtp *s, size_t i, const struct smtp_reply *r)
 {
     struct txn *t = &s->t;
     bool lockstep = !(s->use_pipelining && s->caps.pipelining);
@@ -392,25 +330,23 @@ static void on_rcpt(struct egress_smtp *s, size_t i, const struct egress_reply *
         send_data(s);
         return;
     }
-    struct egress_reply nr = local_reply(0, "", "no valid recipients");
+    struct smtp_reply nr = local_reply(0, "", "no valid recipients");
     s->need_rset = true;
     txn_finish(s, EGRESS_SMTP_NO_RCPTS, EGRESS_SMTP_TEMPFAIL, &nr, false);
 }
 
-static void on_data(struct egress_smtp *s, const struct egress_reply *r)
+static void on_data(struct egress_smtp *s, const struct smtp_reply *r)
 {
     struct txn *t = &s->t;
     bool wanted = t->mail_ok && t->n_accepted > 0;
 
     if (r->code / 100 == 3) {
         t->streaming = true;
-        t->bol = true;
+        /* RFC 2920 3.1: DATA accepted with no recipient; end it empty and never count its reply */
+        smtp_stuff_init(&t->stuff, t->body, wanted ? t->body_len : 0, true);
         expect_push(s, EGRESS_SMTP_WAIT_DOT, 0);
-        if (!wanted) {
-            /* RFC 2920 3.1: DATA accepted with no recipient; end it empty and never count its reply */
+        if (!wanted)
             t->dot_discard = true;
-            t->bpos = t->body_len;
-        }
         return;
     }
     if (r->code / 100 == 2) {
@@ -423,7 +359,7 @@ static void on_data(struct egress_smtp *s, const struct egress_reply *r)
     }
     s->need_rset = true;
     if (t->n_accepted == 0) {
-        struct egress_reply nr = *r;
+        struct smtp_reply nr = *r;
         snprintf(nr.text, sizeof(nr.text), "no valid recipients");
         txn_finish(s, EGRESS_SMTP_NO_RCPTS, EGRESS_SMTP_TEMPFAIL, &nr, false);
         return;
@@ -431,7 +367,7 @@ static void on_data(struct egress_smtp *s, const struct egress_reply *r)
     txn_finish(s, classify(r->code), EGRESS_SMTP_TEMPFAIL, r, false);
 }
 
-static void on_dot(struct egress_smtp *s, const struct egress_reply *r)
+static void on_dot(struct egress_smtp *s, const struct smtp_reply *r)
 {
     struct txn *t = &s->t;
     /* the terminator may be exposed and not yet reported consumed: io_uring completions race */
@@ -442,12 +378,12 @@ static void on_dot(struct egress_smtp *s, const struct egress_reply *r)
             return;
         }
         txn_finish(s, classify(r->code), EGRESS_SMTP_TEMPFAIL, r, false);
-        struct egress_reply cr = local_reply(0, "", "reply before the end of data");
+        struct smtp_reply cr = local_reply(0, "", "reply before the end of data");
         session_over(s, EGRESS_SMTP_EV_CONN_FAILED, &cr, true, false);
         return;
     }
     if (t->dot_discard) {
-        struct egress_reply nr = local_reply(0, "", "no valid recipients");
+        struct smtp_reply nr = local_reply(0, "", "no valid recipients");
         s->need_rset = true;
         txn_finish(s, t->mail_failed ? classify(t->mail_reply.code) : EGRESS_SMTP_NO_RCPTS, EGRESS_SMTP_TEMPFAIL,
                    t->mail_failed ? &t->mail_reply : &nr, false);
@@ -460,7 +396,7 @@ static void on_dot(struct egress_smtp *s, const struct egress_reply *r)
     txn_finish(s, classify(r->code), EGRESS_SMTP_TEMPFAIL, r, false);
 }
 
-static void on_reply(struct egress_smtp *s, const struct egress_reply *r)
+static void on_reply(struct egress_smtp *s, const struct smtp_reply *r)
 {
     if (s->ex_head == s->ex_len) {
         if (r->code == 421)
@@ -532,7 +468,7 @@ static void on_reply(struct egress_smtp *s, const struct egress_reply *r)
     case EGRESS_SMTP_WAIT_STARTTLS:
         if (cls == 2) {
             s->state = ST_TLS_WAIT;
-            egress_reply_reset(&s->rp);
+            smtp_reply_reset(&s->rp);
             emit(s, EGRESS_SMTP_EV_TLS_START);
             return;
         }
@@ -597,7 +533,7 @@ struct egress_smtp *egress_smtp_new(const struct egress_smtp_params *p)
     s->ehlo_name = xstrdup(p->ehlo_name);
     s->use_pipelining = p->pipelining;
     s->tls = p->tls;
-    egress_reply_init(&s->rp, p->line_max, p->lines_max);
+    smtp_reply_init(&s->rp, p->line_max, p->lines_max);
     expect_push(s, EGRESS_SMTP_WAIT_BANNER, 0);
     s->state = ST_BANNER;
     return s;
@@ -625,19 +561,19 @@ int egress_smtp_feed(struct egress_smtp *s, const char *buf, size_t len)
         if (s->state == ST_TLS_WAIT)
             return 0; /* TLS-03: plaintext after the 220 is dropped */
         size_t used;
-        int rc = egress_reply_feed(&s->rp, buf + i, len - i, &used);
+        int rc = smtp_reply_feed(&s->rp, buf + i, len - i, &used);
         i += used;
-        if (rc == EGRESS_REPLY_ERROR) {
+        if (rc == SMTP_REPLY_ERROR) {
             protocol_error(s, s->rp.err);
             return 0;
         }
-        if ((rc == EGRESS_REPLY_LINE || rc == EGRESS_REPLY_DONE) && s->rp.reply.lines >= 2 && s->ex_head < s->ex_len &&
+        if ((rc == SMTP_REPLY_LINE || rc == SMTP_REPLY_DONE) && s->rp.reply.lines >= 2 && s->ex_head < s->ex_len &&
             s->expect[s->ex_head].kind == EGRESS_SMTP_WAIT_EHLO) {
             size_t n;
-            const char *t = egress_reply_line_text(&s->rp, &n);
+            const char *t = smtp_reply_line_text(&s->rp, &n);
             ehlo_line(s, t, n);
         }
-        if (rc == EGRESS_REPLY_DONE)
+        if (rc == SMTP_REPLY_DONE)
             on_reply(s, &s->rp.reply);
     }
     return 0;
@@ -695,31 +631,6 @@ bool egress_smtp_next_event(struct egress_smtp *s, struct egress_smtp_event *ev)
     return true;
 }
 
-/* addr_check - 0, or the local refusal for this address */
-static int addr_check(const char *a, bool utf8_ok, const char **enh, const char **why)
-{
-    size_t n = strlen(a);
-    bool hi = false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)a[i];
-        if (c < 32 || c == 127) {
-            *why = "control octet in address";
-            return 553;
-        }
-        hi |= c >= 0x80;
-    }
-    if (n > EGRESS_SMTP_ADDR_MAX) {
-        *why = "address too long";
-        return 553;
-    }
-    if (hi && !utf8_ok) {
-        *enh = "5.6.7";
-        *why = "non-ASCII address and the server lacks SMTPUTF8";
-        return 553;
-    }
-    return 0;
-}
-
 int egress_smtp_send_message(struct egress_smtp *s, const char *sender, const char *const *rcpts, size_t n_rcpts,
                              const char *body, size_t body_len, unsigned flags)
 {
@@ -747,11 +658,11 @@ int egress_smtp_send_message(struct egress_smtp *s, const char *sender, const ch
 
     bool eightbit, utf8 = (flags & EGRESS_SMTP_SEND_SMTPUTF8) != 0;
     uint64_t size;
-    body_scan(t->body, body_len, &eightbit, &size);
+    smtp_stuff_scan(t->body, body_len, &eightbit, &size);
 
     /* message-wide refusals: nothing is sent */
     const char *enh = "5.1.7", *why = NULL;
-    int code = addr_check(sender, s->caps.smtputf8, &enh, &why);
+    int code = smtp_addr_check(sender, s->caps.smtputf8, &enh, &why);
     if (!code && utf8 && !s->caps.smtputf8)
         code = 553, enh = "5.6.7", why = "message needs SMTPUTF8 and the server lacks it";
     if (!code && eightbit && !s->caps.eightbitmime)
@@ -759,7 +670,7 @@ int egress_smtp_send_message(struct egress_smtp *s, const char *sender, const ch
     if (!code && s->caps.size && s->caps.size_max > 0 && size > s->caps.size_max)
         code = 552, enh = "5.3.4", why = "message larger than the server's SIZE";
     if (code) {
-        struct egress_reply r = local_reply(code, enh, why);
+        struct smtp_reply r = local_reply(code, enh, why);
         t->mail_failed = true; /* refused as a whole, as if at MAIL */
         txn_finish(s, classify(code), classify(code), &r, true);
         return 0;
@@ -769,9 +680,9 @@ int egress_smtp_send_message(struct egress_smtp *s, const char *sender, const ch
     size_t left = 0;
     for (size_t i = 0; i < n_rcpts; i++) {
         const char *renh = "5.1.3", *rwhy = NULL;
-        int rc = addr_check(rcpts[i], s->caps.smtputf8, &renh, &rwhy);
+        int rc = smtp_addr_check(rcpts[i], s->caps.smtputf8, &renh, &rwhy);
         if (rc) {
-            struct egress_reply r = local_reply(rc, renh, rwhy);
+            struct smtp_reply r = local_reply(rc, renh, rwhy);
             rcpt_event(s, i, EGRESS_SMTP_PERMFAIL, &r, true);
             continue;
         }
@@ -780,7 +691,7 @@ int egress_smtp_send_message(struct egress_smtp *s, const char *sender, const ch
         left++;
     }
     if (left == 0) {
-        struct egress_reply r = local_reply(0, "", "no valid recipients");
+        struct smtp_reply r = local_reply(0, "", "no valid recipients");
         txn_finish(s, EGRESS_SMTP_NO_RCPTS, EGRESS_SMTP_PERMFAIL, &r, true);
         return 0;
     }
@@ -817,7 +728,7 @@ int egress_smtp_tls_done(struct egress_smtp *s)
         return -EINVAL;
     s->tls_active = true;
     memset(&s->caps, 0, sizeof(s->caps));
-    egress_reply_reset(&s->rp);
+    smtp_reply_reset(&s->rp);
     send_ehlo(s);
     return 0;
 }
@@ -826,7 +737,7 @@ void egress_smtp_abort(struct egress_smtp *s, const char *reason)
 {
     if (s->state == ST_OVER)
         return;
-    struct egress_reply r = local_reply(0, "", reason ? reason : "aborted");
+    struct smtp_reply r = local_reply(0, "", reason ? reason : "aborted");
     session_over(s, EGRESS_SMTP_EV_CLOSED, &r, true, false);
 }
 

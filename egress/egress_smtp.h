@@ -31,7 +31,7 @@
  *   CONN_FAILED     the server refused or ended the session (banner not 2xx, 421 anywhere, HELO refused,
  *                   STARTTLS required but unavailable); an unfinished message first gets its RCPT and
  *                   MESSAGE_DONE events as TEMPFAIL.
- *   PROTOCOL_ERROR  the server's bytes broke the grammar or the dialogue (see egress_reply.h): close now.
+ *   PROTOCOL_ERROR  the server's bytes broke the grammar or the dialogue (see smtp/smtp_reply.h): close now.
  *   CLOSED          the server answered QUIT, or egress_smtp_abort() was called.
  *   Text and codes come from the server reply (`code` 0 when none: local or abort); GREETING_OK and
  *   READY carry the banner and the EHLO/HELO reply for the log.
@@ -68,9 +68,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "egress/egress_reply.h"
-
-#define EGRESS_SMTP_ADDR_MAX 254
+#include "smtp/smtp_reply.h"
 
 /* struct egress_smtp_params.tls */
 enum egress_smtp_tls {
@@ -127,8 +125,8 @@ struct egress_smtp_event {
     bool at_mail;      /* MESSAGE_DONE: the transaction ended at MAIL (refused, or 421 to it) */
     bool local;        /* decided here, nothing sent for it */
     int code;          /* server reply code, or the code a local refusal stands for; 0: none */
-    char enhanced[EGRESS_REPLY_ENH_MAX];
-    char text[EGRESS_REPLY_TEXT_MAX]; /* reply text or the local reason; printable */
+    char enhanced[SMTP_REPLY_ENH_MAX];
+    char text[SMTP_REPLY_TEXT_MAX]; /* reply text or the local reason; printable */
 };
 
 /* which reply is awaited, for the caller's timeouts; NONE when idle */

@@ -21,8 +21,8 @@
 #include "rt/role_rt.h"
 #include "tls/tls.h"
 #include "policy/policy_lua.h"
-#include "ingress/ingress_data.h"
-#include "ingress/ingress_parse.h"
+#include "smtp/smtp_cmd.h"
+#include "smtp/smtp_data.h"
 
 #define INGRESS_MAX_LISTENERS 16
 #define INGRESS_IN_BUF (64 * 1024)
@@ -83,17 +83,17 @@ struct ingress_session {
     uint64_t last_activity_ns;
     enum ingress_state state;
     bool esmtp;
-    char helo[INGRESS_DOMAIN_MAX + 1];
+    char helo[SMTP_ADDR_DOMAIN_MAX + 1];
 
     /* transaction */
-    char sender[INGRESS_MAILBOX_MAX + 1];
+    char sender[SMTP_ADDR_MAILBOX_MAX + 1];
     bool null_sender;
-    struct ingress_params mail_params;
+    struct smtp_cmd_params mail_params;
     char **rcpts;
     uint32_t n_rcpts, rcpt_cap;
 
     /* DATA / BDAT */
-    struct ingress_data scan;
+    struct smtp_data scan;
     char *body;
     size_t body_len, body_cap;
     uint64_t data_started_ns;
@@ -103,8 +103,8 @@ struct ingress_session {
     bool bdat_failed; /* a BDAT transfer was refused: later chunks are read and dropped */
 
     /* what the current command is about, for Rejection records */
-    enum ingress_verb cur_verb;
-    char cur_rcpt[INGRESS_MAILBOX_MAX + 1];
+    enum smtp_cmd_verb cur_verb;
+    char cur_rcpt[SMTP_ADDR_MAILBOX_MAX + 1];
 
     /* STORING */
     uint64_t store_token;
@@ -179,13 +179,13 @@ void ingress_policy_reload(struct ingress *ig);
 /* ingress_policy_* - run a hook; true to go on, false when it answered (reject or failure) */
 bool ingress_policy_connection(struct ingress_session *s);
 bool ingress_policy_ehlo(struct ingress_session *s, const char *domain);
-bool ingress_policy_mail(struct ingress_session *s, const struct ingress_cmd *cmd);
-bool ingress_policy_rcpt(struct ingress_session *s, const struct ingress_cmd *cmd);
+bool ingress_policy_mail(struct ingress_session *s, const struct smtp_cmd *cmd);
+bool ingress_policy_rcpt(struct ingress_session *s, const struct smtp_cmd *cmd);
 bool ingress_policy_message(struct ingress_session *s);
 
 /* ingress_relay.c */
 /* ingress_relay_allowed - 0 when the session may send to addr, else the reply text is in *why */
-bool ingress_relay_allowed(const struct ingress_session *s, const struct ingress_addr *addr, const char **why);
+bool ingress_relay_allowed(const struct ingress_session *s, const struct smtp_addr *addr, const char **why);
 
 /* ingress_main.c */
 void ingress_ip_release(struct ingress *ig, struct ingress_session *s);

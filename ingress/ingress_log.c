@@ -53,7 +53,7 @@ static void log_send(struct role_rt *rt, const char *const str[PROTO_REJ_STRINGS
 
 void ingress_log_rejection(struct ingress_session *s, const char *reply, size_t len)
 {
-    const char *cmd = s->cur_verb ? ingress_parse_verb_name(s->cur_verb) : "";
+    const char *cmd = s->cur_verb ? smtp_cmd_verb_name(s->cur_verb) : "";
     const char *str[PROTO_REJ_STRINGS] = {s->peer_ip, s->helo, cmd, s->sender, s->cur_rcpt, reply};
     size_t lens[PROTO_REJ_STRINGS] = {strlen(s->peer_ip), strlen(s->helo), strlen(cmd), strlen(s->sender),
                                       strlen(s->cur_rcpt), len};

@@ -92,7 +92,7 @@ bool ingress_policy_ehlo(struct ingress_session *s, const char *domain)
     return outcome(s, POLICY_LUA_HOOK_EHLO, st, &res);
 }
 
-bool ingress_policy_mail(struct ingress_session *s, const struct ingress_cmd *cmd)
+bool ingress_policy_mail(struct ingress_session *s, const struct smtp_cmd *cmd)
 {
     struct policy_lua *pl = s->ig->policy;
     struct policy_lua_result res;
@@ -103,27 +103,27 @@ bool ingress_policy_mail(struct ingress_session *s, const struct ingress_cmd *cm
     policy_lua_meta_copy(&s->meta, &s->conn_meta);
     if (!pl || !policy_lua_has_hook(pl, POLICY_LUA_HOOK_MAIL_FROM))
         return true;
-    const struct ingress_params *p = &cmd->params;
-    if (p->seen & INGRESS_PARAM_SIZE) {
+    const struct smtp_cmd_params *p = &cmd->params;
+    if (p->seen & SMTP_CMD_PARAM_SIZE) {
         snprintf(size, sizeof(size), "%llu", (unsigned long long)p->size);
         params[n++] = (struct policy_lua_param){"SIZE", size};
     }
-    if (p->seen & INGRESS_PARAM_BODY)
-        params[n++] = (struct policy_lua_param){"BODY", p->body == INGRESS_BODY_7BIT       ? "7BIT"
-                                                        : p->body == INGRESS_BODY_8BITMIME ? "8BITMIME"
-                                                                                           : "BINARYMIME"};
-    if (p->seen & INGRESS_PARAM_SMTPUTF8)
+    if (p->seen & SMTP_CMD_PARAM_BODY)
+        params[n++] = (struct policy_lua_param){"BODY", p->body == SMTP_CMD_BODY_7BIT       ? "7BIT"
+                                                        : p->body == SMTP_CMD_BODY_8BITMIME ? "8BITMIME"
+                                                                                            : "BINARYMIME"};
+    if (p->seen & SMTP_CMD_PARAM_SMTPUTF8)
         params[n++] = (struct policy_lua_param){"SMTPUTF8", NULL};
-    if (p->seen & INGRESS_PARAM_ENVID)
+    if (p->seen & SMTP_CMD_PARAM_ENVID)
         params[n++] = (struct policy_lua_param){"ENVID", p->envid};
-    if (p->seen & INGRESS_PARAM_RET)
-        params[n++] = (struct policy_lua_param){"RET", p->ret == INGRESS_RET_FULL ? "FULL" : "HDRS"};
+    if (p->seen & SMTP_CMD_PARAM_RET)
+        params[n++] = (struct policy_lua_param){"RET", p->ret == SMTP_CMD_RET_FULL ? "FULL" : "HDRS"};
     enum policy_lua_status st = policy_lua_mail_from(pl, &s->pconn, cmd->addr.mailbox, cmd->addr.mailbox_len,
                                                      params, n, &s->meta, &res);
     return outcome(s, POLICY_LUA_HOOK_MAIL_FROM, st, &res);
 }
 
-bool ingress_policy_rcpt(struct ingress_session *s, const struct ingress_cmd *cmd)
+bool ingress_policy_rcpt(struct ingress_session *s, const struct smtp_cmd *cmd)
 {
     struct policy_lua *pl = s->ig->policy;
     struct policy_lua_result res;

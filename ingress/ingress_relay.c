@@ -12,19 +12,19 @@
 
 #include <string.h>
 
-bool ingress_relay_allowed(const struct ingress_session *s, const struct ingress_addr *addr, const char **why)
+bool ingress_relay_allowed(const struct ingress_session *s, const struct smtp_addr *addr, const char **why)
 {
     const struct cfg *c = &s->ig->rt->cfg;
 
     if (s->relay_client)
         return true;
-    if (addr->flags & INGRESS_ADDR_POSTMASTER)
+    if (addr->flags & SMTP_ADDR_POSTMASTER)
         return true;
-    if (addr->flags & (INGRESS_ADDR_PERCENT | INGRESS_ADDR_BANG | INGRESS_ADDR_QUOTED_AT | INGRESS_ADDR_ROUTE)) {
+    if (addr->flags & (SMTP_ADDR_PERCENT | SMTP_ADDR_BANG | SMTP_ADDR_QUOTED_AT | SMTP_ADDR_ROUTE)) {
         *why = "Relay access denied (routing characters in the address)";
         return false;
     }
-    if (addr->flags & INGRESS_ADDR_LITERAL) {
+    if (addr->flags & SMTP_ADDR_LITERAL) {
         *why = "Relay access denied (address literal)";
         return false;
     }

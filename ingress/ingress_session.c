@@ -232,13 +232,13 @@ void ingress_session_reset_txn(struct ingress_session *s)
         s->state = s->helo[0] ? INGRESS_S_READY : INGRESS_S_GREETING;
 }
 
-static void reply_parse_error(struct ingress_session *s, const struct ingress_cmd *cmd)
+static void reply_parse_error(struct ingress_session *s, const struct smtp_cmd *cmd)
 {
-    const struct ingress_reply *r = ingress_parse_reply(cmd->err, cmd->verb);
+    const struct smtp_cmd_reply *r = smtp_cmd_err_reply(cmd->err, cmd->verb);
     ingress_session_reply(s, "%d %s %s", r->code, r->status, r->text);
 }
 
-static void cmd_ehlo(struct ingress_session *s, const struct ingress_cmd *cmd, bool esmtp)
+static void cmd_ehlo(struct ingress_session *s, const struct smtp_cmd *cmd, bool esmtp)
 {
     const struct cfg *c = &s->ig->rt->cfg;
 
@@ -263,7 +263,7 @@ static void cmd_ehlo(struct ingress_session *s, const struct ingress_cmd *cmd, b
     ingress_session_reply(s, "250 ENHANCEDSTATUSCODES");
 }
 
-static void cmd_mail(struct ingress_session *s, const struct ingress_cmd *cmd)
+static void cmd_mail(struct ingress_session *s, const struct smtp_cmd *cmd)
 {
     const struct cfg *c = &s->ig->rt->cfg;
 
@@ -279,7 +279,7 @@ static void cmd_mail(struct ingress_session *s, const struct ingress_cmd *cmd)
         ingress_session_reply(s, "452 4.3.1 Insufficient system storage, try again later");
         return;
     }
-    if ((cmd->params.seen & INGRESS_PARAM_SIZE) && cmd->params.size > c->ingress_max_message_size) {
+    if ((cmd->params.seen & SMTP_CMD_PARAM_SIZE) && cmd->params.size > c->ingress_max_message_size) {
         ingress_session_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size (%llu)",
                               (unsigned long long)c->ingress_max_message_size);
         return;
@@ -293,13 +293,13 @@ static void cmd_mail(struct ingress_session *s, const struct ingress_cmd *cmd)
         return;
     }
     snprintf(s->sender, sizeof(s->sender), "%s", cmd->addr.mailbox);
-    s->null_sender = (cmd->addr.flags & INGRESS_ADDR_NULL) != 0;
+    s->null_sender = (cmd->addr.flags & SMTP_ADDR_NULL) != 0;
     s->mail_params = cmd->params;
     s->state = INGRESS_S_MAIL;
     ingress_session_reply(s, "250 2.1.0 Sender <%s> OK", s->sender);
 }
 
-static void cmd_rcpt(struct ingress_session *s, const struct ingress_cmd *cmd)
+static void cmd_rcpt(struct ingress_session *s, const struct smtp_cmd *cmd)
 {
     const struct cfg *c = &s->ig->rt->cfg;
     const char *why = NULL;
@@ -323,7 +323,7 @@ static void cmd_rcpt(struct ingress_session *s, const struct ingress_cmd *cmd)
         s->rcpts = xrealloc(s->rcpts, s->rcpt_cap * sizeof(*s->rcpts));
     }
     /* Postmaster without a domain is ours: route it to the node's own host name */
-    if (cmd->addr.flags & INGRESS_ADDR_POSTMASTER)
+    if (cmd->addr.flags & SMTP_ADDR_POSTMASTER)
         s->rcpts[s->n_rcpts++] = xasprintf("postmaster@%s", c->hostname);
     else
         s->rcpts[s->n_rcpts++] = xstrdup(cmd->addr.mailbox);
@@ -353,7 +353,7 @@ static bool cmd_data(struct ingress_session *s, size_t pending)
         return data_refused(s, "503 5.5.1 Need MAIL and RCPT before DATA", pending);
     if (s->bdat_started)
         return data_refused(s, "503 5.5.1 DATA after BDAT is not allowed (RFC 3030)", pending);
-    if (s->mail_params.body == INGRESS_BODY_BINARYMIME)
+    if (s->mail_params.body == SMTP_CMD_BODY_BINARYMIME)
         return data_refused(s, "503 5.5.1 BODY=BINARYMIME needs BDAT, not DATA", pending);
     ingress_session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
     ingress_xfer_begin_data(s);
@@ -366,16 +366,16 @@ static bool cmd_data(struct ingress_session *s, size_t pending)
  */
 static bool handle_line(struct ingress_session *s, const char *line, size_t len, size_t pending, unsigned *errors)
 {
-    struct ingress_cmd cmd;
+    struct smtp_cmd cmd;
     unsigned flags = 0;
 
     proto_node_counter_add(s->ig->rt->self, PROTO_NODE_CTR_SMTP_COMMANDS, 1);
     if (s->state == INGRESS_S_MAIL || s->state == INGRESS_S_RCPT)
-        flags |= (s->mail_params.seen & INGRESS_PARAM_SMTPUTF8) ? INGRESS_PARSE_UTF8 : 0;
-    int prc = ingress_parse_command(line, len, flags, &cmd);
+        flags |= (s->mail_params.seen & SMTP_CMD_PARAM_SMTPUTF8) ? SMTP_CMD_UTF8 : 0;
+    int prc = smtp_cmd_parse(line, len, flags, &cmd);
     s->cur_verb = cmd.verb;
     s->cur_rcpt[0] = '\0';
-    if (cmd.verb == INGRESS_VERB_RCPT && prc == 0)
+    if (cmd.verb == SMTP_CMD_RCPT && prc == 0)
         snprintf(s->cur_rcpt, sizeof(s->cur_rcpt), "%s", cmd.addr.mailbox);
     if (prc < 0) {
         reply_parse_error(s, &cmd);
@@ -383,40 +383,40 @@ static bool handle_line(struct ingress_session *s, const char *line, size_t len,
         return true;
     }
     switch (cmd.verb) {
-    case INGRESS_VERB_EHLO:
+    case SMTP_CMD_EHLO:
         cmd_ehlo(s, &cmd, true);
         break;
-    case INGRESS_VERB_HELO:
+    case SMTP_CMD_HELO:
         cmd_ehlo(s, &cmd, false);
         break;
-    case INGRESS_VERB_MAIL:
+    case SMTP_CMD_MAIL:
         cmd_mail(s, &cmd);
         break;
-    case INGRESS_VERB_RCPT:
+    case SMTP_CMD_RCPT:
         cmd_rcpt(s, &cmd);
         break;
-    case INGRESS_VERB_DATA:
+    case SMTP_CMD_DATA:
         return cmd_data(s, pending);
-    case INGRESS_VERB_BDAT:
+    case SMTP_CMD_BDAT:
         ingress_xfer_begin_bdat(s, cmd.bdat_size, cmd.bdat_last);
         break;
-    case INGRESS_VERB_RSET:
+    case SMTP_CMD_RSET:
         ingress_session_reset_txn(s);
         ingress_session_reply(s, "250 2.0.0 OK");
         break;
-    case INGRESS_VERB_NOOP:
+    case SMTP_CMD_NOOP:
         ingress_session_reply(s, "250 2.0.0 OK");
         break;
-    case INGRESS_VERB_QUIT:
+    case SMTP_CMD_QUIT:
         ingress_session_reply(s, "221 2.0.0 %s closing connection", s->ig->rt->cfg.hostname);
         return false;
-    case INGRESS_VERB_VRFY:
+    case SMTP_CMD_VRFY:
         ingress_session_reply(s, "252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery");
         break;
-    case INGRESS_VERB_HELP:
+    case SMTP_CMD_HELP:
         ingress_session_reply(s, "214 2.0.0 ringmail: see RFC 5321");
         break;
-    case INGRESS_VERB_STARTTLS:
+    case SMTP_CMD_STARTTLS:
         if (!s->ig->tls) {
             ingress_session_reply(s, "502 5.5.1 STARTTLS not available");
         } else if (s->tls) {
@@ -431,7 +431,7 @@ static bool handle_line(struct ingress_session *s, const char *line, size_t len,
             return true;
         }
         break;
-    case INGRESS_VERB_AUTH:
+    case SMTP_CMD_AUTH:
         ingress_session_reply(s, "502 5.5.1 Command not implemented");
         break;
     default:
@@ -462,7 +462,7 @@ static void process_input(struct ingress_session *s)
         }
         char *lf = memchr(s->in, '\n', s->in_len);
         if (!lf) {
-            if (s->in_len >= INGRESS_CMD_LINE_MAX) {
+            if (s->in_len >= SMTP_CMD_LINE_MAX) {
                 /* RFC 5321 4.5.3.1.4: say so once, then skip to the end of the line (LIM-01) */
                 if (!s->discarding)
                     ingress_session_reply(s, "500 5.5.2 Line too long");

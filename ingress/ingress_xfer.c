@@ -44,7 +44,7 @@ static void body_reserve(struct ingress_session *s, size_t more)
 
 void ingress_xfer_begin_data(struct ingress_session *s)
 {
-    ingress_data_init(&s->scan, s->ig->rt->cfg.ingress_max_message_size, 0);
+    smtp_data_init(&s->scan, s->ig->rt->cfg.ingress_max_message_size, 0);
     s->body_len = 0;
     s->data_started_ns = clock_mono_ns();
     s->state = INGRESS_S_DATA;
@@ -56,7 +56,7 @@ void ingress_xfer_begin_bdat(struct ingress_session *s, uint64_t size, bool last
 {
     /* the chunk's bytes are on the wire whatever we answer: they are always read (RFC 3030 2) */
     if (s->state == INGRESS_S_RCPT && !s->bdat_started) {
-        ingress_data_init(&s->scan, s->ig->rt->cfg.ingress_max_message_size, INGRESS_DATA_BDAT);
+        smtp_data_init(&s->scan, s->ig->rt->cfg.ingress_max_message_size, SMTP_DATA_BDAT);
         s->body_len = 0;
         s->data_started_ns = clock_mono_ns();
         s->bdat_started = true;
@@ -87,7 +87,7 @@ static int build_received(struct ingress_session *s, char *buf, size_t len, cons
 
     gmtime_r(&now, &tm);
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-    if (s->mail_params.seen & INGRESS_PARAM_SMTPUTF8)
+    if (s->mail_params.seen & SMTP_CMD_PARAM_SMTPUTF8)
         proto = "UTF8SMTP";
     else
         proto = s->esmtp ? (s->tls ? "ESMTPS" : "ESMTP") : "SMTP";
@@ -122,9 +122,9 @@ static void store_message(struct ingress_session *s)
     rec.sender = s->sender;
     rec.rcpt_count = s->n_rcpts;
     rec.rcpts = rcpts;
-    if (s->mail_params.body == INGRESS_BODY_8BITMIME || s->mail_params.body == INGRESS_BODY_BINARYMIME)
+    if (s->mail_params.body == SMTP_CMD_BODY_8BITMIME || s->mail_params.body == SMTP_CMD_BODY_BINARYMIME)
         rec.flags |= SPOOL_REC_F_8BITMIME;
-    if (s->mail_params.seen & INGRESS_PARAM_SMTPUTF8)
+    if (s->mail_params.seen & SMTP_CMD_PARAM_SMTPUTF8)
         rec.flags |= SPOOL_REC_F_SMTPUTF8;
     /* policy metadata: keys are case-insensitive, the envelope keeps them lowercase */
     struct spool_meta meta[POLICY_LUA_META_MAX];
@@ -196,11 +196,11 @@ static void store_message(struct ingress_session *s)
 static void finish(struct ingress_session *s)
 {
     const struct cfg *c = &s->ig->rt->cfg;
-    const struct ingress_data *d = &s->scan;
-    bool eight_ok = s->mail_params.body == INGRESS_BODY_8BITMIME || s->mail_params.body == INGRESS_BODY_BINARYMIME ||
-                    (s->mail_params.seen & INGRESS_PARAM_SMTPUTF8);
+    const struct smtp_data *d = &s->scan;
+    bool eight_ok = s->mail_params.body == SMTP_CMD_BODY_8BITMIME || s->mail_params.body == SMTP_CMD_BODY_BINARYMIME ||
+                    (s->mail_params.seen & SMTP_CMD_PARAM_SMTPUTF8);
 
-    bool binary = s->mail_params.body == INGRESS_BODY_BINARYMIME;
+    bool binary = s->mail_params.body == SMTP_CMD_BODY_BINARYMIME;
 
     if (!binary && (d->bare_cr || d->bare_lf))
         fail_txn(s, "550 5.6.0 Bare CR or LF in message: lines must end with CRLF (RFC 5321 2.3.8)");
@@ -248,8 +248,8 @@ size_t ingress_xfer_consume(struct ingress_session *s, const char *in, size_t le
         while (done < take) {
             body_reserve(s, take - done + 2);
             size_t cap = s->scan.too_big || s->bdat_failed ? 0 : s->body_cap - s->body_len;
-            ingress_data_scan(&s->scan, in + done, take - done, cap ? s->body + s->body_len : NULL, cap, &consumed,
-                              &produced);
+            smtp_data_scan(&s->scan, in + done, take - done, cap ? s->body + s->body_len : NULL, cap,
+                           &consumed, &produced);
             s->body_len += produced;
             done += consumed;
             if (consumed == 0)
@@ -266,8 +266,8 @@ size_t ingress_xfer_consume(struct ingress_session *s, const char *in, size_t le
     while (used < len && !s->scan.done) {
         body_reserve(s, XFER_CHUNK);
         size_t cap = s->scan.too_big ? 0 : s->body_cap - s->body_len;
-        ingress_data_scan(&s->scan, in + used, len - used, cap ? s->body + s->body_len : NULL, cap, &consumed,
-                          &produced);
+        smtp_data_scan(&s->scan, in + used, len - used, cap ? s->body + s->body_len : NULL, cap, &consumed,
+                       &produced);
         s->body_len += produced;
         used += consumed;
         if (consumed == 0 && produced == 0)

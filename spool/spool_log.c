@@ -26,6 +26,7 @@
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/utf8.h"
 
 #define STEM_LEN 22 /* YYYYMMDD-HHMMSS.ffffff */
 #define NAME_MAX_LEN 80
@@ -80,40 +81,6 @@ const char *spool_log_type_name(enum spool_log_type type)
 }
 
 /* ---- UTF-8 repair ---- */
-
-/* utf8_seq_len - length of the well-formed sequence at p (RFC 3629 table), 0 if none */
-static size_t utf8_seq_len(const unsigned char *p, size_t left)
-{
-    unsigned char c = p[0];
-    unsigned char lo = 0x80, hi = 0xbf;
-    size_t n;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        n = 2;
-    else if (c >= 0xe0 && c <= 0xef)
-        n = 3;
-    else if (c >= 0xf0 && c <= 0xf4)
-        n = 4;
-    else
-        return 0;
-    /* the second byte carries the overlong, surrogate and > U+10FFFF exclusions */
-    if (c == 0xe0)
-        lo = 0xa0;
-    else if (c == 0xed)
-        hi = 0x9f;
-    else if (c == 0xf0)
-        lo = 0x90;
-    else if (c == 0xf4)
-        hi = 0x8f;
-    if (left < n || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (p[i] < 0x80 || p[i] > 0xbf)
-            return 0;
-    return n;
-}
 
 /* jstr - a JSON string of s with every byte outside a well-formed sequence made U+FFFD */
 static json_t *jstr(const char *s)

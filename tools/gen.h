@@ -11,9 +11,10 @@
  * connection lost, timeout), except claims dropped when a --duration run ends before the
  * transaction began. errors counts events by reply code or by name ("connect", "timeout",
  * "closed", "protocol", "tls").
- * Bounds: per slot one 16 KiB receive buffer, one reply line of GEN_LINE_MAX bytes, at most
- * GEN_REPLY_LINES_MAX lines per reply, GEN_SEG_MAX queued output segments and (TLS) one 64 KiB
- * cipher buffer; the body is shared by every slot. A peer that exceeds any bound is an error.
+ * Bounds: per slot one 16 KiB receive buffer, reply lines of at most GEN_LINE_MAX bytes (only a
+ * bounded prefix is kept: smtp/smtp_reply.h), at most GEN_REPLY_LINES_MAX lines per reply, GEN_SEG_MAX
+ * queued output segments and (TLS) one 64 KiB cipher buffer; the body is shared by every slot. A peer
+ * that exceeds any bound is an error.
  */
 #ifndef RINGMAIL_GEN_H
 #define RINGMAIL_GEN_H
@@ -25,6 +26,7 @@
 #include <sys/uio.h>
 
 #include "rt/evl.h"
+#include "smtp/smtp_reply.h"
 #include "tools/lat_hist.h"
 
 #define GEN_LINE_MAX 2048
@@ -124,10 +126,7 @@ struct gen_conn {
     size_t cout_len, cout_off;
     /* input */
     char rbuf[GEN_RBUF_SIZE];
-    char line[GEN_LINE_MAX];
-    size_t line_len;
-    unsigned reply_lines;
-    int reply_code;
+    struct smtp_reply_parser rp;
     bool switched; /* the 220 to STARTTLS was parsed in the current input chunk */
     /* session */
     bool pipelining, has_starttls, tls_done;

@@ -5,8 +5,9 @@
  * tls_conn. When the server advertises PIPELINING, MAIL, every RCPT and DATA leave in one write
  * and their replies are matched in order; otherwise one command waits for each reply.
  * Any reply that is malformed (not three digits, mixed codes, longer than GEN_LINE_MAX, more than
- * GEN_REPLY_LINES_MAX lines), unexpected, or a closed connection is an error event and ends the
- * session; the peer's bytes never reach anything but the line parser, so they cannot crash us.
+ * GEN_REPLY_LINES_MAX lines: smtp/smtp_reply.c decides), unexpected, or a closed connection is an error
+ * event and ends the session; the peer's bytes never reach anything but the reply parser, so they
+ * cannot crash us.
  * Ownership: gen_conn_abort() shuts the socket down and cancels a pending connect; the fd is
  * closed, the tls_conn and queued segments freed only once no op is in flight (finish()).
  */
@@ -19,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -44,6 +44,7 @@ void gen_conn_init(struct gen *g, struct gen_conn *c)
     c->op_recv = (struct evl_op){.cb = on_recv, .owner = c};
     c->op_send = (struct evl_op){.cb = on_send, .owner = c};
     c->rcpt_dom = xcalloc(g->o.recipients, sizeof(unsigned));
+    smtp_reply_init(&c->rp, GEN_LINE_MAX, GEN_REPLY_LINES_MAX);
     if (g->tls)
         c->cout = xmalloc(GEN_CBUF_SIZE);
 }
@@ -81,8 +82,7 @@ static void finish(struct gen_conn *c)
     }
     c->seg_head = 0;
     c->cout_len = c->cout_off = 0;
-    c->line_len = 0;
-    c->reply_lines = 0;
+    smtp_reply_reset(&c->rp);
     c->state = GEN_STATE_IDLE;
     c->deadline = 0;
     c->in_tx = c->waiting_rate = false;
@@ -426,7 +426,7 @@ static void tx_reply(struct gen_conn *c, int code, const char *text, uint64_t no
     rset(c);
 }
 
-/* on_reply - one complete reply (the code and the text of its last line) */
+/* on_reply - one complete reply (the code and its kept text: smtp/smtp_reply.h) */
 static void on_reply(struct gen_conn *c, int code, const char *text)
 {
     struct gen *g = c->g;
@@ -494,75 +494,37 @@ static void on_reply(struct gen_conn *c, int code, const char *text)
     }
 }
 
-static bool has_keyword(const char *text, size_t len, const char *kw)
-{
-    size_t kl = strlen(kw);
-    return len >= kl && strncasecmp(text, kw, kl) == 0 && (len == kl || text[kl] == ' ');
-}
-
-/* reply_line - one line without its CRLF; false when the session ended */
-static bool reply_line(struct gen_conn *c, char *line, size_t len)
-{
-    int code;
-    bool last;
-
-    if (len && line[len - 1] == '\r')
-        len--;
-    line[len] = '\0';
-    if (len < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '9' || line[2] < '0' ||
-        line[2] > '9' || (len > 3 && line[3] != ' ' && line[3] != '-')) {
-        fail(c, 0, GEN_ERR_PROTOCOL, "malformed reply line");
-        return false;
-    }
-    code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
-    if (c->reply_lines && code != c->reply_code) {
-        fail(c, 0, GEN_ERR_PROTOCOL, "reply lines with different codes");
-        return false;
-    }
-    c->reply_code = code;
-    if (++c->reply_lines > GEN_REPLY_LINES_MAX) {
-        fail(c, 0, GEN_ERR_PROTOCOL, "reply with too many lines");
-        return false;
-    }
-    if (c->state == GEN_STATE_EHLO && len > 4) {
-        if (has_keyword(line + 4, len - 4, "PIPELINING"))
-            c->pipelining = true;
-        if (has_keyword(line + 4, len - 4, "STARTTLS"))
-            c->has_starttls = true;
-    }
-    last = len == 3 || line[3] == ' ';
-    if (!last)
-        return true;
-    c->reply_lines = 0;
-    on_reply(c, code, len > 4 ? line + 4 : "");
-    return !dead(c);
-}
-
-/* input - plaintext from the server, split into reply lines; false when the session ended */
+/* input - plaintext from the server, fed to the reply parser; false when the session ended */
 static bool input(struct gen_conn *c, const char *p, size_t len)
 {
     while (len) {
-        const char *lf = memchr(p, '\n', len);
-        size_t take = lf ? (size_t)(lf - p) : len;
+        size_t used, tl;
         if (c->switched) {
             /* RFC 3207 section 5, TLS-01: nothing may follow the 220 in the clear */
             fail(c, 0, GEN_ERR_TLS, "plaintext after the 220 to STARTTLS");
             return false;
         }
-        if (c->line_len + take >= GEN_LINE_MAX) {
-            fail(c, 0, GEN_ERR_PROTOCOL, "reply line too long");
+        int rc = smtp_reply_feed(&c->rp, p, len, &used);
+        p += used;
+        len -= used;
+        if (rc == SMTP_REPLY_ERROR) {
+            fail(c, 0, GEN_ERR_PROTOCOL, c->rp.err);
             return false;
         }
-        memcpy(c->line + c->line_len, p, take);
-        c->line_len += take;
-        if (!lf)
+        if (rc == SMTP_REPLY_MORE)
             return true;
-        p += take + 1;
-        len -= take + 1;
-        take = c->line_len;
-        c->line_len = 0;
-        if (!reply_line(c, c->line, take))
-            return false;
+        if (c->state == GEN_STATE_EHLO) {
+            const char *text = smtp_reply_line_text(&c->rp, &tl);
+            if (smtp_reply_keyword(text, tl, "PIPELINING"))
+                c->pipelining = true;
+            if (smtp_reply_keyword(text, tl, "STARTTLS"))
+                c->has_starttls = true;
+        }
+        if (rc == SMTP_REPLY_DONE) {
+            on_reply(c, c->rp.reply.code, c->rp.reply.text);
+            if (dead(c))
+                return false;
+        }
     }
     return true;
 }

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "base/mem.h"
+#include "smtp/smtp_stuff.h"
 
 int gen_msg_parse_size(const char *text, size_t *out)
 {
@@ -75,27 +76,15 @@ void gen_msg_stuff(const char *in, size_t len, char **out, size_t *out_len)
 {
     /* worst case: every byte a bare CR or LF (2 each) or a dot at a line start (2 each) */
     char *b = xmalloc(len * 2 + 3);
-    size_t n = 0;
-    bool bol = true;
+    size_t n = 0, pl;
+    const char *piece;
+    struct smtp_stuff st;
 
-    for (size_t i = 0; i < len; i++) {
-        char ch = in[i];
-        if (ch == '\r' || ch == '\n') {
-            b[n++] = '\r';
-            b[n++] = '\n';
-            if (ch == '\r' && i + 1 < len && in[i + 1] == '\n')
-                i++;
-            bol = true;
-            continue;
-        }
-        if (bol && ch == '.')
-            b[n++] = '.';
-        b[n++] = ch;
-        bol = false;
-    }
-    if (!bol) {
-        b[n++] = '\r';
-        b[n++] = '\n';
+    /* the end of data is gen_conn.c's to send, after the headers and this body */
+    smtp_stuff_init(&st, in, len, false);
+    while ((piece = smtp_stuff_next(&st, &pl)) != NULL) {
+        memcpy(b + n, piece, pl);
+        n += pl;
     }
     *out = b;
     *out_len = n;

@@ -5,8 +5,8 @@
  * per worker), runs the worker threads and prints the summary. Each worker thread owns one io_uring
  * loop, its own listening sockets and its connections; nothing is shared between workers but the
  * options, the stop flag and the --record file descriptor. sink_conn.c is one SMTP server session
- * (ESMTP, RFC 2920 pipelining, strict command grammar from ingress/ingress_parse.c, DATA end and
- * dot-unstuffing from ingress/ingress_data.c). sink_fault.c decides the scripted and the random
+ * (ESMTP, RFC 2920 pipelining, strict command grammar from smtp/smtp_cmd.c, DATA end and
+ * dot-unstuffing from smtp/smtp_data.c). sink_fault.c decides the scripted and the random
  * failures and holds the reply texts; sink_record.c writes the --record lines and the summary.
  *
  * Accounting (per worker, summed once the workers have stopped): a message counts as accepted when
@@ -28,15 +28,15 @@
 #include <sys/socket.h>
 
 #include "rt/evl.h"
-#include "ingress/ingress_data.h"
-#include "ingress/ingress_parse.h"
+#include "smtp/smtp_cmd.h"
+#include "smtp/smtp_data.h"
 #include "tools/lat_hist.h"
 
 #define SINK_LISTEN_MAX 16
 #define SINK_WORKERS_MAX 64
 #define SINK_RBUF_SIZE 16384
-#define SINK_LINE_MAX INGRESS_CMD_LINE_MAX /* a command line with its CRLF */
-#define SINK_LINE_CUT (64u * 1024u)        /* overlong command line: discarded up to here, then closed */
+#define SINK_LINE_MAX SMTP_CMD_LINE_MAX /* a command line with its CRLF */
+#define SINK_LINE_CUT (64u * 1024u)     /* overlong command line: discarded up to here, then closed */
 #define SINK_OUT_SIZE 8192
 #define SINK_REPLY_MAX 1024 /* room kept free in the output buffer before a command is parsed */
 #define SINK_HDR_MAX (64u * 1024u)
@@ -160,7 +160,7 @@ struct sink_conn {
     char *mail_from;
     char **rcpts; /* with --record only */
     unsigned n_rcpts;
-    struct ingress_data data;
+    struct smtp_data data;
     char *hdr; /* with --record or --latency only */
     size_t hdr_len, hdr_cap;
     bool hdr_done;

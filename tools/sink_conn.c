@@ -2,8 +2,8 @@
  * sink_conn - one SMTP server session of ringmail-sink (RFC 5321, RFC 2920 pipelining)
  *
  * sink_conn_new() takes an accepted socket, sends the banner and reads. Input is parsed in place from
- * the receive buffer: command lines through ingress_parse_command() (strict grammar, 512-octet lines),
- * DATA through ingress_data_scan() (end of data, dot-unstuffing, bare CR/LF). Replies are appended to
+ * the receive buffer: command lines through smtp_cmd_parse() (strict grammar, 512-octet lines),
+ * DATA through smtp_data_scan() (end of data, dot-unstuffing, bare CR/LF). Replies are appended to
  * one output buffer with a single send in flight; while it has less than SINK_REPLY_MAX free the
  * parser waits, and no new read is issued before the buffer's bytes are parsed, so a client that
  * pipelines without reading is slowed by TCP instead of growing our memory.
@@ -263,8 +263,8 @@ static void data_feed(struct sink_conn *c)
         drop(c);
         return;
     }
-    rc = ingress_data_scan(&c->data, in, len, want_hdr ? w->scratch : NULL, want_hdr ? len + 2 : 0, &consumed,
-                           &produced);
+    rc = smtp_data_scan(&c->data, in, len, want_hdr ? w->scratch : NULL, want_hdr ? len + 2 : 0, &consumed,
+                        &produced);
     ASSERT(rc == 0 && (consumed > 0 || c->data.done));
     if (want_hdr)
         hdr_append(c, w->scratch, produced);
@@ -280,9 +280,9 @@ static void data_feed(struct sink_conn *c)
         end_of_data(c);
 }
 
-static void cmd_mail(struct sink_conn *c, const struct ingress_cmd *cmd)
+static void cmd_mail(struct sink_conn *c, const struct smtp_cmd *cmd)
 {
-    const uint32_t known = INGRESS_PARAM_SIZE | INGRESS_PARAM_BODY | INGRESS_PARAM_SMTPUTF8;
+    const uint32_t known = SMTP_CMD_PARAM_SIZE | SMTP_CMD_PARAM_BODY | SMTP_CMD_PARAM_SMTPUTF8;
 
     if (!c->greeted) {
         error_reply(c, "503 5.5.1 Send EHLO or HELO first");
@@ -294,21 +294,21 @@ static void cmd_mail(struct sink_conn *c, const struct ingress_cmd *cmd)
     }
     /* only what the EHLO reply advertised: a client that sends more is the thing under test */
     if ((cmd->params.seen & ~known) || (cmd->params.seen && !c->esmtp) ||
-        cmd->params.body == INGRESS_BODY_BINARYMIME) {
+        cmd->params.body == SMTP_CMD_BODY_BINARYMIME) {
         error_reply(c, "555 5.5.4 Unsupported MAIL parameter");
         return;
     }
-    if ((cmd->params.seen & INGRESS_PARAM_SIZE) && cmd->params.size > c->w->s->o.max_size) {
+    if ((cmd->params.seen & SMTP_CMD_PARAM_SIZE) && cmd->params.size > c->w->s->o.max_size) {
         reply(c, "552 5.3.4 Message size exceeds fixed maximum message size\r\n");
         return;
     }
     c->in_mail = true;
-    c->utf8 = (cmd->params.seen & INGRESS_PARAM_SMTPUTF8) != 0;
+    c->utf8 = (cmd->params.seen & SMTP_CMD_PARAM_SMTPUTF8) != 0;
     c->mail_from = xstrdup(cmd->addr.mailbox);
     reply(c, "250 2.1.0 Ok\r\n");
 }
 
-static void cmd_rcpt(struct sink_conn *c, const struct ingress_cmd *cmd)
+static void cmd_rcpt(struct sink_conn *c, const struct smtp_cmd *cmd)
 {
     struct sink_worker *w = c->w;
     char buf[SINK_TEXT_MAX + 80];
@@ -356,7 +356,7 @@ static void cmd_data(struct sink_conn *c)
     }
     reply(c, "354 End data with <CR><LF>.<CR><LF>\r\n");
     c->phase = SINK_PHASE_DATA;
-    ingress_data_init(&c->data, c->w->s->o.max_size, 0);
+    smtp_data_init(&c->data, c->w->s->o.max_size, 0);
     if (c->w->s->record_fd >= 0 || c->w->s->o.latency) {
         c->hdr_cap = c->w->s->record_fd >= 0 ? SINK_HDR_MAX : SINK_LAT_HDR_MAX;
         c->hdr = xmalloc(c->hdr_cap);
@@ -366,17 +366,17 @@ static void cmd_data(struct sink_conn *c)
 static void command(struct sink_conn *c, const char *line, size_t len)
 {
     const struct sink *s = c->w->s;
-    struct ingress_cmd cmd;
+    struct smtp_cmd cmd;
 
-    if (ingress_parse_command(line, len, c->utf8 ? INGRESS_PARSE_UTF8 : 0, &cmd) < 0) {
-        const struct ingress_reply *r = ingress_parse_reply(cmd.err, cmd.verb);
+    if (smtp_cmd_parse(line, len, c->utf8 ? SMTP_CMD_UTF8 : 0, &cmd) < 0) {
+        const struct smtp_cmd_reply *r = smtp_cmd_err_reply(cmd.err, cmd.verb);
         char text[256];
         snprintf(text, sizeof(text), "%d %s %s", r->code, r->status, r->text);
         error_reply(c, text);
         return;
     }
     switch (cmd.verb) {
-    case INGRESS_VERB_EHLO:
+    case SMTP_CMD_EHLO:
         reset_tx(c);
         c->greeted = c->esmtp = true;
         reply(c,
@@ -384,26 +384,26 @@ static void command(struct sink_conn *c, const char *line, size_t len)
               "250-ENHANCEDSTATUSCODES\r\n250 SMTPUTF8\r\n",
               s->o.hostname, cmd.helo, (unsigned long long)s->o.max_size);
         return;
-    case INGRESS_VERB_HELO:
+    case SMTP_CMD_HELO:
         reset_tx(c);
         c->greeted = true;
         c->esmtp = false;
         reply(c, "250 %s\r\n", s->o.hostname);
         return;
-    case INGRESS_VERB_MAIL: cmd_mail(c, &cmd); return;
-    case INGRESS_VERB_RCPT: cmd_rcpt(c, &cmd); return;
-    case INGRESS_VERB_DATA: cmd_data(c); return;
-    case INGRESS_VERB_RSET:
+    case SMTP_CMD_MAIL: cmd_mail(c, &cmd); return;
+    case SMTP_CMD_RCPT: cmd_rcpt(c, &cmd); return;
+    case SMTP_CMD_DATA: cmd_data(c); return;
+    case SMTP_CMD_RSET:
         reset_tx(c);
         reply(c, "250 2.0.0 Ok\r\n");
         return;
-    case INGRESS_VERB_NOOP: reply(c, "250 2.0.0 Ok\r\n"); return;
-    case INGRESS_VERB_QUIT:
+    case SMTP_CMD_NOOP: reply(c, "250 2.0.0 Ok\r\n"); return;
+    case SMTP_CMD_QUIT:
         reply(c, "221 2.0.0 Bye\r\n");
         close_after(c);
         return;
-    case INGRESS_VERB_VRFY: reply(c, "252 2.5.2 Cannot VRFY user, but will accept the message\r\n"); return;
-    case INGRESS_VERB_HELP: reply(c, "214 2.0.0 ringmail-sink: a test sink that discards mail\r\n"); return;
+    case SMTP_CMD_VRFY: reply(c, "252 2.5.2 Cannot VRFY user, but will accept the message\r\n"); return;
+    case SMTP_CMD_HELP: reply(c, "214 2.0.0 ringmail-sink: a test sink that discards mail\r\n"); return;
     default: error_reply(c, "502 5.5.1 Command not implemented"); return;
     }
 }

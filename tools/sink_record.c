@@ -29,6 +29,7 @@
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/utf8.h"
 
 static void put(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
 {
@@ -49,37 +50,6 @@ static void puts_(char **buf, size_t *len, size_t *cap, const char *s)
     put(buf, len, cap, s, strlen(s));
 }
 
-/* utf8_len - length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, no surrogates), 0 if none */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t need;
-    unsigned char lo = 0x80, hi = 0xbf;
-
-    if (c >= 0xc2 && c <= 0xdf)
-        need = 2;
-    else if (c >= 0xe0 && c <= 0xef)
-        need = 3;
-    else if (c >= 0xf0 && c <= 0xf4)
-        need = 4;
-    else
-        return 0;
-    if (c == 0xe0)
-        lo = 0xa0;
-    else if (c == 0xed)
-        hi = 0x9f;
-    else if (c == 0xf0)
-        lo = 0x90;
-    else if (c == 0xf4)
-        hi = 0x8f;
-    if (n < need || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < need; i++)
-        if (s[i] < 0x80 || s[i] > 0xbf)
-            return 0;
-    return need;
-}
-
 void sink_record_json_str(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -96,7 +66,7 @@ void sink_record_json_str(char **buf, size_t *len, size_t *cap, const char *s, s
             run++;
             continue;
         }
-        if (c >= 0x80 && (u = utf8_len(p + i, n - i)) > 0) {
+        if (c >= 0x80 && (u = utf8_seq_len(p + i, n - i)) > 0) {
             i += u;
             run += u;
             continue;

@@ -1,5 +1,5 @@
 /*
- * egress_smtp_test - the SMTP client machine and its reply parser: dialogues, limits, a real server
+ * egress_smtp_test - the SMTP client machine: dialogues, limits, a real server
  *
  * Dialogues are tables of steps (server bytes in, client bytes and events expected out), each run four
  * ways: server bytes whole or one octet at a time, output taken whole or one octet at a time; every run
@@ -7,7 +7,6 @@
  * The last case drives Postfix's smtp-sink on a loopback port over a blocking socket (skipped alone when
  * smtp-sink is absent).
  */
-#include "egress/egress_reply.h"
 #include "egress/egress_smtp.h"
 
 #include <arpa/inet.h>
@@ -23,15 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int failures;
-
-#define FAIL(...)                                                                                            \
-    do {                                                                                                     \
-        printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                          \
-        printf(__VA_ARGS__);                                                                                 \
-        printf("\n");                                                                                        \
-        failures++;                                                                                          \
-    } while (0)
+#include "tests/lib/check.h"
 
 /* ---- helpers ---- */
 
@@ -408,87 +399,6 @@ static void test_body(void)
     }
 }
 
-/* ---- reply parser ---- */
-
-struct reply_case {
-    const char *in;
-    int status; /* of the last feed */
-    int code;
-    const char *enhanced;
-    const char *text;
-};
-
-static const struct reply_case reply_cases[] = {
-    {"250 ok\r\n", EGRESS_REPLY_DONE, 250, "", "ok"},
-    {"250 2.1.5 ok\r\n", EGRESS_REPLY_DONE, 250, "2.1.5", "ok"},
-    {"550-5.1.1 no such\r\n550-5.1.1 user here\r\n550 5.1.1 sorry\r\n", EGRESS_REPLY_DONE, 550, "5.1.1",
-     "no such / user here / sorry"},
-    {"550 4.1.1 class mismatch\r\n", EGRESS_REPLY_DONE, 550, "", "4.1.1 class mismatch"},
-    {"451 4.3.0\r\n", EGRESS_REPLY_DONE, 451, "4.3.0", ""},
-    {"250 2.1.5x ok\r\n", EGRESS_REPLY_DONE, 250, "", "2.1.5x ok"},
-    {"250 2.1234.5 ok\r\n", EGRESS_REPLY_DONE, 250, "", "2.1234.5 ok"},
-    {"250 tab\there\r\n", EGRESS_REPLY_DONE, 250, "", "tab?here"},
-    {"250-a\r\n250-b\r\n250-c\r\n250-d\r\n250-e\r\n250 f\r\n", EGRESS_REPLY_DONE, 250, "", "a / b / c / d"},
-    {"250\r\n", EGRESS_REPLY_DONE, 250, "", ""},
-    {"250-\r\n250 x\r\n", EGRESS_REPLY_DONE, 250, "", "x"},
-    {"250-a\r\n", EGRESS_REPLY_LINE, 250, "", "a"},
-    {"250 partial", EGRESS_REPLY_MORE, 0, "", ""},
-    {"250-a\r\n251 b\r\n", EGRESS_REPLY_ERROR, 0, NULL, NULL},
-    {"25\r\n", EGRESS_REPLY_ERROR, 0, NULL, NULL},
-    {"250_x\r\n", EGRESS_REPLY_ERROR, 0, NULL, NULL},
-    {"a50 x\r\n", EGRESS_REPLY_ERROR, 0, NULL, NULL},
-    {"650 x\r\n", EGRESS_REPLY_ERROR, 0, NULL, NULL},
-    {"\r\n", EGRESS_REPLY_ERROR, 0, NULL, NULL},
-};
-
-/* feed_all - feed until the input ends or a reply completes or fails; returns the last status */
-static int feed_all(struct egress_reply_parser *p, const char *in, size_t n, bool bytewise)
-{
-    int rc = EGRESS_REPLY_MORE;
-    size_t i = 0;
-    while (i < n) {
-        size_t used, chunk = bytewise ? 1 : n - i;
-        rc = egress_reply_feed(p, in + i, chunk, &used);
-        i += used;
-        if (rc == EGRESS_REPLY_DONE || rc == EGRESS_REPLY_ERROR)
-            break;
-    }
-    return rc;
-}
-
-static void test_reply(void)
-{
-    for (size_t i = 0; i < sizeof(reply_cases) / sizeof(reply_cases[0]); i++) {
-        for (int bw = 0; bw < 2; bw++) {
-            const struct reply_case *c = &reply_cases[i];
-            struct egress_reply_parser p;
-            egress_reply_init(&p, 0, 0);
-            int rc = feed_all(&p, c->in, strlen(c->in), bw);
-            if (rc == EGRESS_REPLY_LINE && c->status == EGRESS_REPLY_LINE)
-                continue;
-            if (rc != c->status) {
-                FAIL("reply %zu (%s): status %d want %d", i, bw ? "bytes" : "whole", rc, c->status);
-                continue;
-            }
-            if (rc != EGRESS_REPLY_DONE)
-                continue;
-            if (p.reply.code != c->code || strcmp(p.reply.enhanced, c->enhanced) || strcmp(p.reply.text, c->text))
-                FAIL("reply %zu: got %d \"%s\" \"%s\", want %d \"%s\" \"%s\"", i, p.reply.code, p.reply.enhanced,
-                     p.reply.text, c->code, c->enhanced, c->text);
-        }
-    }
-    /* two replies back to back in one buffer: the second starts clean */
-    struct egress_reply_parser p;
-    egress_reply_init(&p, 0, 0);
-    const char *two = "250 2.0.0 one\r\n354 two\r\n";
-    size_t used;
-    if (egress_reply_feed(&p, two, strlen(two), &used) != EGRESS_REPLY_DONE || used != 15)
-        FAIL("first of two replies");
-    if (egress_reply_feed(&p, two + used, strlen(two) - used, &used) != EGRESS_REPLY_DONE || p.reply.code != 354 ||
-        strcmp(p.reply.text, "two") || p.reply.enhanced[0] || p.reply.lines != 1)
-        FAIL("second of two replies: %d \"%s\"", p.reply.code, p.reply.text);
-}
-
 /* ---- endless replies: bounded memory, PROTOCOL_ERROR ---- */
 
 static void test_limits(void)
@@ -830,15 +740,9 @@ int main(void)
         for (int m = 0; m < 4; m++)
             run_dialogue(&dialogues[i], m & 1, m & 2);
     test_body();
-    test_reply();
     test_limits();
     test_over();
     test_at_mail();
     test_smtp_sink();
-    if (failures) {
-        printf("%d failure(s)\n", failures);
-        return 1;
-    }
-    printf("ok\n");
-    return 0;
+    CHECK_EXIT();
 }

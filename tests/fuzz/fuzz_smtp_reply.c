@@ -8,7 +8,7 @@
  * event texts and never crash; its per-message events must be complete (one RCPT per recipient before
  * MESSAGE_DONE).
  */
-#include "egress/egress_reply.h"
+#include "smtp/smtp_reply.h"
 #include "egress/egress_smtp.h"
 
 #include <stdlib.h>
@@ -25,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 struct rec {
     int status;
     size_t used_total;
-    struct egress_reply r;
+    struct smtp_reply r;
 };
 
 static bool printable(const char *s)
@@ -39,28 +39,28 @@ static bool printable(const char *s)
 /* parse - every completed reply (or the error) as records; chunk 0 means whole */
 static size_t parse(const uint8_t *s, size_t n, size_t chunk, struct rec *out, size_t max)
 {
-    struct egress_reply_parser p;
+    struct smtp_reply_parser p;
     size_t k = 0, i = 0;
-    egress_reply_init(&p, 64, 8);
+    smtp_reply_init(&p, 64, 8);
     while (i < n && k < max) {
         size_t used, len = chunk ? (chunk < n - i ? chunk : n - i) : n - i;
-        int rc = egress_reply_feed(&p, (const char *)s + i, len, &used);
+        int rc = smtp_reply_feed(&p, (const char *)s + i, len, &used);
         CHECK(used <= len);
         i += used;
-        if (rc == EGRESS_REPLY_DONE || rc == EGRESS_REPLY_ERROR) {
+        if (rc == SMTP_REPLY_DONE || rc == SMTP_REPLY_ERROR) {
             out[k].status = rc;
             out[k].used_total = i;
-            out[k].r = rc == EGRESS_REPLY_DONE ? p.reply : (struct egress_reply){0};
-            if (rc == EGRESS_REPLY_DONE) {
+            out[k].r = rc == SMTP_REPLY_DONE ? p.reply : (struct smtp_reply){0};
+            if (rc == SMTP_REPLY_DONE) {
                 CHECK(p.reply.code >= 200 && p.reply.code <= 599);
                 CHECK(p.reply.lines >= 1 && p.reply.lines <= 8);
-                CHECK(printable(p.reply.text) && strlen(p.reply.text) < EGRESS_REPLY_TEXT_MAX);
+                CHECK(printable(p.reply.text) && strlen(p.reply.text) < SMTP_REPLY_TEXT_MAX);
                 CHECK(p.reply.enhanced[0] == 0 || p.reply.enhanced[0] == '0' + p.reply.code / 100);
             }
             k++;
-            if (rc == EGRESS_REPLY_ERROR)
+            if (rc == SMTP_REPLY_ERROR)
                 break;
-        } else if (rc == EGRESS_REPLY_MORE) {
+        } else if (rc == SMTP_REPLY_MORE) {
             CHECK(used == len);
         }
     }

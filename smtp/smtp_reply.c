@@ -1,26 +1,27 @@
 /*
- * egress_reply - incremental SMTP reply parser (contract in egress_reply.h)
+ * smtp_reply - incremental SMTP reply parser (contract in smtp_reply.h)
  */
-#include "egress/egress_reply.h"
+#include "smtp/smtp_reply.h"
 
 #include <string.h>
+#include <strings.h>
 
-void egress_reply_init(struct egress_reply_parser *p, size_t line_max, unsigned lines_max)
+void smtp_reply_init(struct smtp_reply_parser *p, size_t line_max, unsigned lines_max)
 {
     memset(p, 0, sizeof(*p));
     p->line_max = line_max ? line_max : 2048;
     p->lines_max = lines_max ? lines_max : 256;
 }
 
-void egress_reply_reset(struct egress_reply_parser *p)
+void smtp_reply_reset(struct smtp_reply_parser *p)
 {
-    egress_reply_init(p, p->line_max, p->lines_max);
+    smtp_reply_init(p, p->line_max, p->lines_max);
 }
 
-static int fail(struct egress_reply_parser *p, const char *why)
+static int fail(struct smtp_reply_parser *p, const char *why)
 {
     p->err = why;
-    return EGRESS_REPLY_ERROR;
+    return SMTP_REPLY_ERROR;
 }
 
 static bool is_digit(char c)
@@ -28,7 +29,8 @@ static bool is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-/* enhanced_len - length of a "C.SSS.DDD" prefix of t whose class is `cls`, followed by SP or end; 0 if none */
+/* enhanced_len - length of a "C.SSS.DDD" prefix of t whose class is `cls`, followed by SP or end; 0 if none
+ */
 static size_t enhanced_len(const char *t, size_t n, char cls)
 {
     size_t i = 0;
@@ -53,9 +55,9 @@ static size_t enhanced_len(const char *t, size_t n, char cls)
 }
 
 /* keep_text - append one line's text to the kept reply text, sanitised and truncated */
-static void keep_text(struct egress_reply_parser *p, const char *t, size_t n)
+static void keep_text(struct smtp_reply_parser *p, const char *t, size_t n)
 {
-    struct egress_reply *r = &p->reply;
+    struct smtp_reply *r = &p->reply;
     size_t cap = sizeof(r->text) - 1;
 
     if (r->enhanced[0]) {
@@ -79,7 +81,7 @@ static void keep_text(struct egress_reply_parser *p, const char *t, size_t n)
 }
 
 /* end_line - one whole line (CR already dropped): p->line holds its first min(len, keep) octets */
-static int end_line(struct egress_reply_parser *p, size_t len)
+static int end_line(struct smtp_reply_parser *p, size_t len)
 {
     const char *l = p->line;
     size_t kept = len < sizeof(p->line) ? len : sizeof(p->line);
@@ -114,21 +116,21 @@ static int end_line(struct egress_reply_parser *p, size_t len)
             p->reply.enhanced[el] = '\0';
         }
     }
-    if (p->reply.lines <= EGRESS_REPLY_KEEP_LINES)
+    if (p->reply.lines <= SMTP_REPLY_KEEP_LINES)
         keep_text(p, p->last_text, p->last_text_len);
     p->line_len = 0;
     if (last) {
         p->done = true;
-        return EGRESS_REPLY_DONE;
+        return SMTP_REPLY_DONE;
     }
-    return EGRESS_REPLY_LINE;
+    return SMTP_REPLY_LINE;
 }
 
-int egress_reply_feed(struct egress_reply_parser *p, const char *buf, size_t len, size_t *used)
+int smtp_reply_feed(struct smtp_reply_parser *p, const char *buf, size_t len, size_t *used)
 {
     *used = 0;
     if (p->err)
-        return EGRESS_REPLY_ERROR;
+        return SMTP_REPLY_ERROR;
     if (p->done && len > 0) {
         memset(&p->reply, 0, sizeof(p->reply));
         p->text_len = 0;
@@ -157,11 +159,19 @@ int egress_reply_feed(struct egress_reply_parser *p, const char *buf, size_t len
         p->line_cr = c == '\r';
     }
     *used = len;
-    return EGRESS_REPLY_MORE;
+    return SMTP_REPLY_MORE;
 }
 
-const char *egress_reply_line_text(const struct egress_reply_parser *p, size_t *len)
+const char *smtp_reply_line_text(const struct smtp_reply_parser *p, size_t *len)
 {
     *len = p->last_text_len;
     return p->last_text ? p->last_text : "";
+}
+
+size_t smtp_reply_keyword(const char *t, size_t n, const char *kw)
+{
+    size_t k = strlen(kw);
+    if (n < k || strncasecmp(t, kw, k) != 0 || (n > k && t[k] != ' '))
+        return 0;
+    return k;
 }

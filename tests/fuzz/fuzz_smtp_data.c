@@ -6,7 +6,7 @@
  * output buffer, must give the same end, the same body, the same bare CR/LF, NUL and 8-bit verdicts,
  * and the same everything whether fed whole, in chunks, or with the body discarded or capped.
  */
-#include "ingress/ingress_data.h"
+#include "smtp/smtp_data.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +54,7 @@ static void ref_scan(const uint8_t *s, size_t n, uint8_t *body, struct ref *r)
 }
 
 struct run {
-    struct ingress_data d;
+    struct smtp_data d;
     size_t consumed;
     size_t body_len;
 };
@@ -76,14 +76,14 @@ static void feed(const uint8_t *s, size_t n, uint32_t seed, uint64_t max_size, b
     size_t pos = 0;
 
     memset(r, 0, sizeof(*r));
-    ingress_data_init(&r->d, max_size, 0);
+    smtp_data_init(&r->d, max_size, 0);
     while (pos < n && !r->d.done) {
         size_t chunk = seed == 0 ? n - pos : 1 + rng(&st) % 9;
         size_t cap = seed == 0 ? sizeof(out) : 2 + rng(&st) % 5;
         size_t c = 0, p = 0;
         if (chunk > n - pos)
             chunk = n - pos;
-        CHECK(ingress_data_scan(&r->d, s + pos, chunk, discard ? NULL : out, cap, &c, &p) == 0);
+        CHECK(smtp_data_scan(&r->d, s + pos, chunk, discard ? NULL : out, cap, &c, &p) == 0);
         CHECK(c <= chunk && p <= cap && (c > 0 || p > 0 || r->d.done));
         CHECK(!discard || p == 0);
         CHECK(r->body_len + p <= n);
@@ -94,7 +94,7 @@ static void feed(const uint8_t *s, size_t n, uint32_t seed, uint64_t max_size, b
     r->consumed = pos;
 }
 
-static bool same_facts(const struct ingress_data *x, const struct ingress_data *y)
+static bool same_facts(const struct smtp_data *x, const struct smtp_data *y)
 {
     return x->done == y->done && x->bare_cr == y->bare_cr && x->bare_lf == y->bare_lf && x->nul == y->nul &&
            x->eightbit == y->eightbit && x->long_line == y->long_line && x->size == y->size &&
@@ -123,7 +123,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK((whole.d.bare_cr || whole.d.bare_lf) == ref.bare);
     CHECK(whole.d.nul == ref.nul && whole.d.eightbit == ref.eightbit);
     CHECK(!whole.d.too_big);
-    CHECK(whole.d.long_line == (whole.d.max_line > INGRESS_DATA_LINE_MAX));
+    CHECK(whole.d.long_line == (whole.d.max_line > SMTP_DATA_LINE_MAX));
 
     /* split invariance */
     feed(s, n, seed + 1, UINT64_MAX, false, b2, &split);

@@ -1,11 +1,11 @@
 /*
- * ingress_data - the DATA stream scanner (see ingress_data.h)
+ * smtp_data - the DATA/BDAT stream scanner (see smtp_data.h)
  *
  * One state per octet of look-behind that matters: the scanner never buffers input, only the CR of
  * a line that began with "." is held back until the next octet says whether it ends the data. So at
  * most two octets are written per octet read, which is why `out` must have 2 octets of room.
  */
-#include "ingress/ingress_data.h"
+#include "smtp/smtp_data.h"
 
 #include <errno.h>
 #include <string.h>
@@ -21,7 +21,7 @@ enum {
 
 #define HDR_FAIL 0xff
 
-void ingress_data_init(struct ingress_data *d, uint64_t max_size, unsigned flags)
+void smtp_data_init(struct smtp_data *d, uint64_t max_size, unsigned flags)
 {
     memset(d, 0, sizeof(*d));
     d->max_size = max_size;
@@ -30,7 +30,7 @@ void ingress_data_init(struct ingress_data *d, uint64_t max_size, unsigned flags
 }
 
 /* hdr_feed - count Received: fields in the header section, on the un-stuffed stream */
-static void hdr_feed(struct ingress_data *d, unsigned char c)
+static void hdr_feed(struct smtp_data *d, unsigned char c)
 {
     static const char name[] = "received";
 
@@ -61,7 +61,7 @@ static void hdr_feed(struct ingress_data *d, unsigned char c)
     }
 }
 
-static void emit(struct ingress_data *d, unsigned char c, unsigned char *out, size_t *o)
+static void emit(struct smtp_data *d, unsigned char c, unsigned char *out, size_t *o)
 {
     if (d->size != UINT64_MAX)
         d->size++;
@@ -72,17 +72,17 @@ static void emit(struct ingress_data *d, unsigned char c, unsigned char *out, si
     hdr_feed(d, c);
 }
 
-static void line_end(struct ingress_data *d)
+static void line_end(struct smtp_data *d)
 {
     if (d->line_len > d->max_line)
         d->max_line = d->line_len;
-    if (d->line_len > INGRESS_DATA_LINE_MAX)
+    if (d->line_len > SMTP_DATA_LINE_MAX)
         d->long_line = true;
     d->line_len = 0;
 }
 
 /* after_cr - the octet that follows a CR which has been written */
-static void after_cr(struct ingress_data *d, unsigned char c, unsigned char *out, size_t *o)
+static void after_cr(struct smtp_data *d, unsigned char c, unsigned char *out, size_t *o)
 {
     if (c == '\n') {
         emit(d, c, out, o);
@@ -95,7 +95,7 @@ static void after_cr(struct ingress_data *d, unsigned char c, unsigned char *out
     d->state = c == '\r' ? ST_CR : ST_TEXT;
 }
 
-static void step(struct ingress_data *d, unsigned char c, unsigned char *out, size_t *o)
+static void step(struct smtp_data *d, unsigned char c, unsigned char *out, size_t *o)
 {
     if (c == '\0')
         d->nul = true;
@@ -106,7 +106,7 @@ static void step(struct ingress_data *d, unsigned char c, unsigned char *out, si
 
     switch (d->state) {
     case ST_LSTART:
-        if (c == '.' && !(d->flags & INGRESS_DATA_BDAT)) {
+        if (c == '.' && !(d->flags & SMTP_DATA_BDAT)) {
             d->state = ST_DOT;
             return;
         }
@@ -144,8 +144,8 @@ static void step(struct ingress_data *d, unsigned char c, unsigned char *out, si
     }
 }
 
-int ingress_data_scan(struct ingress_data *d, const void *in, size_t len, void *out, size_t out_cap,
-                      size_t *consumed, size_t *produced)
+int smtp_data_scan(struct smtp_data *d, const void *in, size_t len, void *out, size_t out_cap,
+                   size_t *consumed, size_t *produced)
 {
     const unsigned char *p = in;
     unsigned char *q = out;

@@ -4,22 +4,14 @@
  * Every case is run whole, one byte at a time, in seeded random splits, and with a 2- and 3-octet
  * output buffer; all runs must agree with the table and with each other.
  */
-#include "ingress/ingress_data.h"
+#include "smtp/smtp_data.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int failures;
-
-#define FAIL(...)                                                                                            \
-    do {                                                                                                     \
-        printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                          \
-        printf(__VA_ARGS__);                                                                                 \
-        printf("\n");                                                                                        \
-        failures++;                                                                                          \
-    } while (0)
+#include "tests/lib/check.h"
 
 static const char *printable(const char *s, size_t n, char *buf, size_t cap)
 {
@@ -36,7 +28,7 @@ static const char *printable(const char *s, size_t n, char *buf, size_t cap)
 }
 
 struct result {
-    struct ingress_data d;
+    struct smtp_data d;
     size_t consumed;
     char *body;
     size_t body_len;
@@ -63,7 +55,7 @@ static bool run(const char *in, size_t len, uint64_t max_size, unsigned flags, e
 
     memset(r, 0, sizeof(*r));
     r->body = malloc(len + 1);
-    ingress_data_init(&r->d, max_size, flags);
+    smtp_data_init(&r->d, max_size, flags);
     while (pos < len && !r->d.done) {
         size_t chunk = len - pos;
         if (how == SPLIT_BYTE)
@@ -73,7 +65,7 @@ static bool run(const char *in, size_t len, uint64_t max_size, unsigned flags, e
         size_t off = 0;
         while (off < chunk && !r->d.done) {
             size_t c = 0, p = 0;
-            int rc = ingress_data_scan(&r->d, in + pos + off, chunk - off, cap ? out : NULL, cap, &c, &p);
+            int rc = smtp_data_scan(&r->d, in + pos + off, chunk - off, cap ? out : NULL, cap, &c, &p);
             if (rc != 0 || (c == 0 && p == 0) || r->body_len + p > len) {
                 printf("no progress or overrun: rc %d c %zu p %zu\n", rc, c, p);
                 return false;
@@ -87,7 +79,7 @@ static bool run(const char *in, size_t len, uint64_t max_size, unsigned flags, e
     /* after the end, nothing more is taken */
     if (r->d.done && pos < len) {
         size_t c = 1, p = 1;
-        ingress_data_scan(&r->d, in + pos, len - pos, out, sizeof(out), &c, &p);
+        smtp_data_scan(&r->d, in + pos, len - pos, out, sizeof(out), &c, &p);
         if (c != 0 || p != 0) {
             printf("scanner consumed after done\n");
             return false;
@@ -99,7 +91,7 @@ static bool run(const char *in, size_t len, uint64_t max_size, unsigned flags, e
 
 static bool same(const struct result *a, const struct result *b)
 {
-    const struct ingress_data *x = &a->d, *y = &b->d;
+    const struct smtp_data *x = &a->d, *y = &b->d;
     return a->consumed == b->consumed && a->body_len == b->body_len &&
            memcmp(a->body, b->body, a->body_len) == 0 && x->done == y->done && x->bare_cr == y->bare_cr &&
            x->bare_lf == y->bare_lf && x->nul == y->nul && x->eightbit == y->eightbit &&
@@ -338,21 +330,21 @@ static void test_bdat_and_args(void)
 {
     struct result r;
     const char *m = "a\r\n.\r\n..b\nReceived: x\r\n";
-    if (!run(m, strlen(m), UINT64_MAX, INGRESS_DATA_BDAT, SPLIT_BYTE, 4096, &r) || r.d.done ||
+    if (!run(m, strlen(m), UINT64_MAX, SMTP_DATA_BDAT, SPLIT_BYTE, 4096, &r) || r.d.done ||
         r.consumed != strlen(m) || r.body_len != strlen(m) || memcmp(r.body, m, r.body_len) != 0 ||
         !r.d.bare_lf)
         FAIL("BDAT mode: done %d body %zu bare_lf %d", r.d.done, r.body_len, r.d.bare_lf);
     free(r.body);
 
-    struct ingress_data d;
+    struct smtp_data d;
     char out[1];
     size_t c, p;
-    ingress_data_init(&d, 100, 0);
-    if (ingress_data_scan(&d, "abc", 3, out, 1, &c, &p) != -EINVAL)
+    smtp_data_init(&d, 100, 0);
+    if (smtp_data_scan(&d, "abc", 3, out, 1, &c, &p) != -EINVAL)
         FAIL("out_cap 1 accepted");
-    if (ingress_data_scan(&d, NULL, 3, NULL, 0, &c, &p) != -EINVAL)
+    if (smtp_data_scan(&d, NULL, 3, NULL, 0, &c, &p) != -EINVAL)
         FAIL("NULL input accepted");
-    if (ingress_data_scan(&d, NULL, 0, NULL, 0, &c, &p) != 0 || c != 0 || p != 0)
+    if (smtp_data_scan(&d, NULL, 0, NULL, 0, &c, &p) != 0 || c != 0 || p != 0)
         FAIL("empty input");
 }
 
@@ -364,10 +356,5 @@ int main(void)
     test_smuggling();
     test_lines_and_size();
     test_bdat_and_args();
-    if (failures) {
-        printf("%d failure(s)\n", failures);
-        return 1;
-    }
-    printf("ingress_data_test: all passed\n");
-    return 0;
+    CHECK_EXIT();
 }

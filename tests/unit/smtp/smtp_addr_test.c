@@ -1,0 +1,76 @@
+/*
+ * smtp_addr_test - the address grammar through its own API: paths at the start of a buffer, whole domains
+ *
+ * Paths inside MAIL and RCPT lines (syntax, classification, limits) are in smtp_cmd_test's tables; the
+ * cases here call smtp_addr_parse_path() and smtp_addr_parse_domain() directly.
+ */
+#include "smtp/smtp_addr.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/lib/check.h"
+
+/* the domain and path limits: exact boundaries, built at run time */
+static void test_limits(void)
+{
+    char dom[512];
+
+    /* domain 255 / 256 (EHLO, where the 254 mailbox limit does not apply) */
+    for (int extra = 0; extra <= 1; extra++) {
+        bool lit;
+        /* 63.63.63.61 = 253, then + extra + 2 */
+        size_t o = 0;
+        for (int lab = 0; lab < 4; lab++) {
+            size_t ll = lab < 3 ? 63 : 63 + (size_t)extra;
+            memset(dom + o, 'a' + lab, ll);
+            o += ll;
+            if (lab < 3)
+                dom[o++] = '.';
+        }
+        dom[o] = '\0';
+        if (o != 255 + (size_t)extra)
+            FAIL("test bug: domain length %zu", o);
+        int rc = smtp_addr_parse_domain(dom, o, &lit);
+        if ((extra == 0) != (rc == 0))
+            FAIL("%zu-octet domain: rc %d", o, rc);
+    }
+
+    /* smtp_addr_parse_path on a buffer much longer than any path never reads past it and refuses */
+    char big[4096];
+    struct smtp_addr a;
+    size_t used;
+    enum smtp_addr_err e;
+    big[0] = '<';
+    memset(big + 1, 'a', sizeof(big) - 1);
+    if (smtp_addr_parse_path(big, sizeof(big), 0, &a, &used, &e) == 0 || e != SMTP_ADDR_ERR_TOO_LONG)
+        FAIL("unterminated 4096-octet path: err %d", e);
+}
+
+static void test_path_api(void)
+{
+    struct smtp_addr a;
+    size_t used;
+    enum smtp_addr_err e;
+    const char *s = "<user@example.com> SIZE=10";
+
+    if (smtp_addr_parse_path(s, strlen(s), 0, &a, &used, &e) != 0 || used != 18 || e != SMTP_ADDR_OK)
+        FAIL("path used %zu", used);
+    if (smtp_addr_parse_path("<>", 2, 0, &a, &used, &e) == 0)
+        FAIL("<> accepted without NULL_OK");
+    if (smtp_addr_parse_path("<>", 2, SMTP_ADDR_PARSE_NULL_OK, &a, &used, &e) != 0 ||
+        a.flags != SMTP_ADDR_NULL)
+        FAIL("<> with NULL_OK");
+    if (smtp_addr_parse_path("<", 1, SMTP_ADDR_PARSE_NULL_OK, &a, &used, &e) == 0)
+        FAIL("\"<\" accepted");
+    if (smtp_addr_parse_path("", 0, SMTP_ADDR_PARSE_NULL_OK, &a, &used, &e) == 0)
+        FAIL("empty accepted");
+}
+
+int main(void)
+{
+    test_limits();
+    test_path_api();
+    CHECK_EXIT();
+}
