@@ -2,7 +2,7 @@
  * ingress_session - one SMTP server session (RFC 5321 state machine)
  *
  * ingress_session_new() takes ownership of an accepted socket, sends the banner and starts reading.
- * Input is consumed in order: command lines are parsed by ingress_parse; in DATA/BDAT the bytes go to
+ * Input is consumed in order: command lines are parsed by smtp_cmd; in DATA/BDAT the bytes go to
  * ingress_xfer. Pipelined commands (RFC 2920) are answered in order because input is processed
  * strictly in sequence and held while a message waits for the spool's durable ack (STORING).
  * Replies are buffered and sent with one send per batch.

@@ -1,7 +1,7 @@
 /*
  * ingress_xfer - message transfer: DATA and BDAT bodies, the checks on them, and the durable store
  *
- * The body is un-stuffed by ingress_data into a per-session staging buffer (at most the maximum
+ * The body is un-stuffed by smtp_data into a per-session staging buffer (at most the maximum
  * message size; past it the scanner keeps reading to the end without storing, LIM-06). At the end:
  * - bare CR or LF (SMUG-01): 550, after reading to the real CRLF.CRLF, nothing after a fake end of
  *   data is ever a command;

@@ -1,5 +1,5 @@
 /*
- * fuzz_ingress_addr - smtp_addr_parse_path() and smtp_addr_parse_domain() on any bytes
+ * fuzz_smtp_addr - smtp_addr_parse_path() and smtp_addr_parse_domain() on any bytes
  *
  * Input: 1 flag octet, then the candidate path (exact-size heap copy). An accepted path must end at
  * a '>' inside the input, give the same answer when more bytes follow it, keep its outputs clean and

@@ -1,5 +1,5 @@
 /*
- * fuzz_ingress_cmd - smtp_cmd_parse() on any line
+ * fuzz_smtp_cmd - smtp_cmd_parse() on any line
  *
  * Input: 1 flag octet, then the line (copied to an exact-size heap block so that any read past
  * `len` is an ASan report). Checks what the session relies on: an accepted line has a verb and

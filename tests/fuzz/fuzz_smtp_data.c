@@ -1,5 +1,5 @@
 /*
- * fuzz_ingress_data - the DATA scanner against an independent reference, and split invariance
+ * fuzz_smtp_data - the DATA scanner against an independent reference, and split invariance
  *
  * Input: 2 octets of split seed, then the stream. The reference below reads the whole stream at once
  * (RFC 5321 4.1.1.4 and 4.5.2 read literally); the scanner, fed in seeded random chunks with a small

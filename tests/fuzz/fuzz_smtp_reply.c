@@ -1,5 +1,5 @@
 /*
- * fuzz_egress_reply - SMTP server replies: the reply parser, and the client machine driven by them
+ * fuzz_smtp_reply - SMTP server replies: the reply parser, and the client machine driven by them
  *
  * Input: 1 octet of options (split seed, pipelining, TLS), then server octets. The parser must give the
  * same sequence of statuses, codes, enhanced codes and texts fed whole and one octet at a time, its

@@ -1,5 +1,5 @@
 /*
- * ingress_data_test - the DATA scanner: end of data, un-stuffing, SMUG-01 sequences, reported facts
+ * smtp_data_test - the DATA scanner: end of data, un-stuffing, SMUG-01 sequences, reported facts
  *
  * Every case is run whole, one byte at a time, in seeded random splits, and with a 2- and 3-octet
  * output buffer; all runs must agree with the table and with each other.
