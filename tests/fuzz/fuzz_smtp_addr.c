@@ -5,7 +5,7 @@
  * a '>' inside the input, give the same answer when more bytes follow it, keep its outputs clean and
  * within limits, refuse UTF-8 unless allowed, and agree with smtp_addr_parse_domain() about its domain.
  */
-#include "smtp/smtp_cmd.h"
+#include "smtp/smtp_addr.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(s, data + 1, len);
     struct smtp_addr a, b;
     size_t used = 0, used2 = 0;
-    enum smtp_cmd_err e, e2;
+    enum smtp_addr_err e, e2;
     bool ascii = !(flags & SMTP_ADDR_PARSE_UTF8);
 
     int rc = smtp_addr_parse_path(s, len, flags, &a, &used, &e);
@@ -52,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(t + len, " SIZE=1>", 8);
     int rc2 = smtp_addr_parse_path(t, len + 8, flags, &b, &used2, &e2);
     if (rc == 0) {
-        CHECK(e == SMTP_CMD_ERR_NONE && used >= 2 && used <= len && used <= SMTP_ADDR_PATH_MAX);
+        CHECK(e == SMTP_ADDR_OK && used >= 2 && used <= len && used <= SMTP_ADDR_PATH_MAX);
         CHECK(s[0] == '<' && s[used - 1] == '>');
         CHECK(rc2 == 0 && used2 == used && memcmp(&a, &b, sizeof(a)) == 0);
         CHECK(clean(a.local, sizeof(a.local), a.local_len, ascii));
@@ -67,9 +67,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CHECK(lit == ((a.flags & SMTP_ADDR_LITERAL) != 0));
         }
     } else {
-        CHECK(e != SMTP_CMD_ERR_NONE && used == 0);
-        CHECK(e == SMTP_CMD_ERR_ADDR_SYNTAX || e == SMTP_CMD_ERR_ADDR_TOO_LONG ||
-              e == SMTP_CMD_ERR_ADDR_UTF8);
+        CHECK(e != SMTP_ADDR_OK && used == 0);
+        CHECK(e == SMTP_ADDR_ERR_SYNTAX || e == SMTP_ADDR_ERR_TOO_LONG || e == SMTP_ADDR_ERR_UTF8);
     }
 
     /* the domain checker on the raw bytes */
