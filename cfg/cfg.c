@@ -15,7 +15,6 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/file.h"
 #include "cfg/cfg_dlv.h"
 #include "cfg/cfg_toml.h"
 #include "base/mem.h"
@@ -403,32 +403,32 @@ static void cfg_apply_string(struct cfg_errs *e, struct cfg *c, const struct cfg
         return;
     switch (k->kind) {
     case CFG_KIND_IDENT:
-        if (!cfg_valid_ident(v->str, CFG_IDENT_MAX, false))
+        if (!cfg_value_valid_ident(v->str, CFG_IDENT_MAX, false))
             why = "must be 1..64 characters of letters, digits, '.', '_' and '-'";
         break;
     case CFG_KIND_USER:
-        if (!cfg_valid_ident(v->str, CFG_USER_MAX, true))
+        if (!cfg_value_valid_ident(v->str, CFG_USER_MAX, true))
             why = "is not a valid user name (1..32 of letters, digits, '.', '_', '-'; not starting with '-')";
         break;
     case CFG_KIND_HOST:
-        if (!cfg_valid_hostname(v->str, strlen(v->str)))
+        if (!cfg_value_valid_hostname(v->str, strlen(v->str)))
             why = "is not a valid host name";
         break;
     case CFG_KIND_PATH:
-        if (!cfg_valid_path(v->str))
+        if (!cfg_value_valid_path(v->str))
             why = "must be a non-empty path without control characters";
         break;
     case CFG_KIND_OPT_PATH:
-        if (v->str[0] != '\0' && !cfg_valid_path(v->str))
+        if (v->str[0] != '\0' && !cfg_value_valid_path(v->str))
             why = "must be a path without control characters (or \"\" for the default)";
         break;
     case CFG_KIND_ADDRESS:
-        why = cfg_check_address(v->str);
+        why = cfg_value_check_address(v->str);
         break;
     case CFG_KIND_ADDR_LIST: {
         char *list = xstrdup(v->str), *save = NULL;
         for (char *a = strtok_r(list, ",", &save); a && !why; a = strtok_r(NULL, ",", &save))
-            why = cfg_check_address(a);
+            why = cfg_value_check_address(a);
         free(list);
         break;
     }
@@ -460,7 +460,7 @@ static void cfg_apply_cidrs(struct cfg_errs *e, struct cfg *c, const char *key, 
         snprintf(ekey, sizeof(ekey), "%s[%zu]", key, i);
         if (!cfg_expect(e, v, CFG_TOML_STRING, ekey, "a string"))
             continue;
-        if (!cfg_cidr_parse(v->str, &nets[n], why, sizeof(why))) {
+        if (!cfg_value_cidr_parse(v->str, &nets[n], why, sizeof(why))) {
             cfg_errf(e, v->line, "%s: %s %s", ekey, cfg_quote(q, sizeof(q), v->str), why);
             continue;
         }
@@ -491,11 +491,11 @@ static void cfg_apply_domains(struct cfg_errs *e, struct cfg *c, const char *key
             continue;
         len = strlen(v->str);
         /* a trailing dot would never equal the domain of an address; refuse it instead of never matching */
-        if (len > 1 && v->str[len - 1] == '.' && cfg_valid_hostname(v->str, len - 1)) {
+        if (len > 1 && v->str[len - 1] == '.' && cfg_value_valid_hostname(v->str, len - 1)) {
             cfg_errf(e, v->line, "%s: %s ends with a dot (write it without)", ekey, cfg_quote(q, sizeof(q), v->str));
             continue;
         }
-        if (!cfg_valid_hostname(v->str, len)) {
+        if (!cfg_value_valid_hostname(v->str, len)) {
             cfg_errf(e, v->line, "%s: %s is not a valid domain name", ekey, cfg_quote(q, sizeof(q), v->str));
             continue;
         }
@@ -595,7 +595,7 @@ static void cfg_apply_key(struct cfg_errs *e, struct cfg *c, const struct cfg_ke
         return;
     case CFG_KIND_SIZE:
         if (v->type == CFG_TOML_STRING) {
-            if (!cfg_parse_size(v->str, &u)) {
+            if (!cfg_value_parse_size(v->str, &u)) {
                 cfg_errf(e, v->line, "%s: %s is not a size (a number with B, KiB, MiB or GiB)", key,
                          cfg_quote(q, sizeof(q), v->str));
                 return;
@@ -613,14 +613,14 @@ static void cfg_apply_key(struct cfg_errs *e, struct cfg *c, const struct cfg_ke
         if (u < k->lo || u > k->hi) {
             char lo[32], hi[32];
             cfg_errf(e, v->line, "%s: %llu bytes is out of range (%s..%s)", key, (unsigned long long)u,
-                     cfg_size_text(lo, sizeof(lo), k->lo), cfg_size_text(hi, sizeof(hi), k->hi));
+                     cfg_value_size_text(lo, sizeof(lo), k->lo), cfg_value_size_text(hi, sizeof(hi), k->hi));
             return;
         }
         *(uint64_t *)field = u;
         return;
     case CFG_KIND_DURATION:
         if (v->type == CFG_TOML_STRING) {
-            if (!cfg_parse_duration(v->str, &u)) {
+            if (!cfg_value_parse_duration(v->str, &u)) {
                 cfg_errf(e, v->line, "%s: %s is not a duration (a number with ms, s, m, h or d)", key,
                          cfg_quote(q, sizeof(q), v->str));
                 return;
@@ -703,13 +703,13 @@ static void cfg_apply_listeners(struct cfg_errs *e, struct cfg *c, const struct 
             if (strcmp(v->key, "address") == 0) {
                 if (!cfg_expect(e, v, CFG_TOML_STRING, key, "a string"))
                     continue;
-                why = cfg_check_address(v->str);
+                why = cfg_value_check_address(v->str);
                 if (!why)
                     address = v->str;
             } else if (strcmp(v->key, "name") == 0) {
                 if (!cfg_expect(e, v, CFG_TOML_STRING, key, "a string"))
                     continue;
-                if (!cfg_valid_ident(v->str, CFG_IDENT_MAX, false))
+                if (!cfg_value_valid_ident(v->str, CFG_IDENT_MAX, false))
                     why = "must be 1..64 characters of letters, digits, '.', '_' and '-'";
                 else
                     name = v->str;
@@ -848,45 +848,6 @@ int cfg_load_text(struct cfg *c, const char *text, size_t len, const char *name,
     return 0;
 }
 
-static int cfg_read_all(const char *path, char **out, size_t *out_len)
-{
-    size_t cap = 4096, len = 0;
-    char *buf;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-    if (fd < 0)
-        return -errno;
-    buf = xmalloc(cap);
-    for (;;) {
-        ssize_t r;
-        if (len == cap) {
-            if (cap >= CFG_FILE_MAX) {
-                free(buf);
-                close(fd);
-                return -EFBIG;
-            }
-            cap *= 2;
-            buf = xrealloc(buf, cap);
-        }
-        r = read(fd, buf + len, cap - len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            int rc = -errno;
-            free(buf);
-            close(fd);
-            return rc;
-        }
-        if (r == 0)
-            break;
-        len += (size_t)r;
-    }
-    close(fd);
-    *out = buf;
-    *out_len = len;
-    return 0;
-}
-
 int cfg_load_file(struct cfg *c, const char *path, char **err)
 {
     char *text = NULL;
@@ -895,7 +856,7 @@ int cfg_load_file(struct cfg *c, const char *path, char **err)
 
     if (err)
         *err = NULL;
-    rc = cfg_read_all(path, &text, &len);
+    rc = file_read_all(path, CFG_FILE_MAX, &text, &len);
     if (rc < 0) {
         if (err)
             *err = xasprintf("%s: cannot read: %s\n", path, strerror(-rc));

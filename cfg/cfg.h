@@ -20,17 +20,11 @@
 #include <stdint.h>
 
 #include "base/log.h"
+#include "cfg/cfg_value.h"
 
 #define CFG_MAX_LISTENERS 16
 #define CFG_MAX_WORKERS 32
 #define CFG_MAX_CIDRS 64
-
-/* one network of [ingress] relay_networks; addr holds the network in network byte order, host bits zero */
-struct cfg_cidr {
-    int family;       /* AF_INET or AF_INET6 */
-    uint8_t addr[16]; /* 4 bytes used for AF_INET */
-    uint8_t prefix;   /* 0..32 or 0..128 */
-};
 
 struct cfg_listener {
     char *address; /* "host:port" as written; IPv6 as "[::1]:25" */
@@ -184,24 +178,12 @@ int cfg_load_file(struct cfg *c, const char *path, char **err);
 int cfg_load_text(struct cfg *c, const char *text, size_t len, const char *name, char **err);
 void cfg_fini(struct cfg *c);
 
-/* cfg_parse_size - "64MiB", "512KB", "1g", "4096" -> bytes; false when malformed */
-bool cfg_parse_size(const char *text, uint64_t *out);
-/* cfg_parse_duration - "10s", "250ms", "5m", "1h", "2d" -> milliseconds; false when malformed */
-bool cfg_parse_duration(const char *text, uint64_t *out_ms);
-
-/*
- * cfg_cidr_match - is addr inside one of nets[0..n)?
- * family is AF_INET (addr points to a struct in_addr) or AF_INET6 (struct in6_addr). An address is
- * compared in both its IPv4 and IPv4-mapped IPv6 forms, so ::ffff:127.0.0.1 from a dual-stack socket
- * matches 127.0.0.0/8. Any other family, or a NULL addr, matches nothing.
- */
-/* cfg_queue_for - the [queue.*] entry for a queue name and its domain (never NULL: falls back to default) */
-const struct cfg_queue *cfg_queue_for(const struct cfg *c, const char *queue_name, const char *domain);
-/* cfg_route_for - the [route.*] entry for a domain, "*" when only that matches, NULL when none */
-const struct cfg_route *cfg_route_for(const struct cfg *c, const char *domain);
-/* cfg_source_find - index of the named source, -1 when none */
-int cfg_source_find(const struct cfg *c, const char *name);
-
-bool cfg_cidr_match(const struct cfg_cidr *nets, size_t n, int family, const void *addr);
+/* cfg_dlv.c: the delivery tables' lookups */
+/* cfg_dlv_queue_for - the [queue.*] entry for a queue name and its domain (never NULL: falls back to default) */
+const struct cfg_queue *cfg_dlv_queue_for(const struct cfg *c, const char *queue_name, const char *domain);
+/* cfg_dlv_route_for - the [route.*] entry for a domain, "*" when only that matches, NULL when none */
+const struct cfg_route *cfg_dlv_route_for(const struct cfg *c, const char *domain);
+/* cfg_dlv_source_find - index of the named source, -1 when none */
+int cfg_dlv_source_find(const struct cfg *c, const char *name);
 
 #endif

@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 
 #include "cfg/cfg_toml.h"
+#include "base/hostport.h"
 #include "base/mem.h"
 
 static char *dup_or_null(const char *s)
@@ -118,7 +119,7 @@ void cfg_dlv_fini(struct cfg *c)
     free(c->dsn_postmaster);
 }
 
-const struct cfg_queue *cfg_queue_for(const struct cfg *c, const char *queue_name, const char *domain)
+const struct cfg_queue *cfg_dlv_queue_for(const struct cfg *c, const char *queue_name, const char *domain)
 {
     for (size_t i = 1; i < c->n_queues; i++)
         if (queue_name && strcasecmp(c->queues[i].name, queue_name) == 0)
@@ -129,7 +130,7 @@ const struct cfg_queue *cfg_queue_for(const struct cfg *c, const char *queue_nam
     return &c->queues[0];
 }
 
-const struct cfg_route *cfg_route_for(const struct cfg *c, const char *domain)
+const struct cfg_route *cfg_dlv_route_for(const struct cfg *c, const char *domain)
 {
     const struct cfg_route *any = NULL;
     for (size_t i = 0; i < c->n_routes; i++) {
@@ -141,7 +142,7 @@ const struct cfg_route *cfg_route_for(const struct cfg *c, const char *domain)
     return any;
 }
 
-int cfg_source_find(const struct cfg *c, const char *name)
+int cfg_dlv_source_find(const struct cfg *c, const char *name)
 {
     for (size_t i = 0; i < c->n_sources; i++)
         if (strcmp(c->sources[i].name, name) == 0)
@@ -156,7 +157,7 @@ static bool dlv_duration(struct cfg_errs *e, const struct cfg_toml_node *v, cons
     char q[96];
     uint64_t u = 0;
 
-    if (v->type == CFG_TOML_STRING && cfg_parse_duration(v->str, &u) && u > 0) {
+    if (v->type == CFG_TOML_STRING && cfg_value_parse_duration(v->str, &u) && u > 0) {
         *out = u;
         return true;
     }
@@ -231,7 +232,7 @@ static void dlv_sources(struct cfg_errs *e, struct cfg *c, const struct cfg_toml
             } else if (strcmp(v->key, "ehlo_name") == 0) {
                 if (!cfg_expect(e, v, CFG_TOML_STRING, "egress_source.ehlo_name", "a string"))
                     continue;
-                if (v->str[0] && !cfg_valid_hostname(v->str, strlen(v->str))) {
+                if (v->str[0] && !cfg_value_valid_hostname(v->str, strlen(v->str))) {
                     cfg_errf(e, v->line, "egress_source.ehlo_name: %s is not a valid host name",
                              cfg_quote(q, sizeof(q), v->str));
                     continue;
@@ -302,7 +303,7 @@ static void dlv_pool_member(struct cfg_errs *e, const struct cfg *c, struct cfg_
         cfg_errf(e, line, "%s: a member without a source name", key);
         return;
     }
-    int idx = cfg_source_find(c, name);
+    int idx = cfg_dlv_source_find(c, name);
     if (idx < 0) {
         cfg_errf(e, line, "%s: no [[egress_source]] named %s", key, cfg_quote(q, sizeof(q), name));
         return;
@@ -441,45 +442,29 @@ static void dlv_queues(struct cfg_errs *e, struct cfg *c, const struct cfg_toml_
 /* "[127.0.0.1]:2600", "[::1]", "mx.example.test:25", "mx.example.test" */
 static const char *dlv_route_host(const char *s, uint32_t default_port, struct cfg_route_host *h)
 {
-    char host[256];
-    const char *port = NULL;
+    struct hostport hp;
+    int rc = hostport_parse(s, HOSTPORT_PORT_OPTIONAL, &hp);
 
     memset(h, 0, sizeof(*h));
-    if (s[0] == '[') {
-        const char *end = strchr(s, ']');
-        if (!end || (size_t)(end - s - 1) >= sizeof(host))
-            return "an address literal needs a closing ']'";
-        memcpy(host, s + 1, (size_t)(end - s - 1));
-        host[end - s - 1] = '\0';
-        if (!dlv_ip_literal(host))
-            return "is not an IP address inside [ ]";
-        h->literal = true;
-        if (end[1] == ':')
-            port = end + 2;
-        else if (end[1])
-            return "unexpected text after ']'";
-    } else {
-        const char *colon = strrchr(s, ':');
-        size_t n = colon ? (size_t)(colon - s) : strlen(s);
-        if (n == 0 || n >= sizeof(host))
-            return "empty or overlong host";
-        memcpy(host, s, n);
-        host[n] = '\0';
-        if (!cfg_valid_hostname(host, n))
-            return "is not a host name (IP addresses go in [ ])";
-        if (colon)
-            port = colon + 1;
+    switch (hp.fault) {
+    case HOSTPORT_FAULT_UNCLOSED:
+        return "an address literal needs a closing ']'";
+    case HOSTPORT_FAULT_AFTER_BRACKET:
+        return "unexpected text after ']'";
+    case HOSTPORT_FAULT_NO_HOST:
+    case HOSTPORT_FAULT_LONG_HOST:
+        return hp.bracketed ? "is not an IP address inside [ ]" : "empty or overlong host";
+    default:
+        break;
     }
-    uint32_t p = default_port;
-    if (port) {
-        char *end = NULL;
-        unsigned long v = strtoul(port, &end, 10);
-        if (!*port || *end || v == 0 || v > 65535)
-            return "has a bad port";
-        p = (uint32_t)v;
-    }
-    h->host = xstrdup(host);
-    h->port = (uint16_t)p;
+    /* the host is judged before the port: "127.0.0.1:99999" is an unbracketed address first */
+    if (hp.bracketed ? !dlv_ip_literal(hp.host) : !cfg_value_valid_hostname(hp.host, strlen(hp.host)))
+        return hp.bracketed ? "is not an IP address inside [ ]" : "is not a host name (IP addresses go in [ ])";
+    if (rc < 0)
+        return "has a bad port";
+    h->literal = hp.bracketed;
+    h->host = xstrdup(hp.host);
+    h->port = (uint16_t)(hp.has_port ? hp.port : default_port);
     return NULL;
 }
 
@@ -495,7 +480,7 @@ static void dlv_routes(struct cfg_errs *e, struct cfg *c, const struct cfg_toml_
         if (!cfg_expect(e, rt, CFG_TOML_TABLE, key, "a table"))
             continue;
         bool any = strcmp(rt->key, "*") == 0;
-        if (!any && !cfg_valid_hostname(rt->key, strlen(rt->key))) {
+        if (!any && !cfg_value_valid_hostname(rt->key, strlen(rt->key))) {
             cfg_errf(e, rt->line, "%s: the route key is a domain (or \"*\")", key);
             continue;
         }
@@ -574,7 +559,7 @@ static void dlv_bounce(struct cfg_errs *e, struct cfg *c, const struct cfg_toml_
             const struct cfg_toml_node *p = v->children[j];
             if (!cfg_expect(e, p, CFG_TOML_STRING, "bounce.rules_files", "a path"))
                 continue;
-            if (!cfg_valid_path(p->str)) {
+            if (!cfg_value_valid_path(p->str)) {
                 cfg_errf(e, p->line, "bounce.rules_files: %s is not a path", cfg_quote(q, sizeof(q), p->str));
                 continue;
             }
@@ -598,7 +583,7 @@ static void dlv_dsn(struct cfg_errs *e, struct cfg *c, const struct cfg_toml_nod
             if (!cfg_expect(e, v, CFG_TOML_STRING, "dsn.postmaster", "an address"))
                 continue;
             const char *at = strchr(v->str, '@');
-            bool ok = v->str[0] == '\0' || (at && at != v->str && cfg_valid_hostname(at + 1, strlen(at + 1)));
+            bool ok = v->str[0] == '\0' || (at && at != v->str && cfg_value_valid_hostname(at + 1, strlen(at + 1)));
             for (const char *p = v->str; ok && *p; p++)
                 ok = (unsigned char)*p > 0x20 && *p != 0x7f && *p != '<' && *p != '>';
             if (!ok) {

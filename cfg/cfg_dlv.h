@@ -11,12 +11,6 @@
 struct cfg_errs;
 __attribute__((format(printf, 3, 4))) void cfg_errf(struct cfg_errs *e, unsigned line, const char *fmt, ...);
 const char *cfg_quote(char *buf, size_t size, const char *s);
-bool cfg_valid_hostname(const char *s, size_t n);
-bool cfg_valid_ident(const char *s, size_t max, bool is_user);
-bool cfg_cidr_parse(const char *s, struct cfg_cidr *out, char *why, size_t why_size);
-const char *cfg_size_text(char *buf, size_t size, uint64_t u);
-bool cfg_valid_path(const char *s);
-const char *cfg_check_address(const char *s);
 bool cfg_expect(struct cfg_errs *e, const struct cfg_toml_node *v, enum cfg_toml_type t, const char *key,
                 const char *what);
 bool cfg_int_in(struct cfg_errs *e, const struct cfg_toml_node *v, const char *key, int64_t lo, int64_t hi);

@@ -1,10 +1,10 @@
 /*
- * cfg_value - the value syntax of ringmail.toml: names, paths, host names, host:port addresses,
- * networks (CIDR) and their matching, sizes ("64MiB") and durations ("10s")
+ * cfg_value - the value syntax of ringmail.toml (see cfg_value.h)
  *
- * Pure functions on strings, shared by cfg.c and cfg_dlv.c; cfg_parse_size(), cfg_parse_duration()
- * and cfg_cidr_match() are public (cfg.h), the rest internal (cfg_dlv.h).
+ * Host:port splitting is base/hostport's; this file judges the host and words the error.
  */
+#include "cfg/cfg_value.h"
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <limits.h>
@@ -14,7 +14,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#include "cfg/cfg_dlv.h"
+#include "base/hostport.h"
 
 #define CFG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define CFG_KIB (UINT64_C(1) << 10)
@@ -22,7 +22,7 @@
 #define CFG_GIB (UINT64_C(1) << 30)
 #define CFG_DURATION_MAX_MS (UINT64_C(365) * 86400000u) /* consumers turn ms into ns; keep far from overflow */
 
-bool cfg_valid_ident(const char *s, size_t max, bool is_user)
+bool cfg_value_valid_ident(const char *s, size_t max, bool is_user)
 {
     size_t n = strlen(s);
     if (n == 0 || n > max || (is_user && s[0] == '-'))
@@ -34,7 +34,7 @@ bool cfg_valid_ident(const char *s, size_t max, bool is_user)
     return true;
 }
 
-bool cfg_valid_path(const char *s)
+bool cfg_value_valid_path(const char *s)
 {
     size_t n = strlen(s);
     if (n == 0 || n >= PATH_MAX)
@@ -67,7 +67,7 @@ static bool cfg_valid_ipv4(const char *s, size_t n)
 }
 
 /* a DNS host name (RFC 1123 labels); a final all-numeric label is refused so 1.2.3.999 is not a name */
-bool cfg_valid_hostname(const char *s, size_t n)
+bool cfg_value_valid_hostname(const char *s, size_t n)
 {
     size_t label = 0;
     bool numeric = true;
@@ -96,59 +96,50 @@ bool cfg_valid_hostname(const char *s, size_t n)
     return true;
 }
 
-/* cfg_check_address - NULL when s is "host:port", else why not */
-const char *cfg_check_address(const char *s)
+/* cfg_value_check_address - NULL when s is "host:port", else why not */
+const char *cfg_value_check_address(const char *s)
 {
-    const char *host, *colon, *p;
-    size_t host_len;
-    unsigned long port = 0;
+    struct hostport hp;
+    int rc = hostport_parse(s, 0, &hp);
+    size_t n = strlen(hp.host);
 
-    if (s[0] == '[') {
-        const char *close = strchr(s, ']');
-        char inner[INET6_ADDRSTRLEN];
+    switch (hp.fault) {
+    case HOSTPORT_FAULT_UNCLOSED:
+    case HOSTPORT_FAULT_AFTER_BRACKET:
+        return "is not \"[IPv6]:port\"";
+    case HOSTPORT_FAULT_NO_PORT:
+        return hp.bracketed ? "is not \"[IPv6]:port\"" : "is missing \":port\"";
+    case HOSTPORT_FAULT_NO_HOST:
+    case HOSTPORT_FAULT_LONG_HOST:
+        if (hp.bracketed)
+            return "has a bad IPv6 address";
+        return hp.fault == HOSTPORT_FAULT_NO_HOST ? "has no host (use 0.0.0.0 or [::] for every address)"
+                                                   : "has a bad host name";
+    default:
+        break;
+    }
+    /* the host is judged before the port, so "1.2.3:" is a bad address, not a missing port */
+    if (hp.bracketed) {
         struct in6_addr a6;
-        if (!close || close[1] != ':')
-            return "is not \"[IPv6]:port\"";
-        host_len = (size_t)(close - s - 1);
-        if (host_len == 0 || host_len >= sizeof(inner))
+        if (inet_pton(AF_INET6, hp.host, &a6) != 1)
             return "has a bad IPv6 address";
-        memcpy(inner, s + 1, host_len);
-        inner[host_len] = '\0';
-        if (inet_pton(AF_INET6, inner, &a6) != 1)
-            return "has a bad IPv6 address";
-        colon = close + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (!colon)
-            return "is missing \":port\"";
-        host = s;
-        host_len = (size_t)(colon - s);
-        if (host_len == 0)
-            return "has no host (use 0.0.0.0 or [::] for every address)";
-        if (memchr(host, ':', host_len))
-            return "is IPv6 without brackets (write \"[::1]:25\")";
-        if (strspn(host, "0123456789.") >= host_len) {
-            if (!cfg_valid_ipv4(host, host_len))
-                return "has a bad IPv4 address";
-        } else if (!cfg_valid_hostname(host, host_len)) {
-            return "has a bad host name";
-        }
+    } else if (memchr(hp.host, ':', n)) {
+        return "is IPv6 without brackets (write \"[::1]:25\")";
+    } else if (strspn(hp.host, "0123456789.") >= n) {
+        if (!cfg_valid_ipv4(hp.host, n))
+            return "has a bad IPv4 address";
+    } else if (!cfg_value_valid_hostname(hp.host, n)) {
+        return "has a bad host name";
     }
-    p = colon + 1;
-    if (*p == '\0')
+    if (hp.fault == HOSTPORT_FAULT_EMPTY_PORT)
         return "has no port";
-    for (size_t i = 0; p[i]; i++) {
-        if (!isdigit((unsigned char)p[i]) || i >= 5)
-            return "has a bad port (1..65535)";
-        port = port * 10 + (unsigned long)(p[i] - '0');
-    }
-    if (port < 1 || port > 65535)
+    if (rc < 0)
         return "has a bad port (1..65535)";
     return NULL;
 }
 
-/* cfg_cidr_parse - "10.0.0.0/8", "2001:db8::/32" or a bare address (a /32 or /128); false with *why */
-bool cfg_cidr_parse(const char *s, struct cfg_cidr *out, char *why, size_t why_size)
+/* cfg_value_cidr_parse - "10.0.0.0/8", "2001:db8::/32" or a bare address (a /32 or /128); false with *why */
+bool cfg_value_cidr_parse(const char *s, struct cfg_cidr *out, char *why, size_t why_size)
 {
     const char *slash = strchr(s, '/');
     size_t alen = slash ? (size_t)(slash - s) : strlen(s);
@@ -207,7 +198,7 @@ static bool cfg_cidr_contains(const struct cfg_cidr *net, const uint8_t *a)
     return (net->addr[full] & mask) == (a[full] & mask);
 }
 
-bool cfg_cidr_match(const struct cfg_cidr *nets, size_t n, int family, const void *addr)
+bool cfg_value_cidr_match(const struct cfg_cidr *nets, size_t n, int family, const void *addr)
 {
     static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     uint8_t v6[16];
@@ -236,7 +227,7 @@ bool cfg_cidr_match(const struct cfg_cidr *nets, size_t n, int family, const voi
 }
 
 /* "0", "64KiB", "2GiB": a size for messages, in the largest unit that divides it (no TiB: not accepted) */
-const char *cfg_size_text(char *buf, size_t size, uint64_t u)
+const char *cfg_value_size_text(char *buf, size_t size, uint64_t u)
 {
     static const struct {
         const char *unit;
@@ -299,7 +290,7 @@ static bool cfg_parse_scaled(const char *text, const struct cfg_unit *units, siz
     return false;
 }
 
-bool cfg_parse_size(const char *text, uint64_t *out)
+bool cfg_value_parse_size(const char *text, uint64_t *out)
 {
     static const struct cfg_unit units[] = {
         {"", 1},          {"b", 1},
@@ -310,7 +301,18 @@ bool cfg_parse_size(const char *text, uint64_t *out)
     return cfg_parse_scaled(text, units, CFG_ARRAY_SIZE(units), out);
 }
 
-bool cfg_parse_duration(const char *text, uint64_t *out_ms)
+bool cfg_value_parse_uint(const char *text, uint64_t max, uint64_t *out)
+{
+    const char *p = text;
+    uint64_t v;
+
+    if (!text || !cfg_parse_number(&p, &v) || *p || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+bool cfg_value_parse_duration(const char *text, uint64_t *out_ms)
 {
     /* a unit is required: a bare "10" in a string is ambiguous (the integer form means milliseconds) */
     static const struct cfg_unit units[] = {

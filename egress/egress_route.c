@@ -84,7 +84,7 @@ static void on_mx(void *arg, const struct dns_mx_result *res)
 void egress_route_start(struct egress_job *j)
 {
     struct egress *eg = j->eg;
-    const struct cfg_route *rt = cfg_route_for(&eg->rt->cfg, j->domain);
+    const struct cfg_route *rt = cfg_dlv_route_for(&eg->rt->cfg, j->domain);
 
     if (rt && rt->n_hosts > 0) {
         size_t len = 7;

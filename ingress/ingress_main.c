@@ -149,7 +149,7 @@ static void on_accept(struct evl *l, struct evl_op *op, int res, unsigned flags)
     memcpy(s->peer_addr, addr, 16);
     s->peer_port = port;
     inet_ntop(family, addr, s->peer_ip, sizeof(s->peer_ip));
-    s->relay_client = cfg_cidr_match(rt->cfg.relay_networks, rt->cfg.n_relay_networks, family, addr);
+    s->relay_client = cfg_value_cidr_match(rt->cfg.relay_networks, rt->cfg.n_relay_networks, family, addr);
     struct sockaddr_storage ls_addr;
     socklen_t ls_len = sizeof(ls_addr);
     if (getsockname(fd, (struct sockaddr *)&ls_addr, &ls_len) == 0) {

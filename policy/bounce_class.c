@@ -37,9 +37,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cfg/cfg_toml.h"
+#include "base/file.h"
 #include "base/log.h"
 #include "base/mem.h"
 
@@ -341,36 +341,6 @@ static bool class_name_ok(const char *s)
     return true;
 }
 
-/* read_text - whole file, NUL-terminated; 0 or -errno */
-static int read_text(const char *path, char **out, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -errno;
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0) {
-        int rc = -errno;
-        fclose(f);
-        return rc;
-    }
-    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > BOUNCE_CLASS_MAX_FILE) {
-        fclose(f);
-        return S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
-    }
-    char *buf = xmalloc((size_t)st.st_size + 1);
-    size_t n = fread(buf, 1, (size_t)st.st_size, f);
-    int rc = ferror(f) ? -EIO : 0;
-    fclose(f);
-    if (rc) {
-        free(buf);
-        return rc;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
 /* check_rules - compile every pattern of [rules] into out; class names still point into the tree */
 static void check_rules(struct bounce_class *bc, const char *path, const struct cfg_toml_node *rules,
                         struct bounce_rule_list *out, struct errs *e)
@@ -412,7 +382,7 @@ int bounce_class_load_file(struct bounce_class *bc, const char *path, char **err
     size_t len = 0;
     if (err)
         *err = NULL;
-    int rc = read_text(path, &text, &len);
+    int rc = file_read_all(path, BOUNCE_CLASS_MAX_FILE, &text, &len);
     if (rc != 0) {
         if (err)
             *err = xasprintf("%s: cannot read: %s", path, strerror(-rc));

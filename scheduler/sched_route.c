@@ -70,7 +70,7 @@ static void on_mx(void *arg, const struct dns_mx_result *res)
 void sched_route_resolve(void *arg, const char *domain)
 {
     struct scheduler *sc = arg;
-    const struct cfg_route *r = cfg_route_for(&sc->rt->cfg, domain);
+    const struct cfg_route *r = cfg_dlv_route_for(&sc->rt->cfg, domain);
 
     if (r) {
         char *site = route_site(r);

@@ -78,7 +78,7 @@ static uint16_t source_of_core[CFG_MAX_SOURCES + 1]; /* core source -> configura
 static void hook_queue_config(void *arg, const char *queue, const char *domain, struct sched_queue_config *qc)
 {
     struct scheduler *sc = arg;
-    const struct cfg_queue *q = cfg_queue_for(&sc->rt->cfg, queue, domain);
+    const struct cfg_queue *q = cfg_dlv_queue_for(&sc->rt->cfg, queue, domain);
     qc->retry_interval_s = ms_to_s(q->retry_interval_ms);
     qc->max_retry_interval_s = ms_to_s(q->max_retry_interval_ms);
     qc->max_age_s = ms_to_s(q->max_age_ms);

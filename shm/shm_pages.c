@@ -27,6 +27,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "base/file.h"
 #include "base/log.h"
 #include "base/mem.h"
 
@@ -63,7 +64,7 @@ const char *shm_page_source_name(enum shm_page_source s)
     return "none";
 }
 
-static long read_meminfo_field(const char *name)
+long shm_pages_meminfo(const char *name)
 {
     char line[256];
     size_t nlen = strlen(name);
@@ -87,25 +88,7 @@ static long read_meminfo_field(const char *name)
 
 long shm_pages_hugepages_free(void)
 {
-    return read_meminfo_field("HugePages_Free");
-}
-
-static long read_long_file(const char *path)
-{
-    char buf[64];
-    long v = -1;
-    FILE *f = fopen(path, "re");
-
-    if (!f)
-        return -1;
-    if (fgets(buf, sizeof(buf), f)) {
-        char *end;
-        long x = strtol(buf, &end, 10);
-        if (end != buf && x >= 0)
-            v = x;
-    }
-    fclose(f);
-    return v;
+    return shm_pages_meminfo("HugePages_Free");
 }
 
 /* the active word of a sysfs multiple-choice knob: "a [b] c" -> "b"; false when unreadable */
@@ -195,8 +178,9 @@ static int try_hugetlb(size_t size, struct shm_pages *out, char **why)
      * time, and a shortage the reservation does not see (cgroup hugetlb limit, surplus pages
      * that cannot be found) would be a SIGBUS at first touch. fallocate() reports it as errno.
      */
-    long free_before = read_long_file(HUGETLB_2M_DIR "free_hugepages");
-    long rsvd_before = read_long_file(HUGETLB_2M_DIR "resv_hugepages");
+    long free_before = -1, rsvd_before = -1;
+    file_read_long(HUGETLB_2M_DIR "free_hugepages", &free_before);
+    file_read_long(HUGETLB_2M_DIR "resv_hugepages", &rsvd_before);
     if (fallocate(fd, 0, 0, (off_t)len) < 0) {
         int e = errno;
         size_t need = len / SHM_PAGES_HUGE_SIZE;

@@ -112,8 +112,6 @@ void supervisor_listen_fds(const struct supervisor *s, unsigned index, char *buf
 /* supervisor_listen_balance - feed the ingress workers' loads to the steering program */
 void supervisor_listen_balance(struct supervisor *s);
 void supervisor_listen_close(struct supervisor *s);
-/* supervisor_listen_split - "host:port" or "[v6]:port" into its parts; false when malformed */
-bool supervisor_listen_split(const char *addr, char *host, size_t host_len, unsigned *port);
 
 /* supervisor_admin.c */
 int supervisor_admin_start(struct supervisor *s, char **err);

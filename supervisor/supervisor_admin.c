@@ -26,6 +26,7 @@
 
 #include "base/buf.h"
 #include "base/clock.h"
+#include "base/hostport.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "common/proto_status.h"
@@ -307,28 +308,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 int supervisor_admin_start(struct supervisor *s, char **err)
 {
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
-    struct addrinfo *res = NULL;
-    char host[256], port_s[8];
-    unsigned port;
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    struct hostport hp;
+    char *why = NULL;
     int rc;
 
-    if (!supervisor_listen_split(s->cfg.admin_listen, host, sizeof(host), &port)) {
-        *err = xasprintf("[admin] listen %s: not host:port", s->cfg.admin_listen);
-        return -EINVAL;
-    }
-    snprintf(port_s, sizeof(port_s), "%u", port);
-    if ((rc = getaddrinfo(host, port_s, &hints, &res)) != 0) {
-        *err = xasprintf("[admin] listen %s: %s (use a numeric address)", s->cfg.admin_listen, gai_strerror(rc));
-        return -EINVAL;
+    rc = hostport_resolve(s->cfg.admin_listen, 0, AI_NUMERICHOST, &hp, &ss, &sslen, &why);
+    if (rc < 0) {
+        *err = xasprintf("[admin] listen %s%s", why, rc == -EADDRNOTAVAIL ? " (use a numeric address)" : "");
+        free(why);
+        return rc;
     }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-    if (res->ai_family == AF_INET6)
+    if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    s->admin = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, &on_request, s, MHD_OPTION_SOCK_ADDR,
-                                res->ai_addr, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+    s->admin = MHD_start_daemon(flags, hp.port, NULL, NULL, &on_request, s, MHD_OPTION_SOCK_ADDR,
+                                (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_END);
-    freeaddrinfo(res);
     if (!s->admin) {
         *err = xasprintf("[admin] cannot listen on %s (address in use?)", s->cfg.admin_listen);
         return -EADDRINUSE;

@@ -18,66 +18,30 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/hostport.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "supervisor/supervisor_bpf.h"
 
 #define LISTEN_BACKLOG 4096
 
-bool supervisor_listen_split(const char *addr, char *host, size_t host_len, unsigned *port)
-{
-    const char *colon, *hs = addr;
-    size_t hl;
-    char *end;
-
-    if (addr[0] == '[') {
-        const char *close = strchr(addr, ']');
-        if (!close || close[1] != ':')
-            return false;
-        hs = addr + 1;
-        hl = (size_t)(close - hs);
-        colon = close + 1;
-    } else {
-        colon = strrchr(addr, ':');
-        if (!colon)
-            return false;
-        hl = (size_t)(colon - addr);
-    }
-    if (hl == 0 || hl >= host_len)
-        return false;
-    memcpy(host, hs, hl);
-    host[hl] = '\0';
-    errno = 0;
-    unsigned long p = strtoul(colon + 1, &end, 10);
-    if (errno || *end || end == colon + 1 || p < 1 || p > 65535)
-        return false;
-    *port = (unsigned)p;
-    return true;
-}
-
 static int open_one(const char *address, bool reuseport, char **err)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
-    struct addrinfo *res = NULL;
-    char host[256], port_s[8];
-    unsigned port;
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    char *why = NULL;
     int fd = -1, one = 1, rc;
 
-    if (!supervisor_listen_split(address, host, sizeof(host), &port)) {
-        *err = xasprintf("listener %s: not host:port", address);
-        return -EINVAL;
+    rc = hostport_resolve(address, 0, AI_PASSIVE, NULL, &ss, &sslen, &why);
+    if (rc < 0) {
+        *err = xasprintf("listener %s", why);
+        free(why);
+        return rc;
     }
-    snprintf(port_s, sizeof(port_s), "%u", port);
-    rc = getaddrinfo(host, port_s, &hints, &res);
-    if (rc != 0) {
-        *err = xasprintf("listener %s: %s", address, gai_strerror(rc));
-        return -EINVAL;
-    }
-    fd = socket(res->ai_family, SOCK_STREAM, 0);
+    fd = socket(ss.ss_family, SOCK_STREAM, 0);
     if (fd < 0) {
         rc = -errno;
         *err = xasprintf("listener %s: socket: %s", address, strerror(errno));
-        freeaddrinfo(res);
         return rc;
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -85,19 +49,16 @@ static int open_one(const char *address, bool reuseport, char **err)
         rc = -errno;
         *err = xasprintf("listener %s: SO_REUSEPORT: %s", address, strerror(errno));
         close(fd);
-        freeaddrinfo(res);
         return rc;
     }
-    if (res->ai_family == AF_INET6)
+    if (ss.ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
+    if (bind(fd, (struct sockaddr *)&ss, sslen) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
         rc = -errno;
         *err = xasprintf("listener %s: %s", address, strerror(errno));
         close(fd);
-        freeaddrinfo(res);
         return rc;
     }
-    freeaddrinfo(res);
     return fd;
 }
 

@@ -10,7 +10,6 @@
  * See docs/tools.md.
  */
 #include "tools/gen.h"
-#include "tools/tool_addr.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -24,6 +23,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/hostport.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "tls/tls.h"
@@ -274,11 +274,13 @@ static void parse_args(struct gen *g, int argc, char **argv)
 
 static void setup(struct gen *g)
 {
+    struct hostport hp;
     char *err = NULL;
     struct rlimit rl;
 
-    if (tool_addr_resolve(g->o.target, false, "target", &g->addr, &g->addrlen, &g->host, &err) < 0)
-        fatal("%s", err);
+    if (hostport_resolve(g->o.target, 0, 0, &hp, &g->addr, &g->addrlen, &err) < 0)
+        fatal("--target %s", err);
+    g->host = xstrdup(hp.host);
     if (g->o.body_file) {
         if (gen_msg_file_body(g->o.body_file, &g->body, &g->body_len, &err) < 0)
             fatal("%s", err);

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/file.h"
 #include "base/mem.h"
 #include "smtp/smtp_stuff.h"
 
@@ -92,41 +93,18 @@ void gen_msg_stuff(const char *in, size_t len, char **out, size_t *out_len)
 
 int gen_msg_file_body(const char *path, char **out, size_t *out_len, char **err)
 {
-    FILE *f = fopen(path, "rb");
     char *raw;
-    size_t cap = 65536, len = 0;
+    size_t len;
+    int rc = file_read_all(path, GEN_BODY_MAX, &raw, &len);
 
-    if (!f) {
-        int e = errno;
-        *err = xasprintf("%s: %s", path, strerror(e));
-        return -e;
+    if (rc == -EFBIG) {
+        *err = xasprintf("%s: larger than %u bytes", path, GEN_BODY_MAX);
+        return rc;
     }
-    raw = xmalloc(cap);
-    for (;;) {
-        size_t n;
-        if (len == cap) {
-            if (cap >= GEN_BODY_MAX) {
-                free(raw);
-                fclose(f);
-                *err = xasprintf("%s: larger than %u bytes", path, GEN_BODY_MAX);
-                return -EFBIG;
-            }
-            cap *= 2;
-            raw = xrealloc(raw, cap);
-        }
-        n = fread(raw + len, 1, cap - len, f);
-        if (n == 0)
-            break;
-        len += n;
+    if (rc < 0) {
+        *err = xasprintf("%s: %s", path, strerror(-rc));
+        return rc;
     }
-    if (ferror(f)) {
-        int e = errno ? errno : EIO;
-        free(raw);
-        fclose(f);
-        *err = xasprintf("%s: %s", path, strerror(e));
-        return -e;
-    }
-    fclose(f);
     gen_msg_stuff(raw, len, out, out_len);
     free(raw);
     return 0;

@@ -32,6 +32,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "shm/shm_bell.h"
+#include "shm/shm_pages.h"
 #include "shm/shm_ring.h"
 
 #define BENCH_BATCH 64
@@ -70,22 +71,6 @@ static size_t align64(size_t n)
     return (n + 63) & ~(size_t)63;
 }
 
-/* hugepages_free - HugePages_Free of the default size from /proc/meminfo, -1 when unreadable */
-static long hugepages_free(void)
-{
-    FILE *f = fopen("/proc/meminfo", "r");
-    char line[256];
-    long v = -1;
-
-    if (f == NULL)
-        return -1;
-    while (fgets(line, sizeof(line), f) != NULL)
-        if (sscanf(line, "HugePages_Free: %ld", &v) == 1)
-            break;
-    fclose(f);
-    return v;
-}
-
 static int bench_map(struct bench *bn, int huge)
 {
     size_t ctl_bytes = align64(sizeof(struct bench_ctl));
@@ -95,7 +80,7 @@ static int bench_map(struct bench *bn, int huge)
 
     bn->size = need;
     if (huge) {
-        long free_pages = hugepages_free();
+        long free_pages = shm_pages_hugepages_free();
 
         bn->size = (need + BENCH_HUGE - 1) & ~(size_t)(BENCH_HUGE - 1);
         if (free_pages < (long)(bn->size / BENCH_HUGE)) {

@@ -23,8 +23,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/file.h"
+#include "base/hostport.h"
 #include "base/mem.h"
 #include "common/proto_status.h"
+#include "shm/shm_pages.h"
 
 #define RINGCTL_MAX_RESPONSE (16u << 20)
 #define RINGCTL_TIMEOUT_MS 15000
@@ -34,33 +37,6 @@ struct http_resp {
     char *body;
     size_t body_len;
 };
-
-static int split_endpoint(const char *ep, char *host, size_t hl, char *port, size_t pl)
-{
-    const char *colon;
-    const char *hs = ep;
-    size_t n;
-
-    if (ep[0] == '[') {
-        const char *close = strchr(ep, ']');
-        if (!close || close[1] != ':')
-            return -1;
-        hs = ep + 1;
-        n = (size_t)(close - hs);
-        colon = close + 1;
-    } else {
-        colon = strrchr(ep, ':');
-        if (!colon)
-            return -1;
-        n = (size_t)(colon - ep);
-    }
-    if (n == 0 || n >= hl || strlen(colon + 1) == 0 || strlen(colon + 1) >= pl)
-        return -1;
-    memcpy(host, hs, n);
-    host[n] = '\0';
-    strcpy(port, colon + 1);
-    return 0;
-}
 
 static int wait_fd(int fd, short ev)
 {
@@ -72,15 +48,18 @@ static int wait_fd(int fd, short ev)
 static int http_call(const char *endpoint, const char *method, const char *path, struct http_resp *out)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL, *ai;
-    char host[256], port[16], req[1024];
+    struct hostport hp;
+    char port[8], req[1024];
     int fd = -1;
 
     memset(out, 0, sizeof(*out));
-    if (split_endpoint(endpoint, host, sizeof(host), port, sizeof(port)) < 0) {
+    if (hostport_parse(endpoint, 0, &hp) < 0) {
         fprintf(stderr, "ringctl: bad endpoint %s (want HOST:PORT)\n", endpoint);
         return -EINVAL;
     }
-    int rc = getaddrinfo(host, port, &hints, &res);
+    /* every address of the name, not only the first: "localhost" may give ::1 before 127.0.0.1 */
+    snprintf(port, sizeof(port), "%u", hp.port);
+    int rc = getaddrinfo(hp.host, port, &hints, &res);
     if (rc) {
         fprintf(stderr, "ringctl: %s: %s\n", endpoint, gai_strerror(rc));
         return -EHOSTUNREACH;
@@ -101,7 +80,7 @@ static int http_call(const char *endpoint, const char *method, const char *path,
         return -ECONNREFUSED;
     }
     int n = snprintf(req, sizeof(req), "%s %s HTTP/1.0\r\nHost: %s\r\nContent-Length: 0\r\nUser-Agent: ringctl\r\n\r\n",
-                     method, path, host);
+                     method, path, hp.host);
     for (int off = 0; off < n;) {
         ssize_t w = send(fd, req + off, (size_t)(n - off), MSG_NOSIGNAL);
         if (w <= 0) {
@@ -231,33 +210,6 @@ static int print_status(const struct proto_status_node *n)
     return 0;
 }
 
-static long read_long_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    long v = -1;
-    if (f) {
-        if (fscanf(f, "%ld", &v) != 1)
-            v = -1;
-        fclose(f);
-    }
-    return v;
-}
-
-static long meminfo(const char *key)
-{
-    FILE *f = fopen("/proc/meminfo", "r");
-    char line[256];
-    long v = -1;
-    size_t kl = strlen(key);
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof(line), f))
-        if (strncmp(line, key, kl) == 0 && line[kl] == ':')
-            v = strtol(line + kl + 1, NULL, 10);
-    fclose(f);
-    return v;
-}
-
 /* doctor - host settings that matter for a park node, checked on this machine */
 static int doctor(const char *endpoint)
 {
@@ -281,8 +233,9 @@ static int doctor(const char *endpoint)
     } else {
         printf("(node at %s not reachable: checking the host only)\n", endpoint);
     }
-    long hp_total = read_long_file("/proc/sys/vm/nr_hugepages"), hp_free = meminfo("HugePages_Free");
-    long hp_size_kb = meminfo("Hugepagesize");
+    long hp_total = -1, hp_free = shm_pages_meminfo("HugePages_Free");
+    long hp_size_kb = shm_pages_meminfo("Hugepagesize");
+    file_read_long("/proc/sys/vm/nr_hugepages", &hp_total);
     printf("hugepages: %ld reserved, %ld free, %ld KiB each; node segment: %ld MiB on %s pages\n", hp_total, hp_free,
            hp_size_kb, shm_bytes >= 0 ? shm_bytes >> 20 : -1, source);
     if (shm_bytes > 0 && strcmp(source, "hugetlb") != 0 && hp_size_kb > 0) {
@@ -304,7 +257,8 @@ static int doctor(const char *endpoint)
         {"/proc/sys/net/core/wmem_max", "net.core.wmem_max", 16777216, "socket buffers for 100 KB bodies"},
     };
     for (size_t i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++) {
-        long v = read_long_file(knobs[i].path);
+        long v = -1;
+        file_read_long(knobs[i].path, &v);
         /* tcp_tw_reuse 2 means loopback only: outbound delivery needs 1 */
         bool ok = knobs[i].min == 1 ? v == 1 : v >= knobs[i].min;
         printf("%-24s %-10ld %s", knobs[i].name, v, ok ? "ok" : "LOW");

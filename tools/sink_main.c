@@ -10,7 +10,6 @@
  * See docs/tools.md.
  */
 #include "tools/sink.h"
-#include "tools/tool_addr.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +24,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/hostport.h"
 #include "base/log.h"
 #include "base/mem.h"
 
@@ -133,7 +133,7 @@ static int parse_size(const char *s, uint64_t *out)
 /* resolve - a --listen address */
 static int resolve(struct sink_listen *l, const char *text, char **err)
 {
-    int rc = tool_addr_resolve(text, true, "listen address", &l->addr, &l->addrlen, NULL, err);
+    int rc = hostport_resolve(text, HOSTPORT_PORT_ZERO, AI_PASSIVE, NULL, &l->addr, &l->addrlen, err);
     if (rc == 0)
         l->text = xstrdup(text);
     return rc;
@@ -171,7 +171,7 @@ static void parse_args(struct sink *s, int argc, char **argv)
                 break;
             }
             if (resolve(&o->listen[o->n_listen], optarg, &err) < 0) {
-                fprintf(stderr, "ringmail-sink: %s\n", err);
+                fprintf(stderr, "ringmail-sink: --listen %s\n", err);
                 exit(2);
             }
             o->n_listen++;

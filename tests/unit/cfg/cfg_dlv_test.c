@@ -56,9 +56,9 @@ static void test_defaults(void)
     CHECK(c.n_pools == 1 && c.pools[0].n == 1 && c.pools[0].weight[0] == 1, "default pool");
     CHECK(c.n_queues == 1 && c.queues[0].retry_interval_ms == 1200000 && c.queues[0].max_age_ms == 604800000ull,
           "default queue");
-    CHECK(c.n_routes == 0 && cfg_route_for(&c, "example.test") == NULL, "no routes");
+    CHECK(c.n_routes == 0 && cfg_dlv_route_for(&c, "example.test") == NULL, "no routes");
     CHECK(c.dsn_enabled && c.egress_port == 25 && c.egress_connection_limit == 32, "egress defaults");
-    CHECK(cfg_queue_for(&c, "x@example.test", "example.test") == &c.queues[0], "queue fallback");
+    CHECK(cfg_dlv_queue_for(&c, "x@example.test", "example.test") == &c.queues[0], "queue fallback");
     cfg_fini(&c);
 }
 
@@ -81,17 +81,17 @@ static void test_good(void)
               c.pools[1].source[0] == 0 && c.pools[1].weight[0] == 3 && c.pools[1].source[1] == 1 &&
               c.pools[1].weight[1] == 1,
           "pools");
-    const struct cfg_queue *q = cfg_queue_for(&c, "camp:t@example.test", "EXAMPLE.test");
+    const struct cfg_queue *q = cfg_dlv_queue_for(&c, "camp:t@example.test", "EXAMPLE.test");
     CHECK(q && strcmp(q->name, "example.test") == 0 && q->retry_interval_ms == 5000 &&
               q->max_retry_interval_ms == 3600000 && q->max_age_ms == 172800000 && q->pool == 1,
           "domain queue inherits default and overrides");
-    CHECK(cfg_queue_for(&c, "other.test", "other.test")->retry_interval_ms == 60000, "default queue values");
-    const struct cfg_route *r = cfg_route_for(&c, "EXAMPLE.TEST");
+    CHECK(cfg_dlv_queue_for(&c, "other.test", "other.test")->retry_interval_ms == 60000, "default queue values");
+    const struct cfg_route *r = cfg_dlv_route_for(&c, "EXAMPLE.TEST");
     CHECK(r && r->n_hosts == 3 && r->hosts[0].literal && strcmp(r->hosts[0].host, "127.0.0.1") == 0 &&
               r->hosts[0].port == 2600 && !r->hosts[1].literal && r->hosts[1].port == 2525 &&
               strcmp(r->hosts[2].host, "::1") == 0,
           "route hosts (default port = egress.port)");
-    r = cfg_route_for(&c, "elsewhere.test");
+    r = cfg_dlv_route_for(&c, "elsewhere.test");
     CHECK(r && strcmp(r->domain, "*") == 0 && r->hosts[0].port == 587, "catch-all route");
     CHECK(strcmp(c.egress_resolver, "127.0.0.1:5353,127.0.0.2:53") == 0 && c.egress_connection_limit == 4 &&
               c.egress_idle_timeout_ms == 3000,

@@ -71,13 +71,13 @@ static void test_sizes(void)
 
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         v = 12345;
-        bool ok = cfg_parse_size(cases[i].text, &v);
-        CHECK(ok == cases[i].ok, "cfg_parse_size(\"%s\") returned %d, want %d", cases[i].text, ok, cases[i].ok);
+        bool ok = cfg_value_parse_size(cases[i].text, &v);
+        CHECK(ok == cases[i].ok, "cfg_value_parse_size(\"%s\") returned %d, want %d", cases[i].text, ok, cases[i].ok);
         if (ok && cases[i].ok)
-            CHECK(v == cases[i].value, "cfg_parse_size(\"%s\") = %" PRIu64 ", want %" PRIu64, cases[i].text, v,
+            CHECK(v == cases[i].value, "cfg_value_parse_size(\"%s\") = %" PRIu64 ", want %" PRIu64, cases[i].text, v,
                   cases[i].value);
     }
-    CHECK(!cfg_parse_size(NULL, &v), "cfg_parse_size(NULL) accepted");
+    CHECK(!cfg_value_parse_size(NULL, &v), "cfg_value_parse_size(NULL) accepted");
 }
 
 static void test_durations(void)
@@ -109,14 +109,14 @@ static void test_durations(void)
 
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         v = 12345;
-        bool ok = cfg_parse_duration(cases[i].text, &v);
-        CHECK(ok == cases[i].ok, "cfg_parse_duration(\"%s\") returned %d, want %d", cases[i].text, ok,
+        bool ok = cfg_value_parse_duration(cases[i].text, &v);
+        CHECK(ok == cases[i].ok, "cfg_value_parse_duration(\"%s\") returned %d, want %d", cases[i].text, ok,
               cases[i].ok);
         if (ok && cases[i].ok)
-            CHECK(v == cases[i].value, "cfg_parse_duration(\"%s\") = %" PRIu64 ", want %" PRIu64, cases[i].text, v,
+            CHECK(v == cases[i].value, "cfg_value_parse_duration(\"%s\") = %" PRIu64 ", want %" PRIu64, cases[i].text, v,
                   cases[i].value);
     }
-    CHECK(!cfg_parse_duration(NULL, &v), "cfg_parse_duration(NULL) accepted");
+    CHECK(!cfg_value_parse_duration(NULL, &v), "cfg_value_parse_duration(NULL) accepted");
 }
 
 /* ---- defaults and whole files ---- */

@@ -1,7 +1,7 @@
 /*
  * cfg_relay_test - relay_networks, relay_domains and the tls key pair in ringmail.toml (cfg/cfg.c)
  *
- * relay_networks parsing through a load and cfg_cidr_match() (v4, v6, IPv4-mapped, /0, /32, /128),
+ * relay_networks parsing through a load and cfg_value_cidr_match() (v4, v6, IPv4-mapped, /0, /32, /128),
  * relay_domains, and the tls certificate/private_key pair across loads.
  * Exit 0 pass, 1 fail.
  */
@@ -148,9 +148,9 @@ static bool match_text(const struct cfg *c, const char *text)
 {
     uint8_t a[16];
     if (inet_pton(AF_INET, text, a) == 1)
-        return cfg_cidr_match(c->relay_networks, c->n_relay_networks, AF_INET, a);
+        return cfg_value_cidr_match(c->relay_networks, c->n_relay_networks, AF_INET, a);
     if (inet_pton(AF_INET6, text, a) == 1)
-        return cfg_cidr_match(c->relay_networks, c->n_relay_networks, AF_INET6, a);
+        return cfg_value_cidr_match(c->relay_networks, c->n_relay_networks, AF_INET6, a);
     FAIL("test address %s does not parse", text);
     return false;
 }
@@ -214,23 +214,23 @@ static void test_cidr_match(void)
     uint8_t v4[4] = {203, 0, 113, 5}, v4b[4] = {203, 0, 113, 4};
     uint8_t v6[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 5}, v6b[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 4};
     uint8_t m4[16] = {[10] = 0xff, [11] = 0xff, [12] = 203, [13] = 0, [14] = 113, [15] = 5};
-    CHECK(cfg_cidr_match(&any4, 1, AF_INET, v4) && cfg_cidr_match(&any4, 1, AF_INET, v4b), "0.0.0.0/0 v4");
-    CHECK(!cfg_cidr_match(&any4, 1, AF_INET6, v6), "0.0.0.0/0 matches an IPv6 address");
-    CHECK(cfg_cidr_match(&any4, 1, AF_INET6, m4), "0.0.0.0/0 misses a mapped address");
-    CHECK(cfg_cidr_match(&any6, 1, AF_INET6, v6) && cfg_cidr_match(&any6, 1, AF_INET, v4), "::/0");
-    CHECK(cfg_cidr_match(&mapped96, 1, AF_INET, v4) && !cfg_cidr_match(&mapped96, 1, AF_INET6, v6),
+    CHECK(cfg_value_cidr_match(&any4, 1, AF_INET, v4) && cfg_value_cidr_match(&any4, 1, AF_INET, v4b), "0.0.0.0/0 v4");
+    CHECK(!cfg_value_cidr_match(&any4, 1, AF_INET6, v6), "0.0.0.0/0 matches an IPv6 address");
+    CHECK(cfg_value_cidr_match(&any4, 1, AF_INET6, m4), "0.0.0.0/0 misses a mapped address");
+    CHECK(cfg_value_cidr_match(&any6, 1, AF_INET6, v6) && cfg_value_cidr_match(&any6, 1, AF_INET, v4), "::/0");
+    CHECK(cfg_value_cidr_match(&mapped96, 1, AF_INET, v4) && !cfg_value_cidr_match(&mapped96, 1, AF_INET6, v6),
           "::ffff:0:0/96");
-    CHECK(cfg_cidr_match(&host4, 1, AF_INET, v4) && !cfg_cidr_match(&host4, 1, AF_INET, v4b), "/32");
-    CHECK(cfg_cidr_match(&host4, 1, AF_INET6, m4), "/32 with a mapped address");
-    CHECK(cfg_cidr_match(&host6, 1, AF_INET6, v6) && !cfg_cidr_match(&host6, 1, AF_INET6, v6b), "/128");
-    CHECK(!cfg_cidr_match(&host6, 1, AF_INET, v4), "/128 matches an IPv4 address");
+    CHECK(cfg_value_cidr_match(&host4, 1, AF_INET, v4) && !cfg_value_cidr_match(&host4, 1, AF_INET, v4b), "/32");
+    CHECK(cfg_value_cidr_match(&host4, 1, AF_INET6, m4), "/32 with a mapped address");
+    CHECK(cfg_value_cidr_match(&host6, 1, AF_INET6, v6) && !cfg_value_cidr_match(&host6, 1, AF_INET6, v6b), "/128");
+    CHECK(!cfg_value_cidr_match(&host6, 1, AF_INET, v4), "/128 matches an IPv4 address");
     /* what matches nothing */
-    CHECK(!cfg_cidr_match(&any4, 0, AF_INET, v4), "n = 0 matched");
-    CHECK(!cfg_cidr_match(NULL, 3, AF_INET, v4), "NULL nets matched");
-    CHECK(!cfg_cidr_match(&any4, 1, AF_INET, NULL), "NULL addr matched");
-    CHECK(!cfg_cidr_match(&any4, 1, AF_UNIX, v4) && !cfg_cidr_match(&any6, 1, AF_UNSPEC, v6), "other family matched");
+    CHECK(!cfg_value_cidr_match(&any4, 0, AF_INET, v4), "n = 0 matched");
+    CHECK(!cfg_value_cidr_match(NULL, 3, AF_INET, v4), "NULL nets matched");
+    CHECK(!cfg_value_cidr_match(&any4, 1, AF_INET, NULL), "NULL addr matched");
+    CHECK(!cfg_value_cidr_match(&any4, 1, AF_UNIX, v4) && !cfg_value_cidr_match(&any6, 1, AF_UNSPEC, v6), "other family matched");
     struct cfg_cidr broken[2] = {{.family = AF_INET, .prefix = 200}, {.family = AF_INET6, .prefix = 255}};
-    CHECK(!cfg_cidr_match(broken, 2, AF_INET, v4) && !cfg_cidr_match(broken, 2, AF_INET6, v6),
+    CHECK(!cfg_value_cidr_match(broken, 2, AF_INET, v4) && !cfg_value_cidr_match(broken, 2, AF_INET6, v6),
           "an out-of-range prefix matched");
     cfg_fini(&c);
     free(err);
