@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/buf.h"
 #include "base/file.h"
 #include "cfg/cfg_dlv.h"
 #include "cfg/cfg_toml.h"
@@ -171,30 +172,13 @@ static const struct cfg_section cfg_sections[] = {
 /* the error list of one load */
 struct cfg_errs {
     const char *name;
-    char *buf;
-    size_t len;
-    size_t cap;
+    struct buf text;
     unsigned count;
 };
-
-static void cfg_errs_append(struct cfg_errs *e, const char *s, size_t n)
-{
-    if (e->len + n + 1 > e->cap) {
-        size_t cap = e->cap ? e->cap : 256;
-        while (cap < e->len + n + 1)
-            cap *= 2;
-        e->buf = xrealloc(e->buf, cap);
-        e->cap = cap;
-    }
-    memcpy(e->buf + e->len, s, n);
-    e->len += n;
-    e->buf[e->len] = '\0';
-}
 
 __attribute__((format(printf, 3, 4))) void cfg_errf(struct cfg_errs *e, unsigned line, const char *fmt, ...)
 {
     char msg[512];
-    char head[64];
     va_list ap;
     int n;
 
@@ -206,11 +190,7 @@ __attribute__((format(printf, 3, 4))) void cfg_errf(struct cfg_errs *e, unsigned
     va_end(ap);
     if (n < 0)
         msg[0] = '\0';
-    cfg_errs_append(e, e->name, strlen(e->name));
-    n = snprintf(head, sizeof(head), ":%u: ", line);
-    cfg_errs_append(e, head, (size_t)n);
-    cfg_errs_append(e, msg, strlen(msg));
-    cfg_errs_append(e, "\n", 1);
+    buf_printf(&e->text, "%s:%u: %s\n", e->name, line, msg);
 }
 
 /* cfg_quote - a value echoed into an error message, quoted, control bytes escaped, truncated */
@@ -830,16 +810,13 @@ int cfg_load_text(struct cfg *c, const char *text, size_t len, const char *name,
     cfg_apply_root(&e, &fresh, root);
     cfg_toml_free(root);
     if (e.count > 0) {
-        if (e.count > CFG_MAX_ERRORS) {
-            char line[96];
-            int n = snprintf(line, sizeof(line), "%s: %u more errors not shown\n", e.name, e.count - CFG_MAX_ERRORS);
-            cfg_errs_append(&e, line, (size_t)n);
-        }
+        if (e.count > CFG_MAX_ERRORS)
+            buf_printf(&e.text, "%s: %u more errors not shown\n", e.name, e.count - CFG_MAX_ERRORS);
         cfg_fini(&fresh);
         if (err)
-            *err = e.buf;
+            *err = buf_take(&e.text);
         else
-            free(e.buf);
+            buf_fini(&e.text);
         return -EINVAL;
     }
     cfg_set_str(&fresh.source, e.name);

@@ -10,7 +10,6 @@
 #include "spool/spool_dsn.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "base/buf.h"
 #include "base/clock.h"
 #include "base/mem.h"
 
@@ -27,52 +27,6 @@
 #define DSN_CHUNK 900u
 /* cap on one sanitized value other than a diagnostic (addresses, host names, ids) */
 #define DSN_MAX_VALUE 1024u
-
-struct sbuf {
-    char *p;
-    size_t len;
-    size_t cap;
-};
-
-static void sb_put(struct sbuf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        b->p = xrealloc(b->p, cap);
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_puts(struct sbuf *b, const char *s)
-{
-    sb_put(b, s, strlen(s));
-}
-
-static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = NULL;
-    int n = vasprintf(&s, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        abort(); /* like xmalloc: out of memory is not survivable here */
-    sb_put(b, s, (size_t)n);
-    free(s);
-}
-
-static void sb_free(struct sbuf *b)
-{
-    free(b->p);
-    memset(b, 0, sizeof(*b));
-}
 
 /*
  * clean - peer text made safe for one header-style value: controls (CR, LF, NUL, TAB, ...) become
@@ -120,7 +74,7 @@ static char *bare_addr(const char *s)
  * octets long; breaks at spaces past DSN_SOFT_COLS with CRLF + `indent`, and splits any run of
  * more than DSN_CHUNK octets, so no line reaches SPOOL_DSN_LINE_MAX. Ends with CRLF.
  */
-static void dsn_emit_words(struct sbuf *b, size_t col, const char *value, const char *indent)
+static void dsn_emit_words(struct buf *b, size_t col, const char *value, const char *indent)
 {
     size_t ind = strlen(indent);
     const char *p = value;
@@ -133,19 +87,19 @@ static void dsn_emit_words(struct sbuf *b, size_t col, const char *value, const 
         size_t w = strcspn(p, " ");
         size_t take = w > DSN_CHUNK ? DSN_CHUNK : w;
         if (!first && col + 1 + take > DSN_SOFT_COLS && col > ind) {
-            sb_puts(b, "\r\n");
-            sb_puts(b, indent);
+            buf_puts(b, "\r\n");
+            buf_puts(b, indent);
             col = ind;
         } else if (!first) {
-            sb_put(b, " ", 1);
+            buf_append(b, " ", 1);
             col++;
         }
         if (col + take > SPOOL_DSN_LINE_MAX - 2) {
-            sb_puts(b, "\r\n");
-            sb_puts(b, indent);
+            buf_puts(b, "\r\n");
+            buf_puts(b, indent);
             col = ind;
         }
-        sb_put(b, p, take);
+        buf_append(b, p, take);
         col += take;
         p += take;
         first = false;
@@ -153,28 +107,28 @@ static void dsn_emit_words(struct sbuf *b, size_t col, const char *value, const 
         while (w > take) {
             w -= take;
             take = w > DSN_CHUNK ? DSN_CHUNK : w;
-            sb_puts(b, "\r\n");
-            sb_puts(b, indent);
-            sb_put(b, p, take);
+            buf_puts(b, "\r\n");
+            buf_puts(b, indent);
+            buf_append(b, p, take);
             col = ind + take;
             p += take;
         }
     }
-    sb_puts(b, "\r\n");
+    buf_puts(b, "\r\n");
 }
 
 /* dsn_field - "Name: value" folded (continuation lines start with a space) */
-static void dsn_field(struct sbuf *b, const char *name, const char *value)
+static void dsn_field(struct buf *b, const char *name, const char *value)
 {
-    sb_puts(b, name);
-    sb_puts(b, ": ");
+    buf_puts(b, name);
+    buf_puts(b, ": ");
     dsn_emit_words(b, strlen(name) + 2, value, " ");
 }
 
 /* dsn_wrap - a text paragraph, lines starting with indent */
-static void dsn_wrap(struct sbuf *b, const char *indent, const char *text)
+static void dsn_wrap(struct buf *b, const char *indent, const char *text)
 {
-    sb_puts(b, indent);
+    buf_puts(b, indent);
     dsn_emit_words(b, strlen(indent), text, indent);
 }
 
@@ -252,21 +206,21 @@ static bool null_sender(const char *s)
 
 /* ---- parts ---- */
 
-static void part_text(struct sbuf *b, const struct spool_dsn_input *in, const char *mta, bool any_failed,
+static void part_text(struct buf *b, const struct spool_dsn_input *in, const char *mta, bool any_failed,
                       bool any_delayed)
 {
-    sb_printf(b, "This is the mail delivery system at %s.\r\n\r\n", mta);
+    buf_printf(b, "This is the mail delivery system at %s.\r\n\r\n", mta);
     if (any_failed)
         dsn_wrap(b, "",
                  "Your message could not be delivered to one or more recipients. This is a permanent "
                  "error; the message will not be retried for them.");
     if (any_failed && any_delayed)
-        sb_puts(b, "\r\n");
+        buf_puts(b, "\r\n");
     if (any_delayed)
         dsn_wrap(b, "",
                  "Delivery of your message to one or more recipients has been delayed. The message is "
                  "still queued and delivery will be retried; you do not need to send it again.");
-    sb_puts(b, "\r\n");
+    buf_puts(b, "\r\n");
     for (size_t i = 0; i < in->n_rcpts; i++) {
         const struct spool_dsn_rcpt *r = &in->rcpts[i];
         char *addr = bare_addr(r->final_recipient);
@@ -282,7 +236,7 @@ static void part_text(struct sbuf *b, const struct spool_dsn_input *in, const ch
             dsn_wrap(b, "    ", line);
             free(line);
         }
-        sb_puts(b, "\r\n");
+        buf_puts(b, "\r\n");
         free(addr);
         free(host);
         free(diag);
@@ -295,12 +249,12 @@ static void part_text(struct sbuf *b, const struct spool_dsn_input *in, const ch
         dsn_wrap(b, "", line);
         free(line);
     }
-    sb_puts(b, "The headers of the original message are attached.\r\n");
+    buf_puts(b, "The headers of the original message are attached.\r\n");
     free(qid);
     free(mid);
 }
 
-static void part_status(struct sbuf *b, const struct spool_dsn_input *in, const char *mta)
+static void part_status(struct buf *b, const struct spool_dsn_input *in, const char *mta)
 {
     char *v = xasprintf("dns; %s", mta);
     dsn_field(b, "Reporting-MTA", v);
@@ -320,7 +274,7 @@ static void part_status(struct sbuf *b, const struct spool_dsn_input *in, const 
     }
     for (size_t i = 0; i < in->n_rcpts; i++) {
         const struct spool_dsn_rcpt *r = &in->rcpts[i];
-        sb_puts(b, "\r\n");
+        buf_puts(b, "\r\n");
         char *a;
         if (r->original_recipient && *r->original_recipient) {
             a = bare_addr(r->original_recipient);
@@ -366,7 +320,7 @@ static void part_status(struct sbuf *b, const struct spool_dsn_input *in, const 
  * part_headers - the original header section: up to the first empty line, whole lines only, at
  * most SPOOL_DSN_MAX_HEADERS bytes. Returns whether any byte is 8-bit.
  */
-static bool part_headers(struct sbuf *b, const char *msg, size_t len)
+static bool part_headers(struct buf *b, const char *msg, size_t len)
 {
     bool eight = false;
     size_t pos = 0;
@@ -388,24 +342,24 @@ static bool part_headers(struct sbuf *b, const char *msg, size_t len)
             if (c == '\0')
                 continue;
             if (col >= DSN_CHUNK) {
-                sb_puts(b, "\r\n ");
+                buf_puts(b, "\r\n ");
                 col = 1;
             }
             char out = c == '\r' ? ' ' : (char)c; /* a bare CR must not end a line here */
             eight |= c >= 0x80;
-            sb_put(b, &out, 1);
+            buf_append(b, &out, 1);
             col++;
         }
-        sb_puts(b, "\r\n");
+        buf_puts(b, "\r\n");
         pos = next;
     }
     return eight;
 }
 
-static bool boundary_free(const char *bnd, const struct sbuf *parts, size_t n)
+static bool boundary_free(const char *bnd, const struct buf *parts, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (parts[i].len && memmem(parts[i].p, parts[i].len, bnd, strlen(bnd)))
+        if (parts[i].len && memmem(parts[i].data, parts[i].len, bnd, strlen(bnd)))
             return false;
     return true;
 }
@@ -429,7 +383,7 @@ int spool_dsn_build(const struct spool_dsn_input *in, char **out, size_t *out_le
     }
 
     char *mta = clean(in->reporting_mta, DSN_MAX_VALUE);
-    struct sbuf parts[3] = {{0}};
+    struct buf parts[3] = {{0}};
     part_text(&parts[0], in, mta, any_failed, any_delayed);
     part_status(&parts[1], in, mta);
     bool eight = part_headers(&parts[2], in->message, in->message_len);
@@ -444,13 +398,13 @@ int spool_dsn_build(const struct spool_dsn_input *in, char **out, size_t *out_le
         if (tries > 16) {
             /* 192 random bits colliding 17 times: the generator is broken, not the input */
             for (int i = 0; i < 3; i++)
-                sb_free(&parts[i]);
+                buf_fini(&parts[i]);
             free(mta);
             return -EIO;
         }
     }
 
-    struct sbuf m = {0};
+    struct buf m = {0};
     char *v = NULL;
     char *pm = bare_addr(in->postmaster);
     v = xasprintf("Mail Delivery System <%s>", pm);
@@ -482,27 +436,27 @@ int spool_dsn_build(const struct spool_dsn_input *in, char **out, size_t *out_le
     dsn_field(&m, "Content-Type", v);
     free(v);
     dsn_field(&m, "Content-Transfer-Encoding", eight ? "8bit" : "7bit");
-    sb_puts(&m, "\r\nThis is a MIME-encapsulated message.\r\n");
+    buf_puts(&m, "\r\nThis is a MIME-encapsulated message.\r\n");
 
-    sb_printf(&m, "\r\n--%s\r\n", bnd);
-    sb_puts(&m, "Content-Type: text/plain; charset=us-ascii\r\nContent-Description: Notification\r\n\r\n");
-    sb_put(&m, parts[0].p, parts[0].len);
-    sb_printf(&m, "\r\n--%s\r\n", bnd);
-    sb_puts(&m, "Content-Type: message/delivery-status\r\nContent-Description: Delivery report\r\n\r\n");
-    sb_put(&m, parts[1].p, parts[1].len);
-    sb_printf(&m, "\r\n--%s\r\n", bnd);
-    sb_puts(&m, "Content-Type: text/rfc822-headers\r\nContent-Description: Undelivered Message Headers\r\n");
+    buf_printf(&m, "\r\n--%s\r\n", bnd);
+    buf_puts(&m, "Content-Type: text/plain; charset=us-ascii\r\nContent-Description: Notification\r\n\r\n");
+    buf_append(&m, parts[0].data, parts[0].len);
+    buf_printf(&m, "\r\n--%s\r\n", bnd);
+    buf_puts(&m, "Content-Type: message/delivery-status\r\nContent-Description: Delivery report\r\n\r\n");
+    buf_append(&m, parts[1].data, parts[1].len);
+    buf_printf(&m, "\r\n--%s\r\n", bnd);
+    buf_puts(&m, "Content-Type: text/rfc822-headers\r\nContent-Description: Undelivered Message Headers\r\n");
     if (eight)
-        sb_puts(&m, "Content-Transfer-Encoding: 8bit\r\n");
-    sb_puts(&m, "\r\n");
-    sb_put(&m, parts[2].p, parts[2].len);
-    sb_printf(&m, "\r\n--%s--\r\n", bnd);
+        buf_puts(&m, "Content-Transfer-Encoding: 8bit\r\n");
+    buf_puts(&m, "\r\n");
+    buf_append(&m, parts[2].data, parts[2].len);
+    buf_printf(&m, "\r\n--%s--\r\n", bnd);
 
     for (int i = 0; i < 3; i++)
-        sb_free(&parts[i]);
+        buf_fini(&parts[i]);
     free(mta);
-    *out = m.p;
     if (out_len)
         *out_len = m.len;
+    *out = buf_take(&m);
     return 0;
 }

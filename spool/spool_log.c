@@ -24,6 +24,7 @@
 
 #include <zstd.h>
 
+#include "base/buf.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/utf8.h"
@@ -42,9 +43,7 @@ struct spool_log {
     size_t max_pending;
     ZSTD_CCtx *cctx;
 
-    char *pend; /* JSON lines not yet written */
-    size_t pend_len;
-    size_t pend_cap;
+    struct buf pend; /* JSON lines not yet written */
     uint64_t pend_since_ns; /* writer's clock when pend became non-empty */
     uint8_t *zbuf;
     size_t zcap;
@@ -468,13 +467,13 @@ int spool_log_close(struct spool_log *lg)
     int r = spool_log_rotate(lg);
     if (r < 0)
         log_error("log %s: closing with an error (%s); %zu bytes of records not written",
-                  lg->dir, strerror(-r), lg->pend_len);
+                  lg->dir, strerror(-r), lg->pend.len);
     if (lg->fd >= 0)
         close(lg->fd); /* stays active; the next writer finishes it */
     seg_forget(lg);
     ZSTD_freeCCtx(lg->cctx);
     close(lg->dirfd);
-    free(lg->pend);
+    buf_fini(&lg->pend);
     free(lg->zbuf);
     free(lg->node_id);
     free(lg->dir);
@@ -554,27 +553,27 @@ static int flush_fail(struct spool_log *lg, int err)
     lg->st.flush_errors++;
     if (!lg->failing)
         log_warn("log %s: flush failed: %s; %zu bytes of records kept in memory", lg->dir,
-                 strerror(-err), lg->pend_len);
+                 strerror(-err), lg->pend.len);
     lg->failing = true;
     return err;
 }
 
 int spool_log_flush(struct spool_log *lg)
 {
-    if (lg->pend_len == 0)
+    if (lg->pend.len == 0)
         return 0;
     if (lg->fd < 0) {
         int r = seg_create(lg);
         if (r < 0)
             return flush_fail(lg, r);
     }
-    size_t bound = ZSTD_compressBound(lg->pend_len);
+    size_t bound = ZSTD_compressBound(lg->pend.len);
     if (bound > lg->zcap) {
         free(lg->zbuf);
         lg->zbuf = xmalloc(bound);
         lg->zcap = bound;
     }
-    size_t n = ZSTD_compress2(lg->cctx, lg->zbuf, lg->zcap, lg->pend, lg->pend_len);
+    size_t n = ZSTD_compress2(lg->cctx, lg->zbuf, lg->zcap, lg->pend.data, lg->pend.len);
     if (ZSTD_isError(n)) {
         log_error("log %s: zstd: %s", lg->dir, ZSTD_getErrorName(n));
         return flush_fail(lg, -EIO);
@@ -597,7 +596,7 @@ int spool_log_flush(struct spool_log *lg)
         lg->seg_dirty = false;
     lg->st.segment_bytes = lg->seg_bytes;
     lg->st.flushes++;
-    lg->pend_len = 0;
+    lg->pend.len = 0;
     if (lg->failing) {
         log_info("log %s: flushing works again", lg->dir);
         lg->failing = false;
@@ -610,30 +609,24 @@ int spool_log_flush(struct spool_log *lg)
 /* room for need more bytes (and the '\n'); -ENOBUFS past the cap */
 static int pend_reserve(struct spool_log *lg, size_t need)
 {
-    if (lg->pend_len + need + 1 > lg->max_pending) {
+    if (lg->pend.len + need + 1 > lg->max_pending) {
         lg->st.dropped++;
         return -ENOBUFS;
     }
-    if (lg->pend_len + need + 1 > lg->pend_cap) {
-        size_t cap = lg->pend_cap ? lg->pend_cap : 4096;
-        while (cap < lg->pend_len + need + 1)
-            cap *= 2;
-        lg->pend = xrealloc(lg->pend, cap);
-        lg->pend_cap = cap;
-    }
+    buf_reserve(&lg->pend, need + 1);
     return 0;
 }
 
-/* the record of need bytes is in place at pend + pend_len: end the line, count, maybe flush */
+/* the record of need bytes is in place at pend.data + pend.len: end the line, count, maybe flush */
 static void pend_commit(struct spool_log *lg, size_t need)
 {
-    if (lg->pend_len == 0)
+    if (lg->pend.len == 0)
         lg->pend_since_ns = lg->now_ns;
-    lg->pend_len += need;
-    lg->pend[lg->pend_len++] = '\n';
+    lg->pend.len += need;
+    buf_putc(&lg->pend, '\n');
     lg->st.records++;
     /* while the disk fails only tick retries: recompressing a growing buffer per record is waste */
-    if (lg->pend_len >= lg->flush_bytes && !lg->failing)
+    if (lg->pend.len >= lg->flush_bytes && !lg->failing)
         (void)spool_log_flush(lg); /* a failure keeps the records; tick retries and reports */
 }
 
@@ -647,7 +640,7 @@ int spool_log_write(struct spool_log *lg, const json_t *rec)
     int r = pend_reserve(lg, need);
     if (r < 0)
         return r;
-    if (json_dumpb(rec, lg->pend + lg->pend_len, need, JSON_COMPACT) != need)
+    if (json_dumpb(rec, (char *)lg->pend.data + lg->pend.len, need, JSON_COMPACT) != need)
         return -ENOMEM;
     pend_commit(lg, need);
     return 0;
@@ -660,7 +653,7 @@ int spool_log_write_line(struct spool_log *lg, const char *line, size_t len)
     int r = pend_reserve(lg, len);
     if (r < 0)
         return r;
-    memcpy(lg->pend + lg->pend_len, line, len);
+    memcpy(lg->pend.data + lg->pend.len, line, len);
     pend_commit(lg, len);
     return 0;
 }
@@ -721,7 +714,7 @@ int spool_log_tick(struct spool_log *lg, uint64_t now_ns)
         lg->pend_since_ns = now_ns;
     if (now_ns < lg->seg_start_ns)
         lg->seg_start_ns = now_ns;
-    if (lg->pend_len > 0 && now_ns - lg->pend_since_ns >= lg->flush_interval_ns)
+    if (lg->pend.len > 0 && now_ns - lg->pend_since_ns >= lg->flush_interval_ns)
         r = spool_log_flush(lg);
     if (r == 0 && lg->fd >= 0 && now_ns - lg->seg_start_ns >= lg->max_segment_age_ns)
         r = spool_log_rotate(lg);
@@ -754,7 +747,7 @@ int spool_log_rotate(struct spool_log *lg)
 void spool_log_stats_get(const struct spool_log *lg, struct spool_log_stats *out)
 {
     *out = lg->st;
-    out->pending_bytes = lg->pend_len;
+    out->pending_bytes = lg->pend.len;
 }
 
 const char *spool_log_active_path(const struct spool_log *lg)

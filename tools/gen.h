@@ -183,8 +183,6 @@ bool gen_rate_take(struct gen *g, uint64_t now);
 void gen_error(struct gen *g, int code, enum gen_err named, const char *text);
 
 /* gen_msg.c */
-/* gen_msg_parse_size - "100", "100k", "100kb", "2m", "2mb" (1024-based); -EINVAL otherwise */
-int gen_msg_parse_size(const char *text, size_t *out);
 /* gen_msg_synth_body - filler text lines of at most 78 characters, CRLF, about `size` bytes */
 void gen_msg_synth_body(size_t size, char **out, size_t *out_len);
 /* gen_msg_file_body - the file with every line ending made CRLF, dot-stuffed, ending in CRLF */

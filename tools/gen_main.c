@@ -10,6 +10,7 @@
  * See docs/tools.md.
  */
 #include "tools/gen.h"
+#include "tools/tool_opt.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -26,6 +27,7 @@
 #include "base/hostport.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "cfg/cfg_value.h"
 #include "tls/tls.h"
 
 #define GEN_CONCURRENCY_MAX 8000
@@ -45,8 +47,8 @@ static void usage(FILE *f)
             "  --target HOST:PORT             server (default 127.0.0.1:2525; [v6addr]:port)\n"
             "  --concurrency N                parallel SMTP sessions (default 1)\n"
             "  --message-count N              messages to attempt (default 100)\n"
-            "  --duration S                   run for S seconds (10, 10s, 2m) instead of a count\n"
-            "  --body-size SIZE               synthetic body size: 100, 100k, 100kb, 1m (default 1k)\n"
+            "  --duration S                   run for S seconds (10, 1.5, 10s, 2m) instead of a count\n"
+            "  --body-size SIZE               synthetic body size: 100, 100k, 100kb, 1m, 1MiB (default 1k)\n"
             "  --body-file FILE               send FILE as the message (CRLF-normalised, dot-stuffed,\n"
             "                                 an X-Gen-Sent header line put on top)\n"
             "  --domain NAME[:WEIGHT]         recipient domain, repeatable (default example.test)\n"
@@ -61,23 +63,8 @@ static void usage(FILE *f)
             "  --json                         final summary as one JSON object on stdout\n");
 }
 
-static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
-{
-    char *end;
-    unsigned long long v;
-
-    if (!s || !*s || *s == '-')
-        return -EINVAL;
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if (errno || *end || v > max)
-        return -EINVAL;
-    *out = v;
-    return 0;
-}
-
-/* parse_per - "N", "N/s", "N/m", "N/h" for rates, or "S", "Ss", "Nm" for durations; the result per second */
-static int parse_per(const char *s, bool duration, double *out)
+/* parse_rate - "N", "N/s", "N/m", "N/h" (N may have a fraction): transactions per second */
+static int parse_rate(const char *s, double *out)
 {
     char *end;
     double v;
@@ -88,21 +75,12 @@ static int parse_per(const char *s, bool duration, double *out)
     v = strtod(s, &end);
     if (errno || end == s || !(v > 0) || v > 1e9)
         return -EINVAL;
-    if (duration) {
-        if (strcmp(end, "m") == 0)
-            v *= 60;
-        else if (strcmp(end, "h") == 0)
-            v *= 3600;
-        else if (*end && strcmp(end, "s") != 0)
-            return -EINVAL;
-    } else {
-        if (strcmp(end, "/m") == 0)
-            v /= 60;
-        else if (strcmp(end, "/h") == 0)
-            v /= 3600;
-        else if (*end && strcmp(end, "/s") != 0)
-            return -EINVAL;
-    }
+    if (strcmp(end, "/m") == 0)
+        v /= 60;
+    else if (strcmp(end, "/h") == 0)
+        v /= 3600;
+    else if (*end && strcmp(end, "/s") != 0)
+        return -EINVAL;
     *out = v;
     return 0;
 }
@@ -203,7 +181,7 @@ static void parse_args(struct gen *g, int argc, char **argv)
     };
     struct gen_opts *o = &g->o;
     bool have_count = false;
-    unsigned long long v;
+    uint64_t v;
     int ch;
 
     *o = (struct gen_opts){.target = "127.0.0.1:2525", .concurrency = 1, .message_count = 100, .body_size = 1024,
@@ -214,28 +192,31 @@ static void parse_args(struct gen *g, int argc, char **argv)
         switch (ch) {
         case O_TARGET: o->target = optarg; break;
         case O_CONC:
-            rc = parse_uint(optarg, GEN_CONCURRENCY_MAX, &v);
+            rc = cfg_value_parse_uint(optarg, GEN_CONCURRENCY_MAX, &v) ? 0 : -EINVAL;
             o->concurrency = (unsigned)v;
             rc = rc ? rc : (v ? 0 : -EINVAL);
             break;
         case O_COUNT:
-            rc = parse_uint(optarg, UINT64_MAX / 2, &v);
+            rc = cfg_value_parse_uint(optarg, UINT64_MAX / 2, &v) ? 0 : -EINVAL;
             o->message_count = v;
             have_count = true;
             break;
-        case O_DUR: rc = parse_per(optarg, true, &o->duration_s); break;
-        case O_BSIZE: rc = gen_msg_parse_size(optarg, &o->body_size); break;
+        case O_DUR: rc = tool_opt_seconds(optarg, 1e9, &o->duration_s); break;
+        case O_BSIZE:
+            rc = cfg_value_parse_size(optarg, &v) && v <= GEN_BODY_MAX ? 0 : -EINVAL;
+            o->body_size = (size_t)v;
+            break;
         case O_BFILE: o->body_file = optarg; break;
         case O_DOMAIN: rc = gen_msg_add_domain(o, optarg); break;
         case O_SENDER:
             o->sender = optarg;
             rc = strpbrk(optarg, "<>\r\n \t") || strlen(optarg) > 254 ? -EINVAL : 0;
             break;
-        case O_RATE: rc = parse_per(optarg, false, &o->rate); break;
+        case O_RATE: rc = parse_rate(optarg, &o->rate); break;
         case O_TLS: o->starttls = true; break;
         case O_KEEP: o->keep_going = true; break;
         case O_PER:
-            rc = parse_uint(optarg, 1000000000, &v);
+            rc = cfg_value_parse_uint(optarg, 1000000000, &v) ? 0 : -EINVAL;
             o->per_conn = (unsigned)v;
             break;
         case O_EHLO:
@@ -244,11 +225,11 @@ static void parse_args(struct gen *g, int argc, char **argv)
             break;
         case O_JSON: o->json = true; break;
         case O_RCPTS:
-            rc = parse_uint(optarg, GEN_RCPTS_MAX, &v);
+            rc = cfg_value_parse_uint(optarg, GEN_RCPTS_MAX, &v) ? 0 : -EINVAL;
             o->recipients = (unsigned)v;
             rc = rc ? rc : (v ? 0 : -EINVAL);
             break;
-        case O_TIMEOUT: rc = parse_per(optarg, true, &o->timeout_s); break;
+        case O_TIMEOUT: rc = tool_opt_seconds(optarg, 1e9, &o->timeout_s); break;
         case O_HELP: usage(stdout); exit(0);
         default: usage(stderr); exit(2);
         }

@@ -25,30 +25,6 @@
 #include "base/mem.h"
 #include "smtp/smtp_stuff.h"
 
-int gen_msg_parse_size(const char *text, size_t *out)
-{
-    char *end;
-    unsigned long long v;
-    unsigned long long mul = 1;
-
-    if (!text || !*text || *text == '-')
-        return -EINVAL;
-    errno = 0;
-    v = strtoull(text, &end, 10);
-    if (errno || end == text)
-        return -EINVAL;
-    if (strcasecmp(end, "k") == 0 || strcasecmp(end, "kb") == 0)
-        mul = 1024;
-    else if (strcasecmp(end, "m") == 0 || strcasecmp(end, "mb") == 0)
-        mul = 1024 * 1024;
-    else if (strcasecmp(end, "b") != 0 && *end)
-        return -EINVAL;
-    if (v > GEN_BODY_MAX / mul)
-        return -EINVAL;
-    *out = (size_t)(v * mul);
-    return 0;
-}
-
 void gen_msg_synth_body(size_t size, char **out, size_t *out_len)
 {
     static const char words[] = "the quick brown fox jumps over the lazy dog while ringmail measures "

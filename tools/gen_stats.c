@@ -5,6 +5,7 @@
  */
 #include "tools/gen.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -22,28 +23,32 @@ uint64_t gen_stats_errors(const struct gen_stats *st)
     return n;
 }
 
-static void print_errors(const struct gen_stats *st, bool json)
+static void print_errors(const struct gen_stats *st)
 {
-    bool first = true;
+    for (unsigned i = 0; i < 1000; i++)
+        if (st->codes[i])
+            printf("  %03u: %llu\n", i, (unsigned long long)st->codes[i]);
+    for (unsigned i = 0; i < GEN_ERR_N; i++)
+        if (st->named[i])
+            printf("  %s: %llu\n", err_names[i], (unsigned long long)st->named[i]);
+}
+
+/* errors_json - {"421": N, "timeout": N, ...}: reply codes first, then the named errors */
+static json_t *errors_json(const struct gen_stats *st)
+{
+    json_t *j = json_object();
+    char code[8];
 
     for (unsigned i = 0; i < 1000; i++) {
         if (!st->codes[i])
             continue;
-        if (json)
-            printf("%s\"%03u\": %llu", first ? "" : ", ", i, (unsigned long long)st->codes[i]);
-        else
-            printf("  %03u: %llu\n", i, (unsigned long long)st->codes[i]);
-        first = false;
+        snprintf(code, sizeof(code), "%03u", i);
+        json_object_set_new(j, code, json_integer((json_int_t)st->codes[i]));
     }
-    for (unsigned i = 0; i < GEN_ERR_N; i++) {
-        if (!st->named[i])
-            continue;
-        if (json)
-            printf("%s\"%s\": %llu", first ? "" : ", ", err_names[i], (unsigned long long)st->named[i]);
-        else
-            printf("  %s: %llu\n", err_names[i], (unsigned long long)st->named[i]);
-        first = false;
-    }
+    for (unsigned i = 0; i < GEN_ERR_N; i++)
+        if (st->named[i])
+            json_object_set_new(j, err_names[i], json_integer((json_int_t)st->named[i]));
+    return j;
 }
 
 void gen_stats_print(const struct gen *g, double elapsed_s, bool json)
@@ -53,18 +58,22 @@ void gen_stats_print(const struct gen *g, double elapsed_s, bool json)
     const struct lat_hist *h = &st->latency;
 
     if (json) {
-        printf("{\"target\": \"%s\", \"concurrency\": %u, \"sent\": %llu, \"failed\": %llu, \"attempted\": %llu, "
-               "\"connections\": %llu, \"tls_sessions\": %llu, \"elapsed_s\": %.3f, \"msgs_per_s\": %.1f, \"msgs_per_h\": %.0f, "
-               "\"errors\": {",
-               g->o.target, g->o.concurrency, (unsigned long long)st->sent, (unsigned long long)st->failed,
-               (unsigned long long)st->attempted, (unsigned long long)st->connections,
-               (unsigned long long)st->tls_sessions, elapsed_s, rate,
-               rate * 3600.0);
-        print_errors(st, true);
-        printf("}, \"latency_us\": {\"count\": %llu, \"p50\": %llu, \"p90\": %llu, \"p99\": %llu, \"max\": %llu}}\n",
-               (unsigned long long)h->count, (unsigned long long)lat_hist_percentile(h, 50),
-               (unsigned long long)lat_hist_percentile(h, 90), (unsigned long long)lat_hist_percentile(h, 99),
-               (unsigned long long)h->max);
+        json_t *j = json_object();
+        json_object_set_new(j, "target", json_string(g->o.target)); /* resolved at start: a host name or address */
+        json_object_set_new(j, "concurrency", json_integer(g->o.concurrency));
+        json_object_set_new(j, "sent", json_integer((json_int_t)st->sent));
+        json_object_set_new(j, "failed", json_integer((json_int_t)st->failed));
+        json_object_set_new(j, "attempted", json_integer((json_int_t)st->attempted));
+        json_object_set_new(j, "connections", json_integer((json_int_t)st->connections));
+        json_object_set_new(j, "tls_sessions", json_integer((json_int_t)st->tls_sessions));
+        json_object_set_new(j, "elapsed_s", json_real(elapsed_s));
+        json_object_set_new(j, "msgs_per_s", json_real(rate));
+        json_object_set_new(j, "msgs_per_h", json_real(rate * 3600.0));
+        json_object_set_new(j, "errors", errors_json(st));
+        json_object_set_new(j, "latency_us", lat_hist_json(h));
+        json_dumpf(j, stdout, JSON_REAL_PRECISION(10));
+        putchar('\n');
+        json_decref(j);
     } else {
         printf("target        %s\n", g->o.target);
         printf("sent          %llu\n", (unsigned long long)st->sent);
@@ -79,7 +88,7 @@ void gen_stats_print(const struct gen *g, double elapsed_s, bool json)
                (unsigned long long)lat_hist_percentile(h, 99), (unsigned long long)h->max,
                (unsigned long long)h->count);
         printf("errors        %llu\n", (unsigned long long)gen_stats_errors(st));
-        print_errors(st, false);
+        print_errors(st);
     }
     fflush(stdout);
 }

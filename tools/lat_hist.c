@@ -60,3 +60,10 @@ uint64_t lat_hist_percentile(const struct lat_hist *h, double p)
     }
     return h->max;
 }
+
+json_t *lat_hist_json(const struct lat_hist *h)
+{
+    return json_pack("{s:I, s:I, s:I, s:I, s:I}", "count", (json_int_t)h->count, "p50",
+                     (json_int_t)lat_hist_percentile(h, 50), "p90", (json_int_t)lat_hist_percentile(h, 90), "p99",
+                     (json_int_t)lat_hist_percentile(h, 99), "max", (json_int_t)h->max);
+}

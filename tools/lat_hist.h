@@ -8,6 +8,7 @@
 #ifndef RINGMAIL_LAT_HIST_H
 #define RINGMAIL_LAT_HIST_H
 
+#include <jansson.h>
 #include <stdint.h>
 
 #define LAT_HIST_BUCKETS 640 /* covers any uint64 microseconds */
@@ -23,5 +24,7 @@ void lat_hist_add(struct lat_hist *h, uint64_t us);
 void lat_hist_merge(struct lat_hist *t, const struct lat_hist *a);
 /* lat_hist_percentile - upper bound of the bucket holding percentile p (0..100), capped at the max */
 uint64_t lat_hist_percentile(const struct lat_hist *h, double p);
+/* lat_hist_json - {"count": N, "p50": us, "p90": us, "p99": us, "max": us} for the tools' --json summaries */
+json_t *lat_hist_json(const struct lat_hist *h);
 
 #endif

@@ -212,8 +212,6 @@ uint64_t sink_fault_rand(uint64_t *state);
 /* sink_record.c */
 /* sink_record_write - one JSON line for an accepted message, in one write(2) to the O_APPEND file */
 void sink_record_write(struct sink_conn *c);
-/* sink_record_json_str - append s[0..len) as a JSON string; invalid UTF-8 bytes become \u00XX */
-void sink_record_json_str(char **buf, size_t *len, size_t *cap, const char *s, size_t n);
 /* sink_record_gen_sent - the value of an unfolded "X-Gen-Sent: DIGITS" line in h[0..len); -ENOENT if none */
 int sink_record_gen_sent(const char *h, size_t len, uint64_t *out);
 /* sink_record_summary - the summed counters (st), with the connections of each worker (per[n]) */

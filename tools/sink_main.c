@@ -10,6 +10,7 @@
  * See docs/tools.md.
  */
 #include "tools/sink.h"
+#include "tools/tool_opt.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +28,7 @@
 #include "base/hostport.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "cfg/cfg_value.h"
 
 #define SINK_TICK_NS CLOCK_MS(100)
 
@@ -38,7 +40,7 @@ static void usage(FILE *f)
             "usage: ringmail-sink [options]\n"
             "  --listen HOST:PORT       address to serve, repeatable (default 127.0.0.1:2525; [v6addr]:port)\n"
             "  --workers N              threads sharing the listeners with SO_REUSEPORT (default 1)\n"
-            "  --duration S             stop after S seconds (10, 10s, 2m); default: at SIGINT/SIGTERM\n"
+            "  --duration S             stop after S seconds (10, 1.5, 10s, 2m); default: at SIGINT/SIGTERM\n"
             "  --json                   final summary as one JSON object on stdout\n"
             "  --tempfail P%%            refuse P percent of RCPTs with a 4xx line from the responses\n"
             "  --permfail P%%            refuse P percent of RCPTs with a 5xx line from the responses\n"
@@ -54,39 +56,6 @@ static void usage(FILE *f)
             "  --hostname NAME          name in the banner and the EHLO reply (default ringmail-sink.test)\n");
 }
 
-static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
-{
-    char *end;
-    unsigned long long v;
-
-    if (!s || !*s || *s == '-')
-        return -EINVAL;
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if (errno || *end || v > max)
-        return -EINVAL;
-    *out = v;
-    return 0;
-}
-
-/* parse_seconds - "S", "Ss", "Nm" */
-static int parse_seconds(const char *s, double *out)
-{
-    char *end;
-    double v;
-
-    errno = 0;
-    v = strtod(s, &end);
-    if (errno || end == s || !(v > 0) || v > 1e7)
-        return -EINVAL;
-    if (strcmp(end, "m") == 0)
-        v *= 60;
-    else if (*end && strcmp(end, "s") != 0)
-        return -EINVAL;
-    *out = v;
-    return 0;
-}
-
 /* parse_pct - "5", "5%", "0.5%": 0 to 100 */
 static int parse_pct(const char *s, double *out)
 {
@@ -98,35 +67,6 @@ static int parse_pct(const char *s, double *out)
     if (errno || end == s || !(v >= 0) || v > 100 || (*end && strcmp(end, "%") != 0))
         return -EINVAL;
     *out = v;
-    return 0;
-}
-
-/* parse_size - "100", "100k", "10m", "1g" (1024-based, optional "b") */
-static int parse_size(const char *s, uint64_t *out)
-{
-    char *end;
-    unsigned long long v;
-    uint64_t mul = 1;
-
-    if (!*s || *s == '-')
-        return -EINVAL;
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if (errno || end == s)
-        return -EINVAL;
-    if (*end == 'k' || *end == 'K')
-        mul = 1024;
-    else if (*end == 'm' || *end == 'M')
-        mul = 1024 * 1024;
-    else if (*end == 'g' || *end == 'G')
-        mul = 1024 * 1024 * 1024;
-    if (mul > 1)
-        end++;
-    if (*end == 'b' || *end == 'B')
-        end++;
-    if (*end || v == 0 || v > UINT64_MAX / mul / 2)
-        return -EINVAL;
-    *out = v * mul;
     return 0;
 }
 
@@ -156,7 +96,7 @@ static void parse_args(struct sink *s, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct sink_opts *o = &s->o;
-    unsigned long long v;
+    uint64_t v;
     char *err = NULL;
     int ch;
 
@@ -177,38 +117,41 @@ static void parse_args(struct sink *s, int argc, char **argv)
             o->n_listen++;
             break;
         case O_WORKERS:
-            rc = parse_uint(optarg, SINK_WORKERS_MAX, &v);
+            rc = cfg_value_parse_uint(optarg, SINK_WORKERS_MAX, &v) ? 0 : -EINVAL;
             o->workers = (unsigned)v;
             rc = rc ? rc : (v ? 0 : -EINVAL);
             break;
-        case O_DUR: rc = parse_seconds(optarg, &o->duration_s); break;
+        case O_DUR: rc = tool_opt_seconds(optarg, 1e7, &o->duration_s); break;
         case O_JSON: o->json = true; break;
         case O_TEMP: rc = parse_pct(optarg, &o->tempfail_pct); break;
         case O_PERM: rc = parse_pct(optarg, &o->permfail_pct); break;
         case O_RESP: o->responses_file = optarg; break;
         case O_SEED:
-            rc = parse_uint(optarg, UINT64_MAX, &v);
+            rc = cfg_value_parse_uint(optarg, UINT64_MAX, &v) ? 0 : -EINVAL;
             o->seed = v;
             break;
         case O_SLOW:
-            rc = parse_uint(optarg, 1ull << 40, &v);
+            rc = cfg_value_parse_uint(optarg, 1ull << 40, &v) ? 0 : -EINVAL;
             o->slow_reader = v;
             rc = rc ? rc : (v ? 0 : -EINVAL);
             break;
         case O_RECORD: o->record_file = optarg; break;
         case O_LATENCY: o->latency = true; break;
-        case O_MAXSIZE: rc = parse_size(optarg, &o->max_size); break;
+        case O_MAXSIZE:
+            rc = cfg_value_parse_size(optarg, &v) && v > 0 && v <= UINT64_MAX / 2 ? 0 : -EINVAL;
+            o->max_size = v;
+            break;
         case O_MAXRCPT:
-            rc = parse_uint(optarg, 100000, &v);
+            rc = cfg_value_parse_uint(optarg, 100000, &v) ? 0 : -EINVAL;
             o->max_rcpts = (unsigned)v;
             rc = rc ? rc : (v ? 0 : -EINVAL);
             break;
         case O_MAXCONN:
-            rc = parse_uint(optarg, 1000000, &v);
+            rc = cfg_value_parse_uint(optarg, 1000000, &v) ? 0 : -EINVAL;
             o->max_conns = (unsigned)v;
             rc = rc ? rc : (v ? 0 : -EINVAL);
             break;
-        case O_TIMEOUT: rc = parse_seconds(optarg, &o->timeout_s); break;
+        case O_TIMEOUT: rc = tool_opt_seconds(optarg, 1e7, &o->timeout_s); break;
         case O_HOST:
             o->hostname = optarg;
             rc = !*optarg || strpbrk(optarg, "\r\n \t") || strlen(optarg) > 255 ? -EINVAL : 0;

@@ -6,9 +6,9 @@
  *    "gen_sent_us": N|null, "arrived_us": N, "headers": "..."}
  * size is the message as delivered (after dot-unstuffing, without the final "." CRLF); headers is the
  * header section (without the empty line that ends it), cut at SINK_HDR_MAX bytes; Message-ID and
- * Subject are unfolded and trimmed. Peer bytes are escaped into valid JSON: control characters as
- * \u00XX, bytes that are not valid UTF-8 as \u00XX of their value (read as Latin-1), so every
- * line parses whatever the client sent.
+ * Subject are unfolded and trimmed. jansson writes the line; peer bytes become valid JSON strings
+ * whatever the client sent: bytes that are not valid UTF-8 are read as Latin-1 (byte 0xE9 is the
+ * string's U+00E9), control characters are escaped by jansson.
  * arrived_us is CLOCK_REALTIME in microseconds when the final dot was read and the 250 decided (just
  * before this line is written and the 250 queued); gen_sent_us is ringmail-gen's X-Gen-Sent stamp.
  * The line goes out in one write(2) to a file opened with O_APPEND, so workers never interleave.
@@ -21,76 +21,56 @@
 #include "tools/sink.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
+#include "base/buf.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/utf8.h"
 
-static void put(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
-{
-    if (*len + n + 1 > *cap) {
-        size_t want = *cap ? *cap : 256;
-        while (want < *len + n + 1)
-            want *= 2;
-        *buf = xrealloc(*buf, want);
-        *cap = want;
-    }
-    memcpy(*buf + *len, s, n);
-    *len += n;
-    (*buf)[*len] = '\0';
-}
-
-static void puts_(char **buf, size_t *len, size_t *cap, const char *s)
-{
-    put(buf, len, cap, s, strlen(s));
-}
-
-void sink_record_json_str(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+/* peer_string - s[0..n) as a JSON string: well-formed UTF-8 as it is, any other byte as the Latin-1 character */
+static json_t *peer_string(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0, run = 0;
-    char esc[8];
+    size_t valid = utf8_valid_prefix(p, n);
+    if (valid == n)
+        return json_stringn(s, n);
 
-    put(buf, len, cap, "\"", 1);
-    while (i < n) {
-        unsigned char c = p[i];
-        size_t u;
-
-        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-            i++;
-            run++;
-            continue;
-        }
-        if (c >= 0x80 && (u = utf8_seq_len(p + i, n - i)) > 0) {
+    struct buf b = {0};
+    buf_append(&b, p, valid);
+    for (size_t i = valid; i < n;) {
+        size_t u = utf8_seq_len(p + i, n - i);
+        if (u > 0) {
+            buf_append(&b, p + i, u);
             i += u;
-            run += u;
-            continue;
-        }
-        put(buf, len, cap, (const char *)p + i - run, run);
-        run = 0;
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)c;
-            put(buf, len, cap, esc, 2);
-        } else if (c == '\r') {
-            put(buf, len, cap, "\\r", 2);
-        } else if (c == '\n') {
-            put(buf, len, cap, "\\n", 2);
-        } else if (c == '\t') {
-            put(buf, len, cap, "\\t", 2);
         } else {
-            snprintf(esc, sizeof(esc), "\\u%04x", c);
-            put(buf, len, cap, esc, 6);
+            buf_putc(&b, (char)(0xc0 | p[i] >> 6));
+            buf_putc(&b, (char)(0x80 | (p[i] & 0x3f)));
+            i++;
         }
-        i++;
     }
-    put(buf, len, cap, (const char *)p + i - run, run);
-    put(buf, len, cap, "\"", 1);
+    json_t *j = json_stringn((const char *)b.data, b.len);
+    buf_fini(&b);
+    return j;
+}
+
+/* optional_string - v as a JSON string (v freed), or null */
+static json_t *optional_string(char *v)
+{
+    json_t *j = v ? peer_string(v, strlen(v)) : json_null();
+    free(v);
+    return j;
+}
+
+static int append_to_buf(const char *p, size_t n, void *data)
+{
+    buf_append(data, p, n);
+    return 0;
 }
 
 /* field - the unfolded, trimmed value of the first header field `name`, or NULL */
@@ -158,7 +138,7 @@ int sink_record_gen_sent(const char *h, size_t len, uint64_t *out)
                 for (j++; j < end && (h[j] == ' ' || h[j] == '\t'); j++)
                     ;
                 for (; j < end && h[j] >= '0' && h[j] <= '9'; j++) {
-                    if (v > (UINT64_MAX - 9) / 10)
+                    if (v > (INT64_MAX - 9) / 10) /* past year 294000: not a stamp, and JSON integers end there */
                         return -ERANGE;
                     v = v * 10 + (uint64_t)(h[j] - '0');
                     digits = true;
@@ -177,53 +157,33 @@ int sink_record_gen_sent(const char *h, size_t len, uint64_t *out)
 }
 
 
-static void put_opt(char **buf, size_t *len, size_t *cap, char *v)
-{
-    if (v)
-        sink_record_json_str(buf, len, cap, v, strlen(v));
-    else
-        puts_(buf, len, cap, "null");
-    free(v);
-}
-
 void sink_record_write(struct sink_conn *c)
 {
     int fd = c->w->s->record_fd;
     const char *h = c->hdr ? c->hdr : "";
-    char *buf = NULL, num[32];
-    size_t len = 0, cap = 0, off = 0;
+    struct buf line = {0};
+    size_t off = 0;
 
     if (fd < 0)
         return;
-    puts_(&buf, &len, &cap, "{\"mail_from\": ");
-    sink_record_json_str(&buf, &len, &cap, c->mail_from, strlen(c->mail_from));
-    puts_(&buf, &len, &cap, ", \"rcpts\": [");
-    for (unsigned i = 0; i < c->n_rcpts; i++) {
-        if (i)
-            puts_(&buf, &len, &cap, ", ");
-        sink_record_json_str(&buf, &len, &cap, c->rcpts[i], strlen(c->rcpts[i]));
-    }
-    snprintf(num, sizeof(num), "%llu", (unsigned long long)c->data.size);
-    puts_(&buf, &len, &cap, "], \"size\": ");
-    puts_(&buf, &len, &cap, num);
-    puts_(&buf, &len, &cap, ", \"message_id\": ");
-    put_opt(&buf, &len, &cap, field(h, c->hdr_len, "Message-ID"));
-    puts_(&buf, &len, &cap, ", \"subject\": ");
-    put_opt(&buf, &len, &cap, field(h, c->hdr_len, "Subject"));
-    if (c->has_gen_sent)
-        snprintf(num, sizeof(num), "%llu", (unsigned long long)c->gen_sent_us);
-    else
-        snprintf(num, sizeof(num), "null");
-    puts_(&buf, &len, &cap, ", \"gen_sent_us\": ");
-    puts_(&buf, &len, &cap, num);
-    snprintf(num, sizeof(num), "%llu", (unsigned long long)c->arrived_us);
-    puts_(&buf, &len, &cap, ", \"arrived_us\": ");
-    puts_(&buf, &len, &cap, num);
-    puts_(&buf, &len, &cap, ", \"headers\": ");
-    sink_record_json_str(&buf, &len, &cap, h, c->hdr_len);
-    puts_(&buf, &len, &cap, "}\n");
-    while (off < len) {
-        ssize_t w = write(fd, buf + off, len - off);
+    json_t *rcpts = json_array();
+    for (unsigned i = 0; i < c->n_rcpts; i++)
+        json_array_append_new(rcpts, peer_string(c->rcpts[i], strlen(c->rcpts[i])));
+    json_t *rec = json_object();
+    json_object_set_new(rec, "mail_from", peer_string(c->mail_from, strlen(c->mail_from)));
+    json_object_set_new(rec, "rcpts", rcpts);
+    json_object_set_new(rec, "size", json_integer((json_int_t)c->data.size));
+    json_object_set_new(rec, "message_id", optional_string(field(h, c->hdr_len, "Message-ID")));
+    json_object_set_new(rec, "subject", optional_string(field(h, c->hdr_len, "Subject")));
+    json_object_set_new(rec, "gen_sent_us", c->has_gen_sent ? json_integer((json_int_t)c->gen_sent_us) : json_null());
+    json_object_set_new(rec, "arrived_us", json_integer((json_int_t)c->arrived_us));
+    json_object_set_new(rec, "headers", peer_string(h, c->hdr_len));
+    if (json_dump_callback(rec, append_to_buf, &line, 0) != 0)
+        panic("sink record: json_dump_callback failed");
+    json_decref(rec);
+    buf_putc(&line, '\n');
+    while (off < line.len) {
+        ssize_t w = write(fd, line.data + off, line.len - off);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
@@ -233,7 +193,7 @@ void sink_record_write(struct sink_conn *c)
         }
         off += (size_t)w;
     }
-    free(buf);
+    buf_fini(&line);
 }
 
 void sink_record_summary(const struct sink *s, const struct sink_stats *st, const struct sink_stats *per, unsigned n,
@@ -245,33 +205,38 @@ void sink_record_summary(const struct sink *s, const struct sink_stats *st, cons
         active = (double)(st->last_msg_ns - st->first_conn_ns) / 1e9;
     rate = active > 0 ? (double)st->messages / active : 0.0;
     if (s->o.json) {
-        printf("{\"listen\": [");
+        json_t *j = json_object(), *listen = json_array(), *conns = json_array();
         for (unsigned i = 0; i < s->o.n_listen; i++)
-            printf("%s\"%s\"", i ? ", " : "", s->o.listen[i].text);
-        printf("], \"workers\": %u, \"connections\": %llu, \"messages\": %llu, \"recipients\": %llu, "
-               "\"tempfail\": %llu, \"permfail\": %llu, \"421\": %llu, \"disconnects\": %llu, \"bytes\": %llu, "
-               "\"rejected\": %llu, \"errors\": %llu, \"timeouts\": %llu, \"refused\": %llu, "
-               "\"elapsed_s\": %.3f, \"active_s\": %.3f, \"msgs_per_s\": %.1f, \"worker_connections\": [",
-               s->o.workers, (unsigned long long)st->connections, (unsigned long long)st->messages,
-               (unsigned long long)st->recipients, (unsigned long long)st->tempfail,
-               (unsigned long long)st->permfail, (unsigned long long)st->closed_421,
-               (unsigned long long)st->disconnects, (unsigned long long)st->bytes, (unsigned long long)st->rejected,
-               (unsigned long long)st->errors, (unsigned long long)st->timeouts, (unsigned long long)st->refused,
-               elapsed_s, active, rate);
+            json_array_append_new(listen, json_string(s->o.listen[i].text));
         for (unsigned i = 0; i < n; i++)
-            printf("%s%llu", i ? ", " : "", (unsigned long long)per[i].connections);
-        printf("], \"delivery_latency_us\": ");
-        if (s->o.latency)
-            printf("{\"count\": %llu, \"missing\": %llu, \"p50\": %llu, \"p90\": %llu, \"p99\": %llu, "
-                   "\"max\": %llu}",
-                   (unsigned long long)st->latency.count, (unsigned long long)st->latency_missing,
-                   (unsigned long long)lat_hist_percentile(&st->latency, 50),
-                   (unsigned long long)lat_hist_percentile(&st->latency, 90),
-                   (unsigned long long)lat_hist_percentile(&st->latency, 99),
-                   (unsigned long long)st->latency.max);
-        else
-            printf("null");
-        printf("}\n");
+            json_array_append_new(conns, json_integer((json_int_t)per[i].connections));
+        json_object_set_new(j, "listen", listen);
+        json_object_set_new(j, "workers", json_integer(s->o.workers));
+        json_object_set_new(j, "connections", json_integer((json_int_t)st->connections));
+        json_object_set_new(j, "messages", json_integer((json_int_t)st->messages));
+        json_object_set_new(j, "recipients", json_integer((json_int_t)st->recipients));
+        json_object_set_new(j, "tempfail", json_integer((json_int_t)st->tempfail));
+        json_object_set_new(j, "permfail", json_integer((json_int_t)st->permfail));
+        json_object_set_new(j, "421", json_integer((json_int_t)st->closed_421));
+        json_object_set_new(j, "disconnects", json_integer((json_int_t)st->disconnects));
+        json_object_set_new(j, "bytes", json_integer((json_int_t)st->bytes));
+        json_object_set_new(j, "rejected", json_integer((json_int_t)st->rejected));
+        json_object_set_new(j, "errors", json_integer((json_int_t)st->errors));
+        json_object_set_new(j, "timeouts", json_integer((json_int_t)st->timeouts));
+        json_object_set_new(j, "refused", json_integer((json_int_t)st->refused));
+        json_object_set_new(j, "elapsed_s", json_real(elapsed_s));
+        json_object_set_new(j, "active_s", json_real(active));
+        json_object_set_new(j, "msgs_per_s", json_real(rate));
+        json_object_set_new(j, "worker_connections", conns);
+        json_t *lat = json_null();
+        if (s->o.latency) {
+            lat = lat_hist_json(&st->latency);
+            json_object_set_new(lat, "missing", json_integer((json_int_t)st->latency_missing));
+        }
+        json_object_set_new(j, "delivery_latency_us", lat);
+        json_dumpf(j, stdout, JSON_REAL_PRECISION(10));
+        putchar('\n');
+        json_decref(j);
     } else {
         printf("connections   %llu (%llu refused)\n", (unsigned long long)st->connections,
                (unsigned long long)st->refused);
