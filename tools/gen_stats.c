@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "base/log.h"
+
 static const char *const err_names[GEN_ERR_N] = {"connect", "timeout", "closed", "protocol", "tls"};
 
 
@@ -58,19 +60,15 @@ void gen_stats_print(const struct gen *g, double elapsed_s, bool json)
     const struct lat_hist *h = &st->latency;
 
     if (json) {
-        json_t *j = json_object();
-        json_object_set_new(j, "target", json_string(g->o.target)); /* resolved at start: a host name or address */
-        json_object_set_new(j, "concurrency", json_integer(g->o.concurrency));
-        json_object_set_new(j, "sent", json_integer((json_int_t)st->sent));
-        json_object_set_new(j, "failed", json_integer((json_int_t)st->failed));
-        json_object_set_new(j, "attempted", json_integer((json_int_t)st->attempted));
-        json_object_set_new(j, "connections", json_integer((json_int_t)st->connections));
-        json_object_set_new(j, "tls_sessions", json_integer((json_int_t)st->tls_sessions));
-        json_object_set_new(j, "elapsed_s", json_real(elapsed_s));
-        json_object_set_new(j, "msgs_per_s", json_real(rate));
-        json_object_set_new(j, "msgs_per_h", json_real(rate * 3600.0));
-        json_object_set_new(j, "errors", errors_json(st));
-        json_object_set_new(j, "latency_us", lat_hist_json(h));
+        /* the target was resolved at start: a host name or an address, so valid UTF-8 */
+        json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:o, s:o}", "target", g->o.target,
+                              "concurrency", (json_int_t)g->o.concurrency, "sent", (json_int_t)st->sent, "failed",
+                              (json_int_t)st->failed, "attempted", (json_int_t)st->attempted, "connections",
+                              (json_int_t)st->connections, "tls_sessions", (json_int_t)st->tls_sessions, "elapsed_s",
+                              elapsed_s, "msgs_per_s", rate, "msgs_per_h", rate * 3600.0, "errors", errors_json(st),
+                              "latency_us", lat_hist_json(h));
+        if (!j)
+            panic("gen summary: json_pack failed");
         json_dumpf(j, stdout, JSON_REAL_PRECISION(10));
         putchar('\n');
         json_decref(j);

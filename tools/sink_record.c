@@ -205,29 +205,20 @@ void sink_record_summary(const struct sink *s, const struct sink_stats *st, cons
         active = (double)(st->last_msg_ns - st->first_conn_ns) / 1e9;
     rate = active > 0 ? (double)st->messages / active : 0.0;
     if (s->o.json) {
-        json_t *j = json_object(), *listen = json_array(), *conns = json_array();
+        json_t *listen = json_array(), *conns = json_array();
         for (unsigned i = 0; i < s->o.n_listen; i++)
             json_array_append_new(listen, json_string(s->o.listen[i].text));
         for (unsigned i = 0; i < n; i++)
             json_array_append_new(conns, json_integer((json_int_t)per[i].connections));
-        json_object_set_new(j, "listen", listen);
-        json_object_set_new(j, "workers", json_integer(s->o.workers));
-        json_object_set_new(j, "connections", json_integer((json_int_t)st->connections));
-        json_object_set_new(j, "messages", json_integer((json_int_t)st->messages));
-        json_object_set_new(j, "recipients", json_integer((json_int_t)st->recipients));
-        json_object_set_new(j, "tempfail", json_integer((json_int_t)st->tempfail));
-        json_object_set_new(j, "permfail", json_integer((json_int_t)st->permfail));
-        json_object_set_new(j, "421", json_integer((json_int_t)st->closed_421));
-        json_object_set_new(j, "disconnects", json_integer((json_int_t)st->disconnects));
-        json_object_set_new(j, "bytes", json_integer((json_int_t)st->bytes));
-        json_object_set_new(j, "rejected", json_integer((json_int_t)st->rejected));
-        json_object_set_new(j, "errors", json_integer((json_int_t)st->errors));
-        json_object_set_new(j, "timeouts", json_integer((json_int_t)st->timeouts));
-        json_object_set_new(j, "refused", json_integer((json_int_t)st->refused));
-        json_object_set_new(j, "elapsed_s", json_real(elapsed_s));
-        json_object_set_new(j, "active_s", json_real(active));
-        json_object_set_new(j, "msgs_per_s", json_real(rate));
-        json_object_set_new(j, "worker_connections", conns);
+        json_t *j = json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:o}",
+                              "listen", listen, "workers", (json_int_t)s->o.workers, "connections",
+                              (json_int_t)st->connections, "messages", (json_int_t)st->messages, "recipients",
+                              (json_int_t)st->recipients, "tempfail", (json_int_t)st->tempfail, "permfail",
+                              (json_int_t)st->permfail, "421", (json_int_t)st->closed_421, "disconnects",
+                              (json_int_t)st->disconnects, "bytes", (json_int_t)st->bytes, "rejected",
+                              (json_int_t)st->rejected, "errors", (json_int_t)st->errors, "timeouts",
+                              (json_int_t)st->timeouts, "refused", (json_int_t)st->refused, "elapsed_s", elapsed_s,
+                              "active_s", active, "msgs_per_s", rate, "worker_connections", conns);
         json_t *lat = json_null();
         if (s->o.latency) {
             lat = lat_hist_json(&st->latency);
