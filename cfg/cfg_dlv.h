@@ -1,5 +1,5 @@
 /*
- * cfg_dlv - the delivery tables of ringmail.toml (internal to common/cfg*.c; roles use cfg.h)
+ * cfg_dlv - the delivery tables of ringmail.toml (internal to cfg/cfg*.c; roles use cfg.h)
  */
 #ifndef RINGMAIL_CFG_DLV_H
 #define RINGMAIL_CFG_DLV_H
