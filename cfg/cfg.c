@@ -27,6 +27,8 @@
 #include "base/buf.h"
 #include "base/file.h"
 #include "cfg/cfg_dlv.h"
+#include "cfg/cfg_int.h"
+#include "cfg/cfg_net.h"
 #include "cfg/cfg_toml.h"
 #include "base/mem.h"
 
@@ -40,7 +42,6 @@
 #define CFG_DURATION_MAX_MS (UINT64_C(365) * 86400000u) /* consumers turn ms into ns; keep far from overflow */
 #define CFG_FILE_MAX (16u << 20)                        /* a config file larger than this is a mistake */
 #define CFG_MAX_ERRORS 100                              /* then one summary line, so hostile files stay small */
-#define CFG_IDENT_MAX 64
 #define CFG_USER_MAX 32
 
 enum cfg_kind {
@@ -169,12 +170,6 @@ static const struct cfg_section cfg_sections[] = {
     {"log", cfg_log_keys, CFG_ARRAY_SIZE(cfg_log_keys)},
 };
 
-/* the error list of one load */
-struct cfg_errs {
-    const char *name;
-    struct buf text;
-    unsigned count;
-};
 
 __attribute__((format(printf, 3, 4))) void cfg_errf(struct cfg_errs *e, unsigned line, const char *fmt, ...)
 {
@@ -280,13 +275,6 @@ void cfg_default(struct cfg *c)
     cfg_dlv_default(c);
 }
 
-static void cfg_free_domains(char **domains, size_t n)
-{
-    for (size_t i = 0; domains && i < n; i++)
-        free(domains[i]);
-    free(domains);
-}
-
 void cfg_fini(struct cfg *c)
 {
     free(c->source);
@@ -300,7 +288,7 @@ void cfg_fini(struct cfg *c)
     }
     free(c->admin_listen);
     free(c->bin_dir);
-    cfg_free_domains(c->relay_domains, c->n_relay_domains);
+    cfg_net_free_domains(c->relay_domains, c->n_relay_domains);
     free(c->tls_certificate);
     free(c->tls_private_key);
     free(c->policy_file);
@@ -422,79 +410,6 @@ static void cfg_apply_string(struct cfg_errs *e, struct cfg *c, const struct cfg
     cfg_set_str(slot, v->str);
 }
 
-/* ingress.relay_networks: the file's list replaces the current one as a whole; [] is allowed (no relay clients) */
-static void cfg_apply_cidrs(struct cfg_errs *e, struct cfg *c, const char *key, const struct cfg_toml_node *a)
-{
-    struct cfg_cidr nets[CFG_MAX_CIDRS];
-    unsigned before = e->count;
-    size_t n = 0;
-    char ekey[160], q[96], why[160];
-
-    if (!cfg_expect(e, a, CFG_TOML_ARRAY, key, "an array of strings"))
-        return;
-    if (a->n_children > CFG_MAX_CIDRS)
-        cfg_errf(e, a->children[CFG_MAX_CIDRS]->line, "%s: at most %d networks are allowed, found %zu", key,
-                 CFG_MAX_CIDRS, a->n_children);
-    for (size_t i = 0; i < a->n_children && i < CFG_MAX_CIDRS; i++) {
-        const struct cfg_toml_node *v = a->children[i];
-        snprintf(ekey, sizeof(ekey), "%s[%zu]", key, i);
-        if (!cfg_expect(e, v, CFG_TOML_STRING, ekey, "a string"))
-            continue;
-        if (!cfg_value_cidr_parse(v->str, &nets[n], why, sizeof(why))) {
-            cfg_errf(e, v->line, "%s: %s %s", ekey, cfg_quote(q, sizeof(q), v->str), why);
-            continue;
-        }
-        n++;
-    }
-    if (e->count != before)
-        return;
-    memcpy(c->relay_networks, nets, n * sizeof(nets[0]));
-    c->n_relay_networks = n;
-}
-
-/* ingress.relay_domains: host names, kept in lower case; replaces the current list as a whole */
-static void cfg_apply_domains(struct cfg_errs *e, struct cfg *c, const char *key, const struct cfg_toml_node *a)
-{
-    unsigned before = e->count;
-    char **list;
-    size_t n = 0;
-    char ekey[160], q[96];
-
-    if (!cfg_expect(e, a, CFG_TOML_ARRAY, key, "an array of strings"))
-        return;
-    list = a->n_children ? xcalloc(a->n_children, sizeof(char *)) : NULL;
-    for (size_t i = 0; i < a->n_children; i++) {
-        const struct cfg_toml_node *v = a->children[i];
-        size_t len;
-        snprintf(ekey, sizeof(ekey), "%s[%zu]", key, i);
-        if (!cfg_expect(e, v, CFG_TOML_STRING, ekey, "a string"))
-            continue;
-        len = strlen(v->str);
-        /* a trailing dot would never equal the domain of an address; refuse it instead of never matching */
-        if (len > 1 && v->str[len - 1] == '.' && cfg_value_valid_hostname(v->str, len - 1)) {
-            cfg_errf(e, v->line, "%s: %s ends with a dot (write it without)", ekey, cfg_quote(q, sizeof(q), v->str));
-            continue;
-        }
-        if (!cfg_value_valid_hostname(v->str, len)) {
-            cfg_errf(e, v->line, "%s: %s is not a valid domain name", ekey, cfg_quote(q, sizeof(q), v->str));
-            continue;
-        }
-        list[n] = xstrdup(v->str);
-        for (char *p = list[n]; *p; p++)
-            *p = (char)tolower((unsigned char)*p);
-        n++;
-    }
-    if (e->count != before) {
-        cfg_free_domains(list, n);
-        return;
-    }
-    cfg_free_domains(c->relay_domains, c->n_relay_domains);
-    c->relay_domains = n ? list : NULL;
-    c->n_relay_domains = n;
-    if (!n)
-        free(list);
-}
-
 static void cfg_apply_key(struct cfg_errs *e, struct cfg *c, const struct cfg_key *k, const char *key,
                           const struct cfg_toml_node *v)
 {
@@ -513,10 +428,10 @@ static void cfg_apply_key(struct cfg_errs *e, struct cfg *c, const struct cfg_ke
         cfg_apply_string(e, c, k, key, v);
         return;
     case CFG_KIND_CIDRS:
-        cfg_apply_cidrs(e, c, key, v);
+        cfg_net_apply_cidrs(e, c, key, v);
         return;
     case CFG_KIND_DOMAINS:
-        cfg_apply_domains(e, c, key, v);
+        cfg_net_apply_domains(e, c, key, v);
         return;
     case CFG_KIND_BOOL:
         if (cfg_expect(e, v, CFG_TOML_BOOL, key, "a boolean"))
@@ -649,86 +564,6 @@ static void cfg_apply_section(struct cfg_errs *e, struct cfg *c, const struct cf
     }
 }
 
-/* [[listener]]: when present, the file's list replaces the current one as a whole */
-static void cfg_apply_listeners(struct cfg_errs *e, struct cfg *c, const struct cfg_toml_node *a)
-{
-    struct cfg_listener l[CFG_MAX_LISTENERS] = {{0}};
-    unsigned before = e->count;
-    size_t n = 0;
-    char key[64];
-    char q[96];
-
-    if (a->type != CFG_TOML_ARRAY) {
-        cfg_errf(e, a->line, "listener: expected an array of tables ([[listener]]), got %s",
-                 cfg_toml_type_name(a->type));
-        return;
-    }
-    if (a->n_children == 0) {
-        cfg_errf(e, a->line, "listener: at least one listener is needed");
-        return;
-    }
-    if (a->n_children > CFG_MAX_LISTENERS)
-        cfg_errf(e, a->children[CFG_MAX_LISTENERS]->line, "listener: at most %d listeners are allowed, found %zu",
-                 CFG_MAX_LISTENERS, a->n_children);
-    for (size_t i = 0; i < a->n_children && i < CFG_MAX_LISTENERS; i++) {
-        const struct cfg_toml_node *t = a->children[i];
-        const char *address = NULL, *name = "smtp";
-        snprintf(key, sizeof(key), "listener[%zu]", i);
-        if (!cfg_expect(e, t, CFG_TOML_TABLE, key, "a table"))
-            continue;
-        for (size_t j = 0; j < t->n_children; j++) {
-            const struct cfg_toml_node *v = t->children[j];
-            const char *why = NULL;
-            snprintf(key, sizeof(key), "listener[%zu].%.32s", i, v->key);
-            if (strcmp(v->key, "address") == 0) {
-                if (!cfg_expect(e, v, CFG_TOML_STRING, key, "a string"))
-                    continue;
-                why = cfg_value_check_address(v->str);
-                if (!why)
-                    address = v->str;
-            } else if (strcmp(v->key, "name") == 0) {
-                if (!cfg_expect(e, v, CFG_TOML_STRING, key, "a string"))
-                    continue;
-                if (!cfg_value_valid_ident(v->str, CFG_IDENT_MAX, false))
-                    why = "must be 1..64 characters of letters, digits, '.', '_' and '-'";
-                else
-                    name = v->str;
-            } else {
-                cfg_errf(e, v->line, "unknown key %s", cfg_quote(q, sizeof(q), key));
-                continue;
-            }
-            if (why)
-                cfg_errf(e, v->line, "%s: %s %s", key, cfg_quote(q, sizeof(q), v->str), why);
-        }
-        if (!address) {
-            if (!cfg_toml_find(t, "address"))
-                cfg_errf(e, t->line, "listener[%zu]: missing address", i);
-            continue;
-        }
-        for (size_t j = 0; j < n; j++) {
-            if (strcmp(l[j].address, address) == 0)
-                cfg_errf(e, cfg_toml_find(t, "address")->line, "listener[%zu].address: %s is already used by listener[%zu]",
-                         i, cfg_quote(q, sizeof(q), address), j);
-        }
-        l[n].address = xstrdup(address);
-        l[n].name = xstrdup(name);
-        n++;
-    }
-    if (e->count == before) {
-        for (size_t i = 0; i < c->n_listeners; i++) {
-            free(c->listeners[i].address);
-            free(c->listeners[i].name);
-        }
-        memcpy(c->listeners, l, sizeof(l));
-        c->n_listeners = n;
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        free(l[i].address);
-        free(l[i].name);
-    }
-}
-
 static void cfg_apply_root(struct cfg_errs *e, struct cfg *c, const struct cfg_toml_node *root)
 {
     char q[96];
@@ -737,7 +572,7 @@ static void cfg_apply_root(struct cfg_errs *e, struct cfg *c, const struct cfg_t
         const struct cfg_toml_node *t = root->children[i];
         const struct cfg_section *s = NULL;
         if (strcmp(t->key, "listener") == 0) {
-            cfg_apply_listeners(e, c, t);
+            cfg_net_apply_listeners(e, c, t);
             continue;
         }
         if (cfg_dlv_owns(t->key))
