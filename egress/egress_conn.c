@@ -15,6 +15,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "rt/evl_stream.h"
 
 #define EGRESS_CONN_IN_BUF 4096
 #define EGRESS_CONN_PEER_MAX 64
@@ -28,9 +29,8 @@ enum conn_state {
 struct egress_conn {
     struct egress_conn_set *set;
     struct egress_conn *prev, *next;
-    int fd;
+    struct evl_stream st; /* the socket: recv, send, in-flight ops */
     enum conn_state state;
-    unsigned inflight;
     struct egress_smtp *smtp;
     struct egress_conn_params p;
     char ehlo[256];
@@ -40,8 +40,8 @@ struct egress_conn {
     egress_conn_closed_cb on_closed;
     void *arg;
 
-    struct evl_op connect_op, cancel_op, recv_op, send_op, close_op, kick_op;
-    bool recv_armed, sending, in_pump, kick_armed;
+    struct evl_op connect_op, cancel_op, kick_op; /* counted in the stream's in-flight ops */
+    bool in_pump, kick_armed;
     bool flush_then_close; /* session over: write what is queued (QUIT), then close */
     enum egress_smtp_wait last_wait;
     uint64_t deadline_ns; /* 0: none */
@@ -74,10 +74,11 @@ void egress_conn_set_init(struct egress_conn_set *set, struct evl *l)
     set->evl = l;
 }
 
-static void maybe_free(struct egress_conn *c)
+/* on_released - closed, and the last op came back */
+static void on_released(struct evl_stream *st)
 {
-    if (c->state != CONN_CLOSING || c->inflight || c->fd >= 0)
-        return;
+    struct egress_conn *c = st->owner;
+
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -104,27 +105,18 @@ static void fail_local(struct egress_conn *c, const char *detail)
     conn_close(c);
 }
 
-static void on_close_done(struct evl *l, struct evl_op *op, int res, unsigned flags)
-{
-    struct egress_conn *c = op->owner;
-    c->inflight--;
-    maybe_free(c);
-}
-
 static void on_op_done(struct evl *l, struct evl_op *op, int res, unsigned flags)
 {
     struct egress_conn *c = op->owner;
-    c->inflight--;
-    maybe_free(c);
+    evl_stream_drop(&c->st);
 }
 
 static void on_kick(struct evl *l, struct evl_op *op, int res, unsigned flags)
 {
     struct egress_conn *c = op->owner;
-    c->inflight--;
     c->kick_armed = false;
     pump(c);
-    maybe_free(c);
+    evl_stream_drop(&c->st);
 }
 
 static const char *wait_name(enum egress_smtp_wait w)
@@ -150,20 +142,13 @@ static void conn_close(struct egress_conn *c)
         cb(c->arg, c);
     }
     c->on_event = NULL;
-    if (c->fd < 0)
-        return;
     if (connecting) {
         /* a connect in flight is not ended by close or shutdown on every kernel: cancel it */
         struct io_uring_sqe *sqe = evl_sqe(c->set->evl, &c->cancel_op);
         io_uring_prep_cancel(sqe, &c->connect_op, 0);
-        c->inflight++;
+        evl_stream_hold(&c->st);
     }
-    /* completes a recv still queued on the socket, so the in-flight count can reach zero */
-    shutdown(c->fd, SHUT_RDWR);
-    struct io_uring_sqe *sqe = evl_sqe(c->set->evl, &c->close_op);
-    io_uring_prep_close(sqe, c->fd);
-    c->fd = -1;
-    c->inflight++;
+    evl_stream_close(&c->st);
 }
 
 static uint64_t wait_timeout(const struct egress_conn *c, enum egress_smtp_wait w)
@@ -193,16 +178,29 @@ static void rearm(struct egress_conn *c, bool progress)
     c->deadline_ns = t ? clock_mono_ns() + t : 0;
 }
 
-static void on_send(struct evl *l, struct evl_op *op, int res, unsigned flags)
+/* stream_out - the machine's next piece of output; it stays put until consumed */
+static unsigned stream_out(struct evl_stream *st, struct iovec *iov, unsigned max)
 {
-    struct egress_conn *c = op->owner;
+    struct egress_conn *c = st->owner;
+    size_t len;
+    const char *p = egress_smtp_output(c->smtp, &len);
 
-    c->inflight--;
-    c->sending = false;
-    if (c->state != CONN_SMTP) {
-        maybe_free(c);
-        return;
-    }
+    if (!p || len == 0)
+        return 0;
+    iov[0] = (struct iovec){.iov_base = (void *)p, .iov_len = len};
+    return 1;
+}
+
+static void stream_taken(struct evl_stream *st, size_t n)
+{
+    struct egress_conn *c = st->owner;
+    egress_smtp_consumed(c->smtp, n);
+}
+
+static void on_send(struct evl_stream *st, int res)
+{
+    struct egress_conn *c = st->owner;
+
     if (res <= 0) {
         if (c->flush_then_close) {
             conn_close(c);
@@ -212,42 +210,26 @@ static void on_send(struct evl *l, struct evl_op *op, int res, unsigned flags)
             egress_smtp_abort(c->smtp, why);
             pump(c);
         }
-        maybe_free(c);
         return;
     }
-    egress_smtp_consumed(c->smtp, (size_t)res);
     rearm(c, true);
     pump(c);
-    maybe_free(c);
 }
 
 static void flush(struct egress_conn *c)
 {
-    size_t len;
-    const char *p;
-
-    if (c->sending || c->state != CONN_SMTP)
+    if (c->state != CONN_SMTP)
         return;
-    p = egress_smtp_output(c->smtp, &len);
-    if (!p || len == 0) {
-        if (c->flush_then_close)
-            conn_close(c);
-        return;
-    }
-    struct io_uring_sqe *sqe = evl_sqe(c->set->evl, &c->send_op);
-    io_uring_prep_send(sqe, c->fd, p, len, MSG_NOSIGNAL);
-    c->sending = true;
-    c->inflight++;
+    evl_stream_flush(&c->st);
+    if (!evl_stream_sending(&c->st) && c->flush_then_close)
+        conn_close(c);
 }
 
 static void arm_recv(struct egress_conn *c)
 {
-    if (c->recv_armed || c->state != CONN_SMTP || c->flush_then_close)
+    if (c->state != CONN_SMTP || c->flush_then_close)
         return;
-    struct io_uring_sqe *sqe = evl_sqe(c->set->evl, &c->recv_op);
-    io_uring_prep_recv(sqe, c->fd, c->in, sizeof(c->in), 0);
-    c->recv_armed = true;
-    c->inflight++;
+    evl_stream_recv(&c->st, c->in, sizeof(c->in));
 }
 
 /* pump - hand every pending event to the owner, then write what the machine queued */
@@ -290,65 +272,65 @@ static void pump(struct egress_conn *c)
     arm_recv(c);
 }
 
-static void on_recv(struct evl *l, struct evl_op *op, int res, unsigned flags)
+static void on_recv(struct evl_stream *st, ssize_t res)
 {
-    struct egress_conn *c = op->owner;
+    struct egress_conn *c = st->owner;
 
-    c->inflight--;
-    c->recv_armed = false;
-    if (c->state != CONN_SMTP || c->flush_then_close) {
-        maybe_free(c);
+    if (c->flush_then_close)
         return;
-    }
     if (res <= 0) {
         char why[96];
         if (res == 0)
             snprintf(why, sizeof(why), "connection closed by the server");
         else
-            snprintf(why, sizeof(why), "read from the server failed: %s", strerror(-res));
+            snprintf(why, sizeof(why), "read from the server failed: %s", strerror((int)-res));
         egress_smtp_abort(c->smtp, why);
         pump(c);
         conn_close(c);
-        maybe_free(c);
         return;
     }
     if (egress_smtp_feed(c->smtp, c->in, (size_t)res) < 0) {
         pump(c);
         conn_close(c);
-        maybe_free(c);
         return;
     }
     pump(c);
-    maybe_free(c);
 }
 
 static void on_connect(struct evl *l, struct evl_op *op, int res, unsigned flags)
 {
     struct egress_conn *c = op->owner;
 
-    c->inflight--;
     if (c->state != CONN_CONNECTING) {
-        maybe_free(c);
+        evl_stream_drop(&c->st);
         return;
     }
     if (res < 0) {
         fail_local(c, strerror(-res));
-        maybe_free(c);
+        evl_stream_drop(&c->st);
         return;
     }
     struct egress_smtp_params sp = {.ehlo_name = c->ehlo, .pipelining = true, .tls = EGRESS_SMTP_TLS_NONE};
     c->smtp = egress_smtp_new(&sp);
     if (!c->smtp) {
         fail_local(c, "the EHLO name is not valid");
-        maybe_free(c);
+        evl_stream_drop(&c->st);
         return;
     }
     c->state = CONN_SMTP;
     c->last_wait = EGRESS_SMTP_WAIT_NONE;
     rearm(c, true);
     pump(c);
-    maybe_free(c);
+    evl_stream_drop(&c->st);
 }
+
+static const struct evl_stream_ops conn_stream = {
+    .out = stream_out,
+    .taken = stream_taken,
+    .sent = on_send,
+    .recv = on_recv,
+    .released = on_released,
+};
 
 static int bind_source(int fd, int family, const char *bind_address, char *err, size_t err_len)
 {
@@ -411,7 +393,7 @@ int egress_conn_open(struct egress_conn_set *set, const struct egress_conn_param
         log_warn("TCP_NODELAY: %s", strerror(errno));
     struct egress_conn *c = xcalloc(1, sizeof(*c));
     c->set = set;
-    c->fd = fd;
+    evl_stream_init(&c->st, set->evl, fd, &conn_stream, c);
     c->p = *p;
     c->p.bind_address = NULL; /* borrowed; not needed after bind */
     c->p.ehlo_name = NULL;
@@ -422,9 +404,6 @@ int egress_conn_open(struct egress_conn_set *set, const struct egress_conn_param
     c->arg = arg;
     c->connect_op = (struct evl_op){on_connect, c};
     c->cancel_op = (struct evl_op){on_op_done, c};
-    c->recv_op = (struct evl_op){on_recv, c};
-    c->send_op = (struct evl_op){on_send, c};
-    c->close_op = (struct evl_op){on_close_done, c};
     c->kick_op = (struct evl_op){on_kick, c};
     c->state = CONN_CONNECTING;
     c->deadline_ns = clock_mono_ns() + (p->connect_timeout_ns ? p->connect_timeout_ns : CLOCK_SEC(60));
@@ -437,7 +416,7 @@ int egress_conn_open(struct egress_conn_set *set, const struct egress_conn_param
     struct io_uring_sqe *sqe = evl_sqe(set->evl, &c->connect_op);
     io_uring_prep_connect(sqe, fd, (struct sockaddr *)&c->p.addr,
                           family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
-    c->inflight++;
+    evl_stream_hold(&c->st);
     *out = c;
     return 0;
 }
@@ -468,7 +447,7 @@ int egress_conn_send(struct egress_conn *c, const char *sender, const char *cons
         struct io_uring_sqe *sqe = evl_sqe(c->set->evl, &c->kick_op);
         io_uring_prep_nop(sqe);
         c->kick_armed = true;
-        c->inflight++;
+        evl_stream_hold(&c->st);
     }
     return 0;
 }

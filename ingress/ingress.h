@@ -7,7 +7,7 @@
  * ingress_relay.c    who may send to which domain (RELAY-01/02)
  *
  * Ownership: the worker owns its sessions; a session owns its fd, buffers and transaction. A session
- * is freed only when no io_uring operation of it is in flight (inflight == 0) and it is closing.
+ * is freed only when it is closing and no io_uring operation of its stream is in flight.
  * Errors from the peer become SMTP replies; nothing the peer sends can end the worker.
  */
 #ifndef RINGMAIL_INGRESS_H
@@ -19,6 +19,7 @@
 
 #include "common/msgid.h"
 #include "rt/role_rt.h"
+#include "rt/evl_stream.h"
 #include "tls/tls.h"
 #include "policy/policy_lua.h"
 #include "smtp/smtp_cmd.h"
@@ -39,20 +40,16 @@ enum ingress_state {
     INGRESS_S_BDAT = 5,     /* reading a BDAT chunk */
     INGRESS_S_STORING = 6,  /* waiting for the spool's durable ack; input is held */
     INGRESS_S_CLOSING = 7,
-    INGRESS_S_TLS_START = 8, /* 220 to STARTTLS queued: nothing is read until it is sent */
+    INGRESS_S_TLS_START = 8, /* 220 to STARTTLS queued: the rest of the input is dropped */
 };
 
 struct ingress_session {
     struct ingress *ig;
     uint32_t slot;
     uint32_t store_seq;
-    int fd;
-    unsigned inflight;
+    struct evl_stream st; /* the socket: recv, send, TLS, in-flight ops */
     bool closing;
-    bool sending;
-    bool recv_armed;
     bool discarding; /* inside an over-long command line: drop through the next LF */
-    struct evl_op recv_op, send_op, close_op;
 
     /* peer */
     int family;
@@ -66,12 +63,8 @@ struct ingress_session {
     struct policy_lua_meta conn_meta;  /* set by connection/EHLO hooks; copied into each transaction */
     struct policy_lua_meta meta;       /* this transaction's metadata (queue, tenant, ...) */
 
-    /* TLS: after STARTTLS every byte on the socket goes through `tls` (common/tls.c) */
+    /* TLS: after STARTTLS every byte on the socket goes through `tls` (tls/tls.c), the stream's filter */
     struct tls_conn *tls;
-    char *cin;  /* ciphertext received, handed to tls_feed_cipher */
-    char *cout; /* ciphertext to send */
-    size_t cout_len, cout_sent;
-    bool tls_shut;
 
     /* input: received, not yet consumed */
     char *in;

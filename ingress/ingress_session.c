@@ -23,6 +23,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "tls/tls_stream.h"
 
 #define INGRESS_MAX_ERRORS 20
 
@@ -30,12 +31,12 @@ static void process_input(struct ingress_session *s);
 static void arm_recv(struct ingress_session *s);
 static void start_tls(struct ingress_session *s);
 
-static void session_maybe_free(struct ingress_session *s)
+/* on_released - the session is closed and none of its ops is in flight */
+static void on_released(struct evl_stream *st)
 {
+    struct ingress_session *s = st->owner;
     struct ingress *ig = s->ig;
 
-    if (s->inflight || !s->closing || s->fd >= 0)
-        return;
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -50,8 +51,6 @@ static void session_maybe_free(struct ingress_session *s)
     ingress_session_reset_txn(s);
     policy_lua_meta_fini(&s->conn_meta);
     tls_conn_free(s->tls);
-    free(s->cin);
-    free(s->cout);
     free(s->rcpts);
     free(s->body);
     free(s->in);
@@ -59,25 +58,11 @@ static void session_maybe_free(struct ingress_session *s)
     free(s);
 }
 
-static void on_close(struct evl *l, struct evl_op *op, int res, unsigned flags)
-{
-    struct ingress_session *s = op->owner;
-    s->inflight--;
-    session_maybe_free(s);
-}
-
 void ingress_session_close(struct ingress_session *s)
 {
     s->closing = true;
     s->state = INGRESS_S_CLOSING;
-    if (s->fd < 0)
-        return;
-    /* completes any recv still queued on the socket, so the in-flight count can reach zero */
-    shutdown(s->fd, SHUT_RDWR);
-    struct io_uring_sqe *sqe = evl_sqe(&s->ig->rt->evl, &s->close_op);
-    io_uring_prep_close(sqe, s->fd);
-    s->fd = -1;
-    s->inflight++;
+    evl_stream_close(&s->st);
 }
 
 void ingress_session_reply(struct ingress_session *s, const char *fmt, ...)
@@ -106,13 +91,14 @@ void ingress_session_reply(struct ingress_session *s, const char *fmt, ...)
 }
 
 /*
- * start_tls - the 220 to STARTTLS is on the wire: from now on the socket speaks TLS. The SMTP state
- * of the plaintext phase is forgotten (RFC 3207 4.2): the client must EHLO again.
+ * start_tls - the 220 to STARTTLS is queued: the stream switches to TLS once it is on the wire and reads
+ * nothing before (TLS-01). The SMTP state of the plaintext phase is forgotten (RFC 3207 4.2): the client
+ * must EHLO again.
  */
 static void start_tls(struct ingress_session *s)
 {
     s->tls = tls_conn_new(s->ig->tls, TLS_ROLE_SERVER, NULL);
-    s->cin = xmalloc(INGRESS_IN_BUF);
+    tls_stream_start(&s->st, s->tls);
     ingress_session_reset_txn(s);
     s->helo[0] = '\0';
     s->esmtp = false;
@@ -121,78 +107,46 @@ static void start_tls(struct ingress_session *s)
     arm_recv(s);
 }
 
-static void on_send(struct evl *l, struct evl_op *op, int res, unsigned flags)
+/* stream_out - the replies not yet sent, one piece */
+static unsigned stream_out(struct evl_stream *st, struct iovec *iov, unsigned max)
 {
-    struct ingress_session *s = op->owner;
+    struct ingress_session *s = st->owner;
 
-    s->inflight--;
-    s->sending = false;
-    if (res <= 0 || s->fd < 0) {
-        ingress_session_close(s);
-        session_maybe_free(s);
-        return;
-    }
-    if (s->tls)
-        s->cout_sent += (size_t)res;
-    else
-        s->out_sent += (size_t)res;
-    ingress_session_flush(s);
-    if (s->state == INGRESS_S_TLS_START && !s->sending && s->out_len == 0)
-        start_tls(s);
-    if (s->closing && !s->sending && s->fd >= 0)
-        ingress_session_close(s);
-    session_maybe_free(s);
-}
-
-static void send_buf(struct ingress_session *s, const char *p, size_t len)
-{
-    struct io_uring_sqe *sqe = evl_sqe(&s->ig->rt->evl, &s->send_op);
-    io_uring_prep_send(sqe, s->fd, p, len, MSG_NOSIGNAL);
-    s->sending = true;
-    s->inflight++;
-}
-
-/* tls_flush - plaintext replies into TLS, TLS output to the socket */
-static void tls_flush(struct ingress_session *s)
-{
-    if (s->cout_sent == s->cout_len)
-        s->cout_sent = s->cout_len = 0;
-    while (s->out_sent < s->out_len) {
-        ssize_t n = tls_write_plain(s->tls, s->out + s->out_sent, s->out_len - s->out_sent);
-        if (n <= 0)
-            break;
-        s->out_sent += (size_t)n;
-    }
     if (s->out_sent == s->out_len) {
         s->out_sent = s->out_len = 0;
-        /* last words said: close the TLS session properly (close_notify) before the socket */
-        if (s->closing && !s->tls_shut) {
-            tls_shutdown(s->tls);
-            s->tls_shut = true;
-        }
+        return 0;
     }
-    size_t pend = tls_pending_cipher(s->tls);
-    if (pend) {
-        s->cout = xrealloc(s->cout, s->cout_len + pend);
-        s->cout_len += tls_take_cipher(s->tls, s->cout + s->cout_len, pend);
+    iov[0] = (struct iovec){.iov_base = s->out + s->out_sent, .iov_len = s->out_len - s->out_sent};
+    return 1;
+}
+
+static void stream_taken(struct evl_stream *st, size_t n)
+{
+    struct ingress_session *s = st->owner;
+
+    s->out_sent += n;
+    if (s->out_sent == s->out_len)
+        s->out_sent = s->out_len = 0;
+}
+
+static void on_send(struct evl_stream *st, int res)
+{
+    struct ingress_session *s = st->owner;
+
+    if (res <= 0) {
+        ingress_session_close(s);
+        return;
     }
-    if (s->cout_sent < s->cout_len)
-        send_buf(s, s->cout + s->cout_sent, s->cout_len - s->cout_sent);
+    if (s->closing && !evl_stream_sending(st))
+        ingress_session_close(s);
 }
 
 void ingress_session_flush(struct ingress_session *s)
 {
-    if (s->sending || s->fd < 0)
-        return;
-    if (s->tls) {
-        tls_flush(s);
-        return;
-    }
-    if (s->out_sent == s->out_len) {
-        s->out_sent = s->out_len = 0;
-        return;
-    }
-    send_buf(s, s->out + s->out_sent, s->out_len - s->out_sent);
+    /* last words said: under TLS, close_notify follows them */
+    if (s->closing)
+        evl_stream_finish(&s->st);
+    evl_stream_flush(&s->st);
 }
 
 /* ingress_session_shutdown - last words, then close once they are sent */
@@ -204,7 +158,7 @@ void ingress_session_shutdown(struct ingress_session *s, const char *reply)
     s->closing = true;
     s->state = INGRESS_S_CLOSING;
     ingress_session_flush(s);
-    if (!s->sending)
+    if (!evl_stream_sending(&s->st))
         ingress_session_close(s);
 }
 
@@ -497,13 +451,12 @@ static void process_input(struct ingress_session *s)
     }
     ingress_session_flush(s);
     if (s->closing) {
-        if (!s->sending)
+        if (!evl_stream_sending(&s->st))
             ingress_session_close(s);
         return;
     }
     if (s->state == INGRESS_S_TLS_START) {
-        if (!s->sending && s->out_len == 0)
-            start_tls(s);
+        start_tls(s);
         return;
     }
     if (s->state != INGRESS_S_STORING)
@@ -513,79 +466,46 @@ static void process_input(struct ingress_session *s)
 void ingress_session_resume(struct ingress_session *s)
 {
     process_input(s);
-    session_maybe_free(s);
 }
 
-/* tls_input - ciphertext in, plaintext into s->in; false when the TLS session failed or closed */
-static bool tls_input(struct ingress_session *s, size_t n)
+static void on_recv(struct evl_stream *st, ssize_t n)
 {
-    if (tls_feed_cipher(s->tls, s->cin, n) < 0)
-        return false;
-    for (;;) {
-        if (s->in_len >= INGRESS_IN_BUF)
-            break;
-        ssize_t r = tls_read_plain(s->tls, s->in + s->in_len, INGRESS_IN_BUF - s->in_len);
-        if (r <= 0)
-            break;
-        s->in_len += (size_t)r;
-    }
-    enum tls_state st = tls_conn_state(s->tls);
-    if (st == TLS_STATE_FAILED)
-        log_info("TLS with [%s] failed: %s", s->peer_ip, tls_conn_error(s->tls));
-    return st != TLS_STATE_FAILED && st != TLS_STATE_CLOSED;
-}
+    struct ingress_session *s = st->owner;
 
-static void on_recv(struct evl *l, struct evl_op *op, int res, unsigned flags)
-{
-    struct ingress_session *s = op->owner;
-
-    s->inflight--;
-    s->recv_armed = false;
-    if (res <= 0 || s->fd < 0) {
-        if (s->fd >= 0)
-            ingress_session_close(s);
+    if (n <= 0) {
+        enum tls_state ts = s->tls ? tls_conn_state(s->tls) : TLS_STATE_ESTABLISHED;
+        if (ts == TLS_STATE_FAILED)
+            log_info("TLS with [%s] failed: %s", s->peer_ip, tls_conn_error(s->tls));
         s->closing = true;
-        session_maybe_free(s);
+        s->state = INGRESS_S_CLOSING;
+        if (ts == TLS_STATE_FAILED || ts == TLS_STATE_CLOSED) {
+            /* send the alert (or our close_notify) that says why, then close */
+            ingress_session_flush(s);
+            if (evl_stream_sending(st))
+                return;
+        }
+        ingress_session_close(s);
         return;
     }
     s->last_activity_ns = clock_mono_ns();
-    if (s->tls) {
-        if (!tls_input(s, (size_t)res)) {
-            /* send the alert that says why, then close */
-            s->closing = true;
-            s->state = INGRESS_S_CLOSING;
-            ingress_session_flush(s);
-            if (!s->sending)
-                ingress_session_close(s);
-            session_maybe_free(s);
-            return;
-        }
-    } else {
-        s->in_len += (size_t)res;
-    }
+    s->in_len += (size_t)n;
     process_input(s);
-    if (s->fd >= 0 && (s->state == INGRESS_S_DATA || s->state == INGRESS_S_BDAT || s->state == INGRESS_S_STORING)) {
+    if (evl_stream_fd(st) >= 0 &&
+        (s->state == INGRESS_S_DATA || s->state == INGRESS_S_BDAT || s->state == INGRESS_S_STORING)) {
         /* A client that writes the body and then the final "." CRLF as a small second write waits,
          * under Nagle, for our ACK of the body, and Linux delays that ACK by up to 40 ms because we
          * have nothing to say until the spool answers: one stalled round trip per message. Ask for
          * an immediate ACK while a body is arriving (the flag does not stick; set it per read). */
         int one = 1;
-        setsockopt(s->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+        setsockopt(evl_stream_fd(st), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
     }
-    session_maybe_free(s);
 }
 
 static void arm_recv(struct ingress_session *s)
 {
-    if (s->recv_armed || s->fd < 0 || s->in_len >= INGRESS_IN_BUF)
+    if (s->in_len >= INGRESS_IN_BUF)
         return;
-    struct io_uring_sqe *sqe = evl_sqe(&s->ig->rt->evl, &s->recv_op);
-    if (s->tls)
-        io_uring_prep_recv(sqe, s->fd, s->cin, INGRESS_IN_BUF, 0);
-    else
-        io_uring_prep_recv(sqe, s->fd, s->in + s->in_len, INGRESS_IN_BUF - s->in_len, 0);
-    s->recv_armed = true;
-    s->inflight++;
+    evl_stream_recv(&s->st, s->in + s->in_len, INGRESS_IN_BUF - s->in_len);
 }
 
 void ingress_session_tick(struct ingress_session *s, uint64_t now)
@@ -623,16 +543,21 @@ void ingress_session_tick(struct ingress_session *s, uint64_t now)
         ingress_session_shutdown(s, "421 4.4.2 Idle timeout, closing connection");
 }
 
+static const struct evl_stream_ops session_stream = {
+    .out = stream_out,
+    .taken = stream_taken,
+    .sent = on_send,
+    .recv = on_recv,
+    .released = on_released,
+};
+
 struct ingress_session *ingress_session_new(struct ingress *ig, int fd)
 {
     struct ingress_session *s = xcalloc(1, sizeof(*s));
 
     s->ig = ig;
-    s->fd = fd;
+    evl_stream_init(&s->st, &ig->rt->evl, fd, &session_stream, s);
     s->in = xmalloc(INGRESS_IN_BUF);
-    s->recv_op = (struct evl_op){on_recv, s};
-    s->send_op = (struct evl_op){on_send, s};
-    s->close_op = (struct evl_op){on_close, s};
     s->last_activity_ns = clock_mono_ns();
     s->state = INGRESS_S_GREETING;
     s->slot = ig->free_slots[--ig->n_free];

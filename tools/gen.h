@@ -13,7 +13,7 @@
  * "closed", "protocol", "tls").
  * Bounds: per slot one 16 KiB receive buffer, reply lines of at most GEN_LINE_MAX bytes (only a
  * bounded prefix is kept: smtp/smtp_reply.h), at most GEN_REPLY_LINES_MAX lines per reply, GEN_SEG_MAX
- * queued output segments and (TLS) one 64 KiB cipher buffer; the body is shared by every slot. A peer
+ * queued output segments and (TLS) the stream's cipher buffers; the body is shared by every slot. A peer
  * that exceeds any bound is an error.
  */
 #ifndef RINGMAIL_GEN_H
@@ -25,15 +25,14 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#include "rt/evl.h"
+#include "rt/evl_stream.h"
 #include "smtp/smtp_reply.h"
 #include "tools/lat_hist.h"
 
 #define GEN_LINE_MAX 2048
 #define GEN_REPLY_LINES_MAX 200
-#define GEN_SEG_MAX 8
+#define GEN_SEG_MAX EVL_STREAM_IOV_MAX /* every queued segment leaves in one sendmsg */
 #define GEN_RBUF_SIZE 16384
-#define GEN_CBUF_SIZE 65536
 #define GEN_DOMAINS_MAX 64
 #define GEN_RCPTS_MAX 1000
 #define GEN_BODY_MAX (256u * 1024u * 1024u)
@@ -109,21 +108,15 @@ struct gen;
 
 struct gen_conn {
     struct gen *g;
-    int fd;
+    struct evl_stream st; /* the socket of the current session: recv, send, TLS, in-flight ops */
     enum gen_state state;
-    struct evl_op op_connect, op_recv, op_send;
-    unsigned inflight;
-    bool send_busy;
+    struct evl_op op_connect; /* counted in the stream's in-flight ops */
     uint64_t deadline;  /* 0: none */
     uint64_t retry_at;  /* after a failed connect, not before */
-    /* output: plaintext segments; under TLS they pass through the cipher buffer */
+    /* output: plaintext segments; under TLS the stream encrypts them */
     struct gen_seg segs[GEN_SEG_MAX];
     unsigned seg_head, seg_n;
-    struct iovec iov[GEN_SEG_MAX];
-    struct msghdr msg;
     struct tls_conn *tls;
-    char *cout;
-    size_t cout_len, cout_off;
     /* input */
     char rbuf[GEN_RBUF_SIZE];
     struct smtp_reply_parser rp;
@@ -162,7 +155,6 @@ struct gen {
     bool kick;        /* a slot went idle: the loop offers it work */
     bool error_stop;
     bool first_error_logged;
-    char scratch[GEN_RBUF_SIZE + 1024]; /* decrypted bytes, consumed before the next read */
 };
 
 /* gen_conn.c */

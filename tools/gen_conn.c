@@ -8,8 +8,8 @@
  * GEN_REPLY_LINES_MAX lines: smtp/smtp_reply.c decides), unexpected, or a closed connection is an error
  * event and ends the session; the peer's bytes never reach anything but the reply parser, so they
  * cannot crash us.
- * Ownership: gen_conn_abort() shuts the socket down and cancels a pending connect; the fd is
- * closed, the tls_conn and queued segments freed only once no op is in flight (finish()).
+ * Ownership: gen_conn_abort() closes the slot's stream and cancels a pending connect; the tls_conn and
+ * queued segments are freed only once no op is in flight (on_released()).
  */
 #include "tools/gen.h"
 
@@ -25,39 +25,32 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
-#include "tls/tls.h"
+#include "tls/tls_stream.h"
 
 static const char dot_crlf[] = ".\r\n";
 static struct evl_op cancel_op; /* completions of cancel requests need no handling */
 
 static void on_connect(struct evl *l, struct evl_op *op, int res, unsigned flags);
-static void on_recv(struct evl *l, struct evl_op *op, int res, unsigned flags);
-static void on_send(struct evl *l, struct evl_op *op, int res, unsigned flags);
 static void next_message(struct gen_conn *c, uint64_t now);
 
 void gen_conn_init(struct gen *g, struct gen_conn *c)
 {
     memset(c, 0, sizeof(*c));
     c->g = g;
-    c->fd = -1;
     c->op_connect = (struct evl_op){.cb = on_connect, .owner = c};
-    c->op_recv = (struct evl_op){.cb = on_recv, .owner = c};
-    c->op_send = (struct evl_op){.cb = on_send, .owner = c};
     c->rcpt_dom = xcalloc(g->o.recipients, sizeof(unsigned));
     smtp_reply_init(&c->rp, GEN_LINE_MAX, GEN_REPLY_LINES_MAX);
-    if (g->tls)
-        c->cout = xmalloc(GEN_CBUF_SIZE);
 }
 
 void gen_conn_fini(struct gen_conn *c)
 {
     free(c->rcpt_dom);
-    free(c->cout);
 }
 
 bool gen_conn_idle(const struct gen_conn *c)
 {
-    return c->state == GEN_STATE_IDLE && c->inflight == 0;
+    /* a slot goes idle only from on_released(), when none of its ops is in flight */
+    return c->state == GEN_STATE_IDLE;
 }
 
 static void touch(struct gen_conn *c)
@@ -65,14 +58,12 @@ static void touch(struct gen_conn *c)
     c->deadline = clock_mono_ns() + c->g->timeout_ns;
 }
 
-/* finish - every op is back: release the session's resources; the slot may start again */
-static void finish(struct gen_conn *c)
+/* on_released - every op is back and the socket closed: release the session's resources; the slot may
+ * start again */
+static void on_released(struct evl_stream *st)
 {
-    if (c->inflight)
-        return;
-    if (c->fd >= 0)
-        close(c->fd);
-    c->fd = -1;
+    struct gen_conn *c = st->owner;
+
     tls_conn_free(c->tls);
     c->tls = NULL;
     while (c->seg_n) {
@@ -81,7 +72,6 @@ static void finish(struct gen_conn *c)
         c->seg_n--;
     }
     c->seg_head = 0;
-    c->cout_len = c->cout_off = 0;
     smtp_reply_reset(&c->rp);
     c->state = GEN_STATE_IDLE;
     c->deadline = 0;
@@ -100,13 +90,10 @@ void gen_conn_abort(struct gen_conn *c)
     if (c->state == GEN_STATE_CONNECTING) {
         struct io_uring_sqe *sqe = evl_sqe(&c->g->evl, &cancel_op);
         io_uring_prep_cancel(sqe, &c->op_connect, 0);
-    } else if (c->fd >= 0) {
-        /* wakes the pending recv (0) and send (EPIPE) so that their ops come back */
-        shutdown(c->fd, SHUT_RDWR);
     }
     c->state = GEN_STATE_CLOSING;
     c->deadline = 0;
-    finish(c);
+    evl_stream_close(&c->st);
 }
 
 static bool dead(const struct gen_conn *c)
@@ -176,50 +163,32 @@ static void seg_advance(struct gen_conn *c, size_t n)
 
 static void recv_arm(struct gen_conn *c)
 {
-    struct io_uring_sqe *sqe = evl_sqe(&c->g->evl, &c->op_recv);
-    io_uring_prep_recv(sqe, c->fd, c->rbuf, sizeof(c->rbuf), 0);
-    c->inflight++;
+    evl_stream_recv(&c->st, c->rbuf, sizeof(c->rbuf));
 }
 
-/* pump - one send in flight: plaintext segments directly, or through TLS into the cipher buffer */
+/* stream_out - the queued segments, sent with one sendmsg (or encrypted) without being joined */
+static unsigned stream_out(struct evl_stream *st, struct iovec *iov, unsigned max)
+{
+    struct gen_conn *c = st->owner;
+    unsigned n = 0;
+
+    for (; n < c->seg_n && n < max; n++) {
+        const struct gen_seg *s = &c->segs[(c->seg_head + n) % GEN_SEG_MAX];
+        iov[n] = (struct iovec){.iov_base = (void *)s->p, .iov_len = s->len};
+    }
+    return n;
+}
+
+static void stream_taken(struct evl_stream *st, size_t n)
+{
+    seg_advance(st->owner, n);
+}
+
 static void pump(struct gen_conn *c)
 {
-    struct io_uring_sqe *sqe;
-
-    if (c->send_busy || c->fd < 0 || c->state == GEN_STATE_CLOSING || c->state == GEN_STATE_CONNECTING)
+    if (c->state == GEN_STATE_IDLE || c->state == GEN_STATE_CLOSING || c->state == GEN_STATE_CONNECTING)
         return;
-    if (!c->tls) {
-        unsigned n = 0;
-        if (!c->seg_n)
-            return;
-        for (; n < c->seg_n; n++) {
-            const struct gen_seg *s = &c->segs[(c->seg_head + n) % GEN_SEG_MAX];
-            c->iov[n] = (struct iovec){.iov_base = (void *)s->p, .iov_len = s->len};
-        }
-        memset(&c->msg, 0, sizeof(c->msg));
-        c->msg.msg_iov = c->iov;
-        c->msg.msg_iovlen = n;
-        sqe = evl_sqe(&c->g->evl, &c->op_send);
-        io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
-    } else {
-        while (c->seg_n && tls_conn_state(c->tls) == TLS_STATE_ESTABLISHED) {
-            struct gen_seg *s = &c->segs[c->seg_head];
-            ssize_t w = tls_write_plain(c->tls, s->p, s->len);
-            if (w <= 0)
-                break;
-            seg_advance(c, (size_t)w);
-        }
-        if (c->cout_off == c->cout_len) {
-            c->cout_off = 0;
-            c->cout_len = tls_take_cipher(c->tls, c->cout, GEN_CBUF_SIZE);
-        }
-        if (c->cout_off == c->cout_len)
-            return;
-        sqe = evl_sqe(&c->g->evl, &c->op_send);
-        io_uring_prep_send(sqe, c->fd, c->cout + c->cout_off, c->cout_len - c->cout_off, MSG_NOSIGNAL);
-    }
-    c->send_busy = true;
-    c->inflight++;
+    evl_stream_flush(&c->st);
 }
 
 static void send_cmd(struct gen_conn *c, char *owned)
@@ -350,7 +319,7 @@ static void start_tls(struct gen_conn *c)
     c->state = GEN_STATE_HANDSHAKE;
     c->switched = true;
     touch(c);
-    pump(c);
+    tls_stream_start(&c->st, c->tls);
 }
 
 static void send_ehlo(struct gen_conn *c)
@@ -529,83 +498,41 @@ static bool input(struct gen_conn *c, const char *p, size_t len)
     return true;
 }
 
-static bool tls_input(struct gen_conn *c, const char *p, size_t len)
+/* on_opened - the TLS handshake completed: greet again (RFC 3207 4.2) */
+static void on_opened(struct evl_stream *st)
 {
-    while (len || tls_conn_state(c->tls) == TLS_STATE_ESTABLISHED) {
-        size_t room = tls_feed_room(c->tls);
-        size_t n = len < room ? len : room;
-        bool progress = false;
+    struct gen_conn *c = st->owner;
 
-        if (n && tls_feed_cipher(c->tls, p, n) < 0) {
-            fail(c, 0, GEN_ERR_TLS, tls_conn_error(c->tls) ? tls_conn_error(c->tls) : "TLS failed");
-            return false;
-        }
-        p += n;
-        len -= n;
-        for (;;) {
-            ssize_t r = tls_read_plain(c->tls, c->g->scratch, sizeof(c->g->scratch));
-            if (r == -EAGAIN)
-                break;
-            if (r == 0) {
-                fail(c, 0, GEN_ERR_CLOSED, "TLS close_notify");
-                return false;
-            }
-            if (r < 0) {
-                fail(c, 0, GEN_ERR_TLS, tls_conn_error(c->tls) ? tls_conn_error(c->tls) : "TLS failed");
-                return false;
-            }
-            progress = true;
-            if (!input(c, c->g->scratch, (size_t)r))
-                return false;
-        }
-        if (c->state == GEN_STATE_HANDSHAKE && tls_conn_state(c->tls) == TLS_STATE_ESTABLISHED) {
-            c->tls_done = true;
-            c->g->st.tls_sessions++;
-            send_ehlo(c);
-            if (dead(c))
-                return false;
-        }
-        if (tls_conn_state(c->tls) == TLS_STATE_FAILED) {
-            pump(c);
-            fail(c, 0, GEN_ERR_TLS, tls_conn_error(c->tls));
-            return false;
-        }
-        if (!n && !progress) {
-            if (len) {
-                fail(c, 0, GEN_ERR_TLS, "TLS input does not drain");
-                return false;
-            }
-            break;
-        }
-    }
-    return true;
+    if (c->state != GEN_STATE_HANDSHAKE)
+        return;
+    c->tls_done = true;
+    c->g->st.tls_sessions++;
+    touch(c);
+    send_ehlo(c);
 }
 
-static void on_recv(struct evl *l, struct evl_op *op, int res, unsigned flags)
+static void on_recv(struct evl_stream *st, ssize_t n)
 {
-    struct gen_conn *c = op->owner;
-    bool alive;
+    struct gen_conn *c = st->owner;
 
-    c->inflight--;
-    if (c->state == GEN_STATE_CLOSING) {
-        finish(c);
-        return;
-    }
-    if (res <= 0) {
-        if (c->state == GEN_STATE_QUIT)
+    if (n <= 0) {
+        enum tls_state ts = c->tls ? tls_conn_state(c->tls) : TLS_STATE_ESTABLISHED;
+        if (ts == TLS_STATE_FAILED)
+            fail(c, 0, GEN_ERR_TLS, tls_conn_error(c->tls) ? tls_conn_error(c->tls) : "TLS failed");
+        else if (c->tls && n == -ENOBUFS)
+            fail(c, 0, GEN_ERR_TLS, "TLS input does not drain");
+        else if (ts == TLS_STATE_CLOSED && n == 0)
+            fail(c, 0, GEN_ERR_CLOSED, "TLS close_notify");
+        else if (c->state == GEN_STATE_QUIT)
             gen_conn_abort(c);
         else
-            fail(c, 0, GEN_ERR_CLOSED, res == 0 ? "connection closed by the server" : strerror(-res));
+            fail(c, 0, GEN_ERR_CLOSED, n == 0 ? "connection closed by the server" : strerror((int)-n));
         return;
     }
     touch(c);
     c->switched = false;
-    if (c->tls) {
-        alive = tls_input(c, c->rbuf, (size_t)res);
-    } else {
-        alive = input(c, c->rbuf, (size_t)res);
-        c->switched = false;
-    }
+    bool alive = input(c, c->rbuf, (size_t)n);
+    c->switched = false;
     if (!alive)
         return;
     if (c->waiting_rate)
@@ -614,52 +541,52 @@ static void on_recv(struct evl *l, struct evl_op *op, int res, unsigned flags)
     pump(c);
 }
 
-static void on_send(struct evl *l, struct evl_op *op, int res, unsigned flags)
+static void on_send(struct evl_stream *st, int res)
 {
-    struct gen_conn *c = op->owner;
+    struct gen_conn *c = st->owner;
 
-    c->inflight--;
-    c->send_busy = false;
-    if (c->state == GEN_STATE_CLOSING) {
-        finish(c);
-        return;
-    }
     if (res < 0) {
         fail(c, 0, GEN_ERR_CLOSED, strerror(-res));
         return;
     }
-    if (c->tls)
-        c->cout_off += (size_t)res;
-    else
-        seg_advance(c, (size_t)res);
     if (!c->waiting_rate)
         touch(c);
     pump(c);
 }
+
+static const struct evl_stream_ops conn_stream = {
+    .out = stream_out,
+    .taken = stream_taken,
+    .sent = on_send,
+    .recv = on_recv,
+    .opened = on_opened,
+    .released = on_released,
+};
 
 static void on_connect(struct evl *l, struct evl_op *op, int res, unsigned flags)
 {
     struct gen_conn *c = op->owner;
     int one = 1;
 
-    c->inflight--;
     if (c->state == GEN_STATE_CLOSING) {
-        finish(c);
+        evl_stream_drop(&c->st);
         return;
     }
     if (res < 0) {
         /* a short pause, or a refused port would spin through the whole budget at once */
         c->retry_at = clock_mono_ns() + CLOCK_MS(100);
         fail(c, 0, GEN_ERR_CONNECT, strerror(-res));
+        evl_stream_drop(&c->st);
         return;
     }
     c->g->st.connections++;
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(evl_stream_fd(&c->st), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->state = GEN_STATE_BANNER;
     c->msgs_on_conn = 0;
     c->tls_done = false;
     touch(c);
     recv_arm(c);
+    evl_stream_drop(&c->st);
 }
 
 /* start - an idle slot connects when there is a message for it */
@@ -667,26 +594,28 @@ static void start(struct gen_conn *c, uint64_t now)
 {
     struct gen *g = c->g;
     struct io_uring_sqe *sqe;
+    int fd;
 
-    if (c->state != GEN_STATE_IDLE || c->inflight || g->stopping || now < c->retry_at)
+    if (c->state != GEN_STATE_IDLE || g->stopping || now < c->retry_at)
         return;
     if (!c->claimed) {
         if (!gen_claim(g, now))
             return;
         c->claimed = true;
     }
-    c->fd = socket(g->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (c->fd < 0) {
+    fd = socket(g->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
         int e = errno;
         c->retry_at = now + CLOCK_MS(100);
         account_fail(c, 0, GEN_ERR_CONNECT, strerror(e));
         return;
     }
+    evl_stream_init(&c->st, &g->evl, fd, &conn_stream, c);
     c->state = GEN_STATE_CONNECTING;
     touch(c);
     sqe = evl_sqe(&g->evl, &c->op_connect);
-    io_uring_prep_connect(sqe, c->fd, (struct sockaddr *)&g->addr, g->addrlen);
-    c->inflight++;
+    io_uring_prep_connect(sqe, fd, (struct sockaddr *)&g->addr, g->addrlen);
+    evl_stream_hold(&c->st);
 }
 
 void gen_conn_tick(struct gen_conn *c, uint64_t now)

@@ -27,7 +27,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "rt/evl.h"
+#include "rt/evl_stream.h"
 #include "smtp/smtp_cmd.h"
 #include "smtp/smtp_data.h"
 #include "tools/lat_hist.h"
@@ -133,12 +133,10 @@ struct sink_listener {
 struct sink_conn {
     struct sink_worker *w;
     struct sink_conn *prev, *next;
-    int fd;
+    struct evl_stream st; /* the socket: recv, send, in-flight ops */
     enum sink_phase phase;
-    struct evl_op op_recv, op_send;
-    struct evl_timer slow; /* --slow-reader pause between DATA reads */
-    unsigned inflight;
-    bool recv_busy, send_busy, slow_wait;
+    struct evl_timer slow; /* --slow-reader pause between DATA reads (counted in the stream's ops) */
+    bool slow_wait;
     bool fin_sent; /* CLOSING: our side is shut, the rest of the peer's bytes are read and dropped */
     uint64_t deadline;
     uint64_t slow_until; /* --slow-reader: no DATA read before this */

@@ -13,8 +13,8 @@
  * Closing: after the last reply (221, 421, 552) our side is shut down and the peer's remaining bytes
  * are read and dropped, so that it sees the reply rather than a reset, for at most SINK_LINGER_NS and
  * SINK_LINE_CUT bytes; disconnect-in-data resets at once.
- * Ownership: the connection owns its fd, its transaction strings and header buffer; it is freed
- * once sink_conn_abort() ran and no op is in flight.
+ * Ownership: the connection owns its stream (the fd), its transaction strings and header buffer; it is
+ * freed once sink_conn_abort() closed the stream and no op is in flight (on_released()).
  */
 #include "tools/sink.h"
 
@@ -37,8 +37,6 @@
 
 static struct evl_op cancel_op; /* completions of cancel requests need no handling */
 
-static void on_recv(struct evl *l, struct evl_op *op, int res, unsigned flags);
-static void on_send(struct evl *l, struct evl_op *op, int res, unsigned flags);
 static void on_slow(struct evl *l, struct evl_op *op, int res, unsigned flags);
 static void process(struct sink_conn *c);
 
@@ -64,13 +62,12 @@ static void reset_tx(struct sink_conn *c)
     c->in_mail = c->utf8 = c->cut_in_data = false;
 }
 
-static void maybe_free(struct sink_conn *c)
+/* on_released - closed, and the last op came back */
+static void on_released(struct evl_stream *st)
 {
+    struct sink_conn *c = st->owner;
     struct sink_worker *w = c->w;
 
-    if (c->inflight)
-        return;
-    close(c->fd);
     reset_tx(c);
     if (c->prev)
         c->prev->next = c->next;
@@ -82,14 +79,13 @@ static void maybe_free(struct sink_conn *c)
     free(c);
 }
 
-/* drop - shut the socket down now; the caller frees (maybe_free) once it no longer touches c */
+/* drop - close the socket now; c is freed once its ops are back (on_released) */
 static void drop(struct sink_conn *c)
 {
     if (c->phase == SINK_PHASE_DEAD)
         return;
     c->phase = SINK_PHASE_DEAD;
-    /* wakes the pending recv (0) and send (EPIPE) so that their ops come back */
-    shutdown(c->fd, SHUT_RDWR);
+    evl_stream_close(&c->st);
     if (c->slow_wait) {
         struct io_uring_sqe *sqe = evl_sqe(&c->w->evl, &cancel_op);
         io_uring_prep_timeout_remove(sqe, (__u64)(uintptr_t)&c->slow.op, 0);
@@ -99,19 +95,37 @@ static void drop(struct sink_conn *c)
 void sink_conn_abort(struct sink_conn *c)
 {
     drop(c);
-    maybe_free(c);
+}
+
+static unsigned stream_out(struct evl_stream *st, struct iovec *iov, unsigned max)
+{
+    struct sink_conn *c = st->owner;
+
+    if (c->out_off == c->out_len)
+        return 0;
+    iov[0] = (struct iovec){.iov_base = c->out + c->out_off, .iov_len = c->out_len - c->out_off};
+    return 1;
+}
+
+static void stream_taken(struct evl_stream *st, size_t n)
+{
+    struct sink_conn *c = st->owner;
+
+    c->out_off += n;
+    if (c->out_off == c->out_len)
+        c->out_off = c->out_len = 0;
+    else if (c->out_off > SINK_OUT_SIZE / 2) {
+        memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+        c->out_len -= c->out_off;
+        c->out_off = 0;
+    }
 }
 
 static void pump(struct sink_conn *c)
 {
-    struct io_uring_sqe *sqe;
-
-    if (c->send_busy || c->phase == SINK_PHASE_DEAD || c->out_off == c->out_len)
+    if (c->phase == SINK_PHASE_DEAD)
         return;
-    sqe = evl_sqe(&c->w->evl, &c->op_send);
-    io_uring_prep_send(sqe, c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
-    c->send_busy = true;
-    c->inflight++;
+    evl_stream_flush(&c->st);
 }
 
 /* reply - queue one reply; dropped when a client that reads nothing left no room (only timeouts) */
@@ -136,7 +150,7 @@ static void finish_close(struct sink_conn *c)
     if (c->fin_sent)
         return;
     c->fin_sent = true;
-    shutdown(c->fd, SHUT_WR);
+    shutdown(evl_stream_fd(&c->st), SHUT_WR);
     c->deadline = clock_mono_ns() + SINK_LINGER_NS;
 }
 
@@ -147,7 +161,7 @@ static void close_after(struct sink_conn *c)
     c->rpos = c->rlen;
     c->discard = 0;
     c->deadline = clock_mono_ns() + SINK_LINGER_NS;
-    if (!c->send_busy && c->out_off == c->out_len)
+    if (!evl_stream_sending(&c->st) && c->out_off == c->out_len)
         finish_close(c);
 }
 
@@ -165,16 +179,12 @@ static void recv_arm(struct sink_conn *c)
 {
     const struct sink_opts *o = &c->w->s->o;
     size_t want = sizeof(c->rbuf);
-    struct io_uring_sqe *sqe;
 
     if (o->slow_reader && c->phase == SINK_PHASE_DATA) {
         uint64_t chunk = o->slow_reader / 10;
         want = chunk < 1 ? 1 : chunk < want ? (size_t)chunk : want;
     }
-    sqe = evl_sqe(&c->w->evl, &c->op_recv);
-    io_uring_prep_recv(sqe, c->fd, c->rbuf, want, 0);
-    c->recv_busy = true;
-    c->inflight++;
+    evl_stream_recv(&c->st, c->rbuf, want);
 }
 
 /* want_input - read again once every received byte is parsed; --slow-reader waits first in DATA */
@@ -182,13 +192,13 @@ static void want_input(struct sink_conn *c)
 {
     uint64_t now;
 
-    if (c->phase == SINK_PHASE_DEAD || c->recv_busy || c->slow_wait || c->rpos < c->rlen)
+    if (c->phase == SINK_PHASE_DEAD || evl_stream_receiving(&c->st) || c->slow_wait || c->rpos < c->rlen)
         return;
     if (c->phase == SINK_PHASE_DATA && c->w->s->o.slow_reader) {
         now = clock_mono_ns();
         if (c->slow_until > now) {
             c->slow_wait = true;
-            c->inflight++;
+            evl_stream_hold(&c->st);
             evl_timer_arm(&c->w->evl, &c->slow, c->slow_until - now);
             return;
         }
@@ -459,18 +469,12 @@ static void process(struct sink_conn *c)
     want_input(c);
 }
 
-static void on_recv(struct evl *l, struct evl_op *op, int res, unsigned flags)
+static void on_recv(struct evl_stream *st, ssize_t res)
 {
-    struct sink_conn *c = op->owner;
+    struct sink_conn *c = st->owner;
     const struct sink_opts *o = &c->w->s->o;
     uint64_t now;
 
-    c->inflight--;
-    c->recv_busy = false;
-    if (c->phase == SINK_PHASE_DEAD) {
-        maybe_free(c);
-        return;
-    }
     if (res <= 0) {
         sink_conn_abort(c);
         return;
@@ -497,31 +501,15 @@ static void on_recv(struct evl *l, struct evl_op *op, int res, unsigned flags)
         c->slow_until += (uint64_t)res * 1000000000u / o->slow_reader;
     }
     process(c);
-    if (c->phase == SINK_PHASE_DEAD)
-        maybe_free(c);
 }
 
-static void on_send(struct evl *l, struct evl_op *op, int res, unsigned flags)
+static void on_send(struct evl_stream *st, int res)
 {
-    struct sink_conn *c = op->owner;
+    struct sink_conn *c = st->owner;
 
-    c->inflight--;
-    c->send_busy = false;
-    if (c->phase == SINK_PHASE_DEAD) {
-        maybe_free(c);
-        return;
-    }
     if (res < 0) {
         sink_conn_abort(c);
         return;
-    }
-    c->out_off += (size_t)res;
-    if (c->out_off == c->out_len)
-        c->out_off = c->out_len = 0;
-    else if (c->out_off > SINK_OUT_SIZE / 2) {
-        memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
-        c->out_len -= c->out_off;
-        c->out_off = 0;
     }
     if (c->phase == SINK_PHASE_CLOSING && c->out_len == 0) {
         finish_close(c);
@@ -529,23 +517,26 @@ static void on_send(struct evl *l, struct evl_op *op, int res, unsigned flags)
         return;
     }
     process(c);
-    if (c->phase == SINK_PHASE_DEAD)
-        maybe_free(c);
 }
 
 static void on_slow(struct evl *l, struct evl_op *op, int res, unsigned flags)
 {
     struct sink_conn *c = op->owner;
 
-    c->inflight--;
     c->slow_wait = false;
     c->slow.armed = false;
-    if (c->phase == SINK_PHASE_DEAD) {
-        maybe_free(c);
-        return;
-    }
-    want_input(c);
+    if (c->phase != SINK_PHASE_DEAD)
+        want_input(c);
+    evl_stream_drop(&c->st);
 }
+
+static const struct evl_stream_ops conn_stream = {
+    .out = stream_out,
+    .taken = stream_taken,
+    .sent = on_send,
+    .recv = on_recv,
+    .released = on_released,
+};
 
 void sink_conn_new(struct sink_worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen)
 {
@@ -564,9 +555,7 @@ void sink_conn_new(struct sink_worker *w, int fd, const struct sockaddr *peer, s
     }
     c = xcalloc(1, sizeof(*c));
     c->w = w;
-    c->fd = fd;
-    c->op_recv = (struct evl_op){.cb = on_recv, .owner = c};
-    c->op_send = (struct evl_op){.cb = on_send, .owner = c};
+    evl_stream_init(&c->st, &w->evl, fd, &conn_stream, c);
     c->slow.op = (struct evl_op){.cb = on_slow, .owner = c};
     if (getnameinfo(peer, peerlen, c->peer, sizeof(c->peer), NULL, 0, NI_NUMERICHOST) != 0)
         snprintf(c->peer, sizeof(c->peer), "unknown");
