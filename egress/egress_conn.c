@@ -185,10 +185,7 @@ static unsigned stream_out(struct evl_stream *st, struct iovec *iov, unsigned ma
     size_t len;
     const char *p = egress_smtp_output(c->smtp, &len);
 
-    if (!p || len == 0)
-        return 0;
-    iov[0] = (struct iovec){.iov_base = (void *)p, .iov_len = len};
-    return 1;
+    return evl_stream_out_one(iov, p, p ? len : 0);
 }
 
 static void stream_taken(struct evl_stream *st, size_t n)

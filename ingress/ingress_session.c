@@ -112,12 +112,7 @@ static unsigned stream_out(struct evl_stream *st, struct iovec *iov, unsigned ma
 {
     struct ingress_session *s = st->owner;
 
-    if (s->out_sent == s->out_len) {
-        s->out_sent = s->out_len = 0;
-        return 0;
-    }
-    iov[0] = (struct iovec){.iov_base = s->out + s->out_sent, .iov_len = s->out_len - s->out_sent};
-    return 1;
+    return evl_stream_out_one(iov, s->out + s->out_sent, s->out_len - s->out_sent);
 }
 
 static void stream_taken(struct evl_stream *st, size_t n)

@@ -122,6 +122,15 @@ static inline bool evl_stream_sending(const struct evl_stream *st)
     return st->sending;
 }
 
+/* evl_stream_out_one - for an owner whose output is one contiguous run: it as iov[0], or 0 when empty */
+static inline unsigned evl_stream_out_one(struct iovec *iov, const void *p, size_t len)
+{
+    if (len == 0)
+        return 0;
+    iov[0] = (struct iovec){.iov_base = (void *)p, .iov_len = len};
+    return 1;
+}
+
 /* evl_stream_receiving - a recv is armed (or waits for the filter switch) */
 static inline bool evl_stream_receiving(const struct evl_stream *st)
 {

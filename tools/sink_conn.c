@@ -101,10 +101,7 @@ static unsigned stream_out(struct evl_stream *st, struct iovec *iov, unsigned ma
 {
     struct sink_conn *c = st->owner;
 
-    if (c->out_off == c->out_len)
-        return 0;
-    iov[0] = (struct iovec){.iov_base = c->out + c->out_off, .iov_len = c->out_len - c->out_off};
-    return 1;
+    return evl_stream_out_one(iov, c->out + c->out_off, c->out_len - c->out_off);
 }
 
 static void stream_taken(struct evl_stream *st, size_t n)
