@@ -1,11 +1,12 @@
 /*
- * spool_rec - envelope record encoding and strict decoding (format in spool_rec.h)
+ * proto_env - envelope record encoding and strict decoding (format in proto_env.h)
  *
- * Decoding is two passes over the same bytes: the first checks everything and sizes one
- * allocation, the second fills it. Only the first pass makes decisions, so the second can
- * never see anything the first did not accept.
+ * Decoding first copies the input into private memory: the bytes may sit in the arena, where a
+ * peer can still write them. Then two passes run over that copy: the first checks everything and
+ * sizes one allocation, the second fills it. Only the first pass makes decisions, and the copy
+ * cannot change between the passes, so the second never sees anything the first did not accept.
  */
-#include "common/spool_rec.h"
+#include "common/proto_env.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -22,56 +23,19 @@
 /* smallest metadata entry: key_len, one key byte, value_len */
 #define REC_META_MIN 4
 
-/* ---- buffer ---- */
+/* ---- encoding helpers ---- */
 
-void spool_rec_buf_init(struct spool_rec_buf *b)
+static void put_u8(struct buf *b, uint8_t v)
 {
-    b->data = NULL;
-    b->len = 0;
-    b->cap = 0;
+    buf_append(b, &v, 1);
 }
 
-void spool_rec_buf_fini(struct spool_rec_buf *b)
-{
-    free(b->data);
-    spool_rec_buf_init(b);
-}
-
-void spool_rec_buf_reserve(struct spool_rec_buf *b, size_t more)
-{
-    if (b->cap - b->len >= more)
-        return;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap - b->len < more) {
-        if (cap > SIZE_MAX / 2)
-            cap = b->len + more;
-        else
-            cap *= 2;
-    }
-    b->data = xrealloc(b->data, cap);
-    b->cap = cap;
-}
-
-void spool_rec_buf_append(struct spool_rec_buf *b, const void *p, size_t n)
-{
-    if (n == 0)
-        return;
-    spool_rec_buf_reserve(b, n);
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-}
-
-static void buf_u8(struct spool_rec_buf *b, uint8_t v)
-{
-    spool_rec_buf_append(b, &v, 1);
-}
-
-static void buf_le(struct spool_rec_buf *b, uint64_t v, int bytes)
+static void put_le(struct buf *b, uint64_t v, int bytes)
 {
     uint8_t t[8];
     for (int i = 0; i < bytes; i++)
         t[i] = (uint8_t)(v >> (8 * i));
-    spool_rec_buf_append(b, t, (size_t)bytes);
+    buf_append(b, t, (size_t)bytes);
 }
 
 /* ---- CRC-32C, bitwise-generated table ---- */
@@ -90,7 +54,7 @@ static void crc_init(void)
     __atomic_store_n(&crc_ready, 1, __ATOMIC_RELEASE);
 }
 
-uint32_t spool_rec_crc32c(uint32_t crc, const void *p, size_t n)
+uint32_t proto_env_crc32c(uint32_t crc, const void *p, size_t n)
 {
     /* two threads racing here compute the same table; the race is benign */
     if (!__atomic_load_n(&crc_ready, __ATOMIC_ACQUIRE))
@@ -106,7 +70,7 @@ uint32_t spool_rec_crc32c(uint32_t crc, const void *p, size_t n)
 
 static bool addr_ok(const uint8_t *s, size_t n)
 {
-    if (n > SPOOL_REC_ADDR_MAX)
+    if (n > PROTO_ENV_ADDR_MAX)
         return false;
     for (size_t i = 0; i < n; i++)
         if (s[i] < 0x20 || s[i] == 0x7f)
@@ -116,7 +80,7 @@ static bool addr_ok(const uint8_t *s, size_t n)
 
 static bool key_ok(const uint8_t *s, size_t n)
 {
-    if (n == 0 || n > SPOOL_REC_KEY_MAX)
+    if (n == 0 || n > PROTO_ENV_KEY_MAX)
         return false;
     for (size_t i = 0; i < n; i++) {
         uint8_t c = s[i];
@@ -128,66 +92,66 @@ static bool key_ok(const uint8_t *s, size_t n)
 
 static bool value_ok(const uint8_t *s, size_t n)
 {
-    return n <= SPOOL_REC_VALUE_MAX && memchr(s, '\0', n) == NULL;
+    return n <= PROTO_ENV_VALUE_MAX && memchr(s, '\0', n) == NULL;
 }
 
 /* ---- encode ---- */
 
-int spool_rec_encode(const struct spool_rec *rec, struct spool_rec_buf *out)
+int proto_env_encode(const struct proto_env *rec, struct buf *out)
 {
-    if (rec->sender == NULL || (rec->flags & ~SPOOL_REC_F_ALL) != 0)
+    if (rec->sender == NULL || (rec->flags & ~PROTO_ENV_F_ALL) != 0)
         return -EINVAL;
-    if (rec->rcpt_count == 0 || rec->rcpt_count > SPOOL_REC_RCPT_MAX || rec->rcpts == NULL)
+    if (rec->rcpt_count == 0 || rec->rcpt_count > PROTO_ENV_RCPT_MAX || rec->rcpts == NULL)
         return -EINVAL;
-    if (rec->meta_count > SPOOL_REC_META_MAX || (rec->meta_count > 0 && rec->meta == NULL))
+    if (rec->meta_count > PROTO_ENV_META_MAX || (rec->meta_count > 0 && rec->meta == NULL))
         return -EINVAL;
     size_t sender_len = strlen(rec->sender);
     if (!addr_ok((const uint8_t *)rec->sender, sender_len))
         return -EINVAL;
     for (uint32_t i = 0; i < rec->rcpt_count; i++) {
-        const struct spool_rcpt *r = &rec->rcpts[i];
-        if (r->addr == NULL || r->state >= SPOOL_RCPT__MAX)
+        const struct proto_env_rcpt *r = &rec->rcpts[i];
+        if (r->addr == NULL || r->state >= PROTO_RCPT__MAX)
             return -EINVAL;
         size_t n = strlen(r->addr);
         if (n == 0 || !addr_ok((const uint8_t *)r->addr, n))
             return -EINVAL;
     }
     for (uint32_t i = 0; i < rec->meta_count; i++) {
-        const struct spool_meta *m = &rec->meta[i];
+        const struct proto_env_meta *m = &rec->meta[i];
         if (m->key == NULL || m->value == NULL)
             return -EINVAL;
-        if (!key_ok((const uint8_t *)m->key, strlen(m->key)) || strlen(m->value) > SPOOL_REC_VALUE_MAX)
+        if (!key_ok((const uint8_t *)m->key, strlen(m->key)) || strlen(m->value) > PROTO_ENV_VALUE_MAX)
             return -EINVAL;
     }
 
-    out->len = 0;
-    buf_u8(out, REC_MAGIC0);
-    buf_u8(out, REC_MAGIC1);
-    buf_u8(out, SPOOL_REC_VERSION);
-    buf_u8(out, rec->flags);
-    buf_le(out, rec->created_ms, 8);
-    buf_le(out, rec->body_size, 8);
-    buf_le(out, sender_len, 2);
-    spool_rec_buf_append(out, rec->sender, sender_len);
-    buf_le(out, rec->rcpt_count, 4);
+    buf_reset(out);
+    put_u8(out, REC_MAGIC0);
+    put_u8(out, REC_MAGIC1);
+    put_u8(out, PROTO_ENV_VERSION);
+    put_u8(out, rec->flags);
+    put_le(out, rec->created_ms, 8);
+    put_le(out, rec->body_size, 8);
+    put_le(out, sender_len, 2);
+    buf_append(out, rec->sender, sender_len);
+    put_le(out, rec->rcpt_count, 4);
     for (uint32_t i = 0; i < rec->rcpt_count; i++) {
-        const struct spool_rcpt *r = &rec->rcpts[i];
+        const struct proto_env_rcpt *r = &rec->rcpts[i];
         size_t n = strlen(r->addr);
-        buf_u8(out, r->state);
-        buf_le(out, r->attempts, 4);
-        buf_le(out, n, 2);
-        spool_rec_buf_append(out, r->addr, n);
+        put_u8(out, r->state);
+        put_le(out, r->attempts, 4);
+        put_le(out, n, 2);
+        buf_append(out, r->addr, n);
     }
-    buf_le(out, rec->meta_count, 2);
+    put_le(out, rec->meta_count, 2);
     for (uint32_t i = 0; i < rec->meta_count; i++) {
-        const struct spool_meta *m = &rec->meta[i];
+        const struct proto_env_meta *m = &rec->meta[i];
         size_t kn = strlen(m->key), vn = strlen(m->value);
-        buf_u8(out, (uint8_t)kn);
-        spool_rec_buf_append(out, m->key, kn);
-        buf_le(out, vn, 2);
-        spool_rec_buf_append(out, m->value, vn);
+        put_u8(out, (uint8_t)kn);
+        buf_append(out, m->key, kn);
+        put_le(out, vn, 2);
+        buf_append(out, m->value, vn);
     }
-    buf_le(out, spool_rec_crc32c(0, out->data, out->len), 4);
+    put_le(out, proto_env_crc32c(0, out->data, out->len), 4);
     return 0;
 }
 
@@ -236,7 +200,7 @@ static const char *put_str(char **area, const uint8_t *s, size_t n)
  * fill set it writes arrays and strings (the input was already accepted).
  */
 struct fill {
-    struct spool_rec *rec;
+    struct proto_env *rec;
     char *area;
 };
 
@@ -262,13 +226,13 @@ static const char *rec_walk(struct rd *r, uint32_t *rcpts, uint32_t *metas, size
         return "truncated recipient count";
     if (count == 0)
         return "no recipients";
-    if (count > SPOOL_REC_RCPT_MAX || count > r->left / REC_RCPT_MIN)
+    if (count > PROTO_ENV_RCPT_MAX || count > r->left / REC_RCPT_MIN)
         return "recipient count too large";
     for (uint64_t i = 0; i < count; i++) {
         uint64_t state, attempts;
         if (!rd_le(r, 1, &state) || !rd_le(r, 4, &attempts) || !rd_le(r, 2, &n))
             return "truncated recipient";
-        if (state >= SPOOL_RCPT__MAX)
+        if (state >= PROTO_RCPT__MAX)
             return "unknown recipient state";
         if (n == 0)
             return "empty recipient";
@@ -278,7 +242,7 @@ static const char *rec_walk(struct rd *r, uint32_t *rcpts, uint32_t *metas, size
             return "bad recipient address";
         strs += n + 1;
         if (fill) {
-            struct spool_rcpt *rc = &fill->rec->rcpts[i];
+            struct proto_env_rcpt *rc = &fill->rec->rcpts[i];
             rc->state = (uint8_t)state;
             rc->attempts = (uint32_t)attempts;
             rc->addr = put_str(&fill->area, s, n);
@@ -289,7 +253,7 @@ static const char *rec_walk(struct rd *r, uint32_t *rcpts, uint32_t *metas, size
     uint64_t mcount;
     if (!rd_le(r, 2, &mcount))
         return "truncated metadata count";
-    if (mcount > SPOOL_REC_META_MAX || mcount > r->left / REC_META_MIN)
+    if (mcount > PROTO_ENV_META_MAX || mcount > r->left / REC_META_MIN)
         return "metadata count too large";
     for (uint64_t i = 0; i < mcount; i++) {
         const uint8_t *k;
@@ -304,7 +268,7 @@ static const char *rec_walk(struct rd *r, uint32_t *rcpts, uint32_t *metas, size
             return "bad metadata value";
         strs += kn + 1 + v + 1;
         if (fill) {
-            struct spool_meta *m = &fill->rec->meta[i];
+            struct proto_env_meta *m = &fill->rec->meta[i];
             m->key = put_str(&fill->area, k, kn);
             m->value = put_str(&fill->area, s, v);
         }
@@ -316,52 +280,35 @@ static const char *rec_walk(struct rd *r, uint32_t *rcpts, uint32_t *metas, size
     return NULL;
 }
 
-int spool_rec_decode(const void *buf, size_t len, struct spool_rec *out, const char **why)
+/* decode_private - the checks and the fill, over bytes nobody else can write; NULL or the reason */
+static const char *decode_private(const uint8_t *p, size_t len, struct proto_env *out, int *rc)
 {
-    const uint8_t *p = buf;
-    const char *err = NULL;
-    int rc = -EBADMSG;
-
-    memset(out, 0, sizeof(*out));
-    if (buf == NULL || len < 3) {
-        err = "truncated header";
-        goto fail;
+    if (p[0] != REC_MAGIC0 || p[1] != REC_MAGIC1)
+        return "bad magic";
+    if (p[2] != PROTO_ENV_VERSION) {
+        *rc = -EPROTONOSUPPORT;
+        return "unknown format version";
     }
-    if (p[0] != REC_MAGIC0 || p[1] != REC_MAGIC1) {
-        err = "bad magic";
-        goto fail;
-    }
-    if (p[2] != SPOOL_REC_VERSION) {
-        err = "unknown format version";
-        rc = -EPROTONOSUPPORT;
-        goto fail;
-    }
-    if (len < REC_HEAD_LEN + REC_CRC_LEN) {
-        err = "truncated header";
-        goto fail;
-    }
+    if (len < REC_HEAD_LEN + REC_CRC_LEN)
+        return "truncated header";
     size_t body_len = len - REC_CRC_LEN;
     uint32_t want = (uint32_t)p[body_len] | (uint32_t)p[body_len + 1] << 8 |
         (uint32_t)p[body_len + 2] << 16 | (uint32_t)p[body_len + 3] << 24;
-    if (spool_rec_crc32c(0, p, body_len) != want) {
-        err = "checksum mismatch";
-        goto fail;
-    }
-    if ((p[3] & ~SPOOL_REC_F_ALL) != 0) {
-        err = "unknown flags";
-        goto fail;
-    }
+    if (proto_env_crc32c(0, p, body_len) != want)
+        return "checksum mismatch";
+    if ((p[3] & ~PROTO_ENV_F_ALL) != 0)
+        return "unknown flags";
 
     struct rd r = { p + REC_HEAD_LEN, body_len - REC_HEAD_LEN };
     uint32_t rcpts = 0, metas = 0;
     size_t str_bytes = 0;
-    err = rec_walk(&r, &rcpts, &metas, &str_bytes, NULL);
+    const char *err = rec_walk(&r, &rcpts, &metas, &str_bytes, NULL);
     if (err != NULL)
-        goto fail;
+        return err;
 
     /* every count was bounded by the bytes present, so these sizes cannot overflow */
-    size_t rcpt_sz = (size_t)rcpts * sizeof(struct spool_rcpt);
-    size_t meta_sz = (size_t)metas * sizeof(struct spool_meta);
+    size_t rcpt_sz = (size_t)rcpts * sizeof(struct proto_env_rcpt);
+    size_t meta_sz = (size_t)metas * sizeof(struct proto_env_meta);
     uint8_t *mem = xmalloc(rcpt_sz + meta_sz + str_bytes);
     out->version = p[2];
     out->flags = p[3];
@@ -369,25 +316,36 @@ int spool_rec_decode(const void *buf, size_t len, struct spool_rec *out, const c
     rd_le(&h, 8, &out->created_ms);
     rd_le(&h, 8, &out->body_size);
     out->rcpt_count = rcpts;
-    out->rcpts = (struct spool_rcpt *)mem;
+    out->rcpts = (struct proto_env_rcpt *)mem;
     out->meta_count = metas;
-    out->meta = metas ? (struct spool_meta *)(mem + rcpt_sz) : NULL;
+    out->meta = metas ? (struct proto_env_meta *)(mem + rcpt_sz) : NULL;
     out->_mem = mem;
     struct fill f = { out, (char *)(mem + rcpt_sz + meta_sz) };
     r = (struct rd){ p + REC_HEAD_LEN, body_len - REC_HEAD_LEN };
     const char *again = rec_walk(&r, &rcpts, &metas, &str_bytes, &f);
-    (void)again; /* same bytes, same verdict: NULL */
-    if (why)
-        *why = NULL;
-    return 0;
-
-fail:
-    if (why)
-        *why = err;
-    return rc;
+    (void)again; /* same private bytes, same verdict: NULL */
+    return NULL;
 }
 
-void spool_rec_fini(struct spool_rec *rec)
+int proto_env_decode(const void *buf, size_t len, struct proto_env *out, const char **why)
+{
+    const char *err = "truncated header";
+    int rc = -EBADMSG;
+
+    memset(out, 0, sizeof(*out));
+    if (buf != NULL && len >= 3) {
+        /* the only read of the caller's bytes: everything after works on the copy */
+        uint8_t *copy = xmalloc(len);
+        memcpy(copy, buf, len);
+        err = decode_private(copy, len, out, &rc);
+        free(copy);
+    }
+    if (why)
+        *why = err;
+    return err ? rc : 0;
+}
+
+void proto_env_fini(struct proto_env *rec)
 {
     if (rec == NULL)
         return;
@@ -397,7 +355,7 @@ void spool_rec_fini(struct spool_rec *rec)
 
 /* ---- queries ---- */
 
-const char *spool_rec_meta_get(const struct spool_rec *rec, const char *key)
+const char *proto_env_meta_get(const struct proto_env *rec, const char *key)
 {
     for (uint32_t i = 0; i < rec->meta_count; i++)
         if (strcmp(rec->meta[i].key, key) == 0)
@@ -405,28 +363,28 @@ const char *spool_rec_meta_get(const struct spool_rec *rec, const char *key)
     return NULL;
 }
 
-bool spool_rec_state_final(uint8_t state)
+bool proto_env_state_final(uint8_t state)
 {
-    return state == SPOOL_RCPT_DELIVERED || state == SPOOL_RCPT_BOUNCED ||
-        state == SPOOL_RCPT_EXPIRED || state == SPOOL_RCPT_ADMIN_BOUNCED;
+    return state == PROTO_RCPT_DELIVERED || state == PROTO_RCPT_BOUNCED ||
+        state == PROTO_RCPT_EXPIRED || state == PROTO_RCPT_ADMIN_BOUNCED;
 }
 
-bool spool_rec_all_final(const struct spool_rec *rec)
+bool proto_env_all_final(const struct proto_env *rec)
 {
     for (uint32_t i = 0; i < rec->rcpt_count; i++)
-        if (!spool_rec_state_final(rec->rcpts[i].state))
+        if (!proto_env_state_final(rec->rcpts[i].state))
             return false;
     return true;
 }
 
-const char *spool_rec_state_name(uint8_t state)
+const char *proto_env_state_name(uint8_t state)
 {
     switch (state) {
-    case SPOOL_RCPT_QUEUED: return "queued";
-    case SPOOL_RCPT_DELIVERED: return "delivered";
-    case SPOOL_RCPT_BOUNCED: return "bounced";
-    case SPOOL_RCPT_EXPIRED: return "expired";
-    case SPOOL_RCPT_ADMIN_BOUNCED: return "admin_bounced";
+    case PROTO_RCPT_QUEUED: return "queued";
+    case PROTO_RCPT_DELIVERED: return "delivered";
+    case PROTO_RCPT_BOUNCED: return "bounced";
+    case PROTO_RCPT_EXPIRED: return "expired";
+    case PROTO_RCPT_ADMIN_BOUNCED: return "admin_bounced";
     default: return "unknown";
     }
 }

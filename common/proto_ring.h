@@ -121,7 +121,7 @@ struct proto_loaded {
     uint64_t token;
     int32_t status; /* 0, or -ENOENT (not in the spool), -ENOMEM (arena full: retry), -EIO */
     uint32_t reserved;
-    uint64_t arena_off; /* a proto_msg run: header, envelope (spool_rec), message; the egress frees it */
+    uint64_t arena_off; /* a proto_msg run: header, envelope (proto_env), message; the egress frees it */
     uint64_t len;
     uint64_t reserved2;
 };
@@ -163,7 +163,7 @@ struct proto_updated {
 
 enum proto_fail_kind {
     PROTO_FAIL_EXPIRE = 1,     /* past the queue's max_age: Expiration records */
-    PROTO_FAIL_DNS_BOUNCE = 2, /* permanent DNS failure: Bounce records; reason = enum dns_status */
+    PROTO_FAIL_DNS_BOUNCE = 2, /* permanent DNS failure: Bounce records; reason says which */
 };
 
 struct proto_fail {
@@ -171,7 +171,7 @@ struct proto_fail {
     uint64_t msg_id_lo;
     uint32_t rcpt_first;
     uint16_t kind;   /* enum proto_fail_kind */
-    uint16_t reason; /* for DNS bounces: enum dns_status */
+    uint16_t reason; /* enum proto_fail_reason (proto_dlv.h) */
     uint64_t reserved[2];
 };
 

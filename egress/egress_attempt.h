@@ -2,19 +2,19 @@
  * egress_attempt - pure helpers of one delivery attempt: the loaded message, the recipients it
  * covers, and the attempt result run for the spool (common/proto_dlv.h)
  *
- * egress_msg_decode() checks a proto_msg run from the arena as untrusted input: magic, version,
- * lengths adding up to the run exactly, envelope decoded strictly, body length equal to the
- * envelope's body_size is NOT required (the trace header is added after reception).
- * The body stays in the arena: egress_msg borrows it until the run is freed.
+ * egress_msg_decode() checks a proto_msg run from the arena as untrusted input with the one
+ * decoder of that contract (proto_msg_decode: magic, version, lengths adding up to the run exactly,
+ * envelope decoded strictly from a private copy). The body stays in the arena: egress_msg borrows
+ * it until the run is freed.
  *
  * egress_rcpt_select() picks the recipients one DELIVER covers: every queued recipient whose domain
  * equals that of rcpts[rcpt_first] (case-insensitive), or every queued recipient when the envelope
  * carries routing_domain (then that is the routing domain). At most EGRESS_RCPT_MAX are taken; the
  * rest stay queued for the next DELIVER.
  *
- * egress_attempt_size()/egress_attempt_encode() lay out the result run; strings are cut to
- * PROTO_DLV_STRING_MAX and CR, LF and NUL are replaced, so what is encoded always passes
- * egress_attempt_check(), the reader's validation (the same rules the spool applies).
+ * egress_attempt_size()/egress_attempt_encode() lay out the result run with the contract's one encoder
+ * (proto_dlv_attempt_encode, whose decoder the spool runs); strings are cut to PROTO_DLV_STRING_MAX
+ * here, CR and LF become spaces there.
  */
 #ifndef RINGMAIL_EGRESS_ATTEMPT_H
 #define RINGMAIL_EGRESS_ATTEMPT_H
@@ -24,13 +24,13 @@
 #include <stdint.h>
 
 #include "common/proto_dlv.h"
-#include "common/spool_rec.h"
+#include "common/proto_env.h"
 #include "smtp/smtp_reply.h"
 
 #define EGRESS_RCPT_MAX 10000 /* recipients of one attempt; proto_attempt_hdr.n_rcpt is 16 bits */
 
 struct egress_msg {
-    struct spool_rec env; /* owned */
+    struct proto_env env; /* owned */
     const char *body;     /* borrowed from the arena run */
     size_t body_len;
 };
@@ -65,7 +65,7 @@ const char *egress_addr_domain(const char *addr);
  * egress_rcpt_select - *idx (heap) gets the envelope indices, *domain (heap) the routing domain.
  * Returns the count (0 when nothing is queued), or -EINVAL when rcpt_first is out of range.
  */
-int egress_rcpt_select(const struct spool_rec *env, uint32_t rcpt_first, uint32_t **idx, char **domain);
+int egress_rcpt_select(const struct proto_env *env, uint32_t rcpt_first, uint32_t **idx, char **domain);
 
 /* egress_rcpt_set - decide a recipient (text and enhanced code may be NULL) */
 void egress_rcpt_set(struct egress_rcpt_res *r, uint8_t outcome, uint8_t command, int code, const char *enhanced,
@@ -75,10 +75,8 @@ void egress_rcpt_set(struct egress_rcpt_res *r, uint8_t outcome, uint8_t command
 bool egress_enh_parse(const char *s, uint8_t *cls, uint16_t *subject, uint16_t *detail);
 
 size_t egress_attempt_size(const struct egress_attempt *a);
-/* egress_attempt_encode - writes exactly egress_attempt_size() bytes; -EINVAL when len differs or
- * n_rcpt is 0, over EGRESS_RCPT_MAX, or a recipient is undecided */
+/* egress_attempt_encode - writes exactly egress_attempt_size() bytes; -EINVAL when len differs, n_rcpt
+ * is 0 or over EGRESS_RCPT_MAX, or a recipient is undecided or would be refused by the spool */
 int egress_attempt_encode(const struct egress_attempt *a, void *buf, size_t len);
-/* egress_attempt_check - validate a run as its reader must; 0 or -EBADMSG with *why */
-int egress_attempt_check(const void *buf, size_t len, const char **why);
 
 #endif

@@ -155,7 +155,7 @@ void egress_job_txn(struct egress_job *j)
     j->txn_n = n;
     j->n_txn++;
     j->txn_progress = false;
-    unsigned flags = (j->msg.env.flags & SPOOL_REC_F_SMTPUTF8) ? EGRESS_SMTP_SEND_SMTPUTF8 : 0;
+    unsigned flags = (j->msg.env.flags & PROTO_ENV_F_SMTPUTF8) ? EGRESS_SMTP_SEND_SMTPUTF8 : 0;
     int rc = egress_conn_send(j->lease->conn, j->msg.env.sender, j->txn_addrs, n, j->msg.body, j->msg.body_len,
                               flags);
     if (rc < 0) {

@@ -15,36 +15,24 @@
 #include "common/proto_msg.h"
 
 /* log_send - a Rejection record through the arena to the spool (best effort: counted when dropped) */
-static void log_send(struct role_rt *rt, const char *const str[PROTO_REJ_STRINGS], const size_t in_lens[PROTO_REJ_STRINGS])
+static void log_send(struct role_rt *rt, const char *const str[PROTO_REJ_STRINGS], const size_t lens[PROTO_REJ_STRINGS])
 {
-    const char *reply = str[PROTO_REJ_STRINGS - 1];
-    struct proto_rej_hdr h = {.magic = PROTO_REJ_MAGIC, .version = 1, .timestamp = (int64_t)time(NULL)};
-    size_t lens[PROTO_REJ_STRINGS];
-    size_t total = sizeof(h);
+    struct buf run = {0};
     uint64_t off;
 
-    h.code = (uint16_t)((reply[0] - '0') * 100 + (reply[1] - '0') * 10 + (reply[2] - '0'));
-    for (int i = 0; i < PROTO_REJ_STRINGS; i++) {
-        lens[i] = in_lens[i] > PROTO_REJ_STRING_MAX ? PROTO_REJ_STRING_MAX : in_lens[i];
-        h.len[i] = (uint16_t)lens[i];
-        total += lens[i];
-    }
-    if (shm_arena_alloc(rt->seg.arena, total, (uint16_t)rt->self_idx, rt->gen, &off) < 0) {
+    if (proto_msg_rej_encode(str, lens, (int64_t)time(NULL), &run) < 0 ||
+        shm_arena_alloc(rt->seg.arena, run.len, (uint16_t)rt->self_idx, rt->gen, &off) < 0) {
+        buf_fini(&run);
         proto_node_counter_add(rt->self, PROTO_NODE_CTR_LOG_DROPPED, 1);
         return;
     }
-    char *p = shm_arena_ptr(rt->seg.arena, off, total);
-    memcpy(p, &h, sizeof(h));
-    p += sizeof(h);
-    for (int i = 0; i < PROTO_REJ_STRINGS; i++) {
-        memcpy(p, str[i], lens[i]);
-        p += lens[i];
-    }
+    memcpy(shm_arena_ptr(rt->seg.arena, off, run.len), run.data, run.len);
     uint32_t spool_gen = atomic_load(&rt->seg.inst[0].generation);
     shm_arena_give(rt->seg.arena, off, 0, spool_gen);
     struct proto_rec r = {.type = MSG_INGRESS_LOG_REJECTION, .dst_gen = spool_gen};
     r.body.store.arena_off = off;
-    r.body.store.len = total;
+    r.body.store.len = run.len;
+    buf_fini(&run);
     if (role_rt_send(rt, 0, &r) < 0) {
         shm_arena_free(rt->seg.arena, off);
         proto_node_counter_add(rt->self, PROTO_NODE_CTR_LOG_DROPPED, 1);

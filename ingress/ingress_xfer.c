@@ -12,8 +12,9 @@
  *   MSG_SPOOL_MESSAGE_STORED with status 0, which it does only after the fsync of the write batch
  *   that holds the message (DESIGN.md section 3).
  *
- * Arena run layout (read by the spool, which validates every field):
- *   struct proto_msg_hdr | envelope (spool_rec encoding) | message (Received header + body)
+ * Arena run layout (common/proto_msg.h; the spool validates every field with proto_msg_decode):
+ *   struct proto_msg_hdr | envelope (proto_env encoding) | message (Received header + body)
+ * proto_msg_head() encodes the first two; the message is copied into the run right after them.
  */
 #include "ingress/ingress.h"
 
@@ -27,7 +28,6 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "common/proto_msg.h"
-#include "common/spool_rec.h"
 
 #define XFER_CHUNK (64 * 1024)
 
@@ -102,8 +102,8 @@ static int build_received(struct ingress_session *s, char *buf, size_t len, cons
 static void store_message(struct ingress_session *s)
 {
     struct role_rt *rt = s->ig->rt;
-    struct spool_rec rec = {0};
-    struct spool_rec_buf env = {0};
+    struct proto_env rec = {0};
+    struct buf env = {0};
     char idtext[MSGID_TEXT_LEN + 1], received[1024];
     uint64_t off;
     int rc;
@@ -114,59 +114,52 @@ static void store_message(struct ingress_session *s)
     if (rlen < 0 || (size_t)rlen >= sizeof(received))
         rlen = 0;
 
-    struct spool_rcpt *rcpts = xcalloc(s->n_rcpts, sizeof(*rcpts));
+    struct proto_env_rcpt *rcpts = xcalloc(s->n_rcpts, sizeof(*rcpts));
     for (uint32_t i = 0; i < s->n_rcpts; i++)
-        rcpts[i] = (struct spool_rcpt){.addr = s->rcpts[i], .state = SPOOL_RCPT_QUEUED};
+        rcpts[i] = (struct proto_env_rcpt){.addr = s->rcpts[i], .state = PROTO_RCPT_QUEUED};
     rec.created_ms = clock_real_ns() / 1000000u;
     rec.body_size = (uint64_t)rlen + s->body_len;
     rec.sender = s->sender;
     rec.rcpt_count = s->n_rcpts;
     rec.rcpts = rcpts;
     if (s->mail_params.body == SMTP_CMD_BODY_8BITMIME || s->mail_params.body == SMTP_CMD_BODY_BINARYMIME)
-        rec.flags |= SPOOL_REC_F_8BITMIME;
+        rec.flags |= PROTO_ENV_F_8BITMIME;
     if (s->mail_params.seen & SMTP_CMD_PARAM_SMTPUTF8)
-        rec.flags |= SPOOL_REC_F_SMTPUTF8;
+        rec.flags |= PROTO_ENV_F_SMTPUTF8;
     /* policy metadata: keys are case-insensitive, the envelope keeps them lowercase */
-    struct spool_meta meta[POLICY_LUA_META_MAX];
+    struct proto_env_meta meta[POLICY_LUA_META_MAX];
     char keys[POLICY_LUA_META_MAX][POLICY_LUA_META_KEY_MAX + 1];
     for (unsigned i = 0; i < s->meta.count && i < POLICY_LUA_META_MAX; i++) {
         snprintf(keys[i], sizeof(keys[i]), "%s", s->meta.items[i].key);
         for (char *k = keys[i]; *k; k++)
             *k = (char)((*k >= 'A' && *k <= 'Z') ? *k + 32 : *k);
-        meta[i] = (struct spool_meta){keys[i], s->meta.items[i].value};
+        meta[i] = (struct proto_env_meta){keys[i], s->meta.items[i].value};
     }
     rec.meta_count = s->meta.count;
     rec.meta = meta;
-    rc = spool_rec_encode(&rec, &env);
+    rc = proto_msg_head(&rec, rec.body_size, &env);
     free(rcpts);
     if (rc < 0) {
-        spool_rec_buf_fini(&env);
+        buf_fini(&env);
         log_warn("envelope from %s did not encode (%d)", s->peer_ip, rc);
         fail_txn(s, "554 5.3.0 Envelope could not be recorded");
         return;
     }
 
-    size_t total = sizeof(struct proto_msg_hdr) + env.len + (size_t)rlen + s->body_len;
+    size_t total = env.len + (size_t)rlen + s->body_len;
     rc = shm_arena_alloc(rt->seg.arena, total, (uint16_t)rt->self_idx, rt->gen, &off);
     if (rc < 0) {
-        spool_rec_buf_fini(&env);
+        buf_fini(&env);
         log_warn("body arena full (%s) for a %zu-byte message from %s", strerror(-rc), total, s->peer_ip);
         fail_txn(s, "452 4.3.1 Insufficient system storage, try again later");
         return;
     }
     char *p = shm_arena_ptr(rt->seg.arena, off, total);
-    struct proto_msg_hdr h = {
-        .magic = PROTO_MSG_MAGIC,
-        .version = PROTO_MSG_VERSION,
-        .env_len = (uint32_t)env.len,
-        .msg_len = (uint64_t)rlen + s->body_len,
-    };
-    memcpy(p, &h, sizeof(h));
-    memcpy(p + sizeof(h), env.data, env.len);
-    memcpy(p + sizeof(h) + env.len, received, (size_t)rlen);
+    memcpy(p, env.data, env.len);
+    memcpy(p + env.len, received, (size_t)rlen);
     if (s->body_len)
-        memcpy(p + sizeof(h) + env.len + (size_t)rlen, s->body, s->body_len);
-    spool_rec_buf_fini(&env);
+        memcpy(p + env.len + (size_t)rlen, s->body, s->body_len);
+    buf_fini(&env);
 
     /* the run is the spool's from now on: if we give up waiting we must not free it under it */
     unsigned spool = 0;

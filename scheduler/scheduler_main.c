@@ -112,13 +112,32 @@ static void send_fail(struct scheduler *sc, const struct sched_msg *msg, uint16_
 
 static void hook_expire(void *arg, const struct sched_msg *msg)
 {
-    send_fail(arg, msg, PROTO_FAIL_EXPIRE, 0);
+    send_fail(arg, msg, PROTO_FAIL_EXPIRE, PROTO_FAIL_REASON_NONE);
+}
+
+/* fail_reason - the protocol's name for the resolver's verdict (the spool does not know the resolver) */
+static enum proto_fail_reason fail_reason(enum dns_status st)
+{
+    switch (st) {
+    case DNS_NULL_MX:
+        return PROTO_FAIL_REASON_NULL_MX;
+    case DNS_NO_DATA:
+        return PROTO_FAIL_REASON_NO_DATA;
+    case DNS_BAD_NAME:
+        return PROTO_FAIL_REASON_BAD_NAME;
+    case DNS_TEMPFAIL:
+        return PROTO_FAIL_REASON_DNS_TEMP;
+    case DNS_OK: /* a bounce without a DNS answer behind it: the domain does not exist */
+    case DNS_NXDOMAIN:
+    default:
+        return PROTO_FAIL_REASON_NXDOMAIN;
+    }
 }
 
 static void hook_bounce(void *arg, const struct sched_msg *msg, const char *reason)
 {
     struct scheduler *sc = arg;
-    send_fail(sc, msg, PROTO_FAIL_DNS_BOUNCE, (uint16_t)(sc->fail_status ? sc->fail_status : DNS_NXDOMAIN));
+    send_fail(sc, msg, PROTO_FAIL_DNS_BOUNCE, fail_reason(sc->fail_status));
 }
 
 static void hook_deliver(void *arg, struct sched_msg *msg, struct sched_lease *lease, bool last)
@@ -144,98 +163,43 @@ static void hook_deliver(void *arg, struct sched_msg *msg, struct sched_lease *l
 
 /* ---- records ---- */
 
-static bool str_clean(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x21 || s[i] == 0x7f)
-            return false;
-    return n > 0;
-}
-
-/* on_announce_batch - a run of proto_ann entries; validated whole before any is used */
+/* on_announce_batch - a run of proto_ann entries; decoded (and so validated) whole before any is used */
 static void on_announce_batch(struct scheduler *sc, const struct proto_rec *rec)
 {
     struct role_rt *rt = sc->rt;
     const struct proto_batch *b = &rec->body.batch;
     const char *p = shm_arena_ptr(rt->seg.arena, b->arena_off, b->len);
     uint64_t now = scheduler_now_ms();
-    struct proto_ann_hdr h;
+    struct proto_ann_batch ab = {0};
     const char *why = NULL;
     size_t added = 0;
 
-    if (!p || b->len < sizeof(h)) {
+    if (!p)
         why = "arena range invalid";
-        goto out;
-    }
-    memcpy(&h, p, sizeof(h));
-    if (h.magic != PROTO_ANN_MAGIC || h.version != PROTO_DLV_VERSION || h.count != b->count) {
+    else if (proto_dlv_ann_decode(p, b->len, &ab, &why) == 0 && ab.count != b->count)
         why = "bad header";
-        goto out;
-    }
-    /* pass 0 validates, pass 1 adds */
-    for (int pass = 0; pass < 2; pass++) {
-        size_t off = sizeof(h);
-        for (uint32_t i = 0; i < h.count; i++) {
-            struct proto_ann a;
-            if (b->len - off < sizeof(a)) {
-                why = "truncated entry";
-                goto out;
+    for (uint32_t i = 0; i < ab.count && !why; i++) {
+        const struct proto_ann *a = &ab.entry[i].ann;
+        for (uint16_t d = 0; d < a->n_dom; d++) {
+            const struct proto_ann_item *it = &ab.entry[i].item[d];
+            if (it->dom.pending == 0)
+                continue;
+            struct msgid id = {a->msg_id_hi, a->msg_id_lo}, key;
+            sched_keys_key(&sc->keys, id, it->dom.rcpt_first, true, &key);
+            if (sched_msg_find(sc->core, key))
+                continue; /* announced twice: a commit's batch and a walk crossed */
+            uint16_t attempts = a->attempts > UINT16_MAX ? UINT16_MAX : (uint16_t)a->attempts;
+            int rc = sched_msg_add(sc->core, key, a->created_ms, attempts, it->queue, it->domain, now, NULL);
+            if (rc < 0) {
+                log_warn("message %016llx%016llx to %s not queued: %s", (unsigned long long)id.hi,
+                         (unsigned long long)id.lo, it->domain, strerror(-rc));
+                sched_keys_forget(&sc->keys, key);
+                continue;
             }
-            memcpy(&a, p + off, sizeof(a));
-            off += sizeof(a);
-            if (a.n_dom == 0 || a.n_dom > PROTO_ANN_MAX_DOMAINS || (b->len - off) / sizeof(struct proto_ann_dom) < a.n_dom) {
-                why = "bad domain count";
-                goto out;
-            }
-            const char *doms = p + off;
-            off += (size_t)a.n_dom * sizeof(struct proto_ann_dom);
-            for (uint16_t d = 0; d < a.n_dom; d++) {
-                struct proto_ann_dom ad;
-                memcpy(&ad, doms + (size_t)d * sizeof(ad), sizeof(ad));
-                if (ad.queue_len == 0 || ad.queue_len > PROTO_DLV_STRING_MAX || ad.domain_len == 0 ||
-                    ad.domain_len > PROTO_DLV_STRING_MAX || b->len - off < (size_t)ad.queue_len + ad.domain_len) {
-                    why = "bad string lengths";
-                    goto out;
-                }
-                const char *qn = p + off, *dn = qn + ad.queue_len;
-                off += (size_t)ad.queue_len + ad.domain_len;
-                if (!str_clean(qn, ad.queue_len) || !str_clean(dn, ad.domain_len)) {
-                    why = "control characters in a name";
-                    goto out;
-                }
-                if (pass == 0 || ad.pending == 0)
-                    continue;
-                char queue[PROTO_DLV_STRING_MAX + 1], domain[PROTO_DLV_STRING_MAX + 1];
-                memcpy(queue, qn, ad.queue_len);
-                queue[ad.queue_len] = '\0';
-                memcpy(domain, dn, ad.domain_len);
-                domain[ad.domain_len] = '\0';
-                struct msgid id = {a.msg_id_hi, a.msg_id_lo}, key;
-                sched_keys_key(&sc->keys, id, ad.rcpt_first, true, &key);
-                if (sched_msg_find(sc->core, key))
-                    continue; /* announced twice: a commit's batch and a walk crossed */
-                uint16_t attempts = a.attempts > UINT16_MAX ? UINT16_MAX : (uint16_t)a.attempts;
-                int rc = sched_msg_add(sc->core, key, a.created_ms, attempts, queue, domain, now, NULL);
-                if (rc < 0) {
-                    log_warn("message %016llx%016llx to %s not queued: %s", (unsigned long long)id.hi,
-                             (unsigned long long)id.lo, domain, strerror(-rc));
-                    sched_keys_forget(&sc->keys, key);
-                    continue;
-                }
-                added++;
-            }
-            off = (off + 7) & ~(size_t)7;
-            if (off > b->len) {
-                why = "padding past the end";
-                goto out;
-            }
-        }
-        if (off != b->len) {
-            why = "length does not add up";
-            goto out;
+            added++;
         }
     }
-out:
+    proto_dlv_ann_fini(&ab);
     if (why) {
         proto_node_counter_add(rt->self, PROTO_NODE_CTR_RING_BAD, 1);
         log_warn("announce batch from the spool refused: %s", why);

@@ -25,7 +25,7 @@
 #include "rt/role_rt.h"
 #include "spool/spool_db.h"
 #include "spool/spool_log.h"
-#include "common/spool_rec.h"
+#include "common/proto_env.h"
 #include "policy/bounce_class.h"
 
 struct spool_pending {
@@ -33,7 +33,7 @@ struct spool_pending {
     uint32_t from_gen; /* its generation when it asked */
     uint64_t token;
     struct msgid id;
-    struct spool_rec rec; /* decoded envelope, for the Reception record */
+    struct proto_env rec; /* decoded envelope, for the Reception record */
 };
 
 struct spool_outbox_item {
@@ -43,7 +43,7 @@ struct spool_outbox_item {
 
 /* announce entries waiting for an arena run; sent in order */
 struct spool_ann_batch {
-    struct spool_rec_buf buf; /* proto_ann entries, without the proto_ann_hdr */
+    struct buf buf; /* the run: proto_ann_hdr and entries (proto_dlv_ann_begin/_append) */
     uint32_t count;
     uint64_t seq;
 };
@@ -51,7 +51,7 @@ struct spool_ann_batch {
 /* an envelope changed in the open write batch; later changes in the same pass build on it */
 struct spool_env {
     struct msgid id;
-    struct spool_rec rec; /* decoded, owned */
+    struct proto_env rec; /* decoded, owned */
     bool gone;            /* deleted in the batch (every recipient final) */
 };
 
@@ -72,8 +72,8 @@ struct spool_wal_rec {
 /* a DSN stored in the open batch: Reception record and announcement after the commit */
 struct spool_dsn_msg {
     struct msgid id;
-    struct spool_rec rec;
-    struct spool_rcpt rcpt;
+    struct proto_env rec;
+    struct proto_env_rcpt rcpt;
     char *addr;
 };
 
@@ -136,7 +136,7 @@ bool spool_out_flush(struct spool *sp);
 
 /* spool_ann.c */
 /* spool_ann_add - queue the announcement of a message's queued recipients; false when none is queued */
-bool spool_ann_add(struct spool *sp, struct msgid id, const struct spool_rec *rec);
+bool spool_ann_add(struct spool *sp, struct msgid id, const struct proto_env *rec);
 /* spool_ann_flush - send queued batches while the arena has room; true when none is left */
 bool spool_ann_flush(struct spool *sp);
 /* spool_ann_backlog - batches waiting */

@@ -1,10 +1,10 @@
 /*
  * spool_ann - announce batches: queued messages to the scheduler as proto_ann runs in the arena
  *
- * spool_ann_add() encodes a message's entry (spool_dlv_ann_append) into the newest open batch;
- * a batch closes at SPOOL_ANN_BATCH_MAX entries or SPOOL_ANN_BATCH_BYTES bytes, so one run stays
- * small next to message bodies. spool_ann_flush() sends batches oldest first: it allocates the
- * run, writes the proto_ann_hdr and the entries, gives the run to the scheduler's current
+ * spool_ann_add() encodes a message's entry (spool_dlv_ann_append) into the newest open batch, a run
+ * begun by proto_dlv_ann_begin(); a batch closes at SPOOL_ANN_BATCH_MAX entries or
+ * SPOOL_ANN_BATCH_BYTES bytes, so one run stays small next to message bodies. spool_ann_flush()
+ * sends batches oldest first: it allocates the run, copies the batch, gives it to the scheduler's current
  * generation (the scheduler frees it; if that scheduler dies the supervisor reclaims it) and
  * pushes MSG_SPOOL_MESSAGE_ANNOUNCE_BATCH through the outbox. An arena without room keeps the
  * batch for the next pass, tick or idle call: an announcement is delayed, never dropped.
@@ -39,19 +39,28 @@ static struct spool_ann_batch *open_batch(struct spool *sp)
     struct spool_ann_batch *b = &sp->ann[sp->n_ann++];
     memset(b, 0, sizeof(*b));
     b->seq = ++sp->ann_seq;
+    proto_dlv_ann_begin(&b->buf);
     return b;
 }
 
-bool spool_ann_add(struct spool *sp, struct msgid id, const struct spool_rec *rec)
+bool spool_ann_add(struct spool *sp, struct msgid id, const struct proto_env *rec)
 {
     bool any = false;
 
     for (uint32_t i = 0; i < rec->rcpt_count && !any; i++)
-        any = rec->rcpts[i].state == SPOOL_RCPT_QUEUED;
+        any = rec->rcpts[i].state == PROTO_RCPT_QUEUED;
     if (!any)
         return false;
     struct spool_ann_batch *b = open_batch(sp);
-    b->count += (uint32_t)spool_dlv_ann_append(&b->buf, id, rec);
+    uint32_t refused = 0;
+    b->count += (uint32_t)spool_dlv_ann_append(&b->buf, id, rec, &refused);
+    if (refused) {
+        char idtext[MSGID_TEXT_SIZE];
+        msgid_format(id, idtext);
+        log_warn("message %s: %u recipient domain(s) not announced: queue name or domain empty or with a space "
+                 "or control character",
+                 idtext, refused);
+    }
     return true;
 }
 
@@ -76,8 +85,7 @@ static void walk_done_check(struct spool *sp)
 static int send_one(struct spool *sp, struct spool_ann_batch *b)
 {
     struct role_rt *rt = sp->rt;
-    struct proto_ann_hdr h = {.magic = PROTO_ANN_MAGIC, .version = PROTO_DLV_VERSION, .count = b->count};
-    size_t len = sizeof(h) + b->buf.len;
+    size_t len = b->buf.len;
     uint64_t off;
 
     int rc = shm_arena_alloc(rt->seg.arena, len, (uint16_t)rt->self_idx, rt->gen, &off);
@@ -86,9 +94,7 @@ static int send_one(struct spool *sp, struct spool_ann_batch *b)
             log_error("announce batch of %zu bytes does not fit the arena at all (%d)", len, rc);
         return -ENOSPC;
     }
-    char *p = shm_arena_ptr(rt->seg.arena, off, len);
-    memcpy(p, &h, sizeof(h));
-    memcpy(p + sizeof(h), b->buf.data, b->buf.len);
+    memcpy(shm_arena_ptr(rt->seg.arena, off, len), b->buf.data, len);
     uint32_t gen = atomic_load(&rt->seg.inst[SCHEDULER].generation);
     shm_arena_give(rt->seg.arena, off, SCHEDULER, gen);
     struct proto_rec r = {.type = MSG_SPOOL_MESSAGE_ANNOUNCE_BATCH, .dst_gen = gen};
@@ -111,7 +117,7 @@ bool spool_ann_flush(struct spool *sp)
             break;
         }
         sp->ann_sent_seq = b->seq;
-        spool_rec_buf_fini(&b->buf);
+        buf_fini(&b->buf);
     }
     if (i > 0) {
         memmove(sp->ann, sp->ann + i, (sp->n_ann - i) * sizeof(*sp->ann));
@@ -124,7 +130,7 @@ bool spool_ann_flush(struct spool *sp)
 void spool_ann_fini(struct spool *sp)
 {
     for (size_t i = 0; i < sp->n_ann; i++)
-        spool_rec_buf_fini(&sp->ann[i].buf);
+        buf_fini(&sp->ann[i].buf);
     free(sp->ann);
     sp->ann = NULL;
     sp->n_ann = sp->ann_cap = 0;

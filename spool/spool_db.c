@@ -4,7 +4,7 @@
  * Everything the spool promises rests on one call: rocksdb_write() with sync=true, made
  * once per group commit. Envelope and body of a message always travel in the same write
  * batch, so a crash or a failed write never leaves one without the other.
- * Bytes read back from disk are untrusted: envelopes go through spool_rec_decode().
+ * Bytes read back from disk are untrusted: envelopes go through proto_env_decode().
  * This file: errors, open/close/recover, batches and commit, reads, free space; the log
  * write-ahead is in spool_db_logrec.c, the walk in spool_db_walk.c, quarantine records in
  * spool_db_quarantine.c.
@@ -259,7 +259,7 @@ struct spool_db_batch *spool_db_batch_new(struct spool_db *db)
     struct spool_db_batch *b = xcalloc(1, sizeof(*b));
     b->db = db;
     b->wb = rocksdb_writebatch_create();
-    spool_rec_buf_init(&b->enc);
+    buf_init(&b->enc);
     return b;
 }
 
@@ -268,7 +268,7 @@ void spool_db_batch_free(struct spool_db_batch *b)
     if (b == NULL)
         return;
     rocksdb_writebatch_destroy(b->wb);
-    spool_rec_buf_fini(&b->enc);
+    buf_fini(&b->enc);
     free(b);
 }
 
@@ -283,13 +283,13 @@ size_t spool_db_batch_count(const struct spool_db_batch *b)
     return b->stores + b->updates + b->deletes;
 }
 
-int spool_db_batch_store(struct spool_db_batch *b, struct msgid id, const struct spool_rec *rec,
+int spool_db_batch_store(struct spool_db_batch *b, struct msgid id, const struct proto_env *rec,
     const void *body, size_t body_len)
 {
     struct spool_db *db = b->db;
     if (db->rdb == NULL)
         return spool_db_closed(db);
-    int rc = spool_rec_encode(rec, &b->enc);
+    int rc = proto_env_encode(rec, &b->enc);
     if (rc < 0)
         return rc;
     uint8_t key[MSGID_BYTES];
@@ -302,12 +302,12 @@ int spool_db_batch_store(struct spool_db_batch *b, struct msgid id, const struct
     return 0;
 }
 
-int spool_db_batch_update(struct spool_db_batch *b, struct msgid id, const struct spool_rec *rec)
+int spool_db_batch_update(struct spool_db_batch *b, struct msgid id, const struct proto_env *rec)
 {
     struct spool_db *db = b->db;
     if (db->rdb == NULL)
         return spool_db_closed(db);
-    int rc = spool_rec_encode(rec, &b->enc);
+    int rc = proto_env_encode(rec, &b->enc);
     if (rc < 0)
         return rc;
     uint8_t key[MSGID_BYTES];
@@ -375,7 +375,7 @@ int spool_db_commit(struct spool_db *db, struct spool_db_batch *b)
     return 0;
 }
 
-int spool_db_store(struct spool_db *db, struct msgid id, const struct spool_rec *rec,
+int spool_db_store(struct spool_db *db, struct msgid id, const struct proto_env *rec,
     const void *body, size_t body_len)
 {
     struct spool_db_batch *b = spool_db_batch_new(db);
@@ -401,7 +401,7 @@ static int db_get(struct spool_db *db, int cf, struct msgid id, rocksdb_pinnable
     return *out == NULL ? -ENOENT : 0;
 }
 
-int spool_db_update(struct spool_db *db, struct msgid id, const struct spool_rec *rec)
+int spool_db_update(struct spool_db *db, struct msgid id, const struct proto_env *rec)
 {
     rocksdb_pinnableslice_t *ps;
     int rc = db_get(db, CF_ENVELOPES, id, &ps);
@@ -428,7 +428,7 @@ int spool_db_delete(struct spool_db *db, struct msgid id)
 
 /* ---- reads ---- */
 
-int spool_db_get_envelope(struct spool_db *db, struct msgid id, struct spool_rec *out)
+int spool_db_get_envelope(struct spool_db *db, struct msgid id, struct proto_env *out)
 {
     memset(out, 0, sizeof(*out));
     rocksdb_pinnableslice_t *ps;
@@ -438,7 +438,7 @@ int spool_db_get_envelope(struct spool_db *db, struct msgid id, struct spool_rec
     size_t len;
     const char *v = rocksdb_pinnableslice_value(ps, &len);
     const char *why = NULL;
-    rc = spool_rec_decode(v, len, out, &why);
+    rc = proto_env_decode(v, len, out, &why);
     rocksdb_pinnableslice_destroy(ps);
     if (rc < 0) {
         char text[MSGID_TEXT_SIZE];
@@ -449,7 +449,7 @@ int spool_db_get_envelope(struct spool_db *db, struct msgid id, struct spool_rec
     return rc;
 }
 
-int spool_db_get_body(struct spool_db *db, struct msgid id, struct spool_rec_buf *out)
+int spool_db_get_body(struct spool_db *db, struct msgid id, struct buf *out)
 {
     rocksdb_pinnableslice_t *ps;
     int rc = db_get(db, CF_BODIES, id, &ps);
@@ -458,8 +458,8 @@ int spool_db_get_body(struct spool_db *db, struct msgid id, struct spool_rec_buf
     size_t len;
     const char *v = rocksdb_pinnableslice_value(ps, &len);
     out->len = 0;
-    spool_rec_buf_reserve(out, len ? len : 1);
-    spool_rec_buf_append(out, v, len);
+    buf_reserve(out, len ? len : 1);
+    buf_append(out, v, len);
     rocksdb_pinnableslice_destroy(ps);
     return 0;
 }

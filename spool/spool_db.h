@@ -2,7 +2,7 @@
  * spool_db - the spool's durable store: RocksDB with group commit, start-up walk, quarantine
  *
  * spool_db_open() opens or creates the database in a directory with three column families:
- * "envelopes" (key: 16-byte msgid, value: spool_rec), "bodies" (key: msgid, value: the raw
+ * "envelopes" (key: 16-byte msgid, value: proto_env), "bodies" (key: msgid, value: the raw
  * message; RocksDB blob files keep large values out of the LSM tree) and "quarantine"
  * (records that failed to decode, with the reason; never silently deleted).
  * Group commit: add any number of stores, updates and deletes to a spool_db_batch, then
@@ -36,7 +36,7 @@
 #include <stdint.h>
 
 #include "common/msgid.h"
-#include "common/spool_rec.h"
+#include "common/proto_env.h"
 
 #define SPOOL_DB_CF_ENVELOPES "envelopes"
 #define SPOOL_DB_CF_BODIES "bodies"
@@ -104,10 +104,10 @@ void spool_db_batch_reset(struct spool_db_batch *b);
 /* number of messages in the batch (stores + updates + deletes); log records do not count */
 size_t spool_db_batch_count(const struct spool_db_batch *b);
 /* spool_db_batch_store - envelope and body of a new message; -EINVAL if rec does not encode */
-int spool_db_batch_store(struct spool_db_batch *b, struct msgid id, const struct spool_rec *rec,
+int spool_db_batch_store(struct spool_db_batch *b, struct msgid id, const struct proto_env *rec,
     const void *body, size_t body_len);
 /* spool_db_batch_update - replace the envelope (recipient states, attempts); body untouched */
-int spool_db_batch_update(struct spool_db_batch *b, struct msgid id, const struct spool_rec *rec);
+int spool_db_batch_update(struct spool_db_batch *b, struct msgid id, const struct proto_env *rec);
 /* spool_db_batch_delete - envelope and body */
 int spool_db_batch_delete(struct spool_db_batch *b, struct msgid id);
 /*
@@ -119,10 +119,10 @@ int spool_db_batch_delete(struct spool_db_batch *b, struct msgid id);
 int spool_db_commit(struct spool_db *db, struct spool_db_batch *b);
 
 /* one-operation conveniences: each is a batch of one and a commit */
-int spool_db_store(struct spool_db *db, struct msgid id, const struct spool_rec *rec,
+int spool_db_store(struct spool_db *db, struct msgid id, const struct proto_env *rec,
     const void *body, size_t body_len);
 /* spool_db_update - -ENOENT if the message is not stored */
-int spool_db_update(struct spool_db *db, struct msgid id, const struct spool_rec *rec);
+int spool_db_update(struct spool_db *db, struct msgid id, const struct proto_env *rec);
 int spool_db_delete(struct spool_db *db, struct msgid id);
 
 /* ---- log write-ahead (spool_db_logrec.c) ---- */
@@ -162,9 +162,9 @@ int spool_db_logrec_trim(struct spool_db *db, uint64_t upto, bool sync);
 /* ---- reads ---- */
 
 /* spool_db_get_envelope - 0, -ENOENT, -EBADMSG/-EPROTONOSUPPORT (undecodable) or -EIO... */
-int spool_db_get_envelope(struct spool_db *db, struct msgid id, struct spool_rec *out);
+int spool_db_get_envelope(struct spool_db *db, struct msgid id, struct proto_env *out);
 /* spool_db_get_body - replaces out's content with the body; 0 or -ENOENT or -errno */
-int spool_db_get_body(struct spool_db *db, struct msgid id, struct spool_rec_buf *out);
+int spool_db_get_body(struct spool_db *db, struct msgid id, struct buf *out);
 /*
  * spool_db_read_body - copies the body into dst (e.g. an arena block); *len gets its size.
  * -ENOBUFS (with *len set) when cap is too small.
@@ -174,7 +174,7 @@ int spool_db_read_body(struct spool_db *db, struct msgid id, void *dst, size_t c
 /* ---- start-up walk (spool_db_walk.c) ---- */
 
 /* return 0 to go on; anything else stops the walk step and is returned by it */
-typedef int (*spool_db_walk_fn)(void *arg, struct msgid id, const struct spool_rec *rec);
+typedef int (*spool_db_walk_fn)(void *arg, struct msgid id, const struct proto_env *rec);
 
 #define SPOOL_DB_CURSOR_MAX 64
 

@@ -44,7 +44,7 @@ struct spool_db_batch {
     struct spool_db *db;
     rocksdb_writebatch_t *wb;
     size_t stores, updates, deletes, logrecs;
-    struct spool_rec_buf enc;
+    struct buf enc;
 };
 
 /* spool_db_fail - takes RocksDB's malloc'd error string; returns -errno */

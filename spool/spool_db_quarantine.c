@@ -23,13 +23,13 @@ void spool_db_quarantine_add(struct spool_db *db, rocksdb_writebatch_t *wb, cons
 {
     /* the quarantine key is the original key plus the time, so no record ever overwrites another */
     uint64_t now_ns = clock_real_ns();
-    struct spool_rec_buf qk, qv;
-    spool_rec_buf_init(&qk);
-    spool_rec_buf_init(&qv);
-    spool_rec_buf_append(&qk, key, klen);
+    struct buf qk, qv;
+    buf_init(&qk);
+    buf_init(&qv);
+    buf_append(&qk, key, klen);
     for (int i = 7; i >= 0; i--) {
         uint8_t c = (uint8_t)(now_ns >> (8 * i));
-        spool_rec_buf_append(&qk, &c, 1);
+        buf_append(&qk, &c, 1);
     }
     size_t rlen = strlen(reason);
     if (rlen > QREASON_MAX)
@@ -42,15 +42,15 @@ void spool_db_quarantine_add(struct spool_db *db, rocksdb_writebatch_t *wb, cons
         head[2 + i] = (uint8_t)(now_ms >> (8 * i));
     head[10] = (uint8_t)rlen;
     head[11] = (uint8_t)(rlen >> 8);
-    spool_rec_buf_append(&qv, head, sizeof(head));
-    spool_rec_buf_append(&qv, reason, rlen);
-    spool_rec_buf_append(&qv, val, vlen);
+    buf_append(&qv, head, sizeof(head));
+    buf_append(&qv, reason, rlen);
+    buf_append(&qv, val, vlen);
 
     rocksdb_writebatch_put_cf(wb, db->cf[CF_QUARANTINE], (const char *)qk.data, qk.len,
         (const char *)qv.data, qv.len);
     rocksdb_writebatch_delete_cf(wb, db->cf[CF_ENVELOPES], (const char *)key, klen);
-    spool_rec_buf_fini(&qk);
-    spool_rec_buf_fini(&qv);
+    buf_fini(&qk);
+    buf_fini(&qv);
 }
 
 int spool_db_quarantine_list(struct spool_db *db, spool_db_quarantine_fn fn, void *arg)

@@ -2,7 +2,7 @@
  * spool_db_walk - the start-up walk over the envelopes, in bounded steps (contract in spool_db.h)
  *
  * The cursor is the last key examined, not an iterator, so steps interleave with commits; bytes
- * read back are untrusted: each envelope goes through spool_rec_decode() and the ones that fail
+ * read back are untrusted: each envelope goes through proto_env_decode() and the ones that fail
  * move into quarantine (spool_db_quarantine.c) in one synced batch per step.
  */
 #include "spool/spool_db_internal.h"
@@ -68,13 +68,13 @@ int spool_db_walk_step(struct spool_db *db, struct spool_db_walk *w, size_t max,
         w->started = true;
 
         const char *why = NULL;
-        struct spool_rec rec;
+        struct proto_env rec;
         if (klen != MSGID_BYTES) {
             why = "envelope key is not a 16-byte message id";
-        } else if (spool_rec_decode(v, vlen, &rec, &why) == 0) {
+        } else if (proto_env_decode(v, vlen, &rec, &why) == 0) {
             w->walked++;
             cb_rc = fn(arg, msgid_from_bytes(k), &rec);
-            spool_rec_fini(&rec);
+            proto_env_fini(&rec);
             if (cb_rc != 0)
                 break;
             rocksdb_iter_next(it);

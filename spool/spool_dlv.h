@@ -11,14 +11,15 @@
  * neither "d"; routing_domain (metadata) adds "!routing_domain". CR, LF and NUL become spaces and
  * the name is cut at PROTO_DLV_STRING_MAX bytes, because the name travels in proto_dlv runs.
  *
- * spool_dlv_ann_append() encodes the proto_ann entry (proto_dlv.h) of one message: its queued
- * recipients grouped by domain, in order of first appearance; a message with more than
- * PROTO_ANN_MAX_DOMAINS groups gets several entries (the contract caps n_dom). Returns the number
- * of entries appended: 0 when no recipient is queued.
+ * spool_dlv_ann_append() encodes the proto_ann entry (proto_dlv.h) of one message into a begun batch:
+ * its queued recipients grouped by domain, in order of first appearance; a message with more than
+ * PROTO_ANN_MAX_DOMAINS groups gets several entries (the contract caps n_dom). A group whose queue
+ * name or domain may not travel (proto_dlv_ann_name_ok: empty, a space or a control byte) is left
+ * out and counted in *refused, so it cannot make the scheduler refuse the whole batch. Returns the
+ * number of entries appended: 0 when no recipient is queued.
  *
- * spool_dlv_attempt_check() validates an untrusted proto_attempt run (exact lengths, known outcomes
- * and commands, strings without NUL/CR/LF, no index twice); the indexes are checked against the
- * envelope's rcpt_count by spool_dlv_attempt_indexes() once the envelope is read.
+ * spool_dlv_attempt_indexes() checks the indexes of a decoded attempt result (proto_dlv_attempt_decode)
+ * against the envelope's rcpt_count once the envelope is read.
  * spool_dlv_apply() applies one recipient's outcome to a decoded envelope: never changes a final
  * recipient (returns 0: a duplicate), else attempts + 1 and the new state (returns 1).
  * spool_dlv_fail() turns the queued recipients of a domain group into `state` (EXPIRED, BOUNCED),
@@ -33,15 +34,7 @@
 
 #include "common/msgid.h"
 #include "common/proto_dlv.h"
-#include "common/spool_rec.h"
-
-/* a validated attempt run: pointers into the run (valid while the run is) */
-struct spool_dlv_attempt {
-    struct proto_attempt_hdr hdr;
-    const struct proto_attempt_rcpt *rcpt; /* hdr.n_rcpt entries; may be unaligned: read via memcpy */
-    const char *str[PROTO_ATT_STRINGS];     /* exactly hdr.len[i] bytes each, not NUL-terminated */
-    const char *text0;                      /* response texts, one after another */
-};
+#include "common/proto_env.h"
 
 /* a synthesised reply, for expirations and DNS bounces */
 struct spool_dlv_reply {
@@ -56,28 +49,22 @@ void spool_dlv_domain(const char *addr, char *out, size_t cap);
 /* spool_dlv_same_domain - are both addresses in one domain group */
 bool spool_dlv_same_domain(const char *a, const char *b);
 /* spool_dlv_queue_name - for the recipient domain `domain`; heap string */
-char *spool_dlv_queue_name(const struct spool_rec *rec, const char *domain);
+char *spool_dlv_queue_name(const struct proto_env *rec, const char *domain);
 /* spool_dlv_routing_domain - metadata routing_domain (lower-cased) or domain; heap string */
-char *spool_dlv_routing_domain(const struct spool_rec *rec, const char *domain);
+char *spool_dlv_routing_domain(const struct proto_env *rec, const char *domain);
 
 /* spool_dlv_group - queued recipients and their max attempts in the group of rcpt_first */
-uint32_t spool_dlv_group(const struct spool_rec *rec, uint32_t rcpt_first, uint32_t *max_attempts);
+uint32_t spool_dlv_group(const struct proto_env *rec, uint32_t rcpt_first, uint32_t *max_attempts);
 
-size_t spool_dlv_ann_append(struct spool_rec_buf *b, struct msgid id, const struct spool_rec *rec);
+size_t spool_dlv_ann_append(struct buf *b, struct msgid id, const struct proto_env *rec, uint32_t *refused);
 
-/* spool_dlv_ann_check - parse an announce run back (for tests and the scheduler's side); count or -EBADMSG */
-int spool_dlv_ann_check(const void *run, size_t len);
+/* spool_dlv_attempt_indexes - 0, or -ERANGE when an index or rcpt_first is past the envelope */
+int spool_dlv_attempt_indexes(const struct proto_attempt *a, uint32_t rcpt_count);
 
-int spool_dlv_attempt_check(const void *run, size_t len, struct spool_dlv_attempt *out, const char **why);
-int spool_dlv_attempt_indexes(const struct spool_dlv_attempt *a, uint32_t rcpt_count);
-/* spool_dlv_attempt_rcpt - entry i, copied out of the (possibly unaligned) run; *text gets its text */
-void spool_dlv_attempt_rcpt(const struct spool_dlv_attempt *a, uint16_t i, struct proto_attempt_rcpt *out,
-                            const char **text);
+int spool_dlv_apply(struct proto_env *rec, uint32_t index, uint8_t outcome);
+uint32_t spool_dlv_fail(struct proto_env *rec, uint32_t rcpt_first, uint8_t state, uint8_t *mark);
 
-int spool_dlv_apply(struct spool_rec *rec, uint32_t index, uint8_t outcome);
-uint32_t spool_dlv_fail(struct spool_rec *rec, uint32_t rcpt_first, uint8_t state, uint8_t *mark);
-
-/* spool_dlv_dns_reply - the Bounce reply for a permanent DNS status (enum dns_status) */
+/* spool_dlv_dns_reply - the Bounce reply for a DNS bounce's reason (enum proto_fail_reason) */
 void spool_dlv_dns_reply(unsigned reason, struct spool_dlv_reply *out);
 /* spool_dlv_expire_reply - the Expiration reply */
 void spool_dlv_expire_reply(struct spool_dlv_reply *out);

@@ -2,8 +2,8 @@
  * spool_load - MSG_EGRESS_MESSAGE_LOAD: a stored message back into the arena for delivery
  *
  * The run has the layout ingress used to hand the message over (proto_msg.h): proto_msg_hdr, the
- * envelope as stored (spool_rec encoding, with the recipients' current states and attempts), the
- * message bytes. It is read straight from RocksDB into the run and given to the asking egress
+ * envelope as stored (proto_env encoding, with the recipients' current states and attempts), the
+ * message bytes; proto_msg_head() encodes the first two. The body is read straight from RocksDB into the run and given to the asking egress
  * instance's generation, which frees it. The answer MSG_SPOOL_MESSAGE_LOADED carries -ENOENT for
  * a message no longer in the spool, -ENOMEM when the arena has no room (the egress retries), -EIO
  * for a read error or an envelope that disagrees with its body.
@@ -34,8 +34,8 @@ void spool_load_request(struct spool *sp, unsigned from, const struct proto_rec 
     struct role_rt *rt = sp->rt;
     const struct proto_load *ld = &rec->body.load;
     struct msgid id = {ld->msg_id_hi, ld->msg_id_lo};
-    struct spool_rec env;
-    struct spool_rec_buf enc = {0};
+    struct proto_env env;
+    struct buf enc = {0};
     uint64_t off = 0;
     char idtext[MSGID_TEXT_SIZE];
 
@@ -55,18 +55,18 @@ void spool_load_request(struct spool *sp, unsigned from, const struct proto_rec 
         answer(sp, from, rec->src_gen, ld->token, rc == -ENOENT ? -ENOENT : -EIO, 0, 0);
         return;
     }
-    rc = spool_rec_encode(&env, &enc);
     size_t body = env.body_size;
-    spool_rec_fini(&env);
+    rc = proto_msg_head(&env, body, &enc);
+    proto_env_fini(&env);
     if (rc < 0) {
-        spool_rec_buf_fini(&enc);
+        buf_fini(&enc);
         answer(sp, from, rec->src_gen, ld->token, -EIO, 0, 0);
         return;
     }
-    size_t total = sizeof(struct proto_msg_hdr) + enc.len + body;
+    size_t total = enc.len + body;
     rc = shm_arena_alloc(rt->seg.arena, total, (uint16_t)rt->self_idx, rt->gen, &off);
     if (rc < 0) {
-        spool_rec_buf_fini(&enc);
+        buf_fini(&enc);
         /* -EFBIG (bigger than the whole arena) can never succeed: say so instead of a retry loop */
         answer(sp, from, rec->src_gen, ld->token, rc == -ENOSPC ? -ENOMEM : -EIO, 0, 0);
         if (rc != -ENOSPC)
@@ -74,13 +74,10 @@ void spool_load_request(struct spool *sp, unsigned from, const struct proto_rec 
         return;
     }
     char *p = shm_arena_ptr(rt->seg.arena, off, total);
-    struct proto_msg_hdr h = {.magic = PROTO_MSG_MAGIC, .version = PROTO_MSG_VERSION,
-                              .env_len = (uint32_t)enc.len, .msg_len = body};
-    memcpy(p, &h, sizeof(h));
-    memcpy(p + sizeof(h), enc.data, enc.len);
+    memcpy(p, enc.data, enc.len);
     size_t got = 0;
-    rc = spool_db_read_body(sp->db, id, p + sizeof(h) + enc.len, body, &got);
-    spool_rec_buf_fini(&enc);
+    rc = spool_db_read_body(sp->db, id, p + enc.len, body, &got);
+    buf_fini(&enc);
     if (rc < 0 || got != body) {
         shm_arena_free(rt->seg.arena, off);
         /* an envelope whose body is gone or of another size is damage, not a vanished message */

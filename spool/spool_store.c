@@ -5,8 +5,8 @@
  * write batch; spool_store_commit() (after the pass) writes it with one WAL fsync and only then
  * answers MSG_SPOOL_MESSAGE_STORED to each requester. Requests that arrive while that fsync runs
  * wait in the rings and form the next batch: group commit without a timer.
- * The arena run is validated (bounds, header, exact length, strict envelope decode) before anything
- * is stored; a bad request is answered with an error status, never stored, and counted. The run is
+ * The arena run is validated (bounds, then proto_msg_decode: header, exact length, strict envelope
+ * decode) before anything is stored; a bad request is answered with an error status, never stored, and counted. The run is
  * freed as soon as RocksDB has copied it into the batch, with the write-ahead of its Reception
  * records (spool_wal.c). The same batch carries the envelope updates of attempt results and fails
  * (spool_upd.c); after the acks the new messages are announced in batches (spool_ann.c).
@@ -45,14 +45,14 @@ static void log_reception(struct spool *sp, const struct spool_pending *pd)
     ev.sender = pd->rec.sender;
     ev.size = pd->rec.body_size;
     ev.created = (int64_t)(pd->rec.created_ms / 1000u);
-    struct spool_log_kv kv[SPOOL_REC_META_MAX];
-    for (uint32_t i = 0; i < pd->rec.meta_count && i < SPOOL_REC_META_MAX; i++)
+    struct spool_log_kv kv[PROTO_ENV_META_MAX];
+    for (uint32_t i = 0; i < pd->rec.meta_count && i < PROTO_ENV_META_MAX; i++)
         kv[i] = (struct spool_log_kv){pd->rec.meta[i].key, pd->rec.meta[i].value};
     ev.meta = kv;
-    ev.meta_count = pd->rec.meta_count < SPOOL_REC_META_MAX ? pd->rec.meta_count : SPOOL_REC_META_MAX;
+    ev.meta_count = pd->rec.meta_count < PROTO_ENV_META_MAX ? pd->rec.meta_count : PROTO_ENV_META_MAX;
     /* one record per recipient, as KumoMTA does, so each can be followed to its outcome */
     for (uint32_t i = 0; i < pd->rec.rcpt_count; i++) {
-        char dom[SPOOL_REC_ADDR_MAX + 1];
+        char dom[PROTO_ENV_ADDR_MAX + 1];
         ev.recipient = pd->rec.rcpts[i].addr;
         /* the scheduled queue the recipient goes to, as its delivery records will name it */
         spool_dlv_domain(ev.recipient, dom, sizeof(dom));
@@ -68,7 +68,7 @@ void spool_store_request(struct spool *sp, unsigned from, const struct proto_rec
     struct role_rt *rt = sp->rt;
     const struct proto_store *st = &rec->body.store;
     struct msgid id = {st->msg_id_hi, st->msg_id_lo};
-    struct proto_msg_hdr h;
+    struct proto_msg_run m;
     const char *why = NULL;
     int status = -EINVAL;
 
@@ -78,20 +78,14 @@ void spool_store_request(struct spool *sp, unsigned from, const struct proto_rec
         return;
     }
     char *p = shm_arena_ptr(rt->seg.arena, st->arena_off, st->len);
-    if (!p || st->len < sizeof(h)) {
+    if (!p) {
         why = "arena range invalid";
         goto reject;
     }
-    memcpy(&h, p, sizeof(h));
-    if (h.magic != PROTO_MSG_MAGIC || h.version != PROTO_MSG_VERSION) {
-        why = "bad message header";
+    if (proto_msg_decode(p, st->len, &m, &why) < 0)
         goto reject;
-    }
-    if (h.env_len > st->len - sizeof(h) || h.msg_len != st->len - sizeof(h) - h.env_len) {
-        why = "lengths do not add up";
-        goto reject;
-    }
     if (sp->db && spool_db_needs_recover(sp->db)) {
+        proto_msg_fini(&m);
         why = "spool database is recovering from a write error";
         status = -EIO;
         goto reject;
@@ -102,16 +96,10 @@ void spool_store_request(struct spool *sp, unsigned from, const struct proto_rec
     }
     struct spool_pending *pd = &sp->pend[sp->n_pend];
     memset(pd, 0, sizeof(*pd));
-    if (spool_rec_decode(p + sizeof(h), h.env_len, &pd->rec, &why) < 0)
-        goto reject;
-    if (pd->rec.body_size != h.msg_len) {
-        spool_rec_fini(&pd->rec);
-        why = "envelope size differs from the message";
-        goto reject;
-    }
-    status = spool_db_batch_store(sp->batch, id, &pd->rec, p + sizeof(h) + h.env_len, h.msg_len);
+    pd->rec = m.env; /* the decoded envelope moves to the pending store */
+    status = spool_db_batch_store(sp->batch, id, &pd->rec, m.body, m.body_len);
     if (status < 0) {
-        spool_rec_fini(&pd->rec);
+        proto_env_fini(&pd->rec);
         why = "envelope refused by the store";
         goto reject;
     }
@@ -164,7 +152,7 @@ void spool_store_commit(struct spool *sp)
         struct spool_pending *pd = &sp->pend[i];
         if (rc == 0)
             spool_ann_add(sp, pd->id, &pd->rec);
-        spool_rec_fini(&pd->rec);
+        proto_env_fini(&pd->rec);
     }
     sp->n_pend = 0;
     spool_db_batch_reset(sp->batch);
@@ -190,53 +178,36 @@ void spool_store_rejection(struct spool *sp, unsigned from, const struct proto_r
 {
     struct role_rt *rt = sp->rt;
     const struct proto_store *st = &rec->body.store;
-    struct proto_rej_hdr h;
-    char *str[PROTO_REJ_STRINGS] = {0};
+    struct proto_rej rj;
     const char *why = NULL;
 
     if (rt->seg.inst[from].role != PROTO_NODE_ROLE_INGRESS)
         return;
     char *p = shm_arena_ptr(rt->seg.arena, st->arena_off, st->len);
-    if (!p || st->len < sizeof(h)) {
+    if (!p) {
         why = "arena range invalid";
         goto out;
     }
-    memcpy(&h, p, sizeof(h));
-    size_t total = sizeof(h);
-    for (int i = 0; i < PROTO_REJ_STRINGS; i++)
-        total += h.len[i] <= PROTO_REJ_STRING_MAX ? h.len[i] : (size_t)1 << 40;
-    if (h.magic != PROTO_REJ_MAGIC || h.version != 1 || total != st->len) {
-        why = "bad header or lengths";
+    if (proto_msg_rej_decode(p, st->len, &rj, &why) < 0)
         goto out;
-    }
-    const char *q = p + sizeof(h);
-    for (int i = 0; i < PROTO_REJ_STRINGS; i++) {
-        if (memchr(q, '\0', h.len[i])) {
-            why = "NUL in a string";
-            goto out;
-        }
-        str[i] = xstrndup(q, h.len[i]);
-        q += h.len[i];
-    }
-    /* str: peer, ehlo, command, sender, recipient, reply ("550 5.7.1 text") */
+    const char *const *str = rj.str;
     struct spool_log_event ev = {0};
-    ev.sender = str[3];
-    ev.recipient = str[4];
-    ev.peer_addr = str[0];
-    ev.peer_name = str[1][0] ? str[1] : NULL;
-    ev.timestamp = h.timestamp;
-    ev.response.code = h.code;
-    ev.response.command = str[2][0] ? str[2] : NULL;
-    ev.response.content = strlen(str[5]) > 4 ? parse_enhanced(str[5] + 4, &ev.response) : "";
+    ev.sender = str[PROTO_REJ_SENDER];
+    ev.recipient = str[PROTO_REJ_RCPT];
+    ev.peer_addr = str[PROTO_REJ_PEER];
+    ev.peer_name = str[PROTO_REJ_EHLO][0] ? str[PROTO_REJ_EHLO] : NULL;
+    ev.timestamp = rj.timestamp;
+    ev.response.code = rj.code;
+    ev.response.command = str[PROTO_REJ_COMMAND][0] ? str[PROTO_REJ_COMMAND] : NULL;
+    ev.response.content = strlen(str[PROTO_REJ_REPLY]) > 4 ? parse_enhanced(str[PROTO_REJ_REPLY] + 4, &ev.response) : "";
     if (spool_log_rejection(sp->log, &ev) < 0)
         proto_node_counter_add(rt->self, PROTO_NODE_CTR_LOG_DROPPED, 1);
+    proto_msg_rej_fini(&rj);
 out:
     if (why) {
         proto_node_counter_add(rt->self, PROTO_NODE_CTR_LOG_DROPPED, 1);
         log_warn("rejection record from ingress instance %u dropped: %s", from, why);
     }
-    for (int i = 0; i < PROTO_REJ_STRINGS; i++)
-        free(str[i]);
     if (p)
         shm_arena_free(rt->seg.arena, st->arena_off);
 }

@@ -32,16 +32,16 @@ struct dsn_item {
     char *addr;
     char *status;
     char *diag;
-    const char *mta; /* borrowed from the attempt run copy, or NULL */
+    const char *mta; /* borrowed from the decoded attempt result, or NULL */
     uint64_t when_ns;
 };
 
 /* the facts of one event, shared by its recipients' log records */
 struct event_ctx {
     struct msgid id;
-    const struct spool_rec *rec;
-    const struct spool_dlv_attempt *att; /* NULL for fails */
-    int64_t ts;                          /* unix seconds */
+    const struct proto_env *rec;
+    const struct proto_attempt *att; /* NULL for fails */
+    int64_t ts;                      /* unix seconds */
 };
 
 bool spool_upd_pending(const struct spool *sp)
@@ -70,7 +70,7 @@ static long env_get(struct spool *sp, struct msgid id)
     for (size_t i = 0; i < sp->n_envs; i++)
         if (msgid_eq(sp->envs[i].id, id))
             return (long)i;
-    struct spool_rec rec;
+    struct proto_env rec;
     int rc = spool_db_get_envelope(sp->db, id, &rec);
     if (rc < 0)
         return rc;
@@ -95,19 +95,16 @@ static void upd_push(struct spool *sp, struct msgid id, uint32_t rcpt_first, lon
 static void log_rcpt(struct spool *sp, const struct event_ctx *ev, enum spool_log_type type, uint32_t index,
                      const struct spool_log_response *resp)
 {
-    const struct spool_rec *rec = ev->rec;
-    const struct spool_rcpt *r = &rec->rcpts[index];
-    char idtext[MSGID_TEXT_SIZE], dom[SPOOL_REC_ADDR_MAX + 1], enh[24] = "";
+    const struct proto_env *rec = ev->rec;
+    const struct proto_env_rcpt *r = &rec->rcpts[index];
+    char idtext[MSGID_TEXT_SIZE], dom[PROTO_ENV_ADDR_MAX + 1], enh[24] = "";
     struct spool_log_event e = {0};
-    char *str[PROTO_ATT_STRINGS] = {0};
-    struct spool_log_kv kv[SPOOL_REC_META_MAX];
+    const char *const *str = ev->att ? ev->att->str : (const char *const[PROTO_ATT_STRINGS]){0};
+    struct spool_log_kv kv[PROTO_ENV_META_MAX];
 
     msgid_format(ev->id, idtext);
     spool_dlv_domain(r->addr, dom, sizeof(dom));
     char *queue = spool_dlv_queue_name(rec, dom);
-    if (ev->att)
-        for (int i = 0; i < PROTO_ATT_STRINGS; i++)
-            str[i] = xstrndup(ev->att->str[i], ev->att->hdr.len[i]);
     e.id = idtext;
     e.sender = rec->sender;
     e.recipient = r->addr;
@@ -129,14 +126,12 @@ static void log_rcpt(struct spool *sp, const struct event_ctx *ev, enum spool_lo
             snprintf(enh, sizeof(enh), "%u.%u.%u", resp->enh_class, resp->enh_subject, resp->enh_detail);
         e.bounce_classification = bounce_class_classify(sp->bc, resp->code, enh, resp->content);
     }
-    for (uint32_t i = 0; i < rec->meta_count && i < SPOOL_REC_META_MAX; i++)
+    for (uint32_t i = 0; i < rec->meta_count && i < PROTO_ENV_META_MAX; i++)
         kv[i] = (struct spool_log_kv){rec->meta[i].key, rec->meta[i].value};
     e.meta = kv;
-    e.meta_count = rec->meta_count < SPOOL_REC_META_MAX ? rec->meta_count : SPOOL_REC_META_MAX;
+    e.meta_count = rec->meta_count < PROTO_ENV_META_MAX ? rec->meta_count : PROTO_ENV_META_MAX;
     spool_wal_event(sp, type, &e);
     free(queue);
-    for (int i = 0; i < PROTO_ATT_STRINGS; i++)
-        free(str[i]);
 }
 
 static void dsn_item_add(struct dsn_item **items, size_t *n, const char *addr, const struct spool_log_response *r,
@@ -193,7 +188,7 @@ static char *header_value(const char *msg, size_t len, const char *name)
 /* dsn_reception - the DSN's Reception record, in the batch that stores the DSN */
 static void dsn_reception(struct spool *sp, const struct spool_dsn_msg *dm)
 {
-    char idtext[MSGID_TEXT_SIZE], dom[SPOOL_REC_ADDR_MAX + 1];
+    char idtext[MSGID_TEXT_SIZE], dom[PROTO_ENV_ADDR_MAX + 1];
     struct spool_log_event e = {0};
 
     msgid_format(dm->id, idtext);
@@ -208,11 +203,11 @@ static void dsn_reception(struct spool *sp, const struct spool_dsn_msg *dm)
 }
 
 /* make_dsn - one DSN for the failed recipients of one event, stored as a new message in the batch */
-static void make_dsn(struct spool *sp, struct msgid id, const struct spool_rec *orig, const struct dsn_item *items,
+static void make_dsn(struct spool *sp, struct msgid id, const struct proto_env *orig, const struct dsn_item *items,
                      size_t n)
 {
     const struct cfg *c = &sp->rt->cfg;
-    struct spool_rec_buf body = {0};
+    struct buf body = {0};
     char idtext[MSGID_TEXT_SIZE];
     char *out = NULL;
     size_t out_len = 0;
@@ -246,7 +241,7 @@ static void make_dsn(struct spool *sp, struct msgid id, const struct spool_rec *
     free(pm);
     free(r);
     free(message_id);
-    spool_rec_buf_fini(&body);
+    buf_fini(&body);
     if (rc < 0) {
         log_warn("DSN for %s to <%s> not built (%d)", idtext, orig->sender, rc);
         return;
@@ -254,8 +249,8 @@ static void make_dsn(struct spool *sp, struct msgid id, const struct spool_rec *
     struct spool_dsn_msg *dm = xcalloc(1, sizeof(*dm));
     dm->id = msgid_generate();
     dm->addr = xstrdup(orig->sender);
-    dm->rcpt = (struct spool_rcpt){.addr = dm->addr, .state = SPOOL_RCPT_QUEUED};
-    dm->rec = (struct spool_rec){.version = SPOOL_REC_VERSION, .created_ms = clock_real_ns() / 1000000u,
+    dm->rcpt = (struct proto_env_rcpt){.addr = dm->addr, .state = PROTO_RCPT_QUEUED};
+    dm->rec = (struct proto_env){.version = PROTO_ENV_VERSION, .created_ms = clock_real_ns() / 1000000u,
                                  .body_size = out_len, .sender = "", .rcpt_count = 1, .rcpts = &dm->rcpt};
     rc = spool_db_batch_store(sp->batch, dm->id, &dm->rec, out, out_len);
     free(out);
@@ -279,7 +274,7 @@ static void write_env(struct spool *sp, struct spool_env *e)
     char idtext[MSGID_TEXT_SIZE];
     int rc;
 
-    if (spool_rec_all_final(&e->rec)) {
+    if (proto_env_all_final(&e->rec)) {
         rc = spool_db_batch_delete(sp->batch, e->id);
         if (rc == 0)
             e->gone = true;
@@ -315,7 +310,7 @@ void spool_upd_attempt(struct spool *sp, unsigned from, const struct proto_rec *
 {
     struct role_rt *rt = sp->rt;
     const struct proto_batch *b = &rec->body.batch;
-    struct spool_dlv_attempt a;
+    struct proto_attempt a;
     const char *why = NULL;
     char idtext[MSGID_TEXT_SIZE];
 
@@ -330,14 +325,12 @@ void spool_upd_attempt(struct spool *sp, unsigned from, const struct proto_rec *
         log_warn("attempt result from egress %u: arena range invalid; ignored", from);
         return;
     }
-    /* a private copy: the run goes back to the arena at once and the checks read bytes nobody can change */
-    char *run = xmalloc(b->len ? b->len : 1);
-    memcpy(run, p, b->len);
+    /* the decoder copies the run: it goes back to the arena at once and nothing reads it again */
+    int rc = proto_dlv_attempt_decode(p, b->len, &a, &why);
     shm_arena_free(rt->seg.arena, b->arena_off);
-    if (spool_dlv_attempt_check(run, b->len, &a, &why) < 0) {
+    if (rc < 0) {
         proto_node_counter_add(rt->self, PROTO_NODE_CTR_RING_BAD, 1);
         log_warn("attempt result from egress %u refused: %s", from, why);
-        free(run);
         return;
     }
     struct msgid id = {a.hdr.msg_id_hi, a.hdr.msg_id_lo};
@@ -346,40 +339,38 @@ void spool_upd_attempt(struct spool *sp, unsigned from, const struct proto_rec *
     if (ei == -ENOENT || (ei >= 0 && sp->envs[ei].gone)) {
         log_info("attempt result for %s, which is no longer in the spool: ignored (duplicate)", idtext);
         upd_push(sp, id, a.hdr.rcpt_first, ei >= 0 ? ei : -1);
-        free(run);
+        proto_dlv_attempt_fini(&a);
         return;
     }
     if (ei < 0) {
         log_error("attempt result for %s: envelope unreadable (%s); result not recorded", idtext,
                   spool_db_error(sp->db));
-        free(run);
+        proto_dlv_attempt_fini(&a);
         return;
     }
     struct spool_env *e = &sp->envs[ei];
     if (spool_dlv_attempt_indexes(&a, e->rec.rcpt_count) < 0) {
         proto_node_counter_add(rt->self, PROTO_NODE_CTR_RING_BAD, 1);
         log_warn("attempt result for %s refused: recipient index out of range", idtext);
-        free(run);
+        proto_dlv_attempt_fini(&a);
         return;
     }
     struct event_ctx ev = {id, &e->rec, &a, a.hdr.timestamp_ms > 0 ? a.hdr.timestamp_ms / 1000 : 0};
     bool changed = false, dsn = spool_dlv_wants_dsn(rt->cfg.dsn_enabled, e->rec.sender);
     struct dsn_item *items = NULL;
     size_t n_items = 0;
-    char *mx = xstrndup(a.str[PROTO_ATT_MX], a.hdr.len[PROTO_ATT_MX]);
+    const char *mx = a.str[PROTO_ATT_MX];
     for (uint16_t i = 0; i < a.hdr.n_rcpt; i++) {
-        struct proto_attempt_rcpt r;
-        const char *text;
+        const struct proto_attempt_rcpt r = a.rcpt[i];
         char buf[PROTO_DLV_STRING_MAX + 1];
         struct spool_log_response resp;
-        spool_dlv_attempt_rcpt(&a, i, &r, &text);
         if (spool_dlv_apply(&e->rec, r.index, r.outcome) <= 0) {
             log_warn("attempt result for %s recipient %u, which is already %s: ignored (duplicate)", idtext,
-                     r.index, spool_rec_state_name(e->rec.rcpts[r.index].state));
+                     r.index, proto_env_state_name(e->rec.rcpts[r.index].state));
             continue;
         }
         changed = true;
-        reply_of(&r, text, buf, sizeof(buf), &resp);
+        reply_of(&r, a.text[i], buf, sizeof(buf), &resp);
         enum spool_log_type type = r.outcome == PROTO_OUT_DELIVERED   ? SPOOL_LOG_DELIVERY
                                    : r.outcome == PROTO_OUT_TRANSIENT ? SPOOL_LOG_TRANSIENT_FAILURE
                                                                       : SPOOL_LOG_BOUNCE;
@@ -392,9 +383,8 @@ void spool_upd_attempt(struct spool *sp, unsigned from, const struct proto_rec *
     if (n_items > 0)
         make_dsn(sp, id, &e->rec, items, n_items);
     dsn_items_free(items, n_items);
-    free(mx);
     upd_push(sp, id, a.hdr.rcpt_first, ei);
-    free(run);
+    proto_dlv_attempt_fini(&a);
 }
 
 void spool_upd_fail(struct spool *sp, unsigned from, const struct proto_rec *rec)
@@ -434,7 +424,7 @@ void spool_upd_fail(struct spool *sp, unsigned from, const struct proto_rec *rec
         spool_dlv_dns_reply(f->reason, &rp);
     struct spool_log_response resp = {rp.code, rp.enh_class, rp.enh_subject, rp.enh_detail, rp.text, NULL};
     uint8_t *mark = xcalloc(e->rec.rcpt_count, 1);
-    uint32_t n = spool_dlv_fail(&e->rec, f->rcpt_first, expire ? SPOOL_RCPT_EXPIRED : SPOOL_RCPT_BOUNCED, mark);
+    uint32_t n = spool_dlv_fail(&e->rec, f->rcpt_first, expire ? PROTO_RCPT_EXPIRED : PROTO_RCPT_BOUNCED, mark);
     struct event_ctx ev = {id, &e->rec, NULL, (int64_t)(clock_real_ns() / 1000000000u)};
     bool dsn = spool_dlv_wants_dsn(rt->cfg.dsn_enabled, e->rec.sender);
     struct dsn_item *items = NULL;
@@ -456,7 +446,7 @@ void spool_upd_fail(struct spool *sp, unsigned from, const struct proto_rec *rec
 }
 
 /* group_state - queued recipients and most attempts in the group (any state: the message may be gone) */
-static uint32_t group_state(const struct spool_rec *rec, uint32_t first, uint32_t *attempts)
+static uint32_t group_state(const struct proto_env *rec, uint32_t first, uint32_t *attempts)
 {
     uint32_t pending = spool_dlv_group(rec, first, NULL), att = 0;
 
@@ -467,7 +457,7 @@ static uint32_t group_state(const struct spool_rec *rec, uint32_t first, uint32_
     return pending;
 }
 
-static void send_updated(struct spool *sp, const struct spool_upd *u, const struct spool_rec *rec, bool gone)
+static void send_updated(struct spool *sp, const struct spool_upd *u, const struct proto_env *rec, bool gone)
 {
     struct proto_rec r = {.type = MSG_SPOOL_MESSAGE_UPDATED};
     uint32_t att = 0, pending = 0;
@@ -501,11 +491,11 @@ void spool_upd_committed(struct spool *sp, int rc)
             send_updated(sp, u, &e->rec, e->gone);
         } else {
             /* nothing of the batch happened: tell the scheduler the state that is on disk */
-            struct spool_rec old;
+            struct proto_env old;
             int g = spool_db_get_envelope(sp->db, u->id, &old);
             if (g == 0) {
                 send_updated(sp, u, &old, false);
-                spool_rec_fini(&old);
+                proto_env_fini(&old);
             } else if (g == -ENOENT) {
                 send_updated(sp, u, NULL, true);
             }
@@ -513,7 +503,7 @@ void spool_upd_committed(struct spool *sp, int rc)
     }
     sp->n_upds = 0;
     for (size_t i = 0; i < sp->n_envs; i++)
-        spool_rec_fini(&sp->envs[i].rec);
+        proto_env_fini(&sp->envs[i].rec);
     sp->n_envs = 0;
 }
 

@@ -24,7 +24,7 @@ void spool_walk_start(struct spool *sp)
     log_info("start-up walk: announcing queued messages to the scheduler");
 }
 
-static int announce(void *arg, struct msgid id, const struct spool_rec *rec)
+static int announce(void *arg, struct msgid id, const struct proto_env *rec)
 {
     struct spool *sp = arg;
 

@@ -5,7 +5,7 @@
  * Whatever decodes must satisfy the record's invariants and survive a round trip: encode(decode(x))
  * decodes again to the same encoding. Whatever does not decode must say why.
  */
-#include "common/spool_rec.h"
+#include "common/proto_env.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -31,35 +31,35 @@ static bool clean(const char *s, size_t max)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct spool_rec rec;
+    struct proto_env rec;
     const char *why = NULL;
 
-    if (spool_rec_decode(data, size, &rec, &why) < 0) {
+    if (proto_env_decode(data, size, &rec, &why) < 0) {
         CHECK(why && *why);
         return 0;
     }
-    CHECK(rec.rcpt_count >= 1 && rec.rcpt_count <= SPOOL_REC_RCPT_MAX);
-    CHECK((rec.flags & ~SPOOL_REC_F_ALL) == 0);
-    CHECK(clean(rec.sender, SPOOL_REC_ADDR_MAX));
+    CHECK(rec.rcpt_count >= 1 && rec.rcpt_count <= PROTO_ENV_RCPT_MAX);
+    CHECK((rec.flags & ~PROTO_ENV_F_ALL) == 0);
+    CHECK(clean(rec.sender, PROTO_ENV_ADDR_MAX));
     for (uint32_t i = 0; i < rec.rcpt_count; i++) {
-        CHECK(rec.rcpts[i].addr[0] && clean(rec.rcpts[i].addr, SPOOL_REC_ADDR_MAX));
-        CHECK(rec.rcpts[i].state < SPOOL_RCPT__MAX);
+        CHECK(rec.rcpts[i].addr[0] && clean(rec.rcpts[i].addr, PROTO_ENV_ADDR_MAX));
+        CHECK(rec.rcpts[i].state < PROTO_RCPT__MAX);
     }
-    CHECK(rec.meta_count <= SPOOL_REC_META_MAX);
+    CHECK(rec.meta_count <= PROTO_ENV_META_MAX);
     for (uint32_t i = 0; i < rec.meta_count; i++)
-        CHECK(strlen(rec.meta[i].key) <= SPOOL_REC_KEY_MAX && strlen(rec.meta[i].value) <= SPOOL_REC_VALUE_MAX);
+        CHECK(strlen(rec.meta[i].key) <= PROTO_ENV_KEY_MAX && strlen(rec.meta[i].value) <= PROTO_ENV_VALUE_MAX);
 
-    struct spool_rec_buf a, b;
-    spool_rec_buf_init(&a);
-    spool_rec_buf_init(&b);
-    CHECK(spool_rec_encode(&rec, &a) == 0);
-    struct spool_rec again;
-    CHECK(spool_rec_decode(a.data, a.len, &again, &why) == 0);
-    CHECK(spool_rec_encode(&again, &b) == 0);
+    struct buf a, b;
+    buf_init(&a);
+    buf_init(&b);
+    CHECK(proto_env_encode(&rec, &a) == 0);
+    struct proto_env again;
+    CHECK(proto_env_decode(a.data, a.len, &again, &why) == 0);
+    CHECK(proto_env_encode(&again, &b) == 0);
     CHECK(a.len == b.len && memcmp(a.data, b.data, a.len) == 0);
-    spool_rec_fini(&again);
-    spool_rec_fini(&rec);
-    spool_rec_buf_fini(&a);
-    spool_rec_buf_fini(&b);
+    proto_env_fini(&again);
+    proto_env_fini(&rec);
+    buf_fini(&a);
+    buf_fini(&b);
     return 0;
 }

@@ -17,7 +17,7 @@
 
 #include "base/clock.h"
 #include "common/msgid.h"
-#include "common/spool_rec.h"
+#include "common/proto_env.h"
 
 static int failures;
 
@@ -32,46 +32,46 @@ static int failures;
 
 /* ---- fixtures ---- */
 
-static char long_addr[SPOOL_REC_ADDR_MAX + 2];
-static char long_value[SPOOL_REC_VALUE_MAX + 2];
+static char long_addr[PROTO_ENV_ADDR_MAX + 2];
+static char long_value[PROTO_ENV_VALUE_MAX + 2];
 
-static struct spool_rcpt rcpts_many[300];
+static struct proto_env_rcpt rcpts_many[300];
 static char rcpt_names[300][32];
 
-static struct spool_rcpt rcpts_one[] = {
-    { "user@example.com", SPOOL_RCPT_QUEUED, 0 },
+static struct proto_env_rcpt rcpts_one[] = {
+    { "user@example.com", PROTO_RCPT_QUEUED, 0 },
 };
-static struct spool_rcpt rcpts_mixed[] = {
-    { "a@gmail.com", SPOOL_RCPT_QUEUED, 3 },
-    { "b@outlook.com", SPOOL_RCPT_DELIVERED, 1 },
-    { "c@yahoo.com", SPOOL_RCPT_BOUNCED, 2 },
-    { "d@example.org", SPOOL_RCPT_EXPIRED, 4000000000u },
-    { "e@example.net", SPOOL_RCPT_ADMIN_BOUNCED, 0 },
-    { "\xc3\xbcser@b\xc3\xbc" "cher.example", SPOOL_RCPT_QUEUED, 0 },
+static struct proto_env_rcpt rcpts_mixed[] = {
+    { "a@gmail.com", PROTO_RCPT_QUEUED, 3 },
+    { "b@outlook.com", PROTO_RCPT_DELIVERED, 1 },
+    { "c@yahoo.com", PROTO_RCPT_BOUNCED, 2 },
+    { "d@example.org", PROTO_RCPT_EXPIRED, 4000000000u },
+    { "e@example.net", PROTO_RCPT_ADMIN_BOUNCED, 0 },
+    { "\xc3\xbcser@b\xc3\xbc" "cher.example", PROTO_RCPT_QUEUED, 0 },
 };
-static struct spool_meta meta_full[] = {
-    { SPOOL_META_QUEUE, "spring:acme@gmail.com" },
-    { SPOOL_META_TENANT, "acme" },
-    { SPOOL_META_CAMPAIGN, "spring" },
-    { SPOOL_META_ROUTING_DOMAIN, "gmail.com" },
+static struct proto_env_meta meta_full[] = {
+    { PROTO_ENV_META_QUEUE, "spring:acme@gmail.com" },
+    { PROTO_ENV_META_TENANT, "acme" },
+    { PROTO_ENV_META_CAMPAIGN, "spring" },
+    { PROTO_ENV_META_ROUTING_DOMAIN, "gmail.com" },
     { "x-custom.key-1", "any value: with spaces, \xe2\x9c\x93 and \"quotes\"\r\n" },
     { "empty", "" },
 };
-static struct spool_meta meta_long[] = {
+static struct proto_env_meta meta_long[] = {
     { "k", long_value },
 };
-static struct spool_rcpt rcpts_long[] = {
-    { long_addr, SPOOL_RCPT_QUEUED, 1 },
+static struct proto_env_rcpt rcpts_long[] = {
+    { long_addr, PROTO_RCPT_QUEUED, 1 },
 };
 
 struct rec_case {
     const char *name;
-    struct spool_rec rec;
+    struct proto_env rec;
 };
 
 static struct rec_case good_cases[] = {
     { "minimal, null sender", { .sender = "", .rcpt_count = 1, .rcpts = rcpts_one } },
-    { "full", { .flags = SPOOL_REC_F_8BITMIME | SPOOL_REC_F_SMTPUTF8, .created_ms = 1717171717171,
+    { "full", { .flags = PROTO_ENV_F_8BITMIME | PROTO_ENV_F_SMTPUTF8, .created_ms = 1717171717171,
         .body_size = 123456789, .sender = "bounce+x=y@sender.example", .rcpt_count = 6,
         .rcpts = rcpts_mixed, .meta_count = 6, .meta = meta_full } },
     { "many recipients", { .created_ms = 1, .body_size = 0, .sender = "s@x", .rcpt_count = 300,
@@ -82,17 +82,17 @@ static struct rec_case good_cases[] = {
 
 static void fixtures_init(void)
 {
-    memset(long_addr, 'a', SPOOL_REC_ADDR_MAX);
-    long_addr[SPOOL_REC_ADDR_MAX] = '\0';
-    memset(long_value, 'v', SPOOL_REC_VALUE_MAX);
-    long_value[SPOOL_REC_VALUE_MAX] = '\0';
+    memset(long_addr, 'a', PROTO_ENV_ADDR_MAX);
+    long_addr[PROTO_ENV_ADDR_MAX] = '\0';
+    memset(long_value, 'v', PROTO_ENV_VALUE_MAX);
+    long_value[PROTO_ENV_VALUE_MAX] = '\0';
     for (int i = 0; i < 300; i++) {
         snprintf(rcpt_names[i], sizeof(rcpt_names[i]), "r%d@d%d.example", i, i % 7);
-        rcpts_many[i] = (struct spool_rcpt){ rcpt_names[i], (uint8_t)(i % SPOOL_RCPT__MAX), (uint32_t)i };
+        rcpts_many[i] = (struct proto_env_rcpt){ rcpt_names[i], (uint8_t)(i % PROTO_RCPT__MAX), (uint32_t)i };
     }
 }
 
-static bool rec_equal(const struct spool_rec *a, const struct spool_rec *b, const char **what)
+static bool rec_equal(const struct proto_env *a, const struct proto_env *b, const char **what)
 {
     if (a->flags != b->flags) { *what = "flags"; return false; }
     if (a->created_ms != b->created_ms) { *what = "created_ms"; return false; }
@@ -117,7 +117,7 @@ static void fix_crc(uint8_t *p, size_t len)
 {
     if (len < 4)
         return;
-    uint32_t c = spool_rec_crc32c(0, p, len - 4);
+    uint32_t c = proto_env_crc32c(0, p, len - 4);
     for (int i = 0; i < 4; i++)
         p[len - 4 + i] = (uint8_t)(c >> (8 * i));
 }
@@ -125,18 +125,18 @@ static void fix_crc(uint8_t *p, size_t len)
 /* a decode must fail, or succeed on bytes that re-encode identically */
 static void decode_hostile(const char *label, const uint8_t *p, size_t len, bool expect_fail)
 {
-    struct spool_rec rec;
+    struct proto_env rec;
     const char *why = "unset";
-    int rc = spool_rec_decode(p, len, &rec, &why);
+    int rc = proto_env_decode(p, len, &rec, &why);
     if (rc == 0) {
         CHECK(!expect_fail, "%s: len %zu decoded but must fail", label, len);
         CHECK(why == NULL, "%s: why set on success", label);
-        struct spool_rec_buf b = {0};
-        int erc = spool_rec_encode(&rec, &b);
+        struct buf b = {0};
+        int erc = proto_env_encode(&rec, &b);
         CHECK(erc == 0 && b.len == len && memcmp(b.data, p, len) == 0,
             "%s: accepted bytes (len %zu) do not re-encode identically", label, len);
-        spool_rec_buf_fini(&b);
-        spool_rec_fini(&rec);
+        buf_fini(&b);
+        proto_env_fini(&rec);
     } else {
         CHECK(rc == -EBADMSG || rc == -EPROTONOSUPPORT, "%s: unexpected rc %d", label, rc);
         CHECK(why != NULL && why[0] != '\0', "%s: no reason given", label);
@@ -150,85 +150,85 @@ static void test_round_trips(void)
 {
     for (size_t c = 0; c < sizeof(good_cases) / sizeof(good_cases[0]); c++) {
         const struct rec_case *tc = &good_cases[c];
-        struct spool_rec_buf b;
-        spool_rec_buf_init(&b);
-        int rc = spool_rec_encode(&tc->rec, &b);
+        struct buf b;
+        buf_init(&b);
+        int rc = proto_env_encode(&tc->rec, &b);
         CHECK(rc == 0, "%s: encode rc %d", tc->name, rc);
         if (rc != 0) {
-            spool_rec_buf_fini(&b);
+            buf_fini(&b);
             continue;
         }
-        struct spool_rec out;
+        struct proto_env out;
         const char *why = NULL;
-        rc = spool_rec_decode(b.data, b.len, &out, &why);
+        rc = proto_env_decode(b.data, b.len, &out, &why);
         CHECK(rc == 0, "%s: decode rc %d (%s)", tc->name, rc, why ? why : "");
         if (rc == 0) {
             const char *what = "";
             CHECK(rec_equal(&tc->rec, &out, &what), "%s: field %s differs", tc->name, what);
-            CHECK(out.version == SPOOL_REC_VERSION, "%s: version %u", tc->name, out.version);
+            CHECK(out.version == PROTO_ENV_VERSION, "%s: version %u", tc->name, out.version);
             /* change states in place and encode again, as the spool does on dispositions */
             for (uint32_t i = 0; i < out.rcpt_count; i++) {
-                out.rcpts[i].state = SPOOL_RCPT_DELIVERED;
+                out.rcpts[i].state = PROTO_RCPT_DELIVERED;
                 out.rcpts[i].attempts++;
             }
-            CHECK(spool_rec_all_final(&out), "%s: all_final after delivering all", tc->name);
-            struct spool_rec_buf b2 = {0};
-            CHECK(spool_rec_encode(&out, &b2) == 0, "%s: re-encode", tc->name);
-            struct spool_rec again;
-            CHECK(spool_rec_decode(b2.data, b2.len, &again, NULL) == 0, "%s: decode updated", tc->name);
-            CHECK(again.rcpt_count == out.rcpt_count && again.rcpts[0].state == SPOOL_RCPT_DELIVERED &&
+            CHECK(proto_env_all_final(&out), "%s: all_final after delivering all", tc->name);
+            struct buf b2 = {0};
+            CHECK(proto_env_encode(&out, &b2) == 0, "%s: re-encode", tc->name);
+            struct proto_env again;
+            CHECK(proto_env_decode(b2.data, b2.len, &again, NULL) == 0, "%s: decode updated", tc->name);
+            CHECK(again.rcpt_count == out.rcpt_count && again.rcpts[0].state == PROTO_RCPT_DELIVERED &&
                 again.rcpts[0].attempts == tc->rec.rcpts[0].attempts + 1, "%s: updated state lost", tc->name);
-            spool_rec_fini(&again);
-            spool_rec_buf_fini(&b2);
-            spool_rec_fini(&out);
-            spool_rec_fini(&out); /* fini twice is harmless */
+            proto_env_fini(&again);
+            buf_fini(&b2);
+            proto_env_fini(&out);
+            proto_env_fini(&out); /* fini twice is harmless */
         }
-        spool_rec_buf_fini(&b);
+        buf_fini(&b);
     }
 
     /* metadata lookups on a decoded record */
-    struct spool_rec_buf b = {0};
-    CHECK(spool_rec_encode(&good_cases[1].rec, &b) == 0, "encode full");
-    struct spool_rec r;
-    CHECK(spool_rec_decode(b.data, b.len, &r, NULL) == 0, "decode full");
-    const char *q = spool_rec_meta_get(&r, SPOOL_META_QUEUE);
+    struct buf b = {0};
+    CHECK(proto_env_encode(&good_cases[1].rec, &b) == 0, "encode full");
+    struct proto_env r;
+    CHECK(proto_env_decode(b.data, b.len, &r, NULL) == 0, "decode full");
+    const char *q = proto_env_meta_get(&r, PROTO_ENV_META_QUEUE);
     CHECK(q != NULL && strcmp(q, "spring:acme@gmail.com") == 0, "queue meta: %s", q ? q : "(null)");
-    CHECK(spool_rec_meta_get(&r, "nope") == NULL, "missing meta key found");
-    CHECK(!spool_rec_all_final(&r), "mixed states reported all final");
-    CHECK(strcmp(spool_rec_state_name(SPOOL_RCPT_EXPIRED), "expired") == 0, "state name");
-    CHECK(strcmp(spool_rec_state_name(200), "unknown") == 0, "unknown state name");
-    spool_rec_fini(&r);
-    spool_rec_buf_fini(&b);
+    CHECK(proto_env_meta_get(&r, "nope") == NULL, "missing meta key found");
+    CHECK(!proto_env_all_final(&r), "mixed states reported all final");
+    CHECK(strcmp(proto_env_state_name(PROTO_RCPT_EXPIRED), "expired") == 0, "state name");
+    CHECK(strcmp(proto_env_state_name(200), "unknown") == 0, "unknown state name");
+    proto_env_fini(&r);
+    buf_fini(&b);
 }
 
 static void test_encode_refusals(void)
 {
-    char too_long[SPOOL_REC_ADDR_MAX + 2];
-    memset(too_long, 'x', SPOOL_REC_ADDR_MAX + 1);
-    too_long[SPOOL_REC_ADDR_MAX + 1] = '\0';
-    char value_too_long[SPOOL_REC_VALUE_MAX + 2];
-    memset(value_too_long, 'v', SPOOL_REC_VALUE_MAX + 1);
-    value_too_long[SPOOL_REC_VALUE_MAX + 1] = '\0';
+    char too_long[PROTO_ENV_ADDR_MAX + 2];
+    memset(too_long, 'x', PROTO_ENV_ADDR_MAX + 1);
+    too_long[PROTO_ENV_ADDR_MAX + 1] = '\0';
+    char value_too_long[PROTO_ENV_VALUE_MAX + 2];
+    memset(value_too_long, 'v', PROTO_ENV_VALUE_MAX + 1);
+    value_too_long[PROTO_ENV_VALUE_MAX + 1] = '\0';
 
-    struct spool_rcpt r_state[] = { { "a@b", SPOOL_RCPT__MAX, 0 } };
-    struct spool_rcpt r_empty[] = { { "", SPOOL_RCPT_QUEUED, 0 } };
-    struct spool_rcpt r_crlf[] = { { "a@b\r\nRCPT TO:<x@y>", SPOOL_RCPT_QUEUED, 0 } };
-    struct spool_rcpt r_null[] = { { NULL, SPOOL_RCPT_QUEUED, 0 } };
-    struct spool_rcpt r_long[] = { { too_long, SPOOL_RCPT_QUEUED, 0 } };
-    struct spool_meta m_upper[] = { { "Queue", "x" } };
-    struct spool_meta m_empty[] = { { "", "x" } };
-    struct spool_meta m_space[] = { { "a b", "x" } };
-    struct spool_meta m_val[] = { { "k", value_too_long } };
-    struct spool_meta m_nullv[] = { { "k", NULL } };
-    static struct spool_meta m_many[SPOOL_REC_META_MAX + 1];
-    for (int i = 0; i <= SPOOL_REC_META_MAX; i++)
-        m_many[i] = (struct spool_meta){ "k", "v" };
+    struct proto_env_rcpt r_state[] = { { "a@b", PROTO_RCPT__MAX, 0 } };
+    struct proto_env_rcpt r_empty[] = { { "", PROTO_RCPT_QUEUED, 0 } };
+    struct proto_env_rcpt r_crlf[] = { { "a@b\r\nRCPT TO:<x@y>", PROTO_RCPT_QUEUED, 0 } };
+    struct proto_env_rcpt r_null[] = { { NULL, PROTO_RCPT_QUEUED, 0 } };
+    struct proto_env_rcpt r_long[] = { { too_long, PROTO_RCPT_QUEUED, 0 } };
+    struct proto_env_meta m_upper[] = { { "Queue", "x" } };
+    struct proto_env_meta m_empty[] = { { "", "x" } };
+    struct proto_env_meta m_space[] = { { "a b", "x" } };
+    struct proto_env_meta m_val[] = { { "k", value_too_long } };
+    struct proto_env_meta m_nullv[] = { { "k", NULL } };
+    static struct proto_env_meta m_many[PROTO_ENV_META_MAX + 1];
+    for (int i = 0; i <= PROTO_ENV_META_MAX; i++)
+        m_many[i] = (struct proto_env_meta){ "k", "v" };
 
     struct rec_case bad[] = {
         { "NULL sender", { .sender = NULL, .rcpt_count = 1, .rcpts = rcpts_one } },
         { "no recipients", { .sender = "", .rcpt_count = 0, .rcpts = rcpts_one } },
         { "NULL rcpts", { .sender = "", .rcpt_count = 1, .rcpts = NULL } },
-        { "too many recipients", { .sender = "", .rcpt_count = SPOOL_REC_RCPT_MAX + 1, .rcpts = rcpts_one } },
+        { "too many recipients", { .sender = "", .rcpt_count = PROTO_ENV_RCPT_MAX + 1, .rcpts = rcpts_one } },
         { "unknown state", { .sender = "", .rcpt_count = 1, .rcpts = r_state } },
         { "empty recipient", { .sender = "", .rcpt_count = 1, .rcpts = r_empty } },
         { "CRLF in recipient", { .sender = "", .rcpt_count = 1, .rcpts = r_crlf } },
@@ -243,14 +243,14 @@ static void test_encode_refusals(void)
         { "value too long", { .sender = "", .rcpt_count = 1, .rcpts = rcpts_one, .meta_count = 1, .meta = m_val } },
         { "NULL value", { .sender = "", .rcpt_count = 1, .rcpts = rcpts_one, .meta_count = 1, .meta = m_nullv } },
         { "too many meta", { .sender = "", .rcpt_count = 1, .rcpts = rcpts_one,
-            .meta_count = SPOOL_REC_META_MAX + 1, .meta = m_many } },
+            .meta_count = PROTO_ENV_META_MAX + 1, .meta = m_many } },
         { "meta NULL with count", { .sender = "", .rcpt_count = 1, .rcpts = rcpts_one, .meta_count = 1 } },
     };
     for (size_t c = 0; c < sizeof(bad) / sizeof(bad[0]); c++) {
-        struct spool_rec_buf b = {0};
-        int rc = spool_rec_encode(&bad[c].rec, &b);
+        struct buf b = {0};
+        int rc = proto_env_encode(&bad[c].rec, &b);
         CHECK(rc == -EINVAL, "%s: encode rc %d, want -EINVAL", bad[c].name, rc);
-        spool_rec_buf_fini(&b);
+        buf_fini(&b);
     }
 }
 
@@ -259,8 +259,8 @@ static void test_hostile(void)
     for (size_t c = 0; c < sizeof(good_cases) / sizeof(good_cases[0]); c++) {
         if (c == 2 || c == 3)
             continue; /* the big ones make the quadratic loops slow; the small ones cover every field */
-        struct spool_rec_buf b = {0};
-        CHECK(spool_rec_encode(&good_cases[c].rec, &b) == 0, "encode");
+        struct buf b = {0};
+        CHECK(proto_env_encode(&good_cases[c].rec, &b) == 0, "encode");
         size_t len = b.len;
         uint8_t *m = malloc(len + 16);
 
@@ -294,12 +294,12 @@ static void test_hostile(void)
             decode_hostile("trailing", m, len + extra, true);
         }
         free(m);
-        spool_rec_buf_fini(&b);
+        buf_fini(&b);
     }
 
     /* targeted fields on the minimal record: header 20, sender len 2 + 0, rcpt count at 22 */
-    struct spool_rec_buf b = {0};
-    CHECK(spool_rec_encode(&good_cases[0].rec, &b) == 0, "encode minimal");
+    struct buf b = {0};
+    CHECK(proto_env_encode(&good_cases[0].rec, &b) == 0, "encode minimal");
     uint8_t m[512];
     size_t len = b.len;
     struct {
@@ -325,12 +325,12 @@ static void test_hostile(void)
         memcpy(m, b.data, len);
         memcpy(m + pokes[i].off, pokes[i].bytes, pokes[i].n);
         fix_crc(m, len);
-        struct spool_rec r;
+        struct proto_env r;
         const char *why = NULL;
-        int rc = spool_rec_decode(m, len, &r, &why);
+        int rc = proto_env_decode(m, len, &r, &why);
         CHECK(rc == pokes[i].want, "%s: rc %d want %d (%s)", pokes[i].name, rc, pokes[i].want, why ? why : "");
         if (rc == 0)
-            spool_rec_fini(&r);
+            proto_env_fini(&r);
     }
     /* meta count beyond the limit, appended as a well-formed tail */
     memcpy(m, b.data, len - 6); /* drop meta count (2) and CRC (4) */
@@ -342,15 +342,15 @@ static void test_hostile(void)
     fix_crc(m, l);
     decode_hostile("meta count 65535", m, l, true);
     /* a NUL inside a metadata value */
-    struct spool_meta mv[] = { { "k", "ab" } };
-    struct spool_rec rv = { .sender = "", .rcpt_count = 1, .rcpts = rcpts_one, .meta_count = 1, .meta = mv };
-    struct spool_rec_buf bv = {0};
-    CHECK(spool_rec_encode(&rv, &bv) == 0, "encode meta");
+    struct proto_env_meta mv[] = { { "k", "ab" } };
+    struct proto_env rv = { .sender = "", .rcpt_count = 1, .rcpts = rcpts_one, .meta_count = 1, .meta = mv };
+    struct buf bv = {0};
+    CHECK(proto_env_encode(&rv, &bv) == 0, "encode meta");
     bv.data[bv.len - 5] = '\0'; /* the value's last byte, just before the CRC */
     fix_crc(bv.data, bv.len);
     decode_hostile("NUL in value", bv.data, bv.len, true);
-    spool_rec_buf_fini(&bv);
-    spool_rec_buf_fini(&b);
+    buf_fini(&bv);
+    buf_fini(&b);
 
     /* random garbage, half of it behind a plausible header and a valid CRC */
     srand(12345);
@@ -362,8 +362,8 @@ static void test_hostile(void)
         if ((i & 1) && gl >= 24) {
             g[0] = 'R';
             g[1] = 'M';
-            g[2] = SPOOL_REC_VERSION;
-            g[3] &= SPOOL_REC_F_ALL;
+            g[2] = PROTO_ENV_VERSION;
+            g[3] &= PROTO_ENV_F_ALL;
             g[20] = (uint8_t)(rand() % 8);
             g[21] = 0;
             fix_crc(g, gl);

@@ -1,7 +1,7 @@
 /*
  * egress_attempt_test - loaded-run validation, recipient selection, attempt result encoding
  *
- * Table-driven: selections over envelopes built with spool_rec_encode; runs damaged byte by byte
+ * Table-driven: selections over envelopes built with proto_env_encode; runs damaged byte by byte
  * must be refused, never crash; every encoded result must pass the reader's check, and each
  * damaged one must not.
  */
@@ -29,14 +29,14 @@ static int failures;
 static unsigned char *build_run(const char *const *addrs, const uint8_t *states, uint32_t n, const char *routing,
                                 const char *body, size_t *len)
 {
-    struct spool_rcpt rc[16];
-    struct spool_meta meta[1] = {{SPOOL_META_ROUTING_DOMAIN, routing}};
-    struct spool_rec rec = {.created_ms = 1, .body_size = strlen(body), .sender = "s@a.test", .rcpt_count = n,
+    struct proto_env_rcpt rc[16];
+    struct proto_env_meta meta[1] = {{PROTO_ENV_META_ROUTING_DOMAIN, routing}};
+    struct proto_env rec = {.created_ms = 1, .body_size = strlen(body), .sender = "s@a.test", .rcpt_count = n,
                             .rcpts = rc, .meta_count = routing ? 1 : 0, .meta = meta};
-    struct spool_rec_buf b = {0};
+    struct buf b = {0};
     for (uint32_t i = 0; i < n; i++)
-        rc[i] = (struct spool_rcpt){addrs[i], states[i], 0};
-    if (spool_rec_encode(&rec, &b) < 0)
+        rc[i] = (struct proto_env_rcpt){addrs[i], states[i], 0};
+    if (proto_env_encode(&rec, &b) < 0)
         return NULL;
     struct proto_msg_hdr h = {.magic = PROTO_MSG_MAGIC, .version = PROTO_MSG_VERSION, .env_len = (uint32_t)b.len,
                               .msg_len = strlen(body)};
@@ -45,7 +45,7 @@ static unsigned char *build_run(const char *const *addrs, const uint8_t *states,
     memcpy(run, &h, sizeof(h));
     memcpy(run + sizeof(h), b.data, b.len);
     memcpy(run + sizeof(h) + b.len, body, strlen(body));
-    spool_rec_buf_fini(&b);
+    buf_fini(&b);
     return run;
 }
 

@@ -37,20 +37,20 @@ static char *path_join(const char *a, const char *b)
     return p;
 }
 
-static struct spool_rcpt test_rcpts[3] = {
-    { "one@gmail.com", SPOOL_RCPT_QUEUED, 0 },
-    { "two@outlook.com", SPOOL_RCPT_QUEUED, 0 },
-    { "three@yahoo.com", SPOOL_RCPT_QUEUED, 0 },
+static struct proto_env_rcpt test_rcpts[3] = {
+    { "one@gmail.com", PROTO_RCPT_QUEUED, 0 },
+    { "two@outlook.com", PROTO_RCPT_QUEUED, 0 },
+    { "three@yahoo.com", PROTO_RCPT_QUEUED, 0 },
 };
-static struct spool_meta test_meta[] = {
-    { SPOOL_META_QUEUE, "gmail.com" },
-    { SPOOL_META_TENANT, "acme" },
+static struct proto_env_meta test_meta[] = {
+    { PROTO_ENV_META_QUEUE, "gmail.com" },
+    { PROTO_ENV_META_TENANT, "acme" },
 };
 
-static struct spool_rec make_rec(struct msgid id, uint32_t nrcpt, size_t body_len)
+static struct proto_env make_rec(struct msgid id, uint32_t nrcpt, size_t body_len)
 {
-    struct spool_rec r = {
-        .flags = SPOOL_REC_F_8BITMIME,
+    struct proto_env r = {
+        .flags = PROTO_ENV_F_8BITMIME,
         .created_ms = msgid_time_ms(id),
         .body_size = body_len,
         .sender = "bounce@sender.example",
@@ -82,7 +82,7 @@ static int batch_add(struct spool_db_batch *b, struct msgid id, uint32_t nrcpt)
     size_t len = body_len_for(id);
     uint8_t *body = malloc(len);
     body_fill(id, body, len);
-    struct spool_rec r = make_rec(id, nrcpt, len);
+    struct proto_env r = make_rec(id, nrcpt, len);
     int rc = spool_db_batch_store(b, id, &r, body, len);
     free(body);
     return rc;
@@ -91,7 +91,7 @@ static int batch_add(struct spool_db_batch *b, struct msgid id, uint32_t nrcpt)
 /* the stored message is exactly what batch_add() wrote */
 static bool message_ok(struct spool_db *db, struct msgid id, uint32_t nrcpt, const char **why)
 {
-    struct spool_rec r;
+    struct proto_env r;
     int rc = spool_db_get_envelope(db, id, &r);
     if (rc < 0) {
         *why = rc == -ENOENT ? "envelope missing" : "envelope unreadable";
@@ -100,12 +100,12 @@ static bool message_ok(struct spool_db *db, struct msgid id, uint32_t nrcpt, con
     size_t len = body_len_for(id);
     bool ok = r.rcpt_count == nrcpt && r.body_size == len && strcmp(r.sender, "bounce@sender.example") == 0 &&
         r.created_ms == msgid_time_ms(id);
-    spool_rec_fini(&r);
+    proto_env_fini(&r);
     if (!ok) {
         *why = "envelope fields differ";
         return false;
     }
-    struct spool_rec_buf b = {0};
+    struct buf b = {0};
     rc = spool_db_get_body(db, id, &b);
     if (rc < 0) {
         *why = "body missing";
@@ -115,7 +115,7 @@ static bool message_ok(struct spool_db *db, struct msgid id, uint32_t nrcpt, con
     body_fill(id, want, len);
     ok = b.len == len && memcmp(b.data, want, len) == 0;
     free(want);
-    spool_rec_buf_fini(&b);
+    buf_fini(&b);
     if (!ok)
         *why = "body differs";
     return ok;
@@ -123,13 +123,13 @@ static bool message_ok(struct spool_db *db, struct msgid id, uint32_t nrcpt, con
 
 static bool message_absent(struct spool_db *db, struct msgid id)
 {
-    struct spool_rec r;
-    struct spool_rec_buf b = {0};
+    struct proto_env r;
+    struct buf b = {0};
     int e = spool_db_get_envelope(db, id, &r);
     int g = spool_db_get_body(db, id, &b);
     if (e == 0)
-        spool_rec_fini(&r);
-    spool_rec_buf_fini(&b);
+        proto_env_fini(&r);
+    buf_fini(&b);
     return e == -ENOENT && g == -ENOENT;
 }
 
@@ -153,7 +153,7 @@ struct seen {
     bool ordered;
 };
 
-static int on_walk(void *arg, struct msgid id, const struct spool_rec *rec)
+static int on_walk(void *arg, struct msgid id, const struct proto_env *rec)
 {
     struct seen *s = arg;
     if (s->n > 0 && msgid_cmp(s->ids[s->n - 1], id) >= 0)

@@ -65,7 +65,7 @@ static void test_round_trip(void)
     size_t len = body_len_for(id);
     uint8_t *body = malloc(len);
     body_fill(id, body, len);
-    struct spool_rec r = make_rec(id, 3, len);
+    struct proto_env r = make_rec(id, 3, len);
     CHECK(spool_db_store(db, id, &r, body, len) == 0, "store: %s", spool_db_error(db));
     const char *why = "";
     CHECK(message_ok(db, id, 3, &why), "round trip: %s", why);
@@ -78,25 +78,25 @@ static void test_round_trip(void)
         "read_body");
 
     /* update recipient states */
-    struct spool_rec cur;
+    struct proto_env cur;
     CHECK(spool_db_get_envelope(db, id, &cur) == 0, "get for update");
-    cur.rcpts[1].state = SPOOL_RCPT_DELIVERED;
-    cur.rcpts[2].state = SPOOL_RCPT_BOUNCED;
+    cur.rcpts[1].state = PROTO_RCPT_DELIVERED;
+    cur.rcpts[2].state = PROTO_RCPT_BOUNCED;
     cur.rcpts[0].attempts = 2;
     CHECK(spool_db_update(db, id, &cur) == 0, "update: %s", spool_db_error(db));
-    spool_rec_fini(&cur);
+    proto_env_fini(&cur);
     CHECK(spool_db_get_envelope(db, id, &cur) == 0, "get after update");
-    CHECK(cur.rcpts[0].state == SPOOL_RCPT_QUEUED && cur.rcpts[0].attempts == 2 &&
-        cur.rcpts[1].state == SPOOL_RCPT_DELIVERED && cur.rcpts[2].state == SPOOL_RCPT_BOUNCED,
+    CHECK(cur.rcpts[0].state == PROTO_RCPT_QUEUED && cur.rcpts[0].attempts == 2 &&
+        cur.rcpts[1].state == PROTO_RCPT_DELIVERED && cur.rcpts[2].state == PROTO_RCPT_BOUNCED,
         "states after update: %u/%u %u %u", cur.rcpts[0].state, cur.rcpts[0].attempts,
         cur.rcpts[1].state, cur.rcpts[2].state);
     CHECK(spool_db_read_body(db, id, big, sizeof(big), &got) == 0 && got == len, "body after update");
-    spool_rec_fini(&cur);
+    proto_env_fini(&cur);
 
     struct msgid unknown = msgid_generate();
     CHECK(spool_db_update(db, unknown, &r) == -ENOENT, "update of unknown id");
     CHECK(message_absent(db, unknown), "unknown id present");
-    struct spool_rec bad = r;
+    struct proto_env bad = r;
     bad.rcpt_count = 0;
     CHECK(spool_db_store(db, unknown, &bad, body, len) == -EINVAL, "store of invalid record");
 
@@ -105,13 +105,13 @@ static void test_round_trip(void)
     size_t biglen = 3u << 20;
     uint8_t *bigbody = malloc(biglen);
     body_fill(idl, bigbody, biglen);
-    struct spool_rec rl = make_rec(idl, 1, biglen), re = make_rec(ide, 1, 0);
+    struct proto_env rl = make_rec(idl, 1, biglen), re = make_rec(ide, 1, 0);
     CHECK(spool_db_store(db, idl, &rl, bigbody, biglen) == 0, "store 3 MiB");
     CHECK(spool_db_store(db, ide, &re, NULL, 0) == 0, "store empty body");
-    struct spool_rec_buf b = {0};
+    struct buf b = {0};
     CHECK(spool_db_get_body(db, idl, &b) == 0 && b.len == biglen && memcmp(b.data, bigbody, biglen) == 0, "3 MiB body");
     CHECK(spool_db_get_body(db, ide, &b) == 0 && b.len == 0, "empty body: %zu", b.len);
-    spool_rec_buf_fini(&b);
+    buf_fini(&b);
 
     CHECK(spool_db_delete(db, id) == 0, "delete");
     CHECK(message_absent(db, id), "deleted message still present");
@@ -119,11 +119,11 @@ static void test_round_trip(void)
 
     /* reopen: the large one is still there (now from the WAL, later from blob files) */
     db = open_or_die(dbdir, NULL);
-    b = (struct spool_rec_buf){0};
+    b = (struct buf){0};
     CHECK(spool_db_get_body(db, idl, &b) == 0 && b.len == biglen && memcmp(b.data, bigbody, biglen) == 0,
         "3 MiB body after reopen");
     CHECK(message_absent(db, id), "deleted message back after reopen");
-    spool_rec_buf_fini(&b);
+    buf_fini(&b);
 
     /* a second open of the same directory is refused while the first holds it */
     struct spool_db *db2 = NULL;
@@ -184,8 +184,8 @@ static void test_group_commit(void)
         if (i % 2 == 0) {
             CHECK(spool_db_batch_delete(b, ids[i]) == 0, "batch delete");
         } else {
-            struct spool_rec r = make_rec(ids[i], 1, body_len_for(ids[i]));
-            struct spool_rcpt done[1] = { { "one@gmail.com", SPOOL_RCPT_DELIVERED, 1 } };
+            struct proto_env r = make_rec(ids[i], 1, body_len_for(ids[i]));
+            struct proto_env_rcpt done[1] = { { "one@gmail.com", PROTO_RCPT_DELIVERED, 1 } };
             r.rcpts = done;
             CHECK(spool_db_batch_update(b, ids[i], &r) == 0, "batch update");
         }
@@ -196,11 +196,11 @@ static void test_group_commit(void)
         if (i % 2 == 0) {
             CHECK(message_absent(db, ids[i]), "deleted %d present", i);
         } else {
-            struct spool_rec r;
+            struct proto_env r;
             CHECK(spool_db_get_envelope(db, ids[i], &r) == 0 && r.rcpt_count == 1 &&
-                r.rcpts[0].state == SPOOL_RCPT_DELIVERED, "updated %d", i);
+                r.rcpts[0].state == PROTO_RCPT_DELIVERED, "updated %d", i);
             if (r._mem)
-                spool_rec_fini(&r);
+                proto_env_fini(&r);
         }
     }
     spool_db_batch_free(b);
@@ -223,7 +223,7 @@ static void test_group_commit(void)
     int rc = spool_db_walk_step(db, &w, 3, on_walk, &s);
     CHECK(rc == 3 && !w.done, "first step %d", rc);
     struct msgid late = msgid_generate();
-    CHECK(spool_db_store(db, late, &(struct spool_rec){ .sender = "", .rcpt_count = 1, .rcpts = test_rcpts },
+    CHECK(spool_db_store(db, late, &(struct proto_env){ .sender = "", .rcpt_count = 1, .rcpts = test_rcpts },
         "x", 1) == 0, "store during walk");
     while (!w.done && (rc = spool_db_walk_step(db, &w, 5, on_walk, &s)) >= 0) {
     }
@@ -425,9 +425,9 @@ static void test_quarantine(void)
     spool_db_batch_free(b);
 
     /* a valid encoding to damage */
-    struct spool_rec_buf enc = {0};
-    struct spool_rec r = make_rec(good[0], 3, 10);
-    CHECK(spool_rec_encode(&r, &enc) == 0, "encode");
+    struct buf enc = {0};
+    struct proto_env r = make_rec(good[0], 3, 10);
+    CHECK(proto_env_encode(&r, &enc) == 0, "encode");
     spool_db_close(db);
 
     uint8_t k_garbage[MSGID_BYTES], k_trunc[MSGID_BYTES], k_version[MSGID_BYTES];
@@ -484,7 +484,7 @@ static void test_quarantine(void)
     CHECK(spool_db_quarantine_list(db, on_quarantined, &q) == 4, "quarantine after reopen");
     spool_db_close(db);
     free(s.ids);
-    spool_rec_buf_fini(&enc);
+    buf_fini(&enc);
     rm_rf(dir);
     free(dir);
 }

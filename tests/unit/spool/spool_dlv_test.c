@@ -28,9 +28,9 @@ static int failures;
         }                                                                                                    \
     } while (0)
 
-static struct spool_rec mkrec(struct spool_rcpt *r, uint32_t n, struct spool_meta *m, uint32_t nm)
+static struct proto_env mkrec(struct proto_env_rcpt *r, uint32_t n, struct proto_env_meta *m, uint32_t nm)
 {
-    return (struct spool_rec){.created_ms = 1700000000123ull, .body_size = 1234, .sender = "s@x.example",
+    return (struct proto_env){.created_ms = 1700000000123ull, .body_size = 1234, .sender = "s@x.example",
                               .rcpt_count = n, .rcpts = r, .meta_count = nm, .meta = m};
 }
 
@@ -50,18 +50,18 @@ static void test_queue_names(void)
         {"Camp\r\nX", NULL, NULL, NULL, "d", "Camp  X:@d"},
     };
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-        struct spool_meta m[4];
+        struct proto_env_meta m[4];
         uint32_t nm = 0;
         if (t[i].campaign)
-            m[nm++] = (struct spool_meta){SPOOL_META_CAMPAIGN, t[i].campaign};
+            m[nm++] = (struct proto_env_meta){PROTO_ENV_META_CAMPAIGN, t[i].campaign};
         if (t[i].tenant)
-            m[nm++] = (struct spool_meta){SPOOL_META_TENANT, t[i].tenant};
+            m[nm++] = (struct proto_env_meta){PROTO_ENV_META_TENANT, t[i].tenant};
         if (t[i].routing)
-            m[nm++] = (struct spool_meta){SPOOL_META_ROUTING_DOMAIN, t[i].routing};
+            m[nm++] = (struct proto_env_meta){PROTO_ENV_META_ROUTING_DOMAIN, t[i].routing};
         if (t[i].queue)
-            m[nm++] = (struct spool_meta){SPOOL_META_QUEUE, t[i].queue};
-        struct spool_rcpt r = {"a@d", SPOOL_RCPT_QUEUED, 0};
-        struct spool_rec rec = mkrec(&r, 1, m, nm);
+            m[nm++] = (struct proto_env_meta){PROTO_ENV_META_QUEUE, t[i].queue};
+        struct proto_env_rcpt r = {"a@d", PROTO_RCPT_QUEUED, 0};
+        struct proto_env rec = mkrec(&r, 1, m, nm);
         char *q = spool_dlv_queue_name(&rec, t[i].domain);
         CHECK(strcmp(q, t[i].want) == 0, "case %zu: got '%s' want '%s'", i, q, t[i].want);
         free(q);
@@ -76,9 +76,9 @@ static void test_queue_names(void)
     char *big = malloc(5000);
     memset(big, 'c', 4999);
     big[4999] = '\0';
-    struct spool_meta m = {SPOOL_META_CAMPAIGN, big};
-    struct spool_rcpt r = {"a@d", SPOOL_RCPT_QUEUED, 0};
-    struct spool_rec rec = mkrec(&r, 1, &m, 1);
+    struct proto_env_meta m = {PROTO_ENV_META_CAMPAIGN, big};
+    struct proto_env_rcpt r = {"a@d", PROTO_RCPT_QUEUED, 0};
+    struct proto_env rec = mkrec(&r, 1, &m, 1);
     char *q = spool_dlv_queue_name(&rec, "d");
     CHECK(strlen(q) == PROTO_DLV_STRING_MAX, "long name is %zu bytes", strlen(q));
     free(q);
@@ -119,18 +119,18 @@ static int read_entry(const uint8_t *p, size_t len, size_t *off, struct proto_an
 
 static void test_announce(void)
 {
-    struct spool_rcpt r[] = {
-        {"a@one.example", SPOOL_RCPT_DELIVERED, 1}, {"b@Two.example", SPOOL_RCPT_QUEUED, 2},
-        {"c@ONE.example", SPOOL_RCPT_QUEUED, 3},    {"d@two.example", SPOOL_RCPT_QUEUED, 5},
-        {"e@one.example", SPOOL_RCPT_QUEUED, 0},    {"f@three.example", SPOOL_RCPT_BOUNCED, 9},
+    struct proto_env_rcpt r[] = {
+        {"a@one.example", PROTO_RCPT_DELIVERED, 1}, {"b@Two.example", PROTO_RCPT_QUEUED, 2},
+        {"c@ONE.example", PROTO_RCPT_QUEUED, 3},    {"d@two.example", PROTO_RCPT_QUEUED, 5},
+        {"e@one.example", PROTO_RCPT_QUEUED, 0},    {"f@three.example", PROTO_RCPT_BOUNCED, 9},
     };
-    struct spool_meta m[] = {{SPOOL_META_TENANT, "acme"}};
-    struct spool_rec rec = mkrec(r, 6, m, 1);
+    struct proto_env_meta m[] = {{PROTO_ENV_META_TENANT, "acme"}};
+    struct proto_env rec = mkrec(r, 6, m, 1);
     struct msgid id = {0x1122, 0x3344};
-    struct spool_rec_buf b = {0};
+    struct buf b = {0};
     struct proto_ann_hdr h = {.magic = PROTO_ANN_MAGIC, .version = PROTO_DLV_VERSION};
 
-    spool_rec_buf_append(&b, &h, sizeof(h));
+    buf_append(&b, &h, sizeof(h));
     size_t n = spool_dlv_ann_append(&b, id, &rec);
     CHECK(n == 1, "entries %zu", n);
     h.count = (uint32_t)n;
@@ -160,33 +160,33 @@ static void test_announce(void)
     /* broken runs are refused by the reader */
     for (size_t cut = 1; cut < 8; cut++)
         CHECK(spool_dlv_ann_check(b.data, b.len - cut) < 0, "short run by %zu accepted", cut);
-    spool_rec_buf_fini(&b);
+    buf_fini(&b);
 
     /* nothing queued: no entry */
     for (int i = 0; i < 6; i++)
-        r[i].state = SPOOL_RCPT_DELIVERED;
-    struct spool_rec_buf e = {0};
+        r[i].state = PROTO_RCPT_DELIVERED;
+    struct buf e = {0};
     CHECK(spool_dlv_ann_append(&e, id, &rec) == 0 && e.len == 0, "entry for a finished message");
-    spool_rec_buf_fini(&e);
+    buf_fini(&e);
 
     /* more groups than the contract allows in one entry: several entries, every group once */
     uint32_t nr = PROTO_ANN_MAX_DOMAINS + 10;
-    struct spool_rcpt *many = calloc(nr, sizeof(*many));
+    struct proto_env_rcpt *many = calloc(nr, sizeof(*many));
     char (*addr)[32] = calloc(nr, 32);
     for (uint32_t i = 0; i < nr; i++) {
         snprintf(addr[i], 32, "u@d%u.example", i);
-        many[i] = (struct spool_rcpt){addr[i], SPOOL_RCPT_QUEUED, 0};
+        many[i] = (struct proto_env_rcpt){addr[i], PROTO_RCPT_QUEUED, 0};
     }
-    struct spool_rec big = mkrec(many, nr, NULL, 0);
-    struct spool_rec_buf bb = {0};
+    struct proto_env big = mkrec(many, nr, NULL, 0);
+    struct buf bb = {0};
     h.count = 0;
-    spool_rec_buf_append(&bb, &h, sizeof(h));
+    buf_append(&bb, &h, sizeof(h));
     n = spool_dlv_ann_append(&bb, id, &big);
     CHECK(n == 2, "entries for %u domains: %zu", nr, n);
     h.count = (uint32_t)n;
     memcpy(bb.data, &h, sizeof(h));
     CHECK(spool_dlv_ann_check(bb.data, bb.len) == 2, "big run refused");
-    spool_rec_buf_fini(&bb);
+    buf_fini(&bb);
     free(many);
     free(addr);
 }
@@ -199,26 +199,26 @@ struct att_rcpt {
     const char *text;
 };
 
-static void build_attempt(struct spool_rec_buf *b, const struct att_rcpt *r, uint16_t n, const char *const s[5])
+static void build_attempt(struct buf *b, const struct att_rcpt *r, uint16_t n, const char *const s[5])
 {
     struct proto_attempt_hdr h = {.magic = PROTO_ATT_MAGIC, .version = PROTO_DLV_VERSION, .n_rcpt = n,
                                   .msg_id_hi = 7, .msg_id_lo = 8, .timestamp_ms = 1700000100000, .rcpt_first = 0};
     for (int i = 0; i < PROTO_ATT_STRINGS; i++)
         h.len[i] = (uint16_t)strlen(s[i]);
     b->len = 0;
-    spool_rec_buf_append(b, &h, sizeof(h));
+    buf_append(b, &h, sizeof(h));
     for (uint16_t i = 0; i < n; i++) {
         struct proto_attempt_rcpt pr = {.index = r[i].index, .outcome = r[i].outcome, .code = r[i].code,
                                         .enh_class = (uint8_t)(r[i].code / 100), .enh_subject = 1, .enh_detail = 1,
                                         .text_len = (uint16_t)strlen(r[i].text), .command = PROTO_CMD_RCPT};
         if (r[i].code == 0)
             pr.enh_class = 0;
-        spool_rec_buf_append(b, &pr, sizeof(pr));
+        buf_append(b, &pr, sizeof(pr));
     }
     for (int i = 0; i < PROTO_ATT_STRINGS; i++)
-        spool_rec_buf_append(b, s[i], strlen(s[i]));
+        buf_append(b, s[i], strlen(s[i]));
     for (uint16_t i = 0; i < n; i++)
-        spool_rec_buf_append(b, r[i].text, strlen(r[i].text));
+        buf_append(b, r[i].text, strlen(r[i].text));
 }
 
 static void test_attempt_check(void)
@@ -229,7 +229,7 @@ static void test_attempt_check(void)
         {2, PROTO_OUT_BOUNCE, 550, "no such user"},
         {1, PROTO_OUT_TRANSIENT, 451, "later"},
     };
-    struct spool_rec_buf b = {0};
+    struct buf b = {0};
     struct spool_dlv_attempt a;
     const char *why = NULL;
 
@@ -286,43 +286,43 @@ static void test_attempt_check(void)
     memcpy(copy + 6, &zero, 2); /* n_rcpt */
     CHECK(spool_dlv_attempt_check(copy, glen, &a, &why) < 0, "n_rcpt 0 accepted");
     free(copy);
-    spool_rec_buf_fini(&b);
+    buf_fini(&b);
 }
 
 static void test_apply_and_fail(void)
 {
-    struct spool_rcpt r[] = {
-        {"a@one.example", SPOOL_RCPT_QUEUED, 0}, {"b@two.example", SPOOL_RCPT_QUEUED, 1},
-        {"c@One.Example", SPOOL_RCPT_QUEUED, 2}, {"d@one.example", SPOOL_RCPT_DELIVERED, 1},
+    struct proto_env_rcpt r[] = {
+        {"a@one.example", PROTO_RCPT_QUEUED, 0}, {"b@two.example", PROTO_RCPT_QUEUED, 1},
+        {"c@One.Example", PROTO_RCPT_QUEUED, 2}, {"d@one.example", PROTO_RCPT_DELIVERED, 1},
     };
-    struct spool_rec rec = mkrec(r, 4, NULL, 0);
+    struct proto_env rec = mkrec(r, 4, NULL, 0);
     uint32_t att;
 
     CHECK(spool_dlv_group(&rec, 0, &att) == 2 && att == 2, "group of 0: att %u", att);
-    CHECK(spool_dlv_apply(&rec, 0, PROTO_OUT_TRANSIENT) == 1 && r[0].state == SPOOL_RCPT_QUEUED && r[0].attempts == 1,
+    CHECK(spool_dlv_apply(&rec, 0, PROTO_OUT_TRANSIENT) == 1 && r[0].state == PROTO_RCPT_QUEUED && r[0].attempts == 1,
           "transient");
-    CHECK(spool_dlv_apply(&rec, 0, PROTO_OUT_DELIVERED) == 1 && r[0].state == SPOOL_RCPT_DELIVERED &&
+    CHECK(spool_dlv_apply(&rec, 0, PROTO_OUT_DELIVERED) == 1 && r[0].state == PROTO_RCPT_DELIVERED &&
               r[0].attempts == 2,
           "delivered");
     /* final stays final: a duplicate changes nothing, not even the attempts */
-    CHECK(spool_dlv_apply(&rec, 0, PROTO_OUT_BOUNCE) == 0 && r[0].state == SPOOL_RCPT_DELIVERED && r[0].attempts == 2,
+    CHECK(spool_dlv_apply(&rec, 0, PROTO_OUT_BOUNCE) == 0 && r[0].state == PROTO_RCPT_DELIVERED && r[0].attempts == 2,
           "duplicate changed a final recipient");
     CHECK(spool_dlv_apply(&rec, 3, PROTO_OUT_TRANSIENT) == 0 && r[3].attempts == 1, "delivered one re-opened");
     CHECK(spool_dlv_apply(&rec, 4, PROTO_OUT_DELIVERED) == -EINVAL, "index out of range");
     CHECK(spool_dlv_apply(&rec, 1, 9) == -EINVAL, "unknown outcome");
-    CHECK(spool_dlv_apply(&rec, 1, PROTO_OUT_BOUNCE) == 1 && r[1].state == SPOOL_RCPT_BOUNCED && r[1].attempts == 2,
+    CHECK(spool_dlv_apply(&rec, 1, PROTO_OUT_BOUNCE) == 1 && r[1].state == PROTO_RCPT_BOUNCED && r[1].attempts == 2,
           "bounce");
-    CHECK(!spool_rec_all_final(&rec), "not all final yet");
+    CHECK(!proto_env_all_final(&rec), "not all final yet");
 
     /* the group of index 0 (delivered now) still names one.example: c is its only queued member */
     uint8_t mark[4] = {0};
-    CHECK(spool_dlv_fail(&rec, 0, SPOOL_RCPT_EXPIRED, mark) == 1, "fail count");
+    CHECK(spool_dlv_fail(&rec, 0, PROTO_RCPT_EXPIRED, mark) == 1, "fail count");
     CHECK(mark[2] == 1 && mark[0] == 0 && mark[1] == 0 && mark[3] == 0, "marks");
-    CHECK(r[2].state == SPOOL_RCPT_EXPIRED && r[2].attempts == 2, "expired without an attempt");
-    CHECK(spool_dlv_fail(&rec, 0, SPOOL_RCPT_EXPIRED, NULL) == 0, "second fail changed something");
-    CHECK(spool_dlv_fail(&rec, 9, SPOOL_RCPT_EXPIRED, NULL) == 0, "out of range");
-    CHECK(spool_dlv_fail(&rec, 1, SPOOL_RCPT_QUEUED, NULL) == 0, "fail to a non-final state");
-    CHECK(spool_rec_all_final(&rec), "all final");
+    CHECK(r[2].state == PROTO_RCPT_EXPIRED && r[2].attempts == 2, "expired without an attempt");
+    CHECK(spool_dlv_fail(&rec, 0, PROTO_RCPT_EXPIRED, NULL) == 0, "second fail changed something");
+    CHECK(spool_dlv_fail(&rec, 9, PROTO_RCPT_EXPIRED, NULL) == 0, "out of range");
+    CHECK(spool_dlv_fail(&rec, 1, PROTO_RCPT_QUEUED, NULL) == 0, "fail to a non-final state");
+    CHECK(proto_env_all_final(&rec), "all final");
     CHECK(spool_dlv_group(&rec, 0, NULL) == 0, "nothing pending");
 }
 

@@ -41,11 +41,11 @@ static char *temp_dir(void)
     return t;
 }
 
-static struct spool_rcpt rcpts[1] = {{"one@gmail.com", SPOOL_RCPT_QUEUED, 0}};
+static struct proto_env_rcpt rcpts[1] = {{"one@gmail.com", PROTO_RCPT_QUEUED, 0}};
 
 static int add_store(struct spool_db_batch *b, struct msgid id)
 {
-    struct spool_rec r = {.created_ms = msgid_time_ms(id), .body_size = 5, .sender = "s@example.com",
+    struct proto_env r = {.created_ms = msgid_time_ms(id), .body_size = 5, .sender = "s@example.com",
                           .rcpt_count = 1, .rcpts = rcpts};
     return spool_db_batch_store(b, id, &r, "hello", 5);
 }
@@ -79,7 +79,7 @@ static void scan_all(struct spool_db *db, uint64_t from, struct got *g)
     CHECK(n >= 0 && (size_t)n == g->n, "scan returned %d for %zu records", n, g->n);
 }
 
-static int walk_count(void *arg, struct msgid id, const struct spool_rec *rec)
+static int walk_count(void *arg, struct msgid id, const struct proto_env *rec)
 {
     (void)id;
     (void)rec;
@@ -191,9 +191,9 @@ static void test_db_logahead(void)
     scan_all(db, 0, &g);
     CHECK(g.n == 2 && g.seq[0] == 3 && g.seq[1] == 5, "after trim: %zu records, first %llu", g.n,
           (unsigned long long)g.seq[0]);
-    struct spool_rec env;
+    struct proto_env env;
     CHECK(spool_db_get_envelope(db, m1, &env) == 0, "the trim leaves messages alone");
-    spool_rec_fini(&env);
+    proto_env_fini(&env);
     spool_db_batch_free(b);
     spool_db_close(db);
 
