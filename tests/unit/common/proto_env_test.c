@@ -1,5 +1,5 @@
 /*
- * spool_rec_test - envelope record round trips, refusals and hostile decoding; msgid ids
+ * proto_env_test - envelope record round trips, refusals and hostile decoding; msgid ids
  *
  * The decoder reads disk bytes, so it is fed every truncation, every byte flip (with the
  * CRC both left stale and recomputed, so the structural checks behind the CRC are reached),
@@ -18,17 +18,7 @@
 #include "base/clock.h"
 #include "common/msgid.h"
 #include "common/proto_env.h"
-
-static int failures;
-
-#define CHECK(cond, ...) do { \
-    if (!(cond)) { \
-        failures++; \
-        fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-        fprintf(stderr, __VA_ARGS__); \
-        fputc('\n', stderr); \
-    } \
-} while (0)
+#include "tests/lib/check.h"
 
 /* ---- fixtures ---- */
 
@@ -492,10 +482,5 @@ int main(void)
     test_encode_refusals();
     test_hostile();
     test_msgid();
-    if (failures) {
-        fprintf(stderr, "spool_rec_test: %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("spool_rec_test: ok\n");
-    return 0;
+    CHECK_EXIT();
 }

@@ -1,9 +1,9 @@
 /*
  * egress_attempt_test - loaded-run validation, recipient selection, attempt result encoding
  *
- * Table-driven: selections over envelopes built with proto_env_encode; runs damaged byte by byte
- * must be refused, never crash; every encoded result must pass the reader's check, and each
- * damaged one must not.
+ * Table-driven: selections over envelopes built with proto_msg_head; runs damaged byte by byte
+ * must be refused, never crash; every encoded result must pass the spool's decoder
+ * (proto_dlv_attempt_decode), and each damaged one must not.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -12,18 +12,7 @@
 
 #include "common/proto_msg.h"
 #include "egress/egress_attempt.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                                              \
-    do {                                                                                                              \
-        if (!(cond)) {                                                                                                \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);                                  \
-            fprintf(stderr, __VA_ARGS__);                                                                             \
-            fprintf(stderr, "\n");                                                                                    \
-            failures++;                                                                                               \
-        }                                                                                                             \
-    } while (0)
+#include "tests/lib/check.h"
 
 /* build_run - proto_msg run of an envelope with the given recipients/states and a body */
 static unsigned char *build_run(const char *const *addrs, const uint8_t *states, uint32_t n, const char *routing,
@@ -36,15 +25,12 @@ static unsigned char *build_run(const char *const *addrs, const uint8_t *states,
     struct buf b = {0};
     for (uint32_t i = 0; i < n; i++)
         rc[i] = (struct proto_env_rcpt){addrs[i], states[i], 0};
-    if (proto_env_encode(&rec, &b) < 0)
+    if (proto_msg_head(&rec, strlen(body), &b) < 0)
         return NULL;
-    struct proto_msg_hdr h = {.magic = PROTO_MSG_MAGIC, .version = PROTO_MSG_VERSION, .env_len = (uint32_t)b.len,
-                              .msg_len = strlen(body)};
-    *len = sizeof(h) + b.len + strlen(body);
+    *len = b.len + strlen(body);
     unsigned char *run = malloc(*len);
-    memcpy(run, &h, sizeof(h));
-    memcpy(run + sizeof(h), b.data, b.len);
-    memcpy(run + sizeof(h) + b.len, body, strlen(body));
+    memcpy(run, b.data, b.len);
+    memcpy(run + b.len, body, strlen(body));
     buf_fini(&b);
     return run;
 }
@@ -166,6 +152,17 @@ static void test_enh(void)
     }
 }
 
+/* refused - the spool's decoder refuses the run */
+static bool refused(const void *run, size_t len)
+{
+    struct proto_attempt a;
+    const char *why = NULL;
+    int rc = proto_dlv_attempt_decode(run, len, &a, &why);
+    if (rc == 0)
+        proto_dlv_attempt_fini(&a);
+    return rc == -EBADMSG && why != NULL;
+}
+
 static void test_attempt(void)
 {
     struct egress_rcpt_res r[3] = {{.index = 0}, {.index = 4}, {.index = 7}};
@@ -183,7 +180,9 @@ static void test_attempt(void)
 
     CHECK(egress_attempt_encode(&a, buf, len + 1) == -EINVAL, "wrong length accepted");
     CHECK(egress_attempt_encode(&a, buf, len) == 0, "encode failed");
-    CHECK(egress_attempt_check(buf, len, &why) == 0, "own run refused: %s", why ? why : "");
+    struct proto_attempt dec;
+    CHECK(proto_dlv_attempt_decode(buf, len, &dec, &why) == 0, "own run refused: %s", why ? why : "");
+    proto_dlv_attempt_fini(&dec);
     struct proto_attempt_hdr h;
     memcpy(&h, buf, sizeof(h));
     CHECK(h.n_rcpt == 3 && h.len[PROTO_ATT_MX] == PROTO_DLV_STRING_MAX && h.len[PROTO_ATT_POOL] == 0 &&
@@ -195,22 +194,22 @@ static void test_attempt(void)
               pr.enh_subject == 1 && pr.enh_detail == 10 && pr.text_len == 7,
           "third recipient");
     CHECK(memmem(buf, len, "try  later", 10) != NULL, "CR LF not replaced");
-    CHECK(egress_attempt_check(buf, len - 1, &why) == -EBADMSG, "short run accepted");
+    CHECK(refused(buf, len - 1), "short run accepted");
     /* damage: a text length one longer, an outcome out of range, a NUL in a string */
     unsigned char *d = malloc(len);
     memcpy(d, buf, len);
     memcpy(&pr, d + sizeof(h), sizeof(pr));
     pr.text_len++;
     memcpy(d + sizeof(h), &pr, sizeof(pr));
-    CHECK(egress_attempt_check(d, len, &why) == -EBADMSG, "bad text_len accepted");
+    CHECK(refused(d, len), "bad text_len accepted");
     memcpy(d, buf, len);
     memcpy(&pr, d + sizeof(h), sizeof(pr));
     pr.outcome = 9;
     memcpy(d + sizeof(h), &pr, sizeof(pr));
-    CHECK(egress_attempt_check(d, len, &why) == -EBADMSG, "bad outcome accepted");
+    CHECK(refused(d, len), "bad outcome accepted");
     memcpy(d, buf, len);
     d[sizeof(h) + 3 * sizeof(pr) + 2] = '\0';
-    CHECK(egress_attempt_check(d, len, &why) == -EBADMSG, "NUL in peer accepted");
+    CHECK(refused(d, len), "NUL in peer accepted");
     free(d);
     /* undecided recipients are never encoded */
     r[1].outcome = 0;
@@ -226,10 +225,5 @@ int main(void)
     test_decode_hostile();
     test_enh();
     test_attempt();
-    if (failures) {
-        fprintf(stderr, "%d failures\n", failures);
-        return 1;
-    }
-    printf("egress_attempt_test: all passed\n");
-    return 0;
+    CHECK_EXIT();
 }

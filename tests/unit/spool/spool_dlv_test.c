@@ -2,9 +2,10 @@
  * spool_dlv_test - the spool's delivery rules: queue names, announce runs, attempt-run checks,
  * recipient state changes, fails, synthesised replies, DSN trigger
  *
- * Announce runs are built by spool_dlv_ann_append() and read back field by field here (not with the
- * module's own parser only), so a layout slip shows. Attempt runs are built by a local encoder and
- * then broken one way at a time; every broken run must be refused.
+ * Announce runs are built by spool_dlv_ann_append() and read back field by field here (and with the
+ * contract's decoder, proto_dlv_ann_decode, which the scheduler runs), so a layout slip shows.
+ * Attempt runs are built by a local encoder and then broken one way at a time; the contract's
+ * decoder (proto_dlv_attempt_decode, which the spool runs) must refuse every broken run.
  */
 #include "spool/spool_dlv.h"
 
@@ -14,19 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "dns/dns.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                                     \
-    do {                                                                                                     \
-        if (!(cond)) {                                                                                       \
-            failures++;                                                                                      \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                  \
-            fprintf(stderr, __VA_ARGS__);                                                                    \
-            fputc('\n', stderr);                                                                             \
-        }                                                                                                    \
-    } while (0)
+#include "tests/lib/check.h"
 
 static struct proto_env mkrec(struct proto_env_rcpt *r, uint32_t n, struct proto_env_meta *m, uint32_t nm)
 {
@@ -128,15 +117,25 @@ static void test_announce(void)
     struct proto_env rec = mkrec(r, 6, m, 1);
     struct msgid id = {0x1122, 0x3344};
     struct buf b = {0};
-    struct proto_ann_hdr h = {.magic = PROTO_ANN_MAGIC, .version = PROTO_DLV_VERSION};
+    struct proto_ann_hdr h;
+    struct proto_ann_batch ab;
+    uint32_t refused = 9;
+    const char *why = NULL;
 
-    buf_append(&b, &h, sizeof(h));
-    size_t n = spool_dlv_ann_append(&b, id, &rec);
-    CHECK(n == 1, "entries %zu", n);
-    h.count = (uint32_t)n;
-    memcpy(b.data, &h, sizeof(h));
+    proto_dlv_ann_begin(&b);
+    size_t n = spool_dlv_ann_append(&b, id, &rec, &refused);
+    CHECK(n == 1 && refused == 0, "entries %zu, refused %u", n, refused);
+    memcpy(&h, b.data, sizeof(h));
+    CHECK(h.magic == PROTO_ANN_MAGIC && h.version == PROTO_DLV_VERSION && h.count == 1, "header counts %u", h.count);
     CHECK(b.len % 8 == 0, "run length %zu not padded", b.len);
-    CHECK(spool_dlv_ann_check(b.data, b.len) == 1, "check refused a good run");
+    CHECK(proto_dlv_ann_decode(b.data, b.len, &ab, &why) == 0 && ab.count == 1, "decoder refused a good run: %s",
+          why ? why : "");
+    if (ab.count == 1)
+        CHECK(ab.entry[0].ann.n_dom == 2 && ab.entry[0].item[1].dom.rcpt_first == 2 &&
+                  strcmp(ab.entry[0].item[1].queue, "acme@one.example") == 0 &&
+                  strcmp(ab.entry[0].item[1].domain, "one.example") == 0,
+              "decoded entry");
+    proto_dlv_ann_fini(&ab);
 
     struct proto_ann a;
     struct proto_ann_dom d[4];
@@ -159,14 +158,26 @@ static void test_announce(void)
     }
     /* broken runs are refused by the reader */
     for (size_t cut = 1; cut < 8; cut++)
-        CHECK(spool_dlv_ann_check(b.data, b.len - cut) < 0, "short run by %zu accepted", cut);
+        CHECK(proto_dlv_ann_decode(b.data, b.len - cut, &ab, &why) < 0 && ab.count == 0, "short run by %zu accepted",
+              cut);
+    buf_fini(&b);
+
+    /* a queue name the scheduler would refuse (a space) leaves its group out, not the whole batch */
+    struct proto_env_meta sp_m[] = {{PROTO_ENV_META_QUEUE, "two words"}};
+    struct proto_env sp_rec = mkrec(r, 6, sp_m, 1);
+    proto_dlv_ann_begin(&b);
+    CHECK(spool_dlv_ann_append(&b, id, &sp_rec, &refused) == 0 && refused == 2, "unclean names: refused %u",
+          refused);
+    memcpy(&h, b.data, sizeof(h));
+    CHECK(h.count == 0 && b.len == sizeof(h), "unclean entry written");
     buf_fini(&b);
 
     /* nothing queued: no entry */
     for (int i = 0; i < 6; i++)
         r[i].state = PROTO_RCPT_DELIVERED;
     struct buf e = {0};
-    CHECK(spool_dlv_ann_append(&e, id, &rec) == 0 && e.len == 0, "entry for a finished message");
+    proto_dlv_ann_begin(&e);
+    CHECK(spool_dlv_ann_append(&e, id, &rec, NULL) == 0 && e.len == sizeof(h), "entry for a finished message");
     buf_fini(&e);
 
     /* more groups than the contract allows in one entry: several entries, every group once */
@@ -179,13 +190,15 @@ static void test_announce(void)
     }
     struct proto_env big = mkrec(many, nr, NULL, 0);
     struct buf bb = {0};
-    h.count = 0;
-    buf_append(&bb, &h, sizeof(h));
-    n = spool_dlv_ann_append(&bb, id, &big);
+    proto_dlv_ann_begin(&bb);
+    n = spool_dlv_ann_append(&bb, id, &big, NULL);
     CHECK(n == 2, "entries for %u domains: %zu", nr, n);
-    h.count = (uint32_t)n;
-    memcpy(bb.data, &h, sizeof(h));
-    CHECK(spool_dlv_ann_check(bb.data, bb.len) == 2, "big run refused");
+    CHECK(proto_dlv_ann_decode(bb.data, bb.len, &ab, &why) == 0 && ab.count == 2, "big run refused: %s",
+          why ? why : "");
+    if (ab.count == 2)
+        CHECK(ab.entry[0].ann.n_dom + ab.entry[1].ann.n_dom == nr, "groups %u + %u", ab.entry[0].ann.n_dom,
+              ab.entry[1].ann.n_dom);
+    proto_dlv_ann_fini(&ab);
     buf_fini(&bb);
     free(many);
     free(addr);
@@ -221,6 +234,15 @@ static void build_attempt(struct buf *b, const struct att_rcpt *r, uint16_t n, c
         buf_append(b, r[i].text, strlen(r[i].text));
 }
 
+/* att_refused - the decoder refuses the run and leaves its output empty */
+static bool att_refused(const void *run, size_t len, struct proto_attempt *a, const char **why)
+{
+    int rc = proto_dlv_attempt_decode(run, len, a, why);
+    if (rc == 0)
+        proto_dlv_attempt_fini(a);
+    return rc < 0 && a->_mem == NULL && *why != NULL;
+}
+
 static void test_attempt_check(void)
 {
     static const char *const s[5] = {"127.0.0.2:25", "site-a", "src1", "pool1", "mx.example"};
@@ -230,29 +252,29 @@ static void test_attempt_check(void)
         {1, PROTO_OUT_TRANSIENT, 451, "later"},
     };
     struct buf b = {0};
-    struct spool_dlv_attempt a;
+    struct proto_attempt a;
     const char *why = NULL;
 
     build_attempt(&b, good, 3, s);
-    CHECK(spool_dlv_attempt_check(b.data, b.len, &a, &why) == 0, "good run refused: %s", why ? why : "");
-    CHECK(a.hdr.n_rcpt == 3 && memcmp(a.str[PROTO_ATT_SITE], "site-a", 6) == 0, "strings");
-    struct proto_attempt_rcpt r;
-    const char *text;
-    spool_dlv_attempt_rcpt(&a, 1, &r, &text);
-    CHECK(r.index == 2 && r.code == 550 && r.text_len == 12 && memcmp(text, "no such user", 12) == 0, "rcpt 1");
-    spool_dlv_attempt_rcpt(&a, 2, &r, &text);
-    CHECK(memcmp(text, "later", 5) == 0, "rcpt 2 text");
+    CHECK(proto_dlv_attempt_decode(b.data, b.len, &a, &why) == 0, "good run refused: %s", why ? why : "");
+    CHECK(a.hdr.n_rcpt == 3 && strcmp(a.str[PROTO_ATT_SITE], "site-a") == 0, "strings");
+    if (a.hdr.n_rcpt == 3) {
+        struct proto_attempt_rcpt r = a.rcpt[1];
+        CHECK(r.index == 2 && r.code == 550 && r.text_len == 12 && strcmp(a.text[1], "no such user") == 0, "rcpt 1");
+        CHECK(strcmp(a.text[2], "later") == 0, "rcpt 2 text");
+    }
     CHECK(spool_dlv_attempt_indexes(&a, 3) == 0, "indexes < 3 refused");
     CHECK(spool_dlv_attempt_indexes(&a, 2) == -ERANGE, "index 2 of 2 accepted");
+    proto_dlv_attempt_fini(&a);
 
     /* one change at a time; each must be refused */
     size_t glen = b.len;
     uint8_t *copy = malloc(glen + 8);
     memcpy(copy, b.data, glen);
     copy[glen] = 'x';
-    CHECK(spool_dlv_attempt_check(copy, glen + 1, &a, &why) < 0, "trailing byte accepted");
-    CHECK(spool_dlv_attempt_check(copy, glen - 1, &a, &why) < 0, "short run accepted");
-    CHECK(spool_dlv_attempt_check(copy, 10, &a, &why) < 0, "header cut accepted");
+    CHECK(att_refused(copy, glen + 1, &a, &why), "trailing byte accepted");
+    CHECK(att_refused(copy, glen - 1, &a, &why), "short run accepted");
+    CHECK(att_refused(copy, 10, &a, &why), "header cut accepted");
     struct proto_attempt_hdr h;
     struct {
         const char *name;
@@ -274,17 +296,17 @@ static void test_attempt_check(void)
         memcpy(copy, b.data, glen);
         copy[flips[i].off] = flips[i].byte;
         why = NULL;
-        CHECK(spool_dlv_attempt_check(copy, glen, &a, &why) < 0, "%s accepted", flips[i].name);
+        CHECK(att_refused(copy, glen, &a, &why), "%s accepted", flips[i].name);
     }
     /* a text length that points past the run */
     memcpy(copy, b.data, glen);
     uint16_t big = 900;
     memcpy(copy + sizeof(h) + 12, &big, 2);
-    CHECK(spool_dlv_attempt_check(copy, glen, &a, &why) < 0, "text_len past the run accepted");
+    CHECK(att_refused(copy, glen, &a, &why), "text_len past the run accepted");
     memcpy(copy, b.data, glen);
     uint16_t zero = 0;
     memcpy(copy + 6, &zero, 2); /* n_rcpt */
-    CHECK(spool_dlv_attempt_check(copy, glen, &a, &why) < 0, "n_rcpt 0 accepted");
+    CHECK(att_refused(copy, glen, &a, &why), "n_rcpt 0 accepted");
     free(copy);
     buf_fini(&b);
 }
@@ -330,14 +352,14 @@ static void test_replies(void)
 {
     struct spool_dlv_reply r;
 
-    spool_dlv_dns_reply(DNS_NXDOMAIN, &r);
+    spool_dlv_dns_reply(PROTO_FAIL_REASON_NXDOMAIN, &r);
     CHECK(r.code == 550 && r.enh_class == 5 && r.enh_subject == 1 && r.enh_detail == 2, "nxdomain");
     CHECK(strstr(r.text, "does not exist") != NULL, "nxdomain text");
-    spool_dlv_dns_reply(DNS_NULL_MX, &r);
+    spool_dlv_dns_reply(PROTO_FAIL_REASON_NULL_MX, &r);
     CHECK(r.code == 556 && r.enh_class == 5 && r.enh_subject == 1 && r.enh_detail == 10, "null mx");
-    spool_dlv_dns_reply(DNS_NO_DATA, &r);
+    spool_dlv_dns_reply(PROTO_FAIL_REASON_NO_DATA, &r);
     CHECK(r.code >= 500 && r.enh_class == 5, "no data");
-    spool_dlv_dns_reply(DNS_BAD_NAME, &r);
+    spool_dlv_dns_reply(PROTO_FAIL_REASON_BAD_NAME, &r);
     CHECK(r.code >= 500 && r.enh_class == 5, "bad name");
     spool_dlv_dns_reply(999, &r);
     CHECK(r.code >= 500 && r.enh_class == 5 && r.text[0], "unknown reason");
@@ -362,10 +384,5 @@ int main(void)
     test_attempt_check();
     test_apply_and_fail();
     test_replies();
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("spool_dlv_test: all checks passed\n");
-    return 0;
+    CHECK_EXIT();
 }
