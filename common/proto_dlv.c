@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "base/mem.h"
+#include "common/proto_wire.h"
 
 /* ---- shared ---- */
 
@@ -32,22 +33,21 @@ static bool rd_get(struct rd *r, void *out, size_t n)
     return true;
 }
 
-/* a string area of the result: each string copied with a NUL after it */
-static const char *put_str(char **area, const uint8_t *s, size_t n)
-{
-    char *d = *area;
-    memcpy(d, s, n);
-    d[n] = '\0';
-    *area = d + n + 1;
-    return d;
-}
+/* decode_run - copy the run once, decode the copy with dec (NULL or why it refused), drop the copy */
+typedef const char *decode_fn(const uint8_t *p, size_t len, void *out);
 
-/* private_copy - the one read of a run in the arena */
-static uint8_t *private_copy(const void *run, size_t len)
+static int decode_run(const void *run, size_t len, decode_fn *dec, void *out, const char **why)
 {
-    uint8_t *c = xmalloc(len ? len : 1);
-    memcpy(c, run, len);
-    return c;
+    const char *w = "run shorter than its header";
+
+    if (run) {
+        uint8_t *copy = proto_wire_copy(run, len);
+        w = dec(copy, len, out);
+        free(copy);
+    }
+    if (why)
+        *why = w;
+    return w ? -EBADMSG : 0;
 }
 
 /* ---- announce batch ---- */
@@ -76,7 +76,8 @@ static bool ann_entry_ok(const struct proto_ann_entry *e)
         return false;
     for (uint16_t k = 0; k < e->ann.n_dom; k++) {
         const struct proto_ann_item *it = &e->item[k];
-        if (!proto_dlv_ann_name_ok(it->queue, it->dom.queue_len) || !proto_dlv_ann_name_ok(it->domain, it->dom.domain_len))
+        if (!proto_dlv_ann_name_ok(it->queue, it->dom.queue_len) ||
+            !proto_dlv_ann_name_ok(it->domain, it->dom.domain_len))
             return false;
     }
     return true;
@@ -120,7 +121,8 @@ static const char *ann_walk(struct rd *r, uint32_t count, size_t *items, size_t 
         struct proto_ann a;
         if (!rd_get(r, &a, sizeof(a)))
             return "truncated entry";
-        if (a.n_dom == 0 || a.n_dom > PROTO_ANN_MAX_DOMAINS || (r->len - r->off) / sizeof(struct proto_ann_dom) < a.n_dom)
+        if (a.n_dom == 0 || a.n_dom > PROTO_ANN_MAX_DOMAINS ||
+            (r->len - r->off) / sizeof(struct proto_ann_dom) < a.n_dom)
             return "bad domain count";
         struct proto_ann_item *it = f ? f->item : NULL;
         if (f) {
@@ -133,7 +135,8 @@ static const char *ann_walk(struct rd *r, uint32_t count, size_t *items, size_t 
             struct proto_ann_dom ad;
             memcpy(&ad, r->p + doms + (size_t)d * sizeof(ad), sizeof(ad));
             if (ad.queue_len == 0 || ad.queue_len > PROTO_DLV_STRING_MAX || ad.domain_len == 0 ||
-                ad.domain_len > PROTO_DLV_STRING_MAX || r->len - r->off < (size_t)ad.queue_len + ad.domain_len)
+                ad.domain_len > PROTO_DLV_STRING_MAX ||
+                r->len - r->off < (size_t)ad.queue_len + ad.domain_len)
                 return "bad string lengths";
             const uint8_t *qn = r->p + r->off, *dn = qn + ad.queue_len;
             r->off += (size_t)ad.queue_len + ad.domain_len;
@@ -143,8 +146,8 @@ static const char *ann_walk(struct rd *r, uint32_t count, size_t *items, size_t 
             *strs += (size_t)ad.queue_len + ad.domain_len + 2;
             if (f) {
                 it[d].dom = ad;
-                it[d].queue = put_str(&f->area, qn, ad.queue_len);
-                it[d].domain = put_str(&f->area, dn, ad.domain_len);
+                it[d].queue = proto_wire_str(&f->area, qn, ad.queue_len);
+                it[d].domain = proto_wire_str(&f->area, dn, ad.domain_len);
             }
         }
         *items += a.n_dom;
@@ -155,8 +158,9 @@ static const char *ann_walk(struct rd *r, uint32_t count, size_t *items, size_t 
     return r->off == r->len ? NULL : "length does not add up";
 }
 
-static const char *ann_private(const uint8_t *p, size_t len, struct proto_ann_batch *out)
+static const char *ann_private(const uint8_t *p, size_t len, void *res)
 {
+    struct proto_ann_batch *out = res;
     struct proto_ann_hdr h;
     struct rd r = {p, 0, len};
     size_t items = 0, strs = 0;
@@ -169,7 +173,8 @@ static const char *ann_private(const uint8_t *p, size_t len, struct proto_ann_ba
     if (w)
         return w;
     /* the walk bounded count, items and strings by the run's length: no overflow below */
-    size_t esz = (size_t)h.count * sizeof(struct proto_ann_entry), isz = items * sizeof(struct proto_ann_item);
+    size_t esz = (size_t)h.count * sizeof(struct proto_ann_entry);
+    size_t isz = items * sizeof(struct proto_ann_item);
     uint8_t *mem = xmalloc(esz + isz + strs + 1);
     struct ann_fill f = {(struct proto_ann_entry *)(void *)mem, (struct proto_ann_item *)(void *)(mem + esz),
                          (char *)mem + esz + isz};
@@ -184,17 +189,8 @@ static const char *ann_private(const uint8_t *p, size_t len, struct proto_ann_ba
 
 int proto_dlv_ann_decode(const void *run, size_t len, struct proto_ann_batch *out, const char **why)
 {
-    const char *w = "run shorter than its header";
-
     memset(out, 0, sizeof(*out));
-    if (run) {
-        uint8_t *copy = private_copy(run, len);
-        w = ann_private(copy, len, out);
-        free(copy);
-    }
-    if (why)
-        *why = w;
-    return w ? -EBADMSG : 0;
+    return decode_run(run, len, ann_private, out, why);
 }
 
 void proto_dlv_ann_fini(struct proto_ann_batch *b)
@@ -285,8 +281,9 @@ static bool line_ok(const uint8_t *s, size_t n)
     return true;
 }
 
-static const char *att_private(const uint8_t *p, size_t len, struct proto_attempt *out)
+static const char *att_private(const uint8_t *p, size_t len, void *res)
 {
+    struct proto_attempt *out = res;
     struct proto_attempt_hdr h;
     struct rd r = {p, 0, len};
 
@@ -325,11 +322,11 @@ static const char *att_private(const uint8_t *p, size_t len, struct proto_attemp
     }
     out->hdr = h;
     for (int i = 0; i < PROTO_ATT_STRINGS; i++) {
-        out->str[i] = put_str(&area, p + r.off, h.len[i]);
+        out->str[i] = proto_wire_str(&area, p + r.off, h.len[i]);
         r.off += h.len[i];
     }
     for (uint16_t i = 0; i < h.n_rcpt; i++) {
-        text[i] = put_str(&area, p + r.off, rcpt[i].text_len);
+        text[i] = proto_wire_str(&area, p + r.off, rcpt[i].text_len);
         r.off += rcpt[i].text_len;
     }
     out->rcpt = rcpt;
@@ -340,17 +337,8 @@ static const char *att_private(const uint8_t *p, size_t len, struct proto_attemp
 
 int proto_dlv_attempt_decode(const void *run, size_t len, struct proto_attempt *out, const char **why)
 {
-    const char *w = "run shorter than its header";
-
     memset(out, 0, sizeof(*out));
-    if (run) {
-        uint8_t *copy = private_copy(run, len);
-        w = att_private(copy, len, out);
-        free(copy);
-    }
-    if (why)
-        *why = w;
-    return w ? -EBADMSG : 0;
+    return decode_run(run, len, att_private, out, why);
 }
 
 void proto_dlv_attempt_fini(struct proto_attempt *a)

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base/mem.h"
+#include "common/proto_wire.h"
 
 #define REC_MAGIC0 'R'
 #define REC_MAGIC1 'M'
@@ -185,16 +186,6 @@ static bool rd_bytes(struct rd *r, size_t n, const uint8_t **s)
     return true;
 }
 
-/* copies n bytes plus a NUL into the string area; sizes were checked by the first pass */
-static const char *put_str(char **area, const uint8_t *s, size_t n)
-{
-    char *d = *area;
-    memcpy(d, s, n);
-    d[n] = '\0';
-    *area = d + n + 1;
-    return d;
-}
-
 /*
  * One pass over the body after the head. With fill == NULL it validates and counts; with
  * fill set it writes arrays and strings (the input was already accepted).
@@ -219,7 +210,7 @@ static const char *rec_walk(struct rd *r, uint32_t *rcpts, uint32_t *metas, size
         return "bad sender";
     strs += n + 1;
     if (fill)
-        fill->rec->sender = put_str(&fill->area, s, n);
+        fill->rec->sender = proto_wire_str(&fill->area, s, n);
 
     uint64_t count;
     if (!rd_le(r, 4, &count))
@@ -245,7 +236,7 @@ static const char *rec_walk(struct rd *r, uint32_t *rcpts, uint32_t *metas, size
             struct proto_env_rcpt *rc = &fill->rec->rcpts[i];
             rc->state = (uint8_t)state;
             rc->attempts = (uint32_t)attempts;
-            rc->addr = put_str(&fill->area, s, n);
+            rc->addr = proto_wire_str(&fill->area, s, n);
         }
     }
     *rcpts = (uint32_t)count;
@@ -269,8 +260,8 @@ static const char *rec_walk(struct rd *r, uint32_t *rcpts, uint32_t *metas, size
         strs += kn + 1 + v + 1;
         if (fill) {
             struct proto_env_meta *m = &fill->rec->meta[i];
-            m->key = put_str(&fill->area, k, kn);
-            m->value = put_str(&fill->area, s, v);
+            m->key = proto_wire_str(&fill->area, k, kn);
+            m->value = proto_wire_str(&fill->area, s, v);
         }
     }
     *metas = (uint32_t)mcount;
@@ -335,8 +326,7 @@ int proto_env_decode(const void *buf, size_t len, struct proto_env *out, const c
     memset(out, 0, sizeof(*out));
     if (buf != NULL && len >= 3) {
         /* the only read of the caller's bytes: everything after works on the copy */
-        uint8_t *copy = xmalloc(len);
-        memcpy(copy, buf, len);
+        uint8_t *copy = proto_wire_copy(buf, len);
         err = decode_private(copy, len, out, &rc);
         free(copy);
     }

@@ -129,7 +129,7 @@ int proto_msg_rej_decode(const void *run, size_t len, struct proto_rej *out, con
     if (run && len >= sizeof(struct proto_rej_hdr)) {
         /* one copy, with a byte per string for its terminator; nothing is read from the run again */
         char *mem = xmalloc(len + PROTO_REJ_STRINGS);
-        memcpy(mem, run, len);
+        memcpy(mem, run, len); /* not proto_wire_copy: the room for the terminators comes with it */
         w = rej_private(mem, len, out);
         if (w) {
             free(mem);

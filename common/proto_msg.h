@@ -17,9 +17,10 @@
  * Rejection run: struct proto_rej_hdr, then the strings in this order, each exactly len[i] bytes,
  * not NUL-terminated: peer address, EHLO name, command, sender, recipient, reply line.
  * proto_msg_rej_encode() cuts each string to PROTO_REJ_STRING_MAX and takes the code from the
- * reply's first three characters (the ingress's own replies: "550 ..."). proto_msg_rej_decode() copies the run out once, checks magic,
- * version, that the lengths add up to the run's length and that no string holds a NUL, and gives
- * the strings NUL-terminated (one allocation, freed by proto_msg_rej_fini()).
+ * reply's first three characters (the ingress's own replies: "550 ...").
+ * proto_msg_rej_decode() copies the run out once, checks magic, version, that the lengths add up
+ * to the run's length and that no string holds a NUL, and gives the strings NUL-terminated (one
+ * allocation, freed by proto_msg_rej_fini()).
  */
 #ifndef RINGMAIL_PROTO_MSG_H
 #define RINGMAIL_PROTO_MSG_H

@@ -15,7 +15,8 @@
 #include "common/proto_msg.h"
 
 /* log_send - a Rejection record through the arena to the spool (best effort: counted when dropped) */
-static void log_send(struct role_rt *rt, const char *const str[PROTO_REJ_STRINGS], const size_t lens[PROTO_REJ_STRINGS])
+static void log_send(struct role_rt *rt, const char *const str[PROTO_REJ_STRINGS],
+                     const size_t lens[PROTO_REJ_STRINGS])
 {
     struct buf run = {0};
     uint64_t off;

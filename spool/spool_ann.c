@@ -57,8 +57,8 @@ bool spool_ann_add(struct spool *sp, struct msgid id, const struct proto_env *re
     if (refused) {
         char idtext[MSGID_TEXT_SIZE];
         msgid_format(id, idtext);
-        log_warn("message %s: %u recipient domain(s) not announced: queue name or domain empty or with a space "
-                 "or control character",
+        log_warn("message %s: %u recipient domain(s) not announced: queue name or domain empty or with "
+                 "a space or control character",
                  idtext, refused);
     }
     return true;

@@ -143,7 +143,8 @@ static size_t ann_entry(struct buf *b, struct msgid id, const struct proto_env *
             (*refused)++;
             continue;
         }
-        it[m] = (struct proto_ann_item){.dom = {.rcpt_first = firsts[k], .pending = spool_dlv_group(rec, firsts[k], &att),
+        uint32_t pending = spool_dlv_group(rec, firsts[k], &att);
+        it[m] = (struct proto_ann_item){.dom = {.rcpt_first = firsts[k], .pending = pending,
                                                 .queue_len = (uint16_t)ql, .domain_len = (uint16_t)dl},
                                         .queue = q[2 * k], .domain = q[2 * k + 1]};
         if (att > e.ann.attempts)

@@ -6,8 +6,8 @@
  * answers MSG_SPOOL_MESSAGE_STORED to each requester. Requests that arrive while that fsync runs
  * wait in the rings and form the next batch: group commit without a timer.
  * The arena run is validated (bounds, then proto_msg_decode: header, exact length, strict envelope
- * decode) before anything is stored; a bad request is answered with an error status, never stored, and counted. The run is
- * freed as soon as RocksDB has copied it into the batch, with the write-ahead of its Reception
+ * decode) before anything is stored; a bad request is answered with an error status, never
+ * stored, and counted. The run is freed as soon as RocksDB has copied it into the batch, with the write-ahead of its Reception
  * records (spool_wal.c). The same batch carries the envelope updates of attempt results and fails
  * (spool_upd.c); after the acks the new messages are announced in batches (spool_ann.c).
  */
@@ -199,7 +199,8 @@ void spool_store_rejection(struct spool *sp, unsigned from, const struct proto_r
     ev.timestamp = rj.timestamp;
     ev.response.code = rj.code;
     ev.response.command = str[PROTO_REJ_COMMAND][0] ? str[PROTO_REJ_COMMAND] : NULL;
-    ev.response.content = strlen(str[PROTO_REJ_REPLY]) > 4 ? parse_enhanced(str[PROTO_REJ_REPLY] + 4, &ev.response) : "";
+    const char *reply = str[PROTO_REJ_REPLY];
+    ev.response.content = strlen(reply) > 4 ? parse_enhanced(reply + 4, &ev.response) : "";
     if (spool_log_rejection(sp->log, &ev) < 0)
         proto_node_counter_add(rt->self, PROTO_NODE_CTR_LOG_DROPPED, 1);
     proto_msg_rej_fini(&rj);

@@ -64,7 +64,8 @@ static void fuzz_env(const uint8_t *data, size_t size)
     }
     CHECK(rec.meta_count <= PROTO_ENV_META_MAX);
     for (uint32_t i = 0; i < rec.meta_count; i++)
-        CHECK(strlen(rec.meta[i].key) <= PROTO_ENV_KEY_MAX && strlen(rec.meta[i].value) <= PROTO_ENV_VALUE_MAX);
+        CHECK(strlen(rec.meta[i].key) <= PROTO_ENV_KEY_MAX &&
+              strlen(rec.meta[i].value) <= PROTO_ENV_VALUE_MAX);
 
     /* the encoding is canonical: what decodes re-encodes to the very same bytes */
     struct buf a = {0};
@@ -160,7 +161,8 @@ static void fuzz_ann(const uint8_t *data, size_t size)
         CHECK(memcmp(&x->ann, &y->ann, sizeof(x->ann)) == 0);
         for (uint16_t k = 0; k < x->ann.n_dom; k++) {
             CHECK(memcmp(&x->item[k].dom, &y->item[k].dom, sizeof(x->item[k].dom)) == 0);
-            CHECK(strcmp(x->item[k].queue, y->item[k].queue) == 0 && strcmp(x->item[k].domain, y->item[k].domain) == 0);
+            CHECK(strcmp(x->item[k].queue, y->item[k].queue) == 0);
+            CHECK(strcmp(x->item[k].domain, y->item[k].domain) == 0);
         }
     }
     proto_dlv_ann_fini(&again);
