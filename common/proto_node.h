@@ -17,7 +17,7 @@
  *
  * The status page: one writer (the scheduler) publishes a JSON document of its queues and paths
  * (schema: docs/admin-api.md, codec: common/proto_status.h); any process reads a consistent copy
- * (shm_status_publish/shm_status_read). A sequence lock: seq is odd while the writer copies.
+ * (shm_segment_status_publish/shm_segment_status_read). A sequence lock: seq is odd while the writer copies.
  *
  * The layout is shared memory between processes of one build: shm/shm_segment.h versions it
  * (SHM_LAYOUT_VERSION); the asserts below pin the sizes it was versioned with.

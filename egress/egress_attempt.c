@@ -12,7 +12,7 @@
 #include "base/mem.h"
 #include "common/proto_msg.h"
 
-int egress_msg_decode(const void *run, size_t len, struct egress_msg *out, const char **why)
+int egress_attempt_msg_decode(const void *run, size_t len, struct egress_msg *out, const char **why)
 {
     struct proto_msg_run m;
 
@@ -26,19 +26,19 @@ int egress_msg_decode(const void *run, size_t len, struct egress_msg *out, const
     return 0;
 }
 
-void egress_msg_fini(struct egress_msg *m)
+void egress_attempt_msg_fini(struct egress_msg *m)
 {
     proto_env_fini(&m->env);
     memset(m, 0, sizeof(*m));
 }
 
-const char *egress_addr_domain(const char *addr)
+const char *egress_attempt_addr_domain(const char *addr)
 {
     const char *at = strrchr(addr, '@');
     return at ? at + 1 : "";
 }
 
-int egress_rcpt_select(const struct proto_env *env, uint32_t rcpt_first, uint32_t **idx, char **domain)
+int egress_attempt_rcpt_select(const struct proto_env *env, uint32_t rcpt_first, uint32_t **idx, char **domain)
 {
     const char *rd = proto_env_meta_get(env, PROTO_ENV_META_ROUTING_DOMAIN);
     const char *dom;
@@ -48,7 +48,7 @@ int egress_rcpt_select(const struct proto_env *env, uint32_t rcpt_first, uint32_
     *domain = NULL;
     if (rcpt_first >= env->rcpt_count)
         return -EINVAL;
-    dom = (rd && rd[0]) ? rd : egress_addr_domain(env->rcpts[rcpt_first].addr);
+    dom = (rd && rd[0]) ? rd : egress_attempt_addr_domain(env->rcpts[rcpt_first].addr);
     *domain = xstrdup(dom);
     for (char *c = *domain; *c; c++)
         if (*c >= 'A' && *c <= 'Z')
@@ -60,14 +60,14 @@ int egress_rcpt_select(const struct proto_env *env, uint32_t rcpt_first, uint32_
         const struct proto_env_rcpt *r = &env->rcpts[i];
         if (r->state != PROTO_RCPT_QUEUED)
             continue;
-        if (!(rd && rd[0]) && strcasecmp(egress_addr_domain(r->addr), dom) != 0)
+        if (!(rd && rd[0]) && strcasecmp(egress_attempt_addr_domain(r->addr), dom) != 0)
             continue;
         (*idx)[n++] = i;
     }
     return (int)n;
 }
 
-void egress_rcpt_set(struct egress_rcpt_res *r, uint8_t outcome, uint8_t command, int code, const char *enhanced,
+void egress_attempt_rcpt_set(struct egress_rcpt_res *r, uint8_t outcome, uint8_t command, int code, const char *enhanced,
                      const char *text)
 {
     r->outcome = outcome;
@@ -90,7 +90,7 @@ static bool parse_num(const char **s, unsigned max, unsigned *out)
     return digits > 0;
 }
 
-bool egress_enh_parse(const char *s, uint8_t *cls, uint16_t *subject, uint16_t *detail)
+bool egress_attempt_enh_parse(const char *s, uint8_t *cls, uint16_t *subject, uint16_t *detail)
 {
     unsigned c, sub, det;
 
@@ -127,7 +127,7 @@ static void to_proto(const struct egress_attempt *a, struct proto_attempt *p)
         const struct egress_rcpt_res *r = &a->rcpt[i];
         p->rcpt[i] = (struct proto_attempt_rcpt){.index = r->index, .outcome = r->outcome, .code = r->code,
                                                  .text_len = str_len(r->text), .command = r->command};
-        egress_enh_parse(r->enhanced, &p->rcpt[i].enh_class, &p->rcpt[i].enh_subject, &p->rcpt[i].enh_detail);
+        egress_attempt_enh_parse(r->enhanced, &p->rcpt[i].enh_class, &p->rcpt[i].enh_subject, &p->rcpt[i].enh_detail);
         p->text[i] = r->text;
     }
 }

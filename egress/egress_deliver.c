@@ -115,14 +115,14 @@ void egress_deliver_loaded(struct egress *eg, unsigned from, const struct proto_
     }
     j->have_run = true;
     j->run_off = ld->arena_off;
-    if (egress_msg_decode(run, ld->len, &j->msg, &why) < 0) {
+    if (egress_attempt_msg_decode(run, ld->len, &j->msg, &why) < 0) {
         log_error("loaded message refused: %s", why);
         j->done_flags |= PROTO_DONE_F_LOCAL_ERROR;
         egress_job_finish(j);
         return;
     }
     j->have_msg = true;
-    int n = egress_rcpt_select(&j->msg.env, j->d.rcpt_first, &j->idx, &j->domain);
+    int n = egress_attempt_rcpt_select(&j->msg.env, j->d.rcpt_first, &j->idx, &j->domain);
     if (n <= 0) {
         if (n < 0)
             log_warn("DELIVER names recipient %u of a message with %u", j->d.rcpt_first, j->msg.env.rcpt_count);

@@ -21,7 +21,7 @@ static uint32_t instance_gen(struct egress *eg, int inst)
 
 void egress_job_free_now(struct egress_job *j)
 {
-    egress_msg_fini(&j->msg);
+    egress_attempt_msg_fini(&j->msg);
     for (size_t i = 0; i < j->n_targets; i++) {
         free(j->targets[i].host);
         free(j->targets[i].addr);
@@ -41,7 +41,7 @@ void egress_job_free_now(struct egress_job *j)
 static void release_run(struct egress_job *j)
 {
     if (j->have_msg) {
-        egress_msg_fini(&j->msg);
+        egress_attempt_msg_fini(&j->msg);
         j->have_msg = false;
     }
     if (j->have_run) {
@@ -124,7 +124,7 @@ void egress_job_set_all(struct egress_job *j, uint8_t outcome, uint8_t cmd, int 
 {
     for (size_t i = 0; i < j->n; i++)
         if (!j->res[i].outcome)
-            egress_rcpt_set(&j->res[i], outcome, cmd, code, enh, text);
+            egress_attempt_rcpt_set(&j->res[i], outcome, cmd, code, enh, text);
 }
 
 void egress_job_last_error(struct egress_job *j, int code, const char *enh, const char *text)
@@ -185,11 +185,11 @@ void egress_job_on_rcpt(struct egress_job *j, const struct egress_smtp_event *ev
         r->code = (uint16_t)ev->code;
         break;
     case EGRESS_SMTP_PERMFAIL:
-        egress_rcpt_set(r, PROTO_OUT_BOUNCE, PROTO_CMD_RCPT, ev->code, ev->enhanced, ev->text);
+        egress_attempt_rcpt_set(r, PROTO_OUT_BOUNCE, PROTO_CMD_RCPT, ev->code, ev->enhanced, ev->text);
         j->txn_progress = true;
         break;
     default:
-        egress_rcpt_set(r, PROTO_OUT_TRANSIENT, PROTO_CMD_RCPT, ev->code, ev->enhanced, ev->text);
+        egress_attempt_rcpt_set(r, PROTO_OUT_TRANSIENT, PROTO_CMD_RCPT, ev->code, ev->enhanced, ev->text);
         j->txn_progress = true;
         break;
     }
@@ -206,7 +206,7 @@ void egress_job_on_message_done(struct egress_job *j, const struct egress_smtp_e
             uint8_t out = ev->result == EGRESS_SMTP_OK         ? PROTO_OUT_DELIVERED
                           : ev->result == EGRESS_SMTP_PERMFAIL ? PROTO_OUT_BOUNCE
                                                                : PROTO_OUT_TRANSIENT;
-            egress_rcpt_set(r, out, PROTO_CMD_DATA, ev->code, ev->enhanced, ev->text);
+            egress_attempt_rcpt_set(r, out, PROTO_CMD_DATA, ev->code, ev->enhanced, ev->text);
         } else if (r->outcome && ev->at_mail && r->code == ev->code && strcmp(r->text, ev->text) == 0) {
             /* the transaction failed at MAIL: every recipient carries MAIL's reply (a 421 to a RCPT
              * carries the same reply to every recipient too, yet it is not MAIL's) */
@@ -221,7 +221,7 @@ void egress_job_on_message_done(struct egress_job *j, const struct egress_smtp_e
     }
     for (size_t i = 0; i < j->n; i++)
         if (!j->res[i].outcome)
-            egress_rcpt_set(&j->res[i], PROTO_OUT_TRANSIENT, PROTO_CMD_RCPT, j->res[i].code, j->res[i].enhanced,
+            egress_attempt_rcpt_set(&j->res[i], PROTO_OUT_TRANSIENT, PROTO_CMD_RCPT, j->res[i].code, j->res[i].enhanced,
                             j->res[i].text[0] ? j->res[i].text : "not attempted");
     egress_job_finish(j);
 }

@@ -137,7 +137,7 @@ void sched_status_publish(struct scheduler *sc)
         char *s = build(sc, q, p);
         if (!s)
             return;
-        int rc = shm_status_publish(&sc->rt->seg, s, strlen(s));
+        int rc = shm_segment_status_publish(&sc->rt->seg, s, strlen(s));
         free(s);
         if (rc == 0)
             return;

@@ -49,7 +49,7 @@
 #define THP_2M_KNOB "/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/shmem_enabled"
 #define HUGETLB_2M_DIR "/sys/kernel/mm/hugepages/hugepages-2048kB/"
 
-const char *shm_page_source_name(enum shm_page_source s)
+const char *shm_pages_source_name(enum shm_page_source s)
 {
     switch (s) {
     case SHM_PAGES_HUGETLB:

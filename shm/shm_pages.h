@@ -42,7 +42,7 @@ struct shm_pages {
 int shm_pages_alloc(size_t size, enum shm_huge_mode mode, struct shm_pages *out, char **err);
 int shm_pages_map(int fd, struct shm_pages *out, char **err);
 void shm_pages_unmap(struct shm_pages *p);
-const char *shm_page_source_name(enum shm_page_source s);
+const char *shm_pages_source_name(enum shm_page_source s);
 /* shm_pages_meminfo - the number of field `name` in /proc/meminfo ("HugePages_Free", "Hugepagesize": kB), or -1 */
 long shm_pages_meminfo(const char *name);
 /* shm_pages_hugepages_free - HugePages_Free from /proc/meminfo, or -1 */

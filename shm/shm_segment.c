@@ -65,7 +65,7 @@ static void bind_pointers(struct shm_segment *seg)
     seg->status = (struct proto_node_status *)(base + seg->hdr->off_status);
 }
 
-int shm_status_publish(struct shm_segment *seg, const char *json, size_t len)
+int shm_segment_status_publish(struct shm_segment *seg, const char *json, size_t len)
 {
     struct proto_node_status *st = seg->status;
     if (len > PROTO_NODE_STATUS_BYTES - sizeof(*st) - 1)
@@ -81,7 +81,7 @@ int shm_status_publish(struct shm_segment *seg, const char *json, size_t len)
     return 0;
 }
 
-char *shm_status_read(struct shm_segment *seg, size_t *len, uint64_t *updated_ns)
+char *shm_segment_status_read(struct shm_segment *seg, size_t *len, uint64_t *updated_ns)
 {
     struct proto_node_status *st = seg->status;
     char *buf = NULL;

@@ -92,10 +92,10 @@ static inline struct shm_bell *shm_segment_bell(struct proto_node_instance *in)
 _Static_assert(sizeof(struct shm_bell) == PROTO_NODE_BELL_BYTES, "the doorbell must fill its slot space");
 _Static_assert(_Alignof(struct shm_bell) <= _Alignof(struct proto_node_instance), "doorbell alignment");
 
-/* shm_status_publish - replace the status document (single writer); -E2BIG when it does not fit */
-int shm_status_publish(struct shm_segment *seg, const char *json, size_t len);
-/* shm_status_read - a consistent copy of the document (heap, NUL-terminated), or NULL when none
+/* shm_segment_status_publish - replace the status document (single writer); -E2BIG when it does not fit */
+int shm_segment_status_publish(struct shm_segment *seg, const char *json, size_t len);
+/* shm_segment_status_read - a consistent copy of the document (heap, NUL-terminated), or NULL when none
  * was published or the writer kept it busy */
-char *shm_status_read(struct shm_segment *seg, size_t *len, uint64_t *updated_ns);
+char *shm_segment_status_read(struct shm_segment *seg, size_t *len, uint64_t *updated_ns);
 
 #endif

@@ -152,7 +152,7 @@ static char *status_doc(struct supervisor *s)
         .data_dir = s->cfg.data_dir,
         .shm = {.bytes = s->seg.pages.size,
                 .page_source = page_source_key(s->seg.pages.source),
-                .page_source_name = shm_page_source_name(s->seg.pages.source),
+                .page_source_name = shm_pages_source_name(s->seg.pages.source),
                 .rings = s->seg.hdr->n_rings,
                 .ring_slots = s->seg.hdr->ring_slots,
                 .arena = {SHM_ARENA_BLOCK, as.blocks_total, as.blocks_used, as.runs}},
@@ -248,7 +248,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (get && strcmp(url, "/api/v1/queues") == 0) {
         size_t n = 0;
         uint64_t at = 0;
-        char *doc = shm_status_read(&s->seg, &n, &at);
+        char *doc = shm_segment_status_read(&s->seg, &n, &at);
         if (!doc)
             return respond_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "the scheduler has not published its queues yet");
         struct proto_status_queues q;

@@ -364,7 +364,7 @@ int main(int argc, char **argv)
     if (shm_segment_create(&s->seg, &sp, &err) < 0)
         fatal("shared memory: %s", err);
     log_info("shared memory: %llu MiB on %s pages (%u instances, %u rings of %u slots, arena %llu MiB)%s",
-             (unsigned long long)(s->seg.pages.size >> 20), shm_page_source_name(s->seg.pages.source),
+             (unsigned long long)(s->seg.pages.size >> 20), shm_pages_source_name(s->seg.pages.source),
              s->seg.hdr->n_instances, s->seg.hdr->n_rings, s->seg.hdr->ring_slots,
              (unsigned long long)(s->cfg.arena_bytes >> 20),
              s->seg.pages.source == SHM_PAGES_SMALL ? "; `ringctl doctor` explains how to reserve hugepages" : "");

@@ -71,12 +71,12 @@ static void test_select(void)
         CHECK(run != NULL, "%s: envelope did not encode", t->name);
         if (!run)
             continue;
-        CHECK(egress_msg_decode(run, len, &m, &why) == 0, "%s: decode: %s", t->name, why ? why : "");
+        CHECK(egress_attempt_msg_decode(run, len, &m, &why) == 0, "%s: decode: %s", t->name, why ? why : "");
         CHECK(m.body_len == strlen("Subject: x\r\n\r\nhi\r\n") && memcmp(m.body, "Subject", 7) == 0, "%s: body",
               t->name);
         uint32_t *idx;
         char *dom;
-        int n = egress_rcpt_select(&m.env, t->first, &idx, &dom);
+        int n = egress_attempt_rcpt_select(&m.env, t->first, &idx, &dom);
         CHECK(n == t->want, "%s: %d selected, want %d", t->name, n, t->want);
         for (int i = 0; i < n && n == t->want; i++)
             CHECK(idx[i] == t->want_idx[i], "%s: [%d] = %u, want %u", t->name, i, idx[i], t->want_idx[i]);
@@ -84,7 +84,7 @@ static void test_select(void)
             CHECK(dom && strcmp(dom, t->want_domain) == 0, "%s: domain %s", t->name, dom ? dom : "(null)");
         free(idx);
         free(dom);
-        egress_msg_fini(&m);
+        egress_attempt_msg_fini(&m);
         free(run);
     }
 }
@@ -101,7 +101,7 @@ static void test_decode_hostile(void)
 
     /* every truncation and every longer claim is refused */
     for (size_t l = 0; l < len; l++)
-        CHECK(egress_msg_decode(run, l, &m, &why) == -EBADMSG || l >= len, "truncated to %zu accepted", l);
+        CHECK(egress_attempt_msg_decode(run, l, &m, &why) == -EBADMSG || l >= len, "truncated to %zu accepted", l);
     /* flipping any byte of header or envelope: refused (CRC, lengths, magic) or still consistent */
     int tried = 0;
     for (size_t i = 0; i < len - 6; i++) {
@@ -112,10 +112,10 @@ static void test_decode_hostile(void)
         unsigned char *d = malloc(len);
         memcpy(d, run, len);
         d[i] ^= 0x41;
-        if (egress_msg_decode(d, len, &m, &why) < 0)
+        if (egress_attempt_msg_decode(d, len, &m, &why) < 0)
             refused++;
         else
-            egress_msg_fini(&m);
+            egress_attempt_msg_fini(&m);
         free(d);
     }
     CHECK(refused == tried, "%d of %d damaged header/envelope bytes accepted", tried - refused, tried);
@@ -124,8 +124,8 @@ static void test_decode_hostile(void)
     memcpy(&h, run, sizeof(h));
     h.msg_len = UINT64_MAX - 10;
     memcpy(run, &h, sizeof(h));
-    CHECK(egress_msg_decode(run, len, &m, &why) == -EBADMSG, "wrapping msg_len accepted");
-    CHECK(egress_msg_decode(NULL, 0, &m, &why) == -EBADMSG, "NULL accepted");
+    CHECK(egress_attempt_msg_decode(run, len, &m, &why) == -EBADMSG, "wrapping msg_len accepted");
+    CHECK(egress_attempt_msg_decode(NULL, 0, &m, &why) == -EBADMSG, "NULL accepted");
     free(run);
 }
 
@@ -147,7 +147,7 @@ static void test_enh(void)
         const struct enh_case *t = &enh_cases[i];
         uint8_t c;
         uint16_t s, d;
-        bool ok = egress_enh_parse(t->in, &c, &s, &d);
+        bool ok = egress_attempt_enh_parse(t->in, &c, &s, &d);
         CHECK(ok == t->ok && c == t->c && s == t->s && d == t->d, "enh \"%s\": %d %u.%u.%u", t->in, ok, c, s, d);
     }
 }
@@ -169,9 +169,9 @@ static void test_attempt(void)
     char longtext[2000];
     memset(longtext, 'x', sizeof(longtext) - 1);
     longtext[sizeof(longtext) - 1] = '\0';
-    egress_rcpt_set(&r[0], PROTO_OUT_DELIVERED, PROTO_CMD_DATA, 250, "2.0.0", "ok queued as 1");
-    egress_rcpt_set(&r[1], PROTO_OUT_TRANSIENT, PROTO_CMD_RCPT, 451, "4.4.3", "try\r\nlater");
-    egress_rcpt_set(&r[2], PROTO_OUT_BOUNCE, PROTO_CMD_CONNECT, 556, "5.1.10", "null MX");
+    egress_attempt_rcpt_set(&r[0], PROTO_OUT_DELIVERED, PROTO_CMD_DATA, 250, "2.0.0", "ok queued as 1");
+    egress_attempt_rcpt_set(&r[1], PROTO_OUT_TRANSIENT, PROTO_CMD_RCPT, 451, "4.4.3", "try\r\nlater");
+    egress_attempt_rcpt_set(&r[2], PROTO_OUT_BOUNCE, PROTO_CMD_CONNECT, 556, "5.1.10", "null MX");
     struct egress_attempt a = {.msg_id_hi = 1, .msg_id_lo = 2, .timestamp_ms = 3, .rcpt_first = 4,
                                .str = {"127.0.0.2:25", "mx.a.test", "default", "", longtext}, .n_rcpt = 3, .rcpt = r};
     size_t len = egress_attempt_size(&a);

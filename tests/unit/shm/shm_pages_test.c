@@ -162,7 +162,7 @@ static void test_off_is_small(void)
     free(err);
     if (rc != 0)
         return;
-    CHECK(p.source == SHM_PAGES_SMALL, "OFF gave source %s", shm_page_source_name(p.source));
+    CHECK(p.source == SHM_PAGES_SMALL, "OFF gave source %s", shm_pages_source_name(p.source));
     CHECK(p.size == MIB + 4096, "size %zu, expected %zu", p.size, MIB + 4096);
     int fl = fcntl(p.fd, F_GETFD);
     CHECK(fl >= 0 && !(fl & FD_CLOEXEC), "fd is close-on-exec (flags %d)", fl);
@@ -216,8 +216,8 @@ static void test_auto_without_hugetlb(void)
         return;
     if (hfree == 0) {
         enum shm_page_source want = thp_expected() ? SHM_PAGES_THP : SHM_PAGES_SMALL;
-        CHECK(p.source == want, "AUTO gave %s, host allows %s", shm_page_source_name(p.source),
-              shm_page_source_name(want));
+        CHECK(p.source == want, "AUTO gave %s, host allows %s", shm_pages_source_name(p.source),
+              shm_pages_source_name(want));
         if (want == SHM_PAGES_THP)
             CHECK(p.size == 4 * MIB, "THP size %zu not rounded to 2 MiB", p.size);
     }
@@ -318,7 +318,7 @@ static void test_thp(void)
         long before = meminfo_kb("ShmemHugePages");
         int rc = shm_pages_alloc(4 * MIB, SHM_HUGE_AUTO, &p, &err);
         CHECK(rc == 0 && p.source == SHM_PAGES_THP, "THP advise: rc %d source %s %s", rc,
-              rc == 0 ? shm_page_source_name(p.source) : "-", err ? err : "");
+              rc == 0 ? shm_pages_source_name(p.source) : "-", err ? err : "");
         free(err);
         if (rc == 0) {
             long after = meminfo_kb("ShmemHugePages");
@@ -387,7 +387,7 @@ static void test_hugetlb(void)
             continue;
         long after = shm_pages_hugepages_free();
         CHECK(p.source == SHM_PAGES_HUGETLB, "mode %d gave %s", (int)modes[i],
-              shm_page_source_name(p.source));
+              shm_pages_source_name(p.source));
         CHECK(p.size == 8 * MIB, "hugetlb size %zu, expected %zu", p.size, 8 * MIB);
         CHECK(before - after >= need, "HugePages_Free %ld -> %ld, expected a drop of %ld", before, after,
               need);
@@ -417,7 +417,7 @@ static void test_hugetlb(void)
 
         rc = shm_pages_alloc(want, SHM_HUGE_AUTO, &p, &err);
         CHECK(rc == 0 && p.source != SHM_PAGES_HUGETLB, "AUTO under shortage: rc %d source %s %s", rc,
-              rc == 0 ? shm_page_source_name(p.source) : "-", err ? err : "");
+              rc == 0 ? shm_pages_source_name(p.source) : "-", err ? err : "");
         free(err);
         err = NULL;
         if (rc == 0)
