@@ -5,6 +5,10 @@
  * The first input byte selects the decoder, the rest is the payload:
  *   0 envelope (proto_env_decode)   1 message run (proto_msg_decode)   2 Rejection run
  *   3 announce batch                4 attempt result
+ *   5 status page (queues, page form)   6 /api/v1/queues (served form)   7 /api/v1/status   8 a reply
+ * The admin JSON documents (proto_status) cross from the scheduler to the supervisor through the status
+ * page and from the supervisor to ringctl over HTTP: their decoders get the same treatment, and their
+ * encoding is canonical, so encode -> decode -> encode gives the same text.
  * Whatever does not decode must say why and leave its output empty. Whatever decodes must satisfy
  * the contract's invariants and survive a round trip through the contract's one encoder:
  * decode -> encode -> decode gives the same thing (and, where the encoding is canonical, the
@@ -16,6 +20,7 @@
 #include "common/proto_dlv.h"
 #include "common/proto_env.h"
 #include "common/proto_msg.h"
+#include "common/proto_status.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -201,6 +206,56 @@ static void fuzz_attempt(const uint8_t *data, size_t size)
     free(run);
 }
 
+/* fuzz_status - decode; a decoded document encodes, decodes again and encodes to the same text */
+#define FUZZ_STATUS(name, type, dec, enc, fini)                                                             \
+    static void name(const uint8_t *data, size_t size)                                                       \
+    {                                                                                                        \
+        type a, b;                                                                                           \
+        char *err = NULL;                                                                                    \
+        memset(&a, 0, sizeof(a));                                                                            \
+        memset(&b, 0, sizeof(b));                                                                            \
+        if (dec((const char *)data, size, &a, &err) != 0) {                                                  \
+            CHECK(err && *err);                                                                              \
+            free(err);                                                                                       \
+            return;                                                                                          \
+        }                                                                                                    \
+        char *t1 = enc(&a);                                                                                  \
+        CHECK(t1 != NULL);                                                                                   \
+        CHECK(dec(t1, strlen(t1), &b, &err) == 0);                                                           \
+        char *t2 = enc(&b);                                                                                  \
+        CHECK(t2 != NULL && strcmp(t1, t2) == 0);                                                            \
+        free(t1);                                                                                            \
+        free(t2);                                                                                            \
+        fini(&a);                                                                                            \
+        fini(&b);                                                                                            \
+    }
+
+static int queues_page_decode(const char *t, size_t n, struct proto_status_queues *q, char **err)
+{
+    return proto_status_queues_decode(t, n, false, q, err);
+}
+static char *queues_page_encode(const struct proto_status_queues *q)
+{
+    return proto_status_queues_encode(q, false);
+}
+static int queues_served_decode(const char *t, size_t n, struct proto_status_queues *q, char **err)
+{
+    return proto_status_queues_decode(t, n, true, q, err);
+}
+static char *queues_served_encode(const struct proto_status_queues *q)
+{
+    return proto_status_queues_encode(q, true);
+}
+
+FUZZ_STATUS(fuzz_queues_page, struct proto_status_queues, queues_page_decode, queues_page_encode,
+            proto_status_queues_fini)
+FUZZ_STATUS(fuzz_queues_served, struct proto_status_queues, queues_served_decode, queues_served_encode,
+            proto_status_queues_fini)
+FUZZ_STATUS(fuzz_node, struct proto_status_node, proto_status_node_decode, proto_status_node_encode,
+            proto_status_node_fini)
+FUZZ_STATUS(fuzz_reply, struct proto_status_reply, proto_status_reply_decode, proto_status_reply_encode,
+            proto_status_reply_fini)
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
@@ -209,7 +264,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n = size - 1;
     uint8_t *p = malloc(n ? n : 1);
     memcpy(p, data + 1, n);
-    switch (data[0] % 5) {
+    switch (data[0] % 9) {
     case 0:
         fuzz_env(p, n);
         break;
@@ -222,8 +277,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 3:
         fuzz_ann(p, n);
         break;
-    default:
+    case 4:
         fuzz_attempt(p, n);
+        break;
+    case 5:
+        fuzz_queues_page(p, n);
+        break;
+    case 6:
+        fuzz_queues_served(p, n);
+        break;
+    case 7:
+        fuzz_node(p, n);
+        break;
+    default:
+        fuzz_reply(p, n);
         break;
     }
     free(p);
