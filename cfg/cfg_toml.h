@@ -1,5 +1,5 @@
 /*
- * cfg_toml - the C side of the toml++ bridge (common/cfg_toml.cc is the only C++ in the tree)
+ * cfg_toml - the C side of the toml++ bridge (cfg/cfg_toml.cc is the only C++ in the tree)
  *
  * cfg_toml_parse() parses TOML text into a tree of plain C nodes, each with the line and column
  * where it was defined, so that C code validates keys and values and reports file:line.

@@ -21,14 +21,9 @@
 #include "common/proto_env.h"
 #include "common/proto_msg.h"
 #include "common/proto_status.h"
+#include "tests/fuzz/fuzz.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(x)                                                                                             \
-    do {                                                                                                     \
-        if (!(x))                                                                                            \
-            __builtin_trap();                                                                                \
-    } while (0)
 
 static bool clean(const char *s, size_t max)
 {

@@ -10,14 +10,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "tests/fuzz/fuzz.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(x)                                                                                             \
-    do {                                                                                                     \
-        if (!(x))                                                                                            \
-            __builtin_trap();                                                                                \
-    } while (0)
 
 struct ref {
     long end; /* offset just past the end of data, -1 when none */

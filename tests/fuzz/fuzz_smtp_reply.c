@@ -13,14 +13,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "tests/fuzz/fuzz.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(x)                                                                                             \
-    do {                                                                                                     \
-        if (!(x))                                                                                            \
-            __builtin_trap();                                                                                \
-    } while (0)
 
 struct rec {
     int status;

@@ -6,6 +6,7 @@
  * FAIL(fmt, ...) counts and prints a failure unconditionally. CHECK_EXIT() ends main(): exit 1 when
  * anything failed, else 0 (77, the skip code, is the test's own decision: SKIP(fmt, ...)).
  * check_failures is the count so far; a test may read it (e.g. to stop after a broken set-up).
+ * check_printable() renders bytes for a message: printable ASCII as it is, anything else as \xHH.
  * Static storage: include this header from exactly one file per test program.
  */
 #ifndef RINGMAIL_TEST_CHECK_H
@@ -15,6 +16,21 @@
 #include <stdlib.h>
 
 static int check_failures;
+
+/* check_printable - s[0..n) for a failure message, into buf (truncated to fit cap); returns buf */
+static inline const char *check_printable(const char *s, size_t n, char *buf, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 5 < cap; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 32 && c < 127 && c != '\\')
+            buf[o++] = (char)c;
+        else
+            o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", c);
+    }
+    buf[o] = '\0';
+    return buf;
+}
 
 #define FAIL(...)                                                                                             \
     do {                                                                                                      \

@@ -26,20 +26,6 @@
 
 /* ---- helpers ---- */
 
-static const char *printable(const char *s, size_t n, char *buf, size_t cap)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n && o + 5 < cap; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 32 && c < 127 && c != '\\')
-            buf[o++] = (char)c;
-        else
-            o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", c);
-    }
-    buf[o] = '\0';
-    return buf;
-}
-
 struct sbuf {
     char *p;
     size_t len, cap;
@@ -306,8 +292,8 @@ static void run_dialogue(const struct dialogue *d, bool feed_bytewise, bool out_
             drain_output(s, out_bytewise, &got);
             if (got.len != strlen(st->data) || memcmp(got.p ? got.p : "", st->data, got.len) != 0)
                 FAIL("%s [%s] step %zu: client sent \"%s\", want \"%s\"", d->name, mode, i,
-                     printable(got.p ? got.p : "", got.len, b1, sizeof(b1)),
-                     printable(st->data, strlen(st->data), b2, sizeof(b2)));
+                     check_printable(got.p ? got.p : "", got.len, b1, sizeof(b1)),
+                     check_printable(st->data, strlen(st->data), b2, sizeof(b2)));
             break;
         case 'E':
             drain_events(s, &got);
@@ -386,7 +372,7 @@ static void test_body(void)
             if (got.len < cl || memcmp(got.p, cmds, cl) != 0 || got.len - cl != strlen(c->wire) ||
                 memcmp(got.p + cl, c->wire, got.len - cl) != 0)
                 FAIL("body %zu (%s): got \"%s\", want \"%s\"", i, bytewise ? "bytewise" : "whole",
-                     printable(got.p, got.len, b1, sizeof(b1)), printable(c->wire, strlen(c->wire), b2, sizeof(b2)));
+                     check_printable(got.p, got.len, b1, sizeof(b1)), check_printable(c->wire, strlen(c->wire), b2, sizeof(b2)));
             egress_smtp_feed(s, "250 ok\r\n", 8);
             struct sbuf ev = {0};
             drain_events(s, &ev);

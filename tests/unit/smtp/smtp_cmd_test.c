@@ -13,20 +13,6 @@
 #include "tests/lib/check.h"
 
 /* printable - s as C-escaped text for failure lines */
-static const char *printable(const char *s, size_t n, char *buf, size_t cap)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n && o + 5 < cap; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 32 && c < 127 && c != '\\')
-            buf[o++] = (char)c;
-        else
-            o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", c);
-    }
-    buf[o] = '\0';
-    return buf;
-}
-
 static bool clean(const char *s)
 {
     for (; *s; s++)
@@ -261,7 +247,7 @@ static void test_cmd_table(void)
         size_t len = c->len ? c->len : strlen(c->line);
         struct smtp_cmd cmd;
         int rc = smtp_cmd_parse(c->line, len, c->flags, &cmd);
-        const char *show = printable(c->line, len, b1, sizeof(b1));
+        const char *show = check_printable(c->line, len, b1, sizeof(b1));
 
         if (cmd.err != c->err || (rc == 0) != (c->err == SMTP_CMD_ERR_NONE) || cmd.verb != c->verb) {
             FAIL("\"%s\": got rc %d err %d verb %d, want err %d verb %d", show, rc, cmd.err, cmd.verb, c->err,
@@ -278,7 +264,7 @@ static void test_cmd_table(void)
             continue;
         if (strcmp(cmd.addr.local, c->local) != 0 || strlen(cmd.addr.local) != cmd.addr.local_len)
             FAIL("\"%s\": local \"%s\" want \"%s\"", show,
-                 printable(cmd.addr.local, strlen(cmd.addr.local), b2, sizeof(b2)), c->local);
+                 check_printable(cmd.addr.local, strlen(cmd.addr.local), b2, sizeof(b2)), c->local);
         if (strcmp(cmd.addr.domain, c->domain) != 0 || strlen(cmd.addr.domain) != cmd.addr.domain_len)
             FAIL("\"%s\": domain \"%s\" want \"%s\"", show, cmd.addr.domain, c->domain);
         if (cmd.addr.flags != c->addr_flags)
@@ -419,7 +405,7 @@ static void test_param_table(void)
         struct smtp_cmd cmd;
         size_t len = strlen(c->line);
         int rc = smtp_cmd_parse(c->line, len, c->flags, &cmd);
-        const char *show = printable(c->line, len, b1, sizeof(b1));
+        const char *show = check_printable(c->line, len, b1, sizeof(b1));
         const struct smtp_cmd_params *p = &cmd.params;
 
         if (cmd.err != c->err || (rc == 0) != (c->err == SMTP_CMD_ERR_NONE)) {

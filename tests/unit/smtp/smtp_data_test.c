@@ -13,20 +13,6 @@
 
 #include "tests/lib/check.h"
 
-static const char *printable(const char *s, size_t n, char *buf, size_t cap)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n && o + 5 < cap; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 32 && c < 127 && c != '\\')
-            buf[o++] = (char)c;
-        else
-            o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", c);
-    }
-    buf[o] = '\0';
-    return buf;
-}
-
 struct result {
     struct smtp_data d;
     size_t consumed;
@@ -152,7 +138,7 @@ static void check_case(const struct data_case *c)
     char b1[2048];
     size_t len = c->in_len ? c->in_len : strlen(c->in);
     struct result whole, other;
-    const char *show = printable(c->in, len, b1, sizeof(b1));
+    const char *show = check_printable(c->in, len, b1, sizeof(b1));
 
     if (!run(c->in, len, UINT64_MAX, 0, SPLIT_WHOLE, 4096, &whole)) {
         FAIL("%s: run failed", c->name);
@@ -171,7 +157,7 @@ static void check_case(const struct data_case *c)
         size_t bl = c->body_len ? c->body_len : strlen(c->body);
         if (whole.body_len != bl || memcmp(whole.body, c->body, bl) != 0) {
             char b2[2048];
-            FAIL("%s: body \"%s\"", c->name, printable(whole.body, whole.body_len, b2, sizeof(b2)));
+            FAIL("%s: body \"%s\"", c->name, check_printable(whole.body, whole.body_len, b2, sizeof(b2)));
         }
         if (whole.d.size != bl)
             FAIL("%s: size %llu want %zu", c->name, (unsigned long long)whole.d.size, bl);
@@ -250,7 +236,7 @@ static void test_smuggling(void)
         ADD(want, w, seqs[i].kept, seqs[i].kept_len);
         ADD(want, w, smuggled, sizeof(smuggled) - 1);
 #undef ADD
-        const char *show = printable(seqs[i].seq, seqs[i].seq_len, b1, sizeof(b1));
+        const char *show = check_printable(seqs[i].seq, seqs[i].seq_len, b1, sizeof(b1));
         enum split hows[] = {SPLIT_WHOLE, SPLIT_BYTE, SPLIT_RANDOM, SPLIT_RANDOM, SPLIT_RANDOM};
         for (size_t h = 0; h < sizeof(hows) / sizeof(hows[0]); h++) {
             struct result r;
