@@ -11,7 +11,7 @@ PKGS=(
   # fuzzing runtime for clang's -fsanitize=fuzzer
   libclang-rt-14-dev
   # tests: real tools and peers
-  python3 zstd jq swaks procps
+  python3 zstd jq swaks procps strace
   # a real DNS server for test zones, and a recording SMTP server for delivery tests
   unbound python3-aiosmtpd
   # Postfix for its smtp-source/smtp-sink test tools only ("No configuration": no MTA is started)
