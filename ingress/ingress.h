@@ -46,7 +46,6 @@ enum ingress_state {
 struct ingress_session {
     struct ingress *ig;
     uint32_t slot;
-    uint32_t store_seq;
     struct evl_stream st; /* the socket: recv, send, TLS, in-flight ops */
     bool closing;
     bool discarding; /* inside an over-long command line: drop through the next LF */
@@ -131,6 +130,10 @@ struct ingress {
     uint32_t n_slots;
     uint32_t *free_slots;
     uint32_t n_free;
+    /* store tokens: this worker's count of store requests (never reset) above the slot's
+     * slot_bits, so an ack that outlives its session matches no later session in that slot */
+    uint64_t store_seq;
+    unsigned slot_bits;
     struct ingress_ipcount *ip_buckets[INGRESS_IP_BUCKETS];
     struct policy_lua *policy; /* NULL: no [policy] file */
     struct tls_ctx *tls;       /* NULL: [tls] enabled = false */

@@ -23,6 +23,8 @@
 #include "base/log.h"
 #include "base/mem.h"
 
+#define REFUSAL_LINE_MAX 512 /* octets with the CRLF: an SMTP reply line (RFC 5321 4.5.3.1.5) */
+
 static unsigned ip_hash(int family, const uint8_t *a)
 {
     size_t n = family == AF_INET ? 4 : 16;
@@ -62,13 +64,21 @@ static void listener_arm(struct ingress_listener *ls)
 }
 
 /* refuse - 421 on a connection we will not serve, without a session (best effort, non-blocking), and
- * its Rejection record */
+ * its Rejection record. The line holds a 253-octet host name and the longest reason with room to spare;
+ * should it ever not, it is cut and still ends in CRLF: only what snprintf wrote is sent or logged. */
 static void refuse(struct ingress *ig, int fd, const char *why)
 {
-    char line[256], ip[INET6_ADDRSTRLEN + 8] = "";
+    char line[REFUSAL_LINE_MAX + 1], ip[INET6_ADDRSTRLEN + 8] = "";
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
     int n = snprintf(line, sizeof(line), "421 4.7.0 %s %s, try again later\r\n", ig->rt->cfg.hostname, why);
+    if (n < 2)
+        n = snprintf(line, sizeof(line), "421 4.7.0 Try again later\r\n");
+    if ((size_t)n >= sizeof(line)) {
+        n = (int)sizeof(line) - 1;
+        line[n - 2] = '\r';
+        line[n - 1] = '\n';
+    }
     ssize_t w = send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)w;
     if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
@@ -247,6 +257,9 @@ int main(int argc, char **argv)
     ig.free_slots = xcalloc(ig.n_slots, sizeof(*ig.free_slots));
     for (uint32_t i = 0; i < ig.n_slots; i++)
         ig.free_slots[ig.n_free++] = ig.n_slots - 1 - i;
+    /* at most 1000000 slots: 20 bits; the other 44 count 2^44 stores (200 days at a million a second) */
+    while ((UINT64_C(1) << ig.slot_bits) < ig.n_slots)
+        ig.slot_bits++;
 
     if (!rt.listen_fds || !rt.listen_fds[0])
         fatal("no listening sockets were handed over (--listen-fds)");

@@ -166,8 +166,8 @@ static void store_message(struct ingress_session *s)
     uint32_t spool_gen = atomic_load(&rt->seg.inst[spool].generation);
     shm_arena_give(rt->seg.arena, off, (uint16_t)spool, spool_gen);
 
-    s->store_seq++;
-    s->store_token = ((uint64_t)s->slot << 32) | s->store_seq;
+    /* never reused while this worker lives (struct ingress): a late ack finds no session */
+    s->store_token = (++s->ig->store_seq << s->ig->slot_bits) | s->slot;
     struct proto_rec r = {.type = MSG_INGRESS_MESSAGE_STORE, .dst_gen = spool_gen};
     r.body.store.token = s->store_token;
     r.body.store.arena_off = off;
@@ -274,7 +274,7 @@ size_t ingress_xfer_consume(struct ingress_session *s, const char *in, size_t le
 void ingress_xfer_on_stored(struct ingress *ig, const struct proto_rec *rec)
 {
     uint64_t token = rec->body.stored.token;
-    uint32_t slot = (uint32_t)(token >> 32);
+    uint32_t slot = (uint32_t)(token & ((UINT64_C(1) << ig->slot_bits) - 1));
     struct ingress_session *s;
 
     if (slot >= ig->n_slots || !(s = ig->slots[slot]) || s->state != INGRESS_S_STORING || s->store_token != token)

@@ -296,16 +296,19 @@ static enum smtp_addr_err path_parse(const uchar *s, size_t n, unsigned pflags, 
         return i >= n && n > SMTP_ADDR_PATH_MAX ? SMTP_ADDR_ERR_TOO_LONG : SMTP_ADDR_ERR_SYNTAX;
     if (i + 1 > SMTP_ADDR_PATH_MAX || i - mbox > SMTP_ADDR_MAILBOX_MAX)
         return SMTP_ADDR_ERR_TOO_LONG;
-    size_t dom_len = k - ((flags & SMTP_ADDR_TRAILING_DOT) ? 1 : 0);
+    /* the trailing dot goes from the mailbox too: it is what is stored, routed and queued, and
+     * "x@example.com." must meet the same routes and queues as "x@example.com" */
+    size_t dot = (flags & SMTP_ADDR_TRAILING_DOT) ? 1 : 0;
+    size_t dom_len = k - dot, mbox_len = i - mbox - dot;
     if (saw_utf8)
         flags |= SMTP_ADDR_UTF8;
     out->flags = flags;
     smtp_char_copy(out->local, s + local_at, local_len, false);
     smtp_char_copy(out->domain, s + dom_at, dom_len, true);
-    smtp_char_copy(out->mailbox, s + mbox, i - mbox, false);
+    smtp_char_copy(out->mailbox, s + mbox, mbox_len, false);
     out->local_len = (uint16_t)local_len;
     out->domain_len = (uint16_t)dom_len;
-    out->mailbox_len = (uint16_t)(i - mbox);
+    out->mailbox_len = (uint16_t)mbox_len;
     *used = i + 1;
     return SMTP_ADDR_OK;
 }

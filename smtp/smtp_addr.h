@@ -13,7 +13,8 @@
  * Address classification for the relay check (RELAY-01/02), in struct smtp_addr.flags:
  * source route given (and dropped: RFC 5321 says accept and ignore), '%' or '!' in the local part,
  * '@' inside a quoted local part, address literal, trailing dot on the domain (accepted, removed from
- * `domain` and flagged so "example.com." cannot slip past a string compare), UTF-8 present.
+ * `domain` and `mailbox` and flagged, so "example.com." cannot slip past a string compare, a route or
+ * a queue), UTF-8 present.
  *
  * Limits (RFC 5321 4.5.3.1): local part 64, domain 255, path 256 octets with its brackets and route
  * (254 for the mailbox).
@@ -60,7 +61,7 @@ struct smtp_addr {
     char local[SMTP_ADDR_LOCAL_MAX + 1];
     /* ASCII letters lowercased, trailing dot removed; a literal keeps its brackets ("[ipv6:::1]") */
     char domain[SMTP_ADDR_DOMAIN_MAX + 1];
-    /* local "@" domain as written, route dropped, trailing dot kept; "" for <>, local for Postmaster */
+    /* local "@" domain as written, route and trailing dot dropped; "" for <>, local for Postmaster */
     char mailbox[SMTP_ADDR_MAILBOX_MAX + 1];
     uint16_t local_len;
     uint16_t domain_len;

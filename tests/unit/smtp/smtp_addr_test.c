@@ -68,9 +68,29 @@ static void test_path_api(void)
         FAIL("empty accepted");
 }
 
+/* a trailing dot leaves the domain and the mailbox (what is stored, routed and queued), not the flags */
+static void test_trailing_dot(void)
+{
+    struct smtp_addr a;
+    size_t used;
+    enum smtp_addr_err e;
+    const char *s = "<x@Example.COM.>";
+
+    if (smtp_addr_parse_path(s, strlen(s), 0, &a, &used, &e) != 0 || used != strlen(s))
+        FAIL("trailing dot path refused: err %d", e);
+    CHECK(a.flags & SMTP_ADDR_TRAILING_DOT, "flags 0x%x", a.flags);
+    CHECK(strcmp(a.domain, "example.com") == 0 && a.domain_len == 11, "domain \"%s\"", a.domain);
+    if (strcmp(a.mailbox, "x@Example.COM") != 0 || a.mailbox_len != 13)
+        FAIL("mailbox \"%s\" (%u) keeps the trailing dot", a.mailbox, a.mailbox_len);
+    /* a route's trailing dot is still a syntax error, not something to drop */
+    s = "<@relay.example.:x@example.com>";
+    CHECK(smtp_addr_parse_path(s, strlen(s), 0, &a, &used, &e) != 0 && e == SMTP_ADDR_ERR_SYNTAX, "err %d", e);
+}
+
 int main(void)
 {
     test_limits();
     test_path_api();
+    test_trailing_dot();
     CHECK_EXIT();
 }
