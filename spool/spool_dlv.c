@@ -21,6 +21,10 @@ void spool_dlv_domain(const char *addr, char *out, size_t cap)
 
     for (; d[i] && i + 1 < cap; i++)
         out[i] = (char)tolower((unsigned char)d[i]);
+    /* "example.com." is example.com: its queue and route (the ingress stores it without the dot; an
+     * envelope from before that, or any other writer, must not bypass them either) */
+    if (i > 0 && out[i - 1] == '.')
+        i--;
     out[i] = '\0';
 }
 

@@ -44,7 +44,8 @@ struct spool_dlv_reply {
     const char *text;
 };
 
-/* spool_dlv_domain - the lower-cased domain of addr into out (after the last '@'; "" without one) */
+/* spool_dlv_domain - the lower-cased domain of addr into out (after the last '@', without a trailing dot;
+ * "" without one) */
 void spool_dlv_domain(const char *addr, char *out, size_t cap);
 /* spool_dlv_same_domain - are both addresses in one domain group */
 bool spool_dlv_same_domain(const char *a, const char *b);

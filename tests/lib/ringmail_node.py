@@ -250,6 +250,34 @@ max_retry_interval = "2h"
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def traced_by(pid):
+    """True while some process ptraces pid."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("TracerPid:"):
+                return int(line.split()[1]) != 0
+    return False
+
+
+def hold_fsyncs(pid, delay_s, out="/dev/null", when="exit"):
+    """Hold every fsync/fdatasync of pid for delay_s with strace's fault injection: before the call runs
+    (when="enter": nothing is synced yet) or after it ran and before it returns (when="exit"). Returns
+    the strace process once it is attached (the caller stops it), or None when strace is missing or
+    cannot attach here."""
+    if not shutil.which("strace"):
+        return None
+    tr = subprocess.Popen(["strace", "-f", "-p", str(pid), "-o", out, "-e", "trace=fsync,fdatasync",
+                           "-e", "inject=fsync,fdatasync:delay_%s=%d" % (when, int(delay_s * 1e6))],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: traced_by(pid), 5, what="strace attached")
+    except AssertionError:
+        tr.kill()
+        tr.wait()
+        return None
+    return tr
+
+
 def smtp_dialogue(port, lines, host="127.0.0.1", timeout=5):
     """Connect, read the banner, send each line and read one reply per line. Returns the replies."""
     out = []

@@ -78,6 +78,9 @@ static void test_queue_names(void)
     CHECK(strcmp(dom, "ex.ample") == 0, "domain '%s'", dom);
     spool_dlv_domain("postmaster", dom, sizeof(dom));
     CHECK(strcmp(dom, "") == 0, "no domain '%s'", dom);
+    /* a trailing dot names the same domain: same queue, same route (issue 13 #4) */
+    spool_dlv_domain("x@Example.COM.", dom, sizeof(dom));
+    CHECK(strcmp(dom, "example.com") == 0, "trailing dot kept: '%s'", dom);
 }
 
 /* read one announce entry at *off; returns n_dom or -1 */
