@@ -87,6 +87,7 @@ class RefusalLineTest(HardenCase):
         self.assertEqual(data, expected)
 
     def test_refusal_line_with_a_253_octet_host_name_is_one_bounded_line(self):
+        ingress_pid = self.node.instances()["ingress[0]"]["pid"]
         held, hf = self.client("127.0.0.1")
         banner = read_reply(hf)
         self.assertEqual(banner, "220 %s ESMTP ringmail" % LONG_HOST)
@@ -113,6 +114,10 @@ class RefusalLineTest(HardenCase):
         self.assertIn("%s too many connections, try again later" % LONG_HOST, text)
         self.assertNotIn("\\r", text)
         self.assertNotIn("\\u0000", text)
+        # the same worker throughout: no crash, no sanitizer report (ASan build: -Dsanitize=true)
+        self.assertEqual(self.node.instances()["ingress[0]"]["pid"], ingress_pid)
+        for needle in ("AddressSanitizer", "runtime error"):
+            self.assertNotIn(needle, self.node.log())
 
 
 class StoreTokenTest(HardenCase):
