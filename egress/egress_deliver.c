@@ -32,7 +32,7 @@ void egress_deliver_start(struct egress *eg, unsigned from, const struct proto_r
     const struct proto_deliver *d = &rec->body.deliver;
     struct egress_lease *l;
 
-    if (eg->rt->seg.inst[from].role != PROTO_NODE_ROLE_SCHEDULER) {
+    if (shm_segment_role(&eg->rt->seg, from) != PROTO_NODE_ROLE_SCHEDULER) {
         log_warn("DELIVER from instance %u, which is not a scheduler: ignored", from);
         return;
     }

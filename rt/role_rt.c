@@ -81,11 +81,9 @@ static void parse_args(struct role_rt *rt, int argc, char **argv, int *shm_fd, i
 
 static void find_peers(struct role_rt *rt)
 {
-    struct shm_header *h = rt->seg.hdr;
-
     rt->n_in = rt->n_out = 0;
-    for (unsigned i = 0; i < h->n_instances; i++) {
-        struct shm_ring *r;
+    for (unsigned i = 0; i < rt->seg.n_instances; i++) {
+        const struct shm_ring_ref *r;
         if ((r = shm_segment_ring(&rt->seg, i, rt->self_idx)) != NULL)
             rt->in[rt->n_in++] = (struct role_rt_peer){i, r};
         if ((r = shm_segment_ring(&rt->seg, rt->self_idx, i)) != NULL)
@@ -93,7 +91,7 @@ static void find_peers(struct role_rt *rt)
     }
 }
 
-static struct shm_ring *out_ring(struct role_rt *rt, unsigned to)
+static const struct shm_ring_ref *out_ring(struct role_rt *rt, unsigned to)
 {
     for (unsigned i = 0; i < rt->n_out; i++)
         if (rt->out[i].instance == to)
@@ -103,7 +101,7 @@ static struct shm_ring *out_ring(struct role_rt *rt, unsigned to)
 
 int role_rt_send(struct role_rt *rt, unsigned to, struct proto_rec *rec)
 {
-    struct shm_ring *r = out_ring(rt, to);
+    const struct shm_ring_ref *r = out_ring(rt, to);
     int rc;
 
     if (!r)
@@ -210,7 +208,7 @@ static void on_tick(struct evl *l, struct evl_op *op, int res, unsigned flags)
 
     rt->tick.armed = false;
     atomic_store_explicit(&rt->self->heartbeat_ns, now, memory_order_relaxed);
-    if (getppid() != atomic_load(&rt->seg.hdr->supervisor_pid))
+    if (getppid() != rt->supervisor_pid)
         begin_drain(rt, "supervisor is gone");
     if (!rt->draining && now - rt->last_ping_ns >= ROLE_RT_PING_NS) {
         rt->last_ping_ns = now;
@@ -317,7 +315,7 @@ void role_rt_init(struct role_rt *rt, enum proto_node_role role, int argc, char 
 
     if (shm_segment_attach(&rt->seg, shm_fd, &err) < 0)
         fatal("%s", err);
-    if ((unsigned)instance >= rt->seg.hdr->n_instances || rt->seg.inst[instance].role != role)
+    if ((unsigned)instance >= rt->seg.n_instances || shm_segment_role(&rt->seg, instance) != role)
         fatal("instance %d is not a %s instance", instance, proto_node_role_name(role));
     rt->self_idx = (unsigned)instance;
     rt->self = &rt->seg.inst[instance];
@@ -325,6 +323,7 @@ void role_rt_init(struct role_rt *rt, enum proto_node_role role, int argc, char 
     if (atomic_load(&rt->self->pid) != (int32_t)getpid())
         fatal("instance %d belongs to pid %d, not to this process", instance, atomic_load(&rt->self->pid));
     rt->gen = atomic_load(&rt->self->generation);
+    rt->supervisor_pid = atomic_load(&rt->seg.hdr->supervisor_pid);
 
     /* exit when the supervisor goes, and catch the race where it went before this line */
     prctl(PR_SET_PDEATHSIG, SIGTERM);

@@ -49,13 +49,14 @@ struct role_rt_hooks {
 
 struct role_rt_peer {
     unsigned instance;
-    struct shm_ring *ring;
+    const struct shm_ring_ref *ring;
 };
 
 struct role_rt {
     enum proto_node_role role;
     unsigned self_idx;
     uint32_t gen;
+    int32_t supervisor_pid; /* taken at start: the segment's copy is writable by every role */
     struct proto_node_instance *self;
     struct shm_segment seg;
     struct cfg cfg;

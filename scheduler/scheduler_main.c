@@ -273,7 +273,7 @@ static void on_updated(struct scheduler *sc, const struct proto_rec *rec)
 static void on_record(struct role_rt *rt, unsigned from, const struct proto_rec *rec)
 {
     struct scheduler *sc = rt->ctx;
-    enum proto_node_role role = (enum proto_node_role)rt->seg.inst[from].role;
+    enum proto_node_role role = shm_segment_role(&rt->seg, from);
 
     switch (rec->type) {
     case MSG_SPOOL_MESSAGE_ANNOUNCE_BATCH:
@@ -310,9 +310,9 @@ static void track_peers(struct scheduler *sc)
     struct role_rt *rt = sc->rt;
     uint64_t now = scheduler_now_ms();
 
-    for (unsigned i = 0; i < rt->seg.hdr->n_instances && i < PROTO_NODE_MAX_INSTANCES; i++) {
+    for (unsigned i = 0; i < rt->seg.n_instances; i++) {
         struct proto_node_instance *in = &rt->seg.inst[i];
-        if (in->role == PROTO_NODE_ROLE_SPOOL) {
+        if (shm_segment_role(&rt->seg, i) == PROTO_NODE_ROLE_SPOOL) {
             uint32_t g = atomic_load(&in->generation);
             if (atomic_load(&in->state) == PROTO_NODE_INST_READY && g != sc->spool_gen) {
                 if (sc->spool_gen)
@@ -322,7 +322,7 @@ static void track_peers(struct scheduler *sc)
             }
             continue;
         }
-        if (in->role != PROTO_NODE_ROLE_EGRESS)
+        if (shm_segment_role(&rt->seg, i) != PROTO_NODE_ROLE_EGRESS)
             continue;
         uint32_t g = atomic_load(&in->generation);
         uint32_t state = atomic_load(&in->state);

@@ -18,6 +18,12 @@
  * Allocation, free, give and reclaim hold the robust mutex. shm_arena_ptr() does not: it only
  * reads, every index it derives is bounded by the block count, so a racing writer can make it
  * answer NULL but never point outside the data region.
+ *
+ * The geometry (block count, offsets of table, bitmap and data) is read from shared memory once,
+ * at shm_arena_open(), checked against the region's size and kept in the caller's struct
+ * shm_arena. Any process mapping the segment can rewrite the header afterwards; nothing here reads
+ * it again, so a rewritten n_blocks or off_data cannot move an index or a pointer out of the
+ * region. The counters and the hint in the header stay shared and are used only when bounded.
  */
 #include "shm/shm_arena.h"
 
@@ -46,7 +52,7 @@ struct arena_blk {
     uint64_t tag;
 };
 
-struct shm_arena {
+struct shm_arena_hdr {
     uint64_t magic;
     uint32_t version;
     uint32_t block_size;
@@ -113,7 +119,7 @@ static uint64_t bitmap_words(uint64_t n)
 /* n is at most ARENA_MAX_BLOCKS, so none of these sums can overflow 64 bits */
 static void arena_layout(uint64_t n, struct arena_layout *l)
 {
-    l->off_table = align_up(sizeof(struct shm_arena), 64);
+    l->off_table = align_up(sizeof(struct shm_arena_hdr), 64);
     l->off_bitmap = l->off_table + n * sizeof(struct arena_blk);
     l->off_data = align_up(l->off_bitmap + bitmap_words(n) * 8, ARENA_DATA_ALIGN);
     l->total = l->off_data + n * SHM_ARENA_BLOCK;
@@ -121,12 +127,12 @@ static void arena_layout(uint64_t n, struct arena_layout *l)
 
 static inline struct arena_blk *arena_table(struct shm_arena *a)
 {
-    return (struct arena_blk *)((char *)a + a->off_table);
+    return (struct arena_blk *)((char *)a->hdr + a->off_table);
 }
 
 static inline uint64_t *arena_bitmap(struct shm_arena *a)
 {
-    return (uint64_t *)((char *)a + a->off_bitmap);
+    return (uint64_t *)((char *)a->hdr + a->off_bitmap);
 }
 
 size_t shm_arena_bytes(uint64_t data_bytes)
@@ -208,7 +214,9 @@ static bool find_in(struct shm_arena *a, uint64_t from, uint64_t below, uint64_t
 /* next-fit: from the hint to the end, then from the start up to the hint */
 static bool arena_find(struct shm_arena *a, uint64_t k, uint64_t *out)
 {
-    uint64_t hint = a->hint < a->n_blocks ? a->hint : 0;
+    uint64_t hint = __atomic_load_n(&a->hdr->hint, __ATOMIC_RELAXED); /* one load: checked = used */
+    if (hint >= a->n_blocks)
+        hint = 0;
 
     if (find_in(a, hint, a->n_blocks, k, out))
         return true;
@@ -249,11 +257,11 @@ static void arena_repair(struct shm_arena *a)
         }
         i++;
     }
-    a->blocks_used = used;
-    a->runs = runs;
-    if (a->hint >= n)
-        a->hint = 0;
-    a->repairs++;
+    a->hdr->blocks_used = used;
+    a->hdr->runs = runs;
+    if (a->hdr->hint >= n)
+        a->hdr->hint = 0;
+    a->hdr->repairs++;
     log_warn("shm arena: a process died holding the arena lock; rebuilt from the block table "
              "(%llu runs, %llu blocks used, %llu stale entries cleared)",
              (unsigned long long)runs, (unsigned long long)used, (unsigned long long)bad);
@@ -261,14 +269,14 @@ static void arena_repair(struct shm_arena *a)
 
 static int arena_lock(struct shm_arena *a)
 {
-    int rc = pthread_mutex_lock(&a->lock);
+    int rc = pthread_mutex_lock(&a->hdr->lock);
 
     if (rc == EOWNERDEAD) {
         arena_repair(a);
-        rc = pthread_mutex_consistent(&a->lock);
+        rc = pthread_mutex_consistent(&a->hdr->lock);
         if (rc != 0) {
             log_error("shm arena: pthread_mutex_consistent: %s", strerror(rc));
-            pthread_mutex_unlock(&a->lock);
+            pthread_mutex_unlock(&a->hdr->lock);
             return -rc;
         }
         return 0;
@@ -278,18 +286,19 @@ static int arena_lock(struct shm_arena *a)
 
 static void arena_unlock(struct shm_arena *a)
 {
-    pthread_mutex_unlock(&a->lock);
+    pthread_mutex_unlock(&a->hdr->lock);
 }
 
 int shm_arena_init(void *mem, size_t bytes)
 {
-    struct shm_arena *a = mem;
+    struct shm_arena_hdr *h = mem;
+    struct shm_arena view;
     struct arena_layout l;
     pthread_mutexattr_t attr;
     uint64_t n;
     int rc;
 
-    if (!mem || (uintptr_t)mem % 64 != 0 || bytes < sizeof(struct shm_arena))
+    if (!mem || (uintptr_t)mem % 64 != 0 || bytes < sizeof(struct shm_arena_hdr))
         return -EINVAL;
     n = bytes / (SHM_ARENA_BLOCK + sizeof(struct arena_blk));
     if (n > ARENA_MAX_BLOCKS)
@@ -302,16 +311,17 @@ int shm_arena_init(void *mem, size_t bytes)
     if (n == 0)
         return -EINVAL;
 
-    memset(a, 0, sizeof(*a));
-    a->version = ARENA_VERSION;
-    a->block_size = SHM_ARENA_BLOCK;
-    a->n_blocks = n;
-    a->off_table = l.off_table;
-    a->off_bitmap = l.off_bitmap;
-    a->off_data = l.off_data;
-    a->total = l.total;
-    memset(arena_table(a), 0, n * sizeof(struct arena_blk));
-    bitmap_reset(a);
+    memset(h, 0, sizeof(*h));
+    h->version = ARENA_VERSION;
+    h->block_size = SHM_ARENA_BLOCK;
+    h->n_blocks = n;
+    h->off_table = l.off_table;
+    h->off_bitmap = l.off_bitmap;
+    h->off_data = l.off_data;
+    h->total = l.total;
+    view = (struct shm_arena){h, n, l.off_table, l.off_bitmap, l.off_data, l.total};
+    memset(arena_table(&view), 0, n * sizeof(struct arena_blk));
+    bitmap_reset(&view);
 
     if ((rc = pthread_mutexattr_init(&attr)) != 0)
         return -rc;
@@ -319,30 +329,50 @@ int shm_arena_init(void *mem, size_t bytes)
     if (rc == 0)
         rc = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
     if (rc == 0)
-        rc = pthread_mutex_init(&a->lock, &attr);
+        rc = pthread_mutex_init(&h->lock, &attr);
     pthread_mutexattr_destroy(&attr);
     if (rc != 0)
         return -rc;
-    STORE(&a->magic, ARENA_MAGIC);
+    STORE(&h->magic, ARENA_MAGIC);
     return 0;
 }
 
-struct shm_arena *shm_arena_get(void *mem, size_t bytes)
+int shm_arena_open(struct shm_arena *a, void *mem, size_t bytes)
 {
-    struct shm_arena *a = mem;
+    struct shm_arena_hdr *h = mem;
     struct arena_layout l;
 
-    if (!mem || (uintptr_t)mem % 64 != 0 || bytes < sizeof(struct shm_arena))
-        return NULL;
-    if (LOAD(&a->magic) != ARENA_MAGIC || a->version != ARENA_VERSION || a->block_size != SHM_ARENA_BLOCK)
-        return NULL;
-    if (a->n_blocks == 0 || a->n_blocks > ARENA_MAX_BLOCKS)
-        return NULL;
-    arena_layout(a->n_blocks, &l);
-    if (l.off_table != a->off_table || l.off_bitmap != a->off_bitmap || l.off_data != a->off_data ||
-        l.total != a->total || l.total > bytes)
-        return NULL;
-    return a;
+    memset(a, 0, sizeof(*a));
+    if (!mem || (uintptr_t)mem % 64 != 0 || bytes < sizeof(struct shm_arena_hdr))
+        return -EPROTO;
+    /* one load of each geometry word: the copy checked is the copy kept */
+    uint64_t n = __atomic_load_n(&h->n_blocks, __ATOMIC_RELAXED);
+    if (LOAD(&h->magic) != ARENA_MAGIC || h->version != ARENA_VERSION || h->block_size != SHM_ARENA_BLOCK)
+        return -EPROTO;
+    if (n == 0 || n > ARENA_MAX_BLOCKS)
+        return -EPROTO;
+    arena_layout(n, &l);
+    if (l.off_table != h->off_table || l.off_bitmap != h->off_bitmap || l.off_data != h->off_data ||
+        l.total != h->total || l.total > bytes)
+        return -EPROTO;
+    *a = (struct shm_arena){h, n, l.off_table, l.off_bitmap, l.off_data, l.total};
+    return 0;
+}
+
+void shm_arena_restore(struct shm_arena *a)
+{
+    struct shm_arena_hdr *h = a->hdr;
+
+    if (!h)
+        return;
+    h->version = ARENA_VERSION;
+    h->block_size = SHM_ARENA_BLOCK;
+    h->n_blocks = a->n_blocks;
+    h->off_table = a->off_table;
+    h->off_bitmap = a->off_bitmap;
+    h->off_data = a->off_data;
+    h->total = a->total;
+    STORE(&h->magic, ARENA_MAGIC);
 }
 
 int shm_arena_alloc(struct shm_arena *a, size_t len, uint16_t owner, uint32_t gen, uint64_t *off)
@@ -359,7 +389,7 @@ int shm_arena_alloc(struct shm_arena *a, size_t len, uint16_t owner, uint32_t ge
     if ((rc = arena_lock(a)) < 0)
         return rc;
     if (!arena_find(a, k, &s)) {
-        a->alloc_failures++;
+        a->hdr->alloc_failures++;
         arena_unlock(a);
         return -ENOSPC;
     }
@@ -371,9 +401,9 @@ int shm_arena_alloc(struct shm_arena *a, size_t len, uint16_t owner, uint32_t ge
     STORE(&t[s].span, span_make(s, k));
     STORE(&t[s].tag, tag_make(owner, gen, ARENA_USED)); /* commit */
     bitmap_set(arena_bitmap(a), s, k, true);
-    a->blocks_used += k;
-    a->runs++;
-    a->hint = s + k < a->n_blocks ? s + k : 0;
+    a->hdr->blocks_used += k;
+    a->hdr->runs++;
+    a->hdr->hint = s + k < a->n_blocks ? s + k : 0;
     arena_unlock(a);
     *off = a->off_data + s * SHM_ARENA_BLOCK;
     return 0;
@@ -425,7 +455,7 @@ void *shm_arena_ptr(struct shm_arena *a, uint64_t off, uint64_t len)
     uint64_t end = a->off_data + (s + rlen) * SHM_ARENA_BLOCK;
     if (len > end - off)
         return NULL;
-    return (char *)a + off;
+    return (char *)a->hdr + off;
 }
 
 /* called with the lock held, on a validated run start */
@@ -440,8 +470,8 @@ static void arena_release(struct shm_arena *a, uint64_t s, uint64_t k)
         STORE(&t[s + j].span, 0);
     }
     bitmap_set(arena_bitmap(a), s, k, false);
-    a->blocks_used -= k;
-    a->runs--;
+    a->hdr->blocks_used -= k;
+    a->hdr->runs--;
 }
 
 int shm_arena_free(struct shm_arena *a, uint64_t off)
@@ -506,9 +536,9 @@ void shm_arena_stats(struct shm_arena *a, struct shm_arena_stats *out)
 
     /* unlocked (lock unrecoverable) the numbers may be torn, which beats reporting nothing */
     out->blocks_total = a->n_blocks;
-    out->blocks_used = a->blocks_used;
-    out->runs = a->runs;
-    out->alloc_failures = a->alloc_failures;
+    out->blocks_used = a->hdr->blocks_used;
+    out->runs = a->hdr->runs;
+    out->alloc_failures = a->hdr->alloc_failures;
     if (locked)
         arena_unlock(a);
 }
@@ -533,8 +563,8 @@ void shm_arena_test_lock_and_die(struct shm_arena *a)
         }
         STORE(&t[s].span, span_make(s, 3));
         bitmap_set(arena_bitmap(a), s, 3, true);
-        a->blocks_used += 3;
-        a->runs++;
+        a->hdr->blocks_used += 3;
+        a->hdr->runs++;
     }
     for (;;)
         kill(getpid(), SIGKILL);

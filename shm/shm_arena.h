@@ -11,6 +11,10 @@
  *
  * shm_arena_bytes(data) - bytes of shared memory needed for `data` bytes of body space.
  * shm_arena_init(mem, bytes) - format; returns 0 or -EINVAL (too small, misaligned).
+ * shm_arena_open(a, mem, bytes) - a process's handle on the arena at `mem`: the header is checked
+ *   once against `bytes` (the region's size fixed at creation) and its geometry kept as a private
+ *   copy; every later offset and index is bounded by the copy, never by the header, which any
+ *   process mapping the segment can rewrite. 0, or -EPROTO when the header is not valid.
  * shm_arena_alloc() - 0 with *off set, -ENOSPC when no run is free, -EFBIG when `len` exceeds the
  *   arena, -EINVAL for len 0.
  * shm_arena_ptr() - pointer for [off, off+len) after checking it lies inside one allocated run; NULL
@@ -27,7 +31,17 @@
 
 #define SHM_ARENA_BLOCK (16u * 1024u)
 
-struct shm_arena; /* lives in the segment; layout private to shm_arena.c */
+struct shm_arena_hdr; /* lives in the segment; layout private to shm_arena.c */
+
+/* struct shm_arena - one process's handle: the shared header and the geometry taken at open */
+struct shm_arena {
+    struct shm_arena_hdr *hdr;
+    uint64_t n_blocks;
+    uint64_t off_table;
+    uint64_t off_bitmap;
+    uint64_t off_data;
+    uint64_t total;
+};
 
 struct shm_arena_stats {
     uint64_t blocks_total;
@@ -38,8 +52,9 @@ struct shm_arena_stats {
 
 size_t shm_arena_bytes(uint64_t data_bytes);
 int shm_arena_init(void *mem, size_t bytes);
-/* shm_arena_get - validate the header at `mem` and return it, or NULL */
-struct shm_arena *shm_arena_get(void *mem, size_t bytes);
+int shm_arena_open(struct shm_arena *a, void *mem, size_t bytes);
+/* shm_arena_restore - write the header's geometry back from the handle (a handle that opened) */
+void shm_arena_restore(struct shm_arena *a);
 int shm_arena_alloc(struct shm_arena *a, size_t len, uint16_t owner, uint32_t gen, uint64_t *off);
 void *shm_arena_ptr(struct shm_arena *a, uint64_t off, uint64_t len);
 int shm_arena_free(struct shm_arena *a, uint64_t off);

@@ -5,9 +5,11 @@
  * head with acquire, copies the slot, then stores tail with release, which hands the slot back.
  * Positions are 64-bit and never wrap in practice, so head - tail is the fill level.
  *
- * Everything in the ring is untrusted: both sides check the header line (magic, capacity, mask)
- * and that 0 <= head - tail <= capacity before they index a slot, so a scribbled header gives
- * -EPROTO and never an access outside the ring. shm_ring_push() also returns -EPROTO then (the
+ * Everything in the ring is untrusted: each process bounds every index by the capacity it took
+ * at shm_ring_open() (checked there against the ring's bytes), checks that the header line still
+ * says the same (magic, capacity, mask) and that 0 <= head - tail <= capacity before it indexes a
+ * slot, so a scribbled header gives -EPROTO and never an access outside the ring (a capacity
+ * rewritten to a larger power of two with a matching mask is caught by the private copy). shm_ring_push() also returns -EPROTO then (the
  * header contract lists 0 and -EAGAIN; writing out of bounds is the alternative). The consumer
  * validates its private copy of the record, never the slot, so a producer cannot change a
  * record between the check and the use.
@@ -45,17 +47,17 @@ static inline struct shm_ring_cache *shm_ring_cache_slot(struct shm_ring_cache *
 }
 
 /*
- * shm_ring_geometry - the ring's capacity read once (single loads, so a concurrent scribble cannot
- * make the value checked differ from the value used), or 0 when the header is not sane.
+ * shm_ring_geometry - the private capacity when the ring's header still agrees with it (single
+ * loads, so a concurrent scribble cannot make the value checked differ from the value used), or 0.
  */
-static inline uint32_t shm_ring_geometry(const struct shm_ring *r)
+static inline uint32_t shm_ring_geometry(const struct shm_ring_ref *ref)
 {
-    uint32_t magic = __atomic_load_n(&r->magic, __ATOMIC_RELAXED);
-    uint32_t cap = __atomic_load_n(&r->capacity, __ATOMIC_RELAXED);
-    uint32_t mask = __atomic_load_n(&r->mask, __ATOMIC_RELAXED);
+    const struct shm_ring *r = ref->ring;
+    uint32_t cap = ref->capacity;
 
-    if (magic != SHM_RING_MAGIC || cap < 2 || cap > SHM_RING_MAX_CAPACITY || (cap & (cap - 1)) != 0
-        || mask != cap - 1)
+    if (cap == 0 || __atomic_load_n(&r->magic, __ATOMIC_RELAXED) != SHM_RING_MAGIC
+        || __atomic_load_n(&r->capacity, __ATOMIC_RELAXED) != cap
+        || __atomic_load_n(&r->mask, __ATOMIC_RELAXED) != cap - 1)
         return 0;
     return cap;
 }
@@ -88,12 +90,45 @@ int shm_ring_init(void *mem, uint32_t capacity, uint16_t producer, uint16_t cons
     return 0;
 }
 
-int shm_ring_push(struct shm_ring *r, struct proto_rec *rec)
+int shm_ring_open(struct shm_ring_ref *ref, void *mem, size_t bytes)
 {
+    const struct shm_ring *r = mem;
+
+    ref->ring = mem;
+    ref->capacity = 0;
+    if (mem == NULL || ((uintptr_t)mem & 63) != 0 || bytes < sizeof(struct shm_ring))
+        return -EPROTO;
+    uint32_t magic = __atomic_load_n(&r->magic, __ATOMIC_ACQUIRE);
+    uint32_t cap = __atomic_load_n(&r->capacity, __ATOMIC_RELAXED);
+    uint32_t mask = __atomic_load_n(&r->mask, __ATOMIC_RELAXED);
+    if (magic != SHM_RING_MAGIC || cap < 2 || cap > SHM_RING_MAX_CAPACITY || (cap & (cap - 1)) != 0
+        || mask != cap - 1 || shm_ring_bytes(cap) > bytes)
+        return -EPROTO;
+    ref->capacity = cap;
+    return 0;
+}
+
+void shm_ring_restore(const struct shm_ring_ref *ref, uint16_t producer, uint16_t consumer)
+{
+    struct shm_ring *r = ref->ring;
+
+    if (ref->capacity == 0)
+        return;
+    r->capacity = ref->capacity;
+    r->mask = ref->capacity - 1;
+    r->producer = producer;
+    r->consumer = consumer;
+    atomic_thread_fence(memory_order_release);
+    r->magic = SHM_RING_MAGIC;
+}
+
+int shm_ring_push(const struct shm_ring_ref *ref, struct proto_rec *rec)
+{
+    struct shm_ring *r = ref->ring;
     struct shm_ring_cache *c;
     uint64_t head;
     uint64_t tail;
-    uint32_t cap = shm_ring_geometry(r);
+    uint32_t cap = shm_ring_geometry(ref);
 
     if (cap == 0)
         return -EPROTO;
@@ -120,13 +155,14 @@ int shm_ring_push(struct shm_ring *r, struct proto_rec *rec)
     return 0;
 }
 
-int shm_ring_pop(struct shm_ring *r, struct proto_rec *out)
+int shm_ring_pop(const struct shm_ring_ref *ref, struct proto_rec *out)
 {
+    struct shm_ring *r = ref->ring;
     struct shm_ring_cache *c;
     uint64_t head;
     uint64_t tail;
     int bad;
-    uint32_t cap = shm_ring_geometry(r);
+    uint32_t cap = shm_ring_geometry(ref);
 
     if (cap == 0)
         return -EPROTO;
@@ -157,15 +193,16 @@ int shm_ring_pop(struct shm_ring *r, struct proto_rec *out)
     return 0;
 }
 
-uint64_t shm_ring_count(const struct shm_ring *r)
+uint64_t shm_ring_count(const struct shm_ring_ref *ref)
 {
-    /* tail first: head only grows, so the difference is never negative for a sane ring */
-    uint64_t tail = atomic_load_explicit(&((struct shm_ring *)r)->tail, memory_order_acquire);
-    uint64_t head = atomic_load_explicit(&((struct shm_ring *)r)->head, memory_order_acquire);
-    uint64_t n = head - tail;
-    uint32_t cap = shm_ring_geometry(r);
+    struct shm_ring *r = ref->ring;
+    uint32_t cap = shm_ring_geometry(ref);
 
-    if (cap == 0 || n > cap)
+    if (cap == 0)
         return 0;
-    return n;
+    /* tail first: head only grows, so the difference is never negative for a sane ring */
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+    uint64_t n = head - tail;
+    return n > cap ? 0 : n;
 }

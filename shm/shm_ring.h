@@ -8,6 +8,11 @@
  *
  * shm_ring_init() formats `mem` (shm_ring_bytes(capacity) bytes, 64-byte aligned); capacity is a
  * power of two between 2 and 1<<24; returns 0 or -EINVAL.
+ * shm_ring_open() gives a process its handle on a ring (struct shm_ring_ref): it reads the header
+ * once, checks that the capacity fits the `bytes` the ring was given at creation, and keeps that
+ * capacity as a private copy. Every later index is bounded by the copy, never by the header, which
+ * any process mapping the segment can rewrite; a header that no longer matches the copy gives
+ * -EPROTO. Returns 0, or -EPROTO (the handle is then unusable: every call gives -EPROTO).
  * shm_ring_push() copies `rec` into the next slot, stamps rec->seq with the slot's position and
  * publishes it with a release store of head. Returns 0, -EAGAIN when full, or -EPROTO when the ring
  * header is corrupt (nothing written). A producer that dies before that store never publishes a
@@ -49,11 +54,20 @@ struct shm_ring {
 
 _Static_assert(sizeof(struct shm_ring) == 192, "shm_ring header is three cache lines");
 
+/* shm_ring_ref - one process's handle on a ring: where it is and its capacity, fixed at open */
+struct shm_ring_ref {
+    struct shm_ring *ring;
+    uint32_t capacity; /* 0: the header was not sane at open */
+};
+
 size_t shm_ring_bytes(uint32_t capacity);
 int shm_ring_init(void *mem, uint32_t capacity, uint16_t producer, uint16_t consumer);
-int shm_ring_push(struct shm_ring *r, struct proto_rec *rec);
-int shm_ring_pop(struct shm_ring *r, struct proto_rec *out);
+int shm_ring_open(struct shm_ring_ref *ref, void *mem, size_t bytes);
+/* shm_ring_restore - write the header line back from the handle (indexes untouched); no-op on a bad handle */
+void shm_ring_restore(const struct shm_ring_ref *ref, uint16_t producer, uint16_t consumer);
+int shm_ring_push(const struct shm_ring_ref *ref, struct proto_rec *rec);
+int shm_ring_pop(const struct shm_ring_ref *ref, struct proto_rec *out);
 /* shm_ring_count - records published and not yet consumed (a snapshot) */
-uint64_t shm_ring_count(const struct shm_ring *r);
+uint64_t shm_ring_count(const struct shm_ring_ref *ref);
 
 #endif

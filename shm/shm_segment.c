@@ -3,12 +3,16 @@
  *
  * Layout (offsets from the base, each 4 KiB aligned):
  *   header | instance table | ring 0 | ring 1 | ... | arena (metadata + data)
- * The header holds every offset; shm_segment_attach() re-checks them against the mapped
- * size so that a corrupt or foreign header cannot send a role outside the mapping.
+ * The header holds every offset; shm_segment_attach() copies it once, re-checks the copy against
+ * the mapped size so that a corrupt or foreign header cannot send a role outside the mapping, and
+ * keeps what it checked (counts, ring topology, ring capacities, arena geometry) in the process's
+ * struct shm_segment. Every process can write the header and the role table at any time, so nothing
+ * after attach reads a size or an offset from them again.
  */
 #include "shm/shm_segment.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +25,26 @@
 
 int shm_segment_instance_of(const struct shm_segment *seg, enum proto_node_role role, unsigned index)
 {
-    return proto_node_instance_of(seg->hdr->n_ingress, seg->hdr->n_egress, role, index);
+    return proto_node_instance_of(seg->n_ingress, seg->n_egress, role, index);
+}
+
+/* role_of - the role of instance i in a node of that shape (proto_node.h's numbering) */
+static enum proto_node_role role_of(unsigned n_ingress, unsigned n_egress, unsigned i)
+{
+    if (i == 0)
+        return PROTO_NODE_ROLE_SPOOL;
+    if (i == 1)
+        return PROTO_NODE_ROLE_SCHEDULER;
+    if (i < 2 + n_ingress)
+        return PROTO_NODE_ROLE_INGRESS;
+    if (i < 2 + n_ingress + n_egress)
+        return PROTO_NODE_ROLE_EGRESS;
+    return PROTO_NODE_ROLE__MAX;
+}
+
+enum proto_node_role shm_segment_role(const struct shm_segment *seg, unsigned i)
+{
+    return role_of(seg->n_ingress, seg->n_egress, i);
 }
 
 static void add_ring(struct shm_header *h, unsigned from, unsigned to)
@@ -55,14 +78,32 @@ static void build_topology(struct shm_header *h)
     }
 }
 
-static void bind_pointers(struct shm_segment *seg)
+/*
+ * bind - point the view at the segment and take the private copies from `h`: the header itself at
+ * create, a validated copy of it at attach. Returns 0, or -EPROTO when the arena header is invalid.
+ */
+static int bind(struct shm_segment *seg, const struct shm_header *h)
 {
     char *base = seg->pages.base;
 
     seg->hdr = (struct shm_header *)base;
-    seg->inst = (struct proto_node_instance *)(base + seg->hdr->off_instances);
-    seg->arena = shm_arena_get(base + seg->hdr->off_arena, seg->hdr->arena_region);
-    seg->status = (struct proto_node_status *)(base + seg->hdr->off_status);
+    seg->inst = (struct proto_node_instance *)(base + h->off_instances);
+    seg->status = (struct proto_node_status *)(base + h->off_status);
+    seg->n_ingress = h->n_ingress;
+    seg->n_egress = h->n_egress;
+    seg->n_instances = h->n_instances;
+    seg->n_rings = h->n_rings;
+    seg->ring_slots = h->ring_slots;
+    if (&seg->fixed != h)
+        memcpy(&seg->fixed, h, sizeof(seg->fixed));
+    for (unsigned i = 0; i < h->n_rings; i++) {
+        /* a ring whose header is already bad gets a handle on which every call says -EPROTO */
+        if (shm_ring_open(&seg->rings[i], base + h->rings[i].off, h->ring_bytes) < 0)
+            log_warn("shared memory: ring %u (%u -> %u) has a bad header", i, h->rings[i].producer,
+                     h->rings[i].consumer);
+    }
+    seg->arena = &seg->arena_view;
+    return shm_arena_open(&seg->arena_view, base + h->off_arena, h->arena_region);
 }
 
 int shm_segment_status_publish(struct shm_segment *seg, const char *json, size_t len)
@@ -181,24 +222,19 @@ int shm_segment_create(struct shm_segment *seg, const struct shm_segment_params 
         (struct proto_node_instance *)((char *)seg->pages.base + off_instances);
     for (unsigned i = 0; i < n_inst; i++) {
         memset(&inst[i], 0, sizeof(inst[i]));
-        if (i == 0) {
-            inst[i].role = PROTO_NODE_ROLE_SPOOL;
-        } else if (i == 1) {
-            inst[i].role = PROTO_NODE_ROLE_SCHEDULER;
-        } else if (i < 2 + p->n_ingress) {
-            inst[i].role = PROTO_NODE_ROLE_INGRESS;
+        inst[i].role = (uint16_t)role_of(p->n_ingress, p->n_egress, i);
+        if (inst[i].role == PROTO_NODE_ROLE_INGRESS)
             inst[i].index = (uint16_t)(i - 2);
-        } else {
-            inst[i].role = PROTO_NODE_ROLE_EGRESS;
+        else if (inst[i].role == PROTO_NODE_ROLE_EGRESS)
             inst[i].index = (uint16_t)(i - 2 - p->n_ingress);
-        }
         atomic_store(&inst[i].last_status, -1);
         shm_segment_bell(&inst[i])->efd = -1; /* the supervisor gives each bell its eventfd */
     }
     /* the magic goes last: a half-built segment is never taken for a valid one */
     atomic_thread_fence(memory_order_release);
     h->magic = SHM_MAGIC;
-    bind_pointers(seg);
+    rc = bind(seg, h);
+    ASSERT(rc == 0);
     return 0;
 }
 
@@ -211,43 +247,67 @@ int shm_segment_attach(struct shm_segment *seg, int fd, char **err)
     rc = shm_pages_map(fd, &seg->pages, err);
     if (rc < 0)
         return rc;
-    h = (struct shm_header *)seg->pages.base;
     const char *why = NULL;
     uint64_t size = seg->pages.size;
-    if (size < sizeof(*h))
-        why = "segment smaller than its header";
-    else if (h->magic != SHM_MAGIC)
+    if (size < sizeof(*h)) {
+        *err = xasprintf("shared memory segment rejected: segment smaller than its header");
+        shm_pages_unmap(&seg->pages);
+        return -EPROTO;
+    }
+    /* check and keep one copy: the live header may change under us */
+    h = &seg->fixed;
+    memcpy(h, seg->pages.base, sizeof(*h));
+    atomic_thread_fence(memory_order_acquire);
+    if (h->magic != SHM_MAGIC)
         why = "bad magic";
     else if (h->layout_version != SHM_LAYOUT_VERSION)
         why = "layout version differs from this binary's";
     else if (h->n_ingress < 1 || h->n_ingress > PROTO_NODE_MAX_WORKERS || h->n_egress < 1 ||
              h->n_egress > PROTO_NODE_MAX_WORKERS || h->n_instances != 2 + h->n_ingress + h->n_egress)
         why = "bad instance counts";
-    else if (h->off_instances + (uint64_t)h->n_instances * sizeof(struct proto_node_instance) > size)
+    else if (h->off_instances > size ||
+             (uint64_t)h->n_instances * sizeof(struct proto_node_instance) > size - h->off_instances ||
+             h->off_instances % 64)
         why = "instance table outside the segment";
-    else if (h->off_arena > size || h->arena_region > size - h->off_arena)
+    else if (h->off_arena > size || h->arena_region > size - h->off_arena || h->off_arena % 64)
         why = "arena outside the segment";
     else if (h->off_status > size || PROTO_NODE_STATUS_BYTES > size - h->off_status || h->off_status % 64)
         why = "status page outside the segment";
     else if (h->n_rings != 2 + 2 * h->n_ingress + 4 * h->n_egress)
         why = "bad ring count";
     for (unsigned i = 0; !why && i < h->n_rings; i++) {
-        if (h->rings[i].off > size || h->ring_bytes > size - h->rings[i].off ||
+        if (h->rings[i].off > size || h->ring_bytes > size - h->rings[i].off || h->rings[i].off % 64 ||
             h->rings[i].producer >= h->n_instances || h->rings[i].consumer >= h->n_instances)
             why = "ring outside the segment";
     }
+    for (unsigned f = 0; !why && f < PROTO_NODE_MAX_INSTANCES; f++)
+        for (unsigned t = 0; !why && t < PROTO_NODE_MAX_INSTANCES; t++) {
+            uint16_t i = h->ring_index[f][t];
+            if (i != SHM_NO_RING && (i >= h->n_rings || h->rings[i].producer != f || h->rings[i].consumer != t))
+                why = "bad ring index";
+        }
+    if (!why && bind(seg, h) < 0)
+        why = "arena header invalid";
     if (why) {
         *err = xasprintf("shared memory segment rejected: %s", why);
         shm_pages_unmap(&seg->pages);
         return -EPROTO;
     }
-    bind_pointers(seg);
-    if (!seg->arena) {
-        *err = xasprintf("shared memory segment rejected: arena header invalid");
-        shm_pages_unmap(&seg->pages);
-        return -EPROTO;
-    }
     return 0;
+}
+
+void shm_segment_repair(struct shm_segment *seg)
+{
+    struct shm_header *h = seg->hdr;
+    const struct shm_header *f = &seg->fixed;
+
+    /* the atomics from supervisor_pid to spool_space_low are live state, not layout: left alone */
+    memcpy(h, f, offsetof(struct shm_header, supervisor_pid));
+    memcpy(h->ring_index, f->ring_index, sizeof(h->ring_index));
+    memcpy(h->rings, f->rings, sizeof(h->rings));
+    for (unsigned i = 0; i < seg->n_rings; i++)
+        shm_ring_restore(&seg->rings[i], f->rings[i].producer, f->rings[i].consumer);
+    shm_arena_restore(&seg->arena_view);
 }
 
 void shm_segment_close(struct shm_segment *seg)
@@ -256,16 +316,15 @@ void shm_segment_close(struct shm_segment *seg)
     seg->hdr = NULL;
     seg->inst = NULL;
     seg->arena = NULL;
+    seg->n_instances = seg->n_rings = 0;
 }
 
-struct shm_ring *shm_segment_ring(struct shm_segment *seg, unsigned from, unsigned to)
+const struct shm_ring_ref *shm_segment_ring(const struct shm_segment *seg, unsigned from, unsigned to)
 {
-    struct shm_header *h = seg->hdr;
-
-    if (from >= h->n_instances || to >= h->n_instances)
+    if (from >= seg->n_instances || to >= seg->n_instances)
         return NULL;
-    uint16_t i = h->ring_index[from][to];
-    if (i == SHM_NO_RING || i >= h->n_rings)
+    uint16_t i = seg->fixed.ring_index[from][to];
+    if (i == SHM_NO_RING || i >= seg->n_rings)
         return NULL;
-    return (struct shm_ring *)((char *)seg->pages.base + h->rings[i].off);
+    return &seg->rings[i];
 }

@@ -26,6 +26,7 @@
 #define SHM_MAGIC 0x52494e474d41494cull /* "RINGMAIL" */
 #define SHM_LAYOUT_VERSION 2
 #define SHM_NO_RING 0xffffu
+#define SHM_MAX_RINGS (4 * PROTO_NODE_MAX_WORKERS + 2)
 
 struct shm_ring_desc {
     uint16_t producer;
@@ -57,15 +58,31 @@ struct shm_header {
     _Atomic uint32_t spool_space_low; /* set by the spool: ingress answers 452 at MAIL (DISK-01) */
     uint16_t ring_index[PROTO_NODE_MAX_INSTANCES]
                        [PROTO_NODE_MAX_INSTANCES]; /* [producer][consumer] -> ring or SHM_NO_RING */
-    struct shm_ring_desc rings[4 * PROTO_NODE_MAX_WORKERS + 2];
+    struct shm_ring_desc rings[SHM_MAX_RINGS];
 };
 
+/*
+ * struct shm_segment - one process's view of the segment. The header and the role table are
+ * writable by every process that maps them, so the sizes and the topology this process acts on are
+ * private copies taken once, when it created or attached the segment (after validation): use
+ * seg->n_instances, seg->n_ingress, seg->n_egress and shm_segment_ring(), never hdr->n_instances or
+ * hdr->rings[] after start.
+ */
 struct shm_segment {
     struct shm_pages pages;
     struct shm_header *hdr;
-    struct proto_node_instance *inst; /* hdr->n_instances entries */
-    struct shm_arena *arena;
+    struct proto_node_instance *inst; /* n_instances entries */
+    struct shm_arena *arena;          /* &arena_view */
     struct proto_node_status *status;
+    /* private copies, fixed at create/attach */
+    uint32_t n_ingress;
+    uint32_t n_egress;
+    uint32_t n_instances;
+    uint32_t n_rings;
+    uint32_t ring_slots;
+    struct shm_header fixed; /* the header as created (or as validated at attach) */
+    struct shm_ring_ref rings[SHM_MAX_RINGS];
+    struct shm_arena arena_view;
 };
 
 struct shm_segment_params {
@@ -79,8 +96,16 @@ struct shm_segment_params {
 int shm_segment_create(struct shm_segment *seg, const struct shm_segment_params *p, char **err);
 int shm_segment_attach(struct shm_segment *seg, int fd, char **err);
 void shm_segment_close(struct shm_segment *seg);
+/* shm_segment_repair - write the fixed part of the header, each ring's header line and the arena's
+ * geometry back from this process's private copies (the supervisor, before it starts a role, so that a
+ * role that scribbled on them cannot keep the next one from attaching) */
+void shm_segment_repair(struct shm_segment *seg);
+/* shm_segment_role - the role of instance `i` as fixed at creation, or PROTO_NODE_ROLE__MAX when
+ * there is no such instance (the role table's `role` field is writable by every role: do not trust it) */
+enum proto_node_role shm_segment_role(const struct shm_segment *seg, unsigned i);
 
-struct shm_ring *shm_segment_ring(struct shm_segment *seg, unsigned from, unsigned to);
+/* shm_segment_ring - this process's handle on the ring from instance `from` to `to`, or NULL */
+const struct shm_ring_ref *shm_segment_ring(const struct shm_segment *seg, unsigned from, unsigned to);
 /* shm_segment_instance_of - instance number of worker `index` of `role`, or -1 */
 int shm_segment_instance_of(const struct shm_segment *seg, enum proto_node_role role, unsigned index);
 

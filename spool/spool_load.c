@@ -39,7 +39,7 @@ void spool_load_request(struct spool *sp, unsigned from, const struct proto_rec 
     uint64_t off = 0;
     char idtext[MSGID_TEXT_SIZE];
 
-    if (rt->seg.inst[from].role != PROTO_NODE_ROLE_EGRESS) {
+    if (shm_segment_role(&rt->seg, from) != PROTO_NODE_ROLE_EGRESS) {
         proto_node_counter_add(rt->self, PROTO_NODE_CTR_RING_BAD, 1);
         log_warn("load request from instance %u, which is not an egress; ignored", from);
         return;

@@ -33,7 +33,7 @@ static void on_record(struct role_rt *rt, unsigned from, const struct proto_rec 
         spool_store_rejection(sp, from, rec);
         break;
     case MSG_SCHEDULER_WALK_REQUEST:
-        if (rt->seg.inst[from].role == PROTO_NODE_ROLE_SCHEDULER)
+        if (shm_segment_role(&rt->seg, from) == PROTO_NODE_ROLE_SCHEDULER)
             spool_walk_start(sp);
         break;
     case MSG_EGRESS_MESSAGE_LOAD:

@@ -72,7 +72,7 @@ void spool_store_request(struct spool *sp, unsigned from, const struct proto_rec
     const char *why = NULL;
     int status = -EINVAL;
 
-    if (rt->seg.inst[from].role != PROTO_NODE_ROLE_INGRESS) {
+    if (shm_segment_role(&rt->seg, from) != PROTO_NODE_ROLE_INGRESS) {
         proto_node_counter_add(rt->self, PROTO_NODE_CTR_STORE_REJECTED, 1);
         log_warn("store request from instance %u, which is not an ingress; ignored", from);
         return;
@@ -181,7 +181,7 @@ void spool_store_rejection(struct spool *sp, unsigned from, const struct proto_r
     struct proto_rej rj;
     const char *why = NULL;
 
-    if (rt->seg.inst[from].role != PROTO_NODE_ROLE_INGRESS)
+    if (shm_segment_role(&rt->seg, from) != PROTO_NODE_ROLE_INGRESS)
         return;
     char *p = shm_arena_ptr(rt->seg.arena, st->arena_off, st->len);
     if (!p) {

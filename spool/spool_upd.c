@@ -314,7 +314,7 @@ void spool_upd_attempt(struct spool *sp, unsigned from, const struct proto_rec *
     const char *why = NULL;
     char idtext[MSGID_TEXT_SIZE];
 
-    if (rt->seg.inst[from].role != PROTO_NODE_ROLE_EGRESS) {
+    if (shm_segment_role(&rt->seg, from) != PROTO_NODE_ROLE_EGRESS) {
         proto_node_counter_add(rt->self, PROTO_NODE_CTR_RING_BAD, 1);
         log_warn("attempt result from instance %u, which is not an egress; ignored", from);
         return;
@@ -394,7 +394,7 @@ void spool_upd_fail(struct spool *sp, unsigned from, const struct proto_rec *rec
     struct msgid id = {f->msg_id_hi, f->msg_id_lo};
     char idtext[MSGID_TEXT_SIZE];
 
-    if (rt->seg.inst[from].role != PROTO_NODE_ROLE_SCHEDULER ||
+    if (shm_segment_role(&rt->seg, from) != PROTO_NODE_ROLE_SCHEDULER ||
         (f->kind != PROTO_FAIL_EXPIRE && f->kind != PROTO_FAIL_DNS_BOUNCE)) {
         proto_node_counter_add(rt->self, PROTO_NODE_CTR_RING_BAD, 1);
         log_warn("fail request from instance %u of kind %u refused", from, f->kind);

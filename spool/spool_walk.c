@@ -44,7 +44,7 @@ bool spool_walk_step(struct spool *sp)
         return false;
     if (sp->n_out > 0)
         return false;
-    struct shm_ring *r = shm_segment_ring(&rt->seg, rt->self_idx, 1);
+    const struct shm_ring_ref *r = shm_segment_ring(&rt->seg, rt->self_idx, 1);
     if (!r || r->capacity - shm_ring_count(r) < 64)
         return false; /* the next tick tries again */
     uint64_t before = sp->walk.quarantined;

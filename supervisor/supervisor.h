@@ -7,8 +7,9 @@
  * supervisor_admin.c   the admin HTTP API (libmicrohttpd, own thread) that ringctl talks to
  *
  * Threads: the main thread owns everything; the admin thread only reads the shared-memory role
- * table and the immutable start-up facts, and hands restart/reload requests to the main thread
- * through supervisor_request() (a mutex, a condition variable and an eventfd that wakes the loop).
+ * table (for display) and the immutable start-up facts (instance count, each instance's role and
+ * index), and hands restart/reload requests to the main thread through supervisor_request() (a
+ * mutex, a condition variable and an eventfd that wakes the loop).
  */
 #ifndef RINGMAIL_SUPERVISOR_H
 #define RINGMAIL_SUPERVISOR_H
@@ -39,8 +40,19 @@ struct sup_request {
     char *detail; /* heap; message for the client */
 };
 
-/* supervisor's private view of one instance (the shared part is in shm) */
+/*
+ * supervisor's private view of one instance. The role table in shared memory is writable by every
+ * role, so everything the supervisor acts on is here: the role and index (copied before any role
+ * ran), the pid it forked (the only pid it ever signals), the generation, the state it decided and
+ * when it started the instance. The shared slot is written from these and read back only for what
+ * the role itself reports (ready, heartbeat), bounded.
+ */
 struct sup_instance {
+    enum proto_node_role role;
+    unsigned index;
+    uint32_t generation;
+    uint32_t state;          /* enum proto_node_inst_state, as the supervisor set it */
+    uint64_t started_ns;
     pid_t pid;
     uint64_t restart_at_ns;  /* 0: none scheduled */
     uint64_t backoff_ns;
@@ -94,6 +106,10 @@ struct supervisor {
 };
 
 /* supervisor_spawn.c */
+/* supervisor_spawn_init - take the private copy of the role table's fixed part; before any role runs */
+void supervisor_spawn_init(struct supervisor *s);
+/* supervisor_spawn_set_state - the instance's state, in the private copy and in the role table */
+void supervisor_spawn_set_state(struct supervisor *s, unsigned i, enum proto_node_inst_state state);
 void supervisor_spawn_all(struct supervisor *s);
 void supervisor_spawn_reap(struct supervisor *s);
 void supervisor_spawn_tick(struct supervisor *s, uint64_t now);

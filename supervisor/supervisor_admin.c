@@ -8,7 +8,8 @@
  *   GET  /metrics                        Prometheus text from the shared-memory counters
  *
  * libmicrohttpd runs it in its own thread. That thread reads only the shared-memory role table
- * (atomics) and facts fixed at start; anything that changes the node goes to the main thread
+ * (atomics, shown as the roles wrote them) and facts fixed at start (the instance count and each
+ * instance's role and index come from the supervisor's private copy, never from shared memory); anything that changes the node goes to the main thread
  * through supervisor_request(). The API is served by the supervisor, not by the scheduler, so
  * that it answers while any role is down or crash-looping: that is when an operator needs it.
  */
@@ -80,8 +81,8 @@ static void instance_doc(struct supervisor *s, unsigned i, uint64_t now, struct 
     int32_t status = atomic_load(&in->last_status);
 
     *r = (struct proto_status_role){
-        .role = (enum proto_node_role)in->role,
-        .index = in->index,
+        .role = s->inst[i].role,
+        .index = s->inst[i].index,
         .instance = i,
         .pid = (uint64_t)atomic_load(&in->pid),
         .state = (enum proto_node_inst_state)state,
@@ -138,7 +139,7 @@ static char *status_doc(struct supervisor *s)
 {
     uint64_t now = clock_mono_ns();
     struct shm_arena_stats as;
-    unsigned n = s->seg.hdr->n_instances;
+    unsigned n = s->seg.n_instances;
     struct proto_status_role roles[PROTO_NODE_MAX_INSTANCES];
     char exits[PROTO_NODE_MAX_INSTANCES][96];
 
@@ -153,8 +154,8 @@ static char *status_doc(struct supervisor *s)
         .shm = {.bytes = s->seg.pages.size,
                 .page_source = page_source_key(s->seg.pages.source),
                 .page_source_name = shm_pages_source_name(s->seg.pages.source),
-                .rings = s->seg.hdr->n_rings,
-                .ring_slots = s->seg.hdr->ring_slots,
+                .rings = s->seg.n_rings,
+                .ring_slots = s->seg.ring_slots,
                 .arena = {SHM_ARENA_BLOCK, as.blocks_total, as.blocks_used, as.runs}},
         .roles = roles,
         .n_roles = n,
@@ -179,19 +180,19 @@ static char *metrics_text(struct supervisor *s)
 
     buf_printf(&out,
                "# HELP ringmail_role_up 1 when the role instance is ready.\n# TYPE ringmail_role_up gauge\n");
-    for (unsigned i = 0; i < s->seg.hdr->n_instances; i++) {
+    for (unsigned i = 0; i < s->seg.n_instances; i++) {
         struct proto_node_instance *in = &s->seg.inst[i];
         buf_printf(&out, "ringmail_role_up{role=\"%s\",index=\"%u\"} %d\n",
-                   proto_node_role_name((enum proto_node_role)in->role), in->index,
+                   proto_node_role_name(s->inst[i].role), s->inst[i].index,
                    atomic_load(&in->state) == PROTO_NODE_INST_READY);
     }
     buf_printf(&out,
                "# HELP ringmail_role_restarts_total Restarts of the role instance since the node started.\n"
                "# TYPE ringmail_role_restarts_total counter\n");
-    for (unsigned i = 0; i < s->seg.hdr->n_instances; i++) {
+    for (unsigned i = 0; i < s->seg.n_instances; i++) {
         struct proto_node_instance *in = &s->seg.inst[i];
         buf_printf(&out, "ringmail_role_restarts_total{role=\"%s\",index=\"%u\"} %u\n",
-                   proto_node_role_name((enum proto_node_role)in->role), in->index,
+                   proto_node_role_name(s->inst[i].role), s->inst[i].index,
                    atomic_load(&in->restarts));
     }
     for (unsigned k = 0; k < PROTO_NODE_CTR__MAX; k++) {
@@ -200,10 +201,10 @@ static char *metrics_text(struct supervisor *s)
         const char *suffix = gauge ? "" : "_total";
         buf_printf(&out, "# HELP ringmail_%s%s Per role instance: %s.\n# TYPE ringmail_%s%s %s\n", name,
                    suffix, name, name, suffix, gauge ? "gauge" : "counter");
-        for (unsigned i = 0; i < s->seg.hdr->n_instances; i++) {
+        for (unsigned i = 0; i < s->seg.n_instances; i++) {
             struct proto_node_instance *in = &s->seg.inst[i];
             buf_printf(&out, "ringmail_%s%s{role=\"%s\",index=\"%u\"} %llu\n", name, suffix,
-                       proto_node_role_name((enum proto_node_role)in->role), in->index,
+                       proto_node_role_name(s->inst[i].role), s->inst[i].index,
                        (unsigned long long)atomic_load_explicit(&in->counters[k], memory_order_relaxed));
         }
     }

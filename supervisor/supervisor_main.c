@@ -192,14 +192,10 @@ void supervisor_request(struct supervisor *s, struct sup_request *req)
 /* drain_roles - mark the running instances of `mask` draining (or stopped when not running) and SIGTERM them */
 static void drain_roles(struct supervisor *s, unsigned mask)
 {
-    for (unsigned i = 0; i < s->seg.hdr->n_instances; i++) {
-        if (!(mask & (1u << s->seg.inst[i].role)))
+    for (unsigned i = 0; i < s->seg.n_instances; i++) {
+        if (!(mask & (1u << s->inst[i].role)))
             continue;
-        uint32_t st = atomic_load(&s->seg.inst[i].state);
-        if (s->inst[i].pid <= 0)
-            atomic_store(&s->seg.inst[i].state, PROTO_NODE_INST_STOPPED);
-        else if (st != PROTO_NODE_INST_STOPPED)
-            atomic_store(&s->seg.inst[i].state, PROTO_NODE_INST_DRAINING);
+        supervisor_spawn_set_state(s, i, s->inst[i].pid <= 0 ? PROTO_NODE_INST_STOPPED : PROTO_NODE_INST_DRAINING);
     }
     supervisor_spawn_signal_roles(s, mask, SIGTERM);
 }
@@ -365,11 +361,12 @@ int main(int argc, char **argv)
         fatal("shared memory: %s", err);
     log_info("shared memory: %llu MiB on %s pages (%u instances, %u rings of %u slots, arena %llu MiB)%s",
              (unsigned long long)(s->seg.pages.size >> 20), shm_pages_source_name(s->seg.pages.source),
-             s->seg.hdr->n_instances, s->seg.hdr->n_rings, s->seg.hdr->ring_slots,
+             s->seg.n_instances, s->seg.n_rings, s->seg.ring_slots,
              (unsigned long long)(s->cfg.arena_bytes >> 20),
              s->seg.pages.source == SHM_PAGES_SMALL ? "; `ringctl doctor` explains how to reserve hugepages" : "");
     atomic_store(&s->seg.hdr->supervisor_pid, (int32_t)getpid());
-    for (unsigned i = 0; i < s->seg.hdr->n_instances; i++) {
+    supervisor_spawn_init(s);
+    for (unsigned i = 0; i < s->seg.n_instances; i++) {
         /* doorbells are inherited by every role (no close-on-exec), so the number is valid everywhere */
         int efd = eventfd(0, EFD_NONBLOCK);
         if (efd < 0)

@@ -11,6 +11,13 @@
  * - An operator restart (ringctl restart) is not a crash: SIGTERM, then restart at once.
  * - A ready instance whose heartbeat is older than heartbeat_timeout, or one not ready within
  *   ready_timeout, is killed (SIGKILL) and handled as a death.
+ *
+ * Every role can write the role table, so the supervisor (root) acts only on its private copy
+ * (struct sup_instance): the instance count fixed at creation, each instance's role and index
+ * copied before any role ran, the generation, the state it decided, and the pid fork() returned.
+ * It signals no other pid, whatever the table says. From the table it reads only what the role
+ * reports about itself (ready, heartbeat), and a wrong value there can at worst get that role
+ * restarted.
  */
 #include "supervisor/supervisor.h"
 
@@ -39,10 +46,26 @@ static void describe_status(int status, char *buf, size_t len)
         snprintf(buf, len, "wait status 0x%x", (unsigned)status);
 }
 
+void supervisor_spawn_init(struct supervisor *s)
+{
+    for (unsigned i = 0; i < s->seg.n_instances; i++) {
+        s->inst[i].role = (enum proto_node_role)s->seg.inst[i].role;
+        s->inst[i].index = s->seg.inst[i].index;
+        s->inst[i].state = PROTO_NODE_INST_EMPTY;
+    }
+}
+
+void supervisor_spawn_set_state(struct supervisor *s, unsigned i, enum proto_node_inst_state state)
+{
+    s->inst[i].state = state;
+    atomic_store(&s->seg.inst[i].state, state);
+}
+
 static void spawn_one(struct supervisor *s, unsigned i)
 {
     struct proto_node_instance *in = &s->seg.inst[i];
-    const char *role = proto_node_role_name((enum proto_node_role)in->role);
+    struct sup_instance *si = &s->inst[i];
+    const char *role = proto_node_role_name(si->role);
     char path[4096], fd_s[16], inst_s[16], listen_s[256];
     const char *argv[16];
     unsigned n = 0;
@@ -62,28 +85,36 @@ static void spawn_one(struct supervisor *s, unsigned i)
     }
     argv[n++] = "--data-dir";
     argv[n++] = s->cfg.data_dir;
-    if (in->role == PROTO_NODE_ROLE_INGRESS) {
-        supervisor_listen_fds(s, in->index, listen_s, sizeof(listen_s));
+    if (si->role == PROTO_NODE_ROLE_INGRESS) {
+        supervisor_listen_fds(s, si->index, listen_s, sizeof(listen_s));
         argv[n++] = "--listen-fds";
         argv[n++] = listen_s;
     }
     argv[n] = NULL;
 
+    /* whatever a role scribbled on the layout or on this slot's fixed fields, the new instance
+     * attaches to what the supervisor created */
+    shm_segment_repair(&s->seg);
+    atomic_store(&s->seg.hdr->supervisor_pid, (int32_t)getpid());
+    in->role = (uint16_t)si->role;
+    in->index = (uint16_t)si->index;
     /* generations start at 1 (0 in a record means "any"); on_death() bumps it to fence */
-    if (atomic_load(&in->generation) == 0)
-        atomic_store(&in->generation, 1);
-    atomic_store(&in->state, PROTO_NODE_INST_STARTING);
-    atomic_store(&in->started_ns, clock_mono_ns());
+    if (si->generation == 0)
+        si->generation = 1;
+    atomic_store(&in->generation, si->generation);
+    supervisor_spawn_set_state(s, i, PROTO_NODE_INST_STARTING);
+    si->started_ns = clock_mono_ns();
+    atomic_store(&in->started_ns, si->started_ns);
     atomic_store(&in->ready_ns, 0);
     atomic_store(&in->heartbeat_ns, 0);
-    s->inst[i].restart_at_ns = 0;
-    s->inst[i].term_sent_ns = 0;
+    si->restart_at_ns = 0;
+    si->term_sent_ns = 0;
 
     pid = fork();
     if (pid < 0) {
-        log_error("cannot fork %s[%u]: %s; retrying", role, in->index, strerror(errno));
-        atomic_store(&in->state, PROTO_NODE_INST_DEAD);
-        s->inst[i].restart_at_ns = clock_mono_ns() + CLOCK_MS(s->cfg.restart_backoff_ms);
+        log_error("cannot fork %s[%u]: %s; retrying", role, si->index, strerror(errno));
+        supervisor_spawn_set_state(s, i, PROTO_NODE_INST_DEAD);
+        si->restart_at_ns = clock_mono_ns() + CLOCK_MS(s->cfg.restart_backoff_ms);
         return;
     }
     if (pid == 0) {
@@ -112,14 +143,14 @@ static void spawn_one(struct supervisor *s, unsigned i)
         (void)w;
         _exit(127);
     }
-    s->inst[i].pid = pid;
+    si->pid = pid;
     atomic_store(&in->pid, (int32_t)pid);
-    log_info("started %s[%u] pid %d generation %u", role, in->index, pid, atomic_load(&in->generation));
+    log_info("started %s[%u] pid %d generation %u", role, si->index, pid, si->generation);
 }
 
 void supervisor_spawn_all(struct supervisor *s)
 {
-    for (unsigned i = 0; i < s->seg.hdr->n_instances; i++)
+    for (unsigned i = 0; i < s->seg.n_instances; i++)
         spawn_one(s, i);
 }
 
@@ -137,9 +168,9 @@ static void on_death(struct supervisor *s, unsigned i, int status)
 {
     struct proto_node_instance *in = &s->seg.inst[i];
     struct sup_instance *si = &s->inst[i];
-    const char *role = proto_node_role_name((enum proto_node_role)in->role);
+    const char *role = proto_node_role_name(si->role);
     uint64_t now = clock_mono_ns();
-    uint32_t old_gen = atomic_load(&in->generation);
+    uint32_t old_gen = si->generation;
     char why[128];
 
     describe_status(status, why, sizeof(why));
@@ -148,21 +179,22 @@ static void on_death(struct supervisor *s, unsigned i, int status)
     atomic_store(&in->last_status, status);
     atomic_store(&in->last_exit_ns, now);
     /* fence: records still addressed to old_gen are stale from now on */
-    atomic_store(&in->generation, old_gen + 1);
+    si->generation = old_gen + 1;
+    atomic_store(&in->generation, si->generation);
     size_t freed = shm_arena_reclaim(s->seg.arena, (uint16_t)i, old_gen);
 
     if (s->stopping) {
-        atomic_store(&in->state, PROTO_NODE_INST_STOPPED);
-        log_info("%s[%u] stopped (%s)", role, in->index, why);
+        supervisor_spawn_set_state(s, i, PROTO_NODE_INST_STOPPED);
+        log_info("%s[%u] stopped (%s)", role, si->index, why);
         return;
     }
-    atomic_store(&in->state, PROTO_NODE_INST_DEAD);
+    supervisor_spawn_set_state(s, i, PROTO_NODE_INST_DEAD);
     atomic_fetch_add(&in->restarts, 1);
     if (si->restart_requested) {
         si->restart_requested = false;
         si->restart_at_ns = now;
         log_info("%s[%u] exited for an operator restart (%s); %zu arena runs reclaimed; restarting", role,
-                 in->index, why, freed);
+                 si->index, why, freed);
         return;
     }
     uint64_t window = CLOCK_MS(s->cfg.crash_loop_window_ms);
@@ -172,13 +204,13 @@ static void on_death(struct supervisor *s, unsigned i, int status)
     deaths++;
     if (deaths >= s->cfg.crash_loop_limit) {
         uint64_t hold = CLOCK_MS(s->cfg.crash_loop_hold_ms);
-        atomic_store(&in->state, PROTO_NODE_INST_HELD);
+        supervisor_spawn_set_state(s, i, PROTO_NODE_INST_HELD);
         atomic_store(&in->held_until_ns, now + hold);
         si->restart_at_ns = now + hold;
         si->n_deaths = 0;
         log_error("%s[%u] died (%s) %u times within %llu ms: crash loop, held off for %llu ms; the rest of "
                   "the node keeps running",
-                  role, in->index, why, deaths, (unsigned long long)s->cfg.crash_loop_window_ms,
+                  role, si->index, why, deaths, (unsigned long long)s->cfg.crash_loop_window_ms,
                   (unsigned long long)s->cfg.crash_loop_hold_ms);
         return;
     }
@@ -188,7 +220,7 @@ static void on_death(struct supervisor *s, unsigned i, int status)
     if (backoff > CLOCK_MS(s->cfg.restart_backoff_max_ms))
         backoff = CLOCK_MS(s->cfg.restart_backoff_max_ms);
     si->restart_at_ns = now + backoff;
-    log_warn("%s[%u] pid died (%s); %zu arena runs reclaimed; restart in %llu ms", role, in->index, why, freed,
+    log_warn("%s[%u] pid died (%s); %zu arena runs reclaimed; restart in %llu ms", role, si->index, why, freed,
              (unsigned long long)(backoff / 1000000u));
 }
 
@@ -199,7 +231,7 @@ void supervisor_spawn_reap(struct supervisor *s)
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         bool known = false;
-        for (unsigned i = 0; i < s->seg.hdr->n_instances; i++) {
+        for (unsigned i = 0; i < s->seg.n_instances; i++) {
             if (s->inst[i].pid == pid) {
                 on_death(s, i, status);
                 known = true;
@@ -213,42 +245,45 @@ void supervisor_spawn_reap(struct supervisor *s)
 
 void supervisor_spawn_tick(struct supervisor *s, uint64_t now)
 {
-    for (unsigned i = 0; i < s->seg.hdr->n_instances; i++) {
+    for (unsigned i = 0; i < s->seg.n_instances; i++) {
         struct proto_node_instance *in = &s->seg.inst[i];
         struct sup_instance *si = &s->inst[i];
-        uint32_t state = atomic_load(&in->state);
-        const char *role = proto_node_role_name((enum proto_node_role)in->role);
+        const char *role = proto_node_role_name(si->role);
+        unsigned index = si->index;
 
         if (s->stopping) {
             if (si->pid > 0 && now >= s->stop_deadline_ns) {
-                log_warn("%s[%u] pid %d did not stop in time; killing it", role, in->index, si->pid);
+                log_warn("%s[%u] pid %d did not stop in time; killing it", role, index, si->pid);
                 kill(si->pid, SIGKILL);
             }
             continue;
         }
         if (si->pid == 0) {
-            if ((state == PROTO_NODE_INST_DEAD || state == PROTO_NODE_INST_HELD) && si->restart_at_ns && now >= si->restart_at_ns) {
-                if (state == PROTO_NODE_INST_HELD)
-                    log_info("%s[%u] hold expired; starting it again", role, in->index);
+            if ((si->state == PROTO_NODE_INST_DEAD || si->state == PROTO_NODE_INST_HELD) && si->restart_at_ns &&
+                now >= si->restart_at_ns) {
+                if (si->state == PROTO_NODE_INST_HELD)
+                    log_info("%s[%u] hold expired; starting it again", role, index);
                 spawn_one(s, i);
             }
             continue;
         }
         if (si->term_sent_ns && now - si->term_sent_ns > CLOCK_MS(s->cfg.drain_timeout_ms)) {
-            log_warn("%s[%u] pid %d did not stop within the drain timeout; killing it", role, in->index, si->pid);
+            log_warn("%s[%u] pid %d did not stop within the drain timeout; killing it", role, index, si->pid);
             kill(si->pid, SIGKILL);
             si->term_sent_ns = now; /* once per timeout */
             continue;
         }
-        if (state == PROTO_NODE_INST_STARTING && now - atomic_load(&in->started_ns) > CLOCK_MS(s->cfg.ready_timeout_ms)) {
-            log_error("%s[%u] pid %d not ready within %llu ms; killing it", role, in->index, si->pid,
+        /* the role reports ready (and draining, stopped) in its own slot; that is all read from it */
+        uint32_t state = atomic_load(&in->state);
+        if (state == PROTO_NODE_INST_STARTING && now - si->started_ns > CLOCK_MS(s->cfg.ready_timeout_ms)) {
+            log_error("%s[%u] pid %d not ready within %llu ms; killing it", role, index, si->pid,
                       (unsigned long long)s->cfg.ready_timeout_ms);
             kill(si->pid, SIGKILL);
             si->term_sent_ns = now;
         } else if (state == PROTO_NODE_INST_READY) {
             uint64_t hb = atomic_load(&in->heartbeat_ns);
             if (hb && now > hb && now - hb > CLOCK_MS(s->cfg.heartbeat_timeout_ms)) {
-                log_error("%s[%u] pid %d heartbeat is %llu ms old; killing it", role, in->index, si->pid,
+                log_error("%s[%u] pid %d heartbeat is %llu ms old; killing it", role, index, si->pid,
                           (unsigned long long)((now - hb) / 1000000u));
                 kill(si->pid, SIGKILL);
                 si->term_sent_ns = now;
@@ -264,12 +299,11 @@ int supervisor_spawn_restart(struct supervisor *s, enum proto_node_role role, in
     char buf[1024];
 
     buf[0] = '\0';
-    for (unsigned i = 0; i < s->seg.hdr->n_instances; i++) {
-        struct proto_node_instance *in = &s->seg.inst[i];
-        if (in->role != role || (index >= 0 && in->index != (unsigned)index))
+    for (unsigned i = 0; i < s->seg.n_instances; i++) {
+        struct sup_instance *si = &s->inst[i];
+        if (si->role != role || (index >= 0 && si->index != (unsigned)index))
             continue;
         matched++;
-        struct sup_instance *si = &s->inst[i];
         if (si->pid > 0) {
             si->restart_requested = true;
             si->term_sent_ns = clock_mono_ns();
@@ -278,11 +312,11 @@ int supervisor_spawn_restart(struct supervisor *s, enum proto_node_role role, in
             /* dead or held: start it now */
             si->n_deaths = 0;
             si->restart_at_ns = clock_mono_ns();
-            atomic_store(&in->state, PROTO_NODE_INST_DEAD);
+            supervisor_spawn_set_state(s, i, PROTO_NODE_INST_DEAD);
         }
         if (off < sizeof(buf))
             off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%s[%u]", matched > 1 ? " " : "",
-                                    proto_node_role_name(role), in->index);
+                                    proto_node_role_name(role), si->index);
     }
     if (!matched) {
         *detail = xasprintf("no %s instance %d", proto_node_role_name(role), index);
@@ -297,8 +331,8 @@ void supervisor_spawn_signal_all(struct supervisor *s, int sig)
 {
     /* ingress first, so no new mail arrives while the others drain */
     for (int pass = 0; pass < 2; pass++) {
-        for (unsigned i = 0; i < s->seg.hdr->n_instances; i++) {
-            bool ingress = s->seg.inst[i].role == PROTO_NODE_ROLE_INGRESS;
+        for (unsigned i = 0; i < s->seg.n_instances; i++) {
+            bool ingress = s->inst[i].role == PROTO_NODE_ROLE_INGRESS;
             if ((pass == 0) != ingress || s->inst[i].pid <= 0)
                 continue;
             kill(s->inst[i].pid, sig);
@@ -308,23 +342,23 @@ void supervisor_spawn_signal_all(struct supervisor *s, int sig)
 
 void supervisor_spawn_signal_roles(struct supervisor *s, unsigned mask, int sig)
 {
-    for (unsigned i = 0; i < s->seg.hdr->n_instances; i++)
-        if ((mask & (1u << s->seg.inst[i].role)) && s->inst[i].pid > 0)
+    for (unsigned i = 0; i < s->seg.n_instances; i++)
+        if ((mask & (1u << s->inst[i].role)) && s->inst[i].pid > 0)
             kill(s->inst[i].pid, sig);
 }
 
 unsigned supervisor_spawn_alive_roles(struct supervisor *s, unsigned mask)
 {
     unsigned n = 0;
-    for (unsigned i = 0; i < s->seg.hdr->n_instances; i++)
-        n += (mask & (1u << s->seg.inst[i].role)) && s->inst[i].pid > 0;
+    for (unsigned i = 0; i < s->seg.n_instances; i++)
+        n += (mask & (1u << s->inst[i].role)) && s->inst[i].pid > 0;
     return n;
 }
 
 unsigned supervisor_spawn_alive(struct supervisor *s)
 {
     unsigned n = 0;
-    for (unsigned i = 0; i < s->seg.hdr->n_instances; i++)
+    for (unsigned i = 0; i < s->seg.n_instances; i++)
         n += s->inst[i].pid > 0;
     return n;
 }

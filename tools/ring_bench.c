@@ -51,9 +51,9 @@ struct bench_ctl {
 
 struct bench {
     struct bench_ctl *ctl;
-    struct shm_ring *data;       /* throughput ring */
-    struct shm_ring *ping;       /* pinger -> ponger */
-    struct shm_ring *pong;       /* ponger -> pinger */
+    struct shm_ring_ref data;    /* throughput ring */
+    struct shm_ring_ref ping;    /* pinger -> ponger */
+    struct shm_ring_ref pong;    /* ponger -> pinger */
     void *base;
     size_t size;
     uint64_t records;
@@ -101,17 +101,16 @@ static int bench_map(struct bench *bn, int huge)
     p = bn->base;
     bn->ctl = (struct bench_ctl *)p;
     p += ctl_bytes;
-    bn->data = (struct shm_ring *)p;
-    p += shm_ring_bytes(bn->capacity);
-    bn->ping = (struct shm_ring *)p;
-    p += shm_ring_bytes(BENCH_PING_RING);
-    bn->pong = (struct shm_ring *)p;
-    if (shm_ring_init(bn->data, bn->capacity, 1, 2) != 0 || shm_ring_init(bn->ping, BENCH_PING_RING, 1, 2) != 0
-        || shm_ring_init(bn->pong, BENCH_PING_RING, 2, 1) != 0) {
+    size_t data_bytes = shm_ring_bytes(bn->capacity), ping_bytes = shm_ring_bytes(BENCH_PING_RING);
+    if (shm_ring_init(p, bn->capacity, 1, 2) != 0 || shm_ring_init(p + data_bytes, BENCH_PING_RING, 1, 2) != 0
+        || shm_ring_init(p + data_bytes + ping_bytes, BENCH_PING_RING, 2, 1) != 0) {
         fprintf(stderr, "ringmail-ring-bench: bad --capacity %u (power of two, 2..%u)\n", bn->capacity,
                 SHM_RING_MAX_CAPACITY);
         return 1;
     }
+    if (shm_ring_open(&bn->data, p, data_bytes) != 0 || shm_ring_open(&bn->ping, p + data_bytes, ping_bytes) != 0
+        || shm_ring_open(&bn->pong, p + data_bytes + ping_bytes, ping_bytes) != 0)
+        return 1;
     {
         struct shm_bell *bells[] = {&bn->ctl->bell_cons, &bn->ctl->bell_ponger, &bn->ctl->bell_pinger};
 
@@ -129,7 +128,7 @@ static int bench_map(struct bench *bn, int huge)
 }
 
 /* pop_or_sleep - the consumer loop every role uses: drain, announce sleep, re-check, block */
-static int pop_or_sleep(struct shm_ring *r, struct shm_bell *b, struct proto_rec *out)
+static int pop_or_sleep(const struct shm_ring_ref *r, struct shm_bell *b, struct proto_rec *out)
 {
     for (;;) {
         int rc = shm_ring_pop(r, out);
@@ -162,7 +161,7 @@ static void run_producer(struct bench *bn)
 
         while (i < end) {
             rec.body.count.count = i;
-            if (shm_ring_push(bn->data, &rec) != 0)
+            if (shm_ring_push(&bn->data, &rec) != 0)
                 break;
             i++;
         }
@@ -178,7 +177,7 @@ static void run_consumer(struct bench *bn)
     struct proto_rec rec;
 
     for (uint64_t i = 0; i < bn->records; i++) {
-        int rc = pop_or_sleep(bn->data, &bn->ctl->bell_cons, &rec);
+        int rc = pop_or_sleep(&bn->data, &bn->ctl->bell_cons, &rec);
 
         if (rc != 0 || rec.body.count.count != i) {
             fprintf(stderr, "ringmail-ring-bench: consumer: record %lu: rc %d count %lu\n", (unsigned long)i, rc,
@@ -197,7 +196,7 @@ static void run_ponger(struct bench *bn)
     struct proto_rec rec;
 
     for (uint64_t i = 0; i < bn->pings; i++) {
-        int rc = pop_or_sleep(bn->ping, &bn->ctl->bell_ponger, &rec);
+        int rc = pop_or_sleep(&bn->ping, &bn->ctl->bell_ponger, &rec);
         uint64_t now = clock_mono_ns();
 
         if (rc != 0) {
@@ -206,7 +205,7 @@ static void run_ponger(struct bench *bn)
         }
         rec.type = MSG_ROLE_PONG;
         rec.body.ping.reserved[0] = now;
-        if (shm_ring_push(bn->pong, &rec) != 0)
+        if (shm_ring_push(&bn->pong, &rec) != 0)
             _exit(1);
         shm_bell_ring(&bn->ctl->bell_pinger);
     }
@@ -285,14 +284,14 @@ static int bench_latency(struct bench *bn, uint64_t *wake, uint64_t *rtt, uint64
         t0 = clock_mono_ns();
         rec.body.ping.token = i;
         rec.body.ping.sent_ns = t0;
-        if (shm_ring_push(bn->ping, &rec) != 0) {
+        if (shm_ring_push(&bn->ping, &rec) != 0) {
             fails = 1;
             break;
         }
         shm_bell_ring(&ctl->bell_ponger);
         if (atomic_load(&ctl->bell_ponger.rings) != rings_before)
             (*asleep)++;
-        rc = pop_or_sleep(bn->pong, &ctl->bell_pinger, &got);
+        rc = pop_or_sleep(&bn->pong, &ctl->bell_pinger, &got);
         rtt[i] = clock_mono_ns() - t0;
         if (rc != 0 || got.body.ping.token != i || got.body.ping.sent_ns != t0) {
             fprintf(stderr, "ringmail-ring-bench: pinger: pong %lu: rc %d token %lu\n", (unsigned long)i, rc,

@@ -28,7 +28,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(&head, data, sizeof(head));
     data += sizeof(head);
     size -= sizeof(head);
+    struct shm_ring_ref ref;
     CHECK(shm_ring_init(mem, CAP, 2, 0) == 0);
+    CHECK(shm_ring_open(&ref, mem, sizeof(mem)) == 0);
     memcpy(r->slots, data, size < CAP * PROTO_REC_SIZE ? size : CAP * PROTO_REC_SIZE);
     /* small heads are the interesting ones: reduce most inputs into the valid window */
     if (head & (1ull << 63))
@@ -39,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (unsigned i = 0; i < 2 * CAP + 2; i++) {
         uint64_t pos = atomic_load(&r->tail);
         struct proto_rec rec;
-        int rc = shm_ring_pop(r, &rec);
+        int rc = shm_ring_pop(&ref, &rec);
         if (rc == -EAGAIN || rc == -EPROTO) {
             CHECK(atomic_load(&r->tail) == pos); /* nothing consumed */
             CHECK(rc == -EPROTO ? head > CAP : pos == head);

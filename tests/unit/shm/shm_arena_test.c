@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,7 +30,8 @@ void shm_arena_test_lock_and_die(struct shm_arena *a);
 
 struct fixture {
     struct shm_pages pages;
-    struct shm_arena *a;
+    struct shm_arena view;
+    struct shm_arena *a; /* &view */
 };
 
 static bool fixture_init(struct fixture *f, uint64_t blocks)
@@ -43,8 +45,9 @@ static bool fixture_init(struct fixture *f, uint64_t blocks)
         return false;
     }
     int rc = shm_arena_init(f->pages.base, f->pages.size);
-    f->a = shm_arena_get(f->pages.base, f->pages.size);
-    CHECK(rc == 0 && f->a != NULL, "init rc %d", rc);
+    int orc = shm_arena_open(&f->view, f->pages.base, f->pages.size);
+    f->a = orc == 0 ? &f->view : NULL;
+    CHECK(rc == 0 && orc == 0, "init rc %d open rc %d", rc, orc);
     if (!f->a) {
         shm_pages_unmap(&f->pages);
         return false;
@@ -96,24 +99,27 @@ static void test_init_get(void)
     if (!fixture_init(&f, 8))
         return;
     char *m = f.pages.base;
-    CHECK(shm_arena_get(m, 64) == NULL, "get with a too small region");
-    CHECK(shm_arena_get(m + 8, f.pages.size - 8) == NULL, "get misaligned");
-    CHECK(shm_arena_get(m, f.pages.size - BLK) == NULL, "get with a region smaller than the layout");
+    struct shm_arena view;
+    CHECK(shm_arena_open(&view, m, 64) == -EPROTO, "open with a too small region");
+    CHECK(shm_arena_open(&view, m + 8, f.pages.size - 8) == -EPROTO, "open misaligned");
+    CHECK(shm_arena_open(&view, m, f.pages.size - BLK) == -EPROTO, "open with a region smaller than the layout");
     /* geometry fields are validated, not trusted: flip each of the first words in turn */
     for (size_t w = 0; w < 7; w++) {
         uint64_t *word = (uint64_t *)m + w;
         uint64_t saved = *word;
         *word ^= 0x10000;
-        CHECK(shm_arena_get(m, f.pages.size) == NULL, "corrupt header word %zu accepted", w);
+        CHECK(shm_arena_open(&view, m, f.pages.size) == -EPROTO, "corrupt header word %zu accepted", w);
         *word = saved;
     }
-    CHECK(shm_arena_get(m, f.pages.size) == f.a, "restored header rejected");
+    CHECK(shm_arena_open(&view, m, f.pages.size) == 0 && view.hdr == f.a->hdr && view.n_blocks == f.a->n_blocks,
+          "restored header rejected");
     /* a region with slack gets extra blocks, never fewer than asked */
     fixture_fini(&f);
     char *buf = aligned_alloc(4096, shm_arena_bytes(3 * BLK) + 2 * BLK);
     CHECK(shm_arena_init(buf, shm_arena_bytes(3 * BLK) + 2 * BLK) == 0, "init with slack");
     struct shm_arena_stats st;
-    stats(shm_arena_get(buf, shm_arena_bytes(3 * BLK) + 2 * BLK), &st);
+    CHECK(shm_arena_open(&view, buf, shm_arena_bytes(3 * BLK) + 2 * BLK) == 0, "open with slack");
+    stats(&view, &st);
     CHECK(st.blocks_total == 5, "slack gave %llu blocks", (unsigned long long)st.blocks_total);
     free(buf);
 }
@@ -260,6 +266,62 @@ static void test_exhaustion(void)
     stats(f.a, &st);
     CHECK(st.alloc_failures == 3, "alloc_failures %llu", (unsigned long long)st.alloc_failures);
     fixture_fini(&f);
+}
+
+/*
+ * ROLE-01: a hostile process that maps the segment rewrites the arena header after every process
+ * opened it: a block count 4096 times larger, the data offset and the total moved. Every handle
+ * keeps the geometry it checked at open, so offsets are bounded by the real region. The arena ends
+ * where 64 PROT_NONE pages start: a table entry, bitmap word or body read past the region is a
+ * crash here (and an ASan report in the sanitizer build), not a silent read of a neighbour.
+ */
+static void test_hostile_header(void)
+{
+    enum { N = 8, GUARD = 64 * 4096 };
+    const size_t bytes = shm_arena_bytes(N * BLK), span = (bytes + 4095) / 4096 * 4096;
+    char *map = mmap(NULL, span + GUARD, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    struct shm_arena view;
+    uint64_t a0, off;
+
+    CHECK(map != MAP_FAILED, "mmap: %s", strerror(errno));
+    if (map == MAP_FAILED)
+        return;
+    CHECK(mprotect(map + span, GUARD, PROT_NONE) == 0, "mprotect: %s", strerror(errno));
+    CHECK(shm_arena_init(map, span) == 0 && shm_arena_open(&view, map, span) == 0, "init/open");
+    CHECK(shm_arena_alloc(&view, 1, 1, 1, &a0) == 0, "alloc a0");
+    uint64_t end = view.off_data + N * BLK;
+
+    /* header words (shm_arena.c): 2 n_blocks, 5 off_data, 6 total */
+    uint64_t *word = (uint64_t *)(void *)map;
+    word[2] *= 4096;
+    word[5] = 64;
+    word[6] = UINT64_MAX;
+    /* 9000 blocks in: its table entry lies in the guard pages when the live n_blocks is believed */
+    CHECK(shm_arena_ptr(&view, view.off_data + 9000 * BLK, 1) == NULL, "ptr beyond the real blocks");
+    CHECK(shm_arena_ptr(&view, end, 1) == NULL, "ptr at the end of the real data");
+    CHECK(shm_arena_ptr(&view, a0, BLK) == map + a0, "ptr of a live run after the header was rewritten");
+    /* allocation fills the real blocks and no more */
+    uint64_t got = 0;
+    int rc;
+    while ((rc = shm_arena_alloc(&view, 1, 2, 1, &off)) == 0) {
+        CHECK(off >= view.off_data && off < end && (off - view.off_data) % BLK == 0, "alloc gave offset %llu",
+              (unsigned long long)off);
+        got++;
+        if (got > N)
+            break;
+    }
+    CHECK(rc == -ENOSPC && got == N - 1, "alloc after the rewrite: rc %d, %llu blocks", rc,
+          (unsigned long long)got);
+    CHECK(shm_arena_alloc(&view, 2 * N * BLK, 2, 1, &off) == -EFBIG, "a run larger than the real arena");
+    CHECK(shm_arena_reclaim(&view, 2, 1) == N - 1, "reclaim of the filled blocks");
+    CHECK(shm_arena_free(&view, a0) == 0, "free a0");
+    CHECK(shm_arena_free(&view, view.off_data + 9000 * BLK) == -EINVAL, "free beyond the real blocks");
+    struct shm_arena_stats st;
+    shm_arena_stats(&view, &st);
+    CHECK(st.blocks_total == N, "blocks_total %llu", (unsigned long long)st.blocks_total);
+    /* a process that opens the arena now finds the header invalid */
+    CHECK(shm_arena_open(&(struct shm_arena){0}, map, span) == -EPROTO, "rewritten header accepted at open");
+    munmap(map, span + GUARD);
 }
 
 static void test_give_reclaim(void)
@@ -507,6 +569,7 @@ int main(void)
     test_init_get();
     test_alloc_free_reuse();
     test_hostile_offsets();
+    test_hostile_header();
     test_exhaustion();
     test_give_reclaim();
     test_dead_owner();

@@ -59,6 +59,7 @@ struct stress_ctl {
 struct stress_region {
     struct stress_ctl *ctl;
     struct shm_ring *ring;
+    struct shm_ring_ref ref; /* each process's handle (copied by fork) */
     void *base;
     size_t size;
 };
@@ -157,7 +158,7 @@ static int region_new(struct stress_region *g, uint32_t capacity)
         return -1;
     }
     shm_bell_init(&g->ctl->bell, efd);
-    if (shm_ring_init(g->ring, capacity, 1, 2) != 0) {
+    if (shm_ring_init(g->ring, capacity, 1, 2) != 0 || shm_ring_open(&g->ref, g->ring, shm_ring_bytes(capacity)) != 0) {
         printf("shm_ring_init failed\n");
         close(efd);
         munmap(g->base, g->size);
@@ -181,12 +182,12 @@ static noreturn void consumer_main(struct stress_region *g, uint64_t total)
     uint32_t last_gen = 0;
 
     while (want < total) {
-        int rc = shm_ring_pop(g->ring, &rec);
+        int rc = shm_ring_pop(&g->ref, &rec);
         const char *why;
 
         if (rc == -EAGAIN) {
             shm_bell_prepare_sleep(&ctl->bell);
-            rc = shm_ring_pop(g->ring, &rec);
+            rc = shm_ring_pop(&g->ref, &rec);
             if (rc == -EAGAIN) {
                 int w;
 
@@ -199,7 +200,7 @@ static noreturn void consumer_main(struct stress_region *g, uint64_t total)
                 }
                 if (w == 0) {
                     atomic_fetch_add(&ctl->timeouts, 1);
-                    if (shm_ring_count(g->ring) > 0)
+                    if (shm_ring_count(&g->ref) > 0)
                         atomic_fetch_add(&ctl->lost_wakeups, 1);
                 }
                 continue;
@@ -258,7 +259,7 @@ static noreturn void producer_main(struct stress_region *g, uint64_t total, uint
         int rc;
 
         rec_build(&rec, next, gen);
-        rc = shm_ring_push(r, &rec);
+        rc = shm_ring_push(&g->ref, &rec);
         if (rc == -EAGAIN) {
             shm_bell_ring(&g->ctl->bell);
             sched_yield();
@@ -354,9 +355,9 @@ static int report_consumer(const char *name, struct stress_region *g, int cst, u
         FAIL("%s: consumer %s %d", name, cst < 0 ? "missed the deadline" : "exit status", cst);
         return 1;
     }
-    if (got != total || atomic_load(&g->ring->head) != total || shm_ring_count(g->ring) != 0) {
+    if (got != total || atomic_load(&g->ring->head) != total || shm_ring_count(&g->ref) != 0) {
         FAIL("%s: received %lu, head %lu, left %lu, want %lu", name, (unsigned long)got,
-               (unsigned long)atomic_load(&g->ring->head), (unsigned long)shm_ring_count(g->ring),
+               (unsigned long)atomic_load(&g->ring->head), (unsigned long)shm_ring_count(&g->ref),
                (unsigned long)total);
         return 1;
     }

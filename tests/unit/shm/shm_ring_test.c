@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,15 +33,23 @@
             return;                                                                                          \
     } while (0)
 
-static struct shm_ring *ring_new(uint32_t cap)
+/* ring_new - a formatted ring of `cap` slots and this process's handle on it; ring_free() frees both */
+static struct shm_ring_ref *ring_new(uint32_t cap)
 {
+    struct shm_ring_ref *ref = xmalloc(sizeof(*ref));
     void *mem = aligned_alloc(64, shm_ring_bytes(cap));
 
     if (mem == NULL)
         abort();
-    if (shm_ring_init(mem, cap, 1, 2) != 0)
+    if (shm_ring_init(mem, cap, 1, 2) != 0 || shm_ring_open(ref, mem, shm_ring_bytes(cap)) != 0)
         abort();
-    return mem;
+    return ref;
+}
+
+static void ring_free(struct shm_ring_ref *ref)
+{
+    free(ref->ring);
+    free(ref);
 }
 
 static void rec_make(struct proto_rec *rec, uint64_t n)
@@ -68,11 +77,12 @@ static void test_init_capacity(void)
         void *mem = aligned_alloc(64, bytes);
         int rc = shm_ring_init(mem, cases[i].cap, 0, 0);
         struct shm_ring *r = mem;
+        struct shm_ring_ref ref;
 
         if (rc != cases[i].want) {
             FAIL("test_init_capacity: capacity %u: got %d, want %d", cases[i].cap, rc, cases[i].want);
         } else if (rc == 0 && (r->magic != SHM_RING_MAGIC || r->capacity != cases[i].cap
-                               || r->mask != cases[i].cap - 1 || shm_ring_count(r) != 0)) {
+                               || r->mask != cases[i].cap - 1 || shm_ring_open(&ref, mem, bytes) != 0 || shm_ring_count(&ref) != 0)) {
             FAIL("test_init_capacity: capacity %u: header not formatted", cases[i].cap);
         }
         free(mem);
@@ -90,7 +100,7 @@ static void test_init_capacity(void)
 
 static void test_order_full_empty(void)
 {
-    struct shm_ring *r = ring_new(8);
+    struct shm_ring_ref *r = ring_new(8);
     struct proto_rec rec, out;
     int rc;
 
@@ -106,7 +116,7 @@ static void test_order_full_empty(void)
     rec_make(&rec, 999);
     rc = shm_ring_push(r, &rec);
     REQUIRE(rc == -EAGAIN, "push on a full ring gave %d", rc);
-    REQUIRE(r->pushed_full == 1, "pushed_full %lu", (unsigned long)r->pushed_full);
+    REQUIRE(r->ring->pushed_full == 1, "pushed_full %lu", (unsigned long)r->ring->pushed_full);
     for (uint64_t i = 0; i < 8; i++) {
         rc = shm_ring_pop(r, &out);
         REQUIRE(rc == 0, "pop %lu gave %d", (unsigned long)i, rc);
@@ -121,12 +131,12 @@ static void test_order_full_empty(void)
     rec_make(&rec, 7);
     rc = shm_ring_push(r, &rec);
     REQUIRE(rc == 0, "push after drain gave %d", rc);
-    free(r);
+    ring_free(r);
 }
 
 static void test_wrap_around(void)
 {
-    struct shm_ring *r = ring_new(4);
+    struct shm_ring_ref *r = ring_new(4);
     struct proto_rec rec, out;
     uint64_t next_push = 0, next_pop = 0;
     unsigned seed = 12345;
@@ -162,8 +172,8 @@ static void test_wrap_around(void)
         REQUIRE(shm_ring_count(r) == next_push - next_pop, "count %lu want %lu", (unsigned long)shm_ring_count(r),
               (unsigned long)(next_push - next_pop));
     }
-    REQUIRE(atomic_load(&r->head) > 4 * 20000, "only %lu pushes", (unsigned long)atomic_load(&r->head));
-    free(r);
+    REQUIRE(atomic_load(&r->ring->head) > 4 * 20000, "only %lu pushes", (unsigned long)atomic_load(&r->ring->head));
+    ring_free(r);
 }
 
 enum corrupt_field { CORRUPT_VERSION, CORRUPT_TYPE, CORRUPT_TYPE_MAX, CORRUPT_SEQ, CORRUPT_SEQ_OLD };
@@ -178,7 +188,7 @@ static void test_corrupt_slot(void)
         {"seq ahead", CORRUPT_SEQ},     {"seq of the previous lap", CORRUPT_SEQ_OLD},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        struct shm_ring *r = ring_new(4);
+        struct shm_ring_ref *r = ring_new(4);
         struct proto_rec rec, out;
         struct proto_rec *slot;
         int rc;
@@ -196,7 +206,7 @@ static void test_corrupt_slot(void)
                 FAIL("test_corrupt_slot %s: push gave %d", cases[i].name, rc);
             }
         }
-        slot = &r->slots[6 & r->mask]; /* the middle record */
+        slot = &r->ring->slots[6 & r->ring->mask]; /* the middle record */
         switch (cases[i].field) {
         case CORRUPT_VERSION: slot->version = 0; break;
         case CORRUPT_TYPE: slot->type = 0xffff; break;
@@ -210,9 +220,9 @@ static void test_corrupt_slot(void)
                    (unsigned long)out.body.ping.token);
         }
         rc = shm_ring_pop(r, &out);
-        if (rc != -EBADMSG || r->bad_records != 1) {
+        if (rc != -EBADMSG || r->ring->bad_records != 1) {
             FAIL("test_corrupt_slot %s: corrupt pop gave %d (bad_records %lu), want -EBADMSG",
-                   cases[i].name, rc, (unsigned long)r->bad_records);
+                   cases[i].name, rc, (unsigned long)r->ring->bad_records);
         }
         rc = shm_ring_pop(r, &out);
         if (rc != 0 || out.body.ping.token != 7) {
@@ -225,7 +235,7 @@ static void test_corrupt_slot(void)
         if (rc != 0 || shm_ring_pop(r, &out) != 0 || out.body.ping.token != 8 || shm_ring_count(r) != 0) {
             FAIL("test_corrupt_slot %s: push/pop after the skip", cases[i].name);
         }
-        free(r);
+        ring_free(r);
     }
 }
 
@@ -242,7 +252,7 @@ static void test_corrupt_header(void)
         {"head beyond tail+capacity", HDR_HEAD},                 {"tail beyond head", HDR_TAIL},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        struct shm_ring *r = ring_new(8);
+        struct shm_ring_ref *r = ring_new(8);
         struct proto_rec rec, out;
         uint64_t tail_before;
         int rc_pop, rc_push;
@@ -253,15 +263,15 @@ static void test_corrupt_header(void)
         }
         shm_ring_pop(r, &out);
         switch (cases[i].field) {
-        case HDR_MAGIC: r->magic ^= 1; break;
-        case HDR_CAP_ODD: r->capacity = 5; break;
-        case HDR_CAP_ZERO: r->capacity = 0; break;
-        case HDR_CAP_BIG: r->capacity = 1u << 30; r->mask = (1u << 30) - 1; break;
-        case HDR_MASK: r->mask = 0xffff; break;
-        case HDR_HEAD: atomic_store(&r->head, 1000); break;
-        case HDR_TAIL: atomic_store(&r->tail, 1000); break;
+        case HDR_MAGIC: r->ring->magic ^= 1; break;
+        case HDR_CAP_ODD: r->ring->capacity = 5; break;
+        case HDR_CAP_ZERO: r->ring->capacity = 0; break;
+        case HDR_CAP_BIG: r->ring->capacity = 1u << 30; r->ring->mask = (1u << 30) - 1; break;
+        case HDR_MASK: r->ring->mask = 0xffff; break;
+        case HDR_HEAD: atomic_store(&r->ring->head, 1000); break;
+        case HDR_TAIL: atomic_store(&r->ring->tail, 1000); break;
         }
-        tail_before = atomic_load(&r->tail);
+        tail_before = atomic_load(&r->ring->tail);
         rc_pop = shm_ring_pop(r, &out);
         rec_make(&rec, 99);
         rc_push = shm_ring_push(r, &rec);
@@ -275,24 +285,75 @@ static void test_corrupt_header(void)
                 rc_pop = shm_ring_pop(r, &out);
             for (int k = 0; k < 8 && rc_push == 0; k++)
                 rc_push = shm_ring_push(r, &rec);
-            tail_before = atomic_load(&r->tail);
+            tail_before = atomic_load(&r->ring->tail);
             rc_pop = shm_ring_pop(r, &out);
         }
-        if (rc_pop != -EPROTO || rc_push != -EPROTO || atomic_load(&r->tail) != tail_before) {
+        if (rc_pop != -EPROTO || rc_push != -EPROTO || atomic_load(&r->ring->tail) != tail_before) {
             FAIL("test_corrupt_header %s: pop %d push %d (want -EPROTO, nothing consumed)", cases[i].name,
                    rc_pop, rc_push);
         }
         if (shm_ring_count(r) > 8) {
             FAIL("test_corrupt_header %s: count %lu", cases[i].name, (unsigned long)shm_ring_count(r));
         }
-        free(r);
+        ring_free(r);
     }
+}
+
+/*
+ * ROLE-01: a hostile process that maps the segment rewrites a ring's header to a larger power of
+ * two with a matching mask (which passes every sanity check) and moves head and tail past the
+ * ring's slots. The handle's capacity, fixed at open, must keep every access inside the ring's
+ * bytes. The ring ends exactly where a PROT_NONE page starts, so an access past it is a crash here
+ * (and an ASan report in the sanitizer build), not a silent read of a neighbour.
+ */
+static void test_hostile_capacity(void)
+{
+    const size_t page = 4096, bytes = shm_ring_bytes(8), span = (bytes + page - 1) / page * page;
+    char *map = mmap(NULL, span + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    struct shm_ring_ref ref;
+    struct proto_rec rec, out;
+
+    REQUIRE(map != MAP_FAILED, "mmap: %s", strerror(errno));
+    REQUIRE(mprotect(map + span, page, PROT_NONE) == 0, "mprotect: %s", strerror(errno));
+    char *mem = map + span - bytes; /* 64-byte aligned: bytes is a multiple of 64 */
+    REQUIRE(shm_ring_init(mem, 8, 1, 2) == 0 && shm_ring_open(&ref, mem, bytes) == 0, "init/open");
+    CHECK(shm_ring_open(&(struct shm_ring_ref){0}, mem, bytes - 64) == -EPROTO,
+          "open accepted a ring larger than its bytes");
+    for (uint64_t n = 0; n < 3; n++) {
+        rec_make(&rec, n);
+        REQUIRE(shm_ring_push(&ref, &rec) == 0, "push %lu", (unsigned long)n);
+    }
+    REQUIRE(shm_ring_pop(&ref, &out) == 0, "pop");
+
+    struct shm_ring *r = ref.ring;
+    r->capacity = 16;
+    r->mask = 15;
+    atomic_store(&r->tail, 8); /* slot 8 of 16: the first byte of the guard page */
+    atomic_store(&r->head, 12);
+    int rc_pop = shm_ring_pop(&ref, &out);
+    rec_make(&rec, 99);
+    int rc_push = shm_ring_push(&ref, &rec);
+    CHECK(rc_pop == -EPROTO && rc_push == -EPROTO, "rewritten capacity: pop %d push %d, want -EPROTO", rc_pop,
+          rc_push);
+    CHECK(shm_ring_count(&ref) == 0, "count %lu on a rewritten header", (unsigned long)shm_ring_count(&ref));
+    CHECK(atomic_load(&r->tail) == 8 && atomic_load(&r->head) == 12, "a side moved an index on a bad header");
+
+    /* the header put back, the indexes left where the hostile writer put them: the slots used are the
+     * ring's own (masked by the private capacity), records that fail validation are skipped */
+    r->capacity = 8;
+    r->mask = 7;
+    for (int k = 0; k < 4; k++) {
+        int rc = shm_ring_pop(&ref, &out);
+        CHECK(rc == -EBADMSG || rc == 0, "pop %d after the header was restored gave %d", k, rc);
+    }
+    CHECK(shm_ring_pop(&ref, &out) == -EAGAIN, "ring not empty after the moved records");
+    munmap(map, span + page);
 }
 
 /* a re-formatted ring at the same address must not reuse this thread's cached indexes */
 static void test_reinit_same_memory(void)
 {
-    struct shm_ring *r = ring_new(4);
+    struct shm_ring_ref *r = ring_new(4);
     struct proto_rec rec, out;
     int rc;
 
@@ -301,7 +362,7 @@ static void test_reinit_same_memory(void)
         shm_ring_push(r, &rec);
         shm_ring_pop(r, &out);
     }
-    rc = shm_ring_init(r, 4, 1, 2);
+    rc = shm_ring_init(r->ring, 4, 1, 2);
     REQUIRE(rc == 0, "re-init gave %d", rc);
     for (uint64_t n = 0; n < 4; n++) {
         rec_make(&rec, n);
@@ -312,8 +373,8 @@ static void test_reinit_same_memory(void)
     rc = shm_ring_push(r, &rec);
     REQUIRE(rc == -EAGAIN, "fifth push into a re-formatted 4-slot ring gave %d", rc);
     /* an outside reset of the indexes (no init call in this thread) drops the caches as well */
-    atomic_store(&r->head, 0);
-    atomic_store(&r->tail, 0);
+    atomic_store(&r->ring->head, 0);
+    atomic_store(&r->ring->tail, 0);
     rc = shm_ring_pop(r, &out);
     REQUIRE(rc == -EAGAIN, "pop after index reset gave %d", rc);
     for (uint64_t n = 0; n < 4; n++) {
@@ -323,7 +384,7 @@ static void test_reinit_same_memory(void)
     }
     rc = shm_ring_push(r, &rec);
     REQUIRE(rc == -EAGAIN, "push into a full ring after index reset gave %d", rc);
-    free(r);
+    ring_free(r);
 }
 
 static int bell_readable(struct shm_bell *b)
@@ -422,7 +483,7 @@ static void test_bell_interrupted_ring(void)
 
 struct bell_thread_arg {
     struct shm_bell *b;
-    struct shm_ring *r;
+    struct shm_ring_ref *r;
 };
 
 static void *bell_producer(void *p)
@@ -443,7 +504,7 @@ static void *bell_producer(void *p)
 static void test_bell_cross_thread(void)
 {
     struct shm_bell b;
-    struct shm_ring *r = ring_new(4);
+    struct shm_ring_ref *r = ring_new(4);
     struct bell_thread_arg arg = {.b = NULL, .r = r};
     struct proto_rec out;
     pthread_t th;
@@ -475,7 +536,7 @@ static void test_bell_cross_thread(void)
     REQUIRE(atomic_load(&b.rings) >= 1 && atomic_load(&b.wakeups) >= 1, "rings %lu wakeups %lu",
           (unsigned long)atomic_load(&b.rings), (unsigned long)atomic_load(&b.wakeups));
     close(efd);
-    free(r);
+    ring_free(r);
 }
 
 static void test_bell_bad_fd(void)
@@ -501,6 +562,7 @@ int main(void)
     test_wrap_around();
     test_corrupt_slot();
     test_corrupt_header();
+    test_hostile_capacity();
     test_reinit_same_memory();
     test_bell_basic();
     test_bell_interrupted_ring();
