@@ -9,8 +9,9 @@
  * at shm_ring_open() (checked there against the ring's bytes), checks that the header line still
  * says the same (magic, capacity, mask) and that 0 <= head - tail <= capacity before it indexes a
  * slot, so a scribbled header gives -EPROTO and never an access outside the ring (a capacity
- * rewritten to a larger power of two with a matching mask is caught by the private copy). shm_ring_push() also returns -EPROTO then (the
- * header contract lists 0 and -EAGAIN; writing out of bounds is the alternative). The consumer
+ * rewritten to a larger power of two with a matching mask is caught by the private copy).
+ * shm_ring_push() also returns -EPROTO then (the header contract lists 0 and -EAGAIN; writing out
+ * of bounds is the alternative). The consumer
  * validates its private copy of the record, never the slot, so a producer cannot change a
  * record between the check and the use.
  *

@@ -283,7 +283,8 @@ int shm_segment_attach(struct shm_segment *seg, int fd, char **err)
     for (unsigned f = 0; !why && f < PROTO_NODE_MAX_INSTANCES; f++)
         for (unsigned t = 0; !why && t < PROTO_NODE_MAX_INSTANCES; t++) {
             uint16_t i = h->ring_index[f][t];
-            if (i != SHM_NO_RING && (i >= h->n_rings || h->rings[i].producer != f || h->rings[i].consumer != t))
+            if (i != SHM_NO_RING &&
+                (i >= h->n_rings || h->rings[i].producer != f || h->rings[i].consumer != t))
                 why = "bad ring index";
         }
     if (!why && bind(seg, h) < 0)

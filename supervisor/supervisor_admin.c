@@ -9,9 +9,10 @@
  *
  * libmicrohttpd runs it in its own thread. That thread reads only the shared-memory role table
  * (atomics, shown as the roles wrote them) and facts fixed at start (the instance count and each
- * instance's role and index come from the supervisor's private copy, never from shared memory); anything that changes the node goes to the main thread
- * through supervisor_request(). The API is served by the supervisor, not by the scheduler, so
- * that it answers while any role is down or crash-looping: that is when an operator needs it.
+ * instance's role and index come from the supervisor's private copy, never from shared memory);
+ * anything that changes the node goes to the main thread through supervisor_request(). The API
+ * is served by the supervisor, not by the scheduler, so that it answers while any role is down or
+ * crash-looping: that is when an operator needs it.
  */
 #include "supervisor/supervisor.h"
 

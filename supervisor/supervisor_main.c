@@ -195,7 +195,8 @@ static void drain_roles(struct supervisor *s, unsigned mask)
     for (unsigned i = 0; i < s->seg.n_instances; i++) {
         if (!(mask & (1u << s->inst[i].role)))
             continue;
-        supervisor_spawn_set_state(s, i, s->inst[i].pid <= 0 ? PROTO_NODE_INST_STOPPED : PROTO_NODE_INST_DRAINING);
+        supervisor_spawn_set_state(s, i,
+                                   s->inst[i].pid <= 0 ? PROTO_NODE_INST_STOPPED : PROTO_NODE_INST_DRAINING);
     }
     supervisor_spawn_signal_roles(s, mask, SIGTERM);
 }

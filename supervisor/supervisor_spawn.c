@@ -220,8 +220,8 @@ static void on_death(struct supervisor *s, unsigned i, int status)
     if (backoff > CLOCK_MS(s->cfg.restart_backoff_max_ms))
         backoff = CLOCK_MS(s->cfg.restart_backoff_max_ms);
     si->restart_at_ns = now + backoff;
-    log_warn("%s[%u] pid died (%s); %zu arena runs reclaimed; restart in %llu ms", role, si->index, why, freed,
-             (unsigned long long)(backoff / 1000000u));
+    log_warn("%s[%u] pid died (%s); %zu arena runs reclaimed; restart in %llu ms", role, si->index, why,
+             freed, (unsigned long long)(backoff / 1000000u));
 }
 
 void supervisor_spawn_reap(struct supervisor *s)
@@ -259,8 +259,8 @@ void supervisor_spawn_tick(struct supervisor *s, uint64_t now)
             continue;
         }
         if (si->pid == 0) {
-            if ((si->state == PROTO_NODE_INST_DEAD || si->state == PROTO_NODE_INST_HELD) && si->restart_at_ns &&
-                now >= si->restart_at_ns) {
+            bool waiting = si->state == PROTO_NODE_INST_DEAD || si->state == PROTO_NODE_INST_HELD;
+            if (waiting && si->restart_at_ns && now >= si->restart_at_ns) {
                 if (si->state == PROTO_NODE_INST_HELD)
                     log_info("%s[%u] hold expired; starting it again", role, index);
                 spawn_one(s, i);

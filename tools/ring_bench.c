@@ -108,7 +108,8 @@ static int bench_map(struct bench *bn, int huge)
                 SHM_RING_MAX_CAPACITY);
         return 1;
     }
-    if (shm_ring_open(&bn->data, p, data_bytes) != 0 || shm_ring_open(&bn->ping, p + data_bytes, ping_bytes) != 0
+    if (shm_ring_open(&bn->data, p, data_bytes) != 0
+        || shm_ring_open(&bn->ping, p + data_bytes, ping_bytes) != 0
         || shm_ring_open(&bn->pong, p + data_bytes + ping_bytes, ping_bytes) != 0)
         return 1;
     {

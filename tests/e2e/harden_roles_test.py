@@ -21,7 +21,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from ringmail_node import BUILD_DIR, Node, pid_alive, smtp_dialogue, wait_for  # noqa: E402
+from ringmail_node import BUILD_DIR, pid_alive, smtp_dialogue, wait_for  # noqa: E402
+from supervisor_test import NodeCase  # noqa: E402  (start_node, the log on failure)
 
 MESON = {"suite": "supervisor", "timeout": 120, "tools": ["hostile_role"]}
 
@@ -29,9 +30,7 @@ HOSTILE = os.path.join(BUILD_DIR, "tests", "e2e", "hostile_role")
 SANITIZER_MARKS = ("AddressSanitizer", "runtime error:", "LeakSanitizer")
 
 
-class HostileRoleCase(unittest.TestCase):
-    node = None
-
+class HostileRoleCase(NodeCase):
     def setUp(self):
         # a process the supervisor did not start; the role table will name it
         self.sleeper = subprocess.Popen(["sleep", "300"], stdin=subprocess.DEVNULL)
@@ -41,18 +40,6 @@ class HostileRoleCase(unittest.TestCase):
         if self.sleeper.poll() is None:
             self.sleeper.kill()
         self.sleeper.wait(5)
-
-    def start_node(self, **kw):
-        self.node = Node(**kw)
-        self.addCleanup(self.node.cleanup)
-        self.node.start()
-        return self.node
-
-    def run(self, result=None):
-        res = super().run(result)
-        if result is not None and (result.failures or result.errors) and self.node:
-            sys.stderr.write("---- ringmaild log ----\n%s\n" % self.node.log()[-8000:])
-        return res
 
     def attack(self, *args):
         pid = self.node.instances()["spool[0]"]["pid"]

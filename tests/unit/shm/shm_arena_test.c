@@ -102,7 +102,8 @@ static void test_init_get(void)
     struct shm_arena view;
     CHECK(shm_arena_open(&view, m, 64) == -EPROTO, "open with a too small region");
     CHECK(shm_arena_open(&view, m + 8, f.pages.size - 8) == -EPROTO, "open misaligned");
-    CHECK(shm_arena_open(&view, m, f.pages.size - BLK) == -EPROTO, "open with a region smaller than the layout");
+    CHECK(shm_arena_open(&view, m, f.pages.size - BLK) == -EPROTO,
+          "open with a region smaller than the layout");
     /* geometry fields are validated, not trusted: flip each of the first words in turn */
     for (size_t w = 0; w < 7; w++) {
         uint64_t *word = (uint64_t *)m + w;
@@ -111,7 +112,8 @@ static void test_init_get(void)
         CHECK(shm_arena_open(&view, m, f.pages.size) == -EPROTO, "corrupt header word %zu accepted", w);
         *word = saved;
     }
-    CHECK(shm_arena_open(&view, m, f.pages.size) == 0 && view.hdr == f.a->hdr && view.n_blocks == f.a->n_blocks,
+    CHECK(shm_arena_open(&view, m, f.pages.size) == 0 && view.hdr == f.a->hdr &&
+              view.n_blocks == f.a->n_blocks,
           "restored header rejected");
     /* a region with slack gets extra blocks, never fewer than asked */
     fixture_fini(&f);

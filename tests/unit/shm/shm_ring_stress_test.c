@@ -158,7 +158,8 @@ static int region_new(struct stress_region *g, uint32_t capacity)
         return -1;
     }
     shm_bell_init(&g->ctl->bell, efd);
-    if (shm_ring_init(g->ring, capacity, 1, 2) != 0 || shm_ring_open(&g->ref, g->ring, shm_ring_bytes(capacity)) != 0) {
+    if (shm_ring_init(g->ring, capacity, 1, 2) != 0 ||
+        shm_ring_open(&g->ref, g->ring, shm_ring_bytes(capacity)) != 0) {
         printf("shm_ring_init failed\n");
         close(efd);
         munmap(g->base, g->size);

@@ -82,7 +82,8 @@ static void test_init_capacity(void)
         if (rc != cases[i].want) {
             FAIL("test_init_capacity: capacity %u: got %d, want %d", cases[i].cap, rc, cases[i].want);
         } else if (rc == 0 && (r->magic != SHM_RING_MAGIC || r->capacity != cases[i].cap
-                               || r->mask != cases[i].cap - 1 || shm_ring_open(&ref, mem, bytes) != 0 || shm_ring_count(&ref) != 0)) {
+                               || r->mask != cases[i].cap - 1 || shm_ring_open(&ref, mem, bytes) != 0
+                               || shm_ring_count(&ref) != 0)) {
             FAIL("test_init_capacity: capacity %u: header not formatted", cases[i].cap);
         }
         free(mem);
@@ -172,7 +173,8 @@ static void test_wrap_around(void)
         REQUIRE(shm_ring_count(r) == next_push - next_pop, "count %lu want %lu", (unsigned long)shm_ring_count(r),
               (unsigned long)(next_push - next_pop));
     }
-    REQUIRE(atomic_load(&r->ring->head) > 4 * 20000, "only %lu pushes", (unsigned long)atomic_load(&r->ring->head));
+    REQUIRE(atomic_load(&r->ring->head) > 4 * 20000, "only %lu pushes",
+            (unsigned long)atomic_load(&r->ring->head));
     ring_free(r);
 }
 
