@@ -273,7 +273,7 @@ int shm_segment_attach(struct shm_segment *seg, int fd, char **err)
         why = "arena outside the segment";
     else if (h->off_status > size || PROTO_NODE_STATUS_BYTES > size - h->off_status || h->off_status % 64)
         why = "status page outside the segment";
-    else if (h->n_rings != 2 + 2 * h->n_ingress + 4 * h->n_egress)
+    else if (h->n_rings != 2 + 2 * h->n_ingress + 4 * h->n_egress || h->n_rings > SHM_MAX_RINGS)
         why = "bad ring count";
     for (unsigned i = 0; !why && i < h->n_rings; i++) {
         if (h->rings[i].off > size || h->ring_bytes > size - h->rings[i].off || h->rings[i].off % 64 ||

@@ -26,7 +26,10 @@
 #define SHM_MAGIC 0x52494e474d41494cull /* "RINGMAIL" */
 #define SHM_LAYOUT_VERSION 2
 #define SHM_NO_RING 0xffffu
-#define SHM_MAX_RINGS (4 * PROTO_NODE_MAX_WORKERS + 2)
+/* 2 + 2N + 4M rings (shm_segment.c build_topology): 194 with 32 + 32 workers. The array used to be
+ * declared 4 * 32 + 2 long while creation wrote up to 194 entries into the header's page padding;
+ * the bytes and every offset are the same either way (the assert below pins the header's pages). */
+#define SHM_MAX_RINGS (2 + 6 * PROTO_NODE_MAX_WORKERS)
 
 struct shm_ring_desc {
     uint16_t producer;
@@ -60,6 +63,8 @@ struct shm_header {
                        [PROTO_NODE_MAX_INSTANCES]; /* [producer][consumer] -> ring or SHM_NO_RING */
     struct shm_ring_desc rings[SHM_MAX_RINGS];
 };
+
+_Static_assert((sizeof(struct shm_header) + 4095) / 4096 == 3, "the header's pages: layout changed");
 
 /*
  * struct shm_segment - one process's view of the segment. The header and the role table are
