@@ -27,6 +27,7 @@
 
 #define INGRESS_MAX_LISTENERS 16
 #define INGRESS_IN_BUF (64 * 1024)
+#define INGRESS_OUT_MAX (64 * 1024) /* unsent replies past which the session reads nothing more */
 #define INGRESS_IP_BUCKETS 4096
 
 struct ingress;
@@ -71,6 +72,17 @@ struct ingress_session {
     /* output: replies not yet sent */
     char *out;
     size_t out_len, out_cap, out_sent;
+    char *out_retired; /* out before it grew while a send pointed into it: freed when that send is done */
+    bool paused;       /* over INGRESS_OUT_MAX unsent: no recv armed until the client reads */
+
+    /* what the client got wrong, this session (not per read) */
+    unsigned errors;   /* syntax errors, unknown commands, relay denials: INGRESS_MAX_ERRORS, then 421 */
+    unsigned refusals; /* every 4xx/5xx but 452 4.5.3: INGRESS_MAX_REFUSALS, then 421 */
+    unsigned logged, unlogged; /* Rejection records written; refusals past the log cap, for one summary */
+    char last_unlogged[256];
+    bool data_refused;    /* DATA was refused: the next line must be one sent after reading that */
+    bool pipelined;       /* the last command was followed by input sent before its reply was read */
+    uint64_t bdat_discard; /* bytes of a refused BDAT's chunk still to drop */
 
     uint64_t last_activity_ns;
     enum ingress_state state;

@@ -5,8 +5,15 @@
  * Input is consumed in order: command lines are parsed by smtp_cmd; in DATA/BDAT the bytes go to
  * ingress_xfer. Pipelined commands (RFC 2920) are answered in order because input is processed
  * strictly in sequence and held while a message waits for the spool's durable ack (STORING).
- * Replies are buffered and sent with one send per batch.
- * Errors: peer protocol errors become SMTP replies; 20 of them in one session end it with 421.
+ * Replies are buffered and sent with one send per batch. A client that sends commands and does not read
+ * the replies gets no more of its input read while over INGRESS_OUT_MAX of replies wait (no recv is
+ * armed), so the reply buffer stays bounded; reading resumes as the replies drain. The reply buffer never
+ * moves under a send in flight: when it must grow then, the old block lives until that send completes.
+ * Errors: peer protocol errors become SMTP replies. Counted per session: INGRESS_MAX_ERRORS errors (syntax,
+ * unknown command, relay denial) or INGRESS_MAX_REFUSALS refusals end it with 421. The first
+ * INGRESS_LOGGED_REFUSALS refusals are Rejection records; the rest become one summary record at the end.
+ * After a refused DATA nothing the client may have sent without reading the refusal is taken as a
+ * command (see data_refused()); a refused BDAT's chunk is read and dropped (RFC 3030 2).
  */
 #include "ingress/ingress.h"
 
@@ -26,10 +33,25 @@
 #include "tls/tls_stream.h"
 
 #define INGRESS_MAX_ERRORS 20
+#define INGRESS_MAX_REFUSALS 100
+#define INGRESS_LOGGED_REFUSALS 20
 
 static void process_input(struct ingress_session *s);
 static void arm_recv(struct ingress_session *s);
 static void start_tls(struct ingress_session *s);
+
+/* log_summary - one Rejection record for the refusals past the log cap: the last of them and how many */
+static void log_summary(struct ingress_session *s)
+{
+    char line[sizeof(s->last_unlogged) + 96];
+
+    if (s->unlogged == 0)
+        return;
+    int n = snprintf(line, sizeof(line), "%s (%u refusals of this session not logged one by one, this the last)",
+                     s->last_unlogged, s->unlogged);
+    if (n > 0)
+        ingress_log_rejection(s, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
 
 /* on_released - the session is closed and none of its ops is in flight */
 static void on_released(struct evl_stream *st)
@@ -45,6 +67,7 @@ static void on_released(struct evl_stream *st)
         s->next->prev = s->prev;
     ig->n_sessions--;
     proto_node_counter_set(ig->rt->self, PROTO_NODE_CTR_SMTP_SESSIONS, ig->n_sessions);
+    log_summary(s);
     ig->slots[s->slot] = NULL;
     ig->free_slots[ig->n_free++] = s->slot;
     ingress_ip_release(ig, s);
@@ -55,6 +78,7 @@ static void on_released(struct evl_stream *st)
     free(s->body);
     free(s->in);
     free(s->out);
+    free(s->out_retired);
     free(s);
 }
 
@@ -63,6 +87,48 @@ void ingress_session_close(struct ingress_session *s)
     s->closing = true;
     s->state = INGRESS_S_CLOSING;
     evl_stream_close(&s->st);
+}
+
+/*
+ * out_reserve - room for n more reply bytes. A send in flight points into out (plaintext), so then out
+ * is not moved: the grown copy replaces it and the old block is freed once that send completes.
+ */
+static void out_reserve(struct ingress_session *s, size_t n)
+{
+    if (s->out_len + n <= s->out_cap)
+        return;
+    size_t cap = (s->out_len + n) * 2;
+    if (!evl_stream_sending(&s->st)) {
+        s->out = xrealloc(s->out, cap);
+        s->out_cap = cap;
+        return;
+    }
+    char *p = xmalloc(cap);
+    memcpy(p, s->out, s->out_len);
+    if (s->out_retired)
+        free(s->out); /* grown twice under one send: that send points into the retired block, not this one */
+    else
+        s->out_retired = s->out;
+    s->out = p;
+    s->out_cap = cap;
+}
+
+/*
+ * note_refusal - count a 4xx/5xx reply. 452 4.5.3 (too many recipients) is flow control a client must
+ * expect (RFC 5321 4.5.3.1.10), not a refusal towards the cap. Only the first INGRESS_LOGGED_REFUSALS
+ * of a session cost a Rejection record (and an arena run); the rest are counted for one summary.
+ */
+static void note_refusal(struct ingress_session *s, const char *line, size_t len)
+{
+    if (strncmp(line, "452 4.5.3", 9) != 0)
+        s->refusals++;
+    if (s->logged < INGRESS_LOGGED_REFUSALS) {
+        s->logged++;
+        ingress_log_rejection(s, line, len);
+        return;
+    }
+    s->unlogged++;
+    snprintf(s->last_unlogged, sizeof(s->last_unlogged), "%.*s", (int)len, line);
 }
 
 void ingress_session_reply(struct ingress_session *s, const char *fmt, ...)
@@ -79,15 +145,12 @@ void ingress_session_reply(struct ingress_session *s, const char *fmt, ...)
         n = (int)sizeof(line) - 3;
     line[n++] = '\r';
     line[n++] = '\n';
-    if (s->out_len + (size_t)n > s->out_cap) {
-        s->out_cap = (s->out_len + (size_t)n) * 2;
-        s->out = xrealloc(s->out, s->out_cap);
-    }
+    out_reserve(s, (size_t)n);
     memcpy(s->out + s->out_len, line, (size_t)n);
     s->out_len += (size_t)n;
-    /* every refusal we send is a Rejection record: one place, so none is missed */
+    /* every refusal we send is counted here: one place, so none is missed */
     if ((line[0] == '4' || line[0] == '5') && n > 4 && line[3] == ' ')
-        ingress_log_rejection(s, line, (size_t)n - 2);
+        note_refusal(s, line, (size_t)n - 2);
 }
 
 /*
@@ -107,12 +170,16 @@ static void start_tls(struct ingress_session *s)
     arm_recv(s);
 }
 
-/* stream_out - the replies not yet sent, one piece */
-static unsigned stream_out(struct evl_stream *st, struct iovec *iov, unsigned max)
+static size_t out_unsent(const struct ingress_session *s)
+{
+    return s->out_len - s->out_sent;
+}
+
+/* stream_out - the replies not yet sent, one piece */static unsigned stream_out(struct evl_stream *st, struct iovec *iov, unsigned max)
 {
     struct ingress_session *s = st->owner;
 
-    return evl_stream_out_one(iov, s->out + s->out_sent, s->out_len - s->out_sent);
+    return evl_stream_out_one(iov, s->out + s->out_sent, out_unsent(s));
 }
 
 static void stream_taken(struct evl_stream *st, size_t n)
@@ -128,8 +195,17 @@ static void on_send(struct evl_stream *st, int res)
 {
     struct ingress_session *s = st->owner;
 
+    free(s->out_retired); /* no send points into it any more */
+    s->out_retired = NULL;
     if (res <= 0) {
         ingress_session_close(s);
+        return;
+    }
+    /* the client reads: that is activity too, and a paused session reads on once half its replies left */
+    s->last_activity_ns = clock_mono_ns();
+    if (s->paused && !s->closing && out_unsent(s) < INGRESS_OUT_MAX / 2) {
+        s->paused = false;
+        process_input(s);
         return;
     }
     if (s->closing && !evl_stream_sending(st))
@@ -152,6 +228,7 @@ void ingress_session_shutdown(struct ingress_session *s, const char *reply)
     ingress_session_reply(s, "%s", reply);
     s->closing = true;
     s->state = INGRESS_S_CLOSING;
+    s->last_activity_ns = clock_mono_ns(); /* the last words get one idle timeout to leave */
     ingress_session_flush(s);
     if (!evl_stream_sending(&s->st))
         ingress_session_close(s);
@@ -262,6 +339,7 @@ static void cmd_rcpt(struct ingress_session *s, const struct smtp_cmd *cmd)
         return;
     }
     if (!ingress_relay_allowed(s, &cmd->addr, &why)) {
+        s->errors++;
         ingress_session_reply(s, "550 5.7.1 <%s>: %s", cmd->addr.mailbox, why);
         return;
     }
@@ -281,17 +359,45 @@ static void cmd_rcpt(struct ingress_session *s, const struct smtp_cmd *cmd)
 }
 
 /*
- * data_refused - DATA was refused. A client may not pipeline past DATA (RFC 2920 3.1); if it did, what
- * follows is a message body that we would read as commands, and it could hold a whole transaction
- * (PIPE-02). So when more input is already waiting, the session ends instead.
+ * data_refused - DATA was refused. A client must wait for the reply to DATA (RFC 2920 3.1); one that does
+ * not sends its message body next, which we would read as commands, and the body can hold a whole
+ * transaction (PIPE-02). The body may arrive in later reads than DATA, so the rule cannot look at the
+ * buffered input alone:
+ * - when more input is already waiting, or DATA itself came pipelined behind a command whose reply the
+ *   client had not seen (it sends without reading), the session ends with 421 at once;
+ * - otherwise (DATA sent on its own, after the previous reply) the next line must be one a client sends
+ *   after reading a failed transaction's reply, RSET, QUIT, NOOP, EHLO, HELO or MAIL, and it must succeed;
+ *   any other line, or a refused one, is taken as a body sent blind: 421 and close (follows_refused_data).
+ * Either way no byte after a refused DATA can build a transaction unless the client read the refusal.
  */
 static bool data_refused(struct ingress_session *s, const char *reply, size_t pending)
 {
     ingress_session_reply(s, "%s", reply);
-    if (pending == 0)
+    if (pending == 0 && !s->pipelined) {
+        s->data_refused = true;
         return true;
+    }
     ingress_session_reply(s, "421 4.5.0 Commands pipelined after a refused DATA, closing connection");
     return false;
+}
+
+/* follows_refused_data - a verb a client may send after reading the refusal of its DATA */
+static bool follows_refused_data(enum smtp_cmd_verb verb)
+{
+    return verb == SMTP_CMD_RSET || verb == SMTP_CMD_QUIT || verb == SMTP_CMD_NOOP || verb == SMTP_CMD_EHLO ||
+           verb == SMTP_CMD_HELO || verb == SMTP_CMD_MAIL;
+}
+
+/* bdat_size_of - the size argument of a BDAT line the parser refused, 0 when it has none */
+static uint64_t bdat_size_of(const char *line, size_t len)
+{
+    uint64_t size = 0;
+    size_t i = 5; /* after "BDAT " */
+
+    /* at most 19 digits: no overflow, and a size nobody sends is no size */
+    while (i < len && i < 5 + 19 && line[i] >= '0' && line[i] <= '9')
+        size = size * 10 + (uint64_t)(line[i++] - '0');
+    return i > 5 && (i == len || line[i] == ' ') ? size : 0;
 }
 
 static bool cmd_data(struct ingress_session *s, size_t pending)
@@ -313,10 +419,14 @@ static bool cmd_data(struct ingress_session *s, size_t pending)
  * handle_line - one command line without its line end; `pending` is how many input bytes follow it.
  * Returns false once the session ends.
  */
-static bool handle_line(struct ingress_session *s, const char *line, size_t len, size_t pending, unsigned *errors)
+static bool dispatch(struct ingress_session *s, const struct smtp_cmd *cmd, size_t pending);
+
+static bool handle_line(struct ingress_session *s, const char *line, size_t len, size_t pending)
 {
     struct smtp_cmd cmd;
     unsigned flags = 0;
+    bool after_refused_data = s->data_refused;
+    unsigned refusals = s->refusals;
 
     proto_node_counter_add(s->ig->rt->self, PROTO_NODE_CTR_SMTP_COMMANDS, 1);
     if (s->state == INGRESS_S_MAIL || s->state == INGRESS_S_RCPT)
@@ -326,28 +436,53 @@ static bool handle_line(struct ingress_session *s, const char *line, size_t len,
     s->cur_rcpt[0] = '\0';
     if (cmd.verb == SMTP_CMD_RCPT && prc == 0)
         snprintf(s->cur_rcpt, sizeof(s->cur_rcpt), "%s", cmd.addr.mailbox);
+    s->data_refused = false;
+    if (after_refused_data && (prc < 0 || !follows_refused_data(cmd.verb))) {
+        ingress_session_reply(s, "421 4.5.0 Message body sent after a refused DATA, closing connection");
+        return false;
+    }
+    bool keep = true;
     if (prc < 0) {
         reply_parse_error(s, &cmd);
-        (*errors)++;
-        return true;
+        s->errors++;
+        if (cmd.verb == SMTP_CMD_BDAT) {
+            /* its chunk follows whatever we answer (RFC 3030 2): those bytes are data, never commands */
+            s->bdat_discard = bdat_size_of(line, len);
+            s->data_started_ns = clock_mono_ns();
+            if (s->state == INGRESS_S_RCPT)
+                s->bdat_failed = true; /* a chunk is missing: this transaction's transfer can only fail */
+        }
+    } else {
+        keep = dispatch(s, &cmd, pending);
     }
-    switch (cmd.verb) {
+    if (keep && after_refused_data && s->refusals != refusals) {
+        ingress_session_reply(s, "421 4.5.0 Message body sent after a refused DATA, closing connection");
+        return false;
+    }
+    /* the client sent the next command without waiting for this one's reply */
+    s->pipelined = pending > 0;
+    return keep;
+}
+
+static bool dispatch(struct ingress_session *s, const struct smtp_cmd *cmd, size_t pending)
+{
+    switch (cmd->verb) {
     case SMTP_CMD_EHLO:
-        cmd_ehlo(s, &cmd, true);
+        cmd_ehlo(s, cmd, true);
         break;
     case SMTP_CMD_HELO:
-        cmd_ehlo(s, &cmd, false);
+        cmd_ehlo(s, cmd, false);
         break;
     case SMTP_CMD_MAIL:
-        cmd_mail(s, &cmd);
+        cmd_mail(s, cmd);
         break;
     case SMTP_CMD_RCPT:
-        cmd_rcpt(s, &cmd);
+        cmd_rcpt(s, cmd);
         break;
     case SMTP_CMD_DATA:
         return cmd_data(s, pending);
     case SMTP_CMD_BDAT:
-        ingress_xfer_begin_bdat(s, cmd.bdat_size, cmd.bdat_last);
+        ingress_xfer_begin_bdat(s, cmd->bdat_size, cmd->bdat_last);
         break;
     case SMTP_CMD_RSET:
         ingress_session_reset_txn(s);
@@ -385,7 +520,7 @@ static bool handle_line(struct ingress_session *s, const char *line, size_t len,
         break;
     default:
         ingress_session_reply(s, "500 5.5.1 Command unrecognized");
-        (*errors)++;
+        s->errors++;
         break;
     }
     return true;
@@ -399,9 +534,15 @@ static void consume(struct ingress_session *s, size_t n)
 
 static void process_input(struct ingress_session *s)
 {
-    unsigned errors = 0;
-
-    while (s->in_len > 0 && !s->closing && s->state != INGRESS_S_STORING && s->state != INGRESS_S_TLS_START) {
+    /* replies the client does not read stop its commands being read (they would grow without bound) */
+    while (s->in_len > 0 && !s->closing && s->state != INGRESS_S_STORING && s->state != INGRESS_S_TLS_START &&
+           out_unsent(s) < INGRESS_OUT_MAX) {
+        if (s->bdat_discard) {
+            size_t n = s->in_len < s->bdat_discard ? s->in_len : (size_t)s->bdat_discard;
+            s->bdat_discard -= n;
+            consume(s, n);
+            continue;
+        }
         if (s->state == INGRESS_S_DATA || s->state == INGRESS_S_BDAT) {
             size_t n = ingress_xfer_consume(s, s->in, s->in_len);
             if (n == 0)
@@ -430,7 +571,7 @@ static void process_input(struct ingress_session *s)
         if (len > 0 && s->in[len - 1] == '\r')
             len--;
         /* the parser measures the line with its CRLF; a longer one gets 500 */
-        bool keep = handle_line(s, s->in, len, s->in_len - n, &errors);
+        bool keep = handle_line(s, s->in, len, s->in_len - n);
         if (s->state == INGRESS_S_TLS_START)
             break; /* the input buffer was emptied: nothing after STARTTLS is a command */
         consume(s, n);
@@ -439,7 +580,7 @@ static void process_input(struct ingress_session *s)
             s->state = INGRESS_S_CLOSING;
             break;
         }
-        if (errors >= INGRESS_MAX_ERRORS) {
+        if (s->errors >= INGRESS_MAX_ERRORS || s->refusals >= INGRESS_MAX_REFUSALS) {
             ingress_session_shutdown(s, "421 4.7.0 Too many errors, closing connection");
             return;
         }
@@ -454,7 +595,10 @@ static void process_input(struct ingress_session *s)
         start_tls(s);
         return;
     }
-    if (s->state != INGRESS_S_STORING)
+    if (s->state == INGRESS_S_STORING)
+        return;
+    s->paused = out_unsent(s) >= INGRESS_OUT_MAX; /* on_send() reads on */
+    if (!s->paused)
         arm_recv(s);
 }
 
@@ -507,8 +651,12 @@ void ingress_session_tick(struct ingress_session *s, uint64_t now)
 {
     const struct cfg *c = &s->ig->rt->cfg;
 
-    if (s->closing)
+    if (s->closing) {
+        /* last words the client never reads (it does not read at all) must not keep the session forever */
+        if (now - s->last_activity_ns > CLOCK_MS(c->ingress_idle_timeout_ms) && !evl_stream_closed(&s->st))
+            ingress_session_close(s);
         return;
+    }
     if (s->state == INGRESS_S_STORING) {
         if (now > s->store_deadline_ns) {
             /* the spool may still commit it: at least once, the client's retry is the duplicate */
@@ -521,7 +669,7 @@ void ingress_session_tick(struct ingress_session *s, uint64_t now)
         }
         return;
     }
-    if (s->state == INGRESS_S_DATA || s->state == INGRESS_S_BDAT) {
+    if (s->state == INGRESS_S_DATA || s->state == INGRESS_S_BDAT || s->bdat_discard) {
         uint64_t elapsed = now - s->data_started_ns;
         if (elapsed > CLOCK_MS(c->ingress_data_timeout_ms)) {
             ingress_session_shutdown(s, "421 4.4.2 Data timeout, closing connection");
