@@ -12,7 +12,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from ringmail_node import Node, read_reply, wait_for  # noqa: E402
+from ringmail_node import wait_for  # noqa: E402
+from ingress_test import IngressCase  # noqa: E402  (the node per test, the raw Session, the log on failure)
 
 MESON = {"suite": "ingress"}
 
@@ -22,73 +23,37 @@ MAX_REFUSALS = 100     # INGRESS_MAX_REFUSALS
 LOGGED_REFUSALS = 20   # INGRESS_LOGGED_REFUSALS
 
 
-class Client:
-    """A raw SMTP client: exact bytes out, replies read one at a time."""
-
-    def __init__(self, port, rcvbuf=None, timeout=10):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.settimeout(timeout)
-        self.sock.connect(("127.0.0.1", port))
-        self.f = self.sock.makefile("rb")
-
-    def send(self, data):
-        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
-
-    def cmd(self, line):
-        self.send(line + "\r\n")
-        return read_reply(self.f)
-
-    def reply(self):
-        return read_reply(self.f)
-
-    def replies_until_closed(self, limit, timeout=10):
-        """Every reply until the server closes (or `limit` replies, or the timeout: then the last is None)."""
-        out = []
-        self.sock.settimeout(timeout)
-        try:
-            while len(out) < limit:
-                out.append(read_reply(self.f))
-        except socket.timeout:
-            out.append(None)
-        except ConnectionError:  # closed (read_reply), or reset because our unread input was left behind
-            pass
-        return out
-
-    def close(self):
-        self.f.close()
-        self.sock.close()
+def replies_until_closed(s, limit, timeout=10):
+    """Every reply of session s until the server closes (or `limit` replies, or the timeout: then the last
+    is None)."""
+    out = []
+    s.sock.settimeout(timeout)
+    try:
+        while len(out) < limit:
+            out.append(s.reply())
+    except socket.timeout:
+        out.append(None)
+    except ConnectionError:  # closed (read_reply), or reset because our unread input was left behind
+        pass
+    return out
 
 
-class Case(unittest.TestCase):
-    node_kw = {}
+def unread_client(port):
+    """A socket with a 4 KiB receive buffer (set before connecting, so the window stays small)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.setblocking(False)
+    return sock
 
-    def setUp(self):
-        self.node = Node(**self.node_kw)
-        self.addCleanup(self.node.cleanup)
-        self.node.start()
 
-    def run(self, result=None):
-        res = super().run(result)
-        if result is not None and (result.failures or result.errors) and getattr(self, "node", None):
-            sys.stderr.write("---- ringmaild log ----\n%s\n" % self.node.log()[-4000:])
-        return res
-
-    def client(self, ehlo=True, **kw):
-        c = Client(self.node.smtp_port, **kw)
-        self.addCleanup(c.close)
-        self.assertTrue(c.reply().startswith("220 "))
-        if ehlo:
-            self.assertTrue(c.cmd("EHLO client.test").startswith("250"))
-        return c
-
+class Case(IngressCase):
     def rejections(self):
         return [r for r in self.node.log_records() if r["type"] == "Rejection"]
 
     def assert_nothing_received(self):
         time.sleep(0.5)
-        self.assertEqual(self.node.counter("spool", "messages_stored"), 0)
+        self.assertEqual(self.stored(), 0)
         self.assertEqual([r for r in self.node.log_records() if r["type"] == "Reception"], [])
 
 
@@ -109,14 +74,13 @@ class UnreadRepliesTest(Case):
         buffer that reads nothing for 3 s: the worker reads no more than it can answer, its memory stays
         flat, and once the client reads, every EHLO is answered, intact and in order, then QUIT."""
         rss0, _ = ingress_memory(self.node)
-        c = Client(self.node.smtp_port, rcvbuf=4096)
-        self.addCleanup(c.close)
-        c.sock.setblocking(False)
+        sock = unread_client(self.node.smtp_port)
+        self.addCleanup(sock.close)
         burst = EHLO * 8192
         sent, t0 = 0, time.monotonic()
         while sent < 3 * 1024 * 1024 and time.monotonic() - t0 < 3:
             try:
-                sent += c.sock.send(burst)
+                sent += sock.send(burst)
             except BlockingIOError:
                 time.sleep(0.01)
         time.sleep(max(0.0, 3 - (time.monotonic() - t0)) + 0.5)
@@ -130,20 +94,20 @@ class UnreadRepliesTest(Case):
         done = threading.Event()
 
         def reader():
-            c.sock.settimeout(60)
+            sock.settimeout(60)
             try:
                 while True:
-                    b = c.sock.recv(1 << 20)
+                    b = sock.recv(1 << 20)
                     if not b:
                         break
                     got.extend(b)
             except OSError:
                 pass
             done.set()
-        c.sock.setblocking(True)
+        sock.setblocking(True)
         t = threading.Thread(target=reader, daemon=True)
         t.start()
-        c.sock.sendall((EHLO[sent % len(EHLO):] if sent % len(EHLO) else b"") + b"QUIT\r\n")
+        sock.sendall((EHLO[sent % len(EHLO):] if sent % len(EHLO) else b"") + b"QUIT\r\n")
         n_ehlo = (sent + len(EHLO) - 1) // len(EHLO)
         self.assertTrue(done.wait(90), "the replies did not all arrive")
         banner_end = got.index(b"\r\n") + 2
@@ -164,14 +128,13 @@ class NeverReadsTest(Case):
     def test_client_that_never_reads_is_closed_after_the_idle_timeout(self):
         """issue 13 #1: a client that pipelines and never reads is idle once reading stops; its 421 cannot be
         sent (its window stays shut), and the session is still closed one idle timeout later."""
-        c = Client(self.node.smtp_port, rcvbuf=4096)
-        self.addCleanup(c.close)
-        c.sock.setblocking(False)
+        sock = unread_client(self.node.smtp_port)
+        self.addCleanup(sock.close)
         burst = EHLO * 8192
         t0 = time.monotonic()
         while time.monotonic() - t0 < 1:
             try:
-                c.sock.send(burst)
+                sock.send(burst)
             except BlockingIOError:
                 time.sleep(0.01)
         self.assertEqual(self.node.counter("ingress", "smtp_sessions"), 1)
@@ -182,7 +145,7 @@ class ResidueTest(Case):
     def test_refused_bdat_chunk_is_read_and_dropped(self):
         """issue 13 #10: a BDAT the parser refuses still announces its chunk: those bytes are dropped, never
         read as commands, even when the chunk is a whole transaction sent in a later write."""
-        c = self.client()
+        c = self.session()
         self.assertTrue(c.cmd("MAIL FROM:<s@example.test>").startswith("250"))
         self.assertTrue(c.cmd("RCPT TO:<r@example.test>").startswith("250"))
         chunk = b"RSET\r\nMAIL FROM:<evil@x.test>\r\nRCPT TO:<v@y.test>\r\nBDAT 3 LAST\r\nabcQUIT\r\n"
@@ -202,13 +165,13 @@ class ResidueTest(Case):
     def test_body_after_refused_data_in_a_later_write_is_never_commands(self):
         """issue 13 #10: RCPT refused, DATA refused, then (not reading, in a later write) a body that holds a
         transaction. The session ends at the first body line; nothing is received."""
-        c = self.client()
+        c = self.session()
         self.assertTrue(c.cmd("MAIL FROM:<s@example.test>").startswith("250"))
         self.assertTrue(c.cmd("RCPT TO:<bad address>").startswith("501"))
         c.send("DATA\r\n")
         time.sleep(0.3)  # DATA is read on its own; the client still does not look at its reply
         c.send("MAIL FROM:<evil@x.test>\r\nRCPT TO:<v@y.test>\r\nDATA\r\nSubject: smuggled\r\n\r\nhi\r\n.\r\n")
-        r = c.replies_until_closed(10)
+        r = replies_until_closed(c, 10)
         self.assertTrue(r[0].startswith("554 5.5.1"), r)
         self.assertIsNotNone(r[-1], r)
         self.assertTrue(r[-1].startswith("421 4.5.0"), r)
@@ -218,14 +181,14 @@ class ResidueTest(Case):
     def test_body_after_pipelined_refused_data_is_never_commands(self):
         """issue 13 #10: MAIL refused in a pipelined MAIL/RCPT/DATA group, the body in a later write: the
         session ends with the refused DATA, so a body opening with a valid MAIL line builds nothing."""
-        c = self.client()
+        c = self.session()
         c.send("MAIL FROM:<bad address>\r\nRCPT TO:<v@y.test>\r\nDATA\r\n")
         time.sleep(0.3)
         try:
             c.send("MAIL FROM:<evil@x.test>\r\nRCPT TO:<v@y.test>\r\nDATA\r\nSubject: smuggled\r\n\r\nhi\r\n.\r\n")
         except OSError:
             pass  # already closed
-        r = c.replies_until_closed(10)
+        r = replies_until_closed(c, 10)
         self.assertEqual([x[:3] for x in r[:3]], ["501", "503", "503"], r)
         self.assertIsNotNone(r[-1], r)
         self.assertTrue(r[-1].startswith("421 4.5.0"), r)
@@ -235,15 +198,11 @@ class ResidueTest(Case):
     def test_client_that_reads_the_refused_data_goes_on(self):
         """The rule does not cost a well-behaved client its session: DATA refused, the reply read, then RSET
         and a whole transaction."""
-        c = self.client()
+        c = self.session()
         self.assertTrue(c.cmd("MAIL FROM:<s@example.test>").startswith("250"))
         self.assertTrue(c.cmd("DATA").startswith("554"))
         self.assertTrue(c.cmd("RSET").startswith("250"))
-        self.assertTrue(c.cmd("MAIL FROM:<s@example.test>").startswith("250"))
-        self.assertTrue(c.cmd("RCPT TO:<r@example.test>").startswith("250"))
-        self.assertTrue(c.cmd("DATA").startswith("354"))
-        c.send(b"Subject: ok\r\n\r\nhi\r\n.\r\n")
-        self.assertTrue(c.reply().startswith("250 2.0.0 OK id="))
+        self.assertTrue(self.send_one(c).startswith("250 2.0.0 OK id="))
 
 
 class RefusalCapTest(Case):
@@ -257,13 +216,13 @@ class RefusalCapTest(Case):
     def test_pipelined_relay_denials_end_the_session_at_the_error_cap(self):
         """issue 13 #5: 3000 pipelined RCPTs to a domain we do not relay for: relay denials are errors, so the
         session ends with 421 after INGRESS_MAX_ERRORS of them, and the log holds at most cap+1 records."""
-        c = self.client()
+        c = self.session()
         self.assertTrue(c.cmd("MAIL FROM:<s@example.test>").startswith("250"))
         try:
             c.send("".join("RCPT TO:<u%d@other.test>\r\n" % i for i in range(3000)))
         except OSError:
             pass  # closed while we were still sending: that is the point
-        r = c.replies_until_closed(3100)
+        r = replies_until_closed(c, 3100)
         self.assertIsNotNone(r[-1], "session not closed after %d replies" % len(r))
         self.assertEqual(len(r), MAX_ERRORS + 1, r[:3] + r[-3:])
         self.assertTrue(all(x.startswith("550 5.7.1") for x in r[:-1]), r[:3])
@@ -276,7 +235,7 @@ class RefusalCapTest(Case):
 
     def test_errors_count_per_session_not_per_read(self):
         """issue 13 #5: ten syntax errors per read, read after read: the session ends at the 20th error."""
-        c = self.client()
+        c = self.session()
         codes = []
         for _ in range(3):
             c.send("MAIL FROM:<bad address>\r\n" * 10)
@@ -290,17 +249,17 @@ class RefusalCapTest(Case):
             if codes and codes[-1] == "421":
                 break
         self.assertEqual(codes, ["501"] * MAX_ERRORS + ["421"], codes)
-        self.assertEqual(c.replies_until_closed(5), [])
+        self.assertEqual(replies_until_closed(c, 5), [])
 
     def test_refusal_flood_is_capped_and_logged_as_one_summary(self):
         """issue 13 #5: 1000 pipelined RCPTs out of sequence (503, not protocol errors): the session ends at
         INGRESS_MAX_REFUSALS; the first INGRESS_LOGGED_REFUSALS are Rejection records, the rest one summary."""
-        c = self.client()
+        c = self.session()
         try:
             c.send("RCPT TO:<a@local.test>\r\n" * 1000)
         except OSError:
             pass
-        r = c.replies_until_closed(1100)
+        r = replies_until_closed(c, 1100)
         self.assertIsNotNone(r[-1], "session not closed after %d replies" % len(r))
         self.assertEqual(len(r), MAX_REFUSALS + 1, r[-3:])
         self.assertTrue(r[-1].startswith("421 4.7.0"), r[-1])
