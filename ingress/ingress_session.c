@@ -415,12 +415,12 @@ static bool cmd_data(struct ingress_session *s, size_t pending)
     return true;
 }
 
+static bool dispatch(struct ingress_session *s, const struct smtp_cmd *cmd, size_t pending);
+
 /*
  * handle_line - one command line without its line end; `pending` is how many input bytes follow it.
  * Returns false once the session ends.
  */
-static bool dispatch(struct ingress_session *s, const struct smtp_cmd *cmd, size_t pending);
-
 static bool handle_line(struct ingress_session *s, const char *line, size_t len, size_t pending)
 {
     struct smtp_cmd cmd;
@@ -464,6 +464,7 @@ static bool handle_line(struct ingress_session *s, const char *line, size_t len,
     return keep;
 }
 
+/* dispatch - run a parsed command; false once the session ends */
 static bool dispatch(struct ingress_session *s, const struct smtp_cmd *cmd, size_t pending)
 {
     switch (cmd->verb) {
