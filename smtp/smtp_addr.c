@@ -18,6 +18,19 @@
 typedef unsigned char uchar;
 
 /*
+ * utf8_take - the UTF-8 sequence at s (RFC 6531: allowed only when utf8_ok), its length in *k; an
+ * ill-formed sequence is a syntax error, a well-formed one is noted in *saw_utf8 either way
+ */
+static enum smtp_addr_err utf8_take(const uchar *s, size_t n, bool utf8_ok, bool *saw_utf8, size_t *k)
+{
+    *k = utf8_seq_len(s, n);
+    if (*k == 0)
+        return SMTP_ADDR_ERR_SYNTAX;
+    *saw_utf8 = true;
+    return utf8_ok ? SMTP_ADDR_OK : SMTP_ADDR_ERR_UTF8;
+}
+
+/*
  * parse_domain - Domain (RFC 5321 4.1.2) at s, stopping at the first octet that cannot continue it.
  * A dot that is not followed by another label is taken as a trailing dot and flagged: the caller
  * decides whether that is allowed. U-labels are taken only when utf8_ok is set; *saw_utf8 tells.
@@ -34,12 +47,10 @@ static enum smtp_addr_err parse_domain(const uchar *s, size_t n, bool utf8_ok, s
             if (smtp_char_is_alnum(c) || c == '-') {
                 i++;
             } else if (c >= 0x80) {
-                size_t k = utf8_seq_len(s + i, n - i);
-                if (k == 0)
-                    return SMTP_ADDR_ERR_SYNTAX;
-                *saw_utf8 = true;
-                if (!utf8_ok)
-                    return SMTP_ADDR_ERR_UTF8;
+                size_t k;
+                enum smtp_addr_err e = utf8_take(s + i, n - i, utf8_ok, saw_utf8, &k);
+                if (e != SMTP_ADDR_OK)
+                    return e;
                 i += k;
             } else {
                 break;
@@ -166,12 +177,10 @@ static enum smtp_addr_err parse_local(const uchar *s, size_t n, bool utf8_ok, si
                 local_note(c, true, flags);
                 i++;
             } else if (c >= 0x80) {
-                size_t k = utf8_seq_len(s + i, n - i);
-                if (k == 0)
-                    return SMTP_ADDR_ERR_SYNTAX;
-                *saw_utf8 = true;
-                if (!utf8_ok)
-                    return SMTP_ADDR_ERR_UTF8;
+                size_t k;
+                enum smtp_addr_err e = utf8_take(s + i, n - i, utf8_ok, saw_utf8, &k);
+                if (e != SMTP_ADDR_OK)
+                    return e;
                 i += k;
             } else {
                 return SMTP_ADDR_ERR_SYNTAX;
@@ -186,12 +195,10 @@ static enum smtp_addr_err parse_local(const uchar *s, size_t n, bool utf8_ok, si
                 atom_empty = false;
                 i++;
             } else if (c >= 0x80) {
-                size_t k = utf8_seq_len(s + i, n - i);
-                if (k == 0)
-                    return SMTP_ADDR_ERR_SYNTAX;
-                *saw_utf8 = true;
-                if (!utf8_ok)
-                    return SMTP_ADDR_ERR_UTF8;
+                size_t k;
+                enum smtp_addr_err e = utf8_take(s + i, n - i, utf8_ok, saw_utf8, &k);
+                if (e != SMTP_ADDR_OK)
+                    return e;
                 atom_empty = false;
                 i += k;
             } else if (c == '.') {
