@@ -17,37 +17,16 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from ringmail_node import Node, free_port, wait_for  # noqa: E402
-from peers import DnsServer, Sink  # noqa: E402
+from peers import PeersCase, Sink  # noqa: E402
 
 ID_RE = re.compile(r"id=([0-9a-f]{32})")
 
 
-class DeliveryCase(unittest.TestCase):
+class DeliveryCase(PeersCase):
     records = []  # DNS local-data of the test zone; no DNS server when empty
 
-    def setUp(self):
-        self.sinks = []
-        self.dns = None
-        self.node = None
-        self.addCleanup(self.cleanup)
-        if self.records:
-            try:
-                self.dns = DnsServer(self.records)
-            except FileNotFoundError:
-                self.skipTest("unbound is not installed")
-
-    def cleanup(self):
-        if self.node:
-            self.node.cleanup()
-        for s in self.sinks:
-            s.stop()
-        if self.dns:
-            self.dns.stop()
-
     def sink(self, host="127.0.0.1", port=None, **kw):
-        s = Sink(host, port, **kw)
-        self.sinks.append(s)
-        return s
+        return self.peer(Sink(host, port, **kw))
 
     def start(self, config="", egress="", port=None):
         eg = egress

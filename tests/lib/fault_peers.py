@@ -18,10 +18,9 @@ import subprocess
 import tempfile
 import threading
 import time
-import unittest
 
 from ringmail_node import Node, free_port, wait_for
-from peers import DnsServer, Sink
+from peers import PeersCase, Sink
 
 ID_RE = re.compile(r"id=([0-9a-f]{32})")
 SMTP_SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
@@ -301,32 +300,12 @@ class RssWatch:
 
 # ---- the base case --------------------------------------------------------------------------------
 
-class FaultCase(unittest.TestCase):
+class FaultCase(PeersCase):
     records = []  # DNS local-data; no DNS server when empty
 
     def setUp(self):
-        self.peers = []
-        self.dns = None
-        self.node = None
-        self.addCleanup(self.cleanup)
-        if self.records:
-            try:
-                self.dns = DnsServer(self.records)
-            except FileNotFoundError:
-                self.skipTest("unbound is not installed")
+        super().setUp()
         self.good = self.peer(Sink("127.0.0.1"))
-
-    def cleanup(self):
-        if self.node:
-            self.node.cleanup()
-        for p in self.peers:
-            p.stop()
-        if self.dns:
-            self.dns.stop()
-
-    def peer(self, p):
-        self.peers.append(p)
-        return p
 
     def smtp_sink(self, *flags, port=None):
         try:

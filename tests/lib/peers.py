@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import unittest
 
 from ringmail_node import wait_for
 
@@ -196,3 +197,33 @@ class Sink:
             self.controller.stop()
         except Exception:
             pass
+
+
+class PeersCase(unittest.TestCase):
+    """A test case that owns a node (self.node), the peers it starts (sinks, scripted servers: anything
+    with stop(), registered with peer()) and, when the class sets `records` (DNS local-data), a real DNS
+    server for them; each is stopped when the test ends, the node first."""
+    records = []
+
+    def setUp(self):
+        self.peers = []
+        self.dns = None
+        self.node = None
+        self.addCleanup(self.cleanup)
+        if self.records:
+            try:
+                self.dns = DnsServer(self.records)
+            except FileNotFoundError:
+                self.skipTest("unbound is not installed")
+
+    def cleanup(self):
+        if self.node:
+            self.node.cleanup()
+        for p in self.peers:
+            p.stop()
+        if self.dns:
+            self.dns.stop()
+
+    def peer(self, p):
+        self.peers.append(p)
+        return p
