@@ -53,7 +53,10 @@ enum proto_msg {
     MSG_SPOOL_MESSAGE_UPDATED = 16,
     /* scheduler -> spool: expire, or bounce (permanent DNS failure), the queued recipients of a domain */
     MSG_SCHEDULER_MESSAGE_FAIL = 17,
-    MSG__MAX = 18,
+    /* scheduler -> egress: one path configuration (common/proto_path.h) before the first DELIVER that
+     * names it or its new generation; body.batch.arena_off/len hold the run, count 1; the egress frees it */
+    MSG_SCHEDULER_PATH_CONFIG = 18,
+    MSG__MAX = 19,
 };
 
 struct proto_ping {
@@ -87,7 +90,7 @@ struct proto_announce {
     uint32_t reserved;
 };
 
-/* a run in the arena: MSG_SPOOL_MESSAGE_ANNOUNCE_BATCH, MSG_EGRESS_ATTEMPT_RESULT */
+/* a run in the arena: MSG_SPOOL_MESSAGE_ANNOUNCE_BATCH, MSG_EGRESS_ATTEMPT_RESULT, MSG_SCHEDULER_PATH_CONFIG */
 struct proto_batch {
     uint64_t arena_off;
     uint64_t len;
@@ -107,7 +110,7 @@ struct proto_deliver {
     uint16_t source;     /* index of the egress source in the configuration */
     uint16_t flags;      /* PROTO_DELIVER_F_* */
     uint32_t lease_gen;  /* with lease: names the lease; echoed in MSG_EGRESS_LEASE_CLOSED */
-    uint32_t reserved;
+    uint32_t path;       /* path config id (MSG_SCHEDULER_PATH_CONFIG), 0 = node defaults */
 };
 
 struct proto_load {

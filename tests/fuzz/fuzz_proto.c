@@ -6,6 +6,7 @@
  *   0 envelope (proto_env_decode)   1 message run (proto_msg_decode)   2 Rejection run
  *   3 announce batch                4 attempt result
  *   5 status page (queues, page form)   6 /api/v1/queues (served form)   7 /api/v1/status   8 a reply
+ *   9 path configuration (proto_path_decode)
  * The admin JSON documents (proto_status) cross from the scheduler to the supervisor through the status
  * page and from the supervisor to ringctl over HTTP: their decoders get the same treatment, and their
  * encoding is canonical, so encode -> decode -> encode gives the same text.
@@ -20,6 +21,7 @@
 #include "common/proto_dlv.h"
 #include "common/proto_env.h"
 #include "common/proto_msg.h"
+#include "common/proto_path.h"
 #include "common/proto_status.h"
 #include "tests/fuzz/fuzz.h"
 
@@ -251,6 +253,32 @@ FUZZ_STATUS(fuzz_node, struct proto_status_node, proto_status_node_decode, proto
 FUZZ_STATUS(fuzz_reply, struct proto_status_reply, proto_status_reply_decode, proto_status_reply_encode,
             proto_status_reply_fini)
 
+static void fuzz_path(const uint8_t *data, size_t size)
+{
+    struct proto_path p;
+    const char *why = NULL;
+
+    if (proto_path_decode(data, size, &p, &why) < 0) {
+        CHECK(why && *why && p._mem == NULL);
+        return;
+    }
+    CHECK(p.hdr.path >= 1 && p.hdr.path <= PROTO_PATH_ID_MAX && p.hdr.enable_tls <= PROTO_PATH_TLS_DISABLED);
+    CHECK(p.hdr.smtp_port > 0 && p.hdr.max_recipients_per_batch >= 1 &&
+          p.hdr.max_recipients_per_batch <= PROTO_PATH_RCPTS_MAX);
+    CHECK(strlen(p.ehlo_domain) == p.hdr.ehlo_len && clean(p.ehlo_domain, PROTO_PATH_EHLO_MAX));
+    CHECK(p.hdr.n_prohibited <= PROTO_PATH_HOSTS_MAX && p.hdr.n_skip <= PROTO_PATH_HOSTS_MAX);
+    for (uint16_t i = 0; i < p.hdr.n_prohibited; i++)
+        CHECK(proto_path_cidr_ok(p.prohibited[i], strlen(p.prohibited[i])));
+    for (uint16_t i = 0; i < p.hdr.n_skip; i++)
+        CHECK(proto_path_cidr_ok(p.skip[i], strlen(p.skip[i])));
+    /* canonical: what decodes re-encodes to the very same bytes */
+    size_t len = proto_path_size(&p);
+    uint8_t *again = malloc(len ? len : 1);
+    CHECK(len == size && proto_path_encode(&p, again, len) == 0 && memcmp(again, data, size) == 0);
+    free(again);
+    proto_path_fini(&p);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
@@ -259,7 +287,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n = size - 1;
     uint8_t *p = malloc(n ? n : 1);
     memcpy(p, data + 1, n);
-    switch (data[0] % 9) {
+    switch (data[0] % 10) {
     case 0:
         fuzz_env(p, n);
         break;
@@ -284,8 +312,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 7:
         fuzz_node(p, n);
         break;
-    default:
+    case 8:
         fuzz_reply(p, n);
+        break;
+    default:
+        fuzz_path(p, n);
         break;
     }
     free(p);
