@@ -57,6 +57,30 @@ const char *proto_path_tls_name(unsigned tls)
     return tls < sizeof(names) / sizeof(names[0]) ? names[tls] : "?";
 }
 
+static uint64_t clamp_ms(uint64_t ms)
+{
+    return ms < 1 ? 1 : ms > PROTO_PATH_TIMEOUT_MAX_MS ? PROTO_PATH_TIMEOUT_MAX_MS : ms;
+}
+
+void proto_path_node_defaults(struct proto_path *out, uint64_t connect_ms, uint64_t banner_ms, uint64_t command_ms,
+                              uint64_t data_ms, uint64_t idle_ms, uint32_t port, uint32_t max_deliveries)
+{
+    memset(out, 0, sizeof(*out));
+    struct proto_path_hdr *h = &out->hdr;
+    h->connect_timeout_ms = clamp_ms(connect_ms);
+    h->banner_timeout_ms = clamp_ms(banner_ms);
+    h->ehlo_timeout_ms = h->mail_from_timeout_ms = h->rcpt_to_timeout_ms = h->data_timeout_ms = h->rset_timeout_ms =
+        clamp_ms(command_ms);
+    h->data_dot_timeout_ms = clamp_ms(data_ms);
+    h->idle_timeout_ms = clamp_ms(idle_ms);
+    h->smtp_port = port >= 1 && port <= 65535 ? (uint16_t)port : 25;
+    /* no node key: every recipient of an attempt in one transaction, as before paths had options */
+    h->max_recipients_per_batch = PROTO_PATH_RCPTS_MAX;
+    h->max_deliveries_per_connection = max_deliveries ? max_deliveries : 1;
+    h->enable_tls = PROTO_PATH_TLS_OPPORTUNISTIC;
+    out->ehlo_domain = "";
+}
+
 static bool ehlo_ok(const uint8_t *s, size_t n)
 {
     if (n > PROTO_PATH_EHLO_MAX)

@@ -82,6 +82,14 @@ struct proto_path {
 bool proto_path_cidr_ok(const char *s, size_t n);
 /* proto_path_tls_name - "Opportunistic", ..., "Disabled"; "?" for an unknown value */
 const char *proto_path_tls_name(unsigned tls);
+/*
+ * proto_path_node_defaults - *out as the node's [egress] keys say (command_ms: EHLO, MAIL FROM,
+ * RCPT TO, DATA, RSET; data_ms: the reply after the final dot), each timeout clamped to the accepted
+ * range, port 25 when out of range, every recipient in one transaction, Opportunistic TLS, no hosts
+ * lists, no EHLO domain, path id and generation 0 (the caller numbers it)
+ */
+void proto_path_node_defaults(struct proto_path *out, uint64_t connect_ms, uint64_t banner_ms, uint64_t command_ms,
+                              uint64_t data_ms, uint64_t idle_ms, uint32_t port, uint32_t max_deliveries);
 /* proto_path_size - the bytes proto_path_encode() writes (hdr's counts and ehlo_len are used) */
 size_t proto_path_size(const struct proto_path *p);
 /* proto_path_encode - writes exactly proto_path_size() bytes (magic and version set); -EINVAL when

@@ -2,7 +2,10 @@
  * egress - the egress worker's state and the DELIVER flow
  *
  * egress_deliver_start() takes a MSG_SCHEDULER_MESSAGE_DELIVER; egress_deliver_loaded() the spool's
- * MSG_SPOOL_MESSAGE_LOADED. A job then loads the message, picks its recipients, finds the
+ * MSG_SPOOL_MESSAGE_LOADED; egress_deliver_path() a MSG_SCHEDULER_PATH_CONFIG, which precedes the
+ * DELIVERs that name it. Each job runs under the path configuration its DELIVER names (timeouts per
+ * SMTP phase, idle timeout, MX port, EHLO domain, recipients per transaction, prohibited and skipped
+ * hosts, TLS policy; egress_path.h). A job then loads the message, picks its recipients, finds the
  * destination (route or MX, then addresses), reuses the lease's connection or opens one, runs the
  * transactions, and reports: one MSG_EGRESS_ATTEMPT_RESULT to the spool, then
  * MSG_EGRESS_DELIVERY_DONE to the scheduler. Sends that find a ring or the arena full are retried
@@ -12,7 +15,7 @@
  * egress_worker_drain() (SIGTERM): no new work, in-flight attempts finish within a bound, idle
  * connections QUIT; true once nothing is left.
  * Files: egress_worker.c (set-up, time, drain), egress_deliver.c (the DELIVER and LOADED records),
- * egress_job.c (an attempt's life, transactions, report), egress_route.c (route or MX, addresses,
+ * egress_job.c (an attempt's life, transactions, report), egress_path.c (path configurations), egress_route.c (route or MX, addresses,
  * connecting), egress_lease.c (leases and their connections), egress_conn.c and egress_smtp.c (the
  * SMTP client), egress_attempt.c (the attempt result's payload).
  */
@@ -25,6 +28,7 @@
 #include "dns/dns.h"
 #include "rt/role_rt.h"
 #include "egress/egress_conn.h"
+#include "egress/egress_path.h"
 
 #define EGRESS_MAX_JOBS 4096
 
@@ -40,6 +44,7 @@ struct egress {
     struct role_rt *rt;
     struct dns_resolver *dns;
     struct egress_conn_set conns;
+    struct egress_paths paths; /* path configurations from the scheduler (egress_path.h) */
     struct egress_lease *leases;
     struct egress_job *jobs;
     struct egress_job *zombies; /* finished, a DNS callback still due */
@@ -60,5 +65,7 @@ bool egress_worker_drain(struct egress *eg);
 int egress_worker_spool_instance(struct egress *eg);
 void egress_deliver_start(struct egress *eg, unsigned from, const struct proto_rec *rec);
 void egress_deliver_loaded(struct egress *eg, unsigned from, const struct proto_rec *rec);
+/* egress_deliver_path - a MSG_SCHEDULER_PATH_CONFIG: the run is read, stored (or logged and dropped), freed */
+void egress_deliver_path(struct egress *eg, unsigned from, const struct proto_rec *rec);
 
 #endif

@@ -157,11 +157,20 @@ static uint64_t wait_timeout(const struct egress_conn *c, enum egress_smtp_wait 
     case EGRESS_SMTP_WAIT_NONE:
         return 0;
     case EGRESS_SMTP_WAIT_BANNER:
-        return c->p.banner_timeout_ns;
+        return c->p.t.banner_ns;
+    case EGRESS_SMTP_WAIT_MAIL:
+        return c->p.t.mail_ns;
+    case EGRESS_SMTP_WAIT_RCPT:
+        return c->p.t.rcpt_ns;
+    case EGRESS_SMTP_WAIT_DATA:
+        return c->p.t.data_ns;
     case EGRESS_SMTP_WAIT_DOT:
-        return c->p.data_timeout_ns;
-    default:
-        return c->p.command_timeout_ns;
+        return c->p.t.dot_ns;
+    case EGRESS_SMTP_WAIT_RSET:
+    case EGRESS_SMTP_WAIT_QUIT:
+        return c->p.t.rset_ns;
+    default: /* EHLO, HELO, STARTTLS, the TLS handshake: setting up the session */
+        return c->p.t.ehlo_ns;
     }
 }
 
@@ -174,7 +183,7 @@ static void rearm(struct egress_conn *c, bool progress)
     c->last_wait = w;
     uint64_t t = wait_timeout(c, w);
     if (c->flush_then_close)
-        t = c->p.command_timeout_ns;
+        t = c->p.t.rset_ns;
     c->deadline_ns = t ? clock_mono_ns() + t : 0;
 }
 
@@ -403,7 +412,7 @@ int egress_conn_open(struct egress_conn_set *set, const struct egress_conn_param
     c->cancel_op = (struct evl_op){on_op_done, c};
     c->kick_op = (struct evl_op){on_kick, c};
     c->state = CONN_CONNECTING;
-    c->deadline_ns = clock_mono_ns() + (p->connect_timeout_ns ? p->connect_timeout_ns : CLOCK_SEC(60));
+    c->deadline_ns = clock_mono_ns() + (p->t.connect_ns ? p->t.connect_ns : CLOCK_SEC(60));
     c->next = set->head;
     if (set->head)
         set->head->prev = c;
@@ -447,6 +456,13 @@ int egress_conn_send(struct egress_conn *c, const char *sender, const char *cons
         evl_stream_hold(&c->st);
     }
     return 0;
+}
+
+void egress_conn_timeouts_set(struct egress_conn *c, const struct egress_conn_timeouts *t)
+{
+    c->p.t = *t;
+    if (c->state == CONN_SMTP)
+        rearm(c, true);
 }
 
 bool egress_conn_idle(const struct egress_conn *c)

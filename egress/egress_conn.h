@@ -8,9 +8,12 @@
  *              CONN_FAILED with code 0 and the reason as text.
  *   on_closed  once, when the connection starts closing for any reason (CONN_FAILED,
  *              PROTOCOL_ERROR, CLOSED, a timeout, egress_conn_close()); the owner forgets the pointer.
- * Timeouts (egress_conn_tick, called by the worker's tick): connect, banner, each command, the
- * reply after the body; each counts from the last progress (a command written, a reply awaited).
- * An awaited reply past its timeout aborts the session: unfinished recipients get TEMPFAIL.
+ * Timeouts (egress_conn_tick, called by the worker's tick), one per SMTP phase (struct
+ * egress_conn_timeouts): connect, banner, EHLO (also HELO, STARTTLS and the TLS handshake), MAIL
+ * FROM, RCPT TO, the DATA command, the reply after the final dot (and writing the body), RSET (also
+ * QUIT); each counts from the last progress (a command written, a reply awaited). An awaited reply
+ * past its timeout aborts the session: unfinished recipients get TEMPFAIL. egress_conn_timeouts_set()
+ * changes them on an open connection (a reused connection runs under its new attempt's path).
  *
  * Ownership: the set owns its connections; a connection frees itself once closed and its last
  * io_uring operation completed. Callbacks may call any function here on any connection, including
@@ -37,14 +40,15 @@ struct egress_conn_set {
     unsigned n; /* connections not yet freed */
 };
 
+struct egress_conn_timeouts {
+    uint64_t connect_ns, banner_ns, ehlo_ns, mail_ns, rcpt_ns, data_ns, dot_ns, rset_ns; /* 0: none */
+};
+
 struct egress_conn_params {
     struct sockaddr_storage addr; /* with the port */
     const char *bind_address;     /* local IP or "" / NULL for any */
     const char *ehlo_name;
-    uint64_t connect_timeout_ns;
-    uint64_t banner_timeout_ns;
-    uint64_t command_timeout_ns;
-    uint64_t data_timeout_ns;
+    struct egress_conn_timeouts t;
 };
 
 void egress_conn_set_init(struct egress_conn_set *set, struct evl *l);
@@ -60,6 +64,8 @@ void egress_conn_owner_set(struct egress_conn *c, egress_conn_event_cb on_event,
 /* egress_conn_send - start a transaction (egress_smtp_send_message rules); 0 or -errno */
 int egress_conn_send(struct egress_conn *c, const char *sender, const char *const *rcpts, size_t n_rcpts,
                      const char *body, size_t body_len, unsigned flags);
+/* egress_conn_timeouts_set - the timeouts from now on (the one running restarts with its new value) */
+void egress_conn_timeouts_set(struct egress_conn *c, const struct egress_conn_timeouts *t);
 /* egress_conn_idle - session established and no transaction in flight */
 bool egress_conn_idle(const struct egress_conn *c);
 /* egress_conn_quit - polite close: QUIT, then close on its reply or a timeout */

@@ -4,7 +4,8 @@
  * egress_deliver_start() checks the DELIVER (from a scheduler, lease free, room for one more job),
  * takes or creates the lease and starts the job's load (egress_job.c). egress_deliver_loaded()
  * matches the spool's answer to its job by token, decodes the message, picks the recipients of
- * the domain and routes the job (egress_route.c). See egress.h for the whole flow.
+ * the domain and routes the job (egress_route.c). egress_deliver_path() stores a path configuration
+ * (egress_path.h). See egress.h for the whole flow.
  */
 #include "egress/egress_job.h"
 
@@ -61,6 +62,7 @@ void egress_deliver_start(struct egress *eg, unsigned from, const struct proto_r
     struct egress_job *j = xcalloc(1, sizeof(*j));
     j->eg = eg;
     j->d = *d;
+    j->pc = egress_path_get(&eg->paths, &eg->rt->cfg, d->path);
     j->sched = from;
     j->lease = l;
     l->job = j;
@@ -133,9 +135,35 @@ void egress_deliver_loaded(struct egress *eg, unsigned from, const struct proto_
     j->res = xcalloc(j->n, sizeof(*j->res));
     j->accepted = xcalloc(j->n, 1);
     j->retry = xcalloc(j->n, 1);
+    j->sent = xcalloc(j->n, 1);
     j->txn_map = xcalloc(j->n, sizeof(*j->txn_map));
     j->txn_addrs = xcalloc(j->n, sizeof(*j->txn_addrs));
     for (size_t i = 0; i < j->n; i++)
         j->res[i].index = j->idx[i];
     egress_route_start(j);
+}
+
+/* ---- path configurations ---- */
+
+void egress_deliver_path(struct egress *eg, unsigned from, const struct proto_rec *rec)
+{
+    const struct proto_batch *b = &rec->body.batch;
+    struct shm_arena *arena = eg->rt->seg.arena;
+    const char *why = "arena range invalid";
+
+    if (shm_segment_role(&eg->rt->seg, from) != PROTO_NODE_ROLE_SCHEDULER) {
+        log_warn("path configuration from instance %u, which is not a scheduler: ignored", from);
+        return;
+    }
+    void *run = shm_arena_ptr(arena, b->arena_off, b->len);
+    if (run && b->count == 1 && egress_path_receive(&eg->paths, run, b->len, &why) == 0) {
+        shm_arena_free(arena, b->arena_off);
+        return;
+    }
+    if (run && b->count != 1)
+        why = "count is not 1";
+    proto_node_counter_add(eg->rt->self, PROTO_NODE_CTR_RING_BAD, 1);
+    log_warn("path configuration from the scheduler dropped: %s", why);
+    if (run)
+        shm_arena_free(arena, b->arena_off);
 }

@@ -32,6 +32,8 @@ void egress_job_free_now(struct egress_job *j)
     free(j->res);
     free(j->accepted);
     free(j->retry);
+    free(j->sent);
+    egress_path_put(j->pc);
     free(j->txn_map);
     free(j->txn_addrs);
     free(j->site);
@@ -138,14 +140,19 @@ void egress_job_last_error(struct egress_job *j, int code, const char *enh, cons
 
 void egress_job_txn(struct egress_job *j)
 {
-    size_t n = 0;
+    size_t n = 0, max = j->pc->h.max_recipients_per_batch;
+    bool fresh = false;
 
-    for (size_t i = 0; i < j->n; i++)
-        if (!j->res[i].outcome) {
+    /* recipients not yet sent go first, in batches; then the ones a 452 sent back */
+    for (size_t i = 0; i < j->n && !fresh; i++)
+        fresh = !j->res[i].outcome && !j->sent[i];
+    for (size_t i = 0; i < j->n && n < max; i++)
+        if (!j->res[i].outcome && (!fresh || !j->sent[i])) {
             j->txn_map[n] = i;
             j->txn_addrs[n] = j->msg.env.rcpts[j->idx[i]].addr;
             j->retry[i] = 0;
             j->accepted[i] = 0;
+            j->sent[i] = 1;
             n++;
         }
     if (n == 0) {
@@ -197,7 +204,7 @@ void egress_job_on_rcpt(struct egress_job *j, const struct egress_smtp_event *ev
 
 void egress_job_on_message_done(struct egress_job *j, const struct egress_smtp_event *ev)
 {
-    bool retry_left = false;
+    bool retry_left = false, unsent_left = false;
 
     for (size_t k = 0; k < j->txn_n; k++) {
         size_t i = j->txn_map[k];
@@ -211,11 +218,19 @@ void egress_job_on_message_done(struct egress_job *j, const struct egress_smtp_e
             /* the transaction failed at MAIL: every recipient carries MAIL's reply (a 421 to a RCPT
              * carries the same reply to every recipient too, yet it is not MAIL's) */
             r->command = PROTO_CMD_MAIL;
-        } else if (!r->outcome && j->retry[i]) {
-            retry_left = true;
         }
     }
-    if (retry_left && j->txn_progress && j->n_txn < EGRESS_MAX_TXN && !j->conn_failed) {
+    for (size_t i = 0; i < j->n; i++) {
+        unsent_left |= !j->res[i].outcome && !j->sent[i];
+        retry_left |= !j->res[i].outcome && j->retry[i];
+    }
+    /* the next batch of max_recipients_per_batch; once every recipient went, the 452 retries */
+    if (!j->conn_failed && unsent_left) {
+        egress_job_txn(j);
+        return;
+    }
+    if (retry_left && j->txn_progress && j->n_retry_txn < EGRESS_MAX_TXN && !j->conn_failed) {
+        j->n_retry_txn++;
         egress_job_txn(j);
         return;
     }
@@ -261,6 +276,7 @@ static void decide_lease(struct egress_job *j)
     }
     l->job = NULL;
     l->idle_since_ns = clock_mono_ns();
+    l->idle_timeout_ns = CLOCK_MS(j->pc->h.idle_timeout_ms);
     j->lease = NULL;
 }
 

@@ -2,7 +2,8 @@
  * egress_job - one delivery attempt: the job a DELIVER starts, from LOAD to the DONE record
  *
  * One job per DELIVER: LOAD -> LOADING -> (route | MX lookup) -> per host: address lookup, connect
- * -> SENDING (one or more transactions) -> REPORT (attempt result to the spool) -> DONE_SEND
+ * -> SENDING (transactions of at most the path's max_recipients_per_batch recipients, then the
+ * 452 retries, all on the same connection) -> REPORT (attempt result to the spool) -> DONE_SEND
  * (delivery done to the scheduler) -> freed. egress_deliver.c starts jobs and hands them the
  * loaded message, egress_route.c finds and connects the destination, the lease's connection
  * events (egress_lease.c) drive the transactions here. A job whose DNS callback is still due is
@@ -21,7 +22,7 @@
 #define EGRESS_RETRY_NS CLOCK_MS(100)        /* ring or arena full: try again */
 #define EGRESS_LOAD_RETRY_NS CLOCK_MS(250)   /* the spool's arena was full */
 #define EGRESS_LOAD_RESEND_NS CLOCK_SEC(30)  /* no LOADED at all: the spool may have restarted */
-#define EGRESS_MAX_TXN 64                    /* transactions of one attempt (452 splits) */
+#define EGRESS_MAX_TXN 64                    /* transactions of one attempt retrying 452s */
 
 enum job_state {
     JOB_LOAD = 0,
@@ -42,6 +43,7 @@ struct egress_job {
     enum job_state state;
     uint64_t retry_at_ns, load_sent_ns;
     struct egress_lease *lease;
+    struct egress_path *pc; /* the path configuration the DELIVER names (a reference) */
     unsigned dns_pending;
     bool zombie; /* finished, waiting for a DNS callback before the memory goes */
 
@@ -53,15 +55,19 @@ struct egress_job {
     uint32_t *idx;
     struct egress_rcpt_res *res;
     uint8_t *accepted, *retry;
+    uint8_t *sent; /* the recipient was in a transaction of this attempt */
 
     size_t *txn_map;
     const char **txn_addrs;
     size_t txn_n;
-    unsigned n_txn;
+    unsigned n_txn, n_retry_txn;
     bool txn_progress, conn_failed;
 
     struct egress_target *targets;
     size_t n_targets, cur_target, cur_addr;
+    size_t resolving;          /* the target an address lookup is out for */
+    bool via_mx, hosts_checked; /* MX targets: prohibited_hosts checked over every address first */
+    size_t n_skipped, n_usable; /* addresses skipped by skip_hosts, addresses tried */
     char *site;
     char mx[DNS_NAME_MAX + 1];
     char peer[64];

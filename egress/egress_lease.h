@@ -24,6 +24,7 @@ struct egress_lease {
     char mx[DNS_NAME_MAX + 1];
     struct egress_job *job;
     uint64_t idle_since_ns;
+    uint64_t idle_timeout_ns; /* of the path configuration its last job ran under */
 };
 
 struct egress_lease *egress_lease_find(struct egress *eg, uint32_t id);

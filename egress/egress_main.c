@@ -21,6 +21,9 @@ static void on_record(struct role_rt *rt, unsigned from, const struct proto_rec 
     case MSG_SPOOL_MESSAGE_LOADED:
         egress_deliver_loaded(eg, from, rec);
         break;
+    case MSG_SCHEDULER_PATH_CONFIG:
+        egress_deliver_path(eg, from, rec);
+        break;
     default:
         log_debug("record type %u from instance %u ignored", rec->type, from);
         break;

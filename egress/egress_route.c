@@ -19,6 +19,12 @@
 
 static void fail_all_transient_last(struct egress_job *j)
 {
+    if (j->n_usable == 0 && j->n_skipped > 0) {
+        /* as KumoMTA: nothing left once skip_hosts took its addresses out is a transient failure */
+        egress_job_set_all(j, PROTO_OUT_TRANSIENT, PROTO_CMD_CONNECT, 451, "4.4.4",
+                           "MX consisted solely of hosts on the skip_hosts list");
+        return;
+    }
     /* a 5xx banner or EHLO refusal on every host is still a reason to try later, not to bounce */
     int code = j->last_code / 100 == 4 ? j->last_code : 0;
     egress_job_set_all(j, PROTO_OUT_TRANSIENT, PROTO_CMD_CONNECT, code, code ? j->last_enh : "",
@@ -31,12 +37,30 @@ static void add_target(struct egress_job *j, const char *host, uint16_t port, bo
     j->targets[j->n_targets++] = (struct egress_target){.host = xstrdup(host), .port = port, .literal = literal};
 }
 
+static void conn_timeouts(const struct egress_path *pc, struct egress_conn_timeouts *t)
+{
+    const struct proto_path_hdr *h = &pc->h;
+    *t = (struct egress_conn_timeouts){
+        .connect_ns = CLOCK_MS(h->connect_timeout_ms),
+        .banner_ns = CLOCK_MS(h->banner_timeout_ms),
+        .ehlo_ns = CLOCK_MS(h->ehlo_timeout_ms),
+        .mail_ns = CLOCK_MS(h->mail_from_timeout_ms),
+        .rcpt_ns = CLOCK_MS(h->rcpt_to_timeout_ms),
+        .data_ns = CLOCK_MS(h->data_timeout_ms),
+        .dot_ns = CLOCK_MS(h->data_dot_timeout_ms),
+        .rset_ns = CLOCK_MS(h->rset_timeout_ms),
+    };
+}
+
 static void connect_or_reuse(struct egress_job *j)
 {
     struct egress_lease *l = j->lease;
 
     if (l && l->conn && egress_conn_idle(l->conn) && l->site && strcmp(l->site, j->site) == 0 &&
         l->source == j->d.source) {
+        struct egress_conn_timeouts t;
+        conn_timeouts(j->pc, &t);
+        egress_conn_timeouts_set(l->conn, &t); /* this attempt's path generation from here on */
         snprintf(j->mx, sizeof(j->mx), "%s", l->mx);
         snprintf(j->peer, sizeof(j->peer), "%s", egress_conn_peer(l->conn));
         j->state = JOB_SENDING;
@@ -53,14 +77,14 @@ static void connect_or_reuse(struct egress_job *j)
 static void on_mx(void *arg, const struct dns_mx_result *res)
 {
     struct egress_job *j = arg;
-    struct egress *eg = j->eg;
     char text[SMTP_REPLY_TEXT_MAX];
 
     if (!egress_job_dns_back(j))
         return;
     if (res->status == DNS_OK && res->n_mx > 0) {
         for (size_t i = 0; i < res->n_mx; i++)
-            add_target(j, res->mx[i].host, (uint16_t)eg->rt->cfg.egress_port, false);
+            add_target(j, res->mx[i].host, j->pc->h.smtp_port, false);
+        j->via_mx = true;
         j->site = dns_site_name(res);
         if (!j->site)
             j->site = xstrdup(j->domain);
@@ -86,6 +110,15 @@ void egress_route_start(struct egress_job *j)
     struct egress *eg = j->eg;
     const struct cfg_route *rt = cfg_dlv_route_for(&eg->rt->cfg, j->domain);
 
+    if (egress_path_tls_required(j->pc)) {
+        /* outbound STARTTLS is not there yet: a path that requires TLS never sends in plaintext */
+        char text[SMTP_REPLY_TEXT_MAX];
+        snprintf(text, sizeof(text), "TLS required but not available (enable_tls = %s)",
+                 proto_path_tls_name(j->pc->h.enable_tls));
+        egress_job_set_all(j, PROTO_OUT_TRANSIENT, PROTO_CMD_CONNECT, 0, "", text);
+        egress_job_finish(j);
+        return;
+    }
     if (rt && rt->n_hosts > 0) {
         size_t len = 7;
         for (uint32_t i = 0; i < rt->n_hosts; i++) {
@@ -119,7 +152,7 @@ static void on_host(void *arg, const struct dns_host_result *res)
 
     if (!egress_job_dns_back(j))
         return;
-    t = &j->targets[j->cur_target];
+    t = &j->targets[j->resolving];
     t->resolved = true;
     if (res->status == DNS_OK && res->n_addr > 0) {
         t->addr = xcalloc(res->n_addr, sizeof(*t->addr));
@@ -160,6 +193,66 @@ static void set_port(struct sockaddr_storage *ss, uint16_t port)
         ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
 }
 
+/* resolve - target k's addresses: true when a lookup is out (its callback continues the job) */
+static bool resolve(struct egress_job *j, size_t k)
+{
+    struct egress_target *t = &j->targets[k];
+    struct sockaddr_storage ss;
+
+    t->resolved = true;
+    if (t->literal) {
+        t->addr = xcalloc(1, sizeof(*t->addr));
+        if (literal_addr(t->host, t->port, t->addr))
+            t->n_addr = 1;
+        else
+            egress_job_last_error(j, 0, "", "route host is not an IP address");
+        return false;
+    }
+    if (literal_addr(t->host, t->port, &ss)) {
+        /* a route host written as a bare IP: no lookup either */
+        t->addr = xmalloc(sizeof(ss));
+        *t->addr = ss;
+        t->n_addr = 1;
+        return false;
+    }
+    t->resolved = false;
+    j->state = JOB_RESOLVING;
+    j->resolving = k;
+    j->dns_pending++;
+    if (dns_resolve_host(j->eg->dns, t->host, on_host, j) == 0)
+        return true;
+    j->dns_pending--;
+    t->resolved = true;
+    return false;
+}
+
+/*
+ * prohibited - with prohibited_hosts, every MX host is resolved before the first connection; an
+ * address inside one bounces the recipients (KumoMTA fails the whole ready queue with 550 5.4.4 the
+ * same way). True when the job is decided or a lookup is out.
+ */
+static bool prohibited(struct egress_job *j)
+{
+    if (!j->via_mx || !j->pc->n_prohibited || j->hosts_checked)
+        return false;
+    for (size_t k = 0; k < j->n_targets; k++)
+        if (!j->targets[k].resolved && resolve(j, k))
+            return true;
+    j->hosts_checked = true;
+    for (size_t k = 0; k < j->n_targets; k++)
+        for (size_t a = 0; a < j->targets[k].n_addr; a++) {
+            if (!egress_path_match(j->pc->prohibited, j->pc->n_prohibited, &j->targets[k].addr[a]))
+                continue;
+            char text[SMTP_REPLY_TEXT_MAX], peer[64];
+            egress_conn_addr_format(&j->targets[k].addr[a], peer, sizeof(peer));
+            snprintf(text, sizeof(text), "%s (%s) is on the list of prohibited_hosts", peer, j->targets[k].host);
+            egress_job_set_all(j, PROTO_OUT_BOUNCE, PROTO_CMD_CONNECT, 550, "5.4.4", text);
+            egress_job_finish(j);
+            return true;
+        }
+    return false;
+}
+
 void egress_route_next(struct egress_job *j)
 {
     struct egress *eg = j->eg;
@@ -168,34 +261,14 @@ void egress_route_next(struct egress_job *j)
     if (eg->draining && clock_mono_ns() >= eg->drain_soft_ns) {
         egress_job_last_error(j, 0, "", "shutting down");
         j->cur_target = j->n_targets;
+    } else if (prohibited(j)) {
+        return;
     }
     while (j->cur_target < j->n_targets) {
         struct egress_target *t = &j->targets[j->cur_target];
         if (!t->resolved) {
-            if (t->literal) {
-                t->resolved = true;
-                t->addr = xcalloc(1, sizeof(*t->addr));
-                if (literal_addr(t->host, t->port, t->addr))
-                    t->n_addr = 1;
-                else
-                    egress_job_last_error(j, 0, "", "route host is not an IP address");
-                continue;
-            }
-            struct sockaddr_storage ss;
-            if (literal_addr(t->host, t->port, &ss)) {
-                /* a route host written as a bare IP: no lookup either */
-                t->resolved = true;
-                t->addr = xmalloc(sizeof(ss));
-                *t->addr = ss;
-                t->n_addr = 1;
-                continue;
-            }
-            j->state = JOB_RESOLVING;
-            j->dns_pending++;
-            if (dns_resolve_host(eg->dns, t->host, on_host, j) == 0)
+            if (resolve(j, j->cur_target))
                 return;
-            j->dns_pending--;
-            t->resolved = true;
             continue;
         }
         if (j->cur_addr >= t->n_addr) {
@@ -203,14 +276,17 @@ void egress_route_next(struct egress_job *j)
             j->cur_addr = 0;
             continue;
         }
+        if (j->via_mx && egress_path_match(j->pc->skip, j->pc->n_skip, &t->addr[j->cur_addr])) {
+            j->n_skipped++;
+            j->cur_addr++;
+            continue;
+        }
+        j->n_usable++;
         struct egress_conn_params p = {
             .addr = t->addr[j->cur_addr],
-            .connect_timeout_ns = CLOCK_MS(cfg->egress_connect_timeout_ms),
-            .banner_timeout_ns = CLOCK_MS(cfg->egress_banner_timeout_ms),
-            .command_timeout_ns = CLOCK_MS(cfg->egress_command_timeout_ms),
-            .data_timeout_ns = CLOCK_MS(cfg->egress_data_timeout_ms),
             .ehlo_name = cfg->hostname,
         };
+        conn_timeouts(j->pc, &p.t);
         set_port(&p.addr, t->port);
         if (j->d.source < cfg->n_sources) {
             const struct cfg_source *src = &cfg->sources[j->d.source];
@@ -218,6 +294,8 @@ void egress_route_next(struct egress_job *j)
             if (src->ehlo_name && src->ehlo_name[0])
                 p.ehlo_name = src->ehlo_name;
         }
+        if (j->pc->ehlo[0])
+            p.ehlo_name = j->pc->ehlo;
         char err[SMTP_REPLY_TEXT_MAX];
         struct egress_conn *c;
         egress_conn_addr_format(&p.addr, j->peer, sizeof(j->peer));

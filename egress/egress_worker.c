@@ -17,7 +17,6 @@ int egress_worker_spool_instance(struct egress *eg)
 
 void egress_worker_tick(struct egress *eg, uint64_t now)
 {
-    const struct cfg *cfg = &eg->rt->cfg;
     struct egress_job *j, *jn;
 
     egress_conn_tick(&eg->conns, now);
@@ -37,7 +36,7 @@ void egress_worker_tick(struct egress *eg, uint64_t now)
         ln = l->next;
         if (l->job || !l->conn || !l->idle_since_ns)
             continue;
-        if (eg->draining || now - l->idle_since_ns > CLOCK_MS(cfg->egress_idle_timeout_ms)) {
+        if (eg->draining || now - l->idle_since_ns > l->idle_timeout_ns) {
             unsigned sched = l->sched;
             uint32_t id = l->id, gen = l->gen;
             egress_lease_drop_conn(l);
@@ -87,6 +86,7 @@ void egress_worker_init(struct egress *eg, struct role_rt *rt)
     memset(eg, 0, sizeof(*eg));
     eg->rt = rt;
     egress_conn_set_init(&eg->conns, &rt->evl);
+    egress_path_table_init(&eg->paths);
     struct dns_config dc = {
         .servers = cfg->egress_resolver && cfg->egress_resolver[0] ? cfg->egress_resolver : NULL,
         .timeout_ms = (unsigned)(cfg->egress_dns_timeout_ms > 600000 ? 600000 : cfg->egress_dns_timeout_ms),
@@ -120,4 +120,5 @@ void egress_worker_fini(struct egress *eg)
     for (int i = 0; i < 8; i++)
         evl_run_once(&eg->rt->evl, false);
     free(eg->closed_pending);
+    egress_path_table_fini(&eg->paths);
 }

@@ -3,6 +3,7 @@
  *
  * scheduler_main.c: the role runtime glue, ring records in and out, the outbox, egress liveness.
  * sched_route.c: the resolve hook (routes from the configuration, else MX lookups -> site names).
+ * sched_pathcfg.c: each path's egress-side configuration, sent to a worker before the DELIVER that needs it.
  * sched_keys.c: the core knows one entry per (message, recipient domain); a message whose
  * recipients span several domains gets a synthesized key per extra domain, mapped here.
  */
@@ -19,6 +20,7 @@
 #include "scheduler/sched_lease.h"
 #include "scheduler/sched_msg.h"
 #include "scheduler/sched_path.h"
+#include "scheduler/sched_pathcfg.h"
 #include "scheduler/sched_queue.h"
 #include "scheduler/sched_site.h"
 #include "scheduler/sched_worker.h"
@@ -51,6 +53,7 @@ struct scheduler {
     struct sched_core *core;
     struct dns_resolver *dns;
     struct sched_keys keys;
+    struct sched_pathcfg *pathcfg;
     struct sched_out *outbox; /* records a full ring refused, sent in order later */
     uint32_t n_out, cap_out;
     uint32_t egress_gen[PROTO_NODE_MAX_INSTANCES]; /* generation we gave leases to; 0 = not a worker now */

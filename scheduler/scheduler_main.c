@@ -7,7 +7,8 @@
  * this file turns its hooks into ring records and the records of the egress and spool into core
  * events:
  *   spool  ANNOUNCE_BATCH  -> sched_msg_add (one entry per message and recipient domain)
- *   hooks.deliver          -> egress DELIVER (lease, attempt, source)
+ *   hooks.deliver          -> egress PATH_CONFIG when that worker lacks the path's current one
+ *                             (sched_pathcfg.h), then DELIVER (lease, attempt, source, path)
  *   egress DELIVERY_DONE   -> sched_msg_result: any transient recipient retries with backoff,
  *                             otherwise the entry is final and leaves the scheduler
  *   spool  UPDATED         -> the durable verdict: pending 0 removes an entry still waiting;
@@ -157,6 +158,8 @@ static void hook_deliver(void *arg, struct sched_msg *msg, struct sched_lease *l
     r.body.deliver.source = lease->path->source <= CFG_MAX_SOURCES ? source_of_core[lease->path->source] : 0;
     r.body.deliver.flags = last ? PROTO_DELIVER_F_LAST : 0;
     r.body.deliver.lease_gen = lease->gen;
+    r.body.deliver.path =
+        sched_pathcfg_before_deliver(sc, lease->worker, r.body.deliver.source, lease->path->site->n.name);
     scheduler_send(sc, lease->worker, &r);
     sc->deliveries++;
 }
@@ -340,6 +343,7 @@ static void track_peers(struct scheduler *sc)
         }
         if (ready && !sc->egress_gen[i]) {
             sched_worker_add(sc->core, i);
+            sched_pathcfg_worker_reset(sc, i); /* a new process holds no path configuration */
             sc->egress_gen[i] = g;
         }
     }
@@ -437,6 +441,7 @@ static void on_reload(struct role_rt *rt)
         hook_path_config(sc, NULL, NULL, &opt);
         sched_path_options_set(sc->core, sc->core->paths[i], &opt);
     }
+    sched_pathcfg_reload(sc);
     log_info("configuration reloaded: %zu sources, %zu pools, %zu queue entries, %zu routes", rt->cfg.n_sources,
              rt->cfg.n_pools, rt->cfg.n_queues, rt->cfg.n_routes);
 }
@@ -457,6 +462,7 @@ static void core_setup(struct scheduler *sc)
     sched_core_options_default(&opt);
     opt.seed = clock_mono_ns() | 1;
     sc->core = sched_core_new(&opt, &hooks, scheduler_now_ms());
+    sc->pathcfg = sched_pathcfg_new();
     apply_sources_pools(sc);
 }
 
@@ -483,6 +489,7 @@ int main(int argc, char **argv)
         (void)evl_run_once(&rt.evl, false);
     sched_core_free(sc.core);
     sched_keys_fini(&sc.keys);
+    sched_pathcfg_free(sc.pathcfg);
     free(sc.outbox);
     role_rt_fini(&rt);
     return rc;
