@@ -25,6 +25,10 @@ bool proto_path_cidr_ok(const char *s, size_t n)
 
     if (n == 0 || n > PROTO_PATH_CIDR_MAX)
         return false;
+    /* only what an address and a prefix are made of: a NUL would end the text inet_pton reads */
+    for (size_t i = 0; i < n; i++)
+        if (!s[i] || !strchr("0123456789abcdefABCDEF.:/", s[i]))
+            return false;
     for (size_t i = 0; i < n; i++)
         if (s[i] == '/') {
             alen = i;

@@ -298,6 +298,10 @@ static void test_structure(void)
     memcpy(c, run, len);
     c[lens_at + 5] = (uint8_t)(c[lens_at + 5] - 1);
     CHECK(proto_path_decode(c, len, &out, &why) == -EBADMSG, "lengths short of the run accepted");
+    /* a NUL inside a CIDR (inet_pton would stop there and accept the prefix before it) */
+    memcpy(c, run, len);
+    c[lens_at + 6 + 8] = 0; /* "10.0.0.0/8": its slash */
+    CHECK(proto_path_decode(c, len, &out, &why) == -EBADMSG, "NUL inside a CIDR accepted");
     /* every byte flip: refused, or canonical */
     size_t accepted = 0;
     for (size_t i = 0; i < len; i++)
