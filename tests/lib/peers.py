@@ -122,6 +122,7 @@ class Sink:
         self.max_open = 0   # most connections open at once
         self.rcpt_log = []  # (rcpt, reply code)
         self.connections = 0
+        self.deliveries = []  # (time.monotonic(), connection number, client address) per accepted message
         self.data_reply = data_reply
         self.lock = threading.Lock()
         self.seen = set()
@@ -157,12 +158,15 @@ class Sink:
                 with sink.lock:
                     sink.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
                     sink.peers.append(session.peer[0] if session.peer else "")
+                    sink.deliveries.append((time.monotonic(), getattr(server, "conn_no", 0),
+                                            session.peer[0] if session.peer else ""))
                 return "250 2.0.0 queued as sink-%d" % len(sink.messages)
 
         class CountingSMTP(SMTP):
             def connection_made(self, transport):
                 with sink.lock:
                     sink.connections += 1
+                    self.conn_no = sink.connections
                     sink.open += 1
                     sink.max_open = max(sink.max_open, sink.open)
                 super().connection_made(transport)
