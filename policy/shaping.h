@@ -181,6 +181,19 @@ int shaping_path_config_from(const json_t *resolved, const json_t *overrides, co
                              struct shaping_path_config *out, char **err);
 void shaping_path_config_fini(struct shaping_path_config *c);
 
+/*
+ * shaping_explain - the whole answer about one path, the body of GET /api/v1/shaping/resolve and of
+ * `ringctl resolve-shaping --json` (docs/admin-api.md): {"domain", "source", "site", "provider_name",
+ * "config": shaping_resolve(), "set_by": its set_by, "rules": [shaping_rule_json() of each rule in
+ * scope]}. Caller decrefs.
+ */
+json_t *shaping_explain(const struct shaping *sh, const char *domain, const char *source, const char *site);
+/* shaping_rule_json - {"id", "scope", "file", "line", "regex": [...], "action": [...], "trigger":
+ * "Immediate" | {"Threshold": "5/h"}, "duration": "2h", "duration_ms", "match_internal"} */
+json_t *shaping_rule_json(const struct shaping_rule *r);
+/* shaping_rate_text - "100/min" style text of a rate into buf (KumoMTA's units: s, min, h, d) */
+const char *shaping_rate_text(const struct shaping_rate *r, char *buf, size_t size);
+
 /* shaping_rules - the automation rules in scope for (domain, site, source), lowest precedence first;
  * *out borrows from sh (valid until shaping_free). */
 size_t shaping_rules(const struct shaping *sh, const char *domain, const char *source, const char *site,

@@ -6,6 +6,7 @@
  *   ringctl [--endpoint HOST:PORT] reload
  *   ringctl [--endpoint HOST:PORT] metrics
  *   ringctl [--endpoint HOST:PORT] doctor
+ *   ringctl validate-shaping FILE... / resolve-shaping ... (tools/ringctl_shaping.c)
  *
  * Exit status: 0 done, 1 the node refused or failed the request, 2 usage, 3 the node cannot be
  * reached. HTTP/1.0 over a plain socket: the admin API listens on loopback by default and the
@@ -28,6 +29,7 @@
 #include "base/mem.h"
 #include "common/proto_status.h"
 #include "shm/shm_pages.h"
+#include "tools/ringctl_shaping.h"
 
 #define RINGCTL_MAX_RESPONSE (16u << 20)
 #define RINGCTL_TIMEOUT_MS 15000
@@ -136,6 +138,18 @@ static int http_call(const char *endpoint, const char *method, const char *path,
     memcpy(out->body, hdr_end + 4, out->body_len);
     out->body[out->body_len] = '\0';
     free(buf);
+    return 0;
+}
+
+static int ringctl_get(const char *endpoint, const char *path, int *status, char **body, size_t *len)
+{
+    struct http_resp r;
+    int rc = http_call(endpoint, "GET", path, &r);
+    if (rc < 0)
+        return rc;
+    *status = r.status;
+    *body = r.body;
+    *len = r.body_len;
     return 0;
 }
 
@@ -325,6 +339,9 @@ static void usage(FILE *f)
                "  reload              validate and reload the configuration (like SIGHUP to ringmaild)\n"
                "  metrics             the Prometheus metrics text\n"
                "  doctor              host settings for a park node (hugepages, sysctls) with advice\n"
+               "  validate-shaping FILE...   check shaping files offline (docs/shaping.md)\n"
+               "  resolve-shaping --domain D [--source S] [--site SITE | --mx HOST ...] [--shaping FILE ...]\n"
+               "                      the effective shaping of a path, and which block set each option\n"
                "--endpoint defaults to 127.0.0.1:8025 (env RINGCTL_ENDPOINT)\n");
 }
 
@@ -345,7 +362,12 @@ int main(int argc, char **argv)
 
     if (!endpoint || !endpoint[0])
         endpoint = "127.0.0.1:8025";
-    while ((c = getopt_long(argc, argv, "e:jh", opts, NULL)) != -1) {
+    /* the shaping commands parse their own options: the global ones come before them */
+    int shaping_at = 0;
+    for (int i = 1; i < argc && !shaping_at; i++)
+        if (ringctl_shaping_command(argv[i]))
+            shaping_at = i;
+    while ((c = getopt_long(shaping_at ? shaping_at : argc, argv, "e:jh", opts, NULL)) != -1) {
         switch (c) {
         case 'e':
             endpoint = optarg;
@@ -361,6 +383,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (shaping_at)
+        return ringctl_shaping_main(argc - shaping_at, argv + shaping_at, endpoint, ringctl_get);
     if (optind >= argc) {
         usage(stderr);
         return 2;
