@@ -64,6 +64,7 @@ enum cfg_kind {
     CFG_KIND_BOOL,
     CFG_KIND_CIDRS,     /* relay_networks */
     CFG_KIND_DOMAINS,   /* relay_domains */
+    CFG_KIND_PATHS,     /* shaping files: an array of paths */
 };
 
 struct cfg_key {
@@ -146,6 +147,9 @@ static const struct cfg_key cfg_policy_keys[] = {
     CFG_KEY_IN("instruction_budget", CFG_KIND_U64, policy_instruction_budget, 1000, UINT64_C(10000000000)),
     CFG_KEY_IN("memory_limit", CFG_KIND_SIZE, policy_memory_limit, CFG_MIB, 4 * CFG_GIB),
 };
+static const struct cfg_key cfg_shaping_keys[] = {
+    {"files", CFG_KIND_PATHS, 0, 0, 0},
+};
 static const struct cfg_key cfg_spool_keys[] = {
     CFG_KEY_IN("free_space_min", CFG_KIND_SIZE, spool_free_space_min, 0, 1024 * CFG_GIB),
     CFG_KEY("dir", CFG_KIND_OPT_PATH, spool_dir),
@@ -166,6 +170,7 @@ static const struct cfg_section cfg_sections[] = {
     {"supervisor", cfg_supervisor_keys, CFG_ARRAY_SIZE(cfg_supervisor_keys)},
     {"tls", cfg_tls_keys, CFG_ARRAY_SIZE(cfg_tls_keys)},
     {"policy", cfg_policy_keys, CFG_ARRAY_SIZE(cfg_policy_keys)},
+    {"shaping", cfg_shaping_keys, CFG_ARRAY_SIZE(cfg_shaping_keys)},
     {"spool", cfg_spool_keys, CFG_ARRAY_SIZE(cfg_spool_keys)},
     {"log", cfg_log_keys, CFG_ARRAY_SIZE(cfg_log_keys)},
 };
@@ -292,6 +297,7 @@ void cfg_fini(struct cfg *c)
     free(c->tls_certificate);
     free(c->tls_private_key);
     free(c->policy_file);
+    cfg_net_free_domains(c->shaping_files, c->n_shaping_files);
     free(c->spool_dir);
     free(c->log_dir);
     cfg_dlv_fini(c);
@@ -327,6 +333,12 @@ static void cfg_copy(struct cfg *dst, const struct cfg *src)
     dst->tls_certificate = cfg_dup_or_null(src->tls_certificate);
     dst->tls_private_key = cfg_dup_or_null(src->tls_private_key);
     dst->policy_file = cfg_dup_or_null(src->policy_file);
+    dst->shaping_files = NULL;
+    if (src->shaping_files && src->n_shaping_files > 0) {
+        dst->shaping_files = xcalloc(src->n_shaping_files, sizeof(char *));
+        for (size_t i = 0; i < src->n_shaping_files; i++)
+            dst->shaping_files[i] = cfg_dup_or_null(src->shaping_files[i]);
+    }
     dst->spool_dir = cfg_dup_or_null(src->spool_dir);
     dst->log_dir = cfg_dup_or_null(src->log_dir);
     cfg_dlv_copy(dst, src);
@@ -433,6 +445,37 @@ static void cfg_apply_key(struct cfg_errs *e, struct cfg *c, const struct cfg_ke
     case CFG_KIND_DOMAINS:
         cfg_net_apply_domains(e, c, key, v);
         return;
+    case CFG_KIND_PATHS: {
+        /* the file's list replaces the current one as a whole; any bad element: the list is refused */
+        unsigned before = e->count;
+        char ekey[160];
+        if (!cfg_expect(e, v, CFG_TOML_ARRAY, key, "an array of paths"))
+            return;
+        char **list = xcalloc(v->n_children + 1, sizeof(char *));
+        size_t n = 0;
+        for (size_t i = 0; i < v->n_children; i++) {
+            const struct cfg_toml_node *p = v->children[i];
+            snprintf(ekey, sizeof(ekey), "%s[%zu]", key, i);
+            if (!cfg_expect(e, p, CFG_TOML_STRING, ekey, "a string"))
+                continue;
+            if (!cfg_value_valid_path(p->str)) {
+                cfg_errf(e, p->line, "%s: %s must be a non-empty path without control characters", ekey,
+                         cfg_quote(q, sizeof(q), p->str));
+                continue;
+            }
+            list[n++] = xstrdup(p->str);
+        }
+        if (e->count != before || n == 0) {
+            cfg_net_free_domains(list, n);
+            if (e->count == before)
+                cfg_errf(e, v->line, "%s: an empty list (leave the key out for the built-in shaping file)", key);
+            return;
+        }
+        cfg_net_free_domains(c->shaping_files, c->n_shaping_files);
+        c->shaping_files = list;
+        c->n_shaping_files = n;
+        return;
+    }
     case CFG_KIND_BOOL:
         if (cfg_expect(e, v, CFG_TOML_BOOL, key, "a boolean"))
             *(bool *)field = v->b;

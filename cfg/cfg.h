@@ -146,6 +146,10 @@ struct cfg {
     uint64_t policy_instruction_budget; /* per hook call, default 1000000 */
     uint64_t policy_memory_limit;       /* bytes per Lua state, default 64 MiB */
 
+    /* [shaping] */
+    size_t n_shaping_files; /* KumoMTA-format shaping files merged in order; 0 (default): the built-in one */
+    char **shaping_files;   /* paths as written (relative: to the directory ringmaild runs in); NULL when 0 */
+
     /* [spool] */
     uint64_t spool_free_space_min; /* bytes; below it MAIL gets 452; default 1 GiB, 0 = no check */
     char *spool_dir;               /* "" (default): <data_dir>/spool */
