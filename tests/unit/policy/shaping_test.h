@@ -17,7 +17,7 @@
 #include "policy/shaping.h"
 
 /* st_write - text into a fresh directory's file `name`; the heap path */
-static char *st_write(const char *name, const char *text)
+static inline char *st_write(const char *name, const char *text)
 {
     static char dir[64];
     if (!dir[0]) {
@@ -37,7 +37,7 @@ static char *st_write(const char *name, const char *text)
 }
 
 /* st_shared - a file of KumoMTA's shipped set; SKIP when the shared data is not there */
-static char *st_shared(const char *name)
+static inline char *st_shared(const char *name)
 {
     const char *dir = getenv("RINGMAIL_SHARED_DATA");
     char *path = xasprintf("%s/%s", dir ? dir : "../shared/data", name);
@@ -49,7 +49,7 @@ static char *st_shared(const char *name)
 }
 
 /* st_load - files (NULL-terminated) loaded; diagnostics into *d */
-static struct shaping *st_load(struct shaping_diags *d, const char *first, ...)
+static inline struct shaping *st_load(struct shaping_diags *d, const char *first, ...)
 {
     const char *files[8];
     size_t n = 0;
@@ -63,7 +63,7 @@ static struct shaping *st_load(struct shaping_diags *d, const char *first, ...)
 }
 
 /* st_text - one TOML text as a file named `name`, loaded */
-static struct shaping *st_text(struct shaping_diags *d, const char *name, const char *text)
+static inline struct shaping *st_text(struct shaping_diags *d, const char *name, const char *text)
 {
     char *path = st_write(name, text);
     struct shaping *sh = st_load(d, path, NULL);
