@@ -194,6 +194,9 @@ static void test_scopes(struct shaping *sh)
     want("domain", "max_message_rate", "\"5/s\"");
     want_by("domain", "max_message_rate", "base.toml:33 [\"exact.test\".sources.\"warm\"]");
     want("domain", "max_ready", "500");
+    resolve(sh, "exact.test", "", "mx1.big.test");
+    want("domain over site", "connection_limit", "4");
+    want_by("domain over site", "connection_limit", "base.toml:29 [\"exact.test\"]");
     resolve(sh, "exact.test", "", "mx.exact.test");
     want("domain alone", "connection_limit", "4");
     want("domain alone", "max_message_rate", "\"100/s\"");
