@@ -84,9 +84,10 @@ static char *site_of(char **mx, size_t n)
     return buf_take(&b);
 }
 
-static void url_add(struct buf *b, const char *key, const char *v)
+/* url_add - "SEP KEY=VALUE", the value percent-encoded */
+static void url_add(struct buf *b, char sep, const char *key, const char *v)
 {
-    buf_printf(b, "%s%s=", b->len && strchr((const char *)b->data, '?') ? "&" : "?", key);
+    buf_printf(b, "%c%s=", sep, key);
     for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
         if (isalnum(*p) || strchr("-._~", *p))
             buf_putc(b, (char)*p);
@@ -254,9 +255,9 @@ static int resolve(int argc, char **argv, const char *endpoint, ringctl_get_fn g
         struct buf path;
         buf_init(&path);
         buf_puts(&path, "/api/v1/shaping/resolve");
-        url_add(&path, "domain", domain);
-        url_add(&path, "source", source);
-        url_add(&path, "site", site);
+        url_add(&path, '?', "domain", domain);
+        url_add(&path, '&', "source", source);
+        url_add(&path, '&', "site", site);
         int status = 0;
         char *body = NULL;
         size_t len = 0;

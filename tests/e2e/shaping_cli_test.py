@@ -5,11 +5,13 @@ printed lines and the exit codes. No node is started.
 
     /usr/bin/python3 tests/e2e/shaping_cli_test.py
 """
+import http.server
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
@@ -149,6 +151,74 @@ class ShapingCli(unittest.TestCase):
         # without --shaping the node is asked: none listens on this port
         rc, _, err = ringctl("--endpoint", "127.0.0.1:1", "resolve-shaping", "--domain", "a.test")
         self.assertEqual(rc, 3, err)
+
+
+class FakeNode(http.server.BaseHTTPRequestHandler):
+    """The admin API's resolve endpoint as docs/admin-api.md describes it (the node's own is
+    another change): records each request, answers with the class's status and document."""
+    requests = []
+    status = 200
+    doc = {}
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        FakeNode.requests.append(self.path)
+        body = json.dumps(FakeNode.doc).encode()
+        self.send_response(FakeNode.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class ShapingClient(unittest.TestCase):
+    """resolve-shaping without --shaping: the request it sends and how it prints the answer."""
+
+    def setUp(self):
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), FakeNode)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.endpoint = "127.0.0.1:%d" % self.server.server_address[1]
+        FakeNode.requests = []
+
+    def tearDown(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+    def test_client_request_and_print(self):
+        FakeNode.status = 200
+        FakeNode.doc = {
+            "domain": "gmail.com", "source": "ip 1", "site": "a.test,b.test", "provider_name": "google",
+            "config": {"connection_limit": 1, "additional_connection_limits": {"shaping-provider-google-ip 1-limit": 5}},
+            "set_by": {"connection_limit": "automation: rule 3 SetConfig until 2026-12-07T06:00:00Z",
+                       "additional_connection_limits": "/etc/ringmail/s.toml:9 [provider.\"google\"]"},
+            "rules": [{"id": 3, "scope": "provider:google", "file": "/etc/ringmail/s.toml", "line": 12,
+                       "regex": ["4\\.7\\.28"], "action": [{"SetConfig": {"name": "connection_limit", "value": 1}}],
+                       "trigger": {"Threshold": "2/h"}, "duration": "1h", "duration_ms": 3600000,
+                       "match_internal": False}],
+        }
+        rc, out, err = ringctl("--endpoint", self.endpoint, "resolve-shaping", "--domain", "gmail.com",
+                               "--source", "ip 1", "--mx", "B.test.", "--mx", "a.test")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(FakeNode.requests, ["/api/v1/shaping/resolve?domain=gmail.com&source=ip%201&site=a.test%2Cb.test"])
+        self.assertIn("provider_name google", out)
+        self.assertRegex(out, r"connection_limit\s+1\s+automation: rule 3 SetConfig")
+        self.assertIn("shaping-provider-google-ip 1-limit", out)
+        self.assertIn("#3 /etc/ringmail/s.toml:12 (provider:google)", out)
+        rc, out, err = ringctl("--endpoint", self.endpoint, "resolve-shaping", "--domain", "gmail.com", "--json")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out), FakeNode.doc)
+        self.assertEqual(FakeNode.requests[-1], "/api/v1/shaping/resolve?domain=gmail.com&source=&site=")
+
+    def test_client_refused(self):
+        FakeNode.status = 400
+        FakeNode.doc = {"ok": False, "error": "domain is required"}
+        rc, _, err = ringctl("--endpoint", self.endpoint, "resolve-shaping", "--domain", "x.test")
+        self.assertEqual(rc, 1)
+        self.assertIn("HTTP 400: domain is required", err)
 
 
 if __name__ == "__main__":
