@@ -160,6 +160,22 @@ static bool trigger_set(struct shaping_ld *ld, struct shaping_rule *r, const str
     return false;
 }
 
+/* one_or_many - `key = X` or `key = [X, ...]` (not empty), each X through add() */
+static bool one_or_many(struct shaping_ld *ld, struct shaping_rule *r, const struct cfg_toml_node *v,
+                        bool (*add)(struct shaping_ld *, struct shaping_rule *, const struct cfg_toml_node *))
+{
+    if (v->type != CFG_TOML_ARRAY)
+        return add(ld, r, v);
+    if (v->n_children == 0) {
+        shaping_diag_add(ld, v->line, true, "automation: %s: an empty array", v->key);
+        return false;
+    }
+    bool ok = true;
+    for (size_t k = 0; k < v->n_children; k++)
+        ok &= add(ld, r, v->children[k]);
+    return ok;
+}
+
 bool shaping_rule_parse(struct shaping_ld *ld, const struct cfg_toml_node *t, const char *scope, size_t blk)
 {
     struct shaping_rule r = {0};
@@ -175,27 +191,9 @@ bool shaping_rule_parse(struct shaping_ld *ld, const struct cfg_toml_node *t, co
     for (size_t i = 0; i < t->n_children; i++) {
         const struct cfg_toml_node *v = t->children[i];
         if (strcmp(v->key, "regex") == 0) {
-            if (v->type == CFG_TOML_ARRAY) {
-                if (v->n_children == 0) {
-                    shaping_diag_add(ld, v->line, true, "automation: regex: an empty array matches nothing");
-                    ok = false;
-                }
-                for (size_t k = 0; k < v->n_children; k++)
-                    ok &= regex_add(ld, &r, v->children[k]);
-            } else {
-                ok &= regex_add(ld, &r, v);
-            }
+            ok &= one_or_many(ld, &r, v, regex_add);
         } else if (strcmp(v->key, "action") == 0) {
-            if (v->type == CFG_TOML_ARRAY) {
-                if (v->n_children == 0) {
-                    shaping_diag_add(ld, v->line, true, "automation: action: an empty array does nothing");
-                    ok = false;
-                }
-                for (size_t k = 0; k < v->n_children; k++)
-                    ok &= action_add(ld, &r, v->children[k]);
-            } else {
-                ok &= action_add(ld, &r, v);
-            }
+            ok &= one_or_many(ld, &r, v, action_add);
         } else if (strcmp(v->key, "trigger") == 0) {
             ok &= trigger_set(ld, &r, v);
         } else if (strcmp(v->key, "duration") == 0) {

@@ -467,13 +467,18 @@ static void named_from(const json_t *map, bool limits, size_t *n, struct shaping
     }
 }
 
+static void strv_free(size_t n, char **v)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
 static void cidrs_from(const json_t *a, size_t *n, char ***v)
 {
     size_t i;
     json_t *e;
-    for (i = 0; i < *n; i++)
-        free((*v)[i]);
-    free(*v);
+    strv_free(*n, *v);
     *n = 0;
     *v = xcalloc(json_array_size(a) + 1, sizeof(char *));
     json_array_foreach(a, i, e) (*v)[(*n)++] = xstrdup(json_string_value(e));
@@ -624,11 +629,7 @@ void shaping_path_config_fini(struct shaping_path_config *c)
     named_free(c->n_limits, c->limits);
     named_free(c->n_throttles, c->throttles);
     named_free(c->n_source_rates, c->source_rates);
-    for (size_t i = 0; i < c->n_prohibited_hosts; i++)
-        free(c->prohibited_hosts[i]);
-    free(c->prohibited_hosts);
-    for (size_t i = 0; i < c->n_skip_hosts; i++)
-        free(c->skip_hosts[i]);
-    free(c->skip_hosts);
+    strv_free(c->n_prohibited_hosts, c->prohibited_hosts);
+    strv_free(c->n_skip_hosts, c->skip_hosts);
     memset(c, 0, sizeof(*c));
 }
