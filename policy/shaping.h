@@ -133,7 +133,8 @@ struct shaping_action {
 
 struct shaping_rule {
     unsigned id;       /* stable within one loaded struct shaping: index in load order */
-    char *scope;       /* "default", "provider:NAME", "domain:NAME" (+ ":source:S" for a source block) */
+    char *scope;       /* "default", "provider:NAME", "domain:NAME" (rules live in these blocks only:
+                        * KumoMTA's .sources hold options, and automation there is an error) */
     char *file;
     unsigned line;
     size_t n_regex;

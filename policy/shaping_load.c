@@ -107,6 +107,7 @@ static unsigned *json_key_lines(const char *s, size_t len, size_t *n)
 struct jconv {
     const unsigned *lines;
     size_t n, next;
+    unsigned null_line; /* the first null value's line (TOML has none; no option takes one) */
 };
 
 static struct cfg_toml_node *node_from(struct jconv *c, const json_t *j, const char *key, unsigned line)
@@ -156,9 +157,9 @@ static struct cfg_toml_node *node_from(struct jconv *c, const json_t *j, const c
         n->b = json_is_true(j);
         break;
     case JSON_NULL:
-        /* TOML has no null: KumoMTA would refuse it for every option */
-        n->type = CFG_TOML_DATETIME;
-        n->str = xstrdup("null");
+        n->type = CFG_TOML_BOOL; /* never seen: the tree is refused */
+        if (!c->null_line)
+            c->null_line = line ? line : 1;
         break;
     }
     return n;
@@ -183,6 +184,11 @@ struct cfg_toml_node *shaping_node_from_json(const char *text, size_t len, const
     struct cfg_toml_node *root = node_from(&c, j, NULL, 1);
     free(lines);
     json_decref(j);
+    if (c.null_line) {
+        *err = xasprintf("%s:%u:1: null is not a value of any shaping option", name, c.null_line);
+        cfg_toml_free(root);
+        return NULL;
+    }
     return root;
 }
 

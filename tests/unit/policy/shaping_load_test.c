@@ -182,6 +182,7 @@ static void test_bad_files(void)
         {"q.json", "{\n  \"default\": {\n    \"connection_limit\": }\n}\n", 3, ""},
         {"r.json", "{\n  \"default\": {\n    \"max_ready\": 10,\n    \"colour\": \"blue\"\n  }\n}\n", 4,
          "unknown option \"colour\""},
+ {"u.json", "{\n  \"default\": {\n    \"ehlo_domain\": null\n  }\n}\n", 3, "null is not a value"},
         {"s.toml", "[[\"default\".automation]]\nregex = \"x\"\naction = \"Suspend\"\nduration = \"1h\"\nwhen = 1\n",
          5, "unknown key \"when\""},
         {"t.toml", "[provider.\"p\"]\nmatch = [{MXSuffix = \".p.test\"}]\nmx_rollup = false\n", 3,
