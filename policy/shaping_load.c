@@ -601,10 +601,8 @@ static void load_one(struct shaping_ld *ld, const char *text, size_t len)
 
 static struct shaping *finish(struct shaping *sh, struct shaping_ld *ld, unsigned errors)
 {
-    if (errors == 0) {
-        ld->file = "";
+    if (errors == 0)
         check_merged(ld);
-    }
     rules_compact(sh);
     if (errors) {
         shaping_free(sh);
