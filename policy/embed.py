@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""embed - a text file as a C array: embed.py INPUT OUTPUT.c SYMBOL
+"""embed - a text file as a C array: embed.py INPUT OUTPUT.c NAME_text
 
-Writes `const char SYMBOL[]` (the bytes and a NUL) and `const size_t SYMBOL_len`-style length
-`SYMBOL_LEN_NAME` = SYMBOL with "_text" replaced by "_len", so the library carries the file it was
-built with (policy/ringmail-shaping.toml -> shaping_default_text, shaping_default_len)."""
+Writes `const char NAME_text[]` (the file's bytes, then a NUL) and `const size_t NAME_len` (the
+byte count without the NUL), so a library carries the file it was built with
+(policy/ringmail-shaping.toml -> shaping_default_text, shaping_default_len)."""
 import sys
 
 
