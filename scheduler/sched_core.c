@@ -14,7 +14,9 @@
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "scheduler/sched_hold.h"
 #include "scheduler/sched_lease.h"
+#include "scheduler/sched_limit.h"
 #include "scheduler/sched_msg.h"
 #include "scheduler/sched_path.h"
 
@@ -84,6 +86,9 @@ void sched_core_free(struct sched_core *c)
     sched_name_free_all(&c->queues);
     sched_name_free_all(&c->domains);
     sched_name_free_all(&c->sites);
+    for (int k = 0; k < SCHED_NAMED_KINDS; k++)
+        sched_name_free_all(&c->named[k]);
+    sched_hold_free(c);
     for (uint32_t i = 0; i < c->nsources; i++)
         free(c->sources[i]);
     free(c->sources);
@@ -132,6 +137,13 @@ static void route(struct sched_core *c, struct sched_msg *m, uint64_t now_ms)
         sched_msg_drop(c, m);
         return;
     }
+    if (m->queue->suspended_until_ms > now_ms) {
+        /* suspended queue: back until the suspension ends (or the message expires), no attempt */
+        uint64_t due = m->queue->suspended_until_ms;
+        c->st.suspended++;
+        sched_msg_schedule(c, m, due < sched_msg_expiry_ms(m) ? due : sched_msg_expiry_ms(m));
+        return;
+    }
     struct sched_domain *d = m->queue->domain;
     if (d->site && d->site_expires_ms > now_ms) {
         sched_path_place(c, m, d->site, now_ms);
@@ -159,12 +171,14 @@ size_t sched_core_advance(struct sched_core *c, uint64_t now_ms)
 {
     if (now_ms > c->now)
         c->now = now_ms;
+    sched_hold_advance(c, now_ms);
     return sched_timer_advance(&c->wheel, now_ms, on_due, c);
 }
 
 uint64_t sched_core_next_due(const struct sched_core *c)
 {
-    return sched_timer_next_due(&c->wheel);
+    uint64_t w = sched_timer_next_due(&c->wheel), h = sched_hold_next_due(c);
+    return w < h ? w : h;
 }
 
 /* ---- dispatch ---- */
@@ -172,25 +186,11 @@ uint64_t sched_core_next_due(const struct sched_core *c)
 size_t sched_core_dispatch(struct sched_core *c, size_t max)
 {
     size_t sent = 0;
-    /* a path served to capacity leaves the active list through sched_path_update(), so the loop
-     * moves on; deliver hooks may answer at once (sched_msg_result), which the inner loop
-     * sees as an idle lease */
+    /* a path served to capacity, held by a rate or a limit leaves the active list through
+     * sched_path_update(), so the loop moves on */
     while (sent < max && c->active_head && c->workers_alive > 0) {
         struct sched_path *p = c->active_head;
-        while (sent < max && p->ready.count > 0) {
-            struct sched_lease *l = sched_lease_take(c, p);
-            if (!l)
-                break;
-            struct sched_msg *m = sched_mlist_pop(&p->ready);
-            m->state = SCHED_MSG_IN_FLIGHT;
-            m->at.lease = l;
-            l->msg = m;
-            p->in_flight++;
-            sent++;
-            bool last = l->uses + 1 >= p->opt.max_deliveries_per_connection;
-            if (c->hooks.deliver)
-                c->hooks.deliver(c->hooks.arg, m, l, last);
-        }
+        sent += sched_path_dispatch(c, p, max - sent);
         sched_path_update(c, p);
         if (p->active) {
             /* stopped by `max` (or no live worker): to the back of the list, for fairness */
@@ -245,6 +245,58 @@ static int check_list(const struct sched_mlist *l, enum sched_msg_state state, c
     return 0;
 }
 
+/* check_path - the path's leases, its place on the active list, its holds and its waits */
+static int check_path(const struct sched_core *c, const struct sched_path *p)
+{
+    uint32_t idle = 0;
+    for (const struct sched_lease *l = p->idle_head; l; l = l->i_next, idle++)
+        CHECK_OR_FAIL(l->path == p && !l->msg, "idle list holds a busy or foreign lease");
+    CHECK_OR_FAIL(idle == p->idle && p->idle <= p->connections, "path counts %u idle of %u, listed %u", p->idle,
+                  p->connections, idle);
+    if (p->active) {
+        /* what keeps every limit: no path may open a lease past one */
+        CHECK_OR_FAIL(p->ready.count > 0 && !sched_path_held(c, p), "active path without work or held");
+        CHECK_OR_FAIL(p->idle > 0 || sched_path_can_open(p), "active path cannot open a lease");
+        CHECK_OR_FAIL(!p->waiting_on, "active path waits on a limit");
+    }
+    if (sched_path_held(c, p))
+        CHECK_OR_FAIL(p->hold_idx < c->nholds && c->holds[p->hold_idx] == p, "held path without a timer");
+    if (p->waiting_on) {
+        const struct sched_path *w = p->waiting_on->wait_head;
+        while (w && w != p)
+            w = w->w_next;
+        CHECK_OR_FAIL(w == p, "path not on the list of the limit it waits on");
+    }
+    return 0;
+}
+
+/* check_named - a named limit counts the connections of the paths naming it; its waiters wait on it */
+static int check_named(const struct sched_core *c, const struct sched_named *n)
+{
+    uint64_t conns = 0;
+    uint32_t paths = 0;
+    for (uint32_t i = 0; i < c->npaths; i++) {
+        const struct sched_path *p = c->paths[i];
+        for (uint32_t k = 0; k < p->opt.n_limits; k++)
+            if (p->limits[k] == n) {
+                conns += p->connections;
+                paths++;
+            }
+        for (uint32_t k = 0; k < p->opt.n_throttles; k++)
+            paths += p->throttles[k] == n;
+        for (uint32_t k = 0; k < p->opt.n_source_rates; k++)
+            paths += p->source_rates[k] == n;
+    }
+    CHECK_OR_FAIL(conns == n->connections, "named %s: %llu connections counted, %llu open", n->n.name,
+                  (unsigned long long)n->connections, (unsigned long long)conns);
+    CHECK_OR_FAIL(paths == n->paths, "named %s: %u paths counted, %u name it", n->n.name, n->paths, paths);
+    const struct sched_path *prev = NULL;
+    for (const struct sched_path *w = n->wait_head; w; prev = w, w = w->w_next)
+        CHECK_OR_FAIL(w->waiting_on == n && w->w_prev == prev, "named %s: broken wait list", n->n.name);
+    CHECK_OR_FAIL(n->wait_tail == prev, "named %s: wait list tail", n->n.name);
+    return 0;
+}
+
 int sched_core_check(const struct sched_core *c)
 {
     uint64_t by_state[4] = { 0 };
@@ -274,16 +326,28 @@ int sched_core_check(const struct sched_core *c)
             return -EINVAL;
         listed_ready += p->ready.count;
         CHECK_OR_FAIL(p->ready.count <= p->opt.max_ready || p->opt.max_ready == 0, "ready over max_ready");
-        CHECK_OR_FAIL(p->connections <= p->opt.connection_limit || p->opt.connection_limit == 0,
-                      "connections over the limit");
+        if (check_path(c, p))
+            return -EINVAL;
     }
+    uint64_t live = 0, conns = 0;
+    for (uint32_t i = 0; i < c->npaths; i++)
+        conns += c->paths[i]->connections;
     for (uint32_t i = 0; i < c->nleases; i++) {
         const struct sched_lease *l = c->leases[i];
+        live += l && l->path;
         if (l && l->path && l->msg) {
             CHECK_OR_FAIL(l->msg->state == SCHED_MSG_IN_FLIGHT && l->msg->at.lease == l, "lease holds a stray message");
             held++;
         }
     }
+    CHECK_OR_FAIL(live == conns && live == c->leases_live, "%llu leases, paths count %llu connections",
+                  (unsigned long long)live, (unsigned long long)conns);
+    for (int k = 0; k < SCHED_NAMED_KINDS; k++)
+        for (size_t i = 0; i < c->named[k].cap; i++)
+            if (c->named[k].slots[i] && check_named(c, (const struct sched_named *)c->named[k].slots[i]))
+                return -EINVAL;
+    if (sched_hold_check(c))
+        return -EINVAL;
     for (size_t i = 0; i < c->queues.cap; i++) {
         const struct sched_queue *q = (const struct sched_queue *)c->queues.slots[i];
         if (!q)

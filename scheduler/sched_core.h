@@ -47,6 +47,7 @@
 #include "common/msgid.h"
 #include "scheduler/sched_name.h"
 #include "scheduler/sched_pool.h"
+#include "scheduler/sched_throttle.h"
 #include "scheduler/sched_timer.h"
 
 enum sched_msg_state {
@@ -70,6 +71,7 @@ enum sched_outcome {
 #define SCHED_MAX_READY_DEFAULT 1024u
 #define SCHED_READY_FULL_DELAY_DEFAULT_MS 1000u
 #define SCHED_QUEUE_NAME_MAX 1024
+#define SCHED_PATH_NAMED_MAX 4 /* named limits, throttles, source rates: each, per path */
 
 struct sched_queue_config {
     uint32_t retry_interval_s;
@@ -78,12 +80,31 @@ struct sched_queue_config {
     uint32_t pool; /* index from sched_core_pool_add(); 0 is the built-in "unspecified" pool */
 };
 
-/* per egress path (source + site); rate limits (max_message_rate, max_connection_rate, named
- * shared limits) will join these fields and be checked where dispatch opens a lease */
+/* a named connection limit or rate (struct sched_named in sched_limit.h): shared by every path
+ * naming it; the name is borrowed while the options are being set, then the core's own copy */
+struct sched_named_limit {
+    const char *name;
+    uint64_t limit; /* connections at once over every path naming it; 0 is taken as 1 */
+};
+
+struct sched_named_rate {
+    const char *name;
+    struct sched_rate rate;
+};
+
+/* per egress path (source + site); enforced by dispatch (sched_path.h) */
 struct sched_path_options {
     uint32_t connection_limit;              /* leases open at once on the path */
     uint32_t max_deliveries_per_connection; /* messages one lease carries, one at a time */
     uint32_t max_ready;                     /* bound of the path's ready queue */
+    uint32_t consecutive_connection_failures_before_delay; /* 0 = never */
+    struct sched_rate max_message_rate;      /* messages handed out; limit 0 = none */
+    struct sched_rate max_connection_rate;   /* leases opened; limit 0 = none */
+    struct sched_rate source_selection_rate; /* times the pool picks this source for the site */
+    uint32_t n_limits, n_throttles, n_source_rates; /* at most SCHED_PATH_NAMED_MAX each */
+    struct sched_named_limit limits[SCHED_PATH_NAMED_MAX];      /* counted once per connection */
+    struct sched_named_rate throttles[SCHED_PATH_NAMED_MAX];    /* counted once per message */
+    struct sched_named_rate source_rates[SCHED_PATH_NAMED_MAX]; /* counted once per pick */
 };
 
 struct sched_msg;
@@ -130,6 +151,7 @@ struct sched_queue {
     struct sched_queue_config cfg;
     uint32_t count;     /* messages of this queue in any state */
     uint32_t scheduled; /* of which waiting in the wheel */
+    uint64_t suspended_until_ms; /* sched_queue_suspend(): no message leaves the wheel before */
 };
 
 struct sched_site {
@@ -142,8 +164,10 @@ struct sched_hooks {
     void *arg;
     /* queue_config - adjust cfg (pre-filled with the defaults) for a queue being created */
     void (*queue_config)(void *arg, const char *queue, const char *domain, struct sched_queue_config *cfg);
-    /* path_config - adjust opt (pre-filled with the defaults) for a path being created */
-    void (*path_config)(void *arg, const char *source, const char *site, struct sched_path_options *opt);
+    /* path_config - adjust opt (pre-filled with the defaults) for a path being created by a
+     * message of `domain`; names in opt are copied before the hook's caller returns */
+    void (*path_config)(void *arg, const char *source, const char *site, const char *domain,
+                        struct sched_path_options *opt);
     void (*resolve)(void *arg, const char *domain);
     void (*expire)(void *arg, const struct sched_msg *msg);
     void (*bounce)(void *arg, const struct sched_msg *msg, const char *reason);
@@ -166,6 +190,31 @@ struct sched_stats {
     uint64_t ready_full;  /* placements refused by a full ready queue */
     uint64_t requeued;    /* in-flight messages returned by a dead worker or released lease */
     uint64_t no_source;   /* placements delayed because the queue's pool has no source */
+    uint64_t throttle_waits; /* paths held by a rate (message, connection) until a timer */
+    uint64_t limit_waits;    /* paths held by a full named connection limit */
+    uint64_t source_held;    /* placements delayed because every source was over its selection rate */
+    uint64_t failure_delays; /* ready queues sent back after consecutive connection failures */
+    uint64_t suspended;      /* due messages re-armed by a queue suspension */
+};
+
+enum sched_named_kind {
+    SCHED_NAMED_LIMIT = 0,       /* connection limits */
+    SCHED_NAMED_THROTTLE = 1,    /* message rates */
+    SCHED_NAMED_SOURCE_RATE = 2, /* source-selection rates */
+    SCHED_NAMED_KINDS = 3,
+};
+
+/* a suspension of a path (sched_path_suspend) or of scheduled queues (sched_queue_suspend) */
+struct sched_path_hold {
+    char *source, *site;
+    uint64_t until_ms;
+};
+
+struct sched_queue_hold {
+    char *domain;   /* lowercase */
+    char *tenant;   /* "" = queues without a tenant */
+    char *campaign; /* NULL = every campaign of the tenant */
+    uint64_t until_ms;
 };
 
 struct sched_core {
@@ -184,6 +233,13 @@ struct sched_core {
     struct sched_path **paths; /* every path, for stats */
     uint32_t npaths, paths_cap;
     struct sched_path *active_head, *active_tail; /* paths dispatch can make progress on */
+    struct sched_path **holds; /* min-heap of held paths by hold_until (sched_hold.h) */
+    uint32_t nholds, holds_cap;
+    struct sched_name_table named[SCHED_NAMED_KINDS]; /* sched_limit.h */
+    struct sched_path_hold *path_holds;
+    uint32_t npath_holds;
+    struct sched_queue_hold *queue_holds;
+    uint32_t nqueue_holds;
     struct sched_lease **leases; /* by lease id */
     uint32_t nleases, leases_cap, leases_live, lease_free;
     struct sched_worker *workers;
@@ -204,9 +260,11 @@ uint32_t sched_core_pool_add(struct sched_core *core, const char *name);
 /* sched_core_pool_weight - set a source's weight in a pool (0 removes); 0 or -EINVAL/-ENOENT */
 int sched_core_pool_weight(struct sched_core *core, uint32_t pool, uint32_t source, uint32_t weight);
 
-/* sched_core_advance - handle every message due by now_ms; returns how many left the wheel */
+/* sched_core_advance - handle every message due by now_ms, end every path hold due by then;
+ * returns how many messages left the wheel */
 size_t sched_core_advance(struct sched_core *core, uint64_t now_ms);
-/* sched_core_next_due - when to call advance next (lower bound), SCHED_TIMER_NEVER when idle */
+/* sched_core_next_due - when to call advance next (lower bound), SCHED_TIMER_NEVER when idle;
+ * a path held by a rate or a suspension makes it exactly the moment the hold ends */
 uint64_t sched_core_next_due(const struct sched_core *core);
 /* sched_core_dispatch - hand up to max READY messages to leases; returns how many */
 size_t sched_core_dispatch(struct sched_core *core, size_t max);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "base/mem.h"
+#include "scheduler/sched_limit.h"
 #include "scheduler/sched_msg.h"
 #include "scheduler/sched_path.h"
 #include "scheduler/sched_worker.h"
@@ -45,6 +46,8 @@ static struct sched_lease *lease_new(struct sched_core *c, struct sched_path *p)
     wk->leases = l;
     wk->load++;
     p->connections++;
+    for (uint32_t i = 0; i < p->opt.n_limits; i++)
+        p->limits[i]->connections++;
     c->leases_live++;
     return l;
 }
@@ -97,7 +100,11 @@ void sched_lease_end(struct sched_core *c, struct sched_lease *l, uint64_t now_m
     l->gen++; /* stale (id, gen) pairs from the rings no longer match */
     l->worker = c->lease_free;
     c->lease_free = l->id;
+    for (uint32_t i = 0; i < p->opt.n_limits; i++)
+        p->limits[i]->connections--;
     sched_path_update(c, p);
+    for (uint32_t i = 0; i < p->opt.n_limits; i++)
+        sched_limit_kick(c, p->limits[i]);
 }
 
 struct sched_lease *sched_lease_get(const struct sched_core *c, uint32_t id, uint32_t gen)
@@ -108,10 +115,14 @@ struct sched_lease *sched_lease_get(const struct sched_core *c, uint32_t id, uin
     return l->path && l->gen == gen ? l : NULL;
 }
 
-void sched_lease_released(struct sched_core *c, struct sched_lease *l, uint64_t now_ms)
+void sched_lease_released(struct sched_core *c, struct sched_lease *l, bool error, uint64_t now_ms)
 {
-    if (l && l->path)
-        sched_lease_end(c, l, now_ms);
+    if (!l || !l->path)
+        return;
+    struct sched_path *p = l->path;
+    sched_lease_end(c, l, now_ms);
+    if (error)
+        sched_path_conn_failed(c, p, now_ms);
 }
 
 struct sched_lease *sched_lease_take(struct sched_core *c, struct sched_path *p)

@@ -27,13 +27,16 @@ struct sched_lease {
 };
 
 struct sched_lease *sched_lease_get(const struct sched_core *core, uint32_t id, uint32_t gen);
-/* sched_lease_released - the worker closed the lease's connection */
-void sched_lease_released(struct sched_core *core, struct sched_lease *lease, uint64_t now_ms);
+/* sched_lease_released - the worker closed the lease's connection; `error`: it closed on an error
+ * (the egress's LEASE_CLOSED reason 1, or a connection that failed with a transient result),
+ * which counts towards the path's consecutive_connection_failures_before_delay */
+void sched_lease_released(struct sched_core *core, struct sched_lease *lease, bool error, uint64_t now_ms);
 
 /* ---- between the core's files only ---- */
 
 /* sched_lease_take - a lease for the path's next message: an idle one, else a new one while the
- * path may open another connection and a worker is alive; NULL when there is none */
+ * path may open another connection (sched_path_can_open) and a worker is alive; NULL when there is
+ * none. A new lease counts in the path's connections and in every named limit of the path. */
 struct sched_lease *sched_lease_take(struct sched_core *core, struct sched_path *path);
 /* sched_lease_idle - the lease's message got its result: the lease goes idle, or ends when used up */
 void sched_lease_idle(struct sched_core *core, struct sched_lease *lease, uint64_t now_ms);

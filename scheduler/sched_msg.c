@@ -180,11 +180,13 @@ int sched_msg_result(struct sched_core *c, struct sched_msg *m, enum sched_outco
     p->in_flight--;
     switch (outcome) {
     case SCHED_OUTCOME_DELIVERED:
+        p->consecutive_failures = 0; /* the receiver answered: the connection works */
         p->delivered++;
         c->st.delivered++;
         sched_msg_drop(c, m);
         break;
     case SCHED_OUTCOME_BOUNCED:
+        p->consecutive_failures = 0;
         p->bounced++;
         c->st.bounced++;
         sched_msg_drop(c, m);

@@ -51,17 +51,35 @@ int sched_pool_set(struct sched_pool *p, uint32_t source, uint32_t weight)
     return 0;
 }
 
-int64_t sched_pool_pick(struct sched_pool *p)
+int64_t sched_pool_pick_wait(struct sched_pool *p, sched_pool_wait_fn *wait, void *arg, uint64_t *wait_ms)
 {
     if (p->count == 0)
         return -ENOENT;
     struct sched_pool_member *best = NULL;
+    uint64_t eligible = 0, shortest = UINT64_MAX;
     for (uint32_t i = 0; i < p->count; i++) {
         struct sched_pool_member *m = &p->members[i];
+        uint64_t w = wait ? wait(arg, m->source) : 0;
+        if (w) {
+            if (w < shortest)
+                shortest = w;
+            continue;
+        }
         m->score += m->weight;
+        eligible += m->weight;
         if (!best || m->score > best->score)
             best = m;
     }
-    best->score -= (int64_t)p->total_weight;
+    if (!best) {
+        *wait_ms = shortest;
+        return -EAGAIN;
+    }
+    best->score -= (int64_t)eligible;
     return best->source;
+}
+
+int64_t sched_pool_pick(struct sched_pool *p)
+{
+    uint64_t unused;
+    return sched_pool_pick_wait(p, NULL, NULL, &unused);
 }

@@ -9,6 +9,9 @@
  * a a b a, a a b a, ...). A pick costs O(members); pools hold a handful of sources.
  * sched_pool_set() with weight 0 removes a member; any change resets the scores, so the
  * exact-share property starts over from the change.
+ * sched_pool_pick_wait() picks the same way among the members a callback lets through (a source
+ * over its selection rate is skipped): skipped members' scores stand still, so the eligible ones
+ * share the picks by their weights, and the skipped ones rejoin where they were.
  */
 #ifndef RINGMAIL_SCHED_POOL_H
 #define RINGMAIL_SCHED_POOL_H
@@ -34,5 +37,10 @@ void sched_pool_fini(struct sched_pool *p);
 int sched_pool_set(struct sched_pool *p, uint32_t source, uint32_t weight);
 /* sched_pool_pick - the next source index; -ENOENT when the pool is empty */
 int64_t sched_pool_pick(struct sched_pool *p);
+/* sched_pool_wait_fn - 0 when the source may be picked now, else the ms until it may */
+typedef uint64_t sched_pool_wait_fn(void *arg, uint32_t source);
+/* sched_pool_pick_wait - sched_pool_pick() among the members wait() returns 0 for; -ENOENT when the
+ * pool is empty, -EAGAIN when every member must wait (*wait_ms: the shortest of their waits) */
+int64_t sched_pool_pick_wait(struct sched_pool *p, sched_pool_wait_fn *wait, void *arg, uint64_t *wait_ms);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "scheduler/sched_hold.h"
 #include "scheduler/sched_site.h"
 
 int sched_queue_name_routed(char *out, size_t size, const char *campaign, const char *tenant,
@@ -44,6 +45,60 @@ int sched_queue_name(char *out, size_t size, const char *campaign, const char *t
     return sched_queue_name_routed(out, size, campaign, tenant, domain, NULL);
 }
 
+void sched_queue_name_parts(const char *name, const char **campaign, size_t *clen, const char **tenant,
+                            size_t *tlen)
+{
+    const char *bang = strchr(name, '!');
+    size_t len = bang ? (size_t)(bang - name) : strlen(name);
+    size_t at = len;
+    while (at > 0 && name[at - 1] != '@')
+        at--;
+    *campaign = *tenant = name;
+    *clen = *tlen = 0;
+    if (at == 0)
+        return; /* a bare domain */
+    size_t pre = at - 1; /* the part before the '@' */
+    const char *colon = memchr(name, ':', pre);
+    if (colon) {
+        *clen = (size_t)(colon - name);
+        *tenant = colon + 1;
+        *tlen = pre - *clen - 1;
+    } else {
+        *tlen = pre;
+    }
+}
+
+static uint64_t queue_suspension(const struct sched_core *c, const struct sched_queue *q)
+{
+    if (c->nqueue_holds == 0)
+        return 0;
+    const char *camp, *ten;
+    size_t clen, tlen;
+    sched_queue_name_parts(q->n.name, &camp, &clen, &ten, &tlen);
+    return sched_hold_queue_until(c, q->domain->n.name, ten, tlen, camp, clen);
+}
+
+int sched_queue_suspend(struct sched_core *c, const char *domain, const char *tenant, const char *campaign,
+                        uint64_t until_ms)
+{
+    if (!sched_name_given(domain) || (!sched_name_given(tenant) && !sched_name_given(campaign)))
+        return -EINVAL;
+    char *dlc = sched_name_lower_dup(domain);
+    sched_hold_queue_set(c, dlc, tenant ? tenant : "", campaign, until_ms);
+    free(dlc);
+    for (size_t i = 0; i < c->queues.cap; i++) {
+        struct sched_queue *q = (struct sched_queue *)c->queues.slots[i];
+        if (q)
+            q->suspended_until_ms = queue_suspension(c, q);
+    }
+    return 0;
+}
+
+size_t sched_queue_suspensions(struct sched_core *c, const struct sched_queue_hold **out)
+{
+    return sched_hold_queue_list(c, out);
+}
+
 struct sched_queue *sched_queue_get(struct sched_core *c, const char *name, const char *domain_lc)
 {
     uint64_t h = sched_name_hash(name);
@@ -62,6 +117,7 @@ struct sched_queue *sched_queue_get(struct sched_core *c, const char *name, cons
         log_warn("queue %s: egress pool %u does not exist, using the unspecified pool", name, q->cfg.pool);
         q->cfg.pool = 0;
     }
+    q->suspended_until_ms = queue_suspension(c, q);
     sched_name_add(&c->queues, &q->n);
     return q;
 }

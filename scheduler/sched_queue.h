@@ -24,6 +24,27 @@ struct sched_queue *sched_queue_find(const struct sched_core *core, const char *
 void sched_queue_foreach(const struct sched_core *core, void (*cb)(void *arg, const struct sched_queue *q),
                          void *arg);
 
+/*
+ * sched_queue_name_parts - split a queue name "campaign:tenant@domain!routing" (sched_queue_name's
+ * forms): the parts before the last '@' of the part before the first '!'; campaign is what comes
+ * before the first ':' of that (none without a ':'), tenant the rest. Lengths 0 for missing parts;
+ * pointers into name.
+ */
+void sched_queue_name_parts(const char *name, const char **campaign, size_t *clen, const char **tenant,
+                            size_t *tlen);
+/*
+ * sched_queue_suspend - messages of the scheduled queues of domain + tenant (+ campaign; NULL =
+ * every campaign of the tenant, including none) do not leave the wheel before until_ms: a message
+ * that comes due is re-armed at until_ms (or its expiry, if earlier) without counting an attempt.
+ * until_ms 0 (or past) cancels. Kept in a table, so queues created later pick it up. Messages
+ * already READY or in flight are not recalled. 0, -EINVAL without a domain or tenant.
+ * sched_queue_suspensions() lists the active ones (array owned by the core, valid until its next
+ * change). Cost: O(queues) per call.
+ */
+int sched_queue_suspend(struct sched_core *core, const char *domain, const char *tenant, const char *campaign,
+                        uint64_t until_ms);
+size_t sched_queue_suspensions(struct sched_core *core, const struct sched_queue_hold **out);
+
 /* ---- between the core's files only ---- */
 
 /* sched_queue_get - the named queue, created routing to domain_lc; NULL when it routes elsewhere */

@@ -86,7 +86,8 @@ static void hook_queue_config(void *arg, const char *queue, const char *domain, 
     qc->pool = q->pool < CFG_MAX_POOLS ? pool_map[q->pool] : pool_map[0];
 }
 
-static void hook_path_config(void *arg, const char *source, const char *site, struct sched_path_options *opt)
+static void hook_path_config(void *arg, const char *source, const char *site, const char *domain,
+                             struct sched_path_options *opt)
 {
     struct scheduler *sc = arg;
     opt->connection_limit = sc->rt->cfg.egress_connection_limit;
@@ -231,7 +232,7 @@ static void on_done(struct scheduler *sc, unsigned from, const struct proto_rec 
     uint32_t lid = lease->id, lgen = lease->gen;
     if (d->flags & PROTO_DONE_F_REFUSED) {
         /* not attempted: the lease ends and the entry is due again now, no attempt counted */
-        sched_lease_released(sc->core, lease, scheduler_now_ms());
+        sched_lease_released(sc->core, lease, false, scheduler_now_ms());
         return;
     }
     enum sched_outcome out = d->transient || (d->flags & PROTO_DONE_F_LOCAL_ERROR) ? SCHED_OUTCOME_TRANSIENT
@@ -242,8 +243,8 @@ static void on_done(struct scheduler *sc, unsigned from, const struct proto_rec 
         sched_keys_forget(&sc->keys, key);
     if (d->flags & PROTO_DONE_F_LEASE_CLOSED) {
         struct sched_lease *l = sched_lease_get(sc->core, lid, lgen);
-        if (l)
-            sched_lease_released(sc->core, l, scheduler_now_ms());
+        if (l) /* closed with a transient result: the connection failed */
+            sched_lease_released(sc->core, l, out == SCHED_OUTCOME_TRANSIENT, scheduler_now_ms());
     }
 }
 
@@ -251,7 +252,7 @@ static void on_lease_closed(struct scheduler *sc, unsigned from, const struct pr
 {
     struct sched_lease *l = sched_lease_get(sc->core, rec->body.lease.lease, rec->body.lease.lease_gen);
     if (l && l->worker == from)
-        sched_lease_released(sc->core, l, scheduler_now_ms());
+        sched_lease_released(sc->core, l, rec->body.lease.reason == 1, scheduler_now_ms());
 }
 
 static void on_updated(struct scheduler *sc, const struct proto_rec *rec)
@@ -438,7 +439,7 @@ static void on_reload(struct role_rt *rt)
     sched_queue_foreach(sc->core, reload_queue, sc);
     for (uint32_t i = 0; i < sc->core->npaths; i++) {
         struct sched_path_options opt = sc->core->paths[i]->opt;
-        hook_path_config(sc, NULL, NULL, &opt);
+        hook_path_config(sc, NULL, NULL, NULL, &opt);
         sched_path_options_set(sc->core, sc->core->paths[i], &opt);
     }
     sched_pathcfg_reload(sc);

@@ -108,7 +108,8 @@ static void on_queue_config(void *arg, const char *queue, const char *domain, st
     cfg->pool = q % 2 ? pool_bulk : 0;
 }
 
-static void on_path_config(void *arg, const char *source, const char *site, struct sched_path_options *opt)
+static void on_path_config(void *arg, const char *source, const char *site, const char *domain,
+                           struct sched_path_options *opt)
 {
     opt->connection_limit = 32;
     opt->max_deliveries_per_connection = 100;
@@ -302,7 +303,7 @@ int main(int argc, char **argv)
             CHECK(sched_worker_dead(c, (uint32_t)dead_worker, now) == 0, "worker death");
         }
         if (rnd_below(100) < 5 && c->nleases)
-            sched_lease_released(c, c->leases[rnd_below(c->nleases)], now); /* freed ones are ignored */
+            sched_lease_released(c, c->leases[rnd_below(c->nleases)], rnd_below(4) == 0, now); /* freed ones are ignored */
         for (size_t k = 0; k < n / 5000 + 1; k++) {
             uint64_t i = rnd_below(n);
             int rc = sched_msg_remove(c, mid(i));

@@ -54,7 +54,8 @@ static void on_queue_config(void *arg, const char *queue, const char *domain, st
     *cfg = r->qcfg;
 }
 
-static void on_path_config(void *arg, const char *source, const char *site, struct sched_path_options *opt)
+static void on_path_config(void *arg, const char *source, const char *site, const char *domain,
+                           struct sched_path_options *opt)
 {
     struct rec *r = arg;
     *opt = r->popt;
@@ -362,7 +363,7 @@ static void test_connection_limit(void)
     sched_msg_result(c, r.del[3].msg, SCHED_OUTCOME_DELIVERED, T0);
     sched_msg_result(c, r.del[4].msg, SCHED_OUTCOME_DELIVERED, T0);
     CHECK(sched_lease_get(c, r.del[3].lease_id, r.del[3].lease_gen) != NULL, "idle lease kept");
-    sched_lease_released(c, r.del[3].lease, T0);
+    sched_lease_released(c, r.del[3].lease, false, T0);
     CHECK(sched_lease_get(c, r.del[3].lease_id, r.del[3].lease_gen) == NULL, "released lease is stale");
     CHECK(p->connections == 1, "one connection left");
     CHECK(sched_core_dispatch(c, 100) == 1, "one slot under the lowered limit");
