@@ -259,6 +259,7 @@ static int check_path(const struct sched_core *c, const struct sched_path *p)
         CHECK_OR_FAIL(p->idle > 0 || sched_path_can_open(p), "active path cannot open a lease");
         CHECK_OR_FAIL(!p->waiting_on, "active path waits on a limit");
     }
+    CHECK_OR_FAIL(!p->reserved_on || p->active, "inactive path holds a reserved slot");
     if (sched_path_held(c, p))
         CHECK_OR_FAIL(p->hold_idx < c->nholds && c->holds[p->hold_idx] == p, "held path without a timer");
     if (p->waiting_on) {
@@ -273,10 +274,11 @@ static int check_path(const struct sched_core *c, const struct sched_path *p)
 /* check_named - a named limit counts the connections of the paths naming it; its waiters wait on it */
 static int check_named(const struct sched_core *c, const struct sched_named *n)
 {
-    uint64_t conns = 0;
+    uint64_t conns = 0, reserved = 0;
     uint32_t paths = 0;
     for (uint32_t i = 0; i < c->npaths; i++) {
         const struct sched_path *p = c->paths[i];
+        reserved += p->reserved_on == n;
         for (uint32_t k = 0; k < p->opt.n_limits; k++)
             if (p->limits[k] == n) {
                 conns += p->connections;
@@ -290,6 +292,8 @@ static int check_named(const struct sched_core *c, const struct sched_named *n)
     CHECK_OR_FAIL(conns == n->connections, "named %s: %llu connections counted, %llu open", n->n.name,
                   (unsigned long long)n->connections, (unsigned long long)conns);
     CHECK_OR_FAIL(paths == n->paths, "named %s: %u paths counted, %u name it", n->n.name, n->paths, paths);
+    CHECK_OR_FAIL(reserved == n->reserved, "named %s: %llu reserved, %llu paths hold one", n->n.name,
+                  (unsigned long long)n->reserved, (unsigned long long)reserved);
     const struct sched_path *prev = NULL;
     for (const struct sched_path *w = n->wait_head; w; prev = w, w = w->w_next)
         CHECK_OR_FAIL(w->waiting_on == n && w->w_prev == prev, "named %s: broken wait list", n->n.name);

@@ -48,6 +48,7 @@ static struct sched_lease *lease_new(struct sched_core *c, struct sched_path *p)
     p->connections++;
     for (uint32_t i = 0; i < p->opt.n_limits; i++)
         p->limits[i]->connections++;
+    sched_limit_opened(p);
     c->leases_live++;
     return l;
 }
@@ -100,11 +101,12 @@ void sched_lease_end(struct sched_core *c, struct sched_lease *l, uint64_t now_m
     l->gen++; /* stale (id, gen) pairs from the rings no longer match */
     l->worker = c->lease_free;
     c->lease_free = l->id;
-    for (uint32_t i = 0; i < p->opt.n_limits; i++)
+    /* the paths that waited for the freed slot go first: they join the active list before this one */
+    for (uint32_t i = 0; i < p->opt.n_limits; i++) {
         p->limits[i]->connections--;
-    sched_path_update(c, p);
-    for (uint32_t i = 0; i < p->opt.n_limits; i++)
         sched_limit_kick(c, p->limits[i]);
+    }
+    sched_path_update(c, p);
 }
 
 struct sched_lease *sched_lease_get(const struct sched_core *c, uint32_t id, uint32_t gen)

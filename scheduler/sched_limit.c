@@ -75,14 +75,38 @@ void sched_limit_unwait(struct sched_path *p)
     p->waiting_on = NULL;
 }
 
+bool sched_limit_room(const struct sched_named *n, const struct sched_path *p)
+{
+    uint64_t own = p && p->reserved_on == n ? 1 : 0;
+    return n->connections + n->reserved - own < n->limit;
+}
+
+void sched_limit_opened(struct sched_path *p)
+{
+    if (p->reserved_on) {
+        p->reserved_on->reserved--;
+        p->reserved_on = NULL;
+    }
+}
+
+void sched_limit_release(struct sched_core *c, struct sched_path *p)
+{
+    struct sched_named *n = p->reserved_on;
+    if (!n)
+        return;
+    sched_limit_opened(p);
+    sched_limit_kick(c, n);
+}
+
 void sched_limit_kick(struct sched_core *c, struct sched_named *n)
 {
-    uint64_t room = n->connections < n->limit ? n->limit - n->connections : 0;
-    while (room > 0 && n->wait_head) {
+    while (n->wait_head && sched_limit_room(n, NULL)) {
         struct sched_path *p = n->wait_head;
         sched_limit_unwait(p);
-        sched_path_update(c, p); /* may wait on another full limit: then it is not active */
-        if (p->active)
-            room--;
+        sched_limit_release(c, p); /* cannot hold one while it waits; kept safe anyway */
+        p->reserved_on = n;
+        n->reserved++;
+        /* goes active, or (held by another full limit) gives the slot back and kicks again */
+        sched_path_update(c, p);
     }
 }

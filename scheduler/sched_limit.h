@@ -10,6 +10,9 @@
  * A named connection limit counts the leases open on every path naming it (from lease open until
  * its close is reported); a path that could open a lease but for a full named limit waits on that
  * limit's FIFO and is woken when a lease of any path naming the limit closes (or the limit is raised).
+ * The slot a close frees is reserved for the woken path (so a busy path of the same limit cannot
+ * take it first and starve the others): the reservation ends when that path opens its lease, or
+ * goes inactive without opening one (then the next waiter is woken).
  * Throttles and source rates are GCRA (sched_throttle.h), taken once per message or pick.
  */
 #ifndef RINGMAIL_SCHED_LIMIT_H
@@ -21,6 +24,7 @@ struct sched_named {
     struct sched_name n;       /* first: the name table's key */
     uint64_t limit;            /* SCHED_NAMED_LIMIT: connections at once (>= 1) */
     uint64_t connections;      /* SCHED_NAMED_LIMIT: leases open on the paths naming it */
+    uint64_t reserved;         /* SCHED_NAMED_LIMIT: slots held for woken paths (reserved_on) */
     struct sched_throttle thr; /* SCHED_NAMED_THROTTLE, SCHED_NAMED_SOURCE_RATE */
     struct sched_path *wait_head, *wait_tail; /* SCHED_NAMED_LIMIT: paths held by it */
     uint32_t paths;            /* paths naming it */
@@ -38,11 +42,12 @@ void sched_limit_foreach(const struct sched_core *core, enum sched_named_kind ki
 
 /* sched_limit_get - the named object, created when new (limit 1, no rate) */
 struct sched_named *sched_limit_get(struct sched_core *core, enum sched_named_kind kind, const char *name);
-/* sched_limit_room - a named connection limit has room for another lease */
-static inline bool sched_limit_room(const struct sched_named *n)
-{
-    return n->connections < n->limit;
-}
+/* sched_limit_room - n has room for another lease of path (its own reservation counts as room) */
+bool sched_limit_room(const struct sched_named *n, const struct sched_path *path);
+/* sched_limit_opened - the path opened a lease: its reservation, if any, is used */
+void sched_limit_opened(struct sched_path *path);
+/* sched_limit_release - the path will not use its reservation: the next waiter is woken */
+void sched_limit_release(struct sched_core *core, struct sched_path *path);
 /* sched_limit_wait - the path waits for room in n (it is not on any other limit's list) */
 void sched_limit_wait(struct sched_core *core, struct sched_named *n, struct sched_path *path);
 /* sched_limit_unwait - the path leaves the list it waits on, if any */

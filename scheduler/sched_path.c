@@ -44,6 +44,17 @@ static void unlink_active(struct sched_core *c, struct sched_path *p)
     p->act_next = p->act_prev = NULL;
 }
 
+static void link_active(struct sched_core *c, struct sched_path *p)
+{
+    p->act_next = NULL;
+    p->act_prev = c->active_tail;
+    if (c->active_tail)
+        c->active_tail->act_next = p;
+    else
+        c->active_head = p;
+    c->active_tail = p;
+}
+
 bool sched_path_held(const struct sched_core *c, const struct sched_path *p)
 {
     return p->throttled_until_ms > c->now || p->suspended_until_ms > c->now;
@@ -53,7 +64,7 @@ bool sched_path_held(const struct sched_core *c, const struct sched_path *p)
 static struct sched_named *full_limit(const struct sched_path *p)
 {
     for (uint32_t i = 0; i < p->opt.n_limits; i++)
-        if (!sched_limit_room(p->limits[i]))
+        if (!sched_limit_room(p->limits[i], p))
             return p->limits[i];
     return NULL;
 }
@@ -77,24 +88,15 @@ void sched_path_update(struct sched_core *c, struct sched_path *p)
         sched_limit_wait(c, wait_for, p);
     else
         sched_limit_unwait(p);
-    if (want == p->active)
-        return;
-    p->active = want;
-    if (!want) {
-        unlink_active(c, p);
-        /* room this path was woken for and will not use goes to the next waiter */
-        for (uint32_t i = 0; i < p->opt.n_limits; i++)
-            if (p->limits[i] != wait_for && p->limits[i]->wait_head && sched_limit_room(p->limits[i]))
-                sched_limit_kick(c, p->limits[i]);
-        return;
+    if (want != p->active) {
+        p->active = want;
+        if (!want)
+            unlink_active(c, p);
+        else
+            link_active(c, p);
     }
-    p->act_next = NULL;
-    p->act_prev = c->active_tail;
-    if (c->active_tail)
-        c->active_tail->act_next = p;
-    else
-        c->active_head = p;
-    c->active_tail = p;
+    if (!want)
+        sched_limit_release(c, p); /* a slot held for it goes to the next waiter */
 }
 
 void sched_path_rotate(struct sched_core *c, struct sched_path *p)
@@ -144,7 +146,7 @@ static uint32_t intern(struct sched_core *c, enum sched_named_kind kind, const c
             if (raised)
                 sched_limit_kick(c, nm);
         } else {
-            sched_throttle_set(&nm->thr, &rates[i].rate);
+            sched_throttle_set(&nm->thr, &rates[i].rate, c->now);
             rates[k] = (struct sched_named_rate){ nm->n.name, rates[i].rate };
         }
         out[k++] = nm;
@@ -171,12 +173,17 @@ static void apply(struct sched_core *c, struct sched_path *p, const struct sched
 {
     struct sched_path_options o = *in;
     struct sched_named *limits[SCHED_PATH_NAMED_MAX], *thr[SCHED_PATH_NAMED_MAX], *src[SCHED_PATH_NAMED_MAX];
+    struct sched_named *dropped_reserved = NULL;
     options_sane(&o);
     o.n_limits = intern(c, SCHED_NAMED_LIMIT, "connection limits", o.n_limits, o.limits, NULL, limits);
     o.n_throttles = intern(c, SCHED_NAMED_THROTTLE, "message throttles", o.n_throttles, NULL, o.throttles, thr);
     o.n_source_rates = intern(c, SCHED_NAMED_SOURCE_RATE, "source rates", o.n_source_rates, NULL,
                               o.source_rates, src);
     sched_limit_unwait(p);
+    if (p->reserved_on && !named_in(limits, o.n_limits, p->reserved_on))
+        dropped_reserved = p->reserved_on;
+    if (dropped_reserved)
+        sched_limit_opened(p); /* given back; kicked with the dropped limits below */
     for (uint32_t i = 0; i < o.n_limits; i++)
         if (!named_in(p->limits, p->opt.n_limits, limits[i]))
             limits[i]->connections += p->connections;
@@ -196,9 +203,9 @@ static void apply(struct sched_core *c, struct sched_path *p, const struct sched
     named_paths(p->limits, o.n_limits, 1);
     named_paths(p->throttles, o.n_throttles, 1);
     named_paths(p->source_rates, o.n_source_rates, 1);
-    sched_throttle_set(&p->msg_rate, &o.max_message_rate);
-    sched_throttle_set(&p->conn_rate, &o.max_connection_rate);
-    sched_throttle_set(&p->src_rate, &o.source_selection_rate);
+    sched_throttle_set(&p->msg_rate, &o.max_message_rate, c->now);
+    sched_throttle_set(&p->conn_rate, &o.max_connection_rate, c->now);
+    sched_throttle_set(&p->src_rate, &o.source_selection_rate, c->now);
     p->opt = o;
     /* a rate hold was computed under the old rates: dispatch finds the new moment */
     if (p->throttled_until_ms) {
@@ -207,6 +214,8 @@ static void apply(struct sched_core *c, struct sched_path *p, const struct sched
     }
     for (uint32_t i = 0; i < ndropped; i++)
         sched_limit_kick(c, dropped[i]);
+    if (dropped_reserved)
+        sched_limit_kick(c, dropped_reserved);
 }
 
 static struct sched_path *path_get(struct sched_core *c, struct sched_site *s, uint32_t source, const char *domain)

@@ -45,6 +45,7 @@ struct sched_path {
     struct sched_named *source_rates[SCHED_PATH_NAMED_MAX]; /* opt.n_source_rates */
     struct sched_named *waiting_on;       /* the named limit whose list the path is on */
     struct sched_path *w_next, *w_prev;   /* on that list */
+    struct sched_named *reserved_on;      /* woken by that limit: a slot is held for this path */
     uint32_t hold_idx;                    /* in the core's hold heap; UINT32_MAX when not */
     /* status */
     uint64_t throttled_until_ms;  /* held by a rate until then (0: not) */

@@ -19,14 +19,17 @@ void sched_throttle_init(struct sched_throttle *t, const struct sched_rate *rate
     t->tat = 0;
 }
 
-void sched_throttle_set(struct sched_throttle *t, const struct sched_rate *rate)
+void sched_throttle_set(struct sched_throttle *t, const struct sched_rate *rate, uint64_t now_ms)
 {
     if (sched_rate_eq(&t->rate, rate))
         return;
-    if (sched_rate_active(&t->rate) && sched_rate_active(rate))
-        t->tat = (t->tat * rate->limit + t->rate.limit - 1) / t->rate.limit; /* rounded up: never a free ms */
-    else
+    if (sched_rate_active(&t->rate) && sched_rate_active(rate)) {
+        u128 tat = (t->tat * rate->limit + t->rate.limit - 1) / t->rate.limit; /* rounded up: never a free ms */
+        u128 cap = (u128)now_ms * rate->limit + (u128)burst_of(rate) * rate->period_ms;
+        t->tat = tat < cap ? tat : cap;
+    } else {
         t->tat = 0;
+    }
     t->rate = *rate;
 }
 

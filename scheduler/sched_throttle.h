@@ -12,7 +12,9 @@
  * So a fresh (or long idle) throttle passes B at once, then one every T; idle time refills the
  * credit at one per T up to B. A request for more than B is taken as B (it could never pass).
  * A rate with limit 0 or period_ms 0 is no limit: everything passes at once.
- * sched_throttle_set() changes the rate and keeps the debt (tat rescaled to the new units).
+ * sched_throttle_set() changes the rate and keeps the debt in time (tat rescaled to the new units),
+ * capped at one full burst of the new rate (tat <= now + B * T): after lowering, no fresh burst;
+ * after raising, the next passes within one new interval instead of paying the old rate's debt.
  */
 #ifndef RINGMAIL_SCHED_THROTTLE_H
 #define RINGMAIL_SCHED_THROTTLE_H
@@ -43,8 +45,8 @@ static inline bool sched_rate_eq(const struct sched_rate *a, const struct sched_
 }
 
 void sched_throttle_init(struct sched_throttle *t, const struct sched_rate *rate);
-/* sched_throttle_set - a new rate; what was taken still counts (no fresh burst from a change) */
-void sched_throttle_set(struct sched_throttle *t, const struct sched_rate *rate);
+/* sched_throttle_set - a new rate at now_ms; what was taken still counts, up to the new burst */
+void sched_throttle_set(struct sched_throttle *t, const struct sched_rate *rate, uint64_t now_ms);
 /* sched_throttle_wait - 0 when n would pass at now_ms, else the ms to wait; takes nothing */
 uint64_t sched_throttle_wait(const struct sched_throttle *t, uint64_t now_ms, uint64_t n);
 /* sched_throttle_take - take n at now_ms (after sched_throttle_wait() said 0) */
