@@ -158,6 +158,7 @@ struct sched_site {
     struct sched_name n;
     struct sched_path **paths; /* indexed by source */
     uint32_t npaths;
+    uint64_t held_next_ms; /* the next message every source refused comes back then (sched_path.c) */
 };
 
 struct sched_hooks {

@@ -324,6 +324,7 @@ struct pick_ctx {
     struct sched_site *site;
     const char *domain;
     uint64_t now;
+    double picks_per_ms; /* of the sources that had to wait */
 };
 
 static uint64_t pick_wait(void *arg, uint32_t source)
@@ -331,19 +332,39 @@ static uint64_t pick_wait(void *arg, uint32_t source)
     struct pick_ctx *x = arg;
     struct sched_path *p = path_get(x->c, x->site, source, x->domain);
     uint64_t w = source_wait(p, x->now);
-    if (w)
+    if (w) {
         p->source_skips++;
+        const struct sched_rate *r = sched_rate_active(&p->opt.source_selection_rate) ? &p->opt.source_selection_rate
+                                     : p->opt.n_source_rates ? &p->opt.source_rates[0].rate : NULL;
+        if (r && sched_rate_active(r))
+            x->picks_per_ms += (double)r->limit / (double)r->period_ms;
+    }
     return w;
+}
+
+/*
+ * held_due - when a message every source refused comes back: the first at the moment one allows;
+ * those refused after it follow one pick interval apart (of the sources' rates together), so a
+ * backlog comes back about as fast as it can be picked instead of all at once every time
+ */
+static uint64_t held_due(struct sched_site *s, const struct pick_ctx *x, uint64_t wait)
+{
+    uint64_t due = x->now + wait;
+    if (s->held_next_ms > due)
+        due = s->held_next_ms;
+    double gap = x->picks_per_ms > 0 ? 1.0 / x->picks_per_ms : 1.0;
+    s->held_next_ms = due + (gap < 1.0 ? 1 : gap > 86400000.0 ? 86400000 : (uint64_t)gap);
+    return due;
 }
 
 void sched_path_place(struct sched_core *c, struct sched_msg *m, struct sched_site *site, uint64_t now_ms)
 {
-    struct pick_ctx x = { c, site, m->queue->domain->n.name, now_ms };
+    struct pick_ctx x = { c, site, m->queue->domain->n.name, now_ms, 0 };
     uint64_t wait = 0;
     int64_t src = sched_pool_pick_wait(&c->pools[m->queue->cfg.pool], pick_wait, &x, &wait);
     if (src == -EAGAIN) {
         c->st.source_held++;
-        sched_msg_schedule(c, m, now_ms + wait);
+        sched_msg_schedule(c, m, held_due(site, &x, wait));
         return;
     }
     if (src < 0) {

@@ -16,7 +16,8 @@
  * Placement: the queue's pool picks the source by smooth weighted round robin among the sources
  * whose (source, site) path is within its source_selection_rate and named source rates; when
  * every source is over, the message goes back to the wheel until the first moment one allows
- * (no attempt counted). consecutive_connection_failures_before_delay: lease closes reported as
+ * (no attempt counted); further messages refused by every source follow one pick interval (of
+ * those sources' rates together) apart, so a backlog does not all come back at every allowed moment. consecutive_connection_failures_before_delay: lease closes reported as
  * errors with no 2xx/5xx result in between count up; at N the path's READY messages go back to
  * the wheel after the queue's retry backoff for their attempt count (no attempt counted) and the
  * count starts over. Options set on a live path (sched_path_options_set) apply at once: a lowered

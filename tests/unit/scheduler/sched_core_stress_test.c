@@ -6,7 +6,11 @@
  * answer site resolutions (resolved, temporary and permanent failures), dispatch to four
  * workers, answer a random part of the deliveries (delivered, transient, bounced), kill and
  * revive workers, release leases, remove messages administratively; queues with a short
- * max_age expire. The test keeps its own record of each message's final event and asserts,
+ * max_age expire. Paths are shaped: a quarter of the sites share a named connection limit and a
+ * named message throttle (one provider), another quarter have message and connection rates, one
+ * source warms up under a source_selection_rate, some paths delay after consecutive connection
+ * failures; paths and tenants' queues are suspended at random and options change on live paths.
+ * The test keeps its own record of each message's final event and asserts,
  * periodically and at the end, that each message is either still in the core (and the core's
  * own O(n) consistency walk passes, which puts it in exactly one place) or reached exactly one
  * final event, never both and never two. Memory per queued message and operation rates are
@@ -111,9 +115,60 @@ static void on_queue_config(void *arg, const char *queue, const char *domain, st
 static void on_path_config(void *arg, const char *source, const char *site, const char *domain,
                            struct sched_path_options *opt)
 {
+    unsigned sn = 0;
+    sscanf(site, "mx%u.", &sn);
     opt->connection_limit = 32;
     opt->max_deliveries_per_connection = 100;
     opt->max_ready = max_ready; /* well below the message count: overflow is exercised */
+    if (sn % 4 == 0) { /* one provider: its sites share a limit and a throttle */
+        opt->n_limits = 1;
+        opt->limits[0] = (struct sched_named_limit){ "provider-limit", 24 };
+        opt->n_throttles = 1;
+        opt->throttles[0] = (struct sched_named_rate){ "provider-rate", { 4000, 1000, 0 } };
+    } else if (sn % 4 == 1) {
+        opt->max_message_rate = (struct sched_rate){ 100, 1000, 20 };
+        opt->max_connection_rate = (struct sched_rate){ 10, 1000, 0 };
+    }
+    if (strcmp(source, "ip2") == 0)
+        opt->source_selection_rate = (struct sched_rate){ 50, 1000, 0 }; /* warming up */
+    if (strcmp(source, "ip1") == 0 && sn % 3 == 0)
+        opt->source_selection_rate = (struct sched_rate){ 20, 1000, 0 }; /* both may be over */
+    if (sn % 5 == 0)
+        opt->consecutive_connection_failures_before_delay = 2;
+}
+
+/* shake - random suspensions and option changes, as operators and automation do */
+static void shake(struct sched_core *c, uint64_t now)
+{
+    char site[32], tenant[24];
+    if (rnd_below(100) < 4) {
+        snprintf(site, sizeof(site), "mx%llu.site.example", (unsigned long long)rnd_below(NSITES));
+        uint64_t until = rnd_below(4) ? now + rnd_below(5000) : 0;
+        CHECK(sched_path_suspend(c, rnd_below(2) ? "ip1" : "unspecified", site, until) == 0, "path suspend");
+    }
+    if (rnd_below(100) < 4) {
+        size_t q = rnd_below(nmsgs / 10 ? nmsgs / 10 : 1);
+        char domain[32], campaign[24];
+        snprintf(tenant, sizeof(tenant), "t%zu", q);
+        snprintf(campaign, sizeof(campaign), "c%zu", q % 50);
+        snprintf(domain, sizeof(domain), "d%zu.example", q % NDOMAINS);
+        CHECK(sched_queue_suspend(c, domain, tenant, rnd_below(2) ? campaign : NULL, now + rnd_below(10000)) == 0,
+              "queue suspend");
+    }
+    if (rnd_below(100) < 10 && c->npaths) {
+        struct sched_path *p = c->paths[rnd_below(c->npaths)];
+        struct sched_path_options o = p->opt;
+        o.connection_limit = 1 + (uint32_t)rnd_below(40);
+        if (o.n_limits)
+            o.limits[0].limit = 4 + rnd_below(40); /* for every path of the provider */
+        else if (rnd_below(4) == 0) {
+            o.n_limits = 1; /* joins the provider for a while */
+            o.limits[0] = (struct sched_named_limit){ "provider-limit", 24 };
+        }
+        if (sched_rate_active(&o.max_message_rate))
+            o.max_message_rate.limit = 20 + rnd_below(200);
+        sched_path_options_set(c, p, &o);
+    }
 }
 
 static void on_resolve(void *arg, const char *domain)
@@ -302,8 +357,18 @@ int main(int argc, char **argv)
             dead_worker = (int64_t)rnd_below(NWORKERS);
             CHECK(sched_worker_dead(c, (uint32_t)dead_worker, now) == 0, "worker death");
         }
-        if (rnd_below(100) < 5 && c->nleases)
-            sched_lease_released(c, c->leases[rnd_below(c->nleases)], rnd_below(4) == 0, now); /* freed ones are ignored */
+        shake(c, now);
+        /* connections close: on errors (random leases; freed ones are ignored), and by the egress's
+         * idle timeout when their path has nothing ready (else a shared limit stays taken) */
+        for (size_t k = 0; k < 4 && c->nleases; k++)
+            sched_lease_released(c, c->leases[rnd_below(c->nleases)], false, now);
+        for (uint32_t k = 0; k < c->nleases; k++) {
+            struct sched_lease *l = c->leases[k];
+            if (l->path && rnd_below(32) == 0)
+                sched_lease_released(c, l, true, now);
+            else if (l->path && !l->msg && l->path->ready.count == 0 && rnd_below(4) == 0)
+                sched_lease_released(c, l, false, now);
+        }
         for (size_t k = 0; k < n / 5000 + 1; k++) {
             uint64_t i = rnd_below(n);
             int rc = sched_msg_remove(c, mid(i));
@@ -335,6 +400,12 @@ int main(int argc, char **argv)
     for (int f = DELIVERED; f < FATES && n >= 5000; f++)
         CHECK(by_fate[f] > 0, "no message was %s", fate_name[f]);
     CHECK(n < 5000 || (s.requeued > 0 && s.transient > 0 && s.ready_full > 0), "some paths were never taken");
+    printf("shaping: throttle waits %llu, limit waits %llu, source held %llu, failure delays %llu, suspended %llu\n",
+           (unsigned long long)s.throttle_waits, (unsigned long long)s.limit_waits, (unsigned long long)s.source_held,
+           (unsigned long long)s.failure_delays, (unsigned long long)s.suspended);
+    CHECK(n < 5000 || (s.throttle_waits > 0 && s.limit_waits > 0 && s.failure_delays > 0 && s.suspended > 0 &&
+                       s.source_held > 0),
+          "some throttles were never met");
     size_t late_alive = 0;
     for (size_t i = 0; i < n; i += 100) {
         CHECK(fate[i] == ALIVE || fate[i] == REMOVED, "late message %zu: %s", i, fate_name[fate[i]]);

@@ -314,8 +314,16 @@ static void test_source_selection(void)
     CHECK(s.source_held == 3 && s.scheduled == 3, "three back to the wheel: %llu", (unsigned long long)s.source_held);
     CHECK(sched_core_next_due(c) <= T0 + 500, "the wheel's next_due is a lower bound");
     CHECK(sched_core_advance(c, T0 + 499) == 0, "not before");
-    CHECK(sched_core_advance(c, T0 + 500) == 3, "at the moment");
+    /* the first comes back at the moment; the other two a pick interval of the two sources
+     * (1/s + 2/s: 333 ms) apart, not all at once */
+    CHECK(sched_core_advance(c, T0 + 500) == 1, "one at the moment");
     CHECK(ready_of(c, warm_src, "site") == 3 && stats(c).scheduled == 2, "one more on ip-warm");
+    CHECK(sched_core_advance(c, T0 + 832) == 0 && sched_core_advance(c, T0 + 833) == 1, "the next 333 ms later");
+    for (uint64_t now = T0 + 833; stats(c).scheduled > 0 && now < T0 + 10000;) {
+        now = sched_core_next_due(c);
+        sched_core_advance(c, now);
+    }
+    CHECK(ready_of(c, named, "site") + ready_of(c, warm_src, "site") == 6, "all placed in the end");
     for (int i = 0; i < 6; i++) {
         struct sched_msg *m = sched_msg_find(c, mid((uint64_t)i));
         CHECK(m && m->attempts == 0, "message %d: no attempt counted", i);
