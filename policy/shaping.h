@@ -154,6 +154,8 @@ struct shaping *shaping_load(const char *const *files, size_t n, struct shaping_
 struct shaping *shaping_load_text(const char *text, size_t len, const char *name, struct shaping_diags *diags);
 /* shaping_load_default - the shaping file built into the node (policy/ringmail-shaping.toml) */
 struct shaping *shaping_load_default(struct shaping_diags *diags);
+/* shaping_load_default_with - the built-in file, then files merged over it (the operator's override) */
+struct shaping *shaping_load_default_with(const char *const *files, size_t n, struct shaping_diags *diags);
 void shaping_free(struct shaping *sh);
 
 /* shaping_rollup_domains - the domains of ["domain"] blocks with mx_rollup (to resolve their MX) */

@@ -611,11 +611,17 @@ static struct shaping *finish(struct shaping *sh, struct shaping_ld *ld, unsigne
     return sh;
 }
 
-struct shaping *shaping_load(const char *const *files, size_t n, struct shaping_diags *diags)
+/* load_files - the built-in file first when `builtin`, then each file in order */
+static struct shaping *load_files(const char *const *files, size_t n, bool builtin, struct shaping_diags *diags)
 {
     struct shaping *sh = shaping_new();
     unsigned errors = 0;
     struct shaping_ld ld = {sh, diags, NULL, 0};
+    if (builtin) {
+        ld.file = "ringmail-shaping.toml";
+        load_one(&ld, shaping_default_text, shaping_default_len);
+        errors += ld.errors;
+    }
     for (size_t i = 0; i < n; i++) {
         char *text = NULL;
         size_t len = 0;
@@ -630,6 +636,16 @@ struct shaping *shaping_load(const char *const *files, size_t n, struct shaping_
         errors += ld.errors;
     }
     return finish(sh, &ld, errors);
+}
+
+struct shaping *shaping_load(const char *const *files, size_t n, struct shaping_diags *diags)
+{
+    return load_files(files, n, false, diags);
+}
+
+struct shaping *shaping_load_default_with(const char *const *files, size_t n, struct shaping_diags *diags)
+{
+    return load_files(files, n, true, diags);
 }
 
 struct shaping *shaping_load_text(const char *text, size_t len, const char *name, struct shaping_diags *diags)

@@ -23,17 +23,24 @@
 #include "shm/shm_segment.h"
 
 struct MHD_Daemon;
+struct shaping;
 
 enum sup_req_kind {
     SUP_REQ_NONE = 0,
     SUP_REQ_RESTART = 1, /* arg: role; index -1 = every worker of the role */
     SUP_REQ_RELOAD = 2,
+    SUP_REQ_SHAPING_RESOLVE = 3, /* args: domain, source, site; the answer document in detail */
+    SUP_REQ_SHAPING_SET = 4,     /* args: domain, source, options; writes the override file and reloads */
 };
 
 struct sup_request {
     enum sup_req_kind kind;
     enum proto_node_role role;
     int index;
+    const char *domain, *source, *site; /* shaping requests (borrowed from the admin thread) */
+    const char *const *opt_names;       /* SUP_REQ_SHAPING_SET: option = value pairs as the client sent them */
+    const char *const *opt_values;
+    size_t n_opts;
     /* filled by the main thread */
     bool done;
     int status;   /* 0 ok, -errno */
@@ -72,6 +79,8 @@ struct supervisor {
     gid_t run_gid;
     bool drop_privileges;
     uint64_t started_ns;
+
+    struct shaping *shaping; /* the node's shaping as last validated (start, reload); main thread only */
 
     struct shm_segment seg;
     struct sup_instance inst[PROTO_NODE_MAX_INSTANCES];
@@ -134,6 +143,15 @@ int supervisor_admin_start(struct supervisor *s, char **err);
 void supervisor_admin_stop(struct supervisor *s);
 /* supervisor_request - called by the admin thread; blocks until the main thread answered */
 void supervisor_request(struct supervisor *s, struct sup_request *req);
+
+/* supervisor_shaping.c */
+/* supervisor_shaping_load - the shaping of configuration c: 0 and *out, or -EINVAL with every error in
+ * *err (heap); warnings are logged */
+int supervisor_shaping_load(const struct cfg *c, struct shaping **out, char **err);
+/* supervisor_shaping_resolve - the resolve document (shaping_explain) for the request, into req->detail */
+void supervisor_shaping_resolve(struct supervisor *s, struct sup_request *req);
+/* supervisor_shaping_set - merge the request's options into the override file, validate, reload */
+void supervisor_shaping_set(struct supervisor *s, struct sup_request *req);
 
 /* supervisor_main.c */
 int supervisor_reload(struct supervisor *s, char **detail);

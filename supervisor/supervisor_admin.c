@@ -31,6 +31,7 @@
 #include "base/hostport.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/utf8.h"
 #include "common/proto_status.h"
 
 static int post_marker;
@@ -227,6 +228,76 @@ static char *metrics_text(struct supervisor *s)
     return buf_take(&out);
 }
 
+/* arg_ok - a name the shaping documents can carry: UTF-8, no space or control character, bounded */
+static bool arg_ok(const char *v)
+{
+    size_t n = strlen(v);
+    if (n > 4096 || !utf8_valid(v, n))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)v[i] <= ' ' || v[i] == 0x7f)
+            return false;
+    return true;
+}
+
+/* shaping_args - the query arguments of POST /api/v1/shaping/set: domain, source, then options */
+struct shaping_args {
+    const char *names[64], *values[64];
+    size_t n;
+    bool overflow;
+};
+
+static enum MHD_Result on_shaping_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    struct shaping_args *a = cls;
+    (void)kind;
+    if (strcmp(key, "domain") == 0 || strcmp(key, "source") == 0)
+        return MHD_YES;
+    if (a->n == sizeof(a->names) / sizeof(a->names[0]) || !arg_ok(key) ||
+        (value && (strlen(value) > 4096 || !utf8_valid(value, strlen(value))))) {
+        a->overflow = true;
+        return MHD_NO;
+    }
+    a->names[a->n] = key;
+    a->values[a->n++] = value ? value : "";
+    return MHD_YES;
+}
+
+/* shaping_request - GET /api/v1/shaping/resolve and POST /api/v1/shaping/set, answered by the main thread */
+static enum MHD_Result shaping_request(struct supervisor *s, struct MHD_Connection *c, bool set)
+{
+    struct sup_request req = {.kind = set ? SUP_REQ_SHAPING_SET : SUP_REQ_SHAPING_RESOLVE};
+    struct shaping_args a = {0};
+    req.domain = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "domain");
+    req.source = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "source");
+    req.site = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "site");
+    if (!req.domain || !req.domain[0] || strlen(req.domain) > 255)
+        return respond_error(c, MHD_HTTP_BAD_REQUEST, "domain= is required (at most 255 bytes)");
+    if (!arg_ok(req.domain) || (req.source && !arg_ok(req.source)) || (req.site && !arg_ok(req.site)))
+        return respond_error(c, MHD_HTTP_BAD_REQUEST, "domain, source and site are UTF-8 without spaces or controls");
+    if (set) {
+        MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, on_shaping_arg, &a);
+        if (a.overflow || a.n == 0)
+            return respond_error(c, MHD_HTTP_BAD_REQUEST,
+                                 a.overflow ? "at most 64 options, each NAME=VALUE in UTF-8" : "no option to set");
+        req.opt_names = a.names;
+        req.opt_values = a.values;
+        req.n_opts = a.n;
+    }
+    supervisor_request(s, &req);
+    enum MHD_Result ret;
+    if (!set && req.status == 0)
+        ret = respond_doc(c, MHD_HTTP_OK, req.detail);
+    else {
+        ret = respond_reply(c, req.status == 0 ? MHD_HTTP_OK
+                               : req.status == -ENOENT ? MHD_HTTP_SERVICE_UNAVAILABLE
+                                                       : MHD_HTTP_UNPROCESSABLE_CONTENT,
+                            req.status == 0, req.detail);
+        free(req.detail);
+    }
+    return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
@@ -270,6 +341,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (get && strcmp(url, "/metrics") == 0)
         return respond(c, MHD_HTTP_OK, "text/plain; version=0.0.4", metrics_text(s));
+    if (get && strcmp(url, "/api/v1/shaping/resolve") == 0)
+        return shaping_request(s, c, false);
+    if (post && strcmp(url, "/api/v1/shaping/set") == 0)
+        return shaping_request(s, c, true);
     if (post && strcmp(url, "/api/v1/reload") == 0) {
         struct sup_request req = {.kind = SUP_REQ_RELOAD};
         supervisor_request(s, &req);

@@ -31,6 +31,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "policy/shaping.h"
 
 #define SUP_TICK_MS 50
 
@@ -43,7 +44,8 @@ static void usage(FILE *f)
                "  --check-config  validate the configuration and exit (0 valid, 1 not)\n");
 }
 
-static int load_config(const char *path, const char *data_dir, struct cfg *out, char **err)
+/* load_config - the file (NULL: the embedded default) and its shaping, both validated; *sh gets the shaping */
+static int load_config(const char *path, const char *data_dir, struct cfg *out, struct shaping **sh, char **err)
 {
     cfg_default(out);
     if (path) {
@@ -55,7 +57,7 @@ static int load_config(const char *path, const char *data_dir, struct cfg *out, 
         free(out->data_dir);
         out->data_dir = xstrdup(data_dir);
     }
-    return 0;
+    return supervisor_shaping_load(out, sh, err);
 }
 
 /* describe_static_changes - keys that changed but take effect only at a node restart */
@@ -87,8 +89,9 @@ int supervisor_reload(struct supervisor *s, char **detail)
     struct cfg fresh;
     char *err = NULL;
     char statics[512];
+    struct shaping *sh = NULL;
 
-    if (load_config(s->config_path, s->data_dir_arg, &fresh, &err) < 0) {
+    if (load_config(s->config_path, s->data_dir_arg, &fresh, &sh, &err) < 0) {
         log_error("reload refused: %s is not valid; still running on the previous configuration:\n%s",
                   s->config_path, err ? err : "");
         *detail = xasprintf("configuration not valid, still running on the previous one:\n%s", err ? err : "");
@@ -105,6 +108,8 @@ int supervisor_reload(struct supervisor *s, char **detail)
         }
     }
     describe_static_changes(&s->cfg, &fresh, statics, sizeof(statics));
+    shaping_free(s->shaping);
+    s->shaping = sh;
     /* what the supervisor itself uses and can change while running; roles reload their own part */
     s->cfg.log_level = fresh.log_level;
     s->cfg.restart_backoff_ms = fresh.restart_backoff_ms;
@@ -146,6 +151,17 @@ static void handle_request(struct supervisor *s)
             req->status = s->stopping ? -ESHUTDOWN : supervisor_spawn_restart(s, req->role, req->index, &req->detail);
             if (s->stopping)
                 req->detail = xstrdup("the node is stopping");
+            break;
+        case SUP_REQ_SHAPING_RESOLVE:
+            supervisor_shaping_resolve(s, req);
+            break;
+        case SUP_REQ_SHAPING_SET:
+            supervisor_shaping_set(s, req);
+            if (req->status == 0 || s->last_reload_detail) {
+                s->last_reload_status = req->status;
+                free(s->last_reload_detail);
+                s->last_reload_detail = xstrdup(req->detail);
+            }
             break;
         case SUP_REQ_RELOAD:
             req->status = supervisor_reload(s, &req->detail);
@@ -317,7 +333,7 @@ int main(int argc, char **argv)
         if (config_abs)
             s->config_path = config_abs;
     }
-    if (load_config(s->config_path, s->data_dir_arg, &s->cfg, &err) < 0) {
+    if (load_config(s->config_path, s->data_dir_arg, &s->cfg, &s->shaping, &err) < 0) {
         fprintf(stderr, "%s", err ? err : "");
         if (err && err[0] && err[strlen(err) - 1] != '\n')
             fputc('\n', stderr);
@@ -442,6 +458,7 @@ int main(int argc, char **argv)
     log_info("node stopped");
     shm_segment_close(&s->seg);
     cfg_fini(&s->cfg);
+    shaping_free(s->shaping);
     free(s->bin_dir);
     free(s->last_reload_detail);
     free(config_abs);

@@ -141,10 +141,11 @@ static int http_call(const char *endpoint, const char *method, const char *path,
     return 0;
 }
 
-static int ringctl_get(const char *endpoint, const char *path, int *status, char **body, size_t *len)
+static int ringctl_http(const char *endpoint, const char *method, const char *path, int *status, char **body,
+                        size_t *len)
 {
     struct http_resp r;
-    int rc = http_call(endpoint, "GET", path, &r);
+    int rc = http_call(endpoint, method, path, &r);
     if (rc < 0)
         return rc;
     *status = r.status;
@@ -342,6 +343,8 @@ static void usage(FILE *f)
                "  validate-shaping FILE...   check shaping files offline (docs/shaping.md)\n"
                "  resolve-shaping --domain D [--source S] [--site SITE | --mx HOST ...] [--shaping FILE ...]\n"
                "                      the effective shaping of a path, and which block set each option\n"
+               "  set-shaping --domain D [--source S] --OPTION VALUE ...\n"
+               "                      override options (e.g. --connection-limit 2) in the node's override file, reload\n"
                "--endpoint defaults to 127.0.0.1:8025 (env RINGCTL_ENDPOINT)\n");
 }
 
@@ -384,7 +387,7 @@ int main(int argc, char **argv)
         }
     }
     if (shaping_at)
-        return ringctl_shaping_main(argc - shaping_at, argv + shaping_at, endpoint, ringctl_get);
+        return ringctl_shaping_main(argc - shaping_at, argv + shaping_at, endpoint, ringctl_http);
     if (optind >= argc) {
         usage(stderr);
         return 2;

@@ -25,7 +25,8 @@
 
 bool ringctl_shaping_command(const char *name)
 {
-    return strcmp(name, "validate-shaping") == 0 || strcmp(name, "resolve-shaping") == 0;
+    return strcmp(name, "validate-shaping") == 0 || strcmp(name, "resolve-shaping") == 0 ||
+           strcmp(name, "set-shaping") == 0;
 }
 
 static void print_diags(const struct shaping_diags *d)
@@ -171,7 +172,7 @@ static void resolve_usage(FILE *f)
                "[--shaping FILE ...] [--json]\n");
 }
 
-static int resolve(int argc, char **argv, const char *endpoint, ringctl_get_fn get)
+static int resolve(int argc, char **argv, const char *endpoint, ringctl_http_fn http)
 {
     static const struct option opts[] = {
         {"domain", required_argument, NULL, 'd'}, {"source", required_argument, NULL, 's'},
@@ -261,7 +262,7 @@ static int resolve(int argc, char **argv, const char *endpoint, ringctl_get_fn g
         int status = 0;
         char *body = NULL;
         size_t len = 0;
-        int g = get(endpoint, buf_cstr(&path), &status, &body, &len);
+        int g = http(endpoint, "GET", buf_cstr(&path), &status, &body, &len);
         buf_fini(&path);
         if (g < 0) {
             free(site);
@@ -297,9 +298,84 @@ out:
     return rc;
 }
 
-int ringctl_shaping_main(int argc, char **argv, const char *endpoint, ringctl_get_fn get)
+/*
+ * set_shaping - `set-shaping --domain D [--source S] --OPTION VALUE ...`: each --OPTION is a KumoMTA
+ * option name with '-' for '_' (--connection-limit 2, --max-message-rate 10/s); the node writes them
+ * into its override file, validates and reloads (POST /api/v1/shaping/set), or refuses and says why.
+ */
+static int set_shaping(int argc, char **argv, const char *endpoint, ringctl_http_fn http)
+{
+    const char *domain = NULL, *source = NULL;
+    struct buf opts = {0}, path = {0};
+    size_t n = 0;
+    int rc = 2;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0 || !a[2] || i + 1 >= argc) {
+            fprintf(stderr, "ringctl set-shaping: expected --OPTION VALUE, got %s\n", a);
+            goto out;
+        }
+        const char *v = argv[++i];
+        if (strcmp(a, "--domain") == 0) {
+            domain = v;
+        } else if (strcmp(a, "--source") == 0) {
+            source = v;
+        } else if (strcmp(a, "--endpoint") == 0) {
+            endpoint = v;
+        } else {
+            char key[128];
+            size_t k = strlen(a + 2);
+            if (k >= sizeof(key)) {
+                fprintf(stderr, "ringctl set-shaping: option name too long: %s\n", a);
+                goto out;
+            }
+            for (size_t j = 0; j <= k; j++)
+                key[j] = a[2 + j] == '-' ? '_' : a[2 + j];
+            url_add(&opts, '&', key, v);
+            n++;
+        }
+    }
+    if (!domain || n == 0) {
+        fprintf(stderr, "usage: ringctl set-shaping --domain D [--source S] --OPTION VALUE ...\n");
+        goto out;
+    }
+    buf_printf(&path, "/api/v1/shaping/set");
+    url_add(&path, '?', "domain", domain);
+    if (source)
+        url_add(&path, '&', "source", source);
+    buf_append(&path, buf_cstr(&opts), strlen(buf_cstr(&opts)));
+    int status = 0;
+    char *body = NULL;
+    size_t len = 0;
+    if (http(endpoint, "POST", buf_cstr(&path), &status, &body, &len) < 0) {
+        rc = 1;
+        goto out;
+    }
+    json_error_t je;
+    json_t *doc = json_loadb(body ? body : "", len, 0, &je);
+    const char *detail = json_string_value(json_object_get(doc, "detail"));
+    const char *error = json_string_value(json_object_get(doc, "error"));
+    if (status == 200) {
+        printf("%s\n", detail ? detail : "ok");
+        rc = 0;
+    } else {
+        fprintf(stderr, "ringctl set-shaping: HTTP %d: %s\n", status, error ? error : detail ? detail : "");
+        rc = 1;
+    }
+    json_decref(doc);
+    free(body);
+out:
+    buf_fini(&opts);
+    buf_fini(&path);
+    return rc;
+}
+
+int ringctl_shaping_main(int argc, char **argv, const char *endpoint, ringctl_http_fn http)
 {
     if (strcmp(argv[0], "validate-shaping") == 0)
         return validate(argc, argv);
-    return resolve(argc, argv, endpoint, get);
+    if (strcmp(argv[0], "set-shaping") == 0)
+        return set_shaping(argc, argv, endpoint, http);
+    return resolve(argc, argv, endpoint, http);
 }
