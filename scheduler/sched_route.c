@@ -13,6 +13,7 @@
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "scheduler/sched_shaping.h"
 #include "scheduler/scheduler.h"
 
 struct lookup {
@@ -52,7 +53,9 @@ static void on_mx(void *arg, const struct dns_mx_result *res)
 
     unlink_lookup(lk);
     if (res->status == DNS_OK) {
-        char *site = dns_site_name(res);
+        char *mx_site = dns_site_name(res);
+        char *site = mx_site ? sched_shaping_site(sc, lk->domain, mx_site) : NULL;
+        free(mx_site);
         if (site && sched_site_resolved(sc->core, lk->domain, site, res->ttl ? res->ttl : 60, now) < 0)
             log_debug("resolved %s, but no message waits for it any more", lk->domain);
         free(site);

@@ -18,7 +18,6 @@
 #include "policy/shaping_node.h"
 #include "scheduler/sched_pathcfg.h"
 #include "scheduler/sched_shaping.h"
-#include "scheduler/sched_tsa.h"
 #include "scheduler/scheduler.h"
 
 struct rollup_lookup {
@@ -172,7 +171,7 @@ void sched_shaping_path(void *arg, const char *source, const char *site, const c
     defaults_of(&sc->rt->cfg, &def);
     json_t *resolved = shaping_resolve(sc->shaping, domain ? domain : site, source, resolve_site(sc, site, domain),
                                        NULL);
-    json_t *overrides = sched_tsa_overrides(sc, source, site, domain);
+    json_t *overrides = NULL; /* automation's SetConfig overrides: wired with the TSA */
     int rc = shaping_path_config_from(resolved, overrides, &def, &pc, &err);
     if (rc < 0 && overrides) {
         /* an override that does not fit its option: the path runs on its files alone */
@@ -199,7 +198,11 @@ void sched_shaping_path(void *arg, const char *source, const char *site, const c
     }
     log_debug("path %s (%s): provider %s, connection_limit %u", what, domain ? domain : "-",
               pc.provider_name[0] ? pc.provider_name : "-", pc.connection_limit);
-    shaping_path_config_fini(&pc);
+    /* opt borrows the names of pc's named limits until the core has copied them, after this returns */
+    if (sc->has_last_pc)
+        shaping_path_config_fini(&sc->last_pc);
+    sc->last_pc = pc;
+    sc->has_last_pc = true;
 out:
     free(what);
 }
@@ -292,6 +295,9 @@ void sched_shaping_init(struct scheduler *sc)
 
 void sched_shaping_fini(struct scheduler *sc)
 {
+    if (sc->has_last_pc)
+        shaping_path_config_fini(&sc->last_pc);
+    sc->has_last_pc = false;
     shaping_free(sc->shaping);
     sc->shaping = NULL;
     json_decref(sc->path_domains);
@@ -305,7 +311,6 @@ void sched_shaping_reload(struct scheduler *sc)
         log_error("shaping unchanged: still running on the files loaded before");
         return;
     }
-    sched_tsa_shaping_changing(sc, sh);
     shaping_free(sc->shaping);
     sc->shaping = sh;
     sc->shaping_gen++;

@@ -13,7 +13,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "dns/dns.h"
+#include "policy/shaping.h"
 #include "common/msgid.h"
 #include "rt/role_rt.h"
 #include "scheduler/sched_core.h"
@@ -62,6 +65,14 @@ struct scheduler {
     enum dns_status fail_status; /* the DNS answer behind the bounce hook being called */
     uint64_t deliveries, fails;
     uint64_t status_at_ns; /* last status publication */
+    struct evl_timer due;  /* wakes the loop when the core's next due moment comes before the tick */
+    /* sched_shaping.c */
+    struct shaping *shaping;
+    uint32_t shaping_gen;  /* bumped by every load: MX answers for an older one are dropped */
+    json_t *path_domains;  /* "SOURCE\nSITE" -> the domain that created the path */
+    json_t *norollup_mx;   /* mx_rollup = false domain -> its MX rollup name */
+    struct shaping_path_config last_pc; /* the last path resolved: its names live until the core copied them */
+    bool has_last_pc;
 };
 
 uint64_t scheduler_now_ms(void);

@@ -27,6 +27,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "common/proto_dlv.h"
+#include "scheduler/sched_shaping.h"
 #include "scheduler/scheduler.h"
 
 #define SCHED_DISPATCH_BATCH 4096
@@ -84,15 +85,6 @@ static void hook_queue_config(void *arg, const char *queue, const char *domain, 
     qc->max_retry_interval_s = ms_to_s(q->max_retry_interval_ms);
     qc->max_age_s = ms_to_s(q->max_age_ms);
     qc->pool = q->pool < CFG_MAX_POOLS ? pool_map[q->pool] : pool_map[0];
-}
-
-static void hook_path_config(void *arg, const char *source, const char *site, const char *domain,
-                             struct sched_path_options *opt)
-{
-    struct scheduler *sc = arg;
-    opt->connection_limit = sc->rt->cfg.egress_connection_limit;
-    opt->max_deliveries_per_connection = sc->rt->cfg.egress_max_deliveries_per_connection;
-    opt->max_ready = sc->rt->cfg.egress_max_ready;
 }
 
 static void send_fail(struct scheduler *sc, const struct sched_msg *msg, uint16_t kind, uint16_t reason)
@@ -350,6 +342,26 @@ static void track_peers(struct scheduler *sc)
     }
 }
 
+static void work(struct scheduler *sc);
+
+static void on_due(struct evl *l, struct evl_op *op, int res, unsigned flags)
+{
+    struct scheduler *sc = op->owner;
+    (void)l, (void)res, (void)flags;
+    sc->due.armed = false;
+    work(sc);
+}
+
+/* arm_due - a throttled path, a suspension or a retry due before the next tick wakes the loop at that
+ * moment (the tick covers the rest), so a rate-held path goes again exactly when its throttle allows */
+static void arm_due(struct scheduler *sc, uint64_t now_ms)
+{
+    uint64_t next = sched_core_next_due(sc->core);
+    if (sc->due.armed || next == SCHED_TIMER_NEVER || next >= now_ms + ROLE_RT_TICK_NS / 1000000u)
+        return;
+    evl_timer_arm(&sc->rt->evl, &sc->due, (next > now_ms ? next - now_ms : 1) * 1000000u);
+}
+
 static void work(struct scheduler *sc)
 {
     struct role_rt *rt = sc->rt;
@@ -362,9 +374,11 @@ static void work(struct scheduler *sc)
     }
     if (!flush_outbox(sc))
         return; /* the rings are full: let the peers catch up first */
-    (void)sched_core_advance(sc->core, scheduler_now_ms());
+    uint64_t now = scheduler_now_ms();
+    (void)sched_core_advance(sc->core, now);
     if (!rt->draining && !atomic_load(&rt->seg.hdr->stopping))
         (void)sched_core_dispatch(sc->core, SCHED_DISPATCH_BATCH);
+    arm_due(sc, now);
     struct sched_stats st;
     sched_core_stats(sc->core, &st);
     proto_node_counter_set(rt->self, PROTO_NODE_CTR_MESSAGES_QUEUED, st.messages);
@@ -437,12 +451,8 @@ static void on_reload(struct role_rt *rt)
 
     apply_sources_pools(sc);
     sched_queue_foreach(sc->core, reload_queue, sc);
-    for (uint32_t i = 0; i < sc->core->npaths; i++) {
-        struct sched_path_options opt = sc->core->paths[i]->opt;
-        hook_path_config(sc, NULL, NULL, NULL, &opt);
-        sched_path_options_set(sc->core, sc->core->paths[i], &opt);
-    }
     sched_pathcfg_reload(sc);
+    sched_shaping_reload(sc); /* every live path resolved again; new limits apply at once */
     log_info("configuration reloaded: %zu sources, %zu pools, %zu queue entries, %zu routes", rt->cfg.n_sources,
              rt->cfg.n_pools, rt->cfg.n_queues, rt->cfg.n_routes);
 }
@@ -453,7 +463,7 @@ static void core_setup(struct scheduler *sc)
     struct sched_hooks hooks = {
         .arg = sc,
         .queue_config = hook_queue_config,
-        .path_config = hook_path_config,
+        .path_config = sched_shaping_path,
         .resolve = sched_route_resolve,
         .expire = hook_expire,
         .bounce = hook_bounce,
@@ -483,9 +493,12 @@ int main(int argc, char **argv)
     rt.hooks.on_reload = on_reload;
     core_setup(&sc);
     sched_route_init(&sc);
+    sched_shaping_init(&sc);
+    sc.due.op = (struct evl_op){on_due, &sc};
     role_rt_ready(&rt);
     int rc = role_rt_run(&rt);
     sched_route_fini(&sc);
+    sched_shaping_fini(&sc);
     for (int i = 0; i < 8; i++)
         (void)evl_run_once(&rt.evl, false);
     sched_core_free(sc.core);

@@ -237,9 +237,10 @@ class OutcomeTest(DeliveryCase):
         self.wait_spool_empty()
         self.assertEqual(sink.delivered_to("ok@a.test"), 1, "a delivered recipient was sent again")
         self.assertEqual(sink.delivered_to("permfail@a.test"), 0)
-        tf = self.records_of("TransientFailure", msg_id)
+        # log records reach the segment within [log] flush_interval of the outcome: wait for them
+        tf = wait_for(lambda: self.records_of("TransientFailure", msg_id), 5, what="TransientFailure record")
         self.assertEqual([r["recipient"] for r in tf], ["flaky@a.test"])
-        b = self.records_of("Bounce", msg_id)
+        b = wait_for(lambda: self.records_of("Bounce", msg_id), 5, what="Bounce record")
         self.assertEqual(len(b), 1)
         self.assertEqual(b[0]["recipient"], "permfail@a.test")
         self.assertEqual(b[0]["response"]["code"], 550)
