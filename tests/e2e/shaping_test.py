@@ -189,5 +189,76 @@ class ReloadTest(ShapingCase):
         self.assertEqual(sink.max_open, 1)
 
 
+class EgressOptionsTest(ShapingCase):
+    """The egress-side options of a path travel from the scheduler's resolution to the egress."""
+
+    def send_one(self, rcpts):
+        c = smtplib.SMTP("127.0.0.1", self.node.smtp_port, timeout=20)
+        try:
+            c.ehlo("client.test")
+            c.mail("s@client.test")
+            for r in rcpts:
+                self.assertEqual(c.rcpt(r)[0], 250, r)
+            code, reply = c.data(b"Subject: t\r\nFrom: s@client.test\r\n\r\nhello\r\n")
+            self.assertEqual(code, 250)
+            return reply.decode().split("id=")[1].split()[0]
+        finally:
+            c.quit()
+
+    def log_of(self, typ, msg_id):
+        return [r for r in self.node.log_records() if r["type"] == typ and r["id"] == msg_id]
+
+    def test_max_recipients_per_batch_splits_the_transaction(self):
+        sink = self.sink()
+        self.start('["one.test"]\nmax_recipients_per_batch = 2\n', sink)
+        self.send_one(["r%d@one.test" % i for i in range(5)])
+        wait_for(lambda: sum(len(m[1]) for m in sink.messages) == 5, 30, what="5 recipients at the sink")
+        self.assertEqual(sorted(len(m[1]) for m in sink.messages), [1, 2, 2])
+        self.assertEqual(len({c for _, c, _ in sink.deliveries}), 1, "one connection carries every batch")
+
+    def test_ehlo_domain_and_smtp_port(self):
+        sink = self.sink()
+        # the node's [egress] port points nowhere: only the shaping's smtp_port reaches the sink
+        self.start('["one.test"]\nehlo_domain = "shaped.example"\nsmtp_port = %d\n' % sink.port, sink,
+                   egress="")
+        self.node.write_config(open(self.node.config_path).read().replace("port = %d" % sink.port, "port = 9"))
+        self.node.ringctl("reload", check=True)
+        self.send_one(["r@one.test"])
+        wait_for(lambda: sink.count() == 1, 30, what="the message at the sink")
+        self.assertEqual(sink.helos, ["shaped.example"])
+
+    def test_prohibited_hosts_bounce_without_a_connection(self):
+        sink = self.sink()
+        self.start('["one.test"]\nprohibited_hosts = ["127.0.0.0/8"]\n', sink)
+        msg_id = self.send_one(["r@one.test"])
+        recs = wait_for(lambda: self.log_of("Bounce", msg_id), 30, what="the Bounce record")
+        self.assertIn("prohibited_hosts", recs[0]["response"]["content"])
+        self.assertEqual(sink.connections, 0)
+
+    def test_skip_hosts_defer_without_a_connection(self):
+        sink = self.sink()
+        self.start('["one.test"]\nskip_hosts = ["127.0.0.2"]\n', sink)
+        msg_id = self.send_one(["r@one.test"])
+        recs = wait_for(lambda: self.log_of("TransientFailure", msg_id), 30, what="the TransientFailure record")
+        self.assertIn("skip_hosts", recs[0]["response"]["content"])
+        self.assertEqual(sink.connections, 0)
+
+    def test_required_tls_never_sends_in_plaintext(self):
+        sink = self.sink()
+        self.start('["one.test"]\nenable_tls = "Required"\n', sink)
+        msg_id = self.send_one(["r@one.test"])
+        wait_for(lambda: self.log_of("TransientFailure", msg_id), 30, what="the TransientFailure record")
+        self.assertEqual(sink.count(), 0, "a Required path sent in plaintext")
+
+    def test_data_dot_timeout_from_the_shaping(self):
+        sink = self.sink(data_delay=3.0)
+        self.start('["one.test"]\ndata_dot_timeout = "1s"\n', sink)
+        t0 = time.monotonic()
+        msg_id = self.send_one(["r@one.test"])
+        recs = wait_for(lambda: self.log_of("TransientFailure", msg_id), 30, what="the TransientFailure record")
+        self.assertLess(time.monotonic() - t0, 10)
+        self.assertIn("timeout", recs[0]["response"]["content"].lower())
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -123,6 +123,7 @@ class Sink:
         self.rcpt_log = []  # (rcpt, reply code)
         self.connections = 0
         self.deliveries = []  # (time.monotonic(), connection number, client address) per accepted message
+        self.helos = []       # the EHLO/HELO name of the session of each accepted message
         self.data_reply = data_reply
         self.lock = threading.Lock()
         self.seen = set()
@@ -160,6 +161,7 @@ class Sink:
                     sink.peers.append(session.peer[0] if session.peer else "")
                     sink.deliveries.append((time.monotonic(), getattr(server, "conn_no", 0),
                                             session.peer[0] if session.peer else ""))
+                    sink.helos.append(session.host_name)
                 return "250 2.0.0 queued as sink-%d" % len(sink.messages)
 
         class CountingSMTP(SMTP):
