@@ -94,6 +94,11 @@ static const struct field path_f[] = {
     FLD("delivered", K_U64, PE, delivered, 0),
     FLD("transient", K_U64, PE, transient, 0),
     FLD("bounced", K_U64, PE, bounced, 0),
+    FLD("suspended_ms", K_U64, PE, suspended_ms, 0),
+    FLD("throttled_ms", K_U64, PE, throttled_ms, 0),
+    FLD("throttle_waits", K_U64, PE, throttle_waits, 0),
+    FLD("limit_waits", K_U64, PE, limit_waits, 0),
+    FLD("consecutive_failures", K_U64, PE, consecutive_failures, UINT32_MAX),
 };
 static const struct spec totals_s = SPEC(totals_f, NULL), since_s = SPEC(since_f, NULL);
 static const struct spec queue_s = SPEC(queue_f, NULL), path_s = SPEC(path_f, NULL);

@@ -42,6 +42,8 @@ struct proto_status_queue {
 struct proto_status_path {
     const char *source, *site;
     uint64_t ready, in_flight, connections, connection_limit, delivered, transient, bounced;
+    /* shaping: ms until a suspension ends / a rate lets the path go (0 = not held); waits since start */
+    uint64_t suspended_ms, throttled_ms, throttle_waits, limit_waits, consecutive_failures;
 };
 
 struct proto_status_queues {

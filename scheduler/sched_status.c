@@ -82,6 +82,11 @@ static void path_push(void *arg, const struct sched_path *p)
         .delivered = p->delivered,
         .transient = p->transient,
         .bounced = p->bounced,
+        .suspended_ms = p->suspended_until_ms > c->core->now ? p->suspended_until_ms - c->core->now : 0,
+        .throttled_ms = p->throttled_until_ms > c->core->now ? p->throttled_until_ms - c->core->now : 0,
+        .throttle_waits = p->throttle_waits,
+        .limit_waits = p->limit_waits,
+        .consecutive_failures = p->consecutive_failures,
     };
 }
 

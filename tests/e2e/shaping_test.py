@@ -6,6 +6,7 @@ deliveries over time), never speed claims.
 
     /usr/bin/python3 tests/e2e/shaping_test.py -k connection_limit
 """
+import json
 import os
 import smtplib
 import sys
@@ -109,6 +110,11 @@ class RateTest(ShapingCase):
         for i, t in enumerate(times):
             in_window = sum(1 for u in times[i:] if u - t < 1.0)
             self.assertLessEqual(in_window, 10, "window at %.2f" % (t - times[0]))
+        # the operator sees that the rate held the path
+        def waits():
+            doc = json.loads(self.node.ringctl("--json", "queues", check=True).stdout)
+            return [p["throttle_waits"] for p in doc["paths"] if p["site"] == "mx.one.test" and p["throttle_waits"]]
+        wait_for(waits, 5, what="throttle_waits on the path in /api/v1/queues")
 
     def test_max_connection_rate(self):
         sink = self.sink()
@@ -181,7 +187,6 @@ class ReloadTest(ShapingCase):
         self.start('["default"]\nconnection_limit = 4\nmax_deliveries_per_connection = 1000\n', sink)
         self.node.ringctl("set-shaping", "--domain", "one.test", "--connection-limit", "1", check=True)
         p = self.node.ringctl("resolve-shaping", "--domain", "one.test", "--json", check=True)
-        import json
         doc = json.loads(p.stdout)
         self.assertEqual(doc["config"]["connection_limit"], 1)
         self.send_many(["r%d@one.test" % i for i in range(8)])
