@@ -451,35 +451,64 @@ static void run_tsa(struct bench *b, struct tsa_out *t)
 
 /* ---- output ---- */
 
+static void put_i(json_t *o, const char *key, uint64_t v)
+{
+    json_object_set_new(o, key, json_integer((json_int_t)v));
+}
+
+static void put_f(json_t *o, const char *key, double v)
+{
+    json_object_set_new(o, key, json_real(v));
+}
+
 static json_t *report_json(const struct bench *b, double resolve_ns, const struct run_out *r,
                            const struct tsa_out *t)
 {
-    json_t *files = json_array(), *cases = json_array();
+    json_t *j = json_object(), *files = json_array(), *res = json_object(), *sc = json_object(),
+           *tsa = json_object(), *cases = json_array();
     for (size_t i = 0; i < b->nfiles; i++)
         json_array_append_new(files, json_string(b->files[i]));
-    for (size_t c = 0; c < N_TSA; c++)
-        json_array_append_new(cases, json_pack("{s:s, s:I, s:I}", "case", tsa_cases[c].name, "rules_in_scope",
-                                               (json_int_t)t->in_scope[c], "rules_matched", (json_int_t)t->matched[c]));
+    json_object_set_new(j, "files", files);
+    put_i(j, "sites", b->nsites);
+    put_i(j, "sources", b->nsrc);
+    put_i(j, "paths", (uint64_t)b->nsites * b->nsrc);
+    put_i(j, "provider_sites", b->provider_sites);
+    put_i(j, "messages", b->messages);
+    put_f(res, "ns_per_path", resolve_ns);
+    put_i(res, "paths_with_named_limits", b->paths_with_named);
+    json_object_set_new(j, "resolve", res);
     double per_msg = r->delivered ? (r->add_cpu_s + r->run_cpu_s) * 1e9 / (double)r->delivered : 0;
-    return json_pack(
-        "{s:o, s:I, s:I, s:I, s:I, s:I,"
-        " s:{s:f, s:I},"
-        " s:{s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
-        " s:{s:I, s:I, s:f, s:o}, s:b}",
-        "files", files, "sites", (json_int_t)b->nsites, "sources", (json_int_t)b->nsrc, "paths",
-        (json_int_t)b->nsites * b->nsrc, "provider_sites", (json_int_t)b->provider_sites, "messages",
-        (json_int_t)b->messages,
-        "resolve", "ns_per_path", resolve_ns, "paths_with_named_limits", (json_int_t)b->paths_with_named,
-        "scheduler", "delivered", (json_int_t)r->delivered, "cpu_ns_per_msg", per_msg, "add_cpu_s", r->add_cpu_s,
-        "run_cpu_s", r->run_cpu_s, "wall_s", r->wall_s, "msgs_per_cpu_s",
-        per_msg > 0 ? 1e9 / per_msg : 0.0, "simulated_s", r->sim_s, "rss_start_kb", (json_int_t)r->rss_start_kb,
-        "rss_peak_kb", (json_int_t)r->rss_peak_kb, "rss_delta_kb", (json_int_t)(r->rss_peak_kb - r->rss_start_kb),
-        "throttle_waits", (json_int_t)r->st.throttle_waits, "limit_waits", (json_int_t)r->st.limit_waits,
-        "source_held", (json_int_t)r->st.source_held, "ready_full", (json_int_t)r->st.ready_full, "idle_steps",
-        (json_int_t)r->idle_steps, "named_limits", (json_int_t)json_object_size(b->names), "paths_created",
-        (json_int_t)r->st.paths,
-        "tsa", "results", (json_int_t)b->results, "reps", (json_int_t)b->reps, "ns_per_result", t->ns_per_result,
-        "cases", cases, "ok", !b->bad);
+    put_i(sc, "delivered", r->delivered);
+    put_f(sc, "cpu_ns_per_msg", per_msg);
+    put_f(sc, "add_cpu_s", r->add_cpu_s);
+    put_f(sc, "run_cpu_s", r->run_cpu_s);
+    put_f(sc, "wall_s", r->wall_s);
+    put_f(sc, "simulated_s", r->sim_s);
+    put_i(sc, "rss_start_kb", (uint64_t)r->rss_start_kb);
+    put_i(sc, "rss_peak_kb", (uint64_t)r->rss_peak_kb);
+    put_i(sc, "rss_delta_kb", (uint64_t)(r->rss_peak_kb - r->rss_start_kb));
+    put_i(sc, "throttle_waits", r->st.throttle_waits);
+    put_i(sc, "limit_waits", r->st.limit_waits);
+    put_i(sc, "source_held", r->st.source_held);
+    put_i(sc, "ready_full", r->st.ready_full);
+    put_i(sc, "idle_steps", r->idle_steps);
+    put_i(sc, "paths_created", r->st.paths);
+    put_i(sc, "named_limit_names", json_object_size(b->names));
+    json_object_set_new(j, "scheduler", sc);
+    for (size_t c = 0; c < N_TSA; c++) {
+        json_t *o = json_object();
+        json_object_set_new(o, "case", json_string(tsa_cases[c].name));
+        put_i(o, "rules_in_scope", t->in_scope[c]);
+        put_i(o, "rules_matched", t->matched[c]);
+        json_array_append_new(cases, o);
+    }
+    put_i(tsa, "results", b->results);
+    put_i(tsa, "reps", b->reps);
+    put_f(tsa, "ns_per_result", t->ns_per_result);
+    json_object_set_new(tsa, "cases", cases);
+    json_object_set_new(j, "tsa", tsa);
+    json_object_set_new(j, "ok", json_boolean(!b->bad));
+    return j;
 }
 
 static void report_table(const struct bench *b, double resolve_ns, const struct run_out *r,

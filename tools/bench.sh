@@ -3,16 +3,20 @@
 # (ringmail-gen -> ringmaild -> ringmail-sink) and Postfix relaying to the same sink, several rounds each,
 # for 10 KB and 100 KB bodies; writes a markdown table and an SVG chart.
 #
-#   tools/bench.sh [--rounds N] [--quick] [--out DIR]
+#   tools/bench.sh [--rounds N] [--quick] [--out DIR] [--shaping FILE...]
 #
 #   --rounds N   rounds per row (default 3)
 #   --quick      a few seconds in all for CI: tiny counts, 1 round, the Postfix row skipped when
 #                Postfix (or root) is missing
 #   --out DIR    where bench-latest.md and bench-latest.svg go (default docs/benchmarks/)
+#   --shaping FILE...  the ringmail node loads these shaping files ([shaping] files), then a file of
+#                its own that lifts their limits for the bench's domain (rm_shaping_conf in bench-lib.sh)
 #
 # Build: $RINGMAIL_BUILD_DIR, else the first of build/, build-*/ under the checkout holding ringmaild,
 # ringctl, tools/ringmail-gen and tools/ringmail-sink. Environment: BENCH_N_10K, BENCH_N_100K (messages
-# per run), BENCH_SESSIONS (client sessions), BENCH_TIMEOUT (seconds a run may take).
+# per run), BENCH_SESSIONS (client sessions), BENCH_TIMEOUT (seconds a run may take), BENCH_SHAPING (shaping
+# files separated by spaces, as --shaping). With shaping files each ringmail run prints the path
+# configuration the node resolved for the bench's route (ringctl resolve-shaping) before injecting.
 #
 # Every run starts a fresh ringmail-sink (and a fresh node or Postfix instance). The run's driver (Python,
 # below) first opens one probe connection to the sink and then starts ringmail-gen; the sink's summary
@@ -30,8 +34,9 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 TMP_PREFIX=ringmail-bench TMP_PIDFILE=gen.pid PF_COPY_STRICT=0
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ROUNDS=3 QUICK=0 OUT=$ROOT/docs/benchmarks
-usage() { sed -n '6,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+ROUNDS=3 QUICK=0 OUT=$ROOT/docs/benchmarks DOMAIN=example.test
+read -r -a SHAPING <<<"${BENCH_SHAPING:-}"
+usage() { sed -n '6,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) [ $# -ge 2 ] || usage; ROUNDS=$2; shift 2 ;;
@@ -39,11 +44,18 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1; shift ;;
     --out) [ $# -ge 2 ] || usage; OUT=$2; shift 2 ;;
     --out=*) OUT=${1#*=}; shift ;;
+    --shaping) [ $# -ge 2 ] || usage; shift; SHAPING=()
+               while [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; do SHAPING+=("$1"); shift; done ;;
     -h|--help) usage ;;
     *) echo "unknown argument: $1" >&2; usage ;;
   esac
 done
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "--rounds wants a positive integer" >&2; exit 2; }
+for i in "${!SHAPING[@]}"; do   # absolute: the node reads them from its own working directory
+  [ -r "${SHAPING[i]}" ] || { echo "shaping file ${SHAPING[i]} is not readable" >&2; exit 2; }
+  SHAPING[i]=$(realpath "${SHAPING[i]}")
+  [[ ${SHAPING[i]} != *[\\\"]* ]] || { echo "shaping file ${SHAPING[i]}: no \" or \\ in its path, please" >&2; exit 2; }
+done
 
 BUILD=${RINGMAIL_BUILD_DIR:-}
 if [ -z "$BUILD" ]; then
@@ -133,7 +145,17 @@ rm_start() { # $1 run directory
   local d=$1
   rm_conf "$d" "$INGRESS_WORKERS"
   rm_relay_conf "$d" "$EGRESS_WORKERS" "$SESSIONS" "$SINK_PORT"
+  [ ${#SHAPING[@]} = 0 ] || rm_shaping_conf "$d" "$DOMAIN" "$SESSIONS" "${SHAPING[@]}"
   rm_run "$d" "$d/ringmaild.log" 1
+  if [ ${#SHAPING[@]} != 0 ]; then   # what the files and the override resolve to for the bench's path
+    local r
+    r=$(rm_ctl resolve-shaping --domain "$DOMAIN" --site "route:[127.0.0.1]:$SINK_PORT" --json) || r='{}'
+    jq -r '"  shaping: \(.domain) via \(.site): provider \(if (.provider_name // "") == "" then "-"
+      else .provider_name end), connection_limit \(.config.connection_limit), max_message_rate
+      \(.config.max_message_rate), max_connection_rate \(.config.max_connection_rate),
+      \(.rules | length) automation rule(s) in scope"' <<<"$r" | tr -s ' \n' ' ' | sed 's/^ */  /; s/ *$//' >&2
+    echo >&2
+  fi
   if [ "$HP_NEED" = 0 ]; then
     local bytes hp_kb
     bytes=$(rm_ctl --json status | jq '.shm.bytes // 0')
@@ -257,8 +279,8 @@ run_one() { # $1 system, $2 body bytes, $3 messages, $4 round
     postfix)  pf_start "$d"; root=$PF_MASTER; port=$PF_PORT; donearg=$d/queue ;;
   esac
   drv=$(python3 "$DRIVER" "$sys" "$root" "$SINK_PID" "$SINK_PORT" "$donearg" "$TIMEOUT" "$d" -- \
-        "$GEN" --target "127.0.0.1:$port" --concurrency "$SESSIONS" --message-count "$n" --body-size "$size" \
-        --messages-per-connection 0 --keep-going --json) || drv='{}'
+        "$GEN" --target "127.0.0.1:$port" --domain "$DOMAIN" --concurrency "$SESSIONS" --message-count "$n" \
+        --body-size "$size" --messages-per-connection 0 --keep-going --json) || drv='{}'
   case $sys in
     ringmail) alive "$RM_PID" || { echo "ringmaild died during the run:" >&2; tail -20 "$d/ringmaild.log" >&2; FAIL=1; }
               rm_stop ;;
@@ -302,6 +324,7 @@ write_driver "$DRIVER"; : >"$RESULTS"
 SYSTEMS=(ceiling ringmail); [ "$POSTFIX" = 1 ] && SYSTEMS+=(postfix)
 MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //' || true)
 echo "machine: $CORES cores, ${MODEL:-unknown CPU}, Linux $(uname -r); $(uptime)" >&2
+[ ${#SHAPING[@]} = 0 ] || echo "shaping files of the ringmail node: ${SHAPING[*]} + the bench domain's override" >&2
 echo "build: $BUILD; rounds $ROUNDS; 10 KB x $N_10K, 100 KB x $N_100K messages; client sessions $SESSIONS;" \
      "ingress workers $INGRESS_WORKERS, egress workers $EGRESS_WORKERS, sink workers $SINK_WORKERS" >&2
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
