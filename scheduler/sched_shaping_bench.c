@@ -123,19 +123,15 @@ static void fail(struct bench *b, const char *fmt, ...)
     b->bad = 1;
 }
 
-static double cpu_s(void)
+/* cpu_s - user + system CPU seconds of the process so far; *maxrss_kb (when not NULL) its peak RSS */
+static double cpu_s(long *maxrss_kb)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
+    if (maxrss_kb)
+        *maxrss_kb = ru.ru_maxrss;
     return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
            (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-static long maxrss_kb(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss;
 }
 
 /* rss_kb - resident set now (VmRSS), 0 when unknown */
@@ -356,7 +352,7 @@ static void run_core(struct bench *b, struct run_out *r)
     o.seed = 42;
     r->rss_start_kb = rss_kb();
     uint64_t w0 = clock_mono_ns();
-    double c0 = cpu_s();
+    double c0 = cpu_s(NULL);
     b->now = T0;
     b->core = sched_core_new(&o, &h, T0);
     uint32_t pool = sched_core_pool_add(b->core, "bench");
@@ -375,7 +371,7 @@ static void run_core(struct bench *b, struct run_out *r)
         if (sched_msg_add(b->core, id, T0, 0, d, d, T0, NULL) < 0)
             fail(b, "message %llu not added", (unsigned long long)k);
     }
-    double c1 = cpu_s();
+    double c1 = cpu_s(NULL);
     while (r->delivered < b->messages && !b->bad) {
         sched_core_advance(b->core, b->now);
         size_t n = sched_core_dispatch(b->core, DISPATCH_BATCH);
@@ -391,10 +387,9 @@ static void run_core(struct bench *b, struct run_out *r)
         b->now = due > b->now ? due : b->now + 1;
         r->idle_steps++;
     }
-    r->run_cpu_s = cpu_s() - c1;
+    r->run_cpu_s = cpu_s(&r->rss_peak_kb) - c1;
     r->add_cpu_s = c1 - c0;
     r->wall_s = (double)(clock_mono_ns() - w0) / 1e9;
-    r->rss_peak_kb = maxrss_kb();
     r->sim_s = (double)(b->now - T0) / 1e3;
     sched_core_stats(b->core, &r->st);
     if (r->delivered != b->messages || r->st.messages != 0)
