@@ -56,7 +56,16 @@ enum proto_msg {
     /* scheduler -> egress: one path configuration (common/proto_path.h) before the first DELIVER that
      * names it or its new generation; body.batch.arena_off/len hold the run, count 1; the egress frees it */
     MSG_SCHEDULER_PATH_CONFIG = 18,
-    MSG__MAX = 19,
+    /* spool -> scheduler: a TransientFailure or Bounce attempt was recorded; body.batch holds a
+     * proto_tsa response run (common/proto_tsa.h) for the traffic shaping automation (one per attempt) */
+    MSG_SPOOL_TSA_RESPONSE = 19,
+    /* scheduler -> spool: an automation rule fired; body.batch holds a proto_tsa event run of one event,
+     * stored durably (history) and logged as a "TSA" record */
+    MSG_SCHEDULER_TSA_EVENT = 20,
+    /* spool -> scheduler: stored firings at the start-up walk (those still in effect and the recent
+     * history); body.batch holds a proto_tsa event run; all of them precede MSG_SPOOL_WALK_DONE */
+    MSG_SPOOL_TSA_STATE = 21,
+    MSG__MAX = 22,
 };
 
 struct proto_ping {
@@ -90,7 +99,8 @@ struct proto_announce {
     uint32_t reserved;
 };
 
-/* a run in the arena: MSG_SPOOL_MESSAGE_ANNOUNCE_BATCH, MSG_EGRESS_ATTEMPT_RESULT, MSG_SCHEDULER_PATH_CONFIG */
+/* a run in the arena: MSG_SPOOL_MESSAGE_ANNOUNCE_BATCH, MSG_EGRESS_ATTEMPT_RESULT, MSG_SCHEDULER_PATH_CONFIG,
+ * the TSA records */
 struct proto_batch {
     uint64_t arena_off;
     uint64_t len;
@@ -167,6 +177,7 @@ struct proto_updated {
 enum proto_fail_kind {
     PROTO_FAIL_EXPIRE = 1,     /* past the queue's max_age: Expiration records */
     PROTO_FAIL_DNS_BOUNCE = 2, /* permanent DNS failure: Bounce records; reason says which */
+    PROTO_FAIL_ADMIN_BOUNCE = 3, /* a traffic shaping automation Bounce action: AdminBounce records */
 };
 
 struct proto_fail {

@@ -25,6 +25,7 @@
 #include "rt/role_rt.h"
 #include "spool/spool_db.h"
 #include "spool/spool_log.h"
+#include "common/proto_dlv.h"
 #include "common/proto_env.h"
 #include "policy/bounce_class.h"
 
@@ -113,6 +114,9 @@ struct spool {
     uint64_t ann_sent_seq; /* every batch up to it was sent */
     uint64_t ann_stalls;   /* arena full when a batch was due */
 
+    struct buf *tsa_runs; /* MSG_SPOOL_TSA_STATE runs waiting for the arena, oldest first */
+    size_t n_tsa_runs;
+
     struct spool_db_walk walk;
     bool walking;
     bool walk_done_pending; /* WALK_DONE follows batch walk_done_seq */
@@ -133,6 +137,9 @@ void spool_store_rejection(struct spool *sp, unsigned from, const struct proto_r
 void spool_out_send(struct spool *sp, unsigned to, struct proto_rec *rec);
 /* spool_out_flush - true when the outbox is empty afterwards */
 bool spool_out_flush(struct spool *sp);
+/* spool_out_run - copy data into a new arena run given to `to`'s current generation and send a
+ * proto_batch record of `type` for it; -ENOSPC when the arena has no room now */
+int spool_out_run(struct spool *sp, unsigned to, uint16_t type, const void *data, size_t len, uint32_t count);
 
 /* spool_ann.c */
 /* spool_ann_add - queue the announcement of a message's queued recipients; false when none is queued */
@@ -170,6 +177,18 @@ void spool_wal_tick(struct spool *sp, uint64_t now_real_ns);
 int spool_wal_replay(struct spool *sp);
 /* spool_wal_fini - at stop, after the last commit: sync the log and delete every copy */
 void spool_wal_fini(struct spool *sp);
+
+/* spool_tsa.c */
+/* spool_tsa_attempt - after a TransientFailure or Bounce attempt was recorded: the response to the
+ * scheduler's traffic shaping automation (index: the first failed recipient of the result) */
+void spool_tsa_attempt(struct spool *sp, const struct proto_env *rec, const struct proto_attempt *a, uint16_t index);
+/* spool_tsa_event - a firing from the scheduler: into the batch (history) and a TSA log record */
+void spool_tsa_event(struct spool *sp, unsigned from, const struct proto_rec *rec);
+/* spool_tsa_walk - at the start-up walk: queue the firings in effect and the recent history */
+void spool_tsa_walk(struct spool *sp);
+/* spool_tsa_flush - send queued state runs while the arena has room; true when none is left */
+bool spool_tsa_flush(struct spool *sp);
+void spool_tsa_fini(struct spool *sp);
 
 /* spool_walk.c */
 void spool_walk_start(struct spool *sp);

@@ -71,7 +71,7 @@ size_t spool_ann_backlog(const struct spool *sp)
 
 static void walk_done_check(struct spool *sp)
 {
-    if (!sp->walk_done_pending || sp->ann_sent_seq < sp->walk_done_seq)
+    if (!sp->walk_done_pending || sp->ann_sent_seq < sp->walk_done_seq || !spool_tsa_flush(sp))
         return;
     struct proto_rec d = {.type = MSG_SPOOL_WALK_DONE};
     d.body.count.count = sp->walk_announced;
@@ -84,25 +84,10 @@ static void walk_done_check(struct spool *sp)
 /* send_one - 0 sent, -ENOSPC no room now */
 static int send_one(struct spool *sp, struct spool_ann_batch *b)
 {
-    struct role_rt *rt = sp->rt;
-    size_t len = b->buf.len;
-    uint64_t off;
-
-    int rc = shm_arena_alloc(rt->seg.arena, len, (uint16_t)rt->self_idx, rt->gen, &off);
-    if (rc < 0) {
-        if (rc != -ENOSPC)
-            log_error("announce batch of %zu bytes does not fit the arena at all (%d)", len, rc);
-        return -ENOSPC;
-    }
-    memcpy(shm_arena_ptr(rt->seg.arena, off, len), b->buf.data, len);
-    uint32_t gen = atomic_load(&rt->seg.inst[SCHEDULER].generation);
-    shm_arena_give(rt->seg.arena, off, SCHEDULER, gen);
-    struct proto_rec r = {.type = MSG_SPOOL_MESSAGE_ANNOUNCE_BATCH, .dst_gen = gen};
-    r.body.batch.arena_off = off;
-    r.body.batch.len = len;
-    r.body.batch.count = b->count;
-    spool_out_send(sp, SCHEDULER, &r);
-    return 0;
+    int rc = spool_out_run(sp, SCHEDULER, MSG_SPOOL_MESSAGE_ANNOUNCE_BATCH, b->buf.data, b->buf.len, b->count);
+    if (rc < 0 && rc != -ENOSPC)
+        log_error("announce batch of %zu bytes does not fit the arena at all (%d)", b->buf.len, rc);
+    return rc < 0 ? -ENOSPC : 0;
 }
 
 bool spool_ann_flush(struct spool *sp)

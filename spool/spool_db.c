@@ -23,7 +23,7 @@
 
 static const char *const cf_names[CF__COUNT] = {
     "default", SPOOL_DB_CF_ENVELOPES, SPOOL_DB_CF_BODIES, SPOOL_DB_CF_QUARANTINE,
-    SPOOL_DB_CF_LOGAHEAD,
+    SPOOL_DB_CF_LOGAHEAD, SPOOL_DB_CF_TSA,
 };
 
 /* ---- errors ---- */
@@ -156,6 +156,7 @@ static int db_open_rocks(struct spool_db *db)
     db->needs_recover = false;
     db->write_errno = 0;
     spool_db_logrec_find_next(db);
+    spool_db_tsa_find_next(db);
     return 0;
 }
 

@@ -9,7 +9,8 @@
  * spool_db_commit() writes them as ONE RocksDB write batch with sync=true: one WAL fsync
  * covers all of them, and either all of them are visible afterwards or none is.
  * A fourth family, "logahead", holds the write-ahead of log records (see "log write-ahead"
- * below); the walk never reads it.
+ * below); the walk never reads it. A fifth, "tsa", keeps the traffic shaping automation's
+ * firings (see "TSA history" below).
  * The walk reads envelopes in key order (= creation order) in bounded steps with a resume
  * cursor and moves each undecodable record into quarantine (one atomic batch per step).
  * Files: spool_db.c (open, errors, batches and commit, reads, free space), spool_db_logrec.c
@@ -42,6 +43,7 @@
 #define SPOOL_DB_CF_BODIES "bodies"
 #define SPOOL_DB_CF_QUARANTINE "quarantine"
 #define SPOOL_DB_CF_LOGAHEAD "logahead"
+#define SPOOL_DB_CF_TSA "tsa"
 
 struct spool_db;
 struct spool_db_batch;
@@ -158,6 +160,21 @@ int spool_db_logrec_scan(struct spool_db *db, uint64_t from, size_t max, spool_d
  * log again (at-least-once), never the other way round. 0 or -errno.
  */
 int spool_db_logrec_trim(struct spool_db *db, uint64_t upto, bool sync);
+
+/* ---- TSA history (spool_db_tsa.c) ---- */
+
+#define SPOOL_DB_TSA_KEEP 10000 /* firings kept; older ones are deleted as new ones come */
+
+/*
+ * Keys are 8-byte big-endian sequence numbers (write order), values one proto_tsa event run of one
+ * event, as the scheduler sent it. spool_db_batch_tsa_add() puts a firing into the batch of the pass
+ * and, in the same batch, deletes the firings more than SPOOL_DB_TSA_KEEP behind it.
+ */
+int spool_db_batch_tsa_add(struct spool_db_batch *b, const void *run, size_t len);
+/* return 0 to go on; value valid during the call only */
+typedef int (*spool_db_tsa_fn)(void *arg, uint64_t seq, const void *run, size_t len);
+/* spool_db_tsa_scan - every stored firing, oldest first; the count, fn's non-zero value, or -errno */
+int spool_db_tsa_scan(struct spool_db *db, spool_db_tsa_fn fn, void *arg);
 
 /* ---- reads ---- */
 

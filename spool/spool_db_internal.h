@@ -19,7 +19,8 @@ enum spool_db_cf {
     CF_BODIES = 2,
     CF_QUARANTINE = 3,
     CF_LOGAHEAD = 4,
-    CF__COUNT = 5,
+    CF_TSA = 5, /* traffic shaping automation firings (spool_db_tsa.c) */
+    CF__COUNT = 6,
 };
 
 struct spool_db {
@@ -37,6 +38,7 @@ struct spool_db {
     bool needs_recover;
     int write_errno; /* errno of the failed write that set needs_recover */
     uint64_t logrec_next; /* sequence number of the next log record */
+    uint64_t tsa_next;    /* sequence number of the next TSA firing */
     struct spool_db_stats stats;
 };
 
@@ -46,6 +48,22 @@ struct spool_db_batch {
     size_t stores, updates, deletes, logrecs;
     struct buf enc;
 };
+
+#define SPOOL_DB_SEQ_KEY 8 /* keys of the logahead and tsa families: big-endian sequence numbers */
+
+static inline void spool_db_key_be64(uint64_t v, uint8_t k[SPOOL_DB_SEQ_KEY])
+{
+    for (int i = 0; i < SPOOL_DB_SEQ_KEY; i++)
+        k[i] = (uint8_t)(v >> (8 * (SPOOL_DB_SEQ_KEY - 1 - i)));
+}
+
+static inline uint64_t spool_db_be64_key(const uint8_t *k)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < SPOOL_DB_SEQ_KEY; i++)
+        v = (v << 8) | k[i];
+    return v;
+}
 
 /* spool_db_fail - takes RocksDB's malloc'd error string; returns -errno */
 int spool_db_fail(struct spool_db *db, char *rerr, const char *what);
@@ -58,6 +76,8 @@ int spool_db_write(struct spool_db *db, rocksdb_writebatch_t *wb, bool sync, con
 
 /* spool_db_logrec_find_next - after open: continue after the newest record left */
 void spool_db_logrec_find_next(struct spool_db *db);
+/* spool_db_tsa_find_next - after open: continue after the newest firing stored */
+void spool_db_tsa_find_next(struct spool_db *db);
 /* spool_db_quarantine_add - move one envelope (key and value as read) into quarantine, in wb */
 void spool_db_quarantine_add(struct spool_db *db, rocksdb_writebatch_t *wb, const uint8_t *key, size_t klen,
                              const uint8_t *val, size_t vlen, const char *reason);

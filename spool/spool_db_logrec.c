@@ -13,21 +13,7 @@
 
 #include "base/log.h"
 
-#define LOGREC_KEY 8
-
-static void key_be64(uint64_t v, uint8_t k[LOGREC_KEY])
-{
-    for (int i = 0; i < LOGREC_KEY; i++)
-        k[i] = (uint8_t)(v >> (8 * (LOGREC_KEY - 1 - i)));
-}
-
-static uint64_t be64_key(const uint8_t *k)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < LOGREC_KEY; i++)
-        v = (v << 8) | k[i];
-    return v;
-}
+#define LOGREC_KEY SPOOL_DB_SEQ_KEY
 
 void spool_db_logrec_find_next(struct spool_db *db)
 {
@@ -37,7 +23,7 @@ void spool_db_logrec_find_next(struct spool_db *db)
     size_t klen;
     const char *k;
     if (rocksdb_iter_valid(it) && (k = rocksdb_iter_key(it, &klen)) != NULL && klen == LOGREC_KEY)
-        next = be64_key((const uint8_t *)k) + 1;
+        next = spool_db_be64_key((const uint8_t *)k) + 1;
     rocksdb_iter_destroy(it);
     /* a reopen after a failed write keeps counting up: the failed batch's numbers stay unused */
     if (next > db->logrec_next)
@@ -53,7 +39,7 @@ int spool_db_logrec_add(struct spool_db_batch *b, const char *line, size_t len, 
         return -EINVAL; /* one record is one line */
     uint8_t key[LOGREC_KEY];
     uint64_t s = db->logrec_next++;
-    key_be64(s, key);
+    spool_db_key_be64(s, key);
     rocksdb_writebatch_put_cf(b->wb, db->cf[CF_LOGAHEAD], (const char *)key, sizeof(key), line, len);
     b->logrecs++;
     if (seq != NULL)
@@ -79,7 +65,7 @@ int spool_db_logrec_scan(struct spool_db *db, uint64_t from, size_t max, spool_d
         max = INT_MAX;
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(db->rdb, db->rwalk, db->cf[CF_LOGAHEAD]);
     uint8_t key[LOGREC_KEY];
-    key_be64(from, key);
+    spool_db_key_be64(from, key);
     size_t n = 0;
     int rc = 0;
     for (rocksdb_iter_seek(it, (const char *)key, sizeof(key)); n < max && rocksdb_iter_valid(it);
@@ -92,7 +78,7 @@ int spool_db_logrec_scan(struct spool_db *db, uint64_t from, size_t max, spool_d
             continue;
         }
         n++;
-        rc = fn(arg, be64_key((const uint8_t *)k), v, vlen);
+        rc = fn(arg, spool_db_be64_key((const uint8_t *)k), v, vlen);
         if (rc != 0)
             break;
     }
@@ -107,8 +93,8 @@ int spool_db_logrec_trim(struct spool_db *db, uint64_t upto, bool sync)
     if (upto == UINT64_MAX)
         return -EINVAL;
     uint8_t lo[LOGREC_KEY], hi[LOGREC_KEY];
-    key_be64(0, lo);
-    key_be64(upto + 1, hi); /* the end of a range delete is exclusive */
+    spool_db_key_be64(0, lo);
+    spool_db_key_be64(upto + 1, hi); /* the end of a range delete is exclusive */
     rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
     rocksdb_writebatch_delete_range_cf(wb, db->cf[CF_LOGAHEAD], (const char *)lo, sizeof(lo),
         (const char *)hi, sizeof(hi));

@@ -266,6 +266,11 @@ void spool_dlv_expire_reply(struct spool_dlv_reply *out)
     *out = (struct spool_dlv_reply){551, 5, 4, 7, "delivery time expired: queued longer than the queue's max_age"};
 }
 
+void spool_dlv_admin_reply(struct spool_dlv_reply *out)
+{
+    *out = (struct spool_dlv_reply){551, 5, 7, 1, "administratively bounced by a traffic shaping automation rule"};
+}
+
 bool spool_dlv_wants_dsn(bool dsn_enabled, const char *sender)
 {
     /* never to the null sender (RFC 5321 section 4.5.5), so a DSN never answers a DSN */

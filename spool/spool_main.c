@@ -45,6 +45,9 @@ static void on_record(struct role_rt *rt, unsigned from, const struct proto_rec 
     case MSG_SCHEDULER_MESSAGE_FAIL:
         spool_upd_fail(sp, from, rec);
         break;
+    case MSG_SCHEDULER_TSA_EVENT:
+        spool_tsa_event(sp, from, rec);
+        break;
     default:
         proto_node_counter_add(rt->self, PROTO_NODE_CTR_RING_BAD, 1);
         break;
@@ -64,6 +67,7 @@ static bool on_idle(struct role_rt *rt)
     struct spool *sp = rt->ctx;
 
     spool_out_flush(sp);
+    spool_tsa_flush(sp);
     spool_ann_flush(sp);
     return spool_walk_step(sp);
 }
@@ -100,6 +104,7 @@ static void on_tick(struct role_rt *rt, uint64_t now)
 
     check_space(sp, now);
     spool_out_flush(sp);
+    spool_tsa_flush(sp);
     spool_ann_flush(sp);
     spool_wal_tick(sp, clock_real_ns());
 }
@@ -173,6 +178,7 @@ int main(int argc, char **argv)
     spool_store_commit(&sp);
     spool_upd_fini(&sp);
     spool_ann_fini(&sp);
+    spool_tsa_fini(&sp);
     spool_wal_fini(&sp);
     spool_log_close(sp.log);
     spool_db_batch_free(sp.batch);

@@ -36,3 +36,22 @@ bool spool_out_flush(struct spool *sp)
     }
     return sp->n_out == 0;
 }
+
+int spool_out_run(struct spool *sp, unsigned to, uint16_t type, const void *data, size_t len, uint32_t count)
+{
+    struct role_rt *rt = sp->rt;
+    uint64_t off;
+
+    int rc = shm_arena_alloc(rt->seg.arena, len, (uint16_t)rt->self_idx, rt->gen, &off);
+    if (rc < 0)
+        return rc;
+    memcpy(shm_arena_ptr(rt->seg.arena, off, len), data, len);
+    uint32_t gen = atomic_load(&rt->seg.inst[to].generation);
+    shm_arena_give(rt->seg.arena, off, (uint16_t)to, gen);
+    struct proto_rec r = {.type = type, .dst_gen = gen};
+    r.body.batch.arena_off = off;
+    r.body.batch.len = len;
+    r.body.batch.count = count;
+    spool_out_send(sp, to, &r);
+    return 0;
+}

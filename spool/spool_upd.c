@@ -360,6 +360,7 @@ void spool_upd_attempt(struct spool *sp, unsigned from, const struct proto_rec *
     struct dsn_item *items = NULL;
     size_t n_items = 0;
     const char *mx = a.str[PROTO_ATT_MX];
+    int tsa = -1; /* the first failed recipient: its reply goes to the scheduler's automation */
     for (uint16_t i = 0; i < a.hdr.n_rcpt; i++) {
         const struct proto_attempt_rcpt r = a.rcpt[i];
         char buf[PROTO_DLV_STRING_MAX + 1];
@@ -375,9 +376,13 @@ void spool_upd_attempt(struct spool *sp, unsigned from, const struct proto_rec *
                                    : r.outcome == PROTO_OUT_TRANSIENT ? SPOOL_LOG_TRANSIENT_FAILURE
                                                                       : SPOOL_LOG_BOUNCE;
         log_rcpt(sp, &ev, type, r.index, &resp);
+        if (type != SPOOL_LOG_DELIVERY && tsa < 0)
+            tsa = i;
         if (type == SPOOL_LOG_BOUNCE && dsn)
             dsn_item_add(&items, &n_items, e->rec.rcpts[r.index].addr, &resp, mx, ev.ts);
     }
+    if (tsa >= 0)
+        spool_tsa_attempt(sp, &e->rec, &a, (uint16_t)tsa);
     if (changed)
         write_env(sp, e);
     if (n_items > 0)
@@ -395,7 +400,7 @@ void spool_upd_fail(struct spool *sp, unsigned from, const struct proto_rec *rec
     char idtext[MSGID_TEXT_SIZE];
 
     if (shm_segment_role(&rt->seg, from) != PROTO_NODE_ROLE_SCHEDULER ||
-        (f->kind != PROTO_FAIL_EXPIRE && f->kind != PROTO_FAIL_DNS_BOUNCE)) {
+        (f->kind != PROTO_FAIL_EXPIRE && f->kind != PROTO_FAIL_DNS_BOUNCE && f->kind != PROTO_FAIL_ADMIN_BOUNCE)) {
         proto_node_counter_add(rt->self, PROTO_NODE_CTR_RING_BAD, 1);
         log_warn("fail request from instance %u of kind %u refused", from, f->kind);
         return;
@@ -416,10 +421,12 @@ void spool_upd_fail(struct spool *sp, unsigned from, const struct proto_rec *rec
         log_warn("fail of %s refused: recipient index %u out of range", idtext, f->rcpt_first);
         return;
     }
-    bool expire = f->kind == PROTO_FAIL_EXPIRE;
+    bool expire = f->kind == PROTO_FAIL_EXPIRE, admin = f->kind == PROTO_FAIL_ADMIN_BOUNCE;
     struct spool_dlv_reply rp;
     if (expire)
         spool_dlv_expire_reply(&rp);
+    else if (admin)
+        spool_dlv_admin_reply(&rp);
     else
         spool_dlv_dns_reply(f->reason, &rp);
     struct spool_log_response resp = {rp.code, rp.enh_class, rp.enh_subject, rp.enh_detail, rp.text, NULL};
@@ -432,7 +439,7 @@ void spool_upd_fail(struct spool *sp, unsigned from, const struct proto_rec *rec
     for (uint32_t i = 0; i < e->rec.rcpt_count && n > 0; i++) {
         if (!mark[i])
             continue;
-        log_rcpt(sp, &ev, expire ? SPOOL_LOG_EXPIRATION : SPOOL_LOG_BOUNCE, i, &resp);
+        log_rcpt(sp, &ev, expire ? SPOOL_LOG_EXPIRATION : admin ? SPOOL_LOG_ADMIN_BOUNCE : SPOOL_LOG_BOUNCE, i, &resp);
         if (dsn)
             dsn_item_add(&items, &n_items, e->rec.rcpts[i].addr, &resp, NULL, ev.ts);
     }

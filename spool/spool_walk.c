@@ -22,6 +22,7 @@ void spool_walk_start(struct spool *sp)
     sp->walk_done_pending = false;
     sp->walk_announced = 0;
     log_info("start-up walk: announcing queued messages to the scheduler");
+    spool_tsa_walk(sp); /* the firings in effect go first, and all before MSG_SPOOL_WALK_DONE */
 }
 
 static int announce(void *arg, struct msgid id, const struct proto_env *rec)
