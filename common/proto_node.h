@@ -15,8 +15,9 @@
  * name the admin API and /metrics publish, proto_node_counter_is_gauge() tells a value that goes up
  * and down (set, not added) from a count.
  *
- * The status page: one writer (the scheduler) publishes a JSON document of its queues and paths
- * (schema: docs/admin-api.md, codec: common/proto_status.h); any process reads a consistent copy
+ * The status pages: one writer (the scheduler) publishes a JSON document of its queues and paths, and
+ * one of its traffic shaping automation (schema: docs/admin-api.md, codec: common/proto_status.h);
+ * any process reads a consistent copy
  * (shm_segment_status_publish/shm_segment_status_read). A sequence lock: seq is odd while the writer copies.
  *
  * The layout is shared memory between processes of one build: shm/shm_segment.h versions it
@@ -31,7 +32,14 @@
 
 #define PROTO_NODE_MAX_WORKERS 32
 #define PROTO_NODE_MAX_INSTANCES (2 + 2 * PROTO_NODE_MAX_WORKERS)
-#define PROTO_NODE_STATUS_BYTES (1u << 20) /* the status page in all, header included */
+#define PROTO_NODE_STATUS_BYTES (1u << 20) /* one status page in all, header included */
+
+/* the status pages, PROTO_NODE_STATUS_BYTES each, one after the other */
+enum proto_node_status_page {
+    PROTO_NODE_STATUS_QUEUES = 0, /* the scheduler's queues document */
+    PROTO_NODE_STATUS_TSA = 1,    /* the scheduler's traffic shaping automation document */
+    PROTO_NODE_STATUS_PAGES = 2,
+};
 #define PROTO_NODE_BELL_BYTES 64           /* the doorbell's space in a role table slot */
 
 enum proto_node_role {

@@ -112,6 +112,47 @@ static const struct field queues_f[] = {
 static const struct spec queues_page_s = {queues_f, sizeof(queues_f) / sizeof(queues_f[0]) - 1, NULL};
 static const struct spec queues_served_s = SPEC(queues_f, NULL);
 
+/* ---- the tsa document -------------------------------------------------------------------------- */
+
+#define T struct proto_status_tsa
+#define TE struct proto_status_tsa_entry
+static const char *tsa_entry_check(const void *base)
+{
+    const struct proto_status_tsa_entry *e = base;
+    if ((e->option != NULL) != (e->value != NULL))
+        return "option and value go together";
+    if (e->expires_ms <= e->start_ms)
+        return "expires_ms not after start_ms";
+    return NULL;
+}
+static const struct field tsa_entry_f[] = {
+    FLD("action", K_STR, TE, action, PROTO_STATUS_NAME_MAX),
+    FLD("source", K_STR, TE, source, PROTO_STATUS_NAME_MAX),
+    FLD("site", K_STR, TE, site, PROTO_STATUS_NAME_MAX),
+    FLD("domain", K_STR, TE, domain, PROTO_STATUS_NAME_MAX),
+    FLD("tenant", K_STR, TE, tenant, PROTO_STATUS_NAME_MAX),
+    FLD("campaign", K_STR, TE, campaign, PROTO_STATUS_NAME_MAX),
+    FLD("option", K_STR_OPT, TE, option, PROTO_STATUS_NAME_MAX),
+    FLD("value", K_STR_OPT, TE, value, PROTO_STATUS_NAME_MAX),
+    FLD("rule_scope", K_STR, TE, rule_scope, PROTO_STATUS_NAME_MAX),
+    FLD("rule_file", K_STR, TE, rule_file, PROTO_STATUS_TEXT_MAX),
+    FLD("rule_line", K_U64, TE, rule_line, UINT32_MAX),
+    FLD("regex", K_STR, TE, regex, PROTO_STATUS_NAME_MAX),
+    FLD("response", K_STR, TE, response, PROTO_STATUS_NAME_MAX),
+    FLD("count", K_U64, TE, count, UINT32_MAX),
+    FLD("start_ms", K_U64, TE, start_ms, INT64_MAX),
+    FLD("expires_ms", K_U64, TE, expires_ms, INT64_MAX),
+    FLD("remaining_ms", K_I64_OPT, TE, remaining_ms, INT64_MAX),
+};
+static const struct spec tsa_entry_s = SPEC(tsa_entry_f, tsa_entry_check);
+static const struct field tsa_f[] = {
+    ARR("active", T, active, n_active, TE, PROTO_STATUS_TSA_MAX, tsa_entry_s),
+    ARR("history", T, history, n_history, TE, PROTO_STATUS_TSA_MAX, tsa_entry_s),
+    FLD("age_ms", K_U64, T, age_ms, 0), /* served form only: the last entry */
+};
+static const struct spec tsa_page_s = {tsa_f, sizeof(tsa_f) / sizeof(tsa_f[0]) - 1, NULL};
+static const struct spec tsa_served_s = SPEC(tsa_f, NULL);
+
 /* ---- the node document (GET /api/v1/status) ----------------------------------------------------- */
 
 #define N struct proto_status_node
@@ -292,6 +333,11 @@ static char *encode(const struct spec *s, const void *base, bool indented)
 char *proto_status_queues_encode(const struct proto_status_queues *q, bool served)
 {
     return encode(served ? &queues_served_s : &queues_page_s, q, served);
+}
+
+char *proto_status_tsa_encode(const struct proto_status_tsa *t, bool served)
+{
+    return encode(served ? &tsa_served_s : &tsa_page_s, t, served);
 }
 
 char *proto_status_node_encode(const struct proto_status_node *n)
@@ -498,6 +544,22 @@ void proto_status_queues_fini(struct proto_status_queues *q)
     free(q->paths);
     json_decref(q->tree);
     memset(q, 0, sizeof(*q));
+}
+
+int proto_status_tsa_decode(const char *text, size_t len, bool served, struct proto_status_tsa *t, char **err)
+{
+    int rc = decode(served ? &tsa_served_s : &tsa_page_s, text, len, t, sizeof(*t), &t->tree, err);
+    if (rc == 0 && !served)
+        t->age_ms = -1;
+    return rc;
+}
+
+void proto_status_tsa_fini(struct proto_status_tsa *t)
+{
+    free(t->active);
+    free(t->history);
+    json_decref(t->tree);
+    memset(t, 0, sizeof(*t));
 }
 
 int proto_status_node_decode(const char *text, size_t len, struct proto_status_node *n, char **err)

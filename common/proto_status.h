@@ -1,11 +1,14 @@
 /*
  * proto_status - the admin JSON documents: one encoder for the producer, one strict decoder for the consumer
  *
- * Schema, field by field: docs/admin-api.md. Three documents:
+ * Schema, field by field: docs/admin-api.md. Four documents:
  *   queues  the scheduler's status page (sched_status.c writes it into the page, compact); the supervisor
  *           serves it as GET /api/v1/queues with age_ms added (served form, indented); ringctl reads that.
  *   node    GET /api/v1/status: the node, its shared memory and every role instance (supervisor_admin.c
  *           writes it, ringctl reads it).
+ *   tsa     the scheduler's traffic shaping automation page (sched_tsa_node.c writes it, compact): effects in
+ *           force and recent firings; the supervisor serves it, filtered, as GET /api/v1/tsa/status and
+ *           GET /api/v1/tsa/history with age_ms added (served form); ringctl tsa-status / tsa-history read that.
  *   reply   the answer of POST /api/v1/restart/..., POST /api/v1/reload and of every refused request:
  *           {"ok": bool, "detail": text} or {"ok": false, "error": text}.
  *
@@ -32,6 +35,7 @@
 #define PROTO_STATUS_NAME_MAX 1024          /* queue, domain, site and source names, in bytes */
 #define PROTO_STATUS_TEXT_MAX 4096          /* node id, file paths, role state texts and notes */
 #define PROTO_STATUS_DETAIL_MAX (64u << 10) /* a reply's detail or error (a reload lists every error) */
+#define PROTO_STATUS_TSA_MAX 1000           /* effects, and firings, listed in the tsa document */
 
 struct proto_status_queue {
     const char *name;
@@ -59,6 +63,29 @@ struct proto_status_queues {
     size_t n_paths;
     int64_t age_ms; /* served form only: milliseconds since the scheduler published the page */
     void *tree;     /* decoded documents: the parsed text */
+};
+
+/* one effect in force (active) or one firing (history) */
+struct proto_status_tsa_entry {
+    const char *action; /* Suspend, SetConfig, SetDomainConfig, SuspendTenant, SuspendCampaign, Bounce... */
+    const char *source, *site, *domain, *tenant, *campaign; /* the key; "" for parts it does not have */
+    const char *option; /* SetConfig / SetDomainConfig: the option; else NULL (absent) */
+    const char *value;  /* ... and its value as JSON text; else NULL (absent) */
+    const char *rule_scope, *rule_file;
+    uint64_t rule_line;
+    const char *regex, *response; /* the regex that matched, the response that fired it */
+    uint64_t count;               /* matches that fired it (active: firings that set or extended it) */
+    uint64_t start_ms, expires_ms; /* unix ms */
+    int64_t remaining_ms;          /* active: ms left when the page was published; history: -1 (absent) */
+};
+
+struct proto_status_tsa {
+    struct proto_status_tsa_entry *active; /* at most PROTO_STATUS_TSA_MAX, soonest expiry first */
+    size_t n_active;
+    struct proto_status_tsa_entry *history; /* at most PROTO_STATUS_TSA_MAX, newest first */
+    size_t n_history;
+    int64_t age_ms; /* served form only: milliseconds since the scheduler published the page */
+    void *tree;
 };
 
 struct proto_status_role {
@@ -111,6 +138,11 @@ char *proto_status_queues_encode(const struct proto_status_queues *q, bool serve
 int proto_status_queues_decode(const char *text, size_t len, bool served, struct proto_status_queues *q,
                                char **err);
 void proto_status_queues_fini(struct proto_status_queues *q);
+
+/* proto_status_tsa_encode - served: the admin API's form (indented, age_ms); else the page's (compact) */
+char *proto_status_tsa_encode(const struct proto_status_tsa *t, bool served);
+int proto_status_tsa_decode(const char *text, size_t len, bool served, struct proto_status_tsa *t, char **err);
+void proto_status_tsa_fini(struct proto_status_tsa *t);
 
 char *proto_status_node_encode(const struct proto_status_node *n);
 int proto_status_node_decode(const char *text, size_t len, struct proto_status_node *n, char **err);

@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "base/buf.h"
 #include "dns/dns.h"
 #include "policy/shaping.h"
 #include "common/msgid.h"
@@ -51,6 +52,9 @@ struct sched_out {
     struct proto_rec rec;
 };
 
+struct sched_tsa;
+struct shaping;
+
 struct scheduler {
     struct role_rt *rt;
     struct sched_core *core;
@@ -73,6 +77,10 @@ struct scheduler {
     json_t *norollup_mx;   /* mx_rollup = false domain -> its MX rollup name */
     struct shaping_path_config last_pc; /* the last path resolved: its names live until the core copied them */
     bool has_last_pc;
+    /* sched_tsa_node.c: traffic shaping automation */
+    struct sched_tsa *tsa;
+    struct buf *tsa_out; /* firings for the spool waiting for arena room, oldest first */
+    size_t n_tsa_out;
 };
 
 uint64_t scheduler_now_ms(void);
@@ -80,6 +88,20 @@ uint64_t scheduler_now_ms(void);
 void sched_status_publish(struct scheduler *sc);
 /* scheduler_send - send now, or queue behind earlier refused records to the same role */
 void scheduler_send(struct scheduler *sc, unsigned to, struct proto_rec *rec);
+/* scheduler_send_fail - MSG_SCHEDULER_MESSAGE_FAIL of kind (enum proto_fail_kind) for msg; forgets its key */
+void scheduler_send_fail(struct scheduler *sc, const struct sched_msg *msg, uint16_t kind, uint16_t reason);
+
+/* sched_tsa_node.c: the traffic shaping automation in the scheduler process */
+/* sched_tsa_node_init - load the shaping files (fatal with the diagnostics when they do not load) */
+void sched_tsa_node_init(struct scheduler *sc);
+void sched_tsa_node_fini(struct scheduler *sc);
+/* sched_tsa_node_record - MSG_SPOOL_TSA_RESPONSE and MSG_SPOOL_TSA_STATE */
+void sched_tsa_node_record(struct scheduler *sc, const struct proto_rec *rec);
+/* sched_tsa_node_tick - expiries, Bounce sweeps, firings owed to the spool, the tsa status page */
+void sched_tsa_node_tick(struct scheduler *sc, bool publish);
+/* sched_tsa_overrides - the active SetConfig / SetDomainConfig overrides of a path merged into one
+ * object {option: value}; NULL when none. Caller decrefs. */
+json_t *sched_tsa_overrides(struct scheduler *sc, const char *source, const char *site, const char *domain);
 
 void sched_route_resolve(void *arg, const char *domain);
 void sched_route_init(struct scheduler *sc);

@@ -87,7 +87,7 @@ static void hook_queue_config(void *arg, const char *queue, const char *domain, 
     qc->pool = q->pool < CFG_MAX_POOLS ? pool_map[q->pool] : pool_map[0];
 }
 
-static void send_fail(struct scheduler *sc, const struct sched_msg *msg, uint16_t kind, uint16_t reason)
+void scheduler_send_fail(struct scheduler *sc, const struct sched_msg *msg, uint16_t kind, uint16_t reason)
 {
     struct proto_rec r = {.type = MSG_SCHEDULER_MESSAGE_FAIL};
     struct msgid id;
@@ -106,7 +106,7 @@ static void send_fail(struct scheduler *sc, const struct sched_msg *msg, uint16_
 
 static void hook_expire(void *arg, const struct sched_msg *msg)
 {
-    send_fail(arg, msg, PROTO_FAIL_EXPIRE, PROTO_FAIL_REASON_NONE);
+    scheduler_send_fail(arg, msg, PROTO_FAIL_EXPIRE, PROTO_FAIL_REASON_NONE);
 }
 
 /* fail_reason - the protocol's name for the resolver's verdict (the spool does not know the resolver) */
@@ -131,7 +131,7 @@ static enum proto_fail_reason fail_reason(enum dns_status st)
 static void hook_bounce(void *arg, const struct sched_msg *msg, const char *reason)
 {
     struct scheduler *sc = arg;
-    send_fail(sc, msg, PROTO_FAIL_DNS_BOUNCE, fail_reason(sc->fail_status));
+    scheduler_send_fail(sc, msg, PROTO_FAIL_DNS_BOUNCE, fail_reason(sc->fail_status));
 }
 
 static void hook_deliver(void *arg, struct sched_msg *msg, struct sched_lease *lease, bool last)
@@ -292,6 +292,11 @@ static void on_record(struct role_rt *rt, unsigned from, const struct proto_rec 
         if (role == PROTO_NODE_ROLE_EGRESS)
             on_lease_closed(sc, from, rec);
         return;
+    case MSG_SPOOL_TSA_RESPONSE:
+    case MSG_SPOOL_TSA_STATE:
+        if (role == PROTO_NODE_ROLE_SPOOL)
+            sched_tsa_node_record(sc, rec);
+        return;
     default:
         proto_node_counter_add(rt->self, PROTO_NODE_CTR_RING_BAD, 1);
         return;
@@ -393,10 +398,12 @@ static void on_tick(struct role_rt *rt, uint64_t now_ns)
 {
     struct scheduler *sc = rt->ctx;
     work(sc);
-    if (now_ns - sc->status_at_ns >= 1000000000u) {
+    bool publish = now_ns - sc->status_at_ns >= 1000000000u;
+    if (publish) {
         sc->status_at_ns = now_ns;
         sched_status_publish(sc);
     }
+    sched_tsa_node_tick(sc, publish);
 }
 
 static bool on_idle(struct role_rt *rt)
@@ -492,6 +499,7 @@ int main(int argc, char **argv)
     rt.hooks.on_drain = on_drain;
     rt.hooks.on_reload = on_reload;
     core_setup(&sc);
+    sched_tsa_node_init(&sc); /* before the shaping: the paths it resolves ask for automation overrides */
     sched_route_init(&sc);
     sched_shaping_init(&sc);
     sc.due.op = (struct evl_op){on_due, &sc};
@@ -501,6 +509,7 @@ int main(int argc, char **argv)
     sched_shaping_fini(&sc);
     for (int i = 0; i < 8; i++)
         (void)evl_run_once(&rt.evl, false);
+    sched_tsa_node_fini(&sc);
     sched_core_free(sc.core);
     sched_keys_fini(&sc.keys);
     sched_pathcfg_free(sc.pathcfg);

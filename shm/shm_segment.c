@@ -106,9 +106,26 @@ static int bind(struct shm_segment *seg, const struct shm_header *h)
     return shm_arena_open(&seg->arena_view, base + h->off_arena, h->arena_region);
 }
 
+static struct proto_node_status *page_of(struct shm_segment *seg, unsigned page)
+{
+    return (struct proto_node_status *)(void *)((char *)seg->status + (size_t)page * PROTO_NODE_STATUS_BYTES);
+}
+
 int shm_segment_status_publish(struct shm_segment *seg, const char *json, size_t len)
 {
-    struct proto_node_status *st = seg->status;
+    return shm_segment_page_publish(seg, PROTO_NODE_STATUS_QUEUES, json, len);
+}
+
+char *shm_segment_status_read(struct shm_segment *seg, size_t *len, uint64_t *updated_ns)
+{
+    return shm_segment_page_read(seg, PROTO_NODE_STATUS_QUEUES, len, updated_ns);
+}
+
+int shm_segment_page_publish(struct shm_segment *seg, unsigned page, const char *json, size_t len)
+{
+    if (page >= PROTO_NODE_STATUS_PAGES)
+        return -EINVAL;
+    struct proto_node_status *st = page_of(seg, page);
     if (len > PROTO_NODE_STATUS_BYTES - sizeof(*st) - 1)
         return -E2BIG;
     uint64_t s = atomic_load_explicit(&st->seq, memory_order_relaxed);
@@ -122,9 +139,11 @@ int shm_segment_status_publish(struct shm_segment *seg, const char *json, size_t
     return 0;
 }
 
-char *shm_segment_status_read(struct shm_segment *seg, size_t *len, uint64_t *updated_ns)
+char *shm_segment_page_read(struct shm_segment *seg, unsigned page, size_t *len, uint64_t *updated_ns)
 {
-    struct proto_node_status *st = seg->status;
+    if (page >= PROTO_NODE_STATUS_PAGES)
+        return NULL;
+    struct proto_node_status *st = page_of(seg, page);
     char *buf = NULL;
     for (int tries = 0; tries < 1000; tries++) {
         uint64_t s1 = atomic_load_explicit(&st->seq, memory_order_acquire);
@@ -180,7 +199,7 @@ int shm_segment_create(struct shm_segment *seg, const struct shm_segment_params 
     uint64_t off_arena = ALIGN_UP(off, 4096);
     arena_region = ALIGN_UP(shm_arena_bytes(p->arena_bytes), 4096);
     uint64_t off_status = off_arena + arena_region;
-    total = off_status + PROTO_NODE_STATUS_BYTES;
+    total = off_status + (uint64_t)PROTO_NODE_STATUS_PAGES * PROTO_NODE_STATUS_BYTES;
 
     rc = shm_pages_alloc(total, p->huge, &seg->pages, err);
     if (rc < 0)
@@ -201,7 +220,9 @@ int shm_segment_create(struct shm_segment *seg, const struct shm_segment_params 
     h->off_arena = off_arena;
     h->arena_region = arena_region;
     h->off_status = off_status;
-    memset((char *)seg->pages.base + off_status, 0, sizeof(struct proto_node_status));
+    for (unsigned pg = 0; pg < PROTO_NODE_STATUS_PAGES; pg++)
+        memset((char *)seg->pages.base + off_status + (uint64_t)pg * PROTO_NODE_STATUS_BYTES, 0,
+               sizeof(struct proto_node_status));
     build_topology(h);
     ASSERT(h->n_rings == n_rings);
 
@@ -271,7 +292,9 @@ int shm_segment_attach(struct shm_segment *seg, int fd, char **err)
         why = "instance table outside the segment";
     else if (h->off_arena > size || h->arena_region > size - h->off_arena || h->off_arena % 64)
         why = "arena outside the segment";
-    else if (h->off_status > size || PROTO_NODE_STATUS_BYTES > size - h->off_status || h->off_status % 64)
+    else if (h->off_status > size ||
+             (uint64_t)PROTO_NODE_STATUS_PAGES * PROTO_NODE_STATUS_BYTES > size - h->off_status ||
+             h->off_status % 64)
         why = "status page outside the segment";
     else if (h->n_rings != 2 + 2 * h->n_ingress + 4 * h->n_egress || h->n_rings > SHM_MAX_RINGS)
         why = "bad ring count";

@@ -24,7 +24,7 @@
 #include "shm/shm_ring.h"
 
 #define SHM_MAGIC 0x52494e474d41494cull /* "RINGMAIL" */
-#define SHM_LAYOUT_VERSION 2
+#define SHM_LAYOUT_VERSION 3
 #define SHM_NO_RING 0xffffu
 /* 2 + 2N + 4M rings (shm_segment.c build_topology): 194 with 32 + 32 workers. The array used to be
  * declared 4 * 32 + 2 long while creation wrote up to 194 entries into the header's page padding;
@@ -54,7 +54,8 @@ struct shm_header {
     uint64_t off_instances;
     uint64_t off_arena;
     uint64_t arena_region;   /* bytes of the arena region (metadata + data) */
-    uint64_t off_status;     /* the status page: struct proto_node_status, PROTO_NODE_STATUS_BYTES in all */
+    uint64_t off_status;     /* the status pages: PROTO_NODE_STATUS_PAGES x PROTO_NODE_STATUS_BYTES, each
+                              * a struct proto_node_status */
     _Atomic int32_t supervisor_pid;
     _Atomic uint32_t reload_gen; /* bumped by the supervisor at each successful reload */
     _Atomic uint32_t stopping;   /* the node is draining */
@@ -124,6 +125,9 @@ _Static_assert(_Alignof(struct shm_bell) <= _Alignof(struct proto_node_instance)
 
 /* shm_segment_status_publish - replace the status document (single writer); -E2BIG when it does not fit */
 int shm_segment_status_publish(struct shm_segment *seg, const char *json, size_t len);
+/* shm_segment_page_publish / _read - the same for any page (enum proto_node_status_page) */
+int shm_segment_page_publish(struct shm_segment *seg, unsigned page, const char *json, size_t len);
+char *shm_segment_page_read(struct shm_segment *seg, unsigned page, size_t *len, uint64_t *updated_ns);
 /* shm_segment_status_read - a consistent copy of the document (heap, NUL-terminated), or NULL when none
  * was published or the writer kept it busy */
 char *shm_segment_status_read(struct shm_segment *seg, size_t *len, uint64_t *updated_ns);
