@@ -3,6 +3,8 @@
  *
  *   GET  /api/v1/status                  node, shared memory and every role instance
  *   GET  /api/v1/queues                  the scheduler's queues and egress paths (its status page)
+ *   GET  /api/v1/tsa/status[?domain=D&site=S]  traffic shaping automation effects in force (filtered)
+ *   GET  /api/v1/tsa/history             the recent automation firings, newest first
  *   POST /api/v1/restart/ROLE[/INDEX]    restart one role's workers without touching the others
  *   POST /api/v1/reload                  validate and reload the configuration (as SIGHUP)
  *   GET  /metrics                        Prometheus text from the shared-memory counters
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -298,6 +301,47 @@ static enum MHD_Result shaping_request(struct supervisor *s, struct MHD_Connecti
     return ret;
 }
 
+/* tsa_filter - keep the entries of `domain` and `site` (NULL: any) */
+static size_t tsa_filter(struct proto_status_tsa_entry *v, size_t n, const char *domain, const char *site)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if ((!domain || strcasecmp(v[i].domain, domain) == 0) && (!site || strcasecmp(v[i].site, site) == 0))
+            v[k++] = v[i];
+    return k;
+}
+
+/* tsa_doc - the tsa page in its served form: the effects in force (status) or the firings (history) */
+static enum MHD_Result tsa_doc(struct supervisor *s, struct MHD_Connection *c, bool history)
+{
+    size_t n = 0;
+    uint64_t at = 0;
+    char *doc = shm_segment_page_read(&s->seg, PROTO_NODE_STATUS_TSA, &n, &at);
+    if (!doc)
+        return respond_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "the scheduler has not published its TSA state yet");
+    struct proto_status_tsa t;
+    char *why = NULL;
+    int rc = proto_status_tsa_decode(doc, n, false, &t, &why);
+    free(doc);
+    if (rc < 0) {
+        log_warn("the scheduler's TSA page breaks its schema: %s", why);
+        free(why);
+        return respond_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "the scheduler's TSA page is not valid");
+    }
+    if (history) {
+        t.n_active = 0;
+    } else {
+        t.n_history = 0;
+        t.n_active = tsa_filter(t.active, t.n_active, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "domain"),
+                                MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "site"));
+    }
+    uint64_t now = clock_real_ns();
+    t.age_ms = (int64_t)(now > at ? (now - at) / 1000000u : 0);
+    char *text = proto_status_tsa_encode(&t, true);
+    proto_status_tsa_fini(&t);
+    return respond_doc(c, MHD_HTTP_OK, text);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
@@ -339,6 +383,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         proto_status_queues_fini(&q);
         return respond_doc(c, MHD_HTTP_OK, text);
     }
+    if (get && (strcmp(url, "/api/v1/tsa/status") == 0 || strcmp(url, "/api/v1/tsa/history") == 0))
+        return tsa_doc(s, c, strcmp(url, "/api/v1/tsa/history") == 0);
     if (get && strcmp(url, "/metrics") == 0)
         return respond(c, MHD_HTTP_OK, "text/plain; version=0.0.4", metrics_text(s));
     if (get && strcmp(url, "/api/v1/shaping/resolve") == 0)

@@ -30,6 +30,7 @@
 #include "common/proto_status.h"
 #include "shm/shm_pages.h"
 #include "tools/ringctl_shaping.h"
+#include "tools/ringctl_tsa.h"
 
 #define RINGCTL_MAX_RESPONSE (16u << 20)
 #define RINGCTL_TIMEOUT_MS 15000
@@ -339,6 +340,8 @@ static void usage(FILE *f)
                "  restart ROLE[/N]    restart a role (spool, scheduler, ingress, egress), or worker N of it\n"
                "  reload              validate and reload the configuration (like SIGHUP to ringmaild)\n"
                "  metrics             the Prometheus metrics text\n"
+               "  tsa-status [--domain D] [--site S]  traffic shaping automation effects in force, time left\n"
+               "  tsa-history         the recent traffic shaping automation firings, newest first\n"
                "  doctor              host settings for a park node (hugepages, sysctls) with advice\n"
                "  validate-shaping FILE...   check shaping files offline (docs/shaping.md)\n"
                "  resolve-shaping --domain D [--source S] [--site SITE | --mx HOST ...] [--shaping FILE ...]\n"
@@ -353,11 +356,14 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"endpoint", required_argument, NULL, 'e'},
         {"json", no_argument, NULL, 'j'},
+        {"domain", required_argument, NULL, 'd'},
+        {"site", required_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *endpoint = getenv("RINGCTL_ENDPOINT");
     bool raw_json = false;
+    const char *domain = NULL, *site = NULL; /* tsa-status filters */
     struct http_resp resp;
     char path[256];
     const char *method = "GET";
@@ -370,8 +376,14 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc && !shaping_at; i++)
         if (ringctl_shaping_command(argv[i]))
             shaping_at = i;
-    while ((c = getopt_long(shaping_at ? shaping_at : argc, argv, "e:jh", opts, NULL)) != -1) {
+    while ((c = getopt_long(shaping_at ? shaping_at : argc, argv, "e:jhd:s:", opts, NULL)) != -1) {
         switch (c) {
+        case 'd':
+            domain = optarg;
+            break;
+        case 's':
+            site = optarg;
+            break;
         case 'e':
             endpoint = optarg;
             break;
@@ -405,6 +417,11 @@ int main(int argc, char **argv)
         return doctor(endpoint);
     } else if (strcmp(cmd, "metrics") == 0 && nargs == 0) {
         snprintf(path, sizeof(path), "/metrics");
+    } else if ((strcmp(cmd, "tsa-status") == 0 || strcmp(cmd, "tsa-history") == 0) && nargs == 0) {
+        if (ringctl_tsa_path(cmd, domain, site, path, sizeof(path)) < 0) {
+            usage(stderr);
+            return 2;
+        }
     } else if (strcmp(cmd, "restart") == 0 && nargs == 1) {
         const char *role = argv[optind + 1];
         char r[64];
@@ -446,6 +463,12 @@ int main(int argc, char **argv)
         if ((dec = proto_status_queues_decode(resp.body, resp.body_len, true, &q, &why)) == 0) {
             print_queues(&q);
             proto_status_queues_fini(&q);
+        }
+    } else if (strncmp(cmd, "tsa-", 4) == 0 && rc == 0) {
+        struct proto_status_tsa t;
+        if ((dec = proto_status_tsa_decode(resp.body, resp.body_len, true, &t, &why)) == 0) {
+            ringctl_tsa_print(&t, strcmp(cmd, "tsa-history") == 0);
+            proto_status_tsa_fini(&t);
         }
     } else {
         struct proto_status_reply r;
