@@ -276,7 +276,7 @@ void spool_db_batch_free(struct spool_db_batch *b)
 void spool_db_batch_reset(struct spool_db_batch *b)
 {
     rocksdb_writebatch_clear(b->wb);
-    b->stores = b->updates = b->deletes = b->logrecs = 0;
+    b->stores = b->updates = b->deletes = b->logrecs = b->tsas = 0;
 }
 
 size_t spool_db_batch_count(const struct spool_db_batch *b)
@@ -357,7 +357,7 @@ int spool_db_write(struct spool_db *db, rocksdb_writebatch_t *wb, bool sync, con
 int spool_db_commit(struct spool_db *db, struct spool_db_batch *b)
 {
     ASSERT(b->db == db);
-    if (spool_db_batch_count(b) == 0 && b->logrecs == 0)
+    if (spool_db_batch_count(b) == 0 && b->logrecs == 0 && b->tsas == 0)
         return 0;
     if (db->rdb == NULL)
         return spool_db_closed(db);

@@ -116,7 +116,7 @@ int spool_db_batch_delete(struct spool_db_batch *b, struct msgid id);
  * spool_db_commit - one write batch, sync=true (one WAL fsync for everything in it).
  * Returns 0 when all of it is durable, else -errno with nothing of it applied. The batch
  * is left as it was either way: reset it before reuse (or commit it again after
- * spool_db_recover()). A batch without messages and log records is a no-op.
+ * spool_db_recover()). A batch without messages, log records and TSA firings is a no-op.
  */
 int spool_db_commit(struct spool_db *db, struct spool_db_batch *b);
 

@@ -45,7 +45,7 @@ struct spool_db {
 struct spool_db_batch {
     struct spool_db *db;
     rocksdb_writebatch_t *wb;
-    size_t stores, updates, deletes, logrecs;
+    size_t stores, updates, deletes, logrecs, tsas;
     struct buf enc;
 };
 

@@ -38,6 +38,7 @@ int spool_db_batch_tsa_add(struct spool_db_batch *b, const void *run, size_t len
     uint64_t s = db->tsa_next++;
     spool_db_key_be64(s, key);
     rocksdb_writebatch_put_cf(b->wb, db->cf[CF_TSA], (const char *)key, sizeof(key), run, len);
+    b->tsas++;
     if (s > SPOOL_DB_TSA_KEEP) {
         uint8_t lo[SPOOL_DB_SEQ_KEY], hi[SPOOL_DB_SEQ_KEY];
         spool_db_key_be64(0, lo);

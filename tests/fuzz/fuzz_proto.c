@@ -7,6 +7,7 @@
  *   3 announce batch                4 attempt result
  *   5 status page (queues, page form)   6 /api/v1/queues (served form)   7 /api/v1/status   8 a reply
  *   9 path configuration (proto_path_decode)
+ *   10 TSA response run   11 TSA event run   12 TSA status page (page form)   13 /api/v1/tsa/... (served)
  * The admin JSON documents (proto_status) cross from the scheduler to the supervisor through the status
  * page and from the supervisor to ringctl over HTTP: their decoders get the same treatment, and their
  * encoding is canonical, so encode -> decode -> encode gives the same text.
@@ -15,6 +16,7 @@
  * decode -> encode -> decode gives the same thing (and, where the encoding is canonical, the
  * same bytes).
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +25,7 @@
 #include "common/proto_msg.h"
 #include "common/proto_path.h"
 #include "common/proto_status.h"
+#include "common/proto_tsa.h"
 #include "tests/fuzz/fuzz.h"
 
 
@@ -203,6 +206,58 @@ static void fuzz_attempt(const uint8_t *data, size_t size)
     free(run);
 }
 
+/* fuzz_tsa_resp - a response run: refused with a reason, or decoded to strings within the contract and
+ * re-encoded to the very same bytes (the encoding is canonical) */
+static void fuzz_tsa_resp(const uint8_t *data, size_t size)
+{
+    struct proto_tsa_resp r;
+    const char *why = NULL;
+    struct buf b = {0};
+
+    if (proto_tsa_resp_decode(data, size, &r, &why) < 0) {
+        CHECK(why && *why && r._mem == NULL);
+        return;
+    }
+    CHECK(r.hdr.kind == PROTO_TSA_TRANSIENT || r.hdr.kind == PROTO_TSA_BOUNCE);
+    CHECK(r.str[PROTO_TSA_R_DOMAIN][0] != '\0');
+    for (int i = 0; i < PROTO_TSA_R_STRINGS; i++)
+        CHECK(strlen(r.str[i]) == r.hdr.len[i] && !strpbrk(r.str[i], "\r\n"));
+    CHECK(proto_tsa_resp_encode(&r, &b) == 0);
+    /* the header's reserved word is written as 0: compare past it */
+    CHECK(b.len == size && memcmp(b.data, data, offsetof(struct proto_tsa_resp_hdr, reserved)) == 0 &&
+          memcmp((uint8_t *)b.data + sizeof(struct proto_tsa_resp_hdr), data + sizeof(struct proto_tsa_resp_hdr),
+                 size - sizeof(struct proto_tsa_resp_hdr)) == 0);
+    buf_fini(&b);
+    proto_tsa_resp_fini(&r);
+}
+
+/* fuzz_tsa_events - an event run: refused with a reason, or each event within the contract, and the
+ * events re-appended to a new run decode to the same events */
+static void fuzz_tsa_events(const uint8_t *data, size_t size)
+{
+    struct proto_tsa_events ev, again;
+    const char *why = NULL;
+    struct buf b = {0};
+
+    if (proto_tsa_events_decode(data, size, &ev, &why) < 0) {
+        CHECK(why && *why && ev._mem == NULL);
+        return;
+    }
+    CHECK(ev.count <= PROTO_TSA_EVENTS_MAX);
+    proto_tsa_events_begin(&b);
+    for (uint32_t i = 0; i < ev.count; i++) {
+        CHECK(ev.ev[i].hdr.expiry_ms > ev.ev[i].hdr.start_ms && ev.ev[i].hdr.action <= PROTO_TSA_ACTION_MAX);
+        CHECK(proto_tsa_events_append(&b, &ev.ev[i]) == 0);
+    }
+    CHECK(proto_tsa_events_decode(b.data, b.len, &again, &why) == 0 && again.count == ev.count);
+    for (uint32_t i = 0; i < ev.count && i < again.count; i++)
+        for (int k = 0; k < PROTO_TSA_E_STRINGS; k++)
+            CHECK(strcmp(ev.ev[i].str[k], again.ev[i].str[k]) == 0);
+    proto_tsa_events_fini(&again);
+    proto_tsa_events_fini(&ev);
+    buf_fini(&b);
+}
+
 /* fuzz_status - decode; a decoded document encodes, decodes again and encodes to the same text */
 #define FUZZ_STATUS(name, type, dec, enc, fini)                                                             \
     static void name(const uint8_t *data, size_t size)                                                       \
@@ -248,6 +303,25 @@ FUZZ_STATUS(fuzz_queues_page, struct proto_status_queues, queues_page_decode, qu
             proto_status_queues_fini)
 FUZZ_STATUS(fuzz_queues_served, struct proto_status_queues, queues_served_decode, queues_served_encode,
             proto_status_queues_fini)
+static int tsa_page_decode(const char *t, size_t n, struct proto_status_tsa *q, char **err)
+{
+    return proto_status_tsa_decode(t, n, false, q, err);
+}
+static char *tsa_page_encode(const struct proto_status_tsa *q)
+{
+    return proto_status_tsa_encode(q, false);
+}
+static int tsa_served_decode(const char *t, size_t n, struct proto_status_tsa *q, char **err)
+{
+    return proto_status_tsa_decode(t, n, true, q, err);
+}
+static char *tsa_served_encode(const struct proto_status_tsa *q)
+{
+    return proto_status_tsa_encode(q, true);
+}
+
+FUZZ_STATUS(fuzz_tsa_page, struct proto_status_tsa, tsa_page_decode, tsa_page_encode, proto_status_tsa_fini)
+FUZZ_STATUS(fuzz_tsa_served, struct proto_status_tsa, tsa_served_decode, tsa_served_encode, proto_status_tsa_fini)
 FUZZ_STATUS(fuzz_node, struct proto_status_node, proto_status_node_decode, proto_status_node_encode,
             proto_status_node_fini)
 FUZZ_STATUS(fuzz_reply, struct proto_status_reply, proto_status_reply_decode, proto_status_reply_encode,
@@ -287,7 +361,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n = size - 1;
     uint8_t *p = malloc(n ? n : 1);
     memcpy(p, data + 1, n);
-    switch (data[0] % 10) {
+    switch (data[0] % 14) {
     case 0:
         fuzz_env(p, n);
         break;
@@ -312,10 +386,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 7:
         fuzz_node(p, n);
         break;
+    case 10:
+        fuzz_tsa_resp(p, n);
+        break;
+    case 11:
+        fuzz_tsa_events(p, n);
+        break;
+    case 12:
+        fuzz_tsa_page(p, n);
+        break;
+    case 13:
+        fuzz_tsa_served(p, n);
+        break;
     case 8:
         fuzz_reply(p, n);
         break;
-    default:
+    default: /* 9 */
         fuzz_path(p, n);
         break;
     }

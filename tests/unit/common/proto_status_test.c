@@ -32,6 +32,44 @@ static struct proto_status_queues queues_doc(void)
     };
 }
 
+static struct proto_status_tsa_entry tsa_v[2] = {
+    {"Suspend", "ip-1", "mx.yahoo.test", "", "", "", NULL, NULL, "provider:yahoo", "shaping.toml", 12, "\\[TS04\\]",
+     "421 4.7.0 [TS04] deferred", 3, 1765000000000, 1765003600000, 2820000},
+    {"SetConfig", "", "mx.yahoo.test", "", "", "", "connection_limit", "1", "domain:yahoo.com", "shaping.toml", 30,
+     "TS03", "421 4.7.0 [TS03] x", 1, 1765000000000, 1765000600000, -1},
+};
+
+static struct proto_status_tsa tsa_doc(void)
+{
+    return (struct proto_status_tsa){.active = tsa_v, .n_active = 1, .history = tsa_v, .n_history = 2, .age_ms = 40};
+}
+
+static void test_tsa_round_trip(void)
+{
+    for (int served = 0; served <= 1; served++) {
+        struct proto_status_tsa in = tsa_doc(), out;
+        char *err = NULL;
+        char *text = proto_status_tsa_encode(&in, served);
+        CHECK(text != NULL, "tsa encode");
+        if (!text)
+            continue;
+        CHECK(proto_status_tsa_decode(text, strlen(text), served, &out, &err) == 0, "tsa decode: %s", err);
+        CHECK(out.n_active == 1 && out.n_history == 2 && out.age_ms == (served ? 40 : -1), "tsa counts, age");
+        if (out.n_history == 2) {
+            CHECK(out.active[0].remaining_ms == 2820000 && out.history[1].remaining_ms == -1, "remaining_ms");
+            CHECK(strcmp(out.history[1].option, "connection_limit") == 0 && strcmp(out.history[1].value, "1") == 0 &&
+                      out.history[0].option == NULL,
+                  "option and value");
+            CHECK(strcmp(out.active[0].regex, "\\[TS04\\]") == 0 && out.active[0].rule_line == 12, "rule");
+        }
+        char *again = proto_status_tsa_encode(&out, served);
+        CHECK(again && strcmp(again, text) == 0, "tsa re-encodes to the same text");
+        free(again);
+        free(text);
+        proto_status_tsa_fini(&out);
+    }
+}
+
 static struct proto_status_role role_v[2];
 
 static struct proto_status_node node_doc(void)
@@ -237,7 +275,7 @@ static void test_reply(void)
 
 /* ---- refusals: a valid document with one member broken ---- */
 
-enum doc { DOC_PAGE, DOC_SERVED, DOC_NODE, DOC_REPLY };
+enum doc { DOC_PAGE, DOC_SERVED, DOC_NODE, DOC_REPLY, DOC_TSA };
 
 struct bad_case {
     enum doc doc;
@@ -283,6 +321,14 @@ static const struct bad_case bad_cases[] = {
     {DOC_NODE, "roles.0.last_exit", "null", "age without last_exit"},
     {DOC_NODE, "roles.1.held_for_ms", NULL, "held without held_for_ms"},
     {DOC_NODE, "roles.0.held_for_ms", "5", "held_for_ms on a ready instance"},
+    {DOC_TSA, "active.0.action", "3", "number for an action"},
+    {DOC_TSA, "active.0.count", "-1", "negative count"},
+    {DOC_TSA, "active.0.expires_ms", "1765000000000", "expiry not after start"},
+    {DOC_TSA, "active.0.option", "\"connection_limit\"", "option without a value"},
+    {DOC_TSA, "history.1.value", NULL, "value missing from a SetConfig entry"},
+    {DOC_TSA, "history.1.rule_line", "4294967296", "rule line beyond 32 bits"},
+    {DOC_TSA, "history", NULL, "missing history"},
+    {DOC_TSA, "active.0.site", NULL, "missing site"},
     {DOC_REPLY, "ok", NULL, "reply without ok"},
     {DOC_REPLY, "detail", "7", "number for detail"},
     {DOC_REPLY, "detail", NULL, "neither detail nor error"},
@@ -294,7 +340,9 @@ static json_t *doc_tree(enum doc d)
     struct proto_status_queues q = queues_doc();
     struct proto_status_node n = node_doc();
     struct proto_status_reply r = {.ok = true, .detail = "done"};
-    char *text = d == DOC_PAGE     ? proto_status_queues_encode(&q, false)
+    struct proto_status_tsa t = tsa_doc();
+    char *text = d == DOC_TSA      ? proto_status_tsa_encode(&t, false)
+                 : d == DOC_PAGE   ? proto_status_queues_encode(&q, false)
                  : d == DOC_SERVED ? proto_status_queues_encode(&q, true)
                  : d == DOC_NODE   ? proto_status_node_encode(&n)
                                    : proto_status_reply_encode(&r);
@@ -308,9 +356,17 @@ static int decode_doc(enum doc d, const char *text, size_t len, char **err)
     struct proto_status_queues q;
     struct proto_status_node n;
     struct proto_status_reply r;
+    struct proto_status_tsa t;
     int rc;
 
     switch (d) {
+    case DOC_TSA:
+        rc = proto_status_tsa_decode(text, len, false, &t, err);
+        if (rc == 0)
+            proto_status_tsa_fini(&t);
+        else
+            CHECK(t.active == NULL && t.tree == NULL, "a refused document leaves nothing behind");
+        return rc;
     case DOC_PAGE:
     case DOC_SERVED:
         rc = proto_status_queues_decode(text, len, d == DOC_SERVED, &q, err);
@@ -473,6 +529,7 @@ int main(void)
     test_queues_round_trip();
     test_node_round_trip();
     test_reply();
+    test_tsa_round_trip();
     test_refusals();
     test_oversized();
     test_not_documents();

@@ -379,13 +379,13 @@ static void raw_put_envelopes(const char *dir, const uint8_t *const *keys, const
     const uint8_t *const *vals, const size_t *vlens, int n)
 {
     /* RocksDB refuses an open that leaves out an existing family: name every one */
-    const char *names[5] = { "default", SPOOL_DB_CF_ENVELOPES, SPOOL_DB_CF_BODIES, SPOOL_DB_CF_QUARANTINE,
-        SPOOL_DB_CF_LOGAHEAD };
+    const char *names[6] = { "default", SPOOL_DB_CF_ENVELOPES, SPOOL_DB_CF_BODIES, SPOOL_DB_CF_QUARANTINE,
+        SPOOL_DB_CF_LOGAHEAD, SPOOL_DB_CF_TSA };
     rocksdb_options_t *o = rocksdb_options_create();
-    const rocksdb_options_t *co[5] = { o, o, o, o, o };
-    rocksdb_column_family_handle_t *h[5] = {0};
+    const rocksdb_options_t *co[6] = { o, o, o, o, o, o };
+    rocksdb_column_family_handle_t *h[6] = {0};
     char *err = NULL;
-    rocksdb_t *db = rocksdb_open_column_families(o, dir, 5, names, co, h, &err);
+    rocksdb_t *db = rocksdb_open_column_families(o, dir, 6, names, co, h, &err);
     if (err != NULL) {
         CHECK(0, "raw open: %s", err);
         rocksdb_free(err);
@@ -403,7 +403,7 @@ static void raw_put_envelopes(const char *dir, const uint8_t *const *keys, const
         }
     }
     rocksdb_writeoptions_destroy(wo);
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         rocksdb_column_family_handle_destroy(h[i]);
     rocksdb_close(db);
     rocksdb_options_destroy(o);
@@ -489,6 +489,65 @@ static void test_quarantine(void)
     free(dir);
 }
 
+/* the TSA history: firings kept in write order, the newest SPOOL_DB_TSA_KEEP only, across a reopen */
+struct tsa_seen {
+    uint64_t first, last, n;
+    char value[32];
+};
+
+static int tsa_collect(void *arg, uint64_t seq, const void *run, size_t len)
+{
+    struct tsa_seen *t = arg;
+    if (t->n++ == 0)
+        t->first = seq;
+    CHECK(seq > t->last, "sequence %llu after %llu", (unsigned long long)seq, (unsigned long long)t->last);
+    t->last = seq;
+    snprintf(t->value, sizeof(t->value), "%.*s", (int)len, (const char *)run);
+    return 0;
+}
+
+static void test_tsa_history(void)
+{
+    char *dir = temp_dir();
+    struct spool_db *db = open_or_die(dir, NULL);
+    struct spool_db_batch *b = spool_db_batch_new(db);
+    struct tsa_seen t = {0};
+
+    CHECK(spool_db_tsa_scan(db, tsa_collect, &t) == 0 && t.n == 0, "empty history: %llu", (unsigned long long)t.n);
+    CHECK(spool_db_batch_tsa_add(b, "x", 0) == -EINVAL, "empty firing accepted");
+    const unsigned total = SPOOL_DB_TSA_KEEP + 5;
+    for (unsigned i = 1; i <= total; i++) {
+        char v[32];
+        snprintf(v, sizeof(v), "firing-%u", i);
+        CHECK(spool_db_batch_tsa_add(b, v, strlen(v)) == 0, "add %u", i);
+        /* a firing travels with its log record; commit in passes of 1000 as the spool would */
+        CHECK(spool_db_logrec_add(b, "{}", 2, NULL) == 0, "logrec");
+        if (i % 1000 == 0 || i == total) {
+            CHECK(spool_db_commit(db, b) == 0, "commit at %u", i);
+            spool_db_batch_reset(b);
+        }
+    }
+    memset(&t, 0, sizeof(t));
+    CHECK(spool_db_tsa_scan(db, tsa_collect, &t) == (int)SPOOL_DB_TSA_KEEP, "kept %llu", (unsigned long long)t.n);
+    CHECK(t.first == 6 && t.last == total && strcmp(t.value, "firing-10005") == 0, "kept %llu..%llu, last %s",
+          (unsigned long long)t.first, (unsigned long long)t.last, t.value);
+    spool_db_batch_free(b);
+    spool_db_close(db);
+
+    db = open_or_die(dir, NULL);
+    b = spool_db_batch_new(db);
+    CHECK(spool_db_batch_tsa_add(b, "after", 5) == 0 && spool_db_commit(db, b) == 0, "add after reopen");
+    memset(&t, 0, sizeof(t));
+    CHECK(spool_db_tsa_scan(db, tsa_collect, &t) == (int)SPOOL_DB_TSA_KEEP, "kept after reopen %llu",
+          (unsigned long long)t.n);
+    CHECK(t.last == total + 1 && strcmp(t.value, "after") == 0 && t.first == 7, "numbering goes on: %llu..%llu %s",
+          (unsigned long long)t.first, (unsigned long long)t.last, t.value);
+    spool_db_batch_free(b);
+    spool_db_close(db);
+    rm_rf(dir);
+    free(dir);
+}
+
 static void test_free_space(void)
 {
     uint64_t avail = 0;
@@ -516,6 +575,7 @@ int main(int argc, char **argv)
     test_group_commit();
     test_crash();
     test_quarantine();
+    test_tsa_history();
     test_free_space();
     if (!check_failures)
         printf("spool_db_test: ok\n");
