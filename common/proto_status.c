@@ -146,6 +146,7 @@ static const struct field tsa_entry_f[] = {
 };
 static const struct spec tsa_entry_s = SPEC(tsa_entry_f, tsa_entry_check);
 static const struct field tsa_f[] = {
+    FLD("responses", K_U64, T, responses, 0),
     ARR("active", T, active, n_active, TE, PROTO_STATUS_TSA_MAX, tsa_entry_s),
     ARR("history", T, history, n_history, TE, PROTO_STATUS_TSA_MAX, tsa_entry_s),
     FLD("age_ms", K_U64, T, age_ms, 0), /* served form only: the last entry */

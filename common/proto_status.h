@@ -80,6 +80,7 @@ struct proto_status_tsa_entry {
 };
 
 struct proto_status_tsa {
+    uint64_t responses; /* TransientFailure and Bounce responses the scheduler got since it started */
     struct proto_status_tsa_entry *active; /* at most PROTO_STATUS_TSA_MAX, soonest expiry first */
     size_t n_active;
     struct proto_status_tsa_entry *history; /* at most PROTO_STATUS_TSA_MAX, newest first */

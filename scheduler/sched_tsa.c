@@ -35,6 +35,7 @@ struct sched_tsa {
     size_t hist_head, n_hist;
     struct counter *ctr;
     size_t n_ctr, cap_ctr;
+    uint64_t responses;
 };
 
 static const char *const action_names[] = {"Suspend",         "SetConfig", "SetDomainConfig", "SuspendTenant",
@@ -282,6 +283,7 @@ size_t sched_tsa_response(struct sched_tsa *t, const struct proto_tsa_resp *r, u
     const struct shaping_rule **rules = NULL;
     size_t fired = 0;
 
+    t->responses++;
     if (!t->ops.rules || !t->ops.match)
         return 0;
     size_t n = t->ops.rules(t->ops.arg, s[PROTO_TSA_R_DOMAIN], s[PROTO_TSA_R_SOURCE], s[PROTO_TSA_R_SITE], &rules);
@@ -454,6 +456,7 @@ void sched_tsa_status(const struct sched_tsa *t, uint64_t now_ms, size_t max_act
 {
     memset(doc, 0, sizeof(*doc));
     doc->age_ms = -1;
+    doc->responses = t->responses;
     doc->active = xcalloc(t->n_eff ? t->n_eff : 1, sizeof(*doc->active));
     for (size_t i = 0; i < t->n_eff; i++)
         if (t->eff[i].hdr.expiry_ms > (int64_t)now_ms)

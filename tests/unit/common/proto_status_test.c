@@ -41,7 +41,7 @@ static struct proto_status_tsa_entry tsa_v[2] = {
 
 static struct proto_status_tsa tsa_doc(void)
 {
-    return (struct proto_status_tsa){.active = tsa_v, .n_active = 1, .history = tsa_v, .n_history = 2, .age_ms = 40};
+    return (struct proto_status_tsa){.responses = 9, .active = tsa_v, .n_active = 1, .history = tsa_v, .n_history = 2, .age_ms = 40};
 }
 
 static void test_tsa_round_trip(void)
@@ -328,6 +328,7 @@ static const struct bad_case bad_cases[] = {
     {DOC_TSA, "history.1.value", NULL, "value missing from a SetConfig entry"},
     {DOC_TSA, "history.1.rule_line", "4294967296", "rule line beyond 32 bits"},
     {DOC_TSA, "history", NULL, "missing history"},
+    {DOC_TSA, "responses", "\"9\"", "responses as a string"},
     {DOC_TSA, "active.0.site", NULL, "missing site"},
     {DOC_REPLY, "ok", NULL, "reply without ok"},
     {DOC_REPLY, "detail", "7", "number for detail"},

@@ -139,6 +139,7 @@ static void test_immediate_suspend(void)
     struct proto_status_tsa doc;
     sched_tsa_status(t, T0 + 31 * MIN, 10, 10, &doc);
     CHECK(doc.n_active == 1 && doc.n_history == 3, "status %zu active, %zu history", doc.n_active, doc.n_history);
+    CHECK(doc.responses == 4, "responses %llu", (unsigned long long)doc.responses);
     if (doc.n_active == 1) {
         CHECK(strcmp(doc.active[0].action, "Suspend") == 0 && doc.active[0].count == 3, "active entry");
         CHECK(doc.active[0].remaining_ms == (int64_t)(59 * MIN), "remaining %lld",
