@@ -37,6 +37,19 @@ static size_t cut(const char *s, size_t max)
     return n > max ? max : n;
 }
 
+/* copy_run - the decoder's one read: a private copy of the run with its header in *h; NULL (and *why)
+ * when the run is shorter than the header */
+static uint8_t *copy_run(const void *run, size_t len, void *h, size_t hlen, const char **why)
+{
+    if (!run || len < hlen) {
+        *why = "run shorter than its header";
+        return NULL;
+    }
+    uint8_t *p = proto_wire_copy(run, len);
+    memcpy(h, p, hlen);
+    return p;
+}
+
 /* ---- response ---- */
 
 static size_t resp_max(int i)
@@ -84,12 +97,9 @@ int proto_tsa_resp_decode(const void *run, size_t len, struct proto_tsa_resp *ou
     const char *w = NULL;
 
     memset(out, 0, sizeof(*out));
-    if (!run || len < sizeof(h)) {
-        *why = "run shorter than its header";
+    uint8_t *p = copy_run(run, len, &h, sizeof(h), why);
+    if (!p)
         return -EBADMSG;
-    }
-    uint8_t *p = proto_wire_copy(run, len);
-    memcpy(&h, p, sizeof(h));
     size_t total = sizeof(h);
     for (int i = 0; i < PROTO_TSA_R_STRINGS; i++)
         total += h.len[i];
@@ -243,12 +253,9 @@ int proto_tsa_events_decode(const void *run, size_t len, struct proto_tsa_events
     const char *w = NULL;
 
     memset(out, 0, sizeof(*out));
-    if (!run || len < sizeof(h)) {
-        *why = "run shorter than its header";
+    uint8_t *p = copy_run(run, len, &h, sizeof(h), why);
+    if (!p)
         return -EBADMSG;
-    }
-    uint8_t *p = proto_wire_copy(run, len);
-    memcpy(&h, p, sizeof(h));
     if (h.magic != PROTO_TSA_EVENTS_MAGIC || h.version != PROTO_TSA_VERSION)
         w = "bad magic or version";
     else if (h.count > PROTO_TSA_EVENTS_MAX)
