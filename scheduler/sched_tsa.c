@@ -71,11 +71,17 @@ static void entry_fini(struct entry *e)
     memset(e, 0, sizeof(*e));
 }
 
+/* dup - the event's string i, NUL-terminated (a NULL string is empty) */
+static char *dup(const struct proto_tsa_event *ev, enum proto_tsa_event_str i)
+{
+    return xstrndup(ev->str[i] ? ev->str[i] : "", ev->hdr.len[i]);
+}
+
 static void entry_from(struct entry *e, const struct proto_tsa_event *ev)
 {
     e->hdr = ev->hdr;
     for (int i = 0; i < PROTO_TSA_E_STRINGS; i++)
-        e->str[i] = xstrndup(ev->str[i] ? ev->str[i] : "", ev->hdr.len[i]);
+        e->str[i] = dup(ev, (enum proto_tsa_event_str)i);
     e->firings = 1;
 }
 
@@ -112,18 +118,27 @@ static void history_add(struct sched_tsa *t, const struct proto_tsa_event *ev)
 static const enum proto_tsa_event_str key_strs[] = {PROTO_TSA_E_SOURCE, PROTO_TSA_E_SITE,     PROTO_TSA_E_DOMAIN,
                                                      PROTO_TSA_E_TENANT, PROTO_TSA_E_CAMPAIGN, PROTO_TSA_E_NAME};
 
+/* str_is - e's string i equals the event's (whose string may be NULL when empty) */
+static bool str_is(const struct entry *e, const struct proto_tsa_event *ev, enum proto_tsa_event_str i)
+{
+    size_t n = ev->hdr.len[i];
+    return strlen(e->str[i]) == n && (n == 0 || memcmp(e->str[i], ev->str[i], n) == 0);
+}
+
+/* same_key - the same action on the same key and option */
+static bool same_key(const struct entry *e, const struct proto_tsa_event *ev)
+{
+    bool same = e->hdr.action == ev->hdr.action;
+    for (size_t k = 0; same && k < sizeof(key_strs) / sizeof(key_strs[0]); k++)
+        same = str_is(e, ev, key_strs[k]);
+    return same;
+}
+
 static struct entry *effect_find(struct sched_tsa *t, const struct proto_tsa_event *ev)
 {
-    for (size_t i = 0; i < t->n_eff; i++) {
-        struct entry *e = &t->eff[i];
-        bool same = e->hdr.action == ev->hdr.action;
-        for (size_t k = 0; same && k < sizeof(key_strs) / sizeof(key_strs[0]); k++) {
-            enum proto_tsa_event_str s = key_strs[k];
-            same = strlen(e->str[s]) == ev->hdr.len[s] && memcmp(e->str[s], ev->str[s], ev->hdr.len[s]) == 0;
-        }
-        if (same)
-            return e;
-    }
+    for (size_t i = 0; i < t->n_eff; i++)
+        if (same_key(&t->eff[i], ev))
+            return &t->eff[i];
     return NULL;
 }
 
@@ -139,11 +154,10 @@ static void apply(struct sched_tsa *t, const struct proto_tsa_event *ev)
         if (ev->hdr.expiry_ms > e->hdr.expiry_ms)
             e->hdr.expiry_ms = ev->hdr.expiry_ms;
         free(e->str[PROTO_TSA_E_RESPONSE]);
-        e->str[PROTO_TSA_E_RESPONSE] = xstrndup(ev->str[PROTO_TSA_E_RESPONSE], ev->hdr.len[PROTO_TSA_E_RESPONSE]);
-        if (strlen(e->str[PROTO_TSA_E_VALUE]) != ev->hdr.len[PROTO_TSA_E_VALUE] ||
-            memcmp(e->str[PROTO_TSA_E_VALUE], ev->str[PROTO_TSA_E_VALUE], ev->hdr.len[PROTO_TSA_E_VALUE]) != 0) {
+        e->str[PROTO_TSA_E_RESPONSE] = dup(ev, PROTO_TSA_E_RESPONSE);
+        if (!str_is(e, ev, PROTO_TSA_E_VALUE)) {
             free(e->str[PROTO_TSA_E_VALUE]);
-            e->str[PROTO_TSA_E_VALUE] = xstrndup(ev->str[PROTO_TSA_E_VALUE], ev->hdr.len[PROTO_TSA_E_VALUE]);
+            e->str[PROTO_TSA_E_VALUE] = dup(ev, PROTO_TSA_E_VALUE);
             reconf = true;
         }
         e->firings++;
@@ -313,13 +327,8 @@ static bool known(const struct sched_tsa *t, const struct proto_tsa_event *ev)
 {
     for (size_t i = 0; i < t->n_hist; i++) {
         const struct entry *e = &t->hist[(t->hist_head + i) % SCHED_TSA_HISTORY];
-        bool same = e->hdr.start_ms == ev->hdr.start_ms && e->hdr.expiry_ms == ev->hdr.expiry_ms &&
-                    e->hdr.action == ev->hdr.action && e->hdr.line == ev->hdr.line;
-        for (size_t k = 0; same && k < sizeof(key_strs) / sizeof(key_strs[0]); k++) {
-            enum proto_tsa_event_str s = key_strs[k];
-            same = strlen(e->str[s]) == ev->hdr.len[s] && memcmp(e->str[s], ev->str[s], ev->hdr.len[s]) == 0;
-        }
-        if (same)
+        if (e->hdr.start_ms == ev->hdr.start_ms && e->hdr.expiry_ms == ev->hdr.expiry_ms &&
+            e->hdr.line == ev->hdr.line && same_key(e, ev))
             return true;
     }
     return false;
