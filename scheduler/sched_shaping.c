@@ -171,7 +171,7 @@ void sched_shaping_path(void *arg, const char *source, const char *site, const c
     defaults_of(&sc->rt->cfg, &def);
     json_t *resolved = shaping_resolve(sc->shaping, domain ? domain : site, source, resolve_site(sc, site, domain),
                                        NULL);
-    json_t *overrides = NULL; /* automation's SetConfig overrides: wired with the TSA */
+    json_t *overrides = sched_tsa_overrides(sc, source, site, domain); /* automation's SetConfig */
     int rc = shaping_path_config_from(resolved, overrides, &def, &pc, &err);
     if (rc < 0 && overrides) {
         /* an override that does not fit its option: the path runs on its files alone */

@@ -1,16 +1,18 @@
 /*
  * sched_tsa_node - the traffic shaping automation in the scheduler process (engine: sched_tsa.h)
  *
- * At start the shaping files are loaded (the built-in file until the configuration names files); a
- * load failure is fatal with its diagnostics. The spool's MSG_SPOOL_TSA_RESPONSE runs go to the
- * engine; each firing goes back to the spool as MSG_SCHEDULER_TSA_EVENT (durable history, TSA log
- * record), kept here while the arena has no room. MSG_SPOOL_TSA_STATE runs (the spool's start-up
- * walk) restore the firings: each not yet expired is applied again; one already in the history (the
- * spool restarted, the scheduler did not) is skipped.
- * The engine's actions: Suspend and SuspendTenant/Campaign go to the core's path and queue
- * suspensions; Bounce* fail every matching queued message that is not in flight with
- * PROTO_FAIL_ADMIN_BOUNCE (AdminBounce records and DSNs from the spool), again at each tick while the
- * effect lasts; SetConfig/SetDomainConfig call sc->reconfigure, which reads sched_tsa_overrides().
+ * The rules are those of the shaping the scheduler runs on (sc->shaping, loaded and reloaded by
+ * sched_shaping.c); a reload changes them from the next response on (Threshold counters are kept by
+ * rule index). The spool's MSG_SPOOL_TSA_RESPONSE runs go to the engine; each firing goes back to the
+ * spool as MSG_SCHEDULER_TSA_EVENT (durable history, TSA log record), kept here while the arena has
+ * no room. MSG_SPOOL_TSA_STATE runs (the spool's start-up walk) restore the firings: each not yet
+ * expired is applied again; one already in the history (the spool restarted, the scheduler did not)
+ * is skipped.
+ * The engine's actions: Suspend and SuspendTenant/Campaign are the core's path and queue suspensions
+ * (sched_path_suspend, sched_queue_suspend); Bounce* fail every matching queued message that is not
+ * in flight with PROTO_FAIL_ADMIN_BOUNCE (AdminBounce records and DSNs from the spool), again at each
+ * tick while the effect lasts; SetConfig/SetDomainConfig resolve the site's live paths again
+ * (sched_shaping_reconfigure), which reads sched_tsa_overrides().
  * Once a second the tsa document (common/proto_status.h) is published into its status page, cut down
  * when it does not fit.
  */
@@ -24,6 +26,7 @@
 #include "common/proto_dlv.h"
 #include "common/proto_status.h"
 #include "common/proto_tsa.h"
+#include "scheduler/sched_shaping.h"
 #include "scheduler/sched_tsa.h"
 #include "scheduler/scheduler.h"
 
@@ -31,7 +34,6 @@
 
 /* ---- the rules: the shaping library ---- */
 
-#ifdef RINGMAIL_HAVE_SHAPING
 static size_t rules_in_scope(void *arg, const char *domain, const char *source, const char *site,
                              const struct shaping_rule ***out)
 {
@@ -39,46 +41,24 @@ static size_t rules_in_scope(void *arg, const char *domain, const char *source, 
     return sc->shaping ? shaping_rules(sc->shaping, domain, source, site, out) : 0;
 }
 
-static void load_shaping(struct scheduler *sc, struct sched_tsa_ops *ops)
-{
-    struct shaping_diags d = {0};
-
-    sc->shaping = shaping_load_default(&d);
-    char *text = shaping_diags_text(&d);
-    if (!sc->shaping)
-        fatal("shaping files do not load:\n%s", text ? text : "");
-    if (text && text[0])
-        log_warn("shaping files loaded with warnings:\n%s", text);
-    free(text);
-    shaping_diags_fini(&d);
-    ops->rules = rules_in_scope;
-    ops->match = shaping_rule_match;
-}
-#else
-static void load_shaping(struct scheduler *sc, struct sched_tsa_ops *ops)
-{
-    (void)ops;
-    sc->shaping = NULL;
-    log_warn("this build has no shaping library (policy/shaping.h): automation rules are not matched");
-}
-#endif
-
 /* ---- the engine's actions ---- */
 
 static void op_suspend_path(void *arg, const char *source, const char *site, uint64_t until_ms)
 {
-    (void)arg;
-    /* to be wired: sched_path_suspend(sc->core, source, site, until_ms) (the core's path suspension) */
-    log_info("TSA: suspend %s->%s until %llu", source, site, (unsigned long long)until_ms);
+    struct scheduler *sc = arg;
+    int rc = sched_path_suspend(sc->core, source, site, until_ms);
+    if (rc < 0)
+        log_warn("TSA: suspension of %s->%s not applied (%s)", source, site, strerror(-rc));
 }
 
 static void op_suspend_queue(void *arg, const char *domain, const char *tenant, const char *campaign,
                              uint64_t until_ms)
 {
-    (void)arg;
-    /* to be wired: sched_queue_suspend(sc->core, domain, tenant, campaign, until_ms) */
-    log_info("TSA: suspend the queues of %s tenant %s campaign %s until %llu", domain, tenant,
-             campaign ? campaign : "(any)", (unsigned long long)until_ms);
+    struct scheduler *sc = arg;
+    int rc = sched_queue_suspend(sc->core, domain, tenant, campaign, until_ms);
+    if (rc < 0)
+        log_warn("TSA: suspension of the queues of %s tenant \"%s\" not applied (%s)", domain, tenant,
+                 strerror(-rc));
 }
 
 struct sweep {
@@ -147,11 +127,16 @@ static void op_bounce(void *arg, const char *domain, const char *tenant, const c
     free(sw.keys);
 }
 
+/* op_reconfigure - the overrides of a site changed: every live path of it (source NULL) resolves again */
 static void op_reconfigure(void *arg, const char *source, const char *site)
 {
     struct scheduler *sc = arg;
-    if (sc->reconfigure)
-        sc->reconfigure(sc, source, site);
+    for (uint32_t i = 0; i < sc->core->npaths; i++) {
+        struct sched_path *p = sc->core->paths[i];
+        const char *src = sched_path_source_name(sc->core, p);
+        if (strcmp(p->site->n.name, site) == 0 && (!source || strcmp(src, source) == 0))
+            sched_shaping_reconfigure(sc, src, site);
+    }
 }
 
 /* send_event - 0 sent, -ENOSPC no arena room now */
@@ -204,13 +189,14 @@ void sched_tsa_node_init(struct scheduler *sc)
 {
     struct sched_tsa_ops ops = {
         .arg = sc,
+        .rules = rules_in_scope,
+        .match = shaping_rule_match,
         .suspend_path = op_suspend_path,
         .suspend_queue = op_suspend_queue,
         .bounce = op_bounce,
         .reconfigure = op_reconfigure,
         .fired = op_fired,
     };
-    load_shaping(sc, &ops);
     sc->tsa = sched_tsa_new(&ops);
 }
 
@@ -218,10 +204,6 @@ void sched_tsa_node_fini(struct scheduler *sc)
 {
     sched_tsa_free(sc->tsa);
     sc->tsa = NULL;
-#ifdef RINGMAIL_HAVE_SHAPING
-    shaping_free(sc->shaping);
-#endif
-    sc->shaping = NULL;
     for (size_t i = 0; i < sc->n_tsa_out; i++)
         buf_fini(&sc->tsa_out[i]);
     free(sc->tsa_out);
@@ -268,7 +250,7 @@ void sched_tsa_node_record(struct scheduler *sc, const struct proto_rec *rec)
 
 json_t *sched_tsa_overrides(struct scheduler *sc, const char *source, const char *site, const char *domain)
 {
-    return sched_tsa_overrides_of(sc->tsa, source, site, domain, scheduler_now_ms());
+    return sc->tsa ? sched_tsa_overrides_of(sc->tsa, source, site, domain, scheduler_now_ms()) : NULL;
 }
 
 static void publish(struct scheduler *sc)

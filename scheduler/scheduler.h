@@ -92,7 +92,7 @@ void scheduler_send(struct scheduler *sc, unsigned to, struct proto_rec *rec);
 void scheduler_send_fail(struct scheduler *sc, const struct sched_msg *msg, uint16_t kind, uint16_t reason);
 
 /* sched_tsa_node.c: the traffic shaping automation in the scheduler process */
-/* sched_tsa_node_init - load the shaping files (fatal with the diagnostics when they do not load) */
+/* sched_tsa_node_init - the automation engine on sc->shaping's rules (before sched_shaping_init) */
 void sched_tsa_node_init(struct scheduler *sc);
 void sched_tsa_node_fini(struct scheduler *sc);
 /* sched_tsa_node_record - MSG_SPOOL_TSA_RESPONSE and MSG_SPOOL_TSA_STATE */
