@@ -5,7 +5,8 @@
  * sched_shaping.c); a reload changes them from the next response on (Threshold counters are kept by
  * rule index). The spool's MSG_SPOOL_TSA_RESPONSE runs go to the engine; each firing goes back to the
  * spool as MSG_SCHEDULER_TSA_EVENT (durable history, TSA log record), kept here while the arena has
- * no room. MSG_SPOOL_TSA_STATE runs (the spool's start-up walk) restore the firings: each not yet
+ * no room. A response's site is renamed to the scheduler's name of its domain's site (local_site).
+ * MSG_SPOOL_TSA_STATE runs (the spool's start-up walk) restore the firings: each not yet
  * expired is applied again; one already in the history (the spool restarted, the scheduler did not)
  * is skipped.
  * The engine's actions: Suspend and SuspendTenant/Campaign are the core's path and queue suspensions
@@ -211,6 +212,19 @@ void sched_tsa_node_fini(struct scheduler *sc)
     sc->n_tsa_out = 0;
 }
 
+/* local_site - the response's site as the scheduler names it: the site its domain resolved to while the
+ * domain is still queued (the egress names route sites and mx_rollup = false sites its own way), else
+ * the egress's name. The name is the core's (sites live as long as the core). */
+static void local_site(struct scheduler *sc, struct proto_tsa_resp *r)
+{
+    char *lc = sched_name_lower_dup(r->str[PROTO_TSA_R_DOMAIN]);
+    const struct sched_domain *d = (const struct sched_domain *)sched_name_find(&sc->core->domains, lc,
+                                                                               sched_name_hash(lc));
+    free(lc);
+    if (d && d->site)
+        proto_tsa_resp_set(r, PROTO_TSA_R_SITE, d->site->n.name);
+}
+
 void sched_tsa_node_record(struct scheduler *sc, const struct proto_rec *rec)
 {
     struct role_rt *rt = sc->rt;
@@ -224,6 +238,7 @@ void sched_tsa_node_record(struct scheduler *sc, const struct proto_rec *rec)
         if (p)
             rc = proto_tsa_resp_decode(p, b->len, &r, &why);
         if (rc == 0) {
+            local_site(sc, &r);
             (void)sched_tsa_response(sc->tsa, &r, scheduler_now_ms());
             proto_tsa_resp_fini(&r);
         }

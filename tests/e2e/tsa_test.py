@@ -181,6 +181,12 @@ class ThresholdTest(TsaCase):
         self.assertEqual(hist[-1]["count"], 3, hist)
         self.assertGreaterEqual(self.sink.connections, 3)
 
+        def limits():
+            code, body = node.http("GET", "/api/v1/queues")
+            return [p["connection_limit"] for p in json.loads(body)["paths"]] if code == 200 else []
+        # the override reaches the path: its connection limit is the rule's value while it lasts
+        wait_for(lambda: limits() == [1], 10, what="connection_limit 1 on the path")
+
 
 class SuspendTenantTest(TsaCase):
     def test_suspend_tenant_holds_only_that_tenant(self):
