@@ -23,6 +23,7 @@
 #include "base/file.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "common/proto_status.h"
 #include "policy/shaping_node.h"
 #include "supervisor/supervisor.h"
 
@@ -44,6 +45,64 @@ int supervisor_shaping_load(const struct cfg *c, struct shaping **out, char **er
     return 0;
 }
 
+/* applies - an automation effect in force for this path: site effects (Suspend, SetConfig) by site and,
+ * when they name one, source; domain effects (SetDomainConfig, SuspendTenant/Campaign, Bounce) by domain */
+static bool applies(const struct proto_status_tsa_entry *e, const char *domain, const char *source, const char *site)
+{
+    bool by_site = e->site[0] && strcmp(e->site, site) == 0 && (!e->source[0] || strcmp(e->source, source) == 0);
+    bool by_domain = e->domain[0] && strcmp(e->domain, domain) == 0 && !e->site[0];
+    return by_site || by_domain;
+}
+
+/*
+ * automation_overlay - the automation effects in force for the path, from the scheduler's TSA page:
+ * each SetConfig / SetDomainConfig replaces its option in "config" (set_by says which rule and how long),
+ * and every effect that applies is listed in "automation". A page that is missing or breaks its schema
+ * adds nothing (logged): the files' answer still stands.
+ */
+static void automation_overlay(struct supervisor *s, json_t *doc, const char *domain, const char *source,
+                               const char *site)
+{
+    size_t n = 0;
+    uint64_t at = 0;
+    char *page = shm_segment_page_read(&s->seg, PROTO_NODE_STATUS_TSA, &n, &at);
+    json_t *list = json_array();
+    json_object_set_new(doc, "automation", list);
+    if (!page)
+        return;
+    struct proto_status_tsa t;
+    char *why = NULL;
+    int rc = proto_status_tsa_decode(page, n, false, &t, &why);
+    free(page);
+    if (rc < 0) {
+        log_warn("the scheduler's TSA page breaks its schema: %s", why);
+        free(why);
+        return;
+    }
+    json_t *config = json_object_get(doc, "config"), *set_by = json_object_get(doc, "set_by");
+    for (size_t i = 0; i < t.n_active; i++) {
+        const struct proto_status_tsa_entry *e = &t.active[i];
+        if (!applies(e, domain, source, site))
+            continue;
+        json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "action", e->action, "rule_file",
+                                              e->rule_file, "response", e->response, "rule_line",
+                                              (json_int_t)e->rule_line, "remaining_ms",
+                                              (json_int_t)(e->remaining_ms > 0 ? e->remaining_ms : 0), "key",
+                                              e->site[0] ? e->site : e->domain));
+        if (!e->option || !e->value || !json_is_object(config))
+            continue;
+        json_t *v = json_loads(e->value, JSON_DECODE_ANY, NULL);
+        if (!v)
+            continue;
+        json_object_set_new(config, e->option, v);
+        char *by = xasprintf("automation %s %s:%llu, %llds left", e->action, e->rule_file,
+                             (unsigned long long)e->rule_line, (long long)(e->remaining_ms / 1000));
+        json_object_set_new(set_by, e->option, json_string(by));
+        free(by);
+    }
+    proto_status_tsa_fini(&t);
+}
+
 void supervisor_shaping_resolve(struct supervisor *s, struct sup_request *req)
 {
     if (!s->shaping) {
@@ -51,8 +110,9 @@ void supervisor_shaping_resolve(struct supervisor *s, struct sup_request *req)
         req->detail = xstrdup("no shaping is loaded");
         return;
     }
-    json_t *doc = shaping_explain(s->shaping, req->domain, req->source ? req->source : "",
-                                  req->site && req->site[0] ? req->site : req->domain);
+    const char *site = req->site && req->site[0] ? req->site : req->domain;
+    json_t *doc = shaping_explain(s->shaping, req->domain, req->source ? req->source : "", site);
+    automation_overlay(s, doc, req->domain, req->source ? req->source : "", site);
     req->detail = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
     req->status = req->detail ? 0 : -ENOMEM;

@@ -186,6 +186,13 @@ class ThresholdTest(TsaCase):
             return [p["connection_limit"] for p in json.loads(body)["paths"]] if code == 200 else []
         # the override reaches the path: its connection limit is the rule's value while it lasts
         wait_for(lambda: limits() == [1], 10, what="connection_limit 1 on the path")
+        # and the operator's resolve-shaping on the live node says so, and which rule set it
+        site = eff[0]["site"]
+        doc = json.loads(node.ringctl("resolve-shaping", "--domain", "example.test", "--source",
+                                      eff[0]["source"] or "default", "--site", site, "--json", check=True).stdout)
+        self.assertEqual(doc["config"]["connection_limit"], 1, doc)
+        self.assertTrue(doc["set_by"]["connection_limit"].startswith("automation SetConfig"), doc["set_by"])
+        self.assertEqual([a["action"] for a in doc["automation"]], ["SetConfig"], doc["automation"])
 
 
 class SuspendTenantTest(TsaCase):
