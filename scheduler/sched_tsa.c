@@ -9,6 +9,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/log.h"
 #include "base/mem.h"
@@ -374,9 +375,6 @@ void sched_tsa_tick(struct sched_tsa *t, uint64_t now_ms)
         free(sites[i]);
     }
     free(sites);
-    for (size_t i = 0; i < t->n_eff; i++)
-        if (is_bounce(t->eff[i].hdr.action))
-            act(t, &t->eff[i], false);
     size_t k = 0;
     for (size_t i = 0; i < t->n_ctr; i++) {
         if (now_ms >= t->ctr[i].window_ms + t->ctr[i].period_ms)
@@ -415,6 +413,23 @@ json_t *sched_tsa_overrides_of(const struct sched_tsa *t, const char *source, co
         if (active_on(&t->eff[i], SHAPING_ACTION_SET_DOMAIN_CONFIG, PROTO_TSA_E_DOMAIN, domain, now_ms))
             merge(&o, &t->eff[i]);
     return o;
+}
+
+bool sched_tsa_bounces(const struct sched_tsa *t, const char *domain, const char *tenant, const char *campaign,
+                       uint64_t now_ms)
+{
+    for (size_t i = 0; i < t->n_eff; i++) {
+        const struct entry *e = &t->eff[i];
+        unsigned k = e->hdr.action;
+        if (!is_bounce(k) || e->hdr.expiry_ms <= (int64_t)now_ms || strcasecmp(e->str[PROTO_TSA_E_DOMAIN], domain))
+            continue;
+        if (k != SHAPING_ACTION_BOUNCE && strcmp(e->str[PROTO_TSA_E_TENANT], tenant ? tenant : "") != 0)
+            continue;
+        if (k == SHAPING_ACTION_BOUNCE_CAMPAIGN && strcmp(e->str[PROTO_TSA_E_CAMPAIGN], campaign ? campaign : "") != 0)
+            continue;
+        return true;
+    }
+    return false;
 }
 
 uint64_t sched_tsa_suspended_until(const struct sched_tsa *t, const char *source, const char *site, uint64_t now_ms)

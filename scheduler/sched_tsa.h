@@ -12,8 +12,9 @@
  *   SetConfig                   an override option=value on the site's paths (every source)
  *   SetDomainConfig             an override on the domain's paths
  *   SuspendTenant / Campaign    ops.suspend_queue(domain, tenant[, campaign], until)
- *   Bounce / Tenant / Campaign  ops.bounce(domain[, tenant[, campaign]]) now and at every
- *                               sched_tsa_tick() while the effect lasts (mail arriving meanwhile)
+ *   Bounce / Tenant / Campaign  ops.bounce(domain[, tenant[, campaign]]) now (the queued mail); mail
+ *                               arriving while the effect lasts asks sched_tsa_bounces() when it is
+ *                               queued, so no walk over every message is repeated
  * Effects are keyed by (action, key, option): a firing of an effect already in force extends its
  * expiry (never shortens it) and counts. Overrides appear and expire through ops.reconfigure(NULL, site)
  * (source NULL: every source of the site), called after the override set of that site changed.
@@ -59,6 +60,10 @@ void sched_tsa_free(struct sched_tsa *t);
 size_t sched_tsa_response(struct sched_tsa *t, const struct proto_tsa_resp *r, uint64_t now_ms);
 /* sched_tsa_restore - a stored firing; true when its effect was re-applied (not expired) */
 bool sched_tsa_restore(struct sched_tsa *t, const struct proto_tsa_event *ev, uint64_t now_ms);
+/* sched_tsa_bounces - a Bounce / BounceTenant / BounceCampaign effect in force covers mail of this domain,
+ * tenant and campaign (NULL or "" for a part the queue name does not have) */
+bool sched_tsa_bounces(const struct sched_tsa *t, const char *domain, const char *tenant, const char *campaign,
+                       uint64_t now_ms);
 /* sched_tsa_tick - expire effects (reconfigure for overrides), bounce again while Bounce effects last */
 void sched_tsa_tick(struct sched_tsa *t, uint64_t now_ms);
 /* sched_tsa_overrides_of - the active overrides of a path, merged: SetConfig of the site, then

@@ -18,6 +18,7 @@
  * when it does not fit.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -107,6 +108,24 @@ static void sweep_one(void *arg, const struct sched_msg *m)
         sw->keys = xrealloc(sw->keys, sw->cap * sizeof(*sw->keys));
     }
     sw->keys[sw->n++] = m->id;
+}
+
+bool sched_tsa_node_admit(struct scheduler *sc, struct msgid key)
+{
+    struct sched_msg *m = sched_msg_find(sc->core, key);
+    if (!m || !m->queue->domain)
+        return true;
+    const char *c, *t;
+    size_t cl, tl;
+    char camp[SCHED_QUEUE_NAME_MAX + 1], ten[SCHED_QUEUE_NAME_MAX + 1];
+    sched_queue_name_parts(m->queue->n.name, &c, &cl, &t, &tl);
+    snprintf(camp, sizeof(camp), "%.*s", (int)cl, c ? c : "");
+    snprintf(ten, sizeof(ten), "%.*s", (int)tl, t ? t : "");
+    if (!sc->tsa || !sched_tsa_bounces(sc->tsa, m->queue->domain->n.name, ten, camp, scheduler_now_ms()))
+        return true;
+    scheduler_send_fail(sc, m, PROTO_FAIL_ADMIN_BOUNCE, PROTO_FAIL_REASON_NONE);
+    (void)sched_msg_remove(sc->core, key);
+    return false;
 }
 
 static void op_bounce(void *arg, const char *domain, const char *tenant, const char *campaign)

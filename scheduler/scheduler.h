@@ -97,6 +97,9 @@ void sched_tsa_node_init(struct scheduler *sc);
 void sched_tsa_node_fini(struct scheduler *sc);
 /* sched_tsa_node_record - MSG_SPOOL_TSA_RESPONSE and MSG_SPOOL_TSA_STATE */
 void sched_tsa_node_record(struct scheduler *sc, const struct proto_rec *rec);
+/* sched_tsa_node_admit - a message just queued: false when a Bounce effect covers it (it is bounced with
+ * an AdminBounce and leaves the core) */
+bool sched_tsa_node_admit(struct scheduler *sc, struct msgid key);
 /* sched_tsa_node_tick - expiries, Bounce sweeps, firings owed to the spool, the tsa status page */
 void sched_tsa_node_tick(struct scheduler *sc, bool publish);
 /* sched_tsa_overrides - the active SetConfig / SetDomainConfig overrides of a path merged into one

@@ -192,7 +192,8 @@ static void on_announce_batch(struct scheduler *sc, const struct proto_rec *rec)
                 sched_keys_forget(&sc->keys, key);
                 continue;
             }
-            added++;
+            if (sched_tsa_node_admit(sc, key))
+                added++;
         }
     }
     proto_dlv_ann_fini(&ab);

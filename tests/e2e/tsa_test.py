@@ -236,6 +236,41 @@ class DurableTest(TsaCase):
         time.sleep(3)
         self.assertEqual(self.sink.connections, conns, "a connection reached the sink while suspended")
 
+    def test_active_suspension_survives_kill9_of_the_spool_then_the_scheduler(self):
+        node = self.start(rule("Suspend", duration="60s"))
+        self.send("r1@example.test")
+        first = wait_for(lambda: self.active("Suspend"), 15, what="Suspend in force")[0]
+        self.sink.data_reply = None
+        for role in ("spool", "scheduler"):
+            inst = node.instances()["%s[0]" % role]
+            os.kill(inst["pid"], 9)
+            wait_for(lambda: node.instances()["%s[0]" % role]["restarts"] > inst["restarts"] and
+                     node.instances()["%s[0]" % role]["state"] == "ready", 15, what="%s restarted" % role)
+        self.fresh()
+        again = wait_for(lambda: self.active("Suspend"), 10, what="Suspend in force after both restarts")[0]
+        self.assertEqual(again["expires_ms"], first["expires_ms"])
+        self.assertEqual(len(self.tsa("history")["history"]), 1, "one firing, not one per restart")
+
+
+class BounceTest(TsaCase):
+    def test_bounce_rule_bounces_queued_mail_with_admin_bounce_records_and_a_dsn(self):
+        node = self.start(rule("Bounce", duration="20s", scope='"example.test"'))
+
+        def bounced():
+            return sorted(r["recipient"] for r in node.log_records() if r["type"] == "AdminBounce")
+        self.send("r1@example.test")
+        wait_for(lambda: self.active("Bounce"), 15, what="Bounce in force")
+        self.sink.data_reply = None  # the DSNs to the sender are accepted
+        wait_for(lambda: bounced() == ["r1@example.test"], 15, what="the AdminBounce record")
+        # new mail for the domain while the effect lasts is bounced too, without an attempt
+        self.send("r2@example.test")
+        wait_for(lambda: bounced() == ["r1@example.test", "r2@example.test"], 15,
+                 what="the second AdminBounce record")
+        self.assertNotIn("r2@example.test", [r for r, _ in self.sink.rcpt_log], "mail under a Bounce was attempted")
+        # each bounce is reported to the sender: the DSNs go out like any mail (route "*": the same sink)
+        wait_for(lambda: self.sink.delivered_to("s@client.test") == 2, 30, what="a DSN for each bounce")
+        wait_for(lambda: node.counter("scheduler", "messages_queued") == 0, 15, what="nothing queued")
+        self.assertEqual(bounced(), ["r1@example.test", "r2@example.test"], "each recipient bounced once")
 
 if __name__ == "__main__":
     unittest.main()
