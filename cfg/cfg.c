@@ -26,6 +26,7 @@
 
 #include "base/buf.h"
 #include "base/file.h"
+#include "cfg/cfg_dkim.h"
 #include "cfg/cfg_dlv.h"
 #include "cfg/cfg_int.h"
 #include "cfg/cfg_net.h"
@@ -301,6 +302,7 @@ void cfg_fini(struct cfg *c)
     free(c->spool_dir);
     free(c->log_dir);
     cfg_dlv_fini(c);
+    cfg_dkim_fini(c);
     memset(c, 0, sizeof(*c));
 }
 
@@ -342,6 +344,7 @@ static void cfg_copy(struct cfg *dst, const struct cfg *src)
     dst->spool_dir = cfg_dup_or_null(src->spool_dir);
     dst->log_dir = cfg_dup_or_null(src->log_dir);
     cfg_dlv_copy(dst, src);
+    cfg_dkim_copy(dst, src);
 }
 
 static void cfg_set_str(char **slot, const char *s)
@@ -616,6 +619,10 @@ static void cfg_apply_root(struct cfg_errs *e, struct cfg *c, const struct cfg_t
         const struct cfg_section *s = NULL;
         if (strcmp(t->key, "listener") == 0) {
             cfg_net_apply_listeners(e, c, t);
+            continue;
+        }
+        if (strcmp(t->key, "dkim") == 0) {
+            cfg_dkim_apply(e, c, t);
             continue;
         }
         if (cfg_dlv_owns(t->key))

@@ -75,6 +75,27 @@ struct cfg_route {
     struct cfg_route_host hosts[CFG_MAX_ROUTE_HOSTS];
 };
 
+/* [[dkim]]: one DKIM signer (docs/configuration.md, "DKIM signing"); the key is loaded by dkim/dkim_key.c */
+#define CFG_MAX_DKIM 256
+#define CFG_DKIM_MAX_HEADERS 64
+enum cfg_dkim_alg {
+    CFG_DKIM_RSA_SHA256 = 0,
+    CFG_DKIM_ED25519_SHA256 = 1,
+};
+
+struct cfg_dkim {
+    char *name;     /* as written, or "<domain>:<selector>"; unique; what the dkim_signers metadata names */
+    char *domain;   /* d=, lower case; messages whose From or envelope sender domain equals it are signed */
+    char *selector; /* s= */
+    char *key_file; /* PEM private key */
+    unsigned line;  /* of the entry's key_file (or of the entry) in cfg.source, for key errors */
+    int algorithm;  /* enum cfg_dkim_alg; default rsa-sha256 */
+    bool header_relaxed, body_relaxed; /* c=; default relaxed/relaxed */
+    size_t n_headers;                  /* h=: names in signing order; a name listed k times signs k instances */
+    char **headers;
+    uint64_t expiration_ms;            /* x= is t= plus this; 0 (default): no x= */
+};
+
 struct cfg {
     char *source; /* file name, or "(embedded default)" */
 
@@ -175,6 +196,10 @@ struct cfg {
     uint64_t heartbeat_timeout_ms;   /* a role whose heartbeat is older is killed and restarted, default 10000 */
     uint64_t drain_timeout_ms;       /* SIGTERM: time given to roles before SIGKILL, default 10000 */
     char *bin_dir;                   /* where the role executables are; default: next to ringmaild */
+
+    /* [[dkim]] (cfg_dkim.c) */
+    size_t n_dkim;
+    struct cfg_dkim *dkim; /* NULL when n_dkim is 0 (the default: nothing is signed) */
 };
 
 void cfg_default(struct cfg *c);

@@ -15,7 +15,7 @@
  * egress_worker_drain() (SIGTERM): no new work, in-flight attempts finish within a bound, idle
  * connections QUIT; true once nothing is left.
  * Files: egress_worker.c (set-up, time, drain), egress_deliver.c (the DELIVER and LOADED records),
- * egress_job.c (an attempt's life, transactions, report), egress_path.c (path configurations), egress_route.c (route or MX, addresses,
+ * egress_job.c (an attempt's life, transactions, report), egress_dkim.c (DKIM signing), egress_path.c (path configurations), egress_route.c (route or MX, addresses,
  * connecting), egress_lease.c (leases and their connections), egress_conn.c and egress_smtp.c (the
  * SMTP client), egress_attempt.c (the attempt result's payload).
  */
@@ -28,6 +28,7 @@
 #include "dns/dns.h"
 #include "rt/role_rt.h"
 #include "egress/egress_conn.h"
+#include "egress/egress_dkim.h"
 #include "egress/egress_path.h"
 
 #define EGRESS_MAX_JOBS 4096
@@ -45,6 +46,7 @@ struct egress {
     struct dns_resolver *dns;
     struct egress_conn_set conns;
     struct egress_paths paths; /* path configurations from the scheduler (egress_path.h) */
+    struct egress_dkim dkim;   /* DKIM signers and recent signatures (egress_dkim.h) */
     struct egress_lease *leases;
     struct egress_job *jobs;
     struct egress_job *zombies; /* finished, a DNS callback still due */

@@ -140,6 +140,9 @@ void egress_deliver_loaded(struct egress *eg, unsigned from, const struct proto_
     j->txn_addrs = xcalloc(j->n, sizeof(*j->txn_addrs));
     for (size_t i = 0; i < j->n; i++)
         j->res[i].index = j->idx[i];
+    /* signed once per load, before any transaction: every recipient gets the same bytes */
+    egress_dkim_apply(&eg->dkim, j->d.msg_id_hi, j->d.msg_id_lo, &j->msg.env, j->msg.body, j->msg.body_len, &j->wire,
+                      &j->wire_len);
     egress_route_start(j);
 }
 

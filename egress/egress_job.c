@@ -22,6 +22,7 @@ static uint32_t instance_gen(struct egress *eg, int inst)
 void egress_job_free_now(struct egress_job *j)
 {
     egress_attempt_msg_fini(&j->msg);
+    free(j->wire);
     for (size_t i = 0; i < j->n_targets; i++) {
         free(j->targets[i].host);
         free(j->targets[i].addr);
@@ -42,6 +43,8 @@ void egress_job_free_now(struct egress_job *j)
 
 static void release_run(struct egress_job *j)
 {
+    free(j->wire);
+    j->wire = NULL;
     if (j->have_msg) {
         egress_attempt_msg_fini(&j->msg);
         j->have_msg = false;
@@ -163,8 +166,8 @@ void egress_job_txn(struct egress_job *j)
     j->n_txn++;
     j->txn_progress = false;
     unsigned flags = (j->msg.env.flags & PROTO_ENV_F_SMTPUTF8) ? EGRESS_SMTP_SEND_SMTPUTF8 : 0;
-    int rc = egress_conn_send(j->lease->conn, j->msg.env.sender, j->txn_addrs, n, j->msg.body, j->msg.body_len,
-                              flags);
+    int rc = egress_conn_send(j->lease->conn, j->msg.env.sender, j->txn_addrs, n, j->wire ? j->wire : j->msg.body,
+                              j->wire ? j->wire_len : j->msg.body_len, flags);
     if (rc < 0) {
         char text[96];
         snprintf(text, sizeof(text), "transaction could not start: %s", strerror(-rc));

@@ -50,6 +50,8 @@ struct egress_job {
     uint64_t run_off;
     bool have_run, have_msg;
     struct egress_msg msg;
+    char *wire; /* the message with its DKIM-Signature fields in front (owned); NULL: msg.body as is */
+    size_t wire_len;
     char *domain;
     size_t n;
     uint32_t *idx;

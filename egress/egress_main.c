@@ -35,6 +35,13 @@ static void on_tick(struct role_rt *rt, uint64_t now_ns)
     egress_worker_tick(rt->ctx, now_ns);
 }
 
+/* on_reload - SIGHUP: the DKIM keys are read again (a bad key keeps the running ones, logged) */
+static void on_reload(struct role_rt *rt)
+{
+    struct egress *eg = rt->ctx;
+    egress_dkim_reload(&eg->dkim, &rt->cfg);
+}
+
 static bool on_drain(struct role_rt *rt)
 {
     return egress_worker_drain(rt->ctx);
@@ -51,6 +58,7 @@ int main(int argc, char **argv)
     rt.hooks.on_record = on_record;
     rt.hooks.on_tick = on_tick;
     rt.hooks.on_drain = on_drain;
+    rt.hooks.on_reload = on_reload;
     role_rt_ready(&rt);
     int rc = role_rt_run(&rt);
     egress_worker_fini(&eg);

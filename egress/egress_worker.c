@@ -87,6 +87,7 @@ void egress_worker_init(struct egress *eg, struct role_rt *rt)
     eg->rt = rt;
     egress_conn_set_init(&eg->conns, &rt->evl);
     egress_path_table_init(&eg->paths);
+    egress_dkim_init(&eg->dkim, cfg);
     struct dns_config dc = {
         .servers = cfg->egress_resolver && cfg->egress_resolver[0] ? cfg->egress_resolver : NULL,
         .timeout_ms = (unsigned)(cfg->egress_dns_timeout_ms > 600000 ? 600000 : cfg->egress_dns_timeout_ms),
@@ -121,4 +122,5 @@ void egress_worker_fini(struct egress *eg)
         evl_run_once(&eg->rt->evl, false);
     free(eg->closed_pending);
     egress_path_table_fini(&eg->paths);
+    egress_dkim_fini(&eg->dkim);
 }

@@ -31,6 +31,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "dkim/dkim_key.h"
 #include "policy/shaping.h"
 
 #define SUP_TICK_MS 50
@@ -44,7 +45,8 @@ static void usage(FILE *f)
                "  --check-config  validate the configuration and exit (0 valid, 1 not)\n");
 }
 
-/* load_config - the file (NULL: the embedded default) and its shaping, both validated; *sh gets the shaping */
+/* load_config - the file (NULL: the embedded default), its DKIM keys and its shaping, all validated; *sh gets
+ * the shaping */
 static int load_config(const char *path, const char *data_dir, struct cfg *out, struct shaping **sh, char **err)
 {
     cfg_default(out);
@@ -57,6 +59,12 @@ static int load_config(const char *path, const char *data_dir, struct cfg *out, 
         free(out->data_dir);
         out->data_dir = xstrdup(data_dir);
     }
+    /* every [[dkim]] key is read once here, so that a bad one stops the start or refuses the reload */
+    struct dkim_keyset *keys = NULL;
+    int rc = dkim_key_load(out, &keys, err);
+    dkim_key_free(keys);
+    if (rc < 0)
+        return rc;
     return supervisor_shaping_load(out, sh, err);
 }
 

@@ -15,7 +15,7 @@ LAYERS = {
     "common": 1,                               # the contracts between roles and their codecs
     "shm": 2, "cfg": 2,                        # segment, rings, arena; ringmail.toml
     "rt": 3,                                   # event loop, socket streams, role runtime
-    "dns": 4, "tls": 4, "smtp": 4, "policy": 4,  # protocols and the policy sandbox
+    "dns": 4, "tls": 4, "smtp": 4, "policy": 4, "dkim": 4,  # protocols, the policy sandbox, DKIM
     "supervisor": 5, "ingress": 5, "spool": 5, "scheduler": 5, "egress": 5, "tools": 5,  # roles, tools
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
