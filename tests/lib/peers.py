@@ -3,6 +3,8 @@ recording SMTP servers (aiosmtpd) with scripted answers, all on loopback, all st
 
 DnsServer(records) runs /usr/sbin/unbound in the foreground on 127.0.0.1:<free port> with a static
 zone built from `records` (unbound local-data lines such as "a.test. 60 IN MX 10 mx1.a.test.").
+DnsServer(records, host=..., port=53) listens where a tool that only reads /etc/resolv.conf can be
+pointed (port 53 of a test's own loopback address; see tests/e2e/dkim_test.py).
 Every name outside the zones gets REFUSED, so nothing leaves the machine.
 
 Sink(host, port) is an aiosmtpd server in a thread that records every message it accepts
@@ -45,7 +47,7 @@ def free_udp_tcp_port(host="127.0.0.1"):
     raise RuntimeError("no free port")
 
 
-def dns_query_ok(port, name="ns.test."):
+def dns_query_ok(port, name="ns.test.", host="127.0.0.1"):
     """A minimal A query over UDP; True when any answer comes back."""
     qid = os.urandom(2)
     q = qid + b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
@@ -55,7 +57,7 @@ def dns_query_ok(port, name="ns.test."):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.settimeout(0.3)
     try:
-        s.sendto(q, ("127.0.0.1", port))
+        s.sendto(q, (host, port))
         data, _ = s.recvfrom(4096)
         return data[:2] == qid
     except OSError:
@@ -65,37 +67,41 @@ def dns_query_ok(port, name="ns.test."):
 
 
 class DnsServer:
-    def __init__(self, records, zones=("test.",)):
+    def __init__(self, records, zones=("test.",), host="127.0.0.1", port=None):
         if not os.path.exists(UNBOUND):
             raise FileNotFoundError("unbound is not installed")
         self.tmp = tempfile.mkdtemp(prefix="ringmail-dns-")
         os.chmod(self.tmp, 0o755)
-        self.port = free_udp_tcp_port()
+        self.host = host
+        self.port = port or free_udp_tcp_port()
         conf = os.path.join(self.tmp, "unbound.conf")
         lines = ["server:", "  do-daemonize: no", '  username: ""', '  chroot: ""',
                  '  directory: "%s"' % self.tmp, '  pidfile: "%s/unbound.pid"' % self.tmp,
                  '  logfile: "%s/unbound.log"' % self.tmp, "  use-syslog: no", "  verbosity: 1",
-                 "  interface: 127.0.0.1@%d" % self.port, "  do-ip6: no", "  num-threads: 1",
+                 "  interface: %s@%d" % (host, self.port), "  do-ip6: no", "  num-threads: 1",
                  "  so-reuseport: no", "  do-not-query-localhost: no", '  module-config: "iterator"',
                  "  access-control: 127.0.0.0/8 allow", '  local-zone: "." refuse']
         for z in zones:
             lines.append('  local-zone: "%s" static' % z)
         lines.append('  local-data: "ns.test. 60 IN A 127.0.0.1"')
         for r in records:
-            lines.append('  local-data: "%s"' % r.replace('"', '\\"'))
+            if '"' in r:  # TXT strings: unbound reads them inside single quotes, not escaped in double ones
+                lines.append("  local-data: '%s'" % r)
+            else:
+                lines.append('  local-data: "%s"' % r)
         with open(conf, "w") as f:
             f.write("\n".join(lines) + "\n")
         self.proc = subprocess.Popen([UNBOUND, "-d", "-c", conf], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         try:
-            wait_for(lambda: dns_query_ok(self.port), 10, what="unbound answering")
+            wait_for(lambda: dns_query_ok(self.port, host=host), 10, what="unbound answering")
         except AssertionError:
             self.stop()
             raise
 
     @property
     def address(self):
-        return "127.0.0.1:%d" % self.port
+        return "%s:%d" % (self.host, self.port)
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
