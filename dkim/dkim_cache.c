@@ -125,7 +125,8 @@ void dkim_cache_put(struct dkim_cache *c, uint64_t hi, uint64_t lo, const char *
     e->valid_until = valid_until;
     e->len = len;
     e->data = xmalloc(len ? len : 1);
-    memcpy(e->data, p, len);
+    if (len)
+        memcpy(e->data, p, len);
     size_t b = bucket(c, hi, lo);
     e->chain = c->buckets[b];
     c->buckets[b] = e;

@@ -353,6 +353,7 @@ int main(int argc, char **argv)
     }
     if (check_only) {
         printf("configuration %s is valid\n", s->config_path ? s->config_path : "(embedded default)");
+        shaping_free(s->shaping);
         cfg_fini(&s->cfg);
         free(config_abs);
         return 0;

@@ -213,11 +213,14 @@ static void test_keys_and_signing(void)
         dkim_sign_msg_fini(&m);
     }
     {
+        char *tr = txt(rsa, false), *te = txt(ed, true);
         char *ktxt = xasprintf("rr._domainkey.example.test. %s\nrs._domainkey.example.test. %s\n"
                                "er._domainkey.example.test. %s\nes._domainkey.esp.test. %s\n",
-                               txt(rsa, false), txt(rsa, false), txt(ed, true), txt(ed, true));
+                               tr, tr, te, te);
         write_file("keys.txt", ktxt, strlen(ktxt));
         free(ktxt);
+        free(tr);
+        free(te);
     }
     const char *script = getenv("RINGMAIL_DKIM_VERIFY");
     if (script && *script) {
