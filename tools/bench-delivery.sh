@@ -23,7 +23,9 @@
 # Environment: BENCH_N_10K, BENCH_N_100K (messages per run), BENCH_SESSIONS (default 50), BENCH_TIMEOUT
 # (seconds a run may take, default 300), BENCH_EGRESS_WORKERS (ringmail, default 1), BENCH_MAX_READY
 # (ringmail [egress] max_ready; unset = the default 1024), BENCH_RINGMAIL_PRELOAD (a library put in
-# LD_PRELOAD of ringmaild and its roles only, for diagnostic experiments; unset = none).
+# LD_PRELOAD of ringmaild and its roles only, for diagnostic experiments; unset = none), BENCH_DKIM
+# ("rsa" or "ed25519": the ringmail node DKIM-signs every message, From: gen@ringmail-gen.test, with an
+# RSA-2048 or Ed25519 key made per run with openssl genpkey; unset = no signing; Postfix never signs).
 # Needs ringmaild, ringctl, tools/ringmail-gen in BUILD_DIR, postfix ("No configuration" is enough),
 # /usr/sbin/smtp-sink, jq, python3, ss, script. Run as root.
 set -euo pipefail
@@ -38,6 +40,8 @@ SESSIONS=${BENCH_SESSIONS:-50}
 TIMEOUT=${BENCH_TIMEOUT:-300}
 EGRESS_WORKERS=${BENCH_EGRESS_WORKERS:-1}
 MAX_READY=${BENCH_MAX_READY:-}
+DKIM=${BENCH_DKIM:-}
+case "$DKIM" in ''|rsa|ed25519) ;; *) echo "BENCH_DKIM must be rsa or ed25519" >&2; exit 2 ;; esac
 RM_PRELOAD=${BENCH_RINGMAIL_PRELOAD:-}
 GEN=$BUILD/tools/ringmail-gen
 SINK_BIN=/usr/sbin/smtp-sink
@@ -61,12 +65,22 @@ sink_start() { # $1 directory
 }
 
 # --- ringmail ------------------------------------------------------------------------------------------
+# dkim_conf DIR rsa|ed25519 - a [[dkim]] signer for ringmail-gen's From domain, its key made here
+dkim_conf() {
+  local alg=RSA a=rsa-sha256 opt=(-pkeyopt rsa_keygen_bits:2048)
+  if [ "$2" = ed25519 ]; then alg=ED25519; a=ed25519-sha256; opt=(); fi
+  openssl genpkey -algorithm "$alg" "${opt[@]}" -out "$1/dkim.pem" 2>/dev/null
+  chmod 644 "$1/dkim.pem"
+  printf '[[dkim]]\ndomain = "ringmail-gen.test"\nselector = "bench"\nkey_file = "%s"\nalgorithm = "%s"\n' \
+    "$1/dkim.pem" "$a" >>"$1/ringmail.toml"
+}
 RM_DIR=''
 rm_start() {
   newtmp; RM_DIR=$NEWTMP
   sink_start "$RM_DIR"
   rm_conf "$RM_DIR" "$(nproc)"
   rm_relay_conf "$RM_DIR" "$EGRESS_WORKERS" "$SESSIONS" "$SINK_PORT" "${MAX_READY:+max_ready = $MAX_READY}"
+  [ -z "$DKIM" ] || dkim_conf "$RM_DIR" "$DKIM"
   rm_run "$RM_DIR" "$RM_DIR/log" 0
   sleep 0.5
 }

@@ -18,6 +18,9 @@ PKGS=(
   postfix
   # promtool checks the /metrics format
   prometheus
+  # independent DKIM verifiers for the dkim tests: python3-dkim (dkimverify; python3-nacl for Ed25519,
+  # python3-dnspython for its DNS lookups) and libopendkim's opendkim-testmsg
+  python3-dkim python3-nacl python3-dnspython opendkim-tools
 )
 
 if [ "${RINGMAIL_SKIP_APT:-0}" = 1 ]; then
