@@ -9,13 +9,14 @@
 #include "dkim/dkim_canon.h"
 #include "tests/lib/check.h"
 
-struct body_case {
+/* one canonicalisation case, of a body or of one header field */
+struct canon_case {
     const char *name;
     enum dkim_canon mode;
     const char *in, *out;
 };
 
-static const struct body_case body_cases[] = {
+static const struct canon_case body_cases[] = {
     {"rfc 3.4.5 simple", DKIM_CANON_SIMPLE, " C \r\nD \t E\r\n\r\n\r\n", " C \r\nD \t E\r\n"},
     {"rfc 3.4.5 relaxed", DKIM_CANON_RELAXED, " C \r\nD \t E\r\n\r\n\r\n", " C\r\nD E\r\n"},
     {"empty simple", DKIM_CANON_SIMPLE, "", "\r\n"},
@@ -36,13 +37,7 @@ static const struct body_case body_cases[] = {
     {"dot lines untouched", DKIM_CANON_SIMPLE, ".\r\n..x\r\n", ".\r\n..x\r\n"},
 };
 
-struct header_case {
-    const char *name;
-    enum dkim_canon mode;
-    const char *in, *out;
-};
-
-static const struct header_case header_cases[] = {
+static const struct canon_case header_cases[] = {
     {"rfc A simple", DKIM_CANON_SIMPLE, "A: X", "A: X\r\n"},
     {"rfc A relaxed", DKIM_CANON_RELAXED, "A: X", "a:X\r\n"},
     {"rfc B simple", DKIM_CANON_SIMPLE, "B : Y\t\r\n\tZ  ", "B : Y\t\r\n\tZ  \r\n"},
@@ -71,7 +66,7 @@ static void on_out(void *ctx, const char *p, size_t n)
     s->n += n;
 }
 
-static void run_body(const struct body_case *c, size_t split, struct sink *s)
+static void run_body(const struct canon_case *c, size_t split, struct sink *s)
 {
     struct dkim_canon_body *b = malloc(sizeof(*b));
     size_t len = strlen(c->in);
@@ -89,7 +84,7 @@ int main(void)
     struct sink s = {0};
 
     for (size_t i = 0; i < sizeof(body_cases) / sizeof(body_cases[0]); i++) {
-        const struct body_case *c = &body_cases[i];
+        const struct canon_case *c = &body_cases[i];
         for (size_t split = 0; split <= strlen(c->in); split++) {
             run_body(c, split, &s);
             CHECK(s.n == strlen(c->out) && memcmp(s.p ? s.p : "", c->out, s.n) == 0, "%s (split %zu): got %zu bytes %.*s",
@@ -103,14 +98,14 @@ int main(void)
         for (size_t i = 0; i < n; i++)
             in[i] = (char)('a' + i % 26);
         memcpy(in + n, "  \r\n", 5);
-        struct body_case c = {"long line", DKIM_CANON_RELAXED, in, NULL};
+        struct canon_case c = {"long line", DKIM_CANON_RELAXED, in, NULL};
         run_body(&c, n + 1, &s);
         CHECK(s.n == n + 2 && memcmp(s.p, in, n) == 0 && memcmp(s.p + n, "\r\n", 2) == 0, "long line: %zu bytes",
               s.n);
         free(in);
     }
     for (size_t i = 0; i < sizeof(header_cases) / sizeof(header_cases[0]); i++) {
-        const struct header_case *c = &header_cases[i];
+        const struct canon_case *c = &header_cases[i];
         struct buf out = {0};
         dkim_canon_header(c->mode, c->in, strlen(c->in), true, &out);
         CHECK(out.len == strlen(c->out) && memcmp(out.data, c->out, out.len) == 0, "%s: got %.*s", c->name,
