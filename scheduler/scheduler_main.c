@@ -259,6 +259,9 @@ static void on_updated(struct scheduler *sc, const struct proto_rec *rec)
     if (m && u->pending == 0 && m->state != SCHED_MSG_IN_FLIGHT) {
         (void)sched_msg_remove(sc->core, key);
         sched_keys_forget(&sc->keys, key);
+    } else if (m && m->state == SCHED_MSG_SCHEDULED) {
+        /* its attempt is recorded: a Bounce effect that fired while it was in flight takes it now */
+        (void)sched_tsa_node_admit(sc, key);
     } else if (!m && u->pending > 0 && !(u->flags & PROTO_UPDATED_F_GONE)) {
         /* the spool still holds recipients we let go of: have it announce again (rare) */
         log_info("spool holds %u queued recipients of a message the scheduler had finished; re-announcing",
