@@ -18,6 +18,7 @@
 #include "policy/shaping_node.h"
 #include "scheduler/sched_pathcfg.h"
 #include "scheduler/sched_shaping.h"
+#include "scheduler/sched_tsa.h"
 #include "scheduler/scheduler.h"
 
 struct rollup_lookup {
@@ -314,6 +315,8 @@ void sched_shaping_reload(struct scheduler *sc)
     shaping_free(sc->shaping);
     sc->shaping = sh;
     sc->shaping_gen++;
+    if (sc->tsa)
+        sched_tsa_rules_changed(sc->tsa);
     start_rollups(sc);
     reconfigure_all(sc, NULL);
 }

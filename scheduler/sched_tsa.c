@@ -415,6 +415,13 @@ json_t *sched_tsa_overrides_of(const struct sched_tsa *t, const char *source, co
     return o;
 }
 
+void sched_tsa_rules_changed(struct sched_tsa *t)
+{
+    for (size_t i = 0; i < t->n_ctr; i++)
+        free(t->ctr[i].key);
+    t->n_ctr = 0;
+}
+
 bool sched_tsa_bounces(const struct sched_tsa *t, const char *domain, const char *tenant, const char *campaign,
                        uint64_t now_ms)
 {

@@ -60,6 +60,9 @@ void sched_tsa_free(struct sched_tsa *t);
 size_t sched_tsa_response(struct sched_tsa *t, const struct proto_tsa_resp *r, uint64_t now_ms);
 /* sched_tsa_restore - a stored firing; true when its effect was re-applied (not expired) */
 bool sched_tsa_restore(struct sched_tsa *t, const struct proto_tsa_event *ev, uint64_t now_ms);
+/* sched_tsa_rules_changed - the shaping was reloaded: rule ids name other rules now, so every Threshold
+ * window starts again (effects in force are kept: they are keyed by what they hold, not by rule) */
+void sched_tsa_rules_changed(struct sched_tsa *t);
 /* sched_tsa_bounces - a Bounce / BounceTenant / BounceCampaign effect in force covers mail of this domain,
  * tenant and campaign (NULL or "" for a part the queue name does not have) */
 bool sched_tsa_bounces(const struct sched_tsa *t, const char *domain, const char *tenant, const char *campaign,

@@ -180,6 +180,13 @@ static void test_threshold(void)
     response(t, "421 4.7.0 [TS04] four", T0 + 3 * MIN, NULL, NULL);
     response(t, "421 4.7.0 [TS04] five", T0 + 4 * MIN, NULL, NULL);
     CHECK(c.suspend == 1, "fired again before 3 more matches");
+    /* a reload starts every window again: the two counted matches do not carry over */
+    sched_tsa_rules_changed(t);
+    response(t, "421 4.7.0 [TS04] six", T0 + 5 * MIN, NULL, NULL);
+    CHECK(c.suspend == 1, "a match counted before the reload fired the rule after it");
+    response(t, "421 4.7.0 [TS04] seven", T0 + 6 * MIN, NULL, NULL);
+    response(t, "421 4.7.0 [TS04] eight", T0 + 7 * MIN, NULL, NULL);
+    CHECK(c.suspend == 2, "3 matches after the reload did not fire");
     /* matches spread over more than the period never add up */
     struct calls c2 = {0};
     c2.rules = rules;
@@ -237,12 +244,18 @@ static void test_actions(void)
     int fired = c.fired;
     response(t, "connection refused [TS04]", T0, "acme", NULL);
     CHECK(c.fired == fired, "an internal response fired a rule without match_internal");
-    /* Bounce sweeps again at each tick while it lasts, and stops after */
+    /* while it lasts, mail of that tenant arriving is bounced on arrival (sched_tsa_bounces), not by
+     * sweeps at each tick; other tenants, other domains and later mail are not */
     sched_tsa_tick(t, T0 + MIN);
-    CHECK(c.bounce == 2, "no sweep at the tick (%d)", c.bounce);
+    CHECK(c.bounce == 1, "a sweep at the tick (%d)", c.bounce);
+    CHECK(sched_tsa_bounces(t, "YAHOO.com", "acme", "", T0 + MIN), "the tenant's new mail is not bounced");
+    CHECK(sched_tsa_bounces(t, "yahoo.com", "acme", "autumn", T0 + MIN), "BounceTenant misses a campaign");
+    CHECK(!sched_tsa_bounces(t, "yahoo.com", "other", "", T0 + MIN), "another tenant bounced");
+    CHECK(!sched_tsa_bounces(t, "gmail.com", "acme", "", T0 + MIN), "another domain bounced");
+    CHECK(!sched_tsa_bounces(t, "yahoo.com", "acme", "", T0 + 5 * MIN), "bounced at its expiry");
     int reconf = c.reconf;
     sched_tsa_tick(t, T0 + 10 * MIN);
-    CHECK(c.bounce == 2, "swept after expiry");
+    CHECK(c.bounce == 1, "swept after expiry");
     sched_tsa_tick(t, T0 + 30 * MIN);
     CHECK(c.reconf == reconf + 2, "overrides expired without reconfigure (%d)", c.reconf - reconf);
     CHECK(sched_tsa_overrides_of(t, "ip-1", "mx.yahoo.test", "yahoo.com", T0 + 30 * MIN) == NULL, "expired override");
