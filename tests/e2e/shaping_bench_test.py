@@ -26,7 +26,7 @@ from ringmail_node import BUILD_DIR  # noqa: E402
 MESON = {"suite": "bench", "timeout": 300, "tools": ["gen", "sink", "shaping_bench"]}
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-DATA = os.path.join(ROOT, "..", "shared", "data")
+DATA = os.environ.get("RINGMAIL_SHARED_DATA") or os.path.join(ROOT, "..", "shared", "data")
 FILES = [os.path.join(DATA, "kumomta-default-shaping.toml"), os.path.join(DATA, "kumomta-community-shaping.toml")]
 TOOL = os.path.join(BUILD_DIR, "tools", "ringmail-shaping-bench")
 

@@ -22,7 +22,7 @@ MESON = {"suite": "shaping", "tools": ["ringctl"], "node": False, "timeout": 60}
 
 RINGCTL = os.path.join(BUILD_DIR, "ringctl")
 SRC = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-SHARED = os.path.normpath(os.path.join(SRC, "..", "shared", "data"))
+SHARED = os.environ.get("RINGMAIL_SHARED_DATA") or os.path.normpath(os.path.join(SRC, "..", "shared", "data"))
 DEFAULT = os.path.join(SHARED, "kumomta-default-shaping.toml")
 COMMUNITY = os.path.join(SHARED, "kumomta-community-shaping.toml")
 OWN = os.path.join(SRC, "policy", "ringmail-shaping.toml")
