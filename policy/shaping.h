@@ -158,7 +158,8 @@ struct shaping *shaping_load_default(struct shaping_diags *diags);
 struct shaping *shaping_load_default_with(const char *const *files, size_t n, struct shaping_diags *diags);
 void shaping_free(struct shaping *sh);
 
-/* shaping_rollup_domains - the domains of ["domain"] blocks with mx_rollup (to resolve their MX) */
+/* shaping_rollup_domains - the domains of ["domain"] blocks with mx_rollup (to resolve their MX);
+ * *out borrows from sh (valid until the next call or shaping_free) */
 size_t shaping_rollup_domains(const struct shaping *sh, const char ***out);
 /* shaping_site_set - the MX rollup site of an mx_rollup domain block; -EEXIST (with *err) when
  * another block's domain already has that site (KumoMTA's "two domains roll up to the same site") */

@@ -160,11 +160,14 @@ void sched_shaping_path(void *arg, const char *source, const char *site, const c
     struct shaping_defaults def;
     struct shaping_path_config pc;
     char *what = xasprintf("%s->%s", source ? source : "", site ? site : "");
-    char *err = NULL;
+    char *err = NULL, *domain_copy = NULL;
 
     if (!site)
         goto out; /* the defaults, as filled by the core */
     if (domain) {
+        /* domain may be borrowed from path_domains itself (reconfigure): copy it before replacing it */
+        domain_copy = xstrdup(domain);
+        domain = domain_copy;
         char *k = path_key(source, site);
         json_object_set_new(sc->path_domains, k, json_string(domain));
         free(k);
@@ -205,6 +208,7 @@ void sched_shaping_path(void *arg, const char *source, const char *site, const c
     sc->last_pc = pc;
     sc->has_last_pc = true;
 out:
+    free(domain_copy);
     free(what);
 }
 
@@ -267,7 +271,7 @@ static void start_rollups(struct scheduler *sc)
         if (dns_resolve_mx(sc->dns, lk->domain, on_rollup_mx, lk) < 0)
             free(lk);
     }
-    free(domains);
+    /* domains borrows from the shaping: it is freed with it */
 }
 
 static struct shaping *load(struct scheduler *sc)

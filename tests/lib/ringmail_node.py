@@ -245,8 +245,23 @@ max_retry_interval = "2h"
             self.logf.close()
         return pids
 
+    # a role that died of one of these, or a sanitizer report, is a bug even when the node recovered
+    CRASH_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "killed by signal 6 ",
+                   "killed by signal 11 ", "killed by signal 7 ", "killed by signal 8 ", "killed by signal 4 ")
+    allow_crashes = False  # a test that makes a role crash on purpose sets it
+
+    def crashes(self):
+        """Lines of the node's log saying a role crashed (not a kill by the test: SIGKILL, SIGTERM)."""
+        return [l for l in self.log().splitlines() if any(m in l for m in self.CRASH_MARKS)]
+
     def cleanup(self):
         self.stop()
+        bad = [] if self.allow_crashes else self.crashes()
+        if bad:
+            log = self.log()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise AssertionError("a role crashed during the test:\n%s\n--- node log tail ---\n%s" %
+                                 ("\n".join(bad[:10]), log[-6000:]))
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
