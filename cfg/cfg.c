@@ -121,6 +121,9 @@ static const struct cfg_key cfg_egress_keys[] = {
     CFG_KEY("data_timeout", CFG_KIND_DURATION, egress_data_timeout_ms),
     CFG_KEY("idle_timeout", CFG_KIND_DURATION, egress_idle_timeout_ms),
     CFG_KEY_IN("port", CFG_KIND_U32, egress_port, 1, 65535),
+    CFG_KEY("tls_ca_file", CFG_KIND_OPT_PATH, egress_tls_ca_file),
+    CFG_KEY("tls_client_certificate", CFG_KIND_OPT_PATH, egress_tls_client_certificate),
+    CFG_KEY("tls_client_private_key", CFG_KIND_OPT_PATH, egress_tls_client_private_key),
 };
 static const struct cfg_key cfg_shm_keys[] = {
     CFG_KEY_IN("arena_size", CFG_KIND_SIZE, arena_bytes, CFG_MIB, 64 * CFG_GIB),
@@ -656,6 +659,14 @@ static void cfg_apply_root(struct cfg_errs *e, struct cfg *c, const struct cfg_t
             cfg_errf(e, k ? k->line : 0, "admin.listen: %s is also an SMTP listener address",
                      cfg_quote(q, sizeof(q), c->admin_listen));
         }
+    }
+    bool has_ccert = c->egress_tls_client_certificate && c->egress_tls_client_certificate[0];
+    bool has_ckey = c->egress_tls_client_private_key && c->egress_tls_client_private_key[0];
+    if (has_ccert != has_ckey) {
+        const char *name = has_ccert ? "tls_client_certificate" : "tls_client_private_key";
+        const struct cfg_toml_node *k = cfg_toml_find(cfg_toml_find(root, "egress"), name);
+        cfg_errf(e, k ? k->line : 0, "egress.%s: tls_client_certificate and tls_client_private_key must be set together",
+                 name);
     }
     bool has_cert = c->tls_certificate && c->tls_certificate[0];
     bool has_key = c->tls_private_key && c->tls_private_key[0];

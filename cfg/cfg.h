@@ -142,6 +142,9 @@ struct cfg {
     uint64_t egress_data_timeout_ms;    /* the reply after the body; default 10 min */
     uint64_t egress_idle_timeout_ms;    /* an idle connection is closed after it; default 60 s */
     uint32_t egress_port;               /* MX port, default 25 */
+    char *egress_tls_ca_file;           /* CA bundle verifying MX certificates; "" (default): system store */
+    char *egress_tls_client_certificate; /* offered when a server asks; "" (default): none */
+    char *egress_tls_client_private_key; /* its key; set with the certificate or not at all */
     size_t n_sources;                   /* [[egress_source]]; default one "default" source, any address */
     struct cfg_source *sources;
     size_t n_pools;                     /* [egress_pool.NAME]; pools[0] is "default" */

@@ -39,6 +39,9 @@ void cfg_dlv_default(struct cfg *c)
     c->egress_data_timeout_ms = 600000;
     c->egress_idle_timeout_ms = 60000;
     c->egress_port = 25;
+    c->egress_tls_ca_file = xstrdup("");
+    c->egress_tls_client_certificate = xstrdup("");
+    c->egress_tls_client_private_key = xstrdup("");
 
     c->n_sources = 1;
     c->sources = xcalloc(1, sizeof(*c->sources));
@@ -63,6 +66,9 @@ void cfg_dlv_default(struct cfg *c)
 void cfg_dlv_copy(struct cfg *dst, const struct cfg *src)
 {
     dst->egress_resolver = dup_or_null(src->egress_resolver);
+    dst->egress_tls_ca_file = dup_or_null(src->egress_tls_ca_file);
+    dst->egress_tls_client_certificate = dup_or_null(src->egress_tls_client_certificate);
+    dst->egress_tls_client_private_key = dup_or_null(src->egress_tls_client_private_key);
     dst->sources = src->n_sources ? xcalloc(src->n_sources, sizeof(*dst->sources)) : NULL;
     for (size_t i = 0; i < src->n_sources; i++) {
         dst->sources[i].name = dup_or_null(src->sources[i].name);
@@ -95,6 +101,9 @@ void cfg_dlv_copy(struct cfg *dst, const struct cfg *src)
 void cfg_dlv_fini(struct cfg *c)
 {
     free(c->egress_resolver);
+    free(c->egress_tls_ca_file);
+    free(c->egress_tls_client_certificate);
+    free(c->egress_tls_client_private_key);
     for (size_t i = 0; c->sources && i < c->n_sources; i++) {
         free(c->sources[i].name);
         free(c->sources[i].bind_address);

@@ -23,7 +23,8 @@
  *
  * Attempt result (egress -> spool, MSG_EGRESS_ATTEMPT_RESULT): proto_attempt_hdr, then n_rcpt x
  * struct proto_attempt_rcpt, then the header strings (len[] order: peer address, site, egress source,
- * egress pool, MX host name), then each recipient's response text (text_len bytes) in order.
+ * egress pool, MX host name, TLS cipher, TLS protocol version, TLS peer subject), then each
+ * recipient's response text (text_len bytes) in order.
  * At least one recipient, no index twice; outcome and command known; code 0 (no reply) or 200..599;
  * enhanced class 0, 2, 4 or 5; strings at most PROTO_DLV_STRING_MAX bytes without NUL, CR or LF.
  * The recipient indexes are checked against the envelope by the spool, which has it.
@@ -81,7 +82,11 @@ enum proto_attempt_str {
     PROTO_ATT_SOURCE = 2, /* egress source name */
     PROTO_ATT_POOL = 3,   /* egress pool name */
     PROTO_ATT_MX = 4,     /* MX host name connected to */
-    PROTO_ATT_STRINGS = 5,
+    /* the TLS of the session the transactions ran on, "" for plaintext (KumoMTA's record fields) */
+    PROTO_ATT_TLS_CIPHER = 5,  /* "TLS_AES_256_GCM_SHA384" */
+    PROTO_ATT_TLS_VERSION = 6, /* "TLSv1.3" */
+    PROTO_ATT_TLS_SUBJECT = 7, /* peer certificate subject: "CN=mx.example.com" entries separated by TAB */
+    PROTO_ATT_STRINGS = 8,
 };
 
 struct proto_attempt_hdr {
@@ -94,7 +99,6 @@ struct proto_attempt_hdr {
     uint32_t rcpt_first;  /* the domain this attempt was for (as in the DELIVER) */
     uint32_t flags;       /* reserved, 0 */
     uint16_t len[PROTO_ATT_STRINGS];
-    uint16_t reserved[3];
 };
 
 struct proto_attempt_rcpt {

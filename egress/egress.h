@@ -30,6 +30,7 @@
 #include "egress/egress_conn.h"
 #include "egress/egress_dkim.h"
 #include "egress/egress_path.h"
+#include "egress/egress_tls.h"
 
 #define EGRESS_MAX_JOBS 4096
 
@@ -47,6 +48,7 @@ struct egress {
     struct egress_conn_set conns;
     struct egress_paths paths; /* path configurations from the scheduler (egress_path.h) */
     struct egress_dkim dkim;   /* DKIM signers and recent signatures (egress_dkim.h) */
+    struct egress_tls tls;     /* client contexts, TLS sessions, broken-TLS sites (egress_tls.h) */
     struct egress_lease *leases;
     struct egress_job *jobs;
     struct egress_job *zombies; /* finished, a DNS callback still due */
@@ -62,6 +64,8 @@ struct egress {
 void egress_worker_init(struct egress *eg, struct role_rt *rt);
 void egress_worker_fini(struct egress *eg);
 void egress_worker_tick(struct egress *eg, uint64_t now_ns);
+/* egress_worker_reload - [egress] TLS keys again (CA file, client certificate); kept when they fail */
+void egress_worker_reload(struct egress *eg);
 bool egress_worker_drain(struct egress *eg);
 /* egress_worker_spool_instance - the spool's instance index, -1 while there is none */
 int egress_worker_spool_instance(struct egress *eg);

@@ -16,9 +16,11 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "rt/evl_stream.h"
+#include "tls/tls_stream.h"
 
 #define EGRESS_CONN_IN_BUF 4096
 #define EGRESS_CONN_PEER_MAX 64
+#define EGRESS_CONN_WHY_MAX 256
 
 enum conn_state {
     CONN_CONNECTING = 0,
@@ -45,11 +47,99 @@ struct egress_conn {
     bool flush_then_close; /* session over: write what is queued (QUIT), then close */
     enum egress_smtp_wait last_wait;
     uint64_t deadline_ns; /* 0: none */
+
+    /* STARTTLS */
+    struct tls_conn *tls; /* from the 220 to STARTTLS on; freed after released() */
+    bool tls_opened;      /* the handshake completed */
+    bool in_opened;       /* inside the stream's opened(): the stream re-arms its recv itself */
+    char *tls_site;       /* owned copy of p.tls_site */
+    char *tls_key;        /* session cache key */
+    char tls_name[256];   /* SNI and the verified name; "" for none */
+    struct egress_tls_info tls_info;
     char in[EGRESS_CONN_IN_BUF];
 };
 
 static void conn_close(struct egress_conn *c);
 static void pump(struct egress_conn *c);
+static void rearm(struct egress_conn *c, bool progress);
+
+/* ---- STARTTLS ---- */
+
+/* tls_keep_session - the newest resumable session of this connection goes to the cache */
+static void tls_keep_session(struct egress_conn *c)
+{
+    if (!c->tls || !c->tls_key || !c->p.tls_cache)
+        return;
+    struct tls_session *s = tls_conn_session_take(c->tls);
+    if (s)
+        egress_tls_session_put(c->p.tls_cache, c->tls_key, s);
+}
+
+/* tls_failed - the handshake did not complete: the reason, and the site remembered as broken */
+static void tls_failed(struct egress_conn *c, const char *detail, char *why, size_t len)
+{
+    const char *e = tls_conn_error(c->tls);
+    const char *name = c->tls_name[0] ? c->tls_name : "the server";
+    /* cut at len like any reason; only an encoding error leaves nothing */
+    if (snprintf(why, len, "TLS handshake with %s (%s) failed: %s", name, c->peer, e ? e : detail) < 0)
+        snprintf(why, len, "TLS handshake failed");
+    if (c->p.tls_remember_broken_ms && c->p.tls_cache && c->tls_site)
+        egress_tls_broken_set(c->p.tls_cache, c->tls_site,
+                              clock_mono_ns() / 1000000u + c->p.tls_remember_broken_ms);
+}
+
+static bool ip_literal(const char *s)
+{
+    unsigned char a[16];
+    return inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1;
+}
+
+/* tls_begin - the 220 to STARTTLS arrived (from on_recv, so no recv is armed): switch the stream */
+static void tls_begin(struct egress_conn *c)
+{
+    if (c->p.tls == EGRESS_SMTP_TLS_NONE || !c->p.tls_cache || c->tls) {
+        egress_smtp_abort(c->smtp, "unexpected TLS start");
+        return;
+    }
+    if (egress_smtp_tls_injected(c->smtp)) {
+        /* TLS-03: whatever followed the 220 was never the server's TLS; drop the connection */
+        egress_smtp_abort(c->smtp, "the server sent more after its 220 reply to STARTTLS (possible injection): "
+                                   "connection dropped before TLS");
+        return;
+    }
+    const struct sockaddr_storage *a = &c->p.addr;
+    uint16_t port = ntohs(a->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)a)->sin6_port
+                                                   : ((const struct sockaddr_in *)a)->sin_port);
+    c->tls_key = egress_tls_session_key(c->p.tls_verify, c->tls_name[0] ? c->tls_name : c->peer, port);
+    struct tls_session *resume = egress_tls_session_get(c->p.tls_cache, c->tls_key);
+    c->tls = tls_conn_new_client(egress_tls_ctx(c->p.tls_cache, c->p.tls_verify), c->tls_name[0] ? c->tls_name : NULL,
+                                 resume);
+    if (tls_conn_state(c->tls) == TLS_STATE_FAILED) {
+        char why[EGRESS_CONN_WHY_MAX];
+        tls_failed(c, "failed", why, sizeof(why));
+        egress_smtp_abort(c->smtp, why);
+        return;
+    }
+    tls_stream_start(&c->st, c->tls);
+}
+
+/* on_opened - the handshake completed: the session is described, EHLO goes again (RFC 3207 4.2) */
+static void on_opened(struct evl_stream *st)
+{
+    struct egress_conn *c = st->owner;
+
+    if (c->state != CONN_SMTP || !c->tls || c->tls_opened)
+        return;
+    c->tls_opened = true;
+    egress_tls_info_get(c->tls, &c->tls_info);
+    tls_keep_session(c);
+    if (egress_smtp_tls_done(c->smtp) < 0)
+        egress_smtp_abort(c->smtp, "TLS established out of step with the SMTP session");
+    c->in_opened = true;
+    rearm(c, true);
+    pump(c);
+    c->in_opened = false;
+}
 
 void egress_conn_addr_format(const struct sockaddr_storage *a, char *out, size_t len)
 {
@@ -87,6 +177,9 @@ static void on_released(struct evl_stream *st)
         c->next->prev = c->prev;
     c->set->n--;
     egress_smtp_free(c->smtp);
+    tls_conn_free(c->tls);
+    free(c->tls_site);
+    free(c->tls_key);
     free(c);
 }
 
@@ -133,6 +226,7 @@ static void conn_close(struct egress_conn *c)
     if (c->state == CONN_CLOSING)
         return;
     bool connecting = c->state == CONN_CONNECTING;
+    tls_keep_session(c);
     c->state = CONN_CLOSING;
     c->deadline_ns = 0;
     if (c->on_closed) {
@@ -233,7 +327,7 @@ static void flush(struct egress_conn *c)
 
 static void arm_recv(struct egress_conn *c)
 {
-    if (c->state != CONN_SMTP || c->flush_then_close)
+    if (c->state != CONN_SMTP || c->flush_then_close || c->in_opened)
         return;
     evl_stream_recv(&c->st, c->in, sizeof(c->in));
 }
@@ -249,8 +343,7 @@ static void pump(struct egress_conn *c)
     c->in_pump = true;
     while (c->state == CONN_SMTP && egress_smtp_next_event(c->smtp, &ev)) {
         if (ev.type == EGRESS_SMTP_EV_TLS_START) {
-            /* STARTTLS is not requested (tls NONE): a machine that asks anyway is out of step */
-            egress_smtp_abort(c->smtp, "unexpected TLS start");
+            tls_begin(c);
             continue;
         }
         if (ev.type == EGRESS_SMTP_EV_CONN_FAILED)
@@ -285,8 +378,12 @@ static void on_recv(struct evl_stream *st, ssize_t res)
     if (c->flush_then_close)
         return;
     if (res <= 0) {
-        char why[96];
-        if (res == 0)
+        char why[EGRESS_CONN_WHY_MAX];
+        if (c->tls && !c->tls_opened)
+            tls_failed(c, res == 0 ? "connection closed by the server" : strerror((int)-res), why, sizeof(why));
+        else if (c->tls && tls_conn_error(c->tls))
+            snprintf(why, sizeof(why), "TLS session failed: %s", tls_conn_error(c->tls));
+        else if (res == 0)
             snprintf(why, sizeof(why), "connection closed by the server");
         else
             snprintf(why, sizeof(why), "read from the server failed: %s", strerror((int)-res));
@@ -316,7 +413,8 @@ static void on_connect(struct evl *l, struct evl_op *op, int res, unsigned flags
         evl_stream_drop(&c->st);
         return;
     }
-    struct egress_smtp_params sp = {.ehlo_name = c->ehlo, .pipelining = true, .tls = EGRESS_SMTP_TLS_NONE};
+    struct egress_smtp_params sp = {.ehlo_name = c->ehlo, .pipelining = true,
+                                    .tls = c->p.tls_cache ? c->p.tls : EGRESS_SMTP_TLS_NONE};
     c->smtp = egress_smtp_new(&sp);
     if (!c->smtp) {
         fail_local(c, "the EHLO name is not valid");
@@ -335,6 +433,7 @@ static const struct evl_stream_ops conn_stream = {
     .taken = stream_taken,
     .sent = on_send,
     .recv = on_recv,
+    .opened = on_opened,
     .released = on_released,
 };
 
@@ -378,6 +477,10 @@ int egress_conn_open(struct egress_conn_set *set, const struct egress_conn_param
     int fd, rc;
 
     *out = NULL;
+    if (p->tls != EGRESS_SMTP_TLS_NONE && !p->tls_cache) {
+        snprintf(err, err_len, "STARTTLS asked for without TLS contexts");
+        return -EINVAL;
+    }
     if (family != AF_INET && family != AF_INET6) {
         snprintf(err, err_len, "address family %d is not supported", family);
         return -EAFNOSUPPORT;
@@ -403,6 +506,11 @@ int egress_conn_open(struct egress_conn_set *set, const struct egress_conn_param
     c->p = *p;
     c->p.bind_address = NULL; /* borrowed; not needed after bind */
     c->p.ehlo_name = NULL;
+    c->p.tls_name = NULL;
+    c->p.tls_site = NULL;
+    if (p->tls_name && p->tls_name[0] && !ip_literal(p->tls_name))
+        snprintf(c->tls_name, sizeof(c->tls_name), "%s", p->tls_name);
+    c->tls_site = p->tls_site ? xstrdup(p->tls_site) : NULL;
     snprintf(c->ehlo, sizeof(c->ehlo), "%s", p->ehlo_name ? p->ehlo_name : "localhost");
     egress_conn_addr_format(&p->addr, c->peer, sizeof(c->peer));
     c->on_event = on_event;
@@ -516,13 +624,29 @@ void egress_conn_tick(struct egress_conn_set *set, uint64_t now_ns)
         } else if (c->flush_then_close) {
             conn_close(c);
         } else {
-            char why[96];
-            snprintf(why, sizeof(why), "timeout waiting for %s", wait_name(egress_smtp_waiting(c->smtp)));
+            char why[EGRESS_CONN_WHY_MAX];
+            enum egress_smtp_wait w = egress_smtp_waiting(c->smtp);
+            snprintf(why, sizeof(why), "timeout waiting for %s", wait_name(w));
+            if (w == EGRESS_SMTP_WAIT_TLS && c->tls && !c->tls_opened) {
+                char detail[EGRESS_CONN_WHY_MAX];
+                snprintf(detail, sizeof(detail), "%s", why);
+                tls_failed(c, detail, why, sizeof(why));
+            }
             egress_smtp_abort(c->smtp, why);
             pump(c);
             conn_close(c);
         }
     }
+}
+
+bool egress_conn_tls_matches(const struct egress_conn *c, enum egress_smtp_tls mode, bool verify)
+{
+    return c->p.tls == mode && (mode == EGRESS_SMTP_TLS_NONE || c->p.tls_verify == verify);
+}
+
+const struct egress_tls_info *egress_conn_tls(const struct egress_conn *c)
+{
+    return &c->tls_info;
 }
 
 const char *egress_conn_peer(const struct egress_conn *c)

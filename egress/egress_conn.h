@@ -15,6 +15,15 @@
  * past its timeout aborts the session: unfinished recipients get TEMPFAIL. egress_conn_timeouts_set()
  * changes them on an open connection (a reused connection runs under its new attempt's path).
  *
+ * STARTTLS (params.tls, egress_tls.h for the modes): on the 220 to STARTTLS the socket stream switches
+ * to TLS (tls/tls_stream.h) with params.tls_ctx, the session kept for this host offered for
+ * resumption; the handshake runs on the loop like any other I/O (memory BIOs, no blocking call).
+ * Octets after the 220 (TLS-03) abort the session before any handshake: a CLOSED event says why.
+ * A failed handshake (alert, bad certificate, EOF, timeout) ends the connection with a CLOSED
+ * event naming the reason; it never continues in plaintext. With tls_remember_broken_ms, that
+ * failure also marks the site in the cache as broken for that long. Once established, the EHLO
+ * is sent again and egress_conn_tls() describes the session for the records.
+ *
  * Ownership: the set owns its connections; a connection frees itself once closed and its last
  * io_uring operation completed. Callbacks may call any function here on any connection, including
  * closing this one.
@@ -28,6 +37,7 @@
 
 #include "rt/evl.h"
 #include "egress/egress_smtp.h"
+#include "egress/egress_tls.h"
 
 struct egress_conn;
 
@@ -49,6 +59,14 @@ struct egress_conn_params {
     const char *bind_address;     /* local IP or "" / NULL for any */
     const char *ehlo_name;
     struct egress_conn_timeouts t;
+    /* STARTTLS: mode, verification, the name for SNI and verification (the MX host; NULL or an IP
+     * literal: no SNI, and verification then fails the handshake) */
+    enum egress_smtp_tls tls;
+    bool tls_verify;
+    const char *tls_name;
+    struct egress_tls *tls_cache;    /* contexts, sessions, broken sites; NULL: no STARTTLS */
+    const char *tls_site;            /* the site, for remember_broken_tls */
+    uint64_t tls_remember_broken_ms; /* 0: a failed handshake is not remembered */
 };
 
 void egress_conn_set_init(struct egress_conn_set *set, struct evl *l);
@@ -75,6 +93,11 @@ void egress_conn_abort(struct egress_conn *c, const char *why);
 /* egress_conn_close_all - at exit: every connection closed, no callbacks */
 void egress_conn_close_all(struct egress_conn_set *set);
 void egress_conn_tick(struct egress_conn_set *set, uint64_t now_ns);
+
+/* egress_conn_tls_matches - the connection was opened with this STARTTLS mode and verification */
+bool egress_conn_tls_matches(const struct egress_conn *c, enum egress_smtp_tls mode, bool verify);
+/* egress_conn_tls - the session's TLS for the records (empty strings: plaintext); never NULL */
+const struct egress_tls_info *egress_conn_tls(const struct egress_conn *c);
 
 /* egress_conn_peer - "ip:port" ("[ip6]:port") of the peer */
 const char *egress_conn_peer(const struct egress_conn *c);

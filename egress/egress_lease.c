@@ -93,6 +93,7 @@ void egress_lease_on_event(void *arg, struct egress_conn *c, const struct egress
         l->site = xstrdup(j->site);
         l->source = j->d.source;
         snprintf(l->mx, sizeof(l->mx), "%s", j->mx);
+        j->tls = *egress_conn_tls(c);
         j->state = JOB_SENDING;
         egress_job_txn(j);
         break;

@@ -35,11 +35,13 @@ static void on_tick(struct role_rt *rt, uint64_t now_ns)
     egress_worker_tick(rt->ctx, now_ns);
 }
 
-/* on_reload - SIGHUP: the DKIM keys are read again (a bad key keeps the running ones, logged) */
+/* on_reload - SIGHUP: the DKIM keys are read again (a bad key keeps the running ones, logged), and the
+ * outbound TLS keys (CA file, client certificate; failing ones keep the running contexts, logged) */
 static void on_reload(struct role_rt *rt)
 {
     struct egress *eg = rt->ctx;
     egress_dkim_reload(&eg->dkim, &rt->cfg);
+    egress_worker_reload(eg);
 }
 
 static bool on_drain(struct role_rt *rt)

@@ -52,17 +52,28 @@ static void conn_timeouts(const struct egress_path *pc, struct egress_conn_timeo
     };
 }
 
+/* tls_plan - the path's enable_tls for a connection of this job now */
+static void tls_plan(struct egress_job *j, struct egress_tls_plan *tp)
+{
+    egress_tls_plan(&j->eg->tls, j->pc->h.enable_tls, j->pc->h.remember_broken_tls_ms, j->site,
+                    clock_mono_ns() / 1000000u, tp);
+}
+
 static void connect_or_reuse(struct egress_job *j)
 {
     struct egress_lease *l = j->lease;
+    struct egress_tls_plan tp;
 
+    tls_plan(j, &tp);
+    /* a connection opened under other TLS settings (a reload changed enable_tls) is not reused */
     if (l && l->conn && egress_conn_idle(l->conn) && l->site && strcmp(l->site, j->site) == 0 &&
-        l->source == j->d.source) {
+        l->source == j->d.source && egress_conn_tls_matches(l->conn, tp.mode, tp.verify)) {
         struct egress_conn_timeouts t;
         conn_timeouts(j->pc, &t);
         egress_conn_timeouts_set(l->conn, &t); /* this attempt's path generation from here on */
         snprintf(j->mx, sizeof(j->mx), "%s", l->mx);
         snprintf(j->peer, sizeof(j->peer), "%s", egress_conn_peer(l->conn));
+        j->tls = *egress_conn_tls(l->conn);
         j->state = JOB_SENDING;
         egress_job_txn(j);
         return;
@@ -110,15 +121,6 @@ void egress_route_start(struct egress_job *j)
     struct egress *eg = j->eg;
     const struct cfg_route *rt = cfg_dlv_route_for(&eg->rt->cfg, j->domain);
 
-    if (egress_path_tls_required(j->pc)) {
-        /* outbound STARTTLS is not there yet: a path that requires TLS never sends in plaintext */
-        char text[SMTP_REPLY_TEXT_MAX];
-        snprintf(text, sizeof(text), "TLS required but not available (enable_tls = %s)",
-                 proto_path_tls_name(j->pc->h.enable_tls));
-        egress_job_set_all(j, PROTO_OUT_TRANSIENT, PROTO_CMD_CONNECT, 0, "", text);
-        egress_job_finish(j);
-        return;
-    }
     if (rt && rt->n_hosts > 0) {
         size_t len = 7;
         for (uint32_t i = 0; i < rt->n_hosts; i++) {
@@ -296,6 +298,14 @@ void egress_route_next(struct egress_job *j)
         }
         if (j->pc->ehlo[0])
             p.ehlo_name = j->pc->ehlo;
+        struct egress_tls_plan tp;
+        tls_plan(j, &tp);
+        p.tls = tp.mode;
+        p.tls_verify = tp.verify;
+        p.tls_name = t->host;
+        p.tls_cache = &eg->tls;
+        p.tls_site = j->site;
+        p.tls_remember_broken_ms = tp.remember_broken_ms;
         char err[SMTP_REPLY_TEXT_MAX];
         struct egress_conn *c;
         egress_conn_addr_format(&p.addr, j->peer, sizeof(j->peer));

@@ -67,6 +67,7 @@ struct egress_smtp {
     bool use_pipelining;
     enum egress_smtp_tls tls;
     bool tls_active;
+    bool tls_injected; /* octets followed the 220 to STARTTLS */
     bool need_rset;
     struct smtp_reply_parser rp;
     struct egress_smtp_caps caps, ehlo_caps;
@@ -558,8 +559,10 @@ int egress_smtp_feed(struct egress_smtp *s, const char *buf, size_t len)
     if (s->state == ST_OVER)
         return -EPIPE;
     while (i < len && s->state != ST_OVER) {
-        if (s->state == ST_TLS_WAIT)
-            return 0; /* TLS-03: plaintext after the 220 is dropped */
+        if (s->state == ST_TLS_WAIT) {
+            s->tls_injected = true; /* TLS-03: plaintext after the 220 is dropped, and remembered */
+            return 0;
+        }
         size_t used;
         int rc = smtp_reply_feed(&s->rp, buf + i, len - i, &used);
         i += used;
@@ -763,6 +766,11 @@ bool egress_smtp_over(const struct egress_smtp *s)
 bool egress_smtp_tls_active(const struct egress_smtp *s)
 {
     return s->tls_active;
+}
+
+bool egress_smtp_tls_injected(const struct egress_smtp *s)
+{
+    return s->tls_injected;
 }
 
 const char *egress_smtp_event_name(enum egress_smtp_event_type t)

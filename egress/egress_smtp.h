@@ -73,7 +73,7 @@
 /* struct egress_smtp_params.tls */
 enum egress_smtp_tls {
     EGRESS_SMTP_TLS_NONE = 0,    /* never STARTTLS */
-    EGRESS_SMTP_TLS_TRY = 1,     /* STARTTLS when offered; plaintext when not offered or refused */
+    EGRESS_SMTP_TLS_TRY = 1,     /* STARTTLS when offered; plaintext when not offered or refused (454) */
     EGRESS_SMTP_TLS_REQUIRE = 2, /* STARTTLS or CONN_FAILED: never plaintext (TLS-04) */
 };
 
@@ -189,6 +189,9 @@ enum egress_smtp_wait egress_smtp_waiting(const struct egress_smtp *s);
 bool egress_smtp_over(const struct egress_smtp *s);
 /* egress_smtp_tls_active - tls_done() was called on this connection */
 bool egress_smtp_tls_active(const struct egress_smtp *s);
+/* egress_smtp_tls_injected - octets arrived after the 220 to STARTTLS (in its read or later, before
+ * tls_done()): they were dropped; the caller must not start TLS on this connection (TLS-03) */
+bool egress_smtp_tls_injected(const struct egress_smtp *s);
 
 const char *egress_smtp_event_name(enum egress_smtp_event_type t);
 const char *egress_smtp_result_name(enum egress_smtp_result r);

@@ -95,6 +95,28 @@ void egress_worker_init(struct egress *eg, struct role_rt *rt)
     eg->dns = dns_resolver_new(&rt->evl, &dc, &err);
     if (!eg->dns)
         fatal("DNS resolver: %s", err ? err : "could not be created");
+    if (egress_tls_init(&eg->tls, cfg, &err) < 0)
+        fatal("outbound TLS: %s", err ? err : "no client context");
+}
+
+void egress_worker_reload(struct egress *eg)
+{
+    struct egress_tls fresh;
+    char *err = NULL;
+
+    if (egress_tls_init(&fresh, &eg->rt->cfg, &err) < 0) {
+        log_error("reload: outbound TLS keeps its previous settings: %s", err ? err : "no client context");
+        free(err);
+        return;
+    }
+    /* sessions were made under the old contexts (and CA set): not resumed under the new ones; the
+     * broken-TLS memory stays. Open connections keep their contexts (each conn holds a reference). */
+    for (size_t i = 0; i < EGRESS_TLS_BROKEN; i++) {
+        fresh.broken[i] = eg->tls.broken[i];
+        eg->tls.broken[i] = (struct egress_tls_broken){0};
+    }
+    egress_tls_fini(&eg->tls);
+    eg->tls = fresh;
 }
 
 void egress_worker_fini(struct egress *eg)
@@ -123,4 +145,5 @@ void egress_worker_fini(struct egress *eg)
     free(eg->closed_pending);
     egress_path_table_fini(&eg->paths);
     egress_dkim_fini(&eg->dkim);
+    egress_tls_fini(&eg->tls);
 }

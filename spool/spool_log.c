@@ -179,6 +179,31 @@ static json_t *response_object(const struct spool_log_response *r, bool *bad)
     return o;
 }
 
+/* put_tls - KumoMTA leaves the TLS fields out of a record without TLS */
+static void put_tls(json_t *o, const struct spool_log_event *ev, bool *bad)
+{
+    if (ev->tls_cipher && ev->tls_cipher[0])
+        put(o, "tls_cipher", jstr(ev->tls_cipher), bad);
+    if (ev->tls_protocol_version && ev->tls_protocol_version[0])
+        put(o, "tls_protocol_version", jstr(ev->tls_protocol_version), bad);
+    if (!ev->tls_peer_subject_name || !ev->tls_peer_subject_name[0])
+        return;
+    json_t *a = json_array();
+    for (const char *p = ev->tls_peer_subject_name; a;) {
+        const char *tab = strchr(p, '\t');
+        size_t n = tab ? (size_t)(tab - p) : strlen(p);
+        char *piece = xstrndup(p, n);
+        json_t *v = jstr(piece); /* a subject cut in a UTF-8 sequence is repaired, not refused */
+        free(piece);
+        if (!v || json_array_append_new(a, v) < 0)
+            *bad = true;
+        if (!tab)
+            break;
+        p = tab + 1;
+    }
+    put(o, "tls_peer_subject_name", a, bad);
+}
+
 int spool_log_build(const struct spool_log *lg, enum spool_log_type type,
                     const struct spool_log_event *ev, json_t **out)
 {
@@ -225,6 +250,7 @@ int spool_log_build(const struct spool_log *lg, enum spool_log_type type,
     put(o, "meta", kv_object(ev->meta, ev->meta_count, &bad), &bad);
     put(o, "headers", kv_object(ev->headers, ev->header_count, &bad), &bad);
     put(o, "nodeid", jstr_or_null(lg ? lg->node_id : NULL), &bad);
+    put_tls(o, ev, &bad);
     if (bad) {
         json_decref(o);
         /* a NULL key is the caller's mistake; anything else is jansson out of memory */

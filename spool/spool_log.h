@@ -113,6 +113,11 @@ struct spool_log_event {
     const char *bounce_classification; /* NULL = "Uncategorized" */
     const char *egress_pool;
     const char *egress_source;
+    /* outbound TLS (KumoMTA's fields): written only when non-empty; the subject is TAB-separated
+     * "K=V" entries, written as an array of them */
+    const char *tls_cipher;
+    const char *tls_protocol_version;
+    const char *tls_peer_subject_name;
     const struct spool_log_kv *meta;
     size_t meta_count;
     const struct spool_log_kv *headers;

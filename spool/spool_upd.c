@@ -118,6 +118,9 @@ static void log_rcpt(struct spool *sp, const struct event_ctx *ev, enum spool_lo
     }
     e.egress_source = str[PROTO_ATT_SOURCE];
     e.egress_pool = str[PROTO_ATT_POOL];
+    e.tls_cipher = str[PROTO_ATT_TLS_CIPHER];
+    e.tls_protocol_version = str[PROTO_ATT_TLS_VERSION];
+    e.tls_peer_subject_name = str[PROTO_ATT_TLS_SUBJECT];
     e.timestamp = ev->ts;
     e.created = (int64_t)(rec->created_ms / 1000u);
     e.num_attempts = r->attempts;

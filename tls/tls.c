@@ -40,6 +40,7 @@ struct tls_conn {
     enum tls_state state;
     bool handshake_done;
     bool close_sent;
+    SSL_SESSION *session; /* client: the newest resumable session the server gave; owned */
     char err[TLS_ERR_SIZE];
 };
 
@@ -73,6 +74,17 @@ static char *tls_err_dup(const char *what, const char *fallback)
 
 /* ---- contexts ---- */
 
+/* tls_new_session - a client conn got a resumable session (TLS 1.3: a ticket after the handshake) */
+static int tls_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+    struct tls_conn *c = SSL_get_app_data(ssl);
+    if (c == NULL)
+        return 0;
+    SSL_SESSION_free(c->session);
+    c->session = sess;
+    return 1; /* the reference is ours */
+}
+
 static SSL_CTX *tls_ssl_ctx_base(enum tls_role role)
 {
     SSL_CTX *sc = SSL_CTX_new(role == TLS_ROLE_SERVER ? TLS_server_method() : TLS_client_method());
@@ -80,12 +92,18 @@ static SSL_CTX *tls_ssl_ctx_base(enum tls_role role)
         return NULL;
     SSL_CTX_set_min_proto_version(sc, TLS1_2_VERSION);
     /* renegotiation only gives a peer a way to make us compute and buffer more; SMTP never needs it */
-    SSL_CTX_set_options(sc, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_NO_TICKET);
+    SSL_CTX_set_options(sc, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
     /* thousands of idle sessions: give the 2 x 16 KiB record buffers back between records */
     SSL_CTX_set_mode(sc, SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_set_session_cache_mode(sc, SSL_SESS_CACHE_OFF);
-    if (role == TLS_ROLE_SERVER)
+    if (role == TLS_ROLE_SERVER) {
+        SSL_CTX_set_options(sc, SSL_OP_NO_TICKET);
+        SSL_CTX_set_session_cache_mode(sc, SSL_SESS_CACHE_OFF);
         SSL_CTX_set_num_tickets(sc, 0);
+    } else {
+        /* sessions go to the conn (tls_new_session), and from there to the caller's cache */
+        SSL_CTX_set_session_cache_mode(sc, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+        SSL_CTX_sess_set_new_cb(sc, tls_new_session);
+    }
     return sc;
 }
 
@@ -216,41 +234,42 @@ static int tls_server_self_signed(SSL_CTX *sc, const char *host, char **err)
     return 0;
 }
 
-static int tls_server_files(SSL_CTX *sc, const char *cert_file, const char *key_file, char **err)
+/* tls_cert_files - chain and key into sc; ck and kk name the configuration keys in messages */
+static int tls_cert_files(SSL_CTX *sc, const char *cert_file, const char *key_file, const char *ck, const char *kk,
+                          char **err)
 {
     char subject[256], not_after[40], fp[3 * EVP_MAX_MD_SIZE + 1];
 
     /* OpenSSL's own text for a missing file is vague; say which file and why */
     if (access(cert_file, R_OK) != 0) {
-        *err = xasprintf("tls: [tls] certificate %s: %s", cert_file, strerror(errno));
+        *err = xasprintf("tls: %s %s: %s", ck, cert_file, strerror(errno));
         return -ENOENT;
     }
     if (access(key_file, R_OK) != 0) {
-        *err = xasprintf("tls: [tls] private_key %s: %s", key_file, strerror(errno));
+        *err = xasprintf("tls: %s %s: %s", kk, key_file, strerror(errno));
         return -ENOENT;
     }
     if (SSL_CTX_use_certificate_chain_file(sc, cert_file) != 1) {
-        char *what = xasprintf("tls: [tls] certificate %s", cert_file);
+        char *what = xasprintf("tls: %s %s", ck, cert_file);
         *err = tls_err_dup(what, "no usable PEM certificate");
         free(what);
         return -EINVAL;
     }
     if (SSL_CTX_use_PrivateKey_file(sc, key_file, SSL_FILETYPE_PEM) != 1) {
-        char *what = xasprintf("tls: [tls] private_key %s", key_file);
+        char *what = xasprintf("tls: %s %s", kk, key_file);
         *err = tls_err_dup(what, "no usable PEM private key");
         free(what);
         return -EINVAL;
     }
     if (SSL_CTX_check_private_key(sc) != 1) {
-        char *what =
-            xasprintf("tls: [tls] private_key %s does not match [tls] certificate %s", key_file, cert_file);
+        char *what = xasprintf("tls: %s %s does not match %s %s", kk, key_file, ck, cert_file);
         *err = tls_err_dup(what, "mismatch");
         free(what);
         return -EINVAL;
     }
     X509 *cert = SSL_CTX_get0_certificate(sc);
     if (cert == NULL) {
-        *err = xasprintf("tls: [tls] certificate %s: no certificate loaded", cert_file);
+        *err = xasprintf("tls: %s %s: no certificate loaded", ck, cert_file);
         return -EINVAL;
     }
     if (X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof(subject)) == NULL)
@@ -258,9 +277,9 @@ static int tls_server_files(SSL_CTX *sc, const char *cert_file, const char *key_
     tls_time_text(X509_get0_notAfter(cert), not_after, sizeof(not_after));
     tls_fingerprint(cert, fp, sizeof(fp));
     if (X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0)
-        log_warn("tls: [tls] certificate %s EXPIRED on %s (subject %s)", cert_file, not_after, subject);
+        log_warn("tls: %s %s EXPIRED on %s (subject %s)", ck, cert_file, not_after, subject);
     else if (X509_cmp_current_time(X509_get0_notBefore(cert)) >= 0)
-        log_warn("tls: [tls] certificate %s is not valid yet (subject %s)", cert_file, subject);
+        log_warn("tls: %s %s is not valid yet (subject %s)", ck, cert_file, subject);
     log_info("tls: certificate %s loaded: subject %s, expires %s, SHA-256 fingerprint %s", cert_file, subject,
              not_after, fp);
     ERR_clear_error();
@@ -287,7 +306,7 @@ int tls_server_ctx_new(const char *cert_file, const char *key_file, const char *
         *err = tls_err_dup("tls: creating the server context", "failed");
         return -ENOMEM;
     }
-    int rc = cert_file ? tls_server_files(sc, cert_file, key_file, err)
+    int rc = cert_file ? tls_cert_files(sc, cert_file, key_file, "[tls] certificate", "[tls] private_key", err)
                        : tls_server_self_signed(sc, host_name, err);
     if (rc != 0) {
         SSL_CTX_free(sc);
@@ -312,11 +331,22 @@ int tls_client_ctx_new(enum tls_verify verify, const char *ca_file, struct tls_c
         *err = tls_err_dup("tls: creating the client context", "failed");
         return -ENOMEM;
     }
-    /* also for opportunistic sessions, so the logs can say whether the peer would have verified */
-    int ok =
-        ca_file ? SSL_CTX_load_verify_locations(sc, ca_file, NULL) : SSL_CTX_set_default_verify_paths(sc);
+    /* also for opportunistic sessions, so the logs can say whether the peer would have verified; one
+     * file read now, never the hashed directory (its lookups would read files during handshakes) */
+    const char *file = ca_file;
+    if (file == NULL) {
+        file = getenv(X509_get_default_cert_file_env());
+        if (file == NULL || file[0] == '\0')
+            file = X509_get_default_cert_file();
+    }
+    int ok = SSL_CTX_load_verify_locations(sc, file, NULL);
+    if (ok != 1 && ca_file == NULL && verify == TLS_VERIFY_NONE) {
+        /* nothing to verify against is fine when nothing is verified: the logs say "not verified" */
+        ERR_clear_error();
+        ok = 1;
+    }
     if (ok != 1) {
-        char *what = xasprintf("tls: CA %s", ca_file ? ca_file : "system store");
+        char *what = xasprintf("tls: CA %s", ca_file ? ca_file : file);
         *err = tls_err_dup(what, "cannot load");
         free(what);
         SSL_CTX_free(sc);
@@ -330,6 +360,17 @@ int tls_client_ctx_new(enum tls_verify verify, const char *ca_file, struct tls_c
     *out = ctx;
     ERR_clear_error();
     return 0;
+}
+
+int tls_client_ctx_cert(struct tls_ctx *ctx, const char *cert_file, const char *key_file, char **err)
+{
+    *err = NULL;
+    if (ctx->role != TLS_ROLE_CLIENT)
+        panic("tls_client_ctx_cert: a server context");
+    ERR_clear_error();
+    int rc = tls_cert_files(ctx->ssl_ctx, cert_file, key_file, "client certificate", "client private key", err);
+    ERR_clear_error();
+    return rc;
 }
 
 void tls_ctx_free(struct tls_ctx *ctx)
@@ -404,7 +445,8 @@ static int tls_handshake_step(struct tls_conn *c)
     return -EPROTO;
 }
 
-struct tls_conn *tls_conn_new(struct tls_ctx *ctx, enum tls_role role, const char *peer_name)
+static struct tls_conn *tls_conn_make(struct tls_ctx *ctx, enum tls_role role, const char *peer_name,
+                                      struct tls_session *resume)
 {
     if (ctx->role != role)
         panic("tls_conn_new: %s conn from a %s context", role == TLS_ROLE_SERVER ? "server" : "client",
@@ -422,6 +464,7 @@ struct tls_conn *tls_conn_new(struct tls_ctx *ctx, enum tls_role role, const cha
     BIO_set_mem_eof_return(c->rbio, -1);
     BIO_set_mem_eof_return(c->wbio, -1);
     SSL_set_bio(c->ssl, c->rbio, c->wbio);
+    SSL_set_app_data(c->ssl, c);
 
     if (role == TLS_ROLE_SERVER) {
         SSL_set_accept_state(c->ssl);
@@ -445,8 +488,33 @@ struct tls_conn *tls_conn_new(struct tls_ctx *ctx, enum tls_role role, const cha
         tls_fail_text(c, "peer verification requires a peer name");
         return c;
     }
+    /* a session OpenSSL finds unusable (another version, expired) is simply not offered */
+    if (resume != NULL && SSL_set_session(c->ssl, (SSL_SESSION *)resume) != 1)
+        ERR_clear_error();
     tls_handshake_step(c);
     return c;
+}
+
+struct tls_conn *tls_conn_new(struct tls_ctx *ctx, enum tls_role role, const char *peer_name)
+{
+    return tls_conn_make(ctx, role, peer_name, NULL);
+}
+
+struct tls_conn *tls_conn_new_client(struct tls_ctx *ctx, const char *peer_name, struct tls_session *resume)
+{
+    return tls_conn_make(ctx, TLS_ROLE_CLIENT, peer_name, resume);
+}
+
+struct tls_session *tls_conn_session_take(struct tls_conn *c)
+{
+    SSL_SESSION *s = c->session;
+    c->session = NULL;
+    return (struct tls_session *)s;
+}
+
+void tls_session_free(struct tls_session *s)
+{
+    SSL_SESSION_free((SSL_SESSION *)s);
 }
 
 void tls_conn_free(struct tls_conn *c)
@@ -454,6 +522,7 @@ void tls_conn_free(struct tls_conn *c)
     if (c == NULL)
         return;
     SSL_free(c->ssl); /* frees both BIOs */
+    SSL_SESSION_free(c->session);
     free(c);
 }
 
@@ -621,4 +690,39 @@ bool tls_conn_peer_verified(const struct tls_conn *c)
         return false;
     X509 *peer = SSL_get0_peer_certificate(c->ssl);
     return peer != NULL && SSL_get_verify_result(c->ssl) == X509_V_OK;
+}
+
+bool tls_conn_resumed(const struct tls_conn *c)
+{
+    return c->handshake_done && SSL_session_reused(c->ssl) == 1;
+}
+
+size_t tls_conn_peer_subject(const struct tls_conn *c, char *out, size_t cap)
+{
+    size_t pos = 0;
+
+    if (cap == 0)
+        return 0;
+    out[0] = '\0';
+    X509 *peer = c->handshake_done ? SSL_get0_peer_certificate(c->ssl) : NULL;
+    if (peer == NULL)
+        return 0;
+    const X509_NAME *name = X509_get_subject_name(peer);
+    int n = X509_NAME_entry_count(name);
+    for (int i = 0; i < n && pos + 1 < cap; i++) {
+        const X509_NAME_ENTRY *e = X509_NAME_get_entry(name, i);
+        int nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(e));
+        const char *sn = nid != NID_undef ? OBJ_nid2sn(nid) : "?";
+        unsigned char *utf8 = NULL;
+        int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e));
+        pos += (size_t)snprintf(out + pos, cap - pos, "%s%s=", i ? "\t" : "", sn);
+        for (int k = 0; k < len && pos + 1 < cap; k++)
+            out[pos++] = utf8[k] < 0x20 || utf8[k] == 0x7f ? '?' : (char)utf8[k];
+        if (pos >= cap)
+            pos = cap - 1;
+        out[pos] = '\0';
+        OPENSSL_free(utf8);
+    }
+    ERR_clear_error();
+    return pos;
 }

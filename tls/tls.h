@@ -15,8 +15,15 @@
  * for the given host name and says so in a warning log line. tls_client_ctx_new() verifies the
  * peer (TLS_VERIFY_PEER: chain against the system CA store or a CA file, plus the host name;
  * a failure fails the handshake, there is no fallback) or only reports whether it would have
- * (TLS_VERIFY_NONE: opportunistic). Both: TLS 1.2 minimum, no renegotiation, no compression,
- * no session resumption. A context may be freed while conns made from it live on (each conn holds
+ * (TLS_VERIFY_NONE: opportunistic). The CA certificates are read into memory when the context is
+ * made (the system store is OpenSSL's default bundle file, SSL_CERT_FILE overrides it; the hashed
+ * directory is not used: its lookups read files during a handshake, a blocking call on the loop).
+ * tls_client_ctx_cert() adds a client certificate. Both roles: TLS 1.2 minimum, no renegotiation,
+ * no compression. Servers issue no session tickets; clients resume: each resumable session the
+ * server hands a client conn is kept in it until tls_conn_session_take(), and
+ * tls_conn_new_client() offers one (the caller's cache decides which: a session resumed skips the
+ * certificate check, so it may only be offered to the same name under the same context).
+ * A context may be freed while conns made from it live on (each conn holds
  * a reference), so a reload can swap certificates without touching open sessions.
  *
  * STARTTLS injection (TESTING.md TLS-01, TLS-03): a conn starts with no bytes and nothing here
@@ -51,6 +58,7 @@
 
 struct tls_ctx;
 struct tls_conn;
+struct tls_session; /* a resumable client session (OpenSSL's SSL_SESSION) */
 
 enum tls_role {
     TLS_ROLE_SERVER = 0,
@@ -78,6 +86,8 @@ int tls_server_ctx_new(const char *cert_file, const char *key_file, const char *
                        struct tls_ctx **out, char **err);
 /* tls_client_ctx_new - client context; ca_file NULL means the system CA store */
 int tls_client_ctx_new(enum tls_verify verify, const char *ca_file, struct tls_ctx **out, char **err);
+/* tls_client_ctx_cert - present this certificate chain and key (PEM files) when a server asks */
+int tls_client_ctx_cert(struct tls_ctx *ctx, const char *cert_file, const char *key_file, char **err);
 void tls_ctx_free(struct tls_ctx *ctx);
 bool tls_ctx_self_signed(const struct tls_ctx *ctx);
 
@@ -87,7 +97,12 @@ bool tls_ctx_self_signed(const struct tls_ctx *ctx);
  * OpenSSL refuses gives a conn already in TLS_STATE_FAILED.
  */
 struct tls_conn *tls_conn_new(struct tls_ctx *ctx, enum tls_role role, const char *peer_name);
+/* tls_conn_new_client - a client conn that offers `resume` (may be NULL; borrowed) for resumption */
+struct tls_conn *tls_conn_new_client(struct tls_ctx *ctx, const char *peer_name, struct tls_session *resume);
 void tls_conn_free(struct tls_conn *c);
+/* tls_conn_session_take - the newest resumable session the server gave (the caller owns it), or NULL */
+struct tls_session *tls_conn_session_take(struct tls_conn *c);
+void tls_session_free(struct tls_session *s);
 
 /* tls_feed_cipher - bytes received from the socket; 0, -ENOBUFS (over the cap, nothing taken), -EPROTO
  * (failed) */
@@ -123,5 +138,13 @@ const char *tls_conn_cipher(const struct tls_conn *c);
 int tls_conn_cipher_bits(const struct tls_conn *c);
 /* tls_conn_peer_verified - client: the peer's chain and name verified (also when not required) */
 bool tls_conn_peer_verified(const struct tls_conn *c);
+/* tls_conn_resumed - the handshake resumed an earlier session */
+bool tls_conn_resumed(const struct tls_conn *c);
+/*
+ * tls_conn_peer_subject - the peer certificate's subject as "SN=value" entries in order (CN, O, ...),
+ * separated by TAB; control octets in values become '?'. "" when there is no peer certificate.
+ * Cut at cap - 1 bytes; returns the length written.
+ */
+size_t tls_conn_peer_subject(const struct tls_conn *c, char *out, size_t cap);
 
 #endif
