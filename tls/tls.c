@@ -80,9 +80,16 @@ static int tls_new_session(SSL *ssl, SSL_SESSION *sess)
     struct tls_conn *c = SSL_get_app_data(ssl);
     if (c == NULL)
         return 0;
+    /* a copy: the conn's own session is marked not resumable when it ends without close_notify
+     * (SMTP clients close after QUIT's reply), and that must not spoil the cached one */
+    SSL_SESSION *copy = SSL_SESSION_dup(sess);
+    if (copy == NULL) {
+        ERR_clear_error();
+        return 0;
+    }
     SSL_SESSION_free(c->session);
-    c->session = sess;
-    return 1; /* the reference is ours */
+    c->session = copy;
+    return 0; /* OpenSSL keeps its reference to sess */
 }
 
 static SSL_CTX *tls_ssl_ctx_base(enum tls_role role)

@@ -117,7 +117,8 @@ class DnsServer:
 class Sink:
     """A recording SMTP server on (host, port) in a background thread."""
 
-    def __init__(self, host="127.0.0.1", port=None, data_reply=None, banner_reply=None, data_delay=0.0):
+    def __init__(self, host="127.0.0.1", port=None, data_reply=None, banner_reply=None, data_delay=0.0,
+                 tls_context=None):
         from aiosmtpd.controller import Controller
         from aiosmtpd.smtp import SMTP
         self.host = host
@@ -130,6 +131,7 @@ class Sink:
         self.connections = 0
         self.deliveries = []  # (time.monotonic(), connection number, client address) per accepted message
         self.helos = []       # the EHLO/HELO name of the session of each accepted message
+        self.tls = []         # per accepted message: None (plaintext) or {"version", "cipher", "reused"}
         self.data_reply = data_reply
         self.lock = threading.Lock()
         self.seen = set()
@@ -168,6 +170,9 @@ class Sink:
                     sink.deliveries.append((time.monotonic(), getattr(server, "conn_no", 0),
                                             session.peer[0] if session.peer else ""))
                     sink.helos.append(session.host_name)
+                    obj = session.ssl.get("ssl_object") if session.ssl else None
+                    sink.tls.append({"version": obj.version(), "cipher": obj.cipher()[0],
+                                     "reused": obj.session_reused} if obj else None)
                 return "250 2.0.0 queued as sink-%d" % len(sink.messages)
 
         class CountingSMTP(SMTP):
@@ -189,6 +194,8 @@ class Sink:
                 return CountingSMTP(self.handler, **self.SMTP_kwargs)
 
         kw = {"hostname": host, "port": self.port}
+        if tls_context is not None:
+            kw["tls_context"] = tls_context  # STARTTLS offered (aiosmtpd), not required
         self.controller = CountingController(Handler(), ident="sink", **kw)
         self.controller.start()
         wait_for(lambda: self.open == 0, 5, what="the controller's probe connection closed")

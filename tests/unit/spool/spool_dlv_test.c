@@ -215,7 +215,7 @@ struct att_rcpt {
     const char *text;
 };
 
-static void build_attempt(struct buf *b, const struct att_rcpt *r, uint16_t n, const char *const s[5])
+static void build_attempt(struct buf *b, const struct att_rcpt *r, uint16_t n, const char *const s[PROTO_ATT_STRINGS])
 {
     struct proto_attempt_hdr h = {.magic = PROTO_ATT_MAGIC, .version = PROTO_DLV_VERSION, .n_rcpt = n,
                                   .msg_id_hi = 7, .msg_id_lo = 8, .timestamp_ms = 1700000100000, .rcpt_first = 0};
@@ -248,7 +248,8 @@ static bool att_refused(const void *run, size_t len, struct proto_attempt *a, co
 
 static void test_attempt_check(void)
 {
-    static const char *const s[5] = {"127.0.0.2:25", "site-a", "src1", "pool1", "mx.example"};
+    static const char *const s[PROTO_ATT_STRINGS] = {"127.0.0.2:25", "site-a", "src1", "pool1", "mx.example",
+                                                     "TLS_AES_256_GCM_SHA384", "TLSv1.3", "CN=mx.example\tO=Example"};
     const struct att_rcpt good[] = {
         {0, PROTO_OUT_DELIVERED, 250, "ok"},
         {2, PROTO_OUT_BOUNCE, 550, "no such user"},
@@ -261,6 +262,9 @@ static void test_attempt_check(void)
     build_attempt(&b, good, 3, s);
     CHECK(proto_dlv_attempt_decode(b.data, b.len, &a, &why) == 0, "good run refused: %s", why ? why : "");
     CHECK(a.hdr.n_rcpt == 3 && strcmp(a.str[PROTO_ATT_SITE], "site-a") == 0, "strings");
+    CHECK(strcmp(a.str[PROTO_ATT_TLS_VERSION], "TLSv1.3") == 0 &&
+              strcmp(a.str[PROTO_ATT_TLS_SUBJECT], "CN=mx.example\tO=Example") == 0,
+          "TLS strings");
     if (a.hdr.n_rcpt == 3) {
         struct proto_attempt_rcpt r = a.rcpt[1];
         CHECK(r.index == 2 && r.code == 550 && r.text_len == 12 && strcmp(a.text[1], "no such user") == 0, "rcpt 1");

@@ -1,0 +1,376 @@
+"""Outbound STARTTLS (TLS-03/04/05 of TESTING.md) against real receivers on loopback: aiosmtpd sinks with
+certificates from a CA this test makes with the openssl CLI, a sink without STARTTLS, and raw socket
+servers that break the handshake or inject lines after their 220 to STARTTLS. MX records come from a real
+DNS server (unbound); enable_tls and remember_broken_tls per domain come from a KumoMTA-format shaping
+file; [egress] tls_ca_file makes the test CA the trust store. Every check is made at the receiver (what
+it got, in plaintext or TLS) and in the node's Delivery / TransientFailure records.
+
+    /usr/bin/python3 tests/e2e/egress_tls_test.py -k wrong_name
+"""
+import os
+import re
+import shutil
+import smtplib
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ringmail_node import Node, wait_for  # noqa: E402
+from peers import PeersCase, Sink, free_udp_tcp_port  # noqa: E402
+
+MESON = {"suite": "egress_tls", "timeout": 300}
+
+ID_RE = re.compile(r"id=([0-9a-f]{32})")
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+
+
+def make_pki(d):
+    """A test CA and two leaves: `good` for mx.one.test and mx2.broken.test, `wrong` for other.test."""
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=ringmail egress test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+    for name, sans in (("good", "DNS:mx.one.test,DNS:mx2.broken.test"), ("wrong", "DNS:other.test")):
+        cn = sans.split(",")[0][4:]
+        openssl("req", *ec, "-keyout", name + ".key", "-out", name + ".csr", "-subj",
+                "/CN=%s/O=ringmail test" % cn, cwd=d)
+        with open(os.path.join(d, name + ".ext"), "w") as f:
+            f.write("subjectAltName=%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n" % sans)
+        openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", name + ".pem", "-days", "2", "-extfile", name + ".ext", cwd=d)
+
+
+def server_context(d, name):
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(os.path.join(d, name + ".pem"), os.path.join(d, name + ".key"))
+    return ctx
+
+
+class RawSmtp:
+    """A scripted SMTP server that offers STARTTLS and then misbehaves: mode "garbage" answers 220 and sends
+    bytes that are not TLS (the handshake fails), mode "inject" sends a 220 with an EHLO reply behind it in
+    the same write (TESTING.md TLS-03). Without STARTTLS it takes plaintext mail. `lines` has every
+    command line it read in plaintext, `messages` the bodies it accepted."""
+
+    def __init__(self, host, port, mode):
+        self.mode = mode
+        self.lines = []
+        self.messages = []
+        self.starttls = 0
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.sock.listen(16)
+        self.stopping = False
+        self.thread = threading.Thread(target=self.accept_loop, daemon=True)
+        self.thread.start()
+
+    def accept_loop(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
+
+    def serve(self, conn):
+        conn.settimeout(10)
+        buf = b""
+        try:
+            conn.sendall(b"220 raw.test ESMTP\r\n")
+            while True:
+                while b"\r\n" not in buf:
+                    data = conn.recv(4096)
+                    if not data:
+                        return
+                    buf += data
+                line, buf = buf.split(b"\r\n", 1)
+                cmd = line.decode("latin-1")
+                with self.lock:
+                    self.lines.append(cmd)
+                verb = cmd[:4].upper()
+                if verb in ("EHLO", "HELO"):
+                    conn.sendall(b"250-raw.test\r\n250-STARTTLS\r\n250 8BITMIME\r\n")
+                elif cmd.upper() == "STARTTLS":
+                    with self.lock:
+                        self.starttls += 1
+                    if self.mode == "inject":
+                        conn.sendall(b"220 2.0.0 go ahead\r\n250-raw.test\r\n250 8BITMIME\r\n")
+                    else:
+                        conn.sendall(b"220 2.0.0 go ahead\r\n")
+                        conn.recv(4096)  # the ClientHello
+                        conn.sendall(b"this is not TLS at all\r\n")
+                    # whatever comes now is not plaintext SMTP: wait for the client to go
+                    while conn.recv(4096):
+                        pass
+                    return
+                elif verb == "DATA":
+                    conn.sendall(b"354 go on\r\n")
+                    while b"\r\n.\r\n" not in buf:
+                        data = conn.recv(65536)
+                        if not data:
+                            return
+                        buf += data
+                    body, buf = buf.split(b"\r\n.\r\n", 1)
+                    with self.lock:
+                        self.messages.append(body)
+                    conn.sendall(b"250 2.0.0 accepted in plaintext\r\n")
+                elif verb == "QUIT":
+                    conn.sendall(b"221 bye\r\n")
+                    return
+                else:
+                    conn.sendall(b"250 2.0.0 ok\r\n")
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def commands(self):
+        with self.lock:
+            return [l.split(":")[0].split(" ")[0].upper() for l in self.lines]
+
+    def stop(self):
+        self.stopping = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class EgressTlsCase(PeersCase):
+    records = [
+        "one.test. 60 IN MX 10 mx.one.test.",
+        "mx.one.test. 60 IN A 127.0.0.2",
+        "plain.test. 60 IN MX 10 mx.plain.test.",
+        "mx.plain.test. 60 IN A 127.0.0.3",
+        "wrong.test. 60 IN MX 10 mx.wrong.test.",
+        "mx.wrong.test. 60 IN A 127.0.0.4",
+        # first MX breaks the handshake, the second is a good TLS receiver
+        "broken.test. 60 IN MX 10 mx1.broken.test.",
+        "broken.test. 60 IN MX 20 mx2.broken.test.",
+        "mx1.broken.test. 60 IN A 127.0.0.5",
+        "mx2.broken.test. 60 IN A 127.0.0.2",
+        "lonely.test. 60 IN MX 10 mx.lonely.test.",
+        "mx.lonely.test. 60 IN A 127.0.0.5",
+        "inject.test. 60 IN MX 10 mx.inject.test.",
+        "mx.inject.test. 60 IN A 127.0.0.6",
+    ]
+
+    def setUp(self):
+        super().setUp()
+        self.tmp = tempfile.mkdtemp(prefix="ringmail-etls-")
+        os.chmod(self.tmp, 0o755)
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        make_pki(self.tmp)
+        self.port = free_udp_tcp_port("127.0.0.2")
+
+    def tls_sink(self, host, cert="good"):
+        return self.peer(Sink(host, self.port, tls_context=server_context(self.tmp, cert)))
+
+    def plain_sink(self, host):
+        return self.peer(Sink(host, self.port))
+
+    def raw(self, host, mode):
+        return self.peer(RawSmtp(host, self.port, mode))
+
+    def start(self, shaping="", config=""):
+        path = os.path.join(self.tmp, "shaping.toml")
+        with open(path, "w") as f:
+            f.write(shaping)
+        eg = '\nresolver = "%s"\ndns_timeout = "500ms"\nport = %d' % (self.dns.address, self.port)
+        eg += '\nconnect_timeout = "2s"\nbanner_timeout = "3s"\ncommand_timeout = "5s"\ndata_timeout = "5s"'
+        eg += '\nidle_timeout = "1s"\ntls_ca_file = "%s"' % os.path.join(self.tmp, "ca.pem")
+        self.node = Node(config_extra='[shaping]\nfiles = ["%s"]\n%s' % (path, config), egress=eg,
+                         park_delivery=False).start()
+        return self.node
+
+    def send(self, rcpt):
+        c = smtplib.SMTP("127.0.0.1", self.node.smtp_port, timeout=20)
+        try:
+            c.ehlo("client.test")
+            c.mail("s@client.test")
+            self.assertEqual(c.rcpt(rcpt)[0], 250)
+            code, reply = c.data(b"Subject: t\r\nFrom: s@client.test\r\n\r\nhello\r\n")
+            self.assertEqual(code, 250)
+            return ID_RE.search(reply.decode()).group(1)
+        finally:
+            c.quit()
+
+    def record(self, typ, msg_id, timeout=30):
+        recs = wait_for(lambda: [r for r in self.node.log_records() if r["type"] == typ and r["id"] == msg_id],
+                        timeout, what="the %s record" % typ)
+        return recs[0]
+
+    def assert_tls_record(self, rec, cn):
+        self.assertTrue(rec.get("tls_cipher"), rec)
+        self.assertIn(rec.get("tls_protocol_version"), ("TLSv1.2", "TLSv1.3"), rec)
+        self.assertIn("CN=%s" % cn, rec.get("tls_peer_subject_name", []), rec)
+        self.assertIn("O=ringmail test", rec["tls_peer_subject_name"], rec)
+
+    def assert_plain_record(self, rec):
+        for k in ("tls_cipher", "tls_protocol_version", "tls_peer_subject_name"):
+            self.assertNotIn(k, rec)
+
+
+class VerifiedTest(EgressTlsCase):
+    def test_opportunistic_verifies_against_the_ca_file_and_logs_the_session(self):
+        sink = self.tls_sink("127.0.0.2")
+        self.start()
+        msg_id = self.send("r@one.test")
+        rec = self.record("Delivery", msg_id)
+        self.assertEqual(sink.count(), 1)
+        self.assertIsNotNone(sink.tls[0], "delivered in plaintext")
+        self.assert_tls_record(rec, "mx.one.test")
+        self.assertEqual(rec["tls_cipher"], sink.tls[0]["cipher"])
+        self.assertEqual(rec["tls_protocol_version"], sink.tls[0]["version"])
+
+    def test_required_delivers_over_verified_tls(self):
+        sink = self.tls_sink("127.0.0.2")
+        self.start('["one.test"]\nenable_tls = "Required"\n')
+        rec = self.record("Delivery", self.send("r@one.test"))
+        self.assertIsNotNone(sink.tls[0])
+        self.assert_tls_record(rec, "mx.one.test")
+
+    def test_second_connection_resumes_the_session(self):
+        sink = self.tls_sink("127.0.0.2")
+        self.start('["one.test"]\nmax_deliveries_per_connection = 1\n')
+        self.record("Delivery", self.send("r1@one.test"))
+        rec = self.record("Delivery", self.send("r2@one.test"))
+        self.assert_tls_record(rec, "mx.one.test")  # a resumed session still names its certificate
+        self.assertEqual(sink.count(), 2)
+        self.assertGreaterEqual(sink.connections, 2)
+        self.assertFalse(sink.tls[0]["reused"], "the first session cannot be a resumed one")
+        self.assertTrue(sink.tls[1]["reused"], "the second connection did a full handshake")
+
+    def test_disabled_never_starts_tls(self):
+        sink = self.tls_sink("127.0.0.2")
+        self.start('["one.test"]\nenable_tls = "Disabled"\n')
+        rec = self.record("Delivery", self.send("r@one.test"))
+        self.assertIsNone(sink.tls[0])
+        self.assert_plain_record(rec)
+
+
+class NoStarttlsTest(EgressTlsCase):
+    def test_opportunistic_delivers_in_plaintext(self):
+        sink = self.plain_sink("127.0.0.3")
+        self.start()
+        rec = self.record("Delivery", self.send("r@plain.test"))
+        self.assertEqual(sink.count(), 1)
+        self.assertIsNone(sink.tls[0])
+        self.assert_plain_record(rec)
+
+    def test_required_defers_with_no_plaintext_transaction(self):
+        """TLS-04: a Required path never sends in plaintext."""
+        sink = self.plain_sink("127.0.0.3")
+        self.start('["plain.test"]\nenable_tls = "Required"\n')
+        rec = self.record("TransientFailure", self.send("r@plain.test"))
+        self.assertIn("STARTTLS", rec["response"]["content"])
+        self.assertEqual(sink.count(), 0)
+        self.assertEqual(sink.rcpt_log, [], "a RCPT went out in plaintext")
+
+
+class WrongNameTest(EgressTlsCase):
+    def test_opportunistic_refuses_a_certificate_for_another_name(self):
+        sink = self.tls_sink("127.0.0.4", cert="wrong")
+        self.start()
+        rec = self.record("TransientFailure", self.send("r@wrong.test"))
+        self.assertIn("TLS handshake", rec["response"]["content"])
+        self.assertIn("certificate verify failed", rec["response"]["content"])
+        self.assertEqual(sink.count(), 0)
+        self.assertEqual(sink.rcpt_log, [])
+
+    def test_required_refuses_it_too(self):
+        sink = self.tls_sink("127.0.0.4", cert="wrong")
+        self.start('["wrong.test"]\nenable_tls = "Required"\n')
+        rec = self.record("TransientFailure", self.send("r@wrong.test"))
+        self.assertIn("certificate verify failed", rec["response"]["content"])
+        self.assertEqual(sink.count(), 0)
+
+    def test_insecure_modes_deliver_over_tls(self):
+        sink = self.tls_sink("127.0.0.4", cert="wrong")
+        self.start('["wrong.test"]\nenable_tls = "RequiredInsecure"\n')
+        rec = self.record("Delivery", self.send("r@wrong.test"))
+        self.assertIsNotNone(sink.tls[0])
+        self.assert_tls_record(rec, "other.test")
+
+    def test_opportunistic_insecure_delivers_over_tls(self):
+        sink = self.tls_sink("127.0.0.4", cert="wrong")
+        self.start('["wrong.test"]\nenable_tls = "OpportunisticInsecure"\n')
+        self.record("Delivery", self.send("r@wrong.test"))
+        self.assertIsNotNone(sink.tls[0])
+
+
+class BrokenHandshakeTest(EgressTlsCase):
+    def test_opportunistic_moves_to_the_next_host_never_plaintext_on_that_connection(self):
+        """TLS-05: the failed handshake ends that connection; the next MX host gets the message."""
+        raw = self.raw("127.0.0.5", "garbage")
+        sink = self.tls_sink("127.0.0.2")
+        self.start()
+        rec = self.record("Delivery", self.send("r@broken.test"))
+        self.assertEqual(rec["peer_address"]["name"].rstrip("."), "mx2.broken.test")
+        self.assertEqual(sink.count(), 1)
+        self.assertIsNotNone(sink.tls[0])
+        self.assertGreaterEqual(raw.starttls, 1)
+        self.assertEqual(raw.messages, [])
+        for verb in ("MAIL", "RCPT", "DATA"):
+            self.assertNotIn(verb, raw.commands(), "plaintext after a failed handshake")
+
+    def test_required_defers(self):
+        raw = self.raw("127.0.0.5", "garbage")
+        self.start('["lonely.test"]\nenable_tls = "Required"\nremember_broken_tls = "1h"\n')
+        rec = self.record("TransientFailure", self.send("r@lonely.test"))
+        self.assertIn("TLS handshake", rec["response"]["content"])
+        # Required ignores remember_broken_tls (KumoMTA): the next message tries TLS again, never plaintext
+        rec = self.record("TransientFailure", self.send("r2@lonely.test"))
+        self.assertEqual(raw.messages, [])
+        self.assertNotIn("MAIL", raw.commands())
+        self.assertGreaterEqual(raw.starttls, 2)
+
+    def test_remember_broken_tls_sends_the_next_attempt_in_plaintext(self):
+        raw = self.raw("127.0.0.5", "garbage")
+        self.start('["lonely.test"]\nremember_broken_tls = "1h"\n')
+        rec = self.record("TransientFailure", self.send("r1@lonely.test"))
+        self.assertIn("TLS handshake", rec["response"]["content"])
+        self.assertEqual(raw.messages, [])
+        rec = self.record("Delivery", self.send("r2@lonely.test"), timeout=60)
+        self.assertEqual(len(raw.messages), 1)
+        self.assertEqual(raw.starttls, 1, "the remembered site was offered STARTTLS again")
+        self.assert_plain_record(rec)
+
+    def test_without_remember_broken_tls_every_attempt_tries_tls(self):
+        raw = self.raw("127.0.0.5", "garbage")
+        self.start()
+        self.record("TransientFailure", self.send("r1@lonely.test"))
+        self.record("TransientFailure", self.send("r2@lonely.test"), timeout=60)
+        self.assertEqual(raw.messages, [])
+        self.assertGreaterEqual(raw.starttls, 2)
+
+
+class InjectionTest(EgressTlsCase):
+    def test_lines_after_the_220_are_not_taken(self):
+        """TLS-03: a reply injected behind the 220 to STARTTLS is never read as the server's; the session
+        ends before any handshake and nothing is sent in plaintext."""
+        raw = self.raw("127.0.0.6", "inject")
+        self.start()
+        rec = self.record("TransientFailure", self.send("r@inject.test"))
+        self.assertIn("injection", rec["response"]["content"])
+        self.assertEqual(raw.messages, [])
+        cmds = raw.commands()
+        self.assertEqual(cmds.count("EHLO"), 1, cmds)
+        for verb in ("MAIL", "RCPT", "DATA"):
+            self.assertNotIn(verb, cmds)
+
+
+if __name__ == "__main__":
+    unittest.main()
