@@ -132,6 +132,9 @@ static void on_opened(struct evl_stream *st)
         return;
     c->tls_opened = true;
     egress_tls_info_get(c->tls, &c->tls_info);
+    log_debug("TLS with %s (%s): %s %s%s%s", c->tls_name[0] ? c->tls_name : "the server", c->peer,
+              c->tls_info.version, c->tls_info.cipher, tls_conn_resumed(c->tls) ? ", resumed" : "",
+              tls_conn_peer_verified(c->tls) ? ", verified" : ", not verified");
     tls_keep_session(c);
     if (egress_smtp_tls_done(c->smtp) < 0)
         egress_smtp_abort(c->smtp, "TLS established out of step with the SMTP session");

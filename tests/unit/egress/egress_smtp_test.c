@@ -97,7 +97,8 @@ struct msg {
 };
 
 struct step {
-    char op; /* S server bytes, C client bytes, E events, M send message, Q quit, T tls_done, A abort */
+    char op; /* S server bytes, C client bytes, E events, M send message, Q quit, T tls_done, A abort,
+              * I egress_smtp_tls_injected() is "1" or "0" */
     const char *data;
     const struct msg *m;
 };
@@ -250,9 +251,12 @@ static const struct dialogue dialogues[] = {
         {'C', ""}, {'E', "R0=PERMFAIL/553L DONE=PERMFAIL/553/n0L"}}},
     {"STARTTLS: injected plaintext after 220 dropped, EHLO again", true, EGRESS_SMTP_TLS_TRY, {
         BANNER, {'S', "250-mx\r\n250-STARTTLS\r\n250 PIPELINING\r\n"}, {'C', "STARTTLS\r\n"}, {'E', ""},
-        {'S', "220 go ahead\r\n250-evil\r\n250 PIPELINING\r\n"}, {'E', "TLS"}, {'S', "250 more evil\r\n"},
+        {'S', "220 go ahead\r\n250-evil\r\n250 PIPELINING\r\n"}, {'E', "TLS"}, {'I', "1"}, {'S', "250 more evil\r\n"},
         {'E', ""}, {'C', ""}, {'T'}, {'C', EHLO}, {'S', "250-mx\r\n250 8BITMIME\r\n"}, {'E', "READY"},
         {'M', NULL, M1}, {'C', MAIL_A}}},
+    {"STARTTLS: a clean 220 is not an injection", true, EGRESS_SMTP_TLS_REQUIRE, {
+        BANNER, {'S', "250-mx\r\n250 STARTTLS\r\n"}, {'C', "STARTTLS\r\n"}, {'S', "220 go ahead\r\n"},
+        {'E', "TLS"}, {'I', "0"}, {'C', ""}, {'T'}, {'C', EHLO}, {'I', "0"}}},
     {"STARTTLS required, not offered", true, EGRESS_SMTP_TLS_REQUIRE, {
         BANNER, {'S', CAPS_PIPE}, {'E', "FAIL/0"}, {'C', "QUIT\r\n"}}},
     {"STARTTLS refused, opportunistic: plaintext", true, EGRESS_SMTP_TLS_TRY, {
@@ -319,6 +323,10 @@ static void run_dialogue(const struct dialogue *d, bool feed_bytewise, bool out_
                 FAIL("%s [%s] step %zu: tls_done refused", d->name, mode, i);
             break;
         case 'A': egress_smtp_abort(s, "test abort"); break;
+        case 'I':
+            if (egress_smtp_tls_injected(s) != (st->data[0] == '1'))
+                FAIL("%s [%s] step %zu: tls_injected is not %s", d->name, mode, i, st->data);
+            break;
         }
         free(got.p);
     }
