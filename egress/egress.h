@@ -17,7 +17,8 @@
  * Files: egress_worker.c (set-up, time, drain), egress_deliver.c (the DELIVER and LOADED records),
  * egress_job.c (an attempt's life, transactions, report), egress_dkim.c (DKIM signing), egress_path.c (path configurations), egress_route.c (route or MX, addresses,
  * connecting), egress_lease.c (leases and their connections), egress_conn.c and egress_smtp.c (the
- * SMTP client), egress_attempt.c (the attempt result's payload).
+ * SMTP client), egress_tls.c (outbound STARTTLS: contexts, sessions, broken-TLS memory),
+ * egress_attempt.c (the attempt result's payload).
  */
 #ifndef RINGMAIL_EGRESS_H
 #define RINGMAIL_EGRESS_H
