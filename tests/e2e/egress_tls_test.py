@@ -11,18 +11,17 @@ import os
 import re
 import shutil
 import smtplib
-import socket
 import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from ringmail_node import Node, wait_for  # noqa: E402
 from peers import PeersCase, Sink, free_udp_tcp_port  # noqa: E402
+from fault_peers import ScriptServer, Session, Stop  # noqa: E402
 
 MESON = {"suite": "egress_tls", "timeout": 300}
 
@@ -56,96 +55,30 @@ def server_context(d, name):
     return ctx
 
 
-class RawSmtp:
-    """A scripted SMTP server that offers STARTTLS and then misbehaves: mode "garbage" answers 220 and sends
-    bytes that are not TLS (the handshake fails), mode "inject" sends a 220 with an EHLO reply behind it in
-    the same write (TESTING.md TLS-03). Without STARTTLS it takes plaintext mail. `lines` has every
-    command line it read in plaintext, `messages` the bodies it accepted."""
+class StarttlsTrap(Session):
+    """A scripted receiver (fault_peers.Session) that offers STARTTLS and then misbehaves: `mode` "garbage"
+    answers 220 and sends bytes that are not TLS (the handshake fails), "inject" sends a 220 with an EHLO
+    reply behind it in the same write (TESTING.md TLS-03). Without STARTTLS it takes plaintext mail."""
+    ehlo_lines = ("250-trap.test", "250-STARTTLS", "250 8BITMIME")
+    mode = "garbage"
 
-    def __init__(self, host, port, mode):
-        self.mode = mode
-        self.lines = []
-        self.messages = []
-        self.starttls = 0
-        self.lock = threading.Lock()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
-        self.sock.listen(16)
-        self.stopping = False
-        self.thread = threading.Thread(target=self.accept_loop, daemon=True)
-        self.thread.start()
-
-    def accept_loop(self):
-        while not self.stopping:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
-
-    def serve(self, conn):
-        conn.settimeout(10)
-        buf = b""
-        try:
-            conn.sendall(b"220 raw.test ESMTP\r\n")
-            while True:
-                while b"\r\n" not in buf:
-                    data = conn.recv(4096)
-                    if not data:
-                        return
-                    buf += data
-                line, buf = buf.split(b"\r\n", 1)
-                cmd = line.decode("latin-1")
-                with self.lock:
-                    self.lines.append(cmd)
-                verb = cmd[:4].upper()
-                if verb in ("EHLO", "HELO"):
-                    conn.sendall(b"250-raw.test\r\n250-STARTTLS\r\n250 8BITMIME\r\n")
-                elif cmd.upper() == "STARTTLS":
-                    with self.lock:
-                        self.starttls += 1
-                    if self.mode == "inject":
-                        conn.sendall(b"220 2.0.0 go ahead\r\n250-raw.test\r\n250 8BITMIME\r\n")
-                    else:
-                        conn.sendall(b"220 2.0.0 go ahead\r\n")
-                        conn.recv(4096)  # the ClientHello
-                        conn.sendall(b"this is not TLS at all\r\n")
-                    # whatever comes now is not plaintext SMTP: wait for the client to go
-                    while conn.recv(4096):
-                        pass
-                    return
-                elif verb == "DATA":
-                    conn.sendall(b"354 go on\r\n")
-                    while b"\r\n.\r\n" not in buf:
-                        data = conn.recv(65536)
-                        if not data:
-                            return
-                        buf += data
-                    body, buf = buf.split(b"\r\n.\r\n", 1)
-                    with self.lock:
-                        self.messages.append(body)
-                    conn.sendall(b"250 2.0.0 accepted in plaintext\r\n")
-                elif verb == "QUIT":
-                    conn.sendall(b"221 bye\r\n")
-                    return
-                else:
-                    conn.sendall(b"250 2.0.0 ok\r\n")
-        except OSError:
+    def on_other(self, line):
+        if line.upper() != "STARTTLS":
+            return super().on_other(line)
+        if self.mode == "inject":
+            self.send(b"220 2.0.0 go ahead\r\n250-trap.test\r\n250 8BITMIME\r\n")
+        else:
+            self.send("220 2.0.0 go ahead")
+            self.sock.recv(4096)  # the ClientHello
+            self.send(b"this is not TLS at all\r\n")
+        # whatever comes now is not plaintext SMTP: wait for the client to go
+        while self.sock.recv(4096):
             pass
-        finally:
-            conn.close()
+        raise Stop()
 
-    def commands(self):
-        with self.lock:
-            return [l.split(":")[0].split(" ")[0].upper() for l in self.lines]
 
-    def stop(self):
-        self.stopping = True
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+class InjectTrap(StarttlsTrap):
+    mode = "inject"
 
 
 class EgressTlsCase(PeersCase):
@@ -182,7 +115,13 @@ class EgressTlsCase(PeersCase):
         return self.peer(Sink(host, self.port))
 
     def raw(self, host, mode):
-        return self.peer(RawSmtp(host, self.port, mode))
+        return self.peer(ScriptServer(InjectTrap if mode == "inject" else StarttlsTrap, self.port, host))
+
+    @staticmethod
+    def verbs(raw):
+        with raw.lock:
+            return [c.split(":")[0].split(" ")[0].upper() for c in raw.commands]
+
 
     def start(self, shaping="", config=""):
         path = os.path.join(self.tmp, "shaping.toml")
@@ -321,10 +260,10 @@ class BrokenHandshakeTest(EgressTlsCase):
         self.assertEqual(rec["peer_address"]["name"].rstrip("."), "mx2.broken.test")
         self.assertEqual(sink.count(), 1)
         self.assertIsNotNone(sink.tls[0])
-        self.assertGreaterEqual(raw.starttls, 1)
+        self.assertGreaterEqual(self.verbs(raw).count("STARTTLS"), 1)
         self.assertEqual(raw.messages, [])
         for verb in ("MAIL", "RCPT", "DATA"):
-            self.assertNotIn(verb, raw.commands(), "plaintext after a failed handshake")
+            self.assertNotIn(verb, self.verbs(raw), "plaintext after a failed handshake")
 
     def test_required_defers(self):
         raw = self.raw("127.0.0.5", "garbage")
@@ -334,8 +273,8 @@ class BrokenHandshakeTest(EgressTlsCase):
         # Required ignores remember_broken_tls (KumoMTA): the next message tries TLS again, never plaintext
         rec = self.record("TransientFailure", self.send("r2@lonely.test"))
         self.assertEqual(raw.messages, [])
-        self.assertNotIn("MAIL", raw.commands())
-        self.assertGreaterEqual(raw.starttls, 2)
+        self.assertNotIn("MAIL", self.verbs(raw))
+        self.assertGreaterEqual(self.verbs(raw).count("STARTTLS"), 2)
 
     def test_remember_broken_tls_sends_the_next_attempt_in_plaintext(self):
         raw = self.raw("127.0.0.5", "garbage")
@@ -345,7 +284,7 @@ class BrokenHandshakeTest(EgressTlsCase):
         self.assertEqual(raw.messages, [])
         rec = self.record("Delivery", self.send("r2@lonely.test"), timeout=60)
         self.assertEqual(len(raw.messages), 1)
-        self.assertEqual(raw.starttls, 1, "the remembered site was offered STARTTLS again")
+        self.assertEqual(self.verbs(raw).count("STARTTLS"), 1, "the remembered site was offered STARTTLS again")
         self.assert_plain_record(rec)
 
     def test_without_remember_broken_tls_every_attempt_tries_tls(self):
@@ -354,7 +293,7 @@ class BrokenHandshakeTest(EgressTlsCase):
         self.record("TransientFailure", self.send("r1@lonely.test"))
         self.record("TransientFailure", self.send("r2@lonely.test"), timeout=60)
         self.assertEqual(raw.messages, [])
-        self.assertGreaterEqual(raw.starttls, 2)
+        self.assertGreaterEqual(self.verbs(raw).count("STARTTLS"), 2)
 
 
 class InjectionTest(EgressTlsCase):
@@ -366,7 +305,7 @@ class InjectionTest(EgressTlsCase):
         rec = self.record("TransientFailure", self.send("r@inject.test"))
         self.assertIn("injection", rec["response"]["content"])
         self.assertEqual(raw.messages, [])
-        cmds = raw.commands()
+        cmds = self.verbs(raw)
         self.assertEqual(cmds.count("EHLO"), 1, cmds)
         for verb in ("MAIL", "RCPT", "DATA"):
             self.assertNotIn(verb, cmds)

@@ -189,13 +189,17 @@ class Session:
                 self.send("221 2.0.0 bye")
                 return
             else:
-                self.send("502 5.5.2 unknown command")
+                self.on_other(line)
+
+    def on_other(self, line):
+        """Any other command (STARTTLS, ...); may raise Stop to end the connection."""
+        self.send("502 5.5.2 unknown command")
 
 
 class ScriptServer:
-    """A TCP server on 127.0.0.1 whose every connection runs a Session subclass in its own thread."""
+    """A TCP server on host (127.0.0.1) whose every connection runs a Session subclass in its own thread."""
 
-    def __init__(self, session_cls, port=None):
+    def __init__(self, session_cls, port=None, host="127.0.0.1"):
         self.session_cls = session_cls
         self.lock = threading.Lock()
         self.messages, self.commands, self.socks, self.threads = [], [], [], []
@@ -203,7 +207,7 @@ class ScriptServer:
         self.stopping = False
         self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(("127.0.0.1", port or 0))
+        self.lsock.bind((host, port or 0))
         self.port = self.lsock.getsockname()[1]
         self.lsock.listen(64)
         self.lsock.settimeout(0.1)
