@@ -83,11 +83,13 @@ void proto_path_node_defaults(struct proto_path *out, uint64_t connect_ms, uint6
     h->max_deliveries_per_connection = max_deliveries ? max_deliveries : 1;
     h->enable_tls = PROTO_PATH_TLS_OPPORTUNISTIC;
     out->ehlo_domain = "";
+    out->site = "";
 }
 
-static bool ehlo_ok(const uint8_t *s, size_t n)
+/* text_ok - at most max bytes of printable ASCII without spaces (an EHLO name, a site name) */
+static bool text_ok(const uint8_t *s, size_t n, size_t max)
 {
-    if (n > PROTO_PATH_EHLO_MAX)
+    if (n > max)
         return false;
     for (size_t i = 0; i < n; i++)
         if (s[i] < 0x21 || s[i] > 0x7e)
@@ -105,8 +107,10 @@ static const char *hdr_why(const struct proto_path_hdr *h)
 {
     if (h->magic != PROTO_PATH_MAGIC || h->version != PROTO_PATH_VERSION)
         return "bad magic or version";
-    if (h->reserved || h->reserved2)
+    if (h->reserved || h->reserved2 || h->reserved3)
         return "reserved field not zero";
+    if (h->site_len > PROTO_PATH_SITE_MAX)
+        return "site name too long";
     if (h->path == 0 || h->path > PROTO_PATH_ID_MAX)
         return "path id out of range";
     const uint64_t t[] = {h->connect_timeout_ms, h->banner_timeout_ms,   h->ehlo_timeout_ms,
@@ -139,7 +143,7 @@ static const char *host_at(const struct proto_path *p, size_t i)
 
 size_t proto_path_size(const struct proto_path *p)
 {
-    size_t n = sizeof(struct proto_path_hdr) + p->hdr.ehlo_len;
+    size_t n = sizeof(struct proto_path_hdr) + p->hdr.ehlo_len + p->hdr.site_len;
     size_t hosts = (size_t)p->hdr.n_prohibited + p->hdr.n_skip;
     n += hosts;
     for (size_t i = 0; i < hosts; i++)
@@ -156,7 +160,9 @@ int proto_path_encode(const struct proto_path *p, void *dst, size_t len)
     h.version = PROTO_PATH_VERSION;
     if (hdr_why(&h) || len != proto_path_size(p))
         return -EINVAL;
-    if (!ehlo_ok((const uint8_t *)(h.ehlo_len ? p->ehlo_domain : ""), h.ehlo_len))
+    if (!text_ok((const uint8_t *)(h.ehlo_len ? p->ehlo_domain : ""), h.ehlo_len, PROTO_PATH_EHLO_MAX))
+        return -EINVAL;
+    if (!text_ok((const uint8_t *)(h.site_len ? p->site : ""), h.site_len, PROTO_PATH_SITE_MAX))
         return -EINVAL;
     size_t hosts = (size_t)h.n_prohibited + h.n_skip;
     for (size_t i = 0; i < hosts; i++)
@@ -167,6 +173,9 @@ int proto_path_encode(const struct proto_path *p, void *dst, size_t len)
     if (h.ehlo_len)
         memcpy(o, p->ehlo_domain, h.ehlo_len);
     o += h.ehlo_len;
+    if (h.site_len)
+        memcpy(o, p->site, h.site_len);
+    o += h.site_len;
     for (size_t i = 0; i < hosts; i++)
         *o++ = (uint8_t)strlen(host_at(p, i));
     for (size_t i = 0; i < hosts; i++) {
@@ -189,13 +198,15 @@ static const char *path_private(const uint8_t *p, size_t len, struct proto_path 
     if (w)
         return w;
     size_t off = sizeof(h), hosts = (size_t)h.n_prohibited + h.n_skip;
-    if (len - off < (size_t)h.ehlo_len + hosts)
+    if (len - off < (size_t)h.ehlo_len + h.site_len + hosts)
         return "lengths exceed the run";
-    if (!ehlo_ok(p + off, h.ehlo_len))
+    if (!text_ok(p + off, h.ehlo_len, PROTO_PATH_EHLO_MAX))
         return "bad ehlo domain";
-    const uint8_t *lens = p + off + h.ehlo_len;
+    if (!text_ok(p + off + h.ehlo_len, h.site_len, PROTO_PATH_SITE_MAX))
+        return "bad site name";
+    const uint8_t *lens = p + off + h.ehlo_len + h.site_len;
     size_t strs = 0;
-    off += h.ehlo_len + hosts;
+    off += h.ehlo_len + h.site_len + hosts;
     for (size_t i = 0; i < hosts; i++) {
         if (len - off - strs < lens[i])
             return "lengths exceed the run";
@@ -207,11 +218,12 @@ static const char *path_private(const uint8_t *p, size_t len, struct proto_path 
         return "lengths do not add up to the run";
     /* pointers, then NUL-terminated strings: all bounded by the run's length above */
     size_t psz = hosts * sizeof(char *);
-    uint8_t *mem = xmalloc(psz + h.ehlo_len + strs + hosts + 1);
+    uint8_t *mem = xmalloc(psz + h.ehlo_len + 1 + h.site_len + 1 + strs + hosts);
     const char **ptrs = (const char **)(void *)mem;
     char *area = (char *)mem + psz;
     out->hdr = h;
     out->ehlo_domain = proto_wire_str(&area, p + sizeof(h), h.ehlo_len);
+    out->site = proto_wire_str(&area, p + sizeof(h) + h.ehlo_len, h.site_len);
     for (size_t i = 0; i < hosts; i++) {
         ptrs[i] = proto_wire_str(&area, p + off, lens[i]);
         off += lens[i];

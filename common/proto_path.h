@@ -37,6 +37,7 @@
 #define PROTO_PATH_EHLO_MAX 255
 #define PROTO_PATH_HOSTS_MAX 64 /* CIDRs in each of prohibited_hosts and skip_hosts */
 #define PROTO_PATH_CIDR_MAX 64  /* bytes of one CIDR text */
+#define PROTO_PATH_SITE_MAX 1024 /* bytes of the site name: a longer one is sent as "" */
 
 /* KumoMTA's enable_tls values, in its order */
 enum proto_path_tls {
@@ -64,7 +65,9 @@ struct proto_path_hdr {
     uint8_t enable_tls;                     /* enum proto_path_tls */
     uint8_t reserved;
     uint16_t n_prohibited, n_skip;
-    uint64_t reserved2;
+    uint16_t site_len;  /* the scheduler's name of the path's site (the ready queue), for the log */
+    uint16_t reserved2;
+    uint32_t reserved3;
 };
 
 _Static_assert(sizeof(struct proto_path_hdr) == 120, "proto_path_hdr has no implicit padding");
@@ -73,6 +76,7 @@ _Static_assert(sizeof(struct proto_path_hdr) == 120, "proto_path_hdr has no impl
 struct proto_path {
     struct proto_path_hdr hdr;
     const char *ehlo_domain; /* hdr.ehlo_len bytes ("" allowed) */
+    const char *site;        /* hdr.site_len bytes, printable ASCII ("": the egress names the site itself) */
     const char **prohibited; /* hdr.n_prohibited CIDR texts */
     const char **skip;       /* hdr.n_skip CIDR texts */
     void *_mem;

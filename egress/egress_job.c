@@ -310,7 +310,8 @@ void egress_job_report(struct egress_job *j)
         .msg_id_lo = j->d.msg_id_lo,
         .timestamp_ms = (int64_t)(clock_real_ns() / 1000000u),
         .rcpt_first = j->d.rcpt_first,
-        .str = {j->peer, j->site ? j->site : "", src, pool_name(cfg, j->d.source), j->mx, j->tls.cipher,
+        /* the site as the scheduler names the path (its ready queue), so records, TSA and queues agree */
+        .str = {j->peer, j->pc && j->pc->site[0] ? j->pc->site : j->site ? j->site : "", src, pool_name(cfg, j->d.source), j->mx, j->tls.cipher,
                 j->tls.version, j->tls.subject},
         .n_rcpt = j->n,
         .rcpt = j->res,

@@ -53,6 +53,7 @@ static struct egress_path *from_proto(const struct proto_path *pp)
     p->refs = 1;
     p->h = pp->hdr;
     snprintf(p->ehlo, sizeof(p->ehlo), "%s", pp->ehlo_domain ? pp->ehlo_domain : "");
+    snprintf(p->site, sizeof(p->site), "%s", pp->site ? pp->site : "");
     p->n_prohibited = pp->hdr.n_prohibited;
     p->n_skip = pp->hdr.n_skip;
     if (!parse_list(pp->prohibited, p->n_prohibited, &p->prohibited) || !parse_list(pp->skip, p->n_skip, &p->skip)) {

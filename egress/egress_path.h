@@ -26,6 +26,7 @@ struct egress_path {
     unsigned refs;
     struct proto_path_hdr h; /* path 0: the node's keys */
     char ehlo[PROTO_PATH_EHLO_MAX + 1];
+    char site[PROTO_PATH_SITE_MAX + 1]; /* the scheduler's name of the site; "" for path 0 */
     size_t n_prohibited, n_skip;
     struct cfg_cidr *prohibited, *skip;
 };

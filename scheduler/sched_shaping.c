@@ -106,7 +106,8 @@ static void core_options(const struct shaping_path_config *pc, const char *what,
 }
 
 /* egress_options - the egress's half: what the egress needs per attempt */
-static void egress_options(const struct shaping_path_config *pc, const char *what, struct proto_path *pp)
+static void egress_options(const struct shaping_path_config *pc, const char *site, const char *what,
+                           struct proto_path *pp)
 {
     memset(pp, 0, sizeof(*pp));
     struct proto_path_hdr *h = &pp->hdr;
@@ -132,6 +133,9 @@ static void egress_options(const struct shaping_path_config *pc, const char *wha
         pp->ehlo_domain = "";
     }
     h->ehlo_len = (uint16_t)strlen(pp->ehlo_domain);
+    size_t sl = strlen(site);
+    pp->site = sl <= PROTO_PATH_SITE_MAX ? site : ""; /* a longer one: the egress names the site itself */
+    h->site_len = (uint16_t)strlen(pp->site);
     size_t np = pc->n_prohibited_hosts, ns = pc->n_skip_hosts;
     if (np > PROTO_PATH_HOSTS_MAX || ns > PROTO_PATH_HOSTS_MAX)
         log_warn("path %s: only the first %u prohibited_hosts / skip_hosts entries apply", what,
@@ -195,7 +199,7 @@ void sched_shaping_path(void *arg, const char *source, const char *site, const c
     int src = source ? cfg_dlv_source_find(&sc->rt->cfg, source) : -1;
     if (src >= 0) {
         struct proto_path pp;
-        egress_options(&pc, what, &pp);
+        egress_options(&pc, site, what, &pp);
         int put = sched_pathcfg_put(sc, (uint16_t)src, site, &pp);
         if (put < 0)
             log_warn("path %s: egress options not sent (%s)", what, strerror(-put));

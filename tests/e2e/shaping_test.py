@@ -94,6 +94,11 @@ class ConnectionLimitTest(ShapingCase):
             per_conn[conn] = per_conn.get(conn, 0) + 1
         self.assertLessEqual(max(per_conn.values()), 2, per_conn)
         self.assertGreaterEqual(len(per_conn), 4, per_conn)
+        # mx_rollup = false: the domain is its own site, in the scheduler's queues and in every log record
+        recs = wait_for(lambda: [r for r in self.node.log_records() if r["type"] == "Delivery"], 5, what="records")
+        self.assertEqual({r["site"] for r in recs}, {"one.test"})
+        doc = json.loads(self.node.ringctl("--json", "queues", check=True).stdout)
+        self.assertEqual({p["site"] for p in doc["paths"]}, {"one.test"})
 
 
 class RateTest(ShapingCase):

@@ -37,6 +37,7 @@ static struct proto_path base(void)
     p.hdr.max_recipients_per_batch = 100;
     p.hdr.max_deliveries_per_connection = 1024;
     p.ehlo_domain = "";
+    p.site = "";
     return p;
 }
 
@@ -51,6 +52,8 @@ static struct proto_path full(void)
     p.hdr.max_recipients_per_batch = PROTO_PATH_RCPTS_MAX;
     p.ehlo_domain = "mta1.sender.example";
     p.hdr.ehlo_len = (uint16_t)strlen(p.ehlo_domain);
+    p.site = "alt1.gmail-smtp-in.l.google.com,gmail-smtp-in.l.google.com";
+    p.hdr.site_len = (uint16_t)strlen(p.site);
     p.prohibited = hosts_a;
     p.hdr.n_prohibited = 4;
     p.skip = hosts_b;
@@ -74,7 +77,8 @@ static bool same(const struct proto_path *a, const struct proto_path *b)
     struct proto_path_hdr x = a->hdr, y = b->hdr;
     x.magic = y.magic = 0;
     x.version = y.version = 0;
-    if (memcmp(&x, &y, sizeof(x)) != 0 || strcmp(a->ehlo_domain, b->ehlo_domain) != 0)
+    if (memcmp(&x, &y, sizeof(x)) != 0 || strcmp(a->ehlo_domain, b->ehlo_domain) != 0 ||
+        strcmp(a->site, b->site) != 0)
         return false;
     for (uint16_t i = 0; i < a->hdr.n_prohibited; i++)
         if (strcmp(a->prohibited[i], b->prohibited[i]) != 0)
@@ -162,6 +166,10 @@ MUT(m_tls5, p->hdr.enable_tls = 5)
 MUT(m_reserved, p->hdr.reserved = 1)
 MUT(m_reserved2, p->hdr.reserved2 = 1)
 MUT(m_ehlo_space, (p->ehlo_domain = "mta 1", p->hdr.ehlo_len = 5))
+MUT(m_site_space, (p->site = "mx a", p->hdr.site_len = 4))
+MUT(m_site_ctl, (p->site = "mx\r\n", p->hdr.site_len = 4))
+MUT(m_site_long, (p->hdr.site_len = PROTO_PATH_SITE_MAX + 1))
+MUT(m_reserved3, (p->hdr.reserved3 = 1))
 MUT(m_ehlo_ctl, (p->ehlo_domain = "mta\n1", p->hdr.ehlo_len = 5))
 MUT(m_ehlo_8bit, (p->ehlo_domain = "m\xc3\xbc", p->hdr.ehlo_len = 3))
 MUT(m_ehlo_long, (memset(long_ehlo, 'e', sizeof(long_ehlo)), p->ehlo_domain = long_ehlo,
@@ -197,6 +205,10 @@ static const struct bad_case bad_cases[] = {
     {"reserved byte set", m_reserved},
     {"reserved2 set", m_reserved2},
     {"space in the ehlo domain", m_ehlo_space},
+    {"space in the site", m_site_space},
+    {"control characters in the site", m_site_ctl},
+    {"site longer than PROTO_PATH_SITE_MAX", m_site_long},
+    {"reserved3 not zero", m_reserved3},
     {"control byte in the ehlo domain", m_ehlo_ctl},
     {"8-bit ehlo domain", m_ehlo_8bit},
     {"ehlo domain too long", m_ehlo_long},
@@ -214,7 +226,7 @@ static const struct bad_case bad_cases[] = {
 static uint8_t *raw_encode(const struct proto_path *p, size_t *len)
 {
     struct proto_path_hdr h = p->hdr;
-    size_t hosts = (size_t)h.n_prohibited + h.n_skip, n = sizeof(h) + h.ehlo_len + hosts;
+    size_t hosts = (size_t)h.n_prohibited + h.n_skip, n = sizeof(h) + h.ehlo_len + h.site_len + hosts;
     const char *const *list[2] = {p->prohibited, p->skip};
     uint16_t cnt[2] = {h.n_prohibited, h.n_skip};
     for (int l = 0; l < 2; l++)
@@ -227,6 +239,9 @@ static uint8_t *raw_encode(const struct proto_path *p, size_t *len)
     o += sizeof(h);
     memcpy(o, p->ehlo_domain, h.ehlo_len);
     o += h.ehlo_len;
+    if (h.site_len)
+        memcpy(o, p->site, h.site_len);
+    o += h.site_len;
     for (int l = 0; l < 2; l++)
         for (uint16_t i = 0; i < cnt[l]; i++)
             *o++ = (uint8_t)strlen(list[l][i]);
@@ -291,7 +306,7 @@ static void test_structure(void)
     c[4] ^= 2;
     CHECK(proto_path_decode(c, len, &out, &why) == -EBADMSG, "bad version accepted");
     /* a CIDR length that points past the run, and one that leaves bytes over */
-    size_t lens_at = sizeof(struct proto_path_hdr) + p.hdr.ehlo_len;
+    size_t lens_at = sizeof(struct proto_path_hdr) + p.hdr.ehlo_len + p.hdr.site_len;
     memcpy(c, run, len);
     c[lens_at] = 200;
     CHECK(proto_path_decode(c, len, &out, &why) == -EBADMSG, "CIDR length past the run accepted");
