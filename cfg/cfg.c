@@ -50,6 +50,7 @@ enum cfg_kind {
     CFG_KIND_PATH,      /* data_dir, bin_dir */
     CFG_KIND_OPT_PATH,  /* a path where "" means "the default place" (tls, policy, spool, log) */
     CFG_KIND_USER,
+    CFG_KIND_GROUP,     /* a group name, "" = the default */
     CFG_KIND_HOST,      /* hostname */
     CFG_KIND_LOG_LEVEL,
     CFG_KIND_ADDRESS,   /* host:port */
@@ -63,7 +64,7 @@ enum cfg_kind {
     CFG_KIND_U32,       /* integer within [lo, hi] */
     CFG_KIND_U64,
     CFG_KIND_BOOL,
-    CFG_KIND_CIDRS,     /* relay_networks */
+    CFG_KIND_CIDRS,     /* relay_networks, admin trusted_networks */
     CFG_KIND_DOMAINS,   /* relay_domains */
     CFG_KIND_PATHS,     /* shaping files: an array of paths */
 };
@@ -77,6 +78,8 @@ struct cfg_key {
 
 #define CFG_KEY(name, kind, field) {name, kind, offsetof(struct cfg, field), 0, 0}
 #define CFG_KEY_IN(name, kind, field, lo, hi) {name, kind, offsetof(struct cfg, field), lo, hi}
+/* a list of networks: the array and, in lo, the offset of its count */
+#define CFG_KEY_CIDRS(name, field, count) {name, CFG_KIND_CIDRS, offsetof(struct cfg, field), offsetof(struct cfg, count), 0}
 
 struct cfg_section {
     const char *name;
@@ -93,6 +96,10 @@ static const struct cfg_key cfg_node_keys[] = {
 };
 static const struct cfg_key cfg_admin_keys[] = {
     CFG_KEY("listen", CFG_KIND_ADDRESS, admin_listen),
+    CFG_KEY_CIDRS("trusted_networks", admin_trusted, n_admin_trusted),
+    CFG_KEY("token_file", CFG_KIND_OPT_PATH, admin_token_file),
+    CFG_KEY("socket", CFG_KIND_OPT_PATH, admin_socket),
+    CFG_KEY("group", CFG_KIND_GROUP, admin_group),
 };
 static const struct cfg_key cfg_ingress_keys[] = {
     CFG_KEY("workers", CFG_KIND_WORKERS, ingress_workers),
@@ -105,7 +112,7 @@ static const struct cfg_key cfg_ingress_keys[] = {
     CFG_KEY_IN("min_data_rate", CFG_KIND_U64, ingress_min_data_rate, 0, 1000000000),
     CFG_KEY_IN("max_received_headers", CFG_KIND_U32, ingress_max_received, 1, 1000),
     CFG_KEY("spool_timeout", CFG_KIND_DURATION, ingress_spool_timeout_ms),
-    CFG_KEY("relay_networks", CFG_KIND_CIDRS, relay_networks),
+    CFG_KEY_CIDRS("relay_networks", relay_networks, n_relay_networks),
     CFG_KEY("relay_domains", CFG_KIND_DOMAINS, relay_domains),
 };
 static const struct cfg_key cfg_egress_keys[] = {
@@ -241,6 +248,12 @@ void cfg_default(struct cfg *c)
     c->listeners[0].address = xstrdup("127.0.0.1:2525");
     c->listeners[0].name = xstrdup("smtp");
     c->admin_listen = xstrdup("127.0.0.1:8025");
+    c->n_admin_trusted = 2;
+    c->admin_trusted[0] = (struct cfg_cidr){.family = AF_INET, .addr = {127}, .prefix = 8};
+    c->admin_trusted[1] = (struct cfg_cidr){.family = AF_INET6, .addr = {[15] = 1}, .prefix = 128};
+    c->admin_token_file = xstrdup("");
+    c->admin_socket = xstrdup("");
+    c->admin_group = xstrdup("");
     c->ingress_workers = 1;
     c->egress_workers = 1;
     c->arena_bytes = 64 * CFG_MIB;
@@ -296,6 +309,9 @@ void cfg_fini(struct cfg *c)
         free(c->listeners[i].name);
     }
     free(c->admin_listen);
+    free(c->admin_token_file);
+    free(c->admin_socket);
+    free(c->admin_group);
     free(c->bin_dir);
     cfg_net_free_domains(c->relay_domains, c->n_relay_domains);
     free(c->tls_certificate);
@@ -328,6 +344,9 @@ static void cfg_copy(struct cfg *dst, const struct cfg *src)
         dst->listeners[i].name = cfg_dup_or_null(src->listeners[i].name);
     }
     dst->admin_listen = cfg_dup_or_null(src->admin_listen);
+    dst->admin_token_file = cfg_dup_or_null(src->admin_token_file);
+    dst->admin_socket = cfg_dup_or_null(src->admin_socket);
+    dst->admin_group = cfg_dup_or_null(src->admin_group);
     dst->bin_dir = cfg_dup_or_null(src->bin_dir);
     dst->relay_domains = NULL;
     if (src->relay_domains && src->n_relay_domains > 0) {
@@ -396,6 +415,10 @@ static void cfg_apply_string(struct cfg_errs *e, struct cfg *c, const struct cfg
         if (!cfg_value_valid_ident(v->str, CFG_USER_MAX, true))
             why = "is not a valid user name (1..32 of letters, digits, '.', '_', '-'; not starting with '-')";
         break;
+    case CFG_KIND_GROUP:
+        if (v->str[0] != '\0' && !cfg_value_valid_ident(v->str, CFG_USER_MAX, true))
+            why = "is not a valid group name (1..32 of letters, digits, '.', '_', '-'; or \"\" for the default)";
+        break;
     case CFG_KIND_HOST:
         if (!cfg_value_valid_hostname(v->str, strlen(v->str)))
             why = "is not a valid host name";
@@ -440,13 +463,14 @@ static void cfg_apply_key(struct cfg_errs *e, struct cfg *c, const struct cfg_ke
     case CFG_KIND_PATH:
     case CFG_KIND_OPT_PATH:
     case CFG_KIND_USER:
+    case CFG_KIND_GROUP:
     case CFG_KIND_HOST:
     case CFG_KIND_ADDRESS:
     case CFG_KIND_ADDR_LIST:
         cfg_apply_string(e, c, k, key, v);
         return;
     case CFG_KIND_CIDRS:
-        cfg_net_apply_cidrs(e, c, key, v);
+        cfg_net_apply_cidrs(e, (struct cfg_cidr *)field, (size_t *)((char *)c + k->lo), key, v);
         return;
     case CFG_KIND_DOMAINS:
         cfg_net_apply_domains(e, c, key, v);

@@ -110,8 +110,13 @@ struct cfg {
     size_t n_listeners;
     struct cfg_listener listeners[CFG_MAX_LISTENERS];
 
-    /* [admin] */
-    char *admin_listen; /* "127.0.0.1:8025" */
+    /* [admin] (docs/admin-api.md, "Access control") */
+    char *admin_listen;         /* "127.0.0.1:8025" */
+    size_t n_admin_trusted;     /* peers allowed read-only calls without the token; default 127.0.0.0/8, ::1 */
+    struct cfg_cidr admin_trusted[CFG_MAX_CIDRS];
+    char *admin_token_file;     /* "" (default): <data_dir>/admin.token */
+    char *admin_socket;         /* "" (default): <data_dir>/admin.sock; "off": no Unix socket */
+    char *admin_group;          /* group of the token file and socket; "" (default): [node] user's group */
 
     /* [ingress], [egress] */
     uint32_t ingress_workers; /* 1..CFG_MAX_WORKERS, default 1 */

@@ -23,8 +23,10 @@ void cfg_net_free_domains(char **domains, size_t n)
     free(domains);
 }
 
-/* ingress.relay_networks: the file's list replaces the current one as a whole; [] is allowed (no relay clients) */
-void cfg_net_apply_cidrs(struct cfg_errs *e, struct cfg *c, const char *key, const struct cfg_toml_node *a)
+/* ingress.relay_networks, admin.trusted_networks: the file's list replaces the current one (out, *n_out) as a
+ * whole; [] is allowed (no relay clients, no peer trusted) */
+void cfg_net_apply_cidrs(struct cfg_errs *e, struct cfg_cidr *out, size_t *n_out, const char *key,
+                         const struct cfg_toml_node *a)
 {
     struct cfg_cidr nets[CFG_MAX_CIDRS];
     unsigned before = e->count;
@@ -49,8 +51,8 @@ void cfg_net_apply_cidrs(struct cfg_errs *e, struct cfg *c, const char *key, con
     }
     if (e->count != before)
         return;
-    memcpy(c->relay_networks, nets, n * sizeof(nets[0]));
-    c->n_relay_networks = n;
+    memcpy(out, nets, n * sizeof(nets[0]));
+    *n_out = n;
 }
 
 /* ingress.relay_domains: host names, kept in lower case; replaces the current list as a whole */

@@ -17,7 +17,8 @@ struct cfg_errs;
 
 /* cfg_net_free_domains - frees n strings and the array; (NULL, 0) is a no-op */
 void cfg_net_free_domains(char **domains, size_t n);
-void cfg_net_apply_cidrs(struct cfg_errs *e, struct cfg *c, const char *key, const struct cfg_toml_node *a);
+void cfg_net_apply_cidrs(struct cfg_errs *e, struct cfg_cidr *out, size_t *n_out, const char *key,
+                         const struct cfg_toml_node *a);
 void cfg_net_apply_domains(struct cfg_errs *e, struct cfg *c, const char *key, const struct cfg_toml_node *a);
 void cfg_net_apply_listeners(struct cfg_errs *e, struct cfg *c, const struct cfg_toml_node *a);
 

@@ -5,6 +5,7 @@
  * supervisor_spawn.c   fork/exec of role instances, reaping, restart backoff and crash-loop hold
  * supervisor_listen.c  the SMTP listening sockets the ingress workers inherit
  * supervisor_admin.c   the admin HTTP API (libmicrohttpd, own thread) that ringctl talks to
+ * supervisor_auth.c    its access control: token, Host/Origin, trusted networks, Unix socket, audit log
  *
  * Threads: the main thread owns everything; the admin thread only reads the shared-memory role
  * table (for display) and the immutable start-up facts (instance count, each instance's role and
@@ -22,8 +23,30 @@
 #include "cfg/cfg.h"
 #include "shm/shm_segment.h"
 
+struct MHD_Connection;
 struct MHD_Daemon;
 struct shaping;
+struct sup_auth_conn;
+
+#define SUP_AUTH_TOKEN_HEX 64 /* 256 bits */
+
+/* the admin API's access control (supervisor_auth.c); fixed at start except the connection list */
+struct sup_auth {
+    char token[SUP_AUTH_TOKEN_HEX + 1];
+    char token_id[9];   /* first 8 hex digits of SHA-256(token): what logs name */
+    char *token_path;   /* heap */
+    char *socket_path;  /* heap; NULL: no Unix socket */
+    int unix_fd;        /* the bound Unix socket until its daemon owns it; -1 */
+    gid_t gid;          /* group of the token file and socket */
+    uint16_t port;      /* of [admin] listen */
+    uint8_t listen_addr[16];
+    int listen_family;  /* AF_INET, AF_INET6 */
+    bool listen_any;    /* a wildcard listener: any IP literal names it */
+    /* connections that have not finished sending their request (slow-client sweep) */
+    pthread_mutex_t conn_lock;
+    struct sup_auth_conn *conns;
+    uint64_t next_sweep_ns;
+};
 
 enum sup_req_kind {
     SUP_REQ_NONE = 0,
@@ -106,7 +129,8 @@ struct supervisor {
     char *last_reload_detail;
 
     /* admin thread <-> main thread */
-    struct MHD_Daemon *admin;
+    struct MHD_Daemon *admin, *admin_unix; /* TCP [admin] listen; the Unix socket */
+    struct sup_auth auth;
     pthread_mutex_t req_lock;
     pthread_cond_t req_cond;
     struct sup_request *pending; /* at most one at a time */
@@ -141,8 +165,12 @@ void supervisor_listen_close(struct supervisor *s);
 /* supervisor_admin.c */
 int supervisor_admin_start(struct supervisor *s, char **err);
 void supervisor_admin_stop(struct supervisor *s);
+/* supervisor_admin_tick - main loop: close admin connections that are too slow to send their request */
+void supervisor_admin_tick(struct supervisor *s, uint64_t now);
 /* supervisor_request - called by the admin thread; blocks until the main thread answered */
 void supervisor_request(struct supervisor *s, struct sup_request *req);
+
+/* supervisor_auth.c: supervisor/supervisor_auth.h */
 
 /* supervisor_shaping.c */
 /* supervisor_shaping_load - the shaping of configuration c: 0 and *out, or -EINVAL with every error in

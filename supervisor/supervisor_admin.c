@@ -9,17 +9,30 @@
  *   POST /api/v1/reload                  validate and reload the configuration (as SIGHUP)
  *   GET  /metrics                        Prometheus text from the shared-memory counters
  *
- * libmicrohttpd runs it in its own thread. That thread reads only the shared-memory role table
- * (atomics, shown as the roles wrote them) and facts fixed at start (the instance count and each
- * instance's role and index come from the supervisor's private copy, never from shared memory);
- * anything that changes the node goes to the main thread through supervisor_request(). The API
- * is served by the supervisor, not by the scheduler, so that it answers while any role is down or
- * crash-looping: that is when an operator needs it.
+ * Access control (supervisor_auth.c, docs/admin-api.md "Access control") is applied here, once, to
+ * every request before any endpoint sees it, so a new endpoint is covered by adding its dispatch lines
+ * to on_request() and nothing else. The rule: GET and HEAD are read-only; every other method (POST,
+ * DELETE, anything) is mutating. A mutating call needs "Authorization: Bearer TOKEN" and is logged
+ * (peer, token id, method, URL); a read-only call needs it unless it comes over the Unix socket or from
+ * [admin] trusted_networks. A request with an Origin header (403) or a Host header that does not name
+ * the listener (421) is refused whatever it carries. So: an endpoint that changes anything MUST NOT be
+ * served on GET. A body (any method) is at most ADMIN_BODY_MAX (413 beyond) and, when not empty, must
+ * be a JSON object (400 otherwise): on_request() gets it parsed as `body` (NULL when empty).
+ * Limits: ADMIN_MAX_CONNECTIONS in all, ADMIN_MAX_PER_IP per client address, an idle timeout, and
+ * ADMIN_REQUEST_TIMEOUT to send a whole request (the main loop's sweep, supervisor_admin_tick()).
+ *
+ * libmicrohttpd runs it in its own thread (and a second daemon, with its own thread, on the Unix
+ * socket). Those threads read only the shared-memory role table (atomics, shown as the roles wrote
+ * them) and facts fixed at start (the instance count and each instance's role and index come from the
+ * supervisor's private copy, never from shared memory); anything that changes the node goes to the
+ * main thread through supervisor_request(). The API is served by the supervisor, not by the scheduler,
+ * so that it answers while any role is down or crash-looping: that is when an operator needs it.
  */
 #include "supervisor/supervisor.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <jansson.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -36,14 +49,36 @@
 #include "base/mem.h"
 #include "base/utf8.h"
 #include "common/proto_status.h"
+#include "supervisor/supervisor_auth.h"
 
-static int post_marker;
+#define ADMIN_BODY_MAX (1u << 20)
+#define ADMIN_MAX_CONNECTIONS 256u
+#define ADMIN_MAX_PER_IP 32u
+#define ADMIN_IDLE_TIMEOUT_S 10u
+#define ADMIN_REQUEST_TIMEOUT_NS CLOCK_SEC(10)
+#define ADMIN_SWEEP_EVERY_NS CLOCK_MS(250)
+
+/* one admin listener: the TCP one or the Unix socket (local) */
+struct admin_ep {
+    struct supervisor *s;
+    bool local;
+};
+
+static struct admin_ep admin_tcp, admin_unix;
+
+/* the state of one request between libmicrohttpd's calls */
+struct admin_req {
+    struct buf body;
+    bool too_large;
+};
 
 static enum MHD_Result respond(struct MHD_Connection *c, unsigned code, const char *type, char *body)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(r, "Content-Type", type);
     MHD_add_response_header(r, "Cache-Control", "no-store");
+    if (code == MHD_HTTP_UNAUTHORIZED)
+        MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"ringmail admin\"");
     enum MHD_Result ret = MHD_queue_response(c, code, r);
     MHD_destroy_response(r);
     return ret;
@@ -342,24 +377,13 @@ static enum MHD_Result tsa_doc(struct supervisor *s, struct MHD_Connection *c, b
     return respond_doc(c, MHD_HTTP_OK, text);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-                                  const char *version, const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+/* on_request - the endpoints, for a request that passed the access check; body: its JSON object or NULL */
+static enum MHD_Result on_request(struct supervisor *s, struct MHD_Connection *c, const char *url, const char *method,
+                                  json_t *body)
 {
-    struct supervisor *s = cls;
-    bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
+    bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0, post = strcmp(method, "POST") == 0;
 
-    if (post) {
-        /* libmicrohttpd calls a POST handler first with headers only, then once per body chunk */
-        if (*con_cls == NULL) {
-            *con_cls = &post_marker;
-            return MHD_YES;
-        }
-        if (*upload_data_size) {
-            *upload_data_size = 0; /* no endpoint takes a body; ignore it */
-            return MHD_YES;
-        }
-    }
+    (void)body; /* no endpoint here takes one yet */
     if (get && strcmp(url, "/api/v1/status") == 0)
         return respond_doc(c, MHD_HTTP_OK, status_doc(s));
     if (get && strcmp(url, "/api/v1/queues") == 0) {
@@ -429,37 +453,148 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return respond_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
 }
 
+/* admin_access - libmicrohttpd's handler: the access check and the body, then on_request() */
+static enum MHD_Result admin_access(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                    const char *version, const char *upload_data, size_t *upload_data_size,
+                                    void **con_cls)
+{
+    struct admin_ep *ep = cls;
+    struct supervisor *s = ep->s;
+    struct admin_req *rq = *con_cls;
+
+    (void)version;
+    if (!rq) {
+        /* the first call has the headers only: check them before reading any body */
+        unsigned code;
+        const char *why;
+        bool mutating = strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
+        *con_cls = rq = xcalloc(1, sizeof(*rq));
+        supervisor_auth_conn_busy(s, c, true);
+        if (!supervisor_auth_check(s, c, ep->local, mutating, &code, &why))
+            return respond_error(c, code, why);
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > ADMIN_BODY_MAX)
+            return respond_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body larger than 1 MiB");
+        if (mutating)
+            supervisor_auth_audit(s, c, ep->local, method, url);
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        if (!rq->too_large && rq->body.len + *upload_data_size <= ADMIN_BODY_MAX)
+            buf_append(&rq->body, upload_data, *upload_data_size);
+        else
+            rq->too_large = true; /* a chunked body: read to its end (bounded by the request timeout), then 413 */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    supervisor_auth_conn_busy(s, c, false); /* read whole: a long answer (a stream) is not a slow client */
+    if (rq->too_large)
+        return respond_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body larger than 1 MiB");
+    json_t *body = NULL;
+    if (rq->body.len) {
+        json_error_t jerr;
+        body = json_loadb((const char *)rq->body.data, rq->body.len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!body || !json_is_object(body)) {
+            char msg[256];
+            if (body)
+                snprintf(msg, sizeof(msg), "the request body is not a JSON object");
+            else
+                snprintf(msg, sizeof(msg), "the request body is not JSON: line %d column %d: %s", jerr.line,
+                         jerr.column, jerr.text);
+            json_decref(body);
+            return respond_error(c, MHD_HTTP_BAD_REQUEST, msg);
+        }
+    }
+    enum MHD_Result ret = on_request(s, c, url, method, body);
+    json_decref(body);
+    return ret;
+}
+
+static void admin_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+    struct admin_req *rq = *con_cls;
+    (void)toe;
+    if (rq) {
+        buf_fini(&rq->body);
+        free(rq);
+        *con_cls = NULL;
+    }
+    supervisor_auth_conn_busy(((struct admin_ep *)cls)->s, c, true); /* keep-alive: the next request's clock */
+}
+
+/* admin_daemon - one libmicrohttpd daemon with the limits; a listening socket of ours, or the address */
+static struct MHD_Daemon *admin_daemon(struct admin_ep *ep, int listen_fd, struct sockaddr_storage *ss)
+{
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    if (listen_fd >= 0)
+        return MHD_start_daemon(flags, 0, NULL, NULL, &admin_access, ep, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+                                MHD_OPTION_CONNECTION_TIMEOUT, ADMIN_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
+                                ADMIN_MAX_CONNECTIONS, MHD_OPTION_NOTIFY_COMPLETED, &admin_completed, ep,
+                                MHD_OPTION_NOTIFY_CONNECTION, &supervisor_auth_conn_notify, ep->s, MHD_OPTION_END);
+    if (ss->ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    uint16_t port = ntohs(((struct sockaddr_in *)ss)->sin_port); /* same offset in sockaddr_in6 */
+    return MHD_start_daemon(flags, port, NULL, NULL, &admin_access, ep, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)ss,
+                            MHD_OPTION_CONNECTION_TIMEOUT, ADMIN_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
+                            ADMIN_MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT, ADMIN_MAX_PER_IP,
+                            MHD_OPTION_NOTIFY_COMPLETED, &admin_completed, ep, MHD_OPTION_NOTIFY_CONNECTION,
+                            &supervisor_auth_conn_notify, ep->s, MHD_OPTION_END);
+}
+
 int supervisor_admin_start(struct supervisor *s, char **err)
 {
     struct sockaddr_storage ss;
     socklen_t sslen;
-    struct hostport hp;
     char *why = NULL;
     int rc;
 
-    rc = hostport_resolve(s->cfg.admin_listen, 0, AI_NUMERICHOST, &hp, &ss, &sslen, &why);
+    rc = hostport_resolve(s->cfg.admin_listen, 0, AI_NUMERICHOST, NULL, &ss, &sslen, &why);
     if (rc < 0) {
         *err = xasprintf("[admin] listen %s%s", why, rc == -EADDRNOTAVAIL ? " (use a numeric address)" : "");
         free(why);
         return rc;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    s->admin = MHD_start_daemon(flags, hp.port, NULL, NULL, &on_request, s, MHD_OPTION_SOCK_ADDR,
-                                (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-                                MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_END);
+    admin_tcp = (struct admin_ep){.s = s};
+    admin_unix = (struct admin_ep){.s = s, .local = true};
+    s->admin = admin_daemon(&admin_tcp, -1, &ss);
     if (!s->admin) {
         *err = xasprintf("[admin] cannot listen on %s (address in use?)", s->cfg.admin_listen);
         return -EADDRINUSE;
     }
-    log_info("admin API on http://%s/", s->cfg.admin_listen);
+    /* the token and the Unix socket once the TCP address is ours: a second node on the same data
+     * directory stops above, before it replaces the first one's socket */
+    if ((rc = supervisor_auth_init(s, err)) < 0)
+        return rc;
+    if (s->auth.unix_fd >= 0) {
+        s->admin_unix = admin_daemon(&admin_unix, s->auth.unix_fd, NULL);
+        if (!s->admin_unix) {
+            *err = xasprintf("[admin] cannot serve the Unix socket %s", s->auth.socket_path);
+            return -EIO;
+        }
+        s->auth.unix_fd = -1; /* the daemon closes it */
+    }
+    log_info("admin API on http://%s/%s%s", s->cfg.admin_listen, s->auth.socket_path ? " and " : "",
+             s->auth.socket_path ? s->auth.socket_path : "");
     return 0;
+}
+
+void supervisor_admin_tick(struct supervisor *s, uint64_t now)
+{
+    if (now < s->auth.next_sweep_ns)
+        return;
+    s->auth.next_sweep_ns = now + ADMIN_SWEEP_EVERY_NS;
+    unsigned n = supervisor_auth_sweep(s, now, ADMIN_REQUEST_TIMEOUT_NS);
+    if (n)
+        log_info("admin API: closed %u connection(s) that did not send a whole request within %llu s", n,
+                 (unsigned long long)(ADMIN_REQUEST_TIMEOUT_NS / CLOCK_SEC(1)));
 }
 
 void supervisor_admin_stop(struct supervisor *s)
 {
     if (s->admin)
         MHD_stop_daemon(s->admin);
-    s->admin = NULL;
+    if (s->admin_unix)
+        MHD_stop_daemon(s->admin_unix);
+    s->admin = s->admin_unix = NULL;
+    supervisor_auth_fini(s);
 }

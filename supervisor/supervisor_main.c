@@ -85,6 +85,12 @@ static void describe_static_changes(const struct cfg *a, const struct cfg *b, ch
     CHANGED(a->hugepages != b->hugepages, "shm.hugepages");
     CHANGED(strcmp(a->data_dir, b->data_dir) != 0, "node.data_dir");
     CHANGED(strcmp(a->admin_listen, b->admin_listen) != 0, "admin.listen");
+    CHANGED(a->n_admin_trusted != b->n_admin_trusted ||
+                memcmp(a->admin_trusted, b->admin_trusted, a->n_admin_trusted * sizeof(a->admin_trusted[0])) != 0,
+            "admin.trusted_networks");
+    CHANGED(strcmp(a->admin_token_file, b->admin_token_file) != 0, "admin.token_file");
+    CHANGED(strcmp(a->admin_socket, b->admin_socket) != 0, "admin.socket");
+    CHANGED(strcmp(a->admin_group, b->admin_group) != 0, "admin.group");
     bool listeners = a->n_listeners != b->n_listeners;
     for (size_t i = 0; !listeners && i < a->n_listeners; i++)
         listeners = strcmp(a->listeners[i].address, b->listeners[i].address) != 0;
@@ -447,6 +453,7 @@ int main(int argc, char **argv)
         supervisor_spawn_tick(s, clock_mono_ns());
         stop_tick(s);
         supervisor_listen_balance(s);
+        supervisor_admin_tick(s, clock_mono_ns());
         if (s->stopping && supervisor_spawn_alive(s) == 0)
             break;
     }

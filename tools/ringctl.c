@@ -9,8 +9,8 @@
  *   ringctl validate-shaping FILE... / resolve-shaping ... (tools/ringctl_shaping.c)
  *
  * Exit status: 0 done, 1 the node refused or failed the request, 2 usage, 3 the node cannot be
- * reached. HTTP/1.0 over a plain socket: the admin API listens on loopback by default and the
- * client needs nothing more.
+ * reached. HTTP/1.0 over TCP or the node's Unix socket, with the admin token when one is found
+ * (tools/ringctl_http.c).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,11 +29,9 @@
 #include "base/mem.h"
 #include "common/proto_status.h"
 #include "shm/shm_pages.h"
+#include "tools/ringctl_http.h"
 #include "tools/ringctl_shaping.h"
 #include "tools/ringctl_tsa.h"
-
-#define RINGCTL_MAX_RESPONSE (16u << 20)
-#define RINGCTL_TIMEOUT_MS 15000
 
 struct http_resp {
     int status;
@@ -41,118 +39,10 @@ struct http_resp {
     size_t body_len;
 };
 
-static int wait_fd(int fd, short ev)
-{
-    struct pollfd p = {.fd = fd, .events = ev};
-    int n = poll(&p, 1, RINGCTL_TIMEOUT_MS);
-    return n == 1 ? 0 : -ETIMEDOUT;
-}
-
 static int http_call(const char *endpoint, const char *method, const char *path, struct http_resp *out)
 {
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL, *ai;
-    struct hostport hp;
-    char port[8], req[1024];
-    int fd = -1;
-
     memset(out, 0, sizeof(*out));
-    if (hostport_parse(endpoint, 0, &hp) < 0) {
-        fprintf(stderr, "ringctl: bad endpoint %s (want HOST:PORT)\n", endpoint);
-        return -EINVAL;
-    }
-    /* every address of the name, not only the first: "localhost" may give ::1 before 127.0.0.1 */
-    snprintf(port, sizeof(port), "%u", hp.port);
-    int rc = getaddrinfo(hp.host, port, &hints, &res);
-    if (rc) {
-        fprintf(stderr, "ringctl: %s: %s\n", endpoint, gai_strerror(rc));
-        return -EHOSTUNREACH;
-    }
-    for (ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-            continue;
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-            break;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0) {
-        fprintf(stderr, "ringctl: cannot reach the node at %s: %s (is ringmaild running? --endpoint)\n", endpoint,
-                strerror(errno));
-        return -ECONNREFUSED;
-    }
-    int n = snprintf(req, sizeof(req), "%s %s HTTP/1.0\r\nHost: %s\r\nContent-Length: 0\r\nUser-Agent: ringctl\r\n\r\n",
-                     method, path, hp.host);
-    for (int off = 0; off < n;) {
-        ssize_t w = send(fd, req + off, (size_t)(n - off), MSG_NOSIGNAL);
-        if (w <= 0) {
-            fprintf(stderr, "ringctl: send to %s: %s\n", endpoint, strerror(errno));
-            close(fd);
-            return -EIO;
-        }
-        off += (int)w;
-    }
-    size_t cap = 65536, len = 0;
-    char *buf = xmalloc(cap + 1);
-    for (;;) {
-        if (wait_fd(fd, POLLIN) < 0) {
-            fprintf(stderr, "ringctl: %s did not answer within %d s\n", endpoint, RINGCTL_TIMEOUT_MS / 1000);
-            free(buf);
-            close(fd);
-            return -ETIMEDOUT;
-        }
-        if (len == cap) {
-            if (cap >= RINGCTL_MAX_RESPONSE) {
-                fprintf(stderr, "ringctl: response from %s too large\n", endpoint);
-                free(buf);
-                close(fd);
-                return -EFBIG;
-            }
-            cap *= 2;
-            buf = xrealloc(buf, cap + 1);
-        }
-        ssize_t r = recv(fd, buf + len, cap - len, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            fprintf(stderr, "ringctl: recv from %s: %s\n", endpoint, strerror(errno));
-            free(buf);
-            close(fd);
-            return -EIO;
-        }
-        if (r == 0)
-            break;
-        len += (size_t)r;
-    }
-    close(fd);
-    buf[len] = '\0';
-    char *hdr_end = strstr(buf, "\r\n\r\n");
-    if (strncmp(buf, "HTTP/1.", 7) != 0 || len < 12 || !hdr_end) {
-        fprintf(stderr, "ringctl: %s did not answer HTTP\n", endpoint);
-        free(buf);
-        return -EPROTO;
-    }
-    out->status = atoi(buf + 9);
-    out->body_len = len - (size_t)(hdr_end + 4 - buf);
-    out->body = xmalloc(out->body_len + 1);
-    memcpy(out->body, hdr_end + 4, out->body_len);
-    out->body[out->body_len] = '\0';
-    free(buf);
-    return 0;
-}
-
-static int ringctl_http(const char *endpoint, const char *method, const char *path, int *status, char **body,
-                        size_t *len)
-{
-    struct http_resp r;
-    int rc = http_call(endpoint, method, path, &r);
-    if (rc < 0)
-        return rc;
-    *status = r.status;
-    *body = r.body;
-    *len = r.body_len;
-    return 0;
+    return ringctl_http_call(endpoint, method, path, &out->status, &out->body, &out->body_len);
 }
 
 /* fmt_ms - a duration for people; ms < 0 (null or absent in the document) is "-" */
@@ -333,7 +223,7 @@ static void print_queues(const struct proto_status_queues *q)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: ringctl [--endpoint HOST:PORT] [--json] COMMAND\n"
+    fprintf(f, "usage: ringctl [--endpoint HOST:PORT] [--token-file FILE] [--data-dir DIR] [--json] COMMAND\n"
                "commands:\n"
                "  status              every role instance: pid, state, uptime, restarts, heartbeat; shared memory\n"
                "  queues              totals, the largest scheduled queues, and every egress path\n"
@@ -348,7 +238,12 @@ static void usage(FILE *f)
                "                      the effective shaping of a path, and which block set each option\n"
                "  set-shaping --domain D [--source S] --OPTION VALUE ...\n"
                "                      override options (e.g. --connection-limit 2) in the node's override file, reload\n"
-               "--endpoint defaults to 127.0.0.1:8025 (env RINGCTL_ENDPOINT)\n");
+               "where and how (docs/admin-api.md, \"Access control\"):\n"
+               "  --endpoint HOST:PORT|unix:PATH  (env RINGCTL_ENDPOINT); default: the node's Unix socket\n"
+               "                      DATA_DIR/admin.sock when it exists, else 127.0.0.1:8025\n"
+               "  --socket PATH       the Unix socket (env RINGCTL_SOCKET)\n"
+               "  --data-dir DIR      the node's data directory (env RINGCTL_DATA_DIR; default ./ringmail-data)\n"
+               "  --token-file FILE   the admin token (env RINGCTL_TOKEN_FILE; default DATA_DIR/admin.token)\n");
 }
 
 int main(int argc, char **argv)
@@ -356,12 +251,16 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"endpoint", required_argument, NULL, 'e'},
         {"json", no_argument, NULL, 'j'},
+        {"token-file", required_argument, NULL, 't'},
+        {"data-dir", required_argument, NULL, 'D'},
+        {"socket", required_argument, NULL, 'S'},
         {"domain", required_argument, NULL, 'd'},
         {"site", required_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *endpoint = getenv("RINGCTL_ENDPOINT");
+    struct ringctl_http_opts ho = {0};
+    const char *endpoint;
     bool raw_json = false;
     const char *domain = NULL, *site = NULL; /* tsa-status filters */
     struct http_resp resp;
@@ -369,14 +268,12 @@ int main(int argc, char **argv)
     const char *method = "GET";
     int c;
 
-    if (!endpoint || !endpoint[0])
-        endpoint = "127.0.0.1:8025";
     /* the shaping commands parse their own options: the global ones come before them */
     int shaping_at = 0;
     for (int i = 1; i < argc && !shaping_at; i++)
         if (ringctl_shaping_command(argv[i]))
             shaping_at = i;
-    while ((c = getopt_long(shaping_at ? shaping_at : argc, argv, "e:jhd:s:", opts, NULL)) != -1) {
+    while ((c = getopt_long(shaping_at ? shaping_at : argc, argv, "e:jhd:s:t:D:S:", opts, NULL)) != -1) {
         switch (c) {
         case 'd':
             domain = optarg;
@@ -385,7 +282,16 @@ int main(int argc, char **argv)
             site = optarg;
             break;
         case 'e':
-            endpoint = optarg;
+            ho.endpoint = optarg;
+            break;
+        case 't':
+            ho.token_file = optarg;
+            break;
+        case 'D':
+            ho.data_dir = optarg;
+            break;
+        case 'S':
+            ho.socket = optarg;
             break;
         case 'j':
             raw_json = true;
@@ -398,8 +304,10 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (!(endpoint = ringctl_http_setup(&ho)))
+        return 2;
     if (shaping_at)
-        return ringctl_shaping_main(argc - shaping_at, argv + shaping_at, endpoint, ringctl_http);
+        return ringctl_shaping_main(argc - shaping_at, argv + shaping_at, endpoint, ringctl_http_call);
     if (optind >= argc) {
         usage(stderr);
         return 2;

@@ -157,9 +157,24 @@ max_retry_interval = "2h"
         except OSError:
             return ""
 
-    def http(self, method, path, timeout=10):
+    @property
+    def token_path(self):
+        return os.path.join(self.data_dir, "admin.token")
+
+    def token(self):
+        """The admin token ringmaild made at its first start (docs/admin-api.md, "Access control")."""
+        with open(self.token_path) as f:
+            return f.read().strip()
+
+    def http(self, method, path, timeout=10, token=True, headers=None):
+        """A call of the admin API, with the node's token unless token is False (or another token)."""
+        hdrs = dict(headers or {})
+        if token is True:
+            token = self.token() if os.path.exists(self.token_path) else None
+        if token:
+            hdrs["Authorization"] = "Bearer " + token
         req = urllib.request.Request("http://%s%s" % (self.endpoint, path), method=method,
-                                     data=b"" if method == "POST" else None)
+                                     data=b"" if method == "POST" else None, headers=hdrs)
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 return r.status, r.read()
@@ -184,7 +199,8 @@ max_retry_interval = "2h"
         return wait_for(ready, timeout, what="every role ready")
 
     def ringctl(self, *args, check=False, timeout=30):
-        p = subprocess.run([os.path.join(BUILD_DIR, "ringctl"), "--endpoint", self.endpoint] + list(args),
+        p = subprocess.run([os.path.join(BUILD_DIR, "ringctl"), "--endpoint", self.endpoint,
+                            "--data-dir", self.data_dir] + list(args),
                            capture_output=True, text=True, timeout=timeout)
         if check and p.returncode != 0:
             raise AssertionError("ringctl %s failed (%d): %s %s" % (args, p.returncode, p.stdout, p.stderr))
