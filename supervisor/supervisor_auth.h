@@ -38,7 +38,8 @@ bool supervisor_auth_bearer_ok(const struct sup_auth *a, const char *authorizati
  * listens on a wildcard), localhost, or one of names[] (the node's host name...), with no port or its port */
 bool supervisor_auth_host_ok(const struct sup_auth *a, const char *host, const char *const *names, size_t n_names);
 /* connection tracking for the slow-client sweep (MHD_OPTION_NOTIFY_CONNECTION; cls is the supervisor) */
-void supervisor_auth_conn_notify(void *cls, struct MHD_Connection *c, void **socket_context, enum MHD_ConnectionNotificationCode toe);
+void supervisor_auth_conn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                                 enum MHD_ConnectionNotificationCode toe);
 /* supervisor_auth_conn_busy - the connection's request has been read (false) or a new one starts (true) */
 void supervisor_auth_conn_busy(struct supervisor *s, struct MHD_Connection *c, bool busy);
 /* supervisor_auth_sweep - shut down connections busy for longer than `timeout_ns`; how many */

@@ -12,20 +12,15 @@
  * reached. HTTP/1.0 over TCP or the node's Unix socket, with the admin token when one is found
  * (tools/ringctl_http.c).
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
-#include <netdb.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "base/file.h"
-#include "base/hostport.h"
 #include "base/mem.h"
 #include "common/proto_status.h"
 #include "shm/shm_pages.h"

@@ -359,10 +359,59 @@ static void test_tls_pair(void)
     cfg_fini(&c);
 }
 
+/* ---- [admin]: trusted_networks (the same list syntax, its own field), token_file, socket, group ---- */
+
+static void test_admin_keys(void)
+{
+    static const struct {
+        const char *text;
+        const char *err; /* NULL: loads */
+        size_t n_trusted, n_relay;
+    } cases[] = {
+        {"", NULL, 2, 2},
+        {"[admin]\ntrusted_networks = []\n", NULL, 0, 2},
+        {"[admin]\ntrusted_networks = [\"10.0.0.0/8\", \"::1\", \"192.0.2.1\"]\n", NULL, 3, 2},
+        {"[ingress]\nrelay_networks = []\n[admin]\ntrusted_networks = [\"10.0.0.0/8\"]\n", NULL, 1, 0},
+        {"[admin]\ntrusted_networks = [\"10.0.0.0/33\"]\n",
+         "a.toml:2: admin.trusted_networks[0]: \"10.0.0.0/33\" has a bad prefix length (0..32)\n", 2, 2},
+        {"[admin]\ntrusted_networks = \"127.0.0.1\"\n", "a.toml:2: admin.trusted_networks: expected an array", 2,
+         2},
+        {"[admin]\ngroup = \"-x\"\n", "a.toml:2: admin.group: \"-x\" is not a valid group name", 2, 2},
+        {"[admin]\ntoken_file = \"/etc/ringmail/admin.token\"\nsocket = \"off\"\ngroup = \"ringadm\"\n", NULL, 2,
+         2},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct cfg c;
+        char *err = NULL;
+        cfg_default(&c);
+        int rc = load_str(&c, cases[i].text, "a.toml", &err);
+        if (!cases[i].err)
+            CHECK(rc == 0, "admin case %zu: %s", i, nz(err));
+        else
+            CHECK(rc == -EINVAL && err && strncmp(err, cases[i].err, strlen(cases[i].err)) == 0,
+                  "admin case %zu: rc %d err %s", i, rc, nz(err));
+        CHECK(c.n_admin_trusted == cases[i].n_trusted && c.n_relay_networks == cases[i].n_relay,
+              "admin case %zu: %zu trusted, %zu relay", i, c.n_admin_trusted, c.n_relay_networks);
+        free(err);
+        cfg_fini(&c);
+    }
+    struct cfg c;
+    char *err = NULL;
+    cfg_default(&c);
+    CHECK(strcmp(c.admin_token_file, "") == 0 && strcmp(c.admin_socket, "") == 0 && strcmp(c.admin_group, "") == 0,
+          "admin defaults");
+    CHECK(load_str(&c, cases[7].text, "a.toml", &err) == 0 && strcmp(c.admin_socket, "off") == 0 &&
+              strcmp(c.admin_group, "ringadm") == 0 && strcmp(c.admin_token_file, "/etc/ringmail/admin.token") == 0,
+          "admin strings: %s", nz(err));
+    free(err);
+    cfg_fini(&c);
+}
+
 int main(void)
 {
     test_cidr_parse();
     test_cidr_match();
+    test_admin_keys();
     test_relay_domains();
     test_tls_pair();
     CHECK_EXIT();
