@@ -469,7 +469,6 @@ static enum MHD_Result admin_access(void *cls, struct MHD_Connection *c, const c
         const char *why;
         bool mutating = strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
         *con_cls = rq = xcalloc(1, sizeof(*rq));
-        supervisor_auth_conn_busy(s, c, true);
         if (!supervisor_auth_check(s, c, ep->local, mutating, &code, &why))
             return respond_error(c, code, why);
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
@@ -554,6 +553,8 @@ int supervisor_admin_start(struct supervisor *s, char **err)
         free(why);
         return rc;
     }
+    if ((rc = supervisor_auth_init(s, err)) < 0)
+        return rc;
     admin_tcp = (struct admin_ep){.s = s};
     admin_unix = (struct admin_ep){.s = s, .local = true};
     s->admin = admin_daemon(&admin_tcp, -1, &ss);
@@ -561,9 +562,9 @@ int supervisor_admin_start(struct supervisor *s, char **err)
         *err = xasprintf("[admin] cannot listen on %s (address in use?)", s->cfg.admin_listen);
         return -EADDRINUSE;
     }
-    /* the token and the Unix socket once the TCP address is ours: a second node on the same data
-     * directory stops above, before it replaces the first one's socket */
-    if ((rc = supervisor_auth_init(s, err)) < 0)
+    /* the Unix socket once the TCP address is ours: a second node on the same data directory stops
+     * above, before it replaces the first one's socket */
+    if ((rc = supervisor_auth_unix_listen(s, err)) < 0)
         return rc;
     if (s->auth.unix_fd >= 0) {
         s->admin_unix = admin_daemon(&admin_unix, s->auth.unix_fd, NULL);

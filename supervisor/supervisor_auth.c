@@ -226,8 +226,7 @@ static int admin_gid(struct supervisor *s, char **err)
     return 0;
 }
 
-/* unix_listen - bind the Unix socket (a stale one from a previous run is replaced), mode 0660 */
-static int unix_listen(struct supervisor *s, char **err)
+int supervisor_auth_unix_listen(struct supervisor *s, char **err)
 {
     struct sup_auth *a = &s->auth;
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
@@ -318,7 +317,7 @@ int supervisor_auth_init(struct supervisor *s, char **err)
         return rc;
     token_id(a->token, a->token_id);
     log_info("admin token %s (id %s)", a->token_path, a->token_id);
-    return unix_listen(s, err);
+    return 0;
 }
 
 void supervisor_auth_fini(struct supervisor *s)

@@ -15,8 +15,11 @@
 
 #include "supervisor/supervisor.h"
 
-/* supervisor_auth_init - the token (created at first start), the Host check's facts, the Unix socket bound */
+/* supervisor_auth_init - the token (created at first start) and the Host check's facts; before any request */
 int supervisor_auth_init(struct supervisor *s, char **err);
+/* supervisor_auth_unix_listen - bind [admin] socket (a stale one from a previous run is replaced), mode 0660,
+ * into auth.unix_fd and auth.socket_path; nothing when "off" (or a default path too long: a warning) */
+int supervisor_auth_unix_listen(struct supervisor *s, char **err);
 /* supervisor_auth_fini - close and remove the Unix socket */
 void supervisor_auth_fini(struct supervisor *s);
 /*
