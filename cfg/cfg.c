@@ -153,6 +153,12 @@ static const struct cfg_key cfg_tls_keys[] = {
     CFG_KEY("certificate", CFG_KIND_OPT_PATH, tls_certificate),
     CFG_KEY("private_key", CFG_KIND_OPT_PATH, tls_private_key),
 };
+static const struct cfg_key cfg_auth_keys[] = {
+    CFG_KEY("passwords_file", CFG_KIND_OPT_PATH, auth_passwords_file),
+    CFG_KEY_IN("max_failures_per_ip", CFG_KIND_U32, auth_max_failures, 0, 1000000),
+    CFG_KEY("failure_window", CFG_KIND_DURATION, auth_failure_window_ms),
+    CFG_KEY("lockout", CFG_KIND_DURATION, auth_lockout_ms),
+};
 static const struct cfg_key cfg_policy_keys[] = {
     CFG_KEY("file", CFG_KIND_OPT_PATH, policy_file),
     CFG_KEY_IN("instruction_budget", CFG_KIND_U64, policy_instruction_budget, 1000, UINT64_C(10000000000)),
@@ -180,6 +186,7 @@ static const struct cfg_section cfg_sections[] = {
     {"shm", cfg_shm_keys, CFG_ARRAY_SIZE(cfg_shm_keys)},
     {"supervisor", cfg_supervisor_keys, CFG_ARRAY_SIZE(cfg_supervisor_keys)},
     {"tls", cfg_tls_keys, CFG_ARRAY_SIZE(cfg_tls_keys)},
+    {"auth", cfg_auth_keys, CFG_ARRAY_SIZE(cfg_auth_keys)},
     {"policy", cfg_policy_keys, CFG_ARRAY_SIZE(cfg_policy_keys)},
     {"shaping", cfg_shaping_keys, CFG_ARRAY_SIZE(cfg_shaping_keys)},
     {"spool", cfg_spool_keys, CFG_ARRAY_SIZE(cfg_spool_keys)},
@@ -285,6 +292,10 @@ void cfg_default(struct cfg *c)
     c->tls_enabled = true;
     c->tls_certificate = xstrdup("");
     c->tls_private_key = xstrdup("");
+    c->auth_passwords_file = xstrdup("");
+    c->auth_max_failures = 5;
+    c->auth_failure_window_ms = 600000;
+    c->auth_lockout_ms = 900000;
     c->policy_file = xstrdup("");
     c->policy_instruction_budget = 1000000;
     c->policy_memory_limit = 64 * CFG_MIB;
@@ -316,6 +327,7 @@ void cfg_fini(struct cfg *c)
     cfg_net_free_domains(c->relay_domains, c->n_relay_domains);
     free(c->tls_certificate);
     free(c->tls_private_key);
+    free(c->auth_passwords_file);
     free(c->policy_file);
     cfg_net_free_domains(c->shaping_files, c->n_shaping_files);
     free(c->spool_dir);
@@ -356,6 +368,7 @@ static void cfg_copy(struct cfg *dst, const struct cfg *src)
     }
     dst->tls_certificate = cfg_dup_or_null(src->tls_certificate);
     dst->tls_private_key = cfg_dup_or_null(src->tls_private_key);
+    dst->auth_passwords_file = cfg_dup_or_null(src->auth_passwords_file);
     dst->policy_file = cfg_dup_or_null(src->policy_file);
     dst->shaping_files = NULL;
     if (src->shaping_files && src->n_shaping_files > 0) {
@@ -682,6 +695,12 @@ static void cfg_apply_root(struct cfg_errs *e, struct cfg *c, const struct cfg_t
             const struct cfg_toml_node *k = cfg_toml_find(cfg_toml_find(root, "admin"), "listen");
             cfg_errf(e, k ? k->line : 0, "admin.listen: %s is also an SMTP listener address",
                      cfg_quote(q, sizeof(q), c->admin_listen));
+        }
+    }
+    for (size_t i = 0; i < c->n_listeners; i++) {
+        if (c->listeners[i].implicit_tls && !c->tls_enabled) {
+            const struct cfg_toml_node *k = cfg_toml_find(cfg_toml_find(root, "tls"), "enabled");
+            cfg_errf(e, k ? k->line : 0, "listener[%zu].tls: \"implicit\" needs [tls] enabled = true", i);
         }
     }
     bool has_ccert = c->egress_tls_client_certificate && c->egress_tls_client_certificate[0];

@@ -29,6 +29,8 @@
 struct cfg_listener {
     char *address; /* "host:port" as written; IPv6 as "[::1]:25" */
     char *name;    /* optional label, "smtp" by default */
+    bool implicit_tls; /* tls = "implicit": TLS handshake first, then the banner (port 465); needs [tls] */
+    bool require_auth; /* MAIL before a successful AUTH gets 530 5.7.0 (a submission port, 587) */
 };
 
 #define CFG_MAX_SOURCES 64
@@ -169,6 +171,13 @@ struct cfg {
     bool tls_enabled;       /* advertise STARTTLS, default true */
     char *tls_certificate;  /* PEM path; "" (default): a self-signed certificate is generated at start */
     char *tls_private_key;  /* PEM path; set together with tls_certificate, or both "" */
+
+    /* [auth] (SMTP AUTH for submission, docs/submission.md) */
+    char *auth_passwords_file;     /* "user:HASH" lines, crypt(3) yescrypt/SHA-512; "" (default): none */
+    uint32_t auth_max_failures;    /* failed AUTH per client address in the window before lockout; default 5,
+                                    * 0 = no limit */
+    uint64_t auth_failure_window_ms; /* default 10 min */
+    uint64_t auth_lockout_ms;        /* the address is refused this long; default 15 min */
 
     /* [policy] */
     char *policy_file;                  /* Lua file; "" (default): no policy */

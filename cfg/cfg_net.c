@@ -1,6 +1,6 @@
 /*
- * cfg_net - the network-facing parts of ringmail.toml: [[listener]], ingress.relay_networks and
- * ingress.relay_domains
+ * cfg_net - the network-facing parts of ringmail.toml: [[listener]] (address, name, tls, require_auth),
+ * ingress.relay_networks and ingress.relay_domains
  *
  * Each cfg_net_apply_*() checks a whole list and replaces the struct's list only when every entry is
  * good; errors go to the load's error list (cfg_errf) with file:line. Internal to cfg/.
@@ -122,6 +122,7 @@ void cfg_net_apply_listeners(struct cfg_errs *e, struct cfg *c, const struct cfg
     for (size_t i = 0; i < a->n_children && i < CFG_MAX_LISTENERS; i++) {
         const struct cfg_toml_node *t = a->children[i];
         const char *address = NULL, *name = "smtp";
+        bool implicit_tls = false, require_auth = false;
         snprintf(key, sizeof(key), "listener[%zu]", i);
         if (!cfg_expect(e, t, CFG_TOML_TABLE, key, "a table"))
             continue;
@@ -142,6 +143,17 @@ void cfg_net_apply_listeners(struct cfg_errs *e, struct cfg *c, const struct cfg
                     why = "must be 1..64 characters of letters, digits, '.', '_' and '-'";
                 else
                     name = v->str;
+            } else if (strcmp(v->key, "tls") == 0) {
+                if (!cfg_expect(e, v, CFG_TOML_STRING, key, "a string"))
+                    continue;
+                if (strcmp(v->str, "implicit") == 0)
+                    implicit_tls = true;
+                else if (strcmp(v->str, "starttls") != 0)
+                    why = "must be \"starttls\" (the default) or \"implicit\"";
+            } else if (strcmp(v->key, "require_auth") == 0) {
+                if (cfg_expect(e, v, CFG_TOML_BOOL, key, "a boolean"))
+                    require_auth = v->b;
+                continue;
             } else {
                 cfg_errf(e, v->line, "unknown key %s", cfg_quote(q, sizeof(q), key));
                 continue;
@@ -161,6 +173,8 @@ void cfg_net_apply_listeners(struct cfg_errs *e, struct cfg *c, const struct cfg
         }
         l[n].address = xstrdup(address);
         l[n].name = xstrdup(name);
+        l[n].implicit_tls = implicit_tls;
+        l[n].require_auth = require_auth;
         n++;
     }
     if (e->count == before) {

@@ -5,6 +5,8 @@
  * ingress_session.c  one session: I/O, command dispatch, replies (RFC 5321 state machine)
  * ingress_xfer.c     DATA/BDAT: body staging, checks, Received header, store request to the spool
  * ingress_relay.c    who may send to which domain (RELAY-01/02)
+ * ingress_auth.c     SASL PLAIN/LOGIN decoding, the passwords file, the AUTH failure limiter (pure)
+ * ingress_auth_cmd.c the AUTH command, require_auth, relay rights of authenticated sessions
  *
  * Ownership: the worker owns its sessions; a session owns its fd, buffers and transaction. A session
  * is freed only when it is closing and no io_uring operation of its stream is in flight.
@@ -18,6 +20,7 @@
 #include <stdint.h>
 
 #include "common/msgid.h"
+#include "ingress/ingress_auth.h"
 #include "rt/role_rt.h"
 #include "rt/evl_stream.h"
 #include "tls/tls.h"
@@ -31,6 +34,14 @@
 #define INGRESS_IP_BUCKETS 4096
 
 struct ingress;
+
+/* where an AUTH exchange stands: the next line is a SASL response, not a command */
+enum ingress_auth_step {
+    INGRESS_AUTH_NONE = 0,
+    INGRESS_AUTH_PLAIN = 1,      /* 334 sent, waiting for the PLAIN message */
+    INGRESS_AUTH_LOGIN_USER = 2, /* 334 Username: sent */
+    INGRESS_AUTH_LOGIN_PASS = 3, /* 334 Password: sent */
+};
 
 enum ingress_state {
     INGRESS_S_GREETING = 0, /* banner sent, no EHLO/HELO yet */
@@ -57,6 +68,14 @@ struct ingress_session {
     char peer_ip[INET6_ADDRSTRLEN];
     uint16_t peer_port;
     bool relay_client;
+    bool require_auth; /* the listener's require_auth: MAIL needs AUTH first */
+
+    /* AUTH (ingress_auth_cmd.c) */
+    enum ingress_auth_step auth_step;
+    bool authenticated;
+    char auth_mech[SMTP_CMD_AUTH_MECH_MAX + 1];
+    char auth_user[INGRESS_AUTH_USER_MAX + 1];       /* authcid of a successful AUTH */
+    char auth_login_user[INGRESS_AUTH_USER_MAX + 1]; /* LOGIN: the user name, until the password comes */
     char local_ip[INET6_ADDRSTRLEN];
     uint16_t local_port;
     struct policy_lua_conn pconn;      /* borrowed strings of this session, for the hooks */
@@ -130,6 +149,7 @@ struct ingress_listener {
     int fd;
     struct evl_op op;
     bool armed;
+    bool implicit_tls, require_auth; /* of the cfg listener at the same index */
 };
 
 struct ingress {
@@ -151,6 +171,9 @@ struct ingress {
     struct tls_ctx *tls;       /* NULL: [tls] enabled = false */
     uint64_t refusal_refill_ns; /* Rejection records of refused connections: token bucket */
     uint32_t refusal_tokens;
+    bool auth_enabled;                 /* [auth] passwords_file loaded */
+    struct ingress_auth_passwd passwd;
+    struct ingress_auth_limit auth_limit;
 };
 
 #define INGRESS_REFUSAL_LOGS_PER_S 100
@@ -194,6 +217,21 @@ bool ingress_policy_message(struct ingress_session *s);
 /* ingress_relay.c */
 /* ingress_relay_allowed - 0 when the session may send to addr, else the reply text is in *why */
 bool ingress_relay_allowed(const struct ingress_session *s, const struct smtp_addr *addr, const char **why);
+
+/* ingress_auth_cmd.c */
+/* ingress_auth_load - [auth] at start (a bad passwords file is fatal) and on reload (it is kept) */
+void ingress_auth_load(struct ingress *ig);
+void ingress_auth_fini(struct ingress *ig);
+/* ingress_auth_locked_out - the address failed AUTH too often: refuse its connections */
+bool ingress_auth_locked_out(struct ingress *ig, int family, const uint8_t *addr);
+/* ingress_auth_ehlo - the EHLO AUTH line, when offered */
+void ingress_auth_ehlo(struct ingress_session *s);
+/* ingress_auth_mail_allowed - false (530 said) when the listener requires AUTH and there was none */
+bool ingress_auth_mail_allowed(struct ingress_session *s);
+/* ingress_auth_command - AUTH; false once the session ends (lockout) */
+bool ingress_auth_command(struct ingress_session *s, const struct smtp_cmd *cmd);
+/* ingress_auth_continue - a response line inside an AUTH exchange; false once the session ends */
+bool ingress_auth_continue(struct ingress_session *s, const char *line, size_t len);
 
 /* ingress_main.c */
 void ingress_ip_release(struct ingress *ig, struct ingress_session *s);

@@ -22,6 +22,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "tls/tls_stream.h"
 
 #define REFUSAL_LINE_MAX 512 /* octets with the CRLF: an SMTP reply line (RFC 5321 4.5.3.1.5) */
 
@@ -139,6 +140,10 @@ static void on_accept(struct evl *l, struct evl_op *op, int res, unsigned flags)
         close(fd);
         return;
     }
+    if (ingress_auth_locked_out(ig, family, addr)) {
+        refuse(ig, fd, "too many failed authentication attempts from your address");
+        return;
+    }
     struct ingress_ipcount **pp = ip_find(ig, family, addr);
     if (*pp && (*pp)->count >= rt->cfg.ingress_max_conn_per_ip) {
         refuse(ig, fd, "too many connections from your address");
@@ -156,6 +161,7 @@ static void on_accept(struct evl *l, struct evl_op *op, int res, unsigned flags)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     struct ingress_session *s = ingress_session_new(ig, fd);
     s->family = family;
+    s->require_auth = ls->require_auth;
     memcpy(s->peer_addr, addr, 16);
     s->peer_port = port;
     inet_ntop(family, addr, s->peer_ip, sizeof(s->peer_ip));
@@ -178,6 +184,11 @@ static void on_accept(struct evl *l, struct evl_op *op, int res, unsigned flags)
         s->state = INGRESS_S_CLOSING;
         ingress_session_resume(s);
         return;
+    }
+    if (ls->implicit_tls) {
+        /* port 465 style (RFC 8314 3.3): the handshake comes first, the banner goes out under TLS */
+        s->tls = tls_conn_new(ig->tls, TLS_ROLE_SERVER, NULL);
+        tls_stream_start(&s->st, s->tls);
     }
     ingress_session_reply(s, "220 %s ESMTP ringmail", rt->cfg.hostname);
     ingress_session_resume(s);
@@ -207,6 +218,7 @@ static void on_tick(struct role_rt *rt, uint64_t now)
 static void on_reload(struct role_rt *rt)
 {
     ingress_policy_reload(rt->ctx);
+    ingress_auth_load(rt->ctx);
 }
 
 static bool on_drain(struct role_rt *rt)
@@ -243,6 +255,7 @@ int main(int argc, char **argv)
     rt.hooks.on_drain = on_drain;
     msgid_init((uint16_t)rt.self_idx);
     ingress_policy_load(&ig);
+    ingress_auth_load(&ig);
     if (rt.cfg.tls_enabled) {
         char *err = NULL;
         if (tls_server_ctx_new(rt.cfg.tls_certificate[0] ? rt.cfg.tls_certificate : NULL,
@@ -270,6 +283,11 @@ int main(int argc, char **argv)
             fatal("bad --listen-fds %s", rt.listen_fds);
         ig.ls[ig.n_ls] = (struct ingress_listener){.ig = &ig, .fd = (int)fd};
         ig.ls[ig.n_ls].op = (struct evl_op){on_accept, &ig.ls[ig.n_ls]};
+        /* --listen-fds lists the sockets in the order of the [[listener]] entries */
+        if (ig.n_ls < rt.cfg.n_listeners) {
+            ig.ls[ig.n_ls].implicit_tls = rt.cfg.listeners[ig.n_ls].implicit_tls;
+            ig.ls[ig.n_ls].require_auth = rt.cfg.listeners[ig.n_ls].require_auth;
+        }
         listener_arm(&ig.ls[ig.n_ls]);
         ig.n_ls++;
         p = *end == ',' ? end + 1 : end;
@@ -278,6 +296,7 @@ int main(int argc, char **argv)
     int rc = role_rt_run(&rt);
     role_rt_fini(&rt);
     policy_lua_free(ig.policy);
+    ingress_auth_fini(&ig);
     tls_ctx_free(ig.tls);
     free(ig.slots);
     free(ig.free_slots);

@@ -286,6 +286,7 @@ static void cmd_ehlo(struct ingress_session *s, const struct smtp_cmd *cmd, bool
     ingress_session_reply(s, "250-CHUNKING");
     if (s->ig->tls && !s->tls)
         ingress_session_reply(s, "250-STARTTLS");
+    ingress_auth_ehlo(s);
     ingress_session_reply(s, "250 ENHANCEDSTATUSCODES");
 }
 
@@ -314,6 +315,8 @@ static void cmd_mail(struct ingress_session *s, const struct smtp_cmd *cmd)
         ingress_session_reply(s, "555 5.5.4 MAIL parameters need EHLO");
         return;
     }
+    if (!ingress_auth_mail_allowed(s))
+        return;
     if (!ingress_policy_mail(s, cmd)) {
         policy_lua_meta_fini(&s->meta);
         return;
@@ -429,6 +432,8 @@ static bool handle_line(struct ingress_session *s, const char *line, size_t len,
     unsigned refusals = s->refusals;
 
     proto_node_counter_add(s->ig->rt->self, PROTO_NODE_CTR_SMTP_COMMANDS, 1);
+    if (s->auth_step != INGRESS_AUTH_NONE)
+        return ingress_auth_continue(s, line, len); /* a SASL response, not a command */
     if (s->state == INGRESS_S_MAIL || s->state == INGRESS_S_RCPT)
         flags |= (s->mail_params.seen & SMTP_CMD_PARAM_SMTPUTF8) ? SMTP_CMD_UTF8 : 0;
     int prc = smtp_cmd_parse(line, len, flags, &cmd);
@@ -517,8 +522,7 @@ static bool dispatch(struct ingress_session *s, const struct smtp_cmd *cmd, size
         }
         break;
     case SMTP_CMD_AUTH:
-        ingress_session_reply(s, "502 5.5.1 Command not implemented");
-        break;
+        return ingress_auth_command(s, cmd);
     default:
         ingress_session_reply(s, "500 5.5.1 Command unrecognized");
         s->errors++;

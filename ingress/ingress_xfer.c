@@ -87,8 +87,11 @@ static int build_received(struct ingress_session *s, char *buf, size_t len, cons
 
     gmtime_r(&now, &tm);
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+    /* RFC 3848: S under TLS, A after AUTH (ESMTPSA); RFC 6531: UTF8SMTP, UTF8SMTPA */
     if (s->mail_params.seen & SMTP_CMD_PARAM_SMTPUTF8)
-        proto = "UTF8SMTP";
+        proto = s->authenticated ? "UTF8SMTPA" : "UTF8SMTP";
+    else if (s->authenticated)
+        proto = s->tls ? "ESMTPSA" : "ESMTPA";
     else
         proto = s->esmtp ? (s->tls ? "ESMTPS" : "ESMTP") : "SMTP";
     /* every field here was validated by the parser: no CR, LF or NUL can reach the header (INJ-01) */

@@ -8,10 +8,14 @@ PKGS=(
   gcc g++ clang meson ninja-build pkg-config
   liburing-dev libssl-dev librocksdb-dev liblua5.4-dev libzstd-dev libc-ares-dev libbpf-dev
   libtomlplusplus-dev libjansson-dev libmicrohttpd-dev libpcre2-dev libhiredis-dev
+  # crypt_r for [auth] passwords_file (yescrypt, SHA-512)
+  libcrypt-dev
   # fuzzing runtime for clang's -fsanitize=fuzzer
   libclang-rt-14-dev
   # tests: real tools and peers
   python3 zstd jq swaks procps strace
+  # swaks --tls (auth_test.py), openssl passwd for the test's SHA-512 hash
+  libnet-ssleay-perl libio-socket-ssl-perl openssl
   # a real DNS server for test zones, and a recording SMTP server for delivery tests
   unbound python3-aiosmtpd
   # Postfix for its smtp-source/smtp-sink test tools only ("No configuration": no MTA is started)
