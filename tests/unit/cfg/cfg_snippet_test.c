@@ -164,6 +164,20 @@ static void test_text_cases(void)
         {"[log]\nflush_interval = 1.0\n", "t.toml:2: log.flush_interval: expected a duration (string like \"10s\" or "
                                            "an integer of milliseconds), got float\n"},
         {"log = 5\n", "t.toml:1: log: expected a table, got integer\n"},
+        /* [[listener]] tls and require_auth, [auth] */
+        {"[[listener]]\naddress = \"127.0.0.1:465\"\ntls = \"implicit\"\nrequire_auth = true\n", NULL},
+        {"[[listener]]\naddress = \"127.0.0.1:25\"\ntls = \"starttls\"\n", NULL},
+        {"[[listener]]\naddress = \"127.0.0.1:465\"\ntls = \"ssl\"\n",
+         "t.toml:3: listener[0].tls: \"ssl\" must be \"starttls\" (the default) or \"implicit\"\n"},
+        {"[[listener]]\naddress = \"127.0.0.1:587\"\nrequire_auth = \"yes\"\n",
+         "t.toml:3: listener[0].require_auth: expected a boolean, got string\n"},
+        {"[tls]\nenabled = false\n[[listener]]\naddress = \"127.0.0.1:465\"\ntls = \"implicit\"\n",
+         "t.toml:2: listener[0].tls: \"implicit\" needs [tls] enabled = true\n"},
+        {"[auth]\npasswords_file = \"/etc/ringmail/passwords\"\nmax_failures_per_ip = 0\nfailure_window = \"5m\"\n"
+         "lockout = \"1h\"\n", NULL},
+        {"[auth]\nmax_failures_per_ip = -1\n", "t.toml:2: auth.max_failures_per_ip: -1 is out of range (0..1000000)\n"},
+        {"[auth]\nlockout = \"0s\"\n", "t.toml:2: auth.lockout: must be greater than 0\n"},
+        {"[auth]\npassword_file = \"x\"\n", "t.toml:2: unknown key \"auth.password_file\"\n"},
         /* several errors from one snippet, in document order */
         {"[ingress]\nworkers = 0\n[egress]\nworkers = 0\nextra = 1\n",
          "t.toml:2: ingress.workers: 0 is out of range (1..32)\n"
@@ -248,9 +262,38 @@ static void test_addresses(void)
 }
 
 
+/* the listener flags and [auth] values land in struct cfg */
+static void test_auth_values(void)
+{
+    static const char text[] = "[[listener]]\naddress = \"127.0.0.1:25\"\n[[listener]]\naddress = \"127.0.0.1:465\"\n"
+                               "tls = \"implicit\"\n[[listener]]\naddress = \"127.0.0.1:587\"\nrequire_auth = true\n"
+                               "[auth]\npasswords_file = \"/p\"\nmax_failures_per_ip = 7\nfailure_window = \"2m\"\n"
+                               "lockout = \"1h\"\n";
+    struct cfg c;
+    char *err = NULL;
+
+    cfg_default(&c);
+    CHECK(c.auth_passwords_file && c.auth_passwords_file[0] == '\0' && c.auth_max_failures == 5,
+          "auth defaults");
+    int rc = cfg_load_text(&c, text, strlen(text), "t.toml", &err);
+    CHECK(rc == 0, "auth values: %s", nz(err));
+    if (rc == 0) {
+        CHECK(c.n_listeners == 3 && !c.listeners[0].implicit_tls && !c.listeners[0].require_auth &&
+                  c.listeners[1].implicit_tls && !c.listeners[1].require_auth && !c.listeners[2].implicit_tls &&
+                  c.listeners[2].require_auth,
+              "listener flags");
+        CHECK(strcmp(c.auth_passwords_file, "/p") == 0 && c.auth_max_failures == 7 &&
+                  c.auth_failure_window_ms == 120000 && c.auth_lockout_ms == 3600000,
+              "auth values");
+    }
+    cfg_fini(&c);
+    free(err);
+}
+
 int main(void)
 {
     test_text_cases();
+    test_auth_values();
     test_addresses();
     CHECK_EXIT();
 }
