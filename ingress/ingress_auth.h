@@ -18,8 +18,8 @@
  * SHA-512 ($6$) only: anything else (plaintext, DES, MD5, a locked "!" or "*") is refused at load with
  * "FILE:LINE: message", so a file that loads holds no password in the clear. Blank lines and lines
  * starting with '#' are skipped; user names are 1..INGRESS_AUTH_USER_MAX bytes of printable ASCII without
- * ':' and unique. Checks run crypt_r (libcrypt); an unknown user costs one crypt_r against a dummy hash
- * of the same kind, so the time of a failure does not tell whether the user exists.
+ * ':' and unique. Checks run crypt_rn (libxcrypt's crypt_r); an unknown user costs one hash against a
+ * dummy setting of the same kind, so the time of a failure does not tell whether the user exists.
  *
  * Limiter: failures counted per client address (IPv4 /32, IPv6 /64) in a window; at `max` failures the
  * address is locked out for `lockout`. Entries are dropped lazily once both have passed.
@@ -64,7 +64,7 @@ struct ingress_auth_user {
 struct ingress_auth_passwd {
     size_t n;
     struct ingress_auth_user *users; /* sorted by name */
-    void *crypt_data;                /* struct crypt_data for crypt_r, allocated once */
+    void *crypt_data;                /* struct crypt_data for crypt_rn, allocated once */
 };
 
 /*

@@ -15,7 +15,7 @@
  * the user name (printable bytes only; never the password). [auth] max_failures_per_ip failures within
  * failure_window from one address (per ingress worker) lock it out for `lockout`: the failing session gets
  * 421 4.7.0 and is closed, and the worker refuses the address's new connections with 421 until then.
- * The password check (crypt_r) runs on the worker's loop: a yescrypt or SHA-512 hash costs milliseconds,
+ * The password check (crypt_rn) runs on the worker's loop: a yescrypt or SHA-512 hash costs milliseconds,
  * which the limiter bounds per address.
  */
 #include "ingress/ingress.h"

@@ -2,8 +2,8 @@
  * ingress_relay - who may send to which domain (RELAY-01/02)
  *
  * A client inside [ingress] relay_networks may send to any domain: that is the sender the node
- * serves, and so may a session that authenticated (AUTH, ingress_auth_cmd.c). Anyone else may send only to [ingress] relay_domains (and Postmaster), and only with a
- * plain address: a '%' or '!' in the local part, an '@' inside a quoted local part, a source route
+ * serves, and so may a session that authenticated (AUTH, ingress_auth_cmd.c). Anyone else may send
+ * only to [ingress] relay_domains (and Postmaster), and only with a plain address: a '%' or '!' in the local part, an '@' inside a quoted local part, a source route
  * or an address literal are refused, because a downstream host could read them as a route to a
  * third domain. Domains are compared after the parser lowercased them and removed a trailing dot,
  * so "Example.COM." cannot slip past the list.
