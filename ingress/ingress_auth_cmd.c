@@ -1,8 +1,9 @@
 /*
  * ingress_auth_cmd - the AUTH command of a session (RFC 4954) and what follows from it
  *
- * AUTH is offered (EHLO "AUTH PLAIN LOGIN") only when [auth] passwords_file is set and the session is
- * under TLS: after STARTTLS, or from the start on a tls = "implicit" listener. Without TLS, AUTH PLAIN and
+ * AUTH is offered (EHLO "AUTH PLAIN LOGIN") only when there is something to check credentials against,
+ * [auth] passwords_file or a policy handler of smtp_server_auth_plain (KumoMTA's event: true accepts;
+ * asked when the file does not accept), and the session is under TLS: after STARTTLS, or from the start on a tls = "implicit" listener. Without TLS, AUTH PLAIN and
  * LOGIN get 538 5.7.11 (RFC 4954 6: the mechanism needs an encrypted connection) and nothing is decoded.
  * Mechanisms: PLAIN (RFC 4616) with or without an initial response, LOGIN (334 "Username:" then
  * "Password:", or the user name as initial response). While an exchange is open the next line is the
@@ -63,14 +64,20 @@ void ingress_auth_fini(struct ingress *ig)
     ingress_auth_limit_free(&ig->auth_limit);
 }
 
+/* offered - a passwords file or a policy handler can check credentials */
+static bool offered(const struct ingress *ig)
+{
+    return ig->auth_enabled || policy_lua_has_hook(ig->policy, POLICY_LUA_HOOK_AUTH_PLAIN);
+}
+
 bool ingress_auth_locked_out(struct ingress *ig, int family, const uint8_t *addr)
 {
-    return ig->auth_enabled && ingress_auth_limit_locked(&ig->auth_limit, family, addr, clock_mono_ns());
+    return offered(ig) && ingress_auth_limit_locked(&ig->auth_limit, family, addr, clock_mono_ns());
 }
 
 void ingress_auth_ehlo(struct ingress_session *s)
 {
-    if (s->ig->auth_enabled && s->tls && !s->authenticated)
+    if (offered(s->ig) && s->tls && !s->authenticated)
         ingress_session_reply(s, "250-AUTH PLAIN LOGIN");
 }
 
@@ -120,15 +127,36 @@ static bool fail(struct ingress_session *s, const char *user)
     return false;
 }
 
-/* check - the credentials against the passwords file */
+/*
+ * check - the credentials against the passwords file, then the policy handler. With the file, an authzid
+ * other than the authcid is refused (nobody may act as another user); the handler decides that itself.
+ * A handler that fails (error, budget) is 454 and not counted; one that rejects answers with its reply.
+ */
 static bool check(struct ingress_session *s, const char *authz, const char *authc, const char *pass)
 {
-    /* one identity only: acting as someone else (authzid) is not granted to anyone */
-    if (authz[0] && strcmp(authz, authc) != 0)
+    struct policy_lua_result res;
+    bool ok = false;
+
+    if (s->ig->auth_enabled && (!authz[0] || strcmp(authz, authc) == 0) &&
+        ingress_auth_passwd_check(&s->ig->passwd, authc, pass)) {
+        succeed(s, authz, authc);
+        return true;
+    }
+    if (!policy_lua_has_hook(s->ig->policy, POLICY_LUA_HOOK_AUTH_PLAIN))
         return fail(s, authc);
-    if (!ingress_auth_passwd_check(&s->ig->passwd, authc, pass))
+    enum policy_lua_status st =
+        policy_lua_auth_plain(s->ig->policy, &s->pconn, authz, authc, pass, &s->conn_meta, &ok, &res);
+    if (st == POLICY_LUA_ACCEPT && ok) {
+        succeed(s, authz, authc);
+        return true;
+    }
+    if (st == POLICY_LUA_ACCEPT)
         return fail(s, authc);
-    succeed(s, authz, authc);
+    forget(s);
+    if (st == POLICY_LUA_REJECT)
+        ingress_session_reply(s, "%d %s", res.code, res.text);
+    else
+        ingress_session_reply(s, "454 4.7.0 Temporary authentication failure");
     return true;
 }
 
@@ -162,7 +190,7 @@ bool ingress_auth_command(struct ingress_session *s, const struct smtp_cmd *cmd)
 {
     bool is_plain = strcmp(cmd->auth_mech, "PLAIN") == 0, is_login = strcmp(cmd->auth_mech, "LOGIN") == 0;
 
-    if (!s->ig->auth_enabled) {
+    if (!offered(s->ig)) {
         ingress_session_reply(s, "502 5.5.1 Command not implemented");
         return true;
     }

@@ -398,6 +398,14 @@ int policy_handler_invoke(lua_State *L)
         push_obj(L, MT_CONN);
         nargs = 2;
         break;
+    case POLICY_LUA_HOOK_AUTH_PLAIN:
+        lua_pushstring(L, c->authz);
+        lua_pushlstring(L, c->str, c->str_len);
+        lua_pushstring(L, c->password);
+        push_obj(L, MT_CONN);
+        lua_call(L, 4, 1);
+        *c->ok = lua_isboolean(L, -1) && lua_toboolean(L, -1);
+        return 0;
     default:
         return luaL_error(L, "unknown hook");
     }

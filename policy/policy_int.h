@@ -28,6 +28,8 @@ struct policy_call {
     const struct policy_lua_param *params;
     size_t n_params;
     const struct policy_lua_message *msg;
+    const char *authz, *password; /* auth_plain (str is authc) */
+    bool *ok;                     /* auth_plain: what the handler returned */
 };
 
 struct policy_lua {

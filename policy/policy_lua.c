@@ -33,7 +33,7 @@
 
 static const char *const hook_names[POLICY_LUA_HOOK__COUNT] = {
     "smtp_server_connection_accepted", "smtp_server_ehlo", "smtp_server_mail_from", "smtp_server_rcpt_to",
-    "smtp_server_message_received",
+    "smtp_server_message_received", "smtp_server_auth_plain",
 };
 
 /*
@@ -268,6 +268,24 @@ enum policy_lua_status policy_lua_message_received(struct policy_lua *pl, const 
     struct policy_call c = {
         .hook = POLICY_LUA_HOOK_MESSAGE_RECEIVED, .conn = conn, .msg = msg ? msg : &empty};
     return run(pl, &c, meta, res);
+}
+
+enum policy_lua_status policy_lua_auth_plain(struct policy_lua *pl, const struct policy_lua_conn *conn,
+                                             const char *authz, const char *authc, const char *password,
+                                             struct policy_lua_meta *meta, bool *ok, struct policy_lua_result *res)
+{
+    struct policy_call c = {.hook = POLICY_LUA_HOOK_AUTH_PLAIN,
+                            .conn = conn,
+                            .str = authc,
+                            .str_len = strlen(authc),
+                            .authz = authz[0] ? authz : authc,
+                            .password = password,
+                            .ok = ok};
+    *ok = false;
+    enum policy_lua_status st = run(pl, &c, meta, res);
+    if (st != POLICY_LUA_ACCEPT)
+        *ok = false;
+    return st;
 }
 
 /* ---- lifecycle ---- */

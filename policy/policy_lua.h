@@ -50,7 +50,8 @@ enum policy_lua_hook {
     POLICY_LUA_HOOK_MAIL_FROM = 2,           /* "smtp_server_mail_from" */
     POLICY_LUA_HOOK_RCPT_TO = 3,             /* "smtp_server_rcpt_to" */
     POLICY_LUA_HOOK_MESSAGE_RECEIVED = 4,    /* "smtp_server_message_received" */
-    POLICY_LUA_HOOK__COUNT = 5,
+    POLICY_LUA_HOOK_AUTH_PLAIN = 5,          /* "smtp_server_auth_plain" */
+    POLICY_LUA_HOOK__COUNT = 6,
 };
 
 struct policy_lua_limits {
@@ -161,6 +162,15 @@ enum policy_lua_status policy_lua_message_received(struct policy_lua *pl, const 
                                                    const struct policy_lua_message *msg,
                                                    struct policy_lua_meta *meta,
                                                    struct policy_lua_result *res);
+
+/*
+ * policy_lua_auth_plain - smtp_server_auth_plain(authz, authc, password, conn_meta), KumoMTA's event, for
+ * AUTH PLAIN and LOGIN: *ok is true only when the handler returned the boolean true (no handler, any
+ * other value, a reject or a failure: false). authz "" is passed as authc, as KumoMTA does.
+ */
+enum policy_lua_status policy_lua_auth_plain(struct policy_lua *pl, const struct policy_lua_conn *conn,
+                                             const char *authz, const char *authc, const char *password,
+                                             struct policy_lua_meta *meta, bool *ok, struct policy_lua_result *res);
 
 void policy_lua_meta_init(struct policy_lua_meta *m);
 void policy_lua_meta_fini(struct policy_lua_meta *m);

@@ -49,7 +49,7 @@ class AuthCase(PeersCase):
         self.submit_port = free_port()
         self.accepted = []  # queue ids of every 250 to DATA: each must be delivered
 
-    def start(self, max_failures=3):
+    def start(self, max_failures=3, policy=None):
         tmp = os.path.join("/tmp", "ringmail-auth-%d-%d" % (os.getpid(), time.monotonic_ns()))
         os.makedirs(tmp)
         self.addCleanup(shutil.rmtree, tmp, True)
@@ -62,7 +62,14 @@ class AuthCase(PeersCase):
             f.write("# test users\nalice:%s\nbob:%s\n" % (yes, sha))
         os.chmod(tmp, 0o755)
         os.chmod(pw, 0o644)
-        config = """
+        config = ""
+        if policy:
+            pf = os.path.join(tmp, "policy.lua")
+            with open(pf, "w") as f:
+                f.write(policy)
+            os.chmod(pf, 0o644)
+            config = '[policy]\nfile = "%s"\n' % pf
+        config += """
 [auth]
 passwords_file = "%s"
 max_failures_per_ip = %d
@@ -257,6 +264,36 @@ class AuthTest(AuthCase):
         c.quit()
         self.assertIn("127.0.0.7] locked out", self.node.log())
         self.assert_all_delivered()
+
+
+class PolicyHookTest(AuthCase):
+    POLICY = """
+kumo.on('smtp_server_auth_plain', function(authz, authc, password, conn_meta)
+  conn_meta:set_meta('auth_via', 'lua')
+  return authc == 'carol' and password == 'lua-secret'
+end)
+"""
+
+    def test_smtp_server_auth_plain_hook(self):
+        self.start(policy=self.POLICY)
+        c = self.client()
+        with self.assertRaises(smtplib.SMTPAuthenticationError):
+            c.login("carol", "nope")
+        c.user, c.password = "carol", "lua-secret"
+        self.assertEqual(c.auth("PLAIN", c.auth_plain)[0], 235)
+        self.send(c, "r@example.test")
+        c.quit()
+        # the file still decides for its own users (the hook is asked only when it does not accept)
+        c = self.client()
+        c.user, c.password = "alice", "alice-secret"
+        self.assertEqual(c.auth("LOGIN", c.auth_login)[0], 235)
+        self.send(c, "r2@example.test")
+        c.quit()
+        self.assert_all_delivered()
+        recs = wait_for(lambda: len(self.records_of("Reception")) == 2 and self.records_of("Reception"), 10,
+                        what="2 Reception records")
+        metas = sorted((r["meta"].get("authn_id"), r["meta"].get("auth_via")) for r in recs)
+        self.assertEqual(metas, [("alice", None), ("carol", "lua")], recs)
 
 
 class SwaksTest(AuthCase):

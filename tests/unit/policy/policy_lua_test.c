@@ -276,6 +276,24 @@ static void test_hooks_meta(void)
     if (st != POLICY_LUA_REJECT || res.code != 550 || strcmp(res.text, "5.1.1 no such user") != 0)
         FAIL("rcpt_to reject: %s %d %s", policy_lua_status_name(st), res.code, res.text);
 
+    /* AUTH: true accepts; false, a non-boolean, a reject are refusals; an empty authz is the authc */
+    bool ok = false;
+    st = policy_lua_auth_plain(pl, &conn4, "", "carol", "lua-secret", &m, &ok, &res);
+    if (st != POLICY_LUA_ACCEPT || !ok)
+        FAIL("auth_plain carol: %s %d %s", policy_lua_status_name(st), ok, res.detail);
+    EXPECT_META(&m, "auth_tried", "carol/carol");
+    st = policy_lua_auth_plain(pl, &conn4, "boss", "carol", "wrong", &m, &ok, &res);
+    if (st != POLICY_LUA_ACCEPT || ok)
+        FAIL("auth_plain wrong password: %s %d", policy_lua_status_name(st), ok);
+    EXPECT_META(&m, "auth_tried", "boss/carol");
+    st = policy_lua_auth_plain(pl, &conn4, "", "string", "x", &m, &ok, &res);
+    if (st != POLICY_LUA_ACCEPT || ok)
+        FAIL("auth_plain returning a string: %s %d", policy_lua_status_name(st), ok);
+    st = policy_lua_auth_plain(pl, &conn4, "", "reject", "x", &m, &ok, &res);
+    if (st != POLICY_LUA_REJECT || ok || res.code != 535)
+        FAIL("auth_plain reject: %s %d %d", policy_lua_status_name(st), ok, res.code);
+    policy_lua_meta_set(&m, "auth_tried", NULL, 0);
+
     /* message received: headers readable (case, folding, LF-only lines, junk lines), metadata settable */
     static const char headers[] = "Received: from a by b;\r\n\tMon, 1 Jan 2024 00:00:00 +0000\r\n"
                                   "Received: from c by d; Tue, 2 Jan 2024\r\n"

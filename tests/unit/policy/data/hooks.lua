@@ -135,3 +135,11 @@ kumo.on('smtp_server_message_received', function(msg, conn_meta)
   msg:set_meta('missing', tostring(msg:get_first_named_header_value('X-Absent')))
   conn_meta:set_meta('via_conn', 'yes')
 end)
+
+-- KumoMTA's signature; true accepts, anything else refuses
+kumo.on('smtp_server_auth_plain', function(authz, authc, password, conn_meta)
+  conn_meta:set_meta('auth_tried', authz .. '/' .. authc)
+  if authc == 'reject' then kumo.reject(535, '5.7.8 go away') end
+  if authc == 'string' then return 'true' end
+  return authc == 'carol' and password == 'lua-secret'
+end)
