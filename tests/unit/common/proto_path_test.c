@@ -168,7 +168,9 @@ MUT(m_reserved2, p->hdr.reserved2 = 1)
 MUT(m_ehlo_space, (p->ehlo_domain = "mta 1", p->hdr.ehlo_len = 5))
 MUT(m_site_space, (p->site = "mx a", p->hdr.site_len = 4))
 MUT(m_site_ctl, (p->site = "mx\r\n", p->hdr.site_len = 4))
-MUT(m_site_long, (p->hdr.site_len = PROTO_PATH_SITE_MAX + 1))
+static char long_site[PROTO_PATH_SITE_MAX + 2];
+MUT(m_site_long, (memset(long_site, 's', PROTO_PATH_SITE_MAX + 1), p->site = long_site,
+                  p->hdr.site_len = PROTO_PATH_SITE_MAX + 1))
 MUT(m_reserved3, (p->hdr.reserved3 = 1))
 MUT(m_ehlo_ctl, (p->ehlo_domain = "mta\n1", p->hdr.ehlo_len = 5))
 MUT(m_ehlo_8bit, (p->ehlo_domain = "m\xc3\xbc", p->hdr.ehlo_len = 3))
