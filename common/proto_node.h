@@ -19,6 +19,8 @@
  * one of its traffic shaping automation (schema: docs/admin-api.md, codec: common/proto_status.h);
  * any process reads a consistent copy
  * (shm_segment_status_publish/shm_segment_status_read). A sequence lock: seq is odd while the writer copies.
+ * Two more pages are the admin command channel (common/proto_admin.h): the supervisor writes requests
+ * into one, the scheduler its replies into the other; each reader decodes a copy.
  *
  * The layout is shared memory between processes of one build: shm/shm_segment.h versions it
  * (SHM_LAYOUT_VERSION); the asserts below pin the sizes it was versioned with.
@@ -38,7 +40,9 @@
 enum proto_node_status_page {
     PROTO_NODE_STATUS_QUEUES = 0, /* the scheduler's queues document */
     PROTO_NODE_STATUS_TSA = 1,    /* the scheduler's traffic shaping automation document */
-    PROTO_NODE_STATUS_PAGES = 2,
+    PROTO_NODE_STATUS_ADMIN_REQ = 2,   /* the command channel: the supervisor's request (proto_admin.h) */
+    PROTO_NODE_STATUS_ADMIN_REPLY = 3, /* ... and the scheduler's reply */
+    PROTO_NODE_STATUS_PAGES = 4,
 };
 #define PROTO_NODE_BELL_BYTES 64           /* the doorbell's space in a role table slot */
 

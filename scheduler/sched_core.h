@@ -213,7 +213,7 @@ struct sched_path_hold {
 
 struct sched_queue_hold {
     char *domain;   /* lowercase */
-    char *tenant;   /* "" = queues without a tenant */
+    char *tenant;   /* "" = queues without a tenant; NULL = every tenant */
     char *campaign; /* NULL = every campaign of the tenant */
     uint64_t until_ms;
 };

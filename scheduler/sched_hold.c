@@ -209,7 +209,7 @@ void sched_hold_queue_set(struct sched_core *c, const char *domain, const char *
     uint32_t i;
     for (i = 0; i < c->nqueue_holds; i++) {
         const struct sched_queue_hold *h = &c->queue_holds[i];
-        if (streq(h->domain, domain) && streq(h->tenant, tenant) && !h->campaign == !campaign &&
+        if (streq(h->domain, domain) && !h->tenant == !tenant && streq(h->tenant, tenant) && !h->campaign == !campaign &&
             (!campaign || streq(h->campaign, campaign)))
             break;
     }
@@ -221,7 +221,7 @@ void sched_hold_queue_set(struct sched_core *c, const char *domain, const char *
     if (i == c->nqueue_holds) {
         c->queue_holds = xrealloc(c->queue_holds, (c->nqueue_holds + 1) * sizeof(*c->queue_holds));
         c->queue_holds[c->nqueue_holds++] = (struct sched_queue_hold){
-            xstrdup(domain), xstrdup(tenant ? tenant : ""), campaign ? xstrdup(campaign) : NULL, 0 };
+            xstrdup(domain), tenant ? xstrdup(tenant) : NULL, campaign ? xstrdup(campaign) : NULL, 0 };
     }
     c->queue_holds[i].until_ms = until_ms;
 }
@@ -238,7 +238,7 @@ uint64_t sched_hold_queue_until(const struct sched_core *c, const char *domain, 
     for (uint32_t i = 0; i < c->nqueue_holds; i++) {
         const struct sched_queue_hold *h = &c->queue_holds[i];
         if (h->until_ms > c->now && h->until_ms > until && strcmp(h->domain, domain) == 0 &&
-            part_eq(h->tenant, tenant, tlen) && (!h->campaign || part_eq(h->campaign, campaign, clen)))
+            (!h->tenant || part_eq(h->tenant, tenant, tlen)) && (!h->campaign || part_eq(h->campaign, campaign, clen)))
             until = h->until_ms;
     }
     return until;

@@ -81,10 +81,10 @@ static uint64_t queue_suspension(const struct sched_core *c, const struct sched_
 int sched_queue_suspend(struct sched_core *c, const char *domain, const char *tenant, const char *campaign,
                         uint64_t until_ms)
 {
-    if (!sched_name_given(domain) || (!sched_name_given(tenant) && !sched_name_given(campaign)))
+    if (!sched_name_given(domain) || (tenant && !sched_name_given(tenant) && !sched_name_given(campaign)))
         return -EINVAL;
     char *dlc = sched_name_lower_dup(domain);
-    sched_hold_queue_set(c, dlc, tenant ? tenant : "", campaign, until_ms);
+    sched_hold_queue_set(c, dlc, tenant, campaign, until_ms);
     free(dlc);
     for (size_t i = 0; i < c->queues.cap; i++) {
         struct sched_queue *q = (struct sched_queue *)c->queues.slots[i];

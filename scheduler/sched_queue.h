@@ -37,7 +37,8 @@ void sched_queue_name_parts(const char *name, const char **campaign, size_t *cle
  * every campaign of the tenant, including none) do not leave the wheel before until_ms: a message
  * that comes due is re-armed at until_ms (or its expiry, if earlier) without counting an attempt.
  * until_ms 0 (or past) cancels. Kept in a table, so queues created later pick it up. Messages
- * already READY or in flight are not recalled. 0, -EINVAL without a domain or tenant.
+ * already READY or in flight are not recalled. tenant NULL: every tenant of the domain (with campaign:
+ * that campaign of every tenant); "" with no campaign is -EINVAL, as is a missing domain.
  * sched_queue_suspensions() lists the active ones (array owned by the core, valid until its next
  * change). Cost: O(queues) per call.
  */

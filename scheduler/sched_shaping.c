@@ -32,12 +32,23 @@ static char *path_key(const char *source, const char *site)
     return xasprintf("%s\n%s", source ? source : "", site);
 }
 
-const char *sched_shaping_domain_of(struct scheduler *sc, const char *source, const char *site)
+static const char *path_get(json_t *map, const char *source, const char *site)
 {
     char *k = path_key(source, site);
-    const char *d = json_string_value(json_object_get(sc->path_domains, k));
+    const char *d = json_string_value(json_object_get(map, k));
     free(k);
     return d;
+}
+
+const char *sched_shaping_domain_of(struct scheduler *sc, const char *source, const char *site)
+{
+    return path_get(sc->path_domains, source, site);
+}
+
+const char *sched_shaping_provider_of(struct scheduler *sc, const char *source, const char *site)
+{
+    const char *p = path_get(sc->path_providers, source, site);
+    return p ? p : "";
 }
 
 static void defaults_of(const struct cfg *c, struct shaping_defaults *d)
@@ -196,6 +207,9 @@ void sched_shaping_path(void *arg, const char *source, const char *site, const c
         goto out;
     }
     core_options(&pc, what, opt);
+    char *pk = path_key(source, site);
+    json_object_set_new(sc->path_providers, pk, json_string(pc.provider_name)); /* queue-summary --by-provider */
+    free(pk);
     int src = source ? cfg_dlv_source_find(&sc->rt->cfg, source) : -1;
     if (src >= 0) {
         struct proto_path pp;
@@ -294,6 +308,7 @@ static struct shaping *load(struct scheduler *sc)
 void sched_shaping_init(struct scheduler *sc)
 {
     sc->path_domains = json_object();
+    sc->path_providers = json_object();
     sc->norollup_mx = json_object();
     sc->shaping = load(sc);
     if (!sc->shaping)
@@ -310,6 +325,7 @@ void sched_shaping_fini(struct scheduler *sc)
     shaping_free(sc->shaping);
     sc->shaping = NULL;
     json_decref(sc->path_domains);
+    json_decref(sc->path_providers);
     json_decref(sc->norollup_mx);
 }
 

@@ -32,5 +32,7 @@ char *sched_shaping_site(struct scheduler *sc, const char *domain, const char *m
 void sched_shaping_reconfigure(struct scheduler *sc, const char *source, const char *site);
 /* sched_shaping_domain_of - the domain a path was created for (NULL when unknown) */
 const char *sched_shaping_domain_of(struct scheduler *sc, const char *source, const char *site);
+/* sched_shaping_provider_of - the provider name of a path's resolved shaping ("" none or unknown) */
+const char *sched_shaping_provider_of(struct scheduler *sc, const char *source, const char *site);
 
 #endif

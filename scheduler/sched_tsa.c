@@ -7,6 +7,7 @@
  */
 #include "scheduler/sched_tsa.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -126,13 +127,56 @@ static bool str_is(const struct entry *e, const struct proto_tsa_event *ev, enum
     return strlen(e->str[i]) == n && (n == 0 || memcmp(e->str[i], ev->str[i], n) == 0);
 }
 
-/* same_key - the same action on the same key and option */
+static bool entry_admin(const struct entry *e)
+{
+    return strcmp(e->str[PROTO_TSA_E_SCOPE], SCHED_TSA_ADMIN_SCOPE) == 0;
+}
+
+bool sched_tsa_event_admin(const struct proto_tsa_event *ev)
+{
+    size_t n = strlen(SCHED_TSA_ADMIN_SCOPE);
+    return ev->hdr.len[PROTO_TSA_E_SCOPE] == n && memcmp(ev->str[PROTO_TSA_E_SCOPE], SCHED_TSA_ADMIN_SCOPE, n) == 0;
+}
+
+static bool event_cancel(const struct proto_tsa_event *ev)
+{
+    size_t n = strlen(SCHED_TSA_ADMIN_CANCEL);
+    return sched_tsa_event_admin(ev) && ev->hdr.len[PROTO_TSA_E_REGEX] == n &&
+           memcmp(ev->str[PROTO_TSA_E_REGEX], SCHED_TSA_ADMIN_CANCEL, n) == 0;
+}
+
+/* same_key - the same action on the same key and option; an operator's effect is only ever itself (its id
+ * is its start) and never merges with the automation's */
 static bool same_key(const struct entry *e, const struct proto_tsa_event *ev)
 {
-    bool same = e->hdr.action == ev->hdr.action;
+    bool admin = sched_tsa_event_admin(ev);
+    bool same = e->hdr.action == ev->hdr.action && entry_admin(e) == admin &&
+                (!admin || e->hdr.start_ms == ev->hdr.start_ms);
     for (size_t k = 0; same && k < sizeof(key_strs) / sizeof(key_strs[0]); k++)
         same = str_is(e, ev, key_strs[k]);
     return same;
+}
+
+/* key_until - the latest expiry of the effects holding what e holds (the core keeps one suspension per key,
+ * so an operator's suspension and the automation's on the same key are applied as the longer of them) */
+static uint64_t key_until(const struct sched_tsa *t, const struct entry *e)
+{
+    uint64_t until = 0;
+    for (size_t i = 0; i < t->n_eff; i++) {
+        const struct entry *o = &t->eff[i];
+        bool same = o->hdr.action == e->hdr.action;
+        for (size_t k = 0; same && k < sizeof(key_strs) / sizeof(key_strs[0]); k++)
+            same = strcmp(o->str[key_strs[k]], e->str[key_strs[k]]) == 0;
+        if (same && (uint64_t)o->hdr.expiry_ms > until)
+            until = (uint64_t)o->hdr.expiry_ms;
+    }
+    return until;
+}
+
+/* any_tenant - an operator's effect without a tenant holds every tenant (NULL for the core) */
+static const char *any_tenant(const struct entry *e, const char *tenant)
+{
+    return entry_admin(e) && !tenant[0] ? NULL : tenant;
 }
 
 static struct entry *effect_find(struct sched_tsa *t, const struct proto_tsa_event *ev)
@@ -178,7 +222,7 @@ static void apply(struct sched_tsa *t, const struct proto_tsa_event *ev)
 static void act(struct sched_tsa *t, const struct entry *e, bool reconf)
 {
     const char *const *s = (const char *const *)e->str;
-    uint64_t until = (uint64_t)e->hdr.expiry_ms;
+    uint64_t until = key_until(t, e);
     switch (e->hdr.action) {
     case SHAPING_ACTION_SUSPEND:
         if (t->ops.suspend_path)
@@ -192,14 +236,14 @@ static void act(struct sched_tsa *t, const struct entry *e, bool reconf)
     case SHAPING_ACTION_SUSPEND_TENANT:
     case SHAPING_ACTION_SUSPEND_CAMPAIGN:
         if (t->ops.suspend_queue)
-            t->ops.suspend_queue(t->ops.arg, s[PROTO_TSA_E_DOMAIN], s[PROTO_TSA_E_TENANT],
+            t->ops.suspend_queue(t->ops.arg, s[PROTO_TSA_E_DOMAIN], any_tenant(e, s[PROTO_TSA_E_TENANT]),
                                  e->hdr.action == SHAPING_ACTION_SUSPEND_CAMPAIGN ? s[PROTO_TSA_E_CAMPAIGN] : NULL,
                                  until);
         break;
     default:
         if (t->ops.bounce)
             t->ops.bounce(t->ops.arg, s[PROTO_TSA_E_DOMAIN],
-                          e->hdr.action >= SHAPING_ACTION_BOUNCE_TENANT ? s[PROTO_TSA_E_TENANT] : NULL,
+                          e->hdr.action >= SHAPING_ACTION_BOUNCE_TENANT ? any_tenant(e, s[PROTO_TSA_E_TENANT]) : NULL,
                           e->hdr.action == SHAPING_ACTION_BOUNCE_CAMPAIGN ? s[PROTO_TSA_E_CAMPAIGN] : NULL);
         break;
     }
@@ -335,11 +379,56 @@ static bool known(const struct sched_tsa *t, const struct proto_tsa_event *ev)
     return false;
 }
 
+/* cancel - the operator's effect `id` ends now: what it held is held again only by what else holds it */
+static int cancel(struct sched_tsa *t, uint64_t id)
+{
+    size_t i = 0;
+    while (i < t->n_eff && !(entry_admin(&t->eff[i]) && (uint64_t)t->eff[i].hdr.start_ms == id))
+        i++;
+    if (i == t->n_eff)
+        return -ENOENT;
+    struct entry e = t->eff[i];
+    memmove(&t->eff[i], &t->eff[i + 1], (t->n_eff - i - 1) * sizeof(*t->eff));
+    t->n_eff--;
+    const char *const *s = (const char *const *)e.str;
+    uint64_t until = key_until(t, &e);
+    if (e.hdr.action == SHAPING_ACTION_SUSPEND && t->ops.suspend_path)
+        t->ops.suspend_path(t->ops.arg, s[PROTO_TSA_E_SOURCE], s[PROTO_TSA_E_SITE], until);
+    else if ((e.hdr.action == SHAPING_ACTION_SUSPEND_TENANT || e.hdr.action == SHAPING_ACTION_SUSPEND_CAMPAIGN) &&
+             t->ops.suspend_queue)
+        t->ops.suspend_queue(t->ops.arg, s[PROTO_TSA_E_DOMAIN], any_tenant(&e, s[PROTO_TSA_E_TENANT]),
+                             e.hdr.action == SHAPING_ACTION_SUSPEND_CAMPAIGN ? s[PROTO_TSA_E_CAMPAIGN] : NULL, until);
+    log_info("TSA: operator's %s %llu cancelled", sched_tsa_action_name(e.hdr.action), (unsigned long long)id);
+    entry_fini(&e);
+    return 0;
+}
+
+int sched_tsa_admin(struct sched_tsa *t, const struct proto_tsa_event *ev)
+{
+    if (!sched_tsa_event_admin(ev))
+        return -EINVAL;
+    if (event_cancel(ev)) {
+        int rc = cancel(t, (uint64_t)ev->hdr.start_ms);
+        if (rc < 0)
+            return rc;
+    } else {
+        apply(t, ev);
+    }
+    history_add(t, ev);
+    if (t->ops.fired)
+        t->ops.fired(t->ops.arg, ev);
+    return 0;
+}
+
 bool sched_tsa_restore(struct sched_tsa *t, const struct proto_tsa_event *ev, uint64_t now_ms)
 {
     if (known(t, ev))
         return false;
     history_add(t, ev);
+    if (event_cancel(ev)) {
+        (void)cancel(t, (uint64_t)ev->hdr.start_ms);
+        return false;
+    }
     if (ev->hdr.expiry_ms <= (int64_t)now_ms)
         return false;
     apply(t, ev);
@@ -428,9 +517,12 @@ bool sched_tsa_bounces(const struct sched_tsa *t, const char *domain, const char
     for (size_t i = 0; i < t->n_eff; i++) {
         const struct entry *e = &t->eff[i];
         unsigned k = e->hdr.action;
-        if (!is_bounce(k) || e->hdr.expiry_ms <= (int64_t)now_ms || strcasecmp(e->str[PROTO_TSA_E_DOMAIN], domain))
+        bool any_domain = entry_admin(e) && strcmp(e->str[PROTO_TSA_E_DOMAIN], "*") == 0;
+        if (!is_bounce(k) || e->hdr.expiry_ms <= (int64_t)now_ms ||
+            (!any_domain && strcasecmp(e->str[PROTO_TSA_E_DOMAIN], domain)))
             continue;
-        if (k != SHAPING_ACTION_BOUNCE && strcmp(e->str[PROTO_TSA_E_TENANT], tenant ? tenant : "") != 0)
+        if (k != SHAPING_ACTION_BOUNCE && any_tenant(e, e->str[PROTO_TSA_E_TENANT]) &&
+            strcmp(e->str[PROTO_TSA_E_TENANT], tenant ? tenant : "") != 0)
             continue;
         if (k == SHAPING_ACTION_BOUNCE_CAMPAIGN && strcmp(e->str[PROTO_TSA_E_CAMPAIGN], campaign ? campaign : "") != 0)
             continue;

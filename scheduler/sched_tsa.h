@@ -58,6 +58,20 @@ struct sched_tsa *sched_tsa_new(const struct sched_tsa_ops *ops);
 void sched_tsa_free(struct sched_tsa *t);
 /* sched_tsa_response - one TransientFailure / Bounce response; returns the actions fired */
 size_t sched_tsa_response(struct sched_tsa *t, const struct proto_tsa_resp *r, uint64_t now_ms);
+/*
+ * Operator-made effects (ringctl suspend / suspend-ready-q / bounce, scheduler/sched_admin.c) are events of
+ * scope SCHED_TSA_ADMIN_SCOPE: file says who, response the reason, and start_ms is the effect's id (unique:
+ * the caller makes it so). They never merge with the automation's effects or each other. An empty tenant in
+ * one holds every tenant, and a Bounce* domain "*" every domain. A cancel is an event of the same scope,
+ * action and key with regex SCHED_TSA_ADMIN_CANCEL, start_ms the id it cancels and expiry the moment it was
+ * cancelled: stored like any firing, so a restart replays it after what it cancels.
+ * sched_tsa_admin() applies one (or cancels), keeps it in the history and hands it to ops.fired;
+ * -ENOENT for a cancel of an id not in force, -EINVAL for an event of another scope.
+ */
+#define SCHED_TSA_ADMIN_SCOPE "admin"
+#define SCHED_TSA_ADMIN_CANCEL "cancel"
+int sched_tsa_admin(struct sched_tsa *t, const struct proto_tsa_event *ev);
+bool sched_tsa_event_admin(const struct proto_tsa_event *ev);
 /* sched_tsa_restore - a stored firing; true when its effect was re-applied (not expired) */
 bool sched_tsa_restore(struct sched_tsa *t, const struct proto_tsa_event *ev, uint64_t now_ms);
 /* sched_tsa_rules_changed - the shaping was reloaded: rule ids name other rules now, so every Threshold

@@ -28,6 +28,7 @@
 #include "common/proto_dlv.h"
 #include "common/proto_status.h"
 #include "common/proto_tsa.h"
+#include "scheduler/sched_admin.h"
 #include "scheduler/sched_shaping.h"
 #include "scheduler/sched_tsa.h"
 #include "scheduler/scheduler.h"
@@ -91,8 +92,9 @@ static void sweep_one(void *arg, const struct sched_msg *m)
     struct sweep *sw = arg;
     char part[SCHED_QUEUE_NAME_MAX + 1];
 
-    if (m->state == SCHED_MSG_IN_FLIGHT || !m->queue->domain || strcasecmp(m->queue->domain->n.name, sw->domain) != 0)
-        return;
+    if (m->state == SCHED_MSG_IN_FLIGHT || !m->queue->domain ||
+        (strcmp(sw->domain, "*") != 0 && strcasecmp(m->queue->domain->n.name, sw->domain) != 0))
+        return; /* "*": an operator's bounce of every domain (sched_tsa.h) */
     if (sw->tenant) {
         queue_part(m->queue->n.name, false, part, sizeof(part));
         if (strcmp(part, sw->tenant) != 0)
@@ -258,6 +260,8 @@ void sched_tsa_node_record(struct scheduler *sc, const struct proto_rec *rec)
             rc = proto_tsa_resp_decode(p, b->len, &r, &why);
         if (rc == 0) {
             local_site(sc, &r);
+            sched_admin_response(sc, r.str[PROTO_TSA_R_SOURCE], r.str[PROTO_TSA_R_SITE], r.str[PROTO_TSA_R_TEXT],
+                                 r.hdr.timestamp_ms > 0 ? (uint64_t)r.hdr.timestamp_ms : scheduler_now_ms());
             (void)sched_tsa_response(sc->tsa, &r, scheduler_now_ms());
             proto_tsa_resp_fini(&r);
         }

@@ -81,6 +81,8 @@ struct scheduler {
     struct sched_tsa *tsa;
     struct buf *tsa_out; /* firings for the spool waiting for arena room, oldest first */
     size_t n_tsa_out;
+    json_t *path_providers;     /* sched_shaping.c: "SOURCE\nSITE" -> the path's provider name ("" none) */
+    struct sched_admin *admin;  /* sched_admin.c: the admin command channel */
 };
 
 uint64_t scheduler_now_ms(void);

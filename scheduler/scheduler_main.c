@@ -27,6 +27,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "common/proto_dlv.h"
+#include "scheduler/sched_admin.h"
 #include "scheduler/sched_shaping.h"
 #include "scheduler/scheduler.h"
 
@@ -388,6 +389,7 @@ static void work(struct scheduler *sc)
     if (!rt->draining && !atomic_load(&rt->seg.hdr->stopping))
         (void)sched_core_dispatch(sc->core, SCHED_DISPATCH_BATCH);
     arm_due(sc, now);
+    sched_admin_poll(sc); /* an operator's request: the page says when there is one */
     struct sched_stats st;
     sched_core_stats(sc->core, &st);
     proto_node_counter_set(rt->self, PROTO_NODE_CTR_MESSAGES_QUEUED, st.messages);
@@ -408,6 +410,7 @@ static void on_tick(struct role_rt *rt, uint64_t now_ns)
         sched_status_publish(sc);
     }
     sched_tsa_node_tick(sc, publish);
+    sched_admin_tick(sc);
 }
 
 static bool on_idle(struct role_rt *rt)
@@ -504,6 +507,7 @@ int main(int argc, char **argv)
     rt.hooks.on_reload = on_reload;
     core_setup(&sc);
     sched_tsa_node_init(&sc); /* before the shaping: the paths it resolves ask for automation overrides */
+    sched_admin_init(&sc);
     sched_route_init(&sc);
     sched_shaping_init(&sc);
     sc.due.op = (struct evl_op){on_due, &sc};
@@ -514,6 +518,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < 8; i++)
         (void)evl_run_once(&rt.evl, false);
     sched_tsa_node_fini(&sc);
+    sched_admin_fini(&sc);
     sched_core_free(sc.core);
     sched_keys_fini(&sc.keys);
     sched_pathcfg_free(sc.pathcfg);

@@ -139,6 +139,11 @@ int shm_segment_page_publish(struct shm_segment *seg, unsigned page, const char 
     return 0;
 }
 
+uint64_t shm_segment_page_seq(struct shm_segment *seg, unsigned page)
+{
+    return page < PROTO_NODE_STATUS_PAGES ? atomic_load_explicit(&page_of(seg, page)->seq, memory_order_acquire) : 0;
+}
+
 char *shm_segment_page_read(struct shm_segment *seg, unsigned page, size_t *len, uint64_t *updated_ns)
 {
     if (page >= PROTO_NODE_STATUS_PAGES)

@@ -24,7 +24,7 @@
 #include "shm/shm_ring.h"
 
 #define SHM_MAGIC 0x52494e474d41494cull /* "RINGMAIL" */
-#define SHM_LAYOUT_VERSION 3
+#define SHM_LAYOUT_VERSION 4
 #define SHM_NO_RING 0xffffu
 /* 2 + 2N + 4M rings (shm_segment.c build_topology): 194 with 32 + 32 workers. The array used to be
  * declared 4 * 32 + 2 long while creation wrote up to 194 entries into the header's page padding;
@@ -128,6 +128,8 @@ int shm_segment_status_publish(struct shm_segment *seg, const char *json, size_t
 /* shm_segment_page_publish / _read - the same for any page (enum proto_node_status_page) */
 int shm_segment_page_publish(struct shm_segment *seg, unsigned page, const char *json, size_t len);
 char *shm_segment_page_read(struct shm_segment *seg, unsigned page, size_t *len, uint64_t *updated_ns);
+/* shm_segment_page_seq - the page's sequence number (changes with every publication; odd while written) */
+uint64_t shm_segment_page_seq(struct shm_segment *seg, unsigned page);
 /* shm_segment_status_read - a consistent copy of the document (heap, NUL-terminated), or NULL when none
  * was published or the writer kept it busy */
 char *shm_segment_status_read(struct shm_segment *seg, size_t *len, uint64_t *updated_ns);

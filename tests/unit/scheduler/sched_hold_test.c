@@ -87,7 +87,8 @@ static void test_queue_suspend(void)
 {
     struct rec r;
     struct sched_core *c = core_new(&r);
-    CHECK(sched_queue_suspend(c, "example.com", NULL, NULL, T0 + 1) == -EINVAL, "no tenant or campaign");
+    CHECK(sched_queue_suspend(c, "example.com", "", NULL, T0 + 1) == -EINVAL, "empty tenant, no campaign");
+    CHECK(sched_queue_suspend(c, NULL, NULL, NULL, T0 + 1) == -EINVAL, "no domain");
     CHECK(sched_queue_suspend(c, "Example.COM", "acme", NULL, T0 + 60000) == 0, "tenant");
     CHECK(sched_queue_suspend(c, "example.com", "beta", "spring", T0 + 30000) == 0, "campaign");
     static const struct {
@@ -133,6 +134,14 @@ static void test_queue_suspend(void)
         CHECK(sched_msg_find(c, mid(i))->state != SCHED_MSG_SCHEDULED && sched_msg_find(c, mid(i))->attempts == 0,
               "%s: out, no attempt", qs[i].queue);
     check_core(c, "queues resumed");
+    /* no tenant: every queue of the domain, with or without a tenant, and no other domain's */
+    CHECK(sched_queue_suspend(c, "EXAMPLE.com", NULL, NULL, T0 + 120000) == 0, "domain-wide");
+    CHECK(sched_queue_find(c, "beta@example.com")->suspended_until_ms == T0 + 120000, "a tenant's queue");
+    CHECK(sched_queue_find(c, "example.com")->suspended_until_ms == T0 + 120000, "the queue without a tenant");
+    CHECK(sched_queue_find(c, "acme@else.example")->suspended_until_ms == 0, "another domain's");
+    CHECK(sched_queue_suspend(c, "example.com", NULL, NULL, 0) == 0 &&
+              sched_queue_find(c, "beta@example.com")->suspended_until_ms == 0,
+          "domain-wide cancelled");
     sched_core_free(c);
 
     /* a suspension past the expiry: the message expires on time */
