@@ -240,8 +240,8 @@ static bool bounded(const json_t *v, int depth)
     return true;
 }
 
-int proto_admin_reply_decode(const char *text, size_t len, enum proto_admin_op op, struct proto_admin_reply *r,
-                             char **err)
+int proto_admin_reply_decode(const char *text, size_t len, enum proto_admin_op op, uint64_t want_id,
+                             struct proto_admin_reply *r, char **err)
 {
     json_error_t je;
     uint64_t st = 0;
@@ -261,6 +261,8 @@ int proto_admin_reply_decode(const char *text, size_t len, enum proto_admin_op o
         rc = fail(err, "reply is not an object", NULL);
     else if (!whole(json_object_get(doc, "id"), &r->id) || r->id == 0)
         rc = fail(err, "bad member", "id");
+    else if (want_id && r->id != want_id)
+        rc = -ESTALE, *err = xstrdup("the reply of another request");
     else if (!whole(json_object_get(doc, "status"), &st) || st < 200 || st > 599)
         rc = fail(err, "bad member", "status");
     else if (st != 200 && (!error || !text_ok(error, strlen(error), PROTO_STATUS_DETAIL_MAX)))

@@ -83,9 +83,10 @@ void proto_admin_req_fini(struct proto_admin_req *r);
 /* proto_admin_reply_encode - takes a reference to result (a json_t object, or NULL with an error) */
 char *proto_admin_reply_encode(uint64_t id, unsigned status, const char *error, void *result);
 /* proto_admin_reply_decode - 0, or -EPROTO with *err (heap) when the reply breaks its schema or the result
- * lacks a member op promises */
-int proto_admin_reply_decode(const char *text, size_t len, enum proto_admin_op op, struct proto_admin_reply *r,
-                             char **err);
+ * lacks a member op promises; -ESTALE (and *err) when want_id is not 0 and the reply answers another id
+ * (checked before the result, which is another op's) */
+int proto_admin_reply_decode(const char *text, size_t len, enum proto_admin_op op, uint64_t want_id,
+                             struct proto_admin_reply *r, char **err);
 void proto_admin_reply_fini(struct proto_admin_reply *r);
 
 #endif

@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "scheduler/sched_hold.h"
+#include "scheduler/sched_msg.h"
 #include "scheduler/sched_site.h"
 
 int sched_queue_name_routed(char *out, size_t size, const char *campaign, const char *tenant,
@@ -78,6 +79,49 @@ static uint64_t queue_suspension(const struct sched_core *c, const struct sched_
     return sched_hold_queue_until(c, q->domain->n.name, ten, tlen, camp, clen);
 }
 
+/* queues whose suspension ended early or was shortened, and when it was to end */
+struct lifted {
+    struct {
+        struct sched_queue *q;
+        uint64_t old;
+    } *v;
+    size_t n;
+    struct sched_msg **msgs;
+    size_t n_msgs, cap_msgs;
+};
+
+static void collect_held(void *arg, const struct sched_msg *m)
+{
+    struct lifted *l = arg;
+    if (m->state != SCHED_MSG_SCHEDULED)
+        return;
+    for (size_t i = 0; i < l->n; i++)
+        if (l->v[i].q == m->queue && m->timer.due_ms == l->v[i].old) {
+            if (l->n_msgs == l->cap_msgs) {
+                l->cap_msgs = l->cap_msgs ? l->cap_msgs * 2 : 64;
+                l->msgs = xrealloc(l->msgs, l->cap_msgs * sizeof(*l->msgs));
+            }
+            l->msgs[l->n_msgs++] = (struct sched_msg *)m;
+            return;
+        }
+}
+
+/* release - messages re-armed at the old end of a suspension that ended earlier go at the new end (now,
+ * for a cancelled one): an operator's suspend-cancel resumes at once. One walk over the messages. */
+static void release(struct sched_core *c, struct lifted *l)
+{
+    sched_msg_foreach(c, collect_held, l); /* collect first: the walk must not change the core */
+    for (size_t i = 0; i < l->n_msgs; i++) {
+        struct sched_msg *m = l->msgs[i];
+        uint64_t due = m->queue->suspended_until_ms > c->now ? m->queue->suspended_until_ms : c->now;
+        sched_timer_cancel(&c->wheel, &m->timer);
+        m->queue->scheduled--;
+        sched_msg_schedule(c, m, due);
+    }
+    free(l->msgs);
+    free(l->v);
+}
+
 int sched_queue_suspend(struct sched_core *c, const char *domain, const char *tenant, const char *campaign,
                         uint64_t until_ms)
 {
@@ -86,11 +130,21 @@ int sched_queue_suspend(struct sched_core *c, const char *domain, const char *te
     char *dlc = sched_name_lower_dup(domain);
     sched_hold_queue_set(c, dlc, tenant, campaign, until_ms);
     free(dlc);
+    struct lifted l = {0};
     for (size_t i = 0; i < c->queues.cap; i++) {
         struct sched_queue *q = (struct sched_queue *)c->queues.slots[i];
-        if (q)
-            q->suspended_until_ms = queue_suspension(c, q);
+        if (!q)
+            continue;
+        uint64_t old = q->suspended_until_ms;
+        q->suspended_until_ms = queue_suspension(c, q);
+        if (old > c->now && q->suspended_until_ms < old) {
+            l.v = xrealloc(l.v, (l.n + 1) * sizeof(*l.v));
+            l.v[l.n].q = q;
+            l.v[l.n++].old = old;
+        }
     }
+    if (l.n)
+        release(c, &l);
     return 0;
 }
 

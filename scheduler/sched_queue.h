@@ -38,7 +38,9 @@ void sched_queue_name_parts(const char *name, const char **campaign, size_t *cle
  * that comes due is re-armed at until_ms (or its expiry, if earlier) without counting an attempt.
  * until_ms 0 (or past) cancels. Kept in a table, so queues created later pick it up. Messages
  * already READY or in flight are not recalled. tenant NULL: every tenant of the domain (with campaign:
- * that campaign of every tenant); "" with no campaign is -EINVAL, as is a missing domain.
+ * that campaign of every tenant); "" with no campaign is -EINVAL, as is a missing domain. A suspension
+ * that ends early (cancelled or shortened) releases the messages it re-armed: they are due at its new
+ * end, now for a cancel (one walk over the messages).
  * sched_queue_suspensions() lists the active ones (array owned by the core, valid until its next
  * change). Cost: O(queues) per call.
  */

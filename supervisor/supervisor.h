@@ -6,6 +6,7 @@
  * supervisor_listen.c  the SMTP listening sockets the ingress workers inherit
  * supervisor_admin.c   the admin HTTP API (libmicrohttpd, own thread) that ringctl talks to
  * supervisor_auth.c    its access control: token, Host/Origin, trusted networks, Unix socket, audit log
+ * supervisor_ops.c     its live-operations endpoints, answered by the scheduler (command channel)
  *
  * Threads: the main thread owns everything; the admin thread only reads the shared-memory role
  * table (for display) and the immutable start-up facts (instance count, each instance's role and
@@ -171,6 +172,12 @@ void supervisor_admin_tick(struct supervisor *s, uint64_t now);
 void supervisor_request(struct supervisor *s, struct sup_request *req);
 
 /* supervisor_auth.c: supervisor/supervisor_auth.h */
+/* supervisor_ops.c */
+struct MHD_Connection;
+/* supervisor_ops_request - an endpoint answered by the scheduler through the command channel (queue-summary,
+ * suspend, bounce, inspect...): the HTTP code and *body (heap JSON); 0 when url is none of them */
+unsigned supervisor_ops_request(struct supervisor *s, struct MHD_Connection *c, const char *url, bool post,
+                                char **body);
 
 /* supervisor_shaping.c */
 /* supervisor_shaping_load - the shaping of configuration c: 0 and *out, or -EINVAL with every error in

@@ -7,6 +7,7 @@
  *   GET  /api/v1/tsa/history             the recent automation firings, newest first
  *   POST /api/v1/restart/ROLE[/INDEX]    restart one role's workers without touching the others
  *   POST /api/v1/reload                  validate and reload the configuration (as SIGHUP)
+ *   /api/v1/queue-summary, suspend, suspend-ready-q, bounce, inspect-*: supervisor_ops.c
  *   GET  /metrics                        Prometheus text from the shared-memory counters
  *
  * Access control (supervisor_auth.c, docs/admin-api.md "Access control") is applied here, once, to
@@ -409,6 +410,10 @@ static enum MHD_Result on_request(struct supervisor *s, struct MHD_Connection *c
     }
     if (get && (strcmp(url, "/api/v1/tsa/status") == 0 || strcmp(url, "/api/v1/tsa/history") == 0))
         return tsa_doc(s, c, strcmp(url, "/api/v1/tsa/history") == 0);
+    char *ops_body = NULL; /* queue-summary, suspend, bounce, inspect: supervisor_ops.c */
+    unsigned ops_code = (get || post) ? supervisor_ops_request(s, c, url, post, &ops_body) : 0;
+    if (ops_code)
+        return respond_doc(c, ops_code, ops_body);
     if (get && strcmp(url, "/metrics") == 0)
         return respond(c, MHD_HTTP_OK, "text/plain; version=0.0.4", metrics_text(s));
     if (get && strcmp(url, "/api/v1/shaping/resolve") == 0)

@@ -7,6 +7,7 @@
  *   ringctl [--endpoint HOST:PORT] metrics
  *   ringctl [--endpoint HOST:PORT] doctor
  *   ringctl validate-shaping FILE... / resolve-shaping ... (tools/ringctl_shaping.c)
+ *   ringctl queue-summary / suspend / bounce / inspect-* ... (tools/ringctl_ops.c)
  *
  * Exit status: 0 done, 1 the node refused or failed the request, 2 usage, 3 the node cannot be
  * reached. HTTP/1.0 over TCP or the node's Unix socket, with the admin token when one is found
@@ -25,6 +26,7 @@
 #include "common/proto_status.h"
 #include "shm/shm_pages.h"
 #include "tools/ringctl_http.h"
+#include "tools/ringctl_ops.h"
 #include "tools/ringctl_shaping.h"
 #include "tools/ringctl_tsa.h"
 
@@ -233,7 +235,16 @@ static void usage(FILE *f)
                "                      the effective shaping of a path, and which block set each option\n"
                "  set-shaping --domain D [--source S] --OPTION VALUE ...\n"
                "                      override options (e.g. --connection-limit 2) in the node's override file, reload\n"
-               "where and how (docs/admin-api.md, \"Access control\"):\n"
+               "  queue-summary [--by-site | --by-provider | --by-source] [--domain D] [--limit N] [--by-volume]\n"
+               "                      per ready queue D T C Q, rates, last response; then the scheduled queues\n"
+               "  provider-summary    the same rolled up by provider\n"
+               "  suspend --domain D [--tenant T] [--campaign C] --reason R [--duration 2h]; suspend-list;\n"
+               "  suspend-cancel ID   hold (durably) the domain's scheduled mail; list; cancel\n"
+               "  suspend-ready-q --name SOURCE->SITE --reason R [--duration 2h]; suspend-ready-q-list; -cancel ID\n"
+               "  bounce --domain D [--tenant T] [--campaign C] | --tenant T | --campaign C | --queue Q |\n"
+               "         --everything --reason R [--duration 5m]; bounce-list; bounce-cancel ID\n"
+               "  inspect-sched-q NAME, inspect-ready-q SOURCE->SITE   config, throttle, suspensions, messages\n"
+                              "where and how (docs/admin-api.md, \"Access control\"):\n"
                "  --endpoint HOST:PORT|unix:PATH  (env RINGCTL_ENDPOINT); default: the node's Unix socket\n"
                "                      DATA_DIR/admin.sock when it exists, else 127.0.0.1:8025\n"
                "  --socket PATH       the Unix socket (env RINGCTL_SOCKET)\n"
@@ -266,7 +277,7 @@ int main(int argc, char **argv)
     /* the shaping commands parse their own options: the global ones come before them */
     int shaping_at = 0;
     for (int i = 1; i < argc && !shaping_at; i++)
-        if (ringctl_shaping_command(argv[i]))
+        if (ringctl_shaping_command(argv[i]) || ringctl_ops_command(argv[i]))
             shaping_at = i;
     while ((c = getopt_long(shaping_at ? shaping_at : argc, argv, "e:jhd:s:t:D:S:", opts, NULL)) != -1) {
         switch (c) {
@@ -301,6 +312,8 @@ int main(int argc, char **argv)
     }
     if (!(endpoint = ringctl_http_setup(&ho)))
         return 2;
+    if (shaping_at && ringctl_ops_command(argv[shaping_at])) /* tools/ringctl_ops.c */
+        return ringctl_ops_main(argc - shaping_at, argv + shaping_at, endpoint, raw_json, ringctl_http_call);
     if (shaping_at)
         return ringctl_shaping_main(argc - shaping_at, argv + shaping_at, endpoint, ringctl_http_call);
     if (optind >= argc) {
