@@ -44,10 +44,11 @@ void sched_admin_tick(struct scheduler *sc)
         ad->n_snap++;
 }
 
-/* oldest - the snapshot from about a minute ago (the oldest kept), NULL before the first */
+/* oldest - the snapshot from about a minute ago (the oldest kept); NULL while the scheduler has run for less
+ * than the ring covers (the start, when every counter was 0, is then the base) */
 static const struct sched_admin_snap *oldest(const struct sched_admin *ad)
 {
-    if (!ad->n_snap)
+    if (ad->n_snap < SCHED_ADMIN_SNAPS)
         return NULL;
     return &ad->snap[(ad->head + SCHED_ADMIN_SNAPS + 1 - ad->n_snap) % SCHED_ADMIN_SNAPS];
 }
@@ -106,8 +107,8 @@ static void path_row(struct scheduler *sc, uint32_t i, uint64_t now, struct row 
         .paths = 1,
         .suspended_ms = p->suspended_until_ms > now ? p->suspended_until_ms - now : 0,
         .throttled_ms = p->throttled_until_ms > now ? p->throttled_until_ms - now : 0,
-        .d_min = s ? per_min(p->delivered, s, s->d, i, now, ad->started_ms) : 0,
-        .t_min = s ? per_min(p->transient, s, s->t, i, now, ad->started_ms) : 0,
+        .d_min = per_min(p->delivered, s, s ? s->d : NULL, i, now, ad->started_ms),
+        .t_min = per_min(p->transient, s, s ? s->t : NULL, i, now, ad->started_ms),
         .resp = json_string_value(json_object_get(lr, "text")),
         .resp_at = (uint64_t)json_integer_value(json_object_get(lr, "at_ms")),
     };

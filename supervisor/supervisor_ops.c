@@ -100,17 +100,14 @@ static void who_of(struct MHD_Connection *c, char *buf, size_t len)
 {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     char host[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
     if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)ci->client_addr;
         inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-        port = ntohs(in->sin_port);
     } else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6) {
         const struct sockaddr_in6 *in = (const struct sockaddr_in6 *)(const void *)ci->client_addr;
         inet_ntop(AF_INET6, &in->sin6_addr, host, sizeof(host));
-        port = ntohs(in->sin6_port);
     }
-    snprintf(buf, len, "admin-api %s:%u", host, port);
+    snprintf(buf, len, "api@%s", host);
 }
 
 /* ask - the request through the channel; the HTTP code and *body */

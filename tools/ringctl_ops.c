@@ -207,8 +207,10 @@ static void what(const json_t *it, char *buf, size_t len)
         return;
     }
     const char *dom = str(it, "domain"), *ten = str(it, "tenant"), *camp = str(it, "campaign");
-    snprintf(buf, len, "%s%s%s%s%s", strcmp(dom, "*") == 0 ? (ten[0] || camp[0] ? "" : "everything") : dom,
-             ten[0] ? " tenant " : "", ten, camp[0] ? " campaign " : "", camp);
+    bool any = strcmp(dom, "*") == 0;
+    snprintf(buf, len, "%s%s%s%s%s%s", any && !ten[0] && !camp[0] ? "everything" : any ? "" : dom,
+             ten[0] ? (any ? "tenant " : " tenant ") : "", ten, camp[0] ? (any && !ten[0] ? "campaign " : " campaign ") : "",
+             camp, any && (ten[0] || camp[0]) ? " (every domain)" : "");
 }
 
 static void print_item_line(const json_t *it)
@@ -319,9 +321,11 @@ static void print_inspect(const json_t *doc, bool path)
            "             max_message_rate %s, max_connection_rate %s, named limits %zu, throttles %zu\n",
            num(cfg, "connection_limit"), num(cfg, "max_deliveries_per_connection"), num(cfg, "max_ready"), mr, cr,
            json_array_size(json_object_get(cfg, "limits")), json_array_size(json_object_get(cfg, "throttles")));
-    printf("throttle:    held for %s; waits: %lld rate, %lld limit; %lld consecutive connection failures\n",
-           ages(thr, "throttled_ms", age, sizeof(age)), num(thr, "throttle_waits"), num(thr, "limit_waits"),
-           num(thr, "consecutive_failures"));
+    char held[32] = "not held";
+    if (num(thr, "throttled_ms") > 0)
+        snprintf(held, sizeof(held), "held for %s", ages(thr, "throttled_ms", age, sizeof(age)));
+    printf("throttle:    %s; waits: %lld rate, %lld limit; %lld consecutive connection failures\n", held,
+           num(thr, "throttle_waits"), num(thr, "limit_waits"), num(thr, "consecutive_failures"));
     long long susp = num(p, "suspended_ms");
     printf("suspended:   %s%s\n", susp > 0 ? "for " : "no", susp > 0 ? ages(p, "suspended_ms", age, sizeof(age)) : "");
     if (json_is_string(json_object_get(p, "last_response")))
@@ -367,8 +371,8 @@ int ringctl_ops_main(int argc, char **argv, const char *endpoint, bool json, rin
     struct buf q = {0};
     const char *by = cmd == C_PROVIDERS ? "provider" : NULL;
 
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+    optind = 0; /* GNU getopt: start over on this argv, options and the ID or NAME in any order */
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         static const char *const keys[128] = {['d'] = "domain", ['t'] = "tenant", ['c'] = "campaign",
                                               ['q'] = "queue",  ['n'] = "name",   ['r'] = "reason",
                                               ['D'] = "duration", ['l'] = "limit"};
