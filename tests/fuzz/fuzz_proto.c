@@ -8,6 +8,9 @@
  *   5 status page (queues, page form)   6 /api/v1/queues (served form)   7 /api/v1/status   8 a reply
  *   9 path configuration (proto_path_decode)
  *   10 TSA response run   11 TSA event run   12 TSA status page (page form)   13 /api/v1/tsa/... (served)
+ *   14 admin command channel request (proto_admin_req_decode, the scheduler's side)
+ *   15 admin command channel reply (proto_admin_reply_decode, the supervisor's side; the payload's first
+ *      byte picks the op whose result it must be)
  * The admin JSON documents (proto_status) cross from the scheduler to the supervisor through the status
  * page and from the supervisor to ringctl over HTTP: their decoders get the same treatment, and their
  * encoding is canonical, so encode -> decode -> encode gives the same text.
@@ -20,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/proto_admin.h"
 #include "common/proto_dlv.h"
 #include "common/proto_env.h"
 #include "common/proto_msg.h"
@@ -353,6 +357,54 @@ static void fuzz_path(const uint8_t *data, size_t size)
     proto_path_fini(&p);
 }
 
+static void fuzz_admin_req(const uint8_t *data, size_t size)
+{
+    struct proto_admin_req r;
+    char *err = NULL;
+
+    if (proto_admin_req_decode((const char *)data, size, &r, &err) < 0) {
+        CHECK(err && *err && r.tree == NULL);
+        free(err);
+        return;
+    }
+    CHECK(r.id >= 1 && (unsigned)r.op < PROTO_ADMIN_OP__MAX && clean(r.who, PROTO_ADMIN_STR_MAX));
+    CHECK(!r.args.reason || clean(r.args.reason, PROTO_ADMIN_STR_MAX));
+    /* what decodes re-encodes, and the encoding is canonical from then on */
+    char *a = proto_admin_req_encode(&r);
+    CHECK(a != NULL);
+    struct proto_admin_req r2;
+    CHECK(proto_admin_req_decode(a, strlen(a), &r2, &err) == 0 && r2.id == r.id && r2.op == r.op);
+    char *b = proto_admin_req_encode(&r2);
+    CHECK(b && strcmp(a, b) == 0);
+    free(a);
+    free(b);
+    proto_admin_req_fini(&r2);
+    proto_admin_req_fini(&r);
+}
+
+static void fuzz_admin_reply(const uint8_t *data, size_t size)
+{
+    struct proto_admin_reply r;
+    char *err = NULL;
+    enum proto_admin_op op = size ? (enum proto_admin_op)(data[0] % PROTO_ADMIN_OP__MAX) : PROTO_ADMIN_QUEUE_SUMMARY;
+
+    if (size == 0)
+        return;
+    if (proto_admin_reply_decode((const char *)data + 1, size - 1, op, 0, &r, &err) < 0) {
+        CHECK(err && *err && r.tree == NULL);
+        free(err);
+        return;
+    }
+    CHECK(r.id >= 1 && r.status >= 200 && r.status <= 599 && (r.status == 200) == (r.result != NULL));
+    CHECK(r.status == 200 || (r.error && clean(r.error, PROTO_STATUS_DETAIL_MAX)));
+    char *a = proto_admin_reply_encode(r.id, r.status, r.error, r.result);
+    struct proto_admin_reply r2;
+    CHECK(a && proto_admin_reply_decode(a, strlen(a), op, r.id, &r2, &err) == 0 && r2.status == r.status);
+    free(a);
+    proto_admin_reply_fini(&r2);
+    proto_admin_reply_fini(&r);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
@@ -361,7 +413,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n = size - 1;
     uint8_t *p = malloc(n ? n : 1);
     memcpy(p, data + 1, n);
-    switch (data[0] % 14) {
+    switch (data[0] % 16) {
     case 0:
         fuzz_env(p, n);
         break;
@@ -400,6 +452,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case 8:
         fuzz_reply(p, n);
+        break;
+    case 14:
+        fuzz_admin_req(p, n);
+        break;
+    case 15:
+        fuzz_admin_reply(p, n);
         break;
     default: /* 9 */
         fuzz_path(p, n);

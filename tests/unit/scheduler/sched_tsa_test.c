@@ -6,8 +6,10 @@
  * before; actions reach their operations with the right key and expiry; a re-trigger extends and
  * never shortens; expiry ends overrides (reconfigure) and Bounce sweeps; internal responses count
  * only for match_internal rules; stored firings restore (expired ones only into the history, a
- * repeated state is not applied twice); the status document lists effects and firings.
+ * repeated state is not applied twice); the status document lists effects and firings; an operator's
+ * effects (scope admin) stay apart from the automation's, cancel durably and replay in order.
  */
+#include <errno.h>
 #include <string.h>
 
 #include "scheduler/sched_tsa.h"
@@ -290,11 +292,92 @@ static void test_restore(void)
     sched_tsa_free(t);
 }
 
+/* admin_event - an operator's effect (sched_tsa.h): scope admin, id = start */
+static struct proto_tsa_event admin_event(unsigned action, uint64_t id, uint64_t expiry, const char *domain,
+                                          const char *tenant, const char *regex)
+{
+    struct proto_tsa_event e = {.hdr = {.start_ms = (int64_t)id, .expiry_ms = (int64_t)expiry, .count = 1,
+                                        .action = (uint16_t)action}};
+    proto_tsa_event_set(&e, PROTO_TSA_E_SCOPE, SCHED_TSA_ADMIN_SCOPE);
+    proto_tsa_event_set(&e, PROTO_TSA_E_FILE, "api@127.0.0.1");
+    proto_tsa_event_set(&e, PROTO_TSA_E_REGEX, regex);
+    proto_tsa_event_set(&e, PROTO_TSA_E_RESPONSE, "incident 42");
+    if (action == SHAPING_ACTION_SUSPEND) {
+        proto_tsa_event_set(&e, PROTO_TSA_E_SOURCE, "ip-1");
+        proto_tsa_event_set(&e, PROTO_TSA_E_SITE, "mx.yahoo.test");
+    } else {
+        proto_tsa_event_set(&e, PROTO_TSA_E_DOMAIN, domain);
+        proto_tsa_event_set(&e, PROTO_TSA_E_TENANT, tenant);
+    }
+    return e;
+}
+
+static void test_admin(void)
+{
+    struct calls c = {0};
+    struct sched_tsa *t = engine(&c);
+    struct shaping_action suspend = {SHAPING_ACTION_SUSPEND, NULL, NULL};
+    struct shaping_rule r = rule(0, &suspend, 1, 0, 0, 10 * MIN);
+    const struct shaping_rule *rules[] = {&r};
+    c.rules = rules;
+    c.n_rules = 1;
+
+    /* a domain-wide suspension: every tenant (NULL to the core), stored (fired), its own effect */
+    struct proto_tsa_event dom = admin_event(SHAPING_ACTION_SUSPEND_TENANT, T0, T0 + 60 * MIN, "yahoo.com", "", NULL);
+    CHECK(sched_tsa_admin(t, &dom) == 0 && c.queue == 1 && strcmp(c.tenant, "(null)") == 0 &&
+              c.until == T0 + 60 * MIN && c.fired == 1,
+          "admin suspend: %d queue calls, tenant %s, %d fired", c.queue, c.tenant, c.fired);
+    /* an automation Suspend and an operator's on one path: the longer holds; the automation's expires first */
+    response(t, "421 [TS04]", T0, NULL, NULL);
+    struct proto_tsa_event path = admin_event(SHAPING_ACTION_SUSPEND, T0 + 1, T0 + 120 * MIN, NULL, NULL, NULL);
+    CHECK(sched_tsa_admin(t, &path) == 0 && c.until == T0 + 120 * MIN, "path: until %+lld", (long long)(c.until - T0));
+    struct proto_status_tsa doc;
+    sched_tsa_status(t, T0 + MIN, 10, 0, &doc);
+    CHECK(doc.n_active == 3, "three effects in force (none merged): %zu", doc.n_active);
+    free(doc.active);
+    free(doc.history);
+    /* cancel the operator's path suspension: the automation's (10 min) holds the path again */
+    struct proto_tsa_event cancel = path;
+    cancel.hdr.expiry_ms = (int64_t)(T0 + 2 * MIN);
+    proto_tsa_event_set(&cancel, PROTO_TSA_E_REGEX, SCHED_TSA_ADMIN_CANCEL);
+    int fired = c.fired;
+    CHECK(sched_tsa_admin(t, &cancel) == 0 && c.until == T0 + 10 * MIN && c.fired == fired + 1,
+          "cancel: until %+lld", (long long)(c.until - T0));
+    CHECK(sched_tsa_admin(t, &cancel) == -ENOENT, "a second cancel");
+    /* a bounce of every domain for one tenant: covers that tenant anywhere, and no one else */
+    struct proto_tsa_event b = admin_event(SHAPING_ACTION_BOUNCE_TENANT, T0 + 2, T0 + 5 * MIN, "*", "acme", NULL);
+    CHECK(sched_tsa_admin(t, &b) == 0 && c.bounce >= 1, "bounce applied");
+    CHECK(sched_tsa_bounces(t, "any.test", "acme", NULL, T0 + MIN) && !sched_tsa_bounces(t, "any.test", "beta", NULL,
+                                                                                         T0 + MIN),
+          "bounce of tenant acme in every domain");
+    /* the automation's events are refused here */
+    struct proto_tsa_event not_admin = b;
+    proto_tsa_event_set(&not_admin, PROTO_TSA_E_SCOPE, "default");
+    CHECK(sched_tsa_admin(t, &not_admin) == -EINVAL, "an automation event through sched_tsa_admin");
+    sched_tsa_free(t);
+
+    /* a restart: the stored events replay in order; the cancel ends the suspension it names */
+    struct calls c2 = {0};
+    t = engine(&c2);
+    CHECK(sched_tsa_restore(t, &dom, T0 + MIN) && c2.queue == 1, "suspension restored");
+    struct proto_tsa_event dcancel = dom;
+    dcancel.hdr.expiry_ms = (int64_t)(T0 + 2 * MIN);
+    proto_tsa_event_set(&dcancel, PROTO_TSA_E_REGEX, SCHED_TSA_ADMIN_CANCEL);
+    CHECK(!sched_tsa_restore(t, &dcancel, T0 + 3 * MIN) && c2.queue == 2 && c2.until == 0 && c2.fired == 0,
+          "restored cancel: %d calls, until %llu", c2.queue, (unsigned long long)c2.until);
+    sched_tsa_status(t, T0 + 3 * MIN, 10, 10, &doc);
+    CHECK(doc.n_active == 0 && doc.n_history == 2, "after the cancel: %zu active", doc.n_active);
+    free(doc.active);
+    free(doc.history);
+    sched_tsa_free(t);
+}
+
 int main(void)
 {
     test_immediate_suspend();
     test_threshold();
     test_actions();
     test_restore();
+    test_admin();
     CHECK_EXIT();
 }
