@@ -94,6 +94,8 @@ void ringctl_ops_age(char *buf, size_t len, long long ms)
         snprintf(buf, len, "%llds", ms / 1000);
     else if (ms < 3600000)
         snprintf(buf, len, "%lldm", ms / 60000);
+    else if (ms < 48LL * 3600000 && (ms / 60000) % 60)
+        snprintf(buf, len, "%lldh%02lldm", ms / 3600000, (ms / 60000) % 60);
     else if (ms < 48LL * 3600000)
         snprintf(buf, len, "%lldh", ms / 3600000);
     else

@@ -18,7 +18,7 @@ int ringctl_ops_main(int argc, char **argv, const char *endpoint, bool json, rin
 
 /* ringctl_ops_num - n with thousands separators ("28,140") */
 void ringctl_ops_num(char *buf, size_t len, unsigned long long n);
-/* ringctl_ops_age - a duration in ms as operators read it: "5s", "47m", "3h", "2d"; "-" when negative */
+/* ringctl_ops_age - a duration in ms as operators read it: "5s", "47m", "1h59m", "3h", "2d"; "-" when negative */
 void ringctl_ops_age(char *buf, size_t len, long long ms);
 
 #endif
