@@ -389,11 +389,14 @@ static unsigned dispatch(struct scheduler *sc, const struct proto_admin_req *req
     }
 }
 
-static void reply(struct scheduler *sc, uint64_t id, unsigned status, const char *error, json_t *result)
+/* reply - into the reply page; -E2BIG (nothing published) when it does not fit and `may_fail` */
+static int reply(struct scheduler *sc, uint64_t id, unsigned status, const char *error, json_t *result, bool may_fail)
 {
     char *text = proto_admin_reply_encode(id, status, error, result);
     int rc = text ? shm_segment_page_publish(&sc->rt->seg, PROTO_NODE_STATUS_ADMIN_REPLY, text, strlen(text)) : -EINVAL;
     free(text);
+    if (rc == -E2BIG && may_fail)
+        return rc;
     if (rc == -E2BIG) {
         text = proto_admin_reply_encode(id, 507, "the answer does not fit the command channel: narrow it (--limit, "
                                                  "--domain)", NULL);
@@ -402,6 +405,7 @@ static void reply(struct scheduler *sc, uint64_t id, unsigned status, const char
     }
     if (rc < 0)
         log_warn("admin: the reply to request %llu was not published (%s)", (unsigned long long)id, strerror(-rc));
+    return rc;
 }
 
 void sched_admin_poll(struct scheduler *sc)
@@ -435,11 +439,22 @@ void sched_admin_poll(struct scheduler *sc)
         return;
     }
     ad->last_id = req.id;
-    json_t *result = NULL;
-    const char *error = "failed";
-    unsigned status = dispatch(sc, &req, &result, &error);
-    reply(sc, req.id, status, error, result);
-    json_decref(result);
+    /* a summary too large for the page is answered with fewer rows (halved until it fits), marked so */
+    bool summary = req.op == PROTO_ADMIN_QUEUE_SUMMARY;
+    for (int tries = 0; tries < 8; tries++) {
+        json_t *result = NULL;
+        const char *error = "failed";
+        unsigned status = dispatch(sc, &req, &result, &error);
+        if (tries && result)
+            json_object_set_new(result, "truncated", json_true());
+        rc = reply(sc, req.id, status, error, result, summary && tries < 7);
+        json_decref(result);
+        if (rc != -E2BIG)
+            break;
+        req.args.limit = (req.args.limit && req.args.limit < PROTO_ADMIN_ROWS_MAX ? req.args.limit
+                                                                                  : PROTO_ADMIN_ROWS_MAX) / 2;
+        req.args.limit = req.args.limit ? req.args.limit : 1;
+    }
     proto_admin_req_fini(&req);
 }
 

@@ -113,7 +113,7 @@ static void who_of(struct MHD_Connection *c, char *buf, size_t len)
 /* ask - the request through the channel; the HTTP code and *body */
 static unsigned ask(struct supervisor *s, struct proto_admin_req *req, char **body)
 {
-    struct proto_node_instance *sched = &s->seg.inst[1];
+    struct proto_node_instance *sched = &s->seg.inst[shm_segment_instance_of(&s->seg, PROTO_NODE_ROLE_SCHEDULER, 0)];
     if (atomic_load(&sched->state) != PROTO_NODE_INST_READY)
         return error_body(MHD_HTTP_SERVICE_UNAVAILABLE, "the scheduler is not running: see `ringctl status`", body);
     pthread_mutex_lock(&ops_lock);
