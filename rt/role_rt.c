@@ -201,6 +201,21 @@ static void begin_drain(struct role_rt *rt, const char *why)
     atomic_store(&rt->self->state, PROTO_NODE_INST_DRAINING);
 }
 
+/* log_override - ringctl set-log-level: the supervisor's word for this role, bounded (anything but 1 .. 4 is
+ * the configured level), applied when it changes and again after a reload */
+static void log_override(struct role_rt *rt, bool reloaded)
+{
+    uint32_t v = atomic_load_explicit(&rt->seg.hdr->log_level[rt->role], memory_order_relaxed);
+    v = v <= LOG_LEVEL_ERROR + 1u ? v : 0;
+    if (v == rt->log_override && !reloaded)
+        return;
+    bool changed = v != rt->log_override;
+    rt->log_override = v;
+    log_set_level(v ? (enum log_level)(v - 1) : rt->cfg.log_level);
+    if (changed)
+        log_info("log level %s at run time", v ? "set" : "back to the configured one");
+}
+
 static void on_tick(struct evl *l, struct evl_op *op, int res, unsigned flags)
 {
     struct role_rt *rt = op->owner;
@@ -208,6 +223,7 @@ static void on_tick(struct evl *l, struct evl_op *op, int res, unsigned flags)
 
     rt->tick.armed = false;
     atomic_store_explicit(&rt->self->heartbeat_ns, now, memory_order_relaxed);
+    log_override(rt, false);
     if (getppid() != rt->supervisor_pid)
         begin_drain(rt, "supervisor is gone");
     if (!rt->draining && now - rt->last_ping_ns >= ROLE_RT_PING_NS) {
@@ -246,6 +262,7 @@ static void do_reload(struct role_rt *rt)
     cfg_fini(&rt->cfg);
     rt->cfg = fresh;
     log_set_level(rt->cfg.log_level);
+    log_override(rt, true); /* an operator's level outlives a reload */
     if (rt->hooks.on_reload)
         rt->hooks.on_reload(rt);
     proto_node_counter_add(rt->self, PROTO_NODE_CTR_RELOADS, 1);

@@ -54,6 +54,7 @@ struct role_rt_peer {
 
 struct role_rt {
     enum proto_node_role role;
+    uint32_t log_override; /* the segment's log_level word for this role as last applied */
     unsigned self_idx;
     uint32_t gen;
     int32_t supervisor_pid; /* taken at start: the segment's copy is writable by every role */

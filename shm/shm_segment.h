@@ -60,6 +60,9 @@ struct shm_header {
     _Atomic uint32_t reload_gen; /* bumped by the supervisor at each successful reload */
     _Atomic uint32_t stopping;   /* the node is draining */
     _Atomic uint32_t spool_space_low; /* set by the spool: ingress answers 452 at MAIL (DISK-01) */
+    /* ringctl set-log-level: per role, 0 the configured level, 1 + enum log_level an operator's override
+     * (written by the supervisor; a role takes any other value as 0) */
+    _Atomic uint32_t log_level[PROTO_NODE_ROLE__MAX];
     uint16_t ring_index[PROTO_NODE_MAX_INSTANCES]
                        [PROTO_NODE_MAX_INSTANCES]; /* [producer][consumer] -> ring or SHM_NO_RING */
     struct shm_ring_desc rings[SHM_MAX_RINGS];

@@ -10,6 +10,7 @@
  *   POST /api/v1/bounce?(domain=D[&tenant=T][&campaign=C] | tenant=T | campaign=C | queue=Q | everything=1)
  *        &reason=R[&duration=D]           (and GET, /cancel)
  *   GET  /api/v1/inspect-sched-q?name=Q,  GET /api/v1/inspect-ready-q?name=SOURCE->SITE
+ *   POST /api/v1/log-level?level=L[&role=R]  (answered here: a word per role in the segment's header)
  *
  * Runs in the admin thread. One request at a time (ops_lock): the request goes into its page with an id
  * and a deadline, and the thread polls the reply page until a reply with that id is there, or answers
@@ -169,12 +170,45 @@ static unsigned ask(struct supervisor *s, struct proto_admin_req *req, char **bo
     return code;
 }
 
+/* log_level - POST /api/v1/log-level?level=L[&role=R]: every role's word in the segment (or one role's), and
+ * the supervisor's own level (no role, or role=supervisor); level "config" goes back to the configured one */
+static unsigned log_level(struct supervisor *s, struct MHD_Connection *c, bool post, char **body)
+{
+    const char *level = arg(c, "level"), *role = arg(c, "role");
+    enum log_level lv = LOG_LEVEL_INFO;
+    enum proto_node_role r = PROTO_NODE_ROLE__MAX;
+    bool config = level && strcmp(level, "config") == 0, sup = !role || strcmp(role, "supervisor") == 0;
+    if (!post)
+        return error_body(MHD_HTTP_METHOD_NOT_ALLOWED, "use POST for this endpoint", body);
+    if (!level || (!config && !log_level_parse(level, &lv)))
+        return error_body(MHD_HTTP_BAD_REQUEST, "level= is debug, info, warn, error or config", body);
+    if (role && !sup && !proto_node_role_parse(role, &r))
+        return error_body(MHD_HTTP_BAD_REQUEST, "role= is spool, scheduler, ingress, egress or supervisor", body);
+    for (unsigned i = 0; i < PROTO_NODE_ROLE__MAX; i++)
+        if (!role || i == (unsigned)r)
+            atomic_store(&s->seg.hdr->log_level[i], config ? 0u : (uint32_t)lv + 1u);
+    if (sup)
+        log_set_level(config ? s->cfg.log_level : lv);
+    char who[96];
+    who_of(c, who, sizeof(who));
+    log_info("admin: log level %s for %s by %s", level, role ? role : "every role", who);
+    struct proto_status_reply rep = {.ok = true};
+    char *detail = xasprintf("log level %s for %s (within a second; a reload keeps it)", level,
+                             role ? role : "every role");
+    rep.detail = detail;
+    *body = proto_status_reply_encode(&rep);
+    free(detail);
+    return MHD_HTTP_OK;
+}
+
 unsigned supervisor_ops_request(struct supervisor *s, struct MHD_Connection *c, const char *url, bool post,
                                 char **body)
 {
     size_t i = 0, n = sizeof(endpoints) / sizeof(endpoints[0]);
     bool url_known = false;
     *body = NULL;
+    if (strcmp(url, "/api/v1/log-level") == 0)
+        return log_level(s, c, post, body);
     for (; i < n && !(strcmp(endpoints[i].url, url) == 0 && endpoints[i].post == post); i++)
         url_known |= strcmp(endpoints[i].url, url) == 0;
     for (size_t k = i; k < n; k++)

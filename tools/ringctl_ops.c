@@ -34,6 +34,7 @@ enum cmd {
     C_BOUNCE_CANCEL,
     C_INSPECT_Q,
     C_INSPECT_P,
+    C_LOG_LEVEL,
     C__MAX,
 };
 
@@ -58,6 +59,7 @@ static const struct {
     {"bounce-cancel", "POST", "/api/v1/bounce/cancel", 1, "ID"},
     {"inspect-sched-q", "GET", "/api/v1/inspect-sched-q", 1, "NAME"},
     {"inspect-ready-q", "GET", "/api/v1/inspect-ready-q", 1, "SOURCE->SITE"},
+    {"set-log-level", "POST", "/api/v1/log-level", 1, "debug|info|warn|error|config [--role ROLE]"},
 };
 
 static int cmd_of(const char *name)
@@ -367,6 +369,7 @@ int ringctl_ops_main(int argc, char **argv, const char *endpoint, bool json, rin
         {"name", required_argument, NULL, 'n'}, {"reason", required_argument, NULL, 'r'},
         {"duration", required_argument, NULL, 'D'}, {"limit", required_argument, NULL, 'l'},
         {"everything", no_argument, NULL, 'E'}, {"json", no_argument, NULL, 'j'},
+        {"role", required_argument, NULL, 'R'},
         {NULL, 0, NULL, 0},
     };
     int cmd = cmd_of(argv[0]), c;
@@ -377,7 +380,7 @@ int ringctl_ops_main(int argc, char **argv, const char *endpoint, bool json, rin
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         static const char *const keys[128] = {['d'] = "domain", ['t'] = "tenant", ['c'] = "campaign",
                                               ['q'] = "queue",  ['n'] = "name",   ['r'] = "reason",
-                                              ['D'] = "duration", ['l'] = "limit"};
+                                              ['D'] = "duration", ['l'] = "limit", ['R'] = "role"};
         if (c == 'j')
             json = true;
         else if (c == 'S' || c == 'P' || c == 'O') {
@@ -396,7 +399,8 @@ int ringctl_ops_main(int argc, char **argv, const char *endpoint, bool json, rin
     if (argc - optind != cmds[cmd].positional)
         return buf_fini(&q), usage(cmd);
     if (cmds[cmd].positional)
-        query_add(&q, cmd == C_INSPECT_Q || cmd == C_INSPECT_P ? "name" : "id", argv[optind]);
+        query_add(&q, cmd == C_INSPECT_Q || cmd == C_INSPECT_P ? "name" : cmd == C_LOG_LEVEL ? "level" : "id",
+                  argv[optind]);
     query_add(&q, "by", by);
     char *path = NULL;
     if (asprintf(&path, "%s%s", cmds[cmd].url, q.len ? (char *)q.data : "") < 0)
@@ -427,6 +431,9 @@ int ringctl_ops_main(int argc, char **argv, const char *endpoint, bool json, rin
         return 1;
     }
     switch (cmd) {
+    case C_LOG_LEVEL:
+        printf("%s\n", str(doc, "detail"));
+        break;
     case C_SUMMARY:
     case C_PROVIDERS:
         print_summary(doc, cmd == C_PROVIDERS);

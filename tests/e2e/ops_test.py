@@ -243,6 +243,29 @@ class BounceTest(OpsCase):
         self.assertFalse(q["bouncing"])
 
 
+class LogLevelTest(OpsCase):
+    def test_set_log_level_changes_one_roles_level_at_run_time(self):
+        node = self.start(slow_reply=None)
+        self.send("a@good.test")
+        wait_for(lambda: self.good.count() == 1, 30, what="first delivery")
+        self.assertNotRegex(node.log(), r" debug scheduler\[")
+        p = node.ringctl("set-log-level", "debug", "--role", "scheduler", check=True)
+        self.assertIn("log level debug for scheduler", p.stdout)
+        wait_for(lambda: "scheduler[0]: log level set at run time" in node.log(), 5, what="the scheduler took it")
+        self.send("b@slow.test")  # a new path: the scheduler logs its shaping at debug level
+        wait_for(lambda: self.slow.count() == 1, 30, what="second delivery")
+        wait_for(lambda: " debug scheduler[0]: path " in node.log(), 5, what="a debug line of the scheduler")
+        self.assertNotRegex(node.log(), r" debug (spool|ingress|egress)\[", "another role's level changed")
+        node.ringctl("set-log-level", "config", "--role", "scheduler", check=True)
+        wait_for(lambda: "scheduler[0]: log level back to the configured one" in node.log(), 5,
+                 what="back to the configured level")
+        p = node.ringctl("set-log-level", "loud")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("debug, info, warn, error or config", p.stderr)
+        p = node.ringctl("set-log-level", "info", "--role", "nobody")
+        self.assertEqual(p.returncode, 1)
+
+
 if __name__ == "__main__":
     import unittest
     unittest.main()
