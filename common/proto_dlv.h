@@ -131,6 +131,7 @@ enum proto_fail_reason {
     PROTO_FAIL_REASON_NO_DATA = 3,  /* no MX and no address records */
     PROTO_FAIL_REASON_BAD_NAME = 4, /* not a valid host name */
     PROTO_FAIL_REASON_DNS_TEMP = 5, /* a transient DNS failure (a bounce asked for anyway) */
+    PROTO_FAIL_REASON_OPERATOR = 6, /* PROTO_FAIL_ADMIN_BOUNCE: an operator's bounce (ringctl bounce), not a rule's */
 };
 
 _Static_assert(sizeof(struct proto_ann_hdr) == 16, "proto_ann_hdr size");

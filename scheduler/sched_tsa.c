@@ -511,12 +511,15 @@ void sched_tsa_rules_changed(struct sched_tsa *t)
     t->n_ctr = 0;
 }
 
-bool sched_tsa_bounces(const struct sched_tsa *t, const char *domain, const char *tenant, const char *campaign,
-                       uint64_t now_ms)
+/* bounce_match - a Bounce* effect in force covers the mail (only the operator's, when admin_only) */
+static bool bounce_match(const struct sched_tsa *t, const char *domain, const char *tenant, const char *campaign,
+                         uint64_t now_ms, bool admin_only)
 {
     for (size_t i = 0; i < t->n_eff; i++) {
         const struct entry *e = &t->eff[i];
         unsigned k = e->hdr.action;
+        if (admin_only && !entry_admin(e))
+            continue;
         bool any_domain = entry_admin(e) && strcmp(e->str[PROTO_TSA_E_DOMAIN], "*") == 0;
         if (!is_bounce(k) || e->hdr.expiry_ms <= (int64_t)now_ms ||
             (!any_domain && strcasecmp(e->str[PROTO_TSA_E_DOMAIN], domain)))
@@ -529,6 +532,18 @@ bool sched_tsa_bounces(const struct sched_tsa *t, const char *domain, const char
         return true;
     }
     return false;
+}
+
+bool sched_tsa_bounces(const struct sched_tsa *t, const char *domain, const char *tenant, const char *campaign,
+                       uint64_t now_ms)
+{
+    return bounce_match(t, domain, tenant, campaign, now_ms, false);
+}
+
+bool sched_tsa_bounces_admin(const struct sched_tsa *t, const char *domain, const char *tenant, const char *campaign,
+                             uint64_t now_ms)
+{
+    return bounce_match(t, domain, tenant, campaign, now_ms, true);
 }
 
 uint64_t sched_tsa_suspended_until(const struct sched_tsa *t, const char *source, const char *site, uint64_t now_ms)

@@ -81,6 +81,9 @@ void sched_tsa_rules_changed(struct sched_tsa *t);
  * tenant and campaign (NULL or "" for a part the queue name does not have) */
 bool sched_tsa_bounces(const struct sched_tsa *t, const char *domain, const char *tenant, const char *campaign,
                        uint64_t now_ms);
+/* sched_tsa_bounces_admin - the same, by an operator's effect (its AdminBounce says so) */
+bool sched_tsa_bounces_admin(const struct sched_tsa *t, const char *domain, const char *tenant, const char *campaign,
+                             uint64_t now_ms);
 /* sched_tsa_tick - expire effects (reconfigure for overrides), bounce again while Bounce effects last */
 void sched_tsa_tick(struct sched_tsa *t, uint64_t now_ms);
 /* sched_tsa_overrides_of - the active overrides of a path, merged: SetConfig of the site, then

@@ -112,20 +112,33 @@ static void sweep_one(void *arg, const struct sched_msg *m)
     sw->keys[sw->n++] = m->id;
 }
 
+/* admin_bounce - bounce m (AdminBounce, a DSN): the operator's reason when an operator's effect covers it */
+static void admin_bounce(struct scheduler *sc, const struct sched_msg *m, const char *ten, const char *camp)
+{
+    bool op = sched_tsa_bounces_admin(sc->tsa, m->queue->domain->n.name, ten, camp, scheduler_now_ms());
+    scheduler_send_fail(sc, m, PROTO_FAIL_ADMIN_BOUNCE, op ? PROTO_FAIL_REASON_OPERATOR : PROTO_FAIL_REASON_NONE);
+}
+
+/* parts - tenant and campaign of m's queue ("" when none) */
+static void parts(const struct sched_msg *m, char *ten, char *camp, size_t cap)
+{
+    const char *c, *t;
+    size_t cl, tl;
+    sched_queue_name_parts(m->queue->n.name, &c, &cl, &t, &tl);
+    snprintf(camp, cap, "%.*s", (int)cl, c ? c : "");
+    snprintf(ten, cap, "%.*s", (int)tl, t ? t : "");
+}
+
 bool sched_tsa_node_admit(struct scheduler *sc, struct msgid key)
 {
     struct sched_msg *m = sched_msg_find(sc->core, key);
     if (!m || !m->queue->domain)
         return true;
-    const char *c, *t;
-    size_t cl, tl;
     char camp[SCHED_QUEUE_NAME_MAX + 1], ten[SCHED_QUEUE_NAME_MAX + 1];
-    sched_queue_name_parts(m->queue->n.name, &c, &cl, &t, &tl);
-    snprintf(camp, sizeof(camp), "%.*s", (int)cl, c ? c : "");
-    snprintf(ten, sizeof(ten), "%.*s", (int)tl, t ? t : "");
+    parts(m, ten, camp, sizeof(ten));
     if (!sc->tsa || !sched_tsa_bounces(sc->tsa, m->queue->domain->n.name, ten, camp, scheduler_now_ms()))
         return true;
-    scheduler_send_fail(sc, m, PROTO_FAIL_ADMIN_BOUNCE, PROTO_FAIL_REASON_NONE);
+    admin_bounce(sc, m, ten, camp);
     (void)sched_msg_remove(sc->core, key);
     return false;
 }
@@ -140,7 +153,9 @@ static void op_bounce(void *arg, const char *domain, const char *tenant, const c
         struct sched_msg *m = sched_msg_find(sc->core, sw.keys[i]);
         if (!m)
             continue;
-        scheduler_send_fail(sc, m, PROTO_FAIL_ADMIN_BOUNCE, PROTO_FAIL_REASON_NONE);
+        char camp[SCHED_QUEUE_NAME_MAX + 1], ten[SCHED_QUEUE_NAME_MAX + 1];
+        parts(m, ten, camp, sizeof(ten));
+        admin_bounce(sc, m, ten, camp);
         (void)sched_msg_remove(sc->core, sw.keys[i]);
     }
     if (sw.n)

@@ -266,9 +266,12 @@ void spool_dlv_expire_reply(struct spool_dlv_reply *out)
     *out = (struct spool_dlv_reply){551, 5, 4, 7, "delivery time expired: queued longer than the queue's max_age"};
 }
 
-void spool_dlv_admin_reply(struct spool_dlv_reply *out)
+void spool_dlv_admin_reply(uint16_t reason, struct spool_dlv_reply *out)
 {
-    *out = (struct spool_dlv_reply){551, 5, 7, 1, "administratively bounced by a traffic shaping automation rule"};
+    if (reason == PROTO_FAIL_REASON_OPERATOR)
+        *out = (struct spool_dlv_reply){551, 5, 7, 1, "administratively bounced by the operator"};
+    else
+        *out = (struct spool_dlv_reply){551, 5, 7, 1, "administratively bounced by a traffic shaping automation rule"};
 }
 
 bool spool_dlv_wants_dsn(bool dsn_enabled, const char *sender)

@@ -69,8 +69,9 @@ uint32_t spool_dlv_fail(struct proto_env *rec, uint32_t rcpt_first, uint8_t stat
 void spool_dlv_dns_reply(unsigned reason, struct spool_dlv_reply *out);
 /* spool_dlv_expire_reply - the Expiration reply */
 void spool_dlv_expire_reply(struct spool_dlv_reply *out);
-/* spool_dlv_admin_reply - the AdminBounce reply of a TSA Bounce action (PROTO_FAIL_ADMIN_BOUNCE) */
-void spool_dlv_admin_reply(struct spool_dlv_reply *out);
+/* spool_dlv_admin_reply - the AdminBounce reply (PROTO_FAIL_ADMIN_BOUNCE): of an operator's bounce (reason
+ * PROTO_FAIL_REASON_OPERATOR), else of a TSA Bounce action */
+void spool_dlv_admin_reply(uint16_t reason, struct spool_dlv_reply *out);
 /* spool_dlv_wants_dsn - a DSN is sent for a failure of this sender's message */
 bool spool_dlv_wants_dsn(bool dsn_enabled, const char *sender);
 /* spool_dlv_command_name - the log's response.command for enum proto_attempt_cmd (NULL: none) */

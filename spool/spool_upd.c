@@ -429,7 +429,7 @@ void spool_upd_fail(struct spool *sp, unsigned from, const struct proto_rec *rec
     if (expire)
         spool_dlv_expire_reply(&rp);
     else if (admin)
-        spool_dlv_admin_reply(&rp);
+        spool_dlv_admin_reply(f->reason, &rp);
     else
         spool_dlv_dns_reply(f->reason, &rp);
     struct spool_log_response resp = {rp.code, rp.enh_class, rp.enh_subject, rp.enh_detail, rp.text, NULL};

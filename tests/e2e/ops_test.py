@@ -224,6 +224,8 @@ class BounceTest(OpsCase):
             return sorted(r["recipient"] for r in self.log_of("AdminBounce"))
         # in-flight attempts are bounced once they come back: all three within a few retries
         wait_for(lambda: len(bounced()) == 3, 30, what="three AdminBounce records")
+        texts = {r["response"]["content"] for r in self.log_of("AdminBounce")}
+        self.assertEqual(texts, {"administratively bounced by the operator"}, "the operator's bounce says so")
         wait_for(lambda: self.good.delivered_to("s@dsn.test") == 3, 30, what="a DSN for each bounce")
         wait_for(lambda: not [q for q in self.ctl("queue-summary")["queues"] if q["domain"] == "slow.test"], 10,
                  what="slow.test's queue empty")
