@@ -334,8 +334,7 @@ void supervisor_auth_fini(struct supervisor *s)
     explicit_bzero(a->token, sizeof(a->token));
 }
 
-/* peer_text - "ADDR:PORT", "unix uid U pid P" (SO_PEERCRED) */
-static void peer_text(struct MHD_Connection *c, bool local, char *buf, size_t len)
+void supervisor_auth_peer_text(struct MHD_Connection *c, bool local, char *buf, size_t len)
 {
     if (local) {
         const union MHD_ConnectionInfo *fi = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -439,7 +438,7 @@ void supervisor_auth_audit(struct supervisor *s, struct MHD_Connection *c, bool 
     for (char *p = a; *p; p++)
         if ((unsigned char)*p < ' ' || (unsigned char)*p >= 0x7f)
             *p = '?';
-    peer_text(c, local, peer, sizeof(peer));
+    supervisor_auth_peer_text(c, local, peer, sizeof(peer));
     log_info("admin: %s %.256s%.512s%s from %s, token id %s", method, url, a, args.len > 512 ? "..." : "", peer,
              s->auth.token_id);
     buf_fini(&args);

@@ -32,6 +32,8 @@ bool supervisor_auth_check(struct supervisor *s, struct MHD_Connection *c, bool 
 /* supervisor_auth_audit - log a mutating call at info: method, URL, arguments, peer, token id */
 void supervisor_auth_audit(struct supervisor *s, struct MHD_Connection *c, bool local, const char *method,
                            const char *url);
+/* supervisor_auth_peer_text - "ADDR:PORT", "unix socket uid U pid P" (SO_PEERCRED): who a record names */
+void supervisor_auth_peer_text(struct MHD_Connection *c, bool local, char *buf, size_t len);
 /* pure checks, exported for the unit test and the fuzz target */
 /* supervisor_auth_token_parse - a token file's text: 64 hex digits, an optional newline; 0 or -EINVAL */
 int supervisor_auth_token_parse(const char *text, size_t n, char token[SUP_AUTH_TOKEN_HEX + 1]);

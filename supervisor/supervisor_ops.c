@@ -24,8 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
-#include <arpa/inet.h>
 
 #include <jansson.h>
 
@@ -36,6 +36,7 @@
 #include "common/proto_admin.h"
 #include "common/proto_status.h"
 #include "supervisor/supervisor.h"
+#include "supervisor/supervisor_auth.h"
 
 #define OPS_TIMEOUT_MS 5000
 #define OPS_POLL_NS (2 * 1000 * 1000)
@@ -96,19 +97,15 @@ static bool number(struct MHD_Connection *c, const char *key, uint64_t *out)
     return true;
 }
 
-/* who - the client as the records name it */
-static void who_of(struct MHD_Connection *c, char *buf, size_t len)
+/* who_of - the client as the records name it: its address (or Unix socket credentials) and, for a mutating
+ * call (the token was checked), the token id */
+static void who_of(struct supervisor *s, struct MHD_Connection *c, bool post, char *buf, size_t len)
 {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    char host[INET6_ADDRSTRLEN] = "?";
-    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)ci->client_addr;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-    } else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in = (const struct sockaddr_in6 *)(const void *)ci->client_addr;
-        inet_ntop(AF_INET6, &in->sin6_addr, host, sizeof(host));
-    }
-    snprintf(buf, len, "api@%s", host);
+    bool inet = ci && ci->client_addr && (ci->client_addr->sa_family == AF_INET || ci->client_addr->sa_family == AF_INET6);
+    char peer[128];
+    supervisor_auth_peer_text(c, !inet, peer, sizeof(peer));
+    snprintf(buf, len, "api %s%s%s", peer, post && s->auth.token_id[0] ? " token " : "", post ? s->auth.token_id : "");
 }
 
 /* ask - the request through the channel; the HTTP code and *body */
@@ -189,8 +186,8 @@ static unsigned log_level(struct supervisor *s, struct MHD_Connection *c, bool p
             atomic_store(&s->seg.hdr->log_level[i], config ? 0u : (uint32_t)lv + 1u);
     if (sup)
         log_set_level(config ? s->cfg.log_level : lv);
-    char who[96];
-    who_of(c, who, sizeof(who));
+    char who[192];
+    who_of(s, c, true, who, sizeof(who));
     log_info("admin: log level %s for %s by %s", level, role ? role : "every role", who);
     struct proto_status_reply rep = {.ok = true};
     char *detail = xasprintf("log level %s for %s (within a second; a reload keeps it)", level,
@@ -217,8 +214,8 @@ unsigned supervisor_ops_request(struct supervisor *s, struct MHD_Connection *c, 
         return url_known ? error_body(MHD_HTTP_METHOD_NOT_ALLOWED,
                                       post ? "use GET for this endpoint" : "use POST for this endpoint", body)
                          : 0;
-    char who[96];
-    who_of(c, who, sizeof(who));
+    char who[192];
+    who_of(s, c, post, who, sizeof(who));
     struct proto_admin_req req = {
         .op = endpoints[i].op,
         .who = who,
