@@ -347,9 +347,15 @@ static unsigned op_cancel(struct scheduler *sc, const struct proto_admin_req *re
         [PROTO_TSA_E_DOMAIN] = e->domain,           [PROTO_TSA_E_TENANT] = e->tenant,
         [PROTO_TSA_E_CAMPAIGN] = e->campaign,
     };
+    /* the entry's strings belong to the effect the cancel frees: the event keeps copies of its own */
+    char *own[PROTO_TSA_E_STRINGS];
+    for (int i = 0; i < PROTO_TSA_E_STRINGS; i++) {
+        own[i] = xstrdup(strs[i] ? strs[i] : "");
+        proto_tsa_event_set(&ev, (enum proto_tsa_event_str)i, own[i]);
+    }
+    unsigned st = apply_event(sc, &ev, error);
     for (int i = 0; i < PROTO_TSA_E_STRINGS; i++)
-        proto_tsa_event_set(&ev, (enum proto_tsa_event_str)i, strs[i]);
-    unsigned st = apply_event(sc, &ev, error); /* before doc is freed: ev borrows its strings */
+        free(own[i]);
     free(doc.active);
     if (st) {
         json_decref(it);

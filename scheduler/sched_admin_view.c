@@ -269,7 +269,8 @@ static unsigned queue_summary(struct scheduler *sc, const struct proto_admin_arg
     /* the scheduled queues, and what of them waits for each site */
     struct qwalk w = {.domain = a->domain, .due = json_object()};
     sched_queue_foreach(sc->core, queue_pick, &w);
-    qsort(w.v, w.n, sizeof(*w.v), queue_cmp);
+    if (w.n) /* w.v is NULL when no queue was picked */
+        qsort(w.v, w.n, sizeof(*w.v), queue_cmp);
     sched_msg_foreach(sc->core, due_of, &w);
     if (a->by && strcmp(a->by, "source") != 0)
         for (size_t i = 0; i < w.n; i++) {

@@ -104,6 +104,13 @@ static void print_value(const json_t *v)
     free(s);
 }
 
+/* member_or - a non-empty string member of the answer, else dflt (a missing member never crashes ringctl) */
+static const char *member_or(const json_t *doc, const char *key, const char *dflt)
+{
+    const char *v = json_string_value(json_object_get(doc, key));
+    return v && *v ? v : dflt;
+}
+
 /* the people's form of the document shaping_explain() makes */
 static int print_explain(const json_t *doc)
 {
@@ -114,10 +121,8 @@ static int print_explain(const json_t *doc)
         return 1;
     }
     const char *prov = json_string_value(json_object_get(doc, "provider_name"));
-    printf("domain %s, source %s, site %s\n", json_string_value(json_object_get(doc, "domain")),
-           *json_string_value(json_object_get(doc, "source")) ? json_string_value(json_object_get(doc, "source"))
-                                                              : "-",
-           *json_string_value(json_object_get(doc, "site")) ? json_string_value(json_object_get(doc, "site")) : "-");
+    printf("domain %s, source %s, site %s\n", member_or(doc, "domain", "?"), member_or(doc, "source", "-"),
+           member_or(doc, "site", "-"));
     printf("provider_name %s\n\n", prov && *prov ? prov : "-");
     size_t n = json_object_size(config), k = 0;
     const char **keys = xcalloc(n + 1, sizeof(char *));
@@ -152,15 +157,15 @@ static int print_explain(const json_t *doc)
     size_t i;
     json_array_foreach(rules, i, v) {
         printf("  #%lld %s:%lld (%s)\n", (long long)json_integer_value(json_object_get(v, "id")),
-               json_string_value(json_object_get(v, "file")), (long long)json_integer_value(json_object_get(v, "line")),
-               json_string_value(json_object_get(v, "scope")));
+               member_or(v, "file", "?"), (long long)json_integer_value(json_object_get(v, "line")),
+               member_or(v, "scope", "?"));
         printf("    regex: ");
         print_value(json_object_get(v, "regex"));
         printf("\n    action: ");
         print_value(json_object_get(v, "action"));
         printf("\n    trigger: ");
         print_value(json_object_get(v, "trigger"));
-        printf("\n    duration: %s%s\n", json_string_value(json_object_get(v, "duration")),
+        printf("\n    duration: %s%s\n", member_or(v, "duration", "?"),
                json_is_true(json_object_get(v, "match_internal")) ? ", match_internal" : "");
     }
     return 0;
