@@ -253,7 +253,9 @@ static enum smtp_addr_err path_parse(const uchar *s, size_t n, unsigned pflags, 
             i++;
             if (i >= n)
                 return SMTP_ADDR_ERR_SYNTAX;
-            e = parse_domain(s + i, n - i, utf8_ok, &k, &rflags, &saw_utf8);
+            /* the route is dropped (RFC 5321 4.1.2): its UTF-8 is checked, not counted in the mailbox's */
+            bool route_utf8 = false;
+            e = parse_domain(s + i, n - i, utf8_ok, &k, &rflags, &route_utf8);
             if (e != SMTP_ADDR_OK)
                 return e;
             if (rflags & SMTP_ADDR_TRAILING_DOT)

@@ -87,10 +87,26 @@ static void test_trailing_dot(void)
     CHECK(smtp_addr_parse_path(s, strlen(s), 0, &a, &used, &e) != 0 && e == SMTP_ADDR_ERR_SYNTAX, "err %d", e);
 }
 
+/* a source route is dropped: its UTF-8 (allowed with SMTPUTF8, refused without) does not make the
+ * ASCII mailbox a UTF-8 address (found by fuzz_smtp_cmd's round trip) */
+static void test_route_utf8(void)
+{
+    struct smtp_addr a;
+    size_t used;
+    enum smtp_addr_err e;
+    const char *s = "<@r\xc3\xa9lais.example:x@example.com>";
+
+    CHECK(smtp_addr_parse_path(s, strlen(s), SMTP_ADDR_PARSE_UTF8, &a, &used, &e) == 0, "err %d", e);
+    CHECK((a.flags & SMTP_ADDR_ROUTE) && !(a.flags & SMTP_ADDR_UTF8), "flags 0x%x", a.flags);
+    CHECK(strcmp(a.mailbox, "x@example.com") == 0, "mailbox %s", a.mailbox);
+    CHECK(smtp_addr_parse_path(s, strlen(s), 0, &a, &used, &e) != 0 && e == SMTP_ADDR_ERR_UTF8, "err %d", e);
+}
+
 int main(void)
 {
     test_limits();
     test_path_api();
     test_trailing_dot();
+    test_route_utf8();
     CHECK_EXIT();
 }
