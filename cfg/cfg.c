@@ -107,6 +107,7 @@ static const struct cfg_key cfg_ingress_keys[] = {
     CFG_KEY_IN("max_recipients", CFG_KIND_U32, ingress_max_recipients, 1, 100000),
     CFG_KEY_IN("max_connections", CFG_KIND_U32, ingress_max_connections, 1, 1000000),
     CFG_KEY_IN("max_connections_per_ip", CFG_KIND_U32, ingress_max_conn_per_ip, 1, 1000000),
+    CFG_KEY_IN("client_ipv6_prefix", CFG_KIND_U32, ingress_client_ipv6_prefix, 32, 128),
     CFG_KEY("idle_timeout", CFG_KIND_DURATION, ingress_idle_timeout_ms),
     CFG_KEY("data_timeout", CFG_KIND_DURATION, ingress_data_timeout_ms),
     CFG_KEY_IN("min_data_rate", CFG_KIND_U64, ingress_min_data_rate, 0, 1000000000),
@@ -279,6 +280,7 @@ void cfg_default(struct cfg *c)
     c->ingress_max_recipients = 100;
     c->ingress_max_connections = 5000;
     c->ingress_max_conn_per_ip = 100;
+    c->ingress_client_ipv6_prefix = 64;
     c->ingress_idle_timeout_ms = 300000; /* RFC 5321 4.5.3.2.7 */
     c->ingress_data_timeout_ms = 600000;
     c->ingress_min_data_rate = 1024;

@@ -127,6 +127,7 @@ struct cfg {
     uint32_t ingress_max_recipients;   /* per transaction, default 100 */
     uint32_t ingress_max_connections;  /* per ingress worker, default 5000 */
     uint32_t ingress_max_conn_per_ip;  /* per worker and client address, default 100 */
+    uint32_t ingress_client_ipv6_prefix; /* an IPv6 client is its /N for the per-client limits, default 64 */
     uint64_t ingress_idle_timeout_ms;  /* wait for the next command, default 5 min */
     uint64_t ingress_data_timeout_ms;  /* whole DATA/BDAT phase, default 10 min */
     uint64_t ingress_min_data_rate;    /* bytes/s during DATA, 0 = no check; default 1024 */

@@ -65,6 +65,7 @@ struct ingress_session {
     /* peer */
     int family;
     uint8_t peer_addr[16];
+    uint8_t client_key[16]; /* peer_addr as one client: IPv6 cut to [ingress] client_ipv6_prefix */
     char peer_ip[INET6_ADDRSTRLEN];
     uint16_t peer_port;
     bool relay_client;
@@ -149,6 +150,13 @@ struct ingress_listener {
     int fd;
     struct evl_op op;
     bool armed;
+    /* out of file descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM): accepts pause for backoff_ms
+     * (doubling up to a second) instead of failing again at once, and the excess waits in the backlog */
+    bool paused;
+    uint32_t backoff_ms;
+    uint64_t pause_failures; /* accept failures since the last warning */
+    uint64_t warned_ns;
+    struct evl_timer backoff;
     bool implicit_tls, require_auth; /* of the cfg listener at the same index */
 };
 
@@ -235,5 +243,11 @@ bool ingress_auth_continue(struct ingress_session *s, const char *line, size_t l
 
 /* ingress_main.c */
 void ingress_ip_release(struct ingress *ig, struct ingress_session *s);
+/* ingress_client_key - the address as one client for the per-client limits: IPv4 whole, IPv6 cut to its
+ * first prefix bits (32..128), the rest zero */
+void ingress_client_key(int family, const uint8_t *addr, unsigned prefix, uint8_t key[16]);
+/* ingress_fd_limit - raise RLIMIT_NOFILE's soft limit to what max_connections needs (within the hard limit);
+ * returns the soft limit in force, and warns when it is short */
+unsigned long ingress_fd_limit(uint32_t max_connections, unsigned n_listeners);
 
 #endif
