@@ -21,6 +21,7 @@
 
 #include "common/msgid.h"
 #include "ingress/ingress_auth.h"
+#include "ingress/ingress_rcpts.h"
 #include "rt/role_rt.h"
 #include "rt/evl_stream.h"
 #include "tls/tls.h"
@@ -181,6 +182,8 @@ struct ingress {
     uint32_t refusal_tokens;
     bool auth_enabled;                 /* [auth] passwords_file loaded */
     struct ingress_auth_passwd passwd;
+    struct ingress_rcpts relay_rcpts; /* [ingress] relay_recipients */
+    bool relay_rcpts_on;
     struct ingress_auth_limit auth_limit;
 };
 
@@ -223,8 +226,19 @@ bool ingress_policy_rcpt(struct ingress_session *s, const struct smtp_cmd *cmd);
 bool ingress_policy_message(struct ingress_session *s);
 
 /* ingress_relay.c */
-/* ingress_relay_allowed - 0 when the session may send to addr, else the reply text is in *why */
-bool ingress_relay_allowed(const struct ingress_session *s, const struct smtp_addr *addr, const char **why);
+enum ingress_relay_verdict {
+    INGRESS_RELAY_OK = 0,
+    INGRESS_RELAY_DENIED,  /* 550 5.7.1: not a domain this client may send to */
+    INGRESS_RELAY_NO_USER, /* 550 5.1.1: a relay domain, but not one of its relay_recipients */
+};
+/* ingress_relay_allowed - whether the session may send to addr; the reply text is in *why otherwise */
+enum ingress_relay_verdict ingress_relay_allowed(const struct ingress_session *s, const struct smtp_addr *addr,
+                                                 const char **why);
+/* ingress_is_postmaster - <Postmaster> (RFC 5321 4.1.1.3), or postmaster@ the node's own host name */
+bool ingress_is_postmaster(const struct cfg *c, const struct smtp_addr *a);
+/* ingress_relay_load - [ingress] relay_recipients at start (a bad file is fatal) and on reload (kept) */
+void ingress_relay_load(struct ingress *ig);
+void ingress_relay_fini(struct ingress *ig);
 
 /* ingress_auth_cmd.c */
 /* ingress_auth_load - [auth] at start (a bad passwords file is fatal) and on reload (it is kept) */

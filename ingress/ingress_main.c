@@ -275,6 +275,7 @@ static void on_reload(struct role_rt *rt)
 {
     ingress_policy_reload(rt->ctx);
     ingress_auth_load(rt->ctx);
+    ingress_relay_load(rt->ctx);
 }
 
 static bool on_drain(struct role_rt *rt)
@@ -312,6 +313,7 @@ int main(int argc, char **argv)
     msgid_init((uint16_t)rt.self_idx);
     ingress_policy_load(&ig);
     ingress_auth_load(&ig);
+    ingress_relay_load(&ig);
     if (rt.cfg.tls_enabled) {
         char *err = NULL;
         if (tls_server_ctx_new(rt.cfg.tls_certificate[0] ? rt.cfg.tls_certificate : NULL,
@@ -354,6 +356,7 @@ int main(int argc, char **argv)
     role_rt_fini(&rt);
     policy_lua_free(ig.policy);
     ingress_auth_fini(&ig);
+    ingress_relay_fini(&ig);
     tls_ctx_free(ig.tls);
     free(ig.slots);
     free(ig.free_slots);

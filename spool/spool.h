@@ -24,6 +24,7 @@
 #include "common/msgid.h"
 #include "rt/role_rt.h"
 #include "spool/spool_db.h"
+#include "spool/spool_dsn_limit.h"
 #include "spool/spool_log.h"
 #include "common/proto_dlv.h"
 #include "common/proto_env.h"
@@ -54,6 +55,9 @@ struct spool_env {
     struct msgid id;
     struct proto_env rec; /* decoded, owned */
     bool gone;            /* deleted in the batch (every recipient final) */
+    /* rec.meta when the spool changed it (the DSN count): an array of its own, and the value */
+    struct proto_env_meta *meta_own;
+    char meta_val[12];
 };
 
 /* one MSG_SPOOL_MESSAGE_UPDATED owed after the commit */
@@ -98,6 +102,7 @@ struct spool {
     size_t n_upds, upds_cap;
     struct spool_dsn_msg **dsns;
     size_t n_dsns, dsns_cap;
+    struct spool_dsn_limit dsn_limit;
     struct spool_wal_rec *walq; /* records of the open batch, written to the log once it is durable */
     size_t n_walq, walq_cap;
     uint64_t wal_logged;       /* every write-ahead record up to it is in the log writer */

@@ -4,6 +4,8 @@ sockets on loopback. One class per audit finding; each test failed on the code b
   #7 the 421 line of a refused connection stays one bounded, well-formed line with a 253-octet host name
   #9 a late durable ack of a session that gave up is never taken by the next session in its slot
   #4 a recipient written with a trailing dot ("x@example.com.") is stored and routed as x@example.com
+  #6 no backscatter at RCPT: <Postmaster> goes to [ingress] postmaster or gets 550; relay domains take only
+     the recipients of relay_recipients from clients outside relay_networks
   #11 the ingress's descriptor limit follows max_connections; out of descriptors, accepts pause (no busy
       loop, no log flood) and resume when descriptors are free again
 
@@ -11,10 +13,12 @@ sockets on loopback. One class per audit finding; each test failed on the code b
 """
 import json
 import os
+import shutil
 import resource
 import smtplib
 import socket
 import sys
+import tempfile
 import time
 import unittest
 
@@ -288,6 +292,75 @@ class AcceptBackoffTest(HardenCase):
         s.settimeout(10)
         self.assertTrue(s.recv(512).startswith(b"220 "), "no banner after descriptors were freed")
         self.assertEqual(node.instances()["ingress[0]"]["pid"], pid, "the ingress was restarted")
+
+
+
+class BackscatterTest(HardenCase):
+    """#6: <Postmaster> was accepted from anyone and rewritten to postmaster@<hostname> (often without an
+    MX: a bounce to a forged sender, with the attacker's text); relay domains accepted any local part and
+    bounced later. 127.0.0.1 is an outside client here (relay_networks is 127.0.0.2 only)."""
+
+    def rcpt(self, addr):
+        c = smtplib.SMTP("127.0.0.1", self.node.smtp_port, timeout=10)
+        self.addCleanup(c.close)
+        c.ehlo("client.test")
+        c.mail("someone@forged.test")
+        return c.rcpt(addr)
+
+    def test_postmaster_without_a_mailbox_is_refused_at_rcpt(self):
+        node = Node(ingress='relay_networks = ["127.0.0.2/32"]')
+        node.base_config = node.base_config.replace("[node]\n", '[node]\nhostname = "mx.node.test"\n', 1)
+        node.write_config(node.base_config)
+        self.start_node(node)
+        for addr in ("<Postmaster>", "<postmaster@mx.node.test>", "<POSTMASTER@MX.NODE.TEST>"):
+            code, text = self.rcpt(addr)
+            self.assertEqual(code, 550, (addr, text))
+            self.assertIn(b"5.1.1", text)
+
+    def test_postmaster_goes_to_the_configured_mailbox(self):
+        self.start_node(Node(ingress='relay_networks = ["127.0.0.2/32"]\npostmaster = "ops@example.net"'))
+        c = smtplib.SMTP("127.0.0.1", self.node.smtp_port, timeout=10)
+        self.addCleanup(c.close)
+        c.ehlo("client.test")
+        c.mail("someone@forged.test")
+        self.assertEqual(c.rcpt("<Postmaster>")[0], 250)
+        code, _ = c.data(b"Subject: hello postmaster\r\n\r\nhi\r\n")
+        self.assertEqual(code, 250)
+        recs = wait_for(lambda: [r for r in self.node.log_records() if r["type"] == "Reception"], 10,
+                        what="the Reception record")
+        self.assertEqual(recs[0]["recipient"], "ops@example.net")
+
+    def test_relay_domains_take_only_listed_recipients_from_outside(self):
+        path = os.path.join(tempfile.mkdtemp(prefix="ringmail-rcpts-"), "rcpts")
+        self.addCleanup(shutil.rmtree, os.path.dirname(path))
+        with open(path, "w") as f:
+            f.write("# mailboxes of the relay domains\nalice@example.com\n  @catchall.test  \n")
+        os.chmod(os.path.dirname(path), 0o755)
+        self.start_node(Node(ingress='relay_networks = ["127.0.0.2/32"]\n'
+                                     'relay_domains = ["example.com", "catchall.test"]\n'
+                                     'relay_recipients = "%s"' % path))
+        self.assertEqual(self.rcpt("alice@example.com")[0], 250)
+        self.assertEqual(self.rcpt("ALICE@Example.COM")[0], 250)
+        self.assertEqual(self.rcpt("anyone@catchall.test")[0], 250)
+        code, text = self.rcpt("bob@example.com")
+        self.assertEqual(code, 550, text)
+        self.assertIn(b"5.1.1", text)
+        code, text = self.rcpt("alice@elsewhere.test")
+        self.assertEqual(code, 550, text)
+        self.assertIn(b"5.7.1", text)
+        # a relay client is not limited by the list
+        c = smtplib.SMTP("127.0.0.1", self.node.smtp_port, timeout=10, source_address=("127.0.0.2", 0))
+        self.addCleanup(c.close)
+        c.ehlo("client.test")
+        c.mail("app@example.org")
+        self.assertEqual(c.rcpt("bob@example.com")[0], 250)
+        # a reload with a broken file keeps the list in force
+        with open(path, "w") as f:
+            f.write("not an address\n")
+        self.node.ringctl("reload")
+        wait_for(lambda: "not reloaded" in self.node.log(), 10, what="the refused reload of the list")
+        self.assertEqual(self.rcpt("alice@example.com")[0], 250)
+        self.assertEqual(self.rcpt("bob@example.com")[0], 550)
 
 
 if __name__ == "__main__":
