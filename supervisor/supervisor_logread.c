@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -159,6 +160,14 @@ int logread_cur_open(struct logread_cur *c, int dirfd, const char *name)
         final[n - 7] = '\0';
         fd = openat(dirfd, final, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
         free(final);
+    }
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)) {
+        /* the supervisor reads with more rights than the spool that owns the directory: only the writer's
+         * own regular files, never a device, a FIFO or a hard link to another file */
+        close(fd);
+        fd = -1;
+        errno = EPERM;
     }
     if (fd < 0) {
         /* named, so that following moves past it; nothing is read from it */

@@ -278,7 +278,25 @@ class FollowTest(TailLogCase):
             s.close()
         self.assertEqual(node.ringctl("status").returncode, 0)
         node.wait_all_ready()
-        self.assertEqual(node.crashes() if hasattr(node, "crashes") else [], [])
+        self.assertEqual(node.crashes(), [])
+
+    def test_a_node_that_stops_ends_its_followers_streams(self):
+        node = self.start()
+        f = self.follow("--limit", "0", "--json")
+        raw = raw_follow(node)
+        self.assertIn(b" 200 ", read_head(raw).split(b"\r\n")[0])
+        self.wait_registered()
+        t0 = time.monotonic()
+        node.stop()
+        self.assertEqual(node.proc.returncode, 0, node.log()[-3000:])
+        self.assertLess(time.monotonic() - t0, 10)
+        f.proc.wait(timeout=5)  # the stream ended by itself: no Ctrl-C needed
+        self.assertEqual(f.stop()[0], 0)
+        raw.settimeout(5)
+        while raw.recv(65536):
+            pass
+        raw.close()
+        self.assertEqual(node.crashes(), [])
 
     def _refused(self, follower):
         time.sleep(0.3)

@@ -227,6 +227,20 @@ static void test_corrupt_frame_and_bad_lines(void)
     CHECK(strstr(nt, "a line longer than") != NULL, "the long line reported: %s", nt);
     CHECK(cur.broken, "the cursor stops at the corrupt frame");
     logread_cur_close(&cur);
+
+    /* a hard link to another file under a segment's name is not read (the supervisor has more rights) */
+    reset_dir();
+    append_frame("other-file", a);
+    char from[512], to[512];
+    snprintf(from, sizeof(from), "%s/other-file", dir);
+    snprintf(to, sizeof(to), "%s/20250101-000000.000001.jsonl.zst", dir);
+    if (link(from, to) != 0)
+        abort();
+    buf_reset(&out);
+    buf_reset(&notes);
+    CHECK(logread_tail(dirfd_, &ANY, 10, &cur, &out, &notes) == 0 && out.len == 0, "hard link: nothing read");
+    CHECK(strstr(buf_cstr(&notes), "cannot open") != NULL, "hard link: said: %s", buf_cstr(&notes));
+    logread_cur_close(&cur);
     buf_fini(&out);
     buf_fini(&notes);
     buf_fini(&t);
