@@ -87,6 +87,8 @@ static void resume_locked(struct logs_job *j)
 /* note_lines - each note of the reader as an {"error": ...} line, and in the supervisor's log */
 static void note_lines(const struct buf *notes, struct buf *out)
 {
+    if (!notes->len)
+        return;
     const char *p = (const char *)notes->data, *end = p + notes->len;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));

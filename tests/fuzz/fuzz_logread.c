@@ -67,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(logread_follow(dirfd_, f, &cur, &out, &notes) == 0);
     CHECK(out.len == 0 || out.data[out.len - 1] == '\n');
     size_t lines = 0;
-    const char *p = (const char *)out.data, *end = p + out.len;
+    const char *p = out.len ? (const char *)out.data : "", *end = p + out.len;
     const char *in = (const char *)data + 1, *in_end = (const char *)data + size;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));

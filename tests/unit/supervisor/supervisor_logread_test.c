@@ -62,6 +62,8 @@ static void numbers(const struct buf *out, char *dst, size_t cap)
 {
     size_t k = 0;
     dst[0] = '\0';
+    if (!out->len)
+        return;
     const char *p = (const char *)out->data, *end = p + out->len;
     while (p && p < end) {
         const char *n = strstr(p, "\"n\":");
