@@ -254,6 +254,14 @@ int64_t logread_cur_read(struct logread_cur *c, const struct logread_filter *f, 
                 c->broken = true;
                 break;
             }
+            c->decoded += out.pos;
+            if (c->decoded > (c->offset + in.pos) * LOGREAD_RATIO_MAX + LOGREAD_RATIO_SLACK) {
+                buf_printf(notes, "%s: decompresses to more than %u times its size near byte %llu: not a log; "
+                           "the rest of this segment is skipped\n", c->name, LOGREAD_RATIO_MAX,
+                           (unsigned long long)(c->offset + in.pos));
+                c->broken = true;
+                break;
+            }
             take_lines(c, f, out_buf, out.pos, fn, ctx, notes, &invalid);
             if (in.pos == in.size && out.pos < out.size)
                 break;

@@ -32,6 +32,10 @@
 #define LOGREAD_LINE_MAX (1u << 20)       /* a longer line is skipped (the writer's records are far smaller) */
 #define LOGREAD_SCAN_MAX (512ull << 20)   /* compressed bytes logread_tail() reads at most, newest first */
 #define LOGREAD_SEGMENTS_MAX 100000u      /* segment names logread_list() takes at most (the newest) */
+/* a segment that decompresses to more than this many times its size (plus LOGREAD_RATIO_SLACK) is not a
+ * log (JSON records compress 10 to 100 times): a decompression bomb is refused, not decoded for hours */
+#define LOGREAD_RATIO_MAX 2000u
+#define LOGREAD_RATIO_SLACK (16ull << 20)
 
 struct logread_filter {
     const char *type;   /* the record's type, ASCII case-insensitive; NULL: any */
@@ -44,6 +48,7 @@ struct logread_cur {
     char *name;
     void *dctx; /* ZSTD_DCtx */
     uint64_t offset;  /* compressed bytes consumed */
+    uint64_t decoded; /* bytes decompressed */
     bool broken;      /* corrupt data: nothing more is read from this segment */
     bool skipping;    /* inside an over-long line: dropped up to its newline */
     struct buf line;  /* the partial line at the end of what was decoded */

@@ -230,6 +230,25 @@ static void test_corrupt_frame_and_bad_lines(void)
     CHECK(cur.broken, "the cursor stops at the corrupt frame");
     logread_cur_close(&cur);
 
+    /* a decompression bomb: 256 MiB of newlines in a frame of a few KiB is refused, not decoded */
+    reset_dir();
+    size_t bomb_n = 256u << 20;
+    char *bomb = xmalloc(bomb_n + 1);
+    memset(bomb, '\n', bomb_n);
+    bomb[bomb_n] = '\0';
+    append_frame("20250101-000000.000001.jsonl.zst", a);
+    append_frame("20250101-000000.000001.jsonl.zst", bomb);
+    free(bomb);
+    buf_reset(&out);
+    buf_reset(&notes);
+    CHECK(logread_tail(dirfd_, &ANY, 10, &cur, &out, &notes) == 0, "bomb: tail");
+    numbers(&out, got, sizeof(got));
+    CHECK(strcmp(got, "1") == 0, "bomb: the record before it: '%s'", got);
+    CHECK(strstr(buf_cstr(&notes), "not a log") != NULL, "bomb: said: %s", buf_cstr(&notes));
+    CHECK(cur.broken && cur.decoded < (64u << 20), "bomb: stopped early (%llu bytes decoded)",
+          (unsigned long long)cur.decoded);
+    logread_cur_close(&cur);
+
     /* a hard link to another file under a segment's name is not read (the supervisor has more rights) */
     reset_dir();
     append_frame("other-file", a);
