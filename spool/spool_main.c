@@ -106,6 +106,11 @@ static void on_tick(struct role_rt *rt, uint64_t now)
     spool_out_flush(sp);
     spool_tsa_flush(sp);
     spool_ann_flush(sp);
+    /* a `ringctl tail-log --follow` is connected (the supervisor's word; anything but 1 is "no"): records
+     * reach the log within a tick or two rather than a flush interval */
+    bool followed = atomic_load_explicit(&rt->seg.hdr->log_followers, memory_order_relaxed) == 1u;
+    uint64_t fast = CLOCK_MS(SHM_LOG_FOLLOW_FLUSH_MS);
+    spool_log_set_flush_interval(sp->log, followed && fast < CLOCK_MS(rt->cfg.log_flush_interval_ms) ? fast : 0);
     spool_wal_tick(sp, clock_real_ns());
 }
 

@@ -166,6 +166,8 @@ void supervisor_listen_close(struct supervisor *s);
 /* supervisor_admin.c */
 int supervisor_admin_start(struct supervisor *s, char **err);
 void supervisor_admin_stop(struct supervisor *s);
+/* supervisor_admin_arg_ok - a name a query may carry: UTF-8, no space or control character, at most 4096 bytes */
+bool supervisor_admin_arg_ok(const char *v);
 /* supervisor_admin_tick - main loop: close admin connections that are too slow to send their request */
 void supervisor_admin_tick(struct supervisor *s, uint64_t now);
 /* supervisor_request - called by the admin thread; blocks until the main thread answered */
