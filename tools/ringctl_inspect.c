@@ -133,13 +133,13 @@ static void print_message(const json_t *doc)
         printf("meta:        %s = %s\n", k, cut(json_string_value(v) ? json_string_value(v) : "-", 80, d, sizeof(d)));
     if (json_is_string(json_object_get(doc, "scheduler_error")))
         printf("%sscheduler:   %s%s\n", RED, str(doc, "scheduler_error"), OFF);
-    printf("\n%-5s %-32s %-9s %8s %-24s %-9s %8s\n", "#", "RECIPIENT", "STATE", "ATTEMPTS", "QUEUE", "SCHED", "DUE IN");
+    printf("\n%-5s %-31s %-9s %8s %-24s %-9s %8s\n", "#", "RECIPIENT", "STATE", "ATTEMPTS", "QUEUE", "SCHED", "DUE IN");
     for (size_t i = 0; i < json_array_size(rcpts); i++) {
         const json_t *r = json_array_get(rcpts, i);
         char rc[40], q[32], in[16];
         const char *st = str(r, "state");
         bool queued = strcmp(st, "queued") == 0;
-        printf("%-5lld %-32s %s%-9s%s %8lld %-24s %-9s %8s\n", num(r, "index"), cut(str(r, "recipient"), 32, rc, sizeof(rc)),
+        printf("%-5lld %-31s %s%-9s%s %8lld %-24s %-9s %8s\n", num(r, "index"), cut(str(r, "recipient"), 31, rc, sizeof(rc)),
                queued ? YELLOW : GREEN, st, OFF, num(r, "attempts"), cut(str(r, "queue"), 24, q, sizeof(q)),
                str(r, "sched_state"), ages(r, "due_in_ms", in, sizeof(in)));
     }
