@@ -211,7 +211,8 @@ struct spool_db_compact_status {
 };
 int spool_db_compact_start(struct spool_db *db);
 void spool_db_compact_status(struct spool_db *db, struct spool_db_compact_status *out);
-/* spool_db_compact_stop - stop a running compaction and join the thread (no-op when there is none) */
+/* spool_db_compact_stop - stop a running compaction and join the thread (no-op when there is none); only
+ * before the handle is closed (spool_db_close, spool_db_recover call it) */
 void spool_db_compact_stop(struct spool_db *db);
 
 /* ---- start-up walk (spool_db_walk.c) ---- */

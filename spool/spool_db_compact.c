@@ -145,6 +145,6 @@ void spool_db_compact_stop(struct spool_db *db)
     }
     pthread_join(c->thread, NULL);
     c->joinable = false;
-    if (db->rdb != NULL)
-        rocksdb_enable_manual_compaction(db->rdb);
+    /* no rocksdb_enable_manual_compaction: the handle is closed next (its callers), and a reopened one
+     * starts enabled; RocksDB asserts on an enable without a disable */
 }

@@ -5,7 +5,7 @@
  * recipient (state, attempts, queue, the scheduler's state and next due), then the body when asked.
  * spool-compact [--status] [--no-wait]: POST /api/v1/spool-compact (the token is needed), then
  * GET /api/v1/spool-compact every half second, one progress line each, until the compaction is over.
- * With --json: the node's document as it came (spool-compact: one document a line, JSON Lines).
+ * With --json: the node's documents, one a line (spool-compact prints one per poll: JSON Lines).
  * Human output fits 100 columns; colour (states, errors) only when stdout is a terminal and NO_COLOR is not
  * set. The answer is read member by member: a missing member or one of another type prints as "-".
  */
@@ -160,25 +160,36 @@ static void print_message(const json_t *doc)
     }
 }
 
+/* took - the compaction's elapsed time: milliseconds below 10 s, then as ages read */
+static const char *took(const json_t *c, char *buf, size_t len)
+{
+    long long ms = num(c, "elapsed_ms");
+    if (ms >= 0 && ms < 10000)
+        snprintf(buf, len, "%lld ms", ms);
+    else
+        ringctl_ops_age(buf, len, ms);
+    return buf;
+}
+
 static void print_compaction(const json_t *doc)
 {
     const json_t *c = json_object_get(doc, "compaction");
     const char *state = str(c, "state");
     char a[32], b[32], e[16];
     if (strcmp(state, "running") == 0) {
-        printf("compacting: %lld/%lld column families, %lld compaction(s) and %lld flush(es) running, "
-               "%s pending, SST %s, %s\n",
+        printf("compacting: %lld/%lld families, %lld compactions and %lld flushes running, %s pending, SST %s, "
+               "%s\n",
                num(c, "families_done"), num(c, "families_total"), num(c, "running_compactions"),
                num(c, "running_flushes"), bytes(num(c, "pending_bytes"), a, sizeof(a)),
-               bytes(num(c, "sst_bytes"), b, sizeof(b)), ages(c, "elapsed_ms", e, sizeof(e)));
+               bytes(num(c, "sst_bytes"), b, sizeof(b)), took(c, e, sizeof(e)));
     } else if (strcmp(state, "done") == 0) {
         printf("%sdone%s in %s: SST files %s -> %s (%lld column families)\n", GREEN, OFF,
-               ages(c, "elapsed_ms", e, sizeof(e)), bytes(num(c, "sst_bytes_before"), a, sizeof(a)),
+               took(c, e, sizeof(e)), bytes(num(c, "sst_bytes_before"), a, sizeof(a)),
                bytes(num(c, "sst_bytes"), b, sizeof(b)), num(c, "families_total"));
     } else if (strcmp(state, "idle") == 0) {
         printf("no compaction since the spool started (SST files %s)\n", bytes(num(c, "sst_bytes"), a, sizeof(a)));
     } else {
-        printf("%s%s%s after %s: %s\n", RED, state, OFF, ages(c, "elapsed_ms", e, sizeof(e)), str(c, "error"));
+        printf("%s%s%s after %s: %s\n", RED, state, OFF, took(c, e, sizeof(e)), str(c, "error"));
     }
     fflush(stdout);
 }
@@ -195,12 +206,13 @@ static int call(ringctl_http_fn http, const char *endpoint, const char *cmd, con
     if (http(endpoint, method, path, &status, &body, &len) < 0)
         return 3;
     json_t *d = json_loadb(body, len, 0, NULL);
-    if (json) {
+    char *line = json && d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    if (line) /* one document a line (spool-compact's progress is JSON Lines) */
+        printf("%s\n", line);
+    else if (json)
         fwrite(body, 1, len, stdout);
-        if (len && body[len - 1] != '\n')
-            putchar('\n');
-        fflush(stdout);
-    }
+    free(line);
+    fflush(stdout);
     free(body);
     if (status != 200 || !json_is_object(d)) {
         const char *err = json_string_value(json_object_get(d, "error"));
