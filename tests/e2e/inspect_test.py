@@ -234,7 +234,7 @@ class SpoolCompactTest(InspectCase):
         # for people: a start line, progress, the end; the status afterwards
         p = node.ringctl("spool-compact", check=True, timeout=120)
         self.assertIn("compaction started", p.stdout)
-        self.assertRegex(p.stdout, r"done in \d+ (ms|s|m): SST files [\d.]+ \w?i?B -> [\d.]+ \w?i?B")
+        self.assertRegex(p.stdout, r"done in \d+ ?(ms|s|m|h\w*): SST files [\d.]+ \w?i?B -> [\d.]+ \w?i?B")
         self.assertTrue(all(len(line) <= 100 for line in p.stdout.splitlines()), p.stdout)
         st = self.ctl("spool-compact", "--status")["compaction"]
         self.assertEqual((st["state"], st["runs"]), ("done", 2))
