@@ -195,6 +195,10 @@ unsigned supervisor_ops_error(unsigned code, const char *msg, char **body);
  * of them. who: the client as the records name it */
 unsigned supervisor_inspect_request(struct supervisor *s, struct MHD_Connection *c, const char *url, bool post,
                                     const char *who, char **body);
+/* supervisor_inspect_merge - the inspect-message answer from the spool's decoded result (NULL: not in the
+ * spool) and the scheduler's entries (NULL: it did not answer; sched_error says why); any content of
+ * either is taken (they are role-written): members of another type are left out, indexes are checked */
+json_t *supervisor_inspect_merge(const char *id, const json_t *spool, const json_t *entries, const char *sched_error);
 
 /* supervisor_shaping.c */
 /* supervisor_shaping_load - the shaping of configuration c: 0 and *out, or -EINVAL with every error in

@@ -101,9 +101,7 @@ static void scheduled(json_t *rcpts, const json_t *entries)
     }
 }
 
-/* merge - the answer: the spool's message (NULL: not in the spool) and the scheduler's entries (NULL: it
- * did not answer, with why) */
-static json_t *merge(const char *id, const json_t *spool, const json_t *entries, const char *sched_error)
+json_t *supervisor_inspect_merge(const char *id, const json_t *spool, const json_t *entries, const char *sched_error)
 {
     const json_t *m = json_object_get(spool, "message");
     json_t *doc = json_pack("{s:s, s:b}", "id", id, "in_spool", spool != NULL);
@@ -206,7 +204,7 @@ static unsigned inspect_message(struct supervisor *s, struct MHD_Connection *c, 
                                     "messages leave the spool: see the logs)",
                                     body);
     }
-    json_t *doc = merge(idtext, spool, sc == MHD_HTTP_OK ? entries : NULL, sched_error);
+    json_t *doc = supervisor_inspect_merge(idtext, spool, sc == MHD_HTTP_OK ? entries : NULL, sched_error);
     *body = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(doc);
     json_decref(spool);
