@@ -135,6 +135,8 @@ struct spool {
 void spool_admin_init(struct spool *sp);
 /* spool_admin_poll - a new request in the spool's command page: answer it (cheap when there is none) */
 void spool_admin_poll(struct spool *sp);
+/* spool_admin_tick - log the end of a compaction started here (RocksDB properties: once a tick, not per pass) */
+void spool_admin_tick(struct spool *sp);
 
 /* spool_store.c */
 void spool_store_request(struct spool *sp, unsigned from, const struct proto_rec *rec);

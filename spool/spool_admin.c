@@ -192,8 +192,7 @@ static unsigned dispatch(struct spool *sp, const struct proto_admin_req *req, si
     }
 }
 
-/* watch - log the end of a compaction this spool started */
-static void watch(struct spool *sp)
+void spool_admin_tick(struct spool *sp)
 {
     struct spool_db_compact_status st;
     if (!sp->compact_watch)
@@ -213,7 +212,6 @@ static void watch(struct spool *sp)
 void spool_admin_poll(struct spool *sp)
 {
     struct role_rt *rt = sp->rt;
-    watch(sp);
     uint64_t seq = shm_segment_page_seq(&rt->seg, PROTO_NODE_STATUS_SPOOL_REQ);
     if (seq == sp->admin_seq || (seq & 1))
         return;

@@ -109,6 +109,7 @@ static void on_tick(struct role_rt *rt, uint64_t now)
     spool_tsa_flush(sp);
     spool_ann_flush(sp);
     spool_admin_poll(sp);
+    spool_admin_tick(sp);
     spool_wal_tick(sp, clock_real_ns());
 }
 

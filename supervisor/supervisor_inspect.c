@@ -48,11 +48,15 @@ static bool body_of(const json_t *chunks, struct buf *b)
         const char *t = json_string_value(c);
         if (!t || n == 0 || n % 4 || n > 4 * PROTO_ADMIN_BODY_CHUNK / 3 + 4)
             return false;
+        /* strict: the alphabet only, '=' only as the last one or two (EVP_DecodeBlock would skip blanks) */
+        size_t pad = (t[n - 1] == '=') + (t[n - 2] == '=');
+        for (size_t k = 0; k < n - pad; k++)
+            if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", t[k]))
+                return false;
         unsigned char out[PROTO_ADMIN_BODY_CHUNK + 3];
         int m = EVP_DecodeBlock(out, (const unsigned char *)t, (int)n);
-        if (m < 0)
+        if (m < 0 || (size_t)m < pad)
             return false;
-        size_t pad = (t[n - 1] == '=') + (t[n - 2] == '=');
         buf_append(b, out, (size_t)m - pad);
     }
     return true;
