@@ -36,33 +36,11 @@ bool ringctl_inspect_command(const char *name)
     return strcmp(name, "inspect-message") == 0 || strcmp(name, "spool-compact") == 0;
 }
 
-static const char *str(const json_t *o, const char *k)
-{
-    const char *s = json_string_value(json_object_get(o, k));
-    return s ? s : "-";
-}
-
-static long long num(const json_t *o, const char *k)
-{
-    json_t *v = json_object_get(o, k);
-    return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
-}
-
-static const char *nums(const json_t *o, const char *k, char *buf, size_t len)
-{
-    long long v = num(o, k);
-    if (v < 0)
-        snprintf(buf, len, "-");
-    else
-        ringctl_ops_num(buf, len, (unsigned long long)v);
-    return buf;
-}
-
-static const char *ages(const json_t *o, const char *k, char *buf, size_t len)
-{
-    ringctl_ops_age(buf, len, num(o, k));
-    return buf;
-}
+#define str ringctl_ops_str
+#define num ringctl_ops_int
+#define nums ringctl_ops_nums
+#define ages ringctl_ops_ages
+#define cut ringctl_ops_cut
 
 /* bytes - a size as people read it: "812 B", "3.4 KiB", "1.2 MiB" */
 static const char *bytes(long long n, char *buf, size_t len)
@@ -77,20 +55,6 @@ static const char *bytes(long long n, char *buf, size_t len)
         snprintf(buf, len, "%.1f MiB", (double)n / (1024 * 1024));
     else
         snprintf(buf, len, "%.1f GiB", (double)n / (1024.0 * 1024 * 1024));
-    return buf;
-}
-
-/* cut - s in at most w bytes, '~' marking a cut */
-static const char *cut(const char *s, size_t w, char *buf, size_t len)
-{
-    size_t n = strlen(s);
-    if (n <= w || w < 2 || w >= len) {
-        snprintf(buf, len, "%s", s);
-        return buf;
-    }
-    memcpy(buf, s, w - 1);
-    buf[w - 1] = '~';
-    buf[w] = '\0';
     return buf;
 }
 
