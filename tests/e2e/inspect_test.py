@@ -123,7 +123,7 @@ class InspectMessageTest(InspectCase):
         p = node.ringctl("inspect-message", mid, check=True)
         self.assertTrue(all(len(line) <= 100 for line in p.stdout.splitlines()), p.stdout)
         self.assertRegex(p.stdout, r"sender: +<alice@src\.test>")
-        self.assertRegex(p.stdout, r"tempfail-a@dest\.test +queued +1 +dest\.test +scheduled +\d+m")
+        self.assertRegex(p.stdout, r"tempfail-a@dest\.test +queued +1 +dest\.test +scheduled +(\d+h)?\d+m")
         self.assertRegex(p.stdout, r"ok@dest\.test +delivered +1")
         self.assertNotIn("\033[", p.stdout)
         p = node.ringctl("inspect-message", mid, "--body", check=True)
