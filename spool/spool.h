@@ -127,7 +127,6 @@ struct spool {
     uint64_t last_space_check_ns;
 
     uint64_t admin_seq;     /* the request page's sequence number when last looked at */
-    uint64_t admin_last_id; /* the newest request id seen */
     bool compact_watch;     /* a compaction started here runs: its end is logged */
 };
 

@@ -4,9 +4,10 @@
  *
  * Served on the spool's loop (each tick and whenever it is idle; the supervisor rings the spool's bell
  * after writing a request), after the group commit of the pass, so an answer shows committed state only.
- * A request is taken once, as the scheduler's end takes its own: the page's sequence number says there is
- * a new one, its id that it was not answered yet, its deadline that the supervisor still waits. The page
- * is copied and the copy decoded (proto_admin_req_decode) before anything of it is used.
+ * A request is taken once: the page's sequence number says there is a new one (the one found at start is
+ * not), its deadline that the supervisor still waits. Its id only labels the reply: ids are not compared
+ * (a hostile writer of a huge id must not shut the channel). The page is copied and the copy decoded
+ * (proto_admin_req_decode) before anything of it is used.
  * Reads are one RocksDB get each; a compaction runs on its own thread (spool_db_compact.c), never here.
  * An answer too large for the page is made again with fewer recipients and less of the body (the
  * answer says so: recipients_truncated, body_truncated), then refused with 507. The body travels as base64 strings (a body need not be UTF-8; a result's strings are at most
@@ -230,16 +231,14 @@ void spool_admin_poll(struct spool *sp)
         free(err);
         return;
     }
-    uint64_t now_ms = clock_real_ns() / 1000000u;
-    if (req.id <= sp->admin_last_id || (req.deadline_ms && now_ms > req.deadline_ms)) {
-        if (req.id > sp->admin_last_id)
-            log_warn("admin: request %llu (%s) found after its deadline: not acted on", (unsigned long long)req.id,
-                     proto_admin_op_name(req.op));
-        sp->admin_last_id = req.id > sp->admin_last_id ? req.id : sp->admin_last_id;
+    /* each publication is taken once (its sequence number); its id is not trusted to order requests: a
+     * process that wrote a huge id into the page would otherwise shut the channel for good */
+    if (!req.deadline_ms || clock_real_ns() / 1000000u > req.deadline_ms) {
+        log_warn("admin: request %llu (%s) found after its deadline: not acted on", (unsigned long long)req.id,
+                 proto_admin_op_name(req.op));
         proto_admin_req_fini(&req);
         return;
     }
-    sp->admin_last_id = req.id;
     static const struct {
         size_t rcpts, body;
     } tries[] = {{PROTO_ADMIN_RCPTS_MAX, PROTO_ADMIN_BODY_MAX}, {200, 64u << 10}, {20, 0}};
@@ -266,17 +265,6 @@ void spool_admin_poll(struct spool *sp)
 
 void spool_admin_init(struct spool *sp)
 {
-    struct role_rt *rt = sp->rt;
-    size_t n = 0;
     /* a request already in the page was for an earlier spool: it is not acted on */
-    sp->admin_seq = shm_segment_page_seq(&rt->seg, PROTO_NODE_STATUS_SPOOL_REQ);
-    char *page = shm_segment_page_read(&rt->seg, PROTO_NODE_STATUS_SPOOL_REQ, &n, NULL);
-    struct proto_admin_req req;
-    char *err = NULL;
-    if (page && proto_admin_req_decode(page, n, &req, &err) == 0) {
-        sp->admin_last_id = req.id;
-        proto_admin_req_fini(&req);
-    }
-    free(err);
-    free(page);
+    sp->admin_seq = shm_segment_page_seq(&sp->rt->seg, PROTO_NODE_STATUS_SPOOL_REQ);
 }

@@ -9,15 +9,16 @@ spool holds, checked against the injected envelope and the node's own log record
 import json
 import os
 import smtplib
+import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from ringmail_node import Node, wait_for  # noqa: E402
+from ringmail_node import BUILD_DIR, Node, wait_for  # noqa: E402
 from peers import PeersCase, Sink, free_udp_tcp_port  # noqa: E402
 
-MESON = {"suite": "ops", "timeout": 240}
+MESON = {"suite": "ops", "timeout": 240, "tools": ["hostile_role"]}
 
 SENDER = "alice@src.test"
 
@@ -179,6 +180,43 @@ class InspectMessageTest(InspectCase):
         self.assertEqual(after["size"], before["size"])
         self.assertEqual(after["recipients"][0]["state"], "queued")
         self.assertGreater(after["next_due_ms"], time.time() * 1000)
+
+
+class HostileChannelTest(InspectCase):
+    def test_garbage_in_the_spools_command_page_is_refused_and_the_channel_keeps_working(self):
+        """ROLE-01 for the spool's channel: another process of the node writes into the spool's request
+        page (PROTO_NODE_STATUS_SPOOL_REQ = 4); the spool copies, decodes, refuses, counts and goes on."""
+        node = self.start()
+        self.send(["tempfail-h@dest.test"], b"Subject: h\r\n\r\nhostile\r\n")
+        wait_for(lambda: self.records_of("TransientFailure", recipient="tempfail-h@dest.test"), 30, what="deferral")
+        mid = self.records_of("Reception", recipient="tempfail-h@dest.test")[0]["id"]
+        spool_pid = node.instances()["spool[0]"]["pid"]
+        hostile = os.path.join(BUILD_DIR, "tests", "e2e", "hostile_role")
+        bad = node.counter("spool", "ring_bad_records")
+        garbage = [
+            None,  # a length past the page
+            "{\"id\":1",  # not JSON
+            '{"id":99,"op":"inspect-message-spool","deadline_ms":1,"who":"x","args":{"message":"../../etc"}}',
+            '{"id":99,"op":"spool-compact","deadline_ms":1,"who":"x","args":{"evil":1}}',
+        ]
+        for g in garbage:
+            subprocess.run([hostile, str(spool_pid), "page", "4"] + ([g] if g is not None else []), check=True,
+                           capture_output=True, timeout=10)
+            time.sleep(0.5)  # the spool's next tick
+        wait_for(lambda: node.counter("spool", "ring_bad_records") >= bad + 3, 5, what="the refusals counted")
+        # a request valid in form but past its deadline is not acted on either (no compaction ran); its huge
+        # id does not shut either channel (ids label replies, they do not order requests)
+        huge = '{"id":9007199254740991,"op":"%s","deadline_ms":1,"who":"hostile","args":{}}'
+        subprocess.run([hostile, str(spool_pid), "page", "4", huge % "spool-compact"], check=True,
+                       capture_output=True, timeout=10)
+        subprocess.run([hostile, str(spool_pid), "page", "2", huge % "queue-summary"], check=True,
+                       capture_output=True, timeout=10)
+        time.sleep(0.5)
+        self.assertIn("totals", self.ctl("queue-summary"), "the scheduler's channel still answers")
+        self.assertEqual(node.instances()["spool[0]"]["pid"], spool_pid, "the spool did not crash")
+        self.assertIn("found after its deadline: not acted on", node.log())
+        self.assertEqual(self.ctl("spool-compact", "--status")["compaction"]["runs"], 0)
+        self.assertEqual(self.ctl("inspect-message", mid)["recipients"][0]["state"], "queued")
 
 
 class SpoolCompactTest(InspectCase):
