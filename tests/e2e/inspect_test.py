@@ -6,6 +6,7 @@ spool holds, checked against the injected envelope and the node's own log record
 
     RINGMAIL_BUILD_DIR=/tmp/b /usr/bin/python3 tests/e2e/inspect_test.py -k inspect
 """
+import base64
 import json
 import os
 import smtplib
@@ -180,6 +181,42 @@ class InspectMessageTest(InspectCase):
         self.assertEqual(after["size"], before["size"])
         self.assertEqual(after["recipients"][0]["state"], "queued")
         self.assertGreater(after["next_due_ms"], time.time() * 1000)
+
+
+class InspectBodyTest(InspectCase):
+    def test_a_large_body_is_cut_at_512_kib_and_says_so(self):
+        node = self.start()
+        line = b"0123456789abcdef" * 4 + b"\r\n"  # 66 bytes
+        self.send(["tempfail-big@dest.test"], b"Subject: big\r\n\r\n" + line * 12000)  # about 790 KB
+        wait_for(lambda: self.records_of("TransientFailure", recipient="tempfail-big@dest.test"), 30, what="deferral")
+        rec = self.records_of("Reception", recipient="tempfail-big@dest.test")[0]
+        doc = self.ctl("inspect-message", rec["id"], "--body")
+        self.assertEqual(doc["body_bytes"], rec["size"])
+        self.assertTrue(doc["body_truncated"])
+        self.assertEqual(len(doc["body"].encode()), 512 * 1024)
+        self.assertIn("0123456789abcdef" * 4, doc["body"])
+        p = node.ringctl("inspect-message", rec["id"], "--body", check=True)
+        self.assertIn("cut at 512 KiB", p.stdout)
+
+        # a body that is not UTF-8 (8BITMIME Latin-1) comes whole as base64
+        latin = b"Subject: l\r\n\r\ncaf\xe9 cr\xe8me\r\n"
+        c = smtplib.SMTP("127.0.0.1", node.smtp_port, timeout=10)
+        try:
+            c.ehlo("client.test")
+            self.assertEqual(c.sendmail(SENDER, ["tempfail-latin@dest.test"], latin, mail_options=["BODY=8BITMIME"]),
+                             {})
+        finally:
+            c.quit()
+        wait_for(lambda: self.records_of("TransientFailure", recipient="tempfail-latin@dest.test"), 30,
+                 what="deferral")
+        mid = self.records_of("Reception", recipient="tempfail-latin@dest.test")[0]["id"]
+        doc = self.ctl("inspect-message", mid, "--body")
+        self.assertNotIn("body", doc)
+        self.assertEqual(doc["flags"], ["8BITMIME"])
+        raw = base64.b64decode(doc["body_base64"], validate=True)
+        self.assertTrue(raw.endswith(latin), raw)
+        self.assertEqual(len(raw), doc["body_bytes"])
+        self.assertIn("not UTF-8", node.ringctl("inspect-message", mid, "--body", check=True).stdout)
 
 
 class HostileChannelTest(InspectCase):
