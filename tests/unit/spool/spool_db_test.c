@@ -575,13 +575,14 @@ static void test_compact(void)
     spool_db_batch_reset(b);
 
     CHECK(spool_db_compact_start(db) == 0, "start");
+    /* right after the start the thread has the flush of 1,500 messages ahead of it */
+    CHECK(spool_db_compact_start(db) == -EALREADY, "a second start while one runs");
     int during = 0, polls = 0;
     struct msgid extra[200];
     for (;;) {
         spool_db_compact_status(db, &st);
         if (!st.running)
             break;
-        CHECK(spool_db_compact_start(db) == -EALREADY, "a second start while one runs");
         if (during < 200) { /* commits while it runs: the compaction holds nothing the loop needs */
             extra[during] = msgid_generate();
             CHECK(batch_add(b, extra[during], 1) == 0 && spool_db_commit(db, b) == 0, "commit during %d", during);
