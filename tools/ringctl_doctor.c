@@ -415,7 +415,7 @@ void ringctl_doctor_conf_parse(const char *text, size_t len, ringctl_doctor_conf
         while (eq && vstart < end && (text[vstart] == ' ' || text[vstart] == '\t'))
             vstart++;
         bool bad = !eq || kend == start || kend - start > 200 || end - vstart > 200 ||
-                   memchr(text + start, '\0', end - start);
+                   memchr(text + start, '\0', end - start) || memchr(text + start, '\r', end - start);
         for (size_t k = start; !bad && k < kend; k++)
             bad = !((text[k] >= 'a' && text[k] <= 'z') || (text[k] >= 'A' && text[k] <= 'Z') ||
                     (text[k] >= '0' && text[k] <= '9') || text[k] == '.' || text[k] == '_' || text[k] == '-' ||
