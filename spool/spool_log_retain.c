@@ -102,7 +102,7 @@ int spool_log_retain_run(const char *dir, int64_t now_ms, const struct spool_log
                          size_t max_remove, size_t *removed, size_t *left)
 {
     struct spool_log_seg *segs;
-    size_t n, done = 0, chosen;
+    size_t n, done = 0, tried = 0, chosen;
     int rc;
 
     if (removed)
@@ -115,7 +115,7 @@ int spool_log_retain_run(const char *dir, int64_t now_ms, const struct spool_log
         return rc;
     enum spool_log_retain_why *why = xcalloc(n ? n : 1, sizeof(*why));
     chosen = spool_log_retain_choose(segs, n, now_ms, opts, why);
-    for (size_t i = 0; i < n && done < max_remove; i++) {
+    for (size_t i = 0; i < n && tried < max_remove; i++) {
         if (why[i] == SPOOL_LOG_RETAIN_KEEP)
             continue;
         char *path = xasprintf("%s/%s", dir, segs[i].name);
@@ -124,16 +124,17 @@ int spool_log_retain_run(const char *dir, int64_t now_ms, const struct spool_log
                      (unsigned long long)segs[i].bytes, (long long)((now_ms - segs[i].mtime_ms) / 1000),
                      why[i] == SPOOL_LOG_RETAIN_AGE ? "older than [log] max_age"
                                                     : "the log directory passes [log] max_total_size");
+            done++;
         } else {
             log_warn("log retention: cannot remove %s: %s", path, strerror(errno));
         }
         free(path);
-        done++;
+        tried++;
     }
     if (removed)
         *removed = done;
     if (left)
-        *left = chosen - done;
+        *left = chosen - tried;
     free(why);
     spool_log_retain_segs_free(segs, n);
     return 0;

@@ -143,6 +143,18 @@ int ringctl_capacity_duration(const char *s, double *seconds, char **err)
     return 0;
 }
 
+int ringctl_capacity_days(const char *s, double *days, char **err)
+{
+    const char *end;
+
+    *err = NULL;
+    if (!number(s, days, &end) || *end || *days != floor(*days)) {
+        *err = xasprintf("bad --log-days \"%s\": want a whole number of days", s);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 /* on_line - one record: counted, and a Reception when its "type" says so */
 static void on_line(const char *line, size_t len, struct ringctl_capacity_logs *st)
 {
@@ -302,18 +314,15 @@ int ringctl_capacity_main(int argc, char **argv, const char *data_dir, bool json
         usage(stderr);
         return 2;
     }
-    const char *end;
     if (ringctl_capacity_rate(volume_s, &volume, &err) < 0 ||
         (peak_s && ringctl_capacity_rate(peak_s, &peak, &err) < 0) || ringctl_capacity_size(size_s, &size, &err) < 0 ||
-        ringctl_capacity_duration(outage_s, &outage, &err) < 0) {
+        ringctl_capacity_duration(outage_s, &outage, &err) < 0 || ringctl_capacity_days(days_s, &days, &err) < 0) {
         fprintf(stderr, "ringctl capacity: %s\n", err);
         free(err);
         return 2;
     }
-    if (!number(days_s, &days, &end) || *end || days != floor(days)) {
-        fprintf(stderr, "ringctl capacity: bad --log-days \"%s\": want a whole number of days\n", days_s);
-        return 2;
-    }
+    if (!data_dir)
+        data_dir = getenv("RINGCTL_DATA_DIR");
     if (!peak_s)
         peak = volume; /* no peak given: the average is the peak */
 
@@ -402,8 +411,8 @@ int ringctl_capacity_main(int argc, char **argv, const char *data_dir, bool json
     si(b, sizeof(b), mem_sched, "B");
     si(d, sizeof(d), mem_arena, "B");
     si(f, sizeof(f), CAP_BASE_MEMORY, "B");
-    printf("memory     %s = %s base + 128 B x messages held (%s, scheduler) + peak x (size + 512) x 30 s (%s, "
-           "arena)\n",
+    printf("memory     %s = %s base + 128 B x messages held (%s, scheduler)\n"
+           "           + peak x (size + 512) x 30 s (%s, arena)\n",
            a, f, b, d);
     printf("cores      %.0f = max(2, ceil(peak %.1f/s / 2,000 per core) + 1)\n", cores, peak);
     free(dir);

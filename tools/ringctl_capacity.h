@@ -20,6 +20,8 @@
 int ringctl_capacity_rate(const char *s, double *per_second, char **err);
 int ringctl_capacity_size(const char *s, double *bytes, char **err);
 int ringctl_capacity_duration(const char *s, double *seconds, char **err);
+/* ringctl_capacity_days - a whole number of days ("30") */
+int ringctl_capacity_days(const char *s, double *days, char **err);
 
 struct ringctl_capacity_logs {
     uint64_t segments;

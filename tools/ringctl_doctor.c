@@ -648,14 +648,14 @@ int ringctl_doctor_main(int argc, char **argv, const char *endpoint, const char 
     if (volume_s && (ringctl_capacity_rate(volume_s, &per_s, &err) < 0 ||
                      ringctl_capacity_size(size_s, &size, &err) < 0 ||
                      ringctl_capacity_duration(outage_s, &outage, &err) < 0 ||
-                     (days_s && ringctl_capacity_duration(days_s, &days, &err) < 0))) {
+                     (days_s && ringctl_capacity_days(days_s, &days, &err) < 0))) {
         fprintf(stderr, "ringctl doctor: %s\n", err);
         free(err);
         return 2;
     }
     if (volume_s) {
         spool_need = ringctl_capacity_spool_bytes(per_s, size, outage);
-        log_need = days_s ? 2000.0 * per_s * days : 0; /* 2 KB per message a day kept (KumoMTA's guide) */
+        log_need = days_s ? 2000.0 * per_s * 86400 * days : 0; /* 2 KB per message, days kept (KumoMTA's guide) */
     }
 
     /* the live node, when it answers: its segment, its workers, and the file it runs with */

@@ -188,6 +188,13 @@ class DoctorTest(unittest.TestCase):
         doc, c = self.checks(p)
         self.assertFalse(c["spool free space"]["ok"])
         self.assertIn("capacity", c["spool free space"]["why"])
+        self.assertEqual(p.returncode, 1)
+        # 100 years of logs of 8M/day at 2 KB: 5.8 PB
+        p = self.doctor("--json", "--volume", "8M/day", "--size", "50KB", "--outage", "1s", "--log-days", "36500")
+        doc, c = self.checks(p)
+        self.assertTrue(c["spool free space"]["ok"], c["spool free space"])  # one second of mail fits
+        self.assertFalse(c["log free space"]["ok"])
+        self.assertIn("log days", c["log free space"]["why"])
 
     def test_doctor_reads_the_live_node(self):
         node = Node()
