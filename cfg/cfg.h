@@ -203,6 +203,9 @@ struct cfg {
     uint64_t log_segment_size;      /* bytes before a new segment, default 256 MiB */
     uint64_t log_segment_age_ms;    /* age before a new segment, default 1 h */
     uint64_t log_flush_interval_ms; /* buffered records are written at least this often, default 1 s */
+    uint64_t log_max_age_ms;        /* finished segments older than this are removed; 0 (default) = kept */
+    uint64_t log_max_total_size;    /* segments past this total are removed, oldest first; 0 (default) = no cap */
+    uint64_t log_min_free_space;    /* below it on the log file system MAIL gets 452; default 1 GiB, 0 = no check */
 
     /* [shm] */
     uint64_t arena_bytes;   /* body arena, default 64 MiB */

@@ -128,11 +128,13 @@ struct spool {
     bool walk_done_pending; /* WALK_DONE follows batch walk_done_seq */
     uint64_t walk_done_seq;
     uint64_t walk_announced;
-    bool space_low;
+    bool space_low;     /* the spool's file system is below [spool] free_space_min */
+    bool log_space_low; /* the log directory's file system is below [log] min_free_space */
     uint64_t last_space_check_ns;
 
     uint64_t admin_seq;     /* the request page's sequence number when last looked at */
     bool compact_watch;     /* a compaction started here runs: its end is logged */
+    uint64_t next_retain_ns; /* log retention's next run (spool_log_retain.c) */
 };
 
 /* spool_admin.c */
