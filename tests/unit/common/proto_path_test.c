@@ -172,7 +172,10 @@ MUT(m_batch_big, p->hdr.max_recipients_per_batch = PROTO_PATH_RCPTS_MAX + 1)
 MUT(m_mdpc0, p->hdr.max_deliveries_per_connection = 0)
 MUT(m_tls5, p->hdr.enable_tls = 5)
 MUT(m_sts_mode3, p->hdr.mta_sts = 3)
-MUT(m_sts_too_many, p->hdr.n_sts_mx = MTA_STS_MX_MAX + 1)
+static const char *many_mx[MTA_STS_MX_MAX + 1] = {
+    [0 ... MTA_STS_MX_MAX] = "mx.example.com",
+};
+MUT(m_sts_too_many, (p->sts_mx = many_mx, p->hdr.n_sts_mx = MTA_STS_MX_MAX + 1, p->hdr.mta_sts = 2))
 MUT(m_sts_upper, (bad_host[0] = "MX.example", p->sts_mx = bad_host, p->hdr.n_sts_mx = 1, p->hdr.mta_sts = 2))
 MUT(m_sts_star_only, (bad_host[0] = "*.", p->sts_mx = bad_host, p->hdr.n_sts_mx = 1, p->hdr.mta_sts = 2))
 MUT(m_sts_space, (bad_host[0] = "mx example", p->sts_mx = bad_host, p->hdr.n_sts_mx = 1, p->hdr.mta_sts = 2))
