@@ -94,8 +94,9 @@ static const char *effect_tag(struct sched_mtasts *m, const struct mta_sts_polic
     return e->tag;
 }
 
-/* finish - the check of d is over: tell the core the domain's site under the policy in force */
-static void finish(struct sts_dom *d, uint32_t ttl_cap)
+/* finish - the check of d is over: tell the core the domain's site under the policy in force (a policy
+ * just fetched applies to this resolution even with max_age 0) */
+static void finish_policy(struct sts_dom *d, uint32_t ttl_cap, bool just_fetched)
 {
     struct sched_mtasts *m = d->m;
     char *site = d->site;
@@ -109,7 +110,8 @@ static void finish(struct sts_dom *d, uint32_t ttl_cap)
         ttl = 1;
     d->busy = false;
     d->site = NULL;
-    if (fresh(d) && (d->pol.mode == MTA_STS_MODE_ENFORCE || d->pol.mode == MTA_STS_MODE_TESTING)) {
+    if ((fresh(d) || (just_fetched && d->have)) &&
+        (d->pol.mode == MTA_STS_MODE_ENFORCE || d->pol.mode == MTA_STS_MODE_TESTING)) {
         char *tagged = xasprintf("%s%s%s", site, MTA_STS_SITE_TAG, effect_tag(m, &d->pol));
         if (strlen(tagged) > PROTO_PATH_SITE_MAX && d->pol.mode == MTA_STS_MODE_ENFORCE)
             log_warn("mta-sts: domain %s: site name %s is longer than %u bytes: the egress logs its own name",
@@ -120,6 +122,11 @@ static void finish(struct sts_dom *d, uint32_t ttl_cap)
     if (sched_site_resolved(m->sc->core, d->n.name, site, ttl, now_ms()) < 0)
         log_debug("mta-sts: %s checked, but no message waits for it any more", d->n.name);
     free(site);
+}
+
+static void finish(struct sts_dom *d, uint32_t ttl_cap)
+{
+    finish_policy(d, ttl_cap, false);
 }
 
 static void fetch_failed(struct sts_dom *d, const char *why)
@@ -233,8 +240,8 @@ void sched_mtasts_resolve(struct scheduler *sc, const char *domain, const char *
         sched_name_add(&m->doms, &d->n);
     }
     if (d->busy) {
-        /* the core asks once per domain until answered; this is a second ask: answer it plainly */
-        (void)sched_site_resolved(sc->core, domain, site, ttl_s ? ttl_s : 1, now_ms());
+        /* a second ask while a check runs (the core's domain was freed and made again meanwhile): the
+         * running check answers by name, so this one is answered too, under the policy, never without */
         return;
     }
     d->busy = true;
@@ -277,7 +284,7 @@ void sched_mtasts_tick(struct scheduler *sc)
                 d->expires_ms = now_ms() + (uint64_t)p.max_age * 1000u;
                 log_info("mta-sts: domain %s: policy id %s, mode %s, %zu mx pattern(s), max_age %u", d->n.name, d->id,
                          mta_sts_mode_name(p.mode), p.n_mx, p.max_age);
-                finish(d, 0);
+                finish_policy(d, p.max_age ? 0 : 1, true);
             }
         }
         sched_mtasts_fetch_req_free(r);

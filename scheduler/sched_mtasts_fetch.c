@@ -4,6 +4,7 @@
 #include "scheduler/sched_mtasts_fetch.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -20,6 +21,7 @@ struct sched_mtasts_fetcher {
     pthread_cond_t cv;
     struct sched_mtasts_req *todo, **todo_tail, *done, **done_tail;
     bool stop;
+    atomic_bool abort; /* set by free: a fetch in progress ends at its next progress callback */
     char *ca_file;
     unsigned timeout_ms;
 };
@@ -43,6 +45,13 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *arg)
     b->n += n;
     b->p[b->n] = '\0';
     return n;
+}
+
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    const struct sched_mtasts_fetcher *f = arg;
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    return atomic_load(&f->abort) ? 1 : 0;
 }
 
 /* fetch - one request, in the thread */
@@ -78,6 +87,9 @@ static void fetch(const struct sched_mtasts_fetcher *f, struct sched_mtasts_req 
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "ringmail MTA-STS");
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)f);
     CURLcode rc = curl_easy_perform(c);
     long status = 0;
     char *ctype = NULL;
@@ -166,6 +178,7 @@ void sched_mtasts_fetch_free(struct sched_mtasts_fetcher *f)
 {
     if (!f)
         return;
+    atomic_store(&f->abort, true);
     pthread_mutex_lock(&f->mu);
     f->stop = true;
     pthread_cond_signal(&f->cv);

@@ -34,7 +34,8 @@ struct sched_mtasts_fetcher;
 
 /* sched_mtasts_fetch_new - start the thread; ca_file NULL or "" = the system store */
 struct sched_mtasts_fetcher *sched_mtasts_fetch_new(const char *ca_file, unsigned timeout_ms);
-/* sched_mtasts_fetch_free - stop the thread (a fetch in progress ends by its timeout), drop every request */
+/* sched_mtasts_fetch_free - stop the thread (a fetch in progress is aborted at its next progress callback,
+ * within about a second), drop every request */
 void sched_mtasts_fetch_free(struct sched_mtasts_fetcher *f);
 /* sched_mtasts_fetch_start - queue req (owned by the fetcher until poll gives it back) */
 void sched_mtasts_fetch_start(struct sched_mtasts_fetcher *f, struct sched_mtasts_req *req);

@@ -30,7 +30,7 @@ MESON = {"suite": "mta_sts", "timeout": 300}
 
 ID_RE = re.compile(r"id=([0-9a-f]{32})")
 DOMAINS = ("enf.test", "plain.test", "clear.test", "pick.test", "nomatch.test", "testing.test", "none.test", "idc.test",
-           "off.test")
+           "off.test", "nopol.test", "badcert.test")
 
 
 def enforce(*mx, mode="enforce"):
@@ -128,6 +128,8 @@ class MtaStsCase(PeersCase):
             "none.test. 1 IN MX 10 mx.none.test.", "mx.none.test. 60 IN A 127.0.0.3",
             "idc.test. 1 IN MX 10 mx.idc.test.", "mx.idc.test. 60 IN A 127.0.0.2",
             "off.test. 1 IN MX 10 mx.off.test.", "mx.off.test. 60 IN A 127.0.0.3",
+            "nopol.test. 1 IN MX 10 mx.nopol.test.", "mx.nopol.test. 60 IN A 127.0.0.3",
+            "badcert.test. 1 IN MX 10 mx.badcert.test.", "mx.badcert.test. 60 IN A 127.0.0.4",
         ]
         for d in DOMAINS:
             r.append("mta-sts.%s. 60 IN A %s" % (d, self.addr))
@@ -203,6 +205,16 @@ class EnforceTest(MtaStsCase):
         out = self.node.ringctl("--json", "inspect-sched-q", "clear.test", check=True)
         self.assertEqual(json.loads(out.stdout)["queue"]["messages"], 1, out.stdout)
 
+    def test_enforce_certificate_for_another_name_is_refused(self):
+        self.https.policies["mta-sts.badcert.test"] = enforce("mx.badcert.test")
+        sink = self.sink("127.0.0.4", "wrong")  # STARTTLS offered, certificate for other.test
+        self.start()
+        msg_id = self.send("r@badcert.test")
+        rec = self.record("TransientFailure", msg_id)
+        self.assertEqual(rec.get("mta_sts"), "enforce", rec)
+        time.sleep(2)
+        self.assertEqual(sink.count(), 0, "delivered despite a certificate for another name")
+
     def test_enforce_mx_not_in_policy_is_not_used(self):
         self.https.policies["mta-sts.pick.test"] = enforce("mx2.pick.test")
         self.https.policies["mta-sts.nomatch.test"] = enforce("*.elsewhere.test")
@@ -242,6 +254,16 @@ class DiscoveryTest(MtaStsCase):
         self.assertNotIn("mta_sts", rec)
         self.assertEqual(rec["site"], "mx.plain.test")
         self.assertEqual(self.https.count("mta-sts.plain.test"), 0)
+
+    def test_failed_fetch_without_a_cached_policy_delivers_as_before(self):
+        # the TXT record says there is a policy, but the server has none (404): no policy applies
+        sink = self.sink("127.0.0.3")
+        self.start()
+        rec = self.record("Delivery", self.send("r@nopol.test"))
+        self.assertEqual(sink.count(), 1)
+        self.assertNotIn("mta_sts", rec)
+        self.assertEqual(self.https.count("mta-sts.nopol.test"), 1)
+        self.assertIn("mta-sts: domain nopol.test: policy fetch failed: HTTP status 404", self.node.log())
 
     def test_mode_none_applies_no_policy(self):
         self.https.policies["mta-sts.none.test"] = "version: STSv1\nmode: none\nmax_age: 86400\n"
