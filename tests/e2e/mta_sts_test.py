@@ -30,7 +30,7 @@ MESON = {"suite": "mta_sts", "timeout": 300}
 
 ID_RE = re.compile(r"id=([0-9a-f]{32})")
 DOMAINS = ("enf.test", "plain.test", "clear.test", "pick.test", "nomatch.test", "testing.test", "none.test", "idc.test",
-           "off.test", "nopol.test", "badcert.test")
+           "off.test", "nopol.test", "badcert.test", "ctype.test", "redir.test")
 
 
 def enforce(*mx, mode="enforce"):
@@ -39,7 +39,7 @@ def enforce(*mx, mode="enforce"):
 
 class PolicyServer:
     """HTTPS on ADDR:443 serving /.well-known/mta-sts.txt by Host header from `policies`
-    (host -> text); counts the fetches per host."""
+    (host -> text, or (status, headers, text)); counts the fetches per host."""
 
     def __init__(self, addr, ctx):
         self.policies = {}
@@ -56,9 +56,13 @@ class PolicyServer:
                 if self.path != "/.well-known/mta-sts.txt" or body is None:
                     self.send_error(404)
                     return
+                status, headers = 200, {"Content-Type": "text/plain"}
+                if isinstance(body, tuple):
+                    status, headers, body = body
                 data = body.encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -130,6 +134,8 @@ class MtaStsCase(PeersCase):
             "off.test. 1 IN MX 10 mx.off.test.", "mx.off.test. 60 IN A 127.0.0.3",
             "nopol.test. 1 IN MX 10 mx.nopol.test.", "mx.nopol.test. 60 IN A 127.0.0.3",
             "badcert.test. 1 IN MX 10 mx.badcert.test.", "mx.badcert.test. 60 IN A 127.0.0.4",
+            "ctype.test. 1 IN MX 10 mx.ctype.test.", "mx.ctype.test. 60 IN A 127.0.0.3",
+            "redir.test. 1 IN MX 10 mx.redir.test.", "mx.redir.test. 60 IN A 127.0.0.3",
         ]
         for d in DOMAINS:
             r.append("mta-sts.%s. 60 IN A %s" % (d, self.addr))
@@ -264,6 +270,23 @@ class DiscoveryTest(MtaStsCase):
         self.assertNotIn("mta_sts", rec)
         self.assertEqual(self.https.count("mta-sts.nopol.test"), 1)
         self.assertIn("mta-sts: domain nopol.test: policy fetch failed: HTTP status 404", self.node.log())
+
+    def test_wrong_content_type_and_redirects_are_refused(self):
+        # both would be enforce policies naming no MX of the domain: refused, they apply nothing
+        self.https.policies["mta-sts.ctype.test"] = (200, {"Content-Type": "text/html"}, enforce("*.x.test"))
+        self.https.policies["mta-sts.redir.test"] = (
+            301, {"Location": "https://mta-sts.enf.test/.well-known/mta-sts.txt", "Content-Type": "text/plain"},
+            enforce("*.x.test"))
+        self.https.policies["mta-sts.enf.test"] = enforce("*.x.test")
+        sink = self.sink("127.0.0.3")
+        self.start()
+        self.record("Delivery", self.send("r@ctype.test"))
+        self.record("Delivery", self.send("r@redir.test"))
+        self.assertEqual(sink.count(), 2)
+        log = self.node.log()
+        self.assertIn("mta-sts: domain ctype.test: policy fetch failed: Content-Type is text/html", log)
+        self.assertIn("mta-sts: domain redir.test: policy fetch failed: HTTP status 301", log)
+        self.assertEqual(self.https.count("mta-sts.enf.test"), 0, "a redirect was followed")
 
     def test_mode_none_applies_no_policy(self):
         self.https.policies["mta-sts.none.test"] = "version: STSv1\nmode: none\nmax_age: 86400\n"
