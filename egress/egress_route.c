@@ -13,7 +13,9 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/log.h"
 #include "base/mem.h"
+#include "common/mta_sts.h"
 #include "egress/egress_job.h"
 #include "egress/egress_lease.h"
 
@@ -93,8 +95,28 @@ static void on_mx(void *arg, const struct dns_mx_result *res)
     if (!egress_job_dns_back(j))
         return;
     if (res->status == DNS_OK && res->n_mx > 0) {
-        for (size_t i = 0; i < res->n_mx; i++)
+        size_t refused = 0;
+        for (size_t i = 0; i < res->n_mx; i++) {
+            if (!egress_path_sts_mx_ok(j->pc, res->mx[i].host)) {
+                /* RFC 8461 4.1: under enforce an MX host the policy does not name is never used */
+                log_warn("mta-sts %s: domain %s: MX host %s does not match the policy's mx patterns%s",
+                         mta_sts_mode_name(j->pc->h.mta_sts), j->domain, res->mx[i].host,
+                         j->pc->h.mta_sts == MTA_STS_MODE_ENFORCE ? ": not used" : " (testing: used anyway)");
+                if (j->pc->h.mta_sts == MTA_STS_MODE_ENFORCE) {
+                    refused++;
+                    continue;
+                }
+            }
             add_target(j, res->mx[i].host, j->pc->h.smtp_port, false);
+        }
+        if (refused == res->n_mx) {
+            snprintf(text, sizeof(text),
+                     "MTA-STS policy of %s (enforce): none of its %zu MX hosts matches the policy's mx patterns",
+                     j->domain, res->n_mx);
+            egress_job_set_all(j, PROTO_OUT_TRANSIENT, PROTO_CMD_CONNECT, 451, "4.7.5", text);
+            egress_job_finish(j);
+            return;
+        }
         j->via_mx = true;
         j->site = dns_site_name(res);
         if (!j->site)

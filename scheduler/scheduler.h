@@ -83,6 +83,7 @@ struct scheduler {
     size_t n_tsa_out;
     json_t *path_providers;     /* sched_shaping.c: "SOURCE\nSITE" -> the path's provider name ("" none) */
     struct sched_admin *admin;  /* sched_admin.c: the admin command channel */
+    struct sched_mtasts *mtasts; /* sched_mtasts.c: MTA-STS policies */
 };
 
 uint64_t scheduler_now_ms(void);

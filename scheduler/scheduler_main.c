@@ -28,6 +28,7 @@
 #include "base/mem.h"
 #include "common/proto_dlv.h"
 #include "scheduler/sched_admin.h"
+#include "scheduler/sched_mtasts.h"
 #include "scheduler/sched_shaping.h"
 #include "scheduler/scheduler.h"
 
@@ -411,6 +412,7 @@ static void on_tick(struct role_rt *rt, uint64_t now_ns)
     }
     sched_tsa_node_tick(sc, publish);
     sched_admin_tick(sc);
+    sched_mtasts_tick(sc);
 }
 
 static bool on_idle(struct role_rt *rt)
@@ -509,11 +511,13 @@ int main(int argc, char **argv)
     sched_tsa_node_init(&sc); /* before the shaping: the paths it resolves ask for automation overrides */
     sched_admin_init(&sc);
     sched_route_init(&sc);
+    sched_mtasts_init(&sc);
     sched_shaping_init(&sc);
     sc.due.op = (struct evl_op){on_due, &sc};
     role_rt_ready(&rt);
     int rc = role_rt_run(&rt);
     sched_route_fini(&sc);
+    sched_mtasts_fini(&sc);
     sched_shaping_fini(&sc);
     for (int i = 0; i < 8; i++)
         (void)evl_run_once(&rt.evl, false);

@@ -28,6 +28,7 @@
 #include "common/proto_dlv.h"
 #include "common/proto_env.h"
 #include "common/proto_msg.h"
+#include "common/mta_sts.h"
 #include "common/proto_path.h"
 #include "common/proto_status.h"
 #include "common/proto_tsa.h"
@@ -350,6 +351,13 @@ static void fuzz_path(const uint8_t *data, size_t size)
         CHECK(proto_path_cidr_ok(p.prohibited[i], strlen(p.prohibited[i])));
     for (uint16_t i = 0; i < p.hdr.n_skip; i++)
         CHECK(proto_path_cidr_ok(p.skip[i], strlen(p.skip[i])));
+    CHECK(p.hdr.mta_sts <= MTA_STS_MODE_ENFORCE && p.hdr.n_sts_mx <= MTA_STS_MX_MAX);
+    for (uint16_t i = 0; i < p.hdr.n_sts_mx; i++) {
+        size_t n = strlen(p.sts_mx[i]);
+        CHECK(n >= 1 && n <= MTA_STS_PATTERN_MAX && !strchr(p.sts_mx[i] + (p.sts_mx[i][0] == '*'), '*'));
+        for (size_t k = 0; k < n; k++)
+            CHECK(p.sts_mx[i][k] != ' ' && (unsigned char)p.sts_mx[i][k] > 0x20 && (unsigned char)p.sts_mx[i][k] < 0x7f);
+    }
     /* canonical: what decodes re-encodes to the very same bytes */
     size_t len = proto_path_size(&p);
     uint8_t *again = malloc(len ? len : 1);
