@@ -15,7 +15,7 @@
 static const char *const op_names[PROTO_ADMIN_OP__MAX] = {
     "queue-summary", "suspend",     "suspend-list", "suspend-cancel",  "suspend-ready-q",
     "suspend-ready-q-list", "suspend-ready-q-cancel", "bounce", "bounce-list", "bounce-cancel",
-    "inspect-sched-q", "inspect-ready-q",
+    "inspect-sched-q", "inspect-ready-q", "rebind", "abort-ready-q-conn",
 };
 
 /* the members each op's result must have: name and JSON type */
@@ -35,6 +35,7 @@ static const struct {
 #define M(a) {a, sizeof(a) / sizeof(a[0])}
     M(summary_m), M(item_m), M(list_m), M(item_m), M(item_m), M(list_m),
     M(item_m),    M(item_m), M(list_m), M(item_m), M(queue_m), M(path_m),
+    M(item_m),    M(item_m),
 #undef M
 };
 
@@ -76,6 +77,7 @@ static const struct {
     {"by", 0, offsetof(ARGS, by)},           {"by_volume", 2, offsetof(ARGS, by_volume)},
     {"everything", 2, offsetof(ARGS, everything)}, {"duration_ms", 1, offsetof(ARGS, duration_ms)},
     {"limit", 1, offsetof(ARGS, limit)},     {"target", 1, offsetof(ARGS, target)},
+    {"to_queue", 0, offsetof(ARGS, to_queue)}, {"to_route", 0, offsetof(ARGS, to_route)},
 };
 #define NARGS (sizeof(arg_f) / sizeof(arg_f[0]))
 #define AT(base, off, type) ((type *)(void *)((char *)(base) + (off)))

@@ -42,6 +42,8 @@ enum proto_admin_op {
     PROTO_ADMIN_BOUNCE_CANCEL,
     PROTO_ADMIN_INSPECT_QUEUE,    /* name */
     PROTO_ADMIN_INSPECT_PATH,     /* name SOURCE->SITE */
+    PROTO_ADMIN_REBIND,           /* domain [tenant] [campaign] | queue; to_queue | to_route; reason */
+    PROTO_ADMIN_ABORT_PATH_CONN,  /* name SOURCE->SITE */
     PROTO_ADMIN_OP__MAX,
 };
 
@@ -51,6 +53,7 @@ struct proto_admin_args {
     bool by_volume;     /* queue-summary: largest Q first (else by name) */
     bool everything;    /* bounce: every message */
     uint64_t duration_ms, limit, target; /* 0: absent */
+    const char *to_queue, *to_route; /* rebind: the new scheduled queue, or the new hosts; NULL: absent */
 };
 
 struct proto_admin_req {

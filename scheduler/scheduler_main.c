@@ -224,8 +224,10 @@ static void on_done(struct scheduler *sc, unsigned from, const struct proto_rec 
         return;
     }
     uint32_t lid = lease->id, lgen = lease->gen;
-    if (d->flags & PROTO_DONE_F_REFUSED) {
-        /* not attempted: the lease ends and the entry is due again now, no attempt counted */
+    bool aborted = (d->flags & PROTO_DONE_F_ABORTED) && (d->transient || (d->flags & PROTO_DONE_F_LOCAL_ERROR));
+    if ((d->flags & PROTO_DONE_F_REFUSED) || aborted) {
+        /* not attempted, or cut short by the operator (abort-ready-q-conn): the lease ends and the entry is
+         * due again now, no attempt counted (the spool recorded what the aborted attempt did decide) */
         sched_lease_released(sc->core, lease, false, scheduler_now_ms());
         return;
     }
