@@ -64,8 +64,7 @@ void spool_upd_classifier(struct spool *sp)
     sp->bc = bc;
 }
 
-/* env_get - the envelope in the open batch, read from the store at first use; index or -errno */
-static long env_get(struct spool *sp, struct msgid id)
+long spool_upd_env_get(struct spool *sp, struct msgid id)
 {
     for (size_t i = 0; i < sp->n_envs; i++)
         if (msgid_eq(sp->envs[i].id, id))
@@ -271,8 +270,7 @@ static void make_dsn(struct spool *sp, struct msgid id, const struct proto_env *
     sp->dsns[sp->n_dsns++] = dm;
 }
 
-/* write_env - the changed envelope into the batch; the message leaves the spool with its last recipient */
-static void write_env(struct spool *sp, struct spool_env *e)
+void spool_upd_write_env(struct spool *sp, struct spool_env *e)
 {
     char idtext[MSGID_TEXT_SIZE];
     int rc;
@@ -338,7 +336,7 @@ void spool_upd_attempt(struct spool *sp, unsigned from, const struct proto_rec *
     }
     struct msgid id = {a.hdr.msg_id_hi, a.hdr.msg_id_lo};
     msgid_format(id, idtext);
-    long ei = env_get(sp, id);
+    long ei = spool_upd_env_get(sp, id);
     if (ei == -ENOENT || (ei >= 0 && sp->envs[ei].gone)) {
         log_info("attempt result for %s, which is no longer in the spool: ignored (duplicate)", idtext);
         upd_push(sp, id, a.hdr.rcpt_first, ei >= 0 ? ei : -1);
@@ -387,7 +385,7 @@ void spool_upd_attempt(struct spool *sp, unsigned from, const struct proto_rec *
     if (tsa >= 0)
         spool_tsa_attempt(sp, &e->rec, &a, (uint16_t)tsa);
     if (changed)
-        write_env(sp, e);
+        spool_upd_write_env(sp, e);
     if (n_items > 0)
         make_dsn(sp, id, &e->rec, items, n_items);
     dsn_items_free(items, n_items);
@@ -409,7 +407,7 @@ void spool_upd_fail(struct spool *sp, unsigned from, const struct proto_rec *rec
         return;
     }
     msgid_format(id, idtext);
-    long ei = env_get(sp, id);
+    long ei = spool_upd_env_get(sp, id);
     if (ei == -ENOENT || (ei >= 0 && sp->envs[ei].gone)) {
         upd_push(sp, id, f->rcpt_first, ei >= 0 ? ei : -1);
         return;
@@ -448,7 +446,7 @@ void spool_upd_fail(struct spool *sp, unsigned from, const struct proto_rec *rec
     }
     free(mark);
     if (n > 0)
-        write_env(sp, e);
+        spool_upd_write_env(sp, e);
     if (n_items > 0)
         make_dsn(sp, id, &e->rec, items, n_items);
     dsn_items_free(items, n_items);
