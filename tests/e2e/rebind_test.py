@@ -13,14 +13,15 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from ringmail_node import Node, wait_for  # noqa: E402
-from peers import PeersCase, Sink, free_udp_tcp_port  # noqa: E402
+from peers import Sink, free_udp_tcp_port  # noqa: E402
+from ops_test import OpsCase  # noqa: E402  (its helpers: ctl, log_of, row)
 
 MESON = {"suite": "ops", "timeout": 240}
 
 DEFER = "451 4.3.0 scripted deferral for the rebind test"
 
 
-class RebindCase(PeersCase):
+class RebindCase(OpsCase):
     records = [
         "defer.test. 60 IN MX 10 mx.defer.test.",
         "mx.defer.test. 60 IN A 127.0.0.3",
@@ -46,21 +47,11 @@ class RebindCase(PeersCase):
         return self.node
 
     def send(self, rcpts, sender="s@client.test"):
-        c = smtplib.SMTP("127.0.0.1", self.node.smtp_port, timeout=10)
-        try:
-            c.ehlo("client.test")
-            refused = c.sendmail(sender, rcpts, b"Subject: rebind\r\n\r\nhello\r\n")
-            self.accepted.append([r for r in rcpts if r not in refused])
-        finally:
-            c.quit()
-
-    def ctl(self, *args):
-        p = self.node.ringctl(*(list(args) + ["--json"]), check=True)
-        return json.loads(p.stdout)
-
-    def log_of(self, typ, domain=None):
-        return [r for r in self.node.log_records()
-                if r["type"] == typ and (domain is None or r.get("recipient", "").endswith("@" + domain))]
+        """One message to rcpts (a list); the recipients the node took go into self.accepted."""
+        with smtplib.SMTP("127.0.0.1", self.node.smtp_port, timeout=10) as client:
+            client.ehlo("client.test")
+            refused = client.sendmail(sender, rcpts, b"Subject: rebind\r\n\r\nhello\r\n")
+        self.accepted.append([r for r in rcpts if r not in refused])
 
     def all_rcpts(self):
         return [r for m in self.accepted for r in m]
@@ -136,6 +127,10 @@ class RebindTest(RebindCase):
         node.start()
         wait_for(lambda: [x["name"] for x in self.ctl("queue-summary")["queues"] if x["messages"]] == ["slowlane"],
                  20, what="the new queue restored from the spool")
+        # the restart made them due: they are tried in slowlane (deferred) before they wait their 2 h again
+        wait_for(lambda: len(self.log_of("TransientFailure", "defer.test")) >= 6, 20, what="tried after the restart")
+        time.sleep(0.5)
+        self.assertTrue(all(r["queue"] == "slowlane" for r in self.log_of("TransientFailure", "defer.test")[3:]))
         # and back out to a route: delivered there
         item = self.ctl("rebind", "--queue", "slowlane", "--to-route", "[127.0.0.4]:%d" % self.port)["item"]
         self.assertEqual(item["moved"], 3)
