@@ -17,8 +17,10 @@
  * abort-ready-q-conn: every live lease of the path SOURCE->SITE gets a MSG_SCHEDULER_LEASE_ABORT to its
  * worker; the egress closes the connection (QUIT when idle, else the transaction is abandoned: what got
  * no final reply is a transient failure) and reports as usual; an aborted attempt is not counted
- * (scheduler_main.c: PROTO_DONE_F_ABORTED puts the message back due now). The path stays open for new
- * connections unless it is suspended.
+ * (scheduler_main.c: PROTO_DONE_F_ABORTED puts the message back due now). An idle lease ends in the core at
+ * once; a busy one is marked and ends with its result, whatever the result (it may have finished before the
+ * abort reached the worker), so no message is handed to a lease whose connection is going. The path stays
+ * open for new connections unless it is suspended.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -250,7 +252,7 @@ unsigned sched_rebind_abort(struct scheduler *sc, const struct proto_admin_req *
     uint64_t closed = 0, busy = 0;
     struct sched_core *core = sc->core;
     for (uint32_t i = 0; i < core->nleases; i++) {
-        const struct sched_lease *l = core->leases[i];
+        struct sched_lease *l = core->leases[i];
         if (l->path != p || l->worker >= PROTO_NODE_MAX_INSTANCES)
             continue;
         struct proto_rec r = {.type = MSG_SCHEDULER_LEASE_ABORT, .dst_gen = sc->egress_gen[l->worker]};
@@ -258,7 +260,14 @@ unsigned sched_rebind_abort(struct scheduler *sc, const struct proto_admin_req *
         r.body.abort.lease_gen = l->gen;
         scheduler_send(sc, l->worker, &r);
         closed++;
-        busy += l->msg != NULL;
+        /* an idle lease ends here and now, so that nothing is handed to it behind the abort (its LEASE_CLOSED
+         * then names a lease that is gone, and is ignored); a busy one ends with its attempt's result */
+        if (l->msg) {
+            busy++;
+            l->aborting = true;
+        } else {
+            sched_lease_released(core, l, false, scheduler_now_ms());
+        }
     }
     json_t *it = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s}", "kind", "abort-ready-q-conn", "name", a->name, "closed",
                            (json_int_t)closed, "in_flight", (json_int_t)busy, "reason", a->reason ? a->reason : "",
