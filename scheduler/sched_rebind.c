@@ -10,7 +10,8 @@
  * due now: nothing of the binding lives only here. A message in flight is skipped and counted (its
  * attempt's result decides; the operator runs rebind again for what is still queued). A run the arena
  * has no room for leaves its messages where they are, counted as not moved.
- * --to-queue needs --domain (a queue routes to one domain) and a queue that does not route elsewhere.
+ * --to-queue needs --domain, or --queue Q (its domain), since a queue routes to one domain, and a queue that
+ * does not route elsewhere.
  * A route target is announced by the spool as the routing domain "route:HOSTS"; sched_rebind_resolve()
  * answers it (sched_route.c asks) with the site "route:HOSTS", as a [route] of those hosts would.
  *
@@ -152,16 +153,20 @@ unsigned sched_rebind_op(struct scheduler *sc, const struct proto_admin_req *req
         return 400;
     }
     if (a->to_queue) {
-        if (!a->domain || !a->domain[0]) {
-            *error = "--to-queue needs --domain (a scheduled queue routes to one domain)";
-            return 400;
+        /* the domain the new queue routes to: given, or the one of the --queue being emptied */
+        const struct sched_queue *from = a->queue ? sched_queue_find(sc->core, a->queue) : NULL;
+        const char *dom = a->domain && a->domain[0] ? a->domain : from && from->domain ? from->domain->n.name : NULL;
+        if (!dom) {
+            *error = a->queue ? "no such scheduled queue (queue-summary shows them)"
+                              : "--to-queue needs --domain or --queue (a scheduled queue routes to one domain)";
+            return a->queue ? 404 : 400;
         }
         if (!proto_dlv_ann_name_ok(a->to_queue, strlen(a->to_queue)) || strchr(a->to_queue, '!')) {
             *error = "the queue name is 1..1024 bytes without spaces, control characters or '!'";
             return 400;
         }
         const struct sched_queue *q = sched_queue_find(sc->core, a->to_queue);
-        if (q && q->domain && strcasecmp(q->domain->n.name, a->domain) != 0) {
+        if (q && q->domain && strcasecmp(q->domain->n.name, dom) != 0) {
             *error = "that queue routes to another domain: pick another name";
             return 409;
         }

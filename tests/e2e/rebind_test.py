@@ -131,8 +131,13 @@ class RebindTest(RebindCase):
         wait_for(lambda: len(self.log_of("TransientFailure", "defer.test")) >= 6, 20, what="tried after the restart")
         time.sleep(0.5)
         self.assertTrue(all(r["queue"] == "slowlane" for r in self.log_of("TransientFailure", "defer.test")[3:]))
-        # and back out to a route: delivered there
-        item = self.ctl("rebind", "--queue", "slowlane", "--to-route", "[127.0.0.4]:%d" % self.port)["item"]
+        # a queue into another (the domain is the emptied queue's), then back out to a route: delivered there
+        item = self.ctl("rebind", "--queue", "slowlane", "--to-queue", "slowlane2")["item"]
+        self.assertEqual((item["moved"], item["skipped_in_flight"]), (3, 0), item)
+        wait_for(lambda: len(self.log_of("TransientFailure", "defer.test")) >= 9, 20, what="tried in slowlane2")
+        time.sleep(0.5)
+        self.assertEqual(self.ctl("inspect-sched-q", "slowlane2")["queue"]["domain"], "defer.test")
+        item = self.ctl("rebind", "--queue", "slowlane2", "--to-route", "[127.0.0.4]:%d" % self.port)["item"]
         self.assertEqual(item["moved"], 3)
         wait_for(lambda: self.target.count() == 3, 30, what="delivered after the second rebind")
         for r in self.all_rcpts():
@@ -142,7 +147,8 @@ class RebindTest(RebindCase):
         bad = [
             (["--domain", "defer.test"], "--to-queue Q or --to-route"),
             (["--domain", "defer.test", "--to-queue", "a", "--to-route", "127.0.0.4"], "one of them"),
-            (["--tenant", "t", "--to-queue", "x"], "--to-queue needs --domain"),
+            (["--tenant", "t", "--to-queue", "x"], "--to-queue needs --domain or --queue"),
+            (["--queue", "nosuch", "--to-queue", "x"], "no such scheduled queue"),
             (["--domain", "defer.test", "--to-route", "bad host!"], "route host"),
             (["--domain", "defer.test", "--to-route", "[127.0.0.4]:99999"], "bad port"),
             (["--domain", "defer.test", "--to-route", "127.0.0.4:25"], "IP addresses go in [ ]"),
