@@ -8,8 +8,10 @@
  * explicit ports here). The spool rewrites each envelope with AdminRebind records in one commit and then
  * announces the message again, so the core takes it back from the durable state, under its new binding,
  * due now: nothing of the binding lives only here. A message in flight is skipped and counted (its
- * attempt's result decides; the operator runs rebind again for what is still queued). A run the arena
- * has no room for leaves its messages where they are, counted as not moved.
+ * attempt's result decides; the operator runs rebind again for what is still queued), and so is one
+ * whose recipients span several domains (the core has an entry per domain; the binding is the whole
+ * envelope's, and its other domains did not ask to move; the spool checks again). A run the arena has
+ * no room for leaves its messages where they are, counted as not moved.
  * --to-queue needs --domain, or --queue Q (its domain), since a queue routes to one domain, and a queue that
  * does not route elsewhere.
  * A route target is announced by the spool as the routing domain "route:HOSTS"; sched_rebind_resolve()
@@ -40,11 +42,56 @@
 #define ROUTE_PREFIX "route:"
 
 struct match {
+    struct scheduler *sc;
     const struct proto_admin_args *a;
     struct msgid *keys;
     size_t n, cap;
-    uint64_t in_flight;
+    uint64_t in_flight, multi;
+    json_t *entries; /* real id (hex) of each match -> the core's entries of that message (its domains) */
 };
+
+static void id_text(struct scheduler *sc, struct msgid key, char *out, size_t cap)
+{
+    struct msgid id;
+    uint32_t rcpt_first;
+    sched_keys_real(&sc->keys, key, &id, &rcpt_first);
+    snprintf(out, cap, "%016llx%016llx", (unsigned long long)id.hi, (unsigned long long)id.lo);
+}
+
+/* count_entry - one more core entry of a matched message */
+static void count_entry(void *arg, const struct sched_msg *m)
+{
+    struct match *mt = arg;
+    char t[40];
+    id_text(mt->sc, m->id, t, sizeof(t));
+    json_t *v = json_object_get(mt->entries, t);
+    if (v)
+        json_integer_set(v, json_integer_value(v) + 1);
+}
+
+/* drop_multi - a message whose recipients span several domains is not rebound (its binding is the whole
+ * envelope's, and its other domains did not ask to move): out of the matches, counted */
+static void drop_multi(struct match *mt)
+{
+    char t[40];
+    mt->entries = json_object();
+    for (size_t i = 0; i < mt->n; i++) {
+        id_text(mt->sc, mt->keys[i], t, sizeof(t));
+        json_object_set_new(mt->entries, t, json_integer(0));
+    }
+    sched_msg_foreach(mt->sc->core, count_entry, mt);
+    size_t k = 0;
+    for (size_t i = 0; i < mt->n; i++) {
+        id_text(mt->sc, mt->keys[i], t, sizeof(t));
+        if (json_integer_value(json_object_get(mt->entries, t)) > 1)
+            mt->multi++;
+        else
+            mt->keys[k++] = mt->keys[i];
+    }
+    mt->n = k;
+    json_decref(mt->entries);
+    mt->entries = NULL;
+}
 
 static bool part_is(const char *p, size_t n, const char *want)
 {
@@ -199,11 +246,13 @@ unsigned sched_rebind_op(struct scheduler *sc, const struct proto_admin_req *req
         *error = "the reason is too long or holds a control character";
         return 400;
     }
-    struct match mt = {.a = a};
+    struct match mt = {.sc = sc, .a = a};
     sched_msg_foreach(sc->core, match_one, &mt);
+    drop_multi(&mt);
     uint64_t moved = move(sc, &mt, kind, target, a->reason, req->who);
-    json_t *it = json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:s}", "kind", "rebind", a->to_queue ? "to_queue" : "to_route",
-                           target, "moved", (json_int_t)moved, "skipped_in_flight", (json_int_t)mt.in_flight,
+    json_t *it = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:s}", "kind", "rebind",
+                           a->to_queue ? "to_queue" : "to_route", target, "moved", (json_int_t)moved,
+                           "skipped_in_flight", (json_int_t)mt.in_flight, "skipped_multi_domain", (json_int_t)mt.multi,
                            "not_moved", (json_int_t)(mt.n - moved), "reason", a->reason ? a->reason : "", "who", req->who);
     *result = json_pack("{s:o}", "item", it);
     log_info("admin: rebind by %s to %s %s: %llu message(s) moved, %llu in flight skipped: %s", req->who,

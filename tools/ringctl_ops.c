@@ -357,6 +357,8 @@ static void print_rebind(const json_t *it, bool abort)
     printf("%s queued message(s) moved to %s %s; %s in flight skipped (rebind again once their attempt is back)",
            nums(it, "moved", a, sizeof(a)), queue ? "queue" : "route", str(it, queue ? "to_queue" : "to_route"),
            nums(it, "skipped_in_flight", b, sizeof(b)));
+    if (num(it, "skipped_multi_domain") > 0)
+        printf("; %s skipped: their recipients span several domains", nums(it, "skipped_multi_domain", c, sizeof(c)));
     if (num(it, "not_moved") > 0)
         printf("; %s not moved (no room to send them to the spool now: try again)", nums(it, "not_moved", c, sizeof(c)));
     printf("\n");

@@ -25,6 +25,7 @@ class RebindCase(OpsCase):
     records = [
         "defer.test. 60 IN MX 10 mx.defer.test.",
         "mx.defer.test. 60 IN A 127.0.0.3",
+        "other.test. 60 IN MX 10 mx.defer.test.",
         "slowconn.test. 60 IN MX 10 mx.slowconn.test.",
         "mx.slowconn.test. 60 IN A 127.0.0.5",
     ]
@@ -56,7 +57,7 @@ class RebindCase(OpsCase):
     def all_rcpts(self):
         return [r for m in self.accepted for r in m]
 
-    def deferred_all(self, domain):
+    def deferred_all(self, domain=None):
         wait_for(lambda: len(self.log_of("TransientFailure", domain)) >= len(self.all_rcpts()), 30,
                  what="every recipient deferred once")
         time.sleep(0.5)
@@ -68,18 +69,19 @@ class RebindTest(RebindCase):
         for i in range(4):
             self.send(["u%d@defer.test" % i])
         self.send(["v1@defer.test", "v2@defer.test"])  # two recipients of one domain: one message
-        self.deferred_all("defer.test")
+        self.send(["m1@defer.test", "m2@other.test"])  # spans two domains: not rebound, stays queued
+        rebound = self.all_rcpts()[:6]
+        self.deferred_all(None)
         self.assertEqual(self.mx.count(), 0)
 
         # the route's host is down: the new binding must outlive a restart before it delivers
         route = "[127.0.0.4]:%d" % self.port
         item = self.ctl("rebind", "--domain", "defer.test", "--to-route", route, "--reason", "mx broken")["item"]
-        self.assertEqual(item["moved"], 5, item)
-        self.assertEqual(item["skipped_in_flight"], 0)
+        self.assertEqual((item["moved"], item["skipped_in_flight"], item["skipped_multi_domain"]), (5, 0, 1), item)
         self.assertEqual(item["to_route"], route)
         wait_for(lambda: len(self.log_of("AdminRebind")) == 6, 20, what="an AdminRebind record per recipient")
         recs = self.log_of("AdminRebind")
-        self.assertEqual(sorted(r["recipient"] for r in recs), sorted(self.all_rcpts()))
+        self.assertEqual(sorted(r["recipient"] for r in recs), sorted(rebound))
         for r in recs:
             self.assertEqual(r["new_route"], route)
             self.assertIsNone(r["old_route"])
@@ -87,19 +89,22 @@ class RebindTest(RebindCase):
             self.assertEqual(r["new_queue"], "defer.test!route:" + route)
             self.assertEqual(r["reason"], "mx broken")
             self.assertIn("api 127.0.0.1", r["who"])
-        # the route is tried at once (nothing listens), deferred again, and waits its hour
-        wait_for(lambda: len(self.log_of("TransientFailure", "defer.test")) >= 12, 20, what="the route's host tried")
+        # the route is tried at once (nothing listens there), deferred again, and waits its hour
+        wait_for(lambda: len(self.log_of("TransientFailure", "defer.test")) >= 13, 20, what="the route's host tried")
         node.stop()
         self.target = self.peer(Sink("127.0.0.4", self.port))
         node.start()
         wait_for(lambda: self.target.count() == 5, 30, what="the rebound mail delivered at the route's host")
         time.sleep(1)
-        for r in self.all_rcpts():
+        for r in rebound:
             self.assertEqual(self.target.delivered_to(r), 1, r)
+        self.assertEqual(self.target.count(), 5, "nothing but the rebound mail went there")
         self.assertEqual(self.mx.count(), 0)
-        wait_for(lambda: len(self.log_of("Delivery", "defer.test")) == 6, 20, what="Delivery records")
+        wait_for(lambda: len(self.log_of("Delivery")) == 6, 20, what="Delivery records")
+        # the message of two domains is still queued in its queues (not lost, not moved)
         doc = self.ctl("queue-summary")
-        self.assertEqual([q for q in doc["queues"] if q["messages"]], [])
+        self.assertEqual(sorted((q["name"], q["messages"]) for q in doc["queues"] if q["messages"]),
+                         [("defer.test", 1), ("other.test", 1)])
         self.assertTrue(any(r["site"].startswith("route:") for r in doc["rows"]), doc["rows"])
         self.assertEqual(node.counter("spool", "ring_bad_records"), 0)
         self.assertEqual(node.counter("scheduler", "ring_bad_records"), 0)
