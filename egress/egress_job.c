@@ -270,7 +270,7 @@ static void decide_lease(struct egress_job *j)
         j->done_flags |= PROTO_DONE_F_LEASE_CLOSED;
         return;
     }
-    if (l->conn && ((j->d.flags & PROTO_DELIVER_F_LAST) || j->conn_failed || j->eg->draining ||
+    if (l->conn && ((j->d.flags & PROTO_DELIVER_F_LAST) || j->conn_failed || j->eg->draining || l->aborted ||
                     !egress_conn_idle(l->conn)))
         egress_lease_drop_conn(l);
     if (!l->conn) {

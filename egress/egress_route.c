@@ -142,7 +142,22 @@ void egress_route_start(struct egress_job *j)
 {
     struct egress *eg = j->eg;
     const struct cfg_route *rt = cfg_dlv_route_for(&eg->rt->cfg, j->domain);
+    const char *rebound = j->have_msg ? proto_env_meta_get(&j->msg.env, PROTO_ENV_META_ROUTE) : NULL;
+    struct cfg_route own;
 
+    /* an operator's rebind to hosts (metadata `route`, written by the spool from a checked list) comes first */
+    if (rebound && rebound[0]) {
+        char *err = NULL;
+        if (cfg_dlv_route_parse(rebound, eg->rt->cfg.egress_port, &own, &err) < 0) {
+            char text[SMTP_REPLY_TEXT_MAX];
+            snprintf(text, sizeof(text), "the message's route is not usable: %s", err);
+            free(err);
+            egress_job_set_all(j, PROTO_OUT_TRANSIENT, PROTO_CMD_CONNECT, 451, "4.4.3", text);
+            egress_job_finish(j);
+            return;
+        }
+        rt = &own;
+    }
     if (rt && rt->n_hosts > 0) {
         size_t len = 7;
         for (uint32_t i = 0; i < rt->n_hosts; i++) {
@@ -157,6 +172,8 @@ void egress_route_start(struct egress_job *j)
                 strcat(j->site, ",");
             strcat(j->site, rt->hosts[i].host);
         }
+        if (rt == &own)
+            cfg_dlv_route_fini(&own);
         connect_or_reuse(j);
         return;
     }

@@ -77,6 +77,8 @@ static void on_mx(void *arg, const struct dns_mx_result *res)
 void sched_route_resolve(void *arg, const char *domain)
 {
     struct scheduler *sc = arg;
+    if (sched_rebind_resolve(sc, domain))
+        return;
     const struct cfg_route *r = cfg_dlv_route_for(&sc->rt->cfg, domain);
 
     if (r) {

@@ -225,21 +225,26 @@ static void on_done(struct scheduler *sc, unsigned from, const struct proto_rec 
         return;
     }
     uint32_t lid = lease->id, lgen = lease->gen;
-    if (d->flags & PROTO_DONE_F_REFUSED) {
-        /* not attempted: the lease ends and the entry is due again now, no attempt counted */
+    /* an egress's word that it aborted counts only where the operator asked for it (no free retries) */
+    bool aborted = lease->aborting && (d->flags & PROTO_DONE_F_ABORTED) &&
+                   (d->transient || (d->flags & PROTO_DONE_F_LOCAL_ERROR));
+    if ((d->flags & PROTO_DONE_F_REFUSED) || aborted) {
+        /* not attempted, or cut short by the operator (abort-ready-q-conn): the lease ends and the entry is
+         * due again now, no attempt counted (the spool recorded what the aborted attempt did decide) */
         sched_lease_released(sc->core, lease, false, scheduler_now_ms());
         return;
     }
     enum sched_outcome out = d->transient || (d->flags & PROTO_DONE_F_LOCAL_ERROR) ? SCHED_OUTCOME_TRANSIENT
                              : d->bounced && !d->delivered ? SCHED_OUTCOME_BOUNCED
                                                            : SCHED_OUTCOME_DELIVERED;
+    bool aborting = lease->aborting; /* read before the result: the lease may go idle or end with it */
     (void)sched_msg_result(sc->core, m, out, scheduler_now_ms());
     if (out != SCHED_OUTCOME_TRANSIENT)
         sched_keys_forget(&sc->keys, key);
-    if (d->flags & PROTO_DONE_F_LEASE_CLOSED) {
+    if ((d->flags & PROTO_DONE_F_LEASE_CLOSED) || aborting) {
         struct sched_lease *l = sched_lease_get(sc->core, lid, lgen);
-        if (l) /* closed with a transient result: the connection failed */
-            sched_lease_released(sc->core, l, out == SCHED_OUTCOME_TRANSIENT, scheduler_now_ms());
+        if (l) /* closed with a transient result: the connection failed; an aborted one: the operator closed it */
+            sched_lease_released(sc->core, l, !aborting && out == SCHED_OUTCOME_TRANSIENT, scheduler_now_ms());
     }
 }
 

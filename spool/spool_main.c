@@ -55,6 +55,9 @@ static void on_record(struct role_rt *rt, unsigned from, const struct proto_rec 
     case MSG_SCHEDULER_TSA_EVENT:
         spool_tsa_event(sp, from, rec);
         break;
+    case MSG_SCHEDULER_MESSAGE_REBIND:
+        spool_rebind_request(sp, from, rec);
+        break;
     default:
         proto_node_counter_add(rt->self, PROTO_NODE_CTR_RING_BAD, 1);
         break;
@@ -223,6 +226,7 @@ int main(int argc, char **argv)
     spool_upd_fini(&sp);
     spool_ann_fini(&sp);
     spool_tsa_fini(&sp);
+    spool_rebind_fini(&sp);
     spool_wal_fini(&sp);
     spool_log_close(sp.log);
     spool_db_batch_free(sp.batch);
