@@ -10,6 +10,8 @@ PKGS=(
   libtomlplusplus-dev libjansson-dev libmicrohttpd-dev libpcre2-dev libhiredis-dev
   # crypt_r for [auth] passwords_file (yescrypt, SHA-512)
   libcrypt-dev
+  # sd_notify for ringmail.service (Type=notify, watchdog); systemd-analyze verifies the unit in systemd_test.py
+  libsystemd-dev systemd
   # fuzzing runtime for clang's -fsanitize=fuzzer
   libclang-rt-14-dev
   # tests: real tools and peers

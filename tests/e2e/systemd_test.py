@@ -272,7 +272,8 @@ class InstallTest(SystemdCase):
         node.base_config = node.base_config.replace("[supervisor]\n", '[supervisor]\nbin_dir = "%s"\n' %
                                                     (dest + lay["libdir"]), 1)
         node.write_config(node.base_config + '\n[log]\ndir = "%s"\n' % logs)
-        node.start()
+        node.start(wait_ready=False)
+        node.wait_all_ready(30)
         with smtplib.SMTP("127.0.0.1", node.smtp_port, timeout=10) as c:
             c.sendmail("a@example.test", ["b@example.test"], "Subject: installed\r\n\r\nhello\r\n")
         wait_for(lambda: node.counter("scheduler", "messages_queued") == 1, 10, what="the message queued")
@@ -284,7 +285,8 @@ class UpgradeTest(SystemdCase):
 
     def test_rolling_restart_under_load_refuses_nothing_loses_nothing(self):
         node = self.start_node(ingress_workers=2, egress_workers=2)
-        node.start()
+        node.start(wait_ready=False)
+        node.wait_all_ready(30)
         results = []  # (phase, outcome)
         phase = ["steady"]
         stop = threading.Event()
