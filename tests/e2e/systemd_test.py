@@ -320,8 +320,13 @@ class UpgradeTest(SystemdCase):
                 old = node.instances()[name]["pid"]
                 phase[0] = victim
                 node.ringctl("restart", victim, check=True)
-                wait_for(lambda: (lambda r: r["pid"] not in (0, old) and r["state"] == "ready")(node.instances()[name]),
-                         15, what="%s restarted and ready" % victim)
+                try:
+                    wait_for(lambda: (lambda r: r["pid"] not in (0, old) and r["state"] == "ready")(
+                        node.instances()[name]), 15, what="%s restarted and ready" % victim)
+                except AssertionError as e:
+                    lines = [l for l in node.log().splitlines() if "tempfail" not in l]
+                    raise AssertionError("%s\n%s\n--- node log, without the scheduler's tempfails ---\n%s" % (
+                        e, node.instances()[name], "\n".join(lines[-60:])))
                 time.sleep(1)
                 phase[0] = "after " + victim
                 time.sleep(0.5)
