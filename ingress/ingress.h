@@ -134,6 +134,7 @@ struct ingress_session {
     /* STORING */
     uint64_t store_token;
     uint64_t store_deadline_ns;
+    uint32_t store_gen; /* the spool generation the store request was addressed to */
     struct msgid msg_id;
 
     struct ingress_session *next, *prev;

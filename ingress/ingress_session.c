@@ -675,6 +675,17 @@ void ingress_session_tick(struct ingress_session *s, uint64_t now)
         return;
     }
     if (s->state == INGRESS_S_STORING) {
+        /* the spool instance the request went to is gone (a restart, a crash): its successor drops the
+         * record as stale and no ack can come, so the client hears 451 now rather than at the timeout. It
+         * may have committed it before it died: at least once, the client's retry is the duplicate. */
+        if (atomic_load(&s->ig->rt->seg.inst[0].generation) != s->store_gen) {
+            log_warn("the spool restarted before it confirmed the message from %s; answering 451", s->peer_ip);
+            s->store_token = 0;
+            ingress_session_reply(s, "451 4.3.0 Spool restarted before confirming the message, try again later");
+            ingress_session_reset_txn(s);
+            ingress_session_resume(s);
+            return;
+        }
         if (now > s->store_deadline_ns) {
             /* the spool may still commit it: at least once, the client's retry is the duplicate */
             log_warn("no durable ack from the spool within %llu ms for %s; answering 451",

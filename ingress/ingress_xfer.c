@@ -185,6 +185,7 @@ static void store_message(struct ingress_session *s)
         return;
     }
     s->state = INGRESS_S_STORING;
+    s->store_gen = spool_gen;
     s->store_deadline_ns = clock_mono_ns() + CLOCK_MS(rt->cfg.ingress_spool_timeout_ms);
 }
 

@@ -199,6 +199,12 @@ static void begin_drain(struct role_rt *rt, const char *why)
     log_info("%s: draining", why);
     rt->draining = true;
     atomic_store(&rt->self->state, PROTO_NODE_INST_DRAINING);
+    /* the role's first drain step now, not at the next tick: an ingress worker stops accepting at once, so
+     * the connections of an operator restart wait in the listening socket's backlog (the supervisor holds
+     * it) for the successor instead of being accepted only to be answered 421. The hook is called at every
+     * tick while draining anyway; its answer (done or not) is the tick's business. */
+    if (rt->hooks.on_drain)
+        (void)rt->hooks.on_drain(rt);
 }
 
 /* log_override - ringctl set-log-level: the supervisor's word for this role, bounded (anything but 1 .. 4 is

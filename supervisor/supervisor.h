@@ -8,6 +8,7 @@
  * supervisor_auth.c    its access control: token, Host/Origin, trusted networks, Unix socket, audit log
  * supervisor_ops.c     its live-operations endpoints, answered by the scheduler (command channel)
  * supervisor_inspect.c inspect-message and spool-compact (the spool's command channel and the scheduler's)
+ * supervisor_notify.c  systemd notifications (READY, RELOADING, STOPPING, STATUS) and the watchdog
  *
  * Threads: the main thread owns everything; the admin thread only reads the shared-memory role
  * table (for display) and the immutable start-up facts (instance count, each instance's role and
@@ -97,6 +98,19 @@ struct sup_instance {
     uint64_t term_sent_ns;   /* SIGTERM sent at; SIGKILL after the drain timeout */
 };
 
+/* systemd notification state (supervisor_notify.c); main thread only */
+struct supervisor_notify {
+    bool enabled;                /* $NOTIFY_SOCKET was set */
+    bool ready_sent;             /* the start-up READY=1 went out */
+    bool reloading;              /* RELOADING=1 sent; READY=1 once every role applied it */
+    bool withheld;               /* watchdog pings withheld (logged once) */
+    uint64_t reloading_since_ns;
+    uint64_t watchdog_ns;        /* $WATCHDOG_USEC in ns; 0: no watchdog */
+    uint64_t watchdog_at_ns;     /* last WATCHDOG=1 */
+    uint64_t status_at_ns;
+    char status[160];            /* last STATUS= sent */
+};
+
 struct supervisor {
     struct cfg cfg;
     const char *config_path;   /* NULL: embedded default */
@@ -141,6 +155,8 @@ struct supervisor {
     struct sup_request *pending; /* at most one at a time */
     bool requests_closed;        /* the main loop has ended: answer new requests at once */
     int req_efd;
+
+    struct supervisor_notify notify;
 };
 
 /* supervisor_spawn.c */
@@ -210,6 +226,17 @@ int supervisor_shaping_load(const struct cfg *c, struct shaping **out, char **er
 void supervisor_shaping_resolve(struct supervisor *s, struct sup_request *req);
 /* supervisor_shaping_set - merge the request's options into the override file, validate, reload */
 void supervisor_shaping_set(struct supervisor *s, struct sup_request *req);
+
+/* supervisor_notify.c */
+void supervisor_notify_init(struct supervisor *s);
+/* supervisor_notify_tick - main loop: READY=1 once every role is ready, STATUS=, WATCHDOG=1 when healthy */
+void supervisor_notify_tick(struct supervisor *s, uint64_t now);
+/* supervisor_notify_healthy - every ready instance's heartbeat is younger than fresh_ns */
+bool supervisor_notify_healthy(const struct supervisor *s, uint64_t now, uint64_t fresh_ns);
+void supervisor_notify_reloading(struct supervisor *s);
+/* supervisor_notify_reloaded - status: supervisor_reload()'s result */
+void supervisor_notify_reloaded(struct supervisor *s, int status);
+void supervisor_notify_stopping(struct supervisor *s);
 
 /* supervisor_main.c */
 int supervisor_reload(struct supervisor *s, char **detail);

@@ -151,7 +151,9 @@ void supervisor_listen_balance(struct supervisor *s)
         int i = shm_segment_instance_of(&s->seg, PROTO_NODE_ROLE_INGRESS, w);
         struct proto_node_instance *in = &s->seg.inst[i];
         uint64_t sessions = atomic_load_explicit(&in->counters[PROTO_NODE_CTR_SMTP_SESSIONS], memory_order_relaxed);
-        bool ready = atomic_load(&in->state) == PROTO_NODE_INST_READY && !s->stopping;
+        /* ready as the worker says, and not draining as the supervisor decided (an operator restart) */
+        bool ready = atomic_load(&in->state) == PROTO_NODE_INST_READY && s->inst[i].state != PROTO_NODE_INST_DRAINING &&
+                     s->inst[i].pid > 0 && !s->stopping;
         loads[w] = ready ? (uint32_t)(sessions < SUPERVISOR_BPF_NOT_READY - 1 ? sessions : SUPERVISOR_BPF_NOT_READY - 1)
                          : SUPERVISOR_BPF_NOT_READY;
     }

@@ -99,7 +99,19 @@ static void describe_static_changes(const struct cfg *a, const struct cfg *b, ch
 #undef CHANGED
 }
 
+static int reload(struct supervisor *s, char **detail);
+
+/* supervisor_reload - validate and apply the configuration file again; systemd is told RELOADING=1 first and
+ * READY=1 once the roles applied it (or at once when it was refused) */
 int supervisor_reload(struct supervisor *s, char **detail)
+{
+    supervisor_notify_reloading(s);
+    int rc = reload(s, detail);
+    supervisor_notify_reloaded(s, rc);
+    return rc;
+}
+
+static int reload(struct supervisor *s, char **detail)
 {
     struct cfg fresh;
     char *err = NULL;
@@ -247,6 +259,7 @@ static void begin_stop(struct supervisor *s, const char *why)
     s->stop_deadline_ns = now + CLOCK_MS(s->cfg.drain_timeout_ms);
     s->stop_core_at_ns = now + CLOCK_MS(s->cfg.drain_timeout_ms) / 2;
     atomic_store(&s->seg.hdr->stopping, 1);
+    supervisor_notify_stopping(s);
     drain_roles(s, STOP_EDGE);
 }
 
@@ -327,8 +340,25 @@ static void setup_data_dir(struct supervisor *s)
     free(abs);
     if (s->drop_privileges && chown(s->cfg.data_dir, s->run_uid, s->run_gid) < 0)
         fatal("cannot hand data directory %s to user %s: %s", s->cfg.data_dir, s->cfg.user, strerror(errno));
+    /* a [spool] dir or [log] dir outside the data directory (the installed layout's /var/log/ringmail) is
+     * made here too, while root, and handed to the roles' user: the spool role could not create it there */
+    const char *own[] = {s->cfg.spool_dir, s->cfg.log_dir};
+    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
+        if (!own[i] || !own[i][0])
+            continue;
+        if (mkdir(own[i], 0750) < 0 && errno != EEXIST)
+            fatal("cannot create directory %s: %s", own[i], strerror(errno));
+        if (s->drop_privileges && chown(own[i], s->run_uid, s->run_gid) < 0)
+            fatal("cannot hand directory %s to user %s: %s", own[i], s->cfg.user, strerror(errno));
+    }
 }
 
+#ifndef RINGMAIL_ROLE_DIR
+#define RINGMAIL_ROLE_DIR "/usr/lib/ringmail"
+#endif
+
+/* default_bin_dir - the directory of ringmaild itself when the roles are there (the build tree, a
+ * self-contained copy), else where `meson install` put them (RINGMAIL_ROLE_DIR: /usr/lib/ringmail) */
 static char *default_bin_dir(void)
 {
     char buf[4096];
@@ -336,7 +366,14 @@ static char *default_bin_dir(void)
     if (n <= 0)
         fatal("cannot find my own executable (/proc/self/exe): %s", strerror(errno));
     buf[n] = '\0';
-    return xstrdup(dirname(buf));
+    char *dir = xstrdup(dirname(buf));
+    char *probe = xasprintf("%s/ringmail-spool", dir);
+    bool here = access(probe, X_OK) == 0;
+    free(probe);
+    if (here)
+        return dir;
+    free(dir);
+    return xstrdup(RINGMAIL_ROLE_DIR);
 }
 
 int main(int argc, char **argv)
@@ -460,6 +497,7 @@ int main(int argc, char **argv)
     log_info("node %s starting from %s (data %s, roles from %s%s%s)", s->cfg.node_id,
              s->config_path ? s->config_path : "the embedded default configuration", s->cfg.data_dir, s->bin_dir,
              s->drop_privileges ? ", running as " : "", s->drop_privileges ? s->cfg.user : "");
+    supervisor_notify_init(s);
     supervisor_spawn_all(s);
 
     for (;;) {
@@ -495,6 +533,7 @@ int main(int argc, char **argv)
         stop_tick(s);
         supervisor_listen_balance(s);
         supervisor_admin_tick(s, clock_mono_ns());
+        supervisor_notify_tick(s, clock_mono_ns());
         if (s->stopping && supervisor_spawn_alive(s) == 0)
             break;
     }

@@ -307,6 +307,12 @@ int supervisor_spawn_restart(struct supervisor *s, enum proto_node_role role, in
         if (si->pid > 0) {
             si->restart_requested = true;
             si->term_sent_ns = clock_mono_ns();
+            /* draining before the signal: the steering program sends no new connection to an ingress
+             * worker that would only answer it 421 (the others take them; its backlog waits for its
+             * successor) */
+            supervisor_spawn_set_state(s, i, PROTO_NODE_INST_DRAINING);
+            if (role == PROTO_NODE_ROLE_INGRESS)
+                supervisor_listen_balance(s);
             kill(si->pid, SIGTERM);
         } else {
             /* dead or held: start it now */

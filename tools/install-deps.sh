@@ -12,6 +12,8 @@ PKGS=(
   libcurl4-openssl-dev
   # crypt_r for [auth] passwords_file (yescrypt, SHA-512)
   libcrypt-dev
+  # sd_notify for ringmail.service (Type=notify, watchdog); systemd-analyze verifies the unit in systemd_test.py
+  libsystemd-dev systemd
   # fuzzing runtime for clang's -fsanitize=fuzzer
   libclang-rt-14-dev
   # tests: real tools and peers

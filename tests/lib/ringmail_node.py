@@ -65,7 +65,8 @@ def pid_alive(pid):
 
 class Node:
     def __init__(self, config_extra="", ingress_workers=1, egress_workers=1, bin_dir=None, hugepages="auto",
-                 supervisor="", ingress="", spool="", egress="", name="node", park_delivery=True, nofile=None):
+                 supervisor="", ingress="", spool="", egress="", name="node", park_delivery=True, nofile=None,
+                 ringmaild=None, memlock=None):
         self.tmp = tempfile.mkdtemp(prefix="ringmail-test-")
         os.chmod(self.tmp, 0o755)  # the roles run as an unprivileged user when the test runs as root
         self.smtp_port = free_port()
@@ -74,7 +75,10 @@ class Node:
         self.config_path = os.path.join(self.tmp, "ringmail.toml")
         self.log_path = os.path.join(self.tmp, "ringmaild.log")
         self.bin_dir = bin_dir
+        self.ringmaild = ringmaild or os.path.join(BUILD_DIR, "ringmaild")  # an installed copy, say
         self.nofile = nofile  # (soft, hard) RLIMIT_NOFILE for ringmaild, or None: this process's
+        # RLIMIT_MEMLOCK for ringmaild and its roles (root only: raising it), as LimitMEMLOCK= in the unit
+        self.memlock = memlock if memlock is None or os.geteuid() == 0 else None
         self.proc = None
         self.base_config = """
 [node]
@@ -141,17 +145,26 @@ max_retry_interval = "2h"
     def endpoint(self):
         return "127.0.0.1:%d" % self.admin_port
 
-    def start(self, wait_ready=True):
-        args = [os.path.join(BUILD_DIR, "ringmaild"), "--config", self.config_path]
+    def start(self, wait_ready=True, env=None):
+        """env: variables added to this process's environment for ringmaild (NOTIFY_SOCKET, say)."""
+        args = [self.ringmaild, "--config", self.config_path]
         if self.bin_dir:
             args += ["--bin-dir", self.bin_dir]
         self.logf = open(self.log_path, "ab")
         limit = None
-        if self.nofile:
+        if self.nofile or self.memlock:
             import resource
-            limit = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, self.nofile)  # noqa: E731
+
+            def limit():
+                if self.nofile:
+                    resource.setrlimit(resource.RLIMIT_NOFILE, self.nofile)
+                if self.memlock:
+                    try:  # needs CAP_SYS_RESOURCE, which a container may not give
+                        resource.setrlimit(resource.RLIMIT_MEMLOCK, (self.memlock, self.memlock))
+                    except (OSError, ValueError):
+                        pass
         self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     preexec_fn=limit)
+                                     preexec_fn=limit, env=dict(os.environ, **env) if env else None)
         if wait_ready:
             self.wait_all_ready()
         return self
