@@ -81,6 +81,8 @@ struct gen_opts {
     bool json;
     unsigned recipients;
     double timeout_s;
+    const char *http_url;   /* --http: the HTTP injection API instead of SMTP (gen_http.c) */
+    const char *http_token; /* --http-token */
 };
 
 enum gen_state {
@@ -191,6 +193,10 @@ char *gen_msg_headers(const struct gen *g, uint64_t seq, const char *rcpt_domain
 char *gen_msg_stamp(uint64_t sent_us);
 /* gen_msg_add_domain - "name" or "name:weight"; -EINVAL on a bad weight or too many domains */
 int gen_msg_add_domain(struct gen_opts *o, const char *arg);
+
+/* gen_http.c */
+/* gen_http_run - the whole --http run (threads, one keep-alive connection each); the exit code */
+int gen_http_run(struct gen *g, const char *url, const char *token);
 
 /* gen_stats.c */
 uint64_t gen_stats_errors(const struct gen_stats *st);
