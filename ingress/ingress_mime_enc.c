@@ -17,6 +17,7 @@
 
 #define EW_PAYLOAD 45 /* octets per encoded word: 60 base64 digits, 72 columns with =?UTF-8?B??= */
 #define QP_COLS 76
+#define MIME_NAME_PLAIN_MAX 200 /* a display name longer than this is encoded (folded) */
 
 bool mime_header_name_ok(const char *name)
 {
@@ -107,8 +108,8 @@ void mime_mailbox(struct buf *out, const char *name, const char *addr)
 {
     if (name && name[0]) {
         size_t n = strlen(name);
-        if (!ascii(name, n)) {
-            encoded_words(out, name, n);
+        if (!ascii(name, n) || n > MIME_NAME_PLAIN_MAX) {
+            encoded_words(out, name, n); /* a long name too: encoded words fold, a phrase would not */
         } else if (atext_phrase(name)) {
             buf_puts(out, name);
         } else {
