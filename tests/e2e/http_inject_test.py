@@ -32,7 +32,7 @@ class HttpCase(PeersCase):
         "mx.good.test. 60 IN A 127.0.0.2",
     ]
 
-    def start(self, ingress=""):
+    def start(self, ingress="", policy=None):
         port = free_udp_tcp_port("127.0.0.2")
         self.sink = self.peer(Sink("127.0.0.2", port))
         eg = '\nresolver = "%s"\ndns_timeout = "500ms"\nport = %d' % (self.dns.address, port)
@@ -46,6 +46,12 @@ class HttpCase(PeersCase):
         extra = '[queue.default]\nretry_interval = "1s"\nmax_retry_interval = "1s"\n'
         extra += '[[http_listener]]\nlisten = "127.0.0.1:%d"\nmax_request_size = %d\n' % (self.http_port, MAX_REQUEST)
         extra += '[http_inject]\ntoken_file = "%s"\nmax_recipients = 50\n' % token_file
+        if policy:
+            path = os.path.join(self.node.tmp, "policy.lua")
+            with open(path, "w") as f:
+                f.write(policy)
+            os.chmod(path, 0o644)
+            extra += '[policy]\nfile = "%s"\n' % path
         self.node.write_config(self.node.base_config + extra)
         self.node.start()
         self.url = "http://127.0.0.1:%d/api/inject/v1" % self.http_port
@@ -339,6 +345,34 @@ class InjectTest(HttpCase):
         self.assertEqual(out["status"], 200)
         self.assertGreaterEqual(out["elapsed"], hold * 0.9)
         self.assertGreater(out["stored"], stored0, "the 200 came after the commit")
+
+    def test_policy_http_message_generated_rejects_and_sets_meta(self):
+        self.start(policy="""
+kumo.on('http_message_generated', function(msg)
+  if msg:get_first_named_header_value('Subject') == 'reject me' then
+    kumo.reject(550, '5.7.1 refused by policy')
+  end
+  local t = msg:get_first_named_header_value('X-Tenant')
+  if t then msg:set_meta('tenant', t) end
+end)
+""")
+        doc = {"envelope_sender": "s@good.test",
+               "recipients": [{"email": "p1@good.test", "substitutions": {"s": "reject me"}},
+                              {"email": "p2@good.test", "substitutions": {"s": "welcome"}}],
+               "content": {"from": {"email": "s@good.test"}, "subject": "{{ s }}", "text_body": "x",
+                           "headers": {"X-Tenant": "acme"}}}
+        r = self.post(doc)
+        self.assertEqual(r.status_code, 200, r.text)
+        res = r.json()
+        self.assertEqual(res["failed_recipients"], ["p1@good.test"], res)
+        self.assertIn("550 5.7.1 refused by policy", res["errors"][0])
+        wait_for(lambda: self.sink.count() == 1, 30, what="the accepted message delivered")
+        self.assertEqual(self.sink.messages[0][1], ["p2@good.test"])
+        wait_for(lambda: self.log_of("Reception"), 10, what="Reception record")
+        rec = self.log_of("Reception")[0]
+        self.assertEqual(rec["meta"].get("tenant"), "acme", rec)
+        self.assertEqual(rec["meta"].get("reception_protocol"), "HTTP", rec)
+        self.assertEqual(rec["queue"], "acme@good.test", rec)
 
     def test_ringmail_gen_http_drives_the_api(self):
         self.start()
