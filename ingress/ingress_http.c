@@ -111,8 +111,24 @@ struct ingress_http {
     bool stopping; /* ingress_http_stop: the eventfd is not read again */
 };
 
+/* text_json - one of our error texts as a JSON string: they quote the peer's input, cut to a length, so
+ * anything but printable ASCII becomes '?' (jansson refuses invalid UTF-8) */
+static json_t *text_json(const char *s)
+{
+    size_t n = strlen(s);
+    char *t = xmalloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        t[i] = (s[i] >= 32 && s[i] < 127) ? s[i] : '?';
+    t[n] = '\0';
+    json_t *j = json_string(t);
+    free(t);
+    return j;
+}
+
 static enum MHD_Result answer_json(struct MHD_Connection *c, unsigned code, json_t *doc)
 {
+    if (!doc)
+        panic("http inject: an answer did not encode");
     char *text = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
@@ -126,7 +142,7 @@ static enum MHD_Result answer_json(struct MHD_Connection *c, unsigned code, json
 
 static enum MHD_Result answer_error(struct MHD_Connection *c, unsigned code, const char *msg)
 {
-    return answer_json(c, code, json_pack("{s:s}", "error", msg));
+    return answer_json(c, code, json_pack("{s:o}", "error", text_json(msg)));
 }
 
 static void job_free(struct http_job *j)
@@ -166,10 +182,11 @@ static enum MHD_Result answer_job(struct MHD_Connection *c, struct http_job *j)
         if (e) {
             bad++;
             json_array_append_new(failed, json_string(r->email));
-            char line[600];
-            snprintf(line, sizeof(line), "%s: %s", r->email, e);
-            json_array_append_new(errors, json_string(line));
-            json_array_append_new(results, json_pack("{s:s,s:s}", "email", r->email, "error", e));
+            /* "EMAIL: error": the address is a whole string of the request (valid UTF-8), the error is
+             * made printable */
+            json_t *et = text_json(e);
+            json_array_append_new(errors, json_pack("s++", r->email, ": ", json_string_value(et)));
+            json_array_append_new(results, json_pack("{s:s,s:o}", "email", r->email, "error", et));
         } else {
             ok++;
             json_array_append_new(results, json_pack("{s:s,s:s}", "email", r->email, "id", id_of[i]));

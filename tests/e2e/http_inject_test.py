@@ -240,7 +240,8 @@ class InjectTest(HttpCase):
                 yield b" " * 8192
         r = requests.post(self.url, data=chunks(), headers={"Authorization": "Bearer " + INJECT_TOKEN}, timeout=30)
         self.assertEqual(r.status_code, 413)
-        base = {"envelope_sender": "a@good.test", "recipients": [{"email": "v@good.test"}]}
+        base = {"envelope_sender": "a@good.test", "recipients": [{"email": "v@good.test"}],
+                "substitutions": {"x": 1}}
         cases = [
             ({"content": {"from": {"email": "a@good.test"}, "text_body": "x",
                           "attachments": [{"data": "!!!not base64", "base64": True, "file_name": "evil.pdf",
@@ -254,6 +255,8 @@ class InjectTest(HttpCase):
              "CR, LF or NUL"),
             ({"content": "Subject: x\r\n\r\nbare \r cr\r\n"}, "bare CR"),
             ({"content": "no header here"}, "header field"),
+            ({"content": {"from": {"email": "a@good.test"}, "subject": "{{" + "\u00e9" * 40 + "}}"}},
+             "unsupported template expression"),
         ]
         for extra, needle in cases:
             doc = dict(base, **extra)
@@ -268,6 +271,7 @@ class InjectTest(HttpCase):
                             (dict(base, recipients=[{"email": "x%d@good.test" % i} for i in range(51)],
                                   content="S: x\r\n\r\n"), "at most 50"),
                             (dict(base, content="S: x\r\n\r\n", extra=1), "unknown field"),
+                            (dict(base, content="S: x\r\n\r\n", **{"k" * 63 + "\u00e9": 1}), "unknown field"),
                             (dict(base, content="Subject: x\r\n\r\nnul \u0000 here\r\n"), "\\u0000")]:
             r = self.post(doc)
             self.assertEqual(r.status_code, 400, (doc, r.text))
