@@ -10,9 +10,10 @@ import email
 import email.policy
 import json
 import os
-import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -32,7 +33,7 @@ class HttpCase(PeersCase):
         "mx.good.test. 60 IN A 127.0.0.2",
     ]
 
-    def start(self, ingress="", policy=None):
+    def start(self, ingress="", policy=None, listeners=""):
         port = free_udp_tcp_port("127.0.0.2")
         self.sink = self.peer(Sink("127.0.0.2", port))
         eg = '\nresolver = "%s"\ndns_timeout = "500ms"\nport = %d' % (self.dns.address, port)
@@ -45,6 +46,7 @@ class HttpCase(PeersCase):
         os.chmod(token_file, 0o644)
         extra = '[queue.default]\nretry_interval = "1s"\nmax_retry_interval = "1s"\n'
         extra += '[[http_listener]]\nlisten = "127.0.0.1:%d"\nmax_request_size = %d\n' % (self.http_port, MAX_REQUEST)
+        extra += listeners
         extra += '[http_inject]\ntoken_file = "%s"\nmax_recipients = 50\n' % token_file
         if policy:
             path = os.path.join(self.node.tmp, "policy.lua")
@@ -65,16 +67,17 @@ class HttpCase(PeersCase):
         data = raw if raw is not None else json.dumps(doc).encode()
         return requests.post(self.url, data=data, headers=headers, timeout=timeout)
 
-    def curl(self, body, token=INJECT_TOKEN, url=None, method="POST"):
+    def curl(self, body, token=INJECT_TOKEN, url=None, method="POST", extra=()):
         """curl's status and body; body is bytes sent as is."""
         args = ["curl", "-sS", "-m", "30", "-o", "-", "-w", "\n%{http_code}", "-X", method, url or self.url,
                 "-H", "Content-Type: application/json", "--data-binary", "@-"]
         if token:
             args += ["-H", "Authorization: Bearer " + token]
+        args += list(extra)
         p = subprocess.run(args, input=body, capture_output=True, timeout=40)
         out = p.stdout.decode("utf-8", "replace")
         text, _, code = out.rpartition("\n")
-        return int(code), text
+        return int(code or 0), text
 
     def messages_to(self, rcpt):
         with self.sink.lock:
@@ -377,6 +380,32 @@ end)
         self.assertEqual(rec["meta"].get("tenant"), "acme", rec)
         self.assertEqual(rec["meta"].get("reception_protocol"), "HTTP", rec)
         self.assertEqual(rec["queue"], "acme@good.test", rec)
+
+    def test_tls_listener_and_trusted_networks(self):
+        tmp = tempfile.mkdtemp(prefix="ringmail-http-tls-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        cert, key = os.path.join(tmp, "c.pem"), os.path.join(tmp, "k.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
+                       check=True, capture_output=True, timeout=60)
+        for f in (cert, key):
+            os.chmod(f, 0o644)
+        os.chmod(tmp, 0o755)
+        tls_port, closed_port = free_port(), free_port()
+        self.start(listeners='[[http_listener]]\nlisten = "127.0.0.1:%d"\ntls_certificate = "%s"\n'
+                             'tls_private_key = "%s"\n[[http_listener]]\nlisten = "127.0.0.1:%d"\n'
+                             'trusted_networks = ["10.0.0.0/8"]\n' % (tls_port, cert, key, closed_port))
+        doc = json.dumps({"envelope_sender": "s@good.test", "recipients": [{"email": "tls@good.test"}],
+                          "content": "Subject: over TLS\r\n\r\nx\r\n"}).encode()
+        code, text = self.curl(doc, url="https://127.0.0.1:%d/api/inject/v1" % tls_port, extra=["--cacert", cert])
+        self.assertEqual(code, 200, text)
+        wait_for(lambda: self.sink.count() == 1, 30, what="delivery of the HTTPS injection")
+        code, _ = self.curl(doc, url="http://127.0.0.1:%d/api/inject/v1" % tls_port)
+        self.assertNotEqual(code, 200, "plain HTTP on the TLS listener")
+        # 127.0.0.1 is not in the second listener's trusted_networks: dropped at accept, no answer
+        code, _ = self.curl(doc, url="http://127.0.0.1:%d/api/inject/v1" % closed_port)
+        self.assertEqual(code, 0)
+        self.assertEqual(self.sink.count(), 1)
 
     def test_ringmail_gen_http_drives_the_api(self):
         self.start()
