@@ -7,6 +7,8 @@
  * ingress_relay.c    who may send to which domain (RELAY-01/02)
  * ingress_auth.c     SASL PLAIN/LOGIN decoding, the passwords file, the AUTH failure limiter (pure)
  * ingress_auth_cmd.c the AUTH command, require_auth, relay rights of authenticated sessions
+ * ingress_http.c     the HTTP injection API (libmicrohttpd threads handing jobs to the loop)
+ * ingress_mime.c     its request decoder and MIME builder (a library of its own, ingress_mime.h)
  *
  * Ownership: the worker owns its sessions; a session owns its fd, buffers and transaction. A session
  * is freed only when it is closing and no io_uring operation of its stream is in flight.

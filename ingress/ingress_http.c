@@ -84,7 +84,9 @@ struct http_req {
 
 struct http_listener {
     struct ingress_http *h;
-    const struct cfg_http_listener *cfg;
+    /* a copy taken at start: a reload replaces rt->cfg under the HTTP threads (paths not kept) */
+    struct cfg_http_listener cfgc;
+    const struct cfg_http_listener *cfg; /* &cfgc */
     struct MHD_Daemon *d;
     uint64_t max_body;
     char *cert, *key;
@@ -507,7 +509,11 @@ static void on_efd(struct evl *l, struct evl_op *op, int res, unsigned flags)
     struct ingress_http *h = op->owner;
     (void)l;
     (void)flags;
-    (void)res;
+    if (res < 0 && res != -EINTR && res != -EAGAIN && res != -ECANCELED && !h->stopping) {
+        /* never expected from an eventfd read; without a re-arm no job would be taken: fatal, and the
+         * supervisor restarts the worker (clients waiting get no answer and retry) */
+        fatal("http inject: eventfd read failed: %s", strerror(-res));
+    }
     pthread_mutex_lock(&h->lock);
     struct http_job *j = h->inbox;
     h->inbox = NULL;
@@ -630,17 +636,20 @@ void ingress_http_start(struct ingress *ig, const int *fds, unsigned n)
     for (unsigned i = 0; i < n && i < c->n_http_listeners; i++) {
         struct http_listener *ls = &h->ls[h->n_ls];
         ls->h = h;
-        ls->cfg = &c->http_listeners[i];
+        ls->cfgc = c->http_listeners[i];
+        ls->cfgc.listen = xstrdup(c->http_listeners[i].listen);
+        ls->cfgc.tls_certificate = ls->cfgc.tls_private_key = NULL;
+        ls->cfg = &ls->cfgc;
         ls->max_body = ls->cfg->max_request_size ? ls->cfg->max_request_size : c->ingress_max_message_size;
         int fl = fcntl(fds[i], F_GETFL);
         if (fl >= 0)
             fcntl(fds[i], F_SETFL, fl | O_NONBLOCK); /* the workers share the socket: accept must not block */
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
-        if (ls->cfg->tls_certificate[0]) {
+        if (c->http_listeners[i].tls_certificate[0]) {
             if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
                 fatal("http_listener %s: this libmicrohttpd has no TLS", ls->cfg->listen);
-            ls->cert = pem(ls->cfg->tls_certificate);
-            ls->key = pem(ls->cfg->tls_private_key);
+            ls->cert = pem(c->http_listeners[i].tls_certificate);
+            ls->key = pem(c->http_listeners[i].tls_private_key);
             flags |= MHD_USE_TLS;
         }
         unsigned timeout_s = (unsigned)(ls->cfg->request_timeout_ms / 1000u);
@@ -687,6 +696,7 @@ void ingress_http_stop(struct ingress *ig)
     ingress_http_tick(ig, UINT64_MAX);
     for (unsigned i = 0; i < h->n_ls; i++) {
         MHD_stop_daemon(h->ls[i].d);
+        free(h->ls[i].cfgc.listen);
         free(h->ls[i].cert);
         free(h->ls[i].key);
     }

@@ -11,6 +11,7 @@ import email.policy
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -224,6 +225,12 @@ class InjectTest(HttpCase):
         code, _ = self.curl(b"", url=self.url, method="GET")
         self.assertEqual(code, 405)
         self.assertEqual(self.sink.count(), 2)
+        # a reload (SIGHUP) replaces the roles' configuration under the HTTP threads: still served
+        node.proc.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        self.assertEqual(self.post(doc).status_code, 200, "served after a reload")
+        self.assertEqual(self.post(doc, token="cd" * 32).status_code, 401)
+        wait_for(lambda: self.sink.count() == 3, 30, what="delivery after the reload")
 
     def test_hostile_requests_get_clear_errors_and_store_nothing(self):
         self.start()
