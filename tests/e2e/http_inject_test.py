@@ -56,7 +56,11 @@ class HttpCase(PeersCase):
             os.chmod(path, 0o644)
             extra += '[policy]\nfile = "%s"\n' % path
         self.node.write_config(self.node.base_config + extra)
-        self.node.start()
+        try:
+            self.node.start()
+        except AssertionError:
+            sys.stderr.write("--- node log ---\n%s\n" % self.node.log()[-4000:])
+            raise
         self.url = "http://127.0.0.1:%d/api/inject/v1" % self.http_port
         return self.node
 
