@@ -418,6 +418,36 @@ end)
         self.assertEqual(code, 0)
         self.assertEqual(self.sink.count(), 1)
 
+    def test_slow_body_is_cut_at_the_request_timeout(self):
+        import socket
+        port = free_port()
+        self.start(listeners='[[http_listener]]\nlisten = "127.0.0.1:%d"\nrequest_timeout = "2s"\n' % port)
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.addCleanup(s.close)
+        s.sendall(("POST /api/inject/v1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                   "Content-Length: 1000\r\n\r\n" % INJECT_TOKEN).encode())
+        t0 = time.monotonic()
+        cut = None
+        for _ in range(40):  # 1 byte every 0.25 s: never idle for the 2 s, 10 s in all
+            try:
+                s.sendall(b" ")
+            except OSError:
+                cut = time.monotonic() - t0
+                break
+            time.sleep(0.25)
+        if cut is None:
+            s.settimeout(2)
+            try:
+                cut = time.monotonic() - t0 if s.recv(100) == b"" else None
+            except OSError:
+                cut = time.monotonic() - t0
+        self.assertIsNotNone(cut, "a trickled body outlived the request timeout")
+        self.assertLess(cut, 8.0)
+        # the listener still serves others
+        r = self.post({"envelope_sender": "s@good.test", "recipients": [{"email": "after@good.test"}],
+                       "content": "Subject: a\r\n\r\nx\r\n"})
+        self.assertEqual(r.status_code, 200)
+
     def test_ringmail_gen_http_drives_the_api(self):
         self.start()
         gen = os.path.join(BUILD_DIR, "tools", "ringmail-gen")
