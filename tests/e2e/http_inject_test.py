@@ -448,6 +448,32 @@ end)
                        "content": "Subject: a\r\n\r\nx\r\n"})
         self.assertEqual(r.status_code, 200)
 
+    def test_connections_over_the_limit_are_refused_others_served(self):
+        import socket
+        port = free_port()
+        self.start(listeners='[[http_listener]]\nlisten = "127.0.0.1:%d"\nmax_connections = 2\n' % port)
+        held = []
+        for _ in range(2):
+            c = socket.create_connection(("127.0.0.1", port), timeout=5)
+            c.sendall(b"POST /api/inject/v1 HTTP/1.1\r\nHost: x\r\n")  # an unfinished request holds its slot
+            held.append(c)
+            self.addCleanup(c.close)
+        time.sleep(0.3)
+        extra = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.addCleanup(extra.close)
+        extra.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            got = extra.recv(100)
+        except OSError:
+            got = b""
+        self.assertEqual(got, b"", "the third connection is closed unanswered")
+        for c in held:
+            c.close()
+        url = "http://127.0.0.1:%d/api/inject/v1" % port
+        doc = json.dumps({"envelope_sender": "s@good.test", "recipients": [{"email": "lim@good.test"}],
+                          "content": "Subject: a\r\n\r\nx\r\n"}).encode()
+        wait_for(lambda: self.curl(doc, url=url)[0] == 200, 10, what="served once the slots are free")
+
     def test_ringmail_gen_http_drives_the_api(self):
         self.start()
         gen = os.path.join(BUILD_DIR, "tools", "ringmail-gen")
