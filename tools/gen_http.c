@@ -12,6 +12,7 @@
  * up to its Content-Length when that is at most GEN_HTTP_BODY_MAX; anything else is a protocol error.
  */
 #include "tools/gen.h"
+#include "tools/gen_http_head.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -110,16 +111,10 @@ static int read_answer(int fd, struct buf *body, bool *close_after)
         head[n] = '\0';
         end = strstr(head, "\r\n\r\n");
     }
-    int code = 0;
-    if (sscanf(head, "HTTP/1.%*1[01] %3d", &code) != 1 || code < 100 || code > 599)
+    uint64_t len = 0;
+    int code = gen_http_head_parse(head, (size_t)(end - head), GEN_HTTP_BODY_MAX, &len, close_after);
+    if (code < 0)
         return -1;
-    *end = '\0';
-    const char *cl = strcasestr(head, "\r\ncontent-length:");
-    char *num_end;
-    unsigned long long len = cl ? strtoull(cl + 17, &num_end, 10) : 0;
-    if (!cl || len > GEN_HTTP_BODY_MAX)
-        return -1;
-    *close_after = strcasestr(head, "\r\nconnection: close") != NULL;
     size_t have = n - (size_t)(end + 4 - head);
     buf_reset(body);
     buf_append(body, end + 4, have < len ? have : (size_t)len);
