@@ -53,6 +53,7 @@ enum cfg_kind {
     CFG_KIND_USER,
     CFG_KIND_GROUP,     /* a group name, "" = the default */
     CFG_KIND_HOST,      /* hostname */
+    CFG_KIND_MAILBOX,   /* local@domain, or "" for none */
     CFG_KIND_LOG_LEVEL,
     CFG_KIND_ADDRESS,   /* host:port */
     CFG_KIND_ADDR_LIST, /* "host:port,host:port", "" allowed */
@@ -113,6 +114,9 @@ static const struct cfg_key cfg_ingress_keys[] = {
     CFG_KEY_IN("max_recipients", CFG_KIND_U32, ingress_max_recipients, 1, 100000),
     CFG_KEY_IN("max_connections", CFG_KIND_U32, ingress_max_connections, 1, 1000000),
     CFG_KEY_IN("max_connections_per_ip", CFG_KIND_U32, ingress_max_conn_per_ip, 1, 1000000),
+    CFG_KEY_IN("client_ipv6_prefix", CFG_KIND_U32, ingress_client_ipv6_prefix, 32, 128),
+    CFG_KEY("postmaster", CFG_KIND_MAILBOX, ingress_postmaster),
+    CFG_KEY("relay_recipients", CFG_KIND_OPT_PATH, ingress_relay_recipients),
     CFG_KEY("idle_timeout", CFG_KIND_DURATION, ingress_idle_timeout_ms),
     CFG_KEY("data_timeout", CFG_KIND_DURATION, ingress_data_timeout_ms),
     CFG_KEY_IN("min_data_rate", CFG_KIND_U64, ingress_min_data_rate, 0, 1000000000),
@@ -289,6 +293,9 @@ void cfg_default(struct cfg *c)
     c->ingress_max_recipients = 100;
     c->ingress_max_connections = 5000;
     c->ingress_max_conn_per_ip = 100;
+    c->ingress_client_ipv6_prefix = 64;
+    c->ingress_postmaster = xstrdup("");
+    c->ingress_relay_recipients = xstrdup("");
     c->ingress_idle_timeout_ms = 300000; /* RFC 5321 4.5.3.2.7 */
     c->ingress_data_timeout_ms = 600000;
     c->ingress_min_data_rate = 1024;
@@ -340,6 +347,8 @@ void cfg_fini(struct cfg *c)
     free(c->tls_certificate);
     free(c->tls_private_key);
     free(c->auth_passwords_file);
+    free(c->ingress_postmaster);
+    free(c->ingress_relay_recipients);
     free(c->policy_file);
     cfg_net_free_domains(c->shaping_files, c->n_shaping_files);
     free(c->spool_dir);
@@ -383,6 +392,8 @@ static void cfg_copy(struct cfg *dst, const struct cfg *src)
     dst->tls_certificate = cfg_dup_or_null(src->tls_certificate);
     dst->tls_private_key = cfg_dup_or_null(src->tls_private_key);
     dst->auth_passwords_file = cfg_dup_or_null(src->auth_passwords_file);
+    dst->ingress_postmaster = cfg_dup_or_null(src->ingress_postmaster);
+    dst->ingress_relay_recipients = cfg_dup_or_null(src->ingress_relay_recipients);
     dst->policy_file = cfg_dup_or_null(src->policy_file);
     dst->shaping_files = NULL;
     if (src->shaping_files && src->n_shaping_files > 0) {
@@ -450,6 +461,10 @@ static void cfg_apply_string(struct cfg_errs *e, struct cfg *c, const struct cfg
         if (!cfg_value_valid_hostname(v->str, strlen(v->str)))
             why = "is not a valid host name";
         break;
+    case CFG_KIND_MAILBOX:
+        if (v->str[0] != '\0' && !cfg_value_valid_mailbox(v->str))
+            why = "is not an address local@domain (or \"\" for none)";
+        break;
     case CFG_KIND_PATH:
         if (!cfg_value_valid_path(v->str))
             why = "must be a non-empty path without control characters";
@@ -492,6 +507,7 @@ static void cfg_apply_key(struct cfg_errs *e, struct cfg *c, const struct cfg_ke
     case CFG_KIND_USER:
     case CFG_KIND_GROUP:
     case CFG_KIND_HOST:
+    case CFG_KIND_MAILBOX:
     case CFG_KIND_ADDRESS:
     case CFG_KIND_ADDR_LIST:
         cfg_apply_string(e, c, k, key, v);

@@ -147,6 +147,9 @@ struct cfg {
     uint32_t ingress_max_recipients;   /* per transaction, default 100 */
     uint32_t ingress_max_connections;  /* per ingress worker, default 5000 */
     uint32_t ingress_max_conn_per_ip;  /* per worker and client address, default 100 */
+    char *ingress_postmaster;          /* where mail to <Postmaster> goes; "" (default): RCPT gets 550 */
+    char *ingress_relay_recipients;    /* file of valid recipients in relay_domains; "": any local part */
+    uint32_t ingress_client_ipv6_prefix; /* an IPv6 client is its /N for the per-client limits, default 64 */
     uint64_t ingress_idle_timeout_ms;  /* wait for the next command, default 5 min */
     uint64_t ingress_data_timeout_ms;  /* whole DATA/BDAT phase, default 10 min */
     uint64_t ingress_min_data_rate;    /* bytes/s during DATA, 0 = no check; default 1024 */
@@ -186,6 +189,9 @@ struct cfg {
     char **bounce_rules_files;
     bool dsn_enabled;                   /* DSNs for bounces and expirations; default true */
     char *dsn_postmaster;               /* From: of DSNs; default "MAILER-DAEMON@<hostname>" */
+    uint32_t dsn_max_per_message;       /* DSNs one message may cause, default 3; 0: no limit */
+    uint32_t dsn_max_per_sender;        /* DSNs to one address per dsn_sender_window, default 100; 0: no limit */
+    uint64_t dsn_sender_window_ms;      /* default 1 h */
 
     /* [tls] (ingress STARTTLS) */
     bool tls_enabled;       /* advertise STARTTLS, default true */

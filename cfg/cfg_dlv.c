@@ -60,6 +60,9 @@ void cfg_dlv_default(struct cfg *c)
     c->n_bounce_rules_files = 0;
     c->bounce_rules_files = NULL;
     c->dsn_enabled = true;
+    c->dsn_max_per_message = 3;
+    c->dsn_max_per_sender = 100;
+    c->dsn_sender_window_ms = 3600000;
     c->dsn_postmaster = xstrdup(""); /* "" = MAILER-DAEMON@<hostname> */
 }
 
@@ -591,17 +594,28 @@ static void dlv_dsn(struct cfg_errs *e, struct cfg *c, const struct cfg_toml_nod
         } else if (strcmp(v->key, "postmaster") == 0) {
             if (!cfg_expect(e, v, CFG_TOML_STRING, "dsn.postmaster", "an address"))
                 continue;
-            const char *at = strchr(v->str, '@');
-            bool ok = v->str[0] == '\0' || (at && at != v->str && cfg_value_valid_hostname(at + 1, strlen(at + 1)));
-            for (const char *p = v->str; ok && *p; p++)
-                ok = (unsigned char)*p > 0x20 && *p != 0x7f && *p != '<' && *p != '>';
-            if (!ok) {
+            if (v->str[0] != '\0' && !cfg_value_valid_mailbox(v->str)) {
                 cfg_errf(e, v->line, "dsn.postmaster: %s is not an address local@domain",
                          cfg_quote(q, sizeof(q), v->str));
                 continue;
             }
             free(c->dsn_postmaster);
             c->dsn_postmaster = xstrdup(v->str);
+        } else if (strcmp(v->key, "max_per_message") == 0) {
+            if (cfg_int_in(e, v, "dsn.max_per_message", 0, 1000000))
+                c->dsn_max_per_message = (uint32_t)v->i;
+        } else if (strcmp(v->key, "max_per_sender") == 0) {
+            if (cfg_int_in(e, v, "dsn.max_per_sender", 0, 100000000))
+                c->dsn_max_per_sender = (uint32_t)v->i;
+        } else if (strcmp(v->key, "sender_window") == 0) {
+            uint64_t ms;
+            if (!cfg_expect(e, v, CFG_TOML_STRING, "dsn.sender_window", "a duration") )
+                continue;
+            if (!cfg_value_parse_duration(v->str, &ms) || ms == 0) {
+                cfg_errf(e, v->line, "dsn.sender_window: %s is not a duration above zero", cfg_quote(q, sizeof(q), v->str));
+                continue;
+            }
+            c->dsn_sender_window_ms = ms;
         } else {
             char key[96];
             snprintf(key, sizeof(key), "dsn.%s", v->key);

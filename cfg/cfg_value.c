@@ -321,3 +321,14 @@ bool cfg_value_parse_duration(const char *text, uint64_t *out_ms)
     return cfg_parse_scaled(text, units, CFG_ARRAY_SIZE(units), out_ms);
 }
 
+
+bool cfg_value_valid_mailbox(const char *s)
+{
+    const char *at = strrchr(s, '@');
+    if (!at || at == s || !cfg_value_valid_hostname(at + 1, strlen(at + 1)))
+        return false;
+    for (const char *p = s; p < at; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || *p == '<' || *p == '>')
+            return false;
+    return true;
+}

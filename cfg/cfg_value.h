@@ -37,6 +37,8 @@ bool cfg_value_cidr_match(const struct cfg_cidr *nets, size_t n, int family, con
 /* cfg_value_cidr_parse - "10.0.0.0/8", "2001:db8::/32" or a bare address (a /32 or /128); false with why */
 bool cfg_value_cidr_parse(const char *s, struct cfg_cidr *out, char *why, size_t why_size);
 
+/* cfg_value_valid_mailbox - local@domain: a non-empty local part of printable ASCII without <>, and a host name */
+bool cfg_value_valid_mailbox(const char *s);
 /* cfg_value_valid_hostname - a DNS host name (RFC 1123 labels, not all-numeric at the end) */
 bool cfg_value_valid_hostname(const char *s, size_t n);
 /* cfg_value_valid_ident - letters, digits, '.', '_', '-', 1..max bytes (a user name may not start with '-') */

@@ -10,12 +10,14 @@
 
 #include "base/mem.h"
 #include "base/utf8.h"
+#include "common/msgid.h"
 #include "common/proto_status.h"
 
 static const char *const op_names[PROTO_ADMIN_OP__MAX] = {
     "queue-summary", "suspend",     "suspend-list", "suspend-cancel",  "suspend-ready-q",
     "suspend-ready-q-list", "suspend-ready-q-cancel", "bounce", "bounce-list", "bounce-cancel",
-    "inspect-sched-q", "inspect-ready-q",
+    "inspect-sched-q", "inspect-ready-q", "inspect-message-sched", "inspect-message-spool", "spool-compact",
+    "spool-compact-status",
 };
 
 /* the members each op's result must have: name and JSON type */
@@ -28,6 +30,9 @@ static const struct member item_m[] = {{"item", JSON_OBJECT}};
 static const struct member list_m[] = {{"items", JSON_ARRAY}};
 static const struct member queue_m[] = {{"queue", JSON_OBJECT}, {"messages", JSON_ARRAY}};
 static const struct member path_m[] = {{"path", JSON_OBJECT}, {"messages", JSON_ARRAY}};
+static const struct member entries_m[] = {{"entries", JSON_ARRAY}};
+static const struct member message_m[] = {{"message", JSON_OBJECT}, {"recipients", JSON_ARRAY}};
+static const struct member compact_m[] = {{"compaction", JSON_OBJECT}};
 static const struct {
     const struct member *m;
     size_t n;
@@ -35,12 +40,18 @@ static const struct {
 #define M(a) {a, sizeof(a) / sizeof(a[0])}
     M(summary_m), M(item_m), M(list_m), M(item_m), M(item_m), M(list_m),
     M(item_m),    M(item_m), M(list_m), M(item_m), M(queue_m), M(path_m),
+    M(entries_m), M(message_m), M(compact_m), M(compact_m),
 #undef M
 };
 
 const char *proto_admin_op_name(enum proto_admin_op op)
 {
     return (unsigned)op < PROTO_ADMIN_OP__MAX ? op_names[op] : "?";
+}
+
+bool proto_admin_op_spool(enum proto_admin_op op)
+{
+    return op == PROTO_ADMIN_SPOOL_INSPECT || op == PROTO_ADMIN_SPOOL_COMPACT || op == PROTO_ADMIN_SPOOL_COMPACT_STATUS;
 }
 
 bool proto_admin_op_parse(const char *name, enum proto_admin_op *out)
@@ -76,13 +87,17 @@ static const struct {
     {"by", 0, offsetof(ARGS, by)},           {"by_volume", 2, offsetof(ARGS, by_volume)},
     {"everything", 2, offsetof(ARGS, everything)}, {"duration_ms", 1, offsetof(ARGS, duration_ms)},
     {"limit", 1, offsetof(ARGS, limit)},     {"target", 1, offsetof(ARGS, target)},
+    {"message", 0, offsetof(ARGS, message)}, {"body", 2, offsetof(ARGS, body)},
 };
 #define NARGS (sizeof(arg_f) / sizeof(arg_f[0]))
 #define AT(base, off, type) ((type *)(void *)((char *)(base) + (off)))
 
 char *proto_admin_req_encode(const struct proto_admin_req *r)
 {
+    struct msgid mid;
     if ((unsigned)r->op >= PROTO_ADMIN_OP__MAX || !r->who || !text_ok(r->who, strlen(r->who), PROTO_ADMIN_STR_MAX))
+        return NULL;
+    if (r->args.message && msgid_parse(r->args.message, strlen(r->args.message), &mid) < 0)
         return NULL;
     json_t *args = json_object();
     for (size_t i = 0; i < NARGS; i++) {
@@ -159,6 +174,9 @@ static int decode_args(const json_t *args, struct proto_admin_args *a, char **er
     }
     if (a->by && strcmp(a->by, "site") != 0 && strcmp(a->by, "provider") != 0 && strcmp(a->by, "source") != 0)
         return fail(err, "by is not site, provider or source", NULL);
+    struct msgid id;
+    if (a->message && msgid_parse(a->message, strlen(a->message), &id) < 0)
+        return fail(err, "message is not a message id (32 hex digits)", NULL);
     return 0;
 }
 

@@ -11,7 +11,7 @@
  *
  * Request: {"id": N, "op": NAME, "deadline_ms": unix ms, "who": TEXT, "args": {...}}; args members are
  * those of struct proto_admin_args (strings at most PROTO_ADMIN_STR_MAX bytes, UTF-8 without control
- * characters; numbers whole and >= 0); members it does not name are refused (a request is the
+ * characters; numbers whole and >= 0; "message" exactly a message id, common/msgid.h); members it does not name are refused (a request is the
  * supervisor's own, never older or newer than the scheduler of the same build).
  * Reply: {"id": N, "status": HTTP code 200..599, "error": TEXT (when status is not 200), "result":
  * {...} (when it is)}; the result is checked for the members its op promises (proto_admin_reply_decode),
@@ -28,6 +28,9 @@
 #define PROTO_ADMIN_DEPTH 6       /* nesting of a reply's result */
 #define PROTO_ADMIN_ROWS_MAX 5000 /* rows of any array in a result */
 #define PROTO_ADMIN_SAMPLE 10     /* messages shown by the inspect ops */
+#define PROTO_ADMIN_BODY_MAX (512u << 10) /* body bytes an inspect shows (base64 in the page: 683 KiB) */
+#define PROTO_ADMIN_BODY_CHUNK 3072u      /* body bytes per base64 string (4096 characters) */
+#define PROTO_ADMIN_RCPTS_MAX 1000        /* recipients an inspect lists */
 
 enum proto_admin_op {
     PROTO_ADMIN_QUEUE_SUMMARY = 0,
@@ -42,6 +45,11 @@ enum proto_admin_op {
     PROTO_ADMIN_BOUNCE_CANCEL,
     PROTO_ADMIN_INSPECT_QUEUE,    /* name */
     PROTO_ADMIN_INSPECT_PATH,     /* name SOURCE->SITE */
+    /* inspect-message and spool-compact (supervisor_inspect.c); the spool's ops travel in its own page pair */
+    PROTO_ADMIN_INSPECT_MESSAGE,  /* scheduler: message [limit: recipients the spool holds] */
+    PROTO_ADMIN_SPOOL_INSPECT,    /* spool: message [body] */
+    PROTO_ADMIN_SPOOL_COMPACT,    /* spool: start a flush and full compaction */
+    PROTO_ADMIN_SPOOL_COMPACT_STATUS, /* spool: the compaction's progress */
     PROTO_ADMIN_OP__MAX,
 };
 
@@ -50,6 +58,8 @@ struct proto_admin_args {
     const char *by;     /* queue-summary: "site", "provider", "source"; NULL: per path */
     bool by_volume;     /* queue-summary: largest Q first (else by name) */
     bool everything;    /* bounce: every message */
+    const char *message; /* inspect: a message id (msgid text, checked by the decoder); NULL: absent */
+    bool body;           /* spool inspect: with the body */
     uint64_t duration_ms, limit, target; /* 0: absent */
 };
 
@@ -71,6 +81,8 @@ struct proto_admin_reply {
 };
 
 const char *proto_admin_op_name(enum proto_admin_op op);
+/* proto_admin_op_spool - the op is the spool's (its page pair), not the scheduler's */
+bool proto_admin_op_spool(enum proto_admin_op op);
 /* proto_admin_op_parse - false when name is no op */
 bool proto_admin_op_parse(const char *name, enum proto_admin_op *out);
 

@@ -20,7 +20,8 @@
  * any process reads a consistent copy
  * (shm_segment_status_publish/shm_segment_status_read). A sequence lock: seq is odd while the writer copies.
  * Two more pages are the admin command channel (common/proto_admin.h): the supervisor writes requests
- * into one, the scheduler its replies into the other; each reader decodes a copy.
+ * into one, the scheduler its replies into the other; each reader decodes a copy. Two more are the same
+ * channel to the spool (its ops: proto_admin_op_spool()).
  *
  * The layout is shared memory between processes of one build: shm/shm_segment.h versions it
  * (SHM_LAYOUT_VERSION); the asserts below pin the sizes it was versioned with.
@@ -42,7 +43,9 @@ enum proto_node_status_page {
     PROTO_NODE_STATUS_TSA = 1,    /* the scheduler's traffic shaping automation document */
     PROTO_NODE_STATUS_ADMIN_REQ = 2,   /* the command channel: the supervisor's request (proto_admin.h) */
     PROTO_NODE_STATUS_ADMIN_REPLY = 3, /* ... and the scheduler's reply */
-    PROTO_NODE_STATUS_PAGES = 4,
+    PROTO_NODE_STATUS_SPOOL_REQ = 4,   /* the spool's command channel: the supervisor's request (proto_admin.h) */
+    PROTO_NODE_STATUS_SPOOL_REPLY = 5, /* ... and the spool's reply */
+    PROTO_NODE_STATUS_PAGES = 6,
 };
 #define PROTO_NODE_BELL_BYTES 64           /* the doorbell's space in a role table slot */
 

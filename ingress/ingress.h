@@ -24,6 +24,7 @@
 #include "common/msgid.h"
 #include "common/proto_env.h"
 #include "ingress/ingress_auth.h"
+#include "ingress/ingress_rcpts.h"
 #include "rt/role_rt.h"
 #include "rt/evl_stream.h"
 #include "tls/tls.h"
@@ -68,6 +69,7 @@ struct ingress_session {
     /* peer */
     int family;
     uint8_t peer_addr[16];
+    uint8_t client_key[16]; /* peer_addr as one client: IPv6 cut to [ingress] client_ipv6_prefix */
     char peer_ip[INET6_ADDRSTRLEN];
     uint16_t peer_port;
     bool relay_client;
@@ -152,6 +154,13 @@ struct ingress_listener {
     int fd;
     struct evl_op op;
     bool armed;
+    /* out of file descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM): accepts pause for backoff_ms
+     * (doubling up to a second) instead of failing again at once, and the excess waits in the backlog */
+    bool paused;
+    uint32_t backoff_ms;
+    uint64_t pause_failures; /* accept failures since the last warning */
+    uint64_t warned_ns;
+    struct evl_timer backoff;
     bool implicit_tls, require_auth; /* of the cfg listener at the same index */
 };
 
@@ -176,6 +185,8 @@ struct ingress {
     uint32_t refusal_tokens;
     bool auth_enabled;                 /* [auth] passwords_file loaded */
     struct ingress_auth_passwd passwd;
+    struct ingress_rcpts relay_rcpts; /* [ingress] relay_recipients */
+    bool relay_rcpts_on;
     struct ingress_auth_limit auth_limit;
     struct ingress_http *http; /* NULL: no [[http_listener]] */
 };
@@ -239,8 +250,19 @@ bool ingress_policy_rcpt(struct ingress_session *s, const struct smtp_cmd *cmd);
 bool ingress_policy_message(struct ingress_session *s);
 
 /* ingress_relay.c */
-/* ingress_relay_allowed - 0 when the session may send to addr, else the reply text is in *why */
-bool ingress_relay_allowed(const struct ingress_session *s, const struct smtp_addr *addr, const char **why);
+enum ingress_relay_verdict {
+    INGRESS_RELAY_OK = 0,
+    INGRESS_RELAY_DENIED,  /* 550 5.7.1: not a domain this client may send to */
+    INGRESS_RELAY_NO_USER, /* 550 5.1.1: a relay domain, but not one of its relay_recipients */
+};
+/* ingress_relay_allowed - whether the session may send to addr; the reply text is in *why otherwise */
+enum ingress_relay_verdict ingress_relay_allowed(const struct ingress_session *s, const struct smtp_addr *addr,
+                                                 const char **why);
+/* ingress_is_postmaster - <Postmaster> (RFC 5321 4.1.1.3), or postmaster@ the node's own host name */
+bool ingress_is_postmaster(const struct cfg *c, const struct smtp_addr *a);
+/* ingress_relay_load - [ingress] relay_recipients at start (a bad file is fatal) and on reload (kept) */
+void ingress_relay_load(struct ingress *ig);
+void ingress_relay_fini(struct ingress *ig);
 
 /* ingress_auth_cmd.c */
 /* ingress_auth_load - [auth] at start (a bad passwords file is fatal) and on reload (it is kept) */
@@ -259,5 +281,11 @@ bool ingress_auth_continue(struct ingress_session *s, const char *line, size_t l
 
 /* ingress_main.c */
 void ingress_ip_release(struct ingress *ig, struct ingress_session *s);
+/* ingress_client_key - the address as one client for the per-client limits: IPv4 whole, IPv6 cut to its
+ * first prefix bits (32..128), the rest zero */
+void ingress_client_key(int family, const uint8_t *addr, unsigned prefix, uint8_t key[16]);
+/* ingress_fd_limit - raise RLIMIT_NOFILE's soft limit to what max_connections needs (within the hard limit);
+ * returns the soft limit in force, and warns when it is short */
+unsigned long ingress_fd_limit(uint32_t max_connections, unsigned n_listeners);
 
 #endif

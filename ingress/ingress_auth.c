@@ -2,6 +2,7 @@
  * ingress_auth - SASL PLAIN/LOGIN decoding, the passwords file and the failure limiter (see ingress_auth.h)
  */
 #include "ingress/ingress_auth.h"
+#include "ingress/ingress.h"
 
 #include <crypt.h>
 #include <errno.h>
@@ -278,8 +279,7 @@ bool ingress_auth_passwd_check(struct ingress_auth_passwd *pw, const char *user,
 
 static void limit_key(int family, const uint8_t *addr, uint8_t key[16])
 {
-    memset(key, 0, 16);
-    memcpy(key, addr, family == AF_INET ? 4 : 8); /* IPv6: one /64 is one client */
+    ingress_client_key(family, addr, 64, key); /* IPv6: one /64 is one client */
 }
 
 static unsigned limit_hash(int family, const uint8_t key[16])

@@ -25,6 +25,9 @@
 #include "tls/tls_stream.h"
 
 #define REFUSAL_LINE_MAX 512 /* octets with the CRLF: an SMTP reply line (RFC 5321 4.5.3.1.5) */
+#define ACCEPT_BACKOFF_MIN_MS 10
+#define ACCEPT_BACKOFF_MAX_MS 1000
+#define ACCEPT_WARN_EVERY_NS CLOCK_SEC(10)
 
 static unsigned ip_hash(int family, const uint8_t *a)
 {
@@ -35,6 +38,7 @@ static unsigned ip_hash(int family, const uint8_t *a)
     return h % INGRESS_IP_BUCKETS;
 }
 
+/* ip_find - the count of a client key (ingress_client_key) */
 static struct ingress_ipcount **ip_find(struct ingress *ig, int family, const uint8_t *a)
 {
     struct ingress_ipcount **pp = &ig->ip_buckets[ip_hash(family, a)];
@@ -47,7 +51,7 @@ static struct ingress_ipcount **ip_find(struct ingress *ig, int family, const ui
 
 void ingress_ip_release(struct ingress *ig, struct ingress_session *s)
 {
-    struct ingress_ipcount **pp = ip_find(ig, s->family, s->peer_addr);
+    struct ingress_ipcount **pp = ip_find(ig, s->family, s->client_key);
     if (!*pp)
         return;
     if (--(*pp)->count == 0) {
@@ -93,6 +97,48 @@ static void refuse(struct ingress *ig, int fd, const char *why)
     ingress_log_refusal(ig, ip, line);
 }
 
+static void on_backoff(struct evl *l, struct evl_op *op, int res, unsigned flags)
+{
+    struct ingress_listener *ls = op->owner;
+    (void)l, (void)res, (void)flags;
+    ls->backoff.armed = false;
+    ls->paused = false;
+    if (!ls->armed && !ls->ig->rt->draining)
+        listener_arm(ls);
+}
+
+/* accept_pause - the process (or the system) is out of descriptors or memory: accepting again at once
+ * would fail again at once (a busy loop, and a log line each time). Stop the multishot accept, wait, and
+ * try again; connections meanwhile wait in the kernel's backlog. One warning per 10 s, with the count. */
+static void accept_pause(struct ingress_listener *ls, int res, unsigned flags)
+{
+    struct role_rt *rt = ls->ig->rt;
+    uint64_t now = clock_mono_ns();
+
+    ls->pause_failures++;
+    if (flags & IORING_CQE_F_MORE) { /* the multishot goes on: cancel it; its last completion re-arms nothing */
+        struct io_uring_sqe *sqe = evl_sqe(&rt->evl, NULL);
+        io_uring_prep_cancel(sqe, &ls->op, 0);
+    } else {
+        ls->armed = false;
+    }
+    if (ls->paused)
+        return;
+    ls->paused = true;
+    ls->backoff_ms = ls->backoff_ms ? ls->backoff_ms * 2 : ACCEPT_BACKOFF_MIN_MS;
+    if (ls->backoff_ms > ACCEPT_BACKOFF_MAX_MS)
+        ls->backoff_ms = ACCEPT_BACKOFF_MAX_MS;
+    if (!ls->warned_ns || now - ls->warned_ns >= ACCEPT_WARN_EVERY_NS) {
+        log_warn("accept: %s (%llu failures since the last warning); pausing accepts on this listener for %u ms, "
+                 "%u sessions open", strerror(-res), (unsigned long long)ls->pause_failures, ls->backoff_ms,
+                 ls->ig->n_sessions);
+        ls->warned_ns = now;
+        ls->pause_failures = 0;
+    }
+    ls->backoff.op = (struct evl_op){on_backoff, ls};
+    evl_timer_arm(&rt->evl, &ls->backoff, CLOCK_MS(ls->backoff_ms));
+}
+
 static void on_accept(struct evl *l, struct evl_op *op, int res, unsigned flags)
 {
     struct ingress_listener *ls = op->owner;
@@ -101,9 +147,13 @@ static void on_accept(struct evl *l, struct evl_op *op, int res, unsigned flags)
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
 
+    if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
+        accept_pause(ls, res, flags);
+        return;
+    }
     if (!(flags & IORING_CQE_F_MORE)) {
         ls->armed = false;
-        if (!rt->draining)
+        if (!rt->draining && !ls->paused)
             listener_arm(ls);
     }
     if (res < 0) {
@@ -112,6 +162,7 @@ static void on_accept(struct evl *l, struct evl_op *op, int res, unsigned flags)
         return;
     }
     int fd = res;
+    ls->backoff_ms = 0; /* a connection came through: the next shortage starts from the shortest pause */
     if (rt->draining) {
         refuse(ig, fd, "shutting down");
         return;
@@ -144,15 +195,19 @@ static void on_accept(struct evl *l, struct evl_op *op, int res, unsigned flags)
         refuse(ig, fd, "too many failed authentication attempts from your address");
         return;
     }
-    struct ingress_ipcount **pp = ip_find(ig, family, addr);
+    uint8_t key[16];
+    ingress_client_key(family, addr, rt->cfg.ingress_client_ipv6_prefix, key);
+    struct ingress_ipcount **pp = ip_find(ig, family, key);
     if (*pp && (*pp)->count >= rt->cfg.ingress_max_conn_per_ip) {
-        refuse(ig, fd, "too many connections from your address");
+        refuse(ig, fd, family == AF_INET6 && rt->cfg.ingress_client_ipv6_prefix < 128
+                           ? "too many connections from your network"
+                           : "too many connections from your address");
         return;
     }
     if (!*pp) {
         *pp = xcalloc(1, sizeof(**pp));
         (*pp)->family = family;
-        memcpy((*pp)->addr, addr, 16);
+        memcpy((*pp)->addr, key, 16);
     }
     (*pp)->count++;
 
@@ -163,6 +218,7 @@ static void on_accept(struct evl *l, struct evl_op *op, int res, unsigned flags)
     s->family = family;
     s->require_auth = ls->require_auth;
     memcpy(s->peer_addr, addr, 16);
+    memcpy(s->client_key, key, 16);
     s->peer_port = port;
     inet_ntop(family, addr, s->peer_ip, sizeof(s->peer_ip));
     s->relay_client = cfg_value_cidr_match(rt->cfg.relay_networks, rt->cfg.n_relay_networks, family, addr);
@@ -220,6 +276,7 @@ static void on_reload(struct role_rt *rt)
 {
     ingress_policy_reload(rt->ctx);
     ingress_auth_load(rt->ctx);
+    ingress_relay_load(rt->ctx);
 }
 
 static bool on_drain(struct role_rt *rt)
@@ -258,6 +315,7 @@ int main(int argc, char **argv)
     msgid_init((uint16_t)rt.self_idx);
     ingress_policy_load(&ig);
     ingress_auth_load(&ig);
+    ingress_relay_load(&ig);
     if (rt.cfg.tls_enabled) {
         char *err = NULL;
         if (tls_server_ctx_new(rt.cfg.tls_certificate[0] ? rt.cfg.tls_certificate : NULL,
@@ -267,6 +325,7 @@ int main(int argc, char **argv)
     }
     rt.hooks.on_reload = on_reload;
 
+    ingress_fd_limit(rt.cfg.ingress_max_connections, rt.cfg.n_listeners);
     ig.n_slots = rt.cfg.ingress_max_connections;
     ig.slots = xcalloc(ig.n_slots, sizeof(*ig.slots));
     ig.free_slots = xcalloc(ig.n_slots, sizeof(*ig.free_slots));
@@ -315,6 +374,7 @@ int main(int argc, char **argv)
     role_rt_fini(&rt);
     policy_lua_free(ig.policy);
     ingress_auth_fini(&ig);
+    ingress_relay_fini(&ig);
     tls_ctx_free(ig.tls);
     free(ig.slots);
     free(ig.free_slots);

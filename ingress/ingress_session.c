@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -341,9 +342,20 @@ static void cmd_rcpt(struct ingress_session *s, const struct smtp_cmd *cmd)
         ingress_session_reply(s, "452 4.5.3 Too many recipients");
         return;
     }
-    if (!ingress_relay_allowed(s, &cmd->addr, &why)) {
+    enum ingress_relay_verdict rv = ingress_relay_allowed(s, &cmd->addr, &why);
+    if (rv != INGRESS_RELAY_OK) {
         s->errors++;
-        ingress_session_reply(s, "550 5.7.1 <%s>: %s", cmd->addr.mailbox, why);
+        ingress_session_reply(s, "550 %s <%s>: %s", rv == INGRESS_RELAY_NO_USER ? "5.1.1" : "5.7.1", cmd->addr.mailbox,
+                              why);
+        return;
+    }
+    bool postmaster = ingress_is_postmaster(c, &cmd->addr);
+    if (postmaster && !c->ingress_postmaster[0]) {
+        /* RFC 5321 4.5.1 asks every host to take mail for postmaster; this node delivers nothing locally, and
+         * accepting it only to bounce it later would send the bounce to a sender anyone can forge */
+        s->errors++;
+        ingress_session_reply(s, "550 5.1.1 <%s>: this host has no postmaster mailbox; write to postmaster of the "
+                                 "sender's domain", cmd->addr.mailbox);
         return;
     }
     if (!ingress_policy_rcpt(s, cmd))
@@ -352,9 +364,9 @@ static void cmd_rcpt(struct ingress_session *s, const struct smtp_cmd *cmd)
         s->rcpt_cap = s->rcpt_cap ? s->rcpt_cap * 2 : 8;
         s->rcpts = xrealloc(s->rcpts, s->rcpt_cap * sizeof(*s->rcpts));
     }
-    /* Postmaster without a domain is ours: route it to the node's own host name */
-    if (cmd->addr.flags & SMTP_ADDR_POSTMASTER)
-        s->rcpts[s->n_rcpts++] = xasprintf("postmaster@%s", c->hostname);
+    /* <Postmaster>, and postmaster@ this host, go to [ingress] postmaster */
+    if (postmaster)
+        s->rcpts[s->n_rcpts++] = xstrdup(c->ingress_postmaster);
     else
         s->rcpts[s->n_rcpts++] = xstrdup(cmd->addr.mailbox);
     s->state = INGRESS_S_RCPT;

@@ -8,7 +8,7 @@
  * restored at its walk, so it survives restarts; its id is its start (unix ms, unique).
  * sched_admin_view.c: the read-only ops: queue-summary (per path or rolled up by site, provider or source;
  * counts since start, rates over the last minute from 10 s snapshots, the last failure response of each
- * path) and inspect-sched-q / inspect-ready-q.
+ * path), inspect-sched-q / inspect-ready-q and inspect-message-sched (one message's queue entries).
  */
 #ifndef RINGMAIL_SCHED_ADMIN_H
 #define RINGMAIL_SCHED_ADMIN_H

@@ -1,5 +1,6 @@
 /*
- * sched_admin_view - queue-summary, inspect-sched-q and inspect-ready-q from the scheduler's memory
+ * sched_admin_view - queue-summary, inspect-sched-q, inspect-ready-q and the scheduler's part of
+ * inspect-message from the scheduler's memory
  * (contract in sched_admin.h; the documents: docs/admin-api.md)
  *
  * Per path: D delivered, T transient failures, B bounced (since the scheduler started), C open connections,
@@ -15,6 +16,7 @@
 #include <strings.h>
 
 #include "base/mem.h"
+#include "common/proto_env.h"
 #include "scheduler/sched_admin.h"
 #include "scheduler/sched_shaping.h"
 #include "scheduler/sched_tsa.h"
@@ -454,6 +456,43 @@ static unsigned inspect_path(struct scheduler *sc, const char *name, json_t **re
     return 200;
 }
 
+/* inspect_message - the scheduler's entries of one message: one per recipient domain group still queued,
+ * found by probing rcpt_first 0 .. limit-1 (limit: the recipients the spool holds, at most
+ * PROTO_ENV_RCPT_MAX; 1 when not given) in the key index: hash lookups, no walk of the queues */
+static unsigned inspect_message(struct scheduler *sc, const struct proto_admin_args *a, json_t **result,
+                                const char **error)
+{
+    struct msgid id;
+    if (!a->message || msgid_parse(a->message, strlen(a->message), &id) < 0) {
+        *error = "message= is a message id: 32 hex digits";
+        return 400;
+    }
+    uint64_t n = a->limit ? a->limit : 1, now = scheduler_now_ms();
+    if (n > PROTO_ENV_RCPT_MAX)
+        n = PROTO_ENV_RCPT_MAX;
+    json_t *entries = json_array();
+    for (uint32_t r = 0; r < n && json_array_size(entries) < PROTO_ADMIN_RCPTS_MAX; r++) {
+        struct msgid key;
+        const struct sched_msg *m;
+        if (!sched_keys_key(&sc->keys, id, r, false, &key) || !(m = sched_msg_find(sc->core, key)))
+            continue;
+        json_t *o = msg_json(sc, m, now);
+        json_object_del(o, "id");
+        const struct sched_path *p = m->state == SCHED_MSG_READY       ? m->at.path
+                                     : m->state == SCHED_MSG_IN_FLIGHT ? m->at.lease->path
+                                                                       : NULL;
+        if (p)
+            json_object_set_new(o, "path", json_sprintf("%s->%s", sched_path_source_name(sc->core, p),
+                                                        p->site->n.name));
+        if (m->state == SCHED_MSG_SCHEDULED)
+            json_object_set_new(o, "next_due_ms", json_integer((json_int_t)m->timer.due_ms));
+        json_object_set_new(o, "domain", json_string(m->queue->domain ? m->queue->domain->n.name : ""));
+        json_array_append_new(entries, o);
+    }
+    *result = json_pack("{s:o}", "entries", entries);
+    return 200;
+}
+
 unsigned sched_admin_view(struct scheduler *sc, const struct proto_admin_req *req, json_t **result,
                           const char **error)
 {
@@ -464,6 +503,8 @@ unsigned sched_admin_view(struct scheduler *sc, const struct proto_admin_req *re
         return inspect_queue(sc, req->args.name, result, error);
     case PROTO_ADMIN_INSPECT_PATH:
         return inspect_path(sc, req->args.name, result, error);
+    case PROTO_ADMIN_INSPECT_MESSAGE:
+        return inspect_message(sc, &req->args, result, error);
     default:
         *error = "unknown op";
         return 400;

@@ -24,7 +24,7 @@
 #include "shm/shm_ring.h"
 
 #define SHM_MAGIC 0x52494e474d41494cull /* "RINGMAIL" */
-#define SHM_LAYOUT_VERSION 4
+#define SHM_LAYOUT_VERSION 6 /* 5 twice over: the log_followers word and the spool command pages */
 #define SHM_NO_RING 0xffffu
 /* 2 + 2N + 4M rings (shm_segment.c build_topology): 194 with 32 + 32 workers. The array used to be
  * declared 4 * 32 + 2 long while creation wrote up to 194 entries into the header's page padding;
@@ -37,6 +37,8 @@ struct shm_ring_desc {
     uint32_t reserved;
     uint64_t off; /* from the segment base */
 };
+
+#define SHM_LOG_FOLLOW_FLUSH_MS 100u
 
 struct shm_header {
     uint64_t magic;
@@ -63,6 +65,9 @@ struct shm_header {
     /* ringctl set-log-level: per role, 0 the configured level, 1 + enum log_level an operator's override
      * (written by the supervisor; a role takes any other value as 0) */
     _Atomic uint32_t log_level[PROTO_NODE_ROLE__MAX];
+    /* `ringctl tail-log --follow`: 1 while a follower is connected (written by the supervisor); the spool
+     * then flushes its log at least every SHM_LOG_FOLLOW_FLUSH_MS. A role takes any value but 1 as 0. */
+    _Atomic uint32_t log_followers;
     uint16_t ring_index[PROTO_NODE_MAX_INSTANCES]
                        [PROTO_NODE_MAX_INSTANCES]; /* [producer][consumer] -> ring or SHM_NO_RING */
     struct shm_ring_desc rings[SHM_MAX_RINGS];

@@ -11,6 +11,7 @@
  *                records, DSNs, MSG_SPOOL_MESSAGE_UPDATED after the commit
  * spool_dlv.c    the rules those apply (queue names, run checks, state changes), without a process
  * spool_wal.c    the write-ahead of log records in the write batch, log sync, range delete, replay
+ * spool_admin.c  the admin command channel's spool end: inspect a message, start and follow a compaction
  *
  * The outbox holds ring records that could not be pushed (a full ring) and is retried first on every
  * pass, so an ack is delayed, never dropped. The announce backlog does the same for arena runs.
@@ -24,6 +25,7 @@
 #include "common/msgid.h"
 #include "rt/role_rt.h"
 #include "spool/spool_db.h"
+#include "spool/spool_dsn_limit.h"
 #include "spool/spool_log.h"
 #include "common/proto_dlv.h"
 #include "common/proto_env.h"
@@ -54,6 +56,9 @@ struct spool_env {
     struct msgid id;
     struct proto_env rec; /* decoded, owned */
     bool gone;            /* deleted in the batch (every recipient final) */
+    /* rec.meta when the spool changed it (the DSN count): an array of its own, and the value */
+    struct proto_env_meta *meta_own;
+    char meta_val[12];
 };
 
 /* one MSG_SPOOL_MESSAGE_UPDATED owed after the commit */
@@ -98,6 +103,7 @@ struct spool {
     size_t n_upds, upds_cap;
     struct spool_dsn_msg **dsns;
     size_t n_dsns, dsns_cap;
+    struct spool_dsn_limit dsn_limit;
     struct spool_wal_rec *walq; /* records of the open batch, written to the log once it is durable */
     size_t n_walq, walq_cap;
     uint64_t wal_logged;       /* every write-ahead record up to it is in the log writer */
@@ -124,7 +130,17 @@ struct spool {
     uint64_t walk_announced;
     bool space_low;
     uint64_t last_space_check_ns;
+
+    uint64_t admin_seq;     /* the request page's sequence number when last looked at */
+    bool compact_watch;     /* a compaction started here runs: its end is logged */
 };
+
+/* spool_admin.c */
+void spool_admin_init(struct spool *sp);
+/* spool_admin_poll - a new request in the spool's command page: answer it (cheap when there is none) */
+void spool_admin_poll(struct spool *sp);
+/* spool_admin_tick - log the end of a compaction started here (RocksDB properties: once a tick, not per pass) */
+void spool_admin_tick(struct spool *sp);
 
 /* spool_store.c */
 void spool_store_request(struct spool *sp, unsigned from, const struct proto_rec *rec);

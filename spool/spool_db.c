@@ -175,6 +175,9 @@ static void db_close_rocks(struct spool_db *db)
 
 static void db_free(struct spool_db *db)
 {
+    spool_db_compact_stop(db);
+    if (db->compact.lock_init)
+        pthread_mutex_destroy(&db->compact.lock);
     db_close_rocks(db);
     for (int i = 0; i < CF__COUNT; i++)
         if (db->cfopt[i] != NULL)
@@ -229,6 +232,7 @@ void spool_db_close(struct spool_db *db)
 
 int spool_db_recover(struct spool_db *db)
 {
+    spool_db_compact_stop(db);
     db_close_rocks(db);
     int rc = db_open_rocks(db);
     if (rc < 0) {

@@ -27,7 +27,8 @@
  * absent. Reads keep working meanwhile. spool_db_needs_recover() says when it is due; a
  * reopen needs some free space (RocksDB flushes the replayed WAL), so call it when
  * spool_db_space_low() turns false.
- * Threading: one thread uses a spool_db at a time (the spool is single-threaded).
+ * Threading: one thread uses a spool_db at a time (the spool is single-threaded); the one exception is the
+ * compaction thread of spool_db_compact_start(), which only flushes and compacts.
  */
 #ifndef RINGMAIL_SPOOL_DB_H
 #define RINGMAIL_SPOOL_DB_H
@@ -187,6 +188,32 @@ int spool_db_get_body(struct spool_db *db, struct msgid id, struct buf *out);
  * -ENOBUFS (with *len set) when cap is too small.
  */
 int spool_db_read_body(struct spool_db *db, struct msgid id, void *dst, size_t cap, size_t *len);
+
+/* ---- flush and full compaction (spool_db_compact.c) ---- */
+
+/*
+ * spool_db_compact_start() starts a flush and a full compaction of every column family on a thread of its
+ * own and returns at once: 0, -EALREADY when one runs, or -errno. RocksDB's handle is thread-safe, so
+ * commits go on meanwhile. spool_db_compact_status() is the progress (cheap: RocksDB properties).
+ * spool_db_close() and spool_db_recover() stop a running compaction and join its thread first.
+ */
+struct spool_db_compact_status {
+    uint64_t runs;             /* compactions started since open */
+    bool running;
+    uint64_t started_ms, finished_ms; /* unix ms of the last run; finished_ms 0 while it runs */
+    unsigned families_done, families_total;
+    int result;                /* of the last finished run: 0, -ECANCELED, -EIO (error says why) */
+    char error[256];
+    uint64_t running_compactions, running_flushes; /* RocksDB's, any cause */
+    bool compaction_pending;
+    uint64_t pending_bytes;    /* rocksdb.estimate-pending-compaction-bytes */
+    uint64_t sst_bytes_before, sst_bytes; /* rocksdb.total-sst-files-size at the start and now */
+};
+int spool_db_compact_start(struct spool_db *db);
+void spool_db_compact_status(struct spool_db *db, struct spool_db_compact_status *out);
+/* spool_db_compact_stop - stop a running compaction and join the thread (no-op when there is none); only
+ * before the handle is closed (spool_db_close, spool_db_recover call it) */
+void spool_db_compact_stop(struct spool_db *db);
 
 /* ---- start-up walk (spool_db_walk.c) ---- */
 

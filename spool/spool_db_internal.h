@@ -9,7 +9,9 @@
 #ifndef RINGMAIL_SPOOL_DB_INTERNAL_H
 #define RINGMAIL_SPOOL_DB_INTERNAL_H
 
+#include <pthread.h>
 #include <rocksdb/c.h>
+#include <stdatomic.h>
 
 #include "spool/spool_db.h"
 
@@ -21,6 +23,19 @@ enum spool_db_cf {
     CF_LOGAHEAD = 4,
     CF_TSA = 5, /* traffic shaping automation firings (spool_db_tsa.c) */
     CF__COUNT = 6,
+};
+
+/* the compaction thread's state (spool_db_compact.c): atomics and `error` (under lock) are shared with it */
+struct spool_db_compact {
+    pthread_t thread;
+    bool joinable, lock_init;
+    pthread_mutex_t lock;
+    char error[256];
+    _Atomic bool running, stop;
+    _Atomic unsigned families_done;
+    _Atomic int result;
+    _Atomic uint64_t finished_ms;
+    uint64_t started_ms, sst_before, runs;
 };
 
 struct spool_db {
@@ -40,6 +55,7 @@ struct spool_db {
     uint64_t logrec_next; /* sequence number of the next log record */
     uint64_t tsa_next;    /* sequence number of the next TSA firing */
     struct spool_db_stats stats;
+    struct spool_db_compact compact;
 };
 
 struct spool_db_batch {

@@ -39,6 +39,7 @@ struct spool_log {
     uint64_t max_segment_bytes;
     uint64_t max_segment_age_ns;
     uint64_t flush_interval_ns;
+    uint64_t flush_interval_cfg_ns; /* as opened; flush_interval_ns is shorter while a tail-log follows */
     size_t flush_bytes;
     size_t max_pending;
     ZSTD_CCtx *cctx;
@@ -458,6 +459,7 @@ int spool_log_open(const struct spool_log_opts *opts, uint64_t now_ns, struct sp
                                                       : SPOOL_LOG_DEFAULT_SEGMENT_AGE_NS;
     lg->flush_interval_ns = opts->flush_interval_ns ? opts->flush_interval_ns
                                                     : SPOOL_LOG_DEFAULT_FLUSH_NS;
+    lg->flush_interval_cfg_ns = lg->flush_interval_ns;
     lg->flush_bytes = opts->flush_bytes ? opts->flush_bytes : SPOOL_LOG_DEFAULT_FLUSH_BYTES;
     lg->max_pending = opts->max_pending_bytes ? opts->max_pending_bytes
                                               : SPOOL_LOG_DEFAULT_PENDING_MAX;
@@ -729,6 +731,11 @@ int spool_log_admin_bounce(struct spool_log *lg, const struct spool_log_event *e
 int spool_log_rejection(struct spool_log *lg, const struct spool_log_event *ev)
 {
     return spool_log_event(lg, SPOOL_LOG_REJECTION, ev);
+}
+
+void spool_log_set_flush_interval(struct spool_log *lg, uint64_t ns)
+{
+    lg->flush_interval_ns = ns ? ns : lg->flush_interval_cfg_ns;
 }
 
 int spool_log_tick(struct spool_log *lg, uint64_t now_ns)

@@ -175,6 +175,8 @@ int spool_log_write(struct spool_log *lg, const json_t *rec);
 int spool_log_write_line(struct spool_log *lg, const char *line, size_t len);
 
 /* spool_log_tick - flush when the interval passed, finish the segment when it is too old */
+/* spool_log_set_flush_interval - the longest time a record waits from now on (0: the opened value) */
+void spool_log_set_flush_interval(struct spool_log *lg, uint64_t ns);
 int spool_log_tick(struct spool_log *lg, uint64_t now_ns);
 /* spool_log_flush - write everything buffered as one frame now */
 int spool_log_flush(struct spool_log *lg);

@@ -4,7 +4,8 @@
  * Opens the RocksDB store ([spool] dir, default DATA_DIR/spool) and the log segments ([log] dir,
  * default DATA_DIR/logs), then serves: store requests from ingress (group commit, spool_store.c),
  * walk requests from the scheduler (spool_walk.c), loads for egress (spool_load.c), attempt results and
- * fails (spool_upd.c) in the same group commit. Each second it checks free space: below
+ * fails (spool_upd.c) in the same group commit, and the supervisor's admin requests (spool_admin.c).
+ * Each second it checks free space: below
  * [spool] free_space_min it raises the flag that makes ingress answer 452 at MAIL (DISK-01); after a
  * failed write (ENOSPC) it reopens the database once space is back (DISK-02).
  * A database that cannot be opened is fatal: the supervisor restarts the spool with backoff and
@@ -69,6 +70,7 @@ static bool on_idle(struct role_rt *rt)
     spool_out_flush(sp);
     spool_tsa_flush(sp);
     spool_ann_flush(sp);
+    spool_admin_poll(sp);
     return spool_walk_step(sp);
 }
 
@@ -106,6 +108,13 @@ static void on_tick(struct role_rt *rt, uint64_t now)
     spool_out_flush(sp);
     spool_tsa_flush(sp);
     spool_ann_flush(sp);
+    /* a `ringctl tail-log --follow` is connected (the supervisor's word; anything but 1 is "no"): records
+     * reach the log within a tick or two rather than a flush interval */
+    bool followed = atomic_load_explicit(&rt->seg.hdr->log_followers, memory_order_relaxed) == 1u;
+    uint64_t fast = CLOCK_MS(SHM_LOG_FOLLOW_FLUSH_MS);
+    spool_log_set_flush_interval(sp->log, followed && fast < CLOCK_MS(rt->cfg.log_flush_interval_ms) ? fast : 0);
+    spool_admin_poll(sp);
+    spool_admin_tick(sp);
     spool_wal_tick(sp, clock_real_ns());
 }
 
@@ -172,6 +181,7 @@ int main(int argc, char **argv)
     sp.space_low = false;
     check_space(&sp, clock_mono_ns() + CLOCK_SEC(2));
     log_info("spool database %s, logs %s", sp.db_dir, sp.log_dir);
+    spool_admin_init(&sp);
 
     role_rt_ready(&rt);
     rc = role_rt_run(&rt);

@@ -271,6 +271,40 @@ static void make_dsn(struct spool *sp, struct msgid id, const struct proto_env *
     sp->dsns[sp->n_dsns++] = dm;
 }
 
+/* dsn_admit - whether the event may make a DSN ([dsn] max_per_message, max_per_sender); when it may, the
+ * message's count goes up in its envelope (written by write_env with the recipients' new states) */
+static bool dsn_admit(struct spool *sp, struct spool_env *e)
+{
+    const struct cfg *c = &sp->rt->cfg;
+    uint32_t sent = spool_dsn_meta(&e->rec);
+    if (!spool_dsn_admit(&sp->dsn_limit, e->rec.sender, sent, c->dsn_max_per_message, c->dsn_max_per_sender,
+                         CLOCK_MS(c->dsn_sender_window_ms), clock_mono_ns())) {
+        char idtext[MSGID_TEXT_SIZE];
+        msgid_format(e->id, idtext);
+        log_info("no DSN for %s to <%s>: over [dsn] max_per_message (%u sent) or max_per_sender", idtext,
+                 e->rec.sender, sent);
+        return false;
+    }
+    snprintf(e->meta_val, sizeof(e->meta_val), "%u", sent + 1);
+    for (uint32_t i = 0; i < e->rec.meta_count; i++) {
+        if (strcmp(e->rec.meta[i].key, SPOOL_DSN_META) == 0) {
+            e->rec.meta[i].value = e->meta_val;
+            return true;
+        }
+    }
+    if (e->rec.meta_count >= PROTO_ENV_META_MAX)
+        return true; /* no room to count it: the DSN still goes, the per-sender bound still holds */
+    struct proto_env_meta *m = xcalloc(e->rec.meta_count + 1u, sizeof(*m));
+    if (e->rec.meta_count)
+        memcpy(m, e->rec.meta, e->rec.meta_count * sizeof(*m));
+    m[e->rec.meta_count] = (struct proto_env_meta){SPOOL_DSN_META, e->meta_val};
+    free(e->meta_own);
+    e->meta_own = m;
+    e->rec.meta = m;
+    e->rec.meta_count++;
+    return true;
+}
+
 /* write_env - the changed envelope into the batch; the message leaves the spool with its last recipient */
 static void write_env(struct spool *sp, struct spool_env *e)
 {
@@ -386,9 +420,10 @@ void spool_upd_attempt(struct spool *sp, unsigned from, const struct proto_rec *
     }
     if (tsa >= 0)
         spool_tsa_attempt(sp, &e->rec, &a, (uint16_t)tsa);
+    bool send_dsn = n_items > 0 && dsn_admit(sp, e);
     if (changed)
         write_env(sp, e);
-    if (n_items > 0)
+    if (send_dsn)
         make_dsn(sp, id, &e->rec, items, n_items);
     dsn_items_free(items, n_items);
     upd_push(sp, id, a.hdr.rcpt_first, ei);
@@ -447,9 +482,10 @@ void spool_upd_fail(struct spool *sp, unsigned from, const struct proto_rec *rec
             dsn_item_add(&items, &n_items, e->rec.rcpts[i].addr, &resp, NULL, ev.ts);
     }
     free(mark);
+    bool send_dsn = n_items > 0 && dsn_admit(sp, e);
     if (n > 0)
         write_env(sp, e);
-    if (n_items > 0)
+    if (send_dsn)
         make_dsn(sp, id, &e->rec, items, n_items);
     dsn_items_free(items, n_items);
     upd_push(sp, id, f->rcpt_first, ei);
@@ -512,8 +548,10 @@ void spool_upd_committed(struct spool *sp, int rc)
         }
     }
     sp->n_upds = 0;
-    for (size_t i = 0; i < sp->n_envs; i++)
+    for (size_t i = 0; i < sp->n_envs; i++) {
         proto_env_fini(&sp->envs[i].rec);
+        free(sp->envs[i].meta_own);
+    }
     sp->n_envs = 0;
 }
 
@@ -523,6 +561,7 @@ void spool_upd_fini(struct spool *sp)
     free(sp->dsns);
     free(sp->upds);
     free(sp->envs);
+    spool_dsn_limit_fini(&sp->dsn_limit);
     bounce_class_free(sp->bc);
     sp->bc = NULL;
 }

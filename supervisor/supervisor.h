@@ -7,6 +7,7 @@
  * supervisor_admin.c   the admin HTTP API (libmicrohttpd, own thread) that ringctl talks to
  * supervisor_auth.c    its access control: token, Host/Origin, trusted networks, Unix socket, audit log
  * supervisor_ops.c     its live-operations endpoints, answered by the scheduler (command channel)
+ * supervisor_inspect.c inspect-message and spool-compact (the spool's command channel and the scheduler's)
  *
  * Threads: the main thread owns everything; the admin thread only reads the shared-memory role
  * table (for display) and the immutable start-up facts (instance count, each instance's role and
@@ -21,7 +22,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #include "cfg/cfg.h"
+#include "common/proto_admin.h"
 #include "shm/shm_segment.h"
 
 struct MHD_Connection;
@@ -169,6 +173,8 @@ void supervisor_listen_close(struct supervisor *s);
 /* supervisor_admin.c */
 int supervisor_admin_start(struct supervisor *s, char **err);
 void supervisor_admin_stop(struct supervisor *s);
+/* supervisor_admin_arg_ok - a name a query may carry: UTF-8, no space or control character, at most 4096 bytes */
+bool supervisor_admin_arg_ok(const char *v);
 /* supervisor_admin_tick - main loop: close admin connections that are too slow to send their request */
 void supervisor_admin_tick(struct supervisor *s, uint64_t now);
 /* supervisor_request - called by the admin thread; blocks until the main thread answered */
@@ -181,6 +187,23 @@ struct MHD_Connection;
  * suspend, bounce, inspect...): the HTTP code and *body (heap JSON); 0 when url is none of them */
 unsigned supervisor_ops_request(struct supervisor *s, struct MHD_Connection *c, const char *url, bool post,
                                 char **body);
+/* supervisor_ops_ask - req through the command channel of `role` (PROTO_NODE_ROLE_SCHEDULER or _SPOOL; id and
+ * deadline are set here): the HTTP code, and the role's decoded result (*result, a json_t reference) on 200,
+ * else an error document in *body (heap) */
+unsigned supervisor_ops_ask(struct supervisor *s, enum proto_node_role role, struct proto_admin_req *req,
+                            json_t **result, char **body);
+/* supervisor_ops_error - an error document {"ok": false, "error": msg} into *body; returns code */
+unsigned supervisor_ops_error(unsigned code, const char *msg, char **body);
+
+/* supervisor_inspect.c */
+/* supervisor_inspect_request - inspect-message and spool-compact: the HTTP code and *body; 0 when url is none
+ * of them. who: the client as the records name it */
+unsigned supervisor_inspect_request(struct supervisor *s, struct MHD_Connection *c, const char *url, bool post,
+                                    const char *who, char **body);
+/* supervisor_inspect_merge - the inspect-message answer from the spool's decoded result (NULL: not in the
+ * spool) and the scheduler's entries (NULL: it did not answer; sched_error says why); any content of
+ * either is taken (they are role-written): members of another type are left out, indexes are checked */
+json_t *supervisor_inspect_merge(const char *id, const json_t *spool, const json_t *entries, const char *sched_error);
 
 /* supervisor_shaping.c */
 /* supervisor_shaping_load - the shaping of configuration c: 0 and *out, or -EINVAL with every error in

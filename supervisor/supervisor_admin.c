@@ -8,6 +8,7 @@
  *   POST /api/v1/restart/ROLE[/INDEX]    restart one role's workers without touching the others
  *   POST /api/v1/reload                  validate and reload the configuration (as SIGHUP)
  *   /api/v1/queue-summary, suspend, suspend-ready-q, bounce, inspect-*: supervisor_ops.c
+ *   GET  /api/v1/logs?type=T&domain=D&queue=Q&limit=N&follow=1   the message log: supervisor_logs.c
  *   GET  /metrics                        Prometheus text from the shared-memory counters
  *
  * Access control (supervisor_auth.c, docs/admin-api.md "Access control") is applied here, once, to
@@ -51,6 +52,7 @@
 #include "base/utf8.h"
 #include "common/proto_status.h"
 #include "supervisor/supervisor_auth.h"
+#include "supervisor/supervisor_logs.h"
 
 #define ADMIN_BODY_MAX (1u << 20)
 #define ADMIN_MAX_CONNECTIONS 256u
@@ -267,8 +269,7 @@ static char *metrics_text(struct supervisor *s)
     return buf_take(&out);
 }
 
-/* arg_ok - a name the shaping documents can carry: UTF-8, no space or control character, bounded */
-static bool arg_ok(const char *v)
+bool supervisor_admin_arg_ok(const char *v)
 {
     size_t n = strlen(v);
     if (n > 4096 || !utf8_valid(v, n))
@@ -292,7 +293,7 @@ static enum MHD_Result on_shaping_arg(void *cls, enum MHD_ValueKind kind, const 
     (void)kind;
     if (strcmp(key, "domain") == 0 || strcmp(key, "source") == 0)
         return MHD_YES;
-    if (a->n == sizeof(a->names) / sizeof(a->names[0]) || !arg_ok(key) ||
+    if (a->n == sizeof(a->names) / sizeof(a->names[0]) || !supervisor_admin_arg_ok(key) ||
         (value && (strlen(value) > 4096 || !utf8_valid(value, strlen(value))))) {
         a->overflow = true;
         return MHD_NO;
@@ -312,7 +313,8 @@ static enum MHD_Result shaping_request(struct supervisor *s, struct MHD_Connecti
     req.site = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "site");
     if (!req.domain || !req.domain[0] || strlen(req.domain) > 255)
         return respond_error(c, MHD_HTTP_BAD_REQUEST, "domain= is required (at most 255 bytes)");
-    if (!arg_ok(req.domain) || (req.source && !arg_ok(req.source)) || (req.site && !arg_ok(req.site)))
+    if (!supervisor_admin_arg_ok(req.domain) || (req.source && !supervisor_admin_arg_ok(req.source)) ||
+        (req.site && !supervisor_admin_arg_ok(req.site)))
         return respond_error(c, MHD_HTTP_BAD_REQUEST, "domain, source and site are UTF-8 without spaces or controls");
     if (set) {
         MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, on_shaping_arg, &a);
@@ -408,6 +410,8 @@ static enum MHD_Result on_request(struct supervisor *s, struct MHD_Connection *c
         proto_status_queues_fini(&q);
         return respond_doc(c, MHD_HTTP_OK, text);
     }
+    if (get && strcmp(url, "/api/v1/logs") == 0)
+        return supervisor_logs_request(s, c);
     if (get && (strcmp(url, "/api/v1/tsa/status") == 0 || strcmp(url, "/api/v1/tsa/history") == 0))
         return tsa_doc(s, c, strcmp(url, "/api/v1/tsa/history") == 0);
     char *ops_body = NULL; /* queue-summary, suspend, bounce, inspect: supervisor_ops.c */
@@ -529,7 +533,8 @@ static void admin_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 /* admin_daemon - one libmicrohttpd daemon with the limits; a listening socket of ours, or the address */
 static struct MHD_Daemon *admin_daemon(struct admin_ep *ep, int listen_fd, struct sockaddr_storage *ss)
 {
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    /* suspend/resume: a tail-log stream waits for records without a thread of its own (supervisor_logs.c) */
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (listen_fd >= 0)
         return MHD_start_daemon(flags, 0, NULL, NULL, &admin_access, ep, MHD_OPTION_LISTEN_SOCKET, listen_fd,
                                 MHD_OPTION_CONNECTION_TIMEOUT, ADMIN_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
@@ -560,6 +565,7 @@ int supervisor_admin_start(struct supervisor *s, char **err)
     }
     if ((rc = supervisor_auth_init(s, err)) < 0)
         return rc;
+    supervisor_logs_start(s);
     admin_tcp = (struct admin_ep){.s = s};
     admin_unix = (struct admin_ep){.s = s, .local = true};
     s->admin = admin_daemon(&admin_tcp, -1, &ss);
@@ -597,10 +603,12 @@ void supervisor_admin_tick(struct supervisor *s, uint64_t now)
 
 void supervisor_admin_stop(struct supervisor *s)
 {
+    supervisor_logs_shutdown(s); /* a suspended tail-log stream is resumed (and ended) before its daemon stops */
     if (s->admin)
         MHD_stop_daemon(s->admin);
     if (s->admin_unix)
         MHD_stop_daemon(s->admin_unix);
     s->admin = s->admin_unix = NULL;
+    supervisor_logs_stop(s);
     supervisor_auth_fini(s);
 }

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -277,6 +278,45 @@ static void setup_user(struct supervisor *s)
     s->drop_privileges = true;
 }
 
+/* setup_fd_limit - the roles inherit RLIMIT_NOFILE: an ingress worker holds up to [ingress] max_connections
+ * sessions plus its own files, an egress worker its connections. Raise the hard limit (as root) to what
+ * that needs, at least 65536 and at most fs.nr_open, and the soft limit with it; a role raises its own
+ * soft limit within the hard one and warns when it is still short. */
+static void setup_fd_limit(const struct supervisor *s)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    rlim_t want = (rlim_t)s->cfg.ingress_max_connections + 1024;
+    if (want < 65536)
+        want = 65536;
+    unsigned long long nr_open = 0;
+    FILE *f = fopen("/proc/sys/fs/nr_open", "re");
+    if (f) {
+        if (fscanf(f, "%llu", &nr_open) != 1)
+            nr_open = 0;
+        fclose(f);
+    }
+    if (nr_open && want > nr_open)
+        want = (rlim_t)nr_open;
+    struct rlimit up = rl;
+    if (up.rlim_max != RLIM_INFINITY && up.rlim_max < want)
+        up.rlim_max = want;
+    up.rlim_cur = up.rlim_max == RLIM_INFINITY || want < up.rlim_max ? want : up.rlim_max;
+    if (up.rlim_cur < rl.rlim_cur)
+        up.rlim_cur = rl.rlim_cur;
+    if (up.rlim_cur == rl.rlim_cur && up.rlim_max == rl.rlim_max)
+        return;
+    if (setrlimit(RLIMIT_NOFILE, &up) < 0) { /* not root: the soft limit up to the hard one */
+        up.rlim_max = rl.rlim_max;
+        up.rlim_cur = rl.rlim_max == RLIM_INFINITY || want < rl.rlim_max ? want : rl.rlim_max;
+        if (up.rlim_cur <= rl.rlim_cur || setrlimit(RLIMIT_NOFILE, &up) < 0)
+            up = rl;
+    }
+    log_info("file descriptors: limit %llu (hard %llu; was %llu/%llu)", (unsigned long long)up.rlim_cur,
+             (unsigned long long)up.rlim_max, (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
+}
+
 static void setup_data_dir(struct supervisor *s)
 {
     char *abs;
@@ -373,6 +413,7 @@ int main(int argc, char **argv)
     s->bin_dir = bin_dir ? xstrdup(bin_dir) : (s->cfg.bin_dir ? xstrdup(s->cfg.bin_dir) : default_bin_dir());
     setup_user(s);
     setup_data_dir(s);
+    setup_fd_limit(s);
 
     sigset_t mask;
     sigemptyset(&mask);

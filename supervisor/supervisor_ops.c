@@ -12,6 +12,7 @@
  *   GET  /api/v1/inspect-sched-q?name=Q,  GET /api/v1/inspect-ready-q?name=SOURCE->SITE
  *   POST /api/v1/log-level?level=L[&role=R]  (answered here: a word per role in the segment's header)
  *
+ * The spool has a channel of its own (the SPOOL page pair, same documents), used by supervisor_inspect.c.
  * Runs in the admin thread. One request at a time (ops_lock): the request goes into its page with an id
  * and a deadline, and the thread polls the reply page until a reply with that id is there, or answers
  * 504 at the deadline. The reply page is written by the scheduler: it is copied, and the copy decoded
@@ -35,11 +36,14 @@
 #include "cfg/cfg_value.h"
 #include "common/proto_admin.h"
 #include "common/proto_status.h"
+#include "shm/shm_bell.h"
 #include "supervisor/supervisor.h"
 #include "supervisor/supervisor_auth.h"
 
 #define OPS_TIMEOUT_MS 5000
 #define OPS_POLL_NS (2 * 1000 * 1000)
+
+#define error_body supervisor_ops_error
 
 static pthread_mutex_t ops_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t ops_next_id;
@@ -63,7 +67,7 @@ static const struct {
     {"/api/v1/inspect-ready-q", false, PROTO_ADMIN_INSPECT_PATH},
 };
 
-static unsigned error_body(unsigned code, const char *msg, char **body)
+unsigned supervisor_ops_error(unsigned code, const char *msg, char **body)
 {
     struct proto_status_reply r = {.ok = false, .error = msg};
     *body = proto_status_reply_encode(&r);
@@ -108,12 +112,22 @@ static void who_of(struct supervisor *s, struct MHD_Connection *c, bool post, ch
     snprintf(buf, len, "api %s%s%s", peer, post && s->auth.token_id[0] ? " token " : "", post ? s->auth.token_id : "");
 }
 
-/* ask - the request through the channel; the HTTP code and *body */
-static unsigned ask(struct supervisor *s, struct proto_admin_req *req, char **body)
+/* supervisor_ops_ask - (contract in supervisor.h) */
+unsigned supervisor_ops_ask(struct supervisor *s, enum proto_node_role role, struct proto_admin_req *req,
+                            json_t **result, char **body)
 {
-    struct proto_node_instance *sched = &s->seg.inst[shm_segment_instance_of(&s->seg, PROTO_NODE_ROLE_SCHEDULER, 0)];
-    if (atomic_load(&sched->state) != PROTO_NODE_INST_READY)
-        return error_body(MHD_HTTP_SERVICE_UNAVAILABLE, "the scheduler is not running: see `ringctl status`", body);
+    bool spool = role == PROTO_NODE_ROLE_SPOOL;
+    const char *name = spool ? "spool" : "scheduler";
+    unsigned req_page = spool ? PROTO_NODE_STATUS_SPOOL_REQ : PROTO_NODE_STATUS_ADMIN_REQ;
+    unsigned reply_page = spool ? PROTO_NODE_STATUS_SPOOL_REPLY : PROTO_NODE_STATUS_ADMIN_REPLY;
+    struct proto_node_instance *inst = &s->seg.inst[shm_segment_instance_of(&s->seg, role, 0)];
+    char msg[160];
+    *result = NULL;
+    *body = NULL;
+    if (atomic_load(&inst->state) != PROTO_NODE_INST_READY) {
+        snprintf(msg, sizeof(msg), "the %s is not running: see `ringctl status`", name);
+        return error_body(MHD_HTTP_SERVICE_UNAVAILABLE, msg, body);
+    }
     pthread_mutex_lock(&ops_lock);
     req->id = ++ops_next_id;
     req->deadline_ms = clock_real_ns() / 1000000u + OPS_TIMEOUT_MS;
@@ -123,22 +137,24 @@ static unsigned ask(struct supervisor *s, struct proto_admin_req *req, char **bo
         return error_body(MHD_HTTP_BAD_REQUEST, "arguments are UTF-8 text without control characters, "
                                                 "at most 1024 bytes each", body);
     }
-    int rc = shm_segment_page_publish(&s->seg, PROTO_NODE_STATUS_ADMIN_REQ, text, strlen(text));
+    int rc = shm_segment_page_publish(&s->seg, req_page, text, strlen(text));
     free(text);
+    if (rc == 0)
+        (void)shm_bell_ring(shm_segment_bell(inst)); /* else its next tick (200 ms) takes it */
     unsigned code = 0;
     uint64_t seen = 0;
     while (rc == 0 && code == 0) {
-        uint64_t seq = shm_segment_page_seq(&s->seg, PROTO_NODE_STATUS_ADMIN_REPLY);
+        uint64_t seq = shm_segment_page_seq(&s->seg, reply_page);
         if (seq != seen && !(seq & 1)) {
             size_t n = 0;
-            char *page = shm_segment_page_read(&s->seg, PROTO_NODE_STATUS_ADMIN_REPLY, &n, NULL);
+            char *page = shm_segment_page_read(&s->seg, reply_page, &n, NULL);
             struct proto_admin_reply r;
             char *why = NULL;
             int drc = page ? proto_admin_reply_decode(page, n, req->op, req->id, &r, &why) : -EAGAIN;
             if (drc == 0) {
                 code = r.status;
                 if (r.status == 200)
-                    *body = json_dumps(r.result, JSON_INDENT(2) | JSON_SORT_KEYS);
+                    *result = json_incref(r.result);
                 else
                     error_body(r.status, r.error, body);
                 proto_admin_reply_fini(&r);
@@ -146,24 +162,40 @@ static unsigned ask(struct supervisor *s, struct proto_admin_req *req, char **bo
                 seen = seq; /* an earlier request's reply: ours comes next */
             } else if (page) {
                 seen = seq;
-                log_warn("admin: the scheduler's reply breaks its schema: %s", why);
-                code = error_body(MHD_HTTP_BAD_GATEWAY, "the scheduler's reply is not valid", body);
+                log_warn("admin: the %s's reply breaks its schema: %s", name, why);
+                snprintf(msg, sizeof(msg), "the %s's reply is not valid", name);
+                code = error_body(MHD_HTTP_BAD_GATEWAY, msg, body);
             }
             free(why);
             free(page);
         }
-        if (code == 0 && clock_real_ns() / 1000000u >= req->deadline_ms)
-            code = error_body(MHD_HTTP_GATEWAY_TIMEOUT,
-                              "the scheduler did not answer within 5 s (busy or restarting: see `ringctl status`)",
-                              body);
+        if (code == 0 && clock_real_ns() / 1000000u >= req->deadline_ms) {
+            snprintf(msg, sizeof(msg), "the %s did not answer within 5 s (busy or restarting: see `ringctl status`)",
+                     name);
+            code = error_body(MHD_HTTP_GATEWAY_TIMEOUT, msg, body);
+        }
         if (code == 0)
             nanosleep(&(struct timespec){0, OPS_POLL_NS}, NULL);
     }
     pthread_mutex_unlock(&ops_lock);
     if (rc < 0)
         return error_body(MHD_HTTP_INTERNAL_SERVER_ERROR, "the request does not fit the command channel", body);
-    if (!*body)
+    if (!*result && !*body)
         return error_body(MHD_HTTP_INTERNAL_SERVER_ERROR, "the answer is not encodable", body);
+    return code;
+}
+
+/* ask - the request through the scheduler's channel; the HTTP code and *body */
+static unsigned ask(struct supervisor *s, struct proto_admin_req *req, char **body)
+{
+    json_t *result = NULL;
+    unsigned code = supervisor_ops_ask(s, PROTO_NODE_ROLE_SCHEDULER, req, &result, body);
+    if (result) {
+        *body = json_dumps(result, JSON_INDENT(2) | JSON_SORT_KEYS);
+        json_decref(result);
+        if (!*body)
+            return error_body(MHD_HTTP_INTERNAL_SERVER_ERROR, "the answer is not encodable", body);
+    }
     return code;
 }
 
@@ -206,6 +238,11 @@ unsigned supervisor_ops_request(struct supervisor *s, struct MHD_Connection *c, 
     *body = NULL;
     if (strcmp(url, "/api/v1/log-level") == 0)
         return log_level(s, c, post, body);
+    char who[192];
+    who_of(s, c, post, who, sizeof(who));
+    unsigned code = supervisor_inspect_request(s, c, url, post, who, body); /* supervisor_inspect.c */
+    if (code)
+        return code;
     for (; i < n && !(strcmp(endpoints[i].url, url) == 0 && endpoints[i].post == post); i++)
         url_known |= strcmp(endpoints[i].url, url) == 0;
     for (size_t k = i; k < n; k++)
@@ -214,8 +251,6 @@ unsigned supervisor_ops_request(struct supervisor *s, struct MHD_Connection *c, 
         return url_known ? error_body(MHD_HTTP_METHOD_NOT_ALLOWED,
                                       post ? "use GET for this endpoint" : "use POST for this endpoint", body)
                          : 0;
-    char who[192];
-    who_of(s, c, post, who, sizeof(who));
     struct proto_admin_req req = {
         .op = endpoints[i].op,
         .who = who,
@@ -242,7 +277,7 @@ unsigned supervisor_ops_request(struct supervisor *s, struct MHD_Connection *c, 
         return error_body(MHD_HTTP_BAD_REQUEST, "id= is required (the list command shows the ids)", body);
     if ((req.op == PROTO_ADMIN_INSPECT_QUEUE || req.op == PROTO_ADMIN_INSPECT_PATH) && !req.args.name)
         return error_body(MHD_HTTP_BAD_REQUEST, "name= is required", body);
-    unsigned code = ask(s, &req, body);
+    code = ask(s, &req, body);
     if (post)
         log_info("admin: %s by %s: HTTP %u", proto_admin_op_name(req.op), who, code);
     return code;

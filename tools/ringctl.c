@@ -8,6 +8,8 @@
  *   ringctl [--endpoint HOST:PORT] doctor
  *   ringctl validate-shaping FILE... / resolve-shaping ... (tools/ringctl_shaping.c)
  *   ringctl queue-summary / suspend / bounce / inspect-* ... (tools/ringctl_ops.c)
+ *   ringctl tail-log [--follow] [--type T] [--domain D] [--queue Q] [--limit N] [--json] (tools/ringctl_logs.c)
+ *   ringctl inspect-message ID [--body], spool-compact ... (tools/ringctl_inspect.c)
  *
  * Exit status: 0 done, 1 the node refused or failed the request, 2 usage, 3 the node cannot be
  * reached. HTTP/1.0 over TCP or the node's Unix socket, with the admin token when one is found
@@ -26,6 +28,8 @@
 #include "common/proto_status.h"
 #include "shm/shm_pages.h"
 #include "tools/ringctl_http.h"
+#include "tools/ringctl_logs.h"
+#include "tools/ringctl_inspect.h"
 #include "tools/ringctl_ops.h"
 #include "tools/ringctl_shaping.h"
 #include "tools/ringctl_tsa.h"
@@ -245,6 +249,11 @@ static void usage(FILE *f)
                "         --everything --reason R [--duration 5m]; bounce-list; bounce-cancel ID\n"
                "  inspect-sched-q NAME, inspect-ready-q SOURCE->SITE   config, throttle, suspensions, messages\n"
                "  set-log-level LEVEL [--role ROLE]   debug, info, warn, error or config, at run time\n"
+               "  tail-log [--follow] [--type T] [--domain D] [--queue Q] [--limit N] [--json]\n"
+               "                      the message log, newest last (default the last 20 records); --follow\n"
+               "                      goes on with new records until Ctrl-C; times are UTC\n"
+               "  inspect-message ID [--body]   envelope, recipient states and attempts, queue, next due, size\n"
+               "  spool-compact [--status | --no-wait]   flush and fully compact the spool's database, with progress\n"
                "where and how (docs/admin-api.md, \"Access control\"):\n"
                "  --endpoint HOST:PORT|unix:PATH  (env RINGCTL_ENDPOINT); default: the node's Unix socket\n"
                "                      DATA_DIR/admin.sock when it exists, else 127.0.0.1:8025\n"
@@ -278,7 +287,8 @@ int main(int argc, char **argv)
     /* the shaping commands parse their own options: the global ones come before them */
     int shaping_at = 0;
     for (int i = 1; i < argc && !shaping_at; i++)
-        if (ringctl_shaping_command(argv[i]) || ringctl_ops_command(argv[i]))
+        if (ringctl_shaping_command(argv[i]) || ringctl_ops_command(argv[i]) || ringctl_logs_command(argv[i]) ||
+            ringctl_inspect_command(argv[i]))
             shaping_at = i;
     while ((c = getopt_long(shaping_at ? shaping_at : argc, argv, "e:jhd:s:t:D:S:", opts, NULL)) != -1) {
         switch (c) {
@@ -313,6 +323,10 @@ int main(int argc, char **argv)
     }
     if (!(endpoint = ringctl_http_setup(&ho)))
         return 2;
+    if (shaping_at && ringctl_logs_command(argv[shaping_at])) /* tools/ringctl_logs.c */
+        return ringctl_logs_main(argc - shaping_at, argv + shaping_at, endpoint, raw_json);
+    if (shaping_at && ringctl_inspect_command(argv[shaping_at])) /* tools/ringctl_inspect.c */
+        return ringctl_inspect_main(argc - shaping_at, argv + shaping_at, endpoint, raw_json, ringctl_http_call);
     if (shaping_at && ringctl_ops_command(argv[shaping_at])) /* tools/ringctl_ops.c */
         return ringctl_ops_main(argc - shaping_at, argv + shaping_at, endpoint, raw_json, ringctl_http_call);
     if (shaping_at)

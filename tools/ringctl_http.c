@@ -201,16 +201,11 @@ static int read_all(int fd, const char *endpoint, char **out, size_t *out_len)
     return 0;
 }
 
-int ringctl_http_call(const char *endpoint, const char *method, const char *path, int *status, char **body,
-                      size_t *len)
+/* open_request - a connection with the request sent; the fd, or -errno (said on stderr) */
+static int open_request(const char *endpoint, const char *method, const char *path)
 {
     bool local = strncmp(endpoint, "unix:", 5) == 0;
     struct buf req = {0};
-    char *buf = NULL;
-    size_t n = 0;
-
-    *body = NULL;
-    *len = 0;
     int fd = connect_to(endpoint);
     if (fd < 0) {
         if (fd == -ECONNREFUSED || fd == -ENOENT)
@@ -233,24 +228,110 @@ int ringctl_http_call(const char *endpoint, const char *method, const char *path
         close(fd);
         return -EIO;
     }
-    rc = read_all(fd, endpoint, &buf, &n);
+    return fd;
+}
+
+/* head_parse - the status of an answer whose head ends before hdr_end; -EPROTO (said) when it is not HTTP */
+static int head_parse(const char *endpoint, const char *buf, size_t n, const char *hdr_end)
+{
+    if (strncmp(buf, "HTTP/1.", 7) != 0 || n < 12 || !hdr_end) {
+        fprintf(stderr, "ringctl: %s did not answer HTTP\n", endpoint);
+        return -EPROTO;
+    }
+    int status = atoi(buf + 9);
+    if (status == 401)
+        fprintf(stderr, "ringctl: the node wants the admin token%s%s\n", token[0] ? " (it refused the one sent)" : ": ",
+                token[0] ? "" : token_note[0] ? token_note : "--token-file FILE");
+    return status;
+}
+
+int ringctl_http_call(const char *endpoint, const char *method, const char *path, int *status, char **body,
+                      size_t *len)
+{
+    char *buf = NULL;
+    size_t n = 0;
+
+    *body = NULL;
+    *len = 0;
+    int fd = open_request(endpoint, method, path);
+    if (fd < 0)
+        return fd;
+    int rc = read_all(fd, endpoint, &buf, &n);
     close(fd);
     if (rc < 0)
         return rc;
     char *hdr_end = strstr(buf, "\r\n\r\n");
-    if (strncmp(buf, "HTTP/1.", 7) != 0 || n < 12 || !hdr_end) {
-        fprintf(stderr, "ringctl: %s did not answer HTTP\n", endpoint);
+    if ((rc = head_parse(endpoint, buf, n, hdr_end)) < 0) {
         free(buf);
-        return -EPROTO;
+        return rc;
     }
-    *status = atoi(buf + 9);
+    *status = rc;
     *len = n - (size_t)(hdr_end + 4 - buf);
     *body = xmalloc(*len + 1);
     memcpy(*body, hdr_end + 4, *len);
     (*body)[*len] = '\0';
     free(buf);
-    if (*status == 401)
-        fprintf(stderr, "ringctl: the node wants the admin token%s%s\n", token[0] ? " (it refused the one sent)" : ": ",
-                token[0] ? "" : token_note[0] ? token_note : "--token-file FILE");
     return 0;
+}
+
+int ringctl_http_stream(const char *endpoint, const char *path, int *status, ringctl_http_chunk_fn fn, void *ctx)
+{
+    int fd = open_request(endpoint, "GET", path);
+    if (fd < 0)
+        return fd;
+    struct buf head = {0};
+    bool in_body = false;
+    int rc = 0;
+    char chunk[16384];
+    for (;;) {
+        /* the head within the usual time; the body of a stream may pause for as long as it likes */
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int pr = poll(&p, 1, in_body ? -1 : RINGCTL_TIMEOUT_MS);
+        if (pr < 0) {
+            rc = -errno; /* EINTR: the caller's signal (Ctrl-C) ends the stream */
+            break;
+        }
+        if (pr == 0) {
+            fprintf(stderr, "ringctl: %s did not answer within %d s\n", endpoint, RINGCTL_TIMEOUT_MS / 1000);
+            rc = -ETIMEDOUT;
+            break;
+        }
+        ssize_t r = recv(fd, chunk, sizeof(chunk), 0);
+        if (r < 0 && errno == EINTR) {
+            rc = -EINTR;
+            break;
+        }
+        if (r < 0) {
+            rc = -errno;
+            fprintf(stderr, "ringctl: recv from %s: %s\n", endpoint, strerror(-rc));
+            break;
+        }
+        if (r == 0) {
+            if (!in_body) {
+                fprintf(stderr, "ringctl: %s did not answer HTTP\n", endpoint);
+                rc = -EPROTO;
+            }
+            break;
+        }
+        if (in_body) {
+            if ((rc = fn(ctx, chunk, (size_t)r)) < 0)
+                break;
+            continue;
+        }
+        buf_append(&head, chunk, (size_t)r);
+        char *hdr_end = strstr(buf_cstr(&head), "\r\n\r\n");
+        if (!hdr_end && head.len < 65536)
+            continue;
+        if ((rc = head_parse(endpoint, (const char *)head.data, head.len, hdr_end)) < 0)
+            break;
+        *status = rc;
+        in_body = true;
+        size_t off = (size_t)(hdr_end + 4 - (char *)head.data);
+        rc = head.len > off ? fn(ctx, (const char *)head.data + off, head.len - off) : 0;
+        if (rc < 0)
+            break;
+    }
+    buf_fini(&head);
+    close(fd);
+    return rc;
 }

@@ -29,4 +29,9 @@ const char *ringctl_http_setup(const struct ringctl_http_opts *o);
 int ringctl_http_call(const char *endpoint, const char *method, const char *path, int *status, char **body,
                       size_t *len);
 
+/* ringctl_http_stream - GET path and hand the body to fn as it arrives (no time limit once the head came),
+ * until the node closes: 0 with *status; fn's negative return, -EINTR (a signal), or -errno (said) */
+typedef int (*ringctl_http_chunk_fn)(void *ctx, const char *p, size_t n);
+int ringctl_http_stream(const char *endpoint, const char *path, int *status, ringctl_http_chunk_fn fn, void *ctx);
+
 #endif

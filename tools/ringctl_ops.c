@@ -148,6 +148,31 @@ static const char *cut(const char *s, size_t w, char *buf, size_t len)
     return buf;
 }
 
+const char *ringctl_ops_str(const json_t *o, const char *k)
+{
+    return str(o, k);
+}
+
+long long ringctl_ops_int(const json_t *o, const char *k)
+{
+    return num(o, k);
+}
+
+const char *ringctl_ops_nums(const json_t *o, const char *k, char *buf, size_t len)
+{
+    return nums(o, k, buf, len);
+}
+
+const char *ringctl_ops_ages(const json_t *o, const char *k, char *buf, size_t len)
+{
+    return ages(o, k, buf, len);
+}
+
+const char *ringctl_ops_cut(const char *s, size_t w, char *buf, size_t len)
+{
+    return cut(s, w, buf, len);
+}
+
 static bool colour;
 #define YELLOW (colour ? "\033[33m" : "")
 #define RED (colour ? "\033[31m" : "")

@@ -9,7 +9,9 @@
 #ifndef RINGMAIL_TOOLS_RINGCTL_OPS_H
 #define RINGMAIL_TOOLS_RINGCTL_OPS_H
 
+#include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "tools/ringctl_shaping.h"
 
@@ -20,5 +22,15 @@ int ringctl_ops_main(int argc, char **argv, const char *endpoint, bool json, rin
 void ringctl_ops_num(char *buf, size_t len, unsigned long long n);
 /* ringctl_ops_age - a duration in ms as operators read it: "5s", "47m", "1h59m", "3h", "2d"; "-" when negative */
 void ringctl_ops_age(char *buf, size_t len, long long ms);
+
+/* reading the node's answer member by member, for the other command files (ringctl_inspect.c): a member
+ * that is missing or of another type reads "-" (strings) or -1 (numbers) */
+const char *ringctl_ops_str(const json_t *o, const char *k);
+long long ringctl_ops_int(const json_t *o, const char *k);
+/* ringctl_ops_nums / _ages - a member as ringctl_ops_num / ringctl_ops_age print it, into buf */
+const char *ringctl_ops_nums(const json_t *o, const char *k, char *buf, size_t len);
+const char *ringctl_ops_ages(const json_t *o, const char *k, char *buf, size_t len);
+/* ringctl_ops_cut - s in at most w bytes, '~' marking a cut */
+const char *ringctl_ops_cut(const char *s, size_t w, char *buf, size_t len);
 
 #endif

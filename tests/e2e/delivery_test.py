@@ -297,6 +297,36 @@ class OutcomeTest(DeliveryCase):
         self.assertIn("egress[0]", self.node.log())
 
 
+
+class DsnLimitTest(DeliveryCase):
+    """Issue 13 #6: DSNs go to the envelope sender, which anyone can forge; one message to many dead
+    addresses at many domains made one DSN per domain. [dsn] max_per_message and max_per_sender bound them;
+    the Bounce records are written as always."""
+    records = ["dsn.test. 60 IN MX 10 mx1.mx.test.", "mx1.mx.test. 60 IN A 127.0.0.2"] + [
+        "d%d.test. 60 IN MX 10 mx1.mx.test." % i for i in range(5)]
+
+    def test_one_message_to_five_dead_domains_makes_at_most_two_dsns(self):
+        sink = self.sink("127.0.0.2")
+        self.start(port=sink.port, config="[dsn]\nmax_per_message = 2\n")
+        msg_id = self.send("victim@dsn.test", ["permfail@d%d.test" % i for i in range(5)])
+        wait_for(lambda: len(self.records_of("Bounce", msg_id)) == 5, 20, what="5 Bounce records")
+        self.wait_spool_empty()
+        time.sleep(1)  # a third DSN, were one made, would be on its way by now
+        self.assertEqual(sink.delivered_to("victim@dsn.test"), 2)
+        self.assertIn("max_per_message", self.node.log())
+
+    def test_dsns_to_one_sender_stop_at_max_per_sender(self):
+        sink = self.sink("127.0.0.2")
+        self.start(port=sink.port, config="[dsn]\nmax_per_sender = 2\nsender_window = \"1h\"\n")
+        ids = [self.send("Victim@dsn.test" if i % 2 else "victim@dsn.test", ["permfail%d@d0.test" % i])
+               for i in range(4)]
+        for msg_id in ids:
+            wait_for(lambda: len(self.records_of("Bounce", msg_id)) == 1, 20, what="the Bounce record")
+        self.wait_spool_empty()
+        time.sleep(1)
+        self.assertEqual(sum(1 for _, rcpts, _ in sink.messages if rcpts[0].lower() == "victim@dsn.test"), 2)
+        self.assertIn("max_per_sender", self.node.log())
+
 if __name__ == "__main__":
     result = unittest.main(verbosity=2, exit=False).result
     if not result.wasSuccessful():

@@ -4,14 +4,21 @@ sockets on loopback. One class per audit finding; each test failed on the code b
   #7 the 421 line of a refused connection stays one bounded, well-formed line with a 253-octet host name
   #9 a late durable ack of a session that gave up is never taken by the next session in its slot
   #4 a recipient written with a trailing dot ("x@example.com.") is stored and routed as x@example.com
+  #6 no backscatter at RCPT: <Postmaster> goes to [ingress] postmaster or gets 550; relay domains take only
+     the recipients of relay_recipients from clients outside relay_networks
+  #11 the ingress's descriptor limit follows max_connections; out of descriptors, accepts pause (no busy
+      loop, no log flood) and resume when descriptors are free again
 
     RINGMAIL_BUILD_DIR=/tmp/build /usr/bin/python3 tests/e2e/harden_ingress_test.py -k refusal
 """
 import json
 import os
+import shutil
+import resource
 import smtplib
 import socket
 import sys
+import tempfile
 import time
 import unittest
 
@@ -212,6 +219,148 @@ class TrailingDotTest(HardenCase):
                         what="the Reception record")
         self.assertEqual(recs[0]["recipient"], "x@Example.COM")
         self.assertEqual(recs[0]["queue"], "example.com")
+
+
+
+def nofile_limits(pid):
+    with open("/proc/%d/limits" % pid) as lim:
+        for line in lim:
+            if line.startswith("Max open files"):
+                f = line.split()
+                return int(f[3]), int(f[4])
+    raise AssertionError("no Max open files in /proc/%d/limits" % pid)
+
+
+def cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as st:
+        f = st.read().rsplit(")", 1)[1].split()
+    return int(f[11]) + int(f[12])  # utime + stime
+
+
+class FdLimitTest(HardenCase):
+    """#11: RLIMIT_NOFILE was never raised to match max_connections: a worker configured for 4000 sessions
+    on a host whose soft limit is 1024 ran out of descriptors at about a thousand."""
+
+    def test_ingress_may_open_max_connections_descriptors(self):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard != resource.RLIM_INFINITY and hard < 4400:
+            self.skipTest("the hard limit (%d) is too low to give 4000 sessions room" % hard)
+        node = self.start_node(Node(ingress="max_connections = 4000", nofile=(1024, hard)))
+        pid = node.instances()["ingress[0]"]["pid"]
+        isoft, ihard = nofile_limits(pid)
+        self.assertGreaterEqual(isoft, 4000 + 256, "ingress soft NOFILE %d for max_connections 4000" % isoft)
+        self.assertIn("file descriptors: limit", node.log())
+
+
+class AcceptBackoffTest(HardenCase):
+    """#11: out of descriptors, the multishot accept completed with EMFILE and was re-armed at once: a busy
+    loop that also wrote a log line per failure. Now accepts pause (10 ms doubling to 1 s), one warning per
+    10 s says how many failed, and service resumes when descriptors are free."""
+
+    LIMIT = 200
+
+    def test_emfile_pauses_accepts_and_recovers(self):
+        node = self.start_node(Node(ingress="max_connections_per_ip = 1000", nofile=(self.LIMIT, self.LIMIT)))
+        pid = node.instances()["ingress[0]"]["pid"]
+        self.assertEqual(nofile_limits(pid)[0], self.LIMIT)
+        self.assertIn("accepts pause", node.log(), "no warning that max_connections exceeds the limit")
+        socks = []
+        self.addCleanup(lambda: [s.close() for s in socks])
+        # more connections than the worker has descriptors: the rest wait in the listen backlog
+        for _ in range(self.LIMIT + 20):
+            socks.append(socket.create_connection(("127.0.0.1", node.smtp_port), timeout=5))
+        wait_for(lambda: "pausing accepts" in node.log(), 5, what="the pause warning")
+        time.sleep(0.5)
+        log_before = node.log().count("accept:")
+        t0, c0 = time.monotonic(), cpu_ticks(pid)
+        time.sleep(3)
+        busy = (cpu_ticks(pid) - c0) / os.sysconf("SC_CLK_TCK") / (time.monotonic() - t0)
+        log_lines = node.log().count("accept:") - log_before
+        self.assertLess(busy, 0.3, "the ingress spun at %.0f%% of a core while out of descriptors" % (busy * 100))
+        self.assertLessEqual(log_lines, 1, "%d accept warnings in 3 s" % log_lines)
+        # free the sessions: the clients still waiting in the backlog, and new ones, get their banners
+        for s in socks[:60]:
+            s.close()
+        late = socks[-1]
+        late.settimeout(10)
+        self.assertTrue(late.recv(512).startswith(b"220 "), "no banner for a client that waited in the backlog")
+        for s in socks[60:]:
+            s.close()
+        socks.clear()
+        s = socket.create_connection(("127.0.0.1", node.smtp_port), timeout=5)
+        socks.append(s)
+        s.settimeout(10)
+        self.assertTrue(s.recv(512).startswith(b"220 "), "no banner after descriptors were freed")
+        self.assertEqual(node.instances()["ingress[0]"]["pid"], pid, "the ingress was restarted")
+
+
+
+class BackscatterTest(HardenCase):
+    """#6: <Postmaster> was accepted from anyone and rewritten to postmaster@<hostname> (often without an
+    MX: a bounce to a forged sender, with the attacker's text); relay domains accepted any local part and
+    bounced later. 127.0.0.1 is an outside client here (relay_networks is 127.0.0.2 only)."""
+
+    def rcpt(self, addr):
+        c = smtplib.SMTP("127.0.0.1", self.node.smtp_port, timeout=10)
+        self.addCleanup(c.close)
+        c.ehlo("client.test")
+        c.mail("someone@forged.test")
+        return c.rcpt(addr)
+
+    def test_postmaster_without_a_mailbox_is_refused_at_rcpt(self):
+        node = Node(ingress='relay_networks = ["127.0.0.2/32"]')
+        node.base_config = node.base_config.replace("[node]\n", '[node]\nhostname = "mx.node.test"\n', 1)
+        node.write_config(node.base_config)
+        self.start_node(node)
+        for addr in ("<Postmaster>", "<postmaster@mx.node.test>", "<POSTMASTER@MX.NODE.TEST>"):
+            code, text = self.rcpt(addr)
+            self.assertEqual(code, 550, (addr, text))
+            self.assertIn(b"5.1.1", text)
+
+    def test_postmaster_goes_to_the_configured_mailbox(self):
+        self.start_node(Node(ingress='relay_networks = ["127.0.0.2/32"]\npostmaster = "ops@example.net"'))
+        c = smtplib.SMTP("127.0.0.1", self.node.smtp_port, timeout=10)
+        self.addCleanup(c.close)
+        c.ehlo("client.test")
+        c.mail("someone@forged.test")
+        self.assertEqual(c.rcpt("<Postmaster>")[0], 250)
+        code, _ = c.data(b"Subject: hello postmaster\r\n\r\nhi\r\n")
+        self.assertEqual(code, 250)
+        recs = wait_for(lambda: [r for r in self.node.log_records() if r["type"] == "Reception"], 10,
+                        what="the Reception record")
+        self.assertEqual(recs[0]["recipient"], "ops@example.net")
+
+    def test_relay_domains_take_only_listed_recipients_from_outside(self):
+        path = os.path.join(tempfile.mkdtemp(prefix="ringmail-rcpts-"), "rcpts")
+        self.addCleanup(shutil.rmtree, os.path.dirname(path))
+        with open(path, "w") as f:
+            f.write("# mailboxes of the relay domains\nalice@example.com\n  @catchall.test  \n")
+        os.chmod(os.path.dirname(path), 0o755)
+        self.start_node(Node(ingress='relay_networks = ["127.0.0.2/32"]\n'
+                                     'relay_domains = ["example.com", "catchall.test"]\n'
+                                     'relay_recipients = "%s"' % path))
+        self.assertEqual(self.rcpt("alice@example.com")[0], 250)
+        self.assertEqual(self.rcpt("ALICE@Example.COM")[0], 250)
+        self.assertEqual(self.rcpt("anyone@catchall.test")[0], 250)
+        code, text = self.rcpt("bob@example.com")
+        self.assertEqual(code, 550, text)
+        self.assertIn(b"5.1.1", text)
+        code, text = self.rcpt("alice@elsewhere.test")
+        self.assertEqual(code, 550, text)
+        self.assertIn(b"5.7.1", text)
+        # a relay client is not limited by the list
+        c = smtplib.SMTP("127.0.0.1", self.node.smtp_port, timeout=10, source_address=("127.0.0.2", 0))
+        self.addCleanup(c.close)
+        c.ehlo("client.test")
+        c.mail("app@example.org")
+        self.assertEqual(c.rcpt("bob@example.com")[0], 250)
+        # a reload with a broken file keeps the list in force
+        with open(path, "w") as f:
+            f.write("not an address\n")
+        self.node.ringctl("reload")
+        wait_for(lambda: "not reloaded" in self.node.log(), 10, what="the refused reload of the list")
+        self.assertEqual(self.rcpt("alice@example.com")[0], 250)
+        self.assertEqual(self.rcpt("bob@example.com")[0], 550)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@
  *             ring FROM TO  the header line and indexes of the ring FROM -> TO (instance numbers):
  *                           the largest capacity with a matching mask, indexes near its end
  *             arena         the arena header's geometry words
+ *             page N [TEXT] status page N (enum proto_node_status_page): TEXT as its document, published
+ *                           as a writer would (sequence bumped by two); without TEXT a length past the page
  * The layout is read from the header before anything is written (the attacker knows it: it is
  * a role of this build). Exit 0 when written, 1 on a usage or access error.
  */
@@ -96,7 +98,7 @@ static void scribble_arena(uint64_t *word)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: hostile_role ROLE_PID header|roles PID|ring FROM TO|arena\n");
+        fprintf(stderr, "usage: hostile_role ROLE_PID header|roles PID|ring FROM TO|arena|page N [TEXT]\n");
         return 1;
     }
     int sfd = shm_fd_of(argv[1]);
@@ -129,6 +131,23 @@ int main(int argc, char **argv)
             return 1;
         }
         scribble_ring((struct shm_ring *)(void *)(base + h->rings[i].off));
+    } else if (strcmp(what, "page") == 0 && (argc == 4 || argc == 5)) {
+        unsigned pg = (unsigned)atoi(argv[3]);
+        if (pg >= PROTO_NODE_STATUS_PAGES) {
+            fprintf(stderr, "hostile_role: no page %u\n", pg);
+            return 1;
+        }
+        struct proto_node_status *ps =
+            (struct proto_node_status *)(void *)(base + h->off_status + (uint64_t)pg * PROTO_NODE_STATUS_BYTES);
+        size_t n = argc == 5 ? strlen(argv[4]) : 0;
+        if (n > PROTO_NODE_STATUS_BYTES - sizeof(*ps) - 1)
+            return 1;
+        uint64_t seq = atomic_load(&ps->seq);
+        atomic_store(&ps->seq, (seq | 1) + 0); /* odd: being written */
+        if (argc == 5)
+            memcpy(ps->data, argv[4], n + 1);
+        atomic_store(&ps->len, argc == 5 ? (uint32_t)n : 0xffffffffu);
+        atomic_store(&ps->seq, (seq | 1) + 1);
     } else if (strcmp(what, "arena") == 0) {
         scribble_arena((uint64_t *)(void *)(base + h->off_arena));
     } else {

@@ -326,7 +326,7 @@ class LimitsTest(IngressCase):
 
 class RelayTest(IngressCase):
     """RELAY-01/02: 127.0.0.1 is outside relay_networks here, so it may only send to relay_domains."""
-    node_kw = {"ingress": 'relay_networks = ["10.99.0.0/16"]\nrelay_domains = ["local.test"]'}
+    node_kw = {"ingress": 'relay_networks = ["10.99.0.0/16"]\nrelay_domains = ["local.test"]\npostmaster = "ops@local.test"'}
 
     def test_unauthorised_client_cannot_relay(self):
         s = self.session()

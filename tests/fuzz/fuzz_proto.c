@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "common/proto_admin.h"
+#include "common/msgid.h"
 #include "common/proto_dlv.h"
 #include "common/proto_env.h"
 #include "common/proto_msg.h"
@@ -369,6 +370,8 @@ static void fuzz_admin_req(const uint8_t *data, size_t size)
     }
     CHECK(r.id >= 1 && (unsigned)r.op < PROTO_ADMIN_OP__MAX && clean(r.who, PROTO_ADMIN_STR_MAX));
     CHECK(!r.args.reason || clean(r.args.reason, PROTO_ADMIN_STR_MAX));
+    struct msgid mid;
+    CHECK(!r.args.message || msgid_parse(r.args.message, strlen(r.args.message), &mid) == 0);
     /* what decodes re-encodes, and the encoding is canonical from then on */
     char *a = proto_admin_req_encode(&r);
     CHECK(a != NULL);

@@ -65,7 +65,7 @@ def pid_alive(pid):
 
 class Node:
     def __init__(self, config_extra="", ingress_workers=1, egress_workers=1, bin_dir=None, hugepages="auto",
-                 supervisor="", ingress="", spool="", egress="", name="node", park_delivery=True):
+                 supervisor="", ingress="", spool="", egress="", name="node", park_delivery=True, nofile=None):
         self.tmp = tempfile.mkdtemp(prefix="ringmail-test-")
         os.chmod(self.tmp, 0o755)  # the roles run as an unprivileged user when the test runs as root
         self.smtp_port = free_port()
@@ -74,6 +74,7 @@ class Node:
         self.config_path = os.path.join(self.tmp, "ringmail.toml")
         self.log_path = os.path.join(self.tmp, "ringmaild.log")
         self.bin_dir = bin_dir
+        self.nofile = nofile  # (soft, hard) RLIMIT_NOFILE for ringmaild, or None: this process's
         self.proc = None
         self.base_config = """
 [node]
@@ -145,7 +146,12 @@ max_retry_interval = "2h"
         if self.bin_dir:
             args += ["--bin-dir", self.bin_dir]
         self.logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        limit = None
+        if self.nofile:
+            import resource
+            limit = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, self.nofile)  # noqa: E731
+        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     preexec_fn=limit)
         if wait_ready:
             self.wait_all_ready()
         return self

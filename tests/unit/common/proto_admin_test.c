@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -105,8 +106,106 @@ static void test_replies(void)
     json_decref(res);
 }
 
+/* the inspect-message and spool-compact ops: names, the spool's ops, the message id argument */
+static void test_inspect_ops(void)
+{
+    static const struct {
+        enum proto_admin_op op;
+        const char *name;
+        bool spool;
+    } ops[] = {
+        {PROTO_ADMIN_INSPECT_MESSAGE, "inspect-message-sched", false},
+        {PROTO_ADMIN_SPOOL_INSPECT, "inspect-message-spool", true},
+        {PROTO_ADMIN_SPOOL_COMPACT, "spool-compact", true},
+        {PROTO_ADMIN_SPOOL_COMPACT_STATUS, "spool-compact-status", true},
+        {PROTO_ADMIN_INSPECT_PATH, "inspect-ready-q", false},
+    };
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+        enum proto_admin_op op;
+        CHECK(strcmp(proto_admin_op_name(ops[i].op), ops[i].name) == 0 && proto_admin_op_parse(ops[i].name, &op) &&
+                  op == ops[i].op && proto_admin_op_spool(op) == ops[i].spool,
+              "op %s", ops[i].name);
+    }
+    const char *id = "01a2505df65c000200c458b007500000";
+    struct proto_admin_req r = {.id = 3, .op = PROTO_ADMIN_SPOOL_INSPECT, .deadline_ms = 1, .who = "api",
+                                .args = {.message = id, .body = true}};
+    char *text = proto_admin_req_encode(&r);
+    struct proto_admin_req out;
+    char *err = NULL;
+    CHECK(text && proto_admin_req_decode(text, strlen(text), &out, &err) == 0, "decode: %s", err ? err : "");
+    CHECK(out.op == PROTO_ADMIN_SPOOL_INSPECT && out.args.body && strcmp(out.args.message, id) == 0 &&
+              !out.args.limit,
+          "inspect round trip");
+    proto_admin_req_fini(&out);
+    free(text);
+    r.args.message = "01A2505DF65C000200C458B007500000"; /* msgid_parse takes either case */
+    text = proto_admin_req_encode(&r);
+    CHECK(text != NULL, "upper case id");
+    free(text);
+    static const char *const bad_ids[] = {"", "xyz", "01a2505df65c000200c458b00750000",
+                                          "01a2505df65c000200c458b0075000000", "01a2505df65c000200c458b00750000g",
+                                          "01a2505df65c000200c458b00750000 ", "../../etc/passwd"};
+    for (size_t i = 0; i < sizeof(bad_ids) / sizeof(bad_ids[0]); i++) {
+        r.args.message = bad_ids[i];
+        CHECK(proto_admin_req_encode(&r) == NULL, "encoder took id \"%s\"", bad_ids[i]);
+        char *doc = NULL;
+        CHECK(asprintf(&doc, "{\"id\":1,\"op\":\"inspect-message-spool\",\"deadline_ms\":1,\"who\":\"x\","
+                             "\"args\":{\"message\":\"%s\"}}", bad_ids[i]) > 0, "asprintf");
+        CHECK(proto_admin_req_decode(doc, strlen(doc), &out, &err) == -EPROTO && out.tree == NULL,
+              "decoder took id \"%s\"", bad_ids[i]);
+        free(err);
+        err = NULL;
+        free(doc);
+    }
+    static const char *const bad_body[] = {
+        "{\"id\":1,\"op\":\"inspect-message-spool\",\"deadline_ms\":1,\"who\":\"x\",\"args\":{\"body\":1}}",
+        "{\"id\":1,\"op\":\"inspect-message-spool\",\"deadline_ms\":1,\"who\":\"x\",\"args\":{\"message\":7}}",
+    };
+    for (size_t i = 0; i < sizeof(bad_body) / sizeof(bad_body[0]); i++) {
+        CHECK(proto_admin_req_decode(bad_body[i], strlen(bad_body[i]), &out, &err) == -EPROTO, "took %s", bad_body[i]);
+        free(err);
+        err = NULL;
+    }
+
+    static const struct {
+        enum proto_admin_op op;
+        const char *text;
+        int rc;
+    } replies[] = {
+        {PROTO_ADMIN_INSPECT_MESSAGE, "{\"id\":5,\"status\":200,\"result\":{\"entries\":[]}}", 0},
+        {PROTO_ADMIN_INSPECT_MESSAGE, "{\"id\":5,\"status\":200,\"result\":{\"entries\":{}}}", -EPROTO},
+        {PROTO_ADMIN_SPOOL_INSPECT, "{\"id\":5,\"status\":200,\"result\":{\"message\":{},\"recipients\":[]}}", 0},
+        {PROTO_ADMIN_SPOOL_INSPECT, "{\"id\":5,\"status\":200,\"result\":{\"message\":{}}}", -EPROTO},
+        {PROTO_ADMIN_SPOOL_INSPECT, "{\"id\":5,\"status\":404,\"error\":\"no such message in the spool\"}", 0},
+        {PROTO_ADMIN_SPOOL_COMPACT, "{\"id\":5,\"status\":200,\"result\":{\"compaction\":{\"state\":\"running\"}}}", 0},
+        {PROTO_ADMIN_SPOOL_COMPACT, "{\"id\":5,\"status\":409,\"error\":\"a compaction is running\"}", 0},
+        {PROTO_ADMIN_SPOOL_COMPACT_STATUS, "{\"id\":5,\"status\":200,\"result\":{\"compaction\":[]}}", -EPROTO},
+    };
+    for (size_t i = 0; i < sizeof(replies) / sizeof(replies[0]); i++) {
+        struct proto_admin_reply rep;
+        int rc = proto_admin_reply_decode(replies[i].text, strlen(replies[i].text), replies[i].op, 5, &rep, &err);
+        CHECK(rc == replies[i].rc, "reply %zu: %d (%s)", i, rc, err ? err : "");
+        free(err);
+        err = NULL;
+        proto_admin_reply_fini(&rep);
+    }
+    /* a body chunk at the limit of a result's strings passes; one byte more is refused */
+    char chunk[4 * PROTO_ADMIN_BODY_CHUNK / 3 + 2];
+    memset(chunk, 'A', sizeof(chunk) - 1);
+    chunk[4 * PROTO_ADMIN_BODY_CHUNK / 3] = '\0';
+    json_t *res = json_pack("{s:{s:[s]}, s:[]}", "message", "body_base64", chunk, "recipients");
+    text = proto_admin_reply_encode(6, 200, NULL, res);
+    struct proto_admin_reply rep;
+    CHECK(proto_admin_reply_decode(text, strlen(text), PROTO_ADMIN_SPOOL_INSPECT, 6, &rep, &err) == 0,
+          "a full body chunk: %s", err ? err : "");
+    proto_admin_reply_fini(&rep);
+    free(text);
+    json_decref(res);
+}
+
 int main(void)
 {
+    test_inspect_ops();
     test_request_round_trip();
     test_request_refusals();
     test_replies();
