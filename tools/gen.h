@@ -173,6 +173,8 @@ bool gen_conn_idle(const struct gen_conn *c);
 bool gen_claim(struct gen *g, uint64_t now);
 /* gen_rate_take - the pacing allows a transaction to start now */
 bool gen_rate_take(struct gen *g, uint64_t now);
+/* gen_exit_code - 0 when the run did what was asked (every message sent; --keep-going: finished), else 1 */
+int gen_exit_code(const struct gen *g);
 /* gen_error - one error event; stops the run unless --keep-going */
 void gen_error(struct gen *g, int code, enum gen_err named, const char *text);
 

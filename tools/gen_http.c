@@ -268,11 +268,5 @@ int gen_http_run(struct gen *g, const char *url, const char *token)
     gen_stats_print(g, elapsed, g->o.json);
     pthread_mutex_destroy(&h.lock);
     free(th);
-    if (g->error_stop)
-        return 1;
-    if (g->o.keep_going)
-        return 0;
-    if (g->end_ns)
-        return gen_stats_errors(&g->st) == 0 ? 0 : 1;
-    return g->st.sent == g->o.message_count ? 0 : 1;
+    return gen_exit_code(g);
 }

@@ -88,6 +88,17 @@ static int parse_rate(const char *s, double *out)
     return 0;
 }
 
+int gen_exit_code(const struct gen *g)
+{
+    if (g->error_stop)
+        return 1;
+    if (g->o.keep_going)
+        return 0;
+    if (g->end_ns)
+        return gen_stats_errors(&g->st) == 0 ? 0 : 1;
+    return g->st.sent == g->o.message_count ? 0 : 1;
+}
+
 bool gen_claim(struct gen *g, uint64_t now)
 {
     if (g->stopping)
@@ -342,13 +353,7 @@ static int run(struct gen *g)
     if (tty)
         gen_stats_progress(g, (double)(now - g->start_ns) / 1e9, true);
     gen_stats_print(g, (double)(now - g->start_ns) / 1e9, g->o.json);
-    if (got_signal || g->error_stop)
-        return 1;
-    if (g->o.keep_going)
-        return 0;
-    if (g->end_ns)
-        return gen_stats_errors(&g->st) == 0 ? 0 : 1;
-    return g->st.sent == g->o.message_count ? 0 : 1;
+    return got_signal ? 1 : gen_exit_code(g);
 }
 
 int main(int argc, char **argv)

@@ -50,11 +50,7 @@ class HttpCase(PeersCase):
         extra += listeners
         extra += '[http_inject]\ntoken_file = "%s"\nmax_recipients = 50\n' % token_file
         if policy:
-            path = os.path.join(self.node.tmp, "policy.lua")
-            with open(path, "w") as f:
-                f.write(policy)
-            os.chmod(path, 0o644)
-            extra += '[policy]\nfile = "%s"\n' % path
+            extra += self.node.policy_section(policy)
         self.node.write_config(self.node.base_config + extra)
         try:
             self.node.start()
