@@ -186,6 +186,9 @@ static const struct cfg_key cfg_log_keys[] = {
     CFG_KEY_IN("segment_size", CFG_KIND_SIZE, log_segment_size, 64 * CFG_KIB, 64 * CFG_GIB),
     CFG_KEY("segment_age", CFG_KIND_DURATION, log_segment_age_ms),
     CFG_KEY("flush_interval", CFG_KIND_DURATION, log_flush_interval_ms),
+    CFG_KEY("max_age", CFG_KIND_DURATION, log_max_age_ms),
+    CFG_KEY_IN("max_total_size", CFG_KIND_SIZE, log_max_total_size, 0, UINT64_C(1) << 50),
+    CFG_KEY_IN("min_free_space", CFG_KIND_SIZE, log_min_free_space, 0, 1024 * CFG_GIB),
 };
 
 static const struct cfg_section cfg_sections[] = {
@@ -322,6 +325,9 @@ void cfg_default(struct cfg *c)
     c->log_segment_size = 256 * CFG_MIB;
     c->log_segment_age_ms = 3600000;
     c->log_flush_interval_ms = 1000;
+    c->log_max_age_ms = 0;
+    c->log_max_total_size = 0;
+    c->log_min_free_space = CFG_GIB;
     cfg_dlv_default(c);
 }
 

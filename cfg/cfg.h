@@ -223,6 +223,9 @@ struct cfg {
     uint64_t log_segment_size;      /* bytes before a new segment, default 256 MiB */
     uint64_t log_segment_age_ms;    /* age before a new segment, default 1 h */
     uint64_t log_flush_interval_ms; /* buffered records are written at least this often, default 1 s */
+    uint64_t log_max_age_ms;        /* finished segments older than this are removed; 0 (default) = kept */
+    uint64_t log_max_total_size;    /* segments past this total are removed, oldest first; 0 (default) = no cap */
+    uint64_t log_min_free_space;    /* below it on the log file system MAIL gets 452; default 1 GiB, 0 = no check */
 
     /* [shm] */
     uint64_t arena_bytes;   /* body arena, default 64 MiB */
@@ -255,6 +258,13 @@ void cfg_fini(struct cfg *c);
 const struct cfg_queue *cfg_dlv_queue_for(const struct cfg *c, const char *queue_name, const char *domain);
 /* cfg_dlv_route_for - the [route.*] entry for a domain, "*" when only that matches, NULL when none */
 const struct cfg_route *cfg_dlv_route_for(const struct cfg *c, const char *domain);
+/* cfg_dlv_route_parse - a host list "host[:port],..." as a [route] value has it (each entry judged as
+ * there; ports default to default_port) into *out (domain NULL; cfg_dlv_route_fini it); 0, or -EINVAL
+ * with *err (heap) naming the bad entry */
+int cfg_dlv_route_parse(const char *list, uint32_t default_port, struct cfg_route *out, char **err);
+/* cfg_dlv_route_text - the canonical text of a route's hosts: "[literal]:port" or "host:port", by ','; heap */
+char *cfg_dlv_route_text(const struct cfg_route *r);
+void cfg_dlv_route_fini(struct cfg_route *r);
 /* cfg_dlv_source_find - index of the named source, -1 when none */
 int cfg_dlv_source_find(const struct cfg *c, const char *name);
 

@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include <sys/socket.h>
 
 #include "cfg/cfg_toml.h"
+#include "base/buf.h"
 #include "base/hostport.h"
 #include "base/mem.h"
 
@@ -478,6 +480,52 @@ static const char *dlv_route_host(const char *s, uint32_t default_port, struct c
     h->host = xstrdup(hp.host);
     h->port = (uint16_t)(hp.has_port ? hp.port : default_port);
     return NULL;
+}
+
+int cfg_dlv_route_parse(const char *list, uint32_t default_port, struct cfg_route *out, char **err)
+{
+    memset(out, 0, sizeof(*out));
+    *err = NULL;
+    for (const char *p = list;;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        char *one = xstrndup(p, n);
+        const char *why = n == 0 ? "is empty" : out->n_hosts >= CFG_MAX_ROUTE_HOSTS ? "is one host too many" : NULL;
+        for (size_t i = 0; !why && i < n; i++)
+            if ((unsigned char)one[i] <= 0x20 || one[i] == 0x7f)
+                why = "holds a space or a control character";
+        if (!why)
+            why = dlv_route_host(one, default_port, &out->hosts[out->n_hosts]);
+        if (why) {
+            *err = xasprintf("route host \"%.100s\" %s", one, why);
+            free(one);
+            cfg_dlv_route_fini(out);
+            return -EINVAL;
+        }
+        out->n_hosts++;
+        free(one);
+        if (!comma)
+            return 0;
+        p = comma + 1;
+    }
+}
+
+char *cfg_dlv_route_text(const struct cfg_route *r)
+{
+    struct buf b = {0};
+    for (uint32_t i = 0; i < r->n_hosts; i++)
+        buf_printf(&b, "%s%s%s%s:%u", i ? "," : "", r->hosts[i].literal ? "[" : "", r->hosts[i].host,
+                   r->hosts[i].literal ? "]" : "", r->hosts[i].port);
+    char *s = xstrndup(b.data ? (const char *)b.data : "", b.len);
+    buf_fini(&b);
+    return s;
+}
+
+void cfg_dlv_route_fini(struct cfg_route *r)
+{
+    for (uint32_t i = 0; i < r->n_hosts; i++)
+        free(r->hosts[i].host);
+    memset(r, 0, sizeof(*r));
 }
 
 static void dlv_routes(struct cfg_errs *e, struct cfg *c, const struct cfg_toml_node *t)

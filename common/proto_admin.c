@@ -17,7 +17,7 @@ static const char *const op_names[PROTO_ADMIN_OP__MAX] = {
     "queue-summary", "suspend",     "suspend-list", "suspend-cancel",  "suspend-ready-q",
     "suspend-ready-q-list", "suspend-ready-q-cancel", "bounce", "bounce-list", "bounce-cancel",
     "inspect-sched-q", "inspect-ready-q", "inspect-message-sched", "inspect-message-spool", "spool-compact",
-    "spool-compact-status",
+    "spool-compact-status", "rebind", "abort-ready-q-conn",
 };
 
 /* the members each op's result must have: name and JSON type */
@@ -40,7 +40,7 @@ static const struct {
 #define M(a) {a, sizeof(a) / sizeof(a[0])}
     M(summary_m), M(item_m), M(list_m), M(item_m), M(item_m), M(list_m),
     M(item_m),    M(item_m), M(list_m), M(item_m), M(queue_m), M(path_m),
-    M(entries_m), M(message_m), M(compact_m), M(compact_m),
+    M(entries_m), M(message_m), M(compact_m), M(compact_m), M(item_m), M(item_m),
 #undef M
 };
 
@@ -88,6 +88,7 @@ static const struct {
     {"everything", 2, offsetof(ARGS, everything)}, {"duration_ms", 1, offsetof(ARGS, duration_ms)},
     {"limit", 1, offsetof(ARGS, limit)},     {"target", 1, offsetof(ARGS, target)},
     {"message", 0, offsetof(ARGS, message)}, {"body", 2, offsetof(ARGS, body)},
+    {"to_queue", 0, offsetof(ARGS, to_queue)}, {"to_route", 0, offsetof(ARGS, to_route)},
 };
 #define NARGS (sizeof(arg_f) / sizeof(arg_f[0]))
 #define AT(base, off, type) ((type *)(void *)((char *)(base) + (off)))

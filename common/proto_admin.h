@@ -50,6 +50,8 @@ enum proto_admin_op {
     PROTO_ADMIN_SPOOL_INSPECT,    /* spool: message [body] */
     PROTO_ADMIN_SPOOL_COMPACT,    /* spool: start a flush and full compaction */
     PROTO_ADMIN_SPOOL_COMPACT_STATUS, /* spool: the compaction's progress */
+    PROTO_ADMIN_REBIND,           /* domain [tenant] [campaign] | queue; to_queue | to_route; reason */
+    PROTO_ADMIN_ABORT_PATH_CONN,  /* name SOURCE->SITE */
     PROTO_ADMIN_OP__MAX,
 };
 
@@ -61,6 +63,7 @@ struct proto_admin_args {
     const char *message; /* inspect: a message id (msgid text, checked by the decoder); NULL: absent */
     bool body;           /* spool inspect: with the body */
     uint64_t duration_ms, limit, target; /* 0: absent */
+    const char *to_queue, *to_route; /* rebind: the new scheduled queue, or the new hosts; NULL: absent */
 };
 
 struct proto_admin_req {

@@ -44,6 +44,9 @@
 #define PROTO_ENV_META_TENANT "tenant"
 #define PROTO_ENV_META_CAMPAIGN "campaign"
 #define PROTO_ENV_META_ROUTING_DOMAIN "routing_domain"
+/* an operator's rebind to fixed hosts (ringctl rebind --to-route): "host:port,..." as a [route] value; the
+ * message is routed to them (routing domain "route:HOSTS") before any routing_domain or [route] */
+#define PROTO_ENV_META_ROUTE "route"
 
 enum proto_env_flag {
     PROTO_ENV_F_8BITMIME = 1u << 0,

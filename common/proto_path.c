@@ -7,6 +7,8 @@
  */
 #include "common/proto_path.h"
 
+#include "common/mta_sts.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -107,7 +109,7 @@ static const char *hdr_why(const struct proto_path_hdr *h)
 {
     if (h->magic != PROTO_PATH_MAGIC || h->version != PROTO_PATH_VERSION)
         return "bad magic or version";
-    if (h->reserved || h->reserved2 || h->reserved3)
+    if (h->reserved3)
         return "reserved field not zero";
     if (h->site_len > PROTO_PATH_SITE_MAX)
         return "site name too long";
@@ -133,18 +135,50 @@ static const char *hdr_why(const struct proto_path_hdr *h)
         return "ehlo domain too long";
     if (h->n_prohibited > PROTO_PATH_HOSTS_MAX || h->n_skip > PROTO_PATH_HOSTS_MAX)
         return "too many hosts";
+    if (h->mta_sts > MTA_STS_MODE_ENFORCE)
+        return "unknown mta_sts mode";
+    if (h->n_sts_mx > MTA_STS_MX_MAX)
+        return "too many mta_sts mx patterns";
     return NULL;
+}
+
+static size_t n_texts(const struct proto_path_hdr *h)
+{
+    return (size_t)h->n_prohibited + h->n_skip + h->n_sts_mx;
 }
 
 static const char *host_at(const struct proto_path *p, size_t i)
 {
-    return i < p->hdr.n_prohibited ? p->prohibited[i] : p->skip[i - p->hdr.n_prohibited];
+    size_t np = p->hdr.n_prohibited, ns = p->hdr.n_skip;
+    return i < np ? p->prohibited[i] : i < np + ns ? p->skip[i - np] : p->sts_mx[i - np - ns];
+}
+
+/* pattern_ok - an MTA-STS mx pattern as the scheduler sends it: lowercase LDH, dots, optional "*." */
+static bool pattern_ok(const char *s, size_t n)
+{
+    if (n >= 2 && s[0] == '*' && s[1] == '.') {
+        s += 2;
+        n -= 2;
+    }
+    if (n == 0 || n > MTA_STS_PATTERN_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '-' ||
+              s[i] == '_'))
+            return false;
+    return true;
+}
+
+/* text_at_ok - text i of the lists: a CIDR for the hosts lists, a pattern for the MTA-STS list */
+static bool text_at_ok(const struct proto_path_hdr *h, size_t i, const char *s, size_t n)
+{
+    return i < (size_t)h->n_prohibited + h->n_skip ? proto_path_cidr_ok(s, n) : pattern_ok(s, n);
 }
 
 size_t proto_path_size(const struct proto_path *p)
 {
     size_t n = sizeof(struct proto_path_hdr) + p->hdr.ehlo_len + p->hdr.site_len;
-    size_t hosts = (size_t)p->hdr.n_prohibited + p->hdr.n_skip;
+    size_t hosts = n_texts(&p->hdr);
     n += hosts;
     for (size_t i = 0; i < hosts; i++)
         n += strlen(host_at(p, i));
@@ -164,9 +198,9 @@ int proto_path_encode(const struct proto_path *p, void *dst, size_t len)
         return -EINVAL;
     if (!text_ok((const uint8_t *)(h.site_len ? p->site : ""), h.site_len, PROTO_PATH_SITE_MAX))
         return -EINVAL;
-    size_t hosts = (size_t)h.n_prohibited + h.n_skip;
+    size_t hosts = n_texts(&h);
     for (size_t i = 0; i < hosts; i++)
-        if (!proto_path_cidr_ok(host_at(p, i), strlen(host_at(p, i))))
+        if (strlen(host_at(p, i)) > 255 || !text_at_ok(&h, i, host_at(p, i), strlen(host_at(p, i))))
             return -EINVAL;
     memcpy(o, &h, sizeof(h));
     o += sizeof(h);
@@ -197,7 +231,7 @@ static const char *path_private(const uint8_t *p, size_t len, struct proto_path 
     const char *w = hdr_why(&h);
     if (w)
         return w;
-    size_t off = sizeof(h), hosts = (size_t)h.n_prohibited + h.n_skip;
+    size_t off = sizeof(h), hosts = n_texts(&h);
     if (len - off < (size_t)h.ehlo_len + h.site_len + hosts)
         return "lengths exceed the run";
     if (!text_ok(p + off, h.ehlo_len, PROTO_PATH_EHLO_MAX))
@@ -210,8 +244,8 @@ static const char *path_private(const uint8_t *p, size_t len, struct proto_path 
     for (size_t i = 0; i < hosts; i++) {
         if (len - off - strs < lens[i])
             return "lengths exceed the run";
-        if (!proto_path_cidr_ok((const char *)p + off + strs, lens[i]))
-            return "bad CIDR";
+        if (!text_at_ok(&h, i, (const char *)p + off + strs, lens[i]))
+            return i < (size_t)h.n_prohibited + h.n_skip ? "bad CIDR" : "bad mta_sts mx pattern";
         strs += lens[i];
     }
     if (off + strs != len)
@@ -230,6 +264,7 @@ static const char *path_private(const uint8_t *p, size_t len, struct proto_path 
     }
     out->prohibited = ptrs;
     out->skip = ptrs + h.n_prohibited;
+    out->sts_mx = ptrs + h.n_prohibited + h.n_skip;
     out->_mem = mem;
     return NULL;
 }

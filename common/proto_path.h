@@ -7,15 +7,18 @@
  * PROTO_PATH_ID_MAX) and bumps `generation` whenever one changes; a DELIVER names the configuration
  * its attempt runs under (proto_deliver.path, 0 = the egress's node defaults). The egress frees the run.
  *
- * Run: struct proto_path_hdr, then ehlo_len bytes of EHLO domain, then n_prohibited + n_skip CIDR
- * lengths (one byte each: prohibited first, then skip), then the CIDR texts in that order. No
+ * Run: struct proto_path_hdr, then ehlo_len bytes of EHLO domain, then site_len bytes of site name, then
+ * n_prohibited + n_skip + n_sts_mx lengths (one byte each: prohibited first, then skip, then the
+ * MTA-STS mx patterns), then the texts in that order. No
  * padding; the lengths add up to the run exactly. Strings are not NUL-terminated on the wire.
  * Accepted values: magic and version; path 1..PROTO_PATH_ID_MAX; every timeout 1..PROTO_PATH_TIMEOUT_MAX_MS;
  * remember_broken_tls_ms 0..PROTO_PATH_TIMEOUT_MAX_MS; smtp_port 1..65535;
  * max_recipients_per_batch 1..PROTO_PATH_RCPTS_MAX; max_deliveries_per_connection >= 1; enable_tls a
  * known enum proto_path_tls; ehlo domain 0..PROTO_PATH_EHLO_MAX bytes of 0x21..0x7e (empty: the
  * source's or node's name); at most PROTO_PATH_HOSTS_MAX CIDRs per list, each "ADDR" or "ADDR/PREFIX"
- * (IPv4 or IPv6, prefix in range, at most PROTO_PATH_CIDR_MAX bytes); reserved fields 0. All
+ * (IPv4 or IPv6, prefix in range, at most PROTO_PATH_CIDR_MAX bytes); mta_sts 0..2 (off, testing,
+ * enforce) with at most MTA_STS_MX_MAX patterns of 1..255 bytes of [a-z0-9._-] with an optional
+ * leading "*."; reserved fields 0. All
  * integers host order (one node).
  *
  * The decoder copies the run out of the arena once and checks and decodes only that copy. What it
@@ -63,10 +66,10 @@ struct proto_path_hdr {
     uint32_t max_deliveries_per_connection; /* the scheduler enforces it; carried for the log */
     uint16_t smtp_port;                     /* for MX hosts; routes keep their own ports */
     uint8_t enable_tls;                     /* enum proto_path_tls */
-    uint8_t reserved;
+    uint8_t mta_sts;                        /* enum mta_sts_mode: OFF, TESTING or ENFORCE */
     uint16_t n_prohibited, n_skip;
     uint16_t site_len;  /* the scheduler's name of the path's site (the ready queue), for the log */
-    uint16_t reserved2;
+    uint16_t n_sts_mx;  /* MTA-STS mx patterns, 0..MTA_STS_MX_MAX (common/mta_sts.h) */
     uint32_t reserved3;
 };
 
@@ -79,6 +82,7 @@ struct proto_path {
     const char *site;        /* hdr.site_len bytes, printable ASCII ("": the egress names the site itself) */
     const char **prohibited; /* hdr.n_prohibited CIDR texts */
     const char **skip;       /* hdr.n_skip CIDR texts */
+    const char **sts_mx;     /* hdr.n_sts_mx MTA-STS mx patterns ("host" or "*.host", lowercase) */
     void *_mem;
 };
 

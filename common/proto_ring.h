@@ -65,7 +65,14 @@ enum proto_msg {
     /* spool -> scheduler: stored firings at the start-up walk (those still in effect and the recent
      * history); body.batch holds a proto_tsa event run; all of them precede MSG_SPOOL_WALK_DONE */
     MSG_SPOOL_TSA_STATE = 21,
-    MSG__MAX = 22,
+    /* scheduler -> spool: an operator's rebind (ringctl rebind): body.batch holds a proto_rebind run
+     * (common/proto_rebind.h) naming the messages and their new queue or route; the spool rewrites each
+     * envelope's binding with AdminRebind log records in one commit, then announces the message again */
+    MSG_SCHEDULER_MESSAGE_REBIND = 22,
+    /* scheduler -> egress: close the connection of a lease (ringctl abort-ready-q-conn): body.abort; its
+     * message, if any, ends as a transient failure not counted as an attempt (PROTO_DONE_F_ABORTED) */
+    MSG_SCHEDULER_LEASE_ABORT = 23,
+    MSG__MAX = 24,
 };
 
 struct proto_ping {
@@ -142,6 +149,8 @@ struct proto_loaded {
 #define PROTO_DONE_F_LEASE_CLOSED 1u /* the connection closed with this attempt: the lease is free */
 #define PROTO_DONE_F_REFUSED 2u      /* not attempted (lease busy, worker draining or full): try again now */
 #define PROTO_DONE_F_LOCAL_ERROR 4u  /* not attempted: the message could not be loaded or read; retry later */
+#define PROTO_DONE_F_ABORTED 8u      /* the operator aborted the connection (MSG_SCHEDULER_LEASE_ABORT): the
+                                        transient outcome is not counted as an attempt */
 /* all counts 0 and neither flag: the spool holds no queued recipient of that domain any more */
 
 struct proto_done {
@@ -189,6 +198,13 @@ struct proto_fail {
     uint64_t reserved[2];
 };
 
+/* MSG_SCHEDULER_LEASE_ABORT: the lease as in its DELIVERs; reserved words are 0 (proto_rebind_abort_check) */
+struct proto_abort {
+    uint32_t lease;
+    uint32_t lease_gen;
+    uint64_t reserved[4];
+};
+
 struct proto_count {
     uint64_t count;
     uint64_t reserved[4];
@@ -217,6 +233,7 @@ struct proto_rec {
         struct proto_lease lease;
         struct proto_updated updated;
         struct proto_fail fail;
+        struct proto_abort abort;
     } body;
 };
 
@@ -233,6 +250,7 @@ _Static_assert(sizeof(struct proto_done) == PROTO_BODY_SIZE, "proto_done size");
 _Static_assert(sizeof(struct proto_lease) == PROTO_BODY_SIZE, "proto_lease size");
 _Static_assert(sizeof(struct proto_updated) == PROTO_BODY_SIZE, "proto_updated size");
 _Static_assert(sizeof(struct proto_fail) == PROTO_BODY_SIZE, "proto_fail size");
+_Static_assert(sizeof(struct proto_abort) == PROTO_BODY_SIZE, "proto_abort size");
 _Static_assert(sizeof(struct proto_rec) == PROTO_REC_SIZE, "proto_rec is one cache line");
 
 #endif

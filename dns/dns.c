@@ -215,12 +215,13 @@ static void pkt_scan(const unsigned char *buf, int ilen, int type, uint32_t *ans
     }
 }
 
-static void add_waiter(struct dns_entry *e, dns_mx_cb mcb, dns_host_cb hcb, void *arg)
+static void add_waiter(struct dns_entry *e, dns_mx_cb mcb, dns_host_cb hcb, dns_txt_cb tcb, void *arg)
 {
     struct dns_waiter *w = xcalloc(1, sizeof(*w));
 
     w->mx_cb = mcb;
     w->host_cb = hcb;
+    w->txt_cb = tcb;
     w->arg = arg;
     *e->waiters_tail = w;
     e->waiters_tail = &w->next;
@@ -378,7 +379,7 @@ static void on_implicit_host(void *arg, const struct dns_host_result *h)
 }
 
 static void lookup(struct dns_resolver *r, enum dns_kind kind, const char *name, dns_mx_cb mcb,
-                   dns_host_cb hcb, void *arg);
+                   dns_host_cb hcb, dns_txt_cb tcb, void *arg);
 
 struct mx_tmp {
     const char *host;
@@ -450,7 +451,7 @@ static void mx_no_mx(struct dns_resolver *r, struct dns_entry *e, uint32_t neg_t
 {
     /* RFC 5321 5.1: no MX, so the domain itself is the host if it has an address */
     e->mx_neg_ttl = dns_cache_clamp_neg(r, neg_ttl);
-    lookup(r, DNS_KIND_HOST, e->name, NULL, on_implicit_host, e);
+    lookup(r, DNS_KIND_HOST, e->name, NULL, on_implicit_host, NULL, e);
 }
 
 static void on_mx_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
@@ -511,10 +512,76 @@ static void mx_start(struct dns_resolver *r, struct dns_entry *e)
     dns_ring_timer_update(r);
 }
 
+/* ---- TXT lookups ---- */
+
+static void on_txt_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+    struct dns_entry *e = arg;
+    struct dns_resolver *r = e->r;
+    struct ares_txt_ext *list = NULL;
+    uint32_t ans_ttl, neg_ttl;
+    int rc;
+
+    (void)timeouts;
+    if (r->closing)
+        return;
+    pkt_scan(abuf, alen, DNS_T_TXT, &ans_ttl, &neg_ttl);
+    if (status == ARES_SUCCESS) {
+        rc = ares_parse_txt_reply_ext(abuf, alen, &list);
+        if (rc == ARES_ENODATA || (rc == ARES_SUCCESS && !list)) {
+            e->reason = xasprintf("%s has no TXT record", e->name);
+            dns_cache_complete(r, e, DNS_NO_DATA, dns_cache_clamp_neg(r, neg_ttl));
+            return;
+        }
+        if (rc != ARES_SUCCESS) {
+            e->reason = xasprintf("TXT lookup for %s: malformed answer (%s)", e->name, ares_strerror(rc));
+            dns_cache_complete(r, e, DNS_TEMPFAIL, 0);
+            return;
+        }
+        /* a record is its strings joined (RFC 7208 3.3 style); record_start marks each record's first */
+        for (struct ares_txt_ext *t = list; t; t = t->next) {
+            if (t->record_start || e->n_txt == 0) {
+                if (e->n_txt == DNS_TXT_MAX)
+                    break;
+                e->txt = xrealloc(e->txt, (e->n_txt + 1) * sizeof(*e->txt));
+                e->txt_len = xrealloc(e->txt_len, (e->n_txt + 1) * sizeof(*e->txt_len));
+                e->txt[e->n_txt] = xcalloc(1, 1);
+                e->txt_len[e->n_txt] = 0;
+                e->n_txt++;
+            }
+            size_t k = e->n_txt - 1, have = e->txt_len[k];
+            if (have + t->length > DNS_TXT_LEN_MAX)
+                continue; /* a record longer than any we read: cut, never grown without bound */
+            e->txt[k] = xrealloc(e->txt[k], have + t->length + 1);
+            memcpy(e->txt[k] + have, t->txt, t->length);
+            e->txt[k][have + t->length] = '\0';
+            e->txt_len[k] = have + t->length;
+        }
+        ares_free_data(list);
+        dns_cache_complete(r, e, DNS_OK, ans_ttl == UINT32_MAX ? DNS_TTL_FALLBACK_S : ans_ttl);
+        return;
+    }
+    if ((status == ARES_ENODATA || status == ARES_ENOTFOUND) && negative_proven(status, abuf, alen)) {
+        e->reason = xasprintf("%s has no TXT record%s", e->name, status == ARES_ENOTFOUND ? " (NXDOMAIN)" : "");
+        dns_cache_complete(r, e, status == ARES_ENOTFOUND ? DNS_NXDOMAIN : DNS_NO_DATA,
+                           dns_cache_clamp_neg(r, neg_ttl));
+        return;
+    }
+    e->reason = ares_reason("TXT", e->name, status);
+    dns_cache_complete(r, e, DNS_TEMPFAIL, 0);
+}
+
+static void txt_start(struct dns_resolver *r, struct dns_entry *e)
+{
+    r->stats.queries++;
+    ares_query(r->ch, e->name, DNS_C_IN, DNS_T_TXT, on_txt_answer, e);
+    dns_ring_timer_update(r);
+}
+
 /* ---- lookup entry point ---- */
 
 static void lookup(struct dns_resolver *r, enum dns_kind kind, const char *name, dns_mx_cb mcb,
-                   dns_host_cb hcb, void *arg)
+                   dns_host_cb hcb, dns_txt_cb tcb, void *arg)
 {
     char norm[DNS_NAME_MAX + 1];
     struct dns_entry *e;
@@ -522,7 +589,7 @@ static void lookup(struct dns_resolver *r, enum dns_kind kind, const char *name,
     if (!name_norm(name, norm)) {
         e = dns_cache_entry_new(r, kind, name, false);
         e->reason = xasprintf("\"%.*s\" is not a valid domain name", 64, name);
-        add_waiter(e, mcb, hcb, arg);
+        add_waiter(e, mcb, hcb, tcb, arg);
         dns_cache_complete(r, e, DNS_BAD_NAME, 0);
         return;
     }
@@ -532,7 +599,7 @@ static void lookup(struct dns_resolver *r, enum dns_kind kind, const char *name,
         e = NULL;
     }
     if (e) {
-        add_waiter(e, mcb, hcb, arg);
+        add_waiter(e, mcb, hcb, tcb, arg);
         if (e->done) {
             r->stats.cache_hits++;
             dns_cache_touch(r, e);
@@ -543,9 +610,11 @@ static void lookup(struct dns_resolver *r, enum dns_kind kind, const char *name,
         return;
     }
     e = dns_cache_entry_new(r, kind, norm, true);
-    add_waiter(e, mcb, hcb, arg);
+    add_waiter(e, mcb, hcb, tcb, arg);
     if (kind == DNS_KIND_MX)
         mx_start(r, e);
+    else if (kind == DNS_KIND_TXT)
+        txt_start(r, e);
     else
         host_start(r, e);
 }
@@ -554,7 +623,7 @@ int dns_resolve_mx(struct dns_resolver *r, const char *domain, dns_mx_cb cb, voi
 {
     if (!r || !domain || !cb || r->closing)
         return -EINVAL;
-    lookup(r, DNS_KIND_MX, domain, cb, NULL, arg);
+    lookup(r, DNS_KIND_MX, domain, cb, NULL, NULL, arg);
     return 0;
 }
 
@@ -562,7 +631,15 @@ int dns_resolve_host(struct dns_resolver *r, const char *host, dns_host_cb cb, v
 {
     if (!r || !host || !cb || r->closing)
         return -EINVAL;
-    lookup(r, DNS_KIND_HOST, host, NULL, cb, arg);
+    lookup(r, DNS_KIND_HOST, host, NULL, cb, NULL, arg);
+    return 0;
+}
+
+int dns_resolve_txt(struct dns_resolver *r, const char *name, dns_txt_cb cb, void *arg)
+{
+    if (!r || !name || !cb || r->closing)
+        return -EINVAL;
+    lookup(r, DNS_KIND_TXT, name, NULL, NULL, cb, arg);
     return 0;
 }
 

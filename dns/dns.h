@@ -9,7 +9,7 @@
  * dns_resolve_mx() finds where mail for a domain goes (RFC 5321 section 5.1): the MX hosts by
  * preference, or the domain itself when it has no MX but has A/AAAA (`implicit`), or a status
  * that says why there is nowhere to go. dns_resolve_host() finds the A and AAAA addresses of a
- * host (both queried). Both return 0 and call the callback exactly once, ALWAYS asynchronously
+ * host (both queried); dns_resolve_txt() the TXT records of a name. All return 0 and call the callback exactly once, ALWAYS asynchronously
  * (from a later evl_run_once), even for a cache hit or an invalid name, so a caller may start a
  * lookup while it iterates its own structures.
  *
@@ -42,6 +42,8 @@
 #define DNS_TTL_MAX_S 86400u /* positive answers are not trusted for longer than this */
 #define DNS_MX_MAX 32        /* lowest-preference MX hosts kept; the rest are never tried anyway */
 #define DNS_ADDR_MAX 32      /* addresses kept per family */
+#define DNS_TXT_MAX 16       /* TXT records kept per name */
+#define DNS_TXT_LEN_MAX 4096 /* bytes kept of one TXT record */
 
 enum dns_status {
     DNS_OK = 0,
@@ -76,6 +78,18 @@ struct dns_mx_result {
     const struct dns_mx *mx; /* by preference; equal preferences keep answer order */
 };
 
+/* TXT answer: each record's character-strings joined into one string (NUL-terminated, and with its
+ * length, since a TXT string may hold a NUL); at most DNS_TXT_MAX records of DNS_TXT_LEN_MAX bytes */
+struct dns_txt_result {
+    enum dns_status status; /* DNS_NO_DATA / DNS_NXDOMAIN: no TXT record at the name */
+    const char *name;
+    const char *reason;
+    uint32_t ttl;
+    size_t n_txt; /* > 0 only when DNS_OK */
+    const char *const *txt;
+    const size_t *txt_len;
+};
+
 struct dns_host_result {
     enum dns_status status;
     const char *host;
@@ -99,6 +113,7 @@ struct dns_resolver;
 
 typedef void (*dns_mx_cb)(void *arg, const struct dns_mx_result *res);
 typedef void (*dns_host_cb)(void *arg, const struct dns_host_result *res);
+typedef void (*dns_txt_cb)(void *arg, const struct dns_txt_result *res);
 
 struct dns_resolver *dns_resolver_new(struct evl *l, const struct dns_config *c, char **err);
 /*
@@ -112,6 +127,9 @@ void dns_resolver_free(struct dns_resolver *r);
 int dns_resolve_mx(struct dns_resolver *r, const char *domain, dns_mx_cb cb, void *arg);
 /* dns_resolve_host - 0, or -EINVAL for a NULL argument; the outcome comes through cb */
 int dns_resolve_host(struct dns_resolver *r, const char *host, dns_host_cb cb, void *arg);
+
+/* dns_resolve_txt - the TXT records of a name (cached like the others); 0 or -EINVAL; outcome through cb */
+int dns_resolve_txt(struct dns_resolver *r, const char *name, dns_txt_cb cb, void *arg);
 
 /*
  * dns_site_name - the MX rollup name: the lowercase, dot-stripped, deduplicated MX host names

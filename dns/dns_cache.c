@@ -41,6 +41,10 @@ static void entry_free(struct dns_entry *e)
         free(e->fam[f].addr);
     }
     free(e->addr);
+    for (size_t i = 0; i < e->n_txt; i++)
+        free(e->txt[i]);
+    free(e->txt);
+    free(e->txt_len);
     free(e->reason);
     free(e->name);
     free(e);

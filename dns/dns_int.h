@@ -19,6 +19,7 @@
 #define DNS_T_CNAME 5
 #define DNS_T_SOA 6
 #define DNS_T_MX 15
+#define DNS_T_TXT 16
 #define DNS_T_AAAA 28
 #define DNS_C_IN 1
 #define DNS_TTL_FALLBACK_S 60
@@ -26,12 +27,14 @@
 enum dns_kind {
     DNS_KIND_MX = 0,
     DNS_KIND_HOST = 1,
+    DNS_KIND_TXT = 2,
 };
 
 struct dns_waiter {
     struct dns_waiter *next;
     dns_mx_cb mx_cb;
     dns_host_cb host_cb;
+    dns_txt_cb txt_cb;
     void *arg;
 };
 
@@ -70,6 +73,10 @@ struct dns_entry {
     struct dns_fam fam[2];
     size_t n_addr;
     struct sockaddr_storage *addr;
+    /* TXT */
+    size_t n_txt;
+    char **txt;
+    size_t *txt_len;
 };
 
 struct dns_sock {

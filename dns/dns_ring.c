@@ -62,6 +62,12 @@ static void drain(struct dns_resolver *r)
                     .implicit = e->implicit, .ttl = ttl, .n_mx = e->n_mx, .mx = e->mx,
                 };
                 w->mx_cb(w->arg, &res);
+            } else if (e->kind == DNS_KIND_TXT) {
+                struct dns_txt_result res = {
+                    .status = e->status, .name = e->name, .reason = e->reason, .ttl = ttl,
+                    .n_txt = e->n_txt, .txt = (const char *const *)e->txt, .txt_len = e->txt_len,
+                };
+                w->txt_cb(w->arg, &res);
             } else {
                 struct dns_host_result res = {
                     .status = e->status, .host = e->name, .reason = e->reason,

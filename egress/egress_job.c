@@ -10,6 +10,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "common/mta_sts.h"
 #include "egress/egress_attempt.h"
 
 static uint32_t instance_gen(struct egress *eg, int inst)
@@ -269,7 +270,7 @@ static void decide_lease(struct egress_job *j)
         j->done_flags |= PROTO_DONE_F_LEASE_CLOSED;
         return;
     }
-    if (l->conn && ((j->d.flags & PROTO_DELIVER_F_LAST) || j->conn_failed || j->eg->draining ||
+    if (l->conn && ((j->d.flags & PROTO_DELIVER_F_LAST) || j->conn_failed || j->eg->draining || l->aborted ||
                     !egress_conn_idle(l->conn)))
         egress_lease_drop_conn(l);
     if (!l->conn) {
@@ -292,6 +293,26 @@ void egress_job_finish(struct egress_job *j)
     egress_job_report(j);
 }
 
+/*
+ * sts_testing_report - RFC 8461 testing mode: the delivery goes on as before, and what enforce would have
+ * refused is said in one log line per attempt (an MX host outside the patterns is reported when the
+ * targets are chosen, egress_route.c). Verified means a TLS session on a verifying context (Opportunistic
+ * or Required); a RequiredInsecure/OpportunisticInsecure session or plaintext is not.
+ */
+static void sts_testing_report(const struct egress_job *j)
+{
+    if (!j->pc || j->pc->h.mta_sts != MTA_STS_MODE_TESTING || !j->mx[0])
+        return;
+    unsigned t = j->pc->h.enable_tls;
+    bool verifying = t == PROTO_PATH_TLS_OPPORTUNISTIC || t == PROTO_PATH_TLS_REQUIRED;
+    if (j->tls.version[0] && verifying)
+        return;
+    log_warn("mta-sts testing: domain %s: MX %s (%s): %s; a policy in enforce mode would have refused this "
+             "connection",
+             j->domain, j->mx, j->peer[0] ? j->peer : "-",
+             !j->tls.version[0] ? "no TLS (plaintext)" : "TLS certificate not verified (enable_tls is an Insecure mode)");
+}
+
 void egress_job_report(struct egress_job *j)
 {
     struct egress *eg = j->eg;
@@ -305,6 +326,9 @@ void egress_job_report(struct egress_job *j)
         return;
     }
     const char *src = j->d.source < cfg->n_sources ? cfg->sources[j->d.source].name : "";
+    if (!j->sts_reported)
+        sts_testing_report(j); /* once, not again when the report waits for arena room */
+    j->sts_reported = true;
     struct egress_attempt a = {
         .msg_id_hi = j->d.msg_id_hi,
         .msg_id_lo = j->d.msg_id_lo,

@@ -74,6 +74,7 @@ struct egress_job {
     char mx[DNS_NAME_MAX + 1];
     char peer[64];
     struct egress_tls_info tls; /* of the connection the transactions ran on; empty: plaintext */
+    bool sts_reported;          /* the MTA-STS testing line of this attempt is out */
     int last_code;
     char last_enh[SMTP_REPLY_ENH_MAX];
     char last_text[SMTP_REPLY_TEXT_MAX];

@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "base/log.h"
 #include "base/mem.h"
+#include "common/proto_rebind.h"
 #include "egress/egress_job.h"
 #include "egress/egress_route.h"
 
@@ -144,4 +146,34 @@ void egress_lease_on_closed(void *arg, struct egress_conn *c)
         j->conn_failed = true;
         egress_job_finish(j);
     }
+}
+
+void egress_lease_abort(struct egress *eg, unsigned from, const struct proto_rec *rec)
+{
+    struct proto_abort a;
+    if (shm_segment_role(&eg->rt->seg, from) != PROTO_NODE_ROLE_SCHEDULER || !proto_rebind_abort_check(rec, &a)) {
+        proto_node_counter_add(eg->rt->self, PROTO_NODE_CTR_RING_BAD, 1);
+        log_warn("connection abort from instance %u refused (not the scheduler, or malformed)", from);
+        return;
+    }
+    struct egress_lease *l = egress_lease_find(eg, a.lease);
+    if (!l || l->gen != a.lease_gen || l->sched != from) {
+        log_debug("abort of lease %u/%u: not held here (it ended)", a.lease, a.lease_gen);
+        return;
+    }
+    struct egress_job *j = l->job;
+    log_info("lease %u (%s): connection aborted by the operator%s", l->id, l->site ? l->site : "-",
+             j ? ", its attempt is cut short" : "");
+    if (!j) {
+        egress_lease_drop_conn(l); /* QUIT */
+        egress_lease_closed_send(eg, l->sched, l->id, l->gen, 0);
+        egress_lease_remove(l);
+        return;
+    }
+    l->aborted = true;
+    j->done_flags |= PROTO_DONE_F_ABORTED;
+    /* mid-transaction: what has no final reply becomes a transient failure (egress_lease_on_closed);
+     * a job still loading or resolving has no connection yet: its lease closes after it (decide_lease) */
+    if (l->conn && (j->state == JOB_CONNECTING || j->state == JOB_SENDING))
+        egress_conn_abort(l->conn, "connection aborted by the operator");
 }

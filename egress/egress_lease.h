@@ -25,6 +25,7 @@ struct egress_lease {
     struct egress_job *job;
     uint64_t idle_since_ns;
     uint64_t idle_timeout_ns; /* of the path configuration its last job ran under */
+    bool aborted;             /* the operator aborted it (abort-ready-q-conn): closed after its job */
 };
 
 struct egress_lease *egress_lease_find(struct egress *eg, uint32_t id);
@@ -36,5 +37,9 @@ void egress_lease_closed_flush(struct egress *eg);
 /* egress_lease_on_event, egress_lease_on_closed - the lease's connection callbacks (arg: the lease) */
 void egress_lease_on_event(void *arg, struct egress_conn *c, const struct egress_smtp_event *ev);
 void egress_lease_on_closed(void *arg, struct egress_conn *c);
+/* egress_lease_abort - MSG_SCHEDULER_LEASE_ABORT: an idle lease QUITs and is closed; a busy one's connection
+ * is closed now (what got no final reply is a transient failure) and its DONE carries PROTO_DONE_F_ABORTED.
+ * A lease this worker does not hold for that scheduler under that generation is left alone (it ended). */
+void egress_lease_abort(struct egress *eg, unsigned from, const struct proto_rec *rec);
 
 #endif

@@ -9,6 +9,7 @@
 #include "base/log.h"
 #include "rt/role_rt.h"
 #include "egress/egress.h"
+#include "egress/egress_lease.h"
 
 static void on_record(struct role_rt *rt, unsigned from, const struct proto_rec *rec)
 {
@@ -23,6 +24,9 @@ static void on_record(struct role_rt *rt, unsigned from, const struct proto_rec 
         break;
     case MSG_SCHEDULER_PATH_CONFIG:
         egress_deliver_path(eg, from, rec);
+        break;
+    case MSG_SCHEDULER_LEASE_ABORT:
+        egress_lease_abort(eg, from, rec);
         break;
     default:
         log_debug("record type %u from instance %u ignored", rec->type, from);

@@ -3,6 +3,8 @@
  */
 #include "egress/egress_path.h"
 
+#include "common/mta_sts.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -33,6 +35,9 @@ void egress_path_put(struct egress_path *p)
         return;
     free(p->prohibited);
     free(p->skip);
+    for (size_t i = 0; i < p->n_sts_mx; i++)
+        free(p->sts_mx[i]);
+    free(p->sts_mx);
     free(p);
 }
 
@@ -56,6 +61,10 @@ static struct egress_path *from_proto(const struct proto_path *pp)
     snprintf(p->site, sizeof(p->site), "%s", pp->site ? pp->site : "");
     p->n_prohibited = pp->hdr.n_prohibited;
     p->n_skip = pp->hdr.n_skip;
+    p->sts_mx = pp->hdr.n_sts_mx ? xcalloc(pp->hdr.n_sts_mx, sizeof(*p->sts_mx)) : NULL;
+    for (size_t i = 0; i < pp->hdr.n_sts_mx; i++)
+        p->sts_mx[i] = xstrdup(pp->sts_mx[i]);
+    p->n_sts_mx = pp->hdr.n_sts_mx;
     if (!parse_list(pp->prohibited, p->n_prohibited, &p->prohibited) || !parse_list(pp->skip, p->n_skip, &p->skip)) {
         egress_path_put(p);
         return NULL;
@@ -122,4 +131,11 @@ bool egress_path_match(const struct cfg_cidr *nets, size_t n, const struct socka
     if (a->ss_family == AF_INET6)
         return cfg_value_cidr_match(nets, n, AF_INET6, &((const struct sockaddr_in6 *)a)->sin6_addr);
     return false;
+}
+
+bool egress_path_sts_mx_ok(const struct egress_path *p, const char *host)
+{
+    if (p->h.mta_sts == MTA_STS_MODE_OFF)
+        return true;
+    return mta_sts_mx_allowed((const char *const *)p->sts_mx, p->n_sts_mx, host);
 }

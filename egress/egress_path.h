@@ -29,6 +29,8 @@ struct egress_path {
     char site[PROTO_PATH_SITE_MAX + 1]; /* the scheduler's name of the site; "" for path 0 */
     size_t n_prohibited, n_skip;
     struct cfg_cidr *prohibited, *skip;
+    size_t n_sts_mx;
+    char **sts_mx; /* MTA-STS mx patterns (h.mta_sts says the mode) */
 };
 
 struct egress_paths {
@@ -47,6 +49,8 @@ struct egress_path *egress_path_get(struct egress_paths *t, const struct cfg *cf
 void egress_path_put(struct egress_path *p);
 /* egress_path_tls_required - Required or RequiredInsecure: never send in plaintext */
 bool egress_path_tls_required(const struct egress_path *p);
+/* egress_path_sts_mx_ok - host may be used under the path's MTA-STS policy (true when none applies) */
+bool egress_path_sts_mx_ok(const struct egress_path *p, const char *host);
 /* egress_path_match - is the address (AF_INET or AF_INET6 sockaddr) inside one of nets[0..n)? */
 bool egress_path_match(const struct cfg_cidr *nets, size_t n, const struct sockaddr_storage *a);
 

@@ -13,7 +13,9 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/log.h"
 #include "base/mem.h"
+#include "common/mta_sts.h"
 #include "egress/egress_job.h"
 #include "egress/egress_lease.h"
 
@@ -93,8 +95,28 @@ static void on_mx(void *arg, const struct dns_mx_result *res)
     if (!egress_job_dns_back(j))
         return;
     if (res->status == DNS_OK && res->n_mx > 0) {
-        for (size_t i = 0; i < res->n_mx; i++)
+        size_t refused = 0;
+        for (size_t i = 0; i < res->n_mx; i++) {
+            if (!egress_path_sts_mx_ok(j->pc, res->mx[i].host)) {
+                /* RFC 8461 4.1: under enforce an MX host the policy does not name is never used */
+                log_warn("mta-sts %s: domain %s: MX host %s does not match the policy's mx patterns%s",
+                         mta_sts_mode_name(j->pc->h.mta_sts), j->domain, res->mx[i].host,
+                         j->pc->h.mta_sts == MTA_STS_MODE_ENFORCE ? ": not used" : " (testing: used anyway)");
+                if (j->pc->h.mta_sts == MTA_STS_MODE_ENFORCE) {
+                    refused++;
+                    continue;
+                }
+            }
             add_target(j, res->mx[i].host, j->pc->h.smtp_port, false);
+        }
+        if (refused == res->n_mx) {
+            snprintf(text, sizeof(text),
+                     "MTA-STS policy of %s (enforce): none of its %zu MX hosts matches the policy's mx patterns",
+                     j->domain, res->n_mx);
+            egress_job_set_all(j, PROTO_OUT_TRANSIENT, PROTO_CMD_CONNECT, 451, "4.7.5", text);
+            egress_job_finish(j);
+            return;
+        }
         j->via_mx = true;
         j->site = dns_site_name(res);
         if (!j->site)
@@ -120,7 +142,22 @@ void egress_route_start(struct egress_job *j)
 {
     struct egress *eg = j->eg;
     const struct cfg_route *rt = cfg_dlv_route_for(&eg->rt->cfg, j->domain);
+    const char *rebound = j->have_msg ? proto_env_meta_get(&j->msg.env, PROTO_ENV_META_ROUTE) : NULL;
+    struct cfg_route own;
 
+    /* an operator's rebind to hosts (metadata `route`, written by the spool from a checked list) comes first */
+    if (rebound && rebound[0]) {
+        char *err = NULL;
+        if (cfg_dlv_route_parse(rebound, eg->rt->cfg.egress_port, &own, &err) < 0) {
+            char text[SMTP_REPLY_TEXT_MAX];
+            snprintf(text, sizeof(text), "the message's route is not usable: %s", err);
+            free(err);
+            egress_job_set_all(j, PROTO_OUT_TRANSIENT, PROTO_CMD_CONNECT, 451, "4.4.3", text);
+            egress_job_finish(j);
+            return;
+        }
+        rt = &own;
+    }
     if (rt && rt->n_hosts > 0) {
         size_t len = 7;
         for (uint32_t i = 0; i < rt->n_hosts; i++) {
@@ -135,6 +172,8 @@ void egress_route_start(struct egress_job *j)
                 strcat(j->site, ",");
             strcat(j->site, rt->hosts[i].host);
         }
+        if (rt == &own)
+            cfg_dlv_route_fini(&own);
         connect_or_reuse(j);
         return;
     }

@@ -103,6 +103,7 @@ struct shaping_path_config {
     uint16_t smtp_port;
     char *ehlo_domain;               /* "" = the source's or node's name */
     enum shaping_tls enable_tls;
+    bool enable_mta_sts; /* MTA-STS policies of the path's domain apply (docs/tls.md); default true */
     size_t n_prohibited_hosts, n_skip_hosts; /* CIDR text, validated at load */
     char **prohibited_hosts, **skip_hosts;
 };

@@ -40,7 +40,7 @@ static const struct shaping_opt shaping_opt_table[] = {
     {"ehlo_domain", SHAPING_OT_STRING, true},
     {"ehlo_timeout", SHAPING_OT_DURATION, true},
     {"enable_dane", SHAPING_OT_BOOL, false},
-    {"enable_mta_sts", SHAPING_OT_BOOL, false},
+    {"enable_mta_sts", SHAPING_OT_BOOL, true},
     {"enable_pipelining", SHAPING_OT_BOOL, false},
     {"enable_rset", SHAPING_OT_BOOL, false},
     {"enable_tls", SHAPING_OT_TLS, true},
@@ -548,6 +548,8 @@ static void apply_opt(struct shaping_path_config *c, const char *k, const json_t
         set_str(&c->provider_name, json_string_value(v));
     else if (strcmp(k, "enable_tls") == 0)
         tls_value(v, &c->enable_tls);
+    else if (strcmp(k, "enable_mta_sts") == 0)
+        c->enable_mta_sts = json_is_true(v);
     else if (strcmp(k, "prohibited_hosts") == 0)
         cidrs_from(v, &c->n_prohibited_hosts, &c->prohibited_hosts);
     else if (strcmp(k, "skip_hosts") == 0)
@@ -582,6 +584,7 @@ int shaping_path_config_from(const json_t *resolved, const json_t *overrides, co
     out->idle_timeout_ms = def ? def->idle_timeout_ms : 5000;
     out->smtp_port = def && def->smtp_port ? def->smtp_port : 25;
     out->enable_tls = SHAPING_TLS_OPPORTUNISTIC;
+    out->enable_mta_sts = true; /* KumoMTA's default */
 
     shaping_pmap_init(&m);
     if (json_is_object(resolved))

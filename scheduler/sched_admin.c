@@ -390,6 +390,10 @@ static unsigned dispatch(struct scheduler *sc, const struct proto_admin_req *req
         return op_cancel(sc, req, K_SUSPEND_PATH, result, error);
     case PROTO_ADMIN_BOUNCE_CANCEL:
         return op_cancel(sc, req, K_BOUNCE, result, error);
+    case PROTO_ADMIN_REBIND:
+        return sched_rebind_op(sc, req, result, error);
+    case PROTO_ADMIN_ABORT_PATH_CONN:
+        return sched_rebind_abort(sc, req, result, error);
     default:
         return sched_admin_view(sc, req, result, error);
     }

@@ -51,6 +51,7 @@ struct sched_admin {
     struct sched_admin_snap snap[SCHED_ADMIN_SNAPS]; /* a ring; head is the newest */
     unsigned head, n_snap;
     json_t *last_resp; /* "SOURCE->SITE" -> {"text", "at_ms"}: the path's last failure response */
+    char why[320];     /* an error text made for the current request */
 };
 
 /* sched_admin_view - queue-summary and the inspect ops: 200 and *result, or an HTTP code and *error (static) */
@@ -60,5 +61,10 @@ unsigned sched_admin_view(struct scheduler *sc, const struct proto_admin_req *re
  * tenant, campaign) or this path (source, site), as list items */
 json_t *sched_admin_effects(struct scheduler *sc, const char *domain, const char *tenant, const char *campaign,
                             const char *source, const char *site);
+
+/* sched_rebind.c: rebind and abort-ready-q-conn (200 and *result, or an HTTP code and *error) */
+unsigned sched_rebind_op(struct scheduler *sc, const struct proto_admin_req *req, json_t **result, const char **error);
+unsigned sched_rebind_abort(struct scheduler *sc, const struct proto_admin_req *req, json_t **result,
+                            const char **error);
 
 #endif

@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "base/mem.h"
+#include "common/mta_sts.h"
 #include "common/proto_env.h"
 #include "scheduler/sched_admin.h"
 #include "scheduler/sched_shaping.h"
@@ -448,6 +449,8 @@ static unsigned inspect_path(struct scheduler *sc, const char *name, json_t **re
     json_object_set_new(po, "config", cfg);
     json_object_set_new(po, "throttle", thr);
     json_object_set_new(po, "idle_connections", json_integer((json_int_t)p->idle));
+    /* the MTA-STS mode in force on the path: "off", "testing" or "enforce" (docs/tls.md) */
+    json_object_set_new(po, "mta_sts", json_string(mta_sts_mode_name(mta_sts_site_mode(r.site))));
     json_object_set_new(po, "effects", sched_admin_effects(sc, NULL, NULL, NULL, r.source, r.site));
     json_t *msgs = json_array();
     for (const struct sched_msg *m = p->ready.head; m && json_array_size(msgs) < PROTO_ADMIN_SAMPLE; m = m->link.next)

@@ -36,6 +36,7 @@ static struct sched_lease *lease_new(struct sched_core *c, struct sched_path *p)
     struct sched_worker *wk = &c->workers[best];
     l->worker = (uint32_t)best;
     l->uses = 0;
+    l->aborting = false;
     l->path = p;
     l->msg = NULL;
     l->i_next = l->i_prev = NULL;

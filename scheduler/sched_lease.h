@@ -24,6 +24,7 @@ struct sched_lease {
     struct sched_msg *msg; /* in flight, or NULL when idle */
     struct sched_lease *w_next, *w_prev; /* the worker's leases */
     struct sched_lease *i_next, *i_prev; /* the path's idle leases */
+    bool aborting; /* the operator aborted its connection while a message was on it: it ends with the result */
 };
 
 struct sched_lease *sched_lease_get(const struct sched_core *core, uint32_t id, uint32_t gen);

@@ -13,6 +13,7 @@
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "scheduler/sched_mtasts.h"
 #include "scheduler/sched_shaping.h"
 #include "scheduler/scheduler.h"
 
@@ -55,8 +56,11 @@ static void on_mx(void *arg, const struct dns_mx_result *res)
     if (res->status == DNS_OK) {
         char *mx_site = dns_site_name(res);
         char *site = mx_site ? sched_shaping_site(sc, lk->domain, mx_site) : NULL;
+        bool sts = mx_site && sched_shaping_mta_sts_enabled(sc, lk->domain, mx_site);
         free(mx_site);
-        if (site && sched_site_resolved(sc->core, lk->domain, site, res->ttl ? res->ttl : 60, now) < 0)
+        if (site && sts)
+            sched_mtasts_resolve(sc, lk->domain, site, res->ttl ? res->ttl : 60); /* answers the core */
+        else if (site && sched_site_resolved(sc->core, lk->domain, site, res->ttl ? res->ttl : 60, now) < 0)
             log_debug("resolved %s, but no message waits for it any more", lk->domain);
         free(site);
     } else {
@@ -73,6 +77,8 @@ static void on_mx(void *arg, const struct dns_mx_result *res)
 void sched_route_resolve(void *arg, const char *domain)
 {
     struct scheduler *sc = arg;
+    if (sched_rebind_resolve(sc, domain))
+        return;
     const struct cfg_route *r = cfg_dlv_route_for(&sc->rt->cfg, domain);
 
     if (r) {

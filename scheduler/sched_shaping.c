@@ -16,6 +16,8 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "policy/shaping_node.h"
+#include "common/mta_sts.h"
+#include "scheduler/sched_mtasts.h"
 #include "scheduler/sched_pathcfg.h"
 #include "scheduler/sched_shaping.h"
 #include "scheduler/sched_tsa.h"
@@ -158,8 +160,14 @@ static void egress_options(const struct shaping_path_config *pc, const char *sit
 }
 
 /* resolve_site - the site the shaping resolution sees: a no-rollup domain's MX rollup name */
-static const char *resolve_site(struct scheduler *sc, const char *site, const char *domain)
+static const char *resolve_site(struct scheduler *sc, const char *site, const char *domain, char **base)
 {
+    size_t bl = mta_sts_site_base_len(site);
+    if (site[bl]) {
+        /* the MTA-STS tag is the scheduler's own: the shaping files match the MX rollup name */
+        *base = xstrndup(site, bl);
+        site = *base;
+    }
     if (domain && strcmp(site, domain) == 0) {
         const char *mx = json_string_value(json_object_get(sc->norollup_mx, domain));
         if (mx)
@@ -188,8 +196,10 @@ void sched_shaping_path(void *arg, const char *source, const char *site, const c
         free(k);
     }
     defaults_of(&sc->rt->cfg, &def);
-    json_t *resolved = shaping_resolve(sc->shaping, domain ? domain : site, source, resolve_site(sc, site, domain),
-                                       NULL);
+    char *base = NULL;
+    json_t *resolved = shaping_resolve(sc->shaping, domain ? domain : site, source,
+                                       resolve_site(sc, site, domain, &base), NULL);
+    free(base);
     json_t *overrides = sched_tsa_overrides(sc, source, site, domain); /* automation's SetConfig */
     int rc = shaping_path_config_from(resolved, overrides, &def, &pc, &err);
     if (rc < 0 && overrides) {
@@ -214,6 +224,7 @@ void sched_shaping_path(void *arg, const char *source, const char *site, const c
     if (src >= 0) {
         struct proto_path pp;
         egress_options(&pc, site, what, &pp);
+        sched_mtasts_path(sc, site, &pp);
         int put = sched_pathcfg_put(sc, (uint16_t)src, site, &pp);
         if (put < 0)
             log_warn("path %s: egress options not sent (%s)", what, strerror(-put));
@@ -352,4 +363,14 @@ char *sched_shaping_site(struct scheduler *sc, const char *domain, const char *m
         return xstrdup(domain);
     }
     return xstrdup(mx_site);
+}
+
+bool sched_shaping_mta_sts_enabled(struct scheduler *sc, const char *domain, const char *mx_site)
+{
+    if (!sc->shaping)
+        return true;
+    json_t *resolved = shaping_resolve(sc->shaping, domain, NULL, mx_site, NULL);
+    bool on = !json_is_false(json_object_get(resolved, "enable_mta_sts"));
+    json_decref(resolved);
+    return on;
 }

@@ -35,4 +35,8 @@ const char *sched_shaping_domain_of(struct scheduler *sc, const char *source, co
 /* sched_shaping_provider_of - the provider name of a path's resolved shaping ("" none or unknown) */
 const char *sched_shaping_provider_of(struct scheduler *sc, const char *source, const char *site);
 
+/* sched_shaping_mta_sts_enabled - enable_mta_sts of the domain's paths to mx_site (source overrides are not
+ * consulted: the policy check runs once per domain, before a source is picked); true by default */
+bool sched_shaping_mta_sts_enabled(struct scheduler *sc, const char *domain, const char *mx_site);
+
 #endif

@@ -83,6 +83,7 @@ struct scheduler {
     size_t n_tsa_out;
     json_t *path_providers;     /* sched_shaping.c: "SOURCE\nSITE" -> the path's provider name ("" none) */
     struct sched_admin *admin;  /* sched_admin.c: the admin command channel */
+    struct sched_mtasts *mtasts; /* sched_mtasts.c: MTA-STS policies */
 };
 
 uint64_t scheduler_now_ms(void);
@@ -109,6 +110,9 @@ void sched_tsa_node_tick(struct scheduler *sc, bool publish);
 json_t *sched_tsa_overrides(struct scheduler *sc, const char *source, const char *site, const char *domain);
 
 void sched_route_resolve(void *arg, const char *domain);
+/* sched_rebind_resolve - a routing domain "route:HOSTS" (an operator's rebind to a route, sched_rebind.c):
+ * answered at once with the site of those hosts; false for any other domain */
+bool sched_rebind_resolve(struct scheduler *sc, const char *domain);
 void sched_route_init(struct scheduler *sc);
 void sched_route_fini(struct scheduler *sc);
 

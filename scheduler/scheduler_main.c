@@ -28,6 +28,7 @@
 #include "base/mem.h"
 #include "common/proto_dlv.h"
 #include "scheduler/sched_admin.h"
+#include "scheduler/sched_mtasts.h"
 #include "scheduler/sched_shaping.h"
 #include "scheduler/scheduler.h"
 
@@ -224,21 +225,26 @@ static void on_done(struct scheduler *sc, unsigned from, const struct proto_rec 
         return;
     }
     uint32_t lid = lease->id, lgen = lease->gen;
-    if (d->flags & PROTO_DONE_F_REFUSED) {
-        /* not attempted: the lease ends and the entry is due again now, no attempt counted */
+    /* an egress's word that it aborted counts only where the operator asked for it (no free retries) */
+    bool aborted = lease->aborting && (d->flags & PROTO_DONE_F_ABORTED) &&
+                   (d->transient || (d->flags & PROTO_DONE_F_LOCAL_ERROR));
+    if ((d->flags & PROTO_DONE_F_REFUSED) || aborted) {
+        /* not attempted, or cut short by the operator (abort-ready-q-conn): the lease ends and the entry is
+         * due again now, no attempt counted (the spool recorded what the aborted attempt did decide) */
         sched_lease_released(sc->core, lease, false, scheduler_now_ms());
         return;
     }
     enum sched_outcome out = d->transient || (d->flags & PROTO_DONE_F_LOCAL_ERROR) ? SCHED_OUTCOME_TRANSIENT
                              : d->bounced && !d->delivered ? SCHED_OUTCOME_BOUNCED
                                                            : SCHED_OUTCOME_DELIVERED;
+    bool aborting = lease->aborting; /* read before the result: the lease may go idle or end with it */
     (void)sched_msg_result(sc->core, m, out, scheduler_now_ms());
     if (out != SCHED_OUTCOME_TRANSIENT)
         sched_keys_forget(&sc->keys, key);
-    if (d->flags & PROTO_DONE_F_LEASE_CLOSED) {
+    if ((d->flags & PROTO_DONE_F_LEASE_CLOSED) || aborting) {
         struct sched_lease *l = sched_lease_get(sc->core, lid, lgen);
-        if (l) /* closed with a transient result: the connection failed */
-            sched_lease_released(sc->core, l, out == SCHED_OUTCOME_TRANSIENT, scheduler_now_ms());
+        if (l) /* closed with a transient result: the connection failed; an aborted one: the operator closed it */
+            sched_lease_released(sc->core, l, !aborting && out == SCHED_OUTCOME_TRANSIENT, scheduler_now_ms());
     }
 }
 
@@ -411,6 +417,7 @@ static void on_tick(struct role_rt *rt, uint64_t now_ns)
     }
     sched_tsa_node_tick(sc, publish);
     sched_admin_tick(sc);
+    sched_mtasts_tick(sc);
 }
 
 static bool on_idle(struct role_rt *rt)
@@ -509,11 +516,13 @@ int main(int argc, char **argv)
     sched_tsa_node_init(&sc); /* before the shaping: the paths it resolves ask for automation overrides */
     sched_admin_init(&sc);
     sched_route_init(&sc);
+    sched_mtasts_init(&sc);
     sched_shaping_init(&sc);
     sc.due.op = (struct evl_op){on_due, &sc};
     role_rt_ready(&rt);
     int rc = role_rt_run(&rt);
     sched_route_fini(&sc);
+    sched_mtasts_fini(&sc);
     sched_shaping_fini(&sc);
     for (int i = 0; i < 8; i++)
         (void)evl_run_once(&rt.evl, false);

@@ -56,9 +56,6 @@ struct spool_env {
     struct msgid id;
     struct proto_env rec; /* decoded, owned */
     bool gone;            /* deleted in the batch (every recipient final) */
-    /* rec.meta when the spool changed it (the DSN count): an array of its own, and the value */
-    struct proto_env_meta *meta_own;
-    char meta_val[12];
 };
 
 /* one MSG_SPOOL_MESSAGE_UPDATED owed after the commit */
@@ -128,11 +125,15 @@ struct spool {
     bool walk_done_pending; /* WALK_DONE follows batch walk_done_seq */
     uint64_t walk_done_seq;
     uint64_t walk_announced;
-    bool space_low;
+    struct msgid *rebound; /* spool_rebind.c: messages to announce again after the commit */
+    size_t n_rebound, rebound_cap;
+    bool space_low;     /* the spool's file system is below [spool] free_space_min */
+    bool log_space_low; /* the log directory's file system is below [log] min_free_space */
     uint64_t last_space_check_ns;
 
     uint64_t admin_seq;     /* the request page's sequence number when last looked at */
     bool compact_watch;     /* a compaction started here runs: its end is logged */
+    uint64_t next_retain_ns; /* log retention's next run (spool_log_retain.c) */
 };
 
 /* spool_admin.c */
@@ -179,6 +180,20 @@ void spool_upd_committed(struct spool *sp, int rc);
 /* spool_upd_classifier - (re)build the bounce classifier from the configuration */
 void spool_upd_classifier(struct spool *sp);
 void spool_upd_fini(struct spool *sp);
+/* spool_upd_env_get - the envelope in the open batch (sp->envs), read from the store at first use; index or -errno */
+long spool_upd_env_get(struct spool *sp, struct msgid id);
+/* spool_upd_write_env - the changed envelope into the batch; the message leaves the spool with its last recipient */
+void spool_upd_write_env(struct spool *sp, struct spool_env *e);
+/* spool_env_set_meta - rec (decoded, owned) with key set to value (NULL: removed), re-encoded into a record of
+ * its own; 0, or -EINVAL when the result does not encode (rec unchanged) */
+int spool_env_set_meta(struct proto_env *rec, const char *key, const char *value);
+/* spool_rebind.c: an operator's rebind (MSG_SCHEDULER_MESSAGE_REBIND) */
+void spool_rebind_request(struct spool *sp, unsigned from, const struct proto_rec *rec);
+/* spool_rebind_pending - rebound messages wait for the commit to be announced again */
+bool spool_rebind_pending(const struct spool *sp);
+/* spool_rebind_committed - after the commit (rc 0 or -errno): each message announced from its durable state */
+void spool_rebind_committed(struct spool *sp, int rc);
+void spool_rebind_fini(struct spool *sp);
 
 /* spool_wal.c */
 /* spool_wal_add - a record (reference taken) into the open batch's write-ahead and the after-commit list */

@@ -72,10 +72,16 @@ char *spool_dlv_queue_name(const struct proto_env *rec, const char *domain)
     const char *campaign = meta_set(rec, PROTO_ENV_META_CAMPAIGN);
     const char *tenant = meta_set(rec, PROTO_ENV_META_TENANT);
     const char *routing = meta_set(rec, PROTO_ENV_META_ROUTING_DOMAIN);
+    const char *route = meta_set(rec, PROTO_ENV_META_ROUTE);
 
     buf_reserve(&b, 64);
     if (queue) {
         put_clean(&b, queue, false);
+        /* a rebind to hosts routes the queue elsewhere: its name says so, as a routing domain's does */
+        if (route) {
+            buf_append(&b, "!" SPOOL_DLV_ROUTE_PREFIX, 1 + strlen(SPOOL_DLV_ROUTE_PREFIX));
+            put_clean(&b, route, true);
+        }
         return finish_name(&b);
     }
     if (campaign) {
@@ -88,7 +94,10 @@ char *spool_dlv_queue_name(const struct proto_env *rec, const char *domain)
     if (campaign || tenant)
         buf_append(&b, "@", 1);
     put_clean(&b, domain, true);
-    if (routing) {
+    if (route) {
+        buf_append(&b, "!" SPOOL_DLV_ROUTE_PREFIX, 1 + strlen(SPOOL_DLV_ROUTE_PREFIX));
+        put_clean(&b, route, true);
+    } else if (routing) {
         buf_append(&b, "!", 1);
         put_clean(&b, routing, true);
     }
@@ -99,9 +108,12 @@ char *spool_dlv_routing_domain(const struct proto_env *rec, const char *domain)
 {
     struct buf b = {0};
     const char *routing = meta_set(rec, PROTO_ENV_META_ROUTING_DOMAIN);
+    const char *route = meta_set(rec, PROTO_ENV_META_ROUTE);
 
     buf_reserve(&b, 64);
-    put_clean(&b, routing ? routing : domain, true);
+    if (route)
+        buf_append(&b, SPOOL_DLV_ROUTE_PREFIX, strlen(SPOOL_DLV_ROUTE_PREFIX));
+    put_clean(&b, route ? route : routing ? routing : domain, true);
     return finish_name(&b);
 }
 

@@ -8,7 +8,8 @@
  * spool_dlv_queue_name() builds KumoMTA's scheduled queue name (docs.kumomta.com/reference/queues):
  * the metadata `queue` when set (policy), else [campaign:][tenant]@domain[!routing_domain] with
  * the rule for missing parts: campaign and tenant "c:t@d", only tenant "t@d", only campaign "c:@d",
- * neither "d"; routing_domain (metadata) adds "!routing_domain". CR, LF and NUL become spaces and
+ * neither "d"; routing_domain (metadata) adds "!routing_domain"; an operator's rebind to hosts (metadata
+ * route) adds "!route:HOSTS" instead, also to a `queue` name. CR, LF and NUL become spaces and
  * the name is cut at PROTO_DLV_STRING_MAX bytes, because the name travels in proto_dlv runs.
  *
  * spool_dlv_ann_append() encodes the proto_ann entry (proto_dlv.h) of one message into a begun batch:
@@ -51,7 +52,10 @@ void spool_dlv_domain(const char *addr, char *out, size_t cap);
 bool spool_dlv_same_domain(const char *a, const char *b);
 /* spool_dlv_queue_name - for the recipient domain `domain`; heap string */
 char *spool_dlv_queue_name(const struct proto_env *rec, const char *domain);
-/* spool_dlv_routing_domain - metadata routing_domain (lower-cased) or domain; heap string */
+/* the routing domain of a message rebound to hosts (metadata `route`): "route:HOSTS" (sched_rebind.c) */
+#define SPOOL_DLV_ROUTE_PREFIX "route:"
+/* spool_dlv_routing_domain - "route:" and metadata route, else metadata routing_domain (lower-cased), else
+ * domain; heap string */
 char *spool_dlv_routing_domain(const struct proto_env *rec, const char *domain);
 
 /* spool_dlv_group - queued recipients and their max attempts in the group of rcpt_first */

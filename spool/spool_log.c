@@ -28,6 +28,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/utf8.h"
+#include "common/mta_sts.h"
 
 #define STEM_LEN 22 /* YYYYMMDD-HHMMSS.ffffff */
 #define NAME_MAX_LEN 80
@@ -229,6 +230,9 @@ int spool_log_build(const struct spool_log *lg, enum spool_log_type type,
     put(o, "recipient", jstr_or_empty(ev->recipient), &bad);
     put(o, "queue", jstr_or_empty(ev->queue), &bad);
     put(o, "site", jstr_or_empty(inbound ? "" : ev->site), &bad);
+    /* the MTA-STS mode the attempt ran under: the scheduler names it in the site (docs/tls.md) */
+    if (!inbound && mta_sts_site_mode(ev->site) != MTA_STS_MODE_OFF)
+        put(o, "mta_sts", json_string(mta_sts_mode_name(mta_sts_site_mode(ev->site))), &bad);
     put(o, "size", json_integer(ev->size > INT64_MAX ? INT64_MAX : (json_int_t)ev->size), &bad);
     put(o, "response", response_object(&ev->response, &bad), &bad);
     if (ev->peer_name || ev->peer_addr) {

@@ -6,8 +6,10 @@
  * walk requests from the scheduler (spool_walk.c), loads for egress (spool_load.c), attempt results and
  * fails (spool_upd.c) in the same group commit, and the supervisor's admin requests (spool_admin.c).
  * Each second it checks free space: below
- * [spool] free_space_min it raises the flag that makes ingress answer 452 at MAIL (DISK-01); after a
- * failed write (ENOSPC) it reopens the database once space is back (DISK-02).
+ * [spool] free_space_min, or the log directory's below [log] min_free_space, it raises the flag that
+ * makes ingress answer 452 at MAIL (DISK-01); after a failed write (ENOSPC) it reopens the database once
+ * space is back (DISK-02). Log retention ([log] max_age, max_total_size) runs on the tick: at most
+ * SPOOL_RETAIN_PER_TICK segments are unlinked per tick, so a large backlog never blocks the loop.
  * A database that cannot be opened is fatal: the supervisor restarts the spool with backoff and
  * reports a crash loop, while ingress answers 451 to DATA (no durable ack) and nothing is lost.
  */
@@ -21,6 +23,10 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "spool/spool_log_retain.h"
+
+#define SPOOL_RETAIN_PER_TICK 16
+#define SPOOL_RETAIN_INTERVAL_NS CLOCK_SEC(10)
 
 static void on_record(struct role_rt *rt, unsigned from, const struct proto_rec *rec)
 {
@@ -48,6 +54,9 @@ static void on_record(struct role_rt *rt, unsigned from, const struct proto_rec 
         break;
     case MSG_SCHEDULER_TSA_EVENT:
         spool_tsa_event(sp, from, rec);
+        break;
+    case MSG_SCHEDULER_MESSAGE_REBIND:
+        spool_rebind_request(sp, from, rec);
         break;
     default:
         proto_node_counter_add(rt->self, PROTO_NODE_CTR_RING_BAD, 1);
@@ -82,6 +91,7 @@ static void check_space(struct spool *sp, uint64_t now)
         return;
     sp->last_space_check_ns = now;
     bool low = spool_db_space_low(sp->db_dir, rt->cfg.spool_free_space_min);
+    bool log_low = spool_db_space_low(sp->log_dir, rt->cfg.log_min_free_space);
     if (low != sp->space_low) {
         if (low)
             log_error("spool filesystem below [spool] free_space_min (%llu bytes): ingress answers 452 at MAIL",
@@ -89,8 +99,17 @@ static void check_space(struct spool *sp, uint64_t now)
         else
             log_info("spool free space is back above the minimum: accepting mail again");
         sp->space_low = low;
-        atomic_store(&rt->seg.hdr->spool_space_low, low ? 1u : 0u);
     }
+    if (log_low != sp->log_space_low) {
+        if (log_low)
+            log_error("log filesystem of %s below [log] min_free_space (%llu bytes): ingress answers 452 at MAIL",
+                      sp->log_dir, (unsigned long long)rt->cfg.log_min_free_space);
+        else
+            log_info("log free space is back above [log] min_free_space: accepting mail again");
+        sp->log_space_low = log_low;
+    }
+    /* one word for both: ingress answers 452 while either file system is short */
+    atomic_store(&rt->seg.hdr->spool_space_low, (low ? 1u : 0u) | (log_low ? 2u : 0u));
     if (!low && spool_db_needs_recover(sp->db)) {
         int rc = spool_db_recover(sp->db);
         if (rc == 0)
@@ -100,11 +119,28 @@ static void check_space(struct spool *sp, uint64_t now)
     }
 }
 
+/* retain_logs - [log] max_age / max_total_size: a bounded number of unlinks, again soon when more wait */
+static void retain_logs(struct spool *sp, uint64_t now)
+{
+    const struct cfg *c = &sp->rt->cfg;
+    struct spool_log_retain_opts o = {.max_age_ms = c->log_max_age_ms, .max_total_size = c->log_max_total_size};
+    size_t removed = 0, left = 0;
+
+    if (now < sp->next_retain_ns || (!o.max_age_ms && !o.max_total_size))
+        return;
+    int rc = spool_log_retain_run(sp->log_dir, (int64_t)(clock_real_ns() / 1000000), &o, SPOOL_RETAIN_PER_TICK,
+                                  &removed, &left);
+    if (rc < 0)
+        log_warn("log retention: cannot read %s: %s", sp->log_dir, strerror(-rc));
+    sp->next_retain_ns = now + (left ? CLOCK_MS(100) : SPOOL_RETAIN_INTERVAL_NS);
+}
+
 static void on_tick(struct role_rt *rt, uint64_t now)
 {
     struct spool *sp = rt->ctx;
 
     check_space(sp, now);
+    retain_logs(sp, now);
     spool_out_flush(sp);
     spool_tsa_flush(sp);
     spool_ann_flush(sp);
@@ -179,6 +215,7 @@ int main(int argc, char **argv)
     if (rc < 0)
         log_error("log write-ahead replay incomplete: %s; retried every tick", strerror(-rc));
     sp.space_low = false;
+    sp.log_space_low = false;
     check_space(&sp, clock_mono_ns() + CLOCK_SEC(2));
     log_info("spool database %s, logs %s", sp.db_dir, sp.log_dir);
     spool_admin_init(&sp);
@@ -189,6 +226,7 @@ int main(int argc, char **argv)
     spool_upd_fini(&sp);
     spool_ann_fini(&sp);
     spool_tsa_fini(&sp);
+    spool_rebind_fini(&sp);
     spool_wal_fini(&sp);
     spool_log_close(sp.log);
     spool_db_batch_free(sp.batch);

@@ -125,7 +125,7 @@ void spool_store_commit(struct spool *sp)
 {
     struct role_rt *rt = sp->rt;
 
-    if (sp->n_pend == 0 && !spool_upd_pending(sp) && spool_db_batch_count(sp->batch) == 0 &&
+    if (sp->n_pend == 0 && !spool_upd_pending(sp) && !spool_rebind_pending(sp) && spool_db_batch_count(sp->batch) == 0 &&
         spool_db_logrec_count(sp->batch) == 0)
         return;
     /* stores, envelope updates, deletes and DSNs of this pass: one write batch, one fsync */
@@ -147,6 +147,7 @@ void spool_store_commit(struct spool *sp)
     /* the records of this batch (Receptions, results, DSN Receptions) in the order they were added */
     spool_wal_committed(sp, rc);
     spool_upd_committed(sp, rc);
+    spool_rebind_committed(sp, rc);
     /* announcements follow the acks: the messages just made durable, then DSNs stored by updates */
     for (size_t i = 0; i < sp->n_pend; i++) {
         struct spool_pending *pd = &sp->pend[i];

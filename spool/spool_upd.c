@@ -64,8 +64,7 @@ void spool_upd_classifier(struct spool *sp)
     sp->bc = bc;
 }
 
-/* env_get - the envelope in the open batch, read from the store at first use; index or -errno */
-static long env_get(struct spool *sp, struct msgid id)
+long spool_upd_env_get(struct spool *sp, struct msgid id)
 {
     for (size_t i = 0; i < sp->n_envs; i++)
         if (msgid_eq(sp->envs[i].id, id))
@@ -285,28 +284,15 @@ static bool dsn_admit(struct spool *sp, struct spool_env *e)
                  e->rec.sender, sent);
         return false;
     }
-    snprintf(e->meta_val, sizeof(e->meta_val), "%u", sent + 1);
-    for (uint32_t i = 0; i < e->rec.meta_count; i++) {
-        if (strcmp(e->rec.meta[i].key, SPOOL_DSN_META) == 0) {
-            e->rec.meta[i].value = e->meta_val;
-            return true;
-        }
-    }
-    if (e->rec.meta_count >= PROTO_ENV_META_MAX)
-        return true; /* no room to count it: the DSN still goes, the per-sender bound still holds */
-    struct proto_env_meta *m = xcalloc(e->rec.meta_count + 1u, sizeof(*m));
-    if (e->rec.meta_count)
-        memcpy(m, e->rec.meta, e->rec.meta_count * sizeof(*m));
-    m[e->rec.meta_count] = (struct proto_env_meta){SPOOL_DSN_META, e->meta_val};
-    free(e->meta_own);
-    e->meta_own = m;
-    e->rec.meta = m;
-    e->rec.meta_count++;
+    char n[12];
+    snprintf(n, sizeof(n), "%u", sent + 1);
+    /* no room to count it (64 metadata pairs): the DSN still goes, the per-sender bound still holds */
+    spool_env_set_meta(&e->rec, SPOOL_DSN_META, n);
     return true;
 }
 
-/* write_env - the changed envelope into the batch; the message leaves the spool with its last recipient */
-static void write_env(struct spool *sp, struct spool_env *e)
+/* spool_upd_write_env - the changed envelope into the batch; the message leaves the spool with its last recipient */
+void spool_upd_write_env(struct spool *sp, struct spool_env *e)
 {
     char idtext[MSGID_TEXT_SIZE];
     int rc;
@@ -372,7 +358,7 @@ void spool_upd_attempt(struct spool *sp, unsigned from, const struct proto_rec *
     }
     struct msgid id = {a.hdr.msg_id_hi, a.hdr.msg_id_lo};
     msgid_format(id, idtext);
-    long ei = env_get(sp, id);
+    long ei = spool_upd_env_get(sp, id);
     if (ei == -ENOENT || (ei >= 0 && sp->envs[ei].gone)) {
         log_info("attempt result for %s, which is no longer in the spool: ignored (duplicate)", idtext);
         upd_push(sp, id, a.hdr.rcpt_first, ei >= 0 ? ei : -1);
@@ -422,7 +408,7 @@ void spool_upd_attempt(struct spool *sp, unsigned from, const struct proto_rec *
         spool_tsa_attempt(sp, &e->rec, &a, (uint16_t)tsa);
     bool send_dsn = n_items > 0 && dsn_admit(sp, e);
     if (changed)
-        write_env(sp, e);
+        spool_upd_write_env(sp, e);
     if (send_dsn)
         make_dsn(sp, id, &e->rec, items, n_items);
     dsn_items_free(items, n_items);
@@ -444,7 +430,7 @@ void spool_upd_fail(struct spool *sp, unsigned from, const struct proto_rec *rec
         return;
     }
     msgid_format(id, idtext);
-    long ei = env_get(sp, id);
+    long ei = spool_upd_env_get(sp, id);
     if (ei == -ENOENT || (ei >= 0 && sp->envs[ei].gone)) {
         upd_push(sp, id, f->rcpt_first, ei >= 0 ? ei : -1);
         return;
@@ -484,7 +470,7 @@ void spool_upd_fail(struct spool *sp, unsigned from, const struct proto_rec *rec
     free(mark);
     bool send_dsn = n_items > 0 && dsn_admit(sp, e);
     if (n > 0)
-        write_env(sp, e);
+        spool_upd_write_env(sp, e);
     if (send_dsn)
         make_dsn(sp, id, &e->rec, items, n_items);
     dsn_items_free(items, n_items);
@@ -548,10 +534,8 @@ void spool_upd_committed(struct spool *sp, int rc)
         }
     }
     sp->n_upds = 0;
-    for (size_t i = 0; i < sp->n_envs; i++) {
+    for (size_t i = 0; i < sp->n_envs; i++)
         proto_env_fini(&sp->envs[i].rec);
-        free(sp->envs[i].meta_own);
-    }
     sp->n_envs = 0;
 }
 

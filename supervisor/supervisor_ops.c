@@ -10,6 +10,9 @@
  *   POST /api/v1/bounce?(domain=D[&tenant=T][&campaign=C] | tenant=T | campaign=C | queue=Q | everything=1)
  *        &reason=R[&duration=D]           (and GET, /cancel)
  *   GET  /api/v1/inspect-sched-q?name=Q,  GET /api/v1/inspect-ready-q?name=SOURCE->SITE
+ *   POST /api/v1/rebind?(domain=D[&tenant=T][&campaign=C] | tenant=T | campaign=C | queue=Q | everything=1)
+ *        &(to_queue=Q | to_route=HOSTS)[&reason=R]
+ *   POST /api/v1/abort-ready-q-conn?name=SOURCE->SITE[&reason=R]
  *   POST /api/v1/log-level?level=L[&role=R]  (answered here: a word per role in the segment's header)
  *
  * The spool has a channel of its own (the SPOOL page pair, same documents), used by supervisor_inspect.c.
@@ -65,6 +68,8 @@ static const struct {
     {"/api/v1/bounce/cancel", true, PROTO_ADMIN_BOUNCE_CANCEL},
     {"/api/v1/inspect-sched-q", false, PROTO_ADMIN_INSPECT_QUEUE},
     {"/api/v1/inspect-ready-q", false, PROTO_ADMIN_INSPECT_PATH},
+    {"/api/v1/rebind", true, PROTO_ADMIN_REBIND},
+    {"/api/v1/abort-ready-q-conn", true, PROTO_ADMIN_ABORT_PATH_CONN},
 };
 
 unsigned supervisor_ops_error(unsigned code, const char *msg, char **body)
@@ -262,7 +267,9 @@ unsigned supervisor_ops_request(struct supervisor *s, struct MHD_Connection *c, 
                  .reason = arg(c, "reason"),
                  .by = arg(c, "by"),
                  .by_volume = flag(c, "by_volume"),
-                 .everything = flag(c, "everything")},
+                 .everything = flag(c, "everything"),
+                 .to_queue = arg(c, "to_queue"),
+                 .to_route = arg(c, "to_route")},
     };
     const char *dur = arg(c, "duration");
     if (dur && (!cfg_value_parse_duration(dur, &req.args.duration_ms) || req.args.duration_ms == 0))
@@ -275,7 +282,8 @@ unsigned supervisor_ops_request(struct supervisor *s, struct MHD_Connection *c, 
                   req.op == PROTO_ADMIN_BOUNCE_CANCEL;
     if (cancel && !req.args.target)
         return error_body(MHD_HTTP_BAD_REQUEST, "id= is required (the list command shows the ids)", body);
-    if ((req.op == PROTO_ADMIN_INSPECT_QUEUE || req.op == PROTO_ADMIN_INSPECT_PATH) && !req.args.name)
+    if ((req.op == PROTO_ADMIN_INSPECT_QUEUE || req.op == PROTO_ADMIN_INSPECT_PATH ||
+         req.op == PROTO_ADMIN_ABORT_PATH_CONN) && !req.args.name)
         return error_body(MHD_HTTP_BAD_REQUEST, "name= is required", body);
     code = ask(s, &req, body);
     if (post)

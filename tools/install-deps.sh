@@ -8,6 +8,8 @@ PKGS=(
   gcc g++ clang meson ninja-build pkg-config
   liburing-dev libssl-dev librocksdb-dev liblua5.4-dev libzstd-dev libc-ares-dev libbpf-dev
   libtomlplusplus-dev libjansson-dev libmicrohttpd-dev libpcre2-dev libhiredis-dev
+  # MTA-STS policy fetches over HTTPS (the OpenSSL flavour, as the rest of the tree)
+  libcurl4-openssl-dev
   # crypt_r for [auth] passwords_file (yescrypt, SHA-512)
   libcrypt-dev
   # fuzzing runtime for clang's -fsanitize=fuzzer

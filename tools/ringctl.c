@@ -5,7 +5,7 @@
  *   ringctl [--endpoint HOST:PORT] restart ROLE[/INDEX]
  *   ringctl [--endpoint HOST:PORT] reload
  *   ringctl [--endpoint HOST:PORT] metrics
- *   ringctl [--endpoint HOST:PORT] doctor
+ *   ringctl doctor [--apply] ... (tools/ringctl_doctor.c), ringctl capacity ... (tools/ringctl_capacity.c)
  *   ringctl validate-shaping FILE... / resolve-shaping ... (tools/ringctl_shaping.c)
  *   ringctl queue-summary / suspend / bounce / inspect-* ... (tools/ringctl_ops.c)
  *   ringctl tail-log [--follow] [--type T] [--domain D] [--queue Q] [--limit N] [--json] (tools/ringctl_logs.c)
@@ -23,10 +23,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "base/file.h"
 #include "base/mem.h"
 #include "common/proto_status.h"
-#include "shm/shm_pages.h"
+#include "tools/ringctl_capacity.h"
+#include "tools/ringctl_doctor.h"
 #include "tools/ringctl_http.h"
 #include "tools/ringctl_logs.h"
 #include "tools/ringctl_inspect.h"
@@ -117,81 +117,6 @@ static int print_status(const struct proto_status_node *n)
     return 0;
 }
 
-/* doctor - host settings that matter for a park node, checked on this machine */
-static int doctor(const char *endpoint)
-{
-    struct http_resp resp;
-    long shm_bytes = -1;
-    char source[32] = "unknown";
-    unsigned warnings = 0;
-
-    if (http_call(endpoint, "GET", "/api/v1/status", &resp) == 0 && resp.status == 200) {
-        struct proto_status_node n;
-        char *why = NULL;
-        if (proto_status_node_decode(resp.body, resp.body_len, &n, &why) == 0) {
-            shm_bytes = (long)n.shm.bytes;
-            snprintf(source, sizeof(source), "%s", n.shm.page_source);
-            proto_status_node_fini(&n);
-        } else {
-            printf("(the node's status breaks its schema: %s; checking the host only)\n", why);
-            free(why);
-        }
-        free(resp.body);
-    } else {
-        printf("(node at %s not reachable: checking the host only)\n", endpoint);
-    }
-    long hp_total = -1, hp_free = shm_pages_meminfo("HugePages_Free");
-    long hp_size_kb = shm_pages_meminfo("Hugepagesize");
-    file_read_long("/proc/sys/vm/nr_hugepages", &hp_total);
-    printf("hugepages: %ld reserved, %ld free, %ld KiB each; node segment: %ld MiB on %s pages\n", hp_total, hp_free,
-           hp_size_kb, shm_bytes >= 0 ? shm_bytes >> 20 : -1, source);
-    if (shm_bytes > 0 && strcmp(source, "hugetlb") != 0 && hp_size_kb > 0) {
-        long need = (shm_bytes + hp_size_kb * 1024 - 1) / (hp_size_kb * 1024);
-        printf("  advice: reserve hugepages for the segment, then restart the node:\n"
-               "    sysctl -w vm.nr_hugepages=%ld   (and vm.nr_hugepages=%ld in /etc/sysctl.d/ringmail.conf)\n",
-               hp_total + need, hp_total + need);
-        warnings++;
-    }
-    static const struct {
-        const char *path, *name;
-        long min;
-        const char *why;
-    } knobs[] = {
-        {"/proc/sys/net/core/somaxconn", "net.core.somaxconn", 4096, "accept backlog for bursts of SMTP clients"},
-        {"/proc/sys/fs/file-max", "fs.file-max", 1000000, "every SMTP session is a descriptor"},
-        {"/proc/sys/net/ipv4/tcp_tw_reuse", "net.ipv4.tcp_tw_reuse", 1, "reuse TIME_WAIT ports for outbound connections"},
-        {"/proc/sys/net/core/rmem_max", "net.core.rmem_max", 16777216, "socket buffers for 100 KB bodies"},
-        {"/proc/sys/net/core/wmem_max", "net.core.wmem_max", 16777216, "socket buffers for 100 KB bodies"},
-    };
-    for (size_t i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++) {
-        long v = -1;
-        file_read_long(knobs[i].path, &v);
-        /* tcp_tw_reuse 2 means loopback only: outbound delivery needs 1 */
-        bool ok = knobs[i].min == 1 ? v == 1 : v >= knobs[i].min;
-        printf("%-24s %-10ld %s", knobs[i].name, v, ok ? "ok" : "LOW");
-        if (!ok) {
-            printf(": sysctl -w %s=%ld (%s)", knobs[i].name, knobs[i].min, knobs[i].why);
-            warnings++;
-        }
-        printf("\n");
-    }
-    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
-    long lo = 0, hi = 0;
-    if (f) {
-        if (fscanf(f, "%ld %ld", &lo, &hi) != 2)
-            lo = hi = 0;
-        fclose(f);
-    }
-    bool range_ok = hi - lo >= 50000;
-    printf("%-24s %ld-%ld %s", "net.ipv4.ip_local_port_range", lo, hi, range_ok ? "ok" : "NARROW");
-    if (!range_ok) {
-        printf(": sysctl -w net.ipv4.ip_local_port_range=\"1024 65535\" (outbound connections per source address)");
-        warnings++;
-    }
-    printf("\n%u recommendation(s)\n", warnings);
-    return 0;
-}
-
 /* print_queues - the scheduler's status page as tables */
 static void print_queues(const struct proto_status_queues *q)
 {
@@ -233,7 +158,11 @@ static void usage(FILE *f)
                "  metrics             the Prometheus metrics text\n"
                "  tsa-status [--domain D] [--site S]  traffic shaping automation effects in force, time left\n"
                "  tsa-history         the recent traffic shaping automation firings, newest first\n"
-               "  doctor              host settings for a park node (hugepages, sysctls) with advice\n"
+               "  doctor [--apply] [--config FILE] [--volume 8M/day --size 50KB [--outage 24h]]\n"
+               "                      the host against a park node's needs, one line per check with its fix;\n"
+               "                      --apply writes /etc/sysctl.d/90-ringmail.conf and reserves hugepages\n"
+               "  capacity --volume 8M/day --peak 1M/h --size 50KB [--outage 24h] [--log-days 30]\n"
+               "                      spool, log storage, bandwidth, memory and cores, with the arithmetic\n"
                "  validate-shaping FILE...   check shaping files offline (docs/shaping.md)\n"
                "  resolve-shaping --domain D [--source S] [--site SITE | --mx HOST ...] [--shaping FILE ...]\n"
                "                      the effective shaping of a path, and which block set each option\n"
@@ -248,6 +177,9 @@ static void usage(FILE *f)
                "  bounce --domain D [--tenant T] [--campaign C] | --tenant T | --campaign C | --queue Q |\n"
                "         --everything --reason R [--duration 5m]; bounce-list; bounce-cancel ID\n"
                "  inspect-sched-q NAME, inspect-ready-q SOURCE->SITE   config, throttle, suspensions, messages\n"
+               "  rebind --domain D [--tenant T] [--campaign C] | --queue Q | ... --to-queue Q | --to-route HOSTS\n"
+               "         [--reason R]   move queued mail to another queue or to fixed hosts, durably\n"
+               "  abort-ready-q-conn SOURCE->SITE [--reason R]   close the path's connections; their mail is requeued\n"
                "  set-log-level LEVEL [--role ROLE]   debug, info, warn, error or config, at run time\n"
                "  tail-log [--follow] [--type T] [--domain D] [--queue Q] [--limit N] [--json]\n"
                "                      the message log, newest last (default the last 20 records); --follow\n"
@@ -288,7 +220,7 @@ int main(int argc, char **argv)
     int shaping_at = 0;
     for (int i = 1; i < argc && !shaping_at; i++)
         if (ringctl_shaping_command(argv[i]) || ringctl_ops_command(argv[i]) || ringctl_logs_command(argv[i]) ||
-            ringctl_inspect_command(argv[i]))
+            ringctl_inspect_command(argv[i]) || ringctl_doctor_command(argv[i]) || ringctl_capacity_command(argv[i]))
             shaping_at = i;
     while ((c = getopt_long(shaping_at ? shaping_at : argc, argv, "e:jhd:s:t:D:S:", opts, NULL)) != -1) {
         switch (c) {
@@ -321,12 +253,19 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    /* capacity reads no node: it runs before the endpoint is looked for */
+    if (shaping_at && ringctl_capacity_command(argv[shaping_at]))
+        return ringctl_capacity_main(argc - shaping_at, argv + shaping_at, ho.data_dir, raw_json);
+    const char *data_dir = ho.data_dir;
     if (!(endpoint = ringctl_http_setup(&ho)))
         return 2;
     if (shaping_at && ringctl_logs_command(argv[shaping_at])) /* tools/ringctl_logs.c */
         return ringctl_logs_main(argc - shaping_at, argv + shaping_at, endpoint, raw_json);
     if (shaping_at && ringctl_inspect_command(argv[shaping_at])) /* tools/ringctl_inspect.c */
         return ringctl_inspect_main(argc - shaping_at, argv + shaping_at, endpoint, raw_json, ringctl_http_call);
+    if (shaping_at && ringctl_doctor_command(argv[shaping_at]))
+        return ringctl_doctor_main(argc - shaping_at, argv + shaping_at, endpoint, data_dir, raw_json,
+                                   ringctl_http_call);
     if (shaping_at && ringctl_ops_command(argv[shaping_at])) /* tools/ringctl_ops.c */
         return ringctl_ops_main(argc - shaping_at, argv + shaping_at, endpoint, raw_json, ringctl_http_call);
     if (shaping_at)
@@ -344,8 +283,6 @@ int main(int argc, char **argv)
     } else if (strcmp(cmd, "reload") == 0 && nargs == 0) {
         method = "POST";
         snprintf(path, sizeof(path), "/api/v1/reload");
-    } else if (strcmp(cmd, "doctor") == 0 && nargs == 0) {
-        return doctor(endpoint);
     } else if (strcmp(cmd, "metrics") == 0 && nargs == 0) {
         snprintf(path, sizeof(path), "/metrics");
     } else if ((strcmp(cmd, "tsa-status") == 0 || strcmp(cmd, "tsa-history") == 0) && nargs == 0) {

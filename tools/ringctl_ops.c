@@ -35,6 +35,8 @@ enum cmd {
     C_INSPECT_Q,
     C_INSPECT_P,
     C_LOG_LEVEL,
+    C_REBIND,
+    C_ABORT_CONN,
     C__MAX,
 };
 
@@ -60,6 +62,10 @@ static const struct {
     {"inspect-sched-q", "GET", "/api/v1/inspect-sched-q", 1, "NAME"},
     {"inspect-ready-q", "GET", "/api/v1/inspect-ready-q", 1, "SOURCE->SITE"},
     {"set-log-level", "POST", "/api/v1/log-level", 1, "debug|info|warn|error|config [--role ROLE]"},
+    {"rebind", "POST", "/api/v1/rebind", 0,
+     "--domain D [--tenant T] [--campaign C] | --tenant T | --campaign C | --queue Q | --everything "
+     "(--to-queue Q | --to-route HOST[:PORT],...) [--reason R]"},
+    {"abort-ready-q-conn", "POST", "/api/v1/abort-ready-q-conn", 1, "SOURCE->SITE [--reason R]"},
 };
 
 static int cmd_of(const char *name)
@@ -363,6 +369,26 @@ static void print_inspect(const json_t *doc, bool path)
     print_messages(json_object_get(doc, "messages"));
 }
 
+static void print_rebind(const json_t *it, bool abort)
+{
+    char a[32], b[32], c[32];
+    if (abort) {
+        printf("%s: %s connection(s) closed (%s with a message in flight: requeued); new connections may open "
+               "unless the path is suspended\n",
+               str(it, "name"), nums(it, "closed", a, sizeof(a)), nums(it, "in_flight", b, sizeof(b)));
+        return;
+    }
+    bool queue = json_is_string(json_object_get(it, "to_queue"));
+    printf("%s queued message(s) moved to %s %s; %s in flight skipped (rebind again once their attempt is back)",
+           nums(it, "moved", a, sizeof(a)), queue ? "queue" : "route", str(it, queue ? "to_queue" : "to_route"),
+           nums(it, "skipped_in_flight", b, sizeof(b)));
+    if (num(it, "skipped_multi_domain") > 0)
+        printf("; %s skipped: their recipients span several domains", nums(it, "skipped_multi_domain", c, sizeof(c)));
+    if (num(it, "not_moved") > 0)
+        printf("; %s not moved (no room to send them to the spool now: try again)", nums(it, "not_moved", c, sizeof(c)));
+    printf("\n");
+}
+
 /* ---- the request ---- */
 
 static void query_add(struct buf *q, const char *key, const char *v)
@@ -394,7 +420,8 @@ int ringctl_ops_main(int argc, char **argv, const char *endpoint, bool json, rin
         {"name", required_argument, NULL, 'n'}, {"reason", required_argument, NULL, 'r'},
         {"duration", required_argument, NULL, 'D'}, {"limit", required_argument, NULL, 'l'},
         {"everything", no_argument, NULL, 'E'}, {"json", no_argument, NULL, 'j'},
-        {"role", required_argument, NULL, 'R'},
+        {"role", required_argument, NULL, 'R'}, {"to-queue", required_argument, NULL, 'Q'},
+        {"to-route", required_argument, NULL, 'T'},
         {NULL, 0, NULL, 0},
     };
     int cmd = cmd_of(argv[0]), c;
@@ -405,7 +432,8 @@ int ringctl_ops_main(int argc, char **argv, const char *endpoint, bool json, rin
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         static const char *const keys[128] = {['d'] = "domain", ['t'] = "tenant", ['c'] = "campaign",
                                               ['q'] = "queue",  ['n'] = "name",   ['r'] = "reason",
-                                              ['D'] = "duration", ['l'] = "limit", ['R'] = "role"};
+                                              ['D'] = "duration", ['l'] = "limit", ['R'] = "role",
+                                              ['Q'] = "to_queue", ['T'] = "to_route"};
         if (c == 'j')
             json = true;
         else if (c == 'S' || c == 'P' || c == 'O') {
@@ -424,7 +452,9 @@ int ringctl_ops_main(int argc, char **argv, const char *endpoint, bool json, rin
     if (argc - optind != cmds[cmd].positional)
         return buf_fini(&q), usage(cmd);
     if (cmds[cmd].positional)
-        query_add(&q, cmd == C_INSPECT_Q || cmd == C_INSPECT_P ? "name" : cmd == C_LOG_LEVEL ? "level" : "id",
+        query_add(&q, cmd == C_INSPECT_Q || cmd == C_INSPECT_P || cmd == C_ABORT_CONN ? "name"
+                      : cmd == C_LOG_LEVEL                                        ? "level"
+                                                                                  : "id",
                   argv[optind]);
     query_add(&q, "by", by);
     char *path = NULL;
@@ -471,6 +501,10 @@ int ringctl_ops_main(int argc, char **argv, const char *endpoint, bool json, rin
     case C_INSPECT_Q:
     case C_INSPECT_P:
         print_inspect(doc, cmd == C_INSPECT_P);
+        break;
+    case C_REBIND:
+    case C_ABORT_CONN:
+        print_rebind(json_object_get(doc, "item"), cmd == C_ABORT_CONN);
         break;
     default:
         print_item(doc, cmd == C_SUSPEND_CANCEL || cmd == C_SPATH_CANCEL || cmd == C_BOUNCE_CANCEL);

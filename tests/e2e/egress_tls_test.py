@@ -11,8 +11,6 @@ import os
 import re
 import shutil
 import smtplib
-import ssl
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,37 +20,18 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from ringmail_node import Node, wait_for  # noqa: E402
 from peers import PeersCase, Sink, free_udp_tcp_port  # noqa: E402
 from fault_peers import ScriptServer, Session, Stop  # noqa: E402
+from pki import make_ca, make_leaf, server_context  # noqa: E402
 
 MESON = {"suite": "egress_tls", "timeout": 300}
 
 ID_RE = re.compile(r"id=([0-9a-f]{32})")
 
 
-def openssl(*args, cwd):
-    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-
-
 def make_pki(d):
     """A test CA and two leaves: `good` for mx.one.test and mx2.broken.test, `wrong` for other.test."""
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-            "-subj", "/CN=ringmail egress test CA", "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
-    for name, sans in (("good", "DNS:mx.one.test,DNS:mx2.broken.test"), ("wrong", "DNS:other.test")):
-        cn = sans.split(",")[0][4:]
-        openssl("req", *ec, "-keyout", name + ".key", "-out", name + ".csr", "-subj",
-                "/CN=%s/O=ringmail test" % cn, cwd=d)
-        with open(os.path.join(d, name + ".ext"), "w") as f:
-            f.write("subjectAltName=%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n" % sans)
-        openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-                "-out", name + ".pem", "-days", "2", "-extfile", name + ".ext", cwd=d)
-
-
-def server_context(d, name):
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(os.path.join(d, name + ".pem"), os.path.join(d, name + ".key"))
-    return ctx
+    make_ca(d)
+    make_leaf(d, "good", ["mx.one.test", "mx2.broken.test"])
+    make_leaf(d, "wrong", ["other.test"])
 
 
 class StarttlsTrap(Session):

@@ -11,6 +11,7 @@
  *   14 admin command channel request (proto_admin_req_decode, the scheduler's side)
  *   15 admin command channel reply (proto_admin_reply_decode, the supervisor's side; the payload's first
  *      byte picks the op whose result it must be)
+ *   16 rebind run (proto_rebind_decode, the spool's side)   17 abort record body (proto_rebind_abort_check)
  * The admin JSON documents (proto_status) cross from the scheduler to the supervisor through the status
  * page and from the supervisor to ringctl over HTTP: their decoders get the same treatment, and their
  * encoding is canonical, so encode -> decode -> encode gives the same text.
@@ -28,7 +29,9 @@
 #include "common/proto_dlv.h"
 #include "common/proto_env.h"
 #include "common/proto_msg.h"
+#include "common/mta_sts.h"
 #include "common/proto_path.h"
+#include "common/proto_rebind.h"
 #include "common/proto_status.h"
 #include "common/proto_tsa.h"
 #include "tests/fuzz/fuzz.h"
@@ -350,6 +353,13 @@ static void fuzz_path(const uint8_t *data, size_t size)
         CHECK(proto_path_cidr_ok(p.prohibited[i], strlen(p.prohibited[i])));
     for (uint16_t i = 0; i < p.hdr.n_skip; i++)
         CHECK(proto_path_cidr_ok(p.skip[i], strlen(p.skip[i])));
+    CHECK(p.hdr.mta_sts <= MTA_STS_MODE_ENFORCE && p.hdr.n_sts_mx <= MTA_STS_MX_MAX);
+    for (uint16_t i = 0; i < p.hdr.n_sts_mx; i++) {
+        size_t n = strlen(p.sts_mx[i]);
+        CHECK(n >= 1 && n <= MTA_STS_PATTERN_MAX && !strchr(p.sts_mx[i] + (p.sts_mx[i][0] == '*'), '*'));
+        for (size_t k = 0; k < n; k++)
+            CHECK(p.sts_mx[i][k] != ' ' && (unsigned char)p.sts_mx[i][k] > 0x20 && (unsigned char)p.sts_mx[i][k] < 0x7f);
+    }
     /* canonical: what decodes re-encodes to the very same bytes */
     size_t len = proto_path_size(&p);
     uint8_t *again = malloc(len ? len : 1);
@@ -408,6 +418,44 @@ static void fuzz_admin_reply(const uint8_t *data, size_t size)
     proto_admin_reply_fini(&r);
 }
 
+/* fuzz_rebind - a rebind run: refused with a reason, or within the contract, and re-encoded to the same bytes */
+static void fuzz_rebind(const uint8_t *data, size_t size)
+{
+    struct proto_rebind rb, again;
+    const char *why = NULL;
+    struct buf b = {0};
+
+    if (proto_rebind_decode(data, size, &rb, &why) < 0) {
+        CHECK(why && *why && rb.mem == NULL);
+        return;
+    }
+    CHECK(rb.hdr.count >= 1 && rb.hdr.count <= PROTO_REBIND_MAX);
+    CHECK(rb.hdr.kind == PROTO_REBIND_QUEUE || rb.hdr.kind == PROTO_REBIND_ROUTE);
+    CHECK(strlen(rb.target) == rb.hdr.target_len && strlen(rb.reason) == rb.hdr.reason_len &&
+          strlen(rb.who) == rb.hdr.who_len);
+    CHECK(proto_rebind_encode((enum proto_rebind_kind)rb.hdr.kind, rb.target, rb.reason, rb.who, rb.ent, rb.hdr.count,
+                              &b) == 0);
+    CHECK(b.len == size && memcmp(b.data, data, size) == 0); /* the encoding is canonical */
+    CHECK(proto_rebind_decode(b.data, b.len, &again, &why) == 0 && again.hdr.count == rb.hdr.count);
+    proto_rebind_fini(&again);
+    proto_rebind_fini(&rb);
+    buf_fini(&b);
+}
+
+/* fuzz_abort - an abort record's body: taken only with its reserved words 0, and then as it was */
+static void fuzz_abort(const uint8_t *data, size_t size)
+{
+    struct proto_rec rec = {.type = MSG_SCHEDULER_LEASE_ABORT};
+    struct proto_abort a;
+    memcpy(rec.body.raw, data, size < PROTO_BODY_SIZE ? size : PROTO_BODY_SIZE);
+    bool zero = true;
+    for (size_t i = 8; i < PROTO_BODY_SIZE; i++)
+        zero &= rec.body.raw[i] == 0;
+    bool ok = proto_rebind_abort_check(&rec, &a);
+    CHECK(ok == zero);
+    CHECK(!ok || (a.lease == rec.body.abort.lease && a.lease_gen == rec.body.abort.lease_gen));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
@@ -416,7 +464,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n = size - 1;
     uint8_t *p = malloc(n ? n : 1);
     memcpy(p, data + 1, n);
-    switch (data[0] % 16) {
+    switch (data[0] % 18) {
     case 0:
         fuzz_env(p, n);
         break;
@@ -461,6 +509,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case 15:
         fuzz_admin_reply(p, n);
+        break;
+    case 16:
+        fuzz_rebind(p, n);
+        break;
+    case 17:
+        fuzz_abort(p, n);
         break;
     default: /* 9 */
         fuzz_path(p, n);

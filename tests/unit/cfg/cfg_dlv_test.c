@@ -8,6 +8,7 @@
 #include "cfg/cfg.h"
 #include "tests/lib/check.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,10 +165,47 @@ static void test_bad(void)
     }
 }
 
+/* a host list of ringctl rebind --to-route: judged as a [route] value, written out with explicit ports */
+static void test_route_list(void)
+{
+    static const struct {
+        const char *in, *out, *err; /* out NULL: refused, err words in the error */
+    } cases[] = {
+        {"mx.example.test", "mx.example.test:25", NULL},
+        {"[127.0.0.4]:2525,mx2.example.test:587", "[127.0.0.4]:2525,mx2.example.test:587", NULL},
+        {"[::1]", "[::1]:25", NULL},
+        {"127.0.0.4:25", NULL, "IP addresses go in [ ]"},
+        {"", NULL, "is empty"},
+        {"a.test,,b.test", NULL, "is empty"},
+        {"a.test:99999", NULL, "bad port"},
+        {"a test", NULL, "space"},
+        {"[127.0.0.1", NULL, "closing ']'"},
+        {"a,b,c,d,e,f,g,h,i", NULL, "one host too many"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct cfg_route r;
+        char *err = NULL;
+        int rc = cfg_dlv_route_parse(cases[i].in, 25, &r, &err);
+        if (cases[i].out) {
+            char *text = rc == 0 ? cfg_dlv_route_text(&r) : NULL;
+            CHECK(rc == 0 && text && strcmp(text, cases[i].out) == 0, "\"%s\": %s (%s)", cases[i].in,
+                  text ? text : "-", err ? err : "");
+            free(text);
+            cfg_dlv_route_fini(&r);
+        } else {
+            CHECK(rc == -EINVAL && err && strstr(err, cases[i].err), "\"%s\" refused: %s", cases[i].in,
+                  err ? err : "accepted");
+            CHECK(r.n_hosts == 0, "\"%s\": nothing left after a refusal", cases[i].in);
+        }
+        free(err);
+    }
+}
+
 int main(void)
 {
     test_defaults();
     test_good();
     test_bad();
+    test_route_list();
     CHECK_EXIT();
 }

@@ -183,6 +183,8 @@ static void test_defaults(void)
     CHECK(c.log_segment_size == 256ull << 20, "segment_size %" PRIu64, c.log_segment_size);
     CHECK(c.log_segment_age_ms == 3600000, "segment_age %" PRIu64, c.log_segment_age_ms);
     CHECK(c.log_flush_interval_ms == 1000, "flush_interval %" PRIu64, c.log_flush_interval_ms);
+    CHECK(c.log_max_age_ms == 0 && c.log_max_total_size == 0, "retention off by default");
+    CHECK(c.log_min_free_space == 1ull << 30, "min_free_space %" PRIu64, c.log_min_free_space);
     cfg_fini(&c);
     cfg_fini(&c); /* a second fini is harmless */
 

@@ -183,6 +183,11 @@ static void test_text_cases(void)
         {"[log]\nflush_interval = 1.0\n", "t.toml:2: log.flush_interval: expected a duration (string like \"10s\" or "
                                            "an integer of milliseconds), got float\n"},
         {"log = 5\n", "t.toml:1: log: expected a table, got integer\n"},
+        {"[log]\nmax_age = \"30d\"\nmax_total_size = \"2048GiB\"\nmin_free_space = \"0\"\n", NULL},
+        {"[log]\nmax_age = \"0s\"\n", "t.toml:2: log.max_age: must be greater than 0\n"},
+        {"[log]\nmin_free_space = \"1025GiB\"\n",
+         "t.toml:2: log.min_free_space: 1100585369600 bytes is out of range (0..1024GiB)\n"},
+        {"[log]\nmax_total_size = -1\n", "t.toml:2: log.max_total_size: -1 is negative\n"},
         /* [[listener]] tls and require_auth, [auth] */
         {"[[listener]]\naddress = \"127.0.0.1:465\"\ntls = \"implicit\"\nrequire_auth = true\n", NULL},
         {"[[listener]]\naddress = \"127.0.0.1:25\"\ntls = \"starttls\"\n", NULL},

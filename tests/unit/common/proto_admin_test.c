@@ -29,6 +29,24 @@ static void test_request_round_trip(void)
     free(text);
     r.args.reason = "line\nbreak";
     CHECK(proto_admin_req_encode(&r) == NULL, "the encoder refuses what the decoder would");
+
+    /* rebind and abort-ready-q-conn: their targets travel */
+    struct proto_admin_req rb = {.id = 10, .op = PROTO_ADMIN_REBIND, .deadline_ms = 1, .who = "api",
+                                 .args = {.domain = "d.test", .to_route = "[127.0.0.4]:25", .reason = "mx broken"}};
+    text = proto_admin_req_encode(&rb);
+    CHECK(text && proto_admin_req_decode(text, strlen(text), &out, &err) == 0 && out.op == PROTO_ADMIN_REBIND &&
+              strcmp(out.args.to_route, "[127.0.0.4]:25") == 0 && !out.args.to_queue,
+          "rebind round trip: %s", err ? err : "");
+    proto_admin_req_fini(&out);
+    free(text);
+    rb.op = PROTO_ADMIN_ABORT_PATH_CONN;
+    rb.args = (struct proto_admin_args){.name = "default->mx.d.test", .to_queue = "q"};
+    text = proto_admin_req_encode(&rb);
+    CHECK(text && proto_admin_req_decode(text, strlen(text), &out, &err) == 0 &&
+              strcmp(proto_admin_op_name(out.op), "abort-ready-q-conn") == 0 && strcmp(out.args.to_queue, "q") == 0,
+          "abort round trip");
+    proto_admin_req_fini(&out);
+    free(text);
 }
 
 static void test_request_refusals(void)
@@ -84,6 +102,9 @@ static void test_replies(void)
         {PROTO_ADMIN_INSPECT_PATH,
          "{\"id\":5,\"status\":200,\"result\":{\"path\":{\"a\":[[[[[[[1]]]]]]]},\"messages\":[]}}", -EPROTO,
          "too deep"},
+        {PROTO_ADMIN_REBIND, "{\"id\":5,\"status\":200,\"result\":{\"item\":{\"moved\":3}}}", 0, "a rebind"},
+        {PROTO_ADMIN_REBIND, "{\"id\":5,\"status\":200,\"result\":{\"items\":[]}}", -EPROTO, "rebind without item"},
+        {PROTO_ADMIN_ABORT_PATH_CONN, "{\"id\":5,\"status\":200,\"result\":{\"item\":{\"closed\":1}}}", 0, "an abort"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct proto_admin_reply r;

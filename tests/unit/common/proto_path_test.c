@@ -12,12 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/mta_sts.h"
 #include "common/proto_path.h"
 #include "tests/lib/check.h"
 
 static const char *hosts_a[] = {"10.0.0.0/8", "192.168.1.1", "::1", "2001:db8::/32"};
 static const char *hosts_b[] = {"::/0", "0.0.0.0/0"};
 static char long_ehlo[PROTO_PATH_EHLO_MAX + 1];
+static const char *sts_mx[] = {"mx1.example.com", "*.mail.example.net"};
 
 static struct proto_path base(void)
 {
@@ -58,6 +60,9 @@ static struct proto_path full(void)
     p.hdr.n_prohibited = 4;
     p.skip = hosts_b;
     p.hdr.n_skip = 2;
+    p.sts_mx = sts_mx;
+    p.hdr.n_sts_mx = 2;
+    p.hdr.mta_sts = MTA_STS_MODE_ENFORCE;
     return p;
 }
 
@@ -85,6 +90,9 @@ static bool same(const struct proto_path *a, const struct proto_path *b)
             return false;
     for (uint16_t i = 0; i < a->hdr.n_skip; i++)
         if (strcmp(a->skip[i], b->skip[i]) != 0)
+            return false;
+    for (uint16_t i = 0; i < a->hdr.n_sts_mx; i++)
+        if (strcmp(a->sts_mx[i], b->sts_mx[i]) != 0)
             return false;
     return true;
 }
@@ -163,8 +171,14 @@ MUT(m_batch0, p->hdr.max_recipients_per_batch = 0)
 MUT(m_batch_big, p->hdr.max_recipients_per_batch = PROTO_PATH_RCPTS_MAX + 1)
 MUT(m_mdpc0, p->hdr.max_deliveries_per_connection = 0)
 MUT(m_tls5, p->hdr.enable_tls = 5)
-MUT(m_reserved, p->hdr.reserved = 1)
-MUT(m_reserved2, p->hdr.reserved2 = 1)
+MUT(m_sts_mode3, p->hdr.mta_sts = 3)
+static const char *many_mx[MTA_STS_MX_MAX + 1] = {
+    [0 ... MTA_STS_MX_MAX] = "mx.example.com",
+};
+MUT(m_sts_too_many, (p->sts_mx = many_mx, p->hdr.n_sts_mx = MTA_STS_MX_MAX + 1, p->hdr.mta_sts = 2))
+MUT(m_sts_upper, (bad_host[0] = "MX.example", p->sts_mx = bad_host, p->hdr.n_sts_mx = 1, p->hdr.mta_sts = 2))
+MUT(m_sts_star_only, (bad_host[0] = "*.", p->sts_mx = bad_host, p->hdr.n_sts_mx = 1, p->hdr.mta_sts = 2))
+MUT(m_sts_space, (bad_host[0] = "mx example", p->sts_mx = bad_host, p->hdr.n_sts_mx = 1, p->hdr.mta_sts = 2))
 MUT(m_ehlo_space, (p->ehlo_domain = "mta 1", p->hdr.ehlo_len = 5))
 MUT(m_site_space, (p->site = "mx a", p->hdr.site_len = 4))
 MUT(m_site_ctl, (p->site = "mx\r\n", p->hdr.site_len = 4))
@@ -204,8 +218,11 @@ static const struct bad_case bad_cases[] = {
     {"max_recipients_per_batch too big", m_batch_big},
     {"max_deliveries_per_connection 0", m_mdpc0},
     {"enable_tls 5", m_tls5},
-    {"reserved byte set", m_reserved},
-    {"reserved2 set", m_reserved2},
+    {"mta_sts mode 3", m_sts_mode3},
+    {"more than MTA_STS_MX_MAX mx patterns", m_sts_too_many},
+    {"uppercase mx pattern", m_sts_upper},
+    {"mx pattern \"*.\" alone", m_sts_star_only},
+    {"space in an mx pattern", m_sts_space},
     {"space in the ehlo domain", m_ehlo_space},
     {"space in the site", m_site_space},
     {"control characters in the site", m_site_ctl},

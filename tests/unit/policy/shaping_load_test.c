@@ -219,7 +219,7 @@ static void test_warnings(void)
                                  "[\"localhost\"]\nmx_rollup = false\nconnection_limit = 1\n"
                                  "[provider.\"p\"]\nmatch = [{HostName = \"mx.p.test.\"}]\nenable_dane = true\n"
                                  "[[\"default\".automation]]\nregex = \"x\"\n"
-                                 "action = {SetConfig = {name = \"enable_mta_sts\", value = false}}\n"
+                                 "action = {SetConfig = {name = \"enable_rset\", value = false}}\n"
                                  "duration = \"1h\"\n");
     CHECK(sh != NULL, "warnings only: loads");
     static const struct want w[] = {
@@ -227,7 +227,7 @@ static void test_warnings(void)
         {5, false, "HostName \"mx.p.test.\" ends with '.'"},
         {4, false, "none of its match rules can match"},
         {6, false, "ignored: [provider.\"p\"] enable_dane"},
-        {9, false, "ignored: automation SetConfig of enable_mta_sts"},
+        {9, false, "ignored: automation SetConfig of enable_rset"},
     };
     check_diags("warnings", &d, "w.toml", w, sizeof(w) / sizeof(w[0]));
     shaping_free(sh);

@@ -128,12 +128,12 @@ static void test_limits_and_table(void)
                                            "additional_source_selection_rates", "source_selection_rate",
                                            "consecutive_connection_failures_before_delay", "idle_timeout",
                                            "enable_tls", "smtp_port", "prohibited_hosts", "skip_hosts",
-                                           "ehlo_domain", "connect_timeout", "data_dot_timeout"};
+                                           "ehlo_domain", "connect_timeout", "data_dot_timeout", "enable_mta_sts"};
     for (size_t i = 0; i < sizeof(enforced) / sizeof(enforced[0]); i++) {
         const struct shaping_opt *o = shaping_opt_find(enforced[i]);
         CHECK(o && o->enforced, "%s should be enforced", enforced[i]);
     }
-    static const char *const ignored[] = {"system_shutdown_timeout", "enable_dane", "enable_mta_sts", "use_lmtp",
+    static const char *const ignored[] = {"system_shutdown_timeout", "enable_dane", "use_lmtp",
                                           "tls_prefer_openssl", "reconnect_strategy"};
     for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++) {
         const struct shaping_opt *o = shaping_opt_find(ignored[i]);

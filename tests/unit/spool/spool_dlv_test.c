@@ -61,6 +61,30 @@ static void test_queue_names(void)
             CHECK(strcasecmp(rd, t[i].domain) == 0, "case %zu: routing '%s'", i, rd);
         free(rd);
     }
+    /* an operator's rebind to hosts (metadata route): the queue name says so, also a policy's `queue`, and the
+     * routing domain is "route:HOSTS" before any routing_domain */
+    static const struct {
+        const char *queue, *routing, *want_q, *want_rd;
+    } rt[] = {
+        {NULL, NULL, "t@d!route:[127.0.0.4]:2525", "route:[127.0.0.4]:2525"},
+        {"policy-q", NULL, "policy-q!route:[127.0.0.4]:2525", "route:[127.0.0.4]:2525"},
+        {NULL, "r.example", "t@d!route:[127.0.0.4]:2525", "route:[127.0.0.4]:2525"},
+    };
+    for (size_t i = 0; i < sizeof(rt) / sizeof(rt[0]); i++) {
+        struct proto_env_meta m[4] = {{PROTO_ENV_META_TENANT, "t"}, {PROTO_ENV_META_ROUTE, "[127.0.0.4]:2525"}};
+        uint32_t nm = 2;
+        if (rt[i].queue)
+            m[nm++] = (struct proto_env_meta){PROTO_ENV_META_QUEUE, rt[i].queue};
+        if (rt[i].routing)
+            m[nm++] = (struct proto_env_meta){PROTO_ENV_META_ROUTING_DOMAIN, rt[i].routing};
+        struct proto_env_rcpt r = {"a@d", PROTO_RCPT_QUEUED, 0};
+        struct proto_env rec = mkrec(&r, 1, m, nm);
+        char *q = spool_dlv_queue_name(&rec, "d"), *rd = spool_dlv_routing_domain(&rec, "d");
+        CHECK(strcmp(q, rt[i].want_q) == 0 && strcmp(rd, rt[i].want_rd) == 0, "route case %zu: '%s' '%s'", i, q, rd);
+        free(q);
+        free(rd);
+    }
+
     /* a long campaign is cut to the proto_dlv string limit */
     char *big = malloc(5000);
     memset(big, 'c', 4999);
