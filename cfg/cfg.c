@@ -30,6 +30,7 @@
 #include "cfg/cfg_dlv.h"
 #include "cfg/cfg_int.h"
 #include "cfg/cfg_net.h"
+#include "cfg/cfg_http.h"
 #include "cfg/cfg_toml.h"
 #include "base/mem.h"
 
@@ -101,6 +102,11 @@ static const struct cfg_key cfg_admin_keys[] = {
     CFG_KEY("token_file", CFG_KIND_OPT_PATH, admin_token_file),
     CFG_KEY("socket", CFG_KIND_OPT_PATH, admin_socket),
     CFG_KEY("group", CFG_KIND_GROUP, admin_group),
+};
+static const struct cfg_key cfg_http_inject_keys[] = {
+    CFG_KEY("token_file", CFG_KIND_OPT_PATH, http_inject_token_file),
+    CFG_KEY("allow_admin_token", CFG_KIND_BOOL, http_inject_admin_token),
+    CFG_KEY_IN("max_recipients", CFG_KIND_U32, http_inject_max_recipients, 1, 100000),
 };
 static const struct cfg_key cfg_ingress_keys[] = {
     CFG_KEY("workers", CFG_KIND_WORKERS, ingress_workers),
@@ -189,6 +195,7 @@ static const struct cfg_section cfg_sections[] = {
     {"node", cfg_node_keys, CFG_ARRAY_SIZE(cfg_node_keys)},
     {"admin", cfg_admin_keys, CFG_ARRAY_SIZE(cfg_admin_keys)},
     {"ingress", cfg_ingress_keys, CFG_ARRAY_SIZE(cfg_ingress_keys)},
+    {"http_inject", cfg_http_inject_keys, CFG_ARRAY_SIZE(cfg_http_inject_keys)},
     {"egress", cfg_egress_keys, CFG_ARRAY_SIZE(cfg_egress_keys)},
     {"shm", cfg_shm_keys, CFG_ARRAY_SIZE(cfg_shm_keys)},
     {"supervisor", cfg_supervisor_keys, CFG_ARRAY_SIZE(cfg_supervisor_keys)},
@@ -266,6 +273,9 @@ void cfg_default(struct cfg *c)
     c->admin_trusted[0] = (struct cfg_cidr){.family = AF_INET, .addr = {127}, .prefix = 8};
     c->admin_trusted[1] = (struct cfg_cidr){.family = AF_INET6, .addr = {[15] = 1}, .prefix = 128};
     c->admin_token_file = xstrdup("");
+    c->http_inject_token_file = xstrdup("");
+    c->http_inject_admin_token = true;
+    c->http_inject_max_recipients = 1000;
     c->admin_socket = xstrdup("");
     c->admin_group = xstrdup("");
     c->ingress_workers = 1;
@@ -334,6 +344,8 @@ void cfg_fini(struct cfg *c)
     }
     free(c->admin_listen);
     free(c->admin_token_file);
+    free(c->http_inject_token_file);
+    cfg_http_free(c);
     free(c->admin_socket);
     free(c->admin_group);
     free(c->bin_dir);
@@ -372,6 +384,8 @@ static void cfg_copy(struct cfg *dst, const struct cfg *src)
     }
     dst->admin_listen = cfg_dup_or_null(src->admin_listen);
     dst->admin_token_file = cfg_dup_or_null(src->admin_token_file);
+    dst->http_inject_token_file = cfg_dup_or_null(src->http_inject_token_file);
+    cfg_http_copy(dst, src);
     dst->admin_socket = cfg_dup_or_null(src->admin_socket);
     dst->admin_group = cfg_dup_or_null(src->admin_group);
     dst->bin_dir = cfg_dup_or_null(src->bin_dir);
@@ -683,6 +697,10 @@ static void cfg_apply_root(struct cfg_errs *e, struct cfg *c, const struct cfg_t
             cfg_net_apply_listeners(e, c, t);
             continue;
         }
+        if (strcmp(t->key, "http_listener") == 0) {
+            cfg_http_apply_listeners(e, c, t);
+            continue;
+        }
         if (strcmp(t->key, "dkim") == 0) {
             cfg_dkim_apply(e, c, t);
             continue;
@@ -719,6 +737,7 @@ static void cfg_apply_root(struct cfg_errs *e, struct cfg *c, const struct cfg_t
                      cfg_quote(q, sizeof(q), c->admin_listen));
         }
     }
+    cfg_http_check(e, c, root);
     for (size_t i = 0; i < c->n_listeners; i++) {
         if (c->listeners[i].implicit_tls && !c->tls_enabled) {
             const struct cfg_toml_node *k = cfg_toml_find(cfg_toml_find(root, "tls"), "enabled");

@@ -33,6 +33,19 @@ struct cfg_listener {
     bool require_auth; /* MAIL before a successful AUTH gets 530 5.7.0 (a submission port, 587) */
 };
 
+/* [[http_listener]]: the HTTP injection API (docs/http-injection.md), served by the ingress workers */
+#define CFG_MAX_HTTP_LISTENERS 4
+struct cfg_http_listener {
+    char *listen;          /* "host:port" */
+    char *tls_certificate; /* PEM path; "" (default): plain HTTP */
+    char *tls_private_key; /* set together with tls_certificate */
+    size_t n_trusted;      /* peers allowed to connect; 0 (default): any (the token is always required) */
+    struct cfg_cidr trusted[CFG_MAX_CIDRS];
+    uint64_t max_request_size;   /* bytes of one request body; default 0: [ingress] max_message_size */
+    uint32_t max_connections;    /* per ingress worker; default 256 */
+    uint64_t request_timeout_ms; /* whole request (headers and body) and idle keep-alive; default 60 s */
+};
+
 #define CFG_MAX_SOURCES 64
 #define CFG_MAX_POOLS 32
 #define CFG_MAX_QUEUES 1024
@@ -111,6 +124,13 @@ struct cfg {
     /* [[listener]] (SMTP); default one on 127.0.0.1:2525 */
     size_t n_listeners;
     struct cfg_listener listeners[CFG_MAX_LISTENERS];
+
+    /* [[http_listener]] and [http_inject] (cfg_http.c; docs/http-injection.md) */
+    size_t n_http_listeners;
+    struct cfg_http_listener *http_listeners; /* NULL when none (the default: no HTTP injection) */
+    char *http_inject_token_file;  /* "" (default): none, only the admin token (when allowed) */
+    bool http_inject_admin_token;  /* the admin token is accepted too; default true */
+    uint32_t http_inject_max_recipients; /* per request, default 1000 */
 
     /* [admin] (docs/admin-api.md, "Access control") */
     char *admin_listen;         /* "127.0.0.1:8025" */

@@ -7,6 +7,8 @@
  * ingress_relay.c    who may send to which domain (RELAY-01/02)
  * ingress_auth.c     SASL PLAIN/LOGIN decoding, the passwords file, the AUTH failure limiter (pure)
  * ingress_auth_cmd.c the AUTH command, require_auth, relay rights of authenticated sessions
+ * ingress_http.c     the HTTP injection API (libmicrohttpd threads handing jobs to the loop)
+ * ingress_mime.c     its request decoder and MIME builder (a library of its own, ingress_mime.h)
  *
  * Ownership: the worker owns its sessions; a session owns its fd, buffers and transaction. A session
  * is freed only when it is closing and no io_uring operation of its stream is in flight.
@@ -20,6 +22,7 @@
 #include <stdint.h>
 
 #include "common/msgid.h"
+#include "common/proto_env.h"
 #include "ingress/ingress_auth.h"
 #include "ingress/ingress_rcpts.h"
 #include "rt/role_rt.h"
@@ -186,6 +189,7 @@ struct ingress {
     struct ingress_rcpts relay_rcpts; /* [ingress] relay_recipients */
     bool relay_rcpts_on;
     struct ingress_auth_limit auth_limit;
+    struct ingress_http *http; /* NULL: no [[http_listener]] */
 };
 
 #define INGRESS_REFUSAL_LOGS_PER_S 100
@@ -208,6 +212,27 @@ void ingress_xfer_begin_bdat(struct ingress_session *s, uint64_t size, bool last
 /* ingress_xfer_consume - feed buffered input to DATA/BDAT; returns bytes consumed */
 size_t ingress_xfer_consume(struct ingress_session *s, const char *in, size_t len);
 void ingress_xfer_on_stored(struct ingress *ig, const struct proto_rec *rec);
+/* ingress_xfer_meta - policy metadata as envelope metadata (keys lowercased into `keys`) */
+void ingress_xfer_meta(const struct policy_lua_meta *m, struct proto_env_meta meta[POLICY_LUA_META_MAX],
+                       char keys[POLICY_LUA_META_MAX][POLICY_LUA_META_KEY_MAX + 1], uint32_t *count);
+/* ingress_xfer_store - the envelope (rec; body_size is set here), the Received header and the message in one
+ * arena run handed to the spool (MSG_INGRESS_MESSAGE_STORE, `token` comes back in the ack); 0, or -errno with
+ * the SMTP reply of the refusal in *reply; *spool_gen (when not NULL) is the spool generation it was sent to */
+int ingress_xfer_store(struct ingress *ig, struct proto_env *rec, const char *received, size_t rlen, const char *body,
+                       size_t blen, struct msgid id, uint64_t token, const char *peer, const char **reply,
+                       uint32_t *spool_gen);
+
+/* ingress_http.c: the HTTP injection API (docs/http-injection.md) */
+/* store tokens of HTTP messages have the top bit set: session tokens never reach it (see ingress_main.c) */
+#define INGRESS_HTTP_TOKEN_BIT (UINT64_C(1) << 63)
+struct ingress_http;
+/* ingress_http_start - a daemon per inherited HTTP listener fd (fds[0..n)); fatal on a bad setup */
+void ingress_http_start(struct ingress *ig, const int *fds, unsigned n);
+void ingress_http_on_stored(struct ingress *ig, const struct proto_rec *rec);
+void ingress_http_tick(struct ingress *ig, uint64_t now);
+/* ingress_http_drain - stop taking requests; true once no request waits for the spool */
+bool ingress_http_drain(struct ingress *ig);
+void ingress_http_stop(struct ingress *ig);
 
 /* ingress_log.c */
 /* ingress_log_rejection - hand a Rejection record for `reply` (our 4xx/5xx line) to the spool */

@@ -269,6 +269,7 @@ static void on_tick(struct role_rt *rt, uint64_t now)
         next = s->next;
         ingress_session_tick(s, now);
     }
+    ingress_http_tick(ig, now);
 }
 
 static void on_reload(struct role_rt *rt)
@@ -296,7 +297,8 @@ static bool on_drain(struct role_rt *rt)
         if (s->state != INGRESS_S_STORING)
             ingress_session_shutdown(s, "421 4.3.2 Service shutting down, closing connection");
     }
-    return ig->n_sessions == 0;
+    bool http_done = ingress_http_drain(ig);
+    return ig->n_sessions == 0 && http_done;
 }
 
 int main(int argc, char **argv)
@@ -350,9 +352,25 @@ int main(int argc, char **argv)
         listener_arm(&ig.ls[ig.n_ls]);
         ig.n_ls++;
         p = *end == ',' ? end + 1 : end;
+        if (*p == '/')
+            break;
     }
+    /* after '/': the [[http_listener]] sockets, in the order of the entries */
+    int http_fds[CFG_MAX_HTTP_LISTENERS];
+    unsigned n_http = 0;
+    const char *slash = strchr(rt.listen_fds, '/');
+    for (const char *p = slash ? slash + 1 : ""; *p && n_http < CFG_MAX_HTTP_LISTENERS;) {
+        char *end;
+        long fd = strtol(p, &end, 10);
+        if (end == p || fd < 0)
+            fatal("bad --listen-fds %s", rt.listen_fds);
+        http_fds[n_http++] = (int)fd;
+        p = *end == ',' ? end + 1 : end;
+    }
+    ingress_http_start(&ig, http_fds, n_http);
     role_rt_ready(&rt);
     int rc = role_rt_run(&rt);
+    ingress_http_stop(&ig);
     role_rt_fini(&rt);
     policy_lua_free(ig.policy);
     ingress_auth_fini(&ig);

@@ -102,14 +102,78 @@ static int build_received(struct ingress_session *s, char *buf, size_t len, cons
                     s->helo[0] ? s->helo : "unknown", s->peer_ip, c->hostname, proto, id, date);
 }
 
+void ingress_xfer_meta(const struct policy_lua_meta *m, struct proto_env_meta meta[POLICY_LUA_META_MAX],
+                       char keys[POLICY_LUA_META_MAX][POLICY_LUA_META_KEY_MAX + 1], uint32_t *count)
+{
+    /* policy metadata: keys are case-insensitive, the envelope keeps them lowercase */
+    unsigned n = m->count < POLICY_LUA_META_MAX ? m->count : POLICY_LUA_META_MAX;
+    for (unsigned i = 0; i < n; i++) {
+        snprintf(keys[i], POLICY_LUA_META_KEY_MAX + 1, "%s", m->items[i].key);
+        for (char *k = keys[i]; *k; k++)
+            *k = (char)((*k >= 'A' && *k <= 'Z') ? *k + 32 : *k);
+        meta[i] = (struct proto_env_meta){keys[i], m->items[i].value};
+    }
+    *count = n;
+}
+
+int ingress_xfer_store(struct ingress *ig, struct proto_env *rec, const char *received, size_t rlen, const char *body,
+                       size_t blen, struct msgid id, uint64_t token, const char *peer, const char **reply,
+                       uint32_t *spool_gen_out)
+{
+    struct role_rt *rt = ig->rt;
+    struct buf env = {0};
+    uint64_t off;
+
+    rec->body_size = (uint64_t)rlen + blen;
+    int rc = proto_msg_head(rec, rec->body_size, &env);
+    if (rc < 0) {
+        buf_fini(&env);
+        log_warn("envelope from %s did not encode (%d)", peer, rc);
+        *reply = "554 5.3.0 Envelope could not be recorded";
+        return rc;
+    }
+    size_t total = env.len + rlen + blen;
+    rc = shm_arena_alloc(rt->seg.arena, total, (uint16_t)rt->self_idx, rt->gen, &off);
+    if (rc < 0) {
+        buf_fini(&env);
+        log_warn("body arena full (%s) for a %zu-byte message from %s", strerror(-rc), total, peer);
+        *reply = "452 4.3.1 Insufficient system storage, try again later";
+        return rc;
+    }
+    char *p = shm_arena_ptr(rt->seg.arena, off, total);
+    memcpy(p, env.data, env.len);
+    memcpy(p + env.len, received, rlen);
+    if (blen)
+        memcpy(p + env.len + rlen, body, blen);
+    buf_fini(&env);
+
+    /* the run is the spool's from now on: if we give up waiting we must not free it under it */
+    unsigned spool = 0;
+    uint32_t spool_gen = atomic_load(&rt->seg.inst[spool].generation);
+    shm_arena_give(rt->seg.arena, off, (uint16_t)spool, spool_gen);
+    struct proto_rec r = {.type = MSG_INGRESS_MESSAGE_STORE, .dst_gen = spool_gen};
+    r.body.store.token = token;
+    r.body.store.arena_off = off;
+    r.body.store.len = total;
+    r.body.store.msg_id_hi = id.hi;
+    r.body.store.msg_id_lo = id.lo;
+    rc = role_rt_send(rt, spool, &r);
+    if (rc < 0) {
+        shm_arena_free(rt->seg.arena, off);
+        *reply = "451 4.3.0 Spool busy, try again later";
+        return rc;
+    }
+    if (spool_gen_out)
+        *spool_gen_out = spool_gen;
+    return 0;
+}
+
 static void store_message(struct ingress_session *s)
 {
     struct role_rt *rt = s->ig->rt;
     struct proto_env rec = {0};
-    struct buf env = {0};
     char idtext[MSGID_TEXT_LEN + 1], received[1024];
-    uint64_t off;
-    int rc;
+    const char *reply = NULL;
 
     s->msg_id = msgid_generate();
     msgid_format(s->msg_id, idtext);
@@ -121,7 +185,6 @@ static void store_message(struct ingress_session *s)
     for (uint32_t i = 0; i < s->n_rcpts; i++)
         rcpts[i] = (struct proto_env_rcpt){.addr = s->rcpts[i], .state = PROTO_RCPT_QUEUED};
     rec.created_ms = clock_real_ns() / 1000000u;
-    rec.body_size = (uint64_t)rlen + s->body_len;
     rec.sender = s->sender;
     rec.rcpt_count = s->n_rcpts;
     rec.rcpts = rcpts;
@@ -129,59 +192,20 @@ static void store_message(struct ingress_session *s)
         rec.flags |= PROTO_ENV_F_8BITMIME;
     if (s->mail_params.seen & SMTP_CMD_PARAM_SMTPUTF8)
         rec.flags |= PROTO_ENV_F_SMTPUTF8;
-    /* policy metadata: keys are case-insensitive, the envelope keeps them lowercase */
     struct proto_env_meta meta[POLICY_LUA_META_MAX];
     char keys[POLICY_LUA_META_MAX][POLICY_LUA_META_KEY_MAX + 1];
-    for (unsigned i = 0; i < s->meta.count && i < POLICY_LUA_META_MAX; i++) {
-        snprintf(keys[i], sizeof(keys[i]), "%s", s->meta.items[i].key);
-        for (char *k = keys[i]; *k; k++)
-            *k = (char)((*k >= 'A' && *k <= 'Z') ? *k + 32 : *k);
-        meta[i] = (struct proto_env_meta){keys[i], s->meta.items[i].value};
-    }
-    rec.meta_count = s->meta.count;
+    ingress_xfer_meta(&s->meta, meta, keys, &rec.meta_count);
     rec.meta = meta;
-    rc = proto_msg_head(&rec, rec.body_size, &env);
-    free(rcpts);
-    if (rc < 0) {
-        buf_fini(&env);
-        log_warn("envelope from %s did not encode (%d)", s->peer_ip, rc);
-        fail_txn(s, "554 5.3.0 Envelope could not be recorded");
-        return;
-    }
 
-    size_t total = env.len + (size_t)rlen + s->body_len;
-    rc = shm_arena_alloc(rt->seg.arena, total, (uint16_t)rt->self_idx, rt->gen, &off);
-    if (rc < 0) {
-        buf_fini(&env);
-        log_warn("body arena full (%s) for a %zu-byte message from %s", strerror(-rc), total, s->peer_ip);
-        fail_txn(s, "452 4.3.1 Insufficient system storage, try again later");
-        return;
-    }
-    char *p = shm_arena_ptr(rt->seg.arena, off, total);
-    memcpy(p, env.data, env.len);
-    memcpy(p + env.len, received, (size_t)rlen);
-    if (s->body_len)
-        memcpy(p + env.len + (size_t)rlen, s->body, s->body_len);
-    buf_fini(&env);
-
-    /* the run is the spool's from now on: if we give up waiting we must not free it under it */
-    unsigned spool = 0;
-    uint32_t spool_gen = atomic_load(&rt->seg.inst[spool].generation);
-    shm_arena_give(rt->seg.arena, off, (uint16_t)spool, spool_gen);
-
+    uint32_t spool_gen = 0;
     /* never reused while this worker lives (struct ingress): a late ack finds no session */
     s->store_token = (++s->ig->store_seq << s->ig->slot_bits) | s->slot;
-    struct proto_rec r = {.type = MSG_INGRESS_MESSAGE_STORE, .dst_gen = spool_gen};
-    r.body.store.token = s->store_token;
-    r.body.store.arena_off = off;
-    r.body.store.len = total;
-    r.body.store.msg_id_hi = s->msg_id.hi;
-    r.body.store.msg_id_lo = s->msg_id.lo;
-    rc = role_rt_send(rt, spool, &r);
+    int rc = ingress_xfer_store(s->ig, &rec, received, (size_t)rlen, s->body, s->body_len, s->msg_id, s->store_token,
+                                s->peer_ip, &reply, &spool_gen);
+    free(rcpts);
     if (rc < 0) {
-        shm_arena_free(rt->seg.arena, off);
         s->store_token = 0;
-        fail_txn(s, "451 4.3.0 Spool busy, try again later");
+        fail_txn(s, reply);
         return;
     }
     s->state = INGRESS_S_STORING;
@@ -280,6 +304,11 @@ void ingress_xfer_on_stored(struct ingress *ig, const struct proto_rec *rec)
     uint64_t token = rec->body.stored.token;
     uint32_t slot = (uint32_t)(token & ((UINT64_C(1) << ig->slot_bits) - 1));
     struct ingress_session *s;
+
+    if (token & INGRESS_HTTP_TOKEN_BIT) {
+        ingress_http_on_stored(ig, rec);
+        return;
+    }
 
     if (slot >= ig->n_slots || !(s = ig->slots[slot]) || s->state != INGRESS_S_STORING || s->store_token != token)
         return; /* the session gave up (451) or went away: the client will retry */

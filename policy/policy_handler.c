@@ -394,6 +394,7 @@ int policy_handler_invoke(lua_State *L)
         nargs = 2;
         break;
     case POLICY_LUA_HOOK_MESSAGE_RECEIVED:
+    case POLICY_LUA_HOOK_HTTP_MESSAGE_GENERATED:
         push_obj(L, MT_MSG);
         push_obj(L, MT_CONN);
         nargs = 2;

@@ -33,7 +33,7 @@
 
 static const char *const hook_names[POLICY_LUA_HOOK__COUNT] = {
     "smtp_server_connection_accepted", "smtp_server_ehlo", "smtp_server_mail_from", "smtp_server_rcpt_to",
-    "smtp_server_message_received", "smtp_server_auth_plain",
+    "smtp_server_message_received", "smtp_server_auth_plain", "http_message_generated",
 };
 
 /*
@@ -267,6 +267,15 @@ enum policy_lua_status policy_lua_message_received(struct policy_lua *pl, const 
     static const struct policy_lua_message empty;
     struct policy_call c = {
         .hook = POLICY_LUA_HOOK_MESSAGE_RECEIVED, .conn = conn, .msg = msg ? msg : &empty};
+    return run(pl, &c, meta, res);
+}
+
+enum policy_lua_status policy_lua_http_message_generated(struct policy_lua *pl, const struct policy_lua_conn *conn,
+                                                         const struct policy_lua_message *msg,
+                                                         struct policy_lua_meta *meta, struct policy_lua_result *res)
+{
+    static const struct policy_lua_message empty;
+    struct policy_call c = {.hook = POLICY_LUA_HOOK_HTTP_MESSAGE_GENERATED, .conn = conn, .msg = msg ? msg : &empty};
     return run(pl, &c, meta, res);
 }
 

@@ -51,7 +51,8 @@ enum policy_lua_hook {
     POLICY_LUA_HOOK_RCPT_TO = 3,             /* "smtp_server_rcpt_to" */
     POLICY_LUA_HOOK_MESSAGE_RECEIVED = 4,    /* "smtp_server_message_received" */
     POLICY_LUA_HOOK_AUTH_PLAIN = 5,          /* "smtp_server_auth_plain" */
-    POLICY_LUA_HOOK__COUNT = 6,
+    POLICY_LUA_HOOK_HTTP_MESSAGE_GENERATED = 6, /* "http_message_generated" (HTTP injection) */
+    POLICY_LUA_HOOK__COUNT = 7,
 };
 
 struct policy_lua_limits {
@@ -162,6 +163,12 @@ enum policy_lua_status policy_lua_message_received(struct policy_lua *pl, const 
                                                    const struct policy_lua_message *msg,
                                                    struct policy_lua_meta *meta,
                                                    struct policy_lua_result *res);
+
+/* policy_lua_http_message_generated - KumoMTA's http_message_generated(msg, conn_meta): as
+ * smtp_server_message_received, for a message built by the HTTP injection API */
+enum policy_lua_status policy_lua_http_message_generated(struct policy_lua *pl, const struct policy_lua_conn *conn,
+                                                         const struct policy_lua_message *msg,
+                                                         struct policy_lua_meta *meta, struct policy_lua_result *res);
 
 /*
  * policy_lua_auth_plain - smtp_server_auth_plain(authz, authc, password, conn_meta), KumoMTA's event, for

@@ -134,6 +134,9 @@ struct supervisor {
     char *steering_note; /* why there is no BPF steering, for status */
     int worker_fds[CFG_MAX_LISTENERS][PROTO_NODE_MAX_WORKERS];
     struct supervisor_bpf *bpf[CFG_MAX_LISTENERS];
+    /* [[http_listener]] sockets (HTTP injection), shared by every ingress worker */
+    int http_fds[CFG_MAX_HTTP_LISTENERS];
+    unsigned n_http_fds;
 
     bool stopping;
     uint64_t stop_deadline_ns;
@@ -177,7 +180,7 @@ unsigned supervisor_spawn_alive(struct supervisor *s);
 
 /* supervisor_listen.c */
 int supervisor_listen_open(struct supervisor *s, char **err);
-/* supervisor_listen_fds - the comma-separated listener fds ingress worker `index` inherits */
+/* supervisor_listen_fds - the listener fds ingress worker `index` inherits: "SMTP,SMTP/HTTP,HTTP" */
 void supervisor_listen_fds(const struct supervisor *s, unsigned index, char *buf, size_t len);
 /* supervisor_listen_balance - feed the ingress workers' loads to the steering program */
 void supervisor_listen_balance(struct supervisor *s);

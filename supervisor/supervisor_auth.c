@@ -42,6 +42,9 @@
 #include "base/hostport.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "common/bearer.h"
+
+_Static_assert(SUP_AUTH_TOKEN_HEX == BEARER_TOKEN_HEX, "one token format");
 
 #define AUTH_TOKEN_FILE_MAX 4096
 
@@ -55,32 +58,12 @@ struct sup_auth_conn {
 
 int supervisor_auth_token_parse(const char *text, size_t n, char token[SUP_AUTH_TOKEN_HEX + 1])
 {
-    if (n == SUP_AUTH_TOKEN_HEX + 1 && text[SUP_AUTH_TOKEN_HEX] == '\n')
-        n--;
-    if (n != SUP_AUTH_TOKEN_HEX)
-        return -EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        char ch = text[i];
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
-            return -EINVAL;
-        token[i] = ch;
-    }
-    token[n] = '\0';
-    return 0;
+    return bearer_token_parse(text, n, token);
 }
 
 bool supervisor_auth_bearer_ok(const struct sup_auth *a, const char *authorization)
 {
-    if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0)
-        return false;
-    const char *t = authorization + 7;
-    while (*t == ' ')
-        t++;
-    size_t n = strlen(t);
-    while (n && t[n - 1] == ' ')
-        n--;
-    /* the length is public (every token has 64 digits); the digits are compared in constant time */
-    return n == SUP_AUTH_TOKEN_HEX && CRYPTO_memcmp(t, a->token, SUP_AUTH_TOKEN_HEX) == 0;
+    return bearer_matches(a->token, authorization);
 }
 
 bool supervisor_auth_host_ok(const struct sup_auth *a, const char *host, const char *const *names, size_t n_names)

@@ -5,6 +5,8 @@
  * of the node, so an ingress restart never closes a listener: connections that arrive while no
  * ingress runs wait in the kernel's accept queue and are served by the next instance.
  * The descriptors are not close-on-exec; ringmaild passes their numbers to ingress on its argv.
+ * The [[http_listener]] sockets (HTTP injection) are opened the same way, one per listener shared by
+ * every ingress worker, and follow the SMTP ones after a '/' in --listen-fds.
  */
 #include "supervisor/supervisor.h"
 
@@ -94,11 +96,26 @@ static int open_steered(struct supervisor *s, char **why)
     return rc;
 }
 
+/* open_http - the HTTP injection listeners: one socket each, shared by the ingress workers */
+static int open_http(struct supervisor *s, char **err)
+{
+    for (size_t i = 0; i < s->cfg.n_http_listeners && i < CFG_MAX_HTTP_LISTENERS; i++) {
+        int fd = open_one(s->cfg.http_listeners[i].listen, false, err);
+        if (fd < 0)
+            return fd;
+        s->http_fds[s->n_http_fds++] = fd;
+        log_info("listening for HTTP injection on %s%s", s->cfg.http_listeners[i].listen,
+                 s->cfg.http_listeners[i].tls_certificate[0] ? " (TLS)" : "");
+    }
+    return 0;
+}
+
 int supervisor_listen_open(struct supervisor *s, char **err)
 {
     char *why = NULL;
 
     s->n_listen_fds = 0;
+    s->n_http_fds = 0;
     s->steering = false;
     for (size_t l = 0; l < CFG_MAX_LISTENERS; l++)
         for (unsigned w = 0; w < PROTO_NODE_MAX_WORKERS; w++)
@@ -109,7 +126,7 @@ int supervisor_listen_open(struct supervisor *s, char **err)
         for (size_t i = 0; i < s->cfg.n_listeners; i++)
             log_info("listening for SMTP on %s (%u sockets, BPF steering to the least-loaded ingress worker)",
                      s->cfg.listeners[i].address, s->cfg.ingress_workers);
-        return 0;
+        return open_http(s, err);
     }
     if (s->cfg.ingress_workers > 1) {
         s->steering_note = xasprintf("BPF steering unavailable (%s): ingress workers share each listener",
@@ -126,7 +143,7 @@ int supervisor_listen_open(struct supervisor *s, char **err)
         s->listen_fds[s->n_listen_fds++] = fd;
         log_info("listening for SMTP on %s", s->cfg.listeners[i].address);
     }
-    return 0;
+    return open_http(s, err);
 }
 
 void supervisor_listen_fds(const struct supervisor *s, unsigned index, char *buf, size_t len)
@@ -138,6 +155,8 @@ void supervisor_listen_fds(const struct supervisor *s, unsigned index, char *buf
         int fd = s->steering ? s->worker_fds[k][index] : s->listen_fds[k];
         off += (size_t)snprintf(buf + off, len - off, "%s%d", k ? "," : "", fd);
     }
+    for (unsigned k = 0; k < s->n_http_fds && off + 12 < len; k++)
+        off += (size_t)snprintf(buf + off, len - off, "%s%d", k ? "," : "/", s->http_fds[k]);
 }
 
 void supervisor_listen_balance(struct supervisor *s)
@@ -177,5 +196,8 @@ void supervisor_listen_close(struct supervisor *s)
             s->worker_fds[l][w] = -1;
         }
     }
+    for (unsigned k = 0; k < s->n_http_fds; k++)
+        close(s->http_fds[k]);
+    s->n_http_fds = 0;
     s->steering = false;
 }

@@ -96,6 +96,10 @@ static void describe_static_changes(const struct cfg *a, const struct cfg *b, ch
     for (size_t i = 0; !listeners && i < a->n_listeners; i++)
         listeners = strcmp(a->listeners[i].address, b->listeners[i].address) != 0;
     CHANGED(listeners, "listener");
+    bool http = a->n_http_listeners != b->n_http_listeners;
+    for (size_t i = 0; !http && i < a->n_http_listeners; i++)
+        http = strcmp(a->http_listeners[i].listen, b->http_listeners[i].listen) != 0;
+    CHANGED(http, "http_listener");
 #undef CHANGED
 }
 

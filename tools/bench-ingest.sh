@@ -10,6 +10,9 @@
 #     postlogd only, no qmgr/pickup, so each message stays in queue/incoming (cleanup fsyncs the queue
 #     file before smtpd answers 250).
 # The two systems alternate within a run (order flipped each run) so drift on the machine hits both.
+# With connection reuse a third row, ringmail-http, injects the same messages through the HTTP injection
+# API (ringmail-gen --http: one keep-alive connection per session, one POST per message, time-to-200; the
+# 200 is also sent only after the spool's fsync). No Postfix counterpart.
 # Reported: msgs/s and time-to-250 p50/p99 (ringmail-gen --json), fsyncs per message, medians over RUNS
 # with min..max, and ringmail/Postfix msgs/s per run. fsyncs/msg: ringmail's spool_commits over
 # messages_stored; Postfix's fsync+fdatasync calls counted by strace in a separate short untimed run
@@ -45,6 +48,8 @@ RM_DIR=''
 rm_start() {
   newtmp; RM_DIR=$NEWTMP
   rm_conf "$RM_DIR" "$(nproc)"
+  RM_HTTP=$(free_port)
+  printf '[[http_listener]]\nlisten = "127.0.0.1:%s"\n' "$RM_HTTP" >>"$RM_DIR/ringmail.toml"
   rm_run "$RM_DIR" "$RM_DIR/log" 0
   sleep 0.5
 }
@@ -84,6 +89,16 @@ gen_run() { # $1 port, $2 size bytes, $3 messages, $4 reuse (1/0), $5 out file
   fi
 }
 
+gen_run_http() { # $1 port, $2 size bytes, $3 messages, $4 out file (the admin token is accepted)
+  local rc=0
+  "$GEN" --http "http://127.0.0.1:$1/api/inject/v1" --http-token "$(cat "$RM_DIR/data/admin.token")" \
+    --concurrency "$SESSIONS" --message-count "$3" --body-size "$2" --keep-going --json >"$4" 2>"$4.err" || rc=$?
+  GEN_JSON=$(cat "$4")
+  if [ "$rc" != 0 ] || [ -z "$GEN_JSON" ]; then
+    echo "ringmail-gen --http failed (exit $rc):" >&2; cat "$4.err" >&2; exit 1
+  fi
+}
+
 FAIL=0
 RES_FILE=
 record() { # system size reuse stored fsyncs/msg; takes the rest from GEN_JSON; checks stored vs 250s
@@ -113,6 +128,15 @@ timed_ringmail() { # size n reuse
   stored=$(rm_counter spool messages_stored); commits=$(rm_counter spool spool_commits)
   rm_stop; rmtmp "$RM_DIR"
   record ringmail "$1" "$3" "$stored" "$(awk -v c="$commits" -v n="$stored" 'BEGIN {printf "%.3f", n ? c/n : 0}')"
+}
+timed_ringmail_http() { # size n (connections are always reused)
+  local stored commits
+  rm_start
+  gen_run_http "$RM_HTTP" "$1" "$2" "$RM_DIR/gen.json"
+  alive "$RM_PID" || { echo "ringmaild died during the run" >&2; tail -20 "$RM_DIR/log" >&2; FAIL=1; }
+  stored=$(rm_counter spool messages_stored); commits=$(rm_counter spool spool_commits)
+  rm_stop; rmtmp "$RM_DIR"
+  record ringmail-http "$1" 1 "$stored" "$(awk -v c="$commits" -v n="$stored" 'BEGIN {printf "%.3f", n ? c/n : 0}')"
 }
 timed_postfix() { # size n reuse
   local stored
@@ -197,6 +221,7 @@ for size in 10240 102400; do
       else timed_postfix "$size" "$n" "$reuse"; timed_ringmail "$size" "$n" "$reuse"; fi
       r=$(tail -2 "$RES_FILE" | awk -F'\t' '{v[$1]=$4} END {printf "%.3f", v["ringmail"]/v["postfix"]}')
       RATIOS[$size,$reuse]+="$r "
+      if [ "$reuse" = 1 ]; then timed_ringmail_http "$size" "$n"; fi
     done
     if [ "$HAVE_STRACE" = 1 ]; then
       ns=$((N_STRACE < n ? N_STRACE : n))
@@ -212,16 +237,17 @@ echo
 echo "machine: $MACHINE"
 echo "runs: $RUNS per row; values: median (min..max); $SESSIONS sessions"
 echo
-echo "| body | reuse | messages | system | msgs/s | time-to-250 p50 ms | time-to-250 p99 ms | fsyncs/msg | fsync+fdatasync calls/msg (strace) |"
+echo "| body | reuse | messages | system | msgs/s | time-to-250 (HTTP: 200) p50 ms | p99 ms | fsyncs/msg | fsync+fdatasync calls/msg (strace) |"
 echo "|---|---|---|---|---|---|---|---|---|"
 for size in 10240 102400; do
   n=$([ "$size" = 10240 ] && echo "$N_10K" || echo "$N_100K")
   for reuse in 1 0; do
-    for sys in ringmail postfix; do
-      if [ "$sys" = ringmail ]; then fs=$(col ringmail "$size" "$reuse" 7 | stat3 '%.3f')
+    for sys in ringmail ringmail-http postfix; do
+      [ "$sys" = ringmail-http ] && [ "$reuse" = 0 ] && continue
+      if [ "$sys" != postfix ]; then fs=$(col "$sys" "$size" "$reuse" 7 | stat3 '%.3f')
       else fs="${SYS_FS[postfix,$size,$reuse]:-n/a}"; fi
       printf '| %d KB | %s | %d | %s | %s | %s | %s | %s | %s |\n' $((size / 1024)) \
-        "$([ "$reuse" = 1 ] && echo yes || echo no)" "$n" "$([ "$sys" = ringmail ] && echo ringmail || echo Postfix)" \
+        "$([ "$reuse" = 1 ] && echo yes || echo no)" "$n" "$(case $sys in postfix) echo Postfix ;; ringmail-http) echo "ringmail (HTTP)" ;; *) echo ringmail ;; esac)" \
         "$(col "$sys" "$size" "$reuse" 4 | stat3 '%.0f')" \
         "$(col "$sys" "$size" "$reuse" 5 | awk '{print $1/1000}' | stat3 '%.1f')" \
         "$(col "$sys" "$size" "$reuse" 6 | awk '{print $1/1000}' | stat3 '%.1f')" \

@@ -81,6 +81,8 @@ struct gen_opts {
     bool json;
     unsigned recipients;
     double timeout_s;
+    const char *http_url;   /* --http: the HTTP injection API instead of SMTP (gen_http.c) */
+    const char *http_token; /* --http-token */
 };
 
 enum gen_state {
@@ -171,6 +173,8 @@ bool gen_conn_idle(const struct gen_conn *c);
 bool gen_claim(struct gen *g, uint64_t now);
 /* gen_rate_take - the pacing allows a transaction to start now */
 bool gen_rate_take(struct gen *g, uint64_t now);
+/* gen_exit_code - 0 when the run did what was asked (every message sent; --keep-going: finished), else 1 */
+int gen_exit_code(const struct gen *g);
 /* gen_error - one error event; stops the run unless --keep-going */
 void gen_error(struct gen *g, int code, enum gen_err named, const char *text);
 
@@ -191,6 +195,10 @@ char *gen_msg_headers(const struct gen *g, uint64_t seq, const char *rcpt_domain
 char *gen_msg_stamp(uint64_t sent_us);
 /* gen_msg_add_domain - "name" or "name:weight"; -EINVAL on a bad weight or too many domains */
 int gen_msg_add_domain(struct gen_opts *o, const char *arg);
+
+/* gen_http.c */
+/* gen_http_run - the whole --http run (threads, one keep-alive connection each); the exit code */
+int gen_http_run(struct gen *g, const char *url, const char *token);
 
 /* gen_stats.c */
 uint64_t gen_stats_errors(const struct gen_stats *st);

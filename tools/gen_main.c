@@ -60,7 +60,10 @@ static void usage(FILE *f)
             "  --ehlo NAME                    EHLO name (default ringmail-gen.test)\n"
             "  --timeout S                    per-reply timeout (default 30)\n"
             "  --keep-going                   count error replies and go on (default: stop at the first)\n"
-            "  --json                         final summary as one JSON object on stdout\n");
+            "  --json                         final summary as one JSON object on stdout\n"
+            "  --http URL                     POST to the HTTP injection API instead of SMTP\n"
+            "                                 (http://HOST:PORT/api/inject/v1; one connection per slot)\n"
+            "  --http-token TOKEN             its bearer token (default: $RINGMAIL_INJECT_TOKEN)\n");
 }
 
 /* parse_rate - "N", "N/s", "N/m", "N/h" (N may have a fraction): transactions per second */
@@ -83,6 +86,17 @@ static int parse_rate(const char *s, double *out)
         return -EINVAL;
     *out = v;
     return 0;
+}
+
+int gen_exit_code(const struct gen *g)
+{
+    if (g->error_stop)
+        return 1;
+    if (g->o.keep_going)
+        return 0;
+    if (g->end_ns)
+        return gen_stats_errors(&g->st) == 0 ? 0 : 1;
+    return g->st.sent == g->o.message_count ? 0 : 1;
 }
 
 bool gen_claim(struct gen *g, uint64_t now)
@@ -167,7 +181,7 @@ static void on_tick(struct evl *l, struct evl_op *op, int res, unsigned flags)
 static void parse_args(struct gen *g, int argc, char **argv)
 {
     enum { O_TARGET = 256, O_CONC, O_COUNT, O_DUR, O_BSIZE, O_BFILE, O_DOMAIN, O_SENDER, O_RATE, O_TLS, O_KEEP,
-           O_PER, O_EHLO, O_JSON, O_RCPTS, O_TIMEOUT, O_HELP };
+           O_PER, O_EHLO, O_JSON, O_RCPTS, O_TIMEOUT, O_HELP, O_HTTP, O_HTTP_TOKEN };
     static const struct option opts[] = {
         {"target", required_argument, NULL, O_TARGET}, {"concurrency", required_argument, NULL, O_CONC},
         {"message-count", required_argument, NULL, O_COUNT}, {"duration", required_argument, NULL, O_DUR},
@@ -177,7 +191,8 @@ static void parse_args(struct gen *g, int argc, char **argv)
         {"keep-going", no_argument, NULL, O_KEEP}, {"messages-per-connection", required_argument, NULL, O_PER},
         {"ehlo", required_argument, NULL, O_EHLO}, {"json", no_argument, NULL, O_JSON},
         {"recipients", required_argument, NULL, O_RCPTS}, {"timeout", required_argument, NULL, O_TIMEOUT},
-        {"help", no_argument, NULL, O_HELP}, {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, O_HELP}, {"http", required_argument, NULL, O_HTTP},
+        {"http-token", required_argument, NULL, O_HTTP_TOKEN}, {NULL, 0, NULL, 0},
     };
     struct gen_opts *o = &g->o;
     bool have_count = false;
@@ -231,6 +246,8 @@ static void parse_args(struct gen *g, int argc, char **argv)
             break;
         case O_TIMEOUT: rc = tool_opt_seconds(optarg, 1e9, &o->timeout_s); break;
         case O_HELP: usage(stdout); exit(0);
+        case O_HTTP: o->http_url = optarg; break;
+        case O_HTTP_TOKEN: o->http_token = optarg; break;
         default: usage(stderr); exit(2);
         }
         if (rc) {
@@ -259,9 +276,11 @@ static void setup(struct gen *g)
     char *err = NULL;
     struct rlimit rl;
 
-    if (hostport_resolve(g->o.target, 0, 0, &hp, &g->addr, &g->addrlen, &err) < 0)
-        fatal("--target %s", err);
-    g->host = xstrdup(hp.host);
+    if (!g->o.http_url) {
+        if (hostport_resolve(g->o.target, 0, 0, &hp, &g->addr, &g->addrlen, &err) < 0)
+            fatal("--target %s", err);
+        g->host = xstrdup(hp.host);
+    }
     if (g->o.body_file) {
         if (gen_msg_file_body(g->o.body_file, &g->body, &g->body_len, &err) < 0)
             fatal("%s", err);
@@ -334,13 +353,7 @@ static int run(struct gen *g)
     if (tty)
         gen_stats_progress(g, (double)(now - g->start_ns) / 1e9, true);
     gen_stats_print(g, (double)(now - g->start_ns) / 1e9, g->o.json);
-    if (got_signal || g->error_stop)
-        return 1;
-    if (g->o.keep_going)
-        return 0;
-    if (g->end_ns)
-        return gen_stats_errors(&g->st) == 0 ? 0 : 1;
-    return g->st.sent == g->o.message_count ? 0 : 1;
+    return got_signal ? 1 : gen_exit_code(g);
 }
 
 int main(int argc, char **argv)
@@ -356,7 +369,12 @@ int main(int argc, char **argv)
     srandom((unsigned)(clock_real_ns() ^ (uint64_t)getpid()));
     parse_args(g, argc, argv);
     setup(g);
-    rc = run(g);
+    if (g->o.http_url) {
+        g->o.target = g->o.http_url;
+        rc = gen_http_run(g, g->o.http_url, g->o.http_token ? g->o.http_token : getenv("RINGMAIL_INJECT_TOKEN"));
+    } else {
+        rc = run(g);
+    }
     evl_fini(&g->evl);
     for (unsigned i = 0; i < g->o.concurrency; i++)
         gen_conn_fini(&g->conns[i]);

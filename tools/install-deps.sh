@@ -29,6 +29,8 @@ PKGS=(
   # independent DKIM verifiers for the dkim tests: python3-dkim (dkimverify; python3-nacl for Ed25519,
   # python3-dnspython for its DNS lookups) and libopendkim's opendkim-testmsg
   python3-dkim python3-nacl python3-dnspython opendkim-tools
+  # the HTTP injection tests drive the API with Python requests as well as curl
+  python3-requests curl
 )
 
 if [ "${RINGMAIL_SKIP_APT:-0}" = 1 ]; then

@@ -56,11 +56,7 @@ class TsaCase(PeersCase):
         eg += '\nidle_timeout = "1s"'
         self.node = Node(egress=eg, park_delivery=False)
         if with_policy:
-            pol = os.path.join(self.node.tmp, "policy.lua")
-            with open(pol, "w") as f:
-                f.write(POLICY)
-            os.chmod(pol, 0o644)
-            extra += '[policy]\nfile = "%s"\n' % pol
+            extra += self.node.policy_section(POLICY)
         self.node.write_config(self.node.base_config + extra)
         self.node.start()
         return self.node

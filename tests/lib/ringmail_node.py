@@ -137,6 +137,14 @@ max_retry_interval = "2h"
                 lines.append("%s = %s" % (key, value))
         return "\n".join(lines)
 
+    def policy_section(self, lua):
+        """A [policy] section naming a policy.lua with this text, written into the node's directory."""
+        path = os.path.join(self.tmp, "policy.lua")
+        with open(path, "w") as f:
+            f.write(lua)
+        os.chmod(path, 0o644)  # the roles run as an unprivileged user when the test runs as root
+        return '[policy]\nfile = "%s"\n' % path
+
     def write_config(self, text):
         with open(self.config_path, "w") as f:
             f.write(text)

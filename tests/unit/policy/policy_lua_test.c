@@ -340,6 +340,20 @@ static void test_hooks_meta(void)
     st = policy_lua_message_received(pl, &conn4, NULL, &m, &res);
     if (st != POLICY_LUA_ERROR)
         FAIL("NULL message: %s %s", policy_lua_status_name(st), res.detail);
+
+    /* http_message_generated: its own handler, the same msg object */
+    static const char hh[] = "Subject: built\r\nFrom: f@example.com\r\n\r\n";
+    struct policy_lua_message hm = {hh, sizeof(hh) - 1, {"alice@example.com", 17}, rcpts, 2, 100};
+    st = policy_lua_http_message_generated(pl, &conn4, &hm, &m, &res);
+    if (st != POLICY_LUA_ACCEPT)
+        FAIL("http_message_generated: %s %s", policy_lua_status_name(st), res.detail);
+    EXPECT_META(&m, "http_subject", "built");
+    EXPECT_META(&m, "http_rcpts", "2");
+    static const char hr[] = "Subject: refuse\r\n\r\n";
+    struct policy_lua_message hm2 = {hr, sizeof(hr) - 1, {"", 0}, rcpts, 1, 10};
+    st = policy_lua_http_message_generated(pl, &conn4, &hm2, &m, &res);
+    if (st != POLICY_LUA_REJECT || res.code != 550 || !strstr(res.text, "http refused"))
+        FAIL("http_message_generated reject: %s %d %s", policy_lua_status_name(st), res.code, res.text);
     policy_lua_meta_fini(&m);
     policy_lua_free(pl);
 }

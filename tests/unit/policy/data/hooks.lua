@@ -143,3 +143,10 @@ kumo.on('smtp_server_auth_plain', function(authz, authc, password, conn_meta)
   if authc == 'string' then return 'true' end
   return authc == 'carol' and password == 'lua-secret'
 end)
+
+-- the HTTP injection's event: the same msg object, its own handler
+kumo.on('http_message_generated', function(msg, conn_meta)
+  if msg:get_first_named_header_value('Subject') == 'refuse' then kumo.reject(550, '5.7.1 http refused') end
+  msg:set_meta('http_subject', msg:get_first_named_header_value('Subject') or '(none)')
+  msg:set_meta('http_rcpts', tostring(#msg:recipient_list()))
+end)
