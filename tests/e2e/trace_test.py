@@ -113,8 +113,8 @@ def metric(node, name):
 
 class TraceCase(PeersCase):
     records = [
-        "good.test. 60 IN MX 10 mx.good.test.",
-        "mx.good.test. 60 IN A 127.0.0.2",
+        "good.test. 60 IN MX 10 mx.one.test.",  # the name egress_tls_test's certificate is for
+        "mx.one.test. 60 IN A 127.0.0.2",
         "other.test. 60 IN MX 10 mx.other.test.",
         "mx.other.test. 60 IN A 127.0.0.3",
     ]
@@ -194,6 +194,28 @@ class ServerTraceTest(TraceCase):
         send(node, "127.0.0.2")
         self.assertEqual(node.counter("ingress", "trace_events"), before)
         self.assertEqual(metric(node, "ringmail_trace_events_rejected_total"), 0)
+
+    def test_server_trace_shows_the_starttls_steps(self):
+        import ssl
+        node = self.start_parked()
+        t = self.tracer("trace-smtp-server")
+        c = smtplib.SMTP("127.0.0.1", node.smtp_port, timeout=10, source_address=("127.0.0.2", 0))
+        c.ehlo("client.test")
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE  # the node's self-signed certificate
+        c.starttls(context=ctx)
+        c.ehlo("client.test")
+        c.sendmail("s@sender.test", ["r@good.test"], ("Subject: t\r\n\r\n%s\r\n" % SECRET).encode())
+        c.quit()
+        wait_for(lambda: any(e.get("text") == "closed" for e in t.events()), 10, what="the session closed")
+        texts = [e["text"] for e in t.events() if e.get("type") == "smtp"]
+        i = [k for k, x in enumerate(texts) if x.upper() == "STARTTLS"][0]
+        self.assertTrue(texts[i + 1].startswith("220 "), texts)
+        self.assertRegex(texts[i + 2], r"^TLS established: TLSv1\.[23] \S+ \(\d+ bits\)")
+        self.assertTrue(texts[i + 3].lower().startswith("ehlo "), texts)
+        self.assertTrue(any(x.startswith("[body ") for x in texts[i:]), texts)
+        self.assertNotIn(SECRET, "\n".join(t.text()))
 
     def test_peer_filter_keeps_only_the_matching_client(self):
         node = self.start_parked()
@@ -317,7 +339,7 @@ class ClientTraceTest(TraceCase):
         (sid, s), = sess.items()
         for e in s:
             self.assertEqual((e["side"], e["role"], e["domain"], e["site"]), ("client", "egress", "good.test",
-                                                                           "mx.good.test"))
+                                                                           "mx.one.test"))
             self.assertTrue(e["peer"].startswith("127.0.0.2:"), e)
             self.assertRegex(e["time"], TIME_RE)
         flow = [(e["dir"], e["text"]) for e in s]
