@@ -514,15 +514,15 @@ void supervisor_trace_metrics(struct buf *out)
     buf_printf(out,
                "# HELP ringmail_trace_tracers SMTP traces being streamed (ringctl trace-smtp-*).\n"
                "# TYPE ringmail_trace_tracers gauge\nringmail_trace_tracers %u\n"
-               "# HELP ringmail_trace_events_received_total SMTP trace events accepted from the roles.\n"
-               "# TYPE ringmail_trace_events_received_total counter\nringmail_trace_events_received_total %llu\n"
-               "# HELP ringmail_trace_events_rejected_total SMTP trace datagrams refused (bad record or sender).\n"
-               "# TYPE ringmail_trace_events_rejected_total counter\nringmail_trace_events_rejected_total %llu\n"
-               "# HELP ringmail_trace_events_streamed_total SMTP trace events queued to a tracer.\n"
-               "# TYPE ringmail_trace_events_streamed_total counter\nringmail_trace_events_streamed_total %llu\n"
-               "# HELP ringmail_trace_events_dropped_total SMTP trace events dropped for a tracer that reads too "
+               "# HELP ringmail_trace_received_total SMTP trace events accepted from the roles.\n"
+               "# TYPE ringmail_trace_received_total counter\nringmail_trace_received_total %llu\n"
+               "# HELP ringmail_trace_rejected_total SMTP trace datagrams refused (bad record or sender).\n"
+               "# TYPE ringmail_trace_rejected_total counter\nringmail_trace_rejected_total %llu\n"
+               "# HELP ringmail_trace_streamed_total SMTP trace events queued to a tracer.\n"
+               "# TYPE ringmail_trace_streamed_total counter\nringmail_trace_streamed_total %llu\n"
+               "# HELP ringmail_trace_slow_tracer_dropped_total SMTP trace events dropped for a tracer that reads too "
                "slowly.\n"
-               "# TYPE ringmail_trace_events_dropped_total counter\nringmail_trace_events_dropped_total %llu\n",
+               "# TYPE ringmail_trace_slow_tracer_dropped_total counter\nringmail_trace_slow_tracer_dropped_total %llu\n",
                n, (unsigned long long)atomic_load(&tr.received), (unsigned long long)atomic_load(&tr.rejected),
                (unsigned long long)atomic_load(&tr.streamed), (unsigned long long)atomic_load(&tr.dropped));
 }

@@ -193,7 +193,7 @@ class ServerTraceTest(TraceCase):
         self.assertGreater(before, 0)
         send(node, "127.0.0.2")
         self.assertEqual(node.counter("ingress", "trace_events"), before)
-        self.assertEqual(metric(node, "ringmail_trace_events_rejected_total"), 0)
+        self.assertEqual(metric(node, "ringmail_trace_rejected_total"), 0)
 
     def test_server_trace_shows_the_starttls_steps(self):
         import ssl
@@ -264,7 +264,7 @@ class ServerTraceTest(TraceCase):
         send(node, "127.0.0.2")
         self.assertEqual(node.counter("ingress", "trace_events"), 0)
         self.assertEqual(node.counter("ingress", "trace_events_dropped"), 0)
-        self.assertEqual(metric(node, "ringmail_trace_events_received_total"), 0)
+        self.assertEqual(metric(node, "ringmail_trace_received_total"), 0)
         self.assertEqual(metric(node, "ringmail_trace_tracers"), 0)
         p = node.ringctl("trace-smtp-server", "--peer", "not-an-address")
         self.assertEqual(p.returncode, 1)
@@ -316,7 +316,7 @@ class ServerTraceTest(TraceCase):
         for payload in (bytes(rec), b"", b"\xff" * 3000, os.urandom(100)):
             s.sendto(payload, path)
         s.close()
-        wait_for(lambda: metric(node, "ringmail_trace_events_rejected_total") == 4, 10, what="all refused")
+        wait_for(lambda: metric(node, "ringmail_trace_rejected_total") == 4, 10, what="all refused")
         send(node, "127.0.0.2")
         wait_for(lambda: any(e.get("text") == "closed" for e in t.events()), 10, what="a real session")
         self.assertNotIn("HELLO", [e.get("text") for e in t.events()])
