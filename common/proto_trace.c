@@ -265,6 +265,54 @@ bool proto_trace_filter_match(const struct proto_trace_filter *f, const struct p
     return prefix_eq(a, f->net, f->prefix);
 }
 
+uint32_t proto_trace_name_hash(const char *name, bool fold_case)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+        unsigned char c = fold_case && *p >= 'A' && *p <= 'Z' ? (unsigned char)(*p + 32) : *p;
+        h = (h ^ c) * 16777619u;
+    }
+    return h ? h : 1;
+}
+
+void proto_trace_shm_filter_set(struct proto_trace_shm_filter *out, const struct proto_trace_filter *f)
+{
+    *out = (struct proto_trace_shm_filter){.side = (uint8_t)f->side};
+    if (f->side == PROTO_TRACE_SERVER) {
+        out->family = f->family;
+        out->prefix = (uint8_t)f->prefix;
+        memcpy(out->net, f->net, sizeof(out->net));
+        return;
+    }
+    out->domain_hash = f->domain[0] ? proto_trace_name_hash(f->domain, true) : 0;
+    out->site_hash = f->site[0] ? proto_trace_name_hash(f->site, true) : 0;
+    out->source_hash = f->source[0] ? proto_trace_name_hash(f->source, false) : 0;
+}
+
+/* shm_slot_wants - one published slot against an event; a slot that makes no sense wants everything */
+static bool shm_slot_wants(const struct proto_trace_shm_filter *s, const struct proto_trace_event *ev)
+{
+    if (s->side != (uint8_t)ev->side)
+        return false;
+    if (ev->side == PROTO_TRACE_CLIENT)
+        return (!s->domain_hash || s->domain_hash == proto_trace_name_hash(ev->domain, true)) &&
+               (!s->site_hash || s->site_hash == proto_trace_name_hash(ev->site, true)) &&
+               (!s->source_hash || s->source_hash == proto_trace_name_hash(ev->source, false));
+    if ((s->family != 4 && s->family != 6) || s->prefix > (s->family == 4 ? 32 : 128))
+        return true;
+    struct proto_trace_filter f = {.side = PROTO_TRACE_SERVER, .family = s->family, .prefix = s->prefix};
+    memcpy(f.net, s->net, sizeof(f.net));
+    return proto_trace_filter_match(&f, ev);
+}
+
+bool proto_trace_shm_wanted(const struct proto_trace_shm_filter *fs, size_t n, const struct proto_trace_event *ev)
+{
+    for (size_t i = 0; i < n; i++)
+        if (fs[i].side != PROTO_TRACE_SHM_EMPTY && shm_slot_wants(&fs[i], ev))
+            return true;
+    return false;
+}
+
 const char *proto_trace_dir_text(enum proto_trace_dir d)
 {
     return d == PROTO_TRACE_IN ? "<-" : d == PROTO_TRACE_OUT ? "->" : "--";

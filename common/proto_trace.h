@@ -98,6 +98,32 @@ int proto_trace_filter_cidr(struct proto_trace_filter *f, const char *text);
 bool proto_trace_name_ok(const char *s, size_t n);
 bool proto_trace_filter_match(const struct proto_trace_filter *f, const struct proto_trace_event *ev);
 
+/*
+ * The role-side prefilter: the supervisor publishes a summary of the active filters in the segment
+ * header (shm_header.trace_filters, a sequence lock on trace_gen) so that a session no tracer wants
+ * sends nothing. It is a hint, over-inclusive by design: names are 32-bit hashes, and a slot a role
+ * cannot make sense of (a bad family or prefix: someone scribbled on it) matches everything; the
+ * supervisor's own filters decide what is shown.
+ */
+#define PROTO_TRACE_SHM_FILTERS 8
+#define PROTO_TRACE_SHM_EMPTY 0xffu
+
+struct proto_trace_shm_filter {
+    uint8_t side;   /* enum proto_trace_side; PROTO_TRACE_SHM_EMPTY: unused slot */
+    uint8_t family; /* server: 0 any peer, 4, 6 */
+    uint8_t prefix;
+    uint8_t reserved;
+    uint8_t net[16];
+    uint32_t domain_hash, site_hash, source_hash; /* client: 0 any (proto_trace_name_hash) */
+};
+_Static_assert(sizeof(struct proto_trace_shm_filter) == 32, "trace filter slot layout changed");
+
+/* proto_trace_name_hash - a name's prefilter hash (domain and site: any case); never 0 for a name */
+uint32_t proto_trace_name_hash(const char *name, bool fold_case);
+void proto_trace_shm_filter_set(struct proto_trace_shm_filter *out, const struct proto_trace_filter *f);
+/* proto_trace_shm_wanted - some slot may want the event (see above) */
+bool proto_trace_shm_wanted(const struct proto_trace_shm_filter *fs, size_t n, const struct proto_trace_event *ev);
+
 /* proto_trace_event_json - one event as the admin API streams it (heap, no newline); role and worker
  * are the supervisor's (it knows who sent the datagram), never the event's */
 char *proto_trace_event_json(const struct proto_trace_event *ev, const char *role, unsigned worker);

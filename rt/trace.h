@@ -4,7 +4,8 @@
  * rt_trace_init() (role_rt_init) remembers the segment's trace word and prepares a non-blocking
  * SOCK_DGRAM socket towards DATA_DIR/trace.sock. rt_trace_on(side) is the whole cost of tracing while
  * nobody traces: one relaxed load of the supervisor's word and a branch; call it before building any
- * event. rt_trace_send() encodes and sends one event without waiting: when the socket is full or the
+ * event. rt_trace_send() drops an event no tracer may want (the supervisor's prefilter in the header,
+ * proto_trace.h), encodes and sends the others without waiting: when the socket is full or the
  * supervisor is not there, the event is dropped and counted (trace_events_dropped); sent ones count in
  * trace_events. The supervisor re-checks everything (the word is only a hint: a role cannot make itself
  * traced by anyone).

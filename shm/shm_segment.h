@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "common/proto_node.h"
+#include "common/proto_trace.h"
 #include "shm/shm_arena.h"
 #include "shm/shm_bell.h"
 #include "shm/shm_pages.h"
@@ -72,7 +73,8 @@ struct shm_header {
      * generation changes with every change of the tracers (written by the supervisor; a role only
      * reads it, relaxed, to decide whether to send trace events: supervisor/supervisor_trace.c) */
     _Atomic uint32_t trace_on;
-    _Atomic uint32_t trace_gen;
+    _Atomic uint32_t trace_gen; /* a sequence lock on trace_filters: odd while the supervisor writes them */
+    struct proto_trace_shm_filter trace_filters[PROTO_TRACE_SHM_FILTERS]; /* the role-side prefilter */
     uint16_t ring_index[PROTO_NODE_MAX_INSTANCES]
                        [PROTO_NODE_MAX_INSTANCES]; /* [producer][consumer] -> ring or SHM_NO_RING */
     struct shm_ring_desc rings[SHM_MAX_RINGS];

@@ -11,6 +11,7 @@
  *
  * How events get here: while a side has a tracer, its bit is set in the segment header's trace_on word
  * (roles read it, relaxed; when nobody traces, that load and a branch are all a session pays). A role
+ * (after a prefilter it reads from the header: only events some tracer may want, see proto_trace.h)
  * then sends each event as one datagram on DATA_DIR/trace.sock, a SOCK_DGRAM Unix socket made here:
  * datagrams keep event boundaries, a full socket makes the role drop and count (never wait), and
  * SO_PASSCRED gives the kernel's word on the sending pid, so who sent an event is known from the pids
@@ -74,6 +75,7 @@ static struct {
     _Atomic int32_t pid[PROTO_NODE_MAX_INSTANCES];
     _Atomic uint64_t received, rejected, streamed, dropped;
     uint64_t last_log_ns;
+    uint32_t gen; /* of the prefilter: even when published */
 } tr = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1, .stop_efd = -1};
 
 void supervisor_trace_note_pid(unsigned instance, pid_t pid)
@@ -82,15 +84,31 @@ void supervisor_trace_note_pid(unsigned instance, pid_t pid)
         atomic_store(&tr.pid[instance], (int32_t)pid);
 }
 
-/* publish - the trace word from the tracers; under tr.lock */
+_Static_assert(SUP_TRACE_MAX <= PROTO_TRACE_SHM_FILTERS, "a prefilter slot per tracer");
+
+/*
+ * publish - the prefilter and the trace word from the tracers; under tr.lock. The generation is ours
+ * (tr.gen), written, never read back: the header is writable by every role.
+ */
 static void publish(void)
 {
+    struct proto_trace_shm_filter fs[PROTO_TRACE_SHM_FILTERS];
+    struct shm_header *h = tr.s->seg.hdr;
     uint32_t mask = 0;
+    size_t k = 0;
+
+    for (size_t i = 0; i < PROTO_TRACE_SHM_FILTERS; i++)
+        fs[i] = (struct proto_trace_shm_filter){.side = PROTO_TRACE_SHM_EMPTY};
     for (unsigned i = 0; i < SUP_TRACE_MAX; i++)
-        if (tr.t[i].used && !tr.t[i].closed)
+        if (tr.t[i].used && !tr.t[i].closed) {
             mask |= 1u << tr.t[i].f.side;
-    atomic_store_explicit(&tr.s->seg.hdr->trace_on, mask, memory_order_relaxed);
-    atomic_fetch_add(&tr.s->seg.hdr->trace_gen, 1);
+            proto_trace_shm_filter_set(&fs[k++], &tr.t[i].f);
+        }
+    atomic_store_explicit(&h->trace_gen, ++tr.gen, memory_order_relaxed); /* odd: being written */
+    atomic_thread_fence(memory_order_release);
+    memcpy(h->trace_filters, fs, sizeof(fs));
+    atomic_store_explicit(&h->trace_gen, ++tr.gen, memory_order_release);
+    atomic_store_explicit(&h->trace_on, mask, memory_order_relaxed);
 }
 
 /* wake - let libmicrohttpd read a tracer's queue again; under tr.lock */
@@ -251,7 +269,9 @@ int supervisor_trace_start(struct supervisor *s, char **err)
     int one = 1, rcvbuf = SUP_TRACE_RCVBUF;
 
     tr.s = s;
-    atomic_store(&s->seg.hdr->trace_on, 0);
+    pthread_mutex_lock(&tr.lock);
+    publish(); /* nobody traces yet: the word 0 and every prefilter slot empty */
+    pthread_mutex_unlock(&tr.lock);
     char *path = xasprintf("%s/trace.sock", s->cfg.data_dir);
     if (strlen(path) >= sizeof(sun.sun_path)) {
         log_warn("no SMTP trace: %s is longer than %zu bytes (a shorter data_dir)", path, sizeof(sun.sun_path) - 1);

@@ -220,9 +220,12 @@ class ServerTraceTest(TraceCase):
     def test_peer_filter_keeps_only_the_matching_client(self):
         node = self.start_parked()
         t = self.tracer("trace-smtp-server", "--peer", "127.0.0.2/32")
+        self.assertEqual(t.events()[0]["filter"], {"peer": "127.0.0.2/32"})
+        # the role filters first: a session nobody traces sends nothing at all
+        send(node, "127.0.0.3")
+        self.assertEqual(node.counter("ingress", "trace_events"), 0)
         wide = self.tracer("trace-smtp-server", "--peer", "127.0.0.0/8")
         v6 = self.tracer("trace-smtp-server", "--peer", "::1/128")
-        self.assertEqual(t.events()[0]["filter"], {"peer": "127.0.0.2/32"})
         send(node, "127.0.0.3")
         send(node, "127.0.0.2")
         wait_for(lambda: any(e.get("text") == "closed" for e in t.events()), 10, what="the 127.0.0.2 session")

@@ -1,6 +1,7 @@
 /*
  * proto_trace_test - the SMTP trace record: round trips, every refusal of the strict decoder, garbage,
- * the peer-network filter (IPv4, IPv6, IPv4-mapped), client name filters, the JSON form's escaping
+ * the peer-network filter (IPv4, IPv6, IPv4-mapped), client name filters, the role-side prefilter, the
+ * JSON form's escaping
  */
 #include "common/proto_trace.h"
 
@@ -224,6 +225,45 @@ static void filters(void)
           "names");
 }
 
+/* the role-side prefilter: over-inclusive, never under */
+static void prefilter(void)
+{
+    struct proto_trace_shm_filter fs[PROTO_TRACE_SHM_FILTERS];
+    for (size_t i = 0; i < PROTO_TRACE_SHM_FILTERS; i++)
+        fs[i] = (struct proto_trace_shm_filter){.side = PROTO_TRACE_SHM_EMPTY};
+    struct proto_trace_event sv = server_event(), cl = client_event();
+    CHECK(!proto_trace_shm_wanted(fs, PROTO_TRACE_SHM_FILTERS, &sv), "no slot: nothing wanted");
+
+    struct proto_trace_filter f = {.side = PROTO_TRACE_SERVER};
+    proto_trace_filter_cidr(&f, "127.0.0.3/32");
+    proto_trace_shm_filter_set(&fs[3], &f);
+    CHECK(!proto_trace_shm_wanted(fs, PROTO_TRACE_SHM_FILTERS, &sv), "127.0.0.2 not in 127.0.0.3/32");
+    CHECK(!proto_trace_shm_wanted(fs, PROTO_TRACE_SHM_FILTERS, &cl), "a server slot never wants client events");
+    sv.peer.addr[3] = 3;
+    CHECK(proto_trace_shm_wanted(fs, PROTO_TRACE_SHM_FILTERS, &sv), "127.0.0.3 wanted");
+    sv.peer.addr[3] = 2;
+    fs[3].prefix = 200; /* scribbled on: wants everything of its side */
+    CHECK(proto_trace_shm_wanted(fs, PROTO_TRACE_SHM_FILTERS, &sv), "a slot that makes no sense");
+    fs[3].prefix = 32;
+    fs[3].family = 9;
+    CHECK(proto_trace_shm_wanted(fs, PROTO_TRACE_SHM_FILTERS, &sv), "a family that makes no sense");
+    fs[3].side = 7;
+    CHECK(!proto_trace_shm_wanted(fs, PROTO_TRACE_SHM_FILTERS, &sv), "a side that is none");
+
+    struct proto_trace_filter c = {.side = PROTO_TRACE_CLIENT};
+    strcpy(c.domain, "GMAIL.COM");
+    proto_trace_shm_filter_set(&fs[0], &c);
+    CHECK(proto_trace_shm_wanted(fs, PROTO_TRACE_SHM_FILTERS, &cl), "domain hash, any case");
+    strcpy(cl.domain, "yahoo.com");
+    CHECK(!proto_trace_shm_wanted(fs, PROTO_TRACE_SHM_FILTERS, &cl), "another domain");
+    c = (struct proto_trace_filter){.side = PROTO_TRACE_CLIENT};
+    strcpy(c.source, "ip-1");
+    proto_trace_shm_filter_set(&fs[1], &c);
+    CHECK(proto_trace_shm_wanted(fs, PROTO_TRACE_SHM_FILTERS, &cl), "source");
+    CHECK(proto_trace_name_hash("", false) != 0 && proto_trace_name_hash("A", true) == proto_trace_name_hash("a", true),
+          "hash");
+}
+
 static void json_form(void)
 {
     struct proto_trace_event ev = server_event();
@@ -259,6 +299,7 @@ int main(void)
     refusals();
     garbage();
     filters();
+    prefilter();
     json_form();
     CHECK_EXIT();
 }
