@@ -136,8 +136,8 @@ class TraceCase(PeersCase):
         return t
 
     def start_parked(self):
-        self.node = Node().start()
-        return self.node
+        self.node = Node()  # owned by the case before it starts: a failed start is cleaned up too
+        return self.node.start()
 
     def start_delivering(self):
         self.tmp = tempfile.mkdtemp(prefix="ringmail-trace-")
@@ -150,8 +150,8 @@ class TraceCase(PeersCase):
         eg = '\nresolver = "%s"\ndns_timeout = "500ms"\nport = %d' % (self.dns.address, port)
         eg += '\nconnect_timeout = "2s"\nbanner_timeout = "3s"\ncommand_timeout = "5s"\ndata_timeout = "5s"'
         eg += '\nidle_timeout = "1s"\ntls_ca_file = "%s"' % os.path.join(self.tmp, "ca.pem")
-        self.node = Node(egress=eg, park_delivery=False).start()
-        return self.node
+        self.node = Node(egress=eg, park_delivery=False)
+        return self.node.start()
 
 
 class ServerTraceTest(TraceCase):
