@@ -44,9 +44,8 @@ class Tracer:
 
     def __init__(self, node, *args, json_out=True):
         cmd = [os.path.join(BUILD_DIR, "ringctl"), "--endpoint", node.endpoint, "--data-dir", node.data_dir]
-        if json_out:
-            cmd.append("--json")
-        self.proc = subprocess.Popen(cmd + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        args = list(args) + (["--json"] if json_out else [])  # after the command, as an operator types it
+        self.proc = subprocess.Popen(cmd + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      stdin=subprocess.DEVNULL, text=True)
         self.lines = []
         self.lock = threading.Lock()
