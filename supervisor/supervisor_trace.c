@@ -251,8 +251,10 @@ static void *trace_thread(void *arg)
     for (;;) {
         struct pollfd p[2] = {{.fd = tr.fd, .events = POLLIN}, {.fd = tr.stop_efd, .events = POLLIN}};
         int rc = poll(p, 2, 500);
-        if (rc < 0 && errno != EINTR)
+        if (rc < 0 && errno != EINTR) {
+            log_error("SMTP trace: poll: %s; no more trace events", strerror(errno));
             break;
+        }
         if (p[1].revents)
             break;
         if (p[0].revents & POLLIN)
