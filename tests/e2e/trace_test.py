@@ -283,6 +283,26 @@ class ServerTraceTest(TraceCase):
         code, body = node.http("POST", "/api/v1/trace/smtp-server")[:2]
         self.assertEqual(code, 405)
 
+    def test_curl_reads_the_stream_over_http_1_1(self):
+        node = self.start_parked()
+        hdr = "Authorization: Bearer " + node.token() if os.path.exists(node.token_path) else "X-None: 1"
+        curl = subprocess.Popen(["curl", "-sN", "--http1.1", "--max-time", "6", "-H", hdr,
+                                 "http://%s/api/v1/trace/smtp-server?peer=127.0.0.2" % node.endpoint],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            wait_for(lambda: metric(node, "ringmail_trace_tracers") == 1, 5, what="curl's trace started")
+            send(node, "127.0.0.2")
+            out = curl.communicate(timeout=15)[0]
+        finally:
+            if curl.poll() is None:
+                curl.kill()
+                curl.communicate()
+        self.assertEqual(curl.returncode, 28, "the stream went on until curl's own time limit")
+        events = [json.loads(l) for l in out.splitlines() if l]
+        self.assertEqual(events[0]["type"], "start")
+        self.assertIn("closed", [e.get("text") for e in events])
+        wait_for(lambda: metric(node, "ringmail_trace_tracers") == 0, 10, what="the trace ended with curl")
+
     def test_at_most_eight_tracers(self):
         node = self.start_parked()
         for _ in range(8):
