@@ -4,7 +4,8 @@
  *
  * Input: any octets, as a datagram. Whenever the decoder accepts one, the event must hold its bounds
  * (text and names within their maxima, names valid), encode back to the same octets, match or not any
- * filter without trouble, and give a JSON line that jansson reads back as an object whose text is valid
+ * filter without trouble (and the role-side prefilter slot of a filter that matches it must want it),
+ * and give a JSON line that jansson reads back as an object whose text is valid
  * UTF-8. The same input, cut at its first NUL, is also tried as a --peer CIDR.
  */
 #include "common/proto_trace.h"
@@ -31,6 +32,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(proto_trace_filter_match(&f, &ev));
         if (proto_trace_filter_cidr(&f, "127.0.0.0/8") == 0)
             (void)proto_trace_filter_match(&f, &ev);
+        /* the role-side prefilter is over-inclusive: whatever a filter matches, its slot wants */
+        struct proto_trace_filter g = {.side = ev.side};
+        if (ev.side == PROTO_TRACE_CLIENT) {
+            memcpy(g.domain, ev.domain, sizeof(g.domain));
+            memcpy(g.source, ev.source, sizeof(g.source));
+        } else if (ev.peer.family) {
+            g.family = ev.peer.family;
+            g.prefix = (unsigned)(data[size - 1] % (ev.peer.family == 4 ? 33 : 129));
+            memcpy(g.net, ev.peer.addr, sizeof(g.net));
+        }
+        struct proto_trace_shm_filter slot[1];
+        proto_trace_shm_filter_set(&slot[0], &g);
+        CHECK(!proto_trace_filter_match(&g, &ev) || proto_trace_shm_wanted(slot, 1, &ev));
         char *line = proto_trace_event_json(&ev, "ingress", 0);
         CHECK(line != NULL);
         json_error_t err;
