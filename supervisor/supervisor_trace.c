@@ -54,6 +54,7 @@
 #define SUP_TRACE_RCVBUF (1 << 20)
 #define SUP_TRACE_BATCH 256
 #define SUP_TRACE_LOG_EVERY_NS CLOCK_SEC(10)
+#define SUP_TRACE_REPUBLISH_NS CLOCK_SEC(1)
 
 struct sup_tracer {
     bool used, closed, suspended;
@@ -229,11 +230,17 @@ static void drain(void)
     }
 }
 
-/* keepalive - an empty line to each tracer that heard nothing for a while */
+/* keepalive - an empty line to each tracer that heard nothing for a while; and the word and prefilter
+ * written again each second, so that a role that scribbled on them cannot keep others from being traced */
 static void keepalive(void)
 {
+    static uint64_t published_ns;
     uint64_t now = clock_mono_ns();
     pthread_mutex_lock(&tr.lock);
+    if (now - published_ns >= SUP_TRACE_REPUBLISH_NS) {
+        published_ns = now;
+        publish();
+    }
     for (unsigned k = 0; k < SUP_TRACE_MAX; k++) {
         struct sup_tracer *t = &tr.t[k];
         if (t->used && !t->closed && t->q.len == t->off && now - t->last_out_ns >= SUP_TRACE_KEEPALIVE_NS) {

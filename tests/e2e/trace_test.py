@@ -33,7 +33,8 @@ from ringmail_node import BUILD_DIR, Node, wait_for  # noqa: E402
 from peers import PeersCase, Sink, free_udp_tcp_port  # noqa: E402
 from egress_tls_test import make_pki, server_context  # noqa: E402
 
-MESON = {"suite": "trace", "timeout": 240, "tools": ["ringctl"]}
+MESON = {"suite": "trace", "timeout": 240, "tools": ["ringctl", "hostile_role"]}
+HOSTILE = os.path.join(BUILD_DIR, "tests", "e2e", "hostile_role")
 
 SECRET = "the-body-text-must-never-be-traced-4711"
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -343,6 +344,28 @@ class ServerTraceTest(TraceCase):
         wait_for(lambda: any(e.get("text") == "closed" for e in t.events()), 10, what="a real session")
         self.assertNotIn("HELLO", [e.get("text") for e in t.events()])
         self.assertEqual(node.proc.poll(), None)
+        self.assertEqual(node.http("GET", "/api/v1/status")[0], 200)
+
+
+    def test_a_role_scribbling_on_the_trace_word_and_prefilter(self):
+        """A compromised role sets the word to all ones, leaves the prefilter's generation odd and fills
+        its slots with garbage: the supervisor still shows only what its tracers asked for, every role
+        keeps running, and within a second the supervisor has written the word and the slots again."""
+        node = self.start_parked()
+        t = self.tracer("trace-smtp-server", "--peer", "127.0.0.2/32")
+        ingress_pid = [r["pid"] for r in node.status()["roles"] if r["role"] == "ingress"][0]
+        p = subprocess.run([HOSTILE, str(ingress_pid), "trace"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        send(node, "127.0.0.3")  # sent or not by the role, the supervisor's filter keeps it out
+        send(node, "127.0.0.2")
+        wait_for(lambda: any(e.get("text") == "closed" for e in t.events()), 10, what="the traced session")
+        self.assertEqual(sessions(t.events(), "127.0.0.3"), {})
+        time.sleep(1.5)  # the supervisor's next writing of the word and the slots
+        sent = node.counter("ingress", "trace_events")
+        send(node, "127.0.0.3")
+        self.assertEqual(node.counter("ingress", "trace_events"), sent, "the prefilter works again")
+        self.assertEqual(node.counter("egress", "trace_events"), 0, "the word is back: no client trace")
+        self.assertEqual(t.interrupt()[0], 0)
         self.assertEqual(node.http("GET", "/api/v1/status")[0], 200)
 
 
