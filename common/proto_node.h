@@ -90,6 +90,8 @@ enum proto_node_counter {
     PROTO_NODE_CTR_QUARANTINED,     /* spool: records moved aside at the start-up walk */
     PROTO_NODE_CTR_LOG_DROPPED,     /* log records dropped (arena or ring full, or invalid) */
     PROTO_NODE_CTR_SMTP_SESSIONS,   /* ingress: gauge, open SMTP sessions (the BPF steering load) */
+    PROTO_NODE_CTR_TRACE_EVENTS,    /* ingress, egress: SMTP trace events sent to the supervisor */
+    PROTO_NODE_CTR_TRACE_DROPPED,   /* ... and dropped (the trace socket full or absent) */
     PROTO_NODE_CTR__MAX,
 };
 

@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "rt/evl_stream.h"
+#include "rt/trace.h"
 #include "tls/tls_stream.h"
 
 #define EGRESS_CONN_IN_BUF 4096
@@ -56,8 +58,61 @@ struct egress_conn {
     char *tls_key;        /* session cache key */
     char tls_name[256];   /* SNI and the verified name; "" for none */
     struct egress_tls_info tls_info;
+    /* ringctl trace-smtp-client: this session's id, its local address and what it delivers for */
+    uint64_t trace_id;
+    struct proto_trace_addr trace_local;
+    char trace_domain[PROTO_TRACE_NAME_MAX + 1], trace_site[PROTO_TRACE_NAME_MAX + 1];
+    char trace_source[PROTO_TRACE_NAME_MAX + 1];
     char in[EGRESS_CONN_IN_BUF];
 };
+
+/* ---- ringctl trace-smtp-client ---- */
+
+static void on_trace(void *ctx, enum proto_trace_dir dir, const char *text, size_t len)
+{
+    struct egress_conn *c = ctx;
+    struct proto_trace_event ev = {.side = PROTO_TRACE_CLIENT, .dir = dir, .session = c->trace_id,
+                                   .local = c->trace_local};
+    proto_trace_addr_set(&ev.peer, (const struct sockaddr *)&c->p.addr);
+    memcpy(ev.domain, c->trace_domain, sizeof(ev.domain));
+    memcpy(ev.site, c->trace_site, sizeof(ev.site));
+    memcpy(ev.source, c->trace_source, sizeof(ev.source));
+    proto_trace_set_text(&ev, text, len);
+    rt_trace_send(&ev);
+}
+
+/* trace_note - a step of ours (connected, TLS, closed), when someone traces */
+static void trace_note(struct egress_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void trace_note(struct egress_conn *c, const char *fmt, ...)
+{
+    char text[PROTO_TRACE_TEXT_MAX + 1];
+    va_list ap;
+    if (!rt_trace_on(PROTO_TRACE_CLIENT))
+        return;
+    va_start(ap, fmt);
+    int n = vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    if (n >= 0)
+        on_trace(c, PROTO_TRACE_NOTE, text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1);
+}
+
+/* trace_name - a name as events carry it: "" when it is not one (proto_trace_name_ok) */
+static void trace_name(char *out, const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (!proto_trace_name_ok(name ? name : "", n))
+        n = 0;
+    if (n)
+        memcpy(out, name, n);
+    out[n] = '\0';
+}
+
+void egress_conn_trace_names(struct egress_conn *c, const char *domain, const char *site, const char *source)
+{
+    trace_name(c->trace_domain, domain);
+    trace_name(c->trace_site, site);
+    trace_name(c->trace_source, source);
+}
 
 static void conn_close(struct egress_conn *c);
 static void pump(struct egress_conn *c);
@@ -83,6 +138,7 @@ static void tls_failed(struct egress_conn *c, const char *detail, char *why, siz
     /* cut at len like any reason; only an encoding error leaves nothing */
     if (snprintf(why, len, "TLS handshake with %s (%s) failed: %s", name, c->peer, e ? e : detail) < 0)
         snprintf(why, len, "TLS handshake failed");
+    trace_note(c, "%s", why);
     if (c->p.tls_remember_broken_ms && c->p.tls_cache && c->tls_site)
         egress_tls_broken_set(c->p.tls_cache, c->tls_site,
                               clock_mono_ns() / 1000000u + c->p.tls_remember_broken_ms);
@@ -132,6 +188,9 @@ static void on_opened(struct evl_stream *st)
         return;
     c->tls_opened = true;
     egress_tls_info_get(c->tls, &c->tls_info);
+    trace_note(c, "TLS established: %s %s%s%s", c->tls_info.version, c->tls_info.cipher,
+               tls_conn_resumed(c->tls) ? ", resumed" : "",
+               tls_conn_peer_verified(c->tls) ? ", verified" : ", not verified");
     log_debug("TLS with %s (%s): %s %s%s%s", c->tls_name[0] ? c->tls_name : "the server", c->peer,
               c->tls_info.version, c->tls_info.cipher, tls_conn_resumed(c->tls) ? ", resumed" : "",
               tls_conn_peer_verified(c->tls) ? ", verified" : ", not verified");
@@ -228,6 +287,8 @@ static void conn_close(struct egress_conn *c)
 {
     if (c->state == CONN_CLOSING)
         return;
+    if (c->state == CONN_SMTP)
+        trace_note(c, "closed");
     bool connecting = c->state == CONN_CONNECTING;
     tls_keep_session(c);
     c->state = CONN_CLOSING;
@@ -426,6 +487,12 @@ static void on_connect(struct evl *l, struct evl_op *op, int res, unsigned flags
     }
     c->state = CONN_SMTP;
     c->last_wait = EGRESS_SMTP_WAIT_NONE;
+    struct sockaddr_storage la;
+    socklen_t ll = sizeof(la);
+    if (getsockname(evl_stream_fd(&c->st), (struct sockaddr *)&la, &ll) == 0)
+        proto_trace_addr_set(&c->trace_local, (struct sockaddr *)&la);
+    egress_smtp_trace_set(c->smtp, on_trace, c);
+    trace_note(c, "connected");
     rearm(c, true);
     pump(c);
     evl_stream_drop(&c->st);
@@ -515,6 +582,7 @@ int egress_conn_open(struct egress_conn_set *set, const struct egress_conn_param
         snprintf(c->tls_name, sizeof(c->tls_name), "%s", p->tls_name);
     c->tls_site = p->tls_site ? xstrdup(p->tls_site) : NULL;
     snprintf(c->ehlo, sizeof(c->ehlo), "%s", p->ehlo_name ? p->ehlo_name : "localhost");
+    c->trace_id = rt_trace_session_id();
     egress_conn_addr_format(&p->addr, c->peer, sizeof(c->peer));
     c->on_event = on_event;
     c->on_closed = on_closed;

@@ -99,6 +99,10 @@ bool egress_conn_tls_matches(const struct egress_conn *c, enum egress_smtp_tls m
 /* egress_conn_tls - the session's TLS for the records (empty strings: plaintext); never NULL */
 const struct egress_tls_info *egress_conn_tls(const struct egress_conn *c);
 
+/* egress_conn_trace_names - what the connection delivers for now, as ringctl trace-smtp-client filters
+ * (recipient domain, site, source; copied; a name that is not one traces as "") */
+void egress_conn_trace_names(struct egress_conn *c, const char *domain, const char *site, const char *source);
+
 /* egress_conn_peer - "ip:port" ("[ip6]:port") of the peer */
 const char *egress_conn_peer(const struct egress_conn *c);
 

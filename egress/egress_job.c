@@ -142,6 +142,15 @@ void egress_job_last_error(struct egress_job *j, int code, const char *enh, cons
 
 /* ---- transactions ---- */
 
+void egress_job_trace_names(struct egress_job *j)
+{
+    const struct cfg *cfg = &j->eg->rt->cfg;
+    const char *src = j->d.source < cfg->n_sources ? cfg->sources[j->d.source].name : "";
+    const char *site = j->pc && j->pc->site[0] ? j->pc->site : j->site ? j->site : "";
+    if (j->lease && j->lease->conn)
+        egress_conn_trace_names(j->lease->conn, j->domain, site, src);
+}
+
 void egress_job_txn(struct egress_job *j)
 {
     size_t n = 0, max = j->pc->h.max_recipients_per_batch;
@@ -167,6 +176,7 @@ void egress_job_txn(struct egress_job *j)
     j->n_txn++;
     j->txn_progress = false;
     unsigned flags = (j->msg.env.flags & PROTO_ENV_F_SMTPUTF8) ? EGRESS_SMTP_SEND_SMTPUTF8 : 0;
+    egress_job_trace_names(j); /* a reused connection now delivers for this message's domain */
     int rc = egress_conn_send(j->lease->conn, j->msg.env.sender, j->txn_addrs, n, j->wire ? j->wire : j->msg.body,
                               j->wire ? j->wire_len : j->msg.body_len, flags);
     if (rc < 0) {

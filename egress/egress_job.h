@@ -92,6 +92,8 @@ void egress_job_set_all(struct egress_job *j, uint8_t outcome, uint8_t cmd, int 
 void egress_job_last_error(struct egress_job *j, int code, const char *enh, const char *text);
 /* egress_job_txn - one transaction for the recipients still undecided (the connection is ready) */
 void egress_job_txn(struct egress_job *j);
+/* egress_job_trace_names - tell the job's connection its domain, site and source (trace filters) */
+void egress_job_trace_names(struct egress_job *j);
 void egress_job_on_rcpt(struct egress_job *j, const struct egress_smtp_event *ev);
 void egress_job_on_message_done(struct egress_job *j, const struct egress_smtp_event *ev);
 void egress_job_finish(struct egress_job *j);

@@ -353,6 +353,7 @@ void egress_route_next(struct egress_job *j)
         if (egress_conn_open(&eg->conns, &p, egress_lease_on_event, egress_lease_on_closed, j->lease, &c, err,
                              sizeof(err)) == 0) {
             j->lease->conn = c;
+            egress_job_trace_names(j);
             return;
         }
         egress_job_last_error(j, 0, "", err);

@@ -15,6 +15,7 @@
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "rt/trace.h"
 #include "smtp/smtp_addr.h"
 #include "smtp/smtp_stuff.h"
 
@@ -79,7 +80,11 @@ struct egress_smtp {
     struct egress_smtp_event *ev;
     size_t ev_head, ev_len, ev_cap;
     struct txn t;
+    egress_smtp_trace_fn trace;
+    void *trace_ctx;
 };
+
+#define TRACING(s) ((s)->trace && rt_trace_on(PROTO_TRACE_CLIENT))
 
 /* ---- small helpers ---- */
 
@@ -98,6 +103,8 @@ static void append(struct egress_smtp *s, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
     va_end(ap);
+    if (TRACING(s))
+        s->trace(s->trace_ctx, PROTO_TRACE_OUT, b->p + b->len, n >= 2 ? (size_t)n - 2 : 0); /* each is one line */
     b->len += (size_t)n;
 }
 
@@ -343,6 +350,11 @@ static void on_data(struct egress_smtp *s, const struct smtp_reply *r)
 
     if (r->code / 100 == 3) {
         t->streaming = true;
+        if (TRACING(s)) {
+            char note[64];
+            int n = snprintf(note, sizeof(note), "[body %zu bytes]", wanted ? t->body_len : (size_t)0);
+            s->trace(s->trace_ctx, PROTO_TRACE_OUT, note, (size_t)n);
+        }
         /* RFC 2920 3.1: DATA accepted with no recipient; end it empty and never count its reply */
         smtp_stuff_init(&t->stuff, t->body, wanted ? t->body_len : 0, true);
         expect_push(s, EGRESS_SMTP_WAIT_DOT, 0);
@@ -553,6 +565,31 @@ void egress_smtp_free(struct egress_smtp *s)
     free(s);
 }
 
+/* trace_reply - the line the parser just took (the reply parser keeps its text, not its code) */
+static void trace_reply(struct egress_smtp *s, int rc)
+{
+    char line[SMTP_REPLY_TEXT_MAX + 8];
+    size_t n;
+    int k;
+    if (rc == SMTP_REPLY_ERROR) {
+        k = snprintf(line, sizeof(line), "[reply not understood: %s]", s->rp.err);
+        s->trace(s->trace_ctx, PROTO_TRACE_NOTE, line, (size_t)k);
+        return;
+    }
+    if (rc != SMTP_REPLY_LINE && rc != SMTP_REPLY_DONE)
+        return;
+    const char *t = smtp_reply_line_text(&s->rp, &n);
+    k = snprintf(line, sizeof(line), "%03d%c%.*s", s->rp.reply.code, rc == SMTP_REPLY_LINE ? '-' : ' ',
+                 (int)(n < SMTP_REPLY_TEXT_MAX ? n : SMTP_REPLY_TEXT_MAX), t);
+    s->trace(s->trace_ctx, PROTO_TRACE_IN, line, k < (int)sizeof(line) ? (size_t)k : sizeof(line) - 1);
+}
+
+void egress_smtp_trace_set(struct egress_smtp *s, egress_smtp_trace_fn fn, void *ctx)
+{
+    s->trace = fn;
+    s->trace_ctx = ctx;
+}
+
 int egress_smtp_feed(struct egress_smtp *s, const char *buf, size_t len)
 {
     size_t i = 0;
@@ -566,6 +603,8 @@ int egress_smtp_feed(struct egress_smtp *s, const char *buf, size_t len)
         size_t used;
         int rc = smtp_reply_feed(&s->rp, buf + i, len - i, &used);
         i += used;
+        if (TRACING(s))
+            trace_reply(s, rc);
         if (rc == SMTP_REPLY_ERROR) {
             protocol_error(s, s->rp.err);
             return 0;

@@ -68,6 +68,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/proto_trace.h"
 #include "smtp/smtp_reply.h"
 
 /* struct egress_smtp_params.tls */
@@ -152,6 +153,14 @@ struct egress_smtp;
 
 /* egress_smtp_new - a machine for a freshly connected socket; NULL when params are invalid */
 struct egress_smtp *egress_smtp_new(const struct egress_smtp_params *p);
+
+/*
+ * egress_smtp_trace_set - ringctl trace-smtp-client: fn gets each command line as it is queued (->),
+ * each reply line as it is parsed (<-), the body as "[body N bytes]" and a reply it cannot parse, only
+ * while rt_trace_on(PROTO_TRACE_CLIENT) (one relaxed load when nobody traces). Lines without CRLF.
+ */
+typedef void (*egress_smtp_trace_fn)(void *ctx, enum proto_trace_dir dir, const char *text, size_t len);
+void egress_smtp_trace_set(struct egress_smtp *s, egress_smtp_trace_fn fn, void *ctx);
 void egress_smtp_free(struct egress_smtp *s);
 
 /* egress_smtp_feed - server octets in any split; 0, or -EPIPE once the session is over (octets ignored) */

@@ -26,6 +26,7 @@
 #include "ingress/ingress_auth.h"
 #include "ingress/ingress_rcpts.h"
 #include "rt/role_rt.h"
+#include "rt/trace.h"
 #include "rt/evl_stream.h"
 #include "tls/tls.h"
 #include "policy/policy_lua.h"
@@ -140,6 +141,10 @@ struct ingress_session {
     uint32_t store_gen; /* the spool generation the store request was addressed to */
     struct msgid msg_id;
 
+    /* ringctl trace-smtp-server (rt/trace.h) */
+    uint64_t trace_id;
+    bool tls_noted; /* the handshake's result was looked at (traced when someone traced then) */
+
     struct ingress_session *next, *prev;
 };
 
@@ -205,6 +210,9 @@ void ingress_session_reset_txn(struct ingress_session *s);
 void ingress_session_tick(struct ingress_session *s, uint64_t now);
 /* ingress_session_shutdown - 421 and close (drain, timeouts) */
 void ingress_session_shutdown(struct ingress_session *s, const char *reply);
+
+/* ingress_session_trace - one trace event of the session; only when rt_trace_on(PROTO_TRACE_SERVER) */
+void ingress_session_trace(struct ingress_session *s, enum proto_trace_dir dir, const char *text, size_t len);
 
 /* ingress_xfer.c */
 void ingress_xfer_begin_data(struct ingress_session *s);

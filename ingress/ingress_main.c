@@ -234,6 +234,8 @@ static void on_accept(struct evl *l, struct evl_op *op, int res, unsigned flags)
         }
     }
     s->pconn = (struct policy_lua_conn){s->peer_ip, s->peer_port, s->local_ip, s->local_port};
+    if (rt_trace_on(PROTO_TRACE_SERVER))
+        ingress_session_trace(s, PROTO_TRACE_NOTE, "connected", 9);
     if (!ingress_policy_connection(s)) {
         /* the hook's refusal is the banner; then the session ends */
         s->closing = true;

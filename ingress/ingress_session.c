@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <strings.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -69,6 +70,8 @@ static void on_released(struct evl_stream *st)
     ig->n_sessions--;
     proto_node_counter_set(ig->rt->self, PROTO_NODE_CTR_SMTP_SESSIONS, ig->n_sessions);
     log_summary(s);
+    if (rt_trace_on(PROTO_TRACE_SERVER))
+        ingress_session_trace(s, PROTO_TRACE_NOTE, "closed", 6);
     ig->slots[s->slot] = NULL;
     ig->free_slots[ig->n_free++] = s->slot;
     ingress_ip_release(ig, s);
@@ -146,6 +149,8 @@ void ingress_session_reply(struct ingress_session *s, const char *fmt, ...)
         n = (int)sizeof(line) - 3;
     line[n++] = '\r';
     line[n++] = '\n';
+    if (rt_trace_on(PROTO_TRACE_SERVER))
+        ingress_session_trace(s, PROTO_TRACE_OUT, line, (size_t)n - 2);
     out_reserve(s, (size_t)n);
     memcpy(s->out + s->out_len, line, (size_t)n);
     s->out_len += (size_t)n;
@@ -190,6 +195,62 @@ static void stream_taken(struct evl_stream *st, size_t n)
     s->out_sent += n;
     if (s->out_sent == s->out_len)
         s->out_sent = s->out_len = 0;
+}
+
+void ingress_session_trace(struct ingress_session *s, enum proto_trace_dir dir, const char *text, size_t len)
+{
+    struct proto_trace_event ev = {.side = PROTO_TRACE_SERVER, .dir = dir, .session = s->trace_id};
+    unsigned alen = s->family == AF_INET ? 4 : 16;
+
+    ev.peer = (struct proto_trace_addr){.family = s->family == AF_INET ? 4 : 6, .port = s->peer_port};
+    memcpy(ev.peer.addr, s->peer_addr, alen);
+    if (s->local_ip[0]) {
+        bool v4 = inet_pton(AF_INET, s->local_ip, ev.local.addr) == 1;
+        if (v4 || inet_pton(AF_INET6, s->local_ip, ev.local.addr) == 1) {
+            ev.local.family = v4 ? 4 : 6;
+            ev.local.port = s->local_port;
+        }
+    }
+    proto_trace_set_text(&ev, text, len);
+    rt_trace_send(&ev);
+}
+
+/* trace_command - a command line as the trace shows it: AUTH's credentials and SASL responses elided */
+static void trace_command(struct ingress_session *s, const char *line, size_t len)
+{
+    char buf[96];
+    if (s->auth_step != INGRESS_AUTH_NONE) {
+        ingress_session_trace(s, PROTO_TRACE_IN, "[SASL response elided]", 22);
+        return;
+    }
+    if (len > 5 && strncasecmp(line, "AUTH ", 5) == 0) {
+        const char *sp = memchr(line + 5, ' ', len - 5);
+        if (sp) {
+            int n = snprintf(buf, sizeof(buf), "%.*s [initial response elided]", (int)(sp - line < 64 ? sp - line : 64),
+                             line);
+            ingress_session_trace(s, PROTO_TRACE_IN, buf, (size_t)n);
+            return;
+        }
+    }
+    ingress_session_trace(s, PROTO_TRACE_IN, line, len);
+}
+
+/* trace_tls - the handshake's outcome, once */
+static void trace_tls(struct ingress_session *s)
+{
+    enum tls_state ts = tls_conn_state(s->tls);
+    char buf[256];
+    int n;
+    if (ts == TLS_STATE_ESTABLISHED)
+        n = snprintf(buf, sizeof(buf), "TLS established: %s %s (%d bits)%s", tls_conn_version(s->tls),
+                     tls_conn_cipher(s->tls), tls_conn_cipher_bits(s->tls), tls_conn_resumed(s->tls) ? ", resumed" : "");
+    else if (ts == TLS_STATE_FAILED)
+        n = snprintf(buf, sizeof(buf), "TLS failed: %s", tls_conn_error(s->tls));
+    else
+        return;
+    s->tls_noted = true;
+    if (rt_trace_on(PROTO_TRACE_SERVER))
+        ingress_session_trace(s, PROTO_TRACE_NOTE, buf, n < (int)sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 }
 
 static void on_send(struct evl_stream *st, int res)
@@ -587,6 +648,8 @@ static void process_input(struct ingress_session *s)
         size_t len = n - 1;
         if (len > 0 && s->in[len - 1] == '\r')
             len--;
+        if (rt_trace_on(PROTO_TRACE_SERVER))
+            trace_command(s, s->in, len);
         /* the parser measures the line with its CRLF; a longer one gets 500 */
         bool keep = handle_line(s, s->in, len, s->in_len - n);
         if (s->state == INGRESS_S_TLS_START)
@@ -628,6 +691,8 @@ static void on_recv(struct evl_stream *st, ssize_t n)
 {
     struct ingress_session *s = st->owner;
 
+    if (s->tls && !s->tls_noted)
+        trace_tls(s);
     if (n <= 0) {
         enum tls_state ts = s->tls ? tls_conn_state(s->tls) : TLS_STATE_ESTABLISHED;
         if (ts == TLS_STATE_FAILED)
@@ -731,6 +796,7 @@ struct ingress_session *ingress_session_new(struct ingress *ig, int fd)
     s->in = xmalloc(INGRESS_IN_BUF);
     s->last_activity_ns = clock_mono_ns();
     s->state = INGRESS_S_GREETING;
+    s->trace_id = rt_trace_session_id();
     s->slot = ig->free_slots[--ig->n_free];
     ig->slots[s->slot] = s;
     s->next = ig->sessions;

@@ -241,8 +241,18 @@ static void finish(struct ingress_session *s)
         store_message(s);
 }
 
+/* trace_body - the body as the trace shows it: its size only, never its content */
+static void trace_body(struct ingress_session *s, const char *what)
+{
+    char note[96];
+    int n = snprintf(note, sizeof(note), "[%s %llu bytes]", what, (unsigned long long)s->scan.size);
+    ingress_session_trace(s, PROTO_TRACE_IN, note, (size_t)n);
+}
+
 static void bdat_chunk_done(struct ingress_session *s)
 {
+    if (rt_trace_on(PROTO_TRACE_SERVER))
+        trace_body(s, s->bdat_last ? "body, last chunk, in all" : "body chunk, so far");
     if (s->bdat_failed) {
         ingress_session_reply(s, "503 5.5.1 No transaction for BDAT (need MAIL and RCPT first)");
         s->bdat_failed = false;
@@ -294,8 +304,11 @@ size_t ingress_xfer_consume(struct ingress_session *s, const char *in, size_t le
         if (consumed == 0 && produced == 0)
             break;
     }
-    if (s->scan.done)
+    if (s->scan.done) {
+        if (rt_trace_on(PROTO_TRACE_SERVER))
+            trace_body(s, "body");
         finish(s);
+    }
     return used;
 }
 

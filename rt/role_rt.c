@@ -2,6 +2,7 @@
  * role_rt - what every role process shares: attach, register, loop, rings, signals, heartbeat
  */
 #include "rt/role_rt.h"
+#include "rt/trace.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -363,6 +364,8 @@ void role_rt_init(struct role_rt *rt, enum proto_node_role role, int argc, char 
     if (evl_init(&rt->evl, 4096, &err) < 0)
         fatal("%s", err);
     find_peers(rt);
+    if (role == PROTO_NODE_ROLE_INGRESS || role == PROTO_NODE_ROLE_EGRESS)
+        rt_trace_init(rt);
     rt->bell_op = (struct evl_op){on_bell, rt};
     rt->sig_op = (struct evl_op){on_signal, rt};
     rt->tick.op = (struct evl_op){on_tick, rt};
@@ -419,6 +422,7 @@ int role_rt_run(struct role_rt *rt)
 
 void role_rt_fini(struct role_rt *rt)
 {
+    rt_trace_fini();
     evl_fini(&rt->evl);
     shm_segment_close(&rt->seg);
     cfg_fini(&rt->cfg);

@@ -18,13 +18,14 @@
 #include <stdint.h>
 
 #include "common/proto_node.h"
+#include "common/proto_trace.h"
 #include "shm/shm_arena.h"
 #include "shm/shm_bell.h"
 #include "shm/shm_pages.h"
 #include "shm/shm_ring.h"
 
 #define SHM_MAGIC 0x52494e474d41494cull /* "RINGMAIL" */
-#define SHM_LAYOUT_VERSION 6 /* 5 twice over: the log_followers word and the spool command pages */
+#define SHM_LAYOUT_VERSION 7 /* 6, then the SMTP trace word, its generation and prefilter */
 #define SHM_NO_RING 0xffffu
 /* 2 + 2N + 4M rings (shm_segment.c build_topology): 194 with 32 + 32 workers. The array used to be
  * declared 4 * 32 + 2 long while creation wrote up to 194 entries into the header's page padding;
@@ -68,6 +69,12 @@ struct shm_header {
     /* `ringctl tail-log --follow`: 1 while a follower is connected (written by the supervisor); the spool
      * then flushes its log at least every SHM_LOG_FOLLOW_FLUSH_MS. A role takes any value but 1 as 0. */
     _Atomic uint32_t log_followers;
+    /* ringctl trace-smtp-*: bit 1 << enum proto_trace_side set while someone traces that side; the
+     * generation changes with every change of the tracers (written by the supervisor; a role only
+     * reads it, relaxed, to decide whether to send trace events: supervisor/supervisor_trace.c) */
+    _Atomic uint32_t trace_on;
+    _Atomic uint32_t trace_gen; /* a sequence lock on trace_filters: odd while the supervisor writes them */
+    struct proto_trace_shm_filter trace_filters[PROTO_TRACE_SHM_FILTERS]; /* the role-side prefilter */
     uint16_t ring_index[PROTO_NODE_MAX_INSTANCES]
                        [PROTO_NODE_MAX_INSTANCES]; /* [producer][consumer] -> ring or SHM_NO_RING */
     struct shm_ring_desc rings[SHM_MAX_RINGS];

@@ -9,6 +9,7 @@
  * supervisor_ops.c     its live-operations endpoints, answered by the scheduler (command channel)
  * supervisor_inspect.c inspect-message and spool-compact (the spool's command channel and the scheduler's)
  * supervisor_notify.c  systemd notifications (READY, RELOADING, STOPPING, STATUS) and the watchdog
+ * supervisor_trace.c   its SMTP trace endpoints: events from the roles' trace socket, streamed
  *
  * Threads: the main thread owns everything; the admin thread only reads the shared-memory role
  * table (for display) and the immutable start-up facts (instance count, each instance's role and
@@ -220,6 +221,22 @@ unsigned supervisor_inspect_request(struct supervisor *s, struct MHD_Connection 
  * spool) and the scheduler's entries (NULL: it did not answer; sched_error says why); any content of
  * either is taken (they are role-written): members of another type are left out, indexes are checked */
 json_t *supervisor_inspect_merge(const char *id, const json_t *spool, const json_t *entries, const char *sched_error);
+
+/* supervisor_trace.c */
+struct buf;
+enum MHD_Result;
+/* supervisor_trace_start - the roles' trace socket (DATA_DIR/trace.sock) and its thread; 0 or -errno */
+int supervisor_trace_start(struct supervisor *s, char **err);
+/* supervisor_trace_stop - end every trace (their streams end), the thread and the socket */
+void supervisor_trace_stop(struct supervisor *s);
+/* supervisor_trace_note_pid - instance i now runs as pid (0: not running): whose events are whose */
+void supervisor_trace_note_pid(unsigned instance, pid_t pid);
+/* supervisor_trace_request - GET /api/v1/trace/smtp-server|smtp-client: 1 with *ret once answered (the
+ * stream queued, or an error), 0 when url is neither */
+unsigned supervisor_trace_request(struct supervisor *s, struct MHD_Connection *c, const char *url, bool get,
+                                  enum MHD_Result *ret);
+/* supervisor_trace_metrics - its counters, Prometheus text */
+void supervisor_trace_metrics(struct buf *out);
 
 /* supervisor_shaping.c */
 /* supervisor_shaping_load - the shaping of configuration c: 0 and *out, or -EINVAL with every error in

@@ -9,6 +9,7 @@
  *   POST /api/v1/reload                  validate and reload the configuration (as SIGHUP)
  *   /api/v1/queue-summary, suspend, suspend-ready-q, bounce, inspect-*: supervisor_ops.c
  *   GET  /api/v1/logs?type=T&domain=D&queue=Q&limit=N&follow=1   the message log: supervisor_logs.c
+ *   GET  /api/v1/trace/smtp-server|smtp-client   live SMTP transcripts, streamed: supervisor_trace.c
  *   GET  /metrics                        Prometheus text from the shared-memory counters
  *
  * Access control (supervisor_auth.c, docs/admin-api.md "Access control") is applied here, once, to
@@ -266,6 +267,7 @@ static char *metrics_text(struct supervisor *s)
         "# HELP ringmail_shm_bytes Size of the shared memory segment.\n# TYPE ringmail_shm_bytes gauge\n"
         "ringmail_shm_bytes %llu\n",
         (unsigned long long)s->seg.pages.size);
+    supervisor_trace_metrics(&out);
     return buf_take(&out);
 }
 
@@ -412,6 +414,9 @@ static enum MHD_Result on_request(struct supervisor *s, struct MHD_Connection *c
     }
     if (get && strcmp(url, "/api/v1/logs") == 0)
         return supervisor_logs_request(s, c);
+    enum MHD_Result trace_ret;
+    if (supervisor_trace_request(s, c, url, get, &trace_ret))
+        return trace_ret;
     if (get && (strcmp(url, "/api/v1/tsa/status") == 0 || strcmp(url, "/api/v1/tsa/history") == 0))
         return tsa_doc(s, c, strcmp(url, "/api/v1/tsa/history") == 0);
     char *ops_body = NULL; /* queue-summary, suspend, bounce, inspect: supervisor_ops.c */
@@ -533,7 +538,8 @@ static void admin_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 /* admin_daemon - one libmicrohttpd daemon with the limits; a listening socket of ours, or the address */
 static struct MHD_Daemon *admin_daemon(struct admin_ep *ep, int listen_fd, struct sockaddr_storage *ss)
 {
-    /* suspend/resume: a tail-log stream waits for records without a thread of its own (supervisor_logs.c) */
+    /* suspend/resume: a tail-log stream (supervisor_logs.c) or a trace stream (supervisor_trace.c) waits
+     * off the event loop for records or events */
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (listen_fd >= 0)
         return MHD_start_daemon(flags, 0, NULL, NULL, &admin_access, ep, MHD_OPTION_LISTEN_SOCKET, listen_fd,
@@ -566,6 +572,8 @@ int supervisor_admin_start(struct supervisor *s, char **err)
     if ((rc = supervisor_auth_init(s, err)) < 0)
         return rc;
     supervisor_logs_start(s);
+    if ((rc = supervisor_trace_start(s, err)) < 0)
+        return rc;
     admin_tcp = (struct admin_ep){.s = s};
     admin_unix = (struct admin_ep){.s = s, .local = true};
     s->admin = admin_daemon(&admin_tcp, -1, &ss);
@@ -604,6 +612,7 @@ void supervisor_admin_tick(struct supervisor *s, uint64_t now)
 void supervisor_admin_stop(struct supervisor *s)
 {
     supervisor_logs_shutdown(s); /* a suspended tail-log stream is resumed (and ended) before its daemon stops */
+    supervisor_trace_stop(s); /* its streams end before the daemons stop */
     if (s->admin)
         MHD_stop_daemon(s->admin);
     if (s->admin_unix)

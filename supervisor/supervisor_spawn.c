@@ -144,6 +144,7 @@ static void spawn_one(struct supervisor *s, unsigned i)
         _exit(127);
     }
     si->pid = pid;
+    supervisor_trace_note_pid(i, pid);
     atomic_store(&in->pid, (int32_t)pid);
     log_info("started %s[%u] pid %d generation %u", role, si->index, pid, si->generation);
 }
@@ -175,6 +176,7 @@ static void on_death(struct supervisor *s, unsigned i, int status)
 
     describe_status(status, why, sizeof(why));
     si->pid = 0;
+    supervisor_trace_note_pid(i, 0);
     atomic_store(&in->pid, 0);
     atomic_store(&in->last_status, status);
     atomic_store(&in->last_exit_ns, now);

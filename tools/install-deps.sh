@@ -18,6 +18,8 @@ PKGS=(
   libclang-rt-14-dev
   # tests: real tools and peers
   python3 zstd jq swaks procps strace
+  # curl: the admin API from outside ringctl (trace_test.py reads an SMTP trace stream over HTTP/1.1)
+  curl
   # swaks --tls (auth_test.py), openssl passwd for the test's SHA-512 hash
   libnet-ssleay-perl libio-socket-ssl-perl openssl
   # a real DNS server for test zones, and a recording SMTP server for delivery tests

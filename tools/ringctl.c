@@ -31,6 +31,7 @@
 #include "tools/ringctl_logs.h"
 #include "tools/ringctl_inspect.h"
 #include "tools/ringctl_ops.h"
+#include "tools/ringctl_trace.h"
 #include "tools/ringctl_shaping.h"
 #include "tools/ringctl_tsa.h"
 
@@ -186,6 +187,9 @@ static void usage(FILE *f)
                "                      goes on with new records until Ctrl-C; times are UTC\n"
                "  inspect-message ID [--body]   envelope, recipient states and attempts, queue, next due, size\n"
                "  spool-compact [--status | --no-wait]   flush and fully compact the spool's database, with progress\n"
+               "  trace-smtp-server [--peer CIDR]   live transcript of the SMTP server sessions (ingress)\n"
+               "  trace-smtp-client [--domain D] [--site S] [--source S]   ... of the SMTP client sessions\n"
+               "                      (egress); commands, replies, TLS steps, bodies elided; until Ctrl-C\n"
                "where and how (docs/admin-api.md, \"Access control\"):\n"
                "  --endpoint HOST:PORT|unix:PATH  (env RINGCTL_ENDPOINT); default: the node's Unix socket\n"
                "                      DATA_DIR/admin.sock when it exists, else 127.0.0.1:8025\n"
@@ -220,7 +224,8 @@ int main(int argc, char **argv)
     int shaping_at = 0;
     for (int i = 1; i < argc && !shaping_at; i++)
         if (ringctl_shaping_command(argv[i]) || ringctl_ops_command(argv[i]) || ringctl_logs_command(argv[i]) ||
-            ringctl_inspect_command(argv[i]) || ringctl_doctor_command(argv[i]) || ringctl_capacity_command(argv[i]))
+            ringctl_inspect_command(argv[i]) || ringctl_doctor_command(argv[i]) || ringctl_capacity_command(argv[i]) ||
+            ringctl_trace_command(argv[i]))
             shaping_at = i;
     while ((c = getopt_long(shaping_at ? shaping_at : argc, argv, "e:jhd:s:t:D:S:", opts, NULL)) != -1) {
         switch (c) {
@@ -266,6 +271,8 @@ int main(int argc, char **argv)
     if (shaping_at && ringctl_doctor_command(argv[shaping_at]))
         return ringctl_doctor_main(argc - shaping_at, argv + shaping_at, endpoint, data_dir, raw_json,
                                    ringctl_http_call);
+    if (shaping_at && ringctl_trace_command(argv[shaping_at])) /* tools/ringctl_trace.c */
+        return ringctl_trace_main(argc - shaping_at, argv + shaping_at, endpoint, raw_json);
     if (shaping_at && ringctl_ops_command(argv[shaping_at])) /* tools/ringctl_ops.c */
         return ringctl_ops_main(argc - shaping_at, argv + shaping_at, endpoint, raw_json, ringctl_http_call);
     if (shaping_at)

@@ -391,7 +391,7 @@ static void print_rebind(const json_t *it, bool abort)
 
 /* ---- the request ---- */
 
-static void query_add(struct buf *q, const char *key, const char *v)
+void ringctl_ops_query_add(struct buf *q, const char *key, const char *v)
 {
     if (!v)
         return;
@@ -441,22 +441,22 @@ int ringctl_ops_main(int argc, char **argv, const char *endpoint, bool json, rin
                 return buf_fini(&q), usage(cmd);
             by = c == 'S' ? "site" : c == 'P' ? "provider" : "source";
         } else if (c == 'V')
-            query_add(&q, "by_volume", "1");
+            ringctl_ops_query_add(&q, "by_volume", "1");
         else if (c == 'E')
-            query_add(&q, "everything", "1");
+            ringctl_ops_query_add(&q, "everything", "1");
         else if (c > 0 && c < 128 && keys[c])
-            query_add(&q, keys[c], optarg);
+            ringctl_ops_query_add(&q, keys[c], optarg);
         else
             return buf_fini(&q), usage(cmd);
     }
     if (argc - optind != cmds[cmd].positional)
         return buf_fini(&q), usage(cmd);
     if (cmds[cmd].positional)
-        query_add(&q, cmd == C_INSPECT_Q || cmd == C_INSPECT_P || cmd == C_ABORT_CONN ? "name"
+        ringctl_ops_query_add(&q, cmd == C_INSPECT_Q || cmd == C_INSPECT_P || cmd == C_ABORT_CONN ? "name"
                       : cmd == C_LOG_LEVEL                                        ? "level"
                                                                                   : "id",
                   argv[optind]);
-    query_add(&q, "by", by);
+    ringctl_ops_query_add(&q, "by", by);
     char *path = NULL;
     if (asprintf(&path, "%s%s", cmds[cmd].url, q.len ? (char *)q.data : "") < 0)
         path = NULL;

@@ -18,6 +18,9 @@
 bool ringctl_ops_command(const char *name);
 int ringctl_ops_main(int argc, char **argv, const char *endpoint, bool json, ringctl_http_fn http);
 
+struct buf;
+/* ringctl_ops_query_add - "?key=value" or "&key=value", the value percent-encoded; nothing when v is NULL */
+void ringctl_ops_query_add(struct buf *q, const char *key, const char *v);
 /* ringctl_ops_num - n with thousands separators ("28,140") */
 void ringctl_ops_num(char *buf, size_t len, unsigned long long n);
 /* ringctl_ops_age - a duration in ms as operators read it: "5s", "47m", "1h59m", "3h", "2d"; "-" when negative */

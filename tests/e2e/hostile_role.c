@@ -10,6 +10,7 @@
  *             ring FROM TO  the header line and indexes of the ring FROM -> TO (instance numbers):
  *                           the largest capacity with a matching mask, indexes near its end
  *             arena         the arena header's geometry words
+ *             trace         the SMTP trace word, its generation and prefilter (trace_test.py)
  *             page N [TEXT] status page N (enum proto_node_status_page): TEXT as its document, published
  *                           as a writer would (sequence bumped by two); without TEXT a length past the page
  * The layout is read from the header before anything is written (the attacker knows it: it is
@@ -148,6 +149,12 @@ int main(int argc, char **argv)
             memcpy(ps->data, argv[4], n + 1);
         atomic_store(&ps->len, argc == 5 ? (uint32_t)n : 0xffffffffu);
         atomic_store(&ps->seq, (seq | 1) + 1);
+    } else if (strcmp(what, "trace") == 0) {
+        /* the SMTP trace word all ones, its generation odd (a writer that never finishes), every
+         * prefilter slot garbage (trace_test.py) */
+        atomic_store(&h->trace_on, 0xffffffffu);
+        atomic_store(&h->trace_gen, 0x7fffffffu);
+        memset(h->trace_filters, 0xa5, sizeof(h->trace_filters));
     } else if (strcmp(what, "arena") == 0) {
         scribble_arena((uint64_t *)(void *)(base + h->off_arena));
     } else {
