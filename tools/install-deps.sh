@@ -32,7 +32,7 @@ PKGS=(
   # python3-dnspython for its DNS lookups) and libopendkim's opendkim-testmsg
   python3-dkim python3-nacl python3-dnspython opendkim-tools
   # the HTTP injection tests drive the API with Python requests as well as curl
-  python3-requests curl
+  python3-requests
 )
 
 if [ "${RINGMAIL_SKIP_APT:-0}" = 1 ]; then
