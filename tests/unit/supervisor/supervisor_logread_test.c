@@ -66,10 +66,15 @@ static void numbers(const struct buf *out, char *dst, size_t cap)
         return;
     const char *p = (const char *)out->data, *end = p + out->len;
     while (p && p < end) {
-        const char *n = strstr(p, "\"n\":");
+        /* out is not NUL-terminated: search within it only (memmem) */
+        const char *n = memmem(p, (size_t)(end - p), "\"n\":", 4);
         const char *nl = memchr(p, '\n', (size_t)(end - p));
-        if (n && (!nl || n < nl))
-            k += (size_t)snprintf(dst + k, cap - k, "%s%d", k ? "," : "", atoi(n + 4));
+        if (n && (!nl || n < nl)) {
+            int v = 0; /* not atoi: the digits are not followed by a NUL */
+            for (const char *d = n + 4; d < end && *d >= '0' && *d <= '9'; d++)
+                v = v * 10 + (*d - '0');
+            k += (size_t)snprintf(dst + k, cap - k, "%s%d", k ? "," : "", v);
+        }
         p = nl ? nl + 1 : NULL;
     }
 }
