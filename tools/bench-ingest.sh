@@ -158,7 +158,9 @@ strace_attach() { # $1 output file, pids...; leaves the strace pid in STRACE_PID
   PIDS+=("$STRACE_PID")
   # attached once it has announced every given pid (threads are announced too)
   for _ in $(seq 100); do
-    [ "$(grep -c 'attached' "$ofile.err" 2>/dev/null || true)" -ge $# ] && break
+    local n
+    n=$(grep -c 'attached' "$ofile.err" 2>/dev/null)
+    [ "${n:-0}" -ge $# ] && break
     alive "$STRACE_PID" || break
     sleep 0.1
   done
