@@ -21,6 +21,15 @@
 
 static char dir[64];
 static int dirfd_ = -1;
+static const char segment[] = "20250101-000000.000001.jsonl.zst.active";
+
+/* cleanup - the scratch directory goes when the fuzzer exits (-max_total_time, -runs) */
+static void cleanup(void)
+{
+    if (dirfd_ >= 0)
+        unlinkat(dirfd_, segment, 0);
+    rmdir(dir);
+}
 
 static const struct logread_filter filters[4] = {
     {0},
@@ -38,6 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!mkdtemp(dir))
             abort();
         dirfd_ = open(dir, O_RDONLY | O_DIRECTORY);
+        atexit(cleanup);
     }
     uint8_t opt = data[0];
     const struct logread_filter *f = &filters[opt & 3];
@@ -54,8 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         body = comp;
         n = c;
     }
-    const char *name = "20250101-000000.000001.jsonl.zst.active";
-    int fd = openat(dirfd_, name, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int fd = openat(dirfd_, segment, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     CHECK(fd >= 0);
     CHECK(write(fd, body, n) == (ssize_t)n);
     close(fd);
