@@ -10,14 +10,13 @@ it got, in plaintext or TLS) and in the node's Delivery / TransientFailure recor
 import os
 import re
 import shutil
-import smtplib
 import sys
 import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from ringmail_node import Node, wait_for  # noqa: E402
+from ringmail_node import Node, smtp_send, wait_for  # noqa: E402
 from peers import PeersCase, Sink, free_udp_tcp_port  # noqa: E402
 from fault_peers import ScriptServer, Session, Stop  # noqa: E402
 from pki import make_ca, make_leaf, server_context  # noqa: E402
@@ -114,16 +113,9 @@ class EgressTlsCase(PeersCase):
         return self.node
 
     def send(self, rcpt):
-        c = smtplib.SMTP("127.0.0.1", self.node.smtp_port, timeout=20)
-        try:
-            c.ehlo("client.test")
-            c.mail("s@client.test")
-            self.assertEqual(c.rcpt(rcpt)[0], 250)
-            code, reply = c.data(b"Subject: t\r\nFrom: s@client.test\r\n\r\nhello\r\n")
-            self.assertEqual(code, 250)
-            return ID_RE.search(reply.decode()).group(1)
-        finally:
-            c.quit()
+        reply = smtp_send(self.node.smtp_port, "s@client.test", rcpt,
+                          b"Subject: t\r\nFrom: s@client.test\r\n\r\nhello\r\n", timeout=20)
+        return ID_RE.search(reply).group(1)
 
     def record(self, typ, msg_id, timeout=30):
         recs = wait_for(lambda: [r for r in self.node.log_records() if r["type"] == typ and r["id"] == msg_id],

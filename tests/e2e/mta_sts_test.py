@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import smtplib
 import socket
 import sys
 import tempfile
@@ -22,7 +21,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from ringmail_node import Node, wait_for  # noqa: E402
+from ringmail_node import Node, smtp_send, wait_for  # noqa: E402
 from peers import DnsServer, PeersCase, Sink, free_udp_tcp_port  # noqa: E402
 from pki import make_ca, make_leaf, server_context  # noqa: E402
 
@@ -159,16 +158,9 @@ class MtaStsCase(PeersCase):
         return self.peer(Sink(host, self.port, tls_context=server_context(self.tmp, cert) if cert else None))
 
     def send(self, rcpt):
-        c = smtplib.SMTP("127.0.0.1", self.node.smtp_port, timeout=20)
-        try:
-            c.ehlo("client.test")
-            c.mail("s@client.test")
-            self.assertEqual(c.rcpt(rcpt)[0], 250)
-            code, reply = c.data(b"Subject: t\r\nFrom: s@client.test\r\n\r\nhello\r\n")
-            self.assertEqual(code, 250)
-            return ID_RE.search(reply.decode()).group(1)
-        finally:
-            c.quit()
+        reply = smtp_send(self.node.smtp_port, "s@client.test", rcpt,
+                          b"Subject: t\r\nFrom: s@client.test\r\n\r\nhello\r\n", timeout=20)
+        return ID_RE.search(reply).group(1)
 
     def records_of(self, typ, msg_id):
         return [r for r in self.node.log_records() if r["type"] == typ and r["id"] == msg_id]

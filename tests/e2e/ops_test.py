@@ -8,12 +8,11 @@ slow.test's MX as provider "slowprov".
 """
 import json
 import os
-import smtplib
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from ringmail_node import Node, wait_for  # noqa: E402
+from ringmail_node import Node, smtp_send, wait_for  # noqa: E402
 from peers import PeersCase, Sink, free_udp_tcp_port  # noqa: E402
 
 MESON = {"suite": "ops", "timeout": 240}
@@ -55,12 +54,7 @@ class OpsCase(PeersCase):
         return self.node
 
     def send(self, rcpt, sender="s@dsn.test"):
-        c = smtplib.SMTP("127.0.0.1", self.node.smtp_port, timeout=10)
-        try:
-            c.ehlo("client.test")
-            c.sendmail(sender, [rcpt], b"Subject: t\r\n\r\nhello\r\n")
-        finally:
-            c.quit()
+        smtp_send(self.node.smtp_port, sender, rcpt, b"Subject: t\r\n\r\nhello\r\n")
 
     def ctl(self, *args):
         """ringctl ... --json, decoded; the command must succeed."""

@@ -8,7 +8,6 @@ permfail* recipients with 550 (a Bounce record).
 import json
 import os
 import signal
-import smtplib
 import socket
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from ringmail_node import BUILD_DIR, Node, wait_for  # noqa: E402
+from ringmail_node import BUILD_DIR, Node, smtp_send, wait_for  # noqa: E402
 from peers import PeersCase, Sink, free_udp_tcp_port  # noqa: E402
 
 MESON = {"suite": "taillog", "timeout": 180}
@@ -115,12 +114,7 @@ class TailLogCase(PeersCase):
         return f
 
     def send(self, rcpt, sender="s@sender.test"):
-        c = smtplib.SMTP("127.0.0.1", self.node.smtp_port, timeout=10)
-        try:
-            c.ehlo("client.test")
-            c.sendmail(sender, [rcpt], b"Subject: t\r\n\r\nhello\r\n")
-        finally:
-            c.quit()
+        smtp_send(self.node.smtp_port, sender, rcpt, b"Subject: t\r\n\r\nhello\r\n")
 
     def tail(self, *args):
         p = self.node.ringctl("tail-log", *args, check=True)

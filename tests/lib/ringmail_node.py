@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import smtplib
 import socket
 import subprocess
 import tempfile
@@ -334,6 +335,24 @@ def hold_fsyncs(pid, delay_s, out="/dev/null", when="exit"):
         tr.wait()
         return None
     return tr
+
+
+def smtp_send(port, sender, rcpt, data, timeout=10):
+    """One transaction of one recipient with smtplib (EHLO client.test); the reply text of the 250 to DATA.
+    A refused recipient or message is an AssertionError."""
+    c = smtplib.SMTP("127.0.0.1", port, timeout=timeout)
+    try:
+        c.ehlo("client.test")
+        c.mail(sender)
+        code, text = c.rcpt(rcpt)
+        if code != 250:
+            raise AssertionError("RCPT %s: %d %r" % (rcpt, code, text))
+        code, reply = c.data(data)
+        if code != 250:
+            raise AssertionError("DATA: %d %r" % (code, reply))
+        return reply.decode(errors="replace")
+    finally:
+        c.quit()
 
 
 def smtp_dialogue(port, lines, host="127.0.0.1", timeout=5):
