@@ -25,7 +25,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from ringmail_node import Node, hold_fsyncs, read_reply, wait_for  # noqa: E402
 
-MESON = {"suite": "ingress"}
+MESON = {"suite": "ingress", "exclusive": True}
 
 # the longest host name the configuration accepts: 253 octets, labels of at most 63
 LONG_HOST = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])

@@ -18,6 +18,9 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from ringmail_node import Node, hold_fsyncs, read_reply, traced_by, wait_for  # noqa: E402
 
+# timed checks (a restart within 2 s, a reply within 3 s): run alone
+MESON = {"exclusive": True}
+
 ID_RE = re.compile(r"^250 2\.0\.0 OK id=([0-9a-f]{32})$")
 
 
