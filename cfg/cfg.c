@@ -114,6 +114,7 @@ static const struct cfg_key cfg_ingress_keys[] = {
     CFG_KEY_IN("max_recipients", CFG_KIND_U32, ingress_max_recipients, 1, 100000),
     CFG_KEY_IN("max_connections", CFG_KIND_U32, ingress_max_connections, 1, 1000000),
     CFG_KEY_IN("max_connections_per_ip", CFG_KIND_U32, ingress_max_conn_per_ip, 1, 1000000),
+    CFG_KEY("per_ip_limit_relay_networks", CFG_KIND_BOOL, ingress_per_ip_limit_relay_networks),
     CFG_KEY_IN("client_ipv6_prefix", CFG_KIND_U32, ingress_client_ipv6_prefix, 32, 128),
     CFG_KEY("postmaster", CFG_KIND_MAILBOX, ingress_postmaster),
     CFG_KEY("relay_recipients", CFG_KIND_OPT_PATH, ingress_relay_recipients),

@@ -147,6 +147,7 @@ struct cfg {
     uint32_t ingress_max_recipients;   /* per transaction, default 100 */
     uint32_t ingress_max_connections;  /* per ingress worker, default 5000 */
     uint32_t ingress_max_conn_per_ip;  /* per worker and client address, default 100 */
+    bool ingress_per_ip_limit_relay_networks; /* the per-IP limit applies to relay_networks too; default false */
     char *ingress_postmaster;          /* where mail to <Postmaster> goes; "" (default): RCPT gets 550 */
     char *ingress_relay_recipients;    /* file of valid recipients in relay_domains; "": any local part */
     uint32_t ingress_client_ipv6_prefix; /* an IPv6 client is its /N for the per-client limits, default 64 */

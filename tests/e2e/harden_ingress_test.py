@@ -80,7 +80,7 @@ class RefusalLineTest(HardenCase):
     line[n-2], past the buffer."""
 
     def setUp(self):
-        node = Node(ingress="max_connections = 2\nmax_connections_per_ip = 1")
+        node = Node(ingress="max_connections = 2\nmax_connections_per_ip = 1\nper_ip_limit_relay_networks = true")
         node.base_config = node.base_config.replace("[node]\n", '[node]\nhostname = "%s"\n' % LONG_HOST, 1)
         node.write_config(node.base_config)
         self.start_node(node)
