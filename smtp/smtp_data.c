@@ -16,6 +16,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "smtp/smtp_octets.h"
+
 enum {
     ST_LSTART = 0, /* at the start of a line (after CRLF, or first line) */
     ST_TEXT = 1,   /* inside a line, previous octet not CR */
@@ -150,21 +152,6 @@ static void step(struct smtp_data *d, unsigned char c, unsigned char *out, size_
     }
 }
 
-/* high_bit - any octet of p[0..n) >= 0x80 */
-static bool high_bit(const unsigned char *p, size_t n)
-{
-    uint64_t acc = 0;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        acc |= w;
-    }
-    for (; i < n; i++)
-        acc |= p[i];
-    return (acc & 0x8080808080808080ull) != 0;
-}
-
 /*
  * text_run - in ST_TEXT past the header section: take p[0..n) up to (not including) the next CR or LF
  * in bulk, writing at most `room` octets' worth of input. Returns the octets consumed (0: none to take).
@@ -183,7 +170,7 @@ static size_t text_run(struct smtp_data *d, const unsigned char *p, size_t n, un
         return 0;
     if (!d->nul && memchr(p, '\0', k))
         d->nul = true;
-    if (!d->eightbit && high_bit(p, k))
+    if (!d->eightbit && smtp_octets_high_bit(p, k))
         d->eightbit = true;
     d->line_len = d->line_len > UINT64_MAX - k ? UINT64_MAX : d->line_len + k;
     uint64_t before = d->size;

@@ -10,6 +10,8 @@
 
 #include <string.h>
 
+#include "smtp/smtp_octets.h"
+
 void smtp_stuff_init(struct smtp_stuff *st, const char *body, size_t len, bool end)
 {
     *st = (struct smtp_stuff){.body = body ? body : "", .len = len, .bol = true, .end = end};
@@ -91,15 +93,7 @@ const char *smtp_stuff_next(struct smtp_stuff *st, size_t *len)
 
 void smtp_stuff_scan(const char *b, size_t n, bool *eightbit, uint64_t *size)
 {
-    uint64_t sz = n, acc = 0;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) { /* 8-bit: the high bits of every octet, a word at a time */
-        uint64_t w;
-        memcpy(&w, b + i, 8);
-        acc |= w;
-    }
-    for (; i < n; i++)
-        acc |= (unsigned char)b[i];
+    uint64_t sz = n;
     for (size_t j = 0; j < n;) {
         size_t s = next_line_octet(b, j, n);
         if (s == n)
@@ -113,6 +107,6 @@ void smtp_stuff_scan(const char *b, size_t n, bool *eightbit, uint64_t *size)
     }
     if (n > 0 && b[n - 1] != '\n' && b[n - 1] != '\r')
         sz += 2;
-    *eightbit = (acc & 0x8080808080808080ull) != 0;
+    *eightbit = smtp_octets_high_bit(b, n);
     *size = sz;
 }
