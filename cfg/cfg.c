@@ -52,6 +52,7 @@ enum cfg_kind {
     CFG_KIND_OPT_PATH,  /* a path where "" means "the default place" (tls, policy, spool, log) */
     CFG_KIND_USER,
     CFG_KIND_GROUP,     /* a group name, "" = the default */
+    CFG_KIND_OPT_USER,  /* a user name, "" = the default */
     CFG_KIND_HOST,      /* hostname */
     CFG_KIND_MAILBOX,   /* local@domain, or "" for none */
     CFG_KIND_LOG_LEVEL,
@@ -93,6 +94,10 @@ static const struct cfg_key cfg_node_keys[] = {
     CFG_KEY("node_id", CFG_KIND_IDENT, node_id),
     CFG_KEY("data_dir", CFG_KIND_PATH, data_dir),
     CFG_KEY("user", CFG_KIND_USER, user),
+    CFG_KEY("spool_user", CFG_KIND_OPT_USER, spool_user),
+    CFG_KEY("scheduler_user", CFG_KIND_OPT_USER, scheduler_user),
+    CFG_KEY("ingress_user", CFG_KIND_OPT_USER, ingress_user),
+    CFG_KEY("egress_user", CFG_KIND_OPT_USER, egress_user),
     CFG_KEY("hostname", CFG_KIND_HOST, hostname),
     CFG_KEY("log_level", CFG_KIND_LOG_LEVEL, log_level),
 };
@@ -264,6 +269,10 @@ void cfg_default(struct cfg *c)
     c->node_id = cfg_host_name();
     c->data_dir = xstrdup("./ringmail-data");
     c->user = xstrdup("nobody");
+    c->spool_user = xstrdup("");
+    c->scheduler_user = xstrdup("");
+    c->ingress_user = xstrdup("");
+    c->egress_user = xstrdup("");
     c->hostname = cfg_host_name();
     c->log_level = LOG_LEVEL_INFO;
     c->n_listeners = 1;
@@ -338,6 +347,10 @@ void cfg_fini(struct cfg *c)
     free(c->node_id);
     free(c->data_dir);
     free(c->user);
+    free(c->spool_user);
+    free(c->scheduler_user);
+    free(c->ingress_user);
+    free(c->egress_user);
     free(c->hostname);
     for (size_t i = 0; i < c->n_listeners && i < CFG_MAX_LISTENERS; i++) {
         free(c->listeners[i].address);
@@ -378,6 +391,10 @@ static void cfg_copy(struct cfg *dst, const struct cfg *src)
     dst->node_id = cfg_dup_or_null(src->node_id);
     dst->data_dir = cfg_dup_or_null(src->data_dir);
     dst->user = cfg_dup_or_null(src->user);
+    dst->spool_user = cfg_dup_or_null(src->spool_user);
+    dst->scheduler_user = cfg_dup_or_null(src->scheduler_user);
+    dst->ingress_user = cfg_dup_or_null(src->ingress_user);
+    dst->egress_user = cfg_dup_or_null(src->egress_user);
     dst->hostname = cfg_dup_or_null(src->hostname);
     for (size_t i = 0; i < src->n_listeners && i < CFG_MAX_LISTENERS; i++) {
         dst->listeners[i].address = cfg_dup_or_null(src->listeners[i].address);
@@ -464,6 +481,10 @@ static void cfg_apply_string(struct cfg_errs *e, struct cfg *c, const struct cfg
         if (v->str[0] != '\0' && !cfg_value_valid_ident(v->str, CFG_USER_MAX, true))
             why = "is not a valid group name (1..32 of letters, digits, '.', '_', '-'; or \"\" for the default)";
         break;
+    case CFG_KIND_OPT_USER:
+        if (v->str[0] != '\0' && !cfg_value_valid_ident(v->str, CFG_USER_MAX, true))
+            why = "is not a valid user name (1..32 of letters, digits, '.', '_', '-'; or \"\" for [node] user)";
+        break;
     case CFG_KIND_HOST:
         if (!cfg_value_valid_hostname(v->str, strlen(v->str)))
             why = "is not a valid host name";
@@ -513,6 +534,7 @@ static void cfg_apply_key(struct cfg_errs *e, struct cfg *c, const struct cfg_ke
     case CFG_KIND_OPT_PATH:
     case CFG_KIND_USER:
     case CFG_KIND_GROUP:
+    case CFG_KIND_OPT_USER:
     case CFG_KIND_HOST:
     case CFG_KIND_MAILBOX:
     case CFG_KIND_ADDRESS:

@@ -118,6 +118,9 @@ struct cfg {
     char *node_id;   /* default: the host name */
     char *data_dir;  /* default "./ringmail-data" */
     char *user;      /* unprivileged user the roles run as when started as root; default "nobody" */
+    /* PRIV-01: a user per role ("" = `user`); every role keeps `user`'s primary group, so files the
+     * node's group may read stay readable; the spool's database and logs belong to spool_user alone */
+    char *spool_user, *scheduler_user, *ingress_user, *egress_user;
     char *hostname;  /* name in SMTP banners; default: the host name */
     enum log_level log_level;
 

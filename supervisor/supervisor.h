@@ -120,6 +120,7 @@ struct supervisor {
     char *exe_path;
     uid_t run_uid;
     gid_t run_gid;
+    uid_t role_uid[PROTO_NODE_ROLE__MAX]; /* [node] ROLE_user, else run_uid; all roles keep run_gid */
     bool drop_privileges;
     uint64_t started_ns;
 
@@ -181,7 +182,11 @@ unsigned supervisor_spawn_alive(struct supervisor *s);
 
 /* supervisor_listen.c */
 int supervisor_listen_open(struct supervisor *s, char **err);
-/* supervisor_listen_fds - the listener fds ingress worker `index` inherits: "SMTP,SMTP/HTTP,HTTP" */
+/* supervisor_listen_worker_fds - the listener fds ingress worker `index` inherits, SMTP first (*n_smtp of
+ * them), then HTTP; the count. They are close-on-exec: spawn_one uncovers them in that worker alone. */
+size_t supervisor_listen_worker_fds(const struct supervisor *s, unsigned index, int *out, size_t cap,
+                                    size_t *n_smtp);
+/* supervisor_listen_fds - the same as --listen-fds text: "SMTP,SMTP/HTTP,HTTP" */
 void supervisor_listen_fds(const struct supervisor *s, unsigned index, char *buf, size_t len);
 /* supervisor_listen_balance - feed the ingress workers' loads to the steering program */
 void supervisor_listen_balance(struct supervisor *s);
