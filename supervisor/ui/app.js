@@ -299,8 +299,9 @@ function drawChart(id, series, unit, emptyNote) {
   const W = cv.width, H = cv.height, L = 46, R = 8, T = 18, B = 18;
   ctx.clearRect(0, 0, W, H);
   ctx.font = "11px system-ui, sans-serif";
-  const now = Date.now(), t0 = now - HOUR_MS;
   const pts = series.flatMap((s) => s.points);
+  // the x axis spans the samples kept (at most the hour): a page opened a minute ago shows that minute
+  const now = Date.now(), t0 = Math.max(now - HOUR_MS, Math.min(now - 60 * 1000, ...pts.map((p) => p[0])));
   cv.dataset.points = String(pts.length);
   if (pts.length === 0) {
     ctx.fillStyle = "#667";
@@ -318,9 +319,9 @@ function drawChart(id, series, unit, emptyNote) {
   ctx.stroke();
   ctx.fillText(max.toFixed(max < 10 ? 2 : 0) + " " + unit, 2, T + 4);
   ctx.fillText("0", L - 12, H - B);
-  ctx.fillText("-60 min", L, H - 4);
+  ctx.fillText("-" + dur(now - t0), L, H - 4);
   ctx.fillText("now", W - R - 20, H - 4);
-  const x = (t) => L + (W - L - R) * (t - t0) / HOUR_MS, y = (v) => H - B - (H - T - B) * v / max;
+  const x = (t) => L + (W - L - R) * (t - t0) / (now - t0), y = (v) => H - B - (H - T - B) * v / max;
   let lx = L + 4;
   series.forEach((s, i) => {
     const c = COLORS[i % COLORS.length];
@@ -328,6 +329,8 @@ function drawChart(id, series, unit, emptyNote) {
     ctx.beginPath();
     s.points.forEach((p, k) => (k ? ctx.lineTo(x(p[0]), y(p[1])) : ctx.moveTo(x(p[0]), y(p[1]))));
     ctx.stroke();
+    ctx.fillStyle = c;
+    for (const p of s.points.length < 30 ? s.points : []) ctx.fillRect(x(p[0]) - 1.5, y(p[1]) - 1.5, 3, 3);
     ctx.fillStyle = c;
     ctx.fillText(s.name, lx, 11);
     lx += ctx.measureText(s.name).width + 12;

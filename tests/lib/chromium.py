@@ -128,14 +128,20 @@ class Browser:
         return res["result"].get("value")
 
     def wait(self, js, timeout, what="condition"):
-        """Until the expression is truthy in the page; its value."""
+        """Until the expression is truthy in the page; its value. An exception counts as not yet (the page
+        may still be loading: right after Page.navigate the document is about:blank's)."""
         deadline = time.monotonic() + timeout
+        last = None
         while True:
-            v = self.evaluate(js)
-            if v:
-                return v
+            try:
+                v = self.evaluate(js)
+                if v:
+                    return v
+            except RuntimeError as e:
+                last = e
             if time.monotonic() > deadline:
-                raise AssertionError("timed out after %s s waiting in the page for %s" % (timeout, what))
+                raise AssertionError("timed out after %s s waiting in the page for %s%s" %
+                                     (timeout, what, " (last: %s)" % last if last else ""))
             time.sleep(0.1)
 
     def close(self):
