@@ -19,6 +19,7 @@ import struct
 import sys
 import time
 import unittest
+import urllib.parse
 import urllib.request
 import zlib
 
@@ -148,7 +149,8 @@ class ConsoleTest(PeersCase):
                 self.assertEqual(r.headers["X-Content-Type-Options"], "nosniff")
                 hdrs[name] = r.headers
                 body = r.read()
-            self.assertNotIn(b"http://", body.replace(b"http://127.0.0.1", b""), "no external URL in %s" % name)
+            for scheme in (b"http://", b"https://", b"//cdn"):
+                self.assertNotIn(scheme, body, "no external URL in %s" % (name or "index.html"))
         etag = hdrs["app.js"]["ETag"]
         self.assertRegex(etag, r'^"[0-9a-f]{16}"$')
         code, _ = self.node.http("GET", "/ui/app.js", token=False, headers={"If-None-Match": etag})
@@ -246,10 +248,35 @@ class ConsoleTest(PeersCase):
             summary = self.api("/api/v1/queue-summary?limit=500")
             self.assertGreater([r for r in summary["rows"] if r["name"] == slow_path][0]["suspended_ms"], 0)
 
+            # the operator's suspension is a TSA effect of scope admin: the page's TSA table shows what the API does
+            active = self.api("/api/v1/tsa/status")["active"]
+            self.assertTrue(any(e["rule_scope"] == "admin" for e in active), active)
+            shown = b.wait("(() => { const r = [...document.querySelectorAll('#tsa-active tbody tr')]; "
+                           "return r.length === %d && r.map(t => t.querySelector('[data-metric=scope]').textContent); "
+                           "})()" % len(active), 10, "the TSA effects")
+            self.assertEqual(sorted(shown), sorted(e["rule_scope"] for e in active))
+
             b.wait("(%s).dataset.action === 'resume'" % button, 10, "the resume button")
             b.evaluate(button + ".click()")
             b.wait("(%s).dataset.action === 'suspend'" % button, 10, "the path resumed")
             self.assertEqual(self.api("/api/v1/suspend-ready-q")["items"], [])
+
+            # inspection: a click on slow.test's queue, then one of its messages by id
+            queue = [q for q in self.api("/api/v1/queue-summary?limit=500")["queues"] if q["domain"] == "slow.test"][0]
+            b.evaluate("[...document.querySelectorAll('#queues tbody tr')].find(t => t.dataset.queue === %s).click()"
+                       % json.dumps(queue["name"]))
+            out = "document.getElementById('inspect-out')"
+            shown = json.loads(b.wait("%s.dataset.state === 'ok' && %s.textContent" % (out, out), 10, "inspect-sched-q"))
+            want = self.api("/api/v1/inspect-sched-q?name=" + urllib.parse.quote(queue["name"]))
+            self.assertEqual(shown["queue"]["messages"], want["queue"]["messages"])
+            self.assertEqual(sorted(m["id"] for m in shown["messages"]), sorted(m["id"] for m in want["messages"]))
+            mid = want["messages"][0]["id"]
+            b.evaluate("document.getElementById('inspect-message').value = %s; "
+                       "document.querySelector('#inspect-message-form button').click()" % json.dumps(mid))
+            shown = json.loads(b.wait("%s.dataset.state === 'ok' && JSON.parse(%s.textContent).id === %s && %s.textContent"
+                                      % (out, out, json.dumps(mid), out), 10, "inspect-message"))
+            self.assertEqual(shown["recipients_queued"], 1)
+            self.assertTrue(shown["recipients"][0]["recipient"].endswith("@slow.test"))
         finally:
             b.close()
         self.assertIn("admin: POST /api/v1/suspend-ready-q", self.node.log())
