@@ -9,9 +9,9 @@
  *   POST /api/v1/reload                  validate and reload the configuration (as SIGHUP)
  *   /api/v1/queue-summary, suspend, suspend-ready-q, bounce, inspect-*: supervisor_ops.c
  *   GET  /api/v1/logs?type=T&domain=D&queue=Q&limit=N&follow=1   the message log: supervisor_logs.c
+ *   GET  /ui/, /ui/<file>   the web console's static files: supervisor_ui.c
  *   GET  /api/v1/trace/smtp-server|smtp-client   live SMTP transcripts, streamed: supervisor_trace.c
  *   GET  /metrics                        Prometheus text from the shared-memory counters
- *   GET  /ui/, /ui/<file>                the web console's static files: supervisor_ui.c
  *
  * Access control (supervisor_auth.c, docs/admin-api.md "Access control") is applied here, once, to
  * every request before any endpoint sees it, so a new endpoint is covered by adding its dispatch lines

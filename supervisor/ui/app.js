@@ -6,7 +6,8 @@
  *   GET /api/v1/queue-summary?by=provider  the provider roll-up; and without `by`: one row per path
  *   GET /api/v1/suspend-ready-q            the operator's path suspensions (their ids, for resume)
  *   GET /api/v1/tsa/status, /tsa/history   automation effects in force and recent firings
- *   GET /metrics.json                      latency histograms, when the node has them (METRICS_JSON_HOOK)
+ *   GET /metrics.json                      latency histograms, when the node has them (METRICS_JSON_HOOK;
+ *                                          without: the roles' ring round trip, which /api/v1/status has)
  * and keeps the last hour of samples itself (a ring buffer) for the charts: a page just opened starts
  * with empty charts. Suspend / resume POST /api/v1/suspend-ready-q[/cancel] with the admin token, which
  * the operator types into the page (kept in sessionStorage for this tab, never in a URL); without it the
@@ -246,49 +247,68 @@ function renderTsa(status, history) {
 }
 
 /* ---- METRICS_JSON_HOOK: latency percentiles from /metrics.json ----
- * /metrics.json (histograms) is being added to the node separately. While it answers 404 the latency chart
- * is skipped and says so; once it answers 200, latencyFromMetrics() looks for a histogram whose name says
- * latency (cumulative buckets {le, count}, le in seconds) and its p50 / p90 / p99 are charted. */
+ * GET /metrics.json (docs/admin-api.md, "Metrics"): families by name, each {type, samples}; a histogram
+ * sample has cumulative `buckets` [{le: seconds or "+Inf", count}]. While the node answers 404 (a node
+ * without it) the chart shows what exists instead, the roles' ring round trip from /api/v1/status, and
+ * says so; the page asks again every minute. readLatencyMetrics() returns the cumulative buckets of
+ * LATENCY_FAMILIES, summed over their samples (providers, ingress workers); latencyWindow() turns two
+ * of them into the percentiles of the deliveries between them. */
+const LATENCY_FAMILIES = {
+  delivery: "ringmail_injection_to_delivery_seconds", // reception to delivery, per provider
+  ack: "ringmail_time_to_250_seconds",                // end of DATA to the 250 (the spool's commit), per ingress
+};
 let metricsJson = "unknown"; // "unknown", "absent" (404), "present", or an error text
 let metricsNextTry = 0;
 
-function findHistogram(doc) {
-  const seen = [];
-  const walk = (v, name, depth) => {
-    if (!v || typeof v !== "object" || depth > 6) return;
-    if (Array.isArray(v.buckets) && /latency|duration|delivery/i.test(name + " " + (v.name || ""))) seen.push(v);
-    for (const k of Object.keys(v)) walk(v[k], k + " " + (v.name || ""), depth + 1);
-  };
-  walk(doc, "", 0);
-  return seen.length ? seen[0] : null;
-}
-
-function latencyFromMetrics(doc) {
-  const h = findHistogram(doc);
-  if (!h) return null;
-  const b = h.buckets.map((x) => Array.isArray(x) ? { le: Number(x[0]), count: Number(x[1]) }
-                                                  : { le: Number(x.le), count: Number(x.count) })
-                     .filter((x) => !isNaN(x.count)).sort((p, q) => p.le - q.le);
-  const total = b.length ? b[b.length - 1].count : 0;
-  if (!total) return null;
-  const q = (p) => {
-    for (const x of b) if (x.count >= p * total) return isFinite(x.le) ? x.le * 1000 : null;
-    return null;
-  };
-  return { p50: q(0.5), p90: q(0.9), p99: q(0.99) };
+/* histogramBuckets - one family's samples summed: [{le (Infinity for "+Inf"), count}] ascending, or null */
+function histogramBuckets(doc, name) {
+  const fam = doc && doc[name];
+  if (!fam || fam.type !== "histogram" || !Array.isArray(fam.samples)) return null;
+  const sum = new Map();
+  for (const smp of fam.samples) {
+    for (const b of Array.isArray(smp.buckets) ? smp.buckets : []) {
+      const le = b.le === "+Inf" ? Infinity : Number(b.le);
+      if (isNaN(le) || typeof b.count !== "number") continue;
+      sum.set(le, (sum.get(le) || 0) + b.count);
+    }
+  }
+  if (!sum.size) return null;
+  return [...sum.entries()].sort((a, b) => a[0] - b[0]).map(([le, count]) => ({ le: le, count: count }));
 }
 
 async function readLatencyMetrics() {
-  if (metricsJson === "absent" && Date.now() < metricsNextTry) return null;
+  if (metricsJson !== "present" && metricsJson !== "unknown" && Date.now() < metricsNextTry) return null;
   try {
     const doc = await api("GET", "/metrics.json");
     metricsJson = "present";
-    return latencyFromMetrics(doc);
+    const out = {};
+    for (const k of Object.keys(LATENCY_FAMILIES)) out[k] = histogramBuckets(doc, LATENCY_FAMILIES[k]);
+    return out;
   } catch (e) {
     metricsJson = e.status === 404 ? "absent" : e.message;
     metricsNextTry = Date.now() + 60 * 1000; // ask again in a minute (a node upgraded under the page)
     return null;
   }
+}
+
+/* percentile - the upper bound (ms) of the bucket holding quantile q of the counts in `b` (cumulative);
+ * in the +Inf bucket: the largest finite bound. null without counts. */
+function percentile(b, q) {
+  const total = b.length ? b[b.length - 1].count : 0;
+  if (!(total > 0)) return null;
+  let lastFinite = 0;
+  for (const x of b) {
+    if (isFinite(x.le)) lastFinite = x.le;
+    if (x.count >= q * total) return (isFinite(x.le) ? x.le : lastFinite) * 1000;
+  }
+  return lastFinite * 1000;
+}
+
+/* latencyWindow - the buckets counted between an older and a newer cumulative reading (older may be null) */
+function latencyWindow(newer, older) {
+  if (!newer) return null;
+  if (!older || older.length !== newer.length) return newer;
+  return newer.map((x, i) => ({ le: x.le, count: Math.max(0, x.count - older[i].count) }));
 }
 
 /* ---- charts: <canvas>, drawn here ---- */
@@ -362,17 +382,41 @@ function drawCharts() {
                                              { name: "scheduled", points: q("scheduled") },
                                              { name: "ready", points: q("ready") },
                                              { name: "in flight", points: q("in_flight") }] : [], "msgs", empty);
+  const title = $("latency-title");
   if (metricsJson !== "present") {
-    drawChart("chart-latency", [], "ms", metricsJson === "absent" || metricsJson === "unknown"
-      ? "no latency data: this node has no /metrics.json (404)"
-      : "no latency data: /metrics.json: " + metricsJson);
+    // what exists without /metrics.json: each role's ring round trip, as the status page gives it
+    title.textContent = "Ring round trip per role (no /metrics.json on this node: no delivery latency)";
+    const by = new Map();
+    for (const s of samples) for (const [k, v] of Object.entries(s.rtt || {})) {
+      if (!by.has(k)) by.set(k, []);
+      by.get(k).push([s.t, v]);
+    }
+    drawChart("chart-latency", [...by.entries()].map(([name, points]) => ({ name: name, points: points })), "us",
+              metricsJson === "absent" || metricsJson === "unknown" ? empty
+                : "no latency data: /metrics.json: " + metricsJson);
     return;
   }
-  const lat = samples.filter((s) => s.latency);
-  const pick = (k) => lat.filter((s) => s.latency[k] !== null).map((s) => [s.t, s.latency[k]]);
-  drawChart("chart-latency", lat.length ? [{ name: "p50", points: pick("p50") }, { name: "p90", points: pick("p90") },
-                                           { name: "p99", points: pick("p99") }] : [], "ms",
-            "no latency histogram in /metrics.json yet");
+  title.textContent = "Latency percentiles (reception to delivery; end of DATA to 250), last minute";
+  const series = [];
+  for (const [fam, label] of [["delivery", "delivery"], ["ack", "250"]]) {
+    for (const [q, qn] of [[0.5, "p50"], [0.9, "p90"], [0.99, "p99"]]) {
+      if (fam === "ack" && q === 0.9) continue;
+      const points = [];
+      for (let i = 0; i < samples.length; i++) {
+        const cur = samples[i].latency && samples[i].latency[fam];
+        if (!cur) continue;
+        // the window: back to the oldest sample of the last minute that has this histogram
+        let j = i;
+        while (j > 0 && samples[j - 1].t >= samples[i].t - 60 * 1000 && samples[j - 1].latency &&
+               samples[j - 1].latency[fam]) j--;
+        const v = percentile(latencyWindow(cur, j < i ? samples[j].latency[fam] : null), q);
+        if (v !== null) points.push([samples[i].t, v]);
+      }
+      series.push({ name: label + " " + qn, points: points });
+    }
+  }
+  drawChart("chart-latency", series.filter((x) => x.points.length), "ms",
+            "no latency yet: /metrics.json has no deliveries or 250s to measure");
 }
 
 /* ---- polling ---- */
@@ -389,7 +433,10 @@ async function refresh() {
   if (prov.status === "fulfilled" && paths.status === "fulfilled") {
     const providers = {};
     for (const r of prov.value.rows || []) providers[r.name] = { delivered: num(r.delivered), transient: num(r.transient) };
-    samples.push({ t: Date.now(), totals: prov.value.totals || {}, providers: providers,
+    const rtt = {};
+    if (st.status === "fulfilled")
+      for (const r of st.value.roles || []) if (r.ring_rtt_us) rtt[r.role + " " + r.index] = r.ring_rtt_us;
+    samples.push({ t: Date.now(), totals: prov.value.totals || {}, providers: providers, rtt: rtt,
                    latency: lat.status === "fulfilled" ? lat.value : null });
     while (samples.length > MAX_SAMPLES || (samples.length && samples[0].t < Date.now() - HOUR_MS)) samples.shift();
     renderTotals(prov.value.totals || {});

@@ -227,6 +227,25 @@ class ConsoleTest(PeersCase):
             b.wait("document.getElementById('updated').dataset.updated >= 1 && !!(%s)" % row, 15, "the paths")
             self.assertTrue(b.evaluate(button + ".disabled"), "suspend is enabled without the token")
             self.assertEqual(b.evaluate(button + ".dataset.action"), "suspend")
+            # latency: from /metrics.json when the node serves it, else what exists (ring round trips), said so
+            code, _ = self.node.http("GET", "/metrics.json", token=False)
+            title = b.evaluate("document.getElementById('latency-title').textContent")
+            if code == 404:
+                self.assertIn("no /metrics.json", title)
+            else:
+                self.assertEqual(code, 200)
+                self.assertTrue(title.startswith("Latency percentiles"), title)
+            # the hook's reading of the documented histogram form (docs/admin-api.md, "Metrics")
+            got = b.evaluate("""(() => {
+                const doc = {ringmail_injection_to_delivery_seconds: {type: "histogram", samples: [
+                  {labels: {provider: "a"}, buckets: [{le: 0.1, count: 5}, {le: 1, count: 9}, {le: "+Inf", count: 10}]},
+                  {labels: {provider: "b"}, buckets: [{le: 0.1, count: 5}, {le: 1, count: 9}, {le: "+Inf", count: 10}]}]}};
+                const b = histogramBuckets(doc, LATENCY_FAMILIES.delivery);
+                const w = latencyWindow(b, b.map(x => ({le: x.le, count: Math.min(x.count, 10)})));
+                return [b.map(x => x.count), percentile(b, 0.5), percentile(b, 0.9), percentile(b, 0.99),
+                        percentile(w, 0.5), histogramBuckets({}, LATENCY_FAMILIES.ack)];
+            })()""")
+            self.assertEqual(got, [[10, 18, 20], 100, 1000, 1000, 1000, None])
             # forced: the page posts without a token and shows the node's refusal
             b.evaluate("(() => { const x = %s; x.disabled = false; x.click(); })()" % button)
             err = b.wait("!document.getElementById('error').hidden && document.getElementById('error').textContent",
