@@ -41,13 +41,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK((hl == 9 && strncasecmp(s, "localhost", 9) == 0) || (hl == 6 && strncasecmp(s, "node-a", 6) == 0) ||
               (hl == 9 && strncmp(s, "127.0.0.1", 9) == 0));
     }
-    /* the Origin check: the first half of the input as Origin, the rest as Host */
-    size_t half = size / 2;
+    /* the Origin check: the input up to its first newline as Origin, the rest as Host */
+    const uint8_t *nl = memchr(data, '\n', size);
+    size_t half = nl ? (size_t)(nl - data) : size / 2;
     char *origin = malloc(half + 1), *host = malloc(size - half + 1);
     memcpy(origin, data, half);
     origin[half] = '\0';
     memcpy(host, data + half, size - half);
     host[size - half] = '\0';
+    if (nl)
+        memmove(host, host + 1, size - half); /* without the newline (and its NUL moves along) */
     if (supervisor_auth_origin_same(origin, host))
         CHECK(strncmp(origin, "http://", 7) == 0 && strlen(host) > 0 && strcasecmp(origin + 7, host) == 0);
     free(origin);
