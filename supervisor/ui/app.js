@@ -116,24 +116,17 @@ function renderStatus(st) {
   });
 }
 
-/* since - per second change of f(sample) between the newest sample and the one before (null: no pair yet) */
-function since(f) {
-  if (samples.length < 2) return null;
-  const a = samples[samples.length - 2], b = samples[samples.length - 1];
-  const va = f(a), vb = f(b);
-  if (va === undefined || vb === undefined || b.t <= a.t) return null;
-  return Math.max(0, vb - va) / ((b.t - a.t) / 1000);
-}
-
-function renderTotals(t) {
+/* renderTotals - the totals row; its rates are the providers' (the scheduler's change over the last minute),
+ * summed, so that the row and the provider table agree */
+function renderTotals(t, rows) {
   for (const k of ["messages", "scheduled", "ready", "in_flight", "queues", "paths", "added", "delivered",
                    "transient", "bounced", "expired"]) {
     const td = document.querySelector('#totals td[data-metric="' + k + '"]');
     td.textContent = String(num(t[k]));
   }
-  const d = since((s) => s.totals.delivered), f = since((s) => s.totals.transient);
-  document.querySelector('#totals td[data-metric="delivered_per_s"]').textContent = d === null ? "-" : rate(d);
-  document.querySelector('#totals td[data-metric="transient_per_s"]').textContent = f === null ? "-" : rate(f);
+  const sum = (k) => rows.reduce((a, r) => a + num(r[k]), 0) / 60;
+  document.querySelector('#totals td[data-metric="delivered_per_s"]').textContent = rate(sum("delivered_per_min"));
+  document.querySelector('#totals td[data-metric="transient_per_s"]').textContent = rate(sum("transient_per_min"));
 }
 
 function lastResponse(r) {
@@ -439,7 +432,7 @@ async function refresh() {
     samples.push({ t: Date.now(), totals: prov.value.totals || {}, providers: providers, rtt: rtt,
                    latency: lat.status === "fulfilled" ? lat.value : null });
     while (samples.length > MAX_SAMPLES || (samples.length && samples[0].t < Date.now() - HOUR_MS)) samples.shift();
-    renderTotals(prov.value.totals || {});
+    renderTotals(prov.value.totals || {}, prov.value.rows || []);
     renderProviders(prov.value);
     renderPaths(paths.value);
   }
@@ -523,10 +516,12 @@ function setup() {
     sessionStorage.setItem(TOKEN_KEY, v);
     showError("");
     renderToken();
+    refresh().catch(() => {}); // a wrong token shows at once (every call answers 401)
   });
   $("token-forget").addEventListener("click", () => {
     sessionStorage.removeItem(TOKEN_KEY);
     renderToken();
+    refresh().catch(() => {});
   });
   const form = (id, what, input) => $(id).addEventListener("submit", (ev) => {
     ev.preventDefault();

@@ -254,8 +254,16 @@ class ConsoleTest(PeersCase):
             self.assertEqual(self.api("/api/v1/suspend-ready-q")["items"], [], "suspended without the token")
             self.assertEqual(self.snapshot(), after)
 
-            b.evaluate("document.getElementById('token').value = %s; document.getElementById('token-save').click()"
-                       % json.dumps(self.node.token()))
+            # a wrong token: every call of the page is refused, and the page says so
+            typed = "document.getElementById('token').value = %s; document.getElementById('token-save').click()"
+            b.evaluate(typed % json.dumps("0" * 64))
+            err = b.wait("document.getElementById('poll-error').textContent", 10, "the refusal of a wrong token")
+            self.assertIn("401", err)
+            b.evaluate("document.getElementById('token-forget').click()")
+            b.wait("document.getElementById('poll-error').textContent === ''", 10, "the page reading again")
+            self.assertTrue(b.evaluate(button + ".disabled"))
+
+            b.evaluate(typed % json.dumps(self.node.token()))
             b.wait("!(%s).disabled" % button, 10, "the button enabled by the token")
             self.assertEqual(b.evaluate("sessionStorage.length"), 1)
             self.assertNotIn(self.node.token(), b.evaluate("location.href"))
