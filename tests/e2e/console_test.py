@@ -185,7 +185,7 @@ class ConsoleTest(PeersCase):
         self.check_static_files()
 
         # the page's numbers against the API's, read right after the dump (they do not move any more)
-        dom = chromium.dump_dom(self.url, budget_ms=5000)
+        dom = chromium.dump_dom(self.url, budget_ms=3000)
         after = self.snapshot()
         self.assertEqual(before, after, "the node's counts moved during the dump")
         m = Metrics()
@@ -211,7 +211,7 @@ class ConsoleTest(PeersCase):
             self.assertEqual((cells["pid"], cells["state"]), (str(r["pid"]), r["state"]))
 
         shot = os.path.join(self.node.tmp, "console.png")
-        chromium.screenshot(self.url, shot)
+        chromium.screenshot(self.url, shot, budget_ms=4000)  # two samples: the charts draw
         width, height, distinct = png_facts(shot)
         self.assertEqual((width, height), (1280, 900))
         self.assertGreater(os.path.getsize(shot), 20000)
