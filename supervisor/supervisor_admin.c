@@ -415,9 +415,9 @@ static enum MHD_Result on_request(struct supervisor *s, struct MHD_Connection *c
     }
     if (get && strcmp(url, "/api/v1/logs") == 0)
         return supervisor_logs_request(s, c);
-    enum MHD_Result trace_ret;
-    if (supervisor_ui_request(c, url, get, &trace_ret)) /* the web console's files: supervisor_ui.c */
-        return trace_ret;
+    enum MHD_Result ui_ret, trace_ret;
+    if (supervisor_ui_request(c, url, get, &ui_ret)) /* the web console's files: supervisor_ui.c */
+        return ui_ret;
     if (supervisor_trace_request(s, c, url, get, &trace_ret))
         return trace_ret;
     if (get && (strcmp(url, "/api/v1/tsa/status") == 0 || strcmp(url, "/api/v1/tsa/history") == 0))
