@@ -22,6 +22,13 @@ FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "-
          "--disable-component-update", "--disable-dev-shm-usage"]
 
 
+def _env(profile):
+    """Chromium's environment: HOME and the XDG directories inside its profile, so that nothing it writes
+    (NSS database, caches, crash reports) outlives the run."""
+    return dict(os.environ, HOME=profile, XDG_CONFIG_HOME=os.path.join(profile, ".config"),
+                XDG_CACHE_HOME=os.path.join(profile, ".cache"))
+
+
 def available():
     return os.path.exists(CHROMIUM)
 
@@ -30,7 +37,8 @@ def _run(args, timeout):
     """One chromium run in its own process group and profile: (returncode, stdout bytes)."""
     profile = tempfile.mkdtemp(prefix="ringmail-chromium-")
     p = subprocess.Popen([CHROMIUM] + FLAGS + ["--user-data-dir=" + profile] + args, stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, start_new_session=True)
+                         stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, start_new_session=True,
+                         env=_env(profile))
     try:
         out, _ = p.communicate(timeout=timeout)
         return p.returncode, out
@@ -71,7 +79,7 @@ class Browser:
                                                            "--remote-debugging-port=0", "--window-size=1280,900",
                                                            "about:blank"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
+                                     start_new_session=True, env=_env(self.profile))
         self.ws = None
         self.next_id = 0
         try:
