@@ -243,6 +243,17 @@ unsigned supervisor_trace_request(struct supervisor *s, struct MHD_Connection *c
 /* supervisor_trace_metrics - its counters, Prometheus text */
 void supervisor_trace_metrics(struct buf *out);
 
+/* supervisor_ui.c: the web console's static files */
+/* supervisor_ui_init - their ETags (SHA-256); once, before the admin daemons start */
+void supervisor_ui_init(void);
+/* supervisor_ui_is_ui - url is /ui or under /ui/ (the console's; served without the token: no node data) */
+bool supervisor_ui_is_ui(const char *url);
+/* supervisor_ui_find - the embedded file whose URL path is exactly url (/ui/ is index.html): type and bytes */
+bool supervisor_ui_find(const char *url, const char **type, const char **data, size_t *len);
+/* supervisor_ui_request - GET /ui, /ui/<file>: true with *ret once answered (404 for a name not embedded,
+ * 405 not GET), false when url is not the console's */
+bool supervisor_ui_request(struct MHD_Connection *c, const char *url, bool get, enum MHD_Result *ret);
+
 /* supervisor_shaping.c */
 /* supervisor_shaping_load - the shaping of configuration c: 0 and *out, or -EINVAL with every error in
  * *err (heap); warnings are logged */

@@ -33,6 +33,8 @@ PKGS=(
   python3-dkim python3-nacl python3-dnspython opendkim-tools
   # the HTTP injection tests drive the API with Python requests as well as curl
   python3-requests
+  # the web console's test (console_test.py): headless Chromium, driven through its DevTools websocket
+  chromium python3-websocket
 )
 
 if [ "${RINGMAIL_SKIP_APT:-0}" = 1 ]; then
