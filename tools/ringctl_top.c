@@ -644,6 +644,8 @@ void ringctl_top_render(const struct ringctl_top_frame *f, const struct ringctl_
             below = 1 + 1 + (int)events + 1;
             max_rows = height - used - 1 - below;
         }
+        if (f->rows_total > f->n_rows)
+            max_rows--; /* the "rows read" line */
         if (max_rows < 1)
             max_rows = 1;
     }
