@@ -219,13 +219,12 @@ int ringctl_top_proc_stat(const char *buf, size_t len, char *comm, size_t comm_c
     const char *p = close + 1;
     if (!skip_field(&p, end))
         return -EINVAL;
-    uint64_t v = 0, ut = 0, st = 0;
+    uint64_t ut = 0, st = 0;
     for (int k = 4; k <= 13; k++)
         if (!skip_field(&p, end))
             return -EINVAL;
     if (!field_u64(&p, end, &ut) || !field_u64(&p, end, &st))
         return -EINVAL;
-    (void)v;
     if (ut > UINT64_MAX - st)
         return -EINVAL;
     *ticks = ut + st;

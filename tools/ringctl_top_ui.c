@@ -244,6 +244,7 @@ static int once(const struct sampler *s, struct ringctl_top_view *v, bool json)
 /* ---- the screen ---- */
 
 static volatile sig_atomic_t stop_flag;
+static bool colours; /* a terminal with colours, and no NO_COLOR */
 
 static void on_stop(int sig)
 {
@@ -262,8 +263,8 @@ static void screen_line(void *ctx, enum ringctl_top_line kind, const char *text)
         return;
     int attr = kind == RINGCTL_TOP_LINE_TITLE ? A_REVERSE
              : kind == RINGCTL_TOP_LINE_HEAD  ? A_BOLD
-             : kind == RINGCTL_TOP_LINE_WARN  ? (has_colors() ? COLOR_PAIR(1) : A_BOLD)
-             : kind == RINGCTL_TOP_LINE_NEW   ? (has_colors() ? COLOR_PAIR(2) : A_BOLD)
+             : kind == RINGCTL_TOP_LINE_WARN  ? (colours ? COLOR_PAIR(1) : A_BOLD)
+             : kind == RINGCTL_TOP_LINE_NEW   ? (colours ? COLOR_PAIR(2) : A_BOLD)
                                               : A_NORMAL;
     attron(attr);
     mvaddnstr(sc->y, 0, text, COLS);
@@ -298,7 +299,8 @@ static int screen(const struct sampler *s, struct ringctl_top_view *v)
     curs_set(0);
     set_escdelay(25);
     timeout(100);
-    if (has_colors()) {
+    colours = has_colors() && !getenv("NO_COLOR");
+    if (colours) {
         start_color();
         use_default_colors();
         init_pair(1, COLOR_YELLOW, -1);
@@ -344,9 +346,7 @@ static int screen(const struct sampler *s, struct ringctl_top_view *v)
         enum ringctl_top_action a = ringctl_top_key(v, ch);
         if (a == RINGCTL_TOP_QUIT)
             break;
-        dirty = a == RINGCTL_TOP_REDRAW;
-        if (!v->paused && dirty && due > mono_s() + v->interval_s)
-            due = 0;
+        dirty = a == RINGCTL_TOP_REDRAW; /* p resumes at once: `due` passed while paused */
     }
     endwin();
     delscreen(scr);

@@ -183,6 +183,16 @@ class TopTest(TopCase):
         tmux.wait_screen(lambda s: "node unreachable, retrying" in s, 10, what="the unreachable line")
         self.assertIsNotNone(row(tmux.screen(), "alphaprov"), "the last rows stay on screen")
 
+        # p pauses (the title says so) and resumes; ? shows the keys and goes back
+        tmux.keys("p")
+        tmux.wait_screen(lambda s: "[PAUSED]" in s, 5, what="paused")
+        tmux.keys("p")
+        tmux.wait_screen(lambda s: "[PAUSED]" not in s, 5, what="resumed")
+        tmux.keys("?")
+        tmux.wait_screen(lambda s: "keys:" in s and "TSA EVENTS" not in s, 5, what="the help")
+        tmux.keys("?")
+        tmux.wait_screen(lambda s: "keys:" not in s and "TSA EVENTS" in s, 5, what="back from the help")
+
         tmux.keys("q")
         wait_for(lambda: read(rc_file) != "", 5, what="top exited")
         self.assertEqual(read(rc_file), "0")

@@ -9,6 +9,7 @@
  * width given, and at most the height given once it is 30 or more; a stat file's command name is printable
  * ASCII.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
