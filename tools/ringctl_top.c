@@ -10,6 +10,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +70,40 @@ static void jstr(const json_t *o, const char *k, char *buf, size_t cap)
         buf[0] = '\0';
 }
 
+struct member {
+    const char *key;
+    size_t off; /* of a uint64_t in the struct read into */
+};
+
+static const struct member total_members[] = {
+    {"messages", offsetof(struct ringctl_top_frame, messages)},
+    {"scheduled", offsetof(struct ringctl_top_frame, scheduled)},
+    {"ready", offsetof(struct ringctl_top_frame, ready)},
+    {"in_flight", offsetof(struct ringctl_top_frame, in_flight)},
+    {"delivered", offsetof(struct ringctl_top_frame, delivered)},
+    {"transient", offsetof(struct ringctl_top_frame, transient)},
+    {"bounced", offsetof(struct ringctl_top_frame, bounced)},
+    {"expired", offsetof(struct ringctl_top_frame, expired)},
+};
+
+static const struct member row_members[] = {
+    {"delivered", offsetof(struct ringctl_top_row, delivered)},
+    {"transient", offsetof(struct ringctl_top_row, transient)},
+    {"bounced", offsetof(struct ringctl_top_row, bounced)},
+    {"connections", offsetof(struct ringctl_top_row, connections)},
+    {"queued", offsetof(struct ringctl_top_row, queued)},
+    {"in_flight", offsetof(struct ringctl_top_row, in_flight)},
+    {"suspended_ms", offsetof(struct ringctl_top_row, suspended_ms)},
+};
+
+static void counts(const json_t *o, const struct member *m, size_t n, void *into)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v = count(o, m[i].key);
+        memcpy((char *)into + m[i].off, &v, sizeof(v));
+    }
+}
+
 int ringctl_top_summary_parse(const char *text, size_t len, struct ringctl_top_frame *f, char **err)
 {
     json_error_t je;
@@ -85,14 +120,7 @@ int ringctl_top_summary_parse(const char *text, size_t len, struct ringctl_top_f
         json_decref(doc);
         return -EINVAL;
     }
-    f->messages = count(tot, "messages");
-    f->scheduled = count(tot, "scheduled");
-    f->ready = count(tot, "ready");
-    f->in_flight = count(tot, "in_flight");
-    f->delivered = count(tot, "delivered");
-    f->transient = count(tot, "transient");
-    f->bounced = count(tot, "bounced");
-    f->expired = count(tot, "expired");
+    counts(tot, total_members, sizeof(total_members) / sizeof(total_members[0]), f);
     size_t n = json_array_size(rows);
     f->rows_total = n;
     if (n > RINGCTL_TOP_MAX_ROWS)
@@ -106,13 +134,7 @@ int ringctl_top_summary_parse(const char *text, size_t len, struct ringctl_top_f
         jstr(r, "name", o->name, sizeof(o->name));
         if (!o->name[0])
             continue;
-        o->delivered = count(r, "delivered");
-        o->transient = count(r, "transient");
-        o->bounced = count(r, "bounced");
-        o->connections = count(r, "connections");
-        o->queued = count(r, "queued");
-        o->in_flight = count(r, "in_flight");
-        o->suspended_ms = count(r, "suspended_ms");
+        counts(r, row_members, sizeof(row_members) / sizeof(row_members[0]), o);
         jstr(r, "last_response", o->last_response, sizeof(o->last_response));
         o->delivered_per_s = o->transient_per_s = -1;
         f->n_rows++;

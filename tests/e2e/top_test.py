@@ -17,7 +17,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from ringmail_node import BUILD_DIR, Node, free_port, smtp_send, wait_for  # noqa: E402
-from peers import PeersCase, Sink, free_udp_tcp_port  # noqa: E402
+from peers import PeersCase, Sink, egress_via, free_udp_tcp_port  # noqa: E402
 
 MESON = {"suite": "top", "timeout": 120, "tools": ["ringctl"]}
 
@@ -101,10 +101,7 @@ class TopCase(PeersCase):
         port = free_udp_tcp_port("127.0.0.2")
         self.alpha = self.peer(Sink("127.0.0.2", port))
         self.beta = self.peer(Sink("127.0.0.3", port))
-        eg = '\nresolver = "%s"\ndns_timeout = "500ms"\nport = %d' % (self.dns.address, port)
-        eg += '\nconnect_timeout = "2s"\nbanner_timeout = "3s"\ncommand_timeout = "5s"\ndata_timeout = "5s"'
-        eg += '\nidle_timeout = "1s"'
-        self.node = Node(egress=eg, park_delivery=False)
+        self.node = Node(egress=egress_via(self.dns, port), park_delivery=False)
         shaping = os.path.join(self.node.tmp, "top-shaping.toml")
         with open(shaping, "w") as f:
             f.write(SHAPING)
