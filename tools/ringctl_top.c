@@ -86,6 +86,8 @@ static const struct member total_members[] = {
     {"expired", offsetof(struct ringctl_top_frame, expired)},
 };
 
+static const size_t total_count = sizeof(total_members) / sizeof(total_members[0]);
+
 static const struct member row_members[] = {
     {"delivered", offsetof(struct ringctl_top_row, delivered)},
     {"transient", offsetof(struct ringctl_top_row, transient)},
@@ -120,7 +122,7 @@ int ringctl_top_summary_parse(const char *text, size_t len, struct ringctl_top_f
         json_decref(doc);
         return -EINVAL;
     }
-    counts(tot, total_members, sizeof(total_members) / sizeof(total_members[0]), f);
+    counts(tot, total_members, total_count, f);
     size_t n = json_array_size(rows);
     f->rows_total = n;
     if (n > RINGCTL_TOP_MAX_ROWS)
@@ -312,6 +314,30 @@ void ringctl_top_rates(struct ringctl_top_frame *now, const struct ringctl_top_f
                 r->cpu_ticks >= p->cpu_ticks)
                 r->cpu_pct = (double)(r->cpu_ticks - p->cpu_ticks) * 100.0 / ((double)hz * dt);
         }
+    }
+}
+
+void ringctl_top_carry(struct ringctl_top_frame *now, struct ringctl_top_frame *prev)
+{
+    if (!now->have_summary && prev->have_summary) {
+        now->rows = prev->rows;
+        now->n_rows = prev->n_rows;
+        now->rows_total = prev->rows_total;
+        prev->rows = NULL;
+        prev->n_rows = prev->rows_total = 0;
+        for (size_t i = 0; i < total_count; i++)
+            memcpy((char *)now + total_members[i].off, (const char *)prev + total_members[i].off, sizeof(uint64_t));
+        for (size_t i = 0; i < now->n_rows; i++)
+            now->rows[i].delivered_per_s = now->rows[i].transient_per_s = -1;
+        now->delivered_per_s = now->transient_per_s = now->bounced_per_s = -1;
+        now->have_summary = now->summary_stale = true;
+    }
+    if (!now->have_tsa && prev->have_tsa) {
+        now->have_tsa = true;
+        now->tsa_responses = prev->tsa_responses;
+        now->tsa_active = prev->tsa_active;
+        now->n_events = prev->n_events;
+        memcpy(now->events, prev->events, sizeof(now->events));
     }
 }
 
@@ -510,6 +536,8 @@ static void render_totals(struct out *o, const struct ringctl_top_frame *f)
         emit(o, RINGCTL_TOP_LINE_WARN, "queue summary: %s", f->error[0] ? f->error : "not read yet");
         return;
     }
+    if (f->summary_stale)
+        emit(o, RINGCTL_TOP_LINE_WARN, "queue summary: %s; the last one shown", f->error);
     ringctl_top_fmt_rate(d, sizeof(d), f->delivered_per_s);
     ringctl_top_fmt_rate(t, sizeof(t), f->transient_per_s);
     ringctl_top_fmt_rate(b, sizeof(b), f->bounced_per_s);
@@ -649,7 +677,7 @@ void ringctl_top_render(const struct ringctl_top_frame *f, const struct ringctl_
         return;
     }
     render_totals(&o, f);
-    used += f->have_summary ? 2 : 1;
+    used += f->have_summary ? 2 + f->summary_stale : 1;
     emit(&o, RINGCTL_TOP_LINE_TEXT, "%s", "");
     used++;
     /* what follows the table: a blank, the events head and its lines, a blank, the roles head and lines,

@@ -74,6 +74,7 @@ struct ringctl_top_frame {
     char node_id[64];
     uint64_t uptime_ms;
     bool have_summary;
+    bool summary_stale; /* the summary could not be read (error says why): rows and totals are the last ones */
     uint64_t messages, scheduled, ready, in_flight, delivered, transient, bounced, expired;
     double delivered_per_s, transient_per_s, bounced_per_s; /* < 0 not known */
     struct ringctl_top_row *rows; /* heap */
@@ -128,6 +129,10 @@ int ringctl_top_proc_stat(const char *buf, size_t len, char *comm, size_t comm_c
 int ringctl_top_proc_statm(const char *buf, size_t len, uint64_t *resident_pages);
 /* ringctl_top_rates - now's rates from prev (NULL: none known); hz is the clock ticks per second */
 void ringctl_top_rates(struct ringctl_top_frame *now, const struct ringctl_top_frame *prev, long hz);
+/* ringctl_top_carry - when now could not read the summary or the TSA documents but prev had them, now
+ * takes them over (prev's rows move to now; their rates unknown), marked stale, so that the screen keeps
+ * the last data while a role restarts or the node stops */
+void ringctl_top_carry(struct ringctl_top_frame *now, struct ringctl_top_frame *prev);
 /* ringctl_top_order - the indexes of the rows that match v's filter into idx (room for f->n_rows), in v's
  * sort order (ties by name); the count */
 size_t ringctl_top_order(const struct ringctl_top_frame *f, const struct ringctl_top_view *v, size_t *idx);

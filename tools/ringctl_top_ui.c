@@ -315,6 +315,7 @@ static int screen(const struct sampler *s, struct ringctl_top_view *v)
             sample(s, &cur);
             if (cur.reachable) {
                 ringctl_top_rates(&cur, have && shown.reachable ? &shown : NULL, s->hz);
+                ringctl_top_carry(&cur, &shown);
                 ringctl_top_frame_fini(&shown);
                 shown = cur;
                 have = true;
@@ -323,7 +324,8 @@ static int screen(const struct sampler *s, struct ringctl_top_view *v)
                 shown.reachable = false;
                 snprintf(shown.error, sizeof(shown.error), "%s", cur.error);
                 ringctl_top_frame_fini(&cur);
-                clearok(curscr, TRUE); /* ringctl_http_call() may have written on stderr */
+                if (isatty(STDERR_FILENO))
+                    clearok(curscr, TRUE); /* ringctl_http_call() wrote on the screen */
             }
             memset(&cur, 0, sizeof(cur));
             due = mono_s() + v->interval_s;

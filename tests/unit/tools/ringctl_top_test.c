@@ -203,6 +203,52 @@ static void test_rates(void)
     CHECK(now.roles[0].cpu_pct < 0, "no time between samples: no rate");
 }
 
+struct lines {
+    int n, widest, more, warn;
+    char all[8192];
+};
+
+static void collect(void *ctx, enum ringctl_top_line kind, const char *text)
+{
+    struct lines *l = ctx;
+    l->n++;
+    if ((int)strlen(text) > l->widest)
+        l->widest = (int)strlen(text);
+    l->more += strncmp(text, "... ", 4) == 0;
+    l->warn += kind == RINGCTL_TOP_LINE_WARN;
+    size_t k = strlen(l->all);
+    snprintf(l->all + k, sizeof(l->all) - k, "%s\n", text);
+}
+
+static void test_carry(void)
+{
+    struct ringctl_top_frame prev = {.reachable = true, .have_summary = true, .delivered = 9, .expired = 2,
+                                     .n_rows = 1, .rows_total = 1, .have_tsa = true, .tsa_active = 1, .n_events = 1};
+    prev.rows = calloc(1, sizeof(*prev.rows));
+    prev.rows[0] = mkrow("alphaprov", 9, 0, 0, 0);
+    prev.rows[0].delivered_per_s = 3;
+    snprintf(prev.events[0].text, sizeof(prev.events[0].text), "Suspend x");
+    struct ringctl_top_frame now = {.reachable = true};
+    snprintf(now.error, sizeof(now.error), "/api/v1/queue-summary: HTTP 503: the scheduler is not running");
+    ringctl_top_carry(&now, &prev);
+    CHECK(now.have_summary && now.summary_stale && now.n_rows == 1 && prev.rows == NULL && prev.n_rows == 0,
+          "the rows moved");
+    CHECK(now.delivered == 9 && now.expired == 2 && now.rows[0].delivered_per_s < 0 && now.delivered_per_s < 0,
+          "totals kept, rates unknown");
+    CHECK(now.have_tsa && now.tsa_active == 1 && now.n_events == 1 && strcmp(now.events[0].text, "Suspend x") == 0,
+          "TSA kept");
+    struct lines l = {0};
+    struct ringctl_top_view v = {.by = "provider", .interval_s = 1};
+    ringctl_top_render(&now, &v, 120, 0, collect, &l);
+    CHECK(strstr(l.all, "queue summary: /api/v1/queue-summary: HTTP 503: the scheduler is not running; the last one "
+                        "shown") && strstr(l.all, "alphaprov"), "stale summary said:\n%s", l.all);
+    struct ringctl_top_frame fresh = {.reachable = true, .have_summary = true};
+    ringctl_top_carry(&fresh, &now);
+    CHECK(!fresh.summary_stale && fresh.n_rows == 0 && now.n_rows == 1, "a frame with its own summary keeps it");
+    ringctl_top_frame_fini(&now);
+    ringctl_top_frame_fini(&prev);
+}
+
 static void test_order_and_keys(void)
 {
     struct ringctl_top_row rows[] = {mkrow("Gmail", 5, 0, 3, 7), mkrow("yahoo", 5, 9, 1, 2), mkrow("outlook", 1, 2, 8, 0),
@@ -250,23 +296,6 @@ static void test_order_and_keys(void)
     CHECK(ringctl_top_key(&v, '?') == RINGCTL_TOP_REDRAW && v.help, "? help");
     CHECK(ringctl_top_key(&v, 'x') == RINGCTL_TOP_NONE, "x does nothing");
     CHECK(ringctl_top_key(&v, 'q') == RINGCTL_TOP_QUIT, "q quits");
-}
-
-struct lines {
-    int n, widest, more, warn;
-    char all[8192];
-};
-
-static void collect(void *ctx, enum ringctl_top_line kind, const char *text)
-{
-    struct lines *l = ctx;
-    l->n++;
-    if ((int)strlen(text) > l->widest)
-        l->widest = (int)strlen(text);
-    l->more += strncmp(text, "... ", 4) == 0;
-    l->warn += kind == RINGCTL_TOP_LINE_WARN;
-    size_t k = strlen(l->all);
-    snprintf(l->all + k, sizeof(l->all) - k, "%s\n", text);
 }
 
 static void test_render(void)
@@ -321,6 +350,7 @@ int main(void)
     test_proc();
     test_summary();
     test_rates();
+    test_carry();
     test_order_and_keys();
     test_render();
     CHECK_EXIT();
