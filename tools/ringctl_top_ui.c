@@ -27,6 +27,8 @@
 #include "base/mem.h"
 #include "tools/ringctl_ops.h"
 
+static volatile sig_atomic_t stop_flag; /* Ctrl-C, SIGTERM, SIGHUP: end the screen */
+
 static double mono_s(void)
 {
     struct timespec ts;
@@ -126,6 +128,9 @@ static void sample(const struct sampler *s, struct ringctl_top_frame *f)
     for (size_t i = 0; i < f->n_roles; i++)
         read_proc(&f->roles[i], s->page);
 
+    /* a node that answers slowly holds each call up to ringctl's timeout: a signal ends the sample */
+    if (stop_flag)
+        return;
     if (get(s->http, s->endpoint, s->summary_path, &body, &len, f->error, sizeof(f->error)) == 0) {
         if (ringctl_top_summary_parse(body, len, f, &why) < 0) {
             ringctl_top_clean(f->error, sizeof(f->error), why, strlen(why));
@@ -135,7 +140,7 @@ static void sample(const struct sampler *s, struct ringctl_top_frame *f)
     }
     struct proto_status_tsa st, hist;
     char terr[RINGCTL_TOP_TEXT];
-    if (get(s->http, s->endpoint, "/api/v1/tsa/status", &body, &len, terr, sizeof(terr)) < 0)
+    if (stop_flag || get(s->http, s->endpoint, "/api/v1/tsa/status", &body, &len, terr, sizeof(terr)) < 0)
         return;
     rc = proto_status_tsa_decode(body, len, true, &st, &why);
     free(body);
@@ -243,7 +248,6 @@ static int once(const struct sampler *s, struct ringctl_top_view *v, bool json)
 
 /* ---- the screen ---- */
 
-static volatile sig_atomic_t stop_flag;
 static bool colours; /* a terminal with colours, and no NO_COLOR */
 
 static void on_stop(int sig)
@@ -313,6 +317,8 @@ static int screen(const struct sampler *s, struct ringctl_top_view *v)
     while (!stop_flag) {
         if (!v->paused && mono_s() >= due) {
             sample(s, &cur);
+            if (cur.error[0] && isatty(STDERR_FILENO))
+                clearok(curscr, TRUE); /* ringctl_http_call() may have written on the screen */
             if (cur.reachable) {
                 ringctl_top_rates(&cur, have && shown.reachable ? &shown : NULL, s->hz);
                 ringctl_top_carry(&cur, &shown);
@@ -324,8 +330,6 @@ static int screen(const struct sampler *s, struct ringctl_top_view *v)
                 shown.reachable = false;
                 snprintf(shown.error, sizeof(shown.error), "%s", cur.error);
                 ringctl_top_frame_fini(&cur);
-                if (isatty(STDERR_FILENO))
-                    clearok(curscr, TRUE); /* ringctl_http_call() wrote on the screen */
             }
             memset(&cur, 0, sizeof(cur));
             due = mono_s() + v->interval_s;
