@@ -38,11 +38,13 @@ duration = "1h"
 
 
 class Tmux:
-    """A tmux server of our own (-L), one session 160x50 running a command; kill() ends the server."""
+    """A tmux server of our own (-L), one session 160x50 running a command; kill() ends the server and
+    removes its socket."""
 
     def __init__(self, command):
         self.sock = "ringmail-top-%d-%d" % (os.getpid(), int(time.monotonic() * 1000))
         self.run("new-session", "-d", "-s", "top", "-x", "160", "-y", "50", command)
+        self.path = self.run("display-message", "-p", "#{socket_path}").stdout.strip()
 
     def run(self, *args):
         return subprocess.run(["tmux", "-L", self.sock, "-f", "/dev/null"] + list(args), capture_output=True,
@@ -69,6 +71,11 @@ class Tmux:
 
     def kill(self):
         self.run("kill-server")
+        if self.path.endswith(self.sock):  # the server leaves its socket file behind
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
 
 
 def read(path):
