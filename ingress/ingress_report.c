@@ -98,17 +98,15 @@ static const char *scan_headers(const char *p, const char *end, field_fn fn, voi
 /* copy_clean - s into dst (size n): control bytes become spaces, outer white space is dropped */
 static void copy_clean(char *dst, size_t n, const char *s)
 {
-    while (*s == ' ' || *s == '\t')
-        s++;
-    size_t len = strlen(s);
-    while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r' || s[len - 1] == '\n'))
-        len--;
-    if (len >= n)
-        len = n - 1;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        dst[i] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+    size_t len = 0;
+    for (; *s && len + 1 < n; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (len == 0 && (c <= ' ' || c == 0x7f))
+            continue;
+        dst[len++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
     }
+    while (len > 0 && dst[len - 1] == ' ')
+        len--;
     dst[len] = '\0';
 }
 
