@@ -189,8 +189,21 @@ class FeedbackTest(PeersCase):
         self.assertIsNone(bad["original_id"])
         self.assertFalse(bad["suppress"])
 
+        # two recipients of one message: one transaction each, each from the VERP address of its own index
+        c = smtplib.SMTP("127.0.0.1", node.smtp_port, timeout=10)
+        try:
+            c.sendmail("news@sender.test", ["u2@good.test", "u3@good.test"], b"Subject: two\r\n\r\nhi\r\n")
+        finally:
+            c.quit()
+        wait_for(lambda: self.sink.count() == 3, 20, what="both recipients delivered")
+        froms = {tuple(m[1]): m[0] for m in self.sink.messages[1:]}
+        self.assertEqual(set(froms), {("u2@good.test",), ("u3@good.test",)})
+        ids = {re.fullmatch(r"bounce\+([0-9a-f]{32})\.(\d)\.[0-9a-f]{16}@.*", f).groups() for f in froms.values()}
+        self.assertEqual(len({i for i, _ in ids}), 1, ids)
+        self.assertEqual({x for _, x in ids}, {"0", "1"})
+
         # every report was final at its 250: nothing more reached the sink, each has its Reception
-        self.assertEqual(self.sink.count(), 1)
+        self.assertEqual(self.sink.count(), 3)
         receptions = [r for r in self.records_of("Reception") if r["recipient"].endswith((FBL_DOMAIN, VERP_DOMAIN))]
         self.assertEqual(len(receptions), 3)
         self.assertEqual({r["id"] for r in receptions}, {fb["id"], oob["id"], bad["id"]})
