@@ -229,7 +229,11 @@ enum spool_fbl_reason {
 };
 /* spool_fbl_is_report - the envelope carries a parsed report (fbl.kind arf or dsn) */
 bool spool_fbl_is_report(const struct proto_env *rec);
-/* spool_fbl_record - the Feedback or OOB record of a report into the open batch; asks for suppression */
+/* spool_fbl_build - the Feedback or OOB record of a report (*out owned: json_decref; lg may be NULL), the
+ * fbl.* metadata checked again; *suppress when the record asks for suppression; 0, -EINVAL (not a report) */
+int spool_fbl_build(const struct spool_log *lg, const struct bounce_class *bc, struct msgid id,
+                    const struct proto_env *rec, json_t **out, bool *suppress);
+/* spool_fbl_record - spool_fbl_build into the open batch; asks for suppression */
 void spool_fbl_record(struct spool *sp, struct msgid id, const struct proto_env *rec);
 /* spool_feedback_suppress - THE call site of the suppression list (not built yet: only logs) */
 void spool_feedback_suppress(struct spool *sp, const char *tenant, const char *addr, enum spool_fbl_reason reason,

@@ -14,6 +14,7 @@
  */
 #include "spool/spool.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,9 +88,14 @@ static void set_str(json_t *o, const char *key, const char *v)
     }
 }
 
-void spool_fbl_record(struct spool *sp, struct msgid id, const struct proto_env *rec)
+int spool_fbl_build(const struct spool_log *lg, const struct bounce_class *bc, struct msgid id,
+                    const struct proto_env *rec, json_t **out, bool *suppress_out)
 {
     char idtext[MSGID_TEXT_SIZE];
+    *out = NULL;
+    *suppress_out = false;
+    if (!spool_fbl_is_report(rec))
+        return -EINVAL;
     bool dsn = strcmp(meta(rec, "fbl.kind"), "dsn") == 0;
     const char *match = meta(rec, "fbl.match");
     const char *orig = meta(rec, "fbl.orig_id");
@@ -117,10 +123,9 @@ void spool_fbl_record(struct spool *sp, struct msgid id, const struct proto_env 
     ev.size = rec->body_size;
     ev.created = (int64_t)(rec->created_ms / 1000u);
     json_t *j = NULL;
-    if (spool_log_build(sp->log, SPOOL_LOG_RECEPTION, &ev, &j) < 0) {
-        proto_node_counter_add(sp->rt->self, PROTO_NODE_CTR_LOG_DROPPED, 1);
-        return;
-    }
+    int rc = spool_log_build(lg, SPOOL_LOG_RECEPTION, &ev, &j);
+    if (rc < 0)
+        return rc;
     json_object_set_new(j, "type", json_string(dsn ? "OOB" : "Feedback"));
     json_object_del(j, "meta");
     json_object_del(j, "headers");
@@ -155,7 +160,7 @@ void spool_fbl_record(struct spool *sp, struct msgid id, const struct proto_env 
             after += strlen(status); /* the status again in the text: classified once */
         while (*after == ' ')
             after++;
-        const char *cls = sp->bc ? bounce_class_classify(sp->bc, code, status, after) : BOUNCE_CLASS_UNCATEGORIZED;
+        const char *cls = bc ? bounce_class_classify(bc, code, status, after) : BOUNCE_CLASS_UNCATEGORIZED;
         bool hard = status && status[0] == '5' && hard_class(cls);
         set_str(j, "bounce_classification", cls);
         json_object_set_new(j, "hard", json_boolean(hard));
@@ -172,7 +177,24 @@ void spool_fbl_record(struct spool *sp, struct msgid id, const struct proto_env 
         suppress = matched && rcpt && type && strcmp(type, "not-spam") != 0 && strcmp(type, "auth-failure") != 0;
     }
     json_object_set_new(j, "suppress", json_boolean(suppress));
-    spool_wal_add(sp, j); /* takes the reference */
+    *out = j;
+    *suppress_out = suppress;
+    return 0;
+}
+
+void spool_fbl_record(struct spool *sp, struct msgid id, const struct proto_env *rec)
+{
+    json_t *j = NULL;
+    bool suppress = false;
+    if (spool_fbl_build(sp->log, sp->bc, id, rec, &j, &suppress) < 0) {
+        proto_node_counter_add(sp->rt->self, PROTO_NODE_CTR_LOG_DROPPED, 1);
+        return;
+    }
+    json_t *tenant = json_object_get(j, "tenant"), *rcpt = json_object_get(j, "original_recipient");
     if (suppress)
-        spool_feedback_suppress(sp, tenant, rcpt, dsn ? SPOOL_FBL_OOB : SPOOL_FBL_COMPLAINT, idtext);
+        spool_feedback_suppress(sp, json_string_value(tenant), json_string_value(rcpt),
+                                strcmp(json_string_value(json_object_get(j, "type")), "OOB") == 0 ? SPOOL_FBL_OOB
+                                                                                                  : SPOOL_FBL_COMPLAINT,
+                                json_string_value(json_object_get(j, "id")));
+    spool_wal_add(sp, j); /* takes the reference */
 }
