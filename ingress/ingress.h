@@ -274,8 +274,8 @@ void ingress_http_stop(struct ingress *ig);
 bool ingress_fbl_rcpt_is(const struct ingress_session *s, const struct smtp_addr *a);
 /* ingress_fbl_rcpt_add - an accepted feedback recipient: the first VERP one names the original */
 void ingress_fbl_rcpt_add(struct ingress_session *s, const struct smtp_addr *a);
-/* ingress_fbl_parse - the body of a report transaction parsed; false with the 550 reply in *reply */
-bool ingress_fbl_parse(struct ingress_session *s, const char **reply);
+/* ingress_fbl_parse - the body of a report transaction parsed; false when it is none (550 answered) */
+bool ingress_fbl_parse(struct ingress_session *s);
 /* ingress_fbl_meta - the parsed report as envelope metadata (fbl.*), borrowing from the session; count */
 uint32_t ingress_fbl_meta(struct ingress_session *s, struct proto_env_meta *meta, uint32_t max);
 /* ingress_fbl_id_header - "X-Ringmail-Id: ID[; tenant=T][; campaign=C]\r\n" into buf; its length, 0 for none */

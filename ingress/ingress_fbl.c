@@ -69,19 +69,15 @@ void ingress_fbl_rcpt_add(struct ingress_session *s, const struct smtp_addr *a)
     }
 }
 
-bool ingress_fbl_parse(struct ingress_session *s, const char **reply)
+bool ingress_fbl_parse(struct ingress_session *s)
 {
     const char *why = NULL;
     if (!s->fbl.report)
         s->fbl.report = xmalloc(sizeof(*s->fbl.report));
     if (ingress_report_parse(s->body, s->body_len, s->fbl.report, &why) < 0) {
         log_info("feedback: message from %s is not a report: %s", s->peer_ip, why);
-        if (strstr(why, "multipart/report"))
-            *reply = "550 5.6.0 Feedback address: the message is not a multipart/report (RFC 5965 ARF or RFC 3464 "
-                     "DSN); nothing was recorded";
-        else
-            *reply = "550 5.6.0 Feedback address: the report is incomplete (RFC 5965 needs Feedback-Type, RFC 3464 "
-                     "Final-Recipient and Status); nothing was recorded";
+        /* why is one of the parser's static texts: no byte of the peer's is echoed */
+        ingress_session_reply(s, "550 5.6.0 Feedback address: %s; nothing was recorded", why);
         return false;
     }
     return true;

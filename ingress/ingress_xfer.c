@@ -227,7 +227,6 @@ static void finish(struct ingress_session *s)
 {
     const struct cfg *c = &s->ig->rt->cfg;
     const struct smtp_data *d = &s->scan;
-    const char *reply = NULL;
     bool eight_ok = s->mail_params.body == SMTP_CMD_BODY_8BITMIME || s->mail_params.body == SMTP_CMD_BODY_BINARYMIME ||
                     (s->mail_params.seen & SMTP_CMD_PARAM_SMTPUTF8);
 
@@ -247,8 +246,8 @@ static void finish(struct ingress_session *s)
         fail_txn(s, "554 5.4.6 Too many hops (Received headers): mail loop?");
     else if (!ingress_policy_message(s))
         ingress_session_reset_txn(s);
-    else if (s->fbl.mode == INGRESS_FBL_REPORT && !ingress_fbl_parse(s, &reply))
-        fail_txn(s, reply);
+    else if (s->fbl.mode == INGRESS_FBL_REPORT && !ingress_fbl_parse(s))
+        ingress_session_reset_txn(s);
     else
         store_message(s);
 }

@@ -227,7 +227,7 @@ class FeedbackTest(PeersCase):
             arf = arf_report("Subject: x\n", "a@good.test", "b@sender.test").replace(b"Feedback-Type: abuse\r\n", b"")
             code, text = c.data(arf)
             self.assertEqual(code, 550, text)
-            self.assertIn(b"incomplete", text)
+            self.assertIn(b"without Feedback-Type (RFC 5965 3.1); nothing was recorded", text)
         finally:
             c.quit()
         self.assertEqual(self.records_of("Feedback"), [])
