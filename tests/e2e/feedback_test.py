@@ -31,6 +31,9 @@ POLICY = r"""
 kumo.on("smtp_server_message_received", function(msg, conn_meta)
   msg:set_meta("tenant", "acme")
   msg:set_meta("campaign", "spring")
+  -- fbl.* is the ingress's own: a hook that writes it must not turn mail into a report (dropped, delivered)
+  msg:set_meta("fbl.kind", "arf")
+  msg:set_meta("fbl.orig_rcpt", "victim@good.test")
 end)
 """
 
@@ -138,6 +141,9 @@ class FeedbackTest(PeersCase):
         self.assertIn("X-Ringmail-Id: %s; tenant=acme; campaign=spring" % msg_id, hdrs)
         wait_for(lambda: [r for r in self.records_of("Delivery") if r["id"] == msg_id], 10,
                  what="the original's Delivery record")
+        rec = [r for r in self.records_of("Reception") if r["id"] == msg_id][0]
+        self.assertEqual(rec["meta"].get("tenant"), "acme")
+        self.assertNotIn("fbl.kind", rec["meta"], "the policy's fbl.* keys are dropped")
 
         # ARF complaint to the feedback domain, checked with Python's parser first
         arf = arf_report(hdrs, "user1@good.test", "news@sender.test")
@@ -159,6 +165,7 @@ class FeedbackTest(PeersCase):
         self.assertEqual(fb["source_ip"], "127.0.0.1")
         self.assertEqual((fb["tenant"], fb["campaign"], fb["match"]), ("acme", "spring", "header"))
         self.assertTrue(fb["suppress"])
+        self.assertNotIn("victim@good.test", node.log(), "the policy's fbl.orig_rcpt was not taken")
         self.assertEqual(fb["recipient"], "abuse@" + FBL_DOMAIN)
         wait_for(lambda: "would suppress user1@good.test" in node.log(), 5, what="the suppression call site")
 
