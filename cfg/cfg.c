@@ -28,6 +28,7 @@
 #include "base/file.h"
 #include "cfg/cfg_dkim.h"
 #include "cfg/cfg_dlv.h"
+#include "cfg/cfg_fbl.h"
 #include "cfg/cfg_int.h"
 #include "cfg/cfg_net.h"
 #include "cfg/cfg_http.h"
@@ -339,6 +340,7 @@ void cfg_default(struct cfg *c)
     c->log_max_total_size = 0;
     c->log_min_free_space = CFG_GIB;
     cfg_dlv_default(c);
+    cfg_fbl_default(c);
 }
 
 void cfg_fini(struct cfg *c)
@@ -375,6 +377,7 @@ void cfg_fini(struct cfg *c)
     free(c->log_dir);
     cfg_dlv_fini(c);
     cfg_dkim_fini(c);
+    cfg_fbl_fini(c);
     memset(c, 0, sizeof(*c));
 }
 
@@ -429,6 +432,7 @@ static void cfg_copy(struct cfg *dst, const struct cfg *src)
     dst->log_dir = cfg_dup_or_null(src->log_dir);
     cfg_dlv_copy(dst, src);
     cfg_dkim_copy(dst, src);
+    cfg_fbl_copy(dst, src);
 }
 
 static void cfg_set_str(char **slot, const char *s)
@@ -728,6 +732,10 @@ static void cfg_apply_root(struct cfg_errs *e, struct cfg *c, const struct cfg_t
             cfg_dkim_apply(e, c, t);
             continue;
         }
+        if (strcmp(t->key, "feedback") == 0) {
+            cfg_fbl_apply(e, c, t);
+            continue;
+        }
         if (cfg_dlv_owns(t->key))
             continue; /* read by cfg_dlv_apply() below, in dependency order */
         for (size_t j = 0; j < CFG_ARRAY_SIZE(cfg_sections) && !s; j++) {
@@ -761,6 +769,7 @@ static void cfg_apply_root(struct cfg_errs *e, struct cfg *c, const struct cfg_t
         }
     }
     cfg_http_check(e, c, root);
+    cfg_fbl_check(e, c, root);
     for (size_t i = 0; i < c->n_listeners; i++) {
         if (c->listeners[i].implicit_tls && !c->tls_enabled) {
             const struct cfg_toml_node *k = cfg_toml_find(cfg_toml_find(root, "tls"), "enabled");

@@ -31,6 +31,7 @@ struct cfg_listener {
     char *name;    /* optional label, "smtp" by default */
     bool implicit_tls; /* tls = "implicit": TLS handshake first, then the banner (port 465); needs [tls] */
     bool require_auth; /* MAIL before a successful AUTH gets 530 5.7.0 (a submission port, 587) */
+    bool feedback;     /* every message on it is feedback mail (an ARF or DSN report; docs/operations.md) */
 };
 
 /* [[http_listener]]: the HTTP injection API (docs/http-injection.md), served by the ingress workers */
@@ -250,6 +251,15 @@ struct cfg {
     /* [[dkim]] (cfg_dkim.c) */
     size_t n_dkim;
     struct cfg_dkim *dkim; /* NULL when n_dkim is 0 (the default: nothing is signed) */
+
+    /* [feedback] and the VERP keys of [dsn] (cfg_fbl.c; docs/configuration.md, "Feedback mail") */
+    size_t n_feedback_domains;
+    char **feedback_domains;   /* lower case; mail to any address at them is feedback mail; NULL when none */
+    size_t n_feedback_addresses;
+    char **feedback_addresses; /* lower case local@domain; NULL when none */
+    bool dsn_verp;             /* MAIL FROM of outgoing mail is bounce+TOKEN@dsn_verp_domain */
+    char *dsn_verp_domain;     /* "" (default); a feedback domain of its own */
+    char *dsn_verp_secret;     /* the HMAC key: verp_secret, or the content of verp_key_file; "" (default) */
 };
 
 void cfg_default(struct cfg *c);
@@ -271,5 +281,9 @@ char *cfg_dlv_route_text(const struct cfg_route *r);
 void cfg_dlv_route_fini(struct cfg_route *r);
 /* cfg_dlv_source_find - index of the named source, -1 when none */
 int cfg_dlv_source_find(const struct cfg *c, const char *name);
+
+/* cfg_fbl.c */
+/* cfg_feedback_on - the node takes feedback mail (a feedback domain, address, listener or VERP) */
+bool cfg_feedback_on(const struct cfg *c);
 
 #endif

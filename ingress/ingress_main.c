@@ -221,6 +221,7 @@ static void on_accept(struct evl *l, struct evl_op *op, int res, unsigned flags)
     struct ingress_session *s = ingress_session_new(ig, fd);
     s->family = family;
     s->require_auth = ls->require_auth;
+    s->feedback_listener = ls->feedback;
     memcpy(s->peer_addr, addr, 16);
     memcpy(s->client_key, key, 16);
     s->peer_port = port;
@@ -354,6 +355,7 @@ int main(int argc, char **argv)
         if (ig.n_ls < rt.cfg.n_listeners) {
             ig.ls[ig.n_ls].implicit_tls = rt.cfg.listeners[ig.n_ls].implicit_tls;
             ig.ls[ig.n_ls].require_auth = rt.cfg.listeners[ig.n_ls].require_auth;
+            ig.ls[ig.n_ls].feedback = rt.cfg.listeners[ig.n_ls].feedback;
         }
         listener_arm(&ig.ls[ig.n_ls]);
         ig.n_ls++;
