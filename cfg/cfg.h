@@ -209,6 +209,7 @@ struct cfg {
     char *policy_file;                  /* Lua file; "" (default): no policy */
     uint64_t policy_instruction_budget; /* per hook call, default 1000000 */
     uint64_t policy_memory_limit;       /* bytes per Lua state, default 64 MiB */
+    uint64_t policy_hook_time_limit_ms; /* wall clock per hook call, 1 ms..5 s, default 50 ms */
 
     /* [shaping] */
     size_t n_shaping_files; /* KumoMTA-format shaping files merged in order; 0 (default): the built-in one */
