@@ -141,6 +141,7 @@ static const struct cfg_key cfg_egress_keys[] = {
     CFG_KEY("tls_ca_file", CFG_KIND_OPT_PATH, egress_tls_ca_file),
     CFG_KEY("tls_client_certificate", CFG_KIND_OPT_PATH, egress_tls_client_certificate),
     CFG_KEY("tls_client_private_key", CFG_KIND_OPT_PATH, egress_tls_client_private_key),
+    CFG_KEY_IN("min_data_rate", CFG_KIND_U64, egress_min_data_rate, 0, 1000000000),
 };
 static const struct cfg_key cfg_shm_keys[] = {
     CFG_KEY_IN("arena_size", CFG_KIND_SIZE, arena_bytes, CFG_MIB, 64 * CFG_GIB),

@@ -171,6 +171,7 @@ struct cfg {
     uint64_t egress_command_timeout_ms; /* EHLO, MAIL, RCPT, DATA, RSET; default 5 min */
     uint64_t egress_data_timeout_ms;    /* the reply after the body; default 10 min */
     uint64_t egress_idle_timeout_ms;    /* an idle connection is closed after it; default 60 s */
+    uint64_t egress_min_data_rate;      /* bytes/s the DATA deadline allows per body byte; default 10240, 0: none */
     uint32_t egress_port;               /* MX port, default 25 */
     char *egress_tls_ca_file;           /* CA bundle verifying MX certificates; "" (default): system store */
     char *egress_tls_client_certificate; /* offered when a server asks; "" (default): none */
