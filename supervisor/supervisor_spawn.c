@@ -85,6 +85,8 @@ static void spawn_one(struct supervisor *s, unsigned i)
     }
     argv[n++] = "--data-dir";
     argv[n++] = s->cfg.data_dir;
+    argv[n++] = "--bell-fds";
+    argv[n++] = s->bell_fds_arg;
     if (si->role == PROTO_NODE_ROLE_INGRESS) {
         supervisor_listen_fds(s, si->index, listen_s, sizeof(listen_s));
         argv[n++] = "--listen-fds";
