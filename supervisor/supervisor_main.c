@@ -489,7 +489,10 @@ int main(int argc, char **argv)
             fatal("eventfd: %s", strerror(errno));
         s->bell_fd[i] = efd;
         shm_bell_init(shm_segment_bell(&s->seg.inst[i]), efd);
-        off += (size_t)snprintf(s->bell_fds_arg + off, sizeof(s->bell_fds_arg) - off, "%s%d", i ? "," : "", efd);
+        int w = snprintf(s->bell_fds_arg + off, sizeof(s->bell_fds_arg) - off, "%s%d", i ? "," : "", efd);
+        if (w < 0 || (size_t)w >= sizeof(s->bell_fds_arg) - off)
+            fatal("eventfd %d: the --bell-fds list does not fit", efd);
+        off += (size_t)w;
     }
     if (supervisor_listen_open(s, &err) < 0)
         fatal("%s", err);

@@ -72,6 +72,14 @@ class IngressCase(unittest.TestCase):
             sys.stderr.write("---- ringmaild log ----\n%s\n" % self.node.log()[-6000:])
         return res
 
+    def start_with_policy(self, lua, limits):
+        """A node whose [policy] runs `lua` under the `limits` lines."""
+        self.node = Node()
+        self.addCleanup(self.node.cleanup)
+        self.node.base_config += "\n" + self.node.policy_section(lua) + limits
+        self.node.write_config(self.node.base_config)
+        self.node.start()
+
     def session(self, ehlo=True):
         s = Session(self.node.smtp_port)
         self.addCleanup(s.close)
@@ -548,15 +556,7 @@ class PolicyTest(IngressCase):
     """LUA-01: hooks that loop, bomb memory or use io/load give 451 and the worker keeps serving."""
 
     def setUp(self):
-        self.node = Node()
-        self.addCleanup(self.node.cleanup)
-        path = os.path.join(self.node.tmp, "policy.lua")
-        with open(path, "w") as f:
-            f.write(POLICY)
-        os.chmod(path, 0o644)
-        self.node.base_config += '\n[policy]\nfile = "%s"\ninstruction_budget = 2000000\nmemory_limit = "16MiB"\n' % path
-        self.node.write_config(self.node.base_config)
-        self.node.start()
+        self.start_with_policy(POLICY, 'instruction_budget = 2000000\nmemory_limit = "16MiB"\n')
 
     def test_policy_hooks_reject_fail_safely_and_set_metadata(self):
         pid = self.node.instances()["ingress[0]"]["pid"]
@@ -616,16 +616,7 @@ class PolicyClockTest(IngressCase):
     451 4.3.0 for that transaction, the same ingress pid, the next message accepted."""
 
     def setUp(self):
-        self.node = Node()
-        self.addCleanup(self.node.cleanup)
-        path = os.path.join(self.node.tmp, "policy.lua")
-        with open(path, "w") as f:
-            f.write(POLICY_CLOCK)
-        os.chmod(path, 0o644)
-        self.node.base_config += ('\n[policy]\nfile = "%s"\ninstruction_budget = 10000000000\n'
-                                  'hook_time_limit = "100ms"\n' % path)
-        self.node.write_config(self.node.base_config)
-        self.node.start()
+        self.start_with_policy(POLICY_CLOCK, 'instruction_budget = 10000000000\nhook_time_limit = "100ms"\n')
 
     def test_backtracking_pattern_and_busy_loop_stopped_by_the_clock(self):
         pid = self.node.instances()["ingress[0]"]["pid"]
