@@ -77,7 +77,7 @@ struct cfg_key {
     const char *name;
     enum cfg_kind kind;
     size_t off; /* of the field in struct cfg */
-    uint64_t lo, hi; /* range of SIZE, U32 and U64 keys */
+    uint64_t lo, hi; /* range of SIZE, U32 and U64 keys, and of DURATION keys (ms) when hi is set */
 };
 
 #define CFG_KEY(name, kind, field) {name, kind, offsetof(struct cfg, field), 0, 0}
@@ -148,6 +148,7 @@ static const struct cfg_key cfg_egress_keys[] = {
     CFG_KEY("tls_ca_file", CFG_KIND_OPT_PATH, egress_tls_ca_file),
     CFG_KEY("tls_client_certificate", CFG_KIND_OPT_PATH, egress_tls_client_certificate),
     CFG_KEY("tls_client_private_key", CFG_KIND_OPT_PATH, egress_tls_client_private_key),
+    CFG_KEY_IN("min_data_rate", CFG_KIND_U64, egress_min_data_rate, 0, 1000000000),
 };
 static const struct cfg_key cfg_shm_keys[] = {
     CFG_KEY_IN("arena_size", CFG_KIND_SIZE, arena_bytes, CFG_MIB, 64 * CFG_GIB),
@@ -180,6 +181,7 @@ static const struct cfg_key cfg_policy_keys[] = {
     CFG_KEY("file", CFG_KIND_OPT_PATH, policy_file),
     CFG_KEY_IN("instruction_budget", CFG_KIND_U64, policy_instruction_budget, 1000, UINT64_C(10000000000)),
     CFG_KEY_IN("memory_limit", CFG_KIND_SIZE, policy_memory_limit, CFG_MIB, 4 * CFG_GIB),
+    CFG_KEY_IN("hook_time_limit", CFG_KIND_DURATION, policy_hook_time_limit_ms, 1, 5000),
 };
 static const struct cfg_key cfg_shaping_keys[] = {
     {"files", CFG_KIND_PATHS, 0, 0, 0},
@@ -330,6 +332,7 @@ void cfg_default(struct cfg *c)
     c->policy_file = xstrdup("");
     c->policy_instruction_budget = 1000000;
     c->policy_memory_limit = 64 * CFG_MIB;
+    c->policy_hook_time_limit_ms = 50;
     c->spool_free_space_min = CFG_GIB;
     c->spool_dir = xstrdup("");
     c->log_dir = xstrdup("");
@@ -682,6 +685,11 @@ static void cfg_apply_key(struct cfg_errs *e, struct cfg *c, const struct cfg_ke
         }
         if (u > CFG_DURATION_MAX_MS) {
             cfg_errf(e, v->line, "%s: %llu ms is longer than the maximum of 365 days", key, (unsigned long long)u);
+            return;
+        }
+        if (k->hi && (u < k->lo || u > k->hi)) {
+            cfg_errf(e, v->line, "%s: %llu ms is out of range (%llu..%llu ms)", key, (unsigned long long)u,
+                     (unsigned long long)k->lo, (unsigned long long)k->hi);
             return;
         }
         *(uint64_t *)field = u;

@@ -176,6 +176,7 @@ struct cfg {
     uint64_t egress_command_timeout_ms; /* EHLO, MAIL, RCPT, DATA, RSET; default 5 min */
     uint64_t egress_data_timeout_ms;    /* the reply after the body; default 10 min */
     uint64_t egress_idle_timeout_ms;    /* an idle connection is closed after it; default 60 s */
+    uint64_t egress_min_data_rate;      /* bytes/s the DATA deadline allows per body byte; default 10240, 0: none */
     uint32_t egress_port;               /* MX port, default 25 */
     char *egress_tls_ca_file;           /* CA bundle verifying MX certificates; "" (default): system store */
     char *egress_tls_client_certificate; /* offered when a server asks; "" (default): none */
@@ -214,6 +215,7 @@ struct cfg {
     char *policy_file;                  /* Lua file; "" (default): no policy */
     uint64_t policy_instruction_budget; /* per hook call, default 1000000 */
     uint64_t policy_memory_limit;       /* bytes per Lua state, default 64 MiB */
+    uint64_t policy_hook_time_limit_ms; /* wall clock per hook call, 1 ms..5 s, default 50 ms */
 
     /* [shaping] */
     size_t n_shaping_files; /* KumoMTA-format shaping files merged in order; 0 (default): the built-in one */

@@ -41,6 +41,7 @@ void cfg_dlv_default(struct cfg *c)
     c->egress_command_timeout_ms = 300000; /* RFC 5321 4.5.3.2 */
     c->egress_data_timeout_ms = 600000;
     c->egress_idle_timeout_ms = 60000;
+    c->egress_min_data_rate = 10240;
     c->egress_port = 25;
     c->egress_tls_ca_file = xstrdup("");
     c->egress_tls_client_certificate = xstrdup("");

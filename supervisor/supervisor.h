@@ -128,6 +128,10 @@ struct supervisor {
 
     struct shm_segment seg;
     struct sup_instance inst[PROTO_NODE_MAX_INSTANCES];
+    /* each instance's doorbell eventfd (inherited by every role, handed to them as --bell-fds): the
+     * segment publishes the numbers too, but any role can rewrite them there */
+    int bell_fd[PROTO_NODE_MAX_INSTANCES];
+    char bell_fds_arg[PROTO_NODE_MAX_INSTANCES * 12];
     /* SMTP listeners. Steered: one SO_REUSEPORT socket per ingress worker and listener, chosen by the
      * BPF program (worker_fds). Not steered: one socket per listener shared by every worker. */
     int listen_fds[CFG_MAX_LISTENERS];

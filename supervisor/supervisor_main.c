@@ -549,12 +549,19 @@ int main(int argc, char **argv)
              s->seg.pages.source == SHM_PAGES_SMALL ? "; `ringctl doctor` explains how to reserve hugepages" : "");
     atomic_store(&s->seg.hdr->supervisor_pid, (int32_t)getpid());
     supervisor_spawn_init(s);
+    size_t off = 0;
     for (unsigned i = 0; i < s->seg.n_instances; i++) {
-        /* doorbells are inherited by every role (no close-on-exec), so the number is valid everywhere */
+        /* doorbells are inherited by every role (no close-on-exec), so the number is valid everywhere;
+         * roles take the numbers from --bell-fds, never from the segment */
         int efd = eventfd(0, EFD_NONBLOCK);
         if (efd < 0)
             fatal("eventfd: %s", strerror(errno));
+        s->bell_fd[i] = efd;
         shm_bell_init(shm_segment_bell(&s->seg.inst[i]), efd);
+        int w = snprintf(s->bell_fds_arg + off, sizeof(s->bell_fds_arg) - off, "%s%d", i ? "," : "", efd);
+        if (w < 0 || (size_t)w >= sizeof(s->bell_fds_arg) - off)
+            fatal("eventfd %d: the --bell-fds list does not fit", efd);
+        off += (size_t)w;
     }
     if (supervisor_listen_open(s, &err) < 0)
         fatal("%s", err);

@@ -125,7 +125,8 @@ unsigned supervisor_ops_ask(struct supervisor *s, enum proto_node_role role, str
     const char *name = spool ? "spool" : "scheduler";
     unsigned req_page = spool ? PROTO_NODE_STATUS_SPOOL_REQ : PROTO_NODE_STATUS_ADMIN_REQ;
     unsigned reply_page = spool ? PROTO_NODE_STATUS_SPOOL_REPLY : PROTO_NODE_STATUS_ADMIN_REPLY;
-    struct proto_node_instance *inst = &s->seg.inst[shm_segment_instance_of(&s->seg, role, 0)];
+    unsigned idx = (unsigned)shm_segment_instance_of(&s->seg, role, 0);
+    struct proto_node_instance *inst = &s->seg.inst[idx];
     char msg[160];
     *result = NULL;
     *body = NULL;
@@ -145,7 +146,7 @@ unsigned supervisor_ops_ask(struct supervisor *s, enum proto_node_role role, str
     int rc = shm_segment_page_publish(&s->seg, req_page, text, strlen(text));
     free(text);
     if (rc == 0)
-        (void)shm_bell_ring(shm_segment_bell(inst)); /* else its next tick (200 ms) takes it */
+        (void)shm_bell_ring(shm_segment_bell(inst), s->bell_fd[idx]); /* else its next tick (200 ms) takes it */
     unsigned code = 0;
     uint64_t seen = 0;
     while (rc == 0 && code == 0) {

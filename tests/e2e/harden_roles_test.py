@@ -131,6 +131,30 @@ class HostileRoleTest(HostileRoleCase):
         wait_for(lambda: node.counter("spool", "messages_stored") == 1, 5, what="the message stored")
         self.assertIn("corrupt header", node.log())
 
+    def test_hostile_doorbell_numbers(self):
+        """Issue 13 #3: every doorbell's eventfd number in the role table is set to 2. A process that
+        took the number from the segment would write its 8-byte ring (01 00 00 00 00 00 00 00) into its
+        own stderr, the node's log, and poll stderr for wake-ups; each keeps the copy the supervisor
+        gave it at exec instead. Nothing lands in the log, no role restarts, messages still get 250 and
+        are stored, and an admin call that rings the scheduler from the supervisor still works."""
+        node = self.start_node()
+        names = ["spool[0]", "scheduler[0]", "ingress[0]", "egress[0]"]
+        before = self.assert_supervisor_sound(names)
+        self.attack("bells", 2)
+        for _ in range(3):
+            self.assertTrue(self.deliver().startswith("250"))
+            time.sleep(0.3)  # let the consumers fall asleep between messages, so producers ring
+        wait_for(lambda: node.counter("spool", "messages_stored") == 3, 5, what="three messages stored")
+        node.ringctl("queue-summary", check=True)  # the supervisor asks the scheduler and rings it
+        time.sleep(1.5)  # pings between every pair of roles, each answered across a sleeping peer
+        inst = self.assert_supervisor_sound(names)
+        for name in names:
+            self.assertEqual(inst[name]["pid"], before[name]["pid"], "%s died" % name)
+            self.assertEqual(inst[name]["restarts"], before[name]["restarts"], "%s restarted" % name)
+        with open(node.log_path, "rb") as f:
+            rung = f.read().count(b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        self.assertEqual(rung, 0, "doorbells rang into stderr %d times" % rung)
+
 
 def contain():
     """Re-exec this file as pid 1 of a new pid namespace; return only when already inside one."""

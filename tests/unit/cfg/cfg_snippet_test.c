@@ -168,6 +168,13 @@ static void test_text_cases(void)
          "t.toml:2: policy.memory_limit: 1047552 bytes is out of range (1MiB..4GiB)\n"},
         {"[policy]\nmemory_limit = -5\n", "t.toml:2: policy.memory_limit: -5 is negative\n"},
         {"[policy]\nfile = 1\n", "t.toml:2: policy.file: expected a string, got integer\n"},
+        {"[policy]\nhook_time_limit = \"1ms\"\n", NULL},
+        {"[policy]\nhook_time_limit = \"5s\"\n", NULL},
+        {"[policy]\nhook_time_limit = \"6s\"\n",
+         "t.toml:2: policy.hook_time_limit: 6000 ms is out of range (1..5000 ms)\n"},
+        {"[egress]\nmin_data_rate = 0\n", NULL},
+        {"[egress]\nmin_data_rate = 1000000001\n",
+         "t.toml:2: egress.min_data_rate: 1000000001 is out of range (0..1000000000)\n"},
         /* [spool] */
         {"[spool]\nfree_space_min = \"0\"\ndir = \"\"\n", NULL},
         {"[spool]\nfree_space_min = \"1024GiB\"\ndir = \"/srv/spool\"\n", NULL},

@@ -139,6 +139,14 @@ static const struct ehlo_case ehlo_cases[] = {
     {"rawset.example", POLICY_LUA_ACCEPT, 0, "", NULL},
     {"log.example", POLICY_LUA_ACCEPT, 0, "", NULL},
     {"pattern.example", POLICY_LUA_ACCEPT, 0, "", NULL},
+    /* C string functions: refused up front when their worst case is too long (LUA-02), pcall or not */
+    {"backtrack.example", POLICY_LUA_BUDGET, 451, NULL, "pattern too costly for a 2000-byte subject"},
+    {"backtrackmethod.example", POLICY_LUA_BUDGET, 451, NULL, "pattern too costly"},
+    {"backtrackpcall.example", POLICY_LUA_BUDGET, 451, NULL, "pattern too costly"},
+    {"backtrackgmatch.example", POLICY_LUA_BUDGET, 451, NULL, "pattern too costly"},
+    {"repbomb.example", POLICY_LUA_BUDGET, 451, NULL, "string.rep result too large"},
+    {"findloop.example", POLICY_LUA_BUDGET, 451, NULL, "instruction budget"},
+    {"trim.example", POLICY_LUA_ACCEPT, 0, "", NULL},
 };
 
 static void test_ehlo_table(void)
@@ -177,6 +185,8 @@ static void test_ehlo_table(void)
             EXPECT_META(&m, "raw", "1");
         if (strcmp(c->domain, "pattern.example") == 0)
             EXPECT_META(&m, "m", "bc");
+        if (strcmp(c->domain, "trim.example") == 0)
+            EXPECT_META(&m, "trim", "x y|3|151|nil");
         if (policy_lua_mem_used(pl) > lim.memory_limit)
             FAIL("%s: %zu bytes used, over the cap", c->domain, policy_lua_mem_used(pl));
         policy_lua_meta_fini(&m);
@@ -595,6 +605,14 @@ static void test_limits(void)
         if (ms < 40 || ms > 3000)
             FAIL("time limit took %llu ms", (unsigned long long)ms);
         sane(pl, "time limit");
+        /* a loop of C pattern calls meets the clock too: the charge for each call looks at it */
+        t0 = clock_mono_ns();
+        if (ehlo(pl, "findloop.example", NULL, &res) != POLICY_LUA_BUDGET || !strstr(res.detail, "time limit"))
+            FAIL("time limit (find loop): %s %s", policy_lua_status_name(res.status), res.detail);
+        ms = (clock_mono_ns() - t0) / 1000000;
+        if (ms < 40 || ms > 3000)
+            FAIL("time limit (find loop) took %llu ms", (unsigned long long)ms);
+        sane(pl, "time limit (find loop)");
         policy_lua_free(pl);
     }
 
