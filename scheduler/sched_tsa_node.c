@@ -277,7 +277,8 @@ void sched_tsa_node_record(struct scheduler *sc, const struct proto_rec *rec)
             local_site(sc, &r);
             sched_admin_response(sc, r.str[PROTO_TSA_R_SOURCE], r.str[PROTO_TSA_R_SITE], r.str[PROTO_TSA_R_TEXT],
                                  r.hdr.timestamp_ms > 0 ? (uint64_t)r.hdr.timestamp_ms : scheduler_now_ms());
-            (void)sched_tsa_response(sc->tsa, &r, scheduler_now_ms());
+            if (sched_tsa_response(sc->tsa, &r, scheduler_now_ms()) > 0)
+                sched_warmup_tsa(sc, r.str[PROTO_TSA_R_SOURCE], r.str[PROTO_TSA_R_SITE], r.str[PROTO_TSA_R_TEXT]);
             proto_tsa_resp_fini(&r);
         }
     } else {
