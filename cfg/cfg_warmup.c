@@ -176,6 +176,7 @@ static bool one(struct cfg_errs *e, const struct cfg *c, const struct cfg_toml_n
     snprintf(key, sizeof(key), "warmup.%s", cfg_quote(q, sizeof(q), t->key));
     if (!cfg_expect(e, t, CFG_TOML_TABLE, key, "a table ([warmup.\"SOURCE\"])"))
         return false;
+    w->source = xstrdup(t->key);
     if (cfg_dlv_source_find(c, t->key) < 0) {
         cfg_errf(e, t->line, "%s: no [[egress_source]] is named %s", key, cfg_quote(q, sizeof(q), t->key));
         ok = false;
@@ -222,7 +223,7 @@ static bool one(struct cfg_errs *e, const struct cfg *c, const struct cfg_toml_n
         } else if (strcmp(v->key, "cap") == 0) {
             cap = v;
         } else {
-            cfg_errf(e, v->line, "unknown key %s", cfg_quote(q, sizeof(q), k2));
+            cfg_errf(e, v->line, "%s: unknown key %s", key, cfg_quote(q, sizeof(q), v->key));
             ok = false;
         }
     }
