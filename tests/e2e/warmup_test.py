@@ -147,8 +147,7 @@ class WarmupTest(PeersCase):
         self.assertRegex(p.stdout, r"testprov\s+held\s+1/2\s+3/min")
         self.assertIn("testprov held since", p.stdout)
         self.assertRegex(p.stdout, r"testprov\s+advancing\s+1/2\s+3/min")
-        log = open(self.node.log_path).read()
-        self.assertIn("warm-up: warm-b to testprov held on step 1", log)
+        self.assertIn("warm-up: warm-b to testprov held on step 1", self.node.log())
 
 
 if __name__ == "__main__":
