@@ -10,6 +10,8 @@ address. One node serves both checks (CI time):
   automation rule of the provider matches; warm-b's first step ends with a deferral rate over
   max_deferral_rate and TSA firings, so the step is held, and `ringctl warmup status` says so and why.
   The deferred mail is retried through the established source: every message delivered.
+- then a reload: a [warmup] table naming no source is refused with its reason; a new ramp for warm-a
+  applies at once.
 
     RINGMAIL_BUILD_DIR=build /usr/bin/python3 tests/e2e/warmup_test.py
 """
@@ -82,6 +84,7 @@ class WarmupTest(PeersCase):
         eg += '\nconnect_timeout = "2s"\nbanner_timeout = "3s"\ncommand_timeout = "5s"\ndata_timeout = "5s"'
         eg += '\nidle_timeout = "2s"'
         self.node = Node(config_extra=cfg, egress=eg, park_delivery=False).start()
+        self.cfg = cfg
         return self.node
 
     def send_many(self, rcpts):
@@ -148,6 +151,21 @@ class WarmupTest(PeersCase):
         self.assertIn("testprov held since", p.stdout)
         self.assertRegex(p.stdout, r"testprov\s+advancing\s+1/2\s+3/min")
         self.assertIn("warm-up: warm-b to testprov held on step 1", self.node.log())
+
+        # reloadable: a bad table is refused with its line and changes nothing; a new ramp applies at once
+        self.node.write_config(self.node.base_config + self.cfg + '[warmup."nosuch"]\nstart = "2026-12-01"\n'
+                               'steps = ["1/h"]\n')
+        p = self.node.ringctl("reload")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn('no [[egress_source]] is named "nosuch"', p.stdout + p.stderr)
+        self.node.write_config(self.node.base_config + self.cfg.replace('steps = ["3/min", "600/min"]\n'
+                                                                        'step_duration = "1h"',
+                                                                        'steps = ["120/min"]\nstep_duration = "1h"'))
+        self.node.ringctl("reload", check=True)
+        wait_for(lambda: self.status()[("warm-a", "testprov")]["allowance"] == "120/min", 5, step=0.1,
+                 what="the reloaded ramp")
+        a = self.status()[("warm-a", "testprov")]
+        self.assertEqual((a["step"], a["steps"], a["allowance"], a["allowance_per_hour"]), (1, 1, "120/min", 7200), a)
 
 
 if __name__ == "__main__":
