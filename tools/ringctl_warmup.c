@@ -97,24 +97,10 @@ int ringctl_warmup_main(int argc, char **argv, const char *endpoint, bool json, 
     }
     if (!sub || strcmp(sub, "status") != 0)
         return usage();
-    int status = 0;
-    char *body = NULL;
-    size_t len = 0;
-    if (http(endpoint, "GET", URL, &status, &body, &len) < 0)
-        return 3;
-    if (as_json) {
-        fwrite(body, 1, len, stdout);
-        free(body);
-        return status == 200 ? 0 : 1;
-    }
-    json_t *doc = json_loadb(body, len, 0, NULL);
-    free(body);
-    if (status != 200 || !json_is_object(doc)) {
-        const char *err = json_string_value(json_object_get(doc, "error"));
-        fprintf(stderr, "ringctl warmup status: %s\n", err ? err : "the node's answer is not a JSON object");
-        json_decref(doc);
-        return 1;
-    }
+    json_t *doc = NULL;
+    int done = ringctl_ops_fetch(http, endpoint, "GET", URL, as_json, "warmup status", &doc);
+    if (done >= 0)
+        return done;
     print_doc(doc);
     json_decref(doc);
     return 0;
