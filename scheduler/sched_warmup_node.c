@@ -12,8 +12,13 @@
  * Each attempt's result on the pair's paths counts for the step (deferred: a transient result), and
  * each automation firing on a response from the source (sched_tsa_node.c) too; the tick judges step
  * boundaries and, when a step changes, resolves the pair's paths again so the new rate applies at once.
- * State is in memory only: a restarted scheduler puts every key on its nominal step again (a held step
- * is not remembered across a restart; docs/shaping.md says so).
+ * A held step is kept through the spool with the TSA firings (sched_tsa_node_store: the "tsa" family and
+ * its TSA log record): a record of scope "warmup", action SetConfig of the option "warmup_step" to the
+ * held step (1-based) for (source, key) in the source and site strings, the reason as the response, from
+ * the boundary the hold began at until the boundary that judges the step again (a hold judged again is
+ * stored again; one that advances needs nothing: its record has expired). The spool's start-up walk
+ * sends the unexpired ones back; sched_warmup_restore() checks each against the configuration and puts
+ * the key back on its held step. The counts of the step in progress are not kept (they start again).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,10 +27,15 @@
 #include <jansson.h>
 
 #include "base/log.h"
+#include "common/proto_tsa.h"
 #include "base/mem.h"
+#include "cfg/cfg_value.h"
 #include "scheduler/sched_shaping.h"
 #include "scheduler/sched_warmup.h"
 #include "scheduler/scheduler.h"
+
+#define WARMUP_SCOPE "warmup"
+#define WARMUP_OPTION "warmup_step"
 
 struct wkey {
     char *source, *key;
@@ -163,6 +173,66 @@ static void reconfigure(struct scheduler *sc, const struct cfg_warmup *w, const 
     }
 }
 
+/* store_hold - the key's held step to the spool, in force until the boundary that judges it again */
+static void store_hold(struct scheduler *sc, const struct cfg_warmup *w, const struct wkey *k)
+{
+    struct proto_tsa_event ev;
+    char step[16];
+    memset(&ev, 0, sizeof(ev));
+    snprintf(step, sizeof(step), "%u", k->st.step + 1);
+    for (int i = 0; i < PROTO_TSA_E_STRINGS; i++)
+        proto_tsa_event_set(&ev, (enum proto_tsa_event_str)i, "");
+    ev.hdr.start_ms = (int64_t)k->st.held_since_ms;
+    ev.hdr.expiry_ms = (int64_t)sched_warmup_next_ms(w, &k->st);
+    ev.hdr.action = SHAPING_ACTION_SET_CONFIG;
+    ev.hdr.count = 1;
+    proto_tsa_event_set(&ev, PROTO_TSA_E_SCOPE, WARMUP_SCOPE);
+    proto_tsa_event_set(&ev, PROTO_TSA_E_SOURCE, k->source);
+    proto_tsa_event_set(&ev, PROTO_TSA_E_SITE, k->key);
+    proto_tsa_event_set(&ev, PROTO_TSA_E_RESPONSE, k->st.held_why);
+    proto_tsa_event_set(&ev, PROTO_TSA_E_NAME, WARMUP_OPTION);
+    proto_tsa_event_set(&ev, PROTO_TSA_E_VALUE, step);
+    sched_tsa_node_store(sc, &ev);
+}
+
+bool sched_warmup_restore(struct scheduler *sc, const struct proto_tsa_event *ev)
+{
+    const char *const *s = ev->str;
+    if (strcmp(s[PROTO_TSA_E_SCOPE], WARMUP_SCOPE) != 0)
+        return false;
+    const char *source = s[PROTO_TSA_E_SOURCE], *key = s[PROTO_TSA_E_SITE];
+    const struct cfg_warmup *w = cfg_warmup_find(&sc->rt->cfg, source);
+    uint64_t now = scheduler_now_ms(), step = 0, until = (uint64_t)ev->hdr.expiry_ms;
+    const char *why = NULL;
+    /* the spool is trusted no more than any role: every field is checked against this configuration */
+    if (strcmp(s[PROTO_TSA_E_NAME], WARMUP_OPTION) != 0 || !cfg_value_parse_uint(s[PROTO_TSA_E_VALUE], 1000000, &step) ||
+        step == 0 || !key[0])
+        why = "not a warm-up hold";
+    else if (!w || !sc->warmup)
+        why = "the source is not warming up any more";
+    else if (until <= now)
+        return true; /* judged again since: nothing to restore */
+    else if (until < w->start_ms + w->step_ms || (until - w->start_ms) % w->step_ms != 0 || step > w->n_steps ||
+             (until - w->start_ms) / w->step_ms < step)
+        why = "the ramp changed since"; /* the record's boundary is not one of this ramp's, after the held step */
+    if (why) {
+        log_info("warm-up: stored hold of %s to %s not restored: %s", source, key, why);
+        return true;
+    }
+    struct wkey *k = get(sc, w, source, key);
+    if (k->st.held || k->st.step < step - 1)
+        return true; /* this scheduler knows better (the spool restarted, not the scheduler) */
+    k->st.step = (uint32_t)(step - 1);
+    k->st.step_start_ms = until - w->step_ms;
+    k->st.held = true;
+    k->st.held_since_ms = (uint64_t)ev->hdr.start_ms;
+    snprintf(k->st.held_why, sizeof(k->st.held_why), "%s", s[PROTO_TSA_E_RESPONSE]);
+    k->st.attempts = k->st.deferrals = k->st.tsa_firings = 0;
+    log_info("warm-up: %s to %s held on step %u again (stored): %s", source, key, k->st.step + 1, k->st.held_why);
+    reconfigure(sc, w, k);
+    return true;
+}
+
 void sched_warmup_node_tick(struct scheduler *sc)
 {
     struct sched_warmup_node *wn = sc->warmup;
@@ -173,7 +243,11 @@ void sched_warmup_node_tick(struct scheduler *sc)
         if (!w)
             continue;
         bool was_held = k->st.held;
-        if (sched_warmup_key_advance(w, &k->st, now)) {
+        uint64_t step_start = k->st.step_start_ms;
+        bool changed = sched_warmup_key_advance(w, &k->st, now);
+        if (k->st.held && k->st.step_start_ms != step_start)
+            store_hold(sc, w, k); /* held at this boundary: kept until the next one judges it */
+        if (changed) {
             if (k->st.step >= w->n_steps)
                 log_info("warm-up: %s to %s done: the source is established", k->source, k->key);
             else

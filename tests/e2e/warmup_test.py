@@ -11,7 +11,7 @@ address. One node serves both checks (CI time):
   max_deferral_rate and TSA firings, so the step is held, and `ringctl warmup status` says so and why.
   The deferred mail is retried through the established source: every message delivered.
 - then a reload: a [warmup] table naming no source is refused with its reason; a new ramp for warm-a
-  applies at once.
+  applies at once; and a restart of the scheduler: warm-b's held step comes back from the spool.
 
     RINGMAIL_BUILD_DIR=build /usr/bin/python3 tests/e2e/warmup_test.py
 """
@@ -166,6 +166,17 @@ class WarmupTest(PeersCase):
                  what="the reloaded ramp")
         a = self.status()[("warm-a", "testprov")]
         self.assertEqual((a["step"], a["steps"], a["allowance"], a["allowance_per_hour"]), (1, 1, "120/min", 7200), a)
+
+        # durable: the held step comes back from the spool when the scheduler restarts (before warm-b's next
+        # boundary judges it again, B_STEP_S after the hold began)
+        self.assertLess(time.time(), b["held_since_ms"] / 1000.0 + B_STEP_S - 3, "time left before the boundary")
+        self.node.ringctl("restart", "scheduler", check=True)
+        wait_for(lambda: "held on step 1 again (stored)" in self.node.log(), 10, step=0.1, what="the hold restored")
+        self.node.wait_all_ready()
+        b2 = self.status()[("warm-b", "testprov")]
+        self.assertEqual((b2["state"], b2["step"], b2["held_since_ms"], b2["held_reason"]),
+                         ("held", 1, b["held_since_ms"], b["held_reason"]), b2)
+        self.assertEqual(b2["next_step_ms"], b["next_step_ms"], b2)
 
 
 if __name__ == "__main__":
