@@ -47,7 +47,8 @@ void cfg_warmup_copy(struct cfg *dst, const struct cfg *src)
         dst->warmups[i] = src->warmups[i];
         dst->warmups[i].source = xstrdup(src->warmups[i].source);
         dst->warmups[i].steps = xmalloc(src->warmups[i].n_steps * sizeof(*dst->warmups[i].steps));
-        memcpy(dst->warmups[i].steps, src->warmups[i].steps, src->warmups[i].n_steps * sizeof(*dst->warmups[i].steps));
+        memcpy(dst->warmups[i].steps, src->warmups[i].steps,
+               src->warmups[i].n_steps * sizeof(*dst->warmups[i].steps));
     }
 }
 
@@ -95,8 +96,8 @@ bool cfg_warmup_parse_time(const char *s, uint64_t *out_ms)
             p++;
         } else if (*p == '+' || *p == '-') {
             sign = *p == '+' ? 1 : -1;
-            if (strlen(p) != 6 || !digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om) || oh > 23 ||
-                om > 59)
+            if (strlen(p) != 6 || !digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om) ||
+                oh > 23 || om > 59)
                 return false;
             p += 6;
         }
@@ -107,7 +108,8 @@ bool cfg_warmup_parse_time(const char *s, uint64_t *out_ms)
     bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     if (d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap))
         return false;
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi, .tm_sec = sec};
+    struct tm tm = {
+        .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi, .tm_sec = sec};
     long long t = (long long)timegm(&tm) - (long long)sign * (oh * 3600 + om * 60);
     if (t < 0)
         return false;
@@ -116,7 +118,8 @@ bool cfg_warmup_parse_time(const char *s, uint64_t *out_ms)
 }
 
 /* rate_of - a step's rate; false (reported) when it is not LIMIT/PERIOD */
-static bool rate_of(struct cfg_errs *e, const struct cfg_toml_node *v, const char *key, struct cfg_warmup_rate *r)
+static bool rate_of(struct cfg_errs *e, const struct cfg_toml_node *v, const char *key,
+                    struct cfg_warmup_rate *r)
 {
     char q[96];
     const char *why = "a rate is a string like \"50/h\"";
@@ -187,13 +190,14 @@ static bool one(struct cfg_errs *e, const struct cfg *c, const struct cfg_toml_n
         if (strcmp(v->key, "start") == 0) {
             if ((v->type != CFG_TOML_STRING && v->type != CFG_TOML_DATETIME) ||
                 !cfg_warmup_parse_time(v->str, &w->start_ms)) {
-                cfg_errf(e, v->line, "%s: a date \"2026-12-01\" or an RFC 3339 time \"2026-12-01T08:00:00Z\"", k2);
+                cfg_errf(e, v->line, "%s: a date \"2026-12-01\" or an RFC 3339 time \"2026-12-01T08:00:00Z\"",
+                         k2);
                 ok = false;
             }
             have_start = true;
         } else if (strcmp(v->key, "step_duration") == 0) {
-            if (v->type != CFG_TOML_STRING || !cfg_value_parse_duration(v->str, &w->step_ms) || w->step_ms < 1000 ||
-                w->step_ms > UINT64_C(365) * 86400000) {
+            if (v->type != CFG_TOML_STRING || !cfg_value_parse_duration(v->str, &w->step_ms) ||
+                w->step_ms < 1000 || w->step_ms > UINT64_C(365) * 86400000) {
                 cfg_errf(e, v->line, "%s: a duration from \"1s\" to \"365d\", like \"1d\" or \"12h\"", k2);
                 ok = false;
             }
@@ -236,7 +240,8 @@ static bool one(struct cfg_errs *e, const struct cfg *c, const struct cfg_toml_n
         return false;
     }
     if (steps) {
-        if (steps->type != CFG_TOML_ARRAY || steps->n_children == 0 || steps->n_children > CFG_WARMUP_STEPS_MAX) {
+        if (steps->type != CFG_TOML_ARRAY || steps->n_children == 0 ||
+            steps->n_children > CFG_WARMUP_STEPS_MAX) {
             cfg_errf(e, steps->line, "%s.steps: an array of 1 to %d rates, like [\"50/h\", \"100/h\"]", key,
                      CFG_WARMUP_STEPS_MAX);
             return false;
@@ -249,7 +254,8 @@ static bool one(struct cfg_errs *e, const struct cfg *c, const struct cfg_toml_n
         return ok;
     }
     if (!initial || !factor || !cap) {
-        cfg_errf(e, t->line, "%s: needs steps = [\"50/h\", ...], or initial, factor and cap (a geometric ramp)", key);
+        cfg_errf(e, t->line,
+                 "%s: needs steps = [\"50/h\", ...], or initial, factor and cap (a geometric ramp)", key);
         return false;
     }
     struct cfg_warmup_rate ri, rc;
@@ -257,7 +263,9 @@ static bool one(struct cfg_errs *e, const struct cfg *c, const struct cfg_toml_n
     bool rates = rate_of(e, initial, k2, &ri);
     snprintf(k2, sizeof(k2), "%s.cap", key);
     rates = rate_of(e, cap, k2, &rc) && rates;
-    double f = factor->type == CFG_TOML_FLOAT ? factor->f : factor->type == CFG_TOML_INT ? (double)factor->i : 0.0;
+    double f = factor->type == CFG_TOML_FLOAT ? factor->f
+               : factor->type == CFG_TOML_INT ? (double)factor->i
+                                              : 0.0;
     if (!(f > 1.0 && f <= FACTOR_MAX)) {
         cfg_errf(e, factor->line, "%s.factor: a number above 1 and at most %g, like 2.0", key, FACTOR_MAX);
         return false;

@@ -79,7 +79,8 @@ void sched_warmup_key_tsa(struct sched_warmup_key *k, const char *text)
     snprintf(k->tsa_last, sizeof(k->tsa_last), "%s", text ? text : "");
 }
 
-const struct cfg_warmup_rate *sched_warmup_allowance(const struct cfg_warmup *plan, const struct sched_warmup_key *k)
+const struct cfg_warmup_rate *sched_warmup_allowance(const struct cfg_warmup *plan,
+                                                     const struct sched_warmup_key *k)
 {
     return k->step < plan->n_steps ? &plan->steps[k->step] : NULL;
 }

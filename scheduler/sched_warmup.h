@@ -32,13 +32,13 @@ enum sched_warmup_state {
 #define SCHED_WARMUP_WHY_MAX 320
 
 struct sched_warmup_key {
-    uint32_t step;          /* 0-based; == plan->n_steps: done */
-    uint64_t step_start_ms; /* the boundary the current step started at (start, for a pending key) */
+    uint32_t step;                /* 0-based; == plan->n_steps: done */
+    uint64_t step_start_ms;       /* the boundary the current step started at (start, for a pending key) */
     uint64_t attempts, deferrals; /* results of the current step: every attempt, the transient ones */
     uint64_t tsa_firings;         /* responses of this step that fired an automation rule */
     char tsa_last[160];           /* the last of them, as the receiver said it */
     bool held;
-    uint64_t held_since_ms;          /* the boundary the hold began at */
+    uint64_t held_since_ms;              /* the boundary the hold began at */
     char held_why[SCHED_WARMUP_WHY_MAX]; /* "" when not held */
 };
 
@@ -52,7 +52,8 @@ void sched_warmup_key_result(struct sched_warmup_key *k, bool deferred);
 /* sched_warmup_key_tsa - an automation rule fired on a response of the key's source (text: the response) */
 void sched_warmup_key_tsa(struct sched_warmup_key *k, const char *text);
 /* sched_warmup_allowance - the rate of the current step; NULL when done */
-const struct cfg_warmup_rate *sched_warmup_allowance(const struct cfg_warmup *plan, const struct sched_warmup_key *k);
+const struct cfg_warmup_rate *sched_warmup_allowance(const struct cfg_warmup *plan,
+                                                     const struct sched_warmup_key *k);
 enum sched_warmup_state sched_warmup_state_of(const struct cfg_warmup *plan, const struct sched_warmup_key *k,
                                               uint64_t now_ms);
 const char *sched_warmup_state_name(enum sched_warmup_state s);

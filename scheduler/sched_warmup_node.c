@@ -105,7 +105,8 @@ static struct wkey *get(struct scheduler *sc, const struct cfg_warmup *w, const 
 }
 
 /* key_of_path - the key a live path of a warming source counts for; NULL when its source is not warming */
-static struct wkey *key_of_path(struct scheduler *sc, const char *source, const char *site, const struct cfg_warmup **wp)
+static struct wkey *key_of_path(struct scheduler *sc, const char *source, const char *site,
+                                const struct cfg_warmup **wp)
 {
     const struct cfg_warmup *w = cfg_warmup_find(&sc->rt->cfg, source);
     if (!w || !sc->warmup)
@@ -114,12 +115,14 @@ static struct wkey *key_of_path(struct scheduler *sc, const char *source, const 
     return get(sc, w, source, key_of(w, site, sched_shaping_provider_of(sc, source, site)));
 }
 
-/* put - one named rate into a path's table of them; a full table gives up its last entry (the warm-up wins) */
-static void put(struct sched_named_rate *v, uint32_t *n, const char *name, const struct sched_rate *r, const char *what)
+/* put - one named rate into a path's table of them; a full table gives up its last entry (the warm-up wins)
+ */
+static void put(struct sched_named_rate *v, uint32_t *n, const char *name, const struct sched_rate *r,
+                const char *what)
 {
     if (*n == SCHED_PATH_NAMED_MAX) {
-        log_warn("warm-up %s: the path names %u %s already; %s replaces the last", name, SCHED_PATH_NAMED_MAX, what,
-                 name);
+        log_warn("warm-up %s: the path names %u %s already; %s replaces the last", name, SCHED_PATH_NAMED_MAX,
+                 what, name);
         *n = SCHED_PATH_NAMED_MAX - 1;
     }
     v[(*n)++] = (struct sched_named_rate){name, *r};
@@ -205,16 +208,17 @@ bool sched_warmup_restore(struct scheduler *sc, const struct proto_tsa_event *ev
     uint64_t now = scheduler_now_ms(), step = 0, until = (uint64_t)ev->hdr.expiry_ms;
     const char *why = NULL;
     /* the spool is trusted no more than any role: every field is checked against this configuration */
-    if (strcmp(s[PROTO_TSA_E_NAME], WARMUP_OPTION) != 0 || !cfg_value_parse_uint(s[PROTO_TSA_E_VALUE], 1000000, &step) ||
-        step == 0 || !key[0])
+    if (strcmp(s[PROTO_TSA_E_NAME], WARMUP_OPTION) != 0 ||
+        !cfg_value_parse_uint(s[PROTO_TSA_E_VALUE], 1000000, &step) || step == 0 || !key[0])
         why = "not a warm-up hold";
     else if (!w || !sc->warmup)
         why = "the source is not warming up any more";
     else if (until <= now)
         return true; /* judged again since: nothing to restore */
-    else if (until < w->start_ms + w->step_ms || (until - w->start_ms) % w->step_ms != 0 || step > w->n_steps ||
-             (until - w->start_ms) / w->step_ms < step)
-        why = "the ramp changed since"; /* the record's boundary is not one of this ramp's, after the held step */
+    else if (until < w->start_ms + w->step_ms || (until - w->start_ms) % w->step_ms != 0 ||
+             step > w->n_steps || (until - w->start_ms) / w->step_ms < step)
+        why = "the ramp changed since"; /* the record's boundary is not one of this ramp's, after the held
+                                           step */
     if (why) {
         log_info("warm-up: stored hold of %s to %s not restored: %s", source, key, why);
         return true;
@@ -228,7 +232,8 @@ bool sched_warmup_restore(struct scheduler *sc, const struct proto_tsa_event *ev
     k->st.held_since_ms = (uint64_t)ev->hdr.start_ms;
     snprintf(k->st.held_why, sizeof(k->st.held_why), "%s", s[PROTO_TSA_E_RESPONSE]);
     k->st.attempts = k->st.deferrals = k->st.tsa_firings = 0;
-    log_info("warm-up: %s to %s held on step %u again (stored): %s", source, key, k->st.step + 1, k->st.held_why);
+    log_info("warm-up: %s to %s held on step %u again (stored): %s", source, key, k->st.step + 1,
+             k->st.held_why);
     reconfigure(sc, w, k);
     return true;
 }
@@ -254,7 +259,8 @@ void sched_warmup_node_tick(struct scheduler *sc)
                 log_info("warm-up: %s to %s on step %u of %u", k->source, k->key, k->st.step + 1, w->n_steps);
             reconfigure(sc, w, k);
         } else if (k->st.held && !was_held) {
-            log_warn("warm-up: %s to %s held on step %u: %s", k->source, k->key, k->st.step + 1, k->st.held_why);
+            log_warn("warm-up: %s to %s held on step %u: %s", k->source, k->key, k->st.step + 1,
+                     k->st.held_why);
         }
     }
 }
@@ -268,7 +274,8 @@ void sched_warmup_node_reload(struct scheduler *sc)
         struct wkey k = wn->v[i];
         const struct cfg_warmup *w = cfg_warmup_find(&sc->rt->cfg, k.source);
         if (!w) {
-            log_info("warm-up: %s to %s removed from the configuration: no allowance any more", k.source, k.key);
+            log_info("warm-up: %s to %s removed from the configuration: no allowance any more", k.source,
+                     k.key);
             wkey_free(&k);
             continue;
         }
@@ -306,16 +313,16 @@ static json_t *key_doc(const struct cfg_warmup *w, const struct wkey *k, uint64_
     if (a)
         rate_text(a, rt, sizeof(rt));
     double rate = k->st.attempts ? (double)k->st.deferrals / (double)k->st.attempts : 0.0;
-    return json_pack("{s:s, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:f, s:I, s:s, s:s, s:I, s:I, s:I}", "key", k->key,
-                     "step", (json_int_t)(k->st.step < w->n_steps ? k->st.step + 1 : w->n_steps), "steps",
-                     (json_int_t)w->n_steps, "allowance", rt, "allowance_per_hour",
-                     (json_int_t)(a ? sched_warmup_per_hour(a) : 0), "allowance_per_step",
-                     (json_int_t)(a ? sched_warmup_per_step(w, a) : 0), "used", (json_int_t)k->st.attempts,
-                     "deferrals", (json_int_t)k->st.deferrals, "deferral_rate", rate, "tsa_firings",
-                     (json_int_t)k->st.tsa_firings, "state", sched_warmup_state_name(sched_warmup_state_of(w, &k->st, now)),
-                     "held_reason", k->st.held_why, "held_since_ms", (json_int_t)k->st.held_since_ms,
-                     "step_started_ms", (json_int_t)k->st.step_start_ms, "next_step_ms",
-                     (json_int_t)sched_warmup_next_ms(w, &k->st));
+    return json_pack(
+        "{s:s, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:f, s:I, s:s, s:s, s:I, s:I, s:I}", "key", k->key, "step",
+        (json_int_t)(k->st.step < w->n_steps ? k->st.step + 1 : w->n_steps), "steps", (json_int_t)w->n_steps,
+        "allowance", rt, "allowance_per_hour", (json_int_t)(a ? sched_warmup_per_hour(a) : 0),
+        "allowance_per_step", (json_int_t)(a ? sched_warmup_per_step(w, a) : 0), "used",
+        (json_int_t)k->st.attempts, "deferrals", (json_int_t)k->st.deferrals, "deferral_rate", rate,
+        "tsa_firings", (json_int_t)k->st.tsa_firings, "state",
+        sched_warmup_state_name(sched_warmup_state_of(w, &k->st, now)), "held_reason", k->st.held_why,
+        "held_since_ms", (json_int_t)k->st.held_since_ms, "step_started_ms", (json_int_t)k->st.step_start_ms,
+        "next_step_ms", (json_int_t)sched_warmup_next_ms(w, &k->st));
 }
 
 json_t *sched_warmup_status(struct scheduler *sc)

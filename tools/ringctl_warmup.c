@@ -49,35 +49,39 @@ static void print_doc(const json_t *doc)
     }
     size_t i, j;
     const json_t *s, *k;
-    json_array_foreach(sources, i, s) {
+    json_array_foreach(sources, i, s)
+    {
         char a[32], b[32], c[32];
         printf("%s: %s steps of %s from %s, max_deferral_rate %.3f, per %s\n", ringctl_ops_str(s, "source"),
-               ringctl_ops_nums(s, "steps", a, sizeof(a)), ringctl_ops_ages(s, "step_duration_ms", b, sizeof(b)),
-               when(s, "start_ms", c, sizeof(c)),
+               ringctl_ops_nums(s, "steps", a, sizeof(a)),
+               ringctl_ops_ages(s, "step_duration_ms", b, sizeof(b)), when(s, "start_ms", c, sizeof(c)),
                json_number_value(json_object_get(s, "max_deferral_rate")), ringctl_ops_str(s, "per"));
         const json_t *keys = json_object_get(s, "keys");
         if (!json_is_array(keys) || json_array_size(keys) == 0) {
             printf("  (no mail to any provider yet)\n");
             continue;
         }
-        printf("  %-28s %-9s %9s %-12s %10s %10s %8s %-20s\n", "PROVIDER", "STATE", "STEP", "ALLOWANCE", "PER HOUR",
-               "USED", "DEFERRED", "NEXT STEP");
-        json_array_foreach(keys, j, k) {
+        printf("  %-28s %-9s %9s %-12s %10s %10s %8s %-20s\n", "PROVIDER", "STATE", "STEP", "ALLOWANCE",
+               "PER HOUR", "USED", "DEFERRED", "NEXT STEP");
+        json_array_foreach(keys, j, k)
+        {
             char cut[64], st[32], ph[32], used[32], next[40];
             snprintf(st, sizeof(st), "%lld/%lld", ringctl_ops_int(k, "step"), ringctl_ops_int(k, "steps"));
             printf("  %-28s %-9s %9s %-12s %10s %10s %7.1f%% %-20s\n",
-                   ringctl_ops_cut(ringctl_ops_str(k, "key"), 28, cut, sizeof(cut)), ringctl_ops_str(k, "state"), st,
-                   ringctl_ops_str(k, "allowance"), ringctl_ops_nums(k, "allowance_per_hour", ph, sizeof(ph)),
+                   ringctl_ops_cut(ringctl_ops_str(k, "key"), 28, cut, sizeof(cut)),
+                   ringctl_ops_str(k, "state"), st, ringctl_ops_str(k, "allowance"),
+                   ringctl_ops_nums(k, "allowance_per_hour", ph, sizeof(ph)),
                    ringctl_ops_nums(k, "used", used, sizeof(used)),
                    100.0 * json_number_value(json_object_get(k, "deferral_rate")),
                    when(k, "next_step_ms", next, sizeof(next)));
         }
-        json_array_foreach(keys, j, k) {
+        json_array_foreach(keys, j, k)
+        {
             const char *why = json_string_value(json_object_get(k, "held_reason"));
             char since[40];
             if (why && why[0])
-                printf("  %s held since %s: %s\n", ringctl_ops_str(k, "key"), when(k, "held_since_ms", since, sizeof(since)),
-                       why);
+                printf("  %s held since %s: %s\n", ringctl_ops_str(k, "key"),
+                       when(k, "held_since_ms", since, sizeof(since)), why);
         }
     }
 }

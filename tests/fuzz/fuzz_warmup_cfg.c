@@ -17,7 +17,8 @@
 #include "cfg/cfg_value.h"
 #include "tests/fuzz/fuzz.h"
 
-static const char head[] = "[[egress_source]]\nname = \"ip-1\"\n[[egress_source]]\nname = \"ip-2\"\n[warmup.\"ip-1\"]\n";
+static const char head[] =
+    "[[egress_source]]\nname = \"ip-1\"\n[[egress_source]]\nname = \"ip-2\"\n[warmup.\"ip-1\"]\n";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

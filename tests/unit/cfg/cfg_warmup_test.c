@@ -63,12 +63,18 @@ static void test_rate(void)
         bool ok;
         uint64_t limit, period_ms, burst;
     } cases[] = {
-        {"50/h", true, 50, 3600000, 0},       {"1,000/hour", true, 1000, 3600000, 0},
-        {"5/min", true, 5, 60000, 0},         {"3/s", true, 3, 1000, 0},
-        {"500/d,max_burst=1", true, 500, 86400000, 1}, {"2/days", true, 2, 86400000, 0},
-        {"0/h", false, 0, 0, 0},              {"50", false, 0, 0, 0},
-        {"50/week", false, 0, 0, 0},          {"/h", false, 0, 0, 0},
-        {"5/min,burst=2", false, 0, 0, 0},    {"5/min,max_burst=0", false, 0, 0, 0},
+        {"50/h", true, 50, 3600000, 0},
+        {"1,000/hour", true, 1000, 3600000, 0},
+        {"5/min", true, 5, 60000, 0},
+        {"3/s", true, 3, 1000, 0},
+        {"500/d,max_burst=1", true, 500, 86400000, 1},
+        {"2/days", true, 2, 86400000, 0},
+        {"0/h", false, 0, 0, 0},
+        {"50", false, 0, 0, 0},
+        {"50/week", false, 0, 0, 0},
+        {"/h", false, 0, 0, 0},
+        {"5/min,burst=2", false, 0, 0, 0},
+        {"5/min,max_burst=0", false, 0, 0, 0},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         uint64_t l = 0, p = 0, b = 0;
@@ -76,8 +82,9 @@ static void test_rate(void)
         bool ok = cfg_value_parse_rate(cases[i].in, &l, &p, &b, &why);
         CHECK(ok == cases[i].ok, "%s: ok %d (%s)", cases[i].in, ok, why ? why : "");
         if (ok && cases[i].ok)
-            CHECK(l == cases[i].limit && p == cases[i].period_ms && b == cases[i].burst, "%s -> %llu/%llu,%llu",
-                  cases[i].in, (unsigned long long)l, (unsigned long long)p, (unsigned long long)b);
+            CHECK(l == cases[i].limit && p == cases[i].period_ms && b == cases[i].burst,
+                  "%s -> %llu/%llu,%llu", cases[i].in, (unsigned long long)l, (unsigned long long)p,
+                  (unsigned long long)b);
         if (!ok)
             CHECK(why && why[0], "%s: a reason", cases[i].in);
     }
@@ -88,10 +95,11 @@ static void test_steps(void)
     struct cfg c;
     char *err = NULL;
     cfg_default(&c);
-    int rc = load(&c,
-                  SOURCES "[warmup.\"ip-2\"]\nstart = \"2026-12-01\"\nsteps = [\"50/h\", \"100/h\", \"1,000/d\"]\n"
-                          "step_duration = \"12h\"\nmax_deferral_rate = 0.1\nper = \"site\"\n",
-                  &err);
+    int rc =
+        load(&c,
+             SOURCES "[warmup.\"ip-2\"]\nstart = \"2026-12-01\"\nsteps = [\"50/h\", \"100/h\", \"1,000/d\"]\n"
+                     "step_duration = \"12h\"\nmax_deferral_rate = 0.1\nper = \"site\"\n",
+             &err);
     CHECK(rc == 0, "loads: %s", err ? err : "");
     free(err);
     const struct cfg_warmup *w = cfg_warmup_find(&c, "ip-2");
@@ -139,9 +147,10 @@ static void test_geometric(void)
               (unsigned long long)w->steps[i].limit);
     /* a cap in another period: 48000/d is 2000/h; a slow factor still rises by at least one a step */
     rc = load(&c,
-              SOURCES "[warmup.\"ip-1\"]\nstart = \"2026-12-01\"\ninitial = \"1/h\"\nfactor = 1.1\n"
-                      "cap = \"5/h\"\n[warmup.\"ip-2\"]\nstart = \"2026-12-01\"\ninitial = \"500/h\"\nfactor = 3\n"
-                      "cap = \"48000/d\"\n",
+              SOURCES
+              "[warmup.\"ip-1\"]\nstart = \"2026-12-01\"\ninitial = \"1/h\"\nfactor = 1.1\n"
+              "cap = \"5/h\"\n[warmup.\"ip-2\"]\nstart = \"2026-12-01\"\ninitial = \"500/h\"\nfactor = 3\n"
+              "cap = \"48000/d\"\n",
               &err);
     CHECK(rc == 0, "loads: %s", err ? err : "");
     free(err);
@@ -160,22 +169,35 @@ static void test_errors(void)
     static const struct {
         const char *text, *want;
     } cases[] = {
-        {"[warmup.\"ip-9\"]\nstart = \"2026-12-01\"\nsteps = [\"5/h\"]\n", "t.toml:5: warmup.\"ip-9\": no [[egress_source]] is named \"ip-9\""},
+        {"[warmup.\"ip-9\"]\nstart = \"2026-12-01\"\nsteps = [\"5/h\"]\n",
+         "t.toml:5: warmup.\"ip-9\": no [[egress_source]] is named \"ip-9\""},
         {"[warmup.\"ip-1\"]\nsteps = [\"5/h\"]\n", "warmup.\"ip-1\": start is required"},
-        {"[warmup.\"ip-1\"]\nstart = \"12/01/2026\"\nsteps = [\"5/h\"]\n", "t.toml:6: warmup.\"ip-1\".start: a date"},
-        {"[warmup.\"ip-1\"]\nstart = \"2026-12-01\"\nsteps = []\n", "t.toml:7: warmup.\"ip-1\".steps: an array of 1 to 1000 rates"},
-        {"[warmup.\"ip-1\"]\nstart = \"2026-12-01\"\nsteps = [\"5/h\", \"lots\"]\n", "t.toml:7: warmup.\"ip-1\".steps: \"lots\" is not a rate"},
+        {"[warmup.\"ip-1\"]\nstart = \"12/01/2026\"\nsteps = [\"5/h\"]\n",
+         "t.toml:6: warmup.\"ip-1\".start: a date"},
+        {"[warmup.\"ip-1\"]\nstart = \"2026-12-01\"\nsteps = []\n",
+         "t.toml:7: warmup.\"ip-1\".steps: an array of 1 to 1000 rates"},
+        {"[warmup.\"ip-1\"]\nstart = \"2026-12-01\"\nsteps = [\"5/h\", \"lots\"]\n",
+         "t.toml:7: warmup.\"ip-1\".steps: \"lots\" is not a rate"},
         {"[warmup.\"ip-1\"]\nstart = \"2026-12-01\"\nsteps = [\"5/h,max_burst=2\"]\n", "takes no max_burst"},
-        {"[warmup.\"ip-1\"]\nstart = \"2026-12-01\"\n", "needs steps = [\"50/h\", ...], or initial, factor and cap"},
+        {"[warmup.\"ip-1\"]\nstart = \"2026-12-01\"\n",
+         "needs steps = [\"50/h\", ...], or initial, factor and cap"},
         {"[warmup.\"ip-1\"]\nstart = \"2026-12-01\"\ninitial = \"5/h\"\nfactor = 2.0\n", "needs steps"},
-        {"[warmup.\"ip-1\"]\nstart = \"2026-12-01\"\nsteps = [\"5/h\"]\ninitial = \"5/h\"\n", "either steps or initial/factor/cap"},
-        {"[warmup.\"ip-1\"]\nstart = \"2026-12-01\"\ninitial = \"5/h\"\nfactor = 1.0\ncap = \"50/h\"\n", "factor: a number above 1"},
-        {"[warmup.\"ip-1\"]\nstart = \"2026-12-01\"\ninitial = \"50/h\"\nfactor = 2\ncap = \"5/h\"\n", "cap is below initial"},
-        {"[warmup.\"ip-1\"]\nstart = \"2026-12-01\"\ninitial = \"1/d\"\nfactor = 1.001\ncap = \"100000/s\"\n", "more than 1000 steps"},
-        {"[warmup.\"ip-1\"]\nstart = \"2026-12-01\"\nsteps = [\"5/h\"]\nmax_deferral_rate = 1.5\n", "t.toml:8: warmup.\"ip-1\".max_deferral_rate: a fraction from 0 to 1"},
-        {"[warmup.\"ip-1\"]\nstart = \"2026-12-01\"\nsteps = [\"5/h\"]\nper = \"domain\"\n", "per: \"provider\" or \"site\""},
-        {"[warmup.\"ip-1\"]\nstart = \"2026-12-01\"\nsteps = [\"5/h\"]\nstep_duration = \"10ms\"\n", "step_duration: a duration from \"1s\""},
-        {"[warmup.\"ip-1\"]\nstart = \"2026-12-01\"\nsteps = [\"5/h\"]\nspeed = 3\n", "t.toml:8: warmup.\"ip-1\": unknown key \"speed\""},
+        {"[warmup.\"ip-1\"]\nstart = \"2026-12-01\"\nsteps = [\"5/h\"]\ninitial = \"5/h\"\n",
+         "either steps or initial/factor/cap"},
+        {"[warmup.\"ip-1\"]\nstart = \"2026-12-01\"\ninitial = \"5/h\"\nfactor = 1.0\ncap = \"50/h\"\n",
+         "factor: a number above 1"},
+        {"[warmup.\"ip-1\"]\nstart = \"2026-12-01\"\ninitial = \"50/h\"\nfactor = 2\ncap = \"5/h\"\n",
+         "cap is below initial"},
+        {"[warmup.\"ip-1\"]\nstart = \"2026-12-01\"\ninitial = \"1/d\"\nfactor = 1.001\ncap = \"100000/s\"\n",
+         "more than 1000 steps"},
+        {"[warmup.\"ip-1\"]\nstart = \"2026-12-01\"\nsteps = [\"5/h\"]\nmax_deferral_rate = 1.5\n",
+         "t.toml:8: warmup.\"ip-1\".max_deferral_rate: a fraction from 0 to 1"},
+        {"[warmup.\"ip-1\"]\nstart = \"2026-12-01\"\nsteps = [\"5/h\"]\nper = \"domain\"\n",
+         "per: \"provider\" or \"site\""},
+        {"[warmup.\"ip-1\"]\nstart = \"2026-12-01\"\nsteps = [\"5/h\"]\nstep_duration = \"10ms\"\n",
+         "step_duration: a duration from \"1s\""},
+        {"[warmup.\"ip-1\"]\nstart = \"2026-12-01\"\nsteps = [\"5/h\"]\nspeed = 3\n",
+         "t.toml:8: warmup.\"ip-1\": unknown key \"speed\""},
         {"[warmup]\n\"ip-1\" = 3\n", "warmup.\"ip-1\""},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -16,8 +16,12 @@ static struct cfg_warmup_rate steps3[] = {{50, H}, {100, H}, {1000, 86400000ULL}
 
 static struct cfg_warmup plan(void)
 {
-    return (struct cfg_warmup){.source = "ip-2", .start_ms = START, .step_ms = 24 * H, .max_deferral_rate = 0.05,
-                               .n_steps = 3, .steps = steps3};
+    return (struct cfg_warmup){.source = "ip-2",
+                               .start_ms = START,
+                               .step_ms = 24 * H,
+                               .max_deferral_rate = 0.05,
+                               .n_steps = 3,
+                               .steps = steps3};
 }
 
 static void test_nominal(void)
@@ -42,7 +46,8 @@ static void test_nominal(void)
     CHECK(!sched_warmup_key_advance(&p, &k, START + 24 * H - 1), "no boundary yet");
     sched_warmup_key_init(&p, &k, START + 80 * H);
     CHECK(k.step == 3 && !sched_warmup_allowance(&p, &k), "done: no allowance");
-    CHECK(sched_warmup_state_of(&p, &k, START + 80 * H) == SCHED_WARMUP_DONE && sched_warmup_next_ms(&p, &k) == 0,
+    CHECK(sched_warmup_state_of(&p, &k, START + 80 * H) == SCHED_WARMUP_DONE &&
+              sched_warmup_next_ms(&p, &k) == 0,
           "done state");
 }
 
@@ -61,7 +66,8 @@ static void test_hold(void)
     /* exactly at the threshold (5 of 100 = 0.05) advances */
     results(&k, 100, 5);
     CHECK(sched_warmup_key_advance(&p, &k, START + 24 * H), "advances at the threshold");
-    CHECK(k.step == 1 && !k.held && k.attempts == 0 && k.step_start_ms == START + 24 * H, "step 2, counters reset");
+    CHECK(k.step == 1 && !k.held && k.attempts == 0 && k.step_start_ms == START + 24 * H,
+          "step 2, counters reset");
 
     /* over it (6 of 100) holds on the boundary, with the reason */
     results(&k, 100, 6);
@@ -85,7 +91,8 @@ static void test_hold(void)
     results(&k, 4, 4);
     sched_warmup_key_tsa(&k, "421 [TS04]");
     (void)sched_warmup_key_advance(&p, &k, START + 96 * H);
-    CHECK(strstr(k.held_why, "deferral rate 1.000") && strstr(k.held_why, "; TSA fired"), "why: %s", k.held_why);
+    CHECK(strstr(k.held_why, "deferral rate 1.000") && strstr(k.held_why, "; TSA fired"), "why: %s",
+          k.held_why);
 
     /* a good step lifts the hold and advances; the last step ending well is done */
     results(&k, 50, 1);
