@@ -68,6 +68,23 @@ struct cfg_pool {
     uint32_t weight[CFG_MAX_SOURCES]; /* >= 1 */
 };
 
+#define CFG_WARMUP_STEPS_MAX 1000 /* steps of one warm-up, written or made by a geometric ramp */
+
+/* [warmup."SOURCE"]: a source's warm-up ramp (cfg_warmup.c, docs/configuration.md); a geometric ramp is
+ * expanded into its steps when the file is read, so the roles see one list */
+struct cfg_warmup_rate {
+    uint64_t limit, period_ms; /* limit per period_ms; both > 0 */
+};
+struct cfg_warmup {
+    char *source;                 /* an [[egress_source]] name */
+    uint64_t start_ms;            /* unix ms (UTC) the first step starts */
+    uint64_t step_ms;             /* each step's length; default 1 day */
+    double max_deferral_rate;     /* 0..1: deferred / attempts of a step above it holds the step; default 0.05 */
+    bool per_site;                /* per = "site": the allowance is per site; default false: per provider */
+    uint32_t n_steps;             /* 1..CFG_WARMUP_STEPS_MAX */
+    struct cfg_warmup_rate *steps;
+};
+
 /* [queue.NAME]: retry policy of the scheduled queues it matches (by queue name, else by domain);
  * queues[0] is [queue.default] */
 struct cfg_queue {
@@ -262,6 +279,10 @@ struct cfg {
     bool dsn_verp;             /* MAIL FROM of outgoing mail is bounce+TOKEN@dsn_verp_domain */
     char *dsn_verp_domain;     /* "" (default); a feedback domain of its own */
     char *dsn_verp_secret;     /* the HMAC key: verp_secret, or the content of verp_key_file; "" (default) */
+
+    /* [warmup."SOURCE"] (cfg_warmup.c) */
+    size_t n_warmups;
+    struct cfg_warmup *warmups; /* NULL when n_warmups is 0 (the default: no source is warming) */
 };
 
 void cfg_default(struct cfg *c);
@@ -283,6 +304,11 @@ char *cfg_dlv_route_text(const struct cfg_route *r);
 void cfg_dlv_route_fini(struct cfg_route *r);
 /* cfg_dlv_source_find - index of the named source, -1 when none */
 int cfg_dlv_source_find(const struct cfg *c, const char *name);
+/* cfg_warmup_find - the [warmup."SOURCE"] of a source, NULL when it is not warming */
+const struct cfg_warmup *cfg_warmup_find(const struct cfg *c, const char *source);
+/* cfg_warmup_parse_time - "2026-12-01" (midnight UTC) or an RFC 3339 time ("2026-12-01T08:00:00Z",
+ * "...+02:00", fractions of a second ignored) -> unix ms; false when malformed or before 1970 */
+bool cfg_warmup_parse_time(const char *text, uint64_t *out_ms);
 
 /* cfg_fbl.c */
 /* cfg_feedback_on - the node takes feedback mail (a feedback domain, address, listener or VERP) */

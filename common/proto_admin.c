@@ -17,7 +17,7 @@ static const char *const op_names[PROTO_ADMIN_OP__MAX] = {
     "queue-summary", "suspend",     "suspend-list", "suspend-cancel",  "suspend-ready-q",
     "suspend-ready-q-list", "suspend-ready-q-cancel", "bounce", "bounce-list", "bounce-cancel",
     "inspect-sched-q", "inspect-ready-q", "inspect-message-sched", "inspect-message-spool", "spool-compact",
-    "spool-compact-status", "rebind", "abort-ready-q-conn",
+    "spool-compact-status", "rebind", "abort-ready-q-conn", "warmup-status",
 };
 
 /* the members each op's result must have: name and JSON type */
@@ -33,6 +33,7 @@ static const struct member path_m[] = {{"path", JSON_OBJECT}, {"messages", JSON_
 static const struct member entries_m[] = {{"entries", JSON_ARRAY}};
 static const struct member message_m[] = {{"message", JSON_OBJECT}, {"recipients", JSON_ARRAY}};
 static const struct member compact_m[] = {{"compaction", JSON_OBJECT}};
+static const struct member warmup_m[] = {{"sources", JSON_ARRAY}};
 static const struct {
     const struct member *m;
     size_t n;
@@ -41,6 +42,7 @@ static const struct {
     M(summary_m), M(item_m), M(list_m), M(item_m), M(item_m), M(list_m),
     M(item_m),    M(item_m), M(list_m), M(item_m), M(queue_m), M(path_m),
     M(entries_m), M(message_m), M(compact_m), M(compact_m), M(item_m), M(item_m),
+    M(warmup_m),
 #undef M
 };
 

@@ -52,6 +52,7 @@ enum proto_admin_op {
     PROTO_ADMIN_SPOOL_COMPACT_STATUS, /* spool: the compaction's progress */
     PROTO_ADMIN_REBIND,           /* domain [tenant] [campaign] | queue; to_queue | to_route; reason */
     PROTO_ADMIN_ABORT_PATH_CONN,  /* name SOURCE->SITE */
+    PROTO_ADMIN_WARMUP_STATUS,    /* warm-up ramps: each warming source's step per provider */
     PROTO_ADMIN_OP__MAX,
 };
 

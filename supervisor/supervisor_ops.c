@@ -13,6 +13,7 @@
  *   POST /api/v1/rebind?(domain=D[&tenant=T][&campaign=C] | tenant=T | campaign=C | queue=Q | everything=1)
  *        &(to_queue=Q | to_route=HOSTS)[&reason=R]
  *   POST /api/v1/abort-ready-q-conn?name=SOURCE->SITE[&reason=R]
+ *   GET  /api/v1/warmup/status              warm-up ramps: each warming source's step per provider
  *   POST /api/v1/log-level?level=L[&role=R]  (answered here: a word per role in the segment's header)
  *
  * The spool has a channel of its own (the SPOOL page pair, same documents), used by supervisor_inspect.c.
@@ -70,6 +71,7 @@ static const struct {
     {"/api/v1/inspect-ready-q", false, PROTO_ADMIN_INSPECT_PATH},
     {"/api/v1/rebind", true, PROTO_ADMIN_REBIND},
     {"/api/v1/abort-ready-q-conn", true, PROTO_ADMIN_ABORT_PATH_CONN},
+    {"/api/v1/warmup/status", false, PROTO_ADMIN_WARMUP_STATUS},
 };
 
 unsigned supervisor_ops_error(unsigned code, const char *msg, char **body)

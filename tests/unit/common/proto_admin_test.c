@@ -105,6 +105,10 @@ static void test_replies(void)
         {PROTO_ADMIN_REBIND, "{\"id\":5,\"status\":200,\"result\":{\"item\":{\"moved\":3}}}", 0, "a rebind"},
         {PROTO_ADMIN_REBIND, "{\"id\":5,\"status\":200,\"result\":{\"items\":[]}}", -EPROTO, "rebind without item"},
         {PROTO_ADMIN_ABORT_PATH_CONN, "{\"id\":5,\"status\":200,\"result\":{\"item\":{\"closed\":1}}}", 0, "an abort"},
+        {PROTO_ADMIN_WARMUP_STATUS, "{\"id\":5,\"status\":200,\"result\":{\"now_ms\":1,\"sources\":[]}}", 0,
+         "a warm-up status"},
+        {PROTO_ADMIN_WARMUP_STATUS, "{\"id\":5,\"status\":200,\"result\":{\"sources\":{}}}", -EPROTO,
+         "warm-up sources of the wrong type"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct proto_admin_reply r;
