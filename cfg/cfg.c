@@ -27,6 +27,7 @@
 #include "base/buf.h"
 #include "base/file.h"
 #include "cfg/cfg_dkim.h"
+#include "cfg/cfg_supp.h"
 #include "cfg/cfg_dlv.h"
 #include "cfg/cfg_int.h"
 #include "cfg/cfg_net.h"
@@ -329,6 +330,7 @@ void cfg_default(struct cfg *c)
     c->log_max_total_size = 0;
     c->log_min_free_space = CFG_GIB;
     cfg_dlv_default(c);
+    cfg_supp_default(c);
 }
 
 void cfg_fini(struct cfg *c)
@@ -361,6 +363,7 @@ void cfg_fini(struct cfg *c)
     free(c->log_dir);
     cfg_dlv_fini(c);
     cfg_dkim_fini(c);
+    cfg_supp_fini(c);
     memset(c, 0, sizeof(*c));
 }
 
@@ -411,6 +414,7 @@ static void cfg_copy(struct cfg *dst, const struct cfg *src)
     dst->log_dir = cfg_dup_or_null(src->log_dir);
     cfg_dlv_copy(dst, src);
     cfg_dkim_copy(dst, src);
+    cfg_supp_copy(dst, src);
 }
 
 static void cfg_set_str(char **slot, const char *s)
@@ -703,6 +707,10 @@ static void cfg_apply_root(struct cfg_errs *e, struct cfg *c, const struct cfg_t
         }
         if (strcmp(t->key, "dkim") == 0) {
             cfg_dkim_apply(e, c, t);
+            continue;
+        }
+        if (strcmp(t->key, "suppression") == 0) {
+            cfg_supp_apply(e, c, t);
             continue;
         }
         if (cfg_dlv_owns(t->key))

@@ -97,8 +97,14 @@ void spool_store_request(struct spool *sp, unsigned from, const struct proto_rec
     struct spool_pending *pd = &sp->pend[sp->n_pend];
     memset(pd, 0, sizeof(*pd));
     pd->rec = m.env; /* the decoded envelope moves to the pending store */
-    status = spool_db_batch_store(sp->batch, id, &pd->rec, m.body, m.body_len);
+    /* suppressed recipients (accepted at RCPT with on_rcpt = "drop", or suppressed since): final now, with
+     * their Reception and Suppressed records; a message with none left is not stored at all */
+    uint8_t *hits = NULL;
+    uint32_t supp = spool_supp_store(sp, &pd->rec, &hits);
+    status = supp && proto_env_all_final(&pd->rec) ? 0
+                                                    : spool_db_batch_store(sp->batch, id, &pd->rec, m.body, m.body_len);
     if (status < 0) {
+        free(hits);
         proto_env_fini(&pd->rec);
         why = "envelope refused by the store";
         goto reject;
@@ -111,6 +117,7 @@ void spool_store_request(struct spool *sp, unsigned from, const struct proto_rec
     pd->id = id;
     sp->n_pend++;
     log_reception(sp, pd);
+    spool_supp_store_log(sp, id, &pd->rec, hits);
     return;
 
 reject:
