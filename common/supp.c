@@ -398,8 +398,8 @@ static int csv_fields(const char *s, size_t len, char *store, const char **f, si
 
 static int csv_line(bool first, const char *line, size_t len, struct supp_entry *e, const char **why)
 {
-    if (first && len >= 7 && memcmp(line, "address", 7) == 0)
-        return 0;
+    if (first && len >= 7 && memcmp(line, "address", 7) == 0 && (len == 7 || line[7] == ','))
+        return 0; /* the header */
     char store[SUPP_LINE_MAX + 8];
     const char *f[7];
     size_t fl[7], nf = 0;
@@ -498,7 +498,8 @@ int supp_fmt_line(bool jsonl, bool first, const char *line, size_t len, struct s
 
 static void csv_field(struct buf *out, const char *s)
 {
-    if (!strpbrk(s, ",\"")) {
+    /* quoted when it holds a separator or a quote, or starts like a comment line */
+    if (!strpbrk(s, ",\"") && s[0] != '#') {
         buf_puts(out, s);
         return;
     }
