@@ -27,13 +27,16 @@
 #include "spool/spool.h"
 #include "spool/spool_dlv.h"
 
-#define LIST_MAX 2000u /* entries per list page: ~300 KB of the 1 MiB page */
+#define LIST_MAX 5000u              /* entries per list page (PROTO_ADMIN_ROWS_MAX) */
+#define LIST_BYTES (640u << 10)     /* ... and at most about this much JSON of the 1 MiB page */
 
 struct spool_supp {
     uint8_t key[16];
     struct supp_hasher *hasher;
     uint64_t *h;
     size_t n, cap;
+    size_t sorted_n;      /* h[0..sorted_n) is sorted and unique; the rest was added since */
+    uint64_t snap_cost_ns; /* what the last snapshot took: the next waits ten times as long */
     size_t entries;       /* in the family, as last counted plus adds */
     bool dirty;           /* the set changed since the last snapshot */
     uint64_t next_snap_ns;
@@ -57,15 +60,30 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* set_sort - sorted and unique: the tail added since the last sort is sorted and merged (O(n) for a list
+ * that grows by a few entries between snapshots) */
 static void set_sort(struct spool_supp *s)
 {
-    if (s->n > 1)
-        qsort(s->h, s->n, sizeof(*s->h), cmp_u64);
+    if (s->sorted_n > s->n)
+        s->sorted_n = 0;
+    size_t tail = s->n - s->sorted_n;
+    if (tail > 1)
+        qsort(s->h + s->sorted_n, tail, sizeof(*s->h), cmp_u64);
+    if (tail && s->sorted_n) {
+        uint64_t *m = xmalloc(s->n * sizeof(*m));
+        size_t i = 0, j = s->sorted_n, o = 0;
+        while (i < s->sorted_n || j < s->n)
+            m[o++] = j >= s->n || (i < s->sorted_n && s->h[i] <= s->h[j]) ? s->h[i++] : s->h[j++];
+        free(s->h);
+        s->h = m;
+        s->cap = s->n;
+    }
     size_t o = 0;
     for (size_t i = 0; i < s->n; i++)
         if (o == 0 || s->h[o - 1] != s->h[i])
             s->h[o++] = s->h[i];
     s->n = o;
+    s->sorted_n = o;
 }
 
 static void snapshot(struct spool *sp)
@@ -154,6 +172,7 @@ static int rebuild(struct spool *sp)
     struct spool_supp *s = sp->supp;
     struct load_ctx c = {.sp = sp, .now = clock_real_ns() / 1000000000u, .del = spool_db_batch_new(sp->db)};
     s->n = 0;
+    s->sorted_n = 0;
     s->entries = 0;
     s->min_expires = 0;
     int rc;
@@ -208,8 +227,12 @@ void spool_supp_tick(struct spool *sp, uint64_t now_ns)
     if (s->min_expires && now >= s->min_expires && rebuild(sp) < 0)
         s->min_expires = now + 60; /* the family cannot be read now: again in a minute */
     if (s->dirty && now_ns >= s->next_snap_ns) {
+        uint64_t t0 = clock_mono_ns();
         snapshot(sp);
-        s->next_snap_ns = now_ns + SPOOL_SUPP_SNAP_MS * 1000000ull;
+        s->snap_cost_ns = clock_mono_ns() - t0;
+        /* a large list that keeps changing (an import) is not re-sorted and re-written on every tick: the
+         * spool spends at most a tenth of its time on snapshots */
+        s->next_snap_ns = now_ns + SPOOL_SUPP_SNAP_MS * 1000000ull + 10 * s->snap_cost_ns;
     }
 }
 
@@ -454,6 +477,7 @@ static unsigned op_check(struct spool *sp, const struct proto_admin_req *req, js
 
 struct list_ctx {
     json_t *rows;
+    size_t bytes;
     char next[SUPP_TENANT_MAX + 1 + SUPP_ADDR_MAX + 1];
 };
 
@@ -467,7 +491,10 @@ static int on_list(void *arg, const char *key, size_t klen, const char *val, siz
     snprintf(c->next, sizeof(c->next), "%s/%s", t, a);
     if (decode(val, vlen, &e))
         json_array_append_new(c->rows, supp_entry_json(&e));
-    return 0;
+    /* a JSON string may grow to 6 bytes per byte of control characters: those are refused in entries, so
+     * twice the value (escaped quotes) and the member names bound it */
+    c->bytes += 2 * vlen + 32;
+    return c->bytes >= LIST_BYTES ? 1 : 0;
 }
 
 static unsigned op_list(struct spool *sp, const struct proto_admin_req *req, json_t **result, const char **error)
@@ -489,12 +516,15 @@ static unsigned op_list(struct spool *sp, const struct proto_admin_req *req, jso
     }
     struct list_ctx c = {.rows = json_array()};
     int rc = spool_db_supp_scan(sp->db, kl ? key : NULL, kl, (size_t)limit, on_list, &c);
+    bool full = rc == 1 && c.bytes >= LIST_BYTES; /* stopped by the size: more may follow */
+    if (rc == 1 && full)
+        rc = (int)json_array_size(c.rows);
     if (rc < 0) {
         json_decref(c.rows);
         return *error = "the spool database cannot be read now", 503;
     }
     *result = json_pack("{s:o, s:o, s:I}", "entries", c.rows, "next",
-                        (uint64_t)rc == limit && c.next[0] ? json_string(c.next) : json_null(), "total",
+                        ((uint64_t)rc == limit || full) && c.next[0] ? json_string(c.next) : json_null(), "total",
                         (json_int_t)sp->supp->entries);
     return 200;
 }
@@ -557,6 +587,7 @@ static unsigned op_remove(struct spool *sp, const struct proto_admin_req *req, j
         }
         memmove(s->h + lo, s->h + lo + 1, (s->n - lo - 1) * sizeof(*s->h));
         s->n--;
+        s->sorted_n = s->n;
     }
     if (s->entries)
         s->entries--;

@@ -229,6 +229,11 @@ json_t *supervisor_inspect_merge(const char *id, const json_t *spool, const json
  * admin JSON document); 0 when url is none of them. json_body: the request's JSON object or NULL */
 unsigned supervisor_supp_request(struct supervisor *s, struct MHD_Connection *c, const char *url, bool get, bool post,
                                  const void *json_body, char **body, const char **type);
+enum MHD_Result;
+/* supervisor_supp_export - GET /api/v1/suppression/export: true with *ret once answered (a stream), false when
+ * url is another */
+bool supervisor_supp_export(struct supervisor *s, struct MHD_Connection *c, const char *url, bool get,
+                            enum MHD_Result *ret);
 
 /* supervisor_trace.c */
 struct buf;

@@ -418,7 +418,10 @@ static enum MHD_Result on_request(struct supervisor *s, struct MHD_Connection *c
         return trace_ret;
     if (get && (strcmp(url, "/api/v1/tsa/status") == 0 || strcmp(url, "/api/v1/tsa/history") == 0))
         return tsa_doc(s, c, strcmp(url, "/api/v1/tsa/history") == 0);
-    char *supp_body = NULL; /* the suppression list: supervisor_supp.c */
+    enum MHD_Result supp_ret; /* the suppression list: supervisor_supp.c */
+    if (supervisor_supp_export(s, c, url, get, &supp_ret))
+        return supp_ret;
+    char *supp_body = NULL;
     const char *supp_type = NULL;
     unsigned supp_code = supervisor_supp_request(s, c, url, get, post, body, &supp_body, &supp_type);
     if (supp_code)

@@ -8,7 +8,8 @@
  *   POST /api/v1/suppression/remove?address=A[&tenant=T]
  *   POST /api/v1/suppression/import   body {"format": "csv" | "jsonl", "data": TEXT} (at most 1 MiB: a client
  *                                     sends a large file as several calls, as `ringctl suppression import`)
- *   GET  /api/v1/suppression/export[?format=csv|jsonl]   the whole list (pages of the list op)
+ *   GET  /api/v1/suppression/export[?format=csv|jsonl]   the whole list, streamed: pages of the list op are
+ *                                                        read as the client takes the body (supervisor_supp_export)
  *
  * Import lines are parsed here (common/supp.h, the same parser as any file: fuzzed) and go to the spool in
  * batches of IMPORT_BATCH entries, each written there with one synced write. Replies of the spool were decoded
@@ -29,8 +30,9 @@
 #include "common/supp.h"
 #include "supervisor/supervisor.h"
 
-#define IMPORT_BATCH 1000       /* entries per request: at most ~700 KB of the 1 MiB page */
-#define EXPORT_PAGE 2000
+#define IMPORT_BATCH 5000            /* entries per request (PROTO_ADMIN_ROWS_MAX) */
+#define IMPORT_BATCH_BYTES (600u << 10) /* ... and about this much JSON at most, of the 1 MiB page */
+#define EXPORT_PAGE 5000
 #define IMPORT_ERRORS_MAX 20
 
 static const char *arg(struct MHD_Connection *c, const char *key)
@@ -102,6 +104,7 @@ static unsigned import(struct supervisor *s, const json_t *in, const char *who, 
     uint64_t added = 0, refused = 0;
     json_t *rows = json_array(), *errors = json_array();
     unsigned code = MHD_HTTP_OK;
+    size_t bytes = 0;
     for (size_t off = 0; off < len && code == MHD_HTTP_OK;) {
         const char *nl = memchr(t + off, '\n', len - off);
         size_t n = nl ? (size_t)(nl - (t + off)) : len - off;
@@ -119,8 +122,12 @@ static unsigned import(struct supervisor *s, const json_t *in, const char *who, 
         if (rc == 0)
             continue;
         json_array_append_new(rows, supp_entry_json(&e));
-        if (json_array_size(rows) == IMPORT_BATCH)
+        /* the entry's JSON: its texts (quotes escaped: at most twice as long; control bytes are refused) */
+        bytes += 2 * (strlen(e.addr) + strlen(e.tenant) + strlen(e.source)) + 160;
+        if (json_array_size(rows) == IMPORT_BATCH || bytes >= IMPORT_BATCH_BYTES) {
             code = send_batch(s, who, rows, &added, &refused, body);
+            bytes = 0;
+        }
     }
     if (code == MHD_HTTP_OK && json_array_size(rows))
         code = send_batch(s, who, rows, &added, &refused, body);
@@ -136,48 +143,116 @@ static unsigned import(struct supervisor *s, const json_t *in, const char *who, 
                 body);
 }
 
-static unsigned export(struct supervisor *s, struct MHD_Connection *c, const char *who, char **body, const char **type)
+/* the state of one streamed export: pages of the list op, formatted as they are read */
+struct export_state {
+    struct supervisor *s;
+    bool jsonl, done;
+    char cursor[SUPP_TENANT_MAX + 2 + SUPP_ADDR_MAX + 1];
+    char who[192];
+    struct buf out;
+    size_t off;
+};
+
+/* export_page - the next page into x->out; the HTTP code (200), else an error document in *body */
+static unsigned export_page(struct export_state *x, char **body)
 {
-    const char *fmt = arg(c, "format");
-    if (fmt && strcmp(fmt, "csv") != 0 && strcmp(fmt, "jsonl") != 0)
-        return supervisor_ops_error(MHD_HTTP_BAD_REQUEST, "format= is csv or jsonl", body);
-    bool jsonl = fmt && strcmp(fmt, "jsonl") == 0;
-    struct buf out = {0};
-    char cursor[SUPP_TENANT_MAX + 2 + SUPP_ADDR_MAX + 1] = "";
-    if (!jsonl)
-        buf_puts(&out, SUPP_CSV_HEADER);
-    for (;;) {
-        struct proto_admin_req req = {.op = PROTO_ADMIN_SUPP_LIST, .who = who,
-                                      .args = {.limit = EXPORT_PAGE, .after = cursor[0] ? cursor : NULL}};
-        json_t *result = NULL;
-        unsigned code = supervisor_ops_ask(s, PROTO_NODE_ROLE_SPOOL, &req, &result, body);
-        if (code != MHD_HTTP_OK) {
-            buf_fini(&out);
-            json_decref(result);
-            return code;
-        }
-        json_t *rows = json_object_get(result, "entries");
-        for (size_t i = 0; i < json_array_size(rows); i++) {
-            struct supp_entry e;
-            const char *why;
-            if (supp_entry_from_json(json_array_get(rows, i), &e, &why) < 0)
-                continue; /* the spool's word, checked like an import line */
-            if (jsonl)
-                supp_fmt_jsonl(&e, &out);
-            else
-                supp_fmt_csv(&e, &out);
-        }
-        const char *next = json_string_value(json_object_get(result, "next"));
-        bool more = next && strlen(next) < sizeof(cursor) && strcmp(next, cursor) != 0;
-        if (more)
-            snprintf(cursor, sizeof(cursor), "%s", next);
+    struct proto_admin_req req = {.op = PROTO_ADMIN_SUPP_LIST, .who = x->who,
+                                  .args = {.limit = EXPORT_PAGE, .after = x->cursor[0] ? x->cursor : NULL}};
+    json_t *result = NULL;
+    unsigned code = supervisor_ops_ask(x->s, PROTO_NODE_ROLE_SPOOL, &req, &result, body);
+    if (code != MHD_HTTP_OK) {
         json_decref(result);
-        if (!more)
-            break;
+        return code;
     }
-    *type = jsonl ? "application/x-ndjson" : "text/csv; charset=utf-8";
-    *body = buf_take(&out);
+    json_t *rows = json_object_get(result, "entries");
+    for (size_t i = 0; i < json_array_size(rows); i++) {
+        struct supp_entry e;
+        const char *why;
+        if (supp_entry_from_json(json_array_get(rows, i), &e, &why) < 0)
+            continue; /* the spool's word, checked like an import line */
+        if (x->jsonl)
+            supp_fmt_jsonl(&e, &x->out);
+        else
+            supp_fmt_csv(&e, &x->out);
+    }
+    const char *next = json_string_value(json_object_get(result, "next"));
+    /* a cursor that does not move would loop for ever: the end */
+    if (next && strlen(next) < sizeof(x->cursor) && strcmp(next, x->cursor) != 0)
+        snprintf(x->cursor, sizeof(x->cursor), "%s", next);
+    else
+        x->done = true;
+    json_decref(result);
     return MHD_HTTP_OK;
+}
+
+static ssize_t export_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct export_state *x = cls;
+    (void)pos;
+    while (x->off == x->out.len) {
+        if (x->done)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        char *err = NULL;
+        x->out.len = 0;
+        x->off = 0;
+        unsigned code = export_page(x, &err);
+        free(err);
+        if (code != MHD_HTTP_OK) {
+            log_warn("admin: suppression export for %s cut short: HTTP %u from the spool", x->who, code);
+            return MHD_CONTENT_READER_END_WITH_ERROR; /* the client sees a cut stream, not a short list */
+        }
+    }
+    size_t n = x->out.len - x->off < max ? x->out.len - x->off : max;
+    memcpy(buf, x->out.data + x->off, n);
+    x->off += n;
+    return (ssize_t)n;
+}
+
+static void export_free(void *cls)
+{
+    struct export_state *x = cls;
+    buf_fini(&x->out);
+    free(x);
+}
+
+bool supervisor_supp_export(struct supervisor *s, struct MHD_Connection *c, const char *url, bool get,
+                            enum MHD_Result *ret)
+{
+    char *body = NULL;
+    if (strcmp(url, "/api/v1/suppression/export") != 0)
+        return false;
+    const char *fmt = arg(c, "format");
+    unsigned code = MHD_HTTP_OK;
+    if (!get)
+        code = supervisor_ops_error(MHD_HTTP_METHOD_NOT_ALLOWED, "use GET for this endpoint", &body);
+    else if (fmt && strcmp(fmt, "csv") != 0 && strcmp(fmt, "jsonl") != 0)
+        code = supervisor_ops_error(MHD_HTTP_BAD_REQUEST, "format= is csv or jsonl", &body);
+    struct export_state *x = NULL;
+    if (code == MHD_HTTP_OK) {
+        x = xcalloc(1, sizeof(*x));
+        x->s = s;
+        x->jsonl = fmt && strcmp(fmt, "jsonl") == 0;
+        supervisor_ops_who(s, c, false, x->who, sizeof(x->who));
+        if (!x->jsonl)
+            buf_puts(&x->out, SUPP_CSV_HEADER);
+        /* the first page before the head: a spool that does not answer is an error status, not a cut stream */
+        code = export_page(x, &body);
+    }
+    if (code != MHD_HTTP_OK) {
+        if (x)
+            export_free(x);
+        struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+        MHD_add_response_header(r, "Content-Type", "application/json");
+        *ret = MHD_queue_response(c, code, r);
+        MHD_destroy_response(r);
+        return true;
+    }
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, export_read, x, export_free);
+    MHD_add_response_header(r, "Content-Type", x->jsonl ? "application/x-ndjson" : "text/csv; charset=utf-8");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    *ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return true;
 }
 
 unsigned supervisor_supp_request(struct supervisor *s, struct MHD_Connection *c, const char *url, bool get, bool post,
@@ -193,7 +268,6 @@ unsigned supervisor_supp_request(struct supervisor *s, struct MHD_Connection *c,
         {"/api/v1/suppression/add", true, PROTO_ADMIN_SUPP_ADD},
         {"/api/v1/suppression/remove", true, PROTO_ADMIN_SUPP_REMOVE},
         {"/api/v1/suppression/import", true, PROTO_ADMIN_SUPP_IMPORT},
-        {"/api/v1/suppression/export", false, PROTO_ADMIN_SUPP_LIST},
     };
     size_t i = 0, n = sizeof(eps) / sizeof(eps[0]);
     *body = NULL;
@@ -212,8 +286,6 @@ unsigned supervisor_supp_request(struct supervisor *s, struct MHD_Connection *c,
     if (strcmp(url, "/api/v1/suppression/import") == 0)
         return json_body ? import(s, json_body, who, body)
                          : supervisor_ops_error(MHD_HTTP_BAD_REQUEST, "the body is missing", body);
-    if (strcmp(url, "/api/v1/suppression/export") == 0)
-        return export(s, c, who, body, type);
     struct proto_admin_req req = {.op = eps[i].op,
                                   .who = who,
                                   .args = {.address = arg(c, "address"),
