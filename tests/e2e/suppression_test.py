@@ -171,6 +171,13 @@ class SuppressionTest(SuppressionCase):
             # RFC 4180 quoting: a quoted local part holding a comma, a source holding quotes
             f.write('"""quoted,local""@dom.test",acme,unsubscribe,"list ""a""",1700000000,1700000000,4102444800\n')
             f.write("not-an-address,,admin,,,,\n")
+        # the mutating calls need the admin token; bad arguments are refused with a reason
+        self.assertEqual(node.http("POST", "/api/v1/suppression/add?address=x@dom.test", token=False)[0], 401)
+        code, body = node.http("POST", "/api/v1/suppression/add?address=not-an-address")
+        self.assertEqual(code, 400, body)
+        code, body = node.http("POST", "/api/v1/suppression/import")
+        self.assertEqual(code, 400, body)
+        self.assertFalse(self.check("x@dom.test")[0])
         p = node.ringctl("suppression", "import", src)
         self.assertEqual(p.returncode, 3, p.stdout + p.stderr)  # one line refused
         self.assertIn("301 added, 1 refused", p.stdout)
