@@ -323,16 +323,35 @@ int spool_supp_add(struct spool *sp, const char *tenant, const char *addr, enum 
     return 0;
 }
 
+#define SET_TAIL_SCAN 256 /* an unsorted tail longer than this (an import running) is not scanned */
+
+/* set_maybe - the in-memory set may hold (tenant, addr): false means surely not (no database read needed) */
+static bool set_maybe(struct spool_supp *s, const char *tenant, const char *addr)
+{
+    uint64_t h = supp_hasher_hash(s->hasher, tenant, addr);
+    struct supp_snap sorted = {.h = s->h, .n = s->sorted_n <= s->n ? s->sorted_n : 0};
+    if (supp_snap_has(&sorted, h))
+        return true;
+    if (s->n - sorted.n > SET_TAIL_SCAN)
+        return true;
+    for (size_t i = sorted.n; i < s->n; i++)
+        if (s->h[i] == h)
+            return true;
+    return false;
+}
+
 bool spool_supp_lookup(struct spool *sp, const char *tenant, const char *addr, struct supp_entry *out)
 {
     char a[SUPP_ADDR_MAX + 1];
+    struct spool_supp *s = sp->supp;
     uint64_t now = clock_real_ns() / 1000000000u;
-    if (!sp->supp || sp->supp->entries == 0 || !supp_norm_addr(addr, strlen(addr), a))
+    if (!s || s->entries == 0 || !supp_norm_addr(addr, strlen(addr), a))
         return false;
-    if (get(sp, "", a, out) == 0 && !expired(out, now))
+    /* the set has every stored entry (added with it, removed after it): the database is read on a maybe only */
+    if (set_maybe(s, "", a) && get(sp, "", a, out) == 0 && !expired(out, now))
         return true;
-    return tenant && tenant[0] && supp_valid_tenant(tenant, strlen(tenant)) && get(sp, tenant, a, out) == 0 &&
-           !expired(out, now);
+    return tenant && tenant[0] && supp_valid_tenant(tenant, strlen(tenant)) && set_maybe(s, tenant, a) &&
+           get(sp, tenant, a, out) == 0 && !expired(out, now);
 }
 
 /* suppressed_reply - the response of a Suppressed record */
