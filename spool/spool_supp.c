@@ -41,6 +41,7 @@ struct spool_supp {
     bool dirty;           /* the set changed since the last snapshot */
     uint64_t next_snap_ns;
     uint64_t min_expires; /* the earliest expiry in the family; 0: none */
+    uint64_t last_sweep;  /* unix seconds of the last rebuild (expiry sweep) */
     char *path;
 };
 
@@ -171,6 +172,7 @@ static int rebuild(struct spool *sp)
 {
     struct spool_supp *s = sp->supp;
     struct load_ctx c = {.sp = sp, .now = clock_real_ns() / 1000000000u, .del = spool_db_batch_new(sp->db)};
+    s->last_sweep = c.now;
     s->n = 0;
     s->sorted_n = 0;
     s->entries = 0;
@@ -224,7 +226,8 @@ void spool_supp_tick(struct spool *sp, uint64_t now_ns)
     if (!s)
         return;
     uint64_t now = clock_real_ns() / 1000000000u;
-    if (s->min_expires && now >= s->min_expires && rebuild(sp) < 0)
+    /* a sweep reads the whole family: at most once every SPOOL_SUPP_SWEEP_S, however many entries expire */
+    if (s->min_expires && now >= s->min_expires && now >= s->last_sweep + SPOOL_SUPP_SWEEP_S && rebuild(sp) < 0)
         s->min_expires = now + 60; /* the family cannot be read now: again in a minute */
     if (s->dirty && now_ns >= s->next_snap_ns) {
         uint64_t t0 = clock_mono_ns();

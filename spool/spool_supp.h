@@ -15,7 +15,8 @@
  *
  * Snapshot: DATA_DIR/suppression.snap, written whole (temporary file and rename) at most every
  * SPOOL_SUPP_SNAP_MS while the list changed, and at start. The hashes are kept in memory (8 bytes an
- * entry); the key is new at every start.
+ * entry); the key is new at every start. Expired entries suppress nothing in the spool's checks at once; they
+ * leave the family and the snapshot (so the ingress) at the next sweep, at most every SPOOL_SUPP_SWEEP_S.
  * Admin ops (suppression-check, -list, -add, -remove, -import) are answered by spool_supp_admin(); they
  * write with their own synced batch before they answer.
  */
@@ -30,6 +31,7 @@
 #include "common/supp.h"
 
 #define SPOOL_SUPP_SNAP_MS 250
+#define SPOOL_SUPP_SWEEP_S 60 /* expired entries leave the family and the set at most this often */
 
 struct spool;
 struct proto_admin_req;
