@@ -140,8 +140,6 @@ struct load_ctx {
     uint64_t now;
     struct spool_db_batch *del; /* expired entries */
     size_t dels;
-    char last[SUPP_KEY_MAX];
-    size_t last_len;
 };
 
 static int on_load(void *arg, const char *key, size_t klen, const char *val, size_t vlen)
@@ -149,10 +147,6 @@ static int on_load(void *arg, const char *key, size_t klen, const char *val, siz
     struct load_ctx *c = arg;
     struct spool_supp *s = c->sp->supp;
     struct supp_entry e;
-    if (klen <= sizeof(c->last)) {
-        memcpy(c->last, key, klen);
-        c->last_len = klen;
-    }
     if (!decode(val, vlen, &e))
         return 0;
     if (expired(&e, c->now)) {
@@ -177,10 +171,8 @@ static int rebuild(struct spool *sp)
     s->sorted_n = 0;
     s->entries = 0;
     s->min_expires = 0;
-    int rc;
-    do {
-        rc = spool_db_supp_scan(sp->db, c.last_len ? c.last : NULL, c.last_len, 100000, on_load, &c);
-    } while (rc == 100000);
+    /* one pass of one iterator (a consistent view); the set is bounded by the snapshot's limit anyway */
+    int rc = spool_db_supp_scan(sp->db, NULL, 0, SUPP_SNAP_MAX_ENTRIES, on_load, &c);
     if (rc >= 0 && c.dels) {
         rc = spool_db_commit(sp->db, c.del);
         if (rc == 0)
