@@ -27,6 +27,7 @@
 #include "base/buf.h"
 #include "base/file.h"
 #include "cfg/cfg_dkim.h"
+#include "cfg/cfg_supp.h"
 #include "cfg/cfg_dlv.h"
 #include "cfg/cfg_fbl.h"
 #include "cfg/cfg_int.h"
@@ -344,6 +345,7 @@ void cfg_default(struct cfg *c)
     c->log_min_free_space = CFG_GIB;
     cfg_dlv_default(c);
     cfg_fbl_default(c);
+    cfg_supp_default(c);
 }
 
 void cfg_fini(struct cfg *c)
@@ -381,6 +383,7 @@ void cfg_fini(struct cfg *c)
     cfg_dlv_fini(c);
     cfg_dkim_fini(c);
     cfg_fbl_fini(c);
+    cfg_supp_fini(c);
     memset(c, 0, sizeof(*c));
 }
 
@@ -436,6 +439,7 @@ static void cfg_copy(struct cfg *dst, const struct cfg *src)
     cfg_dlv_copy(dst, src);
     cfg_dkim_copy(dst, src);
     cfg_fbl_copy(dst, src);
+    cfg_supp_copy(dst, src);
 }
 
 static void cfg_set_str(char **slot, const char *s)
@@ -742,6 +746,10 @@ static void cfg_apply_root(struct cfg_errs *e, struct cfg *c, const struct cfg_t
         }
         if (strcmp(t->key, "feedback") == 0) {
             cfg_fbl_apply(e, c, t);
+            continue;
+        }
+        if (strcmp(t->key, "suppression") == 0) {
+            cfg_supp_apply(e, c, t);
             continue;
         }
         if (cfg_dlv_owns(t->key))

@@ -32,6 +32,7 @@ struct cfg_listener {
     bool implicit_tls; /* tls = "implicit": TLS handshake first, then the banner (port 465); needs [tls] */
     bool require_auth; /* MAIL before a successful AUTH gets 530 5.7.0 (a submission port, 587) */
     bool feedback;     /* every message on it is feedback mail (an ARF or DSN report; docs/operations.md) */
+    int suppression;   /* enum cfg_supp_mode: suppression = "reject" | "drop"; CFG_SUPP_INHERIT: [suppression] on_rcpt */
 };
 
 /* [[http_listener]]: the HTTP injection API (docs/http-injection.md), served by the ingress workers */
@@ -283,7 +284,24 @@ struct cfg {
     /* [warmup."SOURCE"] (cfg_warmup.c) */
     size_t n_warmups;
     struct cfg_warmup *warmups; /* NULL when n_warmups is 0 (the default: no source is warming) */
+    /* [suppression] (cfg_supp.c) */
+    bool supp_enabled;          /* default true */
+    int supp_on_rcpt;           /* enum cfg_supp_mode, default CFG_SUPP_REJECT */
+    bool supp_auto_hard_bounce; /* Bounce records of a hard class add the recipient; default true */
+    size_t n_supp_hard_classes; /* default: InvalidRecipient, BadDomain, InactiveMailbox */
+    char **supp_hard_classes;
 };
+
+/* what a suppressed recipient gets at RCPT */
+enum cfg_supp_mode {
+    CFG_SUPP_INHERIT = 0, /* a listener: the [suppression] on_rcpt value */
+    CFG_SUPP_REJECT = 1,  /* 550 5.7.1 suppressed */
+    CFG_SUPP_DROP = 2,    /* 250, then the spool drops it with a Suppressed record */
+};
+/* cfg_supp_mode_of - the mode of listener i (its own, else on_rcpt) */
+enum cfg_supp_mode cfg_supp_mode_of(const struct cfg *c, size_t listener);
+/* cfg_supp_hard - the bounce class is one of hard_classes */
+bool cfg_supp_hard(const struct cfg *c, const char *bounce_class);
 
 void cfg_default(struct cfg *c);
 int cfg_load_file(struct cfg *c, const char *path, char **err);

@@ -23,6 +23,7 @@
 
 #include "common/msgid.h"
 #include "common/proto_env.h"
+#include "common/supp.h"
 #include "ingress/ingress_auth.h"
 #include "ingress/ingress_rcpts.h"
 #include "ingress/ingress_report.h"
@@ -98,6 +99,7 @@ struct ingress_session {
     uint16_t peer_port;
     bool relay_client;
     bool require_auth; /* the listener's require_auth: MAIL needs AUTH first */
+    int supp_mode;     /* enum cfg_supp_mode of the listener, at accept */
 
     /* AUTH (ingress_auth_cmd.c) */
     enum ingress_auth_step auth_step;
@@ -222,6 +224,7 @@ struct ingress {
     bool relay_rcpts_on;
     struct ingress_auth_limit auth_limit;
     struct ingress_http *http; /* NULL: no [[http_listener]] */
+    struct supp_view supp;     /* the spool's suppression snapshot (common/supp.h) */
 };
 
 #define INGRESS_REFUSAL_LOGS_PER_S 100

@@ -222,6 +222,7 @@ static void on_accept(struct evl *l, struct evl_op *op, int res, unsigned flags)
     s->family = family;
     s->require_auth = ls->require_auth;
     s->feedback_listener = ls->feedback;
+    s->supp_mode = cfg_supp_mode_of(&ig->rt->cfg, (size_t)(ls - ig->ls));
     memcpy(s->peer_addr, addr, 16);
     memcpy(s->client_key, key, 16);
     s->peer_port = port;
@@ -277,6 +278,8 @@ static void on_tick(struct role_rt *rt, uint64_t now)
         ingress_session_tick(s, now);
     }
     ingress_http_tick(ig, now);
+    if (rt->cfg.supp_enabled)
+        supp_view_refresh(&ig->supp, now);
 }
 
 static void on_reload(struct role_rt *rt)
@@ -331,6 +334,10 @@ int main(int argc, char **argv)
             fatal("TLS: %s", err ? err : "cannot set up the server context");
     }
     rt.hooks.on_reload = on_reload;
+    char *snap = xasprintf("%s/published/suppression.snap", rt.cfg.data_dir);
+    supp_view_init(&ig.supp, snap);
+    free(snap);
+    supp_view_refresh(&ig.supp, clock_mono_ns());
 
     ingress_fd_limit(rt.cfg.ingress_max_connections, rt.cfg.n_listeners);
     ig.n_slots = rt.cfg.ingress_max_connections;
@@ -381,6 +388,7 @@ int main(int argc, char **argv)
     ingress_http_stop(&ig);
     role_rt_fini(&rt);
     policy_lua_free(ig.policy);
+    supp_view_fini(&ig.supp);
     ingress_auth_fini(&ig);
     ingress_relay_fini(&ig);
     tls_ctx_free(ig.tls);

@@ -429,6 +429,15 @@ static void cmd_rcpt(struct ingress_session *s, const struct smtp_cmd *cmd)
     }
     if (!ingress_policy_rcpt(s, cmd))
         return;
+    /* the snapshot says "maybe" (a 64-bit hash); in "drop" mode the spool decides at store, from its database */
+    if (c->supp_enabled && s->supp_mode == CFG_SUPP_REJECT && !postmaster) {
+        supp_view_refresh(&s->ig->supp, clock_mono_ns());
+        if (supp_view_maybe(&s->ig->supp, policy_lua_meta_get(&s->meta, "tenant"), cmd->addr.mailbox)) {
+            s->errors++;
+            ingress_session_reply(s, "550 5.7.1 <%s>: suppressed", cmd->addr.mailbox);
+            return;
+        }
+    }
     if (s->n_rcpts == s->rcpt_cap) {
         s->rcpt_cap = s->rcpt_cap ? s->rcpt_cap * 2 : 8;
         s->rcpts = xrealloc(s->rcpts, s->rcpt_cap * sizeof(*s->rcpts));

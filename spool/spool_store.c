@@ -99,8 +99,15 @@ void spool_store_request(struct spool *sp, unsigned from, const struct proto_rec
     pd->rec = m.env; /* the decoded envelope moves to the pending store */
     /* a report is final once its records are in the batch: nothing is stored to deliver (spool_fbl.c) */
     pd->report = spool_fbl_is_report(&pd->rec);
-    status = pd->report ? 0 : spool_db_batch_store(sp->batch, id, &pd->rec, m.body, m.body_len);
+    /* suppressed recipients (accepted at RCPT with on_rcpt = "drop", or suppressed since): final now, with
+     * their Reception and Suppressed records; a message with none left is not stored at all */
+    uint8_t *hits = NULL;
+    uint32_t supp = pd->report ? 0 : spool_supp_store(sp, &pd->rec, &hits);
+    status = pd->report || (supp && proto_env_all_final(&pd->rec))
+                 ? 0
+                 : spool_db_batch_store(sp->batch, id, &pd->rec, m.body, m.body_len);
     if (status < 0) {
+        free(hits);
         proto_env_fini(&pd->rec);
         why = "envelope refused by the store";
         goto reject;
@@ -115,6 +122,7 @@ void spool_store_request(struct spool *sp, unsigned from, const struct proto_rec
     log_reception(sp, pd);
     if (pd->report)
         spool_fbl_record(sp, id, &pd->rec);
+    spool_supp_store_log(sp, id, &pd->rec, hits);
     return;
 
 reject:

@@ -389,7 +389,6 @@ static enum MHD_Result on_request(struct supervisor *s, struct MHD_Connection *c
 {
     bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0, post = strcmp(method, "POST") == 0;
 
-    (void)body; /* no endpoint here takes one yet */
     if (get && strcmp(url, "/api/v1/status") == 0)
         return respond_doc(c, MHD_HTTP_OK, status_doc(s));
     if (get && strcmp(url, "/api/v1/queues") == 0) {
@@ -422,6 +421,14 @@ static enum MHD_Result on_request(struct supervisor *s, struct MHD_Connection *c
         return trace_ret;
     if (get && (strcmp(url, "/api/v1/tsa/status") == 0 || strcmp(url, "/api/v1/tsa/history") == 0))
         return tsa_doc(s, c, strcmp(url, "/api/v1/tsa/history") == 0);
+    enum MHD_Result supp_ret; /* the suppression list: supervisor_supp.c */
+    if (supervisor_supp_export(s, c, url, get, &supp_ret))
+        return supp_ret;
+    char *supp_body = NULL;
+    const char *supp_type = NULL;
+    unsigned supp_code = supervisor_supp_request(s, c, url, get, post, body, &supp_body, &supp_type);
+    if (supp_code)
+        return supp_type ? respond(c, supp_code, supp_type, supp_body) : respond_doc(c, supp_code, supp_body);
     char *ops_body = NULL; /* queue-summary, suspend, bounce, inspect: supervisor_ops.c */
     unsigned ops_code = (get || post) ? supervisor_ops_request(s, c, url, post, &ops_body) : 0;
     if (ops_code)

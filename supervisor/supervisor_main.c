@@ -422,6 +422,11 @@ static void setup_data_dir(struct supervisor *s)
     char *logs = s->cfg.log_dir && s->cfg.log_dir[0] ? xstrdup(s->cfg.log_dir) : xasprintf("%s/logs", s->cfg.data_dir);
     own_dir(s, spool, spool_uid, 0700, "spool directory");
     own_dir(s, logs, spool_uid, 0700, "log directory");
+    /* what the spool publishes for the other roles to read (the suppression snapshot): the spool's, the
+     * node group may read */
+    char *published = xasprintf("%s/published", s->cfg.data_dir);
+    own_dir(s, published, spool_uid, 0750, "published directory");
+    free(published);
     free(spool);
     free(logs);
 }

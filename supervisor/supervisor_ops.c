@@ -110,7 +110,7 @@ static bool number(struct MHD_Connection *c, const char *key, uint64_t *out)
 
 /* who_of - the client as the records name it: its address (or Unix socket credentials) and, for a mutating
  * call (the token was checked), the token id */
-static void who_of(struct supervisor *s, struct MHD_Connection *c, bool post, char *buf, size_t len)
+void supervisor_ops_who(struct supervisor *s, struct MHD_Connection *c, bool post, char *buf, size_t len)
 {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     bool inet = ci && ci->client_addr && (ci->client_addr->sa_family == AF_INET || ci->client_addr->sa_family == AF_INET6);
@@ -227,7 +227,7 @@ static unsigned log_level(struct supervisor *s, struct MHD_Connection *c, bool p
     if (sup)
         log_set_level(config ? s->cfg.log_level : lv);
     char who[192];
-    who_of(s, c, true, who, sizeof(who));
+    supervisor_ops_who(s, c, true, who, sizeof(who));
     log_info("admin: log level %s for %s by %s", level, role ? role : "every role", who);
     struct proto_status_reply rep = {.ok = true};
     char *detail = xasprintf("log level %s for %s (within a second; a reload keeps it)", level,
@@ -247,7 +247,7 @@ unsigned supervisor_ops_request(struct supervisor *s, struct MHD_Connection *c, 
     if (strcmp(url, "/api/v1/log-level") == 0)
         return log_level(s, c, post, body);
     char who[192];
-    who_of(s, c, post, who, sizeof(who));
+    supervisor_ops_who(s, c, post, who, sizeof(who));
     unsigned code = supervisor_inspect_request(s, c, url, post, who, body); /* supervisor_inspect.c */
     if (code)
         return code;
