@@ -17,9 +17,8 @@ static const char *const op_names[PROTO_ADMIN_OP__MAX] = {
     "queue-summary", "suspend",     "suspend-list", "suspend-cancel",  "suspend-ready-q",
     "suspend-ready-q-list", "suspend-ready-q-cancel", "bounce", "bounce-list", "bounce-cancel",
     "inspect-sched-q", "inspect-ready-q", "inspect-message-sched", "inspect-message-spool", "spool-compact",
-    "spool-compact-status", "rebind", "abort-ready-q-conn", "warmup-status",
-    "spool-compact-status", "rebind", "abort-ready-q-conn", "suppression-check", "suppression-list",
-    "suppression-add", "suppression-remove", "suppression-import",
+    "spool-compact-status", "rebind", "abort-ready-q-conn", "warmup-status", "suppression-check",
+    "suppression-list", "suppression-add", "suppression-remove", "suppression-import",
 };
 
 /* the members each op's result must have: name and JSON type */
