@@ -13,7 +13,8 @@
  *
  * Counters are written only by the instance itself (relaxed atomics); proto_node_counter_name() is the
  * name the admin API and /metrics publish, proto_node_counter_is_gauge() tells a value that goes up
- * and down (set, not added) from a count.
+ * and down (set, not added) from a count. Histograms (hist[], enum proto_node_hist) likewise: one writer,
+ * relaxed adds (proto_hist_record); readers take proto_hist_read()'s bounded copy.
  *
  * The status pages: one writer (the scheduler) publishes a JSON document of its queues and paths, and
  * one of its traffic shaping automation (schema: docs/admin-api.md, codec: common/proto_status.h);
@@ -32,6 +33,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+#include "common/proto_hist.h"
 
 #define PROTO_NODE_MAX_WORKERS 32
 #define PROTO_NODE_MAX_INSTANCES (2 + 2 * PROTO_NODE_MAX_WORKERS)
@@ -92,7 +95,15 @@ enum proto_node_counter {
     PROTO_NODE_CTR_SMTP_SESSIONS,   /* ingress: gauge, open SMTP sessions (the BPF steering load) */
     PROTO_NODE_CTR_TRACE_EVENTS,    /* ingress, egress: SMTP trace events sent to the supervisor */
     PROTO_NODE_CTR_TRACE_DROPPED,   /* ... and dropped (the trace socket full or absent) */
+    PROTO_NODE_CTR_LOG_WRITTEN,     /* spool: log records handed to the log writer */
     PROTO_NODE_CTR__MAX,
+};
+
+/* per-instance latency histograms (common/proto_hist.h), written only by the instance itself */
+enum proto_node_hist {
+    PROTO_NODE_HIST_TIME_TO_250 = 0, /* ingress: end of DATA to the 250 (the spool's durable commit) */
+    PROTO_NODE_HIST_FSYNC = 1,       /* spool: one commit's write with its WAL fsync */
+    PROTO_NODE_HIST__MAX = 2,
 };
 
 /* one slot of the role table */
@@ -113,6 +124,7 @@ struct proto_node_instance {
     _Atomic uint32_t reload_seen; /* last reload generation this instance applied */
     _Alignas(64) unsigned char bell[PROTO_NODE_BELL_BYTES]; /* struct shm_bell: shm_segment_bell() */
     _Atomic uint64_t counters[PROTO_NODE_CTR__MAX];
+    struct proto_hist hist[PROTO_NODE_HIST__MAX]; /* scale PROTO_HIST_FAST */
 };
 
 /* the status page's header; the document follows, NUL-terminated, in the rest of the page */
@@ -124,7 +136,7 @@ struct proto_node_status {
     char data[];
 };
 
-_Static_assert(sizeof(struct proto_node_instance) == 384,
+_Static_assert(sizeof(struct proto_node_instance) == 704,
                "role table slot layout changed: bump SHM_LAYOUT_VERSION");
 _Static_assert(sizeof(struct proto_node_status) == 24, "status page header layout changed");
 

@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/proto_hist.h"
 #include "common/proto_node.h"
 
 #define PROTO_STATUS_DOC_MAX (16u << 20)    /* any document, in bytes */
@@ -48,6 +49,11 @@ struct proto_status_path {
     uint64_t ready, in_flight, connections, connection_limit, delivered, transient, bounced;
     /* shaping: ms until a suspension ends / a rate lets the path go (0 = not held); waits since start */
     uint64_t suspended_ms, throttled_ms, throttle_waits, limit_waits, consecutive_failures;
+    const char *provider; /* the shaping provider the path matched; "" none */
+    uint64_t connection_attempts, connection_failures; /* connections opened (leases), and closed on an error */
+    /* injection-to-delivery of the path's deliveries: per-bucket counts, scale PROTO_HIST_SLOW (proto_hist.h) */
+    uint64_t delivery_latency[PROTO_HIST_BUCKETS];
+    uint64_t delivery_latency_sum_ms;
 };
 
 struct proto_status_queues {

@@ -138,6 +138,7 @@ struct ingress_session {
     /* STORING */
     uint64_t store_token;
     uint64_t store_deadline_ns;
+    uint64_t eod_ns; /* the whole body was in (CLOCK_MONOTONIC): the time-to-250 histogram's start */
     uint32_t store_gen; /* the spool generation the store request was addressed to */
     struct msgid msg_id;
 

@@ -129,7 +129,10 @@ void spool_store_commit(struct spool *sp)
         spool_db_logrec_count(sp->batch) == 0)
         return;
     /* stores, envelope updates, deletes and DSNs of this pass: one write batch, one fsync */
+    uint64_t t0 = clock_mono_ns();
     int rc = spool_db_commit(sp->db, sp->batch);
+    uint64_t t1 = clock_mono_ns();
+    proto_hist_record(&rt->self->hist[PROTO_NODE_HIST_FSYNC], PROTO_HIST_FAST, t1 > t0 ? (t1 - t0) / 1000u : 0);
     if (rc == 0) {
         if (spool_db_batch_count(sp->batch) > 0)
             proto_node_counter_add(rt->self, PROTO_NODE_CTR_SPOOL_COMMITS, 1);

@@ -16,7 +16,9 @@ static struct proto_status_queue queue_v[2] = {
     {"bulk", "", 2, 0, 60, 86400},
 };
 static struct proto_status_path path_v[1] = {
-    {"default", "mx.example.com", 3, 1, 2, 32, 10, 4, 1},
+    {"default", "mx.example.com", 3, 1, 2, 32, 10, 4, 1, .provider = "exampleprov", .connection_attempts = 6,
+     .connection_failures = 2, .delivery_latency = {[0] = 3, [5] = 6, [PROTO_HIST_BOUNDS] = 1},
+     .delivery_latency_sum_ms = 98765},
 };
 
 static struct proto_status_queues queues_doc(void)
@@ -176,7 +178,11 @@ static void test_queues_round_trip(void)
                       a->ready == b->ready && a->in_flight == b->in_flight &&
                       a->connections == b->connections && a->connection_limit == b->connection_limit &&
                       a->delivered == b->delivered && a->transient == b->transient &&
-                      a->bounced == b->bounced,
+                      a->bounced == b->bounced && strcmp(a->provider, b->provider) == 0 &&
+                      a->connection_attempts == b->connection_attempts &&
+                      a->connection_failures == b->connection_failures &&
+                      memcmp(a->delivery_latency, b->delivery_latency, sizeof(a->delivery_latency)) == 0 &&
+                      a->delivery_latency_sum_ms == b->delivery_latency_sum_ms,
                   "path");
             char *again = proto_status_queues_encode(&out, served);
             CHECK(again && strcmp(again, text) == 0, "decode then encode gives the same text");
