@@ -59,7 +59,7 @@ char *supervisor_metrics_text(const struct sup_metrics *m);
 /* supervisor_metrics_json - the /metrics.json document (heap; schema in docs/admin-api.md) */
 char *supervisor_metrics_json(const struct sup_metrics *m);
 
-/* supervisor_metrics_family - a new family (the name and help are borrowed: static text) */
+/* supervisor_metrics_family - a new family (name and help borrowed); valid until the next family is added */
 struct sup_metric_family *supervisor_metrics_family(struct sup_metrics *m, const char *name, enum sup_metric_type type,
                                                     const char *help);
 /* supervisor_metrics_sample - a new sample with n label name/value pairs (values copied) */

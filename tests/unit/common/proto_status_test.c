@@ -143,7 +143,9 @@ static void test_queues_page_text(void)
         "\"paths\":[{\"source\":\"default\",\"site\":\"mx.example.com\",\"ready\":3,\"in_flight\":1,"
         "\"connections\":2,"
         "\"connection_limit\":32,\"delivered\":10,\"transient\":4,\"bounced\":1,\"suspended_ms\":0,"
-        "\"throttled_ms\":0,\"throttle_waits\":0,\"limit_waits\":0,\"consecutive_failures\":0}]}";
+        "\"throttled_ms\":0,\"throttle_waits\":0,\"limit_waits\":0,\"consecutive_failures\":0,"
+        "\"provider\":\"exampleprov\",\"connection_attempts\":6,\"connection_failures\":2,"
+        "\"delivery_latency\":[3,0,0,0,0,6,0,0,0,0,0,0,0,0,0,0,1],\"delivery_latency_sum_ms\":98765}]}";
     CHECK(text && strcmp(text, want) == 0, "page text:\n%s\nwant:\n%s", text ? text : "(null)", want);
     free(text);
 }
