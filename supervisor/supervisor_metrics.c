@@ -130,19 +130,26 @@ static struct sup_metric_sample *sample_of(struct sup_metric_family *f, const ch
     return supervisor_metrics_sample(f, 1, &label, &value);
 }
 
-/* read_u64_file - the first number in a small file (statm, cgroup files); false when none */
-static bool read_u64_file(const char *path, uint64_t *out)
+/* read_small - a small file's text (statm, cgroup files), NUL-terminated; false when unreadable or empty */
+static bool read_small(const char *path, char *b, size_t cap)
 {
-    char b[128];
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return false;
-    ssize_t n = read(fd, b, sizeof(b) - 1);
+    ssize_t n = read(fd, b, cap - 1);
     close(fd);
     if (n <= 0)
         return false;
     b[n] = '\0';
-    char *end;
+    return true;
+}
+
+/* read_u64_file - the first number in a small file; false when none ("max" in memory.max) */
+static bool read_u64_file(const char *path, uint64_t *out)
+{
+    char b[128], *end;
+    if (!read_small(path, b, sizeof(b)))
+        return false;
     errno = 0;
     unsigned long long v = strtoull(b, &end, 10);
     if (end == b || errno)
@@ -155,17 +162,9 @@ static bool read_u64_file(const char *path, uint64_t *out)
 static bool rss_of(pid_t pid, uint64_t *out)
 {
     char path[64], b[256];
-    snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    ssize_t n = read(fd, b, sizeof(b) - 1);
-    close(fd);
-    if (n <= 0)
-        return false;
-    b[n] = '\0';
     unsigned long long size, resident;
-    if (sscanf(b, "%llu %llu", &size, &resident) != 2)
+    snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
+    if (!read_small(path, b, sizeof(b)) || sscanf(b, "%llu %llu", &size, &resident) != 2)
         return false;
     long page = sysconf(_SC_PAGESIZE);
     *out = (uint64_t)resident * (uint64_t)(page > 0 ? page : 4096);
