@@ -34,6 +34,7 @@
 #include "smtp/smtp_data.h"
 
 #define INGRESS_MAX_LISTENERS 16
+_Static_assert(INGRESS_MAX_LISTENERS <= PROTO_NODE_MAX_LISTENERS, "per-listener counters in the role table slot");
 #define INGRESS_IN_BUF (64 * 1024)
 #define INGRESS_OUT_MAX (64 * 1024) /* unsent replies past which the session reads nothing more */
 #define INGRESS_IP_BUCKETS 4096
@@ -75,6 +76,7 @@ struct ingress_session {
     uint16_t peer_port;
     bool relay_client;
     bool require_auth; /* the listener's require_auth: MAIL needs AUTH first */
+    uint8_t listener;  /* index of its listener (ig->ls, the [[listener]] order): per-listener counters */
 
     /* AUTH (ingress_auth_cmd.c) */
     enum ingress_auth_step auth_step;

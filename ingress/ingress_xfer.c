@@ -331,6 +331,7 @@ void ingress_xfer_on_stored(struct ingress *ig, const struct proto_rec *rec)
         char idtext[MSGID_TEXT_LEN + 1];
         msgid_format(s->msg_id, idtext);
         proto_node_counter_add(ig->rt->self, PROTO_NODE_CTR_MESSAGES_ACCEPTED, 1);
+        atomic_fetch_add_explicit(&ig->rt->self->listeners[s->listener].accepted, 1, memory_order_relaxed);
         uint64_t now = clock_mono_ns();
         proto_hist_record(&ig->rt->self->hist[PROTO_NODE_HIST_TIME_TO_250], PROTO_HIST_FAST,
                           now > s->eod_ns ? (now - s->eod_ns) / 1000u : 0);

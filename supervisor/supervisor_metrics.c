@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,6 +111,11 @@ static void rank_add(struct sup_metrics_rank **v, size_t *n, const char *name, u
 }
 
 /* ---- small helpers -------------------------------------------------------------------------------- */
+
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
 
 static void gauge1(struct sup_metrics *m, const char *name, const char *help, uint64_t v)
 {
@@ -258,6 +264,52 @@ static void collect_roles(struct supervisor *s, struct sup_metrics *m)
     }
 }
 
+/* ---- SMTP listeners: summed over the ingress workers --------------------------------------------- */
+
+static void collect_listeners(struct supervisor *s, struct sup_metrics *m)
+{
+    /* the listener names and count are the supervisor's own configuration, never the slot's */
+    size_t nl = s->cfg.n_listeners < PROTO_NODE_MAX_LISTENERS ? s->cfg.n_listeners : PROTO_NODE_MAX_LISTENERS;
+    static const struct {
+        const char *name, *help;
+        enum sup_metric_type type;
+        size_t off;
+    } f[] = {
+        {"ringmail_listener_connections_total", "SMTP connections accepted on the listener (refused ones included).",
+         SUP_METRIC_COUNTER, offsetof(struct proto_node_listener, connections)},
+        {"ringmail_listener_sessions", "SMTP sessions open on the listener.", SUP_METRIC_GAUGE,
+         offsetof(struct proto_node_listener, sessions)},
+        {"ringmail_listener_messages_accepted_total", "Messages answered 250 on the listener.", SUP_METRIC_COUNTER,
+         offsetof(struct proto_node_listener, accepted)},
+    };
+    for (size_t k = 0; k < sizeof(f) / sizeof(f[0]); k++) {
+        struct sup_metric_family *fam = supervisor_metrics_family(m, f[k].name, f[k].type, f[k].help);
+        for (size_t l = 0; l < nl; l++) {
+            uint64_t sum = 0;
+            for (unsigned i = 0; i < s->seg.n_instances; i++)
+                if (s->inst[i].role == PROTO_NODE_ROLE_INGRESS)
+                    sum = sat_add(sum, atomic_load_explicit(
+                                           (_Atomic uint64_t *)((char *)&s->seg.inst[i].listeners[l] + f[k].off),
+                                           memory_order_relaxed));
+            sample_of(fam, "listener", s->cfg.listeners[l].name)->value = sum;
+        }
+    }
+    struct sup_metric_family *fam = supervisor_metrics_family(
+        m, "ringmail_listener_rejections_total", SUP_METRIC_COUNTER,
+        "4xx and 5xx replies the SMTP server sent on the listener, by reply code (4xx, 5xx: codes not listed).");
+    static const char *const ln[2] = {"listener", "reason"};
+    for (size_t l = 0; l < nl; l++)
+        for (unsigned r = 0; r < PROTO_NODE_REJECT__MAX; r++) {
+            uint64_t sum = 0;
+            for (unsigned i = 0; i < s->seg.n_instances; i++)
+                if (s->inst[i].role == PROTO_NODE_ROLE_INGRESS)
+                    sum = sat_add(sum, atomic_load_explicit(&s->seg.inst[i].listeners[l].rejected[r],
+                                                            memory_order_relaxed));
+            const char *vals[2] = {s->cfg.listeners[l].name, proto_node_reject_name((enum proto_node_reject)r)};
+            supervisor_metrics_sample(fam, 2, ln, vals)->value = sum;
+        }
+}
+
 /* ---- memory, disk ----------------------------------------------------------------------------- */
 
 static void collect_host(struct supervisor *s, struct sup_metrics *m)
@@ -388,11 +440,6 @@ static uint64_t path_value(const struct proto_status_path *p, enum path_value v)
     default:
         return 0;
     }
-}
-
-static uint64_t sat_add(uint64_t a, uint64_t b)
-{
-    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
 static const char *provider_name(const struct proto_status_path *p)
@@ -552,6 +599,7 @@ void supervisor_metrics_collect(struct supervisor *s, struct sup_metrics *m)
 {
     *m = (struct sup_metrics){0};
     collect_roles(s, m);
+    collect_listeners(s, m);
     collect_host(s, m);
     collect_scheduler(s, m);
     supervisor_trace_metrics(m);

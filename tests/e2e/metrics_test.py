@@ -16,7 +16,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from ringmail_node import Node, smtp_send, wait_for  # noqa: E402
+from ringmail_node import Node, smtp_dialogue, smtp_send, wait_for  # noqa: E402
 from peers import PeersCase, Sink, free_udp_tcp_port  # noqa: E402
 
 MESON = {"suite": "metrics", "timeout": 90}
@@ -163,6 +163,23 @@ class MetricsCase(PeersCase):
         # injection-to-delivery: one observation per delivery, per provider ("none": no shaping provider)
         self.assertEqual(total(s, "ringmail_injection_to_delivery_seconds_count"), n)
         self.assertGreater(total(s, "ringmail_spool_fsync_seconds_count"), 0)
+
+        # per listener: connections, sessions, messages accepted, refusals by reply code (one RCPT before MAIL: 503)
+        r = smtp_dialogue(self.node.smtp_port, ["EHLO client.test", "RCPT TO:<x@big.test>", "QUIT"])
+        self.assertTrue(r[2].startswith("503"), r)
+        lst = (("listener", "smtp"),)
+
+        def counted():
+            x = parse_text(self.metrics())
+            done = family(x, "ringmail_listener_sessions") == {lst: 0} and total(
+                x, "ringmail_listener_rejections_total") == 1
+            return x if done else None
+        s = wait_for(counted, 5, step=0.1, what="the 503 counted and the session closed")
+        self.assertEqual(family(s, "ringmail_listener_messages_accepted_total"), {lst: n})
+        self.assertEqual(family(s, "ringmail_listener_connections_total"), {lst: n + 1})
+        self.assertEqual(family(s, "ringmail_listener_sessions"), {lst: 0})
+        rej = {dict(k)["reason"]: v for k, v in family(s, "ringmail_listener_rejections_total").items() if v}
+        self.assertEqual(rej, {"503": 1})
 
         # log records written: at least the Reception and Delivery of every message
         self.assertGreaterEqual(total(s, "ringmail_log_records_written_total"), 2 * n)

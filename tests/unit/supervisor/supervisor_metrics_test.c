@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/proto_node.h"
 #include "supervisor/supervisor_metrics.h"
 #include "tests/lib/check.h"
 
@@ -109,8 +110,26 @@ static void test_render(void)
     supervisor_metrics_fini(&m);
 }
 
+/* the reason label of a refusal: its reply code when listed, else its class */
+static void test_reject_reasons(void)
+{
+    static const struct {
+        const char *line, *want;
+    } cases[] = {
+        {"550 5.1.1 no such user", "550"}, {"421 4.7.0 try later", "421"}, {"503 5.5.1 bad sequence", "503"},
+        {"452 4.5.3 too many recipients", "452"}, {"554 5.7.1 relay denied", "554"}, {"555 5.5.4 bad param", "5xx"},
+        {"471 4.7.1 x", "4xx"}, {"4", "4xx"}, {"5", "5xx"}, {"", "5xx"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *got = proto_node_reject_name(proto_node_reject_of(cases[i].line, strlen(cases[i].line)));
+        CHECK(strcmp(got, cases[i].want) == 0, "[%s] -> %s, want %s", cases[i].line, got, cases[i].want);
+    }
+    CHECK(strcmp(proto_node_reject_name(PROTO_NODE_REJECT__MAX), "5xx") == 0, "out of range");
+}
+
 int main(void)
 {
+    test_reject_reasons();
     test_escape();
     test_top();
     test_render();
