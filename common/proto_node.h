@@ -99,6 +99,8 @@ enum proto_node_counter {
     PROTO_NODE_CTR_TRACE_EVENTS,    /* ingress, egress: SMTP trace events sent to the supervisor */
     PROTO_NODE_CTR_TRACE_DROPPED,   /* ... and dropped (the trace socket full or absent) */
     PROTO_NODE_CTR_LOG_WRITTEN,     /* spool: log records handed to the log writer */
+    PROTO_NODE_CTR_BYTES_STORED,    /* spool: message bytes made durable */
+    PROTO_NODE_CTR_SPOOL_WRITE_STALLS, /* spool: commits made while RocksDB delayed or stopped writes */
     PROTO_NODE_CTR__MAX,
 };
 

@@ -106,6 +106,7 @@ void spool_store_request(struct spool *sp, unsigned from, const struct proto_rec
     /* RocksDB copied it into the batch: the run is no longer needed */
     shm_arena_free(rt->seg.arena, st->arena_off);
     pd->from = from;
+    pd->body_len = m.body_len;
     pd->from_gen = rec->src_gen;
     pd->token = st->token;
     pd->id = id;
@@ -137,6 +138,12 @@ void spool_store_commit(struct spool *sp)
         if (spool_db_batch_count(sp->batch) > 0)
             proto_node_counter_add(rt->self, PROTO_NODE_CTR_SPOOL_COMMITS, 1);
         proto_node_counter_add(rt->self, PROTO_NODE_CTR_MESSAGES_STORED, sp->n_pend);
+        uint64_t bytes = 0;
+        for (size_t i = 0; i < sp->n_pend; i++)
+            bytes += sp->pend[i].body_len;
+        proto_node_counter_add(rt->self, PROTO_NODE_CTR_BYTES_STORED, bytes);
+        if (spool_db_write_stalled(sp->db))
+            proto_node_counter_add(rt->self, PROTO_NODE_CTR_SPOOL_WRITE_STALLS, 1);
     } else {
         proto_node_counter_add(rt->self, PROTO_NODE_CTR_SPOOL_COMMIT_FAILURES, 1);
         log_error("spool commit of %zu messages and %zu updates failed: %s (%s); each store gets 451", sp->n_pend,

@@ -163,6 +163,10 @@ class MetricsCase(PeersCase):
         # injection-to-delivery: one observation per delivery, per provider ("none": no shaping provider)
         self.assertEqual(total(s, "ringmail_injection_to_delivery_seconds_count"), n)
         self.assertGreater(total(s, "ringmail_spool_fsync_seconds_count"), 0)
+        # the spool: every message stored, its bytes counted, no write stall at this load
+        self.assertEqual(total(s, "ringmail_messages_stored_total"), n)
+        self.assertGreaterEqual(total(s, "ringmail_bytes_stored_total"), n * len(b"Subject: m 0\r\n\r\nhello\r\n"))
+        self.assertEqual(total(s, "ringmail_spool_write_stalls_total"), 0)
 
         # per listener: connections, sessions, messages accepted, refusals by reply code (one RCPT before MAIL: 503)
         r = smtp_dialogue(self.node.smtp_port, ["EHLO client.test", "RCPT TO:<x@big.test>", "QUIT"])
