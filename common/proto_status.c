@@ -151,10 +151,17 @@ static const struct field tsa_entry_f[] = {
     FLD("remaining_ms", K_I64_OPT, TE, remaining_ms, INT64_MAX),
 };
 static const struct spec tsa_entry_s = SPEC(tsa_entry_f, tsa_entry_check);
+#define TR struct proto_status_tsa_rule
+static const struct field tsa_rule_f[] = {
+    FLD("rule", K_STR, TR, rule, PROTO_STATUS_NAME_MAX),
+    FLD("firings", K_U64, TR, firings, 0),
+};
+static const struct spec tsa_rule_s = SPEC(tsa_rule_f, NULL);
 static const struct field tsa_f[] = {
     FLD("responses", K_U64, T, responses, 0),
     ARR("active", T, active, n_active, TE, PROTO_STATUS_TSA_MAX, tsa_entry_s),
     ARR("history", T, history, n_history, TE, PROTO_STATUS_TSA_MAX, tsa_entry_s),
+    ARR("rules", T, rules, n_rules, TR, PROTO_STATUS_TSA_RULES_MAX, tsa_rule_s),
     FLD("age_ms", K_U64, T, age_ms, 0), /* served form only: the last entry */
 };
 static const struct spec tsa_page_s = {tsa_f, sizeof(tsa_f) / sizeof(tsa_f[0]) - 1, NULL};
@@ -577,6 +584,7 @@ void proto_status_tsa_fini(struct proto_status_tsa *t)
 {
     free(t->active);
     free(t->history);
+    free(t->rules);
     json_decref(t->tree);
     memset(t, 0, sizeof(*t));
 }

@@ -542,23 +542,18 @@ static void collect_tsa(struct supervisor *s, struct sup_metrics *m, const struc
     for (size_t i = 0; i < t->n_active; i++)
         sample_of(f, "action", t->active[i].action)->value++;
 
-    /* firings per rule among the recent ones the page keeps (PROTO_STATUS_TSA_MAX, newest first) */
-    struct sup_metrics_rank *r = NULL;
-    size_t n = 0;
-    char **keys = xcalloc(t->n_history ? t->n_history : 1, sizeof(*keys));
-    for (size_t i = 0; i < t->n_history; i++) {
-        keys[i] = xasprintf("%s:%" PRIu64 " %s", t->history[i].rule_file, t->history[i].rule_line,
-                            t->history[i].action);
-        rank_add(&r, &n, keys[i], 1);
+    /* firings per rule since the scheduler started: the largest MAX_TSA_RULES keep their own label */
+    struct sup_metrics_rank *r = xcalloc(t->n_rules ? t->n_rules : 1, sizeof(*r));
+    for (size_t i = 0; i < t->n_rules; i++)
+        r[i] = (struct sup_metrics_rank){t->rules[i].rule, t->rules[i].firings};
+    supervisor_metrics_rank_sort(r, t->n_rules);
+    f = supervisor_metrics_family(m, "ringmail_tsa_firings_total", SUP_METRIC_COUNTER,
+                                  "Automation firings per rule and action (FILE:LINE ACTION) since the scheduler started.");
+    for (size_t i = 0; i < t->n_rules; i++) {
+        struct sup_metric_sample *x =
+            sample_of(f, "rule", supervisor_metrics_label(r, t->n_rules, MAX_TSA_RULES, t->rules[i].rule));
+        x->value = sat_add(x->value, t->rules[i].firings);
     }
-    supervisor_metrics_rank_sort(r, n);
-    f = supervisor_metrics_family(m, "ringmail_tsa_recent_firings", SUP_METRIC_GAUGE,
-                                  "Automation firings per rule (file:line action) among the recent ones kept.");
-    for (size_t i = 0; i < t->n_history; i++)
-        sample_of(f, "rule", supervisor_metrics_label(r, n, MAX_TSA_RULES, keys[i]))->value++;
-    for (size_t i = 0; i < t->n_history; i++)
-        free(keys[i]);
-    free(keys);
     free(r);
     (void)s;
 }
