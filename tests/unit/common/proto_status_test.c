@@ -41,9 +41,15 @@ static struct proto_status_tsa_entry tsa_v[2] = {
      "TS03", "421 4.7.0 [TS03] x", 1, 1765000000000, 1765000600000, -1},
 };
 
+static struct proto_status_tsa_rule tsa_rules_v[2] = {
+    {"/etc/ringmail/shaping.toml:12 Suspend", 3},
+    {"other", 1},
+};
+
 static struct proto_status_tsa tsa_doc(void)
 {
-    return (struct proto_status_tsa){.responses = 9, .active = tsa_v, .n_active = 1, .history = tsa_v, .n_history = 2, .age_ms = 40};
+    return (struct proto_status_tsa){.responses = 9, .active = tsa_v, .n_active = 1, .history = tsa_v, .n_history = 2,
+                                     .rules = tsa_rules_v, .n_rules = 2, .age_ms = 40};
 }
 
 static void test_tsa_round_trip(void)
@@ -57,6 +63,9 @@ static void test_tsa_round_trip(void)
             continue;
         CHECK(proto_status_tsa_decode(text, strlen(text), served, &out, &err) == 0, "tsa decode: %s", err);
         CHECK(out.n_active == 1 && out.n_history == 2 && out.age_ms == (served ? 40 : -1), "tsa counts, age");
+        CHECK(out.n_rules == 2 && strcmp(out.rules[0].rule, tsa_rules_v[0].rule) == 0 && out.rules[0].firings == 3 &&
+                  strcmp(out.rules[1].rule, "other") == 0 && out.rules[1].firings == 1,
+              "tsa rules");
         if (out.n_history == 2) {
             CHECK(out.active[0].remaining_ms == 2820000 && out.history[1].remaining_ms == -1, "remaining_ms");
             CHECK(strcmp(out.history[1].option, "connection_limit") == 0 && strcmp(out.history[1].value, "1") == 0 &&
