@@ -22,7 +22,7 @@ from peers import PeersCase, Sink, free_udp_tcp_port  # noqa: E402
 MESON = {"suite": "metrics", "timeout": 90}
 
 PROMTOOL = "/usr/bin/promtool"
-BIG, SMALL = 14, 6  # messages to big.test (its site keeps its label) and to small.test (summed under other)
+BIG, SMALL = 30, 10  # messages to big.test (its site keeps its label) and to small.test (summed under other)
 BIG_SITE = "mx.big.test"
 
 
