@@ -28,6 +28,7 @@
 #include "base/file.h"
 #include "cfg/cfg_dkim.h"
 #include "cfg/cfg_dlv.h"
+#include "cfg/cfg_fbl.h"
 #include "cfg/cfg_int.h"
 #include "cfg/cfg_net.h"
 #include "cfg/cfg_http.h"
@@ -52,6 +53,7 @@ enum cfg_kind {
     CFG_KIND_OPT_PATH,  /* a path where "" means "the default place" (tls, policy, spool, log) */
     CFG_KIND_USER,
     CFG_KIND_GROUP,     /* a group name, "" = the default */
+    CFG_KIND_OPT_USER,  /* a user name, "" = the default */
     CFG_KIND_HOST,      /* hostname */
     CFG_KIND_MAILBOX,   /* local@domain, or "" for none */
     CFG_KIND_LOG_LEVEL,
@@ -93,6 +95,10 @@ static const struct cfg_key cfg_node_keys[] = {
     CFG_KEY("node_id", CFG_KIND_IDENT, node_id),
     CFG_KEY("data_dir", CFG_KIND_PATH, data_dir),
     CFG_KEY("user", CFG_KIND_USER, user),
+    CFG_KEY("spool_user", CFG_KIND_OPT_USER, spool_user),
+    CFG_KEY("scheduler_user", CFG_KIND_OPT_USER, scheduler_user),
+    CFG_KEY("ingress_user", CFG_KIND_OPT_USER, ingress_user),
+    CFG_KEY("egress_user", CFG_KIND_OPT_USER, egress_user),
     CFG_KEY("hostname", CFG_KIND_HOST, hostname),
     CFG_KEY("log_level", CFG_KIND_LOG_LEVEL, log_level),
 };
@@ -114,6 +120,7 @@ static const struct cfg_key cfg_ingress_keys[] = {
     CFG_KEY_IN("max_recipients", CFG_KIND_U32, ingress_max_recipients, 1, 100000),
     CFG_KEY_IN("max_connections", CFG_KIND_U32, ingress_max_connections, 1, 1000000),
     CFG_KEY_IN("max_connections_per_ip", CFG_KIND_U32, ingress_max_conn_per_ip, 1, 1000000),
+    CFG_KEY("per_ip_limit_relay_networks", CFG_KIND_BOOL, ingress_per_ip_limit_relay_networks),
     CFG_KEY_IN("client_ipv6_prefix", CFG_KIND_U32, ingress_client_ipv6_prefix, 32, 128),
     CFG_KEY("postmaster", CFG_KIND_MAILBOX, ingress_postmaster),
     CFG_KEY("relay_recipients", CFG_KIND_OPT_PATH, ingress_relay_recipients),
@@ -269,6 +276,10 @@ void cfg_default(struct cfg *c)
     c->node_id = cfg_host_name();
     c->data_dir = xstrdup("./ringmail-data");
     c->user = xstrdup("nobody");
+    c->spool_user = xstrdup("");
+    c->scheduler_user = xstrdup("");
+    c->ingress_user = xstrdup("");
+    c->egress_user = xstrdup("");
     c->hostname = cfg_host_name();
     c->log_level = LOG_LEVEL_INFO;
     c->n_listeners = 1;
@@ -338,6 +349,7 @@ void cfg_default(struct cfg *c)
     c->metrics_max_providers = 50;
     c->metrics_max_sources = 50;
     cfg_dlv_default(c);
+    cfg_fbl_default(c);
 }
 
 void cfg_fini(struct cfg *c)
@@ -346,6 +358,10 @@ void cfg_fini(struct cfg *c)
     free(c->node_id);
     free(c->data_dir);
     free(c->user);
+    free(c->spool_user);
+    free(c->scheduler_user);
+    free(c->ingress_user);
+    free(c->egress_user);
     free(c->hostname);
     for (size_t i = 0; i < c->n_listeners && i < CFG_MAX_LISTENERS; i++) {
         free(c->listeners[i].address);
@@ -370,6 +386,7 @@ void cfg_fini(struct cfg *c)
     free(c->log_dir);
     cfg_dlv_fini(c);
     cfg_dkim_fini(c);
+    cfg_fbl_fini(c);
     memset(c, 0, sizeof(*c));
 }
 
@@ -386,6 +403,10 @@ static void cfg_copy(struct cfg *dst, const struct cfg *src)
     dst->node_id = cfg_dup_or_null(src->node_id);
     dst->data_dir = cfg_dup_or_null(src->data_dir);
     dst->user = cfg_dup_or_null(src->user);
+    dst->spool_user = cfg_dup_or_null(src->spool_user);
+    dst->scheduler_user = cfg_dup_or_null(src->scheduler_user);
+    dst->ingress_user = cfg_dup_or_null(src->ingress_user);
+    dst->egress_user = cfg_dup_or_null(src->egress_user);
     dst->hostname = cfg_dup_or_null(src->hostname);
     for (size_t i = 0; i < src->n_listeners && i < CFG_MAX_LISTENERS; i++) {
         dst->listeners[i].address = cfg_dup_or_null(src->listeners[i].address);
@@ -420,6 +441,7 @@ static void cfg_copy(struct cfg *dst, const struct cfg *src)
     dst->log_dir = cfg_dup_or_null(src->log_dir);
     cfg_dlv_copy(dst, src);
     cfg_dkim_copy(dst, src);
+    cfg_fbl_copy(dst, src);
 }
 
 static void cfg_set_str(char **slot, const char *s)
@@ -472,6 +494,10 @@ static void cfg_apply_string(struct cfg_errs *e, struct cfg *c, const struct cfg
         if (v->str[0] != '\0' && !cfg_value_valid_ident(v->str, CFG_USER_MAX, true))
             why = "is not a valid group name (1..32 of letters, digits, '.', '_', '-'; or \"\" for the default)";
         break;
+    case CFG_KIND_OPT_USER:
+        if (v->str[0] != '\0' && !cfg_value_valid_ident(v->str, CFG_USER_MAX, true))
+            why = "is not a valid user name (1..32 of letters, digits, '.', '_', '-'; or \"\" for [node] user)";
+        break;
     case CFG_KIND_HOST:
         if (!cfg_value_valid_hostname(v->str, strlen(v->str)))
             why = "is not a valid host name";
@@ -521,6 +547,7 @@ static void cfg_apply_key(struct cfg_errs *e, struct cfg *c, const struct cfg_ke
     case CFG_KIND_OPT_PATH:
     case CFG_KIND_USER:
     case CFG_KIND_GROUP:
+    case CFG_KIND_OPT_USER:
     case CFG_KIND_HOST:
     case CFG_KIND_MAILBOX:
     case CFG_KIND_ADDRESS:
@@ -714,6 +741,10 @@ static void cfg_apply_root(struct cfg_errs *e, struct cfg *c, const struct cfg_t
             cfg_dkim_apply(e, c, t);
             continue;
         }
+        if (strcmp(t->key, "feedback") == 0) {
+            cfg_fbl_apply(e, c, t);
+            continue;
+        }
         if (cfg_dlv_owns(t->key))
             continue; /* read by cfg_dlv_apply() below, in dependency order */
         for (size_t j = 0; j < CFG_ARRAY_SIZE(cfg_sections) && !s; j++) {
@@ -747,6 +778,7 @@ static void cfg_apply_root(struct cfg_errs *e, struct cfg *c, const struct cfg_t
         }
     }
     cfg_http_check(e, c, root);
+    cfg_fbl_check(e, c, root);
     for (size_t i = 0; i < c->n_listeners; i++) {
         if (c->listeners[i].implicit_tls && !c->tls_enabled) {
             const struct cfg_toml_node *k = cfg_toml_find(cfg_toml_find(root, "tls"), "enabled");

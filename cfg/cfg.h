@@ -31,6 +31,7 @@ struct cfg_listener {
     char *name;    /* optional label, "smtp" by default */
     bool implicit_tls; /* tls = "implicit": TLS handshake first, then the banner (port 465); needs [tls] */
     bool require_auth; /* MAIL before a successful AUTH gets 530 5.7.0 (a submission port, 587) */
+    bool feedback;     /* every message on it is feedback mail (an ARF or DSN report; docs/operations.md) */
 };
 
 /* [[http_listener]]: the HTTP injection API (docs/http-injection.md), served by the ingress workers */
@@ -118,6 +119,9 @@ struct cfg {
     char *node_id;   /* default: the host name */
     char *data_dir;  /* default "./ringmail-data" */
     char *user;      /* unprivileged user the roles run as when started as root; default "nobody" */
+    /* PRIV-01: a user per role ("" = `user`); every role keeps `user`'s primary group, so files the
+     * node's group may read stay readable; the spool's database and logs belong to spool_user alone */
+    char *spool_user, *scheduler_user, *ingress_user, *egress_user;
     char *hostname;  /* name in SMTP banners; default: the host name */
     enum log_level log_level;
 
@@ -147,6 +151,7 @@ struct cfg {
     uint32_t ingress_max_recipients;   /* per transaction, default 100 */
     uint32_t ingress_max_connections;  /* per ingress worker, default 5000 */
     uint32_t ingress_max_conn_per_ip;  /* per worker and client address, default 100 */
+    bool ingress_per_ip_limit_relay_networks; /* the per-IP limit applies to relay_networks too; default false */
     char *ingress_postmaster;          /* where mail to <Postmaster> goes; "" (default): RCPT gets 550 */
     char *ingress_relay_recipients;    /* file of valid recipients in relay_domains; "": any local part */
     uint32_t ingress_client_ipv6_prefix; /* an IPv6 client is its /N for the per-client limits, default 64 */
@@ -249,6 +254,15 @@ struct cfg {
     /* [[dkim]] (cfg_dkim.c) */
     size_t n_dkim;
     struct cfg_dkim *dkim; /* NULL when n_dkim is 0 (the default: nothing is signed) */
+
+    /* [feedback] and the VERP keys of [dsn] (cfg_fbl.c; docs/configuration.md, "Feedback mail") */
+    size_t n_feedback_domains;
+    char **feedback_domains;   /* lower case; mail to any address at them is feedback mail; NULL when none */
+    size_t n_feedback_addresses;
+    char **feedback_addresses; /* lower case local@domain; NULL when none */
+    bool dsn_verp;             /* MAIL FROM of outgoing mail is bounce+TOKEN@dsn_verp_domain */
+    char *dsn_verp_domain;     /* "" (default); a feedback domain of its own */
+    char *dsn_verp_secret;     /* the HMAC key: verp_secret, or the content of verp_key_file; "" (default) */
 };
 
 void cfg_default(struct cfg *c);
@@ -270,5 +284,9 @@ char *cfg_dlv_route_text(const struct cfg_route *r);
 void cfg_dlv_route_fini(struct cfg_route *r);
 /* cfg_dlv_source_find - index of the named source, -1 when none */
 int cfg_dlv_source_find(const struct cfg *c, const char *name);
+
+/* cfg_fbl.c */
+/* cfg_feedback_on - the node takes feedback mail (a feedback domain, address, listener or VERP) */
+bool cfg_feedback_on(const struct cfg *c);
 
 #endif

@@ -8,6 +8,7 @@
  * the rest of the file (every problem reported as FILE:LINE). The lookups answer the roles' questions.
  */
 #include "cfg/cfg_dlv.h"
+#include "cfg/cfg_fbl.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -664,6 +665,8 @@ static void dlv_dsn(struct cfg_errs *e, struct cfg *c, const struct cfg_toml_nod
                 continue;
             }
             c->dsn_sender_window_ms = ms;
+        } else if (cfg_fbl_dsn_key(e, c, v)) {
+            continue; /* verp, verp_domain, verp_secret, verp_key_file */
         } else {
             char key[96];
             snprintf(key, sizeof(key), "dsn.%s", v->key);

@@ -122,7 +122,7 @@ void cfg_net_apply_listeners(struct cfg_errs *e, struct cfg *c, const struct cfg
     for (size_t i = 0; i < a->n_children && i < CFG_MAX_LISTENERS; i++) {
         const struct cfg_toml_node *t = a->children[i];
         const char *address = NULL, *name = "smtp";
-        bool implicit_tls = false, require_auth = false;
+        bool implicit_tls = false, require_auth = false, feedback = false;
         snprintf(key, sizeof(key), "listener[%zu]", i);
         if (!cfg_expect(e, t, CFG_TOML_TABLE, key, "a table"))
             continue;
@@ -154,6 +154,10 @@ void cfg_net_apply_listeners(struct cfg_errs *e, struct cfg *c, const struct cfg
                 if (cfg_expect(e, v, CFG_TOML_BOOL, key, "a boolean"))
                     require_auth = v->b;
                 continue;
+            } else if (strcmp(v->key, "feedback") == 0) {
+                if (cfg_expect(e, v, CFG_TOML_BOOL, key, "a boolean"))
+                    feedback = v->b;
+                continue;
             } else {
                 cfg_errf(e, v->line, "unknown key %s", cfg_quote(q, sizeof(q), key));
                 continue;
@@ -175,6 +179,7 @@ void cfg_net_apply_listeners(struct cfg_errs *e, struct cfg *c, const struct cfg
         l[n].name = xstrdup(name);
         l[n].implicit_tls = implicit_tls;
         l[n].require_auth = require_auth;
+        l[n].feedback = feedback;
         n++;
     }
     if (e->count == before) {

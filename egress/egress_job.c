@@ -153,8 +153,13 @@ void egress_job_trace_names(struct egress_job *j)
 
 void egress_job_txn(struct egress_job *j)
 {
+    const struct cfg *cfg = &j->eg->rt->cfg;
     size_t n = 0, max = j->pc->h.max_recipients_per_batch;
     bool fresh = false;
+    /* [dsn] verp: the return path names one recipient, so each transaction has one */
+    bool verp = cfg->dsn_verp && j->msg.env.sender[0] != '\0';
+    if (verp)
+        max = 1;
 
     /* recipients not yet sent go first, in batches; then the ones a 452 sent back */
     for (size_t i = 0; i < j->n && !fresh; i++)
@@ -177,7 +182,18 @@ void egress_job_txn(struct egress_job *j)
     j->txn_progress = false;
     unsigned flags = (j->msg.env.flags & PROTO_ENV_F_SMTPUTF8) ? EGRESS_SMTP_SEND_SMTPUTF8 : 0;
     egress_job_trace_names(j); /* a reused connection now delivers for this message's domain */
-    int rc = egress_conn_send(j->lease->conn, j->msg.env.sender, j->txn_addrs, n, j->wire ? j->wire : j->msg.body,
+    const char *sender = j->msg.env.sender;
+    if (verp) {
+        struct msgid id = {j->d.msg_id_hi, j->d.msg_id_lo};
+        const char *secret = cfg->dsn_verp_secret;
+        if (verp_encode(secret, strlen(secret), id, j->idx[j->txn_map[0]], cfg->dsn_verp_domain, j->verp_from,
+                        sizeof(j->verp_from)) == 0)
+            sender = j->verp_from;
+        else
+            log_warn("VERP return path for recipient %u did not fit: the envelope sender is used",
+                     (unsigned)j->idx[j->txn_map[0]]);
+    }
+    int rc = egress_conn_send(j->lease->conn, sender, j->txn_addrs, n, j->wire ? j->wire : j->msg.body,
                               j->wire ? j->wire_len : j->msg.body_len, flags);
     if (rc < 0) {
         char text[96];

@@ -18,6 +18,8 @@
 #include "egress/egress_attempt.h"
 #include "egress/egress_lease.h"
 #include "egress/egress_route.h"
+#include "common/verp.h"
+#include "smtp/smtp_addr.h"
 
 #define EGRESS_RETRY_NS CLOCK_MS(100)        /* ring or arena full: try again */
 #define EGRESS_LOAD_RETRY_NS CLOCK_MS(250)   /* the spool's arena was full */
@@ -74,6 +76,7 @@ struct egress_job {
     char mx[DNS_NAME_MAX + 1];
     char peer[64];
     struct egress_tls_info tls; /* of the connection the transactions ran on; empty: plaintext */
+    char verp_from[VERP_LOCAL_MAX + 1 + SMTP_ADDR_DOMAIN_MAX + 1]; /* [dsn] verp: this transaction's MAIL FROM */
     bool sts_reported;          /* the MTA-STS testing line of this attempt is out */
     int last_code;
     char last_enh[SMTP_REPLY_ENH_MAX];

@@ -444,6 +444,7 @@ static void store_part(struct ingress_http *h, struct http_job *j, struct http_p
                         j->peer_ip, ig->rt->cfg.hostname, idtext, date);
     if (rlen < 0 || (size_t)rlen >= sizeof(received))
         rlen = 0;
+    rlen += (int)ingress_fbl_id_header(ig, idtext, &meta, received + rlen, sizeof(received) - (size_t)rlen);
 
     struct proto_env rec = {0};
     struct proto_env_rcpt *rcpts = xcalloc(p->g.n, sizeof(*rcpts));

@@ -207,7 +207,11 @@ static void on_accept(struct evl *l, struct evl_op *op, int res, unsigned flags)
     uint8_t key[16];
     ingress_client_key(family, addr, rt->cfg.ingress_client_ipv6_prefix, key);
     struct ingress_ipcount **pp = ip_find(ig, family, key);
-    if (*pp && (*pp)->count >= rt->cfg.ingress_max_conn_per_ip) {
+    /* a trusted injector (relay_networks) opens as many sessions as it needs, as Postfix exempts
+     * $mynetworks; they are still counted, so the limit applies again after a reload that turns it on */
+    bool relay_client = cfg_value_cidr_match(rt->cfg.relay_networks, rt->cfg.n_relay_networks, family, addr);
+    bool limited = !relay_client || rt->cfg.ingress_per_ip_limit_relay_networks;
+    if (limited && *pp && (*pp)->count >= rt->cfg.ingress_max_conn_per_ip) {
         refuse(ls, fd, family == AF_INET6 && rt->cfg.ingress_client_ipv6_prefix < 128
                            ? "too many connections from your network"
                            : "too many connections from your address");
@@ -228,11 +232,12 @@ static void on_accept(struct evl *l, struct evl_op *op, int res, unsigned flags)
     s->require_auth = ls->require_auth;
     s->listener = (uint8_t)(ls - ig->ls);
     atomic_fetch_add_explicit(&listener_ctrs(ls)->sessions, 1, memory_order_relaxed);
+    s->feedback_listener = ls->feedback;
     memcpy(s->peer_addr, addr, 16);
     memcpy(s->client_key, key, 16);
     s->peer_port = port;
     inet_ntop(family, addr, s->peer_ip, sizeof(s->peer_ip));
-    s->relay_client = cfg_value_cidr_match(rt->cfg.relay_networks, rt->cfg.n_relay_networks, family, addr);
+    s->relay_client = relay_client;
     struct sockaddr_storage ls_addr;
     socklen_t ls_len = sizeof(ls_addr);
     if (getsockname(fd, (struct sockaddr *)&ls_addr, &ls_len) == 0) {
@@ -361,6 +366,7 @@ int main(int argc, char **argv)
         if (ig.n_ls < rt.cfg.n_listeners) {
             ig.ls[ig.n_ls].implicit_tls = rt.cfg.listeners[ig.n_ls].implicit_tls;
             ig.ls[ig.n_ls].require_auth = rt.cfg.listeners[ig.n_ls].require_auth;
+            ig.ls[ig.n_ls].feedback = rt.cfg.listeners[ig.n_ls].feedback;
         }
         listener_arm(&ig.ls[ig.n_ls]);
         ig.n_ls++;

@@ -304,6 +304,7 @@ void ingress_session_reset_txn(struct ingress_session *s)
     for (uint32_t i = 0; i < s->n_rcpts; i++)
         free(s->rcpts[i]);
     s->n_rcpts = 0;
+    ingress_fbl_reset(s);
     s->sender[0] = '\0';
     s->null_sender = false;
     policy_lua_meta_fini(&s->meta);
@@ -406,14 +407,21 @@ static void cmd_rcpt(struct ingress_session *s, const struct smtp_cmd *cmd)
         ingress_session_reply(s, "452 4.5.3 Too many recipients");
         return;
     }
-    enum ingress_relay_verdict rv = ingress_relay_allowed(s, &cmd->addr, &why);
+    /* feedback addresses take reports from anyone; a report and ordinary mail are separate transactions */
+    bool feedback = ingress_fbl_rcpt_is(s, &cmd->addr);
+    if (s->fbl.mode != INGRESS_FBL_UNSET && feedback != (s->fbl.mode == INGRESS_FBL_REPORT)) {
+        ingress_session_reply(s, "452 4.5.3 <%s>: feedback reports and other mail need separate transactions",
+                              cmd->addr.mailbox);
+        return;
+    }
+    enum ingress_relay_verdict rv = feedback ? INGRESS_RELAY_OK : ingress_relay_allowed(s, &cmd->addr, &why);
     if (rv != INGRESS_RELAY_OK) {
         s->errors++;
         ingress_session_reply(s, "550 %s <%s>: %s", rv == INGRESS_RELAY_NO_USER ? "5.1.1" : "5.7.1", cmd->addr.mailbox,
                               why);
         return;
     }
-    bool postmaster = ingress_is_postmaster(c, &cmd->addr);
+    bool postmaster = !feedback && ingress_is_postmaster(c, &cmd->addr);
     if (postmaster && !c->ingress_postmaster[0]) {
         /* RFC 5321 4.5.1 asks every host to take mail for postmaster; this node delivers nothing locally, and
          * accepting it only to bounce it later would send the bounce to a sender anyone can forge */
@@ -433,6 +441,10 @@ static void cmd_rcpt(struct ingress_session *s, const struct smtp_cmd *cmd)
         s->rcpts[s->n_rcpts++] = xstrdup(c->ingress_postmaster);
     else
         s->rcpts[s->n_rcpts++] = xstrdup(cmd->addr.mailbox);
+    if (feedback)
+        ingress_fbl_rcpt_add(s, &cmd->addr);
+    else
+        s->fbl.mode = INGRESS_FBL_MAIL;
     s->state = INGRESS_S_RCPT;
     ingress_session_reply(s, "250 2.1.5 Recipient <%s> OK", cmd->addr.mailbox);
 }

@@ -333,6 +333,11 @@ void role_rt_init(struct role_rt *rt, enum proto_node_role role, int argc, char 
     memset(rt, 0, sizeof(*rt));
     rt->role = role;
     log_init(proto_node_role_name(role), -1);
+    /* PRIV-01: not dumpable, so no other process of the same user can ptrace this role or open its
+     * descriptors (the shared memfd among them) through /proc; exec never gains privileges (the
+     * supervisor set it before exec too) */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        fatal("prctl: %s", strerror(errno));
     parse_args(rt, argc, argv, &shm_fd, &instance);
     load_config(rt, &rt->cfg);
     log_set_level(rt->cfg.log_level);

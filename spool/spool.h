@@ -38,6 +38,7 @@ struct spool_pending {
     struct msgid id;
     struct proto_env rec; /* decoded envelope, for the Reception record */
     uint64_t body_len;    /* the message's bytes (ringmail_bytes_stored_total) */
+    bool report;          /* a feedback report (spool_fbl.c): logged, not stored for delivery */
 };
 
 struct spool_outbox_item {
@@ -221,6 +222,23 @@ void spool_tsa_walk(struct spool *sp);
 /* spool_tsa_flush - send queued state runs while the arena has room; true when none is left */
 bool spool_tsa_flush(struct spool *sp);
 void spool_tsa_fini(struct spool *sp);
+
+/* spool_fbl.c: reports received at feedback addresses (docs/operations.md) */
+enum spool_fbl_reason {
+    SPOOL_FBL_COMPLAINT = 0, /* an ARF complaint */
+    SPOOL_FBL_OOB = 1,       /* a hard out-of-band bounce */
+};
+/* spool_fbl_is_report - the envelope carries a parsed report (fbl.kind arf or dsn) */
+bool spool_fbl_is_report(const struct proto_env *rec);
+/* spool_fbl_build - the Feedback or OOB record of a report (*out owned: json_decref; lg may be NULL), the
+ * fbl.* metadata checked again; *suppress when the record asks for suppression; 0, -EINVAL (not a report) */
+int spool_fbl_build(const struct spool_log *lg, const struct bounce_class *bc, struct msgid id,
+                    const struct proto_env *rec, json_t **out, bool *suppress);
+/* spool_fbl_record - spool_fbl_build into the open batch; asks for suppression */
+void spool_fbl_record(struct spool *sp, struct msgid id, const struct proto_env *rec);
+/* spool_feedback_suppress - THE call site of the suppression list (not built yet: only logs) */
+void spool_feedback_suppress(struct spool *sp, const char *tenant, const char *addr, enum spool_fbl_reason reason,
+                             const char *source_id);
 
 /* spool_walk.c */
 void spool_walk_start(struct spool *sp);

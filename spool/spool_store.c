@@ -97,7 +97,9 @@ void spool_store_request(struct spool *sp, unsigned from, const struct proto_rec
     struct spool_pending *pd = &sp->pend[sp->n_pend];
     memset(pd, 0, sizeof(*pd));
     pd->rec = m.env; /* the decoded envelope moves to the pending store */
-    status = spool_db_batch_store(sp->batch, id, &pd->rec, m.body, m.body_len);
+    /* a report is final once its records are in the batch: nothing is stored to deliver (spool_fbl.c) */
+    pd->report = spool_fbl_is_report(&pd->rec);
+    status = pd->report ? 0 : spool_db_batch_store(sp->batch, id, &pd->rec, m.body, m.body_len);
     if (status < 0) {
         proto_env_fini(&pd->rec);
         why = "envelope refused by the store";
@@ -106,12 +108,14 @@ void spool_store_request(struct spool *sp, unsigned from, const struct proto_rec
     /* RocksDB copied it into the batch: the run is no longer needed */
     shm_arena_free(rt->seg.arena, st->arena_off);
     pd->from = from;
-    pd->body_len = m.body_len;
+    pd->body_len = pd->report ? 0 : m.body_len; /* a report is not stored */
     pd->from_gen = rec->src_gen;
     pd->token = st->token;
     pd->id = id;
     sp->n_pend++;
     log_reception(sp, pd);
+    if (pd->report)
+        spool_fbl_record(sp, id, &pd->rec);
     return;
 
 reject:
@@ -161,7 +165,7 @@ void spool_store_commit(struct spool *sp)
     /* announcements follow the acks: the messages just made durable, then DSNs stored by updates */
     for (size_t i = 0; i < sp->n_pend; i++) {
         struct spool_pending *pd = &sp->pend[i];
-        if (rc == 0)
+        if (rc == 0 && !pd->report)
             spool_ann_add(sp, pd->id, &pd->rec);
         proto_env_fini(&pd->rec);
     }

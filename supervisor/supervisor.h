@@ -120,6 +120,7 @@ struct supervisor {
     char *exe_path;
     uid_t run_uid;
     gid_t run_gid;
+    uid_t role_uid[PROTO_NODE_ROLE__MAX]; /* [node] ROLE_user, else run_uid; all roles keep run_gid */
     bool drop_privileges;
     uint64_t started_ns;
 
@@ -181,7 +182,11 @@ unsigned supervisor_spawn_alive(struct supervisor *s);
 
 /* supervisor_listen.c */
 int supervisor_listen_open(struct supervisor *s, char **err);
-/* supervisor_listen_fds - the listener fds ingress worker `index` inherits: "SMTP,SMTP/HTTP,HTTP" */
+/* supervisor_listen_worker_fds - the listener fds ingress worker `index` inherits, SMTP first (*n_smtp of
+ * them), then HTTP; the count. They are close-on-exec: spawn_one uncovers them in that worker alone. */
+size_t supervisor_listen_worker_fds(const struct supervisor *s, unsigned index, int *out, size_t cap,
+                                    size_t *n_smtp);
+/* supervisor_listen_fds - the same as --listen-fds text: "SMTP,SMTP/HTTP,HTTP" */
 void supervisor_listen_fds(const struct supervisor *s, unsigned index, char *buf, size_t len);
 /* supervisor_listen_balance - feed the ingress workers' loads to the steering program */
 void supervisor_listen_balance(struct supervisor *s);
@@ -238,6 +243,17 @@ unsigned supervisor_trace_request(struct supervisor *s, struct MHD_Connection *c
 /* supervisor_trace_metrics - its counters, into the metrics collection (supervisor_metrics.h) */
 struct sup_metrics;
 void supervisor_trace_metrics(struct sup_metrics *m);
+
+/* supervisor_ui.c: the web console's static files */
+/* supervisor_ui_init - their ETags (SHA-256); once, before the admin daemons start */
+void supervisor_ui_init(void);
+/* supervisor_ui_is_ui - url is /ui or under /ui/ (the console's; served without the token: no node data) */
+bool supervisor_ui_is_ui(const char *url);
+/* supervisor_ui_find - the embedded file whose URL path is exactly url (/ui/ is index.html): type and bytes */
+bool supervisor_ui_find(const char *url, const char **type, const char **data, size_t *len);
+/* supervisor_ui_request - GET /ui, /ui/<file>: true with *ret once answered (404 for a name not embedded,
+ * 405 not GET), false when url is not the console's */
+bool supervisor_ui_request(struct MHD_Connection *c, const char *url, bool get, enum MHD_Result *ret);
 
 /* supervisor_shaping.c */
 /* supervisor_shaping_load - the shaping of configuration c: 0 and *out, or -EINVAL with every error in

@@ -9,6 +9,7 @@
  *   POST /api/v1/reload                  validate and reload the configuration (as SIGHUP)
  *   /api/v1/queue-summary, suspend, suspend-ready-q, bounce, inspect-*: supervisor_ops.c
  *   GET  /api/v1/logs?type=T&domain=D&queue=Q&limit=N&follow=1   the message log: supervisor_logs.c
+ *   GET  /ui/, /ui/<file>   the web console's static files: supervisor_ui.c
  *   GET  /api/v1/trace/smtp-server|smtp-client   live SMTP transcripts, streamed: supervisor_trace.c
  *   GET  /metrics                        Prometheus text from the shared-memory counters: supervisor_metrics.c
  *   GET  /metrics.json                   the same collection as JSON
@@ -372,7 +373,9 @@ static enum MHD_Result on_request(struct supervisor *s, struct MHD_Connection *c
     }
     if (get && strcmp(url, "/api/v1/logs") == 0)
         return supervisor_logs_request(s, c);
-    enum MHD_Result trace_ret;
+    enum MHD_Result ui_ret, trace_ret;
+    if (supervisor_ui_request(c, url, get, &ui_ret)) /* the web console's files: supervisor_ui.c */
+        return ui_ret;
     if (supervisor_trace_request(s, c, url, get, &trace_ret))
         return trace_ret;
     if (get && (strcmp(url, "/api/v1/tsa/status") == 0 || strcmp(url, "/api/v1/tsa/history") == 0))
@@ -443,7 +446,9 @@ static enum MHD_Result admin_access(void *cls, struct MHD_Connection *c, const c
         const char *why;
         bool mutating = strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
         *con_cls = rq = xcalloc(1, sizeof(*rq));
-        if (!supervisor_auth_check(s, c, ep->local, mutating, &code, &why))
+        /* the console's static files hold no node data: no token to fetch them (a browser cannot send one) */
+        bool open = ep->local || (!mutating && supervisor_ui_is_ui(url));
+        if (!supervisor_auth_check(s, c, open, mutating, &code, &why))
             return respond_error(c, code, why);
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > ADMIN_BODY_MAX)
@@ -531,6 +536,7 @@ int supervisor_admin_start(struct supervisor *s, char **err)
     }
     if ((rc = supervisor_auth_init(s, err)) < 0)
         return rc;
+    supervisor_ui_init();
     supervisor_logs_start(s);
     if ((rc = supervisor_trace_start(s, err)) < 0)
         return rc;

@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from ringmail_node import BUILD_DIR, pid_alive, smtp_dialogue, wait_for  # noqa: E402
 from supervisor_test import NodeCase  # noqa: E402  (start_node, the log on failure)
 
-MESON = {"suite": "supervisor", "timeout": 120, "tools": ["hostile_role"]}
+MESON = {"suite": "supervisor", "timeout": 120, "tools": ["hostile_role"], "exclusive": True}
 
 HOSTILE = os.path.join(BUILD_DIR, "tests", "e2e", "hostile_role")
 SANITIZER_MARKS = ("AddressSanitizer", "runtime error:", "LeakSanitizer")

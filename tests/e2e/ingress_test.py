@@ -18,14 +18,18 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from ringmail_node import Node, hold_fsyncs, read_reply, traced_by, wait_for  # noqa: E402
 
+# timed checks (a restart within 2 s, a reply within 3 s): run alone
+MESON = {"exclusive": True}
+
 ID_RE = re.compile(r"^250 2\.0\.0 OK id=([0-9a-f]{32})$")
 
 
 class Session:
     """A raw SMTP client: send exact bytes, read replies one at a time."""
 
-    def __init__(self, port, timeout=10):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, timeout=10, source=None):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.f = self.sock.makefile("rb")
         self.banner = read_reply(self.f)
 
@@ -357,7 +361,8 @@ class RelayTest(IngressCase):
 
 
 class TimeoutTest(IngressCase):
-    node_kw = {"ingress": 'idle_timeout = "1s"\ndata_timeout = "2s"\nmax_connections_per_ip = 3'}
+    node_kw = {"ingress": 'idle_timeout = "1s"\ndata_timeout = "2s"\nmax_connections_per_ip = 3\n'
+                          'per_ip_limit_relay_networks = true'}
 
     def test_idle_session_gets_421(self):
         """TMO-01"""
@@ -401,6 +406,24 @@ class TimeoutTest(IngressCase):
                         what="a Rejection record for the refused connection")
         self.assertEqual(recs[0]["response"]["command"], "connect")
         self.assertIn("127.0.0.1", json.dumps(recs[0]["peer_address"]))
+
+
+class RelayNetworksPerIpTest(IngressCase):
+    """A trusted injector (relay_networks) is exempt from max_connections_per_ip by default, as Postfix
+    exempts $mynetworks; a client outside relay_networks is not."""
+    node_kw = {"ingress": 'max_connections_per_ip = 2\nrelay_networks = ["127.0.0.1/32"]'}
+
+    def test_relay_networks_client_is_exempt_and_others_are_limited(self):
+        trusted = [Session(self.node.smtp_port) for _ in range(6)]
+        for t in trusted:
+            self.addCleanup(t.close)
+            self.assertTrue(t.banner.startswith("220 "), t.banner)
+        outside = [Session(self.node.smtp_port, source="127.0.0.2") for _ in range(3)]
+        for o in outside:
+            self.addCleanup(o.close)
+        self.assertEqual([o.banner[:3] for o in outside], ["220", "220", "421"])
+        self.assertTrue(outside[2].banner.startswith("421 4.7.0"), outside[2].banner)
+        self.assertTrue(trusted[5].cmd("NOOP").startswith("250"))
 
 
 class SpoolFaultTest(IngressCase):

@@ -47,6 +47,14 @@ def free_udp_tcp_port(host="127.0.0.1"):
     raise RuntimeError("no free port")
 
 
+def egress_via(dns, port, idle_timeout="1s"):
+    """The [egress] lines of a node that delivers through `dns` (a DnsServer) to MX port `port`, with
+    short timeouts so that a test's faults show within seconds."""
+    eg = '\nresolver = "%s"\ndns_timeout = "500ms"\nport = %d' % (dns.address, port)
+    eg += '\nconnect_timeout = "2s"\nbanner_timeout = "3s"\ncommand_timeout = "5s"\ndata_timeout = "5s"'
+    return eg + '\nidle_timeout = "%s"' % idle_timeout
+
+
 def dns_query_ok(port, name="ns.test.", host="127.0.0.1"):
     """A minimal A query over UDP; True when any answer comes back."""
     qid = os.urandom(2)
