@@ -200,6 +200,11 @@ static const struct cfg_key cfg_log_keys[] = {
     CFG_KEY_IN("max_total_size", CFG_KIND_SIZE, log_max_total_size, 0, UINT64_C(1) << 50),
     CFG_KEY_IN("min_free_space", CFG_KIND_SIZE, log_min_free_space, 0, 1024 * CFG_GIB),
 };
+static const struct cfg_key cfg_metrics_keys[] = {
+    CFG_KEY_IN("max_sites", CFG_KIND_U32, metrics_max_sites, 1, 10000),
+    CFG_KEY_IN("max_providers", CFG_KIND_U32, metrics_max_providers, 1, 10000),
+    CFG_KEY_IN("max_sources", CFG_KIND_U32, metrics_max_sources, 1, 10000),
+};
 
 static const struct cfg_section cfg_sections[] = {
     {"node", cfg_node_keys, CFG_ARRAY_SIZE(cfg_node_keys)},
@@ -215,6 +220,7 @@ static const struct cfg_section cfg_sections[] = {
     {"shaping", cfg_shaping_keys, CFG_ARRAY_SIZE(cfg_shaping_keys)},
     {"spool", cfg_spool_keys, CFG_ARRAY_SIZE(cfg_spool_keys)},
     {"log", cfg_log_keys, CFG_ARRAY_SIZE(cfg_log_keys)},
+    {"metrics", cfg_metrics_keys, CFG_ARRAY_SIZE(cfg_metrics_keys)},
 };
 
 
@@ -343,6 +349,9 @@ void cfg_default(struct cfg *c)
     c->log_max_age_ms = 0;
     c->log_max_total_size = 0;
     c->log_min_free_space = CFG_GIB;
+    c->metrics_max_sites = 50;
+    c->metrics_max_providers = 50;
+    c->metrics_max_sources = 50;
     cfg_dlv_default(c);
     cfg_fbl_default(c);
     cfg_supp_default(c);

@@ -252,6 +252,9 @@ struct cfg {
     uint64_t log_max_total_size;    /* segments past this total are removed, oldest first; 0 (default) = no cap */
     uint64_t log_min_free_space;    /* below it on the log file system MAIL gets 452; default 1 GiB, 0 = no check */
 
+    /* [metrics] (docs/metrics.md): label cardinality; the rest are summed under "other"; default 50 each */
+    uint32_t metrics_max_sites, metrics_max_providers, metrics_max_sources;
+
     /* [shm] */
     uint64_t arena_bytes;   /* body arena, default 64 MiB */
     uint32_t ring_slots;    /* records per ring, power of two, default 4096 */

@@ -36,6 +36,7 @@
 #include "smtp/smtp_data.h"
 
 #define INGRESS_MAX_LISTENERS 16
+_Static_assert(INGRESS_MAX_LISTENERS <= PROTO_NODE_MAX_LISTENERS, "per-listener counters in the role table slot");
 #define INGRESS_IN_BUF (64 * 1024)
 #define INGRESS_OUT_MAX (64 * 1024) /* unsent replies past which the session reads nothing more */
 #define INGRESS_IP_BUCKETS 4096
@@ -100,6 +101,7 @@ struct ingress_session {
     bool relay_client;
     bool require_auth; /* the listener's require_auth: MAIL needs AUTH first */
     int supp_mode;     /* enum cfg_supp_mode of the listener, at accept */
+    uint8_t listener;  /* index of its listener (ig->ls, the [[listener]] order): per-listener counters */
 
     /* AUTH (ingress_auth_cmd.c) */
     enum ingress_auth_step auth_step;
@@ -163,6 +165,7 @@ struct ingress_session {
     /* STORING */
     uint64_t store_token;
     uint64_t store_deadline_ns;
+    uint64_t eod_ns; /* the whole body was in (CLOCK_MONOTONIC): the time-to-250 histogram's start */
     uint32_t store_gen; /* the spool generation the store request was addressed to */
     struct msgid msg_id;
 

@@ -38,6 +38,7 @@ struct spool_pending {
     uint64_t token;
     struct msgid id;
     struct proto_env rec; /* decoded envelope, for the Reception record */
+    uint64_t body_len;    /* the message's bytes (ringmail_bytes_stored_total) */
     bool report;          /* a feedback report (spool_fbl.c): logged, not stored for delivery */
 };
 

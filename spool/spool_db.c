@@ -81,6 +81,18 @@ int spool_db_iter_done(struct spool_db *db, rocksdb_iterator_t *it, int rc, cons
     return rc;
 }
 
+bool spool_db_write_stalled(const struct spool_db *db)
+{
+    uint64_t stopped = 0, delayed = 0;
+    if (db->rdb == NULL)
+        return false;
+    if (rocksdb_property_int(db->rdb, "rocksdb.is-write-stopped", &stopped) != 0)
+        stopped = 0;
+    if (rocksdb_property_int(db->rdb, "rocksdb.actual-delayed-write-rate", &delayed) != 0)
+        delayed = 0;
+    return stopped != 0 || delayed != 0;
+}
+
 const char *spool_db_error(const struct spool_db *db)
 {
     return db->errtext ? db->errtext : "";

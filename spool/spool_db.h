@@ -88,6 +88,9 @@ bool spool_db_needs_recover(const struct spool_db *db);
 /* spool_db_error - RocksDB's text for the last failure, or "" */
 const char *spool_db_error(const struct spool_db *db);
 const char *spool_db_dir(const struct spool_db *db);
+/* spool_db_write_stalled - RocksDB delays or stops writes now (too many L0 files, compaction behind):
+ * "rocksdb.is-write-stopped" or a non-zero "rocksdb.actual-delayed-write-rate" */
+bool spool_db_write_stalled(const struct spool_db *db);
 void spool_db_stats_get(const struct spool_db *db, struct spool_db_stats *out);
 /*
  * spool_db_wal_syncs - RocksDB's own count of WAL syncs ("rocksdb.wal.synced") since open,

@@ -257,8 +257,9 @@ void supervisor_trace_note_pid(unsigned instance, pid_t pid);
  * stream queued, or an error), 0 when url is neither */
 unsigned supervisor_trace_request(struct supervisor *s, struct MHD_Connection *c, const char *url, bool get,
                                   enum MHD_Result *ret);
-/* supervisor_trace_metrics - its counters, Prometheus text */
-void supervisor_trace_metrics(struct buf *out);
+/* supervisor_trace_metrics - its counters, into the metrics collection (supervisor_metrics.h) */
+struct sup_metrics;
+void supervisor_trace_metrics(struct sup_metrics *m);
 
 /* supervisor_ui.c: the web console's static files */
 /* supervisor_ui_init - their ETags (SHA-256); once, before the admin daemons start */

@@ -106,6 +106,9 @@ static void describe_static_changes(const struct cfg *a, const struct cfg *b, ch
     for (size_t i = 0; !http && i < a->n_http_listeners; i++)
         http = strcmp(a->http_listeners[i].listen, b->http_listeners[i].listen) != 0;
     CHANGED(http, "http_listener");
+    CHANGED(a->metrics_max_sites != b->metrics_max_sites || a->metrics_max_providers != b->metrics_max_providers ||
+                a->metrics_max_sources != b->metrics_max_sources,
+            "metrics");
 #undef CHANGED
 }
 

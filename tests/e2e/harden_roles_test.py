@@ -60,7 +60,13 @@ class HostileRoleCase(NodeCase):
         self.assertTrue(pid_alive(self.sleeper.pid), "the supervisor killed a pid it did not start")
         inst = self.node.instances()
         self.assertEqual(sorted(inst), sorted(names))
-        code, _ = self.node.http("GET", "/metrics")
+        code, body = self.node.http("GET", "/metrics")
+        self.assertEqual(code, 200)
+        if os.access("/usr/bin/promtool", os.X_OK):  # whatever the roles wrote, the text stays valid
+            chk = subprocess.run(["/usr/bin/promtool", "check", "metrics"], input=body, capture_output=True,
+                                 timeout=30)
+            self.assertEqual(chk.returncode, 0, chk.stdout + chk.stderr)
+        code, _ = self.node.http("GET", "/metrics.json")
         self.assertEqual(code, 200)
         log = self.node.log()
         for mark in SANITIZER_MARKS:

@@ -75,6 +75,18 @@ static void scribble_roles(struct proto_node_instance *inst, unsigned n, int pid
         atomic_store(&inst[i].generation, 0xdead0000u + i);
         atomic_store(&inst[i].started_ns, 1);
         atomic_store(&inst[i].heartbeat_ns, 1);
+        /* histograms whose buckets overflow when summed, listener counters at the top of their range */
+        for (unsigned h = 0; h < PROTO_NODE_HIST__MAX; h++) {
+            for (unsigned b = 0; b < PROTO_HIST_BUCKETS; b++)
+                atomic_store(&inst[i].hist[h].bucket[b], b % 2 ? UINT64_MAX - b : 0x7fffffffffffffffull);
+            atomic_store(&inst[i].hist[h].sum_us, UINT64_MAX);
+        }
+        for (unsigned l = 0; l < PROTO_NODE_MAX_LISTENERS; l++) {
+            atomic_store(&inst[i].listeners[l].connections, UINT64_MAX);
+            atomic_store(&inst[i].listeners[l].sessions, UINT64_MAX - l);
+            for (unsigned r = 0; r < PROTO_NODE_REJECT__MAX; r++)
+                atomic_store(&inst[i].listeners[l].rejected[r], UINT64_MAX / 2 + r);
+        }
     }
 }
 

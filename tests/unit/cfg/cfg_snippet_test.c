@@ -181,6 +181,11 @@ static void test_text_cases(void)
         {"[spool]\nfree_space_min = 1099511627777\n",
          "t.toml:2: spool.free_space_min: 1099511627777 bytes is out of range (0..1024GiB)\n"},
         {"[spool]\npath = \"/x\"\n", "t.toml:2: unknown key \"spool.path\"\n"},
+        /* [metrics] */
+        {"[metrics]\nmax_sites = 1\nmax_providers = 10000\nmax_sources = 7\n", NULL},
+        {"[metrics]\nmax_sites = 0\n", "t.toml:2: metrics.max_sites: 0 is out of range (1..10000)\n"},
+        {"[metrics]\nmax_sources = 10001\n", "t.toml:2: metrics.max_sources: 10001 is out of range (1..10000)\n"},
+        {"[metrics]\nmax_labels = 5\n", "t.toml:2: unknown key \"metrics.max_labels\"\n"},
         /* [log] */
         {"[log]\ndir = \"/l\"\nsegment_size = \"64GiB\"\nsegment_age = 1\nflush_interval = \"2d\"\n", NULL},
         {"[log]\nsegment_size = \"65GiB\"\n",
