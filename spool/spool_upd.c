@@ -498,6 +498,8 @@ void spool_upd_fail(struct spool *sp, unsigned from, const struct proto_rec *rec
         if (!mark[i])
             continue;
         log_rcpt(sp, &ev, expire ? SPOOL_LOG_EXPIRATION : admin ? SPOOL_LOG_ADMIN_BOUNCE : SPOOL_LOG_BOUNCE, i, &resp);
+        if (!expire && !admin) /* the scheduler's definite DNS answer (no such domain, null MX): BadDomain */
+            supp_hard(sp, id, &e->rec, i, &resp);
         if (dsn)
             dsn_item_add(&items, &n_items, e->rec.rcpts[i].addr, &resp, NULL, ev.ts);
     }
