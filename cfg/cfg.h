@@ -293,6 +293,10 @@ struct cfg {
     bool supp_auto_hard_bounce; /* Bounce records of a hard class add the recipient; default true */
     size_t n_supp_hard_classes; /* default: InvalidRecipient, BadDomain, InactiveMailbox */
     char **supp_hard_classes;
+    /* [suppression.tenant."NAME"] on_rcpt: a tenant's own choice, over its listener's (cfg_supp_mode_for) */
+    size_t n_supp_tenants;
+    char **supp_tenant_names;
+    int *supp_tenant_modes; /* enum cfg_supp_mode */
 };
 
 /* what a suppressed recipient gets at RCPT */
@@ -303,6 +307,9 @@ enum cfg_supp_mode {
 };
 /* cfg_supp_mode_of - the mode of listener i (its own, else on_rcpt) */
 enum cfg_supp_mode cfg_supp_mode_of(const struct cfg *c, size_t listener);
+/* cfg_supp_mode_for - the mode for a message of `tenant` (NULL: none) on a listener of mode `listener_mode`:
+ * the tenant's [suppression.tenant."NAME"] on_rcpt when it has one, else the listener's */
+enum cfg_supp_mode cfg_supp_mode_for(const struct cfg *c, enum cfg_supp_mode listener_mode, const char *tenant);
 /* cfg_supp_hard - the bounce class is one of hard_classes */
 bool cfg_supp_hard(const struct cfg *c, const char *bounce_class);
 

@@ -433,9 +433,11 @@ static void cmd_rcpt(struct ingress_session *s, const struct smtp_cmd *cmd)
     if (!ingress_policy_rcpt(s, cmd))
         return;
     /* the snapshot says "maybe" (a 64-bit hash); in "drop" mode the spool decides at store, from its database */
-    if (c->supp_enabled && s->supp_mode == CFG_SUPP_REJECT && !postmaster) {
+    const char *tenant = policy_lua_meta_get(&s->meta, "tenant");
+    if (c->supp_enabled && cfg_supp_mode_for(c, (enum cfg_supp_mode)s->supp_mode, tenant) == CFG_SUPP_REJECT &&
+        !postmaster) {
         supp_view_refresh(&s->ig->supp, clock_mono_ns());
-        if (supp_view_maybe(&s->ig->supp, policy_lua_meta_get(&s->meta, "tenant"), cmd->addr.mailbox)) {
+        if (supp_view_maybe(&s->ig->supp, tenant, cmd->addr.mailbox)) {
             s->errors++;
             ingress_session_reply(s, "550 5.7.1 <%s>: suppressed", cmd->addr.mailbox);
             return;
