@@ -112,8 +112,10 @@ static void check_space(struct spool *sp, uint64_t now)
     atomic_store(&rt->seg.hdr->spool_space_low, (low ? 1u : 0u) | (log_low ? 2u : 0u));
     if (!low && spool_db_needs_recover(sp->db)) {
         int rc = spool_db_recover(sp->db);
-        if (rc == 0)
+        if (rc == 0) {
             log_info("spool database reopened after a write error; accepting mail again");
+            spool_upd_recovered(sp);
+        }
         else
             log_error("spool database reopen failed: %s (%s); retrying", strerror(-rc), spool_db_error(sp->db));
     }
