@@ -33,6 +33,8 @@ PKGS=(
   python3-dkim python3-nacl python3-dnspython opendkim-tools
   # the HTTP injection tests drive the API with Python requests as well as curl
   python3-requests
+  # mkfs.xfs and xfs_io for the power-cut test (power_loss_test.py: xfs_io -x -c shutdown on a loop mount)
+  xfsprogs
 )
 
 if [ "${RINGMAIL_SKIP_APT:-0}" = 1 ]; then
