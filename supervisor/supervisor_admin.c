@@ -252,6 +252,17 @@ static char *metrics_text(struct supervisor *s)
                        (unsigned long long)atomic_load_explicit(&in->counters[k], memory_order_relaxed));
         }
     }
+    buf_printf(&out,
+               "# HELP ringmail_memory_limit_bytes The node's memory limit ([supervisor] memory_limit, cgroup or RAM).\n"
+               "# TYPE ringmail_memory_limit_bytes gauge\nringmail_memory_limit_bytes %llu\n"
+               "# HELP ringmail_memory_used_bytes The node's working set (cgroup usage less inactive file pages, or "
+               "RAM in use).\n# TYPE ringmail_memory_used_bytes gauge\nringmail_memory_used_bytes %llu\n"
+               "# HELP ringmail_memory_pressure 0 ok, 1 low (under memory_soft_reserve), 2 exhausted (421/451).\n"
+               "# TYPE ringmail_memory_pressure gauge\nringmail_memory_pressure %u\n"
+               "# HELP ringmail_memory_exhausted_total Times the memory headroom ran out.\n"
+               "# TYPE ringmail_memory_exhausted_total counter\nringmail_memory_exhausted_total %llu\n",
+               (unsigned long long)atomic_load(&s->mem.limit), (unsigned long long)atomic_load(&s->mem.used),
+               atomic_load(&s->mem.level), (unsigned long long)atomic_load(&s->mem.exhausted_total));
     shm_arena_stats(s->seg.arena, &as);
     buf_printf(&out,
                "# HELP ringmail_arena_blocks_used Body arena blocks in use.\n# TYPE "
@@ -382,6 +393,27 @@ static enum MHD_Result tsa_doc(struct supervisor *s, struct MHD_Connection *c, b
     return respond_doc(c, MHD_HTTP_OK, text);
 }
 
+/* liveness - 200 while the node has memory headroom, 503 when it has none (KumoMTA's path) */
+static enum MHD_Result liveness(struct supervisor *s, struct MHD_Connection *c)
+{
+    uint32_t level = atomic_load(&s->mem.level);
+    uint64_t limit = atomic_load(&s->mem.limit), used = atomic_load(&s->mem.used);
+    bool ok = level != SHM_MEM_EXHAUSTED;
+    json_t *j = json_pack("{s:s, s:{s:s, s:I, s:I, s:I, s:s}}", "status", ok ? "ok" : "unhealthy", "memory",
+                          "level", supervisor_mem_level_name(level), "limit_bytes", (json_int_t)limit, "used_bytes",
+                          (json_int_t)used, "headroom_bytes", (json_int_t)(used < limit ? limit - used : 0), "source",
+                          s->cfg.memory_limit ? "config" : supervisor_mem_source_name(s->mem.source));
+    if (!j)
+        panic("liveness: json_pack failed");
+    if (!ok)
+        json_object_set_new(j, "reason", json_string("memory headroom exhausted: new sessions get 421"));
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (!text)
+        panic("liveness: json_dumps failed");
+    return respond_doc(c, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, text);
+}
+
 /* on_request - the endpoints, for a request that passed the access check; body: its JSON object or NULL */
 static enum MHD_Result on_request(struct supervisor *s, struct MHD_Connection *c, const char *url, const char *method,
                                   json_t *body)
@@ -423,6 +455,8 @@ static enum MHD_Result on_request(struct supervisor *s, struct MHD_Connection *c
     unsigned ops_code = (get || post) ? supervisor_ops_request(s, c, url, post, &ops_body) : 0;
     if (ops_code)
         return respond_doc(c, ops_code, ops_body);
+    if (get && strcmp(url, "/api/check-liveness/v1") == 0)
+        return liveness(s, c);
     if (get && strcmp(url, "/metrics") == 0)
         return respond(c, MHD_HTTP_OK, "text/plain; version=0.0.4", metrics_text(s));
     if (get && strcmp(url, "/api/v1/shaping/resolve") == 0)

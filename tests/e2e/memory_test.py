@@ -11,6 +11,7 @@ Needs a writable memory cgroup (root in a container that delegates one); skips w
 """
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -18,7 +19,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from ringmail_node import BUILD_DIR, Node, wait_for  # noqa: E402
+from ringmail_node import BUILD_DIR, Node, read_reply, smtp_send, wait_for  # noqa: E402
 from peers import PeersCase, Sink  # noqa: E402
 
 MESON = {"suite": "faults", "timeout": 120, "tools": ["gen"]}
@@ -33,7 +34,7 @@ BODY = "256k"
 class MemCgroup:
     """A child memory cgroup of this process's hierarchy, v1 or v2; None fields when it cannot be made."""
 
-    def __init__(self, name):
+    def __init__(self, name, limit=LIMIT):
         self.path = None
         self.v2 = False
         v1 = "/sys/fs/cgroup/memory"
@@ -46,7 +47,10 @@ class MemCgroup:
             raise OSError("no memory cgroup controller here (v1 %s, v2 subtree_control of %s)" % (v1, v2))
         self.path = os.path.join(base, name)
         os.mkdir(self.path)
-        self.write("memory.max" if self.v2 else "memory.limit_in_bytes", str(LIMIT))
+        self.set_limit(limit)
+
+    def set_limit(self, limit):
+        self.write("memory.max" if self.v2 else "memory.limit_in_bytes", str(limit))
 
     @staticmethod
     def read(p):
@@ -124,6 +128,54 @@ class MemoryTest(PeersCase):
         self.assertEqual(kills, 0, "the kernel OOM-killed a process of the node")
         self.assertTrue(0 < peak < LIMIT * 9 // 10, "peak %d bytes, limit %d" % (peak, LIMIT))
         self.assertEqual([n for n, c in restarts.items() if c], [], "roles restarted: %r" % restarts)
+
+
+    def liveness(self):
+        code, body = self.node.http("GET", "/api/check-liveness/v1")
+        return code, json.loads(body)
+
+    def test_no_headroom_refuses_sessions_and_transactions_until_it_returns(self):
+        """The node reads its cgroup's limit: lowering it under the working set plus [supervisor]
+        memory_hard_reserve leaves no headroom (421 to new sessions, 451 to MAIL in an open one, liveness
+        503, the metric at 2); raising it again restores service without a restart or a reload."""
+        if os.geteuid() != 0:
+            self.skipTest("needs root to make a memory cgroup")
+        try:
+            cg = MemCgroup("ringmail-memlive-%d" % os.getpid(), limit=4 << 30)
+        except OSError as e:
+            self.skipTest("cannot make a memory cgroup with a limit: %s" % e)
+        self.addCleanup(cg.remove)
+        self.node = Node(supervisor='memory_hard_reserve = "1023MiB"\nmemory_soft_reserve = "1100MiB"')
+        self.node.start(cgroup=cg.path)
+        code, doc = self.liveness()
+        self.assertEqual(code, 200, doc)
+        self.assertEqual(doc["memory"]["source"], "cgroup-v2" if cg.v2 else "cgroup-v1", doc)
+        self.assertEqual(doc["memory"]["limit_bytes"], 4 << 30, doc)
+        with socket.create_connection(("127.0.0.1", self.node.smtp_port), timeout=5) as open_s:
+            f = open_s.makefile("rb")
+            self.assertTrue(read_reply(f).startswith("220"))
+            open_s.sendall(b"EHLO client.test\r\n")
+            self.assertTrue(read_reply(f).startswith("250"))
+            cg.set_limit(1 << 30)  # 1 GiB less 1023 MiB of reserve: no headroom for any working set
+            wait_for(lambda: self.node.http("GET", "/api/check-liveness/v1")[0] == 503, 5, what="liveness 503")
+            code, doc = self.liveness()
+            self.assertEqual((doc["status"], doc["memory"]["level"]), ("unhealthy", "exhausted"), doc)
+            open_s.sendall(b"MAIL FROM:<s@client.test>\r\n")
+            reply = read_reply(f)
+            self.assertTrue(reply.startswith("451 4.3.2"), reply)
+            with socket.create_connection(("127.0.0.1", self.node.smtp_port), timeout=5) as new_s:
+                reply = read_reply(new_s.makefile("rb"))
+                self.assertTrue(reply.startswith("421 "), reply)
+            self.assertIn("\nringmail_memory_pressure 2\n", self.node.http("GET", "/metrics")[1].decode())
+            cg.set_limit(4 << 30)
+            wait_for(lambda: self.node.http("GET", "/api/check-liveness/v1")[0] == 200, 5, what="liveness 200 again")
+            open_s.sendall(b"MAIL FROM:<s@client.test>\r\n")
+            reply = read_reply(f)
+            self.assertTrue(reply.startswith("250"), reply)
+        reply = smtp_send(self.node.smtp_port, "s@client.test", "r@example.test", b"Subject: t\r\n\r\nhello\r\n")
+        self.assertIn("id=", reply)
+        self.assertIn("memory exhausted", self.node.log())
+        self.assertIn("memory ok again", self.node.log())
 
 
 if __name__ == "__main__":
