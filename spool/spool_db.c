@@ -180,6 +180,7 @@ static void db_free(struct spool_db *db)
         pthread_mutex_destroy(&db->compact.lock);
     db_close_rocks(db);
     spool_db_undo_free(db);
+    free(db->undo_path);
     for (int i = 0; i < CF__COUNT; i++)
         if (db->cfopt[i] != NULL)
             rocksdb_options_destroy(db->cfopt[i]);
@@ -208,9 +209,13 @@ int spool_db_open(const char *dir, const struct spool_db_opts *opts, struct spoo
         db->opts.write_buffer_bytes = 64u << 20;
     if (db->opts.min_blob_bytes == 0)
         db->opts.min_blob_bytes = 4096;
+    db->undo_path = db->opts.undo_file ? xstrdup(db->opts.undo_file) : NULL;
+    db->opts.undo_file = NULL;
     db_build_options(db);
 
     int rc = db_open_rocks(db);
+    if (rc == 0)
+        rc = spool_db_undo_load(db);
     if (rc < 0) {
         if (err != NULL)
             *err = xasprintf("spool %s: %s", dir, db->errtext);

@@ -65,6 +65,10 @@ struct spool_db_opts {
      */
     bool rocksdb_info_log;       /* INFO level instead of FATAL */
     const char *rocksdb_log_dir; /* NULL = the spool directory */
+    /* where the undo of a failed commit waits for the reopen (spool_db_undo.c): a file on a tmpfs, so
+     * that it outlives the process (a restart of the spool) but not the machine, as the unsynced
+     * bytes it takes back do; NULL = in memory only */
+    const char *undo_file;
 };
 
 struct spool_db_stats {

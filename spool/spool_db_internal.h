@@ -54,6 +54,7 @@ struct spool_db {
     int write_errno; /* errno of the failed write that set needs_recover */
     rocksdb_writebatch_t *undo; /* pre-images of what failed commits touched (spool_db_undo.c) */
     size_t undo_ops;
+    char *undo_path; /* opts.undo_file, owned */
     uint64_t logrec_next; /* sequence number of the next log record */
     uint64_t tsa_next;    /* sequence number of the next TSA firing */
     struct spool_db_stats stats;
@@ -103,6 +104,9 @@ void spool_db_batch_seq(uint64_t *lo, uint64_t *hi, uint64_t seq);
 void spool_db_undo_add(struct spool_db *db, const struct spool_db_batch *b);
 /* spool_db_undo_apply - after a reopen: write the undo batch, synced; 0 or -errno (kept for the next try) */
 int spool_db_undo_apply(struct spool_db *db);
+/* spool_db_undo_load - after the first open: an undo batch a previous process left in opts.undo_file is
+ * applied (then removed) before anything else; 0 or -errno (the file is kept) */
+int spool_db_undo_load(struct spool_db *db);
 void spool_db_undo_free(struct spool_db *db);
 
 /* spool_db_logrec_find_next - after open: continue after the newest record left */

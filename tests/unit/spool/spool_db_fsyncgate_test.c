@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/mem.h"
 #include "common/msgid.h"
 #include "spool/spool_db.h"
 #include "tests/lib/check.h"
@@ -71,12 +72,16 @@ static void check_state(struct spool_db *db, const char *mode, const char *when,
     CHECK(message_absent(db, failed), "%s %s: the failed store is visible", mode, when);
 }
 
-static void one_fault(const char *dir, const char *mode)
+/* one_fault - restart: instead of spool_db_recover(), the handle is closed and the database opened anew
+ * (a spool restarted before its reopen), which must apply the undo file the failure left */
+static void one_fault(const char *dir, const char *mode, bool restart)
 {
     char name[64];
-    snprintf(name, sizeof(name), "%s.%d", mode, (int)getpid());
+    snprintf(name, sizeof(name), "%s%s.%d", mode, restart ? "-restart" : "", (int)getpid());
     char *dbdir = path_join(dir, name);
-    struct spool_db *db = open_or_die(dbdir, NULL);
+    char *undo = xasprintf("%s.undo-%s", dir, name); /* beside the fault directory, as /dev/shm is in the spool */
+    struct spool_db_opts o = {.undo_file = undo};
+    struct spool_db *db = open_or_die(dbdir, &o);
     struct msgid kept = msgid_generate(), upd = msgid_generate(), del = msgid_generate(), failed = msgid_generate();
     struct spool_db_batch *b = spool_db_batch_new(db);
     CHECK(batch_add(b, kept, 3) == 0 && batch_add(b, upd, 3) == 0 && batch_add(b, del, 3) == 0, "add");
@@ -99,13 +104,21 @@ static void one_fault(const char *dir, const char *mode)
     check_state(db, mode, "after the failure", kept, upd, del, failed);
     /* no reopen while the fault lasts: Debian's RocksDB asserts (abort) when its flush of the replayed WAL
      * fails that way; the spool's limit, in docs/operations.md */
+    CHECK(access(undo, F_OK) == 0, "%s: no undo file %s after the failure", mode, undo);
     fault(NULL);
-    rc = spool_db_recover(db);
-    CHECK(rc == 0, "%s: recover: %s", mode, spool_db_error(db));
-    check_state(db, mode, "after the reopen", kept, upd, del, failed);
     spool_db_batch_free(b);
+    if (restart) {
+        spool_db_close(db);
+        db = open_or_die(dbdir, &o);
+        check_state(db, mode, "after the restart", kept, upd, del, failed);
+    } else {
+        rc = spool_db_recover(db);
+        CHECK(rc == 0, "%s: recover: %s", mode, spool_db_error(db));
+        check_state(db, mode, "after the reopen", kept, upd, del, failed);
+    }
+    CHECK(access(undo, F_OK) < 0 && errno == ENOENT, "%s: the undo file is left after it was applied", mode);
     spool_db_close(db);
-    db = open_or_die(dbdir, NULL);
+    db = open_or_die(dbdir, &o);
     check_state(db, mode, "after a fresh open", kept, upd, del, failed);
     struct seen s = {.ordered = true};
     struct spool_db_walk w;
@@ -115,6 +128,7 @@ static void one_fault(const char *dir, const char *mode)
     spool_db_close(db);
     remove_tree(dbdir);
     free(dbdir);
+    free(undo);
 }
 
 int main(void)
@@ -134,9 +148,10 @@ int main(void)
         fprintf(stderr, "mkdir %s: %s\n", dir, strerror(errno));
         return 1;
     }
-    one_fault(dir, "eio-fsync");
-    one_fault(dir, "eio");
-    one_fault(dir, "enospc");
+    one_fault(dir, "eio-fsync", false);
+    one_fault(dir, "eio", false);
+    one_fault(dir, "enospc", false);
+    one_fault(dir, "eio-fsync", true);
     if (check_failures) {
         fprintf(stderr, "spool_db_fsyncgate_test: %d failure(s)\n", check_failures);
         return 1;
