@@ -10,6 +10,7 @@
  *   /api/v1/queue-summary, suspend, suspend-ready-q, bounce, inspect-*: supervisor_ops.c
  *   GET  /api/v1/logs?type=T&domain=D&queue=Q&limit=N&follow=1   the message log: supervisor_logs.c
  *   GET  /api/v1/trace/smtp-server|smtp-client   live SMTP transcripts, streamed: supervisor_trace.c
+ *   GET  /api/check-liveness/v1         200, or 503 when the node has no memory headroom (supervisor_mem.c)
  *   GET  /metrics                        Prometheus text from the shared-memory counters
  *
  * Access control (supervisor_auth.c, docs/admin-api.md "Access control") is applied here, once, to
@@ -407,7 +408,7 @@ static enum MHD_Result liveness(struct supervisor *s, struct MHD_Connection *c)
         panic("liveness: json_pack failed");
     if (!ok)
         json_object_set_new(j, "reason", json_string("memory headroom exhausted: new sessions get 421"));
-    char *text = json_dumps(j, JSON_COMPACT);
+    char *text = json_dumps(j, JSON_INDENT(2));
     json_decref(j);
     if (!text)
         panic("liveness: json_dumps failed");
