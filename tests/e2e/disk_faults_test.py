@@ -127,7 +127,10 @@ class DiskFaultTest(PeersCase):
             # the spool reopens its database within a second or two; until then 4xx is the right answer
             deadline = time.monotonic() + 15
             for k in range(1000):
-                code, rcpts = attempt(self.node.smtp_port, "%s-retry%d" % (mode, k), 0)
+                try:
+                    code, rcpts = attempt(self.node.smtp_port, "%s-retry%d" % (mode, k), 0)
+                except (OSError, smtplib.SMTPException) as e:
+                    self.fail("%s: %s after the fault cleared\n%s" % (mode, e, self.node.log()[-6000:]))
                 if code == 250:
                     accepted.extend(rcpts)
                     windows.append((t_on, time.monotonic()))
