@@ -268,11 +268,13 @@ void supervisor_mem_tick(struct supervisor *s, uint64_t now)
     atomic_store(&m->used, used);
     uint32_t level = supervisor_mem_level_for(limit, used, s->cfg.memory_soft_reserve, s->cfg.memory_hard_reserve);
     uint32_t old = atomic_load(&m->level);
+    /* every second, changed or not: the header is writable by every role, and a word a role scribbled on
+     * is put right within a second (the supervisor itself only ever acts on its private m->level) */
+    if (s->seg.hdr)
+        atomic_store(&s->seg.hdr->mem_pressure, level);
     if (level == old)
         return;
     atomic_store(&m->level, level);
-    if (s->seg.hdr)
-        atomic_store(&s->seg.hdr->mem_pressure, level);
     if (level == SHM_MEM_EXHAUSTED)
         atomic_fetch_add(&m->exhausted_total, 1);
     uint64_t headroom = used < limit ? limit - used : 0;
