@@ -89,6 +89,7 @@ class MemCgroup:
                 return
             except OSError:
                 time.sleep(0.1)
+        raise AssertionError("cgroup %s still busy: %s" % (self.path, self.read(os.path.join(self.path, "cgroup.procs"))))
 
 
 class MemoryTest(PeersCase):
@@ -99,7 +100,7 @@ class MemoryTest(PeersCase):
             cg = MemCgroup("ringmail-memtest-%d" % os.getpid())
         except OSError as e:
             self.skipTest("cannot make a memory cgroup with a limit: %s" % e)
-        self.addCleanup(cg.remove)
+        self.addCleanup(self.leave_cgroup, cg)
         sink = self.peer(Sink())
         self.node = Node(config_extra='[route."*"]\nhosts = ["[127.0.0.1]:%d"]\n' % sink.port, park_delivery=False,
                          ingress="max_connections_per_ip = 1000",
@@ -130,6 +131,12 @@ class MemoryTest(PeersCase):
         self.assertEqual([n for n, c in restarts.items() if c], [], "roles restarted: %r" % restarts)
 
 
+    def leave_cgroup(self, cg):
+        # runs before PeersCase's cleanup: the node's processes must be gone for the cgroup to go
+        if self.node:
+            self.node.stop()
+        cg.remove()
+
     def liveness(self):
         code, body = self.node.http("GET", "/api/check-liveness/v1")
         return code, json.loads(body)
@@ -144,7 +151,7 @@ class MemoryTest(PeersCase):
             cg = MemCgroup("ringmail-memlive-%d" % os.getpid(), limit=4 << 30)
         except OSError as e:
             self.skipTest("cannot make a memory cgroup with a limit: %s" % e)
-        self.addCleanup(cg.remove)
+        self.addCleanup(self.leave_cgroup, cg)
         self.node = Node(supervisor='memory_hard_reserve = "1023MiB"\nmemory_soft_reserve = "1100MiB"')
         self.node.start(cgroup=cg.path)
         code, doc = self.liveness()
