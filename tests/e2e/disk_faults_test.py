@@ -121,9 +121,15 @@ class DiskFaultTest(PeersCase):
             if mode == "eio-fsync":
                 self.assertTrue("fdatasync" in fired or "fsync" in fired, fired)
                 # the spool dies before its reopen: the next one must take the failed batch back from the
-                # undo file the failure left on /dev/shm, right after its own open replayed the WAL
-                os.kill(self.node.instances()["spool[0]"]["pid"], signal.SIGKILL)
-            os.unlink(ctl)
+                # undo file the failure left on /dev/shm, right after its own open replayed the WAL. Stopped
+                # first, so that it cannot reopen between the fault's end and the kill, and its successor
+                # does not start while the fault is still on
+                pid = self.node.instances()["spool[0]"]["pid"]
+                os.kill(pid, signal.SIGSTOP)
+                os.unlink(ctl)
+                os.kill(pid, signal.SIGKILL)
+            else:
+                os.unlink(ctl)
             # the spool reopens its database within a second or two; until then 4xx is the right answer
             deadline = time.monotonic() + 15
             for k in range(1000):
