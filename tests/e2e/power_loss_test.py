@@ -97,6 +97,8 @@ class PowerLossCase(PeersCase):
         self.image = os.path.join(self.fs_tmp, "spool.img")
         self.mnt = os.path.join(self.fs_tmp, "mnt")
         self.loop = None
+        self.loops = []
+        self.fstype = fstype
         self.mounted = False
         self.addCleanup(self.fs_cleanup)
         os.mkdir(self.mnt)
@@ -104,22 +106,37 @@ class PowerLossCase(PeersCase):
             f.truncate(320 << 20)  # xfs's smallest log wants some room
         r = run(mkfs, "-q", *(["-f"] if fstype == "xfs" else ["-F"]), self.image)
         self.assertEqual(r.returncode, 0, r.stdout)
-        r = run("losetup", "-f", "--show", self.image)
-        if r.returncode != 0:
-            self.skipTest("no loop device here: %s" % r.stdout.strip())
-        self.loop = r.stdout.strip()
+        self.attach(self.image)
         self.mount()
         os.chmod(self.mnt, 0o755)
 
+    def attach(self, image):
+        r = run("losetup", "-f", "--show", image)
+        if r.returncode != 0:
+            self.skipTest("no loop device here: %s" % r.stdout.strip())
+        self.loop = r.stdout.strip()
+        self.loops.append(self.loop)
+
+    def reboot_disk(self):
+        """The disk as the power cut left it, on a new device: a copy of the image (every write the file
+        system made before its shutdown reached the image through the loop device; none after). A mount of
+        the old device could get the old, shut-down superblock back when another mount namespace (another
+        process on this machine) still holds a copy of the mount."""
+        copy = os.path.join(self.fs_tmp, "after-the-cut.img")
+        r = run("cp", "--sparse=always", self.image, copy, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.attach(copy)
+
     def mount(self):
-        r = run("mount", self.loop, self.mnt)
+        # nouuid: the copy has the original's UUID, which xfs refuses twice while the original is mounted
+        opts = ["-o", "nouuid"] if self.fstype == "xfs" else []
+        r = run("mount", *opts, self.loop, self.mnt)
         if r.returncode != 0:
             self.skipTest("mount not permitted here: %s" % r.stdout.strip())
         self.mounted = True
 
     def umount(self):
-        # no lazy unmount here: a mount of the device while the old one lingers gets the old, shut-down
-        # file system back. Killed processes may take a moment to let go of their files.
+        # killed processes may take a moment to let go of their files; any left is a node process
         deadline = time.monotonic() + 10
         while True:
             r = run("umount", self.mnt)
@@ -165,8 +182,8 @@ class PowerLossCase(PeersCase):
             time.sleep(0.2)
             if run("umount", self.mnt).returncode != 0:
                 run("umount", "-l", self.mnt)
-        if self.loop:
-            run("losetup", "-d", self.loop)
+        for loop in self.loops:
+            run("losetup", "-d", loop)
         shutil.rmtree(self.fs_tmp, ignore_errors=True)
 
     def power_cut(self, fstype):
@@ -205,6 +222,7 @@ class PowerLossCase(PeersCase):
         if leftover:
             print("%s: %d role processes outlived the node's kill (restarted just before it): killed" %
                   (fstype, len(leftover)))
+        self.reboot_disk()
         self.mount()  # the journal is replayed here
         self.node.start()
         accepted = [r for _, r in client.accepted]
