@@ -1,9 +1,11 @@
 """Power loss under the spool (TESTING.md PWR-01/02): the spool directory on a loop-mounted xfs, then ext4,
 image; while clients send, the file system is shut down without flushing its log (`xfs_io -x -c shutdown`,
 the XFS_IOC_GOINGDOWN ioctl that ext4 also implements as EXT4_IOC_SHUTDOWN with NOLOGFLUSH): every write
-after that instant is lost, as in a power cut. The node is killed (-9), the file system unmounted and mounted
-again (its journal replayed), the node started on the same spool: every recipient of a message the client
-saw 250 for must reach the sink (duplicates are allowed: a power cut loses acknowledgements).
+after that instant is lost, as in a power cut. The node is killed (-9), the file system unmounted, a copy of
+the image as the cut left it mounted on a new loop device (its journal replayed), the node started on that
+spool: every recipient of a message the client saw 250 for must reach the sink (duplicates are allowed: a
+power cut loses acknowledgements). The sink listens only after the restart, so every one of them comes out
+of the spool as the cut left it.
 
 dm-flakey / dm-log-writes would give finer cuts; this kernel has no device-mapper (`dmsetup targets` fails),
 so those are not here. Root, loop devices and mount are needed; the test skips, saying why, without them.
@@ -25,7 +27,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from ringmail_node import Node, wait_for  # noqa: E402
-from peers import PeersCase, Sink  # noqa: E402
+from peers import PeersCase, Sink, free_udp_tcp_port  # noqa: E402
 
 MESON = {"suite": "faults", "timeout": 90}
 
@@ -191,8 +193,11 @@ class PowerLossCase(PeersCase):
         seed = int(os.environ.get("CUT_SEED") or random.randrange(1 << 30))
         print("%s: CUT_SEED=%d" % (fstype, seed))
         cut_after = random.Random(seed).uniform(0.6, 1.6)
-        sink = self.peer(Sink())
-        self.node = Node(config_extra='[route."*"]\nhosts = ["[127.0.0.1]:%d"]\n' % sink.port, park_delivery=False,
+        # the sink answers only after the restart: nothing accepted is delivered before the cut, so every
+        # 250 must come out of the spool the cut left (mail delivered first would prove nothing)
+        sink_port = free_udp_tcp_port()
+        self.node = Node(config_extra='[route."*"]\nhosts = ["[127.0.0.1]:%d"]\n' % sink_port +
+                         '[queue.default]\nretry_interval = "1h"\n', park_delivery=False,
                          spool='dir = "%s/spool"\nfree_space_min = "16MiB"' % self.mnt,
                          egress='connect_timeout = "2s"\nidle_timeout = "2s"')
         try:
@@ -224,6 +229,7 @@ class PowerLossCase(PeersCase):
                   (fstype, len(leftover)))
         self.reboot_disk()
         self.mount()  # the journal is replayed here
+        sink = self.peer(Sink(port=sink_port))
         self.node.start()
         accepted = [r for _, r in client.accepted]
         try:
