@@ -27,7 +27,9 @@
 #include "base/buf.h"
 #include "base/file.h"
 #include "cfg/cfg_dkim.h"
+#include "cfg/cfg_supp.h"
 #include "cfg/cfg_dlv.h"
+#include "cfg/cfg_fbl.h"
 #include "cfg/cfg_int.h"
 #include "cfg/cfg_net.h"
 #include "cfg/cfg_http.h"
@@ -52,6 +54,7 @@ enum cfg_kind {
     CFG_KIND_OPT_PATH,  /* a path where "" means "the default place" (tls, policy, spool, log) */
     CFG_KIND_USER,
     CFG_KIND_GROUP,     /* a group name, "" = the default */
+    CFG_KIND_OPT_USER,  /* a user name, "" = the default */
     CFG_KIND_HOST,      /* hostname */
     CFG_KIND_MAILBOX,   /* local@domain, or "" for none */
     CFG_KIND_LOG_LEVEL,
@@ -75,7 +78,7 @@ struct cfg_key {
     const char *name;
     enum cfg_kind kind;
     size_t off; /* of the field in struct cfg */
-    uint64_t lo, hi; /* range of SIZE, U32 and U64 keys */
+    uint64_t lo, hi; /* range of SIZE, U32 and U64 keys, and of DURATION keys (ms) when hi is set */
 };
 
 #define CFG_KEY(name, kind, field) {name, kind, offsetof(struct cfg, field), 0, 0}
@@ -93,6 +96,10 @@ static const struct cfg_key cfg_node_keys[] = {
     CFG_KEY("node_id", CFG_KIND_IDENT, node_id),
     CFG_KEY("data_dir", CFG_KIND_PATH, data_dir),
     CFG_KEY("user", CFG_KIND_USER, user),
+    CFG_KEY("spool_user", CFG_KIND_OPT_USER, spool_user),
+    CFG_KEY("scheduler_user", CFG_KIND_OPT_USER, scheduler_user),
+    CFG_KEY("ingress_user", CFG_KIND_OPT_USER, ingress_user),
+    CFG_KEY("egress_user", CFG_KIND_OPT_USER, egress_user),
     CFG_KEY("hostname", CFG_KIND_HOST, hostname),
     CFG_KEY("log_level", CFG_KIND_LOG_LEVEL, log_level),
 };
@@ -114,6 +121,7 @@ static const struct cfg_key cfg_ingress_keys[] = {
     CFG_KEY_IN("max_recipients", CFG_KIND_U32, ingress_max_recipients, 1, 100000),
     CFG_KEY_IN("max_connections", CFG_KIND_U32, ingress_max_connections, 1, 1000000),
     CFG_KEY_IN("max_connections_per_ip", CFG_KIND_U32, ingress_max_conn_per_ip, 1, 1000000),
+    CFG_KEY("per_ip_limit_relay_networks", CFG_KIND_BOOL, ingress_per_ip_limit_relay_networks),
     CFG_KEY_IN("client_ipv6_prefix", CFG_KIND_U32, ingress_client_ipv6_prefix, 32, 128),
     CFG_KEY("postmaster", CFG_KIND_MAILBOX, ingress_postmaster),
     CFG_KEY("relay_recipients", CFG_KIND_OPT_PATH, ingress_relay_recipients),
@@ -141,6 +149,7 @@ static const struct cfg_key cfg_egress_keys[] = {
     CFG_KEY("tls_ca_file", CFG_KIND_OPT_PATH, egress_tls_ca_file),
     CFG_KEY("tls_client_certificate", CFG_KIND_OPT_PATH, egress_tls_client_certificate),
     CFG_KEY("tls_client_private_key", CFG_KIND_OPT_PATH, egress_tls_client_private_key),
+    CFG_KEY_IN("min_data_rate", CFG_KIND_U64, egress_min_data_rate, 0, 1000000000),
 };
 static const struct cfg_key cfg_shm_keys[] = {
     CFG_KEY_IN("arena_size", CFG_KIND_SIZE, arena_bytes, CFG_MIB, 64 * CFG_GIB),
@@ -176,6 +185,7 @@ static const struct cfg_key cfg_policy_keys[] = {
     CFG_KEY("file", CFG_KIND_OPT_PATH, policy_file),
     CFG_KEY_IN("instruction_budget", CFG_KIND_U64, policy_instruction_budget, 1000, UINT64_C(10000000000)),
     CFG_KEY_IN("memory_limit", CFG_KIND_SIZE, policy_memory_limit, CFG_MIB, 4 * CFG_GIB),
+    CFG_KEY_IN("hook_time_limit", CFG_KIND_DURATION, policy_hook_time_limit_ms, 1, 5000),
 };
 static const struct cfg_key cfg_shaping_keys[] = {
     {"files", CFG_KIND_PATHS, 0, 0, 0},
@@ -193,6 +203,11 @@ static const struct cfg_key cfg_log_keys[] = {
     CFG_KEY_IN("max_total_size", CFG_KIND_SIZE, log_max_total_size, 0, UINT64_C(1) << 50),
     CFG_KEY_IN("min_free_space", CFG_KIND_SIZE, log_min_free_space, 0, 1024 * CFG_GIB),
 };
+static const struct cfg_key cfg_metrics_keys[] = {
+    CFG_KEY_IN("max_sites", CFG_KIND_U32, metrics_max_sites, 1, 10000),
+    CFG_KEY_IN("max_providers", CFG_KIND_U32, metrics_max_providers, 1, 10000),
+    CFG_KEY_IN("max_sources", CFG_KIND_U32, metrics_max_sources, 1, 10000),
+};
 
 static const struct cfg_section cfg_sections[] = {
     {"node", cfg_node_keys, CFG_ARRAY_SIZE(cfg_node_keys)},
@@ -208,6 +223,7 @@ static const struct cfg_section cfg_sections[] = {
     {"shaping", cfg_shaping_keys, CFG_ARRAY_SIZE(cfg_shaping_keys)},
     {"spool", cfg_spool_keys, CFG_ARRAY_SIZE(cfg_spool_keys)},
     {"log", cfg_log_keys, CFG_ARRAY_SIZE(cfg_log_keys)},
+    {"metrics", cfg_metrics_keys, CFG_ARRAY_SIZE(cfg_metrics_keys)},
 };
 
 
@@ -266,6 +282,10 @@ void cfg_default(struct cfg *c)
     c->node_id = cfg_host_name();
     c->data_dir = xstrdup("./ringmail-data");
     c->user = xstrdup("nobody");
+    c->spool_user = xstrdup("");
+    c->scheduler_user = xstrdup("");
+    c->ingress_user = xstrdup("");
+    c->egress_user = xstrdup("");
     c->hostname = cfg_host_name();
     c->log_level = LOG_LEVEL_INFO;
     c->n_listeners = 1;
@@ -324,6 +344,7 @@ void cfg_default(struct cfg *c)
     c->policy_file = xstrdup("");
     c->policy_instruction_budget = 1000000;
     c->policy_memory_limit = 64 * CFG_MIB;
+    c->policy_hook_time_limit_ms = 50;
     c->spool_free_space_min = CFG_GIB;
     c->spool_dir = xstrdup("");
     c->log_dir = xstrdup("");
@@ -333,7 +354,12 @@ void cfg_default(struct cfg *c)
     c->log_max_age_ms = 0;
     c->log_max_total_size = 0;
     c->log_min_free_space = CFG_GIB;
+    c->metrics_max_sites = 50;
+    c->metrics_max_providers = 50;
+    c->metrics_max_sources = 50;
     cfg_dlv_default(c);
+    cfg_fbl_default(c);
+    cfg_supp_default(c);
 }
 
 void cfg_fini(struct cfg *c)
@@ -342,6 +368,10 @@ void cfg_fini(struct cfg *c)
     free(c->node_id);
     free(c->data_dir);
     free(c->user);
+    free(c->spool_user);
+    free(c->scheduler_user);
+    free(c->ingress_user);
+    free(c->egress_user);
     free(c->hostname);
     for (size_t i = 0; i < c->n_listeners && i < CFG_MAX_LISTENERS; i++) {
         free(c->listeners[i].address);
@@ -366,6 +396,8 @@ void cfg_fini(struct cfg *c)
     free(c->log_dir);
     cfg_dlv_fini(c);
     cfg_dkim_fini(c);
+    cfg_fbl_fini(c);
+    cfg_supp_fini(c);
     memset(c, 0, sizeof(*c));
 }
 
@@ -382,6 +414,10 @@ static void cfg_copy(struct cfg *dst, const struct cfg *src)
     dst->node_id = cfg_dup_or_null(src->node_id);
     dst->data_dir = cfg_dup_or_null(src->data_dir);
     dst->user = cfg_dup_or_null(src->user);
+    dst->spool_user = cfg_dup_or_null(src->spool_user);
+    dst->scheduler_user = cfg_dup_or_null(src->scheduler_user);
+    dst->ingress_user = cfg_dup_or_null(src->ingress_user);
+    dst->egress_user = cfg_dup_or_null(src->egress_user);
     dst->hostname = cfg_dup_or_null(src->hostname);
     for (size_t i = 0; i < src->n_listeners && i < CFG_MAX_LISTENERS; i++) {
         dst->listeners[i].address = cfg_dup_or_null(src->listeners[i].address);
@@ -416,6 +452,8 @@ static void cfg_copy(struct cfg *dst, const struct cfg *src)
     dst->log_dir = cfg_dup_or_null(src->log_dir);
     cfg_dlv_copy(dst, src);
     cfg_dkim_copy(dst, src);
+    cfg_fbl_copy(dst, src);
+    cfg_supp_copy(dst, src);
 }
 
 static void cfg_set_str(char **slot, const char *s)
@@ -468,6 +506,10 @@ static void cfg_apply_string(struct cfg_errs *e, struct cfg *c, const struct cfg
         if (v->str[0] != '\0' && !cfg_value_valid_ident(v->str, CFG_USER_MAX, true))
             why = "is not a valid group name (1..32 of letters, digits, '.', '_', '-'; or \"\" for the default)";
         break;
+    case CFG_KIND_OPT_USER:
+        if (v->str[0] != '\0' && !cfg_value_valid_ident(v->str, CFG_USER_MAX, true))
+            why = "is not a valid user name (1..32 of letters, digits, '.', '_', '-'; or \"\" for [node] user)";
+        break;
     case CFG_KIND_HOST:
         if (!cfg_value_valid_hostname(v->str, strlen(v->str)))
             why = "is not a valid host name";
@@ -517,6 +559,7 @@ static void cfg_apply_key(struct cfg_errs *e, struct cfg *c, const struct cfg_ke
     case CFG_KIND_OPT_PATH:
     case CFG_KIND_USER:
     case CFG_KIND_GROUP:
+    case CFG_KIND_OPT_USER:
     case CFG_KIND_HOST:
     case CFG_KIND_MAILBOX:
     case CFG_KIND_ADDRESS:
@@ -662,6 +705,11 @@ static void cfg_apply_key(struct cfg_errs *e, struct cfg *c, const struct cfg_ke
             cfg_errf(e, v->line, "%s: %llu ms is longer than the maximum of 365 days", key, (unsigned long long)u);
             return;
         }
+        if (k->hi && (u < k->lo || u > k->hi)) {
+            cfg_errf(e, v->line, "%s: %llu ms is out of range (%llu..%llu ms)", key, (unsigned long long)u,
+                     (unsigned long long)k->lo, (unsigned long long)k->hi);
+            return;
+        }
         *(uint64_t *)field = u;
         return;
     }
@@ -710,6 +758,14 @@ static void cfg_apply_root(struct cfg_errs *e, struct cfg *c, const struct cfg_t
             cfg_dkim_apply(e, c, t);
             continue;
         }
+        if (strcmp(t->key, "feedback") == 0) {
+            cfg_fbl_apply(e, c, t);
+            continue;
+        }
+        if (strcmp(t->key, "suppression") == 0) {
+            cfg_supp_apply(e, c, t);
+            continue;
+        }
         if (cfg_dlv_owns(t->key))
             continue; /* read by cfg_dlv_apply() below, in dependency order */
         for (size_t j = 0; j < CFG_ARRAY_SIZE(cfg_sections) && !s; j++) {
@@ -743,6 +799,7 @@ static void cfg_apply_root(struct cfg_errs *e, struct cfg *c, const struct cfg_t
         }
     }
     cfg_http_check(e, c, root);
+    cfg_fbl_check(e, c, root);
     for (size_t i = 0; i < c->n_listeners; i++) {
         if (c->listeners[i].implicit_tls && !c->tls_enabled) {
             const struct cfg_toml_node *k = cfg_toml_find(cfg_toml_find(root, "tls"), "enabled");

@@ -56,6 +56,21 @@ static void release_run(struct egress_job *j)
     }
 }
 
+void egress_job_unpin(struct egress_job *j)
+{
+    if (!j->wire) {
+        j->wire = xmalloc(j->msg.body_len ? j->msg.body_len : 1);
+        memcpy(j->wire, j->msg.body, j->msg.body_len);
+        j->wire_len = j->msg.body_len;
+    }
+    j->msg.body = NULL; /* it pointed into the run */
+    j->msg.body_len = 0;
+    if (j->have_run) {
+        shm_arena_free(j->eg->rt->seg.arena, j->run_off);
+        j->have_run = false;
+    }
+}
+
 void egress_job_free(struct egress_job *j)
 {
     struct egress *eg = j->eg;
@@ -153,8 +168,13 @@ void egress_job_trace_names(struct egress_job *j)
 
 void egress_job_txn(struct egress_job *j)
 {
+    const struct cfg *cfg = &j->eg->rt->cfg;
     size_t n = 0, max = j->pc->h.max_recipients_per_batch;
     bool fresh = false;
+    /* [dsn] verp: the return path names one recipient, so each transaction has one */
+    bool verp = cfg->dsn_verp && j->msg.env.sender[0] != '\0';
+    if (verp)
+        max = 1;
 
     /* recipients not yet sent go first, in batches; then the ones a 452 sent back */
     for (size_t i = 0; i < j->n && !fresh; i++)
@@ -177,8 +197,18 @@ void egress_job_txn(struct egress_job *j)
     j->txn_progress = false;
     unsigned flags = (j->msg.env.flags & PROTO_ENV_F_SMTPUTF8) ? EGRESS_SMTP_SEND_SMTPUTF8 : 0;
     egress_job_trace_names(j); /* a reused connection now delivers for this message's domain */
-    int rc = egress_conn_send(j->lease->conn, j->msg.env.sender, j->txn_addrs, n, j->wire ? j->wire : j->msg.body,
-                              j->wire ? j->wire_len : j->msg.body_len, flags);
+    const char *sender = j->msg.env.sender;
+    if (verp) {
+        struct msgid id = {j->d.msg_id_hi, j->d.msg_id_lo};
+        const char *secret = cfg->dsn_verp_secret;
+        if (verp_encode(secret, strlen(secret), id, j->idx[j->txn_map[0]], cfg->dsn_verp_domain, j->verp_from,
+                        sizeof(j->verp_from)) == 0)
+            sender = j->verp_from;
+        else
+            log_warn("VERP return path for recipient %u did not fit: the envelope sender is used",
+                     (unsigned)j->idx[j->txn_map[0]]);
+    }
+    int rc = egress_conn_send(j->lease->conn, sender, j->txn_addrs, n, j->wire, j->wire_len, flags);
     if (rc < 0) {
         char text[96];
         snprintf(text, sizeof(text), "transaction could not start: %s", strerror(-rc));

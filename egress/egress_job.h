@@ -18,6 +18,8 @@
 #include "egress/egress_attempt.h"
 #include "egress/egress_lease.h"
 #include "egress/egress_route.h"
+#include "common/verp.h"
+#include "smtp/smtp_addr.h"
 
 #define EGRESS_RETRY_NS CLOCK_MS(100)        /* ring or arena full: try again */
 #define EGRESS_LOAD_RETRY_NS CLOCK_MS(250)   /* the spool's arena was full */
@@ -50,7 +52,7 @@ struct egress_job {
     uint64_t run_off;
     bool have_run, have_msg;
     struct egress_msg msg;
-    char *wire; /* the message with its DKIM-Signature fields in front (owned); NULL: msg.body as is */
+    char *wire; /* the message as sent, DKIM-Signature fields in front (owned; the run is freed once loaded) */
     size_t wire_len;
     char *domain;
     size_t n;
@@ -74,6 +76,7 @@ struct egress_job {
     char mx[DNS_NAME_MAX + 1];
     char peer[64];
     struct egress_tls_info tls; /* of the connection the transactions ran on; empty: plaintext */
+    char verp_from[VERP_LOCAL_MAX + 1 + SMTP_ADDR_DOMAIN_MAX + 1]; /* [dsn] verp: this transaction's MAIL FROM */
     bool sts_reported;          /* the MTA-STS testing line of this attempt is out */
     int last_code;
     char last_enh[SMTP_REPLY_ENH_MAX];
@@ -100,6 +103,9 @@ void egress_job_finish(struct egress_job *j);
 void egress_job_report(struct egress_job *j);
 void egress_job_send_done(struct egress_job *j);
 void egress_job_free(struct egress_job *j);
+/* egress_job_unpin - once loaded (and signed): the message bytes to private memory, the arena run freed at once,
+ * so a slow receiver holds egress memory, never the arena the ingress stores new mail in */
+void egress_job_unpin(struct egress_job *j);
 void egress_job_free_now(struct egress_job *j);
 
 #endif

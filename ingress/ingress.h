@@ -23,8 +23,10 @@
 
 #include "common/msgid.h"
 #include "common/proto_env.h"
+#include "common/supp.h"
 #include "ingress/ingress_auth.h"
 #include "ingress/ingress_rcpts.h"
+#include "ingress/ingress_report.h"
 #include "rt/role_rt.h"
 #include "rt/trace.h"
 #include "rt/evl_stream.h"
@@ -34,11 +36,34 @@
 #include "smtp/smtp_data.h"
 
 #define INGRESS_MAX_LISTENERS 16
+_Static_assert(INGRESS_MAX_LISTENERS <= PROTO_NODE_MAX_LISTENERS, "per-listener counters in the role table slot");
 #define INGRESS_IN_BUF (64 * 1024)
 #define INGRESS_OUT_MAX (64 * 1024) /* unsent replies past which the session reads nothing more */
 #define INGRESS_IP_BUCKETS 4096
 
 struct ingress;
+
+/* feedback mail of one transaction (ingress_fbl.c) */
+enum ingress_fbl_mode {
+    INGRESS_FBL_UNSET = 0, /* no recipient yet */
+    INGRESS_FBL_REPORT = 1, /* its recipients are feedback addresses: the message is a report, not delivered */
+    INGRESS_FBL_MAIL = 2,   /* ordinary mail */
+};
+enum ingress_fbl_verp {
+    INGRESS_FBL_VERP_NONE = 0,
+    INGRESS_FBL_VERP_OK = 1,     /* a VERP recipient whose HMAC matched: id and index are ours */
+    INGRESS_FBL_VERP_FORGED = 2, /* the form of one, with a wrong HMAC: nothing in the report is trusted */
+};
+#define INGRESS_FBL_META_MAX 20
+struct ingress_fbl_txn {
+    enum ingress_fbl_mode mode;
+    enum ingress_fbl_verp verp;
+    struct msgid verp_id;
+    uint32_t verp_index;
+    struct ingress_report *report; /* parsed at the end of DATA; heap, freed with the transaction */
+    char orig_id[MSGID_TEXT_SIZE];
+    char index_text[16];
+};
 
 /* where an AUTH exchange stands: the next line is a SASL response, not a command */
 enum ingress_auth_step {
@@ -75,6 +100,8 @@ struct ingress_session {
     uint16_t peer_port;
     bool relay_client;
     bool require_auth; /* the listener's require_auth: MAIL needs AUTH first */
+    int supp_mode;     /* enum cfg_supp_mode of the listener, at accept */
+    uint8_t listener;  /* index of its listener (ig->ls, the [[listener]] order): per-listener counters */
 
     /* AUTH (ingress_auth_cmd.c) */
     enum ingress_auth_step auth_step;
@@ -138,12 +165,16 @@ struct ingress_session {
     /* STORING */
     uint64_t store_token;
     uint64_t store_deadline_ns;
+    uint64_t eod_ns; /* the whole body was in (CLOCK_MONOTONIC): the time-to-250 histogram's start */
     uint32_t store_gen; /* the spool generation the store request was addressed to */
     struct msgid msg_id;
 
     /* ringctl trace-smtp-server (rt/trace.h) */
     uint64_t trace_id;
     bool tls_noted; /* the handshake's result was looked at (traced when someone traced then) */
+
+    bool feedback_listener; /* the listener's feedback = true: every message is a report */
+    struct ingress_fbl_txn fbl;
 
     struct ingress_session *next, *prev;
 };
@@ -168,6 +199,7 @@ struct ingress_listener {
     uint64_t warned_ns;
     struct evl_timer backoff;
     bool implicit_tls, require_auth; /* of the cfg listener at the same index */
+    bool feedback;
 };
 
 struct ingress {
@@ -195,6 +227,7 @@ struct ingress {
     bool relay_rcpts_on;
     struct ingress_auth_limit auth_limit;
     struct ingress_http *http; /* NULL: no [[http_listener]] */
+    struct supp_view supp;     /* the spool's suppression snapshot (common/supp.h) */
 };
 
 #define INGRESS_REFUSAL_LOGS_PER_S 100
@@ -241,6 +274,20 @@ void ingress_http_tick(struct ingress *ig, uint64_t now);
 /* ingress_http_drain - stop taking requests; true once no request waits for the spool */
 bool ingress_http_drain(struct ingress *ig);
 void ingress_http_stop(struct ingress *ig);
+
+/* ingress_fbl.c: feedback mail (docs/operations.md, "Feedback loops and out-of-band bounces") */
+/* ingress_fbl_rcpt_is - a feedback recipient: the listener's, a [feedback] domain or address, the VERP domain */
+bool ingress_fbl_rcpt_is(const struct ingress_session *s, const struct smtp_addr *a);
+/* ingress_fbl_rcpt_add - an accepted feedback recipient: the first VERP one names the original */
+void ingress_fbl_rcpt_add(struct ingress_session *s, const struct smtp_addr *a);
+/* ingress_fbl_parse - the body of a report transaction parsed; false when it is none (550 answered) */
+bool ingress_fbl_parse(struct ingress_session *s);
+/* ingress_fbl_meta - the parsed report as envelope metadata (fbl.*), borrowing from the session; count */
+uint32_t ingress_fbl_meta(struct ingress_session *s, struct proto_env_meta *meta, uint32_t max);
+/* ingress_fbl_id_header - "X-Ringmail-Id: ID[; tenant=T][; campaign=C]\r\n" into buf; its length, 0 for none */
+size_t ingress_fbl_id_header(const struct ingress *ig, const char *idtext, const struct policy_lua_meta *m, char *buf,
+                             size_t n);
+void ingress_fbl_reset(struct ingress_session *s);
 
 /* ingress_log.c */
 /* ingress_log_rejection - hand a Rejection record for `reply` (our 4xx/5xx line) to the spool */

@@ -69,6 +69,7 @@ static void on_released(struct evl_stream *st)
         s->next->prev = s->prev;
     ig->n_sessions--;
     proto_node_counter_set(ig->rt->self, PROTO_NODE_CTR_SMTP_SESSIONS, ig->n_sessions);
+    atomic_fetch_sub_explicit(&ig->rt->self->listeners[s->listener].sessions, 1, memory_order_relaxed);
     log_summary(s);
     if (rt_trace_on(PROTO_TRACE_SERVER))
         ingress_session_trace(s, PROTO_TRACE_NOTE, "closed", 6);
@@ -124,6 +125,8 @@ static void out_reserve(struct ingress_session *s, size_t n)
  */
 static void note_refusal(struct ingress_session *s, const char *line, size_t len)
 {
+    atomic_fetch_add_explicit(&s->ig->rt->self->listeners[s->listener].rejected[proto_node_reject_of(line, len)], 1,
+                              memory_order_relaxed);
     if (strncmp(line, "452 4.5.3", 9) != 0)
         s->refusals++;
     if (s->logged < INGRESS_LOGGED_REFUSALS) {
@@ -301,6 +304,7 @@ void ingress_session_reset_txn(struct ingress_session *s)
     for (uint32_t i = 0; i < s->n_rcpts; i++)
         free(s->rcpts[i]);
     s->n_rcpts = 0;
+    ingress_fbl_reset(s);
     s->sender[0] = '\0';
     s->null_sender = false;
     policy_lua_meta_fini(&s->meta);
@@ -407,14 +411,21 @@ static void cmd_rcpt(struct ingress_session *s, const struct smtp_cmd *cmd)
         ingress_session_reply(s, "452 4.5.3 Too many recipients");
         return;
     }
-    enum ingress_relay_verdict rv = ingress_relay_allowed(s, &cmd->addr, &why);
+    /* feedback addresses take reports from anyone; a report and ordinary mail are separate transactions */
+    bool feedback = ingress_fbl_rcpt_is(s, &cmd->addr);
+    if (s->fbl.mode != INGRESS_FBL_UNSET && feedback != (s->fbl.mode == INGRESS_FBL_REPORT)) {
+        ingress_session_reply(s, "452 4.5.3 <%s>: feedback reports and other mail need separate transactions",
+                              cmd->addr.mailbox);
+        return;
+    }
+    enum ingress_relay_verdict rv = feedback ? INGRESS_RELAY_OK : ingress_relay_allowed(s, &cmd->addr, &why);
     if (rv != INGRESS_RELAY_OK) {
         s->errors++;
         ingress_session_reply(s, "550 %s <%s>: %s", rv == INGRESS_RELAY_NO_USER ? "5.1.1" : "5.7.1", cmd->addr.mailbox,
                               why);
         return;
     }
-    bool postmaster = ingress_is_postmaster(c, &cmd->addr);
+    bool postmaster = !feedback && ingress_is_postmaster(c, &cmd->addr);
     if (postmaster && !c->ingress_postmaster[0]) {
         /* RFC 5321 4.5.1 asks every host to take mail for postmaster; this node delivers nothing locally, and
          * accepting it only to bounce it later would send the bounce to a sender anyone can forge */
@@ -425,6 +436,15 @@ static void cmd_rcpt(struct ingress_session *s, const struct smtp_cmd *cmd)
     }
     if (!ingress_policy_rcpt(s, cmd))
         return;
+    /* the snapshot says "maybe" (a 64-bit hash); in "drop" mode the spool decides at store, from its database */
+    if (c->supp_enabled && s->supp_mode == CFG_SUPP_REJECT && !postmaster) {
+        supp_view_refresh(&s->ig->supp, clock_mono_ns());
+        if (supp_view_maybe(&s->ig->supp, policy_lua_meta_get(&s->meta, "tenant"), cmd->addr.mailbox)) {
+            s->errors++;
+            ingress_session_reply(s, "550 5.7.1 <%s>: suppressed", cmd->addr.mailbox);
+            return;
+        }
+    }
     if (s->n_rcpts == s->rcpt_cap) {
         s->rcpt_cap = s->rcpt_cap ? s->rcpt_cap * 2 : 8;
         s->rcpts = xrealloc(s->rcpts, s->rcpt_cap * sizeof(*s->rcpts));
@@ -434,6 +454,10 @@ static void cmd_rcpt(struct ingress_session *s, const struct smtp_cmd *cmd)
         s->rcpts[s->n_rcpts++] = xstrdup(c->ingress_postmaster);
     else
         s->rcpts[s->n_rcpts++] = xstrdup(cmd->addr.mailbox);
+    if (feedback)
+        ingress_fbl_rcpt_add(s, &cmd->addr);
+    else
+        s->fbl.mode = INGRESS_FBL_MAIL;
     s->state = INGRESS_S_RCPT;
     ingress_session_reply(s, "250 2.1.5 Recipient <%s> OK", cmd->addr.mailbox);
 }

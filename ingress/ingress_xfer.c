@@ -106,14 +106,18 @@ void ingress_xfer_meta(const struct policy_lua_meta *m, struct proto_env_meta me
                        char keys[POLICY_LUA_META_MAX][POLICY_LUA_META_KEY_MAX + 1], uint32_t *count)
 {
     /* policy metadata: keys are case-insensitive, the envelope keeps them lowercase */
-    unsigned n = m->count < POLICY_LUA_META_MAX ? m->count : POLICY_LUA_META_MAX;
+    unsigned n = m->count < POLICY_LUA_META_MAX ? m->count : POLICY_LUA_META_MAX, k = 0;
     for (unsigned i = 0; i < n; i++) {
-        snprintf(keys[i], POLICY_LUA_META_KEY_MAX + 1, "%s", m->items[i].key);
-        for (char *k = keys[i]; *k; k++)
-            *k = (char)((*k >= 'A' && *k <= 'Z') ? *k + 32 : *k);
-        meta[i] = (struct proto_env_meta){keys[i], m->items[i].value};
+        snprintf(keys[k], POLICY_LUA_META_KEY_MAX + 1, "%s", m->items[i].key);
+        for (char *p = keys[k]; *p; p++)
+            *p = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
+        /* fbl.* is the report a feedback address received (ingress_fbl.c): the ingress alone writes it */
+        if (strncmp(keys[k], "fbl.", 4) == 0)
+            continue;
+        meta[k] = (struct proto_env_meta){keys[k], m->items[i].value};
+        k++;
     }
-    *count = n;
+    *count = k;
 }
 
 int ingress_xfer_store(struct ingress *ig, struct proto_env *rec, const char *received, size_t rlen, const char *body,
@@ -180,6 +184,9 @@ static void store_message(struct ingress_session *s)
     int rlen = build_received(s, received, sizeof(received), idtext);
     if (rlen < 0 || (size_t)rlen >= sizeof(received))
         rlen = 0;
+    /* our id (and tenant, campaign) in the message, so a complaint's returned headers name it */
+    if (s->fbl.mode != INGRESS_FBL_REPORT)
+        rlen += (int)ingress_fbl_id_header(s->ig, idtext, &s->meta, received + rlen, sizeof(received) - (size_t)rlen);
 
     struct proto_env_rcpt *rcpts = xcalloc(s->n_rcpts, sizeof(*rcpts));
     for (uint32_t i = 0; i < s->n_rcpts; i++)
@@ -192,9 +199,11 @@ static void store_message(struct ingress_session *s)
         rec.flags |= PROTO_ENV_F_8BITMIME;
     if (s->mail_params.seen & SMTP_CMD_PARAM_SMTPUTF8)
         rec.flags |= PROTO_ENV_F_SMTPUTF8;
-    struct proto_env_meta meta[POLICY_LUA_META_MAX];
+    struct proto_env_meta meta[POLICY_LUA_META_MAX + INGRESS_FBL_META_MAX];
     char keys[POLICY_LUA_META_MAX][POLICY_LUA_META_KEY_MAX + 1];
     ingress_xfer_meta(&s->meta, meta, keys, &rec.meta_count);
+    if (s->fbl.mode == INGRESS_FBL_REPORT && s->fbl.report)
+        rec.meta_count += ingress_fbl_meta(s, meta + rec.meta_count, INGRESS_FBL_META_MAX);
     rec.meta = meta;
 
     uint32_t spool_gen = 0;
@@ -223,6 +232,7 @@ static void finish(struct ingress_session *s)
 
     bool binary = s->mail_params.body == SMTP_CMD_BODY_BINARYMIME;
 
+    s->eod_ns = clock_mono_ns();
     if (!binary && (d->bare_cr || d->bare_lf))
         fail_txn(s, "550 5.6.0 Bare CR or LF in message: lines must end with CRLF (RFC 5321 2.3.8)");
     else if (d->too_big)
@@ -236,6 +246,8 @@ static void finish(struct ingress_session *s)
     else if (d->received > c->ingress_max_received)
         fail_txn(s, "554 5.4.6 Too many hops (Received headers): mail loop?");
     else if (!ingress_policy_message(s))
+        ingress_session_reset_txn(s);
+    else if (s->fbl.mode == INGRESS_FBL_REPORT && !ingress_fbl_parse(s))
         ingress_session_reset_txn(s);
     else
         store_message(s);
@@ -330,6 +342,10 @@ void ingress_xfer_on_stored(struct ingress *ig, const struct proto_rec *rec)
         char idtext[MSGID_TEXT_LEN + 1];
         msgid_format(s->msg_id, idtext);
         proto_node_counter_add(ig->rt->self, PROTO_NODE_CTR_MESSAGES_ACCEPTED, 1);
+        atomic_fetch_add_explicit(&ig->rt->self->listeners[s->listener].accepted, 1, memory_order_relaxed);
+        uint64_t now = clock_mono_ns();
+        proto_hist_record(&ig->rt->self->hist[PROTO_NODE_HIST_TIME_TO_250], PROTO_HIST_FAST,
+                          now > s->eod_ns ? (now - s->eod_ns) / 1000u : 0);
         ingress_session_reply(s, "250 2.0.0 OK id=%s", idtext);
     } else {
         ingress_session_reply(s, "451 4.3.0 Message could not be stored (%s), try again later",

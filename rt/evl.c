@@ -14,7 +14,10 @@ int evl_init(struct evl *l, unsigned entries, char **err)
     int rc;
 
     memset(l, 0, sizeof(*l));
-    rc = io_uring_queue_init(entries, &l->ring, 0);
+    /* CLAMP: a loop with more sockets than the kernel's largest ring (32768 entries) gets the largest;
+     * a full submission queue is submitted and refilled (evl_sqe), and completions never drop (NODROP) */
+    struct io_uring_params p = {.flags = IORING_SETUP_CLAMP};
+    rc = io_uring_queue_init_params(entries, &l->ring, &p);
     if (rc < 0) {
         *err = xasprintf("io_uring is not available (%s)%s", strerror(-rc),
                          rc == -EPERM ? ": check sysctl kernel.io_uring_disabled" : "");

@@ -3,15 +3,35 @@
  *
  * A run ends at a bare CR or LF (replaced by a CRLF piece) or right after a line end that is followed
  * by a dot (which gets a "." piece of its own): so a piece is either the caller's octets as they are
- * or a short constant, and nothing is allocated.
+ * or a short constant, and nothing is allocated. Line ends are found with memchr, so a line costs
+ * two library scans, not a test per octet.
  */
 #include "smtp/smtp_stuff.h"
 
 #include <string.h>
 
+#include "smtp/smtp_octets.h"
+
 void smtp_stuff_init(struct smtp_stuff *st, const char *body, size_t len, bool end)
 {
     *st = (struct smtp_stuff){.body = body ? body : "", .len = len, .bol = true, .end = end};
+}
+
+/* next_line_octet - offset of the first CR or LF in b[j..n), n when none */
+static size_t next_line_octet(const char *b, size_t j, size_t n)
+{
+    const char *lf = memchr(b + j, '\n', n - j);
+    size_t lim = lf ? (size_t)(lf - b) : n;
+    const char *cr = memchr(b + j, '\r', lim - j);
+    return cr ? (size_t)(cr - b) : lim;
+}
+
+/* is_bare - b[s], a CR or LF, is not part of a CRLF */
+static bool is_bare(const char *b, size_t s, size_t n)
+{
+    if (b[s] == '\r')
+        return s + 1 >= n || b[s + 1] != '\n';
+    return s == 0 || b[s - 1] != '\r';
 }
 
 const char *smtp_stuff_next(struct smtp_stuff *st, size_t *len)
@@ -41,21 +61,27 @@ const char *smtp_stuff_next(struct smtp_stuff *st, size_t *len)
     size_t j = st->pos;
     bool bol = st->bol;
     while (j < n) {
-        char c = b[j];
-        bool bare =
-            (c == '\n' && (j == 0 || b[j - 1] != '\r')) || (c == '\r' && (j + 1 >= n || b[j + 1] != '\n'));
-        if (bare) {
-            if (j == st->pos) {
+        /* the next CR or LF, found with memchr; the octets before it go as they are */
+        size_t s = next_line_octet(b, j, n);
+        if (s > j)
+            bol = false;
+        if (s == n) {
+            j = n;
+            break;
+        }
+        if (is_bare(b, s, n)) {
+            if (s == st->pos) {
                 st->pos++;
                 st->bol = true;
                 *len = 2;
                 return "\r\n";
             }
+            j = s;
             break;
         }
-        j++;
-        bol = c == '\n';
-        if (bol && j < n && b[j] == '.')
+        j = b[s] == '\r' ? s + 2 : s + 1; /* a CRLF */
+        bol = true;
+        if (j < n && b[j] == '.')
             break;
     }
     const char *piece = b + st->pos;
@@ -68,15 +94,19 @@ const char *smtp_stuff_next(struct smtp_stuff *st, size_t *len)
 void smtp_stuff_scan(const char *b, size_t n, bool *eightbit, uint64_t *size)
 {
     uint64_t sz = n;
-    bool hi = false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)b[i];
-        hi |= c >= 0x80;
-        if ((c == '\n' && (i == 0 || b[i - 1] != '\r')) || (c == '\r' && (i + 1 >= n || b[i + 1] != '\n')))
+    for (size_t j = 0; j < n;) {
+        size_t s = next_line_octet(b, j, n);
+        if (s == n)
+            break;
+        if (is_bare(b, s, n)) {
             sz++;
+            j = s + 1;
+        } else {
+            j = b[s] == '\r' ? s + 2 : s + 1;
+        }
     }
     if (n > 0 && b[n - 1] != '\n' && b[n - 1] != '\r')
         sz += 2;
-    *eightbit = hi;
+    *eightbit = smtp_octets_high_bit(b, n);
     *size = sz;
 }

@@ -30,6 +30,7 @@
 #include "common/proto_dlv.h"
 #include "common/proto_env.h"
 #include "policy/bounce_class.h"
+#include "spool/spool_supp.h"
 
 struct spool_pending {
     unsigned from;     /* ingress instance */
@@ -37,6 +38,8 @@ struct spool_pending {
     uint64_t token;
     struct msgid id;
     struct proto_env rec; /* decoded envelope, for the Reception record */
+    uint64_t body_len;    /* the message's bytes (ringmail_bytes_stored_total) */
+    bool report;          /* a feedback report (spool_fbl.c): logged, not stored for delivery */
 };
 
 struct spool_outbox_item {
@@ -136,6 +139,7 @@ struct spool {
     uint64_t admin_seq;     /* the request page's sequence number when last looked at */
     bool compact_watch;     /* a compaction started here runs: its end is logged */
     uint64_t next_retain_ns; /* log retention's next run (spool_log_retain.c) */
+    struct spool_supp *supp; /* the suppression list (spool_supp.c) */
 };
 
 /* spool_admin.c */
@@ -186,6 +190,11 @@ void spool_upd_fini(struct spool *sp);
 void spool_upd_recovered(struct spool *sp);
 /* spool_upd_env_get - the envelope in the open batch (sp->envs), read from the store at first use; index or -errno */
 long spool_upd_env_get(struct spool *sp, struct msgid id);
+/* spool_upd_log_rcpt - the record of one recipient's event (no attempt: a decision of the spool's) into the batch */
+void spool_upd_log_rcpt(struct spool *sp, struct msgid id, const struct proto_env *rec, enum spool_log_type type,
+                        uint32_t index, const struct spool_log_response *resp);
+/* spool_upd_owed - a MSG_SPOOL_MESSAGE_UPDATED for the group of rcpt_first after the commit (env: index into envs) */
+void spool_upd_owed(struct spool *sp, struct msgid id, uint32_t rcpt_first, long env);
 /* spool_upd_write_env - the changed envelope into the batch; the message leaves the spool with its last recipient */
 void spool_upd_write_env(struct spool *sp, struct spool_env *e);
 /* spool_env_set_meta - rec (decoded, owned) with key set to value (NULL: removed), re-encoded into a record of
@@ -224,6 +233,23 @@ void spool_tsa_walk(struct spool *sp);
 /* spool_tsa_flush - send queued state runs while the arena has room; true when none is left */
 bool spool_tsa_flush(struct spool *sp);
 void spool_tsa_fini(struct spool *sp);
+
+/* spool_fbl.c: reports received at feedback addresses (docs/operations.md) */
+enum spool_fbl_reason {
+    SPOOL_FBL_COMPLAINT = 0, /* an ARF complaint */
+    SPOOL_FBL_OOB = 1,       /* a hard out-of-band bounce */
+};
+/* spool_fbl_is_report - the envelope carries a parsed report (fbl.kind arf or dsn) */
+bool spool_fbl_is_report(const struct proto_env *rec);
+/* spool_fbl_build - the Feedback or OOB record of a report (*out owned: json_decref; lg may be NULL), the
+ * fbl.* metadata checked again; *suppress when the record asks for suppression; 0, -EINVAL (not a report) */
+int spool_fbl_build(const struct spool_log *lg, const struct bounce_class *bc, struct msgid id,
+                    const struct proto_env *rec, json_t **out, bool *suppress);
+/* spool_fbl_record - spool_fbl_build into the open batch; asks for suppression */
+void spool_fbl_record(struct spool *sp, struct msgid id, const struct proto_env *rec);
+/* spool_feedback_suppress - THE call site of the suppression list (not built yet: only logs) */
+void spool_feedback_suppress(struct spool *sp, const char *tenant, const char *addr, enum spool_fbl_reason reason,
+                             const char *source_id);
 
 /* spool_walk.c */
 void spool_walk_start(struct spool *sp);

@@ -66,6 +66,14 @@ bool supervisor_auth_bearer_ok(const struct sup_auth *a, const char *authorizati
     return bearer_matches(a->token, authorization);
 }
 
+bool supervisor_auth_origin_same(const char *origin, const char *host)
+{
+    size_t hl = strlen(host);
+    /* browsers serialise the origin's host in lower case; Host is the URL's authority as typed */
+    return hl > 0 && strncmp(origin, "http://", 7) == 0 && strlen(origin + 7) == hl &&
+           strncasecmp(origin + 7, host, hl) == 0;
+}
+
 bool supervisor_auth_host_ok(const struct sup_auth *a, const char *host, const char *const *names, size_t n_names)
 {
     struct hostport hp;
@@ -370,9 +378,12 @@ bool supervisor_auth_check(struct supervisor *s, struct MHD_Connection *c, bool 
     const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
     const char *names[] = {s->cfg.hostname, s->cfg.node_id};
 
-    if (origin) {
+    /* a page of another origin is refused whatever it asks; the console's own page (/ui/, served from this
+     * listener) is let through when its Origin names the very Host that is checked below */
+    if (origin && !(host && supervisor_auth_origin_same(origin, host))) {
         *code = MHD_HTTP_FORBIDDEN;
-        *why = "requests from web pages (an Origin header) are refused: use ringctl or curl";
+        *why = "requests from web pages of another origin (an Origin header) are refused: use ringctl, curl or "
+               "the console at /ui/";
         return false;
     }
     /* no Host at all is an HTTP/1.0 client, not a browser: DNS rebinding needs a name in Host */

@@ -24,8 +24,8 @@ int supervisor_auth_unix_listen(struct supervisor *s, char **err);
 void supervisor_auth_fini(struct supervisor *s);
 /*
  * supervisor_auth_check - the one access check of every admin request, before its body is read: Origin,
- * Host, then the token (mutating: always; read-only: unless `local` (the Unix socket) or the peer is in
- * [admin] trusted_networks). false with the HTTP status and the reason to send.
+ * Host, then the token (mutating: always; read-only: unless `local` (the Unix socket, or a static file of the
+ * console) or the peer is in [admin] trusted_networks). false with the HTTP status and the reason to send.
  */
 bool supervisor_auth_check(struct supervisor *s, struct MHD_Connection *c, bool local, bool mutating,
                            unsigned *code, const char **why);
@@ -42,6 +42,9 @@ bool supervisor_auth_bearer_ok(const struct sup_auth *a, const char *authorizati
 /* supervisor_auth_host_ok - a Host header naming this listener: its address (any IP literal when it
  * listens on a wildcard), localhost, or one of names[] (the node's host name...), with no port or its port */
 bool supervisor_auth_host_ok(const struct sup_auth *a, const char *host, const char *const *names, size_t n_names);
+/* supervisor_auth_origin_same - an Origin header naming this listener's own page: exactly "http://" and the
+ * request's Host (which supervisor_auth_host_ok() checks too); a web console page of the node, not a foreign one */
+bool supervisor_auth_origin_same(const char *origin, const char *host);
 /* connection tracking for the slow-client sweep (MHD_OPTION_NOTIFY_CONNECTION; cls is the supervisor) */
 void supervisor_auth_conn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
                                  enum MHD_ConnectionNotificationCode toe);

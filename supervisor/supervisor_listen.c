@@ -40,7 +40,8 @@ static int open_one(const char *address, bool reuseport, char **err)
         free(why);
         return rc;
     }
-    fd = socket(ss.ss_family, SOCK_STREAM, 0);
+    /* close-on-exec: only an ingress worker gets its listeners, uncovered in the child (spawn_one) */
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         rc = -errno;
         *err = xasprintf("listener %s: socket: %s", address, strerror(errno));
@@ -146,17 +147,28 @@ int supervisor_listen_open(struct supervisor *s, char **err)
     return open_http(s, err);
 }
 
+size_t supervisor_listen_worker_fds(const struct supervisor *s, unsigned index, int *out, size_t cap,
+                                    size_t *n_smtp)
+{
+    size_t n = 0;
+    for (unsigned k = 0; k < s->n_listen_fds && n < cap; k++)
+        out[n++] = s->steering ? s->worker_fds[k][index] : s->listen_fds[k];
+    *n_smtp = n;
+    for (unsigned k = 0; k < s->n_http_fds && n < cap; k++)
+        out[n++] = s->http_fds[k];
+    return n;
+}
+
 void supervisor_listen_fds(const struct supervisor *s, unsigned index, char *buf, size_t len)
 {
+    int fds[CFG_MAX_LISTENERS + CFG_MAX_HTTP_LISTENERS];
+    size_t n_smtp, n = supervisor_listen_worker_fds(s, index, fds, sizeof(fds) / sizeof(fds[0]), &n_smtp);
     size_t off = 0;
 
     buf[0] = '\0';
-    for (unsigned k = 0; k < s->n_listen_fds && off + 12 < len; k++) {
-        int fd = s->steering ? s->worker_fds[k][index] : s->listen_fds[k];
-        off += (size_t)snprintf(buf + off, len - off, "%s%d", k ? "," : "", fd);
-    }
-    for (unsigned k = 0; k < s->n_http_fds && off + 12 < len; k++)
-        off += (size_t)snprintf(buf + off, len - off, "%s%d", k ? "," : "/", s->http_fds[k]);
+    for (size_t k = 0; k < n && off + 12 < len; k++)
+        off += (size_t)snprintf(buf + off, len - off, "%s%d", k == 0 ? (k < n_smtp ? "" : "/") : (k == n_smtp ? "/" : ","),
+                                fds[k]);
 }
 
 void supervisor_listen_balance(struct supervisor *s)

@@ -15,6 +15,8 @@
 #include "supervisor/supervisor.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <poll.h>
@@ -85,6 +87,10 @@ static void describe_static_changes(const struct cfg *a, const struct cfg *b, ch
     CHANGED(a->ring_slots != b->ring_slots, "shm.ring_slots");
     CHANGED(a->hugepages != b->hugepages, "shm.hugepages");
     CHANGED(strcmp(a->data_dir, b->data_dir) != 0, "node.data_dir");
+    CHANGED(strcmp(a->user, b->user) != 0 || strcmp(a->spool_user, b->spool_user) != 0 ||
+                strcmp(a->scheduler_user, b->scheduler_user) != 0 || strcmp(a->ingress_user, b->ingress_user) != 0 ||
+                strcmp(a->egress_user, b->egress_user) != 0,
+            "node.user (and the role users)");
     CHANGED(strcmp(a->admin_listen, b->admin_listen) != 0, "admin.listen");
     CHANGED(a->n_admin_trusted != b->n_admin_trusted ||
                 memcmp(a->admin_trusted, b->admin_trusted, a->n_admin_trusted * sizeof(a->admin_trusted[0])) != 0,
@@ -100,6 +106,9 @@ static void describe_static_changes(const struct cfg *a, const struct cfg *b, ch
     for (size_t i = 0; !http && i < a->n_http_listeners; i++)
         http = strcmp(a->http_listeners[i].listen, b->http_listeners[i].listen) != 0;
     CHANGED(http, "http_listener");
+    CHANGED(a->metrics_max_sites != b->metrics_max_sites || a->metrics_max_providers != b->metrics_max_providers ||
+                a->metrics_max_sources != b->metrics_max_sources,
+            "metrics");
 #undef CHANGED
 }
 
@@ -289,6 +298,26 @@ static void setup_user(struct supervisor *s)
     s->run_uid = pw->pw_uid;
     s->run_gid = pw->pw_gid;
     s->drop_privileges = true;
+    /* PRIV-01: a user per role when configured; each keeps the node user's group (config files, the
+     * trace socket and the admin token are the group's), and none may be root */
+    const char *names[PROTO_NODE_ROLE__MAX] = {
+        [PROTO_NODE_ROLE_SPOOL] = s->cfg.spool_user,
+        [PROTO_NODE_ROLE_SCHEDULER] = s->cfg.scheduler_user,
+        [PROTO_NODE_ROLE_INGRESS] = s->cfg.ingress_user,
+        [PROTO_NODE_ROLE_EGRESS] = s->cfg.egress_user,
+    };
+    for (unsigned r = 0; r < PROTO_NODE_ROLE__MAX; r++) {
+        s->role_uid[r] = s->run_uid;
+        if (!names[r] || !names[r][0])
+            continue;
+        struct passwd *rp = getpwnam(names[r]);
+        if (!rp)
+            fatal("[node] %s_user \"%s\" does not exist", proto_node_role_name((enum proto_node_role)r), names[r]);
+        if (rp->pw_uid == 0)
+            fatal("[node] %s_user \"%s\" is root; choose an unprivileged user",
+                  proto_node_role_name((enum proto_node_role)r), names[r]);
+        s->role_uid[r] = rp->pw_uid;
+    }
 }
 
 /* setup_fd_limit - the roles inherit RLIMIT_NOFILE: an ingress worker holds up to [ingress] max_connections
@@ -330,31 +359,79 @@ static void setup_fd_limit(const struct supervisor *s)
              (unsigned long long)up.rlim_max, (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
 }
 
+/* the tree under a directory whose owner changes follows it (nftw has no context argument) */
+static uid_t chown_uid;
+static gid_t chown_gid;
+static int chown_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    if (lchown(path, chown_uid, chown_gid) < 0)
+        log_warn("cannot hand %s to uid %u: %s", path, (unsigned)chown_uid, strerror(errno));
+    return 0;
+}
+
+/*
+ * own_dir - create `path` if missing and hand it to uid (the node user's group) with `mode`, through a
+ * descriptor opened with O_NOFOLLOW: a symbolic link planted at the last component is refused, not
+ * followed, and nothing can swap the directory between the check and the chown. When the owner changes
+ * (a [node] spool_user set on an existing spool), everything under it follows, links not followed.
+ */
+static void own_dir(struct supervisor *s, const char *path, uid_t uid, mode_t mode, const char *what)
+{
+    if (mkdir(path, mode) < 0 && errno != EEXIST)
+        fatal("cannot create %s %s: %s", what, path, strerror(errno));
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        struct stat lst;
+        if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode))
+            fatal("%s %s is a symbolic link: configure the directory's real path", what, path);
+        fatal("%s %s: %s", what, path, strerror(e));
+    }
+    if (!s->drop_privileges) {
+        close(fd);
+        return;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        fatal("%s %s: %s", what, path, strerror(errno));
+    if (fchown(fd, uid, s->run_gid) < 0 || fchmod(fd, mode) < 0)
+        fatal("cannot hand %s %s to uid %u: %s", what, path, (unsigned)uid, strerror(errno));
+    close(fd);
+    if (st.st_uid != uid) {
+        chown_uid = uid;
+        chown_gid = s->run_gid;
+        if (nftw(path, chown_entry, 16, FTW_PHYS) < 0)
+            log_warn("cannot walk %s %s to hand it over: %s", what, path, strerror(errno));
+        log_info("%s %s handed to uid %u", what, path, (unsigned)uid);
+    }
+}
+
 static void setup_data_dir(struct supervisor *s)
 {
-    char *abs;
-
-    if (mkdir(s->cfg.data_dir, 0750) < 0 && errno != EEXIST)
-        fatal("cannot create data directory %s: %s", s->cfg.data_dir, strerror(errno));
-    abs = realpath(s->cfg.data_dir, NULL);
+    own_dir(s, s->cfg.data_dir, s->run_uid, 0750, "data directory");
+    char *abs = realpath(s->cfg.data_dir, NULL);
     if (!abs)
         fatal("data directory %s: %s", s->cfg.data_dir, strerror(errno));
     free(s->cfg.data_dir);
     s->cfg.data_dir = xstrdup(abs);
     free(abs);
-    if (s->drop_privileges && chown(s->cfg.data_dir, s->run_uid, s->run_gid) < 0)
-        fatal("cannot hand data directory %s to user %s: %s", s->cfg.data_dir, s->cfg.user, strerror(errno));
-    /* a [spool] dir or [log] dir outside the data directory (the installed layout's /var/log/ringmail) is
-     * made here too, while root, and handed to the roles' user: the spool role could not create it there */
-    const char *own[] = {s->cfg.spool_dir, s->cfg.log_dir};
-    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
-        if (!own[i] || !own[i][0])
-            continue;
-        if (mkdir(own[i], 0750) < 0 && errno != EEXIST)
-            fatal("cannot create directory %s: %s", own[i], strerror(errno));
-        if (s->drop_privileges && chown(own[i], s->run_uid, s->run_gid) < 0)
-            fatal("cannot hand directory %s to user %s: %s", own[i], s->cfg.user, strerror(errno));
-    }
+    /* the spool's database and logs (also a [spool] dir or [log] dir outside the data directory, as the
+     * installed layout's /var/log/ringmail) are made here, while root, and belong to the spool's user
+     * alone: no other role can open them (PRIV-01) */
+    uid_t spool_uid = s->drop_privileges ? s->role_uid[PROTO_NODE_ROLE_SPOOL] : 0;
+    char *spool = s->cfg.spool_dir && s->cfg.spool_dir[0] ? xstrdup(s->cfg.spool_dir)
+                                                           : xasprintf("%s/spool", s->cfg.data_dir);
+    char *logs = s->cfg.log_dir && s->cfg.log_dir[0] ? xstrdup(s->cfg.log_dir) : xasprintf("%s/logs", s->cfg.data_dir);
+    own_dir(s, spool, spool_uid, 0700, "spool directory");
+    own_dir(s, logs, spool_uid, 0700, "log directory");
+    /* what the spool publishes for the other roles to read (the suppression snapshot): the spool's, the
+     * node group may read */
+    char *published = xasprintf("%s/published", s->cfg.data_dir);
+    own_dir(s, published, spool_uid, 0750, "published directory");
+    free(published);
+    free(spool);
+    free(logs);
 }
 
 #ifndef RINGMAIL_ROLE_DIR
@@ -480,12 +557,19 @@ int main(int argc, char **argv)
              s->seg.pages.source == SHM_PAGES_SMALL ? "; `ringctl doctor` explains how to reserve hugepages" : "");
     atomic_store(&s->seg.hdr->supervisor_pid, (int32_t)getpid());
     supervisor_spawn_init(s);
+    size_t off = 0;
     for (unsigned i = 0; i < s->seg.n_instances; i++) {
-        /* doorbells are inherited by every role (no close-on-exec), so the number is valid everywhere */
+        /* doorbells are inherited by every role (no close-on-exec), so the number is valid everywhere;
+         * roles take the numbers from --bell-fds, never from the segment */
         int efd = eventfd(0, EFD_NONBLOCK);
         if (efd < 0)
             fatal("eventfd: %s", strerror(errno));
+        s->bell_fd[i] = efd;
         shm_bell_init(shm_segment_bell(&s->seg.inst[i]), efd);
+        int w = snprintf(s->bell_fds_arg + off, sizeof(s->bell_fds_arg) - off, "%s%d", i ? "," : "", efd);
+        if (w < 0 || (size_t)w >= sizeof(s->bell_fds_arg) - off)
+            fatal("eventfd %d: the --bell-fds list does not fit", efd);
+        off += (size_t)w;
     }
     if (supervisor_listen_open(s, &err) < 0)
         fatal("%s", err);

@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,7 +86,13 @@ static void spawn_one(struct supervisor *s, unsigned i)
     }
     argv[n++] = "--data-dir";
     argv[n++] = s->cfg.data_dir;
+    argv[n++] = "--bell-fds";
+    argv[n++] = s->bell_fds_arg;
+    int inherit[CFG_MAX_LISTENERS + CFG_MAX_HTTP_LISTENERS];
+    size_t n_inherit = 0, n_smtp = 0;
     if (si->role == PROTO_NODE_ROLE_INGRESS) {
+        n_inherit = supervisor_listen_worker_fds(s, si->index, inherit, sizeof(inherit) / sizeof(inherit[0]), &n_smtp);
+        (void)n_smtp;
         supervisor_listen_fds(s, si->index, listen_s, sizeof(listen_s));
         argv[n++] = "--listen-fds";
         argv[n++] = listen_s;
@@ -129,8 +136,14 @@ static void spawn_one(struct supervisor *s, unsigned i)
             if (devnull != STDIN_FILENO)
                 close(devnull);
         }
+        /* listeners are close-on-exec: this ingress worker's own are uncovered, no other role gets one */
+        for (size_t k = 0; k < n_inherit; k++)
+            fcntl(inherit[k], F_SETFD, 0);
+        /* PRIV-01: no exec of this role gains privileges; the role makes itself undumpable (role_rt) */
+        prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
         if (s->drop_privileges) {
-            if (setgroups(0, NULL) < 0 || setgid(s->run_gid) < 0 || setuid(s->run_uid) < 0) {
+            uid_t uid = si->role < PROTO_NODE_ROLE__MAX ? s->role_uid[si->role] : s->run_uid;
+            if (uid == 0 || setgroups(0, NULL) < 0 || setgid(s->run_gid) < 0 || setuid(uid) < 0) {
                 static const char msg[] = "ringmaild: cannot drop privileges in child\n";
                 ssize_t w = write(STDERR_FILENO, msg, sizeof(msg) - 1);
                 (void)w;

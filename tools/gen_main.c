@@ -30,7 +30,8 @@
 #include "cfg/cfg_value.h"
 #include "tls/tls.h"
 
-#define GEN_CONCURRENCY_MAX 8000
+#define GEN_CONCURRENCY_MAX 100000 /* SMTP sessions of one process (KumoMTA's capacity test runs 20000) */
+#define GEN_HTTP_CONCURRENCY_MAX 1000 /* --http: one thread per slot */
 
 static volatile sig_atomic_t got_signal;
 static const char *const err_labels[GEN_ERR_N] = {"connect", "timeout", "closed", "protocol", "tls"};
@@ -264,6 +265,11 @@ static void parse_args(struct gen *g, int argc, char **argv)
         fprintf(stderr, "ringmail-gen: --message-count and --duration exclude each other\n");
         exit(2);
     }
+    if (o->http_url && o->concurrency > GEN_HTTP_CONCURRENCY_MAX) {
+        fprintf(stderr, "ringmail-gen: --http runs one thread per slot: --concurrency at most %d\n",
+                GEN_HTTP_CONCURRENCY_MAX);
+        exit(2);
+    }
     if (o->duration_s > 0)
         o->message_count = 0;
     if (o->n_domains == 0)
@@ -293,6 +299,10 @@ static void setup(struct gen *g)
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)g->o.concurrency + 64) {
         rl.rlim_cur = rl.rlim_max < (rlim_t)g->o.concurrency + 64 ? rl.rlim_max : (rlim_t)g->o.concurrency + 64;
         setrlimit(RLIMIT_NOFILE, &rl);
+        if (rl.rlim_cur < (rlim_t)g->o.concurrency + 64)
+            log_warn("--concurrency %u needs %u descriptors, the hard limit (ulimit -Hn) is %llu: sessions past "
+                     "it fail to connect",
+                     g->o.concurrency, g->o.concurrency + 64, (unsigned long long)rl.rlim_max);
     }
     if (evl_init(&g->evl, g->o.concurrency * 4 + 16, &err) < 0)
         fatal("%s", err);

@@ -12,6 +12,8 @@ PKGS=(
   libcurl4-openssl-dev
   # crypt_r for [auth] passwords_file (yescrypt, SHA-512)
   libcrypt-dev
+  # ringctl top's screen
+  libncurses-dev
   # sd_notify for ringmail.service (Type=notify, watchdog); systemd-analyze verifies the unit in systemd_test.py
   libsystemd-dev systemd
   # fuzzing runtime for clang's -fsanitize=fuzzer
@@ -33,6 +35,10 @@ PKGS=(
   python3-dkim python3-nacl python3-dnspython opendkim-tools
   # the HTTP injection tests drive the API with Python requests as well as curl
   python3-requests
+  # the web console's test (console_test.py): headless Chromium, driven through its DevTools websocket
+  chromium python3-websocket
+  # terminal UIs under test (ringctl top): send-keys and capture-pane
+  tmux
   # mkfs.xfs and xfs_io for the power-cut test (power_loss_test.py: xfs_io -x -c shutdown on a loop mount)
   xfsprogs
 )

@@ -20,7 +20,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from ringmail_node import BUILD_DIR, Node, free_port, wait_for  # noqa: E402
 
-MESON = {"suite": "supervisor", "timeout": 240}
+MESON = {"suite": "supervisor", "timeout": 240, "exclusive": True}
 RINGCTL = os.path.join(BUILD_DIR, "ringctl")
 
 

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from ringmail_node import BUILD_DIR  # noqa: E402
 
 # meson: see discover.py
-MESON = {"suite": "bench", "timeout": 300, "tools": ["gen", "sink"]}
+MESON = {"suite": "bench", "timeout": 300, "tools": ["gen", "sink"], "exclusive": True}
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 BENCH = os.path.join(ROOT, "tools", "bench.sh")

@@ -27,7 +27,7 @@ from ringmail_node import Node, pid_alive, wait_for  # noqa: E402
 from peers import free_udp_tcp_port  # noqa: E402
 
 # meson: see discover.py
-MESON = {"suite": "crash", "timeout": 180}
+MESON = {"suite": "crash", "timeout": 180, "exclusive": True}
 
 ID_RE = re.compile(r"id=([0-9a-f]{32})")
 

@@ -4,8 +4,10 @@ found by reading the files (nothing is imported or run). A file may set a module
     MESON = {"suite": "crash", "timeout": 180, "tools": ["gen", "sink"], "node": True}
 
 (suite: an extra meson suite besides 'e2e'; timeout in seconds, default 120; tools: the tool executables
-the scenarios run; node: False when no ringmail node is started). One line per scenario:
-FILE<TAB>Class.test_name<TAB>name<TAB>suite<TAB>timeout<TAB>tools (comma separated)<TAB>node (1/0)."""
+the scenarios run; node: False when no ringmail node is started; exclusive: True when the scenarios
+measure time or CPU, or load the machine, so that they must not share it with another test). One line
+per scenario: FILE<TAB>Class.test_name<TAB>name<TAB>suite<TAB>timeout<TAB>tools (comma separated)<TAB>
+node (1/0)<TAB>exclusive (1/0)."""
 import ast
 import os
 import sys
@@ -38,7 +40,8 @@ def main():
             seen.add(name)
             print("\t".join([fname, ident, name, meta.get("suite", fname[:-len("_test.py")]),
                              str(meta.get("timeout", 120)), ",".join(meta.get("tools", [])),
-                             "1" if meta.get("node", True) else "0"]))
+                             "1" if meta.get("node", True) else "0",
+                             "1" if meta.get("exclusive", False) else "0"]))
 
 
 if __name__ == "__main__":

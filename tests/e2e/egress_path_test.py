@@ -19,7 +19,7 @@ from peers import Sink  # noqa: E402
 from fault_peers import FaultCase, Session  # noqa: E402
 
 # meson: see discover.py
-MESON = {"suite": "delivery"}
+MESON = {"suite": "delivery", "exclusive": True}
 
 NOT_HELD = "which this worker does not hold"
 

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from ringmail_node import BUILD_DIR, Node, free_port, pid_alive, wait_for  # noqa: E402
 
 # meson: see discover.py
-MESON = {"tools": ["gen"]}
+MESON = {"tools": ["gen"], "exclusive": True}
 
 GEN = os.path.join(BUILD_DIR, "tools", "ringmail-gen")
 

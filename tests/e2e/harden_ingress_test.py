@@ -25,7 +25,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from ringmail_node import Node, hold_fsyncs, read_reply, wait_for  # noqa: E402
 
-MESON = {"suite": "ingress"}
+MESON = {"suite": "ingress", "exclusive": True}
 
 # the longest host name the configuration accepts: 253 octets, labels of at most 63
 LONG_HOST = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])
@@ -80,7 +80,7 @@ class RefusalLineTest(HardenCase):
     line[n-2], past the buffer."""
 
     def setUp(self):
-        node = Node(ingress="max_connections = 2\nmax_connections_per_ip = 1")
+        node = Node(ingress="max_connections = 2\nmax_connections_per_ip = 1\nper_ip_limit_relay_networks = true")
         node.base_config = node.base_config.replace("[node]\n", '[node]\nhostname = "%s"\n' % LONG_HOST, 1)
         node.write_config(node.base_config)
         self.start_node(node)

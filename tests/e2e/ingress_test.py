@@ -18,14 +18,18 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from ringmail_node import Node, hold_fsyncs, read_reply, traced_by, wait_for  # noqa: E402
 
+# timed checks (a restart within 2 s, a reply within 3 s): run alone
+MESON = {"exclusive": True}
+
 ID_RE = re.compile(r"^250 2\.0\.0 OK id=([0-9a-f]{32})$")
 
 
 class Session:
     """A raw SMTP client: send exact bytes, read replies one at a time."""
 
-    def __init__(self, port, timeout=10):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, timeout=10, source=None):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.f = self.sock.makefile("rb")
         self.banner = read_reply(self.f)
 
@@ -71,6 +75,14 @@ class IngressCase(unittest.TestCase):
         if result is not None and (result.failures or result.errors) and self.node:
             sys.stderr.write("---- ringmaild log ----\n%s\n" % self.node.log()[-6000:])
         return res
+
+    def start_with_policy(self, lua, limits):
+        """A node whose [policy] runs `lua` under the `limits` lines."""
+        self.node = Node()
+        self.addCleanup(self.node.cleanup)
+        self.node.base_config += "\n" + self.node.policy_section(lua) + limits
+        self.node.write_config(self.node.base_config)
+        self.node.start()
 
     def session(self, ehlo=True):
         s = Session(self.node.smtp_port)
@@ -357,7 +369,8 @@ class RelayTest(IngressCase):
 
 
 class TimeoutTest(IngressCase):
-    node_kw = {"ingress": 'idle_timeout = "1s"\ndata_timeout = "2s"\nmax_connections_per_ip = 3'}
+    node_kw = {"ingress": 'idle_timeout = "1s"\ndata_timeout = "2s"\nmax_connections_per_ip = 3\n'
+                          'per_ip_limit_relay_networks = true'}
 
     def test_idle_session_gets_421(self):
         """TMO-01"""
@@ -401,6 +414,24 @@ class TimeoutTest(IngressCase):
                         what="a Rejection record for the refused connection")
         self.assertEqual(recs[0]["response"]["command"], "connect")
         self.assertIn("127.0.0.1", json.dumps(recs[0]["peer_address"]))
+
+
+class RelayNetworksPerIpTest(IngressCase):
+    """A trusted injector (relay_networks) is exempt from max_connections_per_ip by default, as Postfix
+    exempts $mynetworks; a client outside relay_networks is not."""
+    node_kw = {"ingress": 'max_connections_per_ip = 2\nrelay_networks = ["127.0.0.1/32"]'}
+
+    def test_relay_networks_client_is_exempt_and_others_are_limited(self):
+        trusted = [Session(self.node.smtp_port) for _ in range(6)]
+        for t in trusted:
+            self.addCleanup(t.close)
+            self.assertTrue(t.banner.startswith("220 "), t.banner)
+        outside = [Session(self.node.smtp_port, source="127.0.0.2") for _ in range(3)]
+        for o in outside:
+            self.addCleanup(o.close)
+        self.assertEqual([o.banner[:3] for o in outside], ["220", "220", "421"])
+        self.assertTrue(outside[2].banner.startswith("421 4.7.0"), outside[2].banner)
+        self.assertTrue(trusted[5].cmd("NOOP").startswith("250"))
 
 
 class SpoolFaultTest(IngressCase):
@@ -548,15 +579,7 @@ class PolicyTest(IngressCase):
     """LUA-01: hooks that loop, bomb memory or use io/load give 451 and the worker keeps serving."""
 
     def setUp(self):
-        self.node = Node()
-        self.addCleanup(self.node.cleanup)
-        path = os.path.join(self.node.tmp, "policy.lua")
-        with open(path, "w") as f:
-            f.write(POLICY)
-        os.chmod(path, 0o644)
-        self.node.base_config += '\n[policy]\nfile = "%s"\ninstruction_budget = 2000000\nmemory_limit = "16MiB"\n' % path
-        self.node.write_config(self.node.base_config)
-        self.node.start()
+        self.start_with_policy(POLICY, 'instruction_budget = 2000000\nmemory_limit = "16MiB"\n')
 
     def test_policy_hooks_reject_fail_safely_and_set_metadata(self):
         pid = self.node.instances()["ingress[0]"]["pid"]
@@ -596,6 +619,42 @@ class PolicyTest(IngressCase):
         wait_for(lambda: "keeping the running one" in self.node.log(), 5, what="reload refused in the log")
         s = self.session()
         self.assertEqual(s.cmd("MAIL FROM:<blocked@example.test>"), "550 5.7.1 sender blocked by policy")
+
+
+POLICY_CLOCK = r"""
+kumo.on("smtp_server_message_received", function(msg, conn_meta)
+  local subject = msg:get_first_named_header_value("Subject")
+  if subject == "backtrack" then
+    string.find(msg:get_first_named_header_value("X-Long"), string.rep("a*", 30) .. "b")
+  elseif subject == "spin" then
+    while true do end
+  end
+end)
+"""
+
+
+class PolicyClockTest(IngressCase):
+    """LUA-02: with an instruction budget that would let a hook run for hours, a backtracking
+    string.find on a long peer header and a busy loop are each stopped within [policy] hook_time_limit:
+    451 4.3.0 for that transaction, the same ingress pid, the next message accepted."""
+
+    def setUp(self):
+        self.start_with_policy(POLICY_CLOCK, 'instruction_budget = 10000000000\nhook_time_limit = "100ms"\n')
+
+    def test_backtracking_pattern_and_busy_loop_stopped_by_the_clock(self):
+        pid = self.node.instances()["ingress[0]"]["pid"]
+        s = self.session()
+        for subject, want in (("backtrack", "pattern too costly for a 900-byte subject"),
+                              ("spin", "time limit exceeded")):
+            t0 = time.monotonic()
+            body = b"Subject: %s\r\nX-Long: %s\r\n\r\nx\r\n" % (subject.encode(), b"a" * 900)
+            r = self.send_one(s, body, rcpts=("ok@dest.test",))
+            self.assertTrue(r.startswith("451 4.3.0"), "%s: %s" % (subject, r))
+            self.assertLess(time.monotonic() - t0, 3, subject)
+            wait_for(lambda: want in self.node.log(), 5, what="'%s' in the log" % want)
+        self.assertRegex(self.send_one(s, b"Subject: fine\r\n\r\nx\r\n", rcpts=("ok@dest.test",)), ID_RE)
+        self.assertEqual(self.node.instances()["ingress[0]"]["pid"], pid)
+        self.wait_stored(1)
 
 
 class TlsTest(IngressCase):

@@ -11,6 +11,7 @@ own count of fetches.
 import http.server
 import json
 import os
+import random
 import re
 import shutil
 import socket
@@ -84,9 +85,10 @@ class PolicyServer:
 
 
 def policy_addr():
-    """A loopback address whose port 443 is free (several engineers may share the machine)."""
-    for n in range(83, 120):
-        addr = "127.0.%d.83" % n
+    """A loopback address whose port 443 is free (several engineers, or two scenarios, may share the
+    machine): taken at random, so that two scenarios probing at once do not both pick the first free one."""
+    for _ in range(60):
+        addr = "127.%d.%d.83" % (random.randint(64, 250), random.randint(1, 250))
         s = socket.socket()
         try:
             s.bind((addr, 443))

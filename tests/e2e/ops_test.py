@@ -13,7 +13,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from ringmail_node import Node, smtp_send, wait_for  # noqa: E402
-from peers import PeersCase, Sink, free_udp_tcp_port  # noqa: E402
+from peers import PeersCase, Sink, egress_via, free_udp_tcp_port  # noqa: E402
 
 MESON = {"suite": "ops", "timeout": 240}
 
@@ -39,10 +39,7 @@ class OpsCase(PeersCase):
         port = free_udp_tcp_port("127.0.0.2")
         self.good = self.peer(Sink("127.0.0.2", port))
         self.slow = self.peer(Sink("127.0.0.3", port, data_reply=slow_reply))
-        eg = '\nresolver = "%s"\ndns_timeout = "500ms"\nport = %d' % (self.dns.address, port)
-        eg += '\nconnect_timeout = "2s"\nbanner_timeout = "3s"\ncommand_timeout = "5s"\ndata_timeout = "5s"'
-        eg += '\nidle_timeout = "1s"'
-        self.node = Node(egress=eg, park_delivery=False)
+        self.node = Node(egress=egress_via(self.dns, port), park_delivery=False)
         shaping = os.path.join(self.node.tmp, "ops-shaping.toml")
         with open(shaping, "w") as f:
             f.write(SHAPING)

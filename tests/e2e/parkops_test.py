@@ -23,7 +23,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from ringmail_node import BUILD_DIR, Node, free_port, smtp_dialogue, wait_for  # noqa: E402
 
-MESON = {"suite": "parkops", "timeout": 120, "tools": ["ringctl"]}
+MESON = {"suite": "parkops", "timeout": 120, "tools": ["ringctl"], "exclusive": True}
 
 RINGCTL = os.path.join(BUILD_DIR, "ringctl")
 DAY = 86400

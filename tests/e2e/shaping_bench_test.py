@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from ringmail_node import BUILD_DIR  # noqa: E402
 
 # meson: see discover.py
-MESON = {"suite": "bench", "timeout": 300, "tools": ["gen", "sink", "shaping_bench"]}
+MESON = {"suite": "bench", "timeout": 300, "tools": ["gen", "sink", "shaping_bench"], "exclusive": True}
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 DATA = os.environ.get("RINGMAIL_SHARED_DATA") or os.path.join(ROOT, "..", "shared", "data")

@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from ringmail_node import BUILD_DIR, free_port, wait_for  # noqa: E402
 
 # meson: see discover.py
-MESON = {"tools": ["sink", "gen"], "node": False}
+MESON = {"tools": ["sink", "gen"], "node": False, "exclusive": True}
 
 SINK = os.path.join(BUILD_DIR, "tools", "ringmail-sink")
 GEN = os.path.join(BUILD_DIR, "tools", "ringmail-gen")

@@ -17,6 +17,9 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from ringmail_node import BUILD_DIR, ROLES, Node, pid_alive, read_reply, smtp_dialogue, wait_for  # noqa: E402
 
+# timed checks (a restart within 2 s, a reply within 3 s): run alone
+MESON = {"exclusive": True}
+
 
 class NodeCase(unittest.TestCase):
     node = None

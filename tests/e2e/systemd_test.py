@@ -25,7 +25,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from ringmail_node import BUILD_DIR, ROLES, Node, pid_alive, wait_for  # noqa: E402
 
-MESON = {"timeout": 240}
+MESON = {"timeout": 240, "exclusive": True}
 
 # LimitMEMLOCK= of ringmail.service: io_uring's rings count against the roles' user's locked memory, and on a
 # shared test machine every node's roles run as the same user

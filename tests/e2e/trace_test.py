@@ -33,7 +33,7 @@ from ringmail_node import BUILD_DIR, Node, wait_for  # noqa: E402
 from peers import PeersCase, Sink, free_udp_tcp_port  # noqa: E402
 from egress_tls_test import make_pki, server_context  # noqa: E402
 
-MESON = {"suite": "trace", "timeout": 240, "tools": ["ringctl", "hostile_role"]}
+MESON = {"suite": "trace", "timeout": 240, "tools": ["ringctl", "hostile_role"], "exclusive": True}
 HOSTILE = os.path.join(BUILD_DIR, "tests", "e2e", "hostile_role")
 
 SECRET = "the-body-text-must-never-be-traced-4711"

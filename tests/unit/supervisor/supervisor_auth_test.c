@@ -1,6 +1,7 @@
 /*
  * supervisor_auth_test - the admin API's pure access checks: the token file's text, the bearer header
- * (constant-time compare), and the Host header against the listener (DNS rebinding)
+ * (constant-time compare), the Host header against the listener (DNS rebinding), the Origin of the console's
+ * own page, and the console's file table (only the embedded names)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -108,10 +109,71 @@ static void test_host(void)
     }
 }
 
+static void test_origin(void)
+{
+    static const struct {
+        const char *origin, *host;
+        bool ok;
+    } cases[] = {
+        {"http://127.0.0.1:8025", "127.0.0.1:8025", true},
+        {"http://localhost:8025", "LocalHost:8025", true},
+        {"http://node-a", "node-a", true},
+        {"http://127.0.0.1:8026", "127.0.0.1:8025", false},
+        {"http://127.0.0.1:8025/", "127.0.0.1:8025", false},
+        {"https://127.0.0.1:8025", "127.0.0.1:8025", false},
+        {"http://evil.example", "127.0.0.1:8025", false},
+        {"http://127.0.0.1:80255", "127.0.0.1:8025", false},
+        {"http://127.0.0.1", "127.0.0.1:8025", false},
+        {"null", "127.0.0.1:8025", false},
+        {"http://", "", false},
+        {"", "", false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        CHECK(supervisor_auth_origin_same(cases[i].origin, cases[i].host) == cases[i].ok, "origin case %zu (%s)", i,
+              cases[i].origin);
+}
+
+static void test_ui_files(void)
+{
+    static const struct {
+        const char *url, *type; /* NULL: not served */
+    } cases[] = {
+        {"/ui/", "text/html; charset=utf-8"},
+        {"/ui/index.html", "text/html; charset=utf-8"},
+        {"/ui/app.js", "text/javascript; charset=utf-8"},
+        {"/ui/style.css", "text/css; charset=utf-8"},
+        {"/ui", NULL},
+        {"/ui/../api/v1/status", NULL},
+        {"/ui/./app.js", NULL},
+        {"/ui//app.js", NULL},
+        {"/ui/app.js/", NULL},
+        {"/ui/APP.JS", NULL},
+        {"/ui/app.js\\", NULL},
+        {"/UI/app.js", NULL},
+        {"", NULL},
+    };
+    supervisor_ui_init();
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *type = NULL, *data = NULL;
+        size_t len = 0;
+        bool found = supervisor_ui_find(cases[i].url, &type, &data, &len);
+        CHECK(found == (cases[i].type != NULL), "ui case %zu (%s)", i, cases[i].url);
+        if (found && cases[i].type) {
+            CHECK(strcmp(type, cases[i].type) == 0, "ui case %zu type %s", i, type);
+            CHECK(len > 100 && strlen(data) == len, "ui case %zu: %zu bytes, NUL-terminated after them", i, len);
+        }
+    }
+    CHECK(supervisor_ui_is_ui("/ui") && supervisor_ui_is_ui("/ui/x") && !supervisor_ui_is_ui("/uix") &&
+              !supervisor_ui_is_ui("/api/v1/status"),
+          "ui prefix");
+}
+
 int main(void)
 {
     test_token_parse();
     test_bearer();
     test_host();
+    test_origin();
+    test_ui_files();
     return check_failures ? 1 : 0;
 }
