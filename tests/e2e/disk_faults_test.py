@@ -151,7 +151,10 @@ class DiskFaultTest(PeersCase):
 
         # a restart walks the spool again: a message of a failed batch would surface now
         self.node.stop()
-        self.node.start()
+        try:
+            self.node.start()
+        except AssertionError as e:
+            raise AssertionError("%s\n%s" % (e, self.node.log()[-4000:]))
         wait_for(lambda: all(sink.delivered_to(r) >= 1 for r in accepted), 30,
                  what="every accepted recipient delivered")
         wait_for(lambda: self.node.counter("scheduler", "messages_queued") == 0, 15, what="queue empty")
