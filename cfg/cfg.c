@@ -166,6 +166,9 @@ static const struct cfg_key cfg_supervisor_keys[] = {
     CFG_KEY("heartbeat_timeout", CFG_KIND_DURATION, heartbeat_timeout_ms),
     CFG_KEY("drain_timeout", CFG_KIND_DURATION, drain_timeout_ms),
     CFG_KEY("bin_dir", CFG_KIND_PATH, bin_dir),
+    CFG_KEY_IN("memory_limit", CFG_KIND_SIZE, memory_limit, 0, UINT64_C(1) << 50),
+    CFG_KEY_IN("memory_soft_reserve", CFG_KIND_SIZE, memory_soft_reserve, 0, UINT64_C(1) << 50),
+    CFG_KEY_IN("memory_hard_reserve", CFG_KIND_SIZE, memory_hard_reserve, 0, UINT64_C(1) << 50),
 };
 static const struct cfg_key cfg_tls_keys[] = {
     CFG_KEY("enabled", CFG_KIND_BOOL, tls_enabled),
@@ -304,6 +307,8 @@ void cfg_default(struct cfg *c)
     c->ring_slots = 4096;
     c->hugepages = 0; /* SHM_HUGE_AUTO */
     c->restart_backoff_ms = 100;
+    c->memory_soft_reserve = 256 * CFG_MIB;
+    c->memory_hard_reserve = 64 * CFG_MIB;
     c->restart_backoff_max_ms = 5000;
     c->crash_loop_limit = 5;
     c->crash_loop_window_ms = 30000;

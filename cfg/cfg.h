@@ -270,6 +270,9 @@ struct cfg {
     uint64_t heartbeat_timeout_ms;   /* a role whose heartbeat is older is killed and restarted, default 10000 */
     uint64_t drain_timeout_ms;       /* SIGTERM: time given to roles before SIGKILL, default 10000 */
     char *bin_dir;                   /* where the role executables are; default: next to ringmaild */
+    uint64_t memory_limit;           /* bytes the node may use; 0 (default) = its cgroup's limit, else the RAM */
+    uint64_t memory_soft_reserve;    /* headroom under the limit below which memory is "low", default 256 MiB */
+    uint64_t memory_hard_reserve;    /* ... below which it is exhausted: 421/451, unhealthy; default 64 MiB */
 
     /* [[dkim]] (cfg_dkim.c) */
     size_t n_dkim;

@@ -177,6 +177,11 @@ static void on_accept(struct evl *l, struct evl_op *op, int res, unsigned flags)
     }
     proto_node_counter_add(rt->self, PROTO_NODE_CTR_SMTP_CONNECTIONS, 1);
     atomic_fetch_add_explicit(&listener_ctrs(ls)->connections, 1, memory_order_relaxed);
+    /* the supervisor's word: the node has no memory headroom left (anything but that value is "no") */
+    if (atomic_load_explicit(&rt->seg.hdr->mem_pressure, memory_order_relaxed) == SHM_MEM_EXHAUSTED) {
+        refuse(ls, fd, "out of memory headroom");
+        return;
+    }
     if (ig->n_sessions >= rt->cfg.ingress_max_connections || ig->n_free == 0) {
         refuse(ls, fd, "too many connections");
         return;

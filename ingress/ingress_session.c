@@ -372,6 +372,10 @@ static void cmd_mail(struct ingress_session *s, const struct smtp_cmd *cmd)
         ingress_session_reply(s, "452 4.3.1 Insufficient system storage, try again later");
         return;
     }
+    if (atomic_load_explicit(&s->ig->rt->seg.hdr->mem_pressure, memory_order_relaxed) == SHM_MEM_EXHAUSTED) {
+        ingress_session_reply(s, "451 4.3.2 Out of memory headroom, try again later");
+        return;
+    }
     if ((cmd->params.seen & SMTP_CMD_PARAM_SIZE) && cmd->params.size > c->ingress_max_message_size) {
         ingress_session_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size (%llu)",
                               (unsigned long long)c->ingress_max_message_size);

@@ -101,6 +101,8 @@ struct spool {
     size_t n_envs, envs_cap;
     struct spool_upd *upds;
     size_t n_upds, upds_cap;
+    struct spool_upd *upd_redo; /* updates of failed commits: the scheduler is told after the reopen */
+    size_t n_upd_redo, upd_redo_cap;
     struct spool_dsn_msg **dsns;
     size_t n_dsns, dsns_cap;
     struct spool_dsn_limit dsn_limit;
@@ -184,6 +186,8 @@ void spool_upd_committed(struct spool *sp, int rc);
 /* spool_upd_classifier - (re)build the bounce classifier from the configuration */
 void spool_upd_classifier(struct spool *sp);
 void spool_upd_fini(struct spool *sp);
+/* spool_upd_recovered - after the database reopened: the state of the messages whose update failed */
+void spool_upd_recovered(struct spool *sp);
 /* spool_upd_env_get - the envelope in the open batch (sp->envs), read from the store at first use; index or -errno */
 long spool_upd_env_get(struct spool *sp, struct msgid id);
 /* spool_upd_log_rcpt - the record of one recipient's event (no attempt: a decision of the spool's) into the batch */

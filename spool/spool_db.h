@@ -23,8 +23,10 @@
  * writers must not be used again (Debian's build asserts). The 7.8 C API has no
  * rocksdb_resume(), so: after a failed commit every write is refused with the same -errno,
  * without calling RocksDB, until spool_db_recover() closes and reopens the database. The
- * reopen replays the WAL, in which a torn last record is dropped, so the failed batch stays
- * absent. Reads keep working meanwhile. spool_db_needs_recover() says when it is due; a
+ * reopen replays the WAL, which may hold the failed batch whole (its write succeeded, its fsync
+ * failed: the bytes are in the page cache, not known to be on disk), so the reopen first writes
+ * back the pre-images of everything the failed batch touched (spool_db_undo.c): the failed batch
+ * stays absent, never replayed as if it were safe. Reads keep working meanwhile. spool_db_needs_recover() says when it is due; a
  * reopen needs some free space (RocksDB flushes the replayed WAL), so call it when
  * spool_db_space_low() turns false.
  * Threading: one thread uses a spool_db at a time (the spool is single-threaded); the one exception is the
@@ -64,6 +66,10 @@ struct spool_db_opts {
      */
     bool rocksdb_info_log;       /* INFO level instead of FATAL */
     const char *rocksdb_log_dir; /* NULL = the spool directory */
+    /* where the undo of a failed commit waits for the reopen (spool_db_undo.c): a file on a tmpfs, so
+     * that it outlives the process (a restart of the spool) but not the machine, as the unsynced
+     * bytes it takes back do; NULL = in memory only */
+    const char *undo_file;
 };
 
 struct spool_db_stats {
@@ -76,6 +82,7 @@ struct spool_db_stats {
     uint64_t reopens;         /* spool_db_recover() calls that succeeded */
     uint64_t logrecs;         /* write-ahead log records committed */
     uint64_t logrec_trims;    /* successful spool_db_logrec_trim() writes */
+    uint64_t undone;          /* writes of failed commits taken back after a reopen (spool_db_undo.c) */
 };
 
 /* spool_db_open - open or create at dir; on failure *err (if not NULL) gets a heap message */

@@ -541,6 +541,26 @@ static void send_updated(struct spool *sp, const struct spool_upd *u, const stru
     spool_out_send(sp, SCHEDULER, &r);
 }
 
+/* nothing of the batch happened: tell the scheduler the state that is on disk */
+static void send_on_disk(struct spool *sp, const struct spool_upd *u)
+{
+    struct proto_env old;
+    int g = spool_db_get_envelope(sp->db, u->id, &old);
+    if (g == 0) {
+        send_updated(sp, u, &old, false);
+        proto_env_fini(&old);
+    } else if (g == -ENOENT) {
+        send_updated(sp, u, NULL, true);
+    }
+}
+
+void spool_upd_recovered(struct spool *sp)
+{
+    for (size_t i = 0; i < sp->n_upd_redo; i++)
+        send_on_disk(sp, &sp->upd_redo[i]);
+    sp->n_upd_redo = 0;
+}
+
 void spool_upd_committed(struct spool *sp, int rc)
 {
     for (size_t i = 0; i < sp->n_dsns; i++) {
@@ -557,16 +577,19 @@ void spool_upd_committed(struct spool *sp, int rc)
         } else if (rc == 0) {
             const struct spool_env *e = &sp->envs[u->env];
             send_updated(sp, u, &e->rec, e->gone);
-        } else {
-            /* nothing of the batch happened: tell the scheduler the state that is on disk */
-            struct proto_env old;
-            int g = spool_db_get_envelope(sp->db, u->id, &old);
-            if (g == 0) {
-                send_updated(sp, u, &old, false);
-                proto_env_fini(&old);
-            } else if (g == -ENOENT) {
-                send_updated(sp, u, NULL, true);
+        } else if (sp->db && spool_db_needs_recover(sp->db)) {
+            /*
+             * The database is down until the reopen: told now, the scheduler would find the recipients
+             * it just let go of still queued, have the spool announce everything again, deliver again,
+             * and fail again, in a loop as long as the fault. It is told once the reopen is done.
+             */
+            if (sp->n_upd_redo == sp->upd_redo_cap) {
+                sp->upd_redo_cap = sp->upd_redo_cap ? sp->upd_redo_cap * 2 : 64;
+                sp->upd_redo = xrealloc(sp->upd_redo, sp->upd_redo_cap * sizeof(*sp->upd_redo));
             }
+            sp->upd_redo[sp->n_upd_redo++] = *u;
+        } else {
+            send_on_disk(sp, u);
         }
     }
     sp->n_upds = 0;
@@ -580,6 +603,7 @@ void spool_upd_fini(struct spool *sp)
     spool_upd_committed(sp, -ECANCELED);
     free(sp->dsns);
     free(sp->upds);
+    free(sp->upd_redo);
     free(sp->envs);
     spool_dsn_limit_fini(&sp->dsn_limit);
     bounce_class_free(sp->bc);

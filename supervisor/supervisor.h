@@ -29,6 +29,7 @@
 #include "cfg/cfg.h"
 #include "common/proto_admin.h"
 #include "shm/shm_segment.h"
+#include "supervisor/supervisor_mem.h"
 
 struct MHD_Connection;
 struct MHD_Daemon;
@@ -166,6 +167,7 @@ struct supervisor {
     int req_efd;
 
     struct supervisor_notify notify;
+    struct supervisor_mem mem; /* supervisor_mem.c */
 };
 
 /* supervisor_spawn.c */

@@ -11,6 +11,7 @@
  *   GET  /api/v1/logs?type=T&domain=D&queue=Q&limit=N&follow=1   the message log: supervisor_logs.c
  *   GET  /ui/, /ui/<file>   the web console's static files: supervisor_ui.c
  *   GET  /api/v1/trace/smtp-server|smtp-client   live SMTP transcripts, streamed: supervisor_trace.c
+ *   GET  /api/check-liveness/v1         200, or 503 when the node has no memory headroom (supervisor_mem.c)
  *   GET  /metrics                        Prometheus text from the shared-memory counters: supervisor_metrics.c
  *   GET  /metrics.json                   the same collection as JSON
  *
@@ -341,6 +342,27 @@ static enum MHD_Result tsa_doc(struct supervisor *s, struct MHD_Connection *c, b
     return respond_doc(c, MHD_HTTP_OK, text);
 }
 
+/* liveness - 200 while the node has memory headroom, 503 when it has none (KumoMTA's path) */
+static enum MHD_Result liveness(struct supervisor *s, struct MHD_Connection *c)
+{
+    uint32_t level = atomic_load(&s->mem.level);
+    uint64_t limit = atomic_load(&s->mem.limit), used = atomic_load(&s->mem.used);
+    bool ok = level != SHM_MEM_EXHAUSTED;
+    json_t *j = json_pack("{s:s, s:{s:s, s:I, s:I, s:I, s:s}}", "status", ok ? "ok" : "unhealthy", "memory",
+                          "level", supervisor_mem_level_name(level), "limit_bytes", (json_int_t)limit, "used_bytes",
+                          (json_int_t)used, "headroom_bytes", (json_int_t)(used < limit ? limit - used : 0), "source",
+                          s->cfg.memory_limit ? "config" : supervisor_mem_source_name(s->mem.source));
+    if (!j)
+        panic("liveness: json_pack failed");
+    if (!ok)
+        json_object_set_new(j, "reason", json_string("memory headroom exhausted: new sessions get 421"));
+    char *text = json_dumps(j, JSON_INDENT(2));
+    json_decref(j);
+    if (!text)
+        panic("liveness: json_dumps failed");
+    return respond_doc(c, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, text);
+}
+
 /* on_request - the endpoints, for a request that passed the access check; body: its JSON object or NULL */
 static enum MHD_Result on_request(struct supervisor *s, struct MHD_Connection *c, const char *url, const char *method,
                                   json_t *body)
@@ -391,6 +413,8 @@ static enum MHD_Result on_request(struct supervisor *s, struct MHD_Connection *c
     unsigned ops_code = (get || post) ? supervisor_ops_request(s, c, url, post, &ops_body) : 0;
     if (ops_code)
         return respond_doc(c, ops_code, ops_body);
+    if (get && strcmp(url, "/api/check-liveness/v1") == 0)
+        return liveness(s, c);
     if (get && strcmp(url, "/metrics") == 0)
         return respond(c, MHD_HTTP_OK, "text/plain; version=0.0.4", metrics_doc(s, false));
     if (get && strcmp(url, "/metrics.json") == 0)

@@ -586,6 +586,7 @@ int main(int argc, char **argv)
              s->config_path ? s->config_path : "the embedded default configuration", s->cfg.data_dir, s->bin_dir,
              s->drop_privileges ? ", running as " : "", s->drop_privileges ? s->cfg.user : "");
     supervisor_notify_init(s);
+    supervisor_mem_init(s); /* the level is in the header before any ingress reads it */
     supervisor_spawn_all(s);
 
     for (;;) {
@@ -622,6 +623,7 @@ int main(int argc, char **argv)
         supervisor_listen_balance(s);
         supervisor_admin_tick(s, clock_mono_ns());
         supervisor_notify_tick(s, clock_mono_ns());
+        supervisor_mem_tick(s, clock_mono_ns());
         if (s->stopping && supervisor_spawn_alive(s) == 0)
             break;
     }
@@ -641,6 +643,7 @@ int main(int argc, char **argv)
     free(s->steering_note);
     log_info("node stopped");
     shm_segment_close(&s->seg);
+    supervisor_mem_fini(s);
     cfg_fini(&s->cfg);
     shaping_free(s->shaping);
     free(s->bin_dir);

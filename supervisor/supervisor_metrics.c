@@ -338,6 +338,16 @@ static void collect_host(struct supervisor *s, struct sup_metrics *m)
                "Memory the node can still take: MemAvailable, or what the cgroup limit leaves when that is less.",
                headroom);
 
+    /* the headroom the node acts on (supervisor_mem.c: cgroup v1 or v2, or RAM; [supervisor] memory_limit) */
+    gauge1(m, "ringmail_memory_limit_bytes", "The node's memory limit ([supervisor] memory_limit, cgroup or RAM).",
+           atomic_load(&s->mem.limit));
+    gauge1(m, "ringmail_memory_used_bytes",
+           "The node's working set (cgroup usage less inactive file pages, or RAM in use).", atomic_load(&s->mem.used));
+    gauge1(m, "ringmail_memory_pressure", "0 ok, 1 low (under memory_soft_reserve), 2 exhausted (421/451).",
+           atomic_load(&s->mem.level));
+    counter1(m, "ringmail_memory_exhausted_total", "Times the memory headroom ran out.",
+             atomic_load(&s->mem.exhausted_total));
+
     char *dir = s->cfg.spool_dir && s->cfg.spool_dir[0] ? xstrdup(s->cfg.spool_dir)
                                                          : xasprintf("%s/spool", s->cfg.data_dir);
     struct statvfs sv;
