@@ -339,8 +339,10 @@ static uint64_t data_phase_ns(const struct egress_conn *c)
     uint64_t t = c->p.t.dot_ns;
     if (!t || !c->p.t.min_data_rate)
         return t;
-    uint64_t secs = c->body_len / c->p.t.min_data_rate + 1;
-    uint64_t extra = secs > UINT64_MAX / CLOCK_SEC(1) ? UINT64_MAX : secs * CLOCK_SEC(1);
+    /* to the nanosecond: a small body adds next to nothing to data_timeout (a whole second per message
+     * made a 1 s data_timeout 2 s) */
+    uint64_t extra = c->body_len > UINT64_MAX / CLOCK_SEC(1) ? UINT64_MAX
+                                                              : c->body_len * CLOCK_SEC(1) / c->p.t.min_data_rate;
     return extra > UINT64_MAX - t ? UINT64_MAX / 2 : t + extra;
 }
 
