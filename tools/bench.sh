@@ -27,8 +27,12 @@
 # at the 250 after the data minus that stamp, i.e. injection-to-delivery latency per message (for the
 # ceiling gen -> sink directly, otherwise through the MTA); its p50/p99 sit next to ringmail-gen's
 # time-to-250 in the table. Worker counts follow `nproc` so the same command is the capacity test
-# on a big box. Nothing here asserts a speed: exit 1 only when a run lost messages, had client errors or
-# timed out; exit 2 for bad usage or a missing tool.
+# on a big box. Issue 15's measurements (docs/benchmarks.md): MTA CPU per delivered message (per role
+# and total, /proc/PID/stat), ringmail at half the saturating rate (ringmail-gen --rate), smtp-source ->
+# smtp-sink, a many-sessions run (BENCH_MANY, sized to RLIMIT_NOFILE and the local ports; BENCH_HALF_S
+# the half-rate run's seconds) and a Targets table with met / not met. Nothing here asserts a speed:
+# exit 1 only when a run lost messages, had client errors, timed out, or broke the accounting (sink
+# count, queue empty, Delivery records, no role restarted); exit 2 for bad usage or a missing tool.
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/bench-lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"

@@ -4,8 +4,10 @@
     bench_chart.py --results RESULTS.jsonl --meta META.json --sysctl SYSCTL.tsv --md OUT.md --svg OUT.svg
 
 RESULTS holds one JSON object per run (system, size, n, round, delivered, window_s, lat_p50_us, lat_p99_us,
-deliv_count, deliv_p50_us, deliv_p99_us, inject_msgs_per_s, cpu {process name: seconds}); delivered msgs/s of
-a run = delivered / window_s; a run whose sink measured no delivery latency (deliv_count 0) is left out of
+deliv_count, deliv_p50_us, deliv_p99_us, inject_msgs_per_s, cpu {process name: seconds}; system ceiling,
+ringmail, postfix, half (target_rate), peers (smtp-source -> smtp-sink), many (sessions, connections,
+errors)); delivered msgs/s of a run = delivered / window_s; MTA CPU per message = CPU of every process but
+ringmail-gen and ringmail-sink / delivered; the Targets table (issue 15) ends the markdown; a run whose sink measured no delivery latency (deliv_count 0) is left out of
 the delivery latency columns ("n/a" when no round has one). Every
 row shows the median over its rounds and the spread (min..max). The markdown table, the ratios and the
 host settings are also printed on stdout.
