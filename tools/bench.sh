@@ -164,7 +164,12 @@ sink_start() { # $1 run directory
 rm_start() { # $1 run directory, $2 [ingress] max_connections (per worker; empty: the default)
   local d=$1
   rm_conf "$d" "$INGRESS_WORKERS"
-  [ -z "${2:-}" ] || echo "max_connections = $2" >>"$d/ringmail.toml"   # rm_conf ends in [ingress]
+  if [ -n "${2:-}" ]; then   # rm_conf ends in [ingress]; every session may have a message in flight at once:
+    local mib=$(( (${2} * (10240 + 4096) / 1048576 + 1) * 5 / 4 )) slots=4096   # its body in the arena,
+    while [ "$slots" -lt "$2" ]; do slots=$((slots * 2)); done                  # its record in a ring
+    [ "$mib" -ge 64 ] || mib=64
+    printf 'max_connections = %s\n[shm]\narena_size = "%sMiB"\nring_slots = %s\n' "$2" "$mib" "$slots" >>"$d/ringmail.toml"
+  fi
   rm_relay_conf "$d" "$EGRESS_WORKERS" "$SESSIONS" "$SINK_PORT"
   [ ${#SHAPING[@]} = 0 ] || rm_shaping_conf "$d" "$DOMAIN" "$SESSIONS" "${SHAPING[@]}"
   rm_run "$d" "$d/ringmaild.log" 1
