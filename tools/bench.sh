@@ -101,7 +101,9 @@ if [ "$MANY" -gt $((PHI - PLO - 1000)) ]; then MANY=$((PHI - PLO - 1000)); MANY_
 [ "$MANY" -ge 1 ] || { echo "descriptor or port limits leave no room for the many-sessions row" >&2; exit 2; }
 # smtp-source -> smtp-sink (Postfix's test tools), the peers of ringmail-gen -> ringmail-sink
 PEERS=1 PEERS_WHY=''
-command -v smtp-source >/dev/null && command -v smtp-sink >/dev/null || { PEERS=0; PEERS_WHY='Postfix tools missing'; }
+if ! command -v smtp-source >/dev/null || ! command -v smtp-sink >/dev/null; then
+  PEERS=0 PEERS_WHY='smtp-source or smtp-sink missing (package postfix)'
+fi
 HALF_S=${BENCH_HALF_S:-10}   # seconds of a half-rate run (full mode)
 
 POSTFIX=1 PF_WHY=''
@@ -444,10 +446,10 @@ jq -n --arg machine "$CORES cores, ${MODEL:-unknown CPU}, Linux $(uname -r)" --a
    --arg load "start $LOAD_START, end $LOAD_END" --arg date "$(date -u '+%F %T UTC')" \
    --argjson rounds "$ROUNDS" --argjson quick "$QUICK" --argjson sessions "$SESSIONS" \
    --argjson ingress "$INGRESS_WORKERS" --argjson egress "$EGRESS_WORKERS" --argjson sink "$SINK_WORKERS" \
-   --arg postfix "${PF_WHY:-}" --arg postfix_version "$( [ "$POSTFIX" = 1 ] && postconf -d -h mail_version 2>/dev/null || true)" \
+   --arg many "$MANY sessions ($MANY_WHY)" --arg postfix "${PF_WHY:-}" --arg postfix_version "$( [ "$POSTFIX" = 1 ] && postconf -d -h mail_version 2>/dev/null || true)" \
    '{machine: $machine, uptime: $uptime, load: $load, date: $date, rounds: $rounds, quick: ($quick == 1),
      sessions: $sessions, ingress_workers: $ingress, egress_workers: $egress, sink_workers: $sink,
-     postfix_skipped: $postfix, postfix_version: $postfix_version}' >"$WORK/meta.json"
+     postfix_skipped: $postfix, postfix_version: $postfix_version, many: $many}' >"$WORK/meta.json"
 mkdir -p "$OUT"
 python3 "$ROOT/tools/bench_chart.py" --results "$RESULTS" --meta "$WORK/meta.json" --sysctl "$WORK/sysctl.tsv" \
   --md "$OUT/bench-latest.md" --svg "$OUT/bench-latest.svg"

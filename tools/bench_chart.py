@@ -215,7 +215,7 @@ def markdown(results, meta, sysctl):
             spread([r["cpu"].get("ringmail-gen", 0) for r in runs], lambda v: "%.1f" % v),
             spread([r["cpu"].get("ringmail-sink", 0) for r in runs], lambda v: "%.1f" % v),
             "—" if s == "ceiling" else spread(cpu_per_msg(runs), f0)))
-    out += half_md(results) + peers_md(results) + many_md(results)
+    out += half_md(results) + peers_md(results) + many_md(results, meta)
     out += ["", "| body | ringmail / Postfix | ringmail / ceiling |", "|---|---|---|"]
     for size, (rp, rc) in ratios(rows).items():
         out.append("| %d KB | %s | %s |" % (size // 1024, "n/a" if rp is None else "%.2f" % rp,
@@ -278,10 +278,10 @@ def peers_md(results):
     return out
 
 
-def many_md(results):
+def many_md(results, meta):
     rows = rows_of(results, ["many"])
     out = ["", "Many sessions: ringmail-gen --concurrency N, one message per session, against a node with "
-           "[ingress] max_connections = N per worker (N sized from the limits: see the run's notes):", "",
+           "[ingress] max_connections = N per worker; N = %s:" % meta.get("many", "?"), "",
            "| body | row | sessions | messages | delivered msgs/s | sessions opened | errors | every session served |",
            "|---|---|---|---|---|---|---|---|"]
     for (size, _), runs in rows.items():

@@ -175,6 +175,7 @@ class BenchSmokeTest(unittest.TestCase):
         self.assertEqual(many[0][3:], [str(sessions), many[0][4], str(sessions), "none", "yes"], many)
         self.assertGreater(float(many[0][4]), 0.0)
         self.assertRegex(stderr, r"many-sessions row: %d sessions \(asked \d+" % sessions)
+        self.assertRegex(md, r"N = %d sessions \(asked \d+" % sessions)   # how N was sized, in the report too
         # the targets: each measured value with met / not met, the unmeasured ones said so
         targets = self.table(md, "| target | issue 15 baseline |")
         self.assertIn("## Targets", md)
