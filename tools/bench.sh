@@ -237,7 +237,16 @@ def idle():
         except (ValueError, subprocess.TimeoutExpired):
             return False
         c = lambda role, k: sum(r["counters"].get(k, 0) for r in j.get("roles", []) if r.get("role") == role)
-        return c("spool", "messages_stored") >= want and c("scheduler", "messages_queued") == 0
+        if not (c("spool", "messages_stored") >= want and c("scheduler", "messages_queued") == 0):
+            return False
+        # and the scheduler's own page (published once a second; 503 before its first) counts every message
+        # done: a scheduler still starting, or not yet told of the stored messages, holds none either
+        try:
+            q = json.loads(subprocess.run(gen_ctl + ["queues"], capture_output=True, timeout=5).stdout)
+            s = q["since_start"]
+            return s["delivered"] + s["bounced"] + s["expired"] >= want and q["totals"]["messages"] == 0
+        except (ValueError, KeyError, TypeError, subprocess.TimeoutExpired):
+            return False
     if mode == "postfix":
         for q in ("maildrop", "incoming", "active", "deferred", "hold"):
             for _, _, files in os.walk(os.path.join(donearg, q)):
