@@ -56,6 +56,8 @@
 #   rm_stop               stop_pid on the supervisor, then on each role
 #   rm_ctl ARGS...        ringctl against the node's admin port
 #   rm_counter ROLE NAME  the counter NAME summed over ROLE's instances (ringctl --json status)
+#   rm_deliveries DATADIR  the Delivery records in the node's logs (DATADIR/logs, zstdcat; a segment cut short counts
+#                         the records before the cut)
 # Private Postfix instance (needs root; PF_*)
 #   pf_conf DIR LIMIT     picks PF_PORT; DIR/conf with the files postfix needs, main.cf up to
 #                         default_process_limit = LIMIT, master.cf's smtpd on 127.0.0.1:PF_PORT;
@@ -211,6 +213,12 @@ rm_stop() {
 }
 rm_ctl() { "$BUILD/ringctl" --endpoint "127.0.0.1:$RM_ADMIN" "$@"; }
 rm_counter() { rm_ctl --json status | jq "[.roles[] | select(.role==\"$1\") | .counters.$2] | add"; }
+rm_deliveries() {
+  local segs=()
+  shopt -s nullglob; segs=("$1"/logs/*.zst*); shopt -u nullglob
+  [ ${#segs[@]} -gt 0 ] || { echo 0; return; }
+  zstdcat -q "${segs[@]}" 2>/dev/null | jq -R 'fromjson? // empty | select(.type == "Delivery")' -c | wc -l || true
+}
 
 # --- a private Postfix instance ------------------------------------------------------------------------
 pf_conf() {

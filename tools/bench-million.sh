@@ -181,4 +181,9 @@ awk -v n="$Q1" -v inj="$INJ_S" -v mps="$(jq .msgs_per_s "$DIR/gen.json")" -v r0=
   -v r2="$RSS2_SCHED" -v stl="${STALLED:+ of $SENT stored (stalled)}${RESTALL:+; after restart stalled at $RESTALL}" 'BEGIN {
   printf "| %d%s | %.0f s (%.0f msgs/s) | %.1f MiB | %.1f MiB | %.0f | %.0f..%.0f MiB | %.2f GiB | %.0f | %.1f s | %.2f s | %.1f s | %.1f MiB | %.0f |\n",
     n, stl, inj, mps, r0/1024, r1/1024, (r1-r0)*1024/n, s0/1024, s1/1024, d/1073741824, d/n, st, rd, rs, r2/1024, (r2-r0)*1024/n }'
+# issue 15's target for the walk (as tools/bench.sh prints its targets): messages scheduled per second of
+# "restart to all scheduled", never asserted
+awk -v n="$q" -v s="$RESCHED_S" 'BEGIN { if (s > 0 && n > 0) { r = n / s / 1000
+  printf "target: spool walk at start: %.0f k/s (wanted >= 200 k/s): %s\n", r, (r >= 200 ? "met" : "not met") }
+  else print "target: spool walk at start: n/a (wanted >= 200 k/s): not measured" }'
 [ "$FAIL" = 0 ] || { echo "FAILED (see above)" >&2; exit 1; }

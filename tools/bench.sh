@@ -27,8 +27,12 @@
 # at the 250 after the data minus that stamp, i.e. injection-to-delivery latency per message (for the
 # ceiling gen -> sink directly, otherwise through the MTA); its p50/p99 sit next to ringmail-gen's
 # time-to-250 in the table. Worker counts follow `nproc` so the same command is the capacity test
-# on a big box. Nothing here asserts a speed: exit 1 only when a run lost messages, had client errors or
-# timed out; exit 2 for bad usage or a missing tool.
+# on a big box. Issue 15's measurements (docs/benchmarks.md): MTA CPU per delivered message (per role
+# and total, /proc/PID/stat), ringmail at half the saturating rate (ringmail-gen --rate), smtp-source ->
+# smtp-sink, a many-sessions run (BENCH_MANY, sized to RLIMIT_NOFILE and the local ports; BENCH_HALF_S
+# the half-rate run's seconds) and a Targets table with met / not met. Nothing here asserts a speed:
+# exit 1 only when a run lost messages, had client errors, timed out, or broke the accounting (sink
+# count, queue empty, Delivery records, no role restarted); exit 2 for bad usage or a missing tool.
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/bench-lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
@@ -66,7 +70,7 @@ fi
 [ -n "$BUILD" ] || { echo "no build found: set RINGMAIL_BUILD_DIR (meson setup build && ninja -C build)" >&2; exit 2; }
 GEN=$BUILD/tools/ringmail-gen SINK=$BUILD/tools/ringmail-sink
 need_exec " (ninja -C $BUILD)" "$BUILD/ringmaild" "$BUILD/ringctl" "$GEN" "$SINK"
-need_cmds jq python3 ss
+need_cmds jq python3 ss zstdcat
 
 # --- sizing from the machine ---------------------------------------------------------------------------
 CORES=$(nproc)
@@ -83,6 +87,24 @@ else
   N_100K=${BENCH_N_100K:-$(clamp $((CORES * 2500)) 5000 250000)}
   TIMEOUT=${BENCH_TIMEOUT:-600}
 fi
+
+# The many-sessions row: one ringmail-gen session per message, all open at once. Each session is a
+# descriptor in ringmail-gen (which needs --concurrency + 64) and in the ingress worker that accepted it
+# (max_connections + 256; the kernel may hand all of them to one worker), and a local port of 127.0.0.1.
+NOFILE=$(ulimit -Hn); [ "$NOFILE" = unlimited ] && NOFILE=1048576
+read -r PLO PHI </proc/sys/net/ipv4/ip_local_port_range
+MANY=${BENCH_MANY:-$([ "$QUICK" = 1 ] && echo 300 || echo 20000)}
+[[ $MANY =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_MANY wants a positive integer" >&2; exit 2; }
+MANY_WHY="asked $MANY"
+if [ "$MANY" -gt $((NOFILE - 512)) ]; then MANY=$((NOFILE - 512)); MANY_WHY+=", hard RLIMIT_NOFILE $NOFILE - 512"; fi
+if [ "$MANY" -gt $((PHI - PLO - 1000)) ]; then MANY=$((PHI - PLO - 1000)); MANY_WHY+=", local ports $PLO-$PHI - 1000"; fi
+[ "$MANY" -ge 1 ] || { echo "descriptor or port limits leave no room for the many-sessions row" >&2; exit 2; }
+# smtp-source -> smtp-sink (Postfix's test tools), the peers of ringmail-gen -> ringmail-sink
+PEERS=1 PEERS_WHY=''
+if ! command -v smtp-source >/dev/null || ! command -v smtp-sink >/dev/null; then
+  PEERS=0 PEERS_WHY='smtp-source or smtp-sink missing (package postfix)'
+fi
+HALF_S=${BENCH_HALF_S:-10}   # seconds of a half-rate run (full mode)
 
 POSTFIX=1 PF_WHY=''
 if [ "$(id -u)" != 0 ]; then PF_WHY='not root (a private Postfix instance needs it)'
@@ -141,9 +163,15 @@ sink_start() { # $1 run directory
 }
 
 # --- ringmail ------------------------------------------------------------------------------------------
-rm_start() { # $1 run directory
+rm_start() { # $1 run directory, $2 [ingress] max_connections (per worker; empty: the default)
   local d=$1
   rm_conf "$d" "$INGRESS_WORKERS"
+  if [ -n "${2:-}" ]; then   # rm_conf ends in [ingress]; every session may have a message in flight at once:
+    local mib=$(( (${2} * (10240 + 4096) / 1048576 + 1) * 5 / 4 )) slots=4096   # its body in the arena,
+    while [ "$slots" -lt "$2" ]; do slots=$((slots * 2)); done                  # its record in a ring
+    [ "$mib" -ge 64 ] || mib=64
+    printf 'max_connections = %s\n[shm]\narena_size = "%sMiB"\nring_slots = %s\n' "$2" "$mib" "$slots" >>"$d/ringmail.toml"
+  fi
   rm_relay_conf "$d" "$EGRESS_WORKERS" "$SESSIONS" "$SINK_PORT"
   [ ${#SHAPING[@]} = 0 ] || rm_shaping_conf "$d" "$DOMAIN" "$SESSIONS" "${SHAPING[@]}"
   rm_run "$d" "$d/ringmaild.log" 1
@@ -209,7 +237,16 @@ def idle():
         except (ValueError, subprocess.TimeoutExpired):
             return False
         c = lambda role, k: sum(r["counters"].get(k, 0) for r in j.get("roles", []) if r.get("role") == role)
-        return c("spool", "messages_stored") >= want and c("scheduler", "messages_queued") == 0
+        if not (c("spool", "messages_stored") >= want and c("scheduler", "messages_queued") == 0):
+            return False
+        # and the scheduler's own page (published once a second; 503 before its first) counts every message
+        # done: a scheduler still starting, or not yet told of the stored messages, holds none either
+        try:
+            q = json.loads(subprocess.run(gen_ctl + ["queues"], capture_output=True, timeout=5).stdout)
+            s = q["since_start"]
+            return s["delivered"] + s["bounced"] + s["expired"] >= want and q["totals"]["messages"] == 0
+        except (ValueError, KeyError, TypeError, subprocess.TimeoutExpired):
+            return False
     if mode == "postfix":
         for q in ("maildrop", "incoming", "active", "deferred", "hold"):
             for _, _, files in os.walk(os.path.join(donearg, q)):
@@ -262,48 +299,69 @@ s1, k1 = snapshot(), stat(sinkpid)[1]
 cpu = cpu_delta(s0, s1)
 cpu["ringmail-gen"] = ru.ru_utime + ru.ru_stime if ru else 0
 cpu["ringmail-sink"] = (k1[0] + k1[1] - k0[0] - k0[1]) / HZ
-print(json.dumps({"gen_rc": rc, "idle": done, "wait_s": t1 - t0, "gen": summary, "cpu": cpu}))
+# a role restarted (or gone) between the snapshots: its CPU before the restart is lost, the run is invalid
+changed = mode == "ringmail" and set(s0) != set(s1)
+print(json.dumps({"gen_rc": rc, "idle": done, "wait_s": t1 - t0, "gen": summary, "cpu": cpu,
+                  "roles_changed": changed}))
 PY
   } >"$1"
 }
 
 # --- one run -------------------------------------------------------------------------------------------
-FAIL=0 RESULTS=''
+# Systems: ceiling, ringmail, postfix (saturating: --concurrency SESSIONS); half (ringmail at RUN_RATE
+# msgs/s, half of the round's saturating rate: its latencies are the half-rate rows); many (ringmail,
+# --concurrency MANY, one message per session, a node with [ingress] max_connections = MANY per worker).
+FAIL=0 RESULTS='' RUN_RATE=0
 run_one() { # $1 system, $2 body bytes, $3 messages, $4 round
-  local sys=$1 size=$2 n=$3 d root port donearg drv sinkj
+  local sys=$1 size=$2 n=$3 d root port donearg drv sinkj mode=$1 conc=$SESSIONS extra=() q=-1 dlv=-1
   newtmp; d=$NEWTMP
   sink_start "$d"
   case $sys in
+    half)     mode=ringmail; extra=(--rate "$RUN_RATE/s") ;;
+    many)     mode=ringmail; conc=$MANY; extra=(--messages-per-connection 1) ;;
+  esac
+  case $mode in
     ceiling)  root=0; port=$SINK_PORT; donearg=- ;;
-    ringmail) rm_start "$d"; root=$RM_PID; port=$RM_SMTP; donearg=127.0.0.1:$RM_ADMIN ;;
+    ringmail) rm_start "$d" "$([ "$sys" = many ] && echo "$MANY")"; root=$RM_PID; port=$RM_SMTP
+              donearg=127.0.0.1:$RM_ADMIN ;;
     postfix)  pf_start "$d"; root=$PF_MASTER; port=$PF_PORT; donearg=$d/queue ;;
   esac
-  drv=$(python3 "$DRIVER" "$sys" "$root" "$SINK_PID" "$SINK_PORT" "$donearg" "$TIMEOUT" "$d" -- \
-        "$GEN" --target "127.0.0.1:$port" --domain "$DOMAIN" --concurrency "$SESSIONS" --message-count "$n" \
-        --body-size "$size" --messages-per-connection 0 --keep-going --json) || drv='{}'
-  case $sys in
+  drv=$(python3 "$DRIVER" "$mode" "$root" "$SINK_PID" "$SINK_PORT" "$donearg" "$TIMEOUT" "$d" -- \
+        "$GEN" --target "127.0.0.1:$port" --domain "$DOMAIN" --concurrency "$conc" --message-count "$n" \
+        --body-size "$size" --messages-per-connection 0 "${extra[@]}" --keep-going --json) || drv='{}'
+  case $mode in
     ringmail) alive "$RM_PID" || { echo "ringmaild died during the run:" >&2; tail -20 "$d/ringmaild.log" >&2; FAIL=1; }
-              rm_stop ;;
+              q=$(rm_counter scheduler messages_queued 2>/dev/null) || q=-1
+              rm_stop
+              dlv=$(rm_deliveries "$d/data") ;;
     postfix)  pf_stop "$d" ;;
   esac
   stop_pid "$SINK_PID"   # SIGTERM: the sink prints its summary
   sinkj=$(cat "$d/sink.json"); [ -n "$sinkj" ] || sinkj='{}'
   jq -cn --arg sys "$sys" --argjson size "$size" --argjson n "$n" --argjson round "$4" \
-     --argjson drv "$drv" --argjson sink "$sinkj" \
-     '{system: $sys, size: $size, n: $n, round: $round, sent: ($drv.gen.sent // 0),
+     --argjson drv "$drv" --argjson sink "$sinkj" --argjson conc "$conc" --argjson rate "$RUN_RATE" \
+     --argjson queued "${q:-null}" --argjson dlv "$dlv" \
+     '{system: $sys, size: $size, n: $n, round: $round, sessions: $conc, sent: ($drv.gen.sent // 0),
        failed: ($drv.gen.failed // -1), errors: ($drv.gen.errors // {}), delivered: ($sink.messages // 0),
+       connections: ($drv.gen.connections // 0), target_rate: (if $sys == "half" then $rate else null end),
        window_s: ($sink.active_s // 0), inject_msgs_per_s: ($drv.gen.msgs_per_s // 0),
        lat_p50_us: ($drv.gen.latency_us.p50 // 0), lat_p99_us: ($drv.gen.latency_us.p99 // 0),
        deliv_count: ($sink.delivery_latency_us.count // 0), deliv_missing: ($sink.delivery_latency_us.missing // 0),
        deliv_p50_us: ($sink.delivery_latency_us.p50 // 0), deliv_p99_us: ($sink.delivery_latency_us.p99 // 0),
-       idle: ($drv.idle // false), gen_rc: ($drv.gen_rc // null), cpu: ($drv.cpu // {})}' >>"$RESULTS"
+       idle: ($drv.idle // false), gen_rc: ($drv.gen_rc // null), cpu: ($drv.cpu // {}),
+       roles_changed: ($drv.roles_changed // false), queued_after: $queued, delivery_records: $dlv}' >>"$RESULTS"
   local line; line=$(tail -1 "$RESULTS")
   printf '  %-8s %3d KB round %d: delivered %s of %s in %s s (%s msgs/s), time-to-250 p50 %s us p99 %s us,' \
     "$sys" $((size / 1024)) "$4" "$(jq .delivered <<<"$line")" "$n" "$(jq .window_s <<<"$line")" \
     "$(jq 'if .window_s > 0 then .delivered / .window_s | round else 0 end' <<<"$line")" \
     "$(jq .lat_p50_us <<<"$line")" "$(jq .lat_p99_us <<<"$line")" >&2
-  printf ' injection-to-delivery p50 %s us p99 %s us\n' "$(jq .deliv_p50_us <<<"$line")" \
+  printf ' injection-to-delivery p50 %s us p99 %s us' "$(jq .deliv_p50_us <<<"$line")" \
     "$(jq .deliv_p99_us <<<"$line")" >&2
+  if [ "$mode" = ringmail ]; then
+    printf ', CPU %s us/msg (MTA), %s sessions\n' "$(jq '[.cpu | to_entries[] | select(.key != "ringmail-gen"
+      and .key != "ringmail-sink") | .value] | add // 0 | if $l.delivered > 0 then . * 1e6 / $l.delivered | round
+      else "n/a" end' --argjson l "$line" <<<"$line")" "$(jq .connections <<<"$line")" >&2
+  else echo >&2; fi
   if [ "$(jq '.deliv_missing > 0' <<<"$line")" = true ]; then   # the latency covers fewer messages: say so
     echo "  NOTE: $sys $((size / 1024)) KB: $(jq .deliv_missing <<<"$line") delivered message(s) without" \
          "a readable X-Gen-Sent, left out of the delivery latency" >&2
@@ -313,6 +371,41 @@ run_one() { # $1 system, $2 body bytes, $3 messages, $4 round
          "$(jq -c .errors <<<"$line"), delivered $(jq .delivered <<<"$line") of $n, idle $(jq .idle <<<"$line")," \
          "client exit $(jq .gen_rc <<<"$line")" >&2
     FAIL=1
+  fi
+  # the accounting invariant: every 250 delivered once, nothing left queued, one Delivery record each
+  if [ "$mode" = ringmail ] && [ "$(jq '.delivered == .sent and .queued_after == 0 and .delivery_records == .sent
+       and (.roles_changed | not)' <<<"$line")" != true ]; then
+    echo "  ERROR: $sys $((size / 1024)) KB: accounting: 250s $(jq .sent <<<"$line"), delivered" \
+         "$(jq .delivered <<<"$line"), queued after the run $(jq .queued_after <<<"$line"), Delivery records" \
+         "$(jq .delivery_records <<<"$line"), a role restarted or exited during the run: $(jq .roles_changed <<<"$line")" >&2
+    FAIL=1
+  fi
+  rmtmp "$d"
+}
+
+# --- smtp-source -> smtp-sink: same messages and sessions as the ceiling row, one wall-clock window ----
+run_peers() { # $1 body bytes, $2 messages, $3 round
+  local size=$1 n=$2 d port sp t0 t1 rc=0 got
+  newtmp; d=$NEWTMP
+  port=$(free_port)
+  if [ "$(id -u)" = 0 ]; then smtp-sink -c -u postfix "127.0.0.1:$port" 1024 >"$d/sink.out" 2>"$d/sink.err" &
+  else smtp-sink -c "127.0.0.1:$port" 1024 >"$d/sink.out" 2>"$d/sink.err" & fi
+  sp=$!; PIDS+=("$sp")
+  for _ in $(seq 100); do listening "$port" && break; alive "$sp" || break; sleep 0.05; done
+  t0=$EPOCHREALTIME
+  timeout "$TIMEOUT" smtp-source -d -s "$SESSIONS" -m "$n" -l "$size" -f "gen@$DOMAIN" -t "rcpt@$DOMAIN" \
+    "127.0.0.1:$port" >"$d/source.out" 2>&1 || rc=$?
+  t1=$EPOCHREALTIME
+  stop_pid "$sp"
+  got=$(tr '\r' '\n' <"$d/sink.out" | sed -n 's/.*mesg=\([0-9]*\).*/\1/p' | tail -1)
+  jq -cn --argjson size "$size" --argjson n "$n" --argjson round "$3" --argjson got "${got:-0}" \
+     --argjson s "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.6f", b - a}')" --argjson rc "$rc" \
+     '{system: "peers", size: $size, n: $n, round: $round, sent: $n, failed: 0, delivered: $got, window_s: $s,
+       source_rc: $rc, cpu: {}}' >>"$RESULTS"
+  printf '  %-8s %3d KB round %d: smtp-sink counted %s of %s in %s s (%s msgs/s)\n' peers $((size / 1024)) "$3" \
+    "${got:-0}" "$n" "$(tail -1 "$RESULTS" | jq .window_s)" "$(tail -1 "$RESULTS" | jq '.delivered / .window_s | round')" >&2
+  if [ "$rc" != 0 ] || [ "${got:-0}" != "$n" ]; then
+    echo "  ERROR: smtp-source exit $rc, smtp-sink counted ${got:-0} of $n:" >&2; tail -5 "$d/source.out" >&2; FAIL=1
   fi
   rmtmp "$d"
 }
@@ -327,6 +420,8 @@ echo "machine: $CORES cores, ${MODEL:-unknown CPU}, Linux $(uname -r); $(uptime)
 [ ${#SHAPING[@]} = 0 ] || echo "shaping files of the ringmail node: ${SHAPING[*]} + the bench domain's override" >&2
 echo "build: $BUILD; rounds $ROUNDS; 10 KB x $N_10K, 100 KB x $N_100K messages; client sessions $SESSIONS;" \
      "ingress workers $INGRESS_WORKERS, egress workers $EGRESS_WORKERS, sink workers $SINK_WORKERS" >&2
+echo "many-sessions row: $MANY sessions ($MANY_WHY)" >&2
+[ "$PEERS" = 1 ] || echo "smtp-source -> smtp-sink row skipped: $PEERS_WHY" >&2
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 for size in 10240 102400; do
   n=$([ "$size" = 10240 ] && echo "$N_10K" || echo "$N_100K")
@@ -336,8 +431,20 @@ for size in 10240 102400; do
       order=(); for ((i = ${#SYSTEMS[@]} - 1; i >= 0; i--)); do order+=("${SYSTEMS[i]}"); done
     fi
     for sys in "${order[@]}"; do run_one "$sys" "$size" "$n" "$round"; done
+    # half the saturating rate ringmail delivered in this round, paced by ringmail-gen --rate
+    RUN_RATE=$(jq -s --argjson s "$size" --argjson r "$round" '[.[] | select(.system == "ringmail" and .size == $s
+      and .round == $r and .window_s > 0) | .delivered / .window_s / 2 | floor] | first // 0' "$RESULTS")
+    if [ "$RUN_RATE" -gt 0 ]; then
+      if [ "$QUICK" = 1 ]; then hn=$((n / 2)); else hn=$((RUN_RATE * HALF_S)); [ "$hn" -ge 500 ] || hn=500; fi
+      run_one half "$size" "$hn" "$round"
+    else
+      echo "  half-rate run of $((size / 1024)) KB round $round skipped: the saturating run delivered nothing" >&2
+    fi
+    RUN_RATE=0
+    [ "$PEERS" != 1 ] || run_peers "$size" "$n" "$round"
   done
 done
+for round in $(seq "$ROUNDS"); do run_one many 10240 "$MANY" "$round"; done
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 echo
@@ -348,10 +455,10 @@ jq -n --arg machine "$CORES cores, ${MODEL:-unknown CPU}, Linux $(uname -r)" --a
    --arg load "start $LOAD_START, end $LOAD_END" --arg date "$(date -u '+%F %T UTC')" \
    --argjson rounds "$ROUNDS" --argjson quick "$QUICK" --argjson sessions "$SESSIONS" \
    --argjson ingress "$INGRESS_WORKERS" --argjson egress "$EGRESS_WORKERS" --argjson sink "$SINK_WORKERS" \
-   --arg postfix "${PF_WHY:-}" --arg postfix_version "$( [ "$POSTFIX" = 1 ] && postconf -d -h mail_version 2>/dev/null || true)" \
+   --arg many "$MANY sessions ($MANY_WHY)" --arg postfix "${PF_WHY:-}" --arg postfix_version "$( [ "$POSTFIX" = 1 ] && postconf -d -h mail_version 2>/dev/null || true)" \
    '{machine: $machine, uptime: $uptime, load: $load, date: $date, rounds: $rounds, quick: ($quick == 1),
      sessions: $sessions, ingress_workers: $ingress, egress_workers: $egress, sink_workers: $sink,
-     postfix_skipped: $postfix, postfix_version: $postfix_version}' >"$WORK/meta.json"
+     postfix_skipped: $postfix, postfix_version: $postfix_version, many: $many}' >"$WORK/meta.json"
 mkdir -p "$OUT"
 python3 "$ROOT/tools/bench_chart.py" --results "$RESULTS" --meta "$WORK/meta.json" --sysctl "$WORK/sysctl.tsv" \
   --md "$OUT/bench-latest.md" --svg "$OUT/bench-latest.svg"

@@ -3,7 +3,10 @@ honoured) must exit 0, write a markdown table with the ceiling, ringmail and (wh
 here) Postfix rows for 10 KB and 100 KB with a delivered rate above zero and an injection-to-delivery
 p50 <= p99, p99 above zero (from ringmail-sink --latency) in each, write a well-formed
 SVG chart, print the host settings and the ratios, and leave no process and no temporary directory
-behind. Speed is not asserted.
+behind. Issue 15's additions, well-formed in quick mode: the MTA CPU per message column and per-process
+list, the half-rate rows (numbers, p50 <= p99), the smtp-source -> smtp-sink rows with their ratio, the
+many-sessions row (every session served, no error) and the targets table (each measured value with met /
+not met, the others "not measured"), also on stdout. Speed is not asserted.
 
     /usr/bin/python3 tests/e2e/bench_smoke_test.py
 """
@@ -102,6 +105,8 @@ class BenchSmokeTest(unittest.TestCase):
             self.assertIn("Postfix row skipped", md)
         self.assertRegex(md, r"\| 10 KB \| [0-9.n/a]+ \| [0-9.]+ \|")   # the ratios table
 
+        self.check_issue15_columns(md, stdout, stderr, systems)
+
         root = ET.parse(os.path.join(out_dir, "bench-latest.svg")).getroot()
         self.assertEqual(root.tag, "{http://www.w3.org/2000/svg}svg")
         bars = [r for r in root.iter("{http://www.w3.org/2000/svg}rect") if r.find("{http://www.w3.org/2000/svg}title") is not None]
@@ -114,6 +119,84 @@ class BenchSmokeTest(unittest.TestCase):
 
         self.assertEqual(processes_under(work), [])
         self.assertEqual(os.listdir(work), [], "temporary directories left behind")
+
+    def table(self, md, header_start):
+        """the rows (lists of cells) of the markdown table whose header line starts with header_start"""
+        lines = md.splitlines()
+        i = next((k for k, line in enumerate(lines) if line.startswith(header_start)), None)
+        self.assertIsNotNone(i, "no table %r in\n%s" % (header_start, md))
+        rows = []
+        for line in lines[i + 2:]:
+            if not line.startswith("|"):
+                break
+            rows.append([c.strip() for c in line.strip("|").split("|")])
+        return rows
+
+    def check_issue15_columns(self, md, stdout, stderr, systems):
+        """CPU per message, the half-rate rows, the peers' tools row, the many-sessions row, the targets"""
+        num = r"^\d+(\.\d+)?$"
+        # MTA CPU per message: a number for the MTAs (a quick run is a few clock ticks: >= 0), none for the ceiling
+        header = self.table(md, "| body | row | messages |")
+        for row in header:
+            if row[1].startswith("ceiling"):
+                self.assertEqual(row[-1], "—", row)
+            else:
+                self.assertRegex(row[-1], num, row)
+        self.assertEqual(len(header), 2 * len(systems))
+        self.assertRegex(md, r"(?m)^- 10 KB ringmail: total \d+; .*ringmail-spool \d+")
+        self.assertRegex(md, r"(?m)^- 100 KB ringmail: total \d+; .*ringmail-ingress \d+")
+        # half the saturating rate: both sizes, paced below the saturating rate, latencies p50 <= p99
+        half = self.table(md, "| body | row | paced at msgs/s |")
+        self.assertEqual([r[0] for r in half], ["10 KB", "100 KB"])
+        for r in half:
+            paced, msgs, delivered, t50, t99, d50, d99, cpu = r[2:]
+            for v in (paced, msgs, delivered, t50, t99, d50, d99, cpu):
+                self.assertRegex(v, num, r)
+            self.assertGreater(float(paced), 0.0, r)
+            self.assertGreater(float(delivered), 0.0, r)
+            self.assertLessEqual(float(t50), float(t99), r)
+            self.assertLessEqual(float(d50), float(d99), r)
+            self.assertGreater(float(d99), 0.0, r)
+        # smtp-source -> smtp-sink, with the ratio to ringmail-gen -> ringmail-sink
+        peers = self.table(md, "| body | row | messages | msgs/s |")
+        if shutil.which("smtp-source") and shutil.which("smtp-sink"):
+            self.assertEqual([r[0] for r in peers], ["10 KB", "100 KB"])
+            for r in peers:
+                self.assertEqual(r[2], "200" if r[0] == "10 KB" else "50", r)
+                self.assertGreater(float(r[3]), 0.0, r)
+                self.assertGreater(float(r[4]), 0.0, r)
+        else:
+            self.assertIn("skipped", peers[0][1])
+        # many sessions: every session opened and served, no error
+        many = self.table(md, "| body | row | sessions |")
+        self.assertEqual(len(many), 1, many)
+        sessions = int(many[0][2])
+        self.assertGreater(sessions, 0)
+        self.assertEqual(many[0][3:], [str(sessions), many[0][4], str(sessions), "none", "yes"], many)
+        self.assertGreater(float(many[0][4]), 0.0)
+        self.assertRegex(stderr, r"many-sessions row: %d sessions \(asked \d+" % sessions)
+        self.assertRegex(md, r"N = %d sessions \(asked \d+" % sessions)   # how N was sized, in the report too
+        # the targets: each measured value with met / not met, the unmeasured ones said so
+        targets = self.table(md, "| target | issue 15 baseline |")
+        self.assertIn("## Targets", md)
+        self.assertEqual(len(targets), 14, targets)
+        for name, _, wanted, measured, verdict in targets:
+            self.assertRegex(wanted, r"^(>=|<=) [0-9.]+( us| ms| k/s)?$|^all$", name)
+            if measured.startswith("n/a"):
+                self.assertEqual(verdict, "not measured", name)
+            else:
+                self.assertRegex(measured, r"^[0-9.]+( us| ms)?$|^\d+ of \d+ round\(s\)$", name)
+                self.assertIn(verdict, ("met", "not met"), name)
+            self.assertRegex(stdout, r"(?m)^target: %s: .*: (met|not met|not measured)$" % re.escape(name))
+        names = [t[0] for t in targets]
+        self.assertEqual(targets[names.index("spool walk at start")][4], "not measured")
+        for name in ("10 KB delivered, ringmail / ceiling", "MTA CPU per 10 KB message (all roles)",
+                     "10 KB injection-to-delivery p99 at half the saturating rate",
+                     "100 KB time-to-250 p99 at half the saturating rate"):
+            self.assertIn(targets[names.index(name)][4], ("met", "not met"), name)
+        if "Postfix" in systems:
+            self.assertIn(targets[names.index("100 KB delivered, ringmail / Postfix")][4], ("met", "not met"))
+        self.assertEqual(targets[-1][4], "met", "the many-sessions run: %s" % targets[-1])
 
 
 if __name__ == "__main__":

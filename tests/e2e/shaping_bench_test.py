@@ -99,7 +99,8 @@ class ShapingBenchTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, "exit %d\n%s" % (p.returncode, stderr))
         self.assertIn("shaping files of the ringmail node: %s" % " ".join(os.path.realpath(f) for f in FILES), stderr)
         lines = re.findall(r"^  shaping: example\.test via route:\[127\.0\.0\.1\]:\d+: (.*)$", stderr, re.M)
-        self.assertEqual(len(lines), 2, stderr)   # one per ringmail run: 10 KB and 100 KB
+        # one per ringmail node: 10 KB and 100 KB, each also at half rate, and the many-sessions run
+        self.assertEqual(len(lines), 5, stderr)
         for line in lines:
             self.assertIn("provider -, connection_limit 7, max_message_rate 1000000000/s, "
                           "max_connection_rate 1000000000/s", line)
