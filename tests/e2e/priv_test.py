@@ -22,7 +22,8 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from ringmail_node import Node, smtp_send, wait_for  # noqa: E402
 
-MESON = {"suite": "supervisor", "timeout": 120}
+# exclusive: the scenarios share the test users, which the last one to finish removes
+MESON = {"suite": "supervisor", "timeout": 120, "exclusive": True}
 
 USERS = ("rmtest-spool", "rmtest-in")
 PTRACE_ATTACH, PTRACE_DETACH = 16, 17
