@@ -142,9 +142,13 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
     p += sizeof(c) - 1;
     ssize_t w = write(STDERR_FILENO, line, (size_t)(p - line));
     (void)w;
-    /* SA_RESETHAND made SIGSYS's action the default again: this ends the whole process, and the
-     * supervisor sees WTERMSIG == SIGSYS */
+    /* SA_RESETHAND made SIGSYS's action the default again; pending, then unblocked, it ends the whole
+     * process here, and the supervisor sees WTERMSIG == SIGSYS */
+    sigset_t sys;
+    sigemptyset(&sys);
+    sigaddset(&sys, SIGSYS);
     syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), SIGSYS);
+    sigprocmask(SIG_UNBLOCK, &sys, NULL);
     _exit(128 + SIGSYS); /* not reached */
 }
 
