@@ -61,7 +61,7 @@ static const char *const seccomp_common[] = {
 /* the spool: RocksDB (its own files, background flush and compaction threads) and the log segments */
 static const char *const seccomp_spool[] = {
     "rename", "renameat", "renameat2", "unlink", "unlinkat", "mkdir", "mkdirat", "rmdir", "link", "linkat",
-    "fallocate", "sync_file_range", "syncfs", "truncate", "fchmod", "fchmodat", "fchown", "utimensat",
+    "fallocate", "sync_file_range", "syncfs", "readahead", "msync", "truncate", "fchmod", "fchmodat", "fchown", "utimensat",
     "fsetxattr", "fgetxattr",
     NULL,
 };
