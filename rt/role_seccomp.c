@@ -85,11 +85,11 @@ static const char *const seccomp_egress[] = {
 };
 
 #ifdef RINGMAIL_SANITIZE
-/* ASan/LSan/UBSan: LSan's StopTheWorld (a tracer thread that ptraces the process's own threads and
- * waits for them), the report's symbolizer reading /proc/self/maps and the binary */
+/* ASan/LSan/UBSan: LSan's StopTheWorld (a tracer task that ptraces the process's own threads and
+ * waits for them); a report's stack symbolized by llvm-symbolizer, which the sanitizer runtime forks
+ * and execs (it runs under the role's filter too, inherited) */
 static const char *const seccomp_sanitizer[] = {
-    "ptrace", "wait4", "waitid", "kill", "sched_getaffinity", "sigaltstack", "readlink", "prctl",
-    "process_vm_readv", "pipe2", "sched_yield",
+    "ptrace", "wait4", "waitid", "kill", "process_vm_readv", "fork", "vfork", "execve",
     NULL,
 };
 #endif
