@@ -7,7 +7,7 @@
 Runs each named e2e file against a shadow of BUILD_DIR in which ringmaild is a wrapper that starts the
 real one under `strace -f -qq -o OUT_DIR/trace.N` (every role and thread of every node the tests start),
 then attributes each line to a role: a process is the role whose binary it exec'd (ringmail-ROLE), and
-its threads and children inherit it. Prints, per role, every syscall seen and its count, and marks
+its threads and children inherit it; only calls made once the role loaded its filter are counted. Prints, per role, every syscall seen and its count, and marks
 the ones that are not on the role's list in rt/role_seccomp.c ("MISSING"): add those that a library
 needs (rt/role_seccomp.c says what belongs where), then run the tests again with seccomp = "kill".
 The roles keep their filters while measured: strace sees every call, and one off the list kills the
@@ -39,9 +39,16 @@ def shadow(build, out):
             continue
         os.symlink(os.path.join(build, name), dst)
     wrapper = os.path.join(sh, "ringmaild")
+    # strace detaches on SIGTERM and leaves its tracee running: the wrapper hands the test's signals
+    # (TERM to stop, HUP to reload) to ringmaild itself and waits for strace to see it exit
     with open(wrapper, "w") as f:
-        f.write('#!/bin/sh\nn=$(date +%%s%%N)\nexec strace -f -qq -o "%s/trace.$n" "%s/ringmaild" --bin-dir "%s" "$@"\n'
-                % (out, build, build))
+        f.write("""#!/bin/bash
+strace -f -qq -o "%s/trace.$(date +%%s%%N)" "%s/ringmaild" --bin-dir "%s" "$@" &
+s=$!
+fwd() { kill -"$1" $(pgrep -P $s) 2>/dev/null; }
+trap 'fwd TERM' TERM; trap 'fwd INT' INT; trap 'fwd HUP' HUP
+while kill -0 $s 2>/dev/null; do wait $s; done
+""" % (out, build, build))
     os.chmod(wrapper, 0o755)
     return sh
 
@@ -52,18 +59,27 @@ def attribute(out):
     for name in sorted(os.listdir(out)):
         if not name.startswith("trace."):
             continue
-        role_of = {}
+        role_of, root_of, filtered = {}, {}, set()
         with open(os.path.join(out, name), errors="replace") as f:
             for line in f:
                 m = EXEC.match(line)
                 if m and m.group(2) in ROLES:
                     role_of[m.group(1)] = m.group(2)
+                    root_of[m.group(1)] = m.group(1)
                     continue
                 m = CHILD.match(line)
                 if m and m.group(1) in role_of:
                     role_of[m.group(3)] = role_of[m.group(1)]
+                    root_of[m.group(3)] = root_of[m.group(1)]
                 m = LINE.match(line)
-                if m and m.group(1) in role_of and not line.rstrip().endswith("<unfinished ...>"):
+                if not m or m.group(1) not in role_of or line.rstrip().endswith("<unfinished ...>"):
+                    continue
+                # only what runs under the filter counts: from the role's seccomp(SET_MODE_FILTER) on,
+                # in every thread of it (TSYNC)
+                if m.group(2) == "seccomp":  # its own loading (a resumed line when threads interleave)
+                    if "SECCOMP_SET_MODE_FILTER" in line:
+                        filtered.add(root_of[m.group(1)])
+                elif root_of[m.group(1)] in filtered:
                     per_role[role_of[m.group(1)]][m.group(2)] += 1
     return per_role
 
