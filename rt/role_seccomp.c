@@ -52,29 +52,36 @@ static const char *const seccomp_common[] = {
     "open", "openat", "openat2", "stat", "fstat", "lstat", "newfstatat", "statx", "statfs", "fstatfs",
     "access", "faccessat", "faccessat2", "readlink", "readlinkat", "getcwd", "getdents64", "umask",
     "fsync", "fdatasync", "flock", "fadvise64", "memfd_create", "ftruncate",
-    /* local sockets (the trace socket, the log's notification) and socket options */
+    NULL,
+};
+
+/* the roles that talk to the network or to the supervisor's trace socket (all but the spool): sockets
+ * the role opens itself (c-ares, libcurl, hiredis, the egress's connections, the trace datagrams) and
+ * options on the ones the supervisor handed over */
+static const char *const seccomp_net[] = {
     "socket", "socketpair", "connect", "getsockname", "getpeername", "getsockopt", "setsockopt", "sendto",
     "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "shutdown",
     NULL,
 };
 
-/* the spool: RocksDB (its own files, background flush and compaction threads) and the log segments */
+/* the spool: RocksDB (its own files, background flush and compaction threads at lower CPU and I/O
+ * priority) and the log segments; no socket */
 static const char *const seccomp_spool[] = {
+    "sched_setscheduler", "sched_setparam",
     "rename", "renameat", "renameat2", "unlink", "unlinkat", "mkdir", "mkdirat", "rmdir", "link", "linkat",
     "fallocate", "sync_file_range", "syncfs", "readahead", "msync", "truncate", "fchmod", "fchmodat", "fchown", "utimensat",
     "fsetxattr", "fgetxattr",
     NULL,
 };
 
-/* the scheduler: libcurl (MTA-STS fetches), hiredis (shared throttles), its admin pages */
+/* the scheduler: libcurl (MTA-STS fetches), hiredis (shared throttles): the network list is enough */
 static const char *const seccomp_scheduler[] = {
-    "bind", "accept", "accept4", "listen",
     NULL,
 };
 
-/* an ingress worker: the listeners it inherited, SMTP and HTTP sessions */
+/* an ingress worker: the listeners it inherited (SMTP and HTTP injection); never a listener of its own */
 static const char *const seccomp_ingress[] = {
-    "accept", "accept4", "bind", "listen",
+    "accept", "accept4",
     NULL,
 };
 
@@ -99,6 +106,11 @@ static const char *const *role_lists[PROTO_NODE_ROLE__MAX] = {
     [PROTO_NODE_ROLE_SCHEDULER] = seccomp_scheduler,
     [PROTO_NODE_ROLE_INGRESS] = seccomp_ingress,
     [PROTO_NODE_ROLE_EGRESS] = seccomp_egress,
+};
+static const bool role_net[PROTO_NODE_ROLE__MAX] = {
+    [PROTO_NODE_ROLE_SCHEDULER] = true,
+    [PROTO_NODE_ROLE_INGRESS] = true,
+    [PROTO_NODE_ROLE_EGRESS] = true,
 };
 
 static _Atomic int32_t *sigsys_report;
@@ -190,6 +202,8 @@ int role_seccomp_install(enum proto_node_role role, int mode, _Atomic int32_t *r
     int rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
     if (rc == 0)
         rc = allow_list(ctx, seccomp_common);
+    if (rc == 0 && role_net[role])
+        rc = allow_list(ctx, seccomp_net);
     if (rc == 0)
         rc = allow_list(ctx, role_lists[role]);
 #ifdef RINGMAIL_SANITIZE

@@ -91,7 +91,9 @@ def allowed():
     for m in re.finditer(r"static const char \*const seccomp_(\w+)\[\] = \{(.*?)\};", text, re.S):
         body = re.sub(r"/\*.*?\*/", "", m.group(2), flags=re.S)
         lists[m.group(1)] = set(re.findall(r'"([a-z_0-9]+)"', body))
-    return {r: lists.get("common", set()) | lists.get(r, set()) for r in ROLES}
+    net = re.search(r"role_net\[[^]]*\] = \{(.*?)\};", text, re.S).group(1)
+    return {r: lists.get("common", set()) | lists.get(r, set()) |
+            (lists.get("net", set()) if "ROLE_%s] = true" % r.upper() in net else set()) for r in ROLES}
 
 
 def report(out):

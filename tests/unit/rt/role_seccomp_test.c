@@ -6,7 +6,7 @@
  * an io_uring and writes to a pipe, then calls reboot(2) (no magic: harmless if it ran): it must die by
  * SIGSYS with its report slot holding __NR_reboot and never reach the line after the call; "log" and
  * "off": the same call returns (EINVAL or EPERM) and the child exits 0. Every role refuses execve and
- * ptrace; only the spool may rename. The syscall name lookup for the supervisor's report.
+ * ptrace; only the spool may rename, and it alone opens no socket. The syscall name lookup for the supervisor's report.
  * Exit 0 pass, 1 fail, 77 when seccomp or io_uring is unavailable.
  */
 #include <errno.h>
@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -116,6 +117,15 @@ static int do_rename(void)
     return rc == 0 ? 0 : 8;
 }
 
+static int do_socket(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 9;
+    close(fd);
+    return 0;
+}
+
 static bool killed_by(int status, int32_t nr, _Atomic int32_t *report)
 {
     return WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS && atomic_load(report) == nr;
@@ -169,6 +179,12 @@ int main(void)
             CHECK(killed_by(st, SYS_rename, report) || killed_by(st, SYS_renameat, report) ||
                       killed_by(st, SYS_renameat2, report),
                   "%s: rename: status 0x%x report %d", names[r], st, (int)atomic_load(report));
+        atomic_store(report, -1);
+        st = in_child(role, CFG_SECCOMP_KILL, report, do_socket);
+        if (role == PROTO_NODE_ROLE_SPOOL)
+            CHECK(killed_by(st, SYS_socket, report), "spool: socket: status 0x%x", st);
+        else
+            CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: socket: status 0x%x", names[r], st);
     }
     CHECK(strcmp(role_seccomp_syscall_name(SYS_reboot, name, sizeof(name)), "reboot") == 0, "name %s", name);
     CHECK(strcmp(role_seccomp_syscall_name(-1, name, sizeof(name)), "?") == 0, "name of -1: %s", name);
