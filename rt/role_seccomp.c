@@ -92,11 +92,12 @@ static const char *const seccomp_egress[] = {
 };
 
 #ifdef RINGMAIL_SANITIZE
-/* ASan/LSan/UBSan: LSan's StopTheWorld (a tracer task that ptraces the process's own threads and
- * waits for them); a report's stack symbolized by llvm-symbolizer, which the sanitizer runtime forks
- * and execs (it runs under the role's filter too, inherited) */
+/* ASan/LSan/UBSan: LSan's StopTheWorld at exit (a tracer task that lists the threads with the old
+ * getdents, ptraces them and waits for them; it blocks every signal, so a call refused there kills it
+ * silently and the role hangs at exit); a report's stack symbolized by llvm-symbolizer, which the
+ * sanitizer runtime forks and execs (it runs under the role's filter too, inherited) */
 static const char *const seccomp_sanitizer[] = {
-    "ptrace", "wait4", "waitid", "kill", "process_vm_readv", "fork", "vfork", "execve",
+    "getdents", "ptrace", "wait4", "waitid", "kill", "process_vm_readv", "fork", "vfork", "execve",
     NULL,
 };
 #endif
