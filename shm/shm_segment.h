@@ -25,7 +25,7 @@
 #include "shm/shm_ring.h"
 
 #define SHM_MAGIC 0x52494e474d41494cull /* "RINGMAIL" */
-#define SHM_LAYOUT_VERSION 7 /* 6, then the SMTP trace word, its generation and prefilter */
+#define SHM_LAYOUT_VERSION 9 /* 7, then the log_records_written counter and the latency histograms; 9: mem_pressure */
 #define SHM_NO_RING 0xffffu
 /* 2 + 2N + 4M rings (shm_segment.c build_topology): 194 with 32 + 32 workers. The array used to be
  * declared 4 * 32 + 2 long while creation wrote up to 194 entries into the header's page padding;
@@ -78,6 +78,16 @@ struct shm_header {
     uint16_t ring_index[PROTO_NODE_MAX_INSTANCES]
                        [PROTO_NODE_MAX_INSTANCES]; /* [producer][consumer] -> ring or SHM_NO_RING */
     struct shm_ring_desc rings[SHM_MAX_RINGS];
+    /* the node's memory headroom (supervisor_mem.c), written by the supervisor: SHM_MEM_LOW under the soft
+     * reserve, SHM_MEM_EXHAUSTED at none (ingress: 421 to new sessions, 451 to new transactions); a role
+     * takes any other value as SHM_MEM_OK */
+    _Atomic uint32_t mem_pressure;
+};
+
+enum shm_mem_pressure {
+    SHM_MEM_OK = 0,
+    SHM_MEM_LOW = 1,
+    SHM_MEM_EXHAUSTED = 2,
 };
 
 _Static_assert((sizeof(struct shm_header) + 4095) / 4096 == 3, "the header's pages: layout changed");

@@ -23,7 +23,7 @@
 
 static const char *const cf_names[CF__COUNT] = {
     "default", SPOOL_DB_CF_ENVELOPES, SPOOL_DB_CF_BODIES, SPOOL_DB_CF_QUARANTINE,
-    SPOOL_DB_CF_LOGAHEAD, SPOOL_DB_CF_TSA,
+    SPOOL_DB_CF_LOGAHEAD, SPOOL_DB_CF_TSA, SPOOL_DB_CF_SUPPRESSION,
 };
 
 /* ---- errors ---- */
@@ -79,6 +79,18 @@ int spool_db_iter_done(struct spool_db *db, rocksdb_iterator_t *it, int rc, cons
     }
     rocksdb_iter_destroy(it);
     return rc;
+}
+
+bool spool_db_write_stalled(const struct spool_db *db)
+{
+    uint64_t stopped = 0, delayed = 0;
+    if (db->rdb == NULL)
+        return false;
+    if (rocksdb_property_int(db->rdb, "rocksdb.is-write-stopped", &stopped) != 0)
+        stopped = 0;
+    if (rocksdb_property_int(db->rdb, "rocksdb.actual-delayed-write-rate", &delayed) != 0)
+        delayed = 0;
+    return stopped != 0 || delayed != 0;
 }
 
 const char *spool_db_error(const struct spool_db *db)
@@ -179,6 +191,8 @@ static void db_free(struct spool_db *db)
     if (db->compact.lock_init)
         pthread_mutex_destroy(&db->compact.lock);
     db_close_rocks(db);
+    spool_db_undo_free(db);
+    free(db->undo_path);
     for (int i = 0; i < CF__COUNT; i++)
         if (db->cfopt[i] != NULL)
             rocksdb_options_destroy(db->cfopt[i]);
@@ -207,9 +221,13 @@ int spool_db_open(const char *dir, const struct spool_db_opts *opts, struct spoo
         db->opts.write_buffer_bytes = 64u << 20;
     if (db->opts.min_blob_bytes == 0)
         db->opts.min_blob_bytes = 4096;
+    db->undo_path = db->opts.undo_file ? xstrdup(db->opts.undo_file) : NULL;
+    db->opts.undo_file = NULL;
     db_build_options(db);
 
     int rc = db_open_rocks(db);
+    if (rc == 0)
+        rc = spool_db_undo_load(db);
     if (rc < 0) {
         if (err != NULL)
             *err = xasprintf("spool %s: %s", dir, db->errtext);
@@ -239,6 +257,12 @@ int spool_db_recover(struct spool_db *db)
         log_error("spool: reopen of %s failed: %s", db->dir, db->errtext);
         return rc;
     }
+    /* before anything else is written: the failed commits' records the WAL replay brought back */
+    rc = spool_db_undo_apply(db);
+    if (rc < 0) {
+        log_error("spool: reopened %s, but the undo of a failed commit failed: %s", db->dir, db->errtext);
+        return rc;
+    }
     db->stats.reopens++;
     log_info("spool: reopened %s", db->dir);
     return 0;
@@ -265,6 +289,7 @@ struct spool_db_batch *spool_db_batch_new(struct spool_db *db)
     b->db = db;
     b->wb = rocksdb_writebatch_create();
     buf_init(&b->enc);
+    buf_init(&b->touched);
     return b;
 }
 
@@ -274,13 +299,16 @@ void spool_db_batch_free(struct spool_db_batch *b)
         return;
     rocksdb_writebatch_destroy(b->wb);
     buf_fini(&b->enc);
+    buf_fini(&b->touched);
     free(b);
 }
 
 void spool_db_batch_reset(struct spool_db_batch *b)
 {
     rocksdb_writebatch_clear(b->wb);
-    b->stores = b->updates = b->deletes = b->logrecs = b->tsas = 0;
+    b->stores = b->updates = b->deletes = b->logrecs = b->tsas = b->supps = 0;
+    b->touched.len = 0;
+    b->logrec_lo = b->logrec_hi = b->tsa_lo = b->tsa_hi = 0;
 }
 
 size_t spool_db_batch_count(const struct spool_db_batch *b)
@@ -303,6 +331,8 @@ int spool_db_batch_store(struct spool_db_batch *b, struct msgid id, const struct
         (const char *)b->enc.data, b->enc.len);
     rocksdb_writebatch_put_cf(b->wb, db->cf[CF_BODIES], (const char *)key, sizeof(key),
         body_len ? (const char *)body : "", body_len);
+    spool_db_batch_touch(b, CF_ENVELOPES, key);
+    spool_db_batch_touch(b, CF_BODIES, key);
     b->stores++;
     return 0;
 }
@@ -319,6 +349,7 @@ int spool_db_batch_update(struct spool_db_batch *b, struct msgid id, const struc
     msgid_to_bytes(id, key);
     rocksdb_writebatch_put_cf(b->wb, db->cf[CF_ENVELOPES], (const char *)key, sizeof(key),
         (const char *)b->enc.data, b->enc.len);
+    spool_db_batch_touch(b, CF_ENVELOPES, key);
     b->updates++;
     return 0;
 }
@@ -332,6 +363,8 @@ int spool_db_batch_delete(struct spool_db_batch *b, struct msgid id)
     msgid_to_bytes(id, key);
     rocksdb_writebatch_delete_cf(b->wb, db->cf[CF_ENVELOPES], (const char *)key, sizeof(key));
     rocksdb_writebatch_delete_cf(b->wb, db->cf[CF_BODIES], (const char *)key, sizeof(key));
+    spool_db_batch_touch(b, CF_ENVELOPES, key);
+    spool_db_batch_touch(b, CF_BODIES, key);
     b->deletes++;
     return 0;
 }
@@ -361,12 +394,16 @@ int spool_db_write(struct spool_db *db, rocksdb_writebatch_t *wb, bool sync, con
 int spool_db_commit(struct spool_db *db, struct spool_db_batch *b)
 {
     ASSERT(b->db == db);
-    if (spool_db_batch_count(b) == 0 && b->logrecs == 0 && b->tsas == 0)
+    if (spool_db_batch_count(b) == 0 && b->logrecs == 0 && b->tsas == 0 && b->supps == 0)
         return 0;
     if (db->rdb == NULL)
         return spool_db_closed(db);
+    bool reaches_rocksdb = !db->needs_recover; /* else spool_db_write refuses without writing anything */
     int rc = spool_db_write(db, b->wb, true, "commit");
     if (rc < 0) {
+        /* its WAL record may be in the file, whole: a reopen must not bring it back */
+        if (reaches_rocksdb && db->needs_recover)
+            spool_db_undo_add(db, b);
         db->stats.commit_failures++;
         log_warn("spool: commit of %zu messages failed (%s): %s", spool_db_batch_count(b),
             strerror(-rc), db->errtext);

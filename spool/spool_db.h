@@ -23,8 +23,10 @@
  * writers must not be used again (Debian's build asserts). The 7.8 C API has no
  * rocksdb_resume(), so: after a failed commit every write is refused with the same -errno,
  * without calling RocksDB, until spool_db_recover() closes and reopens the database. The
- * reopen replays the WAL, in which a torn last record is dropped, so the failed batch stays
- * absent. Reads keep working meanwhile. spool_db_needs_recover() says when it is due; a
+ * reopen replays the WAL, which may hold the failed batch whole (its write succeeded, its fsync
+ * failed: the bytes are in the page cache, not known to be on disk), so the reopen first writes
+ * back the pre-images of everything the failed batch touched (spool_db_undo.c): the failed batch
+ * stays absent, never replayed as if it were safe. Reads keep working meanwhile. spool_db_needs_recover() says when it is due; a
  * reopen needs some free space (RocksDB flushes the replayed WAL), so call it when
  * spool_db_space_low() turns false.
  * Threading: one thread uses a spool_db at a time (the spool is single-threaded); the one exception is the
@@ -45,6 +47,7 @@
 #define SPOOL_DB_CF_QUARANTINE "quarantine"
 #define SPOOL_DB_CF_LOGAHEAD "logahead"
 #define SPOOL_DB_CF_TSA "tsa"
+#define SPOOL_DB_CF_SUPPRESSION "suppression"
 
 struct spool_db;
 struct spool_db_batch;
@@ -63,6 +66,10 @@ struct spool_db_opts {
      */
     bool rocksdb_info_log;       /* INFO level instead of FATAL */
     const char *rocksdb_log_dir; /* NULL = the spool directory */
+    /* where the undo of a failed commit waits for the reopen (spool_db_undo.c): a file on a tmpfs, so
+     * that it outlives the process (a restart of the spool) but not the machine, as the unsynced
+     * bytes it takes back do; NULL = in memory only */
+    const char *undo_file;
 };
 
 struct spool_db_stats {
@@ -75,6 +82,7 @@ struct spool_db_stats {
     uint64_t reopens;         /* spool_db_recover() calls that succeeded */
     uint64_t logrecs;         /* write-ahead log records committed */
     uint64_t logrec_trims;    /* successful spool_db_logrec_trim() writes */
+    uint64_t undone;          /* writes of failed commits taken back after a reopen (spool_db_undo.c) */
 };
 
 /* spool_db_open - open or create at dir; on failure *err (if not NULL) gets a heap message */
@@ -87,6 +95,9 @@ bool spool_db_needs_recover(const struct spool_db *db);
 /* spool_db_error - RocksDB's text for the last failure, or "" */
 const char *spool_db_error(const struct spool_db *db);
 const char *spool_db_dir(const struct spool_db *db);
+/* spool_db_write_stalled - RocksDB delays or stops writes now (too many L0 files, compaction behind):
+ * "rocksdb.is-write-stopped" or a non-zero "rocksdb.actual-delayed-write-rate" */
+bool spool_db_write_stalled(const struct spool_db *db);
 void spool_db_stats_get(const struct spool_db *db, struct spool_db_stats *out);
 /*
  * spool_db_wal_syncs - RocksDB's own count of WAL syncs ("rocksdb.wal.synced") since open,
@@ -265,5 +276,23 @@ int spool_db_quarantine_list(struct spool_db *db, spool_db_quarantine_fn fn, voi
 int spool_db_free_bytes(const char *dir, uint64_t *out);
 /* spool_db_space_low - below min_free bytes; also true when the space cannot be read */
 bool spool_db_space_low(const char *dir, uint64_t min_free);
+
+/* ---- suppression list (spool_db_supp.c) ---- */
+
+/*
+ * Family "suppression": key "TENANT\0ADDRESS" (tenant "" = global, address lower-cased), value the
+ * entry's record as spool_supp.c encodes it. These are raw accessors; spool/spool_supp.h is the API.
+ */
+/* spool_db_batch_supp_put / _del - one entry into / out of the batch (committed with it) */
+int spool_db_batch_supp_put(struct spool_db_batch *b, const void *key, size_t klen, const void *val, size_t vlen);
+int spool_db_batch_supp_del(struct spool_db_batch *b, const void *key, size_t klen);
+/* spool_db_supp_get - the value into out (replaced); 0, -ENOENT or -errno */
+int spool_db_supp_get(struct spool_db *db, const void *key, size_t klen, struct buf *out);
+/* return 0 to go on; anything else stops the scan and is returned by it */
+typedef int (*spool_db_supp_fn)(void *arg, const char *key, size_t klen, const char *val, size_t vlen);
+/* spool_db_supp_scan - entries with key > after (NULL: from the first) in key order, at most max; the number
+ * handed over, fn's non-zero value, or -errno */
+int spool_db_supp_scan(struct spool_db *db, const void *after, size_t alen, size_t max, spool_db_supp_fn fn,
+                       void *arg);
 
 #endif

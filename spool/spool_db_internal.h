@@ -22,7 +22,8 @@ enum spool_db_cf {
     CF_QUARANTINE = 3,
     CF_LOGAHEAD = 4,
     CF_TSA = 5, /* traffic shaping automation firings (spool_db_tsa.c) */
-    CF__COUNT = 6,
+    CF_SUPPRESSION = 6, /* the suppression list (spool_db_supp.c) */
+    CF__COUNT = 7,
 };
 
 /* the compaction thread's state (spool_db_compact.c): atomics and `error` (under lock) are shared with it */
@@ -52,6 +53,9 @@ struct spool_db {
     char *errtext;
     bool needs_recover;
     int write_errno; /* errno of the failed write that set needs_recover */
+    rocksdb_writebatch_t *undo; /* pre-images of what failed commits touched (spool_db_undo.c) */
+    size_t undo_ops;
+    char *undo_path; /* opts.undo_file, owned */
     uint64_t logrec_next; /* sequence number of the next log record */
     uint64_t tsa_next;    /* sequence number of the next TSA firing */
     struct spool_db_stats stats;
@@ -61,8 +65,11 @@ struct spool_db {
 struct spool_db_batch {
     struct spool_db *db;
     rocksdb_writebatch_t *wb;
-    size_t stores, updates, deletes, logrecs, tsas;
+    size_t stores, updates, deletes, logrecs, tsas, supps;
     struct buf enc;
+    struct buf touched;          /* column family + key of each envelope/body put or delete */
+    uint64_t logrec_lo, logrec_hi; /* sequence numbers of the batch's log records (0: none) */
+    uint64_t tsa_lo, tsa_hi;       /* ... and of its TSA firings */
 };
 
 #define SPOOL_DB_SEQ_KEY 8 /* keys of the logahead and tsa families: big-endian sequence numbers */
@@ -89,6 +96,19 @@ int spool_db_closed(struct spool_db *db);
 int spool_db_iter_done(struct spool_db *db, rocksdb_iterator_t *it, int rc, const char *what);
 /* spool_db_write - write wb (synced or not); after a failed write every write is refused until a recover */
 int spool_db_write(struct spool_db *db, rocksdb_writebatch_t *wb, bool sync, const char *what);
+
+/* spool_db_batch_touch - remember a key the batch writes, for the undo of a failed commit */
+void spool_db_batch_touch(struct spool_db_batch *b, int cf, const uint8_t key[MSGID_BYTES]);
+/* spool_db_batch_seq - widen [*lo, *hi] (0: empty) to seq */
+void spool_db_batch_seq(uint64_t *lo, uint64_t *hi, uint64_t seq);
+/* spool_db_undo_add - after a failed commit that reached RocksDB: the pre-images of what b touched */
+void spool_db_undo_add(struct spool_db *db, const struct spool_db_batch *b);
+/* spool_db_undo_apply - after a reopen: write the undo batch, synced; 0 or -errno (kept for the next try) */
+int spool_db_undo_apply(struct spool_db *db);
+/* spool_db_undo_load - after the first open: an undo batch a previous process left in opts.undo_file is
+ * applied (then removed) before anything else; 0 or -errno (the file is kept) */
+int spool_db_undo_load(struct spool_db *db);
+void spool_db_undo_free(struct spool_db *db);
 
 /* spool_db_logrec_find_next - after open: continue after the newest record left */
 void spool_db_logrec_find_next(struct spool_db *db);

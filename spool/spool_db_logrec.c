@@ -42,6 +42,7 @@ int spool_db_logrec_add(struct spool_db_batch *b, const char *line, size_t len, 
     spool_db_key_be64(s, key);
     rocksdb_writebatch_put_cf(b->wb, db->cf[CF_LOGAHEAD], (const char *)key, sizeof(key), line, len);
     b->logrecs++;
+    spool_db_batch_seq(&b->logrec_lo, &b->logrec_hi, s);
     if (seq != NULL)
         *seq = s;
     return 0;

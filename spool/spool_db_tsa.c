@@ -39,6 +39,7 @@ int spool_db_batch_tsa_add(struct spool_db_batch *b, const void *run, size_t len
     spool_db_key_be64(s, key);
     rocksdb_writebatch_put_cf(b->wb, db->cf[CF_TSA], (const char *)key, sizeof(key), run, len);
     b->tsas++;
+    spool_db_batch_seq(&b->tsa_lo, &b->tsa_hi, s);
     if (s > SPOOL_DB_TSA_KEEP) {
         uint8_t lo[SPOOL_DB_SEQ_KEY], hi[SPOOL_DB_SEQ_KEY];
         spool_db_key_be64(0, lo);

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/clock.h"
 #include "base/log.h"
@@ -112,8 +113,10 @@ static void check_space(struct spool *sp, uint64_t now)
     atomic_store(&rt->seg.hdr->spool_space_low, (low ? 1u : 0u) | (log_low ? 2u : 0u));
     if (!low && spool_db_needs_recover(sp->db)) {
         int rc = spool_db_recover(sp->db);
-        if (rc == 0)
+        if (rc == 0) {
             log_info("spool database reopened after a write error; accepting mail again");
+            spool_upd_recovered(sp);
+        }
         else
             log_error("spool database reopen failed: %s (%s); retrying", strerror(-rc), spool_db_error(sp->db));
     }
@@ -152,6 +155,7 @@ static void on_tick(struct role_rt *rt, uint64_t now)
     spool_admin_poll(sp);
     spool_admin_tick(sp);
     spool_wal_tick(sp, clock_real_ns());
+    spool_supp_tick(sp, now);
 }
 
 static bool on_drain(struct role_rt *rt)
@@ -167,6 +171,30 @@ static bool on_drain(struct role_rt *rt)
 static void on_reload(struct role_rt *rt)
 {
     spool_upd_classifier(rt->ctx);
+}
+
+/*
+ * undo_file - where the undo of a failed commit outlives this process (spool_db_undo.c): a directory of
+ * this user's on /dev/shm (a tmpfs: gone at reboot, as the page cache it is about), one file per spool
+ * directory. NULL (memory only, with a warning) when there is no such place or it is not ours alone.
+ */
+static char *undo_file(const char *db_dir)
+{
+    char *dir = xasprintf("/dev/shm/ringmail-spool-undo-%u", (unsigned)geteuid());
+    struct stat st;
+    if ((mkdir(dir, 0700) < 0 && errno != EEXIST) || lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) ||
+        st.st_uid != geteuid() || (st.st_mode & 077)) {
+        log_warn("no private directory %s for the undo of a failed commit: it is kept in memory only", dir);
+        free(dir);
+        return NULL;
+    }
+    /* FNV-1a of the spool directory's path: one undo file per spool */
+    uint64_t h = UINT64_C(14695981039346656037);
+    for (const char *p = db_dir; *p; p++)
+        h = (h ^ (uint8_t)*p) * UINT64_C(1099511628211);
+    char *f = xasprintf("%s/%016llx.batch", dir, (unsigned long long)h);
+    free(dir);
+    return f;
 }
 
 static char *sub_dir(const char *configured, const char *data_dir, const char *name)
@@ -197,8 +225,11 @@ int main(int argc, char **argv)
 
     sp.db_dir = sub_dir(rt.cfg.spool_dir, rt.cfg.data_dir, "spool");
     sp.log_dir = sub_dir(rt.cfg.log_dir, rt.cfg.data_dir, "logs");
-    if (spool_db_open(sp.db_dir, NULL, &sp.db, &err) < 0)
+    char *undo = undo_file(sp.db_dir);
+    struct spool_db_opts dbo = {.undo_file = undo};
+    if (spool_db_open(sp.db_dir, &dbo, &sp.db, &err) < 0)
         fatal("cannot open the spool database in %s: %s", sp.db_dir, err ? err : "");
+    free(undo);
     sp.batch = spool_db_batch_new(sp.db);
     struct spool_log_opts lo = {
         .dir = sp.log_dir,
@@ -219,6 +250,7 @@ int main(int argc, char **argv)
     check_space(&sp, clock_mono_ns() + CLOCK_SEC(2));
     log_info("spool database %s, logs %s", sp.db_dir, sp.log_dir);
     spool_admin_init(&sp);
+    spool_supp_open(&sp);
 
     role_rt_ready(&rt);
     rc = role_rt_run(&rt);
@@ -228,6 +260,7 @@ int main(int argc, char **argv)
     spool_tsa_fini(&sp);
     spool_rebind_fini(&sp);
     spool_wal_fini(&sp);
+    spool_supp_close(&sp);
     spool_log_close(sp.log);
     spool_db_batch_free(sp.batch);
     spool_db_close(sp.db);

@@ -136,6 +136,38 @@ static void log_rcpt(struct spool *sp, const struct event_ctx *ev, enum spool_lo
     free(queue);
 }
 
+void spool_upd_log_rcpt(struct spool *sp, struct msgid id, const struct proto_env *rec, enum spool_log_type type,
+                        uint32_t index, const struct spool_log_response *resp)
+{
+    struct event_ctx ev = {id, rec, NULL, (int64_t)(clock_real_ns() / 1000000000u)};
+    log_rcpt(sp, &ev, type, index, resp);
+}
+
+void spool_upd_owed(struct spool *sp, struct msgid id, uint32_t rcpt_first, long env)
+{
+    upd_push(sp, id, rcpt_first, env);
+}
+
+/* supp_hard - a Bounce of a hard class (not a block, policy or rate answer): the recipient is suppressed */
+static void supp_hard(struct spool *sp, struct msgid id, const struct proto_env *rec, uint32_t index,
+                      const struct spool_log_response *resp)
+{
+    const struct cfg *c = &sp->rt->cfg;
+    char enh[24] = "", idtext[MSGID_TEXT_SIZE];
+    if (!c->supp_enabled || !c->supp_auto_hard_bounce || !sp->bc || resp->code < 500 || resp->code > 599)
+        return;
+    if (resp->enh_class)
+        snprintf(enh, sizeof(enh), "%u.%u.%u", resp->enh_class, resp->enh_subject, resp->enh_detail);
+    if (!cfg_supp_hard(c, bounce_class_classify(sp->bc, resp->code, enh, resp->content)))
+        return;
+    const char *tenant = proto_env_meta_get(rec, PROTO_ENV_META_TENANT);
+    msgid_format(id, idtext);
+    int rc = spool_supp_add(sp, tenant && supp_valid_tenant(tenant, strlen(tenant)) ? tenant : "",
+                            rec->rcpts[index].addr, SPOOL_SUPP_HARD_BOUNCE, idtext, 0);
+    if (rc < 0 && rc != -ENOTSUP)
+        log_warn("%s: recipient %u not added to the suppression list (%s)", idtext, index, strerror(-rc));
+}
+
 static void dsn_item_add(struct dsn_item **items, size_t *n, const char *addr, const struct spool_log_response *r,
                          const char *mta, int64_t ts)
 {
@@ -399,6 +431,8 @@ void spool_upd_attempt(struct spool *sp, unsigned from, const struct proto_rec *
                                    : r.outcome == PROTO_OUT_TRANSIENT ? SPOOL_LOG_TRANSIENT_FAILURE
                                                                       : SPOOL_LOG_BOUNCE;
         log_rcpt(sp, &ev, type, r.index, &resp);
+        if (type == SPOOL_LOG_BOUNCE)
+            supp_hard(sp, id, &e->rec, r.index, &resp);
         if (type != SPOOL_LOG_DELIVERY && tsa < 0)
             tsa = i;
         if (type == SPOOL_LOG_BOUNCE && dsn)
@@ -464,6 +498,8 @@ void spool_upd_fail(struct spool *sp, unsigned from, const struct proto_rec *rec
         if (!mark[i])
             continue;
         log_rcpt(sp, &ev, expire ? SPOOL_LOG_EXPIRATION : admin ? SPOOL_LOG_ADMIN_BOUNCE : SPOOL_LOG_BOUNCE, i, &resp);
+        if (!expire && !admin) /* the scheduler's definite DNS answer (no such domain, null MX): BadDomain */
+            supp_hard(sp, id, &e->rec, i, &resp);
         if (dsn)
             dsn_item_add(&items, &n_items, e->rec.rcpts[i].addr, &resp, NULL, ev.ts);
     }
@@ -505,6 +541,26 @@ static void send_updated(struct spool *sp, const struct spool_upd *u, const stru
     spool_out_send(sp, SCHEDULER, &r);
 }
 
+/* nothing of the batch happened: tell the scheduler the state that is on disk */
+static void send_on_disk(struct spool *sp, const struct spool_upd *u)
+{
+    struct proto_env old;
+    int g = spool_db_get_envelope(sp->db, u->id, &old);
+    if (g == 0) {
+        send_updated(sp, u, &old, false);
+        proto_env_fini(&old);
+    } else if (g == -ENOENT) {
+        send_updated(sp, u, NULL, true);
+    }
+}
+
+void spool_upd_recovered(struct spool *sp)
+{
+    for (size_t i = 0; i < sp->n_upd_redo; i++)
+        send_on_disk(sp, &sp->upd_redo[i]);
+    sp->n_upd_redo = 0;
+}
+
 void spool_upd_committed(struct spool *sp, int rc)
 {
     for (size_t i = 0; i < sp->n_dsns; i++) {
@@ -521,16 +577,19 @@ void spool_upd_committed(struct spool *sp, int rc)
         } else if (rc == 0) {
             const struct spool_env *e = &sp->envs[u->env];
             send_updated(sp, u, &e->rec, e->gone);
-        } else {
-            /* nothing of the batch happened: tell the scheduler the state that is on disk */
-            struct proto_env old;
-            int g = spool_db_get_envelope(sp->db, u->id, &old);
-            if (g == 0) {
-                send_updated(sp, u, &old, false);
-                proto_env_fini(&old);
-            } else if (g == -ENOENT) {
-                send_updated(sp, u, NULL, true);
+        } else if (sp->db && spool_db_needs_recover(sp->db)) {
+            /*
+             * The database is down until the reopen: told now, the scheduler would find the recipients
+             * it just let go of still queued, have the spool announce everything again, deliver again,
+             * and fail again, in a loop as long as the fault. It is told once the reopen is done.
+             */
+            if (sp->n_upd_redo == sp->upd_redo_cap) {
+                sp->upd_redo_cap = sp->upd_redo_cap ? sp->upd_redo_cap * 2 : 64;
+                sp->upd_redo = xrealloc(sp->upd_redo, sp->upd_redo_cap * sizeof(*sp->upd_redo));
             }
+            sp->upd_redo[sp->n_upd_redo++] = *u;
+        } else {
+            send_on_disk(sp, u);
         }
     }
     sp->n_upds = 0;
@@ -544,6 +603,7 @@ void spool_upd_fini(struct spool *sp)
     spool_upd_committed(sp, -ECANCELED);
     free(sp->dsns);
     free(sp->upds);
+    free(sp->upd_redo);
     free(sp->envs);
     spool_dsn_limit_fini(&sp->dsn_limit);
     bounce_class_free(sp->bc);

@@ -41,6 +41,8 @@ PKGS=(
   chromium python3-websocket
   # terminal UIs under test (ringctl top): send-keys and capture-pane
   tmux
+  # mkfs.xfs and xfs_io for the power-cut test (power_loss_test.py: xfs_io -x -c shutdown on a loop mount)
+  xfsprogs
 )
 
 if [ "${RINGMAIL_SKIP_APT:-0}" = 1 ]; then

@@ -154,14 +154,15 @@ max_retry_interval = "2h"
     def endpoint(self):
         return "127.0.0.1:%d" % self.admin_port
 
-    def start(self, wait_ready=True, env=None):
-        """env: variables added to this process's environment for ringmaild (NOTIFY_SOCKET, say)."""
+    def start(self, wait_ready=True, env=None, cgroup=None):
+        """env: variables added to this process's environment for ringmaild (NOTIFY_SOCKET, say).
+        cgroup: a cgroup directory (v1 or v2) that ringmaild joins before its exec, so every role is in it."""
         args = [self.ringmaild, "--config", self.config_path]
         if self.bin_dir:
             args += ["--bin-dir", self.bin_dir]
         self.logf = open(self.log_path, "ab")
         limit = None
-        if self.nofile or self.memlock:
+        if self.nofile or self.memlock or cgroup:
             import resource
 
             def limit():
@@ -172,10 +173,19 @@ max_retry_interval = "2h"
                         resource.setrlimit(resource.RLIMIT_MEMLOCK, (self.memlock, self.memlock))
                     except (OSError, ValueError):
                         pass
+                if cgroup:
+                    with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+                        f.write(str(os.getpid()))  # this (forked) process, before the exec
         self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      preexec_fn=limit, env=dict(os.environ, **env) if env else None)
         if wait_ready:
-            self.wait_all_ready()
+            try:
+                self.wait_all_ready()
+            except BaseException:
+                # a node that never got ready must not outlive the test (its caller may not have
+                # registered a cleanup yet): stop it by pid, keep its directory for the log
+                self.stop()
+                raise
         return self
 
     def log(self):
