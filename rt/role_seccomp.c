@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -37,7 +38,7 @@ static const char *const seccomp_common[] = {
     "tgkill", "tkill", "signalfd4",
     /* identity and limits */
     "getpid", "gettid", "getppid", "getuid", "geteuid", "getgid", "getegid", "getgroups", "getresuid",
-    "getresgid", "getrlimit", "prlimit64", "getrusage", "uname", "sysinfo", "getcpu", "prctl", "arch_prctl",
+    "getresgid", "getrlimit", "prlimit64", "getrusage", "uname", "sysinfo", "getcpu", "arch_prctl",
     /* time */
     "clock_gettime", "clock_getres", "clock_nanosleep", "nanosleep", "gettimeofday", "time",
     "timerfd_create", "timerfd_settime", "timerfd_gettime",
@@ -98,6 +99,7 @@ static const char *const seccomp_egress[] = {
  * sanitizer runtime forks and execs (it runs under the role's filter too, inherited) */
 static const char *const seccomp_sanitizer[] = {
     "getdents", "ptrace", "wait4", "waitid", "kill", "process_vm_readv", "fork", "vfork", "execve",
+    "prctl", /* any option: LSan makes the process dumpable while it ptraces its threads */
     NULL,
 };
 #endif
@@ -108,6 +110,14 @@ static const char *const *role_lists[PROTO_NODE_ROLE__MAX] = {
     [PROTO_NODE_ROLE_INGRESS] = seccomp_ingress,
     [PROTO_NODE_ROLE_EGRESS] = seccomp_egress,
 };
+/* prctl(2) only with these options: thread names (RocksDB's pools), the parent-death signal, reading
+ * flags. Never PR_SET_DUMPABLE (a role made itself undumpable at start and stays so), PR_SET_PTRACER,
+ * PR_SET_MM, securebits or capabilities. */
+static const int prctl_options[] = {
+    PR_SET_NAME, PR_GET_NAME, PR_SET_PDEATHSIG, PR_GET_PDEATHSIG, PR_GET_DUMPABLE, PR_SET_NO_NEW_PRIVS,
+    PR_GET_NO_NEW_PRIVS, PR_CAPBSET_READ, PR_GET_SECCOMP, PR_GET_TIMERSLACK,
+};
+
 static const bool role_net[PROTO_NODE_ROLE__MAX] = {
     [PROTO_NODE_ROLE_SCHEDULER] = true,
     [PROTO_NODE_ROLE_INGRESS] = true,
@@ -178,6 +188,17 @@ static int allow_list(scmp_filter_ctx ctx, const char *const *names)
     return 0;
 }
 
+static int allow_prctl(scmp_filter_ctx ctx)
+{
+    for (size_t i = 0; i < sizeof(prctl_options) / sizeof(prctl_options[0]); i++) {
+        int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+                                  SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)prctl_options[i]));
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 int role_seccomp_install(enum proto_node_role role, int mode, _Atomic int32_t *report)
 {
     if (mode == CFG_SECCOMP_OFF)
@@ -203,6 +224,10 @@ int role_seccomp_install(enum proto_node_role role, int mode, _Atomic int32_t *r
     int rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
     if (rc == 0)
         rc = allow_list(ctx, seccomp_common);
+#ifndef RINGMAIL_SANITIZE
+    if (rc == 0)
+        rc = allow_prctl(ctx);
+#endif
     if (rc == 0 && role_net[role])
         rc = allow_list(ctx, seccomp_net);
     if (rc == 0)

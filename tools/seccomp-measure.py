@@ -26,6 +26,7 @@ TREE = os.path.dirname(HERE)
 ROLES = ("spool", "scheduler", "ingress", "egress")
 LINE = re.compile(r"^(\d+)\s+(?:<\.\.\. )?([a-z_0-9]+)(\(| resumed>)")
 CHILD = re.compile(r"^(\d+)\s+(?:<\.\.\. )?(clone3?|fork|vfork)\b.*= (\d+)")
+GONE = re.compile(r"^(\d+)\s+\+\+\+ (?:exited|killed)")
 EXEC = re.compile(r'^(\d+)\s+execve\("[^"]*/ringmail-([a-z]+)"')
 
 
@@ -59,9 +60,14 @@ def attribute(out):
     for name in sorted(os.listdir(out)):
         if not name.startswith("trace."):
             continue
-        role_of, root_of, filtered = {}, {}, set()
+        role_of, root_of, filtered, pending = {}, {}, set(), set()
         with open(os.path.join(out, name), errors="replace") as f:
             for line in f:
+                m = GONE.match(line)
+                if m:  # its pid may be reused by a process that is no role
+                    role_of.pop(m.group(1), None)
+                    root_of.pop(m.group(1), None)
+                    continue
                 m = EXEC.match(line)
                 if m and m.group(2) in ROLES:
                     role_of[m.group(1)] = m.group(2)
@@ -71,14 +77,23 @@ def attribute(out):
                 if m and m.group(1) in role_of:
                     role_of[m.group(3)] = role_of[m.group(1)]
                     root_of[m.group(3)] = root_of[m.group(1)]
+                elif m:  # ringmaild's child before its exec, on a pid a role may have had
+                    role_of.pop(m.group(3), None)
+                    root_of.pop(m.group(3), None)
                 m = LINE.match(line)
-                if not m or m.group(1) not in role_of or line.rstrip().endswith("<unfinished ...>"):
+                if not m or m.group(1) not in role_of:
                     continue
-                # only what runs under the filter counts: from the role's seccomp(SET_MODE_FILTER) on,
-                # in every thread of it (TSYNC)
-                if m.group(2) == "seccomp":  # its own loading (a resumed line when threads interleave)
+                # only what runs under the filter counts: from the role's seccomp(SET_MODE_FILTER) that
+                # returned 0 on (libseccomp probes with calls that fail first), in every thread (TSYNC)
+                if m.group(2) == "seccomp":
                     if "SECCOMP_SET_MODE_FILTER" in line:
+                        pending.add(m.group(1))
+                    if m.group(1) in pending and line.rstrip().endswith(") = 0"):
                         filtered.add(root_of[m.group(1)])
+                    if not line.rstrip().endswith("<unfinished ...>"):
+                        pending.discard(m.group(1))
+                elif line.rstrip().endswith("<unfinished ...>"):
+                    continue
                 elif root_of[m.group(1)] in filtered:
                     per_role[role_of[m.group(1)]][m.group(2)] += 1
     return per_role

@@ -6,7 +6,7 @@
  * an io_uring and writes to a pipe, then calls reboot(2) (no magic: harmless if it ran): it must die by
  * SIGSYS with its report slot holding __NR_reboot and never reach the line after the call; "log" and
  * "off": the same call returns (EINVAL or EPERM) and the child exits 0. Every role refuses execve and
- * ptrace; only the spool may rename, and it alone opens no socket. The syscall name lookup for the supervisor's report.
+ * ptrace, nor prctl(PR_SET_DUMPABLE) (PR_SET_NAME works); only the spool may rename, and it alone opens no socket. The syscall name lookup for the supervisor's report.
  * Exit 0 pass, 1 fail, 77 when seccomp or io_uring is unavailable.
  */
 #include <errno.h>
@@ -100,6 +100,15 @@ static int do_ptrace(void)
     syscall(SYS_ptrace, 0L, 0L, 0L, 0L);
     return 6;
 }
+
+/* a role may name a thread, not make itself dumpable again */
+static int do_prctl(void)
+{
+    if (prctl(PR_SET_NAME, "rm-test", 0, 0, 0) < 0)
+        return 10;
+    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+    return 11;
+}
 #endif
 
 static int do_rename(void)
@@ -163,13 +172,16 @@ int main(void)
             st = in_child(role, mode, report, do_reboot);
             CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s mode %d: reboot: status 0x%x", names[r], mode, st);
         }
-#ifndef RINGMAIL_SANITIZE /* the sanitizer runtime needs both (role_seccomp.c) */
+#ifndef RINGMAIL_SANITIZE /* the sanitizer runtime needs all three (role_seccomp.c) */
         atomic_store(report, -1);
         st = in_child(role, CFG_SECCOMP_KILL, report, do_execve);
         CHECK(killed_by(st, SYS_execve, report), "%s: execve: status 0x%x", names[r], st);
         atomic_store(report, -1);
         st = in_child(role, CFG_SECCOMP_KILL, report, do_ptrace);
         CHECK(killed_by(st, SYS_ptrace, report), "%s: ptrace: status 0x%x", names[r], st);
+        atomic_store(report, -1);
+        st = in_child(role, CFG_SECCOMP_KILL, report, do_prctl);
+        CHECK(killed_by(st, SYS_prctl, report), "%s: prctl(PR_SET_DUMPABLE): status 0x%x", names[r], st);
 #endif
         atomic_store(report, -1);
         st = in_child(role, CFG_SECCOMP_KILL, report, do_rename);
