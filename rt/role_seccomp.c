@@ -188,6 +188,7 @@ static int allow_list(scmp_filter_ctx ctx, const char *const *names)
     return 0;
 }
 
+#ifndef RINGMAIL_SANITIZE
 static int allow_prctl(scmp_filter_ctx ctx)
 {
     for (size_t i = 0; i < sizeof(prctl_options) / sizeof(prctl_options[0]); i++) {
@@ -198,6 +199,7 @@ static int allow_prctl(scmp_filter_ctx ctx)
     }
     return 0;
 }
+#endif
 
 int role_seccomp_install(enum proto_node_role role, int mode, _Atomic int32_t *report)
 {
