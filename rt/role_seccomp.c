@@ -113,10 +113,12 @@ static const char *const *role_lists[PROTO_NODE_ROLE__MAX] = {
 /* prctl(2) only with these options: thread names (RocksDB's pools), the parent-death signal, reading
  * flags. Never PR_SET_DUMPABLE (a role made itself undumpable at start and stays so), PR_SET_PTRACER,
  * PR_SET_MM, securebits or capabilities. */
+#ifndef RINGMAIL_SANITIZE
 static const int prctl_options[] = {
     PR_SET_NAME, PR_GET_NAME, PR_SET_PDEATHSIG, PR_GET_PDEATHSIG, PR_GET_DUMPABLE, PR_SET_NO_NEW_PRIVS,
     PR_GET_NO_NEW_PRIVS, PR_CAPBSET_READ, PR_GET_SECCOMP, PR_GET_TIMERSLACK,
 };
+#endif
 
 static const bool role_net[PROTO_NODE_ROLE__MAX] = {
     [PROTO_NODE_ROLE_SCHEDULER] = true,
