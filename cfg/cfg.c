@@ -72,6 +72,7 @@ enum cfg_kind {
     CFG_KIND_CIDRS,     /* relay_networks, admin trusted_networks */
     CFG_KIND_DOMAINS,   /* relay_domains */
     CFG_KIND_PATHS,     /* shaping files: an array of paths */
+    CFG_KIND_SECCOMP,   /* "kill", "log", "off" */
 };
 
 struct cfg_key {
@@ -102,6 +103,7 @@ static const struct cfg_key cfg_node_keys[] = {
     CFG_KEY("egress_user", CFG_KIND_OPT_USER, egress_user),
     CFG_KEY("hostname", CFG_KIND_HOST, hostname),
     CFG_KEY("log_level", CFG_KIND_LOG_LEVEL, log_level),
+    CFG_KEY("seccomp", CFG_KIND_SECCOMP, seccomp),
 };
 static const struct cfg_key cfg_admin_keys[] = {
     CFG_KEY("listen", CFG_KIND_ADDRESS, admin_listen),
@@ -627,8 +629,12 @@ static void cfg_apply_key(struct cfg_errs *e, struct cfg *c, const struct cfg_ke
         *(enum log_level *)field = level;
         return;
     }
-    case CFG_KIND_HUGE: {
-        static const char *const modes[] = {"auto", "require", "off"};
+    case CFG_KIND_HUGE:
+    case CFG_KIND_SECCOMP: {
+        /* both three words, stored as their index (enum shm_huge_mode, enum cfg_seccomp) */
+        static const char *const huge[] = {"auto", "require", "off"};
+        static const char *const seccomp[] = {"kill", "log", "off"};
+        const char *const *modes = k->kind == CFG_KIND_HUGE ? huge : seccomp;
         if (!cfg_expect(e, v, CFG_TOML_STRING, key, "a string"))
             return;
         for (int i = 0; i < 3; i++) {
@@ -637,8 +643,8 @@ static void cfg_apply_key(struct cfg_errs *e, struct cfg *c, const struct cfg_ke
                 return;
             }
         }
-        cfg_errf(e, v->line, "%s: %s is not one of \"auto\", \"require\", \"off\"", key,
-                 cfg_quote(q, sizeof(q), v->str));
+        cfg_errf(e, v->line, "%s: %s is not one of \"%s\", \"%s\", \"%s\"", key, cfg_quote(q, sizeof(q), v->str),
+                 modes[0], modes[1], modes[2]);
         return;
     }
     case CFG_KIND_WORKERS:

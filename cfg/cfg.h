@@ -23,6 +23,13 @@
 #include "cfg/cfg_value.h"
 
 #define CFG_MAX_LISTENERS 16
+
+/* [node] seccomp: what a role's filter does with a syscall off its list (rt/role_seccomp.c) */
+enum cfg_seccomp {
+    CFG_SECCOMP_KILL = 0, /* the call never runs; the role dies by SIGSYS, the supervisor reports it */
+    CFG_SECCOMP_LOG = 1,  /* the call runs; the kernel's audit log records it */
+    CFG_SECCOMP_OFF = 2,
+};
 #define CFG_MAX_WORKERS 32
 #define CFG_MAX_CIDRS 64
 
@@ -140,6 +147,7 @@ struct cfg {
     /* PRIV-01: a user per role ("" = `user`); every role keeps `user`'s primary group, so files the
      * node's group may read stay readable; the spool's database and logs belong to spool_user alone */
     char *spool_user, *scheduler_user, *ingress_user, *egress_user;
+    int seccomp;     /* enum cfg_seccomp; default "kill" */
     char *hostname;  /* name in SMTP banners; default: the host name */
     enum log_level log_level;
 

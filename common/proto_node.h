@@ -160,6 +160,7 @@ struct proto_node_instance {
     _Atomic uint64_t held_until_ns;
     _Atomic uint64_t ping_rtt_ns; /* last ring round trip measured by this instance */
     _Atomic uint32_t reload_seen; /* last reload generation this instance applied */
+    _Atomic int32_t seccomp_nr;   /* syscall that the role's seccomp filter trapped; -1 none (in padding) */
     _Alignas(64) unsigned char bell[PROTO_NODE_BELL_BYTES]; /* struct shm_bell: shm_segment_bell() */
     _Atomic uint64_t counters[PROTO_NODE_CTR__MAX];
     struct proto_hist hist[PROTO_NODE_HIST__MAX]; /* scale PROTO_HIST_FAST */

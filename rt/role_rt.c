@@ -2,6 +2,7 @@
  * role_rt - what every role process shares: attach, register, loop, rings, signals, heartbeat
  */
 #include "rt/role_rt.h"
+#include "rt/role_seccomp.h"
 #include "rt/trace.h"
 
 #include <errno.h>
@@ -402,6 +403,13 @@ void role_rt_ready(struct role_rt *rt)
 
 int role_rt_run(struct role_rt *rt)
 {
+    /* PRIV-02: every library has opened what it opens at start; from here on only the role's list.
+     * The mode is the start's: a reload does not change a loaded filter (it cannot be lifted). */
+    int src = role_seccomp_install(rt->role, rt->cfg.seccomp, &rt->self->seccomp_nr);
+    if (src < 0)
+        fatal("seccomp filter (%s): %s", proto_node_role_name(rt->role), strerror(-src));
+    if (rt->cfg.seccomp != CFG_SECCOMP_OFF)
+        log_debug("seccomp filter loaded (%s)", rt->cfg.seccomp == CFG_SECCOMP_KILL ? "kill" : "log");
     while (!rt->done) {
         if (drain_rings(rt) > 0) {
             if (rt->hooks.after_drain)

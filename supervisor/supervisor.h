@@ -98,6 +98,9 @@ struct sup_instance {
     unsigned n_deaths;
     bool restart_requested;  /* operator restart: the exit is not a crash */
     uint64_t term_sent_ns;   /* SIGTERM sent at; SIGKILL after the drain timeout */
+    /* the syscall its seccomp filter trapped at the last death by SIGSYS (bounded copy of the role's
+     * report, read by the admin thread); -1: none or not a seccomp death */
+    _Atomic int32_t seccomp_nr;
 };
 
 /* systemd notification state (supervisor_notify.c); main thread only */
@@ -177,6 +180,9 @@ void supervisor_spawn_init(struct supervisor *s);
 void supervisor_spawn_set_state(struct supervisor *s, unsigned i, enum proto_node_inst_state state);
 void supervisor_spawn_all(struct supervisor *s);
 void supervisor_spawn_reap(struct supervisor *s);
+/* supervisor_describe_exit - a wait status in words ("killed by seccomp (SIGSYS): syscall N (name)" for a
+ * death by SIGSYS; seccomp_nr is the supervisor's bounded copy of the trapped syscall, or -1) */
+void supervisor_describe_exit(int status, int32_t seccomp_nr, char *buf, size_t len);
 void supervisor_spawn_tick(struct supervisor *s, uint64_t now);
 int supervisor_spawn_restart(struct supervisor *s, enum proto_node_role role, int index, char **detail);
 void supervisor_spawn_signal_all(struct supervisor *s, int sig);

@@ -150,7 +150,9 @@ static void instance_doc(struct supervisor *s, unsigned i, uint64_t now, struct 
     if (running && hb && now >= hb)
         r->heartbeat_age_ms = (int64_t)((now - hb) / 1000000u);
     if (status >= 0) {
-        if (WIFEXITED(status))
+        if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS)
+            supervisor_describe_exit(status, atomic_load(&s->inst[i].seccomp_nr), exit_buf, exit_len);
+        else if (WIFEXITED(status))
             snprintf(exit_buf, exit_len, "exit %d", WEXITSTATUS(status));
         else if (WIFSIGNALED(status))
             snprintf(exit_buf, exit_len, "signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));

@@ -35,10 +35,19 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "rt/role_seccomp.h"
 
-static void describe_status(int status, char *buf, size_t len)
+void supervisor_describe_exit(int status, int32_t seccomp_nr, char *buf, size_t len)
 {
-    if (WIFEXITED(status))
+    char name[64];
+
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS) {
+        if (seccomp_nr >= 0)
+            snprintf(buf, len, "killed by seccomp (SIGSYS): syscall %d (%s)", (int)seccomp_nr,
+                     role_seccomp_syscall_name(seccomp_nr, name, sizeof(name)));
+        else
+            snprintf(buf, len, "killed by seccomp (SIGSYS)");
+    } else if (WIFEXITED(status))
         snprintf(buf, len, "exit status %d", WEXITSTATUS(status));
     else if (WIFSIGNALED(status))
         snprintf(buf, len, "killed by signal %d (%s)%s", WTERMSIG(status), strsignal(WTERMSIG(status)),
@@ -53,6 +62,7 @@ void supervisor_spawn_init(struct supervisor *s)
         s->inst[i].role = (enum proto_node_role)s->seg.inst[i].role;
         s->inst[i].index = s->seg.inst[i].index;
         s->inst[i].state = PROTO_NODE_INST_EMPTY;
+        atomic_store(&s->inst[i].seccomp_nr, -1);
     }
 }
 
@@ -114,6 +124,7 @@ static void spawn_one(struct supervisor *s, unsigned i)
     atomic_store(&in->started_ns, si->started_ns);
     atomic_store(&in->ready_ns, 0);
     atomic_store(&in->heartbeat_ns, 0);
+    atomic_store(&in->seccomp_nr, -1);
     si->restart_at_ns = 0;
     si->term_sent_ns = 0;
 
@@ -187,7 +198,15 @@ static void on_death(struct supervisor *s, unsigned i, int status)
     uint32_t old_gen = si->generation;
     char why[128];
 
-    describe_status(status, why, sizeof(why));
+    /* the role's own report of the trapped syscall: believed only for a death by SIGSYS, and bounded */
+    int32_t nr = -1;
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS) {
+        nr = atomic_load(&in->seccomp_nr);
+        if (nr < 0 || nr > ROLE_SECCOMP_MAX_NR)
+            nr = -1;
+    }
+    atomic_store(&si->seccomp_nr, nr);
+    supervisor_describe_exit(status, nr, why, sizeof(why));
     si->pid = 0;
     supervisor_trace_note_pid(i, 0);
     atomic_store(&in->pid, 0);

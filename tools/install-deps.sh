@@ -10,6 +10,8 @@ PKGS=(
   libtomlplusplus-dev libjansson-dev libmicrohttpd-dev libpcre2-dev libhiredis-dev
   # MTA-STS policy fetches over HTTPS (the OpenSSL flavour, as the rest of the tree)
   libcurl4-openssl-dev
+  # the roles' seccomp allow-lists (rt/role_seccomp.c)
+  libseccomp-dev
   # crypt_r for [auth] passwords_file (yescrypt, SHA-512)
   libcrypt-dev
   # ringctl top's screen

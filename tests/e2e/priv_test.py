@@ -153,6 +153,7 @@ class PrivTest(unittest.TestCase):
             self.assertEqual(int(st["Gid"][0]), self.gid, name)
             self.assertEqual(st["Groups"], [], name)
             self.assertEqual(st["NoNewPrivs"], ["1"], name)
+            self.assertEqual(st["Seccomp"], ["2"], name)  # PRIV-02: its allow-list is loaded (seccomp_test.py)
             # an undumpable process's /proc entries (fd/, status, mem...) belong to root, whatever its uid
             self.assertEqual(os.stat("/proc/%d/fd" % r["pid"]).st_uid, 0, name)
         # the node works with its roles split: mail is accepted and stored

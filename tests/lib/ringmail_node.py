@@ -301,7 +301,8 @@ max_retry_interval = "2h"
 
     # a role that died of one of these, or a sanitizer report, is a bug even when the node recovered
     CRASH_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "killed by signal 6 ",
-                   "killed by signal 11 ", "killed by signal 7 ", "killed by signal 8 ", "killed by signal 4 ")
+                   "killed by signal 11 ", "killed by signal 7 ", "killed by signal 8 ", "killed by signal 4 ",
+                   "killed by seccomp", ": seccomp: syscall ")
     allow_crashes = False  # a test that makes a role crash on purpose sets it
 
     def crashes(self):
