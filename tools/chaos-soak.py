@@ -472,11 +472,16 @@ def main(argv):
         return 2
     soak = Soak(a)
     failed = True
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_term)  # stop the node and the sink on the way out
     try:
         summary = soak.run()
         failed = bool(summary["violations"])
     except KeyboardInterrupt:
-        sys.stderr.write("chaos-soak: interrupted (seed %d)\n" % a.seed)
+        sys.stderr.write("chaos-soak: interrupted (seed %d, the schedule in %s)\n" % (
+            a.seed, os.path.join(soak.node.tmp, "schedule.json") if soak.node else "-"))
         return 1
     finally:
         soak.cleanup(failed)
