@@ -13,7 +13,8 @@ an empty queue, no role crashed (signals other than the soak's, sanitizer report
 
     tools/chaos-soak.py --build-dir build                       # 30 minutes, all event kinds
     tools/chaos-soak.py --build-dir build --duration 5m --seed 42 --events kill9,reload
-Exit: 0 the invariant held; 1 a violation (the summary lists them); 2 bad usage or no node.
+Exit: 0 the invariant held; 1 a violation (the summary lists them); 2 bad usage, or the soak itself
+broke (no node, a traceback) without a verdict.
 """
 import argparse
 import json
@@ -22,9 +23,11 @@ import random
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
+import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "lib"))
@@ -250,8 +253,15 @@ class Soak:
         except ProcessLookupError:
             pass  # the supervisor killed it for its heartbeat meanwhile
 
+    def ringctl(self, *args):
+        try:
+            return self.node.ringctl(*args)
+        except subprocess.TimeoutExpired:
+            self.violations.append("ringctl %s: no answer within 30 s" % " ".join(args))
+            raise Skip("ringctl %s timed out" % " ".join(args))
+
     def ev_reload(self, ev):
-        p = self.node.ringctl("reload")
+        p = self.ringctl("reload")
         self.say("ringctl reload: exit %d %s" % (p.returncode, p.stdout.strip()[:120]))
         if p.returncode != 0:
             self.violations.append("ringctl reload of an unchanged valid configuration failed (%d): %s %s"
@@ -261,7 +271,7 @@ class Soak:
         r = self.target(ev)
         name = ev["target"]
         role, index = name[:-1].split("[")
-        p = self.node.ringctl("restart", "%s/%s" % (role, index))
+        p = self.ringctl("restart", "%s/%s" % (role, index))
         self.say("ringctl restart %s/%s: exit %d %s" % (role, index, p.returncode, p.stdout.strip()[:120]))
         if p.returncode != 0:
             raise Skip("ringctl restart %s/%s: %s %s" % (role, index, p.stdout.strip(), p.stderr.strip()))
@@ -483,6 +493,10 @@ def main(argv):
         sys.stderr.write("chaos-soak: interrupted (seed %d, the schedule in %s)\n" % (
             a.seed, os.path.join(soak.node.tmp, "schedule.json") if soak.node else "-"))
         return 1
+    except Exception:  # the soak itself broke (the node did not start, say): no verdict
+        traceback.print_exc()
+        sys.stderr.write("chaos-soak: stopped by an error (seed %d)\n" % a.seed)
+        return 2
     finally:
         soak.cleanup(failed)
     if a.json:
