@@ -172,6 +172,7 @@ class Soak:
                    # an ASan build: the preloaded shim comes before the ASan runtime in the link order
                    "ASAN_OPTIONS": (os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0").lstrip(":")}
             open(self.fault_ctl + ".hits", "w").close()
+            os.chmod(self.fault_ctl + ".hits", 0o666)  # the spool runs as an unprivileged user under root
         text = json.dumps({"seed": self.a.seed, "duration_s": self.a.duration, "interval_s": self.a.interval,
                            "events": self.a.events, "rate": self.a.rate, "schedule": self.schedule}, indent=1)
         for path in [os.path.join(self.node.tmp, "schedule.json")] + ([self.a.schedule] if self.a.schedule else []):
@@ -437,6 +438,9 @@ class Soak:
         if "fault" in self.a.events and self.done.get("fault"):
             with open(self.fault_ctl + ".hits") as f:
                 st["fault_hits"] = sum(1 for _ in f)
+        if "io_uring is not available" in self.node.log():
+            self.notes.append("roles failed to start for want of io_uring memory (too many nodes on this "
+                              "machine?): a violation may be the environment's; run again when it is quieter")
         if self.client.count() == 0:
             self.violations.append("no message was answered 250: %s" % self.client.errors[:5])
         return {
