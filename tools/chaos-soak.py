@@ -499,6 +499,8 @@ def main(argv):
         return 1
     except Exception:  # the soak itself broke (the node did not start, say): no verdict
         traceback.print_exc()
+        if soak.node:
+            sys.stderr.write("---- ringmaild log (tail) ----\n%s\n" % soak.node.log()[-4000:])
         sys.stderr.write("chaos-soak: stopped by an error (seed %d)\n" % a.seed)
         return 2
     finally:
