@@ -35,7 +35,7 @@ def soak(*args, timeout=110):
             p.kill()
             out, err = p.communicate()
         raise AssertionError("chaos-soak ran over %d s:\n%s" % (timeout, err[-6000:]))
-    sys.stderr.write(err[-6000:])
+    sys.stderr.write(err[-6000:] + out)
     lines = [line for line in out.splitlines() if line.startswith("{")]
     if not lines:
         raise AssertionError("chaos-soak exit %d without a summary:\n%s\n%s" % (p.returncode, out, err))
