@@ -135,7 +135,8 @@ def tally(node, client, deliveries, expect_empty=True, windows=(), max_dups=None
     """The accounting invariant over client's list of 250s; returns (summary dict, list of violations).
     deliveries: recipient (lower case) -> sorted monotonic times the sink accepted it. windows:
     (start, end) or (start, end, reason) monotonic intervals in which a first delivery may be repeated
-    (the crash windows; the first window holding it names the reason in summary["dup_reasons"]);
+    (the crash windows; the window holding it that opened last names the reason in
+    summary["dup_reasons"]);
     max_dups bounds the duplicates inside them when given. queued: the scheduler's messages_queued
     (read from node when None)."""
     records = node.log_records()
@@ -178,7 +179,9 @@ def tally(node, client, deliveries, expect_empty=True, windows=(), max_dups=None
                     hit = [w for w in windows if w[0] <= times[0] <= w[1]]
                     if hit:
                         st["dups_in_window"] += len(times) - 1
-                        reason = hit[0][2] if len(hit[0]) > 2 else "crash"
+                        # the last window to open before the first copy: the event closest after it
+                        w = max(hit, key=lambda w: w[0])
+                        reason = w[2] if len(w) > 2 else "crash"
                         st["dup_reasons"][reason] = st["dup_reasons"].get(reason, 0) + len(times) - 1
                     else:
                         st["dups_outside"] += len(times) - 1
