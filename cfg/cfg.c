@@ -27,6 +27,7 @@
 #include "base/buf.h"
 #include "base/file.h"
 #include "cfg/cfg_dkim.h"
+#include "cfg/cfg_supp.h"
 #include "cfg/cfg_dlv.h"
 #include "cfg/cfg_fbl.h"
 #include "cfg/cfg_int.h"
@@ -77,7 +78,7 @@ struct cfg_key {
     const char *name;
     enum cfg_kind kind;
     size_t off; /* of the field in struct cfg */
-    uint64_t lo, hi; /* range of SIZE, U32 and U64 keys */
+    uint64_t lo, hi; /* range of SIZE, U32 and U64 keys, and of DURATION keys (ms) when hi is set */
 };
 
 #define CFG_KEY(name, kind, field) {name, kind, offsetof(struct cfg, field), 0, 0}
@@ -148,6 +149,7 @@ static const struct cfg_key cfg_egress_keys[] = {
     CFG_KEY("tls_ca_file", CFG_KIND_OPT_PATH, egress_tls_ca_file),
     CFG_KEY("tls_client_certificate", CFG_KIND_OPT_PATH, egress_tls_client_certificate),
     CFG_KEY("tls_client_private_key", CFG_KIND_OPT_PATH, egress_tls_client_private_key),
+    CFG_KEY_IN("min_data_rate", CFG_KIND_U64, egress_min_data_rate, 0, 1000000000),
 };
 static const struct cfg_key cfg_shm_keys[] = {
     CFG_KEY_IN("arena_size", CFG_KIND_SIZE, arena_bytes, CFG_MIB, 64 * CFG_GIB),
@@ -180,6 +182,7 @@ static const struct cfg_key cfg_policy_keys[] = {
     CFG_KEY("file", CFG_KIND_OPT_PATH, policy_file),
     CFG_KEY_IN("instruction_budget", CFG_KIND_U64, policy_instruction_budget, 1000, UINT64_C(10000000000)),
     CFG_KEY_IN("memory_limit", CFG_KIND_SIZE, policy_memory_limit, CFG_MIB, 4 * CFG_GIB),
+    CFG_KEY_IN("hook_time_limit", CFG_KIND_DURATION, policy_hook_time_limit_ms, 1, 5000),
 };
 static const struct cfg_key cfg_shaping_keys[] = {
     {"files", CFG_KIND_PATHS, 0, 0, 0},
@@ -197,6 +200,11 @@ static const struct cfg_key cfg_log_keys[] = {
     CFG_KEY_IN("max_total_size", CFG_KIND_SIZE, log_max_total_size, 0, UINT64_C(1) << 50),
     CFG_KEY_IN("min_free_space", CFG_KIND_SIZE, log_min_free_space, 0, 1024 * CFG_GIB),
 };
+static const struct cfg_key cfg_metrics_keys[] = {
+    CFG_KEY_IN("max_sites", CFG_KIND_U32, metrics_max_sites, 1, 10000),
+    CFG_KEY_IN("max_providers", CFG_KIND_U32, metrics_max_providers, 1, 10000),
+    CFG_KEY_IN("max_sources", CFG_KIND_U32, metrics_max_sources, 1, 10000),
+};
 
 static const struct cfg_section cfg_sections[] = {
     {"node", cfg_node_keys, CFG_ARRAY_SIZE(cfg_node_keys)},
@@ -212,6 +220,7 @@ static const struct cfg_section cfg_sections[] = {
     {"shaping", cfg_shaping_keys, CFG_ARRAY_SIZE(cfg_shaping_keys)},
     {"spool", cfg_spool_keys, CFG_ARRAY_SIZE(cfg_spool_keys)},
     {"log", cfg_log_keys, CFG_ARRAY_SIZE(cfg_log_keys)},
+    {"metrics", cfg_metrics_keys, CFG_ARRAY_SIZE(cfg_metrics_keys)},
 };
 
 
@@ -330,6 +339,7 @@ void cfg_default(struct cfg *c)
     c->policy_file = xstrdup("");
     c->policy_instruction_budget = 1000000;
     c->policy_memory_limit = 64 * CFG_MIB;
+    c->policy_hook_time_limit_ms = 50;
     c->spool_free_space_min = CFG_GIB;
     c->spool_dir = xstrdup("");
     c->log_dir = xstrdup("");
@@ -339,8 +349,12 @@ void cfg_default(struct cfg *c)
     c->log_max_age_ms = 0;
     c->log_max_total_size = 0;
     c->log_min_free_space = CFG_GIB;
+    c->metrics_max_sites = 50;
+    c->metrics_max_providers = 50;
+    c->metrics_max_sources = 50;
     cfg_dlv_default(c);
     cfg_fbl_default(c);
+    cfg_supp_default(c);
 }
 
 void cfg_fini(struct cfg *c)
@@ -378,6 +392,7 @@ void cfg_fini(struct cfg *c)
     cfg_dlv_fini(c);
     cfg_dkim_fini(c);
     cfg_fbl_fini(c);
+    cfg_supp_fini(c);
     memset(c, 0, sizeof(*c));
 }
 
@@ -433,6 +448,7 @@ static void cfg_copy(struct cfg *dst, const struct cfg *src)
     cfg_dlv_copy(dst, src);
     cfg_dkim_copy(dst, src);
     cfg_fbl_copy(dst, src);
+    cfg_supp_copy(dst, src);
 }
 
 static void cfg_set_str(char **slot, const char *s)
@@ -684,6 +700,11 @@ static void cfg_apply_key(struct cfg_errs *e, struct cfg *c, const struct cfg_ke
             cfg_errf(e, v->line, "%s: %llu ms is longer than the maximum of 365 days", key, (unsigned long long)u);
             return;
         }
+        if (k->hi && (u < k->lo || u > k->hi)) {
+            cfg_errf(e, v->line, "%s: %llu ms is out of range (%llu..%llu ms)", key, (unsigned long long)u,
+                     (unsigned long long)k->lo, (unsigned long long)k->hi);
+            return;
+        }
         *(uint64_t *)field = u;
         return;
     }
@@ -734,6 +755,10 @@ static void cfg_apply_root(struct cfg_errs *e, struct cfg *c, const struct cfg_t
         }
         if (strcmp(t->key, "feedback") == 0) {
             cfg_fbl_apply(e, c, t);
+            continue;
+        }
+        if (strcmp(t->key, "suppression") == 0) {
+            cfg_supp_apply(e, c, t);
             continue;
         }
         if (cfg_dlv_owns(t->key))

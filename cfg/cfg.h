@@ -32,6 +32,7 @@ struct cfg_listener {
     bool implicit_tls; /* tls = "implicit": TLS handshake first, then the banner (port 465); needs [tls] */
     bool require_auth; /* MAIL before a successful AUTH gets 530 5.7.0 (a submission port, 587) */
     bool feedback;     /* every message on it is feedback mail (an ARF or DSN report; docs/operations.md) */
+    int suppression;   /* enum cfg_supp_mode: suppression = "reject" | "drop"; CFG_SUPP_INHERIT: [suppression] on_rcpt */
 };
 
 /* [[http_listener]]: the HTTP injection API (docs/http-injection.md), served by the ingress workers */
@@ -66,6 +67,23 @@ struct cfg_pool {
     uint32_t n;
     uint32_t source[CFG_MAX_SOURCES]; /* index into cfg.sources */
     uint32_t weight[CFG_MAX_SOURCES]; /* >= 1 */
+};
+
+#define CFG_WARMUP_STEPS_MAX 1000 /* steps of one warm-up, written or made by a geometric ramp */
+
+/* [warmup."SOURCE"]: a source's warm-up ramp (cfg_warmup.c, docs/configuration.md); a geometric ramp is
+ * expanded into its steps when the file is read, so the roles see one list */
+struct cfg_warmup_rate {
+    uint64_t limit, period_ms; /* limit per period_ms; both > 0 */
+};
+struct cfg_warmup {
+    char *source;                 /* an [[egress_source]] name */
+    uint64_t start_ms;            /* unix ms (UTC) the first step starts */
+    uint64_t step_ms;             /* each step's length; default 1 day */
+    double max_deferral_rate;     /* 0..1: deferred / attempts of a step above it holds the step; default 0.05 */
+    bool per_site;                /* per = "site": the allowance is per site; default false: per provider */
+    uint32_t n_steps;             /* 1..CFG_WARMUP_STEPS_MAX */
+    struct cfg_warmup_rate *steps;
 };
 
 /* [queue.NAME]: retry policy of the scheduled queues it matches (by queue name, else by domain);
@@ -176,6 +194,7 @@ struct cfg {
     uint64_t egress_command_timeout_ms; /* EHLO, MAIL, RCPT, DATA, RSET; default 5 min */
     uint64_t egress_data_timeout_ms;    /* the reply after the body; default 10 min */
     uint64_t egress_idle_timeout_ms;    /* an idle connection is closed after it; default 60 s */
+    uint64_t egress_min_data_rate;      /* bytes/s the DATA deadline allows per body byte; default 10240, 0: none */
     uint32_t egress_port;               /* MX port, default 25 */
     char *egress_tls_ca_file;           /* CA bundle verifying MX certificates; "" (default): system store */
     char *egress_tls_client_certificate; /* offered when a server asks; "" (default): none */
@@ -214,6 +233,7 @@ struct cfg {
     char *policy_file;                  /* Lua file; "" (default): no policy */
     uint64_t policy_instruction_budget; /* per hook call, default 1000000 */
     uint64_t policy_memory_limit;       /* bytes per Lua state, default 64 MiB */
+    uint64_t policy_hook_time_limit_ms; /* wall clock per hook call, 1 ms..5 s, default 50 ms */
 
     /* [shaping] */
     size_t n_shaping_files; /* KumoMTA-format shaping files merged in order; 0 (default): the built-in one */
@@ -231,6 +251,9 @@ struct cfg {
     uint64_t log_max_age_ms;        /* finished segments older than this are removed; 0 (default) = kept */
     uint64_t log_max_total_size;    /* segments past this total are removed, oldest first; 0 (default) = no cap */
     uint64_t log_min_free_space;    /* below it on the log file system MAIL gets 452; default 1 GiB, 0 = no check */
+
+    /* [metrics] (docs/metrics.md): label cardinality; the rest are summed under "other"; default 50 each */
+    uint32_t metrics_max_sites, metrics_max_providers, metrics_max_sources;
 
     /* [shm] */
     uint64_t arena_bytes;   /* body arena, default 64 MiB */
@@ -260,7 +283,28 @@ struct cfg {
     bool dsn_verp;             /* MAIL FROM of outgoing mail is bounce+TOKEN@dsn_verp_domain */
     char *dsn_verp_domain;     /* "" (default); a feedback domain of its own */
     char *dsn_verp_secret;     /* the HMAC key: verp_secret, or the content of verp_key_file; "" (default) */
+
+    /* [warmup."SOURCE"] (cfg_warmup.c) */
+    size_t n_warmups;
+    struct cfg_warmup *warmups; /* NULL when n_warmups is 0 (the default: no source is warming) */
+    /* [suppression] (cfg_supp.c) */
+    bool supp_enabled;          /* default true */
+    int supp_on_rcpt;           /* enum cfg_supp_mode, default CFG_SUPP_REJECT */
+    bool supp_auto_hard_bounce; /* Bounce records of a hard class add the recipient; default true */
+    size_t n_supp_hard_classes; /* default: InvalidRecipient, BadDomain, InactiveMailbox */
+    char **supp_hard_classes;
 };
+
+/* what a suppressed recipient gets at RCPT */
+enum cfg_supp_mode {
+    CFG_SUPP_INHERIT = 0, /* a listener: the [suppression] on_rcpt value */
+    CFG_SUPP_REJECT = 1,  /* 550 5.7.1 suppressed */
+    CFG_SUPP_DROP = 2,    /* 250, then the spool drops it with a Suppressed record */
+};
+/* cfg_supp_mode_of - the mode of listener i (its own, else on_rcpt) */
+enum cfg_supp_mode cfg_supp_mode_of(const struct cfg *c, size_t listener);
+/* cfg_supp_hard - the bounce class is one of hard_classes */
+bool cfg_supp_hard(const struct cfg *c, const char *bounce_class);
 
 void cfg_default(struct cfg *c);
 int cfg_load_file(struct cfg *c, const char *path, char **err);
@@ -281,6 +325,11 @@ char *cfg_dlv_route_text(const struct cfg_route *r);
 void cfg_dlv_route_fini(struct cfg_route *r);
 /* cfg_dlv_source_find - index of the named source, -1 when none */
 int cfg_dlv_source_find(const struct cfg *c, const char *name);
+/* cfg_warmup_find - the [warmup."SOURCE"] of a source, NULL when it is not warming */
+const struct cfg_warmup *cfg_warmup_find(const struct cfg *c, const char *source);
+/* cfg_warmup_parse_time - "2026-12-01" (midnight UTC) or an RFC 3339 time ("2026-12-01T08:00:00Z",
+ * "...+02:00", fractions of a second ignored) -> unix ms; false when malformed or before 1970 */
+bool cfg_warmup_parse_time(const char *text, uint64_t *out_ms);
 
 /* cfg_fbl.c */
 /* cfg_feedback_on - the node takes feedback mail (a feedback domain, address, listener or VERP) */

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 
 #include "cfg/cfg_toml.h"
+#include "cfg/cfg_warmup.h"
 #include "base/buf.h"
 #include "base/hostport.h"
 #include "base/mem.h"
@@ -41,6 +42,7 @@ void cfg_dlv_default(struct cfg *c)
     c->egress_command_timeout_ms = 300000; /* RFC 5321 4.5.3.2 */
     c->egress_data_timeout_ms = 600000;
     c->egress_idle_timeout_ms = 60000;
+    c->egress_min_data_rate = 10240;
     c->egress_port = 25;
     c->egress_tls_ca_file = xstrdup("");
     c->egress_tls_client_certificate = xstrdup("");
@@ -102,6 +104,7 @@ void cfg_dlv_copy(struct cfg *dst, const struct cfg *src)
     for (size_t i = 0; i < src->n_bounce_rules_files; i++)
         dst->bounce_rules_files[i] = dup_or_null(src->bounce_rules_files[i]);
     dst->dsn_postmaster = dup_or_null(src->dsn_postmaster);
+    cfg_warmup_copy(dst, src);
 }
 
 void cfg_dlv_fini(struct cfg *c)
@@ -132,6 +135,7 @@ void cfg_dlv_fini(struct cfg *c)
         free(c->bounce_rules_files[i]);
     free(c->bounce_rules_files);
     free(c->dsn_postmaster);
+    cfg_warmup_fini(c);
 }
 
 const struct cfg_queue *cfg_dlv_queue_for(const struct cfg *c, const char *queue_name, const char *domain)
@@ -677,7 +681,7 @@ static void dlv_dsn(struct cfg_errs *e, struct cfg *c, const struct cfg_toml_nod
 
 bool cfg_dlv_owns(const char *key)
 {
-    static const char *const keys[] = {"egress_source", "egress_pool", "queue", "route", "bounce", "dsn"};
+    static const char *const keys[] = {"egress_source", "egress_pool", "queue", "route", "bounce", "dsn", "warmup"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         if (strcmp(key, keys[i]) == 0)
             return true;
@@ -706,4 +710,6 @@ void cfg_dlv_apply(struct cfg_errs *e, struct cfg *c, const struct cfg_toml_node
         dlv_bounce(e, c, t);
     if ((t = cfg_toml_find(root, "dsn")))
         dlv_dsn(e, c, t);
+    if ((t = cfg_toml_find(root, "warmup")))
+        cfg_warmup_apply(e, c, t); /* after the sources it names */
 }

@@ -123,6 +123,7 @@ void cfg_net_apply_listeners(struct cfg_errs *e, struct cfg *c, const struct cfg
         const struct cfg_toml_node *t = a->children[i];
         const char *address = NULL, *name = "smtp";
         bool implicit_tls = false, require_auth = false, feedback = false;
+        int supp = CFG_SUPP_INHERIT;
         snprintf(key, sizeof(key), "listener[%zu]", i);
         if (!cfg_expect(e, t, CFG_TOML_TABLE, key, "a table"))
             continue;
@@ -158,6 +159,15 @@ void cfg_net_apply_listeners(struct cfg_errs *e, struct cfg *c, const struct cfg
                 if (cfg_expect(e, v, CFG_TOML_BOOL, key, "a boolean"))
                     feedback = v->b;
                 continue;
+            } else if (strcmp(v->key, "suppression") == 0) {
+                if (!cfg_expect(e, v, CFG_TOML_STRING, key, "a string"))
+                    continue;
+                if (strcmp(v->str, "reject") == 0)
+                    supp = CFG_SUPP_REJECT;
+                else if (strcmp(v->str, "drop") == 0)
+                    supp = CFG_SUPP_DROP;
+                else
+                    why = "must be \"reject\" or \"drop\"";
             } else {
                 cfg_errf(e, v->line, "unknown key %s", cfg_quote(q, sizeof(q), key));
                 continue;
@@ -180,6 +190,7 @@ void cfg_net_apply_listeners(struct cfg_errs *e, struct cfg *c, const struct cfg
         l[n].implicit_tls = implicit_tls;
         l[n].require_auth = require_auth;
         l[n].feedback = feedback;
+        l[n].suppression = supp;
         n++;
     }
     if (e->count == before) {

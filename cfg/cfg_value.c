@@ -321,6 +321,62 @@ bool cfg_value_parse_duration(const char *text, uint64_t *out_ms)
     return cfg_parse_scaled(text, units, CFG_ARRAY_SIZE(units), out_ms);
 }
 
+bool cfg_value_parse_grouped(const char *s, size_t n, uint64_t *out)
+{
+    uint64_t v = 0;
+    bool digit = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if ((c == ',' || c == '_') && digit && i + 1 < n)
+            continue;
+        if (c < '0' || c > '9')
+            return false;
+        if (v > (UINT64_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(c - '0');
+        digit = true;
+    }
+    *out = v;
+    return digit;
+}
+
+bool cfg_value_parse_rate(const char *text, uint64_t *limit, uint64_t *period_ms, uint64_t *max_burst,
+                          const char **why)
+{
+    static const struct cfg_unit periods[] = {
+        {"s", 1000},     {"sec", 1000},     {"second", 1000},   {"seconds", 1000},
+        {"m", 60000},    {"min", 60000},    {"minute", 60000},  {"minutes", 60000},
+        {"h", 3600000},  {"hr", 3600000},   {"hour", 3600000},  {"hours", 3600000},
+        {"d", 86400000}, {"day", 86400000}, {"days", 86400000},
+    };
+    const char *slash = text ? strchr(text, '/') : NULL;
+    if (!slash) {
+        *why = "a rate is LIMIT/PERIOD, like \"100/min\"";
+        return false;
+    }
+    if (!cfg_value_parse_grouped(text, (size_t)(slash - text), limit) || *limit == 0) {
+        *why = "the limit of a rate is a positive integer";
+        return false;
+    }
+    const char *unit = slash + 1, *comma = strchr(unit, ',');
+    size_t ulen = comma ? (size_t)(comma - unit) : strlen(unit);
+    size_t i;
+    for (i = 0; i < CFG_ARRAY_SIZE(periods); i++)
+        if (strlen(periods[i].name) == ulen && memcmp(periods[i].name, unit, ulen) == 0)
+            break;
+    if (i == CFG_ARRAY_SIZE(periods)) {
+        *why = "the period of a rate is s, min, h or d (or second, minute, hour, day)";
+        return false;
+    }
+    *period_ms = periods[i].mult;
+    *max_burst = 0;
+    if (comma && (strncmp(comma + 1, "max_burst=", 10) != 0 ||
+                  !cfg_value_parse_grouped(comma + 11, strlen(comma + 11), max_burst) || *max_burst == 0)) {
+        *why = "after the period a rate takes only \",max_burst=N\" (N > 0)";
+        return false;
+    }
+    return true;
+}
 
 bool cfg_value_valid_mailbox(const char *s)
 {

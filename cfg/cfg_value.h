@@ -24,6 +24,15 @@ bool cfg_value_parse_size(const char *text, uint64_t *out);
 bool cfg_value_parse_duration(const char *text, uint64_t *out_ms);
 /* cfg_value_parse_uint - decimal digits only (no sign, no spaces), at most max; false otherwise */
 bool cfg_value_parse_uint(const char *text, uint64_t max, uint64_t *out);
+/* cfg_value_parse_grouped - n bytes of digits with optional ',' or '_' between them ("1,000", "1_000");
+ * false on anything else, on nothing, or on overflow */
+bool cfg_value_parse_grouped(const char *s, size_t n, uint64_t *out);
+/* cfg_value_parse_rate - a rate "LIMIT/PERIOD[,max_burst=N]" as KumoMTA writes it: "100/min", "5/s",
+ * "10000/h", "500/d,max_burst=1" (periods s/sec/second, m/min/minute, h/hr/hour, d/day, plurals too);
+ * LIMIT > 0; *max_burst 0 when not given. False with *why (static text) when malformed. The shaping
+ * files' rates (policy/shaping_value.c) and [warmup] steps share it. */
+bool cfg_value_parse_rate(const char *text, uint64_t *limit, uint64_t *period_ms, uint64_t *max_burst,
+                          const char **why);
 /* cfg_value_size_text - "0", "64KiB", "2GiB": u in the largest unit that divides it, into buf */
 const char *cfg_value_size_text(char *buf, size_t size, uint64_t u);
 

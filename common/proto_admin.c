@@ -17,7 +17,8 @@ static const char *const op_names[PROTO_ADMIN_OP__MAX] = {
     "queue-summary", "suspend",     "suspend-list", "suspend-cancel",  "suspend-ready-q",
     "suspend-ready-q-list", "suspend-ready-q-cancel", "bounce", "bounce-list", "bounce-cancel",
     "inspect-sched-q", "inspect-ready-q", "inspect-message-sched", "inspect-message-spool", "spool-compact",
-    "spool-compact-status", "rebind", "abort-ready-q-conn",
+    "spool-compact-status", "rebind", "abort-ready-q-conn", "warmup-status", "suppression-check",
+    "suppression-list", "suppression-add", "suppression-remove", "suppression-import",
 };
 
 /* the members each op's result must have: name and JSON type */
@@ -33,6 +34,7 @@ static const struct member path_m[] = {{"path", JSON_OBJECT}, {"messages", JSON_
 static const struct member entries_m[] = {{"entries", JSON_ARRAY}};
 static const struct member message_m[] = {{"message", JSON_OBJECT}, {"recipients", JSON_ARRAY}};
 static const struct member compact_m[] = {{"compaction", JSON_OBJECT}};
+static const struct member warmup_m[] = {{"sources", JSON_ARRAY}};
 static const struct {
     const struct member *m;
     size_t n;
@@ -41,6 +43,8 @@ static const struct {
     M(summary_m), M(item_m), M(list_m), M(item_m), M(item_m), M(list_m),
     M(item_m),    M(item_m), M(list_m), M(item_m), M(queue_m), M(path_m),
     M(entries_m), M(message_m), M(compact_m), M(compact_m), M(item_m), M(item_m),
+    M(warmup_m),
+    M(entries_m), M(entries_m), M(item_m), M(item_m), M(item_m),
 #undef M
 };
 
@@ -51,7 +55,8 @@ const char *proto_admin_op_name(enum proto_admin_op op)
 
 bool proto_admin_op_spool(enum proto_admin_op op)
 {
-    return op == PROTO_ADMIN_SPOOL_INSPECT || op == PROTO_ADMIN_SPOOL_COMPACT || op == PROTO_ADMIN_SPOOL_COMPACT_STATUS;
+    return op == PROTO_ADMIN_SPOOL_INSPECT || op == PROTO_ADMIN_SPOOL_COMPACT || op == PROTO_ADMIN_SPOOL_COMPACT_STATUS ||
+           (op >= PROTO_ADMIN_SUPP_CHECK && op <= PROTO_ADMIN_SUPP_IMPORT);
 }
 
 bool proto_admin_op_parse(const char *name, enum proto_admin_op *out)
@@ -78,7 +83,7 @@ static bool text_ok(const char *s, size_t n, size_t max)
 #define ARGS struct proto_admin_args
 static const struct {
     const char *key;
-    int kind; /* 0 string, 1 whole number, 2 bool */
+    int kind; /* 0 string, 1 whole number, 2 bool, 3 an array of flat objects (entries) */
     size_t off;
 } arg_f[] = {
     {"domain", 0, offsetof(ARGS, domain)},   {"tenant", 0, offsetof(ARGS, tenant)},
@@ -89,8 +94,39 @@ static const struct {
     {"limit", 1, offsetof(ARGS, limit)},     {"target", 1, offsetof(ARGS, target)},
     {"message", 0, offsetof(ARGS, message)}, {"body", 2, offsetof(ARGS, body)},
     {"to_queue", 0, offsetof(ARGS, to_queue)}, {"to_route", 0, offsetof(ARGS, to_route)},
+    {"address", 0, offsetof(ARGS, address)}, {"after", 0, offsetof(ARGS, after)},
+    {"source", 0, offsetof(ARGS, source)},   {"expires", 1, offsetof(ARGS, expires)},
+    {"entries", 3, offsetof(ARGS, entries)},
 };
 #define NARGS (sizeof(arg_f) / sizeof(arg_f[0]))
+
+/* whole - a JSON integer >= 0 */
+static bool whole(const json_t *v, uint64_t *out);
+
+/* rows_ok - an array of at most PROTO_ADMIN_ROWS_MAX objects of at most 8 members, each a bounded text or a
+ * whole number */
+static bool rows_ok(const json_t *a)
+{
+    if (!json_is_array(a) || json_array_size(a) > PROTO_ADMIN_ROWS_MAX)
+        return false;
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        const json_t *o = json_array_get(a, i);
+        const char *k;
+        json_t *v;
+        uint64_t n;
+        if (!json_is_object(o) || json_object_size(o) > 8)
+            return false;
+        json_object_foreach((json_t *)o, k, v) {
+            if (!text_ok(k, strlen(k), 64))
+                return false;
+            if (json_is_string(v) ? !text_ok(json_string_value(v), json_string_length(v), PROTO_ADMIN_STR_MAX) ||
+                                        strlen(json_string_value(v)) != json_string_length(v)
+                                  : !whole(v, &n))
+                return false;
+        }
+    }
+    return true;
+}
 #define AT(base, off, type) ((type *)(void *)((char *)(base) + (off)))
 
 char *proto_admin_req_encode(const struct proto_admin_req *r)
@@ -120,6 +156,15 @@ char *proto_admin_req_encode(const struct proto_admin_req *r)
             }
             if (v)
                 json_object_set_new(args, arg_f[i].key, json_integer((json_int_t)v));
+        } else if (arg_f[i].kind == 3) {
+            const json_t *a = *AT(base, arg_f[i].off, const void *const);
+            if (!a)
+                continue;
+            if (!rows_ok(a)) {
+                json_decref(args);
+                return NULL;
+            }
+            json_object_set(args, arg_f[i].key, (json_t *)a);
         } else if (*AT(base, arg_f[i].off, const bool)) {
             json_object_set_new(args, arg_f[i].key, json_true());
         }
@@ -167,6 +212,10 @@ static int decode_args(const json_t *args, struct proto_admin_args *a, char **er
         } else if (arg_f[i].kind == 1) {
             if (!whole(v, AT(a, arg_f[i].off, uint64_t)))
                 return fail(err, "argument is not a whole number", key);
+        } else if (arg_f[i].kind == 3) {
+            if (!rows_ok(v))
+                return fail(err, "argument is not an array of flat objects of bounded texts and whole numbers", key);
+            *AT(a, arg_f[i].off, const void *) = v;
         } else {
             if (!json_is_boolean(v))
                 return fail(err, "argument is not a bool", key);

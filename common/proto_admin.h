@@ -52,6 +52,13 @@ enum proto_admin_op {
     PROTO_ADMIN_SPOOL_COMPACT_STATUS, /* spool: the compaction's progress */
     PROTO_ADMIN_REBIND,           /* domain [tenant] [campaign] | queue; to_queue | to_route; reason */
     PROTO_ADMIN_ABORT_PATH_CONN,  /* name SOURCE->SITE */
+    PROTO_ADMIN_WARMUP_STATUS,    /* warm-up ramps: each warming source's step per provider */
+    /* the suppression list (spool/spool_supp.c, the spool's page pair) */
+    PROTO_ADMIN_SUPP_CHECK,       /* address [tenant] */
+    PROTO_ADMIN_SUPP_LIST,        /* [limit] [after: "TENANT/ADDRESS" of the last entry seen] */
+    PROTO_ADMIN_SUPP_ADD,         /* address [tenant] [reason] [source] [expires] */
+    PROTO_ADMIN_SUPP_REMOVE,      /* address [tenant] */
+    PROTO_ADMIN_SUPP_IMPORT,      /* entries: objects as common/supp.h's JSON form */
     PROTO_ADMIN_OP__MAX,
 };
 
@@ -64,6 +71,10 @@ struct proto_admin_args {
     bool body;           /* spool inspect: with the body */
     uint64_t duration_ms, limit, target; /* 0: absent */
     const char *to_queue, *to_route; /* rebind: the new scheduled queue, or the new hosts; NULL: absent */
+    const char *address, *after, *source; /* suppression ops; NULL: absent */
+    uint64_t expires;                     /* suppression-add: unix seconds; 0: never */
+    const void *entries; /* suppression-import: a json_t array (at most PROTO_ADMIN_ROWS_MAX objects whose members
+                          * are bounded texts or whole numbers; checked as entries by the spool); NULL: absent */
 };
 
 struct proto_admin_req {

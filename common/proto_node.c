@@ -6,6 +6,7 @@
  */
 #include "common/proto_node.h"
 
+#include <string.h>
 #include <strings.h>
 
 static const char *const role_names[PROTO_NODE_ROLE__MAX] = {"spool", "scheduler", "ingress", "egress"};
@@ -19,6 +20,7 @@ static const char *const counter_names[PROTO_NODE_CTR__MAX] = {
     "messages_stored",     "spool_commits",      "spool_commit_failures",
     "store_rejected",      "messages_queued",    "quarantined",
     "log_records_dropped", "smtp_sessions", "trace_events", "trace_events_dropped",
+    "log_records_written", "bytes_stored", "spool_write_stalls",
 };
 
 int proto_node_instance_of(unsigned n_ingress, unsigned n_egress, enum proto_node_role role, unsigned index)
@@ -66,4 +68,23 @@ const char *proto_node_counter_name(enum proto_node_counter c)
 bool proto_node_counter_is_gauge(enum proto_node_counter c)
 {
     return c == PROTO_NODE_CTR_MESSAGES_QUEUED || c == PROTO_NODE_CTR_SMTP_SESSIONS;
+}
+
+static const char *const reject_names[PROTO_NODE_REJECT__MAX] = {
+    "421", "450", "451", "452", "454", "500", "501", "502", "503",
+    "504", "530", "535", "550", "552", "553", "554", "4xx", "5xx",
+};
+
+enum proto_node_reject proto_node_reject_of(const char *line, size_t len)
+{
+    if (len >= 3)
+        for (unsigned r = 0; r < PROTO_NODE_REJECT_OTHER_4XX; r++)
+            if (memcmp(line, reject_names[r], 3) == 0)
+                return (enum proto_node_reject)r;
+    return len >= 1 && line[0] == '4' ? PROTO_NODE_REJECT_OTHER_4XX : PROTO_NODE_REJECT_OTHER_5XX;
+}
+
+const char *proto_node_reject_name(enum proto_node_reject r)
+{
+    return (unsigned)r < PROTO_NODE_REJECT__MAX ? reject_names[r] : "5xx";
 }

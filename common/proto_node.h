@@ -13,7 +13,10 @@
  *
  * Counters are written only by the instance itself (relaxed atomics); proto_node_counter_name() is the
  * name the admin API and /metrics publish, proto_node_counter_is_gauge() tells a value that goes up
- * and down (set, not added) from a count.
+ * and down (set, not added) from a count. Histograms (hist[], enum proto_node_hist) likewise: one writer,
+ * relaxed adds (proto_hist_record); readers take proto_hist_read()'s bounded copy. An ingress instance
+ * also counts per listener (listeners[], the [[listener]] order): connections, open sessions, messages
+ * accepted and refusals by reply code (enum proto_node_reject).
  *
  * The status pages: one writer (the scheduler) publishes a JSON document of its queues and paths, and
  * one of its traffic shaping automation (schema: docs/admin-api.md, codec: common/proto_status.h);
@@ -31,7 +34,10 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include "common/proto_hist.h"
 
 #define PROTO_NODE_MAX_WORKERS 32
 #define PROTO_NODE_MAX_INSTANCES (2 + 2 * PROTO_NODE_MAX_WORKERS)
@@ -92,7 +98,50 @@ enum proto_node_counter {
     PROTO_NODE_CTR_SMTP_SESSIONS,   /* ingress: gauge, open SMTP sessions (the BPF steering load) */
     PROTO_NODE_CTR_TRACE_EVENTS,    /* ingress, egress: SMTP trace events sent to the supervisor */
     PROTO_NODE_CTR_TRACE_DROPPED,   /* ... and dropped (the trace socket full or absent) */
+    PROTO_NODE_CTR_LOG_WRITTEN,     /* spool: log records handed to the log writer */
+    PROTO_NODE_CTR_BYTES_STORED,    /* spool: message bytes made durable */
+    PROTO_NODE_CTR_SPOOL_WRITE_STALLS, /* spool: commits made while RocksDB delayed or stopped writes */
     PROTO_NODE_CTR__MAX,
+};
+
+/* per-instance latency histograms (common/proto_hist.h), written only by the instance itself */
+enum proto_node_hist {
+    PROTO_NODE_HIST_TIME_TO_250 = 0, /* ingress: end of DATA to the 250 (the spool's durable commit) */
+    PROTO_NODE_HIST_FSYNC = 1,       /* spool: one commit's write with its WAL fsync */
+    PROTO_NODE_HIST__MAX = 2,
+};
+
+/* per-listener counters of an ingress instance, [[listener]] order (at most PROTO_NODE_MAX_LISTENERS) */
+#define PROTO_NODE_MAX_LISTENERS 16
+
+/* why a reply refused something: its SMTP code, one of these, else the class (4xx, 5xx) */
+enum proto_node_reject {
+    PROTO_NODE_REJECT_421 = 0,
+    PROTO_NODE_REJECT_450,
+    PROTO_NODE_REJECT_451,
+    PROTO_NODE_REJECT_452,
+    PROTO_NODE_REJECT_454,
+    PROTO_NODE_REJECT_500,
+    PROTO_NODE_REJECT_501,
+    PROTO_NODE_REJECT_502,
+    PROTO_NODE_REJECT_503,
+    PROTO_NODE_REJECT_504,
+    PROTO_NODE_REJECT_530,
+    PROTO_NODE_REJECT_535,
+    PROTO_NODE_REJECT_550,
+    PROTO_NODE_REJECT_552,
+    PROTO_NODE_REJECT_553,
+    PROTO_NODE_REJECT_554,
+    PROTO_NODE_REJECT_OTHER_4XX,
+    PROTO_NODE_REJECT_OTHER_5XX,
+    PROTO_NODE_REJECT__MAX,
+};
+
+struct proto_node_listener {
+    _Atomic uint64_t connections; /* accepted by the kernel, refused at once (421) included */
+    _Atomic uint64_t sessions;    /* gauge: SMTP sessions open now */
+    _Atomic uint64_t accepted;    /* messages answered 250 */
+    _Atomic uint64_t rejected[PROTO_NODE_REJECT__MAX]; /* 4xx/5xx replies sent, by code */
 };
 
 /* one slot of the role table */
@@ -113,6 +162,8 @@ struct proto_node_instance {
     _Atomic uint32_t reload_seen; /* last reload generation this instance applied */
     _Alignas(64) unsigned char bell[PROTO_NODE_BELL_BYTES]; /* struct shm_bell: shm_segment_bell() */
     _Atomic uint64_t counters[PROTO_NODE_CTR__MAX];
+    struct proto_hist hist[PROTO_NODE_HIST__MAX]; /* scale PROTO_HIST_FAST */
+    struct proto_node_listener listeners[PROTO_NODE_MAX_LISTENERS]; /* ingress only */
 };
 
 /* the status page's header; the document follows, NUL-terminated, in the rest of the page */
@@ -124,7 +175,7 @@ struct proto_node_status {
     char data[];
 };
 
-_Static_assert(sizeof(struct proto_node_instance) == 384,
+_Static_assert(sizeof(struct proto_node_instance) == 3392,
                "role table slot layout changed: bump SHM_LAYOUT_VERSION");
 _Static_assert(sizeof(struct proto_node_status) == 24, "status page header layout changed");
 
@@ -135,6 +186,10 @@ const char *proto_node_role_name(enum proto_node_role r);
 bool proto_node_role_parse(const char *text, enum proto_node_role *out);
 const char *proto_node_inst_state_name(enum proto_node_inst_state s);
 const char *proto_node_counter_name(enum proto_node_counter c);
+/* proto_node_reject_of - the reason of a reply line that starts with a 4xx or 5xx code */
+enum proto_node_reject proto_node_reject_of(const char *line, size_t len);
+/* proto_node_reject_name - "550", ..., "4xx", "5xx" */
+const char *proto_node_reject_name(enum proto_node_reject r);
 /* proto_node_counter_is_gauge - a value that goes up and down (set, not added) */
 bool proto_node_counter_is_gauge(enum proto_node_counter c);
 

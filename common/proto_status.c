@@ -29,6 +29,7 @@ enum kind {
     K_ROLE,      /* a role name (enum proto_node_role) */
     K_STATE,     /* an instance state name (enum proto_node_inst_state) */
     K_COUNTERS,  /* {counter name: whole number} for every counter (uint64_t[PROTO_NODE_CTR__MAX]) */
+    K_HIST,      /* [whole number] x PROTO_HIST_BUCKETS, a histogram's per-bucket counts (uint64_t[]) */
     K_OBJ,       /* nested object: sub, offsets from the same base */
     K_ARR,       /* array of objects: pointer at off, count at count_off, elements of elem_size */
 };
@@ -99,6 +100,11 @@ static const struct field path_f[] = {
     FLD("throttle_waits", K_U64, PE, throttle_waits, 0),
     FLD("limit_waits", K_U64, PE, limit_waits, 0),
     FLD("consecutive_failures", K_U64, PE, consecutive_failures, UINT32_MAX),
+    FLD("provider", K_STR, PE, provider, PROTO_STATUS_NAME_MAX),
+    FLD("connection_attempts", K_U64, PE, connection_attempts, 0),
+    FLD("connection_failures", K_U64, PE, connection_failures, 0),
+    FLD("delivery_latency", K_HIST, PE, delivery_latency, 0),
+    FLD("delivery_latency_sum_ms", K_U64, PE, delivery_latency_sum_ms, 0),
 };
 static const struct spec totals_s = SPEC(totals_f, NULL), since_s = SPEC(since_f, NULL);
 static const struct spec queue_s = SPEC(queue_f, NULL), path_s = SPEC(path_f, NULL);
@@ -145,10 +151,17 @@ static const struct field tsa_entry_f[] = {
     FLD("remaining_ms", K_I64_OPT, TE, remaining_ms, INT64_MAX),
 };
 static const struct spec tsa_entry_s = SPEC(tsa_entry_f, tsa_entry_check);
+#define TR struct proto_status_tsa_rule
+static const struct field tsa_rule_f[] = {
+    FLD("rule", K_STR, TR, rule, PROTO_STATUS_NAME_MAX),
+    FLD("firings", K_U64, TR, firings, 0),
+};
+static const struct spec tsa_rule_s = SPEC(tsa_rule_f, NULL);
 static const struct field tsa_f[] = {
     FLD("responses", K_U64, T, responses, 0),
     ARR("active", T, active, n_active, TE, PROTO_STATUS_TSA_MAX, tsa_entry_s),
     ARR("history", T, history, n_history, TE, PROTO_STATUS_TSA_MAX, tsa_entry_s),
+    ARR("rules", T, rules, n_rules, TR, PROTO_STATUS_TSA_RULES_MAX, tsa_rule_s),
     FLD("age_ms", K_U64, T, age_ms, 0), /* served form only: the last entry */
 };
 static const struct spec tsa_page_s = {tsa_f, sizeof(tsa_f) / sizeof(tsa_f[0]) - 1, NULL};
@@ -282,6 +295,11 @@ static json_t *enc_value(const struct field *f, const void *base, bool *bad)
         for (unsigned k = 0; k < PROTO_NODE_CTR__MAX; k++)
             json_object_set_new(v, proto_node_counter_name((enum proto_node_counter)k),
                                 json_integer((json_int_t)AT(base, f->off, const uint64_t)[k]));
+        return v;
+    case K_HIST:
+        v = json_array();
+        for (unsigned k = 0; k < PROTO_HIST_BUCKETS; k++)
+            json_array_append_new(v, json_integer((json_int_t)AT(base, f->off, const uint64_t)[k]));
         return v;
     case K_OBJ:
         v = enc_object(f->sub, base);
@@ -475,6 +493,13 @@ static int dec_value(struct dec *d, const struct field *f, json_t *v, void *base
                 return dec_fail(d, where, name, "counter missing or not a whole number");
         }
         return 0;
+    case K_HIST:
+        if (!json_is_array(v) || json_array_size(v) != PROTO_HIST_BUCKETS)
+            return dec_fail(d, where, f->key, "not an array of the histogram's buckets");
+        for (unsigned k = 0; k < PROTO_HIST_BUCKETS; k++)
+            if (!whole(json_array_get(v, k), 0, &AT(base, f->off, uint64_t)[k]))
+                return dec_fail(d, where, f->key, "a bucket is not a whole number");
+        return 0;
     case K_OBJ: {
         char inner[64];
         snprintf(inner, sizeof(inner), "%.30s%s.", where, f->key);
@@ -559,6 +584,7 @@ void proto_status_tsa_fini(struct proto_status_tsa *t)
 {
     free(t->active);
     free(t->history);
+    free(t->rules);
     json_decref(t->tree);
     memset(t, 0, sizeof(*t));
 }

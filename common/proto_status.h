@@ -7,7 +7,7 @@
  *   node    GET /api/v1/status: the node, its shared memory and every role instance (supervisor_admin.c
  *           writes it, ringctl reads it).
  *   tsa     the scheduler's traffic shaping automation page (sched_tsa_node.c writes it, compact): effects in
- *           force and recent firings; the supervisor serves it, filtered, as GET /api/v1/tsa/status and
+ *           force, recent firings and firings per rule; the supervisor serves it, filtered, as GET /api/v1/tsa/status and
  *           GET /api/v1/tsa/history with age_ms added (served form); ringctl tsa-status / tsa-history read that.
  *   reply   the answer of POST /api/v1/restart/..., POST /api/v1/reload and of every refused request:
  *           {"ok": bool, "detail": text} or {"ok": false, "error": text}.
@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/proto_hist.h"
 #include "common/proto_node.h"
 
 #define PROTO_STATUS_DOC_MAX (16u << 20)    /* any document, in bytes */
@@ -36,6 +37,7 @@
 #define PROTO_STATUS_TEXT_MAX 4096          /* node id, file paths, role state texts and notes */
 #define PROTO_STATUS_DETAIL_MAX (64u << 10) /* a reply's detail or error (a reload lists every error) */
 #define PROTO_STATUS_TSA_MAX 1000           /* effects, and firings, listed in the tsa document */
+#define PROTO_STATUS_TSA_RULES_MAX 256      /* rules with their firing counts in the tsa document */
 
 struct proto_status_queue {
     const char *name;
@@ -48,6 +50,11 @@ struct proto_status_path {
     uint64_t ready, in_flight, connections, connection_limit, delivered, transient, bounced;
     /* shaping: ms until a suspension ends / a rate lets the path go (0 = not held); waits since start */
     uint64_t suspended_ms, throttled_ms, throttle_waits, limit_waits, consecutive_failures;
+    const char *provider; /* the shaping provider the path matched; "" none */
+    uint64_t connection_attempts, connection_failures; /* connections opened (leases), and closed on an error */
+    /* injection-to-delivery of the path's deliveries: per-bucket counts, scale PROTO_HIST_SLOW (proto_hist.h) */
+    uint64_t delivery_latency[PROTO_HIST_BUCKETS];
+    uint64_t delivery_latency_sum_ms;
 };
 
 struct proto_status_queues {
@@ -79,12 +86,20 @@ struct proto_status_tsa_entry {
     int64_t remaining_ms;          /* active: ms left when the page was published; history: -1 (absent) */
 };
 
+/* firings of one rule since the scheduler started: "FILE:LINE ACTION" ("other" past the cap) */
+struct proto_status_tsa_rule {
+    const char *rule;
+    uint64_t firings;
+};
+
 struct proto_status_tsa {
     uint64_t responses; /* TransientFailure and Bounce responses the scheduler got since it started */
     struct proto_status_tsa_entry *active; /* at most PROTO_STATUS_TSA_MAX, soonest expiry first */
     size_t n_active;
     struct proto_status_tsa_entry *history; /* at most PROTO_STATUS_TSA_MAX, newest first */
     size_t n_history;
+    struct proto_status_tsa_rule *rules; /* at most PROTO_STATUS_TSA_RULES_MAX, in first-firing order */
+    size_t n_rules;
     int64_t age_ms; /* served form only: milliseconds since the scheduler published the page */
     void *tree;
 };

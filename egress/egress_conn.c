@@ -49,6 +49,7 @@ struct egress_conn {
     bool flush_then_close; /* session over: write what is queued (QUIT), then close */
     enum egress_smtp_wait last_wait;
     uint64_t deadline_ns; /* 0: none */
+    size_t body_len;      /* of the message being sent: scales the DATA phase's deadline */
 
     /* STARTTLS */
     struct tls_conn *tls; /* from the 220 to STARTTLS on; freed after released() */
@@ -332,14 +333,30 @@ static uint64_t wait_timeout(const struct egress_conn *c, enum egress_smtp_wait 
     }
 }
 
-/* rearm - the deadline counts from progress: a new reply awaited, or our bytes written */
+/* data_phase_ns - the DATA phase's one deadline: dot_ns plus the body at min_data_rate (saturating) */
+static uint64_t data_phase_ns(const struct egress_conn *c)
+{
+    uint64_t t = c->p.t.dot_ns;
+    if (!t || !c->p.t.min_data_rate)
+        return t;
+    uint64_t secs = c->body_len / c->p.t.min_data_rate + 1;
+    uint64_t extra = secs > UINT64_MAX / CLOCK_SEC(1) ? UINT64_MAX : secs * CLOCK_SEC(1);
+    return extra > UINT64_MAX - t ? UINT64_MAX / 2 : t + extra;
+}
+
+/*
+ * rearm - the deadline counts from progress: a new reply awaited, or our bytes written; but the
+ * DATA phase (body written, reply after the dot awaited) keeps the deadline set when it started
+ */
 static void rearm(struct egress_conn *c, bool progress)
 {
     enum egress_smtp_wait w = egress_smtp_waiting(c->smtp);
     if (w == c->last_wait && !progress)
         return;
+    if (w == EGRESS_SMTP_WAIT_DOT && c->last_wait == EGRESS_SMTP_WAIT_DOT && !c->flush_then_close)
+        return;
     c->last_wait = w;
-    uint64_t t = wait_timeout(c, w);
+    uint64_t t = w == EGRESS_SMTP_WAIT_DOT ? data_phase_ns(c) : wait_timeout(c, w);
     if (c->flush_then_close)
         t = c->p.t.rset_ns;
     c->deadline_ns = t ? clock_mono_ns() + t : 0;
@@ -624,6 +641,7 @@ int egress_conn_send(struct egress_conn *c, const char *sender, const char *cons
     int rc = egress_smtp_send_message(c->smtp, sender, rcpts, n_rcpts, body, body_len, flags);
     if (rc < 0)
         return rc;
+    c->body_len = body_len;
     rearm(c, true);
     flush(c);
     /* a local refusal is an event already, with nothing to write: deliver it from the loop, never

@@ -11,8 +11,11 @@
  * Timeouts (egress_conn_tick, called by the worker's tick), one per SMTP phase (struct
  * egress_conn_timeouts): connect, banner, EHLO (also HELO, STARTTLS and the TLS handshake), MAIL
  * FROM, RCPT TO, the DATA command, the reply after the final dot (and writing the body), RSET (also
- * QUIT); each counts from the last progress (a command written, a reply awaited). An awaited reply
- * past its timeout aborts the session: unfinished recipients get TEMPFAIL. egress_conn_timeouts_set()
+ * QUIT); each counts from the last progress (a command written, a reply awaited), except the DATA
+ * phase: writing the body and awaiting the reply after the dot share one deadline, dot_ns plus the
+ * body's size at min_data_rate, set when the phase starts and never moved by partial writes, so a
+ * receiver reading a byte at a time cannot hold the message for hours. An awaited reply past its
+ * timeout aborts the session: unfinished recipients get TEMPFAIL. egress_conn_timeouts_set()
  * changes them on an open connection (a reused connection runs under its new attempt's path).
  *
  * STARTTLS (params.tls, egress_tls.h for the modes): on the 220 to STARTTLS the socket stream switches
@@ -52,6 +55,7 @@ struct egress_conn_set {
 
 struct egress_conn_timeouts {
     uint64_t connect_ns, banner_ns, ehlo_ns, mail_ns, rcpt_ns, data_ns, dot_ns, rset_ns; /* 0: none */
+    uint64_t min_data_rate; /* bytes/s: the DATA phase may take dot_ns + body bytes / this; 0: dot_ns only */
 };
 
 struct egress_conn_params {

@@ -143,6 +143,7 @@ void egress_deliver_loaded(struct egress *eg, unsigned from, const struct proto_
     /* signed once per load, before any transaction: every recipient gets the same bytes */
     egress_dkim_apply(&eg->dkim, j->d.msg_id_hi, j->d.msg_id_lo, &j->msg.env, j->msg.body, j->msg.body_len, &j->wire,
                       &j->wire_len);
+    egress_job_unpin(j);
     egress_route_start(j);
 }
 

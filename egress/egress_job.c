@@ -56,6 +56,21 @@ static void release_run(struct egress_job *j)
     }
 }
 
+void egress_job_unpin(struct egress_job *j)
+{
+    if (!j->wire) {
+        j->wire = xmalloc(j->msg.body_len ? j->msg.body_len : 1);
+        memcpy(j->wire, j->msg.body, j->msg.body_len);
+        j->wire_len = j->msg.body_len;
+    }
+    j->msg.body = NULL; /* it pointed into the run */
+    j->msg.body_len = 0;
+    if (j->have_run) {
+        shm_arena_free(j->eg->rt->seg.arena, j->run_off);
+        j->have_run = false;
+    }
+}
+
 void egress_job_free(struct egress_job *j)
 {
     struct egress *eg = j->eg;
@@ -193,8 +208,7 @@ void egress_job_txn(struct egress_job *j)
             log_warn("VERP return path for recipient %u did not fit: the envelope sender is used",
                      (unsigned)j->idx[j->txn_map[0]]);
     }
-    int rc = egress_conn_send(j->lease->conn, sender, j->txn_addrs, n, j->wire ? j->wire : j->msg.body,
-                              j->wire ? j->wire_len : j->msg.body_len, flags);
+    int rc = egress_conn_send(j->lease->conn, sender, j->txn_addrs, n, j->wire, j->wire_len, flags);
     if (rc < 0) {
         char text[96];
         snprintf(text, sizeof(text), "transaction could not start: %s", strerror(-rc));

@@ -52,7 +52,7 @@ struct egress_job {
     uint64_t run_off;
     bool have_run, have_msg;
     struct egress_msg msg;
-    char *wire; /* the message with its DKIM-Signature fields in front (owned); NULL: msg.body as is */
+    char *wire; /* the message as sent, DKIM-Signature fields in front (owned; the run is freed once loaded) */
     size_t wire_len;
     char *domain;
     size_t n;
@@ -103,6 +103,9 @@ void egress_job_finish(struct egress_job *j);
 void egress_job_report(struct egress_job *j);
 void egress_job_send_done(struct egress_job *j);
 void egress_job_free(struct egress_job *j);
+/* egress_job_unpin - once loaded (and signed): the message bytes to private memory, the arena run freed at once,
+ * so a slow receiver holds egress memory, never the arena the ingress stores new mail in */
+void egress_job_unpin(struct egress_job *j);
 void egress_job_free_now(struct egress_job *j);
 
 #endif

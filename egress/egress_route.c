@@ -39,9 +39,9 @@ static void add_target(struct egress_job *j, const char *host, uint16_t port, bo
     j->targets[j->n_targets++] = (struct egress_target){.host = xstrdup(host), .port = port, .literal = literal};
 }
 
-static void conn_timeouts(const struct egress_path *pc, struct egress_conn_timeouts *t)
+static void conn_timeouts(const struct egress_job *j, struct egress_conn_timeouts *t)
 {
-    const struct proto_path_hdr *h = &pc->h;
+    const struct proto_path_hdr *h = &j->pc->h;
     *t = (struct egress_conn_timeouts){
         .connect_ns = CLOCK_MS(h->connect_timeout_ms),
         .banner_ns = CLOCK_MS(h->banner_timeout_ms),
@@ -51,6 +51,7 @@ static void conn_timeouts(const struct egress_path *pc, struct egress_conn_timeo
         .data_ns = CLOCK_MS(h->data_timeout_ms),
         .dot_ns = CLOCK_MS(h->data_dot_timeout_ms),
         .rset_ns = CLOCK_MS(h->rset_timeout_ms),
+        .min_data_rate = j->eg->rt->cfg.egress_min_data_rate,
     };
 }
 
@@ -71,7 +72,7 @@ static void connect_or_reuse(struct egress_job *j)
     if (l && l->conn && egress_conn_idle(l->conn) && l->site && strcmp(l->site, j->site) == 0 &&
         l->source == j->d.source && egress_conn_tls_matches(l->conn, tp.mode, tp.verify)) {
         struct egress_conn_timeouts t;
-        conn_timeouts(j->pc, &t);
+        conn_timeouts(j, &t);
         egress_conn_timeouts_set(l->conn, &t); /* this attempt's path generation from here on */
         snprintf(j->mx, sizeof(j->mx), "%s", l->mx);
         snprintf(j->peer, sizeof(j->peer), "%s", egress_conn_peer(l->conn));
@@ -327,7 +328,7 @@ void egress_route_next(struct egress_job *j)
             .addr = t->addr[j->cur_addr],
             .ehlo_name = cfg->hostname,
         };
-        conn_timeouts(j->pc, &p.t);
+        conn_timeouts(j, &p.t);
         set_port(&p.addr, t->port);
         if (j->d.source < cfg->n_sources) {
             const struct cfg_source *src = &cfg->sources[j->d.source];

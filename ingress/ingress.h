@@ -23,6 +23,7 @@
 
 #include "common/msgid.h"
 #include "common/proto_env.h"
+#include "common/supp.h"
 #include "ingress/ingress_auth.h"
 #include "ingress/ingress_rcpts.h"
 #include "ingress/ingress_report.h"
@@ -35,6 +36,7 @@
 #include "smtp/smtp_data.h"
 
 #define INGRESS_MAX_LISTENERS 16
+_Static_assert(INGRESS_MAX_LISTENERS <= PROTO_NODE_MAX_LISTENERS, "per-listener counters in the role table slot");
 #define INGRESS_IN_BUF (64 * 1024)
 #define INGRESS_OUT_MAX (64 * 1024) /* unsent replies past which the session reads nothing more */
 #define INGRESS_IP_BUCKETS 4096
@@ -98,6 +100,8 @@ struct ingress_session {
     uint16_t peer_port;
     bool relay_client;
     bool require_auth; /* the listener's require_auth: MAIL needs AUTH first */
+    int supp_mode;     /* enum cfg_supp_mode of the listener, at accept */
+    uint8_t listener;  /* index of its listener (ig->ls, the [[listener]] order): per-listener counters */
 
     /* AUTH (ingress_auth_cmd.c) */
     enum ingress_auth_step auth_step;
@@ -161,6 +165,7 @@ struct ingress_session {
     /* STORING */
     uint64_t store_token;
     uint64_t store_deadline_ns;
+    uint64_t eod_ns; /* the whole body was in (CLOCK_MONOTONIC): the time-to-250 histogram's start */
     uint32_t store_gen; /* the spool generation the store request was addressed to */
     struct msgid msg_id;
 
@@ -222,6 +227,7 @@ struct ingress {
     bool relay_rcpts_on;
     struct ingress_auth_limit auth_limit;
     struct ingress_http *http; /* NULL: no [[http_listener]] */
+    struct supp_view supp;     /* the spool's suppression snapshot (common/supp.h) */
 };
 
 #define INGRESS_REFUSAL_LOGS_PER_S 100

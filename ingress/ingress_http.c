@@ -551,6 +551,10 @@ void ingress_http_on_stored(struct ingress *ig, const struct proto_rec *rec)
             if (rec->body.stored.status == 0) {
                 p->state = PART_STORED;
                 proto_node_counter_add(ig->rt->self, PROTO_NODE_CTR_MESSAGES_ACCEPTED, 1);
+                /* time-to-250: from the job's store requests (its deadline less the spool timeout) */
+                uint64_t now = clock_mono_ns(), sent = j->deadline_ns - h->spool_timeout_ns;
+                proto_hist_record(&ig->rt->self->hist[PROTO_NODE_HIST_TIME_TO_250], PROTO_HIST_FAST,
+                                  now > sent ? (now - sent) / 1000u : 0);
             } else {
                 char why[200];
                 snprintf(why, sizeof(why), "451 4.3.0 Message could not be stored (%s), try again later",

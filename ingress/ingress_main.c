@@ -71,8 +71,16 @@ static void listener_arm(struct ingress_listener *ls)
 /* refuse - 421 on a connection we will not serve, without a session (best effort, non-blocking), and
  * its Rejection record. The line holds a 253-octet host name and the longest reason with room to spare;
  * should it ever not, it is cut and still ends in CRLF: only what snprintf wrote is sent or logged. */
-static void refuse(struct ingress *ig, int fd, const char *why)
+/* listener_ctrs - the listener's counters in this instance's role table slot (/metrics) */
+static struct proto_node_listener *listener_ctrs(struct ingress_listener *ls)
 {
+    return &ls->ig->rt->self->listeners[ls - ls->ig->ls];
+}
+
+static void refuse(struct ingress_listener *ls, int fd, const char *why)
+{
+    struct ingress *ig = ls->ig;
+    atomic_fetch_add_explicit(&listener_ctrs(ls)->rejected[PROTO_NODE_REJECT_421], 1, memory_order_relaxed);
     char line[REFUSAL_LINE_MAX + 1], ip[INET6_ADDRSTRLEN + 8] = "";
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
@@ -164,12 +172,13 @@ static void on_accept(struct evl *l, struct evl_op *op, int res, unsigned flags)
     int fd = res;
     ls->backoff_ms = 0; /* a connection came through: the next shortage starts from the shortest pause */
     if (rt->draining) {
-        refuse(ig, fd, "shutting down");
+        refuse(ls, fd, "shutting down");
         return;
     }
     proto_node_counter_add(rt->self, PROTO_NODE_CTR_SMTP_CONNECTIONS, 1);
+    atomic_fetch_add_explicit(&listener_ctrs(ls)->connections, 1, memory_order_relaxed);
     if (ig->n_sessions >= rt->cfg.ingress_max_connections || ig->n_free == 0) {
-        refuse(ig, fd, "too many connections");
+        refuse(ls, fd, "too many connections");
         return;
     }
     if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0) {
@@ -192,7 +201,7 @@ static void on_accept(struct evl *l, struct evl_op *op, int res, unsigned flags)
         return;
     }
     if (ingress_auth_locked_out(ig, family, addr)) {
-        refuse(ig, fd, "too many failed authentication attempts from your address");
+        refuse(ls, fd, "too many failed authentication attempts from your address");
         return;
     }
     uint8_t key[16];
@@ -203,7 +212,7 @@ static void on_accept(struct evl *l, struct evl_op *op, int res, unsigned flags)
     bool relay_client = cfg_value_cidr_match(rt->cfg.relay_networks, rt->cfg.n_relay_networks, family, addr);
     bool limited = !relay_client || rt->cfg.ingress_per_ip_limit_relay_networks;
     if (limited && *pp && (*pp)->count >= rt->cfg.ingress_max_conn_per_ip) {
-        refuse(ig, fd, family == AF_INET6 && rt->cfg.ingress_client_ipv6_prefix < 128
+        refuse(ls, fd, family == AF_INET6 && rt->cfg.ingress_client_ipv6_prefix < 128
                            ? "too many connections from your network"
                            : "too many connections from your address");
         return;
@@ -221,7 +230,10 @@ static void on_accept(struct evl *l, struct evl_op *op, int res, unsigned flags)
     struct ingress_session *s = ingress_session_new(ig, fd);
     s->family = family;
     s->require_auth = ls->require_auth;
+    s->listener = (uint8_t)(ls - ig->ls);
+    atomic_fetch_add_explicit(&listener_ctrs(ls)->sessions, 1, memory_order_relaxed);
     s->feedback_listener = ls->feedback;
+    s->supp_mode = cfg_supp_mode_of(&ig->rt->cfg, (size_t)(ls - ig->ls));
     memcpy(s->peer_addr, addr, 16);
     memcpy(s->client_key, key, 16);
     s->peer_port = port;
@@ -277,6 +289,8 @@ static void on_tick(struct role_rt *rt, uint64_t now)
         ingress_session_tick(s, now);
     }
     ingress_http_tick(ig, now);
+    if (rt->cfg.supp_enabled)
+        supp_view_refresh(&ig->supp, now);
 }
 
 static void on_reload(struct role_rt *rt)
@@ -331,6 +345,10 @@ int main(int argc, char **argv)
             fatal("TLS: %s", err ? err : "cannot set up the server context");
     }
     rt.hooks.on_reload = on_reload;
+    char *snap = xasprintf("%s/published/suppression.snap", rt.cfg.data_dir);
+    supp_view_init(&ig.supp, snap);
+    free(snap);
+    supp_view_refresh(&ig.supp, clock_mono_ns());
 
     ingress_fd_limit(rt.cfg.ingress_max_connections, rt.cfg.n_listeners);
     ig.n_slots = rt.cfg.ingress_max_connections;
@@ -381,6 +399,7 @@ int main(int argc, char **argv)
     ingress_http_stop(&ig);
     role_rt_fini(&rt);
     policy_lua_free(ig.policy);
+    supp_view_fini(&ig.supp);
     ingress_auth_fini(&ig);
     ingress_relay_fini(&ig);
     tls_ctx_free(ig.tls);

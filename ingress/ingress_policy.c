@@ -22,6 +22,7 @@ static void limits(const struct cfg *c, struct policy_lua_limits *lim)
     *lim = (struct policy_lua_limits){
         .instruction_budget = c->policy_instruction_budget,
         .memory_limit = c->policy_memory_limit,
+        .time_limit_ns = c->policy_hook_time_limit_ms * 1000000u,
     };
 }
 

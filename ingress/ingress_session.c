@@ -69,6 +69,7 @@ static void on_released(struct evl_stream *st)
         s->next->prev = s->prev;
     ig->n_sessions--;
     proto_node_counter_set(ig->rt->self, PROTO_NODE_CTR_SMTP_SESSIONS, ig->n_sessions);
+    atomic_fetch_sub_explicit(&ig->rt->self->listeners[s->listener].sessions, 1, memory_order_relaxed);
     log_summary(s);
     if (rt_trace_on(PROTO_TRACE_SERVER))
         ingress_session_trace(s, PROTO_TRACE_NOTE, "closed", 6);
@@ -124,6 +125,8 @@ static void out_reserve(struct ingress_session *s, size_t n)
  */
 static void note_refusal(struct ingress_session *s, const char *line, size_t len)
 {
+    atomic_fetch_add_explicit(&s->ig->rt->self->listeners[s->listener].rejected[proto_node_reject_of(line, len)], 1,
+                              memory_order_relaxed);
     if (strncmp(line, "452 4.5.3", 9) != 0)
         s->refusals++;
     if (s->logged < INGRESS_LOGGED_REFUSALS) {
@@ -429,6 +432,15 @@ static void cmd_rcpt(struct ingress_session *s, const struct smtp_cmd *cmd)
     }
     if (!ingress_policy_rcpt(s, cmd))
         return;
+    /* the snapshot says "maybe" (a 64-bit hash); in "drop" mode the spool decides at store, from its database */
+    if (c->supp_enabled && s->supp_mode == CFG_SUPP_REJECT && !postmaster) {
+        supp_view_refresh(&s->ig->supp, clock_mono_ns());
+        if (supp_view_maybe(&s->ig->supp, policy_lua_meta_get(&s->meta, "tenant"), cmd->addr.mailbox)) {
+            s->errors++;
+            ingress_session_reply(s, "550 5.7.1 <%s>: suppressed", cmd->addr.mailbox);
+            return;
+        }
+    }
     if (s->n_rcpts == s->rcpt_cap) {
         s->rcpt_cap = s->rcpt_cap ? s->rcpt_cap * 2 : 8;
         s->rcpts = xrealloc(s->rcpts, s->rcpt_cap * sizeof(*s->rcpts));

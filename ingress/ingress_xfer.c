@@ -232,6 +232,7 @@ static void finish(struct ingress_session *s)
 
     bool binary = s->mail_params.body == SMTP_CMD_BODY_BINARYMIME;
 
+    s->eod_ns = clock_mono_ns();
     if (!binary && (d->bare_cr || d->bare_lf))
         fail_txn(s, "550 5.6.0 Bare CR or LF in message: lines must end with CRLF (RFC 5321 2.3.8)");
     else if (d->too_big)
@@ -341,6 +342,10 @@ void ingress_xfer_on_stored(struct ingress *ig, const struct proto_rec *rec)
         char idtext[MSGID_TEXT_LEN + 1];
         msgid_format(s->msg_id, idtext);
         proto_node_counter_add(ig->rt->self, PROTO_NODE_CTR_MESSAGES_ACCEPTED, 1);
+        atomic_fetch_add_explicit(&ig->rt->self->listeners[s->listener].accepted, 1, memory_order_relaxed);
+        uint64_t now = clock_mono_ns();
+        proto_hist_record(&ig->rt->self->hist[PROTO_NODE_HIST_TIME_TO_250], PROTO_HIST_FAST,
+                          now > s->eod_ns ? (now - s->eod_ns) / 1000u : 0);
         ingress_session_reply(s, "250 2.0.0 OK id=%s", idtext);
     } else {
         ingress_session_reply(s, "451 4.3.0 Message could not be stored (%s), try again later",

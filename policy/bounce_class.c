@@ -140,7 +140,11 @@ static const struct builtin_rule builtin_rules[] = {
     {"SpamBlock", "\\bbanned sending ip\\b|\\baccess denied, banned sender\\b"},
     {"SpamBlock", "\\b(originating from|sent from|mail from) your (ip|ip address|domain|network)\\b"},
     {"SpamBlock", "\\breputation\\b"},
-    {"SpamBlock", "\\[TSS?0\\d\\]"},
+    /* Yahoo's reputation deferrals and refusals: [TS01]..[TS04], [TSS04], [IPTS04] */
+    {"SpamBlock", "\\[(IP)?TSS?0\\d\\]"},
+    /* Gmail's 4.7.28: a rate limit on unsolicited mail from the sending IP or DKIM domain, never about the
+     * recipient (the suppression list must not take it for one) */
+    {"SpamBlock", "^\\d{3} [45]\\.7\\.28\\b"},
     {"SpamBlock",
      "\\b(client host|your ip|sending ip|ip address|your host|your server)\\b[^;]{0,80}?\\b(blocked|"
      "rejected|banned|refused)\\b"},
@@ -156,7 +160,8 @@ static const struct builtin_rule builtin_rules[] = {
     {"SpamBlock", "\\bspam\\b"},
     {"SpamBlock", "^\\d{3} 5\\.7\\.1\\b[^\\r\\n]{0,200}?\\b(blocked|block listed|black listed)\\b"},
 
-    /* receiver policy about how we send */
+    /* receiver policy about how we send; Yahoo's 5.7.9 "policy reasons" before the AUTH codes take 5.7.9 */
+    {"PolicyRelated", "\\b(for|due to) (local |its )?policy reasons\\b"},
     {"PolicyRelated", "\\b(dmarc|spf|dkim)\\b"},
     {"PolicyRelated", "\\bunauthenticated (e-?mail|mail|message)"},
     {"PolicyRelated", "^\\d{3} 5\\.7\\.2[3-7]\\b"},

@@ -6,12 +6,15 @@
  * A count hook runs every pl->tick VM instructions and adds them to pl->used; past the budget or
  * the deadline it raises an error, and from then on fails every instruction, so neither the
  * script's pcall nor its __close handlers keep running. C work done for the script is charged at
- * a fixed rate (policy_budget_charge()).
+ * a fixed rate (policy_budget_charge()), which also looks at the clock; policy_budget_refuse() stops the
+ * call from C the same way (policy_pattern.c refuses a pattern call whose worst case is too long).
  */
 #include "policy/policy_int.h"
 
 #include "base/clock.h"
 #include "base/log.h"
+
+#include <stdarg.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -39,11 +42,24 @@ static void count_hook(lua_State *L, lua_Debug *ar)
 void policy_budget_charge(lua_State *L, struct policy_lua *pl, size_t bytes)
 {
     pl->used += bytes / HEADER_BYTES_PER_INSN;
-    if (pl->used >= pl->lim.instruction_budget) {
-        pl->budget_hit = true;
-        lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
-        luaL_error(L, "instruction budget exceeded");
+    if (pl->used >= pl->lim.instruction_budget)
+        policy_budget_refuse(L, pl, "instruction budget exceeded");
+    if (pl->deadline_ns && clock_mono_ns() > pl->deadline_ns) {
+        pl->time_hit = true;
+        policy_budget_refuse(L, pl, "time limit exceeded");
     }
+}
+
+void policy_budget_refuse(lua_State *L, struct policy_lua *pl, const char *fmt, ...)
+{
+    va_list ap;
+
+    pl->budget_hit = true;
+    lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
+    va_start(ap, fmt);
+    lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
+    lua_error(L);
 }
 
 void policy_budget_begin(struct policy_lua *pl, const struct policy_call *c, struct policy_lua_meta *meta)

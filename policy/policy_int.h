@@ -19,6 +19,7 @@
 #include <lua.h>
 
 #define POLICY_LOG_LINES_PER_CALL 32u /* ringmail.log lines one call may write; the rest are counted */
+#define POLICY_PATTERN_STEPS_MAX 20000000u /* worst-case matcher steps of one string.find/match/gsub call */
 
 struct policy_call {
     enum policy_lua_hook hook;
@@ -77,6 +78,11 @@ void policy_budget_begin(struct policy_lua *pl, const struct policy_call *c, str
 void policy_budget_end(struct policy_lua *pl);
 /* policy_budget_charge - C work done for the script (header scans) counts against the budget */
 void policy_budget_charge(lua_State *L, struct policy_lua *pl, size_t bytes);
+/* policy_budget_refuse - stop the call like a budget overrun (uncatchable), with a Lua-format message */
+void policy_budget_refuse(lua_State *L, struct policy_lua *pl, const char *fmt, ...);
+
+/* policy_pattern_open - wrap string.find/match/gmatch/gsub/rep so their C work is bounded up front */
+void policy_pattern_open(lua_State *L);
 
 /* policy_sandbox_open - the sandboxed base library and the ringmail/kumo tables (inside lua_pcall) */
 void policy_sandbox_open(lua_State *L);

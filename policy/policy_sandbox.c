@@ -4,7 +4,8 @@
  * Lua's base, string, table, math and utf8 libraries without load/loadfile/dofile/require/
  * collectgarbage/warn and string.dump; pcall/xpcall that re-raise what the script may not catch
  * (budget, memory, kumo.reject()); setmetatable that refuses __gc; print and kumo.log_* writing
- * bounded lines to our log; ringmail.on/kumo.on, kumo.reject and ringmail.log.
+ * bounded lines to our log; ringmail.on/kumo.on, kumo.reject and ringmail.log; string.find/match/
+ * gmatch/gsub/rep bounded by policy_pattern.c.
  */
 #include "policy/policy_int.h"
 
@@ -238,6 +239,7 @@ void policy_sandbox_open(lua_State *L)
     lua_pushnil(L);
     lua_setfield(L, -2, "dump");
     lua_pop(L, 1);
+    policy_pattern_open(L);
     lua_getfield(L, -1, "setmetatable");
     lua_pushcclosure(L, sb_setmetatable, 1);
     lua_setfield(L, -2, "setmetatable");

@@ -107,24 +107,9 @@ bool shaping_is_additional(const char *name)
            strcmp(name, "additional_source_selection_rates") == 0;
 }
 
-/* digits with optional ',' or '_' between them; false on anything else or overflow */
 static bool parse_grouped(const char *s, size_t n, uint64_t *out)
 {
-    uint64_t v = 0;
-    bool digit = false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if ((c == ',' || c == '_') && digit && i + 1 < n)
-            continue;
-        if (c < '0' || c > '9')
-            return false;
-        if (v > (UINT64_MAX - 9) / 10)
-            return false;
-        v = v * 10 + (uint64_t)(c - '0');
-        digit = true;
-    }
-    *out = v;
-    return digit;
+    return cfg_value_parse_grouped(s, n, out);
 }
 
 bool shaping_limit_parse(const json_t *v, uint64_t *out)
@@ -146,13 +131,6 @@ bool shaping_limit_parse(const json_t *v, uint64_t *out)
 struct unit {
     const char *name;
     uint64_t ms;
-};
-
-static const struct unit period_units[] = {
-    {"s", 1000},          {"sec", 1000},       {"second", 1000},   {"seconds", 1000},
-    {"m", 60000},         {"min", 60000},      {"minute", 60000},  {"minutes", 60000},
-    {"h", 3600000},       {"hr", 3600000},     {"hour", 3600000},  {"hours", 3600000},
-    {"d", 86400000},      {"day", 86400000},   {"days", 86400000},
 };
 
 /* humantime's units (its "M" is a month, "m" a minute) */
@@ -209,37 +187,11 @@ bool shaping_rate_parse(const char *text, struct shaping_rate *out, const char *
         *why = "no rate";
         return false;
     }
-    const char *s = text;
-    if (strncmp(s, "local:", 6) == 0)
-        s += 6;
-    const char *slash = strchr(s, '/');
-    if (!slash) {
-        *why = "a rate is LIMIT/PERIOD, like \"100/min\"";
+    struct shaping_rate r;
+    if (!cfg_value_parse_rate(strncmp(text, "local:", 6) == 0 ? text + 6 : text, &r.limit, &r.period_ms,
+                              &r.max_burst, why))
         return false;
-    }
-    uint64_t limit;
-    if (!parse_grouped(s, (size_t)(slash - s), &limit) || limit == 0) {
-        *why = "the limit of a rate is a positive integer";
-        return false;
-    }
-    const char *unit = slash + 1, *comma = strchr(unit, ',');
-    size_t ulen = comma ? (size_t)(comma - unit) : strlen(unit);
-    uint64_t ms;
-    if (!unit_find(period_units, SHAPING_ARRAY_SIZE(period_units), unit, ulen, &ms)) {
-        *why = "the period of a rate is s, min, h or d (or second, minute, hour, day)";
-        return false;
-    }
-    uint64_t burst = 0;
-    if (comma) {
-        if (strncmp(comma + 1, "max_burst=", 10) != 0 || !parse_grouped(comma + 11, strlen(comma + 11), &burst) ||
-            burst == 0) {
-            *why = "after the period a rate takes only \",max_burst=N\" (N > 0)";
-            return false;
-        }
-    }
-    out->limit = limit;
-    out->period_ms = ms;
-    out->max_burst = burst;
+    *out = r;
     return true;
 }
 

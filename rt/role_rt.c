@@ -48,6 +48,7 @@ static void parse_args(struct role_rt *rt, int argc, char **argv, int *shm_fd, i
         {"config", required_argument, NULL, 'c'},
         {"data-dir", required_argument, NULL, 'd'},
         {"listen-fds", required_argument, NULL, 'l'},
+        {"bell-fds", required_argument, NULL, 'b'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -71,13 +72,16 @@ static void parse_args(struct role_rt *rt, int argc, char **argv, int *shm_fd, i
         case 'l':
             rt->listen_fds = optarg;
             break;
+        case 'b':
+            rt->bell_fds = optarg;
+            break;
         default:
             fatal("usage: %s --shm-fd FD --instance N [--config FILE] [--data-dir DIR] (started by ringmaild)",
                   argv[0]);
         }
     }
-    if (*shm_fd < 0 || *instance < 0)
-        fatal("%s is started by ringmaild, not by hand (missing --shm-fd/--instance)", argv[0]);
+    if (*shm_fd < 0 || *instance < 0 || !rt->bell_fds)
+        fatal("%s is started by ringmaild, not by hand (missing --shm-fd/--instance/--bell-fds)", argv[0]);
 }
 
 static void find_peers(struct role_rt *rt)
@@ -116,7 +120,7 @@ int role_rt_send(struct role_rt *rt, unsigned to, struct proto_rec *rec)
         return rc;
     }
     proto_node_counter_add(rt->self, PROTO_NODE_CTR_RING_PUSHED, 1);
-    shm_bell_ring(shm_segment_bell(&rt->seg.inst[to]));
+    shm_bell_ring(shm_segment_bell(&rt->seg.inst[to]), rt->bell_fd[to]);
     return 0;
 }
 
@@ -305,7 +309,7 @@ static void on_bell(struct evl *l, struct evl_op *op, int res, unsigned flags)
 
     if (res < 0 && res != -EINTR && res != -EAGAIN)
         panic("doorbell read failed: %s", strerror(-res));
-    shm_bell_woke(shm_segment_bell(rt->self));
+    shm_bell_woke(shm_segment_bell(rt->self), rt->bell_fd[rt->self_idx]);
     proto_node_counter_add(rt->self, PROTO_NODE_CTR_LOOP_WAKEUPS, 1);
     arm_bell(rt);
 }
@@ -315,7 +319,7 @@ static void arm_bell(struct role_rt *rt)
     /* a poll, not a read: the eventfd is non-blocking (shared by every process) and shm_bell_woke()
      * drains it */
     struct io_uring_sqe *sqe = evl_sqe(&rt->evl, &rt->bell_op);
-    io_uring_prep_poll_add(sqe, shm_segment_bell(rt->self)->efd, POLLIN);
+    io_uring_prep_poll_add(sqe, rt->bell_fd[rt->self_idx], POLLIN);
 }
 
 static void arm_signal(struct role_rt *rt)
@@ -347,6 +351,9 @@ void role_rt_init(struct role_rt *rt, enum proto_node_role role, int argc, char 
     if ((unsigned)instance >= rt->seg.n_instances || shm_segment_role(&rt->seg, instance) != role)
         fatal("instance %d is not a %s instance", instance, proto_node_role_name(role));
     rt->self_idx = (unsigned)instance;
+    /* the doorbells' descriptors from the supervisor's argv, not from the segment any role can write */
+    if (shm_bell_fds_parse(rt->bell_fds, rt->bell_fd, rt->seg.n_instances, &err) < 0)
+        fatal("%s", err);
     rt->self = &rt->seg.inst[instance];
     log_init(proto_node_role_name(role), rt->self->index);
     if (atomic_load(&rt->self->pid) != (int32_t)getpid())
@@ -382,7 +389,7 @@ void role_rt_init(struct role_rt *rt, enum proto_node_role role, int argc, char 
     /* a predecessor killed between a push and its doorbell would leave a peer asleep on a
      * non-empty ring: ring every peer once (shm_bell.c) */
     for (unsigned i = 0; i < rt->n_out; i++)
-        shm_bell_ring(shm_segment_bell(&rt->seg.inst[rt->out[i].instance]));
+        shm_bell_ring(shm_segment_bell(&rt->seg.inst[rt->out[i].instance]), rt->bell_fd[rt->out[i].instance]);
 }
 
 void role_rt_ready(struct role_rt *rt)
@@ -411,7 +418,7 @@ int role_rt_run(struct role_rt *rt)
         }
         shm_bell_prepare_sleep(shm_segment_bell(rt->self));
         if (drain_rings(rt) > 0) {
-            shm_bell_woke(shm_segment_bell(rt->self));
+            shm_bell_woke(shm_segment_bell(rt->self), rt->bell_fd[rt->self_idx]);
             if (rt->hooks.after_drain)
                 rt->hooks.after_drain(rt);
             continue;

@@ -64,6 +64,8 @@ struct role_rt {
     const char *config_path; /* NULL: embedded default */
     const char *data_dir;    /* --data-dir override, or NULL */
     const char *listen_fds;  /* --listen-fds "3,4": inherited listeners (ingress only) */
+    const char *bell_fds;    /* --bell-fds "5,6,...": every instance's doorbell eventfd, by instance */
+    int bell_fd[PROTO_NODE_MAX_INSTANCES]; /* this process's copy, checked at start; never the segment's */
     struct evl evl;
     struct role_rt_hooks hooks;
     void *ctx; /* the role's own state */

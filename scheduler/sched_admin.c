@@ -394,6 +394,9 @@ static unsigned dispatch(struct scheduler *sc, const struct proto_admin_req *req
         return sched_rebind_op(sc, req, result, error);
     case PROTO_ADMIN_ABORT_PATH_CONN:
         return sched_rebind_abort(sc, req, result, error);
+    case PROTO_ADMIN_WARMUP_STATUS:
+        *result = sched_warmup_status(sc);
+        return 200;
     default:
         return sched_admin_view(sc, req, result, error);
     }

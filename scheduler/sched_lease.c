@@ -47,6 +47,7 @@ static struct sched_lease *lease_new(struct sched_core *c, struct sched_path *p)
     wk->leases = l;
     wk->load++;
     p->connections++;
+    p->conn_attempts++;
     for (uint32_t i = 0; i < p->opt.n_limits; i++)
         p->limits[i]->connections++;
     sched_limit_opened(p);

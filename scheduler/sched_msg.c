@@ -183,6 +183,12 @@ int sched_msg_result(struct sched_core *c, struct sched_msg *m, enum sched_outco
         p->consecutive_failures = 0; /* the receiver answered: the connection works */
         p->delivered++;
         c->st.delivered++;
+        if (now_ms >= m->created_ms) {
+            p->dlv_latency[proto_hist_bucket(PROTO_HIST_SLOW, (now_ms - m->created_ms) * 1000u)]++;
+            p->dlv_latency_sum_ms += now_ms - m->created_ms;
+        } else {
+            p->dlv_latency[0]++; /* a clock step back: count it, as no time */
+        }
         sched_msg_drop(c, m);
         break;
     case SCHED_OUTCOME_BOUNCED:

@@ -456,6 +456,7 @@ size_t sched_path_dispatch(struct sched_core *c, struct sched_path *p, size_t ma
 void sched_path_conn_failed(struct sched_core *c, struct sched_path *p, uint64_t now_ms)
 {
     uint32_t n = p->opt.consecutive_connection_failures_before_delay;
+    p->conn_failures++;
     if (p->consecutive_failures < UINT32_MAX)
         p->consecutive_failures++;
     if (n == 0 || p->consecutive_failures < n)

@@ -26,6 +26,7 @@
 #ifndef RINGMAIL_SCHED_PATH_H
 #define RINGMAIL_SCHED_PATH_H
 
+#include "common/proto_hist.h"
 #include "scheduler/sched_core.h"
 
 struct sched_named;
@@ -53,6 +54,9 @@ struct sched_path {
     uint64_t suspended_until_ms;  /* suspended until then (0: not) */
     uint32_t consecutive_failures;
     uint64_t throttle_waits, limit_waits, source_skips, failure_delays;
+    uint64_t conn_attempts, conn_failures; /* leases opened, and closed on an error (/metrics) */
+    uint64_t dlv_latency[PROTO_HIST_BUCKETS]; /* injection-to-delivery, scale PROTO_HIST_SLOW */
+    uint64_t dlv_latency_sum_ms;
 };
 
 void sched_path_options_default(struct sched_path_options *opt);

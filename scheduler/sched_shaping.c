@@ -220,6 +220,7 @@ void sched_shaping_path(void *arg, const char *source, const char *site, const c
     char *pk = path_key(source, site);
     json_object_set_new(sc->path_providers, pk, json_string(pc.provider_name)); /* queue-summary --by-provider */
     free(pk);
+    sched_warmup_path(sc, source, site, pc.provider_name, opt); /* a warming source's step */
     int src = source ? cfg_dlv_source_find(&sc->rt->cfg, source) : -1;
     if (src >= 0) {
         struct proto_path pp;

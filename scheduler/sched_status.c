@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "common/proto_status.h"
+#include "scheduler/sched_shaping.h"
 #include "scheduler/scheduler.h"
 
 struct top {
@@ -62,6 +63,7 @@ static int by_count_desc(const void *a, const void *b)
 }
 
 struct paths_ctx {
+    struct scheduler *sc;
     const struct sched_core *core;
     struct proto_status_path *v;
     size_t n, limit;
@@ -87,10 +89,15 @@ static void path_push(void *arg, const struct sched_path *p)
         .throttle_waits = p->throttle_waits,
         .limit_waits = p->limit_waits,
         .consecutive_failures = p->consecutive_failures,
+        .provider = sched_shaping_provider_of(c->sc, sched_path_source_name(c->core, p), p->site->n.name),
+        .connection_attempts = p->conn_attempts,
+        .connection_failures = p->conn_failures,
+        .delivery_latency_sum_ms = p->dlv_latency_sum_ms,
     };
+    memcpy(c->v[c->n - 1].delivery_latency, p->dlv_latency, sizeof(p->dlv_latency));
 }
 
-static char *build(const struct scheduler *sc, size_t max_queues, size_t max_paths)
+static char *build(struct scheduler *sc, size_t max_queues, size_t max_paths)
 {
     struct sched_stats st;
     sched_core_stats(sc->core, &st);
@@ -124,7 +131,7 @@ static char *build(const struct scheduler *sc, size_t max_queues, size_t max_pat
     doc.n_queues = t.n;
     free(t.v);
 
-    struct paths_ctx pc = {sc->core, xcalloc(max_paths ? max_paths : 1, sizeof(*pc.v)), 0, max_paths};
+    struct paths_ctx pc = {sc, sc->core, xcalloc(max_paths ? max_paths : 1, sizeof(*pc.v)), 0, max_paths};
     sched_path_foreach(sc->core, path_push, &pc);
     doc.paths = pc.v;
     doc.n_paths = pc.n;

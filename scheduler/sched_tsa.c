@@ -38,6 +38,9 @@ struct sched_tsa {
     struct counter *ctr;
     size_t n_ctr, cap_ctr;
     uint64_t responses;
+    /* firings per rule and action since start (the tsa page's "rules", /metrics); the last is "other" */
+    struct proto_status_tsa_rule *rules;
+    size_t n_rules;
 };
 
 static const char *const action_names[] = {"Suspend",         "SetConfig", "SetDomainConfig", "SuspendTenant",
@@ -97,6 +100,9 @@ void sched_tsa_free(struct sched_tsa *t)
         entry_fini(&t->hist[i]);
     for (size_t i = 0; i < t->n_ctr; i++)
         free(t->ctr[i].key);
+    for (size_t i = 0; i < t->n_rules; i++)
+        free((char *)t->rules[i].rule);
+    free(t->rules);
     free(t->eff);
     free(t->hist);
     free(t->ctr);
@@ -275,6 +281,31 @@ static bool counted(struct sched_tsa *t, const struct shaping_rule *r, const cha
     return true;
 }
 
+/* rule_fired - count a firing of rule r's action k; past PROTO_STATUS_TSA_RULES_MAX - 1 rules, as "other" */
+static void rule_fired(struct sched_tsa *t, const struct shaping_rule *r, unsigned k)
+{
+    char *key = xasprintf("%s:%u %s", r->file, r->line, action_names[k]);
+    size_t i;
+    for (i = 0; i < t->n_rules && strcmp(t->rules[i].rule, key) != 0; i++)
+        ;
+    if (i == t->n_rules) {
+        if (t->n_rules == PROTO_STATUS_TSA_RULES_MAX - 1) {
+            free(key);
+            key = xstrdup("other");
+        } else if (t->n_rules == PROTO_STATUS_TSA_RULES_MAX) {
+            free(key);
+            t->rules[PROTO_STATUS_TSA_RULES_MAX - 1].firings++;
+            return;
+        }
+        if (!t->rules)
+            t->rules = xcalloc(PROTO_STATUS_TSA_RULES_MAX, sizeof(*t->rules));
+        t->rules[t->n_rules++] = (struct proto_status_tsa_rule){.rule = key};
+    } else {
+        free(key);
+    }
+    t->rules[i].firings++;
+}
+
 /* fire - every action of r, for the response r got */
 static size_t fire(struct sched_tsa *t, const struct shaping_rule *r, int regex, const struct proto_tsa_resp *resp,
                    uint32_t matches, uint64_t start_ms)
@@ -321,6 +352,7 @@ static size_t fire(struct sched_tsa *t, const struct shaping_rule *r, int regex,
                  path ? ev.str[PROTO_TSA_E_SITE] : "", rs[PROTO_TSA_R_TEXT]);
         apply(t, &ev);
         history_add(t, &ev);
+        rule_fired(t, r, k);
         if (t->ops.fired)
             t->ops.fired(t->ops.arg, &ev);
         free(value);
@@ -608,4 +640,6 @@ void sched_tsa_status(const struct sched_tsa *t, uint64_t now_ms, size_t max_act
         doc->history[i] =
             status_of(&t->hist[(t->hist_head + t->n_hist - 1 - i) % SCHED_TSA_HISTORY], false, now_ms);
     doc->n_history = nh;
+    doc->rules = t->rules; /* borrowed */
+    doc->n_rules = t->n_rules;
 }

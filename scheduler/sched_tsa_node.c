@@ -208,7 +208,11 @@ static void flush_events(struct scheduler *sc)
 
 static void op_fired(void *arg, const struct proto_tsa_event *ev)
 {
-    struct scheduler *sc = arg;
+    sched_tsa_node_store(arg, ev);
+}
+
+void sched_tsa_node_store(struct scheduler *sc, const struct proto_tsa_event *ev)
+{
     struct buf b = {0};
 
     proto_tsa_events_begin(&b);
@@ -277,7 +281,8 @@ void sched_tsa_node_record(struct scheduler *sc, const struct proto_rec *rec)
             local_site(sc, &r);
             sched_admin_response(sc, r.str[PROTO_TSA_R_SOURCE], r.str[PROTO_TSA_R_SITE], r.str[PROTO_TSA_R_TEXT],
                                  r.hdr.timestamp_ms > 0 ? (uint64_t)r.hdr.timestamp_ms : scheduler_now_ms());
-            (void)sched_tsa_response(sc->tsa, &r, scheduler_now_ms());
+            if (sched_tsa_response(sc->tsa, &r, scheduler_now_ms()) > 0)
+                sched_warmup_tsa(sc, r.str[PROTO_TSA_R_SOURCE], r.str[PROTO_TSA_R_SITE], r.str[PROTO_TSA_R_TEXT]);
             proto_tsa_resp_fini(&r);
         }
     } else {
@@ -287,7 +292,8 @@ void sched_tsa_node_record(struct scheduler *sc, const struct proto_rec *rec)
         if (rc == 0) {
             size_t live = 0;
             for (uint32_t i = 0; i < ev.count; i++)
-                live += sched_tsa_restore(sc->tsa, &ev.ev[i], scheduler_now_ms());
+                if (!sched_warmup_restore(sc, &ev.ev[i])) /* a warm-up hold kept through the spool */
+                    live += sched_tsa_restore(sc->tsa, &ev.ev[i], scheduler_now_ms());
             if (live)
                 log_info("TSA: %zu stored effect(s) in force applied again", live);
             proto_tsa_events_fini(&ev);

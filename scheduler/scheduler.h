@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "base/buf.h"
+#include "common/proto_tsa.h"
 #include "dns/dns.h"
 #include "policy/shaping.h"
 #include "common/msgid.h"
@@ -53,6 +54,7 @@ struct sched_out {
 };
 
 struct sched_tsa;
+struct sched_warmup_node;
 struct shaping;
 
 struct scheduler {
@@ -84,6 +86,7 @@ struct scheduler {
     json_t *path_providers;     /* sched_shaping.c: "SOURCE\nSITE" -> the path's provider name ("" none) */
     struct sched_admin *admin;  /* sched_admin.c: the admin command channel */
     struct sched_mtasts *mtasts; /* sched_mtasts.c: MTA-STS policies */
+    struct sched_warmup_node *warmup; /* sched_warmup_node.c: warm-up ramps */
 };
 
 uint64_t scheduler_now_ms(void);
@@ -105,9 +108,33 @@ void sched_tsa_node_record(struct scheduler *sc, const struct proto_rec *rec);
 bool sched_tsa_node_admit(struct scheduler *sc, struct msgid key);
 /* sched_tsa_node_tick - expiries, Bounce sweeps, firings owed to the spool, the tsa status page */
 void sched_tsa_node_tick(struct scheduler *sc, bool publish);
+/* sched_tsa_node_store - a firing (or another record kept with them: a warm-up hold) to the spool, which
+ * stores it in the "tsa" family and sends it back at the next start-up walk */
+void sched_tsa_node_store(struct scheduler *sc, const struct proto_tsa_event *ev);
 /* sched_tsa_overrides - the active SetConfig / SetDomainConfig overrides of a path merged into one
  * object {option: value}; NULL when none. Caller decrefs. */
 json_t *sched_tsa_overrides(struct scheduler *sc, const char *source, const char *site, const char *domain);
+
+/* sched_warmup_node.c: warm-up ramps ([warmup."SOURCE"]) */
+void sched_warmup_node_init(struct scheduler *sc);
+void sched_warmup_node_fini(struct scheduler *sc);
+/* sched_warmup_node_reload - the configuration was reloaded (before the shaping reload resolves every path) */
+void sched_warmup_node_reload(struct scheduler *sc);
+/* sched_warmup_node_tick - judge step boundaries; a step that changed applies to its paths at once */
+void sched_warmup_node_tick(struct scheduler *sc);
+/* sched_warmup_path - a warming source's path being resolved: its step's rates join opt (names borrowed
+ * from the warm-up state, which outlives the core's copy) */
+void sched_warmup_path(struct scheduler *sc, const char *source, const char *site, const char *provider,
+                       struct sched_path_options *opt);
+/* sched_warmup_result - one attempt's result on path p (deferred: transient) */
+void sched_warmup_result(struct scheduler *sc, const struct sched_path *p, bool deferred);
+/* sched_warmup_tsa - an automation rule fired on a response of source to site */
+void sched_warmup_tsa(struct scheduler *sc, const char *source, const char *site, const char *text);
+/* sched_warmup_restore - a record of the spool's start-up walk: true when it is a stored warm-up hold (taken, or
+ * refused with a log line), false when it is a TSA firing for sched_tsa_restore() */
+bool sched_warmup_restore(struct scheduler *sc, const struct proto_tsa_event *ev);
+/* sched_warmup_status - the warmup-status op's result: {"now_ms", "sources": [...]} (docs/admin-api.md) */
+json_t *sched_warmup_status(struct scheduler *sc);
 
 void sched_route_resolve(void *arg, const char *domain);
 /* sched_rebind_resolve - a routing domain "route:HOSTS" (an operator's rebind to a route, sched_rebind.c):

@@ -238,6 +238,7 @@ static void on_done(struct scheduler *sc, unsigned from, const struct proto_rec 
                              : d->bounced && !d->delivered ? SCHED_OUTCOME_BOUNCED
                                                            : SCHED_OUTCOME_DELIVERED;
     bool aborting = lease->aborting; /* read before the result: the lease may go idle or end with it */
+    sched_warmup_result(sc, lease->path, out == SCHED_OUTCOME_TRANSIENT);
     (void)sched_msg_result(sc->core, m, out, scheduler_now_ms());
     if (out != SCHED_OUTCOME_TRANSIENT)
         sched_keys_forget(&sc->keys, key);
@@ -418,6 +419,7 @@ static void on_tick(struct role_rt *rt, uint64_t now_ns)
     sched_tsa_node_tick(sc, publish);
     sched_admin_tick(sc);
     sched_mtasts_tick(sc);
+    sched_warmup_node_tick(sc);
 }
 
 static bool on_idle(struct role_rt *rt)
@@ -473,6 +475,7 @@ static void on_reload(struct role_rt *rt)
     apply_sources_pools(sc);
     sched_queue_foreach(sc->core, reload_queue, sc);
     sched_pathcfg_reload(sc);
+    sched_warmup_node_reload(sc);
     sched_shaping_reload(sc); /* every live path resolved again; new limits apply at once */
     log_info("configuration reloaded: %zu sources, %zu pools, %zu queue entries, %zu routes", rt->cfg.n_sources,
              rt->cfg.n_pools, rt->cfg.n_queues, rt->cfg.n_routes);
@@ -517,6 +520,7 @@ int main(int argc, char **argv)
     sched_admin_init(&sc);
     sched_route_init(&sc);
     sched_mtasts_init(&sc);
+    sched_warmup_node_init(&sc); /* before the shaping: resolving a path asks for its warm-up step */
     sched_shaping_init(&sc);
     sc.due.op = (struct evl_op){on_due, &sc};
     role_rt_ready(&rt);
@@ -524,6 +528,7 @@ int main(int argc, char **argv)
     sched_route_fini(&sc);
     sched_mtasts_fini(&sc);
     sched_shaping_fini(&sc);
+    sched_warmup_node_fini(&sc);
     for (int i = 0; i < 8; i++)
         (void)evl_run_once(&rt.evl, false);
     sched_tsa_node_fini(&sc);

@@ -26,6 +26,8 @@
  * `wakeups` counts cycles a producer marked rung; a consumer that reads the eventfd itself (on its
  * io_uring) still calls shm_bell_woke(), whose drain then finds the counter empty.
  *
+ * The eventfd is never taken from the shared word `efd` (any role can rewrite it): the caller passes
+ * its own copy, so a hostile role cannot point a peer's writes at another of the peer's descriptors.
  * shm_bell_init() switches the eventfd to O_NONBLOCK (the flag belongs to the open file, so every
  * process that inherits it sees it) because the drains must never block on an empty counter.
  */
@@ -35,10 +37,14 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/mem.h"
 
 void shm_bell_init(struct shm_bell *b, int efd)
 {
@@ -52,29 +58,33 @@ void shm_bell_init(struct shm_bell *b, int efd)
         log_warn("shm_bell: cannot make eventfd %d non-blocking: %s", efd, strerror(errno));
 }
 
-static void shm_bell_drain(struct shm_bell *b)
+static void shm_bell_drain(int efd)
 {
     uint64_t v;
     ssize_t n;
 
+    if (efd < 0)
+        return;
     do {
-        n = read(b->efd, &v, sizeof(v));
+        n = read(efd, &v, sizeof(v));
     } while (n < 0 && errno == EINTR);
 }
 
-int shm_bell_ring(struct shm_bell *b)
+int shm_bell_ring(struct shm_bell *b, int efd)
 {
     uint64_t one = 1;
     uint32_t v;
     ssize_t n;
 
+    if (efd < 0)
+        return -EBADF;
     atomic_thread_fence(memory_order_seq_cst);
     v = atomic_load_explicit(&b->sleeping, memory_order_relaxed);
     if ((v & 1) == 0)
         return 0;
     atomic_fetch_add_explicit(&b->rings, 1, memory_order_relaxed);
     do {
-        n = write(b->efd, &one, sizeof(one));
+        n = write(efd, &one, sizeof(one));
     } while (n < 0 && errno == EINTR);
     if (n < 0 && errno != EAGAIN)
         return -errno;
@@ -92,22 +102,25 @@ void shm_bell_prepare_sleep(struct shm_bell *b)
     atomic_thread_fence(memory_order_seq_cst);
 }
 
-void shm_bell_woke(struct shm_bell *b)
+void shm_bell_woke(struct shm_bell *b, int efd)
 {
     uint32_t v = atomic_load_explicit(&b->sleeping, memory_order_relaxed);
 
     v = atomic_exchange_explicit(&b->sleeping, v & ~1u, memory_order_seq_cst);
     if ((v & 1) == 0 && v != 0) {
         atomic_fetch_add_explicit(&b->wakeups, 1, memory_order_relaxed);
-        shm_bell_drain(b);
+        shm_bell_drain(efd);
     }
 }
 
-int shm_bell_wait(struct shm_bell *b, int timeout_ms)
+int shm_bell_wait(struct shm_bell *b, int efd, int timeout_ms)
 {
-    struct pollfd pfd = {.fd = b->efd, .events = POLLIN};
+    struct pollfd pfd = {.fd = efd, .events = POLLIN};
     int n;
 
+    (void)b;
+    if (efd < 0)
+        return -EBADF;
     n = poll(&pfd, 1, timeout_ms);
     if (n < 0)
         return -errno;
@@ -115,6 +128,48 @@ int shm_bell_wait(struct shm_bell *b, int timeout_ms)
         return 0;
     if (pfd.revents & (POLLERR | POLLNVAL))
         return -EBADF;
-    shm_bell_drain(b);
+    shm_bell_drain(efd);
     return 1;
+}
+
+bool shm_bell_fd_check(int fd)
+{
+    char path[64], link[64];
+    struct stat st;
+
+    if (fd < 0 || fstat(fd, &st) < 0)
+        return false;
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(path, link, sizeof(link) - 1);
+    if (n < 0)
+        return false;
+    link[n] = '\0';
+    return strcmp(link, "anon_inode:[eventfd]") == 0;
+}
+
+int shm_bell_fds_parse(const char *s, int *fds, unsigned n, char **err)
+{
+    unsigned i = 0;
+
+    *err = NULL;
+    while (*s && i < n) {
+        char *end;
+        errno = 0;
+        long v = strtol(s, &end, 10);
+        if (end == s || errno || v < 0 || v > INT32_MAX || (*end != ',' && *end != '\0')) {
+            *err = xasprintf("--bell-fds: \"%s\" is not a list of descriptor numbers", s);
+            return -EINVAL;
+        }
+        if (!shm_bell_fd_check((int)v)) {
+            *err = xasprintf("--bell-fds: descriptor %ld is not an eventfd of this process", v);
+            return -EINVAL;
+        }
+        fds[i++] = (int)v;
+        s = *end ? end + 1 : end;
+    }
+    if (i != n || *s) {
+        *err = xasprintf("--bell-fds: %u descriptors for %u instances", i + (*s ? 1 : 0), n);
+        return -EINVAL;
+    }
+    return 0;
 }

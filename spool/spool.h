@@ -30,6 +30,7 @@
 #include "common/proto_dlv.h"
 #include "common/proto_env.h"
 #include "policy/bounce_class.h"
+#include "spool/spool_supp.h"
 
 struct spool_pending {
     unsigned from;     /* ingress instance */
@@ -37,6 +38,7 @@ struct spool_pending {
     uint64_t token;
     struct msgid id;
     struct proto_env rec; /* decoded envelope, for the Reception record */
+    uint64_t body_len;    /* the message's bytes (ringmail_bytes_stored_total) */
     bool report;          /* a feedback report (spool_fbl.c): logged, not stored for delivery */
 };
 
@@ -135,6 +137,7 @@ struct spool {
     uint64_t admin_seq;     /* the request page's sequence number when last looked at */
     bool compact_watch;     /* a compaction started here runs: its end is logged */
     uint64_t next_retain_ns; /* log retention's next run (spool_log_retain.c) */
+    struct spool_supp *supp; /* the suppression list (spool_supp.c) */
 };
 
 /* spool_admin.c */
@@ -183,6 +186,11 @@ void spool_upd_classifier(struct spool *sp);
 void spool_upd_fini(struct spool *sp);
 /* spool_upd_env_get - the envelope in the open batch (sp->envs), read from the store at first use; index or -errno */
 long spool_upd_env_get(struct spool *sp, struct msgid id);
+/* spool_upd_log_rcpt - the record of one recipient's event (no attempt: a decision of the spool's) into the batch */
+void spool_upd_log_rcpt(struct spool *sp, struct msgid id, const struct proto_env *rec, enum spool_log_type type,
+                        uint32_t index, const struct spool_log_response *resp);
+/* spool_upd_owed - a MSG_SPOOL_MESSAGE_UPDATED for the group of rcpt_first after the commit (env: index into envs) */
+void spool_upd_owed(struct spool *sp, struct msgid id, uint32_t rcpt_first, long env);
 /* spool_upd_write_env - the changed envelope into the batch; the message leaves the spool with its last recipient */
 void spool_upd_write_env(struct spool *sp, struct spool_env *e);
 /* spool_env_set_meta - rec (decoded, owned) with key set to value (NULL: removed), re-encoded into a record of

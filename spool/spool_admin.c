@@ -188,6 +188,8 @@ static unsigned dispatch(struct spool *sp, const struct proto_admin_req *req, si
         *result = json_pack("{s:o}", "compaction", compaction_json(sp));
         return 200;
     default:
+        if (spool_supp_op(req))
+            return spool_supp_admin(sp, req, (void **)result, error);
         *error = "not an op of the spool";
         return 400;
     }

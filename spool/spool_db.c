@@ -23,7 +23,7 @@
 
 static const char *const cf_names[CF__COUNT] = {
     "default", SPOOL_DB_CF_ENVELOPES, SPOOL_DB_CF_BODIES, SPOOL_DB_CF_QUARANTINE,
-    SPOOL_DB_CF_LOGAHEAD, SPOOL_DB_CF_TSA,
+    SPOOL_DB_CF_LOGAHEAD, SPOOL_DB_CF_TSA, SPOOL_DB_CF_SUPPRESSION,
 };
 
 /* ---- errors ---- */
@@ -79,6 +79,18 @@ int spool_db_iter_done(struct spool_db *db, rocksdb_iterator_t *it, int rc, cons
     }
     rocksdb_iter_destroy(it);
     return rc;
+}
+
+bool spool_db_write_stalled(const struct spool_db *db)
+{
+    uint64_t stopped = 0, delayed = 0;
+    if (db->rdb == NULL)
+        return false;
+    if (rocksdb_property_int(db->rdb, "rocksdb.is-write-stopped", &stopped) != 0)
+        stopped = 0;
+    if (rocksdb_property_int(db->rdb, "rocksdb.actual-delayed-write-rate", &delayed) != 0)
+        delayed = 0;
+    return stopped != 0 || delayed != 0;
 }
 
 const char *spool_db_error(const struct spool_db *db)
@@ -280,7 +292,7 @@ void spool_db_batch_free(struct spool_db_batch *b)
 void spool_db_batch_reset(struct spool_db_batch *b)
 {
     rocksdb_writebatch_clear(b->wb);
-    b->stores = b->updates = b->deletes = b->logrecs = b->tsas = 0;
+    b->stores = b->updates = b->deletes = b->logrecs = b->tsas = b->supps = 0;
 }
 
 size_t spool_db_batch_count(const struct spool_db_batch *b)
@@ -361,7 +373,7 @@ int spool_db_write(struct spool_db *db, rocksdb_writebatch_t *wb, bool sync, con
 int spool_db_commit(struct spool_db *db, struct spool_db_batch *b)
 {
     ASSERT(b->db == db);
-    if (spool_db_batch_count(b) == 0 && b->logrecs == 0 && b->tsas == 0)
+    if (spool_db_batch_count(b) == 0 && b->logrecs == 0 && b->tsas == 0 && b->supps == 0)
         return 0;
     if (db->rdb == NULL)
         return spool_db_closed(db);

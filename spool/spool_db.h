@@ -45,6 +45,7 @@
 #define SPOOL_DB_CF_QUARANTINE "quarantine"
 #define SPOOL_DB_CF_LOGAHEAD "logahead"
 #define SPOOL_DB_CF_TSA "tsa"
+#define SPOOL_DB_CF_SUPPRESSION "suppression"
 
 struct spool_db;
 struct spool_db_batch;
@@ -87,6 +88,9 @@ bool spool_db_needs_recover(const struct spool_db *db);
 /* spool_db_error - RocksDB's text for the last failure, or "" */
 const char *spool_db_error(const struct spool_db *db);
 const char *spool_db_dir(const struct spool_db *db);
+/* spool_db_write_stalled - RocksDB delays or stops writes now (too many L0 files, compaction behind):
+ * "rocksdb.is-write-stopped" or a non-zero "rocksdb.actual-delayed-write-rate" */
+bool spool_db_write_stalled(const struct spool_db *db);
 void spool_db_stats_get(const struct spool_db *db, struct spool_db_stats *out);
 /*
  * spool_db_wal_syncs - RocksDB's own count of WAL syncs ("rocksdb.wal.synced") since open,
@@ -265,5 +269,23 @@ int spool_db_quarantine_list(struct spool_db *db, spool_db_quarantine_fn fn, voi
 int spool_db_free_bytes(const char *dir, uint64_t *out);
 /* spool_db_space_low - below min_free bytes; also true when the space cannot be read */
 bool spool_db_space_low(const char *dir, uint64_t min_free);
+
+/* ---- suppression list (spool_db_supp.c) ---- */
+
+/*
+ * Family "suppression": key "TENANT\0ADDRESS" (tenant "" = global, address lower-cased), value the
+ * entry's record as spool_supp.c encodes it. These are raw accessors; spool/spool_supp.h is the API.
+ */
+/* spool_db_batch_supp_put / _del - one entry into / out of the batch (committed with it) */
+int spool_db_batch_supp_put(struct spool_db_batch *b, const void *key, size_t klen, const void *val, size_t vlen);
+int spool_db_batch_supp_del(struct spool_db_batch *b, const void *key, size_t klen);
+/* spool_db_supp_get - the value into out (replaced); 0, -ENOENT or -errno */
+int spool_db_supp_get(struct spool_db *db, const void *key, size_t klen, struct buf *out);
+/* return 0 to go on; anything else stops the scan and is returned by it */
+typedef int (*spool_db_supp_fn)(void *arg, const char *key, size_t klen, const char *val, size_t vlen);
+/* spool_db_supp_scan - entries with key > after (NULL: from the first) in key order, at most max; the number
+ * handed over, fn's non-zero value, or -errno */
+int spool_db_supp_scan(struct spool_db *db, const void *after, size_t alen, size_t max, spool_db_supp_fn fn,
+                       void *arg);
 
 #endif

@@ -22,7 +22,8 @@ enum spool_db_cf {
     CF_QUARANTINE = 3,
     CF_LOGAHEAD = 4,
     CF_TSA = 5, /* traffic shaping automation firings (spool_db_tsa.c) */
-    CF__COUNT = 6,
+    CF_SUPPRESSION = 6, /* the suppression list (spool_db_supp.c) */
+    CF__COUNT = 7,
 };
 
 /* the compaction thread's state (spool_db_compact.c): atomics and `error` (under lock) are shared with it */
@@ -61,7 +62,7 @@ struct spool_db {
 struct spool_db_batch {
     struct spool_db *db;
     rocksdb_writebatch_t *wb;
-    size_t stores, updates, deletes, logrecs, tsas;
+    size_t stores, updates, deletes, logrecs, tsas, supps;
     struct buf enc;
 };
 

@@ -9,8 +9,8 @@
  * a message id, the recipient index a small number; strings are logged with jansson (UTF-8 repaired).
  * An OOB's classification is the node's bounce classifier on its Diagnostic-Code and Status; a hard one
  * (permanent status, and a recipient or domain that does not exist) and every matched complaint but
- * not-spam and auth-failure ask for suppression (spool_feedback_suppress: the one place the suppression
- * list will be called from).
+ * not-spam and auth-failure add the recipient to the suppression list (spool_feedback_suppress,
+ * spool/spool_supp.c) unless [suppression] enabled = false.
  */
 #include "spool/spool.h"
 
@@ -21,6 +21,7 @@
 
 #include "base/log.h"
 #include "spool/spool_dlv.h"
+#include "spool/spool_supp.h"
 
 static const char *meta(const struct proto_env *rec, const char *key)
 {
@@ -36,13 +37,12 @@ bool spool_fbl_is_report(const struct proto_env *rec)
 void spool_feedback_suppress(struct spool *sp, const char *tenant, const char *addr, enum spool_fbl_reason reason,
                              const char *source_id)
 {
-    (void)sp;
-    /* MERGE: the suppression list (spool/spool_supp.c) is built apart; wire it in here, once:
-     *   spool_supp_add(sp, tenant, addr, reason == SPOOL_FBL_COMPLAINT ? SPOOL_SUPP_COMPLAINT : SPOOL_SUPP_OOB,
-     *                  source_id, 0); */
-    log_info("suppression list not built: would suppress %s (tenant %s, %s, record %s)", addr,
-             tenant && tenant[0] ? tenant : "-", reason == SPOOL_FBL_COMPLAINT ? "complaint" : "out-of-band bounce",
-             source_id);
+    /* into the batch the report's own records are in: durable with them at the same commit */
+    int rc = spool_supp_add(sp, tenant ? tenant : "", addr,
+                            reason == SPOOL_FBL_COMPLAINT ? SPOOL_SUPP_COMPLAINT : SPOOL_SUPP_OOB, source_id, 0);
+    if (rc < 0 && rc != -ENOTSUP)
+        log_warn("%s from record %s not added to the suppression list: %s", addr,
+                 source_id ? source_id : "-", strerror(-rc));
 }
 
 /* enhanced_ok - "D.D+.D+" with the class 2, 4 or 5 (RFC 3463) */

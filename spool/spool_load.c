@@ -55,6 +55,13 @@ void spool_load_request(struct spool *sp, unsigned from, const struct proto_rec 
         answer(sp, from, rec->src_gen, ld->token, rc == -ENOENT ? -ENOENT : -EIO, 0, 0);
         return;
     }
+    /* recipients suppressed while the message was queued are not sent: final now, with a Suppressed record */
+    spool_supp_before_load(sp, id, &env);
+    if (proto_env_all_final(&env)) {
+        proto_env_fini(&env);
+        answer(sp, from, rec->src_gen, ld->token, -ENOENT, 0, 0);
+        return;
+    }
     size_t body = env.body_size;
     rc = proto_msg_head(&env, body, &enc);
     proto_env_fini(&env);

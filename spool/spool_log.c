@@ -72,6 +72,7 @@ static const char *const type_names[SPOOL_LOG__MAX] = {
     [SPOOL_LOG_EXPIRATION] = "Expiration",
     [SPOOL_LOG_ADMIN_BOUNCE] = "AdminBounce",
     [SPOOL_LOG_REJECTION] = "Rejection",
+    [SPOOL_LOG_SUPPRESSED] = "Suppressed",
 };
 
 const char *spool_log_type_name(enum spool_log_type type)

@@ -74,7 +74,8 @@ enum spool_log_type {
     SPOOL_LOG_EXPIRATION = 4,
     SPOOL_LOG_ADMIN_BOUNCE = 5,
     SPOOL_LOG_REJECTION = 6,
-    SPOOL_LOG__MAX = 7,
+    SPOOL_LOG_SUPPRESSED = 7, /* a recipient not sent: on the suppression list (spool_supp.c) */
+    SPOOL_LOG__MAX = 8,
 };
 
 struct spool_log_kv {

@@ -152,6 +152,7 @@ static void on_tick(struct role_rt *rt, uint64_t now)
     spool_admin_poll(sp);
     spool_admin_tick(sp);
     spool_wal_tick(sp, clock_real_ns());
+    spool_supp_tick(sp, now);
 }
 
 static bool on_drain(struct role_rt *rt)
@@ -219,6 +220,7 @@ int main(int argc, char **argv)
     check_space(&sp, clock_mono_ns() + CLOCK_SEC(2));
     log_info("spool database %s, logs %s", sp.db_dir, sp.log_dir);
     spool_admin_init(&sp);
+    spool_supp_open(&sp);
 
     role_rt_ready(&rt);
     rc = role_rt_run(&rt);
@@ -228,6 +230,7 @@ int main(int argc, char **argv)
     spool_tsa_fini(&sp);
     spool_rebind_fini(&sp);
     spool_wal_fini(&sp);
+    spool_supp_close(&sp);
     spool_log_close(sp.log);
     spool_db_batch_free(sp.batch);
     spool_db_close(sp.db);

@@ -99,8 +99,15 @@ void spool_store_request(struct spool *sp, unsigned from, const struct proto_rec
     pd->rec = m.env; /* the decoded envelope moves to the pending store */
     /* a report is final once its records are in the batch: nothing is stored to deliver (spool_fbl.c) */
     pd->report = spool_fbl_is_report(&pd->rec);
-    status = pd->report ? 0 : spool_db_batch_store(sp->batch, id, &pd->rec, m.body, m.body_len);
+    /* suppressed recipients (accepted at RCPT with on_rcpt = "drop", or suppressed since): final now, with
+     * their Reception and Suppressed records; a message with none left is not stored at all */
+    uint8_t *hits = NULL;
+    uint32_t supp = pd->report ? 0 : spool_supp_store(sp, &pd->rec, &hits);
+    status = pd->report || (supp && proto_env_all_final(&pd->rec))
+                 ? 0
+                 : spool_db_batch_store(sp->batch, id, &pd->rec, m.body, m.body_len);
     if (status < 0) {
+        free(hits);
         proto_env_fini(&pd->rec);
         why = "envelope refused by the store";
         goto reject;
@@ -108,6 +115,7 @@ void spool_store_request(struct spool *sp, unsigned from, const struct proto_rec
     /* RocksDB copied it into the batch: the run is no longer needed */
     shm_arena_free(rt->seg.arena, st->arena_off);
     pd->from = from;
+    pd->body_len = pd->report ? 0 : m.body_len; /* a report is not stored */
     pd->from_gen = rec->src_gen;
     pd->token = st->token;
     pd->id = id;
@@ -115,6 +123,7 @@ void spool_store_request(struct spool *sp, unsigned from, const struct proto_rec
     log_reception(sp, pd);
     if (pd->report)
         spool_fbl_record(sp, id, &pd->rec);
+    spool_supp_store_log(sp, id, &pd->rec, hits);
     return;
 
 reject:
@@ -133,11 +142,20 @@ void spool_store_commit(struct spool *sp)
         spool_db_logrec_count(sp->batch) == 0)
         return;
     /* stores, envelope updates, deletes and DSNs of this pass: one write batch, one fsync */
+    uint64_t t0 = clock_mono_ns();
     int rc = spool_db_commit(sp->db, sp->batch);
+    uint64_t t1 = clock_mono_ns();
+    proto_hist_record(&rt->self->hist[PROTO_NODE_HIST_FSYNC], PROTO_HIST_FAST, t1 > t0 ? (t1 - t0) / 1000u : 0);
     if (rc == 0) {
         if (spool_db_batch_count(sp->batch) > 0)
             proto_node_counter_add(rt->self, PROTO_NODE_CTR_SPOOL_COMMITS, 1);
         proto_node_counter_add(rt->self, PROTO_NODE_CTR_MESSAGES_STORED, sp->n_pend);
+        uint64_t bytes = 0;
+        for (size_t i = 0; i < sp->n_pend; i++)
+            bytes += sp->pend[i].body_len;
+        proto_node_counter_add(rt->self, PROTO_NODE_CTR_BYTES_STORED, bytes);
+        if (spool_db_write_stalled(sp->db))
+            proto_node_counter_add(rt->self, PROTO_NODE_CTR_SPOOL_WRITE_STALLS, 1);
     } else {
         proto_node_counter_add(rt->self, PROTO_NODE_CTR_SPOOL_COMMIT_FAILURES, 1);
         log_error("spool commit of %zu messages and %zu updates failed: %s (%s); each store gets 451", sp->n_pend,

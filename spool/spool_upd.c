@@ -136,6 +136,38 @@ static void log_rcpt(struct spool *sp, const struct event_ctx *ev, enum spool_lo
     free(queue);
 }
 
+void spool_upd_log_rcpt(struct spool *sp, struct msgid id, const struct proto_env *rec, enum spool_log_type type,
+                        uint32_t index, const struct spool_log_response *resp)
+{
+    struct event_ctx ev = {id, rec, NULL, (int64_t)(clock_real_ns() / 1000000000u)};
+    log_rcpt(sp, &ev, type, index, resp);
+}
+
+void spool_upd_owed(struct spool *sp, struct msgid id, uint32_t rcpt_first, long env)
+{
+    upd_push(sp, id, rcpt_first, env);
+}
+
+/* supp_hard - a Bounce of a hard class (not a block, policy or rate answer): the recipient is suppressed */
+static void supp_hard(struct spool *sp, struct msgid id, const struct proto_env *rec, uint32_t index,
+                      const struct spool_log_response *resp)
+{
+    const struct cfg *c = &sp->rt->cfg;
+    char enh[24] = "", idtext[MSGID_TEXT_SIZE];
+    if (!c->supp_enabled || !c->supp_auto_hard_bounce || !sp->bc || resp->code < 500 || resp->code > 599)
+        return;
+    if (resp->enh_class)
+        snprintf(enh, sizeof(enh), "%u.%u.%u", resp->enh_class, resp->enh_subject, resp->enh_detail);
+    if (!cfg_supp_hard(c, bounce_class_classify(sp->bc, resp->code, enh, resp->content)))
+        return;
+    const char *tenant = proto_env_meta_get(rec, PROTO_ENV_META_TENANT);
+    msgid_format(id, idtext);
+    int rc = spool_supp_add(sp, tenant && supp_valid_tenant(tenant, strlen(tenant)) ? tenant : "",
+                            rec->rcpts[index].addr, SPOOL_SUPP_HARD_BOUNCE, idtext, 0);
+    if (rc < 0 && rc != -ENOTSUP)
+        log_warn("%s: recipient %u not added to the suppression list (%s)", idtext, index, strerror(-rc));
+}
+
 static void dsn_item_add(struct dsn_item **items, size_t *n, const char *addr, const struct spool_log_response *r,
                          const char *mta, int64_t ts)
 {
@@ -399,6 +431,8 @@ void spool_upd_attempt(struct spool *sp, unsigned from, const struct proto_rec *
                                    : r.outcome == PROTO_OUT_TRANSIENT ? SPOOL_LOG_TRANSIENT_FAILURE
                                                                       : SPOOL_LOG_BOUNCE;
         log_rcpt(sp, &ev, type, r.index, &resp);
+        if (type == SPOOL_LOG_BOUNCE)
+            supp_hard(sp, id, &e->rec, r.index, &resp);
         if (type != SPOOL_LOG_DELIVERY && tsa < 0)
             tsa = i;
         if (type == SPOOL_LOG_BOUNCE && dsn)
@@ -464,6 +498,8 @@ void spool_upd_fail(struct spool *sp, unsigned from, const struct proto_rec *rec
         if (!mark[i])
             continue;
         log_rcpt(sp, &ev, expire ? SPOOL_LOG_EXPIRATION : admin ? SPOOL_LOG_ADMIN_BOUNCE : SPOOL_LOG_BOUNCE, i, &resp);
+        if (!expire && !admin) /* the scheduler's definite DNS answer (no such domain, null MX): BadDomain */
+            supp_hard(sp, id, &e->rec, i, &resp);
         if (dsn)
             dsn_item_add(&items, &n_items, e->rec.rcpts[i].addr, &resp, NULL, ev.ts);
     }

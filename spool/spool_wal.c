@@ -111,6 +111,8 @@ static int wal_write(struct spool *sp, const char *line, size_t len)
     int rc = spool_log_write_line(sp->log, line, len);
     if (rc == -ENOBUFS && spool_log_flush(sp->log) == 0)
         rc = spool_log_write_line(sp->log, line, len);
+    if (rc == 0)
+        proto_node_counter_add(sp->rt->self, PROTO_NODE_CTR_LOG_WRITTEN, 1);
     return rc;
 }
 

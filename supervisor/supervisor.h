@@ -128,6 +128,10 @@ struct supervisor {
 
     struct shm_segment seg;
     struct sup_instance inst[PROTO_NODE_MAX_INSTANCES];
+    /* each instance's doorbell eventfd (inherited by every role, handed to them as --bell-fds): the
+     * segment publishes the numbers too, but any role can rewrite them there */
+    int bell_fd[PROTO_NODE_MAX_INSTANCES];
+    char bell_fds_arg[PROTO_NODE_MAX_INSTANCES * 12];
     /* SMTP listeners. Steered: one SO_REUSEPORT socket per ingress worker and listener, chosen by the
      * BPF program (worker_fds). Not steered: one socket per listener shared by every worker. */
     int listen_fds[CFG_MAX_LISTENERS];
@@ -214,6 +218,8 @@ unsigned supervisor_ops_request(struct supervisor *s, struct MHD_Connection *c, 
  * else an error document in *body (heap) */
 unsigned supervisor_ops_ask(struct supervisor *s, enum proto_node_role role, struct proto_admin_req *req,
                             json_t **result, char **body);
+/* supervisor_ops_who - the client as the records name it (address or socket credentials; the token id when post) */
+void supervisor_ops_who(struct supervisor *s, struct MHD_Connection *c, bool post, char *buf, size_t len);
 /* supervisor_ops_error - an error document {"ok": false, "error": msg} into *body; returns code */
 unsigned supervisor_ops_error(unsigned code, const char *msg, char **body);
 
@@ -226,6 +232,17 @@ unsigned supervisor_inspect_request(struct supervisor *s, struct MHD_Connection 
  * spool) and the scheduler's entries (NULL: it did not answer; sched_error says why); any content of
  * either is taken (they are role-written): members of another type are left out, indexes are checked */
 json_t *supervisor_inspect_merge(const char *id, const json_t *spool, const json_t *entries, const char *sched_error);
+
+/* supervisor_supp.c */
+/* supervisor_supp_request - the suppression list's endpoints: the HTTP code, *body (heap) and *type (NULL: an
+ * admin JSON document); 0 when url is none of them. json_body: the request's JSON object or NULL */
+unsigned supervisor_supp_request(struct supervisor *s, struct MHD_Connection *c, const char *url, bool get, bool post,
+                                 const void *json_body, char **body, const char **type);
+enum MHD_Result;
+/* supervisor_supp_export - GET /api/v1/suppression/export: true with *ret once answered (a stream), false when
+ * url is another */
+bool supervisor_supp_export(struct supervisor *s, struct MHD_Connection *c, const char *url, bool get,
+                            enum MHD_Result *ret);
 
 /* supervisor_trace.c */
 struct buf;
@@ -240,8 +257,9 @@ void supervisor_trace_note_pid(unsigned instance, pid_t pid);
  * stream queued, or an error), 0 when url is neither */
 unsigned supervisor_trace_request(struct supervisor *s, struct MHD_Connection *c, const char *url, bool get,
                                   enum MHD_Result *ret);
-/* supervisor_trace_metrics - its counters, Prometheus text */
-void supervisor_trace_metrics(struct buf *out);
+/* supervisor_trace_metrics - its counters, into the metrics collection (supervisor_metrics.h) */
+struct sup_metrics;
+void supervisor_trace_metrics(struct sup_metrics *m);
 
 /* supervisor_ui.c: the web console's static files */
 /* supervisor_ui_init - their ETags (SHA-256); once, before the admin daemons start */

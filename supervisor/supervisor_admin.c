@@ -11,7 +11,8 @@
  *   GET  /api/v1/logs?type=T&domain=D&queue=Q&limit=N&follow=1   the message log: supervisor_logs.c
  *   GET  /ui/, /ui/<file>   the web console's static files: supervisor_ui.c
  *   GET  /api/v1/trace/smtp-server|smtp-client   live SMTP transcripts, streamed: supervisor_trace.c
- *   GET  /metrics                        Prometheus text from the shared-memory counters
+ *   GET  /metrics                        Prometheus text from the shared-memory counters: supervisor_metrics.c
+ *   GET  /metrics.json                   the same collection as JSON
  *
  * Access control (supervisor_auth.c, docs/admin-api.md "Access control") is applied here, once, to
  * every request before any endpoint sees it, so a new endpoint is covered by adding its dispatch lines
@@ -55,6 +56,7 @@
 #include "common/proto_status.h"
 #include "supervisor/supervisor_auth.h"
 #include "supervisor/supervisor_logs.h"
+#include "supervisor/supervisor_metrics.h"
 
 #define ADMIN_BODY_MAX (1u << 20)
 #define ADMIN_MAX_CONNECTIONS 256u
@@ -218,58 +220,14 @@ static char *status_doc(struct supervisor *s)
     return text;
 }
 
-static char *metrics_text(struct supervisor *s)
+/* metrics_doc - GET /metrics (text) or /metrics.json, both from one collection: supervisor_metrics.c */
+static char *metrics_doc(struct supervisor *s, bool json)
 {
-    struct buf out = {0};
-    struct shm_arena_stats as;
-
-    buf_printf(&out,
-               "# HELP ringmail_role_up 1 when the role instance is ready.\n# TYPE ringmail_role_up gauge\n");
-    for (unsigned i = 0; i < s->seg.n_instances; i++) {
-        struct proto_node_instance *in = &s->seg.inst[i];
-        buf_printf(&out, "ringmail_role_up{role=\"%s\",index=\"%u\"} %d\n",
-                   proto_node_role_name(s->inst[i].role), s->inst[i].index,
-                   atomic_load(&in->state) == PROTO_NODE_INST_READY);
-    }
-    buf_printf(&out,
-               "# HELP ringmail_role_restarts_total Restarts of the role instance since the node started.\n"
-               "# TYPE ringmail_role_restarts_total counter\n");
-    for (unsigned i = 0; i < s->seg.n_instances; i++) {
-        struct proto_node_instance *in = &s->seg.inst[i];
-        buf_printf(&out, "ringmail_role_restarts_total{role=\"%s\",index=\"%u\"} %u\n",
-                   proto_node_role_name(s->inst[i].role), s->inst[i].index,
-                   atomic_load(&in->restarts));
-    }
-    for (unsigned k = 0; k < PROTO_NODE_CTR__MAX; k++) {
-        const char *name = proto_node_counter_name((enum proto_node_counter)k);
-        bool gauge = proto_node_counter_is_gauge((enum proto_node_counter)k);
-        const char *suffix = gauge ? "" : "_total";
-        buf_printf(&out, "# HELP ringmail_%s%s Per role instance: %s.\n# TYPE ringmail_%s%s %s\n", name,
-                   suffix, name, name, suffix, gauge ? "gauge" : "counter");
-        for (unsigned i = 0; i < s->seg.n_instances; i++) {
-            struct proto_node_instance *in = &s->seg.inst[i];
-            buf_printf(&out, "ringmail_%s%s{role=\"%s\",index=\"%u\"} %llu\n", name, suffix,
-                       proto_node_role_name(s->inst[i].role), s->inst[i].index,
-                       (unsigned long long)atomic_load_explicit(&in->counters[k], memory_order_relaxed));
-        }
-    }
-    shm_arena_stats(s->seg.arena, &as);
-    buf_printf(&out,
-               "# HELP ringmail_arena_blocks_used Body arena blocks in use.\n# TYPE "
-               "ringmail_arena_blocks_used gauge\n"
-               "ringmail_arena_blocks_used %llu\n",
-               (unsigned long long)as.blocks_used);
-    buf_printf(&out,
-               "# HELP ringmail_arena_blocks Body arena blocks in all.\n# TYPE ringmail_arena_blocks gauge\n"
-               "ringmail_arena_blocks %llu\n",
-               (unsigned long long)as.blocks_total);
-    buf_printf(
-        &out,
-        "# HELP ringmail_shm_bytes Size of the shared memory segment.\n# TYPE ringmail_shm_bytes gauge\n"
-        "ringmail_shm_bytes %llu\n",
-        (unsigned long long)s->seg.pages.size);
-    supervisor_trace_metrics(&out);
-    return buf_take(&out);
+    struct sup_metrics m;
+    supervisor_metrics_collect(s, &m);
+    char *text = json ? supervisor_metrics_json(&m) : supervisor_metrics_text(&m);
+    supervisor_metrics_fini(&m);
+    return text;
 }
 
 bool supervisor_admin_arg_ok(const char *v)
@@ -389,7 +347,6 @@ static enum MHD_Result on_request(struct supervisor *s, struct MHD_Connection *c
 {
     bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0, post = strcmp(method, "POST") == 0;
 
-    (void)body; /* no endpoint here takes one yet */
     if (get && strcmp(url, "/api/v1/status") == 0)
         return respond_doc(c, MHD_HTTP_OK, status_doc(s));
     if (get && strcmp(url, "/api/v1/queues") == 0) {
@@ -422,12 +379,22 @@ static enum MHD_Result on_request(struct supervisor *s, struct MHD_Connection *c
         return trace_ret;
     if (get && (strcmp(url, "/api/v1/tsa/status") == 0 || strcmp(url, "/api/v1/tsa/history") == 0))
         return tsa_doc(s, c, strcmp(url, "/api/v1/tsa/history") == 0);
+    enum MHD_Result supp_ret; /* the suppression list: supervisor_supp.c */
+    if (supervisor_supp_export(s, c, url, get, &supp_ret))
+        return supp_ret;
+    char *supp_body = NULL;
+    const char *supp_type = NULL;
+    unsigned supp_code = supervisor_supp_request(s, c, url, get, post, body, &supp_body, &supp_type);
+    if (supp_code)
+        return supp_type ? respond(c, supp_code, supp_type, supp_body) : respond_doc(c, supp_code, supp_body);
     char *ops_body = NULL; /* queue-summary, suspend, bounce, inspect: supervisor_ops.c */
     unsigned ops_code = (get || post) ? supervisor_ops_request(s, c, url, post, &ops_body) : 0;
     if (ops_code)
         return respond_doc(c, ops_code, ops_body);
     if (get && strcmp(url, "/metrics") == 0)
-        return respond(c, MHD_HTTP_OK, "text/plain; version=0.0.4", metrics_text(s));
+        return respond(c, MHD_HTTP_OK, "text/plain; version=0.0.4", metrics_doc(s, false));
+    if (get && strcmp(url, "/metrics.json") == 0)
+        return respond_doc(c, MHD_HTTP_OK, metrics_doc(s, true));
     if (get && strcmp(url, "/api/v1/shaping/resolve") == 0)
         return shaping_request(s, c, false);
     if (post && strcmp(url, "/api/v1/shaping/set") == 0)

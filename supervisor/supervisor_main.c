@@ -106,6 +106,9 @@ static void describe_static_changes(const struct cfg *a, const struct cfg *b, ch
     for (size_t i = 0; !http && i < a->n_http_listeners; i++)
         http = strcmp(a->http_listeners[i].listen, b->http_listeners[i].listen) != 0;
     CHANGED(http, "http_listener");
+    CHANGED(a->metrics_max_sites != b->metrics_max_sites || a->metrics_max_providers != b->metrics_max_providers ||
+                a->metrics_max_sources != b->metrics_max_sources,
+            "metrics");
 #undef CHANGED
 }
 
@@ -422,6 +425,11 @@ static void setup_data_dir(struct supervisor *s)
     char *logs = s->cfg.log_dir && s->cfg.log_dir[0] ? xstrdup(s->cfg.log_dir) : xasprintf("%s/logs", s->cfg.data_dir);
     own_dir(s, spool, spool_uid, 0700, "spool directory");
     own_dir(s, logs, spool_uid, 0700, "log directory");
+    /* what the spool publishes for the other roles to read (the suppression snapshot): the spool's, the
+     * node group may read */
+    char *published = xasprintf("%s/published", s->cfg.data_dir);
+    own_dir(s, published, spool_uid, 0750, "published directory");
+    free(published);
     free(spool);
     free(logs);
 }
@@ -549,12 +557,19 @@ int main(int argc, char **argv)
              s->seg.pages.source == SHM_PAGES_SMALL ? "; `ringctl doctor` explains how to reserve hugepages" : "");
     atomic_store(&s->seg.hdr->supervisor_pid, (int32_t)getpid());
     supervisor_spawn_init(s);
+    size_t off = 0;
     for (unsigned i = 0; i < s->seg.n_instances; i++) {
-        /* doorbells are inherited by every role (no close-on-exec), so the number is valid everywhere */
+        /* doorbells are inherited by every role (no close-on-exec), so the number is valid everywhere;
+         * roles take the numbers from --bell-fds, never from the segment */
         int efd = eventfd(0, EFD_NONBLOCK);
         if (efd < 0)
             fatal("eventfd: %s", strerror(errno));
+        s->bell_fd[i] = efd;
         shm_bell_init(shm_segment_bell(&s->seg.inst[i]), efd);
+        int w = snprintf(s->bell_fds_arg + off, sizeof(s->bell_fds_arg) - off, "%s%d", i ? "," : "", efd);
+        if (w < 0 || (size_t)w >= sizeof(s->bell_fds_arg) - off)
+            fatal("eventfd %d: the --bell-fds list does not fit", efd);
+        off += (size_t)w;
     }
     if (supervisor_listen_open(s, &err) < 0)
         fatal("%s", err);

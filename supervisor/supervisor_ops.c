@@ -13,6 +13,7 @@
  *   POST /api/v1/rebind?(domain=D[&tenant=T][&campaign=C] | tenant=T | campaign=C | queue=Q | everything=1)
  *        &(to_queue=Q | to_route=HOSTS)[&reason=R]
  *   POST /api/v1/abort-ready-q-conn?name=SOURCE->SITE[&reason=R]
+ *   GET  /api/v1/warmup/status              warm-up ramps: each warming source's step per provider
  *   POST /api/v1/log-level?level=L[&role=R]  (answered here: a word per role in the segment's header)
  *
  * The spool has a channel of its own (the SPOOL page pair, same documents), used by supervisor_inspect.c.
@@ -70,6 +71,7 @@ static const struct {
     {"/api/v1/inspect-ready-q", false, PROTO_ADMIN_INSPECT_PATH},
     {"/api/v1/rebind", true, PROTO_ADMIN_REBIND},
     {"/api/v1/abort-ready-q-conn", true, PROTO_ADMIN_ABORT_PATH_CONN},
+    {"/api/v1/warmup/status", false, PROTO_ADMIN_WARMUP_STATUS},
 };
 
 unsigned supervisor_ops_error(unsigned code, const char *msg, char **body)
@@ -108,7 +110,7 @@ static bool number(struct MHD_Connection *c, const char *key, uint64_t *out)
 
 /* who_of - the client as the records name it: its address (or Unix socket credentials) and, for a mutating
  * call (the token was checked), the token id */
-static void who_of(struct supervisor *s, struct MHD_Connection *c, bool post, char *buf, size_t len)
+void supervisor_ops_who(struct supervisor *s, struct MHD_Connection *c, bool post, char *buf, size_t len)
 {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     bool inet = ci && ci->client_addr && (ci->client_addr->sa_family == AF_INET || ci->client_addr->sa_family == AF_INET6);
@@ -125,7 +127,8 @@ unsigned supervisor_ops_ask(struct supervisor *s, enum proto_node_role role, str
     const char *name = spool ? "spool" : "scheduler";
     unsigned req_page = spool ? PROTO_NODE_STATUS_SPOOL_REQ : PROTO_NODE_STATUS_ADMIN_REQ;
     unsigned reply_page = spool ? PROTO_NODE_STATUS_SPOOL_REPLY : PROTO_NODE_STATUS_ADMIN_REPLY;
-    struct proto_node_instance *inst = &s->seg.inst[shm_segment_instance_of(&s->seg, role, 0)];
+    unsigned idx = (unsigned)shm_segment_instance_of(&s->seg, role, 0);
+    struct proto_node_instance *inst = &s->seg.inst[idx];
     char msg[160];
     *result = NULL;
     *body = NULL;
@@ -145,7 +148,7 @@ unsigned supervisor_ops_ask(struct supervisor *s, enum proto_node_role role, str
     int rc = shm_segment_page_publish(&s->seg, req_page, text, strlen(text));
     free(text);
     if (rc == 0)
-        (void)shm_bell_ring(shm_segment_bell(inst)); /* else its next tick (200 ms) takes it */
+        (void)shm_bell_ring(shm_segment_bell(inst), s->bell_fd[idx]); /* else its next tick (200 ms) takes it */
     unsigned code = 0;
     uint64_t seen = 0;
     while (rc == 0 && code == 0) {
@@ -224,7 +227,7 @@ static unsigned log_level(struct supervisor *s, struct MHD_Connection *c, bool p
     if (sup)
         log_set_level(config ? s->cfg.log_level : lv);
     char who[192];
-    who_of(s, c, true, who, sizeof(who));
+    supervisor_ops_who(s, c, true, who, sizeof(who));
     log_info("admin: log level %s for %s by %s", level, role ? role : "every role", who);
     struct proto_status_reply rep = {.ok = true};
     char *detail = xasprintf("log level %s for %s (within a second; a reload keeps it)", level,
@@ -244,7 +247,7 @@ unsigned supervisor_ops_request(struct supervisor *s, struct MHD_Connection *c, 
     if (strcmp(url, "/api/v1/log-level") == 0)
         return log_level(s, c, post, body);
     char who[192];
-    who_of(s, c, post, who, sizeof(who));
+    supervisor_ops_who(s, c, post, who, sizeof(who));
     unsigned code = supervisor_inspect_request(s, c, url, post, who, body); /* supervisor_inspect.c */
     if (code)
         return code;

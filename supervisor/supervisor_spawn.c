@@ -86,6 +86,8 @@ static void spawn_one(struct supervisor *s, unsigned i)
     }
     argv[n++] = "--data-dir";
     argv[n++] = s->cfg.data_dir;
+    argv[n++] = "--bell-fds";
+    argv[n++] = s->bell_fds_arg;
     int inherit[CFG_MAX_LISTENERS + CFG_MAX_HTTP_LISTENERS];
     size_t n_inherit = 0, n_smtp = 0;
     if (si->role == PROTO_NODE_ROLE_INGRESS) {

@@ -27,6 +27,7 @@
  * it). Everything shared is under tr.lock; the pid table is atomics written by the main thread.
  */
 #include "supervisor/supervisor.h"
+#include "supervisor/supervisor_metrics.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -533,25 +534,28 @@ unsigned supervisor_trace_request(struct supervisor *s, struct MHD_Connection *c
     return 1;
 }
 
-void supervisor_trace_metrics(struct buf *out)
+void supervisor_trace_metrics(struct sup_metrics *m)
 {
     unsigned n = 0;
     pthread_mutex_lock(&tr.lock);
     for (unsigned k = 0; k < SUP_TRACE_MAX; k++)
         n += tr.t[k].used && !tr.t[k].closed;
     pthread_mutex_unlock(&tr.lock);
-    buf_printf(out,
-               "# HELP ringmail_trace_tracers SMTP traces being streamed (ringctl trace-smtp-*).\n"
-               "# TYPE ringmail_trace_tracers gauge\nringmail_trace_tracers %u\n"
-               "# HELP ringmail_trace_received_total SMTP trace events accepted from the roles.\n"
-               "# TYPE ringmail_trace_received_total counter\nringmail_trace_received_total %llu\n"
-               "# HELP ringmail_trace_rejected_total SMTP trace datagrams refused (bad record or sender).\n"
-               "# TYPE ringmail_trace_rejected_total counter\nringmail_trace_rejected_total %llu\n"
-               "# HELP ringmail_trace_streamed_total SMTP trace events queued to a tracer.\n"
-               "# TYPE ringmail_trace_streamed_total counter\nringmail_trace_streamed_total %llu\n"
-               "# HELP ringmail_trace_slow_tracer_dropped_total SMTP trace events dropped for a tracer that reads too "
-               "slowly.\n"
-               "# TYPE ringmail_trace_slow_tracer_dropped_total counter\nringmail_trace_slow_tracer_dropped_total %llu\n",
-               n, (unsigned long long)atomic_load(&tr.received), (unsigned long long)atomic_load(&tr.rejected),
-               (unsigned long long)atomic_load(&tr.streamed), (unsigned long long)atomic_load(&tr.dropped));
+    static const struct {
+        const char *name, *help;
+    } c[] = {
+        {"ringmail_trace_received_total", "SMTP trace events accepted from the roles."},
+        {"ringmail_trace_rejected_total", "SMTP trace datagrams refused (bad record or sender)."},
+        {"ringmail_trace_streamed_total", "SMTP trace events queued to a tracer."},
+        {"ringmail_trace_slow_tracer_dropped_total", "SMTP trace events dropped for a tracer that reads too slowly."},
+    };
+    uint64_t v[4] = {atomic_load(&tr.received), atomic_load(&tr.rejected), atomic_load(&tr.streamed),
+                     atomic_load(&tr.dropped)};
+    supervisor_metrics_sample(supervisor_metrics_family(m, "ringmail_trace_tracers", SUP_METRIC_GAUGE,
+                                                        "SMTP traces being streamed (ringctl trace-smtp-*)."),
+                              0, NULL, NULL)
+        ->value = n;
+    for (unsigned k = 0; k < 4; k++)
+        supervisor_metrics_sample(supervisor_metrics_family(m, c[k].name, SUP_METRIC_COUNTER, c[k].help), 0, NULL, NULL)
+            ->value = v[k];
 }

@@ -139,11 +139,11 @@ static int pop_or_sleep(const struct shm_ring_ref *r, struct shm_bell *b, struct
         shm_bell_prepare_sleep(b);
         rc = shm_ring_pop(r, out);
         if (rc != -EAGAIN) {
-            shm_bell_woke(b);
+            shm_bell_woke(b, b->efd);
             return rc;
         }
-        rc = shm_bell_wait(b, 2000);
-        shm_bell_woke(b);
+        rc = shm_bell_wait(b, b->efd, 2000);
+        shm_bell_woke(b, b->efd);
         if (rc < 0)
             return rc;
     }
@@ -166,7 +166,7 @@ static void run_producer(struct bench *bn)
                 break;
             i++;
         }
-        shm_bell_ring(&bn->ctl->bell_cons);
+        shm_bell_ring(&bn->ctl->bell_cons, bn->ctl->bell_cons.efd);
         if (i < end)
             sched_yield(); /* full: let the consumer run (2-core hosts) */
     }
@@ -208,7 +208,7 @@ static void run_ponger(struct bench *bn)
         rec.body.ping.reserved[0] = now;
         if (shm_ring_push(&bn->pong, &rec) != 0)
             _exit(1);
-        shm_bell_ring(&bn->ctl->bell_pinger);
+        shm_bell_ring(&bn->ctl->bell_pinger, bn->ctl->bell_pinger.efd);
     }
     _exit(0);
 }
@@ -289,7 +289,7 @@ static int bench_latency(struct bench *bn, uint64_t *wake, uint64_t *rtt, uint64
             fails = 1;
             break;
         }
-        shm_bell_ring(&ctl->bell_ponger);
+        shm_bell_ring(&ctl->bell_ponger, ctl->bell_ponger.efd);
         if (atomic_load(&ctl->bell_ponger.rings) != rings_before)
             (*asleep)++;
         rc = pop_or_sleep(&bn->pong, &ctl->bell_pinger, &got);

@@ -31,11 +31,13 @@
 #include "tools/ringctl_http.h"
 #include "tools/ringctl_logs.h"
 #include "tools/ringctl_inspect.h"
+#include "tools/ringctl_supp.h"
 #include "tools/ringctl_ops.h"
 #include "tools/ringctl_trace.h"
 #include "tools/ringctl_shaping.h"
 #include "tools/ringctl_top.h"
 #include "tools/ringctl_tsa.h"
+#include "tools/ringctl_warmup.h"
 
 struct http_resp {
     int status;
@@ -161,6 +163,8 @@ static void usage(FILE *f)
                "  metrics             the Prometheus metrics text\n"
                "  tsa-status [--domain D] [--site S]  traffic shaping automation effects in force, time left\n"
                "  tsa-history         the recent traffic shaping automation firings, newest first\n"
+               "  warmup status       warm-up ramps: each warming source's step, allowance and use per provider,\n"
+               "                      and why a step is held\n"
                "  doctor [--apply] [--config FILE] [--volume 8M/day --size 50KB [--outage 24h]]\n"
                "                      the host against a park node's needs, one line per check with its fix;\n"
                "                      --apply writes /etc/sysctl.d/90-ringmail.conf and reserves hugepages\n"
@@ -192,6 +196,9 @@ static void usage(FILE *f)
                "  top [--interval S] [--by provider|site|source|path] [--once [--json]]\n"
                "                      a live dashboard: totals and rates, a row per provider, TSA events, role\n"
                "                      CPU and memory; keys q s / p ?; --once prints one frame as text\n"
+               "  suppression add|remove|check ADDRESS [--tenant T] [--reason R] [--source S] [--expires UNIX];\n"
+               "  suppression list [--limit N] [--after C]; import FILE; export [--format csv|jsonl]\n"
+               "                      the suppression list (docs/operations.md, \"Suppression list\")\n"
                "  trace-smtp-server [--peer CIDR]   live transcript of the SMTP server sessions (ingress)\n"
                "  trace-smtp-client [--domain D] [--site S] [--source S]   ... of the SMTP client sessions\n"
                "                      (egress); commands, replies, TLS steps, bodies elided; until Ctrl-C\n"
@@ -230,7 +237,8 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc && !shaping_at; i++)
         if (ringctl_shaping_command(argv[i]) || ringctl_ops_command(argv[i]) || ringctl_logs_command(argv[i]) ||
             ringctl_inspect_command(argv[i]) || ringctl_doctor_command(argv[i]) || ringctl_capacity_command(argv[i]) ||
-            ringctl_trace_command(argv[i]) || ringctl_top_command(argv[i]))
+            ringctl_trace_command(argv[i]) || ringctl_top_command(argv[i]) ||
+            ringctl_warmup_command(argv[i]) || ringctl_supp_command(argv[i]))
             shaping_at = i;
     while ((c = getopt_long(shaping_at ? shaping_at : argc, argv, "e:jhd:s:t:D:S:", opts, NULL)) != -1) {
         switch (c) {
@@ -280,6 +288,10 @@ int main(int argc, char **argv)
         return ringctl_trace_main(argc - shaping_at, argv + shaping_at, endpoint, raw_json);
     if (shaping_at && ringctl_top_command(argv[shaping_at])) /* tools/ringctl_top.c */
         return ringctl_top_main(argc - shaping_at, argv + shaping_at, endpoint, raw_json, ringctl_http_call);
+    if (shaping_at && ringctl_warmup_command(argv[shaping_at])) /* tools/ringctl_warmup.c */
+        return ringctl_warmup_main(argc - shaping_at, argv + shaping_at, endpoint, raw_json, ringctl_http_call);
+    if (shaping_at && ringctl_supp_command(argv[shaping_at])) /* tools/ringctl_supp.c */
+        return ringctl_supp_main(argc - shaping_at, argv + shaping_at, endpoint, raw_json);
     if (shaping_at && ringctl_ops_command(argv[shaping_at])) /* tools/ringctl_ops.c */
         return ringctl_ops_main(argc - shaping_at, argv + shaping_at, endpoint, raw_json, ringctl_http_call);
     if (shaping_at)

@@ -202,7 +202,8 @@ static int read_all(int fd, const char *endpoint, char **out, size_t *out_len)
 }
 
 /* open_request - a connection with the request sent; the fd, or -errno (said on stderr) */
-static int open_request(const char *endpoint, const char *method, const char *path)
+static int open_request_body(const char *endpoint, const char *method, const char *path, const char *ctype,
+                             const char *data, size_t data_len)
 {
     bool local = strncmp(endpoint, "unix:", 5) == 0;
     struct buf req = {0};
@@ -215,12 +216,16 @@ static int open_request(const char *endpoint, const char *method, const char *pa
         return fd == -EINVAL ? -EINVAL : -ECONNREFUSED;
     }
     /* Host names the listener as written (with its port); over the socket, localhost */
-    buf_printf(&req, "%s %s HTTP/1.0\r\nHost: %s\r\nContent-Length: 0\r\nUser-Agent: ringctl\r\n", method, path,
-               local ? "localhost" : endpoint);
+    buf_printf(&req, "%s %s HTTP/1.0\r\nHost: %s\r\nContent-Length: %zu\r\nUser-Agent: ringctl\r\n", method, path,
+               local ? "localhost" : endpoint, data ? data_len : 0);
+    if (data && ctype)
+        buf_printf(&req, "Content-Type: %s\r\n", ctype);
     if (token[0])
         buf_printf(&req, "Authorization: Bearer %s\r\n", token);
     buf_puts(&req, "\r\n");
     int rc = send_all(fd, buf_cstr(&req), req.len);
+    if (rc == 0 && data && data_len)
+        rc = send_all(fd, data, data_len);
     explicit_bzero(req.data, req.len);
     buf_fini(&req);
     if (rc < 0) {
@@ -229,6 +234,11 @@ static int open_request(const char *endpoint, const char *method, const char *pa
         return -EIO;
     }
     return fd;
+}
+
+static int open_request(const char *endpoint, const char *method, const char *path)
+{
+    return open_request_body(endpoint, method, path, NULL, NULL, 0);
 }
 
 /* head_parse - the status of an answer whose head ends before hdr_end; -EPROTO (said) when it is not HTTP */
@@ -248,12 +258,18 @@ static int head_parse(const char *endpoint, const char *buf, size_t n, const cha
 int ringctl_http_call(const char *endpoint, const char *method, const char *path, int *status, char **body,
                       size_t *len)
 {
+    return ringctl_http_call_body(endpoint, method, path, NULL, NULL, 0, status, body, len);
+}
+
+int ringctl_http_call_body(const char *endpoint, const char *method, const char *path, const char *ctype,
+                           const char *data, size_t data_len, int *status, char **body, size_t *len)
+{
     char *buf = NULL;
     size_t n = 0;
 
     *body = NULL;
     *len = 0;
-    int fd = open_request(endpoint, method, path);
+    int fd = open_request_body(endpoint, method, path, ctype, data, data_len);
     if (fd < 0)
         return fd;
     int rc = read_all(fd, endpoint, &buf, &n);

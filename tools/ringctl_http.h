@@ -28,6 +28,9 @@ struct ringctl_http_opts {
 const char *ringctl_http_setup(const struct ringctl_http_opts *o);
 int ringctl_http_call(const char *endpoint, const char *method, const char *path, int *status, char **body,
                       size_t *len);
+/* ringctl_http_call_body - the same with a request body (data_len bytes of ctype) */
+int ringctl_http_call_body(const char *endpoint, const char *method, const char *path, const char *ctype,
+                           const char *data, size_t data_len, int *status, char **body, size_t *len);
 
 /* ringctl_http_stream - GET path and hand the body to fn as it arrives (no time limit once the head came),
  * until the node closes: 0 with *status; fn's negative return, -EINTR (a signal), or -errno (said) */

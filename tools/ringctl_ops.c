@@ -180,6 +180,35 @@ const char *ringctl_ops_cut(const char *s, size_t w, char *buf, size_t len)
 }
 
 static bool colour;
+
+int ringctl_ops_fetch(ringctl_http_fn http, const char *endpoint, const char *method, const char *path, bool json,
+                      const char *name, json_t **doc)
+{
+    int status = 0;
+    char *body = NULL;
+    size_t len = 0;
+    *doc = NULL;
+    if (http(endpoint, method, path, &status, &body, &len) < 0)
+        return 3;
+    colour = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+    if (json) {
+        fwrite(body, 1, len, stdout);
+        free(body);
+        return status == 200 ? 0 : 1;
+    }
+    json_t *d = json_loadb(body, len, 0, NULL);
+    free(body);
+    if (status != 200 || !json_is_object(d)) {
+        const char *err = json_string_value(json_object_get(d, "error"));
+        fprintf(stderr, "%sringctl %s: %s%s\n", colour ? "\033[31m" : "", name,
+                err ? err : "the node's answer is not a JSON object", colour ? "\033[0m" : "");
+        json_decref(d);
+        return 1;
+    }
+    *doc = d;
+    return -1;
+}
+
 #define YELLOW (colour ? "\033[33m" : "")
 #define RED (colour ? "\033[31m" : "")
 #define OFF (colour ? "\033[0m" : "")
@@ -463,28 +492,11 @@ int ringctl_ops_main(int argc, char **argv, const char *endpoint, bool json, rin
     buf_fini(&q);
     if (!path)
         return 1;
-    int status = 0;
-    char *body = NULL;
-    size_t len = 0;
-    int rc = http(endpoint, cmds[cmd].method, path, &status, &body, &len);
+    json_t *doc = NULL;
+    int done = ringctl_ops_fetch(http, endpoint, cmds[cmd].method, path, json, cmds[cmd].name, &doc);
     free(path);
-    if (rc < 0)
-        return 3;
-    colour = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
-    if (json) {
-        fwrite(body, 1, len, stdout);
-        free(body);
-        return status == 200 ? 0 : 1;
-    }
-    json_t *doc = json_loadb(body, len, 0, NULL);
-    free(body);
-    if (status != 200 || !json_is_object(doc)) {
-        const char *err = json_string_value(json_object_get(doc, "error"));
-        fprintf(stderr, "%sringctl %s: %s%s\n", colour ? "\033[31m" : "", cmds[cmd].name,
-                err ? err : "the node's answer is not a JSON object", colour ? "\033[0m" : "");
-        json_decref(doc);
-        return 1;
-    }
+    if (done >= 0)
+        return done;
     switch (cmd) {
     case C_LOG_LEVEL:
         printf("%s\n", str(doc, "detail"));

@@ -18,6 +18,12 @@
 bool ringctl_ops_command(const char *name);
 int ringctl_ops_main(int argc, char **argv, const char *endpoint, bool json, ringctl_http_fn http);
 
+/* ringctl_ops_fetch - ask the node (method, path); with `json` print its answer as it came and return the exit
+ * status; an error answer is printed as "ringctl NAME: error" (exit 1); no node: 3. Else -1 and *doc, the
+ * answer's JSON object, for the caller to print (and json_decref) */
+int ringctl_ops_fetch(ringctl_http_fn http, const char *endpoint, const char *method, const char *path, bool json,
+                      const char *name, json_t **doc);
+
 struct buf;
 /* ringctl_ops_query_add - "?key=value" or "&key=value", the value percent-encoded; nothing when v is NULL */
 void ringctl_ops_query_add(struct buf *q, const char *key, const char *v);

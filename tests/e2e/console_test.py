@@ -276,8 +276,9 @@ class ConsoleTest(PeersCase):
             self.assertGreater([r for r in summary["rows"] if r["name"] == slow_path][0]["suspended_ms"], 0)
 
             # the operator's suspension is a TSA effect of scope admin: the page's TSA table shows what the API does
-            active = self.api("/api/v1/tsa/status")["active"]
-            self.assertTrue(any(e["rule_scope"] == "admin" for e in active), active)
+            # (the scheduler republishes its TSA page asynchronously: wait for the page that has it)
+            active = wait_for(lambda: (lambda a: a if any(e["rule_scope"] == "admin" for e in a) else None)(
+                self.api("/api/v1/tsa/status")["active"]), 5, step=0.1, what="the admin effect on the TSA page")
             shown = b.wait("(() => { const r = [...document.querySelectorAll('#tsa-active tbody tr')]; "
                            "return r.length === %d && r.map(t => t.querySelector('[data-metric=scope]').textContent); "
                            "})()" % len(active), 10, "the TSA effects")

@@ -194,6 +194,12 @@ class MxTest(DeliveryCase):
         codes = {r["recipient"]: r["response"]["code"] for r in self.records_of("Bounce", msg_id)}
         self.assertEqual(codes["a@nullmx.test"], 556, codes)
         self.assertEqual(codes["b@nxdomain.test"] // 100, 5, codes)
+        # a definite DNS answer is a hard bounce (BadDomain): each recipient goes on the suppression list
+        added = wait_for(lambda: (lambda got: got if len(got) == 3 else None)(
+            {r["recipient"]: r for r in self.node.log_records() if r["type"] == "SuppressionAdded"}), 10,
+            what="3 SuppressionAdded records")
+        self.assertEqual(set(added), {"a@nullmx.test", "b@nxdomain.test", "c@noaddr.test"})
+        self.assertEqual({r["reason"] for r in added.values()}, {"hard_bounce"})
         # the only deliveries are DSNs from <> to the sender, never to the bounced domains
         wait_for(lambda: sink.delivered_to("s@dsn.test") >= 1, 20, what="a DSN to the sender")
         self.wait_spool_empty()

@@ -11,6 +11,7 @@ tests/lib/fault_peers.py; hostile replies and dead MXs: egress_hostile_test.py.
 """
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -299,6 +300,57 @@ class RetryTest(FaultCase):
         self.check_452_split(Limit3LockstepSession)
 
 
+class SlowReaderSession(Session):
+    """Reads the body 32 kB at a time every 50 ms (~600 kB/s): a 6 MB body takes it ~10 s. The egress's
+    socket takes up to 4 MB at once; after that its writes complete every two seconds or so as the
+    receiver reads, and on the old code each completed write re-armed the data timeout, so the attempt lasted as
+    long as the receiver liked (with data_timeout at 10 min, a receiver faster than a few kB/s could
+    hold a message for hours)."""
+    in_data = 0
+
+    def on_body(self):
+        with self.srv.lock:
+            SlowReaderSession.in_data += 1
+        tail = b""
+        while not self.srv.stopping:
+            try:
+                chunk = self.f.read1(32768)
+            except OSError:
+                raise Stop()
+            if not chunk:
+                raise Stop()
+            tail = (tail + chunk)[-5:]
+            if tail.endswith(b"\r\n.\r\n"):
+                break
+            time.sleep(0.05)
+        self.send("250 2.0.0 queued after all")
+        return None
+
+
+class SlowReceiverTest(FaultCase):
+    def test_slow_reader_hits_the_data_deadline_and_pins_no_arena(self):
+        """Issue 13 #12: a receiver reads a 6 MB body at ~600 kB/s. The DATA phase has one deadline
+        (data_timeout 4s + 6 MB at min_data_rate 100 MB/s, rounded up to a second: 5 s) that completed
+        writes do not move: the attempt ends with a TransientFailure then, not when the receiver is done
+        (~10 s). While it reads, the body is not held in the 8 MiB arena: the ingress stores a second
+        6 MB message (with the first pinned there would be no room for it) and it is delivered."""
+        SlowReaderSession.in_data = 0
+        slow = self.script(SlowReaderSession)
+        self.start(hosts=(slow.port,), egress="min_data_rate = 100000000", retry="1h",
+                   data_timeout="4s")
+        body = ("x" * 76 + "\r\n") * (6000000 // 78)
+        t0 = time.monotonic()
+        msg_id = self.send(["r@slow.test"], body=body)
+        wait_for(lambda: SlowReaderSession.in_data >= 1, 10, what="the slow receiver in DATA")
+        good_id = self.send(["a@good.test"], body=body)
+        wait_for(lambda: self.good.delivered_to("a@good.test") == 1, 10, what="the second message delivered")
+        recs = wait_for(lambda: self.records_of("TransientFailure", msg_id), 10, what="TransientFailure")
+        self.assertIn("timeout waiting for the reply after the message", recs[0]["response"]["content"])
+        self.assertLess(time.monotonic() - t0, 8.5, "the DATA deadline moved with the completed writes")
+        self.assertEqual(len(slow.messages), 0)
+        self.assertEqual(self.records_of("Delivery", msg_id), [])
+        self.assertEqual(self.records_of("Delivery", good_id)[0]["recipient"], "a@good.test")
+        self.assert_no_sanitizer_report()
 
 if __name__ == "__main__":
     result = unittest.main(verbosity=2, exit=False).result

@@ -10,10 +10,12 @@ import email
 import email.policy
 import hashlib
 import hmac
+import json
 import os
 import re
 import smtplib
 import sys
+import time
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -167,7 +169,14 @@ class FeedbackTest(PeersCase):
         self.assertTrue(fb["suppress"])
         self.assertNotIn("victim@good.test", node.log(), "the policy's fbl.orig_rcpt was not taken")
         self.assertEqual(fb["recipient"], "abuse@" + FBL_DOMAIN)
-        wait_for(lambda: "would suppress user1@good.test" in node.log(), 5, what="the suppression call site")
+        # the complaint put the recipient on the suppression list, for its tenant, with the record as source
+        added = self.wait_record("SuppressionAdded", 1)[0]
+        self.assertEqual((added["recipient"], added["tenant"], added["reason"]), ("user1@good.test", "acme", "complaint"))
+        p = node.ringctl("suppression", "check", "user1@good.test", "--tenant", "acme", "--json")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        entry = json.loads(p.stdout)["entries"][0]
+        self.assertEqual((entry["reason"], entry["source_id"]), ("complaint", added["source_id"]))
+        self.assertTrue(entry["source_id"])
 
         # an out-of-band DSN to the VERP return path the sink saw
         dsn = dsn_report(hdrs, "user1@good.test")
@@ -187,6 +196,8 @@ class FeedbackTest(PeersCase):
         self.assertEqual((oob["status"], oob["remote_mta"], oob["reporting_mta"]),
                          ("5.1.1", "mailstore.good.test", "mx.good.test"))
         self.assertEqual(oob["tenant"], "acme")
+        # the hard OOB refreshes the same entry (the first reason and source are kept: suppression.md)
+        self.assertEqual(self.wait_record("SuppressionAdded", 2)[1]["recipient"], "user1@good.test")
 
         # a forged VERP address (one digit of the mac changed): recorded, matched to nothing, no suppression
         forged = mail_from.replace("." + mac + "@", ".%s%s@" % ("0" if mac[0] != "0" else "1", mac[1:]))
@@ -195,6 +206,8 @@ class FeedbackTest(PeersCase):
         self.assertEqual(bad["match"], "forged")
         self.assertIsNone(bad["original_id"])
         self.assertFalse(bad["suppress"])
+        time.sleep(0.5)
+        self.assertEqual(len(self.records_of("SuppressionAdded")), 2, "the forged report suppressed someone")
 
         # two recipients of one message: one transaction each, each from the VERP address of its own index
         c = smtplib.SMTP("127.0.0.1", node.smtp_port, timeout=10)

@@ -60,7 +60,13 @@ class HostileRoleCase(NodeCase):
         self.assertTrue(pid_alive(self.sleeper.pid), "the supervisor killed a pid it did not start")
         inst = self.node.instances()
         self.assertEqual(sorted(inst), sorted(names))
-        code, _ = self.node.http("GET", "/metrics")
+        code, body = self.node.http("GET", "/metrics")
+        self.assertEqual(code, 200)
+        if os.access("/usr/bin/promtool", os.X_OK):  # whatever the roles wrote, the text stays valid
+            chk = subprocess.run(["/usr/bin/promtool", "check", "metrics"], input=body, capture_output=True,
+                                 timeout=30)
+            self.assertEqual(chk.returncode, 0, chk.stdout + chk.stderr)
+        code, _ = self.node.http("GET", "/metrics.json")
         self.assertEqual(code, 200)
         log = self.node.log()
         for mark in SANITIZER_MARKS:
@@ -130,6 +136,30 @@ class HostileRoleTest(HostileRoleCase):
         self.assertTrue(self.deliver().startswith("250"))
         wait_for(lambda: node.counter("spool", "messages_stored") == 1, 5, what="the message stored")
         self.assertIn("corrupt header", node.log())
+
+    def test_hostile_doorbell_numbers(self):
+        """Issue 13 #3: every doorbell's eventfd number in the role table is set to 2. A process that
+        took the number from the segment would write its 8-byte ring (01 00 00 00 00 00 00 00) into its
+        own stderr, the node's log, and poll stderr for wake-ups; each keeps the copy the supervisor
+        gave it at exec instead. Nothing lands in the log, no role restarts, messages still get 250 and
+        are stored, and an admin call that rings the scheduler from the supervisor still works."""
+        node = self.start_node()
+        names = ["spool[0]", "scheduler[0]", "ingress[0]", "egress[0]"]
+        before = self.assert_supervisor_sound(names)
+        self.attack("bells", 2)
+        for _ in range(3):
+            self.assertTrue(self.deliver().startswith("250"))
+            time.sleep(0.3)  # let the consumers fall asleep between messages, so producers ring
+        wait_for(lambda: node.counter("spool", "messages_stored") == 3, 5, what="three messages stored")
+        node.ringctl("queue-summary", check=True)  # the supervisor asks the scheduler and rings it
+        time.sleep(1.5)  # pings between every pair of roles, each answered across a sleeping peer
+        inst = self.assert_supervisor_sound(names)
+        for name in names:
+            self.assertEqual(inst[name]["pid"], before[name]["pid"], "%s died" % name)
+            self.assertEqual(inst[name]["restarts"], before[name]["restarts"], "%s restarted" % name)
+        with open(node.log_path, "rb") as f:
+            rung = f.read().count(b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        self.assertEqual(rung, 0, "doorbells rang into stderr %d times" % rung)
 
 
 def contain():

@@ -13,6 +13,7 @@
  *             trace         the SMTP trace word, its generation and prefilter (trace_test.py)
  *             page N [TEXT] status page N (enum proto_node_status_page): TEXT as its document, published
  *                           as a writer would (sequence bumped by two); without TEXT a length past the page
+ *             bells FD      every instance's doorbell eventfd number set to FD (2: the peers' stderr)
  * The layout is read from the header before anything is written (the attacker knows it: it is
  * a role of this build). Exit 0 when written, 1 on a usage or access error.
  */
@@ -74,6 +75,18 @@ static void scribble_roles(struct proto_node_instance *inst, unsigned n, int pid
         atomic_store(&inst[i].generation, 0xdead0000u + i);
         atomic_store(&inst[i].started_ns, 1);
         atomic_store(&inst[i].heartbeat_ns, 1);
+        /* histograms whose buckets overflow when summed, listener counters at the top of their range */
+        for (unsigned h = 0; h < PROTO_NODE_HIST__MAX; h++) {
+            for (unsigned b = 0; b < PROTO_HIST_BUCKETS; b++)
+                atomic_store(&inst[i].hist[h].bucket[b], b % 2 ? UINT64_MAX - b : 0x7fffffffffffffffull);
+            atomic_store(&inst[i].hist[h].sum_us, UINT64_MAX);
+        }
+        for (unsigned l = 0; l < PROTO_NODE_MAX_LISTENERS; l++) {
+            atomic_store(&inst[i].listeners[l].connections, UINT64_MAX);
+            atomic_store(&inst[i].listeners[l].sessions, UINT64_MAX - l);
+            for (unsigned r = 0; r < PROTO_NODE_REJECT__MAX; r++)
+                atomic_store(&inst[i].listeners[l].rejected[r], UINT64_MAX / 2 + r);
+        }
     }
 }
 
@@ -99,7 +112,7 @@ static void scribble_arena(uint64_t *word)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: hostile_role ROLE_PID header|roles PID|ring FROM TO|arena|page N [TEXT]\n");
+        fprintf(stderr, "usage: hostile_role ROLE_PID header|roles PID|ring FROM TO|arena|page N [TEXT]|bells FD\n");
         return 1;
     }
     int sfd = shm_fd_of(argv[1]);
@@ -155,6 +168,9 @@ int main(int argc, char **argv)
         atomic_store(&h->trace_on, 0xffffffffu);
         atomic_store(&h->trace_gen, 0x7fffffffu);
         memset(h->trace_filters, 0xa5, sizeof(h->trace_filters));
+    } else if (strcmp(what, "bells") == 0 && argc == 4) {
+        for (unsigned i = 0; i < h->n_instances && i < PROTO_NODE_MAX_INSTANCES; i++)
+            shm_segment_bell(&inst[i])->efd = atoi(argv[3]);
     } else if (strcmp(what, "arena") == 0) {
         scribble_arena((uint64_t *)(void *)(base + h->off_arena));
     } else {

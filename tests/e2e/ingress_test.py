@@ -76,6 +76,14 @@ class IngressCase(unittest.TestCase):
             sys.stderr.write("---- ringmaild log ----\n%s\n" % self.node.log()[-6000:])
         return res
 
+    def start_with_policy(self, lua, limits):
+        """A node whose [policy] runs `lua` under the `limits` lines."""
+        self.node = Node()
+        self.addCleanup(self.node.cleanup)
+        self.node.base_config += "\n" + self.node.policy_section(lua) + limits
+        self.node.write_config(self.node.base_config)
+        self.node.start()
+
     def session(self, ehlo=True):
         s = Session(self.node.smtp_port)
         self.addCleanup(s.close)
@@ -571,15 +579,7 @@ class PolicyTest(IngressCase):
     """LUA-01: hooks that loop, bomb memory or use io/load give 451 and the worker keeps serving."""
 
     def setUp(self):
-        self.node = Node()
-        self.addCleanup(self.node.cleanup)
-        path = os.path.join(self.node.tmp, "policy.lua")
-        with open(path, "w") as f:
-            f.write(POLICY)
-        os.chmod(path, 0o644)
-        self.node.base_config += '\n[policy]\nfile = "%s"\ninstruction_budget = 2000000\nmemory_limit = "16MiB"\n' % path
-        self.node.write_config(self.node.base_config)
-        self.node.start()
+        self.start_with_policy(POLICY, 'instruction_budget = 2000000\nmemory_limit = "16MiB"\n')
 
     def test_policy_hooks_reject_fail_safely_and_set_metadata(self):
         pid = self.node.instances()["ingress[0]"]["pid"]
@@ -619,6 +619,42 @@ class PolicyTest(IngressCase):
         wait_for(lambda: "keeping the running one" in self.node.log(), 5, what="reload refused in the log")
         s = self.session()
         self.assertEqual(s.cmd("MAIL FROM:<blocked@example.test>"), "550 5.7.1 sender blocked by policy")
+
+
+POLICY_CLOCK = r"""
+kumo.on("smtp_server_message_received", function(msg, conn_meta)
+  local subject = msg:get_first_named_header_value("Subject")
+  if subject == "backtrack" then
+    string.find(msg:get_first_named_header_value("X-Long"), string.rep("a*", 30) .. "b")
+  elseif subject == "spin" then
+    while true do end
+  end
+end)
+"""
+
+
+class PolicyClockTest(IngressCase):
+    """LUA-02: with an instruction budget that would let a hook run for hours, a backtracking
+    string.find on a long peer header and a busy loop are each stopped within [policy] hook_time_limit:
+    451 4.3.0 for that transaction, the same ingress pid, the next message accepted."""
+
+    def setUp(self):
+        self.start_with_policy(POLICY_CLOCK, 'instruction_budget = 10000000000\nhook_time_limit = "100ms"\n')
+
+    def test_backtracking_pattern_and_busy_loop_stopped_by_the_clock(self):
+        pid = self.node.instances()["ingress[0]"]["pid"]
+        s = self.session()
+        for subject, want in (("backtrack", "pattern too costly for a 900-byte subject"),
+                              ("spin", "time limit exceeded")):
+            t0 = time.monotonic()
+            body = b"Subject: %s\r\nX-Long: %s\r\n\r\nx\r\n" % (subject.encode(), b"a" * 900)
+            r = self.send_one(s, body, rcpts=("ok@dest.test",))
+            self.assertTrue(r.startswith("451 4.3.0"), "%s: %s" % (subject, r))
+            self.assertLess(time.monotonic() - t0, 3, subject)
+            wait_for(lambda: want in self.node.log(), 5, what="'%s' in the log" % want)
+        self.assertRegex(self.send_one(s, b"Subject: fine\r\n\r\nx\r\n", rcpts=("ok@dest.test",)), ID_RE)
+        self.assertEqual(self.node.instances()["ingress[0]"]["pid"], pid)
+        self.wait_stored(1)
 
 
 class TlsTest(IngressCase):

@@ -158,7 +158,15 @@ class SuspendTest(TsaCase):
         self.assertEqual(recs[0]["action"], "Suspend")
         self.assertIn("[TS04]", recs[0]["response"])
         self.assertEqual(recs[0]["expires_ms"] - recs[0]["start_ms"], 8000)
-        self.assertEqual(self.tsa("history")["history"][0]["action"], "Suspend")
+        hist = self.tsa("history")
+        self.assertEqual(hist["history"][0]["action"], "Suspend")
+        # one firing, counted per rule on the page and in /metrics (docs/metrics.md)
+        key = "%s:%d Suspend" % (hist["history"][0]["rule_file"], hist["history"][0]["rule_line"])
+        self.assertEqual(hist["rules"], [{"rule": key, "firings": 1}])
+        code, body = node.http("GET", "/metrics")
+        self.assertEqual(code, 200)
+        line = 'ringmail_tsa_firings_total{rule="%s"} 1' % key.replace("\\", "\\\\").replace('"', '\\"')
+        self.assertIn(line, body.decode().splitlines())
 
 
 class ThresholdTest(TsaCase):

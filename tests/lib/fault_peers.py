@@ -320,7 +320,7 @@ class FaultCase(PeersCase):
     def script(self, session_cls, port=None):
         return self.peer(ScriptServer(session_cls, port))
 
-    def start(self, hosts=(), egress="", port=None, retry="1s"):
+    def start(self, hosts=(), egress="", port=None, retry="1s", data_timeout="2s"):
         """A node: good.test to the good sink, every other domain to `hosts` (ports on 127.0.0.1)."""
         cfg = '[route."good.test"]\nhosts = ["[127.0.0.1]:%d"]\n' % self.good.port
         if hosts:
@@ -331,7 +331,7 @@ class FaultCase(PeersCase):
             eg += '\nresolver = "%s"\ndns_timeout = "500ms"' % self.dns.address
         if port:
             eg += "\nport = %d" % port
-        eg += '\nconnect_timeout = "1s"\nbanner_timeout = "1s"\ncommand_timeout = "2s"\ndata_timeout = "2s"'
+        eg += '\nconnect_timeout = "1s"\nbanner_timeout = "1s"\ncommand_timeout = "2s"\ndata_timeout = "%s"' % data_timeout
         eg += '\nidle_timeout = "1s"'
         self.node = Node(config_extra=cfg, egress=eg, park_delivery=False).start()
         return self.node

@@ -126,7 +126,8 @@ class Sink:
     """A recording SMTP server on (host, port) in a background thread."""
 
     def __init__(self, host="127.0.0.1", port=None, data_reply=None, banner_reply=None, data_delay=0.0,
-                 tls_context=None):
+                 tls_context=None, data_reply_peers=None, rcpt_replies=None):
+        """data_reply_peers: client addresses data_reply is given to (others are accepted); None: every one."""
         from aiosmtpd.controller import Controller
         from aiosmtpd.smtp import SMTP
         self.host = host
@@ -141,6 +142,10 @@ class Sink:
         self.helos = []       # the EHLO/HELO name of the session of each accepted message
         self.tls = []         # per accepted message: None (plaintext) or {"version", "cipher", "reused"}
         self.data_reply = data_reply
+        self.data_reply_peers = data_reply_peers
+        self.replied = []     # client address of each DATA answered with data_reply
+        # local part (lower case) -> the whole RCPT reply; a test may change it while the sink runs
+        self.rcpt_replies = rcpt_replies if rcpt_replies is not None else {}
         self.lock = threading.Lock()
         self.seen = set()
         sink = self
@@ -149,7 +154,11 @@ class Sink:
             async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
                 local = address.split("@")[0].lower()
                 code = "250 2.1.5 OK"
-                if local.startswith("tempfail"):
+                with sink.lock:
+                    scripted = sink.rcpt_replies.get(local)
+                if scripted:
+                    code = scripted
+                elif local.startswith("tempfail"):
                     code = "451 4.3.0 try again later"
                 elif local.startswith("permfail"):
                     code = "550 5.1.1 user unknown"
@@ -170,7 +179,10 @@ class Sink:
             async def handle_DATA(self, server, session, envelope):
                 if data_delay:
                     await asyncio.sleep(data_delay)  # a slow receiver: deliveries stay in flight a while
-                if sink.data_reply:
+                peer = session.peer[0] if session.peer else ""
+                if sink.data_reply and (sink.data_reply_peers is None or peer in sink.data_reply_peers):
+                    with sink.lock:
+                        sink.replied.append(peer)
                     return sink.data_reply
                 with sink.lock:
                     sink.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))

@@ -175,7 +175,13 @@ max_retry_interval = "2h"
         self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      preexec_fn=limit, env=dict(os.environ, **env) if env else None)
         if wait_ready:
-            self.wait_all_ready()
+            try:
+                self.wait_all_ready()
+            except BaseException:
+                # a node that never got ready must not outlive the test (its caller may not have
+                # registered a cleanup yet): stop it by pid, keep its directory for the log
+                self.stop()
+                raise
         return self
 
     def log(self):

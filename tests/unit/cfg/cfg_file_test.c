@@ -177,6 +177,8 @@ static void test_defaults(void)
     CHECK(c.policy_file && !c.policy_file[0], "policy.file %s", nz(c.policy_file));
     CHECK(c.policy_instruction_budget == 1000000, "instruction_budget %" PRIu64, c.policy_instruction_budget);
     CHECK(c.policy_memory_limit == 64ull << 20, "memory_limit %" PRIu64, c.policy_memory_limit);
+    CHECK(c.policy_hook_time_limit_ms == 50, "hook_time_limit %" PRIu64, c.policy_hook_time_limit_ms);
+    CHECK(c.egress_min_data_rate == 10240, "egress min_data_rate %" PRIu64, c.egress_min_data_rate);
     CHECK(c.spool_free_space_min == 1ull << 30, "free_space_min %" PRIu64, c.spool_free_space_min);
     CHECK(c.spool_dir && !c.spool_dir[0], "spool.dir %s", nz(c.spool_dir));
     CHECK(c.log_dir && !c.log_dir[0], "log.dir %s", nz(c.log_dir));

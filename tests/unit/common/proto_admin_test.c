@@ -70,6 +70,21 @@ static void test_request_refusals(void)
         {"{\"id\":1,\"op\":\"queue-summary\",\"deadline_ms\":1,\"who\":\"x\",\"args\":{\"by\":\"moon\"}}", "by"},
         {"{\"id\":1,\"op\":\"queue-summary\",\"deadline_ms\":1,\"who\":\"x\",\"args\":{\"limit\":1.5}}", "limit"},
         {"{\"id\":1,\"id\":2,\"op\":\"queue-summary\",\"deadline_ms\":1,\"who\":\"x\",\"args\":{}}", "duplicate"},
+        {"{\"id\":1,\"op\":\"suppression-import\",\"deadline_ms\":1,\"who\":\"x\",\"args\":{\"entries\":{}}}",
+         "entries not an array"},
+        {"{\"id\":1,\"op\":\"suppression-import\",\"deadline_ms\":1,\"who\":\"x\",\"args\":{\"entries\":[1]}}",
+         "an entry not an object"},
+        {"{\"id\":1,\"op\":\"suppression-import\",\"deadline_ms\":1,\"who\":\"x\",\"args\":{\"entries\":"
+         "[{\"address\":{\"nested\":1}}]}}",
+         "a nested member"},
+        {"{\"id\":1,\"op\":\"suppression-import\",\"deadline_ms\":1,\"who\":\"x\",\"args\":{\"entries\":"
+         "[{\"address\":\"a\\nb\"}]}}",
+         "a control character in an entry"},
+        {"{\"id\":1,\"op\":\"suppression-import\",\"deadline_ms\":1,\"who\":\"x\",\"args\":{\"entries\":"
+         "[{\"expires\":-1}]}}",
+         "a negative number in an entry"},
+        {"{\"id\":1,\"op\":\"suppression-add\",\"deadline_ms\":1,\"who\":\"x\",\"args\":{\"expires\":\"x\"}}",
+         "expires"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct proto_admin_req r;
@@ -77,6 +92,40 @@ static void test_request_refusals(void)
         int rc = proto_admin_req_decode(bad[i].text, strlen(bad[i].text), &r, &err);
         CHECK(rc == -EPROTO && err && *err && r.tree == NULL, "%s: accepted", bad[i].why);
         free(err);
+    }
+}
+
+/* the suppression ops: entries round trip; more than PROTO_ADMIN_ROWS_MAX are refused by the encoder */
+static void test_supp_ops(void)
+{
+    json_t *rows = json_array();
+    json_array_append_new(rows, json_pack("{s:s, s:s, s:I}", "address", "u@x.org", "reason", "complaint", "expires",
+                                          (json_int_t)5));
+    struct proto_admin_req r = {.id = 3, .op = PROTO_ADMIN_SUPP_IMPORT, .deadline_ms = 9, .who = "t",
+                                .args = {.entries = rows, .address = "a@b.c", .after = "/a@b.c", .source = "s",
+                                         .expires = 7}};
+    char *text = proto_admin_req_encode(&r);
+    CHECK(text != NULL, "encode");
+    struct proto_admin_req d;
+    char *err = NULL;
+    CHECK(text && proto_admin_req_decode(text, strlen(text), &d, &err) == 0, "decode: %s", err ? err : "");
+    if (!err) {
+        CHECK(d.op == PROTO_ADMIN_SUPP_IMPORT && proto_admin_op_spool(d.op), "a spool op");
+        CHECK(json_equal((json_t *)d.args.entries, rows), "entries");
+        CHECK(!strcmp(d.args.address, "a@b.c") && !strcmp(d.args.after, "/a@b.c") && !strcmp(d.args.source, "s") &&
+                  d.args.expires == 7,
+              "arguments");
+        proto_admin_req_fini(&d);
+    }
+    free(err);
+    free(text);
+    for (int i = 0; i < PROTO_ADMIN_ROWS_MAX; i++)
+        json_array_append_new(rows, json_pack("{s:s}", "address", "u@x.org"));
+    CHECK(proto_admin_req_encode(&r) == NULL, "more than PROTO_ADMIN_ROWS_MAX entries");
+    json_decref(rows);
+    for (int op = PROTO_ADMIN_SUPP_CHECK; op <= PROTO_ADMIN_SUPP_IMPORT; op++) {
+        enum proto_admin_op back;
+        CHECK(proto_admin_op_parse(proto_admin_op_name((enum proto_admin_op)op), &back) && (int)back == op, "op %d", op);
     }
 }
 
@@ -105,6 +154,10 @@ static void test_replies(void)
         {PROTO_ADMIN_REBIND, "{\"id\":5,\"status\":200,\"result\":{\"item\":{\"moved\":3}}}", 0, "a rebind"},
         {PROTO_ADMIN_REBIND, "{\"id\":5,\"status\":200,\"result\":{\"items\":[]}}", -EPROTO, "rebind without item"},
         {PROTO_ADMIN_ABORT_PATH_CONN, "{\"id\":5,\"status\":200,\"result\":{\"item\":{\"closed\":1}}}", 0, "an abort"},
+        {PROTO_ADMIN_WARMUP_STATUS, "{\"id\":5,\"status\":200,\"result\":{\"now_ms\":1,\"sources\":[]}}", 0,
+         "a warm-up status"},
+        {PROTO_ADMIN_WARMUP_STATUS, "{\"id\":5,\"status\":200,\"result\":{\"sources\":{}}}", -EPROTO,
+         "warm-up sources of the wrong type"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct proto_admin_reply r;
@@ -230,5 +283,6 @@ int main(void)
     test_request_round_trip();
     test_request_refusals();
     test_replies();
+    test_supp_ops();
     CHECK_EXIT();
 }

@@ -16,7 +16,9 @@ static struct proto_status_queue queue_v[2] = {
     {"bulk", "", 2, 0, 60, 86400},
 };
 static struct proto_status_path path_v[1] = {
-    {"default", "mx.example.com", 3, 1, 2, 32, 10, 4, 1},
+    {"default", "mx.example.com", 3, 1, 2, 32, 10, 4, 1, .provider = "exampleprov", .connection_attempts = 6,
+     .connection_failures = 2, .delivery_latency = {[0] = 3, [5] = 6, [PROTO_HIST_BOUNDS] = 1},
+     .delivery_latency_sum_ms = 98765},
 };
 
 static struct proto_status_queues queues_doc(void)
@@ -39,9 +41,15 @@ static struct proto_status_tsa_entry tsa_v[2] = {
      "TS03", "421 4.7.0 [TS03] x", 1, 1765000000000, 1765000600000, -1},
 };
 
+static struct proto_status_tsa_rule tsa_rules_v[2] = {
+    {"/etc/ringmail/shaping.toml:12 Suspend", 3},
+    {"other", 1},
+};
+
 static struct proto_status_tsa tsa_doc(void)
 {
-    return (struct proto_status_tsa){.responses = 9, .active = tsa_v, .n_active = 1, .history = tsa_v, .n_history = 2, .age_ms = 40};
+    return (struct proto_status_tsa){.responses = 9, .active = tsa_v, .n_active = 1, .history = tsa_v, .n_history = 2,
+                                     .rules = tsa_rules_v, .n_rules = 2, .age_ms = 40};
 }
 
 static void test_tsa_round_trip(void)
@@ -55,6 +63,9 @@ static void test_tsa_round_trip(void)
             continue;
         CHECK(proto_status_tsa_decode(text, strlen(text), served, &out, &err) == 0, "tsa decode: %s", err);
         CHECK(out.n_active == 1 && out.n_history == 2 && out.age_ms == (served ? 40 : -1), "tsa counts, age");
+        CHECK(out.n_rules == 2 && strcmp(out.rules[0].rule, tsa_rules_v[0].rule) == 0 && out.rules[0].firings == 3 &&
+                  strcmp(out.rules[1].rule, "other") == 0 && out.rules[1].firings == 1,
+              "tsa rules");
         if (out.n_history == 2) {
             CHECK(out.active[0].remaining_ms == 2820000 && out.history[1].remaining_ms == -1, "remaining_ms");
             CHECK(strcmp(out.history[1].option, "connection_limit") == 0 && strcmp(out.history[1].value, "1") == 0 &&
@@ -141,7 +152,9 @@ static void test_queues_page_text(void)
         "\"paths\":[{\"source\":\"default\",\"site\":\"mx.example.com\",\"ready\":3,\"in_flight\":1,"
         "\"connections\":2,"
         "\"connection_limit\":32,\"delivered\":10,\"transient\":4,\"bounced\":1,\"suspended_ms\":0,"
-        "\"throttled_ms\":0,\"throttle_waits\":0,\"limit_waits\":0,\"consecutive_failures\":0}]}";
+        "\"throttled_ms\":0,\"throttle_waits\":0,\"limit_waits\":0,\"consecutive_failures\":0,"
+        "\"provider\":\"exampleprov\",\"connection_attempts\":6,\"connection_failures\":2,"
+        "\"delivery_latency\":[3,0,0,0,0,6,0,0,0,0,0,0,0,0,0,0,1],\"delivery_latency_sum_ms\":98765}]}";
     CHECK(text && strcmp(text, want) == 0, "page text:\n%s\nwant:\n%s", text ? text : "(null)", want);
     free(text);
 }
@@ -176,7 +189,11 @@ static void test_queues_round_trip(void)
                       a->ready == b->ready && a->in_flight == b->in_flight &&
                       a->connections == b->connections && a->connection_limit == b->connection_limit &&
                       a->delivered == b->delivered && a->transient == b->transient &&
-                      a->bounced == b->bounced,
+                      a->bounced == b->bounced && strcmp(a->provider, b->provider) == 0 &&
+                      a->connection_attempts == b->connection_attempts &&
+                      a->connection_failures == b->connection_failures &&
+                      memcmp(a->delivery_latency, b->delivery_latency, sizeof(a->delivery_latency)) == 0 &&
+                      a->delivery_latency_sum_ms == b->delivery_latency_sum_ms,
                   "path");
             char *again = proto_status_queues_encode(&out, served);
             CHECK(again && strcmp(again, text) == 0, "decode then encode gives the same text");

@@ -12,6 +12,7 @@
 #include "tests/lib/check.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,6 +146,107 @@ static void test_builtin_table(void)
              (unsigned long long)bounce_class_limit_hits(bc));
     bounce_class_free(bc);
     bounce_class_free(NULL);
+}
+
+/*
+ * The suppression list (spool/spool_supp.c) adds a recipient on a Bounce of a hard class (by default
+ * InvalidRecipient, BadDomain, InactiveMailbox). Reputation, policy and rate answers must never read as one,
+ * or one provider's block would empty a list. Texts as the providers send them (their documented wording;
+ * addresses replaced by loopback ones).
+ */
+static const char *const hard_classes[] = {"InvalidRecipient", "BadDomain", "InactiveMailbox"};
+
+static const struct row block_rows[] = {
+    {550, "5.7.1",
+     "Unfortunately, messages from [127.0.0.1] weren't sent. Please contact your Internet service provider since "
+     "part of their network is on our block list (S3150). You can also refer your provider to "
+     "http://mail.live.com/mail/troubleshooting.aspx#errors. [DM6NAM12FT045.eop-nam12.prod.protection.outlook.com]",
+     "SpamBlock"},
+    {550, "5.7.1",
+     "Unfortunately, messages from [127.0.0.1] weren't sent. Please contact your Internet service provider since "
+     "part of their network is on our block list (S3140).",
+     "SpamBlock"},
+    {421, "4.7.28",
+     "[127.0.0.1] Our system has detected an unusual rate of unsolicited mail originating from your IP address. "
+     "To protect our users from spam, mail sent from your IP address has been temporarily rate limited. Please "
+     "visit https://support.google.com/mail/?p=UnsolicitedRateLimitError to review our Bulk Email Senders "
+     "Guidelines. a1si2 - gsmtp",
+     "SpamBlock"},
+    {421, "4.7.28", "Gmail has detected an unusual rate of unsolicited mail originating from your DKIM domain.",
+     "SpamBlock"},
+    {550, "5.7.1",
+     "[127.0.0.1] Our system has detected that this message is likely unsolicited mail. To reduce the amount of "
+     "spam sent to Gmail, this message has been blocked.",
+     "SpamContent"},
+    {550, "5.7.1",
+     "[127.0.0.1] Messages missing a valid address in From: header, or having no From: header, are not accepted.",
+     "PolicyRelated"},
+    {421, "4.7.0",
+     "[TSS04] Messages from 127.0.0.1 temporarily deferred due to unexpected volume or user complaints - "
+     "4.16.55.1; see https://postmaster.yahooinc.com/error-codes",
+     "SpamBlock"},
+    {421, "4.7.0", "[TS04] Messages from 127.0.0.1 temporarily deferred due to unexpected volume or user complaints",
+     "SpamBlock"},
+    {553, "5.7.1",
+     "[TS03] All messages from 127.0.0.1 will be permanently deferred; Retrying will NOT succeed. See "
+     "https://postmaster.yahooinc.com/error-codes",
+     "SpamBlock"},
+    {421, "4.7.0",
+     "[IPTS04] Messages from 127.0.0.1 temporarily deferred due to unexpected volume or user complaints",
+     "SpamBlock"},
+    {554, "5.7.9", "Message not accepted for policy reasons. See https://postmaster.yahooinc.com/error-codes",
+     "PolicyRelated"},
+    {554, "5.7.1",
+     "Service unavailable; Client host [127.0.0.1] blocked using zen.spamhaus.org; "
+     "https://www.spamhaus.org/query/ip/127.0.0.1",
+     "SpamBlock"},
+    {550, "5.7.1", "Mail from 127.0.0.1 refused, listed at bl.spamcop.net", "SpamBlock"},
+    {550, "5.7.1", "Sending rate limit exceeded for this account; try again later", "PolicyRelated"},
+    {450, "4.2.1",
+     "The user you are trying to contact is receiving mail too quickly. Please resend your message at a later "
+     "time.",
+     "TransientFailure"},
+    {421, "4.7.0", "Too many connections from your host, slow down", "TransientFailure"},
+};
+
+/* the address itself is bad: these do suppress */
+static const struct row hard_rows[] = {
+    {550, "5.1.1",
+     "The email account that you tried to reach does not exist. Please try double-checking the recipient's email "
+     "address for typos or unnecessary spaces. https://support.google.com/mail/?p=NoSuchUser a1si2 - gsmtp",
+     "InvalidRecipient"},
+    {550, "5.1.1", "<nobody@example.com>: Recipient address rejected: User unknown in virtual mailbox table",
+     "InvalidRecipient"},
+    {550, "5.5.0", "Requested action not taken: mailbox unavailable, user does not exist", "InvalidRecipient"},
+    {554, "5.1.1", "Sorry, no mailbox here by that name.", "InvalidRecipient"},
+    {550, "5.1.10",
+     "RESOLVER.ADR.RecipientNotFound; Recipient nobody@outlook.com not found by SMTP address lookup",
+     "InvalidRecipient"},
+};
+
+static bool is_hard(const char *cls)
+{
+    for (size_t i = 0; i < sizeof(hard_classes) / sizeof(hard_classes[0]); i++)
+        if (strcmp(cls, hard_classes[i]) == 0)
+            return true;
+    return false;
+}
+
+static void test_blocks_are_not_hard(void)
+{
+    struct bounce_class *bc = bounce_class_new();
+    for (size_t i = 0; i < sizeof(block_rows) / sizeof(block_rows[0]); i++) {
+        const struct row *r = &block_rows[i];
+        const char *got = bounce_class_classify(bc, r->code, r->enhanced, r->text);
+        CHECK(!is_hard(got), "block row %zu (%.40s) is a hard class: %s", i, r->text, got);
+        CHECK(strcmp(got, r->want) == 0, "block row %zu (%.40s): %s, want %s", i, r->text, got, r->want);
+    }
+    for (size_t i = 0; i < sizeof(hard_rows) / sizeof(hard_rows[0]); i++) {
+        const struct row *r = &hard_rows[i];
+        const char *got = bounce_class_classify(bc, r->code, r->enhanced, r->text);
+        CHECK(strcmp(got, r->want) == 0, "hard row %zu (%.40s): %s, want %s", i, r->text, got, r->want);
+    }
+    bounce_class_free(bc);
 }
 
 static char *path_of(const char *name)
@@ -312,6 +414,7 @@ int main(void)
         return 1;
     }
     test_builtin_table();
+    test_blocks_are_not_hard();
     test_override();
     test_errors();
     test_catastrophic();

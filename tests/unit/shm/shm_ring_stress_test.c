@@ -193,8 +193,8 @@ static noreturn void consumer_main(struct stress_region *g, uint64_t total)
                 int w;
 
                 atomic_fetch_add(&ctl->sleeps, 1);
-                w = shm_bell_wait(&ctl->bell, STRESS_WAIT_MS);
-                shm_bell_woke(&ctl->bell);
+                w = shm_bell_wait(&ctl->bell, ctl->bell.efd, STRESS_WAIT_MS);
+                shm_bell_woke(&ctl->bell, ctl->bell.efd);
                 if (w < 0) {
                     printf("consumer: bell wait: %s\n", strerror(-w));
                     exit(1);
@@ -206,7 +206,7 @@ static noreturn void consumer_main(struct stress_region *g, uint64_t total)
                 }
                 continue;
             }
-            shm_bell_woke(&ctl->bell);
+            shm_bell_woke(&ctl->bell, ctl->bell.efd);
         }
         if (rc != 0) {
             printf("consumer: pop at %lu gave %d (%s)\n", (unsigned long)want, rc, strerror(-rc));
@@ -255,14 +255,14 @@ static noreturn void producer_main(struct stress_region *g, uint64_t total, uint
         }
         next++;
     }
-    shm_bell_ring(&g->ctl->bell);
+    shm_bell_ring(&g->ctl->bell, g->ctl->bell.efd);
     while (next < total) {
         int rc;
 
         rec_build(&rec, next, gen);
         rc = shm_ring_push(&g->ref, &rec);
         if (rc == -EAGAIN) {
-            shm_bell_ring(&g->ctl->bell);
+            shm_bell_ring(&g->ctl->bell, g->ctl->bell.efd);
             sched_yield();
             continue;
         }
@@ -270,7 +270,7 @@ static noreturn void producer_main(struct stress_region *g, uint64_t total, uint
             printf("producer %u: push gave %d\n", gen, rc);
             exit(1);
         }
-        shm_bell_ring(&g->ctl->bell);
+        shm_bell_ring(&g->ctl->bell, g->ctl->bell.efd);
         next++;
     }
     exit(0);

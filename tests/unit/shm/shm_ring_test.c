@@ -391,7 +391,47 @@ static void test_reinit_same_memory(void)
 
 static int bell_readable(struct shm_bell *b)
 {
-    return shm_bell_wait(b, 0);
+    return shm_bell_wait(b, b->efd, 0);
+}
+
+/* the descriptors a role takes from --bell-fds: eventfds of this process only, exactly n of them */
+static void test_bell_fds(void)
+{
+    int e1 = eventfd(0, EFD_CLOEXEC), e2 = eventfd(0, EFD_CLOEXEC), pfd[2], fds[3];
+    char list[64], *err = NULL;
+
+    REQUIRE(e1 >= 0 && e2 >= 0 && pipe(pfd) == 0, "eventfd/pipe: %s", strerror(errno));
+    REQUIRE(shm_bell_fd_check(e1) && !shm_bell_fd_check(pfd[0]) && !shm_bell_fd_check(2) &&
+                !shm_bell_fd_check(-1) && !shm_bell_fd_check(1000000),
+            "shm_bell_fd_check takes something that is not an eventfd");
+    snprintf(list, sizeof(list), "%d,%d", e1, e2);
+    REQUIRE(shm_bell_fds_parse(list, fds, 2, &err) == 0 && fds[0] == e1 && fds[1] == e2, "%s: %s", list,
+            err ? err : "wrong numbers");
+    static const char *const bad_fmt[] = {"", "x", "5,", ",5", "5;6", "-1,5", "99999999999,5", "5 ,6"};
+    for (size_t i = 0; i < sizeof(bad_fmt) / sizeof(bad_fmt[0]); i++) {
+        REQUIRE(shm_bell_fds_parse(bad_fmt[i], fds, 2, &err) == -EINVAL && err, "\"%s\" accepted", bad_fmt[i]);
+        free(err);
+    }
+    char bad[3][64];
+    snprintf(bad[0], sizeof(bad[0]), "%d,%d", e1, pfd[1]); /* a pipe: the role would write into it */
+    snprintf(bad[1], sizeof(bad[1]), "%d,2", e1);          /* stderr */
+    snprintf(bad[2], sizeof(bad[2]), "%d,%d,%d", e1, e2, e1); /* one too many */
+    for (int i = 0; i < 3; i++) {
+        REQUIRE(shm_bell_fds_parse(bad[i], fds, 2, &err) == -EINVAL && err, "\"%s\" accepted", bad[i]);
+        free(err);
+    }
+    snprintf(list, sizeof(list), "%d", e1); /* one too few */
+    REQUIRE(shm_bell_fds_parse(list, fds, 2, &err) == -EINVAL && err, "\"%s\" accepted for 2", list);
+    free(err);
+    /* a negative descriptor is never written */
+    struct shm_bell b;
+    shm_bell_init(&b, e1);
+    shm_bell_prepare_sleep(&b);
+    REQUIRE(shm_bell_ring(&b, -1) == -EBADF && atomic_load(&b.rings) == 0, "ring on fd -1 wrote");
+    close(e1);
+    close(e2);
+    close(pfd[0]);
+    close(pfd[1]);
 }
 
 static void test_bell_basic(void)
@@ -404,38 +444,38 @@ static void test_bell_basic(void)
     REQUIRE(efd >= 0, "eventfd: %s", strerror(errno));
     shm_bell_init(&b, efd);
     /* consumer awake: ringing costs no write */
-    rc = shm_bell_ring(&b);
+    rc = shm_bell_ring(&b, b.efd);
     REQUIRE(rc == 0 && atomic_load(&b.rings) == 0 && bell_readable(&b) == 0, "ring while awake wrote (rc %d)", rc);
     /* ring before wait is not lost */
     shm_bell_prepare_sleep(&b);
     REQUIRE((atomic_load(&b.sleeping) & 1) == 1, "prepare_sleep did not set the flag");
-    rc = shm_bell_ring(&b);
+    rc = shm_bell_ring(&b, b.efd);
     REQUIRE(rc == 0 && atomic_load(&b.rings) == 1, "ring while sleeping: rc %d rings %lu", rc,
           (unsigned long)atomic_load(&b.rings));
     /* a second producer in the same cycle skips the write: the first one's write completed */
-    rc = shm_bell_ring(&b);
+    rc = shm_bell_ring(&b, b.efd);
     REQUIRE(rc == 0 && atomic_load(&b.rings) == 1, "second ring in one cycle wrote again");
     t0 = clock_mono_ns();
-    rc = shm_bell_wait(&b, 5000);
+    rc = shm_bell_wait(&b, b.efd, 5000);
     dt = clock_mono_ns() - t0;
     REQUIRE(rc == 1 && dt < CLOCK_MS(1000), "wait after ring gave %d after %lu ns", rc, (unsigned long)dt);
-    shm_bell_woke(&b);
+    shm_bell_woke(&b, b.efd);
     REQUIRE(atomic_load(&b.wakeups) == 1 && (atomic_load(&b.sleeping) & 1) == 0, "woke: wakeups %lu",
           (unsigned long)atomic_load(&b.wakeups));
     REQUIRE(bell_readable(&b) == 0, "the eventfd was not drained");
     /* woke on an empty counter must not block, and a timed-out sleep is no wake-up */
     shm_bell_prepare_sleep(&b);
     t0 = clock_mono_ns();
-    rc = shm_bell_wait(&b, 50);
+    rc = shm_bell_wait(&b, b.efd, 50);
     dt = clock_mono_ns() - t0;
     REQUIRE(rc == 0 && dt >= CLOCK_MS(45), "timeout wait gave %d after %lu ns", rc, (unsigned long)dt);
-    shm_bell_woke(&b);
+    shm_bell_woke(&b, b.efd);
     REQUIRE(atomic_load(&b.wakeups) == 1 && (atomic_load(&b.sleeping) & 1) == 0, "timeout counted as wake-up");
     /* the next cycle rings again (a new cycle re-arms the flag) */
     shm_bell_prepare_sleep(&b);
-    rc = shm_bell_ring(&b);
-    REQUIRE(rc == 0 && atomic_load(&b.rings) == 2 && shm_bell_wait(&b, 1000) == 1, "second cycle not rung");
-    shm_bell_woke(&b);
+    rc = shm_bell_ring(&b, b.efd);
+    REQUIRE(rc == 0 && atomic_load(&b.rings) == 2 && shm_bell_wait(&b, b.efd, 1000) == 1, "second cycle not rung");
+    shm_bell_woke(&b, b.efd);
     REQUIRE(atomic_load(&b.wakeups) == 2, "wakeups %lu", (unsigned long)atomic_load(&b.wakeups));
     close(efd);
 }
@@ -458,28 +498,28 @@ static void test_bell_interrupted_ring(void)
     /* a producer wrote and was killed before clearing the flag; the consumer woke on a timeout */
     shm_bell_prepare_sleep(&b);
     REQUIRE(write(efd, &one, sizeof(one)) == sizeof(one), "write");
-    shm_bell_woke(&b);
+    shm_bell_woke(&b, b.efd);
     shm_bell_prepare_sleep(&b);
-    rc = shm_bell_wait(&b, 1000);
+    rc = shm_bell_wait(&b, b.efd, 1000);
     REQUIRE(rc == 1, "stale count did not wake (%d)", rc);
-    shm_bell_woke(&b);
+    shm_bell_woke(&b, b.efd);
     shm_bell_prepare_sleep(&b);
-    rc = shm_bell_wait(&b, 20);
+    rc = shm_bell_wait(&b, b.efd, 20);
     REQUIRE(rc == 0, "stale count woke twice (%d): a consumer would spin", rc);
-    shm_bell_woke(&b);
+    shm_bell_woke(&b, b.efd);
     /* a producer saw cycle N asleep, stalled, and clears the bit only after cycle N+1 began */
     shm_bell_prepare_sleep(&b);
     old = atomic_load(&b.sleeping);
-    shm_bell_woke(&b);
+    shm_bell_woke(&b, b.efd);
     shm_bell_prepare_sleep(&b);
     {
         uint32_t expect = old;
 
         atomic_compare_exchange_strong(&b.sleeping, &expect, old & ~1u);
     }
-    rc = shm_bell_ring(&b);
-    REQUIRE(rc == 0 && shm_bell_wait(&b, 1000) == 1, "a late flag update from the previous cycle lost a ring");
-    shm_bell_woke(&b);
+    rc = shm_bell_ring(&b, b.efd);
+    REQUIRE(rc == 0 && shm_bell_wait(&b, b.efd, 1000) == 1, "a late flag update from the previous cycle lost a ring");
+    shm_bell_woke(&b, b.efd);
     close(efd);
 }
 
@@ -496,9 +536,9 @@ static void *bell_producer(void *p)
 
     nanosleep(&ts, NULL);
     rec_make(&rec, 42);
-    shm_bell_ring(a->b); /* nothing published yet: must not matter */
+    shm_bell_ring(a->b, a->b->efd); /* nothing published yet: must not matter */
     shm_ring_push(a->r, &rec);
-    shm_bell_ring(a->b);
+    shm_bell_ring(a->b, a->b->efd);
     return NULL;
 }
 
@@ -525,12 +565,12 @@ static void test_bell_cross_thread(void)
         }
         shm_bell_prepare_sleep(&b);
         if (shm_ring_pop(r, &out) == 0) {
-            shm_bell_woke(&b);
+            shm_bell_woke(&b, b.efd);
             got = 1;
             break;
         }
-        shm_bell_wait(&b, 5000);
-        shm_bell_woke(&b);
+        shm_bell_wait(&b, b.efd, 5000);
+        shm_bell_woke(&b, b.efd);
     }
     pthread_join(th, NULL);
     REQUIRE(got && out.body.ping.token == 42, "record not received (rounds %d)", rounds);
@@ -551,9 +591,9 @@ static void test_bell_bad_fd(void)
     shm_bell_init(&b, efd);
     close(efd);
     shm_bell_prepare_sleep(&b);
-    rc = shm_bell_ring(&b);
+    rc = shm_bell_ring(&b, b.efd);
     REQUIRE(rc == -EBADF, "ring on a closed fd gave %d", rc);
-    rc = shm_bell_wait(&b, 10);
+    rc = shm_bell_wait(&b, b.efd, 10);
     REQUIRE(rc < 0, "wait on a closed fd gave %d", rc);
 }
 
@@ -567,6 +607,7 @@ int main(void)
     test_hostile_capacity();
     test_reinit_same_memory();
     test_bell_basic();
+    test_bell_fds();
     test_bell_interrupted_ring();
     test_bell_cross_thread();
     test_bell_bad_fd();

@@ -82,6 +82,22 @@ local cases = {
   ['badlevel.example'] = function() ringmail.log('loud', 'x') end,
   ['count.example'] = function(conn) seen = seen + 1 conn:set_meta('seen', tostring(seen)) end,
   ['pattern.example'] = function(conn) conn:set_meta('m', ('abc'):match('b.')) end,
+  -- C string functions: their worst case is checked before they run (policy_pattern.c)
+  ['backtrack.example'] = function() return string.find(string.rep('a', 2000), string.rep('a*', 30) .. 'b') end,
+  ['backtrackmethod.example'] = function() return (string.rep('a', 2000)):match(string.rep('a-', 30) .. 'b') end,
+  ['backtrackpcall.example'] = function()
+    pcall(string.gsub, string.rep('a', 2000), string.rep('[a]*', 30) .. 'b', '')
+  end,
+  ['backtrackgmatch.example'] = function()
+    for _ in string.rep('a', 5000):gmatch('a*a*a*b') do end
+  end,
+  ['repbomb.example'] = function() return string.rep('x', 1 << 40) end,
+  ['findloop.example'] = function() local s = string.rep('a', 4000) while true do s:find('a.-b') end end,
+  ['trim.example'] = function(conn)
+    local v = string.rep(' ', 150) .. 'x y' .. string.rep(' ', 150)
+    conn:set_meta('trim', v:match('^%s*(.-)%s*$') .. '|' .. select(2, v:gsub('%s+', ' ')) .. '|' ..
+      tostring(v:find('x y', 1, true)) .. '|' .. tostring(string.find(string.rep('a', 100000), 'b')))
+  end,
 }
 
 ringmail.on('smtp_server_connection_accepted', function(conn_meta)
