@@ -343,7 +343,8 @@ class Soak:
     def account(self):
         """The invariant; violations go to self.violations, numbers to the returned summary."""
         time.sleep(1.2)  # the spool flushes its log buffer every second
-        deadline = time.monotonic() + 10
+        # a difference is looked at again for a while (bounded by the drain's bound, 3 to 10 s)
+        deadline = time.monotonic() + min(10.0, max(3.0, self.a.drain_timeout))
         while True:
             dels = self.deliveries()
             st, problems = tally(self.node, self.client, dels, True, self.windows)

@@ -62,7 +62,7 @@ class ChaosSoakTest(unittest.TestCase):
 
     def test_a_delivery_the_sink_did_not_make_is_reported_lost(self):
         code, st = soak("--duration", "4s", "--seed", "1", "--rate", "20", "--interval", "1:2",
-                        "--events", "reload", "--forget-delivery", "3", "--drain-timeout", "5s")
+                        "--events", "reload", "--forget-delivery", "3", "--drain-timeout", "3s")
         self.assertEqual(code, 1, st)
         self.assertTrue(any("neither delivered nor bounced" in v for v in st["violations"]), st)
         self.assertLess(st["delivered"], st["recipients"], st)
