@@ -16,7 +16,6 @@ import os
 import random
 import re
 import signal
-import smtplib
 import sys
 import threading
 import time
@@ -25,12 +24,10 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from ringmail_node import Node, pid_alive, wait_for  # noqa: E402
 from peers import free_udp_tcp_port  # noqa: E402
+from accounting import Client, all_delivered, crash_node_config, tally  # noqa: E402
 
 # meson: see discover.py
 MESON = {"suite": "crash", "timeout": 180, "exclusive": True}
-
-ID_RE = re.compile(r"id=([0-9a-f]{32})")
-
 
 class RecSink:
     """An aiosmtpd recording server with the local-part rules of peers.Sink (tempfail*@ 451 and
@@ -122,107 +119,6 @@ class RecSink:
             pass
 
 
-class Client:
-    """Sends messages from several threads; keeps its own record of every 250 (queue id, recipients).
-    A failed attempt (error, 4xx, dropped connection) is retried with new addresses, so a message whose
-    250 was lost can never be mistaken for the retry."""
-
-    def __init__(self, port, tag):
-        self.port = port
-        self.tag = tag
-        self.lock = threading.Lock()
-        self.accepted = []  # (queue id, [rcpts], kinds, time)
-        self.failed_attempts = 0
-        self.errors = []
-        self.threads = []
-        self.stop_flag = threading.Event()
-
-    def address(self, kind, msg, attempt, k):
-        return "%s%sm%da%dr%d@a.test" % (kind, self.tag, msg, attempt, k)
-
-    def one(self, conn, msg, attempt, kinds):
-        rcpts = [self.address(kind, msg, attempt, k) for k, kind in enumerate(kinds)]
-        code, _ = conn.mail("s@client.test")
-        if code != 250:
-            raise smtplib.SMTPResponseException(code, "MAIL")
-        for r in rcpts:
-            code, _ = conn.rcpt(r)
-            if code != 250:
-                raise smtplib.SMTPResponseException(code, "RCPT " + r)
-        body = ("Subject: %s m%d a%d\r\nFrom: s@client.test\r\nMessage-ID: <%s.%d.%d@client.test>\r\n\r\n"
-                "body of message %d\r\n" % (self.tag, msg, attempt, self.tag, msg, attempt, msg)).encode()
-        code, reply = conn.data(body)
-        if code != 250:
-            raise smtplib.SMTPResponseException(code, "DATA")
-        m = ID_RE.search(reply.decode("latin-1"))
-        if not m:
-            raise AssertionError("250 without a queue id: %r" % reply)
-        with self.lock:
-            self.accepted.append((m.group(1), rcpts, kinds, time.monotonic()))
-
-    def worker(self, jobs, deadline, pace):
-        conn = None
-        while not self.stop_flag.is_set():
-            if pace:
-                time.sleep(pace)
-            with self.lock:
-                if not jobs:
-                    break
-                msg, kinds = jobs.pop(0)
-            for attempt in range(1000):
-                if time.monotonic() > deadline or self.stop_flag.is_set():
-                    break
-                try:
-                    if conn is None:
-                        conn = smtplib.SMTP("127.0.0.1", self.port, timeout=10)
-                        conn.ehlo("client.test")
-                    self.one(conn, msg, attempt, kinds)
-                    break
-                except (OSError, smtplib.SMTPException) as e:
-                    with self.lock:
-                        self.failed_attempts += 1
-                        if len(self.errors) < 20:
-                            self.errors.append(repr(e))
-                    try:
-                        if conn is not None:
-                            conn.close()
-                    except Exception:
-                        pass
-                    conn = None
-                    time.sleep(0.1)
-        if conn is not None:
-            try:
-                conn.quit()
-            except Exception:
-                pass
-
-    def start(self, plan, threads=2, timeout=90, pace=0.0):
-        """plan: list of per-message recipient kinds ("" normal, "tempfail", "permfail"); pace: a pause
-        before each message of a thread, to spread the load over the fault period."""
-        jobs = list(enumerate(plan))
-        deadline = time.monotonic() + timeout
-        for _ in range(threads):
-            t = threading.Thread(target=self.worker, args=(jobs, deadline, pace), daemon=True)
-            t.start()
-            self.threads.append(t)
-        return self
-
-    def join(self, timeout=120):
-        end = time.monotonic() + timeout
-        for t in self.threads:
-            t.join(max(0.1, end - time.monotonic()))
-        self.stop_flag.set()
-        for t in self.threads:
-            t.join(5)
-
-    def running(self):
-        return any(t.is_alive() for t in self.threads)
-
-    def count(self):
-        with self.lock:
-            return len(self.accepted)
-
-
 class CrashCase(unittest.TestCase):
     def setUp(self):
         self.node = None
@@ -245,12 +141,7 @@ class CrashCase(unittest.TestCase):
         return s
 
     def start(self, sink, queue="", supervisor="", egress_workers=1):
-        cfg = ('[route."*"]\nhosts = ["[127.0.0.1]:%d"]\n[queue.default]\nretry_interval = "1s"\n'
-               'max_retry_interval = "2s"\n%s' % (sink.port, queue))
-        eg = ('connect_timeout = "2s"\nbanner_timeout = "3s"\ncommand_timeout = "5s"\ndata_timeout = "8s"\n'
-              'idle_timeout = "2s"')
-        sv = 'restart_backoff = "100ms"\nrestart_backoff_max = "400ms"\ncrash_loop_limit = 1000\n' + supervisor
-        self.node = Node(config_extra=cfg, egress=eg, supervisor=sv, park_delivery=False,
+        self.node = Node(**crash_node_config(sink.port, queue, supervisor),
                          egress_workers=egress_workers).start()
         return self.node
 
@@ -274,13 +165,8 @@ class CrashCase(unittest.TestCase):
         """Wait until every normal recipient of every 250 reached the sink and (if expected) the queue is
         empty. A timeout is not fatal here: the accounting that follows says what is missing."""
         def done():
-            d = sink.deliveries()
-            with client.lock:
-                acc = list(client.accepted)
-            for _, rcpts, kinds, _ in acc:
-                for r, kind in zip(rcpts, kinds):
-                    if kind == "" and r.lower() not in d:
-                        return False
+            if not all_delivered(client, sink.deliveries()):
+                return False
             return (self.queued() == 0) if expect_empty else True
         try:
             wait_for(done, timeout, step=0.25, what="drain")
@@ -310,80 +196,8 @@ class CrashCase(unittest.TestCase):
         return st
 
     def tally(self, client, sink, expect_empty, windows, max_dups):
-        """The accounting invariant over the client's list of 250s; returns a summary dict and fails the
-        test on any violation. windows: (start, end) monotonic intervals in which a first delivery may be
-        repeated (the crash windows); max_dups bounds the duplicates inside them when given."""
-        records = self.node.log_records()
-        final = {}
-        logged = set()
-        for r in records:
-            if r.get("type") in ("Bounce", "Expiration"):
-                final.setdefault((r["id"], r["recipient"].lower()), []).append(r["type"])
-            elif r.get("type") in ("Reception", "Delivery"):
-                logged.add((r["type"], r["id"], r.get("recipient", "").lower()))
-        dels = sink.deliveries()
-        problems = []
-        pending_ids = set()
-        st = {"accepted": 0, "recipients": 0, "delivered": 0, "bounced": 0, "expired": 0, "queued": 0,
-              "dups": 0, "dups_in_window": 0, "dups_outside": 0,
-              "no_reception_record": 0, "delivered_without_delivery_record": 0}
-        with client.lock:
-            acc = list(client.accepted)
-        st["accepted"] = len(acc)
-        for qid, rcpts, kinds, _ in acc:
-            for r, kind in zip(rcpts, kinds):
-                st["recipients"] += 1
-                # not part of the invariant (that is judged by the sink), reported for diagnosis
-                if ("Reception", qid, r.lower()) not in logged:
-                    st["no_reception_record"] += 1
-                times = dels.get(r.lower(), [])
-                if times and ("Delivery", qid, r.lower()) not in logged:
-                    st["delivered_without_delivery_record"] += 1
-                fin = final.get((qid, r.lower()), [])
-                if len(fin) > 1:
-                    problems.append("%s %s: %d final records %s" % (qid, r, len(fin), fin))
-                if times and fin:
-                    problems.append("%s %s: delivered %d times and also %s" % (qid, r, len(times), fin[0]))
-                elif times:
-                    st["delivered"] += 1
-                    if kind != "":
-                        problems.append("%s %s: a refused recipient was delivered" % (qid, r))
-                    if len(times) > 1:
-                        st["dups"] += len(times) - 1
-                        if any(a <= times[0] <= b for a, b in windows):
-                            st["dups_in_window"] += len(times) - 1
-                        else:
-                            st["dups_outside"] += len(times) - 1
-                            problems.append("%s %s: delivered %d times, first copy outside any crash window"
-                                            % (qid, r, len(times)))
-                elif fin:
-                    st["bounced" if fin[0] == "Bounce" else "expired"] += 1
-                    if kind == "":
-                        problems.append("%s %s: %s for a recipient the sink accepts" % (qid, r, fin[0]))
-                    if kind == "permfail" and fin[0] != "Bounce":
-                        problems.append("%s %s: %s instead of Bounce" % (qid, r, fin[0]))
-                else:
-                    st["queued"] += 1
-                    pending_ids.add(qid)
-                    if kind == "permfail":
-                        problems.append("%s %s: a 550 recipient is still queued" % (qid, r))
-                    elif kind == "":
-                        problems.append("%s %s: neither delivered nor bounced (queued at best)" % (qid, r))
-        queued = self.queued()
-        st["messages_queued"] = queued
-        if expect_empty and queued:
-            problems.append("queue should be empty, scheduler messages_queued=%d" % queued)
-        if len(pending_ids) > queued:
-            problems.append("%d accepted messages have recipients in no final state but the scheduler "
-                            "queues only %d: silently absent" % (len(pending_ids), queued))
-        if max_dups is not None and st["dups_in_window"] > max_dups:
-            problems.append("%d duplicates in the crash window, at most %d expected" % (st["dups_in_window"],
-                                                                                        max_dups))
-        st["failed_attempts"] = client.failed_attempts
-        st["abandoned_at_sink"] = sink.abandoned
-        # results the scheduler threw away (a lease it had already ended): each is a possible duplicate
-        st["results_dropped_by_scheduler"] = self.node.log().count("does not match an attempt in flight")
-        return st, problems
+        return tally(self.node, client, sink.deliveries(), expect_empty, windows, max_dups,
+                     queued=self.queued(), abandoned=sink.abandoned)
 
 
 class CrashTest(CrashCase):

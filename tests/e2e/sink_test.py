@@ -19,12 +19,12 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from ringmail_node import BUILD_DIR, free_port, wait_for  # noqa: E402
+from ringmail_node import BUILD_DIR  # noqa: E402
+from ringmail_sink import SINK, Sink  # noqa: E402
 
 # meson: see discover.py
 MESON = {"tools": ["sink", "gen"], "node": False, "exclusive": True}
 
-SINK = os.path.join(BUILD_DIR, "tools", "ringmail-sink")
 GEN = os.path.join(BUILD_DIR, "tools", "ringmail-gen")
 SMTP_SOURCE = "/usr/sbin/smtp-source"
 SWAKS = shutil.which("swaks")
@@ -37,69 +37,6 @@ def proc_status(pid, key):
             if line.startswith(key + ":"):
                 return int(line.split()[1])
     raise KeyError(key)
-
-
-class Sink:
-    """ringmail-sink on a loopback port; stop() sends SIGTERM and returns the JSON summary."""
-
-    def __init__(self, tmp, *options, workers=1, record=True):
-        self.record = os.path.join(tmp, "record-%d.jsonl" % time.monotonic_ns())
-        rec_opt = ["--record", self.record] if record else []
-        for _ in range(5):
-            self.port = free_port()
-            self.err = open(os.path.join(tmp, "sink-%d.err" % self.port), "w+")
-            self.out = open(os.path.join(tmp, "sink-%d.out" % self.port), "w+")
-            self.proc = subprocess.Popen(
-                [SINK, "--listen", "127.0.0.1:%d" % self.port, "--workers", str(workers), "--json"]
-                + rec_opt + [str(o) for o in options],
-                stdin=subprocess.DEVNULL, stdout=self.out, stderr=self.err)
-            try:
-                wait_for(self.listening, 5, what="ringmail-sink listening")
-                return
-            except AssertionError:
-                self.err.seek(0)
-                in_use = "Address already in use" in self.err.read()
-                self.kill()
-                if not in_use:
-                    raise
-        raise AssertionError("no free port for ringmail-sink")
-
-    def listening(self):
-        if self.proc.poll() is not None:
-            raise AssertionError("ringmail-sink exited with %s" % self.proc.returncode)
-        with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-            s.settimeout(2)
-            s.recv(512)  # the banner: a probe that is a session like any other (counted)
-            s.sendall(b"QUIT\r\n")
-            s.recv(512)
-        return True
-
-    def stop(self, sig=signal.SIGTERM):
-        self.proc.send_signal(sig)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError("ringmail-sink did not stop within 10 s of signal %d" % sig)
-        self.out.seek(0)
-        lines = [line for line in self.out.read().splitlines() if line.strip()]
-        if self.proc.returncode != 0 or not lines:
-            self.err.seek(0)
-            raise AssertionError("ringmail-sink exit %s, stderr: %s" % (self.proc.returncode, self.err.read()))
-        return json.loads(lines[-1])
-
-    def kill(self):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(5)
-        self.out.close()
-        self.err.close()
-
-    def records(self):
-        if not os.path.exists(self.record):
-            return []
-        with open(self.record, "rb") as f:
-            return [json.loads(line) for line in f.read().splitlines()]
 
 
 class Client:
