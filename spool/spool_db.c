@@ -12,11 +12,13 @@
 #include "spool/spool_db_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "base/mem.h"
@@ -248,8 +250,26 @@ void spool_db_close(struct spool_db *db)
     db_free(db);
 }
 
+int spool_db_probe(const char *dir)
+{
+    char *path = xasprintf("%s/.probe", dir);
+    int rc = 0, fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 || write(fd, "p", 1) != 1 || fdatasync(fd) < 0)
+        rc = errno ? -errno : -EIO;
+    if (fd >= 0 && close(fd) < 0 && rc == 0)
+        rc = -errno;
+    free(path);
+    return rc;
+}
+
 int spool_db_recover(struct spool_db *db)
 {
+    int probe = spool_db_probe(db->dir);
+    if (probe < 0) {
+        free(db->errtext);
+        db->errtext = xasprintf("the file system still fails writes (probe: %s)", strerror(-probe));
+        return probe;
+    }
     spool_db_compact_stop(db);
     db_close_rocks(db);
     int rc = db_open_rocks(db);

@@ -91,6 +91,13 @@ int spool_db_open(const char *dir, const struct spool_db_opts *opts, struct spoo
 void spool_db_close(struct spool_db *db);
 /* spool_db_recover - close and reopen (after a failed write, e.g. ENOSPC); 0 or -errno */
 int spool_db_recover(struct spool_db *db);
+/*
+ * spool_db_probe - write one byte to DIR/.probe and fdatasync it: 0 when the file system takes writes
+ * again, -errno when not. RocksDB built with assertions (Debian's) aborts inside DB::Open when a write
+ * fails during its recovery (a WAL writer used after its error), so the spool opens or reopens only
+ * after a probe went through: a disk that still fails costs a retry, not a crash.
+ */
+int spool_db_probe(const char *dir);
 bool spool_db_needs_recover(const struct spool_db *db);
 /* spool_db_error - RocksDB's text for the last failure, or "" */
 const char *spool_db_error(const struct spool_db *db);

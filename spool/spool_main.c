@@ -227,6 +227,17 @@ int main(int argc, char **argv)
     sp.log_dir = sub_dir(rt.cfg.log_dir, rt.cfg.data_dir, "logs");
     char *undo = undo_file(sp.db_dir);
     struct spool_db_opts dbo = {.undo_file = undo};
+    /* a disk that fails writes now would make RocksDB's recovery abort (spool_db_probe): wait for it a
+     * while, then exit and let the supervisor's backoff try again */
+    for (int tries = 0, rc; (rc = spool_db_probe(sp.db_dir)) < 0; tries++) {
+        if (tries == 0)
+            log_error("spool directory %s does not take writes (%s); waiting before opening the database",
+                      sp.db_dir, strerror(-rc));
+        if (tries == 50)
+            fatal("spool directory %s still does not take writes (%s)", sp.db_dir, strerror(-rc));
+        atomic_store(&rt.self->heartbeat_ns, clock_mono_ns());
+        usleep(200000);
+    }
     if (spool_db_open(sp.db_dir, &dbo, &sp.db, &err) < 0)
         fatal("cannot open the spool database in %s: %s", sp.db_dir, err ? err : "");
     free(undo);
