@@ -118,16 +118,20 @@ class PrivTest(unittest.TestCase):
         if not shutil.which("useradd"):
             raise unittest.SkipTest("no useradd on this machine")
         cls.made = []
-        for u in USERS:
-            try:
-                pwd.getpwnam(u)
-            except KeyError:
-                subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", u],
-                               check=True, capture_output=True)
-                cls.made.append(u)
-        cls.gid = pwd.getpwnam("nobody").pw_gid
-        cls.uid = {u: pwd.getpwnam(u).pw_uid for u in USERS}
-        cls.nobody = pwd.getpwnam("nobody").pw_uid
+        try:
+            for u in USERS:
+                try:
+                    pwd.getpwnam(u)
+                except KeyError:
+                    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", u],
+                                   check=True, capture_output=True)
+                    cls.made.append(u)
+            cls.gid = pwd.getpwnam("nobody").pw_gid
+            cls.uid = {u: pwd.getpwnam(u).pw_uid for u in USERS}
+            cls.nobody = pwd.getpwnam("nobody").pw_uid
+        except BaseException:
+            cls.tearDownClass()  # unittest does not call it when setUpClass fails: no user left behind
+            raise
 
     @classmethod
     def tearDownClass(cls):
