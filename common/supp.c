@@ -207,7 +207,7 @@ int supp_snap_parse(const void *data, size_t len, struct supp_snap *out, const c
     return 0;
 }
 
-bool supp_snap_has(const struct supp_snap *s, uint64_t h)
+size_t supp_snap_lower_bound(const struct supp_snap *s, uint64_t h)
 {
     size_t lo = 0, hi = s->n;
     while (lo < hi) {
@@ -217,6 +217,12 @@ bool supp_snap_has(const struct supp_snap *s, uint64_t h)
         else
             hi = mid;
     }
+    return lo;
+}
+
+bool supp_snap_has(const struct supp_snap *s, uint64_t h)
+{
+    size_t lo = supp_snap_lower_bound(s, h);
     return lo < s->n && s->h[lo] == h;
 }
 

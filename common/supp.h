@@ -81,6 +81,8 @@ void supp_snap_encode(const uint8_t key[16], const uint64_t *h, size_t n, struct
 /* supp_snap_parse - bytes into *out (copied); 0, or -EINVAL with *why */
 int supp_snap_parse(const void *data, size_t len, struct supp_snap *out, const char **why);
 bool supp_snap_has(const struct supp_snap *s, uint64_t h);
+/* supp_snap_lower_bound - index of the first hash >= h in the sorted s->h (s->n when none) */
+size_t supp_snap_lower_bound(const struct supp_snap *s, uint64_t h);
 void supp_snap_fini(struct supp_snap *s);
 
 /*

@@ -49,6 +49,16 @@ static void field_append(struct field *f, const char *s, size_t n)
     f->vlen += n;
 }
 
+/* line_end - the line at p (before end): *le at its end without CR LF (or a lone LF); the next line's start */
+static const char *line_end(const char *p, const char *end, const char **le)
+{
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    *le = nl ? nl : end;
+    if (*le > p && (*le)[-1] == '\r')
+        (*le)--;
+    return nl ? nl + 1 : end;
+}
+
 /*
  * scan_headers - call fn for every field of the header block at [p, end); returns where the body starts
  * (after the empty line), or end when the block has no empty line. Lines without a colon are skipped.
@@ -60,11 +70,7 @@ static const char *scan_headers(const char *p, const char *end, field_fn fn, voi
 
     f.open = false;
     while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *le = nl ? nl : end;
-        const char *next = nl ? nl + 1 : end;
-        if (le > p && le[-1] == '\r')
-            le--;
+        const char *le, *next = line_end(p, end, &le);
         if (le == p) {
             field_flush(&f, fn, arg, &count);
             return next;
@@ -425,11 +431,7 @@ static void split(struct parse *ps, const char *p, const char *end, const char *
     unsigned parts = 0;
 
     while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *le = nl ? nl : end;
-        const char *next = nl ? nl + 1 : end;
-        if (le > p && le[-1] == '\r')
-            le--;
+        const char *le, *next = line_end(p, end, &le);
         bool close;
         if (delimiter(p, le, boundary, bn, &close)) {
             if (start && parts < INGRESS_REPORT_MAX_PARTS) {

@@ -590,15 +590,8 @@ static unsigned op_remove(struct spool *sp, const struct proto_admin_req *req, j
     set_sort(s);
     uint64_t h = supp_hasher_hash(s->hasher, tenant, a);
     struct supp_snap view = {.h = s->h, .n = s->n};
-    if (supp_snap_has(&view, h)) {
-        size_t lo = 0, hi = s->n;
-        while (lo < hi) {
-            size_t mid = lo + (hi - lo) / 2;
-            if (s->h[mid] < h)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
+    size_t lo = supp_snap_lower_bound(&view, h);
+    if (lo < s->n && s->h[lo] == h) {
         memmove(s->h + lo, s->h + lo + 1, (s->n - lo - 1) * sizeof(*s->h));
         s->n--;
         s->sorted_n = s->n;

@@ -180,7 +180,7 @@ static uint64_t cgroup_limit(const struct supervisor_mem *m)
 }
 
 /* working set of the cgroup: usage minus the inactive page cache; false when unreadable */
-static bool cgroup_used(const struct supervisor_mem *m, uint64_t *used)
+static bool cgroup_used(const struct supervisor_mem *m, uint64_t *used, uint64_t *raw)
 {
     char t[64], st[8192];
     uint64_t usage, inactive = 0;
@@ -191,6 +191,7 @@ static bool cgroup_used(const struct supervisor_mem *m, uint64_t *used)
     if (read_at(m->dir, "memory.stat", st, sizeof(st)))
         (void)supervisor_mem_field(st, v2 ? "inactive_file" : "total_inactive_file", &inactive);
     *used = inactive < usage ? usage - inactive : 0;
+    *raw = usage;
     return true;
 }
 
@@ -250,8 +251,10 @@ void supervisor_mem_tick(struct supervisor *s, uint64_t now)
     uint64_t total = 0, used = 0, limit = 0;
     bool ok = ram(&total, &used);
     if (m->source != SUP_MEM_RAM) {
-        uint64_t cl = cgroup_limit(m), cu;
-        if (cgroup_used(m, &cu)) {
+        uint64_t cl = cgroup_limit(m), cu, raw;
+        if (cgroup_used(m, &cu, &raw)) {
+            atomic_store(&m->cg_limit, cl);
+            atomic_store(&m->cg_usage, cl ? raw : 0);
             used = cu;
             ok = true;
             /* a cgroup without a limit, or one above the RAM, is bounded by the RAM */

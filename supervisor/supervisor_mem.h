@@ -32,6 +32,7 @@ struct supervisor_mem {
     _Atomic uint64_t used;      /* working set at the last reading */
     _Atomic uint32_t level;     /* enum shm_mem_pressure */
     _Atomic uint64_t exhausted_total; /* times the level went to SHM_MEM_EXHAUSTED */
+    _Atomic uint64_t cg_limit, cg_usage; /* the cgroup's limit and raw usage at the last reading; 0: none */
 };
 
 struct supervisor;

@@ -150,20 +150,6 @@ static bool read_small(const char *path, char *b, size_t cap)
     return true;
 }
 
-/* read_u64_file - the first number in a small file; false when none ("max" in memory.max) */
-static bool read_u64_file(const char *path, uint64_t *out)
-{
-    char b[128], *end;
-    if (!read_small(path, b, sizeof(b)))
-        return false;
-    errno = 0;
-    unsigned long long v = strtoull(b, &end, 10);
-    if (end == b || errno)
-        return false;
-    *out = v;
-    return true;
-}
-
 /* rss_of - resident bytes of a pid the supervisor forked: the second number of /proc/PID/statm */
 static bool rss_of(pid_t pid, uint64_t *out)
 {
@@ -175,30 +161,6 @@ static bool rss_of(pid_t pid, uint64_t *out)
     long page = sysconf(_SC_PAGESIZE);
     *out = (uint64_t)resident * (uint64_t)(page > 0 ? page : 4096);
     return true;
-}
-
-/* cgroup_memory - the cgroup v2 memory.max and memory.current of this process's cgroup, when limited */
-static bool cgroup_memory(uint64_t *limit, uint64_t *usage)
-{
-    char line[512], path[700];
-    FILE *f = fopen("/proc/self/cgroup", "re");
-    bool ok = false;
-    if (!f)
-        return false;
-    while (fgets(line, sizeof(line), f)) {
-        if (strncmp(line, "0::", 3) != 0)
-            continue;
-        line[strcspn(line, "\n")] = '\0';
-        const char *rel = line + 3;
-        snprintf(path, sizeof(path), "/sys/fs/cgroup%s/memory.max", strcmp(rel, "/") == 0 ? "" : rel);
-        if (read_u64_file(path, limit)) { /* "max" (no limit) is not a number */
-            snprintf(path, sizeof(path), "/sys/fs/cgroup%s/memory.current", strcmp(rel, "/") == 0 ? "" : rel);
-            ok = read_u64_file(path, usage);
-        }
-        break;
-    }
-    fclose(f);
-    return ok;
 }
 
 /* ---- the role table ----------------------------------------------------------------------------- */
@@ -325,7 +287,10 @@ static void collect_host(struct supervisor *s, struct sup_metrics *m)
     uint64_t avail = avail_kb >= 0 ? (uint64_t)avail_kb * 1024u : 0, limit = 0, usage = 0, headroom = avail;
     if (avail_kb >= 0)
         gauge1(m, "ringmail_memory_available_bytes", "MemAvailable of the host (/proc/meminfo).", avail);
-    if (cgroup_memory(&limit, &usage)) {
+    /* read once a second by supervisor_mem_tick (cgroup v1 or v2), not again per scrape */
+    limit = atomic_load(&s->mem.cg_limit);
+    usage = atomic_load(&s->mem.cg_usage);
+    if (limit) {
         gauge1(m, "memory_limit", "The memory limit of the node's cgroup (memory.max), in bytes.", limit);
         gauge1(m, "ringmail_cgroup_memory_usage_bytes", "The memory use of the node's cgroup (memory.current).",
                usage);
