@@ -160,7 +160,8 @@ struct proto_done {
     uint32_t rcpt_first;
     uint16_t delivered, transient, bounced; /* recipients by outcome in this attempt */
     uint16_t flags;                         /* PROTO_DONE_F_* */
-    uint64_t reserved;
+    uint32_t lease_gen;                     /* as received in the DELIVER */
+    uint32_t reserved;
 };
 
 struct proto_lease {

@@ -22,6 +22,7 @@ static void send_done_simple(struct egress *eg, unsigned sched, const struct pro
     r.body.done.msg_id_hi = d->msg_id_hi;
     r.body.done.msg_id_lo = d->msg_id_lo;
     r.body.done.lease = d->lease;
+    r.body.done.lease_gen = d->lease_gen;
     r.body.done.rcpt_first = d->rcpt_first;
     r.body.done.flags = flags;
     if (role_rt_send(eg->rt, sched, &r) < 0)

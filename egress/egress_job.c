@@ -416,6 +416,7 @@ void egress_job_send_done(struct egress_job *j)
     r.body.done.msg_id_hi = j->d.msg_id_hi;
     r.body.done.msg_id_lo = j->d.msg_id_lo;
     r.body.done.lease = j->d.lease;
+    r.body.done.lease_gen = j->d.lease_gen;
     r.body.done.rcpt_first = j->d.rcpt_first;
     r.body.done.delivered = cnt[PROTO_OUT_DELIVERED];
     r.body.done.transient = cnt[PROTO_OUT_TRANSIENT];

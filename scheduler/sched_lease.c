@@ -129,6 +129,14 @@ void sched_lease_released(struct sched_core *c, struct sched_lease *l, bool erro
         sched_path_conn_failed(c, p, now_ms);
 }
 
+bool sched_lease_closed_by_worker(struct sched_core *c, struct sched_lease *l, bool error, uint64_t now_ms)
+{
+    if (!l || !l->path || l->msg)
+        return false;
+    sched_lease_released(c, l, error, now_ms);
+    return true;
+}
+
 struct sched_lease *sched_lease_take(struct sched_core *c, struct sched_path *p)
 {
     struct sched_lease *l = p->idle_head;

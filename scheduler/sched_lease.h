@@ -32,6 +32,13 @@ struct sched_lease *sched_lease_get(const struct sched_core *core, uint32_t id, 
  * (the egress's LEASE_CLOSED reason 1, or a connection that failed with a transient result),
  * which counts towards the path's consecutive_connection_failures_before_delay */
 void sched_lease_released(struct sched_core *core, struct sched_lease *lease, bool error, uint64_t now_ms);
+/* sched_lease_closed_by_worker - the worker's LEASE_CLOSED (`error`: reason 1). A worker closes only a lease
+ * without an attempt, so one that arrives while a message is in flight on the lease crossed our DELIVER: the
+ * worker had let the idle lease go, then took the DELIVER on a new connection under the same lease. That
+ * lease lives on until the attempt's result (false returned). Ending it would free the slot for another
+ * message the worker refuses (the lease is busy there) and make the message in flight due again: delivered
+ * twice, its first result dropped as stale. True: the lease ended (sched_lease_released). */
+bool sched_lease_closed_by_worker(struct sched_core *core, struct sched_lease *lease, bool error, uint64_t now_ms);
 
 /* ---- between the core's files only ---- */
 

@@ -218,7 +218,7 @@ static void on_done(struct scheduler *sc, unsigned from, const struct proto_rec 
     if (sched_keys_key(&sc->keys, id, d->rcpt_first, false, &key))
         m = sched_msg_find(sc->core, key);
     struct sched_lease *lease = m ? sched_msg_lease(m) : NULL;
-    if (!lease || lease->id != d->lease || lease->worker != from) {
+    if (!lease || lease->id != d->lease || lease->gen != d->lease_gen || lease->worker != from) {
         log_warn("delivery result from egress instance %u for lease %u does not match an attempt in flight", from,
                  d->lease);
         proto_node_counter_add(sc->rt->self, PROTO_NODE_CTR_RING_BAD, 1);
@@ -252,8 +252,10 @@ static void on_done(struct scheduler *sc, unsigned from, const struct proto_rec 
 static void on_lease_closed(struct scheduler *sc, unsigned from, const struct proto_rec *rec)
 {
     struct sched_lease *l = sched_lease_get(sc->core, rec->body.lease.lease, rec->body.lease.lease_gen);
-    if (l && l->worker == from)
-        sched_lease_released(sc->core, l, rec->body.lease.reason == 1, scheduler_now_ms());
+    if (l && l->worker == from && !sched_lease_closed_by_worker(sc->core, l, rec->body.lease.reason == 1,
+                                                                scheduler_now_ms()))
+        log_debug("lease %u/%u closed by the egress while a DELIVER was on its way: it lives on",
+                  rec->body.lease.lease, rec->body.lease.lease_gen);
 }
 
 static void on_updated(struct scheduler *sc, const struct proto_rec *rec)

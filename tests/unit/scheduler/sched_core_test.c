@@ -267,6 +267,39 @@ static void test_connection_limit(void)
     sched_core_free(c);
 }
 
+/* a LEASE_CLOSED that crossed a DELIVER on the same lease must not end it: the message stays in flight on it,
+ * no other message gets the slot, and the attempt's result still finds its lease */
+static void test_lease_closed_crossing_deliver(void)
+{
+    struct rec r;
+    struct sched_core *c = core_new(&r);
+    r.popt.connection_limit = 1;
+    for (int i = 0; i < 3; i++)
+        add(c, (uint64_t)i, "example.com", "example.com", T0);
+    sched_core_advance(c, T0);
+    sched_site_resolved(c, "example.com", "site", 300, T0);
+    sched_worker_add(c, 0);
+    CHECK(sched_core_dispatch(c, 100) == 1, "one lease under connection_limit 1");
+    struct sched_lease *l = r.del[0].lease;
+    struct sched_path *p = l->path;
+    CHECK(!sched_lease_closed_by_worker(c, l, true, T0), "a lease with a message in flight lives on");
+    CHECK(sched_lease_get(c, r.del[0].lease_id, r.del[0].lease_gen) == l, "same lease, same generation");
+    CHECK(l->msg == r.del[0].msg && p->in_flight == 1 && p->connections == 1, "still in flight on it");
+    CHECK(sched_core_dispatch(c, 100) == 0, "the slot is not handed to another message");
+    CHECK(sched_msg_result(c, r.del[0].msg, SCHED_OUTCOME_DELIVERED, T0) == 0, "the result finds its lease");
+    CHECK(sched_core_dispatch(c, 100) == 1, "the next message on the same lease");
+    CHECK(r.del[1].lease == l, "reused");
+    CHECK(sched_msg_result(c, r.del[1].msg, SCHED_OUTCOME_DELIVERED, T0) == 0, "result");
+    /* idle now: the worker's close ends it */
+    CHECK(sched_lease_closed_by_worker(c, l, false, T0), "an idle lease ends");
+    CHECK(sched_lease_get(c, r.del[1].lease_id, r.del[1].lease_gen) == NULL, "stale after it ended");
+    CHECK(p->connections == 0, "no connection left");
+    CHECK(sched_core_dispatch(c, 100) == 1, "a new lease for the last message");
+    CHECK(r.del[2].lease_id != r.del[1].lease_id || r.del[2].lease_gen != r.del[1].lease_gen, "a new lease");
+    check_core(c, "lease closed crossing a deliver");
+    sched_core_free(c);
+}
+
 static void test_lease_max_deliveries(void)
 {
     struct rec r;
@@ -479,6 +512,7 @@ int main(void)
     test_wrr();
     test_max_ready();
     test_connection_limit();
+    test_lease_closed_crossing_deliver();
     test_lease_max_deliveries();
     test_worker_death();
     test_expiry();
