@@ -222,15 +222,25 @@ static void test_max_ready(void)
     sched_core_free(c);
 }
 
-static void test_connection_limit(void)
+/* one_site - a core whose n messages of example.com are due with their site resolved, under connection_limit
+ * and max_deliveries_per_connection (0: the default) */
+static struct sched_core *one_site(struct rec *r, int n, uint32_t connection_limit, uint32_t max_deliveries)
 {
-    struct rec r;
-    struct sched_core *c = core_new(&r);
-    r.popt.connection_limit = 2;
-    for (int i = 0; i < 10; i++)
+    struct sched_core *c = core_new(r);
+    r->popt.connection_limit = connection_limit;
+    if (max_deliveries)
+        r->popt.max_deliveries_per_connection = max_deliveries;
+    for (int i = 0; i < n; i++)
         add(c, (uint64_t)i, "example.com", "example.com", T0);
     sched_core_advance(c, T0);
     sched_site_resolved(c, "example.com", "site", 300, T0);
+    return c;
+}
+
+static void test_connection_limit(void)
+{
+    struct rec r;
+    struct sched_core *c = one_site(&r, 10, 2, 0);
     CHECK(sched_core_dispatch(c, 100) == 0, "no worker, no dispatch");
     sched_worker_add(c, 0);
     sched_worker_add(c, 1);
@@ -272,12 +282,7 @@ static void test_connection_limit(void)
 static void test_lease_closed_crossing_deliver(void)
 {
     struct rec r;
-    struct sched_core *c = core_new(&r);
-    r.popt.connection_limit = 1;
-    for (int i = 0; i < 3; i++)
-        add(c, (uint64_t)i, "example.com", "example.com", T0);
-    sched_core_advance(c, T0);
-    sched_site_resolved(c, "example.com", "site", 300, T0);
+    struct sched_core *c = one_site(&r, 3, 1, 0);
     sched_worker_add(c, 0);
     CHECK(sched_core_dispatch(c, 100) == 1, "one lease under connection_limit 1");
     struct sched_lease *l = r.del[0].lease;
@@ -303,13 +308,7 @@ static void test_lease_closed_crossing_deliver(void)
 static void test_lease_max_deliveries(void)
 {
     struct rec r;
-    struct sched_core *c = core_new(&r);
-    r.popt.connection_limit = 1;
-    r.popt.max_deliveries_per_connection = 3;
-    for (int i = 0; i < 7; i++)
-        add(c, (uint64_t)i, "example.com", "example.com", T0);
-    sched_core_advance(c, T0);
-    sched_site_resolved(c, "example.com", "site", 300, T0);
+    struct sched_core *c = one_site(&r, 7, 1, 3);
     sched_worker_add(c, 0);
     for (int i = 0; i < 7; i++) {
         CHECK(sched_core_dispatch(c, 100) == 1, "round %d: one at a time on one connection", i);
@@ -330,12 +329,7 @@ static void test_lease_max_deliveries(void)
 static void test_worker_death(void)
 {
     struct rec r;
-    struct sched_core *c = core_new(&r);
-    r.popt.connection_limit = 4;
-    for (int i = 0; i < 6; i++)
-        add(c, (uint64_t)i, "example.com", "example.com", T0);
-    sched_core_advance(c, T0);
-    sched_site_resolved(c, "example.com", "site", 300, T0);
+    struct sched_core *c = one_site(&r, 6, 4, 0);
     sched_worker_add(c, 0);
     sched_worker_add(c, 1);
     CHECK(sched_core_dispatch(c, 100) == 4, "four in flight");
