@@ -20,7 +20,7 @@ static const char *const counter_names[PROTO_NODE_CTR__MAX] = {
     "messages_stored",     "spool_commits",      "spool_commit_failures",
     "store_rejected",      "messages_queued",    "quarantined",
     "log_records_dropped", "smtp_sessions", "trace_events", "trace_events_dropped",
-    "log_records_written", "bytes_stored", "spool_write_stalls",
+    "log_records_written", "bytes_stored", "spool_write_stalls", "memory_sheds",
 };
 
 int proto_node_instance_of(unsigned n_ingress, unsigned n_egress, enum proto_node_role role, unsigned index)

@@ -101,6 +101,7 @@ enum proto_node_counter {
     PROTO_NODE_CTR_LOG_WRITTEN,     /* spool: log records handed to the log writer */
     PROTO_NODE_CTR_BYTES_STORED,    /* spool: message bytes made durable */
     PROTO_NODE_CTR_SPOOL_WRITE_STALLS, /* spool: commits made while RocksDB delayed or stopped writes */
+    PROTO_NODE_CTR_MEM_SHEDS,       /* caches dropped because the node's memory headroom was low (role_rt) */
     PROTO_NODE_CTR__MAX,
 };
 

@@ -65,6 +65,8 @@ struct egress {
 void egress_worker_init(struct egress *eg, struct role_rt *rt);
 void egress_worker_fini(struct egress *eg);
 void egress_worker_tick(struct egress *eg, uint64_t now_ns);
+/* egress_worker_shed - memory is low: idle connections closed, TLS sessions and cached DKIM signatures dropped */
+void egress_worker_shed(struct egress *eg);
 /* egress_worker_reload - [egress] TLS keys again (CA file, client certificate); kept when they fail */
 void egress_worker_reload(struct egress *eg);
 bool egress_worker_drain(struct egress *eg);

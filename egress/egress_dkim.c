@@ -39,6 +39,11 @@ void egress_dkim_reload(struct egress_dkim *d, const struct cfg *c)
     log_info("DKIM: %zu signer(s) after reload", ks ? ks->n : 0);
 }
 
+void egress_dkim_shed(struct egress_dkim *d)
+{
+    dkim_cache_clear(&d->cache);
+}
+
 void egress_dkim_fini(struct egress_dkim *d)
 {
     dkim_key_free(d->keys);

@@ -35,6 +35,8 @@ struct egress_dkim {
 void egress_dkim_init(struct egress_dkim *d, const struct cfg *c);
 void egress_dkim_reload(struct egress_dkim *d, const struct cfg *c);
 void egress_dkim_fini(struct egress_dkim *d);
+/* egress_dkim_shed - forget the cached signatures (memory is short: they are computed again) */
+void egress_dkim_shed(struct egress_dkim *d);
 void egress_dkim_apply(struct egress_dkim *d, uint64_t id_hi, uint64_t id_lo, const struct proto_env *env,
                        const char *msg, size_t len, char **out, size_t *out_len);
 

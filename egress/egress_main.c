@@ -48,6 +48,11 @@ static void on_reload(struct role_rt *rt)
     egress_worker_reload(eg);
 }
 
+static void on_mem_shed(struct role_rt *rt)
+{
+    egress_worker_shed(rt->ctx);
+}
+
 static bool on_drain(struct role_rt *rt)
 {
     return egress_worker_drain(rt->ctx);
@@ -65,6 +70,7 @@ int main(int argc, char **argv)
     rt.hooks.on_tick = on_tick;
     rt.hooks.on_drain = on_drain;
     rt.hooks.on_reload = on_reload;
+    rt.hooks.on_mem_shed = on_mem_shed;
     role_rt_ready(&rt);
     int rc = role_rt_run(&rt);
     egress_worker_fini(&eg);

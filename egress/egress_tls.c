@@ -52,6 +52,20 @@ void egress_tls_fini(struct egress_tls *t)
     memset(t, 0, sizeof(*t));
 }
 
+size_t egress_tls_sessions_drop(struct egress_tls *t)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < EGRESS_TLS_SESSIONS; i++) {
+        if (!t->sess[i].s && !t->sess[i].key)
+            continue;
+        n += t->sess[i].s != NULL;
+        free(t->sess[i].key);
+        tls_session_free(t->sess[i].s);
+        t->sess[i] = (struct egress_tls_slot){0};
+    }
+    return n;
+}
+
 /* slot_of - FNV-1a of the key, folded to a table of n slots */
 static size_t slot_of(const char *key, size_t n)
 {

@@ -77,6 +77,8 @@ struct egress_tls_plan {
  * (egress_tls_ctx), so a reload may replace t's contexts under open connections */
 int egress_tls_init(struct egress_tls *t, const struct cfg *cfg, char **err);
 void egress_tls_fini(struct egress_tls *t);
+/* egress_tls_sessions_drop - forget every kept session (memory is short); returns how many */
+size_t egress_tls_sessions_drop(struct egress_tls *t);
 
 /* egress_tls_plan - enable_tls (enum proto_path_tls) for a connection to site, now_ms monotonic */
 void egress_tls_plan(struct egress_tls *t, unsigned enable_tls, uint64_t remember_broken_ms, const char *site,

@@ -15,6 +15,39 @@ int egress_worker_spool_instance(struct egress *eg)
 
 /* ---- time ---- */
 
+/* close_idle - QUIT the idle connections past their idle timeout (every idle one with `all`); the
+ * scheduler is told each lease is free */
+static size_t close_idle(struct egress *eg, uint64_t now, bool all)
+{
+    size_t n = 0;
+    struct egress_lease *l, *ln;
+    for (l = eg->leases; l; l = ln) {
+        ln = l->next;
+        if (l->job || !l->conn || !l->idle_since_ns)
+            continue;
+        if (all || now - l->idle_since_ns > l->idle_timeout_ns) {
+            unsigned sched = l->sched;
+            uint32_t id = l->id, gen = l->gen;
+            egress_lease_drop_conn(l);
+            egress_lease_remove(l);
+            egress_lease_closed_send(eg, sched, id, gen, 0);
+            n++;
+        }
+    }
+    return n;
+}
+
+void egress_worker_shed(struct egress *eg)
+{
+    size_t conns = close_idle(eg, clock_mono_ns(), true);
+    size_t sessions = egress_tls_sessions_drop(&eg->tls);
+    egress_dkim_shed(&eg->dkim);
+    if (eg->n_closed_pending)
+        egress_lease_closed_flush(eg);
+    log_info("memory is low: %zu idle connections closed, %zu TLS sessions and the DKIM signatures dropped", conns,
+             sessions);
+}
+
 void egress_worker_tick(struct egress *eg, uint64_t now)
 {
     struct egress_job *j, *jn;
@@ -31,19 +64,7 @@ void egress_worker_tick(struct egress *eg, uint64_t now)
         else if (j->state == JOB_DONE_SEND && now >= j->retry_at_ns)
             egress_job_send_done(j);
     }
-    struct egress_lease *l, *ln;
-    for (l = eg->leases; l; l = ln) {
-        ln = l->next;
-        if (l->job || !l->conn || !l->idle_since_ns)
-            continue;
-        if (eg->draining || now - l->idle_since_ns > l->idle_timeout_ns) {
-            unsigned sched = l->sched;
-            uint32_t id = l->id, gen = l->gen;
-            egress_lease_drop_conn(l);
-            egress_lease_remove(l);
-            egress_lease_closed_send(eg, sched, id, gen, 0);
-        }
-    }
+    close_idle(eg, now, eg->draining);
     if (eg->n_closed_pending)
         egress_lease_closed_flush(eg);
     if (eg->draining && now >= eg->drain_soft_ns) {

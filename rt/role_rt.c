@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -228,6 +229,35 @@ static void log_override(struct role_rt *rt, bool reloaded)
         log_info("log level %s at run time", v ? "set" : "back to the configured one");
 }
 
+bool role_rt_shed_due(uint32_t pressure, uint64_t now_ns, bool *low, uint64_t *last_ns)
+{
+    if (pressure != SHM_MEM_LOW && pressure != SHM_MEM_EXHAUSTED) {
+        *low = false;
+        return false;
+    }
+    if (*low && now_ns - *last_ns < ROLE_RT_SHED_EVERY_NS)
+        return false;
+    *low = true;
+    *last_ns = now_ns;
+    return true;
+}
+
+/* mem_shed - the node is short of memory: the role drops its caches, the heap gives back what is free */
+static void mem_shed(struct role_rt *rt, uint64_t now)
+{
+    bool was_low = rt->mem_low;
+    uint32_t pressure = atomic_load_explicit(&rt->seg.hdr->mem_pressure, memory_order_relaxed);
+    if (!role_rt_shed_due(pressure, now, &rt->mem_low, &rt->last_shed_ns))
+        return;
+    if (rt->hooks.on_mem_shed)
+        rt->hooks.on_mem_shed(rt);
+    malloc_trim(0);
+    proto_node_counter_add(rt->self, PROTO_NODE_CTR_MEM_SHEDS, 1);
+    if (!was_low)
+        log_info("memory headroom is low: caches dropped, freed heap given back (again every %llu s while low)",
+                 ROLE_RT_SHED_EVERY_NS / 1000000000ull);
+}
+
 static void on_tick(struct evl *l, struct evl_op *op, int res, unsigned flags)
 {
     struct role_rt *rt = op->owner;
@@ -244,6 +274,8 @@ static void on_tick(struct evl *l, struct evl_op *op, int res, unsigned flags)
     }
     if (rt->hooks.on_tick)
         rt->hooks.on_tick(rt, now);
+    if (!rt->draining)
+        mem_shed(rt, now);
     if (rt->draining && (!rt->hooks.on_drain || rt->hooks.on_drain(rt))) {
         rt->done = true;
         return;

@@ -45,7 +45,18 @@ struct role_rt_hooks {
     void (*on_reload)(struct role_rt *rt);
     /* SIGTERM: stop taking new work; return true once drained (called each tick until true) */
     bool (*on_drain)(struct role_rt *rt);
+    /* the node's memory headroom is under [supervisor] memory_soft_reserve (the segment's mem_pressure is
+     * low or exhausted): drop what can be rebuilt. Called when the level turns low, then every
+     * ROLE_RT_SHED_EVERY_NS while it stays so; the runtime then gives freed heap back (malloc_trim) and
+     * counts it (memory_sheds) */
+    void (*on_mem_shed)(struct role_rt *rt);
 };
+
+#define ROLE_RT_SHED_EVERY_NS 10000000000ull /* 10 s */
+
+/* role_rt_shed_due - whether to shed now, given the pressure word read from the segment (any value but
+ * SHM_MEM_LOW or SHM_MEM_EXHAUSTED means ok: a role may have written it); *low and *last_ns carry the state */
+bool role_rt_shed_due(uint32_t pressure, uint64_t now_ns, bool *low, uint64_t *last_ns);
 
 struct role_rt_peer {
     unsigned instance;
@@ -79,6 +90,8 @@ struct role_rt {
     int exit_code;
     uint64_t last_ping_ns;
     uint64_t ping_token;
+    bool mem_low;          /* role_rt_shed_due() state */
+    uint64_t last_shed_ns;
 
     struct evl_op bell_op;
     struct evl_op sig_op;

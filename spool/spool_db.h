@@ -228,6 +228,10 @@ struct spool_db_compact_status {
     uint64_t sst_bytes_before, sst_bytes; /* rocksdb.total-sst-files-size at the start and now */
 };
 int spool_db_compact_start(struct spool_db *db);
+/* spool_db_shed - memory is low: every family's memtables are flushed to SST files in the background (the
+ * WAL already holds them; RocksDB frees a memtable once it is flushed), without waiting. 0, -ENODEV when the
+ * database is not open (recovering), -EIO when RocksDB refused; *memtable_bytes: their size before */
+int spool_db_shed(struct spool_db *db, uint64_t *memtable_bytes);
 void spool_db_compact_status(struct spool_db *db, struct spool_db_compact_status *out);
 /* spool_db_compact_stop - stop a running compaction and join the thread (no-op when there is none); only
  * before the handle is closed (spool_db_close, spool_db_recover call it) */

@@ -38,6 +38,31 @@ static bool sum(struct spool_db *db, const char *prop, uint64_t *out)
     return true;
 }
 
+int spool_db_shed(struct spool_db *db, uint64_t *memtable_bytes)
+{
+    *memtable_bytes = 0;
+    if (spool_db_needs_recover(db))
+        return -ENODEV;
+    (void)sum(db, "rocksdb.cur-size-all-mem-tables", memtable_bytes);
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(fo, 0);
+    int rc = 0;
+    for (int i = 0; i < CF__COUNT; i++) {
+        char *rerr = NULL;
+        if (db->cf[i] == NULL)
+            continue;
+        rocksdb_flush_cf(db->rdb, fo, db->cf[i], &rerr);
+        if (rerr) {
+            log_warn("memory is low: flushing the memtables failed: %s", rerr);
+            free(rerr);
+            rc = -EIO;
+            break;
+        }
+    }
+    rocksdb_flushoptions_destroy(fo);
+    return rc;
+}
+
 static void *compact_main(void *arg)
 {
     struct spool_db *db = arg;

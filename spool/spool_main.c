@@ -138,6 +138,16 @@ static void retain_logs(struct spool *sp, uint64_t now)
     sp->next_retain_ns = now + (left ? CLOCK_MS(100) : SPOOL_RETAIN_INTERVAL_NS);
 }
 
+/* on_mem_shed - memory is low: the memtables go to SST files (bodies are on disk already: the arena holds
+ * none once stored) */
+static void on_mem_shed(struct role_rt *rt)
+{
+    struct spool *sp = rt->ctx;
+    uint64_t bytes = 0;
+    if (spool_db_shed(sp->db, &bytes) == 0)
+        log_info("memory is low: %llu MiB of memtables being flushed", (unsigned long long)(bytes >> 20));
+}
+
 static void on_tick(struct role_rt *rt, uint64_t now)
 {
     struct spool *sp = rt->ctx;
@@ -220,6 +230,7 @@ int main(int argc, char **argv)
     rt.hooks.on_tick = on_tick;
     rt.hooks.on_drain = on_drain;
     rt.hooks.on_reload = on_reload;
+    rt.hooks.on_mem_shed = on_mem_shed;
     msgid_init((uint16_t)rt.self_idx); /* ids of the DSNs the spool makes */
     spool_upd_classifier(&sp);
 

@@ -93,14 +93,19 @@ class MemCgroup:
 
 
 class MemoryTest(PeersCase):
-    def test_hundreds_of_large_senders_in_a_memory_cgroup(self):
+    def cgroup(self, name, limit=LIMIT):
+        """A memory cgroup of this test's own (removed at the end), or the test skips saying why."""
         if os.geteuid() != 0:
             self.skipTest("needs root to make a memory cgroup")
         try:
-            cg = MemCgroup("ringmail-memtest-%d" % os.getpid())
+            cg = MemCgroup("%s-%d" % (name, os.getpid()), limit=limit)
         except OSError as e:
             self.skipTest("cannot make a memory cgroup with a limit: %s" % e)
         self.addCleanup(self.leave_cgroup, cg)
+        return cg
+
+    def test_hundreds_of_large_senders_in_a_memory_cgroup(self):
+        cg = self.cgroup("ringmail-memtest")
         sink = self.peer(Sink())
         self.node = Node(config_extra='[route."*"]\nhosts = ["[127.0.0.1]:%d"]\n' % sink.port, park_delivery=False,
                          ingress="max_connections_per_ip = 1000",
@@ -175,13 +180,7 @@ class MemoryTest(PeersCase):
         """The node reads its cgroup's limit: lowering it under the working set plus [supervisor]
         memory_hard_reserve leaves no headroom (421 to new sessions, 451 to MAIL in an open one, liveness
         503, the metric at 2); raising it again restores service without a restart or a reload."""
-        if os.geteuid() != 0:
-            self.skipTest("needs root to make a memory cgroup")
-        try:
-            cg = MemCgroup("ringmail-memlive-%d" % os.getpid(), limit=4 << 30)
-        except OSError as e:
-            self.skipTest("cannot make a memory cgroup with a limit: %s" % e)
-        self.addCleanup(self.leave_cgroup, cg)
+        cg = self.cgroup("ringmail-memlive", 4 << 30)
         self.node = Node(supervisor='memory_hard_reserve = "1023MiB"\nmemory_soft_reserve = "1100MiB"')
         self.node.start(cgroup=cg.path)
         code, doc = self.liveness()
@@ -213,6 +212,38 @@ class MemoryTest(PeersCase):
         self.assertIn("id=", reply)
         self.assertIn("memory exhausted", self.node.log())
         self.assertIn("memory ok again", self.node.log())
+
+    def test_low_headroom_sheds_caches_and_mail_flows(self):
+        """Headroom under memory_soft_reserve (the cgroup's limit lowered): every role drops what it can
+        rebuild at once (memory_sheds counts it): the egress closes its idle connections (the receiver sees
+        them go long before the 60 s idle timeout) and forgets TLS sessions and DKIM signatures, the spool
+        flushes its memtables, every role gives freed heap back. Mail goes on; new connections open."""
+        cg = self.cgroup("ringmail-memshed", 8 << 30)
+        sink = self.peer(Sink())
+        self.node = Node(config_extra='[route."*"]\nhosts = ["[127.0.0.1]:%d"]\n' % sink.port, park_delivery=False,
+                         supervisor='memory_hard_reserve = "64MiB"\nmemory_soft_reserve = "3900MiB"',
+                         egress='idle_timeout = "60s"')
+        self.node.start(cgroup=cg.path)
+        sheds = lambda: {r: self.node.counter(r, "memory_sheds") for r in ("spool", "scheduler", "ingress", "egress")}
+        self.assertEqual(sheds(), {"spool": 0, "scheduler": 0, "ingress": 0, "egress": 0}, "sheds with headroom")
+        smtp_send(self.node.smtp_port, "s@client.test", "a@example.test", b"Subject: t\r\n\r\nhello\r\n")
+        wait_for(lambda: sink.delivered_to("a@example.test") == 1, 20, what="the first message delivered")
+        self.assertEqual(sink.open, 1, "the egress keeps its idle connection")
+        cg.set_limit(3800 << 20)  # headroom 3800 MiB less the working set: under the soft reserve, far from none
+        wait_for(lambda: all(sheds().values()), 5, what="every role shed its caches")
+        self.assertEqual(self.liveness()[1]["memory"]["level"], "low")
+        wait_for(lambda: sink.open == 0, 5, what="the idle connection closed long before its idle timeout")
+        self.assertIn("idle connections closed", self.node.log())
+        self.assertIn("memtables being flushed", self.node.log())
+        metrics = self.node.http("GET", "/metrics")[1].decode()
+        self.assertIn('ringmail_memory_sheds_total{role="egress"', metrics)
+        smtp_send(self.node.smtp_port, "s@client.test", "b@example.test", b"Subject: t\r\n\r\nhello\r\n")
+        wait_for(lambda: sink.delivered_to("b@example.test") == 1, 20, what="mail flows while memory is low")
+        once = sheds()
+        time.sleep(1)
+        self.assertEqual(sheds(), once, "shed again within the 10 s period")
+        cg.set_limit(8 << 30)
+        wait_for(lambda: self.liveness()[1]["memory"]["level"] == "ok", 5, what="headroom back")
 
 
 if __name__ == "__main__":
