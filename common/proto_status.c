@@ -113,6 +113,7 @@ static const struct field queues_f[] = {
     OBJ("since_start", since_s),
     ARR("queues", Q, queues, n_queues, QE, PROTO_STATUS_QUEUES_MAX, queue_s),
     ARR("paths", Q, paths, n_paths, PE, PROTO_STATUS_PATHS_MAX, path_s),
+    ARR("rest", Q, rest, n_rest, PE, PROTO_STATUS_PATHS_MAX, path_s),
     FLD("age_ms", K_U64, Q, age_ms, 0), /* served form only: the last entry */
 };
 static const struct spec queues_page_s = {queues_f, sizeof(queues_f) / sizeof(queues_f[0]) - 1, NULL};
@@ -568,6 +569,7 @@ void proto_status_queues_fini(struct proto_status_queues *q)
 {
     free(q->queues);
     free(q->paths);
+    free(q->rest);
     json_decref(q->tree);
     memset(q, 0, sizeof(*q));
 }

@@ -68,6 +68,10 @@ struct proto_status_queues {
     size_t n_queues;
     struct proto_status_path *paths; /* at most PROTO_STATUS_PATHS_MAX */
     size_t n_paths;
+    /* per (source, provider), site "other": the paths the page does not list (past its cut) and those the
+     * scheduler freed once idle (sched_path_evict), summed, so totals over paths + rest never go back */
+    struct proto_status_path *rest; /* at most PROTO_STATUS_PATHS_MAX */
+    size_t n_rest;
     int64_t age_ms; /* served form only: milliseconds since the scheduler published the page */
     void *tree;     /* decoded documents: the parsed text */
 };

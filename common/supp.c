@@ -17,6 +17,7 @@
 #include "base/file.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/sorted.h"
 #include "base/utf8.h"
 
 static const char *const reason_names[SUPP_REASON__MAX] = {"hard_bounce", "complaint", "oob", "unsubscribe", "admin"};
@@ -209,15 +210,7 @@ int supp_snap_parse(const void *data, size_t len, struct supp_snap *out, const c
 
 size_t supp_snap_lower_bound(const struct supp_snap *s, uint64_t h)
 {
-    size_t lo = 0, hi = s->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (s->h[mid] < h)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    return u64_lower_bound(s->h, s->n, h);
 }
 
 bool supp_snap_has(const struct supp_snap *s, uint64_t h)

@@ -498,6 +498,7 @@ void sched_admin_fini(struct scheduler *sc)
     if (!ad)
         return;
     for (unsigned i = 0; i < SCHED_ADMIN_SNAPS; i++) {
+        free(ad->snap[i].serial);
         free(ad->snap[i].d);
         free(ad->snap[i].t);
     }

@@ -27,6 +27,8 @@ void sched_admin_fini(struct scheduler *sc);
 void sched_admin_poll(struct scheduler *sc);
 /* sched_admin_tick - the rate snapshots (every 10 s) */
 void sched_admin_tick(struct scheduler *sc);
+/* sched_admin_path_forget - the path is freed: its last response goes */
+void sched_admin_path_forget(struct scheduler *sc, const char *source, const char *site);
 /* sched_admin_response - a TransientFailure / Bounce response of a path (sched_tsa_node.c) */
 void sched_admin_response(struct scheduler *sc, const char *source, const char *site, const char *text,
                           uint64_t at_ms);
@@ -40,7 +42,7 @@ void sched_admin_response(struct scheduler *sc, const char *source, const char *
 struct sched_admin_snap {
     uint64_t at_ms;
     uint32_t n;
-    uint64_t *d, *t;
+    uint64_t *serial, *d, *t; /* per path by its serial (rising: core->paths order), paths come and go */
 };
 
 struct sched_admin {

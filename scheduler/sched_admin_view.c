@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "base/mem.h"
+#include "base/sorted.h"
 #include "common/mta_sts.h"
 #include "common/proto_env.h"
 #include "scheduler/sched_admin.h"
@@ -34,9 +35,11 @@ void sched_admin_tick(struct scheduler *sc)
     unsigned h = ad->n_snap ? (ad->head + 1) % SCHED_ADMIN_SNAPS : 0;
     struct sched_admin_snap *s = &ad->snap[h];
     uint32_t n = sc->core->npaths;
+    s->serial = xrealloc(s->serial, (n ? n : 1) * sizeof(*s->serial));
     s->d = xrealloc(s->d, (n ? n : 1) * sizeof(*s->d));
     s->t = xrealloc(s->t, (n ? n : 1) * sizeof(*s->t));
     for (uint32_t i = 0; i < n; i++) {
+        s->serial[i] = sc->core->paths[i]->serial;
         s->d[i] = sc->core->paths[i]->delivered;
         s->t[i] = sc->core->paths[i]->transient;
     }
@@ -56,7 +59,14 @@ static const struct sched_admin_snap *oldest(const struct sched_admin *ad)
     return &ad->snap[(ad->head + SCHED_ADMIN_SNAPS + 1 - ad->n_snap) % SCHED_ADMIN_SNAPS];
 }
 
-/* per_min - the change of a counter since the snapshot, per minute */
+/* snap_index - where the path of that serial is in the snapshot; s->n when it was not there (newer) */
+static uint32_t snap_index(const struct sched_admin_snap *s, uint64_t serial)
+{
+    size_t i = u64_lower_bound(s->serial, s->n, serial);
+    return i < s->n && s->serial[i] == serial ? (uint32_t)i : s->n;
+}
+
+/* per_min - the change of a counter since the snapshot, per minute (i: the path's place in it) */
 static double per_min(uint64_t now_v, const struct sched_admin_snap *s, const uint64_t *v, uint32_t i, uint64_t now,
                       uint64_t started)
 {
@@ -64,6 +74,15 @@ static double per_min(uint64_t now_v, const struct sched_admin_snap *s, const ui
     if (now <= at + 999)
         return 0;
     return (double)(now_v - base) * 60000.0 / (double)(now - at);
+}
+
+void sched_admin_path_forget(struct scheduler *sc, const char *source, const char *site)
+{
+    if (!sc->admin)
+        return;
+    char *k = xasprintf("%s->%s", source ? source : "", site);
+    json_object_del(sc->admin->last_resp, k);
+    free(k);
 }
 
 void sched_admin_response(struct scheduler *sc, const char *source, const char *site, const char *text,
@@ -96,6 +115,7 @@ static void path_row(struct scheduler *sc, uint32_t i, uint64_t now, struct row 
     json_t *lr = json_object_get(ad->last_resp, k);
     free(k);
     const char *dom = sched_shaping_domain_of(sc, src, p->site->n.name);
+    uint32_t j = s ? snap_index(s, p->serial) : 0;
     *r = (struct row){
         .source = src,
         .site = p->site->n.name,
@@ -110,8 +130,8 @@ static void path_row(struct scheduler *sc, uint32_t i, uint64_t now, struct row 
         .paths = 1,
         .suspended_ms = p->suspended_until_ms > now ? p->suspended_until_ms - now : 0,
         .throttled_ms = p->throttled_until_ms > now ? p->throttled_until_ms - now : 0,
-        .d_min = per_min(p->delivered, s, s ? s->d : NULL, i, now, ad->started_ms),
-        .t_min = per_min(p->transient, s, s ? s->t : NULL, i, now, ad->started_ms),
+        .d_min = per_min(p->delivered, s, s ? s->d : NULL, j, now, ad->started_ms),
+        .t_min = per_min(p->transient, s, s ? s->t : NULL, j, now, ad->started_ms),
         .resp = json_string_value(json_object_get(lr, "text")),
         .resp_at = (uint64_t)json_integer_value(json_object_get(lr, "at_ms")),
     };

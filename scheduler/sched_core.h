@@ -32,8 +32,9 @@
  * Hooks are called synchronously; the message a hook gets is borrowed and, for expire and
  * bounce, freed right after the hook returns. hooks.resolve may call sched_site_resolved()
  * or sched_site_failed() before it returns; hooks.deliver may call sched_msg_result().
- * Queues, domains and their names are freed when their last message leaves; sites, paths,
- * sources and pools live until sched_core_free().
+ * Queues, domains and their names are freed when their last message leaves; paths, and sites no
+ * domain resolves to, when sched_path_evict() finds them idle; sources and pools live until
+ * sched_core_free().
  * Queue names are used as given (policy may set any name); domains are compared lowercased.
  * Not thread-safe: one loop owns the core.
  */
@@ -159,6 +160,7 @@ struct sched_site {
     struct sched_path **paths; /* indexed by source */
     uint32_t npaths;
     uint64_t held_next_ms; /* the next message every source refused comes back then (sched_path.c) */
+    uint32_t domains;      /* domains whose d->site is this one: the site is not evicted while any is */
 };
 
 struct sched_hooks {
@@ -231,8 +233,9 @@ struct sched_core {
     uint32_t nsources;
     struct sched_pool *pools;
     uint32_t npools;
-    struct sched_path **paths; /* every path, for stats */
+    struct sched_path **paths; /* every path in creation order (serial), for stats */
     uint32_t npaths, paths_cap;
+    uint64_t path_serial;      /* the last path's serial */
     struct sched_path *active_head, *active_tail; /* paths dispatch can make progress on */
     struct sched_path **holds; /* min-heap of held paths by hold_until (sched_hold.h) */
     uint32_t nholds, holds_cap;

@@ -239,12 +239,111 @@ static struct sched_path *path_get(struct sched_core *c, struct sched_site *s, u
     p->suspended_until_ms = sched_hold_path_until(c, c->sources[source], s->n.name);
     sched_hold_arm(c, p);
     s->paths[source] = p;
+    p->serial = ++c->path_serial;
     if (c->npaths == c->paths_cap) {
         c->paths_cap = c->paths_cap ? c->paths_cap * 2 : 16;
         c->paths = xrealloc(c->paths, c->paths_cap * sizeof(*c->paths));
     }
     c->paths[c->npaths++] = p;
     return p;
+}
+
+/* ---- eviction ---- */
+
+/* throttle_fresh - the rate would let a whole burst pass now: the path's state is that of a new one */
+static bool throttle_fresh(const struct sched_throttle *t, uint64_t now)
+{
+    if (!sched_rate_active(&t->rate))
+        return true;
+    return sched_throttle_wait(t, now, t->rate.max_burst ? t->rate.max_burst : 1) == 0;
+}
+
+static bool path_idle(const struct sched_core *c, const struct sched_path *p)
+{
+    return p->ready.count == 0 && p->in_flight == 0 && p->connections == 0 && p->idle == 0 && !p->idle_head &&
+           !p->active && !p->waiting_on && !p->reserved_on && p->hold_idx == UINT32_MAX &&
+           p->consecutive_failures == 0 && p->suspended_until_ms <= c->now && p->throttled_until_ms <= c->now &&
+           throttle_fresh(&p->msg_rate, c->now) && throttle_fresh(&p->conn_rate, c->now) &&
+           throttle_fresh(&p->src_rate, c->now);
+}
+
+static uint64_t path_activity(const struct sched_path *p)
+{
+    return p->delivered + p->transient + p->bounced + p->conn_attempts + p->throttle_waits + p->limit_waits;
+}
+
+static void path_free(struct sched_path *p)
+{
+    struct sched_site *s = p->site;
+    if (p->source < s->npaths && s->paths[p->source] == p)
+        s->paths[p->source] = NULL;
+    named_paths(p->limits, p->opt.n_limits, -1);
+    named_paths(p->throttles, p->opt.n_throttles, -1);
+    named_paths(p->source_rates, p->opt.n_source_rates, -1);
+    free(p);
+}
+
+static bool site_empty(const struct sched_core *c, const struct sched_site *s)
+{
+    if (s->domains > 0 || s->held_next_ms > c->now)
+        return false;
+    for (uint32_t i = 0; i < s->npaths; i++)
+        if (s->paths[i])
+            return false;
+    return true;
+}
+
+size_t sched_path_evict(struct sched_core *c, uint64_t idle_ms, uint64_t now_ms, sched_path_retire_fn retire,
+                        void *arg)
+{
+    if (now_ms > c->now)
+        c->now = now_ms;
+    size_t freed = 0;
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < c->npaths; i++) {
+        struct sched_path *p = c->paths[i];
+        bool keep = true;
+        if (!path_idle(c, p)) {
+            p->idle_marked = false;
+        } else if (!p->idle_marked || p->idle_mark_act != path_activity(p)) {
+            /* idle from now on (or busy since the last look): the clock starts again */
+            p->idle_marked = true;
+            p->idle_mark_ms = c->now;
+            p->idle_mark_act = path_activity(p);
+            keep = idle_ms > 0;
+        } else {
+            keep = c->now - p->idle_mark_ms < idle_ms;
+        }
+        if (keep) {
+            c->paths[k++] = p;
+            continue;
+        }
+        if (retire)
+            retire(arg, p);
+        path_free(p);
+        freed++;
+    }
+    c->npaths = k;
+    if (!freed)
+        return 0;
+    /* sites: collected first, the table is not changed while it is walked */
+    struct sched_site **gone = NULL;
+    size_t ngone = 0;
+    for (size_t i = 0; i < c->sites.cap; i++) {
+        struct sched_site *s = (struct sched_site *)c->sites.slots[i];
+        if (s && site_empty(c, s)) {
+            gone = xrealloc(gone, (ngone + 1) * sizeof(*gone));
+            gone[ngone++] = s;
+        }
+    }
+    for (size_t i = 0; i < ngone; i++) {
+        sched_name_del(&c->sites, &gone[i]->n);
+        free(gone[i]->n.name);
+        free(gone[i]->paths);
+        free(gone[i]);
+    }
+    free(gone);
+    return freed;
 }
 
 void sched_path_options_set(struct sched_core *c, struct sched_path *p, const struct sched_path_options *opt)

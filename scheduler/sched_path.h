@@ -57,6 +57,9 @@ struct sched_path {
     uint64_t conn_attempts, conn_failures; /* leases opened, and closed on an error (/metrics) */
     uint64_t dlv_latency[PROTO_HIST_BUCKETS]; /* injection-to-delivery, scale PROTO_HIST_SLOW */
     uint64_t dlv_latency_sum_ms;
+    uint64_t serial;                      /* unique for the core's life, rising in core->paths order */
+    bool idle_marked;                     /* sched_path_evict(): seen idle at idle_mark_ms with that activity */
+    uint64_t idle_mark_ms, idle_mark_act;
 };
 
 void sched_path_options_default(struct sched_path_options *opt);
@@ -75,6 +78,20 @@ struct sched_path *sched_path_find(const struct sched_core *core, const char *so
  * entries are dropped first); the array is the core's, valid until its next change.
  */
 int sched_path_suspend(struct sched_core *core, const char *source, const char *site, uint64_t until_ms);
+
+/*
+ * sched_path_evict - free the paths that have held nothing for idle_ms (0: every path idle now), and the
+ * sites left with no path and no domain resolving to them: a node that delivers to a long tail of domains
+ * would otherwise keep a path per (source, site) it ever used. Idle means no message ready or in flight, no
+ * lease (open or idle), not active, not waiting on or holding a named limit, not held (suspension, rate or
+ * failure delay), no failure streak, and its own rates at full burst: a path made again when mail comes
+ * (its options from the hooks, its suspension from the table) is then the same as the one freed. retire,
+ * when given, sees each path just before it is freed (to keep its counters). Returns the paths freed;
+ * core->paths keeps its order, serials rising.
+ */
+typedef void (*sched_path_retire_fn)(void *arg, const struct sched_path *path);
+size_t sched_path_evict(struct sched_core *core, uint64_t idle_ms, uint64_t now_ms, sched_path_retire_fn retire,
+                        void *arg);
 size_t sched_path_suspensions(struct sched_core *core, const struct sched_path_hold **out);
 
 /* ---- between the core's files only ---- */

@@ -53,6 +53,14 @@ const char *sched_shaping_provider_of(struct scheduler *sc, const char *source, 
     return p ? p : "";
 }
 
+void sched_shaping_path_forget(struct scheduler *sc, const char *source, const char *site)
+{
+    char *k = path_key(source, site);
+    json_object_del(sc->path_domains, k);
+    json_object_del(sc->path_providers, k);
+    free(k);
+}
+
 static void defaults_of(const struct cfg *c, struct shaping_defaults *d)
 {
     *d = (struct shaping_defaults){

@@ -34,6 +34,8 @@ void sched_shaping_reconfigure(struct scheduler *sc, const char *source, const c
 const char *sched_shaping_domain_of(struct scheduler *sc, const char *source, const char *site);
 /* sched_shaping_provider_of - the provider name of a path's resolved shaping ("" none or unknown) */
 const char *sched_shaping_provider_of(struct scheduler *sc, const char *source, const char *site);
+/* sched_shaping_path_forget - the path is freed: its domain and provider names go (set again if it comes back) */
+void sched_shaping_path_forget(struct scheduler *sc, const char *source, const char *site);
 
 /* sched_shaping_mta_sts_enabled - enable_mta_sts of the domain's paths to mx_site (source overrides are not
  * consulted: the policy check runs once per domain, before a source is picked); true by default */

@@ -65,6 +65,8 @@ void sched_site_domain_put(struct sched_core *c, struct sched_domain *d)
     if (--d->queues > 0)
         return;
     ASSERT(d->waiting.count == 0);
+    if (d->site)
+        d->site->domains--;
     sched_name_del(&c->domains, &d->n);
     free(d->n.name);
     free(d);
@@ -101,7 +103,13 @@ int sched_site_resolved(struct sched_core *c, const char *domain, const char *si
         return -ENOENT;
     if (now_ms > c->now)
         c->now = now_ms;
-    d->site = site_get(c, site_name);
+    struct sched_site *site = site_get(c, site_name);
+    if (d->site != site) {
+        if (d->site)
+            d->site->domains--;
+        site->domains++;
+        d->site = site;
+    }
     d->site_expires_ms = now_ms + (uint64_t)ttl_s * 1000u;
     d->resolving = false;
     /* the domain cannot vanish here: its waiting messages keep their queues alive, and

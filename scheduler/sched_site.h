@@ -3,7 +3,8 @@
  *
  * A domain is created with the first queue routing to it and freed with the last; it caches its
  * site until the resolution's ttl runs out, and holds the RESOLVING messages while hooks.resolve
- * is unanswered. Sites live until sched_core_free(): paths hang off them (sched_path.h).
+ * is unanswered. A site lives while a domain resolves to it or a path hangs off it (sched_path_evict frees
+ * the rest).
  */
 #ifndef RINGMAIL_SCHED_SITE_H
 #define RINGMAIL_SCHED_SITE_H

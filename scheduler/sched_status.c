@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "common/proto_status.h"
+#include "scheduler/sched_path.h"
 #include "scheduler/sched_shaping.h"
 #include "scheduler/scheduler.h"
 
@@ -62,20 +63,46 @@ static int by_count_desc(const void *a, const void *b)
     return x->count < y->count ? 1 : x->count > y->count ? -1 : strcmp(x->n.name, y->n.name);
 }
 
-struct paths_ctx {
-    struct scheduler *sc;
-    const struct sched_core *core;
-    struct proto_status_path *v;
-    size_t n, limit;
+/* ---- the rest: paths not listed and paths freed, per (source, provider) ---- */
+
+#define RETIRED_MAX 256 /* (source, provider) pairs kept apart; more fold into the first */
+
+struct sched_retired {
+    char *source, *provider;
+    struct proto_status_path sum; /* counters only; source, site and provider point at the strings */
 };
 
-static void path_push(void *arg, const struct sched_path *p)
+/* add_counters - a path's counters (not its gauges) into a sum */
+static void add_counters(struct proto_status_path *sum, const struct proto_status_path *p)
 {
-    struct paths_ctx *c = arg;
-    if (c->n >= c->limit)
-        return;
-    c->v[c->n++] = (struct proto_status_path){
-        .source = sched_path_source_name(c->core, p),
+    sum->delivered += p->delivered;
+    sum->transient += p->transient;
+    sum->bounced += p->bounced;
+    sum->throttle_waits += p->throttle_waits;
+    sum->limit_waits += p->limit_waits;
+    sum->connection_attempts += p->connection_attempts;
+    sum->connection_failures += p->connection_failures;
+    for (size_t b = 0; b < PROTO_HIST_BUCKETS; b++)
+        sum->delivery_latency[b] += p->delivery_latency[b];
+    sum->delivery_latency_sum_ms += p->delivery_latency_sum_ms;
+}
+
+/* add_gauges - what a live path holds now */
+static void add_gauges(struct proto_status_path *sum, const struct proto_status_path *p)
+{
+    sum->ready += p->ready;
+    sum->in_flight += p->in_flight;
+    sum->connections += p->connections;
+    sum->connection_limit += p->connection_limit;
+    sum->suspended_ms = sum->suspended_ms > p->suspended_ms ? sum->suspended_ms : p->suspended_ms;
+    sum->throttled_ms = sum->throttled_ms > p->throttled_ms ? sum->throttled_ms : p->throttled_ms;
+}
+
+static struct proto_status_path row_of(struct scheduler *sc, const struct sched_path *p)
+{
+    const struct sched_core *core = sc->core;
+    struct proto_status_path r = {
+        .source = sched_path_source_name(core, p),
         .site = p->site->n.name,
         .ready = p->ready.count,
         .in_flight = p->in_flight,
@@ -84,17 +111,83 @@ static void path_push(void *arg, const struct sched_path *p)
         .delivered = p->delivered,
         .transient = p->transient,
         .bounced = p->bounced,
-        .suspended_ms = p->suspended_until_ms > c->core->now ? p->suspended_until_ms - c->core->now : 0,
-        .throttled_ms = p->throttled_until_ms > c->core->now ? p->throttled_until_ms - c->core->now : 0,
+        .suspended_ms = p->suspended_until_ms > core->now ? p->suspended_until_ms - core->now : 0,
+        .throttled_ms = p->throttled_until_ms > core->now ? p->throttled_until_ms - core->now : 0,
         .throttle_waits = p->throttle_waits,
         .limit_waits = p->limit_waits,
         .consecutive_failures = p->consecutive_failures,
-        .provider = sched_shaping_provider_of(c->sc, sched_path_source_name(c->core, p), p->site->n.name),
+        .provider = sched_shaping_provider_of(sc, sched_path_source_name(core, p), p->site->n.name),
         .connection_attempts = p->conn_attempts,
         .connection_failures = p->conn_failures,
         .delivery_latency_sum_ms = p->dlv_latency_sum_ms,
     };
-    memcpy(c->v[c->n - 1].delivery_latency, p->dlv_latency, sizeof(p->dlv_latency));
+    memcpy(r.delivery_latency, p->dlv_latency, sizeof(p->dlv_latency));
+    return r;
+}
+
+/* rest_slot - the entry of (source, provider) in v (n of them, room for cap), added when new; the first
+ * entry when v is full */
+static struct proto_status_path *rest_slot(struct proto_status_path *v, size_t *n, size_t cap, const char *source,
+                                           const char *provider)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp(v[i].source, source) == 0 && strcmp(v[i].provider, provider) == 0)
+            return &v[i];
+    if (*n == cap)
+        return &v[0];
+    v[*n] = (struct proto_status_path){.source = source, .site = "other", .provider = provider};
+    return &v[(*n)++];
+}
+
+void sched_status_retire(struct scheduler *sc, const struct sched_path *p)
+{
+    struct proto_status_path r = row_of(sc, p);
+    size_t i = 0;
+    while (i < sc->n_retired &&
+           (strcmp(sc->retired[i].source, r.source) != 0 || strcmp(sc->retired[i].provider, r.provider) != 0))
+        i++;
+    if (i == sc->n_retired) {
+        if (sc->n_retired == RETIRED_MAX) {
+            i = 0;
+        } else {
+            sc->retired = xrealloc(sc->retired, (sc->n_retired + 1) * sizeof(*sc->retired));
+            sc->retired[i] = (struct sched_retired){xstrdup(r.source), xstrdup(r.provider), {0}};
+            sc->n_retired++;
+        }
+    }
+    add_counters(&sc->retired[i].sum, &r);
+}
+
+void sched_status_fini(struct scheduler *sc)
+{
+    for (size_t i = 0; i < sc->n_retired; i++) {
+        free(sc->retired[i].source);
+        free(sc->retired[i].provider);
+    }
+    free(sc->retired);
+    sc->retired = NULL;
+    sc->n_retired = 0;
+}
+
+struct paths_ctx {
+    struct scheduler *sc;
+    struct proto_status_path *v;
+    size_t n, limit;
+    struct proto_status_path *rest;
+    size_t n_rest, cap_rest;
+};
+
+static void path_push(void *arg, const struct sched_path *p)
+{
+    struct paths_ctx *c = arg;
+    struct proto_status_path r = row_of(c->sc, p);
+    if (c->n < c->limit) {
+        c->v[c->n++] = r;
+        return;
+    }
+    struct proto_status_path *x = rest_slot(c->rest, &c->n_rest, c->cap_rest, r.source, r.provider);
+    add_counters(x, &r);
+    add_gauges(x, &r);
 }
 
 static char *build(struct scheduler *sc, size_t max_queues, size_t max_paths)
@@ -131,14 +224,22 @@ static char *build(struct scheduler *sc, size_t max_queues, size_t max_paths)
     doc.n_queues = t.n;
     free(t.v);
 
-    struct paths_ctx pc = {sc, sc->core, xcalloc(max_paths ? max_paths : 1, sizeof(*pc.v)), 0, max_paths};
+    size_t cap_rest = max_paths ? max_paths : 1;
+    struct paths_ctx pc = {sc, xcalloc(max_paths ? max_paths : 1, sizeof(*pc.v)), 0, max_paths,
+                           xcalloc(cap_rest, sizeof(*pc.rest)), 0, cap_rest};
+    for (size_t i = 0; i < sc->n_retired; i++)
+        add_counters(rest_slot(pc.rest, &pc.n_rest, pc.cap_rest, sc->retired[i].source, sc->retired[i].provider),
+                     &sc->retired[i].sum);
     sched_path_foreach(sc->core, path_push, &pc);
     doc.paths = pc.v;
     doc.n_paths = pc.n;
+    doc.rest = pc.rest;
+    doc.n_rest = pc.n_rest;
 
     char *s = proto_status_queues_encode(&doc, false);
     free(doc.queues);
     free(doc.paths);
+    free(doc.rest);
     return s;
 }
 

@@ -87,11 +87,19 @@ struct scheduler {
     struct sched_admin *admin;  /* sched_admin.c: the admin command channel */
     struct sched_mtasts *mtasts; /* sched_mtasts.c: MTA-STS policies */
     struct sched_warmup_node *warmup; /* sched_warmup_node.c: warm-up ramps */
+    /* sched_status.c: the counters of paths freed once idle, per (source, provider) */
+    struct sched_retired *retired;
+    size_t n_retired;
+    uint64_t evict_at_ms; /* the last idle-path sweep */
 };
 
 uint64_t scheduler_now_ms(void);
 /* sched_status_publish - the status page: totals, largest queues, paths (sched_status.c) */
 void sched_status_publish(struct scheduler *sc);
+/* sched_status_retire - a path is about to be freed (sched_path_evict): its counters go on in the page's
+ * "rest", under its source and provider; sched_status_fini frees the table */
+void sched_status_retire(struct scheduler *sc, const struct sched_path *p);
+void sched_status_fini(struct scheduler *sc);
 /* scheduler_send - send now, or queue behind earlier refused records to the same role */
 void scheduler_send(struct scheduler *sc, unsigned to, struct proto_rec *rec);
 /* scheduler_send_fail - MSG_SCHEDULER_MESSAGE_FAIL of kind (enum proto_fail_kind) for msg; forgets its key */

@@ -409,6 +409,36 @@ static void after_drain(struct role_rt *rt)
     work(rt->ctx);
 }
 
+/* ---- idle paths ---- */
+
+#define SCHED_PATH_IDLE_MS (10u * 60u * 1000u) /* a path that held nothing this long is freed */
+#define SCHED_EVICT_EVERY_MS 10000u
+
+static void retire_path(void *arg, const struct sched_path *p)
+{
+    struct scheduler *sc = arg;
+    const char *source = sched_path_source_name(sc->core, p);
+    sched_status_retire(sc, p); /* reads the provider: before it is forgotten */
+    sched_admin_path_forget(sc, source, p->site->n.name);
+    sched_shaping_path_forget(sc, source, p->site->n.name);
+}
+
+static void evict_paths(struct scheduler *sc, uint64_t idle_ms)
+{
+    uint64_t now = scheduler_now_ms();
+    sc->evict_at_ms = now;
+    size_t n = sched_path_evict(sc->core, idle_ms, now, retire_path, sc);
+    if (n)
+        log_info("%zu idle paths freed (nothing on them for %llu s); %u left", n,
+                 (unsigned long long)(idle_ms / 1000u), sc->core->npaths);
+}
+
+/* on_mem_shed - memory is low: every path idle now goes (its counters stay in the status page's rest) */
+static void on_mem_shed(struct role_rt *rt)
+{
+    evict_paths(rt->ctx, 0);
+}
+
 static void on_tick(struct role_rt *rt, uint64_t now_ns)
 {
     struct scheduler *sc = rt->ctx;
@@ -422,6 +452,11 @@ static void on_tick(struct role_rt *rt, uint64_t now_ns)
     sched_admin_tick(sc);
     sched_mtasts_tick(sc);
     sched_warmup_node_tick(sc);
+    /* while memory is low (role_rt's word), every idle path goes within a second: the egress closes idle
+     * connections as it sheds, and a path is free to go once its last lease is */
+    bool low = sc->rt->mem_low;
+    if (scheduler_now_ms() - sc->evict_at_ms >= (low ? 1000u : SCHED_EVICT_EVERY_MS))
+        evict_paths(sc, low ? 0 : SCHED_PATH_IDLE_MS);
 }
 
 static bool on_idle(struct role_rt *rt)
@@ -517,6 +552,7 @@ int main(int argc, char **argv)
     rt.hooks.on_idle = on_idle;
     rt.hooks.on_drain = on_drain;
     rt.hooks.on_reload = on_reload;
+    rt.hooks.on_mem_shed = on_mem_shed;
     core_setup(&sc);
     sched_tsa_node_init(&sc); /* before the shaping: the paths it resolves ask for automation overrides */
     sched_admin_init(&sc);
@@ -535,6 +571,7 @@ int main(int argc, char **argv)
         (void)evl_run_once(&rt.evl, false);
     sched_tsa_node_fini(&sc);
     sched_admin_fini(&sc);
+    sched_status_fini(&sc);
     sched_core_free(sc.core);
     sched_keys_fini(&sc.keys);
     sched_pathcfg_free(sc.pathcfg);

@@ -427,8 +427,11 @@ static void collect_paths(struct supervisor *s, struct sup_metrics *m, const str
     struct sup_metrics_rank *ranks[DIM__MAX] = {0};
     size_t nr[DIM__MAX] = {0}, max[DIM__MAX] = {0, s->cfg.metrics_max_providers, s->cfg.metrics_max_sources,
                                                 s->cfg.metrics_max_sites};
-    for (size_t i = 0; i < q->n_paths; i++) {
-        const struct proto_status_path *p = &q->paths[i];
+    /* the listed paths, then the rest (paths past the page's cut and paths freed, site "other") */
+    size_t n_all = q->n_paths + q->n_rest;
+#define PATH_AT(i) ((i) < q->n_paths ? &q->paths[(i)] : &q->rest[(i) - q->n_paths])
+    for (size_t i = 0; i < n_all; i++) {
+        const struct proto_status_path *p = PATH_AT(i);
         uint64_t vol = sat_add(sat_add(p->delivered, p->transient), sat_add(p->bounced, p->ready));
         rank_add(&ranks[DIM_PROVIDER], &nr[DIM_PROVIDER], provider_name(p), vol);
         rank_add(&ranks[DIM_SOURCE], &nr[DIM_SOURCE], p->source, vol);
@@ -449,8 +452,8 @@ static void collect_paths(struct supervisor *s, struct sup_metrics *m, const str
         "From reception (the 250 to the injector) to delivery, per provider.");
     lat->scale = PROTO_HIST_SLOW;
 
-    for (size_t i = 0; i < q->n_paths; i++) {
-        const struct proto_status_path *p = &q->paths[i];
+    for (size_t i = 0; i < n_all; i++) {
+        const struct proto_status_path *p = PATH_AT(i);
         const char *lab[DIM__MAX];
         lab[DIM_PROVIDER] = supervisor_metrics_label(ranks[DIM_PROVIDER], nr[DIM_PROVIDER], max[DIM_PROVIDER], provider_name(p));
         lab[DIM_SOURCE] = supervisor_metrics_label(ranks[DIM_SOURCE], nr[DIM_SOURCE], max[DIM_SOURCE], p->source);
@@ -472,6 +475,7 @@ static void collect_paths(struct supervisor *s, struct sup_metrics *m, const str
     }
     for (unsigned d = 0; d < DIM__MAX; d++)
         free(ranks[d]);
+#undef PATH_AT
 }
 
 /* collect_queues - scheduled_count per scheduled queue: the largest max_sites by name, the rest in "other" */

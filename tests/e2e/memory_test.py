@@ -213,11 +213,21 @@ class MemoryTest(PeersCase):
         self.assertIn("memory exhausted", self.node.log())
         self.assertIn("memory ok again", self.node.log())
 
+    def queues(self):
+        return json.loads(self.node.ringctl("--json", "queues", check=True).stdout)
+
+    def delivered_metric(self):
+        """total_messages_delivered summed over its samples (by service: paths listed, and the rest)."""
+        text = self.node.http("GET", "/metrics")[1].decode()
+        return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith("total_messages_delivered{"))
+
     def test_low_headroom_sheds_caches_and_mail_flows(self):
         """Headroom under memory_soft_reserve (the cgroup's limit lowered): every role drops what it can
         rebuild at once (memory_sheds counts it): the egress closes its idle connections (the receiver sees
         them go long before the 60 s idle timeout) and forgets TLS sessions and DKIM signatures, the spool
-        flushes its memtables, every role gives freed heap back. Mail goes on; new connections open."""
+        flushes its memtables, the scheduler frees its idle paths (their counters go on in the queues page's
+        "rest", so /metrics totals never go back), every role gives freed heap back. Mail goes on; new
+        connections open, the path comes back."""
         cg = self.cgroup("ringmail-memshed", 8 << 30)
         sink = self.peer(Sink())
         self.node = Node(config_extra='[route."*"]\nhosts = ["[127.0.0.1]:%d"]\n' % sink.port, park_delivery=False,
@@ -233,12 +243,18 @@ class MemoryTest(PeersCase):
         wait_for(lambda: all(sheds().values()), 5, what="every role shed its caches")
         self.assertEqual(self.liveness()[1]["memory"]["level"], "low")
         wait_for(lambda: sink.open == 0, 5, what="the idle connection closed long before its idle timeout")
+        doc = wait_for(lambda: (lambda d: d if not d["paths"] and d["rest"] else None)(self.queues()), 5,
+                       what="the idle path freed by the scheduler")
+        self.assertEqual(sum(r["delivered"] for r in doc["rest"]), 1, doc["rest"])
+        self.assertEqual(doc["totals"]["paths"], 0, doc["totals"])
+        self.assertEqual(self.delivered_metric(), 1, "the freed path's delivery still counts in /metrics")
         self.assertIn("idle connections closed", self.node.log())
         self.assertIn("memtables being flushed", self.node.log())
         metrics = self.node.http("GET", "/metrics")[1].decode()
         self.assertIn('ringmail_memory_sheds_total{role="egress"', metrics)
         smtp_send(self.node.smtp_port, "s@client.test", "b@example.test", b"Subject: t\r\n\r\nhello\r\n")
         wait_for(lambda: sink.delivered_to("b@example.test") == 1, 20, what="mail flows while memory is low")
+        wait_for(lambda: self.delivered_metric() == 2, 5, what="both deliveries in /metrics")
         once = sheds()
         time.sleep(1)
         self.assertEqual(sheds(), once, "shed again within the 10 s period")

@@ -21,6 +21,10 @@ static struct proto_status_path path_v[1] = {
      .delivery_latency_sum_ms = 98765},
 };
 
+static struct proto_status_path rest_v[1] = {
+    {"default", "other", 0, 0, 0, 0, 7, 2, 0, .provider = "", .connection_attempts = 3},
+};
+
 static struct proto_status_queues queues_doc(void)
 {
     return (struct proto_status_queues){
@@ -30,6 +34,8 @@ static struct proto_status_queues queues_doc(void)
         .n_queues = 2,
         .paths = path_v,
         .n_paths = 1,
+        .rest = rest_v,
+        .n_rest = 1,
         .age_ms = 250,
     };
 }
@@ -154,7 +160,12 @@ static void test_queues_page_text(void)
         "\"connection_limit\":32,\"delivered\":10,\"transient\":4,\"bounced\":1,\"suspended_ms\":0,"
         "\"throttled_ms\":0,\"throttle_waits\":0,\"limit_waits\":0,\"consecutive_failures\":0,"
         "\"provider\":\"exampleprov\",\"connection_attempts\":6,\"connection_failures\":2,"
-        "\"delivery_latency\":[3,0,0,0,0,6,0,0,0,0,0,0,0,0,0,0,1],\"delivery_latency_sum_ms\":98765}]}";
+        "\"delivery_latency\":[3,0,0,0,0,6,0,0,0,0,0,0,0,0,0,0,1],\"delivery_latency_sum_ms\":98765}],"
+        "\"rest\":[{\"source\":\"default\",\"site\":\"other\",\"ready\":0,\"in_flight\":0,\"connections\":0,"
+        "\"connection_limit\":0,\"delivered\":7,\"transient\":2,\"bounced\":0,\"suspended_ms\":0,"
+        "\"throttled_ms\":0,\"throttle_waits\":0,\"limit_waits\":0,\"consecutive_failures\":0,"
+        "\"provider\":\"\",\"connection_attempts\":3,\"connection_failures\":0,"
+        "\"delivery_latency\":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0],\"delivery_latency_sum_ms\":0}]}";
     CHECK(text && strcmp(text, want) == 0, "page text:\n%s\nwant:\n%s", text ? text : "(null)", want);
     free(text);
 }
@@ -176,7 +187,11 @@ static void test_queues_round_trip(void)
             CHECK(memcmp(&out.totals, &in.totals, sizeof(in.totals)) == 0, "totals");
             CHECK(memcmp(&out.since_start, &in.since_start, sizeof(in.since_start)) == 0, "since_start");
             CHECK(out.age_ms == (served ? 250 : -1), "age_ms %lld", (long long)out.age_ms);
-            CHECK(out.n_queues == 2 && out.n_paths == 1, "counts %zu %zu", out.n_queues, out.n_paths);
+            CHECK(out.n_queues == 2 && out.n_paths == 1 && out.n_rest == 1, "counts %zu %zu %zu", out.n_queues,
+                  out.n_paths, out.n_rest);
+            CHECK(out.n_rest == 1 && strcmp(out.rest[0].site, "other") == 0 && out.rest[0].delivered == 7 &&
+                      out.rest[0].transient == 2 && out.rest[0].connection_attempts == 3,
+                  "rest");
             for (size_t i = 0; i < out.n_queues && i < 2; i++) {
                 const struct proto_status_queue *a = &in.queues[i], *b = &out.queues[i];
                 CHECK(strcmp(a->name, b->name) == 0 && strcmp(a->domain, b->domain) == 0 &&
@@ -315,6 +330,8 @@ static const struct bad_case bad_cases[] = {
     {DOC_PAGE, "queues.0.retry_interval_s", "8589934592", "retry interval beyond 32 bits"},
     {DOC_PAGE, "paths.0.site", "5", "number for a site"},
     {DOC_PAGE, "paths.0.connection_limit", "true", "bool for a number"},
+    {DOC_PAGE, "rest", NULL, "missing rest"},
+    {DOC_PAGE, "rest.0.delivered", "-3", "negative count in the rest"},
     {DOC_SERVED, "age_ms", NULL, "served form without age_ms"},
     {DOC_SERVED, "age_ms", "\"250\"", "age_ms as a string"},
     {DOC_NODE, "ok", "false", "ok false"},

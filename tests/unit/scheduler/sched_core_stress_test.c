@@ -313,7 +313,7 @@ int main(int argc, char **argv)
         sched_worker_add(c, w);
     uint64_t now = T0;
     double adv_s = 0, res_s = 0, disp_s = 0;
-    size_t popped = 0, results = 0, dispatched = 0;
+    size_t popped = 0, results = 0, dispatched = 0, evicted = 0;
     int64_t dead_worker = -1;
     const size_t steps = 400;
     for (size_t step = 1; step <= steps; step++) {
@@ -358,6 +358,9 @@ int main(int argc, char **argv)
             CHECK(sched_worker_dead(c, (uint32_t)dead_worker, now) == 0, "worker death");
         }
         shake(c, now);
+        /* idle paths freed (at once, as under memory pressure, or after a while); they come back with mail */
+        if (rnd_below(100) < 5)
+            evicted += sched_path_evict(c, rnd_below(3) ? 0 : 2000, now, NULL, NULL);
         /* connections close: on errors (random leases; freed ones are ignored), and by the egress's
          * idle timeout when their path has nothing ready (else a shared limit stays taken) */
         for (size_t k = 0; k < 4 && c->nleases; k++)
@@ -389,9 +392,10 @@ int main(int argc, char **argv)
            dispatched, res_s > 0 ? (double)results / res_s : 0.0, results);
     struct sched_stats s;
     sched_core_stats(c, &s);
-    printf("counters: transient %llu, ready_full %llu, requeued %llu, paths %llu, sites %llu\n",
+    printf("counters: transient %llu, ready_full %llu, requeued %llu, paths %llu, sites %llu, paths evicted %zu\n",
            (unsigned long long)s.transient, (unsigned long long)s.ready_full, (unsigned long long)s.requeued,
-           (unsigned long long)s.paths, (unsigned long long)s.sites);
+           (unsigned long long)s.paths, (unsigned long long)s.sites, evicted);
+    CHECK(evicted > 0 || n < 5000, "no idle path was ever freed: eviction not exercised");
     size_t by_fate[FATES] = { 0 };
     for (size_t i = 0; i < n; i++)
         by_fate[fate[i]]++;

@@ -326,6 +326,67 @@ static void test_lease_max_deliveries(void)
     sched_core_free(c);
 }
 
+struct retired {
+    int n;
+    uint64_t delivered, serial;
+};
+
+static void on_retire(void *arg, const struct sched_path *p)
+{
+    struct retired *x = arg;
+    x->n++;
+    x->delivered += p->delivered;
+    x->serial = p->serial;
+}
+
+/* a path that holds nothing is freed once idle for idle_ms (the clock starts when it is first seen idle),
+ * with its site once no domain resolves to it; busy, suspended or leased paths stay; one made again when
+ * mail comes has a new serial */
+static void test_path_evict(void)
+{
+    struct rec r;
+    struct retired x = {0};
+    struct sched_core *c = one_site(&r, 2, 1, 0);
+    sched_worker_add(c, 0);
+    CHECK(sched_core_dispatch(c, 100) == 1, "one in flight");
+    struct sched_path *p = r.del[0].lease->path;
+    uint64_t serial = p->serial;
+    CHECK(sched_path_evict(c, 0, T0, on_retire, &x) == 0 && x.n == 0, "a path with mail in flight stays");
+    CHECK(sched_msg_result(c, r.del[0].msg, SCHED_OUTCOME_DELIVERED, T0) == 0, "result");
+    CHECK(sched_path_evict(c, 0, T0, on_retire, &x) == 0, "a path with an idle lease (and mail ready) stays");
+    CHECK(sched_core_dispatch(c, 100) == 1, "the second message");
+    CHECK(sched_msg_result(c, r.del[1].msg, SCHED_OUTCOME_DELIVERED, T0) == 0, "result");
+    CHECK(sched_path_evict(c, 0, T0, on_retire, &x) == 0, "the idle lease keeps the path");
+    sched_lease_released(c, r.del[1].lease, false, T0);
+    CHECK(c->npaths == 1 && c->sites.count == 1, "one path, one site");
+    /* suspended: held, so kept */
+    CHECK(sched_path_suspend(c, "unspecified", "site", T0 + 60000) == 0, "suspend");
+    CHECK(sched_path_evict(c, 0, T0, on_retire, &x) == 0, "a suspended path stays");
+    CHECK(sched_path_suspend(c, "unspecified", "site", 0) == 0, "cancel");
+    /* idle from now: not before idle_ms */
+    CHECK(sched_path_evict(c, 1000, T0, on_retire, &x) == 0, "first seen idle: the clock starts");
+    CHECK(sched_path_evict(c, 1000, T0 + 999, on_retire, &x) == 0, "not yet");
+    CHECK(sched_path_evict(c, 1000, T0 + 1000, on_retire, &x) == 1, "freed after idle_ms");
+    CHECK(x.n == 1 && x.delivered == 2 && x.serial == serial, "retire saw its counters");
+    CHECK(c->npaths == 0 && c->sites.count == 0, "path and site gone (no domain left: the queue emptied)");
+    check_core(c, "after eviction");
+    /* mail for the site again: a new path, a new serial */
+    add(c, 10, "example.com", "example.com", T0 + 1000);
+    sched_core_advance(c, T0 + 1000);
+    sched_site_resolved(c, "example.com", "site", 300, T0 + 1000);
+    CHECK(sched_core_dispatch(c, 100) == 1, "dispatched on a new path");
+    CHECK(c->npaths == 1 && c->paths[0]->serial > serial, "new serial %llu > %llu",
+          (unsigned long long)c->paths[0]->serial, (unsigned long long)serial);
+    /* a domain that still resolves to the site keeps the site, not the idle path */
+    add(c, 11, "example.com", "example.com", T0 + 3600000); /* keeps the queue and its domain */
+    CHECK(sched_msg_result(c, r.del[2].msg, SCHED_OUTCOME_DELIVERED, T0 + 1000) == 0, "result");
+    sched_lease_released(c, r.del[2].lease, false, T0 + 1000);
+    CHECK(sched_path_evict(c, 0, T0 + 1000, on_retire, &x) == 1 && x.n == 2, "the idle path goes at once");
+    CHECK(c->npaths == 0 && c->sites.count == 1, "the site stays for the domain resolving to it");
+    check_core(c, "site kept");
+    sched_core_free(c);
+}
+
 static void test_worker_death(void)
 {
     struct rec r;
@@ -507,6 +568,7 @@ int main(void)
     test_max_ready();
     test_connection_limit();
     test_lease_closed_crossing_deliver();
+    test_path_evict();
     test_lease_max_deliveries();
     test_worker_death();
     test_expiry();
