@@ -351,8 +351,8 @@ int spool_db_batch_store(struct spool_db_batch *b, struct msgid id, const struct
         (const char *)b->enc.data, b->enc.len);
     rocksdb_writebatch_put_cf(b->wb, db->cf[CF_BODIES], (const char *)key, sizeof(key),
         body_len ? (const char *)body : "", body_len);
-    spool_db_batch_touch(b, CF_ENVELOPES, key);
-    spool_db_batch_touch(b, CF_BODIES, key);
+    spool_db_batch_touch(b, CF_ENVELOPES, key, sizeof(key));
+    spool_db_batch_touch(b, CF_BODIES, key, sizeof(key));
     b->stores++;
     return 0;
 }
@@ -369,7 +369,7 @@ int spool_db_batch_update(struct spool_db_batch *b, struct msgid id, const struc
     msgid_to_bytes(id, key);
     rocksdb_writebatch_put_cf(b->wb, db->cf[CF_ENVELOPES], (const char *)key, sizeof(key),
         (const char *)b->enc.data, b->enc.len);
-    spool_db_batch_touch(b, CF_ENVELOPES, key);
+    spool_db_batch_touch(b, CF_ENVELOPES, key, sizeof(key));
     b->updates++;
     return 0;
 }
@@ -383,8 +383,8 @@ int spool_db_batch_delete(struct spool_db_batch *b, struct msgid id)
     msgid_to_bytes(id, key);
     rocksdb_writebatch_delete_cf(b->wb, db->cf[CF_ENVELOPES], (const char *)key, sizeof(key));
     rocksdb_writebatch_delete_cf(b->wb, db->cf[CF_BODIES], (const char *)key, sizeof(key));
-    spool_db_batch_touch(b, CF_ENVELOPES, key);
-    spool_db_batch_touch(b, CF_BODIES, key);
+    spool_db_batch_touch(b, CF_ENVELOPES, key, sizeof(key));
+    spool_db_batch_touch(b, CF_BODIES, key, sizeof(key));
     b->deletes++;
     return 0;
 }

@@ -67,7 +67,8 @@ struct spool_db_batch {
     rocksdb_writebatch_t *wb;
     size_t stores, updates, deletes, logrecs, tsas, supps;
     struct buf enc;
-    struct buf touched;          /* column family + key of each envelope/body put or delete */
+    struct buf touched;          /* column family, key length and key of each envelope, body or suppression
+                                  * put or delete (spool_db_batch_touch) */
     uint64_t logrec_lo, logrec_hi; /* sequence numbers of the batch's log records (0: none) */
     uint64_t tsa_lo, tsa_hi;       /* ... and of its TSA firings */
 };
@@ -98,7 +99,7 @@ int spool_db_iter_done(struct spool_db *db, rocksdb_iterator_t *it, int rc, cons
 int spool_db_write(struct spool_db *db, rocksdb_writebatch_t *wb, bool sync, const char *what);
 
 /* spool_db_batch_touch - remember a key the batch writes, for the undo of a failed commit */
-void spool_db_batch_touch(struct spool_db_batch *b, int cf, const uint8_t key[MSGID_BYTES]);
+void spool_db_batch_touch(struct spool_db_batch *b, int cf, const void *key, size_t klen);
 /* spool_db_batch_seq - widen [*lo, *hi] (0: empty) to seq */
 void spool_db_batch_seq(uint64_t *lo, uint64_t *hi, uint64_t seq);
 /* spool_db_undo_add - after a failed commit that reached RocksDB: the pre-images of what b touched */

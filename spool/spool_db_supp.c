@@ -15,9 +15,10 @@ int spool_db_batch_supp_put(struct spool_db_batch *b, const void *key, size_t kl
 {
     if (b->db->rdb == NULL)
         return spool_db_closed(b->db);
-    if (klen == 0)
+    if (klen == 0 || klen > UINT16_MAX)
         return -EINVAL;
     rocksdb_writebatch_put_cf(b->wb, b->db->cf[CF_SUPPRESSION], key, klen, val, vlen);
+    spool_db_batch_touch(b, CF_SUPPRESSION, key, klen); /* a failed commit takes it back (spool_db_undo.c) */
     b->supps++;
     return 0;
 }
@@ -26,9 +27,10 @@ int spool_db_batch_supp_del(struct spool_db_batch *b, const void *key, size_t kl
 {
     if (b->db->rdb == NULL)
         return spool_db_closed(b->db);
-    if (klen == 0)
+    if (klen == 0 || klen > UINT16_MAX)
         return -EINVAL;
     rocksdb_writebatch_delete_cf(b->wb, b->db->cf[CF_SUPPRESSION], key, klen);
+    spool_db_batch_touch(b, CF_SUPPRESSION, key, klen);
     b->supps++;
     return 0;
 }

@@ -32,15 +32,15 @@
 #include "base/log.h"
 #include "base/mem.h"
 
-/* one touched key: column family then the msgid key */
-#define TOUCH_ENT (1 + MSGID_BYTES)
+/* one touched key: column family, key length (16 bits, big-endian), then the key */
+#define TOUCH_HDR 3
 
-void spool_db_batch_touch(struct spool_db_batch *b, int cf, const uint8_t key[MSGID_BYTES])
+void spool_db_batch_touch(struct spool_db_batch *b, int cf, const void *key, size_t klen)
 {
-    uint8_t ent[TOUCH_ENT];
-    ent[0] = (uint8_t)cf;
-    memcpy(ent + 1, key, MSGID_BYTES);
-    buf_append(&b->touched, ent, sizeof(ent));
+    ASSERT(klen <= UINT16_MAX);
+    uint8_t hdr[TOUCH_HDR] = {(uint8_t)cf, (uint8_t)(klen >> 8), (uint8_t)klen};
+    buf_append(&b->touched, hdr, sizeof(hdr));
+    buf_append(&b->touched, key, klen);
 }
 
 void spool_db_batch_seq(uint64_t *lo, uint64_t *hi, uint64_t seq)
@@ -150,23 +150,26 @@ void spool_db_undo_add(struct spool_db *db, const struct spool_db_batch *b)
     if (db->undo == NULL)
         db->undo = rocksdb_writebatch_create();
     size_t unread = 0;
-    for (size_t off = 0; off + TOUCH_ENT <= b->touched.len; off += TOUCH_ENT) {
+    for (size_t off = 0; off + TOUCH_HDR <= b->touched.len;) {
         const uint8_t *ent = (const uint8_t *)b->touched.data + off;
         int cf = ent[0];
-        const char *key = (const char *)ent + 1;
+        size_t klen = (size_t)ent[1] << 8 | ent[2];
+        const char *key = (const char *)ent + TOUCH_HDR;
+        off += TOUCH_HDR + klen;
+        ASSERT(off <= b->touched.len && cf < CF__COUNT);
         char *rerr = NULL;
-        rocksdb_pinnableslice_t *ps = rocksdb_get_pinned_cf(db->rdb, db->ropt, db->cf[cf], key, MSGID_BYTES, &rerr);
+        rocksdb_pinnableslice_t *ps = rocksdb_get_pinned_cf(db->rdb, db->ropt, db->cf[cf], key, klen, &rerr);
         if (rerr != NULL) {
             rocksdb_free(rerr);
             unread++;
             continue;
         }
         if (ps == NULL) {
-            rocksdb_writebatch_delete_cf(db->undo, db->cf[cf], key, MSGID_BYTES);
+            rocksdb_writebatch_delete_cf(db->undo, db->cf[cf], key, klen);
         } else {
             size_t len;
             const char *v = rocksdb_pinnableslice_value(ps, &len);
-            rocksdb_writebatch_put_cf(db->undo, db->cf[cf], key, MSGID_BYTES, v, len);
+            rocksdb_writebatch_put_cf(db->undo, db->cf[cf], key, klen, v, len);
             rocksdb_pinnableslice_destroy(ps);
         }
         db->undo_ops++;

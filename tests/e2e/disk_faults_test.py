@@ -182,6 +182,47 @@ class DiskFaultTest(PeersCase):
         self.assertEqual([r for r in refused if r in received], [], "Reception records of 4xx'd messages")
         self.assertTrue(all(r in received for r in accepted))
 
+    def test_suppression_add_in_a_failed_commit_is_taken_back(self):
+        """A suppression entry whose commit failed (the fsync, as in fsyncgate: the WAL record is in the page
+        cache) is reported failed and is not on the list after the spool reopens its database (the undo
+        takes back the suppression column family as it does messages); added again, it is."""
+        if not os.path.exists(SHIM):
+            self.fail("the fault shim was not built: %s" % SHIM)
+        self.node = Node()
+        ctl = os.path.join(self.node.tmp, "fault")
+        env = {"LD_PRELOAD": SHIM, "RINGMAIL_FAULT_FILE": ctl,
+               "RINGMAIL_FAULT_DIR": os.path.join(self.node.data_dir, "spool"),
+               "ASAN_OPTIONS": (os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0").lstrip(":")}
+        self.node.start(env=env)
+
+        def listed(addr):
+            p = self.node.ringctl("suppression", "check", addr, "--json")
+            self.assertIn(p.returncode, (0, 1), p.stdout + p.stderr)
+            return p.returncode == 0
+
+        self.node.ringctl("suppression", "add", "kept@dom.test", check=True)
+        with open(ctl + ".hits", "w"):
+            pass
+        os.chmod(ctl + ".hits", 0o666)
+        with open(ctl, "w") as f:
+            f.write("eio-fsync\n")
+        os.chmod(ctl, 0o644)
+        p = self.node.ringctl("suppression", "add", "lost@dom.test")
+        self.assertNotEqual(p.returncode, 0, "an add whose commit failed was reported done: %s" % p.stdout)
+        os.unlink(ctl)
+        # the spool reopens its database (the WAL replay brings the failed record back, the undo takes it out)
+        wait_for(lambda: "spool database reopened" in self.node.log(), 15, what="the spool's reopen")
+        wait_for(lambda: self.node.ringctl("suppression", "check", "kept@dom.test").returncode == 0, 15,
+                 what="the suppression list served again")
+        self.assertTrue(listed("kept@dom.test"), "an entry committed before the fault was lost")
+        self.assertFalse(listed("lost@dom.test"), "the entry of the failed commit came back with the WAL replay")
+        self.node.ringctl("suppression", "add", "lost@dom.test", check=True)
+        self.assertTrue(listed("lost@dom.test"))
+        # and a restart (the WAL replayed once more) keeps it that way
+        self.node.stop()
+        self.node.start(env=env)
+        self.assertTrue(listed("kept@dom.test") and listed("lost@dom.test"))
+
 
 if __name__ == "__main__":
     unittest.main()

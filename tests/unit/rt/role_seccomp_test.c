@@ -9,6 +9,7 @@
  * ptrace, nor prctl(PR_SET_DUMPABLE) (PR_SET_NAME works); only the spool may rename, and it alone opens no socket. The syscall name lookup for the supervisor's report.
  * Exit 0 pass, 1 fail, 77 when seccomp or io_uring is unavailable.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
@@ -111,10 +112,26 @@ static int do_prctl(void)
 }
 #endif
 
+/* the run's own directory: a child killed at its rename leaves its file there, removed at the end (a file
+ * named by pid alone in /tmp would meet a later child of the same pid) */
+static char scratch[] = "/tmp/role_seccomp_test.XXXXXX";
+
+static void scratch_clean(void)
+{
+    DIR *d = opendir(scratch);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            (void)unlinkat(dirfd(d), e->d_name, 0);
+    if (d)
+        closedir(d);
+    (void)rmdir(scratch);
+}
+
 static int do_rename(void)
 {
     char path[64];
-    snprintf(path, sizeof(path), "/tmp/role_seccomp_test.%d", (int)getpid());
+    snprintf(path, sizeof(path), "%s/%d", scratch, (int)getpid());
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd < 0)
         return 7;
@@ -147,6 +164,10 @@ int main(void)
     char name[64];
 
     printf("the lines \"seccomp: syscall N is not on this role's list\" below are expected\n");
+    if (mkdtemp(scratch) == NULL) {
+        perror("mkdtemp");
+        return 1;
+    }
     if (report == MAP_FAILED) {
         perror("mmap");
         return 1;
@@ -156,6 +177,7 @@ int main(void)
     int probe = in_child(PROTO_NODE_ROLE_SPOOL, CFG_SECCOMP_LOG, report, do_rename);
     if (WIFEXITED(probe) && WEXITSTATUS(probe) == 3) {
         printf("SKIP: seccomp filters cannot be loaded here\n");
+        scratch_clean();
         return 77;
     }
     for (int r = 0; r < PROTO_NODE_ROLE__MAX; r++) {
@@ -201,5 +223,6 @@ int main(void)
     CHECK(strcmp(role_seccomp_syscall_name(SYS_reboot, name, sizeof(name)), "reboot") == 0, "name %s", name);
     CHECK(strcmp(role_seccomp_syscall_name(-1, name, sizeof(name)), "?") == 0, "name of -1: %s", name);
     CHECK(strcmp(role_seccomp_syscall_name(ROLE_SECCOMP_MAX_NR + 1, name, sizeof(name)), "?") == 0, "big: %s", name);
+    scratch_clean();
     CHECK_EXIT();
 }
