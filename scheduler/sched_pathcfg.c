@@ -4,7 +4,9 @@
  *
  * Entries live in an array by id - 1 and an open-addressing index by (source, site). Each keeps its
  * encoded run (with its id and generation): a put compares the new encoding with it, and a send
- * copies it into the arena as it is.
+ * copies it into the arena as it is. A forgotten entry (its path freed) leaves the index, keeps its
+ * generation and the workers' generations, and goes on a free list: the id's next path gets the next
+ * generation as soon as its run differs (it names its site), so a worker holding the old one is sent it.
  */
 #include "scheduler/sched_pathcfg.h"
 
@@ -23,6 +25,7 @@ struct pathcfg_ent {
     char *site;
     uint64_t hash;
     bool put;       /* set by sched_pathcfg_put, else the node's keys */
+    bool stale;     /* a forgotten id taken again: its run is the old path's until a put or a fill */
     uint32_t gen;   /* current generation, from 1; 0: no run yet (a put the codec refused) */
     uint32_t *wgen; /* per worker instance: the generation it holds, 0 none */
     uint32_t nw;
@@ -34,6 +37,8 @@ struct sched_pathcfg {
     uint32_t n, cap;
     uint32_t *index; /* id, 0 empty; index_cap a power of two */
     uint32_t index_cap;
+    uint32_t *free_ids; /* forgotten entries, reused first */
+    uint32_t nfree;
     bool full_warned, arena_warned;
 };
 
@@ -54,6 +59,7 @@ void sched_pathcfg_free(struct sched_pathcfg *t)
     }
     free(t->ent);
     free(t->index);
+    free(t->free_ids);
     free(t);
 }
 
@@ -99,9 +105,37 @@ static struct pathcfg_ent *find(const struct sched_pathcfg *t, uint16_t source, 
     return NULL;
 }
 
-/* add - a new entry with no run yet; NULL when the ids ran out */
+/* index_del - take id out of the index: linear probing's backward shift keeps every other entry reachable */
+static void index_del(struct sched_pathcfg *t, uint32_t id)
+{
+    uint32_t mask = t->index_cap - 1, i = (uint32_t)t->ent[id - 1]->hash & mask;
+    while (t->index[i] != id)
+        i = (i + 1) & mask;
+    t->index[i] = 0;
+    for (uint32_t j = (i + 1) & mask; t->index[j]; j = (j + 1) & mask) {
+        uint32_t home = (uint32_t)t->ent[t->index[j] - 1]->hash & mask;
+        /* the entry at j may move to the hole at i unless its home lies cyclically in (i, j] */
+        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!stays) {
+            t->index[i] = t->index[j];
+            t->index[j] = 0;
+            i = j;
+        }
+    }
+}
+
+/* add - a new entry with no run yet (a forgotten id first); NULL when the ids ran out */
 static struct pathcfg_ent *add(struct sched_pathcfg *t, uint16_t source, const char *site, uint64_t hash)
 {
+    if (t->nfree) {
+        struct pathcfg_ent *e = t->ent[t->free_ids[--t->nfree] - 1];
+        e->source = source;
+        e->site = xstrdup(site);
+        e->hash = hash;
+        e->stale = true;
+        index_put(t, e->id);
+        return e;
+    }
     if (t->n >= PROTO_PATH_ID_MAX) {
         if (!t->full_warned)
             log_warn("path configurations: %u paths, no id left; new paths use the egress's node defaults",
@@ -168,8 +202,10 @@ int sched_pathcfg_put(struct scheduler *sc, uint16_t source, const char *site, c
     if (!e && !(e = add(t, source, site, hash)))
         return -ENOSPC;
     int rc = set(e, p);
-    if (rc == 0)
+    if (rc == 0) {
         e->put = true;
+        e->stale = false;
+    }
     return rc;
 }
 
@@ -203,11 +239,12 @@ uint32_t sched_pathcfg_before_deliver(struct scheduler *sc, uint32_t worker, uin
 
     if (!e && !(e = add(t, source, site, hash)))
         return 0;
-    if (!e->gen) {
+    if (!e->gen || e->stale) {
         struct proto_path d;
         sched_pathcfg_defaults(&sc->rt->cfg, &d);
         if (set(e, &d) < 0)
             panic("the node's [egress] keys do not encode as a path configuration");
+        e->stale = false;
     }
     if (worker >= e->nw) {
         e->wgen = xrealloc(e->wgen, (worker + 1) * sizeof(*e->wgen));
@@ -217,6 +254,28 @@ uint32_t sched_pathcfg_before_deliver(struct scheduler *sc, uint32_t worker, uin
     if (e->wgen[worker] != e->gen && send_run(sc, worker, e))
         e->wgen[worker] = e->gen;
     return e->id;
+}
+
+uint32_t sched_pathcfg_lookup(const struct sched_pathcfg *t, uint16_t source, const char *site, uint32_t *gen)
+{
+    const struct pathcfg_ent *e = find(t, source, site, key_hash(source, site));
+    *gen = e ? e->gen : 0;
+    return e ? e->id : 0;
+}
+
+void sched_pathcfg_forget(struct scheduler *sc, uint16_t source, const char *site)
+{
+    struct sched_pathcfg *t = sc->pathcfg;
+    struct pathcfg_ent *e = find(t, source, site, key_hash(source, site));
+    if (!e)
+        return;
+    index_del(t, e->id);
+    free(e->site);
+    e->site = NULL;
+    e->put = false;
+    if (t->nfree % 64 == 0)
+        t->free_ids = xrealloc(t->free_ids, (t->nfree + 64) * sizeof(*t->free_ids));
+    t->free_ids[t->nfree++] = e->id;
 }
 
 void sched_pathcfg_worker_reset(struct scheduler *sc, uint32_t worker)
@@ -234,6 +293,6 @@ void sched_pathcfg_reload(struct scheduler *sc)
 
     sched_pathcfg_defaults(&sc->rt->cfg, &d);
     for (uint32_t i = 0; i < t->n; i++)
-        if (!t->ent[i]->put && t->ent[i]->gen && set(t->ent[i], &d) < 0)
+        if (t->ent[i]->site && !t->ent[i]->put && t->ent[i]->gen && set(t->ent[i], &d) < 0)
             panic("the node's [egress] keys do not encode as a path configuration");
 }

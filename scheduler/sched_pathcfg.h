@@ -2,8 +2,8 @@
  * sched_pathcfg - the egress-side configuration of each path (source, site), and which egress worker
  * holds which generation of it
  *
- * Each path configuration gets an id (1..PROTO_PATH_ID_MAX, never reused while the scheduler runs)
- * and a generation, bumped whenever its values change. Before a DELIVER goes to a worker,
+ * Each path configuration gets an id (1..PROTO_PATH_ID_MAX; a freed path's id goes to a later path,
+ * sched_pathcfg_forget) and a generation, bumped whenever its values change. Before a DELIVER goes to a worker,
  * sched_pathcfg_before_deliver() sends that worker the configuration (MSG_SCHEDULER_PATH_CONFIG, an
  * arena run of common/proto_path.h, through scheduler_send so it precedes the DELIVER on the ring)
  * unless the worker already has the current generation, and returns the id the DELIVER names.
@@ -42,6 +42,13 @@ int sched_pathcfg_put(struct scheduler *sc, uint16_t source, const char *site, c
 /* sched_pathcfg_before_deliver - make sure `worker` (its instance) holds the current generation of the
  * path's configuration; returns its id for proto_deliver.path (0: node defaults) */
 uint32_t sched_pathcfg_before_deliver(struct scheduler *sc, uint32_t worker, uint16_t source, const char *site);
+
+/* sched_pathcfg_forget - the path (source, site) was freed: its id goes to the next new path, with a later
+ * generation, so a worker holding the old configuration is sent the new one before a DELIVER names it */
+void sched_pathcfg_forget(struct scheduler *sc, uint16_t source, const char *site);
+
+/* sched_pathcfg_lookup - the id of (source, site)'s configuration (*gen its generation), 0 when it has none */
+uint32_t sched_pathcfg_lookup(const struct sched_pathcfg *t, uint16_t source, const char *site, uint32_t *gen);
 
 /* sched_pathcfg_worker_reset - the worker (re)started: it holds no configuration */
 void sched_pathcfg_worker_reset(struct scheduler *sc, uint32_t worker);

@@ -421,6 +421,7 @@ static void retire_path(void *arg, const struct sched_path *p)
     sched_status_retire(sc, p); /* reads the provider: before it is forgotten */
     sched_admin_path_forget(sc, source, p->site->n.name);
     sched_shaping_path_forget(sc, source, p->site->n.name);
+    sched_pathcfg_forget(sc, p->source <= CFG_MAX_SOURCES ? source_of_core[p->source] : 0, p->site->n.name);
 }
 
 static void evict_paths(struct scheduler *sc, uint64_t idle_ms)
