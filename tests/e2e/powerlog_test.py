@@ -80,7 +80,7 @@ class PowerLogRulesTest(unittest.TestCase):
                     out[os.path.relpath(os.path.join(root, f), dest)] = fh.read()
         return out
 
-    def test_unsynced_write_kept_in_some_seeds_dropped_in_others(self):
+    def test_replay_unsynced_write_kept_in_some_seeds_dropped_in_others(self):
         lg = self.log
         a = lg.create("a")
         lg.op("fsync", a, datasync=0)            # the name is durable, the file empty
@@ -89,7 +89,7 @@ class PowerLogRulesTest(unittest.TestCase):
         seen = {self.state(log, last, s)["a"] for s in SEEDS}
         self.assertEqual(seen, {b"", b"unsynced"})
 
-    def test_synced_write_always_kept(self):
+    def test_replay_synced_write_always_kept(self):
         lg = self.log
         a = lg.create("a")
         lg.write(a, 0, b"first")
@@ -101,7 +101,7 @@ class PowerLogRulesTest(unittest.TestCase):
         for s in SEEDS:
             self.assertEqual(self.state(log, last, s)["a"], b"firstsecond", "seed %d" % s)
 
-    def test_write_after_the_fsync_may_be_lost_but_not_the_ones_before(self):
+    def test_replay_write_after_the_fsync_may_be_lost_but_not_the_ones_before(self):
         lg = self.log
         a = lg.create("a")
         lg.write(a, 0, b"abc")
@@ -110,7 +110,7 @@ class PowerLogRulesTest(unittest.TestCase):
         log = lg.save()
         self.assertEqual({self.state(log, last, s)["a"] for s in SEEDS}, {b"abc", b"a"})
 
-    def test_rename_without_a_barrier_after_it_can_be_lost(self):
+    def test_replay_rename_without_a_barrier_after_it_can_be_lost(self):
         lg = self.log
         a = lg.create("a")
         lg.write(a, 0, b"x")
@@ -124,7 +124,7 @@ class PowerLogRulesTest(unittest.TestCase):
         for s in SEEDS:
             self.assertEqual(self.state(log, last + 1, s), {"b": b"x"}, "seed %d" % s)
 
-    def test_names_persist_as_a_prefix(self):
+    def test_replay_names_persist_as_a_prefix(self):
         lg = self.log
         lg.create("d", directory=True)
         lg.op("fsyncdir", 1)
@@ -134,7 +134,7 @@ class PowerLogRulesTest(unittest.TestCase):
         seen = {tuple(sorted(self.state(log, len(log) - 1, s))) for s in SEEDS}
         self.assertEqual(seen, {("d",), ("d", "d/1"), ("d", "d/1", "d/2"), ("d", "d/1", "d/2", "d/3")})
 
-    def test_created_and_fsynced_file_absent_when_its_directory_never_synced(self):
+    def test_replay_created_and_fsynced_file_absent_when_its_directory_never_synced(self):
         lg = self.log
         lg.create("d", directory=True)
         lg.op("fsyncdir", 1)
@@ -148,7 +148,7 @@ class PowerLogRulesTest(unittest.TestCase):
         for s in SEEDS:                                          # ext4/xfs: the fsync commits the journal
             self.assertEqual(self.state(log, last, s, "journal"), {"d": None, "d/a": b"data"}, "seed %d" % s)
 
-    def test_unlinked_open_file_and_hard_link(self):
+    def test_replay_unlinked_open_file_and_hard_link(self):
         lg = self.log
         a = lg.create("a")
         lg.op("link", a, "a", to="b")
@@ -159,7 +159,7 @@ class PowerLogRulesTest(unittest.TestCase):
         for s in SEEDS:
             self.assertEqual(self.state(log, last, s), {"b": b"via handle"}, "seed %d" % s)
 
-    def test_time_of_and_length(self):
+    def test_replay_log_length_and_time_of(self):
         lg = self.log
         lg.create("a")
         lg.create("b")

@@ -33,7 +33,7 @@ acknowledges earlier does, in some seed.
 
     log = PowerLog("/tmp/x/powerfs.log")     # with powerfs.log.data beside it
     len(log); log.time_of(k)                 # the number of ops; op k's CLOCK_MONOTONIC time in seconds
-    log.build(k, "/tmp/state", seed=7)       # dest must exist and be empty
+    log.build(k, "/tmp/state", seed=7)       # dest must exist and be empty; says what it left out
 """
 import json
 import os
@@ -90,13 +90,15 @@ class PowerLog:
         return kept
 
     def build(self, k, dest, seed, mode="journal"):
-        """Write the state at k into dest (an existing, empty directory). Returns {path: ino} of what it made."""
+        """Write the state at k into dest (an existing, empty directory). Returns {"files": {path: ino} of what
+        it made, "data_lost": how many data ops up to k it left out, "names_lost": how many name ops}."""
         if not 0 <= k < len(self.ops):
             raise IndexError("log position %d of %d" % (k, len(self.ops)))
         rng = random.Random(seed)
         names = {}    # path -> ino, directories included
         links = {}    # symlink ino -> target
-        for i in self.names_kept(k, rng, mode):
+        kept_names = self.names_kept(k, rng, mode)
+        for i in kept_names:
             op = self.ops[i]
             kind, ino, path = op["op"], op["ino"], op["path"]
             if kind in ("create", "mkdir"):
@@ -115,7 +117,8 @@ class PowerLog:
                 for p, v in moved.items():
                     names[op["to"] + p[len(path):]] = v
         contents = {}
-        for i in self.data_kept(k, rng):
+        kept_data = self.data_kept(k, rng)
+        for i in kept_data:
             op = self.ops[i]
             buf = contents.setdefault(op["ino"], bytearray())
             if op["op"] == "write":
@@ -164,4 +167,6 @@ class PowerLog:
                 os.chmod(full, a["mode"] & 0o7777)
             if "uid" in a and os.geteuid() == 0:
                 os.chown(full, a["uid"], a["gid"])
-        return made
+        up_to_k = [op["op"] for op in self.ops[:k + 1]]
+        return {"files": made, "data_lost": sum(op in DATA_OPS for op in up_to_k) - len(kept_data),
+                "names_lost": sum(op in NAME_OPS for op in up_to_k) - len(kept_names)}
