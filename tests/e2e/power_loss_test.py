@@ -21,6 +21,7 @@ where libfuse3 is) are needed; the tests skip, saying why, without them.
 
     RINGMAIL_BUILD_DIR=build /usr/bin/python3 tests/e2e/power_loss_test.py -k xfs
     CUT_SEED=1234 ... (the seed of the cut instant, or of the cut points; printed when not given)
+    CUT_RULES=posix ... (PWR-03: only a directory fsync makes names durable; see tests/lib/powerlog.py)
 """
 import os
 import random
@@ -37,12 +38,15 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from ringmail_node import BUILD_DIR, Node, wait_for  # noqa: E402
 from peers import PeersCase, Sink, free_udp_tcp_port  # noqa: E402
-from powerlog import PowerLog  # noqa: E402
+from powerlog import NAME_OPS, PowerLog  # noqa: E402
 
 MESON = {"suite": "faults", "timeout": 90, "tools": ["powerfs"]}
 
 POWERFS = os.path.join(BUILD_DIR, "tests", "fault", "ringmail-powerfs")
 CUTS = 4
+# powerlog's rules for names: "journal" (a file's fsync commits every name change before it: ext4, xfs)
+# or "posix" (only a directory fsync does)
+RULES = os.environ.get("CUT_RULES", "journal")
 
 THREADS = 4
 
@@ -351,20 +355,24 @@ class WriteLogTest(PeersCase):
         shutil.rmtree(self.fs_tmp, ignore_errors=True)
 
     def cut_points(self, log, rng, t_start, t_end):
-        """CUTS log positions: the first in the middle half of the load, two anywhere in it, one anywhere."""
+        """CUTS log positions: one in the middle half of the load; one at a name change of the load or up to
+        3 ops after it (before the directory fsync that follows a creation, say); the others anywhere in
+        the load."""
         def ops_between(a, b):
             return [k for k in range(len(log)) if a <= log.time_of(k) <= b]
         span = t_end - t_start
         middle = ops_between(t_start + span / 4, t_end - span / 4)
         during = ops_between(t_start, t_end)
         self.assertTrue(middle, "no file system operation in the middle of the load")
-        return sorted([rng.choice(middle), rng.choice(during), rng.choice(during)] +
-                      [rng.randrange(len(log)) for _ in range(CUTS - 3)])
+        names = [k for k in during if log.ops[k]["op"] in NAME_OPS]
+        self.assertTrue(names, "no file created, renamed or deleted during the load (no flush?)")
+        near_names = min(rng.choice(names) + rng.randrange(4), len(log) - 1)
+        return sorted([rng.choice(middle), near_names] + [rng.choice(during) for _ in range(CUTS - 2)])
 
     def test_write_log_cut_at_random_points_keeps_every_250(self):
         self.powerfs_setup()
         seed = int(os.environ.get("CUT_SEED") or random.randrange(1 << 30))
-        print("write log: CUT_SEED=%d" % seed)
+        print("write log: CUT_SEED=%d CUT_RULES=%s" % (seed, RULES))
         rng = random.Random(seed)
         # nothing is delivered during the load (no server on its route): every 250 must come out of a cut
         self.node = spool_node(self.mnt + "/spool", free_udp_tcp_port())
@@ -372,11 +380,25 @@ class WriteLogTest(PeersCase):
         client = LoadClient(self.node.smtp_port)
         t_start = time.monotonic()
         client.start()
+        compact = None
         try:
-            time.sleep(1.8)
+            time.sleep(0.6)
+            # a memtable flush and a compaction under the load: new SST files, MANIFEST edits, a new WAL and
+            # the old one deleted, CURRENT switched (cuts among these are the ones that test the names rules)
+            compact = subprocess.Popen([os.path.join(BUILD_DIR, "ringctl"), "--endpoint", self.node.endpoint,
+                                        "--data-dir", self.node.data_dir, "spool-compact"],
+                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            time.sleep(1.2)
         finally:
             client.finish()
+            if compact is not None:
+                try:
+                    out = compact.communicate(timeout=15)[0]
+                except subprocess.TimeoutExpired:
+                    compact.kill()
+                    out = compact.communicate()[0]
         t_end = time.monotonic()
+        self.assertEqual(compact.returncode, 0, "ringctl spool-compact: %s" % out)
         self.node.kill_all()
         load_node, self.node = self.node, None
         load_node.cleanup()
@@ -390,7 +412,7 @@ class WriteLogTest(PeersCase):
             before = [r for t, r in accepted if t < log.time_of(k)]
             state = tempfile.mkdtemp(prefix="cut%d-" % i, dir=self.fs_tmp)
             os.chmod(state, 0o755)
-            built = log.build(k, state, seed * CUTS + i)
+            built = log.build(k, state, seed * CUTS + i, RULES)
             sink_port = free_udp_tcp_port()
             sink = self.peer(Sink(port=sink_port))
             self.node = spool_node(state + "/spool", sink_port)

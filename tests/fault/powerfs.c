@@ -21,8 +21,8 @@
  *           fsync fsyncdir
  *     ino   the file's identity: a number given when the file is created or first seen, kept through
  *           renames and links, and by open handles after an unlink (1 is the root directory)
- *     path  relative to the mount ("" for the root); "" for the operations on an open handle (write,
- *           fsync, fallocate, ftruncate): ino names the file, whatever its names are by then
+ *     path  relative to the mount ("" for the root): the file's name when the operation was made ("" for
+ *           an operation on the open handle of an unlinked file); ino is what names the file
  * and, by op:
  *     create, mkdir  mode uid gid         symlink  target           link  to (the new name)
  *     rename         to flags over (ino of the file the rename replaced, 0 for none)
@@ -131,8 +131,8 @@ static void put_str(const char *key, const char *s)
     fputc('"', log_f);
 }
 
-/* record - append one record: op, ino, path, then pairs of "key", value given by fmt: 's' a string,
- * 'u' a uint64_t, 'i' an int64_t; data (len bytes, for writes) goes to the data file */
+/* record - append one record: op, ino, path, then one "key", value pair per letter of fmt ('s' a string,
+ * 'u' a uint64_t); data (len bytes, for writes) goes to the data file */
 static void record(const char *op, uint64_t ino, const char *path, const void *data, size_t len,
                    const char *fmt, ...)
 {
@@ -141,17 +141,15 @@ static void record(const char *op, uint64_t ino, const char *path, const void *d
     clock_gettime(CLOCK_MONOTONIC, &ts);
     fprintf(log_f, "{\"seq\":%" PRIu64 ",\"t\":%" PRId64 ",\"op\":\"%s\",\"ino\":%" PRIu64, log_seq++,
             (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, op, ino);
-    put_str("path", path ? rel(path) : "");
+    put_str("path", path != NULL && strcmp(path, "/") != 0 ? rel(path) : "");
     va_list ap;
     va_start(ap, fmt);
     for (const char *f = fmt; *f; f++) {
         const char *key = va_arg(ap, const char *);
         if (*f == 's')
             put_str(key, va_arg(ap, const char *));
-        else if (*f == 'u')
-            fprintf(log_f, ",\"%s\":%" PRIu64, key, va_arg(ap, uint64_t));
         else
-            fprintf(log_f, ",\"%s\":%" PRId64, key, va_arg(ap, int64_t));
+            fprintf(log_f, ",\"%s\":%" PRIu64, key, va_arg(ap, uint64_t));
     }
     va_end(ap);
     if (data != NULL) {
@@ -196,7 +194,7 @@ static void *on_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     (void)conn;
     cfg->use_ino = 1;
     cfg->hard_remove = 1;  /* unlink really unlinks (no .fuse_hidden renames); open handles keep working */
-    cfg->nullpath_ok = 1;
+    cfg->nullpath_ok = 0;  /* readdir, fsyncdir, write... get the name (NULL only for an unlinked file) */
     cfg->kernel_cache = 0;
     return NULL;
 }
@@ -231,6 +229,8 @@ static int on_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
                       enum fuse_readdir_flags flags)
 {
     (void)off, (void)fi, (void)flags;
+    if (path == NULL)
+        return 0;  /* a directory removed while open is empty */
     int fd = openat(backing, rel(path), O_RDONLY | O_DIRECTORY);
     if (fd < 0)
         return -errno;
@@ -485,6 +485,8 @@ static int on_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 static int on_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi)
 {
     (void)datasync, (void)fi;
+    if (path == NULL)
+        return 0;  /* removed: nothing of it to make durable */
     int fd = openat(backing, rel(path), O_RDONLY | O_DIRECTORY);
     if (fd < 0)
         return -errno;
