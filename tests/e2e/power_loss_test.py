@@ -104,6 +104,21 @@ class LoadClient:
             t.join(15)
 
 
+def mounted(path):
+    """path is a mount point now (also a FUSE mount whose server is gone, which os.path.ismount misses)."""
+    with open("/proc/self/mounts") as f:
+        return any(line.split()[1] == path for line in f)
+
+
+def run_quiet(*args):
+    """The exit status of a command (a missing one is 127)."""
+    try:
+        return subprocess.run(list(args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              timeout=30).returncode
+    except FileNotFoundError:
+        return 127
+
+
 def holders_of(mnt):
     """Processes other than this one with a file open under mnt."""
     out = []
@@ -310,7 +325,7 @@ class WriteLogTest(PeersCase):
                                          "allow_other,default_permissions"], stdout=self.powerfs_out,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
-        while not os.path.ismount(self.mnt):
+        while not mounted(self.mnt):
             if self.powerfs.poll() is not None or time.monotonic() > deadline:
                 self.skipTest("the FUSE mount failed: %s" % self.powerfs_output())
             time.sleep(0.05)
@@ -323,8 +338,8 @@ class WriteLogTest(PeersCase):
         """Unmount (killing any node process that still holds a file) and wait for powerfs to end; its log
         is complete then."""
         deadline = time.monotonic() + 10
-        while os.path.ismount(self.mnt):
-            if run("fusermount3", "-u", self.mnt).returncode == 0 or time.monotonic() > deadline:
+        while mounted(self.mnt):
+            if run_quiet("fusermount3", "-u", self.mnt) == 0 or time.monotonic() > deadline:
                 break
             for pid in holders_of(self.mnt):
                 try:
@@ -332,7 +347,7 @@ class WriteLogTest(PeersCase):
                 except ProcessLookupError:
                     pass
             time.sleep(0.1)
-        if os.path.ismount(self.mnt):
+        if mounted(self.mnt):
             run("umount", "-l", self.mnt)
         if self.powerfs.poll() is None:
             try:
@@ -344,6 +359,8 @@ class WriteLogTest(PeersCase):
                 except subprocess.TimeoutExpired:
                     self.powerfs.kill()
                     self.powerfs.wait(5)
+        if mounted(self.mnt):  # a killed powerfs leaves its mount behind, not connected
+            run("umount", "-l", self.mnt)
 
     def powerfs_cleanup(self):
         # runs before PeersCase's cleanup: nothing may hold the mount when it goes
@@ -403,6 +420,7 @@ class WriteLogTest(PeersCase):
         load_node, self.node = self.node, None
         load_node.cleanup()
         self.unmount()
+        self.assertEqual(self.powerfs.returncode, 0, "ringmail-powerfs: %s" % self.powerfs_output())
         log = PowerLog(self.log_path)
         with client.lock:
             accepted = list(client.accepted)

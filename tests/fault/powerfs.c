@@ -8,8 +8,8 @@
  *     ringmail-powerfs BACKING_DIR MOUNTPOINT LOGFILE [fuse options, e.g. -o allow_other,default_permissions]
  *
  * Runs in the foreground; every operation is done on BACKING_DIR (as root, then chowned to the caller
- * for what it creates), so the live view is an ordinary file system. Unmount (fusermount3 -u) or SIGTERM
- * ends it; the log is flushed then.
+ * for what it creates), so the live view is an ordinary file system. Unmount (fusermount3 -u) ends it;
+ * SIGTERM (or SIGINT, SIGHUP) flushes the log and detaches the mount, which ends it too.
  *
  * Log format: LOGFILE holds one JSON object per line, one per mutating operation and per fsync, in the
  * order the operations completed (the line is appended after the backing call returned and before the
@@ -39,11 +39,13 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
@@ -62,7 +64,7 @@ struct powerfs_ident {
     uint64_t id;
 };
 
-static int backing = -1;                /* the backing directory */
+static int backing = -1; /* the backing directory */
 static FILE *log_f, *data_f;
 static uint64_t log_seq, data_off, next_id = 1;
 static struct powerfs_ident *idents;
@@ -156,7 +158,7 @@ static void record(const char *op, uint64_t ino, const char *path, const void *d
         fprintf(log_f, ",\"doff\":%" PRIu64, data_off);
         if (fwrite(data, 1, len, data_f) != len) {
             perror("powerfs: data file");
-            abort();  /* a log with holes would prove nothing */
+            abort(); /* a log with holes would prove nothing */
         }
         data_off += len;
     }
@@ -193,8 +195,8 @@ static void *on_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
     (void)conn;
     cfg->use_ino = 1;
-    cfg->hard_remove = 1;  /* unlink really unlinks (no .fuse_hidden renames); open handles keep working */
-    cfg->nullpath_ok = 0;  /* readdir, fsyncdir, write... get the name (NULL only for an unlinked file) */
+    cfg->hard_remove = 1; /* unlink really unlinks (no .fuse_hidden renames); open handles keep working */
+    cfg->nullpath_ok = 0; /* readdir, fsyncdir, write... get the name (NULL only for an unlinked file) */
     cfg->kernel_cache = 0;
     return NULL;
 }
@@ -230,7 +232,7 @@ static int on_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
 {
     (void)off, (void)fi, (void)flags;
     if (path == NULL)
-        return 0;  /* a directory removed while open is empty */
+        return 0; /* a directory removed while open is empty */
     int fd = openat(backing, rel(path), O_RDONLY | O_DIRECTORY);
     if (fd < 0)
         return -errno;
@@ -303,7 +305,7 @@ static int on_rmdir(const char *path)
 static int on_rename(const char *from, const char *to, unsigned int flags)
 {
     if (flags & ~(unsigned int)RENAME_NOREPLACE)
-        return -EINVAL;  /* RENAME_EXCHANGE and whiteouts: nothing here needs them */
+        return -EINVAL; /* RENAME_EXCHANGE and whiteouts: nothing here needs them */
     pthread_mutex_lock(&ns_mu);
     uint64_t id = ident_path(from), over = ident_path(to);
     int rc = renameat2(backing, rel(from), backing, rel(to), flags) < 0 ? -errno : 0;
@@ -436,7 +438,7 @@ static int on_write(const char *path, const char *buf, size_t size, off_t off, s
     struct powerfs_file *f = fh(fi);
     struct stat st;
     if (f->append)
-        pthread_mutex_lock(&ns_mu);  /* the offset an O_APPEND write landed at is read back after it */
+        pthread_mutex_lock(&ns_mu); /* the offset an O_APPEND write landed at is read back after it */
     ssize_t n = pwrite(f->fd, buf, size, off);
     int rc = n < 0 ? -errno : (int)n;
     if (n > 0 && f->append) {
@@ -461,7 +463,7 @@ static int on_statfs(const char *path, struct statvfs *sv)
 static int on_flush(const char *path, struct fuse_file_info *fi)
 {
     (void)path, (void)fi;
-    return 0;  /* nothing is buffered here: writes reached the backing file when they were answered */
+    return 0; /* nothing is buffered here: writes reached the backing file when they were answered */
 }
 
 static int on_release(const char *path, struct fuse_file_info *fi)
@@ -486,7 +488,7 @@ static int on_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi
 {
     (void)datasync, (void)fi;
     if (path == NULL)
-        return 0;  /* removed: nothing of it to make durable */
+        return 0; /* removed: nothing of it to make durable */
     int fd = openat(backing, rel(path), O_RDONLY | O_DIRECTORY);
     if (fd < 0)
         return -errno;
@@ -501,13 +503,39 @@ static int on_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi
 static int on_fallocate(const char *path, int mode, off_t off, off_t len, struct fuse_file_info *fi)
 {
     if (mode & ~FALLOC_FL_KEEP_SIZE)
-        return -EOPNOTSUPP;  /* holes and range shifts: nothing here uses them */
+        return -EOPNOTSUPP; /* holes and range shifts: nothing here uses them */
     struct powerfs_file *f = fh(fi);
     if (fallocate(f->fd, mode, off, len) < 0)
         return -errno;
     record("fallocate", f->ino, path, NULL, 0, "uuu", "mode", (uint64_t)mode, "off", (uint64_t)off, "len",
            (uint64_t)len);
     return 0;
+}
+
+/* on_signal - SIGTERM, SIGINT, SIGHUP (blocked in every other thread): the log is flushed first, then the
+ * mount is detached, which ends fuse_main's loop and the process as an unmount does (libfuse's own
+ * handler only asks the loop to end, and a signal that lands at the wrong moment was seen to kill the
+ * process with the log unflushed and the mount left behind) */
+static void stop_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
+}
+
+static void *on_signal(void *arg)
+{
+    const char *mountpoint = arg;
+    sigset_t set;
+    int sig;
+    stop_signals(&set);
+    if (sigwait(&set, &sig) == 0) {
+        flush_log();
+        if (umount2(mountpoint, MNT_DETACH) < 0)
+            perror("powerfs: umount");
+    }
+    return NULL;
 }
 
 static const struct fuse_operations powerfs_ops = {
@@ -563,8 +591,20 @@ int main(int argc, char **argv)
     }
     struct stat st;
     if (fstat(backing, &st) < 0 || ident_of(&st, false) != 1)
-        abort();  /* the root is ino 1 */
-    umask(0);  /* modes come from the kernel with the caller's umask applied */
+        abort(); /* the root is ino 1 */
+    umask(0);    /* modes come from the kernel with the caller's umask applied */
+    static char mountpoint[PATH_MAX];
+    if (realpath(argv[2], mountpoint) == NULL) {
+        perror(argv[2]);
+        return 1;
+    }
+    sigset_t set;
+    stop_signals(&set);
+    pthread_t sig_thread;
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0 ||
+        pthread_create(&sig_thread, NULL, on_signal, mountpoint) != 0)
+        abort();
+    pthread_detach(sig_thread);
     char **fargv = calloc((size_t)argc, sizeof(*fargv));
     if (fargv == NULL)
         abort();
