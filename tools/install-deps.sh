@@ -43,6 +43,8 @@ PKGS=(
   tmux
   # mkfs.xfs and xfs_io for the power-cut test (power_loss_test.py: xfs_io -x -c shutdown on a loop mount)
   xfsprogs
+  # the write-log power-cut test (power_loss_test.py PWR-03): a FUSE file system logging every change
+  fuse3 libfuse3-dev
 )
 
 if [ "${RINGMAIL_SKIP_APT:-0}" = 1 ]; then
