@@ -6,8 +6,8 @@
  * most two octets are written per octet read, which is why `out` must have 2 octets of room.
  *
  * The fast path (text_run): inside a body line (past the header section, not at a line start) every
- * octet up to the next CR or LF leaves the state alone, so the run is found with memchr, checked for NUL
- * and 8-bit a word at a time, and copied with one memcpy. The state machine takes the CR/LF and the
+ * octet up to the next CR or LF leaves the state alone, so the run is found, and checked for NUL and
+ * 8-bit, sixteen octets at a time (smtp_octets_line_run), and copied with one memcpy. The state machine takes the CR/LF and the
  * first octet of each line (where a "." matters); the header section, where Received: fields are
  * counted, goes octet by octet.
  */
@@ -161,17 +161,9 @@ static size_t text_run(struct smtp_data *d, const unsigned char *p, size_t n, un
 {
     if (n > room)
         n = room;
-    const unsigned char *cr = memchr(p, '\r', n);
-    size_t k = cr ? (size_t)(cr - p) : n;
-    const unsigned char *lf = memchr(p, '\n', k);
-    if (lf)
-        k = (size_t)(lf - p);
+    size_t k = smtp_octets_line_run(p, n, &d->nul, &d->eightbit);
     if (k == 0)
         return 0;
-    if (!d->nul && memchr(p, '\0', k))
-        d->nul = true;
-    if (!d->eightbit && smtp_octets_high_bit(p, k))
-        d->eightbit = true;
     d->line_len = d->line_len > UINT64_MAX - k ? UINT64_MAX : d->line_len + k;
     uint64_t before = d->size;
     d->size = before > UINT64_MAX - k ? UINT64_MAX : before + k;
