@@ -324,15 +324,17 @@ size_t sched_path_evict(struct sched_core *c, uint64_t idle_ms, uint64_t now_ms,
         freed++;
     }
     c->npaths = k;
-    if (!freed)
-        return 0;
-    /* sites: collected first, the table is not changed while it is walked */
+    /* sites (also those that never had a path, or lost their last domain since): collected first, the
+     * table is not changed while it is walked */
     struct sched_site **gone = NULL;
-    size_t ngone = 0;
+    size_t ngone = 0, cap = 0;
     for (size_t i = 0; i < c->sites.cap; i++) {
         struct sched_site *s = (struct sched_site *)c->sites.slots[i];
         if (s && site_empty(c, s)) {
-            gone = xrealloc(gone, (ngone + 1) * sizeof(*gone));
+            if (ngone == cap) {
+                cap = cap ? 2 * cap : 64;
+                gone = xrealloc(gone, cap * sizeof(*gone));
+            }
             gone[ngone++] = s;
         }
     }

@@ -86,7 +86,8 @@ int sched_path_suspend(struct sched_core *core, const char *source, const char *
  * lease (open or idle), not active, not waiting on or holding a named limit, not held (suspension, rate or
  * failure delay), no failure streak, and its own rates at full burst: a path made again when mail comes
  * (its options from the hooks, its suspension from the table) is then the same as the one freed. retire,
- * when given, sees each path just before it is freed (to keep its counters). Returns the paths freed;
+ * when given, sees each path just before it is freed (to keep its counters). Every call also frees the
+ * sites left with no path and no domain, whether or not it freed a path. Returns the paths freed;
  * core->paths keeps its order, serials rising.
  */
 typedef void (*sched_path_retire_fn)(void *arg, const struct sched_path *path);

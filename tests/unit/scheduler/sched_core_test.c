@@ -384,6 +384,10 @@ static void test_path_evict(void)
     CHECK(sched_path_evict(c, 0, T0 + 1000, on_retire, &x) == 1 && x.n == 2, "the idle path goes at once");
     CHECK(c->npaths == 0 && c->sites.count == 1, "the site stays for the domain resolving to it");
     check_core(c, "site kept");
+    /* its last message goes, and the domain with it: the next sweep frees the site, no path freed */
+    CHECK(sched_msg_remove(c, mid(11)) == 0, "remove");
+    CHECK(sched_path_evict(c, 0, T0 + 1000, on_retire, &x) == 0 && c->sites.count == 0, "a site with no path "
+          "and no domain goes at the next sweep (%u left)", (unsigned)c->sites.count);
     sched_core_free(c);
 }
 
