@@ -67,11 +67,6 @@ static int by_count_desc(const void *a, const void *b)
 
 #define RETIRED_MAX 256 /* (source, provider) pairs kept apart; more fold into the first */
 
-struct sched_retired {
-    char *source, *provider;
-    struct proto_status_path sum; /* counters only; source, site and provider point at the strings */
-};
-
 /* add_counters - a path's counters (not its gauges) into a sum */
 static void add_counters(struct proto_status_path *sum, const struct proto_status_path *p)
 {
@@ -142,27 +137,22 @@ static struct proto_status_path *rest_slot(struct proto_status_path *v, size_t *
 void sched_status_retire(struct scheduler *sc, const struct sched_path *p)
 {
     struct proto_status_path r = row_of(sc, p);
-    size_t i = 0;
-    while (i < sc->n_retired &&
-           (strcmp(sc->retired[i].source, r.source) != 0 || strcmp(sc->retired[i].provider, r.provider) != 0))
-        i++;
-    if (i == sc->n_retired) {
-        if (sc->n_retired == RETIRED_MAX) {
-            i = 0;
-        } else {
-            sc->retired = xrealloc(sc->retired, (sc->n_retired + 1) * sizeof(*sc->retired));
-            sc->retired[i] = (struct sched_retired){xstrdup(r.source), xstrdup(r.provider), {0}};
-            sc->n_retired++;
-        }
+    if (!sc->retired)
+        sc->retired = xcalloc(RETIRED_MAX, sizeof(*sc->retired));
+    size_t before = sc->n_retired;
+    struct proto_status_path *x = rest_slot(sc->retired, &sc->n_retired, RETIRED_MAX, r.source, r.provider);
+    if (sc->n_retired > before) { /* a new pair: its names outlive the path */
+        x->source = xstrdup(r.source);
+        x->provider = xstrdup(r.provider);
     }
-    add_counters(&sc->retired[i].sum, &r);
+    add_counters(x, &r);
 }
 
 void sched_status_fini(struct scheduler *sc)
 {
     for (size_t i = 0; i < sc->n_retired; i++) {
-        free(sc->retired[i].source);
-        free(sc->retired[i].provider);
+        free((char *)sc->retired[i].source);
+        free((char *)sc->retired[i].provider);
     }
     free(sc->retired);
     sc->retired = NULL;
@@ -229,7 +219,7 @@ static char *build(struct scheduler *sc, size_t max_queues, size_t max_paths)
                            xcalloc(cap_rest, sizeof(*pc.rest)), 0, cap_rest};
     for (size_t i = 0; i < sc->n_retired; i++)
         add_counters(rest_slot(pc.rest, &pc.n_rest, pc.cap_rest, sc->retired[i].source, sc->retired[i].provider),
-                     &sc->retired[i].sum);
+                     &sc->retired[i]);
     sched_path_foreach(sc->core, path_push, &pc);
     doc.paths = pc.v;
     doc.n_paths = pc.n;

@@ -53,6 +53,7 @@ struct sched_out {
     struct proto_rec rec;
 };
 
+struct proto_status_path;
 struct sched_tsa;
 struct sched_warmup_node;
 struct shaping;
@@ -87,8 +88,8 @@ struct scheduler {
     struct sched_admin *admin;  /* sched_admin.c: the admin command channel */
     struct sched_mtasts *mtasts; /* sched_mtasts.c: MTA-STS policies */
     struct sched_warmup_node *warmup; /* sched_warmup_node.c: warm-up ramps */
-    /* sched_status.c: the counters of paths freed once idle, per (source, provider) */
-    struct sched_retired *retired;
+    /* sched_status.c: the counters of paths freed once idle, per (source, provider) (site "other", names owned) */
+    struct proto_status_path *retired;
     size_t n_retired;
     uint64_t evict_at_ms; /* the last idle-path sweep */
 };
