@@ -51,8 +51,12 @@
 enum proto_env_flag {
     PROTO_ENV_F_8BITMIME = 1u << 0,
     PROTO_ENV_F_SMTPUTF8 = 1u << 1,
+    /* the ingress scanned the stored message: no bare CR or LF in it, and F_OCTETS_8BIT says whether an
+     * octet >= 0x80 is; a sender may then skip its own scan before MAIL (SIZE, BODY=8BITMIME) */
+    PROTO_ENV_F_SCANNED = 1u << 2,
+    PROTO_ENV_F_OCTETS_8BIT = 1u << 3,
 };
-#define PROTO_ENV_F_ALL (PROTO_ENV_F_8BITMIME | PROTO_ENV_F_SMTPUTF8)
+#define PROTO_ENV_F_ALL (PROTO_ENV_F_8BITMIME | PROTO_ENV_F_SMTPUTF8 | PROTO_ENV_F_SCANNED | PROTO_ENV_F_OCTETS_8BIT)
 
 enum proto_rcpt_state {
     PROTO_RCPT_QUEUED = 0,

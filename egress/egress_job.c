@@ -195,7 +195,10 @@ void egress_job_txn(struct egress_job *j)
     j->txn_n = n;
     j->n_txn++;
     j->txn_progress = false;
-    unsigned flags = (j->msg.env.flags & PROTO_ENV_F_SMTPUTF8) ? EGRESS_SMTP_SEND_SMTPUTF8 : 0;
+    unsigned ef = j->msg.env.flags;
+    unsigned flags = ((ef & PROTO_ENV_F_SMTPUTF8) ? EGRESS_SMTP_SEND_SMTPUTF8 : 0) |
+                     ((ef & PROTO_ENV_F_SCANNED) ? EGRESS_SMTP_SEND_SCANNED : 0) |
+                     ((ef & PROTO_ENV_F_OCTETS_8BIT) ? EGRESS_SMTP_SEND_8BIT : 0);
     egress_job_trace_names(j); /* a reused connection now delivers for this message's domain */
     const char *sender = j->msg.env.sender;
     if (verp) {

@@ -700,7 +700,13 @@ int egress_smtp_send_message(struct egress_smtp *s, const char *sender, const ch
 
     bool eightbit, utf8 = (flags & EGRESS_SMTP_SEND_SMTPUTF8) != 0;
     uint64_t size;
-    smtp_stuff_scan(t->body, body_len, &eightbit, &size);
+    if (flags & EGRESS_SMTP_SEND_SCANNED) {
+        /* line ends all CRLF: the RFC 1870 size is the length, and a CRLF the stuffing adds at the end */
+        eightbit = (flags & EGRESS_SMTP_SEND_8BIT) != 0;
+        size = body_len + (body_len > 0 && t->body[body_len - 1] != '\n' ? 2 : 0);
+    } else {
+        smtp_stuff_scan(t->body, body_len, &eightbit, &size);
+    }
 
     /* message-wide refusals: nothing is sent */
     const char *enh = "5.1.7", *why = NULL;

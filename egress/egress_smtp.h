@@ -55,6 +55,9 @@
  *   non-ASCII needs SMTPUTF8 from the server (then SMTPUTF8 goes on MAIL), else 553 5.6.7. A bad sender
  *   refuses the message; a bad recipient only itself. EGRESS_SMTP_SEND_SMTPUTF8: the message itself
  *   needs SMTPUTF8 (UTF-8 headers): refused when not offered, parameter sent when offered.
+ *   EGRESS_SMTP_SEND_SCANNED: the caller vouches that the body has no bare CR or LF and that it has an
+ *   8-bit octet exactly when EGRESS_SMTP_SEND_8BIT is set (the ingress's scan, carried in the envelope):
+ *   SIZE and BODY come from that without a pass over the body.
  *   RSET is sent only when the previous transaction left the server with one open (MAIL accepted and
  *   the transaction did not end with the reply to the end of data).
  *
@@ -148,6 +151,8 @@ enum egress_smtp_wait {
 
 /* egress_smtp_send_message flags */
 #define EGRESS_SMTP_SEND_SMTPUTF8 0x1u
+#define EGRESS_SMTP_SEND_SCANNED 0x2u
+#define EGRESS_SMTP_SEND_8BIT 0x4u
 
 struct egress_smtp;
 

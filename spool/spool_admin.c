@@ -122,6 +122,9 @@ static unsigned inspect(struct spool *sp, const struct proto_admin_req *req, siz
                           "created_ms", (json_int_t)env.created_ms, "size", (json_int_t)env.body_size, "flags", flags,
                           "meta", meta, "recipients_total", (json_int_t)env.rcpt_count, "recipients_queued",
                           (json_int_t)queued, "recipients_truncated", env.rcpt_count > max_rcpts);
+    /* the ingress's scan of the stored message (absent for DSNs and HTTP injections: the egress scans) */
+    if (env.flags & PROTO_ENV_F_SCANNED)
+        json_object_set_new(m, "body_8bit", json_boolean(env.flags & PROTO_ENV_F_OCTETS_8BIT));
     if (req->args.body) {
         bool cut;
         uint64_t bytes;

@@ -118,7 +118,8 @@ json_t *supervisor_inspect_merge(const char *id, const json_t *spool, const json
                     {"size", JSON_INTEGER},           {"flags", JSON_ARRAY},
                     {"meta", JSON_OBJECT},            {"recipients_total", JSON_INTEGER},
                     {"recipients_queued", JSON_INTEGER}, {"recipients_truncated", JSON_TRUE},
-                    {"body_bytes", JSON_INTEGER},     {"body_truncated", JSON_TRUE}};
+                    {"body_bytes", JSON_INTEGER},     {"body_truncated", JSON_TRUE},
+                    {"body_8bit", JSON_TRUE}};
         for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
             json_t *v = json_object_get(m, keep[i].key);
             if (keep[i].type == JSON_TRUE ? json_is_boolean(v) : v && json_typeof(v) == keep[i].type)

@@ -192,6 +192,7 @@ class InspectBodyTest(InspectCase):
         wait_for(lambda: self.records_of("TransientFailure", recipient="tempfail-big@dest.test"), 30, what="deferral")
         rec = self.records_of("Reception", recipient="tempfail-big@dest.test")[0]
         doc = self.ctl("inspect-message", rec["id"], "--body")
+        self.assertIs(doc["body_8bit"], False)  # the ingress scanned it: ASCII
         self.assertEqual(doc["body_bytes"], rec["size"])
         self.assertTrue(doc["body_truncated"])
         self.assertEqual(len(doc["body"].encode()), 512 * 1024)
@@ -214,6 +215,8 @@ class InspectBodyTest(InspectCase):
         doc = self.ctl("inspect-message", mid, "--body")
         self.assertNotIn("body", doc)
         self.assertEqual(doc["flags"], ["8BITMIME"])
+        # the ingress's scan rides in the envelope (the egress declares BODY=8BITMIME from it)
+        self.assertIs(doc["body_8bit"], True)
         raw = base64.b64decode(doc["body_base64"], validate=True)
         self.assertTrue(raw.endswith(latin), raw)
         self.assertEqual(len(raw), doc["body_bytes"])

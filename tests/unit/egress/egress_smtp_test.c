@@ -231,6 +231,20 @@ static const struct dialogue dialogues[] = {
         BANNER, {'S', "250-mx\r\n250-size 0\r\n250-8bitmime\r\n250 SmtpUtf8\r\n"}, {'E', "READY"},
         {'M', NULL, &(const struct msg){"\xc3\xa9@x.example", {"b@y.example"}, "\xff\r\n"}},
         {'C', "MAIL FROM:<\xc3\xa9@x.example> SIZE=3 BODY=8BITMIME SMTPUTF8\r\n"}}},
+    {"scanned by the ingress: SIZE and BODY from its flags, the body is not read for them", true, 0, {
+        BANNER, {'S', "250-mx\r\n250-SIZE\r\n250 8BITMIME\r\n"}, {'E', "READY"},
+        {'M', NULL, &(const struct msg){"a@x.example", {"b@y.example"}, "ascii\r\n",
+                                        EGRESS_SMTP_SEND_SCANNED | EGRESS_SMTP_SEND_8BIT}},
+        {'C', "MAIL FROM:<a@x.example> SIZE=7 BODY=8BITMIME\r\n"}}},
+    {"scanned, no 8-bit flag, no last line end: the size counts the CRLF added", true, 0, {
+        BANNER, {'S', "250-mx\r\n250-SIZE\r\n250 8BITMIME\r\n"}, {'E', "READY"},
+        {'M', NULL, &(const struct msg){"a@x.example", {"b@y.example"}, "abc", EGRESS_SMTP_SEND_SCANNED}},
+        {'C', "MAIL FROM:<a@x.example> SIZE=5\r\n"}}},
+    {"scanned 8-bit to a server without 8BITMIME: refused locally", true, 0, {
+        BANNER, {'S', "250-mx\r\n250 SIZE\r\n"}, {'E', "READY"},
+        {'M', NULL, &(const struct msg){"a@x.example", {"b@y.example"}, "x\r\n",
+                                        EGRESS_SMTP_SEND_SCANNED | EGRESS_SMTP_SEND_8BIT}},
+        {'C', ""}, {'E', "R0=PERMFAIL/554L DONE=PERMFAIL/554/n0L"}}},
     {"bad addresses refused locally; never sent", true, 0, {
         BANNER, {'S', CAPS_PLAIN}, {'E', "READY"},
         {'M', NULL, &(const struct msg){"a@x.example", {"b\r\nRSET@y", "c@y.example", "\xc3\xa9@y.example", "d\x01@y"}}},
