@@ -171,8 +171,10 @@ struct cfg {
     char *admin_group;          /* group of the token file and socket; "" (default): [node] user's group */
 
     /* [ingress], [egress] */
-    uint32_t ingress_workers; /* 1..CFG_MAX_WORKERS, default 1 */
-    uint32_t egress_workers;  /* 1..CFG_MAX_WORKERS, default 1 */
+    uint32_t ingress_workers; /* 1..CFG_MAX_WORKERS; default "auto" (cfg_workers_auto) */
+    uint32_t egress_workers;  /* 1..CFG_MAX_WORKERS; default "auto" */
+    bool ingress_workers_auto; /* the count above came from "auto" */
+    bool egress_workers_auto;
     uint64_t ingress_max_message_size; /* bytes, SIZE in EHLO; default 50 MiB */
     uint32_t ingress_max_recipients;   /* per transaction, default 100 */
     uint32_t ingress_max_connections;  /* per ingress worker, default 5000 */
@@ -325,6 +327,9 @@ enum cfg_supp_mode cfg_supp_mode_for(const struct cfg *c, enum cfg_supp_mode lis
 bool cfg_supp_hard(const struct cfg *c, const char *bounce_class);
 
 void cfg_default(struct cfg *c);
+/* cfg_workers_auto - the worker count "auto" means on a machine where this process may use `cpus` CPUs:
+ * one per CPU, 1..CFG_MAX_WORKERS (docs/configuration.md, "Worker counts", has the measurements) */
+uint32_t cfg_workers_auto(bool egress, unsigned cpus);
 int cfg_load_file(struct cfg *c, const char *path, char **err);
 int cfg_load_text(struct cfg *c, const char *text, size_t len, const char *name, char **err);
 void cfg_fini(struct cfg *c);

@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/cgroup.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
@@ -541,6 +542,10 @@ int main(int argc, char **argv)
     if (sig_fd < 0)
         fatal("signalfd: %s", strerror(errno));
 
+    if (s->cfg.ingress_workers_auto || s->cfg.egress_workers_auto)
+        log_info("workers: ingress %u%s, egress %u%s; this process may use %u CPUs", s->cfg.ingress_workers,
+                 s->cfg.ingress_workers_auto ? " (auto)" : "", s->cfg.egress_workers,
+                 s->cfg.egress_workers_auto ? " (auto)" : "", cgroup_cpus());
     struct shm_segment_params sp = {
         .n_ingress = s->cfg.ingress_workers,
         .n_egress = s->cfg.egress_workers,

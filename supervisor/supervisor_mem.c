@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/cgroup.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
@@ -96,48 +97,7 @@ bool supervisor_mem_field(const char *text, const char *key, uint64_t *out)
 
 bool supervisor_mem_cgroup_path(const char *text, bool *v2, char *out, size_t cap)
 {
-    bool have_v2 = false;
-    char v2path[4096] = "";
-    for (const char *l = text; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
-        const char *c1 = strchr(l, ':');
-        const char *nl = strchr(l, '\n');
-        if (!c1 || (nl && c1 > nl))
-            continue;
-        const char *c2 = strchr(c1 + 1, ':');
-        if (!c2 || (nl && c2 > nl))
-            continue;
-        const char *path = c2 + 1;
-        size_t plen = nl ? (size_t)(nl - path) : strlen(path);
-        if (plen == 0 || path[0] != '/')
-            continue;
-        /* the controllers field: a comma list; "memory" in it is the v1 memory hierarchy */
-        bool memory = false;
-        for (const char *p = c1 + 1; p < c2;) {
-            const char *comma = memchr(p, ',', (size_t)(c2 - p));
-            const char *e = comma ? comma : c2;
-            if ((size_t)(e - p) == 6 && memcmp(p, "memory", 6) == 0)
-                memory = true;
-            p = e + 1;
-        }
-        if (memory) {
-            if (plen >= cap)
-                return false;
-            memcpy(out, path, plen);
-            out[plen] = '\0';
-            *v2 = false;
-            return true;
-        }
-        if (c2 == c1 + 1 && l[0] == '0' && c1 == l + 1 && plen < sizeof(v2path)) {
-            memcpy(v2path, path, plen);
-            v2path[plen] = '\0';
-            have_v2 = true;
-        }
-    }
-    if (!have_v2 || strlen(v2path) >= cap)
-        return false;
-    strcpy(out, v2path);
-    *v2 = true;
-    return true;
+    return cgroup_path(text, "memory", v2, out, cap);
 }
 
 uint32_t supervisor_mem_level_for(uint64_t limit, uint64_t used, uint64_t soft_reserve, uint64_t hard_reserve)

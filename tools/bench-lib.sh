@@ -155,9 +155,10 @@ address = "127.0.0.1:$RM_SMTP"
 [admin]
 listen = "127.0.0.1:$RM_ADMIN"
 [ingress]
-workers = $2
+workers = $(toml_workers "$2")
 TOML
 }
+toml_workers() { if [ "$1" = auto ]; then echo '"auto"'; else echo "$1"; fi; }
 rm_run() {
   local d=$1 log=$2 wait_smtp=$3
   if [ -n "$RM_PRELOAD" ]; then
@@ -180,7 +181,7 @@ rm_run() {
 }
 rm_relay_conf() {
   {
-    printf '[egress]\nworkers = %s\nconnection_limit = %s\n' "$2" "$3"
+    printf '[egress]\nworkers = %s\nconnection_limit = %s\n' "$(toml_workers "$2")" "$3"
     [ $# -lt 5 ] || printf '%s\n' "$5"
     printf '[route."*"]\nhosts = ["[127.0.0.1]:%s"]\n' "$4"
   } >>"$1/ringmail.toml"

@@ -17,6 +17,8 @@
 # per run), BENCH_SESSIONS (client sessions), BENCH_TIMEOUT (seconds a run may take), BENCH_SHAPING (shaping
 # files separated by spaces, as --shaping). With shaping files each ringmail run prints the path
 # configuration the node resolved for the bench's route (ringctl resolve-shaping) before injecting.
+# BENCH_INGRESS_WORKERS, BENCH_EGRESS_WORKERS: the node's [ingress] / [egress] workers (1..32 or auto, the
+# default: the node sizes itself); BENCH_ROWS: a subset of "ceiling ringmail postfix half peers many".
 #
 # Every run starts a fresh ringmail-sink (and a fresh node or Postfix instance). The run's driver (Python,
 # below) first opens one probe connection to the sink and then starts ringmail-gen; the sink's summary
@@ -75,8 +77,15 @@ need_cmds jq python3 ss zstdcat
 # --- sizing from the machine ---------------------------------------------------------------------------
 CORES=$(nproc)
 clamp() { local v=$1; [ "$v" -lt "$2" ] && v=$2; [ "$v" -gt "$3" ] && v=$3; echo "$v"; }
-INGRESS_WORKERS=$(clamp "$CORES" 1 32)           # one per core is what the configuration doc advises
-EGRESS_WORKERS=$(clamp $((CORES / 4)) 1 32)      # one delivery process keeps 50 sessions busy on 2 cores
+# the node's worker counts: its own "auto" default (docs/configuration.md, "Worker counts") unless given;
+# the counts it chose are read back from `ringctl status` for the report
+INGRESS_WORKERS=${BENCH_INGRESS_WORKERS:-auto} EGRESS_WORKERS=${BENCH_EGRESS_WORKERS:-auto}
+for w in "$INGRESS_WORKERS" "$EGRESS_WORKERS"; do
+  [[ $w =~ ^([1-9][0-9]?|auto)$ ]] || { echo "BENCH_INGRESS_WORKERS / BENCH_EGRESS_WORKERS: 1..32 or auto" >&2; exit 2; }
+done
+# BENCH_ROWS: the rows to run, of: ceiling ringmail postfix half peers many (default all of them)
+ROWS=" ${BENCH_ROWS:-ceiling ringmail postfix half peers many} "
+row() { [[ $ROWS == *" $1 "* ]]; }
 SINK_WORKERS=$(clamp $((CORES / 4)) 1 64)
 SESSIONS=${BENCH_SESSIONS:-$(clamp $((CORES * 25)) 50 2000)}
 if [ "$QUICK" = 1 ]; then
@@ -175,6 +184,11 @@ rm_start() { # $1 run directory, $2 [ingress] max_connections (per worker; empty
   rm_relay_conf "$d" "$EGRESS_WORKERS" "$SESSIONS" "$SINK_PORT"
   [ ${#SHAPING[@]} = 0 ] || rm_shaping_conf "$d" "$DOMAIN" "$SESSIONS" "${SHAPING[@]}"
   rm_run "$d" "$d/ringmaild.log" 1
+  if [ -z "$SEEN_WORKERS" ]; then   # the counts the node chose ("auto" or given), for the report
+    SEEN_WORKERS=$(rm_ctl --json status |
+      jq -r '"\([.roles[] | select(.role == "ingress")] | length) \([.roles[] | select(.role == "egress")] | length)"')
+    echo "  ringmail workers (ingress egress): $SEEN_WORKERS; asked $INGRESS_WORKERS $EGRESS_WORKERS" >&2
+  fi
   if [ ${#SHAPING[@]} != 0 ]; then   # what the files and the override resolve to for the bench's path
     local r
     r=$(rm_ctl resolve-shaping --domain "$DOMAIN" --site "route:[127.0.0.1]:$SINK_PORT" --json) || r='{}'
@@ -311,7 +325,7 @@ PY
 # Systems: ceiling, ringmail, postfix (saturating: --concurrency SESSIONS); half (ringmail at RUN_RATE
 # msgs/s, half of the round's saturating rate: its latencies are the half-rate rows); many (ringmail,
 # --concurrency MANY, one message per session, a node with [ingress] max_connections = MANY per worker).
-FAIL=0 RESULTS='' RUN_RATE=0
+FAIL=0 RESULTS='' RUN_RATE=0 SEEN_WORKERS=''
 run_one() { # $1 system, $2 body bytes, $3 messages, $4 round
   local sys=$1 size=$2 n=$3 d root port donearg drv sinkj mode=$1 conc=$SESSIONS extra=() q=-1 dlv=-1
   newtmp; d=$NEWTMP
@@ -414,7 +428,8 @@ run_peers() { # $1 body bytes, $2 messages, $3 round
 newtmp; WORK=$NEWTMP
 DRIVER=$WORK/driver.py RESULTS=$WORK/results.jsonl
 write_driver "$DRIVER"; : >"$RESULTS"
-SYSTEMS=(ceiling ringmail); [ "$POSTFIX" = 1 ] && SYSTEMS+=(postfix)
+SYSTEMS=(); for sys in ceiling ringmail; do row "$sys" && SYSTEMS+=("$sys"); done
+[ "$POSTFIX" = 1 ] && row postfix && SYSTEMS+=(postfix)
 MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //' || true)
 echo "machine: $CORES cores, ${MODEL:-unknown CPU}, Linux $(uname -r); $(uptime)" >&2
 [ ${#SHAPING[@]} = 0 ] || echo "shaping files of the ringmail node: ${SHAPING[*]} + the bench domain's override" >&2
@@ -434,27 +449,29 @@ for size in 10240 102400; do
     # half the saturating rate ringmail delivered in this round, paced by ringmail-gen --rate
     RUN_RATE=$(jq -s --argjson s "$size" --argjson r "$round" '[.[] | select(.system == "ringmail" and .size == $s
       and .round == $r and .window_s > 0) | .delivered / .window_s / 2 | floor] | first // 0' "$RESULTS")
-    if [ "$RUN_RATE" -gt 0 ]; then
+    if ! row half; then :
+    elif [ "$RUN_RATE" -gt 0 ]; then
       if [ "$QUICK" = 1 ]; then hn=$((n / 2)); else hn=$((RUN_RATE * HALF_S)); [ "$hn" -ge 500 ] || hn=500; fi
       run_one half "$size" "$hn" "$round"
     else
       echo "  half-rate run of $((size / 1024)) KB round $round skipped: the saturating run delivered nothing" >&2
     fi
     RUN_RATE=0
-    [ "$PEERS" != 1 ] || run_peers "$size" "$n" "$round"
+    [ "$PEERS" != 1 ] || ! row peers || run_peers "$size" "$n" "$round"
   done
 done
-for round in $(seq "$ROUNDS"); do run_one many 10240 "$MANY" "$round"; done
+if row many; then for round in $(seq "$ROUNDS"); do run_one many 10240 "$MANY" "$round"; done; fi
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 echo
 echo "host settings (value, recommended for a park node):"
 sysctl_report | tee "$WORK/sysctl.tsv" | awk -F'\t' '{printf "  %-30s %-22s %-14s %s\n", $1, $2, $3, $4}'
 echo
+SEEN_WORKERS=${SEEN_WORKERS:-0 0} SEEN_I=${SEEN_WORKERS%% *} SEEN_E=${SEEN_WORKERS##* }
 jq -n --arg machine "$CORES cores, ${MODEL:-unknown CPU}, Linux $(uname -r)" --arg uptime "$(uptime)" \
    --arg load "start $LOAD_START, end $LOAD_END" --arg date "$(date -u '+%F %T UTC')" \
    --argjson rounds "$ROUNDS" --argjson quick "$QUICK" --argjson sessions "$SESSIONS" \
-   --argjson ingress "$INGRESS_WORKERS" --argjson egress "$EGRESS_WORKERS" --argjson sink "$SINK_WORKERS" \
+   --argjson ingress "$SEEN_I" --argjson egress "$SEEN_E" --argjson sink "$SINK_WORKERS" \
    --arg many "$MANY sessions ($MANY_WHY)" --arg postfix "${PF_WHY:-}" --arg postfix_version "$( [ "$POSTFIX" = 1 ] && postconf -d -h mail_version 2>/dev/null || true)" \
    '{machine: $machine, uptime: $uptime, load: $load, date: $date, rounds: $rounds, quick: ($quick == 1),
      sessions: $sessions, ingress_workers: $ingress, egress_workers: $egress, sink_workers: $sink,

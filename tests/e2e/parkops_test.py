@@ -75,7 +75,9 @@ class DoctorTest(unittest.TestCase):
         self.endpoint = "127.0.0.1:%d" % free_port()
         self.config = os.path.join(self.tmp, "ringmail.toml")
         with open(self.config, "w") as f:
-            f.write('[node]\ndata_dir = "%s"\n[shm]\narena_size = "64MiB"\n' % os.path.join(self.tmp, "data"))
+            # one worker each: the rings' pages below must not depend on this machine's CPUs ("auto")
+            f.write('[node]\ndata_dir = "%s"\n[shm]\narena_size = "64MiB"\n[ingress]\nworkers = 1\n'
+                    '[egress]\nworkers = 1\n' % os.path.join(self.tmp, "data"))
 
     def sysctl(self, path):
         with open(os.path.join(self.procsys, path)) as f:

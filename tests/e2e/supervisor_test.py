@@ -341,6 +341,56 @@ def read_int(path):
         return int(f.read().split()[0])
 
 
+def usable_cpus():
+    """The CPUs a process started now may use: its affinity mask, bounded by its cgroup's CPU quota
+    (v2 cpu.max, v1 cpu.cfs_quota_us / cpu.cfs_period_us), rounded up; read here independently of ringmail."""
+    n = len(os.sched_getaffinity(0))
+    with open("/proc/self/cgroup") as f:
+        lines = [l.rstrip("\n").split(":", 2) for l in f]
+    v1 = [p for _, ctl, p in lines if "cpu" in ctl.split(",")]
+    v2 = [p for h, ctl, p in lines if h == "0" and ctl == ""]
+    quota = None
+    try:
+        if v1:
+            d = "/sys/fs/cgroup/cpu" + (v1[0] if v1[0] != "/" else "")
+            if not os.path.isdir(d):
+                d = "/sys/fs/cgroup/cpu"
+            q, per = read_int(d + "/cpu.cfs_quota_us"), read_int(d + "/cpu.cfs_period_us")
+            quota = -(-q // per) if q > 0 else None
+        elif v2:
+            d = "/sys/fs/cgroup" + (v2[0] if v2[0] != "/" else "")
+            if not os.path.isdir(d):
+                d = "/sys/fs/cgroup"
+            with open(d + "/cpu.max") as f:
+                q, per = f.read().split()
+            quota = -(-int(q) // int(per)) if q != "max" else None
+    except (OSError, ValueError):
+        quota = None
+    return max(1, min(n, quota) if quota else n)
+
+
+class WorkersTest(NodeCase):
+    """[ingress] / [egress] workers = "auto" (the default): sized from the CPUs the node may use."""
+
+    def check_auto(self, cpus):
+        node = self.start_node(ingress_workers="auto", egress_workers="auto")
+        inst = node.instances()
+        ingress = sum(1 for n in inst if n.startswith("ingress["))
+        egress = sum(1 for n in inst if n.startswith("egress["))
+        self.assertEqual((ingress, egress), (min(cpus, 32), min(cpus, 32)), "on %d CPUs" % cpus)
+        self.assertIn("workers: ingress %d (auto), egress %d (auto); this process may use %d CPUs" %
+                      (ingress, egress, cpus), node.log())
+
+    def test_auto_workers_follow_the_cpus_this_node_may_use(self):
+        self.check_auto(usable_cpus())
+
+    def test_auto_workers_follow_a_narrowed_affinity_mask(self):
+        mask = os.sched_getaffinity(0)
+        self.addCleanup(os.sched_setaffinity, 0, mask)
+        os.sched_setaffinity(0, {min(mask)})  # as `taskset -c N ringmaild` would
+        self.check_auto(1)
+
+
 class PageSourceTest(NodeCase):
     def test_small_pages_when_hugepages_off(self):
         node = self.start_node(hugepages="off")

@@ -64,6 +64,11 @@ def pid_alive(pid):
         return False
 
 
+def toml_workers(n):
+    """A `workers` value: a count, or "auto" (the node sizes itself from its CPUs)."""
+    return '"auto"' if n == "auto" else "%d" % n
+
+
 class Node:
     def __init__(self, config_extra="", ingress_workers=1, egress_workers=1, bin_dir=None, hugepages="auto",
                  supervisor="", ingress="", spool="", egress="", name="node", park_delivery=True, nofile=None,
@@ -93,14 +98,14 @@ address = "127.0.0.1:%d"
 listen = "127.0.0.1:%d"
 
 [ingress]
-workers = %d
+workers = %s
 %s
 
 [spool]
 %s
 
 [egress]
-workers = %d
+workers = %s
 %s
 
 [shm]
@@ -110,7 +115,8 @@ hugepages = "%s"
 
 [supervisor]
 %s
-""" % (self.data_dir, self.smtp_port, self.admin_port, ingress_workers, ingress, spool, egress_workers, egress,
+""" % (self.data_dir, self.smtp_port, self.admin_port, toml_workers(ingress_workers), ingress, spool,
+       toml_workers(egress_workers), egress,
        hugepages,
        self.supervisor_section(supervisor))
         if park_delivery:
@@ -118,9 +124,9 @@ hugepages = "%s"
             # lookups go to a loopback port nobody answers, fail as temporary, and retry an hour later
             # (no attempt is made, so nothing is written back to the spool)
             self.base_config = self.base_config.replace(
-                "[egress]\nworkers = %d\n" % egress_workers,
-                "[egress]\nworkers = %d\nresolver = \"127.0.0.1:%d\"\ndns_timeout = \"100ms\"\n" %
-                (egress_workers, free_port()), 1)
+                "[egress]\nworkers = %s\n" % toml_workers(egress_workers),
+                "[egress]\nworkers = %s\nresolver = \"127.0.0.1:%d\"\ndns_timeout = \"100ms\"\n" %
+                (toml_workers(egress_workers), free_port()), 1)
             self.base_config += """
 [queue.default]
 retry_interval = "1h"

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/cgroup.h"
 #include "cfg/cfg.h"
 #include "cfg/cfg_toml.h"
 #include "base/mem.h"
@@ -138,7 +139,10 @@ static void test_defaults(void)
     CHECK(strcmp(nz(c.listeners[0].address), "127.0.0.1:2525") == 0, "listener %s", nz(c.listeners[0].address));
     CHECK(strcmp(nz(c.listeners[0].name), "smtp") == 0, "listener name %s", nz(c.listeners[0].name));
     CHECK(strcmp(nz(c.admin_listen), "127.0.0.1:8025") == 0, "admin %s", nz(c.admin_listen));
-    CHECK(c.ingress_workers == 1 && c.egress_workers == 1, "workers %u %u", c.ingress_workers, c.egress_workers);
+    unsigned cpus = cgroup_cpus();
+    CHECK(c.ingress_workers == cfg_workers_auto(false, cpus) && c.egress_workers == cfg_workers_auto(true, cpus) &&
+              c.ingress_workers_auto && c.egress_workers_auto,
+          "workers %u %u on %u CPUs", c.ingress_workers, c.egress_workers, cpus);
     CHECK(c.arena_bytes == 64ull << 20, "arena %" PRIu64, c.arena_bytes);
     CHECK(c.ring_slots == 4096, "ring_slots %u", c.ring_slots);
     CHECK(c.hugepages == 0, "hugepages %d", c.hugepages);
@@ -345,7 +349,7 @@ static void test_bad_file(void)
         "32: ingress.relay_networks[3]: expected a string, got integer",
         "34: ingress.relay_domains[0]: \"example.com.\" ends with a dot (write it without)",
         "34: ingress.relay_domains[1]: \"-bad.example\" is not a valid domain name",
-        "37: egress.workers: expected an integer, got string",
+        "37: egress.workers: \"4\" is neither \"auto\" nor a number 1..32",
         "40: shm.arena_size: \"12 parsecs\" is not a size (a number with B, KiB, MiB or GiB)",
         "41: shm.ring_slots: 1000 is not a power of two",
         "42: shm.hugepages: \"maybe\" is not one of \"auto\", \"require\", \"off\"",
@@ -382,7 +386,8 @@ static void test_bad_file(void)
     int rc = cfg_load_file(&c, path, &err);
     CHECK(rc == -EINVAL, "bad_many.toml: rc %d", rc);
     CHECK(err && strcmp(err, expect) == 0, "bad_many.toml errors:\n--- got\n%s--- want\n%s---", nz(err), expect);
-    CHECK(c.n_listeners == 1 && c.ingress_workers == 1, "bad file changed the default");
+    CHECK(c.n_listeners == 1 && c.ingress_workers == cfg_workers_auto(false, cgroup_cpus()) && c.ingress_workers_auto,
+          "bad file changed the default");
     cfg_fini(&c);
     free(err);
     free(expect);
@@ -525,8 +530,39 @@ static void test_mutations(void)
     free(path);
 }
 
+/* workers = "auto": the rule, and the key taking "auto", a number, and refusing anything else */
+static void test_workers_auto(void)
+{
+    CHECK(cfg_workers_auto(false, 1) == 1 && cfg_workers_auto(false, 2) == 2 && cfg_workers_auto(false, 64) == 32,
+          "ingress: one per CPU, at most 32");
+    CHECK(cfg_workers_auto(true, 0) == 1 && cfg_workers_auto(true, 2) == 2 && cfg_workers_auto(true, 8) == 8 &&
+              cfg_workers_auto(true, 1000) == 32,
+          "egress: one per CPU, at least 1, at most 32");
+    struct cfg c;
+    char *err = NULL;
+    unsigned cpus = cgroup_cpus();
+    cfg_default(&c);
+    static const char fixed[] = "[ingress]\nworkers = 3\n[egress]\nworkers = 5\n";
+    int rc = cfg_load_text(&c, fixed, sizeof(fixed) - 1, "fixed", &err);
+    CHECK(rc == 0 && c.ingress_workers == 3 && c.egress_workers == 5 && !c.ingress_workers_auto &&
+              !c.egress_workers_auto,
+          "numbers: rc %d %u %u", rc, c.ingress_workers, c.egress_workers);
+    static const char autos[] = "[ingress]\nworkers = \"auto\"\n[egress]\nworkers = \"auto\"\n";
+    rc = cfg_load_text(&c, autos, sizeof(autos) - 1, "autos", &err);
+    CHECK(rc == 0 && c.ingress_workers == cfg_workers_auto(false, cpus) && c.ingress_workers_auto &&
+              c.egress_workers == cfg_workers_auto(true, cpus) && c.egress_workers_auto,
+          "\"auto\" on top of numbers: rc %d %u %u", rc, c.ingress_workers, c.egress_workers);
+    static const char bad[] = "[egress]\nworkers = \"many\"\n";
+    rc = cfg_load_text(&c, bad, sizeof(bad) - 1, "bad", &err);
+    CHECK(rc == -EINVAL && err && strstr(err, "bad:2: egress.workers: \"many\" is neither \"auto\" nor a number 1..32"),
+          "a word other than auto: %s", err ? err : "(none)");
+    free(err);
+    cfg_fini(&c);
+}
+
 int main(void)
 {
+    test_workers_auto();
     test_sizes();
     test_durations();
     test_defaults();

@@ -248,6 +248,9 @@ static void test_example_config(void)
               c.ingress_min_data_rate == d.ingress_min_data_rate && c.ingress_max_received == d.ingress_max_received &&
               c.ingress_spool_timeout_ms == d.ingress_spool_timeout_ms,
           "example config: [ingress] limits differ from the defaults");
+    CHECK(c.ingress_workers == d.ingress_workers && c.ingress_workers_auto && d.ingress_workers_auto &&
+              c.egress_workers == d.egress_workers && c.egress_workers_auto && d.egress_workers_auto,
+          "example config: workers differ from the default \"auto\"");
     CHECK(c.n_relay_networks == d.n_relay_networks &&
               memcmp(c.relay_networks, d.relay_networks, d.n_relay_networks * sizeof(d.relay_networks[0])) == 0 &&
               c.n_relay_domains == 0,
