@@ -40,7 +40,7 @@
 
 #define PROTO_ANN_MAGIC 0x4e4e4152u /* "RANN" */
 #define PROTO_ATT_MAGIC 0x54544152u /* "RATT" */
-#define PROTO_DLV_VERSION 1
+#define PROTO_DLV_VERSION 2 /* 2: proto_ann.last_attempt_ms */
 #define PROTO_DLV_STRING_MAX 1024  /* any single string */
 #define PROTO_ANN_MAX_DOMAINS 1024 /* distinct recipient domains of one message */
 
@@ -57,6 +57,7 @@ struct proto_ann {
     uint64_t msg_id_lo;
     uint64_t created_ms; /* reception time, unix ms: the queue's max_age counts from it */
     uint64_t size;       /* message bytes */
+    uint64_t last_attempt_ms; /* unix ms of the message's last attempt (proto_env), 0: none */
     uint32_t attempts;   /* the most attempts of any queued recipient */
     uint16_t n_dom;
     uint16_t reserved;
@@ -135,7 +136,7 @@ enum proto_fail_reason {
 };
 
 _Static_assert(sizeof(struct proto_ann_hdr) == 16, "proto_ann_hdr size");
-_Static_assert(sizeof(struct proto_ann) == 40, "proto_ann size");
+_Static_assert(sizeof(struct proto_ann) == 48, "proto_ann size");
 _Static_assert(sizeof(struct proto_ann_dom) == 16, "proto_ann_dom size");
 _Static_assert(sizeof(struct proto_attempt_hdr) == 56, "proto_attempt_hdr size");
 _Static_assert(sizeof(struct proto_attempt_rcpt) == 16, "proto_attempt_rcpt size");

@@ -17,7 +17,8 @@
 
 #define REC_MAGIC0 'R'
 #define REC_MAGIC1 'M'
-#define REC_HEAD_LEN 20 /* magic, version, flags, created_ms, body_size */
+#define REC_HEAD_LEN 28 /* magic, version, flags, created_ms, body_size, last_attempt_ms */
+#define REC_HEAD_LEN_V1 20 /* without last_attempt_ms */
 #define REC_CRC_LEN 4
 /* smallest recipient entry: state, attempts, addr_len, one address byte */
 #define REC_RCPT_MIN 8
@@ -132,6 +133,7 @@ int proto_env_encode(const struct proto_env *rec, struct buf *out)
     put_u8(out, rec->flags);
     put_le(out, rec->created_ms, 8);
     put_le(out, rec->body_size, 8);
+    put_le(out, rec->last_attempt_ms, 8);
     put_le(out, sender_len, 2);
     buf_append(out, rec->sender, sender_len);
     put_le(out, rec->rcpt_count, 4);
@@ -276,11 +278,12 @@ static const char *decode_private(const uint8_t *p, size_t len, struct proto_env
 {
     if (p[0] != REC_MAGIC0 || p[1] != REC_MAGIC1)
         return "bad magic";
-    if (p[2] != PROTO_ENV_VERSION) {
+    if (p[2] < PROTO_ENV_VERSION_MIN || p[2] > PROTO_ENV_VERSION) {
         *rc = -EPROTONOSUPPORT;
         return "unknown format version";
     }
-    if (len < REC_HEAD_LEN + REC_CRC_LEN)
+    size_t head = p[2] == 1 ? REC_HEAD_LEN_V1 : REC_HEAD_LEN;
+    if (len < head + REC_CRC_LEN)
         return "truncated header";
     size_t body_len = len - REC_CRC_LEN;
     uint32_t want = (uint32_t)p[body_len] | (uint32_t)p[body_len + 1] << 8 |
@@ -290,7 +293,7 @@ static const char *decode_private(const uint8_t *p, size_t len, struct proto_env
     if ((p[3] & ~PROTO_ENV_F_ALL) != 0)
         return "unknown flags";
 
-    struct rd r = { p + REC_HEAD_LEN, body_len - REC_HEAD_LEN };
+    struct rd r = { p + head, body_len - head };
     uint32_t rcpts = 0, metas = 0;
     size_t str_bytes = 0;
     const char *err = rec_walk(&r, &rcpts, &metas, &str_bytes, NULL);
@@ -303,16 +306,18 @@ static const char *decode_private(const uint8_t *p, size_t len, struct proto_env
     uint8_t *mem = xmalloc(rcpt_sz + meta_sz + str_bytes);
     out->version = p[2];
     out->flags = p[3];
-    struct rd h = { p + 4, 16 };
+    struct rd h = { p + 4, head - 4 };
     rd_le(&h, 8, &out->created_ms);
     rd_le(&h, 8, &out->body_size);
+    if (head == REC_HEAD_LEN)
+        rd_le(&h, 8, &out->last_attempt_ms);
     out->rcpt_count = rcpts;
     out->rcpts = (struct proto_env_rcpt *)mem;
     out->meta_count = metas;
     out->meta = metas ? (struct proto_env_meta *)(mem + rcpt_sz) : NULL;
     out->_mem = mem;
     struct fill f = { out, (char *)(mem + rcpt_sz + meta_sz) };
-    r = (struct rd){ p + REC_HEAD_LEN, body_len - REC_HEAD_LEN };
+    r = (struct rd){ p + head, body_len - head };
     const char *again = rec_walk(&r, &rcpts, &metas, &str_bytes, &f);
     (void)again; /* same private bytes, same verdict: NULL */
     return NULL;

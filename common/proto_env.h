@@ -13,10 +13,12 @@
  * catches flipped bits, and an unknown version, truncation or trailing bytes are errors. It never
  * reads out of bounds.
  *
- * Wire format, version 1 (integers little-endian):
- *   "RM" u8 version u8 flags | u64 created_ms | u64 body_size | u16 sender_len sender
+ * Wire format, version 2 (integers little-endian):
+ *   "RM" u8 version u8 flags | u64 created_ms | u64 body_size | u64 last_attempt_ms | u16 sender_len sender
  *   | u32 rcpt_count { u8 state u32 attempts u16 addr_len addr }*
  *   | u16 meta_count { u8 key_len key u16 value_len value }* | u32 crc32c(all bytes before)
+ *
+ * Version 1, written before 2026-12, lacks last_attempt_ms (decoded as 0); it is still read.
  *
  * Ownership: a record built by the caller borrows the caller's strings and arrays (_mem is
  * NULL); a decoded record owns one allocation (_mem) holding its arrays and strings, freed by
@@ -32,7 +34,8 @@
 
 #include "base/buf.h"
 
-#define PROTO_ENV_VERSION 1
+#define PROTO_ENV_VERSION 2
+#define PROTO_ENV_VERSION_MIN 1 /* the oldest version decode still reads */
 #define PROTO_ENV_ADDR_MAX 1024   /* bytes of a sender or recipient address (RFC 5321: 256) */
 #define PROTO_ENV_RCPT_MAX 100000 /* recipients of one message */
 #define PROTO_ENV_META_MAX 64     /* metadata pairs */
@@ -83,6 +86,9 @@ struct proto_env {
     uint8_t flags;   /* enum proto_env_flag */
     uint64_t created_ms;
     uint64_t body_size;
+    /* unix ms of the last delivery attempt that left a recipient queued (0: none): a restarted
+     * scheduler schedules the retry from it instead of at once (version 2) */
+    uint64_t last_attempt_ms;
     const char *sender; /* "" is the null reverse-path <> */
     uint32_t rcpt_count;
     struct proto_env_rcpt *rcpts;

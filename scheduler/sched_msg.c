@@ -108,6 +108,21 @@ void sched_msg_retry(struct sched_core *c, struct sched_msg *m, uint64_t now_ms)
     sched_msg_schedule(c, m, due);
 }
 
+void sched_msg_resume(struct sched_core *c, struct sched_msg *m, uint64_t last_attempt_ms, uint64_t now_ms)
+{
+    if (m->state != SCHED_MSG_SCHEDULED || m->attempts == 0 || last_attempt_ms == 0)
+        return;
+    /* a last attempt in the future (a clock stepped back since) counts from now */
+    uint64_t from = last_attempt_ms < now_ms ? last_attempt_ms : now_ms;
+    uint64_t due = from + sched_msg_backoff_ms(&m->queue->cfg, m->attempts, &c->rng);
+    if (due > sched_msg_expiry_ms(m))
+        due = sched_msg_expiry_ms(m);
+    if (due <= now_ms)
+        return;
+    sched_timer_cancel(&c->wheel, &m->timer);
+    sched_timer_add(&c->wheel, &m->timer, due);
+}
+
 void sched_msg_drop(struct sched_core *c, struct sched_msg *m)
 {
     mtab_del(c, m);

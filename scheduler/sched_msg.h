@@ -33,6 +33,12 @@ static inline struct sched_lease *sched_msg_lease(const struct sched_msg *msg)
 {
     return msg->state == SCHED_MSG_IN_FLIGHT ? msg->at.lease : NULL;
 }
+
+/* sched_msg_resume - a message just added (SCHEDULED) whose last attempt, before a restart, was at
+ * last_attempt_ms: due after the backoff of its attempts from then (never before now, never past
+ * expiry), as if the scheduler had not restarted; nothing when it has no attempt or no time */
+void sched_msg_resume(struct sched_core *core, struct sched_msg *msg, uint64_t last_attempt_ms, uint64_t now_ms);
+
 /* sched_msg_foreach - every message (administrative walks); cb must not change the core */
 void sched_msg_foreach(const struct sched_core *core, void (*cb)(void *arg, const struct sched_msg *m), void *arg);
 

@@ -187,7 +187,10 @@ static void on_announce_batch(struct scheduler *sc, const struct proto_rec *rec)
             if (sched_msg_find(sc->core, key))
                 continue; /* announced twice: a commit's batch and a walk crossed */
             uint16_t attempts = a->attempts > UINT16_MAX ? UINT16_MAX : (uint16_t)a->attempts;
-            int rc = sched_msg_add(sc->core, key, a->created_ms, attempts, it->queue, it->domain, now, NULL);
+            struct sched_msg *m = NULL;
+            int rc = sched_msg_add(sc->core, key, a->created_ms, attempts, it->queue, it->domain, now, &m);
+            if (rc == 0 && m)
+                sched_msg_resume(sc->core, m, a->last_attempt_ms, now);
             if (rc < 0) {
                 log_warn("message %016llx%016llx to %s not queued: %s", (unsigned long long)id.hi,
                          (unsigned long long)id.lo, it->domain, strerror(-rc));

@@ -143,7 +143,7 @@ static size_t ann_entry(struct buf *b, struct msgid id, const struct proto_env *
                         size_t n, uint32_t *refused)
 {
     struct proto_ann_entry e = {.ann = {.msg_id_hi = id.hi, .msg_id_lo = id.lo, .created_ms = rec->created_ms,
-                                        .size = rec->body_size}};
+                                        .size = rec->body_size, .last_attempt_ms = rec->last_attempt_ms}};
     struct proto_ann_item *it = xcalloc(n, sizeof(*it));
     char **q = xcalloc(n * 2, sizeof(char *));
     size_t m = 0;

@@ -152,6 +152,8 @@ static bool rebind_one(struct spool *sp, const struct proto_rebind_ent *en, cons
         for (uint32_t i = 0; i < e->rec.rcpt_count; i++)
             if (e->rec.rcpts[i].state == PROTO_RCPT_QUEUED)
                 log_rebind(sp, id, &e->rec, i, old_queue, old_route, rb);
+        /* moved by an operator: due at once on its new binding, also after a restart (sched_msg_resume) */
+        e->rec.last_attempt_ms = 0;
         spool_upd_write_env(sp, e);
     } else {
         log_error("rebind of %s: the envelope does not take the new binding", idtext);

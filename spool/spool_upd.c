@@ -441,8 +441,11 @@ void spool_upd_attempt(struct spool *sp, unsigned from, const struct proto_rec *
     if (tsa >= 0)
         spool_tsa_attempt(sp, &e->rec, &a, (uint16_t)tsa);
     bool send_dsn = n_items > 0 && dsn_admit(sp, e);
-    if (changed)
+    if (changed) {
+        /* our clock, not the egress's stamp: a restarted scheduler retries from it (proto_env.h) */
+        e->rec.last_attempt_ms = clock_real_ns() / 1000000u;
         spool_upd_write_env(sp, e);
+    }
     if (send_dsn)
         make_dsn(sp, id, &e->rec, items, n_items);
     dsn_items_free(items, n_items);

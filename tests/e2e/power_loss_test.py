@@ -64,6 +64,7 @@ class LoadClient:
         self.port = port
         self.lock = threading.Lock()
         self.accepted = []   # (monotonic time of the 250, recipient)
+        self.ids = {}        # recipient -> the message id its 250 named
         self.failed = []     # monotonic times of attempts that got no 250
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=self.worker, args=(t,)) for t in range(THREADS)]
@@ -80,7 +81,7 @@ class LoadClient:
                     c.mail("s@client.test")
                     code, _ = c.rcpt(rcpt)
                     if code == 250:
-                        code, _ = c.data(("Subject: t%d m%d\r\nFrom: s@client.test\r\n\r\nbody\r\n" % (t, n)).encode())
+                        code, reply = c.data(("Subject: t%d m%d\r\nFrom: s@client.test\r\n\r\nbody\r\n" % (t, n)).encode())
                 finally:
                     try:
                         c.quit()
@@ -91,6 +92,7 @@ class LoadClient:
             with self.lock:
                 if code == 250:
                     self.accepted.append((time.monotonic(), rcpt))
+                    self.ids[rcpt] = reply.decode(errors="replace").rpartition("id=")[2].strip()
                 else:
                     self.failed.append(time.monotonic())
                     time.sleep(0.05)
@@ -148,9 +150,10 @@ def holders_of(mnt):
 
 def spool_node(spool_dir, sink_port):
     """A node (not started) with its spool in spool_dir and all its mail routed to 127.0.0.1:sink_port,
-    retried only an hour after a failure."""
+    retried 3 s after a failure: a restarted node keeps the retry time of a message attempted before the
+    cut (the envelope's last attempt), so the retries after the restart come well within the wait."""
     return Node(config_extra='[route."*"]\nhosts = ["[127.0.0.1]:%d"]\n' % sink_port +
-                '[queue.default]\nretry_interval = "1h"\n', park_delivery=False,
+                '[queue.default]\nretry_interval = "3s"\nmax_retry_interval = "3s"\n', park_delivery=False,
                 spool='dir = "%s"\nfree_space_min = "16MiB"' % spool_dir,
                 egress='connect_timeout = "2s"\nidle_timeout = "2s"')
 
@@ -202,6 +205,8 @@ class PowerLossCase(PeersCase):
         copy = os.path.join(self.fs_tmp, "after-the-cut.img")
         r = run("cp", "--sparse=always", self.image, copy, timeout=60)
         self.assertEqual(r.returncode, 0, r.stdout)
+        if os.environ.get("KEEP_FAILED"):  # as the cut left it, before the mount replays the journal
+            run("cp", "--sparse=always", copy, os.path.join(self.fs_tmp, "pristine.img"), timeout=60)
         self.attach(copy)
 
     def mount(self):
@@ -247,6 +252,16 @@ class PowerLossCase(PeersCase):
             run("losetup", "-d", loop)
         shutil.rmtree(self.fs_tmp, ignore_errors=True)
 
+    def keep_failed(self):
+        """KEEP_FAILED=DIR: the node's data directory (logs) and the image the cut left, copied there."""
+        keep = os.environ.get("KEEP_FAILED")
+        if not keep:
+            return
+        dst = tempfile.mkdtemp(prefix="pwr-", dir=keep)
+        shutil.copytree(self.node.data_dir, os.path.join(dst, "data"), symlinks=True, ignore_dangling_symlinks=True)
+        run("cp", "--sparse=always", os.path.join(self.fs_tmp, "pristine.img"), dst, timeout=60)
+        print("kept in %s" % dst)
+
     def power_cut(self, fstype):
         self.fs_setup(fstype)
         seed = int(os.environ.get("CUT_SEED") or random.randrange(1 << 30))
@@ -290,12 +305,43 @@ class PowerLossCase(PeersCase):
                      what="every recipient the client saw 250 for delivered after the restart")
         except AssertionError:
             lost = [r for r in accepted if not sink.delivered_to(r)]
+            explain_lost(self.node, lost, client, t_cut)
+            self.keep_failed()
             self.fail("%s: %d of %d accepted recipients lost (seed %d): %s" % (fstype, len(lost), len(accepted),
                                                                                seed, lost[:10]))
         dups = sum(1 for r in accepted if sink.delivered_to(r) > 1)
         print("%s: %d accepted (%d before the cut), %d refused after it, %d delivered twice" %
               (fstype, len(accepted), before, after_fail, dups))
         wait_for(lambda: self.node.counter("scheduler", "messages_queued") == 0, 20, what="queue empty")
+
+
+def explain_lost(node, lost, client, t_cut):
+    """What the node knows of each lost recipient: when its 250 came (relative to the cut), its log records
+    (reception, attempts) and, for each message id among them, the spool's record of it (printed, for the
+    failure's report)."""
+    when = {r: t for t, r in client.accepted}
+    for r in lost[:10]:
+        print("lost %s: id %s, 250 at cut%+.3fs" % (r, client.ids.get(r), when[r] - t_cut))
+    p = node.ringctl("tail-log", "--limit", "100000", "--json")
+    ids = set(client.ids.get(r) for r in lost[:10]) - {None, ""}
+    for line in p.stdout.splitlines():
+        if any(r in line for r in lost[:10]):
+            print("log:", line[:600])
+            try:
+                import json
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            for k in ("id", "message_id", "msg"):
+                if isinstance(rec.get(k), str):
+                    ids.add(rec[k])
+    for i in sorted(ids):
+        print(node.ringctl("inspect-message", i).stdout[:2000])
+    print(node.ringctl("queues").stdout[:3000])
+    noted = [l for l in node.log().splitlines() if " warn" in l.lower() or "error" in l.lower()]
+    print("node warnings and errors (last 60 of %d):" % len(noted))
+    for l in noted[-60:]:
+        print("  " + l[:400])
 
 
 class PowerLossTest(PowerLossCase):

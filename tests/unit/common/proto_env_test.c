@@ -287,7 +287,7 @@ static void test_hostile(void)
         buf_fini(&b);
     }
 
-    /* targeted fields on the minimal record: header 20, sender len 2 + 0, rcpt count at 22 */
+    /* targeted fields on the minimal record: header 28, sender len 2 + 0, rcpt count at 30 */
     struct buf b = {0};
     CHECK(proto_env_encode(&good_cases[0].rec, &b) == 0, "encode minimal");
     uint8_t m[512];
@@ -300,16 +300,18 @@ static void test_hostile(void)
         int want;
     } pokes[] = {
         { "version 0", 2, { 0 }, 1, -EPROTONOSUPPORT },
-        { "version 2", 2, { 2 }, 1, -EPROTONOSUPPORT },
+        { "version 3", 2, { 3 }, 1, -EPROTONOSUPPORT },
+        /* a version 1 header is 8 bytes shorter: these bytes read as v1 no longer parse */
+        { "version 1 with a version 2 body", 2, { 1 }, 1, -EBADMSG },
         { "bad magic", 0, { 'X' }, 1, -EBADMSG },
         { "unknown flag", 3, { 0x40 }, 1, -EBADMSG },
-        { "rcpt count max", 22, { 0xff, 0xff, 0xff, 0xff }, 4, -EBADMSG },
-        { "rcpt count 0", 22, { 0, 0, 0, 0 }, 4, -EBADMSG },
-        { "rcpt count 2", 22, { 2, 0, 0, 0 }, 4, -EBADMSG },
-        { "sender len huge", 20, { 0xff, 0xff }, 2, -EBADMSG },
-        { "rcpt state 9", 26, { 9 }, 1, -EBADMSG },
-        { "addr len 0", 31, { 0, 0 }, 2, -EBADMSG },
-        { "addr len huge", 31, { 0xff, 0xff }, 2, -EBADMSG },
+        { "rcpt count max", 30, { 0xff, 0xff, 0xff, 0xff }, 4, -EBADMSG },
+        { "rcpt count 0", 30, { 0, 0, 0, 0 }, 4, -EBADMSG },
+        { "rcpt count 2", 30, { 2, 0, 0, 0 }, 4, -EBADMSG },
+        { "sender len huge", 28, { 0xff, 0xff }, 2, -EBADMSG },
+        { "rcpt state 9", 34, { 9 }, 1, -EBADMSG },
+        { "addr len 0", 39, { 0, 0 }, 2, -EBADMSG },
+        { "addr len huge", 39, { 0xff, 0xff }, 2, -EBADMSG },
     };
     for (size_t i = 0; i < sizeof(pokes) / sizeof(pokes[0]); i++) {
         memcpy(m, b.data, len);
@@ -321,6 +323,33 @@ static void test_hostile(void)
         CHECK(rc == pokes[i].want, "%s: rc %d want %d (%s)", pokes[i].name, rc, pokes[i].want, why ? why : "");
         if (rc == 0)
             proto_env_fini(&r);
+    }
+    /* version 1 (no last_attempt_ms), as spools written before version 2 hold it: still read, as 0 */
+    {
+        size_t l1 = len - 8;
+        memcpy(m, b.data, 20);
+        m[2] = 1;
+        memcpy(m + 20, b.data + 28, len - 28);
+        fix_crc(m, l1);
+        struct proto_env r1;
+        const char *why = NULL;
+        int rc = proto_env_decode(m, l1, &r1, &why);
+        CHECK(rc == 0 && r1.version == 1 && r1.last_attempt_ms == 0 && r1.rcpt_count == 1 &&
+                  strcmp(r1.rcpts[0].addr, good_cases[0].rec.rcpts[0].addr) == 0,
+              "version 1 record: rc %d (%s)", rc, why ? why : "");
+        if (rc == 0) {
+            /* encoded again, it is version 2 and keeps everything */
+            struct buf b2 = {0};
+            r1.last_attempt_ms = 1796600000123ull;
+            CHECK(proto_env_encode(&r1, &b2) == 0 && b2.len == len, "re-encode as version 2");
+            struct proto_env r2;
+            CHECK(proto_env_decode(b2.data, b2.len, &r2, NULL) == 0 && r2.version == PROTO_ENV_VERSION &&
+                      r2.last_attempt_ms == 1796600000123ull,
+                  "version 2 keeps last_attempt_ms");
+            proto_env_fini(&r2);
+            buf_fini(&b2);
+            proto_env_fini(&r1);
+        }
     }
     /* meta count beyond the limit, appended as a well-formed tail */
     memcpy(m, b.data, len - 6); /* drop meta count (2) and CRC (4) */
@@ -349,13 +378,13 @@ static void test_hostile(void)
         size_t gl = (size_t)rand() % sizeof(g);
         for (size_t k = 0; k < gl; k++)
             g[k] = (uint8_t)rand();
-        if ((i & 1) && gl >= 24) {
+        if ((i & 1) && gl >= 32) {
             g[0] = 'R';
             g[1] = 'M';
             g[2] = PROTO_ENV_VERSION;
             g[3] &= PROTO_ENV_F_ALL;
-            g[20] = (uint8_t)(rand() % 8);
-            g[21] = 0;
+            g[28] = (uint8_t)(rand() % 8);
+            g[29] = 0;
             fix_crc(g, gl);
         }
         decode_hostile("garbage", g, gl, false);
