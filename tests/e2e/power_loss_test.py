@@ -3,9 +3,16 @@ then ext4, image; while clients send, the file system is shut down without flush
 shutdown`, the XFS_IOC_GOINGDOWN ioctl that ext4 also implements as EXT4_IOC_SHUTDOWN with NOLOGFLUSH): every
 write after that instant is lost, as in a power cut. The node is killed (-9), the file system unmounted, a
 copy of the image as the cut left it mounted on a new loop device (its journal replayed), the node started on
-that spool: every recipient of a message the client saw 250 for must reach the sink (duplicates are allowed: a
-power cut loses acknowledgements). The sink listens only after the restart, so every one of them comes out of
-the spool as the cut left it.
+that spool: every recipient of a message the client saw 250 for before the shutdown started must reach the
+sink (duplicates are allowed: a power cut loses acknowledgements). The sink listens only after the restart, so
+every one of them comes out of the spool as the cut left it.
+A 250 that reaches the client while the shutdown ioctl runs is counted and reported, not required: its fsync
+may have straddled the shutdown, which no real power cut allows (a power cut stops every fsync at once), and
+an fsync racing a forced shutdown has been seen to return 0 without its commit surviving. Seen on
+2026-12-07 (ext4, under CPU and disk load, about 1 run in 100): three recipients lost, their 250s 1 and 51
+ms after the shutdown command returned, their commit the last one to succeed (the next failed with EIO); the likely
+kernel path (not verified) is a journal abort or a log shutdown that ends the very transaction the running
+fsync then waits for. No 250 received before the shutdown began was ever lost, in any run.
 
 PWR-03 cuts finer, where dm-log-writes would (this kernel has no device-mapper: `dmsetup targets` fails): the
 spool runs on ringmail-powerfs (tests/fault/powerfs.c), a FUSE passthrough that logs every change and every
@@ -23,6 +30,7 @@ where libfuse3 is) are needed; the tests skip, saying why, without them.
     RINGMAIL_BUILD_DIR=build /usr/bin/python3 tests/e2e/power_loss_test.py -k xfs
     CUT_SEED=1234 ... (the seed of the cut instant, or of the cut points; printed when not given)
     CUT_RULES=posix ... (PWR-03: only a directory fsync makes names durable; see tests/lib/powerlog.py)
+    KEEP_FAILED=DIR ... (PWR-01/02: a failing run copies the node's logs and the image the cut left into DIR)
 """
 import os
 import random
@@ -258,7 +266,8 @@ class PowerLossCase(PeersCase):
         if not keep:
             return
         dst = tempfile.mkdtemp(prefix="pwr-", dir=keep)
-        shutil.copytree(self.node.data_dir, os.path.join(dst, "data"), symlinks=True, ignore_dangling_symlinks=True)
+        shutil.copytree(self.node.data_dir, os.path.join(dst, "data"), symlinks=True,
+                        ignore=shutil.ignore_patterns("*.sock"))
         run("cp", "--sparse=always", os.path.join(self.fs_tmp, "pristine.img"), dst, timeout=60)
         print("kept in %s" % dst)
 
@@ -276,6 +285,12 @@ class PowerLossCase(PeersCase):
         client.start()
         try:
             time.sleep(cut_after)
+            # the power goes out when the shutdown starts: a 250 the client has by then had its fsync
+            # return before it (the 250 follows the fsync). One that comes while the ioctl runs may have had
+            # its fsync straddle the shutdown, which a real power cut cannot do, and which the kernel can
+            # answer 0 for without the commit reaching the disk (the journal aborted under a running
+            # fsync): those are counted and reported, not required (see the module's docstring)
+            t_start = time.monotonic()
             r = run("xfs_io", "-x", "-c", "shutdown", self.mnt)  # no -f: the log is not flushed
             t_cut = time.monotonic()
             self.assertEqual(r.returncode, 0, r.stdout)
@@ -287,7 +302,7 @@ class PowerLossCase(PeersCase):
         self.node.logf.close()
         leftover = self.holders()
         with client.lock:
-            before = sum(1 for t, _ in client.accepted if t < t_cut)
+            before = sum(1 for t, _ in client.accepted if t < t_start)
             after_fail = sum(1 for t in client.failed if t > t_cut)
         self.assertGreater(before, 0, "no 250 before the cut")
         self.assertGreater(after_fail, 0, "the cut did not refuse anything: it did not happen under load")
@@ -299,20 +314,22 @@ class PowerLossCase(PeersCase):
         self.mount()  # the journal is replayed here
         sink = self.peer(Sink(port=sink_port))
         self.node.start()
-        accepted = [r for _, r in client.accepted]
+        accepted = [r for t, r in client.accepted if t < t_start]
+        during = [r for t, r in client.accepted if t >= t_start]
         try:
             wait_for(lambda: all(sink.delivered_to(r) for r in accepted), 40,
-                     what="every recipient the client saw 250 for delivered after the restart")
+                     what="every recipient the client saw 250 for before the cut delivered after the restart")
         except AssertionError:
             lost = [r for r in accepted if not sink.delivered_to(r)]
-            explain_lost(self.node, lost, client, t_cut)
+            explain_lost(self.node, lost, client, t_start)
             self.keep_failed()
             self.fail("%s: %d of %d accepted recipients lost (seed %d): %s" % (fstype, len(lost), len(accepted),
                                                                                seed, lost[:10]))
-        dups = sum(1 for r in accepted if sink.delivered_to(r) > 1)
-        print("%s: %d accepted (%d before the cut), %d refused after it, %d delivered twice" %
-              (fstype, len(accepted), before, after_fail, dups))
         wait_for(lambda: self.node.counter("scheduler", "messages_queued") == 0, 20, what="queue empty")
+        dups = sum(1 for r in accepted if sink.delivered_to(r) > 1)
+        print("%s: %d accepted before the cut, %d refused after it, %d delivered twice; %d 250s came while the "
+              "shutdown ran, %d of them delivered" % (fstype, len(accepted), after_fail, dups, len(during),
+                                                      sum(1 for r in during if sink.delivered_to(r))))
 
 
 def explain_lost(node, lost, client, t_cut):
@@ -321,7 +338,7 @@ def explain_lost(node, lost, client, t_cut):
     failure's report)."""
     when = {r: t for t, r in client.accepted}
     for r in lost[:10]:
-        print("lost %s: id %s, 250 at cut%+.3fs" % (r, client.ids.get(r), when[r] - t_cut))
+        print("lost %s: id %s, 250 at %+.3fs from the cut's start" % (r, client.ids.get(r), when[r] - t_cut))
     p = node.ringctl("tail-log", "--limit", "100000", "--json")
     ids = set(client.ids.get(r) for r in lost[:10]) - {None, ""}
     for line in p.stdout.splitlines():
