@@ -4,12 +4,14 @@
 #include "base/cgroup.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/file.h"
 
@@ -134,17 +136,26 @@ bool cgroup_cpu_v1(const char *quota, const char *period, unsigned *cpus)
     return quota_cpus(q, p, cpus);
 }
 
-/* read_small - a short cgroup file into buf; false when unreadable */
-static bool read_small(const char *dir, const char *name, char *buf, size_t cap)
+bool cgroup_read(const char *dir, const char *name, char *buf, size_t cap)
 {
-    char path[4200], *text = NULL;
-    size_t len;
-    if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path) ||
-        file_read_all(path, 4096, &text, &len) < 0)
+    char path[4200];
+    if (cap == 0 || (size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
         return false;
-    snprintf(buf, cap, "%s", text);
-    free(text);
-    return true;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    size_t n = 0;
+    while (n + 1 < cap) {
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    buf[n] = '\0';
+    return n > 0;
 }
 
 unsigned cgroup_cpus(void)
@@ -157,9 +168,9 @@ unsigned cgroup_cpus(void)
     bool v2;
     unsigned q;
     if (cgroup_dir("cpu", &v2, dir, sizeof(dir))) {
-        bool limited = v2 ? read_small(dir, "cpu.max", a, sizeof(a)) && cgroup_cpu_max(a, &q)
-                          : read_small(dir, "cpu.cfs_quota_us", a, sizeof(a)) &&
-                                read_small(dir, "cpu.cfs_period_us", b, sizeof(b)) && cgroup_cpu_v1(a, b, &q);
+        bool limited = v2 ? cgroup_read(dir, "cpu.max", a, sizeof(a)) && cgroup_cpu_max(a, &q)
+                          : cgroup_read(dir, "cpu.cfs_quota_us", a, sizeof(a)) &&
+                                cgroup_read(dir, "cpu.cfs_period_us", b, sizeof(b)) && cgroup_cpu_v1(a, b, &q);
         if (limited && q < n)
             n = q;
     }

@@ -20,6 +20,9 @@ bool cgroup_dir(const char *controller, bool *v2, char *out, size_t cap);
 bool cgroup_cpu_max(const char *text, unsigned *cpus);
 /* cgroup_cpu_v1 - v1 cpu.cfs_quota_us ("-1": no quota, false) and cpu.cfs_period_us */
 bool cgroup_cpu_v1(const char *quota, const char *period, unsigned *cpus);
+/* cgroup_read - the small kernel file dir/name into buf, NUL-terminated (at most cap - 1 bytes); false when
+ * it cannot be read or is empty */
+bool cgroup_read(const char *dir, const char *name, char *buf, size_t cap);
 /* cgroup_cpus - usable CPUs: the affinity mask's count, bounded by the cgroup's quota; at least 1 */
 unsigned cgroup_cpus(void);
 

@@ -278,6 +278,16 @@ static char *cfg_host_name(void)
     return xstrdup(buf);
 }
 
+/* auto_cpus - the CPUs "auto" sizes for, read once per process: every role loads the configuration at
+ * start and at each reload, and the count only matters to the supervisor when it starts the node */
+static unsigned auto_cpus(void)
+{
+    static unsigned cpus;
+    if (cpus == 0)
+        cpus = cgroup_cpus();
+    return cpus;
+}
+
 void cfg_default(struct cfg *c)
 {
     memset(c, 0, sizeof(*c));
@@ -305,7 +315,7 @@ void cfg_default(struct cfg *c)
     c->admin_socket = xstrdup("");
     c->admin_group = xstrdup("");
     /* "auto": from the CPUs this process may use (cfg_workers_auto) */
-    unsigned cpus = cgroup_cpus();
+    unsigned cpus = auto_cpus();
     c->ingress_workers = cfg_workers_auto(false, cpus);
     c->egress_workers = cfg_workers_auto(true, cpus);
     c->ingress_workers_auto = c->egress_workers_auto = true;
@@ -655,7 +665,7 @@ static void cfg_apply_key(struct cfg_errs *e, struct cfg *c, const struct cfg_ke
         bool egress = field == (void *)&c->egress_workers;
         bool *autof = egress ? &c->egress_workers_auto : &c->ingress_workers_auto;
         if (v->type == CFG_TOML_STRING && strcmp(v->str, "auto") == 0) {
-            *(uint32_t *)field = cfg_workers_auto(egress, cgroup_cpus());
+            *(uint32_t *)field = cfg_workers_auto(egress, auto_cpus());
             *autof = true;
         } else if (v->type == CFG_TOML_STRING) {
             cfg_errf(e, v->line, "%s: %s is neither \"auto\" nor a number 1..%d", key, cfg_quote(q, sizeof(q), v->str),

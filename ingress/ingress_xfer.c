@@ -28,6 +28,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "common/proto_msg.h"
+#include "smtp/smtp_stuff.h"
 
 #define XFER_CHUNK (64 * 1024)
 
@@ -172,21 +173,6 @@ int ingress_xfer_store(struct ingress *ig, struct proto_env *rec, const char *re
     return 0;
 }
 
-/* prefix_lines_clean - the header we prepend has only CRLF line ends (true); *high also set by an octet >= 0x80 */
-static bool prefix_lines_clean(const char *p, size_t n, bool *high)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (c >= 0x80)
-            *high = true;
-        else if (c == '\r' && (i + 1 == n || p[i + 1] != '\n'))
-            return false;
-        else if (c == '\n' && (i == 0 || p[i - 1] != '\r'))
-            return false;
-    }
-    return true;
-}
-
 static void store_message(struct ingress_session *s)
 {
     struct role_rt *rt = s->ig->rt;
@@ -215,9 +201,11 @@ static void store_message(struct ingress_session *s)
     if (s->mail_params.seen & SMTP_CMD_PARAM_SMTPUTF8)
         rec.flags |= PROTO_ENV_F_SMTPUTF8;
     /* what the scanner saw of the body, and the Received header we prepend: the egress need not scan again */
-    bool high = s->scan.eightbit;
-    if (!s->scan.bare_cr && !s->scan.bare_lf && prefix_lines_clean(received, (size_t)rlen, &high))
-        rec.flags |= PROTO_ENV_F_SCANNED | (high ? PROTO_ENV_F_OCTETS_8BIT : 0);
+    bool high;
+    uint64_t rsize; /* the header's RFC 1870 size is its length when its line ends are all CRLF */
+    smtp_stuff_scan(received, (size_t)rlen, &high, &rsize);
+    if (!s->scan.bare_cr && !s->scan.bare_lf && rsize == (uint64_t)rlen)
+        rec.flags |= PROTO_ENV_F_SCANNED | (high || s->scan.eightbit ? PROTO_ENV_F_OCTETS_8BIT : 0);
     struct proto_env_meta meta[POLICY_LUA_META_MAX + INGRESS_FBL_META_MAX];
     char keys[POLICY_LUA_META_MAX][POLICY_LUA_META_KEY_MAX + 1];
     ingress_xfer_meta(&s->meta, meta, keys, &rec.meta_count);

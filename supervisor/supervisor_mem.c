@@ -17,38 +17,8 @@
 #include "base/mem.h"
 
 #define MEM_TICK_NS CLOCK_SEC(1)
-#define CGROUP_V1_MOUNT "/sys/fs/cgroup/memory"
-#define CGROUP_V2_MOUNT "/sys/fs/cgroup"
 /* a v1 "no limit" is PAGE_COUNTER_MAX pages, near 2^63: anything this big is no limit */
 #define NO_LIMIT (UINT64_C(1) << 60)
-
-/* read_text - a small kernel file, NUL-terminated; false when it cannot be read */
-static bool read_text(const char *path, char *buf, size_t cap)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    size_t n = 0;
-    while (n + 1 < cap) {
-        ssize_t r = read(fd, buf + n, cap - 1 - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    buf[n] = '\0';
-    return n > 0;
-}
-
-static bool read_at(const char *dir, const char *name, char *buf, size_t cap)
-{
-    char path[4096];
-    if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
-        return false;
-    return read_text(path, buf, cap);
-}
 
 bool supervisor_mem_number(const char *text, uint64_t *out)
 {
@@ -132,7 +102,7 @@ static uint64_t cgroup_limit(const struct supervisor_mem *m)
 {
     char t[64];
     uint64_t v = 0;
-    if (!m->dir || !read_at(m->dir, m->source == SUP_MEM_CGROUP_V2 ? "memory.max" : "memory.limit_in_bytes", t,
+    if (!m->dir || !cgroup_read(m->dir, m->source == SUP_MEM_CGROUP_V2 ? "memory.max" : "memory.limit_in_bytes", t,
                             sizeof(t)) ||
         !supervisor_mem_number(t, &v) || v >= NO_LIMIT)
         return 0;
@@ -145,10 +115,10 @@ static bool cgroup_used(const struct supervisor_mem *m, uint64_t *used, uint64_t
     char t[64], st[8192];
     uint64_t usage, inactive = 0;
     bool v2 = m->source == SUP_MEM_CGROUP_V2;
-    if (!read_at(m->dir, v2 ? "memory.current" : "memory.usage_in_bytes", t, sizeof(t)) ||
+    if (!cgroup_read(m->dir, v2 ? "memory.current" : "memory.usage_in_bytes", t, sizeof(t)) ||
         !supervisor_mem_number(t, &usage))
         return false;
-    if (read_at(m->dir, "memory.stat", st, sizeof(st)))
+    if (cgroup_read(m->dir, "memory.stat", st, sizeof(st)))
         (void)supervisor_mem_field(st, v2 ? "inactive_file" : "total_inactive_file", &inactive);
     *used = inactive < usage ? usage - inactive : 0;
     *raw = usage;
@@ -159,7 +129,7 @@ static bool ram(uint64_t *total, uint64_t *used)
 {
     char t[8192];
     uint64_t avail;
-    if (!read_text("/proc/meminfo", t, sizeof(t)) || !supervisor_mem_field(t, "MemTotal", total) ||
+    if (!cgroup_read("/proc", "meminfo", t, sizeof(t)) || !supervisor_mem_field(t, "MemTotal", total) ||
         !supervisor_mem_field(t, "MemAvailable", &avail))
         return false;
     *used = avail < *total ? *total - avail : 0;
@@ -169,26 +139,15 @@ static bool ram(uint64_t *total, uint64_t *used)
 void supervisor_mem_init(struct supervisor *s)
 {
     struct supervisor_mem *m = &s->mem;
-    char text[8192], path[4096];
+    char dir[4096];
     bool v2 = false;
 
     m->source = SUP_MEM_RAM;
-    if (read_text("/proc/self/cgroup", text, sizeof(text)) && supervisor_mem_cgroup_path(text, &v2, path, sizeof(path))) {
-        const char *mount = v2 ? CGROUP_V2_MOUNT : CGROUP_V1_MOUNT;
-        char *dir = xasprintf("%s%s", mount, strcmp(path, "/") == 0 ? "" : path);
-        struct stat st;
-        /* a container often sees its own cgroup as the root of the mount, not under its host path */
-        if (stat(dir, &st) < 0) {
-            free(dir);
-            dir = xstrdup(mount);
-        }
-        char probe[64];
-        if (read_at(dir, v2 ? "memory.current" : "memory.usage_in_bytes", probe, sizeof(probe))) {
-            m->dir = dir;
-            m->source = v2 ? SUP_MEM_CGROUP_V2 : SUP_MEM_CGROUP_V1;
-        } else {
-            free(dir);
-        }
+    char probe[64];
+    if (cgroup_dir("memory", &v2, dir, sizeof(dir)) &&
+        cgroup_read(dir, v2 ? "memory.current" : "memory.usage_in_bytes", probe, sizeof(probe))) {
+        m->dir = xstrdup(dir);
+        m->source = v2 ? SUP_MEM_CGROUP_V2 : SUP_MEM_CGROUP_V1;
     }
     m->next_ns = 0;
     supervisor_mem_tick(s, clock_mono_ns());
