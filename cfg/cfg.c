@@ -196,6 +196,9 @@ static const struct cfg_key cfg_shaping_keys[] = {
 static const struct cfg_key cfg_spool_keys[] = {
     CFG_KEY_IN("free_space_min", CFG_KIND_SIZE, spool_free_space_min, 0, 1024 * CFG_GIB),
     CFG_KEY("dir", CFG_KIND_OPT_PATH, spool_dir),
+    CFG_KEY("body_log", CFG_KIND_BOOL, spool_body_log),
+    CFG_KEY_IN("body_log_min_size", CFG_KIND_SIZE, spool_body_log_min_size, 512, CFG_GIB),
+    CFG_KEY_IN("body_log_segment_size", CFG_KIND_SIZE, spool_body_log_segment_size, CFG_MIB, 1024 * CFG_GIB),
 };
 static const struct cfg_key cfg_log_keys[] = {
     CFG_KEY("dir", CFG_KIND_OPT_PATH, log_dir),
@@ -362,6 +365,9 @@ void cfg_default(struct cfg *c)
     c->policy_memory_limit = 64 * CFG_MIB;
     c->policy_hook_time_limit_ms = 50;
     c->spool_free_space_min = CFG_GIB;
+    c->spool_body_log = true;
+    c->spool_body_log_min_size = 4 * CFG_KIB;
+    c->spool_body_log_segment_size = 64 * CFG_MIB;
     c->spool_dir = xstrdup("");
     c->log_dir = xstrdup("");
     c->log_segment_size = 256 * CFG_MIB;

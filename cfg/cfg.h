@@ -252,6 +252,11 @@ struct cfg {
     /* [spool] */
     uint64_t spool_free_space_min; /* bytes; below it MAIL gets 452; default 1 GiB, 0 = no check */
     char *spool_dir;               /* "" (default): <data_dir>/spool */
+    /* the body log (spool_db.h): bodies of body_log_min_size and more in segment files of about
+     * body_log_segment_size; read when the spool starts */
+    bool spool_body_log;                  /* default true */
+    uint64_t spool_body_log_min_size;     /* default 4 KiB */
+    uint64_t spool_body_log_segment_size; /* default 64 MiB */
 
     /* [log] (message log segments) */
     char *log_dir;                  /* "" (default): <data_dir>/logs */

@@ -21,6 +21,7 @@ static const char *const counter_names[PROTO_NODE_CTR__MAX] = {
     "store_rejected",      "messages_queued",    "quarantined",
     "log_records_dropped", "smtp_sessions", "trace_events", "trace_events_dropped",
     "log_records_written", "bytes_stored", "spool_write_stalls", "memory_sheds",
+    "body_log_segments", "body_log_bytes", "body_log_read_errors", "body_log_relocated",
 };
 
 int proto_node_instance_of(unsigned n_ingress, unsigned n_egress, enum proto_node_role role, unsigned index)
@@ -67,7 +68,8 @@ const char *proto_node_counter_name(enum proto_node_counter c)
 
 bool proto_node_counter_is_gauge(enum proto_node_counter c)
 {
-    return c == PROTO_NODE_CTR_MESSAGES_QUEUED || c == PROTO_NODE_CTR_SMTP_SESSIONS;
+    return c == PROTO_NODE_CTR_MESSAGES_QUEUED || c == PROTO_NODE_CTR_SMTP_SESSIONS ||
+           c == PROTO_NODE_CTR_BODY_LOG_SEGMENTS || c == PROTO_NODE_CTR_BODY_LOG_BYTES;
 }
 
 static const char *const reject_names[PROTO_NODE_REJECT__MAX] = {

@@ -102,6 +102,10 @@ enum proto_node_counter {
     PROTO_NODE_CTR_BYTES_STORED,    /* spool: message bytes made durable */
     PROTO_NODE_CTR_SPOOL_WRITE_STALLS, /* spool: commits made while RocksDB delayed or stopped writes */
     PROTO_NODE_CTR_MEM_SHEDS,       /* caches dropped because the node's memory headroom was low (role_rt) */
+    PROTO_NODE_CTR_BODY_LOG_SEGMENTS,    /* spool: gauge, segment files of the body log */
+    PROTO_NODE_CTR_BODY_LOG_BYTES,       /* spool: gauge, their size */
+    PROTO_NODE_CTR_BODY_LOG_READ_ERRORS, /* spool: bodies refused on read (missing, short, hash mismatch) */
+    PROTO_NODE_CTR_BODY_LOG_RELOCATED,   /* spool: live bodies moved out of old, mostly dead segments */
     PROTO_NODE_CTR__MAX,
 };
 
@@ -177,7 +181,7 @@ struct proto_node_status {
     char data[];
 };
 
-_Static_assert(sizeof(struct proto_node_instance) == 3392,
+_Static_assert(sizeof(struct proto_node_instance) == 3456,
                "role table slot layout changed: bump SHM_LAYOUT_VERSION");
 _Static_assert(sizeof(struct proto_node_status) == 24, "status page header layout changed");
 

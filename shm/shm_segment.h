@@ -25,8 +25,9 @@
 #include "shm/shm_ring.h"
 
 #define SHM_MAGIC 0x52494e474d41494cull /* "RINGMAIL" */
-#define SHM_LAYOUT_VERSION 10 /* 7, then the log_records_written counter and the latency histograms; 9: mem_pressure;
-                               * 10: the DELIVERY_DONE record names the lease generation, memory_sheds */
+#define SHM_LAYOUT_VERSION 11 /* 7, then the log_records_written counter and the latency histograms; 9: mem_pressure;
+                               * 10: the DELIVERY_DONE record names the lease generation, memory_sheds;
+                               * 11: the body log's counters */
 #define SHM_NO_RING 0xffffu
 /* 2 + 2N + 4M rings (shm_segment.c build_topology): 194 with 32 + 32 workers. The array used to be
  * declared 4 * 32 + 2 long while creation wrote up to 194 entries into the header's page padding;

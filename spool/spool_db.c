@@ -25,7 +25,7 @@
 
 static const char *const cf_names[CF__COUNT] = {
     "default", SPOOL_DB_CF_ENVELOPES, SPOOL_DB_CF_BODIES, SPOOL_DB_CF_QUARANTINE,
-    SPOOL_DB_CF_LOGAHEAD, SPOOL_DB_CF_TSA, SPOOL_DB_CF_SUPPRESSION,
+    SPOOL_DB_CF_LOGAHEAD, SPOOL_DB_CF_TSA, SPOOL_DB_CF_SUPPRESSION, SPOOL_DB_CF_BODYLOG,
 };
 
 /* ---- errors ---- */
@@ -190,6 +190,7 @@ static void db_close_rocks(struct spool_db *db)
 static void db_free(struct spool_db *db)
 {
     spool_db_compact_stop(db);
+    spool_db_blog_close(db);
     if (db->compact.lock_init)
         pthread_mutex_destroy(&db->compact.lock);
     db_close_rocks(db);
@@ -223,6 +224,11 @@ int spool_db_open(const char *dir, const struct spool_db_opts *opts, struct spoo
         db->opts.write_buffer_bytes = 64u << 20;
     if (db->opts.min_blob_bytes == 0)
         db->opts.min_blob_bytes = 4096;
+    if (db->opts.body_log_min_bytes == 0)
+        db->opts.body_log_min_bytes = 4096;
+    if (db->opts.body_log_segment_bytes == 0)
+        db->opts.body_log_segment_bytes = 64u << 20;
+    db->blog.dirfd = db->blog.cur_fd = -1;
     db->undo_path = db->opts.undo_file ? xstrdup(db->opts.undo_file) : NULL;
     db->opts.undo_file = NULL;
     db_build_options(db);
@@ -230,6 +236,8 @@ int spool_db_open(const char *dir, const struct spool_db_opts *opts, struct spoo
     int rc = db_open_rocks(db);
     if (rc == 0)
         rc = spool_db_undo_load(db);
+    if (rc == 0)
+        rc = spool_db_blog_open(db);
     if (rc < 0) {
         if (err != NULL)
             *err = xasprintf("spool %s: %s", dir, db->errtext);
@@ -237,8 +245,9 @@ int spool_db_open(const char *dir, const struct spool_db_opts *opts, struct spoo
         *out = NULL;
         return rc;
     }
-    log_info("spool: opened %s (bodies in %s, min blob %" PRIu64 " bytes)", dir,
-        db->opts.no_blob_files ? "SST files" : "blob files", db->opts.min_blob_bytes);
+    log_info("spool: opened %s (bodies of %" PRIu64 " bytes and more in %s, the others in %s, min blob %" PRIu64
+             " bytes)", dir, db->opts.body_log_min_bytes, db->opts.body_log_off ? "RocksDB" : "the body log",
+             db->opts.no_blob_files ? "SST files" : "blob files", db->opts.min_blob_bytes);
     *out = db;
     return 0;
 }
@@ -310,6 +319,7 @@ struct spool_db_batch *spool_db_batch_new(struct spool_db *db)
     b->wb = rocksdb_writebatch_create();
     buf_init(&b->enc);
     buf_init(&b->touched);
+    buf_init(&b->blog);
     return b;
 }
 
@@ -317,6 +327,8 @@ void spool_db_batch_free(struct spool_db_batch *b)
 {
     if (b == NULL)
         return;
+    spool_db_blog_unstage(b);
+    buf_fini(&b->blog);
     rocksdb_writebatch_destroy(b->wb);
     buf_fini(&b->enc);
     buf_fini(&b->touched);
@@ -326,6 +338,8 @@ void spool_db_batch_free(struct spool_db_batch *b)
 void spool_db_batch_reset(struct spool_db_batch *b)
 {
     rocksdb_writebatch_clear(b->wb);
+    spool_db_blog_unstage(b);
+    b->relocs = 0;
     b->stores = b->updates = b->deletes = b->logrecs = b->tsas = b->supps = 0;
     b->touched.len = 0;
     b->logrec_lo = b->logrec_hi = b->tsa_lo = b->tsa_hi = 0;
@@ -349,10 +363,17 @@ int spool_db_batch_store(struct spool_db_batch *b, struct msgid id, const struct
     msgid_to_bytes(id, key);
     rocksdb_writebatch_put_cf(b->wb, db->cf[CF_ENVELOPES], (const char *)key, sizeof(key),
         (const char *)b->enc.data, b->enc.len);
-    rocksdb_writebatch_put_cf(b->wb, db->cf[CF_BODIES], (const char *)key, sizeof(key),
-        body_len ? (const char *)body : "", body_len);
+    uint8_t loc[SPOOL_DB_BLOG_LOC_BYTES];
+    if (spool_db_blog_stage(b, key, body, body_len, loc) == 0) {
+        rocksdb_writebatch_put_cf(b->wb, db->cf[CF_BODYLOG], (const char *)key, sizeof(key), (const char *)loc,
+                                  sizeof(loc));
+        spool_db_batch_touch(b, CF_BODYLOG, key, sizeof(key));
+    } else {
+        rocksdb_writebatch_put_cf(b->wb, db->cf[CF_BODIES], (const char *)key, sizeof(key),
+            body_len ? (const char *)body : "", body_len);
+        spool_db_batch_touch(b, CF_BODIES, key, sizeof(key));
+    }
     spool_db_batch_touch(b, CF_ENVELOPES, key, sizeof(key));
-    spool_db_batch_touch(b, CF_BODIES, key, sizeof(key));
     b->stores++;
     return 0;
 }
@@ -383,8 +404,10 @@ int spool_db_batch_delete(struct spool_db_batch *b, struct msgid id)
     msgid_to_bytes(id, key);
     rocksdb_writebatch_delete_cf(b->wb, db->cf[CF_ENVELOPES], (const char *)key, sizeof(key));
     rocksdb_writebatch_delete_cf(b->wb, db->cf[CF_BODIES], (const char *)key, sizeof(key));
+    rocksdb_writebatch_delete_cf(b->wb, db->cf[CF_BODYLOG], (const char *)key, sizeof(key));
     spool_db_batch_touch(b, CF_ENVELOPES, key, sizeof(key));
     spool_db_batch_touch(b, CF_BODIES, key, sizeof(key));
+    spool_db_batch_touch(b, CF_BODYLOG, key, sizeof(key));
     b->deletes++;
     return 0;
 }
@@ -414,12 +437,20 @@ int spool_db_write(struct spool_db *db, rocksdb_writebatch_t *wb, bool sync, con
 int spool_db_commit(struct spool_db *db, struct spool_db_batch *b)
 {
     ASSERT(b->db == db);
-    if (spool_db_batch_count(b) == 0 && b->logrecs == 0 && b->tsas == 0 && b->supps == 0)
+    if (spool_db_batch_count(b) == 0 && b->logrecs == 0 && b->tsas == 0 && b->supps == 0 && b->relocs == 0)
         return 0;
     if (db->rdb == NULL)
         return spool_db_closed(db);
+    /* the bodies first: a locator that reaches the disk always points to a body already there */
+    int rc = db->needs_recover ? -db->write_errno : spool_db_blog_flush(db, b);
+    if (rc < 0) {
+        db->stats.commit_failures++;
+        log_warn("spool: commit of %zu messages failed (%s): %s", spool_db_batch_count(b), strerror(-rc),
+                 db->errtext);
+        return rc;
+    }
     bool reaches_rocksdb = !db->needs_recover; /* else spool_db_write refuses without writing anything */
-    int rc = spool_db_write(db, b->wb, true, "commit");
+    rc = spool_db_write(db, b->wb, true, "commit");
     if (rc < 0) {
         /* its WAL record may be in the file, whole: a reopen must not bring it back */
         if (reaches_rocksdb && db->needs_recover)
@@ -511,8 +542,44 @@ int spool_db_get_envelope(struct spool_db *db, struct msgid id, struct proto_env
     return rc;
 }
 
+/* blog_get - the body of a message whose locator is in the body log: 0, 1 when there is none, -errno */
+static int blog_get(struct spool_db *db, struct msgid id, struct buf *grow, void *dst, size_t cap, size_t *len)
+{
+    rocksdb_pinnableslice_t *ps;
+    int rc = db_get(db, CF_BODYLOG, id, &ps);
+    if (rc == -ENOENT)
+        return 1;
+    if (rc < 0)
+        return rc;
+    uint8_t key[MSGID_BYTES];
+    msgid_to_bytes(id, key);
+    size_t n;
+    const char *v = rocksdb_pinnableslice_value(ps, &n);
+    if (grow != NULL) {
+        struct spool_db_blog_loc l;
+        const char *why;
+        rc = spool_db_blog_loc_decode(v, n, &l, &why);
+        if (rc == 0) {
+            grow->len = 0;
+            buf_reserve(grow, l.len ? l.len : 1);
+            rc = spool_db_blog_read(db, key, v, n, grow->data, l.len, len);
+            grow->len = rc == 0 ? *len : 0;
+        } else {
+            rc = spool_db_blog_read(db, key, v, n, NULL, 0, len); /* says why in errtext */
+        }
+    } else {
+        rc = spool_db_blog_read(db, key, v, n, dst, cap, len);
+    }
+    rocksdb_pinnableslice_destroy(ps);
+    return rc;
+}
+
 int spool_db_get_body(struct spool_db *db, struct msgid id, struct buf *out)
 {
+    size_t blen;
+    int brc = blog_get(db, id, out, NULL, 0, &blen);
+    if (brc <= 0)
+        return brc;
     rocksdb_pinnableslice_t *ps;
     int rc = db_get(db, CF_BODIES, id, &ps);
     if (rc < 0)
@@ -528,6 +595,9 @@ int spool_db_get_body(struct spool_db *db, struct msgid id, struct buf *out)
 
 int spool_db_read_body(struct spool_db *db, struct msgid id, void *dst, size_t cap, size_t *len)
 {
+    int brc = blog_get(db, id, NULL, dst, cap, len);
+    if (brc <= 0)
+        return brc;
     rocksdb_pinnableslice_t *ps;
     int rc = db_get(db, CF_BODIES, id, &ps);
     if (rc < 0)

@@ -48,6 +48,7 @@
 #define SPOOL_DB_CF_LOGAHEAD "logahead"
 #define SPOOL_DB_CF_TSA "tsa"
 #define SPOOL_DB_CF_SUPPRESSION "suppression"
+#define SPOOL_DB_CF_BODYLOG "bodylog"
 
 struct spool_db;
 struct spool_db_batch;
@@ -70,6 +71,12 @@ struct spool_db_opts {
      * that it outlives the process (a restart of the spool) but not the machine, as the unsynced
      * bytes it takes back do; NULL = in memory only */
     const char *undo_file;
+    /* the body log (see "body log" below): bodies of at least body_log_min_bytes (0 = 4 KiB) go to
+     * segment files of about body_log_segment_bytes (0 = 64 MiB) instead of RocksDB; body_log_off keeps
+     * every new body in RocksDB (bodies already in the log stay readable) */
+    bool body_log_off;
+    uint64_t body_log_min_bytes;
+    uint64_t body_log_segment_bytes;
 };
 
 struct spool_db_stats {
@@ -83,6 +90,12 @@ struct spool_db_stats {
     uint64_t logrecs;         /* write-ahead log records committed */
     uint64_t logrec_trims;    /* successful spool_db_logrec_trim() writes */
     uint64_t undone;          /* writes of failed commits taken back after a reopen (spool_db_undo.c) */
+    /* the body log */
+    uint64_t blog_records, blog_bytes;    /* records and bytes committed to segments */
+    uint64_t blog_failures;               /* segment writes or fdatasyncs that failed (their commits failed) */
+    uint64_t blog_read_errors;            /* reads that found a missing, short or mismatched record */
+    uint64_t blog_segments_created, blog_segments_removed;
+    uint64_t blog_relocated;              /* live bodies copied out of old, mostly dead segments */
 };
 
 /* spool_db_open - open or create at dir; on failure *err (if not NULL) gets a heap message */
@@ -206,6 +219,58 @@ int spool_db_get_body(struct spool_db *db, struct msgid id, struct buf *out);
  * -ENOBUFS (with *len set) when cap is too small.
  */
 int spool_db_read_body(struct spool_db *db, struct msgid id, void *dst, size_t cap, size_t *len);
+
+/* ---- body log (spool_db_blog.c) ---- */
+
+/*
+ * Bodies of body_log_min_bytes and more are appended to segment files in DIR/bodylog; RocksDB's
+ * "bodylog" family keeps a 32-byte locator per message (segment, offset, length, XXH3-64 of the body).
+ * spool_db_commit() writes and fdatasyncs the batch's records before the RocksDB write that makes their
+ * locators visible, so the group commit stays one atomic, durable step (two syncs instead of one, the
+ * body bytes off RocksDB's WAL and memtables). Reads check the record against its locator and the body
+ * against its hash (-EBADMSG when they differ). Bodies stored before, small ones, and any a batch cannot
+ * stage stay in the "bodies" family; readers look in both.
+ */
+#define SPOOL_DB_BLOG_LOC_BYTES 32
+#define SPOOL_DB_BLOG_HDR_BYTES 40
+#define SPOOL_DB_BLOG_BODY_MAX (UINT32_C(1) << 30)
+#define SPOOL_DB_BLOG_SEG_MAX (UINT64_C(1) << 40)
+
+/*
+ * spool_db_sweep - one bounded step of the body log's reclaim: reads up to max record headers of the
+ * oldest sealed segment due for a look, unlinks a segment none of whose records is live any more, and
+ * copies the live bodies of an old (10 minutes), mostly dead segment into the current one (one synced
+ * batch per step) before unlinking it. Call it between commits; it does nothing while a batch holds
+ * staged bodies. Returns the work done (0: nothing due).
+ */
+int spool_db_sweep(struct spool_db *db, size_t max);
+
+struct spool_db_blog_status {
+    uint64_t segments; /* segment files, the current one included */
+    uint64_t bytes;    /* their size */
+    uint64_t current;  /* number of the segment being appended to, 0 when none is open */
+};
+void spool_db_blog_status(struct spool_db *db, struct spool_db_blog_status *out);
+/* spool_db_blog_age - for tests: every segment looks ms older and due for a sweep now */
+void spool_db_blog_age(struct spool_db *db, uint64_t ms);
+
+/* the on-disk codecs, for the fuzz target and tests */
+struct spool_db_blog_loc {
+    uint64_t seg, off, hash;
+    uint32_t len;
+};
+struct spool_db_blog_hdr {
+    uint32_t len;
+    uint8_t key[MSGID_BYTES];
+    uint64_t hash;
+};
+void spool_db_blog_loc_encode(const struct spool_db_blog_loc *l, uint8_t out[SPOOL_DB_BLOG_LOC_BYTES]);
+int spool_db_blog_loc_decode(const void *p, size_t n, struct spool_db_blog_loc *out, const char **why);
+void spool_db_blog_hdr_encode(const struct spool_db_blog_hdr *h, uint8_t out[SPOOL_DB_BLOG_HDR_BYTES]);
+int spool_db_blog_hdr_decode(const void *p, size_t n, struct spool_db_blog_hdr *out, const char **why);
+uint64_t spool_db_blog_hash(const void *body, size_t len);
+/* spool_db_blog_rec_size - header, body, padding to 8 */
+size_t spool_db_blog_rec_size(uint32_t body_len);
 
 /* ---- flush and full compaction (spool_db_compact.c) ---- */
 

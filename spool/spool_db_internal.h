@@ -23,7 +23,8 @@ enum spool_db_cf {
     CF_LOGAHEAD = 4,
     CF_TSA = 5, /* traffic shaping automation firings (spool_db_tsa.c) */
     CF_SUPPRESSION = 6, /* the suppression list (spool_db_supp.c) */
-    CF__COUNT = 7,
+    CF_BODYLOG = 7,     /* body locators into the body log (spool_db_blog.c) */
+    CF__COUNT = 8,
 };
 
 /* the compaction thread's state (spool_db_compact.c): atomics and `error` (under lock) are shared with it */
@@ -37,6 +38,45 @@ struct spool_db_compact {
     _Atomic int result;
     _Atomic uint64_t finished_ms;
     uint64_t started_ms, sst_before, runs;
+};
+
+#define SPOOL_DB_BLOG_RFDS 8
+
+/* one segment of the body log, as the sweep knows it */
+struct spool_db_blog_seg {
+    uint64_t seg, size;
+    uint64_t created_ms;      /* when this process created or found it */
+    uint64_t next_check_ms, recheck_ms;
+    uint64_t live, live_bytes; /* at the last complete pass */
+    uint64_t *live_offs;      /* the offsets of those live records, NULL when unknown (too many, never swept) */
+    size_t n_live_offs;
+    bool current;             /* being appended to */
+    bool relocate;            /* the next pass copies its live bodies out */
+};
+
+/* the body log (spool_db_blog.c) */
+struct spool_db_blog {
+    char *dir;
+    int dirfd;
+    int cur_fd;                   /* the segment being appended to, -1 when none */
+    uint64_t cur_seg, cur_off;    /* its number and committed end */
+    uint64_t next_seg;
+    uint64_t roll_retry_ns;       /* a segment could not be created: not again before this (monotonic) */
+    struct spool_db_batch *owner; /* the batch whose staged records go at cur_off */
+    struct {
+        uint64_t seg;
+        int fd;
+    } rfd[SPOOL_DB_BLOG_RFDS];
+    size_t rfd_next;
+    struct spool_db_blog_seg *segs; /* in increasing order */
+    size_t nsegs, segs_cap;
+    uint64_t sweep_seg, sweep_off, sweep_live, sweep_live_bytes; /* the pass under way (sweep_seg 0: none) */
+    size_t sweep_idx;              /* ... its place in the segment's live list, when it has one */
+    uint64_t *sweep_list;          /* ... the live records it found */
+    size_t sweep_n_list, sweep_list_cap;
+    bool sweep_list_full;
+    bool sweep_relocate;
+    struct spool_db_batch *reloc;  /* the sweep's own batch */
 };
 
 struct spool_db {
@@ -60,7 +100,11 @@ struct spool_db {
     uint64_t tsa_next;    /* sequence number of the next TSA firing */
     struct spool_db_stats stats;
     struct spool_db_compact compact;
+    struct spool_db_blog blog;
 };
+
+/* where a batch's staged body records stand */
+enum spool_db_blog_state { BLOG_NONE, BLOG_STAGED, BLOG_FLUSHED };
 
 struct spool_db_batch {
     struct spool_db *db;
@@ -71,6 +115,10 @@ struct spool_db_batch {
                                   * put or delete (spool_db_batch_touch) */
     uint64_t logrec_lo, logrec_hi; /* sequence numbers of the batch's log records (0: none) */
     uint64_t tsa_lo, tsa_hi;       /* ... and of its TSA firings */
+    struct buf blog;               /* body log records staged for the commit */
+    uint64_t blog_seg, blog_off;   /* where they go */
+    size_t blog_records, relocs;   /* records staged; locators the sweep moved (its own batch) */
+    enum spool_db_blog_state blog_state;
 };
 
 #define SPOOL_DB_SEQ_KEY 8 /* keys of the logahead and tsa families: big-endian sequence numbers */
@@ -110,6 +158,23 @@ int spool_db_undo_apply(struct spool_db *db);
  * applied (then removed) before anything else; 0 or -errno (the file is kept) */
 int spool_db_undo_load(struct spool_db *db);
 void spool_db_undo_free(struct spool_db *db);
+
+/* body log (spool_db_blog.c): open lists the segments (all sealed); close frees everything */
+int spool_db_blog_open(struct spool_db *db);
+void spool_db_blog_close(struct spool_db *db);
+/* spool_db_blog_stage - the body's record into b's staging buffer, its locator into loc_out: 0; 1 when the
+ * body stays in RocksDB (small, log off, another batch stages, no segment could be created) */
+int spool_db_blog_stage(struct spool_db_batch *b, const uint8_t key[MSGID_BYTES], const void *body, size_t len,
+                        uint8_t loc_out[SPOOL_DB_BLOG_LOC_BYTES]);
+/* spool_db_blog_unstage - drop b's staged records (reset, free) */
+void spool_db_blog_unstage(struct spool_db_batch *b);
+/* spool_db_blog_flush - write and fdatasync b's staged records; 0 or -errno (b keeps its place: commit it
+ * again, or reset it) */
+int spool_db_blog_flush(struct spool_db *db, struct spool_db_batch *b);
+/* spool_db_blog_read - the body a locator value points to into dst; -ENOBUFS (*len set) when cap is short,
+ * -EBADMSG when the record is missing or does not match */
+int spool_db_blog_read(struct spool_db *db, const uint8_t key[MSGID_BYTES], const void *loc, size_t loclen,
+                       void *dst, size_t cap, size_t *len);
 
 /* spool_db_logrec_find_next - after open: continue after the newest record left */
 void spool_db_logrec_find_next(struct spool_db *db);

@@ -88,7 +88,8 @@ void spool_load_request(struct spool *sp, unsigned from, const struct proto_rec 
     if (rc < 0 || got != body) {
         shm_arena_free(rt->seg.arena, off);
         /* an envelope whose body is gone or of another size is damage, not a vanished message */
-        log_error("load of %s: body unreadable or %zu bytes instead of %zu (%d)", idtext, got, body, rc);
+        log_error("load of %s: body unreadable or %zu bytes instead of %zu (%s: %s)", idtext, got, body,
+                  strerror(rc < 0 ? -rc : EBADMSG), rc < 0 ? spool_db_error(sp->db) : "size differs");
         answer(sp, from, rec->src_gen, ld->token, -EIO, 0, 0);
         return;
     }

@@ -27,6 +27,8 @@
 #include "spool/spool_log_retain.h"
 
 #define SPOOL_RETAIN_PER_TICK 16
+/* body log records the sweep looks at per step (a read of a header and a RocksDB get each) */
+#define SPOOL_SWEEP_STEP 256
 #define SPOOL_RETAIN_INTERVAL_NS CLOCK_SEC(10)
 
 static void on_record(struct role_rt *rt, unsigned from, const struct proto_rec *rec)
@@ -73,6 +75,30 @@ static void after_drain(struct role_rt *rt)
     spool_store_commit(sp);
 }
 
+/* sweep - a step of the body log's reclaim, between commits only (spool_db_sweep) */
+static bool sweep(struct spool *sp)
+{
+    if (sp->db == NULL || sp->n_pend > 0 || spool_db_batch_count(sp->batch) > 0 || spool_db_logrec_count(sp->batch) > 0)
+        return false;
+    return spool_db_sweep(sp->db, SPOOL_SWEEP_STEP) > 0;
+}
+
+/* publish_blog - the body log's gauges and counters for metrics and `ringctl status` */
+static void publish_blog(struct spool *sp)
+{
+    struct spool_db_blog_status bs;
+    struct spool_db_stats st;
+    if (sp->db == NULL)
+        return;
+    spool_db_blog_status(sp->db, &bs);
+    spool_db_stats_get(sp->db, &st);
+    struct proto_node_instance *self = sp->rt->self;
+    proto_node_counter_set(self, PROTO_NODE_CTR_BODY_LOG_SEGMENTS, bs.segments);
+    proto_node_counter_set(self, PROTO_NODE_CTR_BODY_LOG_BYTES, bs.bytes);
+    proto_node_counter_set(self, PROTO_NODE_CTR_BODY_LOG_READ_ERRORS, st.blog_read_errors);
+    proto_node_counter_set(self, PROTO_NODE_CTR_BODY_LOG_RELOCATED, st.blog_relocated);
+}
+
 static bool on_idle(struct role_rt *rt)
 {
     struct spool *sp = rt->ctx;
@@ -81,7 +107,8 @@ static bool on_idle(struct role_rt *rt)
     spool_tsa_flush(sp);
     spool_ann_flush(sp);
     spool_admin_poll(sp);
-    return spool_walk_step(sp);
+    bool more = spool_walk_step(sp);
+    return sweep(sp) || more;
 }
 
 static void check_space(struct spool *sp, uint64_t now)
@@ -154,6 +181,8 @@ static void on_tick(struct role_rt *rt, uint64_t now)
 
     check_space(sp, now);
     retain_logs(sp, now);
+    sweep(sp); /* under steady load the loop is seldom idle */
+    publish_blog(sp);
     spool_out_flush(sp);
     spool_tsa_flush(sp);
     spool_ann_flush(sp);
@@ -237,7 +266,10 @@ int main(int argc, char **argv)
     sp.db_dir = sub_dir(rt.cfg.spool_dir, rt.cfg.data_dir, "spool");
     sp.log_dir = sub_dir(rt.cfg.log_dir, rt.cfg.data_dir, "logs");
     char *undo = undo_file(sp.db_dir);
-    struct spool_db_opts dbo = {.undo_file = undo};
+    struct spool_db_opts dbo = {.undo_file = undo,
+                                .body_log_off = !rt.cfg.spool_body_log,
+                                .body_log_min_bytes = rt.cfg.spool_body_log_min_size,
+                                .body_log_segment_bytes = rt.cfg.spool_body_log_segment_size};
     /* a disk that fails writes now would make RocksDB's recovery abort (spool_db_probe): wait for it a
      * while, then exit and let the supervisor's backoff try again */
     for (int tries = 0, rc; (rc = spool_db_probe(sp.db_dir)) < 0; tries++) {

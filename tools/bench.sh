@@ -17,6 +17,7 @@
 # per run), BENCH_SESSIONS (client sessions), BENCH_TIMEOUT (seconds a run may take), BENCH_SHAPING (shaping
 # files separated by spaces, as --shaping). With shaping files each ringmail run prints the path
 # configuration the node resolved for the bench's route (ringctl resolve-shaping) before injecting.
+# BENCH_BODY_LOG: the node's [spool] body_log (true or false; default the node's).
 # BENCH_INGRESS_WORKERS, BENCH_EGRESS_WORKERS: the node's [ingress] / [egress] workers (1..32 or auto, the
 # default: the node sizes itself); BENCH_ROWS: a subset of "ceiling ringmail postfix half peers many".
 #
@@ -80,6 +81,9 @@ clamp() { local v=$1; [ "$v" -lt "$2" ] && v=$2; [ "$v" -gt "$3" ] && v=$3; echo
 # the node's worker counts: its own "auto" default (docs/configuration.md, "Worker counts") unless given;
 # the counts it chose are read back from `ringctl status` for the report
 INGRESS_WORKERS=${BENCH_INGRESS_WORKERS:-auto} EGRESS_WORKERS=${BENCH_EGRESS_WORKERS:-auto}
+# BENCH_BODY_LOG: the node's [spool] body_log, true or false (default: the node's default, true)
+BODY_LOG=${BENCH_BODY_LOG:-}
+[[ $BODY_LOG =~ ^(|true|false)$ ]] || { echo "BENCH_BODY_LOG: true or false" >&2; exit 2; }
 for w in "$INGRESS_WORKERS" "$EGRESS_WORKERS"; do
   [[ $w =~ ^([1-9][0-9]?|auto)$ ]] || { echo "BENCH_INGRESS_WORKERS / BENCH_EGRESS_WORKERS: 1..32 or auto" >&2; exit 2; }
 done
@@ -182,6 +186,7 @@ rm_start() { # $1 run directory, $2 [ingress] max_connections (per worker; empty
     printf 'max_connections = %s\n[shm]\narena_size = "%sMiB"\nring_slots = %s\n' "$2" "$mib" "$slots" >>"$d/ringmail.toml"
   fi
   rm_relay_conf "$d" "$EGRESS_WORKERS" "$SESSIONS" "$SINK_PORT"
+  [ -z "$BODY_LOG" ] || printf '[spool]\nbody_log = %s\n' "$BODY_LOG" >>"$d/ringmail.toml"
   [ ${#SHAPING[@]} = 0 ] || rm_shaping_conf "$d" "$DOMAIN" "$SESSIONS" "${SHAPING[@]}"
   rm_run "$d" "$d/ringmaild.log" 1
   if [ -z "$SEEN_WORKERS" ]; then   # the counts the node chose ("auto" or given), for the report
@@ -434,7 +439,8 @@ MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //' || true
 echo "machine: $CORES cores, ${MODEL:-unknown CPU}, Linux $(uname -r); $(uptime)" >&2
 [ ${#SHAPING[@]} = 0 ] || echo "shaping files of the ringmail node: ${SHAPING[*]} + the bench domain's override" >&2
 echo "build: $BUILD; rounds $ROUNDS; 10 KB x $N_10K, 100 KB x $N_100K messages; client sessions $SESSIONS;" \
-     "ingress workers $INGRESS_WORKERS, egress workers $EGRESS_WORKERS, sink workers $SINK_WORKERS" >&2
+     "ingress workers $INGRESS_WORKERS, egress workers $EGRESS_WORKERS, sink workers $SINK_WORKERS," \
+     "body log ${BODY_LOG:-default}" >&2
 echo "many-sessions row: $MANY sessions ($MANY_WHY)" >&2
 [ "$PEERS" = 1 ] || echo "smtp-source -> smtp-sink row skipped: $PEERS_WHY" >&2
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -472,10 +478,10 @@ jq -n --arg machine "$CORES cores, ${MODEL:-unknown CPU}, Linux $(uname -r)" --a
    --arg load "start $LOAD_START, end $LOAD_END" --arg date "$(date -u '+%F %T UTC')" \
    --argjson rounds "$ROUNDS" --argjson quick "$QUICK" --argjson sessions "$SESSIONS" \
    --argjson ingress "$SEEN_I" --argjson egress "$SEEN_E" --argjson sink "$SINK_WORKERS" \
-   --arg many "$MANY sessions ($MANY_WHY)" --arg postfix "${PF_WHY:-}" --arg postfix_version "$( [ "$POSTFIX" = 1 ] && postconf -d -h mail_version 2>/dev/null || true)" \
+   --arg body_log "${BODY_LOG:-true (default)}" --arg many "$MANY sessions ($MANY_WHY)" --arg postfix "${PF_WHY:-}" --arg postfix_version "$( [ "$POSTFIX" = 1 ] && postconf -d -h mail_version 2>/dev/null || true)" \
    '{machine: $machine, uptime: $uptime, load: $load, date: $date, rounds: $rounds, quick: ($quick == 1),
      sessions: $sessions, ingress_workers: $ingress, egress_workers: $egress, sink_workers: $sink,
-     postfix_skipped: $postfix, postfix_version: $postfix_version, many: $many}' >"$WORK/meta.json"
+     postfix_skipped: $postfix, postfix_version: $postfix_version, many: $many, body_log: $body_log}' >"$WORK/meta.json"
 mkdir -p "$OUT"
 python3 "$ROOT/tools/bench_chart.py" --results "$RESULTS" --meta "$WORK/meta.json" --sysctl "$WORK/sysctl.tsv" \
   --md "$OUT/bench-latest.md" --svg "$OUT/bench-latest.svg"

@@ -186,9 +186,10 @@ def markdown(results, meta, sysctl):
            "- Machine: %s." % meta["machine"],
            "- Load: `%s` (load average %s)." % (meta["uptime"].strip(), meta["load"]),
            "- %d round(s) per row; values are the median and, in brackets, min..max over the rounds." % meta["rounds"],
-           "- Client: ringmail-gen, %d sessions, connections reused. ringmail: %d ingress, %d egress worker(s); "
-           "ringmail-sink: %d worker(s)." % (meta["sessions"], meta["ingress_workers"], meta["egress_workers"],
-                                             meta["sink_workers"])]
+           "- Client: ringmail-gen, %d sessions, connections reused. ringmail: %d ingress, %d egress worker(s), "
+           "body log %s; ringmail-sink: %d worker(s)." % (meta["sessions"], meta["ingress_workers"],
+                                                         meta["egress_workers"], meta.get("body_log", "true (default)"),
+                                                         meta["sink_workers"])]
     if meta.get("postfix_version"):
         out.append("- Postfix %s, a private instance with qmgr relaying to the sink." % meta["postfix_version"])
     if meta.get("postfix_skipped"):

@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
   # build
   gcc g++ clang meson ninja-build pkg-config
-  liburing-dev libssl-dev librocksdb-dev liblua5.4-dev libzstd-dev libc-ares-dev libbpf-dev
+  liburing-dev libssl-dev librocksdb-dev liblua5.4-dev libzstd-dev libc-ares-dev libbpf-dev libxxhash-dev
   libtomlplusplus-dev libjansson-dev libmicrohttpd-dev libpcre2-dev libhiredis-dev
   # MTA-STS policy fetches over HTTPS (the OpenSSL flavour, as the rest of the tree)
   libcurl4-openssl-dev

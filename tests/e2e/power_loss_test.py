@@ -89,7 +89,12 @@ class LoadClient:
                     c.mail("s@client.test")
                     code, _ = c.rcpt(rcpt)
                     if code == 250:
-                        code, reply = c.data(("Subject: t%d m%d\r\nFrom: s@client.test\r\n\r\nbody\r\n" % (t, n)).encode())
+                        # every other message is 4-12 KB, so both places bodies go are cut: the body log
+                        # (4 KiB and more) and RocksDB
+                        text = "body\r\n" if n % 2 else "".join(
+                            "line %04d of t%d m%d, padding the body past the body log's minimum\r\n" % (i, t, n)
+                            for i in range(60 + (n * 7) % 120))
+                        code, reply = c.data(("Subject: t%d m%d\r\nFrom: s@client.test\r\n\r\n%s" % (t, n, text)).encode())
                 finally:
                     try:
                         c.quit()

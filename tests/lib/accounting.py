@@ -41,8 +41,10 @@ class Client:
             code, _ = conn.rcpt(r)
             if code != 250:
                 raise smtplib.SMTPResponseException(code, "RCPT " + r)
+        # every other message is past the spool's body log minimum (4 KiB): crashes hit both places bodies go
+        pad = "" if msg % 2 else "line of a body long enough for the spool's body log, message %d\r\n" % msg * 90
         body = ("Subject: %s m%d a%d\r\nFrom: s@client.test\r\nMessage-ID: <%s.%d.%d@client.test>\r\n\r\n"
-                "body of message %d\r\n" % (self.tag, msg, attempt, self.tag, msg, attempt, msg)).encode()
+                "body of message %d\r\n%s" % (self.tag, msg, attempt, self.tag, msg, attempt, msg, pad)).encode()
         code, reply = conn.data(body)
         if code != 250:
             raise smtplib.SMTPResponseException(code, "DATA")

@@ -185,6 +185,9 @@ static void test_defaults(void)
     CHECK(c.egress_min_data_rate == 10240, "egress min_data_rate %" PRIu64, c.egress_min_data_rate);
     CHECK(c.spool_free_space_min == 1ull << 30, "free_space_min %" PRIu64, c.spool_free_space_min);
     CHECK(c.spool_dir && !c.spool_dir[0], "spool.dir %s", nz(c.spool_dir));
+    CHECK(c.spool_body_log && c.spool_body_log_min_size == 4096 && c.spool_body_log_segment_size == 64ull << 20,
+          "body_log %d %" PRIu64 " %" PRIu64, c.spool_body_log, c.spool_body_log_min_size,
+          c.spool_body_log_segment_size);
     CHECK(c.log_dir && !c.log_dir[0], "log.dir %s", nz(c.log_dir));
     CHECK(c.log_segment_size == 256ull << 20, "segment_size %" PRIu64, c.log_segment_size);
     CHECK(c.log_segment_age_ms == 3600000, "segment_age %" PRIu64, c.log_segment_age_ms);

@@ -190,6 +190,12 @@ static void test_text_cases(void)
         {"[spool]\nfree_space_min = 1099511627777\n",
          "t.toml:2: spool.free_space_min: 1099511627777 bytes is out of range (0..1024GiB)\n"},
         {"[spool]\npath = \"/x\"\n", "t.toml:2: unknown key \"spool.path\"\n"},
+        {"[spool]\nbody_log = false\nbody_log_min_size = \"512\"\nbody_log_segment_size = \"1MiB\"\n", NULL},
+        {"[spool]\nbody_log_min_size = \"2GiB\"\n",
+         "t.toml:2: spool.body_log_min_size: 2147483648 bytes is out of range (512..1GiB)\n"},
+        {"[spool]\nbody_log_segment_size = \"64KiB\"\n",
+         "t.toml:2: spool.body_log_segment_size: 65536 bytes is out of range (1MiB..1024GiB)\n"},
+        {"[spool]\nbody_log = \"yes\"\n", "t.toml:2: spool.body_log: expected a boolean, got string\n"},
         /* [metrics] */
         {"[metrics]\nmax_sites = 1\nmax_providers = 10000\nmax_sources = 7\n", NULL},
         {"[metrics]\nmax_sites = 0\n", "t.toml:2: metrics.max_sites: 0 is out of range (1..10000)\n"},

@@ -379,13 +379,13 @@ static void raw_put_envelopes(const char *dir, const uint8_t *const *keys, const
     const uint8_t *const *vals, const size_t *vlens, int n)
 {
     /* RocksDB refuses an open that leaves out an existing family: name every one */
-    const char *names[7] = { "default", SPOOL_DB_CF_ENVELOPES, SPOOL_DB_CF_BODIES, SPOOL_DB_CF_QUARANTINE,
-        SPOOL_DB_CF_LOGAHEAD, SPOOL_DB_CF_TSA, SPOOL_DB_CF_SUPPRESSION };
+    const char *names[8] = { "default", SPOOL_DB_CF_ENVELOPES, SPOOL_DB_CF_BODIES, SPOOL_DB_CF_QUARANTINE,
+        SPOOL_DB_CF_LOGAHEAD, SPOOL_DB_CF_TSA, SPOOL_DB_CF_SUPPRESSION, SPOOL_DB_CF_BODYLOG };
     rocksdb_options_t *o = rocksdb_options_create();
-    const rocksdb_options_t *co[7] = { o, o, o, o, o, o, o };
-    rocksdb_column_family_handle_t *h[7] = {0};
+    const rocksdb_options_t *co[8] = { o, o, o, o, o, o, o, o };
+    rocksdb_column_family_handle_t *h[8] = {0};
     char *err = NULL;
-    rocksdb_t *db = rocksdb_open_column_families(o, dir, 7, names, co, h, &err);
+    rocksdb_t *db = rocksdb_open_column_families(o, dir, 8, names, co, h, &err);
     if (err != NULL) {
         CHECK(0, "raw open: %s", err);
         rocksdb_free(err);
@@ -403,7 +403,7 @@ static void raw_put_envelopes(const char *dir, const uint8_t *const *keys, const
         }
     }
     rocksdb_writeoptions_destroy(wo);
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < 8; i++)
         rocksdb_column_family_handle_destroy(h[i]);
     rocksdb_close(db);
     rocksdb_options_destroy(o);
