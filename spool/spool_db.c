@@ -339,7 +339,7 @@ void spool_db_batch_reset(struct spool_db_batch *b)
 {
     rocksdb_writebatch_clear(b->wb);
     spool_db_blog_unstage(b);
-    b->relocs = 0;
+    b->relocs = b->reloc_bytes = 0;
     b->stores = b->updates = b->deletes = b->logrecs = b->tsas = b->supps = 0;
     b->touched.len = 0;
     b->logrec_lo = b->logrec_hi = b->tsa_lo = b->tsa_hi = 0;

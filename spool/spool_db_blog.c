@@ -612,17 +612,21 @@ static int relocate_one(struct spool_db *db, int fd, const struct spool_db_blog_
         return rc;
     }
     uint8_t loc[SPOOL_DB_BLOG_LOC_BYTES];
-    rc = spool_db_blog_stage(bl->reloc, h->key, body, h->len, loc);
-    if (rc == 0) {
-        rocksdb_writebatch_put_cf(bl->reloc->wb, db->cf[CF_BODYLOG], (const char *)h->key, MSGID_BYTES,
-                                  (const char *)loc, sizeof(loc));
-        spool_db_batch_touch(bl->reloc, CF_BODYLOG, h->key, MSGID_BYTES);
-        bl->reloc->relocs++;
-    } else if (rc > 0) {
-        rc = -EAGAIN; /* the body log cannot take it now */
+    struct spool_db_batch *r = bl->reloc;
+    if (spool_db_blog_stage(r, h->key, body, h->len, loc) == 0) {
+        rocksdb_writebatch_put_cf(r->wb, db->cf[CF_BODYLOG], (const char *)h->key, MSGID_BYTES, (const char *)loc,
+                                  sizeof(loc));
+    } else {
+        /* the body log is off (or cannot take it): back into RocksDB, which readers look in next */
+        rocksdb_writebatch_put_cf(r->wb, db->cf[CF_BODIES], (const char *)h->key, MSGID_BYTES, body, h->len);
+        rocksdb_writebatch_delete_cf(r->wb, db->cf[CF_BODYLOG], (const char *)h->key, MSGID_BYTES);
+        spool_db_batch_touch(r, CF_BODIES, h->key, MSGID_BYTES);
+        r->reloc_bytes += h->len;
     }
+    spool_db_batch_touch(r, CF_BODYLOG, h->key, MSGID_BYTES);
+    r->relocs++;
     free(body);
-    if (rc == 0 && bl->reloc->blog.len >= RELOCATE_BATCH_BYTES)
+    if (r->blog.len + r->reloc_bytes >= RELOCATE_BATCH_BYTES)
         rc = reloc_commit(db);
     return rc;
 }
@@ -651,7 +655,8 @@ static void sweep_done(struct spool_db *db, uint64_t seg, uint64_t now)
     }
     s->live = bl->sweep_live;
     s->live_bytes = bl->sweep_live_bytes;
-    s->relocate = now - s->created_ms >= SWEEP_RELOCATE_AGE_MS && s->live_bytes * 2 < s->size;
+    /* with the body log turned off every segment is emptied into RocksDB, so that the log can drain */
+    s->relocate = db->opts.body_log_off || (now - s->created_ms >= SWEEP_RELOCATE_AGE_MS && s->live_bytes * 2 < s->size);
     s->next_check_ms = s->relocate ? now : now + s->recheck_ms;
     if (s->recheck_ms < SWEEP_RECHECK_MAX_MS)
         s->recheck_ms *= 2;

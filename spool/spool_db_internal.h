@@ -118,6 +118,7 @@ struct spool_db_batch {
     struct buf blog;               /* body log records staged for the commit */
     uint64_t blog_seg, blog_off;   /* where they go */
     size_t blog_records, relocs;   /* records staged; locators the sweep moved (its own batch) */
+    size_t reloc_bytes;            /* bodies the sweep moved back into RocksDB (its own batch) */
     enum spool_db_blog_state blog_state;
 };
 

@@ -27,8 +27,9 @@
 #include "spool/spool_log_retain.h"
 
 #define SPOOL_RETAIN_PER_TICK 16
-/* body log records the sweep looks at per step (a read of a header and a RocksDB get each) */
-#define SPOOL_SWEEP_STEP 256
+/* body log records the sweep looks at per step (a read of a header and a RocksDB get each): a step after
+ * each commit and whenever the loop is idle */
+#define SPOOL_SWEEP_STEP 64
 #define SPOOL_RETAIN_INTERVAL_NS CLOCK_SEC(10)
 
 static void on_record(struct role_rt *rt, unsigned from, const struct proto_rec *rec)
@@ -67,20 +68,22 @@ static void on_record(struct role_rt *rt, unsigned from, const struct proto_rec 
     }
 }
 
-static void after_drain(struct role_rt *rt)
-{
-    struct spool *sp = rt->ctx;
-
-    spool_out_flush(sp);
-    spool_store_commit(sp);
-}
-
 /* sweep - a step of the body log's reclaim, between commits only (spool_db_sweep) */
 static bool sweep(struct spool *sp)
 {
     if (sp->db == NULL || sp->n_pend > 0 || spool_db_batch_count(sp->batch) > 0 || spool_db_logrec_count(sp->batch) > 0)
         return false;
     return spool_db_sweep(sp->db, SPOOL_SWEEP_STEP) > 0;
+}
+
+static void after_drain(struct role_rt *rt)
+{
+    struct spool *sp = rt->ctx;
+
+    spool_out_flush(sp);
+    spool_store_commit(sp);
+    /* under steady load the loop is seldom idle: reclaim keeps pace with the commits */
+    sweep(sp);
 }
 
 /* publish_blog - the body log's gauges and counters for metrics and `ringctl status` */
@@ -181,7 +184,6 @@ static void on_tick(struct role_rt *rt, uint64_t now)
 
     check_space(sp, now);
     retain_logs(sp, now);
-    sweep(sp); /* under steady load the loop is seldom idle */
     publish_blog(sp);
     spool_out_flush(sp);
     spool_tsa_flush(sp);

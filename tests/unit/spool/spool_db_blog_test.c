@@ -346,6 +346,41 @@ static void test_sweep(const char *base)
     free(dbdir);
 }
 
+/* ---- body_log turned off: new bodies go to RocksDB and the sweep drains the log into it ---- */
+
+static void test_turned_off(const char *base)
+{
+    char *dbdir = path_join(base, "off");
+    struct spool_db_opts o = small_segments();
+    struct spool_db *db = open_or_die(dbdir, &o);
+    struct msgid ids[N];
+    store_all(db, ids, N);
+    spool_db_close(db);
+
+    o.body_log_off = true;
+    db = open_or_die(dbdir, &o);
+    struct msgid more[24];
+    store_all(db, more, 24);
+    struct spool_db_stats st;
+    spool_db_stats_get(db, &st);
+    CHECK(st.blog_records == 0, "nothing new goes to the body log: %llu", (unsigned long long)st.blog_records);
+    sweep_until_idle(db);
+    struct spool_db_blog_status bs;
+    spool_db_blog_status(db, &bs);
+    spool_db_stats_get(db, &st);
+    CHECK(bs.segments == 0, "the log drained: %llu segments", (unsigned long long)bs.segments);
+    CHECK(st.blog_relocated == count_big(N), "every body moved back: %llu of %zu",
+          (unsigned long long)st.blog_relocated, count_big(N));
+    CHECK(check_all(db, ids, N, NULL, "drained") == N, "the drained messages read back from RocksDB");
+    CHECK(check_all(db, more, 24, NULL, "log off") == 24, "the new ones too");
+    spool_db_close(db);
+    o.body_log_off = false;
+    db = open_or_die(dbdir, &o);
+    CHECK(check_all(db, ids, N, NULL, "reopened") == N, "and after a reopen with the log on again");
+    spool_db_close(db);
+    free(dbdir);
+}
+
 /* ---- failed writes: the commit fails whole, the next one works ---- */
 
 static void set_fault(const char *ctl, const char *mode)
@@ -489,6 +524,7 @@ int main(int argc, char **argv)
     free(cmd);
     test_round_trip(base);
     test_sweep(base);
+    test_turned_off(base);
     test_failures(base);
     cmd = xasprintf("rm -rf '%s'", base);
     if (system(cmd) != 0)
