@@ -95,6 +95,7 @@ struct spool_db_stats {
     uint64_t blog_failures;               /* segment writes or fdatasyncs that failed (their commits failed) */
     uint64_t blog_read_errors;            /* reads that found a missing, short or mismatched record */
     uint64_t blog_segments_created, blog_segments_removed;
+    uint64_t blog_segments_recycled;      /* dead segments kept as the spare the next segment is written over */
     uint64_t blog_relocated;              /* live bodies copied out of old, mostly dead segments */
 };
 
@@ -246,9 +247,10 @@ int spool_db_read_body(struct spool_db *db, struct msgid id, void *dst, size_t c
 int spool_db_sweep(struct spool_db *db, size_t max);
 
 struct spool_db_blog_status {
-    uint64_t segments; /* segment files, the current one included */
+    uint64_t segments; /* segment files, the current one and the spare included */
     uint64_t bytes;    /* their size */
     uint64_t current;  /* number of the segment being appended to, 0 when none is open */
+    uint64_t spare;    /* number of the recycled segment the next one will be, 0 when none */
 };
 void spool_db_blog_status(struct spool_db *db, struct spool_db_blog_status *out);
 /* spool_db_blog_age - for tests: every segment looks ms older and due for a sweep now */

@@ -62,6 +62,8 @@ struct spool_db_blog {
     uint64_t cur_seg, cur_off;    /* its number and committed end */
     uint64_t next_seg;
     uint64_t roll_retry_ns;       /* a segment could not be created: not again before this (monotonic) */
+    int spare_fd;                 /* a recycled segment the next roll takes, -1 when none */
+    uint64_t spare_seg, spare_size;
     struct spool_db_batch *owner; /* the batch whose staged records go at cur_off */
     struct {
         uint64_t seg;

@@ -300,10 +300,14 @@ static void test_sweep(const char *base)
     struct spool_db_stats st;
     spool_db_stats_get(db, &st);
     spool_db_blog_status(db, &bs);
-    CHECK(st.blog_segments_removed > 0 && bs.segments < segs_before,
-          "dead segments unlinked: %llu removed, %llu of %llu left", (unsigned long long)st.blog_segments_removed,
+    CHECK(st.blog_segments_removed + st.blog_segments_recycled > 0 && bs.segments - (bs.spare != 0) < segs_before,
+          "dead segments gone: %llu removed, %llu recycled, %llu of %llu left",
+          (unsigned long long)st.blog_segments_removed, (unsigned long long)st.blog_segments_recycled,
           (unsigned long long)bs.segments, (unsigned long long)segs_before);
-    CHECK(bs.segments > 1, "segments with live bodies are kept while young");
+    /* the first dead one (at least half a segment) is kept as the spare, under a new number */
+    CHECK(st.blog_segments_recycled == 1 && bs.spare > bs.current, "recycled %llu, spare %llu",
+          (unsigned long long)st.blog_segments_recycled, (unsigned long long)bs.spare);
+    CHECK(bs.segments - 1 > 1, "segments with live bodies are kept while young");
     CHECK(st.blog_relocated == 0, "nothing relocated while young");
     check_all(db, ids, N, gone, "after the sweep");
 
@@ -314,33 +318,50 @@ static void test_sweep(const char *base)
     spool_db_blog_status(db, &bs);
     CHECK(st.blog_relocated > 0 && st.blog_relocated <= kept_big, "relocated %llu of %zu live bodies",
           (unsigned long long)st.blog_relocated, kept_big);
-    CHECK(bs.segments == 1, "only the current segment is left: %llu", (unsigned long long)bs.segments);
+    CHECK(bs.segments == 2 && bs.spare != 0, "the current segment and the spare are left: %llu",
+          (unsigned long long)bs.segments);
     CHECK(check_all(db, ids, N, gone, "after relocation") == kept, "the kept messages read back");
+
+    /* the next segment is the spare, written over: no new file */
+    uint64_t spare = bs.spare, created = st.blog_segments_created;
+    struct msgid more[60];
+    store_all(db, more, 60);
+    spool_db_blog_status(db, &bs);
+    spool_db_stats_get(db, &st);
+    CHECK(bs.current == spare && bs.spare == 0 && st.blog_segments_created == created,
+          "the roll took the spare %llu: current %llu, created %llu after %llu", (unsigned long long)spare,
+          (unsigned long long)bs.current, (unsigned long long)st.blog_segments_created,
+          (unsigned long long)created);
+    CHECK(check_all(db, more, 60, NULL, "over the spare") == 60, "bodies written over the spare read back");
+    uint64_t current = bs.current;
     spool_db_close(db);
 
     /* a torn record after the last one (a crash mid-append) is ignored by readers and the sweep */
     char names[8][64];
-    CHECK(segment_files(dbdir, names, 8) == 1, "one segment file");
-    char *seg = xasprintf("%s/bodylog/%s", dbdir, names[0]);
+    char *seg = xasprintf("%s/bodylog/%016llx.blog", dbdir, (unsigned long long)current);
     int fd = open(seg, O_WRONLY | O_APPEND);
     static const uint8_t torn[] = {'R', 'M', 'B', 'L', 1, 0, 0, 0, 0xff, 0xff};
     CHECK(fd >= 0 && write(fd, torn, sizeof(torn)) == (ssize_t)sizeof(torn), "torn tail");
     close(fd);
     db = open_or_die(dbdir, &o);
     CHECK(check_all(db, ids, N, gone, "reopened after relocation") == kept, "the kept messages after a reopen");
-    /* deliver the rest: every segment goes */
+    CHECK(check_all(db, more, 60, NULL, "reopened") == 60, "and those written over the spare");
+    /* deliver the rest: every segment goes but one, kept as the spare */
     b = spool_db_batch_new(db);
     for (size_t i = 0; i < N; i++)
         if (!gone[i]) {
             CHECK(spool_db_batch_delete(b, ids[i]) == 0, "delete");
             gone[i] = true;
         }
+    for (size_t i = 0; i < 60; i++)
+        CHECK(spool_db_batch_delete(b, more[i]) == 0, "delete");
     CHECK(spool_db_commit(db, b) == 0, "deletes: %s", spool_db_error(db));
     spool_db_batch_free(b);
     sweep_until_idle(db);
     spool_db_blog_status(db, &bs);
-    CHECK(bs.segments == 0, "an empty spool keeps no segment: %llu", (unsigned long long)bs.segments);
-    CHECK(segment_files(dbdir, names, 8) == 0, "no segment file left");
+    CHECK(bs.segments == 1 && bs.spare != 0, "an empty spool keeps only the spare: %llu",
+          (unsigned long long)bs.segments);
+    CHECK(segment_files(dbdir, names, 8) == 1, "one segment file left");
     spool_db_close(db);
     free(seg);
     free(dbdir);
