@@ -260,7 +260,9 @@ static void test_example_config(void)
               c.policy_memory_limit == d.policy_memory_limit && c.spool_free_space_min == d.spool_free_space_min &&
               strcmp(nz(c.spool_dir), "") == 0 && strcmp(nz(c.log_dir), "") == 0 &&
               c.log_segment_size == d.log_segment_size && c.log_segment_age_ms == d.log_segment_age_ms &&
-              c.log_flush_interval_ms == d.log_flush_interval_ms,
+              c.log_flush_interval_ms == d.log_flush_interval_ms && c.spool_body_log == d.spool_body_log &&
+              c.spool_body_log_min_size == d.spool_body_log_min_size &&
+              c.spool_body_log_segment_size == d.spool_body_log_segment_size,
           "example config: [tls], [policy], [spool] or [log] differ from the defaults");
     cfg_fini(&d);
     cfg_fini(&c);
