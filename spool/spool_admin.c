@@ -16,6 +16,7 @@
 #include "spool/spool.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,13 +46,19 @@ static json_t *text(const char *s)
     return j;
 }
 
-static json_t *body_json(struct spool *sp, struct msgid id, size_t cap, bool *truncated, uint64_t *bytes)
+static json_t *body_json(struct spool *sp, struct msgid id, size_t cap, bool *truncated, uint64_t *bytes,
+                         json_t **error)
 {
     struct buf b = {0};
     json_t *chunks = json_array();
     *truncated = false;
     *bytes = 0;
-    if (spool_db_get_body(sp->db, id, &b) < 0) {
+    *error = NULL;
+    int rc = spool_db_get_body(sp->db, id, &b);
+    if (rc < 0) {
+        /* a body the body log refuses (damaged, missing) is said, not shown as empty */
+        if (rc != -ENOENT)
+            *error = text(spool_db_error(sp->db));
         buf_fini(&b);
         return chunks;
     }
@@ -125,12 +132,27 @@ static unsigned inspect(struct spool *sp, const struct proto_admin_req *req, siz
     /* the ingress's scan of the stored message (absent for DSNs and HTTP injections: the egress scans) */
     if (env.flags & PROTO_ENV_F_SCANNED)
         json_object_set_new(m, "body_8bit", json_boolean(env.flags & PROTO_ENV_F_OCTETS_8BIT));
+    /* where the body is: the body log (segment and offset) or RocksDB */
+    struct spool_db_blog_loc loc;
+    int where = spool_db_body_where(sp->db, id, &loc);
+    json_t *store = json_pack("{s:s}", "where", where == 1 ? "body_log" : where == 0 ? "rocksdb"
+                                                 : where == -ENOENT ? "missing" : "unreadable");
+    if (where == 1) {
+        char seg[24];
+        snprintf(seg, sizeof(seg), "%016" PRIx64, loc.seg);
+        json_object_set_new(store, "segment", json_string(seg));
+        json_object_set_new(store, "offset", json_integer((json_int_t)loc.off));
+    }
+    json_object_set_new(m, "body_store", store);
     if (req->args.body) {
         bool cut;
         uint64_t bytes;
-        json_object_set_new(m, "body_base64", body_json(sp, id, body_cap, &cut, &bytes));
+        json_t *berr;
+        json_object_set_new(m, "body_base64", body_json(sp, id, body_cap, &cut, &bytes, &berr));
         json_object_set_new(m, "body_bytes", json_integer((json_int_t)bytes));
         json_object_set_new(m, "body_truncated", json_boolean(cut));
+        if (berr != NULL)
+            json_object_set_new(m, "body_error", berr);
     }
     proto_env_fini(&env);
     *result = json_pack("{s:o, s:o}", "message", m, "recipients", rcpts);

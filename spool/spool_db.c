@@ -574,6 +574,26 @@ static int blog_get(struct spool_db *db, struct msgid id, struct buf *grow, void
     return rc;
 }
 
+int spool_db_body_where(struct spool_db *db, struct msgid id, struct spool_db_blog_loc *loc)
+{
+    rocksdb_pinnableslice_t *ps;
+    int rc = db_get(db, CF_BODYLOG, id, &ps);
+    if (rc == 0) {
+        size_t n;
+        const char *v = rocksdb_pinnableslice_value(ps, &n);
+        const char *why;
+        rc = spool_db_blog_loc_decode(v, n, loc, &why);
+        rocksdb_pinnableslice_destroy(ps);
+        return rc < 0 ? -EBADMSG : 1;
+    }
+    if (rc != -ENOENT)
+        return rc;
+    rc = db_get(db, CF_BODIES, id, &ps);
+    if (rc == 0)
+        rocksdb_pinnableslice_destroy(ps);
+    return rc;
+}
+
 int spool_db_get_body(struct spool_db *db, struct msgid id, struct buf *out)
 {
     size_t blen;

@@ -223,6 +223,11 @@ int spool_db_read_body(struct spool_db *db, struct msgid id, void *dst, size_t c
 
 /* ---- body log (spool_db_blog.c) ---- */
 
+struct spool_db_blog_loc;
+/* spool_db_body_where - where a message's body is: 1 in the body log (*loc filled), 0 in RocksDB, -ENOENT
+ * nowhere, -EBADMSG when its locator does not decode, -errno */
+int spool_db_body_where(struct spool_db *db, struct msgid id, struct spool_db_blog_loc *loc);
+
 /*
  * Bodies of body_log_min_bytes and more are appended to segment files in DIR/bodylog; RocksDB's
  * "bodylog" family keeps a 32-byte locator per message (segment, offset, length, XXH3-64 of the body).

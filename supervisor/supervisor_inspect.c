@@ -119,7 +119,8 @@ json_t *supervisor_inspect_merge(const char *id, const json_t *spool, const json
                     {"meta", JSON_OBJECT},            {"recipients_total", JSON_INTEGER},
                     {"recipients_queued", JSON_INTEGER}, {"recipients_truncated", JSON_TRUE},
                     {"body_bytes", JSON_INTEGER},     {"body_truncated", JSON_TRUE},
-                    {"body_8bit", JSON_TRUE}};
+                    {"body_8bit", JSON_TRUE},         {"body_store", JSON_OBJECT},
+                    {"body_error", JSON_STRING}};
         for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
             json_t *v = json_object_get(m, keep[i].key);
             if (keep[i].type == JSON_TRUE ? json_is_boolean(v) : v && json_typeof(v) == keep[i].type)

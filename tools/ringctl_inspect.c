@@ -82,6 +82,14 @@ static void print_message(const json_t *doc)
     printf("sender:      <%s>\n", sender ? sender : "-");
     printf("received:    %s (%s ago)\n", when(num(doc, "created_ms"), a, sizeof(a)), ages(doc, "age_ms", b, sizeof(b)));
     printf("size:        %s bytes\n", nums(doc, "size", c, sizeof(c)));
+    const json_t *store = json_object_get(doc, "body_store");
+    if (json_is_object(store)) {
+        if (strcmp(str(store, "where"), "body_log") == 0)
+            printf("body in:     body log, segment %s, offset %s\n", str(store, "segment"),
+                   nums(store, "offset", a, sizeof(a)));
+        else
+            printf("body in:     %s\n", str(store, "where"));
+    }
     printf("recipients:  %s, %s queued%s\n", nums(doc, "recipients_total", a, sizeof(a)),
            nums(doc, "recipients_queued", b, sizeof(b)),
            json_is_true(json_object_get(doc, "recipients_truncated")) ? " (the list below is cut)" : "");
@@ -121,6 +129,8 @@ static void print_message(const json_t *doc)
                    json_string_length(json_object_get(doc, "body")), stdout);
         else if (json_is_string(json_object_get(doc, "body_base64")))
             printf("(not UTF-8: --json shows it as body_base64)\n");
+        if (json_is_string(json_object_get(doc, "body_error")))
+            printf("%sbody unreadable: %s%s\n", RED, str(doc, "body_error"), OFF);
     }
 }
 

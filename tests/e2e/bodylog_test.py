@@ -10,6 +10,7 @@ recording aiosmtpd sink that first answers 451 to every DATA, so the messages wa
 
     RINGMAIL_BUILD_DIR=/tmp/b /usr/bin/python3 tests/e2e/bodylog_test.py
 """
+import json
 import os
 import random
 import re
@@ -60,6 +61,17 @@ class BodyLogCase(PeersCase):
             sent[rcpt] = text.split("\r\n\r\n", 1)[1].encode()
         return sent
 
+    def message_id(self, rcpt):
+        """The message id the node logged at reception for rcpt (the log is written once a second)."""
+        def find():
+            for r in self.node.log_records():
+                if r["type"] == "Reception" and r.get("recipient") == rcpt:
+                    return r["id"]
+            return None
+        mid = wait_for(find, 10)
+        self.assertTrue(mid, "no Reception record for %s" % rcpt)
+        return mid
+
     def metric(self, name):
         code, body = self.node.http("GET", "/metrics")
         self.assertEqual(code, 200)
@@ -91,6 +103,14 @@ class BodyLogTest(BodyLogCase):
         self.assertEqual(len(segs), 1, segs)
         self.assertEqual(self.metric("ringmail_body_log_segments"), 1)
         size = os.path.getsize(os.path.join(self.node.data_dir, "spool", "bodylog", segs[0]))
+        # inspect-message says where each body is: the segment file's number and the record's offset
+        for i, where in ((0, "rocksdb"), (2, "body_log"), (5, "body_log")):
+            mid = self.message_id("r%d@dest.test" % i)
+            doc = json.loads(self.node.ringctl("inspect-message", mid, "--json", check=True).stdout)
+            self.assertEqual(doc["body_store"]["where"], where, doc["body_store"])
+            if where == "body_log":
+                self.assertEqual(doc["body_store"]["segment"] + ".blog", segs[0])
+                self.assertIsInstance(doc["body_store"]["offset"], int)
         big = sum(len(b) for b in sent.values() if len(b) >= 4096)
         self.assertGreaterEqual(size, big, "the segment holds the big bodies")
         self.assertTrue(wait_for(lambda: self.metric("ringmail_body_log_bytes") == size, 5))
@@ -124,6 +144,14 @@ class BodyLogTest(BodyLogCase):
         time.sleep(3)  # retries every 1-2 s: the damaged one must still not arrive
         self.assertNotIn("r0@dest.test", self.delivered_bodies())
         self.assertIn("body does not match its hash", self.node.log())
+        # inspect-message --body says so too, instead of an empty body
+        doc = json.loads(self.node.ringctl("inspect-message", self.message_id("r0@dest.test"), "--body", "--json",
+                                           check=True).stdout)
+        self.assertEqual(doc["body_store"]["where"], "body_log")
+        self.assertIn("body does not match its hash", doc.get("body_error", ""))
+        text = self.node.ringctl("inspect-message", self.message_id("r0@dest.test"), "--body", check=True).stdout
+        self.assertIn("body unreadable:", text)
+        self.assertIn("body in:     body log, segment", text)
         self.assertRegex(self.node.log(), r"body log: segment [0-9a-f]{16} offset \d+")
 
     def test_body_log_off_keeps_bodies_in_rocksdb(self):

@@ -110,6 +110,8 @@ class InspectMessageTest(InspectCase):
         self.assertTrue(all(q["state"] == "scheduled" and q["attempts"] == 1 for q in doc["queues"]), doc["queues"])
         self.assertEqual(doc["next_due_ms"], min(q["next_due_ms"] for q in doc["queues"]))
         self.assertNotIn("body", doc, "no body unless asked")
+        # about 5.8 KB: in the body log, at the start of the first segment
+        self.assertEqual(doc["body_store"], {"where": "body_log", "segment": "%016x" % 1, "offset": 0})
 
         # --body: the stored message, byte for byte as the sink would get it
         doc = self.ctl("inspect-message", mid, "--body")

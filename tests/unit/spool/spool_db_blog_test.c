@@ -236,6 +236,12 @@ static void test_round_trip(const char *base)
     CHECK(walk_all(db, 50, &seen, &w) == N + 24 + 8, "walk saw %zu", seen.n);
     free(seen.ids);
 
+    /* where each body is */
+    struct spool_db_blog_loc wl;
+    CHECK(spool_db_body_where(db, ids[0], &wl) == 0, "a small body is in RocksDB");
+    CHECK(spool_db_body_where(db, ids[1], &wl) == 1 && wl.seg != 0 && wl.len == len_of(1), "a big one in the log");
+    CHECK(spool_db_body_where(db, msgid_generate(), &wl) == -ENOENT, "an unknown message has none");
+
     /* a flipped byte in a body, then in a header: refused, counted, never handed out */
     size_t victim = 0;
     while (!big(victim))
