@@ -22,6 +22,7 @@ static const char *const counter_names[PROTO_NODE_CTR__MAX] = {
     "log_records_dropped", "smtp_sessions", "trace_events", "trace_events_dropped",
     "log_records_written", "bytes_stored", "spool_write_stalls", "memory_sheds",
     "body_log_segments", "body_log_bytes", "body_log_read_errors", "body_log_relocated",
+    "body_log_recycled",
 };
 
 int proto_node_instance_of(unsigned n_ingress, unsigned n_egress, enum proto_node_role role, unsigned index)

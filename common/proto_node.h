@@ -106,6 +106,7 @@ enum proto_node_counter {
     PROTO_NODE_CTR_BODY_LOG_BYTES,       /* spool: gauge, their size */
     PROTO_NODE_CTR_BODY_LOG_READ_ERRORS, /* spool: bodies refused on read (missing, short, hash mismatch) */
     PROTO_NODE_CTR_BODY_LOG_RELOCATED,   /* spool: live bodies moved out of old, mostly dead segments */
+    PROTO_NODE_CTR_BODY_LOG_RECYCLED,    /* spool: dead segments kept as the spare the next one is written over */
     PROTO_NODE_CTR__MAX,
 };
 

@@ -100,6 +100,7 @@ static void publish_blog(struct spool *sp)
     proto_node_counter_set(self, PROTO_NODE_CTR_BODY_LOG_BYTES, bs.bytes);
     proto_node_counter_set(self, PROTO_NODE_CTR_BODY_LOG_READ_ERRORS, st.blog_read_errors);
     proto_node_counter_set(self, PROTO_NODE_CTR_BODY_LOG_RELOCATED, st.blog_relocated);
+    proto_node_counter_set(self, PROTO_NODE_CTR_BODY_LOG_RECYCLED, st.blog_segments_recycled);
 }
 
 static bool on_idle(struct role_rt *rt)

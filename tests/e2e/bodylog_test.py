@@ -47,9 +47,9 @@ class BodyLogCase(PeersCase):
         self.node.start()
         return self.node
 
-    def send(self, n, sizes):
+    def send(self, n, sizes, first=0):
         sent = {}
-        for i in range(n):
+        for i in range(first, first + n):
             rcpt = "r%d@dest.test" % i
             text = body_text(i, sizes[i % len(sizes)])
             c = smtplib.SMTP("127.0.0.1", self.node.smtp_port, timeout=10)
@@ -153,6 +153,23 @@ class BodyLogTest(BodyLogCase):
         self.assertIn("body unreadable:", text)
         self.assertIn("body in:     body log, segment", text)
         self.assertRegex(self.node.log(), r"body log: segment [0-9a-f]{16} offset \d+")
+
+    def test_small_segments_roll_are_swept_and_recycled_under_the_seccomp_filter(self):
+        # 1 MiB segments: about 4 MB of bodies fill several; once delivered, one dead segment is kept as the
+        # spare (renamed to the next number, in the spool under its seccomp filter) and the others go
+        self.start(spool='body_log_segment_size = "1MiB"')
+        self.sink.data_reply = None
+        sent = self.send(40, [100000])
+        self.assertTrue(wait_for(lambda: len(self.delivered_bodies()) == 40, 60))
+        self.assertTrue(wait_for(lambda: (self.metric("ringmail_body_log_recycled_total") or 0) >= 1 and
+                                 len(self.segments()) <= 2, 45), "segments: %s" % self.segments())
+        # the next bodies are written over the spare
+        more = self.send(12, [100000], first=40)
+        self.assertTrue(wait_for(lambda: len(self.delivered_bodies()) == 52, 60))
+        got = self.delivered_bodies()
+        for rcpt, body in list(sent.items()) + list(more.items()):
+            self.assertEqual(got[rcpt], body.replace(b"\r\n", b"\n"), rcpt)
+        self.assertEqual(self.metric("ringmail_body_log_read_errors_total"), 0)
 
     def test_body_log_off_keeps_bodies_in_rocksdb(self):
         self.start(spool="body_log = false")
