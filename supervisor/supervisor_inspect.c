@@ -147,11 +147,12 @@ json_t *supervisor_inspect_merge(const char *id, const json_t *spool, const json
     if (sched_error)
         json_object_set_new(doc, "scheduler_error", json_string(sched_error));
     const json_t *chunks = json_object_get(m, "body_base64");
-    if (json_is_array(chunks)) {
+    /* a body the spool could not read comes with its body_error (kept above) and no body */
+    if (json_is_array(chunks) && !json_is_string(json_object_get(m, "body_error"))) {
         struct buf b = {0};
         if (!body_of(chunks, &b))
             json_object_set_new(doc, "body_error", json_string("the spool's body is not base64"));
-        else if (utf8_valid(b.len ? (const char *)b.data : "", b.len) && !memchr(b.data, 0, b.len))
+        else if (utf8_valid(b.len ? (const char *)b.data : "", b.len) && (b.len == 0 || !memchr(b.data, 0, b.len)))
             json_object_set_new(doc, "body", json_stringn(b.len ? (const char *)b.data : "", b.len));
         else
             json_object_set_new(doc, "body_base64", join(chunks));
