@@ -228,7 +228,7 @@ int spool_db_open(const char *dir, const struct spool_db_opts *opts, struct spoo
         db->opts.body_log_min_bytes = 4096;
     if (db->opts.body_log_segment_bytes == 0)
         db->opts.body_log_segment_bytes = 64u << 20;
-    db->blog.dirfd = db->blog.cur_fd = db->blog.spare_fd = -1;
+    spool_db_blog_init(db); /* before anything can fail: db_free closes what the body log holds */
     db->undo_path = db->opts.undo_file ? xstrdup(db->opts.undo_file) : NULL;
     db->opts.undo_file = NULL;
     db_build_options(db);

@@ -243,12 +243,17 @@ static int rfd_get(struct spool_db_blog *bl, uint64_t seg)
     return fd;
 }
 
-int spool_db_blog_open(struct spool_db *db)
+void spool_db_blog_init(struct spool_db *db)
 {
     struct spool_db_blog *bl = &db->blog;
     bl->dirfd = bl->cur_fd = bl->spare_fd = -1;
     for (size_t i = 0; i < SPOOL_DB_BLOG_RFDS; i++)
         bl->rfd[i].fd = -1;
+}
+
+int spool_db_blog_open(struct spool_db *db)
+{
+    struct spool_db_blog *bl = &db->blog;
     bl->dir = xasprintf("%s/" BLOG_DIR, db->dir);
     if (mkdir(bl->dir, 0700) < 0 && errno != EEXIST)
         goto fail;

@@ -162,7 +162,9 @@ int spool_db_undo_apply(struct spool_db *db);
 int spool_db_undo_load(struct spool_db *db);
 void spool_db_undo_free(struct spool_db *db);
 
-/* body log (spool_db_blog.c): open lists the segments (all sealed); close frees everything */
+/* body log (spool_db_blog.c): init marks every descriptor closed (at allocation); open lists the segments (all
+ * sealed); close frees everything */
+void spool_db_blog_init(struct spool_db *db);
 int spool_db_blog_open(struct spool_db *db);
 void spool_db_blog_close(struct spool_db *db);
 /* spool_db_blog_stage - the body's record into b's staging buffer, its locator into loc_out: 0; 1 when the
